@@ -1,0 +1,109 @@
+"""Candidate: the data subject, registered with minimal identity, who submits claims."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.classification import PersonalField, admit
+from domain.errors import (
+    CandidateErasedError,
+    DuplicateClaimError,
+    EmptyClaimError,
+    ErasureAlreadyRequestedError,
+    InvalidInputError,
+)
+from domain.subject import SubjectAggregate
+
+IDENTITY_CATEGORIES = frozenset(
+    {"user.name", "user.contact.email", "user.contact.phone", "user.contact.address"}
+)
+
+
+class ClaimKind(StrEnum):
+    IDENTITY = "identity"
+    EDUCATION = "education"
+    EMPLOYMENT = "employment"
+    CREDENTIAL = "credential"
+    PERSONAL = "personal"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Something the candidate states about themselves (a resume line), to be verified."""
+
+    claim_id: UUID
+    kind: ClaimKind
+    fields: tuple[PersonalField, ...]
+
+
+class Candidate(SubjectAggregate):
+    @staticmethod
+    def create_id(candidate_id: UUID) -> UUID:
+        return candidate_id
+
+    @classmethod
+    def register(
+        cls, candidate_id: UUID, identity: tuple[PersonalField, ...], registered_by: str
+    ) -> Candidate:
+        """Registration takes minimal identity only; everything else arrives as claims."""
+        for f in identity:
+            if f.category not in IDENTITY_CATEGORIES:
+                raise InvalidInputError(
+                    f"field {f.name!r}: registration takes minimal identity only "
+                    f"({', '.join(sorted(IDENTITY_CATEGORIES))}); submit {f.category!r} as a claim",
+                    field=f.name,
+                    category=f.category,
+                )
+            admit(f.name, f.category, frozenset())
+        if not any(f.category == "user.name" for f in identity):
+            raise InvalidInputError("field 'name': a candidate is registered with a name")
+        return cls(candidate_id=candidate_id, identity=identity, registered_by=registered_by)
+
+    @event("Registered")
+    def __init__(
+        self, candidate_id: UUID, identity: tuple[PersonalField, ...], registered_by: str
+    ) -> None:
+        self.candidate_id = candidate_id
+        self.identity = identity
+        self.registered_by = registered_by
+        self.claims: dict[UUID, Claim] = {}
+        self.erasure_requested = False
+
+    def submit_claims(
+        self,
+        claims: tuple[Claim, ...],
+        consent_id: UUID | None,
+        consented_categories: frozenset[str],
+    ) -> None:
+        """Claims are admitted field by field: prohibited categories are refused, and
+        consent-required or sensitive ones need the named consent."""
+        if self.erasure_requested:
+            raise CandidateErasedError(self.id)
+        seen: set[UUID] = set()
+        for claim in claims:
+            if claim.claim_id in self.claims or claim.claim_id in seen:
+                raise DuplicateClaimError(claim.claim_id)
+            seen.add(claim.claim_id)
+            if not claim.fields:
+                raise EmptyClaimError(claim.claim_id)
+            for f in claim.fields:
+                admit(f.name, f.category, consented_categories)
+        self._submit_claims(claims, consent_id)
+
+    @event("ClaimsSubmitted")
+    def _submit_claims(self, claims: tuple[Claim, ...], consent_id: UUID | None) -> None:
+        for claim in claims:
+            self.claims[claim.claim_id] = claim
+
+    def request_erasure(self, reason: str, requested_by: str) -> None:
+        if self.erasure_requested:
+            raise ErasureAlreadyRequestedError(self.id)
+        self._request_erasure(reason, requested_by)
+
+    @event("ErasureRequested")
+    def _request_erasure(self, reason: str, requested_by: str) -> None:
+        self.erasure_requested = True

@@ -1,0 +1,119 @@
+"""Data categories of personal fields and the tier each one belongs to.
+
+Category keys are dotted, in the style of the Fides taxonomy. The tiers come from the seeds
+(002): general facts may not leave the company, confidential ones are need-to-know inside it,
+secret ones stay within the responsibility of the assigned people (and are PIPL "sensitive":
+each needs to be named in the consent), consent-required ones need explicit consent, and
+prohibited ones are never collected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from domain.errors import (
+    ConsentRequiredForCategoryError,
+    ProhibitedCategoryError,
+    UnknownDataCategoryError,
+)
+
+
+class Tier(StrEnum):
+    GENERAL = "general"
+    CONFIDENTIAL = "confidential"
+    SECRET = "secret"
+    CONSENT_REQUIRED = "consent_required"
+    PROHIBITED = "prohibited"
+
+    @property
+    def needs_named_consent(self) -> bool:
+        """Sensitive and consent-required data is collected only when the consent names it."""
+        return self in (Tier.SECRET, Tier.CONSENT_REQUIRED)
+
+
+@dataclass(frozen=True)
+class DataCategory:
+    key: str
+    tier: Tier
+    description: str
+
+
+_CATEGORIES = (
+    # general: never disclosed outside the company
+    DataCategory("user.name", Tier.GENERAL, "name"),
+    DataCategory("user.contact.email", Tier.GENERAL, "email address"),
+    DataCategory("user.contact.phone", Tier.GENERAL, "phone number"),
+    DataCategory("user.contact.address", Tier.GENERAL, "postal address"),
+    DataCategory("user.education", Tier.GENERAL, "schools, degrees and dates"),
+    DataCategory("user.employment.employer", Tier.GENERAL, "employer names"),
+    DataCategory("user.employment.title", Tier.GENERAL, "job titles"),
+    DataCategory("user.employment.dates", Tier.GENERAL, "employment dates"),
+    DataCategory("user.credential", Tier.GENERAL, "professional qualifications"),
+    DataCategory("user.reference.contact", Tier.GENERAL, "how to reach a named referee"),
+    # confidential: need-to-know inside the company
+    DataCategory("user.government_id", Tier.CONFIDENTIAL, "ID document numbers"),
+    DataCategory("user.health.job_relevant", Tier.CONFIDENTIAL, "health relevant to the job"),
+    DataCategory("user.employment.evaluation", Tier.CONFIDENTIAL, "job evaluations, assessments"),
+    DataCategory("user.employment.experience", Tier.CONFIDENTIAL, "details of past experience"),
+    # secret: within the responsibility of assigned people only; PIPL sensitive
+    DataCategory("user.health.mental", Tier.SECRET, "mental status"),
+    DataCategory("user.criminal_history", Tier.SECRET, "judicial and criminal records"),
+    DataCategory("user.health.drug_test", Tier.SECRET, "drug test results"),
+    DataCategory("user.health.alcohol_test", Tier.SECRET, "alcohol test results"),
+    # consent-required: related to management but not necessary for employment
+    DataCategory("user.demographic.marital_status", Tier.CONSENT_REQUIRED, "marital status"),
+    # prohibited: purely private, no bearing on employment
+    DataCategory("user.demographic.religious_belief", Tier.PROHIBITED, "religious belief"),
+    DataCategory("user.family_life", Tier.PROHIBITED, "family life"),
+    DataCategory("user.health.blood_type", Tier.PROHIBITED, "blood type"),
+    DataCategory("user.social_relationships", Tier.PROHIBITED, "social relationships"),
+    DataCategory("user.financial.property", Tier.PROHIBITED, "property status"),
+    DataCategory("user.health.hiv_status", Tier.PROHIBITED, "HIV status"),
+)
+
+CATEGORIES: dict[str, DataCategory] = {c.key: c for c in _CATEGORIES}
+
+
+def category(key: str, *, field: str = "category") -> DataCategory:
+    try:
+        return CATEGORIES[key]
+    except KeyError:
+        raise UnknownDataCategoryError(field, key) from None
+
+
+def tier_of(key: str) -> Tier:
+    return category(key).tier
+
+
+def admit(field: str, key: str, consented_categories: frozenset[str]) -> DataCategory:
+    """Admit one field of the given category at collection, or refuse it with the rule broken."""
+    found = category(key, field=field)
+    if found.tier is Tier.PROHIBITED:
+        raise ProhibitedCategoryError(field, key)
+    if found.tier.needs_named_consent and key not in consented_categories:
+        raise ConsentRequiredForCategoryError(field, key)
+    return found
+
+
+def refuse_prohibited(keys: frozenset[str] | tuple[str, ...], *, field: str) -> None:
+    """Consents, plans and requests may never name a prohibited category."""
+    for key in keys:
+        if category(key, field=field).tier is Tier.PROHIBITED:
+            raise ProhibitedCategoryError(field, key)
+
+
+@dataclass(frozen=True)
+class PersonalField:
+    """A personal value as stored in an event, marked with its data category.
+
+    The category travels with the value so that the store can encrypt it per subject and tier,
+    and access events can name categories without holding values.
+    """
+
+    name: str
+    category: str
+    value: str
+
+    @property
+    def tier(self) -> Tier:
+        return tier_of(self.category)

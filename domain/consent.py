@@ -1,0 +1,258 @@
+"""Consent: the candidate's written authorisation, before anything else happens.
+
+Shaped like an ISO/IEC TS 27560 consent record: what was asked, what was signed (the document's
+hash and the signing method), for which purposes, checks and data categories, which referees may
+be contacted, whether conversations may be recorded, for how long, and with whom it may be shared.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.check import CheckType, SourceRole
+from domain.classification import CATEGORIES, refuse_prohibited
+from domain.errors import (
+    ConsentBelongsToAnotherCandidateError,
+    ConsentDoesNotCoverCheckError,
+    ConsentGrantExceedsRequestError,
+    ConsentNotActiveError,
+    ConsentNotExpiredError,
+    ConsentNotPendingError,
+    InvalidInputError,
+    InvalidValidityWindowError,
+    PurposeNotConsentedError,
+    RecordingNotConsentedError,
+    RefereeNotPermittedError,
+)
+from domain.subject import SubjectAggregate
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class ConsentStatus(StrEnum):
+    REQUESTED = "requested"
+    ACTIVE = "active"
+    NOT_YET_VALID = "not yet valid"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+class SignatureMethod(StrEnum):
+    E_SIGNATURE = "e_signature"
+    WET_INK = "wet_ink"
+    CLICKWRAP = "clickwrap"
+
+
+@dataclass(frozen=True)
+class ConsentTerms:
+    """The scope a consent is asked for, or granted with."""
+
+    purposes: tuple[str, ...]
+    check_types: tuple[CheckType, ...]
+    categories: tuple[str, ...]
+    referee_roles: tuple[SourceRole, ...]
+    excluded_organisations: tuple[str, ...] = ()
+    recording_allowed: bool = False
+    third_parties: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConsentScope:
+    """What a consent allows at one moment; handed to other aggregates instead of the consent."""
+
+    consent_id: UUID
+    candidate_id: UUID
+    status: ConsentStatus
+    terms: ConsentTerms
+
+    def require_active(self) -> None:
+        if self.status is not ConsentStatus.ACTIVE:
+            raise ConsentNotActiveError(self.consent_id, self.status.value)
+
+    def require_candidate(self, candidate_id: UUID) -> None:
+        if self.candidate_id != candidate_id:
+            raise ConsentBelongsToAnotherCandidateError(self.consent_id, candidate_id)
+
+    def require_check(self, check_type: CheckType) -> None:
+        """A check is covered when its type is consented and every sensitive or
+        consent-required category it touches is named in the consent individually."""
+        if check_type not in self.terms.check_types:
+            raise ConsentDoesNotCoverCheckError(
+                self.consent_id, check_type.value, "the check type is not in the consent"
+            )
+        named = set(self.terms.categories)
+        missing = sorted(
+            c for c in check_type.categories if CATEGORIES[c].tier.needs_named_consent
+            and c not in named
+        )
+        if missing:
+            raise ConsentDoesNotCoverCheckError(
+                self.consent_id,
+                check_type.value,
+                f"sensitive categories not named: {', '.join(missing)}",
+            )
+
+    def require_purpose(self, purpose: str) -> None:
+        if purpose not in self.terms.purposes:
+            raise PurposeNotConsentedError(self.consent_id, purpose)
+
+    def require_referee(self, role: SourceRole, organisation: str) -> None:
+        if not role.is_referee:
+            return
+        if role not in self.terms.referee_roles:
+            raise RefereeNotPermittedError(self.consent_id, role.value)
+        excluded = {o.casefold() for o in self.terms.excluded_organisations}
+        if organisation.casefold() in excluded:
+            raise RefereeNotPermittedError(
+                self.consent_id, f"{role.value} at {organisation} (organisation excluded)"
+            )
+
+    def require_recording(self) -> None:
+        if not self.terms.recording_allowed:
+            raise RecordingNotConsentedError(self.consent_id)
+
+    @property
+    def categories(self) -> frozenset[str]:
+        return frozenset(self.terms.categories)
+
+
+def _check_terms(terms: ConsentTerms) -> None:
+    if not terms.purposes:
+        raise InvalidInputError("field 'purposes': name at least one purpose", field="purposes")
+    if not terms.check_types:
+        raise InvalidInputError(
+            "field 'check_types': name at least one check type", field="check_types"
+        )
+    refuse_prohibited(terms.categories, field="categories")
+
+
+def _extra(granted: tuple[object, ...], requested: tuple[object, ...]) -> list[str]:
+    return sorted(str(x) for x in set(granted) - set(requested))
+
+
+class Consent(SubjectAggregate):
+    @classmethod
+    def request(cls, candidate_id: UUID, terms: ConsentTerms, requested_by: str) -> Consent:
+        """A consent request names its scope; prohibited categories cannot even be asked for."""
+        _check_terms(terms)
+        return cls(candidate_id=candidate_id, terms=terms, requested_by=requested_by)
+
+    @event("Requested")
+    def __init__(self, candidate_id: UUID, terms: ConsentTerms, requested_by: str) -> None:
+        self.candidate_id = candidate_id
+        self.requested = terms
+        self.requested_by = requested_by
+        self.granted: ConsentTerms | None = None
+        self.document_sha256: str | None = None
+        self.signature_method: SignatureMethod | None = None
+        self.valid_from: datetime | None = None
+        self.valid_until: datetime | None = None
+        self.withdrawn_at: datetime | None = None
+        self.expired = False
+        self.relied_on_by: list[UUID] = []
+
+    def grant(
+        self,
+        terms: ConsentTerms,
+        document_sha256: str,
+        signature_method: SignatureMethod,
+        valid_from: datetime,
+        valid_until: datetime,
+    ) -> None:
+        """The signed grant may narrow the request, never widen it."""
+        if self.granted is not None or self.withdrawn_at is not None:
+            raise ConsentNotPendingError(self.id, self.status_at(valid_from).value)
+        if not _SHA256_HEX.fullmatch(document_sha256):
+            raise InvalidInputError(
+                "field 'document_sha256': must be the 64-character lowercase hex SHA-256 of the "
+                "signed document",
+                field="document_sha256",
+            )
+        if valid_until <= valid_from:
+            raise InvalidValidityWindowError(self.id)
+        _check_terms(terms)
+        asked = self.requested
+        for scope, granted, requested in (
+            ("purposes", terms.purposes, asked.purposes),
+            ("check types", terms.check_types, asked.check_types),
+            ("categories", terms.categories, asked.categories),
+            ("referee roles", terms.referee_roles, asked.referee_roles),
+            ("third parties", terms.third_parties, asked.third_parties),
+        ):
+            extra = _extra(granted, requested)
+            if extra:
+                raise ConsentGrantExceedsRequestError(self.id, scope, extra)
+        if terms.recording_allowed and not asked.recording_allowed:
+            raise ConsentGrantExceedsRequestError(self.id, "permissions", ["recording"])
+        self._grant(terms, document_sha256, signature_method, valid_from, valid_until)
+
+    @event("Granted")
+    def _grant(
+        self,
+        terms: ConsentTerms,
+        document_sha256: str,
+        signature_method: SignatureMethod,
+        valid_from: datetime,
+        valid_until: datetime,
+    ) -> None:
+        self.granted = terms
+        self.document_sha256 = document_sha256
+        self.signature_method = signature_method
+        self.valid_from = valid_from
+        self.valid_until = valid_until
+
+    def withdraw(self, reason: str, withdrawn_at: datetime) -> None:
+        """Withdrawal is possible at any time while the consent is not already ended."""
+        status = self.status_at(withdrawn_at)
+        if status in (ConsentStatus.WITHDRAWN, ConsentStatus.EXPIRED):
+            raise ConsentNotActiveError(self.id, status.value)
+        self._withdraw(reason, withdrawn_at)
+
+    @event("Withdrawn")
+    def _withdraw(self, reason: str, withdrawn_at: datetime) -> None:
+        self.withdrawn_at = withdrawn_at
+
+    def expire(self, now: datetime) -> None:
+        """Expiry is recorded once the validity window has passed."""
+        if self.withdrawn_at is not None or self.expired:
+            raise ConsentNotActiveError(self.id, self.status_at(now).value)
+        if self.valid_until is None or now < self.valid_until:
+            raise ConsentNotExpiredError(self.id, self.valid_until)
+        self._expire(self.valid_until)
+
+    @event("Expired")
+    def _expire(self, expired_at: datetime) -> None:
+        self.expired = True
+
+    def record_reliance(self, investigation_id: UUID) -> None:
+        """Remember which investigations act under this consent, so withdrawal reaches them."""
+        self._record_reliance(investigation_id)
+
+    @event("ReliedUpon")
+    def _record_reliance(self, investigation_id: UUID) -> None:
+        self.relied_on_by.append(investigation_id)
+
+    def status_at(self, now: datetime) -> ConsentStatus:
+        if self.withdrawn_at is not None:
+            return ConsentStatus.WITHDRAWN
+        if self.granted is None or self.valid_from is None or self.valid_until is None:
+            return ConsentStatus.REQUESTED
+        if self.expired or now >= self.valid_until:
+            return ConsentStatus.EXPIRED
+        if now < self.valid_from:
+            return ConsentStatus.NOT_YET_VALID
+        return ConsentStatus.ACTIVE
+
+    def scope_at(self, now: datetime) -> ConsentScope:
+        return ConsentScope(
+            consent_id=self.id,
+            candidate_id=self.candidate_id,
+            status=self.status_at(now),
+            terms=self.granted if self.granted is not None else self.requested,
+        )

@@ -1,0 +1,383 @@
+"""Domain errors, each named after the rule it enforces.
+
+Every error carries the ids involved as attributes and a message a person can act on.
+The HTTP/CLI layers map the three families below to responses in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Root of every error backcheck raises on purpose."""
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        for key, value in details.items():
+            setattr(self, key, value)
+
+
+class RuleBrokenError(DomainError):
+    """A business rule refused the command; nothing was recorded."""
+
+
+class InvalidInputError(DomainError):
+    """The command's data is malformed or outside what the domain accepts."""
+
+
+class NotFoundError(DomainError):
+    """The command or query named something that does not exist."""
+
+
+# --- collection and classification -------------------------------------------------------
+
+
+class UnknownDataCategoryError(InvalidInputError):
+    def __init__(self, field: str, category: str) -> None:
+        super().__init__(
+            f"field {field!r}: {category!r} is not a known data category; "
+            "use one of the categories listed by `backcheck categories`",
+            field=field,
+            category=category,
+        )
+
+
+class ProhibitedCategoryError(RuleBrokenError):
+    def __init__(self, field: str, category: str) -> None:
+        super().__init__(
+            f"field {field!r}: data of category {category!r} is prohibited; it has no bearing "
+            "on employment and is never collected or stored",
+            field=field,
+            category=category,
+        )
+
+
+class ConsentRequiredForCategoryError(RuleBrokenError):
+    def __init__(self, field: str, category: str) -> None:
+        super().__init__(
+            f"field {field!r}: category {category!r} may only be collected with an active "
+            "consent that names it explicitly; request a consent that includes it first",
+            field=field,
+            category=category,
+        )
+
+
+class EmptyClaimError(InvalidInputError):
+    def __init__(self, claim_id: object) -> None:
+        super().__init__(
+            f"claim {claim_id}: a claim needs at least one field", claim_id=claim_id
+        )
+
+
+class DuplicateClaimError(RuleBrokenError):
+    def __init__(self, claim_id: object) -> None:
+        super().__init__(
+            f"claim {claim_id} was already submitted; claims are immutable, submit a new one",
+            claim_id=claim_id,
+        )
+
+
+class CandidateErasedError(RuleBrokenError):
+    def __init__(self, candidate_id: object) -> None:
+        super().__init__(
+            f"candidate {candidate_id} has requested erasure; no further personal data "
+            "may be collected",
+            candidate_id=candidate_id,
+        )
+
+
+class ErasureAlreadyRequestedError(RuleBrokenError):
+    def __init__(self, candidate_id: object) -> None:
+        super().__init__(
+            f"candidate {candidate_id} already requested erasure", candidate_id=candidate_id
+        )
+
+
+# --- consent ------------------------------------------------------------------------------
+
+
+class ConsentNotPendingError(RuleBrokenError):
+    def __init__(self, consent_id: object, status: str) -> None:
+        super().__init__(
+            f"consent {consent_id} is {status}; only a requested consent can be granted",
+            consent_id=consent_id,
+            status=status,
+        )
+
+
+class ConsentGrantExceedsRequestError(RuleBrokenError):
+    def __init__(self, consent_id: object, scope: str, extra: list[str]) -> None:
+        super().__init__(
+            f"consent {consent_id}: the grant adds {scope} {', '.join(extra)} that were not "
+            "requested; the candidate can narrow a request, never widen it",
+            consent_id=consent_id,
+            scope=scope,
+            extra=extra,
+        )
+
+
+class InvalidValidityWindowError(InvalidInputError):
+    def __init__(self, consent_id: object) -> None:
+        super().__init__(
+            f"consent {consent_id}: valid_until must be later than valid_from",
+            consent_id=consent_id,
+        )
+
+
+class ConsentNotActiveError(RuleBrokenError):
+    def __init__(self, consent_id: object, status: str) -> None:
+        super().__init__(
+            f"consent {consent_id} is {status}, not active; a new, granted consent is needed",
+            consent_id=consent_id,
+            status=status,
+        )
+
+
+class ConsentNotExpiredError(RuleBrokenError):
+    def __init__(self, consent_id: object, valid_until: object) -> None:
+        super().__init__(
+            f"consent {consent_id} is valid until {valid_until}; it cannot be expired earlier "
+            "(withdraw it instead)",
+            consent_id=consent_id,
+            valid_until=valid_until,
+        )
+
+
+class ConsentDoesNotCoverCheckError(RuleBrokenError):
+    def __init__(self, consent_id: object, check_type: str, missing: str) -> None:
+        super().__init__(
+            f"consent {consent_id} does not cover the {check_type} check: {missing}",
+            consent_id=consent_id,
+            check_type=check_type,
+            missing=missing,
+        )
+
+
+class ConsentBelongsToAnotherCandidateError(RuleBrokenError):
+    def __init__(self, consent_id: object, candidate_id: object) -> None:
+        super().__init__(
+            f"consent {consent_id} was not given by candidate {candidate_id}",
+            consent_id=consent_id,
+            candidate_id=candidate_id,
+        )
+
+
+class PurposeNotConsentedError(RuleBrokenError):
+    def __init__(self, consent_id: object, purpose: str) -> None:
+        super().__init__(
+            f"consent {consent_id} does not include the purpose {purpose!r}",
+            consent_id=consent_id,
+            purpose=purpose,
+        )
+
+
+# --- investigation --------------------------------------------------------------------------
+
+
+class EmptyPlanError(InvalidInputError):
+    def __init__(self) -> None:
+        super().__init__("an investigation plan needs at least one check and one investigator")
+
+
+class InvalidPlanError(InvalidInputError):
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"plan field {field!r}: {rule}", field=field, rule=rule)
+
+
+class InvestigationStateError(RuleBrokenError):
+    def __init__(self, investigation_id: object, status: str, action: str) -> None:
+        super().__init__(
+            f"investigation {investigation_id} is {status}; cannot {action}",
+            investigation_id=investigation_id,
+            status=status,
+            action=action,
+        )
+
+
+class CandidateNotNotifiedError(RuleBrokenError):
+    def __init__(self, investigation_id: object) -> None:
+        super().__init__(
+            f"investigation {investigation_id}: the candidate must be told the purpose, process, "
+            "content and time needed before the checks start",
+            investigation_id=investigation_id,
+        )
+
+
+class UnknownCheckError(NotFoundError):
+    def __init__(self, investigation_id: object, check_id: object) -> None:
+        super().__init__(
+            f"investigation {investigation_id} has no check {check_id}",
+            investigation_id=investigation_id,
+            check_id=check_id,
+        )
+
+
+class InvestigatorNotAssignedError(RuleBrokenError):
+    def __init__(self, investigation_id: object, investigator: str) -> None:
+        super().__init__(
+            f"{investigator!r} is not assigned to investigation {investigation_id}",
+            investigation_id=investigation_id,
+            investigator=investigator,
+        )
+
+
+class MethodNotInPlanError(RuleBrokenError):
+    def __init__(self, check_id: object, method: str) -> None:
+        super().__init__(
+            f"check {check_id}: method {method!r} is not in the plan for this check; "
+            "amend the plan before using it",
+            check_id=check_id,
+            method=method,
+        )
+
+
+class RefereeNotPermittedError(RuleBrokenError):
+    def __init__(self, consent_id: object, role: str) -> None:
+        super().__init__(
+            f"consent {consent_id} does not allow contacting a referee in the role {role!r}",
+            consent_id=consent_id,
+            role=role,
+        )
+
+
+class RecordingNotConsentedError(RuleBrokenError):
+    def __init__(self, consent_id: object) -> None:
+        super().__init__(
+            f"consent {consent_id} does not allow recording conversations",
+            consent_id=consent_id,
+        )
+
+
+class CheckAlreadyConcludedError(RuleBrokenError):
+    def __init__(self, check_id: object) -> None:
+        super().__init__(f"check {check_id} is already concluded", check_id=check_id)
+
+
+class ConclusionNeedsCorroborationError(RuleBrokenError):
+    def __init__(self, check_id: object, outcome: str, have: str) -> None:
+        super().__init__(
+            f"check {check_id}: concluding {outcome!r} needs two independent sources of "
+            f"different roles or one authoritative source agreeing; have {have}",
+            check_id=check_id,
+            outcome=outcome,
+            have=have,
+        )
+
+
+class NegativeConclusionNeedsSecondSourceError(ConclusionNeedsCorroborationError):
+    """A discrepancy must never rest on one witness."""
+
+
+class NoAttemptRecordedError(RuleBrokenError):
+    def __init__(self, check_id: object) -> None:
+        super().__init__(
+            f"check {check_id}: record at least one attempt to verify before concluding "
+            "'unverifiable'",
+            check_id=check_id,
+        )
+
+
+class ChecksStillOpenError(RuleBrokenError):
+    def __init__(self, investigation_id: object, open_checks: list[str]) -> None:
+        super().__init__(
+            f"investigation {investigation_id} still has open checks: {', '.join(open_checks)}",
+            investigation_id=investigation_id,
+            open_checks=open_checks,
+        )
+
+
+class OpenDisputeError(RuleBrokenError):
+    def __init__(self, subject: object, dispute_ids: list[str], action: str) -> None:
+        super().__init__(
+            f"{subject} has open disputes ({', '.join(dispute_ids)}); answer them before "
+            f"you {action}",
+            subject=subject,
+            dispute_ids=dispute_ids,
+            action=action,
+        )
+
+
+class UnknownDisputeError(NotFoundError):
+    def __init__(self, owner: object, dispute_id: object) -> None:
+        super().__init__(f"{owner} has no dispute {dispute_id}", owner=owner, dispute_id=dispute_id)
+
+
+class DisputeAlreadyResolvedError(RuleBrokenError):
+    def __init__(self, dispute_id: object) -> None:
+        super().__init__(f"dispute {dispute_id} is already resolved", dispute_id=dispute_id)
+
+
+class UnknownFeedbackError(NotFoundError):
+    def __init__(self, investigation_id: object, feedback_id: object) -> None:
+        super().__init__(
+            f"investigation {investigation_id} has no feedback {feedback_id}",
+            investigation_id=investigation_id,
+            feedback_id=feedback_id,
+        )
+
+
+class FeedbackAlreadyAnsweredError(RuleBrokenError):
+    def __init__(self, feedback_id: object) -> None:
+        super().__init__(f"feedback {feedback_id} was already answered", feedback_id=feedback_id)
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+class InvestigationNotCompletedError(RuleBrokenError):
+    def __init__(self, investigation_id: object, status: str) -> None:
+        super().__init__(
+            f"investigation {investigation_id} is {status}; a report is compiled only from a "
+            "completed investigation",
+            investigation_id=investigation_id,
+            status=status,
+        )
+
+
+class ReportStateError(RuleBrokenError):
+    def __init__(self, report_id: object, status: str, action: str) -> None:
+        super().__init__(
+            f"report {report_id} is {status}; cannot {action}",
+            report_id=report_id,
+            status=status,
+            action=action,
+        )
+
+
+class SelfReviewError(RuleBrokenError):
+    def __init__(self, report_id: object, reviewer: str) -> None:
+        super().__init__(
+            f"report {report_id}: {reviewer!r} wrote or amended this report and cannot review "
+            "it; assign another reviewer",
+            report_id=report_id,
+            reviewer=reviewer,
+        )
+
+
+class ReportNotSharedWithCandidateError(RuleBrokenError):
+    def __init__(self, report_id: object) -> None:
+        super().__init__(
+            f"report {report_id} has not been shared with the candidate yet",
+            report_id=report_id,
+        )
+
+
+class UnknownReportItemError(NotFoundError):
+    def __init__(self, report_id: object, check_id: object) -> None:
+        super().__init__(
+            f"report {report_id} has no item for check {check_id}",
+            report_id=report_id,
+            check_id=check_id,
+        )
+
+
+class LegalHoldError(RuleBrokenError):
+    def __init__(self, report_id: object) -> None:
+        super().__init__(
+            f"report {report_id} is under legal hold and cannot be destroyed until the hold "
+            "is released",
+            report_id=report_id,
+        )

@@ -1,0 +1,478 @@
+"""Investigation: a planned set of checks, run under consent, concluded on corroborated findings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.check import CheckType, Method, Outcome, SourceRole
+from domain.classification import PersonalField, admit
+from domain.consent import ConsentScope
+from domain.errors import (
+    CandidateNotNotifiedError,
+    CheckAlreadyConcludedError,
+    ChecksStillOpenError,
+    ConclusionNeedsCorroborationError,
+    DisputeAlreadyResolvedError,
+    EmptyPlanError,
+    FeedbackAlreadyAnsweredError,
+    InvalidPlanError,
+    InvestigationNotCompletedError,
+    InvestigationStateError,
+    OpenDisputeError,
+    InvestigatorNotAssignedError,
+    MethodNotInPlanError,
+    NegativeConclusionNeedsSecondSourceError,
+    NoAttemptRecordedError,
+    UnknownCheckError,
+    UnknownDisputeError,
+    UnknownFeedbackError,
+)
+from domain.subject import SubjectAggregate
+
+
+class InvestigationStatus(StrEnum):
+    PLANNED = "planned"
+    IN_PROGRESS = "in progress"
+    SUSPENDED = "suspended"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class PlannedCheck:
+    check_id: UUID
+    check_type: CheckType
+    methods: tuple[Method, ...]
+    claim_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What the candidate is told before the checks start (seed 001 §04)."""
+
+    purpose: str
+    process: str
+    content: str
+    time_required: str
+    channel: str
+
+
+@dataclass(frozen=True)
+class Source:
+    """Who or what a finding came from. `reference` is a pseudonymous handle (e.g. "ref-2"),
+    so the same witness is recognised across findings without storing who they are here."""
+
+    role: SourceRole
+    reference: str
+    organisation: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    finding_id: UUID
+    check_id: UUID
+    source: Source
+    method: Method
+    outcome: Outcome
+    recorded_by: str
+    notes: PersonalField | None = None
+    conversation_recorded: bool = False
+    possible_bias: bool = False
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    check_id: UUID
+    outcome: Outcome
+    basis: tuple[UUID, ...]
+    concluded_by: str
+
+
+@dataclass(frozen=True)
+class Dispute:
+    dispute_id: UUID
+    check_id: UUID
+    statement: str
+    resolution: str | None = None
+    upheld: bool | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolution is None
+
+
+@dataclass(frozen=True)
+class CheckSummary:
+    """A concluded check as a report sees it: no finding notes, just outcome and provenance."""
+
+    check_id: UUID
+    check_type: CheckType
+    outcome: Outcome
+    source_roles: tuple[SourceRole, ...]
+    source_count: int
+    single_source: bool
+    contested: bool
+    disputed: bool
+    possibly_biased: bool
+
+
+NOTES_CATEGORY = "user.employment.evaluation"
+_ACTIVE = (InvestigationStatus.IN_PROGRESS,)
+
+
+def corroborates(findings: list[Finding]) -> bool:
+    """≥2 independent sources of different roles, or one authoritative source."""
+    if any(f.source.role.is_authoritative for f in findings):
+        return True
+    witnesses = {(f.source.role, f.source.reference) for f in findings}
+    return len({role for role, _ in witnesses}) >= 2
+
+
+class Investigation(SubjectAggregate):
+    @classmethod
+    def plan(
+        cls,
+        candidate_id: UUID,
+        consent_id: UUID,
+        purpose: str,
+        checks: tuple[PlannedCheck, ...],
+        investigators: tuple[str, ...],
+        due_by: datetime,
+        planned_by: str,
+    ) -> Investigation:
+        """A plan comes first: purpose, checks with their methods, schedule and people."""
+        if not checks or not investigators:
+            raise EmptyPlanError()
+        if not purpose.strip():
+            raise InvalidPlanError("purpose", "state why the check is being done")
+        if len({c.check_id for c in checks}) != len(checks):
+            raise InvalidPlanError("checks", "check ids must be unique")
+        for c in checks:
+            if not c.methods:
+                raise InvalidPlanError(
+                    f"checks[{c.check_id}].methods", "each check needs at least one method"
+                )
+        return cls(
+            candidate_id=candidate_id,
+            consent_id=consent_id,
+            purpose=purpose,
+            checks=checks,
+            investigators=investigators,
+            due_by=due_by,
+            planned_by=planned_by,
+        )
+
+    @event("Planned")
+    def __init__(
+        self,
+        candidate_id: UUID,
+        consent_id: UUID,
+        purpose: str,
+        checks: tuple[PlannedCheck, ...],
+        investigators: tuple[str, ...],
+        due_by: datetime,
+        planned_by: str,
+    ) -> None:
+        self.candidate_id = candidate_id
+        self.consent_id = consent_id
+        self.purpose = purpose
+        self.checks: dict[UUID, PlannedCheck] = {c.check_id: c for c in checks}
+        self.investigators = set(investigators)
+        self.due_by = due_by
+        self.planned_by = planned_by
+        self.status = InvestigationStatus.PLANNED
+        self.notice: Notice | None = None
+        self.scope: ConsentScope | None = None
+        self.findings: dict[UUID, Finding] = {}
+        self.conclusions: dict[UUID, Conclusion] = {}
+        self.disputes: dict[UUID, Dispute] = {}
+        self.feedback: dict[UUID, tuple[str, str | None]] = {}
+        self.ever_disputed: set[UUID] = set()
+        self.retracted: set[UUID] = set()
+        self.suspended_from = InvestigationStatus.PLANNED
+
+    # --- before the start ------------------------------------------------------------------
+
+    def notify_candidate(self, notice: Notice) -> None:
+        """The candidate is told purpose, process, content and time needed (seed 001 §04)."""
+        self._require(InvestigationStatus.PLANNED, "notify the candidate")
+        for name in ("purpose", "process", "content", "time_required", "channel"):
+            if not getattr(notice, name).strip():
+                raise InvalidPlanError(f"notice.{name}", "must not be empty")
+        self._notify(notice)
+
+    @event("CandidateNotified")
+    def _notify(self, notice: Notice) -> None:
+        self.notice = notice
+
+    def start(self, scope: ConsentScope) -> None:
+        """Checks start only after notice, under an active consent covering every check."""
+        self._require(InvestigationStatus.PLANNED, "start")
+        if self.notice is None:
+            raise CandidateNotNotifiedError(self.id)
+        self._require_consent(scope)
+        self._start(scope)
+
+    @event("Started")
+    def _start(self, scope: ConsentScope) -> None:
+        self.scope = scope
+        self.status = InvestigationStatus.IN_PROGRESS
+
+    def _require_consent(self, scope: ConsentScope) -> None:
+        scope.require_candidate(self.candidate_id)
+        scope.require_active()
+        scope.require_purpose(self.purpose)
+        for check in self.checks.values():
+            scope.require_check(check.check_type)
+
+    def assign(self, investigator: str, assigned_by: str) -> None:
+        self._require_open("assign an investigator")
+        self._assign(investigator, assigned_by)
+
+    @event("InvestigatorAssigned")
+    def _assign(self, investigator: str, assigned_by: str) -> None:
+        self.investigators.add(investigator)
+
+    # --- gathering ---------------------------------------------------------------------------
+
+    def record_finding(self, finding: Finding) -> None:
+        """Findings come from assigned investigators, by planned methods, from referees the
+        consent allows; notes are classified personal data."""
+        self._require(InvestigationStatus.IN_PROGRESS, "record a finding")
+        check = self._check(finding.check_id)
+        if finding.check_id in self.conclusions:
+            raise CheckAlreadyConcludedError(finding.check_id)
+        if finding.recorded_by not in self.investigators:
+            raise InvestigatorNotAssignedError(self.id, finding.recorded_by)
+        if finding.method not in check.methods:
+            raise MethodNotInPlanError(finding.check_id, finding.method.value)
+        scope = self._scope()
+        scope.require_referee(finding.source.role, finding.source.organisation)
+        if finding.conversation_recorded:
+            scope.require_recording()
+        if finding.notes is not None:
+            admit("notes", finding.notes.category, scope.categories)
+        self._record_finding(finding)
+
+    @event("FindingRecorded")
+    def _record_finding(self, finding: Finding) -> None:
+        self.findings[finding.finding_id] = finding
+
+    def conclude_check(self, check_id: UUID, outcome: Outcome, concluded_by: str) -> None:
+        """Cross-verification: a conclusion needs two independent sources of different roles
+        or one authoritative source; a negative conclusion never rests on one witness."""
+        self._require(InvestigationStatus.IN_PROGRESS, "conclude a check")
+        self._check(check_id)
+        if check_id in self.conclusions:
+            raise CheckAlreadyConcludedError(check_id)
+        if concluded_by not in self.investigators:
+            raise InvestigatorNotAssignedError(self.id, concluded_by)
+        on_check = self._standing_findings(check_id)
+        if outcome is Outcome.UNVERIFIABLE:
+            if not on_check:
+                raise NoAttemptRecordedError(check_id)
+            basis = on_check
+        else:
+            basis = [f for f in on_check if f.outcome is outcome]
+            if not corroborates(basis):
+                have = f"{len(basis)} agreeing source(s)" + (
+                    f" ({', '.join(sorted({f.source.role.value for f in basis}))})" if basis else ""
+                )
+                error = (
+                    NegativeConclusionNeedsSecondSourceError
+                    if outcome is Outcome.DISCREPANCY
+                    else ConclusionNeedsCorroborationError
+                )
+                raise error(check_id, outcome.value, have)
+        self._conclude(
+            Conclusion(check_id, outcome, tuple(f.finding_id for f in basis), concluded_by)
+        )
+
+    @event("CheckConcluded")
+    def _conclude(self, conclusion: Conclusion) -> None:
+        self.conclusions[conclusion.check_id] = conclusion
+
+    # --- the candidate's voice ---------------------------------------------------------------
+
+    def give_feedback(self, feedback_id: UUID, text: str) -> None:
+        self._require_not(InvestigationStatus.CANCELLED, "take feedback")
+        if not text.strip():
+            raise InvalidPlanError("text", "feedback must not be empty")
+        self._give_feedback(feedback_id, text)
+
+    @event("FeedbackGiven")
+    def _give_feedback(self, feedback_id: UUID, text: str) -> None:
+        self.feedback[feedback_id] = (text, None)
+
+    def answer_feedback(self, feedback_id: UUID, answer: str, answered_by: str) -> None:
+        if feedback_id not in self.feedback:
+            raise UnknownFeedbackError(self.id, feedback_id)
+        if self.feedback[feedback_id][1] is not None:
+            raise FeedbackAlreadyAnsweredError(feedback_id)
+        self._answer_feedback(feedback_id, answer, answered_by)
+
+    @event("FeedbackAnswered")
+    def _answer_feedback(self, feedback_id: UUID, answer: str, answered_by: str) -> None:
+        self.feedback[feedback_id] = (self.feedback[feedback_id][0], answer)
+
+    def raise_dispute(self, dispute_id: UUID, check_id: UUID, statement: str) -> None:
+        """The candidate may dispute any check; an open dispute blocks the report."""
+        self._require_not(InvestigationStatus.CANCELLED, "take a dispute")
+        self._check(check_id)
+        if not statement.strip():
+            raise InvalidPlanError("statement", "say what is disputed")
+        self._raise_dispute(dispute_id, check_id, statement)
+
+    @event("DisputeRaised")
+    def _raise_dispute(self, dispute_id: UUID, check_id: UUID, statement: str) -> None:
+        self.disputes[dispute_id] = Dispute(dispute_id, check_id, statement)
+        self.ever_disputed.add(check_id)
+
+    def resolve_dispute(
+        self, dispute_id: UUID, upheld: bool, response: str, resolved_by: str
+    ) -> None:
+        """An upheld dispute reopens the check and sets aside the findings it rested on."""
+        dispute = self.disputes.get(dispute_id)
+        if dispute is None:
+            raise UnknownDisputeError(f"investigation {self.id}", dispute_id)
+        if not dispute.is_open:
+            raise DisputeAlreadyResolvedError(dispute_id)
+        if not response.strip():
+            raise InvalidPlanError("response", "answer the candidate")
+        self._resolve_dispute(dispute_id, upheld, response, resolved_by)
+
+    @event("DisputeResolved")
+    def _resolve_dispute(
+        self, dispute_id: UUID, upheld: bool, response: str, resolved_by: str
+    ) -> None:
+        dispute = self.disputes[dispute_id]
+        self.disputes[dispute_id] = Dispute(
+            dispute_id, dispute.check_id, dispute.statement, response, upheld
+        )
+        if upheld:
+            # The findings the conclusion rested on are set aside; the check is verified again.
+            conclusion = self.conclusions.pop(dispute.check_id, None)
+            if conclusion is not None:
+                self.retracted.update(conclusion.basis)
+            if self.status is InvestigationStatus.COMPLETED:
+                self.status = InvestigationStatus.IN_PROGRESS
+
+    @property
+    def open_disputes(self) -> list[UUID]:
+        return [d.dispute_id for d in self.disputes.values() if d.is_open]
+
+    # --- pausing and ending ------------------------------------------------------------------
+
+    def suspend(self, reason: str, consent_id: UUID) -> None:
+        if self.status not in (InvestigationStatus.PLANNED, InvestigationStatus.IN_PROGRESS):
+            raise InvestigationStateError(self.id, self.status.value, "suspend")
+        self._suspend(reason, consent_id)
+
+    @event("Suspended")
+    def _suspend(self, reason: str, consent_id: UUID) -> None:
+        self.suspended_from = self.status
+        self.status = InvestigationStatus.SUSPENDED
+
+    def resume(self, scope: ConsentScope) -> None:
+        """Work resumes only under a consent that is active and covers every check again."""
+        self._require(InvestigationStatus.SUSPENDED, "resume")
+        self._require_consent(scope)
+        self._resume(scope)
+
+    @event("Resumed")
+    def _resume(self, scope: ConsentScope) -> None:
+        self.consent_id = scope.consent_id
+        if self.suspended_from is InvestigationStatus.IN_PROGRESS:
+            self.scope = scope
+        self.status = self.suspended_from
+
+    def complete(self, completed_by: str) -> None:
+        self._require(InvestigationStatus.IN_PROGRESS, "complete")
+        still_open = [str(c) for c in self.checks if c not in self.conclusions]
+        if still_open:
+            raise ChecksStillOpenError(self.id, still_open)
+        self._complete(completed_by)
+
+    @event("Completed")
+    def _complete(self, completed_by: str) -> None:
+        self.status = InvestigationStatus.COMPLETED
+
+    def cancel(self, reason: str, cancelled_by: str) -> None:
+        self._require_open("cancel")
+        self._cancel(reason, cancelled_by)
+
+    @event("Cancelled")
+    def _cancel(self, reason: str, cancelled_by: str) -> None:
+        self.status = InvestigationStatus.CANCELLED
+
+    # --- for reports -------------------------------------------------------------------------
+
+    def results_for_report(self) -> tuple[CheckSummary, ...]:
+        """A report is compiled from a completed investigation with no open dispute."""
+        if self.status is not InvestigationStatus.COMPLETED:
+            raise InvestigationNotCompletedError(self.id, self.status.value)
+        if self.open_disputes:
+            raise OpenDisputeError(
+                f"investigation {self.id}", [str(d) for d in self.open_disputes], "compile a report"
+            )
+        return self.summaries()
+
+    def summaries(self) -> tuple[CheckSummary, ...]:
+        """Concluded checks with provenance and flags: single source, contested (sources
+        disagreed), disputed by the candidate, possibly biased (a source flagged as such)."""
+        out = []
+        for check_id, conclusion in self.conclusions.items():
+            basis = [self.findings[f] for f in conclusion.basis]
+            on_check = self._standing_findings(check_id)
+            roles = tuple(sorted({f.source.role for f in basis}))
+            out.append(
+                CheckSummary(
+                    check_id=check_id,
+                    check_type=self.checks[check_id].check_type,
+                    outcome=conclusion.outcome,
+                    source_roles=roles,
+                    source_count=len({(f.source.role, f.source.reference) for f in basis}),
+                    single_source=len({(f.source.role, f.source.reference) for f in basis}) == 1,
+                    contested=len({f.outcome for f in on_check}) > 1,
+                    disputed=check_id in self.ever_disputed,
+                    possibly_biased=any(f.possible_bias for f in basis),
+                )
+            )
+        return tuple(out)
+
+    # --- guards ------------------------------------------------------------------------------
+
+    def _standing_findings(self, check_id: UUID) -> list[Finding]:
+        return [
+            f
+            for f in self.findings.values()
+            if f.check_id == check_id and f.finding_id not in self.retracted
+        ]
+
+    def _scope(self) -> ConsentScope:
+        if self.scope is None:
+            raise InvestigationStateError(self.id, self.status.value, "act before it started")
+        return self.scope
+
+    def _check(self, check_id: UUID) -> PlannedCheck:
+        try:
+            return self.checks[check_id]
+        except KeyError:
+            raise UnknownCheckError(self.id, check_id) from None
+
+    def _require(self, status: InvestigationStatus, action: str) -> None:
+        if self.status is not status:
+            raise InvestigationStateError(self.id, self.status.value, action)
+
+    def _require_not(self, status: InvestigationStatus, action: str) -> None:
+        if self.status is status:
+            raise InvestigationStateError(self.id, self.status.value, action)
+
+    def _require_open(self, action: str) -> None:
+        if self.status in (InvestigationStatus.COMPLETED, InvestigationStatus.CANCELLED):
+            raise InvestigationStateError(self.id, self.status.value, action)

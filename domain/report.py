@@ -1,0 +1,322 @@
+"""Report: compiled from concluded checks inside consent scope, reviewed by someone else,
+disclosed to named recipients, shared with the candidate, disputable, amendable, destroyable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.check import Outcome
+from domain.consent import ConsentScope
+from domain.errors import (
+    DisputeAlreadyResolvedError,
+    InvalidInputError,
+    LegalHoldError,
+    OpenDisputeError,
+    ReportNotSharedWithCandidateError,
+    ReportStateError,
+    SelfReviewError,
+    UnknownDisputeError,
+    UnknownReportItemError,
+)
+from domain.investigation import CheckSummary
+from domain.subject import SubjectAggregate
+
+
+class ReportStatus(StrEnum):
+    DRAFT = "draft"
+    CHANGES_REQUESTED = "changes requested"
+    APPROVED = "approved"
+    DESTROYED = "destroyed"
+
+
+class Flag(StrEnum):
+    SINGLE_SOURCE = "single_source"
+    CONTESTED = "contested"
+    DISPUTED = "disputed"
+    POSSIBLY_BIASED = "possibly_biased"
+    AMENDED = "amended"
+
+
+@dataclass(frozen=True)
+class ReportItem:
+    check_id: UUID
+    check_type: str
+    outcome: Outcome
+    source_roles: tuple[str, ...]
+    source_count: int
+    flags: tuple[Flag, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    recipient: str
+    recipient_role: str
+    purpose: str
+    edition: int
+    disclosed_by: str
+
+
+@dataclass(frozen=True)
+class ReportDispute:
+    dispute_id: UUID
+    check_id: UUID
+    statement: str
+    resolved: bool = False
+
+
+def item_from(summary: CheckSummary) -> ReportItem:
+    flags = [
+        flag
+        for flag, on in (
+            (Flag.SINGLE_SOURCE, summary.single_source),
+            (Flag.CONTESTED, summary.contested),
+            (Flag.DISPUTED, summary.disputed),
+            (Flag.POSSIBLY_BIASED, summary.possibly_biased),
+        )
+        if on
+    ]
+    return ReportItem(
+        check_id=summary.check_id,
+        check_type=summary.check_type.value,
+        outcome=summary.outcome,
+        source_roles=tuple(r.value for r in summary.source_roles),
+        source_count=summary.source_count,
+        flags=tuple(flags),
+    )
+
+
+@dataclass(frozen=True)
+class Amendment:
+    check_id: UUID
+    outcome: Outcome
+    note: str
+
+
+class Report(SubjectAggregate):
+    @classmethod
+    def compile(
+        cls,
+        investigation_id: UUID,
+        summaries: tuple[CheckSummary, ...],
+        scope: ConsentScope,
+        author: str,
+    ) -> Report:
+        """Only concluded checks the consent still covers go into a report; every item is
+        flagged where it rests on one source, sources disagreed, or the candidate disputed it."""
+        scope.require_active()
+        items: list[ReportItem] = []
+        excluded: list[UUID] = []
+        for summary in summaries:
+            if summary.check_type in scope.terms.check_types:
+                items.append(item_from(summary))
+            else:
+                excluded.append(summary.check_id)
+        if not items:
+            raise InvalidInputError("a report needs at least one concluded check within consent")
+        return cls(
+            candidate_id=scope.candidate_id,
+            investigation_id=investigation_id,
+            consent_id=scope.consent_id,
+            purposes=scope.terms.purposes,
+            items=tuple(items),
+            excluded_checks=tuple(excluded),
+            author=author,
+        )
+
+    @event("Compiled")
+    def __init__(
+        self,
+        candidate_id: UUID,
+        investigation_id: UUID,
+        consent_id: UUID,
+        purposes: tuple[str, ...],
+        items: tuple[ReportItem, ...],
+        excluded_checks: tuple[UUID, ...],
+        author: str,
+    ) -> None:
+        self.candidate_id = candidate_id
+        self.investigation_id = investigation_id
+        self.consent_id = consent_id
+        self.purposes = purposes
+        self.items = {i.check_id: i for i in items}
+        self.excluded_checks = excluded_checks
+        self.authors = {author}
+        self.status = ReportStatus.DRAFT
+        self.edition = 1
+        self.approved_by: str | None = None
+        self.shared_edition = 0
+        self.disclosures: list[Disclosure] = []
+        self.disputes: dict[UUID, ReportDispute] = {}
+        self.legal_hold: str | None = None
+
+    def review(self, reviewer: str, approve: bool, comments: str) -> None:
+        """Four eyes: nobody reviews a report they wrote or amended."""
+        self._require_status(ReportStatus.DRAFT, "review")
+        if reviewer in self.authors:
+            raise SelfReviewError(self.id, reviewer)
+        if not approve and not comments.strip():
+            raise InvalidInputError("field 'comments': say what must change", field="comments")
+        if approve:
+            self._approve(reviewer, comments)
+        else:
+            self._request_changes(reviewer, comments)
+
+    @event("Approved")
+    def _approve(self, reviewer: str, comments: str) -> None:
+        self.status = ReportStatus.APPROVED
+        self.approved_by = reviewer
+
+    @event("ChangesRequested")
+    def _request_changes(self, reviewer: str, comments: str) -> None:
+        self.status = ReportStatus.CHANGES_REQUESTED
+
+    def disclose(self, scope: ConsentScope, recipient: str, recipient_role: str, purpose: str,
+                 disclosed_by: str) -> None:
+        """Only an approved report without open disputes goes out, to a named recipient, for a
+        purpose the consent still allows."""
+        self._require_status(ReportStatus.APPROVED, "disclose")
+        if self.open_disputes:
+            raise OpenDisputeError(f"report {self.id}", self.open_disputes, "disclose it")
+        if not recipient.strip():
+            raise InvalidInputError("field 'recipient': name the recipient", field="recipient")
+        scope.require_active()
+        scope.require_purpose(purpose)
+        self._disclose(Disclosure(recipient, recipient_role, purpose, self.edition, disclosed_by))
+
+    @event("Disclosed")
+    def _disclose(self, disclosure: Disclosure) -> None:
+        self.disclosures.append(disclosure)
+
+    def share_with_candidate(self, shared_by: str) -> None:
+        """The candidate gets a copy of each approved edition (seed 001 §08)."""
+        self._require_status(ReportStatus.APPROVED, "share with the candidate")
+        if self.shared_edition == self.edition:
+            raise ReportStateError(self.id, f"edition {self.edition} already shared", "share")
+        self._share(self.edition, shared_by)
+
+    @event("SharedWithCandidate")
+    def _share(self, edition: int, shared_by: str) -> None:
+        self.shared_edition = edition
+
+    def dispute(self, dispute_id: UUID, check_id: UUID, statement: str) -> None:
+        """The candidate disputes an item of the copy they received; it blocks disclosure."""
+        self._require_not_destroyed("dispute")
+        if self.shared_edition == 0:
+            raise ReportNotSharedWithCandidateError(self.id)
+        if check_id not in self.items:
+            raise UnknownReportItemError(self.id, check_id)
+        if not statement.strip():
+            raise InvalidInputError("field 'statement': say what is wrong", field="statement")
+        self._dispute(dispute_id, check_id, statement)
+
+    @event("Disputed")
+    def _dispute(self, dispute_id: UUID, check_id: UUID, statement: str) -> None:
+        self.disputes[dispute_id] = ReportDispute(dispute_id, check_id, statement)
+
+    def reject_dispute(self, dispute_id: UUID, response: str, answered_by: str) -> None:
+        """A dispute that does not change the report is answered, never ignored."""
+        self._open_dispute(dispute_id)
+        if not response.strip():
+            raise InvalidInputError("field 'response': answer the candidate", field="response")
+        self._reject_dispute(dispute_id, response, answered_by)
+
+    @event("DisputeRejected")
+    def _reject_dispute(self, dispute_id: UUID, response: str, answered_by: str) -> None:
+        self.disputes[dispute_id] = replace(self.disputes[dispute_id], resolved=True)
+
+    def amend(
+        self,
+        amendments: tuple[Amendment, ...],
+        reason: str,
+        resolves: tuple[UUID, ...],
+        amended_by: str,
+    ) -> None:
+        """An amendment makes a new edition that must be reviewed again before it goes out."""
+        self._require_not_destroyed("amend")
+        if not amendments or not reason.strip():
+            raise InvalidInputError("an amendment needs at least one change and a reason")
+        for a in amendments:
+            if a.check_id not in self.items:
+                raise UnknownReportItemError(self.id, a.check_id)
+        for dispute_id in resolves:
+            self._open_dispute(dispute_id)
+        self._amend(amendments, reason, resolves, amended_by)
+
+    @event("Amended")
+    def _amend(
+        self,
+        amendments: tuple[Amendment, ...],
+        reason: str,
+        resolves: tuple[UUID, ...],
+        amended_by: str,
+    ) -> None:
+        for a in amendments:
+            item = self.items[a.check_id]
+            flags = item.flags if Flag.AMENDED in item.flags else (*item.flags, Flag.AMENDED)
+            self.items[a.check_id] = replace(item, outcome=a.outcome, note=a.note, flags=flags)
+        for dispute_id in resolves:
+            self.disputes[dispute_id] = replace(self.disputes[dispute_id], resolved=True)
+        self.authors.add(amended_by)
+        self.edition += 1
+        self.status = ReportStatus.DRAFT
+        self.approved_by = None
+
+    def reissue(self, reissued_by: str) -> None:
+        """A reviewed amendment goes back to the candidate as a new edition."""
+        if self.edition == 1:
+            raise ReportStateError(self.id, "in its first edition", "reissue (share it instead)")
+        self.share_with_candidate(reissued_by)
+
+    def place_legal_hold(self, reason: str, placed_by: str) -> None:
+        self._require_not_destroyed("place a legal hold")
+        self._place_hold(reason, placed_by)
+
+    @event("LegalHoldPlaced")
+    def _place_hold(self, reason: str, placed_by: str) -> None:
+        self.legal_hold = reason
+
+    def release_legal_hold(self, released_by: str) -> None:
+        if self.legal_hold is None:
+            raise ReportStateError(self.id, "not on legal hold", "release a legal hold")
+        self._release_hold(released_by)
+
+    @event("LegalHoldReleased")
+    def _release_hold(self, released_by: str) -> None:
+        self.legal_hold = None
+
+    def destroy(self, reason: str, destroyed_by: str) -> None:
+        """Destroyed at retention end, never while on legal hold."""
+        self._require_not_destroyed("destroy")
+        if self.legal_hold is not None:
+            raise LegalHoldError(self.id)
+        self._destroy(reason, destroyed_by)
+
+    @event("Destroyed")
+    def _destroy(self, reason: str, destroyed_by: str) -> None:
+        self.items = {}
+        self.status = ReportStatus.DESTROYED
+
+    @property
+    def open_disputes(self) -> list[str]:
+        return [str(d.dispute_id) for d in self.disputes.values() if not d.resolved]
+
+    def _open_dispute(self, dispute_id: UUID) -> ReportDispute:
+        dispute = self.disputes.get(dispute_id)
+        if dispute is None:
+            raise UnknownDisputeError(f"report {self.id}", dispute_id)
+        if dispute.resolved:
+            raise DisputeAlreadyResolvedError(dispute_id)
+        return dispute
+
+    def _require_status(self, status: ReportStatus, action: str) -> None:
+        if self.status is not status:
+            raise ReportStateError(self.id, self.status.value, action)
+
+    def _require_not_destroyed(self, action: str) -> None:
+        if self.status is ReportStatus.DESTROYED:
+            raise ReportStateError(self.id, self.status.value, action)

@@ -1,0 +1,1 @@
+"""Adapters and the composition root: store, transcoder, configuration, CLI."""

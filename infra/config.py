@@ -1,0 +1,105 @@
+"""The one place that reads configuration from the environment.
+
+BACKCHECK_DATABASE_URL  where the event store lives:
+                          sqlite:///path/to/file.sqlite                     (embedded default)
+                          postgresql://user:password@host:5432/db?schema=s  (PostgreSQL)
+BACKCHECK_DATA_DIR      where the embedded SQLite store is created when no URL is given
+                        (default: $XDG_DATA_HOME/backcheck, else ~/.local/share/backcheck)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ConfigError(ValueError):
+    """A setting is present but cannot be used; the message names the variable and the rule."""
+
+
+def default_data_dir() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "backcheck"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    database_url: str | None = Field(
+        default=None, description="sqlite:///FILE or postgresql://USER@HOST:PORT/DB?schema=S"
+    )
+    data_dir: Path = Field(default_factory=default_data_dir)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        values: dict[str, object] = {}
+        if url := os.environ.get("BACKCHECK_DATABASE_URL"):
+            values["database_url"] = url
+        if data_dir := os.environ.get("BACKCHECK_DATA_DIR"):
+            values["data_dir"] = Path(data_dir).expanduser()
+        return cls.model_validate(values)
+
+    @property
+    def backend(self) -> str:
+        if not self.database_url:
+            return "sqlite"
+        scheme = urlsplit(self.database_url).scheme
+        if scheme == "sqlite":
+            return "sqlite"
+        if scheme in ("postgresql", "postgres"):
+            return "postgres"
+        raise ConfigError(
+            f"BACKCHECK_DATABASE_URL: unsupported scheme {scheme!r}; "
+            "use sqlite:///FILE or postgresql://USER@HOST:PORT/DB"
+        )
+
+    @property
+    def sqlite_path(self) -> Path:
+        if self.database_url:
+            path = urlsplit(self.database_url).path
+            if not path or path == "/":
+                raise ConfigError("BACKCHECK_DATABASE_URL: sqlite URL needs a file path")
+            # sqlite:///relative.db -> "relative.db"; sqlite:////abs.db -> "/abs.db"
+            return Path(unquote(path[1:]))
+        return self.data_dir / "backcheck.sqlite"
+
+    def store_env(self) -> dict[str, str]:
+        """The eventsourcing environment for this store (persistence module and its settings)."""
+        env = {
+            "TRANSCODER_TOPIC": "infra.transcoder:OrjsonTranscoder",
+            "MAPPER_TOPIC": "infra.transcoder:TypedMapper",
+            "IS_SNAPSHOTTING_ENABLED": "no",
+        }
+        if self.backend == "sqlite":
+            path = self.sqlite_path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            env |= {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(path),
+                "SQLITE_LOCK_TIMEOUT": "10",
+            }
+            return env
+        assert self.database_url is not None
+        url = urlsplit(self.database_url)
+        query = parse_qs(url.query)
+        env |= {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+        }
+        if "schema" in query:
+            env["POSTGRES_SCHEMA"] = query["schema"][0]
+        return env
+
+    def describe(self) -> str:
+        if self.backend == "sqlite":
+            return f"SQLite {self.sqlite_path}"
+        url = urlsplit(self.database_url or "")
+        return f"PostgreSQL {url.hostname}:{url.port or 5432}{url.path}"

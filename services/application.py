@@ -1,0 +1,19 @@
+"""The backcheck application: every use case over one event store."""
+
+from __future__ import annotations
+
+from services.candidates import CandidateUseCases
+from services.consents import ConsentUseCases
+from services.history import HistoryQueries
+from services.investigations import InvestigationUseCases
+from services.reports import ReportUseCases
+
+
+class Backcheck(
+    CandidateUseCases,
+    ConsentUseCases,
+    InvestigationUseCases,
+    ReportUseCases,
+    HistoryQueries,
+):
+    """Composed from one mixin per aggregate; all share one store and one unit of work."""

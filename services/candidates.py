@@ -1,0 +1,67 @@
+"""Use cases of the candidate: registration, claims, erasure requests."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from domain.candidate import Candidate, Claim
+from domain.classification import PersonalField
+from domain.consent import Consent
+from services.dto import CandidateResult, RegisterCandidate, RequestErasure, SubmitClaims
+from services.unit import UnitOfWork
+
+
+def candidate_result(candidate: Candidate) -> CandidateResult:
+    categories = {f.category for f in candidate.identity}
+    categories.update(f.category for c in candidate.claims.values() for f in c.fields)
+    return CandidateResult(
+        candidate_id=candidate.id,
+        claim_ids=list(candidate.claims),
+        categories=sorted(categories),
+        erasure_requested=candidate.erasure_requested,
+        version=candidate.version,
+    )
+
+
+class CandidateUseCases(UnitOfWork):
+    def register_candidate(self, cmd: RegisterCandidate) -> CandidateResult:
+        """A candidate is registered with minimal identity: name, and optionally email, phone."""
+        identity = [PersonalField("name", "user.name", cmd.name)]
+        if cmd.email:
+            identity.append(PersonalField("email", "user.contact.email", cmd.email))
+        if cmd.phone:
+            identity.append(PersonalField("phone", "user.contact.phone", cmd.phone))
+        candidate = Candidate.register(cmd.candidate_id, tuple(identity), cmd.actor)
+        self.commit(candidate)
+        return candidate_result(candidate)
+
+    def submit_claims(self, cmd: SubmitClaims) -> CandidateResult:
+        """Claims are collected field by field within what the named consent allows."""
+        candidate = self.load(Candidate, cmd.candidate_id)
+        consented: frozenset[str] = frozenset()
+        if cmd.consent_id is not None:
+            scope = self.load(Consent, cmd.consent_id).scope_at(self.clock())
+            scope.require_candidate(candidate.id)
+            scope.require_active()
+            consented = scope.categories
+        claims = tuple(
+            Claim(
+                claim_id=c.claim_id,
+                kind=c.kind,
+                fields=tuple(PersonalField(f.name, f.category, f.value) for f in c.fields),
+            )
+            for c in cmd.claims
+        )
+        candidate.submit_claims(claims, cmd.consent_id, consented)
+        self.commit(candidate)
+        return candidate_result(candidate)
+
+    def request_erasure(self, cmd: RequestErasure) -> CandidateResult:
+        """The candidate may ask for erasure at any time; collection stops at once."""
+        candidate = self.load(Candidate, cmd.candidate_id)
+        candidate.request_erasure(cmd.reason, cmd.actor)
+        self.commit(candidate)
+        return candidate_result(candidate)
+
+    def get_candidate(self, candidate_id: UUID) -> CandidateResult:
+        return candidate_result(self.load(Candidate, candidate_id))

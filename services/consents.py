@@ -1,0 +1,86 @@
+"""Use cases of consent: request, grant, withdraw, expire."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from domain.candidate import Candidate
+from domain.consent import Consent, ConsentTerms
+from domain.investigation import Investigation
+from services.dto import (
+    ConsentResult,
+    ConsentTermsIn,
+    ExpireConsent,
+    GrantConsent,
+    RequestConsent,
+    WithdrawConsent,
+)
+from services.unit import UnitOfWork
+
+
+def terms_from(t: ConsentTermsIn) -> ConsentTerms:
+    return ConsentTerms(
+        purposes=tuple(t.purposes),
+        check_types=tuple(t.check_types),
+        categories=tuple(t.categories),
+        referee_roles=tuple(t.referee_roles),
+        excluded_organisations=tuple(t.excluded_organisations),
+        recording_allowed=t.recording_allowed,
+        third_parties=tuple(t.third_parties),
+    )
+
+
+class ConsentUseCases(UnitOfWork):
+    def consent_result(self, consent: Consent, suspended: list[UUID] | None = None) -> ConsentResult:
+        scope = consent.scope_at(self.clock())
+        return ConsentResult(
+            consent_id=consent.id,
+            candidate_id=consent.candidate_id,
+            status=scope.status.value,
+            purposes=list(scope.terms.purposes),
+            check_types=[c.value for c in scope.terms.check_types],
+            categories=list(scope.terms.categories),
+            valid_until=consent.valid_until,
+            suspended_investigations=suspended or [],
+        )
+
+    def request_consent(self, cmd: RequestConsent) -> ConsentResult:
+        """Written consent is asked for before anything else; prohibited data is never asked."""
+        candidate = self.load(Candidate, cmd.candidate_id)
+        consent = Consent.request(candidate.id, terms_from(cmd.terms), cmd.actor)
+        self.commit(consent)
+        return self.consent_result(consent)
+
+    def grant_consent(self, cmd: GrantConsent) -> ConsentResult:
+        """The signed document's hash is recorded; the grant may narrow the request only."""
+        consent = self.load(Consent, cmd.consent_id)
+        consent.grant(
+            terms_from(cmd.terms),
+            cmd.document_sha256,
+            cmd.signature_method,
+            cmd.valid_from,
+            cmd.valid_until,
+        )
+        self.commit(consent)
+        return self.consent_result(consent)
+
+    def withdraw_consent(self, cmd: WithdrawConsent) -> ConsentResult:
+        """Withdrawal is possible at any time and suspends the investigations relying on it."""
+        consent = self.load(Consent, cmd.consent_id)
+        consent.withdraw(cmd.reason, self.clock())
+        changed = self.commit(consent)
+        return self.consent_result(
+            consent, [a.id for a in changed if isinstance(a, Investigation)]
+        )
+
+    def expire_consent(self, cmd: ExpireConsent) -> ConsentResult:
+        """A consent past its validity window is recorded as expired, with the same effect."""
+        consent = self.load(Consent, cmd.consent_id)
+        consent.expire(self.clock())
+        changed = self.commit(consent)
+        return self.consent_result(
+            consent, [a.id for a in changed if isinstance(a, Investigation)]
+        )
+
+    def get_consent(self, consent_id: UUID) -> ConsentResult:
+        return self.consent_result(self.load(Consent, consent_id))

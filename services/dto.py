@@ -1,0 +1,372 @@
+"""Typed inputs (commands) and outputs (results) of the use cases.
+
+Validation of shape happens here, at the boundary, and names the field; business rules are
+enforced by the aggregates and raise domain errors.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from domain.candidate import ClaimKind
+from domain.check import CheckType, Method, Outcome, SourceRole
+from domain.consent import SignatureMethod
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Actor = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    Field(description="who is acting, e.g. 'hr:li.na' or 'candidate'"),
+]
+CategoryKey = Annotated[str, StringConstraints(pattern=r"^user(\.[a-z_]+)+$")]
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Result(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# --- candidates -----------------------------------------------------------------------------
+
+
+class PersonalFieldIn(Command):
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    category: CategoryKey
+    value: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class RegisterCandidate(Command):
+    candidate_id: UUID = Field(default_factory=uuid4)
+    name: Text
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{5,30}$")] | None = None
+    actor: Actor
+
+
+class ClaimIn(Command):
+    claim_id: UUID = Field(default_factory=uuid4)
+    kind: ClaimKind
+    fields: list[PersonalFieldIn] = Field(min_length=1)
+
+
+class SubmitClaims(Command):
+    candidate_id: UUID
+    claims: list[ClaimIn] = Field(min_length=1)
+    consent_id: UUID | None = Field(
+        default=None, description="the consent relied on for sensitive or consent-required fields"
+    )
+    actor: Actor
+
+
+class RequestErasure(Command):
+    candidate_id: UUID
+    reason: Text
+    actor: Actor
+
+
+class CandidateResult(Result):
+    candidate_id: UUID
+    claim_ids: list[UUID]
+    categories: list[str]
+    erasure_requested: bool
+    version: int
+
+
+# --- consents -------------------------------------------------------------------------------
+
+
+class ConsentTermsIn(Command):
+    purposes: list[Text] = Field(min_length=1)
+    check_types: list[CheckType] = Field(min_length=1)
+    categories: list[CategoryKey] = Field(default_factory=list)
+    referee_roles: list[SourceRole] = Field(default_factory=list)
+    excluded_organisations: list[Text] = Field(default_factory=list)
+    recording_allowed: bool = False
+    third_parties: list[Text] = Field(default_factory=list)
+
+
+class RequestConsent(Command):
+    candidate_id: UUID
+    terms: ConsentTermsIn
+    actor: Actor
+
+
+class GrantConsent(Command):
+    consent_id: UUID
+    terms: ConsentTermsIn
+    document_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    signature_method: SignatureMethod
+    valid_from: datetime
+    valid_until: datetime
+    actor: Actor
+
+
+class WithdrawConsent(Command):
+    consent_id: UUID
+    reason: Text
+    actor: Actor
+
+
+class ExpireConsent(Command):
+    consent_id: UUID
+    actor: Actor
+
+
+class ConsentResult(Result):
+    consent_id: UUID
+    candidate_id: UUID
+    status: str
+    purposes: list[str]
+    check_types: list[str]
+    categories: list[str]
+    valid_until: datetime | None
+    suspended_investigations: list[UUID] = Field(default_factory=list)
+
+
+# --- investigations -------------------------------------------------------------------------
+
+
+class PlannedCheckIn(Command):
+    check_id: UUID = Field(default_factory=uuid4)
+    check_type: CheckType
+    methods: list[Method] = Field(min_length=1)
+    claim_id: UUID | None = None
+
+
+class PlanInvestigation(Command):
+    candidate_id: UUID
+    consent_id: UUID
+    purpose: Text
+    checks: list[PlannedCheckIn] = Field(min_length=1)
+    investigators: list[Actor] = Field(min_length=1)
+    due_by: datetime
+    actor: Actor
+
+
+class NotifyCandidate(Command):
+    investigation_id: UUID
+    purpose: Text
+    process: Text
+    content: Text
+    time_required: Text
+    channel: Text
+    actor: Actor
+
+
+class StartInvestigation(Command):
+    investigation_id: UUID
+    actor: Actor
+
+
+class AssignInvestigator(Command):
+    investigation_id: UUID
+    investigator: Actor
+    actor: Actor
+
+
+class SourceIn(Command):
+    role: SourceRole
+    reference: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    organisation: Text
+
+
+class RecordFinding(Command):
+    investigation_id: UUID
+    finding_id: UUID = Field(default_factory=uuid4)
+    check_id: UUID
+    source: SourceIn
+    method: Method
+    outcome: Outcome
+    notes: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    notes_category: CategoryKey = "user.employment.evaluation"
+    conversation_recorded: bool = False
+    possible_bias: bool = False
+    actor: Actor
+
+
+class ConcludeCheck(Command):
+    investigation_id: UUID
+    check_id: UUID
+    outcome: Outcome
+    actor: Actor
+
+
+class RaiseDispute(Command):
+    investigation_id: UUID
+    dispute_id: UUID = Field(default_factory=uuid4)
+    check_id: UUID
+    statement: Text
+    actor: Actor
+
+
+class ResolveDispute(Command):
+    investigation_id: UUID
+    dispute_id: UUID
+    upheld: bool
+    response: Text
+    actor: Actor
+
+
+class GiveFeedback(Command):
+    investigation_id: UUID
+    feedback_id: UUID = Field(default_factory=uuid4)
+    text: Text
+    actor: Actor
+
+
+class AnswerFeedback(Command):
+    investigation_id: UUID
+    feedback_id: UUID
+    answer: Text
+    actor: Actor
+
+
+class CompleteInvestigation(Command):
+    investigation_id: UUID
+    actor: Actor
+
+
+class CancelInvestigation(Command):
+    investigation_id: UUID
+    reason: Text
+    actor: Actor
+
+
+class ResumeInvestigation(Command):
+    investigation_id: UUID
+    consent_id: UUID
+    actor: Actor
+
+
+class CheckResult(Result):
+    check_id: UUID
+    check_type: str
+    methods: list[str]
+    findings: int
+    conclusion: str | None
+
+
+class InvestigationResult(Result):
+    investigation_id: UUID
+    candidate_id: UUID
+    consent_id: UUID
+    status: str
+    notified: bool
+    checks: list[CheckResult]
+    open_disputes: list[UUID]
+    investigators: list[str]
+
+
+# --- reports --------------------------------------------------------------------------------
+
+
+class CompileReport(Command):
+    investigation_id: UUID
+    actor: Actor
+
+
+class ReviewReport(Command):
+    report_id: UUID
+    approve: bool
+    comments: Annotated[str, StringConstraints(max_length=2000)] = ""
+    actor: Actor
+
+
+class DiscloseReport(Command):
+    report_id: UUID
+    recipient: Text
+    recipient_role: Text
+    purpose: Text
+    actor: Actor
+
+
+class ShareReport(Command):
+    report_id: UUID
+    actor: Actor
+
+
+class DisputeReport(Command):
+    report_id: UUID
+    dispute_id: UUID = Field(default_factory=uuid4)
+    check_id: UUID
+    statement: Text
+    actor: Actor
+
+
+class RejectReportDispute(Command):
+    report_id: UUID
+    dispute_id: UUID
+    response: Text
+    actor: Actor
+
+
+class AmendmentIn(Command):
+    check_id: UUID
+    outcome: Outcome
+    note: Text
+
+
+class AmendReport(Command):
+    report_id: UUID
+    amendments: list[AmendmentIn] = Field(min_length=1)
+    reason: Text
+    resolves: list[UUID] = Field(default_factory=list)
+    actor: Actor
+
+
+class LegalHold(Command):
+    report_id: UUID
+    reason: Text
+    actor: Actor
+
+
+class ReleaseLegalHold(Command):
+    report_id: UUID
+    actor: Actor
+
+
+class DestroyReport(Command):
+    report_id: UUID
+    reason: Text
+    actor: Actor
+
+
+class ReportItemResult(Result):
+    check_id: UUID
+    check_type: str
+    outcome: str
+    source_roles: list[str]
+    flags: list[str]
+    note: str
+
+
+class ReportResult(Result):
+    report_id: UUID
+    candidate_id: UUID
+    investigation_id: UUID
+    status: str
+    edition: int
+    items: list[ReportItemResult]
+    open_disputes: list[str]
+    disclosures: int
+    legal_hold: bool
+
+
+# --- history --------------------------------------------------------------------------------
+
+
+class EventRecord(Result):
+    position: int
+    aggregate: str
+    event: str
+    originator_id: UUID
+    version: int
+    timestamp: datetime
+    data: dict[str, object]

@@ -1,0 +1,67 @@
+"""Reading the store back: the events about one data subject, in log order.
+
+Personal values never leave through this path: each is shown as its data category only.
+Reading values is the access-controlled query service's job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import datetime
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from domain.classification import PersonalField
+from services.dto import EventRecord
+from services.unit import UnitOfWork
+
+PAGE = 500
+
+
+def redacted(value: Any) -> Any:
+    """JSON-friendly copy of an event attribute with personal values replaced by category."""
+    if isinstance(value, PersonalField):
+        return {"name": value.name, "category": value.category, "value": f"<{value.tier.value}>"}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: redacted(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [redacted(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): redacted(v) for k, v in value.items()}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, UUID | datetime):
+        return str(value)
+    return value
+
+
+class HistoryQueries(UnitOfWork):
+    def iter_events(self, candidate_id: UUID | None = None) -> Iterator[EventRecord]:
+        """Every stored event in notification-log order, optionally for one data subject."""
+        start = 1
+        while True:
+            page = self.recorder.select_notifications(start=start, limit=PAGE)
+            if not page:
+                return
+            for n in page:
+                event = self.mapper.to_domain_event(n)
+                state = dict(vars(event))
+                if candidate_id is not None and state.get("candidate_id") != candidate_id:
+                    continue
+                aggregate, _, name = type(event).__qualname__.rpartition(".")
+                originator_id = state.pop("originator_id")
+                version = state.pop("originator_version")
+                timestamp = state.pop("timestamp")
+                state.pop("originator_topic", None)
+                yield EventRecord(
+                    position=n.id,
+                    aggregate=aggregate,
+                    event=name,
+                    originator_id=originator_id,
+                    version=version,
+                    timestamp=timestamp,
+                    data=redacted(state),
+                )
+            start = page[-1].id + 1

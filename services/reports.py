@@ -1,0 +1,134 @@
+"""Use cases of a report: compile, review, disclose, share, dispute, amend, destroy."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from domain.consent import Consent
+from domain.investigation import Investigation
+from domain.report import Amendment, Report
+from services.dto import (
+    AmendReport,
+    CompileReport,
+    DestroyReport,
+    DiscloseReport,
+    DisputeReport,
+    LegalHold,
+    RejectReportDispute,
+    ReleaseLegalHold,
+    ReportItemResult,
+    ReportResult,
+    ReviewReport,
+    ShareReport,
+)
+from services.unit import UnitOfWork
+
+
+def report_result(report: Report) -> ReportResult:
+    return ReportResult(
+        report_id=report.id,
+        candidate_id=report.candidate_id,
+        investigation_id=report.investigation_id,
+        status=report.status.value,
+        edition=report.edition,
+        items=[
+            ReportItemResult(
+                check_id=i.check_id,
+                check_type=i.check_type,
+                outcome=i.outcome.value,
+                source_roles=list(i.source_roles),
+                flags=[f.value for f in i.flags],
+                note=i.note,
+            )
+            for i in report.items.values()
+        ],
+        open_disputes=report.open_disputes,
+        disclosures=len(report.disclosures),
+        legal_hold=report.legal_hold is not None,
+    )
+
+
+class ReportUseCases(UnitOfWork):
+    def compile_report(self, cmd: CompileReport) -> ReportResult:
+        """Compiled from a completed, undisputed investigation, inside the consent in force."""
+        inv = self.load(Investigation, cmd.investigation_id)
+        consent = self.load(Consent, inv.consent_id)
+        report = Report.compile(
+            inv.id, inv.results_for_report(), consent.scope_at(self.clock()), cmd.actor
+        )
+        self.commit(report)
+        return report_result(report)
+
+    def review_report(self, cmd: ReviewReport) -> ReportResult:
+        """Reviewed by someone other than its authors."""
+        report = self.load(Report, cmd.report_id)
+        report.review(cmd.actor, cmd.approve, cmd.comments)
+        self.commit(report)
+        return report_result(report)
+
+    def disclose_report(self, cmd: DiscloseReport) -> ReportResult:
+        """Disclosed to a named recipient, for a purpose the consent in force allows."""
+        report = self.load(Report, cmd.report_id)
+        scope = self.load(Consent, report.consent_id).scope_at(self.clock())
+        report.disclose(scope, cmd.recipient, cmd.recipient_role, cmd.purpose, cmd.actor)
+        self.commit(report)
+        return report_result(report)
+
+    def share_report(self, cmd: ShareReport) -> ReportResult:
+        """The candidate receives a copy of the approved report."""
+        report = self.load(Report, cmd.report_id)
+        report.share_with_candidate(cmd.actor)
+        self.commit(report)
+        return report_result(report)
+
+    def dispute_report(self, cmd: DisputeReport) -> ReportResult:
+        report = self.load(Report, cmd.report_id)
+        report.dispute(cmd.dispute_id, cmd.check_id, cmd.statement)
+        self.commit(report)
+        return report_result(report)
+
+    def reject_report_dispute(self, cmd: RejectReportDispute) -> ReportResult:
+        report = self.load(Report, cmd.report_id)
+        report.reject_dispute(cmd.dispute_id, cmd.response, cmd.actor)
+        self.commit(report)
+        return report_result(report)
+
+    def amend_report(self, cmd: AmendReport) -> ReportResult:
+        """An amendment opens a new edition that must be reviewed again."""
+        report = self.load(Report, cmd.report_id)
+        report.amend(
+            tuple(Amendment(a.check_id, a.outcome, a.note) for a in cmd.amendments),
+            cmd.reason,
+            tuple(cmd.resolves),
+            cmd.actor,
+        )
+        self.commit(report)
+        return report_result(report)
+
+    def reissue_report(self, cmd: ShareReport) -> ReportResult:
+        report = self.load(Report, cmd.report_id)
+        report.reissue(cmd.actor)
+        self.commit(report)
+        return report_result(report)
+
+    def place_legal_hold(self, cmd: LegalHold) -> ReportResult:
+        report = self.load(Report, cmd.report_id)
+        report.place_legal_hold(cmd.reason, cmd.actor)
+        self.commit(report)
+        return report_result(report)
+
+    def release_legal_hold(self, cmd: ReleaseLegalHold) -> ReportResult:
+        report = self.load(Report, cmd.report_id)
+        report.release_legal_hold(cmd.actor)
+        self.commit(report)
+        return report_result(report)
+
+    def destroy_report(self, cmd: DestroyReport) -> ReportResult:
+        """Destroyed at retention end unless on legal hold."""
+        report = self.load(Report, cmd.report_id)
+        report.destroy(cmd.reason, cmd.actor)
+        self.commit(report)
+        return report_result(report)
+
+    def get_report(self, report_id: UUID) -> ReportResult:
+        return report_result(self.load(Report, report_id))

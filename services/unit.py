@@ -1,0 +1,74 @@
+"""The unit of work every use case shares: load aggregates, let policies react, save once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.utils import EnvType
+
+from services.errors import AggregateMissingError
+from services.policy import Policy, default_policies
+
+A = TypeVar("A", bound=Aggregate)
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class UnitOfWork(Application):
+    """Base of the backcheck application: one event store, one notification log, one chain.
+
+    Every use case saves exactly once, so a refused command leaves the store untouched and a
+    reaction (a policy) is recorded atomically with the event that caused it.
+    """
+
+    name = "backcheck"
+    is_snapshotting_enabled = False
+
+    def __init__(self, env: EnvType | None = None, clock: Clock = system_clock) -> None:
+        super().__init__(env)
+        self.clock = clock
+        self.policies: tuple[Policy, ...] = default_policies()
+
+    def load(self, cls: type[A], aggregate_id: UUID) -> A:
+        kind = cls.__name__.lower()
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise AggregateMissingError(kind, aggregate_id) from None
+        if not isinstance(aggregate, cls):
+            raise AggregateMissingError(kind, aggregate_id)
+        return aggregate
+
+    def commit(self, *aggregates: Aggregate) -> list[Aggregate]:
+        """Save the aggregates and whatever the policies changed in reaction, in one write.
+
+        Returns the aggregates the policies changed, so callers can report them."""
+        touched: dict[UUID, Aggregate] = {a.id: a for a in aggregates}
+        reacted: dict[UUID, Aggregate] = {}
+
+        def load(cls: type[A], aggregate_id: UUID) -> A:
+            found = touched.get(aggregate_id) or self.load(cls, aggregate_id)
+            if not isinstance(found, cls):
+                raise AggregateMissingError(cls.__name__.lower(), aggregate_id)
+            touched[aggregate_id] = found
+            return found
+
+        queue = [e for a in aggregates for e in a.pending_events]
+        seen: set[int] = set()
+        while queue:
+            event = queue.pop(0)
+            seen.add(id(event))
+            for policy in self.policies:
+                for changed in policy.react(event, load):
+                    reacted[changed.id] = changed
+                    queue.extend(e for e in changed.pending_events if id(e) not in seen)
+        self.save(*touched.values())
+        return list(reacted.values())

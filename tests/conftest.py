@@ -1,0 +1,86 @@
+"""Shared fixtures: an application on each backend, and the PostgreSQL service check.
+
+Tests that need PostgreSQL carry the `postgres` marker. Without a server they skip with the
+reason; under CI=true a missing server is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from infra.config import Settings
+from infra.bootstrap import build_app
+from services.application import Backcheck
+
+PG_URL = os.environ.get("BACKCHECK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+def postgres_available() -> str | None:
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as e:
+        return f"PostgreSQL not reachable at {PG_URL}: {e}".strip()
+
+
+def require_postgres() -> None:
+    problem = postgres_available()
+    if problem is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true requires PostgreSQL: {problem}")
+    pytest.skip(problem)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path, clock: FakeClock) -> Iterator[Backcheck]:
+    app = build_app(Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}"), clock=clock)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A fresh schema per test, dropped afterwards."""
+    require_postgres()
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield schema
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def pg_app(pg_schema: str, clock: FakeClock) -> Iterator[Backcheck]:
+    app = build_app(Settings(database_url=f"{PG_URL}?schema={pg_schema}"), clock=clock)
+    yield app
+    app.close()
