@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
 from domain.errors import (
     ConsentRequiredForCategoryError,
     ProhibitedCategoryError,

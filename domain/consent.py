@@ -88,8 +88,9 @@ class ConsentScope:
             )
         named = set(self.terms.categories)
         missing = sorted(
-            c for c in check_type.categories if CATEGORIES[c].tier.needs_named_consent
-            and c not in named
+            c
+            for c in check_type.categories
+            if CATEGORIES[c].tier.needs_named_consent and c not in named
         )
         if missing:
             raise ConsentDoesNotCoverCheckError(
@@ -109,9 +110,7 @@ class ConsentScope:
             raise RefereeNotPermittedError(self.consent_id, role.value)
         excluded = {o.casefold() for o in self.terms.excluded_organisations}
         if organisation.casefold() in excluded:
-            raise RefereeNotPermittedError(
-                self.consent_id, f"{role.value} at {organisation} (organisation excluded)"
-            )
+            raise RefereeNotPermittedError(self.consent_id, role.value, organisation)
 
     def require_recording(self) -> None:
         if not self.terms.recording_allowed:
@@ -137,6 +136,14 @@ def _extra(granted: tuple[object, ...], requested: tuple[object, ...]) -> list[s
 
 
 class Consent(SubjectAggregate):
+    # Declared explicitly because policies react to them by type.
+    class Withdrawn(SubjectAggregate.Event):
+        reason: str
+        withdrawn_at: datetime
+
+    class Expired(SubjectAggregate.Event):
+        expired_at: datetime
+
     @classmethod
     def request(cls, candidate_id: UUID, terms: ConsentTerms, requested_by: str) -> Consent:
         """A consent request names its scope; prohibited categories cannot even be asked for."""
@@ -214,7 +221,7 @@ class Consent(SubjectAggregate):
             raise ConsentNotActiveError(self.id, status.value)
         self._withdraw(reason, withdrawn_at)
 
-    @event("Withdrawn")
+    @event(Withdrawn)
     def _withdraw(self, reason: str, withdrawn_at: datetime) -> None:
         self.withdrawn_at = withdrawn_at
 
@@ -226,7 +233,7 @@ class Consent(SubjectAggregate):
             raise ConsentNotExpiredError(self.id, self.valid_until)
         self._expire(self.valid_until)
 
-    @event("Expired")
+    @event(Expired)
     def _expire(self, expired_at: datetime) -> None:
         self.expired = True
 

@@ -67,9 +67,7 @@ class ConsentRequiredForCategoryError(RuleBrokenError):
 
 class EmptyClaimError(InvalidInputError):
     def __init__(self, claim_id: object) -> None:
-        super().__init__(
-            f"claim {claim_id}: a claim needs at least one field", claim_id=claim_id
-        )
+        super().__init__(f"claim {claim_id}: a claim needs at least one field", claim_id=claim_id)
 
 
 class DuplicateClaimError(RuleBrokenError):
@@ -235,11 +233,17 @@ class MethodNotInPlanError(RuleBrokenError):
 
 
 class RefereeNotPermittedError(RuleBrokenError):
-    def __init__(self, consent_id: object, role: str) -> None:
+    def __init__(self, consent_id: object, role: str, organisation: str | None = None) -> None:
+        what = (
+            f"referees at {organisation!r} (the candidate excluded that organisation)"
+            if organisation
+            else f"a referee in the role {role!r}"
+        )
         super().__init__(
-            f"consent {consent_id} does not allow contacting a referee in the role {role!r}",
+            f"consent {consent_id} does not allow contacting {what}",
             consent_id=consent_id,
             role=role,
+            organisation=organisation,
         )
 
 

@@ -175,8 +175,14 @@ class Report(SubjectAggregate):
     def _request_changes(self, reviewer: str, comments: str) -> None:
         self.status = ReportStatus.CHANGES_REQUESTED
 
-    def disclose(self, scope: ConsentScope, recipient: str, recipient_role: str, purpose: str,
-                 disclosed_by: str) -> None:
+    def disclose(
+        self,
+        scope: ConsentScope,
+        recipient: str,
+        recipient_role: str,
+        purpose: str,
+        disclosed_by: str,
+    ) -> None:
         """Only an approved report without open disputes goes out, to a named recipient, for a
         purpose the consent still allows."""
         self._require_status(ReportStatus.APPROVED, "disclose")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from infra.config import Settings
 from services.application import Backcheck
 from services.unit import Clock, system_clock
-
-from infra.config import Settings
 
 
 def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> Backcheck:

@@ -14,7 +14,7 @@ import typing
 from collections.abc import Callable
 from datetime import date, datetime
 from enum import Enum
-from functools import lru_cache
+from functools import cache
 from typing import Any, Union
 from uuid import UUID
 
@@ -58,7 +58,7 @@ def _dataclass(cls: type) -> Convert:
     return build
 
 
-@lru_cache(maxsize=None)
+@cache
 def converter(tp: Any) -> Convert | None:
     """How to turn the JSON form of a value back into `tp`; None when JSON already is `tp`."""
     origin = typing.get_origin(tp)
@@ -88,7 +88,7 @@ def converter(tp: Any) -> Convert | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def fields_of(cls: type) -> dict[str, Convert | None]:
     hints = typing.get_type_hints(cls)
     return {

@@ -31,7 +31,9 @@ def terms_from(t: ConsentTermsIn) -> ConsentTerms:
 
 
 class ConsentUseCases(UnitOfWork):
-    def consent_result(self, consent: Consent, suspended: list[UUID] | None = None) -> ConsentResult:
+    def consent_result(
+        self, consent: Consent, suspended: list[UUID] | None = None
+    ) -> ConsentResult:
         scope = consent.scope_at(self.clock())
         return ConsentResult(
             consent_id=consent.id,
@@ -69,18 +71,14 @@ class ConsentUseCases(UnitOfWork):
         consent = self.load(Consent, cmd.consent_id)
         consent.withdraw(cmd.reason, self.clock())
         changed = self.commit(consent)
-        return self.consent_result(
-            consent, [a.id for a in changed if isinstance(a, Investigation)]
-        )
+        return self.consent_result(consent, [a.id for a in changed if isinstance(a, Investigation)])
 
     def expire_consent(self, cmd: ExpireConsent) -> ConsentResult:
         """A consent past its validity window is recorded as expired, with the same effect."""
         consent = self.load(Consent, cmd.consent_id)
         consent.expire(self.clock())
         changed = self.commit(consent)
-        return self.consent_result(
-            consent, [a.id for a in changed if isinstance(a, Investigation)]
-        )
+        return self.consent_result(consent, [a.id for a in changed if isinstance(a, Investigation)])
 
     def get_consent(self, consent_id: UUID) -> ConsentResult:
         return self.consent_result(self.load(Consent, consent_id))

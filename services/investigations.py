@@ -61,8 +61,7 @@ class InvestigationUseCases(UnitOfWork):
         consent = self.load(Consent, cmd.consent_id)
         consent.scope_at(self.clock()).require_candidate(candidate.id)
         checks = tuple(
-            PlannedCheck(c.check_id, c.check_type, tuple(c.methods), c.claim_id)
-            for c in cmd.checks
+            PlannedCheck(c.check_id, c.check_type, tuple(c.methods), c.claim_id) for c in cmd.checks
         )
         investigation = Investigation.plan(
             candidate.id,
@@ -112,9 +111,7 @@ class InvestigationUseCases(UnitOfWork):
     def record_finding(self, cmd: RecordFinding) -> InvestigationResult:
         """A finding names its source, method and outcome; only referees the consent allows."""
         inv = self.load(Investigation, cmd.investigation_id)
-        notes = (
-            PersonalField("notes", cmd.notes_category, cmd.notes) if cmd.notes else None
-        )
+        notes = PersonalField("notes", cmd.notes_category, cmd.notes) if cmd.notes else None
         inv.record_finding(
             Finding(
                 finding_id=cmd.finding_id,

@@ -16,7 +16,6 @@ from eventsourcing.domain import Aggregate
 from domain.consent import Consent
 from domain.investigation import Investigation, InvestigationStatus
 
-
 A = TypeVar("A", bound=Aggregate)
 
 

@@ -22,7 +22,7 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-class UnitOfWork(Application):
+class UnitOfWork(Application[UUID]):
     """Base of the backcheck application: one event store, one notification log, one chain.
 
     Every use case saves exactly once, so a refused command leaves the store untouched and a
@@ -40,7 +40,7 @@ class UnitOfWork(Application):
     def load(self, cls: type[A], aggregate_id: UUID) -> A:
         kind = cls.__name__.lower()
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate: Aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise AggregateMissingError(kind, aggregate_id) from None
         if not isinstance(aggregate, cls):
