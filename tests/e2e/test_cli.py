@@ -1,0 +1,145 @@
+"""The `backcheck` command line, run as a user runs it: a real process on a real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_URL
+
+BACKCHECK = [sys.executable, "-m", "infra.cli"]
+
+
+def run(
+    env_extra: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKCHECK_")}
+    env.update(env_extra)
+    env["COLUMNS"] = "200"
+    return subprocess.run(
+        [*BACKCHECK, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> dict[str, str]:
+    return {"BACKCHECK_DATA_DIR": str(tmp_path / "data")}
+
+
+def candidate_of(demo_output: str) -> str:
+    found = re.search(r"backcheck events --subject ([0-9a-f-]{36})", demo_output)
+    assert found, demo_output
+    return found.group(1)
+
+
+def test_the_demo_tells_the_whole_story_and_meets_every_rule_on_the_way(
+    store: dict[str, str],
+) -> None:
+    result = run(store, "demo")
+
+    assert result.returncode == 0, result.stderr
+    for rule in (
+        "ProhibitedCategory",
+        "ConsentNotActive",
+        "ConsentGrantExceedsRequest",
+        "ConsentDoesNotCoverCheck",
+        "CandidateNotNotified",
+        "ConsentRequiredForCategory",
+        "RefereeNotPermitted",
+        "RecordingNotConsented",
+        "NegativeConclusionNeedsSecondSource",
+        "OpenDispute",
+        "SelfReview",
+        "PurposeNotConsented",
+    ):
+        assert f"{rule}:" in result.stdout, rule
+    assert "disclosed to hiring manager" in result.stdout
+    assert Path(store["BACKCHECK_DATA_DIR"], "backcheck.sqlite").is_file()
+
+
+def test_events_of_a_subject_come_in_log_order_without_personal_values(
+    store: dict[str, str],
+) -> None:
+    candidate = candidate_of(run(store, "demo").stdout)
+
+    result = run(store, "events", "--subject", candidate, "--json")
+
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    positions = [r["position"] for r in records]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    assert {r["data"]["candidate_id"] for r in records} == {candidate}
+    assert records[0]["event"] == "Registered"
+    assert {"Granted", "Started", "FindingRecorded", "Compiled", "Disclosed"} <= {
+        r["event"] for r in records
+    }
+    for secret in ("Wang Fang", "wang.fang@example.cn", "138 0000", "HR records show"):
+        assert secret not in result.stdout
+
+
+def test_a_use_case_runs_from_json_and_its_result_is_json(store: dict[str, str]) -> None:
+    result = run(store, "do", "register-candidate", '{"name": "Zhou Min", "actor": "hr:li"}')
+
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    shown = run(store, "show", body["candidate_id"])
+    assert shown.returncode == 0
+    assert json.loads(shown.stdout)["categories"] == ["user.name"]
+
+
+def test_invalid_input_names_the_field_and_exits_2(store: dict[str, str]) -> None:
+    result = run(
+        store, "do", "register-candidate", '{"name": "Zhou Min", "email": "nope", "actor": "hr"}'
+    )
+
+    assert result.returncode == 2
+    assert "field email" in result.stderr
+
+
+def test_a_broken_rule_exits_3_as_problem_json_and_stores_nothing(store: dict[str, str]) -> None:
+    candidate = json.loads(
+        run(store, "do", "register-candidate", '{"name": "Zhou Min", "actor": "hr"}').stdout
+    )
+    request = {
+        "candidate_id": candidate["candidate_id"],
+        "terms": {
+            "purposes": ["hiring"],
+            "check_types": ["reference"],
+            "categories": ["user.health.hiv_status"],
+        },
+        "actor": "hr",
+    }
+
+    result = run(store, "do", "request-consent", json.dumps(request), "--json")
+
+    assert result.returncode == 3
+    problem = json.loads(result.stdout)
+    assert problem["status"] == 409 and problem["type"] == "ProhibitedCategory"
+    assert "user.health.hiv_status" in problem["detail"]
+    assert "events: 1" in run(store, "info").stdout
+
+
+def test_an_unknown_id_exits_4(store: dict[str, str]) -> None:
+    result = run(store, "show", "00000000-0000-0000-0000-000000000001")
+
+    assert result.returncode == 4
+    assert "00000000-0000-0000-0000-000000000001" in result.stderr
+
+
+@pytest.mark.postgres
+def test_the_demo_runs_on_postgresql_with_one_setting(pg_schema: str) -> None:
+    env = {"BACKCHECK_DATABASE_URL": f"{PG_URL}?schema={pg_schema}"}
+
+    result = run(env, "demo")
+
+    assert result.returncode == 0, result.stderr
+    assert "store: PostgreSQL" in result.stdout
+    candidate = candidate_of(result.stdout)
+    events = run(env, "events", "--subject", candidate, "--json")
+    assert len(events.stdout.splitlines()) >= 30
