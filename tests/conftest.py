@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import Settings
 from infra.bootstrap import build_app
+from infra.config import Settings
 from services.application import Backcheck
 
 PG_URL = os.environ.get("BACKCHECK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")

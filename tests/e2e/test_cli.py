@@ -73,7 +73,8 @@ def test_events_of_a_subject_come_in_log_order_without_personal_values(
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     positions = [r["position"] for r in records]
-    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    assert positions == sorted(positions)
+    assert len(set(positions)) == len(positions)
     assert {r["data"]["candidate_id"] for r in records} == {candidate}
     assert records[0]["event"] == "Registered"
     assert {"Granted", "Started", "FindingRecorded", "Compiled", "Disclosed"} <= {
@@ -120,7 +121,8 @@ def test_a_broken_rule_exits_3_as_problem_json_and_stores_nothing(store: dict[st
 
     assert result.returncode == 3
     problem = json.loads(result.stdout)
-    assert problem["status"] == 409 and problem["type"] == "ProhibitedCategory"
+    assert problem["status"] == 409
+    assert problem["type"] == "ProhibitedCategory"
     assert "user.health.hiv_status" in problem["detail"]
     assert "events: 1" in run(store, "info").stdout
 
