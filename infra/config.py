@@ -81,6 +81,7 @@ class Settings(BaseModel):
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(path),
                 "SQLITE_LOCK_TIMEOUT": "10",
+                "APPLICATION_RECORDER_TOPIC": "infra.recorder:ChainedSQLiteApplicationRecorder",
             }
             return env
         assert self.database_url is not None
@@ -93,6 +94,8 @@ class Settings(BaseModel):
             "POSTGRES_PORT": str(url.port or 5432),
             "POSTGRES_USER": unquote(url.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "no",
+            "APPLICATION_RECORDER_TOPIC": "infra.recorder:ChainedPostgresApplicationRecorder",
         }
         if "schema" in query:
             env["POSTGRES_SCHEMA"] = query["schema"][0]

@@ -1,0 +1,173 @@
+"""Event recorders that chain every stored record and refuse to change history.
+
+They are the library's SQLite and PostgreSQL application recorders plus, inside the same
+transaction as each insert, the chain links for the new records. Writers are already serialised
+there (SQLite's single writer; PostgreSQL's EXCLUSIVE table lock taken by the library to keep
+notification ids in commit order), so concurrent writers cannot fork the chain.
+
+UPDATE, DELETE (and TRUNCATE on PostgreSQL) of events or links are refused by triggers in the
+database itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from infra.chain import GENESIS, ChainBrokenError, Head, extend
+
+APPEND_ONLY = "is append-only"
+
+
+def _check_head(head: Head, last_event_before: int | None, first_new: int) -> None:
+    if (last_event_before or 0) != head.position:
+        raise ChainBrokenError(
+            f"the chain ends at position {head.position} but the log has records up to "
+            f"{last_event_before} before the new position {first_new}: records were written "
+            "around the recorder; run `backcheck audit verify`"
+        )
+
+
+class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"
+        super().__init__(datastore, events_table_name)
+
+    def construct_create_table_statements(self) -> list[str]:
+        statements = super().construct_create_table_statements()
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {self.chain_table_name} ("
+            "position INTEGER PRIMARY KEY, "
+            "prev_position INTEGER NOT NULL, "
+            "originator_id TEXT NOT NULL, "
+            "originator_version INTEGER NOT NULL, "
+            "hash BLOB NOT NULL)"
+        )
+        for table in (self.events_table_name, self.chain_table_name):
+            for op in ("UPDATE", "DELETE"):
+                statements.append(
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_{op.lower()} "
+                    f"BEFORE {op} ON {table} BEGIN "
+                    f"SELECT RAISE(ABORT, '{table} {APPEND_ONLY}: {op} refused'); END"
+                )
+        return statements
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        if not ids:
+            return ids
+        c.execute(
+            f"SELECT position, hash FROM {self.chain_table_name} ORDER BY position DESC LIMIT 1"
+        )
+        row = c.fetchone()
+        head = Head(row["position"], row["hash"]) if row else Head(0, GENESIS)
+        c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name} WHERE rowid < ?", (ids[0],))
+        _check_head(head, c.fetchone()[0], ids[0])
+        links = extend(
+            head,
+            [
+                (i, _uuid(s.originator_id), s.originator_version, s.topic, s.state)
+                for i, s in zip(ids, stored_events, strict=True)
+            ],
+        )
+        c.executemany(
+            f"INSERT INTO {self.chain_table_name} VALUES (?,?,?,?,?)",
+            [
+                (x.position, x.prev_position, x.originator_id.hex, x.originator_version, x.hash)
+                for x in links
+            ],
+        )
+        return ids
+
+
+class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"
+        self.check_identifier_length(self.chain_table_name)
+        schema = Identifier(self.datastore.schema)
+        chain = Identifier(self.chain_table_name)
+        refuse = Identifier(f"{self.chain_table_name}_refuse_change")
+        self.sql_create_statements += [
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{chain} ("
+                "position bigint PRIMARY KEY, "
+                "prev_position bigint NOT NULL, "
+                "originator_id uuid NOT NULL, "
+                "originator_version bigint NOT NULL, "
+                "hash bytea NOT NULL)"
+            ).format(schema=schema, chain=chain),
+            SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.{refuse}() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION '% " + APPEND_ONLY + ": % refused', TG_TABLE_NAME, TG_OP "
+                "USING ERRCODE = 'insufficient_privilege'; END $$"
+            ).format(schema=schema, refuse=refuse),
+        ]
+        for table in (self.events_table_name, self.chain_table_name):
+            self.sql_create_statements += [
+                SQL(
+                    "CREATE OR REPLACE TRIGGER {name} BEFORE UPDATE OR DELETE ON {schema}.{table} "
+                    "FOR EACH ROW EXECUTE FUNCTION {schema}.{refuse}()"
+                ).format(
+                    name=Identifier(f"{table}_append_only"),
+                    schema=schema,
+                    table=Identifier(table),
+                    refuse=refuse,
+                ),
+                SQL(
+                    "CREATE OR REPLACE TRIGGER {name} BEFORE TRUNCATE ON {schema}.{table} "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}()"
+                ).format(
+                    name=Identifier(f"{table}_no_truncate"),
+                    schema=schema,
+                    table=Identifier(table),
+                    refuse=refuse,
+                ),
+            ]
+        self.select_head_statement = SQL(
+            "SELECT position, hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
+        ).format(schema=schema, chain=chain)
+        self.select_last_before_statement = SQL(
+            "SELECT MAX(notification_id) AS last FROM {schema}.{table} WHERE notification_id < %s"
+        ).format(schema=schema, table=Identifier(self.events_table_name))
+        self.insert_links_statement = SQL(
+            "INSERT INTO {schema}.{chain} VALUES (%s, %s, %s, %s, %s)"
+        ).format(schema=schema, chain=chain)
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if not ids:
+            return ids
+        ids = sorted(ids)
+        curs.execute(self.select_head_statement)
+        row = curs.fetchone()
+        head = Head(row["position"], bytes(row["hash"])) if row else Head(0, GENESIS)
+        curs.execute(self.select_last_before_statement, (ids[0],))
+        last = curs.fetchone()
+        _check_head(head, last["last"] if last else None, ids[0])
+        links = extend(
+            head,
+            [
+                (i, _uuid(s.originator_id), s.originator_version, s.topic, s.state)
+                for i, s in zip(ids, stored_events, strict=True)
+            ],
+        )
+        curs.executemany(self.insert_links_statement, [tuple(x) for x in links])
+        return ids
+
+
+def _uuid(originator_id: UUID | str) -> UUID:
+    return originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
