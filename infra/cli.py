@@ -196,6 +196,126 @@ def info() -> None:
         _fail(e)
 
 
+audit = typer.Typer(help="The compliance officer's tools: verify, checkpoint, replay, export.")
+app.add_typer(audit, name="audit")
+
+
+@audit.command()
+def keygen(
+    out: Annotated[
+        Path | None, typer.Option(help="directory for the key pair (default: DATA_DIR/keys)")
+    ] = None,
+) -> None:
+    """Create the Ed25519 key pair that signs checkpoints."""
+    from infra.checkpoint import CheckpointError, generate_keys
+
+    settings = Settings.from_env()
+    try:
+        private, public = generate_keys(out or settings.signing_key_path.parent)
+    except CheckpointError as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from None
+    console.print(f"private key: {private}  (keep it secret; mode 600)")
+    console.print(f"public key:  {public}  (give it to whoever verifies checkpoints)")
+
+
+@audit.command()
+def checkpoint(
+    out: Annotated[
+        Path | None,
+        typer.Option(help="where to write it (default: DATA_DIR/checkpoints/checkpoint-POS.json)"),
+    ] = None,
+) -> None:
+    """Sign the chain head (position, hash, time) for an outside witness to keep."""
+    from datetime import UTC, datetime
+
+    from infra.audit import open_source
+    from infra.checkpoint import CheckpointError, load_private_key, sign
+
+    settings = Settings.from_env()
+    try:
+        key = load_private_key(settings.signing_key_path)
+        build_app(settings).close()  # creates the store and its tables on first use
+        with open_source(settings) as source:
+            head = source.head()
+    except CheckpointError as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from None
+    signed = sign(head, datetime.now(UTC), key)
+    path = out or settings.checkpoints_dir / f"checkpoint-{head.position}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(signed.to_json())
+    console.print(f"checkpoint at position {head.position}, hash {head.hash.hex()[:16]}…")
+    console.print(f"written to {path}")
+
+
+@audit.command()
+def verify(
+    checkpoint_files: Annotated[
+        list[Path] | None,
+        typer.Option("--checkpoint", "-c", help="a signed checkpoint to hold the chain to"),
+    ] = None,
+    public_key: Annotated[
+        Path | None, typer.Option(help="the trusted checkpoint key (default: BACKCHECK_VERIFY_KEY)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the verdict as JSON")] = False,
+) -> None:
+    """Recompute the hash chain over every stored event; exit 0 when intact, 1 otherwise."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from infra.audit import Problem, open_source
+    from infra.audit import verify as run_verify
+    from infra.checkpoint import CheckpointError, check_signature, load_public_key, read
+
+    settings = Settings.from_env()
+    checkpoints = []
+    bad_signatures: list[Problem] = []
+    try:
+        if checkpoint_files:
+            key = load_public_key(public_key or settings.verify_key_path)
+            for path in checkpoint_files:
+                cp = read(path)
+                problem = check_signature(cp, key)
+                if problem:
+                    bad_signatures.append(Problem(cp.position, "checkpoint", f"{path}: {problem}"))
+                else:
+                    checkpoints.append(cp)
+        with open_source(settings) as source:
+            total = source.count()
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                disable=as_json or total < 50_000,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("verifying", total=total)
+                verdict = run_verify(source, checkpoints, lambda n: bar.update(task, completed=n))
+    except CheckpointError as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from None
+    verdict.problems.extend(bad_signatures)
+    verdict.checkpoints += len(bad_signatures)
+    if as_json:
+        sys.stdout.write(json.dumps(verdict.as_dict()) + "\n")
+    elif verdict.intact:
+        console.print(
+            f"[green]intact[/]: {verdict.checked} events, head {verdict.head.position} "
+            f"{verdict.head.hash.hex()[:16]}…, {verdict.checkpoints} checkpoint(s) hold"
+        )
+    else:
+        first = verdict.first
+        assert first is not None
+        err.print(
+            f"[red]TAMPERED[/]: first bad position {first.position}: {first.kind}: {first.detail}"
+        )
+        for p in sorted(verdict.problems, key=lambda p: p.position)[1:20]:
+            err.print(f"  also at {p.position}: {p.kind}: {p.detail}")
+    raise typer.Exit(0 if verdict.intact else 1)
+
+
 def main() -> None:
     app()
 

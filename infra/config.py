@@ -5,6 +5,9 @@ BACKCHECK_DATABASE_URL  where the event store lives:
                           postgresql://user:password@host:5432/db?schema=s  (PostgreSQL)
 BACKCHECK_DATA_DIR      where the embedded SQLite store is created when no URL is given
                         (default: $XDG_DATA_HOME/backcheck, else ~/.local/share/backcheck)
+BACKCHECK_SIGNING_KEY   Ed25519 private key (PEM) that signs checkpoints
+                        (default: DATA_DIR/keys/checkpoint-signing.key)
+BACKCHECK_VERIFY_KEY    the public key a verifier trusts (default: next to the signing key)
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class Settings(BaseModel):
         default=None, description="sqlite:///FILE or postgresql://USER@HOST:PORT/DB?schema=S"
     )
     data_dir: Path = Field(default_factory=default_data_dir)
+    signing_key: Path | None = None
+    verify_key: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,7 +46,27 @@ class Settings(BaseModel):
             values["database_url"] = url
         if data_dir := os.environ.get("BACKCHECK_DATA_DIR"):
             values["data_dir"] = Path(data_dir).expanduser()
+        if key := os.environ.get("BACKCHECK_SIGNING_KEY"):
+            values["signing_key"] = Path(key).expanduser()
+        if key := os.environ.get("BACKCHECK_VERIFY_KEY"):
+            values["verify_key"] = Path(key).expanduser()
         return cls.model_validate(values)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.signing_key or self.keys_dir / "checkpoint-signing.key"
+
+    @property
+    def verify_key_path(self) -> Path:
+        return self.verify_key or self.signing_key_path.with_suffix(".pub")
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.data_dir / "checkpoints"
 
     @property
     def backend(self) -> str:
