@@ -72,8 +72,9 @@ class SQLiteSource:
             f"FROM {self.events} {where} ORDER BY rowid",
             params,
         )
+        fromhex = bytes.fromhex  # ids are stored as 32 hex digits
         for pos, oid, ver, topic, state in cursor:
-            yield pos, _id_bytes(oid), ver, topic, state
+            yield pos, fromhex(oid), ver, topic, state
 
     def links(self, start: int = 1, stop: int | None = None) -> Iterator[StoredLink]:
         where, params = self._range("position", start, stop)
@@ -82,8 +83,9 @@ class SQLiteSource:
             f"FROM {self.chain} {where} ORDER BY position",
             params,
         )
+        fromhex = bytes.fromhex
         for pos, prev, oid, ver, h in cursor:
-            yield pos, prev, _id_bytes(oid), ver, h
+            yield pos, prev, fromhex(oid), ver, h
 
     def position_of(self, originator_id: bytes, version: int) -> int | None:
         row = self.conn.execute(
@@ -152,10 +154,6 @@ class PostgresSource:
             (UUID(bytes=originator_id), version),
         ).fetchone()
         return int(row[0]) if row else None
-
-
-def _id_bytes(value: str | bytes) -> bytes:
-    return UUID(value).bytes if isinstance(value, str) else UUID(bytes=value).bytes
 
 
 def open_source(settings: Settings) -> RecordSource:
