@@ -112,7 +112,8 @@ def main() -> None:
         with SQLiteSource(str(path)) as source:
             verdict = verify(source)
         verify_s = time.perf_counter() - started
-        assert verdict.intact and verdict.checked == n, verdict.as_dict()
+        if not verdict.intact or verdict.checked != n:
+            raise SystemExit(f"verification failed: {verdict.as_dict()}")
         started = time.perf_counter()
         with SQLiteSource(str(path)) as source:
             read = sum(1 for _ in source.records())
