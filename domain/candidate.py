@@ -8,7 +8,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.classification import PersonalField, admit
+from domain.classification import PersonalField, admit, refuse_prohibited
 from domain.errors import (
     CandidateErasedError,
     DuplicateClaimError,
@@ -51,6 +51,8 @@ class Candidate(SubjectAggregate):
     ) -> Candidate:
         """Registration takes minimal identity only; everything else arrives as claims."""
         for f in identity:
+            # A prohibited value is refused as such, not redirected to be submitted as a claim.
+            refuse_prohibited((f.category,), field=f.name)
             if f.category not in IDENTITY_CATEGORIES:
                 raise InvalidInputError(
                     f"field {f.name!r}: registration takes minimal identity only "

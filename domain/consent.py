@@ -197,6 +197,11 @@ class Consent(SubjectAggregate):
                 raise ConsentGrantExceedsRequestError(self.id, scope, extra)
         if terms.recording_allowed and not asked.recording_allowed:
             raise ConsentGrantExceedsRequestError(self.id, "permissions", ["recording"])
+        # Dropping an exclusion the request made would let referees there be contacted.
+        kept = {o.casefold() for o in terms.excluded_organisations}
+        dropped = sorted(o for o in asked.excluded_organisations if o.casefold() not in kept)
+        if dropped:
+            raise ConsentGrantExceedsRequestError(self.id, "referee organisations", dropped)
         self._grant(terms, document_sha256, signature_method, valid_from, valid_until)
 
     @event("Granted")

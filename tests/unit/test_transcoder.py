@@ -1,0 +1,255 @@
+"""Every event survives the store's orjson encoding with its exact types restored.
+
+orjson writes UUIDs, datetimes, enums, tuples and dataclasses as plain JSON; the TypedMapper must
+turn each back into the declared type. Equality alone would hide a str standing in for a StrEnum
+or a list for a tuple, so the comparison below also checks the type of every value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from uuid import uuid4
+
+import orjson
+import pytest
+from eventsourcing.domain import DomainEvent
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.candidate import Candidate, Claim, ClaimKind
+from domain.check import CheckType, Method, Outcome, SourceRole
+from domain.classification import PersonalField
+from domain.consent import Consent, SignatureMethod
+from domain.investigation import Investigation
+from domain.report import Amendment, Report
+from domain.subject import SubjectAggregate
+from infra.transcoder import OrjsonTranscoder, TypedMapper
+from tests.story import (
+    DOCUMENT_SHA256,
+    INVESTIGATOR,
+    NOW,
+    PURPOSE,
+    RECRUITER,
+    REVIEWER,
+    VALID_FOR,
+    active_scope,
+    claim,
+    finding,
+    new_consent,
+    notice,
+    only_check,
+    planned_investigation,
+    terms,
+)
+
+AGGREGATES: tuple[type[SubjectAggregate], ...] = (Candidate, Consent, Investigation, Report)
+SHANGHAI = timezone(timedelta(hours=8))
+
+
+def mapper() -> TypedMapper:
+    return TypedMapper(transcoder=OrjsonTranscoder())
+
+
+def round_trip(event: DomainEvent) -> Any:
+    m = mapper()
+    return m.to_domain_event(m.to_stored_event(event))
+
+
+def assert_same(restored: Any, original: Any, path: str) -> None:
+    """Equal, and of exactly the same type, all the way down."""
+    assert type(restored) is type(original), (
+        f"{path}: {type(restored).__name__} instead of {type(original).__name__}"
+    )
+    if dataclasses.is_dataclass(original):
+        for f in dataclasses.fields(original):
+            assert_same(getattr(restored, f.name), getattr(original, f.name), f"{path}.{f.name}")
+    elif isinstance(original, tuple | list):
+        assert len(restored) == len(original), path
+        for i, (r, o) in enumerate(zip(restored, original, strict=True)):
+            assert_same(r, o, f"{path}[{i}]")
+    elif isinstance(original, dict):
+        assert list(restored) == list(original), path
+        for key in original:
+            assert_same(restored[key], original[key], f"{path}[{key!r}]")
+    elif isinstance(original, datetime):
+        assert restored == original, path
+        assert restored.utcoffset() == original.utcoffset(), path
+    else:
+        assert restored == original, path
+
+
+def assert_round_trips(event: DomainEvent) -> None:
+    restored = round_trip(event)
+    name = type(event).__qualname__
+    assert type(restored) is type(event)
+    assert sorted(vars(restored)) == sorted(vars(event)), name
+    for key, value in vars(event).items():
+        assert_same(getattr(restored, key), value, f"{name}.{key}")
+
+
+def declared_event_classes() -> set[type]:
+    """Every event an aggregate declares with @event (the generic bases excluded)."""
+    return {
+        value
+        for cls in AGGREGATES
+        for key, value in vars(cls).items()
+        if isinstance(value, type)
+        and issubclass(value, SubjectAggregate.Event)
+        and key not in ("Event", "Created")
+    }
+
+
+def every_event() -> list[DomainEvent]:
+    """One background check, run so that each kind of event happens at least once."""
+    events: list[DomainEvent] = []
+
+    candidate = Candidate.register(
+        uuid4(),
+        (
+            PersonalField("name", "user.name", "李雷"),
+            PersonalField("phone", "user.contact.phone", "+86 21 5555 0100"),
+        ),
+        RECRUITER,
+    )
+    consent = new_consent(
+        terms(
+            check_types=(CheckType.EMPLOYMENT, CheckType.CRIMINAL_RECORD),
+            categories=("user.criminal_history",),
+            excluded_organisations=("Current Employer Inc",),
+            recording_allowed=True,
+            third_parties=("Screening Partner Co",),
+        ),
+        candidate_id=candidate.id,
+    )
+    # granted in China Standard Time: the offset must survive too
+    consent.grant(
+        consent.requested,
+        DOCUMENT_SHA256,
+        SignatureMethod.E_SIGNATURE,
+        NOW.astimezone(SHANGHAI),
+        (NOW + VALID_FOR).astimezone(SHANGHAI),
+    )
+    candidate.submit_claims(
+        (claim("user.criminal_history", "none"), claim("user.employment.title", "engineer")),
+        consent.id,
+        frozenset({"user.criminal_history"}),
+    )
+    candidate.request_erasure("not hired", "candidate")
+    events += candidate.collect_events()
+
+    inv = planned_investigation(
+        CheckType.EMPLOYMENT,
+        CheckType.CRIMINAL_RECORD,
+        methods=(Method.PHONE, Method.REGISTRY),
+        candidate_id=candidate.id,
+        consent_id=consent.id,
+    )
+    employment, criminal = inv.checks
+    inv.notify_candidate(notice())
+    scope = consent.scope_at(NOW)
+    inv.start(scope)
+    consent.record_reliance(inv.id)
+    inv.assign("investigator:sun.li", RECRUITER)
+    notes = PersonalField("notes", "user.employment.evaluation", "可靠 — dependable")
+    inv.record_finding(
+        finding(employment, SourceRole.DIRECT_SUPERVISOR, notes=notes, conversation_recorded=True)
+    )
+    inv.record_finding(finding(employment, SourceRole.HR, possible_bias=True))
+    inv.record_finding(finding(criminal, SourceRole.REGISTRAR, method=Method.REGISTRY))
+    inv.conclude_check(employment, Outcome.CONFIRMED, INVESTIGATOR)
+    feedback_id = uuid4()
+    inv.give_feedback(feedback_id, "How long will this take?")
+    inv.answer_feedback(feedback_id, "About a week.", RECRUITER)
+    dispute_id = uuid4()
+    inv.raise_dispute(dispute_id, employment, "my title was senior engineer")
+    inv.resolve_dispute(dispute_id, False, "Both sources say engineer.", RECRUITER)
+    inv.suspend("consent withdrawn", consent.id)
+    inv.resume(scope)
+    inv.conclude_check(criminal, Outcome.CONFIRMED, INVESTIGATOR)
+    inv.complete(INVESTIGATOR)
+    events += inv.collect_events()
+
+    cancelled = planned_investigation(candidate_id=candidate.id, consent_id=consent.id)
+    cancelled.cancel("position filled", RECRUITER)
+    events += cancelled.collect_events()
+
+    report = Report.compile(inv.id, inv.results_for_report(), scope, INVESTIGATOR)
+    report.review(REVIEWER, approve=True, comments="")
+    report.share_with_candidate(RECRUITER)
+    report_dispute = uuid4()
+    report.dispute(report_dispute, employment, "my title was senior engineer")
+    report.reject_dispute(report_dispute, "The contract says engineer.", RECRUITER)
+    report.disclose(scope, "manager:chen.jie", "hiring manager", PURPOSE, RECRUITER)
+    report.amend(
+        (Amendment(criminal, Outcome.UNVERIFIABLE, "registry offline"),),
+        "registry correction",
+        (),
+        INVESTIGATOR,
+    )
+    report.review("reviewer:qian.yu", approve=False, comments="cite the registry reply")
+    report.place_legal_hold("tribunal case", "legal:he.min")
+    report.release_legal_hold("legal:he.min")
+    report.destroy("retention period ended", RECRUITER)
+    events += report.collect_events()
+
+    consent.withdraw("changed my mind", NOW + timedelta(days=1))
+    events += consent.collect_events()
+    expiring = new_consent(candidate_id=candidate.id)
+    expiring.grant(
+        expiring.requested, DOCUMENT_SHA256, SignatureMethod.WET_INK, NOW, NOW + VALID_FOR
+    )
+    expiring.expire(NOW + VALID_FOR)
+    events += expiring.collect_events()
+    return events
+
+
+EVENTS = every_event()
+
+
+def test_the_story_covers_every_declared_event_type() -> None:
+    assert {type(e) for e in EVENTS} == declared_event_classes()
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: type(e).__qualname__)
+def test_an_event_round_trips_with_its_exact_types(event: DomainEvent) -> None:
+    assert_round_trips(event)
+
+
+def test_the_stored_form_is_plain_json_without_type_tags() -> None:
+    started = next(e for e in EVENTS if isinstance(e, Investigation.Started))
+    stored = mapper().to_stored_event(started)
+    state = orjson.loads(stored.state)
+    assert state["candidate_id"] == str(started.candidate_id)
+    assert state["scope"]["status"] == "active"
+    assert state["scope"]["terms"]["check_types"] == ["employment", "criminal_record"]
+
+
+def test_an_optional_value_left_empty_round_trips_as_none() -> None:
+    without_notes = next(
+        e
+        for e in EVENTS
+        if isinstance(e, Investigation.FindingRecorded) and e.finding.notes is None
+    )
+    with_notes = next(
+        e for e in EVENTS if isinstance(e, Investigation.FindingRecorded) and e.finding.notes
+    )
+    assert round_trip(without_notes).finding.notes is None
+    assert type(round_trip(with_notes).finding.notes) is PersonalField
+
+
+@given(name=st.text(min_size=1), values=st.lists(st.text(), min_size=1, max_size=4))
+def test_personal_values_of_any_unicode_text_round_trip(name: str, values: list[str]) -> None:
+    # given: a candidate whose name and claims are arbitrary text
+    candidate = Candidate.register(uuid4(), (PersonalField("name", "user.name", name),), RECRUITER)
+    fields = tuple(PersonalField(f"f{i}", "user.education", v) for i, v in enumerate(values))
+    candidate.submit_claims((Claim(uuid4(), ClaimKind.EDUCATION, fields),), None, frozenset())
+    inv = planned_investigation(candidate_id=candidate.id)
+    inv.notify_candidate(notice())
+    inv.start(active_scope(candidate.id))
+    notes = PersonalField("notes", "user.employment.evaluation", values[0])
+    inv.record_finding(finding(only_check(inv), SourceRole.HR, notes=notes))
+    # when / then
+    for event in (*candidate.collect_events(), *inv.collect_events()):
+        assert_round_trips(event)
