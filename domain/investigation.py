@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from itertools import combinations
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -130,7 +131,12 @@ def corroborates(findings: list[Finding]) -> bool:
     if any(f.source.role.is_authoritative for f in findings):
         return True
     witnesses = {(f.source.role, f.source.reference) for f in findings}
-    return len({role for role, _ in witnesses}) >= 2
+    # Two different people (references) in two different roles; one person in two roles
+    # is still one witness.
+    return any(
+        role_a != role_b and ref_a != ref_b
+        for (role_a, ref_a), (role_b, ref_b) in combinations(witnesses, 2)
+    )
 
 
 class Investigation(SubjectAggregate):
@@ -215,7 +221,7 @@ class Investigation(SubjectAggregate):
         self._require(InvestigationStatus.PLANNED, "start")
         if self.notice is None:
             raise CandidateNotNotifiedError(self.id)
-        self._require_consent(scope)
+        self.check_consent(scope)
         self._start(scope)
 
     @event("Started")
@@ -223,7 +229,8 @@ class Investigation(SubjectAggregate):
         self.scope = scope
         self.status = InvestigationStatus.IN_PROGRESS
 
-    def _require_consent(self, scope: ConsentScope) -> None:
+    def check_consent(self, scope: ConsentScope) -> None:
+        """The consent is the candidate's, active, for this purpose, and covers every check."""
         scope.require_candidate(self.candidate_id)
         scope.require_active()
         scope.require_purpose(self.purpose)
@@ -381,7 +388,7 @@ class Investigation(SubjectAggregate):
     def resume(self, scope: ConsentScope) -> None:
         """Work resumes only under a consent that is active and covers every check again."""
         self._require(InvestigationStatus.SUSPENDED, "resume")
-        self._require_consent(scope)
+        self.check_consent(scope)
         self._resume(scope)
 
     @event("Resumed")

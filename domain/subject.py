@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, datetime_now_with_tzinfo
+
+_recording_time: ContextVar[datetime | None] = ContextVar("recording_time", default=None)
+
+
+@contextmanager
+def recorded_at(when: datetime) -> Iterator[None]:
+    """Events triggered inside carry `when` as their timestamp.
+
+    A command is decided at one moment, by the application's clock: the events it records
+    carry that same moment, so replaying the history judges each event by the time at which
+    its command was decided (consent windows, as-of views), not by when the disk was written.
+    """
+    token = _recording_time.set(when)
+    try:
+        yield
+    finally:
+        _recording_time.reset(token)
 
 
 class SubjectAggregate(Aggregate):
@@ -19,6 +40,10 @@ class SubjectAggregate(Aggregate):
 
     class Event(Aggregate.Event):
         candidate_id: UUID
+
+        @staticmethod
+        def create_timestamp() -> datetime:
+            return _recording_time.get() or datetime_now_with_tzinfo()
 
     class Created(Event, Aggregate.Created):
         pass

@@ -316,6 +316,75 @@ def verify(
     raise typer.Exit(0 if verdict.intact else 1)
 
 
+@audit.command("timeline")
+def audit_timeline(
+    subject: Annotated[UUID, typer.Option(help="the candidate (data subject)")],
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """Everything that happened to one candidate, in order: who, what, when, which consent."""
+    try:
+        application, _ = _open()
+        entries = list(application.timeline(subject))
+        if not entries:
+            from domain.errors import NotFoundError
+
+            raise NotFoundError(f"no events about candidate {subject} in the store")
+        if as_json:
+            for entry in entries:
+                sys.stdout.write(entry.model_dump_json() + "\n")
+            return
+        table = Table("pos", "when (UTC)", "who", "what", "consent")
+        for entry in entries:
+            table.add_row(
+                str(entry.position),
+                entry.time.strftime("%Y-%m-%d %H:%M:%S"),
+                entry.who,
+                entry.what,
+                str(entry.consent_id)[:8] if entry.consent_id else "-",
+            )
+        console.print(table)
+    except Exception as e:
+        _fail(e, as_json)
+
+
+@audit.command("check")
+def audit_check(
+    as_json: Annotated[bool, typer.Option("--json", help="violations as JSON lines")] = False,
+) -> None:
+    """Replay the whole stream and report every broken rule with its position (exit 1 if any)."""
+    try:
+        application, _ = _open()
+        found = list(application.violations())
+    except Exception as e:
+        _fail(e, as_json)
+        return
+    if as_json:
+        for v in found:
+            sys.stdout.write(
+                json.dumps(
+                    {
+                        **v.__dict__,
+                        "aggregate_id": str(v.aggregate_id),
+                        "candidate_id": str(v.candidate_id),
+                    }
+                )
+                + "\n"
+            )
+    elif not found:
+        console.print(
+            f"[green]no violations[/] in {application.recorder.max_notification_id() or 0} events"
+        )
+    else:
+        table = Table("pos", "rule broken", "aggregate", "candidate", "detail")
+        for v in found:
+            table.add_row(
+                str(v.position), v.rule, str(v.aggregate_id)[:8], str(v.candidate_id)[:8], v.detail
+            )
+        console.print(table)
+        err.print(f"[red]{len(found)} violation(s)[/]")
+    raise typer.Exit(1 if found else 0)
+
+
 def main() -> None:
     app()
 

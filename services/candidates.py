@@ -8,7 +8,7 @@ from domain.candidate import Candidate, Claim
 from domain.classification import PersonalField
 from domain.consent import Consent
 from services.dto import CandidateResult, RegisterCandidate, RequestErasure, SubmitClaims
-from services.unit import UnitOfWork
+from services.unit import UnitOfWork, use_case
 
 
 def candidate_result(candidate: Candidate) -> CandidateResult:
@@ -24,6 +24,7 @@ def candidate_result(candidate: Candidate) -> CandidateResult:
 
 
 class CandidateUseCases(UnitOfWork):
+    @use_case
     def register_candidate(self, cmd: RegisterCandidate) -> CandidateResult:
         """A candidate is registered with minimal identity: name, and optionally email, phone."""
         identity = [PersonalField("name", "user.name", cmd.name)]
@@ -35,6 +36,7 @@ class CandidateUseCases(UnitOfWork):
         self.commit(candidate)
         return candidate_result(candidate)
 
+    @use_case
     def submit_claims(self, cmd: SubmitClaims) -> CandidateResult:
         """Claims are collected field by field within what the named consent allows."""
         candidate = self.load(Candidate, cmd.candidate_id)
@@ -56,6 +58,7 @@ class CandidateUseCases(UnitOfWork):
         self.commit(candidate)
         return candidate_result(candidate)
 
+    @use_case
     def request_erasure(self, cmd: RequestErasure) -> CandidateResult:
         """The candidate may ask for erasure at any time; collection stops at once."""
         candidate = self.load(Candidate, cmd.candidate_id)

@@ -15,7 +15,7 @@ from services.dto import (
     RequestConsent,
     WithdrawConsent,
 )
-from services.unit import UnitOfWork
+from services.unit import UnitOfWork, use_case
 
 
 def terms_from(t: ConsentTermsIn) -> ConsentTerms:
@@ -46,6 +46,7 @@ class ConsentUseCases(UnitOfWork):
             suspended_investigations=suspended or [],
         )
 
+    @use_case
     def request_consent(self, cmd: RequestConsent) -> ConsentResult:
         """Written consent is asked for before anything else; prohibited data is never asked."""
         candidate = self.load(Candidate, cmd.candidate_id)
@@ -53,6 +54,7 @@ class ConsentUseCases(UnitOfWork):
         self.commit(consent)
         return self.consent_result(consent)
 
+    @use_case
     def grant_consent(self, cmd: GrantConsent) -> ConsentResult:
         """The signed document's hash is recorded; the grant may narrow the request only."""
         consent = self.load(Consent, cmd.consent_id)
@@ -66,6 +68,7 @@ class ConsentUseCases(UnitOfWork):
         self.commit(consent)
         return self.consent_result(consent)
 
+    @use_case
     def withdraw_consent(self, cmd: WithdrawConsent) -> ConsentResult:
         """Withdrawal is possible at any time and suspends the investigations relying on it."""
         consent = self.load(Consent, cmd.consent_id)
@@ -73,6 +76,7 @@ class ConsentUseCases(UnitOfWork):
         changed = self.commit(consent)
         return self.consent_result(consent, [a.id for a in changed if isinstance(a, Investigation)])
 
+    @use_case
     def expire_consent(self, cmd: ExpireConsent) -> ConsentResult:
         """A consent past its validity window is recorded as expired, with the same effect."""
         consent = self.load(Consent, cmd.consent_id)

@@ -14,7 +14,9 @@ from typing import Any
 from uuid import UUID
 
 from domain.classification import PersonalField
+from services.compliance import Violation, check_stream
 from services.dto import EventRecord
+from services.timeline import TimelineEntry, timeline
 from services.unit import UnitOfWork
 
 PAGE = 500
@@ -38,30 +40,41 @@ def redacted(value: Any) -> Any:
 
 
 class HistoryQueries(UnitOfWork):
-    def iter_events(self, candidate_id: UUID | None = None) -> Iterator[EventRecord]:
-        """Every stored event in notification-log order, optionally for one data subject."""
-        start = 1
+    def replay(self, start: int = 1) -> Iterator[tuple[int, Any]]:
+        """(position, domain event) for every stored event, in notification-log order."""
         while True:
             page = self.recorder.select_notifications(start=start, limit=PAGE)
             if not page:
                 return
             for n in page:
-                event = self.mapper.to_domain_event(n)
-                state = dict(vars(event))
-                if candidate_id is not None and state.get("candidate_id") != candidate_id:
-                    continue
-                aggregate, _, name = type(event).__qualname__.rpartition(".")
-                originator_id = state.pop("originator_id")
-                version = state.pop("originator_version")
-                timestamp = state.pop("timestamp")
-                state.pop("originator_topic", None)
-                yield EventRecord(
-                    position=n.id,
-                    aggregate=aggregate,
-                    event=name,
-                    originator_id=originator_id,
-                    version=version,
-                    timestamp=timestamp,
-                    data=redacted(state),
-                )
+                yield n.id, self.mapper.to_domain_event(n)
             start = page[-1].id + 1
+
+    def iter_events(self, candidate_id: UUID | None = None) -> Iterator[EventRecord]:
+        """Every stored event in notification-log order, optionally for one data subject."""
+        for position, event in self.replay():
+            state = dict(vars(event))
+            if candidate_id is not None and state.get("candidate_id") != candidate_id:
+                continue
+            aggregate, _, name = type(event).__qualname__.rpartition(".")
+            originator_id = state.pop("originator_id")
+            version = state.pop("originator_version")
+            timestamp = state.pop("timestamp")
+            state.pop("originator_topic", None)
+            yield EventRecord(
+                position=position,
+                aggregate=aggregate,
+                event=name,
+                originator_id=originator_id,
+                version=version,
+                timestamp=timestamp,
+                data=redacted(state),
+            )
+
+    def timeline(self, candidate_id: UUID) -> Iterator[TimelineEntry]:
+        """What happened to one candidate: who, what, when, under which consent."""
+        return timeline(self.replay(), candidate_id)
+
+    def violations(self) -> Iterator[Violation]:
+        """Replays the whole stream and yields every broken rule with its position."""
+        return check_stream(self.replay())

@@ -25,7 +25,7 @@ from services.dto import (
     ResumeInvestigation,
     StartInvestigation,
 )
-from services.unit import UnitOfWork
+from services.unit import UnitOfWork, use_case
 
 
 def investigation_result(inv: Investigation) -> InvestigationResult:
@@ -55,6 +55,7 @@ def investigation_result(inv: Investigation) -> InvestigationResult:
 
 
 class InvestigationUseCases(UnitOfWork):
+    @use_case
     def plan_investigation(self, cmd: PlanInvestigation) -> InvestigationResult:
         """A plan names purpose, checks and methods, schedule and investigators first."""
         candidate = self.load(Candidate, cmd.candidate_id)
@@ -75,6 +76,7 @@ class InvestigationUseCases(UnitOfWork):
         self.commit(investigation)
         return investigation_result(investigation)
 
+    @use_case
     def notify_candidate(self, cmd: NotifyCandidate) -> InvestigationResult:
         """The candidate is told purpose, process, content and time needed before the start."""
         inv = self.load(Investigation, cmd.investigation_id)
@@ -84,6 +86,7 @@ class InvestigationUseCases(UnitOfWork):
         self.commit(inv)
         return investigation_result(inv)
 
+    @use_case
     def start_investigation(self, cmd: StartInvestigation) -> InvestigationResult:
         """Checks start only under an active consent that covers each of them."""
         inv = self.load(Investigation, cmd.investigation_id)
@@ -93,6 +96,7 @@ class InvestigationUseCases(UnitOfWork):
         self.commit(inv, consent)
         return investigation_result(inv)
 
+    @use_case
     def resume_investigation(self, cmd: ResumeInvestigation) -> InvestigationResult:
         """A suspended investigation resumes only under an active consent covering it."""
         inv = self.load(Investigation, cmd.investigation_id)
@@ -102,12 +106,14 @@ class InvestigationUseCases(UnitOfWork):
         self.commit(inv, consent)
         return investigation_result(inv)
 
+    @use_case
     def assign_investigator(self, cmd: AssignInvestigator) -> InvestigationResult:
         inv = self.load(Investigation, cmd.investigation_id)
         inv.assign(cmd.investigator, cmd.actor)
         self.commit(inv)
         return investigation_result(inv)
 
+    @use_case
     def record_finding(self, cmd: RecordFinding) -> InvestigationResult:
         """A finding names its source, method and outcome; only referees the consent allows."""
         inv = self.load(Investigation, cmd.investigation_id)
@@ -128,6 +134,7 @@ class InvestigationUseCases(UnitOfWork):
         self.commit(inv)
         return investigation_result(inv)
 
+    @use_case
     def conclude_check(self, cmd: ConcludeCheck) -> InvestigationResult:
         """A conclusion rests on corroborated findings (cross-verification)."""
         inv = self.load(Investigation, cmd.investigation_id)
@@ -135,6 +142,7 @@ class InvestigationUseCases(UnitOfWork):
         self.commit(inv)
         return investigation_result(inv)
 
+    @use_case
     def raise_dispute(self, cmd: RaiseDispute) -> InvestigationResult:
         """The candidate disputes a check; it must be answered before any report."""
         inv = self.load(Investigation, cmd.investigation_id)
@@ -142,18 +150,21 @@ class InvestigationUseCases(UnitOfWork):
         self.commit(inv)
         return investigation_result(inv)
 
+    @use_case
     def resolve_dispute(self, cmd: ResolveDispute) -> InvestigationResult:
         inv = self.load(Investigation, cmd.investigation_id)
         inv.resolve_dispute(cmd.dispute_id, cmd.upheld, cmd.response, cmd.actor)
         self.commit(inv)
         return investigation_result(inv)
 
+    @use_case
     def give_feedback(self, cmd: GiveFeedback) -> InvestigationResult:
         inv = self.load(Investigation, cmd.investigation_id)
         inv.give_feedback(cmd.feedback_id, cmd.text)
         self.commit(inv)
         return investigation_result(inv)
 
+    @use_case
     def answer_feedback(self, cmd: AnswerFeedback) -> InvestigationResult:
         """The candidate's questions are answered in time (seed 001 §07)."""
         inv = self.load(Investigation, cmd.investigation_id)
@@ -161,6 +172,7 @@ class InvestigationUseCases(UnitOfWork):
         self.commit(inv)
         return investigation_result(inv)
 
+    @use_case
     def complete_investigation(self, cmd: CompleteInvestigation) -> InvestigationResult:
         """An investigation completes when every planned check is concluded."""
         inv = self.load(Investigation, cmd.investigation_id)
@@ -168,6 +180,7 @@ class InvestigationUseCases(UnitOfWork):
         self.commit(inv)
         return investigation_result(inv)
 
+    @use_case
     def cancel_investigation(self, cmd: CancelInvestigation) -> InvestigationResult:
         inv = self.load(Investigation, cmd.investigation_id)
         inv.cancel(cmd.reason, cmd.actor)

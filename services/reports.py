@@ -21,7 +21,7 @@ from services.dto import (
     ReviewReport,
     ShareReport,
 )
-from services.unit import UnitOfWork
+from services.unit import UnitOfWork, use_case
 
 
 def report_result(report: Report) -> ReportResult:
@@ -49,6 +49,7 @@ def report_result(report: Report) -> ReportResult:
 
 
 class ReportUseCases(UnitOfWork):
+    @use_case
     def compile_report(self, cmd: CompileReport) -> ReportResult:
         """Compiled from a completed, undisputed investigation, inside the consent in force."""
         inv = self.load(Investigation, cmd.investigation_id)
@@ -59,6 +60,7 @@ class ReportUseCases(UnitOfWork):
         self.commit(report)
         return report_result(report)
 
+    @use_case
     def review_report(self, cmd: ReviewReport) -> ReportResult:
         """Reviewed by someone other than its authors."""
         report = self.load(Report, cmd.report_id)
@@ -66,6 +68,7 @@ class ReportUseCases(UnitOfWork):
         self.commit(report)
         return report_result(report)
 
+    @use_case
     def disclose_report(self, cmd: DiscloseReport) -> ReportResult:
         """Disclosed to a named recipient, for a purpose the consent in force allows."""
         report = self.load(Report, cmd.report_id)
@@ -74,6 +77,7 @@ class ReportUseCases(UnitOfWork):
         self.commit(report)
         return report_result(report)
 
+    @use_case
     def share_report(self, cmd: ShareReport) -> ReportResult:
         """The candidate receives a copy of the approved report."""
         report = self.load(Report, cmd.report_id)
@@ -81,18 +85,21 @@ class ReportUseCases(UnitOfWork):
         self.commit(report)
         return report_result(report)
 
+    @use_case
     def dispute_report(self, cmd: DisputeReport) -> ReportResult:
         report = self.load(Report, cmd.report_id)
         report.dispute(cmd.dispute_id, cmd.check_id, cmd.statement)
         self.commit(report)
         return report_result(report)
 
+    @use_case
     def reject_report_dispute(self, cmd: RejectReportDispute) -> ReportResult:
         report = self.load(Report, cmd.report_id)
         report.reject_dispute(cmd.dispute_id, cmd.response, cmd.actor)
         self.commit(report)
         return report_result(report)
 
+    @use_case
     def amend_report(self, cmd: AmendReport) -> ReportResult:
         """An amendment opens a new edition that must be reviewed again."""
         report = self.load(Report, cmd.report_id)
@@ -105,24 +112,28 @@ class ReportUseCases(UnitOfWork):
         self.commit(report)
         return report_result(report)
 
+    @use_case
     def reissue_report(self, cmd: ShareReport) -> ReportResult:
         report = self.load(Report, cmd.report_id)
         report.reissue(cmd.actor)
         self.commit(report)
         return report_result(report)
 
+    @use_case
     def place_legal_hold(self, cmd: LegalHold) -> ReportResult:
         report = self.load(Report, cmd.report_id)
         report.place_legal_hold(cmd.reason, cmd.actor)
         self.commit(report)
         return report_result(report)
 
+    @use_case
     def release_legal_hold(self, cmd: ReleaseLegalHold) -> ReportResult:
         report = self.load(Report, cmd.report_id)
         report.release_legal_hold(cmd.actor)
         self.commit(report)
         return report_result(report)
 
+    @use_case
     def destroy_report(self, cmd: DestroyReport) -> ReportResult:
         """Destroyed at retention end unless on legal hold."""
         report = self.load(Report, cmd.report_id)

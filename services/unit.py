@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -11,11 +12,26 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import EnvType
 
+from domain.subject import recorded_at
 from services.errors import AggregateMissingError
 from services.policy import Policy, default_policies
 
 A = TypeVar("A", bound=Aggregate)
+U = TypeVar("U", bound="UnitOfWork")
+C = TypeVar("C")
+R = TypeVar("R")
 Clock = Callable[[], datetime]
+
+
+def use_case(method: Callable[[U, C], R]) -> Callable[[U, C], R]:
+    """Runs a use case at one moment of the application's clock: its events carry that time."""
+
+    @functools.wraps(method)
+    def run(self: U, command: C) -> R:
+        with recorded_at(self.clock()):
+            return method(self, command)
+
+    return run
 
 
 def system_clock() -> datetime:

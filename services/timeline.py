@@ -1,0 +1,172 @@
+"""Everything that happened to one candidate, in order, in words a compliance officer reads:
+who did what, when, under which consent. Built from the event store alone; personal values
+never appear (fields are named by their data category)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from domain.classification import PersonalField
+from services.dto import Result
+
+_WHO_FIELDS = (
+    "registered_by",
+    "submitted_by",
+    "requested_by",
+    "recorded_by",
+    "withdrawn_by",
+    "planned_by",
+    "notified_by",
+    "started_by",
+    "resumed_by",
+    "assigned_by",
+    "answered_by",
+    "resolved_by",
+    "completed_by",
+    "cancelled_by",
+    "author",
+    "reviewer",
+    "shared_by",
+    "amended_by",
+    "placed_by",
+    "released_by",
+    "destroyed_by",
+)
+_BY_THE_CANDIDATE = {
+    "Investigation.FeedbackGiven",
+    "Investigation.DisputeRaised",
+    "Report.Disputed",
+}
+_BY_POLICY = {"Investigation.Suspended", "Consent.Expired", "Consent.ReliedUpon"}
+
+
+class TimelineEntry(Result):
+    position: int
+    time: datetime
+    who: str
+    what: str
+    event: str
+    aggregate_id: UUID
+    consent_id: UUID | None
+
+
+def _who(name: str, event: Any) -> str:
+    if name in _BY_THE_CANDIDATE:
+        return "candidate"
+    if name in _BY_POLICY:
+        return "system (policy)"
+    for field in _WHO_FIELDS:
+        value = getattr(event, field, None)
+        if isinstance(value, str):
+            return value
+    for nested, field in (
+        ("finding", "recorded_by"),
+        ("conclusion", "concluded_by"),
+        ("disclosure", "disclosed_by"),
+    ):
+        value = getattr(getattr(event, nested, None), field, None)
+        if isinstance(value, str):
+            return value
+    return "unrecorded"
+
+
+def _categories(fields: tuple[PersonalField, ...]) -> str:
+    return ", ".join(sorted({f.category for f in fields}))
+
+
+def _terms(t: Any) -> str:
+    return (
+        f"purposes {', '.join(t.purposes)}; checks {', '.join(c.value for c in t.check_types)}"
+        + (f"; named categories {', '.join(t.categories)}" if t.categories else "")
+    )
+
+
+_WHAT: dict[str, Callable[[Any], str]] = {
+    "Candidate.Registered": lambda e: f"registered the candidate ({_categories(e.identity)})",
+    "Candidate.ClaimsSubmitted": lambda e: (
+        f"submitted {len(e.claims)} claim(s): "
+        + "; ".join(f"{c.kind.value} ({_categories(c.fields)})" for c in e.claims)
+    ),
+    "Candidate.ErasureRequested": lambda e: f"requested erasure: {e.reason}",
+    "Consent.Requested": lambda e: f"asked for consent: {_terms(e.terms)}",
+    "Consent.Granted": lambda e: (
+        f"consent signed ({e.signature_method.value}, document sha256 "
+        f"{e.document_sha256[:12]}…), valid {e.valid_from:%Y-%m-%d} to "
+        f"{e.valid_until:%Y-%m-%d}: {_terms(e.terms)}"
+    ),
+    "Consent.Withdrawn": lambda e: f"consent withdrawn: {e.reason}",
+    "Consent.Expired": lambda e: "consent expired",
+    "Consent.ReliedUpon": lambda e: f"investigation {e.investigation_id} acts under this consent",
+    "Investigation.Planned": lambda e: (
+        f"planned an investigation for {e.purpose!r}: "
+        + ", ".join(
+            f"{c.check_type.value} by {'/'.join(m.value for m in c.methods)}" for c in e.checks
+        )
+        + f"; investigators {', '.join(e.investigators)}"
+    ),
+    "Investigation.CandidateNotified": lambda e: (
+        f"told the candidate purpose, process, content and time needed ({e.notice.channel})"
+    ),
+    "Investigation.Started": lambda e: "started the checks",
+    "Investigation.FindingRecorded": lambda e: (
+        f"recorded a finding: {e.finding.outcome.value} from {e.finding.source.role.value} "
+        f"{e.finding.source.reference} ({e.finding.source.organisation}) by "
+        f"{e.finding.method.value}"
+        + (f"; notes of category {e.finding.notes.category}" if e.finding.notes else "")
+    ),
+    "Investigation.CheckConcluded": lambda e: (
+        f"concluded a check {e.conclusion.outcome.value!r} on {len(e.conclusion.basis)} finding(s)"
+    ),
+    "Investigation.FeedbackGiven": lambda e: "gave feedback",
+    "Investigation.FeedbackAnswered": lambda e: "answered the candidate's feedback",
+    "Investigation.DisputeRaised": lambda e: "disputed a check",
+    "Investigation.DisputeResolved": lambda e: (
+        f"{'upheld' if e.upheld else 'answered, not upheld,'} the candidate's dispute"
+    ),
+    "Investigation.Suspended": lambda e: f"suspended the investigation: {e.reason}",
+    "Investigation.Resumed": lambda e: "resumed the investigation",
+    "Investigation.Completed": lambda e: "completed the investigation",
+    "Investigation.Cancelled": lambda e: f"cancelled the investigation: {e.reason}",
+    "Report.Compiled": lambda e: f"compiled a report of {len(e.items)} item(s)",
+    "Report.Approved": lambda e: "approved the report",
+    "Report.ChangesRequested": lambda e: "asked for changes to the report",
+    "Report.Disclosed": lambda e: (
+        f"disclosed edition {e.disclosure.edition} to {e.disclosure.recipient} "
+        f"({e.disclosure.recipient_role}) for {e.disclosure.purpose!r}"
+    ),
+    "Report.SharedWithCandidate": lambda e: f"gave the candidate edition {e.edition}",
+    "Report.Disputed": lambda e: "disputed an item of the report",
+    "Report.DisputeRejected": lambda e: "answered the report dispute without changes",
+    "Report.Amended": lambda e: f"amended the report: {e.reason}",
+    "Report.LegalHoldPlaced": lambda e: f"placed a legal hold: {e.reason}",
+    "Report.LegalHoldReleased": lambda e: "released the legal hold",
+    "Report.Destroyed": lambda e: f"destroyed the report: {e.reason}",
+}
+
+
+def timeline(events: Iterator[tuple[int, Any]], candidate_id: UUID) -> Iterator[TimelineEntry]:
+    consent_of: dict[UUID, UUID] = {}
+    for position, event in events:
+        if getattr(event, "candidate_id", None) != candidate_id:
+            continue
+        name = type(event).__qualname__
+        aggregate = name.partition(".")[0]
+        if aggregate == "Consent":
+            consent_of[event.originator_id] = event.originator_id
+        elif name in ("Investigation.Planned", "Report.Compiled"):
+            consent_of[event.originator_id] = event.consent_id
+        elif name == "Investigation.Resumed":
+            consent_of[event.originator_id] = event.scope.consent_id
+        describe = _WHAT.get(name)
+        yield TimelineEntry(
+            position=position,
+            time=event.timestamp,
+            who=_who(name, event),
+            what=describe(event) if describe else name.rpartition(".")[2],
+            event=name,
+            aggregate_id=event.originator_id,
+            consent_id=consent_of.get(event.originator_id),
+        )

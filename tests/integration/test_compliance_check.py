@@ -1,0 +1,140 @@
+"""`audit check`: the stored history judged rule by rule. Each seeded violation is an event
+written around the domain (its state-assigning method called without the rule in front of it),
+the way old code, an import or a compromised writer would."""
+
+from __future__ import annotations
+
+import io
+from uuid import uuid4
+
+from rich.console import Console
+
+from domain.check import Method, Outcome, SourceRole
+from domain.consent import Consent
+from domain.investigation import Conclusion, Finding, Investigation, Source
+from domain.report import Disclosure, Report
+from infra.demo import run_demo
+from services.application import Backcheck
+from services.compliance import Violation
+from services.dto import DisputeReport, PlanInvestigation, PlannedCheckIn
+from tests import story as s
+
+
+def violations(app: Backcheck) -> list[Violation]:
+    return list(app.violations())
+
+
+def write_around_the_domain(app: Backcheck, *aggregates: object) -> int:
+    app.save(*aggregates)  # type: ignore[arg-type]  # no unit of work, no policies, no rules
+    position = app.recorder.max_notification_id()
+    assert position is not None
+    return position
+
+
+def test_a_clean_demo_store_has_no_violations(sqlite_app: Backcheck) -> None:
+    run_demo(sqlite_app, Console(file=io.StringIO()))
+
+    assert violations(sqlite_app) == []
+    assert sqlite_app.recorder.max_notification_id() > 40  # type: ignore[operator]
+
+
+def test_a_check_started_without_active_consent_is_found(sqlite_app: Backcheck) -> None:
+    app = sqlite_app
+    candidate = s.register(app)
+    consent_id = s.request_consent(app, candidate)  # requested, never granted
+    result = app.plan_investigation(
+        PlanInvestigation(
+            candidate_id=candidate,
+            consent_id=consent_id,
+            purpose=s.PURPOSE,
+            checks=[PlannedCheckIn(check_type="employment", methods=[Method.PHONE])],
+            investigators=[s.INVESTIGATOR],
+            due_by=app.clock(),
+            actor=s.RECRUITER,
+        )
+    )
+    inv = app.load(Investigation, result.investigation_id)
+    inv._notify(s.notice())
+    inv._start(app.load(Consent, consent_id).scope_at(app.clock()))
+    position = write_around_the_domain(app, inv)
+
+    (found,) = violations(app)
+
+    assert found.position == position
+    assert found.rule == "check started without active consent covering it"
+    assert "not active" in found.detail
+    assert found.candidate_id == candidate
+
+
+def test_a_conclusion_without_the_required_sources_is_found(sqlite_app: Backcheck) -> None:
+    app = sqlite_app
+    story = s.investigation_under_way(app)
+    one_witness = s.record_finding(app, story, SourceRole.PEER, Outcome.DISCREPANCY)
+    inv = app.load(Investigation, story.investigation)
+    inv._conclude(Conclusion(story.check_id, Outcome.DISCREPANCY, (one_witness,), s.INVESTIGATOR))
+    position = write_around_the_domain(app, inv)
+
+    (found,) = violations(app)
+
+    assert (found.position, found.rule) == (position, "conclusion without the required sources")
+    assert "peer" in found.detail
+
+
+def test_a_report_disclosed_with_an_open_dispute_is_found(sqlite_app: Backcheck) -> None:
+    app = sqlite_app
+    story = s.shared_report(app)
+    app.dispute_report(
+        DisputeReport(
+            report_id=story.report,
+            check_id=story.check_id,
+            statement="wrong dates",
+            actor=s.CANDIDATE,
+        )
+    )
+    report = app.load(Report, story.report)
+    report._disclose(Disclosure("hiring-manager", "hiring manager", s.PURPOSE, 1, s.RECRUITER))
+    position = write_around_the_domain(app, report)
+
+    (found,) = violations(app)
+
+    assert found.position == position
+    assert found.rule == "report disclosed with an open dispute or outside consent"
+    assert "open dispute" in found.detail
+
+
+def test_a_review_by_the_reports_own_author_is_found(sqlite_app: Backcheck) -> None:
+    app = sqlite_app
+    story = s.compiled_report(app)
+    report = app.load(Report, story.report)
+    (author,) = report.authors
+    report._approve(author, "looks fine to me")
+    position = write_around_the_domain(app, report)
+
+    (found,) = violations(app)
+
+    assert (found.position, found.rule) == (position, "review by the report's own author")
+
+
+def test_a_finding_recorded_after_consent_was_withdrawn_is_found(sqlite_app: Backcheck) -> None:
+    app = sqlite_app
+    story = s.investigation_under_way(app)
+    consent = app.load(Consent, story.consent_id)
+    consent._withdraw("changed my mind", app.clock())
+    write_around_the_domain(app, consent)  # the suspension policy never ran
+    inv = app.load(Investigation, story.investigation)
+    inv._record_finding(
+        Finding(
+            uuid4(),
+            story.check_id,
+            Source(SourceRole.HR, "ref-1", s.EMPLOYER),
+            Method.PHONE,
+            Outcome.CONFIRMED,
+            s.INVESTIGATOR,
+        )
+    )
+    position = write_around_the_domain(app, inv)
+
+    (found,) = violations(app)
+
+    assert (found.position, found.rule) == (position, "finding outside consent or scope")
+    assert "withdrawn" in found.detail
