@@ -80,11 +80,11 @@ class Candidate(SubjectAggregate):
         claims: tuple[Claim, ...],
         consent_id: UUID | None,
         consented_categories: frozenset[str],
+        submitted_by: str,
     ) -> None:
         """Claims are admitted field by field: prohibited categories are refused, and
         consent-required or sensitive ones need the named consent."""
-        if self.erasure_requested:
-            raise CandidateErasedError(self.id)
+        self.require_collectable()
         seen: set[UUID] = set()
         for claim in claims:
             if claim.claim_id in self.claims or claim.claim_id in seen:
@@ -94,12 +94,19 @@ class Candidate(SubjectAggregate):
                 raise EmptyClaimError(claim.claim_id)
             for f in claim.fields:
                 admit(f.name, f.category, consented_categories)
-        self._submit_claims(claims, consent_id)
+        self._submit_claims(claims, consent_id, submitted_by)
 
     @event("ClaimsSubmitted")
-    def _submit_claims(self, claims: tuple[Claim, ...], consent_id: UUID | None) -> None:
+    def _submit_claims(
+        self, claims: tuple[Claim, ...], consent_id: UUID | None, submitted_by: str
+    ) -> None:
         for claim in claims:
             self.claims[claim.claim_id] = claim
+
+    def require_collectable(self) -> None:
+        """After an erasure request nothing more is collected, asked for or investigated."""
+        if self.erasure_requested:
+            raise CandidateErasedError(self.id)
 
     def request_erasure(self, reason: str, requested_by: str) -> None:
         if self.erasure_requested:

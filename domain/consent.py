@@ -140,6 +140,7 @@ class Consent(SubjectAggregate):
     class Withdrawn(SubjectAggregate.Event):
         reason: str
         withdrawn_at: datetime
+        withdrawn_by: str
 
     class Expired(SubjectAggregate.Event):
         expired_at: datetime
@@ -171,6 +172,7 @@ class Consent(SubjectAggregate):
         signature_method: SignatureMethod,
         valid_from: datetime,
         valid_until: datetime,
+        recorded_by: str,
     ) -> None:
         """The signed grant may narrow the request, never widen it."""
         if self.granted is not None or self.withdrawn_at is not None:
@@ -202,7 +204,7 @@ class Consent(SubjectAggregate):
         dropped = sorted(o for o in asked.excluded_organisations if o.casefold() not in kept)
         if dropped:
             raise ConsentGrantExceedsRequestError(self.id, "referee organisations", dropped)
-        self._grant(terms, document_sha256, signature_method, valid_from, valid_until)
+        self._grant(terms, document_sha256, signature_method, valid_from, valid_until, recorded_by)
 
     @event("Granted")
     def _grant(
@@ -212,6 +214,7 @@ class Consent(SubjectAggregate):
         signature_method: SignatureMethod,
         valid_from: datetime,
         valid_until: datetime,
+        recorded_by: str,
     ) -> None:
         self.granted = terms
         self.document_sha256 = document_sha256
@@ -219,22 +222,24 @@ class Consent(SubjectAggregate):
         self.valid_from = valid_from
         self.valid_until = valid_until
 
-    def withdraw(self, reason: str, withdrawn_at: datetime) -> None:
+    def withdraw(self, reason: str, withdrawn_at: datetime, withdrawn_by: str) -> None:
         """Withdrawal is possible at any time while the consent is not already ended."""
         status = self.status_at(withdrawn_at)
         if status in (ConsentStatus.WITHDRAWN, ConsentStatus.EXPIRED):
             raise ConsentNotActiveError(self.id, status.value)
-        self._withdraw(reason, withdrawn_at)
+        self._withdraw(reason, withdrawn_at, withdrawn_by)
 
     @event(Withdrawn)
-    def _withdraw(self, reason: str, withdrawn_at: datetime) -> None:
+    def _withdraw(self, reason: str, withdrawn_at: datetime, withdrawn_by: str) -> None:
         self.withdrawn_at = withdrawn_at
 
     def expire(self, now: datetime) -> None:
         """Expiry is recorded once the validity window has passed."""
         if self.withdrawn_at is not None or self.expired:
             raise ConsentNotActiveError(self.id, self.status_at(now).value)
-        if self.valid_until is None or now < self.valid_until:
+        if self.valid_until is None:
+            raise ConsentNotActiveError(self.id, self.status_at(now).value)
+        if now < self.valid_until:
             raise ConsentNotExpiredError(self.id, self.valid_until)
         self._expire(self.valid_until)
 

@@ -163,6 +163,22 @@ class ConsentBelongsToAnotherCandidateError(RuleBrokenError):
         )
 
 
+class ConsentBelongsToAnotherInvestigationError(RuleBrokenError):
+    def __init__(self, consent_id: object, investigation_id: object) -> None:
+        super().__init__(
+            f"consent {consent_id} is not the consent investigation {investigation_id} acts under",
+            consent_id=consent_id,
+            investigation_id=investigation_id,
+        )
+
+
+class CandidateAlreadyRegisteredError(RuleBrokenError):
+    def __init__(self, candidate_id: object) -> None:
+        super().__init__(
+            f"candidate {candidate_id} is already registered", candidate_id=candidate_id
+        )
+
+
 class PurposeNotConsentedError(RuleBrokenError):
     def __init__(self, consent_id: object, purpose: str) -> None:
         super().__init__(

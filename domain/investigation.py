@@ -18,6 +18,7 @@ from domain.errors import (
     CheckAlreadyConcludedError,
     ChecksStillOpenError,
     ConclusionNeedsCorroborationError,
+    ConsentBelongsToAnotherInvestigationError,
     DisputeAlreadyResolvedError,
     EmptyPlanError,
     FeedbackAlreadyAnsweredError,
@@ -204,28 +205,28 @@ class Investigation(SubjectAggregate):
 
     # --- before the start ------------------------------------------------------------------
 
-    def notify_candidate(self, notice: Notice) -> None:
+    def notify_candidate(self, notice: Notice, notified_by: str) -> None:
         """The candidate is told purpose, process, content and time needed (seed 001 §04)."""
         self._require(InvestigationStatus.PLANNED, "notify the candidate")
         for name in ("purpose", "process", "content", "time_required", "channel"):
             if not getattr(notice, name).strip():
                 raise InvalidPlanError(f"notice.{name}", "must not be empty")
-        self._notify(notice)
+        self._notify(notice, notified_by)
 
     @event("CandidateNotified")
-    def _notify(self, notice: Notice) -> None:
+    def _notify(self, notice: Notice, notified_by: str) -> None:
         self.notice = notice
 
-    def start(self, scope: ConsentScope) -> None:
+    def start(self, scope: ConsentScope, started_by: str) -> None:
         """Checks start only after notice, under an active consent covering every check."""
         self._require(InvestigationStatus.PLANNED, "start")
         if self.notice is None:
             raise CandidateNotNotifiedError(self.id)
         self.check_consent(scope)
-        self._start(scope)
+        self._start(scope, started_by)
 
     @event("Started")
-    def _start(self, scope: ConsentScope) -> None:
+    def _start(self, scope: ConsentScope, started_by: str) -> None:
         self.scope = scope
         self.status = InvestigationStatus.IN_PROGRESS
 
@@ -247,9 +248,10 @@ class Investigation(SubjectAggregate):
 
     # --- gathering ---------------------------------------------------------------------------
 
-    def record_finding(self, finding: Finding) -> None:
+    def record_finding(self, finding: Finding, in_force: ConsentScope) -> None:
         """Findings come from assigned investigators, by planned methods, from referees the
-        consent allows; notes are classified personal data."""
+        consent in force allows (judged now, not when the checks started: it may have expired
+        since); notes are classified personal data."""
         self._require(InvestigationStatus.IN_PROGRESS, "record a finding")
         check = self._check(finding.check_id)
         if finding.check_id in self.conclusions:
@@ -258,7 +260,7 @@ class Investigation(SubjectAggregate):
             raise InvestigatorNotAssignedError(self.id, finding.recorded_by)
         if finding.method not in check.methods:
             raise MethodNotInPlanError(finding.check_id, finding.method.value)
-        scope = self._scope()
+        scope = self._in_force(in_force)
         scope.require_referee(finding.source.role, finding.source.organisation)
         if finding.conversation_recorded:
             scope.require_recording()
@@ -385,14 +387,14 @@ class Investigation(SubjectAggregate):
         self.suspended_from = self.status
         self.status = InvestigationStatus.SUSPENDED
 
-    def resume(self, scope: ConsentScope) -> None:
+    def resume(self, scope: ConsentScope, resumed_by: str) -> None:
         """Work resumes only under a consent that is active and covers every check again."""
         self._require(InvestigationStatus.SUSPENDED, "resume")
         self.check_consent(scope)
-        self._resume(scope)
+        self._resume(scope, resumed_by)
 
     @event("Resumed")
-    def _resume(self, scope: ConsentScope) -> None:
+    def _resume(self, scope: ConsentScope, resumed_by: str) -> None:
         self.consent_id = scope.consent_id
         if self.suspended_from is InvestigationStatus.IN_PROGRESS:
             self.scope = scope
@@ -437,14 +439,15 @@ class Investigation(SubjectAggregate):
             basis = [self.findings[f] for f in conclusion.basis]
             on_check = self._standing_findings(check_id)
             roles = tuple(sorted({f.source.role for f in basis}))
+            sources = len({f.source.reference for f in basis})  # one person is one source
             out.append(
                 CheckSummary(
                     check_id=check_id,
                     check_type=self.checks[check_id].check_type,
                     outcome=conclusion.outcome,
                     source_roles=roles,
-                    source_count=len({(f.source.role, f.source.reference) for f in basis}),
-                    single_source=len({(f.source.role, f.source.reference) for f in basis}) == 1,
+                    source_count=sources,
+                    single_source=sources == 1,
                     contested=len({f.outcome for f in on_check}) > 1,
                     disputed=check_id in self.ever_disputed,
                     possibly_biased=any(f.possible_bias for f in basis),
@@ -461,10 +464,11 @@ class Investigation(SubjectAggregate):
             if f.check_id == check_id and f.finding_id not in self.retracted
         ]
 
-    def _scope(self) -> ConsentScope:
-        if self.scope is None:
-            raise InvestigationStateError(self.id, self.status.value, "act before it started")
-        return self.scope
+    def _in_force(self, scope: ConsentScope) -> ConsentScope:
+        if scope.consent_id != self.consent_id:
+            raise ConsentBelongsToAnotherInvestigationError(scope.consent_id, self.id)
+        scope.require_active()
+        return scope
 
     def _check(self, check_id: UUID) -> PlannedCheck:
         try:

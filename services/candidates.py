@@ -7,6 +7,7 @@ from uuid import UUID
 from domain.candidate import Candidate, Claim
 from domain.classification import PersonalField
 from domain.consent import Consent
+from domain.errors import CandidateAlreadyRegisteredError
 from services.dto import CandidateResult, RegisterCandidate, RequestErasure, SubmitClaims
 from services.unit import UnitOfWork, use_case
 
@@ -32,6 +33,8 @@ class CandidateUseCases(UnitOfWork):
             identity.append(PersonalField("email", "user.contact.email", cmd.email))
         if cmd.phone:
             identity.append(PersonalField("phone", "user.contact.phone", cmd.phone))
+        if self.exists(cmd.candidate_id):
+            raise CandidateAlreadyRegisteredError(cmd.candidate_id)
         candidate = Candidate.register(cmd.candidate_id, tuple(identity), cmd.actor)
         self.commit(candidate)
         return candidate_result(candidate)
@@ -54,7 +57,7 @@ class CandidateUseCases(UnitOfWork):
             )
             for c in cmd.claims
         )
-        candidate.submit_claims(claims, cmd.consent_id, consented)
+        candidate.submit_claims(claims, cmd.consent_id, consented, cmd.actor)
         self.commit(candidate)
         return candidate_result(candidate)
 

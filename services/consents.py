@@ -50,6 +50,7 @@ class ConsentUseCases(UnitOfWork):
     def request_consent(self, cmd: RequestConsent) -> ConsentResult:
         """Written consent is asked for before anything else; prohibited data is never asked."""
         candidate = self.load(Candidate, cmd.candidate_id)
+        candidate.require_collectable()
         consent = Consent.request(candidate.id, terms_from(cmd.terms), cmd.actor)
         self.commit(consent)
         return self.consent_result(consent)
@@ -64,6 +65,7 @@ class ConsentUseCases(UnitOfWork):
             cmd.signature_method,
             cmd.valid_from,
             cmd.valid_until,
+            cmd.actor,
         )
         self.commit(consent)
         return self.consent_result(consent)
@@ -72,7 +74,7 @@ class ConsentUseCases(UnitOfWork):
     def withdraw_consent(self, cmd: WithdrawConsent) -> ConsentResult:
         """Withdrawal is possible at any time and suspends the investigations relying on it."""
         consent = self.load(Consent, cmd.consent_id)
-        consent.withdraw(cmd.reason, self.clock())
+        consent.withdraw(cmd.reason, self.clock(), cmd.actor)
         changed = self.commit(consent)
         return self.consent_result(consent, [a.id for a in changed if isinstance(a, Investigation)])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from domain.errors import NotFoundError
+from domain.errors import NotFoundError, RuleBrokenError
 
 
 class AggregateMissingError(NotFoundError):
@@ -13,4 +13,13 @@ class AggregateMissingError(NotFoundError):
             f"no {kind} with id {aggregate_id}; check the id (list with `backcheck events`)",
             kind=kind,
             aggregate_id=aggregate_id,
+        )
+
+
+class ConcurrentChangeError(RuleBrokenError):
+    def __init__(self, aggregate_ids: list[str]) -> None:
+        super().__init__(
+            f"someone else changed {', '.join(aggregate_ids)} at the same moment; nothing was "
+            "recorded — load it again and retry",
+            aggregate_ids=aggregate_ids,
         )

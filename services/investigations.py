@@ -59,6 +59,7 @@ class InvestigationUseCases(UnitOfWork):
     def plan_investigation(self, cmd: PlanInvestigation) -> InvestigationResult:
         """A plan names purpose, checks and methods, schedule and investigators first."""
         candidate = self.load(Candidate, cmd.candidate_id)
+        candidate.require_collectable()
         consent = self.load(Consent, cmd.consent_id)
         consent.scope_at(self.clock()).require_candidate(candidate.id)
         checks = tuple(
@@ -73,7 +74,9 @@ class InvestigationUseCases(UnitOfWork):
             cmd.due_by,
             cmd.actor,
         )
-        self.commit(investigation)
+        # Recorded from the plan on, so a withdrawal reaches it even before it starts.
+        consent.record_reliance(investigation.id)
+        self.commit(investigation, consent)
         return investigation_result(investigation)
 
     @use_case
@@ -81,7 +84,8 @@ class InvestigationUseCases(UnitOfWork):
         """The candidate is told purpose, process, content and time needed before the start."""
         inv = self.load(Investigation, cmd.investigation_id)
         inv.notify_candidate(
-            Notice(cmd.purpose, cmd.process, cmd.content, cmd.time_required, cmd.channel)
+            Notice(cmd.purpose, cmd.process, cmd.content, cmd.time_required, cmd.channel),
+            cmd.actor,
         )
         self.commit(inv)
         return investigation_result(inv)
@@ -91,9 +95,8 @@ class InvestigationUseCases(UnitOfWork):
         """Checks start only under an active consent that covers each of them."""
         inv = self.load(Investigation, cmd.investigation_id)
         consent = self.load(Consent, inv.consent_id)
-        inv.start(consent.scope_at(self.clock()))
-        consent.record_reliance(inv.id)
-        self.commit(inv, consent)
+        inv.start(consent.scope_at(self.clock()), cmd.actor)
+        self.commit(inv)
         return investigation_result(inv)
 
     @use_case
@@ -101,9 +104,12 @@ class InvestigationUseCases(UnitOfWork):
         """A suspended investigation resumes only under an active consent covering it."""
         inv = self.load(Investigation, cmd.investigation_id)
         consent = self.load(Consent, cmd.consent_id)
-        inv.resume(consent.scope_at(self.clock()))
-        consent.record_reliance(inv.id)
-        self.commit(inv, consent)
+        inv.resume(consent.scope_at(self.clock()), cmd.actor)
+        if inv.id in consent.relied_on_by:
+            self.commit(inv)
+        else:
+            consent.record_reliance(inv.id)
+            self.commit(inv, consent)
         return investigation_result(inv)
 
     @use_case
@@ -117,6 +123,7 @@ class InvestigationUseCases(UnitOfWork):
     def record_finding(self, cmd: RecordFinding) -> InvestigationResult:
         """A finding names its source, method and outcome; only referees the consent allows."""
         inv = self.load(Investigation, cmd.investigation_id)
+        in_force = self.load(Consent, inv.consent_id).scope_at(self.clock())
         notes = PersonalField("notes", cmd.notes_category, cmd.notes) if cmd.notes else None
         inv.record_finding(
             Finding(
@@ -129,7 +136,8 @@ class InvestigationUseCases(UnitOfWork):
                 notes=notes,
                 conversation_recorded=cmd.conversation_recorded,
                 possible_bias=cmd.possible_bias,
-            )
+            ),
+            in_force,
         )
         self.commit(inv)
         return investigation_result(inv)

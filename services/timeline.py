@@ -168,5 +168,5 @@ def timeline(events: Iterator[tuple[int, Any]], candidate_id: UUID) -> Iterator[
             what=describe(event) if describe else name.rpartition(".")[2],
             event=name,
             aggregate_id=event.originator_id,
-            consent_id=consent_of.get(event.originator_id),
+            consent_id=getattr(event, "consent_id", None) or consent_of.get(event.originator_id),
         )

@@ -10,10 +10,11 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import RecordConflictError
 from eventsourcing.utils import EnvType
 
 from domain.subject import recorded_at
-from services.errors import AggregateMissingError
+from services.errors import AggregateMissingError, ConcurrentChangeError
 from services.policy import Policy, default_policies
 
 A = TypeVar("A", bound=Aggregate)
@@ -63,6 +64,9 @@ class UnitOfWork(Application[UUID]):
             raise AggregateMissingError(kind, aggregate_id)
         return aggregate
 
+    def exists(self, aggregate_id: UUID) -> bool:
+        return bool(self.recorder.select_events(aggregate_id, limit=1))
+
     def commit(self, *aggregates: Aggregate) -> list[Aggregate]:
         """Save the aggregates and whatever the policies changed in reaction, in one write.
 
@@ -86,5 +90,8 @@ class UnitOfWork(Application[UUID]):
                 for changed in policy.react(event, load):
                     reacted[changed.id] = changed
                     queue.extend(e for e in changed.pending_events if id(e) not in seen)
-        self.save(*touched.values())
+        try:
+            self.save(*touched.values())
+        except RecordConflictError:
+            raise ConcurrentChangeError([str(a) for a in touched]) from None
         return list(reacted.values())

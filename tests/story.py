@@ -127,12 +127,19 @@ def granted_consent(
         SignatureMethod.E_SIGNATURE,
         NOW,
         NOW + VALID_FOR,
+        "esign-service",
     )
     return consent
 
 
 def active_scope(candidate_id: UUID, **overrides: object) -> ConsentScope:
     return ConsentScope(uuid4(), candidate_id, ConsentStatus.ACTIVE, terms(**overrides))
+
+
+def scope_for(inv: Investigation, **overrides: object) -> ConsentScope:
+    """An active consent scope for the consent the investigation acts under."""
+    given = active_scope(inv.candidate_id, **overrides)
+    return ConsentScope(inv.consent_id, inv.candidate_id, given.status, given.terms)
 
 
 def notice() -> Notice:
@@ -168,8 +175,8 @@ def planned_investigation(
 def started_investigation(*check_types: CheckType, **scope: object) -> Investigation:
     """An investigation under way, with one or more planned checks (employment by default)."""
     inv = planned_investigation(*check_types)
-    inv.notify_candidate(notice())
-    inv.start(active_scope(inv.candidate_id, **scope))
+    inv.notify_candidate(notice(), "hr:test")
+    inv.start(scope_for(inv, **scope), "hr:test")
     return inv
 
 
@@ -208,8 +215,8 @@ def concluded_investigation() -> Investigation:
     """Started, one employment check confirmed by a supervisor and HR, completed."""
     inv = started_investigation()
     check_id = only_check(inv)
-    inv.record_finding(finding(check_id, SourceRole.DIRECT_SUPERVISOR))
-    inv.record_finding(finding(check_id, SourceRole.HR))
+    inv.record_finding(finding(check_id, SourceRole.DIRECT_SUPERVISOR), inv.scope)
+    inv.record_finding(finding(check_id, SourceRole.HR), inv.scope)
     inv.conclude_check(check_id, Outcome.CONFIRMED, INVESTIGATOR)
     inv.complete(INVESTIGATOR)
     return inv

@@ -54,8 +54,8 @@ def test_a_check_started_without_active_consent_is_found(sqlite_app: Backcheck) 
         )
     )
     inv = app.load(Investigation, result.investigation_id)
-    inv._notify(s.notice())
-    inv._start(app.load(Consent, consent_id).scope_at(app.clock()))
+    inv._notify(s.notice(), s.RECRUITER)
+    inv._start(app.load(Consent, consent_id).scope_at(app.clock()), s.RECRUITER)
     position = write_around_the_domain(app, inv)
 
     (found,) = violations(app)
@@ -119,7 +119,7 @@ def test_a_finding_recorded_after_consent_was_withdrawn_is_found(sqlite_app: Bac
     app = sqlite_app
     story = s.investigation_under_way(app)
     consent = app.load(Consent, story.consent_id)
-    consent._withdraw("changed my mind", app.clock())
+    consent._withdraw("changed my mind", app.clock(), s.CANDIDATE)
     write_around_the_domain(app, consent)  # the suspension policy never ran
     inv = app.load(Investigation, story.investigation)
     inv._record_finding(

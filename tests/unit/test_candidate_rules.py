@@ -87,7 +87,7 @@ def test_a_prohibited_category_is_refused_at_collection_even_with_consent(catego
     candidate = new_candidate()
     # when / then: not even a consent naming it makes it collectable
     with refuses(candidate, ProhibitedCategoryError, "'detail'", category) as info:
-        candidate.submit_claims((claim(category),), uuid4(), frozenset({category}))
+        candidate.submit_claims((claim(category),), uuid4(), frozenset({category}), "candidate")
     assert info.value.field == "detail"
     assert candidate.claims == {}
 
@@ -101,7 +101,7 @@ def test_a_sensitive_or_consent_required_category_is_refused_without_a_consent_n
     others = frozenset(NEEDS_NAMED_CONSENT) - {category}
     # when / then
     with refuses(candidate, ConsentRequiredForCategoryError, "'detail'", category):
-        candidate.submit_claims((claim(category),), uuid4(), others)
+        candidate.submit_claims((claim(category),), uuid4(), others, "candidate")
     assert candidate.claims == {}
 
 
@@ -115,7 +115,7 @@ def test_a_sensitive_or_consent_required_category_is_accepted_with_a_consent_nam
     consent_id = uuid4()
     submitted = claim(category)
     # when
-    candidate.submit_claims((submitted,), consent_id, frozenset({category}))
+    candidate.submit_claims((submitted,), consent_id, frozenset({category}), "candidate")
     # then: the claim is kept, and the event names the consent relied on
     (event,) = candidate.collect_events()
     assert isinstance(event, Candidate.ClaimsSubmitted)
@@ -127,14 +127,14 @@ def test_a_sensitive_or_consent_required_category_is_accepted_with_a_consent_nam
 def test_general_and_confidential_claims_need_no_named_consent(category: str) -> None:
     candidate = new_candidate()
     submitted = claim(category)
-    candidate.submit_claims((submitted,), None, frozenset())
+    candidate.submit_claims((submitted,), None, frozenset(), "candidate")
     assert submitted.claim_id in candidate.claims
 
 
 def test_an_unknown_category_is_refused_at_collection() -> None:
     candidate = new_candidate()
     with refuses(candidate, UnknownDataCategoryError, "'detail'", "user.star_sign") as info:
-        candidate.submit_claims((claim("user.star_sign"),), None, frozenset())
+        candidate.submit_claims((claim("user.star_sign"),), None, frozenset(), "candidate")
     assert info.value.category == "user.star_sign"
 
 
@@ -152,7 +152,7 @@ def test_one_refused_field_refuses_the_whole_submission() -> None:
     )
     # when / then: nothing of it is kept
     with refuses(candidate, ProhibitedCategoryError, "'blood'"):
-        candidate.submit_claims((good, mixed), None, frozenset())
+        candidate.submit_claims((good, mixed), None, frozenset(), "candidate")
     assert candidate.claims == {}
 
 
@@ -160,10 +160,10 @@ def test_a_claim_cannot_be_submitted_twice() -> None:
     # given
     candidate = new_candidate()
     first = claim("user.education")
-    candidate.submit_claims((first,), None, frozenset())
+    candidate.submit_claims((first,), None, frozenset(), "candidate")
     # when / then
     with refuses(candidate, DuplicateClaimError, first.claim_id) as info:
-        candidate.submit_claims((first,), None, frozenset())
+        candidate.submit_claims((first,), None, frozenset(), "candidate")
     assert info.value.claim_id == first.claim_id
 
 
@@ -171,7 +171,7 @@ def test_a_claim_cannot_appear_twice_in_one_submission() -> None:
     candidate = new_candidate()
     twice = claim("user.education")
     with refuses(candidate, DuplicateClaimError, twice.claim_id):
-        candidate.submit_claims((twice, twice), None, frozenset())
+        candidate.submit_claims((twice, twice), None, frozenset(), "candidate")
     assert candidate.claims == {}
 
 
@@ -179,7 +179,7 @@ def test_a_claim_needs_at_least_one_field() -> None:
     candidate = new_candidate()
     empty = Claim(uuid4(), ClaimKind.EDUCATION, ())
     with refuses(candidate, EmptyClaimError, empty.claim_id):
-        candidate.submit_claims((empty,), None, frozenset())
+        candidate.submit_claims((empty,), None, frozenset(), "candidate")
 
 
 # --- erasure -----------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ def test_no_personal_data_is_collected_after_erasure_is_requested() -> None:
     candidate.request_erasure("withdrew application", CANDIDATE)
     # when / then
     with refuses(candidate, CandidateErasedError, candidate.id) as info:
-        candidate.submit_claims((claim("user.education"),), None, frozenset())
+        candidate.submit_claims((claim("user.education"),), None, frozenset(), "candidate")
     assert info.value.candidate_id == candidate.id
     assert candidate.claims == {}
 

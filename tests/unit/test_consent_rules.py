@@ -42,6 +42,7 @@ def grant(consent: Consent, given: ConsentTerms | None = None, **kwargs: object)
         "signature_method": SignatureMethod.WET_INK,
         "valid_from": NOW,
         "valid_until": UNTIL,
+        "recorded_by": "esign-service",
     }
     values.update(kwargs)
     consent.grant(given or consent.requested, **values)  # type: ignore[arg-type]
@@ -206,7 +207,7 @@ def test_a_consent_is_granted_only_once() -> None:
 
 def test_a_withdrawn_request_can_no_longer_be_granted() -> None:
     consent = new_consent()
-    consent.withdraw("changed my mind", NOW)
+    consent.withdraw("changed my mind", NOW, "candidate")
     with refuses(consent, ConsentNotPendingError, consent.id, "withdrawn"):
         grant(consent)
 
@@ -246,7 +247,7 @@ def test_a_scope_belongs_to_the_candidate_who_gave_it() -> None:
 def test_a_consent_can_be_withdrawn_at_any_time_while_in_force() -> None:
     consent = granted_consent()
     consent.collect_events()
-    consent.withdraw("no longer interested", NOW + timedelta(days=3))
+    consent.withdraw("no longer interested", NOW + timedelta(days=3), "candidate")
     (event,) = consent.collect_events()
     assert isinstance(event, Consent.Withdrawn)
     assert consent.status_at(NOW + timedelta(days=3)) is ConsentStatus.WITHDRAWN
@@ -256,21 +257,21 @@ def test_a_consent_can_be_withdrawn_at_any_time_while_in_force() -> None:
 
 def test_a_request_can_be_declined_by_withdrawing_it() -> None:
     consent = new_consent()
-    consent.withdraw("declined", NOW)
+    consent.withdraw("declined", NOW, "candidate")
     assert consent.status_at(NOW) is ConsentStatus.WITHDRAWN
 
 
 def test_a_consent_cannot_be_withdrawn_twice() -> None:
     consent = granted_consent()
-    consent.withdraw("no longer interested", NOW)
+    consent.withdraw("no longer interested", NOW, "candidate")
     with refuses(consent, ConsentNotActiveError, consent.id, "withdrawn"):
-        consent.withdraw("again", NOW + timedelta(hours=1))
+        consent.withdraw("again", NOW + timedelta(hours=1), "candidate")
 
 
 def test_an_expired_consent_cannot_be_withdrawn() -> None:
     consent = granted_consent()
     with refuses(consent, ConsentNotActiveError, consent.id, "expired") as info:
-        consent.withdraw("too late", UNTIL)
+        consent.withdraw("too late", UNTIL, "candidate")
     assert info.value.status == "expired"
 
 
@@ -297,7 +298,7 @@ def test_a_consent_cannot_be_expired_early() -> None:
 
 def test_a_consent_never_granted_does_not_expire() -> None:
     consent = new_consent()
-    with refuses(consent, ConsentNotExpiredError, consent.id):
+    with refuses(consent, ConsentNotActiveError, consent.id, "is requested"):
         consent.expire(UNTIL + timedelta(days=365))
 
 
@@ -310,7 +311,7 @@ def test_a_consent_expires_only_once() -> None:
 
 def test_a_withdrawn_consent_does_not_expire() -> None:
     consent = granted_consent()
-    consent.withdraw("no longer interested", NOW)
+    consent.withdraw("no longer interested", NOW, "candidate")
     with refuses(consent, ConsentNotActiveError, consent.id, "withdrawn"):
         consent.expire(UNTIL)
 

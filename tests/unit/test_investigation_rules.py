@@ -76,7 +76,7 @@ def employment_check() -> PlannedCheck:
 
 def notified(*check_types: CheckType) -> Investigation:
     inv = planned_investigation(*check_types)
-    inv.notify_candidate(notice())
+    inv.notify_candidate(notice(), "hr:test")
     return inv
 
 
@@ -84,7 +84,7 @@ def scope_with(
     inv: Investigation, status: ConsentStatus = ConsentStatus.ACTIVE, **terms: object
 ) -> ConsentScope:
     scope = active_scope(inv.candidate_id, **terms)
-    return ConsentScope(scope.consent_id, scope.candidate_id, status, scope.terms)
+    return ConsentScope(inv.consent_id, scope.candidate_id, status, scope.terms)
 
 
 # --- the plan ----------------------------------------------------------------------------------
@@ -135,27 +135,27 @@ def test_the_notice_tells_purpose_process_content_and_time_needed(part: str) -> 
     inv = planned_investigation()
     parts = {**vars(notice()), part: " "}
     with refuses(inv, InvalidPlanError, f"notice.{part}"):
-        inv.notify_candidate(Notice(**parts))
+        inv.notify_candidate(Notice(**parts), "hr:test")
     assert inv.notice is None
 
 
 def test_the_candidate_is_notified_before_the_start_only() -> None:
     inv = started_investigation()
     with refuses(inv, InvestigationStateError, inv.id, "in progress", "notify the candidate"):
-        inv.notify_candidate(notice())
+        inv.notify_candidate(notice(), "hr:test")
 
 
 def test_checks_do_not_start_before_the_candidate_is_notified() -> None:
     inv = planned_investigation()
     with refuses(inv, CandidateNotNotifiedError, inv.id):
-        inv.start(scope_with(inv))
+        inv.start(scope_with(inv), "hr:test")
     assert inv.status is InvestigationStatus.PLANNED
 
 
 def test_checks_start_under_an_active_consent_covering_every_check() -> None:
     inv = notified(CheckType.EMPLOYMENT, CheckType.REFERENCE)
     scope = scope_with(inv)
-    inv.start(scope)
+    inv.start(scope, "hr:test")
     assert inv.status is InvestigationStatus.IN_PROGRESS
     assert inv.scope == scope
 
@@ -173,7 +173,7 @@ def test_checks_do_not_start_without_an_active_consent(status: ConsentStatus) ->
     inv = notified()
     scope = scope_with(inv, status)
     with refuses(inv, ConsentNotActiveError, scope.consent_id, status.value) as info:
-        inv.start(scope)
+        inv.start(scope, "hr:test")
     assert info.value.status == status.value
 
 
@@ -181,14 +181,14 @@ def test_checks_do_not_start_under_another_candidates_consent() -> None:
     inv = notified()
     scope = active_scope(uuid4())
     with refuses(inv, ConsentBelongsToAnotherCandidateError, scope.consent_id, inv.candidate_id):
-        inv.start(scope)
+        inv.start(scope, "hr:test")
 
 
 def test_checks_do_not_start_for_a_purpose_the_consent_does_not_name() -> None:
     inv = notified()
     scope = scope_with(inv, purposes=("promotion review",))
     with refuses(inv, PurposeNotConsentedError, scope.consent_id, PURPOSE):
-        inv.start(scope)
+        inv.start(scope, "hr:test")
 
 
 def test_checks_do_not_start_unless_the_consent_covers_every_check() -> None:
@@ -197,7 +197,7 @@ def test_checks_do_not_start_unless_the_consent_covers_every_check() -> None:
     scope = scope_with(inv, check_types=(CheckType.EMPLOYMENT,))
     # when / then
     with refuses(inv, ConsentDoesNotCoverCheckError, scope.consent_id, "criminal_record") as info:
-        inv.start(scope)
+        inv.start(scope, "hr:test")
     assert info.value.check_type == "criminal_record"
 
 
@@ -206,7 +206,7 @@ def test_a_sensitive_check_needs_its_categories_named_in_the_consent() -> None:
     inv = notified(CheckType.CRIMINAL_RECORD)
     scope = scope_with(inv, check_types=(CheckType.CRIMINAL_RECORD,), categories=())
     with refuses(inv, ConsentDoesNotCoverCheckError, scope.consent_id, "user.criminal_history"):
-        inv.start(scope)
+        inv.start(scope, "hr:test")
 
 
 def test_a_drug_test_needs_every_sensitive_category_it_touches_named() -> None:
@@ -217,7 +217,7 @@ def test_a_drug_test_needs_every_sensitive_category_it_touches_named() -> None:
     with refuses(
         inv, ConsentDoesNotCoverCheckError, scope.consent_id, "user.health.alcohol_test"
     ) as info:
-        inv.start(scope)
+        inv.start(scope, "hr:test")
     assert "user.health.drug_test" not in info.value.missing
 
 
@@ -232,7 +232,8 @@ def test_a_sensitive_check_starts_when_the_consent_names_its_categories() -> Non
                 "user.health.drug_test",
                 "user.health.alcohol_test",
             ),
-        )
+        ),
+        "hr:test",
     )
     assert inv.status is InvestigationStatus.IN_PROGRESS
 
@@ -240,7 +241,7 @@ def test_a_sensitive_check_starts_when_the_consent_names_its_categories() -> Non
 def test_an_investigation_starts_only_once() -> None:
     inv = started_investigation()
     with refuses(inv, InvestigationStateError, inv.id, "start"):
-        inv.start(scope_with(inv))
+        inv.start(scope_with(inv), "hr:test")
 
 
 # --- findings ----------------------------------------------------------------------------------
@@ -250,7 +251,7 @@ def test_findings_are_recorded_only_by_assigned_investigators() -> None:
     inv = started_investigation()
     stranger = finding(only_check(inv), SourceRole.HR, recorded_by=OTHER_INVESTIGATOR)
     with refuses(inv, InvestigatorNotAssignedError, OTHER_INVESTIGATOR, inv.id) as info:
-        inv.record_finding(stranger)
+        inv.record_finding(stranger, inv.scope)
     assert info.value.investigator == OTHER_INVESTIGATOR
     assert inv.findings == {}
 
@@ -259,7 +260,7 @@ def test_an_investigator_assigned_later_may_record_findings() -> None:
     inv = started_investigation()
     inv.assign(OTHER_INVESTIGATOR, RECRUITER)
     found = finding(only_check(inv), SourceRole.HR, recorded_by=OTHER_INVESTIGATOR)
-    inv.record_finding(found)
+    inv.record_finding(found, inv.scope)
     assert inv.findings == {found.finding_id: found}
 
 
@@ -267,7 +268,7 @@ def test_findings_are_gathered_only_by_planned_methods() -> None:
     inv = started_investigation()  # phone and email planned
     check_id = only_check(inv)
     with refuses(inv, MethodNotInPlanError, check_id, "interview") as info:
-        inv.record_finding(finding(check_id, SourceRole.HR, method=Method.INTERVIEW))
+        inv.record_finding(finding(check_id, SourceRole.HR, method=Method.INTERVIEW), inv.scope)
     assert info.value.method == "interview"
 
 
@@ -275,7 +276,7 @@ def test_findings_come_only_from_referee_roles_the_consent_allows() -> None:
     inv = started_investigation(referee_roles=(SourceRole.DIRECT_SUPERVISOR, SourceRole.HR))
     assert inv.scope is not None
     with refuses(inv, RefereeNotPermittedError, inv.scope.consent_id, "subordinate"):
-        inv.record_finding(finding(only_check(inv), SourceRole.SUBORDINATE))
+        inv.record_finding(finding(only_check(inv), SourceRole.SUBORDINATE), inv.scope)
 
 
 def test_findings_never_come_from_an_organisation_the_consent_excludes() -> None:
@@ -286,7 +287,7 @@ def test_findings_never_come_from_an_organisation_the_consent_excludes() -> None
     with refuses(
         inv, RefereeNotPermittedError, inv.scope.consent_id, "CURRENT EMPLOYER INC", "excluded"
     ):
-        inv.record_finding(excluded)
+        inv.record_finding(excluded, inv.scope)
 
 
 @pytest.mark.parametrize("role", [SourceRole.REGISTRAR, SourceRole.OFFICIAL_DOCUMENT])
@@ -295,7 +296,7 @@ def test_authoritative_sources_are_not_referees_and_need_no_referee_consent(
 ) -> None:
     inv = started_investigation(referee_roles=())
     found = finding(only_check(inv), role, method=Method.EMAIL)
-    inv.record_finding(found)
+    inv.record_finding(found, inv.scope)
     assert found.finding_id in inv.findings
 
 
@@ -304,13 +305,13 @@ def test_conversations_are_recorded_only_if_the_consent_allows_it() -> None:
     assert inv.scope is not None
     recorded = finding(only_check(inv), SourceRole.HR, conversation_recorded=True)
     with refuses(inv, RecordingNotConsentedError, inv.scope.consent_id):
-        inv.record_finding(recorded)
+        inv.record_finding(recorded, inv.scope)
 
 
 def test_a_recorded_conversation_is_accepted_when_the_consent_allows_recording() -> None:
     inv = started_investigation(recording_allowed=True)
     recorded = finding(only_check(inv), SourceRole.HR, conversation_recorded=True)
-    inv.record_finding(recorded)
+    inv.record_finding(recorded, inv.scope)
     assert inv.findings[recorded.finding_id].conversation_recorded
 
 
@@ -318,28 +319,28 @@ def test_finding_notes_of_a_prohibited_category_are_refused() -> None:
     inv = started_investigation()
     notes = PersonalField("notes", "user.demographic.religious_belief", "attends church")
     with refuses(inv, ProhibitedCategoryError, "'notes'", "user.demographic.religious_belief"):
-        inv.record_finding(finding(only_check(inv), SourceRole.HR, notes=notes))
+        inv.record_finding(finding(only_check(inv), SourceRole.HR, notes=notes), inv.scope)
 
 
 def test_finding_notes_of_a_sensitive_category_need_the_consent_to_name_it() -> None:
     inv = started_investigation(categories=())
     notes = PersonalField("notes", "user.health.mental", "was on sick leave for stress")
     with refuses(inv, ConsentRequiredForCategoryError, "'notes'", "user.health.mental"):
-        inv.record_finding(finding(only_check(inv), SourceRole.HR, notes=notes))
+        inv.record_finding(finding(only_check(inv), SourceRole.HR, notes=notes), inv.scope)
 
 
 def test_finding_notes_of_an_unknown_category_are_refused() -> None:
     inv = started_investigation()
     notes = PersonalField("notes", "user.gossip", "rumours")
     with refuses(inv, UnknownDataCategoryError, "'notes'", "user.gossip"):
-        inv.record_finding(finding(only_check(inv), SourceRole.HR, notes=notes))
+        inv.record_finding(finding(only_check(inv), SourceRole.HR, notes=notes), inv.scope)
 
 
 def test_finding_notes_of_an_admitted_category_are_kept_with_their_category() -> None:
     inv = started_investigation()
     notes = PersonalField("notes", "user.employment.evaluation", "dependable, good team lead")
     found = finding(only_check(inv), SourceRole.HR, notes=notes)
-    inv.record_finding(found)
+    inv.record_finding(found, inv.scope)
     assert inv.findings[found.finding_id].notes == notes
 
 
@@ -347,23 +348,23 @@ def test_findings_are_recorded_only_for_planned_checks() -> None:
     inv = started_investigation()
     unplanned = uuid4()
     with refuses(inv, UnknownCheckError, unplanned, inv.id):
-        inv.record_finding(finding(unplanned, SourceRole.HR))
+        inv.record_finding(finding(unplanned, SourceRole.HR), inv.scope)
 
 
 def test_findings_are_recorded_only_while_the_investigation_is_in_progress() -> None:
     inv = notified()
     check_id = only_check(inv)
     with refuses(inv, InvestigationStateError, inv.id, "planned", "record a finding"):
-        inv.record_finding(finding(check_id, SourceRole.HR))
+        inv.record_finding(finding(check_id, SourceRole.HR), inv.scope)
 
 
 def test_no_finding_is_added_to_a_concluded_check() -> None:
     inv = started_investigation()
     check_id = only_check(inv)
-    inv.record_finding(finding(check_id, SourceRole.REGISTRAR, method=Method.EMAIL))
+    inv.record_finding(finding(check_id, SourceRole.REGISTRAR, method=Method.EMAIL), inv.scope)
     inv.conclude_check(check_id, Outcome.CONFIRMED, INVESTIGATOR)
     with refuses(inv, CheckAlreadyConcludedError, check_id):
-        inv.record_finding(finding(check_id, SourceRole.HR))
+        inv.record_finding(finding(check_id, SourceRole.HR), inv.scope)
 
 
 # --- cross-verification ------------------------------------------------------------------------
@@ -374,8 +375,8 @@ def test_two_sources_of_different_roles_confirm_a_check() -> None:
     check_id = only_check(inv)
     supervisor = finding(check_id, SourceRole.DIRECT_SUPERVISOR)
     hr = finding(check_id, SourceRole.HR)
-    inv.record_finding(supervisor)
-    inv.record_finding(hr)
+    inv.record_finding(supervisor, inv.scope)
+    inv.record_finding(hr, inv.scope)
     inv.conclude_check(check_id, Outcome.CONFIRMED, INVESTIGATOR)
     conclusion = inv.conclusions[check_id]
     assert conclusion.outcome is Outcome.CONFIRMED
@@ -385,7 +386,7 @@ def test_two_sources_of_different_roles_confirm_a_check() -> None:
 def test_one_witness_cannot_confirm_a_check() -> None:
     inv = started_investigation()
     check_id = only_check(inv)
-    inv.record_finding(finding(check_id, SourceRole.DIRECT_SUPERVISOR))
+    inv.record_finding(finding(check_id, SourceRole.DIRECT_SUPERVISOR), inv.scope)
     with refuses(inv, ConclusionNeedsCorroborationError, check_id, "1 agreeing source(s)"):
         inv.conclude_check(check_id, Outcome.CONFIRMED, INVESTIGATOR)
     assert check_id not in inv.conclusions
@@ -395,8 +396,8 @@ def test_the_same_role_twice_does_not_confirm_a_check() -> None:
     # given: two different peers, both confirming
     inv = started_investigation()
     check_id = only_check(inv)
-    inv.record_finding(finding(check_id, SourceRole.PEER, reference="ref-1"))
-    inv.record_finding(finding(check_id, SourceRole.PEER, reference="ref-2"))
+    inv.record_finding(finding(check_id, SourceRole.PEER, reference="ref-1"), inv.scope)
+    inv.record_finding(finding(check_id, SourceRole.PEER, reference="ref-2"), inv.scope)
     # when / then
     with refuses(inv, ConclusionNeedsCorroborationError, check_id, "2 agreeing source(s) (peer)"):
         inv.conclude_check(check_id, Outcome.CONFIRMED, INVESTIGATOR)
@@ -406,8 +407,10 @@ def test_one_witness_named_in_two_roles_is_still_one_witness() -> None:
     # given: the same person (one reference) recorded once as supervisor and once as HR
     inv = started_investigation()
     check_id = only_check(inv)
-    inv.record_finding(finding(check_id, SourceRole.DIRECT_SUPERVISOR, reference="ref-1"))
-    inv.record_finding(finding(check_id, SourceRole.HR, reference="ref-1"))
+    inv.record_finding(
+        finding(check_id, SourceRole.DIRECT_SUPERVISOR, reference="ref-1"), inv.scope
+    )
+    inv.record_finding(finding(check_id, SourceRole.HR, reference="ref-1"), inv.scope)
     # when / then: not two independent sources
     with refuses(inv, ConclusionNeedsCorroborationError, check_id):
         inv.conclude_check(check_id, Outcome.CONFIRMED, INVESTIGATOR)
@@ -417,7 +420,7 @@ def test_one_witness_named_in_two_roles_is_still_one_witness() -> None:
 def test_one_authoritative_source_confirms_a_check(role: SourceRole) -> None:
     inv = started_investigation()
     check_id = only_check(inv)
-    inv.record_finding(finding(check_id, role, method=Method.EMAIL))
+    inv.record_finding(finding(check_id, role, method=Method.EMAIL), inv.scope)
     inv.conclude_check(check_id, Outcome.CONFIRMED, INVESTIGATOR)
     assert inv.conclusions[check_id].outcome is Outcome.CONFIRMED
 
@@ -425,8 +428,10 @@ def test_one_authoritative_source_confirms_a_check(role: SourceRole) -> None:
 def test_disagreeing_sources_do_not_corroborate_each_other() -> None:
     inv = started_investigation()
     check_id = only_check(inv)
-    inv.record_finding(finding(check_id, SourceRole.DIRECT_SUPERVISOR, Outcome.CONFIRMED))
-    inv.record_finding(finding(check_id, SourceRole.HR, Outcome.DISCREPANCY))
+    inv.record_finding(
+        finding(check_id, SourceRole.DIRECT_SUPERVISOR, Outcome.CONFIRMED), inv.scope
+    )
+    inv.record_finding(finding(check_id, SourceRole.HR, Outcome.DISCREPANCY), inv.scope)
     with refuses(inv, ConclusionNeedsCorroborationError, check_id, "1 agreeing source(s)"):
         inv.conclude_check(check_id, Outcome.CONFIRMED, INVESTIGATOR)
 
@@ -435,7 +440,9 @@ def test_a_discrepancy_never_rests_on_one_witness() -> None:
     # given: one former supervisor says the dates are wrong
     inv = started_investigation()
     check_id = only_check(inv)
-    inv.record_finding(finding(check_id, SourceRole.DIRECT_SUPERVISOR, Outcome.DISCREPANCY))
+    inv.record_finding(
+        finding(check_id, SourceRole.DIRECT_SUPERVISOR, Outcome.DISCREPANCY), inv.scope
+    )
     # when / then
     with refuses(inv, NegativeConclusionNeedsSecondSourceError, check_id, "discrepancy") as info:
         inv.conclude_check(check_id, Outcome.DISCREPANCY, INVESTIGATOR)
@@ -446,8 +453,12 @@ def test_a_discrepancy_never_rests_on_one_witness() -> None:
 def test_a_discrepancy_from_two_witnesses_of_the_same_role_is_not_enough() -> None:
     inv = started_investigation()
     check_id = only_check(inv)
-    inv.record_finding(finding(check_id, SourceRole.PEER, Outcome.DISCREPANCY, reference="ref-1"))
-    inv.record_finding(finding(check_id, SourceRole.PEER, Outcome.DISCREPANCY, reference="ref-2"))
+    inv.record_finding(
+        finding(check_id, SourceRole.PEER, Outcome.DISCREPANCY, reference="ref-1"), inv.scope
+    )
+    inv.record_finding(
+        finding(check_id, SourceRole.PEER, Outcome.DISCREPANCY, reference="ref-2"), inv.scope
+    )
     with refuses(inv, NegativeConclusionNeedsSecondSourceError, check_id):
         inv.conclude_check(check_id, Outcome.DISCREPANCY, INVESTIGATOR)
 
@@ -455,8 +466,10 @@ def test_a_discrepancy_from_two_witnesses_of_the_same_role_is_not_enough() -> No
 def test_a_discrepancy_stands_on_two_witnesses_of_different_roles() -> None:
     inv = started_investigation()
     check_id = only_check(inv)
-    inv.record_finding(finding(check_id, SourceRole.DIRECT_SUPERVISOR, Outcome.DISCREPANCY))
-    inv.record_finding(finding(check_id, SourceRole.HR, Outcome.DISCREPANCY))
+    inv.record_finding(
+        finding(check_id, SourceRole.DIRECT_SUPERVISOR, Outcome.DISCREPANCY), inv.scope
+    )
+    inv.record_finding(finding(check_id, SourceRole.HR, Outcome.DISCREPANCY), inv.scope)
     inv.conclude_check(check_id, Outcome.DISCREPANCY, INVESTIGATOR)
     assert inv.conclusions[check_id].outcome is Outcome.DISCREPANCY
 
@@ -465,7 +478,7 @@ def test_a_registrar_alone_may_establish_a_discrepancy() -> None:
     inv = started_investigation()
     check_id = only_check(inv)
     inv.record_finding(
-        finding(check_id, SourceRole.REGISTRAR, Outcome.DISCREPANCY, method=Method.EMAIL)
+        finding(check_id, SourceRole.REGISTRAR, Outcome.DISCREPANCY, method=Method.EMAIL), inv.scope
     )
     inv.conclude_check(check_id, Outcome.DISCREPANCY, INVESTIGATOR)
     assert inv.conclusions[check_id].outcome is Outcome.DISCREPANCY
@@ -482,7 +495,7 @@ def test_unverifiable_rests_on_the_attempts_made() -> None:
     inv = started_investigation()
     check_id = only_check(inv)
     attempt = finding(check_id, SourceRole.HR, Outcome.UNVERIFIABLE)
-    inv.record_finding(attempt)
+    inv.record_finding(attempt, inv.scope)
     inv.conclude_check(check_id, Outcome.UNVERIFIABLE, INVESTIGATOR)
     assert inv.conclusions[check_id].basis == (attempt.finding_id,)
 
@@ -490,7 +503,7 @@ def test_unverifiable_rests_on_the_attempts_made() -> None:
 def test_checks_are_concluded_only_by_assigned_investigators() -> None:
     inv = started_investigation()
     check_id = only_check(inv)
-    inv.record_finding(finding(check_id, SourceRole.REGISTRAR, method=Method.EMAIL))
+    inv.record_finding(finding(check_id, SourceRole.REGISTRAR, method=Method.EMAIL), inv.scope)
     with refuses(inv, InvestigatorNotAssignedError, OTHER_INVESTIGATOR):
         inv.conclude_check(check_id, Outcome.CONFIRMED, OTHER_INVESTIGATOR)
 
@@ -498,7 +511,7 @@ def test_checks_are_concluded_only_by_assigned_investigators() -> None:
 def test_a_check_is_concluded_once() -> None:
     inv = started_investigation()
     check_id = only_check(inv)
-    inv.record_finding(finding(check_id, SourceRole.REGISTRAR, method=Method.EMAIL))
+    inv.record_finding(finding(check_id, SourceRole.REGISTRAR, method=Method.EMAIL), inv.scope)
     inv.conclude_check(check_id, Outcome.CONFIRMED, INVESTIGATOR)
     with refuses(inv, CheckAlreadyConcludedError, check_id):
         inv.conclude_check(check_id, Outcome.CONFIRMED, INVESTIGATOR)
@@ -560,7 +573,7 @@ def test_a_reopened_check_is_concluded_on_new_findings() -> None:
     inv.raise_dispute(dispute_id, check_id, "wrong dates")
     inv.resolve_dispute(dispute_id, True, "We will verify again.", RECRUITER)
     registrar = finding(check_id, SourceRole.OFFICIAL_DOCUMENT, method=Method.EMAIL)
-    inv.record_finding(registrar)
+    inv.record_finding(registrar, inv.scope)
     inv.conclude_check(check_id, Outcome.CONFIRMED, INVESTIGATOR)
     assert inv.conclusions[check_id].basis == (registrar.finding_id,)
 
@@ -623,7 +636,7 @@ def test_an_open_dispute_blocks_the_report() -> None:
 def test_an_investigation_completes_only_when_every_check_is_concluded() -> None:
     inv = started_investigation(CheckType.EMPLOYMENT, CheckType.REFERENCE)
     employment, reference = inv.checks
-    inv.record_finding(finding(employment, SourceRole.REGISTRAR, method=Method.EMAIL))
+    inv.record_finding(finding(employment, SourceRole.REGISTRAR, method=Method.EMAIL), inv.scope)
     inv.conclude_check(employment, Outcome.CONFIRMED, INVESTIGATOR)
     with refuses(inv, ChecksStillOpenError, inv.id, reference) as info:
         inv.complete(INVESTIGATOR)
@@ -653,9 +666,9 @@ def test_a_summary_flags_single_source_contested_and_possibly_biased_checks() ->
     inv = started_investigation()
     check_id = only_check(inv)
     inv.record_finding(
-        finding(check_id, SourceRole.REGISTRAR, method=Method.EMAIL, possible_bias=True)
+        finding(check_id, SourceRole.REGISTRAR, method=Method.EMAIL, possible_bias=True), inv.scope
     )
-    inv.record_finding(finding(check_id, SourceRole.PEER, Outcome.DISCREPANCY))
+    inv.record_finding(finding(check_id, SourceRole.PEER, Outcome.DISCREPANCY), inv.scope)
     inv.conclude_check(check_id, Outcome.CONFIRMED, INVESTIGATOR)
     inv.complete(INVESTIGATOR)
     (summary,) = inv.results_for_report()
@@ -672,13 +685,13 @@ def test_a_suspended_investigation_refuses_findings() -> None:
     assert inv.scope is not None
     inv.suspend("consent withdrawn", inv.scope.consent_id)
     with refuses(inv, InvestigationStateError, inv.id, "suspended", "record a finding"):
-        inv.record_finding(finding(only_check(inv), SourceRole.HR))
+        inv.record_finding(finding(only_check(inv), SourceRole.HR), inv.scope)
 
 
 def test_a_suspended_investigation_neither_concludes_nor_completes() -> None:
     inv = started_investigation()
     check_id = only_check(inv)
-    inv.record_finding(finding(check_id, SourceRole.REGISTRAR, method=Method.EMAIL))
+    inv.record_finding(finding(check_id, SourceRole.REGISTRAR, method=Method.EMAIL), inv.scope)
     assert inv.scope is not None
     inv.suspend("consent withdrawn", inv.scope.consent_id)
     with refuses(inv, InvestigationStateError, inv.id, "suspended", "conclude a check"):
@@ -714,7 +727,7 @@ def test_only_a_planned_or_running_investigation_is_suspended(
 def test_a_planned_investigation_can_be_suspended_and_resumes_as_planned() -> None:
     inv = notified()
     inv.suspend("consent withdrawn", uuid4())
-    inv.resume(scope_with(inv))
+    inv.resume(scope_with(inv), "hr:test")
     assert inv.status is InvestigationStatus.PLANNED
     assert inv.scope is None
 
@@ -723,7 +736,7 @@ def test_a_running_investigation_resumes_under_a_new_consent() -> None:
     inv = started_investigation()
     inv.suspend("consent withdrawn", uuid4())
     renewed = scope_with(inv)
-    inv.resume(renewed)
+    inv.resume(renewed, "hr:test")
     assert inv.status is InvestigationStatus.IN_PROGRESS
     assert inv.consent_id == renewed.consent_id
     assert inv.scope == renewed
@@ -732,7 +745,7 @@ def test_a_running_investigation_resumes_under_a_new_consent() -> None:
 def test_only_a_suspended_investigation_resumes() -> None:
     inv = started_investigation()
     with refuses(inv, InvestigationStateError, inv.id, "in progress", "resume"):
-        inv.resume(scope_with(inv))
+        inv.resume(scope_with(inv), "hr:test")
 
 
 @pytest.mark.parametrize("status", [ConsentStatus.WITHDRAWN, ConsentStatus.EXPIRED])
@@ -743,7 +756,7 @@ def test_a_suspended_investigation_resumes_only_under_an_active_consent(
     inv.suspend("consent withdrawn", uuid4())
     scope = scope_with(inv, status)
     with refuses(inv, ConsentNotActiveError, scope.consent_id):
-        inv.resume(scope)
+        inv.resume(scope, "hr:test")
     assert inv.status is InvestigationStatus.SUSPENDED
 
 
@@ -752,7 +765,7 @@ def test_a_suspended_investigation_resumes_only_under_a_consent_covering_every_c
     inv.suspend("consent withdrawn", uuid4())
     narrower = scope_with(inv, check_types=(CheckType.EMPLOYMENT,))
     with refuses(inv, ConsentDoesNotCoverCheckError, "reference"):
-        inv.resume(narrower)
+        inv.resume(narrower, "hr:test")
 
 
 @pytest.mark.parametrize(
@@ -791,3 +804,23 @@ def test_the_candidate_may_still_speak_after_completion() -> None:
     inv.raise_dispute(uuid4(), only_check(inv), "The title was Senior Engineer.")
     assert len(inv.open_disputes) == 1
     assert len(inv.feedback) == 1
+
+
+def test_one_person_heard_in_two_roles_counts_as_one_source_in_the_summary() -> None:
+    # given a registrar, and one referee recorded both as supervisor and as HR
+    inv = started_investigation()
+    check_id = only_check(inv)
+    inv.record_finding(
+        finding(check_id, SourceRole.REGISTRAR, method=Method.EMAIL, reference="registry"),
+        inv.scope,
+    )
+    inv.record_finding(
+        finding(check_id, SourceRole.DIRECT_SUPERVISOR, reference="ref-1"), inv.scope
+    )
+    inv.record_finding(finding(check_id, SourceRole.HR, reference="ref-1"), inv.scope)
+    inv.conclude_check(check_id, Outcome.CONFIRMED, INVESTIGATOR)
+    # when the report's view of the check is taken
+    (summary,) = inv.summaries()
+    # then ref-1 is one source, not two
+    assert summary.source_count == 2
+    assert not summary.single_source

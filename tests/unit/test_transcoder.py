@@ -34,13 +34,13 @@ from tests.story import (
     RECRUITER,
     REVIEWER,
     VALID_FOR,
-    active_scope,
     claim,
     finding,
     new_consent,
     notice,
     only_check,
     planned_investigation,
+    scope_for,
     terms,
 )
 
@@ -130,11 +130,13 @@ def every_event() -> list[DomainEvent]:
         SignatureMethod.E_SIGNATURE,
         NOW.astimezone(SHANGHAI),
         (NOW + VALID_FOR).astimezone(SHANGHAI),
+        "esign-service",
     )
     candidate.submit_claims(
         (claim("user.criminal_history", "none"), claim("user.employment.title", "engineer")),
         consent.id,
         frozenset({"user.criminal_history"}),
+        "candidate",
     )
     candidate.request_erasure("not hired", "candidate")
     events += candidate.collect_events()
@@ -147,17 +149,18 @@ def every_event() -> list[DomainEvent]:
         consent_id=consent.id,
     )
     employment, criminal = inv.checks
-    inv.notify_candidate(notice())
+    inv.notify_candidate(notice(), "hr:test")
     scope = consent.scope_at(NOW)
-    inv.start(scope)
+    inv.start(scope, "hr:test")
     consent.record_reliance(inv.id)
     inv.assign("investigator:sun.li", RECRUITER)
     notes = PersonalField("notes", "user.employment.evaluation", "可靠 — dependable")
     inv.record_finding(
-        finding(employment, SourceRole.DIRECT_SUPERVISOR, notes=notes, conversation_recorded=True)
+        finding(employment, SourceRole.DIRECT_SUPERVISOR, notes=notes, conversation_recorded=True),
+        inv.scope,
     )
-    inv.record_finding(finding(employment, SourceRole.HR, possible_bias=True))
-    inv.record_finding(finding(criminal, SourceRole.REGISTRAR, method=Method.REGISTRY))
+    inv.record_finding(finding(employment, SourceRole.HR, possible_bias=True), inv.scope)
+    inv.record_finding(finding(criminal, SourceRole.REGISTRAR, method=Method.REGISTRY), inv.scope)
     inv.conclude_check(employment, Outcome.CONFIRMED, INVESTIGATOR)
     feedback_id = uuid4()
     inv.give_feedback(feedback_id, "How long will this take?")
@@ -166,7 +169,7 @@ def every_event() -> list[DomainEvent]:
     inv.raise_dispute(dispute_id, employment, "my title was senior engineer")
     inv.resolve_dispute(dispute_id, False, "Both sources say engineer.", RECRUITER)
     inv.suspend("consent withdrawn", consent.id)
-    inv.resume(scope)
+    inv.resume(scope, "hr:test")
     inv.conclude_check(criminal, Outcome.CONFIRMED, INVESTIGATOR)
     inv.complete(INVESTIGATOR)
     events += inv.collect_events()
@@ -194,11 +197,16 @@ def every_event() -> list[DomainEvent]:
     report.destroy("retention period ended", RECRUITER)
     events += report.collect_events()
 
-    consent.withdraw("changed my mind", NOW + timedelta(days=1))
+    consent.withdraw("changed my mind", NOW + timedelta(days=1), "candidate")
     events += consent.collect_events()
     expiring = new_consent(candidate_id=candidate.id)
     expiring.grant(
-        expiring.requested, DOCUMENT_SHA256, SignatureMethod.WET_INK, NOW, NOW + VALID_FOR
+        expiring.requested,
+        DOCUMENT_SHA256,
+        SignatureMethod.WET_INK,
+        NOW,
+        NOW + VALID_FOR,
+        "esign-service",
     )
     expiring.expire(NOW + VALID_FOR)
     events += expiring.collect_events()
@@ -244,12 +252,14 @@ def test_personal_values_of_any_unicode_text_round_trip(name: str, values: list[
     # given: a candidate whose name and claims are arbitrary text
     candidate = Candidate.register(uuid4(), (PersonalField("name", "user.name", name),), RECRUITER)
     fields = tuple(PersonalField(f"f{i}", "user.education", v) for i, v in enumerate(values))
-    candidate.submit_claims((Claim(uuid4(), ClaimKind.EDUCATION, fields),), None, frozenset())
+    candidate.submit_claims(
+        (Claim(uuid4(), ClaimKind.EDUCATION, fields),), None, frozenset(), "candidate"
+    )
     inv = planned_investigation(candidate_id=candidate.id)
-    inv.notify_candidate(notice())
-    inv.start(active_scope(candidate.id))
+    inv.notify_candidate(notice(), "hr:test")
+    inv.start(scope_for(inv), "hr:test")
     notes = PersonalField("notes", "user.employment.evaluation", values[0])
-    inv.record_finding(finding(only_check(inv), SourceRole.HR, notes=notes))
+    inv.record_finding(finding(only_check(inv), SourceRole.HR, notes=notes), inv.scope)
     # when / then
     for event in (*candidate.collect_events(), *inv.collect_events()):
         assert_round_trips(event)

@@ -1,0 +1,85 @@
+"""Rules that need more than one aggregate, through the use cases on a real store."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.check import SourceRole
+from domain.errors import (
+    CandidateAlreadyRegisteredError,
+    CandidateErasedError,
+    ConsentNotActiveError,
+)
+from services.application import Backcheck
+from services.dto import RegisterCandidate, RequestErasure, WithdrawConsent
+from tests import story as s
+from tests.conftest import FakeClock
+
+
+def test_a_finding_is_refused_once_the_consent_window_has_passed(
+    sqlite_app: Backcheck, clock: FakeClock
+) -> None:
+    # given an investigation under way, and nobody has recorded the consent's expiry yet
+    st = s.investigation_under_way(sqlite_app)
+    clock.advance(days=91)
+    before = sqlite_app.recorder.max_notification_id()
+    # when an investigator records a finding, then it is refused and nothing is stored
+    with pytest.raises(ConsentNotActiveError, match="expired"):
+        s.record_finding(sqlite_app, st, SourceRole.HR)
+    assert sqlite_app.recorder.max_notification_id() == before
+
+
+def test_withdrawing_consent_suspends_a_planned_investigation_too(sqlite_app: Backcheck) -> None:
+    st = s.plan(sqlite_app, s.consented_candidate(sqlite_app))
+
+    result = sqlite_app.withdraw_consent(
+        WithdrawConsent(consent_id=st.consent_id, reason="changed my mind", actor=s.CANDIDATE)
+    )
+
+    assert result.suspended_investigations == [st.investigation]
+    assert sqlite_app.get_investigation(st.investigation).status == "suspended"
+
+
+def test_registering_an_id_twice_is_refused_by_name(sqlite_app: Backcheck) -> None:
+    first = sqlite_app.register_candidate(RegisterCandidate(name="Li Lei", actor=s.RECRUITER))
+    before = sqlite_app.recorder.max_notification_id()
+
+    with pytest.raises(CandidateAlreadyRegisteredError, match=str(first.candidate_id)):
+        sqlite_app.register_candidate(
+            RegisterCandidate(candidate_id=first.candidate_id, name="Han Mei", actor=s.RECRUITER)
+        )
+    assert sqlite_app.recorder.max_notification_id() == before
+
+
+def test_after_an_erasure_request_no_consent_is_asked_and_no_check_planned(
+    sqlite_app: Backcheck,
+) -> None:
+    st = s.consented_candidate(sqlite_app)
+    sqlite_app.request_erasure(
+        RequestErasure(
+            candidate_id=st.candidate_id, reason="withdrawing my application", actor=s.CANDIDATE
+        )
+    )
+    before = sqlite_app.recorder.max_notification_id()
+
+    with pytest.raises(CandidateErasedError):
+        s.request_consent(sqlite_app, st.candidate_id)
+    with pytest.raises(CandidateErasedError):
+        s.plan(sqlite_app, st)
+    assert sqlite_app.recorder.max_notification_id() == before
+
+
+def test_the_timeline_names_who_acted_and_under_which_consent(sqlite_app: Backcheck) -> None:
+    st = s.shared_report(sqlite_app)
+
+    entries = list(sqlite_app.timeline(st.candidate_id))
+
+    assert [e.position for e in entries] == sorted(e.position for e in entries)
+    assert "unrecorded" not in {e.who for e in entries}
+    by_event = {e.event: e for e in entries}
+    assert by_event["Consent.Granted"].who == s.CANDIDATE
+    assert by_event["Investigation.Started"].who == s.RECRUITER
+    assert by_event["Report.Approved"].who == s.REVIEWER
+    for name in ("Investigation.Started", "Investigation.FindingRecorded", "Report.Compiled"):
+        assert by_event[name].consent_id == st.consent_id
+    assert "Li Lei" not in " ".join(e.what for e in entries)
