@@ -37,6 +37,7 @@ class RecordSource(AbstractContextManager["RecordSource"], Protocol):
     def records(self, start: int = 1, stop: int | None = None) -> Iterator[Record]: ...
     def links(self, start: int = 1, stop: int | None = None) -> Iterator[StoredLink]: ...
     def position_of(self, originator_id: bytes, version: int) -> int | None: ...
+    def head_before(self, position: int) -> Head: ...
 
 
 class SQLiteSource:
@@ -56,6 +57,14 @@ class SQLiteSource:
     def head(self) -> Head:
         row = self.conn.execute(
             f"SELECT position, hash FROM {self.chain} ORDER BY position DESC LIMIT 1"
+        ).fetchone()
+        return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
+
+    def head_before(self, position: int) -> Head:
+        row = self.conn.execute(
+            f"SELECT position, hash FROM {self.chain} WHERE position < ? "
+            "ORDER BY position DESC LIMIT 1",
+            (position,),
         ).fetchone()
         return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
 
@@ -119,6 +128,16 @@ class PostgresSource:
     def head(self) -> Head:
         row = self.conn.execute(
             self._q("SELECT position, hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1")
+        ).fetchone()
+        return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
+
+    def head_before(self, position: int) -> Head:
+        row = self.conn.execute(
+            self._q(
+                "SELECT position, hash FROM {schema}.{chain} WHERE position < %s "
+                "ORDER BY position DESC LIMIT 1"
+            ),
+            (position,),
         ).fetchone()
         return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
 

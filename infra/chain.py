@@ -1,10 +1,14 @@
 """The hash chain over every stored event, in notification-log order.
 
-Each link covers the previous link's hash, the positions of both, and the record exactly as
-stored (originator id, version, topic, state bytes). Hashing what is stored — ciphertext once
-values are encrypted — means destroying a key never breaks the chain.
+Each link covers the previous link's hash, the positions of both, and the digest of the record
+exactly as stored (originator id, version, topic, state bytes):
 
-    hash(n) = SHA-256(hash(prev) | pos(n) | pos(prev) | id | version | topic | 0 | state)
+    digest(n) = SHA-256(id | version | topic | 0 | state)
+    hash(n)   = SHA-256(hash(prev) | pos(n) | pos(prev) | digest(n))
+
+Hashing what is stored — ciphertext once values are encrypted — means destroying a key never
+breaks the chain. Linking digests rather than bytes lets an evidence bundle prove one subject's
+events up to a signed checkpoint while carrying only digests of everyone else's.
 
 Positions are notification ids. They may have gaps (a PostgreSQL sequence skips on rollback),
 so each link names the position before it; a deleted record then shows as missing, not as a
@@ -20,8 +24,18 @@ from typing import NamedTuple
 from uuid import UUID
 
 GENESIS = bytes(32)
-_HEADER = struct.Struct(">32sQQ16sQ")
+_RECORD = struct.Struct(">16sQ")
+_LINK = struct.Struct(">32sQQ32s")
 _sha256 = hashlib.sha256
+
+
+def digest(originator_id: bytes, version: int, topic: bytes, state: bytes) -> bytes:
+    """The digest of one stored record. `originator_id` is the 16 raw bytes of the UUID."""
+    return _sha256(_RECORD.pack(originator_id, version) + topic + b"\0" + state).digest()
+
+
+def chain_step(prev_hash: bytes, position: int, prev_position: int, record_digest: bytes) -> bytes:
+    return _sha256(_LINK.pack(prev_hash, position, prev_position, record_digest)).digest()
 
 
 def link(
@@ -33,13 +47,10 @@ def link(
     topic: bytes,
     state: bytes,
 ) -> bytes:
-    """One link of the chain. `originator_id` is the 16 raw bytes of the UUID."""
-    return _sha256(
-        _HEADER.pack(prev_hash, position, prev_position, originator_id, version)
-        + topic
-        + b"\0"
-        + state
-    ).digest()
+    """One link of the chain, from the record's stored bytes."""
+    return chain_step(
+        prev_hash, position, prev_position, digest(originator_id, version, topic, state)
+    )
 
 
 class Link(NamedTuple):

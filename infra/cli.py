@@ -258,9 +258,15 @@ def verify(
     public_key: Annotated[
         Path | None, typer.Option(help="the trusted checkpoint key (default: BACKCHECK_VERIFY_KEY)")
     ] = None,
+    bundle: Annotated[
+        Path | None, typer.Option(help="verify this evidence bundle offline, not the store")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="the verdict as JSON")] = False,
 ) -> None:
     """Recompute the hash chain over every stored event; exit 0 when intact, 1 otherwise."""
+    if bundle is not None:
+        _verify_bundle(bundle, public_key, as_json)
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from infra.audit import Problem, open_source
@@ -314,6 +320,71 @@ def verify(
         for p in sorted(verdict.problems, key=lambda p: p.position)[1:20]:
             err.print(f"  also at {p.position}: {p.kind}: {p.detail}")
     raise typer.Exit(0 if verdict.intact else 1)
+
+
+def _verify_bundle(path: Path, public_key: Path | None, as_json: bool) -> None:
+    from infra.checkpoint import CheckpointError, load_public_key
+    from infra.evidence import verify_bundle
+
+    settings = Settings.from_env()
+    try:
+        key = load_public_key(public_key or settings.verify_key_path)
+        data = path.read_bytes()
+    except (CheckpointError, OSError) as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from None
+    verdict = verify_bundle(data, key)
+    if as_json:
+        sys.stdout.write(json.dumps({**verdict.__dict__, "intact": verdict.intact}) + "\n")
+    elif verdict.intact:
+        console.print(
+            f"[green]intact[/]: {verdict.events} events about {verdict.subject}, proven up to "
+            f"the signed checkpoint at position {verdict.checkpoint_position}"
+        )
+    else:
+        err.print(f"[red]NOT VALID[/]: {path}")
+        for problem in verdict.problems:
+            err.print(f"  {problem}")
+    raise typer.Exit(0 if verdict.intact else 1)
+
+
+@audit.command("export")
+def audit_export(
+    subject: Annotated[UUID, typer.Option(help="the candidate (data subject)")],
+    out: Annotated[
+        Path | None, typer.Option(help="bundle file (default: evidence-SUBJECT-POS.bundle)")
+    ] = None,
+) -> None:
+    """Export one subject's events with chain proofs and a checkpoint signed now."""
+    from datetime import UTC, datetime
+
+    from infra.audit import open_source
+    from infra.checkpoint import CheckpointError, load_private_key
+    from infra.evidence import BundleError, export_bundle
+
+    settings = Settings.from_env()
+    try:
+        key = load_private_key(settings.signing_key_path)
+        application = build_app(settings)
+        positions = [r.position for r in application.iter_events(subject)]
+        timeline = [e.model_dump(mode="json") for e in application.timeline(subject)]
+        with open_source(settings) as source:
+            data, checkpoint = export_bundle(
+                source, subject, positions, key, datetime.now(UTC), timeline
+            )
+    except (CheckpointError, BundleError) as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from None
+    path = out or Path(f"evidence-{subject}-{checkpoint.position}.bundle")
+    path.write_bytes(data)
+    settings.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    (settings.checkpoints_dir / f"checkpoint-{checkpoint.position}.json").write_text(
+        checkpoint.to_json()
+    )
+    console.print(
+        f"{len(positions)} events about {subject}, proven up to the checkpoint at position "
+        f"{checkpoint.position}: {path} ({len(data):,} bytes)"
+    )
 
 
 @audit.command("timeline")

@@ -4,7 +4,10 @@ append-only triggers the way an attacker would."""
 
 from __future__ import annotations
 
+import base64
 import io
+import json
+import random
 import sqlite3
 import threading
 from datetime import UTC, datetime
@@ -22,8 +25,16 @@ from infra.chain import GENESIS, link
 from infra.checkpoint import Checkpoint, check_signature, sign
 from infra.config import Settings
 from infra.demo import run_demo
+from infra.evidence import export_bundle, verify_bundle
 from services.dto import RegisterCandidate
 from tests.conftest import PG_URL
+
+
+def base64_states(bundle: bytes) -> bytes:
+    body = json.loads(bundle.split(b"\n")[0])
+    return b"".join(
+        base64.b64decode(step["record"]["state"]) for step in body["steps"] if "record" in step
+    )
 
 
 class Tamper:
@@ -251,6 +262,53 @@ class AuditTrailContract:
 
     def raw_with_triggers(self, statement: str) -> None:
         raise NotImplementedError
+
+    def bundle(self, key: Ed25519PrivateKey) -> tuple[bytes, UUID]:
+        app = build_app(self.settings)
+        try:
+            records = list(app.iter_events())
+            subject = records[0].data["candidate_id"]
+            subject_id = UUID(str(subject))
+            positions = [r.position for r in app.iter_events(subject_id)]
+            timeline = [e.model_dump(mode="json") for e in app.timeline(subject_id)]
+        finally:
+            app.close()
+        with open_source(self.settings) as source:
+            data, _ = export_bundle(source, subject_id, positions, key, datetime.now(UTC), timeline)
+        return data, subject_id
+
+    def test_an_exported_bundle_verifies_offline_and_carries_no_one_elses_data(self) -> None:
+        key = Ed25519PrivateKey.generate()
+        data, subject = self.bundle(key)
+
+        verdict = verify_bundle(data, key.public_key())
+
+        assert verdict.intact, verdict.problems
+        assert verdict.subject == str(subject)
+        assert verdict.events > 30
+        assert verdict.checkpoint_position == self.head()
+        assert b"Liu Yang" not in data  # the demo's other candidate appears only as digests
+        assert b"hr:li.na" in base64_states(data)  # the subject's own records are there
+
+    def test_a_bundle_fails_when_any_one_byte_changes(self) -> None:
+        key = Ed25519PrivateKey.generate()
+        data, _ = self.bundle(key)
+        rng = random.Random(7)
+        offsets = {0, 1, len(data) - 1, len(data) - 2, data.index(b"\n"), data.index(b"\n") + 5}
+        offsets |= set(rng.sample(range(len(data)), 250))
+
+        for offset in sorted(offsets):
+            forged = bytearray(data)
+            forged[offset] = (forged[offset] + rng.randrange(1, 256)) % 256
+            verdict = verify_bundle(bytes(forged), key.public_key())
+            assert not verdict.intact, f"byte {offset} changed, yet the bundle verified"
+
+    def test_a_bundle_is_refused_under_another_key(self) -> None:
+        data, _ = self.bundle(Ed25519PrivateKey.generate())
+
+        verdict = verify_bundle(data, Ed25519PrivateKey.generate().public_key())
+
+        assert any("not by the trusted key" in p for p in verdict.problems)
 
     def test_concurrent_writers_extend_one_chain(self) -> None:
         before = self.head()

@@ -1,0 +1,111 @@
+"""The compliance officer's workflow, end to end, as commands on a real store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli import candidate_of, run
+
+
+@pytest.fixture
+def officer(tmp_path: Path) -> dict[str, str]:
+    """A store with the demo story in it and a checkpoint key."""
+    env = {"BACKCHECK_DATA_DIR": str(tmp_path / "data")}
+    assert run(env, "demo").returncode == 0
+    assert run(env, "audit", "keygen").returncode == 0
+    return env
+
+
+def test_an_intact_store_verifies_against_its_signed_checkpoint(officer: dict[str, str]) -> None:
+    signed = run(officer, "audit", "checkpoint")
+    assert signed.returncode == 0, signed.stderr
+    checkpoint = next(Path(officer["BACKCHECK_DATA_DIR"], "checkpoints").glob("*.json"))
+
+    result = run(officer, "audit", "verify", "--checkpoint", str(checkpoint), "--json")
+
+    assert result.returncode == 0, result.stderr
+    verdict = json.loads(result.stdout)
+    assert verdict["intact"] is True
+    assert verdict["checkpoints"] == 1
+    assert verdict["checked"] == json.loads(checkpoint.read_text())["position"]
+
+
+def test_a_tampered_store_fails_verification_naming_the_first_bad_position(
+    officer: dict[str, str],
+) -> None:
+    db = Path(officer["BACKCHECK_DATA_DIR"], "backcheck.sqlite")
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TRIGGER stored_events_refuse_update")
+        conn.execute("UPDATE stored_events SET state = CAST(state || ' ' AS BLOB) WHERE rowid = 9")
+
+    human = run(officer, "audit", "verify")
+    machine = run(officer, "audit", "verify", "--json")
+
+    assert human.returncode == 1
+    assert "first bad position 9: changed" in human.stderr
+    assert json.loads(machine.stdout)["first_bad_position"] == 9
+
+
+def test_a_checkpoint_from_another_key_is_refused(officer: dict[str, str], tmp_path: Path) -> None:
+    other = {
+        **officer,
+        "BACKCHECK_SIGNING_KEY": str(tmp_path / "other" / "checkpoint-signing.key"),
+    }
+    assert run(other, "audit", "keygen", "--out", str(tmp_path / "other")).returncode == 0
+    assert run(other, "audit", "checkpoint", "--out", str(tmp_path / "cp.json")).returncode == 0
+
+    result = run(officer, "audit", "verify", "-c", str(tmp_path / "cp.json"))
+
+    assert result.returncode == 1
+    assert "not by the trusted key" in result.stderr
+
+
+def test_an_evidence_bundle_verifies_offline_and_fails_when_changed(
+    officer: dict[str, str], tmp_path: Path
+) -> None:
+    subject = json.loads(run(officer, "events", "--json", "--limit", "1").stdout)["data"][
+        "candidate_id"
+    ]
+    bundle = tmp_path / "evidence.bundle"
+    exported = run(officer, "audit", "export", "--subject", subject, "--out", str(bundle))
+    assert exported.returncode == 0, exported.stderr
+    # the witness has only the bundle and the public key: no store
+    offline = {"BACKCHECK_DATA_DIR": str(tmp_path / "elsewhere")}
+    public_key = str(Path(officer["BACKCHECK_DATA_DIR"], "keys", "checkpoint-signing.pub"))
+
+    good = run(offline, "audit", "verify", "--bundle", str(bundle), "--public-key", public_key)
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    bundle.write_bytes(bytes(data))
+    bad = run(offline, "audit", "verify", "--bundle", str(bundle), "--public-key", public_key)
+
+    assert good.returncode == 0, good.stderr
+    assert subject in good.stdout
+    assert bad.returncode == 1
+    assert "NOT VALID" in bad.stderr
+
+
+def test_a_clean_store_passes_the_compliance_check(officer: dict[str, str]) -> None:
+    result = run(officer, "audit", "check")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no violations" in result.stdout
+
+
+def test_the_timeline_tells_who_did_what_under_which_consent(officer: dict[str, str]) -> None:
+    demo = run(officer, "demo")
+    subject = candidate_of(demo.stdout)
+
+    result = run(officer, "audit", "timeline", "--subject", subject, "--json")
+
+    assert result.returncode == 0, result.stderr
+    entries = [json.loads(line) for line in result.stdout.splitlines()]
+    whats = " | ".join(e["what"] for e in entries)
+    assert "consent signed" in whats
+    assert "disclosed edition 2 to hiring-manager:sun.mei" in whats
+    assert {e["who"] for e in entries} >= {"hr:li.na", "reviewer:chen.jie", "candidate"}
+    assert "Wang Fang" not in result.stdout
