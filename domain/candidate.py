@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -16,7 +17,7 @@ from domain.errors import (
     ErasureAlreadyRequestedError,
     InvalidInputError,
 )
-from domain.subject import SubjectAggregate
+from domain.subject import SubjectAggregate, record_actor_from_v2
 
 IDENTITY_CATEGORIES = frozenset(
     {"user.name", "user.contact.email", "user.contact.phone", "user.contact.address"}
@@ -41,6 +42,16 @@ class Claim:
 
 
 class Candidate(SubjectAggregate):
+    class ClaimsSubmitted(SubjectAggregate.Event):
+        claims: tuple[Claim, ...]
+        consent_id: UUID | None
+        submitted_by: str
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            record_actor_from_v2(state, "submitted_by")
+
     @staticmethod
     def create_id(candidate_id: UUID) -> UUID:
         return candidate_id
@@ -96,7 +107,7 @@ class Candidate(SubjectAggregate):
                 admit(f.name, f.category, consented_categories)
         self._submit_claims(claims, consent_id, submitted_by)
 
-    @event("ClaimsSubmitted")
+    @event(ClaimsSubmitted)
     def _submit_claims(
         self, claims: tuple[Claim, ...], consent_id: UUID | None, submitted_by: str
     ) -> None:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -30,7 +31,7 @@ from domain.errors import (
     RecordingNotConsentedError,
     RefereeNotPermittedError,
 )
-from domain.subject import SubjectAggregate
+from domain.subject import SubjectAggregate, record_actor_from_v2
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -137,10 +138,28 @@ def _extra(granted: tuple[object, ...], requested: tuple[object, ...]) -> list[s
 
 class Consent(SubjectAggregate):
     # Declared explicitly because policies react to them by type.
+    class Granted(SubjectAggregate.Event):
+        terms: ConsentTerms
+        document_sha256: str
+        signature_method: SignatureMethod
+        valid_from: datetime
+        valid_until: datetime
+        recorded_by: str
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            record_actor_from_v2(state, "recorded_by")
+
     class Withdrawn(SubjectAggregate.Event):
         reason: str
         withdrawn_at: datetime
         withdrawn_by: str
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            record_actor_from_v2(state, "withdrawn_by")
 
     class Expired(SubjectAggregate.Event):
         expired_at: datetime
@@ -206,7 +225,7 @@ class Consent(SubjectAggregate):
             raise ConsentGrantExceedsRequestError(self.id, "referee organisations", dropped)
         self._grant(terms, document_sha256, signature_method, valid_from, valid_until, recorded_by)
 
-    @event("Granted")
+    @event(Granted)
     def _grant(
         self,
         terms: ConsentTerms,

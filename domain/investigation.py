@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from itertools import combinations
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -34,7 +35,7 @@ from domain.errors import (
     UnknownDisputeError,
     UnknownFeedbackError,
 )
-from domain.subject import SubjectAggregate
+from domain.subject import SubjectAggregate, record_actor_from_v2
 
 
 class InvestigationStatus(StrEnum):
@@ -141,6 +142,33 @@ def corroborates(findings: list[Finding]) -> bool:
 
 
 class Investigation(SubjectAggregate):
+    class CandidateNotified(SubjectAggregate.Event):
+        notice: Notice
+        notified_by: str
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            record_actor_from_v2(state, "notified_by")
+
+    class Started(SubjectAggregate.Event):
+        scope: ConsentScope
+        started_by: str
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            record_actor_from_v2(state, "started_by")
+
+    class Resumed(SubjectAggregate.Event):
+        scope: ConsentScope
+        resumed_by: str
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            record_actor_from_v2(state, "resumed_by")
+
     @classmethod
     def plan(
         cls,
@@ -213,7 +241,7 @@ class Investigation(SubjectAggregate):
                 raise InvalidPlanError(f"notice.{name}", "must not be empty")
         self._notify(notice, notified_by)
 
-    @event("CandidateNotified")
+    @event(CandidateNotified)
     def _notify(self, notice: Notice, notified_by: str) -> None:
         self.notice = notice
 
@@ -225,7 +253,7 @@ class Investigation(SubjectAggregate):
         self.check_consent(scope)
         self._start(scope, started_by)
 
-    @event("Started")
+    @event(Started)
     def _start(self, scope: ConsentScope, started_by: str) -> None:
         self.scope = scope
         self.status = InvestigationStatus.IN_PROGRESS
@@ -393,7 +421,7 @@ class Investigation(SubjectAggregate):
         self.check_consent(scope)
         self._resume(scope, resumed_by)
 
-    @event("Resumed")
+    @event(Resumed)
     def _resume(self, scope: ConsentScope, resumed_by: str) -> None:
         self.consent_id = scope.consent_id
         if self.suspended_from is InvestigationStatus.IN_PROGRESS:

@@ -29,6 +29,14 @@ def recorded_at(when: datetime) -> Iterator[None]:
         _recording_time.reset(token)
 
 
+UNRECORDED_ACTOR = "unrecorded (stored before v2 recorded who acted)"
+
+
+def record_actor_from_v2(state: dict[str, Any], field: str) -> None:
+    """Upcast helper: v1 of several events did not record who acted; say so explicitly."""
+    state[field] = UNRECORDED_ACTOR
+
+
 class SubjectAggregate(Aggregate):
     """An aggregate whose every event carries the id of the candidate it is about.
 

@@ -1,0 +1,107 @@
+"""Stored events never change; when an event's schema evolves, old records are upcast on read.
+
+v2 of several events records who acted (`recorded_by`, `started_by`, ...). Records written by
+v1 code lack that field; they must still replay, saying plainly that the actor was not recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from uuid import uuid4
+
+import orjson
+from eventsourcing.persistence import StoredEvent
+
+from domain.check import CheckType, Method
+from domain.consent import Consent, SignatureMethod
+from domain.investigation import Investigation, PlannedCheck
+from domain.subject import UNRECORDED_ACTOR, recorded_at
+from infra.audit import open_source, verify
+from infra.config import Settings
+from services.application import Backcheck
+from tests import story as s
+
+
+def as_v1(app: Backcheck, event: object, actor_field: str) -> StoredEvent:
+    """The record v1 code would have stored for this event: no actor, no class_version."""
+    stored = app.mapper.to_stored_event(event)  # type: ignore[arg-type]
+    state = orjson.loads(stored.state)
+    assert state.pop("class_version") == 2
+    del state[actor_field]
+    return StoredEvent(
+        stored.originator_id, stored.originator_version, stored.topic, orjson.dumps(state)
+    )
+
+
+def test_v1_records_without_an_actor_replay_as_v2(sqlite_app: Backcheck) -> None:
+    app = sqlite_app
+    candidate_id = s.register(app)
+    # given a consent granted and an investigation started by v1 code
+    with recorded_at(app.clock()):
+        consent = Consent.request(candidate_id, s.terms(), s.RECRUITER)
+        consent.grant(
+            consent.requested,
+            s.DOCUMENT_SHA256,
+            SignatureMethod.E_SIGNATURE,
+            app.clock(),
+            app.clock() + timedelta(days=90),
+            "esign-service",
+        )
+        inv = Investigation.plan(
+            candidate_id,
+            consent.id,
+            s.PURPOSE,
+            (PlannedCheck(uuid4(), CheckType.EMPLOYMENT, (Method.PHONE,)),),
+            (s.INVESTIGATOR,),
+            app.clock() + timedelta(days=9),
+            s.RECRUITER,
+        )
+        inv.notify_candidate(s.notice(), s.RECRUITER)
+        inv.start(consent.scope_at(app.clock()), s.RECRUITER)
+    events = [*consent.collect_events(), *inv.collect_events()]
+    records = []
+    for e in events:
+        name = type(e).__qualname__
+        field = {
+            "Consent.Granted": "recorded_by",
+            "Investigation.CandidateNotified": "notified_by",
+            "Investigation.Started": "started_by",
+        }.get(name)
+        records.append(as_v1(app, e, field) if field else app.mapper.to_stored_event(e))
+    app.recorder.insert_events(records)
+
+    # when they are read back
+    consent_now = app.load(Consent, consent.id)
+    inv_now = app.load(Investigation, inv.id)
+    replayed = {type(e).__qualname__: e for _, e in app.replay()}
+
+    # then the old records replay, and the missing actor is named as unrecorded
+    assert consent_now.status_at(app.clock()).value == "active"
+    assert inv_now.status.value == "in progress"
+    assert replayed["Consent.Granted"].recorded_by == UNRECORDED_ACTOR
+    assert replayed["Investigation.Started"].started_by == UNRECORDED_ACTOR
+    assert {e.who for e in app.timeline(candidate_id)} >= {UNRECORDED_ACTOR}
+    assert list(app.violations()) == []
+
+
+def test_new_records_are_stored_as_v2(sqlite_app: Backcheck, tmp_path: object) -> None:
+    story = s.investigation_under_way(sqlite_app)
+
+    stored = {
+        n.topic.rpartition(":")[2]: json.loads(n.state)
+        for n in sqlite_app.recorder.select_notifications(start=1, limit=100)
+    }
+
+    assert stored["Consent.Granted"]["class_version"] == 2
+    assert stored["Investigation.Started"]["started_by"] == s.RECRUITER
+    assert "class_version" not in stored["Investigation.Planned"]  # unchanged events stay v1
+    assert story.investigation_id is not None
+
+
+def test_upcasting_leaves_the_stored_bytes_and_the_chain_alone(sqlite_app: Backcheck) -> None:
+    s.investigation_under_way(sqlite_app)
+    path = sqlite_app.env.get("SQLITE_DBNAME")
+
+    with open_source(Settings(database_url=f"sqlite:///{path}")) as source:
+        assert verify(source).intact
