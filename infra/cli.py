@@ -418,6 +418,46 @@ def audit_timeline(
         _fail(e, as_json)
 
 
+@audit.command("as-of")
+def audit_as_of(
+    moment: Annotated[str, typer.Argument(help="ISO 8601 time, e.g. 2026-11-22T10:00:00+00:00")],
+    subject: Annotated[UUID | None, typer.Option(help="only this candidate")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """Rebuild the case overview as it was at a moment, from the event store alone."""
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(moment)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{moment!r} is not an ISO 8601 time (e.g. 2026-11-22T10:00:00+00:00)",
+            param_hint="MOMENT",
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    try:
+        application, _ = _open()
+        rows = application.as_of(when, subject)
+    except Exception as e:
+        _fail(e, as_json)
+        return
+    if as_json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row) + "\n")
+        return
+    table = Table("candidate", "consents", "investigations", "reports")
+    for row in rows:
+        table.add_row(
+            row["candidate_id"][:8] + ("  (erasure requested)" if row["erasure_requested"] else ""),
+            "\n".join(f"{k[:8]} {v}" for k, v in row["consents"].items()),
+            "\n".join(f"{k[:8]} {v}" for k, v in row["investigations"].items()),
+            "\n".join(f"{k[:8]} {v}" for k, v in row["reports"].items()),
+        )
+    console.print(f"as of {when.isoformat()}")
+    console.print(table)
+
+
 @audit.command("check")
 def audit_check(
     as_json: Annotated[bool, typer.Option("--json", help="violations as JSON lines")] = False,

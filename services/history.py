@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.classification import PersonalField
+from projections.case_overview import CaseOverview
 from services.compliance import Violation, check_stream
 from services.dto import EventRecord
 from services.timeline import TimelineEntry, timeline
@@ -74,6 +75,15 @@ class HistoryQueries(UnitOfWork):
     def timeline(self, candidate_id: UUID) -> Iterator[TimelineEntry]:
         """What happened to one candidate: who, what, when, under which consent."""
         return timeline(self.replay(), candidate_id)
+
+    def as_of(self, moment: datetime, candidate_id: UUID | None = None) -> list[dict[str, Any]]:
+        """The case overview as it stood at `moment`, rebuilt from the events up to then."""
+        view = CaseOverview()
+        for position, event in self.replay():
+            if event.timestamp <= moment:
+                view.process(position, event)
+        rows = [r for r in view.rows.values() if candidate_id in (None, r.candidate_id)]
+        return [r.as_dict(moment) for r in rows]
 
     def violations(self) -> Iterator[Violation]:
         """Replays the whole stream and yields every broken rule with its position."""

@@ -109,3 +109,18 @@ def test_the_timeline_tells_who_did_what_under_which_consent(officer: dict[str, 
     assert "disclosed edition 2 to hiring-manager:sun.mei" in whats
     assert {e["who"] for e in entries} >= {"hr:li.na", "reviewer:chen.jie", "candidate"}
     assert "Wang Fang" not in result.stdout
+
+
+def test_as_of_rebuilds_the_overview_and_names_a_bad_time(officer: dict[str, str]) -> None:
+    now = run(officer, "audit", "as-of", "2999-01-01T00:00:00+00:00", "--json")
+    before = run(officer, "audit", "as-of", "2000-01-01T00:00:00", "--json")
+    bad = run(officer, "audit", "as-of", "yesterday-ish")
+
+    assert now.returncode == 0, now.stderr
+    rows = [json.loads(line) for line in now.stdout.splitlines()]
+    assert len(rows) == 2  # the demo's two candidates
+    assert any("disclosure" in " ".join(r["reports"].values()) for r in rows)
+    assert before.returncode == 0
+    assert before.stdout == ""  # nothing had happened yet in 2000
+    assert bad.returncode == 2
+    assert "not an ISO 8601 time" in bad.stderr
