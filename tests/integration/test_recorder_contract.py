@@ -4,6 +4,7 @@ configuration builds (SQLite file store, PostgreSQL schema)."""
 from __future__ import annotations
 
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -17,6 +18,14 @@ from infra.config import Settings
 from tests.conftest import PG_URL, require_postgres
 
 
+def join_leftover_threads(before: set[threading.Thread]) -> None:
+    """The library's concurrency cases signal their reader threads to stop but do not join
+    them; closing the store under a reader still in a query crashes SQLite. Wait for them."""
+    for thread in threading.enumerate():
+        if thread not in before and not thread.daemon and thread is not threading.current_thread():
+            thread.join(timeout=30)
+
+
 def recorder_for(settings: Settings) -> tuple[InfrastructureFactory, ApplicationRecorder]:
     factory = InfrastructureFactory.construct(Environment("backcheck", settings.store_env()))
     return factory, factory.application_recorder()
@@ -26,8 +35,10 @@ class TestSQLiteRecorderContract(ApplicationRecorderTestCase[ApplicationRecorder
     def setUp(self) -> None:
         self.dir = tempfile.TemporaryDirectory()
         self.factories: list[InfrastructureFactory] = []
+        self.threads = set(threading.enumerate())
 
     def tearDown(self) -> None:
+        join_leftover_threads(self.threads)
         for factory in self.factories:
             factory.close()
         self.dir.cleanup()
@@ -45,8 +56,10 @@ class TestPostgresRecorderContract(ApplicationRecorderTestCase[ApplicationRecord
         require_postgres()
         self.schemas: list[str] = []
         self.factories: list[InfrastructureFactory] = []
+        self.threads = set(threading.enumerate())
 
     def tearDown(self) -> None:
+        join_leftover_threads(self.threads)
         for factory in self.factories:
             factory.close()
         with psycopg.connect(PG_URL, autocommit=True) as conn:
