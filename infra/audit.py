@@ -12,8 +12,10 @@ names the first position where the stored history departs from what was chained:
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,7 +24,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from infra.chain import GENESIS, Head, link
+from infra.chain import GENESIS, Head, LinkInput, link_many
 from infra.checkpoint import Checkpoint
 from infra.config import Settings
 
@@ -38,6 +40,7 @@ class RecordSource(AbstractContextManager["RecordSource"], Protocol):
     def links(self, start: int = 1, stop: int | None = None) -> Iterator[StoredLink]: ...
     def position_of(self, originator_id: bytes, version: int) -> int | None: ...
     def head_before(self, position: int) -> Head: ...
+    def last_position(self) -> int: ...
 
 
 class SQLiteSource:
@@ -59,6 +62,13 @@ class SQLiteSource:
             f"SELECT position, hash FROM {self.chain} ORDER BY position DESC LIMIT 1"
         ).fetchone()
         return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
+
+    def last_position(self) -> int:
+        row = self.conn.execute(
+            f"SELECT MAX(x) FROM (SELECT MAX(rowid) AS x FROM {self.events} "
+            f"UNION ALL SELECT MAX(position) FROM {self.chain})"
+        ).fetchone()
+        return int(row[0] or 0)
 
     def head_before(self, position: int) -> Head:
         row = self.conn.execute(
@@ -130,6 +140,15 @@ class PostgresSource:
             self._q("SELECT position, hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1")
         ).fetchone()
         return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
+
+    def last_position(self) -> int:
+        row = self.conn.execute(
+            self._q(
+                "SELECT GREATEST((SELECT MAX(notification_id) FROM {schema}.{events}), "
+                "(SELECT MAX(position) FROM {schema}.{chain}))"
+            )
+        ).fetchone()
+        return int(row[0] or 0) if row else 0
 
     def head_before(self, position: int) -> Head:
         row = self.conn.execute(
@@ -226,21 +245,41 @@ class Verdict:
 _END = (2**63, b"", 0, b"", b"")
 
 
-def verify(
-    source: RecordSource,
-    checkpoints: list[Checkpoint] = (),  # type: ignore[assignment]
-    progress: Callable[[int], None] | None = None,
-) -> Verdict:
-    """Recompute every link, compare with the stored chain and the given checkpoints."""
-    verdict = Verdict(checkpoints=len(checkpoints))
-    pinned = {c.position: c for c in checkpoints}
-    seen_links: dict[int, bytes] = {}
-    records = source.records()
-    links = source.links()
+@dataclass
+class _Part:
+    problems: list[Problem]
+    checked: int
+    last: Head
+    pinned_links: dict[int, bytes]
+
+
+def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozenset[int]) -> _Part:
+    """Check every link in [lo, hi] against its record and the stored link before it.
+
+    Each link is judged from the stored hash of its predecessor, so ranges are independent and
+    can run in parallel; if every link holds, the stored chain equals a recomputation from
+    genesis, which is what checkpoints are compared with."""
+    problems: list[Problem] = []
+    seen: dict[int, bytes] = {}
+    start = source.head_before(lo)
+    prev_pos, prev_hash = start.position, start.hash
+    records = source.records(lo, hi)
+    links = source.links(lo, hi)
     rec = next(records, _END)
     lnk = next(links, _END)
-    prev_pos, prev_hash = 0, GENESIS
-    problems = verdict.problems
+    # Links are recomputed in batches (by the C accelerator when it is built).
+    batch: list[LinkInput] = []
+    expected: list[tuple[int, bytes]] = []
+
+    def flush() -> None:
+        for (pos, stored), computed in zip(expected, link_many(batch), strict=True):
+            if computed != stored:
+                problems.append(
+                    Problem(pos, "changed", "the stored bytes differ from what was chained")
+                )
+        batch.clear()
+        expected.clear()
+
     checked = 0
     while rec is not _END or lnk is not _END:
         r_pos, l_pos = rec[0], lnk[0]
@@ -253,7 +292,7 @@ def verify(
             problems.append(Problem(l_pos, "missing", "the chain links a record that is gone"))
             prev_pos, prev_hash = l_pos, lnk[4]
             if l_pos in pinned:
-                seen_links[l_pos] = lnk[4]
+                seen[l_pos] = lnk[4]
             lnk = next(links, _END)
             continue
         pos, oid, ver, topic, state = rec
@@ -267,7 +306,7 @@ def verify(
                     f"has {prev_pos or 'nothing'} before it",
                 )
             )
-        if (oid, ver) != (l_oid, l_ver):
+        if oid != l_oid or ver != l_ver:
             elsewhere = source.position_of(l_oid, l_ver)
             if elsewhere is not None:
                 problems.append(
@@ -279,26 +318,69 @@ def verify(
                 )
             else:
                 problems.append(Problem(pos, "changed", "a different record than was chained"))
-        elif link(prev_hash, pos, l_prev, oid, ver, topic, state) != l_hash:
-            problems.append(
-                Problem(pos, "changed", "the stored bytes differ from what was chained")
-            )
+        else:
+            batch.append((prev_hash, pos, l_prev, oid, ver, topic, state))
+            expected.append((pos, l_hash))
+            if len(batch) >= 10_000:
+                flush()
         if pos in pinned:
-            seen_links[pos] = l_hash
+            seen[pos] = l_hash
         prev_pos, prev_hash = pos, l_hash
         checked += 1
-        if progress is not None and checked % 10_000 == 0:
-            progress(checked)
         rec = next(records, _END)
         lnk = next(links, _END)
-    if progress is not None:
-        progress(checked)
-    verdict.checked = checked
-    verdict.head = Head(prev_pos, prev_hash)
+    flush()
+    return _Part(problems, checked, Head(prev_pos, prev_hash), seen)
+
+
+def _verify_chunk(
+    opener: Callable[[], RecordSource], lo: int, hi: int | None, pinned: frozenset[int]
+) -> _Part:
+    with opener() as source:
+        return _verify_range(source, lo, hi, pinned)
+
+
+def verify(
+    source: RecordSource,
+    checkpoints: list[Checkpoint] = (),  # type: ignore[assignment]
+    progress: Callable[[int], None] | None = None,
+    *,
+    opener: Callable[[], RecordSource] | None = None,
+    workers: int = 1,
+    chunk: int = 100_000,
+) -> Verdict:
+    """Recompute every link, compare with the stored chain and the given checkpoints.
+
+    The log is cut into chunks of positions; with an `opener` (a picklable function that opens
+    another connection to the same store) and `workers` > 1 the chunks run in parallel
+    processes. Results are merged in order, so the verdict does not depend on the split."""
+    verdict = Verdict(checkpoints=len(checkpoints))
+    pinned = {c.position: c for c in checkpoints}
+    keys = frozenset(pinned)
+    top = source.last_position()
+    bounds: list[tuple[int, int | None]] = [
+        (lo, min(lo + chunk - 1, top)) for lo in range(1, top + 1, chunk)
+    ] or [(1, None)]
+    bounds[-1] = (bounds[-1][0], None)  # the last chunk takes whatever sits beyond
+    if workers > 1 and opener is not None and len(bounds) > 1:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        with pool:
+            parts: Iterator[_Part] = pool.map(
+                _verify_chunk,
+                [opener] * len(bounds),
+                [lo for lo, _ in bounds],
+                [hi for _, hi in bounds],
+                [keys] * len(bounds),
+            )
+            merged = _merge(verdict, parts, progress)
+    else:
+        merged = _merge(
+            verdict, (_verify_range(source, lo, hi, keys) for lo, hi in bounds), progress
+        )
     for position, cp in pinned.items():
-        stored = seen_links.get(position)
+        stored = merged.get(position)
         if stored is None:
-            problems.append(
+            verdict.problems.append(
                 Problem(
                     position,
                     "checkpoint",
@@ -307,7 +389,7 @@ def verify(
                 )
             )
         elif stored.hex() != cp.hash:
-            problems.append(
+            verdict.problems.append(
                 Problem(
                     position,
                     "checkpoint",
@@ -315,3 +397,17 @@ def verify(
                 )
             )
     return verdict
+
+
+def _merge(
+    verdict: Verdict, parts: Iterable[_Part], progress: Callable[[int], None] | None
+) -> dict[int, bytes]:
+    pinned_links: dict[int, bytes] = {}
+    for part in parts:
+        verdict.problems.extend(part.problems)
+        verdict.checked += part.checked
+        pinned_links.update(part.pinned_links)
+        verdict.head = part.last  # parts arrive in log order
+        if progress is not None:
+            progress(verdict.checked)
+    return pinned_links

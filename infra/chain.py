@@ -24,18 +24,18 @@ from typing import NamedTuple
 from uuid import UUID
 
 GENESIS = bytes(32)
-_RECORD = struct.Struct(">16sQ")
-_LINK = struct.Struct(">32sQQ32s")
+RECORD_HEADER = struct.Struct(">16sQ")
+LINK = struct.Struct(">32sQQ32s")
 _sha256 = hashlib.sha256
 
 
 def digest(originator_id: bytes, version: int, topic: bytes, state: bytes) -> bytes:
     """The digest of one stored record. `originator_id` is the 16 raw bytes of the UUID."""
-    return _sha256(_RECORD.pack(originator_id, version) + topic + b"\0" + state).digest()
+    return _sha256(RECORD_HEADER.pack(originator_id, version) + topic + b"\0" + state).digest()
 
 
 def chain_step(prev_hash: bytes, position: int, prev_position: int, record_digest: bytes) -> bytes:
-    return _sha256(_LINK.pack(prev_hash, position, prev_position, record_digest)).digest()
+    return _sha256(LINK.pack(prev_hash, position, prev_position, record_digest)).digest()
 
 
 def link(
@@ -51,6 +51,29 @@ def link(
     return chain_step(
         prev_hash, position, prev_position, digest(originator_id, version, topic, state)
     )
+
+
+LinkInput = tuple[bytes, int, int, bytes, int, bytes, bytes]
+
+
+def _link_many_python(items: list[LinkInput]) -> list[bytes]:
+    """Reference implementation: one `link` per (prev, pos, prev_pos, id, version, topic, state)."""
+    sha, rpack, lpack, nul = _sha256, RECORD_HEADER.pack, LINK.pack, b"\0"
+    return [
+        sha(
+            lpack(prev, pos, prev_pos, sha(rpack(oid, ver) + topic + nul + state).digest())
+        ).digest()
+        for prev, pos, prev_pos, oid, ver, topic, state in items
+    ]
+
+
+try:  # the C accelerator (infra/_chain.c), built at install when a compiler and OpenSSL exist
+    from infra._chain import link_many as _link_many_c
+except ImportError:  # pragma: no cover - depends on the machine that installed us
+    _link_many_c = None
+
+link_many = _link_many_c or _link_many_python
+ACCELERATED = _link_many_c is not None
 
 
 class Link(NamedTuple):

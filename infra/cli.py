@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -262,6 +264,10 @@ def verify(
         Path | None, typer.Option(help="verify this evidence bundle offline, not the store")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="the verdict as JSON")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="processes to verify with (default: all cores on large stores)"),
+    ] = None,
 ) -> None:
     """Recompute the hash chain over every stored event; exit 0 when intact, 1 otherwise."""
     if bundle is not None:
@@ -298,7 +304,13 @@ def verify(
                 transient=True,
             ) as bar:
                 task = bar.add_task("verifying", total=total)
-                verdict = run_verify(source, checkpoints, lambda n: bar.update(task, completed=n))
+                verdict = run_verify(
+                    source,
+                    checkpoints,
+                    lambda n: bar.update(task, completed=n),
+                    opener=functools.partial(open_source, settings),
+                    workers=workers or (os.cpu_count() or 1 if total >= 200_000 else 1),
+                )
     except CheckpointError as e:
         err.print(f"[red]{e}[/]")
         raise typer.Exit(2) from None

@@ -5,6 +5,7 @@ append-only triggers the way an attacker would."""
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import random
@@ -101,8 +102,18 @@ def quiet_demo(settings: Settings) -> None:
 
 
 def check(settings: Settings, checkpoints: list[Checkpoint] = ()) -> Verdict:  # type: ignore[assignment]
+    """Verify in one pass, and again cut into small chunks over two processes: same verdict."""
     with open_source(settings) as source:
-        return verify(source, list(checkpoints))
+        whole = verify(source, list(checkpoints))
+        parallel = verify(
+            source,
+            list(checkpoints),
+            opener=functools.partial(open_source, settings),
+            workers=2,
+            chunk=7,
+        )
+    assert parallel.as_dict() == whole.as_dict()
+    return whole
 
 
 class AuditTrailContract:

@@ -1,0 +1,60 @@
+"""The chain's hashing: one definition (Python), one optional C core; they must agree."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from infra import chain
+
+link_inputs = st.tuples(
+    st.binary(min_size=32, max_size=32),
+    st.integers(min_value=1, max_value=2**62),
+    st.integers(min_value=0, max_value=2**62),
+    st.binary(min_size=16, max_size=16),
+    st.integers(min_value=1, max_value=2**62),
+    st.text(min_size=1, max_size=80).map(str.encode),
+    st.binary(max_size=2000),
+)
+
+
+@given(st.lists(link_inputs, max_size=20))
+def test_the_batch_definition_is_link_applied_item_by_item(items: list[chain.LinkInput]) -> None:
+    assert chain._link_many_python(items) == [chain.link(*item) for item in items]
+
+
+@given(st.lists(link_inputs, max_size=20))
+def test_the_c_core_computes_exactly_the_python_links(items: list[chain.LinkInput]) -> None:
+    if chain._link_many_c is None:
+        pytest.skip("the C core is not built on this machine (no compiler or OpenSSL headers)")
+    assert chain._link_many_c(items) == chain._link_many_python(items)
+
+
+def test_the_c_core_is_built_where_ci_runs() -> None:
+    if os.environ.get("CI", "").lower() != "true":
+        pytest.skip("only CI insists on the accelerator; elsewhere the Python core is used")
+    assert chain.ACCELERATED
+
+
+def test_the_c_core_refuses_malformed_items_instead_of_reading_past_them() -> None:
+    if chain._link_many_c is None:
+        pytest.skip("the C core is not built on this machine")
+    with pytest.raises(ValueError, match="32 bytes"):
+        chain._link_many_c([(b"short", 1, 0, bytes(16), 1, b"t", b"s")])
+    with pytest.raises(TypeError, match="7-tuple"):
+        chain._link_many_c([(bytes(32), 1, 0)])
+
+
+def test_a_chain_extends_from_its_head() -> None:
+    import uuid
+
+    head = chain.Head(0, chain.GENESIS)
+    oid = uuid.uuid4()
+    links = chain.extend(head, [(1, oid, 1, "t", b"a"), (2, oid, 2, "t", b"b")])
+
+    assert links[0].hash == chain.link(chain.GENESIS, 1, 0, oid.bytes, 1, b"t", b"a")
+    assert links[1].hash == chain.link(links[0].hash, 2, 1, oid.bytes, 2, b"t", b"b")
+    assert links[1].prev_position == 1
