@@ -137,6 +137,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         raw_s = write(Path(tmp) / "raw.sqlite", batches, chained=False)
         ours_s = write(Path(tmp) / "chained.sqlite", batches, chained=True)
+        one_by_one = [[StoredEvent(uuid4(), 1, TOPIC, batches[0][0].state)] for _ in range(2000)]
+        raw1_s = write(Path(tmp) / "raw1.sqlite", one_by_one, chained=False)
+        ours1_s = write(Path(tmp) / "chained1.sqlite", one_by_one, chained=True)
+        print(f"single saves   eventsourcing SQLite recorder : {2000 / raw1_s:>10,.0f} saves/s")
+        print(
+            f"               chained recorder (ours)       : {2000 / ours1_s:>10,.0f} saves/s"
+            f"  (ours/raw = {raw1_s / ours1_s:.2f})"
+        )
         print(f"writes         eventsourcing SQLite recorder : {n / raw_s:>10,.0f} events/s")
         print(
             f"               chained recorder (ours)       : {n / ours_s:>10,.0f} events/s"

@@ -309,7 +309,7 @@ def verify(
                     checkpoints,
                     lambda n: bar.update(task, completed=n),
                     opener=functools.partial(open_source, settings),
-                    workers=workers or (os.cpu_count() or 1 if total >= 200_000 else 1),
+                    workers=workers or ((os.cpu_count() or 1) if total >= 200_000 else 1),
                 )
     except CheckpointError as e:
         err.print(f"[red]{e}[/]")
