@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -17,7 +16,7 @@ from domain.errors import (
     ErasureAlreadyRequestedError,
     InvalidInputError,
 )
-from domain.subject import SubjectAggregate, record_actor_from_v2
+from domain.subject import ActorSinceV2, SubjectAggregate
 
 IDENTITY_CATEGORIES = frozenset(
     {"user.name", "user.contact.email", "user.contact.phone", "user.contact.address"}
@@ -42,15 +41,11 @@ class Claim:
 
 
 class Candidate(SubjectAggregate):
-    class ClaimsSubmitted(SubjectAggregate.Event):
+    class ClaimsSubmitted(ActorSinceV2):
+        actor_field = "submitted_by"
         claims: tuple[Claim, ...]
         consent_id: UUID | None
         submitted_by: str
-        class_version = 2
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            record_actor_from_v2(state, "submitted_by")
 
     @staticmethod
     def create_id(candidate_id: UUID) -> UUID:

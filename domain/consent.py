@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -31,7 +30,7 @@ from domain.errors import (
     RecordingNotConsentedError,
     RefereeNotPermittedError,
 )
-from domain.subject import SubjectAggregate, record_actor_from_v2
+from domain.subject import ActorSinceV2, SubjectAggregate
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -138,28 +137,20 @@ def _extra(granted: tuple[object, ...], requested: tuple[object, ...]) -> list[s
 
 class Consent(SubjectAggregate):
     # Declared explicitly because policies react to them by type.
-    class Granted(SubjectAggregate.Event):
+    class Granted(ActorSinceV2):
+        actor_field = "recorded_by"
         terms: ConsentTerms
         document_sha256: str
         signature_method: SignatureMethod
         valid_from: datetime
         valid_until: datetime
         recorded_by: str
-        class_version = 2
 
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            record_actor_from_v2(state, "recorded_by")
-
-    class Withdrawn(SubjectAggregate.Event):
+    class Withdrawn(ActorSinceV2):
+        actor_field = "withdrawn_by"
         reason: str
         withdrawn_at: datetime
         withdrawn_by: str
-        class_version = 2
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            record_actor_from_v2(state, "withdrawn_by")
 
     class Expired(SubjectAggregate.Event):
         expired_at: datetime

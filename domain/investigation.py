@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from itertools import combinations
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -35,7 +34,7 @@ from domain.errors import (
     UnknownDisputeError,
     UnknownFeedbackError,
 )
-from domain.subject import SubjectAggregate, record_actor_from_v2
+from domain.subject import ActorSinceV2, SubjectAggregate
 
 
 class InvestigationStatus(StrEnum):
@@ -142,32 +141,20 @@ def corroborates(findings: list[Finding]) -> bool:
 
 
 class Investigation(SubjectAggregate):
-    class CandidateNotified(SubjectAggregate.Event):
+    class CandidateNotified(ActorSinceV2):
+        actor_field = "notified_by"
         notice: Notice
         notified_by: str
-        class_version = 2
 
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            record_actor_from_v2(state, "notified_by")
-
-    class Started(SubjectAggregate.Event):
+    class Started(ActorSinceV2):
+        actor_field = "started_by"
         scope: ConsentScope
         started_by: str
-        class_version = 2
 
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            record_actor_from_v2(state, "started_by")
-
-    class Resumed(SubjectAggregate.Event):
+    class Resumed(ActorSinceV2):
+        actor_field = "resumed_by"
         scope: ConsentScope
         resumed_by: str
-        class_version = 2
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            record_actor_from_v2(state, "resumed_by")
 
     @classmethod
     def plan(

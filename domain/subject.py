@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, datetime_now_with_tzinfo
@@ -32,11 +32,6 @@ def recorded_at(when: datetime) -> Iterator[None]:
 UNRECORDED_ACTOR = "unrecorded (stored before v2 recorded who acted)"
 
 
-def record_actor_from_v2(state: dict[str, Any], field: str) -> None:
-    """Upcast helper: v1 of several events did not record who acted; say so explicitly."""
-    state[field] = UNRECORDED_ACTOR
-
-
 class SubjectAggregate(Aggregate):
     """An aggregate whose every event carries the id of the candidate it is about.
 
@@ -59,3 +54,15 @@ class SubjectAggregate(Aggregate):
     def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
         kwargs.setdefault("candidate_id", self.candidate_id)
         super().trigger_event(event_class, **kwargs)
+
+
+class ActorSinceV2(SubjectAggregate.Event):
+    """An event whose v1 did not record who acted: v1 records replay naming the actor as
+    unrecorded. Subclasses name their actor field in `actor_field`."""
+
+    actor_field: ClassVar[str]
+    class_version = 2
+
+    @classmethod
+    def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+        state[cls.actor_field] = UNRECORDED_ACTOR
