@@ -72,6 +72,8 @@ _CATEGORIES = (
     DataCategory("user.health.hiv_status", Tier.PROHIBITED, "HIV status"),
 )
 
+ERASED_VALUE = "\u27e8erased\u27e9"  # what a personal value reads as once its keys are destroyed
+
 CATEGORIES: dict[str, DataCategory] = {c.key: c for c in _CATEGORIES}
 
 

@@ -197,15 +197,7 @@ class PostgresSource:
 def open_source(settings: Settings) -> RecordSource:
     if settings.backend == "sqlite":
         return SQLiteSource(str(settings.sqlite_path))
-    env = settings.store_env()
-    conninfo = psycopg.conninfo.make_conninfo(
-        dbname=env["POSTGRES_DBNAME"],
-        host=env["POSTGRES_HOST"],
-        port=env["POSTGRES_PORT"],
-        user=env["POSTGRES_USER"],
-        password=env["POSTGRES_PASSWORD"] or None,
-    )
-    return PostgresSource(conninfo, env.get("POSTGRES_SCHEMA", "public"))
+    return PostgresSource(settings.postgres_conninfo(), settings.postgres_schema)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,37 @@
-"""Composition root: builds the application on the configured store."""
+"""Composition root: builds the application on the configured store, with its key store."""
 
 from __future__ import annotations
 
-from infra.config import Settings
+from infra.config import ConfigError, Settings
+from infra.keystore import SQLKeyStore, load_master_key, postgres_keystore, sqlite_keystore
+from infra.sealing import Sealer
+from infra.transcoder import TypedMapper
 from services.application import Backcheck
 from services.unit import Clock, system_clock
 
 
+def build_keystore(settings: Settings) -> SQLKeyStore:
+    path = settings.master_key_path
+    existed = path.exists()
+    master = load_master_key(path, create=True)
+    if settings.backend == "sqlite":
+        keys = sqlite_keystore(settings.sqlite_path, master)
+    else:
+        keys = postgres_keystore(settings.postgres_conninfo(), settings.postgres_schema, master)
+    if not existed and keys.count() > 0:
+        path.unlink()
+        raise ConfigError(
+            f"BACKCHECK_MASTER_KEY_FILE: this store holds sealed personal data but there is no "
+            f"master key at {path}; point BACKCHECK_MASTER_KEY_FILE at the store's key"
+        )
+    return keys
+
+
 def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> Backcheck:
     settings = settings or Settings.from_env()
-    return Backcheck(env=settings.store_env(), clock=clock)
+    env = settings.store_env()
+    keys = build_keystore(settings)
+    app = Backcheck(env=env, clock=clock, keys=keys)
+    assert isinstance(app.mapper, TypedMapper)
+    app.mapper.sealer = Sealer(keys)
+    return app

@@ -8,6 +8,8 @@ BACKCHECK_DATA_DIR      where the embedded SQLite store is created when no URL i
 BACKCHECK_SIGNING_KEY   Ed25519 private key (PEM) that signs checkpoints
                         (default: DATA_DIR/keys/checkpoint-signing.key)
 BACKCHECK_VERIFY_KEY    the public key a verifier trusts (default: next to the signing key)
+BACKCHECK_MASTER_KEY_FILE  the master key (64 hex digits) that wraps every subject's data keys
+                        (default: DATA_DIR/keys/master.key, created for a new store)
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Settings(BaseModel):
     data_dir: Path = Field(default_factory=default_data_dir)
     signing_key: Path | None = None
     verify_key: Path | None = None
+    master_key_file: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,6 +53,8 @@ class Settings(BaseModel):
             values["signing_key"] = Path(key).expanduser()
         if key := os.environ.get("BACKCHECK_VERIFY_KEY"):
             values["verify_key"] = Path(key).expanduser()
+        if key := os.environ.get("BACKCHECK_MASTER_KEY_FILE"):
+            values["master_key_file"] = Path(key).expanduser()
         return cls.model_validate(values)
 
     @property
@@ -63,6 +68,26 @@ class Settings(BaseModel):
     @property
     def verify_key_path(self) -> Path:
         return self.verify_key or self.signing_key_path.with_suffix(".pub")
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.master_key_file or self.keys_dir / "master.key"
+
+    def postgres_conninfo(self) -> str:
+        env = self.store_env()
+        parts = {
+            "dbname": env["POSTGRES_DBNAME"],
+            "host": env["POSTGRES_HOST"],
+            "port": env["POSTGRES_PORT"],
+            "user": env["POSTGRES_USER"],
+        }
+        if env["POSTGRES_PASSWORD"]:
+            parts["password"] = env["POSTGRES_PASSWORD"]
+        return " ".join(f"{k}='{v}'" for k, v in parts.items())
+
+    @property
+    def postgres_schema(self) -> str:
+        return self.store_env().get("POSTGRES_SCHEMA", "public")
 
     @property
     def checkpoints_dir(self) -> Path:

@@ -15,11 +15,20 @@ from collections.abc import Callable
 from datetime import date, datetime
 from enum import Enum
 from functools import cache
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.persistence import (
+    Mapper,
+    MapperDeserialisationError,
+    StoredEvent,
+    Transcoder,
+)
+from eventsourcing.utils import get_topic, resolve_topic
+
+if TYPE_CHECKING:
+    from infra.sealing import Sealer
 
 Convert = Callable[[Any], Any]
 _HANDLED_BY_MAPPER = frozenset({"originator_id", "originator_version"})
@@ -99,12 +108,54 @@ def fields_of(cls: type) -> dict[str, Convert | None]:
 
 
 class TypedMapper(Mapper[UUID]):
-    """The library's mapper (upcasting included), plus restoring declared attribute types."""
+    """The library's mapping (topics, class versions, upcasting), plus:
+    personal values sealed on the way in and opened on the way out (when a sealer is set),
+    and attributes restored to the types their event class declares."""
+
+    sealer: Sealer | None = None
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        cls = type(domain_event)
+        state = dict(vars(domain_event))
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        class_version = getattr(cls, "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        if self.sealer is not None:
+            state = self.sealer.seal_state(cls, state, originator_id, originator_version)
+        return StoredEvent(
+            originator_id=originator_id,
+            originator_version=originator_version,
+            topic=get_topic(cls),
+            state=self.transcoder.encode(state),
+        )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        domain_event = super().to_domain_event(stored_event)
-        state = domain_event.__dict__
-        for name, convert in fields_of(type(domain_event)).items():
+        cls = resolve_topic(stored_event.topic)
+        try:
+            state: dict[str, Any] = self.transcoder.decode(stored_event.state)
+        except orjson.JSONDecodeError as e:
+            raise MapperDeserialisationError(
+                f"stored event {stored_event.originator_id} v{stored_event.originator_version} "
+                f"({stored_event.topic}) is not valid JSON: {e}"
+            ) from e
+        if self.sealer is not None:
+            state = self.sealer.open_state(
+                cls, state, stored_event.originator_id, stored_event.originator_version
+            )
+        originator_id = stored_event.originator_id
+        state["originator_id"] = (
+            originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+        )
+        state["originator_version"] = stored_event.originator_version
+        from_version = state.pop("class_version", 1)
+        while from_version < getattr(cls, "class_version", 1):
+            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+            from_version += 1
+        for name, convert in fields_of(cls).items():
             if convert is not None and name in state:
                 state[name] = convert(state[name])
+        domain_event = object.__new__(cls)
+        object.__setattr__(domain_event, "__dict__", state)
         return domain_event

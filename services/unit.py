@@ -16,6 +16,7 @@ from eventsourcing.utils import EnvType
 from domain.subject import recorded_at
 from services.errors import AggregateMissingError, ConcurrentChangeError
 from services.policy import Policy, default_policies
+from services.ports import KeyStore
 
 A = TypeVar("A", bound=Aggregate)
 U = TypeVar("U", bound="UnitOfWork")
@@ -49,9 +50,12 @@ class UnitOfWork(Application[UUID]):
     name = "backcheck"
     is_snapshotting_enabled = False
 
-    def __init__(self, env: EnvType | None = None, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, env: EnvType | None = None, clock: Clock = system_clock, keys: KeyStore | None = None
+    ) -> None:
         super().__init__(env)
         self.clock = clock
+        self.keys = keys
         self.policies: tuple[Policy, ...] = default_policies()
 
     def load(self, cls: type[A], aggregate_id: UUID) -> A:

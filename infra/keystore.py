@@ -1,0 +1,157 @@
+"""Per-subject data keys, wrapped by the master key, in a table of their own.
+
+Personal values are encrypted with a data key per (subject, tier). The data keys are stored
+wrapped (AES key wrap, RFC 3394) by a master key that never touches the database. Unlike the
+event and chain tables, this table is deletable on purpose: destroying a subject's rows makes
+every copy of their personal values unreadable — in the store, in views, on Kafka — while the
+hash chain, which covers ciphertext, still verifies (crypto-shredding).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
+
+from infra.config import ConfigError
+
+CACHE_SECONDS = 30.0  # how long another process may still use a key after it was destroyed
+
+
+def load_master_key(path: Path, *, create: bool) -> bytes:
+    """32 raw bytes from a file of 64 hex digits; created (mode 600) on first use if allowed."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        if not create:
+            raise ConfigError(
+                f"BACKCHECK_MASTER_KEY_FILE: no master key at {path}; without it no personal "
+                "value in this store can be read"
+            ) from None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = os.urandom(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key.hex() + "\n")
+        return key
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ConfigError(f"{path}: a master key is 64 hex digits (32 bytes)")
+    return key
+
+
+class SQLKeyStore:
+    """The key table, on the same database as the events (SQLite file or PostgreSQL)."""
+
+    def __init__(self, connect: Callable[[], Any], placeholder: str, master_key: bytes):
+        self._connect = connect
+        self._p = placeholder
+        self._master = master_key
+        self._cache: dict[tuple[UUID, str], tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+        with self._connect() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS backcheck_keys ("
+                "subject TEXT NOT NULL, tier TEXT NOT NULL, wrapped BYTEA NOT NULL, "
+                "PRIMARY KEY (subject, tier))".replace(
+                    "BYTEA", "BLOB" if placeholder == "?" else "BYTEA"
+                )
+            )
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self._p)
+
+    def data_key(self, subject: UUID, tier: str, *, create: bool) -> bytes | None:
+        """The subject's key for this tier; made on first use when `create`; None if destroyed
+        (or never made)."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get((subject, tier))
+            if cached and now - cached[0] < CACHE_SECONDS:
+                return cached[1]
+        with self._connect() as conn:
+            row = conn.execute(
+                self._sql("SELECT wrapped FROM backcheck_keys WHERE subject = ? AND tier = ?"),
+                (str(subject), tier),
+            ).fetchone()
+            if row is None:
+                if not create:
+                    return None
+                key = os.urandom(32)
+                conn.execute(
+                    self._sql(
+                        "INSERT INTO backcheck_keys (subject, tier, wrapped) VALUES (?, ?, ?) "
+                        "ON CONFLICT (subject, tier) DO NOTHING"
+                    ),
+                    (str(subject), tier, aes_key_wrap(self._master, key)),
+                )
+                row = conn.execute(
+                    self._sql("SELECT wrapped FROM backcheck_keys WHERE subject = ? AND tier = ?"),
+                    (str(subject), tier),
+                ).fetchone()
+        key = aes_key_unwrap(self._master, bytes(row[0]))
+        with self._lock:
+            self._cache[(subject, tier)] = (now, key)
+        return key
+
+    def destroy(self, subject: UUID) -> int:
+        with self._lock:
+            for k in [k for k in self._cache if k[0] == subject]:
+                del self._cache[k]
+        with self._connect() as conn:
+            cur = conn.execute(
+                self._sql("DELETE FROM backcheck_keys WHERE subject = ?"), (str(subject),)
+            )
+            return int(cur.rowcount or 0)
+
+    def count(self) -> int:
+        with self._connect() as conn:
+            row = conn.execute("SELECT COUNT(*) FROM backcheck_keys").fetchone()
+        return int(row[0])
+
+    def has_keys(self, subject: UUID) -> bool:
+        with self._connect() as conn:
+            row = conn.execute(
+                self._sql("SELECT 1 FROM backcheck_keys WHERE subject = ? LIMIT 1"),
+                (str(subject),),
+            ).fetchone()
+        return row is not None
+
+
+def sqlite_keystore(path: Path, master_key: bytes) -> SQLKeyStore:
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(path, timeout=10, isolation_level=None)
+        return _Autoclosing(conn)  # type: ignore[return-value]
+
+    return SQLKeyStore(connect, "?", master_key)
+
+
+def postgres_keystore(conninfo: str, schema: str, master_key: bytes) -> SQLKeyStore:
+    def connect() -> psycopg.Connection[Any]:
+        return psycopg.connect(conninfo, autocommit=True, options=f"-c search_path={schema}")
+
+    return SQLKeyStore(connect, "%s", master_key)
+
+
+class _Autoclosing:
+    """sqlite3's context manager commits but does not close; this one closes too."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()
