@@ -10,10 +10,12 @@ from eventsourcing.domain import event
 
 from domain.classification import PersonalField, admit, refuse_prohibited
 from domain.errors import (
+    AlreadyErasedError,
     CandidateErasedError,
     DuplicateClaimError,
     EmptyClaimError,
     ErasureAlreadyRequestedError,
+    ErasureBlockedByLegalHoldError,
     InvalidInputError,
 )
 from domain.subject import ActorSinceV2, SubjectAggregate
@@ -29,6 +31,15 @@ class ClaimKind(StrEnum):
     EMPLOYMENT = "employment"
     CREDENTIAL = "credential"
     PERSONAL = "personal"
+
+
+@dataclass(frozen=True)
+class ErasureReceipt:
+    """What an erasure did, signed, so the candidate can be given proof of it. No values."""
+
+    statement: str
+    key_id: str
+    signature: str
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,7 @@ class Candidate(SubjectAggregate):
         self.registered_by = registered_by
         self.claims: dict[UUID, Claim] = {}
         self.erasure_requested = False
+        self.erased = False
 
     def submit_claims(
         self,
@@ -111,8 +123,24 @@ class Candidate(SubjectAggregate):
 
     def require_collectable(self) -> None:
         """After an erasure request nothing more is collected, asked for or investigated."""
-        if self.erasure_requested:
+        if self.erasure_requested or self.erased:
             raise CandidateErasedError(self.id)
+
+    def erase(
+        self, reason: str, erased_by: str, reports_on_hold: list[UUID], receipt: ErasureReceipt
+    ) -> None:
+        """Erasure destroys the keys to every personal value; a legal hold blocks it."""
+        if self.erased:
+            raise AlreadyErasedError(self.id)
+        if reports_on_hold:
+            raise ErasureBlockedByLegalHoldError(self.id, [str(r) for r in reports_on_hold])
+        if not reason.strip():
+            raise InvalidInputError("field 'reason': say why (request, retention rule, ...)")
+        self._erase(reason, erased_by, receipt)
+
+    @event("Erased")
+    def _erase(self, reason: str, erased_by: str, receipt: ErasureReceipt) -> None:
+        self.erased = True
 
     def request_erasure(self, reason: str, requested_by: str) -> None:
         if self.erasure_requested:

@@ -87,6 +87,21 @@ class CandidateErasedError(RuleBrokenError):
         )
 
 
+class ErasureBlockedByLegalHoldError(RuleBrokenError):
+    def __init__(self, candidate_id: object, report_ids: list[str]) -> None:
+        super().__init__(
+            f"candidate {candidate_id} cannot be erased: report(s) {', '.join(report_ids)} are "
+            "under legal hold; release the hold first",
+            candidate_id=candidate_id,
+            report_ids=report_ids,
+        )
+
+
+class AlreadyErasedError(RuleBrokenError):
+    def __init__(self, candidate_id: object) -> None:
+        super().__init__(f"candidate {candidate_id} is already erased", candidate_id=candidate_id)
+
+
 class ErasureAlreadyRequestedError(RuleBrokenError):
     def __init__(self, candidate_id: object) -> None:
         super().__init__(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from infra.checkpoint import FileKeySigner
 from infra.config import ConfigError, Settings
 from infra.keystore import SQLKeyStore, load_master_key, postgres_keystore, sqlite_keystore
 from infra.sealing import Sealer
@@ -31,7 +32,10 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
     settings = settings or Settings.from_env()
     env = settings.store_env()
     keys = build_keystore(settings)
-    app = Backcheck(env=env, clock=clock, keys=keys)
+    signer = FileKeySigner(
+        settings.signing_key_path, create_if_missing=settings.signing_key is None
+    )
+    app = Backcheck(env=env, clock=clock, keys=keys, signer=signer)
     assert isinstance(app.mapper, TypedMapper)
     app.mapper.sealer = Sealer(keys)
     return app

@@ -142,3 +142,20 @@ def check_signature(checkpoint: Checkpoint, public_key: Ed25519PublicKey) -> str
     except (InvalidSignature, ValueError):
         return "the signature does not match the checkpoint's contents"
     return None
+
+
+class FileKeySigner:
+    """Signs erasure receipts with the checkpoint key; creates it in the default place if the
+    store has none yet (an explicitly configured key must exist)."""
+
+    def __init__(self, path: Path, *, create_if_missing: bool) -> None:
+        self.path = path
+        self.create_if_missing = create_if_missing
+        self._key: Ed25519PrivateKey | None = None
+
+    def sign(self, statement: bytes) -> tuple[str, str]:
+        if self._key is None:
+            if not self.path.exists() and self.create_if_missing:
+                generate_keys(self.path.parent)
+            self._key = load_private_key(self.path)
+        return key_id(self._key.public_key()), base64.b64encode(self._key.sign(statement)).decode()

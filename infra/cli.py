@@ -198,6 +198,40 @@ def info() -> None:
         _fail(e)
 
 
+subject_cli = typer.Typer(help="A data subject's rights: erasure.")
+app.add_typer(subject_cli, name="subject")
+
+
+@subject_cli.command("erase")
+def subject_erase(
+    candidate_id: Annotated[UUID, typer.Argument(help="the candidate to erase")],
+    reason: Annotated[str, typer.Option(help="why: the candidate's request, a retention rule")],
+    actor: Annotated[str, typer.Option(help="who is erasing")] = "compliance",
+    as_json: Annotated[bool, typer.Option("--json", help="the receipt as JSON")] = False,
+) -> None:
+    """Crypto-shred a candidate: destroy the keys to every personal value, keep the history."""
+    from services.dto import EraseSubject
+
+    try:
+        application, _ = _open()
+        result = application.erase_subject(
+            EraseSubject(candidate_id=candidate_id, reason=reason, actor=actor)
+        )
+    except Exception as e:
+        _fail(e, as_json)
+        return
+    if as_json:
+        sys.stdout.write(result.model_dump_json() + "\n")
+        return
+    console.print(
+        f"[green]erased[/] {candidate_id}: {result.keys_destroyed} data key(s) destroyed; "
+        "their personal values now read as erased everywhere"
+    )
+    console.print(f"receipt (signed by key {result.receipt_key_id}):")
+    console.print_json(result.receipt_statement)
+    console.print(f"signature: {result.receipt_signature}")
+
+
 audit = typer.Typer(help="The compliance officer's tools: verify, checkpoint, replay, export.")
 app.add_typer(audit, name="audit")
 

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from uuid import UUID
 
-from domain.candidate import Candidate, Claim
+from eventsourcing.utils import get_topic
+
+from domain.candidate import Candidate, Claim, ErasureReceipt
 from domain.classification import PersonalField
 from domain.consent import Consent
-from domain.errors import CandidateAlreadyRegisteredError
-from services.dto import CandidateResult, RegisterCandidate, RequestErasure, SubmitClaims
+from domain.errors import AlreadyErasedError, CandidateAlreadyRegisteredError, InvalidInputError
+from domain.report import Report
+from services.dto import (
+    CandidateResult,
+    EraseSubject,
+    ErasureResult,
+    RegisterCandidate,
+    RequestErasure,
+    SubmitClaims,
+)
 from services.unit import UnitOfWork, use_case
 
 
@@ -68,6 +79,59 @@ class CandidateUseCases(UnitOfWork):
         candidate.request_erasure(cmd.reason, cmd.actor)
         self.commit(candidate)
         return candidate_result(candidate)
+
+    @use_case
+    def erase_subject(self, cmd: EraseSubject) -> ErasureResult:
+        """Crypto-shredding: record the erasure with a signed receipt, then destroy every data
+        key of the subject, so no copy of their personal values can be read again. The
+        history stays (who did what, when); the hash chain still verifies. A legal hold on any
+        of their reports blocks it."""
+        if self.keys is None or self.signer is None:
+            raise InvalidInputError("erasure needs the key store and a receipt signer configured")
+        candidate = self.load(Candidate, cmd.candidate_id)
+        if candidate.erased:
+            # An earlier erasure was recorded but stopped before its keys were gone: finish it.
+            if self.keys.has_keys(candidate.id):
+                self.keys.destroy(candidate.id)
+            raise AlreadyErasedError(candidate.id)
+        on_hold = [r.id for r in self.reports_of(candidate.id) if r.legal_hold is not None]
+        statement = json.dumps(
+            {
+                "type": "backcheck.erasure-receipt.v1",
+                "candidate_id": str(candidate.id),
+                "erased_at": self.clock().isoformat(),
+                "erased_by": cmd.actor,
+                "reason": cmd.reason,
+                "log_position_before": self.recorder.max_notification_id() or 0,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        key_id, signature = self.signer.sign(statement.encode())
+        receipt = ErasureReceipt(statement, key_id, signature)
+        candidate.erase(cmd.reason, cmd.actor, on_hold, receipt)
+        self.commit(candidate)
+        destroyed = self.keys.destroy(candidate.id)
+        return ErasureResult(
+            candidate_id=candidate.id,
+            keys_destroyed=destroyed,
+            receipt_statement=statement,
+            receipt_key_id=key_id,
+            receipt_signature=signature,
+        )
+
+    def reports_of(self, candidate_id: UUID) -> list[Report]:
+        """The candidate's reports, found by their Compiled events."""
+        topic = get_topic(Report.Compiled)  # type: ignore[attr-defined]
+        found: list[Report] = []
+        start = 1
+        while page := self.recorder.select_notifications(start=start, limit=500, topics=[topic]):
+            for n in page:
+                event = self.mapper.to_domain_event(n)
+                if event.candidate_id == candidate_id:  # type: ignore[attr-defined]
+                    found.append(self.load(Report, n.originator_id))  # type: ignore[arg-type]
+            start = page[-1].id + 1
+        return found
 
     def get_candidate(self, candidate_id: UUID) -> CandidateResult:
         return candidate_result(self.load(Candidate, candidate_id))

@@ -37,6 +37,7 @@ _TABLE: tuple[tuple[str, type[dto.Command], str], ...] = (
     ("register-candidate", dto.RegisterCandidate, "register_candidate"),
     ("submit-claims", dto.SubmitClaims, "submit_claims"),
     ("request-erasure", dto.RequestErasure, "request_erasure"),
+    ("erase-subject", dto.EraseSubject, "erase_subject"),
     ("request-consent", dto.RequestConsent, "request_consent"),
     ("grant-consent", dto.GrantConsent, "grant_consent"),
     ("withdraw-consent", dto.WithdrawConsent, "withdraw_consent"),

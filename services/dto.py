@@ -71,6 +71,20 @@ class RequestErasure(Command):
     actor: Actor
 
 
+class EraseSubject(Command):
+    candidate_id: UUID
+    reason: Text
+    actor: Actor
+
+
+class ErasureResult(Result):
+    candidate_id: UUID
+    keys_destroyed: int
+    receipt_statement: str
+    receipt_key_id: str
+    receipt_signature: str
+
+
 class CandidateResult(Result):
     candidate_id: UUID
     claim_ids: list[UUID]

@@ -91,6 +91,10 @@ _WHAT: dict[str, Callable[[Any], str]] = {
         + "; ".join(f"{c.kind.value} ({_categories(c.fields)})" for c in e.claims)
     ),
     "Candidate.ErasureRequested": lambda e: f"requested erasure: {e.reason}",
+    "Candidate.Erased": lambda e: (
+        f"erased the candidate's personal data (keys destroyed): {e.reason}; receipt signed "
+        f"by key {e.receipt.key_id}"
+    ),
     "Consent.Requested": lambda e: f"asked for consent: {_terms(e.terms)}",
     "Consent.Granted": lambda e: (
         f"consent signed ({e.signature_method.value}, document sha256 "

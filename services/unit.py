@@ -16,7 +16,7 @@ from eventsourcing.utils import EnvType
 from domain.subject import recorded_at
 from services.errors import AggregateMissingError, ConcurrentChangeError
 from services.policy import Policy, default_policies
-from services.ports import KeyStore
+from services.ports import KeyStore, ReceiptSigner
 
 A = TypeVar("A", bound=Aggregate)
 U = TypeVar("U", bound="UnitOfWork")
@@ -51,11 +51,16 @@ class UnitOfWork(Application[UUID]):
     is_snapshotting_enabled = False
 
     def __init__(
-        self, env: EnvType | None = None, clock: Clock = system_clock, keys: KeyStore | None = None
+        self,
+        env: EnvType | None = None,
+        clock: Clock = system_clock,
+        keys: KeyStore | None = None,
+        signer: ReceiptSigner | None = None,
     ) -> None:
         super().__init__(env)
         self.clock = clock
         self.keys = keys
+        self.signer = signer
         self.policies: tuple[Policy, ...] = default_policies()
 
     def load(self, cls: type[A], aggregate_id: UUID) -> A:

@@ -1,0 +1,167 @@
+"""Crypto-shredding: after erasure no plaintext of the subject is left anywhere in the store,
+the hash chain still verifies, and the subject's non-personal history still replays."""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+from pathlib import Path
+from uuid import UUID
+
+import psycopg
+import pytest
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from domain.candidate import Candidate
+from domain.check import SourceRole
+from domain.classification import ERASED_VALUE
+from domain.errors import CandidateErasedError, ErasureBlockedByLegalHoldError
+from infra.audit import open_source, verify
+from infra.bootstrap import build_app
+from infra.config import Settings
+from infra.sealing import SealBrokenError
+from services.application import Backcheck
+from services.dto import EraseSubject, LegalHold, ReleaseLegalHold
+from tests import story as s
+from tests.conftest import PG_URL, FakeClock
+
+NAME, EMAIL, NOTES = "Li Lei", "li.lei@example.com", "reliable, left on good terms"
+
+
+class ErasureContract:
+    settings: Settings
+
+    def raw_bytes(self) -> bytes:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def app(self, backend: Settings, clock: FakeClock, tmp_path: Path) -> Backcheck:
+        self.settings = backend
+        application = build_app(backend, clock=clock)
+        yield application  # type: ignore[misc]
+        application.close()
+
+    def test_before_erasure_values_are_sealed_at_rest_yet_readable_through_the_app(
+        self, app: Backcheck
+    ) -> None:
+        st = s.investigation_under_way(app)
+        s.record_finding(app, st, SourceRole.HR)
+
+        candidate = app.load(Candidate, st.candidate_id)
+
+        assert {f.value for f in candidate.identity} == {NAME, EMAIL}
+        raw = self.raw_bytes()
+        for secret in (NAME, EMAIL, NOTES):
+            assert secret.encode() not in raw
+
+    def test_erasure_leaves_no_plaintext_and_the_history_still_verifies_and_replays(
+        self, app: Backcheck
+    ) -> None:
+        st = s.investigation_under_way(app)
+        s.record_finding(app, st, SourceRole.HR)
+        events_before = [(e.position, e.event) for e in app.timeline(st.candidate_id)]
+
+        result = app.erase_subject(
+            EraseSubject(candidate_id=st.candidate_id, reason="candidate request", actor="dpo")
+        )
+
+        assert result.keys_destroyed == 2  # general (identity) and confidential (notes)
+        raw = self.raw_bytes()
+        assert s.RECRUITER.encode() in raw  # the scan does see what is stored in the clear
+        for secret in (NAME, EMAIL, NOTES):
+            assert secret.encode() not in raw
+        assert app.keys is not None
+        assert not app.keys.has_keys(st.candidate_id)
+        candidate = app.load(Candidate, st.candidate_id)
+        assert {f.value for f in candidate.identity} == {ERASED_VALUE}
+        with open_source(self.settings) as source:
+            assert verify(source).intact
+        events_after = [(e.position, e.event) for e in app.timeline(st.candidate_id)]
+        assert events_after[:-1] == events_before
+        assert events_after[-1][1] == "Candidate.Erased"
+        assert list(app.violations()) == []
+
+    def test_the_erasure_receipt_is_signed_by_the_store_key(self, app: Backcheck) -> None:
+        st = s.consented_candidate(app)
+
+        result = app.erase_subject(
+            EraseSubject(candidate_id=st.candidate_id, reason="retention ended", actor="dpo")
+        )
+
+        public = load_pem_public_key(self.settings.verify_key_path.read_bytes())
+        public.verify(  # type: ignore[union-attr,call-arg]
+            base64.b64decode(result.receipt_signature), result.receipt_statement.encode()
+        )
+        assert str(st.candidate_id) in result.receipt_statement
+
+    def test_a_legal_hold_blocks_erasure_and_nothing_is_destroyed(self, app: Backcheck) -> None:
+        st = s.compiled_report(app)
+        app.place_legal_hold(LegalHold(report_id=st.report, reason="litigation", actor="legal"))
+        before = app.recorder.max_notification_id()
+
+        with pytest.raises(ErasureBlockedByLegalHoldError, match=str(st.report)):
+            app.erase_subject(
+                EraseSubject(candidate_id=st.candidate_id, reason="request", actor="dpo")
+            )
+
+        assert app.recorder.max_notification_id() == before
+        assert app.keys is not None
+        assert app.keys.has_keys(st.candidate_id)
+        app.release_legal_hold(ReleaseLegalHold(report_id=st.report, actor="legal"))
+        app.erase_subject(EraseSubject(candidate_id=st.candidate_id, reason="request", actor="dpo"))
+        assert not app.keys.has_keys(st.candidate_id)
+
+    def test_nothing_more_is_collected_about_an_erased_candidate(self, app: Backcheck) -> None:
+        st = s.consented_candidate(app)
+        app.erase_subject(EraseSubject(candidate_id=st.candidate_id, reason="request", actor="dpo"))
+
+        with pytest.raises(CandidateErasedError):
+            s.request_consent(app, st.candidate_id)
+
+    def test_a_sealed_value_cannot_be_moved_to_another_event(self, app: Backcheck) -> None:
+        candidate_id = s.register(app)
+        other_id = s.register(app, "Han Mei")
+        stored = app.recorder.select_events(candidate_id)[0]
+        forged = type(stored)(other_id, 1, stored.topic, stored.state)
+
+        with pytest.raises(SealBrokenError, match="altered or moved"):
+            app.mapper.to_domain_event(forged)
+
+        assert isinstance(other_id, UUID)
+
+
+class TestErasureOnSQLite(ErasureContract):
+    @pytest.fixture
+    def backend(self, tmp_path: Path) -> Settings:
+        return Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+
+    def raw_bytes(self) -> bytes:
+        path = self.settings.sqlite_path
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        files = [path, *path.parent.glob(path.name + "-*")]
+        return b"".join(f.read_bytes() for f in files)
+
+
+@pytest.mark.postgres
+class TestErasureOnPostgres(ErasureContract):
+    @pytest.fixture
+    def backend(self, pg_schema: str, tmp_path: Path) -> Settings:
+        return Settings(database_url=f"{PG_URL}?schema={pg_schema}", data_dir=tmp_path)
+
+    def raw_bytes(self) -> bytes:
+        schema = self.settings.postgres_schema
+        with psycopg.connect(PG_URL) as conn:
+            rows = conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (schema,),
+            ).fetchall()
+            cells = [
+                cell
+                for (table,) in rows
+                for row in conn.execute(f'SELECT * FROM {schema}."{table}"').fetchall()
+                for cell in row
+            ]
+        return b"\n".join(
+            bytes(c) if isinstance(c, bytes | memoryview) else str(c).encode() for c in cells
+        )
