@@ -18,7 +18,7 @@ from eventsourcing.domain import DomainEvent
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.candidate import Candidate, Claim, ClaimKind
+from domain.candidate import Candidate, Claim, ClaimKind, ErasureReceipt
 from domain.check import CheckType, Method, Outcome, SourceRole
 from domain.classification import PersonalField
 from domain.consent import Consent, SignatureMethod
@@ -139,6 +139,7 @@ def every_event() -> list[DomainEvent]:
         "candidate",
     )
     candidate.request_erasure("not hired", "candidate")
+    candidate.erase("not hired", "dpo", [], ErasureReceipt('{"type":"receipt"}', "k1", "c2ln"))
     events += candidate.collect_events()
 
     inv = planned_investigation(
