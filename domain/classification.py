@@ -56,6 +56,8 @@ _CATEGORIES = (
     DataCategory("user.health.job_relevant", Tier.CONFIDENTIAL, "health relevant to the job"),
     DataCategory("user.employment.evaluation", Tier.CONFIDENTIAL, "job evaluations, assessments"),
     DataCategory("user.employment.experience", Tier.CONFIDENTIAL, "details of past experience"),
+    DataCategory("user.statement", Tier.CONFIDENTIAL, "the candidate's feedback and disputes"),
+    DataCategory("user.case_correspondence", Tier.CONFIDENTIAL, "answers given to the candidate"),
     # secret: within the responsibility of assigned people only; PIPL sensitive
     DataCategory("user.health.mental", Tier.SECRET, "mental status"),
     DataCategory("user.criminal_history", Tier.SECRET, "judicial and criminal records"),

@@ -55,6 +55,17 @@ class ProhibitedCategoryError(RuleBrokenError):
         )
 
 
+class ProhibitedContentError(RuleBrokenError):
+    def __init__(self, field: str, category: str, mention: str) -> None:
+        super().__init__(
+            f"field {field!r}: the text mentions {mention!r}, which is {category!r} — a "
+            "prohibited category; rephrase without it (nothing was stored)",
+            field=field,
+            category=category,
+            mention=mention,
+        )
+
+
 class ConsentRequiredForCategoryError(RuleBrokenError):
     def __init__(self, field: str, category: str) -> None:
         super().__init__(

@@ -34,7 +34,8 @@ from domain.errors import (
     UnknownDisputeError,
     UnknownFeedbackError,
 )
-from domain.subject import ActorSinceV2, SubjectAggregate
+from domain.screening import screen
+from domain.subject import ActorSinceV2, FreeTextSinceV2, SubjectAggregate
 
 
 class InvestigationStatus(StrEnum):
@@ -140,7 +141,35 @@ def corroborates(findings: list[Finding]) -> bool:
     )
 
 
+STATEMENT = "user.statement"
+CORRESPONDENCE = "user.case_correspondence"
+
+
 class Investigation(SubjectAggregate):
+    class FeedbackGiven(FreeTextSinceV2):
+        free_text = {"text": ("feedback", STATEMENT)}
+        feedback_id: UUID
+        text: PersonalField
+
+    class FeedbackAnswered(FreeTextSinceV2):
+        free_text = {"answer": ("answer", CORRESPONDENCE)}
+        feedback_id: UUID
+        answer: PersonalField
+        answered_by: str
+
+    class DisputeRaised(FreeTextSinceV2):
+        free_text = {"statement": ("statement", STATEMENT)}
+        dispute_id: UUID
+        check_id: UUID
+        statement: PersonalField
+
+    class DisputeResolved(FreeTextSinceV2):
+        free_text = {"response": ("response", CORRESPONDENCE)}
+        dispute_id: UUID
+        upheld: bool
+        response: PersonalField
+        resolved_by: str
+
     class CandidateNotified(ActorSinceV2):
         actor_field = "notified_by"
         notice: Notice
@@ -281,6 +310,7 @@ class Investigation(SubjectAggregate):
             scope.require_recording()
         if finding.notes is not None:
             admit("notes", finding.notes.category, scope.categories)
+            screen("notes", finding.notes.value, scope.categories)
         self._record_finding(finding)
 
     @event("FindingRecorded")
@@ -327,22 +357,26 @@ class Investigation(SubjectAggregate):
         self._require_not(InvestigationStatus.CANCELLED, "take feedback")
         if not text.strip():
             raise InvalidPlanError("text", "feedback must not be empty")
-        self._give_feedback(feedback_id, text)
+        screen("text", text, self._named_categories())
+        self._give_feedback(feedback_id, PersonalField("feedback", STATEMENT, text))
 
-    @event("FeedbackGiven")
-    def _give_feedback(self, feedback_id: UUID, text: str) -> None:
-        self.feedback[feedback_id] = (text, None)
+    @event(FeedbackGiven)
+    def _give_feedback(self, feedback_id: UUID, text: PersonalField) -> None:
+        self.feedback[feedback_id] = (text.value, None)
 
     def answer_feedback(self, feedback_id: UUID, answer: str, answered_by: str) -> None:
         if feedback_id not in self.feedback:
             raise UnknownFeedbackError(self.id, feedback_id)
         if self.feedback[feedback_id][1] is not None:
             raise FeedbackAlreadyAnsweredError(feedback_id)
-        self._answer_feedback(feedback_id, answer, answered_by)
+        screen("answer", answer, self._named_categories())
+        self._answer_feedback(
+            feedback_id, PersonalField("answer", CORRESPONDENCE, answer), answered_by
+        )
 
-    @event("FeedbackAnswered")
-    def _answer_feedback(self, feedback_id: UUID, answer: str, answered_by: str) -> None:
-        self.feedback[feedback_id] = (self.feedback[feedback_id][0], answer)
+    @event(FeedbackAnswered)
+    def _answer_feedback(self, feedback_id: UUID, answer: PersonalField, answered_by: str) -> None:
+        self.feedback[feedback_id] = (self.feedback[feedback_id][0], answer.value)
 
     def raise_dispute(self, dispute_id: UUID, check_id: UUID, statement: str) -> None:
         """The candidate may dispute any check; an open dispute blocks the report."""
@@ -350,11 +384,12 @@ class Investigation(SubjectAggregate):
         self._check(check_id)
         if not statement.strip():
             raise InvalidPlanError("statement", "say what is disputed")
-        self._raise_dispute(dispute_id, check_id, statement)
+        screen("statement", statement, self._named_categories())
+        self._raise_dispute(dispute_id, check_id, PersonalField("statement", STATEMENT, statement))
 
-    @event("DisputeRaised")
-    def _raise_dispute(self, dispute_id: UUID, check_id: UUID, statement: str) -> None:
-        self.disputes[dispute_id] = Dispute(dispute_id, check_id, statement)
+    @event(DisputeRaised)
+    def _raise_dispute(self, dispute_id: UUID, check_id: UUID, statement: PersonalField) -> None:
+        self.disputes[dispute_id] = Dispute(dispute_id, check_id, statement.value)
         self.ever_disputed.add(check_id)
 
     def resolve_dispute(
@@ -368,15 +403,18 @@ class Investigation(SubjectAggregate):
             raise DisputeAlreadyResolvedError(dispute_id)
         if not response.strip():
             raise InvalidPlanError("response", "answer the candidate")
-        self._resolve_dispute(dispute_id, upheld, response, resolved_by)
+        screen("response", response, self._named_categories())
+        self._resolve_dispute(
+            dispute_id, upheld, PersonalField("response", CORRESPONDENCE, response), resolved_by
+        )
 
-    @event("DisputeResolved")
+    @event(DisputeResolved)
     def _resolve_dispute(
-        self, dispute_id: UUID, upheld: bool, response: str, resolved_by: str
+        self, dispute_id: UUID, upheld: bool, response: PersonalField, resolved_by: str
     ) -> None:
         dispute = self.disputes[dispute_id]
         self.disputes[dispute_id] = Dispute(
-            dispute_id, dispute.check_id, dispute.statement, response, upheld
+            dispute_id, dispute.check_id, dispute.statement, response.value, upheld
         )
         if upheld:
             # The findings the conclusion rested on are set aside; the check is verified again.
@@ -478,6 +516,9 @@ class Investigation(SubjectAggregate):
             for f in self.findings.values()
             if f.check_id == check_id and f.finding_id not in self.retracted
         ]
+
+    def _named_categories(self) -> frozenset[str]:
+        return self.scope.categories if self.scope is not None else frozenset()
 
     def _in_force(self, scope: ConsentScope) -> ConsentScope:
         if scope.consent_id != self.consent_id:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
 
 from domain.check import Outcome
+from domain.classification import PersonalField
 from domain.consent import ConsentScope
 from domain.errors import (
     DisputeAlreadyResolvedError,
@@ -22,8 +24,9 @@ from domain.errors import (
     UnknownDisputeError,
     UnknownReportItemError,
 )
-from domain.investigation import CheckSummary
-from domain.subject import SubjectAggregate
+from domain.investigation import CORRESPONDENCE, STATEMENT, CheckSummary
+from domain.screening import screen
+from domain.subject import FreeTextSinceV2, SubjectAggregate
 
 
 class ReportStatus(StrEnum):
@@ -92,12 +95,55 @@ def item_from(summary: CheckSummary) -> ReportItem:
 
 @dataclass(frozen=True)
 class Amendment:
+    """A change asked for: the note is free text, classified when the change is recorded."""
+
     check_id: UUID
     outcome: Outcome
     note: str
 
 
+@dataclass(frozen=True)
+class AmendedItem:
+    """A change as recorded: the note is a personal value (sealed at rest)."""
+
+    check_id: UUID
+    outcome: Outcome
+    note: PersonalField
+
+
+NOTE_CATEGORY = "user.employment.evaluation"
+
+
 class Report(SubjectAggregate):
+    class Disputed(FreeTextSinceV2):
+        free_text = {"statement": ("statement", STATEMENT)}
+        dispute_id: UUID
+        check_id: UUID
+        statement: PersonalField
+
+    class DisputeRejected(FreeTextSinceV2):
+        free_text = {"response": ("response", CORRESPONDENCE)}
+        dispute_id: UUID
+        response: PersonalField
+        answered_by: str
+
+    class Amended(FreeTextSinceV2):
+        free_text = {}
+        amendments: tuple[AmendedItem, ...]
+        reason: str
+        resolves: tuple[UUID, ...]
+        amended_by: str
+
+        @classmethod
+        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+            for change in state["amendments"]:
+                if isinstance(change["note"], str):
+                    change["note"] = {
+                        "name": "note",
+                        "category": NOTE_CATEGORY,
+                        "value": change["note"],
+                    }
+
     @classmethod
     def compile(
         cls,
@@ -218,21 +264,25 @@ class Report(SubjectAggregate):
             raise UnknownReportItemError(self.id, check_id)
         if not statement.strip():
             raise InvalidInputError("field 'statement': say what is wrong", field="statement")
-        self._dispute(dispute_id, check_id, statement)
+        screen("statement", statement)
+        self._dispute(dispute_id, check_id, PersonalField("statement", STATEMENT, statement))
 
-    @event("Disputed")
-    def _dispute(self, dispute_id: UUID, check_id: UUID, statement: str) -> None:
-        self.disputes[dispute_id] = ReportDispute(dispute_id, check_id, statement)
+    @event(Disputed)
+    def _dispute(self, dispute_id: UUID, check_id: UUID, statement: PersonalField) -> None:
+        self.disputes[dispute_id] = ReportDispute(dispute_id, check_id, statement.value)
 
     def reject_dispute(self, dispute_id: UUID, response: str, answered_by: str) -> None:
         """A dispute that does not change the report is answered, never ignored."""
         self._open_dispute(dispute_id)
         if not response.strip():
             raise InvalidInputError("field 'response': answer the candidate", field="response")
-        self._reject_dispute(dispute_id, response, answered_by)
+        screen("response", response)
+        self._reject_dispute(
+            dispute_id, PersonalField("response", CORRESPONDENCE, response), answered_by
+        )
 
-    @event("DisputeRejected")
-    def _reject_dispute(self, dispute_id: UUID, response: str, answered_by: str) -> None:
+    @event(DisputeRejected)
+    def _reject_dispute(self, dispute_id: UUID, response: PersonalField, answered_by: str) -> None:
         self.disputes[dispute_id] = replace(self.disputes[dispute_id], resolved=True)
 
     def amend(
@@ -251,12 +301,18 @@ class Report(SubjectAggregate):
                 raise UnknownReportItemError(self.id, a.check_id)
         for dispute_id in resolves:
             self._open_dispute(dispute_id)
-        self._amend(amendments, reason, resolves, amended_by)
+        for a in amendments:
+            screen("note", a.note)
+        recorded = tuple(
+            AmendedItem(a.check_id, a.outcome, PersonalField("note", NOTE_CATEGORY, a.note))
+            for a in amendments
+        )
+        self._amend(recorded, reason, resolves, amended_by)
 
-    @event("Amended")
+    @event(Amended)
     def _amend(
         self,
-        amendments: tuple[Amendment, ...],
+        amendments: tuple[AmendedItem, ...],
         reason: str,
         resolves: tuple[UUID, ...],
         amended_by: str,
@@ -264,7 +320,9 @@ class Report(SubjectAggregate):
         for a in amendments:
             item = self.items[a.check_id]
             flags = item.flags if Flag.AMENDED in item.flags else (*item.flags, Flag.AMENDED)
-            self.items[a.check_id] = replace(item, outcome=a.outcome, note=a.note, flags=flags)
+            self.items[a.check_id] = replace(
+                item, outcome=a.outcome, note=a.note.value, flags=flags
+            )
         for dispute_id in resolves:
             self.disputes[dispute_id] = replace(self.disputes[dispute_id], resolved=True)
         self.authors.add(amended_by)

@@ -66,3 +66,18 @@ class ActorSinceV2(SubjectAggregate.Event):
     @classmethod
     def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
         state[cls.actor_field] = UNRECORDED_ACTOR
+
+
+class FreeTextSinceV2(SubjectAggregate.Event):
+    """An event whose v1 stored free text as a plain string; v2 stores it as a classified
+    personal value (sealed at rest, shredded on erasure). Subclasses map each such field to
+    the (name, category) its v1 strings are upcast to in `free_text`."""
+
+    free_text: ClassVar[dict[str, tuple[str, str]]]
+    class_version = 2
+
+    @classmethod
+    def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+        for field, (name, category) in cls.free_text.items():
+            if isinstance(state.get(field), str):
+                state[field] = {"name": name, "category": category, "value": state[field]}

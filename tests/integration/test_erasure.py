@@ -21,11 +21,18 @@ from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.sealing import SealBrokenError
 from services.application import Backcheck
-from services.dto import EraseSubject, LegalHold, ReleaseLegalHold
+from services.dto import (
+    EraseSubject,
+    GiveFeedback,
+    LegalHold,
+    RaiseDispute,
+    ReleaseLegalHold,
+)
 from tests import story as s
 from tests.conftest import PG_URL, FakeClock
 
 NAME, EMAIL, NOTES = "Li Lei", "li.lei@example.com", "reliable, left on good terms"
+FEEDBACK, DISPUTE = "Could you call my old team lead?", "My contract ran until June"
 
 
 class ErasureContract:
@@ -59,6 +66,18 @@ class ErasureContract:
     ) -> None:
         st = s.investigation_under_way(app)
         s.record_finding(app, st, SourceRole.HR)
+        app.give_feedback(
+            GiveFeedback(investigation_id=st.investigation, text=FEEDBACK, actor=s.CANDIDATE)
+        )
+        app.raise_dispute(
+            RaiseDispute(
+                investigation_id=st.investigation,
+                check_id=st.check_id,
+                statement=DISPUTE,
+                actor=s.CANDIDATE,
+            )
+        )
+        assert DISPUTE.encode() not in self.raw_bytes()  # sealed at rest already
         events_before = [(e.position, e.event) for e in app.timeline(st.candidate_id)]
 
         result = app.erase_subject(
@@ -68,7 +87,7 @@ class ErasureContract:
         assert result.keys_destroyed == 2  # general (identity) and confidential (notes)
         raw = self.raw_bytes()
         assert s.RECRUITER.encode() in raw  # the scan does see what is stored in the clear
-        for secret in (NAME, EMAIL, NOTES):
+        for secret in (NAME, EMAIL, NOTES, FEEDBACK, DISPUTE):
             assert secret.encode() not in raw
         assert app.keys is not None
         assert not app.keys.has_keys(st.candidate_id)

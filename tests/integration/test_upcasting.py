@@ -105,3 +105,32 @@ def test_upcasting_leaves_the_stored_bytes_and_the_chain_alone(sqlite_app: Backc
 
     with open_source(Settings(database_url=f"sqlite:///{path}")) as source:
         assert verify(source).intact
+
+
+def test_v1_free_text_replays_as_a_classified_personal_value(sqlite_app: Backcheck) -> None:
+    # given feedback stored by v1 code as a plain string
+    app = sqlite_app
+    story = s.investigation_under_way(app)
+    inv = app.load(Investigation, story.investigation)
+    with recorded_at(app.clock()):
+        inv.give_feedback(uuid4(), "When will you call my referees?")
+    (given,) = inv.collect_events()
+    stored = app.mapper.to_stored_event(given)
+    state = orjson.loads(stored.state)
+    assert state.pop("class_version") == 2
+    state["text"] = "When will you call my referees?"  # v1: no envelope, no category
+    app.recorder.insert_events(
+        [
+            StoredEvent(
+                stored.originator_id, stored.originator_version, stored.topic, orjson.dumps(state)
+            )
+        ]
+    )
+
+    # when it is read back, then it is a personal value of the candidate-statement category
+    replayed = next(e for _, e in app.replay() if type(e).__qualname__.endswith("FeedbackGiven"))
+    assert replayed.text.category == "user.statement"
+    assert replayed.text.value == "When will you call my referees?"
+    assert list(app.load(Investigation, story.investigation).feedback.values()) == [
+        ("When will you call my referees?", None)
+    ]

@@ -1,0 +1,84 @@
+"""Screening free text at collection for what may never be collected.
+
+Finding notes, the candidate's feedback and disputes, answers and report notes are free text.
+Before any is recorded it is screened for mentions of prohibited topics (religion, family life,
+blood type, social relationships, property, HIV status) and of consent-required ones (marital
+status) that the consent does not name. A hit refuses the text with the topic and the rule, so
+the person can rephrase; nothing of it is stored.
+
+The screen is a list of terms (English and Chinese), deliberately narrow: it catches the
+plain mention, it does not judge meaning. It is a guard rail, not a guarantee.
+"""
+
+from __future__ import annotations
+
+import re
+
+from domain.errors import ConsentRequiredForCategoryError, ProhibitedContentError
+
+_TOPICS: dict[str, tuple[str, ...]] = {
+    "user.demographic.religious_belief": (
+        r"religio\w*",
+        r"church",
+        r"mosque",
+        r"synagogue",
+        r"buddhis\w*",
+        r"christian\w*",
+        r"muslim\w*",
+        r"islam\w*",
+        r"hindu\w*",
+        r"jewish",
+        r"宗教",
+        r"信仰",
+        r"佛教",
+        r"基督",
+        r"伊斯兰",
+    ),
+    "user.health.hiv_status": (r"hiv", r"aids", r"艾滋"),
+    "user.health.blood_type": (r"blood type", r"blood group", r"血型"),
+    "user.family_life": (
+        r"pregnan\w*",
+        r"family planning",
+        r"childcare",
+        r"怀孕",
+        r"生育",
+        r"家庭生活",
+    ),
+    "user.financial.property": (r"owns? (?:a |an )?(?:house|flat|apartment|property)", r"房产"),
+    "user.social_relationships": (r"boyfriend", r"girlfriend", r"social circle", r"社会关系"),
+    "user.demographic.marital_status": (
+        r"marital",
+        r"married",
+        r"divorc\w*",
+        r"spouse",
+        r"husband",
+        r"wife",
+        r"婚姻",
+        r"已婚",
+        r"离婚",
+        r"未婚",
+    ),
+}
+
+
+def _pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
+    # Latin terms match whole words only; Chinese has no word boundaries to match on.
+    parts = [rf"(?<!\w){t}(?!\w)" if t.isascii() else t for t in terms]
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+_PATTERNS = {category: _pattern(terms) for category, terms in _TOPICS.items()}
+_CONSENT_REQUIRED = {"user.demographic.marital_status"}
+
+
+def screen(field: str, text: str, consented_categories: frozenset[str] = frozenset()) -> None:
+    """Refuse text that mentions a prohibited topic, or a consent-required one not consented."""
+    for category, pattern in _PATTERNS.items():
+        found = pattern.search(text)
+        if found is None:
+            continue
+        if category in _CONSENT_REQUIRED:
+            if category not in consented_categories:
+                raise ConsentRequiredForCategoryError(field, category)
+            continue
+        raise ProhibitedContentError(field, category, found.group(0))
