@@ -1,0 +1,65 @@
+"""Access decisions: the question a read asks, and the answer that is recorded with it.
+
+The policy decision point is a port (`AccessPolicy`); infra/pdp.py answers it with Cedar.
+A decision never carries personal values: categories, tiers, policy ids and the policy-set hash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+from uuid import UUID
+
+
+class Role(StrEnum):
+    RECRUITER = "recruiter"
+    INVESTIGATOR = "investigator"
+    REVIEWER = "reviewer"
+    HIRING_MANAGER = "hiring_manager"
+    COMPLIANCE = "compliance"
+    CANDIDATE = "candidate"
+    SERVICE = "service"
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    """Who asks, why, about whom, under which consent, for which categories."""
+
+    principal: str
+    role: Role
+    purpose: str
+    subject: UUID
+    categories: tuple[str, ...]
+    consent_ids: tuple[UUID, ...] = ()
+    consent_active: bool = False
+    consented_purposes: frozenset[str] = frozenset()
+    named_categories: frozenset[str] = frozenset()
+    handles: bool = False  # a recruiter handling this candidate
+    assigned: bool = False  # an investigator assigned to one of the candidate's investigations
+    planned_categories: frozenset[str] = frozenset()  # what the assigned plans check
+    report_categories: frozenset[str] = frozenset()  # what a report under review contains
+    disclosed_categories: frozenset[str] = frozenset()  # what was disclosed to this principal
+    is_subject: bool = False  # the candidate reading their own data
+    break_glass: str | None = None  # a compliance officer's recorded justification
+
+
+@dataclass(frozen=True)
+class AccessDecision:
+    allowed: tuple[str, ...]
+    withheld: tuple[str, ...]
+    policy_ids: tuple[str, ...]
+    policy_set_hash: str
+    reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)  # category -> policies
+
+    @property
+    def outcome(self) -> str:
+        if not self.withheld:
+            return "allowed"
+        return "partial" if self.allowed else "refused"
+
+
+class AccessPolicy(Protocol):
+    policy_set_hash: str
+
+    def decide(self, request: AccessRequest) -> AccessDecision: ...

@@ -1,0 +1,151 @@
+"""The access policies, role by role and tier by tier: what is allowed, what is withheld,
+and which policies decided it. Forbid overrides permit."""
+
+from __future__ import annotations
+
+import dataclasses
+from uuid import uuid4
+
+import pytest
+
+from infra.config import ConfigError
+from infra.pdp import DEFAULT_DENY, CedarPolicy, default_policy_text
+from services.access import AccessRequest, Role
+
+PURPOSE = "pre-employment screening"
+GENERAL, CONFIDENTIAL = "user.contact.email", "user.employment.evaluation"
+SECRET, CONSENT_REQUIRED = "user.criminal_history", "user.demographic.marital_status"
+PROHIBITED = "user.health.hiv_status"
+ALL = (GENERAL, CONFIDENTIAL, SECRET, CONSENT_REQUIRED, PROHIBITED)
+
+
+@pytest.fixture(scope="module")
+def pdp() -> CedarPolicy:
+    return CedarPolicy()
+
+
+def ask(role: Role, **facts: object) -> AccessRequest:
+    base = AccessRequest(
+        principal=f"{role.value}:someone",
+        role=role,
+        purpose=PURPOSE,
+        subject=uuid4(),
+        categories=ALL,
+        consent_active=True,
+        consented_purposes=frozenset({PURPOSE}),
+        named_categories=frozenset({SECRET, CONSENT_REQUIRED}),
+    )
+    return dataclasses.replace(base, **facts)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("request_", "allowed"),
+    [
+        (ask(Role.RECRUITER, handles=True), {GENERAL}),
+        (ask(Role.RECRUITER, handles=False), set()),
+        (ask(Role.INVESTIGATOR, assigned=True), {GENERAL, CONFIDENTIAL}),
+        (
+            ask(Role.INVESTIGATOR, assigned=True, planned_categories=frozenset({SECRET})),
+            {GENERAL, CONFIDENTIAL, SECRET},
+        ),
+        (ask(Role.INVESTIGATOR, assigned=False, planned_categories=frozenset({SECRET})), set()),
+        (
+            ask(Role.REVIEWER, report_categories=frozenset({GENERAL, CONFIDENTIAL, SECRET})),
+            {GENERAL, CONFIDENTIAL},
+        ),
+        (ask(Role.HIRING_MANAGER, disclosed_categories=frozenset({GENERAL})), {GENERAL}),
+        (ask(Role.COMPLIANCE), set()),
+        (
+            ask(Role.COMPLIANCE, break_glass="court order 2026-117"),
+            {GENERAL, CONFIDENTIAL, SECRET, CONSENT_REQUIRED},
+        ),
+        (
+            ask(Role.CANDIDATE, is_subject=True, consent_active=False),
+            {GENERAL, CONFIDENTIAL, SECRET, CONSENT_REQUIRED},
+        ),
+        (ask(Role.CANDIDATE, is_subject=False), set()),
+        (ask(Role.SERVICE), set()),
+    ],
+    ids=[
+        "recruiter-own-candidate",
+        "recruiter-other-candidate",
+        "investigator-assigned",
+        "investigator-secret-in-plan",
+        "investigator-not-assigned",
+        "reviewer-report",
+        "hiring-manager-disclosed",
+        "compliance-metadata-only",
+        "compliance-break-glass",
+        "candidate-self",
+        "candidate-someone-else",
+        "service-by-default",
+    ],
+)
+def test_each_role_reads_its_tiers_and_nothing_more(
+    pdp: CedarPolicy, request_: AccessRequest, allowed: set[str]
+) -> None:
+    decision = pdp.decide(request_)
+
+    assert set(decision.allowed) == allowed
+    assert set(decision.withheld) == set(ALL) - allowed
+    assert PROHIBITED in decision.withheld  # never, for anyone
+    assert decision.reasons[PROHIBITED] == ("prohibited-data-never",)
+
+
+def test_withdrawn_consent_forbids_even_what_a_role_may_otherwise_read(pdp: CedarPolicy) -> None:
+    decision = pdp.decide(ask(Role.INVESTIGATOR, assigned=True, consent_active=False))
+
+    assert decision.allowed == ()
+    assert decision.outcome == "refused"
+    assert decision.reasons[GENERAL] == ("no-read-without-active-consent",)
+
+
+def test_a_purpose_outside_the_consent_is_refused(pdp: CedarPolicy) -> None:
+    decision = pdp.decide(ask(Role.RECRUITER, handles=True, purpose="marketing"))
+
+    assert decision.allowed == ()
+    assert "no-read-for-a-purpose-the-consent-does-not-name" in decision.policy_ids
+
+
+def test_secret_data_not_named_in_the_consent_is_refused_even_when_planned(
+    pdp: CedarPolicy,
+) -> None:
+    decision = pdp.decide(
+        ask(
+            Role.INVESTIGATOR,
+            assigned=True,
+            planned_categories=frozenset({SECRET}),
+            named_categories=frozenset(),
+        )
+    )
+
+    assert SECRET in decision.withheld
+    assert decision.reasons[SECRET] == (
+        "sensitive-and-consent-required-data-only-when-the-consent-names-it",
+    )
+    assert decision.outcome == "partial"
+
+
+def test_a_refusal_no_policy_permits_is_named_as_such(pdp: CedarPolicy) -> None:
+    decision = pdp.decide(ask(Role.SERVICE, categories=(GENERAL,)))
+
+    assert decision.reasons[GENERAL] == (DEFAULT_DENY,)
+
+
+def test_decisions_name_the_policy_set_they_came_from(pdp: CedarPolicy) -> None:
+    changed = CedarPolicy(default_policy_text() + "\n// a comment changes the set\n")
+
+    assert pdp.decide(ask(Role.SERVICE)).policy_set_hash == pdp.policy_set_hash
+    assert changed.policy_set_hash != pdp.policy_set_hash
+
+
+def test_a_cached_decision_is_the_decision(pdp: CedarPolicy) -> None:
+    request = ask(Role.INVESTIGATOR, assigned=True)
+    fresh = CedarPolicy().decide(request)
+
+    assert pdp.decide(request) == pdp.decide(request) == fresh
+
+
+def test_a_policy_without_an_id_is_refused_at_load() -> None:
+    with pytest.raises(ConfigError, match="@id"):
+        CedarPolicy("permit (principal, action, resource);")
