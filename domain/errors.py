@@ -32,6 +32,21 @@ class NotFoundError(DomainError):
     """The command or query named something that does not exist."""
 
 
+class ForbiddenError(DomainError):
+    """The principal may not have what they asked for; the refusal itself was recorded."""
+
+
+class AccessRefusedError(ForbiddenError):
+    def __init__(self, candidate_id: object, view: str, reasons: list[str]) -> None:
+        super().__init__(
+            f"reading the {view} of candidate {candidate_id} was refused "
+            f"({'; '.join(reasons)}); the refusal was recorded",
+            candidate_id=candidate_id,
+            view=view,
+            reasons=reasons,
+        )
+
+
 # --- collection and classification -------------------------------------------------------
 
 

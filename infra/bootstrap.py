@@ -5,6 +5,7 @@ from __future__ import annotations
 from infra.checkpoint import FileKeySigner
 from infra.config import ConfigError, Settings
 from infra.keystore import SQLKeyStore, load_master_key, postgres_keystore, sqlite_keystore
+from infra.pdp import CedarPolicy
 from infra.sealing import Sealer
 from infra.transcoder import TypedMapper
 from services.application import Backcheck
@@ -38,4 +39,5 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
     app = Backcheck(env=env, clock=clock, keys=keys, signer=signer)
     assert isinstance(app.mapper, TypedMapper)
     app.mapper.sealer = Sealer(keys)
+    app.policy = CedarPolicy()
     return app

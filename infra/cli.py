@@ -232,6 +232,78 @@ def subject_erase(
     console.print(f"signature: {result.receipt_signature}")
 
 
+read_cli = typer.Typer(help="Access-controlled reads of personal data (each one recorded).")
+app.add_typer(read_cli, name="read")
+
+
+@read_cli.command("profile")
+def read_profile(
+    candidate_id: Annotated[UUID, typer.Argument(help="whose profile")],
+    principal: Annotated[str, typer.Option("--as", help="who is reading, e.g. hr:li.na")],
+    role: Annotated[str, typer.Option(help="recruiter, investigator, reviewer, ...")],
+    purpose: Annotated[str, typer.Option(help="why; must be a purpose the consent names")],
+    break_glass: Annotated[
+        str | None, typer.Option(help="compliance only: the justification to record")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the view as JSON")] = False,
+) -> None:
+    """Read a candidate's profile: decided by policy, redacted per field, recorded first."""
+    from services.dto import ReadProfile
+
+    try:
+        application, _ = _open()
+        view = application.read_profile(
+            ReadProfile(
+                candidate_id=candidate_id,
+                principal=principal,
+                role=role,
+                purpose=purpose,
+                break_glass=break_glass,
+            )
+        )
+    except Exception as e:
+        _fail(e, as_json)
+        return
+    if as_json:
+        sys.stdout.write(view.model_dump_json() + "\n")
+        return
+    table = Table("field", "category", "tier", "value")
+    for f in view.fields:
+        table.add_row(f.name, f.category, f.tier, "[dim]withheld[/]" if f.withheld else f.value)
+    console.print(table)
+    console.print(f"{view.outcome}; recorded as access {view.access_id}")
+
+
+@subject_cli.command("access-log")
+def subject_access_log(
+    candidate_id: Annotated[UUID, typer.Argument(help="the candidate")],
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """Who read what about the candidate, when and why — what the candidate may see."""
+    try:
+        application, _ = _open()
+        entries = application.access_log(candidate_id)
+    except Exception as e:
+        _fail(e, as_json)
+        return
+    if as_json:
+        for entry in entries:
+            sys.stdout.write(entry.model_dump_json() + "\n")
+        return
+    table = Table("when (UTC)", "who", "role", "purpose", "view", "outcome", "withheld")
+    for e in entries:
+        table.add_row(
+            e.at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.principal,
+            e.role,
+            e.purpose,
+            e.view,
+            e.outcome,
+            ", ".join(e.withheld),
+        )
+    console.print(table)
+
+
 audit = typer.Typer(help="The compliance officer's tools: verify, checkpoint, replay, export.")
 app.add_typer(audit, name="audit")
 

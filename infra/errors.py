@@ -9,7 +9,13 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from domain.errors import DomainError, InvalidInputError, NotFoundError, RuleBrokenError
+from domain.errors import (
+    DomainError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    RuleBrokenError,
+)
 from infra.config import ConfigError
 
 
@@ -26,6 +32,7 @@ class Problem:
 
 _BY_FAMILY: tuple[tuple[type[Exception], int, str, int], ...] = (
     (NotFoundError, 404, "Not found", 4),
+    (ForbiddenError, 403, "Forbidden", 5),
     (RuleBrokenError, 409, "Rule broken", 3),
     (InvalidInputError, 422, "Invalid input", 2),
     (DomainError, 422, "Refused", 2),

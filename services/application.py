@@ -6,6 +6,7 @@ from services.candidates import CandidateUseCases
 from services.consents import ConsentUseCases
 from services.history import HistoryQueries
 from services.investigations import InvestigationUseCases
+from services.queries import QueryUseCases
 from services.reports import ReportUseCases
 
 
@@ -14,6 +15,7 @@ class Backcheck(
     ConsentUseCases,
     InvestigationUseCases,
     ReportUseCases,
+    QueryUseCases,
     HistoryQueries,
 ):
     """Composed from one mixin per aggregate; all share one store and one unit of work."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from uuid import UUID
 
-from eventsourcing.utils import get_topic
-
 from domain.candidate import Candidate, Claim, ErasureReceipt
 from domain.classification import PersonalField
 from domain.consent import Consent
@@ -94,7 +92,11 @@ class CandidateUseCases(UnitOfWork):
             if self.keys.has_keys(candidate.id):
                 self.keys.destroy(candidate.id)
             raise AlreadyErasedError(candidate.id)
-        on_hold = [r.id for r in self.reports_of(candidate.id) if r.legal_hold is not None]
+        on_hold = [
+            r.id
+            for r in self.of_subject(Report, "Compiled", candidate.id)
+            if r.legal_hold is not None
+        ]
         statement = json.dumps(
             {
                 "type": "backcheck.erasure-receipt.v1",
@@ -119,19 +121,6 @@ class CandidateUseCases(UnitOfWork):
             receipt_key_id=key_id,
             receipt_signature=signature,
         )
-
-    def reports_of(self, candidate_id: UUID) -> list[Report]:
-        """The candidate's reports, found by their Compiled events."""
-        topic = get_topic(Report.Compiled)  # type: ignore[attr-defined]
-        found: list[Report] = []
-        start = 1
-        while page := self.recorder.select_notifications(start=start, limit=500, topics=[topic]):
-            for n in page:
-                event = self.mapper.to_domain_event(n)
-                if event.candidate_id == candidate_id:  # type: ignore[attr-defined]
-                    found.append(self.load(Report, n.originator_id))  # type: ignore[arg-type]
-            start = page[-1].id + 1
-        return found
 
     def get_candidate(self, candidate_id: UUID) -> CandidateResult:
         return candidate_result(self.load(Candidate, candidate_id))

@@ -119,7 +119,24 @@ def _disclosed(event: Any, report: Report, aggregates: dict[UUID, Aggregate]) ->
     return None
 
 
+def _accessed(event: Any, _: None, aggregates: dict[UUID, Aggregate]) -> str | None:
+    if not event.returned or event.role == "candidate" or event.break_glass:
+        return None
+    for consent_id in event.consent_ids:
+        consent = _consent_at(aggregates, consent_id)
+        if consent is None or consent.candidate_id != event.candidate_id:
+            continue
+        scope = consent.scope_at(event.timestamp)
+        if scope.status.value == "active" and event.purpose in scope.terms.purposes:
+            return None
+    return (
+        f"{event.principal} ({event.role}) was given {', '.join(event.returned)} for "
+        f"{event.purpose!r} without an active consent naming that purpose"
+    )
+
+
 RULES: dict[str, tuple[str, Check]] = {
+    "Access.Recorded": ("access outside consent", _accessed),
     "Investigation.Started": ("check started without active consent covering it", _started),
     "Investigation.Resumed": ("check resumed without active consent covering it", _started),
     "Investigation.FindingRecorded": ("finding outside consent or scope", _finding),

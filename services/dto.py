@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from domain.candidate import ClaimKind
 from domain.check import CheckType, Method, Outcome, SourceRole
 from domain.consent import SignatureMethod
+from services.access import Role
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 Actor = Annotated[
@@ -371,6 +372,47 @@ class ReportResult(Result):
     open_disputes: list[str]
     disclosures: int
     legal_hold: bool
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+class ReadProfile(Command):
+    candidate_id: UUID
+    principal: Actor
+    role: Role
+    purpose: Text
+    break_glass: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10)] | None = (
+        Field(default=None, description="a compliance officer's recorded justification")
+    )
+
+
+class FieldView(Result):
+    name: str
+    category: str
+    tier: str
+    value: str | None
+    withheld: bool
+
+
+class ProfileView(Result):
+    candidate_id: UUID
+    access_id: UUID
+    outcome: str
+    erased: bool
+    fields: list[FieldView]
+
+
+class AccessEntry(Result):
+    access_id: UUID
+    at: datetime
+    principal: str
+    role: str
+    purpose: str
+    view: str
+    returned: list[str]
+    withheld: list[str]
+    outcome: str
 
 
 # --- history --------------------------------------------------------------------------------

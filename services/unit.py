@@ -11,7 +11,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
-from eventsourcing.utils import EnvType
+from eventsourcing.utils import EnvType, get_topic
 
 from domain.subject import recorded_at
 from services.errors import AggregateMissingError, ConcurrentChangeError
@@ -72,6 +72,20 @@ class UnitOfWork(Application[UUID]):
         if not isinstance(aggregate, cls):
             raise AggregateMissingError(kind, aggregate_id)
         return aggregate
+
+    def of_subject(self, cls: type[A], created: str, candidate_id: UUID) -> list[A]:
+        """The subject's aggregates of one kind, found by the topic of their created event
+        (named by `created`, e.g. "Compiled" for a report)."""
+        topic = get_topic(getattr(cls, created))
+        found: list[A] = []
+        start = 1
+        while page := self.recorder.select_notifications(start=start, limit=500, topics=[topic]):
+            for n in page:
+                event = self.mapper.to_domain_event(n)
+                if getattr(event, "candidate_id", None) == candidate_id:
+                    found.append(self.load(cls, n.originator_id))  # type: ignore[arg-type]
+            start = page[-1].id + 1
+        return found
 
     def exists(self, aggregate_id: UUID) -> bool:
         return bool(self.recorder.select_events(aggregate_id, limit=1))

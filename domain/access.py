@@ -1,0 +1,79 @@
+"""Access: every read of personal data is a fact, recorded before the data leaves.
+
+An access event says who read, in which role, for which purpose, about whom, which categories
+were returned and which withheld, what was decided and by which policies (and which policy
+set), and under which consents. It never holds a personal value.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.classification import tier_of
+from domain.errors import InvalidInputError
+from domain.subject import SubjectAggregate
+
+
+class Access(SubjectAggregate):
+    @classmethod
+    def record(
+        cls,
+        candidate_id: UUID,
+        principal: str,
+        role: str,
+        purpose: str,
+        view: str,
+        returned: tuple[str, ...],
+        withheld: tuple[str, ...],
+        outcome: str,
+        policy_ids: tuple[str, ...],
+        policy_set_hash: str,
+        consent_ids: tuple[UUID, ...],
+        break_glass: str | None = None,
+    ) -> Access:
+        if not purpose.strip():
+            raise InvalidInputError("field 'purpose': every read states its purpose")
+        tiers = tuple(sorted({tier_of(c).value for c in (*returned, *withheld)}))
+        return cls(
+            candidate_id=candidate_id,
+            principal=principal,
+            role=role,
+            purpose=purpose,
+            view=view,
+            returned=returned,
+            withheld=withheld,
+            tiers=tiers,
+            outcome=outcome,
+            policy_ids=policy_ids,
+            policy_set_hash=policy_set_hash,
+            consent_ids=consent_ids,
+            break_glass=break_glass,
+        )
+
+    @event("Recorded")
+    def __init__(
+        self,
+        candidate_id: UUID,
+        principal: str,
+        role: str,
+        purpose: str,
+        view: str,
+        returned: tuple[str, ...],
+        withheld: tuple[str, ...],
+        tiers: tuple[str, ...],
+        outcome: str,
+        policy_ids: tuple[str, ...],
+        policy_set_hash: str,
+        consent_ids: tuple[UUID, ...],
+        break_glass: str | None,
+    ) -> None:
+        self.candidate_id = candidate_id
+        self.principal = principal
+        self.role = role
+        self.purpose = purpose
+        self.view = view
+        self.returned = returned
+        self.withheld = withheld
+        self.outcome = outcome

@@ -1,0 +1,130 @@
+"""Reads of personal data, access-controlled and recorded.
+
+Every read goes: principal + purpose → the facts that matter (consent in force, role, case
+assignment) → policy decision → view → field-level redaction → an `Access.Recorded` event,
+durably stored → only then the response. If the access event cannot be stored, nothing is
+returned (fail closed). A refused read is recorded too, then refused.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from domain.access import Access
+from domain.candidate import Candidate
+from domain.classification import tier_of
+from domain.consent import Consent, ConsentStatus
+from domain.errors import AccessRefusedError, InvalidInputError
+from domain.investigation import Investigation, InvestigationStatus
+from services.access import AccessPolicy, AccessRequest, Role
+from services.dto import AccessEntry, FieldView, ProfileView, ReadProfile
+from services.unit import UnitOfWork, use_case
+
+
+class QueryUseCases(UnitOfWork):
+    policy: AccessPolicy | None = None
+
+    def _facts(self, cmd: ReadProfile, categories: tuple[str, ...]) -> AccessRequest:
+        now = self.clock()
+        subject = cmd.candidate_id
+        candidate = self.load(Candidate, subject)
+        consents = self.of_subject(Consent, "Requested", subject)
+        active = [c for c in consents if c.status_at(now) is ConsentStatus.ACTIVE]
+        investigations = [
+            i
+            for i in self.of_subject(Investigation, "Planned", subject)
+            if i.status is not InvestigationStatus.CANCELLED
+        ]
+        mine = [i for i in investigations if cmd.principal in i.investigators]
+        handles = (
+            cmd.principal == candidate.registered_by
+            or any(cmd.principal in (c.requested_by,) for c in consents)
+            or any(cmd.principal == i.planned_by for i in investigations)
+        )
+        return AccessRequest(
+            principal=cmd.principal,
+            role=cmd.role,
+            purpose=cmd.purpose,
+            subject=subject,
+            categories=categories,
+            consent_ids=tuple(c.id for c in active),
+            consent_active=bool(active),
+            consented_purposes=frozenset(p for c in active for p in c.scope_at(now).terms.purposes),
+            named_categories=frozenset(k for c in active for k in c.scope_at(now).categories),
+            handles=handles,
+            assigned=bool(mine),
+            planned_categories=frozenset(
+                k for i in mine for check in i.checks.values() for k in check.check_type.categories
+            ),
+            is_subject=cmd.role is Role.CANDIDATE and cmd.principal == f"candidate:{subject}",
+            break_glass=cmd.break_glass,
+        )
+
+    @use_case
+    def read_profile(self, cmd: ReadProfile) -> ProfileView:
+        """A candidate's identity and claims, showing only the categories the policies allow
+        this principal for this purpose under the consent in force; the read is recorded first."""
+        if self.policy is None:
+            raise InvalidInputError("reads need an access policy configured")
+        candidate = self.load(Candidate, cmd.candidate_id)
+        fields = [(f.name, f) for f in candidate.identity] + [
+            (f"{claim.kind.value}.{f.name}", f)
+            for claim in candidate.claims.values()
+            for f in claim.fields
+        ]
+        categories = tuple(dict.fromkeys(f.category for _, f in fields))
+        request = self._facts(cmd, categories)
+        decision = self.policy.decide(request)
+        access = Access.record(
+            candidate_id=candidate.id,
+            principal=cmd.principal,
+            role=cmd.role.value,
+            purpose=cmd.purpose,
+            view="profile",
+            returned=decision.allowed,
+            withheld=decision.withheld,
+            outcome=decision.outcome,
+            policy_ids=decision.policy_ids,
+            policy_set_hash=decision.policy_set_hash,
+            consent_ids=request.consent_ids,
+            break_glass=cmd.break_glass,
+        )
+        self.commit(access)  # durably recorded before anything is returned; fails closed
+        if decision.outcome == "refused" and categories:
+            reasons = sorted({r for c in decision.withheld for r in decision.reasons.get(c, ())})
+            raise AccessRefusedError(candidate.id, "profile", reasons)
+        allowed = set(decision.allowed)
+        return ProfileView(
+            candidate_id=candidate.id,
+            access_id=access.id,
+            outcome=decision.outcome,
+            erased=candidate.erased,
+            fields=[
+                FieldView(
+                    name=name,
+                    category=f.category,
+                    tier=tier_of(f.category).value,
+                    value=f.value if f.category in allowed else None,
+                    withheld=f.category not in allowed,
+                )
+                for name, f in fields
+            ],
+        )
+
+    def access_log(self, candidate_id: UUID) -> list[AccessEntry]:
+        """Who read what about the candidate, when, why, and what they were refused. The log
+        holds no personal values, so reading it is not itself an access to personal data."""
+        return [
+            AccessEntry(
+                access_id=a.id,
+                at=a.created_on,
+                principal=a.principal,
+                role=a.role,
+                purpose=a.purpose,
+                view=a.view,
+                returned=list(a.returned),
+                withheld=list(a.withheld),
+                outcome=a.outcome,
+            )
+            for a in self.of_subject(Access, "Recorded", candidate_id)
+        ]

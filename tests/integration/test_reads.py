@@ -1,0 +1,254 @@
+"""Access-controlled reads: what each role gets, what is withheld, what is refused — and that
+every read, of any outcome, left exactly one access event, stored before the answer."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+from eventsourcing.persistence import OperationalError
+
+from domain.access import Access
+from domain.check import CheckType, Method
+from domain.errors import AccessRefusedError
+from services.access import Role
+from services.application import Backcheck
+from services.dto import (
+    ClaimIn,
+    NotifyCandidate,
+    PersonalFieldIn,
+    PlanInvestigation,
+    PlannedCheckIn,
+    ReadProfile,
+    StartInvestigation,
+    SubmitClaims,
+    WithdrawConsent,
+)
+from tests import story as s
+
+SECRET_VALUE = "no records found"
+
+
+def candidate_with_a_secret_claim(app: Backcheck) -> s.Story:
+    """Consent names the criminal-record check; an investigator is assigned to it."""
+    terms = s.terms_in(
+        check_types=["employment", "criminal_record"], categories=["user.criminal_history"]
+    )
+    candidate_id = s.register(app)
+    consent_id = s.request_consent(app, candidate_id, terms)
+    s.grant_consent(app, consent_id, terms)
+    app.submit_claims(
+        SubmitClaims(
+            candidate_id=candidate_id,
+            consent_id=consent_id,
+            claims=[
+                ClaimIn(
+                    kind="personal",
+                    fields=[
+                        PersonalFieldIn(
+                            name="record", category="user.criminal_history", value=SECRET_VALUE
+                        )
+                    ],
+                ),
+                ClaimIn(
+                    kind="employment",
+                    fields=[
+                        PersonalFieldIn(
+                            name="employer", category="user.employment.employer", value=s.EMPLOYER
+                        )
+                    ],
+                ),
+            ],
+            actor=s.CANDIDATE,
+        )
+    )
+    plan = app.plan_investigation(
+        PlanInvestigation(
+            candidate_id=candidate_id,
+            consent_id=consent_id,
+            purpose=s.PURPOSE,
+            checks=[
+                PlannedCheckIn(check_type=CheckType.CRIMINAL_RECORD, methods=[Method.REGISTRY])
+            ],
+            investigators=[s.INVESTIGATOR],
+            due_by=app.clock(),
+            actor=s.RECRUITER,
+        )
+    )
+    app.notify_candidate(
+        NotifyCandidate(
+            investigation_id=plan.investigation_id,
+            purpose=s.PURPOSE,
+            process="registry lookup",
+            content="criminal record",
+            time_required="two days",
+            channel="email",
+            actor=s.RECRUITER,
+        )
+    )
+    app.start_investigation(
+        StartInvestigation(investigation_id=plan.investigation_id, actor=s.RECRUITER)
+    )
+    return s.Story(candidate_id, consent_id, plan.investigation_id)
+
+
+def read(
+    app: Backcheck, st: s.Story, principal: str, role: Role, **kw: object
+) -> dict[str, object]:
+    view = app.read_profile(
+        ReadProfile(
+            candidate_id=st.candidate_id,
+            principal=principal,
+            role=role,
+            purpose=kw.pop("purpose", s.PURPOSE),
+            **kw,
+        )  # type: ignore[arg-type]
+    )
+    return {f.name: f.value for f in view.fields}
+
+
+def accesses(app: Backcheck, candidate_id: UUID) -> list[Access]:
+    return app.of_subject(Access, "Recorded", candidate_id)
+
+
+@pytest.mark.parametrize(
+    ("principal", "role", "extra", "visible"),
+    [
+        (s.RECRUITER, Role.RECRUITER, {}, {"name", "email", "employment.employer"}),
+        (
+            s.INVESTIGATOR,
+            Role.INVESTIGATOR,
+            {},
+            {"name", "email", "employment.employer", "personal.record"},
+        ),
+        (
+            "compliance:zhou",
+            Role.COMPLIANCE,
+            {"break_glass": "subpoena 2026-117, case 5"},
+            {"name", "email", "employment.employer", "personal.record"},
+        ),
+    ],
+    ids=["recruiter-general-only", "investigator-secret-in-plan", "compliance-break-glass"],
+)
+def test_each_role_sees_its_fields_and_the_rest_is_withheld(
+    sqlite_app: Backcheck, principal: str, role: Role, extra: dict[str, object], visible: set[str]
+) -> None:
+    st = candidate_with_a_secret_claim(sqlite_app)
+    before = len(accesses(sqlite_app, st.candidate_id))
+
+    fields = read(sqlite_app, st, principal, role, **extra)
+
+    assert {k for k, v in fields.items() if v is not None} == visible
+    assert all(v is None for k, v in fields.items() if k not in visible)
+    (recorded,) = accesses(sqlite_app, st.candidate_id)[before:]
+    assert recorded.principal == principal
+    assert set(recorded.returned) | set(recorded.withheld) == {
+        "user.name",
+        "user.contact.email",
+        "user.criminal_history",
+        "user.employment.employer",
+    }
+
+
+@pytest.mark.parametrize(
+    ("principal", "role", "purpose"),
+    [
+        ("hr:someone.else", Role.RECRUITER, s.PURPOSE),
+        (s.RECRUITER, Role.RECRUITER, "marketing"),
+        ("compliance:zhou", Role.COMPLIANCE, s.PURPOSE),
+        ("hiring-manager:sun", Role.HIRING_MANAGER, s.PURPOSE),
+    ],
+    ids=[
+        "recruiter-not-handling",
+        "unconsented-purpose",
+        "compliance-without-break-glass",
+        "hiring-manager-nothing-disclosed",
+    ],
+)
+def test_a_refused_read_is_recorded_then_refused(
+    sqlite_app: Backcheck, principal: str, role: Role, purpose: str
+) -> None:
+    st = candidate_with_a_secret_claim(sqlite_app)
+
+    with pytest.raises(AccessRefusedError, match="refusal was recorded"):
+        read(sqlite_app, st, principal, role, purpose=purpose)
+
+    (recorded,) = accesses(sqlite_app, st.candidate_id)
+    assert (recorded.outcome, recorded.returned) == ("refused", ())
+
+
+def test_after_withdrawal_others_are_refused_but_the_candidate_still_reads_their_own(
+    sqlite_app: Backcheck,
+) -> None:
+    st = candidate_with_a_secret_claim(sqlite_app)
+    sqlite_app.withdraw_consent(
+        WithdrawConsent(consent_id=st.consent_id, reason="changed my mind", actor=s.CANDIDATE)
+    )
+
+    with pytest.raises(AccessRefusedError, match="no-read-without-active-consent"):
+        read(sqlite_app, st, s.INVESTIGATOR, Role.INVESTIGATOR)
+    own = read(sqlite_app, st, f"candidate:{st.candidate_id}", Role.CANDIDATE)
+
+    assert own["personal.record"] == SECRET_VALUE
+    assert [a.outcome for a in accesses(sqlite_app, st.candidate_id)] == ["refused", "allowed"]
+    log = sqlite_app.access_log(st.candidate_id)
+    assert [(e.principal, e.outcome) for e in log] == [
+        (s.INVESTIGATOR, "refused"),
+        (f"candidate:{st.candidate_id}", "allowed"),
+    ]
+
+
+def test_if_the_read_cannot_be_recorded_nothing_is_returned(
+    sqlite_app: Backcheck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    st = candidate_with_a_secret_claim(sqlite_app)
+
+    def disk_full(*_: object, **__: object) -> None:
+        raise OperationalError("database or disk is full")
+
+    monkeypatch.setattr(sqlite_app.recorder, "insert_events", disk_full)
+    with pytest.raises(OperationalError):
+        read(sqlite_app, st, s.RECRUITER, Role.RECRUITER)
+    monkeypatch.undo()
+    assert accesses(sqlite_app, st.candidate_id) == []
+
+
+def test_access_events_hold_no_personal_values(sqlite_app: Backcheck) -> None:
+    st = candidate_with_a_secret_claim(sqlite_app)
+    read(sqlite_app, st, s.INVESTIGATOR, Role.INVESTIGATOR)
+
+    stored = [
+        n.state
+        for n in sqlite_app.recorder.select_notifications(start=1, limit=1000)
+        if n.topic.endswith("Access.Recorded")
+    ]
+
+    assert len(stored) == 1
+    for value in ("Li Lei", "li.lei@example.com", SECRET_VALUE, s.EMPLOYER):
+        assert value.encode() not in stored[0]
+    assert b"user.criminal_history" in stored[0]
+
+
+def test_audit_check_flags_an_access_outside_consent(sqlite_app: Backcheck) -> None:
+    app = sqlite_app
+    st = candidate_with_a_secret_claim(app)
+    app.withdraw_consent(WithdrawConsent(consent_id=st.consent_id, reason="no", actor="candidate"))
+    forged = Access.record(
+        st.candidate_id,
+        s.RECRUITER,
+        "recruiter",
+        s.PURPOSE,
+        "profile",
+        ("user.name",),
+        (),
+        "allowed",
+        ("recruiter-reads-general-of-own-candidates",),
+        "x",
+        (st.consent_id,),
+    )
+    app.save(forged)  # written around the query service, as a buggy reader would
+
+    (found,) = list(app.violations())
+
+    assert found.rule == "access outside consent"
+    assert found.position == app.recorder.max_notification_id()
