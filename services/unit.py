@@ -75,14 +75,16 @@ class UnitOfWork(Application[UUID]):
 
     def of_subject(self, cls: type[A], created: str, candidate_id: UUID) -> list[A]:
         """The subject's aggregates of one kind, found by the topic of their created event
-        (named by `created`, e.g. "Compiled" for a report)."""
+        (named by `created`, e.g. "Compiled" for a report). A scan of the log: a stop-gap
+        until the subject-keyed views exist."""
         topic = get_topic(getattr(cls, created))
+        wanted = str(candidate_id)
         found: list[A] = []
         start = 1
         while page := self.recorder.select_notifications(start=start, limit=500, topics=[topic]):
             for n in page:
-                event = self.mapper.to_domain_event(n)
-                if getattr(event, "candidate_id", None) == candidate_id:
+                # Only the subject's own: compare the id as stored before mapping the event.
+                if self.mapper.transcoder.decode(n.state).get("candidate_id") == wanted:
                     found.append(self.load(cls, n.originator_id))  # type: ignore[arg-type]
             start = page[-1].id + 1
         return found
