@@ -11,6 +11,7 @@ import json
 import random
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
@@ -38,11 +39,12 @@ def base64_states(bundle: bytes) -> bytes:
     )
 
 
-class Tamper:
+class Tamper(ABC):
     """Direct database access, triggers bypassed."""
 
+    @abstractmethod
     def sql(self, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        raise NotImplementedError
+        """Run one statement the way an attacker with database access would."""
 
     events: str
     chain: str
@@ -116,7 +118,7 @@ def check(settings: Settings, checkpoints: list[Checkpoint] = ()) -> Verdict:  #
     return whole
 
 
-class AuditTrailContract:
+class AuditTrailContract(ABC):
     settings: Settings
     tamper: Tamper
 
@@ -271,8 +273,9 @@ class AuditTrailContract:
                 with pytest.raises(Exception, match="append-only"):
                     self.raw_with_triggers(statement)
 
+    @abstractmethod
     def raw_with_triggers(self, statement: str) -> None:
-        raise NotImplementedError
+        """Run one statement with the append-only triggers in place."""
 
     def bundle(self, key: Ed25519PrivateKey) -> tuple[bytes, UUID]:
         app = build_app(self.settings)

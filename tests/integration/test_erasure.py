@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+from abc import ABC, abstractmethod
 from pathlib import Path
 from uuid import UUID
 
@@ -35,11 +36,12 @@ NAME, EMAIL, NOTES = "Li Lei", "li.lei@example.com", "reliable, left on good ter
 FEEDBACK, DISPUTE = "Could you call my old team lead?", "My contract ran until June"
 
 
-class ErasureContract:
+class ErasureContract(ABC):
     settings: Settings
 
+    @abstractmethod
     def raw_bytes(self) -> bytes:
-        raise NotImplementedError
+        """Every byte the backend holds for the store, as an attacker would read it."""
 
     @pytest.fixture
     def app(self, backend: Settings, clock: FakeClock, tmp_path: Path) -> Backcheck:
