@@ -77,3 +77,47 @@ class Access(SubjectAggregate):
         self.returned = returned
         self.withheld = withheld
         self.outcome = outcome
+
+
+class DataDisclosure(SubjectAggregate):
+    """Personal data handed over outside the read path (an evidence export, a file sent):
+    who handed what (categories, never values) to whom, for which purpose, by which channel."""
+
+    @classmethod
+    def record(
+        cls,
+        candidate_id: UUID,
+        disclosed_by: str,
+        recipient: str,
+        purpose: str,
+        channel: str,
+        categories: tuple[str, ...],
+    ) -> DataDisclosure:
+        for name, value in (("recipient", recipient), ("purpose", purpose)):
+            if not value.strip():
+                raise InvalidInputError(f"field {name!r}: a disclosure names its {name}")
+        return cls(
+            candidate_id=candidate_id,
+            disclosed_by=disclosed_by,
+            recipient=recipient,
+            purpose=purpose,
+            channel=channel,
+            categories=tuple(sorted(set(categories))),
+        )
+
+    @event("DataDisclosed")
+    def __init__(
+        self,
+        candidate_id: UUID,
+        disclosed_by: str,
+        recipient: str,
+        purpose: str,
+        channel: str,
+        categories: tuple[str, ...],
+    ) -> None:
+        self.candidate_id = candidate_id
+        self.disclosed_by = disclosed_by
+        self.recipient = recipient
+        self.purpose = purpose
+        self.channel = channel
+        self.categories = categories

@@ -472,18 +472,32 @@ def audit_export(
     out: Annotated[
         Path | None, typer.Option(help="bundle file (default: evidence-SUBJECT-POS.bundle)")
     ] = None,
+    to: Annotated[str, typer.Option(help="who receives the bundle")] = "compliance archive",
+    purpose: Annotated[str, typer.Option(help="why it is handed over")] = "compliance evidence",
+    actor: Annotated[str, typer.Option(help="who is exporting")] = "compliance",
 ) -> None:
-    """Export one subject's events with chain proofs and a checkpoint signed now."""
+    """Export one subject's events with chain proofs and a checkpoint signed now. The export
+    is a disclosure of personal data: it is recorded (DataDisclosed) before the file exists."""
     from datetime import UTC, datetime
 
     from infra.audit import open_source
     from infra.checkpoint import CheckpointError, load_private_key
     from infra.evidence import BundleError, export_bundle
+    from services.dto import RecordDisclosure
 
     settings = Settings.from_env()
     try:
         key = load_private_key(settings.signing_key_path)
         application = build_app(settings)
+        application.record_disclosure(
+            RecordDisclosure(
+                candidate_id=subject,
+                recipient=to,
+                purpose=purpose,
+                channel="evidence bundle",
+                actor=actor,
+            )
+        )
         positions = [r.position for r in application.iter_events(subject)]
         timeline = [e.model_dump(mode="json") for e in application.timeline(subject)]
         with open_source(settings) as source:
@@ -493,6 +507,9 @@ def audit_export(
     except (CheckpointError, BundleError) as e:
         err.print(f"[red]{e}[/]")
         raise typer.Exit(2) from None
+    except Exception as e:
+        _fail(e)
+        return
     path = out or Path(f"evidence-{subject}-{checkpoint.position}.bundle")
     path.write_bytes(data)
     settings.checkpoints_dir.mkdir(parents=True, exist_ok=True)

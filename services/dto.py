@@ -403,6 +403,14 @@ class ProfileView(Result):
     fields: list[FieldView]
 
 
+class RecordDisclosure(Command):
+    candidate_id: UUID
+    recipient: Text
+    purpose: Text
+    channel: Text
+    actor: Actor
+
+
 class AccessEntry(Result):
     access_id: UUID
     at: datetime

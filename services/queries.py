@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from domain.access import Access
+from domain.access import Access, DataDisclosure
 from domain.candidate import Candidate
 from domain.classification import tier_of
 from domain.consent import Consent, ConsentStatus
 from domain.errors import AccessRefusedError, InvalidInputError
 from domain.investigation import Investigation, InvestigationStatus
 from services.access import AccessPolicy, AccessRequest, Role
-from services.dto import AccessEntry, FieldView, ProfileView, ReadProfile
+from services.dto import AccessEntry, FieldView, ProfileView, ReadProfile, RecordDisclosure
 from services.unit import UnitOfWork, use_case
 
 
@@ -111,10 +111,39 @@ class QueryUseCases(UnitOfWork):
             ],
         )
 
+    @use_case
+    def record_disclosure(self, cmd: RecordDisclosure) -> UUID:
+        """Personal data leaving outside the read path is recorded first, with every category
+        it carries; if the record cannot be stored, nothing may be handed over."""
+        candidate = self.load(Candidate, cmd.candidate_id)
+        categories = [f.category for f in candidate.identity] + [
+            f.category for claim in candidate.claims.values() for f in claim.fields
+        ]
+        disclosure = DataDisclosure.record(
+            candidate.id, cmd.actor, cmd.recipient, cmd.purpose, cmd.channel, tuple(categories)
+        )
+        self.commit(disclosure)
+        return disclosure.id
+
     def access_log(self, candidate_id: UUID) -> list[AccessEntry]:
-        """Who read what about the candidate, when, why, and what they were refused. The log
-        holds no personal values, so reading it is not itself an access to personal data."""
-        return [
+        """Who read what about the candidate, when, why, and what they were refused, and what
+        was handed over to whom. The log holds no personal values, so reading it is not itself
+        an access to personal data."""
+        disclosures = [
+            AccessEntry(
+                access_id=d.id,
+                at=d.created_on,
+                principal=d.disclosed_by,
+                role="disclosure",
+                purpose=d.purpose,
+                view=f"{d.channel} to {d.recipient}",
+                returned=list(d.categories),
+                withheld=[],
+                outcome="disclosed",
+            )
+            for d in self.of_subject(DataDisclosure, "DataDisclosed", candidate_id)
+        ]
+        reads = [
             AccessEntry(
                 access_id=a.id,
                 at=a.created_on,
@@ -128,3 +157,4 @@ class QueryUseCases(UnitOfWork):
             )
             for a in self.of_subject(Access, "Recorded", candidate_id)
         ]
+        return sorted(reads + disclosures, key=lambda e: e.at)

@@ -95,6 +95,13 @@ _WHAT: dict[str, Callable[[Any], str]] = {
         f"erased the candidate's personal data (keys destroyed): {e.reason}; receipt signed "
         f"by key {e.receipt.key_id}"
     ),
+    "Access.Recorded": lambda e: (
+        f"read the {e.view} as {e.role} for {e.purpose!r}: {e.outcome}"
+        + (f"; withheld {', '.join(e.withheld)}" if e.withheld else "")
+    ),
+    "DataDisclosure.DataDisclosed": lambda e: (
+        f"handed {', '.join(e.categories)} to {e.recipient} by {e.channel} for {e.purpose!r}"
+    ),
     "Consent.Requested": lambda e: f"asked for consent: {_terms(e.terms)}",
     "Consent.Granted": lambda e: (
         f"consent signed ({e.signature_method.value}, document sha256 "

@@ -85,6 +85,8 @@ def test_an_evidence_bundle_verifies_offline_and_fails_when_changed(
 
     assert good.returncode == 0, good.stderr
     assert subject in good.stdout
+    log = run(officer, "subject", "access-log", subject, "--json")
+    assert '"outcome":"disclosed"' in log.stdout  # the export itself was recorded first
     assert bad.returncode == 1
     assert "NOT VALID" in bad.stderr
 

@@ -20,6 +20,7 @@ from services.dto import (
     PlanInvestigation,
     PlannedCheckIn,
     ReadProfile,
+    RecordDisclosure,
     StartInvestigation,
     SubmitClaims,
     WithdrawConsent,
@@ -252,3 +253,30 @@ def test_audit_check_flags_an_access_outside_consent(sqlite_app: Backcheck) -> N
 
     assert found.rule == "access outside consent"
     assert found.position == app.recorder.max_notification_id()
+
+
+def test_a_disclosure_outside_the_read_path_is_recorded_and_shown_to_the_candidate(
+    sqlite_app: Backcheck,
+) -> None:
+    st = candidate_with_a_secret_claim(sqlite_app)
+
+    sqlite_app.record_disclosure(
+        RecordDisclosure(
+            candidate_id=st.candidate_id,
+            recipient="labour inspectorate",
+            purpose="statutory inspection",
+            channel="evidence bundle",
+            actor="compliance:zhou",
+        )
+    )
+
+    (entry,) = sqlite_app.access_log(st.candidate_id)
+    assert (entry.outcome, entry.view) == ("disclosed", "evidence bundle to labour inspectorate")
+    assert "user.criminal_history" in entry.returned
+    stored = [
+        n.state
+        for n in sqlite_app.recorder.select_notifications(start=1, limit=1000)
+        if n.topic.endswith("DataDisclosed")
+    ]
+    assert len(stored) == 1
+    assert SECRET_VALUE.encode() not in stored[0]
