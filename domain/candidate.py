@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
@@ -92,6 +93,7 @@ class Candidate(SubjectAggregate):
         self.claims: dict[UUID, Claim] = {}
         self.erasure_requested = False
         self.erased = False
+        self.shredded_tiers: set[str] = set()
 
     def submit_claims(
         self,
@@ -125,6 +127,20 @@ class Candidate(SubjectAggregate):
         """After an erasure request nothing more is collected, asked for or investigated."""
         if self.erasure_requested or self.erased:
             raise CandidateErasedError(self.id)
+
+    def shred_tier(
+        self, tier: str, retention_days: int, quiet_since: datetime, reports_on_hold: list[UUID]
+    ) -> None:
+        """Retention: the keys of one tier are destroyed once its period has passed."""
+        if self.erased or tier in self.shredded_tiers:
+            raise AlreadyErasedError(self.id)
+        if reports_on_hold:
+            raise ErasureBlockedByLegalHoldError(self.id, [str(r) for r in reports_on_hold])
+        self._shred_tier(tier, retention_days, quiet_since)
+
+    @event("TierShredded")
+    def _shred_tier(self, tier: str, retention_days: int, quiet_since: datetime) -> None:
+        self.shredded_tiers.add(tier)
 
     def erase(
         self, reason: str, erased_by: str, reports_on_hold: list[UUID], receipt: ErasureReceipt

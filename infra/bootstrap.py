@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from domain.classification import Tier
+from domain.retention import RetentionPolicy
 from infra.checkpoint import FileKeySigner
 from infra.config import ConfigError, Settings
 from infra.keystore import SQLKeyStore, load_master_key, postgres_keystore, sqlite_keystore
@@ -40,4 +42,16 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
     assert isinstance(app.mapper, TypedMapper)
     app.mapper.sealer = Sealer(keys)
     app.policy = CedarPolicy()
+    if settings.retention_days is not None:
+        app.retention = retention_policy(settings.retention_days)
     return app
+
+
+def retention_policy(days: dict[str, int]) -> RetentionPolicy:
+    try:
+        return RetentionPolicy({Tier(tier): n for tier, n in days.items()})
+    except ValueError as e:
+        raise ConfigError(
+            f"BACKCHECK_RETENTION_DAYS: {e}; tiers are secret, consent_required, confidential, "
+            "general"
+        ) from None

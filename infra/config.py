@@ -8,6 +8,8 @@ BACKCHECK_DATA_DIR      where the embedded SQLite store is created when no URL i
 BACKCHECK_SIGNING_KEY   Ed25519 private key (PEM) that signs checkpoints
                         (default: DATA_DIR/keys/checkpoint-signing.key)
 BACKCHECK_VERIFY_KEY    the public key a verifier trusts (default: next to the signing key)
+BACKCHECK_RETENTION_DAYS   days each tier is kept once a case is quiet, e.g.
+                        "secret=180,consent_required=365,confidential=365,general=730" (default)
 BACKCHECK_MASTER_KEY_FILE  the master key (64 hex digits) that wraps every subject's data keys
                         (default: DATA_DIR/keys/master.key, created for a new store)
 """
@@ -23,6 +25,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class ConfigError(ValueError):
     """A setting is present but cannot be used; the message names the variable and the rule."""
+
+
+def parse_retention(text: str) -> dict[str, int]:
+    days: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        tier, sep, number = part.partition("=")
+        if not sep or not number.strip().isdigit():
+            raise ConfigError(
+                f"BACKCHECK_RETENTION_DAYS: {part!r} is not TIER=DAYS "
+                "(e.g. secret=180,confidential=365,general=730)"
+            )
+        days[tier.strip()] = int(number)
+    return days
 
 
 def default_data_dir() -> Path:
@@ -41,6 +56,7 @@ class Settings(BaseModel):
     signing_key: Path | None = None
     verify_key: Path | None = None
     master_key_file: Path | None = None
+    retention_days: dict[str, int] | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -55,6 +71,8 @@ class Settings(BaseModel):
             values["verify_key"] = Path(key).expanduser()
         if key := os.environ.get("BACKCHECK_MASTER_KEY_FILE"):
             values["master_key_file"] = Path(key).expanduser()
+        if text := os.environ.get("BACKCHECK_RETENTION_DAYS"):
+            values["retention_days"] = parse_retention(text)
         return cls.model_validate(values)
 
     @property

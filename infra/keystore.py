@@ -105,20 +105,33 @@ class SQLKeyStore:
             self._cache[(subject, tier)] = (now, key)
         return key
 
-    def destroy(self, subject: UUID) -> int:
+    def destroy(self, subject: UUID, tier: str | None = None) -> int:
         with self._lock:
-            for k in [k for k in self._cache if k[0] == subject]:
+            for k in [k for k in self._cache if k[0] == subject and tier in (None, k[1])]:
                 del self._cache[k]
         with self._connect() as conn:
-            cur = conn.execute(
-                self._sql("DELETE FROM backcheck_keys WHERE subject = ?"), (str(subject),)
-            )
+            if tier is None:
+                cur = conn.execute(
+                    self._sql("DELETE FROM backcheck_keys WHERE subject = ?"), (str(subject),)
+                )
+            else:
+                cur = conn.execute(
+                    self._sql("DELETE FROM backcheck_keys WHERE subject = ? AND tier = ?"),
+                    (str(subject), tier),
+                )
             return int(cur.rowcount or 0)
 
     def count(self) -> int:
         with self._connect() as conn:
             row = conn.execute("SELECT COUNT(*) FROM backcheck_keys").fetchone()
         return int(row[0])
+
+    def tiers(self, subject: UUID) -> set[str]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                self._sql("SELECT tier FROM backcheck_keys WHERE subject = ?"), (str(subject),)
+            ).fetchall()
+        return {str(r[0]) for r in rows}
 
     def has_keys(self, subject: UUID) -> bool:
         with self._connect() as conn:

@@ -42,6 +42,15 @@ class CaseRow:
     investigations: dict[UUID, InvestigationRow] = field(default_factory=dict)
     reports: dict[UUID, ReportRow] = field(default_factory=dict)
     last_position: int = 0
+    last_activity: datetime | None = None  # reads and disclosures do not count
+    erased: bool = False
+    shredded_tiers: set[str] = field(default_factory=set)
+
+    @property
+    def case_open(self) -> bool:
+        """Work in hand. A suspended investigation is not: a withdrawn consent must not keep
+        the candidate's data forever."""
+        return any(i.status in ("planned", "in progress") for i in self.investigations.values())
 
     def as_dict(self, at: datetime | None = None) -> dict[str, Any]:
         def consent_status(row: ConsentRow) -> str:
@@ -98,6 +107,8 @@ class CaseOverview:
         row = self.rows.setdefault(candidate_id, CaseRow(candidate_id))
         row.last_position = position
         aggregate, _, name = type(event).__qualname__.partition(".")
+        if aggregate not in ("Access", "DataDisclosure") and name != "TierShredded":
+            row.last_activity = event.timestamp
         handler = getattr(self, f"_{aggregate.lower()}", None)
         if handler is not None:
             handler(row, name, event)
@@ -107,6 +118,10 @@ class CaseOverview:
             row.registered_at = event.timestamp
         elif name == "ErasureRequested":
             row.erasure_requested = True
+        elif name == "Erased":
+            row.erased = True
+        elif name == "TierShredded":
+            row.shredded_tiers.add(event.tier)
 
     def _consent(self, row: CaseRow, name: str, event: Any) -> None:
         consent_id = event.originator_id

@@ -8,6 +8,7 @@ from services.history import HistoryQueries
 from services.investigations import InvestigationUseCases
 from services.queries import QueryUseCases
 from services.reports import ReportUseCases
+from services.retention import RetentionUseCases
 
 
 class Backcheck(
@@ -16,6 +17,7 @@ class Backcheck(
     InvestigationUseCases,
     ReportUseCases,
     QueryUseCases,
+    RetentionUseCases,
     HistoryQueries,
 ):
     """Composed from one mixin per aggregate; all share one store and one unit of work."""

@@ -86,6 +86,24 @@ class ErasureResult(Result):
     receipt_signature: str
 
 
+class RunRetention(Command):
+    dry_run: bool = False
+    actor: Actor = "retention-sweeper"
+
+
+class DueShred(Result):
+    candidate_id: UUID
+    tier: str
+    quiet_since: datetime
+    due_at: datetime
+
+
+class RetentionResult(Result):
+    dry_run: bool
+    shredded: list[DueShred]
+    held: list[DueShred]
+
+
 class CandidateResult(Result):
     candidate_id: UUID
     claim_ids: list[UUID]

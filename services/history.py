@@ -41,16 +41,6 @@ def redacted(value: Any) -> Any:
 
 
 class HistoryQueries(UnitOfWork):
-    def replay(self, start: int = 1) -> Iterator[tuple[int, Any]]:
-        """(position, domain event) for every stored event, in notification-log order."""
-        while True:
-            page = self.recorder.select_notifications(start=start, limit=PAGE)
-            if not page:
-                return
-            for n in page:
-                yield n.id, self.mapper.to_domain_event(n)
-            start = page[-1].id + 1
-
     def iter_events(self, candidate_id: UUID | None = None) -> Iterator[EventRecord]:
         """Every stored event in notification-log order, optionally for one data subject."""
         for position, event in self.replay():

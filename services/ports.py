@@ -9,11 +9,15 @@ from uuid import UUID
 class KeyStore(Protocol):
     """Holds the per-subject data keys personal values are encrypted with."""
 
-    def destroy(self, subject: UUID) -> int:
-        """Destroy every data key of the subject; returns how many were destroyed."""
+    def destroy(self, subject: UUID, tier: str | None = None) -> int:
+        """Destroy the subject's data keys (of one tier, or all); returns how many."""
         ...
 
     def has_keys(self, subject: UUID) -> bool: ...
+
+    def tiers(self, subject: UUID) -> set[str]:
+        """The tiers the subject has a data key for (i.e. personal values of)."""
+        ...
 
 
 class ReceiptSigner(Protocol):

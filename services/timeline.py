@@ -40,7 +40,12 @@ _BY_THE_CANDIDATE = {
     "Investigation.DisputeRaised",
     "Report.Disputed",
 }
-_BY_POLICY = {"Investigation.Suspended", "Consent.Expired", "Consent.ReliedUpon"}
+_BY_POLICY = {
+    "Investigation.Suspended",
+    "Consent.Expired",
+    "Consent.ReliedUpon",
+    "Candidate.TierShredded",
+}
 
 
 class TimelineEntry(Result):
@@ -91,6 +96,10 @@ _WHAT: dict[str, Callable[[Any], str]] = {
         + "; ".join(f"{c.kind.value} ({_categories(c.fields)})" for c in e.claims)
     ),
     "Candidate.ErasureRequested": lambda e: f"requested erasure: {e.reason}",
+    "Candidate.TierShredded": lambda e: (
+        f"shredded the {e.tier} personal data: {e.retention_days} days passed since the case "
+        f"went quiet on {e.quiet_since:%Y-%m-%d}"
+    ),
     "Candidate.Erased": lambda e: (
         f"erased the candidate's personal data (keys destroyed): {e.reason}; receipt signed "
         f"by key {e.receipt.key_id}"

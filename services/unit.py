@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -22,16 +22,17 @@ A = TypeVar("A", bound=Aggregate)
 U = TypeVar("U", bound="UnitOfWork")
 C = TypeVar("C")
 R = TypeVar("R")
+P = ParamSpec("P")
 Clock = Callable[[], datetime]
 
 
-def use_case(method: Callable[[U, C], R]) -> Callable[[U, C], R]:
+def use_case(method: Callable[Concatenate[U, C, P], R]) -> Callable[Concatenate[U, C, P], R]:
     """Runs a use case at one moment of the application's clock: its events carry that time."""
 
     @functools.wraps(method)
-    def run(self: U, command: C) -> R:
+    def run(self: U, command: C, /, *args: P.args, **kwargs: P.kwargs) -> R:
         with recorded_at(self.clock()):
-            return method(self, command)
+            return method(self, command, *args, **kwargs)
 
     return run
 
@@ -88,6 +89,16 @@ class UnitOfWork(Application[UUID]):
                     found.append(self.load(cls, n.originator_id))  # type: ignore[arg-type]
             start = page[-1].id + 1
         return found
+
+    def replay(self, start: int = 1) -> Iterator[tuple[int, Any]]:
+        """(position, domain event) for every stored event, in notification-log order."""
+        while True:
+            page = self.recorder.select_notifications(start=start, limit=500)
+            if not page:
+                return
+            for n in page:
+                yield n.id, self.mapper.to_domain_event(n)
+            start = page[-1].id + 1
 
     def exists(self, aggregate_id: UUID) -> bool:
         return bool(self.recorder.select_events(aggregate_id, limit=1))
