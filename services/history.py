@@ -20,8 +20,6 @@ from services.dto import EventRecord
 from services.timeline import TimelineEntry, timeline
 from services.unit import UnitOfWork
 
-PAGE = 500
-
 
 def redacted(value: Any) -> Any:
     """JSON-friendly copy of an event attribute with personal values replaced by category."""
