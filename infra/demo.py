@@ -16,8 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 from domain import errors
+from domain.candidate import Candidate
 from domain.check import CheckType, Method, Outcome, SourceRole
+from domain.classification import ERASED_VALUE
 from services import dto
+from services.access import Role
 from services.application import Backcheck
 
 T = TypeVar("T")
@@ -48,6 +51,23 @@ class Story:
         self.steps += 1
         self.out.print(f"  [green]✓[/] {what}")
         return result
+
+    def refused_and_recorded(
+        self, what: str, expected: type[errors.DomainError], call: Callable[[], Any]
+    ) -> None:
+        """A refused read: refused, and the refusal is the one thing stored."""
+        before = self.app.recorder.max_notification_id() or 0
+        try:
+            call()
+        except expected as e:
+            after = self.app.recorder.max_notification_id() or 0
+            if after != before + 1:
+                raise DemoFailedError(f"{what}: refused, but not recorded exactly once") from e
+            rule = type(e).__name__.removesuffix("Error")
+            self.refusals.append(rule)
+            self.out.print(f"  [red]✗ refused[/] {what}\n      [dim]{rule}:[/] {e}")
+            return
+        raise DemoFailedError(f"{what}: expected {expected.__name__}, but it was allowed")
 
     def refused(
         self, what: str, expected: type[errors.DomainError], call: Callable[[], Any]
@@ -644,6 +664,46 @@ def run_demo(app: Backcheck, console: Console) -> dict[str, Any]:
     )
     if withdrawn.suspended_investigations != [oi.investigation_id]:
         raise DemoFailedError("withdrawal did not suspend the investigation")
+
+    s.chapter("8. Reads of personal data are decided, redacted and recorded")
+    read = dto.ReadProfile(candidate_id=cid, principal=HR, role=Role.RECRUITER, purpose=PURPOSE)
+    view = s.do(
+        "HR reads Wang Fang's profile for screening (recorded before it is shown)",
+        lambda: app.read_profile(read),
+    )
+    shown = [f.name for f in view.fields if not f.withheld]
+    s.out.print(f"      {len(shown)} general fields shown; nothing more is HR's to see")
+    s.refused_and_recorded(
+        "the growth team reads the profile for marketing",
+        errors.AccessRefusedError,
+        lambda: app.read_profile(
+            read.model_copy(update={"principal": "growth:wu.hao", "purpose": "marketing"})
+        ),
+    )
+    log = s.do("Wang Fang looks at who accessed her data", lambda: app.access_log(cid))
+    for entry in log:
+        s.out.print(
+            f"      {entry.principal} ({entry.role}) for {entry.purpose!r}: {entry.outcome}"
+        )
+
+    s.chapter("9. Liu Yang asks to be erased")
+    erased = s.do(
+        "compliance erases Liu Yang: her keys are destroyed, a signed receipt is recorded",
+        lambda: app.erase_subject(
+            dto.EraseSubject(
+                candidate_id=other.candidate_id,
+                reason="candidate request",
+                actor="compliance:zhou.yu",
+            )
+        ),
+    )
+    gone = {f.value for f in app.load(Candidate, other.candidate_id).identity}
+    if gone != {ERASED_VALUE}:
+        raise DemoFailedError("erasure left a readable personal value")
+    s.out.print(
+        f"      {erased.keys_destroyed} key(s) destroyed; her name now reads {ERASED_VALUE}; "
+        f"her history (who did what, when) remains"
+    )
 
     _summary(s, final, cid)
     return {

@@ -15,8 +15,8 @@ from tests.e2e.test_cli import candidate_of, run
 def officer(tmp_path: Path) -> dict[str, str]:
     """A store with the demo story in it and a checkpoint key."""
     env = {"BACKCHECK_DATA_DIR": str(tmp_path / "data")}
+    assert run(env, "audit", "keygen").returncode == 0  # before the demo signs its first receipt
     assert run(env, "demo").returncode == 0
-    assert run(env, "audit", "keygen").returncode == 0
     return env
 
 

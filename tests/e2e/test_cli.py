@@ -57,9 +57,12 @@ def test_the_demo_tells_the_whole_story_and_meets_every_rule_on_the_way(
         "OpenDispute",
         "SelfReview",
         "PurposeNotConsented",
+        "AccessRefused",
     ):
         assert f"{rule}:" in result.stdout, rule
     assert "disclosed to hiring manager" in result.stdout
+    assert "growth:wu.hao (recruiter) for 'marketing': refused" in result.stdout  # access log
+    assert "her name now reads ⟨erased⟩" in result.stdout
     assert Path(store["BACKCHECK_DATA_DIR"], "backcheck.sqlite").is_file()
 
 
