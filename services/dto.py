@@ -377,7 +377,10 @@ class ReportItemResult(Result):
     outcome: str
     source_roles: list[str]
     flags: list[str]
-    note: str
+    has_note: bool = Field(
+        description="an amendment note is on file; its text is personal data and is read "
+        "through the access-controlled query service, not returned here"
+    )
 
 
 class ReportResult(Result):

@@ -38,7 +38,7 @@ def report_result(report: Report) -> ReportResult:
                 outcome=i.outcome.value,
                 source_roles=list(i.source_roles),
                 flags=[f.value for f in i.flags],
-                note=i.note,
+                has_note=bool(i.note),
             )
             for i in report.items.values()
         ],

@@ -14,6 +14,8 @@ from domain.errors import AccessRefusedError
 from services.access import Role
 from services.application import Backcheck
 from services.dto import (
+    AmendmentIn,
+    AmendReport,
     ClaimIn,
     NotifyCandidate,
     PersonalFieldIn,
@@ -280,3 +282,21 @@ def test_a_disclosure_outside_the_read_path_is_recorded_and_shown_to_the_candida
     ]
     assert len(stored) == 1
     assert SECRET_VALUE.encode() not in stored[0]
+
+
+def test_report_results_say_a_note_is_on_file_without_its_text(sqlite_app: Backcheck) -> None:
+    st = s.shared_report(sqlite_app)
+    note = "dates differ; candidate explains a sabbatical"
+
+    amended = sqlite_app.amend_report(
+        AmendReport(
+            report_id=st.report,
+            amendments=[AmendmentIn(check_id=st.check_id, outcome="confirmed", note=note)],
+            reason="candidate explained",
+            actor=s.RECRUITER,
+        )
+    )
+
+    assert [i.has_note for i in amended.items] == [True]
+    assert note not in amended.model_dump_json()
+    assert note not in sqlite_app.get_report(st.report).model_dump_json()
