@@ -552,8 +552,9 @@ def audit_export(
                 actor=actor,
             )
         )
-        positions = [r.position for r in application.iter_events(subject)]
-        timeline = [e.model_dump(mode="json") for e in application.timeline(subject)]
+        entries = list(application.timeline(subject))  # one replay: positions and timeline
+        positions = [e.position for e in entries]
+        timeline = [e.model_dump(mode="json") for e in entries]
         with open_source(settings) as source:
             data, checkpoint = export_bundle(
                 source, subject, positions, key, datetime.now(UTC), timeline

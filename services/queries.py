@@ -29,7 +29,8 @@ class QueryUseCases(UnitOfWork):
         subject = cmd.candidate_id
         candidate = self.load(Candidate, subject)
         consents = self.of_subject(Consent, "Requested", subject)
-        active = [c for c in consents if c.status_at(now) is ConsentStatus.ACTIVE]
+        scopes = [c.scope_at(now) for c in consents]
+        active = [sc for sc in scopes if sc.status is ConsentStatus.ACTIVE]
         investigations = [
             i
             for i in self.of_subject(Investigation, "Planned", subject)
@@ -38,7 +39,7 @@ class QueryUseCases(UnitOfWork):
         mine = [i for i in investigations if cmd.principal in i.investigators]
         handles = (
             cmd.principal == candidate.registered_by
-            or any(cmd.principal in (c.requested_by,) for c in consents)
+            or any(cmd.principal == c.requested_by for c in consents)
             or any(cmd.principal == i.planned_by for i in investigations)
         )
         return AccessRequest(
@@ -47,10 +48,10 @@ class QueryUseCases(UnitOfWork):
             purpose=cmd.purpose,
             subject=subject,
             categories=categories,
-            consent_ids=tuple(c.id for c in active),
+            consent_ids=tuple(sc.consent_id for sc in active),
             consent_active=bool(active),
-            consented_purposes=frozenset(p for c in active for p in c.scope_at(now).terms.purposes),
-            named_categories=frozenset(k for c in active for k in c.scope_at(now).categories),
+            consented_purposes=frozenset(p for sc in active for p in sc.terms.purposes),
+            named_categories=frozenset(k for sc in active for k in sc.categories),
             handles=handles,
             assigned=bool(mine),
             planned_categories=frozenset(
