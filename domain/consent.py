@@ -121,6 +121,27 @@ class ConsentScope:
         return frozenset(self.terms.categories)
 
 
+def consent_status(
+    now: datetime,
+    window: tuple[datetime | None, datetime | None] | None,
+    withdrawn: bool,
+    expired: bool,
+) -> ConsentStatus:
+    """Where a consent stands at `now`: withdrawal ends it for good, then expiry (recorded or
+    simply past its window), then the window. `window` is None until the consent is granted.
+    The aggregate and the consent register view both judge a consent by this one rule."""
+    if withdrawn:
+        return ConsentStatus.WITHDRAWN
+    valid_from, valid_until = window or (None, None)
+    if valid_from is None or valid_until is None:
+        return ConsentStatus.REQUESTED
+    if expired or now >= valid_until:
+        return ConsentStatus.EXPIRED
+    if now < valid_from:
+        return ConsentStatus.NOT_YET_VALID
+    return ConsentStatus.ACTIVE
+
+
 def _check_terms(terms: ConsentTerms) -> None:
     if not terms.purposes:
         raise InvalidInputError("field 'purposes': name at least one purpose", field="purposes")
@@ -266,15 +287,8 @@ class Consent(SubjectAggregate):
         self.relied_on_by.append(investigation_id)
 
     def status_at(self, now: datetime) -> ConsentStatus:
-        if self.withdrawn_at is not None:
-            return ConsentStatus.WITHDRAWN
-        if self.granted is None or self.valid_from is None or self.valid_until is None:
-            return ConsentStatus.REQUESTED
-        if self.expired or now >= self.valid_until:
-            return ConsentStatus.EXPIRED
-        if now < self.valid_from:
-            return ConsentStatus.NOT_YET_VALID
-        return ConsentStatus.ACTIVE
+        window = (self.valid_from, self.valid_until) if self.granted is not None else None
+        return consent_status(now, window, self.withdrawn_at is not None, self.expired)
 
     def scope_at(self, now: datetime) -> ConsentScope:
         return ConsentScope(

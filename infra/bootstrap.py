@@ -10,6 +10,7 @@ from infra.keystore import SQLKeyStore, load_master_key, postgres_keystore, sqli
 from infra.pdp import CedarPolicy
 from infra.sealing import Sealer
 from infra.transcoder import TypedMapper
+from infra.views import postgres_views, sqlite_views
 from services.application import Backcheck
 from services.unit import Clock, system_clock
 
@@ -41,6 +42,10 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
     app = Backcheck(env=env, clock=clock, keys=keys, signer=signer)
     assert isinstance(app.mapper, TypedMapper)
     app.mapper.sealer = Sealer(keys)
+    if settings.backend == "sqlite":
+        app.views = sqlite_views(app, str(settings.views_path), app.mapper.sealer)
+    else:
+        app.views = postgres_views(app, app.mapper.sealer)
     app.policy = CedarPolicy()
     if settings.retention_days is not None:
         app.retention = retention_policy(settings.retention_days)

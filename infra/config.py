@@ -135,6 +135,12 @@ class Settings(BaseModel):
             return Path(unquote(path[1:]))
         return self.data_dir / "backcheck.sqlite"
 
+    @property
+    def views_path(self) -> Path:
+        """The embedded read views: a rebuildable SQLite file next to the event store."""
+        store = self.sqlite_path
+        return store.with_name(f"{store.stem}.views{store.suffix or '.sqlite'}")
+
     def store_env(self) -> dict[str, str]:
         """The eventsourcing environment for this store (persistence module and its settings)."""
         env = {

@@ -92,6 +92,17 @@ class Sealer:
             return {k: self._seal(v, f"{path}.{k}", ctx) for k, v in value.items()}
         return value
 
+    def seal_field(
+        self, value: PersonalField, path: str, ctx: tuple[str, str, int]
+    ) -> dict[str, Any]:
+        """One value sealed for a place outside the event store (a view row): `ctx` is
+        (subject, place, version) and `path` the value's path inside that place."""
+        envelope: dict[str, Any] = self._seal(value, path, ctx)
+        return envelope
+
+    def open_field(self, envelope: dict[str, Any], path: str, ctx: tuple[str, str, int]) -> str:
+        return self._open_value(envelope, path, ctx)
+
     def open_state(
         self, event_class: type, state: dict[str, Any], originator_id: UUID | str, version: int
     ) -> dict[str, Any]:

@@ -92,11 +92,7 @@ class CandidateUseCases(UnitOfWork):
             if self.keys.has_keys(candidate.id):
                 self.keys.destroy(candidate.id)
             raise AlreadyErasedError(candidate.id)
-        on_hold = [
-            r.id
-            for r in self.of_subject(Report, "Compiled", candidate.id)
-            if r.legal_hold is not None
-        ]
+        on_hold = [r.id for r in self.of_subject(Report, candidate.id) if r.legal_hold is not None]
         statement = json.dumps(
             {
                 "type": "backcheck.erasure-receipt.v1",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 
@@ -26,3 +26,17 @@ class ReceiptSigner(Protocol):
     def sign(self, statement: bytes) -> tuple[str, str]:
         """Returns (key id, base64 signature)."""
         ...
+
+
+class ReadModel(Protocol):
+    """The read views (see projections/read_views.py), kept up to date from the log."""
+
+    def catch_up(self) -> int:
+        """Apply every event committed so far; returns the position the views are at."""
+        ...
+
+    def get(self, view: str, key: str) -> dict[str, Any] | None: ...
+
+    def of_subject(self, view: str, subject: UUID) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...

@@ -8,39 +8,41 @@ returned (fail closed). A refused read is recorded too, then refused.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from domain.access import Access, DataDisclosure
-from domain.candidate import Candidate
-from domain.classification import tier_of
-from domain.consent import Consent, ConsentStatus
+from domain.classification import PersonalField, tier_of
+from domain.consent import ConsentStatus, consent_status
 from domain.errors import AccessRefusedError, InvalidInputError
-from domain.investigation import Investigation, InvestigationStatus
 from services.access import AccessPolicy, AccessRequest, Role
 from services.dto import AccessEntry, FieldView, ProfileView, ReadProfile, RecordDisclosure
+from services.errors import AggregateMissingError
+from services.ports import ReadModel
 from services.unit import UnitOfWork, use_case
+
+Doc = dict[str, Any]
 
 
 class QueryUseCases(UnitOfWork):
     policy: AccessPolicy | None = None
 
-    def _facts(self, cmd: ReadProfile, categories: tuple[str, ...]) -> AccessRequest:
+    def _facts(
+        self, cmd: ReadProfile, categories: tuple[str, ...], views: ReadModel, profile: Doc
+    ) -> AccessRequest:
         now = self.clock()
         subject = cmd.candidate_id
-        candidate = self.load(Candidate, subject)
-        consents = self.of_subject(Consent, "Requested", subject)
-        scopes = [c.scope_at(now) for c in consents]
-        active = [sc for sc in scopes if sc.status is ConsentStatus.ACTIVE]
+        consents = views.of_subject("consent", subject)
+        active = [c for c in consents if _consent_status(c, now) is ConsentStatus.ACTIVE]
         investigations = [
-            i
-            for i in self.of_subject(Investigation, "Planned", subject)
-            if i.status is not InvestigationStatus.CANCELLED
+            i for i in views.of_subject("investigation", subject) if i["status"] != "cancelled"
         ]
-        mine = [i for i in investigations if cmd.principal in i.investigators]
+        mine = [i for i in investigations if cmd.principal in i["investigators"]]
         handles = (
-            cmd.principal == candidate.registered_by
-            or any(cmd.principal == c.requested_by for c in consents)
-            or any(cmd.principal == i.planned_by for i in investigations)
+            cmd.principal == profile["registered_by"]
+            or any(cmd.principal == c["requested_by"] for c in consents)
+            or any(cmd.principal == i["planned_by"] for i in investigations)
         )
         return AccessRequest(
             principal=cmd.principal,
@@ -48,18 +50,22 @@ class QueryUseCases(UnitOfWork):
             purpose=cmd.purpose,
             subject=subject,
             categories=categories,
-            consent_ids=tuple(sc.consent_id for sc in active),
+            consent_ids=tuple(UUID(c["consent_id"]) for c in active),
             consent_active=bool(active),
-            consented_purposes=frozenset(p for sc in active for p in sc.terms.purposes),
-            named_categories=frozenset(k for sc in active for k in sc.categories),
+            consented_purposes=frozenset(p for c in active for p in c["terms"]["purposes"]),
+            named_categories=frozenset(k for c in active for k in c["terms"]["categories"]),
             handles=handles,
             assigned=bool(mine),
-            planned_categories=frozenset(
-                k for i in mine for check in i.checks.values() for k in check.check_type.categories
-            ),
+            planned_categories=frozenset(k for i in mine for k in i["categories"]),
             is_subject=cmd.role is Role.CANDIDATE and cmd.principal == f"candidate:{subject}",
             break_glass=cmd.break_glass,
         )
+
+    def _profile(self, views: ReadModel, candidate_id: UUID) -> Doc:
+        profile = views.get("profile", str(candidate_id))
+        if profile is None:
+            raise AggregateMissingError("candidate", candidate_id)
+        return profile
 
     @use_case
     def read_profile(self, cmd: ReadProfile) -> ProfileView:
@@ -67,17 +73,16 @@ class QueryUseCases(UnitOfWork):
         this principal for this purpose under the consent in force; the read is recorded first."""
         if self.policy is None:
             raise InvalidInputError("reads need an access policy configured")
-        candidate = self.load(Candidate, cmd.candidate_id)
-        fields = [(f.name, f) for f in candidate.identity] + [
-            (f"{claim.kind.value}.{f.name}", f)
-            for claim in candidate.claims.values()
-            for f in claim.fields
+        views = self.read_model()
+        profile = self._profile(views, cmd.candidate_id)
+        fields: list[tuple[str, PersonalField]] = [(f.name, f) for f in profile["identity"]] + [
+            (f"{claim['kind']}.{f.name}", f) for claim in profile["claims"] for f in claim["fields"]
         ]
         categories = tuple(dict.fromkeys(f.category for _, f in fields))
-        request = self._facts(cmd, categories)
+        request = self._facts(cmd, categories, views, profile)
         decision = self.policy.decide(request)
         access = Access.record(
-            candidate_id=candidate.id,
+            candidate_id=cmd.candidate_id,
             principal=cmd.principal,
             role=cmd.role.value,
             purpose=cmd.purpose,
@@ -93,13 +98,13 @@ class QueryUseCases(UnitOfWork):
         self.commit(access)  # durably recorded before anything is returned; fails closed
         if decision.outcome == "refused" and categories:
             reasons = sorted({r for c in decision.withheld for r in decision.reasons.get(c, ())})
-            raise AccessRefusedError(candidate.id, "profile", reasons)
+            raise AccessRefusedError(cmd.candidate_id, "profile", reasons)
         allowed = set(decision.allowed)
         return ProfileView(
-            candidate_id=candidate.id,
+            candidate_id=cmd.candidate_id,
             access_id=access.id,
             outcome=decision.outcome,
-            erased=candidate.erased,
+            erased=profile["erased"],
             fields=[
                 FieldView(
                     name=name,
@@ -116,12 +121,12 @@ class QueryUseCases(UnitOfWork):
     def record_disclosure(self, cmd: RecordDisclosure) -> UUID:
         """Personal data leaving outside the read path is recorded first, with every category
         it carries; if the record cannot be stored, nothing may be handed over."""
-        candidate = self.load(Candidate, cmd.candidate_id)
-        categories = [f.category for f in candidate.identity] + [
-            f.category for claim in candidate.claims.values() for f in claim.fields
+        profile = self._profile(self.read_model(), cmd.candidate_id)
+        categories = [f.category for f in profile["identity"]] + [
+            f.category for claim in profile["claims"] for f in claim["fields"]
         ]
         disclosure = DataDisclosure.record(
-            candidate.id, cmd.actor, cmd.recipient, cmd.purpose, cmd.channel, tuple(categories)
+            cmd.candidate_id, cmd.actor, cmd.recipient, cmd.purpose, cmd.channel, tuple(categories)
         )
         self.commit(disclosure)
         return disclosure.id
@@ -130,32 +135,26 @@ class QueryUseCases(UnitOfWork):
         """Who read what about the candidate, when, why, and what they were refused, and what
         was handed over to whom. The log holds no personal values, so reading it is not itself
         an access to personal data."""
-        disclosures = [
+        found = self.read_model().of_subject("access", candidate_id)
+        return [
             AccessEntry(
-                access_id=d.id,
-                at=d.created_on,
-                principal=d.disclosed_by,
-                role="disclosure",
-                purpose=d.purpose,
-                view=f"{d.channel} to {d.recipient}",
-                returned=list(d.categories),
-                withheld=[],
-                outcome="disclosed",
+                access_id=UUID(e["access_id"]),
+                at=datetime.fromisoformat(e["at"]),
+                principal=e["principal"],
+                role=e["role"],
+                purpose=e["purpose"],
+                view=e["view"],
+                returned=e["returned"],
+                withheld=e["withheld"],
+                outcome=e["outcome"],
             )
-            for d in self.of_subject(DataDisclosure, "DataDisclosed", candidate_id)
+            for e in sorted(found, key=lambda e: int(e["position"]))
         ]
-        reads = [
-            AccessEntry(
-                access_id=a.id,
-                at=a.created_on,
-                principal=a.principal,
-                role=a.role,
-                purpose=a.purpose,
-                view=a.view,
-                returned=list(a.returned),
-                withheld=list(a.withheld),
-                outcome=a.outcome,
-            )
-            for a in self.of_subject(Access, "Recorded", candidate_id)
-        ]
-        return sorted(reads + disclosures, key=lambda e: e.at)
+
+
+def _consent_status(doc: Doc, now: datetime) -> ConsentStatus:
+    def at(name: str) -> datetime | None:
+        return datetime.fromisoformat(doc[name]) if doc[name] else None
+
+    window = (at("valid_from"), at("valid_until")) if doc["granted"] else None
+    return consent_status(now, window, doc["withdrawn_at"] is not None, doc["expired"])

@@ -55,9 +55,7 @@ class RetentionUseCases(UnitOfWork):
         held: list[DueShred] = []
         for done, item in enumerate(due, start=1):
             on_hold = [
-                r.id
-                for r in self.of_subject(Report, "Compiled", item.candidate_id)
-                if r.legal_hold is not None
+                r.id for r in self.of_subject(Report, item.candidate_id) if r.legal_hold is not None
             ]
             if on_hold:
                 held.append(item)

@@ -11,12 +11,12 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
-from eventsourcing.utils import EnvType, get_topic
+from eventsourcing.utils import EnvType
 
 from domain.subject import recorded_at
 from services.errors import AggregateMissingError, ConcurrentChangeError
 from services.policy import Policy, default_policies
-from services.ports import KeyStore, ReceiptSigner
+from services.ports import KeyStore, ReadModel, ReceiptSigner
 
 A = TypeVar("A", bound=Aggregate)
 U = TypeVar("U", bound="UnitOfWork")
@@ -63,6 +63,7 @@ class UnitOfWork(Application[UUID]):
         self.keys = keys
         self.signer = signer
         self.policies: tuple[Policy, ...] = default_policies()
+        self.views: ReadModel | None = None
 
     def load(self, cls: type[A], aggregate_id: UUID) -> A:
         kind = cls.__name__.lower()
@@ -74,21 +75,23 @@ class UnitOfWork(Application[UUID]):
             raise AggregateMissingError(kind, aggregate_id)
         return aggregate
 
-    def of_subject(self, cls: type[A], created: str, candidate_id: UUID) -> list[A]:
-        """The subject's aggregates of one kind, found by the topic of their created event
-        (named by `created`, e.g. "Compiled" for a report). A scan of the log: a stop-gap
-        until the subject-keyed views exist."""
-        topic = get_topic(getattr(cls, created))
-        wanted = str(candidate_id)
-        found: list[A] = []
-        start = 1
-        while page := self.recorder.select_notifications(start=start, limit=500, topics=[topic]):
-            for n in page:
-                # Only the subject's own: compare the id as stored before mapping the event.
-                if self.mapper.transcoder.decode(n.state).get("candidate_id") == wanted:
-                    found.append(self.load(cls, n.originator_id))  # type: ignore[arg-type]
-            start = page[-1].id + 1
-        return found
+    def of_subject(self, cls: type[A], candidate_id: UUID) -> list[A]:
+        """The subject's consents, investigations or reports, found through the views."""
+        view = cls.__name__.lower()
+        found = self.read_model().of_subject(view, candidate_id)
+        return [self.load(cls, UUID(doc[f"{view}_id"])) for doc in found]
+
+    def read_model(self) -> ReadModel:
+        """The views, brought up to date with every write committed before this call."""
+        if self.views is None:
+            raise RuntimeError("the application was built without its read views")
+        self.views.catch_up()
+        return self.views
+
+    def close(self) -> None:
+        if self.views is not None:
+            self.views.close()
+        super().close()
 
     def replay(self, start: int = 1) -> Iterator[tuple[int, Any]]:
         """(position, domain event) for every stored event, in notification-log order."""

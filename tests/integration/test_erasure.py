@@ -57,8 +57,11 @@ class ErasureContract(ABC):
         s.record_finding(app, st, SourceRole.HR)
 
         candidate = app.load(Candidate, st.candidate_id)
+        profile = app.read_model().get("profile", str(st.candidate_id))
 
         assert {f.value for f in candidate.identity} == {NAME, EMAIL}
+        assert profile is not None  # the views hold the values too, sealed the same way
+        assert {f.value for f in profile["identity"]} == {NAME, EMAIL}
         raw = self.raw_bytes()
         for secret in (NAME, EMAIL, NOTES):
             assert secret.encode() not in raw
@@ -87,6 +90,16 @@ class ErasureContract(ABC):
         )
 
         assert result.keys_destroyed == 2  # general (identity) and confidential (notes)
+        views = app.read_model()
+        profile, investigation = (
+            views.get("profile", str(st.candidate_id)),
+            views.get("investigation", str(st.investigation)),
+        )
+        assert profile is not None
+        assert investigation is not None
+        assert profile["erased"]
+        assert {f.value for f in profile["identity"]} == {ERASED_VALUE}
+        assert investigation["feedback"][0]["text"].value == ERASED_VALUE
         raw = self.raw_bytes()
         assert s.RECRUITER.encode() in raw  # the scan does see what is stored in the clear
         for secret in (NAME, EMAIL, NOTES, FEEDBACK, DISPUTE):
@@ -158,9 +171,12 @@ class TestErasureOnSQLite(ErasureContract):
 
     def raw_bytes(self) -> bytes:
         path = self.settings.sqlite_path
-        with sqlite3.connect(path) as conn:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        files = [path, *path.parent.glob(path.name + "-*")]
+        views = self.settings.views_path
+        for db in (path, views):
+            with sqlite3.connect(db) as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        files = [f for db in (path, views) for f in (db, *db.parent.glob(db.name + "-*"))]
+        assert views.exists()
         return b"".join(f.read_bytes() for f in files)
 
 

@@ -110,8 +110,13 @@ def read(
     return {f.name: f.value for f in view.fields}
 
 
-def accesses(app: Backcheck, candidate_id: UUID) -> list[Access]:
-    return app.of_subject(Access, "Recorded", candidate_id)
+def accesses(app: Backcheck, candidate_id: UUID) -> list[Access.Recorded]:
+    """The access events stored for the candidate, read from the event store itself."""
+    return [
+        e
+        for _, e in app.replay()
+        if isinstance(e, Access.Recorded) and e.candidate_id == candidate_id
+    ]
 
 
 @pytest.mark.parametrize(
