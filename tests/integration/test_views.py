@@ -1,0 +1,198 @@
+"""The read views on each backend: built incrementally they equal, row for row, the same
+projection run over the whole log in memory; rebuilt from scratch they come out identical;
+a batch delivered twice changes nothing; and personal values in them are sealed at rest."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from eventsourcing.persistence import IntegrityError, Tracking
+from rich.console import Console
+
+from domain.check import SourceRole
+from domain.classification import ERASED_VALUE, PersonalField
+from infra.bootstrap import build_app
+from infra.config import Settings
+from infra.demo import run_demo
+from infra.views import ViewRunner
+from projections.read_views import VIEWS, ReadViews
+from projections.rows import MemoryRows
+from services.access import Role
+from services.application import Backcheck
+from services.dto import ReadProfile, WithdrawConsent
+from tests import story as s
+from tests.conftest import PG_URL, FakeClock
+
+
+def runner_of(app: Backcheck) -> ViewRunner:
+    assert isinstance(app.views, ViewRunner)
+    return app.views
+
+
+def reference(app: Backcheck) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """The projection run over the whole log at once, into memory."""
+    rows, projection = MemoryRows(), ReadViews()
+    for position, event in app.replay():
+        projection.process(event, rows, position)
+    return list(rows.dump())
+
+
+def personal_values(dump: list[tuple[str, str, str, dict[str, Any]]]) -> set[str]:
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, PersonalField):
+            if value.value != ERASED_VALUE and len(value.value) >= 6:
+                found.add(value.value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    for *_, doc in dump:
+        walk(doc)
+    return found
+
+
+class ViewStoreContract(ABC):
+    settings: Settings
+
+    @abstractmethod
+    def raw_bytes(self) -> bytes:
+        """Every byte the backend holds for the views."""
+
+    @pytest.fixture
+    def app(self, backend: Settings, clock: FakeClock) -> Iterator[Backcheck]:
+        self.settings = backend
+        application = build_app(backend, clock=clock)
+        yield application
+        application.close()
+
+    @pytest.fixture
+    def demo_app(self, app: Backcheck) -> Backcheck:
+        run_demo(app, Console(file=io.StringIO()))
+        return app
+
+    def test_views_built_as_the_story_unfolds_equal_the_log_projected_at_once(
+        self, demo_app: Backcheck
+    ) -> None:
+        runner = runner_of(demo_app)
+        runner.catch_up()
+
+        built = runner.store.dump()
+
+        assert built == reference(demo_app)
+        assert {view for view, *_ in built} == set(VIEWS)
+        assert runner.position == demo_app.recorder.max_notification_id()
+
+    def test_a_rebuild_from_the_start_of_the_log_comes_out_identical(
+        self, demo_app: Backcheck
+    ) -> None:
+        runner = runner_of(demo_app)
+        runner.catch_up()
+        before = runner.store.dump()
+        seen: list[tuple[int, int]] = []
+
+        position = runner.rebuild(batch=10, progress=lambda at, head: seen.append((at, head)))
+
+        assert runner.store.dump() == before
+        assert position == demo_app.recorder.max_notification_id()
+        assert len(seen) > 1  # reported as it went, batch by batch
+        assert seen[-1] == (position, position)
+
+    def test_a_batch_delivered_again_is_refused_and_changes_nothing(
+        self, demo_app: Backcheck
+    ) -> None:
+        runner = runner_of(demo_app)
+        head = runner.catch_up()
+        before = runner.store.dump()
+        notes = demo_app.recorder.select_notifications(start=head - 9, limit=10)
+        again = [(n.id, demo_app.mapper.to_domain_event(n)) for n in notes]
+
+        with pytest.raises(IntegrityError):
+            runner.store.apply(again, Tracking(demo_app.name, head), runner.projection)
+
+        assert runner.store.dump() == before
+
+    def test_personal_values_in_the_views_are_sealed_at_rest(self, app: Backcheck) -> None:
+        st = s.investigation_under_way(app)
+        s.record_finding(app, st, SourceRole.HR)
+        runner = runner_of(app)
+        runner.catch_up()
+        values = personal_values(runner.store.dump())
+
+        raw = self.raw_bytes()
+
+        assert {"Li Lei", "li.lei@example.com"} <= values  # readable through the store
+        assert str(st.candidate_id).encode() in raw  # the scan sees what is in the clear
+        for value in values:
+            assert value.encode() not in raw
+
+    def test_a_read_right_after_a_withdrawal_sees_it(self, app: Backcheck) -> None:
+        st = s.investigation_under_way(app)
+        read = ReadProfile(
+            candidate_id=st.candidate_id,
+            principal=s.RECRUITER,
+            role=Role.RECRUITER,
+            purpose=s.PURPOSE,
+        )
+        assert app.read_profile(read).outcome != "refused"
+        app.withdraw_consent(
+            WithdrawConsent(consent_id=st.consent_id, reason="changed my mind", actor=s.CANDIDATE)
+        )
+
+        with pytest.raises(Exception, match="refused"):
+            app.read_profile(read)
+
+        entries = app.access_log(st.candidate_id)
+        assert [e.outcome for e in entries][-2:] == ["allowed", "refused"]
+
+
+    def test_a_report_disclosure_shows_in_the_report_and_the_access_log(
+        self, app: Backcheck
+    ) -> None:
+        st = s.shared_report(app)
+
+        s.disclose(app, st)
+
+        report = app.read_model().get("report", str(st.report))
+        assert report is not None
+        assert (report["status"], report["shared_edition"]) == ("approved", 1)
+        assert [d["recipient"] for d in report["disclosures"]] == [s.HIRING_MANAGER]
+        (entry,) = [e for e in app.access_log(st.candidate_id) if e.outcome == "disclosed"]
+        assert (entry.principal, entry.purpose) == (s.RECRUITER, s.PURPOSE)
+        assert s.HIRING_MANAGER in entry.view
+
+
+class TestViewsOnSQLite(ViewStoreContract):
+    @pytest.fixture
+    def backend(self, tmp_path: Path) -> Settings:
+        return Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+
+    def raw_bytes(self) -> bytes:
+        path = self.settings.views_path
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return b"".join(f.read_bytes() for f in (path, *path.parent.glob(path.name + "-*")))
+
+
+@pytest.mark.postgres
+class TestViewsOnPostgres(ViewStoreContract):
+    @pytest.fixture
+    def backend(self, pg_schema: str) -> Settings:
+        return Settings(database_url=f"{PG_URL}?schema={pg_schema}")
+
+    def raw_bytes(self) -> bytes:
+        schema = self.settings.postgres_schema
+        with psycopg.connect(PG_URL) as conn:
+            rows = conn.execute(f"SELECT view, key, subject, doc::text FROM {schema}.backcheck_views")
+            return "\n".join("|".join(map(str, r)) for r in rows.fetchall()).encode()
