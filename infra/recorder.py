@@ -6,7 +6,7 @@ there (SQLite's single writer; PostgreSQL's EXCLUSIVE table lock taken by the li
 notification ids in commit order), so concurrent writers cannot fork the chain.
 
 UPDATE, DELETE (and TRUNCATE on PostgreSQL) of events or links are refused by triggers in the
-database itself.
+database itself. Concurrent writers are grouped into one transaction (infra/group_commit.py).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from infra.chain import GENESIS, ChainBrokenError, Head, extend
+from infra.group_commit import GroupCommit
 
 APPEND_ONLY = "is append-only"
 
@@ -36,7 +37,7 @@ def _check_head(head: Head, last_event_before: int | None, first_new: int) -> No
         )
 
 
-class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
+class ChainedSQLiteApplicationRecorder(GroupCommit, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"
         super().__init__(datastore, events_table_name)
@@ -90,7 +91,7 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         return ids
 
 
-class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
+class ChainedPostgresApplicationRecorder(GroupCommit, PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"

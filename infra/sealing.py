@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import os
 import typing
 from functools import cache
@@ -26,6 +27,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.classification import ERASED_VALUE, PersonalField, tier_of
 from infra.keystore import SQLKeyStore
+
+
+@functools.lru_cache(maxsize=4096)
+def _cipher(key: bytes) -> AESGCM:
+    """One cipher object per data key (building one costs more than a small decryption)."""
+    return AESGCM(key)
 
 
 class SealBrokenError(ValueError):
@@ -74,7 +81,7 @@ class Sealer:
             key = self.keys.data_key(UUID(ctx[0]), tier, create=True)
             assert key is not None  # created on demand
             nonce = os.urandom(12)
-            sealed = AESGCM(key).encrypt(nonce, value.value.encode(), self._aad(*ctx, path))
+            sealed = _cipher(key).encrypt(nonce, value.value.encode(), self._aad(*ctx, path))
             return {
                 "name": value.name,
                 "category": value.category,
@@ -134,7 +141,7 @@ class Sealer:
             return ERASED_VALUE
         raw = base64.b64decode(envelope["sealed"])
         try:
-            return AESGCM(key).decrypt(raw[:12], raw[12:], self._aad(*ctx, path)).decode()
+            return _cipher(key).decrypt(raw[:12], raw[12:], self._aad(*ctx, path)).decode()
         except InvalidTag:
             raise SealBrokenError(
                 f"the sealed value at {path} of event {ctx[1]} v{ctx[2]} does not open with "

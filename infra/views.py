@@ -14,9 +14,10 @@ once per batch rather than once per event.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 import orjson
@@ -28,7 +29,7 @@ from psycopg.sql import SQL, Identifier
 
 from domain.classification import ERASED_VALUE, PersonalField
 from infra.sealing import Sealer
-from projections.read_views import ReadViews
+from projections.read_views import LOG_ONLY, ReadViews
 from projections.rows import Doc
 
 Key = tuple[str, str]
@@ -45,8 +46,20 @@ class Codec:
         return orjson.dumps(self._seal(doc, "doc", (subject, f"view:{view}:{key}", 0)))
 
     def decode(self, view: str, key: str, subject: str, data: bytes | str) -> Doc:
-        value: Doc = self._open(orjson.loads(data), "doc", (subject, f"view:{view}:{key}", 0))
+        return self.open(view, key, subject, orjson.loads(data))
+
+    def open(self, view: str, key: str, subject: str, parsed: Doc) -> Doc:
+        """A parsed row with its personal values opened. Parts without personal values are
+        shared with `parsed`, not copied: treat the result as read-only."""
+        value: Doc = self._open(parsed, "doc", (subject, f"view:{view}:{key}", 0))
         return value
+
+    @staticmethod
+    def holds_personal(data: bytes | str) -> bool:
+        raw = data.encode() if isinstance(data, str) else data
+        # Conservative (a profile's own "erased" flag also matches); PostgreSQL's jsonb
+        # text puts a space after the colon, so look for the keys alone.
+        return b'"sealed"' in raw or b'"erased"' in raw
 
     def _seal(self, value: Any, path: str, ctx: tuple[str, str, int]) -> Any:
         if isinstance(value, PersonalField):
@@ -74,6 +87,19 @@ class Codec:
         return value
 
 
+class Parsed(NamedTuple):
+    """A row as stored, parsed but with its personal values still sealed."""
+
+    key: str
+    subject: str
+    doc: Doc
+    sealed: bool  # whether it holds personal values to open
+
+
+def _parse(key: str, subject: str, data: bytes | str) -> Parsed:
+    return Parsed(key, subject, orjson.loads(data), Codec.holds_personal(data))
+
+
 class _Statements(Protocol):
     def select_one(self, view: str, key: str) -> tuple[str, bytes] | None: ...
 
@@ -89,6 +115,15 @@ class BatchRows:
         self.codec = codec
         self.cache: dict[Key, tuple[str, Doc] | None] = {}
         self.changed: set[Key] = set()
+        self.deleted_from: set[Key] = set()  # (view, subject) that lost a row
+
+    def touched(self) -> set[Key]:
+        """(view, subject) whose rows this batch changed."""
+        return {
+            (view, row[0])
+            for view, key in self.changed
+            if (row := self.cache[(view, key)]) is not None
+        } | self.deleted_from
 
     def get(self, view: str, key: str) -> Doc | None:
         if (view, key) not in self.cache:
@@ -104,6 +139,10 @@ class BatchRows:
         self.changed.add((view, key))
 
     def delete(self, view: str, key: str) -> None:
+        self.get(view, key)  # remember whose row it was, for the runner's cache
+        row = self.cache[(view, key)]
+        if row is not None:
+            self.deleted_from.add((view, row[0]))
         self.cache[(view, key)] = None
         self.changed.add((view, key))
 
@@ -134,13 +173,9 @@ class ViewStore(Protocol):
 
     def apply(
         self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: ReadViews
-    ) -> None: ...
+    ) -> set[Key]: ...
 
     def max_tracking_id(self, application_name: str) -> int | None: ...
-
-    def get(self, view: str, key: str) -> Doc | None: ...
-
-    def of_subject(self, view: str, subject: UUID) -> list[Doc]: ...
 
     def dump(self) -> list[tuple[str, str, str, Doc]]: ...
 
@@ -165,10 +200,10 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
 
     def apply(
         self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: ReadViews
-    ) -> None:
+    ) -> set[Key]:
         with self.datastore.get_connection(commit=True) as conn:
             conn.cursor().execute("PRAGMA synchronous=NORMAL")  # per connection, outside a txn
-            self._apply(conn, events, tracking, projection)
+            return self._apply(conn, events, tracking, projection)
 
     def _apply(
         self,
@@ -176,7 +211,7 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
         events: Sequence[tuple[int, Any]],
         tracking: Tracking,
         projection: ReadViews,
-    ) -> None:
+    ) -> set[Key]:
         with conn.transaction(commit=True) as c:
             rows = BatchRows(_SQLiteReads(c), self.codec)
             for position, event in events:
@@ -191,17 +226,17 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
                         (view, key, subject, data),
                     )
             self._insert_tracking(c, tracking)
+        return rows.touched()
 
-    def get(self, view: str, key: str) -> Doc | None:
+    def get_parsed(self, view: str, key: str) -> Parsed | None:
         with self.datastore.transaction(commit=False) as c:
             found = _SQLiteReads(c).select_one(view, key)
-        return self.codec.decode(view, key, found[0], found[1]) if found else None
+        return _parse(key, *found) if found else None
 
-    def of_subject(self, view: str, subject: UUID) -> list[Doc]:
-        s = str(subject)
+    def of_subject_parsed(self, view: str, subject: UUID) -> list[Parsed]:
         with self.datastore.transaction(commit=False) as c:
-            found = _SQLiteReads(c).select_subject(view, s)
-        return [self.codec.decode(view, key, s, data) for key, data in found]
+            found = _SQLiteReads(c).select_subject(view, str(subject))
+        return [_parse(key, str(subject), data) for key, data in found]
 
     def dump(self) -> list[tuple[str, str, str, Doc]]:
         with self.datastore.transaction(commit=False) as c:
@@ -272,7 +307,7 @@ class PostgresViewStore(PostgresTrackingRecorder):
 
     def apply(
         self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: ReadViews
-    ) -> None:
+    ) -> set[Key]:
         with self.datastore.transaction(commit=True) as curs:
             rows = BatchRows(_PostgresReads(curs, self.sql), self.codec)
             for position, event in events:
@@ -283,17 +318,17 @@ class PostgresViewStore(PostgresTrackingRecorder):
                 else:
                     curs.execute(self.sql["upsert"], (view, key, subject, data.decode()))
             self._insert_tracking(curs, tracking)
+        return rows.touched()
 
-    def get(self, view: str, key: str) -> Doc | None:
+    def get_parsed(self, view: str, key: str) -> Parsed | None:
         with self.datastore.transaction(commit=False) as curs:
             found = _PostgresReads(curs, self.sql).select_one(view, key)
-        return self.codec.decode(view, key, found[0], found[1]) if found else None
+        return _parse(key, *found) if found else None
 
-    def of_subject(self, view: str, subject: UUID) -> list[Doc]:
-        s = str(subject)
+    def of_subject_parsed(self, view: str, subject: UUID) -> list[Parsed]:
         with self.datastore.transaction(commit=False) as curs:
-            found = _PostgresReads(curs, self.sql).select_subject(view, s)
-        return [self.codec.decode(view, key, s, data) for key, data in found]
+            found = _PostgresReads(curs, self.sql).select_subject(view, str(subject))
+        return [_parse(key, str(subject), data) for key, data in found]
 
     def dump(self) -> list[tuple[str, str, str, Doc]]:
         with self.datastore.transaction(commit=False) as curs:
@@ -323,11 +358,20 @@ class _PostgresReads:
 
 
 class ViewRunner:
-    """Keeps the views up to date from the application's notification log, in process.
+    """Keeps the views up to date from the application's notification log, in process, and
+    answers from them through a cache of parsed rows.
 
     `catch_up()` is cheap when there is nothing new (one MAX query), and when many threads ask
     at once one of them applies everything pending in one transaction while the others wait
-    for it: reads stay consistent with every write committed before they started."""
+    for it: reads stay consistent with every write committed before they started.
+
+    The cache holds rows as stored, personal values still sealed: each answer opens them
+    afresh, so destroying a subject's keys takes effect at once, even before the erasure event
+    reaches the views. Rows a batch changed are dropped from the cache when it commits; the
+    runner is the views' only writer in its process."""
+
+    max_cached = 50_000
+    max_pending = 256
 
     def __init__(
         self,
@@ -335,49 +379,130 @@ class ViewRunner:
         store: ViewStore,
         projection: ReadViews | None = None,
         on_close: Callable[[], None] | None = None,
+        head: Callable[[], int | None] | None = None,
     ) -> None:
         self.app = app
+        self.head = head or app.recorder.max_notification_id
         self.store = store
         self.on_close = on_close
         self.projection = projection or ReadViews()
         self.name = app.name
         self._lock = threading.Lock()
         self._position = store.max_tracking_id(self.name) or 0
+        self._pending_lock = threading.Lock()
+        self._pending: dict[int, Any] = {}  # committed here, not yet applied: position → event
+        self._log_only_through = 0
+        self._rows: dict[Key, Parsed] = {}
+        self._lists: dict[Key, list[Parsed]] = {}
 
     @property
     def position(self) -> int:
         return self._position
 
+    def observe(self, committed: list[tuple[int, Any]]) -> None:
+        with self._pending_lock:
+            for position, event in committed:
+                if position > self._position:
+                    self._pending[position] = event
+            backlog = len(self._pending)
+        if backlog >= self.max_pending:
+            self.catch_up()
+
+    def catch_up_for_decisions(self) -> int:
+        head = self.head() or 0
+        if head <= self._position:
+            return self._position
+        with self._pending_lock:
+            # How far the log holds nothing but our own access records, known in memory.
+            through = max(self._log_only_through, self._position)
+            while (event := self._pending.get(through + 1)) is not None and (
+                type(event).__qualname__ in LOG_ONLY
+            ):
+                through += 1
+            self._log_only_through = through
+        if head <= through:
+            return self._position
+        return self.catch_up()
+
     def catch_up(self, batch: int = 500, progress: Progress | None = None) -> int:
-        head = self.app.recorder.max_notification_id() or 0
+        head = self.head() or 0
         if head <= self._position:
             return self._position
         with self._lock:
-            self._position = self.store.max_tracking_id(self.name) or 0
             while self._position < head:
-                notes = self.app.recorder.select_notifications(
-                    start=self._position + 1, limit=batch, stop=head
-                )
-                if not notes:
+                events = self._next_batch(head, batch)
+                if not events:
                     break
-                events = [(n.id, self.app.mapper.to_domain_event(n)) for n in notes]
-                self.store.apply(events, Tracking(self.name, notes[-1].id), self.projection)
-                self._position = notes[-1].id
+                last = events[-1][0]
+                touched = self.store.apply(events, Tracking(self.name, last), self.projection)
+                self._forget(touched)
+                with self._pending_lock:
+                    self._position = last
+                    for position in [p for p in self._pending if p <= last]:
+                        del self._pending[position]
                 if progress is not None:
                     progress(self._position, head)
         return self._position
+
+    def _next_batch(self, head: int, batch: int) -> list[tuple[int, Any]]:
+        """The next events after the views' position: from memory when this process wrote
+        them all, else read back from the log (decoding only those not in memory)."""
+        stop = min(head, self._position + batch)
+        wanted = range(self._position + 1, stop + 1)
+        with self._pending_lock:
+            known = [(p, self._pending.get(p)) for p in wanted]
+        if all(event is not None for _, event in known):
+            return known  # type: ignore[return-value]
+        notes = self.app.recorder.select_notifications(
+            start=self._position + 1, limit=batch, stop=head
+        )
+        mine = dict(known)
+        return [(n.id, mine.get(n.id) or self.app.mapper.to_domain_event(n)) for n in notes]
 
     def rebuild(self, batch: int = 500, progress: Progress | None = None) -> int:
         with self._lock:
             self.store.clear()
             self._position = 0
+            self._log_only_through = 0
+            self._rows.clear()
+            self._lists.clear()
         return self.catch_up(batch, progress)
 
+    def _forget(self, touched: set[Key]) -> None:
+        if len(self._rows) + len(self._lists) > self.max_cached:
+            self._rows.clear()
+            self._lists.clear()
+        for view, subject in touched:
+            self._lists.pop((view, subject), None)
+        stale = {view for view, _ in touched}
+        for cached in [k for k, row in self._rows.items() if k[0] in stale]:
+            row = self._rows.get(cached)
+            if row is None or (cached[0], row.subject) in touched:
+                self._rows.pop(cached, None)
+
     def get(self, view: str, key: str) -> Doc | None:
-        return self.store.get(view, key)
+        found = self._rows.get((view, key))
+        if found is None:
+            with self._lock:  # not while a batch is being applied: it could be stale at once
+                found = self.store.get_parsed(view, key)
+                if found is not None:
+                    self._rows[(view, key)] = found
+        return self._open(view, found) if found else None
 
     def of_subject(self, view: str, subject: UUID) -> list[Doc]:
-        return self.store.of_subject(view, subject)
+        s = str(subject)
+        found = self._lists.get((view, s))
+        if found is None:
+            with self._lock:
+                found = self.store.of_subject_parsed(view, subject)
+                self._lists[(view, s)] = found
+        return [self._open(view, row) for row in found]
+
+    def _open(self, view: str, row: Parsed) -> Doc:
+        """Rows are shared with the cache: the answer is read-only."""
+        if not row.sealed:
+            return row.doc
+        return self.store.codec.open(view, row.key, row.subject, row.doc)
 
     def close(self) -> None:
         if self.on_close is not None:
@@ -388,7 +513,32 @@ def sqlite_views(app: Application[UUID], path: str, sealer: Sealer | None) -> Vi
     datastore = SQLiteDatastore(path, lock_timeout=10)
     store = SQLiteViewStore(datastore, Codec(sealer))
     store.create_table()
-    return ViewRunner(app, store, on_close=datastore.close)
+    head = _SQLiteHead(app.recorder.datastore.pool.db_name, app.recorder.events_table_name)  # type: ignore[attr-defined]
+
+    def close() -> None:
+        head.close()
+        datastore.close()
+
+    return ViewRunner(app, store, on_close=close, head=head)
+
+
+class _SQLiteHead:
+    """The log's last position, asked on a connection of its own. Every read asks, so it
+    does not queue behind writers for a pooled connection: in WAL mode a reader sees the
+    last commit without waiting for the one in progress."""
+
+    def __init__(self, db_name: str, table: str) -> None:
+        self.conn = sqlite3.connect(db_name, uri=True, check_same_thread=False)
+        self.sql = f"SELECT MAX(rowid) FROM {table}"
+        self.lock = threading.Lock()
+
+    def __call__(self) -> int | None:
+        with self.lock:
+            row = self.conn.execute(self.sql).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def postgres_views(app: Application[UUID], sealer: Sealer | None) -> ViewRunner:

@@ -24,6 +24,9 @@ from projections.rows import Doc, Rows
 
 VIEWS = ("profile", "consent", "investigation", "report", "access")
 
+# Events that change nothing but the access log: no read decision rests on them.
+LOG_ONLY = frozenset({"Access.Recorded", "DataDisclosure.DataDisclosed"})
+
 Handler = Callable[[Any, Rows], None]
 
 _INVESTIGATION_STATUS = {

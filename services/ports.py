@@ -29,10 +29,20 @@ class ReceiptSigner(Protocol):
 
 
 class ReadModel(Protocol):
-    """The read views (see projections/read_views.py), kept up to date from the log."""
+    """The read views (see projections/read_views.py), kept up to date from the log.
+    Documents returned are shared with a cache: read them, never change them."""
 
     def catch_up(self) -> int:
         """Apply every event committed so far; returns the position the views are at."""
+        ...
+
+    def catch_up_for_decisions(self) -> int:
+        """As `catch_up`, except that this process's own access records (which change only
+        the access log) may be left for a later batch."""
+        ...
+
+    def observe(self, committed: list[tuple[int, Any]]) -> None:
+        """(position, event) just committed by this process, so they need not be read back."""
         ...
 
     def get(self, view: str, key: str) -> dict[str, Any] | None: ...

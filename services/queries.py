@@ -73,7 +73,7 @@ class QueryUseCases(UnitOfWork):
         this principal for this purpose under the consent in force; the read is recorded first."""
         if self.policy is None:
             raise InvalidInputError("reads need an access policy configured")
-        views = self.read_model()
+        views = self.read_model(deciding=True)
         profile = self._profile(views, cmd.candidate_id)
         fields: list[tuple[str, PersonalField]] = [(f.name, f) for f in profile["identity"]] + [
             (f"{claim['kind']}.{f.name}", f) for claim in profile["claims"] for f in claim["fields"]

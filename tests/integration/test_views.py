@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -94,6 +95,17 @@ class ViewStoreContract(ABC):
         assert {view for view, *_ in built} == set(VIEWS)
         assert runner.position == demo_app.recorder.max_notification_id()
 
+    def test_answers_through_the_cache_equal_the_rows_as_stored(self, demo_app: Backcheck) -> None:
+        runner = runner_of(demo_app)
+        runner.catch_up()
+        stored = runner.store.dump()
+
+        for _ in range(2):  # first from the database, then from the cache
+            for view, key, subject, doc in stored:
+                assert runner.get(view, key) == doc
+                expected = [d for v, _, s_, d in stored if v == view and s_ == subject]
+                assert runner.of_subject(view, UUID(subject)) == expected
+
     def test_a_rebuild_from_the_start_of_the_log_comes_out_identical(
         self, demo_app: Backcheck
     ) -> None:
@@ -156,7 +168,6 @@ class ViewStoreContract(ABC):
         entries = app.access_log(st.candidate_id)
         assert [e.outcome for e in entries][-2:] == ["allowed", "refused"]
 
-
     def test_a_report_disclosure_shows_in_the_report_and_the_access_log(
         self, app: Backcheck
     ) -> None:
@@ -194,5 +205,7 @@ class TestViewsOnPostgres(ViewStoreContract):
     def raw_bytes(self) -> bytes:
         schema = self.settings.postgres_schema
         with psycopg.connect(PG_URL) as conn:
-            rows = conn.execute(f"SELECT view, key, subject, doc::text FROM {schema}.backcheck_views")
+            rows = conn.execute(
+                f"SELECT view, key, subject, doc::text FROM {schema}.backcheck_views"
+            )
             return "\n".join("|".join(map(str, r)) for r in rows.fetchall()).encode()

@@ -1,0 +1,125 @@
+"""Group commit: writers that queue up while another commits share the next transaction; a
+writer at fault fails alone; the chain over the grouped records still verifies."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from infra.audit import open_source, verify
+from infra.bootstrap import build_app
+from infra.config import Settings
+from infra.group_commit import GroupCommit
+from services.application import Backcheck
+from tests import story as s
+from tests.conftest import PG_URL, FakeClock
+
+
+def stored(originator_id: UUID, version: int = 1) -> StoredEvent:
+    return StoredEvent(originator_id, version, "tests:Event", b'{"candidate_id": null}')
+
+
+def queued_behind_a_writer(
+    recorder: GroupCommit, writes: list[list[StoredEvent]]
+) -> list[tuple[list[int] | None, BaseException | None]]:
+    """Runs each write in its own thread while the recorder is busy, so they all queue up,
+    then lets the next round go. Returns each writer's (ids, error)."""
+    results: list[tuple[list[int] | None, BaseException | None]] = [(None, None)] * len(writes)
+
+    def write(i: int) -> None:
+        try:
+            ids = recorder.insert_events(writes[i])
+            results[i] = (list(ids) if ids is not None else None, None)
+        except BaseException as e:
+            results[i] = (None, e)
+
+    with recorder._group_turn:
+        recorder._group_writing = True  # as if another writer were committing now
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(len(writes))]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(recorder._group_queue) < len(writes) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    with recorder._group_turn:
+        recorder._group_writing = False
+        recorder._group_turn.notify_all()
+    for t in threads:
+        t.join(10)
+    return results
+
+
+class GroupCommitContract:
+    settings: Settings
+
+    @pytest.fixture
+    def app(self, backend: Settings, clock: FakeClock) -> Iterator[Backcheck]:
+        self.settings = backend
+        application = build_app(backend, clock=clock)
+        yield application
+        application.close()
+
+    def recorder(self, app: Backcheck) -> GroupCommit:
+        assert isinstance(app.recorder, GroupCommit)
+        return app.recorder
+
+    def test_writers_queued_behind_a_commit_share_the_next_transaction(
+        self, app: Backcheck
+    ) -> None:
+        recorder = self.recorder(app)
+        writes = [[stored(uuid4())] for _ in range(12)] + [[stored(uuid4()), stored(uuid4())]]
+
+        results = queued_behind_a_writer(recorder, writes)
+
+        assert [error for _, error in results] == [None] * len(writes)
+        assert recorder.group_sizes == [len(writes)]
+        ids = [i for got, _ in results for i in (got or [])]
+        assert len(ids) == 14
+        assert sorted(ids) == list(range(1, 15))
+        assert len(results[-1][0] or []) == 2
+        with open_source(self.settings) as source:
+            assert verify(source).intact
+
+    def test_a_writer_at_fault_fails_alone_and_the_others_commit(self, app: Backcheck) -> None:
+        recorder = self.recorder(app)
+        taken = uuid4()
+        recorder.insert_events([stored(taken)])
+        writes = [[stored(uuid4())], [stored(taken)], [stored(uuid4())]]
+
+        results = queued_behind_a_writer(recorder, writes)
+
+        assert results[0][1] is None
+        assert isinstance(results[1][1], IntegrityError)
+        assert results[2][1] is None
+        assert recorder.group_sizes[-1] == 3  # tried together first, then one by one
+        assert len(recorder.select_notifications(start=1, limit=10)) == 3
+        with open_source(self.settings) as source:
+            assert verify(source).intact
+
+    def test_an_application_save_goes_through_the_group(self, app: Backcheck) -> None:
+        recorder = self.recorder(app)
+        st = s.consented_candidate(app)
+
+        assert recorder.group_sizes  # every save so far was a round of its own
+        assert set(recorder.group_sizes) == {1}
+        assert app.recorder.max_notification_id() == len(recorder.group_sizes) >= 3
+        assert app.exists(st.consent_id)
+
+
+class TestGroupCommitOnSQLite(GroupCommitContract):
+    @pytest.fixture
+    def backend(self, tmp_path: Path) -> Settings:
+        return Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+
+
+@pytest.mark.postgres
+class TestGroupCommitOnPostgres(GroupCommitContract):
+    @pytest.fixture
+    def backend(self, pg_schema: str, tmp_path: Path) -> Settings:
+        return Settings(database_url=f"{PG_URL}?schema={pg_schema}", data_dir=tmp_path)
