@@ -22,13 +22,14 @@ from eventsourcing.persistence import StoredEvent
 
 
 class _Write:
-    __slots__ = ("done", "error", "events", "ids")
+    __slots__ = ("done", "error", "events", "ids", "wake")
 
     def __init__(self, events: Sequence[StoredEvent]) -> None:
         self.events = events
         self.ids: Sequence[int] | None = None
         self.error: BaseException | None = None
         self.done = False
+        self.wake = threading.Event()  # set when written, or when handed the lead
 
 
 class GroupCommit:
@@ -39,10 +40,12 @@ class GroupCommit:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._group_mutex = threading.Lock()
-        self._group_turn = threading.Condition(self._group_mutex)
         self._group_queue: list[_Write] = []
         self._group_writing = False
         self.group_sizes: list[int] = []  # how many writes each round carried (for benches)
+        # Topics of what this process wrote, by position, until the views have caught up
+        # (see ViewRunner.catch_up_for_decisions): known before any writer wakes up.
+        self.written: dict[int, str] = {}
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -52,23 +55,34 @@ class GroupCommit:
             # application passes `tracking=None` on every save: that is an ordinary write.
             return super().insert_events(stored_events, **kwargs)  # type: ignore[misc,no-any-return]
         mine = _Write(stored_events)
-        with self._group_turn:
+        with self._group_mutex:
             self._group_queue.append(mine)
+            leading = not self._group_writing
+            self._group_writing = True
+        if not leading:
+            mine.wake.wait()  # each writer is woken alone: no herd on a shared condition
+            if mine.done:
+                return self._result(mine)
+        # Leading: write rounds until ours is done, then hand the lead to the next in line.
         while True:
-            with self._group_turn:
-                while not mine.done and self._group_writing:
-                    self._group_turn.wait()
-                if mine.done:
-                    return self._result(mine)
-                self._group_writing = True
+            with self._group_mutex:
                 group = self._group_queue[: self.max_group]
                 del self._group_queue[: self.max_group]
             try:
                 self._write(group)
             finally:
-                with self._group_turn:
+                for w in group:
+                    w.done = True
+                    if w is not mine:
+                        w.wake.set()
+            with self._group_mutex:
+                if not self._group_queue:
                     self._group_writing = False
-                    self._group_turn.notify_all()
+                    break
+                if mine.done:
+                    self._group_queue[0].wake.set()  # it finds itself not done: it leads
+                    break
+        return self._result(mine)
 
     def _write(self, group: list[_Write]) -> None:
         self.group_sizes.append(len(group))
@@ -82,6 +96,8 @@ class GroupCommit:
             for w in group:  # find the writer at fault; the rest still commit
                 try:
                     w.ids = super().insert_events(w.events)  # type: ignore[misc]
+                    if w.ids is not None:
+                        self.written.update(zip(w.ids, (e.topic for e in w.events), strict=True))
                 except BaseException as e:
                     w.error = e
                 w.done = True
@@ -92,6 +108,13 @@ class GroupCommit:
             w.ids = list(ids[start : start + n]) if ids is not None else None
             start += n
             w.done = True
+        if ids is not None:
+            batch = [e for w in group for e in w.events]
+            self.written.update(zip(ids, (e.topic for e in batch), strict=True))
+
+    def forget_written(self, through: int) -> None:
+        for position in [p for p in self.written if p <= through]:
+            self.written.pop(position, None)
 
     @staticmethod
     def _result(write: _Write) -> Sequence[int] | None:

@@ -25,11 +25,12 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
 
 from domain.classification import ERASED_VALUE, PersonalField
 from infra.sealing import Sealer
-from projections.read_views import LOG_ONLY, ReadViews
+from projections.read_views import LOG_ONLY_EVENTS, ReadViews
 from projections.rows import Doc
 
 Key = tuple[str, str]
@@ -392,6 +393,7 @@ class ViewRunner:
         self._pending_lock = threading.Lock()
         self._pending: dict[int, Any] = {}  # committed here, not yet applied: position → event
         self._log_only_through = 0
+        self._log_only_topics = {get_topic(cls) for cls in LOG_ONLY_EVENTS}
         self._rows: dict[Key, Parsed] = {}
         self._lists: dict[Key, list[Parsed]] = {}
 
@@ -412,12 +414,13 @@ class ViewRunner:
         head = self.head() or 0
         if head <= self._position:
             return self._position
+        written: dict[int, str] = getattr(self.app.recorder, "written", {})
         with self._pending_lock:
-            # How far the log holds nothing but our own access records, known in memory.
+            # How far the log holds nothing but this process's own access records. The
+            # recorder notes the topic of each write before its writer wakes up, so this does
+            # not depend on the writers having reported back yet.
             through = max(self._log_only_through, self._position)
-            while (event := self._pending.get(through + 1)) is not None and (
-                type(event).__qualname__ in LOG_ONLY
-            ):
+            while written.get(through + 1) in self._log_only_topics:
                 through += 1
             self._log_only_through = through
         if head <= through:
@@ -440,6 +443,9 @@ class ViewRunner:
                     self._position = last
                     for position in [p for p in self._pending if p <= last]:
                         del self._pending[position]
+                forget = getattr(self.app.recorder, "forget_written", None)
+                if forget is not None:
+                    forget(last)
                 if progress is not None:
                     progress(self._position, head)
         return self._position
@@ -523,22 +529,33 @@ def sqlite_views(app: Application[UUID], path: str, sealer: Sealer | None) -> Vi
 
 
 class _SQLiteHead:
-    """The log's last position, asked on a connection of its own. Every read asks, so it
-    does not queue behind writers for a pooled connection: in WAL mode a reader sees the
-    last commit without waiting for the one in progress."""
+    """The log's last position, asked on connections of its own (one per thread). Every read
+    asks, so it must not queue behind writers for a pooled connection, nor behind other
+    readers: in WAL mode a reader sees the last commit without waiting for the one in
+    progress."""
 
     def __init__(self, db_name: str, table: str) -> None:
-        self.conn = sqlite3.connect(db_name, uri=True, check_same_thread=False)
+        self.db_name = db_name
         self.sql = f"SELECT MAX(rowid) FROM {table}"
+        self.local = threading.local()
+        self.opened: list[sqlite3.Connection] = []
         self.lock = threading.Lock()
 
     def __call__(self) -> int | None:
-        with self.lock:
-            row = self.conn.execute(self.sql).fetchone()
+        conn: sqlite3.Connection | None = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.db_name, uri=True, check_same_thread=False)
+            self.local.conn = conn
+            with self.lock:
+                self.opened.append(conn)
+        row = conn.execute(self.sql).fetchone()
         return int(row[0]) if row and row[0] is not None else None
 
     def close(self) -> None:
-        self.conn.close()
+        with self.lock:
+            for conn in self.opened:
+                conn.close()
+            self.opened.clear()
 
 
 def postgres_views(app: Application[UUID], sealer: Sealer | None) -> ViewRunner:

@@ -19,13 +19,18 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
+from domain.access import Access, DataDisclosure
 from domain.classification import ERASED_VALUE, PersonalField, tier_of
 from projections.rows import Doc, Rows
 
 VIEWS = ("profile", "consent", "investigation", "report", "access")
 
 # Events that change nothing but the access log: no read decision rests on them.
-LOG_ONLY = frozenset({"Access.Recorded", "DataDisclosure.DataDisclosed"})
+LOG_ONLY_EVENTS: tuple[type, ...] = (
+    Access.Recorded,  # type: ignore[attr-defined]  # declared by @event("Recorded")
+    DataDisclosure.DataDisclosed,  # type: ignore[attr-defined]
+)
+LOG_ONLY = frozenset(cls.__qualname__ for cls in LOG_ONLY_EVENTS)
 
 Handler = Callable[[Any, Rows], None]
 

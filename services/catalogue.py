@@ -66,6 +66,8 @@ _TABLE: tuple[tuple[str, type[dto.Command], str], ...] = (
     ("place-legal-hold", dto.LegalHold, "place_legal_hold"),
     ("release-legal-hold", dto.ReleaseLegalHold, "release_legal_hold"),
     ("destroy-report", dto.DestroyReport, "destroy_report"),
+    ("read-profile", dto.ReadProfile, "read_profile"),
+    ("read-profiles", dto.ReadProfiles, "read_profiles"),
 )
 
 USE_CASES: dict[str, UseCase] = {name: UseCase(name, cmd, m) for name, cmd, m in _TABLE}

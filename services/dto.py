@@ -408,6 +408,19 @@ class ReadProfile(Command):
     )
 
 
+class ReadProfiles(Command):
+    """One request for several candidates' profiles (a caseload page): each is decided and
+    recorded on its own, and all the access records are saved together."""
+
+    candidate_ids: Annotated[list[UUID], Field(min_length=1, max_length=200)]
+    principal: Actor
+    role: Role
+    purpose: Text
+    break_glass: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10)] | None = (
+        Field(default=None, description="a compliance officer's recorded justification")
+    )
+
+
 class FieldView(Result):
     name: str
     category: str
@@ -422,6 +435,13 @@ class ProfileView(Result):
     outcome: str
     erased: bool
     fields: list[FieldView]
+    refused_because: list[str] = Field(
+        default_factory=list, description="why, when the outcome is refused (batch reads)"
+    )
+
+
+class ProfilesView(Result):
+    profiles: list[ProfileView]
 
 
 class RecordDisclosure(Command):

@@ -17,7 +17,15 @@ from domain.classification import PersonalField, tier_of
 from domain.consent import ConsentStatus, consent_status
 from domain.errors import AccessRefusedError, InvalidInputError
 from services.access import AccessPolicy, AccessRequest, Role
-from services.dto import AccessEntry, FieldView, ProfileView, ReadProfile, RecordDisclosure
+from services.dto import (
+    AccessEntry,
+    FieldView,
+    ProfilesView,
+    ProfileView,
+    ReadProfile,
+    ReadProfiles,
+    RecordDisclosure,
+)
 from services.errors import AggregateMissingError
 from services.ports import ReadModel
 from services.unit import UnitOfWork, use_case
@@ -67,13 +75,10 @@ class QueryUseCases(UnitOfWork):
             raise AggregateMissingError("candidate", candidate_id)
         return profile
 
-    @use_case
-    def read_profile(self, cmd: ReadProfile) -> ProfileView:
-        """A candidate's identity and claims, showing only the categories the policies allow
-        this principal for this purpose under the consent in force; the read is recorded first."""
+    def _read(self, cmd: ReadProfile, views: ReadModel) -> tuple[Access, ProfileView, list[str]]:
+        """Decides one read and builds its access record and its answer (nothing saved)."""
         if self.policy is None:
             raise InvalidInputError("reads need an access policy configured")
-        views = self.read_model(deciding=True)
         profile = self._profile(views, cmd.candidate_id)
         fields: list[tuple[str, PersonalField]] = [(f.name, f) for f in profile["identity"]] + [
             (f"{claim['kind']}.{f.name}", f) for claim in profile["claims"] for f in claim["fields"]
@@ -95,17 +100,21 @@ class QueryUseCases(UnitOfWork):
             consent_ids=request.consent_ids,
             break_glass=cmd.break_glass,
         )
-        self.commit(access)  # durably recorded before anything is returned; fails closed
-        if decision.outcome == "refused" and categories:
-            reasons = sorted({r for c in decision.withheld for r in decision.reasons.get(c, ())})
-            raise AccessRefusedError(cmd.candidate_id, "profile", reasons)
+        refused = decision.outcome == "refused" and bool(categories)
+        reasons = (
+            sorted({r for c in decision.withheld for r in decision.reasons.get(c, ())})
+            if refused
+            else []
+        )
         allowed = set(decision.allowed)
-        return ProfileView(
+        view = ProfileView(
             candidate_id=cmd.candidate_id,
             access_id=access.id,
             outcome=decision.outcome,
             erased=profile["erased"],
-            fields=[
+            fields=[]
+            if refused
+            else [
                 FieldView(
                     name=name,
                     category=f.category,
@@ -115,7 +124,42 @@ class QueryUseCases(UnitOfWork):
                 )
                 for name, f in fields
             ],
+            refused_because=reasons,
         )
+        return access, view, reasons
+
+    @use_case
+    def read_profile(self, cmd: ReadProfile) -> ProfileView:
+        """A candidate's identity and claims, showing only the categories the policies allow
+        this principal for this purpose under the consent in force; the read is recorded first."""
+        access, view, reasons = self._read(cmd, self.read_model(deciding=True))
+        self.commit(access)  # durably recorded before anything is returned; fails closed
+        if view.outcome == "refused" and reasons:
+            raise AccessRefusedError(cmd.candidate_id, "profile", reasons)
+        return view
+
+    @use_case
+    def read_profiles(self, cmd: ReadProfiles) -> ProfilesView:
+        """Several candidates' profiles in one request, each decided as `read_profile` would
+        and recorded with an access event of its own; the records are saved together before
+        anything is returned. A refused candidate comes back empty with the reasons, and
+        does not spoil the others."""
+        views = self.read_model(deciding=True)
+        reads = [
+            self._read(
+                ReadProfile(
+                    candidate_id=candidate_id,
+                    principal=cmd.principal,
+                    role=cmd.role,
+                    purpose=cmd.purpose,
+                    break_glass=cmd.break_glass,
+                ),
+                views,
+            )
+            for candidate_id in dict.fromkeys(cmd.candidate_ids)
+        ]
+        self.commit(*(access for access, _, _ in reads))  # all recorded, or nothing returned
+        return ProfilesView(profiles=[view for _, view, _ in reads])
 
     @use_case
     def record_disclosure(self, cmd: RecordDisclosure) -> UUID:

@@ -39,7 +39,7 @@ def queued_behind_a_writer(
         except BaseException as e:
             results[i] = (None, e)
 
-    with recorder._group_turn:
+    with recorder._group_mutex:
         recorder._group_writing = True  # as if another writer were committing now
     threads = [threading.Thread(target=write, args=(i,)) for i in range(len(writes))]
     for t in threads:
@@ -47,9 +47,8 @@ def queued_behind_a_writer(
     deadline = time.monotonic() + 10
     while len(recorder._group_queue) < len(writes) and time.monotonic() < deadline:
         time.sleep(0.001)
-    with recorder._group_turn:
-        recorder._group_writing = False
-        recorder._group_turn.notify_all()
+    with recorder._group_mutex:
+        recorder._group_queue[0].wake.set()  # that writer hands the lead on, as a leader does
     for t in threads:
         t.join(10)
     return results

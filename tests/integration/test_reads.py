@@ -22,6 +22,7 @@ from services.dto import (
     PlanInvestigation,
     PlannedCheckIn,
     ReadProfile,
+    ReadProfiles,
     RecordDisclosure,
     StartInvestigation,
     SubmitClaims,
@@ -305,3 +306,56 @@ def test_report_results_say_a_note_is_on_file_without_its_text(sqlite_app: Backc
     assert [i.has_note for i in amended.items] == [True]
     assert note not in amended.model_dump_json()
     assert note not in sqlite_app.get_report(st.report).model_dump_json()
+
+
+def test_a_caseload_read_decides_and_records_each_candidate_on_its_own(
+    sqlite_app: Backcheck,
+) -> None:
+    readable = candidate_with_a_secret_claim(sqlite_app)
+    withdrawn = candidate_with_a_secret_claim(sqlite_app)
+    sqlite_app.withdraw_consent(
+        WithdrawConsent(
+            consent_id=withdrawn.consent_id, reason="changed my mind", actor=s.CANDIDATE
+        )
+    )
+    single = read(sqlite_app, readable, s.INVESTIGATOR, Role.INVESTIGATOR)
+
+    batch = sqlite_app.read_profiles(
+        ReadProfiles(
+            candidate_ids=[readable.candidate_id, withdrawn.candidate_id],
+            principal=s.INVESTIGATOR,
+            role=Role.INVESTIGATOR,
+            purpose=s.PURPOSE,
+        )
+    )
+
+    allowed, refused = batch.profiles
+    assert {f.name: f.value for f in allowed.fields} == single
+    assert (refused.outcome, refused.fields) == ("refused", [])
+    assert "no-read-without-active-consent" in refused.refused_because
+    assert [a.outcome for a in accesses(sqlite_app, readable.candidate_id)] == ["allowed"] * 2
+    (recorded,) = accesses(sqlite_app, withdrawn.candidate_id)
+    assert (recorded.originator_id, recorded.outcome) == (refused.access_id, "refused")
+
+
+def test_if_a_caseload_read_cannot_be_recorded_nothing_is_returned(
+    sqlite_app: Backcheck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = (candidate_with_a_secret_claim(sqlite_app) for _ in range(2))
+
+    def disk_full(*_: object, **__: object) -> None:
+        raise OperationalError("database or disk is full")
+
+    monkeypatch.setattr(sqlite_app.recorder, "insert_events", disk_full)
+    with pytest.raises(OperationalError):
+        sqlite_app.read_profiles(
+            ReadProfiles(
+                candidate_ids=[first.candidate_id, second.candidate_id],
+                principal=s.RECRUITER,
+                role=Role.RECRUITER,
+                purpose=s.PURPOSE,
+            )
+        )
+    monkeypatch.undo()
+    assert accesses(sqlite_app, first.candidate_id) == []
+    assert accesses(sqlite_app, second.candidate_id) == []
