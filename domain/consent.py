@@ -29,6 +29,7 @@ from domain.errors import (
     PurposeNotConsentedError,
     RecordingNotConsentedError,
     RefereeNotPermittedError,
+    ThirdPartyNotConsentedError,
 )
 from domain.subject import ActorSinceV2, SubjectAggregate
 
@@ -74,6 +75,17 @@ class ConsentScope:
     def require_active(self) -> None:
         if self.status is not ConsentStatus.ACTIVE:
             raise ConsentNotActiveError(self.consent_id, self.status.value)
+
+    def require_recipient(self, organisation: str | None) -> None:
+        """Inside the employer a report may go to whoever needs it for the purpose; to another
+        organisation only if the consent names it as a third party (seed 002)."""
+        if organisation is None:
+            return
+        named = {t.casefold() for t in self.terms.third_parties}
+        if organisation.strip().casefold() not in named:
+            raise ThirdPartyNotConsentedError(
+                self.consent_id, organisation, list(self.terms.third_parties)
+            )
 
     def require_candidate(self, candidate_id: UUID) -> None:
         if self.candidate_id != candidate_id:

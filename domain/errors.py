@@ -350,6 +350,19 @@ class ChecksStillOpenError(RuleBrokenError):
         )
 
 
+class ThirdPartyNotConsentedError(RuleBrokenError):
+    def __init__(self, consent_id: object, organisation: str, consented: list[str]) -> None:
+        named = ", ".join(consented) if consented else "none"
+        super().__init__(
+            f"field 'recipient_organisation': {organisation!r} is outside the employer and not "
+            f"a third party named in consent {consent_id} (named: {named}); personal data goes "
+            "to no other organisation without the candidate's consent",
+            consent_id=consent_id,
+            organisation=organisation,
+            consented=consented,
+        )
+
+
 class OpenDisputeError(RuleBrokenError):
     def __init__(self, subject: object, dispute_ids: list[str], action: str) -> None:
         super().__init__(

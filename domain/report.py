@@ -62,6 +62,7 @@ class Disclosure:
     purpose: str
     edition: int
     disclosed_by: str
+    organisation: str | None = None  # None: inside the employer
 
 
 @dataclass(frozen=True)
@@ -228,9 +229,11 @@ class Report(SubjectAggregate):
         recipient_role: str,
         purpose: str,
         disclosed_by: str,
+        organisation: str | None = None,
     ) -> None:
         """Only an approved report without open disputes goes out, to a named recipient, for a
-        purpose the consent still allows."""
+        purpose the consent still allows; to another organisation only if the consent names
+        it as a third party."""
         self._require_status(ReportStatus.APPROVED, "disclose")
         if self.open_disputes:
             raise OpenDisputeError(f"report {self.id}", self.open_disputes, "disclose it")
@@ -238,7 +241,10 @@ class Report(SubjectAggregate):
             raise InvalidInputError("field 'recipient': name the recipient", field="recipient")
         scope.require_active()
         scope.require_purpose(purpose)
-        self._disclose(Disclosure(recipient, recipient_role, purpose, self.edition, disclosed_by))
+        scope.require_recipient(organisation)
+        self._disclose(
+            Disclosure(recipient, recipient_role, purpose, self.edition, disclosed_by, organisation)
+        )
 
     @event("Disclosed")
     def _disclose(self, disclosure: Disclosure) -> None:

@@ -114,6 +114,7 @@ def _disclosed(event: Any, report: Report, aggregates: dict[UUID, Aggregate]) ->
     try:
         scope.require_active()
         scope.require_purpose(event.disclosure.purpose)
+        scope.require_recipient(event.disclosure.organisation)
     except DomainError as e:
         return f"disclosed outside consent: {e}"
     return None

@@ -318,6 +318,11 @@ class DiscloseReport(Command):
     recipient_role: Text
     purpose: Text
     actor: Actor
+    recipient_organisation: Text | None = Field(
+        default=None,
+        description="the recipient's organisation when outside the employer; it must be a "
+        "third party the consent names",
+    )
 
 
 class ShareReport(Command):

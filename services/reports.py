@@ -70,10 +70,18 @@ class ReportUseCases(UnitOfWork):
 
     @use_case
     def disclose_report(self, cmd: DiscloseReport) -> ReportResult:
-        """Disclosed to a named recipient, for a purpose the consent in force allows."""
+        """Disclosed to a named recipient, for a purpose the consent in force allows; outside
+        the employer, only to a third party the consent names."""
         report = self.load(Report, cmd.report_id)
         scope = self.load(Consent, report.consent_id).scope_at(self.clock())
-        report.disclose(scope, cmd.recipient, cmd.recipient_role, cmd.purpose, cmd.actor)
+        report.disclose(
+            scope,
+            cmd.recipient,
+            cmd.recipient_role,
+            cmd.purpose,
+            cmd.actor,
+            organisation=cmd.recipient_organisation,
+        )
         self.commit(report)
         return report_result(report)
 

@@ -13,6 +13,7 @@ from domain.check import Method, Outcome, SourceRole
 from domain.consent import Consent
 from domain.investigation import Conclusion, Finding, Investigation, Source
 from domain.report import Disclosure, Report
+from domain.subject import recorded_at
 from infra.demo import run_demo
 from services.application import Backcheck
 from services.compliance import Violation
@@ -100,6 +101,27 @@ def test_a_report_disclosed_with_an_open_dispute_is_found(sqlite_app: Backcheck)
     assert found.position == position
     assert found.rule == "report disclosed with an open dispute or outside consent"
     assert "open dispute" in found.detail
+
+
+def test_a_report_disclosed_to_an_organisation_the_consent_does_not_name_is_found(
+    sqlite_app: Backcheck,
+) -> None:
+    app = sqlite_app
+    story = s.shared_report(app)
+    report = app.load(Report, story.report)
+    with recorded_at(app.clock()):  # while the consent is in force: only the recipient is wrong
+        report._disclose(
+            Disclosure(
+                "analyst", "buyer", s.PURPOSE, 1, s.RECRUITER, organisation="Data Broker Ltd"
+            )
+        )
+    position = write_around_the_domain(app, report)
+
+    (found,) = violations(app)
+
+    assert found.position == position
+    assert found.rule == "report disclosed with an open dispute or outside consent"
+    assert "Data Broker Ltd" in found.detail
 
 
 def test_a_review_by_the_reports_own_author_is_found(sqlite_app: Backcheck) -> None:

@@ -20,6 +20,7 @@ from domain.errors import (
     ReportNotSharedWithCandidateError,
     ReportStateError,
     SelfReviewError,
+    ThirdPartyNotConsentedError,
     UnknownDisputeError,
     UnknownReportItemError,
 )
@@ -239,6 +240,30 @@ def test_a_report_is_disclosed_only_while_the_consent_is_active(status: ConsentS
     ended = scope(status)
     with refuses(report, ConsentNotActiveError, ended.consent_id, status.value):
         disclose(report, ended)
+
+
+def test_a_report_goes_to_another_organisation_only_if_the_consent_names_it() -> None:
+    report = approved()
+    in_force = scope(third_parties=("Aegis Screening",))
+
+    with refuses(
+        report, ThirdPartyNotConsentedError, "'recipient_organisation'", "Data Broker Ltd"
+    ) as info:
+        report.disclose(
+            in_force, "analyst", "buyer", PURPOSE, RECRUITER, organisation="Data Broker Ltd"
+        )
+    assert info.value.consented == ["Aegis Screening"]
+
+    report.disclose(
+        in_force,
+        "case officer",
+        "screening agency",
+        PURPOSE,
+        RECRUITER,
+        organisation="aegis screening",
+    )
+    (event,) = report.collect_events()
+    assert event.disclosure.organisation == "aegis screening"
 
 
 def test_a_disclosure_names_its_recipient() -> None:
