@@ -19,6 +19,8 @@ from domain.classification import CATEGORIES
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.errors import problem_for
+from infra.views import ViewRunner
+from projections.read_views import VIEWS
 from services.application import Backcheck
 from services.catalogue import USE_CASES
 
@@ -302,6 +304,74 @@ def subject_access_log(
             ", ".join(e.withheld),
         )
     console.print(table)
+
+
+views_cli = typer.Typer(help="The read views: where they stand; rebuilding them from the log.")
+app.add_typer(views_cli, name="views")
+
+
+def _runner(application: Backcheck) -> ViewRunner:
+    if not isinstance(application.views, ViewRunner):
+        raise RuntimeError("this application has no read views")
+    return application.views
+
+
+@views_cli.command("status")
+def views_status(
+    as_json: Annotated[bool, typer.Option("--json", help="as JSON")] = False,
+) -> None:
+    """How far the views have applied the log, and how many rows each holds."""
+    try:
+        application, _ = _open()
+        runner = _runner(application)
+        head = application.recorder.max_notification_id() or 0
+        status = {"position": runner.position, "head": head, "rows": runner.store.counts()}
+    except Exception as e:
+        _fail(e, as_json)
+        return
+    if as_json:
+        sys.stdout.write(orjson.dumps(status).decode() + "\n")
+        return
+    behind = head - runner.position
+    console.print(
+        f"views at position {runner.position} of {head}"
+        + (f" ([yellow]{behind} behind[/]; any read catches up first)" if behind else " (current)")
+    )
+    table = Table("view", "rows")
+    for view in VIEWS:
+        table.add_row(view, str(status["rows"].get(view, 0)))  # type: ignore[attr-defined]
+    console.print(table)
+
+
+@views_cli.command("rebuild")
+def views_rebuild(
+    batch: Annotated[int, typer.Option(min=1, help="events per transaction")] = 500,
+) -> None:
+    """Drop every view row and build them again from the start of the log (identical rows)."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    try:
+        application, _ = _open()
+        runner = _runner(application)
+        started = time.perf_counter()
+        columns = (TextColumn("rebuilding views"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task("rebuild", total=application.recorder.max_notification_id() or 0)
+            position = runner.rebuild(
+                batch=batch,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        rows = runner.store.counts()
+    except Exception as e:
+        _fail(e)
+        return
+    elapsed = time.perf_counter() - started
+    console.print(
+        f"rebuilt from {position} events in {elapsed:.1f} s: "
+        + ", ".join(f"{view} {rows.get(view, 0)}" for view in VIEWS)
+    )
 
 
 retention_cli = typer.Typer(help="Retention: shred what has been kept long enough.")

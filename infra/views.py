@@ -180,6 +180,8 @@ class ViewStore(Protocol):
 
     def dump(self) -> list[tuple[str, str, str, Doc]]: ...
 
+    def counts(self) -> dict[str, int]: ...
+
     def clear(self) -> None: ...
 
 
@@ -245,6 +247,11 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
             found = [tuple(r) for r in c.fetchall()]
         return [(v, k, s, self.codec.decode(v, k, s, d)) for v, k, s, d in found]
 
+    def counts(self) -> dict[str, int]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT view, COUNT(*) FROM view_rows GROUP BY view ORDER BY view")
+            return {r[0]: r[1] for r in c.fetchall()}
+
     def clear(self) -> None:
         with self.datastore.transaction(commit=True) as c:
             c.execute("DELETE FROM view_rows")
@@ -300,6 +307,7 @@ class PostgresViewStore(PostgresTrackingRecorder):
             "delete": SQL("DELETE FROM {}.{} WHERE view=%s AND key=%s"),
             "dump": SQL("SELECT view, key, subject::text, doc::text FROM {}.{} ORDER BY view, key"),
             "clear": SQL("DELETE FROM {}.{}"),
+            "counts": SQL("SELECT view, COUNT(*) AS n FROM {}.{} GROUP BY view ORDER BY view"),
         }
         self.sql = {k: q.format(schema, rows) for k, q in self.sql.items()}
         self.sql["clear_tracking"] = SQL("DELETE FROM {}.{}").format(
@@ -336,6 +344,11 @@ class PostgresViewStore(PostgresTrackingRecorder):
             curs.execute(self.sql["dump"])
             found = [(r["view"], r["key"], r["subject"], r["doc"]) for r in curs.fetchall()]
         return [(v, k, s, self.codec.decode(v, k, s, d)) for v, k, s, d in found]
+
+    def counts(self) -> dict[str, int]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.sql["counts"])
+            return {r["view"]: r["n"] for r in curs.fetchall()}
 
     def clear(self) -> None:
         with self.datastore.transaction(commit=True) as curs:
@@ -511,8 +524,13 @@ class ViewRunner:
         return self.store.codec.open(view, row.key, row.subject, row.doc)
 
     def close(self) -> None:
-        if self.on_close is not None:
-            self.on_close()
+        """Applies what this process committed since the last batch, then lets go."""
+        try:
+            if self._pending:
+                self.catch_up()
+        finally:
+            if self.on_close is not None:
+                self.on_close()
 
 
 def sqlite_views(app: Application[UUID], path: str, sealer: Sealer | None) -> ViewRunner:

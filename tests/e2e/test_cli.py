@@ -148,3 +148,18 @@ def test_the_demo_runs_on_postgresql_with_one_setting(pg_schema: str) -> None:
     candidate = candidate_of(result.stdout)
     events = run(env, "events", "--subject", candidate, "--json")
     assert len(events.stdout.splitlines()) >= 30
+
+
+def test_the_views_report_where_they_stand_and_rebuild_identically(store: dict[str, str]) -> None:
+    assert run(store, "demo").returncode == 0
+
+    before = run(store, "views", "status", "--json")
+    rebuilt = run(store, "views", "rebuild", "--batch", "7")
+    after = run(store, "views", "status", "--json")
+
+    assert before.returncode == rebuilt.returncode == after.returncode == 0
+    status = json.loads(before.stdout)
+    assert status["position"] == status["head"] > 40  # the demo's own writes were all applied
+    assert set(status["rows"]) == {"profile", "consent", "investigation", "report", "access"}
+    assert json.loads(after.stdout) == status
+    assert f"rebuilt from {status['head']} events" in rebuilt.stdout
