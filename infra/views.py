@@ -22,7 +22,7 @@ from uuid import UUID
 
 import orjson
 from eventsourcing.application import Application
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from eventsourcing.utils import get_topic
@@ -445,12 +445,21 @@ class ViewRunner:
         if head <= self._position:
             return self._position
         with self._lock:
+            self._adopt(self.store.max_tracking_id(self.name) or 0)
             while self._position < head:
                 events = self._next_batch(head, batch)
                 if not events:
                     break
                 last = events[-1][0]
-                touched = self.store.apply(events, Tracking(self.name, last), self.projection)
+                try:
+                    touched = self.store.apply(events, Tracking(self.name, last), self.projection)
+                except IntegrityError:
+                    # Another runner on the same views (another process) got there first.
+                    stored = self.store.max_tracking_id(self.name) or 0
+                    if stored < last:
+                        raise
+                    self._adopt(stored)
+                    continue
                 self._forget(touched)
                 with self._pending_lock:
                     self._position = last
@@ -462,6 +471,17 @@ class ViewRunner:
                 if progress is not None:
                     progress(self._position, head)
         return self._position
+
+    def _adopt(self, stored: int) -> None:
+        """Views advanced by another runner: what this one cached may be stale."""
+        if stored <= self._position:
+            return
+        self._rows.clear()
+        self._lists.clear()
+        with self._pending_lock:
+            self._position = stored
+            for position in [p for p in self._pending if p <= stored]:
+                del self._pending[position]
 
     def _next_batch(self, head: int, batch: int) -> list[tuple[int, Any]]:
         """The next events after the views' position: from memory when this process wrote

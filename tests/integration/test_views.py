@@ -168,6 +168,35 @@ class ViewStoreContract(ABC):
         entries = app.access_log(st.candidate_id)
         assert [e.outcome for e in entries][-2:] == ["allowed", "refused"]
 
+    def test_a_second_application_on_the_same_store_sees_the_first_ones_writes(
+        self, app: Backcheck, clock: FakeClock
+    ) -> None:
+        st = s.investigation_under_way(app)
+        other = build_app(self.settings, clock=clock)  # as another process would
+        try:
+            read = ReadProfile(
+                candidate_id=st.candidate_id,
+                principal=s.RECRUITER,
+                role=Role.RECRUITER,
+                purpose=s.PURPOSE,
+            )
+            assert other.read_profile(read).outcome != "refused"  # its cache now holds the case
+            assert app.read_profile(read).outcome != "refused"
+            app.withdraw_consent(
+                WithdrawConsent(consent_id=st.consent_id, reason="no longer", actor=s.CANDIDATE)
+            )
+            app.read_model()  # the first application applies the withdrawal to the views
+
+            with pytest.raises(Exception, match="refused"):
+                other.read_profile(read)
+            assert [e.outcome for e in other.access_log(st.candidate_id)] == [
+                "allowed",
+                "allowed",
+                "refused",
+            ]
+        finally:
+            other.close()
+
     def test_a_report_disclosure_shows_in_the_report_and_the_access_log(
         self, app: Backcheck
     ) -> None:
