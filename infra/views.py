@@ -52,7 +52,7 @@ class Codec:
     def open(self, view: str, key: str, subject: str, parsed: Doc) -> Doc:
         """A parsed row with its personal values opened. Parts without personal values are
         shared with `parsed`, not copied: treat the result as read-only."""
-        value: Doc = self._open(parsed, "doc", (subject, f"view:{view}:{key}", 0))
+        value: Doc = self.open_value(parsed, "doc", (subject, f"view:{view}:{key}", 0))
         return value
 
     @staticmethod
@@ -75,30 +75,66 @@ class Codec:
             return [self._seal(v, f"{path}.{i}", ctx) for i, v in enumerate(value)]
         return value
 
-    def _open(self, value: Any, path: str, ctx: tuple[str, str, int]) -> Any:
+    def open_value(self, value: Any, path: str, ctx: tuple[str, str, int]) -> Any:
         if isinstance(value, dict):
             if "sealed" in value and self.sealer is not None:
                 text = self.sealer.open_field(value, path, ctx)
                 return PersonalField(value["name"], value["category"], text)
             if value.get("erased") is True and "category" in value:
                 return PersonalField(value["name"], value["category"], ERASED_VALUE)
-            return {k: self._open(v, f"{path}.{k}", ctx) for k, v in value.items()}
+            return {k: self.open_value(v, f"{path}.{k}", ctx) for k, v in value.items()}
         if isinstance(value, list):
-            return [self._open(v, f"{path}.{i}", ctx) for i, v in enumerate(value)]
+            return [self.open_value(v, f"{path}.{i}", ctx) for i, v in enumerate(value)]
         return value
 
 
+Step = str | int
+
+
+def _envelopes(value: Any, path: tuple[Step, ...] = ()) -> list[tuple[Step, ...]]:
+    """Where in a parsed row its personal values (sealed or erased) sit."""
+    if isinstance(value, dict):
+        if "sealed" in value or (value.get("erased") is True and "category" in value):
+            return [path]
+        return [p for k, v in value.items() for p in _envelopes(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _envelopes(v, (*path, i))]
+    return []
+
+
 class Parsed(NamedTuple):
-    """A row as stored, parsed but with its personal values still sealed."""
+    """A row as stored, parsed but with its personal values still sealed, and where they are."""
 
     key: str
     subject: str
     doc: Doc
-    sealed: bool  # whether it holds personal values to open
+    envelopes: tuple[tuple[Step, ...], ...]
+
+    def open(self, view: str, codec: Codec) -> Doc:
+        """The row with its personal values opened: only the containers on the way to one
+        are copied, the rest is shared with the cache (read-only)."""
+        if not self.envelopes:
+            return self.doc
+        ctx = (self.subject, f"view:{view}:{self.key}", 0)
+        root: Doc = dict(self.doc)
+        copied: set[int] = {id(root)}
+        for path in self.envelopes:
+            parent: Any = root
+            for step in path[:-1]:
+                child = parent[step]
+                if id(child) not in copied:
+                    child = dict(child) if isinstance(child, dict) else list(child)
+                    copied.add(id(child))
+                    parent[step] = child
+                parent = child
+            where = "doc" + "".join(f".{step}" for step in path)
+            parent[path[-1]] = codec.open_value(parent[path[-1]], where, ctx)
+        return root
 
 
 def _parse(key: str, subject: str, data: bytes | str) -> Parsed:
-    return Parsed(key, subject, orjson.loads(data), Codec.holds_personal(data))
+    doc = orjson.loads(data)
+    return Parsed(key, subject, doc, tuple(_envelopes(doc)) if Codec.holds_personal(data) else ())
 
 
 class _Statements(Protocol):
@@ -539,9 +575,7 @@ class ViewRunner:
 
     def _open(self, view: str, row: Parsed) -> Doc:
         """Rows are shared with the cache: the answer is read-only."""
-        if not row.sealed:
-            return row.doc
-        return self.store.codec.open(view, row.key, row.subject, row.doc)
+        return row.open(view, self.store.codec)
 
     def close(self) -> None:
         """Applies what this process committed since the last batch, then lets go."""
