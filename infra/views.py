@@ -436,7 +436,10 @@ class ViewRunner:
         self.store = store
         self.on_close = on_close
         self.projection = projection or ReadViews()
-        self.name = app.name
+        # Tracked under the projection's version: rows of another version are rebuilt.
+        self.name = f"{app.name}.views.v{self.projection.version}"
+        if store.max_tracking_id(self.name) is None and store.counts():
+            store.clear()
         self._lock = threading.Lock()
         self._position = store.max_tracking_id(self.name) or 0
         self._pending_lock = threading.Lock()

@@ -79,6 +79,9 @@ def _erase(fields: Iterable[PersonalField], tier: str | None = None) -> list[Per
 class ReadViews:
     """Applies one event to the rows it concerns. Events it has no use for are ignored."""
 
+    # Bumped whenever what a row holds changes: views of another version are rebuilt.
+    version = 2
+
     def __init__(self) -> None:
         self.position = 0
         self.handlers: dict[str, Handler] = {
@@ -110,6 +113,7 @@ class ReadViews:
 
     def on_Candidate__Registered(self, event: Any, rows: Rows) -> None:  # noqa: N802
         doc: Doc = {
+            "candidate_id": str(event.candidate_id),
             "registered_by": event.registered_by,
             "registered_at": _iso(event.timestamp),
             "identity": list(event.identity),
@@ -295,6 +299,7 @@ class ReadViews:
     def on_Report__Compiled(self, event: Any, rows: Rows) -> None:  # noqa: N802
         doc: Doc = {
             "report_id": str(event.originator_id),
+            "candidate_id": str(event.candidate_id),
             "investigation_id": str(event.investigation_id),
             "consent_id": str(event.consent_id),
             "purposes": list(event.purposes),

@@ -68,6 +68,7 @@ _TABLE: tuple[tuple[str, type[dto.Command], str], ...] = (
     ("destroy-report", dto.DestroyReport, "destroy_report"),
     ("read-profile", dto.ReadProfile, "read_profile"),
     ("read-profiles", dto.ReadProfiles, "read_profiles"),
+    ("read-report", dto.ReadReport, "read_report"),
 )
 
 USE_CASES: dict[str, UseCase] = {name: UseCase(name, cmd, m) for name, cmd, m in _TABLE}

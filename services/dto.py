@@ -445,6 +445,38 @@ class ProfileView(Result):
     )
 
 
+class ReadReport(Command):
+    report_id: UUID
+    principal: Actor
+    role: Role
+    purpose: Text
+    break_glass: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10)] | None = (
+        Field(default=None, description="a compliance officer's recorded justification")
+    )
+
+
+class ReportItemView(Result):
+    check_id: UUID
+    check_type: str
+    categories: list[str]
+    withheld: bool
+    outcome: str | None
+    flags: list[str]
+    source_roles: list[str]
+    source_count: int | None
+    note: str | None
+
+
+class ReportView(Result):
+    report_id: UUID
+    candidate_id: UUID
+    access_id: UUID
+    outcome: str
+    status: str
+    edition: int
+    items: list[ReportItemView]
+
+
 class ProfilesView(Result):
     profiles: list[ProfileView]
 

@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.access import Access, DataDisclosure
+from domain.check import CheckType
 from domain.classification import PersonalField, tier_of
 from domain.consent import ConsentStatus, consent_status
 from domain.errors import AccessRefusedError, InvalidInputError
@@ -24,7 +25,10 @@ from services.dto import (
     ProfileView,
     ReadProfile,
     ReadProfiles,
+    ReadReport,
     RecordDisclosure,
+    ReportItemView,
+    ReportView,
 )
 from services.errors import AggregateMissingError
 from services.ports import ReadModel
@@ -37,16 +41,21 @@ class QueryUseCases(UnitOfWork):
     policy: AccessPolicy | None = None
 
     def _facts(
-        self, cmd: ReadProfile, categories: tuple[str, ...], views: ReadModel, profile: Doc
+        self,
+        cmd: ReadProfile | ReadReport,
+        categories: tuple[str, ...],
+        views: ReadModel,
+        profile: Doc,
     ) -> AccessRequest:
         now = self.clock()
-        subject = cmd.candidate_id
+        subject = UUID(profile["candidate_id"])
         consents = views.of_subject("consent", subject)
         active = [c for c in consents if _consent_status(c, now) is ConsentStatus.ACTIVE]
         investigations = [
             i for i in views.of_subject("investigation", subject) if i["status"] != "cancelled"
         ]
         mine = [i for i in investigations if cmd.principal in i["investigators"]]
+        reports = [r for r in views.of_subject("report", subject) if r["status"] != "destroyed"]
         handles = (
             cmd.principal == profile["registered_by"]
             or any(cmd.principal == c["requested_by"] for c in consents)
@@ -65,6 +74,18 @@ class QueryUseCases(UnitOfWork):
             handles=handles,
             assigned=bool(mine),
             planned_categories=frozenset(k for i in mine for k in i["categories"]),
+            report_categories=frozenset(
+                k
+                for r in reports
+                if r["status"] in ("draft", "changes requested")
+                for k in _report_categories(r)
+            ),
+            disclosed_categories=frozenset(
+                k
+                for r in reports
+                if any(d["recipient"] == cmd.principal for d in r["disclosures"])
+                for k in _report_categories(r)
+            ),
             is_subject=cmd.role is Role.CANDIDATE and cmd.principal == f"candidate:{subject}",
             break_glass=cmd.break_glass,
         )
@@ -162,6 +183,70 @@ class QueryUseCases(UnitOfWork):
         return ProfilesView(profiles=[view for _, view, _ in reads])
 
     @use_case
+    def read_report(self, cmd: ReadReport) -> ReportView:
+        """A report as the policies let this principal see it: an item whose check touches a
+        category withheld from them comes back without outcome or note. A reviewer reads a
+        report under review, a hiring manager what was disclosed to them; the read is
+        recorded first."""
+        if self.policy is None:
+            raise InvalidInputError("reads need an access policy configured")
+        views = self.read_model(deciding=True)
+        report = views.get("report", str(cmd.report_id))
+        if report is None:
+            raise AggregateMissingError("report", cmd.report_id)
+        subject = UUID(report["candidate_id"])
+        profile = self._profile(views, subject)
+        items = report["items"]
+        categories = tuple(sorted({k for item in items.values() for k in _item_categories(item)}))
+        request = self._facts(cmd, categories, views, profile)
+        decision = self.policy.decide(request)
+        access = Access.record(
+            candidate_id=subject,
+            principal=cmd.principal,
+            role=cmd.role.value,
+            purpose=cmd.purpose,
+            view=f"report {cmd.report_id}",
+            returned=decision.allowed,
+            withheld=decision.withheld,
+            outcome=decision.outcome,
+            policy_ids=decision.policy_ids,
+            policy_set_hash=decision.policy_set_hash,
+            consent_ids=request.consent_ids,
+            break_glass=cmd.break_glass,
+        )
+        self.commit(access)  # durably recorded before anything is returned; fails closed
+        if decision.outcome == "refused" and categories:
+            reasons = sorted({r for c in decision.withheld for r in decision.reasons.get(c, ())})
+            raise AccessRefusedError(subject, "report", reasons)
+        allowed = set(decision.allowed)
+        views_of_items = []
+        for check_id, item in items.items():
+            shown = set(_item_categories(item)) <= allowed
+            note = item["note"]
+            views_of_items.append(
+                ReportItemView(
+                    check_id=UUID(check_id),
+                    check_type=item["check_type"],
+                    categories=sorted(_item_categories(item)),
+                    withheld=not shown,
+                    outcome=item["outcome"] if shown else None,
+                    flags=list(item["flags"]) if shown else [],
+                    source_roles=list(item["source_roles"]) if shown else [],
+                    source_count=item["source_count"] if shown else None,
+                    note=note.value if shown and note is not None else None,
+                )
+            )
+        return ReportView(
+            report_id=cmd.report_id,
+            candidate_id=subject,
+            access_id=access.id,
+            outcome=decision.outcome,
+            status=report["status"],
+            edition=report["edition"],
+            items=views_of_items,
+        )
+
+    @use_case
     def record_disclosure(self, cmd: RecordDisclosure) -> UUID:
         """Personal data leaving outside the read path is recorded first, with every category
         it carries; if the record cannot be stored, nothing may be handed over."""
@@ -194,6 +279,17 @@ class QueryUseCases(UnitOfWork):
             )
             for e in sorted(found, key=lambda e: int(e["position"]))
         ]
+
+
+def _item_categories(item: Doc) -> frozenset[str]:
+    """What a report item reveals: its check's categories, and the note's if it has one."""
+    found = CheckType(item["check_type"]).categories
+    note = item.get("note")
+    return found | {note.category} if isinstance(note, PersonalField) else found
+
+
+def _report_categories(report: Doc) -> set[str]:
+    return {k for item in report["items"].values() for k in _item_categories(item)}
 
 
 def _consent_status(doc: Doc, now: datetime) -> ConsentStatus:

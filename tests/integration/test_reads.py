@@ -23,7 +23,10 @@ from services.dto import (
     PlannedCheckIn,
     ReadProfile,
     ReadProfiles,
+    ReadReport,
     RecordDisclosure,
+    ReportView,
+    ReviewReport,
     StartInvestigation,
     SubmitClaims,
     WithdrawConsent,
@@ -359,3 +362,45 @@ def test_if_a_caseload_read_cannot_be_recorded_nothing_is_returned(
     monkeypatch.undo()
     assert accesses(sqlite_app, first.candidate_id) == []
     assert accesses(sqlite_app, second.candidate_id) == []
+
+
+def read_report(app: Backcheck, st: s.Story, principal: str, role: Role) -> ReportView:
+    return app.read_report(
+        ReadReport(report_id=st.report, principal=principal, role=role, purpose=s.PURPOSE)
+    )
+
+
+def test_a_hiring_manager_reads_the_report_disclosed_to_them_and_no_one_elses(
+    sqlite_app: Backcheck,
+) -> None:
+    st = s.shared_report(sqlite_app)
+    with pytest.raises(AccessRefusedError, match="refusal was recorded"):
+        read_report(sqlite_app, st, s.HIRING_MANAGER, Role.HIRING_MANAGER)  # not yet disclosed
+    s.disclose(sqlite_app, st)
+
+    seen = read_report(sqlite_app, st, s.HIRING_MANAGER, Role.HIRING_MANAGER)
+    with pytest.raises(AccessRefusedError):
+        read_report(sqlite_app, st, "manager:someone.else", Role.HIRING_MANAGER)
+
+    (item,) = seen.items
+    assert (seen.outcome, item.withheld, item.outcome) == ("allowed", False, "confirmed")
+    assert item.source_count == 2
+    outcomes = [a.outcome for a in accesses(sqlite_app, st.candidate_id)]
+    assert outcomes == ["refused", "allowed", "refused"]  # one access event per read
+    (entry, *_) = [e for e in sqlite_app.access_log(st.candidate_id) if e.outcome == "allowed"]
+    assert (entry.principal, entry.view) == (s.HIRING_MANAGER, f"report {st.report}")
+
+
+def test_a_reviewer_reads_a_report_under_review_but_not_once_it_is_approved(
+    sqlite_app: Backcheck,
+) -> None:
+    st = s.compiled_report(sqlite_app)
+
+    under_review = read_report(sqlite_app, st, s.REVIEWER, Role.REVIEWER)
+    sqlite_app.review_report(ReviewReport(report_id=st.report, approve=True, actor=s.REVIEWER))
+
+    assert under_review.outcome == "allowed"
+    assert under_review.items[0].outcome == "confirmed"
+    with pytest.raises(AccessRefusedError):
+        read_report(sqlite_app, st, s.REVIEWER, Role.REVIEWER)
+    assert [a.outcome for a in accesses(sqlite_app, st.candidate_id)] == ["allowed", "refused"]

@@ -131,7 +131,7 @@ class ViewStoreContract(ABC):
         again = [(n.id, demo_app.mapper.to_domain_event(n)) for n in notes]
 
         with pytest.raises(IntegrityError):
-            runner.store.apply(again, Tracking(demo_app.name, head), runner.projection)
+            runner.store.apply(again, Tracking(runner.name, head), runner.projection)
 
         assert runner.store.dump() == before
 
