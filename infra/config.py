@@ -12,6 +12,8 @@ BACKCHECK_RETENTION_DAYS   days each tier is kept once a case is quiet, e.g.
                         "secret=180,consent_required=365,confidential=365,general=730" (default)
 BACKCHECK_MASTER_KEY_FILE  the master key (64 hex digits) that wraps every subject's data keys
                         (default: DATA_DIR/keys/master.key, created for a new store)
+BACKCHECK_KAFKA_BOOTSTRAP  Kafka bootstrap servers, host:port[,host:port] (default 127.0.0.1:9092)
+BACKCHECK_KAFKA_PARTITIONS partitions of the topics backcheck creates when missing (default 6)
 """
 
 from __future__ import annotations
@@ -40,6 +42,21 @@ def parse_retention(text: str) -> dict[str, int]:
     return days
 
 
+def parse_bootstrap(text: str) -> str:
+    """host:port[,host:port]: each server with a host and a numeric port."""
+    servers = [part.strip() for part in text.split(",") if part.strip()]
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ConfigError(
+                f"BACKCHECK_KAFKA_BOOTSTRAP: {server!r} is not HOST:PORT "
+                "(e.g. 127.0.0.1:9092 or kafka-1:9092,kafka-2:9092)"
+            )
+    if not servers:
+        raise ConfigError("BACKCHECK_KAFKA_BOOTSTRAP: empty; give HOST:PORT[,HOST:PORT]")
+    return ",".join(servers)
+
+
 def default_data_dir() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "share"
@@ -57,6 +74,8 @@ class Settings(BaseModel):
     verify_key: Path | None = None
     master_key_file: Path | None = None
     retention_days: dict[str, int] | None = None
+    kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="host:port[,host:port]")
+    kafka_partitions: int = Field(default=6, ge=1)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -73,6 +92,14 @@ class Settings(BaseModel):
             values["master_key_file"] = Path(key).expanduser()
         if text := os.environ.get("BACKCHECK_RETENTION_DAYS"):
             values["retention_days"] = parse_retention(text)
+        if servers := os.environ.get("BACKCHECK_KAFKA_BOOTSTRAP"):
+            values["kafka_bootstrap"] = parse_bootstrap(servers)
+        if text := os.environ.get("BACKCHECK_KAFKA_PARTITIONS"):
+            if not text.strip().isdigit() or int(text) < 1:
+                raise ConfigError(
+                    f"BACKCHECK_KAFKA_PARTITIONS: {text!r} is not a whole number of at least 1"
+                )
+            values["kafka_partitions"] = int(text)
         return cls.model_validate(values)
 
     @property
@@ -140,6 +167,12 @@ class Settings(BaseModel):
         """The embedded read views: a rebuildable SQLite file next to the event store."""
         store = self.sqlite_path
         return store.with_name(f"{store.stem}.views{store.suffix or '.sqlite'}")
+
+    @property
+    def stream_views_path(self) -> Path:
+        """The projection workers' views on the embedded store: a SQLite file of their own."""
+        store = self.sqlite_path
+        return store.with_name(f"{store.stem}.stream-views{store.suffix or '.sqlite'}")
 
     def store_env(self) -> dict[str, str]:
         """The eventsourcing environment for this store (persistence module and its settings)."""

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
 
 from infra.config import ConfigError
+from infra.ddl import serialise_ddl
 
 CACHE_SECONDS = 30.0  # how long another process may still use a key after it was destroyed
 
@@ -38,9 +38,18 @@ def load_master_key(path: Path, *, create: bool) -> bytes:
             ) from None
         path.parent.mkdir(parents=True, exist_ok=True)
         key = os.urandom(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # written aside, then linked into place: the link fails if another process (a relay
+        # and workers starting together) created the key first, and then its key is the one
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(key.hex() + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            return load_master_key(path, create=False)
+        finally:
+            draft.unlink()
         return key
     try:
         key = bytes.fromhex(text)
@@ -54,20 +63,35 @@ def load_master_key(path: Path, *, create: bool) -> bytes:
 class SQLKeyStore:
     """The key table, on the same database as the events (SQLite file or PostgreSQL)."""
 
-    def __init__(self, connect: Callable[[], Any], placeholder: str, master_key: bytes):
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        placeholder: str,
+        master_key: bytes,
+        close: Callable[[], None] | None = None,
+    ):
         self._connect = connect
+        self._close = close
         self._p = placeholder
         self._master = master_key
         self._cache: dict[tuple[UUID, str], tuple[float, bytes]] = {}
         self._lock = threading.Lock()
+        create = (
+            "CREATE TABLE IF NOT EXISTS backcheck_keys ("
+            "subject TEXT NOT NULL, tier TEXT NOT NULL, wrapped BYTEA NOT NULL, "
+            "PRIMARY KEY (subject, tier))"
+        )
         with self._connect() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS backcheck_keys ("
-                "subject TEXT NOT NULL, tier TEXT NOT NULL, wrapped BYTEA NOT NULL, "
-                "PRIMARY KEY (subject, tier))".replace(
-                    "BYTEA", "BLOB" if placeholder == "?" else "BYTEA"
-                )
-            )
+            if placeholder == "?":
+                conn.execute(create.replace("BYTEA", "BLOB"))
+            else:
+                with conn.transaction():
+                    serialise_ddl(conn)
+                    conn.execute(create)
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
 
     def _sql(self, text: str) -> str:
         return text.replace("?", self._p)
@@ -151,10 +175,22 @@ def sqlite_keystore(path: Path, master_key: bytes) -> SQLKeyStore:
 
 
 def postgres_keystore(conninfo: str, schema: str, master_key: bytes) -> SQLKeyStore:
-    def connect() -> psycopg.Connection[Any]:
-        return psycopg.connect(conninfo, autocommit=True, options=f"-c search_path={schema}")
+    """On a small pool of its own: a new connection per key lookup cost ~10 ms a write."""
+    from psycopg_pool import ConnectionPool
 
-    return SQLKeyStore(connect, "%s", master_key)
+    pool: ConnectionPool[Any] = ConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=4,
+        kwargs={"autocommit": True, "options": f"-c search_path={schema}"},
+        open=True,
+        name="backcheck-keys",
+    )
+    try:
+        return SQLKeyStore(pool.connection, "%s", master_key, close=pool.close)
+    except Exception:
+        pool.close()
+        raise
 
 
 class _Autoclosing:

@@ -23,6 +23,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from infra.chain import GENESIS, ChainBrokenError, Head, extend
+from infra.ddl import serialise_ddl
 from infra.group_commit import GroupCommit
 
 APPEND_ONLY = "is append-only"
@@ -145,6 +146,10 @@ class ChainedPostgresApplicationRecorder(GroupCommit, PostgresApplicationRecorde
         self.insert_links_statement = SQL(
             "INSERT INTO {schema}.{chain} VALUES (%s, %s, %s, %s, %s)"
         ).format(schema=schema, chain=chain)
+
+    def _create_table(self, curs: Cursor[DictRow]) -> None:
+        serialise_ddl(curs)
+        super()._create_table(curs)
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -29,6 +29,7 @@ from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
 
 from domain.classification import ERASED_VALUE, PersonalField
+from infra.ddl import SerialisedTrackingDDL
 from infra.sealing import Sealer
 from projections.read_views import LOG_ONLY_EVENTS, ReadViews
 from projections.rows import Doc
@@ -218,6 +219,8 @@ class ViewStore(Protocol):
 
     def counts(self) -> dict[str, int]: ...
 
+    def progress(self) -> dict[str, int]: ...
+
     def clear(self) -> None: ...
 
 
@@ -288,6 +291,16 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
             c.execute("SELECT view, COUNT(*) FROM view_rows GROUP BY view ORDER BY view")
             return {r[0]: r[1] for r in c.fetchall()}
 
+    def progress(self) -> dict[str, int]:
+        """Each tracked name (a runner, or a worker's partition) and the position it reached."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT application_name, MAX(notification_id) FROM tracking "
+                "WHERE application_name != '__migration__' "
+                "GROUP BY application_name ORDER BY application_name"
+            )
+            return {r[0]: r[1] for r in c.fetchall()}
+
     def clear(self) -> None:
         with self.datastore.transaction(commit=True) as c:
             c.execute("DELETE FROM view_rows")
@@ -311,7 +324,7 @@ class _SQLiteReads:
         return [(r[0], r[1]) for r in self.c.fetchall()]
 
 
-class PostgresViewStore(PostgresTrackingRecorder):
+class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
     """Views in the store's PostgreSQL schema, documents as jsonb."""
 
     def __init__(
@@ -349,6 +362,11 @@ class PostgresViewStore(PostgresTrackingRecorder):
         self.sql["clear_tracking"] = SQL("DELETE FROM {}.{}").format(
             schema, Identifier(self.tracking_table_name)
         )
+        self.sql["progress"] = SQL(
+            "SELECT application_name AS name, MAX(notification_id) AS position FROM {}.{} "
+            "WHERE application_name != '__migration__' "
+            "GROUP BY application_name ORDER BY application_name"
+        ).format(schema, Identifier(self.tracking_table_name))
 
     def apply(
         self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: ReadViews
@@ -385,6 +403,12 @@ class PostgresViewStore(PostgresTrackingRecorder):
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self.sql["counts"])
             return {r["view"]: r["n"] for r in curs.fetchall()}
+
+    def progress(self) -> dict[str, int]:
+        """Each tracked name (a runner, or a worker's partition) and the position it reached."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.sql["progress"])
+            return {r["name"]: r["position"] for r in curs.fetchall()}
 
     def clear(self) -> None:
         with self.datastore.transaction(commit=True) as curs:

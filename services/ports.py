@@ -19,6 +19,10 @@ class KeyStore(Protocol):
         """The tiers the subject has a data key for (i.e. personal values of)."""
         ...
 
+    def close(self) -> None:
+        """Releases its connections."""
+        ...
+
 
 class ReceiptSigner(Protocol):
     """Signs what an erasure did, so the subject can be given proof of it."""

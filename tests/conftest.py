@@ -6,6 +6,7 @@ reason; under CI=true a missing server is a failure, never a skip.
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 from collections.abc import Iterator
@@ -58,6 +59,29 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """A store on each backend (a PostgreSQL schema of its own), keys in `tmp_path`: for tests
+    that run `backcheck` processes on the same store as the test."""
+    if request.param == "postgres":
+        schema = request.getfixturevalue("pg_schema")
+        return Settings(database_url=f"{PG_URL}?schema={schema}", data_dir=tmp_path)
+    return Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+
+
+@pytest.fixture
+def demo_app(settings: Settings, clock: FakeClock) -> Iterator[Backcheck]:
+    """The demo story run on the `settings` store."""
+    from rich.console import Console
+
+    from infra.demo import run_demo
+
+    app = build_app(settings, clock=clock)
+    run_demo(app, Console(file=io.StringIO()))
+    yield app
+    app.close()
+
+
 @pytest.fixture
 def sqlite_app(tmp_path: Path, clock: FakeClock) -> Iterator[Backcheck]:
     app = build_app(Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}"), clock=clock)
@@ -84,3 +108,6 @@ def pg_app(pg_schema: str, clock: FakeClock) -> Iterator[Backcheck]:
     app = build_app(Settings(database_url=f"{PG_URL}?schema={pg_schema}"), clock=clock)
     yield app
     app.close()
+
+
+from tests.kafka import kafka_broker, own_kafka_broker  # noqa: E402, F401  (fixtures)

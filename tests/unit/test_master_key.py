@@ -1,0 +1,39 @@
+"""The master key file: created once, mode 600; processes starting together (a relay, workers
+and the API in docker compose) all end up with the same key, never each their own."""
+
+from __future__ import annotations
+
+import stat
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from infra.config import ConfigError
+from infra.keystore import load_master_key
+
+
+def _load(path: str) -> str:
+    return load_master_key(Path(path), create=True).hex()
+
+
+def test_created_once_and_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "keys" / "master.key"
+    key = load_master_key(path, create=True)
+
+    assert len(key) == 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_master_key(path, create=False) == key
+    assert list(path.parent.iterdir()) == [path]  # no draft left behind
+
+
+def test_processes_racing_to_create_it_share_one_key(tmp_path: Path) -> None:
+    paths = [str(tmp_path / str(n) / "master.key") for n in range(10)]
+    with ProcessPoolExecutor(6) as pool:
+        for path in paths:
+            assert len(set(pool.map(_load, [path] * 6))) == 1
+
+
+def test_a_missing_key_is_refused_when_it_may_not_be_created(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="BACKCHECK_MASTER_KEY_FILE: no master key at"):
+        load_master_key(tmp_path / "master.key", create=False)
