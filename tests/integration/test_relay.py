@@ -1,0 +1,162 @@
+"""The relay against a real broker: every stored event once, in each candidate's order, keyed
+by candidate, as a CloudEvent the official SDK parses; a page the broker did not acknowledge is
+not recorded; one relay per store and topic."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
+from cloudevents.core.formats.json import JSONFormat
+from rich.console import Console
+
+from infra.bootstrap import build_app
+from infra.config import Settings
+from infra.demo import run_demo
+from infra.relay import Relay, RelayBusyError, RelayFailedError
+from services.application import Backcheck
+from tests.conftest import FakeClock
+from tests.kafka import Broker, read_topic, topic_name
+
+pytestmark = pytest.mark.kafka
+
+
+def relay_for(
+    app: Backcheck, settings: Settings, broker: Broker, topic: str, **kw: object
+) -> Relay:
+    return Relay(app, settings, topic=topic, bootstrap=broker.bootstrap, partitions=3, **kw)  # type: ignore[arg-type]
+
+
+def test_every_event_once_in_each_candidates_order_keyed_by_candidate(
+    kafka_broker: Broker, demo_app: Backcheck, settings: Settings
+) -> None:
+    topic = topic_name("backcheck.events")
+    relay = relay_for(demo_app, settings, kafka_broker, topic, page=7)
+    try:
+        sent = relay.run(once=True)
+        position = relay.position
+    finally:
+        relay.close()
+    stored = list(demo_app.recorder.select_notifications(start=1, limit=10_000))
+    received = read_topic(kafka_broker.bootstrap, topic, expect=len(stored))
+
+    assert sent == len(stored) == len(received) == position == stored[-1].id
+    by_id = {f"{n.originator_id}:{n.originator_version}": n for n in stored}
+    partition_of: dict[bytes, int] = {}
+    last_position: dict[bytes, int] = {}
+    for record in received:
+        headers = dict(record.headers)
+        stored_event = by_id.pop(headers["ce_id"].decode())
+        candidate = orjson.loads(stored_event.state)["candidate_id"].encode()
+        assert record.key == headers["ce_subject"] == candidate
+        assert record.value == stored_event.state  # as stored: personal values still sealed
+        assert headers["ce_type"] == stored_event.topic.encode()
+        position_now = int(headers["ce_position"])
+        assert position_now == stored_event.id
+        assert partition_of.setdefault(candidate, record.partition) == record.partition
+        assert position_now > last_position.get(candidate, 0)  # the candidate's order kept
+        last_position[candidate] = position_now
+    assert by_id == {}  # every stored event arrived, none twice
+    assert b"Zhou" not in b"".join(r.value for r in received)  # no plaintext name
+
+
+def test_messages_parse_as_cloudevents_with_the_official_sdk(
+    kafka_broker: Broker, demo_app: Backcheck, settings: Settings
+) -> None:
+    topic = topic_name("backcheck.events")
+    relay = relay_for(demo_app, settings, kafka_broker, topic)
+    try:
+        relay.run(once=True)
+    finally:
+        relay.close()
+    stored = list(demo_app.recorder.select_notifications(start=1, limit=10_000))
+    received = read_topic(kafka_broker.bootstrap, topic, expect=len(stored))
+    assert len(received) == len(stored)
+
+    for record in received:
+        message = KafkaMessage(headers=dict(record.headers), key=record.key, value=record.value)
+        event = from_binary(message, JSONFormat())
+        state = orjson.loads(record.value)
+        assert event.get_specversion() == "1.0"
+        assert event.get_id() == dict(record.headers)["ce_id"].decode()
+        assert event.get_type().startswith("domain.")
+        assert event.get_source() == "/backcheck"
+        assert event.get_subject() == state["candidate_id"]
+        assert event.get_time() == datetime.fromisoformat(state["timestamp"])
+        assert event.get_datacontenttype() == "application/json"
+        assert event.get_extension("position") == dict(record.headers)["ce_position"].decode()
+        assert event.get_data() == state
+
+
+def test_a_second_relay_on_the_same_store_and_topic_is_refused(
+    kafka_broker: Broker, demo_app: Backcheck, settings: Settings
+) -> None:
+    topic = topic_name("backcheck.events")
+    first = relay_for(demo_app, settings, kafka_broker, topic)
+    try:
+        with pytest.raises(RelayBusyError, match=f"another relay already publishes .* to {topic}"):
+            relay_for(demo_app, settings, kafka_broker, topic)
+        other = relay_for(demo_app, settings, kafka_broker, topic_name("backcheck.events"))
+        other.close()  # another topic is another relay's business
+    finally:
+        first.close()
+    relay_for(demo_app, settings, kafka_broker, topic).close()  # free again once closed
+
+
+def test_a_page_the_broker_did_not_acknowledge_is_not_recorded(
+    own_kafka_broker: Broker, tmp_path: Path, clock: FakeClock
+) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 's.sqlite'}", data_dir=tmp_path)
+    app = build_app(settings, clock=clock)
+    run_demo(app, Console(file=io.StringIO()))
+    topic = topic_name("backcheck.events")
+    relay = relay_for(app, settings, own_kafka_broker, topic, page=10, delivery_timeout=3.0)
+    notices: list[str] = []
+    relay.on_notice = notices.append
+    head = app.recorder.max_notification_id() or 0
+    try:
+        assert relay.publish_page() == 10
+        assert relay.position == 10
+        own_kafka_broker.stop()
+        with pytest.raises(RelayFailedError, match=r"did not acknowledge events 11\.\.20"):
+            relay.publish_page()
+        assert relay.position == 10  # nothing recorded past what was acknowledged
+        # a new broker (Tansu keeps nothing): the topic is gone with the 10 it acknowledged,
+        # so the relay makes it again and publishes the whole log
+        own_kafka_broker.start()
+        assert relay.run(once=True) == 10 + head
+        assert relay.position == head
+    finally:
+        relay.close()
+        app.close()
+    assert notices == [
+        f"{topic} is empty but 10 events were published to it: the broker has lost them; "
+        "publishing the log again from the start"
+    ]
+    received = read_topic(own_kafka_broker.bootstrap, topic, expect=head)
+    assert sorted(int(dict(r.headers)["ce_position"]) for r in received) == list(
+        range(1, head + 1)
+    )  # every event on the new broker, once
+
+
+def test_each_message_names_the_previous_position_on_its_partition(
+    kafka_broker: Broker, demo_app: Backcheck, settings: Settings
+) -> None:
+    topic = topic_name("backcheck.events")
+    relay = relay_for(demo_app, settings, kafka_broker, topic, page=4)
+    try:
+        relay.run(once=True)
+    finally:
+        relay.close()
+    head = demo_app.recorder.max_notification_id() or 0
+    received = read_topic(kafka_broker.bootstrap, topic, expect=head)
+    previous: dict[int, int] = {}
+    for record in received:  # in partition, then offset order
+        headers = dict(record.headers)
+        assert int(headers["ce_prevposition"]) == previous.get(record.partition, 0)
+        previous[record.partition] = int(headers["ce_position"])
+    assert len(received) == head
