@@ -1,12 +1,12 @@
 """The projection as the Kafka workers run it, fed relay-shaped messages without a broker:
 the same views as the in-process runner, whatever the interleaving of partitions, and a
-message delivered twice changes nothing."""
+message delivered twice changes nothing; a partition held at a gap is read again until the
+gap is filled."""
 
 from __future__ import annotations
 
 import io
 import random
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import run_demo
 from infra.views import Codec, SQLiteViewStore, ViewRunner
-from infra.worker import BadEventMessageError, Record, StreamProjection
+from infra.worker import BadEventMessageError, GapRecovery, Record, StreamProjection
 from services.application import Backcheck
 from tests.conftest import FakeClock
 
@@ -38,12 +38,16 @@ def demo_app(tmp_path: Path, clock: FakeClock) -> Iterator[Backcheck]:
 
 def messages(app: Backcheck) -> list[Record]:
     """The log as the relay publishes it: keyed by candidate, so one candidate's events share
-    a partition and keep their order; offsets count per partition."""
+    a partition and keep their order; offsets count per partition. Candidates go to the
+    partitions in the order they first appear (the relay hashes the key), so the demo's two
+    candidates are always on different partitions: a hash puts them together one run in three."""
     offsets = [0] * PARTITIONS
+    previous = [0] * PARTITIONS
+    partition_of: dict[str, int] = {}
     found = []
     for n in app.recorder.select_notifications(start=1, limit=10_000):
-        candidate = app.mapper.transcoder.decode(n.state)["candidate_id"]
-        partition = zlib.crc32(str(candidate).encode()) % PARTITIONS
+        candidate = str(app.mapper.transcoder.decode(n.state)["candidate_id"])
+        partition = partition_of.setdefault(candidate, len(partition_of) % PARTITIONS)
         found.append(
             Record(
                 partition=partition,
@@ -53,10 +57,12 @@ def messages(app: Backcheck) -> list[Record]:
                     "ce_id": f"{n.originator_id}:{n.originator_version}".encode(),
                     "ce_type": n.topic.encode(),
                     "ce_position": str(n.id).encode(),
+                    "ce_prevposition": str(previous[partition]).encode(),
                 },
             )
         )
         offsets[partition] += 1
+        previous[partition] = n.id
     return found
 
 
@@ -119,3 +125,150 @@ def test_a_message_without_the_relays_headers_is_refused_with_the_reason(
     with pytest.raises(BadEventMessageError, match="partition 1 offset 7: no ce_position"):
         stream.apply([bad])
     assert stream.store.dump() == []
+
+
+def test_a_message_after_lost_ones_is_held_back_until_they_arrive(
+    demo_app: Backcheck, tmp_path: Path
+) -> None:
+    assert isinstance(demo_app.views, ViewRunner)
+    demo_app.views.catch_up()
+    records = messages(demo_app)
+    first = [r for r in records if r.partition == records[0].partition]
+    lost = first[3]  # a broker lost it, or a consumer skipped it
+    stream = StreamProjection(demo_app, stream_store(demo_app, tmp_path / "s.sqlite"))
+    gaps: list[tuple[int, str]] = []
+
+    applied = stream.apply([r for r in records if r is not lost], on_gap=lambda *g: gaps.append(g))
+
+    position = int(lost.headers["ce_position"])
+    before = int(first[2].headers["ce_position"])
+    assert gaps == [
+        (
+            lost.partition,
+            f"partition {lost.partition} offset {first[4].offset}: position "
+            f"{int(first[4].headers['ce_position'])} follows {position}, but this "
+            f"partition's views stand at {before}",
+        )
+    ]
+    assert stream.applied(lost.partition) == before  # nothing past the gap
+    assert applied == len(records) - (len(first) - 3)
+
+    # the partition read again from its start, the lost message with it this time
+    stream.apply(first, on_gap=lambda *g: gaps.append(g))
+    assert len(gaps) == 1
+    assert stream.store.dump() == demo_app.views.store.dump()
+
+
+class Partition:
+    """What a broker holds of one partition, for `GapRecovery` to read again."""
+
+    def __init__(self, records: list[Record]) -> None:
+        self.records = list(records)
+        self.reads = 0
+        self.away = False
+
+    def __call__(self, partition: int) -> list[Record]:
+        self.reads += 1
+        if self.away:
+            raise ConnectionError("no broker")
+        return [r for r in self.records if r.partition == partition]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_held_partition_read_again_applies_a_late_message_where_it_belongs(
+    demo_app: Backcheck, tmp_path: Path
+) -> None:
+    """The broker took the lost message late: it sits at the partition's end, after the ones
+    it comes before. Read again in log position order, the partition's views are complete."""
+    assert isinstance(demo_app.views, ViewRunner)
+    demo_app.views.catch_up()
+    records = messages(demo_app)
+    first = [r for r in records if r.partition == records[0].partition]
+    lost = first[3]
+    on_broker = [r for r in records if r is not lost]
+    stream = StreamProjection(demo_app, stream_store(demo_app, tmp_path / "s.sqlite"))
+    clock = Clock()
+    broker = Partition(on_broker)
+    recovery = GapRecovery(stream, broker, retry=1.0, max_retry=4.0, clock=clock)
+    gaps: dict[int, str] = {}
+    stream.apply(on_broker, on_gap=gaps.__setitem__)
+    for partition, reason in gaps.items():
+        recovery.hold(partition, reason)
+    held_at = int(first[2].headers["ce_position"])
+
+    # not on the broker yet: still held, read again after 1, 2, 4, 4 s
+    assert recovery.recover() == 0
+    assert set(recovery.held) == {lost.partition}
+    assert stream.applied(lost.partition) == held_at
+    waits = []
+    for _ in range(4):
+        due = recovery.held[lost.partition].due
+        waits.append(due - clock.now)
+        clock.now = due - 0.01
+        assert recovery.recover() == 0  # not due yet: not read
+        clock.now = due
+        assert recovery.recover() == 0
+    assert waits == [1.0, 2.0, 4.0, 4.0]
+    assert broker.reads == 5
+
+    broker.away = True  # a broker outage: held, tried again later
+    clock.now = recovery.held[lost.partition].due
+    assert recovery.recover() == 0
+    assert lost.partition in recovery.held
+
+    broker.away = False
+    broker.records.append(Record(lost.partition, first[-1].offset + 1, lost.value, lost.headers))
+    clock.now = recovery.held[lost.partition].due
+    applied = recovery.recover()
+
+    assert applied == len(first) - 3
+    assert recovery.held == {}
+    assert stream.store.dump() == demo_app.views.store.dump()
+
+
+def test_a_held_partition_is_read_again_at_once_when_its_views_move_on(
+    demo_app: Backcheck, tmp_path: Path
+) -> None:
+    """The missing message came through the group's consumer: the partition's views moved, so
+    what was held back after it is read again without waiting out the retry."""
+    assert isinstance(demo_app.views, ViewRunner)
+    demo_app.views.catch_up()
+    records = messages(demo_app)
+    first = [r for r in records if r.partition == records[0].partition]
+    lost = first[3]
+    stream = StreamProjection(demo_app, stream_store(demo_app, tmp_path / "s.sqlite"))
+    clock = Clock()
+    broker = Partition([r for r in records if r is not lost])
+    recovery = GapRecovery(stream, broker, retry=30.0, clock=clock)
+    gaps: dict[int, str] = {}
+    stream.apply(broker.records, on_gap=gaps.__setitem__)
+    recovery.hold(lost.partition, gaps[lost.partition])
+    assert recovery.recover() == 0
+    assert recovery.recover() == 0  # due only in 30 s
+    assert broker.reads == 1
+
+    assert stream.apply([lost]) == 1  # delivered late by the group's consumer
+    broker.records.append(lost)
+    assert recovery.recover() == len(first) - 4
+    assert broker.reads == 2
+    assert recovery.held == {}
+    assert stream.store.dump() == demo_app.views.store.dump()
+
+
+def test_a_partition_taken_by_another_worker_is_no_longer_held_here(
+    demo_app: Backcheck, tmp_path: Path
+) -> None:
+    stream = StreamProjection(demo_app, stream_store(demo_app, tmp_path / "s.sqlite"))
+    broker = Partition(messages(demo_app))
+    recovery = GapRecovery(stream, broker, clock=Clock())
+    recovery.hold(1, "a gap")
+    recovery.hold(2, "a gap")
+    recovery.release([1])
+    assert set(recovery.held) == {2}

@@ -1,0 +1,155 @@
+"""The scale-out path end to end, every part a process of its own as deployed:
+`backcheck demo` → store → `backcheck relay` → Kafka (Tansu) → two `backcheck worker`s → views,
+compared row for row with the views the in-process runner builds from the same store.
+
+The outage test kills the relay mid-stream (SIGKILL: no flush, no clean shutdown) and stops the
+broker while the store goes on. Tansu keeps topics in memory, so the restarted broker starts
+empty, a harsher outage than a real Kafka's (which keeps its log on disk): the restarted relay
+finds its topic empty and publishes the log again, and the workers, whose consumers may fetch
+the new topic from their old offsets, notice the gap by `ce_prevposition` and read again."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from infra.bootstrap import build_app
+from infra.config import Settings
+from infra.relay import RelayState
+from infra.views import ViewRunner
+from infra.worker import worker_views
+from tests.kafka import (
+    BACKCHECK,
+    Broker,
+    Processes,
+    read_topic,
+    relay_command,
+    store_env,
+    topic_name,
+    wait_for,
+    worker_command,
+)
+
+pytestmark = pytest.mark.kafka
+PARTITIONS = 3
+
+
+@pytest.fixture
+def processes(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
+    running = Processes(store_env(settings), tmp_path)
+    yield running
+    running.stop()
+
+
+def demo(settings: Settings) -> None:
+    subprocess.run([BACKCHECK, "demo"], env=store_env(settings), check=True, capture_output=True)
+
+
+def in_process_views(settings: Settings) -> list[tuple[str, str, str, object]]:
+    """The views the in-process runner builds from the store as it is now."""
+    app = build_app(settings)
+    try:
+        assert isinstance(app.views, ViewRunner)
+        app.views.catch_up()
+        return app.views.store.dump()
+    finally:
+        app.close()
+
+
+def views_match(settings: Settings, stream: object) -> bool:
+    return stream.dump() == in_process_views(settings)  # type: ignore[attr-defined]
+
+
+def test_the_demo_through_relay_broker_and_two_workers_gives_the_in_process_views(
+    kafka_broker: Broker, settings: Settings, processes: Processes
+) -> None:
+    topic, group = topic_name("backcheck.events"), topic_name("views")
+    demo(settings)
+    for _ in range(2):
+        processes.start(worker_command(kafka_broker.bootstrap, topic, group, PARTITIONS))
+    processes.start(relay_command(kafka_broker.bootstrap, topic, PARTITIONS), name="relay")
+    demo(settings)  # a second story while the relay follows the log
+    app = build_app(settings)
+    stream = worker_views(app, settings)
+    try:
+        wait_for(lambda: views_match(settings, stream), 120, "equal views", processes)
+        head = app.recorder.max_notification_id()
+        rows = stream.dump()
+    finally:
+        app.close()
+    outputs = processes.stop()
+
+    assert rows == in_process_views(settings)
+    assert {view for view, *_ in rows} == {
+        "profile",
+        "consent",
+        "investigation",
+        "report",
+        "access",
+    }
+    applied = [int(o.split("applied ")[1].split()[0]) for o in outputs if "worker stopped" in o]
+    assert len(applied) == 2
+    assert sum(applied) == head
+
+
+def test_relay_killed_and_broker_restarted_lose_nothing_and_the_views_stay_identical(
+    own_kafka_broker: Broker, settings: Settings, processes: Processes
+) -> None:
+    broker, topic, group = own_kafka_broker, topic_name("backcheck.events"), topic_name("views")
+    for _ in range(3):
+        demo(settings)
+    app = build_app(settings)
+    stream, relay_state = worker_views(app, settings), RelayState(app, settings, f"relay:{topic}")
+    head = app.recorder.max_notification_id() or 0
+
+    def relayed() -> int:
+        return relay_state.load()[0]
+
+    try:
+        workers = [
+            processes.start(worker_command(broker.bootstrap, topic, group, PARTITIONS))
+            for _ in range(2)
+        ]
+        wait_for(
+            lambda: all("assigned partitions" in processes.output(w) for w in workers),
+            60,
+            "the workers to join their group",
+            processes,
+        )
+        relay_args = ("--batch", "1")  # a page per event: the kill lands mid-stream
+        processes.start(relay_command(broker.bootstrap, topic, PARTITIONS, *relay_args), "relay")
+        deadline = time.monotonic() + 60
+        while relayed() < 15 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        processes.kill("relay")
+        killed_at = relayed()
+        assert 15 <= killed_at < head, "the relay was not killed mid-stream"
+        broker.stop()  # with what the workers had not consumed yet
+        demo(settings)  # the store goes on while Kafka is down
+        broker.start()
+        processes.start(relay_command(broker.bootstrap, topic, PARTITIONS), "relay")
+        wait_for(lambda: views_match(settings, stream), 180, "equal views again", processes)
+        final_head = app.recorder.max_notification_id() or 0
+        assert relayed() == final_head
+    finally:
+        relay_state.close()
+        app.close()
+    processes.stop()
+
+    # the restarted broker had lost the topic; the relay, finding it empty, published the
+    # whole log again: every event once, each candidate's in order on one partition
+    received = read_topic(broker.bootstrap, topic, expect=final_head)
+    positions = [int(dict(r.headers)["ce_position"]) for r in received]
+    assert sorted(positions) == list(range(1, final_head + 1))
+    last: dict[bytes, tuple[int, int]] = {}
+    for record, position in zip(received, positions, strict=True):
+        partition, before = last.get(record.key, (record.partition, 0))
+        assert partition == record.partition
+        assert position > before
+        assert orjson.loads(record.value)["candidate_id"].encode() == record.key
+        last[record.key] = (record.partition, position)
