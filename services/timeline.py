@@ -63,6 +63,8 @@ def _who(name: str, event: Any) -> str:
         return "candidate"
     if name in _BY_POLICY:
         return "system (policy)"
+    if name == "CommandReceipt.Applied":
+        return f"service {event.source}"
     for field in _WHO_FIELDS:
         value = getattr(event, field, None)
         if isinstance(value, str):
@@ -110,6 +112,10 @@ _WHAT: dict[str, Callable[[Any], str]] = {
     ),
     "DataDisclosure.DataDisclosed": lambda e: (
         f"handed {', '.join(e.categories)} to {e.recipient} by {e.channel} for {e.purpose!r}"
+    ),
+    "CommandReceipt.Applied": lambda e: (
+        f"delivered command {e.command_id!r} ({e.command_type}) on behalf of {e.actor} via "
+        f"{e.channel}; applied in the same write"
     ),
     "Consent.Requested": lambda e: f"asked for consent: {_terms(e.terms)}",
     "Consent.Granted": lambda e: (

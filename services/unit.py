@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
@@ -13,6 +16,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError, Recording
 from eventsourcing.utils import EnvType
 
+from domain.intake import CommandReceipt
 from domain.subject import recorded_at
 from services.errors import AggregateMissingError, ConcurrentChangeError
 from services.policy import Policy, default_policies
@@ -39,6 +43,34 @@ def use_case(method: Callable[Concatenate[U, C, P], R]) -> Callable[Concatenate[
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A command as another service delivered it: the sender, the sender's id for the
+    command, the use case it names, and where it came from (e.g. topic/partition@offset)."""
+
+    source: str
+    command_id: str
+    command_type: str
+    channel: str
+
+
+@dataclass
+class Receiving:
+    """A delivered command being applied; `receipt` is set once its receipt is committed."""
+
+    delivery: Delivery
+    actor: str
+    receipt: UUID | None = None
+
+
+_receiving: ContextVar[Receiving | None] = ContextVar("receiving", default=None)
+
+
+class ReceiptError(RuntimeError):
+    """A bug, not a refusal: a use case run for a delivered command must write exactly once,
+    about one data subject, so its receipt can go with that write."""
 
 
 class UnitOfWork(Application[UUID]):
@@ -98,6 +130,8 @@ class UnitOfWork(Application[UUID]):
     def close(self) -> None:
         if self.views is not None:
             self.views.close()
+        if self.keys is not None:
+            self.keys.close()
         super().close()
 
     def replay(self, start: int = 1) -> Iterator[tuple[int, Any]]:
@@ -125,8 +159,21 @@ class UnitOfWork(Application[UUID]):
         self._notify(recordings)
         return recordings
 
+    @contextmanager
+    def receiving(self, delivery: Delivery, actor: str) -> Iterator[Receiving]:
+        """While inside, the one write of the use case also stores the command's receipt
+        (`domain/intake.py`): applied and receipted together, or neither."""
+        state = Receiving(delivery, actor)
+        token = _receiving.set(state)
+        try:
+            yield state
+        finally:
+            _receiving.reset(token)
+
     def commit(self, *aggregates: Aggregate) -> list[Aggregate]:
         """Save the aggregates and whatever the policies changed in reaction, in one write.
+        A delivered command's receipt (see `receiving`) is saved in the same write, so a
+        second delivery of it conflicts with the receipt and records nothing.
 
         Returns the aggregates the policies changed, so callers can report them."""
         touched: dict[UUID, Aggregate] = {a.id: a for a in aggregates}
@@ -148,10 +195,34 @@ class UnitOfWork(Application[UUID]):
                 for changed in policy.react(event, load):
                     reacted[changed.id] = changed
                     queue.extend(e for e in changed.pending_events if id(e) not in seen)
+        receiving = _receiving.get()
+        receipt = self._receipt(receiving, aggregates) if receiving is not None else None
+        if receipt is not None:
+            touched[receipt.id] = receipt
         try:
             recordings = self._save(list(touched.values()))
         except RecordConflictError:
             raise ConcurrentChangeError([str(a) for a in touched]) from None
+        if receiving is not None and receipt is not None:
+            receiving.receipt = receipt.id
         if self.views is not None:
             self.views.observe([(r.notification.id, r.domain_event) for r in recordings])
         return list(reacted.values())
+
+    @staticmethod
+    def _receipt(receiving: Receiving, aggregates: tuple[Aggregate, ...]) -> CommandReceipt:
+        if receiving.receipt is not None:
+            raise ReceiptError(
+                f"{receiving.delivery.command_type} wrote twice for command "
+                f"{receiving.delivery.command_id}; a use case saves once"
+            )
+        subject = getattr(aggregates[0], "candidate_id", None) if aggregates else None
+        if not isinstance(subject, UUID):
+            raise ReceiptError(
+                f"{receiving.delivery.command_type} saved nothing about a data subject; "
+                "a delivered command's receipt needs one"
+            )
+        d = receiving.delivery
+        return CommandReceipt.record(
+            subject, d.source, d.command_id, d.command_type, receiving.actor, d.channel
+        )
