@@ -1,11 +1,14 @@
 """docker-compose.yml cannot run here (no Docker engine); keep it consistent with the code:
-every setting it passes is one the configuration reads, every command it runs exists."""
+every setting it passes is one the configuration reads and accepts, every command it runs
+exists and parses with the flags it is given, and the image it builds runs `backcheck`."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 from typer.main import get_command
 
@@ -13,39 +16,77 @@ import infra.config
 from infra.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
+IMAGE = "backcheck:local"
 
 
-def compose() -> dict[str, object]:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
 
 
-def test_every_backcheck_setting_in_compose_is_read_by_the_configuration() -> None:
+def backcheck_services() -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in compose()["services"].items() if s.get("image") == IMAGE}
+
+
+def test_every_backcheck_setting_in_compose_is_read_and_accepted_by_the_configuration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     read = set(re.findall(r"BACKCHECK_[A-Z_]+", Path(infra.config.__file__).read_text()))
-    services = compose()["services"]
-    passed = {
-        key
-        for service in services.values()  # type: ignore[union-attr]
-        for key in (service.get("environment") or {})
-        if key.startswith("BACKCHECK_")
-    }
-    assert passed  # the file does configure backcheck
-    assert passed <= read, passed - read
+    for name, service in backcheck_services().items():
+        environment = service["environment"]
+        assert set(environment) <= read, (name, set(environment) - read)
+        for key, value in environment.items():
+            monkeypatch.setenv(key, str(value))
+        settings = infra.config.Settings.from_env()
+        assert settings.backend == "postgres"
+        assert settings.kafka_bootstrap == "kafka:9092"
+        assert settings.postgres_conninfo()  # the URL parses
 
 
-def test_every_backcheck_command_in_compose_exists() -> None:
+def test_every_backcheck_command_in_compose_exists_and_parses_its_flags() -> None:
     cli = get_command(app)
+    services = backcheck_services()
+    assert {"init", "backcheck", "relay", "worker-1", "worker-2", "ingest"} <= set(services)
+    for name, service in services.items():
+        words = list(service["command"])
+        command: Any = cli
+        while hasattr(command, "commands") and words and not words[0].startswith("-"):
+            found = command.commands.get(words[0])
+            assert found is not None, f"{name}: `backcheck {' '.join(service['command'])}`"
+            command, words = found, words[1:]
+        assert not hasattr(command, "commands"), f"{name}: names a group, not a command"
+        command.make_context(command.name or name, words)  # raises on an unknown flag or value
+
+
+def test_two_projection_workers_share_one_consumer_group() -> None:
+    workers = [s["command"] for n, s in backcheck_services().items() if n.startswith("worker-")]
+    assert len(workers) == 2
+    assert workers[0] == workers[1]
+    assert workers[0][0] == "worker"
+
+
+def test_kafka_runs_in_kraft_mode_and_backcheck_creates_the_topics() -> None:
     services = compose()["services"]
-    commands = [
-        ["backcheck", *words.split()]
-        for service in services.values()  # type: ignore[union-attr]
-        for words in re.findall(r"\bbackcheck((?: [a-z][a-z-]*)+)", str(service.get("command")))
-    ]
-    assert commands
-    for words in commands:
-        group = cli
-        for word in words[1:]:
-            if word.startswith("-"):
-                break
-            sub = getattr(group, "commands", {}).get(word)
-            assert sub is not None, f"`{' '.join(words)}`: no command {word!r}"
-            group = sub
+    kafka = services["kafka"]["environment"]
+    assert "controller" in kafka["KAFKA_PROCESS_ROLES"]
+    assert not any("zookeeper" in name for name in services)
+    assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    for name in ("relay", "worker-1", "worker-2", "ingest"):
+        assert services[name]["depends_on"]["kafka"] == {"condition": "service_healthy"}
+
+
+def test_the_others_start_once_init_has_created_the_keys() -> None:
+    for name, service in backcheck_services().items():
+        if name != "init":
+            assert service["depends_on"]["init"] == {
+                "condition": "service_completed_successfully"
+            }, name
+
+
+def test_the_image_runs_backcheck_from_the_project_sources() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["backcheck"]' in dockerfile
+    for source in re.findall(r"^COPY (\S+)", dockerfile, flags=re.MULTILINE):
+        assert (ROOT / source).exists(), source
+    for service in backcheck_services().values():
+        assert service["build"] == "."
