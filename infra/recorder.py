@@ -147,6 +147,24 @@ class ChainedPostgresApplicationRecorder(GroupCommit, PostgresApplicationRecorde
             "INSERT INTO {schema}.{chain} VALUES (%s, %s, %s, %s, %s)"
         ).format(schema=schema, chain=chain)
 
+    def create_table(self) -> None:
+        """The library makes its composite type first, in a transaction of its own, and only
+        tolerates finding it made (DuplicateObject): two processes making it at the same moment
+        collide on the catalogue instead (UniqueViolation). Made here under the DDL lock, once;
+        the library's attempt then finds it."""
+        with self.datastore.transaction(commit=True) as curs:
+            serialise_ddl(curs)
+            curs.execute(
+                "SELECT to_regtype(%s) AS found",
+                (f'"{self.datastore.schema}"."{self.stored_event_type_name}"',),
+            )
+            row = curs.fetchone()
+            if row is not None and row["found"] is None:
+                for statement in self.sql_create_statements:
+                    if "CREATE TYPE" in statement.as_string():
+                        curs.execute(statement, prepare=False)
+        super().create_table()
+
     def _create_table(self, curs: Cursor[DictRow]) -> None:
         serialise_ddl(curs)
         super()._create_table(curs)
