@@ -15,15 +15,17 @@ from services.application import Backcheck
 from services.unit import Clock, system_clock
 
 
-def build_keystore(settings: Settings) -> SQLKeyStore:
+def build_keystore(settings: Settings, app: Backcheck) -> SQLKeyStore:
+    """The key table beside the events: on SQLite through the store's own connection pool."""
     path = settings.master_key_path
     existed = path.exists()
     master = load_master_key(path, create=True)
     if settings.backend == "sqlite":
-        keys = sqlite_keystore(settings.sqlite_path, master)
+        keys = sqlite_keystore(app.recorder.datastore, master)  # type: ignore[attr-defined]
     else:
         keys = postgres_keystore(settings.postgres_conninfo(), settings.postgres_schema, master)
     if not existed and keys.count() > 0:
+        keys.close()
         path.unlink()
         raise ConfigError(
             f"BACKCHECK_MASTER_KEY_FILE: this store holds sealed personal data but there is no "
@@ -34,12 +36,15 @@ def build_keystore(settings: Settings) -> SQLKeyStore:
 
 def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> Backcheck:
     settings = settings or Settings.from_env()
-    env = settings.store_env()
-    keys = build_keystore(settings)
     signer = FileKeySigner(
         settings.signing_key_path, create_if_missing=settings.signing_key is None
     )
-    app = Backcheck(env=env, clock=clock, keys=keys, signer=signer)
+    app = Backcheck(env=settings.store_env(), clock=clock, signer=signer)
+    try:
+        app.keys = keys = build_keystore(settings, app)
+    except Exception:
+        app.close()
+        raise
     assert isinstance(app.mapper, TypedMapper)
     app.mapper.sealer = Sealer(keys)
     if settings.backend == "sqlite":

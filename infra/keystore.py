@@ -13,12 +13,14 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
+from eventsourcing.sqlite import SQLiteDatastore
 
 from infra.config import ConfigError
 from infra.ddl import serialise_ddl
@@ -61,7 +63,14 @@ def load_master_key(path: Path, *, create: bool) -> bytes:
 
 
 class SQLKeyStore:
-    """The key table, on the same database as the events (SQLite file or PostgreSQL)."""
+    """The key table, on the same database as the events (SQLite file or PostgreSQL).
+
+    `connect()` gives a connection for changes that must be durable when they return (a key
+    destroyed), `read()` one for lookups, `create()` one for making a key. A new key need not
+    be flushed on its own: it is made just before the first events sealed with it are written,
+    to the same database, and the commit of those events flushes the log (SQLite's WAL,
+    PostgreSQL's WAL) up to and including the key. If they never commit, nothing uses the key.
+    That saves a flush per new subject and tier."""
 
     def __init__(
         self,
@@ -69,25 +78,29 @@ class SQLKeyStore:
         placeholder: str,
         master_key: bytes,
         close: Callable[[], None] | None = None,
+        read: Callable[[], Any] | None = None,
+        create: Callable[[], Any] | None = None,
     ):
         self._connect = connect
+        self._read = read or connect
+        self._create = create or connect
         self._close = close
         self._p = placeholder
         self._master = master_key
         self._cache: dict[tuple[UUID, str], tuple[float, bytes]] = {}
         self._lock = threading.Lock()
-        create = (
+        table = (
             "CREATE TABLE IF NOT EXISTS backcheck_keys ("
             "subject TEXT NOT NULL, tier TEXT NOT NULL, wrapped BYTEA NOT NULL, "
             "PRIMARY KEY (subject, tier))"
         )
         with self._connect() as conn:
             if placeholder == "?":
-                conn.execute(create.replace("BYTEA", "BLOB"))
+                conn.execute(table.replace("BYTEA", "BLOB"))
             else:
                 with conn.transaction():
                     serialise_ddl(conn)
-                    conn.execute(create)
+                    conn.execute(table)
 
     def close(self) -> None:
         if self._close is not None:
@@ -104,26 +117,22 @@ class SQLKeyStore:
             cached = self._cache.get((subject, tier))
             if cached and now - cached[0] < CACHE_SECONDS:
                 return cached[1]
-        with self._connect() as conn:
-            row = conn.execute(
-                self._sql("SELECT wrapped FROM backcheck_keys WHERE subject = ? AND tier = ?"),
-                (str(subject), tier),
-            ).fetchone()
+        select = self._sql("SELECT wrapped FROM backcheck_keys WHERE subject = ? AND tier = ?")
+        if not create:
+            with self._read() as conn:
+                row = conn.execute(select, (str(subject), tier)).fetchone()
             if row is None:
-                if not create:
-                    return None
-                key = os.urandom(32)
+                return None
+        else:  # made unless it exists; if another process made it first, theirs is the key
+            with self._create() as conn:
                 conn.execute(
                     self._sql(
                         "INSERT INTO backcheck_keys (subject, tier, wrapped) VALUES (?, ?, ?) "
                         "ON CONFLICT (subject, tier) DO NOTHING"
                     ),
-                    (str(subject), tier, aes_key_wrap(self._master, key)),
+                    (str(subject), tier, aes_key_wrap(self._master, os.urandom(32))),
                 )
-                row = conn.execute(
-                    self._sql("SELECT wrapped FROM backcheck_keys WHERE subject = ? AND tier = ?"),
-                    (str(subject), tier),
-                ).fetchone()
+                row = conn.execute(select, (str(subject), tier)).fetchone()
         key = aes_key_unwrap(self._master, bytes(row[0]))
         with self._lock:
             self._cache[(subject, tier)] = (now, key)
@@ -146,19 +155,19 @@ class SQLKeyStore:
             return int(cur.rowcount or 0)
 
     def count(self) -> int:
-        with self._connect() as conn:
+        with self._read() as conn:
             row = conn.execute("SELECT COUNT(*) FROM backcheck_keys").fetchone()
         return int(row[0])
 
     def tiers(self, subject: UUID) -> set[str]:
-        with self._connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 self._sql("SELECT tier FROM backcheck_keys WHERE subject = ?"), (str(subject),)
             ).fetchall()
         return {str(r[0]) for r in rows}
 
     def has_keys(self, subject: UUID) -> bool:
-        with self._connect() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 self._sql("SELECT 1 FROM backcheck_keys WHERE subject = ? LIMIT 1"),
                 (str(subject),),
@@ -166,12 +175,34 @@ class SQLKeyStore:
         return row is not None
 
 
-def sqlite_keystore(path: Path, master_key: bytes) -> SQLKeyStore:
-    def connect() -> sqlite3.Connection:
-        conn = sqlite3.connect(path, timeout=10, isolation_level=None)
-        return _Autoclosing(conn)  # type: ignore[return-value]
+def sqlite_keystore(datastore: SQLiteDatastore, master_key: bytes) -> SQLKeyStore:
+    """On the event store's own connection pool: a key write waits for the store's writer in
+    this process instead of sleeping in SQLite's busy handler (concurrent registrations had
+    been slower than one at a time), and no connection is opened per lookup."""
 
-    return SQLKeyStore(connect, "?", master_key)
+    @contextmanager
+    def transaction(commit: bool) -> Iterator[sqlite3.Cursor]:
+        with datastore.transaction(commit=commit) as curs:
+            yield curs.sqlite_cursor
+
+    @contextmanager
+    def unflushed() -> Iterator[sqlite3.Cursor]:
+        # the safety level can only change outside a transaction, on the pool's writer
+        with datastore.get_connection(commit=True) as conn:
+            conn.cursor().execute("PRAGMA synchronous=NORMAL")  # WAL written, not flushed
+            try:
+                with conn.transaction(commit=True) as curs:
+                    yield curs.sqlite_cursor
+            finally:
+                conn.cursor().execute("PRAGMA synchronous=FULL")  # the library's default
+
+    return SQLKeyStore(
+        lambda: transaction(True),
+        "?",
+        master_key,
+        read=lambda: transaction(False),
+        create=unflushed,
+    )
 
 
 def postgres_keystore(conninfo: str, schema: str, master_key: bytes) -> SQLKeyStore:
@@ -186,21 +217,15 @@ def postgres_keystore(conninfo: str, schema: str, master_key: bytes) -> SQLKeySt
         open=True,
         name="backcheck-keys",
     )
+
+    @contextmanager
+    def unflushed() -> Iterator[Any]:
+        with pool.connection() as conn, conn.transaction():
+            conn.execute("SET LOCAL synchronous_commit TO off")
+            yield conn
+
     try:
-        return SQLKeyStore(pool.connection, "%s", master_key, close=pool.close)
+        return SQLKeyStore(pool.connection, "%s", master_key, close=pool.close, create=unflushed)
     except Exception:
         pool.close()
         raise
-
-
-class _Autoclosing:
-    """sqlite3's context manager commits but does not close; this one closes too."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.close()
