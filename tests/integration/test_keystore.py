@@ -1,0 +1,61 @@
+"""The key table: a new key is committed without a flush of its own (the commit of the events
+sealed with it flushes the log through it), so making one must leave every other write on the
+store as durable as before."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+
+from infra.keystore import SQLKeyStore
+from services.application import Backcheck
+from services.dto import RegisterCandidate
+
+
+def keys_of(app: Backcheck) -> SQLKeyStore:
+    assert isinstance(app.keys, SQLKeyStore)
+    return app.keys
+
+
+def writer_synchronous(app: Backcheck) -> int:
+    """The safety level of the connection the store writes its events with."""
+    datastore = app.recorder.datastore  # type: ignore[attr-defined]
+    with datastore.get_connection(commit=True) as conn, conn.transaction(commit=False) as curs:
+        curs.execute("PRAGMA synchronous")
+        return int(curs.fetchone()[0])
+
+
+def test_making_a_key_on_sqlite_leaves_the_store_writer_flushing_every_commit(
+    sqlite_app: Backcheck,
+) -> None:
+    assert writer_synchronous(sqlite_app) == 2  # FULL: the library's default
+
+    result = sqlite_app.register_candidate(RegisterCandidate(name="Zhou Min", actor="hr:li.na"))
+
+    assert keys_of(sqlite_app).tiers(result.candidate_id) == {"general"}
+    assert writer_synchronous(sqlite_app) == 2
+
+
+def test_a_key_write_that_fails_on_sqlite_still_restores_the_flush(sqlite_app: Backcheck) -> None:
+    keys = keys_of(sqlite_app)
+    with pytest.raises(RuntimeError, match="in the middle"), keys._create():
+        raise RuntimeError("failed in the middle of making a key")
+    assert writer_synchronous(sqlite_app) == 2
+
+
+@pytest.mark.postgres
+def test_making_a_key_on_postgres_defers_only_its_own_flush(pg_app: Backcheck) -> None:
+    keys = keys_of(pg_app)
+    subject = uuid4()
+
+    with keys._create() as conn:
+        inside = conn.execute("SHOW synchronous_commit").fetchone()[0]
+    key = keys.data_key(subject, "general", create=True)
+
+    assert inside == "off"
+    with keys._connect() as conn:
+        assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+    assert key is not None
+    assert keys.data_key(subject, "general", create=False) == key
+    assert keys.tiers(subject) == {"general"}
