@@ -169,6 +169,13 @@ class Settings(BaseModel):
         return store.with_name(f"{store.stem}.views{store.suffix or '.sqlite'}")
 
     @property
+    def relay_state_path(self) -> Path:
+        """The relay's position on the embedded store: a SQLite file of its own, so recording
+        it never takes the store's write lock from the writers."""
+        store = self.sqlite_path
+        return store.with_name(f"{store.stem}.relay{store.suffix or '.sqlite'}")
+
+    @property
     def stream_views_path(self) -> Path:
         """The projection workers' views on the embedded store: a SQLite file of their own."""
         store = self.sqlite_path

@@ -3,7 +3,8 @@
 It follows the notification log from the position it last recorded, publishes each event with
 kafka-python's idempotent producer (acks=all) and records the position of a page of events only
 once the broker has acknowledged all of it (with the last position sent to each partition:
-`relay_state` in the SQLite store, `backcheck_relay_state` on PostgreSQL). A crash or an
+`relay_state` in `<store>.relay.sqlite` beside the SQLite store, `backcheck_relay_state` on
+PostgreSQL). A crash or an
 outage therefore loses nothing; on restart the relay sends again at most the page that was
 not acknowledged, and the projection workers absorb those duplicates (they track positions).
 
@@ -200,8 +201,10 @@ class _Lock:
 
 class RelayState:
     """How far the relay got on a topic, and the last position it published to each partition
-    (the `ce_prevposition` of the next message there), saved together in one statement, in the
-    store's database: `relay_state` in the SQLite file, `backcheck_relay_state` on PostgreSQL."""
+    (the `ce_prevposition` of the next message there), saved together in one statement:
+    `backcheck_relay_state` beside the store on PostgreSQL; on the embedded store `relay_state`
+    in a SQLite file of its own (`<store>.relay.sqlite`), since a save there, several a second
+    while following, would take the store's write lock from the writers."""
 
     def __init__(self, app: Application[UUID], settings: Settings, name: str) -> None:
         self.name = name
@@ -229,7 +232,7 @@ class RelayState:
                 "DO UPDATE SET position=excluded.position, partitions=excluded.partitions"
             ).format(table)
         else:
-            self.sqlite = SQLiteDatastore(str(settings.sqlite_path), lock_timeout=10)
+            self.sqlite = SQLiteDatastore(str(settings.relay_state_path), lock_timeout=10)
             with self.sqlite.transaction(commit=True) as c:
                 c.execute(
                     "CREATE TABLE IF NOT EXISTS relay_state (name TEXT PRIMARY KEY, "
