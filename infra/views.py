@@ -35,6 +35,7 @@ from projections.read_views import LOG_ONLY_EVENTS, ReadViews
 from projections.rows import Doc
 
 Key = tuple[str, str]
+Run = tuple[Sequence[tuple[int, Any]], Tracking]  # events (position, event), then their tracking
 Progress = Callable[[int, int], None]
 
 
@@ -213,6 +214,11 @@ class ViewStore(Protocol):
         self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: ReadViews
     ) -> set[Key]: ...
 
+    def apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:
+        """Several runs of events, each with its own tracking record (a worker's partitions),
+        in one transaction: all applied, or none."""
+        ...
+
     def max_tracking_id(self, application_name: str) -> int | None: ...
 
     def dump(self) -> list[tuple[str, str, str, Doc]]: ...
@@ -243,32 +249,31 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
     def apply(
         self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: ReadViews
     ) -> set[Key]:
+        return self.apply_tracked([(events, tracking)], projection)
+
+    def apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:
         with self.datastore.get_connection(commit=True) as conn:
             conn.cursor().execute("PRAGMA synchronous=NORMAL")  # per connection, outside a txn
-            return self._apply(conn, events, tracking, projection)
-
-    def _apply(
-        self,
-        conn: Any,
-        events: Sequence[tuple[int, Any]],
-        tracking: Tracking,
-        projection: ReadViews,
-    ) -> set[Key]:
-        with conn.transaction(commit=True) as c:
-            rows = BatchRows(_SQLiteReads(c), self.codec)
-            for position, event in events:
-                projection.process(event, rows, position)
-            for view, key, subject, data in rows.dirty():
-                if data is None:
-                    c.execute("DELETE FROM view_rows WHERE view=? AND key=?", (view, key))
-                else:
-                    c.execute(
-                        "INSERT INTO view_rows VALUES (?, ?, ?, ?) ON CONFLICT (view, key) "
-                        "DO UPDATE SET subject=excluded.subject, doc=excluded.doc",
-                        (view, key, subject, data),
-                    )
-            self._insert_tracking(c, tracking)
+            with conn.transaction(commit=True) as c:
+                rows = BatchRows(_SQLiteReads(c), self.codec)
+                for events, _ in runs:
+                    for position, event in events:
+                        projection.process(event, rows, position)
+                self._write(c, rows)
+                for _, tracking in runs:
+                    self._insert_tracking(c, tracking)
         return rows.touched()
+
+    def _write(self, c: Any, rows: BatchRows) -> None:
+        for view, key, subject, data in rows.dirty():
+            if data is None:
+                c.execute("DELETE FROM view_rows WHERE view=? AND key=?", (view, key))
+            else:
+                c.execute(
+                    "INSERT INTO view_rows VALUES (?, ?, ?, ?) ON CONFLICT (view, key) "
+                    "DO UPDATE SET subject=excluded.subject, doc=excluded.doc",
+                    (view, key, subject, data),
+                )
 
     def get_parsed(self, view: str, key: str) -> Parsed | None:
         with self.datastore.transaction(commit=False) as c:
@@ -371,16 +376,21 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
     def apply(
         self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: ReadViews
     ) -> set[Key]:
+        return self.apply_tracked([(events, tracking)], projection)
+
+    def apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:
         with self.datastore.transaction(commit=True) as curs:
             rows = BatchRows(_PostgresReads(curs, self.sql), self.codec)
-            for position, event in events:
-                projection.process(event, rows, position)
+            for events, _ in runs:
+                for position, event in events:
+                    projection.process(event, rows, position)
             for view, key, subject, data in rows.dirty():
                 if data is None:
                     curs.execute(self.sql["delete"], (view, key))
                 else:
                     curs.execute(self.sql["upsert"], (view, key, subject, data.decode()))
-            self._insert_tracking(curs, tracking)
+            for _, tracking in runs:
+                self._insert_tracking(curs, tracking)
         return rows.touched()
 
     def get_parsed(self, view: str, key: str) -> Parsed | None:

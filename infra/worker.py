@@ -137,30 +137,34 @@ class StreamProjection:
         on_bad: Callable[[Record, str], None] | None = None,
         on_gap: Callable[[int, str], None] | None = None,
     ) -> int:
-        """Applies what is new in `records`; returns how many events that was.
+        """Applies what is new in `records`, every partition of the batch in one transaction
+        (with each partition's tracking record); returns how many events that was.
 
         A record that is not a relay message goes to `on_bad` with the reason. A record whose
         previous position on the partition was not applied (messages lost or skipped before
         it) is not applied, nor is anything after it on that partition in this batch: the
         partition goes to `on_gap` with the reason, to be read again. Without the handlers,
-        both are errors."""
+        both are errors (a gap raised once the rest of the batch is applied)."""
         by_partition: dict[int, list[Record]] = {}
         for record in records:
             by_partition.setdefault(record.partition, []).append(record)
-        done = 0
         with self._lock:
-            for partition, found in sorted(by_partition.items()):
-                done += self._apply_partition(partition, found, on_bad, on_gap)
+            decoded = {
+                partition: self._decode(found, on_bad)
+                for partition, found in sorted(by_partition.items())
+            }
+            done, gaps = self._apply_decoded(decoded)
         self.applied_events += done
+        for partition, gap in gaps.items():
+            if on_gap is None:
+                raise GapError(gap)
+            on_gap(partition, gap)
         return done
 
-    def _apply_partition(
-        self,
-        partition: int,
-        records: Sequence[Record],
-        on_bad: Callable[[Record, str], None] | None,
-        on_gap: Callable[[int, str], None] | None,
-    ) -> int:
+    @staticmethod
+    def _decode(
+        records: Sequence[Record], on_bad: Callable[[Record, str], None] | None
+    ) -> list[tuple[Record, Decoded]]:
         decoded: list[tuple[Record, Decoded]] = []
         for record in records:
             try:
@@ -169,40 +173,58 @@ class StreamProjection:
                 if on_bad is None:
                     raise
                 on_bad(record, str(e))
+        return decoded
+
+    def _apply_decoded(
+        self, decoded: dict[int, list[tuple[Record, Decoded]]]
+    ) -> tuple[int, dict[int, str]]:
+        """(events applied, the gap of each partition that has one)."""
         for attempt in (1, 2):
-            last = self.applied(partition)
-            events: list[tuple[int, Any]] = []
-            gap = None
-            for record, (position, previous, stored) in decoded:
-                if position <= last:
-                    continue  # delivered before: already in the views
-                if previous is not None and previous > last:
-                    gap = (
-                        f"partition {partition} offset {record.offset}: position {position} "
-                        f"follows {previous}, but this partition's views stand at {last}"
-                    )
-                    break
-                events.append((position, self.app.mapper.to_domain_event(stored)))
-                last = position
-            if events:
-                tracking = Tracking(self.tracking_name(partition), last)
+            runs: list[tuple[list[tuple[int, Any]], Tracking]] = []
+            gaps: dict[int, str] = {}
+            reached: dict[int, int] = {}
+            for partition, items in decoded.items():
+                events, last, gap = self._new_events(partition, items)
+                if events:
+                    runs.append((events, Tracking(self.tracking_name(partition), last)))
+                    reached[partition] = last
+                if gap is not None:
+                    gaps[partition] = gap
+            if runs:
                 try:
-                    self.store.apply(events, tracking, self.projection)
+                    self.store.apply_tracked(runs, self.projection)
                 except IntegrityError:
-                    # another worker applied this partition meanwhile (a rebalance in flight):
-                    # what it applied is in the views; read how far it got and apply the rest
-                    self._applied.pop(partition, None)
+                    # another worker applied one of these partitions meanwhile (a rebalance in
+                    # flight): what it applied is in the views; read how far it got, apply the rest
+                    for partition in reached:
+                        self._applied.pop(partition, None)
                     if attempt == 2:
                         raise
                     continue
-                self._applied[partition] = last
-                self.partitions_applied.add(partition)
-            if gap is not None:
-                if on_gap is None:
-                    raise GapError(gap)
-                on_gap(partition, gap)
-            return len(events)
-        return 0
+                self._applied.update(reached)
+                self.partitions_applied.update(reached)
+            return sum(len(events) for events, _ in runs), gaps
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _new_events(
+        self, partition: int, items: list[tuple[Record, Decoded]]
+    ) -> tuple[list[tuple[int, Any]], int, str | None]:
+        """The events of `items` past what the partition's views hold, up to a gap if there is
+        one: (events, the last position among them, the gap)."""
+        last = self.applied(partition)
+        events: list[tuple[int, Any]] = []
+        for record, (position, previous, stored) in items:
+            if position <= last:
+                continue  # delivered before: already in the views
+            if previous is not None and previous > last:
+                gap = (
+                    f"partition {partition} offset {record.offset}: position {position} "
+                    f"follows {previous}, but this partition's views stand at {last}"
+                )
+                return events, last, gap
+            events.append((position, self.app.mapper.to_domain_event(stored)))
+            last = position
+        return events, last, None
 
 
 def _position_or_none(record: Record) -> int | None:

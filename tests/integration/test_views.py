@@ -135,6 +135,31 @@ class ViewStoreContract(ABC):
 
         assert runner.store.dump() == before
 
+    def test_runs_tracked_together_are_applied_all_or_none(self, demo_app: Backcheck) -> None:
+        """A worker applies its partitions' runs in one transaction: when one run was applied
+        before (its tracking record exists), the other run's rows are not written either."""
+        runner = runner_of(demo_app)
+        head = runner.catch_up()
+        notes = demo_app.recorder.select_notifications(start=1, limit=head)
+        events = [(n.id, demo_app.mapper.to_domain_event(n)) for n in notes]
+        store, projection = runner.store, ReadViews()
+        store.clear()
+        first, second = events[: head // 2], events[head // 2 :]
+        store.apply_tracked([(first, Tracking("w/0", first[-1][0]))], projection)
+        before = store.dump()
+        assert before
+
+        with pytest.raises(IntegrityError):
+            store.apply_tracked(
+                [(second, Tracking("w/1", second[-1][0])), (first, Tracking("w/0", first[-1][0]))],
+                projection,
+            )
+
+        assert store.dump() == before
+        assert store.max_tracking_id("w/1") is None
+        store.apply_tracked([(second, Tracking("w/1", second[-1][0]))], projection)
+        assert store.progress()["w/1"] == head
+
     def test_personal_values_in_the_views_are_sealed_at_rest(self, app: Backcheck) -> None:
         st = s.investigation_under_way(app)
         s.record_finding(app, st, SourceRole.HR)
