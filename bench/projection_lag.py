@@ -63,12 +63,25 @@ def main() -> None:
         f"store: {settings.describe()}; {args.writers} writers; "
         f"{args.workers} workers, {args.partitions} partitions"
     )
-    print(f"committed {total} events in {elapsed:.1f} s: {total / elapsed:.0f} events/s")
+    rate = total / elapsed
+    print(f"committed {total} events in {elapsed:.1f} s: {rate:.0f} events/s")
+    p99 = percentile(lags, 0.99)
     print(
         "lag commit -> worker view: "
         f"p50 {percentile(lags, 0.50) * 1000:.0f} ms, p90 {percentile(lags, 0.90) * 1000:.0f} ms, "
-        f"p99 {percentile(lags, 0.99) * 1000:.0f} ms, max {max(lags) * 1000:.0f} ms, "
-        f"mean {statistics.fmean(lags) * 1000:.0f} ms (target p99 <= 1000 ms)"
+        f"p99 {p99 * 1000:.0f} ms, max {max(lags) * 1000:.0f} ms, "
+        f"mean {statistics.fmean(lags) * 1000:.0f} ms"
+    )
+    steady = rate >= 0.95 * args.rate
+    print(
+        f"target p99 <= 1000 ms at a steady {args.rate:.0f} events/s: p99 "
+        f"{'met' if p99 <= 1.0 else 'NOT met'} ({p99 * 1000:.0f} ms); rate "
+        + (
+            f"reached ({rate:.0f}/s)"
+            if steady
+            else f"NOT reached ({rate:.0f}/s): the writers could go no faster on this machine "
+            "beside the relay, the workers and the broker, so the lag was measured at that rate"
+        )
     )
 
 
