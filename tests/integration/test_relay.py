@@ -160,3 +160,28 @@ def test_each_message_names_the_previous_position_on_its_partition(
         assert int(headers["ce_prevposition"]) == previous.get(record.partition, 0)
         previous[record.partition] = int(headers["ce_position"])
     assert len(received) == head
+
+
+def test_a_relay_that_died_before_recording_an_acknowledged_page_sends_only_that_page_again(
+    kafka_broker: Broker, demo_app: Backcheck, settings: Settings
+) -> None:
+    topic = topic_name("backcheck.events")
+    head = demo_app.recorder.max_notification_id() or 0
+    relay = relay_for(demo_app, settings, kafka_broker, topic, page=10)
+    assert relay.publish_page() == 10  # sent, acknowledged, recorded
+    page = relay._send_page()  # the next page sent and acknowledged ...
+    assert page is not None
+    relay._producer.flush()
+    assert all(f.succeeded() for f in page.futures)
+    relay.close()  # ... and the process gone before recording it
+
+    restarted = relay_for(demo_app, settings, kafka_broker, topic, page=10)
+    try:
+        assert restarted.position == 10
+        assert restarted.run(once=True) == head - 10
+    finally:
+        restarted.close()
+
+    received = read_topic(kafka_broker.bootstrap, topic, expect=head + 10)
+    positions = sorted(int(dict(r.headers)["ce_position"]) for r in received)
+    assert positions == sorted([*range(1, head + 1), *range(11, 21)])  # events 11..20 twice
