@@ -25,16 +25,19 @@ class SerialisedTrackingDDL:
 
     The library looks for the tracking table (and its migration record) before the set-up
     transaction; with the lock taken, look again, since another process may have created both
-    in between."""
+    in between. Looked up in the catalogue tables with a snapshot taken after the lock, not
+    with to_regclass: that answers from this session's catalogue cache, which may not have
+    seen the other process's commit yet."""
 
     def _create_table(self, curs: Any) -> None:
         serialise_ddl(curs)
         if not self.tracking_table_exists:  # type: ignore[has-type]
             curs.execute(
-                "SELECT to_regclass(%s) AS found",
-                (f'"{self.datastore.schema}"."{self.tracking_table_name}"',),  # type: ignore[attr-defined]
+                "SELECT count(*) AS found FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+                (self.datastore.schema, self.tracking_table_name),  # type: ignore[attr-defined]
             )
-            if curs.fetchone()["found"] is not None:
+            if curs.fetchone()["found"]:
                 curs.execute(
                     self.max_tracking_id_statement,  # type: ignore[attr-defined]
                     (self.table_migration_identifier,),  # type: ignore[attr-defined]

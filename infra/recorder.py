@@ -154,12 +154,16 @@ class ChainedPostgresApplicationRecorder(GroupCommit, PostgresApplicationRecorde
         the library's attempt then finds it."""
         with self.datastore.transaction(commit=True) as curs:
             serialise_ddl(curs)
+            # the catalogue read as a table (a snapshot taken after the lock), not through
+            # to_regtype: that looks in this session's catalogue cache, which may still hold
+            # "no such type" from before another process made it
             curs.execute(
-                "SELECT to_regtype(%s) AS found",
-                (f'"{self.datastore.schema}"."{self.stored_event_type_name}"',),
+                "SELECT count(*) AS found FROM pg_type t JOIN pg_namespace n "
+                "ON n.oid = t.typnamespace WHERE n.nspname = %s AND t.typname = %s",
+                (self.datastore.schema, self.stored_event_type_name),
             )
             row = curs.fetchone()
-            if row is not None and row["found"] is None:
+            if row is not None and row["found"] == 0:
                 for statement in self.sql_create_statements:
                     if "CREATE TYPE" in statement.as_string():
                         curs.execute(statement, prepare=False)
