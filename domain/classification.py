@@ -75,6 +75,9 @@ _CATEGORIES = (
 )
 
 ERASED_VALUE = "\u27e8erased\u27e9"  # what a personal value reads as once its keys are destroyed
+# what a personal value reads as when a read left it sealed: the reader may not see it, so it
+# was never decrypted
+WITHHELD_VALUE = "\u27e8withheld\u27e9"
 
 CATEGORIES: dict[str, DataCategory] = {c.key: c for c in _CATEGORIES}
 

@@ -28,7 +28,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
 
-from domain.classification import ERASED_VALUE, PersonalField
+from domain.classification import ERASED_VALUE, WITHHELD_VALUE, PersonalField
 from infra.ddl import SerialisedTrackingDDL
 from infra.sealing import Sealer
 from projections.read_views import LOG_ONLY_EVENTS, ReadViews
@@ -112,9 +112,10 @@ class Parsed(NamedTuple):
     doc: Doc
     envelopes: tuple[tuple[Step, ...], ...]
 
-    def open(self, view: str, codec: Codec) -> Doc:
-        """The row with its personal values opened: only the containers on the way to one
-        are copied, the rest is shared with the cache (read-only)."""
+    def open(self, view: str, codec: Codec, opening: frozenset[str] | None = None) -> Doc:
+        """The row with its personal values opened (only those of the `opening` categories,
+        if given; the rest left sealed, as WITHHELD_VALUE): only the containers on the way
+        to one are copied, the rest is shared with the cache (read-only)."""
         if not self.envelopes:
             return self.doc
         ctx = (self.subject, f"view:{view}:{self.key}", 0)
@@ -129,8 +130,14 @@ class Parsed(NamedTuple):
                     copied.add(id(child))
                     parent[step] = child
                 parent = child
+            envelope = parent[path[-1]]
+            if opening is not None and "sealed" in envelope and envelope["category"] not in opening:
+                parent[path[-1]] = PersonalField(
+                    envelope["name"], envelope["category"], WITHHELD_VALUE
+                )
+                continue
             where = "doc" + "".join(f".{step}" for step in path)
-            parent[path[-1]] = codec.open_value(parent[path[-1]], where, ctx)
+            parent[path[-1]] = codec.open_value(envelope, where, ctx)
         return root
 
 
@@ -592,14 +599,14 @@ class ViewRunner:
             if row is None or (cached[0], row.subject) in touched:
                 self._rows.pop(cached, None)
 
-    def get(self, view: str, key: str) -> Doc | None:
+    def get(self, view: str, key: str, opening: frozenset[str] | None = None) -> Doc | None:
         found = self._rows.get((view, key))
         if found is None:
             with self._lock:  # not while a batch is being applied: it could be stale at once
                 found = self.store.get_parsed(view, key)
                 if found is not None:
                     self._rows[(view, key)] = found
-        return self._open(view, found) if found else None
+        return found.open(view, self.store.codec, opening) if found else None
 
     def of_subject(self, view: str, subject: UUID) -> list[Doc]:
         s = str(subject)

@@ -49,7 +49,13 @@ class ReadModel(Protocol):
         """(position, event) just committed by this process, so they need not be read back."""
         ...
 
-    def get(self, view: str, key: str) -> dict[str, Any] | None: ...
+    def get(
+        self, view: str, key: str, opening: frozenset[str] | None = None
+    ) -> dict[str, Any] | None:
+        """One row. With `opening`, only personal values of those categories are decrypted;
+        the others come back as WITHHELD_VALUE (categories and names stay readable), so a
+        read can be decided before any value it may not return is opened."""
+        ...
 
     def of_subject(self, view: str, subject: UUID) -> list[dict[str, Any]]: ...
 

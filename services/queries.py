@@ -90,8 +90,10 @@ class QueryUseCases(UnitOfWork):
             break_glass=cmd.break_glass,
         )
 
-    def _profile(self, views: ReadModel, candidate_id: UUID) -> Doc:
-        profile = views.get("profile", str(candidate_id))
+    def _profile(
+        self, views: ReadModel, candidate_id: UUID, opening: frozenset[str] | None = None
+    ) -> Doc:
+        profile = views.get("profile", str(candidate_id), opening)
         if profile is None:
             raise AggregateMissingError("candidate", candidate_id)
         return profile
@@ -100,13 +102,16 @@ class QueryUseCases(UnitOfWork):
         """Decides one read and builds its access record and its answer (nothing saved)."""
         if self.policy is None:
             raise InvalidInputError("reads need an access policy configured")
-        profile = self._profile(views, cmd.candidate_id)
-        fields: list[tuple[str, PersonalField]] = [(f.name, f) for f in profile["identity"]] + [
-            (f"{claim['kind']}.{f.name}", f) for claim in profile["claims"] for f in claim["fields"]
-        ]
-        categories = tuple(dict.fromkeys(f.category for _, f in fields))
-        request = self._facts(cmd, categories, views, profile)
+        # decided on the row with every value still sealed; then only what may be returned
+        # is decrypted
+        sealed = self._profile(views, cmd.candidate_id, opening=frozenset())
+        categories = tuple(dict.fromkeys(f.category for _, f in _profile_fields(sealed)))
+        request = self._facts(cmd, categories, views, sealed)
         decision = self.policy.decide(request)
+        allowed = frozenset(decision.allowed)
+        # (if the row changed in between, the newer one is shown: still only allowed values)
+        profile = self._profile(views, cmd.candidate_id, opening=allowed) if allowed else sealed
+        fields = _profile_fields(profile)
         access = Access.record(
             candidate_id=cmd.candidate_id,
             principal=cmd.principal,
@@ -127,7 +132,6 @@ class QueryUseCases(UnitOfWork):
             if refused
             else []
         )
-        allowed = set(decision.allowed)
         view = ProfileView(
             candidate_id=cmd.candidate_id,
             access_id=access.id,
@@ -191,11 +195,11 @@ class QueryUseCases(UnitOfWork):
         if self.policy is None:
             raise InvalidInputError("reads need an access policy configured")
         views = self.read_model(deciding=True)
-        report = views.get("report", str(cmd.report_id))
+        report = views.get("report", str(cmd.report_id), frozenset())  # decided sealed
         if report is None:
             raise AggregateMissingError("report", cmd.report_id)
         subject = UUID(report["candidate_id"])
-        profile = self._profile(views, subject)
+        profile = self._profile(views, subject, opening=frozenset())
         items = report["items"]
         categories = tuple(sorted({k for item in items.values() for k in _item_categories(item)}))
         request = self._facts(cmd, categories, views, profile)
@@ -218,7 +222,10 @@ class QueryUseCases(UnitOfWork):
         if decision.outcome == "refused" and categories:
             reasons = sorted({r for c in decision.withheld for r in decision.reasons.get(c, ())})
             raise AccessRefusedError(subject, "report", reasons)
-        allowed = set(decision.allowed)
+        allowed = frozenset(decision.allowed)
+        if allowed:  # only the notes it may return are decrypted
+            opened = views.get("report", str(cmd.report_id), allowed)
+            items = opened["items"] if opened is not None else items
         views_of_items = []
         for check_id, item in items.items():
             shown = set(_item_categories(item)) <= allowed
@@ -250,7 +257,7 @@ class QueryUseCases(UnitOfWork):
     def record_disclosure(self, cmd: RecordDisclosure) -> UUID:
         """Personal data leaving outside the read path is recorded first, with every category
         it carries; if the record cannot be stored, nothing may be handed over."""
-        profile = self._profile(self.read_model(), cmd.candidate_id)
+        profile = self._profile(self.read_model(), cmd.candidate_id, opening=frozenset())
         categories = [f.category for f in profile["identity"]] + [
             f.category for claim in profile["claims"] for f in claim["fields"]
         ]
@@ -279,6 +286,13 @@ class QueryUseCases(UnitOfWork):
             )
             for e in sorted(found, key=lambda e: int(e["position"]))
         ]
+
+
+def _profile_fields(profile: Doc) -> list[tuple[str, PersonalField]]:
+    """(name, field) of a profile's identity and claims, e.g. ("employment.employer", ...)."""
+    return [(f.name, f) for f in profile["identity"]] + [
+        (f"{claim['kind']}.{f.name}", f) for claim in profile["claims"] for f in claim["fields"]
+    ]
 
 
 def _item_categories(item: Doc) -> frozenset[str]:

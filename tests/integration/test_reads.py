@@ -189,6 +189,50 @@ def test_a_refused_read_is_recorded_then_refused(
     assert (recorded.outcome, recorded.returned) == ("refused", ())
 
 
+def decrypted_categories(app: Backcheck, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The category of every personal value decrypted from now on (the one place values are
+    decrypted: event store and views alike)."""
+    sealer = app.mapper.sealer  # type: ignore[attr-defined]
+    decrypted: list[str] = []
+    real = sealer._open_value
+
+    def spy(envelope: dict[str, str], path: str, ctx: tuple[str, str, int]) -> str:
+        decrypted.append(envelope["category"])
+        return real(envelope, path, ctx)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(sealer, "_open_value", spy)
+    return decrypted
+
+
+def test_a_read_decrypts_only_the_values_it_returns(
+    sqlite_app: Backcheck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    st = candidate_with_a_secret_claim(sqlite_app)
+    decrypted = decrypted_categories(sqlite_app, monkeypatch)
+
+    fields = read(sqlite_app, st, s.RECRUITER, Role.RECRUITER)
+
+    assert fields["personal.record"] is None
+    assert sorted(decrypted) == ["user.contact.email", "user.employment.employer", "user.name"]
+    decrypted.clear()
+    assert read(sqlite_app, st, s.INVESTIGATOR, Role.INVESTIGATOR)["personal.record"] == (
+        SECRET_VALUE
+    )
+    assert "user.criminal_history" in decrypted  # the spy sees what is decrypted
+
+
+def test_a_refused_read_decrypts_nothing(
+    sqlite_app: Backcheck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    st = candidate_with_a_secret_claim(sqlite_app)
+    decrypted = decrypted_categories(sqlite_app, monkeypatch)
+
+    with pytest.raises(AccessRefusedError):
+        read(sqlite_app, st, "hiring-manager:sun", Role.HIRING_MANAGER)
+
+    assert decrypted == []
+
+
 def test_after_withdrawal_others_are_refused_but_the_candidate_still_reads_their_own(
     sqlite_app: Backcheck,
 ) -> None:
