@@ -24,7 +24,12 @@ import orjson
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
-from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+from eventsourcing.sqlite import (
+    SQLiteCursor,
+    SQLiteDatastore,
+    SQLiteTrackingRecorder,
+    SQLiteTransaction,
+)
 from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
 
@@ -261,7 +266,7 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
     def apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:
         with self.datastore.get_connection(commit=True) as conn:
             conn.cursor().execute("PRAGMA synchronous=NORMAL")  # per connection, outside a txn
-            with conn.transaction(commit=True) as c:
+            with _WriteTransaction(conn, commit=True) as c, c:
                 rows = BatchRows(_SQLiteReads(c), self.codec)
                 for events, _ in runs:
                     for position, event in events:
@@ -317,6 +322,19 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
         with self.datastore.transaction(commit=True) as c:
             c.execute("DELETE FROM view_rows")
             c.execute("DELETE FROM tracking")
+
+
+class _WriteTransaction(SQLiteTransaction):
+    """The library's transaction (its errors mapped the same way), begun IMMEDIATE: it takes
+    the file's write lock at once, waiting for it as long as the lock timeout allows. Begun
+    DEFERRED, a batch reads rows first and then writes, and if another process (a second
+    worker on the same file) committed in between, SQLite refuses the write at once with
+    "database is locked" rather than waiting: it cannot upgrade a stale snapshot."""
+
+    def __enter__(self) -> SQLiteCursor:
+        cursor = self.connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        return cursor
 
 
 class _SQLiteReads:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -43,6 +43,7 @@ from infra.views import Codec, PostgresViewStore, SQLiteViewStore, ViewStore
 from projections.read_views import ReadViews
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class BadEventMessageError(ValueError):
@@ -472,11 +473,10 @@ def faust_app(projection: StreamProjection, options: WorkerOptions) -> Any:
     @app.timer(interval=1.0)  # type: ignore[misc]
     async def read_held_partitions_again() -> None:
         if recovery.held:
-            await asyncio.get_running_loop().run_in_executor(None, recovery.recover)
+            await _until_done(recovery.recover, "reading held partitions again")
 
     @app.agent(events)  # type: ignore[misc]
     async def project(stream: Any) -> None:
-        loop = asyncio.get_running_loop()
         async for batch in stream.take_events(options.batch, within=options.within):
             records = [
                 Record(
@@ -487,16 +487,14 @@ def faust_app(projection: StreamProjection, options: WorkerOptions) -> Any:
                 )
                 for e in batch
             ]
-            bad: list[tuple[Record, str]] = []
-            gaps: dict[int, str] = {}
-            await loop.run_in_executor(
-                None,
-                functools.partial(projection.apply, records, _collect(bad), gaps.__setitem__),
+            bad, gaps = await _until_done(
+                functools.partial(_apply_batch, projection, records),
+                f"applying {len(records)} messages",
             )
             for partition, reason in gaps.items():
                 recovery.hold(partition, reason)
             if recovery.held:
-                await loop.run_in_executor(None, recovery.recover)
+                await _until_done(recovery.recover, "reading held partitions again")
             for record, reason in bad:
                 logger.error("dead-lettered: %s", reason)
                 await dead.send(
@@ -512,6 +510,30 @@ def faust_app(projection: StreamProjection, options: WorkerOptions) -> Any:
                 )
 
     return app
+
+
+def _apply_batch(
+    projection: StreamProjection, records: list[Record]
+) -> tuple[list[tuple[Record, str]], dict[int, str]]:
+    """Applies a batch; (the records that are not the relay's, with why; each gap)."""
+    bad: list[tuple[Record, str]] = []
+    gaps: dict[int, str] = {}
+    projection.apply(records, _collect(bad), gaps.__setitem__)
+    return bad, gaps
+
+
+async def _until_done(work: Callable[[], T], what: str, first_delay: float = 1.0) -> T:
+    """Runs `work` off the event loop until it succeeds. A failure here is the view store's
+    (locked, unreachable), not a message's: the batch is applied again after a pause,
+    doubling up to 30 s, never passed over (applying is idempotent), and the worker stays up."""
+    delay = first_delay
+    while True:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, work)
+        except Exception:
+            logger.exception("%s failed; trying again in %.0f s", what, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 def _collect(into: list[tuple[Record, str]]) -> Callable[[Record, str], None]:

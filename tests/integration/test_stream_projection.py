@@ -5,12 +5,15 @@ gap is filled."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import random
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eventsourcing.persistence import OperationalError
 from eventsourcing.sqlite import SQLiteDatastore
 from rich.console import Console
 
@@ -18,7 +21,13 @@ from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import run_demo
 from infra.views import Codec, SQLiteViewStore, ViewRunner
-from infra.worker import BadEventMessageError, GapRecovery, Record, StreamProjection
+from infra.worker import (
+    BadEventMessageError,
+    GapRecovery,
+    Record,
+    StreamProjection,
+    _until_done,
+)
 from services.application import Backcheck
 from tests.conftest import FakeClock
 
@@ -272,3 +281,52 @@ def test_a_partition_taken_by_another_worker_is_no_longer_held_here(
     recovery.hold(2, "a gap")
     recovery.release([1])
     assert set(recovery.held) == {2}
+
+
+def test_two_workers_writing_one_views_file_wait_for_each_other(
+    demo_app: Backcheck, tmp_path: Path
+) -> None:
+    """Workers on the embedded store share one SQLite file, each through its own connections
+    (as separate processes do). A batch reads rows before it writes them; another worker's
+    commit in between must make it wait, not fail with "database is locked"."""
+    assert isinstance(demo_app.views, ViewRunner)
+    demo_app.views.catch_up()
+    records = messages(demo_app)
+    path = tmp_path / "shared.sqlite"
+    workers = [StreamProjection(demo_app, stream_store(demo_app, path)) for _ in range(2)]
+    errors: list[BaseException] = []
+
+    def work(worker: StreamProjection, partitions: set[int]) -> None:
+        try:
+            for record in (r for r in records if r.partition in partitions):
+                worker.apply([record])  # one transaction each: as many chances to collide
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [
+        threading.Thread(target=work, args=(workers[0], {0, 2})),
+        threading.Thread(target=work, args=(workers[1], {1})),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert workers[0].store.dump() == demo_app.views.store.dump()
+
+
+def test_a_batch_the_view_store_fails_is_applied_again_not_passed_over(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    attempts: list[int] = []
+
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise OperationalError("database is locked")
+        return "applied"
+
+    assert asyncio.run(_until_done(flaky, "applying 5 messages", first_delay=0.01)) == "applied"
+    assert len(attempts) == 3
+    assert caplog.text.count("applying 5 messages failed; trying again") == 2
