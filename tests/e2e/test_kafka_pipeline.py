@@ -13,7 +13,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,35 @@ def views_match(settings: Settings, stream: object) -> bool:
     return stream.dump() == in_process_views(settings)  # type: ignore[attr-defined]
 
 
+def start_two_workers(processes: Processes, bootstrap: str, topic: str, group: str) -> None:
+    """Two workers in one group, started and assigned their partitions."""
+    workers = [
+        processes.start(worker_command(bootstrap, topic, group, PARTITIONS)) for _ in range(2)
+    ]
+    wait_for(
+        lambda: all("assigned partitions" in processes.output(w) for w in workers),
+        60,
+        "the workers to join their group",
+        processes,
+    )
+
+
+def kill_relay_mid_stream(
+    processes: Processes, bootstrap: str, topic: str, relayed: Callable[[], int], head: int
+) -> int:
+    """Starts a relay that records a page per event, SIGKILLs it once 15 are recorded;
+    returns the position it had recorded."""
+    one_per_page = relay_command(bootstrap, topic, PARTITIONS, "--batch", "1")
+    processes.start(one_per_page, "relay")
+    deadline = time.monotonic() + 60
+    while relayed() < 15 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    processes.kill("relay")
+    killed_at = relayed()
+    assert 15 <= killed_at < head, "the relay was not killed mid-stream"
+    return killed_at
+
+
 def test_the_demo_through_relay_broker_and_two_workers_gives_the_in_process_views(
     kafka_broker: Broker, settings: Settings, processes: Processes
 ) -> None:
@@ -113,24 +142,8 @@ def test_relay_killed_and_broker_restarted_lose_nothing_and_the_views_stay_ident
         return relay_state.load()[0]
 
     try:
-        workers = [
-            processes.start(worker_command(broker.bootstrap, topic, group, PARTITIONS))
-            for _ in range(2)
-        ]
-        wait_for(
-            lambda: all("assigned partitions" in processes.output(w) for w in workers),
-            60,
-            "the workers to join their group",
-            processes,
-        )
-        relay_args = ("--batch", "1")  # a page per event: the kill lands mid-stream
-        processes.start(relay_command(broker.bootstrap, topic, PARTITIONS, *relay_args), "relay")
-        deadline = time.monotonic() + 60
-        while relayed() < 15 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        processes.kill("relay")
-        killed_at = relayed()
-        assert 15 <= killed_at < head, "the relay was not killed mid-stream"
+        start_two_workers(processes, broker.bootstrap, topic, group)
+        kill_relay_mid_stream(processes, broker.bootstrap, topic, relayed, head)
         broker.stop()  # with what the workers had not consumed yet
         demo(settings)  # the store goes on while Kafka is down
         broker.start()
@@ -188,24 +201,8 @@ def test_a_relay_killed_mid_stream_sends_again_only_what_it_had_not_recorded(
         return relay_state.load()[0]
 
     try:
-        workers = [
-            processes.start(worker_command(kafka_broker.bootstrap, topic, group, PARTITIONS))
-            for _ in range(2)
-        ]
-        wait_for(
-            lambda: all("assigned partitions" in processes.output(w) for w in workers),
-            60,
-            "the workers to join their group",
-            processes,
-        )
-        one_per_page = relay_command(kafka_broker.bootstrap, topic, PARTITIONS, "--batch", "1")
-        processes.start(one_per_page, "relay")
-        deadline = time.monotonic() + 60
-        while relayed() < 15 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        processes.kill("relay")
-        killed_at = relayed()
-        assert 15 <= killed_at < head, "the relay was not killed mid-stream"
+        start_two_workers(processes, kafka_broker.bootstrap, topic, group)
+        killed_at = kill_relay_mid_stream(processes, kafka_broker.bootstrap, topic, relayed, head)
         processes.start(relay_command(kafka_broker.bootstrap, topic, PARTITIONS), "relay")
         wait_for(lambda: relayed() == head, 60, "the restarted relay to reach the head", processes)
         wait_for(lambda: views_match(settings, stream), 120, "equal views", processes)
