@@ -4,20 +4,32 @@ Every read goes: principal + purpose → the facts that matter (consent in force
 assignment) → policy decision → view → field-level redaction → an `Access.Recorded` event,
 durably stored → only then the response. If the access event cannot be stored, nothing is
 returned (fail closed). A refused read is recorded too, then refused.
+
+Concurrent reads are decided and recorded together (services/batching.py): the first reader
+to arrive brings the views up to date once, decides every read queued behind it — each in its
+own caller's context, so each access event carries its own use case's time — and stores all
+their access events in one write. Nobody gets an answer before that write is durable; a read
+that fails to be decided fails alone; if the write fails, every read in it fails.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import Context, copy_context
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 from uuid import UUID
+
+from eventsourcing.domain import Aggregate
 
 from domain.access import Access, DataDisclosure
 from domain.check import CheckType
 from domain.classification import PersonalField, tier_of
 from domain.consent import ConsentStatus, consent_status
 from domain.errors import AccessRefusedError, InvalidInputError
-from services.access import AccessPolicy, AccessRequest, Role
+from services.access import AccessDecision, AccessPolicy, AccessRequest, Role
+from services.batching import Batcher, Slot
 from services.dto import (
     AccessEntry,
     FieldView,
@@ -32,13 +44,49 @@ from services.dto import (
 )
 from services.errors import AggregateMissingError
 from services.ports import ReadModel
-from services.unit import UnitOfWork, use_case
+from services.unit import UnitOfWork, receiving_now, use_case
 
 Doc = dict[str, Any]
+# A read's decision, given the views: the access records to store, and what to answer with.
+Decide = Callable[[ReadModel], tuple[list[Aggregate], Any]]
+Read = Slot[tuple[Context, Decide], Any]
 
 
 class QueryUseCases(UnitOfWork):
     policy: AccessPolicy | None = None
+
+    @cached_property
+    def recorded_reads(self) -> Batcher[tuple[Context, Decide], Any]:
+        """Concurrent reads, decided and recorded a batch at a time."""
+        return Batcher(self._decide_and_record)
+
+    def _recorded(self, decide: Decide) -> Any:
+        """Decides a read on views current with every write committed before this call, and
+        stores its access records durably; returns the answer only after that."""
+        if receiving_now():
+            # a delivered command's receipt goes in this use case's own write, alone
+            accesses, answer = decide(self.read_model(deciding=True))
+            self.commit(*accesses)
+            return answer
+        return self.recorded_reads.submit((copy_context(), decide))
+
+    def _decide_and_record(self, reads: list[Read]) -> None:
+        views = self.read_model(deciding=True)  # after every read in the batch had started
+        decided: list[tuple[Read, Any]] = []
+        accesses: list[Aggregate] = []
+        for read in reads:
+            context, decide = read.item
+            try:
+                recorded, answer = context.run(decide, views)
+            except Exception as error:  # this read's own fault (not found, invalid): alone
+                read.fail(error)
+                continue
+            decided.append((read, answer))
+            accesses.extend(recorded)
+        if accesses:
+            self.commit(*accesses)  # durably recorded before anything is returned
+        for read, answer in decided:
+            read.succeed(answer)
 
     def _facts(
         self,
@@ -112,20 +160,7 @@ class QueryUseCases(UnitOfWork):
         # (if the row changed in between, the newer one is shown: still only allowed values)
         profile = self._profile(views, cmd.candidate_id, opening=allowed) if allowed else sealed
         fields = _profile_fields(profile)
-        access = Access.record(
-            candidate_id=cmd.candidate_id,
-            principal=cmd.principal,
-            role=cmd.role.value,
-            purpose=cmd.purpose,
-            view="profile",
-            returned=decision.allowed,
-            withheld=decision.withheld,
-            outcome=decision.outcome,
-            policy_ids=decision.policy_ids,
-            policy_set_hash=decision.policy_set_hash,
-            consent_ids=request.consent_ids,
-            break_glass=cmd.break_glass,
-        )
+        access = _access_record(cmd, cmd.candidate_id, "profile", request, decision)
         refused = decision.outcome == "refused" and bool(categories)
         reasons = (
             sorted({r for c in decision.withheld for r in decision.reasons.get(c, ())})
@@ -157,11 +192,15 @@ class QueryUseCases(UnitOfWork):
     def read_profile(self, cmd: ReadProfile) -> ProfileView:
         """A candidate's identity and claims, showing only the categories the policies allow
         this principal for this purpose under the consent in force; the read is recorded first."""
-        access, view, reasons = self._read(cmd, self.read_model(deciding=True))
-        self.commit(access)  # durably recorded before anything is returned; fails closed
+
+        def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[ProfileView, list[str]]]:
+            access, view, reasons = self._read(cmd, views)
+            return [access], (view, reasons)
+
+        view, reasons = self._recorded(decide)  # durably recorded first; fails closed
         if view.outcome == "refused" and reasons:
             raise AccessRefusedError(cmd.candidate_id, "profile", reasons)
-        return view
+        return view  # type: ignore[no-any-return]
 
     @use_case
     def read_profiles(self, cmd: ReadProfiles) -> ProfilesView:
@@ -169,22 +208,24 @@ class QueryUseCases(UnitOfWork):
         and recorded with an access event of its own; the records are saved together before
         anything is returned. A refused candidate comes back empty with the reasons, and
         does not spoil the others."""
-        views = self.read_model(deciding=True)
-        reads = [
-            self._read(
-                ReadProfile(
-                    candidate_id=candidate_id,
-                    principal=cmd.principal,
-                    role=cmd.role,
-                    purpose=cmd.purpose,
-                    break_glass=cmd.break_glass,
-                ),
-                views,
-            )
-            for candidate_id in dict.fromkeys(cmd.candidate_ids)
-        ]
-        self.commit(*(access for access, _, _ in reads))  # all recorded, or nothing returned
-        return ProfilesView(profiles=[view for _, view, _ in reads])
+
+        def decide(views: ReadModel) -> tuple[list[Aggregate], ProfilesView]:
+            reads = [
+                self._read(
+                    ReadProfile(
+                        candidate_id=candidate_id,
+                        principal=cmd.principal,
+                        role=cmd.role,
+                        purpose=cmd.purpose,
+                        break_glass=cmd.break_glass,
+                    ),
+                    views,
+                )
+                for candidate_id in dict.fromkeys(cmd.candidate_ids)
+            ]
+            return [a for a, _, _ in reads], ProfilesView(profiles=[v for _, v, _ in reads])
+
+        return self._recorded(decide)  # type: ignore[no-any-return]  # all recorded, or none
 
     @use_case
     def read_report(self, cmd: ReadReport) -> ReportView:
@@ -194,34 +235,40 @@ class QueryUseCases(UnitOfWork):
         recorded first."""
         if self.policy is None:
             raise InvalidInputError("reads need an access policy configured")
-        views = self.read_model(deciding=True)
-        report = views.get("report", str(cmd.report_id), frozenset())  # decided sealed
-        if report is None:
-            raise AggregateMissingError("report", cmd.report_id)
+        policy = self.policy
+
+        def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:
+            report = views.get("report", str(cmd.report_id), frozenset())  # decided sealed
+            if report is None:
+                raise AggregateMissingError("report", cmd.report_id)
+            subject = UUID(report["candidate_id"])
+            profile = self._profile(views, subject, opening=frozenset())
+            categories = tuple(
+                sorted({k for item in report["items"].values() for k in _item_categories(item)})
+            )
+            request = self._facts(cmd, categories, views, profile)
+            decision = policy.decide(request)
+            access = _access_record(cmd, subject, f"report {cmd.report_id}", request, decision)
+            return [access], (views, report, categories, decision, access.id)
+
+        views, report, categories, decision, access_id = self._recorded(decide)
+        return self._report_view(cmd, views, report, categories, decision, access_id)
+
+    def _report_view(
+        self,
+        cmd: ReadReport,
+        views: ReadModel,
+        report: Doc,
+        categories: tuple[str, ...],
+        decision: AccessDecision,
+        access_id: UUID,
+    ) -> ReportView:
+        """What a recorded report read answers: refused, or the items it may see."""
         subject = UUID(report["candidate_id"])
-        profile = self._profile(views, subject, opening=frozenset())
-        items = report["items"]
-        categories = tuple(sorted({k for item in items.values() for k in _item_categories(item)}))
-        request = self._facts(cmd, categories, views, profile)
-        decision = self.policy.decide(request)
-        access = Access.record(
-            candidate_id=subject,
-            principal=cmd.principal,
-            role=cmd.role.value,
-            purpose=cmd.purpose,
-            view=f"report {cmd.report_id}",
-            returned=decision.allowed,
-            withheld=decision.withheld,
-            outcome=decision.outcome,
-            policy_ids=decision.policy_ids,
-            policy_set_hash=decision.policy_set_hash,
-            consent_ids=request.consent_ids,
-            break_glass=cmd.break_glass,
-        )
-        self.commit(access)  # durably recorded before anything is returned; fails closed
         if decision.outcome == "refused" and categories:
             reasons = sorted({r for c in decision.withheld for r in decision.reasons.get(c, ())})
             raise AccessRefusedError(subject, "report", reasons)
+        items = report["items"]
         allowed = frozenset(decision.allowed)
         if allowed:  # only the notes it may return are decrypted
             opened = views.get("report", str(cmd.report_id), allowed)
@@ -246,7 +293,7 @@ class QueryUseCases(UnitOfWork):
         return ReportView(
             report_id=cmd.report_id,
             candidate_id=subject,
-            access_id=access.id,
+            access_id=access_id,
             outcome=decision.outcome,
             status=report["status"],
             edition=report["edition"],
@@ -286,6 +333,30 @@ class QueryUseCases(UnitOfWork):
             )
             for e in sorted(found, key=lambda e: int(e["position"]))
         ]
+
+
+def _access_record(
+    cmd: ReadProfile | ReadReport,
+    subject: UUID,
+    view: str,
+    request: AccessRequest,
+    decision: AccessDecision,
+) -> Access:
+    """The record of one read as decided: categories, outcome, policies; never a value."""
+    return Access.record(
+        candidate_id=subject,
+        principal=cmd.principal,
+        role=cmd.role.value,
+        purpose=cmd.purpose,
+        view=view,
+        returned=decision.allowed,
+        withheld=decision.withheld,
+        outcome=decision.outcome,
+        policy_ids=decision.policy_ids,
+        policy_set_hash=decision.policy_set_hash,
+        consent_ids=request.consent_ids,
+        break_glass=cmd.break_glass,
+    )
 
 
 def _profile_fields(profile: Doc) -> list[tuple[str, PersonalField]]:

@@ -68,6 +68,11 @@ class Receiving:
 _receiving: ContextVar[Receiving | None] = ContextVar("receiving", default=None)
 
 
+def receiving_now() -> bool:
+    """Whether the running use case applies a delivered command (see `receiving`)."""
+    return _receiving.get() is not None
+
+
 class ReceiptError(RuntimeError):
     """A bug, not a refusal: a use case run for a delivered command must write exactly once,
     about one data subject, so its receipt can go with that write."""

@@ -3,9 +3,7 @@ writer at fault fails alone; the chain over the grouped records still verifies."
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -18,6 +16,7 @@ from infra.config import Settings
 from infra.group_commit import GroupCommit
 from services.application import Backcheck
 from tests import story as s
+from tests.batching import queued_behind_a_round
 from tests.conftest import PG_URL, FakeClock
 
 
@@ -28,30 +27,16 @@ def stored(originator_id: UUID, version: int = 1) -> StoredEvent:
 def queued_behind_a_writer(
     recorder: GroupCommit, writes: list[list[StoredEvent]]
 ) -> list[tuple[list[int] | None, BaseException | None]]:
-    """Runs each write in its own thread while the recorder is busy, so they all queue up,
-    then lets the next round go. Returns each writer's (ids, error)."""
-    results: list[tuple[list[int] | None, BaseException | None]] = [(None, None)] * len(writes)
+    """Each write in its own thread while the recorder is busy, then the next round."""
 
-    def write(i: int) -> None:
-        try:
-            ids = recorder.insert_events(writes[i])
-            results[i] = (list(ids) if ids is not None else None, None)
-        except BaseException as e:
-            results[i] = (None, e)
+    def write(events: list[StoredEvent]) -> Callable[[], list[int] | None]:
+        def call() -> list[int] | None:
+            ids = recorder.insert_events(events)
+            return list(ids) if ids is not None else None
 
-    with recorder._group_mutex:
-        recorder._group_writing = True  # as if another writer were committing now
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(len(writes))]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 10
-    while len(recorder._group_queue) < len(writes) and time.monotonic() < deadline:
-        time.sleep(0.001)
-    with recorder._group_mutex:
-        recorder._group_queue[0].wake.set()  # that writer hands the lead on, as a leader does
-    for t in threads:
-        t.join(10)
-    return results
+        return call
+
+    return queued_behind_a_round(recorder.group, [write(w) for w in writes])
 
 
 class GroupCommitContract:
@@ -77,7 +62,7 @@ class GroupCommitContract:
         results = queued_behind_a_writer(recorder, writes)
 
         assert [error for _, error in results] == [None] * len(writes)
-        assert recorder.group_sizes == [len(writes)]
+        assert (recorder.group.rounds, recorder.group.items) == (1, len(writes))
         ids = [i for got, _ in results for i in (got or [])]
         assert len(ids) == 14
         assert sorted(ids) == list(range(1, 15))
@@ -90,13 +75,15 @@ class GroupCommitContract:
         taken = uuid4()
         recorder.insert_events([stored(taken)])
         writes = [[stored(uuid4())], [stored(taken)], [stored(uuid4())]]
+        rounds, items = recorder.group.rounds, recorder.group.items
 
         results = queued_behind_a_writer(recorder, writes)
 
         assert results[0][1] is None
         assert isinstance(results[1][1], IntegrityError)
         assert results[2][1] is None
-        assert recorder.group_sizes[-1] == 3  # tried together first, then one by one
+        # one round of all three: tried together first, then one by one
+        assert (recorder.group.rounds - rounds, recorder.group.items - items) == (1, 3)
         assert len(recorder.select_notifications(start=1, limit=10)) == 3
         with open_source(self.settings) as source:
             assert verify(source).intact
@@ -105,9 +92,9 @@ class GroupCommitContract:
         recorder = self.recorder(app)
         st = s.consented_candidate(app)
 
-        assert recorder.group_sizes  # every save so far was a round of its own
-        assert set(recorder.group_sizes) == {1}
-        assert app.recorder.max_notification_id() == len(recorder.group_sizes) >= 3
+        # every save so far was a round of its own
+        assert recorder.group.rounds == recorder.group.items >= 3
+        assert app.recorder.max_notification_id() == recorder.group.rounds
         assert app.exists(st.consent_id)
 
 

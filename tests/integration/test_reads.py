@@ -3,7 +3,9 @@ every read, of any outcome, left exactly one access event, stored before the ans
 
 from __future__ import annotations
 
-from uuid import UUID
+from datetime import timedelta
+from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import OperationalError
@@ -31,7 +33,10 @@ from services.dto import (
     SubmitClaims,
     WithdrawConsent,
 )
+from services.errors import AggregateMissingError
 from tests import story as s
+from tests.batching import queued_behind_a_round
+from tests.conftest import FakeClock
 
 SECRET_VALUE = "no records found"
 
@@ -254,15 +259,21 @@ def test_after_withdrawal_others_are_refused_but_the_candidate_still_reads_their
     ]
 
 
+def disk_full(app: Backcheck, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on (until `monkeypatch.undo()`), every write to the store fails."""
+
+    def insert_events(*_: object, **__: object) -> None:
+        raise OperationalError("database or disk is full")
+
+    monkeypatch.setattr(app.recorder, "insert_events", insert_events)
+
+
 def test_if_the_read_cannot_be_recorded_nothing_is_returned(
     sqlite_app: Backcheck, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     st = candidate_with_a_secret_claim(sqlite_app)
 
-    def disk_full(*_: object, **__: object) -> None:
-        raise OperationalError("database or disk is full")
-
-    monkeypatch.setattr(sqlite_app.recorder, "insert_events", disk_full)
+    disk_full(sqlite_app, monkeypatch)
     with pytest.raises(OperationalError):
         read(sqlite_app, st, s.RECRUITER, Role.RECRUITER)
     monkeypatch.undo()
@@ -390,10 +401,7 @@ def test_if_a_caseload_read_cannot_be_recorded_nothing_is_returned(
 ) -> None:
     first, second = (candidate_with_a_secret_claim(sqlite_app) for _ in range(2))
 
-    def disk_full(*_: object, **__: object) -> None:
-        raise OperationalError("database or disk is full")
-
-    monkeypatch.setattr(sqlite_app.recorder, "insert_events", disk_full)
+    disk_full(sqlite_app, monkeypatch)
     with pytest.raises(OperationalError):
         sqlite_app.read_profiles(
             ReadProfiles(
@@ -448,3 +456,88 @@ def test_a_reviewer_reads_a_report_under_review_but_not_once_it_is_approved(
     with pytest.raises(AccessRefusedError):
         read_report(sqlite_app, st, s.REVIEWER, Role.REVIEWER)
     assert [a.outcome for a in accesses(sqlite_app, st.candidate_id)] == ["allowed", "refused"]
+
+
+def profile_read(app: Backcheck, candidate_id: UUID, purpose: str = s.PURPOSE) -> Any:
+    return lambda: app.read_profile(
+        ReadProfile(
+            candidate_id=candidate_id, principal=s.RECRUITER, role=Role.RECRUITER, purpose=purpose
+        )
+    )
+
+
+def test_concurrent_reads_are_decided_together_and_each_recorded_on_its_own(
+    sqlite_app: Backcheck, clock: FakeClock
+) -> None:
+    st = candidate_with_a_secret_claim(sqlite_app)
+    report = s.shared_report(sqlite_app, "Han Meimei")
+    s.disclose(sqlite_app, report)
+    nobody = uuid4()
+    started = clock.now
+    commits = sqlite_app.recorder.group  # type: ignore[attr-defined]
+    transactions = commits.rounds
+
+    # readers arrive one after another, a minute apart, while a batch is being recorded
+    results = queued_behind_a_round(
+        sqlite_app.recorded_reads,
+        [
+            profile_read(sqlite_app, st.candidate_id),
+            profile_read(sqlite_app, st.candidate_id, purpose="marketing"),
+            profile_read(sqlite_app, nobody),
+            lambda: read_report(sqlite_app, report, s.HIRING_MANAGER, Role.HIRING_MANAGER),
+            profile_read(sqlite_app, st.candidate_id),
+        ],
+        before_each=lambda i: clock.advance(minutes=1 if i else 0),
+    )
+
+    (allowed, no), (_, refused), (_, missing), (seen, no_), (again, no__) = results
+    assert (no, no_, no__) == (None, None, None)
+    assert sqlite_app.recorded_reads.rounds == 1  # one batch: views caught up once, decided
+    assert commits.rounds == transactions + 1  # and all of it recorded in one transaction
+    shown = {f.name for f in allowed.fields if not f.withheld}
+    assert shown == {"name", "email", "employment.employer"}
+    assert [f.value for f in again.fields] == [f.value for f in allowed.fields]
+    assert isinstance(refused, AccessRefusedError)
+    assert isinstance(missing, AggregateMissingError)  # fails alone, and records nothing
+    assert accesses(sqlite_app, nobody) == []
+    assert (seen.outcome, seen.items[0].outcome) == ("allowed", "confirmed")
+    recorded = accesses(sqlite_app, st.candidate_id)
+    assert [(a.outcome, a.purpose) for a in recorded] == [
+        ("partial", s.PURPOSE),
+        ("refused", "marketing"),
+        ("partial", s.PURPOSE),
+    ]
+    assert [recorded[0].originator_id, recorded[2].originator_id] == [
+        allowed.access_id,
+        again.access_id,
+    ]
+    (report_read,) = accesses(sqlite_app, report.candidate_id)
+    assert report_read.originator_id == seen.access_id
+    # each access event carries the time its own read was asked, not the batch's
+    assert [a.timestamp for a in recorded] == [
+        started,
+        started + timedelta(minutes=1),
+        started + timedelta(minutes=4),
+    ]
+    assert report_read.timestamp == started + timedelta(minutes=3)
+
+
+def test_if_a_batch_of_reads_cannot_be_recorded_none_of_them_returns_anything(
+    sqlite_app: Backcheck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = (candidate_with_a_secret_claim(sqlite_app) for _ in range(2))
+
+    disk_full(sqlite_app, monkeypatch)
+    results = queued_behind_a_round(
+        sqlite_app.recorded_reads,
+        [
+            profile_read(sqlite_app, first.candidate_id),
+            profile_read(sqlite_app, second.candidate_id),
+        ],
+    )
+    monkeypatch.undo()
+
+    assert [(value, type(error)) for value, error in results] == [(None, OperationalError)] * 2
+    assert accesses(sqlite_app, first.candidate_id) == []
+    assert accesses(sqlite_app, second.candidate_id) == []
+    assert read(sqlite_app, first, s.RECRUITER, Role.RECRUITER)  # and the next read goes ahead

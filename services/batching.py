@@ -1,0 +1,108 @@
+"""One caller does the work of everyone waiting: concurrent callers' items run as one batch.
+
+When many threads each need the same costly step — a durable commit, a view catch-up — it is
+cheaper for one of them to take that step once for all: the first caller to arrive leads, takes
+every item queued so far, runs them together and wakes each caller with its own outcome.
+Callers arriving meanwhile queue for the next round; alone, a caller runs at once. A leader
+whose own item is done hands the lead to the next caller in line, so nobody serves forever.
+
+Used for the recorder's group commit (infra/group_commit.py) and for recorded reads
+(services/queries.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Slot(Generic[T, R]):
+    """One caller's item and, once its round has run, its outcome: a value or an error."""
+
+    __slots__ = ("done", "error", "item", "value", "wake")
+
+    def __init__(self, item: T) -> None:
+        self.item = item
+        self.value: R | None = None
+        self.error: BaseException | None = None
+        self.done = False
+        self.wake = threading.Event()  # set when done, or when handed the lead
+
+    def succeed(self, value: R) -> None:
+        self.value, self.error, self.done = value, None, True
+
+    def fail(self, error: BaseException) -> None:
+        self.value, self.error, self.done = None, error, True
+
+
+class Batcher(Generic[T, R]):
+    """Runs `run(slots)` for every round of queued items. `run` settles each slot (succeed or
+    fail); a slot it leaves unsettled fails with whatever `run` raised, or with an error saying
+    it was forgotten."""
+
+    def __init__(self, run: Callable[[list[Slot[T, R]]], None], max_batch: int = 512) -> None:
+        self.run = run
+        self.max_batch = max_batch
+        self.mutex = threading.Lock()
+        self.queue: list[Slot[T, R]] = []
+        self.leading = False  # a caller is running a round now
+        self.rounds = 0  # rounds run, and items carried by them (for benches and status)
+        self.items = 0
+
+    def submit(self, item: T) -> R:
+        mine: Slot[T, R] = Slot(item)
+        with self.mutex:
+            self.queue.append(mine)
+            leads = not self.leading
+            self.leading = True
+        if not leads:
+            mine.wake.wait()  # each caller is woken alone: no herd on a shared condition
+            if mine.done:
+                return _outcome(mine)
+        # Leading: run rounds until ours is done, then hand the lead to the next in line.
+        while True:
+            with self.mutex:
+                batch = self.queue[: self.max_batch]
+                del self.queue[: self.max_batch]
+            try:
+                self._round(batch)
+            finally:
+                for slot in batch:
+                    if slot is not mine:
+                        slot.wake.set()
+            with self.mutex:
+                if not self.queue:
+                    self.leading = False
+                    break
+                if mine.done:
+                    self.queue[0].wake.set()  # it finds itself not done: it leads
+                    break
+        return _outcome(mine)
+
+    @property
+    def mean_batch(self) -> float:
+        return self.items / self.rounds if self.rounds else 0.0
+
+    def _round(self, batch: list[Slot[T, R]]) -> None:
+        self.rounds += 1
+        self.items += len(batch)
+        try:
+            self.run(batch)
+        except BaseException as error:
+            for slot in batch:
+                if not slot.done:
+                    slot.fail(error)
+            return
+        for slot in batch:
+            if not slot.done:
+                slot.fail(RuntimeError(f"{self.run!r} left an item without an outcome"))
+
+
+def _outcome(slot: Slot[T, R]) -> R:
+    if slot.error is not None:
+        raise slot.error
+    return slot.value  # type: ignore[return-value]
