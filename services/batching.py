@@ -23,14 +23,24 @@ R = TypeVar("R")
 class Slot(Generic[T, R]):
     """One caller's item and, once its round has run, its outcome: a value or an error."""
 
-    __slots__ = ("done", "error", "item", "value", "wake")
+    __slots__ = ("_asleep", "done", "error", "item", "value")
 
     def __init__(self, item: T) -> None:
         self.item = item
         self.value: R | None = None
         self.error: BaseException | None = None
         self.done = False
-        self.wake = threading.Event()  # set when done, or when handed the lead
+        # Held until the caller is woken: when done, or when handed the lead. A bare lock,
+        # not a threading.Event (a Condition and an RLock in Python): a slot is made and
+        # woken once per call, and is woken at most once.
+        self._asleep = threading.Lock()
+        self._asleep.acquire()
+
+    def sleep(self) -> None:
+        self._asleep.acquire()
+
+    def wake(self) -> None:
+        self._asleep.release()
 
     def succeed(self, value: R) -> None:
         self.value, self.error, self.done = value, None, True
@@ -60,7 +70,7 @@ class Batcher(Generic[T, R]):
             leads = not self.leading
             self.leading = True
         if not leads:
-            mine.wake.wait()  # each caller is woken alone: no herd on a shared condition
+            mine.sleep()  # each caller is woken alone: no herd on a shared condition
             if mine.done:
                 return _outcome(mine)
         # Leading: run rounds until ours is done, then hand the lead to the next in line.
@@ -73,13 +83,13 @@ class Batcher(Generic[T, R]):
             finally:
                 for slot in batch:
                     if slot is not mine:
-                        slot.wake.set()
+                        slot.wake()
             with self.mutex:
                 if not self.queue:
                     self.leading = False
                     break
                 if mine.done:
-                    self.queue[0].wake.set()  # it finds itself not done: it leads
+                    self.queue[0].wake()  # it finds itself not done: it leads
                     break
         return _outcome(mine)
 

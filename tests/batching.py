@@ -46,7 +46,7 @@ def queued_behind_a_round(
             time.sleep(0.001)
         assert len(batcher.queue) == i + 1, f"call {i} did not queue: {results[i]}"
     with batcher.mutex:
-        batcher.queue[0].wake.set()  # that caller finds itself not done: it leads
+        batcher.queue[0].wake()  # that caller finds itself not done: it leads
     for thread in threads:
         thread.join(10)
         assert not thread.is_alive(), "a queued call never finished"
