@@ -62,8 +62,14 @@ class Batcher(Generic[T, R]):
         self.leading = False  # a caller is running a round now
         self.rounds = 0  # rounds run, and items carried by them (for benches and status)
         self.items = 0
+        self._running = threading.local()  # set in the thread running a round
 
     def submit(self, item: T) -> R:
+        if getattr(self._running, "round", False):
+            raise RuntimeError(
+                f"an item was submitted to {self.run!r} from inside one of its own rounds: "
+                "it would wait for the round that is waiting for it"
+            )
         mine: Slot[T, R] = Slot(item)
         with self.mutex:
             self.queue.append(mine)
@@ -100,6 +106,7 @@ class Batcher(Generic[T, R]):
     def _round(self, batch: list[Slot[T, R]]) -> None:
         self.rounds += 1
         self.items += len(batch)
+        self._running.round = True
         try:
             self.run(batch)
         except BaseException as error:
@@ -107,6 +114,8 @@ class Batcher(Generic[T, R]):
                 if not slot.done:
                     slot.fail(error)
             return
+        finally:
+            self._running.round = False
         for slot in batch:
             if not slot.done:
                 slot.fail(RuntimeError(f"{self.run!r} left an item without an outcome"))

@@ -124,3 +124,17 @@ def test_many_threads_at_once_each_get_their_own_answer() -> None:
     assert sum(len(b) for b in run.batches) == batcher.items == 1600
     assert not batcher.leading
     assert not batcher.queue
+
+
+def test_an_item_submitted_from_inside_a_round_is_refused_instead_of_waiting_forever() -> None:
+    batcher: Batcher[int, int]
+
+    def nested(slots: list[Slot[int, int]]) -> None:
+        for slot in slots:
+            slot.succeed(batcher.submit(slot.item - 1) if slot.item > 0 else 0)
+
+    batcher = Batcher(nested)
+
+    with pytest.raises(RuntimeError, match="from inside one of its own rounds"):
+        batcher.submit(1)
+    assert batcher.submit(0) == 0  # the batcher is still usable
