@@ -11,8 +11,9 @@ database itself. Concurrent writers are grouped into one transaction (infra/grou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -65,16 +66,37 @@ class ChainedSQLiteApplicationRecorder(GroupCommit, SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        ids = super()._insert_events(c, stored_events, **kwargs)
-        if not ids:
-            return ids
-        c.execute(
-            f"SELECT position, hash FROM {self.chain_table_name} ORDER BY position DESC LIMIT 1"
-        )
-        row = c.fetchone()
-        head = Head(row["position"], row["hash"]) if row else Head(0, GENESIS)
-        c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name} WHERE rowid < ?", (ids[0],))
-        _check_head(head, c.fetchone()[0], ids[0])
+        """The library's insert, in as few statements as possible: the events in one
+        multi-row INSERT, the chain's head and the log's last record before them in one
+        SELECT, the links in one INSERT. Each statement is a step into SQLite that lets go
+        of the GIL; when many threads are waiting for it, every step costs the writer —
+        which holds the store's write lock meanwhile — a wait for the GIL to come back."""
+        if not stored_events:
+            return []
+        ids: list[int] = []
+        for chunk in _chunks(stored_events, _EVENT_ROWS):
+            c.execute(
+                _rows(f"INSERT INTO {self.events_table_name} VALUES ", 4, len(chunk)),
+                [
+                    value
+                    for s in chunk
+                    for value in (
+                        _uuid(s.originator_id).hex,
+                        s.originator_version,
+                        s.topic,
+                        s.state,
+                    )
+                ],
+            )
+            # rowids of a table without INTEGER PRIMARY KEY are handed out as the largest
+            # so far plus one: the rows of one statement, under the write lock, are
+            # consecutive, ending at the last insert's rowid
+            last = c.lastrowid
+            ids.extend(range(last - len(chunk) + 1, last + 1))
+        c.execute(self._head_statement, (ids[0],))
+        before, position, hash_ = c.fetchone()
+        head = Head(position, hash_) if position is not None else Head(0, GENESIS)
+        _check_head(head, before, ids[0])
         links = extend(
             head,
             [
@@ -82,14 +104,55 @@ class ChainedSQLiteApplicationRecorder(GroupCommit, SQLiteApplicationRecorder):
                 for i, s in zip(ids, stored_events, strict=True)
             ],
         )
-        c.executemany(
-            f"INSERT INTO {self.chain_table_name} VALUES (?,?,?,?,?)",
-            [
-                (x.position, x.prev_position, x.originator_id.hex, x.originator_version, x.hash)
-                for x in links
-            ],
-        )
+        for chunk_of_links in _chunks(links, _LINK_ROWS):
+            c.execute(
+                _rows(f"INSERT INTO {self.chain_table_name} VALUES ", 5, len(chunk_of_links)),
+                [
+                    value
+                    for x in chunk_of_links
+                    for value in (
+                        x.position,
+                        x.prev_position,
+                        x.originator_id.hex,
+                        x.originator_version,
+                        x.hash,
+                    )
+                ],
+            )
         return ids
+
+    @property
+    def _head_statement(self) -> str:
+        chain, events = self.chain_table_name, self.events_table_name
+        return (
+            f"SELECT (SELECT MAX(rowid) FROM {events} WHERE rowid < ?), "
+            f"(SELECT position FROM {chain} ORDER BY position DESC LIMIT 1), "
+            f"(SELECT hash FROM {chain} ORDER BY position DESC LIMIT 1)"
+        )
+
+
+# SQLite takes at most 32,766 parameters a statement
+_EVENT_ROWS = 32_766 // 4
+_LINK_ROWS = 32_766 // 5
+T = TypeVar("T")
+
+
+def _event_row(s: StoredEvent) -> tuple[str, int, str, bytes]:
+    """A stored event as the library's SQLite recorder writes it."""
+    oid = s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id
+    return oid, s.originator_version, s.topic, s.state
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@lru_cache(maxsize=64)
+def _rows(insert: str, columns: int, rows: int) -> str:
+    """`INSERT ... VALUES (?,?),(?,?)...` for `rows` rows of `columns` values."""
+    one = "(" + ",".join("?" * columns) + ")"
+    return insert + ",".join([one] * rows)
 
 
 class ChainedPostgresApplicationRecorder(GroupCommit, PostgresApplicationRecorder):

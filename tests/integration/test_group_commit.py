@@ -88,6 +88,25 @@ class GroupCommitContract:
         with open_source(self.settings) as source:
             assert verify(source).intact
 
+    def test_a_write_larger_than_one_statement_takes_is_stored_and_chained_whole(
+        self, app: Backcheck
+    ) -> None:
+        recorder = self.recorder(app)
+        recorder.insert_events([stored(uuid4())])
+        many = [stored(uuid4()) for _ in range(20_000)]  # SQLite: 8,191 rows a statement
+
+        ids = recorder.insert_events(many)
+
+        assert list(ids or []) == list(range(2, 20_002))
+        stored_back = recorder.select_notifications(start=8_190, limit=4)
+        assert [(n.id, n.originator_id) for n in stored_back] == [
+            (i, many[i - 2].originator_id) for i in range(8_190, 8_194)
+        ]
+        with open_source(self.settings) as source:
+            verdict = verify(source)
+        assert verdict.intact, verdict.problems[:3]
+        assert verdict.checked == 20_001
+
     def test_an_application_save_goes_through_the_group(self, app: Backcheck) -> None:
         recorder = self.recorder(app)
         st = s.consented_candidate(app)
