@@ -11,9 +11,8 @@ database itself. Concurrent writers are grouped into one transaction (infra/grou
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from functools import lru_cache
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -26,6 +25,7 @@ from psycopg.sql import SQL, Identifier
 from infra.chain import GENESIS, ChainBrokenError, Head, extend
 from infra.ddl import serialise_ddl
 from infra.group_commit import GroupCommit
+from infra.statements import chunks, values
 
 APPEND_ONLY = "is append-only"
 
@@ -66,27 +66,16 @@ class ChainedSQLiteApplicationRecorder(GroupCommit, SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """The library's insert, in as few statements as possible: the events in one
-        multi-row INSERT, the chain's head and the log's last record before them in one
-        SELECT, the links in one INSERT. Each statement is a step into SQLite that lets go
-        of the GIL; when many threads are waiting for it, every step costs the writer —
-        which holds the store's write lock meanwhile — a wait for the GIL to come back."""
+        """The library's insert, in as few statements as possible (infra/statements.py):
+        the events in one multi-row INSERT, the chain's head and the log's last record
+        before them in one SELECT, the links in one INSERT."""
         if not stored_events:
             return []
         ids: list[int] = []
-        for chunk in _chunks(stored_events, _EVENT_ROWS):
+        for chunk in chunks(stored_events, 4):
             c.execute(
-                _rows(f"INSERT INTO {self.events_table_name} VALUES ", 4, len(chunk)),
-                [
-                    value
-                    for s in chunk
-                    for value in (
-                        _uuid(s.originator_id).hex,
-                        s.originator_version,
-                        s.topic,
-                        s.state,
-                    )
-                ],
+                f"INSERT INTO {self.events_table_name} {values(4, len(chunk))}",
+                [value for s in chunk for value in _event_row(s)],
             )
             # rowids of a table without INTEGER PRIMARY KEY are handed out as the largest
             # so far plus one: the rows of one statement, under the write lock, are
@@ -104,9 +93,9 @@ class ChainedSQLiteApplicationRecorder(GroupCommit, SQLiteApplicationRecorder):
                 for i, s in zip(ids, stored_events, strict=True)
             ],
         )
-        for chunk_of_links in _chunks(links, _LINK_ROWS):
+        for chunk_of_links in chunks(links, 5):
             c.execute(
-                _rows(f"INSERT INTO {self.chain_table_name} VALUES ", 5, len(chunk_of_links)),
+                f"INSERT INTO {self.chain_table_name} {values(5, len(chunk_of_links))}",
                 [
                     value
                     for x in chunk_of_links
@@ -131,28 +120,10 @@ class ChainedSQLiteApplicationRecorder(GroupCommit, SQLiteApplicationRecorder):
         )
 
 
-# SQLite takes at most 32,766 parameters a statement
-_EVENT_ROWS = 32_766 // 4
-_LINK_ROWS = 32_766 // 5
-T = TypeVar("T")
-
-
 def _event_row(s: StoredEvent) -> tuple[str, int, str, bytes]:
     """A stored event as the library's SQLite recorder writes it."""
     oid = s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id
     return oid, s.originator_version, s.topic, s.state
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-@lru_cache(maxsize=64)
-def _rows(insert: str, columns: int, rows: int) -> str:
-    """`INSERT ... VALUES (?,?),(?,?)...` for `rows` rows of `columns` values."""
-    one = "(" + ",".join("?" * columns) + ")"
-    return insert + ",".join([one] * rows)
 
 
 class ChainedPostgresApplicationRecorder(GroupCommit, PostgresApplicationRecorder):

@@ -24,6 +24,8 @@ from domain.classification import ERASED_VALUE, PersonalField, tier_of
 from projections.rows import Doc, Rows
 
 VIEWS = ("profile", "consent", "investigation", "report", "access")
+# Views whose rows never hold a personal value: the access log names categories, not values.
+PLAIN_VIEWS = frozenset({"access"})
 
 # Events that change nothing but the access log: no read decision rests on them.
 LOG_ONLY_EVENTS: tuple[type, ...] = (

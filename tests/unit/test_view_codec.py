@@ -1,0 +1,50 @@
+"""Rows of a view that holds no personal values are written without the sealing walk — and a
+personal value that turns up there anyway is refused, never written in plaintext."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from domain.classification import PersonalField
+from infra.views import Codec
+from projections.read_views import PLAIN_VIEWS
+
+ACCESS_ROW = {
+    "access_id": "0b7c6f8e-4a51-4d7c-9a3e-9f2d7d9c1e11",
+    "at": "2026-03-02T09:00:00+00:00",
+    "position": 42,
+    "principal": "recruiter:wang",
+    "role": "recruiter",
+    "purpose": "pre-employment screening",
+    "view": "profile",
+    "returned": ["user.name", "user.contact.email"],
+    "withheld": ("user.criminal_history",),
+    "outcome": "partial",
+}
+
+
+def test_the_access_log_is_declared_plain() -> None:
+    assert "access" in PLAIN_VIEWS
+    assert "profile" not in PLAIN_VIEWS
+
+
+def test_a_plain_row_is_stored_exactly_as_the_sealing_walk_would_store_it() -> None:
+    codec = Codec(sealer=None)
+    walked = orjson.dumps(codec._seal(ACCESS_ROW, "doc", ("s", "view:access:k", 0)))
+
+    assert codec.encode("access", "k", "s", ACCESS_ROW) == walked
+    assert codec.decode("access", "k", "s", walked) == {
+        **ACCESS_ROW,
+        "withheld": ["user.criminal_history"],
+    }
+
+
+def test_a_personal_value_in_a_plain_view_is_refused_not_written() -> None:
+    codec = Codec(sealer=None)
+    leaked = {**ACCESS_ROW, "note": {"said": PersonalField("note", "user.statement", "divorced")}}
+
+    with pytest.raises(TypeError) as refused:
+        codec.encode("access", "k", "s", leaked)
+
+    assert "a personal value in a view declared to hold none" in str(refused.value.__cause__)
