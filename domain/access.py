@@ -13,10 +13,10 @@ from eventsourcing.domain import event
 
 from domain.classification import tier_of
 from domain.errors import InvalidInputError
-from domain.subject import SubjectAggregate
+from domain.subject import SubjectAggregate, TimeOrderedIds
 
 
-class Access(SubjectAggregate):
+class Access(TimeOrderedIds, SubjectAggregate):
     @classmethod
     def record(
         cls,
@@ -79,7 +79,7 @@ class Access(SubjectAggregate):
         self.outcome = outcome
 
 
-class DataDisclosure(SubjectAggregate):
+class DataDisclosure(TimeOrderedIds, SubjectAggregate):
     """Personal data handed over outside the read path (an evidence export, a file sent):
     who handed what (categories, never values) to whom, for which purpose, by which channel."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -27,6 +29,31 @@ def recorded_at(when: datetime) -> Iterator[None]:
         yield
     finally:
         _recording_time.reset(token)
+
+
+def time_ordered_id() -> UUID:
+    """A UUID of version 7 (RFC 9562): 48 bits of Unix time in milliseconds, then 74 random
+    bits. Records made one after another get ids in the same order, so the store's index on
+    ids takes each new one at its end instead of at a random page: a commit of many access
+    records rewrites one index page, not one per record."""
+    millis = time.time_ns() // 1_000_000
+    rand = secrets.randbits(74)
+    return UUID(
+        int=(millis & (1 << 48) - 1) << 80
+        | 0x7 << 76  # version
+        | (rand >> 62) << 64  # 12 random bits
+        | 0b10 << 62  # variant
+        | rand & (1 << 62) - 1  # 62 random bits
+    )
+
+
+class TimeOrderedIds:
+    """Mixin for aggregates recorded in great numbers, one after another, and never changed
+    (access records, disclosures): their ids are time-ordered (`time_ordered_id`)."""
+
+    @staticmethod
+    def create_id(*_: Any, **__: Any) -> UUID:
+        return time_ordered_id()
 
 
 UNRECORDED_ACTOR = "unrecorded (stored before v2 recorded who acted)"
