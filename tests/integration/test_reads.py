@@ -3,6 +3,7 @@ every read, of any outcome, left exactly one access event, stored before the ans
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -13,6 +14,9 @@ from eventsourcing.persistence import OperationalError
 from domain.access import Access
 from domain.check import CheckType, Method
 from domain.errors import AccessRefusedError
+from infra.audit import open_source, verify
+from infra.bootstrap import build_app
+from infra.config import Settings
 from services.access import Role
 from services.application import Backcheck
 from services.dto import (
@@ -541,3 +545,50 @@ def test_if_a_batch_of_reads_cannot_be_recorded_none_of_them_returns_anything(
     assert accesses(sqlite_app, first.candidate_id) == []
     assert accesses(sqlite_app, second.candidate_id) == []
     assert read(sqlite_app, first, s.RECRUITER, Role.RECRUITER)  # and the next read goes ahead
+
+
+def test_readers_at_once_each_get_their_own_answer_and_leave_one_access_event_each(
+    settings: Settings, clock: FakeClock
+) -> None:
+    app = build_app(settings, clock=clock)
+    try:
+        stories = [candidate_with_a_secret_claim(app) for _ in range(3)]
+        marketing = {1}  # one reader asks for a purpose no consent names: refused, recorded
+        got: dict[tuple[int, int], str] = {}
+
+        def reader(n: int) -> None:
+            for i in range(30):
+                st = stories[(n + i) % len(stories)]
+                purpose = "marketing" if n in marketing else s.PURPOSE
+                try:
+                    view = app.read_profile(
+                        ReadProfile(
+                            candidate_id=st.candidate_id,
+                            principal=s.INVESTIGATOR,
+                            role=Role.INVESTIGATOR,
+                            purpose=purpose,
+                        )
+                    )
+                    got[(n, i)] = view.outcome
+                    assert {f.name: f.value for f in view.fields}["personal.record"] == (
+                        SECRET_VALUE
+                    )
+                except AccessRefusedError:
+                    got[(n, i)] = "refused"
+
+        threads = [threading.Thread(target=reader, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+
+        assert len(got) == 6 * 30  # every read answered (an assertion error would be missing)
+        assert sorted(set(got.values())) == ["allowed", "refused"]
+        recorded = [a for st in stories for a in accesses(app, st.candidate_id)]
+        assert len(recorded) == 6 * 30  # one access event per read, of any outcome
+        assert sum(a.outcome == "refused" for a in recorded) == 30
+        assert app.recorded_reads.rounds < 6 * 30  # some reads were decided together
+    finally:
+        app.close()
+    with open_source(settings) as source:
+        assert verify(source).intact
