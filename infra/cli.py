@@ -993,6 +993,8 @@ def ingest(
     except Exception as e:
         _fail(e)
         return
+    faust_dir = settings.data_dir / "faust" / group
+    faust_dir.mkdir(parents=True, exist_ok=True)
     worker_app = faust_app(
         lambda message: decide(intake, message),
         bootstrap,
@@ -1005,6 +1007,7 @@ def ingest(
             "heartbeat_interval_ms": heartbeat_interval_ms,
             "max_poll_interval_ms": max_poll_interval_ms,
         },
+        datadir=str(faust_dir),  # as the workers', not in the working directory
     )
     err.print(f"[dim]store: {settings.describe()}; commands from {topic} at {bootstrap}[/]")
     try:

@@ -206,6 +206,7 @@ def faust_app(
     consumer_settings: dict[str, Any] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     retry_delay: float = 1.0,
+    datadir: str | None = None,
 ) -> Any:
     """The faust application of one intake worker: one agent over the command topic.
 
@@ -219,6 +220,7 @@ def faust_app(
         group,
         broker=f"kafka://{bootstrap}",
         store="memory://",
+        datadir=datadir or f"{group}-data",  # faust's default: a folder in the working directory
         web_enabled=False,
         topic_partitions=partitions,
         topic_allow_declare=False,  # created with their partitions by `ensure_topics`
