@@ -14,6 +14,8 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from infra.config import Settings
 from infra.relay import RelayState
 from infra.views import ViewRunner
 from infra.worker import worker_views
+from services.application import Backcheck
 from tests.kafka import (
     BACKCHECK,
     Broker,
@@ -65,6 +68,34 @@ def in_process_views(settings: Settings) -> list[tuple[str, str, str, object]]:
 
 def views_match(settings: Settings, stream: object) -> bool:
     return stream.dump() == in_process_views(settings)  # type: ignore[attr-defined]
+
+
+@dataclass
+class RelayedStore:
+    """A store with the demo in it, the views the workers write, and how far the relay got."""
+
+    app: Backcheck
+    stream: object  # the workers' view store
+    state: RelayState
+    head: int  # the log's last position once the demos had run
+
+    def relayed(self) -> int:
+        return self.state.load()[0]
+
+
+@contextmanager
+def relayed_store(settings: Settings, topic: str, demos: int) -> Iterator[RelayedStore]:
+    """Runs the demo `demos` times on the store, then opens it as the relay tests watch it."""
+    for _ in range(demos):
+        demo(settings)
+    app = build_app(settings)
+    state = RelayState(app, settings, f"relay:{topic}")
+    try:
+        head = app.recorder.max_notification_id() or 0
+        yield RelayedStore(app, worker_views(app, settings), state, head)
+    finally:
+        state.close()
+        app.close()
 
 
 def start_two_workers(processes: Processes, bootstrap: str, topic: str, group: str) -> None:
@@ -132,28 +163,16 @@ def test_relay_killed_and_broker_restarted_lose_nothing_and_the_views_stay_ident
     own_kafka_broker: Broker, settings: Settings, processes: Processes
 ) -> None:
     broker, topic, group = own_kafka_broker, topic_name("backcheck.events"), topic_name("views")
-    for _ in range(3):
-        demo(settings)
-    app = build_app(settings)
-    stream, relay_state = worker_views(app, settings), RelayState(app, settings, f"relay:{topic}")
-    head = app.recorder.max_notification_id() or 0
-
-    def relayed() -> int:
-        return relay_state.load()[0]
-
-    try:
+    with relayed_store(settings, topic, demos=3) as store:
         start_two_workers(processes, broker.bootstrap, topic, group)
-        kill_relay_mid_stream(processes, broker.bootstrap, topic, relayed, head)
+        kill_relay_mid_stream(processes, broker.bootstrap, topic, store.relayed, store.head)
         broker.stop()  # with what the workers had not consumed yet
         demo(settings)  # the store goes on while Kafka is down
         broker.start()
         processes.start(relay_command(broker.bootstrap, topic, PARTITIONS), "relay")
-        wait_for(lambda: views_match(settings, stream), 180, "equal views again", processes)
-        final_head = app.recorder.max_notification_id() or 0
-        assert relayed() == final_head
-    finally:
-        relay_state.close()
-        app.close()
+        wait_for(lambda: views_match(settings, store.stream), 180, "equal views again", processes)
+        final_head = store.app.recorder.max_notification_id() or 0
+        assert store.relayed() == final_head
     processes.stop()
 
     # the restarted broker had lost the topic; the relay, finding it empty, published the
@@ -191,24 +210,16 @@ def test_a_relay_killed_mid_stream_sends_again_only_what_it_had_not_recorded(
     between an acknowledgement and its record is short; `test_relay.py` shows such a page
     sent again), never what it had recorded; the workers' views come out identical."""
     topic, group = topic_name("backcheck.events"), topic_name("views")
-    for _ in range(2):
-        demo(settings)
-    app = build_app(settings)
-    stream, relay_state = worker_views(app, settings), RelayState(app, settings, f"relay:{topic}")
-    head = app.recorder.max_notification_id() or 0
-
-    def relayed() -> int:
-        return relay_state.load()[0]
-
-    try:
-        start_two_workers(processes, kafka_broker.bootstrap, topic, group)
-        killed_at = kill_relay_mid_stream(processes, kafka_broker.bootstrap, topic, relayed, head)
-        processes.start(relay_command(kafka_broker.bootstrap, topic, PARTITIONS), "relay")
-        wait_for(lambda: relayed() == head, 60, "the restarted relay to reach the head", processes)
-        wait_for(lambda: views_match(settings, stream), 120, "equal views", processes)
-    finally:
-        relay_state.close()
-        app.close()
+    bootstrap = kafka_broker.bootstrap
+    with relayed_store(settings, topic, demos=2) as store:
+        head = store.head
+        start_two_workers(processes, bootstrap, topic, group)
+        killed_at = kill_relay_mid_stream(processes, bootstrap, topic, store.relayed, head)
+        processes.start(relay_command(bootstrap, topic, PARTITIONS), "relay")
+        wait_for(
+            lambda: store.relayed() == head, 60, "the restarted relay to reach the head", processes
+        )
+        wait_for(lambda: views_match(settings, store.stream), 120, "equal views", processes)
     processes.stop()
 
     received = every_message(kafka_broker.bootstrap, topic)
