@@ -99,10 +99,6 @@ class Batcher(Generic[T, R]):
                     break
         return _outcome(mine)
 
-    @property
-    def mean_batch(self) -> float:
-        return self.items / self.rounds if self.rounds else 0.0
-
     def _round(self, batch: list[Slot[T, R]]) -> None:
         self.rounds += 1
         self.items += len(batch)

@@ -48,7 +48,7 @@ def test_callers_queued_behind_a_round_share_the_next_one_each_with_its_own_outc
 
     assert results == [(i * 2, None) for i in range(6)]
     assert run.batches == [list(range(6))]
-    assert batcher.mean_batch == 6
+    assert (batcher.rounds, batcher.items) == (1, 6)
     assert batcher.submit(10) == 20  # and the next caller, alone, leads a round of its own
 
 
