@@ -15,6 +15,7 @@ else — the chain, the triggers, notification ids in commit order — is the re
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
@@ -40,10 +41,20 @@ class GroupCommit:
         if any(v is not None for v in kwargs.values()):
             # A tracked write (a process recorder's) keeps its own transaction. The
             # application passes `tracking=None` on every save: that is an ordinary write.
-            return super().insert_events(stored_events, **kwargs)  # type: ignore[misc,no-any-return]
+            with self.exclusive():
+                return super().insert_events(stored_events, **kwargs)  # type: ignore[misc,no-any-return]
         return self.group.submit(stored_events)
 
+    def exclusive(self) -> AbstractContextManager[Any]:
+        """Held around each write transaction; a recorder whose database wants writers
+        kept apart across processes says how (infra/filelock.py)."""
+        return nullcontext()
+
     def _write(self, group: list[Write]) -> None:
+        with self.exclusive():
+            self._write_group(group)
+
+    def _write_group(self, group: list[Write]) -> None:
         try:
             ids = super().insert_events([e for w in group for e in w.item])  # type: ignore[misc]
         except BaseException as error:

@@ -12,6 +12,7 @@ database itself. Concurrent writers are grouped into one transaction (infra/grou
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 from uuid import UUID
 
@@ -24,6 +25,7 @@ from psycopg.sql import SQL, Identifier
 
 from infra.chain import GENESIS, ChainBrokenError, Head, extend
 from infra.ddl import serialise_ddl
+from infra.filelock import for_database
 from infra.group_commit import GroupCommit
 from infra.statements import chunks, values
 
@@ -43,6 +45,12 @@ class ChainedSQLiteApplicationRecorder(GroupCommit, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"
         super().__init__(datastore, events_table_name)
+        self.writer_lock = for_database(datastore.pool.db_name)
+
+    def exclusive(self) -> AbstractContextManager[Any]:
+        """Writers of other processes on the same file wait in the kernel, not in SQLite's
+        sleeping busy handler (infra/filelock.py)."""
+        return self.writer_lock.held() if self.writer_lock is not None else nullcontext()
 
     def construct_create_table_statements(self) -> list[str]:
         statements = super().construct_create_table_statements()

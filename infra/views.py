@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
@@ -35,9 +36,10 @@ from psycopg.sql import SQL, Identifier
 
 from domain.classification import ERASED_VALUE, WITHHELD_VALUE, PersonalField
 from infra.ddl import SerialisedTrackingDDL
+from infra.filelock import for_database
 from infra.sealing import Sealer
 from infra.statements import chunks, values
-from projections.read_views import LOG_ONLY_EVENTS, PLAIN_VIEWS, ReadViews
+from projections.read_views import LOG_ONLY_EVENTS, LOG_VIEW, PLAIN_VIEWS, ReadViews
 from projections.rows import Doc
 
 Key = tuple[str, str]
@@ -259,6 +261,8 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
     def __init__(self, datastore: SQLiteDatastore, codec: Codec) -> None:
         super().__init__(datastore)
         self.codec = codec
+        # several processes may apply to one views file (runners, workers): infra/filelock.py
+        self.writer_lock = for_database(datastore.pool.db_name)
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -274,6 +278,10 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
         return self.apply_tracked([(events, tracking)], projection)
 
     def apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:
+        with self.writer_lock.held() if self.writer_lock else nullcontext():
+            return self._apply_tracked(runs, projection)
+
+    def _apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:
         with self.datastore.get_connection(commit=True) as conn:
             conn.cursor().execute("PRAGMA synchronous=NORMAL")  # per connection, outside a txn
             with _WriteTransaction(conn, commit=True) as c, c:
@@ -549,7 +557,23 @@ class ViewRunner:
             self._log_only_through = through
         if head <= through:
             return self._position
+        if self._log_only(through, head):  # another process's access records: ask the log
+            with self._pending_lock:
+                self._log_only_through = max(self._log_only_through, head)
+            return self._position
         return self.catch_up()
+
+    def _log_only(self, after: int, through: int) -> bool:
+        """Whether the log holds nothing but access records (of any process) after `after` up
+        to `through`. Several processes on one store each write their own readers' access
+        records; none of them should make the others catch up or drop their caches. A long
+        stretch is not looked through: it is simply caught up."""
+        if through - after > self.max_pending:
+            return False
+        notes = self.app.recorder.select_notifications(
+            start=after + 1, limit=through - after, stop=through
+        )
+        return all(n.topic in self._log_only_topics for n in notes)
 
     def catch_up(self, batch: int = 500, progress: Progress | None = None) -> int:
         head = self.head() or 0
@@ -584,11 +608,17 @@ class ViewRunner:
         return self._position
 
     def _adopt(self, stored: int) -> None:
-        """Views advanced by another runner: what this one cached may be stale."""
+        """Views advanced by another runner: what this one cached may be stale (only the
+        access log's rows, when all it applied were access records)."""
         if stored <= self._position:
             return
-        self._rows.clear()
-        self._lists.clear()
+        if self._log_only(self._position, stored):
+            for cache in (self._rows, self._lists):
+                for key in [k for k in cache if k[0] == LOG_VIEW]:
+                    cache.pop(key, None)  # type: ignore[attr-defined]
+        else:
+            self._rows.clear()
+            self._lists.clear()
         with self._pending_lock:
             self._position = stored
             for position in [p for p in self._pending if p <= stored]:

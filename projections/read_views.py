@@ -23,11 +23,12 @@ from domain.access import Access, DataDisclosure
 from domain.classification import ERASED_VALUE, PersonalField, tier_of
 from projections.rows import Doc, Rows
 
-VIEWS = ("profile", "consent", "investigation", "report", "access")
+LOG_VIEW = "access"  # who read what, when, why: the access log
+VIEWS = ("profile", "consent", "investigation", "report", LOG_VIEW)
 # Views whose rows never hold a personal value: the access log names categories, not values.
-PLAIN_VIEWS = frozenset({"access"})
+PLAIN_VIEWS = frozenset({LOG_VIEW})
 
-# Events that change nothing but the access log: no read decision rests on them.
+# Events that change nothing but the access log (LOG_VIEW): no read decision rests on them.
 LOG_ONLY_EVENTS: tuple[type, ...] = (
     Access.Recorded,  # type: ignore[attr-defined]  # declared by @event("Recorded")
     DataDisclosure.DataDisclosed,  # type: ignore[attr-defined]
@@ -435,7 +436,7 @@ def _log(rows: Rows, event: Any, position: int, **entry: Any) -> None:
         "position": position,
         **entry,
     }
-    rows.put("access", key, event.candidate_id, doc)
+    rows.put(LOG_VIEW, key, event.candidate_id, doc)
 
 
 def _keyed(rows: Rows, view: str, subject: UUID) -> list[tuple[str, Doc]]:

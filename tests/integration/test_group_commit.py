@@ -3,6 +3,7 @@ writer at fault fails alone; the chain over the grouped records still verifies."
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -13,6 +14,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from infra.audit import open_source, verify
 from infra.bootstrap import build_app
 from infra.config import Settings
+from infra.filelock import WriterLock
 from infra.group_commit import GroupCommit
 from services.application import Backcheck
 from tests import story as s
@@ -121,6 +123,33 @@ class TestGroupCommitOnSQLite(GroupCommitContract):
     @pytest.fixture
     def backend(self, tmp_path: Path) -> Settings:
         return Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+
+    @pytest.mark.parametrize("file", ["events", "views"])
+    def test_a_write_waits_while_another_process_holds_the_files_writer_lock(
+        self, app: Backcheck, file: str
+    ) -> None:
+        """Writers of several processes on one file take turns through the writer lock
+        (infra/filelock.py), not through SQLite's sleeping busy handler."""
+        st = s.consented_candidate(app)
+        app.read_model()
+        if file == "events":
+            path, write = self.settings.sqlite_path, lambda: s.consented_candidate(app)
+        else:
+            s.consented_candidate(app)  # stored; the views are behind it
+            path, write = self.settings.views_path, app.read_model
+        done = threading.Event()
+
+        def writer() -> None:
+            write()
+            done.set()
+
+        with WriterLock(path).held():  # a lock of its own, as another process's would be
+            t = threading.Thread(target=writer)
+            t.start()
+            assert not done.wait(0.5)  # SQLite's own lock is free: only ours holds it back
+        assert done.wait(30)
+        t.join()
+        assert app.exists(st.consent_id)
 
 
 @pytest.mark.postgres

@@ -3,6 +3,7 @@ every read, of any outcome, left exactly one access event, stored before the ans
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from datetime import timedelta
 from typing import Any
@@ -41,6 +42,7 @@ from services.errors import AggregateMissingError
 from tests import story as s
 from tests.batching import queued_behind_a_round
 from tests.conftest import FakeClock
+from tests.processes import read_in_a_process
 
 SECRET_VALUE = "no records found"
 
@@ -588,6 +590,43 @@ def test_readers_at_once_each_get_their_own_answer_and_leave_one_access_event_ea
         assert len(recorded) == 6 * 30  # one access event per read, of any outcome
         assert sum(a.outcome == "refused" for a in recorded) == 30
         assert app.recorded_reads.rounds < 6 * 30  # some reads were decided together
+    finally:
+        app.close()
+    with open_source(settings) as source:
+        assert verify(source).intact
+
+
+def test_readers_in_two_processes_on_one_store_each_leave_one_access_event_per_read(
+    settings: Settings,
+) -> None:
+    """Two processes reading one store at once, as two service instances would: every read
+    answered, one access event each, the chain intact, the access log complete."""
+    app = build_app(settings)
+    try:
+        stories = [s.investigation_under_way(app, f"Candidate {i}") for i in range(3)]
+    finally:
+        app.close()
+    spawn = multiprocessing.get_context("spawn")
+    start, results = spawn.Barrier(2), spawn.Queue()
+    ids = [st.candidate_id for st in stories]
+    processes = [
+        spawn.Process(target=read_in_a_process, args=(settings, ids, 3, 15, start, results))
+        for _ in range(2)
+    ]
+    for p in processes:
+        p.start()
+    got = [results.get(timeout=120) for _ in processes]
+    for p in processes:
+        p.join(30)
+
+    assert [kind for kind, _ in got] == ["ok", "ok"], got
+    assert [len(outcomes) for _, outcomes in got] == [45, 45]
+    app = build_app(settings)
+    try:
+        recorded = [a for st in stories for a in accesses(app, st.candidate_id)]
+        assert len(recorded) == 90
+        logged = [e for st in stories for e in app.access_log(st.candidate_id)]
+        assert sorted(e.access_id for e in logged) == sorted(a.originator_id for a in recorded)
     finally:
         app.close()
     with open_source(settings) as source:

@@ -222,6 +222,38 @@ class ViewStoreContract(ABC):
         finally:
             other.close()
 
+    def test_another_applications_access_records_leave_this_ones_views_and_cache_alone(
+        self, app: Backcheck, clock: FakeClock
+    ) -> None:
+        """Two processes reading one store each record their readers' accesses; neither
+        should make the other catch up, or drop the rows it has cached, for records no
+        decision rests on. The access log still shows every read."""
+        st = s.investigation_under_way(app)
+        other = build_app(self.settings, clock=clock)  # as another process would
+        try:
+            read = ReadProfile(
+                candidate_id=st.candidate_id,
+                principal=s.RECRUITER,
+                role=Role.RECRUITER,
+                purpose=s.PURPOSE,
+            )
+            assert other.read_profile(read).outcome != "refused"  # caches the case
+            runner = runner_of(other)
+            cached = dict(runner._rows)
+            assert ("profile", str(st.candidate_id)) in cached
+            position = runner.position
+
+            for _ in range(3):
+                app.read_profile(read)  # access records, and nothing else, from the first
+            assert other.read_profile(read).outcome != "refused"
+            assert runner.position == position  # nothing applied to decide that read
+
+            app.read_model()  # the first applies every access record to the access log
+            assert len(other.access_log(st.candidate_id)) == 5  # the second adopts them
+            assert all(runner._rows.get(k) is row for k, row in cached.items())
+        finally:
+            other.close()
+
     def test_a_report_disclosure_shows_in_the_report_and_the_access_log(
         self, app: Backcheck
     ) -> None:

@@ -1,0 +1,65 @@
+"""One writer at a time on a SQLite file, across processes, handed over without sleeping.
+
+SQLite lets one connection write at a time. A second writer (another process on the same
+store: a second intake, a CLI command, another worker) that finds the file locked is put to
+sleep by SQLite's busy handler for 1, 2, 5, 10… milliseconds and tries again; with several
+processes writing all the time, those sleeps cost more than the writes. Here a writer first
+takes an advisory lock on a file beside the database (`flock`): the kernel wakes the next
+waiter the moment the lock is let go. Threads of one process take a mutex first, since
+`flock` does not exclude holders of the same open file.
+
+Every writer through our recorders takes it; a writer that does not (a plain `sqlite3`
+session) is still kept out by SQLite's own lock, as before.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class WriterLock:
+    def __init__(self, database: str | Path) -> None:
+        self.path = Path(f"{database}.writer-lock")
+        self._mutex = threading.Lock()
+        self._fd: int | None = None
+        self._pid = os.getpid()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        if self._pid != os.getpid():
+            # a forked child: its copy of the mutex may be held by a thread it does not
+            # have, and the open file it inherited shares the parent's lock
+            self._mutex, self._fd, self._pid = threading.Lock(), None, os.getpid()
+        with self._mutex:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)  # waits in the kernel, without the GIL
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        with self._mutex:
+            self._close()
+
+    def __del__(self) -> None:  # with the recorder or view store that held it
+        self._close()
+
+    def _close(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+
+
+def for_database(db_name: str) -> WriterLock | None:
+    """The writer lock of a SQLite database file; None for an in-memory database."""
+    if db_name in ("", ":memory:") or "mode=memory" in db_name:
+        return None
+    path = db_name.removeprefix("file:").split("?", 1)[0]
+    return WriterLock(path)
