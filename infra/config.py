@@ -192,7 +192,7 @@ class Settings(BaseModel):
             path = self.sqlite_path
             path.parent.mkdir(parents=True, exist_ok=True)
             env |= {
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "PERSISTENCE_MODULE": "infra.sqlite_pool:Factory",  # statements kept
                 "SQLITE_DBNAME": str(path),
                 "SQLITE_LOCK_TIMEOUT": "10",
                 "APPLICATION_RECORDER_TOPIC": "infra.recorder:ChainedSQLiteApplicationRecorder",

@@ -50,10 +50,10 @@ from uuid import UUID
 import orjson
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
-from eventsourcing.sqlite import SQLiteDatastore
 
 from infra.config import Settings
 from infra.ddl import serialise_ddl
+from infra.sqlite_pool import Datastore
 from infra.topics import BrokerUnavailableError, ensure_topics
 
 RELAY_STATE_TABLE = "backcheck_relay_state"
@@ -232,7 +232,7 @@ class RelayState:
                 "DO UPDATE SET position=excluded.position, partitions=excluded.partitions"
             ).format(table)
         else:
-            self.sqlite = SQLiteDatastore(str(settings.relay_state_path), lock_timeout=10)
+            self.sqlite = Datastore(str(settings.relay_state_path), lock_timeout=10)
             with self.sqlite.transaction(commit=True) as c:
                 c.execute(
                     "CREATE TABLE IF NOT EXISTS relay_state (name TEXT PRIMARY KEY, "

@@ -38,6 +38,7 @@ from domain.classification import ERASED_VALUE, WITHHELD_VALUE, PersonalField
 from infra.ddl import SerialisedTrackingDDL
 from infra.filelock import for_database
 from infra.sealing import Sealer
+from infra.sqlite_pool import Datastore
 from infra.statements import chunks, values
 from projections.read_views import LOG_ONLY_EVENTS, LOG_VIEW, PLAIN_VIEWS, ReadViews
 from projections.rows import Doc
@@ -693,7 +694,7 @@ class ViewRunner:
 
 
 def sqlite_views(app: Application[UUID], path: str, sealer: Sealer | None) -> ViewRunner:
-    datastore = SQLiteDatastore(path, lock_timeout=10)
+    datastore = Datastore(path, lock_timeout=10)
     store = SQLiteViewStore(datastore, Codec(sealer))
     store.create_table()
     head = _SQLiteHead(app.recorder.datastore.pool.db_name, app.recorder.events_table_name)  # type: ignore[attr-defined]

@@ -35,9 +35,9 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
-from eventsourcing.sqlite import SQLiteDatastore
 
 from infra.config import Settings
+from infra.sqlite_pool import Datastore
 from infra.topics import EVENTS_TOPIC, dead_letter_topic, ensure_topics
 from infra.views import Codec, PostgresViewStore, SQLiteViewStore, ViewStore
 from projections.read_views import ReadViews
@@ -393,9 +393,7 @@ def worker_views(app: Application[UUID], settings: Settings) -> ViewStore:
         datastore = app.recorder.datastore  # type: ignore[attr-defined]
         store = PostgresViewStore(datastore, codec, table=STREAM_VIEWS_TABLE)
     else:
-        store = SQLiteViewStore(
-            SQLiteDatastore(str(settings.stream_views_path), lock_timeout=10), codec
-        )
+        store = SQLiteViewStore(Datastore(str(settings.stream_views_path), lock_timeout=10), codec)
     store.create_table()
     return store
 
