@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -24,6 +24,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 
 from infra.config import ConfigError
 from infra.ddl import serialise_ddl
+from infra.filelock import for_database
 
 CACHE_SECONDS = 30.0  # how long another process may still use a key after it was destroyed
 
@@ -178,17 +179,22 @@ class SQLKeyStore:
 def sqlite_keystore(datastore: SQLiteDatastore, master_key: bytes) -> SQLKeyStore:
     """On the event store's own connection pool: a key write waits for the store's writer in
     this process instead of sleeping in SQLite's busy handler (concurrent registrations had
-    been slower than one at a time), and no connection is opened per lookup."""
+    been slower than one at a time), and no connection is opened per lookup. Writers of
+    other processes are kept apart by the store's writer lock (infra/filelock.py)."""
+    lock = for_database(datastore.pool.db_name)
+
+    def exclusive() -> AbstractContextManager[Any]:
+        return lock.held() if lock is not None else nullcontext()
 
     @contextmanager
     def transaction(commit: bool) -> Iterator[sqlite3.Cursor]:
-        with datastore.transaction(commit=commit) as curs:
-            yield curs.sqlite_cursor
+        with exclusive() if commit else nullcontext(), datastore.transaction(commit=commit) as c:
+            yield c.sqlite_cursor
 
     @contextmanager
     def unflushed() -> Iterator[sqlite3.Cursor]:
         # the safety level can only change outside a transaction, on the pool's writer
-        with datastore.get_connection(commit=True) as conn:
+        with exclusive(), datastore.get_connection(commit=True) as conn:
             conn.cursor().execute("PRAGMA synchronous=NORMAL")  # WAL written, not flushed
             try:
                 with conn.transaction(commit=True) as curs:

@@ -124,7 +124,7 @@ class TestGroupCommitOnSQLite(GroupCommitContract):
     def backend(self, tmp_path: Path) -> Settings:
         return Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
 
-    @pytest.mark.parametrize("file", ["events", "views"])
+    @pytest.mark.parametrize("file", ["events", "keys", "views"])
     def test_a_write_waits_while_another_process_holds_the_files_writer_lock(
         self, app: Backcheck, file: str
     ) -> None:
@@ -134,6 +134,10 @@ class TestGroupCommitOnSQLite(GroupCommitContract):
         app.read_model()
         if file == "events":
             path, write = self.settings.sqlite_path, lambda: s.consented_candidate(app)
+        elif file == "keys":  # the key table lives in the event store's file
+            assert app.keys is not None
+            keys = app.keys
+            path, write = self.settings.sqlite_path, lambda: keys.destroy(st.candidate_id)
         else:
             s.consented_candidate(app)  # stored; the views are behind it
             path, write = self.settings.views_path, app.read_model
