@@ -511,9 +511,11 @@ class ViewRunner:
         projection: ReadViews | None = None,
         on_close: Callable[[], None] | None = None,
         head: Callable[[], int | None] | None = None,
+        topics: Callable[[int, int], list[str]] | None = None,
     ) -> None:
         self.app = app
         self.head = head or app.recorder.max_notification_id
+        self.topics = topics or self._topics_in_log
         self.store = store
         self.on_close = on_close
         self.projection = projection or ReadViews()
@@ -571,10 +573,14 @@ class ViewRunner:
         stretch is not looked through: it is simply caught up."""
         if through - after > self.max_pending:
             return False
+        return all(topic in self._log_only_topics for topic in self.topics(after, through))
+
+    def _topics_in_log(self, after: int, through: int) -> list[str]:
+        """The topics of the log's records after `after` up to `through`."""
         notes = self.app.recorder.select_notifications(
             start=after + 1, limit=through - after, stop=through
         )
-        return all(n.topic in self._log_only_topics for n in notes)
+        return [n.topic for n in notes]
 
     def catch_up(self, batch: int = 500, progress: Progress | None = None) -> int:
         head = self.head() or 0
@@ -703,31 +709,39 @@ def sqlite_views(app: Application[UUID], path: str, sealer: Sealer | None) -> Vi
         head.close()
         datastore.close()
 
-    return ViewRunner(app, store, on_close=close, head=head)
+    return ViewRunner(app, store, on_close=close, head=head, topics=head.topics)
 
 
 class _SQLiteHead:
     """The log's last position, asked on connections of its own (one per thread). Every read
     asks, so it must not queue behind writers for a pooled connection, nor behind other
     readers: in WAL mode a reader sees the last commit without waiting for the one in
-    progress."""
+    progress. With several processes on the store, a read also asks which kinds of records
+    the others wrote (`topics`), on the same connections."""
 
     def __init__(self, db_name: str, table: str) -> None:
         self.db_name = db_name
         self.sql = f"SELECT MAX(rowid) FROM {table}"
+        self.topics_sql = f"SELECT topic FROM {table} WHERE rowid > ? AND rowid <= ?"
         self.local = threading.local()
         self.opened: list[sqlite3.Connection] = []
         self.lock = threading.Lock()
 
     def __call__(self) -> int | None:
+        row = self._conn().execute(self.sql).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def topics(self, after: int, through: int) -> list[str]:
+        return [r[0] for r in self._conn().execute(self.topics_sql, (after, through))]
+
+    def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self.local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.db_name, uri=True, check_same_thread=False)
             self.local.conn = conn
             with self.lock:
                 self.opened.append(conn)
-        row = conn.execute(self.sql).fetchone()
-        return int(row[0]) if row and row[0] is not None else None
+        return conn
 
     def close(self) -> None:
         with self.lock:
