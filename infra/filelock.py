@@ -8,8 +8,9 @@ takes an advisory lock on a file beside the database (`flock`): the kernel wakes
 waiter the moment the lock is let go. Threads of one process take a mutex first, since
 `flock` does not exclude holders of the same open file.
 
-Every writer through our recorders takes it; a writer that does not (a plain `sqlite3`
-session) is still kept out by SQLite's own lock, as before.
+Every writer through our recorders, key table and view stores takes it; a writer that does
+not (a plain `sqlite3` session) is still kept out by SQLite's own lock, as before. Like
+SQLite's WAL mode itself, it holds between processes of one machine on a local file system.
 """
 
 from __future__ import annotations
