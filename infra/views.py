@@ -603,13 +603,7 @@ class ViewRunner:
                     self._adopt(stored)
                     continue
                 self._forget(touched)
-                with self._pending_lock:
-                    self._position = last
-                    for position in [p for p in self._pending if p <= last]:
-                        del self._pending[position]
-                forget = getattr(self.app.recorder, "forget_written", None)
-                if forget is not None:
-                    forget(last)
+                self._advance(last)
                 if progress is not None:
                     progress(self._position, head)
         return self._position
@@ -626,10 +620,17 @@ class ViewRunner:
         else:
             self._rows.clear()
             self._lists.clear()
+        self._advance(stored)
+
+    def _advance(self, through: int) -> None:
+        """The views hold everything up to `through`: nothing held for them is needed."""
         with self._pending_lock:
-            self._position = stored
-            for position in [p for p in self._pending if p <= stored]:
+            self._position = through
+            for position in [p for p in self._pending if p <= through]:
                 del self._pending[position]
+        forget = getattr(self.app.recorder, "forget_written", None)
+        if forget is not None:
+            forget(through)
 
     def _next_batch(self, head: int, batch: int) -> list[tuple[int, Any]]:
         """The next events after the views' position: from memory when this process wrote

@@ -254,6 +254,38 @@ class ViewStoreContract(ABC):
         finally:
             other.close()
 
+    def test_a_runner_that_adopts_anothers_progress_lets_go_of_what_it_held_for_it(
+        self, app: Backcheck, clock: FakeClock
+    ) -> None:
+        """A process whose access records another process applied to the views keeps
+        nothing for them: neither the pending events nor the recorder's note of their
+        kinds (they would pile up in a long-running process)."""
+        st = s.investigation_under_way(app)
+        other = build_app(self.settings, clock=clock)  # as another process would
+        try:
+            read = ReadProfile(
+                candidate_id=st.candidate_id,
+                principal=s.RECRUITER,
+                role=Role.RECRUITER,
+                purpose=s.PURPOSE,
+            )
+            for _ in range(3):
+                other.read_profile(read)
+            runner = runner_of(other)
+            written: dict[int, str] = other.recorder.written  # type: ignore[attr-defined]
+            assert len(runner._pending) == 3
+            assert len(written) == 3
+
+            app.read_model()  # the first applies every record, the second's included
+            other.read_model()  # the second adopts that
+
+            assert runner.position == app.recorder.max_notification_id()
+            assert runner._pending == {}
+            assert written == {}
+            assert len(other.access_log(st.candidate_id)) == 3
+        finally:
+            other.close()
+
     def test_a_report_disclosure_shows_in_the_report_and_the_access_log(
         self, app: Backcheck
     ) -> None:
