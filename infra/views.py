@@ -286,6 +286,7 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
         with self.datastore.get_connection(commit=True) as conn:
             conn.cursor().execute("PRAGMA synchronous=NORMAL")  # per connection, outside a txn
             with _WriteTransaction(conn, commit=True) as c, c:
+                self._refuse_applied(c, runs)
                 rows = BatchRows(_SQLiteReads(c), self.codec)
                 for events, _ in runs:
                     for position, event in events:
@@ -294,6 +295,19 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
                 for _, tracking in runs:
                     self._insert_tracking(c, tracking)
         return rows.touched()
+
+    def _refuse_applied(self, c: SQLiteCursor, runs: Sequence[Run]) -> None:
+        """A run another process applied while this one waited for the lock is refused
+        before it is projected, as inserting its tracking record would refuse it after."""
+        if not self.datastore.single_row_tracking:
+            return  # there, only the very same position is refused: leave it to the insert
+        for _, tracking in runs:
+            done = self._max_tracking_id(tracking.application_name, c)
+            if done is not None and done >= tracking.notification_id:
+                raise IntegrityError(
+                    f"{tracking.application_name} is at {done} already, past "
+                    f"{tracking.notification_id}: applied by another runner"
+                )
 
     def _write(self, c: Any, rows: BatchRows) -> None:
         upserts: list[tuple[str, str, str, bytes]] = []
@@ -587,8 +601,11 @@ class ViewRunner:
         if head <= self._position:
             return self._position
         with self._lock:
-            self._adopt(self.store.max_tracking_id(self.name) or 0)
-            while self._position < head:
+            while True:
+                # another process may have applied some of it (meanwhile): not again
+                self._adopt(self.store.max_tracking_id(self.name) or 0)
+                if self._position >= head:
+                    break
                 events = self._next_batch(head, batch)
                 if not events:
                     break

@@ -135,6 +135,35 @@ class ViewStoreContract(ABC):
 
         assert runner.store.dump() == before
 
+    def test_a_runner_catching_up_skips_what_another_runner_applied_meanwhile(
+        self, demo_app: Backcheck, clock: FakeClock
+    ) -> None:
+        """Two processes' runners on one views store: once the other has applied the rest,
+        this one neither reads it back from the log nor projects it again."""
+        head = demo_app.recorder.max_notification_id()
+        runner_of(demo_app).store.clear()  # the views from nothing, as two new processes
+        first, second = build_app(self.settings, clock=clock), build_app(self.settings, clock=clock)
+        try:
+            runner = runner_of(first)
+            tried: list[int] = []  # the batches it went on to apply
+            apply = runner.store.apply
+
+            def apply_then_the_other_catches_up(events: Any, tracking: Tracking, p: Any) -> Any:
+                tried.append(tracking.notification_id)
+                touched = apply(events, tracking, p)
+                runner_of(second).catch_up()  # meanwhile, the other applies the rest
+                return touched
+
+            runner.store.apply = apply_then_the_other_catches_up  # type: ignore[method-assign]
+            runner.catch_up(batch=5)
+
+            assert tried == [5]
+            assert runner.position == runner_of(second).position == head
+            assert runner.store.dump() == reference(demo_app)
+        finally:
+            first.close()
+            second.close()
+
     def test_runs_tracked_together_are_applied_all_or_none(self, demo_app: Backcheck) -> None:
         """A worker applies its partitions' runs in one transaction: when one run was applied
         before (its tracking record exists), the other run's rows are not written either."""
@@ -306,6 +335,24 @@ class TestViewsOnSQLite(ViewStoreContract):
     @pytest.fixture
     def backend(self, tmp_path: Path) -> Settings:
         return Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+
+    def test_a_batch_another_runner_applied_is_refused_before_it_is_projected(
+        self, demo_app: Backcheck
+    ) -> None:
+        runner = runner_of(demo_app)
+        head = runner.catch_up()
+        notes = demo_app.recorder.select_notifications(start=head - 9, limit=10)
+        again = [(n.id, demo_app.mapper.to_domain_event(n)) for n in notes]
+        projected: list[int] = []
+
+        class Counting(ReadViews):
+            def process(self, event: Any, rows: Any, position: int) -> None:
+                projected.append(position)
+                super().process(event, rows, position)
+
+        with pytest.raises(IntegrityError, match="applied by another runner"):
+            runner.store.apply(again, Tracking(runner.name, head), Counting())
+        assert projected == []
 
     def raw_bytes(self) -> bytes:
         path = self.settings.views_path
