@@ -19,7 +19,7 @@ import fcntl
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 
@@ -58,9 +58,18 @@ class WriterLock:
         self._fd = None
 
 
-def for_database(db_name: str) -> WriterLock | None:
-    """The writer lock of a SQLite database file; None for an in-memory database."""
+class NoLock:
+    """An in-memory database: no other process can open it, so there is nothing to take."""
+
+    path = None
+
+    def held(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+
+def for_database(db_name: str) -> WriterLock | NoLock:
+    """The writer lock of a SQLite database file (none to take for an in-memory one)."""
     if db_name in ("", ":memory:") or "mode=memory" in db_name:
-        return None
+        return NoLock()
     path = db_name.removeprefix("file:").split("?", 1)[0]
     return WriterLock(path)

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -183,18 +183,15 @@ def sqlite_keystore(datastore: SQLiteDatastore, master_key: bytes) -> SQLKeyStor
     other processes are kept apart by the store's writer lock (infra/filelock.py)."""
     lock = for_database(datastore.pool.db_name)
 
-    def exclusive() -> AbstractContextManager[Any]:
-        return lock.held() if lock is not None else nullcontext()
-
     @contextmanager
     def transaction(commit: bool) -> Iterator[sqlite3.Cursor]:
-        with exclusive() if commit else nullcontext(), datastore.transaction(commit=commit) as c:
+        with lock.held() if commit else nullcontext(), datastore.transaction(commit=commit) as c:
             yield c.sqlite_cursor
 
     @contextmanager
     def unflushed() -> Iterator[sqlite3.Cursor]:
         # the safety level can only change outside a transaction, on the pool's writer
-        with exclusive(), datastore.get_connection(commit=True) as conn:
+        with lock.held(), datastore.get_connection(commit=True) as conn:
             conn.cursor().execute("PRAGMA synchronous=NORMAL")  # WAL written, not flushed
             try:
                 with conn.transaction(commit=True) as curs:

@@ -12,7 +12,7 @@ database itself. Concurrent writers are grouped into one transaction (infra/grou
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from typing import Any
 from uuid import UUID
 
@@ -50,7 +50,7 @@ class ChainedSQLiteApplicationRecorder(GroupCommit, SQLiteApplicationRecorder):
     def exclusive(self) -> AbstractContextManager[Any]:
         """Writers of other processes on the same file wait in the kernel, not in SQLite's
         sleeping busy handler (infra/filelock.py)."""
-        return self.writer_lock.held() if self.writer_lock is not None else nullcontext()
+        return self.writer_lock.held()
 
     def construct_create_table_statements(self) -> list[str]:
         statements = super().construct_create_table_statements()

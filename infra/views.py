@@ -17,7 +17,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
@@ -279,7 +278,7 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
         return self.apply_tracked([(events, tracking)], projection)
 
     def apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:
-        with self.writer_lock.held() if self.writer_lock else nullcontext():
+        with self.writer_lock.held():
             return self._apply_tracked(runs, projection)
 
     def _apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:

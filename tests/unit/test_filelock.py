@@ -77,11 +77,9 @@ def test_threads_of_one_process_take_turns(tmp_path: Path) -> None:
 
 
 def test_in_memory_databases_need_no_lock_and_files_get_one_beside_them() -> None:
-    assert for_database(":memory:") is None
-    assert for_database("file:x?mode=memory&cache=shared") is None
+    assert for_database(":memory:").path is None
+    assert for_database("file:x?mode=memory&cache=shared").path is None
     found = for_database("/data/store.sqlite")
-    assert found is not None
     assert found.path == Path("/data/store.sqlite.writer-lock")
     found_uri = for_database("file:/data/store.sqlite?mode=rwc")
-    assert found_uri is not None
     assert found_uri.path == Path("/data/store.sqlite.writer-lock")
