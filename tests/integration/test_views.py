@@ -32,6 +32,12 @@ from tests import story as s
 from tests.conftest import PG_URL, FakeClock
 
 
+def recruiter_read(candidate_id: UUID) -> ReadProfile:
+    return ReadProfile(
+        candidate_id=candidate_id, principal=s.RECRUITER, role=Role.RECRUITER, purpose=s.PURPOSE
+    )
+
+
 def runner_of(app: Backcheck) -> ViewRunner:
     assert isinstance(app.views, ViewRunner)
     return app.views
@@ -77,6 +83,13 @@ class ViewStoreContract(ABC):
         application = build_app(backend, clock=clock)
         yield application
         application.close()
+
+    @pytest.fixture
+    def other(self, app: Backcheck, clock: FakeClock) -> Iterator[Backcheck]:
+        """A second application on the same store, as another process would open it."""
+        second = build_app(self.settings, clock=clock)
+        yield second
+        second.close()
 
     @pytest.fixture
     def demo_app(self, app: Backcheck) -> Backcheck:
@@ -205,12 +218,7 @@ class ViewStoreContract(ABC):
 
     def test_a_read_right_after_a_withdrawal_sees_it(self, app: Backcheck) -> None:
         st = s.investigation_under_way(app)
-        read = ReadProfile(
-            candidate_id=st.candidate_id,
-            principal=s.RECRUITER,
-            role=Role.RECRUITER,
-            purpose=s.PURPOSE,
-        )
+        read = recruiter_read(st.candidate_id)
         assert app.read_profile(read).outcome != "refused"
         app.withdraw_consent(
             WithdrawConsent(consent_id=st.consent_id, reason="changed my mind", actor=s.CANDIDATE)
@@ -223,97 +231,70 @@ class ViewStoreContract(ABC):
         assert [e.outcome for e in entries][-2:] == ["allowed", "refused"]
 
     def test_a_second_application_on_the_same_store_sees_the_first_ones_writes(
-        self, app: Backcheck, clock: FakeClock
+        self, app: Backcheck, other: Backcheck
     ) -> None:
         st = s.investigation_under_way(app)
-        other = build_app(self.settings, clock=clock)  # as another process would
-        try:
-            read = ReadProfile(
-                candidate_id=st.candidate_id,
-                principal=s.RECRUITER,
-                role=Role.RECRUITER,
-                purpose=s.PURPOSE,
-            )
-            assert other.read_profile(read).outcome != "refused"  # its cache now holds the case
-            assert app.read_profile(read).outcome != "refused"
-            app.withdraw_consent(
-                WithdrawConsent(consent_id=st.consent_id, reason="no longer", actor=s.CANDIDATE)
-            )
-            app.read_model()  # the first application applies the withdrawal to the views
+        read = recruiter_read(st.candidate_id)
+        assert other.read_profile(read).outcome != "refused"  # its cache now holds the case
+        assert app.read_profile(read).outcome != "refused"
+        app.withdraw_consent(
+            WithdrawConsent(consent_id=st.consent_id, reason="no longer", actor=s.CANDIDATE)
+        )
+        app.read_model()  # the first application applies the withdrawal to the views
 
-            with pytest.raises(Exception, match="refused"):
-                other.read_profile(read)
-            assert [e.outcome for e in other.access_log(st.candidate_id)] == [
-                "allowed",
-                "allowed",
-                "refused",
-            ]
-        finally:
-            other.close()
+        with pytest.raises(Exception, match="refused"):
+            other.read_profile(read)
+        assert [e.outcome for e in other.access_log(st.candidate_id)] == [
+            "allowed",
+            "allowed",
+            "refused",
+        ]
 
     def test_another_applications_access_records_leave_this_ones_views_and_cache_alone(
-        self, app: Backcheck, clock: FakeClock
+        self, app: Backcheck, other: Backcheck
     ) -> None:
         """Two processes reading one store each record their readers' accesses; neither
         should make the other catch up, or drop the rows it has cached, for records no
         decision rests on. The access log still shows every read."""
         st = s.investigation_under_way(app)
-        other = build_app(self.settings, clock=clock)  # as another process would
-        try:
-            read = ReadProfile(
-                candidate_id=st.candidate_id,
-                principal=s.RECRUITER,
-                role=Role.RECRUITER,
-                purpose=s.PURPOSE,
-            )
-            assert other.read_profile(read).outcome != "refused"  # caches the case
-            runner = runner_of(other)
-            cached = dict(runner._rows)
-            assert ("profile", str(st.candidate_id)) in cached
-            position = runner.position
+        read = recruiter_read(st.candidate_id)
+        assert other.read_profile(read).outcome != "refused"  # caches the case
+        runner = runner_of(other)
+        cached = dict(runner._rows)
+        assert ("profile", str(st.candidate_id)) in cached
+        position = runner.position
 
-            for _ in range(3):
-                app.read_profile(read)  # access records, and nothing else, from the first
-            assert other.read_profile(read).outcome != "refused"
-            assert runner.position == position  # nothing applied to decide that read
+        for _ in range(3):
+            app.read_profile(read)  # access records, and nothing else, from the first
+        assert other.read_profile(read).outcome != "refused"
+        assert runner.position == position  # nothing applied to decide that read
 
-            app.read_model()  # the first applies every access record to the access log
-            assert len(other.access_log(st.candidate_id)) == 5  # the second adopts them
-            assert all(runner._rows.get(k) is row for k, row in cached.items())
-        finally:
-            other.close()
+        app.read_model()  # the first applies every access record to the access log
+        assert len(other.access_log(st.candidate_id)) == 5  # the second adopts them
+        assert all(runner._rows.get(k) is row for k, row in cached.items())
 
     def test_a_runner_that_adopts_anothers_progress_lets_go_of_what_it_held_for_it(
-        self, app: Backcheck, clock: FakeClock
+        self, app: Backcheck, other: Backcheck
     ) -> None:
         """A process whose access records another process applied to the views keeps
         nothing for them: neither the pending events nor the recorder's note of their
         kinds (they would pile up in a long-running process)."""
         st = s.investigation_under_way(app)
-        other = build_app(self.settings, clock=clock)  # as another process would
-        try:
-            read = ReadProfile(
-                candidate_id=st.candidate_id,
-                principal=s.RECRUITER,
-                role=Role.RECRUITER,
-                purpose=s.PURPOSE,
-            )
-            for _ in range(3):
-                other.read_profile(read)
-            runner = runner_of(other)
-            written: dict[int, str] = other.recorder.written  # type: ignore[attr-defined]
-            assert len(runner._pending) == 3
-            assert len(written) == 3
+        read = recruiter_read(st.candidate_id)
+        for _ in range(3):
+            other.read_profile(read)
+        runner = runner_of(other)
+        written: dict[int, str] = other.recorder.written  # type: ignore[attr-defined]
+        assert len(runner._pending) == 3
+        assert len(written) == 3
 
-            app.read_model()  # the first applies every record, the second's included
-            other.read_model()  # the second adopts that
+        app.read_model()  # the first applies every record, the second's included
+        other.read_model()  # the second adopts that
 
-            assert runner.position == app.recorder.max_notification_id()
-            assert runner._pending == {}
-            assert written == {}
-            assert len(other.access_log(st.candidate_id)) == 3
-        finally:
-            other.close()
+        assert runner.position == app.recorder.max_notification_id()
+        assert runner._pending == {}
+        assert written == {}
+        assert len(other.access_log(st.candidate_id)) == 3
 
     def test_a_report_disclosure_shows_in_the_report_and_the_access_log(
         self, app: Backcheck
