@@ -17,7 +17,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 from uuid import UUID
 
 import orjson
@@ -121,13 +122,17 @@ def _envelopes(value: Any, path: tuple[Step, ...] = ()) -> list[tuple[Step, ...]
     return []
 
 
-class Parsed(NamedTuple):
+@dataclass(slots=True, eq=False)
+class Parsed:
     """A row as stored, parsed but with its personal values still sealed, and where they are."""
 
     key: str
     subject: str
     doc: Doc
     envelopes: tuple[tuple[Step, ...], ...]
+    # The row with every value withheld, made once: it holds names and categories, never a
+    # value, and every read is decided on it before anything is opened.
+    withheld: Doc | None = field(default=None, repr=False)
 
     def open(self, view: str, codec: Codec, opening: frozenset[str] | None = None) -> Doc:
         """The row with its personal values opened (only those of the `opening` categories,
@@ -135,6 +140,13 @@ class Parsed(NamedTuple):
         to one are copied, the rest is shared with the cache (read-only)."""
         if not self.envelopes:
             return self.doc
+        if opening is not None and not opening:
+            if self.withheld is None:
+                self.withheld = self._open(view, codec, opening)
+            return self.withheld
+        return self._open(view, codec, opening)
+
+    def _open(self, view: str, codec: Codec, opening: frozenset[str] | None) -> Doc:
         ctx = (self.subject, f"view:{view}:{self.key}", 0)
         root: Doc = dict(self.doc)
         copied: set[int] = {id(root)}

@@ -32,7 +32,6 @@ from services.access import AccessDecision, AccessPolicy, AccessRequest, Role
 from services.batching import Batcher, Slot
 from services.dto import (
     AccessEntry,
-    FieldView,
     ProfilesView,
     ProfileView,
     ReadProfile,
@@ -90,7 +89,7 @@ class QueryUseCases(UnitOfWork):
 
     def _facts(
         self,
-        cmd: ReadProfile | ReadReport,
+        cmd: ReadProfile | ReadProfiles | ReadReport,
         categories: tuple[str, ...],
         views: ReadModel,
         profile: Doc,
@@ -146,45 +145,50 @@ class QueryUseCases(UnitOfWork):
             raise AggregateMissingError("candidate", candidate_id)
         return profile
 
-    def _read(self, cmd: ReadProfile, views: ReadModel) -> tuple[Access, ProfileView, list[str]]:
-        """Decides one read and builds its access record and its answer (nothing saved)."""
+    def _read(
+        self, cmd: ReadProfile | ReadProfiles, candidate_id: UUID, views: ReadModel
+    ) -> tuple[Access, ProfileView, list[str]]:
+        """Decides one read of `candidate_id`'s profile, asked by `cmd`'s principal, and
+        builds its access record and its answer (nothing saved)."""
         if self.policy is None:
             raise InvalidInputError("reads need an access policy configured")
         # decided on the row with every value still sealed; then only what may be returned
         # is decrypted
-        sealed = self._profile(views, cmd.candidate_id, opening=frozenset())
+        sealed = self._profile(views, candidate_id, opening=frozenset())
         categories = tuple(dict.fromkeys(f.category for _, f in _profile_fields(sealed)))
         request = self._facts(cmd, categories, views, sealed)
         decision = self.policy.decide(request)
         allowed = frozenset(decision.allowed)
         # (if the row changed in between, the newer one is shown: still only allowed values)
-        profile = self._profile(views, cmd.candidate_id, opening=allowed) if allowed else sealed
-        fields = _profile_fields(profile)
-        access = _access_record(cmd, cmd.candidate_id, "profile", request, decision)
+        profile = self._profile(views, candidate_id, opening=allowed) if allowed else sealed
+        access = _access_record(cmd, candidate_id, "profile", request, decision)
         refused = decision.outcome == "refused" and bool(categories)
         reasons = (
             sorted({r for c in decision.withheld for r in decision.reasons.get(c, ())})
             if refused
             else []
         )
-        view = ProfileView(
-            candidate_id=cmd.candidate_id,
-            access_id=access.id,
-            outcome=decision.outcome,
-            erased=profile["erased"],
-            fields=[]
-            if refused
-            else [
-                FieldView(
-                    name=name,
-                    category=f.category,
-                    tier=tier_of(f.category).value,
-                    value=f.value if f.category in allowed else None,
-                    withheld=f.category not in allowed,
-                )
-                for name, f in fields
-            ],
-            refused_because=reasons,
+        # validated in one call, fields and all (cheaper than a FieldView built per field)
+        view = ProfileView.model_validate(
+            {
+                "candidate_id": candidate_id,
+                "access_id": access.id,
+                "outcome": decision.outcome,
+                "erased": profile["erased"],
+                "fields": []
+                if refused
+                else [
+                    {
+                        "name": name,
+                        "category": f.category,
+                        "tier": tier_of(f.category).value,
+                        "value": f.value if f.category in allowed else None,
+                        "withheld": f.category not in allowed,
+                    }
+                    for name, f in _profile_fields(profile)
+                ],
+                "refused_because": reasons,
+            }
         )
         return access, view, reasons
 
@@ -194,7 +198,7 @@ class QueryUseCases(UnitOfWork):
         this principal for this purpose under the consent in force; the read is recorded first."""
 
         def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[ProfileView, list[str]]]:
-            access, view, reasons = self._read(cmd, views)
+            access, view, reasons = self._read(cmd, cmd.candidate_id, views)
             return [access], (view, reasons)
 
         view, reasons = self._recorded(decide)  # durably recorded first; fails closed
@@ -211,16 +215,7 @@ class QueryUseCases(UnitOfWork):
 
         def decide(views: ReadModel) -> tuple[list[Aggregate], ProfilesView]:
             reads = [
-                self._read(
-                    ReadProfile(
-                        candidate_id=candidate_id,
-                        principal=cmd.principal,
-                        role=cmd.role,
-                        purpose=cmd.purpose,
-                        break_glass=cmd.break_glass,
-                    ),
-                    views,
-                )
+                self._read(cmd, candidate_id, views)
                 for candidate_id in dict.fromkeys(cmd.candidate_ids)
             ]
             return [a for a, _, _ in reads], ProfilesView(profiles=[v for _, v, _ in reads])
@@ -336,7 +331,7 @@ class QueryUseCases(UnitOfWork):
 
 
 def _access_record(
-    cmd: ReadProfile | ReadReport,
+    cmd: ReadProfile | ReadProfiles | ReadReport,
     subject: UUID,
     view: str,
     request: AccessRequest,

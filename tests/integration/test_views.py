@@ -18,7 +18,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from rich.console import Console
 
 from domain.check import SourceRole
-from domain.classification import ERASED_VALUE, PersonalField
+from domain.classification import ERASED_VALUE, WITHHELD_VALUE, PersonalField
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import run_demo
@@ -215,6 +215,30 @@ class ViewStoreContract(ABC):
         assert str(st.candidate_id).encode() in raw  # the scan sees what is in the clear
         for value in values:
             assert value.encode() not in raw
+
+    def test_a_row_opened_for_some_categories_leaves_the_rest_withheld_however_often_read(
+        self, app: Backcheck
+    ) -> None:
+        st = s.investigation_under_way(app)
+        runner = runner_of(app)
+        runner.catch_up()
+        key = str(st.candidate_id)
+
+        def identity(opening: frozenset[str]) -> dict[str, str]:
+            row = runner.get("profile", key, opening)
+            assert row is not None
+            return {f.category: f.value for f in row["identity"]}
+
+        nothing = identity(frozenset())
+        assert set(nothing) >= {"user.name", "user.contact.email"}
+        assert set(nothing.values()) == {WITHHELD_VALUE}
+        assert runner.get("profile", key, frozenset()) is runner.get("profile", key, frozenset())
+
+        email = identity(frozenset({"user.contact.email"}))
+        assert email["user.contact.email"] == "li.lei@example.com"
+        assert email["user.name"] == WITHHELD_VALUE
+        assert identity(frozenset()) == nothing  # opening one did not open it for the next
+        assert identity(frozenset({"user.name"}))["user.contact.email"] == WITHHELD_VALUE
 
     def test_a_read_right_after_a_withdrawal_sees_it(self, app: Backcheck) -> None:
         st = s.investigation_under_way(app)
