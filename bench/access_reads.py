@@ -45,6 +45,7 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
+from machine import speed_line
 
 from infra.bootstrap import build_app
 from infra.config import Settings
@@ -263,6 +264,7 @@ def main() -> None:
         raw_spread = run_in_processes(args.processes, args.clients, "raw", raw_db, raw_picks)
 
     print(f"events stored after the runs: {recorded} (one access event per profile read)")
+    print(speed_line())
     spread = f"{args.clients} in {args.processes} proc."
     print(f"{'':34}{'1 client':>12}{f'{args.clients} clients':>14}{spread:>18}")
     print(

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from uuid import uuid4
 
 import cedarpy
+from machine import speed_line
 
 from domain.classification import CATEGORIES, Tier
 from infra.pdp import CedarPolicy
@@ -108,6 +109,7 @@ def main() -> None:
         p99 = percentiles(samples)[1]
         print(f"target p99 < 200 µs, {name}: {'met' if p99 < 200 else 'NOT met'} ({p99:.1f} µs)")
     print(f"cache: {cached.cache_info()}")
+    print(speed_line())
 
 
 if __name__ == "__main__":
