@@ -35,6 +35,13 @@ def _cipher(key: bytes) -> AESGCM:
     return AESGCM(key)
 
 
+@functools.lru_cache(maxsize=4096)
+def _subject_id(subject: str) -> UUID:
+    """A subject's id from the text every sealed value's context carries (parsed once: a
+    read opens several values of the same subject)."""
+    return UUID(subject)
+
+
 class SealBrokenError(ValueError):
     """A sealed value does not open with its subject's key: it was moved or altered."""
 
@@ -78,7 +85,7 @@ class Sealer:
     def _seal(self, value: Any, path: str, ctx: tuple[str, str, int]) -> Any:
         if isinstance(value, PersonalField):
             tier = tier_of(value.category).value
-            key = self.keys.data_key(UUID(ctx[0]), tier, create=True)
+            key = self.keys.data_key(_subject_id(ctx[0]), tier, create=True)
             assert key is not None  # created on demand
             nonce = os.urandom(12)
             sealed = _cipher(key).encrypt(nonce, value.value.encode(), self._aad(*ctx, path))
@@ -136,7 +143,7 @@ class Sealer:
         return value
 
     def _open_value(self, envelope: dict[str, Any], path: str, ctx: tuple[str, str, int]) -> str:
-        key = self.keys.data_key(UUID(ctx[0]), envelope["tier"], create=False)
+        key = self.keys.data_key(_subject_id(ctx[0]), envelope["tier"], create=False)
         if key is None:
             return ERASED_VALUE
         raw = base64.b64decode(envelope["sealed"])

@@ -90,12 +90,12 @@ class QueryUseCases(UnitOfWork):
     def _facts(
         self,
         cmd: ReadProfile | ReadProfiles | ReadReport,
+        subject: UUID,
         categories: tuple[str, ...],
         views: ReadModel,
         profile: Doc,
     ) -> AccessRequest:
         now = self.clock()
-        subject = UUID(profile["candidate_id"])
         consents = views.of_subject("consent", subject)
         active = [c for c in consents if _consent_status(c, now) is ConsentStatus.ACTIVE]
         investigations = [
@@ -156,7 +156,7 @@ class QueryUseCases(UnitOfWork):
         # is decrypted
         sealed = self._profile(views, candidate_id, opening=frozenset())
         categories = tuple(dict.fromkeys(f.category for _, f in _profile_fields(sealed)))
-        request = self._facts(cmd, categories, views, sealed)
+        request = self._facts(cmd, candidate_id, categories, views, sealed)
         decision = self.policy.decide(request)
         allowed = frozenset(decision.allowed)
         # (if the row changed in between, the newer one is shown: still only allowed values)
@@ -241,7 +241,7 @@ class QueryUseCases(UnitOfWork):
             categories = tuple(
                 sorted({k for item in report["items"].values() for k in _item_categories(item)})
             )
-            request = self._facts(cmd, categories, views, profile)
+            request = self._facts(cmd, subject, categories, views, profile)
             decision = policy.decide(request)
             access = _access_record(cmd, subject, f"report {cmd.report_id}", request, decision)
             return [access], (views, report, categories, decision, access.id)
