@@ -7,9 +7,10 @@ set), and under which consents. It never holds a personal value.
 
 from __future__ import annotations
 
+import functools
 from uuid import UUID
 
-from eventsourcing.domain import event
+from eventsourcing.domain import AggregateCreated, event
 
 from domain.classification import tier_of
 from domain.errors import InvalidInputError
@@ -35,8 +36,11 @@ class Access(TimeOrderedIds, SubjectAggregate):
     ) -> Access:
         if not purpose.strip():
             raise InvalidInputError("field 'purpose': every read states its purpose")
-        tiers = tuple(sorted({tier_of(c).value for c in (*returned, *withheld)}))
-        return cls(
+        # Made the library's explicit way (`_create` with the created-event class, as in its
+        # own example models): the class call would first map positional arguments to
+        # keywords, and access records are made once a read.
+        return cls._create(
+            _RECORDED,
             candidate_id=candidate_id,
             principal=principal,
             role=role,
@@ -44,7 +48,7 @@ class Access(TimeOrderedIds, SubjectAggregate):
             view=view,
             returned=returned,
             withheld=withheld,
-            tiers=tiers,
+            tiers=_tiers((*returned, *withheld)),
             outcome=outcome,
             policy_ids=policy_ids,
             policy_set_hash=policy_set_hash,
@@ -77,6 +81,15 @@ class Access(TimeOrderedIds, SubjectAggregate):
         self.returned = returned
         self.withheld = withheld
         self.outcome = outcome
+
+
+_RECORDED: type[AggregateCreated] = Access.Recorded  # type: ignore[attr-defined]
+
+
+@functools.lru_cache(maxsize=1024)
+def _tiers(categories: tuple[str, ...]) -> tuple[str, ...]:
+    """The tiers of these categories, sorted (reads return the same few sets again and again)."""
+    return tuple(sorted({tier_of(c).value for c in categories}))
 
 
 class DataDisclosure(TimeOrderedIds, SubjectAggregate):
