@@ -339,10 +339,10 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
             found = _SQLiteReads(c).select_one(view, key)
         return _parse(key, *found) if found else None
 
-    def of_subject_parsed(self, view: str, subject: UUID) -> list[Parsed]:
+    def of_subject_parsed(self, view: str, subject: str) -> list[Parsed]:
         with self.datastore.transaction(commit=False) as c:
-            found = _SQLiteReads(c).select_subject(view, str(subject))
-        return [_parse(key, str(subject), data) for key, data in found]
+            found = _SQLiteReads(c).select_subject(view, subject)
+        return [_parse(key, subject, data) for key, data in found]
 
     def dump(self) -> list[tuple[str, str, str, Doc]]:
         with self.datastore.transaction(commit=False) as c:
@@ -470,10 +470,10 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
             found = _PostgresReads(curs, self.sql).select_one(view, key)
         return _parse(key, *found) if found else None
 
-    def of_subject_parsed(self, view: str, subject: UUID) -> list[Parsed]:
+    def of_subject_parsed(self, view: str, subject: str) -> list[Parsed]:
         with self.datastore.transaction(commit=False) as curs:
-            found = _PostgresReads(curs, self.sql).select_subject(view, str(subject))
-        return [_parse(key, str(subject), data) for key, data in found]
+            found = _PostgresReads(curs, self.sql).select_subject(view, subject)
+        return [_parse(key, subject, data) for key, data in found]
 
     def dump(self) -> list[tuple[str, str, str, Doc]]:
         with self.datastore.transaction(commit=False) as curs:
@@ -705,12 +705,12 @@ class ViewRunner:
                     self._rows[(view, key)] = found
         return found.open(view, self.store.codec, opening) if found else None
 
-    def of_subject(self, view: str, subject: UUID) -> list[Doc]:
-        s = str(subject)
+    def of_subject(self, view: str, subject: UUID | str) -> list[Doc]:
+        s = subject if isinstance(subject, str) else str(subject)
         found = self._lists.get((view, s))
         if found is None:
             with self._lock:
-                found = self.store.of_subject_parsed(view, subject)
+                found = self.store.of_subject_parsed(view, s)
                 self._lists[(view, s)] = found
         return [self._open(view, row) for row in found]
 

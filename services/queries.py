@@ -96,13 +96,14 @@ class QueryUseCases(UnitOfWork):
         profile: Doc,
     ) -> AccessRequest:
         now = self.clock()
-        consents = views.of_subject("consent", subject)
+        key = str(subject)  # the views' key for the subject, made once
+        consents = views.of_subject("consent", key)
         active = [c for c in consents if _consent_status(c, now) is ConsentStatus.ACTIVE]
         investigations = [
-            i for i in views.of_subject("investigation", subject) if i["status"] != "cancelled"
+            i for i in views.of_subject("investigation", key) if i["status"] != "cancelled"
         ]
         mine = [i for i in investigations if cmd.principal in i["investigators"]]
-        reports = [r for r in views.of_subject("report", subject) if r["status"] != "destroyed"]
+        reports = [r for r in views.of_subject("report", key) if r["status"] != "destroyed"]
         handles = (
             cmd.principal == profile["registered_by"]
             or any(cmd.principal == c["requested_by"] for c in consents)
@@ -133,14 +134,18 @@ class QueryUseCases(UnitOfWork):
                 if any(d["recipient"] == cmd.principal for d in r["disclosures"])
                 for k in _report_categories(r)
             ),
-            is_subject=cmd.role is Role.CANDIDATE and cmd.principal == f"candidate:{subject}",
+            is_subject=cmd.role is Role.CANDIDATE and cmd.principal == f"candidate:{key}",
             break_glass=cmd.break_glass,
         )
 
     def _profile(
-        self, views: ReadModel, candidate_id: UUID, opening: frozenset[str] | None = None
+        self,
+        views: ReadModel,
+        candidate_id: UUID,
+        opening: frozenset[str] | None = None,
+        key: str | None = None,
     ) -> Doc:
-        profile = views.get("profile", str(candidate_id), opening)
+        profile = views.get("profile", key or str(candidate_id), opening)
         if profile is None:
             raise AggregateMissingError("candidate", candidate_id)
         return profile
@@ -154,13 +159,16 @@ class QueryUseCases(UnitOfWork):
             raise InvalidInputError("reads need an access policy configured")
         # decided on the row with every value still sealed; then only what may be returned
         # is decrypted
-        sealed = self._profile(views, candidate_id, opening=frozenset())
+        key = str(candidate_id)
+        sealed = self._profile(views, candidate_id, opening=frozenset(), key=key)
         categories = tuple(dict.fromkeys(f.category for _, f in _profile_fields(sealed)))
         request = self._facts(cmd, candidate_id, categories, views, sealed)
         decision = self.policy.decide(request)
         allowed = frozenset(decision.allowed)
         # (if the row changed in between, the newer one is shown: still only allowed values)
-        profile = self._profile(views, candidate_id, opening=allowed) if allowed else sealed
+        profile = (
+            self._profile(views, candidate_id, opening=allowed, key=key) if allowed else sealed
+        )
         access = _access_record(cmd, candidate_id, "profile", request, decision)
         refused = decision.outcome == "refused" and bool(categories)
         reasons = (
