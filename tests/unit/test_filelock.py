@@ -9,6 +9,8 @@ import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+import pytest
+
 from infra.filelock import WriterLock, for_database
 
 
@@ -74,6 +76,28 @@ def test_threads_of_one_process_take_turns(tmp_path: Path) -> None:
         t.join()
     assert most == 1
     lock.close()
+
+
+def test_a_holder_that_fails_lets_go_of_the_lock(tmp_path: Path) -> None:
+    mine, another = WriterLock(tmp_path / "s.sqlite"), WriterLock(tmp_path / "s.sqlite")
+
+    with pytest.raises(RuntimeError, match="the write failed"), mine.held():
+        raise RuntimeError("the write failed")
+
+    taken = threading.Event()
+
+    def take(lock: WriterLock) -> None:
+        with lock.held():
+            taken.set()
+
+    for lock in (another, mine):  # another open of the file, then this process's own threads
+        taken.clear()
+        t = threading.Thread(target=take, args=(lock,), daemon=True)
+        t.start()
+        assert taken.wait(5)
+        t.join()
+    mine.close()
+    another.close()
 
 
 def test_in_memory_databases_need_no_lock_and_files_get_one_beside_them() -> None:
