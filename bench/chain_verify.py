@@ -18,7 +18,6 @@ import os
 import struct
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -26,6 +25,7 @@ from uuid import uuid4
 
 from eventsourcing.persistence import InfrastructureFactory, StoredEvent
 from eventsourcing.utils import Environment
+from machine import best_of_three
 
 from infra.audit import SQLiteSource, open_source, verify
 from infra.chain import ACCELERATED, LinkInput, _link_many_python, link_many
@@ -65,16 +65,6 @@ def write(path: Path, batches: list[list[StoredEvent]], chained: bool) -> float:
     return elapsed
 
 
-def _timed(fn: Callable[[], object]) -> float:
-    """Best of three: shared machines are noisy."""
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 def hashing_core(batches: list[list[StoredEvent]]) -> dict[str, float]:
     """Seconds to recompute every link (record digest + link) as the verifier does, and to
     take plain SHA-256 of the same record bytes, in one run over the same rows."""
@@ -106,12 +96,12 @@ def hashing_core(batches: list[list[StoredEvent]]) -> dict[str, float]:
             list(pool.map(link_many, [items[i : i + step] for i in range(0, len(items), step)]))
 
     figures = {
-        "plain SHA-256, Python": _timed(plain),
-        "chain, Python reference": _timed(lambda: _link_many_python(items)),
+        "plain SHA-256, Python": best_of_three(plain),
+        "chain, Python reference": best_of_three(lambda: _link_many_python(items)),
     }
     if ACCELERATED:
-        figures["chain, C core, 1 thread"] = _timed(lambda: link_many(items))
-        figures[f"chain, C core, {os.cpu_count()} threads"] = _timed(threaded)
+        figures["chain, C core, 1 thread"] = best_of_three(lambda: link_many(items))
+        figures[f"chain, C core, {os.cpu_count()} threads"] = best_of_three(threaded)
     return figures
 
 

@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 
 
-def _best(work: Callable[[], object]) -> float:
+def best_of_three(work: Callable[[], object]) -> float:
+    """Seconds the fastest of three runs of `work` took: shared machines are noisy."""
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
@@ -45,7 +46,11 @@ def _system_calls() -> None:
 
 
 def speed_line() -> str:
-    loop, objects, calls = _best(_arithmetic), _best(_objects), _best(_system_calls)
+    loop, objects, calls = (
+        best_of_three(_arithmetic),
+        best_of_three(_objects),
+        best_of_three(_system_calls),
+    )
     return (
         f"machine now: 5M additions {loop:.2f} s; 100k small dicts made {objects * 1000:.0f} ms; "
         f"a system call {calls * 1e4:.0f} ns"
