@@ -6,6 +6,7 @@ topic, turn a name and a JSON document into exactly one use-case call.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +30,9 @@ class UseCase:
 
     @property
     def summary(self) -> str:
-        doc = getattr(Backcheck, self.method).__doc__ or ""
-        return doc.strip().splitlines()[0] if doc.strip() else self.method.replace("_", " ")
+        """The rule the use case enforces: its docstring's first paragraph, on one line."""
+        doc = inspect.getdoc(getattr(Backcheck, self.method)) or ""
+        return " ".join(doc.split("\n\n")[0].split())
 
 
 _TABLE: tuple[tuple[str, type[dto.Command], str], ...] = (

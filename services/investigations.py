@@ -114,6 +114,7 @@ class InvestigationUseCases(UnitOfWork):
 
     @use_case
     def assign_investigator(self, cmd: AssignInvestigator) -> InvestigationResult:
+        """Investigators are added to an open investigation; only they may record findings."""
         inv = self.load(Investigation, cmd.investigation_id)
         inv.assign(cmd.investigator, cmd.actor)
         self.commit(inv)
@@ -160,6 +161,7 @@ class InvestigationUseCases(UnitOfWork):
 
     @use_case
     def resolve_dispute(self, cmd: ResolveDispute) -> InvestigationResult:
+        """A dispute is answered; an upheld one reopens the check and sets aside its findings."""
         inv = self.load(Investigation, cmd.investigation_id)
         inv.resolve_dispute(cmd.dispute_id, cmd.upheld, cmd.response, cmd.actor)
         self.commit(inv)
@@ -167,6 +169,7 @@ class InvestigationUseCases(UnitOfWork):
 
     @use_case
     def give_feedback(self, cmd: GiveFeedback) -> InvestigationResult:
+        """The candidate asks a question or comments; the text is screened and sealed."""
         inv = self.load(Investigation, cmd.investigation_id)
         inv.give_feedback(cmd.feedback_id, cmd.text)
         self.commit(inv)
@@ -190,6 +193,7 @@ class InvestigationUseCases(UnitOfWork):
 
     @use_case
     def cancel_investigation(self, cmd: CancelInvestigation) -> InvestigationResult:
+        """An open investigation may be cancelled, with the reason; nothing more is gathered."""
         inv = self.load(Investigation, cmd.investigation_id)
         inv.cancel(cmd.reason, cmd.actor)
         self.commit(inv)

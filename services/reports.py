@@ -95,6 +95,7 @@ class ReportUseCases(UnitOfWork):
 
     @use_case
     def dispute_report(self, cmd: DisputeReport) -> ReportResult:
+        """The candidate disputes an item of the copy they received; it blocks disclosure."""
         report = self.load(Report, cmd.report_id)
         report.dispute(cmd.dispute_id, cmd.check_id, cmd.statement)
         self.commit(report)
@@ -102,6 +103,7 @@ class ReportUseCases(UnitOfWork):
 
     @use_case
     def reject_report_dispute(self, cmd: RejectReportDispute) -> ReportResult:
+        """A dispute that does not change the report is answered, never ignored."""
         report = self.load(Report, cmd.report_id)
         report.reject_dispute(cmd.dispute_id, cmd.response, cmd.actor)
         self.commit(report)
@@ -122,6 +124,7 @@ class ReportUseCases(UnitOfWork):
 
     @use_case
     def reissue_report(self, cmd: ShareReport) -> ReportResult:
+        """A reviewed amendment goes back to the candidate as a new edition."""
         report = self.load(Report, cmd.report_id)
         report.reissue(cmd.actor)
         self.commit(report)
@@ -129,6 +132,7 @@ class ReportUseCases(UnitOfWork):
 
     @use_case
     def place_legal_hold(self, cmd: LegalHold) -> ReportResult:
+        """A legal hold, with its reason, blocks destruction and the subject's erasure."""
         report = self.load(Report, cmd.report_id)
         report.place_legal_hold(cmd.reason, cmd.actor)
         self.commit(report)
@@ -136,6 +140,7 @@ class ReportUseCases(UnitOfWork):
 
     @use_case
     def release_legal_hold(self, cmd: ReleaseLegalHold) -> ReportResult:
+        """Releasing a hold lets retention and erasure take their course again."""
         report = self.load(Report, cmd.report_id)
         report.release_legal_hold(cmd.actor)
         self.commit(report)

@@ -1,0 +1,22 @@
+"""The use-case table `backcheck use-cases` prints states each use case's rule in full."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.catalogue import USE_CASES, UseCase
+
+
+@pytest.mark.parametrize("use_case", USE_CASES.values(), ids=lambda uc: uc.name)
+def test_every_use_case_states_its_rule_in_whole_sentences(use_case: UseCase) -> None:
+    summary = use_case.summary
+    assert summary != use_case.method.replace("_", " "), "no rule stated, only the name"
+    assert "\n" not in summary
+    assert "  " not in summary
+    assert summary.endswith((".", ")")), f"cut off mid-sentence: {summary!r}"
+
+
+def test_a_rule_written_over_several_lines_is_given_whole() -> None:
+    summary = USE_CASES["erase-subject"].summary
+    assert summary.startswith("Crypto-shredding: record the erasure with a signed receipt")
+    assert summary.endswith("A legal hold on any of their reports blocks it.")
