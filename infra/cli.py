@@ -279,21 +279,32 @@ def read_profile(
 @subject_cli.command("access-log")
 def subject_access_log(
     candidate_id: Annotated[UUID, typer.Argument(help="the candidate")],
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    principal: Annotated[
+        str, typer.Option("--as", help="who is reading: candidate:ID, or a compliance officer")
+    ],
+    role: Annotated[str, typer.Option(help="candidate (their own log) or compliance")],
+    purpose: Annotated[str, typer.Option(help="why; recorded with the read")],
+    as_json: Annotated[bool, typer.Option("--json", help="the log as one JSON object")] = False,
 ) -> None:
-    """Who read what about the candidate, when and why — what the candidate may see."""
+    """Who read what about the candidate, when and why. The candidate reads their own log, a
+    compliance officer anyone's; the read is decided by policy and recorded first."""
+    from services.dto import ReadAccessLog
+
     try:
         application, _ = _open()
-        entries = application.access_log(candidate_id)
+        log = application.read_access_log(
+            ReadAccessLog(
+                candidate_id=candidate_id, principal=principal, role=role, purpose=purpose
+            )
+        )
     except Exception as e:
         _fail(e, as_json)
         return
     if as_json:
-        for entry in entries:
-            sys.stdout.write(entry.model_dump_json() + "\n")
+        sys.stdout.write(log.model_dump_json() + "\n")
         return
     table = Table("when (UTC)", "who", "role", "purpose", "view", "outcome", "withheld")
-    for e in entries:
+    for e in log.entries:
         table.add_row(
             e.at.strftime("%Y-%m-%d %H:%M:%S"),
             e.principal,
@@ -304,6 +315,7 @@ def subject_access_log(
             ", ".join(e.withheld),
         )
     console.print(table)
+    console.print(f"{len(log.entries)} entries; this read recorded as access {log.access_id}")
 
 
 views_cli = typer.Typer(help="The read views: where they stand; rebuilding them from the log.")

@@ -673,11 +673,28 @@ def run_demo(app: Backcheck, console: Console) -> dict[str, Any]:
         ),
         stores=1,
     )
-    log = s.do("Wang Fang looks at who accessed her data", lambda: app.access_log(cid))
-    for entry in log:
+    own_log = dto.ReadAccessLog(
+        candidate_id=cid,
+        principal=f"candidate:{cid}",
+        role=Role.CANDIDATE,
+        purpose="see who accessed my data",
+    )
+    log = s.do(
+        "Wang Fang looks at who accessed her data (that read is recorded too)",
+        lambda: app.read_access_log(own_log),
+    )
+    for entry in log.entries:
         s.out.print(
             f"      {entry.principal} ({entry.role}) for {entry.purpose!r}: {entry.outcome}"
         )
+    s.refused(
+        "HR looks at who else read Wang Fang's data",
+        errors.AccessRefusedError,
+        lambda: app.read_access_log(
+            own_log.model_copy(update={"principal": HR, "role": Role.RECRUITER})
+        ),
+        stores=1,
+    )
 
     s.chapter("9. Liu Yang asks to be erased")
     erased = s.do(

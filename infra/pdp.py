@@ -1,5 +1,8 @@
 """The policy decision point: Cedar policies (infra/policies/*.cedar) decide each read.
 
+Two actions: `read` (one category of a candidate's personal data, asked per category) and
+`read-access-log` (the subject's access log, asked once).
+
 Policies are parsed once. Every attribute a policy looks at travels in the request context
 (none in entities, none in principal or resource ids), so a decision depends on the context
 alone and is cached by it: the same role asking about the same tier under the same consent
@@ -20,14 +23,15 @@ import orjson
 
 from domain.classification import tier_of
 from infra.config import ConfigError
-from services.access import AccessDecision, AccessRequest
+from services.access import AccessDecision, AccessRequest, LogDecision
 
 _ID = re.compile(r'@id\("([^"]+)"\)\s*(?:permit|forbid)\s*\(')
 _POLICY = re.compile(r"^\s*(?:permit|forbid)\s*\(", re.MULTILINE)
 
 Context = tuple[tuple[str, object], ...]
 _PRINCIPAL = {"type": "Principal", "id": "p"}  # policies read the context, never the ids
-_READ = {"type": "Action", "id": "read"}
+READ, READ_ACCESS_LOG = "read", "read-access-log"  # the actions the policies know
+_ACTIONS = {a: {"type": "Action", "id": a} for a in (READ, READ_ACCESS_LOG)}
 _SUBJECT = {"type": "Subject", "id": "s"}
 DEFAULT_DENY = "no-policy-permits"  # Cedar denies what no policy permits; named for the record
 
@@ -62,12 +66,12 @@ class CedarPolicy:
     def from_file(cls, path: Path) -> CedarPolicy:
         return cls(path.read_text())
 
-    def _ask_cedar(self, context: Context) -> tuple[bool, tuple[str, ...]]:
+    def _ask_cedar(self, context: Context, action: str = READ) -> tuple[bool, tuple[str, ...]]:
         # A JSON string context and structured ids are the cheapest forms for cedarpy to take.
         result = cedarpy.is_authorized(
             {
                 "principal": _PRINCIPAL,
-                "action": _READ,
+                "action": _ACTIONS[action],
                 "resource": _SUBJECT,
                 "context": orjson.dumps(dict(context)).decode(),
             },
@@ -110,6 +114,11 @@ class CedarPolicy:
             policy_set_hash=self.policy_set_hash,
             reasons=reasons,
         )
+
+    def decide_log_read(self, request: AccessRequest) -> LogDecision:
+        context = (("role", request.role.value), ("self", request.is_subject))
+        ok, why = self._decide_context(context, READ_ACCESS_LOG)
+        return LogDecision(ok, tuple(sorted(why)), self.policy_set_hash)
 
     def cache_info(self) -> str:
         return str(self._decide_context.cache_info())

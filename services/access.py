@@ -59,7 +59,26 @@ class AccessDecision:
         return "partial" if self.allowed else "refused"
 
 
+@dataclass(frozen=True)
+class LogDecision:
+    """Whether a principal may read a subject's access log (metadata, never a value)."""
+
+    allowed: bool
+    policy_ids: tuple[str, ...]
+    policy_set_hash: str
+
+    @property
+    def outcome(self) -> str:
+        return "allowed" if self.allowed else "refused"
+
+
 class AccessPolicy(Protocol):
     policy_set_hash: str
 
-    def decide(self, request: AccessRequest) -> AccessDecision: ...
+    def decide(self, request: AccessRequest) -> AccessDecision:
+        """Each category the request asks for: allowed or withheld, and by which policies."""
+        ...
+
+    def decide_log_read(self, request: AccessRequest) -> LogDecision:
+        """May the request's principal read its subject's access log?"""
+        ...

@@ -71,6 +71,7 @@ _TABLE: tuple[tuple[str, type[dto.Command], str], ...] = (
     ("read-profile", dto.ReadProfile, "read_profile"),
     ("read-profiles", dto.ReadProfiles, "read_profiles"),
     ("read-report", dto.ReadReport, "read_report"),
+    ("read-access-log", dto.ReadAccessLog, "read_access_log"),
 )
 
 USE_CASES: dict[str, UseCase] = {name: UseCase(name, cmd, m) for name, cmd, m in _TABLE}

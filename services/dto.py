@@ -501,6 +501,23 @@ class AccessEntry(Result):
     outcome: str
 
 
+class ReadAccessLog(Command):
+    """The subject's access log: who read what about them, when, why, and what was handed
+    over. The candidate reads their own; a compliance officer anyone's."""
+
+    candidate_id: UUID
+    principal: Actor
+    role: Role
+    purpose: Text
+
+
+class AccessLogView(Result):
+    candidate_id: UUID
+    access_id: UUID = Field(description="this read's own access record")
+    outcome: str
+    entries: list[AccessEntry]
+
+
 # --- history --------------------------------------------------------------------------------
 
 

@@ -28,12 +28,15 @@ from domain.check import CheckType
 from domain.classification import PersonalField, tier_of
 from domain.consent import ConsentStatus, consent_status
 from domain.errors import AccessRefusedError, InvalidInputError
-from services.access import AccessDecision, AccessPolicy, AccessRequest, Role
+from projections.read_views import LOG_VIEW
+from services.access import AccessDecision, AccessPolicy, AccessRequest, LogDecision, Role
 from services.batching import Batcher, Slot
 from services.dto import (
     AccessEntry,
+    AccessLogView,
     ProfilesView,
     ProfileView,
+    ReadAccessLog,
     ReadProfile,
     ReadProfiles,
     ReadReport,
@@ -46,6 +49,7 @@ from services.ports import ReadModel
 from services.unit import UnitOfWork, receiving_now, use_case
 
 Doc = dict[str, Any]
+ACCESS_LOG_VIEW = "access log"  # the view an access-log read names in its own record
 # A read's decision, given the views: the access records to store, and what to answer with.
 Decide = Callable[[ReadModel], tuple[list[Aggregate], Any]]
 Read = Slot[tuple[Context, Decide], Any]
@@ -317,25 +321,81 @@ class QueryUseCases(UnitOfWork):
         self.commit(disclosure)
         return disclosure.id
 
-    def access_log(self, candidate_id: UUID) -> list[AccessEntry]:
-        """Who read what about the candidate, when, why, and what they were refused, and what
-        was handed over to whom. The log holds no personal values, so reading it is not itself
-        an access to personal data."""
-        found = self.read_model().of_subject("access", candidate_id)
-        return [
-            AccessEntry(
-                access_id=UUID(e["access_id"]),
-                at=datetime.fromisoformat(e["at"]),
-                principal=e["principal"],
-                role=e["role"],
-                purpose=e["purpose"],
-                view=e["view"],
-                returned=e["returned"],
-                withheld=e["withheld"],
-                outcome=e["outcome"],
+    @use_case
+    def read_access_log(self, cmd: ReadAccessLog) -> AccessLogView:
+        """Who read what about the candidate, when, why, what they were refused, and what was
+        handed over to whom: the candidate reads their own log, a compliance officer anyone's.
+        The log holds no personal values, but who looked at whom is the subject's business,
+        so this read is decided and recorded first like any other."""
+        if self.policy is None:
+            raise InvalidInputError("reads need an access policy configured")
+        policy = self.policy
+
+        def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[AccessLogView, LogDecision]]:
+            key = str(cmd.candidate_id)
+            self._profile(views, cmd.candidate_id, opening=frozenset(), key=key)  # known?
+            request = AccessRequest(
+                principal=cmd.principal,
+                role=cmd.role,
+                purpose=cmd.purpose,
+                subject=cmd.candidate_id,
+                categories=(),
+                is_subject=cmd.role is Role.CANDIDATE and cmd.principal == f"candidate:{key}",
             )
-            for e in sorted(found, key=lambda e: int(e["position"]))
-        ]
+            decision = policy.decide_log_read(request)
+            access = Access.record(
+                candidate_id=cmd.candidate_id,
+                principal=cmd.principal,
+                role=cmd.role.value,
+                purpose=cmd.purpose,
+                view=ACCESS_LOG_VIEW,
+                returned=(),
+                withheld=(),
+                outcome=decision.outcome,
+                policy_ids=decision.policy_ids,
+                policy_set_hash=decision.policy_set_hash,
+                consent_ids=(),
+            )
+            # the log itself, with every access record stored before this read (decisions
+            # need not wait for those, so the views may not have applied them yet)
+            entries = _access_entries(self.read_model(), key) if decision.allowed else []
+            view = AccessLogView(
+                candidate_id=cmd.candidate_id,
+                access_id=access.id,
+                outcome=decision.outcome,
+                entries=entries,
+            )
+            return [access], (view, decision)
+
+        view, decision = self._recorded(decide)  # durably recorded first; fails closed
+        if not decision.allowed:
+            raise AccessRefusedError(cmd.candidate_id, ACCESS_LOG_VIEW, list(decision.policy_ids))
+        return view  # type: ignore[no-any-return]
+
+    def recorded_accesses(self, candidate_id: UUID) -> list[AccessEntry]:
+        """The subject's access log as stored, for checks inside this process. Not a read: no
+        one is asking and nothing is recorded; every outside surface (CLI, commands) goes
+        through `read_access_log`."""
+        return _access_entries(self.read_model(), str(candidate_id))
+
+
+def _access_entries(views: ReadModel, key: str) -> list[AccessEntry]:
+    """The access log's rows for one subject, in log order."""
+    found = views.of_subject(LOG_VIEW, key)
+    return [
+        AccessEntry(
+            access_id=UUID(e["access_id"]),
+            at=datetime.fromisoformat(e["at"]),
+            principal=e["principal"],
+            role=e["role"],
+            purpose=e["purpose"],
+            view=e["view"],
+            returned=e["returned"],
+            withheld=e["withheld"],
+            outcome=e["outcome"],
+        )
+        for e in sorted(found, key=lambda e: int(e["position"]))
+    ]
 
 
 def _access_record(

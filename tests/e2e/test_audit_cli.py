@@ -85,8 +85,22 @@ def test_an_evidence_bundle_verifies_offline_and_fails_when_changed(
 
     assert good.returncode == 0, good.stderr
     assert subject in good.stdout
-    log = run(officer, "subject", "access-log", subject, "--json")
-    assert '"outcome":"disclosed"' in log.stdout  # the export itself was recorded first
+    log = run(
+        officer,
+        "subject",
+        "access-log",
+        subject,
+        "--json",
+        "--as",
+        "compliance:zhou",
+        "--role",
+        "compliance",
+        "--purpose",
+        "evidence check",
+    )
+    assert log.returncode == 0, log.stderr
+    entries = json.loads(log.stdout)["entries"]
+    assert "disclosed" in [e["outcome"] for e in entries]  # the export was recorded first
     assert bad.returncode == 1
     assert "NOT VALID" in bad.stderr
 

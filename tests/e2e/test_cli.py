@@ -163,3 +163,38 @@ def test_the_views_report_where_they_stand_and_rebuild_identically(store: dict[s
     assert set(status["rows"]) == {"profile", "consent", "investigation", "report", "access"}
     assert json.loads(after.stdout) == status
     assert f"rebuilt from {status['head']} events" in rebuilt.stdout
+
+
+def test_the_candidate_reads_who_accessed_them_and_a_recruiter_may_not(
+    store: dict[str, str],
+) -> None:
+    subject = candidate_of(run(store, "demo").stdout)
+    as_candidate = ("--as", f"candidate:{subject}", "--role", "candidate", "--purpose", "mine")
+    as_recruiter = ("--as", "hr:li.na", "--role", "recruiter", "--purpose", "curious")
+
+    own = run(store, "subject", "access-log", subject, *as_candidate, "--json")
+    refused = run(store, "subject", "access-log", subject, *as_recruiter)
+    again = run(store, "subject", "access-log", subject, *as_candidate)
+
+    assert own.returncode == 0, own.stderr
+    log = json.loads(own.stdout)
+    assert ("growth:wu.hao", "refused") in [(e["principal"], e["outcome"]) for e in log["entries"]]
+    assert refused.returncode == 5
+    assert "access log" in refused.stderr
+    assert "the refusal was recorded" in refused.stderr
+    assert again.returncode == 0, again.stderr
+    assert (
+        log["access_id"]
+        in run(store, "subject", "access-log", subject, *as_candidate, "--json").stdout
+    )  # her first read shows in her log, as the recruiter's refusal does
+    assert "hr:li.na" in again.stdout
+    assert "curious" in again.stdout
+
+
+def test_the_access_log_needs_a_reader(store: dict[str, str]) -> None:
+    subject = candidate_of(run(store, "demo").stdout)
+
+    result = run(store, "subject", "access-log", subject)
+
+    assert result.returncode == 2
+    assert "--as" in result.stderr

@@ -241,6 +241,16 @@ def test_a_type_that_names_no_use_case_is_unknown(
             "a read returns personal data to a person",
         ),
         (
+            "read-access-log",
+            {
+                "candidate_id": str(uuid4()),
+                "principal": "compliance:zhou",
+                "role": "compliance",
+                "purpose": "audit",
+            },
+            "a read returns personal data to a person",
+        ),
+        (
             "erase-subject",
             {"candidate_id": str(uuid4()), "reason": "asked", "actor": "compliance"},
             "backcheck subject erase",

@@ -21,6 +21,7 @@ from infra.config import Settings
 from services.access import Role
 from services.application import Backcheck
 from services.dto import (
+    AccessLogView,
     AmendmentIn,
     AmendReport,
     ClaimIn,
@@ -28,6 +29,7 @@ from services.dto import (
     PersonalFieldIn,
     PlanInvestigation,
     PlannedCheckIn,
+    ReadAccessLog,
     ReadProfile,
     ReadProfiles,
     ReadReport,
@@ -258,11 +260,87 @@ def test_after_withdrawal_others_are_refused_but_the_candidate_still_reads_their
 
     assert own["personal.record"] == SECRET_VALUE
     assert [a.outcome for a in accesses(sqlite_app, st.candidate_id)] == ["refused", "allowed"]
-    log = sqlite_app.access_log(st.candidate_id)
-    assert [(e.principal, e.outcome) for e in log] == [
+    log = read_log(sqlite_app, st.candidate_id, f"candidate:{st.candidate_id}", Role.CANDIDATE)
+    assert [(e.principal, e.outcome) for e in log.entries] == [
         (s.INVESTIGATOR, "refused"),
         (f"candidate:{st.candidate_id}", "allowed"),
     ]
+
+
+def read_log(app: Backcheck, candidate_id: UUID, principal: str, role: Role) -> AccessLogView:
+    return app.read_access_log(
+        ReadAccessLog(
+            candidate_id=candidate_id, principal=principal, role=role, purpose="who read what"
+        )
+    )
+
+
+LOG_READERS = [
+    pytest.param("candidate:{id}", Role.CANDIDATE, "candidate-reads-own-access-log", id="own"),
+    pytest.param("compliance:zhou", Role.COMPLIANCE, "compliance-reads-access-logs", id="audit"),
+]
+LOG_REFUSED = [
+    pytest.param(f"candidate:{uuid4()}", Role.CANDIDATE, id="another-candidate"),
+    pytest.param(s.RECRUITER, Role.RECRUITER, id="their-recruiter"),
+    pytest.param(s.INVESTIGATOR, Role.INVESTIGATOR, id="their-investigator"),
+    pytest.param("reviewer:qian", Role.REVIEWER, id="reviewer"),
+    pytest.param("hiring-manager:sun", Role.HIRING_MANAGER, id="hiring-manager"),
+    pytest.param("service:ats", Role.SERVICE, id="service"),
+]
+
+
+@pytest.mark.parametrize(("principal", "role", "policy"), LOG_READERS)
+def test_the_candidate_and_compliance_read_the_access_log_even_after_withdrawal(
+    sqlite_app: Backcheck, principal: str, role: Role, policy: str
+) -> None:
+    st = candidate_with_a_secret_claim(sqlite_app)
+    read(sqlite_app, st, s.INVESTIGATOR, Role.INVESTIGATOR)
+    sqlite_app.withdraw_consent(
+        WithdrawConsent(consent_id=st.consent_id, reason="changed my mind", actor=s.CANDIDATE)
+    )
+    principal = principal.format(id=st.candidate_id)
+    before = accesses(sqlite_app, st.candidate_id)
+
+    log = read_log(sqlite_app, st.candidate_id, principal, role)
+
+    assert log.outcome == "allowed"
+    assert [(e.principal, e.outcome, e.view) for e in log.entries] == [
+        (s.INVESTIGATOR, "allowed", "profile")
+    ]
+    (recorded,) = accesses(sqlite_app, st.candidate_id)[len(before) :]
+    assert recorded.originator_id == log.access_id
+    assert (recorded.principal, recorded.role, recorded.view) == (principal, role, "access log")
+    assert (recorded.outcome, recorded.policy_ids) == ("allowed", (policy,))
+    assert (recorded.returned, recorded.withheld, recorded.tiers) == ((), (), ())
+    # the next read of the log shows this one
+    again = read_log(sqlite_app, st.candidate_id, principal, role)
+    assert [e.access_id for e in again.entries][-1] == log.access_id
+
+
+@pytest.mark.parametrize(("principal", "role"), LOG_REFUSED)
+def test_nobody_else_reads_the_access_log_and_the_refusal_is_recorded(
+    sqlite_app: Backcheck, principal: str, role: Role
+) -> None:
+    st = candidate_with_a_secret_claim(sqlite_app)  # consent active, investigator assigned
+    read(sqlite_app, st, s.INVESTIGATOR, Role.INVESTIGATOR)
+
+    with pytest.raises(AccessRefusedError, match=r"access log .*\(no-policy-permits\)"):
+        read_log(sqlite_app, st.candidate_id, principal, role)
+
+    refused = [a for a in accesses(sqlite_app, st.candidate_id) if a.view == "access log"]
+    assert [(a.principal, a.outcome) for a in refused] == [(principal, "refused")]
+    assert refused[0].policy_ids == ("no-policy-permits",)
+
+
+def test_the_access_log_of_an_unknown_candidate_is_not_found_and_nothing_is_recorded(
+    sqlite_app: Backcheck,
+) -> None:
+    stored = sqlite_app.recorder.max_notification_id()
+
+    with pytest.raises(AggregateMissingError):
+        read_log(sqlite_app, uuid4(), "compliance:zhou", Role.COMPLIANCE)
+
+    assert sqlite_app.recorder.max_notification_id() == stored
 
 
 def disk_full(app: Backcheck, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -342,7 +420,7 @@ def test_a_disclosure_outside_the_read_path_is_recorded_and_shown_to_the_candida
         )
     )
 
-    (entry,) = sqlite_app.access_log(st.candidate_id)
+    (entry,) = sqlite_app.recorded_accesses(st.candidate_id)
     assert (entry.outcome, entry.view) == ("disclosed", "evidence bundle to labour inspectorate")
     assert "user.criminal_history" in entry.returned
     stored = [
@@ -445,7 +523,9 @@ def test_a_hiring_manager_reads_the_report_disclosed_to_them_and_no_one_elses(
     assert item.source_count == 2
     outcomes = [a.outcome for a in accesses(sqlite_app, st.candidate_id)]
     assert outcomes == ["refused", "allowed", "refused"]  # one access event per read
-    (entry, *_) = [e for e in sqlite_app.access_log(st.candidate_id) if e.outcome == "allowed"]
+    (entry, *_) = [
+        e for e in sqlite_app.recorded_accesses(st.candidate_id) if e.outcome == "allowed"
+    ]
     assert (entry.principal, entry.view) == (s.HIRING_MANAGER, f"report {st.report}")
 
 
@@ -625,7 +705,7 @@ def test_readers_in_two_processes_on_one_store_each_leave_one_access_event_per_r
     try:
         recorded = [a for st in stories for a in accesses(app, st.candidate_id)]
         assert len(recorded) == 90
-        logged = [e for st in stories for e in app.access_log(st.candidate_id)]
+        logged = [e for st in stories for e in app.recorded_accesses(st.candidate_id)]
         assert sorted(e.access_id for e in logged) == sorted(a.originator_id for a in recorded)
     finally:
         app.close()

@@ -251,7 +251,7 @@ class ViewStoreContract(ABC):
         with pytest.raises(Exception, match="refused"):
             app.read_profile(read)
 
-        entries = app.access_log(st.candidate_id)
+        entries = app.recorded_accesses(st.candidate_id)
         assert [e.outcome for e in entries][-2:] == ["allowed", "refused"]
 
     def test_a_second_application_on_the_same_store_sees_the_first_ones_writes(
@@ -268,7 +268,7 @@ class ViewStoreContract(ABC):
 
         with pytest.raises(Exception, match="refused"):
             other.read_profile(read)
-        assert [e.outcome for e in other.access_log(st.candidate_id)] == [
+        assert [e.outcome for e in other.recorded_accesses(st.candidate_id)] == [
             "allowed",
             "allowed",
             "refused",
@@ -294,7 +294,7 @@ class ViewStoreContract(ABC):
         assert runner.position == position  # nothing applied to decide that read
 
         app.read_model()  # the first applies every access record to the access log
-        assert len(other.access_log(st.candidate_id)) == 5  # the second adopts them
+        assert len(other.recorded_accesses(st.candidate_id)) == 5  # the second adopts them
         assert all(runner._rows.get(k) is row for k, row in cached.items())
 
     def test_a_runner_that_adopts_anothers_progress_lets_go_of_what_it_held_for_it(
@@ -318,7 +318,7 @@ class ViewStoreContract(ABC):
         assert runner.position == app.recorder.max_notification_id()
         assert runner._pending == {}
         assert written == {}
-        assert len(other.access_log(st.candidate_id)) == 3
+        assert len(other.recorded_accesses(st.candidate_id)) == 3
 
     def test_a_report_disclosure_shows_in_the_report_and_the_access_log(
         self, app: Backcheck
@@ -331,7 +331,7 @@ class ViewStoreContract(ABC):
         assert report is not None
         assert (report["status"], report["shared_edition"]) == ("approved", 1)
         assert [d["recipient"] for d in report["disclosures"]] == [s.HIRING_MANAGER]
-        (entry,) = [e for e in app.access_log(st.candidate_id) if e.outcome == "disclosed"]
+        (entry,) = [e for e in app.recorded_accesses(st.candidate_id) if e.outcome == "disclosed"]
         assert (entry.principal, entry.purpose) == (s.RECRUITER, s.PURPOSE)
         assert s.HIRING_MANAGER in entry.view
 

@@ -146,6 +146,45 @@ def test_a_cached_decision_is_the_decision(pdp: CedarPolicy) -> None:
     assert pdp.decide(request) == pdp.decide(request) == fresh
 
 
+@pytest.mark.parametrize(
+    ("request_", "decided_by"),
+    [
+        (
+            ask(Role.CANDIDATE, is_subject=True, consent_active=False),
+            "candidate-reads-own-access-log",
+        ),
+        (ask(Role.COMPLIANCE, consent_active=False), "compliance-reads-access-logs"),
+        (ask(Role.CANDIDATE, is_subject=False), None),
+        (ask(Role.RECRUITER, handles=True), None),
+        (ask(Role.INVESTIGATOR, assigned=True), None),
+        (ask(Role.REVIEWER, report_categories=frozenset(ALL)), None),
+        (ask(Role.HIRING_MANAGER, disclosed_categories=frozenset(ALL)), None),
+        (ask(Role.SERVICE), None),
+    ],
+)
+def test_the_access_log_is_for_its_candidate_and_compliance_consent_or_not(
+    pdp: CedarPolicy, request_: AccessRequest, decided_by: str | None
+) -> None:
+    decision = pdp.decide_log_read(request_)
+
+    assert decision.allowed is (decided_by is not None)
+    assert decision.policy_ids == ((decided_by or DEFAULT_DENY),)
+    assert decision.policy_set_hash == pdp.policy_set_hash
+
+
+def test_the_consent_rules_govern_personal_data_reads_not_the_access_log(
+    pdp: CedarPolicy,
+) -> None:
+    """A read of a category and a read of the log are different actions: one permit does not
+    lend itself to the other."""
+    compliance = ask(Role.COMPLIANCE, consent_active=False)
+
+    assert pdp.decide(compliance).allowed == ()  # no values without a break-glass
+    assert pdp.decide_log_read(compliance).allowed
+    candidate = ask(Role.CANDIDATE, is_subject=True)
+    assert set(pdp.decide(candidate).allowed) == set(ALL) - {PROHIBITED}
+
+
 def test_a_policy_without_an_id_is_refused_at_load() -> None:
     with pytest.raises(ConfigError, match="@id"):
         CedarPolicy("permit (principal, action, resource);")
