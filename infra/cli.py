@@ -276,6 +276,58 @@ def read_profile(
     console.print(f"{view.outcome}; recorded as access {view.access_id}")
 
 
+@read_cli.command("investigation")
+def read_investigation(
+    investigation_id: Annotated[UUID, typer.Argument(help="which investigation")],
+    principal: Annotated[str, typer.Option("--as", help="who is reading, e.g. hr:li.na")],
+    role: Annotated[str, typer.Option(help="recruiter, investigator, candidate, ...")],
+    purpose: Annotated[str, typer.Option(help="why; must be a purpose the consent names")],
+    break_glass: Annotated[
+        str | None, typer.Option(help="compliance only: the justification to record")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the view as JSON")] = False,
+) -> None:
+    """Read an investigation's status, the candidate's feedback and disputes and the answers:
+    decided by policy, redacted per category, recorded first."""
+    from services.dto import ReadInvestigation
+
+    try:
+        application, _ = _open()
+        view = application.read_investigation(
+            ReadInvestigation(
+                investigation_id=investigation_id,
+                principal=principal,
+                role=role,
+                purpose=purpose,
+                break_glass=break_glass,
+            )
+        )
+    except Exception as e:
+        _fail(e, as_json)
+        return
+    if as_json:
+        sys.stdout.write(view.model_dump_json() + "\n")
+        return
+    withheld = "[dim]withheld[/]"
+    console.print(f"{view.status}: {view.purpose} — {view.findings} finding(s)")
+    checks = Table("check", "categories", "concluded")
+    for c in view.checks:
+        checks.add_row(
+            c.check_type, ", ".join(c.categories), withheld if c.withheld else c.concluded or "—"
+        )
+    console.print(checks)
+    said = Table("", "the candidate said", "the answer")
+    for kind, items in (("feedback", view.feedback), ("dispute", view.disputes)):
+        for x in items:
+            if x.withheld:
+                said.add_row(kind, withheld, withheld)
+            else:
+                said.add_row(kind, x.words or "", x.answer or "[dim]not yet answered[/]")
+    if view.feedback or view.disputes:
+        console.print(said)
+    console.print(f"{view.outcome}; recorded as access {view.access_id}")
+
+
 @subject_cli.command("access-log")
 def subject_access_log(
     candidate_id: Annotated[UUID, typer.Argument(help="the candidate")],

@@ -687,6 +687,31 @@ def run_demo(app: Backcheck, console: Console) -> dict[str, Any]:
         s.out.print(
             f"      {entry.principal} ({entry.role}) for {entry.purpose!r}: {entry.outcome}"
         )
+    case = s.do(
+        "Wang Fang reads her investigation: where each check stands, her questions answered",
+        lambda: app.read_investigation(
+            dto.ReadInvestigation(
+                investigation_id=iid,
+                principal=f"candidate:{cid}",
+                role=Role.CANDIDATE,
+                purpose="follow my background check",
+            )
+        ),
+    )
+    for said in case.feedback:
+        s.out.print(f"      she asked {said.words!r}; the answer: {said.answer!r}")
+    hr_case = app.read_investigation(
+        dto.ReadInvestigation(
+            investigation_id=iid, principal=HR, role=Role.RECRUITER, purpose=PURPOSE
+        )
+    )
+    shown = sum(not c.withheld for c in hr_case.checks)
+    said = [*hr_case.feedback, *hr_case.disputes]
+    s.out.print(
+        f"      HR reads the same investigation ({hr_case.outcome}): {shown} of "
+        f"{len(hr_case.checks)} checks' conclusions; {sum(x.withheld for x in said)} of her "
+        f"{len(said)} questions and disputes withheld"
+    )
     s.refused(
         "HR looks at who else read Wang Fang's data",
         errors.AccessRefusedError,

@@ -705,18 +705,18 @@ class ViewRunner:
                     self._rows[(view, key)] = found
         return found.open(view, self.store.codec, opening) if found else None
 
-    def of_subject(self, view: str, subject: UUID | str) -> list[Doc]:
+    def of_subject(
+        self, view: str, subject: UUID | str, opening: frozenset[str] | None = None
+    ) -> list[Doc]:
+        """Rows are shared with the cache: the answer is read-only."""
         s = subject if isinstance(subject, str) else str(subject)
         found = self._lists.get((view, s))
         if found is None:
             with self._lock:
                 found = self.store.of_subject_parsed(view, s)
                 self._lists[(view, s)] = found
-        return [self._open(view, row) for row in found]
-
-    def _open(self, view: str, row: Parsed) -> Doc:
-        """Rows are shared with the cache: the answer is read-only."""
-        return row.open(view, self.store.codec)
+        codec = self.store.codec
+        return [row.open(view, codec, opening) for row in found]
 
     def close(self) -> None:
         """Applies what this process committed since the last batch, then lets go."""

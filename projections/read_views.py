@@ -83,7 +83,7 @@ class ReadViews:
     """Applies one event to the rows it concerns. Events it has no use for are ignored."""
 
     # Bumped whenever what a row holds changes: views of another version are rebuilt.
-    version = 2
+    version = 3
 
     def __init__(self) -> None:
         self.position = 0
@@ -219,6 +219,7 @@ class ReadViews:
     def on_Investigation__Planned(self, event: Any, rows: Rows) -> None:  # noqa: N802
         doc: Doc = {
             "investigation_id": str(event.originator_id),
+            "candidate_id": str(event.candidate_id),
             "consent_id": str(event.consent_id),
             "purpose": event.purpose,
             "status": "planned",

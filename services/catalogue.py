@@ -71,6 +71,7 @@ _TABLE: tuple[tuple[str, type[dto.Command], str], ...] = (
     ("read-profile", dto.ReadProfile, "read_profile"),
     ("read-profiles", dto.ReadProfiles, "read_profiles"),
     ("read-report", dto.ReadReport, "read_report"),
+    ("read-investigation", dto.ReadInvestigation, "read_investigation"),
     ("read-access-log", dto.ReadAccessLog, "read_access_log"),
 )
 

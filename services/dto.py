@@ -477,6 +477,49 @@ class ReportView(Result):
     items: list[ReportItemView]
 
 
+class ReadInvestigation(Command):
+    investigation_id: UUID
+    principal: Actor
+    role: Role
+    purpose: Text
+    break_glass: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10)] | None = (
+        Field(default=None, description="a compliance officer's recorded justification")
+    )
+
+
+class InvestigationCheckView(Result):
+    check_id: UUID
+    check_type: str
+    categories: list[str]
+    withheld: bool = Field(description="a category of the check is withheld from this reader")
+    concluded: str | None
+
+
+class ExchangeView(Result):
+    """The candidate's feedback or dispute, and the answer to it."""
+
+    id: UUID
+    check_id: UUID | None = Field(default=None, description="the disputed check (disputes only)")
+    words: str | None = Field(description="the candidate's own words; None when withheld")
+    answer: str | None
+    upheld: bool | None = Field(default=None, description="disputes only, once resolved")
+    withheld: bool
+
+
+class InvestigationView(Result):
+    investigation_id: UUID
+    candidate_id: UUID
+    access_id: UUID
+    outcome: str
+    status: str
+    purpose: str
+    investigators: list[str]
+    findings: int
+    checks: list[InvestigationCheckView]
+    feedback: list[ExchangeView]
+    disputes: list[ExchangeView]
+
+
 class ProfilesView(Result):
     profiles: list[ProfileView]
 

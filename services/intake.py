@@ -35,6 +35,7 @@ NOT_FROM_SERVICES: dict[str, str] = {
     "read-profile": _READ,
     "read-profiles": _READ,
     "read-report": _READ,
+    "read-investigation": _READ,
     "read-access-log": _READ,
     "erase-subject": "erasure destroys the subject's keys after its write, which a redelivery "
     "must not skip; a compliance officer runs `backcheck subject erase` (a service may send "

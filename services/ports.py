@@ -57,8 +57,12 @@ class ReadModel(Protocol):
         read can be decided before any value it may not return is opened."""
         ...
 
-    def of_subject(self, view: str, subject: UUID | str) -> list[dict[str, Any]]:
-        """The view's rows about one subject (given by id, or by its text form)."""
+    def of_subject(
+        self, view: str, subject: UUID | str, opening: frozenset[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The view's rows about one subject (given by id, or by its text form); `opening` as
+        for `get` (what a read decision looks at in them is never a personal value, so it
+        passes an empty set: nothing is decrypted)."""
         ...
 
     def close(self) -> None: ...

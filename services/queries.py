@@ -34,9 +34,13 @@ from services.batching import Batcher, Slot
 from services.dto import (
     AccessEntry,
     AccessLogView,
+    ExchangeView,
+    InvestigationCheckView,
+    InvestigationView,
     ProfilesView,
     ProfileView,
     ReadAccessLog,
+    ReadInvestigation,
     ReadProfile,
     ReadProfiles,
     ReadReport,
@@ -49,6 +53,7 @@ from services.ports import ReadModel
 from services.unit import UnitOfWork, receiving_now, use_case
 
 Doc = dict[str, Any]
+_SEALED: frozenset[str] = frozenset()  # open no personal value: a decision never needs one
 ACCESS_LOG_VIEW = "access log"  # the view an access-log read names in its own record
 # A read's decision, given the views: the access records to store, and what to answer with.
 Decide = Callable[[ReadModel], tuple[list[Aggregate], Any]]
@@ -93,7 +98,7 @@ class QueryUseCases(UnitOfWork):
 
     def _facts(
         self,
-        cmd: ReadProfile | ReadProfiles | ReadReport,
+        cmd: ReadProfile | ReadProfiles | ReadReport | ReadInvestigation,
         subject: UUID,
         categories: tuple[str, ...],
         views: ReadModel,
@@ -101,13 +106,15 @@ class QueryUseCases(UnitOfWork):
     ) -> AccessRequest:
         now = self.clock()
         key = str(subject)  # the views' key for the subject, made once
-        consents = views.of_subject("consent", key)
+        consents = views.of_subject("consent", key, _SEALED)
         active = [c for c in consents if _consent_status(c, now) is ConsentStatus.ACTIVE]
         investigations = [
-            i for i in views.of_subject("investigation", key) if i["status"] != "cancelled"
+            i for i in views.of_subject("investigation", key, _SEALED) if i["status"] != "cancelled"
         ]
         mine = [i for i in investigations if cmd.principal in i["investigators"]]
-        reports = [r for r in views.of_subject("report", key) if r["status"] != "destroyed"]
+        reports = [
+            r for r in views.of_subject("report", key, _SEALED) if r["status"] != "destroyed"
+        ]
         handles = (
             cmd.principal == profile["registered_by"]
             or any(cmd.principal == c["requested_by"] for c in consents)
@@ -261,6 +268,85 @@ class QueryUseCases(UnitOfWork):
         views, report, categories, decision, access_id = self._recorded(decide)
         return self._report_view(cmd, views, report, categories, decision, access_id)
 
+    @use_case
+    def read_investigation(self, cmd: ReadInvestigation) -> InvestigationView:
+        """An investigation's status as the policies let this principal see it: a check whose
+        categories are withheld comes back without its conclusion, and the candidate's
+        feedback and disputes, with the answers to them, only to those who may read their
+        categories (the candidate always). The read is recorded first."""
+        if self.policy is None:
+            raise InvalidInputError("reads need an access policy configured")
+        policy = self.policy
+
+        def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:
+            key = str(cmd.investigation_id)
+            sealed = views.get("investigation", key, frozenset())  # decided sealed
+            if sealed is None:
+                raise AggregateMissingError("investigation", cmd.investigation_id)
+            subject = UUID(sealed["candidate_id"])
+            profile = self._profile(views, subject, opening=frozenset())
+            categories = tuple(sorted(_investigation_categories(sealed)))
+            request = self._facts(cmd, subject, categories, views, profile)
+            decision = policy.decide(request)
+            access = _access_record(cmd, subject, f"investigation {key}", request, decision)
+            allowed = frozenset(decision.allowed)
+            opened = views.get("investigation", key, allowed) if allowed else None
+            doc = opened if opened is not None else sealed
+            return [access], (doc, subject, categories, decision, access.id)
+
+        doc, subject, categories, decision, access_id = self._recorded(decide)
+        if decision.outcome == "refused" and categories:
+            reasons = sorted({r for c in decision.withheld for r in decision.reasons.get(c, ())})
+            raise AccessRefusedError(subject, "investigation", reasons)
+        allowed = frozenset(decision.allowed)
+
+        def said(field: PersonalField | None) -> str | None:
+            return field.value if field is not None and field.category in allowed else None
+
+        def exchange(
+            id_: str, words: PersonalField, answer: PersonalField | None, **more: Any
+        ) -> ExchangeView:
+            shown = words.category in allowed and (answer is None or answer.category in allowed)
+            return ExchangeView(
+                id=UUID(id_),
+                words=said(words),
+                answer=said(answer),
+                withheld=not shown,
+                **more,
+            )
+
+        return InvestigationView(
+            investigation_id=cmd.investigation_id,
+            candidate_id=subject,
+            access_id=access_id,
+            outcome=decision.outcome,
+            status=doc["status"],
+            purpose=doc["purpose"],
+            investigators=doc["investigators"],
+            findings=doc["findings"],
+            checks=[
+                InvestigationCheckView(
+                    check_id=UUID(check_id),
+                    check_type=check["check_type"],
+                    categories=sorted(_check_categories(check)),
+                    withheld=not _check_categories(check) <= allowed,
+                    concluded=check["concluded"] if _check_categories(check) <= allowed else None,
+                )
+                for check_id, check in doc["checks"].items()
+            ],
+            feedback=[exchange(f["feedback_id"], f["text"], f["answer"]) for f in doc["feedback"]],
+            disputes=[
+                exchange(
+                    dispute_id,
+                    d["statement"],
+                    d["response"],
+                    check_id=UUID(d["check_id"]),
+                    upheld=d["upheld"] if d["statement"].category in allowed else None,
+                )
+                for dispute_id, d in doc["disputes"].items()
+            ],
+        )
+
     def _report_view(
         self,
         cmd: ReadReport,
@@ -399,7 +485,7 @@ def _access_entries(views: ReadModel, key: str) -> list[AccessEntry]:
 
 
 def _access_record(
-    cmd: ReadProfile | ReadProfiles | ReadReport,
+    cmd: ReadProfile | ReadProfiles | ReadReport | ReadInvestigation,
     subject: UUID,
     view: str,
     request: AccessRequest,
@@ -434,6 +520,19 @@ def _item_categories(item: Doc) -> frozenset[str]:
     found = CheckType(item["check_type"]).categories
     note = item.get("note")
     return found | {note.category} if isinstance(note, PersonalField) else found
+
+
+def _investigation_categories(doc: Doc) -> set[str]:
+    """What an investigation's status reveals: its checks' categories (their conclusions), and
+    those of the candidate's feedback and disputes and of the answers to them."""
+    found = {k for check in doc["checks"].values() for k in _check_categories(check)}
+    said = [(f["text"], f["answer"]) for f in doc["feedback"]]
+    said += [(d["statement"], d["response"]) for d in doc["disputes"].values()]
+    return found | {p.category for pair in said for p in pair if isinstance(p, PersonalField)}
+
+
+def _check_categories(check: Doc) -> frozenset[str]:
+    return CheckType(check["check_type"]).categories
 
 
 def _report_categories(report: Doc) -> set[str]:

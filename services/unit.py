@@ -115,7 +115,7 @@ class UnitOfWork(Application[UUID]):
     def of_subject(self, cls: type[A], candidate_id: UUID) -> list[A]:
         """The subject's consents, investigations or reports, found through the views."""
         view = cls.__name__.lower()
-        found = self.read_model().of_subject(view, candidate_id)
+        found = self.read_model().of_subject(view, candidate_id, frozenset())  # ids alone
         return [self.load(cls, UUID(doc[f"{view}_id"])) for doc in found]
 
     def read_model(self, *, deciding: bool = False) -> ReadModel:

@@ -198,3 +198,27 @@ def test_the_access_log_needs_a_reader(store: dict[str, str]) -> None:
 
     assert result.returncode == 2
     assert "--as" in result.stderr
+
+
+def test_the_candidate_reads_her_investigation_and_the_growth_team_is_refused(
+    store: dict[str, str],
+) -> None:
+    subject = candidate_of(run(store, "demo").stdout)
+    events = run(store, "events", "--subject", subject, "--json").stdout.splitlines()
+    completed = [
+        e
+        for e in map(json.loads, events)
+        if (e["aggregate"], e["event"]) == ("Investigation", "Completed")
+    ]
+    (investigation,) = {e["originator_id"] for e in completed}
+    as_candidate = ("--as", f"candidate:{subject}", "--role", "candidate", "--purpose", "mine")
+    as_growth = ("--as", "growth:wu.hao", "--role", "recruiter", "--purpose", "marketing")
+
+    own = run(store, "read", "investigation", investigation, *as_candidate)
+    refused = run(store, "read", "investigation", investigation, *as_growth, "--json")
+
+    assert own.returncode == 0, own.stderr
+    assert "Within two working days." in own.stdout  # the answer to her question
+    assert "allowed; recorded as access" in own.stdout
+    assert refused.returncode == 5
+    assert json.loads(refused.stdout or refused.stderr)["status"] == 403

@@ -25,6 +25,7 @@ from services.dto import (
     AmendmentIn,
     AmendReport,
     ClaimIn,
+    GiveFeedback,
     NotifyCandidate,
     PersonalFieldIn,
     PlanInvestigation,
@@ -232,6 +233,24 @@ def test_a_read_decrypts_only_the_values_it_returns(
         SECRET_VALUE
     )
     assert "user.criminal_history" in decrypted  # the spy sees what is decrypted
+
+
+def test_the_facts_a_read_is_decided_on_open_no_personal_value(
+    sqlite_app: Backcheck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The candidate's feedback sits sealed in the investigation row a profile read looks at
+    (who is assigned, what is planned); looking decrypts none of it."""
+    st = candidate_with_a_secret_claim(sqlite_app)
+    sqlite_app.give_feedback(
+        GiveFeedback(investigation_id=st.investigation, text="When do you call?", actor=s.CANDIDATE)
+    )
+    sqlite_app.read_model()  # the views current: what follows is the read alone
+    decrypted = decrypted_categories(sqlite_app, monkeypatch)
+
+    read(sqlite_app, st, s.INVESTIGATOR, Role.INVESTIGATOR)
+
+    assert "user.criminal_history" in decrypted
+    assert "user.statement" not in decrypted
 
 
 def test_a_refused_read_decrypts_nothing(

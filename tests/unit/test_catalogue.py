@@ -20,3 +20,20 @@ def test_a_rule_written_over_several_lines_is_given_whole() -> None:
     summary = USE_CASES["erase-subject"].summary
     assert summary.startswith("Crypto-shredding: record the erasure with a signed receipt")
     assert summary.endswith("A legal hold on any of their reports blocks it.")
+
+
+def test_no_read_is_taken_from_the_command_topic() -> None:
+    """A read is a person's recorded access for a stated purpose: a service's command
+    topic has no one to answer, so every read use case is refused there."""
+    from services.intake import NOT_FROM_SERVICES
+
+    reads = {name for name, uc in USE_CASES.items() if uc.method.startswith("read_")}
+
+    assert reads == {
+        "read-profile",
+        "read-profiles",
+        "read-report",
+        "read-investigation",
+        "read-access-log",
+    }
+    assert reads <= NOT_FROM_SERVICES.keys()
