@@ -370,6 +370,46 @@ def subject_access_log(
     console.print(f"{len(log.entries)} entries; this read recorded as access {log.access_id}")
 
 
+@subject_cli.command("consents")
+def subject_consents(
+    candidate_id: Annotated[UUID, typer.Argument(help="the candidate")],
+    principal: Annotated[str, typer.Option("--as", help="who is reading, e.g. hr:li.na")],
+    role: Annotated[str, typer.Option(help="candidate, recruiter, investigator or compliance")],
+    purpose: Annotated[str, typer.Option(help="why; recorded with the read")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="the register as one JSON object")
+    ] = False,
+) -> None:
+    """The candidate's consent register: what each consent covers and whether it is in force
+    now. The candidate, their recruiter, an assigned investigator or compliance; the read is
+    decided by policy and recorded first."""
+    from services.dto import ReadConsents
+
+    try:
+        application, _ = _open()
+        register = application.read_consents(
+            ReadConsents(candidate_id=candidate_id, principal=principal, role=role, purpose=purpose)
+        )
+    except Exception as e:
+        _fail(e, as_json)
+        return
+    if as_json:
+        sys.stdout.write(register.model_dump_json() + "\n")
+        return
+    table = Table("consent", "status", "purposes", "checks", "valid until", "relied on by")
+    for c in register.consents:
+        table.add_row(
+            str(c.consent_id),
+            c.status,
+            ", ".join(c.terms.purposes),
+            ", ".join(c.terms.check_types),
+            c.valid_until.strftime("%Y-%m-%d") if c.valid_until else "—",
+            str(len(c.relied_on_by)),
+        )
+    console.print(table)
+    console.print(f"{len(register.consents)} consent(s); recorded as access {register.access_id}")
+
+
 views_cli = typer.Typer(help="The read views: where they stand; rebuilding them from the log.")
 app.add_typer(views_cli, name="views")
 

@@ -656,6 +656,22 @@ def run_demo(app: Backcheck, console: Console) -> dict[str, Any]:
     )
     if withdrawn.suspended_investigations != [oi.investigation_id]:
         raise DemoFailedError("withdrawal did not suspend the investigation")
+    register = s.do(
+        "HR checks Liu Yang's consent register before going on (a recorded read)",
+        lambda: app.read_consents(
+            dto.ReadConsents(
+                candidate_id=other.candidate_id,
+                principal=HR,
+                role=Role.RECRUITER,
+                purpose="what applies",
+            )
+        ),
+    )
+    for consent in register.consents:
+        s.out.print(
+            f"      consent {str(consent.consent_id)[:8]}: {consent.status}; relied on by "
+            f"{len(consent.relied_on_by)} investigation(s)"
+        )
 
     s.chapter("8. Reads of personal data are decided, redacted and recorded")
     read = dto.ReadProfile(candidate_id=cid, principal=HR, role=Role.RECRUITER, purpose=PURPOSE)

@@ -1,7 +1,8 @@
 """The policy decision point: Cedar policies (infra/policies/*.cedar) decide each read.
 
-Two actions: `read` (one category of a candidate's personal data, asked per category) and
-`read-access-log` (the subject's access log, asked once).
+Actions: `read` (one category of a candidate's personal data, asked per category), and
+`read-access-log` and `read-consents` (a subject's whole access log or consent register,
+asked once).
 
 Policies are parsed once. Every attribute a policy looks at travels in the request context
 (none in entities, none in principal or resource ids), so a decision depends on the context
@@ -23,15 +24,21 @@ import orjson
 
 from domain.classification import tier_of
 from infra.config import ConfigError
-from services.access import AccessDecision, AccessRequest, LogDecision
+from services.access import (
+    READ_ACCESS_LOG,
+    READ_CONSENTS,
+    AccessDecision,
+    AccessRequest,
+    ViewDecision,
+)
 
 _ID = re.compile(r'@id\("([^"]+)"\)\s*(?:permit|forbid)\s*\(')
 _POLICY = re.compile(r"^\s*(?:permit|forbid)\s*\(", re.MULTILINE)
 
 Context = tuple[tuple[str, object], ...]
 _PRINCIPAL = {"type": "Principal", "id": "p"}  # policies read the context, never the ids
-READ, READ_ACCESS_LOG = "read", "read-access-log"  # the actions the policies know
-_ACTIONS = {a: {"type": "Action", "id": a} for a in (READ, READ_ACCESS_LOG)}
+READ = "read"  # one category of a candidate's personal data
+_ACTIONS = {a: {"type": "Action", "id": a} for a in (READ, READ_ACCESS_LOG, READ_CONSENTS)}
 _SUBJECT = {"type": "Subject", "id": "s"}
 DEFAULT_DENY = "no-policy-permits"  # Cedar denies what no policy permits; named for the record
 
@@ -115,10 +122,17 @@ class CedarPolicy:
             reasons=reasons,
         )
 
-    def decide_log_read(self, request: AccessRequest) -> LogDecision:
-        context = (("role", request.role.value), ("self", request.is_subject))
-        ok, why = self._decide_context(context, READ_ACCESS_LOG)
-        return LogDecision(ok, tuple(sorted(why)), self.policy_set_hash)
+    def decide_view(self, action: str, request: AccessRequest) -> ViewDecision:
+        if action == READ or action not in _ACTIONS:
+            raise ValueError(f"{action!r} is not a view the policies decide whole")
+        context = (
+            ("role", request.role.value),
+            ("self", request.is_subject),
+            ("handles", request.handles),
+            ("assigned", request.assigned),
+        )
+        ok, why = self._decide_context(context, action)
+        return ViewDecision(ok, tuple(sorted(why)), self.policy_set_hash)
 
     def cache_info(self) -> str:
         return str(self._decide_context.cache_info())

@@ -59,9 +59,15 @@ class AccessDecision:
         return "partial" if self.allowed else "refused"
 
 
+# Views read whole, decided once rather than per category: they hold no personal value, yet
+# whose they are makes them the subject's business (the access policies name who may).
+READ_ACCESS_LOG = "read-access-log"  # who read what about the subject, when, why
+READ_CONSENTS = "read-consents"  # the subject's consent register
+
+
 @dataclass(frozen=True)
-class LogDecision:
-    """Whether a principal may read a subject's access log (metadata, never a value)."""
+class ViewDecision:
+    """Whether a principal may read one of the subject's whole views."""
 
     allowed: bool
     policy_ids: tuple[str, ...]
@@ -79,6 +85,7 @@ class AccessPolicy(Protocol):
         """Each category the request asks for: allowed or withheld, and by which policies."""
         ...
 
-    def decide_log_read(self, request: AccessRequest) -> LogDecision:
-        """May the request's principal read its subject's access log?"""
+    def decide_view(self, action: str, request: AccessRequest) -> ViewDecision:
+        """May the request's principal read its subject's view (READ_ACCESS_LOG,
+        READ_CONSENTS)?"""
         ...

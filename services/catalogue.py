@@ -73,6 +73,7 @@ _TABLE: tuple[tuple[str, type[dto.Command], str], ...] = (
     ("read-report", dto.ReadReport, "read_report"),
     ("read-investigation", dto.ReadInvestigation, "read_investigation"),
     ("read-access-log", dto.ReadAccessLog, "read_access_log"),
+    ("read-consents", dto.ReadConsents, "read_consents"),
 )
 
 USE_CASES: dict[str, UseCase] = {name: UseCase(name, cmd, m) for name, cmd, m in _TABLE}

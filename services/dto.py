@@ -544,14 +544,54 @@ class AccessEntry(Result):
     outcome: str
 
 
-class ReadAccessLog(Command):
-    """The subject's access log: who read what about them, when, why, and what was handed
-    over. The candidate reads their own; a compliance officer anyone's."""
+class WholeViewRead(Command):
+    """A read of one of a subject's views taken whole, decided once (not per category)."""
 
     candidate_id: UUID
     principal: Actor
     role: Role
     purpose: Text
+
+
+class ReadAccessLog(WholeViewRead):
+    """The subject's access log: who read what about them, when, why, and what was handed
+    over. The candidate reads their own; a compliance officer anyone's."""
+
+
+class ReadConsents(WholeViewRead):
+    """The subject's consent register: what each consent covers and whether it is in force.
+    The candidate, the recruiter handling them, an assigned investigator and compliance."""
+
+
+class ConsentTermsView(Result):
+    purposes: list[str]
+    check_types: list[str]
+    categories: list[str]
+    referee_roles: list[str]
+    excluded_organisations: list[str]
+    recording_allowed: bool
+    third_parties: list[str]
+
+
+class ConsentEntry(Result):
+    consent_id: UUID
+    status: str = Field(
+        description="requested, active, not yet valid, withdrawn or expired, as of the read"
+    )
+    requested_by: str
+    requested_at: datetime
+    terms: ConsentTermsView = Field(description="as granted, once granted; as asked, before")
+    valid_from: datetime | None
+    valid_until: datetime | None
+    withdrawn_at: datetime | None
+    relied_on_by: list[UUID] = Field(description="the investigations relying on it")
+
+
+class ConsentRegisterView(Result):
+    candidate_id: UUID
+    access_id: UUID = Field(description="this read's own access record")
+    outcome: str
+    consents: list[ConsentEntry]
 
 
 class AccessLogView(Result):
@@ -572,3 +612,7 @@ class EventRecord(Result):
     version: int
     timestamp: datetime
     data: dict[str, object]
+
+
+# Every command a recorded read takes: who asks, in which role, why.
+ReadCommand = ReadProfile | ReadProfiles | ReadReport | ReadInvestigation | WholeViewRead

@@ -37,6 +37,7 @@ NOT_FROM_SERVICES: dict[str, str] = {
     "read-report": _READ,
     "read-investigation": _READ,
     "read-access-log": _READ,
+    "read-consents": _READ,
     "erase-subject": "erasure destroys the subject's keys after its write, which a redelivery "
     "must not skip; a compliance officer runs `backcheck subject erase` (a service may send "
     "request-erasure)",

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from contextvars import Context, copy_context
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -29,17 +29,29 @@ from domain.classification import PersonalField, tier_of
 from domain.consent import ConsentStatus, consent_status
 from domain.errors import AccessRefusedError, InvalidInputError
 from projections.read_views import LOG_VIEW
-from services.access import AccessDecision, AccessPolicy, AccessRequest, LogDecision, Role
+from services.access import (
+    READ_ACCESS_LOG,
+    READ_CONSENTS,
+    AccessDecision,
+    AccessPolicy,
+    AccessRequest,
+    Role,
+)
 from services.batching import Batcher, Slot
 from services.dto import (
     AccessEntry,
     AccessLogView,
+    ConsentEntry,
+    ConsentRegisterView,
+    ConsentTermsView,
     ExchangeView,
     InvestigationCheckView,
     InvestigationView,
     ProfilesView,
     ProfileView,
     ReadAccessLog,
+    ReadCommand,
+    ReadConsents,
     ReadInvestigation,
     ReadProfile,
     ReadProfiles,
@@ -47,6 +59,7 @@ from services.dto import (
     RecordDisclosure,
     ReportItemView,
     ReportView,
+    WholeViewRead,
 )
 from services.errors import AggregateMissingError
 from services.ports import ReadModel
@@ -55,6 +68,8 @@ from services.unit import UnitOfWork, receiving_now, use_case
 Doc = dict[str, Any]
 _SEALED: frozenset[str] = frozenset()  # open no personal value: a decision never needs one
 ACCESS_LOG_VIEW = "access log"  # the view an access-log read names in its own record
+CONSENTS_VIEW = "consent register"
+T = TypeVar("T")
 # A read's decision, given the views: the access records to store, and what to answer with.
 Decide = Callable[[ReadModel], tuple[list[Aggregate], Any]]
 Read = Slot[tuple[Context, Decide], Any]
@@ -98,7 +113,7 @@ class QueryUseCases(UnitOfWork):
 
     def _facts(
         self,
-        cmd: ReadProfile | ReadProfiles | ReadReport | ReadInvestigation,
+        cmd: ReadCommand,
         subject: UUID,
         categories: tuple[str, ...],
         views: ReadModel,
@@ -146,7 +161,7 @@ class QueryUseCases(UnitOfWork):
                 for k in _report_categories(r)
             ),
             is_subject=cmd.role is Role.CANDIDATE and cmd.principal == f"candidate:{key}",
-            break_glass=cmd.break_glass,
+            break_glass=cmd.break_glass if not isinstance(cmd, WholeViewRead) else None,
         )
 
     def _profile(
@@ -407,56 +422,83 @@ class QueryUseCases(UnitOfWork):
         self.commit(disclosure)
         return disclosure.id
 
+    def _read_whole(
+        self,
+        cmd: WholeViewRead,
+        action: str,
+        view_name: str,
+        answer: Callable[[ReadModel, str], T],
+    ) -> tuple[UUID, T]:
+        """A read of one of the subject's views taken whole (READ_ACCESS_LOG, READ_CONSENTS):
+        decided once for the view, recorded first like any other read (nothing returned,
+        nothing withheld: they hold no personal value), then answered by `answer(views, key)`.
+        Returns this read's access id and the answer."""
+        if self.policy is None:
+            raise InvalidInputError("reads need an access policy configured")
+        policy = self.policy
+
+        def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:
+            key = str(cmd.candidate_id)
+            profile = self._profile(views, cmd.candidate_id, opening=frozenset(), key=key)
+            request = self._facts(cmd, cmd.candidate_id, (), views, profile)
+            decision = policy.decide_view(action, request)
+            access = Access.record(
+                candidate_id=cmd.candidate_id,
+                principal=cmd.principal,
+                role=cmd.role.value,
+                purpose=cmd.purpose,
+                view=view_name,
+                returned=(),
+                withheld=(),
+                outcome=decision.outcome,
+                policy_ids=decision.policy_ids,
+                policy_set_hash=decision.policy_set_hash,
+                consent_ids=request.consent_ids,
+            )
+            answered = answer(views, key) if decision.allowed else None
+            return [access], (access.id, decision, answered)
+
+        access_id, decision, answered = self._recorded(decide)  # recorded first; fails closed
+        if not decision.allowed:
+            raise AccessRefusedError(cmd.candidate_id, view_name, list(decision.policy_ids))
+        return access_id, answered
+
     @use_case
     def read_access_log(self, cmd: ReadAccessLog) -> AccessLogView:
         """Who read what about the candidate, when, why, what they were refused, and what was
         handed over to whom: the candidate reads their own log, a compliance officer anyone's.
         The log holds no personal values, but who looked at whom is the subject's business,
         so this read is decided and recorded first like any other."""
-        if self.policy is None:
-            raise InvalidInputError("reads need an access policy configured")
-        policy = self.policy
+        # the log with every access record stored before this read (decisions need not wait
+        # for those, so the views caught up for deciding may not have applied them yet)
+        access_id, entries = self._read_whole(
+            cmd,
+            READ_ACCESS_LOG,
+            ACCESS_LOG_VIEW,
+            lambda _, key: _access_entries(self.read_model(), key),
+        )
+        return AccessLogView(
+            candidate_id=cmd.candidate_id, access_id=access_id, outcome="allowed", entries=entries
+        )
 
-        def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[AccessLogView, LogDecision]]:
-            key = str(cmd.candidate_id)
-            self._profile(views, cmd.candidate_id, opening=frozenset(), key=key)  # known?
-            request = AccessRequest(
-                principal=cmd.principal,
-                role=cmd.role,
-                purpose=cmd.purpose,
-                subject=cmd.candidate_id,
-                categories=(),
-                is_subject=cmd.role is Role.CANDIDATE and cmd.principal == f"candidate:{key}",
-            )
-            decision = policy.decide_log_read(request)
-            access = Access.record(
-                candidate_id=cmd.candidate_id,
-                principal=cmd.principal,
-                role=cmd.role.value,
-                purpose=cmd.purpose,
-                view=ACCESS_LOG_VIEW,
-                returned=(),
-                withheld=(),
-                outcome=decision.outcome,
-                policy_ids=decision.policy_ids,
-                policy_set_hash=decision.policy_set_hash,
-                consent_ids=(),
-            )
-            # the log itself, with every access record stored before this read (decisions
-            # need not wait for those, so the views may not have applied them yet)
-            entries = _access_entries(self.read_model(), key) if decision.allowed else []
-            view = AccessLogView(
-                candidate_id=cmd.candidate_id,
-                access_id=access.id,
-                outcome=decision.outcome,
-                entries=entries,
-            )
-            return [access], (view, decision)
+    @use_case
+    def read_consents(self, cmd: ReadConsents) -> ConsentRegisterView:
+        """The candidate's consent register: what each consent asked and was granted for, and
+        whether it is in force now. The candidate, the recruiter handling them, an assigned
+        investigator and compliance read it, also once consent is withdrawn or expired; the
+        read is recorded first."""
+        now = self.clock()
 
-        view, decision = self._recorded(decide)  # durably recorded first; fails closed
-        if not decision.allowed:
-            raise AccessRefusedError(cmd.candidate_id, ACCESS_LOG_VIEW, list(decision.policy_ids))
-        return view  # type: ignore[no-any-return]
+        def register(views: ReadModel, key: str) -> list[ConsentEntry]:
+            return [_consent_entry(doc, now) for doc in views.of_subject("consent", key)]
+
+        access_id, consents = self._read_whole(cmd, READ_CONSENTS, CONSENTS_VIEW, register)
+        return ConsentRegisterView(
+            candidate_id=cmd.candidate_id,
+            access_id=access_id,
+            outcome="allowed",
+            consents=sorted(consents, key=lambda c: c.requested_at),
+        )
 
     def recorded_accesses(self, candidate_id: UUID) -> list[AccessEntry]:
         """The subject's access log as stored, for checks inside this process. Not a read: no
@@ -537,6 +579,23 @@ def _check_categories(check: Doc) -> frozenset[str]:
 
 def _report_categories(report: Doc) -> set[str]:
     return {k for item in report["items"].values() for k in _item_categories(item)}
+
+
+def _consent_entry(doc: Doc, now: datetime) -> ConsentEntry:
+    def at(name: str) -> datetime | None:
+        return datetime.fromisoformat(doc[name]) if doc[name] else None
+
+    return ConsentEntry(
+        consent_id=UUID(doc["consent_id"]),
+        status=_consent_status(doc, now).value,
+        requested_by=doc["requested_by"],
+        requested_at=datetime.fromisoformat(doc["requested_at"]),
+        terms=ConsentTermsView.model_validate(doc["terms"]),
+        valid_from=at("valid_from"),
+        valid_until=at("valid_until"),
+        withdrawn_at=at("withdrawn_at"),
+        relied_on_by=[UUID(i) for i in doc["relied_on_by"]],
+    )
 
 
 def _consent_status(doc: Doc, now: datetime) -> ConsentStatus:

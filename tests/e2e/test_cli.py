@@ -222,3 +222,23 @@ def test_the_candidate_reads_her_investigation_and_the_growth_team_is_refused(
     assert "allowed; recorded as access" in own.stdout
     assert refused.returncode == 5
     assert json.loads(refused.stdout or refused.stderr)["status"] == 403
+
+
+def test_the_consent_register_is_read_through_a_recorded_decision(store: dict[str, str]) -> None:
+    subject = candidate_of(run(store, "demo").stdout)
+    as_candidate = ("--as", f"candidate:{subject}", "--role", "candidate", "--purpose", "mine")
+    as_stranger = ("--as", "hr:someone.else", "--role", "recruiter", "--purpose", "curious")
+
+    own = run(store, "subject", "consents", subject, *as_candidate, "--json")
+    refused = run(store, "subject", "consents", subject, *as_stranger)
+    log = run(store, "subject", "access-log", subject, *as_candidate, "--json")
+
+    assert own.returncode == 0, own.stderr
+    assert [c["status"] for c in json.loads(own.stdout)["consents"]] == ["active"]
+    assert refused.returncode == 5
+    assert "consent register" in refused.stderr
+    entries = json.loads(log.stdout)["entries"]
+    assert [(e["view"], e["outcome"]) for e in entries][-2:] == [
+        ("consent register", "allowed"),
+        ("consent register", "refused"),
+    ]

@@ -10,7 +10,7 @@ import pytest
 
 from infra.config import ConfigError
 from infra.pdp import DEFAULT_DENY, CedarPolicy, default_policy_text
-from services.access import AccessRequest, Role
+from services.access import READ_ACCESS_LOG, READ_CONSENTS, AccessRequest, Role
 
 PURPOSE = "pre-employment screening"
 GENERAL, CONFIDENTIAL = "user.contact.email", "user.employment.evaluation"
@@ -165,7 +165,7 @@ def test_a_cached_decision_is_the_decision(pdp: CedarPolicy) -> None:
 def test_the_access_log_is_for_its_candidate_and_compliance_consent_or_not(
     pdp: CedarPolicy, request_: AccessRequest, decided_by: str | None
 ) -> None:
-    decision = pdp.decide_log_read(request_)
+    decision = pdp.decide_view(READ_ACCESS_LOG, request_)
 
     assert decision.allowed is (decided_by is not None)
     assert decision.policy_ids == ((decided_by or DEFAULT_DENY),)
@@ -180,9 +180,48 @@ def test_the_consent_rules_govern_personal_data_reads_not_the_access_log(
     compliance = ask(Role.COMPLIANCE, consent_active=False)
 
     assert pdp.decide(compliance).allowed == ()  # no values without a break-glass
-    assert pdp.decide_log_read(compliance).allowed
+    assert pdp.decide_view(READ_ACCESS_LOG, compliance).allowed
     candidate = ask(Role.CANDIDATE, is_subject=True)
     assert set(pdp.decide(candidate).allowed) == set(ALL) - {PROHIBITED}
+
+
+@pytest.mark.parametrize(
+    ("request_", "decided_by"),
+    [
+        (
+            ask(Role.CANDIDATE, is_subject=True, consent_active=False),
+            "candidate-reads-own-consents",
+        ),
+        (
+            ask(Role.RECRUITER, handles=True, consent_active=False),
+            "recruiter-reads-consents-of-own-candidates",
+        ),
+        (ask(Role.INVESTIGATOR, assigned=True), "investigator-reads-consents-of-assigned-cases"),
+        (ask(Role.COMPLIANCE), "compliance-reads-consent-registers"),
+        (ask(Role.CANDIDATE, is_subject=False), None),
+        (ask(Role.RECRUITER, handles=False), None),
+        (ask(Role.INVESTIGATOR, assigned=False), None),
+        (ask(Role.REVIEWER, report_categories=frozenset(ALL)), None),
+        (ask(Role.HIRING_MANAGER, disclosed_categories=frozenset(ALL)), None),
+        (ask(Role.SERVICE), None),
+    ],
+)
+def test_the_consent_register_is_for_those_who_act_on_it_in_force_or_not(
+    pdp: CedarPolicy, request_: AccessRequest, decided_by: str | None
+) -> None:
+    decision = pdp.decide_view(READ_CONSENTS, request_)
+
+    assert decision.allowed is (decided_by is not None)
+    assert decision.policy_ids == ((decided_by or DEFAULT_DENY),)
+
+
+def test_a_view_read_whole_is_decided_for_that_view_only(pdp: CedarPolicy) -> None:
+    recruiter = ask(Role.RECRUITER, handles=True)
+
+    assert pdp.decide_view(READ_CONSENTS, recruiter).allowed
+    assert not pdp.decide_view(READ_ACCESS_LOG, recruiter).allowed
+    with pytest.raises(ValueError, match="not a view"):
+        pdp.decide_view("read", recruiter)
 
 
 def test_a_policy_without_an_id_is_refused_at_load() -> None:

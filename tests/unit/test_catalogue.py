@@ -35,5 +35,6 @@ def test_no_read_is_taken_from_the_command_topic() -> None:
         "read-report",
         "read-investigation",
         "read-access-log",
+        "read-consents",
     }
     assert reads <= NOT_FROM_SERVICES.keys()
