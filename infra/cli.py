@@ -276,6 +276,56 @@ def read_profile(
     console.print(f"{view.outcome}; recorded as access {view.access_id}")
 
 
+@read_cli.command("report")
+def read_report(
+    report_id: Annotated[UUID, typer.Argument(help="which report")],
+    principal: Annotated[str, typer.Option("--as", help="who is reading, e.g. manager:chen")],
+    role: Annotated[str, typer.Option(help="reviewer, hiring_manager, candidate, ...")],
+    purpose: Annotated[str, typer.Option(help="why; must be a purpose the consent names")],
+    break_glass: Annotated[
+        str | None, typer.Option(help="compliance only: the justification to record")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the view as JSON")] = False,
+) -> None:
+    """Read a report: a reviewer one under review, a hiring manager one disclosed to them;
+    an item touching a withheld category comes back without outcome or note. Recorded first."""
+    from services.dto import ReadReport
+
+    try:
+        application, _ = _open()
+        view = application.read_report(
+            ReadReport(
+                report_id=report_id,
+                principal=principal,
+                role=role,
+                purpose=purpose,
+                break_glass=break_glass,
+            )
+        )
+    except Exception as e:
+        _fail(e, as_json)
+        return
+    if as_json:
+        sys.stdout.write(view.model_dump_json() + "\n")
+        return
+    withheld = "[dim]withheld[/]"
+    console.print(f"report {view.report_id}, edition {view.edition}: {view.status}")
+    table = Table("check", "outcome", "sources", "flags", "note")
+    for item in view.items:
+        if item.withheld:
+            table.add_row(item.check_type, withheld, withheld, withheld, withheld)
+        else:
+            table.add_row(
+                item.check_type,
+                item.outcome or "—",
+                ", ".join(item.source_roles),
+                ", ".join(item.flags),
+                item.note or "",
+            )
+    console.print(table)
+    console.print(f"{view.outcome}; recorded as access {view.access_id}")
+
+
 @read_cli.command("investigation")
 def read_investigation(
     investigation_id: Annotated[UUID, typer.Argument(help="which investigation")],

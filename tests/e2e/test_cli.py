@@ -242,3 +242,31 @@ def test_the_consent_register_is_read_through_a_recorded_decision(store: dict[st
         ("consent register", "allowed"),
         ("consent register", "refused"),
     ]
+
+
+def test_the_hiring_manager_reads_the_report_disclosed_to_them_and_a_stranger_may_not(
+    store: dict[str, str],
+) -> None:
+    subject = candidate_of(run(store, "demo").stdout)
+    events = map(
+        json.loads, run(store, "events", "--subject", subject, "--json").stdout.split("\n")[:-1]
+    )
+    disclosed = {
+        e["originator_id"]
+        for e in events
+        if (e["aggregate"], e["event"]) == ("Report", "Disclosed")
+    }
+    (report,) = disclosed
+    purpose = ("--purpose", "pre-employment screening")
+    manager = ("--as", "hiring-manager:sun.mei", "--role", "hiring_manager", *purpose)
+    stranger = ("--as", "hr:someone.else", "--role", "recruiter", *purpose)
+
+    read = run(store, "read", "report", report, *manager, "--json")
+    refused = run(store, "read", "report", report, *stranger)
+
+    assert read.returncode == 0, read.stderr
+    view = json.loads(read.stdout)
+    assert (view["status"], view["outcome"]) == ("approved", "allowed")
+    assert "discrepancy" in [item["outcome"] for item in view["items"]]
+    assert refused.returncode == 5
+    assert "reading the report" in refused.stderr
