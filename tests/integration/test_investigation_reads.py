@@ -9,6 +9,7 @@ from uuid import uuid4
 
 import pytest
 
+from domain.classification import ERASED_VALUE
 from domain.errors import AccessRefusedError
 from infra.bootstrap import build_app
 from infra.config import Settings
@@ -16,6 +17,7 @@ from services.access import Role
 from services.application import Backcheck
 from services.dto import (
     AnswerFeedback,
+    EraseSubject,
     GiveFeedback,
     InvestigationView,
     RaiseDispute,
@@ -185,3 +187,39 @@ def test_an_unknown_investigation_is_not_found_and_nothing_is_recorded(app: Back
         read(app, st, s.RECRUITER, Role.RECRUITER)
 
     assert app.recorder.max_notification_id() == stored
+
+
+def test_compliance_reads_it_only_with_a_recorded_break_glass(app: Backcheck) -> None:
+    st = exchanged(app)
+    why = "regulator inquiry 2026-117 into this screening"
+
+    view = app.read_investigation(
+        ReadInvestigation(
+            investigation_id=st.investigation,
+            principal="compliance:zhou",
+            role=Role.COMPLIANCE,
+            purpose=s.PURPOSE,  # forbids override a break-glass: it is read inside consent
+            break_glass=why,
+        )
+    )
+
+    assert [f.words for f in view.feedback] == [QUESTION]
+    (recorded,) = accesses(app, st.candidate_id)
+    assert (recorded.break_glass, recorded.outcome) == (why, "allowed")
+    assert recorded.policy_ids == ("compliance-reads-values-only-with-recorded-break-glass",)
+
+
+def test_after_erasure_the_candidate_reads_the_history_without_a_single_value(
+    app: Backcheck,
+) -> None:
+    st = exchanged(app)
+    app.erase_subject(
+        EraseSubject(candidate_id=st.candidate_id, reason="candidate request", actor="dpo")
+    )
+
+    view = read(app, st, f"candidate:{st.candidate_id}", Role.CANDIDATE)
+
+    assert view.status == "in progress"
+    assert [c.concluded for c in view.checks] == ["confirmed"]  # the history stays
+    said = [(x.words, x.answer) for x in [*view.feedback, *view.disputes]]
+    assert said == [(ERASED_VALUE, ERASED_VALUE)] * 2
