@@ -4,6 +4,8 @@ and which policies decided it. Forbid overrides permit."""
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
@@ -227,3 +229,12 @@ def test_a_view_read_whole_is_decided_for_that_view_only(pdp: CedarPolicy) -> No
 def test_a_policy_without_an_id_is_refused_at_load() -> None:
     with pytest.raises(ConfigError, match="@id"):
         CedarPolicy("permit (principal, action, resource);")
+
+
+def test_the_readme_lists_every_policy_in_force() -> None:
+    """The policy table in README.md is what a compliance officer reads first: it must name
+    exactly the policies the decision point loads."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    listed = set(re.findall(r"^  \| `([a-z0-9-]+)` \| read", readme, re.MULTILINE))
+
+    assert listed == set(re.findall(r'@id\("([^"]+)"\)', default_policy_text()))
