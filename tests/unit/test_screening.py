@@ -41,6 +41,27 @@ def test_a_finding_note_mentioning_a_prohibited_topic_is_refused(text: str, cate
         inv.record_finding(finding(only_check(inv), SourceRole.HR, notes=notes), inv.scope)
 
 
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("She has type A blood.", "user.health.blood_type"),
+        ("他的血型是O型", "user.health.blood_type"),
+        ("He owns three apartments downtown.", "user.financial.property"),
+        ("invests in real estate on the side", "user.financial.property"),
+        ("他有两套房子", "user.financial.property"),
+        ("Her family life is complicated.", "user.family_life"),
+        ("他家里有两个孩子", "user.family_life"),
+        ("keeps a wide social circle outside work", "user.social_relationships"),
+        ("他的朋友圈很广", "user.social_relationships"),
+        ("takes breaks to pray five times a day", "user.demographic.religious_belief"),
+        ("他每周去教堂", "user.demographic.religious_belief"),
+    ],
+)
+def test_more_ways_of_saying_a_prohibited_thing_are_caught(text: str, category: str) -> None:
+    with pytest.raises(ProhibitedContentError, match=category):
+        screen("notes", text)
+
+
 def test_marital_status_in_notes_needs_a_consent_that_names_it() -> None:
     refused = started_investigation()
     notes = PersonalField("notes", "user.employment.evaluation", "recently married, moved city")
@@ -79,5 +100,9 @@ def test_ordinary_words_pass_the_screen() -> None:
         "reliable, left on good terms",
         "worked on the Aidsworth account",  # 'aids' only as a whole word
         "led the routing rewrite; would rehire",
+        "built the property-management module",  # property as a product, not an asset
+        "团队合作好，沟通顺畅",
+        "managed the blood bank's scheduling software",
+        "confirmed the degree with Temple University",
     ):
         screen("notes", text)  # raises if refused
