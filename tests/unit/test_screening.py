@@ -101,7 +101,7 @@ def test_ordinary_words_pass_the_screen() -> None:
         "worked on the Aidsworth account",  # 'aids' only as a whole word
         "led the routing rewrite; would rehire",
         "built the property-management module",  # property as a product, not an asset
-        "团队合作好，沟通顺畅",
+        "团队合作好 沟通顺畅",
         "managed the blood bank's scheduling software",
         "confirmed the degree with Temple University",
     ):
