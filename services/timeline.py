@@ -13,6 +13,9 @@ from domain.classification import PersonalField
 from services.dto import Result
 
 _WHO_FIELDS = (
+    "principal",  # who read (Access.Recorded)
+    "disclosed_by",  # who handed data over outside the read path (DataDisclosed)
+    "erased_by",
     "registered_by",
     "submitted_by",
     "requested_by",
@@ -194,5 +197,7 @@ def timeline(events: Iterator[tuple[int, Any]], candidate_id: UUID) -> Iterator[
             what=describe(event) if describe else name.rpartition(".")[2],
             event=name,
             aggregate_id=event.originator_id,
-            consent_id=getattr(event, "consent_id", None) or consent_of.get(event.originator_id),
+            consent_id=getattr(event, "consent_id", None)
+            or next(iter(getattr(event, "consent_ids", ())), None)  # a read: the consent relied on
+            or consent_of.get(event.originator_id),
         )

@@ -6,12 +6,21 @@ import pytest
 
 from domain.check import SourceRole
 from domain.errors import (
+    AccessRefusedError,
     CandidateAlreadyRegisteredError,
     CandidateErasedError,
     ConsentNotActiveError,
 )
+from services.access import Role
 from services.application import Backcheck
-from services.dto import RegisterCandidate, RequestErasure, WithdrawConsent
+from services.dto import (
+    EraseSubject,
+    ReadProfile,
+    RecordDisclosure,
+    RegisterCandidate,
+    RequestErasure,
+    WithdrawConsent,
+)
 from tests import story as s
 from tests.conftest import FakeClock
 
@@ -83,3 +92,39 @@ def test_the_timeline_names_who_acted_and_under_which_consent(sqlite_app: Backch
     for name in ("Investigation.Started", "Investigation.FindingRecorded", "Report.Compiled"):
         assert by_event[name].consent_id == st.consent_id
     assert "Li Lei" not in " ".join(e.what for e in entries)
+
+
+def test_the_timeline_names_who_read_handed_over_and_erased(sqlite_app: Backcheck) -> None:
+    """Who saw what is the compliance officer's first question: every read names its reader
+    and the consent it relied on; disclosures and the erasure name who did them."""
+    st = s.investigation_under_way(sqlite_app)
+    read = ReadProfile(
+        candidate_id=st.candidate_id, principal=s.RECRUITER, role=Role.RECRUITER, purpose=s.PURPOSE
+    )
+    sqlite_app.read_profile(read)
+    with pytest.raises(AccessRefusedError):
+        sqlite_app.read_profile(read.model_copy(update={"principal": "growth:wu.hao"}))
+    sqlite_app.record_disclosure(
+        RecordDisclosure(
+            candidate_id=st.candidate_id,
+            recipient="labour inspectorate",
+            purpose="statutory inspection",
+            channel="evidence bundle",
+            actor="compliance:zhou",
+        )
+    )
+    sqlite_app.erase_subject(
+        EraseSubject(candidate_id=st.candidate_id, reason="candidate request", actor="dpo:li")
+    )
+
+    entries = list(sqlite_app.timeline(st.candidate_id))
+
+    assert "unrecorded" not in {e.who for e in entries}
+    reads = [e for e in entries if e.event == "Access.Recorded"]
+    assert [(e.who, e.consent_id) for e in reads] == [
+        (s.RECRUITER, st.consent_id),
+        ("growth:wu.hao", st.consent_id),
+    ]
+    by_event = {e.event: e for e in entries}
+    assert by_event["DataDisclosure.DataDisclosed"].who == "compliance:zhou"
+    assert by_event["Candidate.Erased"].who == "dpo:li"
