@@ -276,6 +276,13 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
         # several processes may apply to one views file (runners, workers): infra/filelock.py
         self.writer_lock = for_database(datastore.pool.db_name)
 
+    def create_table(self) -> None:
+        """Under the writer lock: the library looks for its tracking table before it opens
+        the transaction that creates it, so two processes starting together (two workers)
+        could both create it and both record its migration, and the second would fail."""
+        with self.writer_lock.held():
+            super().create_table()
+
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),

@@ -1,20 +1,23 @@
-"""Processes that start together on a new PostgreSQL schema (docker compose starts the API, the
-relay, the workers and the intake at once) all set it up without a deadlock or a duplicate
-table, and share one master key."""
+"""Processes that start together on a new store (docker compose starts the API, the relay, the
+workers and the intake at once) all set it up without a deadlock or a duplicate table, and
+share one master key: a PostgreSQL schema, and the workers' SQLite views file."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from infra.bootstrap import build_app
 from infra.config import Settings
+from infra.sqlite_pool import Datastore
+from infra.views import Codec, SQLiteViewStore
 from infra.worker import worker_views
 from tests.conftest import PG_URL
-
-pytestmark = pytest.mark.postgres
 
 
 def start_process(url: str, data_dir: str) -> tuple[int, str]:
@@ -26,6 +29,7 @@ def start_process(url: str, data_dir: str) -> tuple[int, str]:
     return rows, settings.master_key_path.read_text()
 
 
+@pytest.mark.postgres
 def test_processes_starting_together_set_up_one_schema(pg_schema: str, tmp_path: Path) -> None:
     url = f"{PG_URL}?schema={pg_schema}"
     with ProcessPoolExecutor(6) as pool:
@@ -33,3 +37,40 @@ def test_processes_starting_together_set_up_one_schema(pg_schema: str, tmp_path:
 
     assert [rows for rows, _ in started] == [0] * 12
     assert len({key for _, key in started}) == 1
+
+
+class _Slow(SQLiteViewStore):
+    """Creates its tables only once the other store has come this far too, or half a second
+    has passed: the window in which two processes starting together both find no table."""
+
+    meet = threading.Barrier(2)
+
+    def _create_table(self, c: Any) -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            self.meet.wait(timeout=0.5)
+        super()._create_table(c)
+
+
+@pytest.mark.parametrize("run", range(3))
+def test_two_workers_starting_together_set_up_one_sqlite_views_file(
+    tmp_path: Path, run: int
+) -> None:
+    _Slow.meet = threading.Barrier(2)
+    path = str(tmp_path / f"views-{run}.sqlite")
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        store = _Slow(Datastore(path, lock_timeout=10), Codec(None))
+        try:
+            store.create_table()
+        except BaseException as e:
+            failures.append(e)
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+
+    assert failures == []
+    assert SQLiteViewStore(Datastore(path), Codec(None)).counts() == {}
