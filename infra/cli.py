@@ -6,12 +6,14 @@ import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import orjson
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
@@ -237,24 +239,48 @@ def subject_erase(
 read_cli = typer.Typer(help="Access-controlled reads of personal data (each one recorded).")
 app.add_typer(read_cli, name="read")
 
+# The options every recorded read takes.
+_As = Annotated[str, typer.Option("--as", help="who is reading, e.g. hr:li.na or candidate:ID")]
+_Purpose = Annotated[str, typer.Option(help="why; recorded with the read")]
+_ConsentedPurpose = Annotated[str, typer.Option(help="why; must be a purpose the consent names")]
+_BreakGlass = Annotated[
+    str | None, typer.Option(help="compliance only: the justification to record")
+]
+_Json = Annotated[bool, typer.Option("--json", help="the answer as one JSON object")]
+View = TypeVar("View", bound=BaseModel)
+
+
+def _recorded_read(as_json: bool, read: Callable[[Backcheck], View]) -> View | None:
+    """Runs one recorded read on the configured store: a refusal or an error becomes its
+    problem and exit code, and with --json the answer is printed here. Otherwise returns the
+    answer for the command to show as tables."""
+    try:
+        application, _ = _open()
+        view = read(application)
+    except Exception as e:
+        _fail(e, as_json)
+        return None
+    if as_json:
+        sys.stdout.write(view.model_dump_json() + "\n")
+        return None
+    return view
+
 
 @read_cli.command("profile")
 def read_profile(
     candidate_id: Annotated[UUID, typer.Argument(help="whose profile")],
-    principal: Annotated[str, typer.Option("--as", help="who is reading, e.g. hr:li.na")],
+    principal: _As,
     role: Annotated[str, typer.Option(help="recruiter, investigator, reviewer, ...")],
-    purpose: Annotated[str, typer.Option(help="why; must be a purpose the consent names")],
-    break_glass: Annotated[
-        str | None, typer.Option(help="compliance only: the justification to record")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="the view as JSON")] = False,
+    purpose: _ConsentedPurpose,
+    break_glass: _BreakGlass = None,
+    as_json: _Json = False,
 ) -> None:
     """Read a candidate's profile: decided by policy, redacted per field, recorded first."""
     from services.dto import ReadProfile
 
-    try:
-        application, _ = _open()
-        view = application.read_profile(
+    view = _recorded_read(
+        as_json,
+        lambda application: application.read_profile(
             ReadProfile(
                 candidate_id=candidate_id,
                 principal=principal,
@@ -262,12 +288,9 @@ def read_profile(
                 purpose=purpose,
                 break_glass=break_glass,
             )
-        )
-    except Exception as e:
-        _fail(e, as_json)
-        return
-    if as_json:
-        sys.stdout.write(view.model_dump_json() + "\n")
+        ),
+    )
+    if view is None:
         return
     table = Table("field", "category", "tier", "value")
     for f in view.fields:
@@ -279,21 +302,19 @@ def read_profile(
 @read_cli.command("report")
 def read_report(
     report_id: Annotated[UUID, typer.Argument(help="which report")],
-    principal: Annotated[str, typer.Option("--as", help="who is reading, e.g. manager:chen")],
+    principal: _As,
     role: Annotated[str, typer.Option(help="reviewer, hiring_manager, candidate, ...")],
-    purpose: Annotated[str, typer.Option(help="why; must be a purpose the consent names")],
-    break_glass: Annotated[
-        str | None, typer.Option(help="compliance only: the justification to record")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="the view as JSON")] = False,
+    purpose: _ConsentedPurpose,
+    break_glass: _BreakGlass = None,
+    as_json: _Json = False,
 ) -> None:
     """Read a report: a reviewer one under review, a hiring manager one disclosed to them;
     an item touching a withheld category comes back without outcome or note. Recorded first."""
     from services.dto import ReadReport
 
-    try:
-        application, _ = _open()
-        view = application.read_report(
+    view = _recorded_read(
+        as_json,
+        lambda application: application.read_report(
             ReadReport(
                 report_id=report_id,
                 principal=principal,
@@ -301,12 +322,9 @@ def read_report(
                 purpose=purpose,
                 break_glass=break_glass,
             )
-        )
-    except Exception as e:
-        _fail(e, as_json)
-        return
-    if as_json:
-        sys.stdout.write(view.model_dump_json() + "\n")
+        ),
+    )
+    if view is None:
         return
     withheld = "[dim]withheld[/]"
     console.print(f"report {view.report_id}, edition {view.edition}: {view.status}")
@@ -329,21 +347,19 @@ def read_report(
 @read_cli.command("investigation")
 def read_investigation(
     investigation_id: Annotated[UUID, typer.Argument(help="which investigation")],
-    principal: Annotated[str, typer.Option("--as", help="who is reading, e.g. hr:li.na")],
+    principal: _As,
     role: Annotated[str, typer.Option(help="recruiter, investigator, candidate, ...")],
-    purpose: Annotated[str, typer.Option(help="why; must be a purpose the consent names")],
-    break_glass: Annotated[
-        str | None, typer.Option(help="compliance only: the justification to record")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="the view as JSON")] = False,
+    purpose: _ConsentedPurpose,
+    break_glass: _BreakGlass = None,
+    as_json: _Json = False,
 ) -> None:
     """Read an investigation's status, the candidate's feedback and disputes and the answers:
     decided by policy, redacted per category, recorded first."""
     from services.dto import ReadInvestigation
 
-    try:
-        application, _ = _open()
-        view = application.read_investigation(
+    view = _recorded_read(
+        as_json,
+        lambda application: application.read_investigation(
             ReadInvestigation(
                 investigation_id=investigation_id,
                 principal=principal,
@@ -351,12 +367,9 @@ def read_investigation(
                 purpose=purpose,
                 break_glass=break_glass,
             )
-        )
-    except Exception as e:
-        _fail(e, as_json)
-        return
-    if as_json:
-        sys.stdout.write(view.model_dump_json() + "\n")
+        ),
+    )
+    if view is None:
         return
     withheld = "[dim]withheld[/]"
     console.print(f"{view.status}: {view.purpose} — {view.findings} finding(s)")
@@ -381,29 +394,24 @@ def read_investigation(
 @subject_cli.command("access-log")
 def subject_access_log(
     candidate_id: Annotated[UUID, typer.Argument(help="the candidate")],
-    principal: Annotated[
-        str, typer.Option("--as", help="who is reading: candidate:ID, or a compliance officer")
-    ],
+    principal: _As,
     role: Annotated[str, typer.Option(help="candidate (their own log) or compliance")],
-    purpose: Annotated[str, typer.Option(help="why; recorded with the read")],
-    as_json: Annotated[bool, typer.Option("--json", help="the log as one JSON object")] = False,
+    purpose: _Purpose,
+    as_json: _Json = False,
 ) -> None:
     """Who read what about the candidate, when and why. The candidate reads their own log, a
     compliance officer anyone's; the read is decided by policy and recorded first."""
     from services.dto import ReadAccessLog
 
-    try:
-        application, _ = _open()
-        log = application.read_access_log(
+    log = _recorded_read(
+        as_json,
+        lambda application: application.read_access_log(
             ReadAccessLog(
                 candidate_id=candidate_id, principal=principal, role=role, purpose=purpose
             )
-        )
-    except Exception as e:
-        _fail(e, as_json)
-        return
-    if as_json:
-        sys.stdout.write(log.model_dump_json() + "\n")
+        ),
+    )
+    if log is None:
         return
     table = Table("when (UTC)", "who", "role", "purpose", "view", "outcome", "withheld")
     for e in log.entries:
@@ -423,28 +431,23 @@ def subject_access_log(
 @subject_cli.command("consents")
 def subject_consents(
     candidate_id: Annotated[UUID, typer.Argument(help="the candidate")],
-    principal: Annotated[str, typer.Option("--as", help="who is reading, e.g. hr:li.na")],
+    principal: _As,
     role: Annotated[str, typer.Option(help="candidate, recruiter, investigator or compliance")],
-    purpose: Annotated[str, typer.Option(help="why; recorded with the read")],
-    as_json: Annotated[
-        bool, typer.Option("--json", help="the register as one JSON object")
-    ] = False,
+    purpose: _Purpose,
+    as_json: _Json = False,
 ) -> None:
     """The candidate's consent register: what each consent covers and whether it is in force
     now. The candidate, their recruiter, an assigned investigator or compliance; the read is
     decided by policy and recorded first."""
     from services.dto import ReadConsents
 
-    try:
-        application, _ = _open()
-        register = application.read_consents(
+    register = _recorded_read(
+        as_json,
+        lambda application: application.read_consents(
             ReadConsents(candidate_id=candidate_id, principal=principal, role=role, purpose=purpose)
-        )
-    except Exception as e:
-        _fail(e, as_json)
-        return
-    if as_json:
-        sys.stdout.write(register.model_dump_json() + "\n")
+        ),
+    )
+    if register is None:
         return
     table = Table("consent", "status", "purposes", "checks", "valid until", "relied on by")
     for c in register.consents:

@@ -58,6 +58,11 @@ class AccessDecision:
             return "allowed"
         return "partial" if self.allowed else "refused"
 
+    @property
+    def withheld_because(self) -> list[str]:
+        """The policies that withheld what was withheld, sorted (a refusal's reasons)."""
+        return sorted({r for c in self.withheld for r in self.reasons.get(c, ())})
+
 
 # Views read whole, decided once rather than per category: they hold no personal value, yet
 # whose they are makes them the subject's business (the access policies name who may).

@@ -403,27 +403,32 @@ class ReportResult(Result):
 # --- reads ------------------------------------------------------------------------------------
 
 
-class ReadProfile(Command):
-    candidate_id: UUID
+class Reader(Command):
+    """Who asks for a recorded read, in which role, and why."""
+
     principal: Actor
     role: Role
     purpose: Text
+
+
+class ValueRead(Reader):
+    """A read of personal values, decided category by category. A compliance officer may
+    state a break-glass justification; it is recorded with the read."""
+
     break_glass: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10)] | None = (
         Field(default=None, description="a compliance officer's recorded justification")
     )
 
 
-class ReadProfiles(Command):
+class ReadProfile(ValueRead):
+    candidate_id: UUID
+
+
+class ReadProfiles(ValueRead):
     """One request for several candidates' profiles (a caseload page): each is decided and
     recorded on its own, and all the access records are saved together."""
 
     candidate_ids: Annotated[list[UUID], Field(min_length=1, max_length=200)]
-    principal: Actor
-    role: Role
-    purpose: Text
-    break_glass: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10)] | None = (
-        Field(default=None, description="a compliance officer's recorded justification")
-    )
 
 
 class FieldView(Result):
@@ -445,14 +450,8 @@ class ProfileView(Result):
     )
 
 
-class ReadReport(Command):
+class ReadReport(ValueRead):
     report_id: UUID
-    principal: Actor
-    role: Role
-    purpose: Text
-    break_glass: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10)] | None = (
-        Field(default=None, description="a compliance officer's recorded justification")
-    )
 
 
 class ReportItemView(Result):
@@ -477,14 +476,8 @@ class ReportView(Result):
     items: list[ReportItemView]
 
 
-class ReadInvestigation(Command):
+class ReadInvestigation(ValueRead):
     investigation_id: UUID
-    principal: Actor
-    role: Role
-    purpose: Text
-    break_glass: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10)] | None = (
-        Field(default=None, description="a compliance officer's recorded justification")
-    )
 
 
 class InvestigationCheckView(Result):
@@ -544,13 +537,10 @@ class AccessEntry(Result):
     outcome: str
 
 
-class WholeViewRead(Command):
+class WholeViewRead(Reader):
     """A read of one of a subject's views taken whole, decided once (not per category)."""
 
     candidate_id: UUID
-    principal: Actor
-    role: Role
-    purpose: Text
 
 
 class ReadAccessLog(WholeViewRead):
@@ -612,7 +602,3 @@ class EventRecord(Result):
     version: int
     timestamp: datetime
     data: dict[str, object]
-
-
-# Every command a recorded read takes: who asks, in which role, why.
-ReadCommand = ReadProfile | ReadProfiles | ReadReport | ReadInvestigation | WholeViewRead

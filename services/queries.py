@@ -50,8 +50,8 @@ from services.dto import (
     ProfilesView,
     ProfileView,
     ReadAccessLog,
-    ReadCommand,
     ReadConsents,
+    Reader,
     ReadInvestigation,
     ReadProfile,
     ReadProfiles,
@@ -59,6 +59,7 @@ from services.dto import (
     RecordDisclosure,
     ReportItemView,
     ReportView,
+    ValueRead,
     WholeViewRead,
 )
 from services.errors import AggregateMissingError
@@ -113,7 +114,7 @@ class QueryUseCases(UnitOfWork):
 
     def _facts(
         self,
-        cmd: ReadCommand,
+        cmd: Reader,
         subject: UUID,
         categories: tuple[str, ...],
         views: ReadModel,
@@ -161,7 +162,7 @@ class QueryUseCases(UnitOfWork):
                 for k in _report_categories(r)
             ),
             is_subject=cmd.role is Role.CANDIDATE and cmd.principal == f"candidate:{key}",
-            break_glass=cmd.break_glass if not isinstance(cmd, WholeViewRead) else None,
+            break_glass=cmd.break_glass if isinstance(cmd, ValueRead) else None,
         )
 
     def _profile(
@@ -197,11 +198,7 @@ class QueryUseCases(UnitOfWork):
         )
         access = _access_record(cmd, candidate_id, "profile", request, decision)
         refused = decision.outcome == "refused" and bool(categories)
-        reasons = (
-            sorted({r for c in decision.withheld for r in decision.reasons.get(c, ())})
-            if refused
-            else []
-        )
+        reasons = decision.withheld_because if refused else []
         # validated in one call, fields and all (cheaper than a FieldView built per field)
         view = ProfileView.model_validate(
             {
@@ -311,8 +308,7 @@ class QueryUseCases(UnitOfWork):
 
         doc, subject, categories, decision, access_id = self._recorded(decide)
         if decision.outcome == "refused" and categories:
-            reasons = sorted({r for c in decision.withheld for r in decision.reasons.get(c, ())})
-            raise AccessRefusedError(subject, "investigation", reasons)
+            raise AccessRefusedError(subject, "investigation", decision.withheld_because)
         allowed = frozenset(decision.allowed)
 
         def said(field: PersonalField | None) -> str | None:
@@ -340,14 +336,7 @@ class QueryUseCases(UnitOfWork):
             investigators=doc["investigators"],
             findings=doc["findings"],
             checks=[
-                InvestigationCheckView(
-                    check_id=UUID(check_id),
-                    check_type=check["check_type"],
-                    categories=sorted(_check_categories(check)),
-                    withheld=not _check_categories(check) <= allowed,
-                    concluded=check["concluded"] if _check_categories(check) <= allowed else None,
-                )
-                for check_id, check in doc["checks"].items()
+                _check_view(check_id, check, allowed) for check_id, check in doc["checks"].items()
             ],
             feedback=[exchange(f["feedback_id"], f["text"], f["answer"]) for f in doc["feedback"]],
             disputes=[
@@ -374,8 +363,7 @@ class QueryUseCases(UnitOfWork):
         """What a recorded report read answers: refused, or the items it may see."""
         subject = UUID(report["candidate_id"])
         if decision.outcome == "refused" and categories:
-            reasons = sorted({r for c in decision.withheld for r in decision.reasons.get(c, ())})
-            raise AccessRefusedError(subject, "report", reasons)
+            raise AccessRefusedError(subject, "report", decision.withheld_because)
         items = report["items"]
         allowed = frozenset(decision.allowed)
         if allowed:  # only the notes it may return are decrypted
@@ -527,7 +515,7 @@ def _access_entries(views: ReadModel, key: str) -> list[AccessEntry]:
 
 
 def _access_record(
-    cmd: ReadProfile | ReadProfiles | ReadReport | ReadInvestigation,
+    cmd: ValueRead,
     subject: UUID,
     view: str,
     request: AccessRequest,
@@ -559,7 +547,7 @@ def _profile_fields(profile: Doc) -> list[tuple[str, PersonalField]]:
 
 def _item_categories(item: Doc) -> frozenset[str]:
     """What a report item reveals: its check's categories, and the note's if it has one."""
-    found = CheckType(item["check_type"]).categories
+    found = _check_categories(item)
     note = item.get("note")
     return found | {note.category} if isinstance(note, PersonalField) else found
 
@@ -575,6 +563,19 @@ def _investigation_categories(doc: Doc) -> set[str]:
 
 def _check_categories(check: Doc) -> frozenset[str]:
     return CheckType(check["check_type"]).categories
+
+
+def _check_view(check_id: str, check: Doc, allowed: frozenset[str]) -> InvestigationCheckView:
+    """A check's conclusion, withheld unless every category it touches may be read."""
+    categories = _check_categories(check)
+    shown = categories <= allowed
+    return InvestigationCheckView(
+        check_id=UUID(check_id),
+        check_type=check["check_type"],
+        categories=sorted(categories),
+        withheld=not shown,
+        concluded=check["concluded"] if shown else None,
+    )
 
 
 def _report_categories(report: Doc) -> set[str]:
