@@ -586,7 +586,7 @@ def relay(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from infra.config import parse_bootstrap
-    from infra.relay import Relay, RelayBusyError, RelayFailedError
+    from infra.relay import PartitionCountError, Relay, RelayBusyError, RelayFailedError
     from infra.topics import BrokerUnavailableError
 
     try:
@@ -621,16 +621,31 @@ def relay(
             sent = relay_.run(
                 once=once,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
-                on_retry=lambda e: err.print(f"[yellow]waiting for the broker:[/] {e}"),
+                on_retry=_say_once(lambda e: err.print(f"[yellow]waiting:[/] {e}")),
             )
     except (BrokerUnavailableError, RelayFailedError) as e:
         err.print(f"[red]Kafka unavailable:[/] {e}")
         raise typer.Exit(69) from None  # EX_UNAVAILABLE
+    except PartitionCountError as e:
+        err.print(f"[red]relay stopped:[/] {e}")
+        raise typer.Exit(78) from None  # EX_CONFIG
     finally:
         position = relay_.position
         relay_.close()
         application.close()
     console.print(f"published {sent} events to {topic}; position {position}")
+
+
+def _say_once(say: Callable[[Exception], None]) -> Callable[[Exception], None]:
+    """`say` for each retry whose reason differs from the one before (not once a second)."""
+    last: list[str] = []
+
+    def once(error: Exception) -> None:
+        if last != [str(error)]:
+            last[:] = [str(error)]
+            say(error)
+
+    return once
 
 
 @app.command()
@@ -1193,10 +1208,9 @@ def send_command(
     import uuid
     from datetime import UTC, datetime
 
-    from kafka import KafkaProducer
-
     from infra.config import parse_bootstrap
     from infra.intake import COMMANDS_TOPIC
+    from infra.topics import MissingTopicError, kafka_producer, missing_topics
 
     topic = topic or COMMANDS_TOPIC
     text = sys.stdin.read() if payload == "-" else payload
@@ -1208,7 +1222,16 @@ def send_command(
     except Exception as e:
         _fail(e)
         return
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    try:
+        if missing_topics(bootstrap, topic):
+            raise MissingTopicError(
+                f"no topic {topic} on {bootstrap}: `backcheck intake` creates it (with "
+                "BACKCHECK_KAFKA_PARTITIONS partitions) when it starts; start it first"
+            )
+    except Exception as e:
+        _fail(e)
+        return
+    producer = kafka_producer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     try:
         producer.send(
             topic,

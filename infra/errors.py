@@ -17,7 +17,7 @@ from domain.errors import (
     RuleBrokenError,
 )
 from infra.config import ConfigError
-from infra.topics import BrokerUnavailableError
+from infra.topics import BrokerUnavailableError, MissingTopicError
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ def problem_for(error: Exception) -> Problem | None:
         return Problem(500, "Configuration error", "config", str(error), 78)
     if isinstance(error, BrokerUnavailableError):
         return Problem(503, "Kafka unavailable", "broker-unavailable", str(error), 69)
+    if isinstance(error, MissingTopicError):
+        return Problem(503, "Kafka topic missing", "topic-missing", str(error), 69)
     for family, status, title, code in _BY_FAMILY:
         if isinstance(error, family):
             rule = type(error).__name__.removesuffix("Error")

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from domain.errors import DomainError, InvalidInputError
 from infra.errors import problem_for
-from infra.topics import COMMANDS_TOPIC, dead_letter_topic
+from infra.topics import COMMANDS_TOPIC, dead_letter_topic, refuse_topic_auto_creation
 from services.errors import CommandAlreadyAppliedError, UnknownUseCaseError
 from services.intake import CommandIntake
 from services.unit import Delivery
@@ -215,6 +215,7 @@ def faust_app(
     heartbeats, and messages are still handled one at a time, in partition order."""
     import faust
 
+    refuse_topic_auto_creation()
     settings = consumer_settings or {}
     app = faust.App(
         group,
@@ -224,6 +225,7 @@ def faust_app(
         web_enabled=False,
         topic_partitions=partitions,
         topic_allow_declare=False,  # created with their partitions by `ensure_topics`
+        topic_disable_leader=True,  # no leader election here, so no `{group}-__assignor-__leader`
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.get("session_timeout_ms", 10_000) / 1000,
         broker_heartbeat_interval=settings.get("heartbeat_interval_ms", 3_000) / 1000,

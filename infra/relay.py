@@ -54,7 +54,7 @@ from eventsourcing.persistence import Notification
 from infra.config import Settings
 from infra.ddl import serialise_ddl
 from infra.sqlite_pool import Datastore
-from infra.topics import BrokerUnavailableError, ensure_topics
+from infra.topics import BrokerUnavailableError, ensure_topics, kafka_consumer, kafka_producer
 
 RELAY_STATE_TABLE = "backcheck_relay_state"
 SOURCE = "/backcheck"
@@ -64,6 +64,11 @@ _TIME = b'"timestamp":"'
 
 class RelayBusyError(RuntimeError):
     """Another relay already publishes this store's events to the topic."""
+
+
+class PartitionCountError(RuntimeError):
+    """The topic has another number of partitions than configured: nothing is published,
+    since a candidate's events would go to partitions the workers may not be reading."""
 
 
 class RelayFailedError(RuntimeError):
@@ -274,9 +279,9 @@ class RelayState:
 
 def _topic_is_empty(bootstrap: str, topic: str) -> bool:
     """Whether no message was ever kept on any partition of `topic` (every end offset 0)."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+    consumer = kafka_consumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
     try:
         numbers = consumer.partitions_for_topic(topic) or set()
         ends = consumer.end_offsets([TopicPartition(topic, n) for n in numbers])
@@ -334,19 +339,30 @@ class Relay:
         return self._connect()
 
     def _connect(self) -> Any:
-        from kafka import KafkaProducer
         from kafka.errors import KafkaTimeoutError
 
         if self._producer is None:
             ensure_topics(self.bootstrap, self.partitions, self.topic)
             try:
-                producer = KafkaProducer(**producer_settings(self.bootstrap, self.delivery_timeout))
+                producer = kafka_producer(
+                    **producer_settings(self.bootstrap, self.delivery_timeout)
+                )
                 count = len(producer.partitions_for(self.topic))
                 empty = _topic_is_empty(self.bootstrap, self.topic)
             except KafkaTimeoutError:
                 raise BrokerUnavailableError(
                     f"no Kafka broker answered at {self.bootstrap}"
                 ) from None
+            if count != self.partitions:
+                producer.close(timeout=1)
+                raise PartitionCountError(
+                    f"{self.topic} has {count} partitions, not the {self.partitions} configured "
+                    "(BACKCHECK_KAFKA_PARTITIONS, --partitions); the workers read the partitions "
+                    "they were assigned, so nothing is published until the two agree: recreate "
+                    f"the topic with {self.partitions} partitions (a broker that lost it may have "
+                    "recreated it with its own default), or configure "
+                    f"{count} and restart the relay and the workers"
+                )
             if count != self._partitions:
                 self._partition_of.clear()
             self._partitions = count
@@ -500,7 +516,7 @@ class Relay:
         while not self.stop.is_set():
             try:
                 done = self.publish()
-            except (RelayFailedError, BrokerUnavailableError) as e:
+            except (RelayFailedError, BrokerUnavailableError, PartitionCountError) as e:
                 if once:
                     raise
                 if on_retry is not None:

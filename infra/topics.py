@@ -9,13 +9,67 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from typing import Any
 
 EVENTS_TOPIC = "backcheck.events.v1"
 COMMANDS_TOPIC = "backcheck.commands.v1"
 
 
+# A topic is made only by `ensure_topics`, with the partitions configured. A client that
+# asks about a missing topic must not have the broker create it with *its* default count
+# (Apache Kafka's num.partitions, 1; Tansu's 4): the relay would spread the log over
+# partitions the workers were not reading.
+NO_AUTO_CREATE: dict[str, bool] = {"allow_auto_create_topics": False}
+
+
+def kafka_producer(**config: Any) -> Any:
+    """A kafka-python producer that never asks the broker to create a topic."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(**config, **NO_AUTO_CREATE)
+    _no_auto_create(producer._metadata)
+    return producer
+
+
+def kafka_consumer(**config: Any) -> Any:
+    """A kafka-python consumer that never asks the broker to create a topic."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(**config, **NO_AUTO_CREATE)
+    _no_auto_create(consumer._client.cluster)
+    return consumer
+
+
+def _no_auto_create(cluster: Any) -> None:
+    """kafka-python 3.0 takes `allow_auto_create_topics` but does not hand it on to the
+    cluster metadata that builds its metadata requests, which then ask for creation anyway."""
+    cluster.config["allow_auto_create_topics"] = False
+
+
+def refuse_topic_auto_creation() -> None:
+    """The same for aiokafka (faust's client), which has no setting for it: every metadata
+    request of this process asks the broker not to create the topics it names."""
+    from aiokafka import client
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    if getattr(client.MetadataRequest, "backcheck_no_auto_create", False):
+        return
+
+    class MetadataRequestNoAutoCreate(MetadataRequest):
+        backcheck_no_auto_create = True
+
+        def __init__(self, topics: list[str] | None = None, allow: bool | None = False) -> None:
+            super().__init__(topics, allow_auto_topic_creation=allow)
+
+    client.MetadataRequest = MetadataRequestNoAutoCreate  # type: ignore[misc]
+
+
 class BrokerUnavailableError(RuntimeError):
     """No Kafka broker answered at the bootstrap servers."""
+
+
+class MissingTopicError(RuntimeError):
+    """The broker has no such topic, and it is not ours to create here."""
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -39,21 +93,37 @@ def reachable(bootstrap: str, timeout: float = 2.0) -> bool:
     return False
 
 
-def ensure_topics(bootstrap: str, partitions: int, *names: str) -> None:
-    """Creates the topics that are missing, with `partitions` partitions each."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
+def _admin(bootstrap: str) -> Any:
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaTimeoutError
 
     if not reachable(bootstrap):
         raise BrokerUnavailableError(f"no Kafka broker answered at {bootstrap}")
     try:
-        admin = KafkaAdminClient(
+        return KafkaAdminClient(
             bootstrap_servers=bootstrap.split(","),
             client_id="backcheck-admin",
             request_timeout_ms=10_000,
         )
     except KafkaTimeoutError:
         raise BrokerUnavailableError(f"no Kafka broker answered at {bootstrap}") from None
+
+
+def missing_topics(bootstrap: str, *names: str) -> set[str]:
+    """Which of `names` the broker does not have."""
+    admin = _admin(bootstrap)
+    try:
+        return set(names) - set(admin.list_topics())
+    finally:
+        admin.close()
+
+
+def ensure_topics(bootstrap: str, partitions: int, *names: str) -> None:
+    """Creates the topics that are missing, with `partitions` partitions each."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = _admin(bootstrap)
     try:
         missing = set(names) - set(admin.list_topics())
         if missing:

@@ -38,7 +38,13 @@ from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 
 from infra.config import Settings
 from infra.sqlite_pool import Datastore
-from infra.topics import EVENTS_TOPIC, dead_letter_topic, ensure_topics
+from infra.topics import (
+    EVENTS_TOPIC,
+    dead_letter_topic,
+    ensure_topics,
+    kafka_consumer,
+    refuse_topic_auto_creation,
+)
 from infra.views import Codec, PostgresViewStore, SQLiteViewStore, ViewStore
 from projections.read_views import ReadViews
 
@@ -247,10 +253,10 @@ class PartitionReader:
         self._consumer: Any = None
 
     def __call__(self, partition: int) -> list[Record]:
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
 
         if self._consumer is None:
-            self._consumer = KafkaConsumer(
+            self._consumer = kafka_consumer(
                 bootstrap_servers=self.bootstrap.split(","), enable_auto_commit=False
             )
         consumer, tp = self._consumer, TopicPartition(self.topic, partition)
@@ -439,6 +445,7 @@ def faust_app(projection: StreamProjection, options: WorkerOptions) -> Any:
     import faust
 
     _fetch_max_wait(options.fetch_max_wait)
+    refuse_topic_auto_creation()
     app = faust.App(
         options.group,
         broker=f"kafka://{options.bootstrap}",
@@ -447,6 +454,7 @@ def faust_app(projection: StreamProjection, options: WorkerOptions) -> Any:
         web_enabled=False,
         topic_partitions=options.partitions,
         topic_allow_declare=False,  # created with their partitions by `ensure_topics`
+        topic_disable_leader=True,  # no leader election here, so no `{group}-__assignor-__leader`
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=options.session_timeout,
         broker_heartbeat_interval=options.heartbeat_interval,

@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from infra.topics import kafka_consumer
+
 # Consumer-group settings short enough for tests: a member that leaves is noticed in seconds.
 GROUP_SETTINGS: dict[str, int] = {
     "session_timeout_ms": 6000,
@@ -144,9 +146,9 @@ def own_kafka_broker(tmp_path: Path) -> Iterator[Broker]:
 def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 30.0) -> list[Any]:
     """Every message on `topic` from the beginning, once at least `expect` have arrived (or
     the timeout passed): kafka-python ConsumerRecords, in partition order, then offset."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = kafka_consumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         deadline = time.monotonic() + timeout
         numbers = consumer.partitions_for_topic(topic)
@@ -255,8 +257,14 @@ class Processes:
 
 
 def wait_for(
-    check: Callable[[], bool], timeout: float, what: str, processes: Processes | None = None
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    processes: Processes | None = None,
+    explain: Callable[[], str] | None = None,
 ) -> None:
+    """Waits for `check`; on timeout fails with what each process printed last and, if given,
+    `explain()` (where things stand)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if processes is not None:
@@ -265,7 +273,59 @@ def wait_for(
             return
         time.sleep(0.25)
     outputs = processes.tails() if processes is not None else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}{outputs}")
+    state = f"\n--- where things stand ---\n{explain()}" if explain is not None else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{state}{outputs}")
+
+
+def every_record(bootstrap: str, topic: str, quiet: float = 3.0) -> list[Any]:
+    """Everything the broker holds on `topic`, duplicates included, read until nothing more
+    arrives for `quiet` seconds: kafka-python ConsumerRecords by partition, then offset.
+    Not up to the end offsets the broker reports: Tansu reports the last *batch's* first
+    offset + 1, short of the true end when that batch holds more than one message."""
+    from kafka import TopicPartition
+
+    consumer = kafka_consumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        numbers = sorted(consumer.partitions_for_topic(topic) or ())
+        consumer.assign([TopicPartition(topic, p) for p in numbers])
+        consumer.seek_to_beginning()
+        found: list[Any] = []
+        until = time.monotonic() + quiet
+        while time.monotonic() < until:
+            for records in consumer.poll(timeout_ms=200).values():
+                until = time.monotonic() + quiet
+                found += records
+    finally:
+        consumer.close()
+    return sorted(found, key=lambda r: (r.partition, r.offset))
+
+
+def partition_contents(bootstrap: str, topic: str) -> str:
+    """What the broker holds on each partition of `topic`, for a failure message: runs of log
+    positions, each with the position its first message says came before it on the
+    partition."""
+    found: dict[int, list[tuple[int, int, int]]] = {}
+    for r in every_record(bootstrap, topic):
+        headers = dict(r.headers)
+        found.setdefault(r.partition, []).append(
+            (r.offset, int(headers["ce_position"]), int(headers["ce_prevposition"]))
+        )
+    lines = []
+    for partition, messages in sorted(found.items()):
+        runs: list[str] = []
+        start = last = None
+        for offset, position, previous in messages:
+            if last is not None and previous == last and position > last:
+                last = position
+                continue
+            if start is not None:
+                runs.append(f"{start}..{last}")
+            runs.append(f"@{offset} after {previous}:")
+            start = last = position
+        if start is not None:
+            runs.append(f"{start}..{last}")
+        lines.append(f"partition {partition}: {len(messages)} messages {' '.join(runs)}")
+    return "\n".join(lines)
 
 
 def last_assignment(output: str) -> list[int]:

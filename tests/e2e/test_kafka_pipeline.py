@@ -17,14 +17,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
+from kafka.admin import KafkaAdminClient
 
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.relay import RelayState
+from infra.topics import ensure_topics
 from infra.views import ViewRunner
 from infra.worker import worker_views
 from services.application import Backcheck
@@ -32,6 +33,8 @@ from tests.kafka import (
     BACKCHECK,
     Broker,
     Processes,
+    every_record,
+    partition_contents,
     read_topic,
     relay_command,
     store_env,
@@ -96,6 +99,21 @@ def relayed_store(settings: Settings, topic: str, demos: int) -> Iterator[Relaye
     finally:
         state.close()
         app.close()
+
+
+def where_things_stand(store: RelayedStore, bootstrap: str, topic: str) -> str:
+    """For a failure message: each partition's position in the workers' views, what the relay
+    recorded, and what the broker holds."""
+    position, last = store.state.load()
+    views = {
+        p: store.stream.max_tracking_id(f"{topic}/{p}")  # type: ignore[attr-defined]
+        for p in sorted(set(range(PARTITIONS)) | set(last))
+    }
+    return (
+        f"log head {store.app.recorder.max_notification_id()}; relay recorded {position}, "
+        f"last sent to each partition {last}; the workers' views stand at {views}\n"
+        + partition_contents(bootstrap, topic)
+    )
 
 
 def start_two_workers(processes: Processes, bootstrap: str, topic: str, group: str) -> None:
@@ -170,7 +188,13 @@ def test_relay_killed_and_broker_restarted_lose_nothing_and_the_views_stay_ident
         demo(settings)  # the store goes on while Kafka is down
         broker.start()
         processes.start(relay_command(broker.bootstrap, topic, PARTITIONS), "relay")
-        wait_for(lambda: views_match(settings, store.stream), 180, "equal views again", processes)
+        wait_for(
+            lambda: views_match(settings, store.stream),
+            180,
+            "equal views again",
+            processes,
+            lambda: where_things_stand(store, broker.bootstrap, topic),
+        )
         final_head = store.app.recorder.max_notification_id() or 0
         assert store.relayed() == final_head
     processes.stop()
@@ -180,6 +204,7 @@ def test_relay_killed_and_broker_restarted_lose_nothing_and_the_views_stay_ident
     received = read_topic(broker.bootstrap, topic, expect=final_head)
     positions = [int(dict(r.headers)["ce_position"]) for r in received]
     assert sorted(positions) == list(range(1, final_head + 1))
+    assert {r.partition for r in received} <= set(range(PARTITIONS))
     last: dict[bytes, tuple[int, int]] = {}
     for record, position in zip(received, positions, strict=True):
         partition, before = last.get(record.key, (record.partition, 0))
@@ -189,17 +214,55 @@ def test_relay_killed_and_broker_restarted_lose_nothing_and_the_views_stay_ident
         last[record.key] = (record.partition, position)
 
 
-def every_message(bootstrap: str, topic: str) -> list[Any]:
-    """All that the broker holds on `topic`, duplicates included."""
-    from kafka import KafkaConsumer, TopicPartition
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # about Kafka, not the store
+def test_a_lost_topic_back_with_another_partition_count_holds_the_relay_until_recreated(
+    own_kafka_broker: Broker, settings: Settings, processes: Processes
+) -> None:
+    """The broker loses the topic and it comes back with another partition count (a client
+    that let the broker create it with its default: Tansu's 4, Apache Kafka's 1). Seen in CI:
+    the relay spread the log over 4 partitions, the workers read their 3, the views stalled.
+    Now the relay publishes nothing and says why until the topic has the count configured
+    (here an operator deletes it and the relay recreates it); then the views catch up."""
+    broker, topic, group = own_kafka_broker, topic_name("backcheck.events"), topic_name("views")
+    with relayed_store(settings, topic, demos=2) as store:
+        start_two_workers(processes, broker.bootstrap, topic, group)
+        processes.start(relay_command(broker.bootstrap, topic, PARTITIONS), "relay")
+        wait_for(lambda: views_match(settings, store.stream), 120, "equal views", processes)
+        processes.kill("relay")
+        broker.stop()
+        demo(settings)
+        broker.start()
+        ensure_topics(broker.bootstrap, PARTITIONS + 1, topic)  # as a broker's default would
+        processes.start(relay_command(broker.bootstrap, topic, PARTITIONS), "relay")
+        refusal = f"has {PARTITIONS + 1} partitions, not the {PARTITIONS} configured"
+        wait_for(
+            lambda: refusal in " ".join(processes.output("relay").split()),
+            60,
+            "the relay to refuse the topic",
+            processes,
+        )
+        time.sleep(2)  # it keeps trying, and keeps refusing
+        assert every_record(broker.bootstrap, topic, quiet=1.0) == []
+        assert store.relayed() == store.head  # its position stays where it was
+        assert " ".join(processes.output("relay").split()).count(refusal) == 1  # said once
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        numbers = consumer.partitions_for_topic(topic) or set()
-        ends = consumer.end_offsets([TopicPartition(topic, n) for n in numbers])
-    finally:
-        consumer.close()
-    return read_topic(bootstrap, topic, expect=sum(ends.values()))
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        try:
+            admin.delete_topics([topic])
+        finally:
+            admin.close()
+        wait_for(
+            lambda: views_match(settings, store.stream),
+            150,
+            "equal views again",
+            processes,
+            lambda: where_things_stand(store, broker.bootstrap, topic),
+        )
+        relay_output = " ".join(processes.output("relay").split())
+    processes.stop()
+
+    assert "the broker has lost them; publishing the log again from the start" in relay_output
+    assert {r.partition for r in every_record(broker.bootstrap, topic)} <= set(range(PARTITIONS))
 
 
 def test_a_relay_killed_mid_stream_sends_again_only_what_it_had_not_recorded(
@@ -222,7 +285,7 @@ def test_a_relay_killed_mid_stream_sends_again_only_what_it_had_not_recorded(
         wait_for(lambda: views_match(settings, store.stream), 120, "equal views", processes)
     processes.stop()
 
-    received = every_message(kafka_broker.bootstrap, topic)
+    received = every_record(kafka_broker.bootstrap, topic)
     positions = [int(dict(r.headers)["ce_position"]) for r in received]
     counts = Counter(positions)
     assert set(counts) == set(range(1, head + 1))  # every event arrived

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaTimeoutError
 
+from infra.topics import kafka_producer, missing_topics
 from tests.kafka import Broker, topic_name
 
 pytestmark = pytest.mark.kafka
@@ -55,3 +57,25 @@ def test_a_restarted_broker_has_forgotten_its_topics(own_kafka_broker: Broker) -
     admin = KafkaAdminClient(bootstrap_servers=own_kafka_broker.bootstrap)
     assert topic not in admin.list_topics()
     admin.close()
+
+
+def test_asking_about_a_missing_topic_creates_it_with_the_brokers_default_count(
+    kafka_broker: Broker,
+) -> None:
+    """A client that lets the broker create the topics it asks about (kafka-python's and
+    aiokafka's default) has Tansu create a missing one with 4 partitions, whatever count we
+    configure: why our clients ask not to (test_topic_auto_creation), and why the workers
+    follow the partitions the topic has (test_kafka_pipeline). Asked not to, it does not."""
+    bootstrap, asked, not_asked = kafka_broker.bootstrap, topic_name(), topic_name()
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    try:
+        assert producer.partitions_for(asked) == {0, 1, 2, 3}
+    finally:
+        producer.close()
+    producer = kafka_producer(bootstrap_servers=bootstrap, max_block_ms=1000)
+    try:
+        with pytest.raises(KafkaTimeoutError):
+            producer.partitions_for(not_asked)
+    finally:
+        producer.close()
+    assert missing_topics(bootstrap, asked, not_asked) == {not_asked}

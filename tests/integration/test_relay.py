@@ -17,10 +17,11 @@ from rich.console import Console
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import run_demo
-from infra.relay import Relay, RelayBusyError, RelayFailedError
+from infra.relay import PartitionCountError, Relay, RelayBusyError, RelayFailedError
+from infra.topics import ensure_topics
 from services.application import Backcheck
 from tests.conftest import FakeClock
-from tests.kafka import Broker, read_topic, topic_name
+from tests.kafka import Broker, every_record, read_topic, topic_name
 
 pytestmark = pytest.mark.kafka
 
@@ -105,6 +106,21 @@ def test_a_second_relay_on_the_same_store_and_topic_is_refused(
     finally:
         first.close()
     relay_for(demo_app, settings, kafka_broker, topic).close()  # free again once closed
+
+
+def test_a_topic_with_another_partition_count_than_configured_gets_nothing(
+    kafka_broker: Broker, demo_app: Backcheck, settings: Settings
+) -> None:
+    topic = topic_name("backcheck.events")
+    ensure_topics(kafka_broker.bootstrap, 4, topic)  # as a broker's own default would make it
+    relay = relay_for(demo_app, settings, kafka_broker, topic)  # configured: 3
+    try:
+        with pytest.raises(PartitionCountError, match=f"{topic} has 4 partitions, not the 3 "):
+            relay.run(once=True)
+        assert relay.position == relay.sent == 0
+    finally:
+        relay.close()
+    assert every_record(kafka_broker.bootstrap, topic, quiet=1.0) == []
 
 
 def test_a_page_the_broker_did_not_acknowledge_is_not_recorded(
