@@ -621,7 +621,11 @@ def relay(
             sent = relay_.run(
                 once=once,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
-                on_retry=_say_once(lambda e: err.print(f"[yellow]waiting:[/] {e}")),
+                on_retry=lambda e: err.print(
+                    f"[yellow]not publishing:[/] {e}"
+                    if isinstance(e, PartitionCountError)
+                    else f"[yellow]waiting for the broker:[/] {e}"
+                ),
             )
     except (BrokerUnavailableError, RelayFailedError) as e:
         err.print(f"[red]Kafka unavailable:[/] {e}")
@@ -634,18 +638,6 @@ def relay(
         relay_.close()
         application.close()
     console.print(f"published {sent} events to {topic}; position {position}")
-
-
-def _say_once(say: Callable[[Exception], None]) -> Callable[[Exception], None]:
-    """`say` for each retry whose reason differs from the one before (not once a second)."""
-    last: list[str] = []
-
-    def once(error: Exception) -> None:
-        if last != [str(error)]:
-            last[:] = [str(error)]
-            say(error)
-
-    return once
 
 
 @app.command()

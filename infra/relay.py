@@ -509,20 +509,25 @@ class Relay:
         on_retry: Callable[[Exception], None] | None = None,
     ) -> int:
         """Publishes up to the head (`once`), or follows the log until `stop` is set.
-        Without `once`, an unavailable broker is waited for; with it, it is an error."""
+        Without `once`, an unavailable broker (or a topic with another partition count) is
+        waited for, its reason passed to `on_retry` once until it changes or a try succeeds;
+        with `once`, it is an error."""
         target = self.head()
         if once:
             self._connect()  # the topic exists, the broker answers: or say so now
+        reason = ""  # why the last try failed, said once (not once a `retry`) until it changes
         while not self.stop.is_set():
             try:
                 done = self.publish()
             except (RelayFailedError, BrokerUnavailableError, PartitionCountError) as e:
                 if once:
                     raise
-                if on_retry is not None:
+                if on_retry is not None and str(e) != reason:
                     on_retry(e)
+                reason = str(e)
                 self.stop.wait(retry)
                 continue
+            reason = ""
             if progress is not None:
                 progress(self.position, max(target, self.position))
             if done:
