@@ -671,13 +671,15 @@ def worker(
     Stops on SIGINT/SIGTERM.
     """
     from infra.config import parse_bootstrap
+    from infra.relay import RelayState
     from infra.topics import BrokerUnavailableError
-    from infra.worker import StreamProjection, WorkerOptions, run_worker, worker_views
+    from infra.worker import StallWatch, StreamProjection, WorkerOptions, run_worker, worker_views
 
     try:
         application, settings = _open()
         bootstrap = parse_bootstrap(bootstrap_servers or settings.kafka_bootstrap)
         store = worker_views(application, settings)
+        relayed = RelayState(application, settings, f"relay:{topic}")  # what the relay delivered
     except Exception as e:
         _fail(e)
         return
@@ -693,12 +695,14 @@ def worker(
     )
     err.print(f"[dim]worker of group {group} on {bootstrap}; views in {settings.describe()}[/]")
     projection = StreamProjection(application, store, topic=topic)
+    watch = StallWatch(projection, lambda: relayed.load()[1])
     try:
-        code = run_worker(projection, options)
+        code = run_worker(projection, options, watch)
     except BrokerUnavailableError as e:
         err.print(f"[red]Kafka unavailable:[/] {e}; start the broker or set --bootstrap-servers")
         raise typer.Exit(69) from None  # EX_UNAVAILABLE
     finally:
+        relayed.close()
         application.close()
     err.print(
         f"worker stopped: applied {projection.applied_events} events "

@@ -11,7 +11,9 @@ A message whose `ce_prevposition` is beyond what its partition's views hold foll
 (a broker that lost messages, a consumer that resumed at an offset past the views). The
 partition is held there and read again from its start outside the consumer group, in log
 position order (`GapRecovery`), until the missing events are applied; the group's consumer
-is never moved, so messages it already has in flight cannot undo the re-read.
+is never moved, so messages it already has in flight cannot undo the re-read. A partition whose
+views stand still below what the relay delivered there is read again the same way
+(`StallWatch`): the consumer may have dropped messages with none after them to show the gap.
 
 Tracking is per partition and by log position, written in the same transaction as the rows:
 a redelivered message (a restarted worker, a rebalance, the relay's resent tail) has a
@@ -385,6 +387,53 @@ class GapRecovery:
         held.due = self.clock() + min(self.max_retry, self.retry * 2 ** (held.tries - 1))
 
 
+class StallWatch:
+    """This worker's partitions whose views stand still below what the relay delivered there.
+
+    A gap shows when a message arrives after lost ones (`GapRecovery`). But a consumer can
+    fetch messages and drop them unseen: faust drops the rest of a fetch when a rebalance starts
+    during it and seeks back to the committed offset, which a broker that lost the topic no
+    longer has. With no later message on that partition, nothing shows a gap. The relay records,
+    per partition, the last position the broker acknowledged (`delivered`); a partition whose
+    views stay below it, without moving, for `stall` seconds is named, to be read again."""
+
+    def __init__(
+        self,
+        projection: StreamProjection,
+        delivered: Callable[[], dict[int, int]],
+        stall: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.projection = projection
+        self.delivered = delivered
+        self.stall = stall
+        self.clock = clock
+        self._still: dict[int, tuple[int, float]] = {}  # partition -> (views' position, since)
+
+    def stalled(self, partitions: Iterable[int]) -> dict[int, str]:
+        """The partitions among `partitions` stalled below what was delivered, with why."""
+        delivered, now = self.delivered(), self.clock()
+        found: dict[int, str] = {}
+        for partition in partitions:
+            standing, target = self.projection.applied(partition), delivered.get(partition, 0)
+            was = self._still.get(partition)
+            if standing >= target:
+                self._still.pop(partition, None)
+            elif was is None or was[0] != standing:
+                self._still[partition] = (standing, now)
+            elif now - was[1] >= self.stall:
+                found[partition] = (
+                    f"partition {partition}: its views stand at {standing} for "
+                    f"{now - was[1]:.0f} s, below {target}, which the relay delivered there"
+                )
+                self._still[partition] = (standing, now)  # named again after another stall
+        return found
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            self._still.pop(partition, None)
+
+
 STREAM_VIEWS_TABLE = "backcheck_stream_views"
 
 
@@ -438,10 +487,13 @@ def _fetch_max_wait(seconds: float) -> None:
     driver.AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer
 
 
-def faust_app(projection: StreamProjection, options: WorkerOptions) -> Any:
+def faust_app(
+    projection: StreamProjection, options: WorkerOptions, watch: StallWatch | None = None
+) -> Any:
     """The faust application of one worker: one agent over the events topic, applying what
     arrives in batches (up to `batch` messages or `within` seconds) off the event loop; a
-    message that is not the relay's goes to the events dead-letter topic with the reason."""
+    message that is not the relay's goes to the events dead-letter topic with the reason.
+    With `watch`, a partition that stalls below what the relay delivered is read again."""
     import faust
 
     _fetch_max_wait(options.fetch_max_wait)
@@ -471,10 +523,29 @@ def faust_app(projection: StreamProjection, options: WorkerOptions) -> Any:
         print(f"assigned partitions {mine} of {projection.topic}", file=sys.stderr, flush=True)
 
     recovery = GapRecovery(projection, PartitionReader(options.bootstrap, projection.topic))
+    mine: set[int] = set()
+
+    @app.on_partitions_assigned.connect  # type: ignore[misc]
+    async def track_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+        mine.update(tp.partition for tp in assigned if tp.topic == projection.topic)
 
     @app.on_partitions_revoked.connect  # type: ignore[misc]
     async def revoked(sender: Any, revoked: Any, **_: Any) -> None:
-        recovery.release(tp.partition for tp in revoked if tp.topic == projection.topic)
+        gone = [tp.partition for tp in revoked if tp.topic == projection.topic]
+        mine.difference_update(gone)
+        recovery.release(gone)
+        if watch is not None:
+            watch.forget(gone)
+
+    @app.timer(interval=2.0)  # type: ignore[misc]
+    async def read_stalled_partitions_again() -> None:
+        if watch is None or not mine:
+            return
+        stalled = await _until_done(
+            functools.partial(watch.stalled, sorted(mine)), "looking for stalled partitions"
+        )
+        for partition, reason in stalled.items():
+            recovery.hold(partition, reason)
 
     @app.timer(interval=1.0)  # type: ignore[misc]
     async def read_held_partitions_again() -> None:
@@ -546,7 +617,9 @@ def _collect(into: list[tuple[Record, str]]) -> Callable[[Record, str], None]:
     return lambda record, reason: into.append((record, reason))
 
 
-def run_worker(projection: StreamProjection, options: WorkerOptions) -> int:
+def run_worker(
+    projection: StreamProjection, options: WorkerOptions, watch: StallWatch | None = None
+) -> int:
     """Runs one worker until SIGINT/SIGTERM; returns its exit code."""
     from faust.worker import Worker
 
@@ -555,7 +628,10 @@ def run_worker(projection: StreamProjection, options: WorkerOptions) -> int:
     if options.datadir:
         Path(options.datadir).mkdir(parents=True, exist_ok=True)
     worker = Worker(
-        faust_app(projection, options), loglevel="warning", quiet=True, redirect_stdouts=False
+        faust_app(projection, options, watch),
+        loglevel="warning",
+        quiet=True,
+        redirect_stdouts=False,
     )
     try:
         worker.execute_from_commandline()
