@@ -1215,10 +1215,6 @@ def send_command(
     command_id = command_id or str(uuid.uuid4())
     try:
         bootstrap = parse_bootstrap(bootstrap_servers or Settings.from_env().kafka_bootstrap)
-    except Exception as e:
-        _fail(e)
-        return
-    try:
         if missing_topics(bootstrap, topic):
             raise MissingTopicError(
                 f"no topic {topic} on {bootstrap}: `backcheck intake` creates it (with "

@@ -19,14 +19,14 @@ COMMANDS_TOPIC = "backcheck.commands.v1"
 # asks about a missing topic must not have the broker create it with *its* default count
 # (Apache Kafka's num.partitions, 1; Tansu's 4): the relay would spread the log over
 # partitions the workers were not reading.
-NO_AUTO_CREATE: dict[str, bool] = {"allow_auto_create_topics": False}
+_NO_AUTO_CREATE: dict[str, bool] = {"allow_auto_create_topics": False}
 
 
 def kafka_producer(**config: Any) -> Any:
     """A kafka-python producer that never asks the broker to create a topic."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(**config, **NO_AUTO_CREATE)
+    producer = KafkaProducer(**config, **_NO_AUTO_CREATE)
     _no_auto_create(producer._metadata)
     return producer
 
@@ -35,7 +35,7 @@ def kafka_consumer(**config: Any) -> Any:
     """A kafka-python consumer that never asks the broker to create a topic."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(**config, **NO_AUTO_CREATE)
+    consumer = KafkaConsumer(**config, **_NO_AUTO_CREATE)
     _no_auto_create(consumer._client.cluster)
     return consumer
 
