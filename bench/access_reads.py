@@ -22,7 +22,7 @@ Measured in one run, on the same machine:
 
   - the same `--clients` spread over `--processes` processes (default 2, one a core: the
     GIL keeps one process on one core), as several service instances on one store would run:
-    their writers take turns through the store's writer lock (infra/filelock.py). The raw
+    their writers take turns through the store's writer lock (infra/store/filelock.py). The raw
     baseline is run the same way on its own store.
 
 Target (issue #4): >= 2,000 recorded reads/s on SQLite.
@@ -49,7 +49,7 @@ from machine import speed_line
 
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.group_commit import GroupCommit
+from infra.store.group_commit import GroupCommit
 from services.access import Role
 from services.application import Backcheck
 from services.dto import ReadProfile, ReadProfiles

@@ -3,10 +3,11 @@
     .venv/bin/python bench/chain_verify.py [--events 1000000] [--batch 1000]
 
 Prints, in one run and on the same bytes:
-  * the hashing core (infra.chain.link) in events/s, next to plain SHA-256 of the same bytes;
+  * the hashing core (infra.audit.chain.link) in events/s, next to plain SHA-256 of the same bytes;
   * writes through our chained SQLite recorder next to the library's plain SQLite recorder
     (the raw `eventsourcing` baseline), as events/s and their ratio;
-  * `audit verify` (infra.audit.verify on the SQLite file) over every stored event, in seconds.
+  * `audit verify` (infra.audit.verification.verify on the SQLite file) over every stored
+    event, in seconds.
 Targets (issue #3): hashing core >= 1M events/s; verify of 1M stored events < 10 s on SQLite.
 """
 
@@ -27,8 +28,8 @@ from eventsourcing.persistence import InfrastructureFactory, StoredEvent
 from eventsourcing.utils import Environment
 from machine import best_of_three
 
-from infra.audit import SQLiteSource, open_source, verify
-from infra.chain import ACCELERATED, LinkInput, _link_many_python, link_many
+from infra.audit.chain import ACCELERATED, LinkInput, _link_many_python, link_many
+from infra.audit.verification import SQLiteSource, open_source, verify
 from infra.config import Settings
 
 TOPIC = "domain.investigation:Investigation.FindingRecorded"

@@ -20,7 +20,7 @@ import cedarpy
 from machine import speed_line
 
 from domain.classification import CATEGORIES, Tier
-from infra.pdp import CedarPolicy
+from infra.access.cedar import CedarPolicy
 from services.access import AccessRequest, Role
 
 PURPOSE = "pre-employment screening"

@@ -30,9 +30,9 @@ from scratch import running_broker, scratch_store
 
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.topics import EVENTS_TOPIC
-from infra.views import SQLiteViewStore
-from infra.worker import worker_views
+from infra.kafka.topics import EVENTS_TOPIC
+from infra.kafka.worker import worker_views
+from infra.views.runner import SQLiteViewStore
 from services.dto import RegisterCandidate
 from tests.kafka import Broker, Processes, relay_command, store_env, worker_command
 

@@ -27,8 +27,8 @@ from scratch import running_broker, scratch_store
 
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.relay import Relay, message_of, producer_settings
-from infra.topics import ensure_topics
+from infra.kafka.relay import Relay, message_of, producer_settings
+from infra.kafka.topics import ensure_topics
 from services.dto import RegisterCandidate
 
 PARTITIONS = 6

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from domain.classification import Tier
 from domain.retention import RetentionPolicy
-from infra.checkpoint import FileKeySigner
+from infra.access.cedar import CedarPolicy
+from infra.audit.checkpoint import FileKeySigner
 from infra.config import ConfigError, Settings
-from infra.keystore import SQLKeyStore, load_master_key, postgres_keystore, sqlite_keystore
-from infra.pdp import CedarPolicy
-from infra.sealing import Sealer
-from infra.transcoder import TypedMapper
-from infra.views import postgres_views, sqlite_views
+from infra.privacy.keystore import SQLKeyStore, load_master_key, postgres_keystore, sqlite_keystore
+from infra.privacy.sealing import Sealer
+from infra.store.transcoder import TypedMapper
+from infra.views.runner import postgres_views, sqlite_views
 from services.application import Backcheck
 from services.unit import Clock, system_clock
 

@@ -184,18 +184,20 @@ class Settings(BaseModel):
     def store_env(self) -> dict[str, str]:
         """The eventsourcing environment for this store (persistence module and its settings)."""
         env = {
-            "TRANSCODER_TOPIC": "infra.transcoder:OrjsonTranscoder",
-            "MAPPER_TOPIC": "infra.transcoder:TypedMapper",
+            "TRANSCODER_TOPIC": "infra.store.transcoder:OrjsonTranscoder",
+            "MAPPER_TOPIC": "infra.store.transcoder:TypedMapper",
             "IS_SNAPSHOTTING_ENABLED": "no",
         }
         if self.backend == "sqlite":
             path = self.sqlite_path
             path.parent.mkdir(parents=True, exist_ok=True)
             env |= {
-                "PERSISTENCE_MODULE": "infra.sqlite_pool:Factory",  # statements kept
+                "PERSISTENCE_MODULE": "infra.store.pool:Factory",  # statements kept
                 "SQLITE_DBNAME": str(path),
                 "SQLITE_LOCK_TIMEOUT": "10",
-                "APPLICATION_RECORDER_TOPIC": "infra.recorder:ChainedSQLiteApplicationRecorder",
+                "APPLICATION_RECORDER_TOPIC": (
+                    "infra.store.recorder:ChainedSQLiteApplicationRecorder"
+                ),
             }
             return env
         assert self.database_url is not None
@@ -209,7 +211,7 @@ class Settings(BaseModel):
             "POSTGRES_USER": unquote(url.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             "POSTGRES_ENABLE_DB_FUNCTIONS": "no",
-            "APPLICATION_RECORDER_TOPIC": "infra.recorder:ChainedPostgresApplicationRecorder",
+            "APPLICATION_RECORDER_TOPIC": "infra.store.recorder:ChainedPostgresApplicationRecorder",
         }
         if "schema" in query:
             env["POSTGRES_SCHEMA"] = query["schema"][0]

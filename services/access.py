@@ -1,6 +1,6 @@
 """Access decisions: the question a read asks, and the answer that is recorded with it.
 
-The policy decision point is a port (`AccessPolicy`); infra/pdp.py answers it with Cedar.
+The policy decision point is a port (`AccessPolicy`); infra/access/cedar.py answers it with Cedar.
 A decision never carries personal values: categories, tiers, policy ids and the policy-set hash.
 """
 

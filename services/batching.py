@@ -6,7 +6,7 @@ every item queued so far, runs them together and wakes each caller with its own 
 Callers arriving meanwhile queue for the next round; alone, a caller runs at once. A leader
 whose own item is done hands the lead to the next caller in line, so nobody serves forever.
 
-Used for the recorder's group commit (infra/group_commit.py) and for recorded reads
+Used for the recorder's group commit (infra/store/group_commit.py) and for recorded reads
 (services/queries.py).
 """
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from infra.intake import Message
+from infra.kafka.intake import Message
 from tests.story import DOCUMENT_SHA256, PURPOSE, RECRUITER
 
 ATS = "ats.example"

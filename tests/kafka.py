@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from infra.topics import kafka_consumer
+from infra.kafka.topics import kafka_consumer
 
 # Consumer-group settings short enough for tests: a member that leaves is noticed in seconds.
 GROUP_SETTINGS: dict[str, int] = {

@@ -24,10 +24,10 @@ from kafka.admin import KafkaAdminClient
 
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.relay import RelayState
-from infra.topics import ensure_topics
-from infra.views import ViewRunner
-from infra.worker import worker_views
+from infra.kafka.relay import RelayState
+from infra.kafka.topics import ensure_topics
+from infra.kafka.worker import worker_views
+from infra.views.runner import ViewRunner
 from services.application import Backcheck
 from tests.kafka import (
     BACKCHECK,

@@ -21,13 +21,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 
-from infra.audit import Verdict, open_source, verify
+from infra.audit.chain import GENESIS, link
+from infra.audit.checkpoint import Checkpoint, check_signature, sign
+from infra.audit.evidence import export_bundle, verify_bundle
+from infra.audit.verification import Verdict, open_source, verify
 from infra.bootstrap import build_app
-from infra.chain import GENESIS, link
-from infra.checkpoint import Checkpoint, check_signature, sign
 from infra.config import Settings
 from infra.demo import run_demo
-from infra.evidence import export_bundle, verify_bundle
 from services.dto import RegisterCandidate
 from tests.conftest import PG_URL
 

@@ -13,11 +13,11 @@ from uuid import UUID, uuid4
 import pytest
 
 from domain.intake import CommandReceipt, receipt_id
-from infra.audit import open_source
+from infra.audit.chain import Head
+from infra.audit.verification import open_source
 from infra.bootstrap import build_app
-from infra.chain import Head
 from infra.config import Settings
-from infra.intake import Message, Outcome, Reason, dead_letter_headers, decide
+from infra.kafka.intake import Message, Outcome, Reason, dead_letter_headers, decide
 from services.application import Backcheck
 from services.dto import RequestConsent
 from services.errors import CommandAlreadyAppliedError, ConcurrentChangeError

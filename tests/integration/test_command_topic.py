@@ -20,7 +20,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from infra.audit import open_source, verify
+from infra.audit.verification import open_source, verify
 from infra.bootstrap import build_app
 from infra.config import Settings
 from services.application import Backcheck

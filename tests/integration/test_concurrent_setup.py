@@ -14,9 +14,9 @@ import pytest
 
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.sqlite_pool import Datastore
-from infra.views import Codec, SQLiteViewStore
-from infra.worker import worker_views
+from infra.kafka.worker import worker_views
+from infra.store.pool import Datastore
+from infra.views.runner import Codec, SQLiteViewStore
 from tests.conftest import PG_URL
 
 

@@ -17,10 +17,10 @@ from domain.candidate import Candidate
 from domain.check import SourceRole
 from domain.classification import ERASED_VALUE
 from domain.errors import CandidateErasedError, ErasureBlockedByLegalHoldError
-from infra.audit import open_source, verify
+from infra.audit.verification import open_source, verify
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.sealing import SealBrokenError
+from infra.privacy.sealing import SealBrokenError
 from services.application import Backcheck
 from services.dto import (
     EraseSubject,

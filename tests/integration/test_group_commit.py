@@ -11,11 +11,11 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from infra.audit import open_source, verify
+from infra.audit.verification import open_source, verify
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.filelock import WriterLock
-from infra.group_commit import GroupCommit
+from infra.store.filelock import WriterLock
+from infra.store.group_commit import GroupCommit
 from services.application import Backcheck
 from tests import story as s
 from tests.batching import queued_behind_a_round
@@ -129,7 +129,7 @@ class TestGroupCommitOnSQLite(GroupCommitContract):
         self, app: Backcheck, file: str
     ) -> None:
         """Writers of several processes on one file take turns through the writer lock
-        (infra/filelock.py), not through SQLite's sleeping busy handler."""
+        (infra/store/filelock.py), not through SQLite's sleeping busy handler."""
         st = s.consented_candidate(app)
         app.read_model()
         if file == "events":

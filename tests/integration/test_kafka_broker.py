@@ -8,7 +8,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaTimeoutError
 
-from infra.topics import kafka_producer, missing_topics
+from infra.kafka.topics import kafka_producer, missing_topics
 from tests.kafka import Broker, topic_name
 
 pytestmark = pytest.mark.kafka

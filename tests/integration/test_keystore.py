@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import pytest
 
-from infra.keystore import SQLKeyStore
+from infra.privacy.keystore import SQLKeyStore
 from services.application import Backcheck
 from services.dto import RegisterCandidate
 

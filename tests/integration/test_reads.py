@@ -15,7 +15,7 @@ from eventsourcing.persistence import OperationalError
 from domain.access import Access
 from domain.check import CheckType, Method
 from domain.errors import AccessRefusedError
-from infra.audit import open_source, verify
+from infra.audit.verification import open_source, verify
 from infra.bootstrap import build_app
 from infra.config import Settings
 from services.access import Role

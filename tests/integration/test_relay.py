@@ -17,8 +17,8 @@ from rich.console import Console
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import run_demo
-from infra.relay import PartitionCountError, Relay, RelayBusyError, RelayFailedError
-from infra.topics import ensure_topics
+from infra.kafka.relay import PartitionCountError, Relay, RelayBusyError, RelayFailedError
+from infra.kafka.topics import ensure_topics
 from services.application import Backcheck
 from tests.conftest import FakeClock
 from tests.kafka import Broker, every_record, read_topic, topic_name

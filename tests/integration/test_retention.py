@@ -7,7 +7,7 @@ from domain.candidate import Candidate
 from domain.check import SourceRole
 from domain.classification import ERASED_VALUE
 from domain.investigation import Investigation
-from infra.audit import open_source, verify
+from infra.audit.verification import open_source, verify
 from infra.config import Settings
 from services.application import Backcheck
 from services.dto import LegalHold, RunRetention, WithdrawConsent

@@ -20,14 +20,14 @@ from rich.console import Console
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import run_demo
-from infra.views import Codec, SQLiteViewStore, ViewRunner
-from infra.worker import (
+from infra.kafka.worker import (
     BadEventMessageError,
     GapRecovery,
     Record,
     StreamProjection,
     _until_done,
 )
+from infra.views.runner import Codec, SQLiteViewStore, ViewRunner
 from services.application import Backcheck
 from tests.conftest import FakeClock
 

@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from infra.relay import producer_settings
-from infra.topics import (
+from infra.kafka.relay import producer_settings
+from infra.kafka.topics import (
     kafka_consumer,
     kafka_producer,
     missing_topics,

@@ -17,7 +17,7 @@ from domain.check import CheckType, Method
 from domain.consent import Consent, SignatureMethod
 from domain.investigation import Investigation, PlannedCheck
 from domain.subject import UNRECORDED_ACTOR, recorded_at
-from infra.audit import open_source, verify
+from infra.audit.verification import open_source, verify
 from infra.config import Settings
 from services.application import Backcheck
 from tests import story as s

@@ -22,7 +22,7 @@ from domain.classification import ERASED_VALUE, WITHHELD_VALUE, PersonalField
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import run_demo
-from infra.views import ViewRunner
+from infra.views.runner import ViewRunner
 from projections.read_views import VIEWS, ReadViews
 from projections.rows import MemoryRows
 from services.access import Role

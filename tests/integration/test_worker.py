@@ -21,9 +21,9 @@ from rich.console import Console
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import run_demo
-from infra.topics import dead_letter_topic, ensure_topics
-from infra.views import ViewRunner
-from infra.worker import Record, worker_views
+from infra.kafka.topics import dead_letter_topic, ensure_topics
+from infra.kafka.worker import Record, worker_views
+from infra.views.runner import ViewRunner
 from services.application import Backcheck
 from tests.conftest import FakeClock
 from tests.integration.test_stream_projection import PARTITIONS, messages

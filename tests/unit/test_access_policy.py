@@ -10,8 +10,8 @@ from uuid import uuid4
 
 import pytest
 
+from infra.access.cedar import DEFAULT_DENY, CedarPolicy, default_policy_text
 from infra.config import ConfigError
-from infra.pdp import DEFAULT_DENY, CedarPolicy, default_policy_text
 from services.access import READ_ACCESS_LOG, READ_CONSENTS, AccessRequest, Role
 
 PURPOSE = "pre-employment screening"

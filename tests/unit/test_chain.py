@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra import chain
+from infra.audit import chain
 
 link_inputs = st.tuples(
     st.binary(min_size=32, max_size=32),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.filelock import WriterLock, for_database
+from infra.store.filelock import WriterLock, for_database
 
 
 def take_and_report(lock: WriterLock, conn: Connection) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra.config import ConfigError
-from infra.keystore import load_master_key
+from infra.privacy.keystore import load_master_key
 
 
 def _load(path: str) -> str:

@@ -12,10 +12,10 @@ from eventsourcing.sqlite import SQLiteDatastore
 
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.relay import RelayState
-from infra.sqlite_pool import CachingPool, Datastore
-from infra.views import SQLiteViewStore, ViewRunner
-from infra.worker import worker_views
+from infra.kafka.relay import RelayState
+from infra.kafka.worker import worker_views
+from infra.store.pool import CachingPool, Datastore
+from infra.views.runner import SQLiteViewStore, ViewRunner
 
 
 def prepared(datastore: SQLiteDatastore) -> int:

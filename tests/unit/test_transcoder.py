@@ -28,7 +28,7 @@ from domain.investigation import Investigation
 from domain.report import Amendment, Report
 from domain.screening import screen
 from domain.subject import SubjectAggregate
-from infra.transcoder import OrjsonTranscoder, TypedMapper
+from infra.store.transcoder import OrjsonTranscoder, TypedMapper
 from tests.story import (
     DOCUMENT_SHA256,
     INVESTIGATOR,

@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from domain.classification import PersonalField
-from infra.views import Codec
+from infra.views.runner import Codec
 from projections.read_views import PLAIN_VIEWS
 
 ACCESS_ROW = {

@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.classification import ERASED_VALUE, PersonalField, tier_of
-from infra.keystore import SQLKeyStore
+from infra.privacy.keystore import SQLKeyStore
 
 
 @functools.lru_cache(maxsize=4096)

@@ -47,7 +47,7 @@ class GroupCommit:
 
     def exclusive(self) -> AbstractContextManager[Any]:
         """Held around each write transaction; a recorder whose database wants writers
-        kept apart across processes says how (infra/filelock.py)."""
+        kept apart across processes says how (infra/store/filelock.py)."""
         return nullcontext()
 
     def _write(self, group: list[Write]) -> None:

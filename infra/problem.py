@@ -17,7 +17,7 @@ from domain.errors import (
     RuleBrokenError,
 )
 from infra.config import ConfigError
-from infra.topics import BrokerUnavailableError, MissingTopicError
+from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,11 @@ from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
 
 from domain.classification import ERASED_VALUE, WITHHELD_VALUE, PersonalField
-from infra.ddl import SerialisedTrackingDDL
-from infra.filelock import for_database
-from infra.sealing import Sealer
-from infra.sqlite_pool import Datastore
-from infra.statements import chunks, values
+from infra.privacy.sealing import Sealer
+from infra.store.ddl import SerialisedTrackingDDL
+from infra.store.filelock import for_database
+from infra.store.pool import Datastore
+from infra.store.statements import chunks, values
 from projections.read_views import LOG_ONLY_EVENTS, LOG_VIEW, PLAIN_VIEWS, ReadViews
 from projections.rows import Doc
 
@@ -273,7 +273,7 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
     def __init__(self, datastore: SQLiteDatastore, codec: Codec) -> None:
         super().__init__(datastore)
         self.codec = codec
-        # several processes may apply to one views file (runners, workers): infra/filelock.py
+        # several processes may apply to one views file (runners, workers): infra/store/filelock.py
         self.writer_lock = for_database(datastore.pool.db_name)
 
     def create_table(self) -> None:

@@ -28,7 +28,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import get_topic, resolve_topic
 
 if TYPE_CHECKING:
-    from infra.sealing import Sealer
+    from infra.privacy.sealing import Sealer
 
 Convert = Callable[[Any], Any]
 _HANDLED_BY_MAPPER = frozenset({"originator_id", "originator_version"})

@@ -32,8 +32,8 @@ import orjson
 from pydantic import ValidationError
 
 from domain.errors import DomainError, InvalidInputError
-from infra.errors import problem_for
-from infra.topics import COMMANDS_TOPIC, dead_letter_topic, refuse_topic_auto_creation
+from infra.kafka.topics import COMMANDS_TOPIC, dead_letter_topic, refuse_topic_auto_creation
+from infra.problem import problem_for
 from services.errors import CommandAlreadyAppliedError, UnknownUseCaseError
 from services.intake import CommandIntake
 from services.unit import Delivery

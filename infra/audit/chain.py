@@ -67,8 +67,8 @@ def _link_many_python(items: list[LinkInput]) -> list[bytes]:
     ]
 
 
-try:  # the C accelerator (infra/_chain.c), built at install when a compiler and OpenSSL exist
-    from infra._chain import link_many as _link_many_c
+try:  # the C accelerator (infra/audit/_chain.c), built at install when a compiler and OpenSSL exist
+    from infra.audit._chain import link_many as _link_many_c
 except ImportError:  # pragma: no cover - depends on the machine that installed us
     _link_many_c = None
 

@@ -52,9 +52,9 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
 from infra.config import Settings
-from infra.ddl import serialise_ddl
-from infra.sqlite_pool import Datastore
-from infra.topics import BrokerUnavailableError, ensure_topics, kafka_consumer, kafka_producer
+from infra.kafka.topics import BrokerUnavailableError, ensure_topics, kafka_consumer, kafka_producer
+from infra.store.ddl import serialise_ddl
+from infra.store.pool import Datastore
 
 RELAY_STATE_TABLE = "backcheck_relay_state"
 SOURCE = "/backcheck"

@@ -2,8 +2,8 @@
 
 Each worker of the consumer group takes some partitions of `backcheck.events.v1` and runs the
 *same* projection as the in-process runner (`projections/read_views.py`) through the same view
-stores (`infra/views.py`), into a table of its own. A message is the stored event as the relay
-published it (binary-mode CloudEvents: the state as value, the topic in `ce_type`, the log
+stores (`infra/views/runner.py`), into a table of its own. A message is the stored event as the
+relay published it (binary-mode CloudEvents: the state as value, the topic in `ce_type`, the log
 position in `ce_position`); the worker turns it back into the domain event with the store's
 mapper, so sealed personal values open only while the subject's keys exist.
 
@@ -39,15 +39,15 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 
 from infra.config import Settings
-from infra.sqlite_pool import Datastore
-from infra.topics import (
+from infra.kafka.topics import (
     EVENTS_TOPIC,
     dead_letter_topic,
     ensure_topics,
     kafka_consumer,
     refuse_topic_auto_creation,
 )
-from infra.views import Codec, PostgresViewStore, SQLiteViewStore, ViewStore
+from infra.store.pool import Datastore
+from infra.views.runner import Codec, PostgresViewStore, SQLiteViewStore, ViewStore
 from projections.read_views import ReadViews
 
 logger = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from rich.table import Table
 from domain.classification import CATEGORIES
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.errors import problem_for
-from infra.views import ViewRunner
+from infra.problem import problem_for
+from infra.views.runner import ViewRunner
 from projections.read_views import VIEWS
 from services.application import Backcheck
 from services.catalogue import USE_CASES
@@ -485,7 +485,7 @@ def views_status(
         application, settings = _open()
         head = application.recorder.max_notification_id() or 0
         if stream:
-            from infra.worker import worker_views
+            from infra.kafka.worker import worker_views
 
             store = worker_views(application, settings)
             status: dict[str, Any] = {
@@ -586,8 +586,8 @@ def relay(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from infra.config import parse_bootstrap
-    from infra.relay import PartitionCountError, Relay, RelayBusyError, RelayFailedError
-    from infra.topics import BrokerUnavailableError
+    from infra.kafka.relay import PartitionCountError, Relay, RelayBusyError, RelayFailedError
+    from infra.kafka.topics import BrokerUnavailableError
 
     try:
         application, settings = _open()
@@ -671,9 +671,15 @@ def worker(
     Stops on SIGINT/SIGTERM.
     """
     from infra.config import parse_bootstrap
-    from infra.relay import RelayState
-    from infra.topics import BrokerUnavailableError
-    from infra.worker import StallWatch, StreamProjection, WorkerOptions, run_worker, worker_views
+    from infra.kafka.relay import RelayState
+    from infra.kafka.topics import BrokerUnavailableError
+    from infra.kafka.worker import (
+        StallWatch,
+        StreamProjection,
+        WorkerOptions,
+        run_worker,
+        worker_views,
+    )
 
     try:
         application, settings = _open()
@@ -776,7 +782,7 @@ def keygen(
     ] = None,
 ) -> None:
     """Create the Ed25519 key pair that signs checkpoints."""
-    from infra.checkpoint import CheckpointError, generate_keys
+    from infra.audit.checkpoint import CheckpointError, generate_keys
 
     settings = Settings.from_env()
     try:
@@ -798,8 +804,8 @@ def checkpoint(
     """Sign the chain head (position, hash, time) for an outside witness to keep."""
     from datetime import UTC, datetime
 
-    from infra.audit import open_source
-    from infra.checkpoint import CheckpointError, load_private_key, sign
+    from infra.audit.checkpoint import CheckpointError, load_private_key, sign
+    from infra.audit.verification import open_source
 
     settings = Settings.from_env()
     try:
@@ -842,9 +848,9 @@ def verify(
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from infra.audit import Problem, open_source
-    from infra.audit import verify as run_verify
-    from infra.checkpoint import CheckpointError, check_signature, load_public_key, read
+    from infra.audit.checkpoint import CheckpointError, check_signature, load_public_key, read
+    from infra.audit.verification import Problem, open_source
+    from infra.audit.verification import verify as run_verify
 
     settings = Settings.from_env()
     checkpoints = []
@@ -902,8 +908,8 @@ def verify(
 
 
 def _verify_bundle(path: Path, public_key: Path | None, as_json: bool) -> None:
-    from infra.checkpoint import CheckpointError, load_public_key
-    from infra.evidence import verify_bundle
+    from infra.audit.checkpoint import CheckpointError, load_public_key
+    from infra.audit.evidence import verify_bundle
 
     settings = Settings.from_env()
     try:
@@ -941,9 +947,9 @@ def audit_export(
     is a disclosure of personal data: it is recorded (DataDisclosed) before the file exists."""
     from datetime import UTC, datetime
 
-    from infra.audit import open_source
-    from infra.checkpoint import CheckpointError, load_private_key
-    from infra.evidence import BundleError, export_bundle
+    from infra.audit.checkpoint import CheckpointError, load_private_key
+    from infra.audit.evidence import BundleError, export_bundle
+    from infra.audit.verification import open_source
     from services.dto import RecordDisclosure
 
     settings = Settings.from_env()
@@ -1131,8 +1137,8 @@ def ingest(
     from faust.worker import Worker
 
     from infra.config import parse_bootstrap
-    from infra.intake import COMMANDS_TOPIC, DLQ_TOPIC, decide, faust_app
-    from infra.topics import ensure_topics
+    from infra.kafka.intake import COMMANDS_TOPIC, DLQ_TOPIC, decide, faust_app
+    from infra.kafka.topics import ensure_topics
     from services.intake import CommandIntake
 
     topic = topic or COMMANDS_TOPIC
@@ -1205,8 +1211,8 @@ def send_command(
     from datetime import UTC, datetime
 
     from infra.config import parse_bootstrap
-    from infra.intake import COMMANDS_TOPIC
-    from infra.topics import MissingTopicError, kafka_producer, missing_topics
+    from infra.kafka.intake import COMMANDS_TOPIC
+    from infra.kafka.topics import MissingTopicError, kafka_producer, missing_topics
 
     topic = topic or COMMANDS_TOPIC
     text = sys.stdin.read() if payload == "-" else payload

@@ -25,9 +25,9 @@ from uuid import UUID
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from infra.audit import RecordSource
-from infra.chain import chain_step, digest
-from infra.checkpoint import Checkpoint, check_signature, key_id, parse, sign
+from infra.audit.chain import chain_step, digest
+from infra.audit.checkpoint import Checkpoint, check_signature, key_id, parse, sign
+from infra.audit.verification import RecordSource
 
 KIND = "backcheck.evidence.v1"
 

@@ -1,4 +1,4 @@
-"""The policy decision point: Cedar policies (infra/policies/*.cedar) decide each read.
+"""The policy decision point: Cedar policies (infra/access/policies/*.cedar) decide each read.
 
 Actions: `read` (one category of a candidate's personal data, asked per category), and
 `read-access-log` and `read-consents` (a subject's whole access log or consent register,
@@ -47,7 +47,7 @@ def default_policy_text() -> str:
     files = sorted(
         (
             f
-            for f in resources.files("infra").joinpath("policies").iterdir()
+            for f in resources.files("infra.access").joinpath("policies").iterdir()
             if f.name.endswith(".cedar")
         ),
         key=lambda f: f.name,

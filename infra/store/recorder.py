@@ -6,7 +6,7 @@ there (SQLite's single writer; PostgreSQL's EXCLUSIVE table lock taken by the li
 notification ids in commit order), so concurrent writers cannot fork the chain.
 
 UPDATE, DELETE (and TRUNCATE on PostgreSQL) of events or links are refused by triggers in the
-database itself. Concurrent writers are grouped into one transaction (infra/group_commit.py).
+database itself. Concurrent writers are grouped into one transaction (infra/store/group_commit.py).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from infra.chain import GENESIS, ChainBrokenError, Head, extend
-from infra.ddl import serialise_ddl
-from infra.filelock import for_database
-from infra.group_commit import GroupCommit
-from infra.statements import chunks, values
+from infra.audit.chain import GENESIS, ChainBrokenError, Head, extend
+from infra.store.ddl import serialise_ddl
+from infra.store.filelock import for_database
+from infra.store.group_commit import GroupCommit
+from infra.store.statements import chunks, values
 
 APPEND_ONLY = "is append-only"
 
@@ -49,7 +49,7 @@ class ChainedSQLiteApplicationRecorder(GroupCommit, SQLiteApplicationRecorder):
 
     def exclusive(self) -> AbstractContextManager[Any]:
         """Writers of other processes on the same file wait in the kernel, not in SQLite's
-        sleeping busy handler (infra/filelock.py)."""
+        sleeping busy handler (infra/store/filelock.py)."""
         return self.writer_lock.held()
 
     def construct_create_table_statements(self) -> list[str]:
@@ -74,7 +74,7 @@ class ChainedSQLiteApplicationRecorder(GroupCommit, SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """The library's insert, in as few statements as possible (infra/statements.py):
+        """The library's insert, in as few statements as possible (infra/store/statements.py):
         the events in one multi-row INSERT, the chain's head and the log's last record
         before them in one SELECT, the links in one INSERT."""
         if not stored_events:

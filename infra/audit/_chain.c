@@ -1,5 +1,5 @@
-/* Optional accelerator for infra.chain.link_many: the same digests and links, computed in C
- * with OpenSSL's SHA-256 and without the GIL. infra/chain.py holds the reference definition
+/* Optional accelerator for infra.audit.chain.link_many: the same digests and links, computed in C
+ * with OpenSSL's SHA-256 and without the GIL. infra/audit/chain.py holds the reference definition
  * and a pure-Python fallback; tests check both give identical hashes. */
 #define PY_SSIZE_T_CLEAN
 #define OPENSSL_SUPPRESS_DEPRECATED
@@ -91,6 +91,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "infra._chain", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "infra.audit._chain", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__chain(void) { return PyModule_Create(&module); }

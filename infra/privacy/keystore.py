@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
 from eventsourcing.sqlite import SQLiteDatastore
 
 from infra.config import ConfigError
-from infra.ddl import serialise_ddl
-from infra.filelock import for_database
+from infra.store.ddl import serialise_ddl
+from infra.store.filelock import for_database
 
 CACHE_SECONDS = 30.0  # how long another process may still use a key after it was destroyed
 
@@ -180,7 +180,7 @@ def sqlite_keystore(datastore: SQLiteDatastore, master_key: bytes) -> SQLKeyStor
     """On the event store's own connection pool: a key write waits for the store's writer in
     this process instead of sleeping in SQLite's busy handler (concurrent registrations had
     been slower than one at a time), and no connection is opened per lookup. Writers of
-    other processes are kept apart by the store's writer lock (infra/filelock.py)."""
+    other processes are kept apart by the store's writer lock (infra/store/filelock.py)."""
     lock = for_database(datastore.pool.db_name)
 
     @contextmanager

@@ -24,8 +24,8 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from infra.chain import GENESIS, Head, LinkInput, link_many
-from infra.checkpoint import Checkpoint
+from infra.audit.chain import GENESIS, Head, LinkInput, link_many
+from infra.audit.checkpoint import Checkpoint
 from infra.config import Settings
 
 Record = tuple[int, bytes, int, bytes, bytes]  # position, id (16 bytes), version, topic, state

@@ -1,0 +1,1 @@
+"""Access: the Cedar policy decision point and its policy files."""

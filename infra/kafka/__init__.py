@@ -1,0 +1,1 @@
+"""Kafka: topics, the CloudEvents format, the relay, the projection workers and command intake."""

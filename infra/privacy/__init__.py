@@ -1,0 +1,1 @@
+"""Privacy: the key store, sealing of personal values, the sealed-envelope format."""

@@ -1,0 +1,1 @@
+"""Read views: the view stores (SQLite, PostgreSQL) and the in-process runner."""
