@@ -1,0 +1,5 @@
+"""`python -m infra.cli`: the same as the `backcheck` command."""
+
+from infra.cli import main
+
+main()

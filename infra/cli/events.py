@@ -1,0 +1,88 @@
+"""Looking into the store: `events`, `show`, `info`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+from uuid import UUID
+
+import typer
+from rich.table import Table
+
+from infra.cli.common import (
+    app,
+    console,
+    fail,
+    open_app,
+)
+
+
+@app.command()
+def events(
+    subject: Annotated[
+        UUID | None, typer.Option(help="only events about this candidate (data subject)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="stop after this many")] = None,
+) -> None:
+    """List stored events in log order. Personal values are shown as their tier only."""
+    try:
+        application, _ = open_app()
+        table = Table("pos", "time (UTC)", "aggregate", "event", "by / data")
+        count = 0
+        for record in application.iter_events(subject):
+            if as_json:
+                sys.stdout.write(record.model_dump_json() + "\n")
+            else:
+                table.add_row(
+                    str(record.position),
+                    record.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+                    f"{record.aggregate} {str(record.originator_id)[:8]}",
+                    record.event,
+                    _brief(record.data),
+                )
+            count += 1
+            if limit and count >= limit:
+                break
+        if not as_json:
+            console.print(table)
+            console.print(f"{count} event(s)")
+    except Exception as e:
+        fail(e, as_json)
+
+
+def _brief(data: dict[str, Any]) -> str:
+    shown = {k: v for k, v in data.items() if k != "candidate_id"}
+    text = json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+@app.command()
+def show(aggregate_id: UUID) -> None:
+    """Show the current state of a candidate, consent, investigation or report."""
+    from domain.errors import NotFoundError
+
+    try:
+        application, _ = open_app()
+        for getter in ("get_candidate", "get_consent", "get_investigation", "get_report"):
+            try:
+                result = getattr(application, getter)(aggregate_id)
+            except NotFoundError:
+                continue
+            console.print_json(result.model_dump_json())
+            return
+        raise NotFoundError(f"nothing with id {aggregate_id} in the store")
+    except Exception as e:
+        fail(e)
+
+
+@app.command()
+def info() -> None:
+    """Where the store is and how many events it holds."""
+    try:
+        application, settings = open_app()
+        console.print(f"store:  {settings.describe()}")
+        console.print(f"events: {application.recorder.max_notification_id() or 0}")
+    except Exception as e:
+        fail(e)

@@ -1,0 +1,70 @@
+"""Retention: `retention run`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from infra.cli.common import (
+    app,
+    console,
+    err,
+    fail,
+    open_app,
+)
+
+retention_cli = typer.Typer(help="Retention: shred what has been kept long enough.")
+app.add_typer(retention_cli, name="retention")
+
+
+@retention_cli.command("run")
+def retention_run(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list what is due; change nothing")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the result as JSON")] = False,
+) -> None:
+    """Shred every tier of personal values whose retention period has passed."""
+    from rich.progress import Progress
+
+    from services.dto import RunRetention
+
+    try:
+        application, _ = open_app()
+        with Progress(console=err, disable=as_json, transient=True) as bar:
+            task = bar.add_task("shredding" if not dry_run else "checking", total=None)
+            result = application.run_retention(
+                RunRetention(dry_run=dry_run),
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except Exception as e:
+        fail(e, as_json)
+        return
+    if as_json:
+        sys.stdout.write(result.model_dump_json() + "\n")
+        return
+    verb = "due" if dry_run else "shredded"
+    table = Table("candidate", "tier", "quiet since", "due at", "")
+    for item in result.shredded:
+        table.add_row(
+            str(item.candidate_id),
+            item.tier,
+            f"{item.quiet_since:%Y-%m-%d}",
+            f"{item.due_at:%Y-%m-%d}",
+            verb,
+        )
+    for item in result.held:
+        table.add_row(
+            str(item.candidate_id),
+            item.tier,
+            f"{item.quiet_since:%Y-%m-%d}",
+            f"{item.due_at:%Y-%m-%d}",
+            "[yellow]legal hold[/]",
+        )
+    console.print(table)
+    console.print(
+        f"{len(result.shredded)} tier(s) {verb}, {len(result.held)} kept under legal hold"
+    )

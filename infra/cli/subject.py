@@ -1,0 +1,127 @@
+"""A data subject's rights and records: `subject erase`, `subject access-log`,
+`subject consents`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+from uuid import UUID
+
+import typer
+from rich.table import Table
+
+from infra.cli.common import (
+    _As,
+    _Json,
+    _Purpose,
+    app,
+    console,
+    fail,
+    open_app,
+    recorded_read,
+)
+
+subject_cli = typer.Typer(help="A data subject's rights: erasure.")
+app.add_typer(subject_cli, name="subject")
+
+
+@subject_cli.command("erase")
+def subject_erase(
+    candidate_id: Annotated[UUID, typer.Argument(help="the candidate to erase")],
+    reason: Annotated[str, typer.Option(help="why: the candidate's request, a retention rule")],
+    actor: Annotated[str, typer.Option(help="who is erasing")] = "compliance",
+    as_json: Annotated[bool, typer.Option("--json", help="the receipt as JSON")] = False,
+) -> None:
+    """Crypto-shred a candidate: destroy the keys to every personal value, keep the history."""
+    from services.dto import EraseSubject
+
+    try:
+        application, _ = open_app()
+        result = application.erase_subject(
+            EraseSubject(candidate_id=candidate_id, reason=reason, actor=actor)
+        )
+    except Exception as e:
+        fail(e, as_json)
+        return
+    if as_json:
+        sys.stdout.write(result.model_dump_json() + "\n")
+        return
+    console.print(
+        f"[green]erased[/] {candidate_id}: {result.keys_destroyed} data key(s) destroyed; "
+        "their personal values now read as erased everywhere"
+    )
+    console.print(f"receipt (signed by key {result.receipt_key_id}):")
+    console.print_json(result.receipt_statement)
+    console.print(f"signature: {result.receipt_signature}")
+
+
+@subject_cli.command("access-log")
+def subject_access_log(
+    candidate_id: Annotated[UUID, typer.Argument(help="the candidate")],
+    principal: _As,
+    role: Annotated[str, typer.Option(help="candidate (their own log) or compliance")],
+    purpose: _Purpose,
+    as_json: _Json = False,
+) -> None:
+    """Who read what about the candidate, when and why. The candidate reads their own log, a
+    compliance officer anyone's; the read is decided by policy and recorded first."""
+    from services.dto import ReadAccessLog
+
+    log = recorded_read(
+        as_json,
+        lambda application: application.read_access_log(
+            ReadAccessLog(
+                candidate_id=candidate_id, principal=principal, role=role, purpose=purpose
+            )
+        ),
+    )
+    if log is None:
+        return
+    table = Table("when (UTC)", "who", "role", "purpose", "view", "outcome", "withheld")
+    for e in log.entries:
+        table.add_row(
+            e.at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.principal,
+            e.role,
+            e.purpose,
+            e.view,
+            e.outcome,
+            ", ".join(e.withheld),
+        )
+    console.print(table)
+    console.print(f"{len(log.entries)} entries; this read recorded as access {log.access_id}")
+
+
+@subject_cli.command("consents")
+def subject_consents(
+    candidate_id: Annotated[UUID, typer.Argument(help="the candidate")],
+    principal: _As,
+    role: Annotated[str, typer.Option(help="candidate, recruiter, investigator or compliance")],
+    purpose: _Purpose,
+    as_json: _Json = False,
+) -> None:
+    """The candidate's consent register: what each consent covers and whether it is in force
+    now. The candidate, their recruiter, an assigned investigator or compliance; the read is
+    decided by policy and recorded first."""
+    from services.dto import ReadConsents
+
+    register = recorded_read(
+        as_json,
+        lambda application: application.read_consents(
+            ReadConsents(candidate_id=candidate_id, principal=principal, role=role, purpose=purpose)
+        ),
+    )
+    if register is None:
+        return
+    table = Table("consent", "status", "purposes", "checks", "valid until", "relied on by")
+    for c in register.consents:
+        table.add_row(
+            str(c.consent_id),
+            c.status,
+            ", ".join(c.terms.purposes),
+            ", ".join(c.terms.check_types),
+            c.valid_until.strftime("%Y-%m-%d") if c.valid_until else "—",
+            str(len(c.relied_on_by)),
+        )
+    console.print(table)
+    console.print(f"{len(register.consents)} consent(s); recorded as access {register.access_id}")
