@@ -1,0 +1,160 @@
+"""Names that are stored or published never change when the code moves.
+
+Event topics are inside every stored record and its chain digest; Kafka topic names, table
+names and the views' tracking name are where other processes and earlier data find things;
+Cedar policy ids and the policy-set hash are in every recorded access decision. A module may
+move, a name in this file may not (add a new one when something new is persisted).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import re
+from pathlib import Path
+
+import pytest
+from eventsourcing.domain import DomainEvent
+from eventsourcing.utils import resolve_topic
+
+import domain
+from infra.access.cedar import CedarPolicy
+from infra.config import Settings
+from infra.kafka.intake import DLQ_TOPIC
+from infra.kafka.relay import RELAY_STATE_TABLE
+from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC
+from infra.kafka.worker import STREAM_VIEWS_TABLE
+from infra.views.runner import PostgresViewStore
+from projections.read_views import ReadViews
+from services.application import Backcheck
+
+STORED_EVENT_TOPICS = frozenset(
+    {
+        "domain.access:Access.Created",
+        "domain.access:Access.Recorded",
+        "domain.access:DataDisclosure.Created",
+        "domain.access:DataDisclosure.DataDisclosed",
+        "domain.candidate:Candidate.ClaimsSubmitted",
+        "domain.candidate:Candidate.Created",
+        "domain.candidate:Candidate.Erased",
+        "domain.candidate:Candidate.ErasureRequested",
+        "domain.candidate:Candidate.Registered",
+        "domain.candidate:Candidate.TierShredded",
+        "domain.consent:Consent.Created",
+        "domain.consent:Consent.Expired",
+        "domain.consent:Consent.Granted",
+        "domain.consent:Consent.ReliedUpon",
+        "domain.consent:Consent.Requested",
+        "domain.consent:Consent.Withdrawn",
+        "domain.intake:CommandReceipt.Applied",
+        "domain.intake:CommandReceipt.Created",
+        "domain.investigation:Investigation.Cancelled",
+        "domain.investigation:Investigation.CandidateNotified",
+        "domain.investigation:Investigation.CheckConcluded",
+        "domain.investigation:Investigation.Completed",
+        "domain.investigation:Investigation.Created",
+        "domain.investigation:Investigation.DisputeRaised",
+        "domain.investigation:Investigation.DisputeResolved",
+        "domain.investigation:Investigation.FeedbackAnswered",
+        "domain.investigation:Investigation.FeedbackGiven",
+        "domain.investigation:Investigation.FindingRecorded",
+        "domain.investigation:Investigation.InvestigatorAssigned",
+        "domain.investigation:Investigation.Planned",
+        "domain.investigation:Investigation.Resumed",
+        "domain.investigation:Investigation.Started",
+        "domain.investigation:Investigation.Suspended",
+        "domain.report:Report.Amended",
+        "domain.report:Report.Approved",
+        "domain.report:Report.ChangesRequested",
+        "domain.report:Report.Compiled",
+        "domain.report:Report.Created",
+        "domain.report:Report.Destroyed",
+        "domain.report:Report.Disclosed",
+        "domain.report:Report.DisputeRejected",
+        "domain.report:Report.Disputed",
+        "domain.report:Report.LegalHoldPlaced",
+        "domain.report:Report.LegalHoldReleased",
+        "domain.report:Report.SharedWithCandidate",
+    }
+)
+
+POLICY_IDS = (
+    "recruiter-reads-general-of-own-candidates",
+    "investigator-reads-assigned-cases",
+    "investigator-reads-secret-only-where-plan-and-consent-include-it",
+    "reviewer-reads-what-the-report-contains",
+    "hiring-manager-reads-only-what-was-disclosed-to-them",
+    "candidate-reads-own-data",
+    "compliance-reads-values-only-with-recorded-break-glass",
+    "no-read-without-active-consent",
+    "no-read-for-a-purpose-the-consent-does-not-name",
+    "sensitive-and-consent-required-data-only-when-the-consent-names-it",
+    "prohibited-data-never",
+    "candidate-reads-own-access-log",
+    "compliance-reads-access-logs",
+    "candidate-reads-own-consents",
+    "recruiter-reads-consents-of-own-candidates",
+    "investigator-reads-consents-of-assigned-cases",
+    "compliance-reads-consent-registers",
+)
+POLICY_SET_HASH = "b3de90e28e56c202b479223441224462988816ecb2dbb54f77868cbcdb224e90"
+
+
+def _concrete_domain_events() -> set[str]:
+    for module in pkgutil.iter_modules(domain.__path__):
+        importlib.import_module(f"domain.{module.name}")
+    found: set[str] = set()
+    pending = list(DomainEvent.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        topic = f"{cls.__module__}:{cls.__qualname__}"
+        # Aggregates' base event classes and the upcasting mixins are never stored themselves.
+        is_base = cls.__qualname__.endswith(".Event") or "." not in cls.__qualname__
+        is_base = is_base or cls.__qualname__.startswith("SubjectAggregate.")
+        if cls.__module__.startswith("domain.") and not is_base:
+            found.add(topic)
+    return found
+
+
+def test_every_stored_event_topic_still_names_an_event_class() -> None:
+    for topic in sorted(STORED_EVENT_TOPICS):
+        assert issubclass(resolve_topic(topic), DomainEvent), topic
+
+
+def test_the_domain_declares_exactly_the_event_topics_listed_here() -> None:
+    assert _concrete_domain_events() == STORED_EVENT_TOPICS
+
+
+@pytest.mark.parametrize("backend_url", [None, "postgresql://postgres@127.0.0.1:5432/test"])
+def test_every_configured_module_path_resolves(tmp_path: Path, backend_url: str | None) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=backend_url)
+    env = settings.store_env()
+    for name, value in env.items():
+        if name.endswith("_TOPIC"):
+            assert resolve_topic(value) is not None, name
+    module = env["PERSISTENCE_MODULE"]
+    assert resolve_topic(module) if ":" in module else importlib.import_module(module)
+
+
+def test_cedar_policy_ids_and_the_policy_set_hash_are_unchanged() -> None:
+    policy = CedarPolicy()
+    assert policy.policy_set_hash == POLICY_SET_HASH
+    assert tuple(re.findall(r'@id\("([^"]+)"\)', policy.text)) == POLICY_IDS
+
+
+def test_kafka_topics_tables_and_the_views_tracking_name_are_unchanged() -> None:
+    assert (EVENTS_TOPIC, COMMANDS_TOPIC, DLQ_TOPIC) == (
+        "backcheck.events.v1",
+        "backcheck.commands.v1",
+        "backcheck.commands.dlq.v1",
+    )
+    assert (RELAY_STATE_TABLE, STREAM_VIEWS_TABLE) == (
+        "backcheck_relay_state",
+        "backcheck_stream_views",
+    )
+    # The in-process views track under "<app>.views.v<projection version>": a new version
+    # rebuilds every view, so it changes only on purpose (and this line with it).
+    assert f"{Backcheck.name}.views.v{ReadViews.version}" == "Backcheck.views.v3"
+    assert "backcheck_views" in inspect.signature(PostgresViewStore).parameters["table"].default
