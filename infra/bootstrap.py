@@ -22,6 +22,7 @@ from infra.config import ConfigError, Settings
 from infra.privacy.keystore import SQLKeyStore, load_master_key, postgres_keystore, sqlite_keystore
 from infra.privacy.sealing import Sealer
 from infra.store.recorder import chained, datastore_of
+from infra.store.server import check_server
 from infra.store.transcoder import typed_mapper
 from infra.views.postgres import postgres_views
 from infra.views.runner import ViewRunner
@@ -37,6 +38,9 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
         if settings.retention_days is not None
         else RetentionPolicy()
     )
+    if settings.backend == "postgres":
+        # told at once, in one line, rather than after the library's pool gave up waiting
+        check_server(settings.postgres_conninfo(), settings.describe())
     signer = FileKeySigner(
         settings.signing_key_path, create_if_missing=settings.signing_key is None
     )

@@ -27,6 +27,7 @@ from psycopg import sql
 from infra.audit.chain import GENESIS, Head, LinkInput, link_many
 from infra.audit.checkpoint import Checkpoint
 from infra.config import Settings
+from infra.store.server import store_error
 
 Record = tuple[int, bytes, int, bytes, bytes]  # position, id (16 bytes), version, topic, state
 StoredLink = tuple[int, int, bytes, int, bytes]  # position, prev position, id, version, hash
@@ -115,8 +116,13 @@ class SQLiteSource:
 
 
 class PostgresSource:
-    def __init__(self, conninfo: str, schema: str, prefix: str = "backcheck"):
-        self.conn = psycopg.connect(conninfo)
+    def __init__(
+        self, conninfo: str, schema: str, prefix: str = "backcheck", where: str = "PostgreSQL"
+    ):
+        try:
+            self.conn = psycopg.connect(conninfo)
+        except psycopg.OperationalError as e:
+            raise store_error(e, where) from None
         self.conn.read_only = True
         self.schema = sql.Identifier(schema)
         self.events = sql.Identifier(f"{prefix}_events")
@@ -197,7 +203,9 @@ class PostgresSource:
 def open_source(settings: Settings) -> RecordSource:
     if settings.backend == "sqlite":
         return SQLiteSource(str(settings.sqlite_path))
-    return PostgresSource(settings.postgres_conninfo(), settings.postgres_schema)
+    return PostgresSource(
+        settings.postgres_conninfo(), settings.postgres_schema, where=settings.describe()
+    )
 
 
 @dataclass(frozen=True)
