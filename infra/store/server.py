@@ -37,12 +37,17 @@ class StoreMisconfiguredError(StoreUnavailableError):
 def check_server(conninfo: str, where: str) -> None:
     """Connects once to the server `conninfo` names (`where`, as a person would read it), or
     raises the error that says why not. How long it may take is in `conninfo`
-    (`connect_timeout`, infra/config.py)."""
+    (`connect_timeout`, infra/config.py). A server that answered but cannot take us just now
+    (all connection slots taken, starting up) is left to the library's pool, which waits for
+    it as before."""
     try:
         with psycopg.connect(conninfo):
             return
     except psycopg.OperationalError as e:
-        raise store_error(e, where) from None
+        error = store_error(e, where)
+        if isinstance(error, StoreUnreachableError) and "FATAL" in str(e):
+            return  # it answered: busy, not gone
+        raise error from None
 
 
 def store_error(error: psycopg.OperationalError, where: str) -> StoreUnavailableError:

@@ -7,7 +7,12 @@ import psycopg
 import pytest
 
 from infra.problem import problem_for
-from infra.store.server import StoreMisconfiguredError, StoreUnreachableError, store_error
+from infra.store.server import (
+    StoreMisconfiguredError,
+    StoreUnreachableError,
+    check_server,
+    store_error,
+)
 
 WHERE = "PostgreSQL db.example:5432/backcheck"
 AT = 'connection failed: connection to server at "10.0.0.5", port 5432 failed: '
@@ -60,3 +65,24 @@ def test_a_server_that_refuses_the_database_or_the_user_is_a_setting_to_fix(
     problem = problem_for(error)
     assert problem is not None
     assert problem.exit_code == 78
+
+
+def test_a_server_that_answers_but_is_busy_is_left_to_the_pools_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def busy(conninfo: str) -> None:
+        raise psycopg.OperationalError(AT + "FATAL:  sorry, too many clients already")
+
+    monkeypatch.setattr(psycopg, "connect", busy)
+
+    check_server("host=10.0.0.5", WHERE)  # no error: the library's pool waits for a slot
+
+
+def test_a_server_that_does_not_answer_is_raised_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(conninfo: str) -> None:
+        raise psycopg.OperationalError(AT + "Connection refused")
+
+    monkeypatch.setattr(psycopg, "connect", refused)
+
+    with pytest.raises(StoreUnreachableError, match="does not answer: Connection refused"):
+        check_server("host=10.0.0.5", WHERE)
