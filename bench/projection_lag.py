@@ -32,7 +32,7 @@ from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.kafka.topics import EVENTS_TOPIC
 from infra.kafka.worker import worker_views
-from infra.views.runner import SQLiteViewStore
+from infra.views.sqlite import SQLiteViewStore
 from services.dto import RegisterCandidate
 from tests.kafka import Broker, Processes, relay_command, store_env, worker_command
 

@@ -1,6 +1,18 @@
-"""Composition root: builds the application on the configured store, with its key store."""
+"""Composition root: the application on the configured store, with every collaborator.
+
+The order matters and is kept here: the event store is opened first (by the application's
+constructor), then the key store (on SQLite through the store's own connection pool), the
+sealer on the store's mapper, and the views on the store's log; the signer, the access policy
+and the retention periods need nothing of the store.
+"""
 
 from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
 
 from domain.classification import Tier
 from domain.retention import RetentionPolicy
@@ -9,19 +21,55 @@ from infra.audit.checkpoint import FileKeySigner
 from infra.config import ConfigError, Settings
 from infra.privacy.keystore import SQLKeyStore, load_master_key, postgres_keystore, sqlite_keystore
 from infra.privacy.sealing import Sealer
-from infra.store.transcoder import TypedMapper
-from infra.views.runner import postgres_views, sqlite_views
+from infra.store.recorder import chained, datastore_of
+from infra.store.server import check_server
+from infra.store.transcoder import typed_mapper
+from infra.views.postgres import postgres_views
+from infra.views.runner import ViewRunner
+from infra.views.sqlite import sqlite_views
 from services.application import Backcheck
-from services.unit import Clock, system_clock
+from services.unit import Clock, Collaborators, system_clock
 
 
-def build_keystore(settings: Settings, app: Backcheck) -> SQLKeyStore:
+def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> Backcheck:
+    settings = settings or Settings.from_env()
+    retention = (
+        retention_policy(settings.retention_days)
+        if settings.retention_days is not None
+        else RetentionPolicy()
+    )
+    if settings.backend == "postgres":
+        # told at once, in one line, rather than after the library's pool gave up waiting
+        check_server(settings.postgres_conninfo(), settings.describe())
+    signer = FileKeySigner(
+        settings.signing_key_path, create_if_missing=settings.signing_key is None
+    )
+
+    def wiring(store: Application[UUID]) -> Collaborators:
+        keys = build_keystore(settings, datastore_of(store.recorder))
+        try:
+            sealer = Sealer(keys)
+            typed_mapper(store.mapper).sealer = sealer
+            views = build_views(settings, store, sealer)
+        except BaseException:
+            keys.close()
+            raise
+        return Collaborators(
+            keys=keys, signer=signer, views=views, policy=CedarPolicy(), retention=retention
+        )
+
+    return Backcheck(settings.store_env(), wiring, clock=clock)
+
+
+def build_keystore(
+    settings: Settings, datastore: SQLiteDatastore | PostgresDatastore
+) -> SQLKeyStore:
     """The key table beside the events: on SQLite through the store's own connection pool."""
     path = settings.master_key_path
     existed = path.exists()
     master = load_master_key(path, create=True)
-    if settings.backend == "sqlite":
-        keys = sqlite_keystore(app.recorder.datastore, master)  # type: ignore[attr-defined]
+    if isinstance(datastore, SQLiteDatastore):
+        keys = sqlite_keystore(datastore, master)
     else:
         keys = postgres_keystore(settings.postgres_conninfo(), settings.postgres_schema, master)
     if not existed and keys.count() > 0:
@@ -34,27 +82,16 @@ def build_keystore(settings: Settings, app: Backcheck) -> SQLKeyStore:
     return keys
 
 
-def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> Backcheck:
-    settings = settings or Settings.from_env()
-    signer = FileKeySigner(
-        settings.signing_key_path, create_if_missing=settings.signing_key is None
-    )
-    app = Backcheck(env=settings.store_env(), clock=clock, signer=signer)
-    try:
-        app.keys = keys = build_keystore(settings, app)
-    except Exception:
-        app.close()
-        raise
-    assert isinstance(app.mapper, TypedMapper)
-    app.mapper.sealer = Sealer(keys)
-    if settings.backend == "sqlite":
-        app.views = sqlite_views(app, str(settings.views_path), app.mapper.sealer)
-    else:
-        app.views = postgres_views(app, app.mapper.sealer)
-    app.policy = CedarPolicy()
-    if settings.retention_days is not None:
-        app.retention = retention_policy(settings.retention_days)
-    return app
+def build_views(settings: Settings, store: Application[UUID], sealer: Sealer) -> ViewRunner:
+    """The in-process views on the store's log: on SQLite a file of their own next to the
+    store, on PostgreSQL tables beside the events on the store's pool."""
+    log = chained(store.recorder)
+    datastore = datastore_of(log)
+    decode = store.mapper.to_domain_event
+    if isinstance(datastore, SQLiteDatastore):
+        events = (datastore.pool.db_name, log.events_table_name)
+        return sqlite_views(log, decode, store.name, str(settings.views_path), sealer, events)
+    return postgres_views(log, decode, store.name, datastore, sealer)
 
 
 def retention_policy(days: dict[str, int]) -> RetentionPolicy:

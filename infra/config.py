@@ -24,6 +24,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+POSTGRES_CONNECT_TIMEOUT = 5  # seconds libpq may take to reach each address of the host
+
 
 class ConfigError(ValueError):
     """A setting is present but cannot be used; the message names the variable and the rule."""
@@ -125,6 +127,7 @@ class Settings(BaseModel):
             "host": env["POSTGRES_HOST"],
             "port": env["POSTGRES_PORT"],
             "user": env["POSTGRES_USER"],
+            "connect_timeout": str(POSTGRES_CONNECT_TIMEOUT),
         }
         if env["POSTGRES_PASSWORD"]:
             parts["password"] = env["POSTGRES_PASSWORD"]

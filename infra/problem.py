@@ -18,6 +18,7 @@ from domain.errors import (
 )
 from infra.config import ConfigError
 from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
+from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ def problem_for(error: Exception) -> Problem | None:
         return Problem(422, "Invalid input", "validation", detail, 2)
     if isinstance(error, ConfigError):
         return Problem(500, "Configuration error", "config", str(error), 78)
+    if isinstance(error, StoreUnreachableError):
+        return Problem(503, "Store unreachable", "store-unreachable", str(error), 69)
+    if isinstance(error, StoreMisconfiguredError):
+        return Problem(500, "Store misconfigured", "store-misconfigured", str(error), 78)
     if isinstance(error, BrokerUnavailableError):
         return Problem(503, "Kafka unavailable", "broker-unavailable", str(error), 69)
     if isinstance(error, MissingTopicError):

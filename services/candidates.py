@@ -8,7 +8,7 @@ from uuid import UUID
 from domain.candidate import Candidate, Claim, ErasureReceipt
 from domain.classification import PersonalField
 from domain.consent import Consent
-from domain.errors import AlreadyErasedError, CandidateAlreadyRegisteredError, InvalidInputError
+from domain.errors import AlreadyErasedError, CandidateAlreadyRegisteredError
 from domain.report import Report
 from services.dto import (
     CandidateResult,
@@ -84,8 +84,6 @@ class CandidateUseCases(UnitOfWork):
         key of the subject, so no copy of their personal values can be read again. The
         history stays (who did what, when); the hash chain still verifies. A legal hold on any
         of their reports blocks it."""
-        if self.keys is None or self.signer is None:
-            raise InvalidInputError("erasure needs the key store and a receipt signer configured")
         candidate = self.load(Candidate, cmd.candidate_id)
         if candidate.erased:
             # An earlier erasure was recorded but stopped before its keys were gone: finish it.

@@ -27,13 +27,12 @@ from domain.access import Access, DataDisclosure
 from domain.check import CheckType
 from domain.classification import PersonalField, tier_of
 from domain.consent import ConsentStatus, consent_status
-from domain.errors import AccessRefusedError, InvalidInputError
+from domain.errors import AccessRefusedError
 from projections.read_views import LOG_VIEW
 from services.access import (
     READ_ACCESS_LOG,
     READ_CONSENTS,
     AccessDecision,
-    AccessPolicy,
     AccessRequest,
     Role,
 )
@@ -77,8 +76,6 @@ Read = Slot[tuple[Context, Decide], Any]
 
 
 class QueryUseCases(UnitOfWork):
-    policy: AccessPolicy | None = None
-
     @cached_property
     def recorded_reads(self) -> Batcher[tuple[Context, Decide], Any]:
         """Concurrent reads, decided and recorded a batch at a time."""
@@ -182,8 +179,6 @@ class QueryUseCases(UnitOfWork):
     ) -> tuple[Access, ProfileView, list[str]]:
         """Decides one read of `candidate_id`'s profile, asked by `cmd`'s principal, and
         builds its access record and its answer (nothing saved)."""
-        if self.policy is None:
-            raise InvalidInputError("reads need an access policy configured")
         # decided on the row with every value still sealed; then only what may be returned
         # is decrypted
         key = str(candidate_id)
@@ -259,8 +254,6 @@ class QueryUseCases(UnitOfWork):
         category withheld from them comes back without outcome or note. A reviewer reads a
         report under review, a hiring manager what was disclosed to them; the read is
         recorded first."""
-        if self.policy is None:
-            raise InvalidInputError("reads need an access policy configured")
         policy = self.policy
 
         def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:
@@ -286,8 +279,6 @@ class QueryUseCases(UnitOfWork):
         categories are withheld comes back without its conclusion, and the candidate's
         feedback and disputes, with the answers to them, only to those who may read their
         categories (the candidate always). The read is recorded first."""
-        if self.policy is None:
-            raise InvalidInputError("reads need an access policy configured")
         policy = self.policy
 
         def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:
@@ -421,8 +412,6 @@ class QueryUseCases(UnitOfWork):
         decided once for the view, recorded first like any other read (nothing returned,
         nothing withheld: they hold no personal value), then answered by `answer(views, key)`.
         Returns this read's access id and the answer."""
-        if self.policy is None:
-            raise InvalidInputError("reads need an access policy configured")
         policy = self.policy
 
         def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:

@@ -7,17 +7,13 @@ from datetime import datetime
 
 from domain.candidate import Candidate
 from domain.classification import Tier
-from domain.errors import InvalidInputError
 from domain.report import Report
-from domain.retention import RetentionPolicy
 from projections.case_overview import CaseOverview
 from services.dto import DueShred, RetentionResult, RunRetention
 from services.unit import UnitOfWork, use_case
 
 
 class RetentionUseCases(UnitOfWork):
-    retention: RetentionPolicy = RetentionPolicy()
-
     def retention_due(self, now: datetime) -> list[DueShred]:
         """Every (candidate, tier) whose retention period has passed, from the case overview
         rebuilt from the log: quiet cases only (no investigation planned or running), only
@@ -29,7 +25,7 @@ class RetentionUseCases(UnitOfWork):
         for row in view.rows.values():
             if row.erased or row.case_open or row.last_activity is None:
                 continue
-            held = self.keys.tiers(row.candidate_id) if self.keys is not None else set()
+            held = self.keys.tiers(row.candidate_id)
             for tier in self.retention.due_tiers(row.last_activity, now):
                 if tier.value in held and tier.value not in row.shredded_tiers:
                     due.append(
@@ -48,8 +44,6 @@ class RetentionUseCases(UnitOfWork):
     ) -> RetentionResult:
         """Shred what is due, tier by tier, each recorded (TierShredded) before its key is
         destroyed. A legal hold on any of the candidate's reports keeps everything."""
-        if self.keys is None:
-            raise InvalidInputError("retention needs the key store configured")
         due = self.retention_due(self.clock())
         shredded: list[DueShred] = []
         held: list[DueShred] = []

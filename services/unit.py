@@ -17,7 +17,9 @@ from eventsourcing.persistence import RecordConflictError, Recording
 from eventsourcing.utils import EnvType
 
 from domain.intake import CommandReceipt
+from domain.retention import RetentionPolicy
 from domain.subject import recorded_at
+from services.access import AccessPolicy
 from services.errors import AggregateMissingError, ConcurrentChangeError
 from services.policy import Policy, default_policies
 from services.ports import KeyStore, ReadModel, ReceiptSigner
@@ -43,6 +45,24 @@ def use_case(method: Callable[Concatenate[U, C, P], R]) -> Callable[Concatenate[
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    """What the use cases need besides the event store, every one of them present: the data
+    keys personal values are sealed with, the erasure receipts' signer, the read views, the
+    access decision point, and how long each tier of personal data is kept."""
+
+    keys: KeyStore
+    signer: ReceiptSigner
+    views: ReadModel
+    policy: AccessPolicy
+    retention: RetentionPolicy
+
+
+# Builds the collaborators on the application's own event store, once it is open: the key
+# store may share its connections, the views read its log (infra/bootstrap.py).
+Wiring = Callable[[Application[UUID]], Collaborators]
 
 
 @dataclass(frozen=True)
@@ -88,19 +108,22 @@ class UnitOfWork(Application[UUID]):
     name = "backcheck"
     is_snapshotting_enabled = False
 
-    def __init__(
-        self,
-        env: EnvType | None = None,
-        clock: Clock = system_clock,
-        keys: KeyStore | None = None,
-        signer: ReceiptSigner | None = None,
-    ) -> None:
+    def __init__(self, env: EnvType, wiring: Wiring, clock: Clock = system_clock) -> None:
+        """Opens the event store `env` names, then has `wiring` build the collaborators on
+        it; if that fails, the store is closed again."""
         super().__init__(env)
         self.clock = clock
-        self.keys = keys
-        self.signer = signer
         self.policies: tuple[Policy, ...] = default_policies()
-        self.views: ReadModel | None = None
+        try:
+            made = wiring(self)
+        except BaseException:
+            super().close()
+            raise
+        self.keys: KeyStore = made.keys
+        self.signer: ReceiptSigner = made.signer
+        self.views: ReadModel = made.views
+        self.policy: AccessPolicy = made.policy
+        self.retention: RetentionPolicy = made.retention
 
     def load(self, cls: type[A], aggregate_id: UUID) -> A:
         kind = cls.__name__.lower()
@@ -124,8 +147,6 @@ class UnitOfWork(Application[UUID]):
         `deciding`: only the views a read decision rests on need to be current; the access
         log may still lack this process's own latest access records (they are applied in
         batches, and before any query of the log)."""
-        if self.views is None:
-            raise RuntimeError("the application was built without its read views")
         if deciding:
             self.views.catch_up_for_decisions()
         else:
@@ -133,10 +154,8 @@ class UnitOfWork(Application[UUID]):
         return self.views
 
     def close(self) -> None:
-        if self.views is not None:
-            self.views.close()
-        if self.keys is not None:
-            self.keys.close()
+        self.views.close()
+        self.keys.close()
         super().close()
 
     def replay(self, start: int = 1) -> Iterator[tuple[int, Any]]:
@@ -210,8 +229,7 @@ class UnitOfWork(Application[UUID]):
             raise ConcurrentChangeError([str(a) for a in touched]) from None
         if receiving is not None and receipt is not None:
             receiving.receipt = receipt.id
-        if self.views is not None:
-            self.views.observe([(r.notification.id, r.domain_event) for r in recordings])
+        self.views.observe([(r.notification.id, r.domain_event) for r in recordings])
         return list(reacted.values())
 
     @staticmethod

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 from uuid import UUID
@@ -67,12 +68,20 @@ def _link_many_python(items: list[LinkInput]) -> list[bytes]:
     ]
 
 
-try:  # the C accelerator (infra/audit/_chain.c), built at install when a compiler and OpenSSL exist
-    from infra.audit._chain import link_many as _link_many_c
-except ImportError:  # pragma: no cover - depends on the machine that installed us
-    _link_many_c = None
+LinkMany = Callable[[list[LinkInput]], list[bytes]]
 
-link_many = _link_many_c or _link_many_python
+
+def _accelerator() -> LinkMany | None:
+    """The C core (infra/audit/_chain.c), built at install when a compiler and OpenSSL exist."""
+    try:
+        from infra.audit._chain import link_many as accelerated
+    except ImportError:  # pragma: no cover - depends on the machine that installed us
+        return None
+    return accelerated
+
+
+_link_many_c = _accelerator()
+link_many: LinkMany = _link_many_c or _link_many_python
 ACCELERATED = _link_many_c is not None
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import psycopg
@@ -27,6 +27,7 @@ from psycopg import sql
 from infra.audit.chain import GENESIS, Head, LinkInput, link_many
 from infra.audit.checkpoint import Checkpoint
 from infra.config import Settings
+from infra.store.server import store_error
 
 Record = tuple[int, bytes, int, bytes, bytes]  # position, id (16 bytes), version, topic, state
 StoredLink = tuple[int, int, bytes, int, bytes]  # position, prev position, id, version, hash
@@ -115,8 +116,13 @@ class SQLiteSource:
 
 
 class PostgresSource:
-    def __init__(self, conninfo: str, schema: str, prefix: str = "backcheck"):
-        self.conn = psycopg.connect(conninfo)
+    def __init__(
+        self, conninfo: str, schema: str, prefix: str = "backcheck", where: str = "PostgreSQL"
+    ):
+        try:
+            self.conn = psycopg.connect(conninfo)
+        except psycopg.OperationalError as e:
+            raise store_error(e, where) from None
         self.conn.read_only = True
         self.schema = sql.Identifier(schema)
         self.events = sql.Identifier(f"{prefix}_events")
@@ -160,7 +166,7 @@ class PostgresSource:
         ).fetchone()
         return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
 
-    def _stream(self, query: sql.Composed, params: tuple[int, ...]) -> Iterator[tuple[object, ...]]:
+    def _stream(self, query: sql.Composed, params: tuple[int, ...]) -> Iterator[tuple[Any, ...]]:
         with self.conn.cursor(name=f"audit_{id(query)}") as cursor:
             cursor.itersize = BATCH
             cursor.execute(query, params)
@@ -173,7 +179,7 @@ class PostgresSource:
             "WHERE notification_id >= %s AND notification_id <= %s ORDER BY notification_id"
         )
         for pos, oid, ver, topic, state in self._stream(query, (start, stop or 2**62)):
-            yield pos, oid.bytes, ver, bytes(topic), bytes(state)  # type: ignore[union-attr]
+            yield pos, oid.bytes, ver, bytes(topic), bytes(state)
 
     def links(self, start: int = 1, stop: int | None = None) -> Iterator[StoredLink]:
         query = self._q(
@@ -181,7 +187,7 @@ class PostgresSource:
             "FROM {schema}.{chain} WHERE position >= %s AND position <= %s ORDER BY position"
         )
         for pos, prev, oid, ver, h in self._stream(query, (start, stop or 2**62)):
-            yield pos, prev, oid.bytes, ver, bytes(h)  # type: ignore[union-attr,arg-type]
+            yield pos, prev, oid.bytes, ver, bytes(h)
 
     def position_of(self, originator_id: bytes, version: int) -> int | None:
         row = self.conn.execute(
@@ -197,7 +203,9 @@ class PostgresSource:
 def open_source(settings: Settings) -> RecordSource:
     if settings.backend == "sqlite":
         return SQLiteSource(str(settings.sqlite_path))
-    return PostgresSource(settings.postgres_conninfo(), settings.postgres_schema)
+    return PostgresSource(
+        settings.postgres_conninfo(), settings.postgres_schema, where=settings.describe()
+    )
 
 
 @dataclass(frozen=True)
@@ -234,7 +242,9 @@ class Verdict:
         }
 
 
-_END = (2**63, b"", 0, b"", b"")
+# past the end of the records and of the links (never a real position)
+_NO_RECORD: Record = (2**63, b"", 0, b"", b"")
+_NO_LINK: StoredLink = (2**63, 0, b"", 0, b"")
 
 
 @dataclass
@@ -257,8 +267,8 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
     prev_pos, prev_hash = start.position, start.hash
     records = source.records(lo, hi)
     links = source.links(lo, hi)
-    rec = next(records, _END)
-    lnk = next(links, _END)
+    rec = next(records, _NO_RECORD)
+    lnk = next(links, _NO_LINK)
     # Links are recomputed in batches (by the C accelerator when it is built).
     batch: list[LinkInput] = []
     expected: list[tuple[int, bytes]] = []
@@ -273,11 +283,11 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
         expected.clear()
 
     checked = 0
-    while rec is not _END or lnk is not _END:
+    while rec is not _NO_RECORD or lnk is not _NO_LINK:
         r_pos, l_pos = rec[0], lnk[0]
         if r_pos < l_pos:
             problems.append(Problem(r_pos, "inserted", "a record with no chain link"))
-            rec = next(records, _END)
+            rec = next(records, _NO_RECORD)
             checked += 1
             continue
         if l_pos < r_pos:
@@ -285,7 +295,7 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
             prev_pos, prev_hash = l_pos, lnk[4]
             if l_pos in pinned:
                 seen[l_pos] = lnk[4]
-            lnk = next(links, _END)
+            lnk = next(links, _NO_LINK)
             continue
         pos, oid, ver, topic, state = rec
         _, l_prev, l_oid, l_ver, l_hash = lnk
@@ -319,8 +329,8 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
             seen[pos] = l_hash
         prev_pos, prev_hash = pos, l_hash
         checked += 1
-        rec = next(records, _END)
-        lnk = next(links, _END)
+        rec = next(records, _NO_RECORD)
+        lnk = next(links, _NO_LINK)
     flush()
     return _Part(problems, checked, Head(prev_pos, prev_hash), seen)
 
@@ -334,7 +344,7 @@ def _verify_chunk(
 
 def verify(
     source: RecordSource,
-    checkpoints: list[Checkpoint] = (),  # type: ignore[assignment]
+    checkpoints: Sequence[Checkpoint] = (),
     progress: Callable[[int], None] | None = None,
     *,
     opener: Callable[[], RecordSource] | None = None,

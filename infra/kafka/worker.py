@@ -47,7 +47,10 @@ from infra.kafka.topics import (
     refuse_topic_auto_creation,
 )
 from infra.store.pool import Datastore
-from infra.views.runner import Codec, PostgresViewStore, SQLiteViewStore, ViewStore
+from infra.views.codec import Codec
+from infra.views.postgres import PostgresViewStore
+from infra.views.sqlite import SQLiteViewStore
+from infra.views.store import ViewStore
 from projections.read_views import ReadViews
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,6 @@
 """Sealing personal values inside events: AES-GCM per subject and tier, bound to their place.
 
-Each `PersonalField` in an event is stored as an envelope
-    {"name": ..., "category": ..., "tier": ..., "sealed": base64(nonce | ciphertext)}
+Each `PersonalField` in an event is stored as an envelope (its format: `envelope.py`)
 encrypted with the subject's data key for the field's tier. The associated data binds the
 ciphertext to its subject, event (originator id and version) and path inside the event, so a
 sealed value cannot be moved to another person, event or field without failing to open.
@@ -13,7 +12,6 @@ so the stored bytes — and the hash chain over them — stay exactly as they we
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import functools
 import os
@@ -26,7 +24,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.classification import ERASED_VALUE, PersonalField, tier_of
+from infra.privacy import envelope
+from infra.privacy.envelope import Envelope
 from infra.privacy.keystore import SQLKeyStore
+
+Context = tuple[str, str, int]  # (subject, place: an event's originator id or a view row, version)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -66,6 +68,9 @@ def personal_fields_of(event_class: type) -> frozenset[str]:
 
 
 class Sealer:
+    """Seals and opens personal values with their subject's data key for their tier, bound
+    to their subject, place and path (the associated data)."""
+
     def __init__(self, keys: SQLKeyStore) -> None:
         self.keys = keys
 
@@ -80,42 +85,22 @@ class Sealer:
         if not names or subject is None:
             return state
         ctx = (str(subject), str(originator_id), version)
-        return {k: (self._seal(v, k, ctx) if k in names else v) for k, v in state.items()}
 
-    def _seal(self, value: Any, path: str, ctx: tuple[str, str, int]) -> Any:
-        if isinstance(value, PersonalField):
-            tier = tier_of(value.category).value
-            key = self.keys.data_key(_subject_id(ctx[0]), tier, create=True)
-            assert key is not None  # created on demand
-            nonce = os.urandom(12)
-            sealed = _cipher(key).encrypt(nonce, value.value.encode(), self._aad(*ctx, path))
-            return {
-                "name": value.name,
-                "category": value.category,
-                "tier": tier,
-                "sealed": base64.b64encode(nonce + sealed).decode(),
-            }
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {
-                f.name: self._seal(getattr(value, f.name), f"{path}.{f.name}", ctx)
-                for f in dataclasses.fields(value)
-            }
-        if isinstance(value, tuple | list):
-            return [self._seal(v, f"{path}.{i}", ctx) for i, v in enumerate(value)]
-        if isinstance(value, dict):
-            return {k: self._seal(v, f"{path}.{k}", ctx) for k, v in value.items()}
-        return value
+        def seal(value: PersonalField, path: str) -> Envelope:
+            return self.seal_field(value, path, ctx)
 
-    def seal_field(
-        self, value: PersonalField, path: str, ctx: tuple[str, str, int]
-    ) -> dict[str, Any]:
-        """One value sealed for a place outside the event store (a view row): `ctx` is
-        (subject, place, version) and `path` the value's path inside that place."""
-        envelope: dict[str, Any] = self._seal(value, path, ctx)
-        return envelope
+        return {k: (envelope.seal_tree(v, k, seal) if k in names else v) for k, v in state.items()}
 
-    def open_field(self, envelope: dict[str, Any], path: str, ctx: tuple[str, str, int]) -> str:
-        return self._open_value(envelope, path, ctx)
+    def seal_field(self, value: PersonalField, path: str, ctx: Context) -> Envelope:
+        """One value sealed for its place: `ctx` is (subject, place, version) and `path` the
+        value's path inside that place (an event, or a view row)."""
+        tier = tier_of(value.category).value
+        key = self.keys.data_key(_subject_id(ctx[0]), tier, create=True)
+        if key is None:  # never: made on demand
+            raise RuntimeError(f"no data key made for {ctx[0]} ({tier})")
+        nonce = os.urandom(12)
+        ciphertext = _cipher(key).encrypt(nonce, value.value.encode(), self._aad(*ctx, path))
+        return envelope.sealed(value, tier, nonce + ciphertext)
 
     def open_state(
         self, event_class: type, state: dict[str, Any], originator_id: UUID | str, version: int
@@ -125,28 +110,21 @@ class Sealer:
         if not names or subject is None:
             return state
         ctx = (str(subject), str(originator_id), version)
+
+        def open_one(sealed: Envelope, path: str) -> dict[str, Any]:
+            value = self.open_field(sealed, path, ctx)
+            return {"name": sealed["name"], "category": sealed["category"], "value": value}
+
         for k in names & state.keys():
-            state[k] = self._open(state[k], k, ctx)
+            state[k] = envelope.open_tree(state[k], k, open_one)
         return state
 
-    def _open(self, value: Any, path: str, ctx: tuple[str, str, int]) -> Any:
-        if isinstance(value, dict):
-            if "sealed" in value:
-                return {
-                    "name": value["name"],
-                    "category": value["category"],
-                    "value": self._open_value(value, path, ctx),
-                }
-            return {k: self._open(v, f"{path}.{k}", ctx) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._open(v, f"{path}.{i}", ctx) for i, v in enumerate(value)]
-        return value
-
-    def _open_value(self, envelope: dict[str, Any], path: str, ctx: tuple[str, str, int]) -> str:
-        key = self.keys.data_key(_subject_id(ctx[0]), envelope["tier"], create=False)
+    def open_field(self, sealed: Envelope, path: str, ctx: Context) -> str:
+        """The value inside one envelope; ERASED_VALUE once its subject's key is destroyed."""
+        key = self.keys.data_key(_subject_id(ctx[0]), sealed["tier"], create=False)
         if key is None:
             return ERASED_VALUE
-        raw = base64.b64decode(envelope["sealed"])
+        raw = envelope.blob(sealed)
         try:
             return _cipher(key).decrypt(raw[:12], raw[12:], self._aad(*ctx, path)).decode()
         except InvalidTag:

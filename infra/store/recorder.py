@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import ApplicationRecorder, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg import Cursor
@@ -241,3 +241,23 @@ class ChainedPostgresApplicationRecorder(GroupCommit, PostgresApplicationRecorde
 
 def _uuid(originator_id: UUID | str) -> UUID:
     return originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+
+
+ChainedRecorder = ChainedSQLiteApplicationRecorder | ChainedPostgresApplicationRecorder
+
+
+def chained(recorder: ApplicationRecorder) -> ChainedRecorder:
+    """The application's recorder as infra/config.py has the library make it: chained, with
+    group commit (and its note of what this process wrote)."""
+    if isinstance(recorder, ChainedSQLiteApplicationRecorder | ChainedPostgresApplicationRecorder):
+        return recorder
+    raise TypeError(
+        f"{type(recorder).__name__} is not a backcheck recorder; the store's environment names "
+        "one of infra/store/recorder.py (infra/config.py: APPLICATION_RECORDER_TOPIC)"
+    )
+
+
+def datastore_of(recorder: ApplicationRecorder) -> SQLiteDatastore | PostgresDatastore:
+    """The event store's database (its connection pool), which the key store, the views and
+    the relay share: the one way to it from an application's recorder."""
+    return chained(recorder).datastore

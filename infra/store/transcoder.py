@@ -62,9 +62,13 @@ def _dataclass(cls: type) -> Convert:
     fields = fields_of(cls)
 
     def build(d: dict[str, Any]) -> Any:
-        return cls(**{k: (fields[k](v) if fields.get(k) else v) for k, v in d.items()})
+        return cls(**{k: _restored(fields.get(k), v) for k, v in d.items()})
 
     return build
+
+
+def _restored(convert: Convert | None, value: Any) -> Any:
+    return convert(value) if convert is not None else value
 
 
 @cache
@@ -72,10 +76,10 @@ def converter(tp: Any) -> Convert | None:
     """How to turn the JSON form of a value back into `tp`; None when JSON already is `tp`."""
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) != 1:
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(members) != 1:
             raise TypeError(f"cannot restore values of the ambiguous union {tp}")
-        inner = converter(args[0])
+        inner = converter(members[0])
         return _optional(inner) if inner else None
     if origin in (tuple, list, frozenset, set):
         args = typing.get_args(tp)
@@ -105,6 +109,16 @@ def fields_of(cls: type) -> dict[str, Convert | None]:
         for name, tp in hints.items()
         if name not in _HANDLED_BY_MAPPER and typing.get_origin(tp) is not typing.ClassVar
     }
+
+
+def typed_mapper(mapper: Mapper[UUID]) -> TypedMapper:
+    """The application's mapper as infra/config.py has the library make it (MAPPER_TOPIC)."""
+    if not isinstance(mapper, TypedMapper):
+        raise TypeError(
+            f"{type(mapper).__name__} is not infra/store/transcoder.py's TypedMapper; the "
+            "store's environment names it (infra/config.py: MAPPER_TOPIC)"
+        )
+    return mapper
 
 
 class TypedMapper(Mapper[UUID]):

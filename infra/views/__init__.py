@@ -1,1 +1,2 @@
-"""Read views: the view stores (SQLite, PostgreSQL) and the in-process runner."""
+"""Read views: the row codec (`codec`), what a view store is (`store`), one module per backend
+with the same class shape (`sqlite`, `postgres`), and the in-process runner (`runner`)."""

@@ -16,7 +16,8 @@ from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.kafka.worker import worker_views
 from infra.store.pool import Datastore
-from infra.views.runner import Codec, SQLiteViewStore
+from infra.views.codec import Codec
+from infra.views.sqlite import SQLiteViewStore
 from tests.conftest import PG_URL
 
 

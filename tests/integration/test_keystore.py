@@ -9,6 +9,7 @@ from uuid import uuid4
 import pytest
 
 from infra.privacy.keystore import SQLKeyStore
+from infra.store.recorder import datastore_of
 from services.application import Backcheck
 from services.dto import RegisterCandidate
 
@@ -20,7 +21,7 @@ def keys_of(app: Backcheck) -> SQLKeyStore:
 
 def writer_synchronous(app: Backcheck) -> int:
     """The safety level of the connection the store writes its events with."""
-    datastore = app.recorder.datastore  # type: ignore[attr-defined]
+    datastore = datastore_of(app.recorder)
     with datastore.get_connection(commit=True) as conn, conn.transaction(commit=False) as curs:
         curs.execute("PRAGMA synchronous")
         return int(curs.fetchone()[0])

@@ -18,6 +18,7 @@ from domain.errors import AccessRefusedError
 from infra.audit.verification import open_source, verify
 from infra.bootstrap import build_app
 from infra.config import Settings
+from infra.store.transcoder import typed_mapper
 from services.access import Role
 from services.application import Backcheck
 from services.dto import (
@@ -206,15 +207,16 @@ def test_a_refused_read_is_recorded_then_refused(
 def decrypted_categories(app: Backcheck, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The category of every personal value decrypted from now on (the one place values are
     decrypted: event store and views alike)."""
-    sealer = app.mapper.sealer  # type: ignore[attr-defined]
+    sealer = typed_mapper(app.mapper).sealer
+    assert sealer is not None
     decrypted: list[str] = []
-    real = sealer._open_value
+    real = sealer.open_field
 
     def spy(envelope: dict[str, str], path: str, ctx: tuple[str, str, int]) -> str:
         decrypted.append(envelope["category"])
-        return real(envelope, path, ctx)  # type: ignore[no-any-return]
+        return real(envelope, path, ctx)
 
-    monkeypatch.setattr(sealer, "_open_value", spy)
+    monkeypatch.setattr(sealer, "open_field", spy)
     return decrypted
 
 

@@ -27,7 +27,9 @@ from infra.kafka.worker import (
     StreamProjection,
     _until_done,
 )
-from infra.views.runner import Codec, SQLiteViewStore, ViewRunner
+from infra.views.codec import Codec
+from infra.views.runner import ViewRunner
+from infra.views.sqlite import SQLiteViewStore
 from services.application import Backcheck
 from tests.conftest import FakeClock
 

@@ -22,6 +22,7 @@ from domain.classification import ERASED_VALUE, WITHHELD_VALUE, PersonalField
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import run_demo
+from infra.store.recorder import chained
 from infra.views.runner import ViewRunner
 from projections.read_views import VIEWS, ReadViews
 from projections.rows import MemoryRows
@@ -308,7 +309,7 @@ class ViewStoreContract(ABC):
         for _ in range(3):
             other.read_profile(read)
         runner = runner_of(other)
-        written: dict[int, str] = other.recorder.written  # type: ignore[attr-defined]
+        written = chained(other.recorder).written
         assert len(runner._pending) == 3
         assert len(written) == 3
 

@@ -15,7 +15,9 @@ from infra.config import Settings
 from infra.kafka.relay import RelayState
 from infra.kafka.worker import worker_views
 from infra.store.pool import CachingPool, Datastore
-from infra.views.runner import SQLiteViewStore, ViewRunner
+from infra.store.recorder import datastore_of
+from infra.views.runner import ViewRunner
+from infra.views.sqlite import SQLiteViewStore
 
 
 def prepared(datastore: SQLiteDatastore) -> int:
@@ -78,7 +80,7 @@ def test_every_sqlite_file_of_an_embedded_deployment_is_opened_with_them(
     settings = Settings(database_url=f"sqlite:///{tmp_path / 's.sqlite'}", data_dir=tmp_path)
     app = build_app(settings)
     try:
-        assert isinstance(app.recorder.datastore.pool, CachingPool)  # type: ignore[attr-defined]
+        assert isinstance(datastore_of(app.recorder).pool, CachingPool)
         assert isinstance(app.views, ViewRunner)
         assert isinstance(app.views.store, SQLiteViewStore)
         assert isinstance(app.views.store.datastore.pool, CachingPool)

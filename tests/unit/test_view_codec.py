@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from domain.classification import PersonalField
-from infra.views.runner import Codec
+from infra.views.codec import Codec
 from projections.read_views import PLAIN_VIEWS
 
 ACCESS_ROW = {
@@ -31,7 +31,7 @@ def test_the_access_log_is_declared_plain() -> None:
 
 def test_a_plain_row_is_stored_exactly_as_the_sealing_walk_would_store_it() -> None:
     codec = Codec(sealer=None)
-    walked = orjson.dumps(codec._seal(ACCESS_ROW, "doc", ("s", "view:access:k", 0)))
+    walked = orjson.dumps(codec.seal("access", "k", "s", ACCESS_ROW))
 
     assert codec.encode("access", "k", "s", ACCESS_ROW) == walked
     assert codec.decode("access", "k", "s", walked) == {

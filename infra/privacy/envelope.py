@@ -1,0 +1,109 @@
+"""The sealed-envelope format: how a personal value is stored, wherever it is stored.
+
+A `PersonalField` leaves memory as an envelope
+
+    {"name": ..., "category": ..., "tier": ..., "sealed": base64(nonce | ciphertext)}
+
+in the event store, in the views and on Kafka alike. A view may also hold the marker of a
+value erased before it was written, `{"name": ..., "category": ..., "erased": true}`: it is
+kept as such, never sealed again (that would mint a new key for an erased subject).
+
+This module is the one owner of that format: it builds and recognises envelopes and walks a
+value tree to seal or open them. What a value is sealed with, and how, is `sealing.py`'s.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from domain.classification import PersonalField
+
+Envelope = dict[str, Any]
+Step = str | int
+Where = tuple[Step, ...]  # the steps from a parsed row's root to one envelope
+SealOne = Callable[[PersonalField, str], Any]  # a value and its path → what is stored
+OpenOne = Callable[[Envelope, str], Any]  # an envelope and its path → what is read
+
+
+def sealed(field: PersonalField, tier: str, blob: bytes) -> Envelope:
+    """The envelope of one value: name and category readable, the value as `blob`."""
+    return {
+        "name": field.name,
+        "category": field.category,
+        "tier": tier,
+        "sealed": base64.b64encode(blob).decode(),
+    }
+
+
+def erased(field: PersonalField) -> Envelope:
+    """The marker of a value already erased (views only)."""
+    return {"name": field.name, "category": field.category, "erased": True}
+
+
+def is_sealed(value: Any) -> bool:
+    return isinstance(value, dict) and "sealed" in value
+
+
+def is_erased(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("erased") is True and "category" in value
+
+
+def blob(envelope: Envelope) -> bytes:
+    """The sealed bytes of an envelope (nonce | ciphertext)."""
+    return base64.b64decode(envelope["sealed"])
+
+
+def may_hold_envelopes(data: bytes | str) -> bool:
+    """Whether stored bytes may hold an envelope or a marker. Conservative (a profile's own
+    "erased" flag also matches); PostgreSQL's jsonb text puts a space after the colon, so
+    look for the keys alone."""
+    raw = data.encode() if isinstance(data, str) else data
+    return b'"sealed"' in raw or b'"erased"' in raw
+
+
+def locate(value: Any, where: Where = ()) -> list[Where]:
+    """Where in a parsed tree its envelopes (sealed or erased) sit."""
+    if isinstance(value, dict):
+        if "sealed" in value or is_erased(value):
+            return [where]
+        return [p for k, v in value.items() for p in locate(v, (*where, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in locate(v, (*where, i))]
+    return []
+
+
+def path_of(root: str, where: Where) -> str:
+    """The dotted path a value is bound to when sealed (`root.step.step`)."""
+    return root + "".join(f".{step}" for step in where)
+
+
+def seal_tree(value: Any, path: str, seal_one: SealOne) -> Any:
+    """`value` as stored: each PersonalField replaced by `seal_one(field, path)`, dataclasses
+    as dicts, tuples as lists; everything else as it is."""
+    if isinstance(value, PersonalField):
+        return seal_one(value, path)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: seal_tree(getattr(value, f.name), f"{path}.{f.name}", seal_one)
+            for f in dataclasses.fields(value)
+        }
+    if isinstance(value, tuple | list):
+        return [seal_tree(v, f"{path}.{i}", seal_one) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: seal_tree(v, f"{path}.{k}", seal_one) for k, v in value.items()}
+    return value
+
+
+def open_tree(value: Any, path: str, open_one: OpenOne, *, markers: bool = False) -> Any:
+    """A parsed tree with each envelope replaced by `open_one(envelope, path)`; with
+    `markers`, erased markers too (views hold them, events never do)."""
+    if isinstance(value, dict):
+        if "sealed" in value or (markers and is_erased(value)):
+            return open_one(value, path)
+        return {k: open_tree(v, f"{path}.{k}", open_one, markers=markers) for k, v in value.items()}
+    if isinstance(value, list):
+        return [open_tree(v, f"{path}.{i}", open_one, markers=markers) for i, v in enumerate(value)]
+    return value

@@ -1,0 +1,68 @@
+"""Reaching the PostgreSQL server: asked once, quickly, before anything waits for it.
+
+The library's connection pool retries in the background and gives up after 30 seconds with
+"couldn't get a connection", whatever the cause. A store that cannot be reached at all, or
+that refuses us, is told at once instead, as one of our errors: unreachable (nothing answers
+there: no server, a host that does not resolve, a port nobody listens on; worth trying
+again later) or misconfigured (a server answered and refused the database, the user or the
+password: trying again will not help until the setting is changed).
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+
+# What a server that answered says when it refuses the connection for good.
+_REFUSED = re.compile(
+    r"does not exist|authentication failed|no pg_hba\.conf entry|password|permission denied|"
+    r"not permitted to log in",
+    re.IGNORECASE,
+)
+
+
+class StoreUnavailableError(Exception):
+    """The event store's database cannot be used; the message says where and why."""
+
+
+class StoreUnreachableError(StoreUnavailableError):
+    """Nothing answered at the store's address (exit 69: try again when it is up)."""
+
+
+class StoreMisconfiguredError(StoreUnavailableError):
+    """The server answered and refused the database, user or password (exit 78)."""
+
+
+def check_server(conninfo: str, where: str) -> None:
+    """Connects once to the server `conninfo` names (`where`, as a person would read it), or
+    raises the error that says why not. How long it may take is in `conninfo`
+    (`connect_timeout`, infra/config.py). A server that answered but cannot take us just now
+    (all connection slots taken, starting up) is left to the library's pool, which waits for
+    it as before."""
+    try:
+        with psycopg.connect(conninfo):
+            return
+    except psycopg.OperationalError as e:
+        error = store_error(e, where)
+        if isinstance(error, StoreUnreachableError) and "FATAL" in str(e):
+            return  # it answered: busy, not gone
+        raise error from None
+
+
+def store_error(error: psycopg.OperationalError, where: str) -> StoreUnavailableError:
+    """The driver's refusal to connect as one of our errors, in one line."""
+    reason = _reason(str(error))
+    if _REFUSED.search(reason):
+        return StoreMisconfiguredError(
+            f"BACKCHECK_DATABASE_URL: {where} refused the connection: {reason}"
+        )
+    return StoreUnreachableError(f"{where} does not answer: {reason}")
+
+
+def _reason(message: str) -> str:
+    """The last thing libpq says went wrong, on one line, e.g. 'Connection refused' or
+    'database "x" does not exist'."""
+    first = message.strip().splitlines()[0] if message.strip() else "no reason given"
+    last = first.rsplit(" failed: ", 1)[-1]
+    return last.removeprefix("FATAL:").strip() or first

@@ -1,0 +1,132 @@
+"""A view row to stored bytes and back.
+
+Personal values inside a row are sealed with the subject's data key for their tier, bound to
+view, row and path, exactly as in the event store (the envelope: infra/privacy/envelope.py):
+destroying the subject's keys makes the views unreadable too, and the projection also
+overwrites them on erasure. A value already erased is kept as a marker, never sealed again
+(that would mint a new key for an erased subject).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from domain.classification import ERASED_VALUE, WITHHELD_VALUE, PersonalField
+from infra.privacy import envelope
+from infra.privacy.envelope import Envelope, Where
+from infra.privacy.sealing import Context, Sealer
+from projections.read_views import PLAIN_VIEWS
+from projections.rows import Doc
+
+
+def _context(view: str, key: str, subject: str) -> Context:
+    return (subject, f"view:{view}:{key}", 0)
+
+
+class Codec:
+    """Rows to stored bytes and back; personal fields sealed per subject, view and row.
+    Without a sealer it writes and reads only rows without personal values."""
+
+    def __init__(self, sealer: Sealer | None) -> None:
+        self.sealer = sealer
+
+    def encode(self, view: str, key: str, subject: str, doc: Doc) -> bytes:
+        if view in PLAIN_VIEWS:
+            # nothing to seal, so no walk through the row looking for it; a personal value
+            # found here after all is refused, never written in plaintext
+            return orjson.dumps(doc, option=orjson.OPT_PASSTHROUGH_DATACLASS, default=_unsealed)
+        return orjson.dumps(self.seal(view, key, subject, doc))
+
+    def seal(self, view: str, key: str, subject: str, doc: Doc) -> Any:
+        """The row as it is stored, before serialisation: every personal value an envelope."""
+        ctx = _context(view, key, subject)
+
+        def seal_one(value: PersonalField, path: str) -> Envelope:
+            if value.value == ERASED_VALUE:
+                return envelope.erased(value)
+            if self.sealer is None:
+                raise RuntimeError("a view holding personal data needs a sealer")
+            return self.sealer.seal_field(value, path, ctx)
+
+        return envelope.seal_tree(doc, "doc", seal_one)
+
+    def decode(self, view: str, key: str, subject: str, data: bytes | str) -> Doc:
+        opened: Doc = self.open(orjson.loads(data), "doc", _context(view, key, subject))
+        return opened
+
+    def open(self, value: Any, path: str, ctx: Context) -> Any:
+        """A parsed value with its envelopes opened as PersonalFields. Parts without personal
+        values are shared with `value`, not copied: treat the result as read-only."""
+
+        def open_one(found: Envelope, where: str) -> Any:
+            return self.open_envelope(found, where, ctx)
+
+        return envelope.open_tree(value, path, open_one, markers=True)
+
+    def open_envelope(self, found: Envelope, path: str, ctx: Context) -> Any:
+        """One envelope (or erased marker) of a row as the PersonalField it holds."""
+        if envelope.is_sealed(found):
+            if self.sealer is None:
+                return found  # left sealed: this codec cannot open it
+            text = self.sealer.open_field(found, path, ctx)
+            return PersonalField(found["name"], found["category"], text)
+        return PersonalField(found["name"], found["category"], ERASED_VALUE)
+
+
+@dataclass(slots=True, eq=False)
+class Parsed:
+    """A row as stored, parsed but with its personal values still sealed, and where they are."""
+
+    key: str
+    subject: str
+    doc: Doc
+    envelopes: tuple[Where, ...]
+    # The row with every value withheld, made once: it holds names and categories, never a
+    # value, and every read is decided on it before anything is opened.
+    withheld: Doc | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, key: str, subject: str, data: bytes | str) -> Parsed:
+        doc = orjson.loads(data)
+        found = tuple(envelope.locate(doc)) if envelope.may_hold_envelopes(data) else ()
+        return cls(key, subject, doc, found)
+
+    def open(self, view: str, codec: Codec, opening: frozenset[str] | None = None) -> Doc:
+        """The row with its personal values opened (only those of the `opening` categories,
+        if given; the rest left sealed, as WITHHELD_VALUE): only the containers on the way
+        to one are copied, the rest is shared with the cache (read-only)."""
+        if not self.envelopes:
+            return self.doc
+        if opening is not None and not opening:
+            if self.withheld is None:
+                self.withheld = self._open(view, codec, opening)
+            return self.withheld
+        return self._open(view, codec, opening)
+
+    def _open(self, view: str, codec: Codec, opening: frozenset[str] | None) -> Doc:
+        ctx = _context(view, self.key, self.subject)
+        root: Doc = dict(self.doc)
+        copied: set[int] = {id(root)}
+        for where in self.envelopes:
+            parent: Any = root
+            for step in where[:-1]:
+                child = parent[step]
+                if id(child) not in copied:
+                    child = dict(child) if isinstance(child, dict) else list(child)
+                    copied.add(id(child))
+                    parent[step] = child
+                parent = child
+            found = parent[where[-1]]
+            if opening is not None and "sealed" in found and found["category"] not in opening:
+                parent[where[-1]] = PersonalField(found["name"], found["category"], WITHHELD_VALUE)
+                continue
+            parent[where[-1]] = codec.open_envelope(found, envelope.path_of("doc", where), ctx)
+        return root
+
+
+def _unsealed(value: Any) -> Any:
+    kind = "a personal value" if isinstance(value, PersonalField) else type(value).__name__
+    raise TypeError(f"{kind} in a view declared to hold none (PLAIN_VIEWS): not written")

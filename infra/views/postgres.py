@@ -1,0 +1,134 @@
+"""Views on PostgreSQL: tables in the store's schema, beside the events, rows as jsonb."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from psycopg.sql import SQL, Composed, Identifier
+
+from infra.privacy.sealing import Sealer
+from infra.store.ddl import SerialisedTrackingDDL
+from infra.views.codec import Codec, Parsed
+from infra.views.runner import Decode, Log, ViewRunner
+from infra.views.store import BatchRows, Dumped, Key, Run
+from projections.read_views import ReadViews
+
+
+class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
+    """Views in the store's PostgreSQL schema, documents as jsonb."""
+
+    def __init__(
+        self, datastore: PostgresDatastore, codec: Codec, table: str = "backcheck_views"
+    ) -> None:
+        super().__init__(datastore, tracking_table_name=f"{table}_tracking")
+        self.codec = codec
+        self.check_identifier_length(table)
+        schema, rows = Identifier(datastore.schema), Identifier(table)
+        self.sql_create_statements += [
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{rows} (view text NOT NULL, "
+                "key text NOT NULL, subject uuid NOT NULL, doc jsonb NOT NULL, "
+                "PRIMARY KEY (view, key))"
+            ).format(schema=schema, rows=rows),
+            SQL("CREATE INDEX IF NOT EXISTS {index} ON {schema}.{rows} (subject, view)").format(
+                index=Identifier(f"{table}_by_subject"), schema=schema, rows=rows
+            ),
+        ]
+        templates = {
+            "one": "SELECT subject::text, doc::text FROM {}.{} WHERE view=%s AND key=%s",
+            "subject": "SELECT key, doc::text FROM {}.{} WHERE subject=%s AND view=%s ORDER BY key",
+            "upsert": "INSERT INTO {}.{} VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (view, key) "
+            "DO UPDATE SET subject=excluded.subject, doc=excluded.doc",
+            "delete": "DELETE FROM {}.{} WHERE view=%s AND key=%s",
+            "dump": "SELECT view, key, subject::text, doc::text FROM {}.{} ORDER BY view, key",
+            "clear": "DELETE FROM {}.{}",
+            "counts": "SELECT view, COUNT(*) AS n FROM {}.{} GROUP BY view ORDER BY view",
+        }
+        tracking = Identifier(self.tracking_table_name)
+        self.sql: dict[str, Composed] = {
+            name: SQL(text).format(schema, rows) for name, text in templates.items()
+        }
+        self.sql["clear_tracking"] = SQL("DELETE FROM {}.{}").format(schema, tracking)
+        self.sql["progress"] = SQL(
+            "SELECT application_name AS name, MAX(notification_id) AS position FROM {}.{} "
+            "WHERE application_name != '__migration__' "
+            "GROUP BY application_name ORDER BY application_name"
+        ).format(schema, tracking)
+
+    def apply(
+        self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: ReadViews
+    ) -> set[Key]:
+        return self.apply_tracked([(events, tracking)], projection)
+
+    def apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:
+        with self.datastore.transaction(commit=True) as curs:
+            rows = BatchRows(_PostgresReads(curs, self.sql), self.codec)
+            rows.project(runs, projection)
+            for view, key, subject, data in rows.dirty():
+                if data is None:
+                    curs.execute(self.sql["delete"], (view, key))
+                else:
+                    curs.execute(self.sql["upsert"], (view, key, subject, data.decode()))
+            for _, tracking in runs:
+                self._insert_tracking(curs, tracking)
+        return rows.touched()
+
+    def get_parsed(self, view: str, key: str) -> Parsed | None:
+        with self.datastore.transaction(commit=False) as curs:
+            found = _PostgresReads(curs, self.sql).select_one(view, key)
+        return Parsed.of(key, *found) if found else None
+
+    def of_subject_parsed(self, view: str, subject: str) -> list[Parsed]:
+        with self.datastore.transaction(commit=False) as curs:
+            found = _PostgresReads(curs, self.sql).select_subject(view, subject)
+        return [Parsed.of(key, subject, data) for key, data in found]
+
+    def dump(self) -> list[Dumped]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.sql["dump"])
+            found = [(r["view"], r["key"], r["subject"], r["doc"]) for r in curs.fetchall()]
+        return [(v, k, s, self.codec.decode(v, k, s, d)) for v, k, s, d in found]
+
+    def counts(self) -> dict[str, int]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.sql["counts"])
+            return {r["view"]: r["n"] for r in curs.fetchall()}
+
+    def progress(self) -> dict[str, int]:
+        """Each tracked name (a runner, or a worker's partition) and the position it reached."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.sql["progress"])
+            return {r["name"]: r["position"] for r in curs.fetchall()}
+
+    def clear(self) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.sql["clear"])
+            curs.execute(self.sql["clear_tracking"])
+
+
+class _PostgresReads:
+    def __init__(self, curs: Any, sql: dict[str, Composed]) -> None:
+        self.curs = curs
+        self.sql = sql
+
+    def select_one(self, view: str, key: str) -> tuple[str, bytes] | None:
+        self.curs.execute(self.sql["one"], (view, key))
+        row = self.curs.fetchone()
+        return (row["subject"], row["doc"]) if row else None
+
+    def select_subject(self, view: str, subject: str) -> list[tuple[str, bytes]]:
+        self.curs.execute(self.sql["subject"], (subject, view))
+        return [(r["key"], r["doc"]) for r in self.curs.fetchall()]
+
+
+def postgres_views(
+    log: Log, decode: Decode, name: str, datastore: PostgresDatastore, sealer: Sealer
+) -> ViewRunner:
+    """The in-process runner on views beside the events, sharing the store's connection pool
+    (closed with the application)."""
+    store = PostgresViewStore(datastore, Codec(sealer))
+    store.create_table()
+    return ViewRunner(name, log, decode, store)

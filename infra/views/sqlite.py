@@ -1,0 +1,220 @@
+"""Views on SQLite: a file of their own next to the event store (infra/config.py names it)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.sqlite import (
+    SQLiteCursor,
+    SQLiteDatastore,
+    SQLiteTrackingRecorder,
+    SQLiteTransaction,
+)
+
+from infra.privacy.sealing import Sealer
+from infra.store.filelock import for_database
+from infra.store.pool import Datastore
+from infra.store.statements import chunks, values
+from infra.views.codec import Codec, Parsed
+from infra.views.runner import Decode, Log, ViewRunner
+from infra.views.store import BatchRows, Dumped, Key, Run
+from projections.read_views import ReadViews
+
+
+class SQLiteViewStore(SQLiteTrackingRecorder):
+    """Views in their own SQLite file next to the event store: rebuildable, so writes are not
+    synced to disk one by one (a crash loses at most the tail, which the runner replays)."""
+
+    def __init__(self, datastore: SQLiteDatastore, codec: Codec) -> None:
+        super().__init__(datastore)
+        self.codec = codec
+        # several processes may apply to one views file (runners, workers): infra/store/filelock.py
+        self.writer_lock = for_database(datastore.pool.db_name)
+
+    def create_table(self) -> None:
+        """Under the writer lock: the library looks for its tracking table before it opens
+        the transaction that creates it, so two processes starting together (two workers)
+        could both create it and both record its migration, and the second would fail."""
+        with self.writer_lock.held():
+            super().create_table()
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            "CREATE TABLE IF NOT EXISTS view_rows (view TEXT NOT NULL, key TEXT NOT NULL, "
+            "subject TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (view, key)) WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS view_rows_by_subject ON view_rows (subject, view)",
+        ]
+
+    def apply(
+        self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: ReadViews
+    ) -> set[Key]:
+        return self.apply_tracked([(events, tracking)], projection)
+
+    def apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:
+        with self.writer_lock.held():
+            return self._apply_tracked(runs, projection)
+
+    def _apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:
+        with self.datastore.get_connection(commit=True) as conn:
+            conn.cursor().execute("PRAGMA synchronous=NORMAL")  # per connection, outside a txn
+            with _WriteTransaction(conn, commit=True) as c, c:
+                self._refuse_applied(c, runs)
+                rows = BatchRows(_SQLiteReads(c), self.codec)
+                rows.project(runs, projection)
+                self._write(c, rows)
+                for _, tracking in runs:
+                    self._insert_tracking(c, tracking)
+        return rows.touched()
+
+    def _refuse_applied(self, c: SQLiteCursor, runs: Sequence[Run]) -> None:
+        """A run another process applied while this one waited for the lock is refused
+        before it is projected, as inserting its tracking record would refuse it after."""
+        if not self.datastore.single_row_tracking:
+            return  # there, only the very same position is refused: leave it to the insert
+        for _, tracking in runs:
+            done = self._max_tracking_id(tracking.application_name, c)
+            if done is not None and done >= tracking.notification_id:
+                raise IntegrityError(
+                    f"{tracking.application_name} is at {done} already, past "
+                    f"{tracking.notification_id}: applied by another runner"
+                )
+
+    def _write(self, c: Any, rows: BatchRows) -> None:
+        upserts: list[tuple[str, str, str, bytes]] = []
+        for view, key, subject, data in rows.dirty():
+            if data is None or subject is None:
+                c.execute("DELETE FROM view_rows WHERE view=? AND key=?", (view, key))
+            else:
+                upserts.append((view, key, subject, data))
+        for chunk in chunks(upserts, 4):  # each key once: dirty() yields a row's last state
+            c.execute(
+                f"INSERT INTO view_rows {values(4, len(chunk))} ON CONFLICT (view, key) "
+                "DO UPDATE SET subject=excluded.subject, doc=excluded.doc",
+                [value for row in chunk for value in row],
+            )
+
+    def get_parsed(self, view: str, key: str) -> Parsed | None:
+        with self.datastore.transaction(commit=False) as c:
+            found = _SQLiteReads(c).select_one(view, key)
+        return Parsed.of(key, *found) if found else None
+
+    def of_subject_parsed(self, view: str, subject: str) -> list[Parsed]:
+        with self.datastore.transaction(commit=False) as c:
+            found = _SQLiteReads(c).select_subject(view, subject)
+        return [Parsed.of(key, subject, data) for key, data in found]
+
+    def dump(self) -> list[Dumped]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT view, key, subject, doc FROM view_rows ORDER BY view, key")
+            found = [tuple(r) for r in c.fetchall()]
+        return [(v, k, s, self.codec.decode(v, k, s, d)) for v, k, s, d in found]
+
+    def counts(self) -> dict[str, int]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT view, COUNT(*) FROM view_rows GROUP BY view ORDER BY view")
+            return {r[0]: r[1] for r in c.fetchall()}
+
+    def progress(self) -> dict[str, int]:
+        """Each tracked name (a runner, or a worker's partition) and the position it reached."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT application_name, MAX(notification_id) FROM tracking "
+                "WHERE application_name != '__migration__' "
+                "GROUP BY application_name ORDER BY application_name"
+            )
+            return {r[0]: r[1] for r in c.fetchall()}
+
+    def clear(self) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("DELETE FROM view_rows")
+            c.execute("DELETE FROM tracking")
+
+
+class _WriteTransaction(SQLiteTransaction):
+    """The library's transaction (its errors mapped the same way), begun IMMEDIATE: it takes
+    the file's write lock at once, waiting for it as long as the lock timeout allows. Begun
+    DEFERRED, a batch reads rows first and then writes, and if another process (a second
+    worker on the same file) committed in between, SQLite refuses the write at once with
+    "database is locked" rather than waiting: it cannot upgrade a stale snapshot."""
+
+    def __enter__(self) -> SQLiteCursor:
+        cursor = self.connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        return cursor
+
+
+class _SQLiteReads:
+    def __init__(self, cursor: Any) -> None:
+        self.c = cursor
+
+    def select_one(self, view: str, key: str) -> tuple[str, bytes] | None:
+        self.c.execute("SELECT subject, doc FROM view_rows WHERE view=? AND key=?", (view, key))
+        row = self.c.fetchone()
+        return (row[0], row[1]) if row else None
+
+    def select_subject(self, view: str, subject: str) -> list[tuple[str, bytes]]:
+        self.c.execute(
+            "SELECT key, doc FROM view_rows WHERE subject=? AND view=? ORDER BY key",
+            (subject, view),
+        )
+        return [(r[0], r[1]) for r in self.c.fetchall()]
+
+
+class SQLiteHead:
+    """The log's last position, asked on connections of its own (one per thread). Every read
+    asks, so it must not queue behind writers for a pooled connection, nor behind other
+    readers: in WAL mode a reader sees the last commit without waiting for the one in
+    progress. With several processes on the store, a read also asks which kinds of records
+    the others wrote (`topics`), on the same connections."""
+
+    def __init__(self, db_name: str, table: str) -> None:
+        self.db_name = db_name
+        self.sql = f"SELECT MAX(rowid) FROM {table}"
+        self.topics_sql = f"SELECT topic FROM {table} WHERE rowid > ? AND rowid <= ?"
+        self.local = threading.local()
+        self.opened: list[sqlite3.Connection] = []
+        self.lock = threading.Lock()
+
+    def __call__(self) -> int | None:
+        row = self._conn().execute(self.sql).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def topics(self, after: int, through: int) -> list[str]:
+        return [r[0] for r in self._conn().execute(self.topics_sql, (after, through))]
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.db_name, uri=True, check_same_thread=False)
+            self.local.conn = conn
+            with self.lock:
+                self.opened.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self.lock:
+            for conn in self.opened:
+                conn.close()
+            self.opened.clear()
+
+
+def sqlite_views(
+    log: Log, decode: Decode, name: str, path: str, sealer: Sealer, events: tuple[str, str]
+) -> ViewRunner:
+    """The in-process runner on a views file at `path`, for the log of the SQLite event store
+    `events` (its file name, its table)."""
+    datastore = Datastore(path, lock_timeout=10)
+    store = SQLiteViewStore(datastore, Codec(sealer))
+    store.create_table()
+    head = SQLiteHead(*events)
+
+    def close() -> None:
+        head.close()
+        datastore.close()
+
+    return ViewRunner(name, log, decode, store, on_close=close, head=head, topics=head.topics)

@@ -1,0 +1,134 @@
+"""What a durable view store is, whatever its backend (`sqlite.py`, `postgres.py`).
+
+A store is one of the library's tracking recorders (so `max_tracking_id`, `wait` and the
+tracking table are the library's) plus a table of view rows, written with their tracking
+position in one transaction. Within one batch, rows are cached and written once at the end
+(`BatchRows`), so a rebuild touches each row once per batch rather than once per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import Tracking
+
+from infra.views.codec import Codec, Parsed
+from projections.read_views import ReadViews
+from projections.rows import Doc
+
+Key = tuple[str, str]
+Run = tuple[Sequence[tuple[int, Any]], Tracking]  # events (position, event), then their tracking
+Progress = Callable[[int, int], None]
+Dumped = tuple[str, str, str, Doc]  # view, key, subject, row
+
+
+class ViewStore(Protocol):
+    """What the runner, the workers and the query service need from a durable view store."""
+
+    codec: Codec
+
+    def create_table(self) -> None: ...
+
+    def apply(
+        self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: ReadViews
+    ) -> set[Key]:
+        """The events projected and written with their tracking record, in one transaction;
+        returns (view, subject) of the rows that changed."""
+        ...
+
+    def apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:
+        """Several runs of events, each with its own tracking record (a worker's partitions),
+        in one transaction: all applied, or none."""
+        ...
+
+    def max_tracking_id(self, application_name: str) -> int | None: ...
+
+    def get_parsed(self, view: str, key: str) -> Parsed | None: ...
+
+    def of_subject_parsed(self, view: str, subject: str) -> list[Parsed]: ...
+
+    def dump(self) -> list[Dumped]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def progress(self) -> dict[str, int]:
+        """Each tracked name (a runner, or a worker's partition) and the position it reached."""
+        ...
+
+    def clear(self) -> None: ...
+
+
+class RowReads(Protocol):
+    """The two reads a batch makes of the rows already stored, inside its transaction."""
+
+    def select_one(self, view: str, key: str) -> tuple[str, bytes] | None: ...
+
+    def select_subject(self, view: str, subject: str) -> list[tuple[str, bytes]]: ...
+
+
+class BatchRows:
+    """The `Rows` a projection writes through during one batch: reads fall through to the
+    database, writes stay in memory until `dirty()` is flushed with the tracking position."""
+
+    def __init__(self, db: RowReads, codec: Codec) -> None:
+        self.db = db
+        self.codec = codec
+        self.cache: dict[Key, tuple[str, Doc] | None] = {}
+        self.changed: set[Key] = set()
+        self.deleted_from: set[Key] = set()  # (view, subject) that lost a row
+
+    def touched(self) -> set[Key]:
+        """(view, subject) whose rows this batch changed."""
+        return {
+            (view, row[0])
+            for view, key in self.changed
+            if (row := self.cache[(view, key)]) is not None
+        } | self.deleted_from
+
+    def get(self, view: str, key: str) -> Doc | None:
+        if (view, key) not in self.cache:
+            found = self.db.select_one(view, key)
+            self.cache[(view, key)] = (
+                (found[0], self.codec.decode(view, key, found[0], found[1])) if found else None
+            )
+        row = self.cache[(view, key)]
+        return row[1] if row else None
+
+    def put(self, view: str, key: str, subject: UUID, doc: Doc) -> None:
+        self.cache[(view, key)] = (str(subject), doc)
+        self.changed.add((view, key))
+
+    def delete(self, view: str, key: str) -> None:
+        self.get(view, key)  # remember whose row it was, for the runner's cache
+        row = self.cache[(view, key)]
+        if row is not None:
+            self.deleted_from.add((view, row[0]))
+        self.cache[(view, key)] = None
+        self.changed.add((view, key))
+
+    def of_subject(self, view: str, subject: UUID) -> list[Doc]:
+        s = str(subject)
+        for key, data in self.db.select_subject(view, s):
+            if (view, key) not in self.cache:
+                self.cache[(view, key)] = (s, self.codec.decode(view, key, s, data))
+        return [
+            row[1]
+            for (v, _), row in sorted(self.cache.items())
+            if v == view and row is not None and row[0] == s
+        ]
+
+    def dirty(self) -> Iterator[tuple[str, str, str | None, bytes | None]]:
+        for view, key in sorted(self.changed):
+            row = self.cache[(view, key)]
+            if row is None:
+                yield view, key, None, None
+            else:
+                yield view, key, row[0], self.codec.encode(view, key, row[0], row[1])
+
+    def project(self, runs: Sequence[Run], projection: ReadViews) -> None:
+        """Every run's events through the projection, into this batch."""
+        for events, _ in runs:
+            for position, event in events:
+                projection.process(event, self, position)
