@@ -93,7 +93,8 @@ def _terms(t: Any) -> str:
     )
 
 
-_WHAT: dict[EventClass, Callable[[Any], str]] = {
+# What each event says happened, in a compliance officer's words (tests hold it to the domain).
+DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
     ev.CandidateRegistered: lambda e: f"registered the candidate ({_categories(e.identity)})",
     ev.ClaimsSubmitted: lambda e: (
         f"submitted {len(e.claims)} claim(s): "
@@ -187,7 +188,7 @@ def timeline(events: Iterator[tuple[int, Any]], candidate_id: UUID) -> Iterator[
             consent_of[event.originator_id] = event.consent_id
         elif kind is ev.InvestigationResumed:
             consent_of[event.originator_id] = event.scope.consent_id
-        describe = _WHAT.get(kind)
+        describe = DESCRIPTIONS.get(kind)
         yield TimelineEntry(
             position=position,
             time=event.timestamp,
