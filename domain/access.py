@@ -8,6 +8,7 @@ set), and under which consents. It never holds a personal value.
 from __future__ import annotations
 
 import functools
+from enum import StrEnum
 from uuid import UUID
 
 from eventsourcing.domain import AggregateCreated, event
@@ -15,6 +16,16 @@ from eventsourcing.domain import AggregateCreated, event
 from domain.classification import tier_of
 from domain.errors import InvalidInputError
 from domain.subject import SubjectAggregate, TimeOrderedIds
+
+
+class AccessOutcome(StrEnum):
+    """What became of a read (`allowed`, `partial`, `refused`) or of a hand-over (`disclosed`),
+    as the access log records it."""
+
+    ALLOWED = "allowed"
+    PARTIAL = "partial"  # some categories returned, some withheld
+    REFUSED = "refused"
+    DISCLOSED = "disclosed"
 
 
 class Access(TimeOrderedIds, SubjectAggregate):
@@ -49,7 +60,7 @@ class Access(TimeOrderedIds, SubjectAggregate):
             returned=returned,
             withheld=withheld,
             tiers=_tiers((*returned, *withheld)),
-            outcome=outcome,
+            outcome=AccessOutcome(outcome).value,  # stored as its text
             policy_ids=policy_ids,
             policy_set_hash=policy_set_hash,
             consent_ids=consent_ids,

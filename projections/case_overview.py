@@ -6,21 +6,42 @@ so it can be rebuilt from the start of the log — or only up to a moment, for `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from functools import partial
 from typing import Any
 from uuid import UUID
+
+from domain.classification import Tier
+from domain.consent import ConsentStatus
+from domain.investigation import InvestigationStatus
+from domain.report import ReportStatus
+from projections import events as ev
+from projections.events import LOG_ONLY_EVENTS, EventClass
+
+
+class ConsentStage(StrEnum):
+    """How far a consent has come, by the last event about it. A granted consent is shown as
+    granted until its window has passed (`as_dict`): whether it is active at a moment is the
+    domain's rule (`consent_status`), and no decision here rests on it."""
+
+    REQUESTED = ConsentStatus.REQUESTED.value
+    GRANTED = "granted"
+    WITHDRAWN = ConsentStatus.WITHDRAWN.value
+    EXPIRED = ConsentStatus.EXPIRED.value
 
 
 @dataclass
 class ConsentRow:
-    status: str
+    stage: ConsentStage
     valid_until: datetime | None = None
 
 
 @dataclass
 class InvestigationRow:
-    status: str
+    status: InvestigationStatus
     checks: int
     concluded: int = 0
     open_disputes: int = 0
@@ -28,9 +49,12 @@ class InvestigationRow:
 
 @dataclass
 class ReportRow:
-    status: str
+    status: ReportStatus
     edition: int = 1
     disclosures: int = 0
+
+
+_OPEN = frozenset({InvestigationStatus.PLANNED, InvestigationStatus.IN_PROGRESS})
 
 
 @dataclass
@@ -50,13 +74,14 @@ class CaseRow:
     def case_open(self) -> bool:
         """Work in hand. A suspended investigation is not: a withdrawn consent must not keep
         the candidate's data forever."""
-        return any(i.status in ("planned", "in progress") for i in self.investigations.values())
+        return any(i.status in _OPEN for i in self.investigations.values())
 
     def as_dict(self, at: datetime | None = None) -> dict[str, Any]:
         def consent_status(row: ConsentRow) -> str:
-            if at and row.status == "granted" and row.valid_until and at >= row.valid_until:
-                return "expired"
-            return row.status
+            granted = row.stage is ConsentStage.GRANTED
+            if at and granted and row.valid_until and at >= row.valid_until:
+                return ConsentStage.EXPIRED.value
+            return row.stage.value
 
         return {
             "candidate_id": str(self.candidate_id),
@@ -64,38 +89,93 @@ class CaseRow:
             "erasure_requested": self.erasure_requested,
             "consents": {str(k): consent_status(v) for k, v in self.consents.items()},
             "investigations": {
-                str(k): f"{v.status} ({v.concluded}/{v.checks} checks concluded"
+                str(k): f"{v.status.value} ({v.concluded}/{v.checks} checks concluded"
                 + (f", {v.open_disputes} open dispute(s))" if v.open_disputes else ")")
                 for k, v in self.investigations.items()
             },
             "reports": {
-                str(k): f"{v.status}, edition {v.edition}, {v.disclosures} disclosure(s)"
+                str(k): f"{v.status.value}, edition {v.edition}, {v.disclosures} disclosure(s)"
                 for k, v in self.reports.items()
             },
             "last_position": self.last_position,
         }
 
 
-_INVESTIGATION_STATUS = {
-    "Started": "in progress",
-    "Suspended": "suspended",
-    "Resumed": "in progress",
-    "Completed": "completed",
-    "Cancelled": "cancelled",
+# Events whose only effect on an investigation or report is its status.
+_INVESTIGATION_STATUS: dict[EventClass, InvestigationStatus] = {
+    ev.InvestigationStarted: InvestigationStatus.IN_PROGRESS,
+    ev.InvestigationSuspended: InvestigationStatus.SUSPENDED,
+    ev.InvestigationResumed: InvestigationStatus.IN_PROGRESS,
+    ev.InvestigationCompleted: InvestigationStatus.COMPLETED,
+    ev.InvestigationCancelled: InvestigationStatus.CANCELLED,
 }
-_REPORT_STATUS = {
-    "Approved": "approved",
-    "ChangesRequested": "changes requested",
-    "Destroyed": "destroyed",
+_REPORT_STATUS: dict[EventClass, ReportStatus] = {
+    ev.ReportApproved: ReportStatus.APPROVED,
+    ev.ChangesRequested: ReportStatus.CHANGES_REQUESTED,
+    ev.ReportDestroyed: ReportStatus.DESTROYED,
 }
+_CONSENT_STAGE: dict[EventClass, ConsentStage] = {
+    ev.ConsentWithdrawn: ConsentStage.WITHDRAWN,
+    ev.ConsentExpired: ConsentStage.EXPIRED,
+}
+# Events that are not activity on the case: reads, hand-overs, and retention's own shredding
+# (a quiet case must not wake itself up by being shredded).
+QUIET_EVENTS: frozenset[EventClass] = frozenset({*LOG_ONLY_EVENTS, ev.TierShredded})
+
+Handler = Callable[[CaseRow, Any], None]
 
 
 class CaseOverview:
-    """The view and its position; `process` is idempotent (a replayed position is ignored)."""
+    """The view and its position; `process` is idempotent (a replayed position is ignored).
+
+    Every event about a candidate moves their row's position (and, unless quiet, its last
+    activity); `handlers` names, by class, the events that change more than that, `ignores`
+    the ones that do not (tests hold the two to the domain)."""
+
+    ignores: frozenset[EventClass] = frozenset(
+        {
+            ev.ClaimsSubmitted,
+            ev.ConsentReliedUpon,
+            ev.CandidateNotified,
+            ev.InvestigatorAssigned,
+            ev.FindingRecorded,
+            ev.FeedbackGiven,
+            ev.FeedbackAnswered,
+            ev.SharedWithCandidate,
+            ev.ReportDisputed,
+            ev.ReportDisputeRejected,
+            ev.LegalHoldPlaced,
+            ev.LegalHoldReleased,
+            ev.AccessRecorded,
+            ev.DataDisclosed,
+            ev.CommandApplied,
+        }
+    )
 
     def __init__(self) -> None:
         self.rows: dict[UUID, CaseRow] = {}
         self.position = 0
+        self.handlers: dict[EventClass, Handler] = {
+            ev.CandidateRegistered: self.registered,
+            ev.ErasureRequested: self.erasure_requested,
+            ev.CandidateErased: self.erased,
+            ev.TierShredded: self.tier_shredded,
+            ev.ConsentRequested: self.consent_requested,
+            ev.ConsentGranted: self.consent_granted,
+            **{cls: partial(self.consent_ended, stage) for cls, stage in _CONSENT_STAGE.items()},
+            ev.InvestigationPlanned: self.investigation_planned,
+            **{
+                cls: partial(self.investigation_status, status)
+                for cls, status in _INVESTIGATION_STATUS.items()
+            },
+            ev.CheckConcluded: self.check_concluded,
+            ev.DisputeRaised: self.dispute_raised,
+            ev.DisputeResolved: self.dispute_resolved,
+            ev.ReportCompiled: self.report_compiled,
+            **{cls: partial(self.report_status, status) for cls, status in _REPORT_STATUS.items()},
+            ev.ReportAmended: self.report_amended,
+            ev.ReportDisclosed: self.report_disclosed,
+        }
 
     def process(self, position: int, event: Any) -> None:
         if position <= self.position:
@@ -106,61 +186,73 @@ class CaseOverview:
             return
         row = self.rows.setdefault(candidate_id, CaseRow(candidate_id))
         row.last_position = position
-        aggregate, _, name = type(event).__qualname__.partition(".")
-        if aggregate not in ("Access", "DataDisclosure") and name != "TierShredded":
+        if type(event) not in QUIET_EVENTS:
             row.last_activity = event.timestamp
-        handler = getattr(self, f"_{aggregate.lower()}", None)
+        handler = self.handlers.get(type(event))
         if handler is not None:
-            handler(row, name, event)
+            handler(row, event)
 
-    def _candidate(self, row: CaseRow, name: str, event: Any) -> None:
-        if name == "Registered":
-            row.registered_at = event.timestamp
-        elif name == "ErasureRequested":
-            row.erasure_requested = True
-        elif name == "Erased":
-            row.erased = True
-        elif name == "TierShredded":
-            row.shredded_tiers.add(event.tier)
+    # --- the candidate ------------------------------------------------------------------------
 
-    def _consent(self, row: CaseRow, name: str, event: Any) -> None:
-        consent_id = event.originator_id
-        if name == "Requested":
-            row.consents[consent_id] = ConsentRow("requested")
-        elif name == "Granted":
-            row.consents[consent_id] = ConsentRow("granted", event.valid_until)
-        elif name in ("Withdrawn", "Expired"):
-            row.consents[consent_id].status = name.lower()
+    def registered(self, row: CaseRow, event: Any) -> None:
+        row.registered_at = event.timestamp
 
-    def _investigation(self, row: CaseRow, name: str, event: Any) -> None:
-        investigation_id = event.originator_id
-        if name == "Planned":
-            row.investigations[investigation_id] = InvestigationRow("planned", len(event.checks))
-            return
-        inv = row.investigations[investigation_id]
-        if name in _INVESTIGATION_STATUS:
-            inv.status = _INVESTIGATION_STATUS[name]
-        elif name == "CheckConcluded":
-            inv.concluded += 1
-        elif name == "DisputeRaised":
-            inv.open_disputes += 1
-        elif name == "DisputeResolved":
-            inv.open_disputes -= 1
-            if event.upheld:
-                inv.concluded -= 1
-                if inv.status == "completed":
-                    inv.status = "in progress"
+    def erasure_requested(self, row: CaseRow, event: Any) -> None:
+        row.erasure_requested = True
 
-    def _report(self, row: CaseRow, name: str, event: Any) -> None:
-        report_id = event.originator_id
-        if name == "Compiled":
-            row.reports[report_id] = ReportRow("draft")
-            return
-        report = row.reports[report_id]
-        if name in _REPORT_STATUS:
-            report.status = _REPORT_STATUS[name]
-        elif name == "Amended":
-            report.status = "draft"
-            report.edition += 1
-        elif name == "Disclosed":
-            report.disclosures += 1
+    def erased(self, row: CaseRow, event: Any) -> None:
+        row.erased = True
+
+    def tier_shredded(self, row: CaseRow, event: Any) -> None:
+        row.shredded_tiers.add(Tier(event.tier).value)
+
+    # --- consents -----------------------------------------------------------------------------
+
+    def consent_requested(self, row: CaseRow, event: Any) -> None:
+        row.consents[event.originator_id] = ConsentRow(ConsentStage.REQUESTED)
+
+    def consent_granted(self, row: CaseRow, event: Any) -> None:
+        row.consents[event.originator_id] = ConsentRow(ConsentStage.GRANTED, event.valid_until)
+
+    def consent_ended(self, stage: ConsentStage, row: CaseRow, event: Any) -> None:
+        row.consents[event.originator_id].stage = stage
+
+    # --- investigations -----------------------------------------------------------------------
+
+    def investigation_planned(self, row: CaseRow, event: Any) -> None:
+        row.investigations[event.originator_id] = InvestigationRow(
+            InvestigationStatus.PLANNED, len(event.checks)
+        )
+
+    def investigation_status(self, status: InvestigationStatus, row: CaseRow, event: Any) -> None:
+        row.investigations[event.originator_id].status = status
+
+    def check_concluded(self, row: CaseRow, event: Any) -> None:
+        row.investigations[event.originator_id].concluded += 1
+
+    def dispute_raised(self, row: CaseRow, event: Any) -> None:
+        row.investigations[event.originator_id].open_disputes += 1
+
+    def dispute_resolved(self, row: CaseRow, event: Any) -> None:
+        inv = row.investigations[event.originator_id]
+        inv.open_disputes -= 1
+        if event.upheld:
+            inv.concluded -= 1
+            if inv.status is InvestigationStatus.COMPLETED:
+                inv.status = InvestigationStatus.IN_PROGRESS
+
+    # --- reports ------------------------------------------------------------------------------
+
+    def report_compiled(self, row: CaseRow, event: Any) -> None:
+        row.reports[event.originator_id] = ReportRow(ReportStatus.DRAFT)
+
+    def report_status(self, status: ReportStatus, row: CaseRow, event: Any) -> None:
+        row.reports[event.originator_id].status = status
+
+    def report_amended(self, row: CaseRow, event: Any) -> None:
+        report = row.reports[event.originator_id]
+        report.status = ReportStatus.DRAFT
+        report.edition += 1
+
+    def report_disclosed(self, row: CaseRow, event: Any) -> None:
+        row.reports[event.originator_id].disclosures += 1

@@ -9,101 +9,98 @@
 Built from events alone, never by loading aggregates; every handler is a pure function of the
 event and the current row, so the views rebuilt from the start of the log come out identical.
 Erasure and shredding overwrite personal values in the views themselves, not only their keys.
+Handlers are found by the event's class (projections/events.py), and statuses are written as
+the domain's status enums' values, so a renamed event or status fails a test, not a read.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Iterable
-from enum import Enum
+from collections.abc import Callable
+from functools import partial
 from typing import Any
-from uuid import UUID
 
-from domain.access import Access, DataDisclosure
-from domain.classification import ERASED_VALUE, PersonalField, tier_of
+from domain.classification import Tier
+from domain.investigation import InvestigationStatus
+from domain.report import Flag, ReportStatus
+from projections import events as ev
+from projections.access_log import LOG_VIEW, log_data_disclosure, log_read, log_report_disclosure
+from projections.documents import iso, keyed, plain, shred_nested, shred_profile
+from projections.events import LOG_ONLY_EVENTS, EventClass
 from projections.rows import Doc, Rows
 
-LOG_VIEW = "access"  # who read what, when, why: the access log
+__all__ = ["LOG_ONLY_EVENTS", "LOG_VIEW", "PLAIN_VIEWS", "VIEWS", "ReadViews", "plain"]
+
 VIEWS = ("profile", "consent", "investigation", "report", LOG_VIEW)
 # Views whose rows never hold a personal value: the access log names categories, not values.
 PLAIN_VIEWS = frozenset({LOG_VIEW})
 
-# Events that change nothing but the access log (LOG_VIEW): no read decision rests on them.
-LOG_ONLY_EVENTS: tuple[type, ...] = (
-    Access.Recorded,  # type: ignore[attr-defined]  # declared by @event("Recorded")
-    DataDisclosure.DataDisclosed,  # type: ignore[attr-defined]
-)
-LOG_ONLY = frozenset(cls.__qualname__ for cls in LOG_ONLY_EVENTS)
-
 Handler = Callable[[Any, Rows], None]
 
-_INVESTIGATION_STATUS = {
-    "Investigation.Started": "in progress",
-    "Investigation.Resumed": "in progress",
-    "Investigation.Suspended": "suspended",
-    "Investigation.Completed": "completed",
-    "Investigation.Cancelled": "cancelled",
+# Events whose only effect on the investigation view is its status (and time of change).
+_INVESTIGATION_STATUS: dict[EventClass, InvestigationStatus] = {
+    ev.InvestigationStarted: InvestigationStatus.IN_PROGRESS,
+    ev.InvestigationResumed: InvestigationStatus.IN_PROGRESS,
+    ev.InvestigationSuspended: InvestigationStatus.SUSPENDED,
+    ev.InvestigationCompleted: InvestigationStatus.COMPLETED,
+    ev.InvestigationCancelled: InvestigationStatus.CANCELLED,
 }
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat() if value is not None else None
-
-
-def plain(value: Any) -> Any:
-    """An event value as a JSON-like document value; personal fields stay fields."""
-    if isinstance(value, PersonalField):
-        return value
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, UUID):
-        return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple | list | frozenset | set):
-        items = [plain(v) for v in value]
-        return sorted(items) if isinstance(value, frozenset | set) else items
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
-
-
-def _erase(fields: Iterable[PersonalField], tier: str | None = None) -> list[PersonalField]:
-    return [
-        PersonalField(f.name, f.category, ERASED_VALUE)
-        if tier is None or tier_of(f.category).value == tier
-        else f
-        for f in fields
-    ]
-
-
 class ReadViews:
-    """Applies one event to the rows it concerns. Events it has no use for are ignored."""
+    """Applies one event to the rows it concerns; `handlers` names, by class, the events that
+    change a view, and `ignores` those that change none (tests hold the two to the domain)."""
 
     # Bumped whenever what a row holds changes: views of another version are rebuilt.
     version = 3
+    ignores: frozenset[EventClass] = frozenset({ev.CandidateNotified, ev.CommandApplied})
 
     def __init__(self) -> None:
         self.position = 0
-        self.handlers: dict[str, Handler] = {
-            name.removeprefix("on_").replace("__", "."): getattr(self, name)
-            for name in dir(self)
-            if name.startswith("on_")
+        self.handlers: dict[EventClass, Handler] = {
+            ev.CandidateRegistered: self.candidate_registered,
+            ev.ClaimsSubmitted: self.claims_submitted,
+            ev.ErasureRequested: self.erasure_requested,
+            ev.TierShredded: self.tier_shredded,
+            ev.CandidateErased: self.candidate_erased,
+            ev.ConsentRequested: self.consent_requested,
+            ev.ConsentGranted: self.consent_granted,
+            ev.ConsentWithdrawn: self.consent_withdrawn,
+            ev.ConsentExpired: self.consent_expired,
+            ev.ConsentReliedUpon: self.consent_relied_upon,
+            ev.InvestigationPlanned: self.investigation_planned,
+            ev.InvestigatorAssigned: self.investigator_assigned,
+            ev.FindingRecorded: self.finding_recorded,
+            ev.CheckConcluded: self.check_concluded,
+            ev.FeedbackGiven: self.feedback_given,
+            ev.FeedbackAnswered: self.feedback_answered,
+            ev.DisputeRaised: self.dispute_raised,
+            ev.DisputeResolved: self.dispute_resolved,
+            **{
+                cls: partial(self.investigation_status, status)
+                for cls, status in _INVESTIGATION_STATUS.items()
+            },
+            ev.ReportCompiled: self.report_compiled,
+            ev.ReportApproved: self.report_approved,
+            ev.ChangesRequested: self.changes_requested,
+            ev.ReportDisclosed: self.report_disclosed,
+            ev.SharedWithCandidate: self.shared_with_candidate,
+            ev.ReportDisputed: self.report_disputed,
+            ev.ReportDisputeRejected: self.report_dispute_rejected,
+            ev.ReportAmended: self.report_amended,
+            ev.LegalHoldPlaced: self.legal_hold_placed,
+            ev.LegalHoldReleased: self.legal_hold_released,
+            ev.ReportDestroyed: self.report_destroyed,
+            ev.AccessRecorded: lambda event, rows: log_read(rows, event, self.position),
+            ev.DataDisclosed: lambda event, rows: log_data_disclosure(rows, event, self.position),
         }
 
     def process(self, event: Any, rows: Rows, position: int) -> None:
         """`position` is the event's place in the notification log; the access log is
         ordered by it (two reads can carry the same timestamp)."""
         self.position = position
-        name = type(event).__qualname__
-        handler = self.handlers.get(name)
+        handler = self.handlers.get(type(event))
         if handler is not None:
             handler(event, rows)
-        elif name in _INVESTIGATION_STATUS:
-            status = _INVESTIGATION_STATUS[name]
-            self._investigation(event, rows, lambda doc: doc.update(status=status))
 
     # --- profile --------------------------------------------------------------------------
 
@@ -114,11 +111,11 @@ class ReadViews:
         change(doc)
         rows.put("profile", str(event.candidate_id), event.candidate_id, doc)
 
-    def on_Candidate__Registered(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def candidate_registered(self, event: Any, rows: Rows) -> None:
         doc: Doc = {
             "candidate_id": str(event.candidate_id),
             "registered_by": event.registered_by,
-            "registered_at": _iso(event.timestamp),
+            "registered_at": iso(event.timestamp),
             "identity": list(event.identity),
             "claims": [],
             "erasure_requested": False,
@@ -127,7 +124,7 @@ class ReadViews:
         }
         rows.put("profile", str(event.candidate_id), event.candidate_id, doc)
 
-    def on_Candidate__ClaimsSubmitted(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def claims_submitted(self, event: Any, rows: Rows) -> None:
         def change(doc: Doc) -> None:
             doc["claims"] += [
                 {"claim_id": str(c.claim_id), "kind": c.kind.value, "fields": list(c.fields)}
@@ -136,25 +133,26 @@ class ReadViews:
 
         self._profile(event, rows, change)
 
-    def on_Candidate__ErasureRequested(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def erasure_requested(self, event: Any, rows: Rows) -> None:
         self._profile(event, rows, lambda doc: doc.update(erasure_requested=True))
 
-    def on_Candidate__TierShredded(self, event: Any, rows: Rows) -> None:  # noqa: N802
-        self._profile(event, rows, lambda doc: _shred(doc, event.tier))
-        for view in ("investigation", "report"):
-            for row_key, doc in _keyed(rows, view, event.candidate_id):
-                _shred_nested(doc, event.tier)
-                rows.put(view, row_key, event.candidate_id, doc)
+    def tier_shredded(self, event: Any, rows: Rows) -> None:
+        tier = Tier(event.tier)
+        self._profile(event, rows, lambda doc: shred_profile(doc, tier))
+        self._shred_cases(event, rows, tier)
 
-    def on_Candidate__Erased(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def candidate_erased(self, event: Any, rows: Rows) -> None:
         def change(doc: Doc) -> None:
-            _shred(doc, None)
+            shred_profile(doc, None)
             doc["erased"] = True
 
         self._profile(event, rows, change)
+        self._shred_cases(event, rows, None)
+
+    def _shred_cases(self, event: Any, rows: Rows, tier: Tier | None) -> None:
         for view in ("investigation", "report"):
-            for row_key, doc in _keyed(rows, view, event.candidate_id):
-                _shred_nested(doc, None)
+            for row_key, doc in keyed(rows, view, event.candidate_id):
+                shred_nested(doc, tier)
                 rows.put(view, row_key, event.candidate_id, doc)
 
     # --- consent register -----------------------------------------------------------------
@@ -167,11 +165,11 @@ class ReadViews:
         doc.update(changes)
         rows.put("consent", key, event.candidate_id, doc)
 
-    def on_Consent__Requested(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def consent_requested(self, event: Any, rows: Rows) -> None:
         doc: Doc = {
             "consent_id": str(event.originator_id),
             "requested_by": event.requested_by,
-            "requested_at": _iso(event.timestamp),
+            "requested_at": iso(event.timestamp),
             "terms": plain(event.terms),
             "granted": False,
             "valid_from": None,
@@ -182,23 +180,23 @@ class ReadViews:
         }
         rows.put("consent", str(event.originator_id), event.candidate_id, doc)
 
-    def on_Consent__Granted(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def consent_granted(self, event: Any, rows: Rows) -> None:
         self._consent(
             event,
             rows,
             terms=plain(event.terms),
             granted=True,
-            valid_from=_iso(event.valid_from),
-            valid_until=_iso(event.valid_until),
+            valid_from=iso(event.valid_from),
+            valid_until=iso(event.valid_until),
         )
 
-    def on_Consent__Withdrawn(self, event: Any, rows: Rows) -> None:  # noqa: N802
-        self._consent(event, rows, withdrawn_at=_iso(event.withdrawn_at))
+    def consent_withdrawn(self, event: Any, rows: Rows) -> None:
+        self._consent(event, rows, withdrawn_at=iso(event.withdrawn_at))
 
-    def on_Consent__Expired(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def consent_expired(self, event: Any, rows: Rows) -> None:
         self._consent(event, rows, expired=True)
 
-    def on_Consent__ReliedUpon(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def consent_relied_upon(self, event: Any, rows: Rows) -> None:
         key = str(event.originator_id)
         doc = rows.get("consent", key)
         if doc is not None:
@@ -213,16 +211,16 @@ class ReadViews:
         if doc is None:
             return
         change(doc)
-        doc["updated_at"] = _iso(event.timestamp)
+        doc["updated_at"] = iso(event.timestamp)
         rows.put("investigation", key, event.candidate_id, doc)
 
-    def on_Investigation__Planned(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def investigation_planned(self, event: Any, rows: Rows) -> None:
         doc: Doc = {
             "investigation_id": str(event.originator_id),
             "candidate_id": str(event.candidate_id),
             "consent_id": str(event.consent_id),
             "purpose": event.purpose,
-            "status": "planned",
+            "status": InvestigationStatus.PLANNED.value,
             "planned_by": event.planned_by,
             "investigators": sorted(set(event.investigators)),
             "checks": {
@@ -230,31 +228,31 @@ class ReadViews:
                 for c in event.checks
             },
             "categories": sorted({k for c in event.checks for k in c.check_type.categories}),
-            "due_by": _iso(event.due_by),
+            "due_by": iso(event.due_by),
             "findings": 0,
             "feedback": [],
             "disputes": {},
-            "updated_at": _iso(event.timestamp),
+            "updated_at": iso(event.timestamp),
         }
         rows.put("investigation", str(event.originator_id), event.candidate_id, doc)
 
-    def on_Investigation__InvestigatorAssigned(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def investigator_assigned(self, event: Any, rows: Rows) -> None:
         def change(doc: Doc) -> None:
             doc["investigators"] = sorted({*doc["investigators"], event.investigator})
 
         self._investigation(event, rows, change)
 
-    def on_Investigation__FindingRecorded(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def finding_recorded(self, event: Any, rows: Rows) -> None:
         self._investigation(event, rows, lambda doc: doc.update(findings=doc["findings"] + 1))
 
-    def on_Investigation__CheckConcluded(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def check_concluded(self, event: Any, rows: Rows) -> None:
         def change(doc: Doc) -> None:
             check = doc["checks"][str(event.conclusion.check_id)]
             check["concluded"] = event.conclusion.outcome.value
 
         self._investigation(event, rows, change)
 
-    def on_Investigation__FeedbackGiven(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def feedback_given(self, event: Any, rows: Rows) -> None:
         def change(doc: Doc) -> None:
             doc["feedback"].append(
                 {"feedback_id": str(event.feedback_id), "text": event.text, "answer": None}
@@ -262,7 +260,7 @@ class ReadViews:
 
         self._investigation(event, rows, change)
 
-    def on_Investigation__FeedbackAnswered(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def feedback_answered(self, event: Any, rows: Rows) -> None:
         def change(doc: Doc) -> None:
             for item in doc["feedback"]:
                 if item["feedback_id"] == str(event.feedback_id):
@@ -270,7 +268,7 @@ class ReadViews:
 
         self._investigation(event, rows, change)
 
-    def on_Investigation__DisputeRaised(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def dispute_raised(self, event: Any, rows: Rows) -> None:
         def change(doc: Doc) -> None:
             doc["disputes"][str(event.dispute_id)] = {
                 "check_id": str(event.check_id),
@@ -281,7 +279,7 @@ class ReadViews:
 
         self._investigation(event, rows, change)
 
-    def on_Investigation__DisputeResolved(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def dispute_resolved(self, event: Any, rows: Rows) -> None:
         def change(doc: Doc) -> None:
             dispute = doc["disputes"][str(event.dispute_id)]
             dispute.update(response=event.response, upheld=event.upheld)
@@ -289,6 +287,9 @@ class ReadViews:
                 doc["checks"][dispute["check_id"]]["concluded"] = None
 
         self._investigation(event, rows, change)
+
+    def investigation_status(self, status: InvestigationStatus, event: Any, rows: Rows) -> None:
+        self._investigation(event, rows, lambda doc: doc.update(status=status.value))
 
     # --- reports --------------------------------------------------------------------------
 
@@ -300,14 +301,14 @@ class ReadViews:
         change(doc)
         rows.put("report", key, event.candidate_id, doc)
 
-    def on_Report__Compiled(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def report_compiled(self, event: Any, rows: Rows) -> None:
         doc: Doc = {
             "report_id": str(event.originator_id),
             "candidate_id": str(event.candidate_id),
             "investigation_id": str(event.investigation_id),
             "consent_id": str(event.consent_id),
             "purposes": list(event.purposes),
-            "status": "draft",
+            "status": ReportStatus.DRAFT.value,
             "edition": 1,
             "author": event.author,
             "approved_by": None,
@@ -329,34 +330,26 @@ class ReadViews:
         }
         rows.put("report", str(event.originator_id), event.candidate_id, doc)
 
-    def on_Report__Approved(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def report_approved(self, event: Any, rows: Rows) -> None:
+        def change(doc: Doc) -> None:
+            doc.update(status=ReportStatus.APPROVED.value, approved_by=event.reviewer)
+
+        self._report(event, rows, change)
+
+    def changes_requested(self, event: Any, rows: Rows) -> None:
         self._report(
-            event, rows, lambda doc: doc.update(status="approved", approved_by=event.reviewer)
+            event, rows, lambda doc: doc.update(status=ReportStatus.CHANGES_REQUESTED.value)
         )
 
-    def on_Report__ChangesRequested(self, event: Any, rows: Rows) -> None:  # noqa: N802
-        self._report(event, rows, lambda doc: doc.update(status="changes requested"))
+    def report_disclosed(self, event: Any, rows: Rows) -> None:
+        disclosure = plain(event.disclosure)
+        self._report(event, rows, lambda doc: doc["disclosures"].append(disclosure))
+        log_report_disclosure(rows, event, self.position)
 
-    def on_Report__Disclosed(self, event: Any, rows: Rows) -> None:  # noqa: N802
-        d = event.disclosure
-        self._report(event, rows, lambda doc: doc["disclosures"].append(plain(d)))
-        _log(
-            rows,
-            event,
-            self.position,
-            principal=d.disclosed_by,
-            role="disclosure",
-            purpose=d.purpose,
-            view=f"report edition {d.edition} to {d.recipient} ({d.recipient_role})",
-            returned=[],
-            withheld=[],
-            outcome="disclosed",
-        )
-
-    def on_Report__SharedWithCandidate(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def shared_with_candidate(self, event: Any, rows: Rows) -> None:
         self._report(event, rows, lambda doc: doc.update(shared_edition=event.edition))
 
-    def on_Report__Disputed(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def report_disputed(self, event: Any, rows: Rows) -> None:
         def change(doc: Doc) -> None:
             doc["disputes"][str(event.dispute_id)] = {
                 "check_id": str(event.check_id),
@@ -367,104 +360,35 @@ class ReadViews:
 
         self._report(event, rows, change)
 
-    def on_Report__DisputeRejected(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def report_dispute_rejected(self, event: Any, rows: Rows) -> None:
         def change(doc: Doc) -> None:
             doc["disputes"][str(event.dispute_id)].update(response=event.response, resolved=True)
 
         self._report(event, rows, change)
 
-    def on_Report__Amended(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def report_amended(self, event: Any, rows: Rows) -> None:
         def change(doc: Doc) -> None:
             for a in event.amendments:
                 item = doc["items"][str(a.check_id)]
                 item.update(outcome=a.outcome.value, note=a.note)
-                if "amended" not in item["flags"]:
-                    item["flags"].append("amended")
+                if Flag.AMENDED.value not in item["flags"]:
+                    item["flags"].append(Flag.AMENDED.value)
             for dispute_id in event.resolves:
                 doc["disputes"][str(dispute_id)]["resolved"] = True
-            doc.update(status="draft", approved_by=None, edition=doc["edition"] + 1)
+            doc.update(
+                status=ReportStatus.DRAFT.value, approved_by=None, edition=doc["edition"] + 1
+            )
 
         self._report(event, rows, change)
 
-    def on_Report__LegalHoldPlaced(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def legal_hold_placed(self, event: Any, rows: Rows) -> None:
         self._report(event, rows, lambda doc: doc.update(legal_hold=event.reason))
 
-    def on_Report__LegalHoldReleased(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def legal_hold_released(self, event: Any, rows: Rows) -> None:
         self._report(event, rows, lambda doc: doc.update(legal_hold=None))
 
-    def on_Report__Destroyed(self, event: Any, rows: Rows) -> None:  # noqa: N802
+    def report_destroyed(self, event: Any, rows: Rows) -> None:
         def change(doc: Doc) -> None:
-            doc.update(status="destroyed", items={}, disputes={})
+            doc.update(status=ReportStatus.DESTROYED.value, items={}, disputes={})
 
         self._report(event, rows, change)
-
-    # --- access log -----------------------------------------------------------------------
-
-    def on_Access__Recorded(self, event: Any, rows: Rows) -> None:  # noqa: N802
-        _log(
-            rows,
-            event,
-            self.position,
-            principal=event.principal,
-            role=event.role,
-            purpose=event.purpose,
-            view=event.view,
-            returned=list(event.returned),
-            withheld=list(event.withheld),
-            outcome=event.outcome,
-        )
-
-    def on_DataDisclosure__DataDisclosed(self, event: Any, rows: Rows) -> None:  # noqa: N802
-        _log(
-            rows,
-            event,
-            self.position,
-            principal=event.disclosed_by,
-            role="disclosure",
-            purpose=event.purpose,
-            view=f"{event.channel} to {event.recipient}",
-            returned=list(event.categories),
-            withheld=[],
-            outcome="disclosed",
-        )
-
-
-def _log(rows: Rows, event: Any, position: int, **entry: Any) -> None:
-    key = f"{event.originator_id}:{event.originator_version}"
-    doc = {
-        "access_id": str(event.originator_id),
-        "at": _iso(event.timestamp),
-        "position": position,
-        **entry,
-    }
-    rows.put(LOG_VIEW, key, event.candidate_id, doc)
-
-
-def _keyed(rows: Rows, view: str, subject: UUID) -> list[tuple[str, Doc]]:
-    id_field = f"{view}_id"
-    return [(doc[id_field], doc) for doc in rows.of_subject(view, subject)]
-
-
-def _shred(doc: Doc, tier: str | None) -> None:
-    doc["identity"] = _erase(doc["identity"], tier)
-    for claim in doc["claims"]:
-        claim["fields"] = _erase(claim["fields"], tier)
-    if tier is not None and tier not in doc["shredded_tiers"]:
-        doc["shredded_tiers"] = sorted([*doc["shredded_tiers"], tier])
-
-
-def _shred_nested(value: Any, tier: str | None) -> Any:
-    """Overwrites, in place, every personal field of the given tier (all when None)."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if isinstance(v, PersonalField):
-                value[k] = _erase([v], tier)[0]
-            else:
-                _shred_nested(v, tier)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            if isinstance(v, PersonalField):
-                value[i] = _erase([v], tier)[0]
-            else:
-                _shred_nested(v, tier)
-    return value

@@ -11,6 +11,8 @@ from enum import StrEnum
 from typing import Protocol
 from uuid import UUID
 
+from domain.access import AccessOutcome
+
 
 class Role(StrEnum):
     RECRUITER = "recruiter"
@@ -53,10 +55,10 @@ class AccessDecision:
     reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)  # category -> policies
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> AccessOutcome:
         if not self.withheld:
-            return "allowed"
-        return "partial" if self.allowed else "refused"
+            return AccessOutcome.ALLOWED
+        return AccessOutcome.PARTIAL if self.allowed else AccessOutcome.REFUSED
 
     @property
     def withheld_because(self) -> list[str]:
@@ -79,8 +81,8 @@ class ViewDecision:
     policy_set_hash: str
 
     @property
-    def outcome(self) -> str:
-        return "allowed" if self.allowed else "refused"
+    def outcome(self) -> AccessOutcome:
+        return AccessOutcome.ALLOWED if self.allowed else AccessOutcome.REFUSED
 
 
 class AccessPolicy(Protocol):

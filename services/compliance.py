@@ -16,10 +16,13 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.check import Outcome
-from domain.consent import Consent
+from domain.consent import Consent, ConsentStatus
 from domain.errors import DomainError
 from domain.investigation import Investigation, InvestigationStatus, corroborates
 from domain.report import Report, ReportStatus
+from projections import events as ev
+from projections.events import EventClass
+from services.access import Role
 
 
 @dataclass(frozen=True)
@@ -121,14 +124,14 @@ def _disclosed(event: Any, report: Report, aggregates: dict[UUID, Aggregate]) ->
 
 
 def _accessed(event: Any, _: None, aggregates: dict[UUID, Aggregate]) -> str | None:
-    if not event.returned or event.role == "candidate" or event.break_glass:
+    if not event.returned or event.role == Role.CANDIDATE or event.break_glass:
         return None
     for consent_id in event.consent_ids:
         consent = _consent_at(aggregates, consent_id)
         if consent is None or consent.candidate_id != event.candidate_id:
             continue
         scope = consent.scope_at(event.timestamp)
-        if scope.status.value == "active" and event.purpose in scope.terms.purposes:
+        if scope.status is ConsentStatus.ACTIVE and event.purpose in scope.terms.purposes:
             return None
     return (
         f"{event.principal} ({event.role}) was given {', '.join(event.returned)} for "
@@ -136,15 +139,15 @@ def _accessed(event: Any, _: None, aggregates: dict[UUID, Aggregate]) -> str | N
     )
 
 
-RULES: dict[str, tuple[str, Check]] = {
-    "Access.Recorded": ("access outside consent", _accessed),
-    "Investigation.Started": ("check started without active consent covering it", _started),
-    "Investigation.Resumed": ("check resumed without active consent covering it", _started),
-    "Investigation.FindingRecorded": ("finding outside consent or scope", _finding),
-    "Investigation.CheckConcluded": ("conclusion without the required sources", _concluded),
-    "Report.Compiled": ("report compiled from an unfinished or disputed investigation", _compiled),
-    "Report.Approved": ("review by the report's own author", _approved),
-    "Report.Disclosed": ("report disclosed with an open dispute or outside consent", _disclosed),
+RULES: dict[EventClass, tuple[str, Check]] = {
+    ev.AccessRecorded: ("access outside consent", _accessed),
+    ev.InvestigationStarted: ("check started without active consent covering it", _started),
+    ev.InvestigationResumed: ("check resumed without active consent covering it", _started),
+    ev.FindingRecorded: ("finding outside consent or scope", _finding),
+    ev.CheckConcluded: ("conclusion without the required sources", _concluded),
+    ev.ReportCompiled: ("report compiled from an unfinished or disputed investigation", _compiled),
+    ev.ReportApproved: ("review by the report's own author", _approved),
+    ev.ReportDisclosed: ("report disclosed with an open dispute or outside consent", _disclosed),
 }
 
 
@@ -152,9 +155,8 @@ def check_stream(events: Iterator[tuple[int, Any]]) -> Iterator[Violation]:
     """Judge each event against the aggregates as they stood just before it."""
     aggregates: dict[UUID, Aggregate] = {}
     for position, event in events:
-        name = type(event).__qualname__
         current = aggregates.get(event.originator_id)
-        rule = RULES.get(name)
+        rule = RULES.get(type(event))
         if rule is not None:
             title, judge = rule
             detail = judge(event, current, aggregates)

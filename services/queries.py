@@ -16,25 +16,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextvars import Context, copy_context
-from datetime import datetime
 from functools import cached_property
 from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.access import Access, DataDisclosure
-from domain.check import CheckType
-from domain.classification import PersonalField, tier_of
-from domain.consent import ConsentStatus, consent_status
+from domain.access import Access, AccessOutcome, DataDisclosure
+from domain.classification import tier_of
 from domain.errors import AccessRefusedError
-from projections.read_views import LOG_VIEW
 from services.access import (
     READ_ACCESS_LOG,
     READ_CONSENTS,
     AccessDecision,
     AccessRequest,
-    Role,
+)
+from services.answers import (
+    access_entries,
+    access_record,
+    consent_entry,
+    investigation_view,
+    profile_fields,
+    report_items,
 )
 from services.batching import Batcher, Slot
 from services.dto import (
@@ -42,9 +45,6 @@ from services.dto import (
     AccessLogView,
     ConsentEntry,
     ConsentRegisterView,
-    ConsentTermsView,
-    ExchangeView,
-    InvestigationCheckView,
     InvestigationView,
     ProfilesView,
     ProfileView,
@@ -56,17 +56,15 @@ from services.dto import (
     ReadProfiles,
     ReadReport,
     RecordDisclosure,
-    ReportItemView,
     ReportView,
-    ValueRead,
     WholeViewRead,
 )
 from services.errors import AggregateMissingError
+from services.facts import access_request, investigation_categories, report_categories
 from services.ports import ReadModel
 from services.unit import UnitOfWork, receiving_now, use_case
 
 Doc = dict[str, Any]
-_SEALED: frozenset[str] = frozenset()  # open no personal value: a decision never needs one
 ACCESS_LOG_VIEW = "access log"  # the view an access-log read names in its own record
 CONSENTS_VIEW = "consent register"
 T = TypeVar("T")
@@ -117,50 +115,7 @@ class QueryUseCases(UnitOfWork):
         views: ReadModel,
         profile: Doc,
     ) -> AccessRequest:
-        now = self.clock()
-        key = str(subject)  # the views' key for the subject, made once
-        consents = views.of_subject("consent", key, _SEALED)
-        active = [c for c in consents if _consent_status(c, now) is ConsentStatus.ACTIVE]
-        investigations = [
-            i for i in views.of_subject("investigation", key, _SEALED) if i["status"] != "cancelled"
-        ]
-        mine = [i for i in investigations if cmd.principal in i["investigators"]]
-        reports = [
-            r for r in views.of_subject("report", key, _SEALED) if r["status"] != "destroyed"
-        ]
-        handles = (
-            cmd.principal == profile["registered_by"]
-            or any(cmd.principal == c["requested_by"] for c in consents)
-            or any(cmd.principal == i["planned_by"] for i in investigations)
-        )
-        return AccessRequest(
-            principal=cmd.principal,
-            role=cmd.role,
-            purpose=cmd.purpose,
-            subject=subject,
-            categories=categories,
-            consent_ids=tuple(UUID(c["consent_id"]) for c in active),
-            consent_active=bool(active),
-            consented_purposes=frozenset(p for c in active for p in c["terms"]["purposes"]),
-            named_categories=frozenset(k for c in active for k in c["terms"]["categories"]),
-            handles=handles,
-            assigned=bool(mine),
-            planned_categories=frozenset(k for i in mine for k in i["categories"]),
-            report_categories=frozenset(
-                k
-                for r in reports
-                if r["status"] in ("draft", "changes requested")
-                for k in _report_categories(r)
-            ),
-            disclosed_categories=frozenset(
-                k
-                for r in reports
-                if any(d["recipient"] == cmd.principal for d in r["disclosures"])
-                for k in _report_categories(r)
-            ),
-            is_subject=cmd.role is Role.CANDIDATE and cmd.principal == f"candidate:{key}",
-            break_glass=cmd.break_glass if isinstance(cmd, ValueRead) else None,
-        )
+        return access_request(cmd, subject, categories, views, profile, self.clock())
 
     def _profile(
         self,
@@ -183,7 +138,7 @@ class QueryUseCases(UnitOfWork):
         # is decrypted
         key = str(candidate_id)
         sealed = self._profile(views, candidate_id, opening=frozenset(), key=key)
-        categories = tuple(dict.fromkeys(f.category for _, f in _profile_fields(sealed)))
+        categories = tuple(dict.fromkeys(f.category for _, f in profile_fields(sealed)))
         request = self._facts(cmd, candidate_id, categories, views, sealed)
         decision = self.policy.decide(request)
         allowed = frozenset(decision.allowed)
@@ -191,8 +146,8 @@ class QueryUseCases(UnitOfWork):
         profile = (
             self._profile(views, candidate_id, opening=allowed, key=key) if allowed else sealed
         )
-        access = _access_record(cmd, candidate_id, "profile", request, decision)
-        refused = decision.outcome == "refused" and bool(categories)
+        access = access_record(cmd, candidate_id, "profile", request, decision)
+        refused = decision.outcome is AccessOutcome.REFUSED and bool(categories)
         reasons = decision.withheld_because if refused else []
         # validated in one call, fields and all (cheaper than a FieldView built per field)
         view = ProfileView.model_validate(
@@ -211,7 +166,7 @@ class QueryUseCases(UnitOfWork):
                         "value": f.value if f.category in allowed else None,
                         "withheld": f.category not in allowed,
                     }
-                    for name, f in _profile_fields(profile)
+                    for name, f in profile_fields(profile)
                 ],
                 "refused_because": reasons,
             }
@@ -228,7 +183,7 @@ class QueryUseCases(UnitOfWork):
             return [access], (view, reasons)
 
         view, reasons = self._recorded(decide)  # durably recorded first; fails closed
-        if view.outcome == "refused" and reasons:
+        if view.outcome == AccessOutcome.REFUSED and reasons:
             raise AccessRefusedError(cmd.candidate_id, "profile", reasons)
         return view  # type: ignore[no-any-return]
 
@@ -262,12 +217,10 @@ class QueryUseCases(UnitOfWork):
                 raise AggregateMissingError("report", cmd.report_id)
             subject = UUID(report["candidate_id"])
             profile = self._profile(views, subject, opening=frozenset())
-            categories = tuple(
-                sorted({k for item in report["items"].values() for k in _item_categories(item)})
-            )
+            categories = tuple(sorted(report_categories(report)))
             request = self._facts(cmd, subject, categories, views, profile)
             decision = policy.decide(request)
-            access = _access_record(cmd, subject, f"report {cmd.report_id}", request, decision)
+            access = access_record(cmd, subject, f"report {cmd.report_id}", request, decision)
             return [access], (views, report, categories, decision, access.id)
 
         views, report, categories, decision, access_id = self._recorded(decide)
@@ -288,59 +241,19 @@ class QueryUseCases(UnitOfWork):
                 raise AggregateMissingError("investigation", cmd.investigation_id)
             subject = UUID(sealed["candidate_id"])
             profile = self._profile(views, subject, opening=frozenset())
-            categories = tuple(sorted(_investigation_categories(sealed)))
+            categories = tuple(sorted(investigation_categories(sealed)))
             request = self._facts(cmd, subject, categories, views, profile)
             decision = policy.decide(request)
-            access = _access_record(cmd, subject, f"investigation {key}", request, decision)
+            access = access_record(cmd, subject, f"investigation {key}", request, decision)
             allowed = frozenset(decision.allowed)
             opened = views.get("investigation", key, allowed) if allowed else None
             doc = opened if opened is not None else sealed
             return [access], (doc, subject, categories, decision, access.id)
 
         doc, subject, categories, decision, access_id = self._recorded(decide)
-        if decision.outcome == "refused" and categories:
+        if decision.outcome is AccessOutcome.REFUSED and categories:
             raise AccessRefusedError(subject, "investigation", decision.withheld_because)
-        allowed = frozenset(decision.allowed)
-
-        def said(field: PersonalField | None) -> str | None:
-            return field.value if field is not None and field.category in allowed else None
-
-        def exchange(
-            id_: str, words: PersonalField, answer: PersonalField | None, **more: Any
-        ) -> ExchangeView:
-            shown = words.category in allowed and (answer is None or answer.category in allowed)
-            return ExchangeView(
-                id=UUID(id_),
-                words=said(words),
-                answer=said(answer),
-                withheld=not shown,
-                **more,
-            )
-
-        return InvestigationView(
-            investigation_id=cmd.investigation_id,
-            candidate_id=subject,
-            access_id=access_id,
-            outcome=decision.outcome,
-            status=doc["status"],
-            purpose=doc["purpose"],
-            investigators=doc["investigators"],
-            findings=doc["findings"],
-            checks=[
-                _check_view(check_id, check, allowed) for check_id, check in doc["checks"].items()
-            ],
-            feedback=[exchange(f["feedback_id"], f["text"], f["answer"]) for f in doc["feedback"]],
-            disputes=[
-                exchange(
-                    dispute_id,
-                    d["statement"],
-                    d["response"],
-                    check_id=UUID(d["check_id"]),
-                    upheld=d["upheld"] if d["statement"].category in allowed else None,
-                )
-                for dispute_id, d in doc["disputes"].items()
-            ],
-        )
+        return investigation_view(cmd.investigation_id, doc, subject, access_id, decision)
 
     def _report_view(
         self,
@@ -353,30 +266,13 @@ class QueryUseCases(UnitOfWork):
     ) -> ReportView:
         """What a recorded report read answers: refused, or the items it may see."""
         subject = UUID(report["candidate_id"])
-        if decision.outcome == "refused" and categories:
+        if decision.outcome is AccessOutcome.REFUSED and categories:
             raise AccessRefusedError(subject, "report", decision.withheld_because)
         items = report["items"]
         allowed = frozenset(decision.allowed)
         if allowed:  # only the notes it may return are decrypted
             opened = views.get("report", str(cmd.report_id), allowed)
             items = opened["items"] if opened is not None else items
-        views_of_items = []
-        for check_id, item in items.items():
-            shown = set(_item_categories(item)) <= allowed
-            note = item["note"]
-            views_of_items.append(
-                ReportItemView(
-                    check_id=UUID(check_id),
-                    check_type=item["check_type"],
-                    categories=sorted(_item_categories(item)),
-                    withheld=not shown,
-                    outcome=item["outcome"] if shown else None,
-                    flags=list(item["flags"]) if shown else [],
-                    source_roles=list(item["source_roles"]) if shown else [],
-                    source_count=item["source_count"] if shown else None,
-                    note=note.value if shown and note is not None else None,
-                )
-            )
         return ReportView(
             report_id=cmd.report_id,
             candidate_id=subject,
@@ -384,7 +280,7 @@ class QueryUseCases(UnitOfWork):
             outcome=decision.outcome,
             status=report["status"],
             edition=report["edition"],
-            items=views_of_items,
+            items=report_items(items, frozenset(decision.allowed)),
         )
 
     @use_case
@@ -452,10 +348,13 @@ class QueryUseCases(UnitOfWork):
             cmd,
             READ_ACCESS_LOG,
             ACCESS_LOG_VIEW,
-            lambda _, key: _access_entries(self.read_model(), key),
+            lambda _, key: access_entries(self.read_model(), key),
         )
         return AccessLogView(
-            candidate_id=cmd.candidate_id, access_id=access_id, outcome="allowed", entries=entries
+            candidate_id=cmd.candidate_id,
+            access_id=access_id,
+            outcome=AccessOutcome.ALLOWED,
+            entries=entries,
         )
 
     @use_case
@@ -467,13 +366,13 @@ class QueryUseCases(UnitOfWork):
         now = self.clock()
 
         def register(views: ReadModel, key: str) -> list[ConsentEntry]:
-            return [_consent_entry(doc, now) for doc in views.of_subject("consent", key)]
+            return [consent_entry(doc, now) for doc in views.of_subject("consent", key)]
 
         access_id, consents = self._read_whole(cmd, READ_CONSENTS, CONSENTS_VIEW, register)
         return ConsentRegisterView(
             candidate_id=cmd.candidate_id,
             access_id=access_id,
-            outcome="allowed",
+            outcome=AccessOutcome.ALLOWED,
             consents=sorted(consents, key=lambda c: c.requested_at),
         )
 
@@ -481,116 +380,4 @@ class QueryUseCases(UnitOfWork):
         """The subject's access log as stored, for checks inside this process. Not a read: no
         one is asking and nothing is recorded; every outside surface (CLI, commands) goes
         through `read_access_log`."""
-        return _access_entries(self.read_model(), str(candidate_id))
-
-
-def _access_entries(views: ReadModel, key: str) -> list[AccessEntry]:
-    """The access log's rows for one subject, in log order."""
-    found = views.of_subject(LOG_VIEW, key)
-    return [
-        AccessEntry(
-            access_id=UUID(e["access_id"]),
-            at=datetime.fromisoformat(e["at"]),
-            principal=e["principal"],
-            role=e["role"],
-            purpose=e["purpose"],
-            view=e["view"],
-            returned=e["returned"],
-            withheld=e["withheld"],
-            outcome=e["outcome"],
-        )
-        for e in sorted(found, key=lambda e: int(e["position"]))
-    ]
-
-
-def _access_record(
-    cmd: ValueRead,
-    subject: UUID,
-    view: str,
-    request: AccessRequest,
-    decision: AccessDecision,
-) -> Access:
-    """The record of one read as decided: categories, outcome, policies; never a value."""
-    return Access.record(
-        candidate_id=subject,
-        principal=cmd.principal,
-        role=cmd.role.value,
-        purpose=cmd.purpose,
-        view=view,
-        returned=decision.allowed,
-        withheld=decision.withheld,
-        outcome=decision.outcome,
-        policy_ids=decision.policy_ids,
-        policy_set_hash=decision.policy_set_hash,
-        consent_ids=request.consent_ids,
-        break_glass=cmd.break_glass,
-    )
-
-
-def _profile_fields(profile: Doc) -> list[tuple[str, PersonalField]]:
-    """(name, field) of a profile's identity and claims, e.g. ("employment.employer", ...)."""
-    return [(f.name, f) for f in profile["identity"]] + [
-        (f"{claim['kind']}.{f.name}", f) for claim in profile["claims"] for f in claim["fields"]
-    ]
-
-
-def _item_categories(item: Doc) -> frozenset[str]:
-    """What a report item reveals: its check's categories, and the note's if it has one."""
-    found = _check_categories(item)
-    note = item.get("note")
-    return found | {note.category} if isinstance(note, PersonalField) else found
-
-
-def _investigation_categories(doc: Doc) -> set[str]:
-    """What an investigation's status reveals: its checks' categories (their conclusions), and
-    those of the candidate's feedback and disputes and of the answers to them."""
-    found = {k for check in doc["checks"].values() for k in _check_categories(check)}
-    said = [(f["text"], f["answer"]) for f in doc["feedback"]]
-    said += [(d["statement"], d["response"]) for d in doc["disputes"].values()]
-    return found | {p.category for pair in said for p in pair if isinstance(p, PersonalField)}
-
-
-def _check_categories(check: Doc) -> frozenset[str]:
-    return CheckType(check["check_type"]).categories
-
-
-def _check_view(check_id: str, check: Doc, allowed: frozenset[str]) -> InvestigationCheckView:
-    """A check's conclusion, withheld unless every category it touches may be read."""
-    categories = _check_categories(check)
-    shown = categories <= allowed
-    return InvestigationCheckView(
-        check_id=UUID(check_id),
-        check_type=check["check_type"],
-        categories=sorted(categories),
-        withheld=not shown,
-        concluded=check["concluded"] if shown else None,
-    )
-
-
-def _report_categories(report: Doc) -> set[str]:
-    return {k for item in report["items"].values() for k in _item_categories(item)}
-
-
-def _consent_entry(doc: Doc, now: datetime) -> ConsentEntry:
-    def at(name: str) -> datetime | None:
-        return datetime.fromisoformat(doc[name]) if doc[name] else None
-
-    return ConsentEntry(
-        consent_id=UUID(doc["consent_id"]),
-        status=_consent_status(doc, now).value,
-        requested_by=doc["requested_by"],
-        requested_at=datetime.fromisoformat(doc["requested_at"]),
-        terms=ConsentTermsView.model_validate(doc["terms"]),
-        valid_from=at("valid_from"),
-        valid_until=at("valid_until"),
-        withdrawn_at=at("withdrawn_at"),
-        relied_on_by=[UUID(i) for i in doc["relied_on_by"]],
-    )
-
-
-def _consent_status(doc: Doc, now: datetime) -> ConsentStatus:
-    def at(name: str) -> datetime | None:
-        return datetime.fromisoformat(doc[name]) if doc[name] else None
-
-    window = (at("valid_from"), at("valid_until")) if doc["granted"] else None
-    return consent_status(now, window, doc["withdrawn_at"] is not None, doc["expired"])
+        return access_entries(self.read_model(), str(candidate_id))

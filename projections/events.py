@@ -1,0 +1,68 @@
+"""The domain's event classes, named once for the read side, which dispatches on them.
+
+Most events are declared by decorating a method (`@event("Cancelled")`): the class exists on
+the aggregate, but a type checker cannot see it. Each is named here once, typed, and every
+projection and service keys its tables on these classes, never on names: an event renamed in
+the domain fails here, at import, instead of being silently ignored by every view. The classes
+themselves, their topics and what they store are the domain's; nothing here renames them.
+"""
+
+from __future__ import annotations
+
+from domain.access import Access, DataDisclosure
+from domain.candidate import Candidate
+from domain.consent import Consent
+from domain.intake import CommandReceipt
+from domain.investigation import Investigation
+from domain.report import Report
+from domain.subject import SubjectAggregate
+
+EventClass = type[SubjectAggregate.Event]
+
+# The classes declared by `@event("...")` are made when their aggregate class is: attributes
+# mypy cannot see (hence each `type: ignore[attr-defined]`), checked at import all the same.
+CandidateRegistered: EventClass = Candidate.Registered  # type: ignore[attr-defined]
+ClaimsSubmitted: EventClass = Candidate.ClaimsSubmitted
+ErasureRequested: EventClass = Candidate.ErasureRequested  # type: ignore[attr-defined]
+TierShredded: EventClass = Candidate.TierShredded  # type: ignore[attr-defined]
+CandidateErased: EventClass = Candidate.Erased  # type: ignore[attr-defined]
+
+ConsentRequested: EventClass = Consent.Requested  # type: ignore[attr-defined]
+ConsentGranted: EventClass = Consent.Granted
+ConsentWithdrawn: EventClass = Consent.Withdrawn
+ConsentExpired: EventClass = Consent.Expired
+ConsentReliedUpon: EventClass = Consent.ReliedUpon  # type: ignore[attr-defined]
+
+InvestigationPlanned: EventClass = Investigation.Planned  # type: ignore[attr-defined]
+CandidateNotified: EventClass = Investigation.CandidateNotified
+InvestigatorAssigned: EventClass = Investigation.InvestigatorAssigned  # type: ignore[attr-defined]
+InvestigationStarted: EventClass = Investigation.Started
+FindingRecorded: EventClass = Investigation.FindingRecorded  # type: ignore[attr-defined]
+CheckConcluded: EventClass = Investigation.CheckConcluded  # type: ignore[attr-defined]
+FeedbackGiven: EventClass = Investigation.FeedbackGiven
+FeedbackAnswered: EventClass = Investigation.FeedbackAnswered
+DisputeRaised: EventClass = Investigation.DisputeRaised
+DisputeResolved: EventClass = Investigation.DisputeResolved
+InvestigationSuspended: EventClass = Investigation.Suspended  # type: ignore[attr-defined]
+InvestigationResumed: EventClass = Investigation.Resumed
+InvestigationCompleted: EventClass = Investigation.Completed  # type: ignore[attr-defined]
+InvestigationCancelled: EventClass = Investigation.Cancelled  # type: ignore[attr-defined]
+
+ReportCompiled: EventClass = Report.Compiled  # type: ignore[attr-defined]
+ReportApproved: EventClass = Report.Approved  # type: ignore[attr-defined]
+ChangesRequested: EventClass = Report.ChangesRequested  # type: ignore[attr-defined]
+ReportDisclosed: EventClass = Report.Disclosed  # type: ignore[attr-defined]
+SharedWithCandidate: EventClass = Report.SharedWithCandidate  # type: ignore[attr-defined]
+ReportDisputed: EventClass = Report.Disputed
+ReportDisputeRejected: EventClass = Report.DisputeRejected
+ReportAmended: EventClass = Report.Amended
+LegalHoldPlaced: EventClass = Report.LegalHoldPlaced  # type: ignore[attr-defined]
+LegalHoldReleased: EventClass = Report.LegalHoldReleased  # type: ignore[attr-defined]
+ReportDestroyed: EventClass = Report.Destroyed  # type: ignore[attr-defined]
+
+AccessRecorded: EventClass = Access.Recorded  # type: ignore[attr-defined]
+DataDisclosed: EventClass = DataDisclosure.DataDisclosed  # type: ignore[attr-defined]
+CommandApplied: EventClass = CommandReceipt.Applied  # type: ignore[attr-defined]
+
+# Events that change nothing but the access log: no read decision rests on them.
+LOG_ONLY_EVENTS: tuple[EventClass, ...] = (AccessRecorded, DataDisclosed)
