@@ -21,8 +21,9 @@ from rich.console import Console
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import run_demo
+from infra.kafka.projection import Record
 from infra.kafka.topics import dead_letter_topic, ensure_topics
-from infra.kafka.worker import Record, worker_views
+from infra.kafka.worker import worker_views
 from infra.views.runner import ViewRunner
 from services.application import Backcheck
 from tests.conftest import FakeClock
