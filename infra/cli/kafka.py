@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, Protocol, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -35,6 +37,14 @@ _RELAY_PROBLEMS: tuple[tuple[type[Exception], str, int], ...] = (
     (RelayFailedError, "Kafka unavailable", 69),  # EX_UNAVAILABLE
     (PartitionCountError, "relay stopped", 78),  # EX_CONFIG
 )
+
+
+class _Daemon(Protocol):
+    def run(self) -> int: ...
+
+
+Options = TypeVar("Options")
+Running = TypeVar("Running", bound=_Daemon)
 
 
 def _fail(error: Exception) -> NoReturn:
@@ -152,16 +162,14 @@ def worker(
         heartbeat_interval=heartbeat_interval_ms / 1000,
         max_poll_interval=max_poll_interval_ms / 1000,
     )
-    try:
-        settings = Settings.from_env()
-        with projection_worker(settings, options) as worker_:
-            err.print(
-                f"[dim]worker of group {group} on {worker_.options.bootstrap}; "
-                f"views in {settings.describe()}[/]"
-            )
-            code = worker_.run()
-    except Exception as e:
-        _fail(e)
+    worker_, code = _run(
+        projection_worker,
+        options,
+        lambda settings, running: (
+            f"worker of group {group} on {running.options.bootstrap}; "
+            f"views in {settings.describe()}"
+        ),
+    )
     projection = worker_.projection
     err.print(
         f"worker stopped: applied {projection.applied_events} events "
@@ -217,17 +225,30 @@ def ingest(
         max_poll_interval_ms=max_poll_interval_ms,
         loglevel=loglevel,
     )
+    _, code = _run(
+        command_intake,
+        options,
+        lambda settings, running: (
+            f"store: {settings.describe()}; commands from {options.topic} at {running.bootstrap}"
+        ),
+    )
+    raise typer.Exit(code)
+
+
+def _run(
+    daemon: Callable[[Settings, Options], AbstractContextManager[Running]],
+    options: Options,
+    started: Callable[[Settings, Running], str],
+) -> tuple[Running, int]:
+    """Opens the daemon on the configured store, says what runs where, runs it until
+    SIGINT/SIGTERM; (the daemon, its exit code)."""
     try:
         settings = Settings.from_env()
-        with command_intake(settings, options) as intake:
-            err.print(
-                f"[dim]store: {settings.describe()}; commands from {options.topic} "
-                f"at {intake.bootstrap}[/]"
-            )
-            code = intake.run()
+        with daemon(settings, options) as running:
+            err.print(f"[dim]{started(settings, running)}[/]")
+            return running, running.run()
     except Exception as e:
         _fail(e)
-    raise typer.Exit(code)
 
 
 def _scopes(items: list[str]) -> dict[str, frozenset[str]] | None:

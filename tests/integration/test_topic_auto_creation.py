@@ -50,20 +50,24 @@ def test_the_workers_client_asks_the_broker_not_to_create_topics(
     assert asked.topics == ["backcheck.events.v1"]
 
 
-@pytest.mark.kafka
-def test_send_command_to_a_missing_topic_is_refused_and_creates_nothing(
-    kafka_broker: Broker,
-) -> None:
-    topic = topic_name("backcheck.commands")
-    sent = subprocess.run(
+def send_command(bootstrap: str, topic: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             *(BACKCHECK, "send-command", "register-candidate", "{}", "--topic", topic),
-            *("--bootstrap-servers", kafka_broker.bootstrap),
+            *("--bootstrap-servers", bootstrap),
         ],
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+@pytest.mark.kafka
+def test_send_command_to_a_missing_topic_is_refused_and_creates_nothing(
+    kafka_broker: Broker,
+) -> None:
+    topic = topic_name("backcheck.commands")
+    sent = send_command(kafka_broker.bootstrap, topic)
     assert sent.returncode == 69, sent.stderr
     assert f"no topic {topic}" in " ".join(sent.stderr.split())
     assert missing_topics(kafka_broker.bootstrap, topic) == {topic}
@@ -73,16 +77,8 @@ def test_send_command_to_a_missing_topic_is_refused_and_creates_nothing(
 def test_send_command_to_a_missing_topic_names_the_command_that_makes_it(
     kafka_broker: Broker,
 ) -> None:
-    topic = topic_name("backcheck.commands")
-    sent = subprocess.run(
-        [
-            *(BACKCHECK, "send-command", "register-candidate", "{}", "--topic", topic),
-            *("--bootstrap-servers", kafka_broker.bootstrap),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    said = " ".join(sent.stderr.split())
+    refused = send_command(kafka_broker.bootstrap, topic_name("backcheck.commands"))
+
+    said = " ".join(refused.stderr.split())
     assert "`backcheck ingest` creates it" in said, said
     assert "backcheck intake" not in said  # no such command
