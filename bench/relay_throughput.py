@@ -27,6 +27,7 @@ from scratch import running_broker, scratch_store
 
 from infra.bootstrap import build_app
 from infra.config import Settings
+from infra.kafka.cloudevent import previous_position
 from infra.kafka.relay import Relay, message_of, producer_settings
 from infra.kafka.topics import ensure_topics
 from services.dto import RegisterCandidate
@@ -78,7 +79,7 @@ def raw_round(app: object, settings: Settings, bootstrap: str, events: int) -> f
         for notification in app.recorder.select_notifications(start=1, limit=events):  # type: ignore[attr-defined]
             message = message_of(notification)
             partition = relay.partition(message.key)
-            message.headers.append(("ce_prevposition", str(last.get(partition, 0)).encode()))
+            message.headers.append(previous_position(last.get(partition, 0)))
             last[partition] = notification.id
             messages.append((message, partition))
     finally:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from infra.kafka.intake import Message
+from infra.kafka.intake import CommandMessage
 from tests.story import DOCUMENT_SHA256, PURPOSE, RECRUITER
 
 ATS = "ats.example"
@@ -71,5 +71,5 @@ def message(
     offset: int = 0,
     partition: int = 0,
     topic: str = "backcheck.commands.v1",
-) -> Message:
-    return Message(topic, partition, offset, key, value, tuple(header_list))
+) -> CommandMessage:
+    return CommandMessage(topic, partition, offset, key, value, tuple(header_list))

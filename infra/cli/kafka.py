@@ -1,23 +1,61 @@
-"""Kafka: `relay`, `worker`, `ingest`, `send-command`."""
+"""Kafka: `relay`, `worker`, `ingest`, `send-command`. Each chooses its daemon's options and
+tells the outcome; the wiring is `infra/kafka/daemon.py`'s."""
 
 from __future__ import annotations
 
 import sys
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn, Protocol, TypeVar
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from infra.bootstrap import build_app
-from infra.cli.common import (
-    app,
-    console,
-    err,
-    fail,
-    open_app,
+from infra.cli.common import app, console, err, fail
+from infra.config import Settings, parse_bootstrap
+from infra.kafka.daemon import (
+    IntakeOptions,
+    RelayOptions,
+    command_intake,
+    projection_worker,
+    relay_daemon,
 )
-from infra.config import Settings
+from infra.kafka.intake import DLQ_TOPIC
+from infra.kafka.intake import send_command as send
+from infra.kafka.relay import PartitionCountError, Relay, RelayBusyError, RelayFailedError
+from infra.kafka.topics import COMMANDS_TOPIC
+from infra.kafka.worker import WorkerOptions
+from infra.problem import problem_for
 from services.catalogue import USE_CASES
+
+# Until infra/problem.py's table holds the relay's errors, their titles and exit codes as the
+# relay always told them (fail() takes over once the table knows them).
+_RELAY_PROBLEMS: tuple[tuple[type[Exception], str, int], ...] = (
+    (RelayBusyError, "relay not started", 75),  # EX_TEMPFAIL
+    (RelayFailedError, "Kafka unavailable", 69),  # EX_UNAVAILABLE
+    (PartitionCountError, "relay stopped", 78),  # EX_CONFIG
+)
+
+
+class _Daemon(Protocol):
+    def run(self) -> int: ...
+
+
+Options = TypeVar("Options")
+Running = TypeVar("Running", bound=_Daemon)
+
+
+def _fail(error: Exception) -> NoReturn:
+    """The error's problem and exit code (`fail`)."""
+    if problem_for(error) is None:
+        for family, title, code in _RELAY_PROBLEMS:
+            if isinstance(error, family):
+                err.print(f"[red]{title}:[/] {error}")
+                raise typer.Exit(code) from None
+    fail(error)
+    raise error  # (fail raises: the error's exit, or the error itself if it is a bug)
 
 
 @app.command()
@@ -46,63 +84,42 @@ def relay(
     producer), so a crash or an outage loses nothing and resends at most that page. Without
     --once an unavailable broker is waited for; with --once it is an error (exit 69).
     """
-    import signal
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from infra.config import parse_bootstrap
-    from infra.kafka.relay import PartitionCountError, Relay, RelayBusyError, RelayFailedError
-    from infra.kafka.topics import BrokerUnavailableError
-
-    try:
-        application, settings = open_app()
-        servers = parse_bootstrap(bootstrap_servers or settings.kafka_bootstrap)
-        relay_ = Relay(
-            application,
-            settings,
-            topic=topic,
-            bootstrap=servers,
-            partitions=partitions or settings.kafka_partitions,
-            page=batch,
-            source=source,
-        )
-    except RelayBusyError as e:
-        err.print(f"[red]relay not started:[/] {e}")
-        raise typer.Exit(75) from None  # EX_TEMPFAIL
-    except Exception as e:
-        fail(e)
-        return
-    relay_.on_notice = lambda text: err.print(f"[yellow]{text}[/]")
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: relay_.stop.set())
-    err.print(
-        f"[dim]relay of {settings.describe()} to {topic} on {servers}, "
-        f"from position {relay_.position}[/]"
+    options = RelayOptions(
+        bootstrap=bootstrap_servers or "",
+        topic=topic,
+        partitions=partitions or 0,
+        page=batch,
+        source=source,
     )
-    columns = (TextColumn("publishing"), BarColumn(), MofNCompleteColumn())
     try:
-        with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
-            task = bar.add_task("relay", total=relay_.head())
-            sent = relay_.run(
-                once=once,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-                on_retry=lambda e: err.print(
-                    f"[yellow]not publishing:[/] {e}"
-                    if isinstance(e, PartitionCountError)
-                    else f"[yellow]waiting for the broker:[/] {e}"
-                ),
+        settings = Settings.from_env()
+        with relay_daemon(settings, options) as relay_:
+            err.print(
+                f"[dim]relay of {settings.describe()} to {topic} on {relay_.bootstrap}, "
+                f"from position {relay_.position}[/]"
             )
-    except (BrokerUnavailableError, RelayFailedError) as e:
-        err.print(f"[red]Kafka unavailable:[/] {e}")
-        raise typer.Exit(69) from None  # EX_UNAVAILABLE
-    except PartitionCountError as e:
-        err.print(f"[red]relay stopped:[/] {e}")
-        raise typer.Exit(78) from None  # EX_CONFIG
-    finally:
-        position = relay_.position
-        relay_.close()
-        application.close()
+            relay_.on_notice = lambda text: err.print(f"[yellow]{text}[/]")
+            sent = _publish(relay_, once)
+            position = relay_.position
+    except Exception as e:
+        _fail(e)
     console.print(f"published {sent} events to {topic}; position {position}")
+
+
+def _publish(relay_: Relay, once: bool) -> int:
+    """Runs the relay, its progress as a bar on a terminal, each new reason to wait said."""
+    columns = (TextColumn("publishing"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("relay", total=relay_.head())
+        return relay_.run(
+            once=once,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            on_retry=lambda e: err.print(
+                f"[yellow]not publishing:[/] {e}"
+                if isinstance(e, PartitionCountError)
+                else f"[yellow]waiting for the broker:[/] {e}"
+            ),
+        )
 
 
 @app.command()
@@ -135,46 +152,25 @@ def worker(
     store; each partition's progress is kept with the rows, so redelivery changes nothing.
     Stops on SIGINT/SIGTERM.
     """
-    from infra.config import parse_bootstrap
-    from infra.kafka.relay import RelayState
-    from infra.kafka.topics import BrokerUnavailableError
-    from infra.kafka.worker import (
-        StallWatch,
-        StreamProjection,
-        WorkerOptions,
-        run_worker,
-        worker_views,
-    )
-
-    try:
-        application, settings = open_app()
-        bootstrap = parse_bootstrap(bootstrap_servers or settings.kafka_bootstrap)
-        store = worker_views(application, settings)
-        relayed = RelayState(application, settings, f"relay:{topic}")  # what the relay delivered
-    except Exception as e:
-        fail(e)
-        return
     options = WorkerOptions(
-        bootstrap=bootstrap,
+        bootstrap=bootstrap_servers or "",
+        topic=topic,
         group=group,
-        partitions=partitions or settings.kafka_partitions,
+        partitions=partitions or 0,
         batch=batch,
         session_timeout=session_timeout_ms / 1000,
         heartbeat_interval=heartbeat_interval_ms / 1000,
         max_poll_interval=max_poll_interval_ms / 1000,
-        datadir=str(settings.data_dir / "faust" / group),
     )
-    err.print(f"[dim]worker of group {group} on {bootstrap}; views in {settings.describe()}[/]")
-    projection = StreamProjection(application, store, topic=topic)
-    watch = StallWatch(projection, lambda: relayed.load()[1])
-    try:
-        code = run_worker(projection, options, watch)
-    except BrokerUnavailableError as e:
-        err.print(f"[red]Kafka unavailable:[/] {e}; start the broker or set --bootstrap-servers")
-        raise typer.Exit(69) from None  # EX_UNAVAILABLE
-    finally:
-        relayed.close()
-        application.close()
+    worker_, code = _run(
+        projection_worker,
+        options,
+        lambda settings, running: (
+            f"worker of group {group} on {running.options.bootstrap}; "
+            f"views in {settings.describe()}"
+        ),
+    )
+    projection = worker_.projection
     err.print(
         f"worker stopped: applied {projection.applied_events} events "
         f"from partitions {sorted(projection.partitions_applied)}"
@@ -217,18 +213,48 @@ def ingest(
 ) -> None:
     """Apply commands from other services: consume the command topic, one use case per
     message, applied once; what cannot be applied goes to the dead-letter topic with why."""
-    from faust.worker import Worker
+    options = IntakeOptions(
+        bootstrap=bootstrap_servers or "",
+        group=group,
+        partitions=partitions or 0,
+        topic=topic or COMMANDS_TOPIC,
+        dlq_topic=dlq_topic or DLQ_TOPIC,
+        scopes=_scopes(scope or []),
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=heartbeat_interval_ms,
+        max_poll_interval_ms=max_poll_interval_ms,
+        loglevel=loglevel,
+    )
+    _, code = _run(
+        command_intake,
+        options,
+        lambda settings, running: (
+            f"store: {settings.describe()}; commands from {options.topic} at {running.bootstrap}"
+        ),
+    )
+    raise typer.Exit(code)
 
-    from infra.config import parse_bootstrap
-    from infra.kafka.intake import COMMANDS_TOPIC, DLQ_TOPIC, decide, faust_app
-    from infra.kafka.topics import ensure_topics
-    from services.intake import CommandIntake
 
-    topic = topic or COMMANDS_TOPIC
-    dlq_topic = dlq_topic or DLQ_TOPIC
+def _run(
+    daemon: Callable[[Settings, Options], AbstractContextManager[Running]],
+    options: Options,
+    started: Callable[[Settings, Running], str],
+) -> tuple[Running, int]:
+    """Opens the daemon on the configured store, says what runs where, runs it until
+    SIGINT/SIGTERM; (the daemon, its exit code)."""
+    try:
+        settings = Settings.from_env()
+        with daemon(settings, options) as running:
+            err.print(f"[dim]{started(settings, running)}[/]")
+            return running, running.run()
+    except Exception as e:
+        _fail(e)
 
+
+def _scopes(items: list[str]) -> dict[str, frozenset[str]] | None:
+    """--scope SOURCE=USE-CASE[,USE-CASE] options as what each source may ask for."""
     scopes: dict[str, frozenset[str]] | None = None
-    for item in scope or []:
+    for item in items:
         source, sep, names = item.partition("=")
         if not sep or not source.strip():
             raise typer.BadParameter(f"{item!r} is not SOURCE=USE-CASE[,...]", param_hint="--scope")
@@ -240,37 +266,7 @@ def ingest(
             )
         scopes = scopes or {}
         scopes[source.strip()] = allowed
-    try:
-        settings = Settings.from_env()
-        bootstrap = parse_bootstrap(bootstrap_servers or settings.kafka_bootstrap)
-        count = partitions or settings.kafka_partitions
-        application = build_app(settings)
-        intake = CommandIntake(application, scopes)
-        ensure_topics(bootstrap, count, topic, dlq_topic)
-    except Exception as e:
-        fail(e)
-        return
-    faust_dir = settings.data_dir / "faust" / group
-    faust_dir.mkdir(parents=True, exist_ok=True)
-    worker_app = faust_app(
-        lambda message: decide(intake, message),
-        bootstrap,
-        group=group,
-        topic=topic,
-        dlq_topic=dlq_topic,
-        partitions=count,
-        consumer_settings={
-            "session_timeout_ms": session_timeout_ms,
-            "heartbeat_interval_ms": heartbeat_interval_ms,
-            "max_poll_interval_ms": max_poll_interval_ms,
-        },
-        datadir=str(faust_dir),  # as the workers', not in the working directory
-    )
-    err.print(f"[dim]store: {settings.describe()}; commands from {topic} at {bootstrap}[/]")
-    try:
-        Worker(worker_app, loglevel=loglevel, quiet=True).execute_from_commandline()
-    finally:
-        application.close()
+    return scopes
 
 
 @app.command("send-command")
@@ -290,43 +286,22 @@ def send_command(
     ] = None,
 ) -> None:
     """Send one command to the command topic as a CloudEvent (for operators and tests)."""
-    import uuid
-    from datetime import UTC, datetime
-
-    from infra.config import parse_bootstrap
-    from infra.kafka.intake import COMMANDS_TOPIC
-    from infra.kafka.topics import MissingTopicError, kafka_producer, missing_topics
-
-    topic = topic or COMMANDS_TOPIC
     text = sys.stdin.read() if payload == "-" else payload
     if payload.startswith("@"):
         text = Path(payload[1:]).read_text()
     command_id = command_id or str(uuid.uuid4())
+    topic = topic or COMMANDS_TOPIC
     try:
         bootstrap = parse_bootstrap(bootstrap_servers or Settings.from_env().kafka_bootstrap)
-        if missing_topics(bootstrap, topic):
-            raise MissingTopicError(
-                f"no topic {topic} on {bootstrap}: `backcheck intake` creates it (with "
-                "BACKCHECK_KAFKA_PARTITIONS partitions) when it starts; start it first"
-            )
-    except Exception as e:
-        fail(e)
-        return
-    producer = kafka_producer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    try:
-        producer.send(
+        send(
+            bootstrap,
             topic,
+            command_type,
+            command_id,
+            source,
+            text.encode(),
             key=key.encode() if key else None,
-            value=text.encode(),
-            headers=[
-                ("ce_specversion", b"1.0"),
-                ("ce_id", command_id.encode()),
-                ("ce_source", source.encode()),
-                ("ce_type", command_type.encode()),
-                ("ce_time", datetime.now(UTC).isoformat().encode()),
-                ("content-type", b"application/json"),
-            ],
-        ).get(timeout=30)
-    finally:
-        producer.close()
+        )
+    except Exception as e:
+        _fail(e)
     console.print(f"sent {command_type} {command_id} from {source} to {topic}")

@@ -1,64 +1,79 @@
 """Command intake: the Kafka command topic, in faust.
 
 Other services send commands to `backcheck.commands.v1` as CloudEvents 1.0 in Kafka binary
-mode: headers `ce_specversion` (1.0), `ce_id` (the sender's id for the command), `ce_source`
-(the sending service), `ce_type` (a use case from `backcheck use-cases`) and `content-type:
-application/json`; the value is the command as JSON. Each message becomes one use-case call
-(`services/intake.py`), applied once per (ce_source, ce_id).
+mode (`infra/kafka/cloudevent.py`): `ce_type` names a use case from `backcheck use-cases`, the
+value is the command as JSON. Each message becomes one use-case call (`services/intake.py`),
+applied once per (ce_source, ce_id).
 
-A message that cannot be applied goes to `backcheck.commands.dlq.v1`, its original key, value
-and headers unchanged, with `dlq_reason` (one of `Reason`), `dlq_error`, where it came from
-(`dlq_topic`, `dlq_partition`, `dlq_offset`) and when (`dlq_time`). Nothing is dropped: the
-worker moves past a message only once it is applied or its dead letter is acknowledged by
-the broker. A failure that is nobody's message (the store unreachable, a bug) is neither: the
-worker retries that message, so the commands behind it wait rather than being lost.
+A message that cannot be applied goes to `backcheck.commands.dlq.v1` as a dead letter: its
+original key, value and headers unchanged, with why (`dlq_reason`, one of `DeadLetterReason`),
+`dlq_error`, where it came from and when. Nothing is dropped: the worker moves past a message
+only once it is applied or its dead letter is acknowledged by the broker. A failure that is
+nobody's message (the store unreachable, a bug) is neither: the worker retries that message, so
+the commands behind it wait rather than being lost.
 
 `decide` holds every decision about one message and needs no broker.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from domain.errors import DomainError, InvalidInputError
-from infra.kafka.topics import COMMANDS_TOPIC, dead_letter_topic, refuse_topic_auto_creation
+from infra.kafka.cloudevent import (
+    DeadLetter,
+    DeadLetterReason,
+    Headers,
+    MalformedCommandError,
+    command_headers,
+    dead_letter_headers,
+    incoming_command,
+)
+from infra.kafka.streams import RAW, faust_app, off_the_loop, until_done
+from infra.kafka.topics import (
+    COMMANDS_TOPIC,
+    MissingTopicError,
+    dead_letter_topic,
+    kafka_producer,
+    missing_topics,
+)
 from infra.problem import problem_for
 from services.errors import CommandAlreadyAppliedError, UnknownUseCaseError
 from services.intake import CommandIntake
 from services.unit import Delivery
 
 DLQ_TOPIC = dead_letter_topic(COMMANDS_TOPIC)  # backcheck.commands.dlq.v1
-CONTENT_TYPE = "application/json"
-MAX_ID_LENGTH = 256  # ce_id, ce_source and ce_type are kept in the receipt
 
 log = logging.getLogger("backcheck.intake")
-T = TypeVar("T")
-
-
-class Reason(StrEnum):
-    """Why a command was dead-lettered (the `dlq_reason` header)."""
-
-    MALFORMED = "malformed"  # not JSON, or the CloudEvents headers are missing or wrong
-    UNKNOWN_TYPE = "unknown-type"  # ce_type names no use case
-    INVALID = "invalid"  # the use case's command schema refused it (the field and the rule)
-    REFUSED = "refused"  # a rule refused it, or it is not accepted from services
-    DUPLICATE = "duplicate"  # the same ce_source + ce_id was already applied
 
 
 @dataclass(frozen=True)
-class Message:
-    """What the intake needs of one Kafka message."""
+class IntakeDecision:
+    """Applied (`result` holds the use case's result), already applied by this very message
+    (a redelivery: nothing to do), or dead-lettered with a reason and an error."""
+
+    command_type: str | None
+    reason: DeadLetterReason | None = None
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    redelivered: bool = False
+
+    @property
+    def applied(self) -> bool:
+        return self.reason is None
+
+
+@dataclass(frozen=True)
+class CommandMessage:
+    """What the intake needs of one Kafka message on the command topic."""
 
     topic: str
     partition: int
@@ -71,78 +86,29 @@ class Message:
     def channel(self) -> str:
         return f"{self.topic}/{self.partition}@{self.offset}"
 
-
-@dataclass(frozen=True)
-class Outcome:
-    """Applied (`result` holds the use case's result), already applied by this very message
-    (a redelivery: nothing to do), or dead-lettered with a reason and an error."""
-
-    command_type: str | None
-    reason: Reason | None = None
-    error: str | None = None
-    result: dict[str, Any] | None = None
-    redelivered: bool = False
-
-    @property
-    def applied(self) -> bool:
-        return self.reason is None
+    def dead_letter_headers(self, decision: IntakeDecision, now: datetime) -> Headers:
+        """Its headers as a dead letter: the original ones, unchanged and in order, then why."""
+        if decision.reason is None:
+            raise ValueError("an applied command has no dead letter")
+        letter = DeadLetter(
+            decision.reason, decision.error or "", self.topic, self.partition, self.offset, now
+        )
+        return dead_letter_headers(self.headers, letter)
 
 
-class MalformedCommandError(ValueError):
-    pass
-
-
-_REQUIRED = ("ce_specversion", "ce_id", "ce_source", "ce_type", "content-type")
-
-
-def delivery_of(message: Message) -> tuple[Delivery, Any]:
+def delivery_of(message: CommandMessage) -> tuple[Delivery, Any]:
     """The delivery and the parsed JSON document of a command message."""
-    headers: dict[str, str] = {}
-    for name, raw in message.headers:
-        if name not in _REQUIRED:
-            continue
-        try:
-            text = raw.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            raise MalformedCommandError(f"header {name} is not UTF-8") from None
-        if name in headers and headers[name] != text:
-            raise MalformedCommandError(f"header {name} is given twice, with different values")
-        headers[name] = text
-    missing = [name for name in _REQUIRED if not headers.get(name)]
-    if missing:
-        raise MalformedCommandError(
-            f"missing or empty header(s) {', '.join(missing)}; a command is a CloudEvent in "
-            f"binary mode: ce_specversion 1.0, ce_id, ce_source, ce_type, content-type "
-            f"{CONTENT_TYPE}"
-        )
-    for name in ("ce_id", "ce_source", "ce_type"):
-        if len(headers[name]) > MAX_ID_LENGTH:
-            raise MalformedCommandError(f"{name} is longer than {MAX_ID_LENGTH} characters")
-    if headers["ce_specversion"] != "1.0":
-        raise MalformedCommandError(
-            f"ce_specversion {headers['ce_specversion']!r}: only CloudEvents 1.0 is understood"
-        )
-    media_type = headers["content-type"].split(";")[0].strip().lower()
-    if media_type != CONTENT_TYPE:
-        raise MalformedCommandError(
-            f"content-type {headers['content-type']!r}: commands are {CONTENT_TYPE}"
-        )
-    if message.value is None:
-        raise MalformedCommandError("no value: a command carries its JSON document as the value")
-    try:
-        document = orjson.loads(message.value)
-    except orjson.JSONDecodeError as e:
-        raise MalformedCommandError(f"the value is not JSON: {e}") from None
+    command = incoming_command(message.headers, message.value)
     delivery = Delivery(
-        source=headers["ce_source"],
-        command_id=headers["ce_id"],
-        command_type=headers["ce_type"],
+        source=command.source,
+        command_id=command.command_id,
+        command_type=command.command_type,
         channel=message.channel,
     )
-    return delivery, document
+    return delivery, command.document
 
 
-def decide(intake: CommandIntake, message: Message) -> Outcome:
+def decide(intake: CommandIntake, message: CommandMessage) -> IntakeDecision:
     """Applies one command message, or says why it goes to the dead-letter topic.
 
     Checked in this order, the first problem deciding: headers and JSON (malformed), the
@@ -153,23 +119,23 @@ def decide(intake: CommandIntake, message: Message) -> Outcome:
     try:
         delivery, document = delivery_of(message)
     except MalformedCommandError as e:
-        return Outcome(None, Reason.MALFORMED, str(e))
+        return IntakeDecision(None, DeadLetterReason.MALFORMED, str(e))
     kind = delivery.command_type
     try:
         result = intake.apply(delivery, document)
     except ValidationError as e:
-        return Outcome(kind, Reason.INVALID, _detail(e))
+        return IntakeDecision(kind, DeadLetterReason.INVALID, _detail(e))
     except UnknownUseCaseError as e:
-        return Outcome(kind, Reason.UNKNOWN_TYPE, str(e))
+        return IntakeDecision(kind, DeadLetterReason.UNKNOWN_TYPE, str(e))
     except CommandAlreadyAppliedError as e:
-        if e.channel == message.channel:
-            return Outcome(kind, redelivered=True)  # this very message, delivered again
-        return Outcome(kind, Reason.DUPLICATE, str(e))
+        if e.details.get("channel") == message.channel:
+            return IntakeDecision(kind, redelivered=True)  # this very message, delivered again
+        return IntakeDecision(kind, DeadLetterReason.DUPLICATE, str(e))
     except InvalidInputError as e:
-        return Outcome(kind, Reason.INVALID, _detail(e))
+        return IntakeDecision(kind, DeadLetterReason.INVALID, _detail(e))
     except DomainError as e:
-        return Outcome(kind, Reason.REFUSED, _detail(e))
-    return Outcome(kind, result=result.model_dump(mode="json"))
+        return IntakeDecision(kind, DeadLetterReason.REFUSED, _detail(e))
+    return IntakeDecision(kind, result=result.model_dump(mode="json"))
 
 
 def _detail(error: Exception) -> str:
@@ -179,25 +145,32 @@ def _detail(error: Exception) -> str:
     return f"{problem.type}: {problem.detail}"
 
 
-def dead_letter_headers(
-    message: Message, outcome: Outcome, now: datetime
-) -> list[tuple[str, bytes]]:
-    """The original headers, unchanged and in order, then the dead letter's own."""
-    if outcome.reason is None:
-        raise ValueError("an applied command has no dead letter")
-    return [
-        *message.headers,
-        ("dlq_reason", outcome.reason.value.encode()),
-        ("dlq_error", (outcome.error or "").encode()),
-        ("dlq_topic", message.topic.encode()),
-        ("dlq_partition", str(message.partition).encode()),
-        ("dlq_offset", str(message.offset).encode()),
-        ("dlq_time", now.astimezone(UTC).isoformat().encode()),
-    ]
+def _message_of(event: Any) -> CommandMessage:
+    """The bytes as sent, headers in order, repeats kept."""
+    raw = event.message
+    headers = raw.headers or []
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
+    return CommandMessage(
+        topic=raw.topic,
+        partition=raw.partition,
+        offset=raw.offset,
+        key=raw.key,
+        value=raw.value,
+        headers=tuple((k, bytes(v)) for k, v in pairs),
+    )
 
 
-def faust_app(
-    intake: Callable[[Message], Outcome],
+def _report(message: CommandMessage, decision: IntakeDecision) -> None:
+    if decision.redelivered:
+        log.warning("%s was applied before its offset was committed; passed over", message.channel)
+    elif decision.applied:
+        log.info("applied %s from %s", decision.command_type, message.channel)
+    else:
+        log.warning("dead-lettered %s: %s: %s", message.channel, decision.reason, decision.error)
+
+
+def intake_app(
+    intake: Callable[[CommandMessage], IntakeDecision],
     bootstrap: str,
     group: str = "backcheck-intake",
     topic: str = COMMANDS_TOPIC,
@@ -213,88 +186,70 @@ def faust_app(
     `intake` decides one message (`decide` bound to an application). It blocks on the store,
     so it runs on one thread of its own: the event loop stays free for the consumer's
     heartbeats, and messages are still handled one at a time, in partition order."""
-    import faust
-
-    refuse_topic_auto_creation()
     settings = consumer_settings or {}
-    app = faust.App(
+    app = faust_app(
         group,
-        broker=f"kafka://{bootstrap}",
-        store="memory://",
-        datadir=datadir or f"{group}-data",  # faust's default: a folder in the working directory
-        web_enabled=False,
-        topic_partitions=partitions,
-        topic_allow_declare=False,  # created with their partitions by `ensure_topics`
-        topic_disable_leader=True,  # no leader election here, so no `{group}-__assignor-__leader`
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.get("session_timeout_ms", 10_000) / 1000,
-        broker_heartbeat_interval=settings.get("heartbeat_interval_ms", 3_000) / 1000,
-        broker_max_poll_interval=settings.get("max_poll_interval_ms", 300_000) / 1000,
+        bootstrap,
+        partitions,
+        datadir or f"{group}-data",  # faust's default: a folder in the working directory
+        session_timeout=settings.get("session_timeout_ms", 10_000) / 1000,
+        heartbeat_interval=settings.get("heartbeat_interval_ms", 3_000) / 1000,
+        max_poll_interval=settings.get("max_poll_interval_ms", 300_000) / 1000,
     )
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw"}
-    commands = app.topic(topic, value_serializer="raw", partitions=partitions, **raw)
-    dead_letters = app.topic(dlq_topic, value_serializer="raw", partitions=partitions, **raw)
+    commands = app.topic(topic, partitions=partitions, **RAW)
+    dead_letters = app.topic(dlq_topic, partitions=partitions, **RAW)
     store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-store")
 
-    async def persist(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Tries `attempt` until it succeeds: a failure here is nobody's message, and moving
-        on would drop it (shutdown cancels the wait)."""
-        delay = retry_delay
-        while True:
-            try:
-                return await attempt()
-            except Exception:
-                log.exception("%s failed; retrying in %.0f s", what, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-
-    async def send_dead_letter(message: Message, outcome: Outcome) -> None:
+    async def send_dead_letter(message: CommandMessage, decision: IntakeDecision) -> None:
         sent = await dead_letters.send(
             key=message.key,
             value=message.value,
-            headers=dead_letter_headers(message, outcome, clock()),
+            headers=message.dead_letter_headers(decision, clock()),
         )
         await sent  # acknowledged by the broker
 
-    @app.agent(commands)  # type: ignore[misc]
     async def ingest(stream: Any) -> None:
-        loop = asyncio.get_running_loop()
         async for event in stream.events():
-            raw_message = event.message  # the bytes as sent, headers in order, repeats kept
-            message = Message(
-                topic=raw_message.topic,
-                partition=raw_message.partition,
-                offset=raw_message.offset,
-                key=raw_message.key,
-                value=raw_message.value,
-                headers=tuple((k, bytes(v)) for k, v in _header_pairs(raw_message.headers)),
-            )
-            outcome = await persist(
+            message = _message_of(event)
+            decision = await until_done(
+                off_the_loop(functools.partial(intake, message), store_thread),
                 f"deciding the command at {message.channel}",
-                functools.partial(loop.run_in_executor, store_thread, intake, message),
+                log,
+                retry_delay,
             )
-            if outcome.redelivered:
-                log.warning(
-                    "%s was applied before its offset was committed; passed over", message.channel
-                )
-            elif outcome.applied:
-                log.info("applied %s from %s", outcome.command_type, message.channel)
-            else:
-                log.warning(
-                    "dead-lettered %s: %s: %s", message.channel, outcome.reason, outcome.error
-                )
-                await persist(
+            _report(message, decision)
+            if not decision.applied:
+                await until_done(
+                    functools.partial(send_dead_letter, message, decision),
                     f"dead-lettering {message.channel}",
-                    functools.partial(send_dead_letter, message, outcome),
+                    log,
+                    retry_delay,
                 )
             # Only now does faust count the message as handled (its offset may be committed).
 
+    app.agent(commands)(ingest)
     return app
 
 
-def _header_pairs(headers: Any) -> list[tuple[str, bytes]]:
-    if not headers:
-        return []
-    if isinstance(headers, dict):
-        return list(headers.items())
-    return list(headers)
+def send_command(
+    bootstrap: str,
+    topic: str,
+    command_type: str,
+    command_id: str,
+    source: str,
+    document: bytes,
+    key: bytes | None = None,
+) -> None:
+    """Sends one command to the command topic as a CloudEvent, as another service would, and
+    waits until the broker has it. A missing topic is refused, not made here."""
+    if missing_topics(bootstrap, topic):
+        raise MissingTopicError(
+            f"no topic {topic} on {bootstrap}: `backcheck ingest` creates it (with "
+            "BACKCHECK_KAFKA_PARTITIONS partitions) when it starts; start it first"
+        )
+    producer = kafka_producer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    try:
+        headers = command_headers(command_type, command_id, source, datetime.now(UTC))
+        producer.send(topic, key=key, value=document, headers=headers).get(timeout=30)
+    finally:
+        producer.close()

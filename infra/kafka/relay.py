@@ -3,28 +3,13 @@
 It follows the notification log from the position it last recorded, publishes each event with
 kafka-python's idempotent producer (acks=all) and records the position of a page of events only
 once the broker has acknowledged all of it (with the last position sent to each partition:
-`relay_state` in `<store>.relay.sqlite` beside the SQLite store, `backcheck_relay_state` on
-PostgreSQL). A crash or an
-outage therefore loses nothing; on restart the relay sends again at most the page that was
-not acknowledged, and the projection workers absorb those duplicates (they track positions).
+`RelayState`, beside the store). A crash or an outage therefore loses nothing; on restart the
+relay sends again at most the page that was not acknowledged, and the projection workers absorb
+those duplicates (they track positions).
 
-A message is the stored event as it is in the store, in CloudEvents 1.0 binary mode:
-
-    key            the candidate id (every event names its data subject), so one candidate's
-                   events share a partition and keep their order
-    value          the stored state: JSON, personal values still sealed with the subject's
-                   keys, so erasure (destroying the keys) reaches the copies in Kafka too
-    ce_specversion 1.0
-    ce_id          {originator id}:{version}, stable: the same event always has the same id
-    ce_type        the event's topic, e.g. domain.candidate:Candidate.Registered
-    ce_source      /backcheck (or --source)
-    ce_subject     the candidate id
-    ce_time        when the event happened (RFC 3339)
-    ce_position    its position in the notification log (extension attribute)
-    ce_prevposition  the position of the previous event on the same partition (0: none), so
-                   a worker notices a gap (a broker that lost messages, a consumer that
-                   skipped some) and reads the partition again instead of applying past it
-    content-type   application/json
+A message is the stored event as it is in the store, in CloudEvents 1.0 binary mode (the
+headers are `infra/kafka/cloudevent.py`'s): the candidate id as key, the stored state, personal
+values still sealed, as value.
 
 The relay picks each message's partition itself (CRC-32 of the key). If it finds the topic
 empty although it had published to it, the broker has lost it (deleted, or a broker without
@@ -37,29 +22,22 @@ Only one relay may publish a store's events to a topic: it holds a lock for as l
 
 from __future__ import annotations
 
-import fcntl
-import functools
 import threading
 import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 from uuid import UUID
 
-import orjson
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
 from infra.config import Settings
+from infra.kafka.cloudevent import SOURCE, OutgoingEvent, outgoing_event, previous_position
+from infra.kafka.relay_store import RelayLock, log_rows
+from infra.kafka.relay_store import RelayState as RelayState  # where the CLI and tests find it
 from infra.kafka.topics import BrokerUnavailableError, ensure_topics, kafka_consumer, kafka_producer
-from infra.store.ddl import serialise_ddl
-from infra.store.pool import Datastore
-
-RELAY_STATE_TABLE = "backcheck_relay_state"
-SOURCE = "/backcheck"
-_CANDIDATE = b'"candidate_id":"'
-_TIME = b'"timestamp":"'
 
 
 class RelayBusyError(RuntimeError):
@@ -83,70 +61,16 @@ class _Page:
     futures: list[Any]
 
 
-class Message(NamedTuple):
-    key: bytes
-    value: bytes
-    headers: list[tuple[str, bytes]]
-
-
-_SPECVERSION = ("ce_specversion", b"1.0")
-_CONTENT_TYPE = ("content-type", b"application/json")
-
-
-@functools.lru_cache(maxsize=1024)
-def _constant(name: str, value: str) -> tuple[str, bytes]:
-    """A header whose value repeats (the event types, the source), made once."""
-    return (name, value.encode())
-
-
-def _dashed(originator: str) -> str:
-    """A UUID as SQLite stores it (32 hex digits) in its usual form, as ce_id carries it."""
-    h = originator
-    if len(h) != 32:
-        return h
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def message_of(notification: Notification, source: str = SOURCE) -> Message:
-    """The Kafka message of one stored event (see the module's docstring)."""
-    return _message(
+def message_of(notification: Notification, source: str = SOURCE) -> OutgoingEvent:
+    """The Kafka message of one stored event, without `ce_prevposition` (its partition decides
+    it)."""
+    return outgoing_event(
         notification.id,
         str(notification.originator_id),
         notification.originator_version,
         notification.topic,
         notification.state,
         source,
-    )
-
-
-def _message(
-    position: int, originator: str, version: int, topic: str, state: bytes, source: str
-) -> Message:
-    """message_of, from the columns of the stored event."""
-    start = state.find(_CANDIDATE)
-    if start >= 0:
-        candidate = state[start + 16 : start + 52]  # 16 = len(_CANDIDATE), a UUID's 36 after
-    else:  # not the transcoder's usual layout: read it properly
-        found = orjson.loads(state).get("candidate_id")
-        candidate = str(found or originator).encode()
-    start = state.find(_TIME)
-    if start >= 0:
-        when = state[start + 13 : state.index(b'"', start + 13)]  # 13 = len(_TIME)
-    else:
-        when = str(orjson.loads(state).get("timestamp", "")).encode()
-    return Message(
-        candidate,
-        state,
-        [
-            _SPECVERSION,
-            ("ce_id", b"%s:%d" % (originator.encode(), version)),
-            _constant("ce_type", topic),
-            _constant("ce_source", source),
-            ("ce_subject", candidate),
-            ("ce_time", when),
-            ("ce_position", b"%d" % position),
-            _CONTENT_TYPE,
-        ],
     )
 
 
@@ -165,116 +89,6 @@ def producer_settings(bootstrap: str, delivery_timeout: float = 30.0) -> dict[st
         "delivery_timeout_ms": delivery_ms,
         "client_id": "backcheck-relay",
     }
-
-
-class _Lock:
-    """Held while the relay runs: an advisory lock on PostgreSQL, a lock file beside SQLite."""
-
-    def __init__(self, settings: Settings, topic: str) -> None:
-        self.release: Callable[[], None]
-        busy = RelayBusyError(
-            f"another relay already publishes the events of {settings.describe()} to {topic}"
-        )
-        if settings.backend == "postgres":
-            import psycopg
-
-            conn = psycopg.connect(settings.postgres_conninfo(), autocommit=True)
-            number = 0x62636B << 32 | zlib.crc32(
-                f"relay:{settings.postgres_schema}:{topic}".encode()
-            )
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (number,))
-            if not row.fetchone()[0]:  # type: ignore[index]
-                conn.close()
-                raise busy
-
-            def release() -> None:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (number,))
-                conn.close()  # (the server drops the lock when the session ends, but not at once)
-
-            self.release = release
-        else:
-            store = settings.sqlite_path
-            path = store.with_name(f"{store.name}.relay-{topic}.lock")
-            handle = path.open("a")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                raise busy from None
-            self.release = handle.close
-
-
-class RelayState:
-    """How far the relay got on a topic, and the last position it published to each partition
-    (the `ce_prevposition` of the next message there), saved together in one statement:
-    `backcheck_relay_state` beside the store on PostgreSQL; on the embedded store `relay_state`
-    in a SQLite file of its own (`<store>.relay.sqlite`), since a save there, several a second
-    while following, would take the store's write lock from the writers."""
-
-    def __init__(self, app: Application[UUID], settings: Settings, name: str) -> None:
-        self.name = name
-        self.postgres = settings.backend == "postgres"
-        if self.postgres:
-            from psycopg.sql import SQL, Identifier
-
-            self.datastore = app.recorder.datastore  # type: ignore[attr-defined]
-            table = SQL("{}.{}").format(
-                Identifier(self.datastore.schema), Identifier(RELAY_STATE_TABLE)
-            )
-            with self.datastore.transaction(commit=True) as curs:
-                serialise_ddl(curs)
-                curs.execute(
-                    SQL(
-                        "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, "
-                        "position bigint NOT NULL, partitions jsonb NOT NULL)"
-                    ).format(table)
-                )
-            self.select = SQL(
-                "SELECT position, partitions::text AS p FROM {} WHERE name=%s"
-            ).format(table)
-            self.upsert = SQL(
-                "INSERT INTO {} VALUES (%s, %s, %s::jsonb) ON CONFLICT (name) "
-                "DO UPDATE SET position=excluded.position, partitions=excluded.partitions"
-            ).format(table)
-        else:
-            self.sqlite = Datastore(str(settings.relay_state_path), lock_timeout=10)
-            with self.sqlite.transaction(commit=True) as c:
-                c.execute(
-                    "CREATE TABLE IF NOT EXISTS relay_state (name TEXT PRIMARY KEY, "
-                    "position INTEGER NOT NULL, partitions TEXT NOT NULL)"
-                )
-
-    def load(self) -> tuple[int, dict[int, int]]:
-        if self.postgres:
-            with self.datastore.transaction(commit=False) as curs:
-                curs.execute(self.select, (self.name,))
-                row = curs.fetchone()
-                found = (row["position"], row["p"]) if row else None
-        else:
-            with self.sqlite.transaction(commit=False) as c:
-                c.execute("SELECT position, partitions FROM relay_state WHERE name=?", (self.name,))
-                one = c.fetchone()
-                found = (one[0], one[1]) if one else None
-        if found is None:
-            return 0, {}
-        return int(found[0]), {int(k): int(v) for k, v in orjson.loads(found[1]).items()}
-
-    def save(self, position: int, last: dict[int, int]) -> None:
-        data = orjson.dumps({str(k): v for k, v in sorted(last.items())}).decode()
-        if self.postgres:
-            with self.datastore.transaction(commit=True) as curs:
-                curs.execute(self.upsert, (self.name, position, data))
-        else:
-            with self.sqlite.transaction(commit=True) as c:
-                c.execute(
-                    "INSERT INTO relay_state VALUES (?, ?, ?) ON CONFLICT (name) "
-                    "DO UPDATE SET position=excluded.position, partitions=excluded.partitions",
-                    (self.name, position, data),
-                )
-
-    def close(self) -> None:
-        if not self.postgres:
-            self.sqlite.close()  # on PostgreSQL the pool is the store's
 
 
 def _topic_is_empty(bootstrap: str, topic: str) -> bool:
@@ -311,7 +125,12 @@ class Relay:
         self.page = page
         self.source = source
         self.delivery_timeout = delivery_timeout
-        self.lock = _Lock(settings, topic)
+        lock = RelayLock.acquire(settings, topic)
+        if lock is None:
+            raise RelayBusyError(
+                f"another relay already publishes the events of {settings.describe()} to {topic}"
+            )
+        self.lock = lock
         try:
             self.state = RelayState(app, settings, f"relay:{topic}")
             self._position, self._last = self.state.load()
@@ -393,16 +212,16 @@ class Relay:
         """Sends the page after what was sent last, without waiting for the broker."""
         producer = self._connect()
         start = self._sent_through + 1
-        found = self._rows(start, self.page)
+        found = log_rows(self.app, self.state.postgres, start, self.page)
         if not found:
             return None
         last = dict(self._sent_last)
         futures = []
         send, topic, source, partition_of = producer.send, self.topic, self.source, self.partition
         for position, originator, version, type_, state in found:
-            message = _message(position, originator, version, type_, state, source)
+            message = outgoing_event(position, originator, version, type_, state, source)
             partition = partition_of(message.key)
-            message.headers.append(("ce_prevposition", b"%d" % last.get(partition, 0)))
+            message.headers.append(previous_position(last.get(partition, 0)))
             last[partition] = position
             futures.append(
                 send(
@@ -415,34 +234,6 @@ class Relay:
             )
         self._sent_through, self._sent_last = found[-1][0], last
         return _Page(start, found[-1][0], last, futures)
-
-    def _rows(self, start: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
-        """(position, originator id, version, topic, state) of the next stored events: the
-        columns as they are, without the library's Notification objects (UUIDs parsed, frozen
-        dataclasses built), which took 11 µs an event, a third of the relay's time."""
-        recorder: Any = self.app.recorder
-        table = recorder.events_table_name
-        if self.state.postgres:
-            from psycopg.sql import SQL, Identifier
-
-            query = SQL(
-                "SELECT notification_id, originator_id::text, originator_version, topic, state "
-                "FROM {}.{} WHERE notification_id >= %s "
-                "ORDER BY notification_id LIMIT %s"
-            ).format(Identifier(recorder.datastore.schema), Identifier(table))
-            from psycopg.rows import tuple_row
-
-            with recorder.datastore.transaction(commit=False) as curs:
-                curs.row_factory = tuple_row  # plain rows: no dict per event
-                curs.execute(query, (start, limit))
-                return curs.fetchall()  # type: ignore[no-any-return]
-        with recorder.datastore.transaction(commit=False) as c:
-            c.execute(
-                "SELECT rowid, originator_id, originator_version, topic, state "
-                f"FROM {table} WHERE rowid >= ? ORDER BY rowid LIMIT ?",
-                (start, limit),
-            )
-            return [(r[0], _dashed(r[1]), r[2], r[3], r[4]) for r in c.fetchall()]
 
     def _settle(self, page: _Page) -> None:
         """Waits for the broker's acknowledgement of every message of the page, then records

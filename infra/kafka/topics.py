@@ -55,13 +55,13 @@ def refuse_topic_auto_creation() -> None:
     if getattr(client.MetadataRequest, "backcheck_no_auto_create", False):
         return
 
-    class MetadataRequestNoAutoCreate(MetadataRequest):
+    class MetadataRequestNoAutoCreate(MetadataRequest):  # type: ignore[misc]  # (untyped base)
         backcheck_no_auto_create = True
 
         def __init__(self, topics: list[str] | None = None, allow: bool | None = False) -> None:
             super().__init__(topics, allow_auto_topic_creation=allow)
 
-    client.MetadataRequest = MetadataRequestNoAutoCreate  # type: ignore[misc]
+    client.MetadataRequest = MetadataRequestNoAutoCreate
 
 
 class BrokerUnavailableError(RuntimeError):

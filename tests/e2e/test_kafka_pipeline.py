@@ -24,7 +24,7 @@ from kafka.admin import KafkaAdminClient
 
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.kafka.relay import RelayState
+from infra.kafka.relay_store import RelayState
 from infra.kafka.topics import ensure_topics
 from infra.kafka.worker import worker_views
 from infra.views.runner import ViewRunner

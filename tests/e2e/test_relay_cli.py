@@ -11,7 +11,7 @@ import pytest
 
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.kafka.relay import RelayState
+from infra.kafka.relay_store import RelayState
 from tests.kafka import (
     BACKCHECK,
     Broker,

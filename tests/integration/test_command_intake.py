@@ -17,7 +17,8 @@ from infra.audit.chain import Head
 from infra.audit.verification import open_source
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.kafka.intake import Message, Outcome, Reason, dead_letter_headers, decide
+from infra.kafka.cloudevent import DeadLetterReason
+from infra.kafka.intake import CommandMessage, IntakeDecision, decide
 from services.application import Backcheck
 from services.dto import RequestConsent
 from services.errors import CommandAlreadyAppliedError, ConcurrentChangeError
@@ -67,7 +68,7 @@ def consents_of(app: Backcheck, candidate_id: UUID) -> list[UUID]:
     ]
 
 
-def applied(intake: CommandIntake, msg: Message) -> Outcome:
+def applied(intake: CommandIntake, msg: CommandMessage) -> IntakeDecision:
     outcome = decide(intake, msg)
     assert outcome.applied, f"{outcome.reason}: {outcome.error}"
     return outcome
@@ -117,7 +118,7 @@ def test_the_same_command_delivered_twice_is_applied_once(
 
     again = decide(intake, message(ask, headers("request-consent", "q-1"), offset=2))
 
-    assert again.reason is Reason.DUPLICATE
+    assert again.reason is DeadLetterReason.DUPLICATE
     assert again.error is not None
     assert "'q-1' from 'ats.example' (request-consent) was already applied" in again.error
     assert "backcheck.commands.v1/0@1" in again.error
@@ -200,7 +201,7 @@ def test_a_message_that_is_no_command_event_is_malformed(
 
     outcome = decide(intake, message(value, header_list))
 
-    assert outcome.reason is Reason.MALFORMED
+    assert outcome.reason is DeadLetterReason.MALFORMED
     assert outcome.error is not None
     assert mention in outcome.error
     assert head(settings) == before
@@ -221,7 +222,7 @@ def test_a_type_that_names_no_use_case_is_unknown(
 
     outcome = decide(intake, message(body(register(uuid4())), headers("hire-candidate")))
 
-    assert outcome.reason is Reason.UNKNOWN_TYPE
+    assert outcome.reason is DeadLetterReason.UNKNOWN_TYPE
     assert outcome.error is not None
     assert "'hire-candidate' is not a use case" in outcome.error
     assert head(settings) == before
@@ -268,7 +269,7 @@ def test_reads_and_erasure_are_not_taken_from_services(
 
     outcome = decide(intake, message(body(document), headers(command_type)))
 
-    assert outcome.reason is Reason.REFUSED
+    assert outcome.reason is DeadLetterReason.REFUSED
     assert outcome.error is not None
     assert f"'{command_type}' is not accepted from other services" in outcome.error
     assert mention in outcome.error
@@ -284,7 +285,7 @@ def test_a_command_its_schema_refuses_is_invalid_naming_the_field_and_rule(
 
     outcome = decide(intake, message(body(document), headers("register-candidate")))
 
-    assert outcome.reason is Reason.INVALID
+    assert outcome.reason is DeadLetterReason.INVALID
     assert outcome.error is not None
     assert "field email: String should match pattern" in outcome.error
     assert "field actor: Field required" in outcome.error
@@ -295,7 +296,7 @@ def test_a_command_its_schema_refuses_is_invalid_naming_the_field_and_rule(
 def test_a_json_document_that_is_not_an_object_is_invalid(intake: CommandIntake) -> None:
     outcome = decide(intake, message(b"[1, 2]", headers("register-candidate")))
 
-    assert outcome.reason is Reason.INVALID
+    assert outcome.reason is DeadLetterReason.INVALID
 
 
 def test_data_the_domain_cannot_accept_is_invalid(
@@ -311,7 +312,7 @@ def test_data_the_domain_cannot_accept_is_invalid(
 
     outcome = decide(intake, message(body(document), headers("grant-consent", source=ESIGN)))
 
-    assert outcome.reason is Reason.INVALID
+    assert outcome.reason is DeadLetterReason.INVALID
     assert outcome.error is not None
     assert "valid_until must be later than valid_from" in outcome.error
     assert head(settings) == before
@@ -327,7 +328,7 @@ def test_a_command_a_rule_refuses_is_refused_naming_the_rule(
 
     outcome = decide(intake, message(body(document), headers("request-consent", "bad-1")))
 
-    assert outcome.reason is Reason.REFUSED
+    assert outcome.reason is DeadLetterReason.REFUSED
     assert outcome.error is not None
     assert "user.demographic.religious_belief" in outcome.error
     assert "prohibited" in outcome.error
@@ -340,7 +341,7 @@ def test_a_command_a_rule_refuses_is_refused_naming_the_rule(
 def test_a_command_about_something_missing_is_refused(intake: CommandIntake) -> None:
     outcome = decide(intake, message(body(request_consent(uuid4())), headers("request-consent")))
 
-    assert outcome.reason is Reason.REFUSED
+    assert outcome.reason is DeadLetterReason.REFUSED
     assert outcome.error is not None
     assert "no candidate with id" in outcome.error
 
@@ -355,7 +356,7 @@ def test_a_service_asking_outside_its_scope_is_refused(app: Backcheck, settings:
     )
 
     for refused in (outcome, other):
-        assert refused.reason is Reason.REFUSED
+        assert refused.reason is DeadLetterReason.REFUSED
         assert refused.error is not None
         assert "outside the scope of the sending service" in refused.error
     assert head(settings) == before
@@ -364,9 +365,9 @@ def test_a_service_asking_outside_its_scope_is_refused(app: Backcheck, settings:
 def test_a_dead_letter_keeps_the_original_headers_and_says_why() -> None:
     original = [*headers("register-candidate", "c-9"), ("trace", b"abc"), ("trace", b"def")]
     msg = message(b"{not json", original, key=b"k", offset=17, partition=3)
-    outcome = Outcome(None, Reason.MALFORMED, "the value is not JSON: ...")
+    outcome = IntakeDecision(None, DeadLetterReason.MALFORMED, "the value is not JSON: ...")
 
-    found = dead_letter_headers(msg, outcome, NOW)
+    found = msg.dead_letter_headers(outcome, NOW)
 
     assert found[: len(original)] == original
     assert found[len(original) :] == [
@@ -381,7 +382,7 @@ def test_a_dead_letter_keeps_the_original_headers_and_says_why() -> None:
 
 def test_an_applied_command_has_no_dead_letter() -> None:
     with pytest.raises(ValueError, match="no dead letter"):
-        dead_letter_headers(message(b"{}", []), Outcome("register-candidate"), NOW)
+        message(b"{}", []).dead_letter_headers(IntakeDecision("register-candidate"), NOW)
 
 
 # --- the receipt guards the write itself, whatever was checked before ----------------------------

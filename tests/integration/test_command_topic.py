@@ -462,3 +462,15 @@ def test_a_worker_killed_before_committing_its_offsets_applies_nothing_twice(
         assert {dict(r.headers)["dlq_reason"] for r in letters} == {b"malformed"}
     finally:
         app.close()
+
+
+def test_a_worker_writes_no_escape_codes_where_its_output_is_no_terminal(intake: Intake) -> None:
+    worker = intake.start()  # standard output and error to a file
+    intake.send([Sent(b"bad", b"{", headers("register-candidate"))])
+    intake.dead_letters(1)
+    until(lambda: "dead-lettered" in intake.log.read_text(), intake, "the dead letter logged")
+    assert worker.stop() is not None, "the worker did not stop on SIGTERM"
+
+    log = intake.log.read_text()
+    assert "dead-lettered backcheck.commands" in log
+    assert "\x1b" not in log, repr(log[-2000:])

@@ -20,13 +20,10 @@ from rich.console import Console
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import run_demo
-from infra.kafka.worker import (
-    BadEventMessageError,
-    GapRecovery,
-    Record,
-    StreamProjection,
-    _until_done,
-)
+from infra.kafka.cloudevent import BadEventMessageError
+from infra.kafka.projection import Record, StreamProjection
+from infra.kafka.recovery import GapRecovery
+from infra.kafka.worker import _until_done
 from infra.views.codec import Codec
 from infra.views.runner import ViewRunner
 from infra.views.sqlite import SQLiteViewStore

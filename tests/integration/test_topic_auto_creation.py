@@ -43,11 +43,23 @@ def test_the_workers_client_asks_the_broker_not_to_create_topics(
     as_it_comes = client.MetadataRequest(["backcheck.events.v1"]).build(MetadataRequest_v5)
     assert as_it_comes.allow_auto_topic_creation is True
 
-    refuse_topic_auto_creation()  # as `backcheck worker` and `backcheck intake` do
+    refuse_topic_auto_creation()  # as `backcheck worker` and `backcheck ingest` do
     refuse_topic_auto_creation()  # twice is once
     asked = client.MetadataRequest(["backcheck.events.v1"]).build(MetadataRequest_v5)
     assert asked.allow_auto_topic_creation is False
     assert asked.topics == ["backcheck.events.v1"]
+
+
+def send_command(bootstrap: str, topic: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            *(BACKCHECK, "send-command", "register-candidate", "{}", "--topic", topic),
+            *("--bootstrap-servers", bootstrap),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.kafka
@@ -55,15 +67,18 @@ def test_send_command_to_a_missing_topic_is_refused_and_creates_nothing(
     kafka_broker: Broker,
 ) -> None:
     topic = topic_name("backcheck.commands")
-    sent = subprocess.run(
-        [
-            *(BACKCHECK, "send-command", "register-candidate", "{}", "--topic", topic),
-            *("--bootstrap-servers", kafka_broker.bootstrap),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    sent = send_command(kafka_broker.bootstrap, topic)
     assert sent.returncode == 69, sent.stderr
     assert f"no topic {topic}" in " ".join(sent.stderr.split())
     assert missing_topics(kafka_broker.bootstrap, topic) == {topic}
+
+
+@pytest.mark.kafka
+def test_send_command_to_a_missing_topic_names_the_command_that_makes_it(
+    kafka_broker: Broker,
+) -> None:
+    refused = send_command(kafka_broker.bootstrap, topic_name("backcheck.commands"))
+
+    said = " ".join(refused.stderr.split())
+    assert "`backcheck ingest` creates it" in said, said
+    assert "backcheck intake" not in said  # no such command

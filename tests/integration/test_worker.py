@@ -7,10 +7,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import pty
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,8 +23,9 @@ from rich.console import Console
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import run_demo
+from infra.kafka.projection import Record
 from infra.kafka.topics import dead_letter_topic, ensure_topics
-from infra.kafka.worker import Record, worker_views
+from infra.kafka.worker import worker_views
 from infra.views.runner import ViewRunner
 from services.application import Backcheck
 from tests.conftest import FakeClock
@@ -122,6 +125,7 @@ def test_a_message_that_is_not_the_relays_goes_to_the_dead_letter_topic(
     producer.send(topic, value=b"not an event", partition=0, headers=[("ce_id", b"x:1")])
     producer.flush(timeout=10)
     producer.close()
+    before = datetime.now(UTC).replace(microsecond=0)
 
     workers.start(worker_command(kafka_broker.bootstrap, topic, group, PARTITIONS))
     sent = publish(kafka_broker.bootstrap, topic, demo_app)  # good messages after the bad one
@@ -150,6 +154,48 @@ def test_a_message_that_is_not_the_relays_goes_to_the_dead_letter_topic(
     assert headers["dlq_reason"] == b"malformed"
     assert headers["dlq_error"] == b"partition 0 offset 0: no ce_position header"
     assert (headers["dlq_topic"], headers["dlq_partition"]) == (topic.encode(), b"0")
+    assert datetime.fromisoformat(headers["dlq_time"].decode()) >= before  # as the intake's
+
+
+def test_a_worker_writes_no_escape_codes_where_its_output_is_no_terminal(
+    kafka_broker: Broker, settings: Settings, workers: Processes, tmp_path: Path
+) -> None:
+    topic = topic_name("backcheck.events")
+    ensure_topics(kafka_broker.bootstrap, PARTITIONS, topic, dead_letter_topic(topic))
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+    producer.send(topic, value=b"not an event", partition=0)  # logged as an error
+    producer.flush(timeout=10)
+    producer.close()
+    command = worker_command(kafka_broker.bootstrap, topic, topic_name("views"), PARTITIONS)
+    to_file = workers.start(command, "to-file")  # standard output and error to a file
+    log = tmp_path / "stderr-only.log"
+    terminal, other_end = pty.openpty()
+    with log.open("wb") as stderr:  # standard output on a terminal, standard error to a file
+        on_tty = subprocess.Popen(
+            worker_command(kafka_broker.bootstrap, topic, topic_name("views"), PARTITIONS),
+            env=workers.env,
+            stdout=other_end,
+            stderr=stderr,
+        )
+    try:
+        wait_for(
+            lambda: (
+                "dead-lettered" in workers.output(to_file) and "dead-lettered" in log.read_text()
+            ),
+            90,
+            "both workers to log the message they dead-lettered",
+            workers,
+        )
+    finally:
+        on_tty.terminate()
+        on_tty.wait(timeout=30)
+        os.close(terminal)
+        os.close(other_end)
+    outputs = workers.stop()
+
+    for output in (*outputs, log.read_text()):
+        assert "dead-lettered: partition 0 offset 0" in output
+        assert "\x1b" not in output, repr(output)
 
 
 def test_a_worker_without_a_broker_says_so_and_exits_69(tmp_path: Path) -> None:
@@ -169,8 +215,9 @@ def test_a_worker_without_a_broker_says_so_and_exits_69(tmp_path: Path) -> None:
     )
 
     assert done.returncode == 69, done.stderr
-    assert f"Kafka unavailable: no Kafka broker answered at {nobody}" in " ".join(
-        done.stderr.split()
+    assert (
+        f"Kafka unavailable (broker-unavailable): no Kafka broker answered at {nobody}"
+        in " ".join(done.stderr.split())
     )
 
 

@@ -7,7 +7,8 @@ from uuid import uuid4
 
 import pytest
 
-from infra.kafka.intake import MAX_ID_LENGTH, MalformedCommandError, delivery_of
+from infra.kafka.cloudevent import MAX_ID_LENGTH, MalformedCommandError
+from infra.kafka.intake import delivery_of
 from services.unit import Delivery
 from tests.commands import ATS, body, headers, message, register
 

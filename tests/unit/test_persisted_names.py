@@ -25,7 +25,7 @@ from infra.kafka.intake import DLQ_TOPIC
 from infra.kafka.relay import RELAY_STATE_TABLE
 from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC
 from infra.kafka.worker import STREAM_VIEWS_TABLE
-from infra.views.runner import PostgresViewStore
+from infra.views.postgres import PostgresViewStore
 from projections.read_views import ReadViews
 from services.application import Backcheck
 

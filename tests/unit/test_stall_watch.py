@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from infra.kafka.worker import StallWatch
+from infra.kafka.recovery import StallWatch
 
 
 class Clock:

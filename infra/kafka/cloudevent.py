@@ -1,0 +1,297 @@
+"""backcheck's Kafka headers: CloudEvents 1.0 in Kafka binary mode, and dead letters.
+
+The one module that writes and reads them. Every message carries its attributes as headers
+and its data as the value (`content-type: application/json`).
+
+An event (the relay writes it, the projection workers read it):
+
+    key            the candidate id (every event names its data subject), so one candidate's
+                   events share a partition and keep their order
+    value          the stored state: JSON, personal values still sealed with the subject's
+                   keys, so erasure (destroying the keys) reaches the copies in Kafka too
+    ce_specversion 1.0
+    ce_id          {originator id}:{version}, stable: the same event always has the same id
+    ce_type        the event's topic, e.g. domain.candidate:Candidate.Registered
+    ce_source      /backcheck (or the relay's --source)
+    ce_subject     the candidate id
+    ce_time        when the event happened (RFC 3339)
+    ce_position    its position in the notification log (extension attribute)
+    content-type   application/json
+    ce_prevposition  the position of the previous event on the same partition (0: none), so
+                   a worker notices a gap (a broker that lost messages, a consumer that
+                   skipped some) and reads the partition again instead of applying past it
+
+A command (other services and `backcheck send-command` write it, the intake reads it):
+`ce_specversion` 1.0, `ce_id` (the sender's id for the command), `ce_source` (the sending
+service), `ce_type` (a use case), `ce_time` (optional), `content-type: application/json`;
+the value is the command as JSON.
+
+A dead letter is the message as it came, key, value and headers unchanged and in order, with
+`dlq_reason` (one of `DeadLetterReason`), `dlq_error`, where it came from (`dlq_topic`,
+`dlq_partition`, `dlq_offset`) and when (`dlq_time`) after them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import NamedTuple
+from uuid import UUID
+
+import orjson
+from eventsourcing.persistence import StoredEvent
+
+SOURCE = "/backcheck"
+CONTENT_TYPE = "application/json"
+MAX_ID_LENGTH = 256  # a command's ce_id, ce_source and ce_type are kept in its receipt
+
+Headers = list[tuple[str, bytes]]
+
+_SPECVERSION = ("ce_specversion", b"1.0")
+_CONTENT_TYPE = ("content-type", CONTENT_TYPE.encode())
+_CANDIDATE = b'"candidate_id":"'
+_TIME = b'"timestamp":"'
+
+
+# --- events: the relay writes, the workers read --------------------------------------------
+
+
+class OutgoingEvent(NamedTuple):
+    """A stored event as the relay sends it."""
+
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
+@functools.lru_cache(maxsize=1024)
+def _constant(name: str, value: str) -> tuple[str, bytes]:
+    """A header whose value repeats (the event types, the source), made once."""
+    return (name, value.encode())
+
+
+def outgoing_event(
+    position: int, originator: str, version: int, topic: str, state: bytes, source: str = SOURCE
+) -> OutgoingEvent:
+    """The message of one stored event, from its columns; `ce_prevposition` is added once its
+    partition is known (`previous_position`)."""
+    start = state.find(_CANDIDATE)
+    if start >= 0:
+        candidate = state[start + 16 : start + 52]  # 16 = len(_CANDIDATE), a UUID's 36 after
+    else:  # not the transcoder's usual layout: read it properly
+        found = orjson.loads(state).get("candidate_id")
+        candidate = str(found or originator).encode()
+    start = state.find(_TIME)
+    if start >= 0:
+        when = state[start + 13 : state.index(b'"', start + 13)]  # 13 = len(_TIME)
+    else:
+        when = str(orjson.loads(state).get("timestamp", "")).encode()
+    return OutgoingEvent(
+        candidate,
+        state,
+        [
+            _SPECVERSION,
+            ("ce_id", b"%s:%d" % (originator.encode(), version)),
+            _constant("ce_type", topic),
+            _constant("ce_source", source),
+            ("ce_subject", candidate),
+            ("ce_time", when),
+            ("ce_position", b"%d" % position),
+            _CONTENT_TYPE,
+        ],
+    )
+
+
+def previous_position(previous: int) -> tuple[str, bytes]:
+    """The `ce_prevposition` header: the position sent before on the same partition (0: none)."""
+    return ("ce_prevposition", b"%d" % previous)
+
+
+class BadEventMessageError(ValueError):
+    """A message on the events topic that is not a stored event as the relay publishes it."""
+
+
+class IncomingEvent(NamedTuple):
+    position: int
+    previous: int | None  # the position before it on its partition; None: not said
+    stored: StoredEvent
+
+
+def _required(headers: Mapping[str, bytes], name: str, where: str) -> bytes:
+    found = headers.get(name)
+    if found is None:
+        raise BadEventMessageError(f"{where}: no {name} header")
+    return found
+
+
+def incoming_event(headers: Mapping[str, bytes], value: bytes, where: str) -> IncomingEvent:
+    """The log position, the previous position on the partition and the stored event of a
+    relay message; `where` (its partition and offset) names it in the error."""
+    ce_id = _required(headers, "ce_id", where).decode()
+    ce_position = _required(headers, "ce_position", where)
+    ce_type = _required(headers, "ce_type", where).decode()
+    ce_prev = headers.get("ce_prevposition")
+    originator, _, version = ce_id.rpartition(":")
+    try:
+        position = int(ce_position)
+        previous = int(ce_prev) if ce_prev is not None else None
+        stored = StoredEvent(
+            originator_id=UUID(originator),
+            originator_version=int(version),
+            topic=ce_type,
+            state=value,
+        )
+    except ValueError as e:
+        raise BadEventMessageError(
+            f"{where}: ce_id {ce_id!r} or ce_position is not what the relay writes ({e})"
+        ) from None
+    return IncomingEvent(position, previous, stored)
+
+
+def position_or_none(headers: Mapping[str, bytes]) -> int | None:
+    """The log position a message says it has, if it says one."""
+    try:
+        return int(headers["ce_position"])
+    except (KeyError, ValueError):
+        return None
+
+
+# --- commands: other services write, the intake reads ---------------------------------------
+
+
+def command_headers(command_type: str, command_id: str, source: str, time: datetime) -> Headers:
+    """The headers of a command sent to the command topic."""
+    return [
+        _SPECVERSION,
+        ("ce_id", command_id.encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", command_type.encode()),
+        ("ce_time", time.isoformat().encode()),
+        _CONTENT_TYPE,
+    ]
+
+
+class MalformedCommandError(ValueError):
+    """A message on the command topic that is no command event (headers or JSON)."""
+
+
+@dataclass(frozen=True)
+class IncomingCommand:
+    source: str
+    command_id: str
+    command_type: str
+    document: object  # the value, parsed JSON
+
+
+_REQUIRED = ("ce_specversion", "ce_id", "ce_source", "ce_type", "content-type")
+
+
+def _command_attributes(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name, raw in headers:
+        if name not in _REQUIRED:
+            continue
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise MalformedCommandError(f"header {name} is not UTF-8") from None
+        if name in found and found[name] != text:
+            raise MalformedCommandError(f"header {name} is given twice, with different values")
+        found[name] = text
+    missing = [name for name in _REQUIRED if not found.get(name)]
+    if missing:
+        raise MalformedCommandError(
+            f"missing or empty header(s) {', '.join(missing)}; a command is a CloudEvent in "
+            f"binary mode: ce_specversion 1.0, ce_id, ce_source, ce_type, content-type "
+            f"{CONTENT_TYPE}"
+        )
+    return found
+
+
+def incoming_command(headers: Sequence[tuple[str, bytes]], value: bytes | None) -> IncomingCommand:
+    """The sender, id, type and JSON document of a command message, or why it is none."""
+    found = _command_attributes(headers)
+    for name in ("ce_id", "ce_source", "ce_type"):
+        if len(found[name]) > MAX_ID_LENGTH:
+            raise MalformedCommandError(f"{name} is longer than {MAX_ID_LENGTH} characters")
+    if found["ce_specversion"] != "1.0":
+        raise MalformedCommandError(
+            f"ce_specversion {found['ce_specversion']!r}: only CloudEvents 1.0 is understood"
+        )
+    media_type = found["content-type"].split(";")[0].strip().lower()
+    if media_type != CONTENT_TYPE:
+        raise MalformedCommandError(
+            f"content-type {found['content-type']!r}: commands are {CONTENT_TYPE}"
+        )
+    if value is None:
+        raise MalformedCommandError("no value: a command carries its JSON document as the value")
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError as e:
+        raise MalformedCommandError(f"the value is not JSON: {e}") from None
+    return IncomingCommand(found["ce_source"], found["ce_id"], found["ce_type"], document)
+
+
+# --- dead letters: the intake and the workers write them -------------------------------------
+
+
+class DeadLetterReason(StrEnum):
+    """Why a message was dead-lettered (the `dlq_reason` header)."""
+
+    MALFORMED = "malformed"  # not JSON, or the CloudEvents headers are missing or wrong
+    UNKNOWN_TYPE = "unknown-type"  # ce_type names no use case
+    INVALID = "invalid"  # the use case's command schema refused it (the field and the rule)
+    REFUSED = "refused"  # a rule refused it, or it is not accepted from services
+    DUPLICATE = "duplicate"  # the same ce_source + ce_id was already applied
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Why and whence a message was set aside."""
+
+    reason: DeadLetterReason
+    error: str
+    topic: str
+    partition: int
+    offset: int
+    time: datetime
+
+
+DEAD_LETTER_HEADERS = (
+    "dlq_reason",
+    "dlq_error",
+    "dlq_topic",
+    "dlq_partition",
+    "dlq_offset",
+    "dlq_time",
+)
+
+
+def dead_letter_headers(original: Sequence[tuple[str, bytes]], letter: DeadLetter) -> Headers:
+    """The original headers, unchanged and in order, then the dead letter's own."""
+    return [
+        *original,
+        ("dlq_reason", letter.reason.value.encode()),
+        ("dlq_error", letter.error.encode()),
+        ("dlq_topic", letter.topic.encode()),
+        ("dlq_partition", str(letter.partition).encode()),
+        ("dlq_offset", str(letter.offset).encode()),
+        ("dlq_time", letter.time.astimezone(UTC).isoformat().encode()),
+    ]
+
+
+def dead_letter_of(headers: Sequence[tuple[str, bytes]]) -> DeadLetter:
+    """The dead letter's own headers read back (the last of each name: the original message
+    may carry headers of the same names from an earlier dead-lettering)."""
+    found = {name: raw.decode() for name, raw in headers if name in DEAD_LETTER_HEADERS}
+    return DeadLetter(
+        DeadLetterReason(found["dlq_reason"]),
+        found["dlq_error"],
+        found["dlq_topic"],
+        int(found["dlq_partition"]),
+        int(found["dlq_offset"]),
+        datetime.fromisoformat(found["dlq_time"]),
+    )

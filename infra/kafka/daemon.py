@@ -1,0 +1,186 @@
+"""The three Kafka daemons, wired from the settings: the relay, a projection worker, the
+command intake. Each opens the store and what it needs beside it, hands back the running
+part, and closes what it opened; entry points only choose the options and tell the outcome.
+
+In the options, an empty `bootstrap` and a zero `partitions` are the settings'
+(BACKCHECK_KAFKA_BOOTSTRAP, BACKCHECK_KAFKA_PARTITIONS).
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from infra.bootstrap import build_app
+from infra.config import Settings, parse_bootstrap
+from infra.kafka.cloudevent import SOURCE
+from infra.kafka.intake import DLQ_TOPIC, decide, intake_app
+from infra.kafka.projection import StreamProjection
+from infra.kafka.recovery import StallWatch
+from infra.kafka.relay import Relay
+from infra.kafka.relay_store import RelayState
+from infra.kafka.streams import run_faust
+from infra.kafka.topics import (
+    COMMANDS_TOPIC,
+    EVENTS_TOPIC,
+    BrokerUnavailableError,
+    dead_letter_topic,
+    ensure_topics,
+)
+from infra.kafka.worker import WorkerOptions, projection_app, worker_views
+from services.intake import CommandIntake
+
+
+def _bootstrap(settings: Settings, chosen: str) -> str:
+    return parse_bootstrap(chosen or settings.kafka_bootstrap)
+
+
+# --- the relay ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RelayOptions:
+    bootstrap: str = ""
+    topic: str = EVENTS_TOPIC
+    partitions: int = 0  # of the topic, if it is created here
+    page: int = 2000  # events per acknowledged page (position recorded after)
+    source: str = SOURCE  # the CloudEvents source attribute
+
+
+@contextmanager
+def relay_daemon(settings: Settings, options: RelayOptions) -> Iterator[Relay]:
+    """The store's relay to the topic, holding its lock; SIGINT and SIGTERM stop its run."""
+    application = build_app(settings)
+    try:
+        relay = Relay(
+            application,
+            settings,
+            topic=options.topic,
+            bootstrap=_bootstrap(settings, options.bootstrap),
+            partitions=options.partitions or settings.kafka_partitions,
+            page=options.page,
+            source=options.source,
+        )
+        try:
+            for number in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(number, lambda *_: relay.stop.set())
+            yield relay
+        finally:
+            relay.close()
+    finally:
+        application.close()
+
+
+# --- a projection worker ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProjectionWorker:
+    """One worker of the consumer group, wired: `run` until SIGINT/SIGTERM."""
+
+    projection: StreamProjection
+    options: WorkerOptions  # with the settings' bootstrap, partitions and data folder
+    watch: StallWatch
+
+    def run(self) -> int:
+        """Runs the worker; returns its exit code."""
+        topic, options = self.projection.topic, self.options
+        try:
+            ensure_topics(options.bootstrap, options.partitions, topic, dead_letter_topic(topic))
+        except BrokerUnavailableError as e:
+            raise BrokerUnavailableError(
+                f"{e}; start the broker or set --bootstrap-servers"
+            ) from None
+        if options.datadir:
+            Path(options.datadir).mkdir(parents=True, exist_ok=True)
+        app = projection_app(self.projection, options, self.watch)
+        return run_faust(app, loglevel="warning", redirect_stdouts=False)
+
+
+@contextmanager
+def projection_worker(settings: Settings, options: WorkerOptions) -> Iterator[ProjectionWorker]:
+    """A projection worker on the store's stream views (`worker_views`), watching for
+    partitions that stall below what the relay recorded it delivered."""
+    application = build_app(settings)
+    try:
+        resolved = replace(
+            options,
+            bootstrap=_bootstrap(settings, options.bootstrap),
+            partitions=options.partitions or settings.kafka_partitions,
+            datadir=options.datadir or str(settings.data_dir / "faust" / options.group),
+        )
+        store = worker_views(application, settings)
+        relayed = RelayState(application, settings, f"relay:{options.topic}")
+        try:
+            projection = StreamProjection(application, store, topic=options.topic)
+            watch = StallWatch(projection, lambda: relayed.load()[1])  # what the relay delivered
+            yield ProjectionWorker(projection, resolved, watch)
+        finally:
+            relayed.close()
+    finally:
+        application.close()
+
+
+# --- the command intake -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IntakeOptions:
+    bootstrap: str = ""
+    group: str = "backcheck-intake"
+    partitions: int = 0  # of the topics, if they are created here
+    topic: str = COMMANDS_TOPIC
+    dlq_topic: str = DLQ_TOPIC
+    scopes: dict[str, frozenset[str]] | None = None  # source -> use cases; None: every one
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    max_poll_interval_ms: int = 300_000
+    loglevel: str = "warn"  # faust's
+
+
+@dataclass(frozen=True)
+class IntakeWorker:
+    """One intake worker, wired: `run` until SIGINT/SIGTERM."""
+
+    app: Any  # the faust app
+    bootstrap: str
+    options: IntakeOptions
+
+    def run(self) -> int:
+        """Runs the worker; returns its exit code."""
+        return run_faust(self.app, loglevel=self.options.loglevel)
+
+
+@contextmanager
+def command_intake(settings: Settings, options: IntakeOptions) -> Iterator[IntakeWorker]:
+    """An intake worker applying commands to the store; its topics made if missing."""
+    bootstrap = _bootstrap(settings, options.bootstrap)
+    partitions = options.partitions or settings.kafka_partitions
+    application = build_app(settings)
+    try:
+        intake = CommandIntake(application, options.scopes)
+        ensure_topics(bootstrap, partitions, options.topic, options.dlq_topic)
+        faust_dir = settings.data_dir / "faust" / options.group
+        faust_dir.mkdir(parents=True, exist_ok=True)
+        app = intake_app(
+            functools.partial(decide, intake),
+            bootstrap,
+            group=options.group,
+            topic=options.topic,
+            dlq_topic=options.dlq_topic,
+            partitions=partitions,
+            consumer_settings={
+                "session_timeout_ms": options.session_timeout_ms,
+                "heartbeat_interval_ms": options.heartbeat_interval_ms,
+                "max_poll_interval_ms": options.max_poll_interval_ms,
+            },
+            datadir=str(faust_dir),  # as the workers', not in the working directory
+        )
+        yield IntakeWorker(app, bootstrap, options)
+    finally:
+        application.close()

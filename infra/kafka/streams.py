@@ -1,0 +1,112 @@
+"""faust as backcheck runs it: the app's settings, the worker process, and retrying work that
+is nobody's message. Shared by the projection workers and the command intake."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
+
+from infra.kafka.topics import refuse_topic_auto_creation
+
+T = TypeVar("T")
+
+# Messages as bytes, as they came: key, value and headers are the relay's or the sender's.
+RAW: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
+
+
+def faust_app(
+    group: str,
+    bootstrap: str,
+    partitions: int,
+    datadir: str,
+    *,
+    session_timeout: float,
+    heartbeat_interval: float,
+    max_poll_interval: float,
+    rebalance_timeout: float | None = None,
+) -> Any:
+    """A faust app of the consumer group `group` that declares no topics (`ensure_topics`
+    creates them with their partitions) and never has the broker create one."""
+    import faust
+
+    refuse_topic_auto_creation()
+    timeouts: dict[str, Any] = {}
+    if rebalance_timeout is not None:
+        timeouts["broker_rebalance_timeout"] = rebalance_timeout
+    return faust.App(
+        group,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        datadir=datadir,
+        web_enabled=False,
+        topic_partitions=partitions,
+        topic_allow_declare=False,  # created with their partitions by `ensure_topics`
+        topic_disable_leader=True,  # no leader election here, so no `{group}-__assignor-__leader`
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=session_timeout,
+        broker_heartbeat_interval=heartbeat_interval,
+        broker_max_poll_interval=max_poll_interval,
+        **timeouts,
+    )
+
+
+def _logging_config() -> dict[str, Any]:
+    """faust's logging, coloured only when its stream is a terminal: mode's coloured formatter
+    asks standard output whether it is one, but the log goes to standard error."""
+    from mode.utils.logging import DEFAULT_FORMATTERS
+
+    colored = {**cast(dict[str, Any], DEFAULT_FORMATTERS["colored"]), "stream": sys.stderr}
+    return {"merge": True, "formatters": {"colored": colored}}
+
+
+def run_faust(app: Any, loglevel: str, redirect_stdouts: bool = True) -> int:
+    """Runs a faust worker for `app` until SIGINT/SIGTERM; returns its exit code. Off a
+    terminal it writes no escape codes (no colours, no spinner hiding the cursor)."""
+    from faust.worker import Worker
+
+    worker = Worker(
+        app,
+        loglevel=loglevel,
+        quiet=True,
+        redirect_stdouts=redirect_stdouts,
+        logging_config=_logging_config(),
+    )
+    if not worker.stdout.isatty():
+        worker.spinner = None  # it hides the cursor with an escape code, tty or not
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stopped:
+        return int(stopped.code or 0)
+    return 0
+
+
+async def until_done(
+    attempt: Callable[[], Awaitable[T]],
+    what: str,
+    log: logging.Logger,
+    first_delay: float = 1.0,
+) -> T:
+    """Tries `attempt` until it succeeds. A failure here is nobody's message (the store locked
+    or unreachable): moving on would drop the message, so it is tried again after a pause,
+    doubling up to 30 s, and the worker stays up (shutdown cancels the wait)."""
+    delay = first_delay
+    while True:
+        try:
+            return await attempt()
+        except Exception:
+            log.exception("%s failed; trying again in %.0f s", what, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+def off_the_loop(work: Callable[[], T], executor: Any = None) -> Callable[[], Awaitable[T]]:
+    """`work`, run on a thread (`executor`, or the loop's default) when awaited."""
+    return lambda: asyncio.get_running_loop().run_in_executor(executor, work)
