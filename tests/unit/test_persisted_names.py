@@ -22,7 +22,7 @@ import domain
 from infra.access.cedar import CedarPolicy
 from infra.config import Settings
 from infra.kafka.intake import DLQ_TOPIC
-from infra.kafka.relay import RELAY_STATE_TABLE
+from infra.kafka.relay_store import RELAY_STATE_TABLE
 from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC
 from infra.kafka.worker import STREAM_VIEWS_TABLE
 from infra.views.postgres import PostgresViewStore
