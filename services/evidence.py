@@ -31,17 +31,21 @@ class Bundle:
     checkpoint: str
 
 
-class EvidenceBundler(Protocol):
-    """Makes an evidence bundle: the subject's stored records at `positions`, proven up to a
+@dataclass(frozen=True)
+class BundleRequest:
+    """What a bundle holds: the subject's stored records at `positions`, proven up to a
     checkpoint of the chain head signed `at`, with `timeline` for a person to read."""
 
-    def bundle(
-        self,
-        subject: UUID,
-        positions: Sequence[int],
-        timeline: list[dict[str, Any]],
-        at: datetime,
-    ) -> Bundle: ...
+    subject: UUID
+    positions: Sequence[int]
+    timeline: list[dict[str, Any]]
+    at: datetime
+
+
+class EvidenceBundler(Protocol):
+    """Makes evidence bundles: the tamper-evidence adapter, with the store's signing key."""
+
+    def bundle(self, request: BundleRequest) -> Bundle: ...
 
 
 class ExportEvidence(Command):
@@ -83,10 +87,12 @@ class EvidenceExport:
         )
         entries = list(self.app.timeline(cmd.candidate_id))  # one replay: positions and timeline
         made = self.bundler.bundle(
-            cmd.candidate_id,
-            [e.position for e in entries],
-            [e.model_dump(mode="json") for e in entries],
-            self.app.clock(),
+            BundleRequest(
+                subject=cmd.candidate_id,
+                positions=[e.position for e in entries],
+                timeline=[e.model_dump(mode="json") for e in entries],
+                at=self.app.clock(),
+            )
         )
         return ExportedEvidence(
             candidate_id=cmd.candidate_id,

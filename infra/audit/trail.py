@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-from uuid import UUID
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -33,7 +31,7 @@ from infra.audit.evidence import BundleError, BundleVerdict, export_bundle, veri
 from infra.audit.verification import Problem, Verdict, open_source, verify
 from infra.bootstrap import build_app
 from infra.config import Settings
-from services.evidence import Bundle, EvidenceExport, ExportedEvidence
+from services.evidence import Bundle, BundleRequest, EvidenceExport, ExportedEvidence
 
 PRIVATE_NAME = "checkpoint-signing.key"
 PUBLIC_NAME = "checkpoint-signing.pub"
@@ -188,15 +186,11 @@ class SignedBundler:
         self.settings = settings
         self.key = load_private_key(settings.signing_key_path)
 
-    def bundle(
-        self,
-        subject: UUID,
-        positions: Sequence[int],
-        timeline: list[dict[str, Any]],
-        at: datetime,
-    ) -> Bundle:
+    def bundle(self, request: BundleRequest) -> Bundle:
         with open_source(self.settings) as source:
-            data, checkpoint = export_bundle(source, subject, positions, self.key, at, timeline)
+            data, checkpoint = export_bundle(
+                source, request.subject, request.positions, self.key, request.at, request.timeline
+            )
         return Bundle(data, checkpoint.position, checkpoint.to_json())
 
 

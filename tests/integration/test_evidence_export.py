@@ -3,11 +3,9 @@ the disclosure is recorded before the bundle exists, and the bundle proves that 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -20,7 +18,7 @@ from infra.bootstrap import build_app
 from infra.config import Settings
 from services.application import Backcheck
 from services.dto import RegisterCandidate
-from services.evidence import Bundle, EvidenceExport, ExportEvidence
+from services.evidence import Bundle, BundleRequest, EvidenceExport, ExportEvidence
 from tests.conftest import FakeClock
 
 
@@ -32,20 +30,14 @@ class RecordingBundler:
     asked: list[tuple[UUID, list[int], datetime]] = field(default_factory=list)
     disclosed_by_then: list[int] = field(default_factory=list)
 
-    def bundle(
-        self,
-        subject: UUID,
-        positions: Sequence[int],
-        timeline: list[dict[str, Any]],
-        at: datetime,
-    ) -> Bundle:
-        self.asked.append((subject, list(positions), at))
+    def bundle(self, request: BundleRequest) -> Bundle:
+        self.asked.append((request.subject, list(request.positions), request.at))
         self.disclosed_by_then = [
             e.position
-            for e in self.app.iter_events(subject)
+            for e in self.app.iter_events(request.subject)
             if (e.aggregate, e.event) == ("DataDisclosure", "DataDisclosed")
         ]
-        return Bundle(b"bundle\n", positions[-1], '{"type": "checkpoint"}')
+        return Bundle(b"bundle\n", request.positions[-1], '{"type": "checkpoint"}')
 
 
 def export(subject: UUID) -> ExportEvidence:
