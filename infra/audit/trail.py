@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from infra.audit.checkpoint import (
     Checkpoint,
+    CheckpointError,
     check_signature,
     generate_keys,
     key_id,
@@ -52,15 +53,12 @@ def key_pair(directory: Path, *, replace: bool = False) -> KeyPair:
     pair takes its place (each file at once) and the old public key is kept aside under its
     key id, to verify what the old pair signed."""
     private, public = directory / PRIVATE_NAME, directory / PUBLIC_NAME
-    old: Path | None = None
-    if private.exists():
+    if private.exists() and not replace:
         key = load_private_key(private)
-        if not replace:
-            if not public.exists():  # derived again from the private key, which is the pair
-                public.write_bytes(_public_pem(key))
-            return KeyPair(private, public, key_id(key.public_key()), made=False)
-        old = directory / f"checkpoint-signing-{key_id(key.public_key())}.pub"
-        old.write_bytes(_public_pem(key))
+        if not public.exists():  # derived again from the private key, which is the pair
+            public.write_bytes(_public_pem(key))
+        return KeyPair(private, public, key_id(key.public_key()), made=False)
+    old = _set_aside(private) if private.exists() else None
     directory.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".keygen-", dir=directory))
     try:
@@ -72,6 +70,18 @@ def key_pair(directory: Path, *, replace: bool = False) -> KeyPair:
             leftover.unlink()
         staging.rmdir()
     return KeyPair(private, public, key_id(load_public_key(public)), made=True, replaced=old)
+
+
+def _set_aside(private: Path) -> Path | None:
+    """Keeps the public key of a pair about to be replaced, named by its key id; None when
+    the old private key cannot be read as a key (--force is then the way to replace it)."""
+    try:
+        key = load_private_key(private)
+    except CheckpointError:
+        return None
+    aside = private.parent / f"checkpoint-signing-{key_id(key.public_key())}.pub"
+    aside.write_bytes(_public_pem(key))
+    return aside
 
 
 def _public_pem(key: Ed25519PrivateKey) -> bytes:
