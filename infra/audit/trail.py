@@ -30,8 +30,8 @@ from infra.audit.checkpoint import (
 )
 from infra.audit.evidence import BundleError, BundleVerdict, export_bundle, verify_bundle
 from infra.audit.verification import Problem, Verdict, open_source, verify
-from infra.bootstrap import build_app
 from infra.config import Settings
+from services.application import Backcheck
 from services.evidence import Bundle, BundleRequest, EvidenceExport, ExportedEvidence
 
 PRIVATE_NAME = "checkpoint-signing.key"
@@ -106,9 +106,9 @@ def kept_checkpoints(settings: Settings) -> list[Path]:
 
 
 def sign_head(settings: Settings, out: Path | None = None) -> tuple[Checkpoint, Path]:
-    """Signs the chain head now with the store's key and keeps the checkpoint."""
+    """Signs the head of the store's chain now with the store's key and keeps the checkpoint.
+    The store must exist (the application creates it and its tables on first use)."""
     key = load_private_key(settings.signing_key_path)
-    build_app(settings).close()  # creates the store and its tables on first use
     with open_source(settings) as source:
         head = source.head()
     checkpoint = sign(head, datetime.now(UTC), key)
@@ -204,11 +204,10 @@ class SignedBundler:
         return Bundle(data, checkpoint.position, checkpoint.to_json())
 
 
-def evidence_export(settings: Settings) -> EvidenceExport:
-    """The evidence use case on the configured store. The signing key is loaded first: with
-    no usable key, nothing is recorded as disclosed."""
-    bundler = SignedBundler(settings)
-    return EvidenceExport(build_app(settings), bundler)
+def evidence_export(app: Backcheck, settings: Settings) -> EvidenceExport:
+    """The evidence use case on the application's store. The signing key is loaded here,
+    before the use case runs: with no usable key, nothing is recorded as disclosed."""
+    return EvidenceExport(app, SignedBundler(settings))
 
 
 def file_evidence(settings: Settings, exported: ExportedEvidence, out: Path | None) -> Path:

@@ -72,7 +72,9 @@ def checkpoint(
 ) -> None:
     """Sign the chain head (position, hash, time) for an outside witness to keep."""
     try:
-        signed, path = sign_head(Settings.from_env(), out)
+        application, settings = open_app()  # the store and its tables exist from here on
+        application.close()
+        signed, path = sign_head(settings, out)
     except Exception as e:
         fail(e)
         return
@@ -204,8 +206,8 @@ def audit_export(
     """Export one subject's events with chain proofs and a checkpoint signed now. The export
     is a disclosure of personal data: it is recorded (DataDisclosed) before the file exists."""
     try:
-        settings = Settings.from_env()
-        exported = evidence_export(settings).export(
+        application, settings = open_app()
+        exported = evidence_export(application, settings).export(
             parsed(ExportEvidence, candidate_id=subject, recipient=to, purpose=purpose, actor=actor)
         )
         path = file_evidence(settings, exported, out)

@@ -85,9 +85,9 @@ def test_the_store_key_bundle_verifies_offline(tmp_path: Path) -> None:
     key_pair(settings.signing_key_path.parent)
     app = build_app(settings)
     subject = registered(app)
-    app.close()
 
-    exported = evidence_export(settings).export(export(subject))
+    exported = evidence_export(app, settings).export(export(subject))
+    app.close()
 
     verdict = verify_bundle(exported.bundle, load_public_key(settings.verify_key_path))
     assert verdict.intact, verdict.problems
@@ -105,7 +105,7 @@ def test_with_no_usable_key_nothing_is_recorded_as_disclosed(tmp_path: Path) -> 
     subject = registered(app)
 
     with pytest.raises(CheckpointError, match="no signing key"):
-        evidence_export(settings).export(export(subject))
+        evidence_export(app, settings).export(export(subject))
 
     assert app.recorder.max_notification_id() == 1
     app.close()
