@@ -1,10 +1,13 @@
 """How errors are told to people and machines: one table, used by the CLI (and HTTP later).
 
-A domain error is never a crash: not found 404, rule broken 409, invalid input 422.
+A domain error is never a crash: not found 404, rule broken 409, invalid input 422. The
+adapters' errors a person can act on (a broker down, a relay already running, an unusable key
+or checkpoint) have their row here too; any other exception is a bug and crashes loudly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -16,51 +19,118 @@ from domain.errors import (
     NotFoundError,
     RuleBrokenError,
 )
+from infra.audit.checkpoint import CheckpointError
+from infra.audit.evidence import BundleError
 from infra.config import ConfigError
+from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
 from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
 
+# Exit codes from BSD sysexits.h where one fits; the domain's own below 64.
+EX_UNAVAILABLE = 69
+EX_TEMPFAIL = 75
+EX_CONFIG = 78
+
 
 @dataclass(frozen=True)
-class Problem:
-    """RFC 9457 problem details, also the CLI's error report."""
+class ProblemDetails:
+    """RFC 9457 problem details, and the exit code and one line a command reports it with."""
 
     status: int
     title: str
     type: str
     detail: str
     exit_code: int
+    lead: str = ""
+    """What the command line's report starts with, before `: detail` (none: the detail only)."""
+
+    def body(self) -> dict[str, object]:
+        """The problem as a machine reads it (a command's --json, an HTTP problem+json)."""
+        return {
+            "status": self.status,
+            "title": self.title,
+            "type": self.type,
+            "detail": self.detail,
+            "exit_code": self.exit_code,
+        }
+
+    def line(self) -> str:
+        return f"{self.lead}: {self.detail}" if self.lead else self.detail
 
 
-_BY_FAMILY: tuple[tuple[type[Exception], int, str, int], ...] = (
-    (NotFoundError, 404, "Not found", 4),
-    (ForbiddenError, 403, "Forbidden", 5),
-    (RuleBrokenError, 409, "Rule broken", 3),
-    (InvalidInputError, 422, "Invalid input", 2),
-    (DomainError, 422, "Refused", 2),
+def _rule(error: Exception) -> str:
+    return type(error).__name__.removesuffix("Error")
+
+
+def _fields(error: Exception) -> str:
+    if not isinstance(error, ValidationError):
+        return str(error)
+    return "; ".join(
+        f"field {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+        for e in error.errors()
+    )
+
+
+@dataclass(frozen=True)
+class _Row:
+    family: type[Exception]
+    status: int
+    title: str
+    exit_code: int
+    type: str | None = None  # None: the broken rule, named by the error's class
+    lead: str | None = None  # None: "title (type)"; "": the detail alone
+    detail: Callable[[Exception], str] = str
+
+
+# The first row whose family the error belongs to decides: a subclass before its base.
+_TABLE: tuple[_Row, ...] = (
+    _Row(ValidationError, 422, "Invalid input", 2, "validation", detail=_fields),
+    _Row(ConfigError, 500, "Configuration error", EX_CONFIG, "config"),
+    _Row(StoreUnreachableError, 503, "Store unreachable", EX_UNAVAILABLE, "store-unreachable"),
+    _Row(StoreMisconfiguredError, 500, "Store misconfigured", EX_CONFIG, "store-misconfigured"),
+    _Row(
+        BrokerUnavailableError,
+        503,
+        "Kafka unavailable",
+        EX_UNAVAILABLE,
+        "broker-unavailable",
+        lead="Kafka unavailable",
+    ),
+    _Row(
+        RelayFailedError,
+        503,
+        "Kafka unavailable",
+        EX_UNAVAILABLE,
+        "relay-failed",
+        lead="Kafka unavailable",
+    ),
+    _Row(MissingTopicError, 503, "Kafka topic missing", EX_UNAVAILABLE, "topic-missing"),
+    _Row(RelayBusyError, 409, "Relay busy", EX_TEMPFAIL, "relay-busy", lead="relay not started"),
+    _Row(
+        PartitionCountError,
+        500,
+        "Partition count differs",
+        EX_CONFIG,
+        "partition-count",
+        lead="relay stopped",
+    ),
+    _Row(CheckpointError, 422, "Checkpoint or key unusable", 2, "checkpoint", lead=""),
+    _Row(BundleError, 422, "Evidence bundle unusable", 2, "bundle", lead=""),
+    _Row(NotFoundError, 404, "Not found", 4),
+    _Row(ForbiddenError, 403, "Forbidden", 5),
+    _Row(RuleBrokenError, 409, "Rule broken", 3),
+    _Row(InvalidInputError, 422, "Invalid input", 2),
+    _Row(DomainError, 422, "Refused", 2),
 )
 
 
-def problem_for(error: Exception) -> Problem | None:
+def problem_for(error: Exception) -> ProblemDetails | None:
     """The problem report for an expected error; None for a bug (let it crash loudly)."""
-    if isinstance(error, ValidationError):
-        detail = "; ".join(
-            f"field {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-            for e in error.errors()
-        )
-        return Problem(422, "Invalid input", "validation", detail, 2)
-    if isinstance(error, ConfigError):
-        return Problem(500, "Configuration error", "config", str(error), 78)
-    if isinstance(error, StoreUnreachableError):
-        return Problem(503, "Store unreachable", "store-unreachable", str(error), 69)
-    if isinstance(error, StoreMisconfiguredError):
-        return Problem(500, "Store misconfigured", "store-misconfigured", str(error), 78)
-    if isinstance(error, BrokerUnavailableError):
-        return Problem(503, "Kafka unavailable", "broker-unavailable", str(error), 69)
-    if isinstance(error, MissingTopicError):
-        return Problem(503, "Kafka topic missing", "topic-missing", str(error), 69)
-    for family, status, title, code in _BY_FAMILY:
-        if isinstance(error, family):
-            rule = type(error).__name__.removesuffix("Error")
-            return Problem(status, title, rule, str(error), code)
+    for row in _TABLE:
+        if isinstance(error, row.family):
+            kind = row.type or _rule(error)
+            lead = f"{row.title} ({kind})" if row.lead is None else row.lead
+            return ProblemDetails(
+                row.status, row.title, kind, row.detail(error), row.exit_code, lead
+            )
     return None

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
-from infra.bootstrap import build_app
-from infra.cli.common import (
-    app,
-    console,
-    err,
-    fail,
-    open_app,
+from domain.errors import NotFoundError
+from infra.audit.trail import (
+    StoreVerification,
+    evidence_export,
+    file_evidence,
+    key_pair,
+    sign_head,
+    verify_bundle_file,
 )
+from infra.audit.verification import Verdict
+from infra.cli.common import app, console, err, fail, open_app, parsed
 from infra.config import Settings
+from services.evidence import ExportEvidence
 
 audit = typer.Typer(help="The compliance officer's tools: verify, checkpoint, replay, export.")
 app.add_typer(audit, name="audit")
@@ -32,18 +39,28 @@ def keygen(
     out: Annotated[
         Path | None, typer.Option(help="directory for the key pair (default: DATA_DIR/keys)")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="replace an existing key pair (the old public key is kept aside, to verify "
+            "what it signed)",
+        ),
+    ] = False,
 ) -> None:
-    """Create the Ed25519 key pair that signs checkpoints."""
-    from infra.audit.checkpoint import CheckpointError, generate_keys
-
-    settings = Settings.from_env()
+    """Create the Ed25519 key pair that signs checkpoints (an existing pair is kept)."""
     try:
-        private, public = generate_keys(out or settings.signing_key_path.parent)
-    except CheckpointError as e:
-        err.print(f"[red]{e}[/]")
-        raise typer.Exit(2) from None
-    console.print(f"private key: {private}  (keep it secret; mode 600)")
-    console.print(f"public key:  {public}  (give it to whoever verifies checkpoints)")
+        pair = key_pair(out or Settings.from_env().signing_key_path.parent, replace=force)
+    except Exception as e:
+        fail(e)
+        return
+    if not pair.made:
+        console.print(f"a key pair exists already (key {pair.key_id}); keeping it")
+        console.print("  (--force replaces it; checkpoints it signed then need its public key)")
+    elif pair.replaced is not None:
+        console.print(f"[yellow]replaced[/] the key pair; the old public key is {pair.replaced}")
+    console.print(f"private key: {pair.private}  (keep it secret; mode 600)")
+    console.print(f"public key:  {pair.public}  (give it to whoever verifies checkpoints)")
 
 
 @audit.command()
@@ -54,25 +71,14 @@ def checkpoint(
     ] = None,
 ) -> None:
     """Sign the chain head (position, hash, time) for an outside witness to keep."""
-    from datetime import UTC, datetime
-
-    from infra.audit.checkpoint import CheckpointError, load_private_key, sign
-    from infra.audit.verification import open_source
-
-    settings = Settings.from_env()
     try:
-        key = load_private_key(settings.signing_key_path)
-        build_app(settings).close()  # creates the store and its tables on first use
-        with open_source(settings) as source:
-            head = source.head()
-    except CheckpointError as e:
-        err.print(f"[red]{e}[/]")
-        raise typer.Exit(2) from None
-    signed = sign(head, datetime.now(UTC), key)
-    path = out or settings.checkpoints_dir / f"checkpoint-{head.position}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(signed.to_json())
-    console.print(f"checkpoint at position {head.position}, hash {head.hash.hex()[:16]}…")
+        application, settings = open_app()  # the store and its tables exist from here on
+        application.close()
+        signed, path = sign_head(settings, out)
+    except Exception as e:
+        fail(e)
+        return
+    console.print(f"checkpoint at position {signed.position}, hash {signed.hash[:16]}…")
     console.print(f"written to {path}")
 
 
@@ -80,7 +86,12 @@ def checkpoint(
 def verify(
     checkpoint_files: Annotated[
         list[Path] | None,
-        typer.Option("--checkpoint", "-c", help="a signed checkpoint to hold the chain to"),
+        typer.Option(
+            "--checkpoint",
+            "-c",
+            help="a signed checkpoint to hold the chain to (default: every one kept in "
+            "DATA_DIR/checkpoints)",
+        ),
     ] = None,
     public_key: Annotated[
         Path | None, typer.Option(help="the trusted checkpoint key (default: BACKCHECK_VERIFY_KEY)")
@@ -94,94 +105,91 @@ def verify(
         typer.Option(min=1, help="processes to verify with (default: all cores on large stores)"),
     ] = None,
 ) -> None:
-    """Recompute the hash chain over every stored event; exit 0 when intact, 1 otherwise."""
+    """Recompute the hash chain over every stored event and hold it to the signed checkpoints;
+    exit 0 when intact, 1 otherwise."""
     if bundle is not None:
         _verify_bundle(bundle, public_key, as_json)
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    from infra.audit.checkpoint import CheckpointError, check_signature, load_public_key, read
-    from infra.audit.verification import Problem, open_source
-    from infra.audit.verification import verify as run_verify
-
-    settings = Settings.from_env()
-    checkpoints = []
-    bad_signatures: list[Problem] = []
     try:
-        if checkpoint_files:
-            key = load_public_key(public_key or settings.verify_key_path)
-            for path in checkpoint_files:
-                cp = read(path)
-                problem = check_signature(cp, key)
-                if problem:
-                    bad_signatures.append(Problem(cp.position, "checkpoint", f"{path}: {problem}"))
-                else:
-                    checkpoints.append(cp)
-        with open_source(settings) as source:
-            total = source.count()
-            with Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=err,
-                disable=as_json or total < 50_000,
-                transient=True,
-            ) as bar:
-                task = bar.add_task("verifying", total=total)
-                verdict = run_verify(
-                    source,
-                    checkpoints,
-                    lambda n: bar.update(task, completed=n),
-                    opener=functools.partial(open_source, settings),
-                    workers=workers or ((os.cpu_count() or 1) if total >= 200_000 else 1),
-                )
-    except CheckpointError as e:
-        err.print(f"[red]{e}[/]")
-        raise typer.Exit(2) from None
-    verdict.problems.extend(bad_signatures)
-    verdict.checkpoints += len(bad_signatures)
+        settings = Settings.from_env()
+        with (
+            StoreVerification(settings, checkpoint_files, public_key, workers) as verification,
+            _bar("verifying", verification.total, hidden=as_json) as progress,
+        ):
+            verdict = verification.run(progress)
+    except Exception as e:
+        fail(e, as_json)
+        return
+    _report(verdict, [str(path) for path in verification.skipped], as_json)
+
+
+def _report(verdict: Verdict, skipped: list[str], as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(verdict.as_dict()) + "\n")
-    elif verdict.intact:
+        sys.stdout.write(
+            json.dumps(verdict.as_dict() | ({"skipped": skipped} if skipped else {})) + "\n"
+        )
+        raise typer.Exit(0 if verdict.intact else 1)
+    if skipped:
+        err.print(
+            Text(
+                f"{len(skipped)} kept checkpoint(s) signed by another key not used (verify them "
+                f"with that key's --public-key and -c): {', '.join(skipped)}"
+            )
+        )
+    if verdict.intact:
         console.print(
-            f"[green]intact[/]: {verdict.checked} events, head {verdict.head.position} "
-            f"{verdict.head.hash.hex()[:16]}…, {verdict.checkpoints} checkpoint(s) hold"
+            Text.assemble(
+                ("intact", "green"),
+                f": {verdict.checked} events, head {verdict.head.position} "
+                f"{verdict.head.hash.hex()[:16]}…, {verdict.checkpoints} checkpoint(s) hold",
+            )
         )
     else:
-        first = verdict.first
-        assert first is not None
+        problems = sorted(verdict.problems, key=lambda p: p.position)
+        first = problems[0]
         err.print(
-            f"[red]TAMPERED[/]: first bad position {first.position}: {first.kind}: {first.detail}"
+            Text.assemble(
+                ("TAMPERED", "red"),
+                f": first bad position {first.position}: {first.kind}: {first.detail}",
+            )
         )
-        for p in sorted(verdict.problems, key=lambda p: p.position)[1:20]:
-            err.print(f"  also at {p.position}: {p.kind}: {p.detail}")
+        for p in problems[1:20]:
+            err.print(Text(f"  also at {p.position}: {p.kind}: {p.detail}"))
     raise typer.Exit(0 if verdict.intact else 1)
 
 
-def _verify_bundle(path: Path, public_key: Path | None, as_json: bool) -> None:
-    from infra.audit.checkpoint import CheckpointError, load_public_key
-    from infra.audit.evidence import verify_bundle
+@contextmanager
+def _bar(what: str, total: int, *, hidden: bool) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr while a large store is read; small ones finish before it
+    would be seen."""
+    columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    hide = hidden or total < 50_000
+    description = "[progress.description]{task.description}"
+    with Progress(description, *columns, console=err, disable=hide, transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda done: bar.update(task, completed=done)
 
-    settings = Settings.from_env()
+
+def _verify_bundle(path: Path, public_key: Path | None, as_json: bool) -> None:
     try:
-        key = load_public_key(public_key or settings.verify_key_path)
-        data = path.read_bytes()
-    except (CheckpointError, OSError) as e:
-        err.print(f"[red]{e}[/]")
-        raise typer.Exit(2) from None
-    verdict = verify_bundle(data, key)
+        verdict = verify_bundle_file(path, public_key or Settings.from_env().verify_key_path)
+    except Exception as e:
+        fail(e, as_json)
+        return
     if as_json:
         sys.stdout.write(json.dumps({**verdict.__dict__, "intact": verdict.intact}) + "\n")
     elif verdict.intact:
         console.print(
-            f"[green]intact[/]: {verdict.events} events about {verdict.subject}, proven up to "
-            f"the signed checkpoint at position {verdict.checkpoint_position}"
+            Text.assemble(
+                ("intact", "green"),
+                f": {verdict.events} events about {verdict.subject}, proven up to "
+                f"the signed checkpoint at position {verdict.checkpoint_position}",
+            )
         )
     else:
-        err.print(f"[red]NOT VALID[/]: {path}")
+        err.print(Text.assemble(("NOT VALID", "red"), f": {path}"))
         for problem in verdict.problems:
-            err.print(f"  {problem}")
+            err.print(Text(f"  {problem}"))
     raise typer.Exit(0 if verdict.intact else 1)
 
 
@@ -197,48 +205,18 @@ def audit_export(
 ) -> None:
     """Export one subject's events with chain proofs and a checkpoint signed now. The export
     is a disclosure of personal data: it is recorded (DataDisclosed) before the file exists."""
-    from datetime import UTC, datetime
-
-    from infra.audit.checkpoint import CheckpointError, load_private_key
-    from infra.audit.evidence import BundleError, export_bundle
-    from infra.audit.verification import open_source
-    from services.dto import RecordDisclosure
-
-    settings = Settings.from_env()
     try:
-        key = load_private_key(settings.signing_key_path)
-        application = build_app(settings)
-        application.record_disclosure(
-            RecordDisclosure(
-                candidate_id=subject,
-                recipient=to,
-                purpose=purpose,
-                channel="evidence bundle",
-                actor=actor,
-            )
+        application, settings = open_app()
+        exported = evidence_export(application, settings).export(
+            parsed(ExportEvidence, candidate_id=subject, recipient=to, purpose=purpose, actor=actor)
         )
-        entries = list(application.timeline(subject))  # one replay: positions and timeline
-        positions = [e.position for e in entries]
-        timeline = [e.model_dump(mode="json") for e in entries]
-        with open_source(settings) as source:
-            data, checkpoint = export_bundle(
-                source, subject, positions, key, datetime.now(UTC), timeline
-            )
-    except (CheckpointError, BundleError) as e:
-        err.print(f"[red]{e}[/]")
-        raise typer.Exit(2) from None
+        path = file_evidence(settings, exported, out)
     except Exception as e:
         fail(e)
         return
-    path = out or Path(f"evidence-{subject}-{checkpoint.position}.bundle")
-    path.write_bytes(data)
-    settings.checkpoints_dir.mkdir(parents=True, exist_ok=True)
-    (settings.checkpoints_dir / f"checkpoint-{checkpoint.position}.json").write_text(
-        checkpoint.to_json()
-    )
     console.print(
-        f"{len(positions)} events about {subject}, proven up to the checkpoint at position "
-        f"{checkpoint.position}: {path} ({len(data):,} bytes)"
+        f"{exported.events} events about {subject}, proven up to the checkpoint at position "
+        f"{exported.checkpoint_position}: {path} ({len(exported.bundle):,} bytes)"
     )
 
 
@@ -252,8 +230,6 @@ def audit_timeline(
         application, _ = open_app()
         entries = list(application.timeline(subject))
         if not entries:
-            from domain.errors import NotFoundError
-
             raise NotFoundError(f"no events about candidate {subject} in the store")
         if as_json:
             for entry in entries:
@@ -280,8 +256,6 @@ def audit_as_of(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
 ) -> None:
     """Rebuild the case overview as it was at a moment, from the event store alone."""
-    from datetime import UTC, datetime
-
     try:
         when = datetime.fromisoformat(moment)
     except ValueError:
@@ -315,31 +289,28 @@ def audit_as_of(
 
 @audit.command("check")
 def audit_check(
-    as_json: Annotated[bool, typer.Option("--json", help="violations as JSON lines")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="violations as JSON lines, then a summary line (events, violations)"
+        ),
+    ] = False,
 ) -> None:
     """Replay the whole stream and report every broken rule with its position (exit 1 if any)."""
     try:
         application, _ = open_app()
         found = list(application.violations())
+        events = application.recorder.max_notification_id() or 0
     except Exception as e:
         fail(e, as_json)
         return
     if as_json:
         for v in found:
-            sys.stdout.write(
-                json.dumps(
-                    {
-                        **v.__dict__,
-                        "aggregate_id": str(v.aggregate_id),
-                        "candidate_id": str(v.candidate_id),
-                    }
-                )
-                + "\n"
-            )
+            row = {**v.__dict__, "aggregate_id": str(v.aggregate_id)}
+            sys.stdout.write(json.dumps({**row, "candidate_id": str(v.candidate_id)}) + "\n")
+        sys.stdout.write(json.dumps({"events": events, "violations": len(found)}) + "\n")
     elif not found:
-        console.print(
-            f"[green]no violations[/] in {application.recorder.max_notification_id() or 0} events"
-        )
+        console.print(Text.assemble(("no violations", "green"), f" in {events} events"))
     else:
         table = Table("pos", "rule broken", "aggregate", "candidate", "detail")
         for v in found:
@@ -347,5 +318,5 @@ def audit_check(
                 str(v.position), v.rule, str(v.aggregate_id)[:8], str(v.candidate_id)[:8], v.detail
             )
         console.print(table)
-        err.print(f"[red]{len(found)} violation(s)[/]")
+        err.print(Text(f"{len(found)} violation(s)", style="red"))
     raise typer.Exit(1 if found else 0)

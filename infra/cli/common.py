@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from importlib.metadata import version
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import orjson
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.text import Text
 
 from infra.bootstrap import build_app
 from infra.config import Settings
@@ -24,8 +26,40 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err = Console(stderr=True)
+
+# Piped or redirected, a line stays whole for grep, cut and awk, and a table as wide as its
+# cells; at a terminal, both fit its width.
+_UNWRAPPED = 100_000
+
+
+def _console(*, stderr: bool = False) -> Console:
+    console = Console(stderr=stderr)
+    if not console.is_terminal:
+        console.width = _UNWRAPPED
+        console.soft_wrap = True
+    return console
+
+
+console = _console()
+err = _console(stderr=True)
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        console.print(f"backcheck {version('backcheck')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 def open_app() -> tuple[Backcheck, Settings]:
@@ -33,14 +67,19 @@ def open_app() -> tuple[Backcheck, Settings]:
     return build_app(settings), settings
 
 
-def fail(error: Exception, as_json: bool = False) -> None:
+def fail(error: Exception, as_json: bool = False) -> NoReturn:
+    """Reports an expected error by its row in the problem table (infra/problem.py) and exits
+    with its code: one line on stderr, or with --json the problem object on stdout. Any other
+    error is a bug and is raised again."""
     problem = problem_for(error)
     if problem is None:
         raise error
     if as_json:
-        sys.stdout.write(orjson.dumps(problem.__dict__).decode() + "\n")
+        sys.stdout.write(orjson.dumps(problem.body()).decode() + "\n")
+    elif problem.lead:
+        err.print(Text.assemble((problem.lead, "red"), f": {problem.detail}"))
     else:
-        err.print(f"[red]{problem.title}[/] ({problem.type}): {problem.detail}")
+        err.print(Text(problem.detail, style="red"))
     raise typer.Exit(problem.exit_code)
 
 
@@ -53,6 +92,13 @@ _BreakGlass = Annotated[
 ]
 _Json = Annotated[bool, typer.Option("--json", help="the answer as one JSON object")]
 View = TypeVar("View", bound=BaseModel)
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parsed(model: type[Model], **fields: Any) -> Model:
+    """The command built from what was typed, validated as any transport's would be (a bad
+    role or purpose is reported field by field, exit 2)."""
+    return model.model_validate(fields)
 
 
 def recorded_read(as_json: bool, read: Callable[[Backcheck], View]) -> View | None:

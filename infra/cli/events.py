@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID
 
 import typer
+from pydantic import BaseModel
 from rich.table import Table
 
+from domain.errors import NotFoundError
 from infra.cli.common import (
     app,
     console,
@@ -61,13 +64,17 @@ def _brief(data: dict[str, Any]) -> str:
 @app.command()
 def show(aggregate_id: UUID) -> None:
     """Show the current state of a candidate, consent, investigation or report."""
-    from domain.errors import NotFoundError
-
     try:
         application, _ = open_app()
-        for getter in ("get_candidate", "get_consent", "get_investigation", "get_report"):
+        getters: tuple[Callable[[UUID], BaseModel], ...] = (
+            application.get_candidate,
+            application.get_consent,
+            application.get_investigation,
+            application.get_report,
+        )
+        for get in getters:
             try:
-                result = getattr(application, getter)(aggregate_id)
+                result = get(aggregate_id)
             except NotFoundError:
                 continue
             console.print_json(result.model_dump_json())

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated, NoReturn, Protocol, TypeVar
+from typing import Annotated, Protocol, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -24,19 +24,10 @@ from infra.kafka.daemon import (
 )
 from infra.kafka.intake import DLQ_TOPIC
 from infra.kafka.intake import send_command as send
-from infra.kafka.relay import PartitionCountError, Relay, RelayBusyError, RelayFailedError
+from infra.kafka.relay import PartitionCountError, Relay
 from infra.kafka.topics import COMMANDS_TOPIC
 from infra.kafka.worker import WorkerOptions
-from infra.problem import problem_for
 from services.catalogue import USE_CASES
-
-# Until infra/problem.py's table holds the relay's errors, their titles and exit codes as the
-# relay always told them (fail() takes over once the table knows them).
-_RELAY_PROBLEMS: tuple[tuple[type[Exception], str, int], ...] = (
-    (RelayBusyError, "relay not started", 75),  # EX_TEMPFAIL
-    (RelayFailedError, "Kafka unavailable", 69),  # EX_UNAVAILABLE
-    (PartitionCountError, "relay stopped", 78),  # EX_CONFIG
-)
 
 
 class _Daemon(Protocol):
@@ -45,17 +36,6 @@ class _Daemon(Protocol):
 
 Options = TypeVar("Options")
 Running = TypeVar("Running", bound=_Daemon)
-
-
-def _fail(error: Exception) -> NoReturn:
-    """The error's problem and exit code (`fail`)."""
-    if problem_for(error) is None:
-        for family, title, code in _RELAY_PROBLEMS:
-            if isinstance(error, family):
-                err.print(f"[red]{title}:[/] {error}")
-                raise typer.Exit(code) from None
-    fail(error)
-    raise error  # (fail raises: the error's exit, or the error itself if it is a bug)
 
 
 @app.command()
@@ -102,7 +82,7 @@ def relay(
             sent = _publish(relay_, once)
             position = relay_.position
     except Exception as e:
-        _fail(e)
+        fail(e)
     console.print(f"published {sent} events to {topic}; position {position}")
 
 
@@ -248,7 +228,7 @@ def _run(
             err.print(f"[dim]{started(settings, running)}[/]")
             return running, running.run()
     except Exception as e:
-        _fail(e)
+        fail(e)
 
 
 def _scopes(items: list[str]) -> dict[str, frozenset[str]] | None:
@@ -303,5 +283,5 @@ def send_command(
             key=key.encode() if key else None,
         )
     except Exception as e:
-        _fail(e)
+        fail(e)
     console.print(f"sent {command_type} {command_id} from {source} to {topic}")

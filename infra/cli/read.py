@@ -15,6 +15,7 @@ from infra.cli.common import (
     _Json,
     app,
     console,
+    parsed,
     recorded_read,
 )
 
@@ -37,7 +38,8 @@ def read_profile(
     view = recorded_read(
         as_json,
         lambda application: application.read_profile(
-            ReadProfile(
+            parsed(
+                ReadProfile,
                 candidate_id=candidate_id,
                 principal=principal,
                 role=role,
@@ -71,7 +73,8 @@ def read_report(
     view = recorded_read(
         as_json,
         lambda application: application.read_report(
-            ReadReport(
+            parsed(
+                ReadReport,
                 report_id=report_id,
                 principal=principal,
                 role=role,
@@ -116,7 +119,8 @@ def read_investigation(
     view = recorded_read(
         as_json,
         lambda application: application.read_investigation(
-            ReadInvestigation(
+            parsed(
+                ReadInvestigation,
                 investigation_id=investigation_id,
                 principal=principal,
                 role=role,

@@ -18,6 +18,7 @@ from infra.cli.common import (
     console,
     fail,
     open_app,
+    parsed,
     recorded_read,
 )
 
@@ -70,8 +71,12 @@ def subject_access_log(
     log = recorded_read(
         as_json,
         lambda application: application.read_access_log(
-            ReadAccessLog(
-                candidate_id=candidate_id, principal=principal, role=role, purpose=purpose
+            parsed(
+                ReadAccessLog,
+                candidate_id=candidate_id,
+                principal=principal,
+                role=role,
+                purpose=purpose,
             )
         ),
     )
@@ -108,7 +113,13 @@ def subject_consents(
     register = recorded_read(
         as_json,
         lambda application: application.read_consents(
-            ReadConsents(candidate_id=candidate_id, principal=principal, role=role, purpose=purpose)
+            parsed(
+                ReadConsents,
+                candidate_id=candidate_id,
+                principal=principal,
+                role=role,
+                purpose=purpose,
+            )
         ),
     )
     if register is None:

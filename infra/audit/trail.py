@@ -1,0 +1,219 @@
+"""The compliance officer's tools, wired: the checkpoint key pair, signing the chain head and
+keeping checkpoints in DATA_DIR/checkpoints, verifying the store against the kept (or given)
+checkpoints, verifying a bundle file, and making evidence bundles for the evidence use case
+(services/evidence.py). The `audit` commands call these and print what they return."""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from infra.audit.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    check_signature,
+    generate_keys,
+    key_id,
+    load_private_key,
+    load_public_key,
+    read,
+    sign,
+)
+from infra.audit.evidence import BundleError, BundleVerdict, export_bundle, verify_bundle
+from infra.audit.verification import Problem, Verdict, open_source, verify
+from infra.config import Settings
+from services.application import Backcheck
+from services.evidence import Bundle, BundleRequest, EvidenceExport, ExportedEvidence
+
+PRIVATE_NAME = "checkpoint-signing.key"
+PUBLIC_NAME = "checkpoint-signing.pub"
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private: Path
+    public: Path
+    key_id: str
+    made: bool  # False: the pair was there already and is kept
+    replaced: Path | None = None  # the public key of the pair a new one replaced, kept aside
+
+
+def key_pair(directory: Path, *, replace: bool = False) -> KeyPair:
+    """The checkpoint key pair in `directory`: made if there is none. An existing pair is kept,
+    since what it signed verifies only against its public key, unless `replace`: then a new
+    pair takes its place (each file at once) and the old public key is kept aside under its
+    key id, to verify what the old pair signed."""
+    private, public = directory / PRIVATE_NAME, directory / PUBLIC_NAME
+    if private.exists() and not replace:
+        key = load_private_key(private)
+        if not public.exists():  # derived again from the private key, which is the pair
+            public.write_bytes(_public_pem(key))
+        return KeyPair(private, public, key_id(key.public_key()), made=False)
+    old = _set_aside(private) if private.exists() else None
+    directory.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".keygen-", dir=directory))
+    try:
+        made_private, made_public = generate_keys(staging)
+        os.replace(made_private, private)
+        os.replace(made_public, public)
+    finally:
+        for leftover in staging.iterdir():
+            leftover.unlink()
+        staging.rmdir()
+    return KeyPair(private, public, key_id(load_public_key(public)), made=True, replaced=old)
+
+
+def _set_aside(private: Path) -> Path | None:
+    """Keeps the public key of a pair about to be replaced, named by its key id; None when
+    the old private key cannot be read as a key (--force is then the way to replace it)."""
+    try:
+        key = load_private_key(private)
+    except CheckpointError:
+        return None
+    aside = private.parent / f"checkpoint-signing-{key_id(key.public_key())}.pub"
+    aside.write_bytes(_public_pem(key))
+    return aside
+
+
+def _public_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def keep_checkpoint(
+    settings: Settings, position: int, document: str, out: Path | None = None
+) -> Path:
+    """Writes a signed checkpoint to `out`, by default into DATA_DIR/checkpoints, where
+    `audit verify` finds it."""
+    path = out or settings.checkpoints_dir / f"checkpoint-{position}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(document)
+    return path
+
+
+def kept_checkpoints(settings: Settings) -> list[Path]:
+    return sorted(settings.checkpoints_dir.glob("*.json"))
+
+
+def sign_head(settings: Settings, out: Path | None = None) -> tuple[Checkpoint, Path]:
+    """Signs the head of the store's chain now with the store's key and keeps the checkpoint.
+    The store must exist (the application creates it and its tables on first use)."""
+    key = load_private_key(settings.signing_key_path)
+    with open_source(settings) as source:
+        head = source.head()
+    checkpoint = sign(head, datetime.now(UTC), key)
+    return checkpoint, keep_checkpoint(settings, head.position, checkpoint.to_json(), out)
+
+
+class StoreVerification:
+    """The whole chain recomputed and held to trusted checkpoints: the files given, or else
+    every checkpoint kept in DATA_DIR/checkpoints. A checkpoint whose signature fails is a
+    problem of the verdict, not a reason to stop; one kept here but signed by another key (a
+    pair replaced by `keygen --force`) is skipped, and named in `skipped`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        checkpoint_files: Sequence[Path] | None = None,
+        public_key: Path | None = None,
+        workers: int | None = None,
+    ) -> None:
+        kept = not checkpoint_files
+        files = list(checkpoint_files or kept_checkpoints(settings))
+        self.checkpoints: list[Checkpoint] = []
+        self.refused: list[Problem] = []
+        self.skipped: list[Path] = []
+        if files:
+            key = load_public_key(public_key or settings.verify_key_path)
+            for path in files:
+                cp = read(path)
+                if kept and cp.key_id != key_id(key):
+                    self.skipped.append(path)
+                    continue
+                problem = check_signature(cp, key)
+                if problem:
+                    self.refused.append(Problem(cp.position, "checkpoint", f"{path}: {problem}"))
+                else:
+                    self.checkpoints.append(cp)
+        self.settings = settings
+        self.source = open_source(settings)
+        try:
+            self.total = self.source.count()
+        except BaseException:
+            self.source.__exit__(None, None, None)
+            raise
+        self.workers = workers or ((os.cpu_count() or 1) if self.total >= 200_000 else 1)
+
+    def run(self, progress: Callable[[int], None] | None = None) -> Verdict:
+        verdict = verify(
+            self.source,
+            self.checkpoints,
+            progress,
+            opener=functools.partial(open_source, self.settings),
+            workers=self.workers,
+        )
+        verdict.problems.extend(self.refused)
+        verdict.checkpoints += len(self.refused)
+        return verdict
+
+    def __enter__(self) -> StoreVerification:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.source.__exit__(kind, error, trace)
+
+
+def verify_bundle_file(path: Path, public_key: Path) -> BundleVerdict:
+    """An evidence bundle checked offline: nothing but the file and the trusted key."""
+    key = load_public_key(public_key)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise BundleError(str(e)) from None
+    return verify_bundle(data, key)
+
+
+class SignedBundler:
+    """The evidence use case's bundler: bundles proven up to a checkpoint signed with the
+    store's key, read straight from the store's tables."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.key = load_private_key(settings.signing_key_path)
+
+    def bundle(self, request: BundleRequest) -> Bundle:
+        with open_source(self.settings) as source:
+            data, checkpoint = export_bundle(
+                source, request.subject, request.positions, self.key, request.at, request.timeline
+            )
+        return Bundle(data, checkpoint.position, checkpoint.to_json())
+
+
+def evidence_export(app: Backcheck, settings: Settings) -> EvidenceExport:
+    """The evidence use case on the application's store. The signing key is loaded here,
+    before the use case runs: with no usable key, nothing is recorded as disclosed."""
+    return EvidenceExport(app, SignedBundler(settings))
+
+
+def file_evidence(settings: Settings, exported: ExportedEvidence, out: Path | None) -> Path:
+    """Writes the bundle (by default evidence-SUBJECT-POS.bundle here) and keeps its
+    checkpoint with the store's others."""
+    path = out or Path(f"evidence-{exported.candidate_id}-{exported.checkpoint_position}.bundle")
+    path.write_bytes(exported.bundle)
+    keep_checkpoint(settings, exported.checkpoint_position, exported.checkpoint)
+    return path

@@ -1,0 +1,113 @@
+"""One problem table for every error a command reports (infra/problem.py): the status a
+machine reads, the exit code a script reads, and the line a person reads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from pydantic import BaseModel, ValidationError
+
+from domain.errors import DomainError, ForbiddenError, NotFoundError, RuleBrokenError
+from infra.audit.checkpoint import CheckpointError
+from infra.audit.evidence import BundleError
+from infra.cli.common import fail
+from infra.config import ConfigError
+from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
+from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
+from infra.problem import ProblemDetails, problem_for
+
+
+class _Named(BaseModel):
+    name: int
+
+
+def _validation_error() -> ValidationError:
+    try:
+        _Named.model_validate({"name": "x"})
+    except ValidationError as e:
+        return e
+    raise AssertionError("validated")
+
+
+class ConsentMissingError(RuleBrokenError):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "exit_code", "line"),
+    [
+        (RelayBusyError("another relay runs"), 409, 75, "relay not started: another relay runs"),
+        (BrokerUnavailableError("no broker"), 503, 69, "Kafka unavailable: no broker"),
+        (RelayFailedError("not acknowledged"), 503, 69, "Kafka unavailable: not acknowledged"),
+        (PartitionCountError("3, not 6"), 500, 78, "relay stopped: 3, not 6"),
+        (MissingTopicError("no t"), 503, 69, "Kafka topic missing (topic-missing): no t"),
+        (CheckpointError("no signing key at k"), 422, 2, "no signing key at k"),
+        (BundleError("no events about c"), 422, 2, "no events about c"),
+        (
+            ConfigError("BACKCHECK_X: bad"),
+            500,
+            78,
+            "Configuration error (config): BACKCHECK_X: bad",
+        ),
+        (NotFoundError("no c"), 404, 4, "Not found (NotFound): no c"),
+        (ForbiddenError("refused"), 403, 5, "Forbidden (Forbidden): refused"),
+        (ConsentMissingError("no consent"), 409, 3, "Rule broken (ConsentMissing): no consent"),
+        (DomainError("no"), 422, 2, "Refused (Domain): no"),
+        (
+            _validation_error(),
+            422,
+            2,
+            "Invalid input (validation): field name: Input should be a valid integer, unable "
+            "to parse string as an integer",
+        ),
+    ],
+)
+def test_every_expected_error_has_its_status_exit_code_and_line(
+    error: Exception, status: int, exit_code: int, line: str
+) -> None:
+    problem = problem_for(error)
+
+    assert problem is not None
+    assert (problem.status, problem.exit_code, problem.line()) == (status, exit_code, line)
+
+
+def test_a_bug_has_no_problem_and_is_raised_again() -> None:
+    assert problem_for(KeyError("x")) is None
+    with pytest.raises(KeyError):
+        fail(KeyError("x"))
+
+
+def test_a_command_reports_the_line_on_stderr_and_exits_with_its_code(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(typer.Exit) as exited:
+        fail(RelayBusyError("another relay [pid 7] publishes /tmp/[store]"))
+
+    assert exited.value.exit_code == 75
+    said = capsys.readouterr()
+    assert said.out == ""
+    assert said.err == "relay not started: another relay [pid 7] publishes /tmp/[store]\n"
+
+
+def test_with_json_the_problem_goes_to_stdout_as_one_object(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(typer.Exit) as exited:
+        fail(CheckpointError("no signing key at k"), as_json=True)
+
+    assert exited.value.exit_code == 2
+    assert json.loads(capsys.readouterr().out) == {
+        "status": 422,
+        "title": "Checkpoint or key unusable",
+        "type": "checkpoint",
+        "detail": "no signing key at k",
+        "exit_code": 2,
+    }
+
+
+def test_the_problem_body_has_the_rfc_9457_members_and_the_exit_code() -> None:
+    problem = ProblemDetails(404, "Not found", "NotFound", "no c", 4, "Not found (NotFound)")
+
+    assert set(problem.body()) == {"status", "title", "type", "detail", "exit_code"}
