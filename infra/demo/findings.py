@@ -98,57 +98,66 @@ def _hear_employment_witnesses(app: Backcheck, n: Narrator, planned: PlanIds) ->
         errors.NegativeConclusionNeedsSecondSourceError,
         lambda: app.conclude_check(_conclusion(planned, check, Outcome.DISCREPANCY)),
     )
-    supervisor = _finding(
-        planned,
-        check,
-        _acme(SourceRole.DIRECT_SUPERVISOR, "ref-2"),
-        Method.EMAIL,
-        Outcome.DISCREPANCY,
-        notes="left the team at the end of 2020",
-    )
-    n.do(
+    supervisor = _hear(
+        app,
+        n,
         "the former direct supervisor, by email, gives the same end date",
-        lambda: app.record_finding(supervisor),
+        _finding(
+            planned,
+            check,
+            _acme(SourceRole.DIRECT_SUPERVISOR, "ref-2"),
+            Method.EMAIL,
+            Outcome.DISCREPANCY,
+            notes="left the team at the end of 2020",
+        ),
     )
     n.do(
         "employment concluded: discrepancy, on two sources of different roles",
         lambda: app.conclude_check(_conclusion(planned, check, Outcome.DISCREPANCY)),
     )
-    return [hr.finding_id, supervisor.finding_id]
+    return [hr.finding_id, supervisor]
 
 
 def _hear_referees(app: Backcheck, n: Narrator, planned: PlanIds) -> list[UUID]:
     check = planned.reference_check_id
-    peer = _finding(
-        planned,
-        check,
-        _acme(SourceRole.PEER, "ref-3"),
-        Method.INTERVIEW,
-        Outcome.CONFIRMED,
-        notes="reliable, led the routing rewrite",
-        possible_bias=True,
-    )
-    n.do(
+    peer = _hear(
+        app,
+        n,
         "a peer praises the candidate's work (flagged: close friend, possible bias)",
-        lambda: app.record_finding(peer),
+        _finding(
+            planned,
+            check,
+            _acme(SourceRole.PEER, "ref-3"),
+            Method.INTERVIEW,
+            Outcome.CONFIRMED,
+            notes="reliable, led the routing rewrite",
+            possible_bias=True,
+        ),
     )
-    supervisor = _finding(
-        planned,
-        check,
-        _acme(SourceRole.DIRECT_SUPERVISOR, "ref-2"),
-        Method.PHONE,
-        Outcome.CONFIRMED,
-        notes="strong engineer, would rehire",
-    )
-    n.do(
+    supervisor = _hear(
+        app,
+        n,
         "the direct supervisor confirms the assessment by phone",
-        lambda: app.record_finding(supervisor),
+        _finding(
+            planned,
+            check,
+            _acme(SourceRole.DIRECT_SUPERVISOR, "ref-2"),
+            Method.PHONE,
+            Outcome.CONFIRMED,
+            notes="strong engineer, would rehire",
+        ),
     )
     n.do(
         "references concluded: confirmed",
         lambda: app.conclude_check(_conclusion(planned, check, Outcome.CONFIRMED)),
     )
-    return [peer.finding_id, supervisor.finding_id]
+    return [peer, supervisor]
+
+
+def _hear(app: Backcheck, n: Narrator, what: str, finding: dto.RecordFinding) -> UUID:
+    """A witness heard: the finding recorded, its id returned."""
+    n.do(what, lambda: app.record_finding(finding))
+    return finding.finding_id
 
 
 def _acme(role: SourceRole, reference: str) -> dto.SourceIn:

@@ -6,17 +6,9 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from domain.consent import SignatureMethod
+from infra.demo import script
 from infra.demo.narrator import DemoFailedError, Narrator
-from infra.demo.script import (
-    CANDIDATE,
-    HR,
-    grant,
-    granted_terms,
-    notice,
-    plan,
-    planned_checks,
-    start,
-)
+from infra.demo.script import CANDIDATE, HR
 from services import dto
 from services.access import Role
 from services.application import Backcheck
@@ -76,13 +68,13 @@ def _under_way(app: Backcheck) -> tuple[UUID, UUID, UUID]:
     """Liu Yang registered, asked, signed (30 days, wet ink), one check planned, notified and
     started: six steps told as one."""
     now = app.clock()
-    terms = granted_terms()
+    terms = script.granted_terms()
     candidate = app.register_candidate(dto.RegisterCandidate(name="Liu Yang", actor=HR))
     consent = app.request_consent(
         dto.RequestConsent(candidate_id=candidate.candidate_id, terms=terms, actor=HR)
     )
     app.grant_consent(
-        grant(
+        script.grant(
             consent.consent_id,
             terms,
             method=SignatureMethod.WET_INK,
@@ -91,8 +83,10 @@ def _under_way(app: Backcheck) -> tuple[UUID, UUID, UUID]:
             actor=HR,
         )
     )
-    education = planned_checks()[:1]
-    inv = app.plan_investigation(plan(candidate.candidate_id, consent.consent_id, education, now))
-    app.notify_candidate(notice(inv.investigation_id))
-    app.start_investigation(start(inv.investigation_id))
+    education = script.planned_checks()[:1]
+    inv = app.plan_investigation(
+        script.plan(candidate.candidate_id, consent.consent_id, education, now)
+    )
+    app.notify_candidate(script.notice(inv.investigation_id))
+    app.start_investigation(script.start(inv.investigation_id))
     return candidate.candidate_id, consent.consent_id, inv.investigation_id
