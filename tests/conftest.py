@@ -6,7 +6,6 @@ reason; under CI=true a missing server is a failure, never a skip.
 
 from __future__ import annotations
 
-import io
 import os
 import uuid
 from collections.abc import Iterator
@@ -72,12 +71,10 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 @pytest.fixture
 def demo_app(settings: Settings, clock: FakeClock) -> Iterator[Backcheck]:
     """The demo story run on the `settings` store."""
-    from rich.console import Console
-
-    from infra.demo import run_demo
+    from infra.demo import tell_story
 
     app = build_app(settings, clock=clock)
-    run_demo(app, Console(file=io.StringIO()))
+    tell_story(app)
     yield app
     app.close()
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Annotated
+
+import orjson
 import typer
 
 from infra.cli.common import (
@@ -14,16 +18,29 @@ from infra.cli.common import (
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="print only the ids the story made, with its counts, as one JSON object"
+        ),
+    ] = False,
+) -> None:
     """Run a complete screening story on the configured store and print what happened."""
-    from infra.demo import DemoFailedError, run_demo
+    from infra.demo import DemoFailedError, run_demo, tell_story
 
     try:
         application, settings = open_app()
-        console.print(f"[dim]store: {settings.describe()}[/]")
-        run_demo(application, console)
+        if as_json:
+            told = tell_story(application)
+        else:
+            console.print(f"[dim]store: {settings.describe()}[/]")
+            told = run_demo(application, console)
     except DemoFailedError as e:
         err.print(f"[red]demo failed:[/] {e}")
         raise typer.Exit(1) from None
     except Exception as e:
-        fail(e)
+        fail(e, as_json)
+        return
+    if as_json:
+        sys.stdout.write(orjson.dumps(told.as_json()).decode() + "\n")

@@ -6,14 +6,14 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, closing
 from pathlib import Path
 from typing import Annotated, Protocol, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from infra.cli.common import app, console, err, fail
+from infra.cli.common import app, console, err, fail, open_app
 from infra.config import Settings, parse_bootstrap
 from infra.kafka.daemon import (
     IntakeOptions,
@@ -27,6 +27,7 @@ from infra.kafka.intake import send_command as send
 from infra.kafka.relay import PartitionCountError, Relay
 from infra.kafka.topics import COMMANDS_TOPIC
 from infra.kafka.worker import WorkerOptions
+from services.application import Backcheck
 from services.catalogue import USE_CASES
 
 
@@ -72,8 +73,8 @@ def relay(
         source=source,
     )
     try:
-        settings = Settings.from_env()
-        with relay_daemon(settings, options) as relay_:
+        application, settings = open_app()
+        with closing(application), relay_daemon(application, settings, options) as relay_:
             err.print(
                 f"[dim]relay of {settings.describe()} to {topic} on {relay_.bootstrap}, "
                 f"from position {relay_.position}[/]"
@@ -216,15 +217,15 @@ def ingest(
 
 
 def _run(
-    daemon: Callable[[Settings, Options], AbstractContextManager[Running]],
+    daemon: Callable[[Backcheck, Settings, Options], AbstractContextManager[Running]],
     options: Options,
     started: Callable[[Settings, Running], str],
 ) -> tuple[Running, int]:
     """Opens the daemon on the configured store, says what runs where, runs it until
     SIGINT/SIGTERM; (the daemon, its exit code)."""
     try:
-        settings = Settings.from_env()
-        with daemon(settings, options) as running:
+        application, settings = open_app()
+        with closing(application), daemon(application, settings, options) as running:
             err.print(f"[dim]{started(settings, running)}[/]")
             return running, running.run()
     except Exception as e:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from infra.bootstrap import build_app
 from infra.config import Settings, parse_bootstrap
 from infra.kafka.cloudevent import SOURCE
 from infra.kafka.intake import DLQ_TOPIC, decide, intake_app
@@ -33,6 +32,7 @@ from infra.kafka.topics import (
     ensure_topics,
 )
 from infra.kafka.worker import WorkerOptions, projection_app, worker_views
+from services.application import Backcheck
 from services.intake import CommandIntake
 
 
@@ -53,27 +53,25 @@ class RelayOptions:
 
 
 @contextmanager
-def relay_daemon(settings: Settings, options: RelayOptions) -> Iterator[Relay]:
+def relay_daemon(
+    application: Backcheck, settings: Settings, options: RelayOptions
+) -> Iterator[Relay]:
     """The store's relay to the topic, holding its lock; SIGINT and SIGTERM stop its run."""
-    application = build_app(settings)
+    relay = Relay(
+        application,
+        settings,
+        topic=options.topic,
+        bootstrap=_bootstrap(settings, options.bootstrap),
+        partitions=options.partitions or settings.kafka_partitions,
+        page=options.page,
+        source=options.source,
+    )
     try:
-        relay = Relay(
-            application,
-            settings,
-            topic=options.topic,
-            bootstrap=_bootstrap(settings, options.bootstrap),
-            partitions=options.partitions or settings.kafka_partitions,
-            page=options.page,
-            source=options.source,
-        )
-        try:
-            for number in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(number, lambda *_: relay.stop.set())
-            yield relay
-        finally:
-            relay.close()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda *_: relay.stop.set())
+        yield relay
     finally:
-        application.close()
+        relay.close()
 
 
 # --- a projection worker ------------------------------------------------------------------
@@ -103,27 +101,25 @@ class ProjectionWorker:
 
 
 @contextmanager
-def projection_worker(settings: Settings, options: WorkerOptions) -> Iterator[ProjectionWorker]:
+def projection_worker(
+    application: Backcheck, settings: Settings, options: WorkerOptions
+) -> Iterator[ProjectionWorker]:
     """A projection worker on the store's stream views (`worker_views`), watching for
     partitions that stall below what the relay recorded it delivered."""
-    application = build_app(settings)
+    resolved = replace(
+        options,
+        bootstrap=_bootstrap(settings, options.bootstrap),
+        partitions=options.partitions or settings.kafka_partitions,
+        datadir=options.datadir or str(settings.data_dir / "faust" / options.group),
+    )
+    store = worker_views(application, settings)
+    relayed = RelayState(application, settings, f"relay:{options.topic}")
     try:
-        resolved = replace(
-            options,
-            bootstrap=_bootstrap(settings, options.bootstrap),
-            partitions=options.partitions or settings.kafka_partitions,
-            datadir=options.datadir or str(settings.data_dir / "faust" / options.group),
-        )
-        store = worker_views(application, settings)
-        relayed = RelayState(application, settings, f"relay:{options.topic}")
-        try:
-            projection = StreamProjection(application, store, topic=options.topic)
-            watch = StallWatch(projection, lambda: relayed.load()[1])  # what the relay delivered
-            yield ProjectionWorker(projection, resolved, watch)
-        finally:
-            relayed.close()
+        projection = StreamProjection(application, store, topic=options.topic)
+        watch = StallWatch(projection, lambda: relayed.load()[1])  # what the relay delivered
+        yield ProjectionWorker(projection, resolved, watch)
     finally:
-        application.close()
+        relayed.close()
 
 
 # --- the command intake -------------------------------------------------------------------
@@ -157,30 +153,28 @@ class IntakeWorker:
 
 
 @contextmanager
-def command_intake(settings: Settings, options: IntakeOptions) -> Iterator[IntakeWorker]:
+def command_intake(
+    application: Backcheck, settings: Settings, options: IntakeOptions
+) -> Iterator[IntakeWorker]:
     """An intake worker applying commands to the store; its topics made if missing."""
     bootstrap = _bootstrap(settings, options.bootstrap)
     partitions = options.partitions or settings.kafka_partitions
-    application = build_app(settings)
-    try:
-        intake = CommandIntake(application, options.scopes)
-        ensure_topics(bootstrap, partitions, options.topic, options.dlq_topic)
-        faust_dir = settings.data_dir / "faust" / options.group
-        faust_dir.mkdir(parents=True, exist_ok=True)
-        app = intake_app(
-            functools.partial(decide, intake),
-            bootstrap,
-            group=options.group,
-            topic=options.topic,
-            dlq_topic=options.dlq_topic,
-            partitions=partitions,
-            consumer_settings={
-                "session_timeout_ms": options.session_timeout_ms,
-                "heartbeat_interval_ms": options.heartbeat_interval_ms,
-                "max_poll_interval_ms": options.max_poll_interval_ms,
-            },
-            datadir=str(faust_dir),  # as the workers', not in the working directory
-        )
-        yield IntakeWorker(app, bootstrap, options)
-    finally:
-        application.close()
+    intake = CommandIntake(application, options.scopes)
+    ensure_topics(bootstrap, partitions, options.topic, options.dlq_topic)
+    faust_dir = settings.data_dir / "faust" / options.group
+    faust_dir.mkdir(parents=True, exist_ok=True)
+    app = intake_app(
+        functools.partial(decide, intake),
+        bootstrap,
+        group=options.group,
+        topic=options.topic,
+        dlq_topic=options.dlq_topic,
+        partitions=partitions,
+        consumer_settings={
+            "session_timeout_ms": options.session_timeout_ms,
+            "heartbeat_interval_ms": options.heartbeat_interval_ms,
+            "max_poll_interval_ms": options.max_poll_interval_ms,
+        },
+        datadir=str(faust_dir),  # as the workers', not in the working directory
+    )
+    yield IntakeWorker(app, bootstrap, options)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import candidate_of, run
+from tests.e2e.test_cli import demo_ids, run
 
 
 @pytest.fixture
@@ -113,8 +113,7 @@ def test_a_clean_store_passes_the_compliance_check(officer: dict[str, str]) -> N
 
 
 def test_the_timeline_tells_who_did_what_under_which_consent(officer: dict[str, str]) -> None:
-    demo = run(officer, "demo")
-    subject = candidate_of(demo.stdout)
+    subject = demo_ids(officer)["candidate_id"]
 
     result = run(officer, "audit", "timeline", "--subject", subject, "--json")
 

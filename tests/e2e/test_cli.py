@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,18 +32,26 @@ def store(tmp_path: Path) -> dict[str, str]:
     return {"BACKCHECK_DATA_DIR": str(tmp_path / "data")}
 
 
-def candidate_of(demo_output: str) -> str:
-    found = re.search(r"backcheck events --subject ([0-9a-f-]{36})", demo_output)
-    assert found, demo_output
-    return found.group(1)
+def demo_ids(env: dict[str, str]) -> dict[str, Any]:
+    """Runs `backcheck demo --json` on the store: the ids the story made, and its counts."""
+    result = run(env, "demo", "--json")
+    assert result.returncode == 0, result.stderr
+    ids: dict[str, Any] = json.loads(result.stdout)
+    return ids
+
+
+def events_of(env: dict[str, str], subject: str) -> list[dict[str, Any]]:
+    listed = run(env, "events", "--subject", subject, "--json")
+    assert listed.returncode == 0, listed.stderr
+    return [json.loads(line) for line in listed.stdout.splitlines()]
 
 
 def test_the_demo_tells_the_whole_story_and_meets_every_rule_on_the_way(
     store: dict[str, str],
 ) -> None:
-    result = run(store, "demo")
+    ids = demo_ids(store)
 
-    assert result.returncode == 0, result.stderr
+    assert (ids["steps"], ids["refusals"]) == (43, 15)
     for rule in (
         "ProhibitedCategory",
         "ConsentNotActive",
@@ -59,17 +67,45 @@ def test_the_demo_tells_the_whole_story_and_meets_every_rule_on_the_way(
         "PurposeNotConsented",
         "AccessRefused",
     ):
-        assert f"{rule}:" in result.stdout, rule
-    assert "disclosed to hiring manager" in result.stdout
-    assert "growth:wu.hao (recruiter) for 'marketing': refused" in result.stdout  # access log
-    assert "her name now reads ⟨erased⟩" in result.stdout
+        assert rule in ids["rules"], rule
+    candidate = ids["candidate_id"]
+    disclosed = [
+        e["data"]["disclosure"]
+        for e in events_of(store, candidate)
+        if (e["aggregate"], e["event"]) == ("Report", "Disclosed")
+    ]
+    assert [(d["recipient_role"], d["edition"]) for d in disclosed] == [("hiring manager", 2)]
+    as_candidate = ("--as", f"candidate:{candidate}", "--role", "candidate", "--purpose", "mine")
+    log = run(store, "subject", "access-log", candidate, *as_candidate, "--json")
+    entries = json.loads(log.stdout)["entries"]
+    assert ("growth:wu.hao", "recruiter", "marketing", "refused") in [
+        (e["principal"], e["role"], e["purpose"], e["outcome"]) for e in entries
+    ]
+    erased = events_of(store, ids["erased_candidate_id"])
+    assert ("Candidate", "Erased") in [(e["aggregate"], e["event"]) for e in erased]
+    assert ids["keys_destroyed"] >= 1  # and the demo fails if her name still reads
     assert Path(store["BACKCHECK_DATA_DIR"], "backcheck.sqlite").is_file()
+
+
+def test_the_demo_prints_the_story_for_a_person_and_only_its_ids_as_json(
+    tmp_path: Path,
+) -> None:
+    told = run({"BACKCHECK_DATA_DIR": str(tmp_path / "told")}, "demo")
+    as_json = run({"BACKCHECK_DATA_DIR": str(tmp_path / "json")}, "demo", "--json")
+
+    assert told.returncode == 0, told.stderr
+    assert len(told.stdout.splitlines()) > 43  # a line at least for each step
+    assert as_json.returncode == 0, as_json.stderr
+    assert len(as_json.stdout.splitlines()) == 1
+    ids = json.loads(as_json.stdout)
+    assert {"candidate_id", "consent_id", "investigation_id", "report_id"} <= ids.keys()
+    assert as_json.stderr == ""
 
 
 def test_events_of_a_subject_come_in_log_order_without_personal_values(
     store: dict[str, str],
 ) -> None:
-    candidate = candidate_of(run(store, "demo").stdout)
+    candidate = demo_ids(store)["candidate_id"]
 
     result = run(store, "events", "--subject", candidate, "--json")
 
@@ -141,11 +177,9 @@ def test_an_unknown_id_exits_4(store: dict[str, str]) -> None:
 def test_the_demo_runs_on_postgresql_with_one_setting(pg_schema: str) -> None:
     env = {"BACKCHECK_DATABASE_URL": f"{PG_URL}?schema={pg_schema}"}
 
-    result = run(env, "demo")
+    candidate = demo_ids(env)["candidate_id"]
 
-    assert result.returncode == 0, result.stderr
-    assert "store: PostgreSQL" in result.stdout
-    candidate = candidate_of(result.stdout)
+    assert "store:  PostgreSQL" in run(env, "info").stdout
     events = run(env, "events", "--subject", candidate, "--json")
     assert len(events.stdout.splitlines()) >= 30
 
@@ -168,7 +202,7 @@ def test_the_views_report_where_they_stand_and_rebuild_identically(store: dict[s
 def test_the_candidate_reads_who_accessed_them_and_a_recruiter_may_not(
     store: dict[str, str],
 ) -> None:
-    subject = candidate_of(run(store, "demo").stdout)
+    subject = demo_ids(store)["candidate_id"]
     as_candidate = ("--as", f"candidate:{subject}", "--role", "candidate", "--purpose", "mine")
     as_recruiter = ("--as", "hr:li.na", "--role", "recruiter", "--purpose", "curious")
 
@@ -192,7 +226,7 @@ def test_the_candidate_reads_who_accessed_them_and_a_recruiter_may_not(
 
 
 def test_the_access_log_needs_a_reader(store: dict[str, str]) -> None:
-    subject = candidate_of(run(store, "demo").stdout)
+    subject = demo_ids(store)["candidate_id"]
 
     result = run(store, "subject", "access-log", subject)
 
@@ -203,7 +237,7 @@ def test_the_access_log_needs_a_reader(store: dict[str, str]) -> None:
 def test_the_candidate_reads_her_investigation_and_the_growth_team_is_refused(
     store: dict[str, str],
 ) -> None:
-    subject = candidate_of(run(store, "demo").stdout)
+    subject = demo_ids(store)["candidate_id"]
     events = run(store, "events", "--subject", subject, "--json").stdout.splitlines()
     completed = [
         e
@@ -225,7 +259,7 @@ def test_the_candidate_reads_her_investigation_and_the_growth_team_is_refused(
 
 
 def test_the_consent_register_is_read_through_a_recorded_decision(store: dict[str, str]) -> None:
-    subject = candidate_of(run(store, "demo").stdout)
+    subject = demo_ids(store)["candidate_id"]
     as_candidate = ("--as", f"candidate:{subject}", "--role", "candidate", "--purpose", "mine")
     as_stranger = ("--as", "hr:someone.else", "--role", "recruiter", "--purpose", "curious")
 
@@ -247,7 +281,7 @@ def test_the_consent_register_is_read_through_a_recorded_decision(store: dict[st
 def test_the_hiring_manager_reads_the_report_disclosed_to_them_and_a_stranger_may_not(
     store: dict[str, str],
 ) -> None:
-    subject = candidate_of(run(store, "demo").stdout)
+    subject = demo_ids(store)["candidate_id"]
     events = map(
         json.loads, run(store, "events", "--subject", subject, "--json").stdout.split("\n")[:-1]
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import io
 import json
 import random
 import sqlite3
@@ -19,7 +18,6 @@ from uuid import UUID
 import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from rich.console import Console
 
 from infra.audit.chain import GENESIS, link
 from infra.audit.checkpoint import Checkpoint, check_signature, sign
@@ -27,7 +25,7 @@ from infra.audit.evidence import export_bundle, verify_bundle
 from infra.audit.verification import Verdict, open_source, verify
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.demo import run_demo
+from infra.demo import tell_story
 from services.dto import RegisterCandidate
 from tests.conftest import PG_URL
 
@@ -98,7 +96,7 @@ class PostgresTamper(Tamper):
 def quiet_demo(settings: Settings) -> None:
     app = build_app(settings)
     try:
-        run_demo(app, Console(file=io.StringIO()))
+        tell_story(app)
     finally:
         app.close()
 

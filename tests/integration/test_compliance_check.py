@@ -4,17 +4,14 @@ the way old code, an import or a compromised writer would."""
 
 from __future__ import annotations
 
-import io
 from uuid import uuid4
-
-from rich.console import Console
 
 from domain.check import Method, Outcome, SourceRole
 from domain.consent import Consent
 from domain.investigation import Conclusion, Finding, Investigation, Source
 from domain.report import Disclosure, Report
 from domain.subject import recorded_at
-from infra.demo import run_demo
+from infra.demo import tell_story
 from services.application import Backcheck
 from services.compliance import Violation
 from services.dto import DisputeReport, PlanInvestigation, PlannedCheckIn
@@ -33,7 +30,7 @@ def write_around_the_domain(app: Backcheck, *aggregates: object) -> int:
 
 
 def test_a_clean_demo_store_has_no_violations(sqlite_app: Backcheck) -> None:
-    run_demo(sqlite_app, Console(file=io.StringIO()))
+    tell_story(sqlite_app)
 
     assert violations(sqlite_app) == []
     assert sqlite_app.recorder.max_notification_id() > 40  # type: ignore[operator]

@@ -4,7 +4,6 @@ not recorded; one relay per store and topic."""
 
 from __future__ import annotations
 
-import io
 from datetime import datetime
 from pathlib import Path
 
@@ -12,11 +11,10 @@ import orjson
 import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
 from cloudevents.core.formats.json import JSONFormat
-from rich.console import Console
 
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.demo import run_demo
+from infra.demo import tell_story
 from infra.kafka.relay import PartitionCountError, Relay, RelayBusyError, RelayFailedError
 from infra.kafka.topics import ensure_topics
 from services.application import Backcheck
@@ -128,7 +126,7 @@ def test_a_page_the_broker_did_not_acknowledge_is_not_recorded(
 ) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 's.sqlite'}", data_dir=tmp_path)
     app = build_app(settings, clock=clock)
-    run_demo(app, Console(file=io.StringIO()))
+    tell_story(app)
     topic = topic_name("backcheck.events")
     relay = relay_for(app, settings, own_kafka_broker, topic, page=10, delivery_timeout=3.0)
     notices: list[str] = []

@@ -6,7 +6,6 @@ gap is filled."""
 from __future__ import annotations
 
 import asyncio
-import io
 import random
 import threading
 from collections.abc import Iterator
@@ -15,11 +14,10 @@ from pathlib import Path
 import pytest
 from eventsourcing.persistence import OperationalError
 from eventsourcing.sqlite import SQLiteDatastore
-from rich.console import Console
 
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.demo import run_demo
+from infra.demo import tell_story
 from infra.kafka.cloudevent import BadEventMessageError
 from infra.kafka.projection import Record, StreamProjection
 from infra.kafka.recovery import GapRecovery
@@ -39,7 +37,7 @@ def demo_app(tmp_path: Path, clock: FakeClock) -> Iterator[Backcheck]:
         Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path),
         clock=clock,
     )
-    run_demo(app, Console(file=io.StringIO()))
+    tell_story(app)
     yield app
     app.close()
 

@@ -4,7 +4,6 @@ a batch delivered twice changes nothing; and personal values in them are sealed 
 
 from __future__ import annotations
 
-import io
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -15,13 +14,12 @@ from uuid import UUID
 import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
-from rich.console import Console
 
 from domain.check import SourceRole
 from domain.classification import ERASED_VALUE, WITHHELD_VALUE, PersonalField
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.demo import run_demo
+from infra.demo import tell_story
 from infra.store.recorder import chained
 from infra.views.runner import ViewRunner
 from projections.read_views import VIEWS, ReadViews
@@ -94,7 +92,7 @@ class ViewStoreContract(ABC):
 
     @pytest.fixture
     def demo_app(self, app: Backcheck) -> Backcheck:
-        run_demo(app, Console(file=io.StringIO()))
+        tell_story(app)
         return app
 
     def test_views_built_as_the_story_unfolds_equal_the_log_projected_at_once(

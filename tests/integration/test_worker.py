@@ -4,7 +4,6 @@ message that is not the relay's goes to the events dead-letter topic with its re
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import pty
@@ -18,11 +17,10 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
-from rich.console import Console
 
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.demo import run_demo
+from infra.demo import tell_story
 from infra.kafka.projection import Record
 from infra.kafka.topics import dead_letter_topic, ensure_topics
 from infra.kafka.worker import worker_views
@@ -225,7 +223,7 @@ def test_a_worker_holds_back_what_follows_a_lost_message_until_it_comes(
 ) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 's.sqlite'}", data_dir=tmp_path)
     demo_app = build_app(settings, clock=clock)
-    run_demo(demo_app, Console(file=io.StringIO()))
+    tell_story(demo_app)
     workers = Processes(store_env(settings), tmp_path)
     try:
         check_held_back_until_the_lost_message_comes(kafka_broker, demo_app, settings, workers)

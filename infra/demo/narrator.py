@@ -1,0 +1,74 @@
+"""The narrator of the demo: runs each step, prints it, and counts the steps and refusals.
+
+A refusal is the story trying the wrong thing on purpose: it must be refused by the rule the
+story names, and store nothing (or only its own access record, for a refused read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from rich.console import Console
+
+from domain import errors
+from services.application import Backcheck
+
+T = TypeVar("T")
+
+
+class DemoFailedError(RuntimeError):
+    """The story did not go as the rules say it must: a bug, not a refusal."""
+
+
+class Narrator:
+    """Tells the story on a console (a silent one unless given) as its steps are taken."""
+
+    def __init__(self, app: Backcheck, console: Console | None = None) -> None:
+        self.app = app
+        self.out = console if console is not None else Console(quiet=True)
+        self.refusals: list[str] = []
+        self.steps = 0
+
+    def chapter(self, title: str) -> None:
+        self.out.rule(f"[bold]{title}")
+
+    def do(self, what: str, call: Callable[[], T]) -> T:
+        result = call()
+        self.steps += 1
+        self.out.print(f"  [green]✓[/] {what}")
+        return result
+
+    def did(self, what: str, steps: int) -> None:
+        """Steps taken without telling each one: counted, and told as one line."""
+        self.steps += steps
+        self.out.print(f"  [green]✓[/] {what}")
+
+    def detail(self, line: str) -> None:
+        """What a step showed, under it."""
+        self.out.print(f"      {line}")
+
+    def refused(
+        self,
+        what: str,
+        expected: type[errors.DomainError],
+        call: Callable[[], object],
+        *,
+        stores: int = 0,
+    ) -> None:
+        """Try the wrong thing: it must be refused, and store exactly `stores` events (none for
+        a command; one, its access record, for a refused read)."""
+        before = self.app.recorder.max_notification_id() or 0
+        try:
+            call()
+        except expected as e:
+            after = self.app.recorder.max_notification_id() or 0
+            if after != before + stores:
+                raise DemoFailedError(
+                    f"{what}: refused, but {after - before} event(s) stored, not {stores}"
+                ) from e
+            rule = type(e).__name__.removesuffix("Error")
+            self.refusals.append(rule)
+            self.out.print(f"  [red]✗ refused[/] {what}\n      [dim]{rule}:[/] {e}")
+            return
+        raise DemoFailedError(f"{what}: expected {expected.__name__}, but it was accepted")
