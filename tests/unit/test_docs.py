@@ -17,10 +17,7 @@ from typer.main import get_command
 
 from infra.access.cedar import CedarPolicy
 from infra.cli import app
-from infra.kafka.intake import DLQ_TOPIC
-from infra.kafka.relay import RELAY_STATE_TABLE
-from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC
-from infra.kafka.worker import STREAM_VIEWS_TABLE
+from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC, dead_letter_topic
 from projections.read_views import ReadViews
 from services.application import Backcheck
 
@@ -147,9 +144,8 @@ def test_the_architecture_page_states_the_persisted_names_the_code_uses() -> Non
     names = (
         EVENTS_TOPIC,
         COMMANDS_TOPIC,
-        DLQ_TOPIC,
-        RELAY_STATE_TABLE,
-        STREAM_VIEWS_TABLE,
+        dead_letter_topic(COMMANDS_TOPIC),
+        dead_letter_topic(EVENTS_TOPIC),
         f"{Backcheck.name}.views.v{ReadViews.version}",
         CedarPolicy().policy_set_hash,
     )
