@@ -20,7 +20,7 @@ import cedarpy
 from machine import speed_line
 
 from domain.classification import CATEGORIES, Tier
-from infra.access.cedar import CedarPolicy
+from infra.access.cedar import CedarDecisionPoint
 from services.access import AccessRequest, Role
 
 PURPOSE = "pre-employment screening"
@@ -73,8 +73,8 @@ def main() -> None:
     args = parser.parse_args()
     reqs = requests(args.decisions, random.Random(4))
 
-    uncached = CedarPolicy(cache_size=0)
-    cached = CedarPolicy()
+    uncached = CedarDecisionPoint(cache_size=0)
+    cached = CedarDecisionPoint()
     policies = cedarpy.PolicySet.from_str(uncached.text)
     entities = cedarpy.Entities.from_json_str("[]")
 

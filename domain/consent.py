@@ -169,7 +169,7 @@ def _extra(granted: tuple[object, ...], requested: tuple[object, ...]) -> list[s
 
 
 class Consent(SubjectAggregate):
-    # Declared explicitly because policies react to them by type.
+    # Declared explicitly because reactions (services/reaction.py) match them by type.
     class Granted(ActorSinceV2):
         actor_field = "recorded_by"
         terms: ConsentTerms

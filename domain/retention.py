@@ -20,7 +20,7 @@ def _defaults() -> dict[Tier, int]:
 
 
 @dataclass(frozen=True)
-class RetentionPolicy:
+class RetentionSchedule:
     days: dict[Tier, int] = field(default_factory=_defaults)
 
     def __post_init__(self) -> None:

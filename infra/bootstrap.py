@@ -15,8 +15,8 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
 from domain.classification import Tier
-from domain.retention import RetentionPolicy
-from infra.access.cedar import CedarPolicy
+from domain.retention import RetentionSchedule
+from infra.access.cedar import CedarDecisionPoint
 from infra.audit.checkpoint import FileKeySigner
 from infra.config import ConfigError, Settings
 from infra.privacy.keystore import SQLKeyStore, load_master_key, postgres_keystore, sqlite_keystore
@@ -34,9 +34,9 @@ from services.unit import Clock, Collaborators, system_clock
 def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> Backcheck:
     settings = settings or Settings.from_env()
     retention = (
-        retention_policy(settings.retention_days)
+        retention_schedule(settings.retention_days)
         if settings.retention_days is not None
-        else RetentionPolicy()
+        else RetentionSchedule()
     )
     if settings.backend == "postgres":
         # told at once, in one line, rather than after the library's pool gave up waiting
@@ -55,7 +55,11 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
             keys.close()
             raise
         return Collaborators(
-            keys=keys, signer=signer, views=views, policy=CedarPolicy(), retention=retention
+            keys=keys,
+            signer=signer,
+            views=views,
+            decision_point=CedarDecisionPoint(),
+            retention=retention,
         )
 
     return Backcheck(settings.store_env(), wiring, clock=clock)
@@ -94,9 +98,9 @@ def build_views(settings: Settings, store: Application[UUID], sealer: Sealer) ->
     return postgres_views(log, decode, store.name, datastore, sealer)
 
 
-def retention_policy(days: dict[str, int]) -> RetentionPolicy:
+def retention_schedule(days: dict[str, int]) -> RetentionSchedule:
     try:
-        return RetentionPolicy({Tier(tier): n for tier, n in days.items()})
+        return RetentionSchedule({Tier(tier): n for tier, n in days.items()})
     except ValueError as e:
         raise ConfigError(
             f"BACKCHECK_RETENTION_DAYS: {e}; tiers are secret, consent_required, confidential, "

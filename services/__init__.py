@@ -1,1 +1,1 @@
-"""Use cases, the policies that react across aggregates, and queries over the store."""
+"""Use cases, the reactions that span aggregates, and queries over the store."""

@@ -1,6 +1,6 @@
 """Access decisions: the question a read asks, and the answer that is recorded with it.
 
-The policy decision point is a port (`AccessPolicy`); infra/access/cedar.py answers it with Cedar.
+The policy decision point is a port (`DecisionPoint`); infra/access/cedar.py answers it with Cedar.
 A decision never carries personal values: categories, tiers, policy ids and the policy-set hash.
 """
 
@@ -85,7 +85,7 @@ class ViewDecision:
         return AccessOutcome.ALLOWED if self.allowed else AccessOutcome.REFUSED
 
 
-class AccessPolicy(Protocol):
+class DecisionPoint(Protocol):
     policy_set_hash: str
 
     def decide(self, request: AccessRequest) -> AccessDecision:

@@ -140,7 +140,7 @@ class QueryUseCases(UnitOfWork):
         sealed = self._profile(views, candidate_id, opening=frozenset(), key=key)
         categories = tuple(dict.fromkeys(f.category for _, f in profile_fields(sealed)))
         request = self._facts(cmd, candidate_id, categories, views, sealed)
-        decision = self.policy.decide(request)
+        decision = self.decision_point.decide(request)
         allowed = frozenset(decision.allowed)
         # (if the row changed in between, the newer one is shown: still only allowed values)
         profile = (
@@ -209,7 +209,7 @@ class QueryUseCases(UnitOfWork):
         category withheld from them comes back without outcome or note. A reviewer reads a
         report under review, a hiring manager what was disclosed to them; the read is
         recorded first."""
-        policy = self.policy
+        decision_point = self.decision_point
 
         def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:
             report = views.get("report", str(cmd.report_id), frozenset())  # decided sealed
@@ -219,7 +219,7 @@ class QueryUseCases(UnitOfWork):
             profile = self._profile(views, subject, opening=frozenset())
             categories = tuple(sorted(report_categories(report)))
             request = self._facts(cmd, subject, categories, views, profile)
-            decision = policy.decide(request)
+            decision = decision_point.decide(request)
             access = access_record(cmd, subject, f"report {cmd.report_id}", request, decision)
             return [access], (views, report, categories, decision, access.id)
 
@@ -232,7 +232,7 @@ class QueryUseCases(UnitOfWork):
         categories are withheld comes back without its conclusion, and the candidate's
         feedback and disputes, with the answers to them, only to those who may read their
         categories (the candidate always). The read is recorded first."""
-        policy = self.policy
+        decision_point = self.decision_point
 
         def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:
             key = str(cmd.investigation_id)
@@ -243,7 +243,7 @@ class QueryUseCases(UnitOfWork):
             profile = self._profile(views, subject, opening=frozenset())
             categories = tuple(sorted(investigation_categories(sealed)))
             request = self._facts(cmd, subject, categories, views, profile)
-            decision = policy.decide(request)
+            decision = decision_point.decide(request)
             access = access_record(cmd, subject, f"investigation {key}", request, decision)
             allowed = frozenset(decision.allowed)
             opened = views.get("investigation", key, allowed) if allowed else None
@@ -308,13 +308,13 @@ class QueryUseCases(UnitOfWork):
         decided once for the view, recorded first like any other read (nothing returned,
         nothing withheld: they hold no personal value), then answered by `answer(views, key)`.
         Returns this read's access id and the answer."""
-        policy = self.policy
+        decision_point = self.decision_point
 
         def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:
             key = str(cmd.candidate_id)
             profile = self._profile(views, cmd.candidate_id, opening=frozenset(), key=key)
             request = self._facts(cmd, cmd.candidate_id, (), views, profile)
-            decision = policy.decide_view(action, request)
+            decision = decision_point.decide_view(action, request)
             access = Access.record(
                 candidate_id=cmd.candidate_id,
                 principal=cmd.principal,

@@ -1,4 +1,4 @@
-"""The unit of work every use case shares: load aggregates, let policies react, save once."""
+"""The unit of work every use case shares: load aggregates, let reactions follow, save once."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from eventsourcing.persistence import RecordConflictError, Recording
 from eventsourcing.utils import EnvType
 
 from domain.intake import CommandReceipt
-from domain.retention import RetentionPolicy
+from domain.retention import RetentionSchedule
 from domain.subject import recorded_at
-from services.access import AccessPolicy
+from services.access import DecisionPoint
 from services.errors import AggregateMissingError, ConcurrentChangeError
-from services.policy import Policy, default_policies
 from services.ports import KeyStore, ReadModel, ReceiptSigner
+from services.reaction import Reaction, default_reactions
 
 A = TypeVar("A", bound=Aggregate)
 U = TypeVar("U", bound="UnitOfWork")
@@ -56,8 +56,8 @@ class Collaborators:
     keys: KeyStore
     signer: ReceiptSigner
     views: ReadModel
-    policy: AccessPolicy
-    retention: RetentionPolicy
+    decision_point: DecisionPoint
+    retention: RetentionSchedule
 
 
 # Builds the collaborators on the application's own event store, once it is open: the key
@@ -102,7 +102,7 @@ class UnitOfWork(Application[UUID]):
     """Base of the backcheck application: one event store, one notification log, one chain.
 
     Every use case saves exactly once, so a refused command leaves the store untouched and a
-    reaction (a policy) is recorded atomically with the event that caused it.
+    reaction (services/reaction.py) is recorded atomically with the event that caused it.
     """
 
     name = "backcheck"
@@ -113,7 +113,7 @@ class UnitOfWork(Application[UUID]):
         it; if that fails, the store is closed again."""
         super().__init__(env)
         self.clock = clock
-        self.policies: tuple[Policy, ...] = default_policies()
+        self.reactions: tuple[Reaction, ...] = default_reactions()
         try:
             made = wiring(self)
         except BaseException:
@@ -122,8 +122,8 @@ class UnitOfWork(Application[UUID]):
         self.keys: KeyStore = made.keys
         self.signer: ReceiptSigner = made.signer
         self.views: ReadModel = made.views
-        self.policy: AccessPolicy = made.policy
-        self.retention: RetentionPolicy = made.retention
+        self.decision_point: DecisionPoint = made.decision_point
+        self.retention: RetentionSchedule = made.retention
 
     def load(self, cls: type[A], aggregate_id: UUID) -> A:
         kind = cls.__name__.lower()
@@ -195,11 +195,11 @@ class UnitOfWork(Application[UUID]):
             _receiving.reset(token)
 
     def commit(self, *aggregates: Aggregate) -> list[Aggregate]:
-        """Save the aggregates and whatever the policies changed in reaction, in one write.
+        """Save the aggregates and whatever the reactions changed, in one write.
         A delivered command's receipt (see `receiving`) is saved in the same write, so a
         second delivery of it conflicts with the receipt and records nothing.
 
-        Returns the aggregates the policies changed, so callers can report them."""
+        Returns the aggregates the reactions changed, so callers can report them."""
         touched: dict[UUID, Aggregate] = {a.id: a for a in aggregates}
         reacted: dict[UUID, Aggregate] = {}
 
@@ -215,8 +215,8 @@ class UnitOfWork(Application[UUID]):
         while queue:
             event = queue.pop(0)
             seen.add(id(event))
-            for policy in self.policies:
-                for changed in policy.react(event, load):
+            for reaction in self.reactions:
+                for changed in reaction.react(event, load):
                     reacted[changed.id] = changed
                     queue.extend(e for e in changed.pending_events if id(e) not in seen)
         receiving = _receiving.get()

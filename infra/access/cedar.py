@@ -55,7 +55,7 @@ def default_policy_text() -> str:
     return "\n".join(f.read_text() for f in files)
 
 
-class CedarPolicy:
+class CedarDecisionPoint:
     def __init__(self, text: str | None = None, *, cache_size: int = 4096) -> None:
         self.text = text if text is not None else default_policy_text()
         ids = _ID.findall(self.text)
@@ -70,7 +70,7 @@ class CedarPolicy:
         self._decide_context = lru_cache(maxsize=cache_size)(self._ask_cedar)
 
     @classmethod
-    def from_file(cls, path: Path) -> CedarPolicy:
+    def from_file(cls, path: Path) -> CedarDecisionPoint:
         return cls(path.read_text())
 
     def _ask_cedar(self, context: Context, action: str = READ) -> tuple[bool, tuple[str, ...]]:

@@ -12,7 +12,7 @@ from eventsourcing.application import Application
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from domain.classification import Tier
-from infra.access.cedar import CedarPolicy
+from infra.access.cedar import CedarDecisionPoint
 from infra.audit.checkpoint import FileKeySigner
 from infra.bootstrap import build_app
 from infra.config import ConfigError, Settings
@@ -40,7 +40,7 @@ def test_a_built_application_has_every_collaborator_on_its_own_store(tmp_path: P
         assert isinstance(app.keys, SQLKeyStore)
         assert isinstance(app.signer, FileKeySigner)
         assert isinstance(app.views, ViewRunner)
-        assert isinstance(app.policy, CedarPolicy)
+        assert isinstance(app.decision_point, CedarDecisionPoint)
         assert app.retention.days[Tier.SECRET] == 30
         assert typed_mapper(app.mapper).sealer is not None
         assert app.views.log is chained(app.recorder)  # the views follow the app's own log

@@ -10,7 +10,7 @@ from uuid import uuid4
 
 import pytest
 
-from infra.access.cedar import DEFAULT_DENY, CedarPolicy, default_policy_text
+from infra.access.cedar import DEFAULT_DENY, CedarDecisionPoint, default_policy_text
 from infra.config import ConfigError
 from services.access import READ_ACCESS_LOG, READ_CONSENTS, AccessRequest, Role
 
@@ -22,8 +22,8 @@ ALL = (GENERAL, CONFIDENTIAL, SECRET, CONSENT_REQUIRED, PROHIBITED)
 
 
 @pytest.fixture(scope="module")
-def pdp() -> CedarPolicy:
-    return CedarPolicy()
+def pdp() -> CedarDecisionPoint:
+    return CedarDecisionPoint()
 
 
 def ask(role: Role, **facts: object) -> AccessRequest:
@@ -84,7 +84,7 @@ def ask(role: Role, **facts: object) -> AccessRequest:
     ],
 )
 def test_each_role_reads_its_tiers_and_nothing_more(
-    pdp: CedarPolicy, request_: AccessRequest, allowed: set[str]
+    pdp: CedarDecisionPoint, request_: AccessRequest, allowed: set[str]
 ) -> None:
     decision = pdp.decide(request_)
 
@@ -94,7 +94,9 @@ def test_each_role_reads_its_tiers_and_nothing_more(
     assert decision.reasons[PROHIBITED] == ("prohibited-data-never",)
 
 
-def test_withdrawn_consent_forbids_even_what_a_role_may_otherwise_read(pdp: CedarPolicy) -> None:
+def test_withdrawn_consent_forbids_even_what_a_role_may_otherwise_read(
+    pdp: CedarDecisionPoint,
+) -> None:
     decision = pdp.decide(ask(Role.INVESTIGATOR, assigned=True, consent_active=False))
 
     assert decision.allowed == ()
@@ -102,7 +104,7 @@ def test_withdrawn_consent_forbids_even_what_a_role_may_otherwise_read(pdp: Ceda
     assert decision.reasons[GENERAL] == ("no-read-without-active-consent",)
 
 
-def test_a_purpose_outside_the_consent_is_refused(pdp: CedarPolicy) -> None:
+def test_a_purpose_outside_the_consent_is_refused(pdp: CedarDecisionPoint) -> None:
     decision = pdp.decide(ask(Role.RECRUITER, handles=True, purpose="marketing"))
 
     assert decision.allowed == ()
@@ -110,7 +112,7 @@ def test_a_purpose_outside_the_consent_is_refused(pdp: CedarPolicy) -> None:
 
 
 def test_secret_data_not_named_in_the_consent_is_refused_even_when_planned(
-    pdp: CedarPolicy,
+    pdp: CedarDecisionPoint,
 ) -> None:
     decision = pdp.decide(
         ask(
@@ -128,22 +130,22 @@ def test_secret_data_not_named_in_the_consent_is_refused_even_when_planned(
     assert decision.outcome == "partial"
 
 
-def test_a_refusal_no_policy_permits_is_named_as_such(pdp: CedarPolicy) -> None:
+def test_a_refusal_no_policy_permits_is_named_as_such(pdp: CedarDecisionPoint) -> None:
     decision = pdp.decide(ask(Role.SERVICE, categories=(GENERAL,)))
 
     assert decision.reasons[GENERAL] == (DEFAULT_DENY,)
 
 
-def test_decisions_name_the_policy_set_they_came_from(pdp: CedarPolicy) -> None:
-    changed = CedarPolicy(default_policy_text() + "\n// a comment changes the set\n")
+def test_decisions_name_the_policy_set_they_came_from(pdp: CedarDecisionPoint) -> None:
+    changed = CedarDecisionPoint(default_policy_text() + "\n// a comment changes the set\n")
 
     assert pdp.decide(ask(Role.SERVICE)).policy_set_hash == pdp.policy_set_hash
     assert changed.policy_set_hash != pdp.policy_set_hash
 
 
-def test_a_cached_decision_is_the_decision(pdp: CedarPolicy) -> None:
+def test_a_cached_decision_is_the_decision(pdp: CedarDecisionPoint) -> None:
     request = ask(Role.INVESTIGATOR, assigned=True)
-    fresh = CedarPolicy().decide(request)
+    fresh = CedarDecisionPoint().decide(request)
 
     assert pdp.decide(request) == pdp.decide(request) == fresh
 
@@ -165,7 +167,7 @@ def test_a_cached_decision_is_the_decision(pdp: CedarPolicy) -> None:
     ],
 )
 def test_the_access_log_is_for_its_candidate_and_compliance_consent_or_not(
-    pdp: CedarPolicy, request_: AccessRequest, decided_by: str | None
+    pdp: CedarDecisionPoint, request_: AccessRequest, decided_by: str | None
 ) -> None:
     decision = pdp.decide_view(READ_ACCESS_LOG, request_)
 
@@ -175,7 +177,7 @@ def test_the_access_log_is_for_its_candidate_and_compliance_consent_or_not(
 
 
 def test_the_consent_rules_govern_personal_data_reads_not_the_access_log(
-    pdp: CedarPolicy,
+    pdp: CedarDecisionPoint,
 ) -> None:
     """A read of a category and a read of the log are different actions: one permit does not
     lend itself to the other."""
@@ -209,7 +211,7 @@ def test_the_consent_rules_govern_personal_data_reads_not_the_access_log(
     ],
 )
 def test_the_consent_register_is_for_those_who_act_on_it_in_force_or_not(
-    pdp: CedarPolicy, request_: AccessRequest, decided_by: str | None
+    pdp: CedarDecisionPoint, request_: AccessRequest, decided_by: str | None
 ) -> None:
     decision = pdp.decide_view(READ_CONSENTS, request_)
 
@@ -217,7 +219,7 @@ def test_the_consent_register_is_for_those_who_act_on_it_in_force_or_not(
     assert decision.policy_ids == ((decided_by or DEFAULT_DENY),)
 
 
-def test_a_view_read_whole_is_decided_for_that_view_only(pdp: CedarPolicy) -> None:
+def test_a_view_read_whole_is_decided_for_that_view_only(pdp: CedarDecisionPoint) -> None:
     recruiter = ask(Role.RECRUITER, handles=True)
 
     assert pdp.decide_view(READ_CONSENTS, recruiter).allowed
@@ -228,7 +230,7 @@ def test_a_view_read_whole_is_decided_for_that_view_only(pdp: CedarPolicy) -> No
 
 def test_a_policy_without_an_id_is_refused_at_load() -> None:
     with pytest.raises(ConfigError, match="@id"):
-        CedarPolicy("permit (principal, action, resource);")
+        CedarDecisionPoint("permit (principal, action, resource);")
 
 
 def test_the_readme_lists_every_policy_in_force() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.main import get_command
 
-from infra.access.cedar import CedarPolicy
+from infra.access.cedar import CedarDecisionPoint
 from infra.cli import app
 from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC, dead_letter_topic
 from projections.read_views import ReadViews
@@ -147,7 +147,7 @@ def test_the_architecture_page_states_the_persisted_names_the_code_uses() -> Non
         dead_letter_topic(COMMANDS_TOPIC),
         dead_letter_topic(EVENTS_TOPIC),
         f"{Backcheck.name}.views.v{ReadViews.version}",
-        CedarPolicy().policy_set_hash,
+        CedarDecisionPoint().policy_set_hash,
     )
     for name in names:
         assert f"`{name}`" in persisted, name

@@ -19,7 +19,7 @@ from eventsourcing.domain import DomainEvent
 from eventsourcing.utils import resolve_topic
 
 import domain
-from infra.access.cedar import CedarPolicy
+from infra.access.cedar import CedarDecisionPoint
 from infra.config import Settings
 from infra.kafka.intake import DLQ_TOPIC
 from infra.kafka.relay_store import RELAY_STATE_TABLE
@@ -139,7 +139,7 @@ def test_every_configured_module_path_resolves(tmp_path: Path, backend_url: str 
 
 
 def test_cedar_policy_ids_and_the_policy_set_hash_are_unchanged() -> None:
-    policy = CedarPolicy()
+    policy = CedarDecisionPoint()
     assert policy.policy_set_hash == POLICY_SET_HASH
     assert tuple(re.findall(r'@id\("([^"]+)"\)', policy.text)) == POLICY_IDS
 

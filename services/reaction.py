@@ -1,6 +1,7 @@
-"""Policies: reactions that span aggregates, kept out of the aggregates themselves.
+"""Reactions that span aggregates, kept out of the aggregates themselves (what DDD calls
+policies; here "policy" means only the Cedar access policies).
 
-A policy sees one new event and returns the aggregates it changed in reaction. The unit of work
+A reaction sees one new event and returns the aggregates it changed in reaction. The unit of work
 saves those changes in the same write as the event that caused them, so the store never shows a
 withdrawn consent next to an investigation still running under it.
 """
@@ -25,7 +26,7 @@ class Loader(Protocol):
     def __call__(self, cls: type[A], aggregate_id: UUID, /) -> A: ...
 
 
-class Policy(Protocol):
+class Reaction(Protocol):
     def react(self, event: Any, load: Loader) -> Iterable[Aggregate]: ...
 
 
@@ -51,5 +52,5 @@ class SuspendInvestigationsWhenConsentEnds:
         return suspended
 
 
-def default_policies() -> tuple[Policy, ...]:
+def default_reactions() -> tuple[Reaction, ...]:
     return (SuspendInvestigationsWhenConsentEnds(),)
