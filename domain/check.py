@@ -1,12 +1,20 @@
-"""What can be checked, how, and from which kinds of source.
+"""What can be checked, how, from which kinds of source, and what verifies a check.
 
 The vocabulary is shared by consents (which checks the candidate allowed), plans (which checks
-will run, by which methods) and findings (which source said what).
+will run, by which methods) and findings (which source said what). The value objects a check
+is made of (planned check, source, finding, conclusion, a report's summary of it) and the
+cross-verification rule (`corroborates`) live here too; the investigation aggregate that holds
+them is `domain/investigation.py`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from itertools import combinations
+from uuid import UUID
+
+from domain.classification import PersonalField
 
 
 class CheckType(StrEnum):
@@ -74,3 +82,74 @@ class Outcome(StrEnum):
     CONFIRMED = "confirmed"
     DISCREPANCY = "discrepancy"
     UNVERIFIABLE = "unverifiable"
+
+
+@dataclass(frozen=True)
+class PlannedCheck:
+    check_id: UUID
+    check_type: CheckType
+    methods: tuple[Method, ...]
+    claim_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """Who or what a finding came from. `reference` is a pseudonymous handle (e.g. "ref-2"),
+    so the same witness is recognised across findings without storing who they are here."""
+
+    role: SourceRole
+    reference: str
+    organisation: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    finding_id: UUID
+    check_id: UUID
+    source: Source
+    method: Method
+    outcome: Outcome
+    recorded_by: str
+    notes: PersonalField | None = None
+    conversation_recorded: bool = False
+    possible_bias: bool = False
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    check_id: UUID
+    outcome: Outcome
+    basis: tuple[UUID, ...]
+    concluded_by: str
+
+
+@dataclass(frozen=True)
+class CheckSummary:
+    """A concluded check as a report sees it: no finding notes, just outcome and provenance."""
+
+    check_id: UUID
+    check_type: CheckType
+    outcome: Outcome
+    source_roles: tuple[SourceRole, ...]
+    source_count: int
+    single_source: bool
+    contested: bool
+    disputed: bool
+    possibly_biased: bool
+
+
+# Where a finding's notes are classified: evaluations by references and records.
+NOTES_CATEGORY = "user.employment.evaluation"
+
+
+def corroborates(findings: list[Finding]) -> bool:
+    """≥2 independent sources of different roles, or one authoritative source."""
+    if any(f.source.role.is_authoritative for f in findings):
+        return True
+    witnesses = {(f.source.role, f.source.reference) for f in findings}
+    # Two different people (references) in two different roles; one person in two roles
+    # is still one witness.
+    return any(
+        role_a != role_b and ref_a != ref_b
+        for (role_a, ref_a), (role_b, ref_b) in combinations(witnesses, 2)
+    )

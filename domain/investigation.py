@@ -5,12 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from itertools import combinations
 from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.check import CheckType, Method, Outcome, SourceRole
+from domain.check import (
+    CheckSummary,
+    Conclusion,
+    Finding,
+    Outcome,
+    PlannedCheck,
+    corroborates,
+)
 from domain.classification import PersonalField, admit
 from domain.consent import ConsentScope
 from domain.errors import (
@@ -47,14 +53,6 @@ class InvestigationStatus(StrEnum):
 
 
 @dataclass(frozen=True)
-class PlannedCheck:
-    check_id: UUID
-    check_type: CheckType
-    methods: tuple[Method, ...]
-    claim_id: UUID | None = None
-
-
-@dataclass(frozen=True)
 class Notice:
     """What the candidate is told before the checks start (seed 001 §04)."""
 
@@ -63,37 +61,6 @@ class Notice:
     content: str
     time_required: str
     channel: str
-
-
-@dataclass(frozen=True)
-class Source:
-    """Who or what a finding came from. `reference` is a pseudonymous handle (e.g. "ref-2"),
-    so the same witness is recognised across findings without storing who they are here."""
-
-    role: SourceRole
-    reference: str
-    organisation: str
-
-
-@dataclass(frozen=True)
-class Finding:
-    finding_id: UUID
-    check_id: UUID
-    source: Source
-    method: Method
-    outcome: Outcome
-    recorded_by: str
-    notes: PersonalField | None = None
-    conversation_recorded: bool = False
-    possible_bias: bool = False
-
-
-@dataclass(frozen=True)
-class Conclusion:
-    check_id: UUID
-    outcome: Outcome
-    basis: tuple[UUID, ...]
-    concluded_by: str
 
 
 @dataclass(frozen=True)
@@ -109,36 +76,7 @@ class Dispute:
         return self.resolution is None
 
 
-@dataclass(frozen=True)
-class CheckSummary:
-    """A concluded check as a report sees it: no finding notes, just outcome and provenance."""
-
-    check_id: UUID
-    check_type: CheckType
-    outcome: Outcome
-    source_roles: tuple[SourceRole, ...]
-    source_count: int
-    single_source: bool
-    contested: bool
-    disputed: bool
-    possibly_biased: bool
-
-
-NOTES_CATEGORY = "user.employment.evaluation"
 _ACTIVE = (InvestigationStatus.IN_PROGRESS,)
-
-
-def corroborates(findings: list[Finding]) -> bool:
-    """≥2 independent sources of different roles, or one authoritative source."""
-    if any(f.source.role.is_authoritative for f in findings):
-        return True
-    witnesses = {(f.source.role, f.source.reference) for f in findings}
-    # Two different people (references) in two different roles; one person in two roles
-    # is still one witness.
-    return any(
-        role_a != role_b and ref_a != ref_b
-        for (role_a, ref_a), (role_b, ref_b) in combinations(witnesses, 2)
-    )
 
 
 STATEMENT = "user.statement"

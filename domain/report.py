@@ -10,7 +10,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.check import Outcome
+from domain.check import CheckSummary, Outcome
 from domain.classification import PersonalField
 from domain.consent import ConsentScope
 from domain.errors import (
@@ -24,7 +24,7 @@ from domain.errors import (
     UnknownDisputeError,
     UnknownReportItemError,
 )
-from domain.investigation import CORRESPONDENCE, STATEMENT, CheckSummary
+from domain.investigation import CORRESPONDENCE, STATEMENT
 from domain.screening import screen
 from domain.subject import FreeTextSinceV2, SubjectAggregate
 

@@ -15,10 +15,10 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.check import Outcome
+from domain.check import Outcome, corroborates
 from domain.consent import Consent, ConsentStatus
 from domain.errors import DomainError
-from domain.investigation import Investigation, InvestigationStatus, corroborates
+from domain.investigation import Investigation, InvestigationStatus
 from domain.report import Report, ReportStatus
 from projections import events as ev
 from projections.events import EventClass

@@ -5,9 +5,10 @@ from __future__ import annotations
 from uuid import UUID
 
 from domain.candidate import Candidate
+from domain.check import Finding, PlannedCheck, Source
 from domain.classification import PersonalField
 from domain.consent import Consent
-from domain.investigation import Finding, Investigation, Notice, PlannedCheck, Source
+from domain.investigation import Investigation, Notice
 from services.dto import (
     AnswerFeedback,
     AssignInvestigator,

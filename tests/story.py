@@ -21,11 +21,11 @@ import pytest
 from eventsourcing.domain import Aggregate
 
 from domain.candidate import Candidate, Claim, ClaimKind
-from domain.check import CheckType, Method, Outcome, SourceRole
+from domain.check import CheckType, Finding, Method, Outcome, PlannedCheck, Source, SourceRole
 from domain.classification import PersonalField
 from domain.consent import Consent, ConsentScope, ConsentStatus, ConsentTerms, SignatureMethod
 from domain.errors import DomainError
-from domain.investigation import Finding, Investigation, Notice, PlannedCheck, Source
+from domain.investigation import Investigation, Notice
 from services.application import Backcheck
 from services.dto import (
     CompileReport,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from domain.check import Method, Outcome, SourceRole
+from domain.check import Conclusion, Finding, Method, Outcome, Source, SourceRole
 from domain.consent import Consent
-from domain.investigation import Conclusion, Finding, Investigation, Source
+from domain.investigation import Investigation
 from domain.report import Disclosure, Report
 from domain.subject import recorded_at
 from infra.demo import tell_story

@@ -13,9 +13,9 @@ from uuid import uuid4
 import orjson
 from eventsourcing.persistence import StoredEvent
 
-from domain.check import CheckType, Method
+from domain.check import CheckType, Method, PlannedCheck
 from domain.consent import Consent, SignatureMethod
-from domain.investigation import Investigation, PlannedCheck
+from domain.investigation import Investigation
 from domain.subject import UNRECORDED_ACTOR, recorded_at
 from infra.audit.verification import open_source, verify
 from infra.config import Settings

@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import pytest
 
-from domain.check import CheckType, Method, Outcome, SourceRole
+from domain.check import CheckType, Method, Outcome, PlannedCheck, SourceRole
 from domain.classification import PersonalField
 from domain.consent import ConsentScope, ConsentStatus
 from domain.errors import (
@@ -41,7 +41,7 @@ from domain.errors import (
     UnknownDisputeError,
     UnknownFeedbackError,
 )
-from domain.investigation import Investigation, InvestigationStatus, Notice, PlannedCheck
+from domain.investigation import Investigation, InvestigationStatus, Notice
 from tests.story import (
     INVESTIGATOR,
     NOW,

@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from domain.check import CheckType, Outcome, SourceRole
+from domain.check import CheckSummary, CheckType, Outcome, SourceRole
 from domain.consent import ConsentScope, ConsentStatus
 from domain.errors import (
     ConsentNotActiveError,
@@ -24,7 +24,6 @@ from domain.errors import (
     UnknownDisputeError,
     UnknownReportItemError,
 )
-from domain.investigation import CheckSummary
 from domain.report import Amendment, Flag, Report, ReportStatus
 from tests.story import (
     HIRING_MANAGER,
