@@ -8,13 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from infra.cli.common import (
-    app,
-    console,
-    err,
-    fail,
-    open_app,
-)
+from infra.cli.common import app, console, err, fail, open_app
 
 retention_cli = typer.Typer(help="Retention: shred what has been kept long enough.")
 app.add_typer(retention_cli, name="retention")

@@ -22,7 +22,9 @@ from infra.cli.common import (
     recorded_read,
 )
 
-subject_cli = typer.Typer(help="A data subject's rights: erasure.")
+subject_cli = typer.Typer(
+    help="A data subject's rights and records: erasure, their access log, their consents."
+)
 app.add_typer(subject_cli, name="subject")
 
 

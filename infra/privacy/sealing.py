@@ -67,6 +67,18 @@ def personal_fields_of(event_class: type) -> frozenset[str]:
     return frozenset(name for name, tp in hints.items() if may_hold_personal(tp))
 
 
+def _personal(
+    event_class: type, state: dict[str, Any], originator_id: UUID | str, version: int
+) -> tuple[frozenset[str], Context]:
+    """The personal fields an event's state holds and the place their values are sealed for
+    (subject, event, version); no fields when the event is about no data subject."""
+    subject = state.get("candidate_id")
+    ctx = (str(subject), str(originator_id), version)
+    if subject is None:
+        return frozenset(), ctx
+    return personal_fields_of(event_class), ctx
+
+
 class Sealer:
     """Seals and opens personal values with their subject's data key for their tier, bound
     to their subject, place and path (the associated data)."""
@@ -80,11 +92,9 @@ class Sealer:
     def seal_state(
         self, event_class: type, state: dict[str, Any], originator_id: UUID, version: int
     ) -> dict[str, Any]:
-        names = personal_fields_of(event_class)
-        subject = state.get("candidate_id")
-        if not names or subject is None:
+        names, ctx = _personal(event_class, state, originator_id, version)
+        if not names:
             return state
-        ctx = (str(subject), str(originator_id), version)
 
         def seal(value: PersonalField, path: str) -> Envelope:
             return self.seal_field(value, path, ctx)
@@ -105,11 +115,9 @@ class Sealer:
     def open_state(
         self, event_class: type, state: dict[str, Any], originator_id: UUID | str, version: int
     ) -> dict[str, Any]:
-        names = personal_fields_of(event_class)
-        subject = state.get("candidate_id")
-        if not names or subject is None:
+        names, ctx = _personal(event_class, state, originator_id, version)
+        if not names:
             return state
-        ctx = (str(subject), str(originator_id), version)
 
         def open_one(sealed: Envelope, path: str) -> dict[str, Any]:
             value = self.open_field(sealed, path, ctx)
