@@ -293,6 +293,21 @@ def test_a_command_its_schema_refuses_is_invalid_naming_the_field_and_rule(
     assert head(settings) == before
 
 
+def test_a_nul_in_a_commands_text_is_invalid_naming_the_field(
+    intake: CommandIntake, settings: Settings
+) -> None:
+    """PostgreSQL's jsonb refuses NUL: stored in an event, it would break every view write."""
+    before = head(settings)
+    document = {**register(uuid4()), "actor": "ats:hire\u0000flow"}
+
+    outcome = decide(intake, message(body(document), headers("register-candidate")))
+
+    assert outcome.reason is DeadLetterReason.INVALID
+    assert outcome.error is not None
+    assert "field actor: control character U+0000" in outcome.error
+    assert head(settings) == before
+
+
 def test_a_json_document_that_is_not_an_object_is_invalid(intake: CommandIntake) -> None:
     outcome = decide(intake, message(b"[1, 2]", headers("register-candidate")))
 
