@@ -10,7 +10,7 @@ from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg.sql import SQL, Composed, Identifier
 
 from infra.privacy.sealing import Sealer
-from infra.store.ddl import SerialisedTrackingDDL
+from infra.store.ddl import SerialisedTrackingDDL, serialise_ddl
 from infra.views.codec import Codec, Parsed
 from infra.views.runner import Decode, Log, ViewRunner
 from infra.views.store import BatchRows, Dumped, Key, Run
@@ -51,12 +51,35 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
         self.sql: dict[str, Composed] = {
             name: SQL(text).format(schema, rows) for name, text in templates.items()
         }
-        self.sql["clear_tracking"] = SQL("DELETE FROM {}.{}").format(schema, tracking)
+        # the library's migration marker stays: without it the next open migrates again
+        self.sql["clear_tracking"] = SQL(
+            "DELETE FROM {}.{} WHERE application_name != '__migration__'"
+        ).format(schema, tracking)
         self.sql["progress"] = SQL(
             "SELECT application_name AS name, MAX(notification_id) AS position FROM {}.{} "
             "WHERE application_name != '__migration__' "
             "GROUP BY application_name ORDER BY application_name"
         ).format(schema, tracking)
+
+    def _create_table(self, curs: Any) -> None:
+        """A tracking table that lost the library's migration marker (cleared by a rebuild
+        before the clear kept it) after the library had migrated it once: it is single-row
+        already, and the library would migrate it again, renaming it onto the `bkup1_` table
+        it left the first time, and fail. Put the marker back first (under the set-up lock)."""
+        serialise_ddl(curs)
+        backup = f"bkup1_{self.tracking_table_name}"[: self.MAX_IDENTIFIER_LEN]
+        curs.execute(
+            "SELECT count(*) AS found FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname IN (%s, %s)",
+            (self.datastore.schema, self.tracking_table_name, backup),
+        )
+        if self.datastore.single_row_tracking and curs.fetchone()["found"] == 2:
+            marker = self.table_migration_identifier
+            if self._max_tracking_id(marker, curs) is None:
+                self._insert_tracking(curs, Tracking(marker, 1))
+            self.tracking_table_exists = True
+            self.tracking_migration_previous = self.tracking_migration_current = 1
+        super()._create_table(curs)
 
     def apply(
         self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: ReadViews

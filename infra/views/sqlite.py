@@ -40,7 +40,27 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
         the transaction that creates it, so two processes starting together (two workers)
         could both create it and both record its migration, and the second would fail."""
         with self.writer_lock.held():
+            self._restore_migration_marker()
             super().create_table()
+
+    def _restore_migration_marker(self) -> None:
+        """A views file whose tracking table lost the library's migration marker (cleared by a
+        rebuild before the clear kept it) after the library had migrated it once: the table is
+        single-row already, and the library would migrate it again, renaming it onto the
+        `old1_tracking` it left the first time, and fail. Put the marker back instead."""
+        marker = self.table_migration_identifier
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' "
+                "AND name IN ('tracking', 'old1_tracking')"
+            )
+            both = len(c.fetchall()) == 2
+            if (
+                self.datastore.single_row_tracking
+                and both
+                and self._max_tracking_id(marker, c) is None
+            ):
+                c.execute("INSERT INTO tracking VALUES (?, 1)", (marker,))
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -132,7 +152,11 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
     def clear(self) -> None:
         with self.datastore.transaction(commit=True) as c:
             c.execute("DELETE FROM view_rows")
-            c.execute("DELETE FROM tracking")
+            # the library's migration marker stays: without it the next open migrates again
+            c.execute(
+                "DELETE FROM tracking WHERE application_name != ?",
+                (self.table_migration_identifier,),
+            )
 
 
 class _WriteTransaction(SQLiteTransaction):

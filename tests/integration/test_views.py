@@ -76,6 +76,11 @@ class ViewStoreContract(ABC):
     def raw_bytes(self) -> bytes:
         """Every byte the backend holds for the views."""
 
+    @abstractmethod
+    def drop_all_tracking(self) -> None:
+        """Deletes every row of the views' tracking table, the library's migration marker
+        with them, as `views rebuild` did before it kept the marker."""
+
     @pytest.fixture
     def app(self, backend: Settings, clock: FakeClock) -> Iterator[Backcheck]:
         self.settings = backend
@@ -132,6 +137,55 @@ class ViewStoreContract(ABC):
         assert position == demo_app.recorder.max_notification_id()
         assert len(seen) > 1  # reported as it went, batch by batch
         assert seen[-1] == (position, position)
+
+    def test_rebuilt_again_and_again_the_store_reopens_with_the_same_rows(
+        self, app: Backcheck, clock: FakeClock
+    ) -> None:
+        st = s.investigation_under_way(app)
+        runner_of(app).catch_up()
+        first = runner_of(app).store.dump()
+        head = app.recorder.max_notification_id()
+
+        for _ in range(3):  # each in an application of its own, as `backcheck views rebuild` is
+            rebuilding = build_app(self.settings, clock=clock)
+            try:
+                assert runner_of(rebuilding).rebuild(batch=10) == head
+                assert runner_of(rebuilding).store.dump() == first
+            finally:
+                rebuilding.close()
+            reopened = build_app(self.settings, clock=clock)
+            try:
+                assert runner_of(reopened).position == head
+                assert runner_of(reopened).store.dump() == first
+            finally:
+                reopened.close()
+
+        reopened = build_app(self.settings, clock=clock)
+        try:
+            assert reopened.read_profile(recruiter_read(st.candidate_id)).outcome != "refused"
+            runner_of(reopened).catch_up()
+            assert runner_of(reopened).store.dump() == reference(reopened)
+        finally:
+            reopened.close()
+
+    def test_a_store_whose_migration_marker_a_rebuild_deleted_opens_again(
+        self, app: Backcheck, clock: FakeClock
+    ) -> None:
+        """Stores rebuilt before the clear kept the marker: the library migrated the table
+        once (renaming the old one aside); without its marker a second time, the next open
+        would rename onto that and fail."""
+        st = s.investigation_under_way(app)
+        runner_of(app).catch_up()
+
+        for _ in range(2):
+            self.drop_all_tracking()
+            reopened = build_app(self.settings, clock=clock)  # rows untracked: cleared, rebuilt
+            try:
+                assert reopened.read_profile(recruiter_read(st.candidate_id)).outcome != "refused"
+                runner_of(reopened).catch_up()
+                assert runner_of(reopened).store.dump() == reference(reopened)
+            finally:
+                reopened.close()
 
     def test_a_batch_delivered_again_is_refused_and_changes_nothing(
         self, demo_app: Backcheck
@@ -364,6 +418,10 @@ class TestViewsOnSQLite(ViewStoreContract):
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return b"".join(f.read_bytes() for f in (path, *path.parent.glob(path.name + "-*")))
 
+    def drop_all_tracking(self) -> None:
+        with sqlite3.connect(self.settings.views_path) as conn:
+            conn.execute("DELETE FROM tracking")
+
 
 @pytest.mark.postgres
 class TestViewsOnPostgres(ViewStoreContract):
@@ -378,3 +436,8 @@ class TestViewsOnPostgres(ViewStoreContract):
                 f"SELECT view, key, subject, doc::text FROM {schema}.backcheck_views"
             )
             return "\n".join("|".join(map(str, r)) for r in rows.fetchall()).encode()
+
+    def drop_all_tracking(self) -> None:
+        schema = self.settings.postgres_schema
+        with psycopg.connect(PG_URL) as conn:
+            conn.execute(f"DELETE FROM {schema}.backcheck_views_tracking")
