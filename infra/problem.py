@@ -21,6 +21,7 @@ from domain.errors import (
 )
 from infra.audit.checkpoint import CheckpointError
 from infra.audit.evidence import BundleError
+from infra.audit.outputs import OutputPathError
 from infra.config import ConfigError
 from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
 from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
@@ -28,6 +29,7 @@ from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
 
 # Exit codes from BSD sysexits.h where one fits; the domain's own below 64.
 EX_UNAVAILABLE = 69
+EX_CANTCREAT = 73  # an output file refused or not writable (existing, the store's own, no room)
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
 
@@ -116,6 +118,7 @@ _TABLE: tuple[_Row, ...] = (
     ),
     _Row(CheckpointError, 422, "Checkpoint or key unusable", 2, "checkpoint", lead=""),
     _Row(BundleError, 422, "Evidence bundle unusable", 2, "bundle", lead=""),
+    _Row(OutputPathError, 409, "Output refused", EX_CANTCREAT, "output-path", lead="not written"),
     _Row(NotFoundError, 404, "Not found", 4),
     _Row(ForbiddenError, 403, "Forbidden", 5),
     _Row(RuleBrokenError, 409, "Rule broken", 3),

@@ -29,6 +29,7 @@ from infra.audit.checkpoint import (
     sign,
 )
 from infra.audit.evidence import BundleError, BundleVerdict, export_bundle, verify_bundle
+from infra.audit.outputs import check_directory, check_output, free_name, write_output
 from infra.audit.verification import Problem, Verdict, open_source, verify
 from infra.config import Settings
 from services.application import Backcheck
@@ -91,28 +92,48 @@ def _public_pem(key: Ed25519PrivateKey) -> bytes:
 
 
 def keep_checkpoint(
-    settings: Settings, position: int, document: str, out: Path | None = None
+    settings: Settings,
+    position: int,
+    document: str,
+    out: Path | None = None,
+    *,
+    force: bool = False,
 ) -> Path:
     """Writes a signed checkpoint to `out`, by default into DATA_DIR/checkpoints, where
-    `audit verify` finds it."""
-    path = out or settings.checkpoints_dir / f"checkpoint-{position}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(document)
-    return path
+    `audit verify` finds it (as checkpoint-POS.json, or checkpoint-POS-2.json… when a
+    checkpoint at that position is kept already: a kept one is never replaced)."""
+    if out is None:
+        out = free_name(settings.checkpoints_dir, f"checkpoint-{position}", ".json")
+    return write_output(settings, out, document.encode(), force=force)
 
 
 def kept_checkpoints(settings: Settings) -> list[Path]:
     return sorted(settings.checkpoints_dir.glob("*.json"))
 
 
-def sign_head(settings: Settings, out: Path | None = None) -> tuple[Checkpoint, Path]:
+def sign_head(
+    settings: Settings, out: Path | None = None, *, force: bool = False
+) -> tuple[Checkpoint, Path]:
     """Signs the head of the store's chain now with the store's key and keeps the checkpoint.
-    The store must exist (the application creates it and its tables on first use)."""
+    The store must exist (the application creates it and its tables on first use). Where it
+    goes is checked first (`infra.audit.outputs`): an existing file is replaced only with
+    `force`, the store's own files, keys and kept checkpoints never."""
+    check_checkpoint_output(settings, out, force=force)
     key = load_private_key(settings.signing_key_path)
     with open_source(settings) as source:
         head = source.head()
     checkpoint = sign(head, datetime.now(UTC), key)
-    return checkpoint, keep_checkpoint(settings, head.position, checkpoint.to_json(), out)
+    return checkpoint, keep_checkpoint(
+        settings, head.position, checkpoint.to_json(), out, force=force
+    )
+
+
+def check_checkpoint_output(settings: Settings, out: Path | None, *, force: bool = False) -> None:
+    """Refuses (OutputPathError) a checkpoint's destination before anything is signed."""
+    if out is None:
+        check_directory(settings.checkpoints_dir)
+    else:
+        check_output(settings, out, force=force)
 
 
 class StoreVerification:
@@ -210,10 +231,26 @@ def evidence_export(app: Backcheck, settings: Settings) -> EvidenceExport:
     return EvidenceExport(app, SignedBundler(settings))
 
 
-def file_evidence(settings: Settings, exported: ExportedEvidence, out: Path | None) -> Path:
-    """Writes the bundle (by default evidence-SUBJECT-POS.bundle here) and keeps its
-    checkpoint with the store's others."""
-    path = out or Path(f"evidence-{exported.candidate_id}-{exported.checkpoint_position}.bundle")
-    path.write_bytes(exported.bundle)
+def check_evidence_output(settings: Settings, out: Path | None, *, force: bool = False) -> None:
+    """Refuses (OutputPathError) a bundle's destination, and the directory its checkpoint is
+    kept in, before the export runs: a disclosure is recorded only for a bundle that can be
+    written (by default a new file evidence-SUBJECT-POS.bundle here)."""
+    if out is None:
+        check_directory(Path.cwd())
+    else:
+        check_output(settings, out, force=force)
+    check_directory(settings.checkpoints_dir)
+
+
+def file_evidence(
+    settings: Settings, exported: ExportedEvidence, out: Path | None, *, force: bool = False
+) -> Path:
+    """Writes the bundle (by default a new file evidence-SUBJECT-POS.bundle here) and keeps
+    its checkpoint with the store's others. `check_evidence_output` first, before the export
+    records the disclosure."""
+    path = out or free_name(
+        Path(), f"evidence-{exported.candidate_id}-{exported.checkpoint_position}", ".bundle"
+    )
+    write_output(settings, path, exported.bundle, force=force)
     keep_checkpoint(settings, exported.checkpoint_position, exported.checkpoint)
     return path

@@ -19,6 +19,7 @@ from rich.text import Text
 from domain.errors import NotFoundError
 from infra.audit.trail import (
     StoreVerification,
+    check_evidence_output,
     evidence_export,
     file_evidence,
     key_pair,
@@ -69,12 +70,20 @@ def checkpoint(
         Path | None,
         typer.Option(help="where to write it (default: DATA_DIR/checkpoints/checkpoint-POS.json)"),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="replace an existing --out file (never the store's files, keys or kept "
+            "checkpoints)",
+        ),
+    ] = False,
 ) -> None:
     """Sign the chain head (position, hash, time) for an outside witness to keep."""
     try:
         application, settings = open_app()  # the store and its tables exist from here on
         application.close()
-        signed, path = sign_head(settings, out)
+        signed, path = sign_head(settings, out, force=force)
     except Exception as e:
         fail(e)
         return
@@ -202,15 +211,26 @@ def audit_export(
     to: Annotated[str, typer.Option(help="who receives the bundle")] = "compliance archive",
     purpose: Annotated[str, typer.Option(help="why it is handed over")] = "compliance evidence",
     actor: Annotated[str, typer.Option(help="who is exporting")] = "compliance",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="replace an existing --out file (never the store's files, keys or kept "
+            "checkpoints)",
+        ),
+    ] = False,
 ) -> None:
     """Export one subject's events with chain proofs and a checkpoint signed now. The export
-    is a disclosure of personal data: it is recorded (DataDisclosed) before the file exists."""
+    is a disclosure of personal data: it is recorded (DataDisclosed) before the file exists,
+    once the file is known to be writable (a refused --out records nothing)."""
     try:
+        settings = Settings.from_env()
+        check_evidence_output(settings, out, force=force)  # first: then record, then write
         application, settings = open_app()
         exported = evidence_export(application, settings).export(
             parsed(ExportEvidence, candidate_id=subject, recipient=to, purpose=purpose, actor=actor)
         )
-        path = file_evidence(settings, exported, out)
+        path = file_evidence(settings, exported, out, force=force)
     except Exception as e:
         fail(e)
         return

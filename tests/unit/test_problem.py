@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from domain.errors import DomainError, ForbiddenError, NotFoundError, RuleBrokenError
 from infra.audit.checkpoint import CheckpointError
 from infra.audit.evidence import BundleError
+from infra.audit.outputs import OutputPathError
 from infra.cli.common import fail
 from infra.config import ConfigError
 from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
@@ -45,6 +46,12 @@ class ConsentMissingError(RuleBrokenError):
         (MissingTopicError("no t"), 503, 69, "Kafka topic missing (topic-missing): no t"),
         (CheckpointError("no signing key at k"), 422, 2, "no signing key at k"),
         (BundleError("no events about c"), 422, 2, "no events about c"),
+        (
+            OutputPathError("b exists; --force to replace it"),
+            409,
+            73,
+            "not written: b exists; --force to replace it",
+        ),
         (
             ConfigError("BACKCHECK_X: bad"),
             500,
