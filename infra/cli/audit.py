@@ -64,20 +64,23 @@ def keygen(
     console.print(f"public key:  {pair.public}  (give it to whoever verifies checkpoints)")
 
 
+# --out of a command that writes a file: an existing one only with --force, never the store's.
+_Force = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="replace an existing --out file (never the store's files, keys or kept checkpoints)",
+    ),
+]
+
+
 @audit.command()
 def checkpoint(
     out: Annotated[
         Path | None,
         typer.Option(help="where to write it (default: DATA_DIR/checkpoints/checkpoint-POS.json)"),
     ] = None,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="replace an existing --out file (never the store's files, keys or kept "
-            "checkpoints)",
-        ),
-    ] = False,
+    force: _Force = False,
 ) -> None:
     """Sign the chain head (position, hash, time) for an outside witness to keep."""
     try:
@@ -211,14 +214,7 @@ def audit_export(
     to: Annotated[str, typer.Option(help="who receives the bundle")] = "compliance archive",
     purpose: Annotated[str, typer.Option(help="why it is handed over")] = "compliance evidence",
     actor: Annotated[str, typer.Option(help="who is exporting")] = "compliance",
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="replace an existing --out file (never the store's files, keys or kept "
-            "checkpoints)",
-        ),
-    ] = False,
+    force: _Force = False,
 ) -> None:
     """Export one subject's events with chain proofs and a checkpoint signed now. The export
     is a disclosure of personal data: it is recorded (DataDisclosed) before the file exists,
