@@ -6,11 +6,8 @@ enforced by the aggregates and raise domain errors.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from datetime import datetime
-from functools import cache
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 from pydantic import (
@@ -22,20 +19,12 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from domain.candidate import ClaimKind
 from domain.check import CheckType, Method, Outcome, SourceRole
 from domain.consent import SignatureMethod
 from services.access import Role
-
-
-class SpansLines:
-    """Marks a free-text field (notes, statements, answers): tab and line feed are allowed in
-    it. Every other text of a command is one line."""
-
-
-LINES = SpansLines()
+from services.text import LINES, ordinary_text
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 Prose = Annotated[
@@ -47,53 +36,6 @@ Actor = Annotated[
     Field(description="who is acting, e.g. 'hr:li.na' or 'candidate'"),
 ]
 CategoryKey = Annotated[str, StringConstraints(pattern=r"^user(\.[a-z_]+)+$")]
-
-
-# Control characters: C0 (NUL to U+001F), DEL, C1 (U+0080 to U+009F), and lone surrogates,
-# which no UTF-8 store can hold. PostgreSQL's jsonb refuses NUL outright.
-_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_SPANNING_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def _marked(annotation: object) -> bool:
-    return annotation is LINES or any(_marked(a) for a in get_args(annotation))
-
-
-@cache
-def _spans_lines(model: type[BaseModel], name: str) -> bool:
-    info = model.model_fields[name]
-    return any(m is LINES for m in info.metadata) or _marked(info.annotation)
-
-
-def _texts(value: object, *, into_dicts: bool, at: str = "") -> Iterator[tuple[str, str]]:
-    """Every string in a field's value, with where it is (`[2]`, `[key]`); a sub-command
-    checks its own fields, so models (and, before validation, the documents that become
-    them) are left to it."""
-    if isinstance(value, str):
-        yield at, value
-    elif isinstance(value, list | tuple | set | frozenset):
-        for i, item in enumerate(value):
-            yield from _texts(item, into_dicts=into_dicts, at=f"{at}[{i}]")
-    elif isinstance(value, dict) and into_dicts:
-        for key, item in value.items():
-            yield from _texts(key, into_dicts=True, at=at)
-            yield from _texts(item, into_dicts=True, at=f"{at}[{key}]")
-
-
-def _refuse_control_characters(value: object, pattern: re.Pattern[str], into_dicts: bool) -> None:
-    for at, text in _texts(value, into_dicts=into_dicts):
-        found = pattern.search(text)
-        if found:
-            raise PydanticCustomError(
-                "control_character",
-                "control character {char}{at} at position {position}: only ordinary text "
-                "is accepted",
-                {
-                    "char": f"U+{ord(found.group()):04X}",
-                    "at": at and f" in {at}",
-                    "position": found.start(),
-                },
-            )
 
 
 class Command(BaseModel):
@@ -108,12 +50,7 @@ class Command(BaseModel):
     def _ordinary_text(
         cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
     ) -> Any:
-        lines = info.field_name is not None and _spans_lines(cls, info.field_name)
-        pattern = _SPANNING_LINES if lines else _ONE_LINE
-        _refuse_control_characters(value, pattern, into_dicts=False)  # as given: before strip
-        validated = handler(value)
-        _refuse_control_characters(validated, pattern, into_dicts=True)  # a dict field's too
-        return validated
+        return ordinary_text(cls, value, handler, info)
 
 
 class Result(BaseModel):

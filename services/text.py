@@ -1,0 +1,88 @@
+"""The text rule every command obeys: no control character in any of its texts.
+
+Control characters have no place in a record of who did what: PostgreSQL's jsonb refuses NUL
+outright (one such value made every view write fail), and the others reach terminals and logs.
+Free-text fields (marked `LINES`) may hold tab and line feed; every other text is one line.
+The error names where the character is, never the value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import cache
+from typing import Any, get_args
+
+from pydantic import BaseModel, ValidationInfo, ValidatorFunctionWrapHandler
+from pydantic_core import PydanticCustomError
+
+
+class SpansLines:
+    """Marks a free-text field (notes, statements, answers): tab and line feed are allowed in
+    it. Every other text of a command is one line."""
+
+
+LINES = SpansLines()
+
+
+# Control characters: C0 (NUL to U+001F), DEL, C1 (U+0080 to U+009F), and lone surrogates,
+# which no UTF-8 store can hold. PostgreSQL's jsonb refuses NUL outright.
+_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SPANNING_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _marked(annotation: object) -> bool:
+    return annotation is LINES or any(_marked(a) for a in get_args(annotation))
+
+
+@cache
+def _spans_lines(model: type[BaseModel], name: str) -> bool:
+    info = model.model_fields[name]
+    return any(m is LINES for m in info.metadata) or _marked(info.annotation)
+
+
+def _texts(value: object, *, into_dicts: bool, at: str = "") -> Iterator[tuple[str, str]]:
+    """Every string in a field's value, with where it is (`[2]`, `[key]`); a sub-command
+    checks its own fields, so models (and, before validation, the documents that become
+    them) are left to it."""
+    if isinstance(value, str):
+        yield at, value
+    elif isinstance(value, list | tuple | set | frozenset):
+        for i, item in enumerate(value):
+            yield from _texts(item, into_dicts=into_dicts, at=f"{at}[{i}]")
+    elif isinstance(value, dict) and into_dicts:
+        for key, item in value.items():
+            yield from _texts(key, into_dicts=True, at=at)
+            yield from _texts(item, into_dicts=True, at=f"{at}[{key}]")
+
+
+def _refuse_control_characters(value: object, pattern: re.Pattern[str], into_dicts: bool) -> None:
+    for at, text in _texts(value, into_dicts=into_dicts):
+        found = pattern.search(text)
+        if found:
+            raise PydanticCustomError(
+                "control_character",
+                "control character {char}{at} at position {position}: only ordinary text "
+                "is accepted",
+                {
+                    "char": f"U+{ord(found.group()):04X}",
+                    "at": at and f" in {at}",
+                    "position": found.start(),
+                },
+            )
+
+
+def ordinary_text(
+    model: type[BaseModel],
+    value: Any,
+    handler: ValidatorFunctionWrapHandler,
+    info: ValidationInfo,
+) -> Any:
+    """A field's value validated, refused if any text in it holds a control character: as
+    given (before whitespace is stripped) and as validated (a dict field's keys and values)."""
+    lines = info.field_name is not None and _spans_lines(model, info.field_name)
+    pattern = _SPANNING_LINES if lines else _ONE_LINE
+    _refuse_control_characters(value, pattern, into_dicts=False)
+    validated = handler(value)
+    _refuse_control_characters(validated, pattern, into_dicts=True)
+    return validated
