@@ -9,6 +9,11 @@ themselves, their topics and what they store are the domain's; nothing here rena
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+
+from eventsourcing.utils import get_topic
+
 from domain.access import Access, DataDisclosure
 from domain.candidate import Candidate
 from domain.consent import Consent
@@ -66,3 +71,21 @@ CommandApplied: EventClass = CommandReceipt.Applied  # type: ignore[attr-defined
 
 # Events that change nothing but the access log: no read decision rests on them.
 LOG_ONLY_EVENTS: tuple[EventClass, ...] = (AccessRecorded, DataDisclosed)
+
+
+# Every aggregate whose events the store holds.
+AGGREGATES = (Candidate, Consent, Investigation, Report, Access, DataDisclosure, CommandReceipt)
+
+
+@functools.cache
+def stored_event_types() -> Mapping[str, EventClass]:
+    """Every event class the store may hold, by its topic (`domain.candidate:Candidate.Registered`):
+    what each aggregate declares, and its `Created` event. The only topics a stored event or a
+    relayed message may name; a topic is resolved here, never by importing the module it names
+    (a message on the events topic could name any)."""
+    found: dict[str, EventClass] = {}
+    for aggregate in AGGREGATES:
+        for name, value in vars(aggregate).items():
+            if isinstance(value, type) and issubclass(value, aggregate.Event) and name != "Event":
+                found[get_topic(value)] = value
+    return found

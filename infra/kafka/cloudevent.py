@@ -11,7 +11,8 @@ An event (the relay writes it, the projection workers read it):
                    keys, so erasure (destroying the keys) reaches the copies in Kafka too
     ce_specversion 1.0
     ce_id          {originator id}:{version}, stable: the same event always has the same id
-    ce_type        the event's topic, e.g. domain.candidate:Candidate.Registered
+    ce_type        the event's topic, e.g. domain.candidate:Candidate.Registered: one of the
+                   domain's event types, looked up, never imported
     ce_source      /backcheck (or the relay's --source)
     ce_subject     the candidate id
     ce_time        when the event happened (RFC 3339)
@@ -34,7 +35,7 @@ A dead letter is the message as it came, key, value and headers unchanged and in
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -111,7 +112,12 @@ def previous_position(previous: int) -> tuple[str, bytes]:
 
 
 class BadEventMessageError(ValueError):
-    """A message on the events topic that is not a stored event as the relay publishes it."""
+    """A message on the events topic that is not a stored event as the relay publishes it;
+    `reason` is the dead letter's."""
+
+    def __init__(self, message: str, reason: DeadLetterReason | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or DeadLetterReason.MALFORMED
 
 
 class IncomingEvent(NamedTuple):
@@ -127,12 +133,21 @@ def _required(headers: Mapping[str, bytes], name: str, where: str) -> bytes:
     return found
 
 
-def incoming_event(headers: Mapping[str, bytes], value: bytes, where: str) -> IncomingEvent:
+def incoming_event(
+    headers: Mapping[str, bytes], value: bytes, where: str, types: Container[str]
+) -> IncomingEvent:
     """The log position, the previous position on the partition and the stored event of a
-    relay message; `where` (its partition and offset) names it in the error."""
-    ce_id = _required(headers, "ce_id", where).decode()
+    relay message; `where` (its partition and offset) names it in the error. Its `ce_type` must
+    be one of `types` (the domain's event types), or the reason is `unknown-type`."""
+    ce_id = _required(headers, "ce_id", where).decode(errors="replace")
     ce_position = _required(headers, "ce_position", where)
-    ce_type = _required(headers, "ce_type", where).decode()
+    ce_type = _required(headers, "ce_type", where).decode(errors="replace")
+    if ce_type not in types:
+        shown = ce_type if len(ce_type) <= 120 else f"{ce_type[:120]}..."
+        raise BadEventMessageError(
+            f"{where}: ce_type {shown!r} is no event type of backcheck's domain",
+            DeadLetterReason.UNKNOWN_TYPE,
+        )
     ce_prev = headers.get("ce_prevposition")
     originator, _, version = ce_id.rpartition(":")
     try:
@@ -242,7 +257,7 @@ class DeadLetterReason(StrEnum):
     """Why a message was dead-lettered (the `dlq_reason` header)."""
 
     MALFORMED = "malformed"  # not JSON, or the CloudEvents headers are missing or wrong
-    UNKNOWN_TYPE = "unknown-type"  # ce_type names no use case
+    UNKNOWN_TYPE = "unknown-type"  # ce_type names no use case, or no event type of the domain
     INVALID = "invalid"  # the use case's command schema refused it (the field and the rule)
     REFUSED = "refused"  # a rule refused it, or it is not accepted from services
     DUPLICATE = "duplicate"  # the same ce_source + ce_id was already applied

@@ -24,7 +24,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import IntegrityError, MapperDeserialisationError, Tracking
 
 from infra.kafka.cloudevent import (
     BadEventMessageError,
@@ -37,7 +37,10 @@ from infra.kafka.cloudevent import (
 )
 from infra.kafka.topics import EVENTS_TOPIC
 from infra.views.store import ViewStore
+from projections.events import stored_event_types
 from projections.read_views import ReadViews
+
+OnBad = Callable[["Record", BadEventMessageError], None]
 
 
 @dataclass(frozen=True)
@@ -54,14 +57,19 @@ class Record:
         return f"partition {self.partition} offset {self.offset}"
 
     def event(self) -> IncomingEvent:
-        """The relayed event this message is, or BadEventMessageError."""
-        return incoming_event(self.headers, self.value, self.where)
+        """The relayed event this message is, or BadEventMessageError (one whose type is none
+        of the domain's among them)."""
+        return incoming_event(self.headers, self.value, self.where, stored_event_types())
 
-    def dead_letter_headers(self, error: str, topic: str, now: datetime) -> Headers:
+    def dead_letter_headers(
+        self,
+        error: str,
+        topic: str,
+        now: datetime,
+        reason: DeadLetterReason = DeadLetterReason.MALFORMED,
+    ) -> Headers:
         """Its headers as a dead letter: a message on `topic` that is not the relay's."""
-        letter = DeadLetter(
-            DeadLetterReason.MALFORMED, error, topic, self.partition, self.offset, now
-        )
+        letter = DeadLetter(reason, error, topic, self.partition, self.offset, now)
         return dead_letter_headers(list(self.headers.items()), letter)
 
 
@@ -100,13 +108,14 @@ class StreamProjection:
     def apply(
         self,
         records: Iterable[Record],
-        on_bad: Callable[[Record, str], None] | None = None,
+        on_bad: OnBad | None = None,
         on_gap: Callable[[int, str], None] | None = None,
     ) -> int:
         """Applies what is new in `records`, every partition of the batch in one transaction
         (with each partition's tracking record); returns how many events that was.
 
-        A record that is not a relay message goes to `on_bad` with the reason. A record whose
+        A record that is not a relay message (its headers wrong, its type none of the domain's,
+        its value no JSON) goes to `on_bad` with the reason; it is passed over. A record whose
         previous position on the partition was not applied (messages lost or skipped before
         it) is not applied, nor is anything after it on that partition in this batch: the
         partition goes to `on_gap` with the reason, to be read again. Without the handlers,
@@ -119,8 +128,12 @@ class StreamProjection:
                 partition: self._decode(found, on_bad)
                 for partition, found in sorted(by_partition.items())
             }
-            done, gaps = self._apply_decoded(decoded)
+            done, gaps, bad = self._apply_decoded(decoded)
         self.applied_events += done
+        for record, error in bad:
+            if on_bad is None:
+                raise error
+            on_bad(record, error)
         for partition, gap in gaps.items():
             if on_gap is None:
                 raise GapError(gap)
@@ -129,7 +142,7 @@ class StreamProjection:
 
     @staticmethod
     def _decode(
-        records: Sequence[Record], on_bad: Callable[[Record, str], None] | None
+        records: Sequence[Record], on_bad: OnBad | None
     ) -> list[tuple[Record, IncomingEvent]]:
         decoded: list[tuple[Record, IncomingEvent]] = []
         for record in records:
@@ -138,19 +151,21 @@ class StreamProjection:
             except BadEventMessageError as e:
                 if on_bad is None:
                     raise
-                on_bad(record, str(e))
+                on_bad(record, e)
         return decoded
 
     def _apply_decoded(
         self, decoded: dict[int, list[tuple[Record, IncomingEvent]]]
-    ) -> tuple[int, dict[int, str]]:
-        """(events applied, the gap of each partition that has one)."""
+    ) -> tuple[int, dict[int, str], list[tuple[Record, BadEventMessageError]]]:
+        """(events applied, the gap of each partition that has one, the records passed over
+        as not the relay's)."""
         for attempt in (1, 2):
             runs: list[tuple[list[tuple[int, Any]], Tracking]] = []
             gaps: dict[int, str] = {}
             reached: dict[int, int] = {}
+            bad: list[tuple[Record, BadEventMessageError]] = []
             for partition, items in decoded.items():
-                events, last, gap = self._new_events(partition, items)
+                events, last, gap = self._new_events(partition, items, bad)
                 if events:
                     runs.append((events, Tracking(self.tracking_name(partition), last)))
                     reached[partition] = last
@@ -169,14 +184,18 @@ class StreamProjection:
                     continue
                 self._applied.update(reached)
                 self.partitions_applied.update(reached)
-            return sum(len(events) for events, _ in runs), gaps
+            return sum(len(events) for events, _ in runs), gaps, bad
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _new_events(
-        self, partition: int, items: list[tuple[Record, IncomingEvent]]
+        self,
+        partition: int,
+        items: list[tuple[Record, IncomingEvent]],
+        bad: list[tuple[Record, BadEventMessageError]],
     ) -> tuple[list[tuple[int, Any]], int, str | None]:
         """The events of `items` past what the partition's views hold, up to a gap if there is
-        one: (events, the last position among them, the gap)."""
+        one: (events, the last position among them, the gap). A value that is no stored event's
+        goes to `bad`."""
         last = self.applied(partition)
         events: list[tuple[int, Any]] = []
         for record, (position, previous, stored) in items:
@@ -188,6 +207,11 @@ class StreamProjection:
                     f"follows {previous}, but this partition's views stand at {last}"
                 )
                 return events, last, gap
-            events.append((position, self.app.mapper.to_domain_event(stored)))
+            try:
+                event = self.app.mapper.to_domain_event(stored)
+            except MapperDeserialisationError as e:
+                bad.append((record, BadEventMessageError(f"{record.where}: {e}")))
+                continue
+            events.append((position, event))
             last = position
         return events, last, None

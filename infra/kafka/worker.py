@@ -22,6 +22,7 @@ from eventsourcing.application import Application
 from eventsourcing.postgres import PostgresDatastore
 
 from infra.config import Settings
+from infra.kafka.cloudevent import BadEventMessageError
 from infra.kafka.projection import Record, StreamProjection
 from infra.kafka.recovery import GapRecovery, PartitionReader, StallWatch
 from infra.kafka.streams import RAW, faust_app, off_the_loop, until_done
@@ -184,10 +185,12 @@ def projection_app(
             for partition, reason in gaps.items():
                 recovery.hold(partition, reason)
             await partitions.read_held_again()
-            for record, reason in bad:
-                logger.error("dead-lettered: %s", reason)
+            for record, error in bad:
+                logger.error("dead-lettered: %s", error)
                 now = datetime.now(UTC)
-                headers = record.dead_letter_headers(reason, projection.topic, now)
+                headers = record.dead_letter_headers(
+                    str(error), projection.topic, now, error.reason
+                )
                 await dead.send(value=record.value, headers=headers)
 
     app.agent(events, name="project")(project)
@@ -196,9 +199,9 @@ def projection_app(
 
 def _apply_batch(
     projection: StreamProjection, records: list[Record]
-) -> tuple[list[tuple[Record, str]], dict[int, str]]:
+) -> tuple[list[tuple[Record, BadEventMessageError]], dict[int, str]]:
     """Applies a batch; (the records that are not the relay's, with why; each gap)."""
-    bad: list[tuple[Record, str]] = []
+    bad: list[tuple[Record, BadEventMessageError]] = []
     gaps: dict[int, str] = {}
-    projection.apply(records, lambda record, reason: bad.append((record, reason)), gaps.__setitem__)
+    projection.apply(records, lambda record, error: bad.append((record, error)), gaps.__setitem__)
     return bad, gaps

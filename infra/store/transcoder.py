@@ -4,6 +4,9 @@ orjson writes UUIDs, datetimes, enums, tuples and frozen dataclasses natively an
 cannot do is tell them apart again on the way back. The mapper below restores each attribute to
 the type the event class declares, so stored JSON stays plain (no type tags) and readable by
 other consumers (Kafka, compliance exports).
+
+A stored topic is looked up among the domain's event classes (`projections/events.py`), never
+imported: a record or a Kafka message naming anything else is refused.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from eventsourcing.persistence import (
     StoredEvent,
     Transcoder,
 )
-from eventsourcing.utils import get_topic, resolve_topic
+from eventsourcing.utils import get_topic
+
+from projections.events import stored_event_types
 
 if TYPE_CHECKING:
     from infra.privacy.sealing import Sealer
@@ -111,6 +116,23 @@ def fields_of(cls: type) -> dict[str, Convert | None]:
     }
 
 
+class UnknownEventTypeError(MapperDeserialisationError):
+    """A stored event or a relayed message names a topic that is no event of the domain."""
+
+
+def event_class(topic: str) -> type:
+    """The domain's event class that `topic` names; UnknownEventTypeError for any other topic
+    (nothing is imported to find out)."""
+    found = stored_event_types().get(topic)
+    if found is None:
+        shown = topic if len(topic) <= 120 else f"{topic[:120]}..."
+        raise UnknownEventTypeError(
+            f"{shown!r} is no event type of backcheck's domain "
+            "(domain.<module>:<Aggregate>.<Event>)"
+        )
+    return found
+
+
 def typed_mapper(mapper: Mapper[UUID]) -> TypedMapper:
     """The application's mapper as infra/config.py has the library make it (MAPPER_TOPIC)."""
     if not isinstance(mapper, TypedMapper):
@@ -146,7 +168,7 @@ class TypedMapper(Mapper[UUID]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        cls = resolve_topic(stored_event.topic)
+        cls = event_class(stored_event.topic)
         try:
             state: dict[str, Any] = self.transcoder.decode(stored_event.state)
         except orjson.JSONDecodeError as e:
@@ -170,6 +192,6 @@ class TypedMapper(Mapper[UUID]):
         for name, convert in fields_of(cls).items():
             if convert is not None and name in state:
                 state[name] = convert(state[name])
-        domain_event = object.__new__(cls)
+        domain_event: Any = object.__new__(cls)
         object.__setattr__(domain_event, "__dict__", state)
         return domain_event

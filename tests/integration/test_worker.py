@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -153,6 +154,65 @@ def test_a_message_that_is_not_the_relays_goes_to_the_dead_letter_topic(
     assert headers["dlq_error"] == b"partition 0 offset 0: no ce_position header"
     assert (headers["dlq_topic"], headers["dlq_partition"]) == (topic.encode(), b"0")
     assert datetime.fromisoformat(headers["dlq_time"].decode()) >= before  # as the intake's
+
+
+def test_a_message_of_no_known_event_type_is_dead_lettered_and_its_partition_goes_on(
+    kafka_broker: Broker, demo_app: Backcheck, settings: Settings, workers: Processes
+) -> None:
+    """A relay-shaped message whose ce_type names something else than an event of the domain
+    (here a function of the standard library) is dead-lettered with the reason, never looked
+    up by importing it; the group's offset moves past it and the events after it are applied."""
+    topic, group = topic_name("backcheck.events"), topic_name("views")
+    dead = dead_letter_topic(topic)
+    ensure_topics(kafka_broker.bootstrap, PARTITIONS, topic, dead)
+    assert isinstance(demo_app.views, ViewRunner)
+    demo_app.views.catch_up()
+    stream = worker_views(demo_app, settings)
+    first = next(r for r in messages(demo_app) if r.partition == 0)
+    poison = Record(0, 0, first.value, {**first.headers, "ce_type": b"os:system"})
+    publish(kafka_broker.bootstrap, topic, demo_app, [poison])
+
+    workers.start(worker_command(kafka_broker.bootstrap, topic, group, PARTITIONS))
+    sent = publish(kafka_broker.bootstrap, topic, demo_app)  # the good messages after it
+    wait_for(
+        lambda: stream.dump() == demo_app.views.store.dump(),  # type: ignore[union-attr]
+        90,
+        "the messages after it to be applied",
+        workers,
+    )
+    workers.stop()
+
+    found = dead_letters(kafka_broker.bootstrap, dead)
+    assert sent > 0
+    assert len(found) == 1
+    headers = dict(found[0].headers)
+    assert found[0].value == first.value
+    assert headers["ce_type"] == b"os:system"
+    assert headers["dlq_reason"] == b"unknown-type"
+    assert headers["dlq_error"] == (
+        b"partition 0 offset 0: ce_type 'os:system' is no event type of backcheck's domain"
+    )
+    committer = KafkaConsumer(
+        bootstrap_servers=kafka_broker.bootstrap, group_id=group, enable_auto_commit=False
+    )
+    committed = committer.committed(TopicPartition(topic, 0))
+    committer.close()
+    assert committed is not None
+    assert committed > 0  # committed past it
+
+
+def dead_letters(bootstrap: str, dead: str) -> list[Any]:
+    """What the dead-letter topic holds (read until a message arrives, or 10 s)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer.assign([TopicPartition(dead, p) for p in range(PARTITIONS)])
+    consumer.seek_to_beginning()
+    found: list[Any] = []
+    deadline = time.monotonic() + 10
+    while not found and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            found += records
+    consumer.close()
+    return found
 
 
 def test_a_worker_writes_no_escape_codes_where_its_output_is_no_terminal(

@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 import orjson
+import pytest
 
 from infra.kafka.cloudevent import (
     DEAD_LETTER_HEADERS,
+    BadEventMessageError,
     DeadLetterReason,
     command_headers,
     dead_letter_of,
@@ -24,21 +26,22 @@ from infra.kafka.projection import Record
 from tests.commands import headers, message
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+TOPIC = "domain.candidate:Candidate.Registered"
 
 
 def test_an_event_the_relay_writes_reads_back_as_the_stored_event() -> None:
     originator, candidate = uuid4(), uuid4()
     state = orjson.dumps({"candidate_id": str(candidate), "timestamp": NOW.isoformat()})
-    sent = outgoing_event(42, str(originator), 3, "domain.candidate:Candidate.Registered", state)
+    sent = outgoing_event(42, str(originator), 3, TOPIC, state)
     sent.headers.append(previous_position(17))
 
-    read = incoming_event(dict(sent.headers), sent.value, "partition 0 offset 5")
+    read = incoming_event(dict(sent.headers), sent.value, "partition 0 offset 5", {TOPIC})
 
     assert sent.key == str(candidate).encode()
     assert (read.position, read.previous) == (42, 17)
     assert read.stored.originator_id == originator
     assert read.stored.originator_version == 3
-    assert read.stored.topic == "domain.candidate:Candidate.Registered"
+    assert read.stored.topic == TOPIC
     assert read.stored.state == state
     assert [name for name, _ in sent.headers] == [
         "ce_specversion",
@@ -51,6 +54,19 @@ def test_an_event_the_relay_writes_reads_back_as_the_stored_event() -> None:
         "content-type",
         "ce_prevposition",
     ]
+
+
+def test_an_event_of_no_known_type_is_dead_lettered_as_unknown_type() -> None:
+    state = orjson.dumps({"candidate_id": str(uuid4()), "timestamp": NOW.isoformat()})
+    sent = outgoing_event(42, str(uuid4()), 3, "os:system", state)
+
+    with pytest.raises(BadEventMessageError) as refused:
+        incoming_event(dict(sent.headers), sent.value, "partition 0 offset 5", {TOPIC})
+
+    assert refused.value.reason is DeadLetterReason.UNKNOWN_TYPE
+    assert str(refused.value) == (
+        "partition 0 offset 5: ce_type 'os:system' is no event type of backcheck's domain"
+    )
 
 
 def test_a_command_send_command_writes_reads_back_as_the_command() -> None:

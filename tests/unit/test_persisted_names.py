@@ -26,6 +26,7 @@ from infra.kafka.relay_store import RELAY_STATE_TABLE
 from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC
 from infra.kafka.worker import STREAM_VIEWS_TABLE
 from infra.views.postgres import PostgresViewStore
+from projections.events import stored_event_types
 from projections.read_views import ReadViews
 from services.application import Backcheck
 
@@ -125,6 +126,10 @@ def test_every_stored_event_topic_still_names_an_event_class() -> None:
 
 def test_the_domain_declares_exactly_the_event_topics_listed_here() -> None:
     assert _concrete_domain_events() == STORED_EVENT_TOPICS
+
+
+def test_a_stored_or_relayed_topic_is_looked_up_among_exactly_these() -> None:
+    assert set(stored_event_types()) == STORED_EVENT_TOPICS
 
 
 @pytest.mark.parametrize("backend_url", [None, "postgresql://postgres@127.0.0.1:5432/test"])

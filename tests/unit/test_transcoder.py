@@ -8,13 +8,16 @@ or a list for a tuple, so the comparison below also checks the type of every val
 from __future__ import annotations
 
 import dataclasses
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import orjson
 import pytest
 from eventsourcing.domain import DomainEvent
+from eventsourcing.persistence import StoredEvent
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -28,7 +31,11 @@ from domain.investigation import Investigation
 from domain.report import Amendment, Report
 from domain.screening import screen
 from domain.subject import SubjectAggregate
-from infra.store.transcoder import OrjsonTranscoder, TypedMapper
+from infra.store.transcoder import (
+    OrjsonTranscoder,
+    TypedMapper,
+    UnknownEventTypeError,
+)
 from tests.story import (
     DOCUMENT_SHA256,
     INVESTIGATOR,
@@ -305,3 +312,21 @@ def test_personal_values_of_any_unicode_text_round_trip(name: str, values: list[
     # when / then
     for event in (*candidate.collect_events(), *inv.collect_events()):
         assert_round_trips(event)
+
+
+def test_a_topic_outside_the_domain_is_refused_without_importing_what_it_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a module that leaves a mark when imported, named by a stored event's topic
+    module = f"planted_{uuid4().hex}"
+    mark = tmp_path / "imported"
+    (tmp_path / f"{module}.py").write_text(
+        f"open({str(mark)!r}, 'w').close()\nclass Thing:\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    stored = StoredEvent(uuid4(), 1, f"{module}:Thing", b"{}")
+    # when / then
+    with pytest.raises(UnknownEventTypeError, match=f"'{module}:Thing' is no event type"):
+        mapper().to_domain_event(stored)
+    assert not mark.exists()
+    assert module not in sys.modules
