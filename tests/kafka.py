@@ -110,9 +110,20 @@ class Broker:
         self.stop()
         raise RuntimeError(f"Tansu did not listen on {self.bootstrap} within {timeout}s")
 
+    def pause(self) -> None:
+        """SIGSTOP: the broker still accepts connections (the kernel does) but answers nothing,
+        as a hung broker or a network that drops packets."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self._process is None:
             return
+        self._process.send_signal(signal.SIGCONT)  # a paused broker hears its SIGTERM
         self._process.terminate()
         try:
             self._process.wait(timeout=10)

@@ -23,6 +23,7 @@ from infra.kafka.projection import StreamProjection
 from infra.kafka.recovery import StallWatch
 from infra.kafka.relay import Relay
 from infra.kafka.relay_store import RelayState
+from infra.kafka.shutdown import exit_at_deadline
 from infra.kafka.streams import run_faust
 from infra.kafka.topics import (
     COMMANDS_TOPIC,
@@ -56,7 +57,8 @@ class RelayOptions:
 def relay_daemon(
     application: Backcheck, settings: Settings, options: RelayOptions
 ) -> Iterator[Relay]:
-    """The store's relay to the topic, holding its lock; SIGINT and SIGTERM stop its run."""
+    """The store's relay to the topic, holding its lock; SIGINT and SIGTERM stop its run (within
+    `STOP_GRACE` seconds, `infra/kafka/shutdown.py`)."""
     relay = Relay(
         application,
         settings,
@@ -66,9 +68,14 @@ def relay_daemon(
         page=options.page,
         source=options.source,
     )
+
+    def stop(*_: object) -> None:
+        relay.stop.set()
+        exit_at_deadline("the relay")
+
     try:
         for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, lambda *_: relay.stop.set())
+            signal.signal(number, stop)
         yield relay
     finally:
         relay.close()

@@ -22,7 +22,9 @@ Only one relay may publish a store's events to a topic: it holds a lock for as l
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 import zlib
 from collections import deque
 from collections.abc import Callable
@@ -37,7 +39,13 @@ from infra.config import Settings
 from infra.kafka.cloudevent import SOURCE, OutgoingEvent, outgoing_event, previous_position
 from infra.kafka.relay_store import RelayLock, log_rows
 from infra.kafka.relay_store import RelayState as RelayState  # where the CLI and tests find it
-from infra.kafka.topics import BrokerUnavailableError, ensure_topics, kafka_consumer, kafka_producer
+from infra.kafka.topics import (
+    BrokerUnavailableError,
+    close_producer,
+    ensure_topics,
+    kafka_consumer,
+    kafka_producer,
+)
 
 
 class RelayBusyError(RuntimeError):
@@ -51,6 +59,13 @@ class PartitionCountError(RuntimeError):
 
 class RelayFailedError(RuntimeError):
     """The broker did not acknowledge a page of events; its position was not recorded."""
+
+
+STOP_WAIT = 2.0  # seconds the relay, told to stop, still waits for pages in flight
+
+
+class _StopRequestedError(Exception):
+    """The relay was told to stop, and the broker has not answered since."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +156,7 @@ class Relay:
         self._partition_of: dict[bytes, int] = {}
         self._partitions = 0
         self.stop = threading.Event()
+        self._stopping_since: float | None = None
         self.on_notice: Callable[[str], None] = lambda text: None
         self.sent = 0
         self._producer: Any = None
@@ -173,7 +189,7 @@ class Relay:
                     f"no Kafka broker answered at {self.bootstrap}"
                 ) from None
             if count != self.partitions:
-                producer.close(timeout=1)
+                close_producer(producer, timeout=1)
                 raise PartitionCountError(
                     f"{self.topic} has {count} partitions, not the {self.partitions} configured "
                     "(BACKCHECK_KAFKA_PARTITIONS, --partitions); the workers read the partitions "
@@ -237,12 +253,23 @@ class Relay:
 
     def _settle(self, page: _Page) -> None:
         """Waits for the broker's acknowledgement of every message of the page, then records
-        the page's position. A refusal or a timeout: nothing recorded, sent again later."""
-        from kafka.errors import KafkaError
+        the page's position. A refusal or a timeout: nothing recorded, sent again later. Told
+        to stop and no answer for `STOP_WAIT` seconds: `_StopRequestedError`, nothing recorded
+        (sent again when the relay restarts)."""
+        from kafka.errors import KafkaError, KafkaTimeoutError
 
+        deadline = time.monotonic() + self.delivery_timeout + 5
         try:
             for future in page.futures:
-                future.get(timeout=self.delivery_timeout + 5)
+                while not future.is_done:
+                    now = time.monotonic()
+                    if self._given_up(now):
+                        raise _StopRequestedError
+                    if now >= deadline:
+                        raise KafkaTimeoutError(f"no answer in {self.delivery_timeout + 5:.0f} s")
+                    with contextlib.suppress(KafkaTimeoutError):
+                        future.get(timeout=min(deadline - now, 0.2))
+                future.get(timeout=0)  # raises its failure, if it failed
         except KafkaError as e:
             self._drop_producer()
             self._sent_through, self._sent_last = self._position, dict(self._last)
@@ -254,6 +281,14 @@ class Relay:
         self._position, self._last = page.end, page.last
         self.sent += len(page.futures)
 
+    def _given_up(self, now: float) -> bool:
+        """Whether the relay was told to stop `STOP_WAIT` seconds ago or more."""
+        if not self.stop.is_set():
+            return False
+        if self._stopping_since is None:
+            self._stopping_since = now
+        return now - self._stopping_since >= STOP_WAIT
+
     def publish_page(self) -> int:
         """Publishes the next page of the log and waits for it to be acknowledged; returns how
         many events (0 at the head)."""
@@ -261,7 +296,11 @@ class Relay:
         if page is None:
             return 0
         self._producer.flush()
-        self._settle(page)
+        try:
+            self._settle(page)
+        except _StopRequestedError:
+            self._sent_through, self._sent_last = self._position, dict(self._last)
+            return 0
         return len(page.futures)
 
     def publish(self, in_flight: int = 4) -> int:
@@ -281,10 +320,10 @@ class Relay:
                 if page is None:
                     break
                 pending.append(page)
-            if pending:
-                self._producer.flush()
             while pending:
                 self._settle(pending.popleft())
+        except _StopRequestedError:  # what is unacknowledged is sent again when the relay restarts
+            self._sent_through, self._sent_last = self._position, dict(self._last)
         except RelayFailedError:
             pending.clear()
             raise
@@ -330,15 +369,12 @@ class Relay:
 
     def _drop_producer(self) -> None:
         if self._producer is not None:
-            self._producer.close(timeout=1)
-            self._producer = None
+            producer, self._producer = self._producer, None
+            close_producer(producer, timeout=1)
 
     def close(self) -> None:
-        try:
-            if self._producer is not None:
-                self._producer.flush()
-                self._producer.close()
-                self._producer = None
+        try:  # every page sent was settled or given up: nothing to wait for but a broker away
+            self._drop_producer()
         finally:
             self.state.close()
             self.lock.release()

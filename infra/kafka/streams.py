@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
+from infra.kafka.shutdown import exit_at_deadline
 from infra.kafka.topics import refuse_topic_auto_creation
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 # Messages as bytes, as they came: key, value and headers are the relay's or the sender's.
 RAW: dict[str, Any] = {
@@ -32,9 +35,13 @@ def faust_app(
     heartbeat_interval: float,
     max_poll_interval: float,
     rebalance_timeout: float | None = None,
+    wait_empty: bool = True,
 ) -> Any:
     """A faust app of the consumer group `group` that declares no topics (`ensure_topics`
-    creates them with their partitions) and never has the broker create one."""
+    creates them with their partitions) and never has the broker create one. With
+    `wait_empty`, stopping waits until the messages being handled are done; without, it commits
+    what was done and leaves the rest to be delivered again (for agents that apply a message
+    once however often it comes, and may be retrying one that cannot be applied yet)."""
     import faust
 
     refuse_topic_auto_creation()
@@ -54,6 +61,7 @@ def faust_app(
         broker_session_timeout=session_timeout,
         broker_heartbeat_interval=heartbeat_interval,
         broker_max_poll_interval=max_poll_interval,
+        stream_wait_empty=wait_empty,
         **timeouts,
     )
 
@@ -69,9 +77,16 @@ def _logging_config() -> dict[str, Any]:
 
 def run_faust(app: Any, loglevel: str, redirect_stdouts: bool = True) -> int:
     """Runs a faust worker for `app` until SIGINT/SIGTERM; returns its exit code. Off a
-    terminal it writes no escape codes (no colours, no spinner hiding the cursor)."""
-    from faust.worker import Worker
+    terminal it writes no escape codes (no colours, no spinner hiding the cursor). Once a
+    signal came, it stops within `STOP_GRACE` seconds (`infra/kafka/shutdown.py`)."""
+    from faust.worker import Worker as FaustWorker
 
+    class Worker(FaustWorker):
+        def _schedule_shutdown(self, signal: Any) -> None:
+            exit_at_deadline(f"the faust worker of {app.conf.id}")
+            super()._schedule_shutdown(signal)
+
+    threading.excepthook = _thread_failed
     worker = Worker(
         app,
         loglevel=loglevel,
@@ -88,6 +103,16 @@ def run_faust(app: Any, loglevel: str, redirect_stdouts: bool = True) -> int:
     return 0
 
 
+def _thread_failed(args: threading.ExceptHookArgs) -> None:
+    """A thread of the Kafka client that failed (its broker gone, while it stops): one line,
+    the traceback at debug level."""
+    name = args.thread.name if args.thread is not None else "a thread"
+    error = f"{args.exc_type.__name__}: {args.exc_value}"
+    _log.error("%s stopped: %s", name, error)
+    if args.exc_value is not None:
+        _log.debug("%s stopped", name, exc_info=args.exc_value)
+
+
 async def until_done(
     attempt: Callable[[], Awaitable[T]],
     what: str,
@@ -96,13 +121,16 @@ async def until_done(
 ) -> T:
     """Tries `attempt` until it succeeds. A failure here is nobody's message (the store locked
     or unreachable): moving on would drop the message, so it is tried again after a pause,
-    doubling up to 30 s, and the worker stays up (shutdown cancels the wait)."""
+    doubling up to 30 s, and the worker stays up (shutdown cancels the wait). Each failure
+    is one line; its traceback only at debug level."""
     delay = first_delay
     while True:
         try:
             return await attempt()
-        except Exception:
-            log.exception("%s failed; trying again in %.0f s", what, delay)
+        except Exception as e:
+            kind = type(e).__name__
+            log.error("%s failed (%s: %s); trying again in %.0f s", what, kind, e, delay)
+            log.debug("%s failed", what, exc_info=True)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 

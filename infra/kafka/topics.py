@@ -31,6 +31,19 @@ def kafka_producer(**config: Any) -> Any:
     return producer
 
 
+def close_producer(producer: Any, timeout: float) -> None:
+    """Closes a kafka-python producer within `timeout` seconds, dropping what it has not sent by
+    then. (kafka-python 3's `close(timeout)` raises instead when records are still unsent, and
+    its `__del__` raises again at exit: the producer is closed without them here.)"""
+    from kafka.errors import KafkaTimeoutError
+
+    try:
+        producer.close(timeout=timeout)
+    except KafkaTimeoutError:
+        producer._sender.force_close()
+        producer._closed = True
+
+
 def kafka_consumer(**config: Any) -> Any:
     """A kafka-python consumer that never asks the broker to create a topic."""
     from kafka import KafkaConsumer

@@ -157,6 +157,7 @@ def projection_app(
         heartbeat_interval=options.heartbeat_interval,
         max_poll_interval=options.max_poll_interval,
         rebalance_timeout=options.max_poll_interval,
+        wait_empty=False,  # a batch being retried is read again after a restart, applied once
     )
     events = app.topic(projection.topic, **RAW)
     dead = app.topic(dead_letter_topic(projection.topic), **RAW)
