@@ -49,7 +49,9 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
         keys = build_keystore(settings, datastore_of(store.recorder))
         try:
             sealer = Sealer(keys)
-            typed_mapper(store.mapper).sealer = sealer
+            mapper = typed_mapper(store.mapper)
+            mapper.sealer = sealer
+            mapper.max_event_bytes = settings.max_event_bytes
             views = build_views(settings, store, sealer)
         except BaseException:
             keys.close()

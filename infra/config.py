@@ -14,6 +14,9 @@ BACKCHECK_MASTER_KEY_FILE  the master key (64 hex digits) that wraps every subje
                         (default: DATA_DIR/keys/master.key, created for a new store)
 BACKCHECK_KAFKA_BOOTSTRAP  Kafka bootstrap servers, host:port[,host:port] (default 127.0.0.1:9092)
 BACKCHECK_KAFKA_PARTITIONS partitions of the topics backcheck creates when missing (default 6)
+BACKCHECK_MAX_EVENT_BYTES  the most bytes one stored event may take (default 900000): a command
+                        whose event would be larger is refused (exit 2), so every event fits in
+                        one Kafka message, below the broker's default limit of 1 MiB
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 POSTGRES_CONNECT_TIMEOUT = 5  # seconds libpq may take to reach each address of the host
+# An event's stored state is the value of its Kafka message. Kafka's default limit for one
+# message (message.max.bytes, max.message.bytes) is 1 MiB; the key, the CloudEvents headers and
+# the record's framing take well under 1 KiB of the rest.
+MAX_EVENT_BYTES = 900_000
+MIN_EVENT_BYTES = 1024
 
 
 class ConfigError(ValueError):
@@ -78,6 +86,7 @@ class Settings(BaseModel):
     retention_days: dict[str, int] | None = None
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="host:port[,host:port]")
     kafka_partitions: int = Field(default=6, ge=1)
+    max_event_bytes: int = Field(default=MAX_EVENT_BYTES, ge=MIN_EVENT_BYTES)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -102,6 +111,13 @@ class Settings(BaseModel):
                     f"BACKCHECK_KAFKA_PARTITIONS: {text!r} is not a whole number of at least 1"
                 )
             values["kafka_partitions"] = int(text)
+        if text := os.environ.get("BACKCHECK_MAX_EVENT_BYTES"):
+            if not text.strip().isdigit() or int(text) < MIN_EVENT_BYTES:
+                raise ConfigError(
+                    f"BACKCHECK_MAX_EVENT_BYTES: {text!r} is not a whole number of bytes of at "
+                    f"least {MIN_EVENT_BYTES} (default {MAX_EVENT_BYTES})"
+                )
+            values["max_event_bytes"] = int(text)
         return cls.model_validate(values)
 
     @property

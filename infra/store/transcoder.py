@@ -6,7 +6,9 @@ the type the event class declares, so stored JSON stays plain (no type tags) and
 other consumers (Kafka, compliance exports).
 
 A stored topic is looked up among the domain's event classes (`projections/events.py`), never
-imported: a record or a Kafka message naming anything else is refused.
+imported: a record or a Kafka message naming anything else is refused. And an event whose stored
+form would exceed `max_event_bytes` is refused before it is stored, so every event fits in one
+Kafka message (BACKCHECK_MAX_EVENT_BYTES).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
+from domain.errors import InvalidInputError
 from projections.events import stored_event_types
 
 if TYPE_CHECKING:
@@ -133,6 +136,27 @@ def event_class(topic: str) -> type:
     return found
 
 
+class EventTooLargeError(InvalidInputError):
+    """The event a command would record is larger than one event may be: it could not be
+    published to Kafka as one message. Nothing was stored."""
+
+    def __init__(self, event: str, size: int, limit: int, largest: str) -> None:
+        super().__init__(
+            f"the {event} event this command records would be {size:,} bytes, above the "
+            f"{limit:,} bytes one event may take (BACKCHECK_MAX_EVENT_BYTES, kept below the Kafka "
+            f"broker's message size); its largest field is {largest}: send less",
+            event=event,
+            size=size,
+            limit=limit,
+        )
+
+
+def _largest_field(state: dict[str, Any]) -> str:
+    sizes = {name: len(orjson.dumps(value)) for name, value in state.items()}
+    name = max(sizes, key=sizes.__getitem__)
+    return f"{name!r} ({sizes[name]:,} bytes)"
+
+
 def typed_mapper(mapper: Mapper[UUID]) -> TypedMapper:
     """The application's mapper as infra/config.py has the library make it (MAPPER_TOPIC)."""
     if not isinstance(mapper, TypedMapper):
@@ -149,6 +173,7 @@ class TypedMapper(Mapper[UUID]):
     and attributes restored to the types their event class declares."""
 
     sealer: Sealer | None = None
+    max_event_bytes: int | None = None  # the stored state's bound; None: unbounded
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         cls = type(domain_event)
@@ -159,13 +184,25 @@ class TypedMapper(Mapper[UUID]):
         if class_version > 1:
             state["class_version"] = class_version
         if self.sealer is not None:
+            if self.max_event_bytes is not None:  # too large already: refused before any key
+                self._check_size(cls, state, self.transcoder.encode(state))
             state = self.sealer.seal_state(cls, state, originator_id, originator_version)
+        encoded = self.transcoder.encode(state)
+        if self.max_event_bytes is not None:
+            self._check_size(cls, state, encoded)
         return StoredEvent(
             originator_id=originator_id,
             originator_version=originator_version,
             topic=get_topic(cls),
-            state=self.transcoder.encode(state),
+            state=encoded,
         )
+
+    def _check_size(self, cls: type, state: dict[str, Any], encoded: bytes) -> None:
+        assert self.max_event_bytes is not None
+        if len(encoded) > self.max_event_bytes:
+            raise EventTooLargeError(
+                cls.__qualname__, len(encoded), self.max_event_bytes, _largest_field(state)
+            )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         cls = event_class(stored_event.topic)

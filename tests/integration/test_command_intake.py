@@ -308,6 +308,30 @@ def test_a_nul_in_a_commands_text_is_invalid_naming_the_field(
     assert head(settings) == before
 
 
+def test_a_command_whose_event_would_be_too_large_is_invalid(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'bounded.sqlite'}",
+        data_dir=tmp_path,
+        max_event_bytes=2_000,
+    )
+    bounded = build_app(settings, clock=clock)
+    try:
+        document = {**register(uuid4()), "name": "Zhou " + "x" * 1_900}
+        outcome = decide(
+            CommandIntake(bounded), message(body(document), headers("register-candidate"))
+        )
+        assert bounded.recorder.max_notification_id() is None  # nothing stored
+    finally:
+        bounded.close()
+
+    assert outcome.reason is DeadLetterReason.INVALID
+    assert outcome.error is not None
+    assert outcome.error.startswith("EventTooLarge: the Candidate.Registered event this command")
+    assert "above the 2,000 bytes one event may take" in outcome.error
+
+
 def test_a_json_document_that_is_not_an_object_is_invalid(intake: CommandIntake) -> None:
     outcome = decide(intake, message(b"[1, 2]", headers("register-candidate")))
 

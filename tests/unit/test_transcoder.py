@@ -32,6 +32,7 @@ from domain.report import Amendment, Report
 from domain.screening import screen
 from domain.subject import SubjectAggregate
 from infra.store.transcoder import (
+    EventTooLargeError,
     OrjsonTranscoder,
     TypedMapper,
     UnknownEventTypeError,
@@ -330,3 +331,19 @@ def test_a_topic_outside_the_domain_is_refused_without_importing_what_it_names(
         mapper().to_domain_event(stored)
     assert not mark.exists()
     assert module not in sys.modules
+
+
+def test_an_event_larger_than_the_bound_is_refused_with_its_largest_field() -> None:
+    bounded = mapper()
+    bounded.max_event_bytes = 2_000
+    small = Candidate.register(uuid4(), (PersonalField("name", "user.name", "Zhou"),), RECRUITER)
+    large = Candidate.register(
+        uuid4(), (PersonalField("name", "user.name", "x" * 3_000),), RECRUITER
+    )
+
+    assert len(bounded.to_stored_event(small.collect_events()[-1]).state) < 2_000
+    with pytest.raises(EventTooLargeError) as refused:
+        bounded.to_stored_event(large.collect_events()[-1])
+    assert refused.value.limit == 2_000
+    assert "the Candidate.Registered event this command records would be" in str(refused.value)
+    assert "its largest field is 'identity' (" in str(refused.value)
