@@ -57,13 +57,21 @@ def relay(
         int, typer.Option(min=1, help="events per acknowledged page (position recorded after)")
     ] = 2000,
     source: Annotated[str, typer.Option(help="the CloudEvents source attribute")] = "/backcheck",
+    max_message_bytes: Annotated[
+        int | None,
+        typer.Option(
+            min=1024,
+            help="the largest message the broker takes (default: what it reports, else 1048588)",
+        ),
+    ] = None,
 ) -> None:
     """Publish every stored event, in log order, to the Kafka events topic.
 
     Follows the log from the position it recorded last, until SIGINT/SIGTERM; the position of a
     page is recorded only once the broker acknowledged all of it (acks=all, idempotent
     producer), so a crash or an outage loses nothing and resends at most that page. Without
-    --once an unavailable broker is waited for; with --once it is an error (exit 69).
+    --once an unavailable broker is waited for; with --once it is an error (exit 69). An event
+    larger than the broker takes goes to the dead-letter topic instead, with the reason.
     """
     options = RelayOptions(
         bootstrap=bootstrap_servers or "",
@@ -71,6 +79,7 @@ def relay(
         partitions=partitions or 0,
         page=batch,
         source=source,
+        max_message_bytes=max_message_bytes or 0,
     )
     try:
         application, settings = open_app()
@@ -81,10 +90,11 @@ def relay(
             )
             relay_.on_notice = lambda text: err.print(f"[yellow]{text}[/]")
             sent = _publish(relay_, once)
-            position = relay_.position
+            position, dead = relay_.position, relay_.dead_lettered
     except Exception as e:
         fail(e)
-    console.print(f"published {sent} events to {topic}; position {position}")
+    also = f"; {dead} too large, dead-lettered to {relay_.dead_topic}" if dead else ""
+    console.print(f"published {sent} events to {topic}; position {position}{also}")
 
 
 def _publish(relay_: Relay, once: bool) -> int:

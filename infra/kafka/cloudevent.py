@@ -29,7 +29,11 @@ the value is the command as JSON.
 
 A dead letter is the message as it came, key, value and headers unchanged and in order, with
 `dlq_reason` (one of `DeadLetterReason`), `dlq_error`, where it came from (`dlq_topic`,
-`dlq_partition`, `dlq_offset`) and when (`dlq_time`) after them.
+`dlq_partition`, `dlq_offset`) and when (`dlq_time`) after them. An event the relay could not
+publish (larger than the broker takes) is dead-lettered with its key and headers but an empty
+value (it would not fit either; it stays in the store, and its `ce_id` and `ce_position` name
+it), `dlq_topic` and `dlq_partition` where it was to go, and `dlq_offset` -1: it never was on
+the topic.
 """
 
 from __future__ import annotations
@@ -250,7 +254,7 @@ def incoming_command(headers: Sequence[tuple[str, bytes]], value: bytes | None) 
     return IncomingCommand(found["ce_source"], found["ce_id"], found["ce_type"], document)
 
 
-# --- dead letters: the intake and the workers write them -------------------------------------
+# --- dead letters: the intake, the workers and the relay write them --------------------------
 
 
 class DeadLetterReason(StrEnum):
@@ -261,6 +265,7 @@ class DeadLetterReason(StrEnum):
     INVALID = "invalid"  # the use case's command schema refused it (the field and the rule)
     REFUSED = "refused"  # a rule refused it, or it is not accepted from services
     DUPLICATE = "duplicate"  # the same ce_source + ce_id was already applied
+    TOO_LARGE = "too-large"  # the relay's: an event larger than the broker takes a message
 
 
 @dataclass(frozen=True)
@@ -296,6 +301,15 @@ def dead_letter_headers(original: Sequence[tuple[str, bytes]], letter: DeadLette
         ("dlq_offset", str(letter.offset).encode()),
         ("dlq_time", letter.time.astimezone(UTC).isoformat().encode()),
     ]
+
+
+def unpublishable_event(
+    event: OutgoingEvent, error: str, topic: str, partition: int, now: datetime
+) -> OutgoingEvent:
+    """The dead letter of an event the relay cannot publish to `topic` (too large): its key
+    and headers, no value, `dlq_offset` -1."""
+    letter = DeadLetter(DeadLetterReason.TOO_LARGE, error, topic, partition, -1, now)
+    return OutgoingEvent(event.key, b"", dead_letter_headers(event.headers, letter))
 
 
 def dead_letter_of(headers: Sequence[tuple[str, bytes]]) -> DeadLetter:

@@ -51,6 +51,7 @@ class RelayOptions:
     partitions: int = 0  # of the topic, if it is created here
     page: int = 2000  # events per acknowledged page (position recorded after)
     source: str = SOURCE  # the CloudEvents source attribute
+    max_message_bytes: int = 0  # the largest message the broker takes; 0: what it reports
 
 
 @contextmanager
@@ -67,6 +68,7 @@ def relay_daemon(
         partitions=options.partitions or settings.kafka_partitions,
         page=options.page,
         source=options.source,
+        max_message_bytes=options.max_message_bytes or None,
     )
 
     def stop(*_: object) -> None:

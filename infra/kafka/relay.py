@@ -16,6 +16,9 @@ empty although it had published to it, the broker has lost it (deleted, or a bro
 storage): the relay publishes the log again from the start, since the store, not Kafka, is the
 source of truth.
 
+An event larger than the broker takes as one message (`infra/kafka/message_limit.py`) goes to
+the events dead-letter topic instead, with the reason, and the relay goes on.
+
 Only one relay may publish a store's events to a topic: it holds a lock for as long as it runs
 (a PostgreSQL advisory lock, or a lock file next to the SQLite store).
 """
@@ -29,6 +32,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -36,15 +40,23 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
 from infra.config import Settings
-from infra.kafka.cloudevent import SOURCE, OutgoingEvent, outgoing_event, previous_position
+from infra.kafka.cloudevent import (
+    SOURCE,
+    OutgoingEvent,
+    outgoing_event,
+    previous_position,
+    unpublishable_event,
+)
+from infra.kafka.message_limit import KAFKA_MESSAGE_BYTES, MessageLimit
 from infra.kafka.relay_store import RelayLock, log_rows
 from infra.kafka.relay_store import RelayState as RelayState  # where the CLI and tests find it
 from infra.kafka.topics import (
     BrokerUnavailableError,
     close_producer,
+    dead_letter_topic,
     ensure_topics,
-    kafka_consumer,
     kafka_producer,
+    topic_is_empty,
 )
 
 
@@ -73,7 +85,8 @@ class _Page:
     start: int
     end: int
     last: dict[int, int]  # the last position sent to each partition, this page included
-    futures: list[Any]
+    futures: list[Any]  # one an event: published, or (`dead` of them) its dead letter
+    dead: int = 0
 
 
 def message_of(notification: Notification, source: str = SOURCE) -> OutgoingEvent:
@@ -89,7 +102,9 @@ def message_of(notification: Notification, source: str = SOURCE) -> OutgoingEven
     )
 
 
-def producer_settings(bootstrap: str, delivery_timeout: float = 30.0) -> dict[str, Any]:
+def producer_settings(
+    bootstrap: str, delivery_timeout: float = 30.0, max_message_bytes: int = KAFKA_MESSAGE_BYTES
+) -> dict[str, Any]:
     """The producer the relay uses (and the benchmark's raw baseline with it): a page not
     acknowledged within `delivery_timeout` seconds fails, and is sent again."""
     delivery_ms = int(delivery_timeout * 1000)
@@ -102,21 +117,9 @@ def producer_settings(bootstrap: str, delivery_timeout: float = 30.0) -> dict[st
         "max_in_flight_requests_per_connection": 5,
         "request_timeout_ms": min(10_000, delivery_ms // 2),
         "delivery_timeout_ms": delivery_ms,
+        "max_request_size": max_message_bytes,
         "client_id": "backcheck-relay",
     }
-
-
-def _topic_is_empty(bootstrap: str, topic: str) -> bool:
-    """Whether no message was ever kept on any partition of `topic` (every end offset 0)."""
-    from kafka import TopicPartition
-
-    consumer = kafka_consumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
-    try:
-        numbers = consumer.partitions_for_topic(topic) or set()
-        ends = consumer.end_offsets([TopicPartition(topic, n) for n in numbers])
-        return all(offset == 0 for offset in ends.values())
-    finally:
-        consumer.close()
 
 
 class Relay:
@@ -132,9 +135,16 @@ class Relay:
         page: int = 2000,
         source: str = SOURCE,
         delivery_timeout: float = 30.0,
+        max_message_bytes: int | None = None,
     ) -> None:
+        """`max_message_bytes`: the largest message the broker takes; None: what it reports
+        (Kafka's default if it does not)."""
         self.app = app
         self.topic = topic
+        self.dead_topic = dead_letter_topic(topic)
+        self.limit = MessageLimit(
+            bootstrap, topic, settings.max_event_bytes, max_message_bytes, self._notice
+        )
         self.bootstrap = bootstrap
         self.partitions = partitions
         self.page = page
@@ -159,7 +169,11 @@ class Relay:
         self._stopping_since: float | None = None
         self.on_notice: Callable[[str], None] = lambda text: None
         self.sent = 0
+        self.dead_lettered = 0
         self._producer: Any = None
+
+    def _notice(self, text: str) -> None:
+        self.on_notice(text)
 
     @property
     def position(self) -> int:
@@ -177,13 +191,14 @@ class Relay:
         from kafka.errors import KafkaTimeoutError
 
         if self._producer is None:
-            ensure_topics(self.bootstrap, self.partitions, self.topic)
+            ensure_topics(self.bootstrap, self.partitions, self.topic, self.dead_topic)
+            limit = self.limit.bytes()
             try:
                 producer = kafka_producer(
-                    **producer_settings(self.bootstrap, self.delivery_timeout)
+                    **producer_settings(self.bootstrap, self.delivery_timeout, limit)
                 )
                 count = len(producer.partitions_for(self.topic))
-                empty = _topic_is_empty(self.bootstrap, self.topic)
+                empty = topic_is_empty(self.bootstrap, self.topic)
             except KafkaTimeoutError:
                 raise BrokerUnavailableError(
                     f"no Kafka broker answered at {self.bootstrap}"
@@ -233,11 +248,17 @@ class Relay:
             return None
         last = dict(self._sent_last)
         futures = []
+        dead = 0
         send, topic, source, partition_of = producer.send, self.topic, self.source, self.partition
         for position, originator, version, type_, state in found:
             message = outgoing_event(position, originator, version, type_, state, source)
             partition = partition_of(message.key)
             message.headers.append(previous_position(last.get(partition, 0)))
+            too_large = self.limit.too_large(message, source)
+            if too_large is not None:
+                futures.append(self._dead_letter(message, partition, position, too_large))
+                dead += 1
+                continue
             last[partition] = position
             futures.append(
                 send(
@@ -249,7 +270,21 @@ class Relay:
                 )
             )
         self._sent_through, self._sent_last = found[-1][0], last
-        return _Page(start, found[-1][0], last, futures)
+        return _Page(start, found[-1][0], last, futures, dead)
+
+    def _dead_letter(self, message: OutgoingEvent, partition: int, position: int, why: str) -> Any:
+        """Sends the dead letter of an event too large to publish, instead of the event (the
+        next message on its partition follows the one before it)."""
+        message.headers.pop()  # its ce_prevposition: it takes no place on the partition
+        ce_id = dict(message.headers)["ce_id"].decode()
+        error = (
+            f"event {ce_id} at position {position} is {why}: not published (it stays in the store)"
+        )
+        self.on_notice(f"dead-lettered to {self.dead_topic}: {error}")
+        letter = unpublishable_event(message, error, self.topic, partition, datetime.now(UTC))
+        return self._producer.send(
+            self.dead_topic, key=letter.key, value=letter.value, headers=letter.headers
+        )
 
     def _settle(self, page: _Page) -> None:
         """Waits for the broker's acknowledgement of every message of the page, then records
@@ -279,7 +314,8 @@ class Relay:
             ) from e
         self.state.save(page.end, page.last)
         self._position, self._last = page.end, page.last
-        self.sent += len(page.futures)
+        self.sent += len(page.futures) - page.dead
+        self.dead_lettered += page.dead
 
     def _given_up(self, now: float) -> bool:
         """Whether the relay was told to stop `STOP_WAIT` seconds ago or more."""

@@ -77,6 +77,19 @@ def refuse_topic_auto_creation() -> None:
     client.MetadataRequest = MetadataRequestNoAutoCreate
 
 
+def topic_is_empty(bootstrap: str, topic: str) -> bool:
+    """Whether no message was ever kept on any partition of `topic` (every end offset 0)."""
+    from kafka import TopicPartition
+
+    consumer = kafka_consumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+    try:
+        numbers = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, n) for n in numbers])
+        return all(offset == 0 for offset in ends.values())
+    finally:
+        consumer.close()
+
+
 class BrokerUnavailableError(RuntimeError):
     """No Kafka broker answered at the bootstrap servers."""
 
@@ -120,6 +133,36 @@ def _admin(bootstrap: str) -> Any:
         )
     except KafkaTimeoutError:
         raise BrokerUnavailableError(f"no Kafka broker answered at {bootstrap}") from None
+
+
+def message_size_limit(bootstrap: str, topic: str) -> tuple[int, str] | None:
+    """The largest message the broker takes on `topic`, and where that is set: the topic's
+    `max.message.bytes`, else the broker's `message.max.bytes`. None if the broker does not
+    say (Tansu reports no configuration) or cannot be asked."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+    from kafka.errors import KafkaError
+
+    def configured(kind: ConfigResourceType, name: str, key: str) -> int | None:
+        found = admin.describe_configs([ConfigResource(kind, name)], config_filter="all")
+        entry = found.get(kind.name.lower(), {}).get(name, {}).get(key)
+        value = entry.get("value") if isinstance(entry, dict) else entry
+        return int(value) if value is not None and str(value).isdigit() else None
+
+    admin = _admin(bootstrap)
+    try:
+        limit = configured(ConfigResourceType.TOPIC, topic, "max.message.bytes")
+        if limit is not None:
+            return limit, f"max.message.bytes of {topic}"
+        for broker in admin.describe_cluster()["brokers"]:
+            number = str(broker["broker_id"])
+            limit = configured(ConfigResourceType.BROKER, number, "message.max.bytes")
+            if limit is not None:
+                return limit, f"message.max.bytes of broker {number}"
+        return None
+    except (KafkaError, KeyError, ValueError):
+        return None
+    finally:
+        admin.close()
 
 
 def missing_topics(bootstrap: str, *names: str) -> set[str]:

@@ -1,8 +1,10 @@
 """`backcheck relay` as an operator runs it: --once output and position, nothing twice, the
-exit codes for no broker (69) and for a relay already running on the store and topic (75)."""
+exit codes for no broker (69) and for a relay already running on the store and topic (75), an
+event larger than the broker takes dead-lettered and said."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.kafka.relay_store import RelayState
+from infra.kafka.topics import dead_letter_topic
 from tests.kafka import (
     BACKCHECK,
     Broker,
@@ -24,6 +27,8 @@ from tests.kafka import (
 )
 
 pytestmark = pytest.mark.kafka
+
+REGISTER = {"name": "Zhou Min", "email": "zhou@example.cn", "actor": "hr:li"}
 
 
 def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -98,3 +103,53 @@ def test_a_following_relay_waits_out_a_broker_outage_and_loses_nothing(
     assert "the broker has lost them; publishing the log again from the start" in " ".join(
         log.split()
     )
+
+
+def test_an_event_larger_than_max_message_bytes_is_dead_lettered_and_said(
+    kafka_broker: Broker, tmp_path: Path
+) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 's.sqlite'}", data_dir=tmp_path)
+    env = store_env(settings)
+    registered = run([BACKCHECK, "do", "register-candidate", json.dumps(REGISTER)], env)
+    assert registered.returncode == 0, registered.stderr
+    candidate = json.loads(registered.stdout)["candidate_id"]
+    claims = [
+        {
+            "kind": "education",
+            "fields": [{"name": "school", "category": "user.education", "value": "x" * 1_500}],
+        }
+        for _ in range(20)
+    ]
+    document = {"candidate_id": candidate, "claims": claims, "actor": "candidate"}
+    submitted = run([BACKCHECK, "do", "submit-claims", json.dumps(document)], env)
+    assert submitted.returncode == 0, submitted.stderr
+    topic = topic_name("backcheck.events")
+    dead = dead_letter_topic(topic)
+
+    done = run(
+        [
+            *relay_command(kafka_broker.bootstrap, topic, 3),
+            "--once",
+            "--max-message-bytes",
+            "20000",
+        ],
+        env,
+    )
+
+    assert done.returncode == 0, done.stderr
+    app = build_app(settings)
+    head = app.recorder.max_notification_id() or 0
+    app.close()
+    assert done.stdout.strip() == (
+        f"published {head - 1} events to {topic}; position {head}; "
+        f"1 too large, dead-lettered to {dead}"
+    )
+    said = " ".join(done.stderr.split())
+    assert (
+        "BACKCHECK_MAX_EVENT_BYTES (900,000) lets the store take events larger than "
+        "--max-message-bytes allows (20,000 bytes a message, 18,976 for the event)"
+    ) in said
+    assert f"dead-lettered to {dead}: event {candidate}:" in said
+    assert "Traceback" not in done.stderr
+    letters = read_topic(kafka_broker.bootstrap, dead, expect=1)
+    assert [dict(r.headers)["dlq_reason"] for r in letters] == [b"too-large"]

@@ -6,22 +6,33 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from uuid import uuid4
 
 import orjson
 import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
 from cloudevents.core.formats.json import JSONFormat
 
+from domain.candidate import Candidate
+from domain.classification import PersonalField
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import tell_story
+from infra.kafka.cloudevent import DeadLetterReason, dead_letter_of
 from infra.kafka.relay import PartitionCountError, Relay, RelayBusyError, RelayFailedError
-from infra.kafka.topics import ensure_topics
+from infra.kafka.topics import dead_letter_topic, ensure_topics
+from infra.store.transcoder import typed_mapper
 from services.application import Backcheck
+from tests import story as s
 from tests.conftest import FakeClock
 from tests.kafka import Broker, every_record, read_topic, topic_name
 
 pytestmark = pytest.mark.kafka
+
+NOT_REPORTED = (  # Tansu reports no configuration
+    "the broker does not report the largest message it takes (max.message.bytes of {topic}); "
+    "assuming Kafka's default, 1,048,588 bytes (--max-message-bytes if it takes less)"
+)
 
 
 def relay_for(
@@ -148,8 +159,9 @@ def test_a_page_the_broker_did_not_acknowledge_is_not_recorded(
         relay.close()
         app.close()
     assert notices == [
+        NOT_REPORTED.format(topic=topic),
         f"{topic} is empty but 10 events were published to it: the broker has lost them; "
-        "publishing the log again from the start"
+        "publishing the log again from the start",
     ]
     received = read_topic(own_kafka_broker.bootstrap, topic, expect=head)
     assert sorted(int(dict(r.headers)["ce_position"]) for r in received) == list(
@@ -199,3 +211,89 @@ def test_a_relay_that_died_before_recording_an_acknowledged_page_sends_only_that
     received = read_topic(kafka_broker.bootstrap, topic, expect=head + 10)
     positions = sorted(int(dict(r.headers)["ce_position"]) for r in received)
     assert positions == sorted([*range(1, head + 1), *range(11, 21)])  # events 11..20 twice
+
+
+def test_an_event_too_large_for_the_broker_is_dead_lettered_and_the_rest_published(
+    kafka_broker: Broker, tmp_path: Path, clock: FakeClock
+) -> None:
+    """An event stored before writes were bounded, larger than Kafka's default limit (1 MiB, as
+    the broker does not report its own): the relay used to die on it at every start."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 's.sqlite'}", data_dir=tmp_path)
+    app = build_app(settings, clock=clock)
+    typed_mapper(app.mapper).max_event_bytes = None  # as before BACKCHECK_MAX_EVENT_BYTES
+    tell_story(app)
+    large = Candidate.register(
+        uuid4(), (PersonalField("name", "user.name", "x" * 1_200_000),), s.RECRUITER
+    )
+    app.save(large)  # type: ignore[arg-type]  # written around the use case, as it once was
+    too_large = app.recorder.max_notification_id() or 0
+    for name in ("Li Lei", "Han Meimei", "Wang Fang"):
+        s.register(app, name)  # events after it, on its partition too
+    head = app.recorder.max_notification_id() or 0
+    topic = topic_name("backcheck.events")
+    notices: list[str] = []
+    relay = relay_for(app, settings, kafka_broker, topic)
+    relay.on_notice = notices.append
+    try:
+        relay.run(once=True)
+        assert (relay.position, relay.sent, relay.dead_lettered) == (head, head - 1, 1)
+    finally:
+        relay.close()
+    again = relay_for(app, settings, kafka_broker, topic)  # restarted: nothing left to do
+    try:
+        assert again.run(once=True) == 0
+        assert again.dead_lettered == 0
+    finally:
+        again.close()
+        app.close()
+
+    received = read_topic(kafka_broker.bootstrap, topic, expect=head - 1)
+    positions = sorted(int(dict(r.headers)["ce_position"]) for r in received)
+    assert positions == [p for p in range(1, head + 1) if p != too_large]
+    previous: dict[int, int] = {}
+    for record in received:  # each partition's chain skips it: no gap for the workers
+        headers = dict(record.headers)
+        assert int(headers["ce_prevposition"]) == previous.get(record.partition, 0)
+        previous[record.partition] = int(headers["ce_position"])
+    dead = read_topic(kafka_broker.bootstrap, dead_letter_topic(topic), expect=1)
+    assert len(dead) == 1
+    letter = dead_letter_of(dead[0].headers)
+    headers = dict(dead[0].headers)
+    assert dead[0].value == b""  # it would not fit either: it stays in the store
+    assert dead[0].key == str(large.id).encode()
+    assert int(headers["ce_position"]) == too_large
+    assert "ce_prevposition" not in headers
+    assert letter.reason is DeadLetterReason.TOO_LARGE
+    assert (letter.topic, letter.offset) == (topic, -1)
+    assert letter.error.startswith(f"event {large.id}:1 at position {too_large} is ")
+    assert letter.error.endswith(
+        "bytes as a message, above the 1,048,588 the broker takes: not published (it stays in "
+        "the store)"
+    )
+    assert notices == [
+        NOT_REPORTED.format(topic=topic),
+        f"dead-lettered to {dead_letter_topic(topic)}: {letter.error}",
+    ]
+
+
+def test_a_relay_says_when_the_event_bound_lets_through_more_than_the_broker_takes(
+    kafka_broker: Broker, tmp_path: Path
+) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 's.sqlite'}", data_dir=tmp_path)
+    app = build_app(settings)
+    s.register(app)
+    topic = topic_name("backcheck.events")
+    notices: list[str] = []
+    relay = relay_for(app, settings, kafka_broker, topic, max_message_bytes=500_000)
+    relay.on_notice = notices.append
+    try:
+        assert relay.run(once=True) == 1  # and goes on
+    finally:
+        relay.close()
+        app.close()
+    assert notices == [
+        "BACKCHECK_MAX_EVENT_BYTES (900,000) lets the store take events larger than "
+        "--max-message-bytes allows (500,000 bytes a message, 498,976 for the event): those are "
+        "dead-lettered, not published; lower BACKCHECK_MAX_EVENT_BYTES to 498,976 or raise the "
+        "broker's limit"
+    ]
