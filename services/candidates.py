@@ -54,7 +54,7 @@ class CandidateUseCases(UnitOfWork):
         candidate = self.load(Candidate, cmd.candidate_id)
         consented: frozenset[str] = frozenset()
         if cmd.consent_id is not None:
-            scope = self.load(Consent, cmd.consent_id).scope_at(self.clock())
+            scope = self.load(Consent, cmd.consent_id).scope_at(self.now())
             scope.require_candidate(candidate.id)
             scope.require_active()
             consented = scope.categories
@@ -95,7 +95,7 @@ class CandidateUseCases(UnitOfWork):
             {
                 "type": "backcheck.erasure-receipt.v1",
                 "candidate_id": str(candidate.id),
-                "erased_at": self.clock().isoformat(),
+                "erased_at": self.now().isoformat(),
                 "erased_by": cmd.actor,
                 "reason": cmd.reason,
                 "log_position_before": self.recorder.max_notification_id() or 0,

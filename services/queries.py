@@ -115,7 +115,7 @@ class QueryUseCases(UnitOfWork):
         views: ReadModel,
         profile: Doc,
     ) -> AccessRequest:
-        return access_request(cmd, subject, categories, views, profile, self.clock())
+        return access_request(cmd, subject, categories, views, profile, self.now())
 
     def _profile(
         self,
@@ -363,7 +363,7 @@ class QueryUseCases(UnitOfWork):
         whether it is in force now. The candidate, the recruiter handling them, an assigned
         investigator and compliance read it, also once consent is withdrawn or expired; the
         read is recorded first."""
-        now = self.clock()
+        now = self.now()
 
         def register(views: ReadModel, key: str) -> list[ConsentEntry]:
             return [consent_entry(doc, now) for doc in views.of_subject("consent", key)]

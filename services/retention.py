@@ -44,7 +44,7 @@ class RetentionUseCases(UnitOfWork):
     ) -> RetentionResult:
         """Shred what is due, tier by tier, each recorded (TierShredded) before its key is
         destroyed. A legal hold on any of the candidate's reports keeps everything."""
-        due = self.retention_due(self.clock())
+        due = self.retention_due(self.now())
         shredded: list[DueShred] = []
         held: list[DueShred] = []
         for done, item in enumerate(due, start=1):

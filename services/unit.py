@@ -18,7 +18,7 @@ from eventsourcing.utils import EnvType
 
 from domain.intake import CommandReceipt
 from domain.retention import RetentionSchedule
-from domain.subject import recorded_at
+from domain.subject import recorded_at, recording_time
 from services.access import DecisionPoint
 from services.errors import AggregateMissingError, ConcurrentChangeError
 from services.ports import KeyStore, ReadModel, ReceiptSigner
@@ -124,6 +124,13 @@ class UnitOfWork(Application[UUID]):
         self.views: ReadModel = made.views
         self.decision_point: DecisionPoint = made.decision_point
         self.retention: RetentionSchedule = made.retention
+
+    def now(self) -> datetime:
+        """The one moment the running use case is decided at: the time its events carry.
+        Every rule a use case checks against the time (a consent's window, what is due)
+        asks this, never the clock again, so replaying the stored events judges each by the
+        same moment the decision used (`audit check` agrees with what was allowed)."""
+        return recording_time() or self.clock()
 
     def load(self, cls: type[A], aggregate_id: UUID) -> A:
         kind = cls.__name__.lower()
