@@ -36,7 +36,7 @@ from infra.kafka.cloudevent import (
     incoming_event,
 )
 from infra.kafka.topics import EVENTS_TOPIC
-from infra.views.store import ViewStore
+from infra.views.store import Advance, ViewStore
 from projections.read_views import ReadViews
 
 
@@ -150,9 +150,10 @@ class StreamProjection:
             gaps: dict[int, str] = {}
             reached: dict[int, int] = {}
             for partition, items in decoded.items():
+                start = self.applied(partition)
                 events, last, gap = self._new_events(partition, items)
                 if events:
-                    runs.append((events, Tracking(self.tracking_name(partition), last)))
+                    runs.append((events, Advance(self.tracking_name(partition), last, start)))
                     reached[partition] = last
                 if gap is not None:
                     gaps[partition] = gap
