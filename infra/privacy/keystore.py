@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,9 +31,13 @@ CACHE_SECONDS = 30.0  # how long another process may still use a key after it wa
 
 
 def load_master_key(path: Path, *, create: bool) -> bytes:
-    """32 raw bytes from a file of 64 hex digits; created (mode 600) on first use if allowed."""
+    """32 raw bytes from a file of 64 hex digits; created (mode 600) on first use if allowed.
+    A file that others than its owner may read or write is refused, as ssh refuses such a
+    private key: whoever can read it can read every personal value in the store."""
     try:
-        text = path.read_text().strip()
+        with path.open("rb") as f:
+            refuse_shared(path, os.fstat(f.fileno()).st_mode)
+            text = f.read(4096).decode("ascii", "replace").strip()  # a key is 65 bytes
     except FileNotFoundError:
         if not create:
             raise ConfigError(
@@ -45,6 +50,7 @@ def load_master_key(path: Path, *, create: bool) -> bytes:
         # and workers starting together) created the key first, and then its key is the one
         draft = path.with_name(f".{path.name}.{os.getpid()}")
         fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a draft left by a crash keeps its mode through O_TRUNC
         with os.fdopen(fd, "w") as f:
             f.write(key.hex() + "\n")
         try:
@@ -54,6 +60,10 @@ def load_master_key(path: Path, *, create: bool) -> bytes:
         finally:
             draft.unlink()
         return key
+    except OSError as e:  # a directory, no permission to read it
+        raise ConfigError(
+            f"BACKCHECK_MASTER_KEY_FILE: {path} cannot be read: {e.strerror}"
+        ) from None
     try:
         key = bytes.fromhex(text)
     except ValueError:
@@ -61,6 +71,19 @@ def load_master_key(path: Path, *, create: bool) -> bytes:
     if len(key) != 32:
         raise ConfigError(f"{path}: a master key is 64 hex digits (32 bytes)")
     return key
+
+
+def refuse_shared(path: Path, mode: int) -> None:
+    shared = stat.S_IMODE(mode) & 0o077
+    if shared:
+        who = " and ".join(
+            w for w, bits in (("its group", 0o070), ("everyone", 0o007)) if shared & bits
+        )
+        raise ConfigError(
+            f"BACKCHECK_MASTER_KEY_FILE: {path} may be read or written by {who} "
+            f"(mode {stat.S_IMODE(mode):04o}); a master key must be its owner's alone: "
+            f"chmod 600 {path}"
+        )
 
 
 class SQLKeyStore:
