@@ -1,6 +1,7 @@
 """The master key file: created once, mode 600; processes starting together (a relay, workers
 and the API in docker compose) all end up with the same key, never each their own. A key file
-others may read or write is refused, as ssh refuses such a private key (issue 17, defect 13)."""
+others may read or write is refused, as ssh refuses such a private key (issue 17, defect 13);
+the store keeps a check value of its key, from which the key cannot be found (defect 1)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from infra.config import ConfigError
-from infra.privacy.keystore import load_master_key
+from infra.privacy.keystore import key_check_value, load_master_key
 
 
 def _load(path: str) -> str:
@@ -65,3 +66,14 @@ def test_a_key_file_only_its_owner_may_use_is_read(tmp_path: Path, mode: int) ->
     path.chmod(mode)
 
     assert load_master_key(path, create=False) == bytes(range(32))
+
+
+def test_the_check_value_tells_keys_apart_and_gives_none_of_the_key_away() -> None:
+    one, other = bytes(range(32)), bytes(range(1, 33))
+
+    assert key_check_value(one) == key_check_value(bytes(range(32)))
+    assert key_check_value(one) != key_check_value(other)
+    assert len(key_check_value(one)) == 32
+    for key in (one, other):
+        check = key_check_value(key)
+        assert all(key[i : i + 8] not in check for i in range(0, 32, 8))
