@@ -80,6 +80,38 @@ def test_a_write_with_another_key_file_is_refused_and_the_store_is_unchanged(
         assert after.returncode == 0, after.stderr
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("events",),
+        ("views", "rebuild"),
+        ("audit", "check"),
+        ("relay", "--once"),
+        ("worker",),
+        ("ingest",),
+    ],
+    ids=" ".join,
+)
+def test_every_way_into_the_store_refuses_another_key(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    env = {"BACKCHECK_DATA_DIR": str(tmp_path / "data")}
+    assert run(env, "do", "register-candidate", REGISTER).returncode == 0
+    other = tmp_path / "other.key"
+    other.write_bytes(bytes(range(32)).hex().encode() + b"\n")
+    other.chmod(0o600)
+    wrong = {
+        **env,
+        "BACKCHECK_MASTER_KEY_FILE": str(other),
+        "BACKCHECK_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+    }
+
+    result = run(wrong, *command)
+
+    assert result.returncode == EX_NOPERM, result.stderr
+    assert "is not this store's master key" in refused(result)
+
+
 def test_a_key_file_others_may_read_is_refused_with_the_chmod_that_fixes_it(
     store: dict[str, str],
 ) -> None:
