@@ -19,7 +19,13 @@ from domain.retention import RetentionSchedule
 from infra.access.cedar import CedarDecisionPoint
 from infra.audit.checkpoint import FileKeySigner
 from infra.config import ConfigError, Settings
-from infra.privacy.keystore import SQLKeyStore, load_master_key, postgres_keystore, sqlite_keystore
+from infra.privacy.keystore import (
+    SQLKeyStore,
+    WrongMasterKeyError,
+    load_master_key,
+    postgres_keystore,
+    sqlite_keystore,
+)
 from infra.privacy.sealing import Sealer
 from infra.store.recorder import chained, datastore_of
 from infra.store.server import check_server
@@ -68,22 +74,24 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
 def build_keystore(
     settings: Settings, datastore: SQLiteDatastore | PostgresDatastore
 ) -> SQLKeyStore:
-    """The key table beside the events: on SQLite through the store's own connection pool."""
+    """The key table beside the events: on SQLite through the store's own connection pool.
+    The key store refuses a master key that is not the store's before anything is written;
+    a key made just now, for a store that has one already, is taken back."""
     path = settings.master_key_path
     existed = path.exists()
     master = load_master_key(path, create=True)
-    if isinstance(datastore, SQLiteDatastore):
-        keys = sqlite_keystore(datastore, master)
-    else:
-        keys = postgres_keystore(settings.postgres_conninfo(), settings.postgres_schema, master)
-    if not existed and keys.count() > 0:
-        keys.close()
-        path.unlink()
+    try:
+        if isinstance(datastore, SQLiteDatastore):
+            return sqlite_keystore(datastore, master)
+        return postgres_keystore(settings.postgres_conninfo(), settings.postgres_schema, master)
+    except WrongMasterKeyError as e:
+        if existed:
+            raise WrongMasterKeyError(e.reason, path) from None
+        path.unlink(missing_ok=True)
         raise ConfigError(
-            f"BACKCHECK_MASTER_KEY_FILE: this store holds sealed personal data but there is no "
+            f"BACKCHECK_MASTER_KEY_FILE: this store was made with a master key but there is no "
             f"master key at {path}; point BACKCHECK_MASTER_KEY_FILE at the store's key"
-        )
-    return keys
+        ) from None
 
 
 def build_views(settings: Settings, store: Application[UUID], sealer: Sealer) -> ViewRunner:

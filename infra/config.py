@@ -11,7 +11,8 @@ BACKCHECK_VERIFY_KEY    the public key a verifier trusts (default: next to the s
 BACKCHECK_RETENTION_DAYS   days each tier is kept once a case is quiet, e.g.
                         "secret=180,consent_required=365,confidential=365,general=730" (default)
 BACKCHECK_MASTER_KEY_FILE  the master key (64 hex digits) that wraps every subject's data keys
-                        (default: DATA_DIR/keys/master.key, created for a new store)
+                        (default: DATA_DIR/keys/master.key, created for a new store; mode 600,
+                        the owner's alone; the store refuses any key but its own)
 BACKCHECK_KAFKA_BOOTSTRAP  Kafka bootstrap servers, host:port[,host:port] (default 127.0.0.1:9092)
 BACKCHECK_KAFKA_PARTITIONS partitions of the topics backcheck creates when missing (default 6)
 """

@@ -25,12 +25,14 @@ from infra.audit.outputs import OutputPathError
 from infra.config import ConfigError
 from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
 from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
+from infra.privacy.keystore import WrongMasterKeyError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
 
 # Exit codes from BSD sysexits.h where one fits; the domain's own below 64.
 EX_UNAVAILABLE = 69
 EX_CANTCREAT = 73  # an output file refused or not writable (existing, the store's own, no room)
 EX_TEMPFAIL = 75
+EX_NOPERM = 77  # the master key is not the store's: a key to find, not a setting to correct
 EX_CONFIG = 78
 
 
@@ -88,6 +90,7 @@ class _Row:
 _TABLE: tuple[_Row, ...] = (
     _Row(ValidationError, 422, "Invalid input", 2, "validation", detail=_fields),
     _Row(ConfigError, 500, "Configuration error", EX_CONFIG, "config"),
+    _Row(WrongMasterKeyError, 500, "Wrong master key", EX_NOPERM, "wrong-master-key"),
     _Row(StoreUnreachableError, 503, "Store unreachable", EX_UNAVAILABLE, "store-unreachable"),
     _Row(StoreMisconfiguredError, 500, "Store misconfigured", EX_CONFIG, "store-misconfigured"),
     _Row(

@@ -25,6 +25,7 @@ from infra.kafka.intake import DLQ_TOPIC
 from infra.kafka.relay_store import RELAY_STATE_TABLE
 from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC
 from infra.kafka.worker import STREAM_VIEWS_TABLE
+from infra.privacy.keystore import KEY_CHECK_SCHEME, KEY_CHECK_TABLE
 from infra.views.postgres import PostgresViewStore
 from projections.read_views import ReadViews
 from services.application import Backcheck
@@ -153,6 +154,11 @@ def test_kafka_topics_tables_and_the_views_tracking_name_are_unchanged() -> None
     assert (RELAY_STATE_TABLE, STREAM_VIEWS_TABLE) == (
         "backcheck_relay_state",
         "backcheck_stream_views",
+    )
+    # the master key's check value: where it is kept, and the label its HMAC is taken over
+    assert (KEY_CHECK_TABLE, KEY_CHECK_SCHEME) == (
+        "backcheck_key_check",
+        "hmac-sha256:backcheck master key check v1",
     )
     # The in-process views track under "<app>.views.v<projection version>": a new version
     # rebuilds every view, so it changes only on purpose (and this line with it).
