@@ -17,6 +17,7 @@ from rich.text import Text
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.problem import problem_for
+from infra.terminal import visible
 from services.application import Backcheck
 
 app = typer.Typer(
@@ -33,7 +34,8 @@ _UNWRAPPED = 100_000
 
 
 def _console(*, stderr: bool = False) -> Console:
-    console = Console(stderr=stderr)
+    # No :emoji: codes: a stored ":smile:" is shown as typed.
+    console = Console(stderr=stderr, emoji=False)
     if not console.is_terminal:
         console.width = _UNWRAPPED
         console.soft_wrap = True
@@ -77,9 +79,9 @@ def fail(error: Exception, as_json: bool = False) -> NoReturn:
     if as_json:
         sys.stdout.write(orjson.dumps(problem.body()).decode() + "\n")
     elif problem.lead:
-        err.print(Text.assemble((problem.lead, "red"), f": {problem.detail}"))
+        err.print(Text.assemble((problem.lead, "red"), f": {visible(problem.detail)}"))
     else:
-        err.print(Text(problem.detail, style="red"))
+        err.print(Text(visible(problem.detail), style="red"))
     raise typer.Exit(problem.exit_code)
 
 

@@ -15,6 +15,7 @@ from infra.cli.common import (
     fail,
     open_app,
 )
+from infra.terminal import markup_safe
 
 
 @app.command()
@@ -34,10 +35,10 @@ def demo(
         if as_json:
             told = tell_story(application)
         else:
-            console.print(f"[dim]store: {settings.describe()}[/]")
+            console.print(f"[dim]store: {markup_safe(settings.describe())}[/]")
             told = run_demo(application, console)
     except DemoFailedError as e:
-        err.print(f"[red]demo failed:[/] {e}")
+        err.print(f"[red]demo failed:[/] {markup_safe(e)}")
         raise typer.Exit(1) from None
     except Exception as e:
         fail(e, as_json)

@@ -27,6 +27,7 @@ from infra.kafka.intake import send_command as send
 from infra.kafka.relay import PartitionCountError, Relay
 from infra.kafka.topics import COMMANDS_TOPIC
 from infra.kafka.worker import WorkerOptions
+from infra.terminal import markup_safe
 from services.application import Backcheck
 from services.catalogue import USE_CASES
 
@@ -76,15 +77,15 @@ def relay(
         application, settings = open_app()
         with closing(application), relay_daemon(application, settings, options) as relay_:
             err.print(
-                f"[dim]relay of {settings.describe()} to {topic} on {relay_.bootstrap}, "
-                f"from position {relay_.position}[/]"
+                f"[dim]relay of {markup_safe(settings.describe())} to {markup_safe(topic)} on "
+                f"{markup_safe(relay_.bootstrap)}, from position {relay_.position}[/]"
             )
-            relay_.on_notice = lambda text: err.print(f"[yellow]{text}[/]")
+            relay_.on_notice = lambda text: err.print(f"[yellow]{markup_safe(text)}[/]")
             sent = _publish(relay_, once)
             position = relay_.position
     except Exception as e:
         fail(e)
-    console.print(f"published {sent} events to {topic}; position {position}")
+    console.print(f"published {sent} events to {markup_safe(topic)}; position {position}")
 
 
 def _publish(relay_: Relay, once: bool) -> int:
@@ -96,9 +97,9 @@ def _publish(relay_: Relay, once: bool) -> int:
             once=once,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             on_retry=lambda e: err.print(
-                f"[yellow]not publishing:[/] {e}"
+                f"[yellow]not publishing:[/] {markup_safe(e)}"
                 if isinstance(e, PartitionCountError)
-                else f"[yellow]waiting for the broker:[/] {e}"
+                else f"[yellow]waiting for the broker:[/] {markup_safe(e)}"
             ),
         )
 
@@ -226,7 +227,7 @@ def _run(
     try:
         application, settings = open_app()
         with closing(application), daemon(application, settings, options) as running:
-            err.print(f"[dim]{started(settings, running)}[/]")
+            err.print(f"[dim]{markup_safe(started(settings, running))}[/]")
             return running, running.run()
     except Exception as e:
         fail(e)
@@ -285,4 +286,4 @@ def send_command(
         )
     except Exception as e:
         fail(e)
-    console.print(f"sent {command_type} {command_id} from {source} to {topic}")
+    console.print(markup_safe(f"sent {command_type} {command_id} from {source} to {topic}"))

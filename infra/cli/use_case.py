@@ -18,6 +18,7 @@ from infra.cli.common import (
     fail,
     open_app,
 )
+from infra.terminal import cells
 from services.catalogue import USE_CASES
 
 
@@ -71,7 +72,7 @@ def use_cases(
         return
     table = Table("use case", "rule it enforces")
     for uc in USE_CASES.values():
-        table.add_row(uc.name, uc.summary)
+        table.add_row(*cells(uc.name, uc.summary))
     console.print(table)
 
 
@@ -80,5 +81,5 @@ def categories() -> None:
     """List the data categories and the tier each belongs to."""
     table = Table("category", "tier", "what")
     for c in CATEGORIES.values():
-        table.add_row(c.key, c.tier.value, c.description)
+        table.add_row(*cells(c.key, c.tier.value, c.description))
     console.print(table)
