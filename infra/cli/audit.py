@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from domain.errors import NotFoundError
+from infra.audit.outputs import check_directory
 from infra.audit.trail import (
     StoreVerification,
     check_evidence_output,
@@ -52,7 +53,9 @@ def keygen(
 ) -> None:
     """Create the Ed25519 key pair that signs checkpoints (an existing pair is kept)."""
     try:
-        pair = key_pair(out or Settings.from_env().signing_key_path.parent, replace=force)
+        directory = out or Settings.from_env().signing_key_path.parent
+        check_directory(directory)  # a file where the directory should be: refused, exit 73
+        pair = key_pair(directory, replace=force)
     except Exception as e:
         fail(e)
         return

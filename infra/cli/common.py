@@ -64,9 +64,38 @@ def _options(
     pass
 
 
+_opened: list[Backcheck] = []
+
+
 def open_app() -> tuple[Backcheck, Settings]:
+    """The application on the configured store; closed when the command ends
+    (`close_opened`)."""
     settings = Settings.from_env()
-    return build_app(settings), settings
+    application = build_app(settings)
+    _opened.append(application)
+    return application, settings
+
+
+def close_opened() -> None:
+    """Closes what the command opened, rather than leave it to a destructor at exit: closing
+    applies what this process committed to the read views. If that fails (a full disk),
+    nothing is lost, since the views catch up on the next read: it is said in one line, and
+    the command's exit code stands."""
+    while _opened:
+        application = _opened.pop()
+        try:
+            application.close()
+        except Exception as e:
+            problem = problem_for(e)
+            if problem is None:
+                raise
+            err.print(
+                Text(
+                    f"the read views were not brought up to date ({problem.title}: "
+                    f"{visible(e)}); they catch up on the next read",
+                    style="yellow",
+                )
+            )
 
 
 def fail(error: Exception, as_json: bool = False) -> NoReturn:

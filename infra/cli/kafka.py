@@ -3,11 +3,9 @@ tells the outcome; the wiring is `infra/kafka/daemon.py`'s."""
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, closing
-from pathlib import Path
 from typing import Annotated, Protocol, TypeVar
 
 import typer
@@ -15,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from infra.cli.common import app, console, err, fail, open_app
 from infra.config import Settings, parse_bootstrap
+from infra.inputs import read_input
 from infra.kafka.daemon import (
     IntakeOptions,
     RelayOptions,
@@ -268,12 +267,10 @@ def send_command(
     ] = None,
 ) -> None:
     """Send one command to the command topic as a CloudEvent (for operators and tests)."""
-    text = sys.stdin.read() if payload == "-" else payload
-    if payload.startswith("@"):
-        text = Path(payload[1:]).read_text()
     command_id = command_id or str(uuid.uuid4())
     topic = topic or COMMANDS_TOPIC
     try:
+        data = read_input(payload)
         bootstrap = parse_bootstrap(bootstrap_servers or Settings.from_env().kafka_bootstrap)
         send(
             bootstrap,
@@ -281,7 +278,7 @@ def send_command(
             command_type,
             command_id,
             source,
-            text.encode(),
+            data,
             key=key.encode() if key else None,
         )
     except Exception as e:

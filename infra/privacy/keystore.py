@@ -54,6 +54,8 @@ def load_master_key(path: Path, *, create: bool) -> bytes:
         finally:
             draft.unlink()
         return key
+    except UnicodeDecodeError:
+        text = ""  # not hex digits: refused below, as any other garbage
     try:
         key = bytes.fromhex(text)
     except ValueError:
