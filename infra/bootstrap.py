@@ -18,7 +18,7 @@ from domain.classification import Tier
 from domain.retention import RetentionSchedule
 from infra.access.cedar import CedarDecisionPoint
 from infra.audit.checkpoint import FileKeySigner
-from infra.config import ConfigError, Settings
+from infra.config import ConfigError, Settings, file_setting
 from infra.privacy.keystore import (
     SQLKeyStore,
     WrongMasterKeyError,
@@ -47,6 +47,8 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
     if settings.backend == "postgres":
         # told at once, in one line, rather than after the library's pool gave up waiting
         check_server(settings.postgres_conninfo(), settings.describe())
+    store_env = settings.store_env()  # the store's own path first, then the key's
+    file_setting("BACKCHECK_MASTER_KEY_FILE", settings.master_key_path, "master key")
     signer = FileKeySigner(
         settings.signing_key_path, create_if_missing=settings.signing_key is None
     )
@@ -68,7 +70,7 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
             retention=retention,
         )
 
-    return Backcheck(settings.store_env(), wiring, clock=clock)
+    return Backcheck(store_env, wiring, clock=clock)
 
 
 def build_keystore(

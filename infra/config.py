@@ -60,6 +60,25 @@ def parse_bootstrap(text: str) -> str:
     return ",".join(servers)
 
 
+def file_setting(variable: str, path: Path, what: str) -> Path:
+    """A setting that names a file to be read or made: refused (ConfigError, naming the
+    variable) when it names a directory, or when a file stands where its directory must be."""
+    if path.is_dir():
+        raise ConfigError(f"{variable}: {path} is a directory; name the {what} file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(
+            f"{variable}: cannot make the directory {path.parent} for the {what}: a file is in "
+            "the way"
+        ) from None
+    except OSError as e:
+        raise ConfigError(
+            f"{variable}: cannot make the directory {path.parent} for the {what}: {e.strerror or e}"
+        ) from None
+    return path
+
+
 def default_data_dir() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "share"
@@ -193,8 +212,8 @@ class Settings(BaseModel):
             "IS_SNAPSHOTTING_ENABLED": "no",
         }
         if self.backend == "sqlite":
-            path = self.sqlite_path
-            path.parent.mkdir(parents=True, exist_ok=True)
+            variable = "BACKCHECK_DATABASE_URL" if self.database_url else "BACKCHECK_DATA_DIR"
+            path = file_setting(variable, self.sqlite_path, "store")
             env |= {
                 "PERSISTENCE_MODULE": "infra.store.pool:Factory",  # statements kept
                 "SQLITE_DBNAME": str(path),

@@ -30,6 +30,7 @@ from services.access import (
     READ_CONSENTS,
     AccessDecision,
     AccessRequest,
+    decide_read,
 )
 from services.answers import (
     access_entries,
@@ -140,7 +141,7 @@ class QueryUseCases(UnitOfWork):
         sealed = self._profile(views, candidate_id, opening=frozenset(), key=key)
         categories = tuple(dict.fromkeys(f.category for _, f in profile_fields(sealed)))
         request = self._facts(cmd, candidate_id, categories, views, sealed)
-        decision = self.decision_point.decide(request)
+        decision = decide_read(self.decision_point, request)
         allowed = frozenset(decision.allowed)
         # (if the row changed in between, the newer one is shown: still only allowed values)
         profile = (
@@ -219,7 +220,7 @@ class QueryUseCases(UnitOfWork):
             profile = self._profile(views, subject, opening=frozenset())
             categories = tuple(sorted(report_categories(report)))
             request = self._facts(cmd, subject, categories, views, profile)
-            decision = decision_point.decide(request)
+            decision = decide_read(decision_point, request)
             access = access_record(cmd, subject, f"report {cmd.report_id}", request, decision)
             return [access], (views, report, categories, decision, access.id)
 
@@ -243,7 +244,7 @@ class QueryUseCases(UnitOfWork):
             profile = self._profile(views, subject, opening=frozenset())
             categories = tuple(sorted(investigation_categories(sealed)))
             request = self._facts(cmd, subject, categories, views, profile)
-            decision = decision_point.decide(request)
+            decision = decide_read(decision_point, request)
             access = access_record(cmd, subject, f"investigation {key}", request, decision)
             allowed = frozenset(decision.allowed)
             opened = views.get("investigation", key, allowed) if allowed else None

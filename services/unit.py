@@ -161,9 +161,17 @@ class UnitOfWork(Application[UUID]):
         return self.views
 
     def close(self) -> None:
-        self.views.close()
-        self.keys.close()
-        super().close()
+        """Lets go of the views (applying what this process committed), the keys and the
+        store; once: a second call (the library's destructor after an explicit close) does
+        nothing, also when the first one failed."""
+        if self.__dict__.get("_closed"):
+            return
+        self._closed = True
+        try:
+            self.views.close()
+        finally:
+            self.keys.close()
+            super().close()
 
     def replay(self, start: int = 1) -> Iterator[tuple[int, Any]]:
         """(position, domain event) for every stored event, in notification-log order."""

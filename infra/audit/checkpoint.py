@@ -100,6 +100,8 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
         raise CheckpointError(
             f"no signing key at {path}; create one with `backcheck audit keygen`"
         ) from None
+    except OSError as e:  # a directory, not permitted
+        raise CheckpointError(f"{path}: the signing key cannot be read: {e.strerror}") from None
     except ValueError as e:
         raise CheckpointError(f"{path}: not a PEM private key ({e})") from None
     if not isinstance(key, Ed25519PrivateKey):
@@ -112,6 +114,8 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
         key = serialization.load_pem_public_key(path.read_bytes())
     except FileNotFoundError:
         raise CheckpointError(f"no public key at {path}") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: the public key cannot be read: {e.strerror}") from None
     except ValueError as e:
         raise CheckpointError(f"{path}: not a PEM public key ({e})") from None
     if not isinstance(key, Ed25519PublicKey):
@@ -150,6 +154,10 @@ def read(path: Path) -> Checkpoint:
         return parse(path.read_text(), str(path))
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint file {path}") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: the checkpoint cannot be read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{path}: not a checkpoint (not UTF-8 text)") from None
 
 
 def check_signature(checkpoint: Checkpoint, public_key: Ed25519PublicKey) -> str | None:

@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from infra.cli.common import app, console, err, fail, open_app
+from infra.terminal import cells
 
 retention_cli = typer.Typer(help="Retention: shred what has been kept long enough.")
 app.add_typer(retention_cli, name="retention")
@@ -44,19 +46,23 @@ def retention_run(
     table = Table("candidate", "tier", "quiet since", "due at", "")
     for item in result.shredded:
         table.add_row(
-            str(item.candidate_id),
-            item.tier,
-            f"{item.quiet_since:%Y-%m-%d}",
-            f"{item.due_at:%Y-%m-%d}",
-            verb,
+            *cells(
+                item.candidate_id,
+                item.tier,
+                f"{item.quiet_since:%Y-%m-%d}",
+                f"{item.due_at:%Y-%m-%d}",
+                verb,
+            )
         )
     for item in result.held:
         table.add_row(
-            str(item.candidate_id),
-            item.tier,
-            f"{item.quiet_since:%Y-%m-%d}",
-            f"{item.due_at:%Y-%m-%d}",
-            "[yellow]legal hold[/]",
+            *cells(
+                item.candidate_id,
+                item.tier,
+                f"{item.quiet_since:%Y-%m-%d}",
+                f"{item.due_at:%Y-%m-%d}",
+                Text("legal hold", style="yellow"),
+            )
         )
     console.print(table)
     console.print(

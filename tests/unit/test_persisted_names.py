@@ -88,6 +88,8 @@ POLICY_IDS = (
     "hiring-manager-reads-only-what-was-disclosed-to-them",
     "candidate-reads-own-data",
     "compliance-reads-values-only-with-recorded-break-glass",
+    "compliance-may-break-the-glass",
+    "break-glass-is-for-compliance-only",
     "no-read-without-active-consent",
     "no-read-for-a-purpose-the-consent-does-not-name",
     "sensitive-and-consent-required-data-only-when-the-consent-names-it",
@@ -99,7 +101,9 @@ POLICY_IDS = (
     "investigator-reads-consents-of-assigned-cases",
     "compliance-reads-consent-registers",
 )
-POLICY_SET_HASH = "b3de90e28e56c202b479223441224462988816ecb2dbb54f77868cbcdb224e90"
+# Changed deliberately with the break-glass policies (issue 17, defect 13): access events
+# recorded before carry the old hash b3de90e2…, those after this one.
+POLICY_SET_HASH = "a131e678c39688f3fcbc32d5cf3987e262eca27e0fbe4c26483fc1c0fed12117"
 
 
 def _concrete_domain_events() -> set[str]:
