@@ -27,8 +27,10 @@ from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedEr
 from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
 from infra.privacy.keystore import WrongMasterKeyError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
+from services.errors import DataKeyMissingError
 
 # Exit codes from BSD sysexits.h where one fits; the domain's own below 64.
+EX_DATAERR = 65  # the store's data is damaged: a data key gone without a recorded erasure
 EX_UNAVAILABLE = 69
 EX_CANTCREAT = 73  # an output file refused or not writable (existing, the store's own, no room)
 EX_TEMPFAIL = 75
@@ -122,6 +124,7 @@ _TABLE: tuple[_Row, ...] = (
     _Row(CheckpointError, 422, "Checkpoint or key unusable", 2, "checkpoint", lead=""),
     _Row(BundleError, 422, "Evidence bundle unusable", 2, "bundle", lead=""),
     _Row(OutputPathError, 409, "Output refused", EX_CANTCREAT, "output-path", lead="not written"),
+    _Row(DataKeyMissingError, 500, "Data key missing", EX_DATAERR, "data-key-missing"),
     _Row(NotFoundError, 404, "Not found", 4),
     _Row(ForbiddenError, 403, "Forbidden", 5),
     _Row(RuleBrokenError, 409, "Rule broken", 3),

@@ -1,11 +1,12 @@
 """The stored records and chain links, read straight from the database's tables (SQLite file
 or PostgreSQL schema), for verification and evidence bundles: not through the application,
-so nothing is decoded and no key is needed."""
+so nothing is decoded and no key is needed. Also the key table's (subject, tier) rows and a
+subject's erasures as stored, for the key check (keys.py)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 from uuid import UUID
@@ -15,7 +16,9 @@ from psycopg import sql
 
 from infra.audit.chain import GENESIS, Head
 from infra.config import Settings
+from infra.privacy.erasures import erasures_in
 from infra.store.server import store_error
+from services.shredding import Pair
 
 Record = tuple[int, bytes, int, bytes, bytes]  # position, id (16 bytes), version, topic, state
 StoredLink = tuple[int, int, bytes, int, bytes]  # position, prev position, id, version, hash
@@ -30,6 +33,8 @@ class RecordSource(AbstractContextManager["RecordSource"], Protocol):
     def position_of(self, originator_id: bytes, version: int) -> int | None: ...
     def head_before(self, position: int) -> Head: ...
     def last_position(self) -> int: ...
+    def held_keys(self) -> set[Pair]: ...
+    def erasures(self, subjects: Iterable[UUID]) -> dict[UUID, tuple[bool, set[str]]]: ...
 
 
 class SQLiteSource:
@@ -101,6 +106,17 @@ class SQLiteSource:
             (UUID(bytes=originator_id).hex, version),
         ).fetchone()
         return int(row[0]) if row else None
+
+    def held_keys(self) -> set[Pair]:
+        try:
+            rows = self.conn.execute("SELECT subject, tier FROM backcheck_keys").fetchall()
+        except sqlite3.OperationalError:  # no key table: a store that never sealed a value
+            return set()
+        return {(UUID(subject), tier) for subject, tier in rows}
+
+    def erasures(self, subjects: Iterable[UUID]) -> dict[UUID, tuple[bool, set[str]]]:
+        query = f"SELECT topic, CAST(state AS BLOB) FROM {self.events} WHERE originator_id = ?"
+        return {s: erasures_in(self.conn.execute(query, (s.hex,)).fetchall()) for s in subjects}
 
 
 class PostgresSource:
@@ -186,6 +202,22 @@ class PostgresSource:
             (UUID(bytes=originator_id), version),
         ).fetchone()
         return int(row[0]) if row else None
+
+    def held_keys(self) -> set[Pair]:
+        query = self._q("SELECT subject, tier FROM {schema}.backcheck_keys")
+        try:
+            rows = self.conn.execute(query).fetchall()
+        except psycopg.errors.UndefinedTable:  # a store that never sealed a value
+            self.conn.rollback()
+            return set()
+        return {(UUID(subject), tier) for subject, tier in rows}
+
+    def erasures(self, subjects: Iterable[UUID]) -> dict[UUID, tuple[bool, set[str]]]:
+        query = self._q("SELECT topic, state FROM {schema}.{events} WHERE originator_id = %s")
+        return {
+            s: erasures_in((t, bytes(b)) for t, b in self.conn.execute(query, (s,)).fetchall())
+            for s in subjects
+        }
 
 
 def open_source(settings: Settings) -> RecordSource:

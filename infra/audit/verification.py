@@ -9,6 +9,8 @@ chained:
     changed     the record's bytes (or its link) differ from what was chained
     reordered   the record chained at this position now sits at another position
     checkpoint  a signed checkpoint disagrees with the chain (history rewritten, or cut short)
+    key missing a data key values were sealed with is gone, and no erasure of it is recorded
+                (`keys.py`; checked once the chain and checkpoints hold)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 
 from infra.audit.chain import GENESIS, Head, LinkInput, link_many
 from infra.audit.checkpoint import Checkpoint
+from infra.audit.keys import missing_keys, note
 from infra.audit.sources import (
     PostgresSource,
     Record,
@@ -28,6 +31,7 @@ from infra.audit.sources import (
     StoredLink,
     open_source,
 )
+from services.shredding import KeyLedger
 
 # the sources are read from here too
 __all__ = ["PostgresSource", "RecordSource", "SQLiteSource", "open_source", "verify"]
@@ -78,6 +82,7 @@ class _Part:
     checked: int
     last: Head
     pinned_links: dict[int, bytes]
+    keys: KeyLedger
 
 
 def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozenset[int]) -> _Part:
@@ -88,6 +93,7 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
     genesis, which is what checkpoints are compared with."""
     problems: list[Problem] = []
     seen: dict[int, bytes] = {}
+    keys = KeyLedger()
     start = source.head_before(lo)
     prev_pos, prev_hash = start.position, start.hash
     records = source.records(lo, hi)
@@ -123,6 +129,7 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
             lnk = next(links, _NO_LINK)
             continue
         pos, oid, ver, topic, state = rec
+        note(keys, pos, oid, topic, state)
         _, l_prev, l_oid, l_ver, l_hash = lnk
         if l_prev != prev_pos:
             problems.append(
@@ -157,7 +164,7 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
         rec = next(records, _NO_RECORD)
         lnk = next(links, _NO_LINK)
     flush()
-    return _Part(problems, checked, Head(prev_pos, prev_hash), seen)
+    return _Part(problems, checked, Head(prev_pos, prev_hash), seen, keys)
 
 
 def _verify_chunk(
@@ -199,9 +206,9 @@ def verify(
                 [hi for _, hi in bounds],
                 [keys] * len(bounds),
             )
-            merged = _merge(verdict, parts, progress)
+            merged, ledger = _merge(verdict, parts, progress)
     else:
-        merged = _merge(
+        merged, ledger = _merge(
             verdict, (_verify_range(source, lo, hi, keys) for lo, hi in bounds), progress
         )
     for position, cp in pinned.items():
@@ -223,18 +230,25 @@ def verify(
                     f"the chain at this position differs from the checkpoint signed at {cp.time}",
                 )
             )
+    if not verdict.problems:
+        # The keys are held to the erasures the history records, so only once the history
+        # itself holds: with records cut or changed, an erasure may be what is gone.
+        for gone in missing_keys(ledger, source.held_keys(), source.erasures):
+            verdict.problems.append(Problem(gone.position, "key missing", gone.detail))
     return verdict
 
 
 def _merge(
     verdict: Verdict, parts: Iterable[_Part], progress: Callable[[int], None] | None
-) -> dict[int, bytes]:
+) -> tuple[dict[int, bytes], KeyLedger]:
     pinned_links: dict[int, bytes] = {}
+    ledger = KeyLedger()
     for part in parts:
         verdict.problems.extend(part.problems)
         verdict.checked += part.checked
         pinned_links.update(part.pinned_links)
+        ledger.merge(part.keys)
         verdict.head = part.last  # parts arrive in log order
         if progress is not None:
             progress(verdict.checked)
-    return pinned_links
+    return pinned_links, ledger

@@ -75,6 +75,17 @@ def locate(value: Any, where: Where = ()) -> list[Where]:
     return []
 
 
+def sealed_tiers(value: Any) -> set[str]:
+    """The tiers of the sealed envelopes anywhere in a parsed tree."""
+    if isinstance(value, dict):
+        if "sealed" in value:
+            return {str(value["tier"])}
+        return {t for v in value.values() for t in sealed_tiers(v)}
+    if isinstance(value, list):
+        return {t for v in value for t in sealed_tiers(v)}
+    return set()
+
+
 def path_of(root: str, where: Where) -> str:
     """The dotted path a value is bound to when sealed (`root.step.step`)."""
     return root + "".join(f".{step}" for step in where)

@@ -5,6 +5,11 @@ view, row and path, exactly as in the event store (the envelope: infra/privacy/e
 destroying the subject's keys makes the views unreadable too, and the projection also
 overwrites them on erasure. A value already erased is kept as a marker, never sealed again
 (that would mint a new key for an erased subject).
+
+A value whose key is gone without a recorded erasure (services/errors.py, DataKeyMissingError)
+fails a read. The projection, which opens the rows it changes, carries such a value through
+unopened: written back to the same place, it keeps its envelope as it was, so the rest of the
+row (and every other row) can still be brought up to date; moved elsewhere, it fails.
 """
 
 from __future__ import annotations
@@ -14,16 +19,26 @@ from typing import Any
 
 import orjson
 
-from domain.classification import ERASED_VALUE, WITHHELD_VALUE, PersonalField
+from domain.classification import ERASED_VALUE, KEY_MISSING_VALUE, WITHHELD_VALUE, PersonalField
 from infra.privacy import envelope
 from infra.privacy.envelope import Envelope, Where
 from infra.privacy.sealing import Context, Sealer
 from projections.read_views import PLAIN_VIEWS
 from projections.rows import Doc
+from services.errors import DataKeyMissingError
 
 
 def _context(view: str, key: str, subject: str) -> Context:
     return (subject, f"view:{view}:{key}", 0)
+
+
+@dataclass(frozen=True)
+class Unopened(PersonalField):
+    """A row's value whose data key is gone without a recorded erasure, as the projection
+    holds it: KEY_MISSING_VALUE, and the envelope it stays sealed in, bound to its place."""
+
+    envelope: Envelope = field(default_factory=dict, compare=False)
+    place: tuple[Context, str] = field(default=(("", "", 0), ""), compare=False)
 
 
 class Codec:
@@ -47,6 +62,10 @@ class Codec:
         def seal_one(value: PersonalField, path: str) -> Envelope:
             if value.value == ERASED_VALUE:
                 return envelope.erased(value)
+            if isinstance(value, Unopened):
+                if value.place != (ctx, path):  # it cannot be sealed anew, nor moved
+                    raise DataKeyMissingError(subject, value.tier.value)
+                return value.envelope
             if self.sealer is None:
                 raise RuntimeError("a view holding personal data needs a sealer")
             return self.sealer.seal_field(value, path, ctx)
@@ -54,17 +73,19 @@ class Codec:
         return envelope.seal_tree(doc, "doc", seal_one)
 
     def decode(self, view: str, key: str, subject: str, data: bytes | str) -> Doc:
-        opened: Doc = self.open(orjson.loads(data), "doc", _context(view, key, subject))
-        return opened
-
-    def open(self, value: Any, path: str, ctx: Context) -> Any:
-        """A parsed value with its envelopes opened as PersonalFields. Parts without personal
-        values are shared with `value`, not copied: treat the result as read-only."""
+        """A stored row as the projection changes it: every value opened, except one whose
+        key is gone without a recorded erasure, which stays sealed (`Unopened`)."""
+        ctx = _context(view, key, subject)
 
         def open_one(found: Envelope, where: str) -> Any:
-            return self.open_envelope(found, where, ctx)
+            try:
+                return self.open_envelope(found, where, ctx)
+            except DataKeyMissingError:
+                place = (ctx, where)
+                return Unopened(found["name"], found["category"], KEY_MISSING_VALUE, found, place)
 
-        return envelope.open_tree(value, path, open_one, markers=True)
+        opened: Doc = envelope.open_tree(orjson.loads(data), "doc", open_one, markers=True)
+        return opened
 
     def open_envelope(self, found: Envelope, path: str, ctx: Context) -> Any:
         """One envelope (or erased marker) of a row as the PersonalField it holds."""
