@@ -14,12 +14,14 @@ from uuid import UUID
 
 import orjson
 
-from infra.privacy.envelope import may_hold_envelopes, sealed_tiers
+from infra.privacy.envelope import sealed_tiers
 from infra.privacy.erasures import ERASED_TOPIC, SHREDDED_TOPIC
 from services.shredding import KeyFinding, KeyLedger, Pair, Recorded
 
 _ERASED = ERASED_TOPIC.encode()
 _SHREDDED = SHREDDED_TOPIC.encode()
+ERASURE_TOPICS = frozenset({_ERASED, _SHREDDED})
+SEALED = b'"sealed"'  # in a record's state: it may hold an envelope
 
 # the subjects' erasures as stored now: erased or not, and the tiers shredded
 Erasures = Callable[[Iterable[UUID]], dict[UUID, tuple[bool, set[str]]]]
@@ -28,13 +30,15 @@ Erasures = Callable[[Iterable[UUID]], dict[UUID, tuple[bool, set[str]]]]
 def note(
     ledger: KeyLedger, position: int, originator_id: bytes, topic: bytes, state: bytes
 ) -> None:
-    """One stored record into the ledger: an erasure, a retention run, or sealed values."""
+    """One stored record into the ledger: an erasure, a retention run, or sealed values. (A
+    verifier reading many records calls it only for those whose topic is in ERASURE_TOPICS or
+    whose state holds SEALED: most records are neither.)"""
     if topic == _ERASED:
         ledger.see_erasure(UUID(bytes=originator_id), Recorded(position))
     elif topic == _SHREDDED:
         tier = str(orjson.loads(state)["tier"])
         ledger.see_shred(UUID(bytes=originator_id), tier, Recorded(position))
-    elif may_hold_envelopes(state):
+    elif SEALED in state:
         parsed = orjson.loads(state)
         subject = parsed.get("candidate_id") if isinstance(parsed, dict) else None
         tiers = sealed_tiers(parsed) if subject else set()
