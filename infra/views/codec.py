@@ -7,9 +7,11 @@ overwrites them on erasure. A value already erased is kept as a marker, never se
 (that would mint a new key for an erased subject).
 
 A value whose key is gone without a recorded erasure (services/errors.py, DataKeyMissingError)
-fails a read. The projection, which opens the rows it changes, carries such a value through
-unopened: written back to the same place, it keeps its envelope as it was, so the rest of the
-row (and every other row) can still be brought up to date; moved elsewhere, it fails.
+fails a read, never reads as erased. The projection, which opens the rows it changes, carries
+such a value through unopened: written back to the same place, it keeps its envelope as it
+was (readable again once the key is restored); anywhere else, and a value an event could not
+open, it is written as the unreadable marker. So every other value and row stays current, and
+a rebuild completes.
 """
 
 from __future__ import annotations
@@ -62,10 +64,10 @@ class Codec:
         def seal_one(value: PersonalField, path: str) -> Envelope:
             if value.value == ERASED_VALUE:
                 return envelope.erased(value)
-            if isinstance(value, Unopened):
-                if value.place != (ctx, path):  # it cannot be sealed anew, nor moved
-                    raise DataKeyMissingError(subject, value.tier.value)
-                return value.envelope
+            if isinstance(value, Unopened) and value.place == (ctx, path):
+                return value.envelope  # as it was
+            if value.value == KEY_MISSING_VALUE:  # never sealed anew: that would make a key
+                return envelope.unreadable(value, value.tier.value)
             if self.sealer is None:
                 raise RuntimeError("a view holding personal data needs a sealer")
             return self.sealer.seal_field(value, path, ctx)
@@ -88,12 +90,15 @@ class Codec:
         return opened
 
     def open_envelope(self, found: Envelope, path: str, ctx: Context) -> Any:
-        """One envelope (or erased marker) of a row as the PersonalField it holds."""
+        """One envelope (or marker) of a row as the PersonalField it holds; an unreadable
+        value raises DataKeyMissingError."""
         if envelope.is_sealed(found):
             if self.sealer is None:
                 return found  # left sealed: this codec cannot open it
             text = self.sealer.open_field(found, path, ctx)
             return PersonalField(found["name"], found["category"], text)
+        if envelope.is_unreadable(found):
+            raise DataKeyMissingError(ctx[0], found["tier"])
         return PersonalField(found["name"], found["category"], ERASED_VALUE)
 
 
@@ -141,7 +146,11 @@ class Parsed:
                     parent[step] = child
                 parent = child
             found = parent[where[-1]]
-            if opening is not None and "sealed" in found and found["category"] not in opening:
+            if (
+                opening is not None
+                and ("sealed" in found or envelope.is_unreadable(found))
+                and found["category"] not in opening
+            ):
                 parent[where[-1]] = PersonalField(found["name"], found["category"], WITHHELD_VALUE)
                 continue
             parent[where[-1]] = codec.open_envelope(found, envelope.path_of("doc", where), ctx)

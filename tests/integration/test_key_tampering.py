@@ -209,16 +209,21 @@ def test_a_subject_whose_key_was_deleted_can_still_be_erased_and_others_still_re
     app.close()
 
 
-def test_a_views_rebuild_names_the_key_deleted_rather_than_erasing_the_values(
+def test_a_views_rebuild_keeps_the_values_whose_key_was_deleted_unreadable_not_erased(
     app: Backcheck, settings: Settings, clock: FakeClock
 ) -> None:
-    st = s.consented_candidate(app)
-    delete_keys(settings, st.candidate_id)
+    tampered = s.consented_candidate(app)
+    other = s.consented_candidate(app, "Han Mei")
+    delete_keys(settings, tampered.candidate_id)
     app = reopened(app, settings, clock)
-
     runner = app.views
     assert isinstance(runner, ViewRunner)
 
-    with pytest.raises(DataKeyMissingError, match=str(st.candidate_id)):
-        runner.rebuild()
+    runner.rebuild()
+
+    assert read_profile(app, other.candidate_id)["name"] == "Han Mei"
+    with pytest.raises(
+        DataKeyMissingError, match=f"general data key of candidate {tampered.candidate_id}"
+    ):
+        read_profile(app, tampered.candidate_id)
     app.close()

@@ -1,13 +1,19 @@
 """The rule behind crypto-shredding (issue 17, defects 7 and 8): which data keys a store must
 hold and which it must not, judged from what the stream records (services/shredding.py);
-and how a key gone without a recorded erasure is reported (infra/problem.py)."""
+how a view keeps a value whose key is gone unreadable (infra/views/codec.py); and how a key
+gone without a recorded erasure is reported (infra/problem.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from uuid import uuid4
 
+import orjson
+import pytest
+
+from domain.classification import KEY_MISSING_VALUE, WITHHELD_VALUE, PersonalField
 from infra.problem import problem_for
+from infra.views.codec import Codec, Parsed
 from services.errors import DataKeyMissingError
 from services.shredding import (
     ERASURE_UNFINISHED,
@@ -97,3 +103,26 @@ def test_a_key_gone_without_an_erasure_is_its_own_problem_and_exit_code() -> Non
     assert (problem.status, problem.exit_code, problem.type) == (500, 65, "data-key-missing")
     assert problem.line().startswith("Data key missing (data-key-missing): the general data key")
     assert problem.line().endswith("nothing was returned, and the attempt was recorded")
+
+
+def test_a_value_an_event_could_not_open_is_kept_unreadable_in_a_view_never_erased() -> None:
+    codec = Codec(sealer=None)  # a marker needs no key: nothing is sealed
+    subject = str(LI)
+    row = {"identity": [PersonalField("name", "user.name", KEY_MISSING_VALUE)]}
+
+    stored = codec.encode("profile", subject, subject, row)
+    parsed = Parsed.of(subject, subject, stored)
+
+    (marker,) = orjson.loads(stored)["identity"]
+    assert marker == {
+        "name": "name",
+        "category": "user.name",
+        "tier": "general",
+        "unreadable": True,
+    }
+    with pytest.raises(DataKeyMissingError, match=f"general data key of candidate {LI}"):
+        parsed.open("profile", codec, frozenset({"user.name"}))
+    withheld = parsed.open("profile", codec, frozenset())  # a read is decided on this
+    assert withheld["identity"][0].value == WITHHELD_VALUE
+    again = codec.decode("profile", subject, subject, stored)  # as the projection reads it
+    assert codec.encode("profile", subject, subject, again) == stored
