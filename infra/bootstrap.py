@@ -2,7 +2,8 @@
 
 The order matters and is kept here: the event store is opened first (by the application's
 constructor), then the key store (on SQLite through the store's own connection pool), the
-sealer on the store's mapper, and the views on the store's log; the signer, the access policy
+sealer on the store's mapper (asking the store which erasures are recorded), and the views on
+the store's log; the signer, the access policy
 and the retention periods need nothing of the store.
 """
 
@@ -19,6 +20,7 @@ from domain.retention import RetentionSchedule
 from infra.access.cedar import CedarDecisionPoint
 from infra.audit.checkpoint import FileKeySigner
 from infra.config import ConfigError, Settings, file_setting
+from infra.privacy.erasures import RecordedErasures
 from infra.privacy.keystore import (
     SQLKeyStore,
     WrongMasterKeyError,
@@ -56,7 +58,8 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
     def wiring(store: Application[UUID]) -> Collaborators:
         keys = build_keystore(settings, datastore_of(store.recorder))
         try:
-            sealer = Sealer(keys)
+            # a value may read as erased only once an erasure is recorded in this store
+            sealer = Sealer(keys, RecordedErasures(store.recorder.select_events).covers)
             typed_mapper(store.mapper).sealer = sealer
             views = build_views(settings, store, sealer)
         except BaseException:

@@ -33,8 +33,10 @@ from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
 from infra.privacy.keystore import WrongMasterKeyError
 from infra.store.filelock import AlreadyRunningError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
+from services.errors import DataKeyMissingError
 
 # Exit codes from BSD sysexits.h where one fits; the domain's own below 64.
+EX_DATAERR = 65  # the store's data is damaged: a data key gone without a recorded erasure
 EX_UNAVAILABLE = 69
 EX_CANTCREAT = 73  # an output file refused or not writable (existing, the store's own, no room)
 EX_IOERR = 74  # a file or the store could not be read or written (disk full, I/O error)
@@ -194,6 +196,7 @@ _TABLE: tuple[_Row, ...] = (
     _Row(CheckpointError, 422, "Checkpoint or key unusable", 2, "checkpoint", lead=""),
     _Row(BundleError, 422, "Evidence bundle unusable", 2, "bundle", lead=""),
     _Row(OutputPathError, 409, "Output refused", EX_CANTCREAT, "output-path", lead="not written"),
+    _Row(DataKeyMissingError, 500, "Data key missing", EX_DATAERR, "data-key-missing"),
     _Row(AlreadyRunningError, 409, "Already running", EX_TEMPFAIL, "busy", lead="not started"),
     # the store's drivers' errors, wrapped by the library or not, told by what caused them
     _Row(

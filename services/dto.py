@@ -120,6 +120,12 @@ class ErasureResult(Result):
     receipt_statement: str
     receipt_key_id: str
     receipt_signature: str
+    erased_at: datetime = Field(description="when the erasure was recorded")
+    resumed: bool = Field(
+        default=False,
+        description="the erasure was recorded earlier but stopped before its keys were "
+        "destroyed; this run finished it (the receipt is the one recorded then)",
+    )
 
 
 class RunRetention(Command):
@@ -134,10 +140,20 @@ class DueShred(Result):
     due_at: datetime
 
 
+class FinishedShred(Result):
+    """A tier retention recorded as shredded in an earlier run that stopped before its key
+    was destroyed; destroyed by this run (listed only, in a dry run)."""
+
+    candidate_id: UUID
+    tier: str
+    recorded_at: datetime | None
+
+
 class RetentionResult(Result):
     dry_run: bool
     shredded: list[DueShred]
     held: list[DueShred]
+    finished: list[FinishedShred] = Field(default_factory=list)
 
 
 class CandidateResult(Result):

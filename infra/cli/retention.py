@@ -23,7 +23,8 @@ def retention_run(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="the result as JSON")] = False,
 ) -> None:
-    """Shred every tier of personal values whose retention period has passed."""
+    """Shred every tier of personal values whose retention period has passed; first finish any
+    shredding an earlier run recorded but was cut off before destroying its key."""
     from rich.progress import Progress
 
     from services.dto import RunRetention
@@ -68,3 +69,10 @@ def retention_run(
     console.print(
         f"{len(result.shredded)} tier(s) {verb}, {len(result.held)} kept under legal hold"
     )
+    for cut in result.finished:  # recorded by an earlier run that stopped before the keys
+        when = f"at {cut.recorded_at.isoformat()}" if cut.recorded_at else "earlier"
+        done = "finishing it is due" if dry_run else "finished now"
+        console.print(
+            f"retention of the {cut.tier} data of {cut.candidate_id} was recorded {when} but "
+            f"not finished; {done}"
+        )

@@ -36,7 +36,8 @@ def subject_erase(
     actor: Annotated[str, typer.Option(help="who is erasing")] = "compliance",
     as_json: Annotated[bool, typer.Option("--json", help="the receipt as JSON")] = False,
 ) -> None:
-    """Crypto-shred a candidate: destroy the keys to every personal value, keep the history."""
+    """Crypto-shred a candidate: destroy the keys to every personal value, keep the history.
+    Run again, it finishes an erasure recorded but cut off before its keys were destroyed."""
     from services.dto import EraseSubject
 
     try:
@@ -50,10 +51,17 @@ def subject_erase(
     if as_json:
         sys.stdout.write(result.model_dump_json() + "\n")
         return
-    console.print(
-        f"[green]erased[/] {candidate_id}: {result.keys_destroyed} data key(s) destroyed; "
-        "their personal values now read as erased everywhere"
-    )
+    if result.resumed:  # the erasure was recorded by a run cut off before its keys were gone
+        console.print(
+            f"erasure of {candidate_id} was recorded at {result.erased_at.isoformat()} but not "
+            f"finished; [green]finished now[/]: {result.keys_destroyed} data key(s) destroyed; "
+            "their personal values now read as erased everywhere"
+        )
+    else:
+        console.print(
+            f"[green]erased[/] {candidate_id}: {result.keys_destroyed} data key(s) destroyed; "
+            "their personal values now read as erased everywhere"
+        )
     console.print(f"receipt (signed by key {markup_safe(result.receipt_key_id)}):")
     console.print(json_text(result.receipt_statement))
     console.print(f"signature: {markup_safe(result.receipt_signature)}")

@@ -280,6 +280,12 @@ class SQLKeyStore:
             ).fetchone()
         return row is not None
 
+    def held(self) -> set[tuple[UUID, str]]:
+        """(subject, tier) of every data key in the table (none is unwrapped)."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT subject, tier FROM backcheck_keys").fetchall()
+        return {(UUID(str(r[0])), str(r[1])) for r in rows}
+
 
 def sqlite_keystore(datastore: SQLiteDatastore, master_key: bytes) -> SQLKeyStore:
     """On the event store's own connection pool: a key write waits for the store's writer in
