@@ -28,6 +28,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.classification import ERASED_VALUE, KEY_MISSING_VALUE, PersonalField, tier_of
+from domain.errors import PersonalDataShreddedError
 from infra.privacy import envelope
 from infra.privacy.envelope import Envelope
 from infra.privacy.keystore import SQLKeyStore
@@ -114,7 +115,14 @@ class Sealer:
         tier = tier_of(value.category).value
         if value.value == KEY_MISSING_VALUE:  # a value that could not be opened, carried on
             raise DataKeyMissingError(ctx[0], tier)
-        key = self.keys.data_key(_subject_id(ctx[0]), tier, create=True)
+        subject = _subject_id(ctx[0])
+        key = self.keys.data_key(subject, tier, create=False)
+        if key is None:
+            # made on demand, unless a recorded erasure destroyed it: a new key would make the
+            # older values look altered, not erased (and break every replay of the subject)
+            if self.erased(subject, tier):
+                raise PersonalDataShreddedError(subject, tier)
+            key = self.keys.data_key(subject, tier, create=True)
         if key is None:  # never: made on demand
             raise RuntimeError(f"no data key made for {ctx[0]} ({tier})")
         nonce = os.urandom(12)
