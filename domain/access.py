@@ -19,13 +19,14 @@ from domain.subject import SubjectAggregate, TimeOrderedIds
 
 
 class AccessOutcome(StrEnum):
-    """What became of a read (`allowed`, `partial`, `refused`) or of a hand-over (`disclosed`),
-    as the access log records it."""
+    """What became of a read (`allowed`, `partial`, `refused`, `failed`) or of a hand-over
+    (`disclosed`), as the access log records it."""
 
     ALLOWED = "allowed"
     PARTIAL = "partial"  # some categories returned, some withheld
     REFUSED = "refused"
     DISCLOSED = "disclosed"
+    FAILED = "failed"  # decided, but nothing returned: a value it needed could not be opened
 
 
 class Access(TimeOrderedIds, SubjectAggregate):

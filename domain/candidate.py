@@ -93,6 +93,7 @@ class Candidate(SubjectAggregate):
         self.claims: dict[UUID, Claim] = {}
         self.erasure_requested = False
         self.erased = False
+        self.erasure_receipt: ErasureReceipt | None = None
         self.shredded_tiers: set[str] = set()
 
     def submit_claims(
@@ -157,6 +158,7 @@ class Candidate(SubjectAggregate):
     @event("Erased")
     def _erase(self, reason: str, erased_by: str, receipt: ErasureReceipt) -> None:
         self.erased = True
+        self.erasure_receipt = receipt
 
     def request_erasure(self, reason: str, requested_by: str) -> None:
         if self.erasure_requested:

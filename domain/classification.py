@@ -78,6 +78,9 @@ ERASED_VALUE = "\u27e8erased\u27e9"  # what a personal value reads as once its k
 # what a personal value reads as when a read left it sealed: the reader may not see it, so it
 # was never decrypted
 WITHHELD_VALUE = "\u27e8withheld\u27e9"
+# what a personal value in a replayed event holds when its data key is gone and no erasure or
+# retention is recorded (tampering): never shown, never sealed again; a read of it fails
+KEY_MISSING_VALUE = "\u27e8key missing\u27e9"
 
 CATEGORIES: dict[str, DataCategory] = {c.key: c for c in _CATEGORIES}
 

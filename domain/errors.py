@@ -113,6 +113,21 @@ class CandidateErasedError(RuleBrokenError):
         )
 
 
+class PersonalDataShreddedError(RuleBrokenError):
+    """New personal data of a tier whose key a recorded erasure or retention run destroyed.
+    A new key under the same (subject, tier) would make every older value of that tier look
+    altered rather than erased, and break every replay of the subject: it is refused."""
+
+    def __init__(self, candidate_id: object, tier: str) -> None:
+        super().__init__(
+            f"candidate {candidate_id}'s {tier} personal data was erased (its key destroyed by "
+            f"a recorded erasure or retention run); no new {tier} value can be recorded for "
+            "them",
+            candidate_id=candidate_id,
+            tier=tier,
+        )
+
+
 class ErasureBlockedByLegalHoldError(RuleBrokenError):
     def __init__(self, candidate_id: object, report_ids: list[str]) -> None:
         super().__init__(

@@ -22,8 +22,13 @@ RECEIPT_NAMESPACE = UUID("5d0c3b0e-7a52-4c8e-9d36-0b7f6a1f2c41")
 
 def receipt_id(source: str, command_id: str) -> UUID:
     """The one id a command from `source` with the sender's id `command_id` can be stored
-    under: the same for every delivery of it, different for any other sender or command."""
-    return uuid5(RECEIPT_NAMESPACE, f"{source}:{command_id}")
+    under: the same for every delivery of it, different for any other sender or command.
+
+    The name is `source:command_id` with `%` and `:` percent-encoded in the command id, so
+    the last colon always separates the two parts: `("a:b", "c")` and `("a", "b:c")` no
+    longer share a receipt. A command id without `%` or `:` keeps the id it always had."""
+    encoded = command_id.replace("%", "%25").replace(":", "%3A")
+    return uuid5(RECEIPT_NAMESPACE, f"{source}:{encoded}")
 
 
 class CommandReceipt(SubjectAggregate):

@@ -31,6 +31,11 @@ def recorded_at(when: datetime) -> Iterator[None]:
         _recording_time.reset(token)
 
 
+def recording_time() -> datetime | None:
+    """The moment the command being decided was set at (`recorded_at`), if one is."""
+    return _recording_time.get()
+
+
 def time_ordered_id() -> UUID:
     """A UUID of version 7 (RFC 9562): 48 bits of Unix time in milliseconds, then 74 random
     bits. Records made one after another get ids in the same order, so the store's index on

@@ -2,7 +2,8 @@
 
 The order matters and is kept here: the event store is opened first (by the application's
 constructor), then the key store (on SQLite through the store's own connection pool), the
-sealer on the store's mapper, and the views on the store's log; the signer, the access policy
+sealer on the store's mapper (asking the store which erasures are recorded), and the views on
+the store's log; the signer, the access policy
 and the retention periods need nothing of the store.
 """
 
@@ -18,8 +19,15 @@ from domain.classification import Tier
 from domain.retention import RetentionSchedule
 from infra.access.cedar import CedarDecisionPoint
 from infra.audit.checkpoint import FileKeySigner
-from infra.config import ConfigError, Settings
-from infra.privacy.keystore import SQLKeyStore, load_master_key, postgres_keystore, sqlite_keystore
+from infra.config import ConfigError, Settings, file_setting
+from infra.privacy.erasures import RecordedErasures
+from infra.privacy.keystore import (
+    SQLKeyStore,
+    WrongMasterKeyError,
+    load_master_key,
+    postgres_keystore,
+    sqlite_keystore,
+)
 from infra.privacy.sealing import Sealer
 from infra.store.recorder import chained, datastore_of
 from infra.store.server import check_server
@@ -41,6 +49,8 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
     if settings.backend == "postgres":
         # told at once, in one line, rather than after the library's pool gave up waiting
         check_server(settings.postgres_conninfo(), settings.describe())
+    store_env = settings.store_env()  # the store's own path first, then the key's
+    file_setting("BACKCHECK_MASTER_KEY_FILE", settings.master_key_path, "master key")
     signer = FileKeySigner(
         settings.signing_key_path, create_if_missing=settings.signing_key is None
     )
@@ -48,7 +58,8 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
     def wiring(store: Application[UUID]) -> Collaborators:
         keys = build_keystore(settings, datastore_of(store.recorder))
         try:
-            sealer = Sealer(keys)
+            # a value may read as erased only once an erasure is recorded in this store
+            sealer = Sealer(keys, RecordedErasures(store.recorder.select_events).covers)
             mapper = typed_mapper(store.mapper)
             mapper.sealer = sealer
             mapper.max_event_bytes = settings.max_event_bytes
@@ -64,28 +75,30 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
             retention=retention,
         )
 
-    return Backcheck(settings.store_env(), wiring, clock=clock)
+    return Backcheck(store_env, wiring, clock=clock)
 
 
 def build_keystore(
     settings: Settings, datastore: SQLiteDatastore | PostgresDatastore
 ) -> SQLKeyStore:
-    """The key table beside the events: on SQLite through the store's own connection pool."""
+    """The key table beside the events: on SQLite through the store's own connection pool.
+    The key store refuses a master key that is not the store's before anything is written;
+    a key made just now, for a store that has one already, is taken back."""
     path = settings.master_key_path
     existed = path.exists()
     master = load_master_key(path, create=True)
-    if isinstance(datastore, SQLiteDatastore):
-        keys = sqlite_keystore(datastore, master)
-    else:
-        keys = postgres_keystore(settings.postgres_conninfo(), settings.postgres_schema, master)
-    if not existed and keys.count() > 0:
-        keys.close()
-        path.unlink()
+    try:
+        if isinstance(datastore, SQLiteDatastore):
+            return sqlite_keystore(datastore, master)
+        return postgres_keystore(settings.postgres_conninfo(), settings.postgres_schema, master)
+    except WrongMasterKeyError as e:
+        if existed:
+            raise WrongMasterKeyError(e.reason, path) from None
+        path.unlink(missing_ok=True)
         raise ConfigError(
-            f"BACKCHECK_MASTER_KEY_FILE: this store holds sealed personal data but there is no "
+            f"BACKCHECK_MASTER_KEY_FILE: this store was made with a master key but there is no "
             f"master key at {path}; point BACKCHECK_MASTER_KEY_FILE at the store's key"
-        )
-    return keys
+        ) from None
 
 
 def build_views(settings: Settings, store: Application[UUID], sealer: Sealer) -> ViewRunner:

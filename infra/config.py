@@ -11,7 +11,8 @@ BACKCHECK_VERIFY_KEY    the public key a verifier trusts (default: next to the s
 BACKCHECK_RETENTION_DAYS   days each tier is kept once a case is quiet, e.g.
                         "secret=180,consent_required=365,confidential=365,general=730" (default)
 BACKCHECK_MASTER_KEY_FILE  the master key (64 hex digits) that wraps every subject's data keys
-                        (default: DATA_DIR/keys/master.key, created for a new store)
+                        (default: DATA_DIR/keys/master.key, created for a new store; mode 600,
+                        the owner's alone; the store refuses any key but its own)
 BACKCHECK_KAFKA_BOOTSTRAP  Kafka bootstrap servers, host:port[,host:port] (default 127.0.0.1:9092)
 BACKCHECK_KAFKA_PARTITIONS partitions of the topics backcheck creates when missing (default 6)
 BACKCHECK_MAX_EVENT_BYTES  the most bytes one stored event may take (default 900000): a command
@@ -65,6 +66,25 @@ def parse_bootstrap(text: str) -> str:
     if not servers:
         raise ConfigError("BACKCHECK_KAFKA_BOOTSTRAP: empty; give HOST:PORT[,HOST:PORT]")
     return ",".join(servers)
+
+
+def file_setting(variable: str, path: Path, what: str) -> Path:
+    """A setting that names a file to be read or made: refused (ConfigError, naming the
+    variable) when it names a directory, or when a file stands where its directory must be."""
+    if path.is_dir():
+        raise ConfigError(f"{variable}: {path} is a directory; name the {what} file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(
+            f"{variable}: cannot make the directory {path.parent} for the {what}: a file is in "
+            "the way"
+        ) from None
+    except OSError as e:
+        raise ConfigError(
+            f"{variable}: cannot make the directory {path.parent} for the {what}: {e.strerror or e}"
+        ) from None
+    return path
 
 
 def default_data_dir() -> Path:
@@ -208,8 +228,8 @@ class Settings(BaseModel):
             "IS_SNAPSHOTTING_ENABLED": "no",
         }
         if self.backend == "sqlite":
-            path = self.sqlite_path
-            path.parent.mkdir(parents=True, exist_ok=True)
+            variable = "BACKCHECK_DATABASE_URL" if self.database_url else "BACKCHECK_DATA_DIR"
+            path = file_setting(variable, self.sqlite_path, "store")
             env |= {
                 "PERSISTENCE_MODULE": "infra.store.pool:Factory",  # statements kept
                 "SQLITE_DBNAME": str(path),

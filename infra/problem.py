@@ -7,9 +7,13 @@ or checkpoint) have their row here too; any other exception is a bug and crashes
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import errno
+import sqlite3
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import psycopg
+import psycopg_pool
 from pydantic import ValidationError
 
 from domain.errors import (
@@ -23,14 +27,21 @@ from infra.audit.checkpoint import CheckpointError
 from infra.audit.evidence import BundleError
 from infra.audit.outputs import OutputPathError
 from infra.config import ConfigError
+from infra.inputs import InputError
 from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
 from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
+from infra.privacy.keystore import WrongMasterKeyError
+from infra.store.filelock import AlreadyRunningError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
+from services.errors import DataKeyMissingError
 
 # Exit codes from BSD sysexits.h where one fits; the domain's own below 64.
+EX_DATAERR = 65  # the store's data is damaged: a data key gone without a recorded erasure
 EX_UNAVAILABLE = 69
 EX_CANTCREAT = 73  # an output file refused or not writable (existing, the store's own, no room)
-EX_TEMPFAIL = 75
+EX_IOERR = 74  # a file or the store could not be read or written (disk full, I/O error)
+EX_TEMPFAIL = 75  # busy: another relay or demo runs, the store is locked; try again
+EX_NOPERM = 77  # the master key is not the store's: a key to find, not a setting to correct
 EX_CONFIG = 78
 
 
@@ -73,6 +84,69 @@ def _fields(error: Exception) -> str:
     )
 
 
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    seen: BaseException | None = error
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
+def _sqlite_code(error: BaseException) -> int | None:
+    """The primary SQLite result code behind a store error (the library wraps sqlite3's)."""
+    for cause in _causes(error):
+        if isinstance(cause, sqlite3.Error) and cause.sqlite_errorcode is not None:
+            return cause.sqlite_errorcode & 0xFF
+    return None
+
+
+def _sqlite(*codes: int) -> Callable[[Exception], bool]:
+    return lambda error: _sqlite_code(error) in codes
+
+
+def _server_gone(error: Exception) -> bool:
+    return any(
+        isinstance(c, psycopg.OperationalError | psycopg_pool.PoolTimeout) for c in _causes(error)
+    )
+
+
+def _store_busy(error: Exception) -> str:
+    return (
+        f"another process holds the store's lock ({error}); nothing was recorded: try again "
+        "when it is done"
+    )
+
+
+def _store_full(error: Exception) -> str:
+    return f"the store could not be written: the disk is full ({error}); nothing was recorded"
+
+
+def _store_io(error: Exception) -> str:
+    return f"the store could not be read or written ({error})"
+
+
+def _server_lost(error: Exception) -> str:
+    return (
+        f"PostgreSQL stopped answering ({error}); a write under way may or may not have been "
+        "recorded: look (`backcheck events`) before running it again"
+    )
+
+
+def _file(error: Exception) -> str:
+    """A file the command needed: which, and what is wrong with it, in the system's words."""
+    if not isinstance(error, OSError):
+        return str(error)
+    reason = "the disk is full" if error.errno == errno.ENOSPC else error.strerror or str(error)
+    return f"{error.filename}: {reason}" if error.filename else reason
+
+
+def _always(_: Exception) -> bool:
+    return True
+
+
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_IOERR = 5, 6, 8, 10
+_SQLITE_FULL, _SQLITE_CANTOPEN = 13, 14
+
+
 @dataclass(frozen=True)
 class _Row:
     family: type[Exception]
@@ -82,12 +156,15 @@ class _Row:
     type: str | None = None  # None: the broken rule, named by the error's class
     lead: str | None = None  # None: "title (type)"; "": the detail alone
     detail: Callable[[Exception], str] = str
+    when: Callable[[Exception], bool] = _always  # which errors of the family the row takes
 
 
 # The first row whose family the error belongs to decides: a subclass before its base.
 _TABLE: tuple[_Row, ...] = (
     _Row(ValidationError, 422, "Invalid input", 2, "validation", detail=_fields),
+    _Row(InputError, 422, "Invalid input", 2, "input"),
     _Row(ConfigError, 500, "Configuration error", EX_CONFIG, "config"),
+    _Row(WrongMasterKeyError, 500, "Wrong master key", EX_NOPERM, "wrong-master-key"),
     _Row(StoreUnreachableError, 503, "Store unreachable", EX_UNAVAILABLE, "store-unreachable"),
     _Row(StoreMisconfiguredError, 500, "Store misconfigured", EX_CONFIG, "store-misconfigured"),
     _Row(
@@ -119,18 +196,59 @@ _TABLE: tuple[_Row, ...] = (
     _Row(CheckpointError, 422, "Checkpoint or key unusable", 2, "checkpoint", lead=""),
     _Row(BundleError, 422, "Evidence bundle unusable", 2, "bundle", lead=""),
     _Row(OutputPathError, 409, "Output refused", EX_CANTCREAT, "output-path", lead="not written"),
+    _Row(DataKeyMissingError, 500, "Data key missing", EX_DATAERR, "data-key-missing"),
+    _Row(AlreadyRunningError, 409, "Already running", EX_TEMPFAIL, "busy", lead="not started"),
+    # the store's drivers' errors, wrapped by the library or not, told by what caused them
+    _Row(
+        Exception,
+        503,
+        "Store busy",
+        EX_TEMPFAIL,
+        "store-busy",
+        detail=_store_busy,
+        when=_sqlite(_SQLITE_BUSY, _SQLITE_LOCKED),
+    ),
+    _Row(
+        Exception,
+        507,
+        "Store full",
+        EX_IOERR,
+        "store-full",
+        detail=_store_full,
+        when=_sqlite(_SQLITE_FULL),
+    ),
+    _Row(
+        Exception,
+        500,
+        "Store unusable",
+        EX_IOERR,
+        "store-io",
+        detail=_store_io,
+        when=_sqlite(_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CANTOPEN),
+    ),
+    _Row(
+        Exception,
+        503,
+        "Store unreachable",
+        EX_UNAVAILABLE,
+        "store-unreachable",
+        detail=_server_lost,
+        when=_server_gone,
+    ),
     _Row(NotFoundError, 404, "Not found", 4),
     _Row(ForbiddenError, 403, "Forbidden", 5),
     _Row(RuleBrokenError, 409, "Rule broken", 3),
     _Row(InvalidInputError, 422, "Invalid input", 2),
     _Row(DomainError, 422, "Refused", 2),
+    # last: a file the command needed and could not use (a subclass above decides first)
+    _Row(OSError, 500, "File unusable", EX_IOERR, "file", detail=_file),
 )
 
 
 def problem_for(error: Exception) -> ProblemDetails | None:
     """The problem report for an expected error; None for a bug (let it crash loudly)."""
     for row in _TABLE:
-        if isinstance(error, row.family):
+        if isinstance(error, row.family) and row.when(error):
             kind = row.type or _rule(error)
             lead = f"{row.title} ({kind})" if row.lead is None else row.lead
             return ProblemDetails(

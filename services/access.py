@@ -70,6 +70,8 @@ class AccessDecision:
 # whose they are makes them the subject's business (the access policies name who may).
 READ_ACCESS_LOG = "read-access-log"  # who read what about the subject, when, why
 READ_CONSENTS = "read-consents"  # the subject's consent register
+# Decided once too: may this principal state a break-glass justification with a read at all?
+BREAK_GLASS = "break-glass"
 
 
 @dataclass(frozen=True)
@@ -94,5 +96,24 @@ class DecisionPoint(Protocol):
 
     def decide_view(self, action: str, request: AccessRequest) -> ViewDecision:
         """May the request's principal read its subject's view (READ_ACCESS_LOG,
-        READ_CONSENTS)?"""
+        READ_CONSENTS), or break the glass (BREAK_GLASS)?"""
         ...
+
+
+def decide_read(decision_point: DecisionPoint, request: AccessRequest) -> AccessDecision:
+    """The decision on a read of values. Only the roles the policies let break the glass may
+    state a justification: anyone else's read that states one is refused whole, every
+    category withheld by the policies that said no (it is recorded like any read, its
+    justification with it), whatever the read would have been allowed without it."""
+    if request.break_glass is not None:
+        glass = decision_point.decide_view(BREAK_GLASS, request)
+        if not glass.allowed:
+            categories = tuple(dict.fromkeys(request.categories))
+            return AccessDecision(
+                allowed=(),
+                withheld=categories,
+                policy_ids=glass.policy_ids,
+                policy_set_hash=glass.policy_set_hash,
+                reasons=dict.fromkeys(categories, glass.policy_ids),
+            )
+    return decision_point.decide(request)

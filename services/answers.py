@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from domain.access import Access
+from domain.access import Access, AccessOutcome
 from domain.classification import PersonalField
+from domain.errors import AccessRefusedError
 from projections.read_views import LOG_VIEW
 from services.access import AccessDecision, AccessRequest
 from services.dto import (
@@ -22,6 +23,7 @@ from services.dto import (
     InvestigationCheckView,
     InvestigationView,
     ReportItemView,
+    ReportView,
     ValueRead,
 )
 from services.facts import check_categories, consent_status_of, item_categories
@@ -55,17 +57,21 @@ def access_record(
     view: str,
     request: AccessRequest,
     decision: AccessDecision,
+    *,
+    failed: bool = False,
 ) -> Access:
-    """The record of one read as decided: categories, outcome, policies; never a value."""
+    """The record of one read as decided: categories, outcome, policies; never a value.
+    `failed`: decided, but a value could not be opened, so nothing was returned (every
+    category is recorded as withheld, the outcome as failed)."""
     return Access.record(
         candidate_id=subject,
         principal=cmd.principal,
         role=cmd.role.value,
         purpose=cmd.purpose,
         view=view,
-        returned=decision.allowed,
-        withheld=decision.withheld,
-        outcome=decision.outcome,
+        returned=() if failed else decision.allowed,
+        withheld=(*decision.allowed, *decision.withheld) if failed else decision.withheld,
+        outcome=AccessOutcome.FAILED if failed else decision.outcome,
         policy_ids=decision.policy_ids,
         policy_set_hash=decision.policy_set_hash,
         consent_ids=request.consent_ids,
@@ -161,6 +167,29 @@ def report_items(items: Doc, allowed: frozenset[str]) -> list[ReportItemView]:
             )
         )
     return views_of_items
+
+
+def report_view(
+    report_id: UUID,
+    report: Doc,
+    categories: tuple[str, ...],
+    decision: AccessDecision,
+    access_id: UUID,
+) -> ReportView:
+    """What a recorded report read answers: refused, or the items it may see (`report` opened
+    for the categories it may see)."""
+    subject = UUID(report["candidate_id"])
+    if decision.outcome is AccessOutcome.REFUSED and categories:
+        raise AccessRefusedError(subject, "report", decision.withheld_because)
+    return ReportView(
+        report_id=report_id,
+        candidate_id=subject,
+        access_id=access_id,
+        outcome=decision.outcome,
+        status=report["status"],
+        edition=report["edition"],
+        items=report_items(report["items"], frozenset(decision.allowed)),
+    )
 
 
 def consent_entry(doc: Doc, now: datetime) -> ConsentEntry:

@@ -54,7 +54,7 @@ class CandidateUseCases(UnitOfWork):
         candidate = self.load(Candidate, cmd.candidate_id)
         consented: frozenset[str] = frozenset()
         if cmd.consent_id is not None:
-            scope = self.load(Consent, cmd.consent_id).scope_at(self.clock())
+            scope = self.load(Consent, cmd.consent_id).scope_at(self.now())
             scope.require_candidate(candidate.id)
             scope.require_active()
             consented = scope.categories
@@ -83,19 +83,19 @@ class CandidateUseCases(UnitOfWork):
         """Crypto-shredding: record the erasure with a signed receipt, then destroy every data
         key of the subject, so no copy of their personal values can be read again. The
         history stays (who did what, when); the hash chain still verifies. A legal hold on any
-        of their reports blocks it."""
+        of their reports blocks it.
+
+        Erasing an erased candidate again finishes an erasure that stopped after it was
+        recorded but before every key was destroyed (a crash); a finished one is refused."""
         candidate = self.load(Candidate, cmd.candidate_id)
         if candidate.erased:
-            # An earlier erasure was recorded but stopped before its keys were gone: finish it.
-            if self.keys.has_keys(candidate.id):
-                self.keys.destroy(candidate.id)
-            raise AlreadyErasedError(candidate.id)
+            return self._finish_erasure(candidate)
         on_hold = [r.id for r in self.of_subject(Report, candidate.id) if r.legal_hold is not None]
         statement = json.dumps(
             {
                 "type": "backcheck.erasure-receipt.v1",
                 "candidate_id": str(candidate.id),
-                "erased_at": self.clock().isoformat(),
+                "erased_at": self.now().isoformat(),
                 "erased_by": cmd.actor,
                 "reason": cmd.reason,
                 "log_position_before": self.recorder.max_notification_id() or 0,
@@ -107,6 +107,8 @@ class CandidateUseCases(UnitOfWork):
         receipt = ErasureReceipt(statement, key_id, signature)
         candidate.erase(cmd.reason, cmd.actor, on_hold, receipt)
         self.commit(candidate)
+        # A crash from here until the keys are gone leaves the erasure recorded but not
+        # finished: `audit check` lists it, and erasing the candidate again finishes it.
         destroyed = self.keys.destroy(candidate.id)
         return ErasureResult(
             candidate_id=candidate.id,
@@ -114,6 +116,24 @@ class CandidateUseCases(UnitOfWork):
             receipt_statement=statement,
             receipt_key_id=key_id,
             receipt_signature=signature,
+            erased_at=self.now(),
+        )
+
+    def _finish_erasure(self, candidate: Candidate) -> ErasureResult:
+        """An erasure recorded earlier: if it stopped before all the subject's keys were
+        destroyed (a crash between recording it and destroying them), they are destroyed now
+        and the receipt recorded then is returned; if it was finished, AlreadyErased."""
+        receipt = candidate.erasure_receipt
+        if receipt is None or not self.keys.has_keys(candidate.id):
+            raise AlreadyErasedError(candidate.id)
+        return ErasureResult(
+            candidate_id=candidate.id,
+            keys_destroyed=self.keys.destroy(candidate.id),
+            receipt_statement=receipt.statement,
+            receipt_key_id=receipt.key_id,
+            receipt_signature=receipt.signature,
+            erased_at=json.loads(receipt.statement)["erased_at"],
+            resumed=True,
         )
 
     def get_candidate(self, candidate_id: UUID) -> CandidateResult:

@@ -124,7 +124,7 @@ def _disclosed(event: Any, report: Report, aggregates: dict[UUID, Aggregate]) ->
 
 
 def _accessed(event: Any, _: None, aggregates: dict[UUID, Aggregate]) -> str | None:
-    if not event.returned or event.role == Role.CANDIDATE or event.break_glass:
+    if not event.returned or event.role == Role.CANDIDATE:
         return None
     for consent_id in event.consent_ids:
         consent = _consent_at(aggregates, consent_id)

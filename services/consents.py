@@ -34,7 +34,7 @@ class ConsentUseCases(UnitOfWork):
     def consent_result(
         self, consent: Consent, suspended: list[UUID] | None = None
     ) -> ConsentResult:
-        scope = consent.scope_at(self.clock())
+        scope = consent.scope_at(self.now())
         return ConsentResult(
             consent_id=consent.id,
             candidate_id=consent.candidate_id,
@@ -74,7 +74,7 @@ class ConsentUseCases(UnitOfWork):
     def withdraw_consent(self, cmd: WithdrawConsent) -> ConsentResult:
         """Withdrawal is possible at any time and suspends the investigations relying on it."""
         consent = self.load(Consent, cmd.consent_id)
-        consent.withdraw(cmd.reason, self.clock(), cmd.actor)
+        consent.withdraw(cmd.reason, self.now(), cmd.actor)
         changed = self.commit(consent)
         return self.consent_result(consent, [a.id for a in changed if isinstance(a, Investigation)])
 
@@ -82,7 +82,7 @@ class ConsentUseCases(UnitOfWork):
     def expire_consent(self, cmd: ExpireConsent) -> ConsentResult:
         """A consent past its validity window is recorded as expired, with the same effect."""
         consent = self.load(Consent, cmd.consent_id)
-        consent.expire(self.clock())
+        consent.expire(self.now())
         changed = self.commit(consent)
         return self.consent_result(consent, [a.id for a in changed if isinstance(a, Investigation)])
 

@@ -26,6 +26,14 @@ from domain.consent import SignatureMethod
 from services.access import Role
 from services.text import LINES, ordinary_text
 
+# Every string and list has a bound (tests/unit/test_input_bounds.py walks every command's
+# schema); `backcheck use-cases --schema NAME` shows them as maxLength and maxItems. A command
+# within them can still make an event over the store's size limit: that is refused whole.
+MAX_TERMS = 50  # purposes, check types, categories, roles, organisations, methods, people
+MAX_CHECKS = 50  # checks planned in one investigation; amendments of one report edition
+MAX_CLAIMS = 50  # claims in one submission
+MAX_FIELDS = 50  # personal fields in one claim
+
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 Prose = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), LINES
@@ -35,7 +43,7 @@ Actor = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     Field(description="who is acting, e.g. 'hr:li.na' or 'candidate'"),
 ]
-CategoryKey = Annotated[str, StringConstraints(pattern=r"^user(\.[a-z_]+)+$")]
+CategoryKey = Annotated[str, StringConstraints(max_length=100, pattern=r"^user(\.[a-z_]+)+$")]
 
 
 class Command(BaseModel):
@@ -61,7 +69,7 @@ class Result(BaseModel):
 
 
 class PersonalFieldIn(Command):
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    name: Annotated[str, StringConstraints(max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$")]
     category: CategoryKey
     value: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 
@@ -69,20 +77,25 @@ class PersonalFieldIn(Command):
 class RegisterCandidate(Command):
     candidate_id: UUID = Field(default_factory=uuid4)
     name: Text
-    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
-    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{5,30}$")] | None = None
+    email: (
+        Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+        | None
+    ) = None
+    phone: (
+        Annotated[str, StringConstraints(max_length=30, pattern=r"^\+?[0-9 ()-]{5,30}$")] | None
+    ) = None
     actor: Actor
 
 
 class ClaimIn(Command):
     claim_id: UUID = Field(default_factory=uuid4)
     kind: ClaimKind
-    fields: list[PersonalFieldIn] = Field(min_length=1)
+    fields: list[PersonalFieldIn] = Field(min_length=1, max_length=MAX_FIELDS)
 
 
 class SubmitClaims(Command):
     candidate_id: UUID
-    claims: list[ClaimIn] = Field(min_length=1)
+    claims: list[ClaimIn] = Field(min_length=1, max_length=MAX_CLAIMS)
     consent_id: UUID | None = Field(
         default=None, description="the consent relied on for sensitive or consent-required fields"
     )
@@ -107,6 +120,12 @@ class ErasureResult(Result):
     receipt_statement: str
     receipt_key_id: str
     receipt_signature: str
+    erased_at: datetime = Field(description="when the erasure was recorded")
+    resumed: bool = Field(
+        default=False,
+        description="the erasure was recorded earlier but stopped before its keys were "
+        "destroyed; this run finished it (the receipt is the one recorded then)",
+    )
 
 
 class RunRetention(Command):
@@ -121,10 +140,20 @@ class DueShred(Result):
     due_at: datetime
 
 
+class FinishedShred(Result):
+    """A tier retention recorded as shredded in an earlier run that stopped before its key
+    was destroyed; destroyed by this run (listed only, in a dry run)."""
+
+    candidate_id: UUID
+    tier: str
+    recorded_at: datetime | None
+
+
 class RetentionResult(Result):
     dry_run: bool
     shredded: list[DueShred]
     held: list[DueShred]
+    finished: list[FinishedShred] = Field(default_factory=list)
 
 
 class CandidateResult(Result):
@@ -139,13 +168,13 @@ class CandidateResult(Result):
 
 
 class ConsentTermsIn(Command):
-    purposes: list[Text] = Field(min_length=1)
-    check_types: list[CheckType] = Field(min_length=1)
-    categories: list[CategoryKey] = Field(default_factory=list)
-    referee_roles: list[SourceRole] = Field(default_factory=list)
-    excluded_organisations: list[Text] = Field(default_factory=list)
+    purposes: list[Text] = Field(min_length=1, max_length=MAX_TERMS)
+    check_types: list[CheckType] = Field(min_length=1, max_length=MAX_TERMS)
+    categories: list[CategoryKey] = Field(default_factory=list, max_length=MAX_TERMS)
+    referee_roles: list[SourceRole] = Field(default_factory=list, max_length=MAX_TERMS)
+    excluded_organisations: list[Text] = Field(default_factory=list, max_length=MAX_TERMS)
     recording_allowed: bool = False
-    third_parties: list[Text] = Field(default_factory=list)
+    third_parties: list[Text] = Field(default_factory=list, max_length=MAX_TERMS)
 
 
 class RequestConsent(Command):
@@ -157,7 +186,7 @@ class RequestConsent(Command):
 class GrantConsent(Command):
     consent_id: UUID
     terms: ConsentTermsIn
-    document_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    document_sha256: Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-f]{64}$")]
     signature_method: SignatureMethod
     valid_from: datetime
     valid_until: datetime
@@ -192,7 +221,7 @@ class ConsentResult(Result):
 class PlannedCheckIn(Command):
     check_id: UUID = Field(default_factory=uuid4)
     check_type: CheckType
-    methods: list[Method] = Field(min_length=1)
+    methods: list[Method] = Field(min_length=1, max_length=MAX_TERMS)
     claim_id: UUID | None = None
 
 
@@ -200,8 +229,8 @@ class PlanInvestigation(Command):
     candidate_id: UUID
     consent_id: UUID
     purpose: Text
-    checks: list[PlannedCheckIn] = Field(min_length=1)
-    investigators: list[Actor] = Field(min_length=1)
+    checks: list[PlannedCheckIn] = Field(min_length=1, max_length=MAX_CHECKS)
+    investigators: list[Actor] = Field(min_length=1, max_length=MAX_TERMS)
     due_by: datetime
     actor: Actor
 
@@ -376,9 +405,9 @@ class AmendmentIn(Command):
 
 class AmendReport(Command):
     report_id: UUID
-    amendments: list[AmendmentIn] = Field(min_length=1)
+    amendments: list[AmendmentIn] = Field(min_length=1, max_length=MAX_CHECKS)
     reason: Text
-    resolves: list[UUID] = Field(default_factory=list)
+    resolves: list[UUID] = Field(default_factory=list, max_length=MAX_CHECKS)
     actor: Actor
 
 
@@ -438,9 +467,10 @@ class ValueRead(Reader):
     """A read of personal values, decided category by category. A compliance officer may
     state a break-glass justification; it is recorded with the read."""
 
-    break_glass: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10)] | None = (
-        Field(default=None, description="a compliance officer's recorded justification")
-    )
+    break_glass: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=10, max_length=2000)]
+        | None
+    ) = Field(default=None, description="a compliance officer's recorded justification")
 
 
 class ReadProfile(ValueRead):

@@ -51,3 +51,26 @@ class CommandAlreadyAppliedError(RuleBrokenError):
             applied_at=applied_at,
             channel=channel,
         )
+
+
+class DataKeyMissingError(RuntimeError):
+    """A personal value cannot be opened: its data key is gone, yet no erasure of the subject
+    and no retention of that tier is recorded. Only a recorded erasure may make a value
+    unreadable; a key gone without one was deleted around the application (tampering or a
+    damaged store), and nothing is shown in its place (never "erased")."""
+
+    def __init__(self, candidate_id: object, tier: str, *, attempt_recorded: bool = False):
+        self.candidate_id = candidate_id
+        self.tier = tier
+        self.attempt_recorded = attempt_recorded
+        super().__init__(
+            f"the {tier} data key of candidate {candidate_id} is gone, yet no erasure of the "
+            f"candidate or retention of that tier is recorded: the key table was altered "
+            f"outside backcheck; restore it from a backup (`backcheck audit verify` names "
+            f"every key missing)"
+            + ("; nothing was returned, and the attempt was recorded" if attempt_recorded else "")
+        )
+
+    def recorded(self) -> DataKeyMissingError:
+        """The same error, saying that the read it stopped was recorded."""
+        return DataKeyMissingError(self.candidate_id, self.tier, attempt_recorded=True)

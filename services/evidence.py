@@ -91,7 +91,7 @@ class EvidenceExport:
                 subject=cmd.candidate_id,
                 positions=[e.position for e in entries],
                 timeline=[e.model_dump(mode="json") for e in entries],
-                at=self.app.clock(),
+                at=self.app.now(),
             )
         )
         return ExportedEvidence(

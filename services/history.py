@@ -13,10 +13,13 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
+from domain.candidate import Candidate
 from domain.classification import PersonalField
 from projections.case_overview import CaseOverview
 from services.compliance import Violation, check_stream
 from services.dto import EventRecord
+from services.errors import AggregateMissingError
+from services.shredding import KeyLedger
 from services.timeline import TimelineEntry, timeline
 from services.unit import UnitOfWork
 
@@ -74,5 +77,22 @@ class HistoryQueries(UnitOfWork):
         return [r.as_dict(moment) for r in rows]
 
     def violations(self) -> Iterator[Violation]:
-        """Replays the whole stream and yields every broken rule with its position."""
-        return check_stream(self.replay())
+        """Replays the whole stream and yields every broken rule with its position; then each
+        data key held that must not be (an erasure or retention run recorded but not
+        finished) and each one gone that must not be (nothing recorded destroyed it)."""
+        ledger = KeyLedger()
+        yield from check_stream(ledger.observe(self.replay()))
+        held = self.keys.held()  # after the stream: a key destroyed since is one it records
+        findings = ledger.unfinished(held) + [
+            f for f in ledger.missing(held) if not self._erased_since(f.candidate_id, f.tiers[0])
+        ]
+        for f in sorted(findings, key=lambda f: f.position):
+            yield Violation(f.position, f.rule, f.candidate_id, f.candidate_id, f.detail)
+
+    def _erased_since(self, subject: UUID, tier: str) -> bool:
+        """Whether an erasure or retention of this key was recorded after the replay ended."""
+        try:
+            candidate = self.load(Candidate, subject)
+        except AggregateMissingError:
+            return False
+        return candidate.erased or tier in candidate.shredded_tiers

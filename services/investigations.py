@@ -62,7 +62,7 @@ class InvestigationUseCases(UnitOfWork):
         candidate = self.load(Candidate, cmd.candidate_id)
         candidate.require_collectable()
         consent = self.load(Consent, cmd.consent_id)
-        consent.scope_at(self.clock()).require_candidate(candidate.id)
+        consent.scope_at(self.now()).require_candidate(candidate.id)
         checks = tuple(
             PlannedCheck(c.check_id, c.check_type, tuple(c.methods), c.claim_id) for c in cmd.checks
         )
@@ -96,7 +96,7 @@ class InvestigationUseCases(UnitOfWork):
         """Checks start only under an active consent that covers each of them."""
         inv = self.load(Investigation, cmd.investigation_id)
         consent = self.load(Consent, inv.consent_id)
-        inv.start(consent.scope_at(self.clock()), cmd.actor)
+        inv.start(consent.scope_at(self.now()), cmd.actor)
         self.commit(inv)
         return investigation_result(inv)
 
@@ -105,7 +105,7 @@ class InvestigationUseCases(UnitOfWork):
         """A suspended investigation resumes only under an active consent covering it."""
         inv = self.load(Investigation, cmd.investigation_id)
         consent = self.load(Consent, cmd.consent_id)
-        inv.resume(consent.scope_at(self.clock()), cmd.actor)
+        inv.resume(consent.scope_at(self.now()), cmd.actor)
         if inv.id in consent.relied_on_by:
             self.commit(inv)
         else:
@@ -125,7 +125,7 @@ class InvestigationUseCases(UnitOfWork):
     def record_finding(self, cmd: RecordFinding) -> InvestigationResult:
         """A finding names its source, method and outcome; only referees the consent allows."""
         inv = self.load(Investigation, cmd.investigation_id)
-        in_force = self.load(Consent, inv.consent_id).scope_at(self.clock())
+        in_force = self.load(Consent, inv.consent_id).scope_at(self.now())
         notes = PersonalField("notes", cmd.notes_category, cmd.notes) if cmd.notes else None
         inv.record_finding(
             Finding(

@@ -19,6 +19,10 @@ class KeyStore(Protocol):
         """The tiers the subject has a data key for (i.e. personal values of)."""
         ...
 
+    def held(self) -> set[tuple[UUID, str]]:
+        """(subject, tier) of every data key held."""
+        ...
+
     def close(self) -> None:
         """Releases its connections."""
         ...

@@ -3,7 +3,9 @@
 Every read goes: principal + purpose → the facts that matter (consent in force, role, case
 assignment) → policy decision → view → field-level redaction → an `Access.Recorded` event,
 durably stored → only then the response. If the access event cannot be stored, nothing is
-returned (fail closed). A refused read is recorded too, then refused.
+returned (fail closed). A refused read is recorded too, then refused; so is a read that cannot
+open a value it may return (its data key gone without a recorded erasure): recorded as
+failed, nothing returned, then it fails.
 
 Concurrent reads are decided and recorded together (services/batching.py): the first reader
 to arrive brings the views up to date once, decides every read queued behind it — each in its
@@ -28,8 +30,8 @@ from domain.errors import AccessRefusedError
 from services.access import (
     READ_ACCESS_LOG,
     READ_CONSENTS,
-    AccessDecision,
     AccessRequest,
+    decide_read,
 )
 from services.answers import (
     access_entries,
@@ -37,7 +39,7 @@ from services.answers import (
     consent_entry,
     investigation_view,
     profile_fields,
-    report_items,
+    report_view,
 )
 from services.batching import Batcher, Slot
 from services.dto import (
@@ -59,7 +61,7 @@ from services.dto import (
     ReportView,
     WholeViewRead,
 )
-from services.errors import AggregateMissingError
+from services.errors import AggregateMissingError, DataKeyMissingError
 from services.facts import access_request, investigation_categories, report_categories
 from services.ports import ReadModel
 from services.unit import UnitOfWork, receiving_now, use_case
@@ -73,6 +75,26 @@ Decide = Callable[[ReadModel], tuple[list[Aggregate], Any]]
 Read = Slot[tuple[Context, Decide], Any]
 
 
+class _Unanswered(Exception):  # noqa: N818  (not an error of its own: it carries one)
+    """A read decided but not answered, because a value it was to return could not be opened:
+    its access records (outcome failed, nothing returned) are stored as any read's are, and
+    then the read fails with `cause`."""
+
+    def __init__(self, accesses: list[Aggregate], cause: DataKeyMissingError) -> None:
+        super().__init__(str(cause))
+        self.accesses = accesses
+        self.cause = cause
+
+
+def _opened(open_values: Callable[[], T], failed: Callable[[], Access]) -> T:
+    """What `open_values` opens; if a value's key is gone without a recorded erasure, the
+    read is unanswered, and recorded as `failed()` says."""
+    try:
+        return open_values()
+    except DataKeyMissingError as missing:
+        raise _Unanswered([failed()], missing) from None
+
+
 class QueryUseCases(UnitOfWork):
     @cached_property
     def recorded_reads(self) -> Batcher[tuple[Context, Decide], Any]:
@@ -84,7 +106,11 @@ class QueryUseCases(UnitOfWork):
         stores its access records durably; returns the answer only after that."""
         if receiving_now():
             # a delivered command's receipt goes in this use case's own write, alone
-            accesses, answer = decide(self.read_model(deciding=True))
+            try:
+                accesses, answer = decide(self.read_model(deciding=True))
+            except _Unanswered as unanswered:
+                self.commit(*unanswered.accesses)
+                raise unanswered.cause.recorded() from None
             self.commit(*accesses)
             return answer
         return self.recorded_reads.submit((copy_context(), decide))
@@ -92,11 +118,16 @@ class QueryUseCases(UnitOfWork):
     def _decide_and_record(self, reads: list[Read]) -> None:
         views = self.read_model(deciding=True)  # after every read in the batch had started
         decided: list[tuple[Read, Any]] = []
+        unanswered: list[tuple[Read, Exception]] = []
         accesses: list[Aggregate] = []
         for read in reads:
             context, decide = read.item
             try:
                 recorded, answer = context.run(decide, views)
+            except _Unanswered as failed:  # recorded with the others, then it fails
+                accesses.extend(failed.accesses)
+                unanswered.append((read, failed.cause.recorded()))
+                continue
             except Exception as error:  # this read's own fault (not found, invalid): alone
                 read.fail(error)
                 continue
@@ -106,6 +137,8 @@ class QueryUseCases(UnitOfWork):
             self.commit(*accesses)  # durably recorded before anything is returned
         for read, answer in decided:
             read.succeed(answer)
+        for read, cause in unanswered:
+            read.fail(cause)
 
     def _facts(
         self,
@@ -115,7 +148,7 @@ class QueryUseCases(UnitOfWork):
         views: ReadModel,
         profile: Doc,
     ) -> AccessRequest:
-        return access_request(cmd, subject, categories, views, profile, self.clock())
+        return access_request(cmd, subject, categories, views, profile, self.now())
 
     def _profile(
         self,
@@ -131,20 +164,27 @@ class QueryUseCases(UnitOfWork):
 
     def _read(
         self, cmd: ReadProfile | ReadProfiles, candidate_id: UUID, views: ReadModel
-    ) -> tuple[Access, ProfileView, list[str]]:
+    ) -> tuple[Access, ProfileView, list[str], Callable[[], Access]]:
         """Decides one read of `candidate_id`'s profile, asked by `cmd`'s principal, and
-        builds its access record and its answer (nothing saved)."""
+        builds its access record and its answer (nothing saved), and how to record it as
+        failed instead. Raises _Unanswered if a value it may return cannot be opened."""
         # decided on the row with every value still sealed; then only what may be returned
         # is decrypted
         key = str(candidate_id)
         sealed = self._profile(views, candidate_id, opening=frozenset(), key=key)
         categories = tuple(dict.fromkeys(f.category for _, f in profile_fields(sealed)))
         request = self._facts(cmd, candidate_id, categories, views, sealed)
-        decision = self.decision_point.decide(request)
+        decision = decide_read(self.decision_point, request)
         allowed = frozenset(decision.allowed)
+
+        def failed() -> Access:
+            return access_record(cmd, candidate_id, "profile", request, decision, failed=True)
+
         # (if the row changed in between, the newer one is shown: still only allowed values)
         profile = (
-            self._profile(views, candidate_id, opening=allowed, key=key) if allowed else sealed
+            _opened(lambda: self._profile(views, candidate_id, opening=allowed, key=key), failed)
+            if allowed
+            else sealed
         )
         access = access_record(cmd, candidate_id, "profile", request, decision)
         refused = decision.outcome is AccessOutcome.REFUSED and bool(categories)
@@ -171,7 +211,7 @@ class QueryUseCases(UnitOfWork):
                 "refused_because": reasons,
             }
         )
-        return access, view, reasons
+        return access, view, reasons, failed
 
     @use_case
     def read_profile(self, cmd: ReadProfile) -> ProfileView:
@@ -179,7 +219,7 @@ class QueryUseCases(UnitOfWork):
         this principal for this purpose under the consent in force; the read is recorded first."""
 
         def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[ProfileView, list[str]]]:
-            access, view, reasons = self._read(cmd, cmd.candidate_id, views)
+            access, view, reasons, _ = self._read(cmd, cmd.candidate_id, views)
             return [access], (view, reasons)
 
         view, reasons = self._recorded(decide)  # durably recorded first; fails closed
@@ -192,14 +232,20 @@ class QueryUseCases(UnitOfWork):
         """Several candidates' profiles in one request, each decided as `read_profile` would
         and recorded with an access event of its own; the records are saved together before
         anything is returned. A refused candidate comes back empty with the reasons, and
-        does not spoil the others."""
+        does not spoil the others. A profile that cannot be opened fails the whole read:
+        nothing is returned, and every read in it is recorded as failed."""
 
         def decide(views: ReadModel) -> tuple[list[Aggregate], ProfilesView]:
-            reads = [
-                self._read(cmd, candidate_id, views)
-                for candidate_id in dict.fromkeys(cmd.candidate_ids)
-            ]
-            return [a for a, _, _ in reads], ProfilesView(profiles=[v for _, v, _ in reads])
+            reads, unanswered = [], []
+            for candidate_id in dict.fromkeys(cmd.candidate_ids):
+                try:
+                    reads.append(self._read(cmd, candidate_id, views))
+                except _Unanswered as failed:
+                    unanswered.append(failed)
+            if unanswered:
+                accesses = [a for u in unanswered for a in u.accesses]
+                raise _Unanswered([*accesses, *(r[3]() for r in reads)], unanswered[0].cause)
+            return [r[0] for r in reads], ProfilesView(profiles=[r[1] for r in reads])
 
         return self._recorded(decide)  # type: ignore[no-any-return]  # all recorded, or none
 
@@ -219,12 +265,18 @@ class QueryUseCases(UnitOfWork):
             profile = self._profile(views, subject, opening=frozenset())
             categories = tuple(sorted(report_categories(report)))
             request = self._facts(cmd, subject, categories, views, profile)
-            decision = decision_point.decide(request)
-            access = access_record(cmd, subject, f"report {cmd.report_id}", request, decision)
-            return [access], (views, report, categories, decision, access.id)
+            decision = decide_read(decision_point, request)
+            view = f"report {cmd.report_id}"
+            allowed = frozenset(decision.allowed)
+            opened = _opened(  # only the notes it may return are decrypted
+                lambda: views.get("report", str(cmd.report_id), allowed) if allowed else None,
+                lambda: access_record(cmd, subject, view, request, decision, failed=True),
+            )
+            access = access_record(cmd, subject, view, request, decision)
+            return [access], (opened or report, categories, decision, access.id)
 
-        views, report, categories, decision, access_id = self._recorded(decide)
-        return self._report_view(cmd, views, report, categories, decision, access_id)
+        report, categories, decision, access_id = self._recorded(decide)
+        return report_view(cmd.report_id, report, categories, decision, access_id)
 
     @use_case
     def read_investigation(self, cmd: ReadInvestigation) -> InvestigationView:
@@ -243,10 +295,14 @@ class QueryUseCases(UnitOfWork):
             profile = self._profile(views, subject, opening=frozenset())
             categories = tuple(sorted(investigation_categories(sealed)))
             request = self._facts(cmd, subject, categories, views, profile)
-            decision = decision_point.decide(request)
-            access = access_record(cmd, subject, f"investigation {key}", request, decision)
+            decision = decide_read(decision_point, request)
+            view = f"investigation {key}"
             allowed = frozenset(decision.allowed)
-            opened = views.get("investigation", key, allowed) if allowed else None
+            opened = _opened(
+                lambda: views.get("investigation", key, allowed) if allowed else None,
+                lambda: access_record(cmd, subject, view, request, decision, failed=True),
+            )
+            access = access_record(cmd, subject, view, request, decision)
             doc = opened if opened is not None else sealed
             return [access], (doc, subject, categories, decision, access.id)
 
@@ -254,34 +310,6 @@ class QueryUseCases(UnitOfWork):
         if decision.outcome is AccessOutcome.REFUSED and categories:
             raise AccessRefusedError(subject, "investigation", decision.withheld_because)
         return investigation_view(cmd.investigation_id, doc, subject, access_id, decision)
-
-    def _report_view(
-        self,
-        cmd: ReadReport,
-        views: ReadModel,
-        report: Doc,
-        categories: tuple[str, ...],
-        decision: AccessDecision,
-        access_id: UUID,
-    ) -> ReportView:
-        """What a recorded report read answers: refused, or the items it may see."""
-        subject = UUID(report["candidate_id"])
-        if decision.outcome is AccessOutcome.REFUSED and categories:
-            raise AccessRefusedError(subject, "report", decision.withheld_because)
-        items = report["items"]
-        allowed = frozenset(decision.allowed)
-        if allowed:  # only the notes it may return are decrypted
-            opened = views.get("report", str(cmd.report_id), allowed)
-            items = opened["items"] if opened is not None else items
-        return ReportView(
-            report_id=cmd.report_id,
-            candidate_id=subject,
-            access_id=access_id,
-            outcome=decision.outcome,
-            status=report["status"],
-            edition=report["edition"],
-            items=report_items(items, frozenset(decision.allowed)),
-        )
 
     @use_case
     def record_disclosure(self, cmd: RecordDisclosure) -> UUID:
@@ -363,7 +391,7 @@ class QueryUseCases(UnitOfWork):
         whether it is in force now. The candidate, the recruiter handling them, an assigned
         investigator and compliance read it, also once consent is withdrawn or expired; the
         read is recorded first."""
-        now = self.clock()
+        now = self.now()
 
         def register(views: ReadModel, key: str) -> list[ConsentEntry]:
             return [consent_entry(doc, now) for doc in views.of_subject("consent", key)]

@@ -55,7 +55,7 @@ class ReportUseCases(UnitOfWork):
         inv = self.load(Investigation, cmd.investigation_id)
         consent = self.load(Consent, inv.consent_id)
         report = Report.compile(
-            inv.id, inv.results_for_report(), consent.scope_at(self.clock()), cmd.actor
+            inv.id, inv.results_for_report(), consent.scope_at(self.now()), cmd.actor
         )
         self.commit(report)
         return report_result(report)
@@ -73,7 +73,7 @@ class ReportUseCases(UnitOfWork):
         """Disclosed to a named recipient, for a purpose the consent in force allows; outside
         the employer, only to a third party the consent names."""
         report = self.load(Report, cmd.report_id)
-        scope = self.load(Consent, report.consent_id).scope_at(self.clock())
+        scope = self.load(Consent, report.consent_id).scope_at(self.now())
         report.disclose(
             scope,
             cmd.recipient,

@@ -18,7 +18,7 @@ from eventsourcing.utils import EnvType
 
 from domain.intake import CommandReceipt
 from domain.retention import RetentionSchedule
-from domain.subject import recorded_at
+from domain.subject import recorded_at, recording_time
 from services.access import DecisionPoint
 from services.errors import AggregateMissingError, ConcurrentChangeError
 from services.ports import KeyStore, ReadModel, ReceiptSigner
@@ -125,6 +125,13 @@ class UnitOfWork(Application[UUID]):
         self.decision_point: DecisionPoint = made.decision_point
         self.retention: RetentionSchedule = made.retention
 
+    def now(self) -> datetime:
+        """The one moment the running use case is decided at: the time its events carry.
+        Every rule a use case checks against the time (a consent's window, what is due)
+        asks this, never the clock again, so replaying the stored events judges each by the
+        same moment the decision used (`audit check` agrees with what was allowed)."""
+        return recording_time() or self.clock()
+
     def load(self, cls: type[A], aggregate_id: UUID) -> A:
         kind = cls.__name__.lower()
         try:
@@ -154,9 +161,17 @@ class UnitOfWork(Application[UUID]):
         return self.views
 
     def close(self) -> None:
-        self.views.close()
-        self.keys.close()
-        super().close()
+        """Lets go of the views (applying what this process committed), the keys and the
+        store; once: a second call (the library's destructor after an explicit close) does
+        nothing, also when the first one failed."""
+        if self.__dict__.get("_closed"):
+            return
+        self._closed = True
+        try:
+            self.views.close()
+        finally:
+            self.keys.close()
+            super().close()
 
     def replay(self, start: int = 1) -> Iterator[tuple[int, Any]]:
         """(position, domain event) for every stored event, in notification-log order."""

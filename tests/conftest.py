@@ -2,11 +2,16 @@
 
 Tests that need PostgreSQL carry the `postgres` marker. Without a server they skip with the
 reason; under CI=true a missing server is a failure, never a skip.
+
+No process a test runs may print a Python traceback: whatever a test captures of a child's
+output (subprocess.run, Popen.communicate) is looked at, and a traceback in it fails the test
+there and then (`_no_traceback_in_any_process`), whatever else the test asserts.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +22,7 @@ import pytest
 from infra.bootstrap import build_app
 from infra.config import Settings
 from services.application import Backcheck
+from tests.tracebacks import refuse_traceback
 
 PG_URL = os.environ.get("BACKCHECK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -51,6 +57,23 @@ def require_postgres() -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true requires PostgreSQL: {problem}")
     pytest.skip(problem)
+
+
+@pytest.fixture(autouse=True)
+def _no_traceback_in_any_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every child's captured output (stderr, and stdout for a child whose stderr goes there)
+    is read for a Python traceback as it is collected: one fails the test."""
+    communicate = subprocess.Popen.communicate
+
+    def checked(
+        self: subprocess.Popen[object], *args: object, **kwargs: object
+    ) -> tuple[object, object]:
+        out, err = communicate(self, *args, **kwargs)  # type: ignore[arg-type]
+        refuse_traceback(self.args, err)
+        refuse_traceback(self.args, out)
+        return out, err
+
+    monkeypatch.setattr(subprocess.Popen, "communicate", checked)
 
 
 @pytest.fixture

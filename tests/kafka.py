@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from infra.kafka.topics import kafka_consumer
+from tests.tracebacks import refuse_traceback
 
 # Consumer-group settings short enough for tests: a member that leaves is noticed in seconds.
 GROUP_SETTINGS: dict[str, int] = {
@@ -263,7 +264,10 @@ class Processes:
                 process.kill()
                 process.wait()
             outputs.append(log.read_text())
+        commands = [process.args for process, _ in self.running.values()]
         self.running.clear()
+        for command, output in zip(commands, outputs, strict=True):
+            refuse_traceback(command, output)  # stopped by SIGTERM: cleanly, in one line
         return outputs
 
 

@@ -1,8 +1,9 @@
 """The policy decision point: Cedar policies (infra/access/policies/*.cedar) decide each read.
 
-Actions: `read` (one category of a candidate's personal data, asked per category), and
+Actions: `read` (one category of a candidate's personal data, asked per category),
 `read-access-log` and `read-consents` (a subject's whole access log or consent register,
-asked once).
+asked once), and `break-glass` (may the principal state a break-glass justification at all,
+asked once per read that states one).
 
 Policies are parsed once. Every attribute a policy looks at travels in the request context
 (none in entities, none in principal or resource ids), so a decision depends on the context
@@ -25,6 +26,7 @@ import orjson
 from domain.classification import tier_of
 from infra.config import ConfigError
 from services.access import (
+    BREAK_GLASS,
     READ_ACCESS_LOG,
     READ_CONSENTS,
     AccessDecision,
@@ -38,7 +40,9 @@ _POLICY = re.compile(r"^\s*(?:permit|forbid)\s*\(", re.MULTILINE)
 Context = tuple[tuple[str, object], ...]
 _PRINCIPAL = {"type": "Principal", "id": "p"}  # policies read the context, never the ids
 READ = "read"  # one category of a candidate's personal data
-_ACTIONS = {a: {"type": "Action", "id": a} for a in (READ, READ_ACCESS_LOG, READ_CONSENTS)}
+_ACTIONS = {
+    a: {"type": "Action", "id": a} for a in (READ, READ_ACCESS_LOG, READ_CONSENTS, BREAK_GLASS)
+}
 _SUBJECT = {"type": "Subject", "id": "s"}
 DEFAULT_DENY = "no-policy-permits"  # Cedar denies what no policy permits; named for the record
 
@@ -124,7 +128,7 @@ class CedarDecisionPoint:
 
     def decide_view(self, action: str, request: AccessRequest) -> ViewDecision:
         if action == READ or action not in _ACTIONS:
-            raise ValueError(f"{action!r} is not a view the policies decide whole")
+            raise ValueError(f"{action!r} is not a view or action the policies decide whole")
         context = (
             ("role", request.role.value),
             ("self", request.is_subject),

@@ -50,27 +50,46 @@ def key_id(public_key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def generate_keys(directory: Path) -> tuple[Path, Path]:
-    """A new Ed25519 key pair: the private key readable by the owner only."""
+def generate_keys(directory: Path, *, exist_ok: bool = False) -> tuple[Path, Path]:
+    """A new Ed25519 key pair: the private key readable by the owner only.
+
+    Safe against processes making the key at once, and against a kill at any point: the key
+    is written aside and linked into place, which fails if another process linked theirs
+    first (then theirs is the key; with `exist_ok` that is no error). The public key is
+    derived from whichever private key is in place, and written by rename."""
     directory.mkdir(parents=True, exist_ok=True)
     private_path = directory / "checkpoint-signing.key"
     public_path = directory / "checkpoint-signing.pub"
-    if private_path.exists():
+    if private_path.exists() and not exist_ok:
         raise CheckpointError(f"{private_path} exists already; move it away to make a new key")
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
+    pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    draft = directory / f".{private_path.name}.{os.getpid()}"
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
-    public_path.write_bytes(
-        key.public_key().public_bytes(
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(draft, private_path)
+    except FileExistsError:
+        if not exist_ok:
+            raise CheckpointError(
+                f"{private_path} exists already; move it away to make a new key"
+            ) from None
+    finally:
+        draft.unlink()
+    public = load_private_key(private_path).public_key()
+    public_draft = directory / f".{public_path.name}.{os.getpid()}"
+    public_draft.write_bytes(
+        public.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+    public_draft.replace(public_path)
     return private_path, public_path
 
 
@@ -81,6 +100,8 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
         raise CheckpointError(
             f"no signing key at {path}; create one with `backcheck audit keygen`"
         ) from None
+    except OSError as e:  # a directory, not permitted
+        raise CheckpointError(f"{path}: the signing key cannot be read: {e.strerror}") from None
     except ValueError as e:
         raise CheckpointError(f"{path}: not a PEM private key ({e})") from None
     if not isinstance(key, Ed25519PrivateKey):
@@ -93,6 +114,8 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
         key = serialization.load_pem_public_key(path.read_bytes())
     except FileNotFoundError:
         raise CheckpointError(f"no public key at {path}") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: the public key cannot be read: {e.strerror}") from None
     except ValueError as e:
         raise CheckpointError(f"{path}: not a PEM public key ({e})") from None
     if not isinstance(key, Ed25519PublicKey):
@@ -131,6 +154,10 @@ def read(path: Path) -> Checkpoint:
         return parse(path.read_text(), str(path))
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint file {path}") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: the checkpoint cannot be read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{path}: not a checkpoint (not UTF-8 text)") from None
 
 
 def check_signature(checkpoint: Checkpoint, public_key: Ed25519PublicKey) -> str | None:
@@ -156,6 +183,6 @@ class FileKeySigner:
     def sign(self, statement: bytes) -> tuple[str, str]:
         if self._key is None:
             if not self.path.exists() and self.create_if_missing:
-                generate_keys(self.path.parent)
+                generate_keys(self.path.parent, exist_ok=True)
             self._key = load_private_key(self.path)
         return key_id(self._key.public_key()), base64.b64encode(self._key.sign(statement)).decode()

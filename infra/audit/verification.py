@@ -1,211 +1,40 @@
 """Verifying the hash chain against the stored records, straight from the database.
 
-The verifier reads the raw tables (not through the application), recomputes every link and
-names the first position where the stored history departs from what was chained:
+The verifier reads the raw tables (not through the application, `sources.py`), recomputes
+every link and names the first position where the stored history departs from what was
+chained:
 
-    inserted   a record with no link: written around the recorder
-    missing    a link whose record is gone, or a link naming a previous position that is gone
-    changed    the record's bytes (or its link) differ from what was chained
-    reordered  the record chained at this position now sits at another position
-    checkpoint a signed checkpoint disagrees with the chain (history rewritten, or cut short)
+    inserted    a record with no link: written around the recorder
+    missing     a link whose record is gone, or a link naming a previous position that is gone
+    changed     the record's bytes (or its link) differ from what was chained
+    reordered   the record chained at this position now sits at another position
+    checkpoint  a signed checkpoint disagrees with the chain (history rewritten, or cut short)
+    key missing a data key values were sealed with is gone, and no erasure of it is recorded
+                (`keys.py`; checked once the chain and checkpoints hold)
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-from uuid import UUID
-
-import psycopg
-from psycopg import sql
 
 from infra.audit.chain import GENESIS, Head, LinkInput, link_many
 from infra.audit.checkpoint import Checkpoint
-from infra.config import Settings
-from infra.store.server import store_error
+from infra.audit.keys import ERASURE_TOPICS, SEALED, missing_keys, note
+from infra.audit.sources import (
+    PostgresSource,
+    Record,
+    RecordSource,
+    SQLiteSource,
+    StoredLink,
+    open_source,
+)
+from services.shredding import KeyLedger
 
-Record = tuple[int, bytes, int, bytes, bytes]  # position, id (16 bytes), version, topic, state
-StoredLink = tuple[int, int, bytes, int, bytes]  # position, prev position, id, version, hash
-BATCH = 20_000
-
-
-class RecordSource(AbstractContextManager["RecordSource"], Protocol):
-    def count(self) -> int: ...
-    def head(self) -> Head: ...
-    def records(self, start: int = 1, stop: int | None = None) -> Iterator[Record]: ...
-    def links(self, start: int = 1, stop: int | None = None) -> Iterator[StoredLink]: ...
-    def position_of(self, originator_id: bytes, version: int) -> int | None: ...
-    def head_before(self, position: int) -> Head: ...
-    def last_position(self) -> int: ...
-
-
-class SQLiteSource:
-    def __init__(self, path: str, events: str = "stored_events", chain: str = "stored_chain"):
-        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        self.events, self.chain = events, chain
-
-    def __enter__(self) -> SQLiteSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.close()
-
-    def count(self) -> int:
-        return int(self.conn.execute(f"SELECT COUNT(*) FROM {self.events}").fetchone()[0])
-
-    def head(self) -> Head:
-        row = self.conn.execute(
-            f"SELECT position, hash FROM {self.chain} ORDER BY position DESC LIMIT 1"
-        ).fetchone()
-        return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
-
-    def last_position(self) -> int:
-        row = self.conn.execute(
-            f"SELECT MAX(x) FROM (SELECT MAX(rowid) AS x FROM {self.events} "
-            f"UNION ALL SELECT MAX(position) FROM {self.chain})"
-        ).fetchone()
-        return int(row[0] or 0)
-
-    def head_before(self, position: int) -> Head:
-        row = self.conn.execute(
-            f"SELECT position, hash FROM {self.chain} WHERE position < ? "
-            "ORDER BY position DESC LIMIT 1",
-            (position,),
-        ).fetchone()
-        return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
-
-    def _range(self, column: str, start: int, stop: int | None) -> tuple[str, tuple[int, ...]]:
-        if stop is None:
-            return f"WHERE {column} >= ?", (start,)
-        return f"WHERE {column} >= ? AND {column} <= ?", (start, stop)
-
-    def records(self, start: int = 1, stop: int | None = None) -> Iterator[Record]:
-        where, params = self._range("rowid", start, stop)
-        cursor = self.conn.execute(
-            f"SELECT rowid, originator_id, originator_version, CAST(topic AS BLOB), "
-            "CAST(state AS BLOB) "
-            f"FROM {self.events} {where} ORDER BY rowid",
-            params,
-        )
-        fromhex = bytes.fromhex  # ids are stored as 32 hex digits
-        for pos, oid, ver, topic, state in cursor:
-            yield pos, fromhex(oid), ver, topic, state
-
-    def links(self, start: int = 1, stop: int | None = None) -> Iterator[StoredLink]:
-        where, params = self._range("position", start, stop)
-        cursor = self.conn.execute(
-            f"SELECT position, prev_position, originator_id, originator_version, hash "
-            f"FROM {self.chain} {where} ORDER BY position",
-            params,
-        )
-        fromhex = bytes.fromhex
-        for pos, prev, oid, ver, h in cursor:
-            yield pos, prev, fromhex(oid), ver, h
-
-    def position_of(self, originator_id: bytes, version: int) -> int | None:
-        row = self.conn.execute(
-            f"SELECT rowid FROM {self.events} WHERE originator_id = ? AND originator_version = ?",
-            (UUID(bytes=originator_id).hex, version),
-        ).fetchone()
-        return int(row[0]) if row else None
-
-
-class PostgresSource:
-    def __init__(
-        self, conninfo: str, schema: str, prefix: str = "backcheck", where: str = "PostgreSQL"
-    ):
-        try:
-            self.conn = psycopg.connect(conninfo)
-        except psycopg.OperationalError as e:
-            raise store_error(e, where) from None
-        self.conn.read_only = True
-        self.schema = sql.Identifier(schema)
-        self.events = sql.Identifier(f"{prefix}_events")
-        self.chain = sql.Identifier(f"{prefix}_chain")
-
-    def __enter__(self) -> PostgresSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.close()
-
-    def _q(self, text: str) -> sql.Composed:
-        return sql.SQL(text).format(schema=self.schema, events=self.events, chain=self.chain)
-
-    def count(self) -> int:
-        row = self.conn.execute(self._q("SELECT COUNT(*) FROM {schema}.{events}")).fetchone()
-        return int(row[0]) if row else 0
-
-    def head(self) -> Head:
-        row = self.conn.execute(
-            self._q("SELECT position, hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1")
-        ).fetchone()
-        return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
-
-    def last_position(self) -> int:
-        row = self.conn.execute(
-            self._q(
-                "SELECT GREATEST((SELECT MAX(notification_id) FROM {schema}.{events}), "
-                "(SELECT MAX(position) FROM {schema}.{chain}))"
-            )
-        ).fetchone()
-        return int(row[0] or 0) if row else 0
-
-    def head_before(self, position: int) -> Head:
-        row = self.conn.execute(
-            self._q(
-                "SELECT position, hash FROM {schema}.{chain} WHERE position < %s "
-                "ORDER BY position DESC LIMIT 1"
-            ),
-            (position,),
-        ).fetchone()
-        return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
-
-    def _stream(self, query: sql.Composed, params: tuple[int, ...]) -> Iterator[tuple[Any, ...]]:
-        with self.conn.cursor(name=f"audit_{id(query)}") as cursor:
-            cursor.itersize = BATCH
-            cursor.execute(query, params)
-            yield from cursor
-
-    def records(self, start: int = 1, stop: int | None = None) -> Iterator[Record]:
-        query = self._q(
-            "SELECT notification_id, originator_id, originator_version, "
-            "convert_to(topic, 'UTF8'), state FROM {schema}.{events} "
-            "WHERE notification_id >= %s AND notification_id <= %s ORDER BY notification_id"
-        )
-        for pos, oid, ver, topic, state in self._stream(query, (start, stop or 2**62)):
-            yield pos, oid.bytes, ver, bytes(topic), bytes(state)
-
-    def links(self, start: int = 1, stop: int | None = None) -> Iterator[StoredLink]:
-        query = self._q(
-            "SELECT position, prev_position, originator_id, originator_version, hash "
-            "FROM {schema}.{chain} WHERE position >= %s AND position <= %s ORDER BY position"
-        )
-        for pos, prev, oid, ver, h in self._stream(query, (start, stop or 2**62)):
-            yield pos, prev, oid.bytes, ver, bytes(h)
-
-    def position_of(self, originator_id: bytes, version: int) -> int | None:
-        row = self.conn.execute(
-            self._q(
-                "SELECT notification_id FROM {schema}.{events} "
-                "WHERE originator_id = %s AND originator_version = %s"
-            ),
-            (UUID(bytes=originator_id), version),
-        ).fetchone()
-        return int(row[0]) if row else None
-
-
-def open_source(settings: Settings) -> RecordSource:
-    if settings.backend == "sqlite":
-        return SQLiteSource(str(settings.sqlite_path))
-    return PostgresSource(
-        settings.postgres_conninfo(), settings.postgres_schema, where=settings.describe()
-    )
+# the sources are read from here too
+__all__ = ["PostgresSource", "RecordSource", "SQLiteSource", "open_source", "verify"]
 
 
 @dataclass(frozen=True)
@@ -253,6 +82,7 @@ class _Part:
     checked: int
     last: Head
     pinned_links: dict[int, bytes]
+    keys: KeyLedger
 
 
 def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozenset[int]) -> _Part:
@@ -263,6 +93,7 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
     genesis, which is what checkpoints are compared with."""
     problems: list[Problem] = []
     seen: dict[int, bytes] = {}
+    keys = KeyLedger()
     start = source.head_before(lo)
     prev_pos, prev_hash = start.position, start.hash
     records = source.records(lo, hi)
@@ -298,6 +129,8 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
             lnk = next(links, _NO_LINK)
             continue
         pos, oid, ver, topic, state = rec
+        if SEALED in state or topic in ERASURE_TOPICS:  # few records are: checked inline
+            note(keys, pos, oid, topic, state)
         _, l_prev, l_oid, l_ver, l_hash = lnk
         if l_prev != prev_pos:
             problems.append(
@@ -332,7 +165,7 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
         rec = next(records, _NO_RECORD)
         lnk = next(links, _NO_LINK)
     flush()
-    return _Part(problems, checked, Head(prev_pos, prev_hash), seen)
+    return _Part(problems, checked, Head(prev_pos, prev_hash), seen, keys)
 
 
 def _verify_chunk(
@@ -374,9 +207,9 @@ def verify(
                 [hi for _, hi in bounds],
                 [keys] * len(bounds),
             )
-            merged = _merge(verdict, parts, progress)
+            merged, ledger = _merge(verdict, parts, progress)
     else:
-        merged = _merge(
+        merged, ledger = _merge(
             verdict, (_verify_range(source, lo, hi, keys) for lo, hi in bounds), progress
         )
     for position, cp in pinned.items():
@@ -398,18 +231,25 @@ def verify(
                     f"the chain at this position differs from the checkpoint signed at {cp.time}",
                 )
             )
+    if not verdict.problems:
+        # The keys are held to the erasures the history records, so only once the history
+        # itself holds: with records cut or changed, an erasure may be what is gone.
+        for gone in missing_keys(ledger, source.held_keys(), source.erasures):
+            verdict.problems.append(Problem(gone.position, "key missing", gone.detail))
     return verdict
 
 
 def _merge(
     verdict: Verdict, parts: Iterable[_Part], progress: Callable[[int], None] | None
-) -> dict[int, bytes]:
+) -> tuple[dict[int, bytes], KeyLedger]:
     pinned_links: dict[int, bytes] = {}
+    ledger = KeyLedger()
     for part in parts:
         verdict.problems.extend(part.problems)
         verdict.checked += part.checked
         pinned_links.update(part.pinned_links)
+        ledger.merge(part.keys)
         verdict.head = part.last  # parts arrive in log order
         if progress is not None:
             progress(verdict.checked)
-    return pinned_links
+    return pinned_links, ledger

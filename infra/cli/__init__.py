@@ -15,8 +15,11 @@ from infra.cli import (  # noqa: F401
     use_case,
     views,
 )
-from infra.cli.common import app
+from infra.cli.common import app, close_opened
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        close_opened()

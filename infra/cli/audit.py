@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from domain.errors import NotFoundError
+from infra.audit.outputs import check_directory
 from infra.audit.trail import (
     StoreVerification,
     check_evidence_output,
@@ -29,6 +30,7 @@ from infra.audit.trail import (
 from infra.audit.verification import Verdict
 from infra.cli.common import app, console, err, fail, open_app, parsed
 from infra.config import Settings
+from infra.terminal import cells, markup_safe, visible
 from services.evidence import ExportEvidence
 
 audit = typer.Typer(help="The compliance officer's tools: verify, checkpoint, replay, export.")
@@ -51,17 +53,23 @@ def keygen(
 ) -> None:
     """Create the Ed25519 key pair that signs checkpoints (an existing pair is kept)."""
     try:
-        pair = key_pair(out or Settings.from_env().signing_key_path.parent, replace=force)
+        directory = out or Settings.from_env().signing_key_path.parent
+        check_directory(directory)  # a file where the directory should be: refused, exit 73
+        pair = key_pair(directory, replace=force)
     except Exception as e:
         fail(e)
         return
     if not pair.made:
-        console.print(f"a key pair exists already (key {pair.key_id}); keeping it")
+        console.print(f"a key pair exists already (key {markup_safe(pair.key_id)}); keeping it")
         console.print("  (--force replaces it; checkpoints it signed then need its public key)")
     elif pair.replaced is not None:
-        console.print(f"[yellow]replaced[/] the key pair; the old public key is {pair.replaced}")
-    console.print(f"private key: {pair.private}  (keep it secret; mode 600)")
-    console.print(f"public key:  {pair.public}  (give it to whoever verifies checkpoints)")
+        console.print(
+            f"[yellow]replaced[/] the key pair; the old public key is {markup_safe(pair.replaced)}"
+        )
+    console.print(f"private key: {markup_safe(pair.private)}  (keep it secret; mode 600)")
+    console.print(
+        f"public key:  {markup_safe(pair.public)}  (give it to whoever verifies checkpoints)"
+    )
 
 
 # --out of a command that writes a file: an existing one only with --force, never the store's.
@@ -91,7 +99,7 @@ def checkpoint(
         fail(e)
         return
     console.print(f"checkpoint at position {signed.position}, hash {signed.hash[:16]}…")
-    console.print(f"written to {path}")
+    console.print(f"written to {markup_safe(path)}")
 
 
 @audit.command()
@@ -145,7 +153,7 @@ def _report(verdict: Verdict, skipped: list[str], as_json: bool) -> None:
         err.print(
             Text(
                 f"{len(skipped)} kept checkpoint(s) signed by another key not used (verify them "
-                f"with that key's --public-key and -c): {', '.join(skipped)}"
+                f"with that key's --public-key and -c): {visible(', '.join(skipped))}"
             )
         )
     if verdict.intact:
@@ -162,11 +170,11 @@ def _report(verdict: Verdict, skipped: list[str], as_json: bool) -> None:
         err.print(
             Text.assemble(
                 ("TAMPERED", "red"),
-                f": first bad position {first.position}: {first.kind}: {first.detail}",
+                f": first bad position {first.position}: {first.kind}: {visible(first.detail)}",
             )
         )
         for p in problems[1:20]:
-            err.print(Text(f"  also at {p.position}: {p.kind}: {p.detail}"))
+            err.print(Text(f"  also at {p.position}: {p.kind}: {visible(p.detail)}"))
     raise typer.Exit(0 if verdict.intact else 1)
 
 
@@ -194,14 +202,14 @@ def _verify_bundle(path: Path, public_key: Path | None, as_json: bool) -> None:
         console.print(
             Text.assemble(
                 ("intact", "green"),
-                f": {verdict.events} events about {verdict.subject}, proven up to "
+                f": {verdict.events} events about {visible(verdict.subject)}, proven up to "
                 f"the signed checkpoint at position {verdict.checkpoint_position}",
             )
         )
     else:
-        err.print(Text.assemble(("NOT VALID", "red"), f": {path}"))
+        err.print(Text.assemble(("NOT VALID", "red"), f": {visible(path)}"))
         for problem in verdict.problems:
-            err.print(Text(f"  {problem}"))
+            err.print(Text(f"  {visible(problem)}"))
     raise typer.Exit(0 if verdict.intact else 1)
 
 
@@ -232,7 +240,7 @@ def audit_export(
         return
     console.print(
         f"{exported.events} events about {subject}, proven up to the checkpoint at position "
-        f"{exported.checkpoint_position}: {path} ({len(exported.bundle):,} bytes)"
+        f"{exported.checkpoint_position}: {markup_safe(path)} ({len(exported.bundle):,} bytes)"
     )
 
 
@@ -254,11 +262,13 @@ def audit_timeline(
         table = Table("pos", "when (UTC)", "who", "what", "consent")
         for entry in entries:
             table.add_row(
-                str(entry.position),
-                entry.time.strftime("%Y-%m-%d %H:%M:%S"),
-                entry.who,
-                entry.what,
-                str(entry.consent_id)[:8] if entry.consent_id else "-",
+                *cells(
+                    entry.position,
+                    entry.time.strftime("%Y-%m-%d %H:%M:%S"),
+                    entry.who,
+                    entry.what,
+                    str(entry.consent_id)[:8] if entry.consent_id else "-",
+                )
             )
         console.print(table)
     except Exception as e:
@@ -294,10 +304,13 @@ def audit_as_of(
     table = Table("candidate", "consents", "investigations", "reports")
     for row in rows:
         table.add_row(
-            row["candidate_id"][:8] + ("  (erasure requested)" if row["erasure_requested"] else ""),
-            "\n".join(f"{k[:8]} {v}" for k, v in row["consents"].items()),
-            "\n".join(f"{k[:8]} {v}" for k, v in row["investigations"].items()),
-            "\n".join(f"{k[:8]} {v}" for k, v in row["reports"].items()),
+            *cells(
+                row["candidate_id"][:8]
+                + ("  (erasure requested)" if row["erasure_requested"] else ""),
+                "\n".join(f"{k[:8]} {v}" for k, v in row["consents"].items()),
+                "\n".join(f"{k[:8]} {v}" for k, v in row["investigations"].items()),
+                "\n".join(f"{k[:8]} {v}" for k, v in row["reports"].items()),
+            )
         )
     console.print(f"as of {when.isoformat()}")
     console.print(table)
@@ -331,7 +344,13 @@ def audit_check(
         table = Table("pos", "rule broken", "aggregate", "candidate", "detail")
         for v in found:
             table.add_row(
-                str(v.position), v.rule, str(v.aggregate_id)[:8], str(v.candidate_id)[:8], v.detail
+                *cells(
+                    v.position,
+                    v.rule,
+                    str(v.aggregate_id)[:8],
+                    str(v.candidate_id)[:8],
+                    v.detail,
+                )
             )
         console.print(table)
         err.print(Text(f"{len(found)} violation(s)", style="red"))

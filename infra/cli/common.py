@@ -17,6 +17,7 @@ from rich.text import Text
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.problem import problem_for
+from infra.terminal import visible
 from services.application import Backcheck
 
 app = typer.Typer(
@@ -33,7 +34,8 @@ _UNWRAPPED = 100_000
 
 
 def _console(*, stderr: bool = False) -> Console:
-    console = Console(stderr=stderr)
+    # No :emoji: codes: a stored ":smile:" is shown as typed.
+    console = Console(stderr=stderr, emoji=False)
     if not console.is_terminal:
         console.width = _UNWRAPPED
         console.soft_wrap = True
@@ -62,9 +64,38 @@ def _options(
     pass
 
 
+_opened: list[Backcheck] = []
+
+
 def open_app() -> tuple[Backcheck, Settings]:
+    """The application on the configured store; closed when the command ends
+    (`close_opened`)."""
     settings = Settings.from_env()
-    return build_app(settings), settings
+    application = build_app(settings)
+    _opened.append(application)
+    return application, settings
+
+
+def close_opened() -> None:
+    """Closes what the command opened, rather than leave it to a destructor at exit: closing
+    applies what this process committed to the read views. If that fails (a full disk),
+    nothing is lost, since the views catch up on the next read: it is said in one line, and
+    the command's exit code stands."""
+    while _opened:
+        application = _opened.pop()
+        try:
+            application.close()
+        except Exception as e:
+            problem = problem_for(e)
+            if problem is None:
+                raise
+            err.print(
+                Text(
+                    f"the read views were not brought up to date ({problem.title}: "
+                    f"{visible(e)}); they catch up on the next read",
+                    style="yellow",
+                )
+            )
 
 
 def fail(error: Exception, as_json: bool = False) -> NoReturn:
@@ -77,9 +108,9 @@ def fail(error: Exception, as_json: bool = False) -> NoReturn:
     if as_json:
         sys.stdout.write(orjson.dumps(problem.body()).decode() + "\n")
     elif problem.lead:
-        err.print(Text.assemble((problem.lead, "red"), f": {problem.detail}"))
+        err.print(Text.assemble((problem.lead, "red"), f": {visible(problem.detail)}"))
     else:
-        err.print(Text(problem.detail, style="red"))
+        err.print(Text(visible(problem.detail), style="red"))
     raise typer.Exit(problem.exit_code)
 
 

@@ -1,8 +1,13 @@
-"""`backcheck demo`: the screening story, told chapter by chapter."""
+"""`backcheck demo`: the screening story, told chapter by chapter.
+
+One demo at a time on a store: the story checks that each refusal stored nothing by the log's
+head, which another demo writing at the same time would move (a false failure). A second demo
+is refused at once, exit 75."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -15,6 +20,9 @@ from infra.cli.common import (
     fail,
     open_app,
 )
+from infra.config import Settings
+from infra.store.filelock import running_alone
+from infra.terminal import markup_safe
 
 
 @app.command()
@@ -30,17 +38,26 @@ def demo(
     from infra.demo import DemoFailedError, run_demo, tell_story
 
     try:
-        application, settings = open_app()
-        if as_json:
-            told = tell_story(application)
-        else:
-            console.print(f"[dim]store: {settings.describe()}[/]")
-            told = run_demo(application, console)
+        with running_alone(_lock_path(Settings.from_env()), "demo"):
+            application, settings = open_app()
+            if as_json:
+                told = tell_story(application)
+            else:
+                console.print(f"[dim]store: {markup_safe(settings.describe())}[/]")
+                told = run_demo(application, console)
     except DemoFailedError as e:
-        err.print(f"[red]demo failed:[/] {e}")
+        err.print(f"[red]demo failed:[/] {markup_safe(e)}")
         raise typer.Exit(1) from None
     except Exception as e:
         fail(e, as_json)
         return
     if as_json:
         sys.stdout.write(orjson.dumps(told.as_json()).decode() + "\n")
+
+
+def _lock_path(settings: Settings) -> Path:
+    """Beside the SQLite store; in the data directory for a PostgreSQL one."""
+    if settings.backend == "sqlite":
+        store = settings.sqlite_path
+        return store.with_name(f"{store.name}.demo-lock")
+    return settings.data_dir / "demo.lock"

@@ -19,6 +19,7 @@ from infra.cli.common import (
     fail,
     open_app,
 )
+from infra.terminal import cells, json_text, markup_safe
 
 
 @app.command()
@@ -39,11 +40,13 @@ def events(
                 sys.stdout.write(record.model_dump_json() + "\n")
             else:
                 table.add_row(
-                    str(record.position),
-                    record.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
-                    f"{record.aggregate} {str(record.originator_id)[:8]}",
-                    record.event,
-                    _brief(record.data),
+                    *cells(
+                        record.position,
+                        record.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+                        f"{record.aggregate} {str(record.originator_id)[:8]}",
+                        record.event,
+                        _brief(record.data),
+                    )
                 )
             count += 1
             if limit and count >= limit:
@@ -77,7 +80,7 @@ def show(aggregate_id: UUID) -> None:
                 result = get(aggregate_id)
             except NotFoundError:
                 continue
-            console.print_json(result.model_dump_json())
+            console.print(json_text(result.model_dump_json()))
             return
         raise NotFoundError(f"nothing with id {aggregate_id} in the store")
     except Exception as e:
@@ -89,7 +92,7 @@ def info() -> None:
     """Where the store is and how many events it holds."""
     try:
         application, settings = open_app()
-        console.print(f"store:  {settings.describe()}")
+        console.print(f"store:  {markup_safe(settings.describe())}")
         console.print(f"events: {application.recorder.max_notification_id() or 0}")
     except Exception as e:
         fail(e)

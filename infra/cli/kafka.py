@@ -3,11 +3,9 @@ tells the outcome; the wiring is `infra/kafka/daemon.py`'s."""
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, closing
-from pathlib import Path
 from typing import Annotated, Protocol, TypeVar
 
 import typer
@@ -15,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from infra.cli.common import app, console, err, fail, open_app
 from infra.config import Settings, parse_bootstrap
+from infra.inputs import read_input
 from infra.kafka.daemon import (
     IntakeOptions,
     RelayOptions,
@@ -27,6 +26,7 @@ from infra.kafka.intake import send_command as send
 from infra.kafka.relay import PartitionCountError, Relay
 from infra.kafka.topics import COMMANDS_TOPIC
 from infra.kafka.worker import WorkerOptions
+from infra.terminal import markup_safe
 from services.application import Backcheck
 from services.catalogue import USE_CASES
 
@@ -85,16 +85,18 @@ def relay(
         application, settings = open_app()
         with closing(application), relay_daemon(application, settings, options) as relay_:
             err.print(
-                f"[dim]relay of {settings.describe()} to {topic} on {relay_.bootstrap}, "
-                f"from position {relay_.position}[/]"
+                f"[dim]relay of {markup_safe(settings.describe())} to {markup_safe(topic)} on "
+                f"{markup_safe(relay_.bootstrap)}, from position {relay_.position}[/]"
             )
-            relay_.on_notice = lambda text: err.print(f"[yellow]{text}[/]")
+            relay_.on_notice = lambda text: err.print(f"[yellow]{markup_safe(text)}[/]")
             sent = _publish(relay_, once)
             position, dead = relay_.position, relay_.dead_lettered
     except Exception as e:
         fail(e)
     also = f"; {dead} too large, dead-lettered to {relay_.dead_topic}" if dead else ""
-    console.print(f"published {sent} events to {topic}; position {position}{also}")
+    console.print(
+        f"published {sent} events to {markup_safe(topic)}; position {position}{markup_safe(also)}"
+    )
 
 
 def _publish(relay_: Relay, once: bool) -> int:
@@ -106,9 +108,9 @@ def _publish(relay_: Relay, once: bool) -> int:
             once=once,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             on_retry=lambda e: err.print(
-                f"[yellow]not publishing:[/] {e}"
+                f"[yellow]not publishing:[/] {markup_safe(e)}"
                 if isinstance(e, PartitionCountError)
-                else f"[yellow]waiting for the broker:[/] {e}"
+                else f"[yellow]waiting for the broker:[/] {markup_safe(e)}"
             ),
         )
 
@@ -236,7 +238,7 @@ def _run(
     try:
         application, settings = open_app()
         with closing(application), daemon(application, settings, options) as running:
-            err.print(f"[dim]{started(settings, running)}[/]")
+            err.print(f"[dim]{markup_safe(started(settings, running))}[/]")
             return running, running.run()
     except Exception as e:
         fail(e)
@@ -277,12 +279,10 @@ def send_command(
     ] = None,
 ) -> None:
     """Send one command to the command topic as a CloudEvent (for operators and tests)."""
-    text = sys.stdin.read() if payload == "-" else payload
-    if payload.startswith("@"):
-        text = Path(payload[1:]).read_text()
     command_id = command_id or str(uuid.uuid4())
     topic = topic or COMMANDS_TOPIC
     try:
+        data = read_input(payload)
         bootstrap = parse_bootstrap(bootstrap_servers or Settings.from_env().kafka_bootstrap)
         send(
             bootstrap,
@@ -290,9 +290,9 @@ def send_command(
             command_type,
             command_id,
             source,
-            text.encode(),
+            data,
             key=key.encode() if key else None,
         )
     except Exception as e:
         fail(e)
-    console.print(f"sent {command_type} {command_id} from {source} to {topic}")
+    console.print(markup_safe(f"sent {command_type} {command_id} from {source} to {topic}"))

@@ -18,6 +18,9 @@ from infra.cli.common import (
     parsed,
     recorded_read,
 )
+from infra.terminal import cells, dim, markup_safe
+
+_WITHHELD = dim("withheld")
 
 read_cli = typer.Typer(help="Access-controlled reads of personal data (each one recorded).")
 app.add_typer(read_cli, name="read")
@@ -52,9 +55,9 @@ def read_profile(
         return
     table = Table("field", "category", "tier", "value")
     for f in view.fields:
-        table.add_row(f.name, f.category, f.tier, "[dim]withheld[/]" if f.withheld else f.value)
+        table.add_row(*cells(f.name, f.category, f.tier, _WITHHELD if f.withheld else f.value))
     console.print(table)
-    console.print(f"{view.outcome}; recorded as access {view.access_id}")
+    _recorded(view.outcome, view.access_id)
 
 
 @read_cli.command("report")
@@ -85,22 +88,23 @@ def read_report(
     )
     if view is None:
         return
-    withheld = "[dim]withheld[/]"
-    console.print(f"report {view.report_id}, edition {view.edition}: {view.status}")
+    console.print(f"report {view.report_id}, edition {view.edition}: {markup_safe(view.status)}")
     table = Table("check", "outcome", "sources", "flags", "note")
     for item in view.items:
         if item.withheld:
-            table.add_row(item.check_type, withheld, withheld, withheld, withheld)
+            table.add_row(*cells(item.check_type, *[_WITHHELD] * 4))
         else:
             table.add_row(
-                item.check_type,
-                item.outcome or "—",
-                ", ".join(item.source_roles),
-                ", ".join(item.flags),
-                item.note or "",
+                *cells(
+                    item.check_type,
+                    item.outcome or "—",
+                    ", ".join(item.source_roles),
+                    ", ".join(item.flags),
+                    item.note or "",
+                )
             )
     console.print(table)
-    console.print(f"{view.outcome}; recorded as access {view.access_id}")
+    _recorded(view.outcome, view.access_id)
 
 
 @read_cli.command("investigation")
@@ -131,21 +135,30 @@ def read_investigation(
     )
     if view is None:
         return
-    withheld = "[dim]withheld[/]"
-    console.print(f"{view.status}: {view.purpose} — {view.findings} finding(s)")
+    console.print(
+        f"{markup_safe(view.status)}: {markup_safe(view.purpose)} — {view.findings} finding(s)"
+    )
     checks = Table("check", "categories", "concluded")
     for c in view.checks:
         checks.add_row(
-            c.check_type, ", ".join(c.categories), withheld if c.withheld else c.concluded or "—"
+            *cells(
+                c.check_type,
+                ", ".join(c.categories),
+                _WITHHELD if c.withheld else c.concluded or "—",
+            )
         )
     console.print(checks)
     said = Table("", "the candidate said", "the answer")
     for kind, items in (("feedback", view.feedback), ("dispute", view.disputes)):
         for x in items:
             if x.withheld:
-                said.add_row(kind, withheld, withheld)
+                said.add_row(*cells(kind, _WITHHELD, _WITHHELD))
             else:
-                said.add_row(kind, x.words or "", x.answer or "[dim]not yet answered[/]")
+                said.add_row(*cells(kind, x.words or "", x.answer or dim("not yet answered")))
     if view.feedback or view.disputes:
         console.print(said)
-    console.print(f"{view.outcome}; recorded as access {view.access_id}")
+    _recorded(view.outcome, view.access_id)
+
+
+def _recorded(outcome: str, access_id: object) -> None:
+    console.print(f"{markup_safe(outcome)}; recorded as access {access_id}")

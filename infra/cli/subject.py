@@ -21,6 +21,7 @@ from infra.cli.common import (
     parsed,
     recorded_read,
 )
+from infra.terminal import cells, json_text, markup_safe
 
 subject_cli = typer.Typer(
     help="A data subject's rights and records: erasure, their access log, their consents."
@@ -35,7 +36,8 @@ def subject_erase(
     actor: Annotated[str, typer.Option(help="who is erasing")] = "compliance",
     as_json: Annotated[bool, typer.Option("--json", help="the receipt as JSON")] = False,
 ) -> None:
-    """Crypto-shred a candidate: destroy the keys to every personal value, keep the history."""
+    """Crypto-shred a candidate: destroy the keys to every personal value, keep the history.
+    Run again, it finishes an erasure recorded but cut off before its keys were destroyed."""
     from services.dto import EraseSubject
 
     try:
@@ -49,13 +51,20 @@ def subject_erase(
     if as_json:
         sys.stdout.write(result.model_dump_json() + "\n")
         return
-    console.print(
-        f"[green]erased[/] {candidate_id}: {result.keys_destroyed} data key(s) destroyed; "
-        "their personal values now read as erased everywhere"
-    )
-    console.print(f"receipt (signed by key {result.receipt_key_id}):")
-    console.print_json(result.receipt_statement)
-    console.print(f"signature: {result.receipt_signature}")
+    if result.resumed:  # the erasure was recorded by a run cut off before its keys were gone
+        console.print(
+            f"erasure of {candidate_id} was recorded at {result.erased_at.isoformat()} but not "
+            f"finished; [green]finished now[/]: {result.keys_destroyed} data key(s) destroyed; "
+            "their personal values now read as erased everywhere"
+        )
+    else:
+        console.print(
+            f"[green]erased[/] {candidate_id}: {result.keys_destroyed} data key(s) destroyed; "
+            "their personal values now read as erased everywhere"
+        )
+    console.print(f"receipt (signed by key {markup_safe(result.receipt_key_id)}):")
+    console.print(json_text(result.receipt_statement))
+    console.print(f"signature: {markup_safe(result.receipt_signature)}")
 
 
 @subject_cli.command("access-log")
@@ -87,13 +96,15 @@ def subject_access_log(
     table = Table("when (UTC)", "who", "role", "purpose", "view", "outcome", "withheld")
     for e in log.entries:
         table.add_row(
-            e.at.strftime("%Y-%m-%d %H:%M:%S"),
-            e.principal,
-            e.role,
-            e.purpose,
-            e.view,
-            e.outcome,
-            ", ".join(e.withheld),
+            *cells(
+                e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                e.principal,
+                e.role,
+                e.purpose,
+                e.view,
+                e.outcome,
+                ", ".join(e.withheld),
+            )
         )
     console.print(table)
     console.print(f"{len(log.entries)} entries; this read recorded as access {log.access_id}")
@@ -129,12 +140,14 @@ def subject_consents(
     table = Table("consent", "status", "purposes", "checks", "valid until", "relied on by")
     for c in register.consents:
         table.add_row(
-            str(c.consent_id),
-            c.status,
-            ", ".join(c.terms.purposes),
-            ", ".join(c.terms.check_types),
-            c.valid_until.strftime("%Y-%m-%d") if c.valid_until else "—",
-            str(len(c.relied_on_by)),
+            *cells(
+                c.consent_id,
+                c.status,
+                ", ".join(c.terms.purposes),
+                ", ".join(c.terms.check_types),
+                c.valid_until.strftime("%Y-%m-%d") if c.valid_until else "—",
+                len(c.relied_on_by),
+            )
         )
     console.print(table)
     console.print(f"{len(register.consents)} consent(s); recorded as access {register.access_id}")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.table import Table
+from typer.core import TyperCommand
 
 from domain.classification import CATEGORIES
 from infra.cli.common import (
@@ -18,43 +18,61 @@ from infra.cli.common import (
     fail,
     open_app,
 )
+from infra.inputs import MAX_INPUT_BYTES, InputError, read_input
+from infra.terminal import cells
 from services.catalogue import USE_CASES
 
 
-@app.command("do")
+class _ProblemsAsJson(TyperCommand):
+    """With --json, a command line that cannot be parsed (an option unknown, an argument
+    missing) is answered as a problem object too, not as usage text."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        as_json = "--json" in args  # before parsing, which consumes the list
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as e:
+            # typer's (vendored) click usage errors; --help and the like are not errors
+            if not as_json or not hasattr(e, "format_message"):
+                raise
+            fail(InputError(e.format_message()), as_json=True)
+
+
+@app.command("do", cls=_ProblemsAsJson)
 def do_use_case(
     use_case: Annotated[str, typer.Argument(help="a name from `backcheck use-cases`")],
     payload: Annotated[
-        str, typer.Argument(help="the command as JSON, @FILE to read it from a file, - for stdin")
+        str,
+        typer.Argument(
+            help=f"the command as JSON, @FILE to read it from a file, - for stdin (at most "
+            f"{MAX_INPUT_BYTES:,} bytes)"
+        ),
     ] = "-",
-    as_json: Annotated[bool, typer.Option("--json", help="errors as problem+json")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="errors as a problem object on stdout, too")
+    ] = False,
 ) -> None:
     """Run one use case with a JSON command and print its result as JSON."""
     try:
         found = USE_CASES.get(use_case)
         if found is None:
-            raise typer.BadParameter(
-                f"unknown use case {use_case!r}; see `backcheck use-cases`", param_hint="USE_CASE"
-            )
-        if payload == "-":
-            text = sys.stdin.read()
-        elif payload.startswith("@"):
-            text = Path(payload[1:]).read_text()
-        else:
-            text = payload
-        try:
-            document = orjson.loads(text)
-        except orjson.JSONDecodeError as e:
-            raise typer.BadParameter(f"not valid JSON: {e}", param_hint="PAYLOAD") from None
-        if not isinstance(document, dict):
-            raise typer.BadParameter("the command must be a JSON object", param_hint="PAYLOAD")
+            raise InputError(f"USE_CASE: unknown use case {use_case!r}; see `backcheck use-cases`")
+        document = _json_object(read_input(payload))
         application, _ = open_app()
         result = found.run(application, document)
-        sys.stdout.write(result.model_dump_json() + "\n")
-    except typer.BadParameter:
-        raise
     except Exception as e:
         fail(e, as_json)
+    sys.stdout.write(result.model_dump_json() + "\n")
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise InputError(f"PAYLOAD: not valid JSON: {e}") from None
+    if not isinstance(document, dict):
+        raise InputError("PAYLOAD: the command must be a JSON object")
+    return document
 
 
 @app.command("use-cases")
@@ -71,7 +89,7 @@ def use_cases(
         return
     table = Table("use case", "rule it enforces")
     for uc in USE_CASES.values():
-        table.add_row(uc.name, uc.summary)
+        table.add_row(*cells(uc.name, uc.summary))
     console.print(table)
 
 
@@ -80,5 +98,5 @@ def categories() -> None:
     """List the data categories and the tier each belongs to."""
     table = Table("category", "tier", "what")
     for c in CATEGORIES.values():
-        table.add_row(c.key, c.tier.value, c.description)
+        table.add_row(*cells(c.key, c.tier.value, c.description))
     console.print(table)

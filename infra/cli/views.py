@@ -16,6 +16,7 @@ from infra.cli.common import (
     fail,
     open_app,
 )
+from infra.terminal import cells
 from infra.views.runner import ViewRunner
 from projections.read_views import VIEWS
 from services.application import Backcheck
@@ -63,7 +64,7 @@ def views_status(
         console.print(f"workers' views; the log's head is at {head}")
         parts = Table("topic/partition", "last position applied")
         for name, position in status["partitions"].items():
-            parts.add_row(name, str(position))
+            parts.add_row(*cells(name, position))
         console.print(parts)
     else:
         behind = head - status["position"]
@@ -77,7 +78,7 @@ def views_status(
         )
     table = Table("view", "rows")
     for view in VIEWS:
-        table.add_row(view, str(status["rows"].get(view, 0)))
+        table.add_row(*cells(view, status["rows"].get(view, 0)))
     console.print(table)
 
 

@@ -12,6 +12,7 @@ from typing import TypeVar
 from rich.console import Console
 
 from domain import errors
+from infra.terminal import markup_safe
 from services.application import Backcheck
 
 T = TypeVar("T")
@@ -31,22 +32,22 @@ class Narrator:
         self.steps = 0
 
     def chapter(self, title: str) -> None:
-        self.out.rule(f"[bold]{title}")
+        self.out.rule(f"[bold]{markup_safe(title)}")
 
     def do(self, what: str, call: Callable[[], T]) -> T:
         result = call()
         self.steps += 1
-        self.out.print(f"  [green]✓[/] {what}")
+        self.out.print(f"  [green]✓[/] {markup_safe(what)}")
         return result
 
     def did(self, what: str, steps: int) -> None:
         """Steps taken without telling each one: counted, and told as one line."""
         self.steps += steps
-        self.out.print(f"  [green]✓[/] {what}")
+        self.out.print(f"  [green]✓[/] {markup_safe(what)}")
 
     def detail(self, line: str) -> None:
-        """What a step showed, under it."""
-        self.out.print(f"      {line}")
+        """What a step showed, under it (stored values among it shown as text, never markup)."""
+        self.out.print(f"      {markup_safe(line)}")
 
     def refused(
         self,
@@ -69,6 +70,8 @@ class Narrator:
                 ) from e
             rule = type(e).__name__.removesuffix("Error")
             self.refusals.append(rule)
-            self.out.print(f"  [red]✗ refused[/] {what}\n      [dim]{rule}:[/] {e}")
+            self.out.print(
+                f"  [red]✗ refused[/] {markup_safe(what)}\n      [dim]{rule}:[/] {markup_safe(e)}"
+            )
             return
         raise DemoFailedError(f"{what}: expected {expected.__name__}, but it was accepted")

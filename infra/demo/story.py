@@ -17,6 +17,7 @@ from infra.demo.plan import PlanIds, plan_within_consent
 from infra.demo.reads import ReadIds, read_personal_data
 from infra.demo.report import ReportIds, report_and_disclose
 from infra.demo.withdrawal import WithdrawalIds, withdraw_another_candidate
+from infra.terminal import cells
 from services.application import Backcheck
 
 
@@ -101,11 +102,13 @@ def _summary(app: Backcheck, n: Narrator, told: DemoRun) -> None:
     table = Table("check", "outcome", "sources", "flags", "amendment note")
     for item in app.get_report(told.report.report_id).items:
         table.add_row(
-            item.check_type,
-            item.outcome,
-            ", ".join(item.source_roles),
-            ", ".join(item.flags),
-            "on file (personal data)" if item.has_note else "",
+            *cells(
+                item.check_type,
+                item.outcome,
+                ", ".join(item.source_roles),
+                ", ".join(item.flags),
+                "on file (personal data)" if item.has_note else "",
+            )
         )
     n.out.print(table)
     candidate_id = told.consent.candidate_id

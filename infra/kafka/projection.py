@@ -36,7 +36,7 @@ from infra.kafka.cloudevent import (
     incoming_event,
 )
 from infra.kafka.topics import EVENTS_TOPIC
-from infra.views.store import ViewStore
+from infra.views.store import Advance, ViewStore
 from projections.events import stored_event_types
 from projections.read_views import ReadViews
 
@@ -165,9 +165,10 @@ class StreamProjection:
             reached: dict[int, int] = {}
             bad: list[tuple[Record, BadEventMessageError]] = []
             for partition, items in decoded.items():
+                start = self.applied(partition)
                 events, last, gap = self._new_events(partition, items, bad)
                 if events:
-                    runs.append((events, Tracking(self.tracking_name(partition), last)))
+                    runs.append((events, Advance(self.tracking_name(partition), last, start)))
                     reached[partition] = last
                 if gap is not None:
                     gaps[partition] = gap

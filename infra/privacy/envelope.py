@@ -6,7 +6,9 @@ A `PersonalField` leaves memory as an envelope
 
 in the event store, in the views and on Kafka alike. A view may also hold the marker of a
 value erased before it was written, `{"name": ..., "category": ..., "erased": true}`: it is
-kept as such, never sealed again (that would mint a new key for an erased subject).
+kept as such, never sealed again (that would mint a new key for an erased subject); or of a
+value whose data key was gone, with no erasure recorded, when it was written,
+`{"name": ..., "category": ..., "tier": ..., "unreadable": true}`: reading it fails.
 
 This module is the one owner of that format: it builds and recognises envelopes and walks a
 value tree to seal or open them. What a value is sealed with, and how, is `sealing.py`'s.
@@ -43,12 +45,26 @@ def erased(field: PersonalField) -> Envelope:
     return {"name": field.name, "category": field.category, "erased": True}
 
 
+def unreadable(field: PersonalField, tier: str) -> Envelope:
+    """The marker of a value whose key was gone with no erasure recorded (views only)."""
+    return {"name": field.name, "category": field.category, "tier": tier, "unreadable": True}
+
+
 def is_sealed(value: Any) -> bool:
     return isinstance(value, dict) and "sealed" in value
 
 
 def is_erased(value: Any) -> bool:
     return isinstance(value, dict) and value.get("erased") is True and "category" in value
+
+
+def is_unreadable(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("unreadable") is True and "tier" in value
+
+
+def is_marker(value: Any) -> bool:
+    """An erased or an unreadable value's marker (views only)."""
+    return is_erased(value) or is_unreadable(value)
 
 
 def blob(envelope: Envelope) -> bytes:
@@ -61,18 +77,29 @@ def may_hold_envelopes(data: bytes | str) -> bool:
     "erased" flag also matches); PostgreSQL's jsonb text puts a space after the colon, so
     look for the keys alone."""
     raw = data.encode() if isinstance(data, str) else data
-    return b'"sealed"' in raw or b'"erased"' in raw
+    return b'"sealed"' in raw or b'"erased"' in raw or b'"unreadable"' in raw
 
 
 def locate(value: Any, where: Where = ()) -> list[Where]:
-    """Where in a parsed tree its envelopes (sealed or erased) sit."""
+    """Where in a parsed tree its envelopes (sealed, or a marker) sit."""
     if isinstance(value, dict):
-        if "sealed" in value or is_erased(value):
+        if "sealed" in value or is_marker(value):
             return [where]
         return [p for k, v in value.items() for p in locate(v, (*where, k))]
     if isinstance(value, list):
         return [p for i, v in enumerate(value) for p in locate(v, (*where, i))]
     return []
+
+
+def sealed_tiers(value: Any) -> set[str]:
+    """The tiers of the sealed envelopes anywhere in a parsed tree."""
+    if isinstance(value, dict):
+        if "sealed" in value:
+            return {str(value["tier"])}
+        return {t for v in value.values() for t in sealed_tiers(v)}
+    if isinstance(value, list):
+        return {t for v in value for t in sealed_tiers(v)}
+    return set()
 
 
 def path_of(root: str, where: Where) -> str:
@@ -99,9 +126,9 @@ def seal_tree(value: Any, path: str, seal_one: SealOne) -> Any:
 
 def open_tree(value: Any, path: str, open_one: OpenOne, *, markers: bool = False) -> Any:
     """A parsed tree with each envelope replaced by `open_one(envelope, path)`; with
-    `markers`, erased markers too (views hold them, events never do)."""
+    `markers`, markers too (views hold them, events never do)."""
     if isinstance(value, dict):
-        if "sealed" in value or (markers and is_erased(value)):
+        if "sealed" in value or (markers and is_marker(value)):
             return open_one(value, path)
         return {k: open_tree(v, f"{path}.{k}", open_one, markers=markers) for k, v in value.items()}
     if isinstance(value, list):

@@ -5,12 +5,20 @@ wrapped (AES key wrap, RFC 3394) by a master key that never touches the database
 event and chain tables, this table is deletable on purpose: destroying a subject's rows makes
 every copy of their personal values unreadable — in the store, in views, on Kafka — while the
 hash chain, which covers ciphertext, still verifies (crypto-shredding).
+
+The store is bound to its master key: a key check value (HMAC-SHA256 of a fixed label under
+the key, never the key) is recorded in `backcheck_key_check` when the key store is first opened,
+and compared on every open after that, so another key is refused before it wraps anything.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 from eventsourcing.sqlite import SQLiteDatastore
 
 from infra.config import ConfigError
@@ -27,12 +35,43 @@ from infra.store.ddl import serialise_ddl
 from infra.store.filelock import for_database
 
 CACHE_SECONDS = 30.0  # how long another process may still use a key after it was destroyed
+KEY_CHECK_TABLE = "backcheck_key_check"
+# The check value's scheme, stored beside it: a later scheme is a new row, never a changed one.
+KEY_CHECK_SCHEME = "hmac-sha256:backcheck master key check v1"
+
+log = logging.getLogger(__name__)
+
+
+class WrongMasterKeyError(Exception):
+    """The master key is not the one this store's data keys are wrapped with: refused before
+    anything is written, since a data key wrapped by it could never be opened with the
+    store's own key."""
+
+    def __init__(self, reason: str, key_file: Path | None = None) -> None:
+        self.reason = reason
+        self.key_file = key_file
+        key = f"the key in {key_file}" if key_file else "this key"
+        super().__init__(
+            f"BACKCHECK_MASTER_KEY_FILE: {key} is not this store's master key ({reason}); "
+            "nothing was written: point BACKCHECK_MASTER_KEY_FILE at the key the store was "
+            "made with"
+        )
+
+
+def key_check_value(master_key: bytes) -> bytes:
+    """What the store keeps to know its master key again: an HMAC of a fixed label, equal for
+    the same key, different for another, and no help in finding the key."""
+    return hmac.new(master_key, KEY_CHECK_SCHEME.encode(), hashlib.sha256).digest()
 
 
 def load_master_key(path: Path, *, create: bool) -> bytes:
-    """32 raw bytes from a file of 64 hex digits; created (mode 600) on first use if allowed."""
+    """32 raw bytes from a file of 64 hex digits; created (mode 600) on first use if allowed.
+    A file that others than its owner may read or write is refused, as ssh refuses such a
+    private key: whoever can read it can read every personal value in the store."""
     try:
-        text = path.read_text().strip()
+        with path.open("rb") as f:
+            refuse_shared(path, os.fstat(f.fileno()).st_mode)
+            text = f.read(4096).decode("ascii", "replace").strip()  # a key is 65 bytes
     except FileNotFoundError:
         if not create:
             raise ConfigError(
@@ -45,6 +84,7 @@ def load_master_key(path: Path, *, create: bool) -> bytes:
         # and workers starting together) created the key first, and then its key is the one
         draft = path.with_name(f".{path.name}.{os.getpid()}")
         fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a draft left by a crash keeps its mode through O_TRUNC
         with os.fdopen(fd, "w") as f:
             f.write(key.hex() + "\n")
         try:
@@ -54,6 +94,10 @@ def load_master_key(path: Path, *, create: bool) -> bytes:
         finally:
             draft.unlink()
         return key
+    except OSError as e:  # a directory, no permission to read it
+        raise ConfigError(
+            f"BACKCHECK_MASTER_KEY_FILE: {path} cannot be read: {e.strerror}"
+        ) from None
     try:
         key = bytes.fromhex(text)
     except ValueError:
@@ -61,6 +105,19 @@ def load_master_key(path: Path, *, create: bool) -> bytes:
     if len(key) != 32:
         raise ConfigError(f"{path}: a master key is 64 hex digits (32 bytes)")
     return key
+
+
+def refuse_shared(path: Path, mode: int) -> None:
+    shared = stat.S_IMODE(mode) & 0o077
+    if shared:
+        who = " and ".join(
+            w for w, bits in (("its group", 0o070), ("everyone", 0o007)) if shared & bits
+        )
+        raise ConfigError(
+            f"BACKCHECK_MASTER_KEY_FILE: {path} may be read or written by {who} "
+            f"(mode {stat.S_IMODE(mode):04o}); a master key must be its owner's alone: "
+            f"chmod 600 {path}"
+        )
 
 
 class SQLKeyStore:
@@ -90,18 +147,66 @@ class SQLKeyStore:
         self._master = master_key
         self._cache: dict[tuple[UUID, str], tuple[float, bytes]] = {}
         self._lock = threading.Lock()
-        table = (
+        tables = (
             "CREATE TABLE IF NOT EXISTS backcheck_keys ("
             "subject TEXT NOT NULL, tier TEXT NOT NULL, wrapped BYTEA NOT NULL, "
-            "PRIMARY KEY (subject, tier))"
+            "PRIMARY KEY (subject, tier))",
+            f"CREATE TABLE IF NOT EXISTS {KEY_CHECK_TABLE} ("
+            "scheme TEXT PRIMARY KEY, kcv BYTEA NOT NULL)",
         )
+        # one transaction, one process at a time (the store's writer lock on SQLite, the DDL
+        # lock on PostgreSQL): processes opening a new store with different keys cannot both
+        # bind it, and a refused key leaves nothing behind
         with self._connect() as conn:
             if placeholder == "?":
-                conn.execute(table.replace("BYTEA", "BLOB"))
+                for table in tables:
+                    conn.execute(table.replace("BYTEA", "BLOB"))
+                self._bind_master_key(conn)
             else:
                 with conn.transaction():
                     serialise_ddl(conn)
-                    conn.execute(table)
+                    for table in tables:
+                        conn.execute(table)
+                    self._bind_master_key(conn)
+
+    def _bind_master_key(self, conn: Any) -> None:
+        """The store is bound to the first master key it is opened with; another is refused.
+        A store made before the check (data keys, no check value) is bound by a key that
+        unwraps most of its data keys: where a wrong key was accepted before, the few keys it
+        wrapped are not the store's."""
+        select = self._sql(f"SELECT kcv FROM {KEY_CHECK_TABLE} WHERE scheme = ?")
+        row = conn.execute(select, (KEY_CHECK_SCHEME,)).fetchone()
+        if row is None:
+            self._prove_on_data_keys(conn)
+            conn.execute(
+                self._sql(
+                    f"INSERT INTO {KEY_CHECK_TABLE} (scheme, kcv) VALUES (?, ?) "
+                    "ON CONFLICT (scheme) DO NOTHING"
+                ),
+                (KEY_CHECK_SCHEME, key_check_value(self._master)),
+            )
+            row = conn.execute(select, (KEY_CHECK_SCHEME,)).fetchone()
+        if not hmac.compare_digest(bytes(row[0]), key_check_value(self._master)):
+            raise WrongMasterKeyError("the store recorded another key's check value")
+
+    def _prove_on_data_keys(self, conn: Any) -> None:
+        total = unwrapped = 0
+        for (wrapped,) in conn.execute("SELECT wrapped FROM backcheck_keys").fetchall():
+            total += 1
+            try:
+                aes_key_unwrap(self._master, bytes(wrapped))
+            except InvalidUnwrap:
+                continue
+            unwrapped += 1
+        if total and unwrapped * 2 <= total:
+            raise WrongMasterKeyError(f"it unwraps {unwrapped} of the store's {total} data keys")
+        if unwrapped < total:
+            log.warning(
+                "%d of this store's %d data keys were wrapped by another master key before "
+                "the store was bound to its key; values sealed with them cannot be read",
+                total - unwrapped,
+                total,
+            )
 
     def close(self) -> None:
         if self._close is not None:
@@ -174,6 +279,12 @@ class SQLKeyStore:
                 (str(subject),),
             ).fetchone()
         return row is not None
+
+    def held(self) -> set[tuple[UUID, str]]:
+        """(subject, tier) of every data key in the table (none is unwrapped)."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT subject, tier FROM backcheck_keys").fetchall()
+        return {(UUID(str(r[0])), str(r[1])) for r in rows}
 
 
 def sqlite_keystore(datastore: SQLiteDatastore, master_key: bytes) -> SQLKeyStore:

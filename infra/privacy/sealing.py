@@ -7,7 +7,10 @@ sealed value cannot be moved to another person, event or field without failing t
 Names and categories stay readable: access events and audits name categories, never values.
 
 Once the subject's keys are destroyed an envelope opens to ERASED_VALUE; nothing else changes,
-so the stored bytes — and the hash chain over them — stay exactly as they were.
+so the stored bytes — and the hash chain over them — stay exactly as they were. Only a recorded
+erasure or retention run may do that (`erasures.py`): a key gone without one fails the value
+loudly (DataKeyMissingError), and a replayed event holds KEY_MISSING_VALUE in its place, which
+is never sealed again.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import dataclasses
 import functools
 import os
 import typing
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 from uuid import UUID
@@ -23,10 +27,12 @@ from uuid import UUID
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from domain.classification import ERASED_VALUE, PersonalField, tier_of
+from domain.classification import ERASED_VALUE, KEY_MISSING_VALUE, PersonalField, tier_of
+from domain.errors import PersonalDataShreddedError
 from infra.privacy import envelope
 from infra.privacy.envelope import Envelope
 from infra.privacy.keystore import SQLKeyStore
+from services.errors import DataKeyMissingError
 
 Context = tuple[str, str, int]  # (subject, place: an event's originator id or a view row, version)
 
@@ -81,10 +87,12 @@ def _personal(
 
 class Sealer:
     """Seals and opens personal values with their subject's data key for their tier, bound
-    to their subject, place and path (the associated data)."""
+    to their subject, place and path (the associated data). `erased(subject, tier)` tells
+    whether a recorded erasure or retention run destroyed that key (`erasures.py`)."""
 
-    def __init__(self, keys: SQLKeyStore) -> None:
+    def __init__(self, keys: SQLKeyStore, erased: Callable[[UUID, str], bool]) -> None:
         self.keys = keys
+        self.erased = erased
 
     def _aad(self, subject: str, originator_id: str, version: int, path: str) -> bytes:
         return f"{subject}|{originator_id}|{version}|{path}".encode()
@@ -105,7 +113,16 @@ class Sealer:
         """One value sealed for its place: `ctx` is (subject, place, version) and `path` the
         value's path inside that place (an event, or a view row)."""
         tier = tier_of(value.category).value
-        key = self.keys.data_key(_subject_id(ctx[0]), tier, create=True)
+        if value.value == KEY_MISSING_VALUE:  # a value that could not be opened, carried on
+            raise DataKeyMissingError(ctx[0], tier)
+        subject = _subject_id(ctx[0])
+        key = self.keys.data_key(subject, tier, create=False)
+        if key is None:
+            # made on demand, unless a recorded erasure destroyed it: a new key would make the
+            # older values look altered, not erased (and break every replay of the subject)
+            if self.erased(subject, tier):
+                raise PersonalDataShreddedError(subject, tier)
+            key = self.keys.data_key(subject, tier, create=True)
         if key is None:  # never: made on demand
             raise RuntimeError(f"no data key made for {ctx[0]} ({tier})")
         nonce = os.urandom(12)
@@ -120,7 +137,12 @@ class Sealer:
             return state
 
         def open_one(sealed: Envelope, path: str) -> dict[str, Any]:
-            value = self.open_field(sealed, path, ctx)
+            try:
+                value = self.open_field(sealed, path, ctx)
+            except DataKeyMissingError:
+                # The event still replays (audits, retention, the history need no values);
+                # what would show or seal the value again fails (see seal_field).
+                value = KEY_MISSING_VALUE
             return {"name": sealed["name"], "category": sealed["category"], "value": value}
 
         for k in names & state.keys():
@@ -128,10 +150,14 @@ class Sealer:
         return state
 
     def open_field(self, sealed: Envelope, path: str, ctx: Context) -> str:
-        """The value inside one envelope; ERASED_VALUE once its subject's key is destroyed."""
-        key = self.keys.data_key(_subject_id(ctx[0]), sealed["tier"], create=False)
+        """The value inside one envelope; ERASED_VALUE once its subject's key is destroyed by
+        a recorded erasure or retention run; DataKeyMissingError if it is gone without one."""
+        subject = _subject_id(ctx[0])
+        key = self.keys.data_key(subject, sealed["tier"], create=False)
         if key is None:
-            return ERASED_VALUE
+            if self.erased(subject, sealed["tier"]):
+                return ERASED_VALUE
+            raise DataKeyMissingError(subject, sealed["tier"])
         raw = envelope.blob(sealed)
         try:
             return _cipher(key).decrypt(raw[:12], raw[12:], self._aad(*ctx, path)).decode()

@@ -73,3 +73,27 @@ def for_database(db_name: str) -> WriterLock | NoLock:
         return NoLock()
     path = db_name.removeprefix("file:").split("?", 1)[0]
     return WriterLock(path)
+
+
+class AlreadyRunningError(Exception):
+    """Something that runs alone on a store (a demo) found another one running there."""
+
+
+@contextmanager
+def running_alone(path: Path, what: str) -> Iterator[None]:
+    """Holds an exclusive lock on `path` while `what` runs; if another process holds it, fails
+    at once (AlreadyRunningError) rather than wait. The kernel lets go of a crashed holder's
+    lock, so nothing is left to clean up."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunningError(
+                f"another {what} is running in {path.parent} (it holds {path.name}); "
+                "try again when it is done"
+            ) from None
+        yield
+    finally:
+        os.close(fd)

@@ -69,6 +69,23 @@ class ChainedSQLiteApplicationRecorder(GroupCommit, SQLiteApplicationRecorder):
                     f"BEFORE {op} ON {table} BEGIN "
                     f"SELECT RAISE(ABORT, '{table} {APPEND_ONLY}: {op} refused'); END"
                 )
+        # INSERT OR REPLACE deletes the row it collides with without firing the DELETE
+        # trigger (SQLite fires it only under PRAGMA recursive_triggers, a per-connection
+        # setting a hostile writer leaves off): refuse any insert that would collide. The
+        # library's own optimistic-concurrency check still sees an IntegrityError (RAISE
+        # answers SQLITE_CONSTRAINT), now from the trigger instead of the primary key.
+        for table, key in (
+            (
+                self.events_table_name,
+                "originator_id = NEW.originator_id AND originator_version = NEW.originator_version",
+            ),
+            (self.chain_table_name, "position = NEW.position"),
+        ):
+            statements.append(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_replace "
+                f"BEFORE INSERT ON {table} WHEN EXISTS (SELECT 1 FROM {table} WHERE {key}) "
+                f"BEGIN SELECT RAISE(ABORT, '{table} {APPEND_ONLY}: REPLACE refused'); END"
+            )
         return statements
 
     def _insert_events(

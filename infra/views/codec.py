@@ -5,6 +5,13 @@ view, row and path, exactly as in the event store (the envelope: infra/privacy/e
 destroying the subject's keys makes the views unreadable too, and the projection also
 overwrites them on erasure. A value already erased is kept as a marker, never sealed again
 (that would mint a new key for an erased subject).
+
+A value whose key is gone without a recorded erasure (services/errors.py, DataKeyMissingError)
+fails a read, never reads as erased. The projection, which opens the rows it changes, carries
+such a value through unopened: written back to the same place, it keeps its envelope as it
+was (readable again once the key is restored); anywhere else, and a value an event could not
+open, it is written as the unreadable marker. So every other value and row stays current, and
+a rebuild completes.
 """
 
 from __future__ import annotations
@@ -14,16 +21,26 @@ from typing import Any
 
 import orjson
 
-from domain.classification import ERASED_VALUE, WITHHELD_VALUE, PersonalField
+from domain.classification import ERASED_VALUE, KEY_MISSING_VALUE, WITHHELD_VALUE, PersonalField
 from infra.privacy import envelope
 from infra.privacy.envelope import Envelope, Where
 from infra.privacy.sealing import Context, Sealer
 from projections.read_views import PLAIN_VIEWS
 from projections.rows import Doc
+from services.errors import DataKeyMissingError
 
 
 def _context(view: str, key: str, subject: str) -> Context:
     return (subject, f"view:{view}:{key}", 0)
+
+
+@dataclass(frozen=True)
+class Unopened(PersonalField):
+    """A row's value whose data key is gone without a recorded erasure, as the projection
+    holds it: KEY_MISSING_VALUE, and the envelope it stays sealed in, bound to its place."""
+
+    envelope: Envelope = field(default_factory=dict, compare=False)
+    place: tuple[Context, str] = field(default=(("", "", 0), ""), compare=False)
 
 
 class Codec:
@@ -47,6 +64,10 @@ class Codec:
         def seal_one(value: PersonalField, path: str) -> Envelope:
             if value.value == ERASED_VALUE:
                 return envelope.erased(value)
+            if isinstance(value, Unopened) and value.place == (ctx, path):
+                return value.envelope  # as it was
+            if value.value == KEY_MISSING_VALUE:  # never sealed anew: that would make a key
+                return envelope.unreadable(value, value.tier.value)
             if self.sealer is None:
                 raise RuntimeError("a view holding personal data needs a sealer")
             return self.sealer.seal_field(value, path, ctx)
@@ -54,25 +75,30 @@ class Codec:
         return envelope.seal_tree(doc, "doc", seal_one)
 
     def decode(self, view: str, key: str, subject: str, data: bytes | str) -> Doc:
-        opened: Doc = self.open(orjson.loads(data), "doc", _context(view, key, subject))
-        return opened
-
-    def open(self, value: Any, path: str, ctx: Context) -> Any:
-        """A parsed value with its envelopes opened as PersonalFields. Parts without personal
-        values are shared with `value`, not copied: treat the result as read-only."""
+        """A stored row as the projection changes it: every value opened, except one whose
+        key is gone without a recorded erasure, which stays sealed (`Unopened`)."""
+        ctx = _context(view, key, subject)
 
         def open_one(found: Envelope, where: str) -> Any:
-            return self.open_envelope(found, where, ctx)
+            try:
+                return self.open_envelope(found, where, ctx)
+            except DataKeyMissingError:
+                place = (ctx, where)
+                return Unopened(found["name"], found["category"], KEY_MISSING_VALUE, found, place)
 
-        return envelope.open_tree(value, path, open_one, markers=True)
+        opened: Doc = envelope.open_tree(orjson.loads(data), "doc", open_one, markers=True)
+        return opened
 
     def open_envelope(self, found: Envelope, path: str, ctx: Context) -> Any:
-        """One envelope (or erased marker) of a row as the PersonalField it holds."""
+        """One envelope (or marker) of a row as the PersonalField it holds; an unreadable
+        value raises DataKeyMissingError."""
         if envelope.is_sealed(found):
             if self.sealer is None:
                 return found  # left sealed: this codec cannot open it
             text = self.sealer.open_field(found, path, ctx)
             return PersonalField(found["name"], found["category"], text)
+        if envelope.is_unreadable(found):
+            raise DataKeyMissingError(ctx[0], found["tier"])
         return PersonalField(found["name"], found["category"], ERASED_VALUE)
 
 
@@ -120,7 +146,11 @@ class Parsed:
                     parent[step] = child
                 parent = child
             found = parent[where[-1]]
-            if opening is not None and "sealed" in found and found["category"] not in opening:
+            if (
+                opening is not None
+                and ("sealed" in found or envelope.is_unreadable(found))
+                and found["category"] not in opening
+            ):
                 parent[where[-1]] = PersonalField(found["name"], found["category"], WITHHELD_VALUE)
                 continue
             parent[where[-1]] = codec.open_envelope(found, envelope.path_of("doc", where), ctx)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg.sql import SQL, Composed, Identifier
 
@@ -13,8 +13,11 @@ from infra.privacy.sealing import Sealer
 from infra.store.ddl import SerialisedTrackingDDL, serialise_ddl
 from infra.views.codec import Codec, Parsed
 from infra.views.runner import Decode, Log, ViewRunner
-from infra.views.store import BatchRows, Dumped, Key, Run
+from infra.views.store import BatchRows, Dumped, Key, Run, refused_because
 from projections.read_views import ReadViews
+
+# Advisory locks of the view writers: this number ("bckv" in ASCII), then the tracked name's hash.
+VIEWS_LOCK = 0x62636B76
 
 
 class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
@@ -88,6 +91,16 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
 
     def apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:
         with self.datastore.transaction(commit=True) as curs:
+            # one writer per tracked name at a time (in name order: no deadlock), and a run
+            # another process applied, any of it, meanwhile is refused before it is projected
+            names = sorted({tracking.application_name for _, tracking in runs})
+            for name in names:
+                curs.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (VIEWS_LOCK, name))
+            for _, tracking in runs:
+                done = self._max_tracking_id(tracking.application_name, curs)
+                why = refused_because(tracking, done)
+                if why is not None:
+                    raise IntegrityError(why)
             rows = BatchRows(_PostgresReads(curs, self.sql), self.codec)
             rows.project(runs, projection)
             for view, key, subject, data in rows.dirty():

@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, Notification, Tracking
+from eventsourcing.persistence import IntegrityError, Notification
 from eventsourcing.utils import get_topic
 
 from infra.views.codec import Parsed
-from infra.views.store import Key, Progress, ViewStore
+from infra.views.store import Advance, Key, Progress, ViewStore
 from projections.read_views import LOG_ONLY_EVENTS, LOG_VIEW, ReadViews
 from projections.rows import Doc
 
@@ -150,12 +150,14 @@ class ViewRunner:
                 if not events:
                     break
                 last = events[-1][0]
+                advance = Advance(self.name, last, after=self._position)
                 try:
-                    touched = self.store.apply(events, Tracking(self.name, last), self.projection)
+                    touched = self.store.apply(events, advance, self.projection)
                 except IntegrityError:
-                    # Another runner on the same views (another process) got there first.
+                    # Another runner on the same views (another process) applied some or all
+                    # of this run meanwhile: take up from where it got to
                     stored = self.store.max_tracking_id(self.name) or 0
-                    if stored < last:
+                    if stored <= self._position:
                         raise
                     self._adopt(stored)
                     continue

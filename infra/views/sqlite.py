@@ -21,7 +21,7 @@ from infra.store.pool import Datastore
 from infra.store.statements import chunks, values
 from infra.views.codec import Codec, Parsed
 from infra.views.runner import Decode, Log, ViewRunner
-from infra.views.store import BatchRows, Dumped, Key, Run
+from infra.views.store import BatchRows, Dumped, Key, Run, refused_because
 from projections.read_views import ReadViews
 
 
@@ -92,17 +92,12 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
         return rows.touched()
 
     def _refuse_applied(self, c: SQLiteCursor, runs: Sequence[Run]) -> None:
-        """A run another process applied while this one waited for the lock is refused
-        before it is projected, as inserting its tracking record would refuse it after."""
-        if not self.datastore.single_row_tracking:
-            return  # there, only the very same position is refused: leave it to the insert
+        """A run another process applied (any of it) while this one waited for the lock is
+        refused before it is projected (`Advance`)."""
         for _, tracking in runs:
-            done = self._max_tracking_id(tracking.application_name, c)
-            if done is not None and done >= tracking.notification_id:
-                raise IntegrityError(
-                    f"{tracking.application_name} is at {done} already, past "
-                    f"{tracking.notification_id}: applied by another runner"
-                )
+            why = refused_because(tracking, self._max_tracking_id(tracking.application_name, c))
+            if why is not None:
+                raise IntegrityError(why)
 
     def _write(self, c: Any, rows: BatchRows) -> None:
         upserts: list[tuple[str, str, str, bytes]] = []

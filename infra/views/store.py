@@ -9,6 +9,7 @@ position in one transaction. Within one batch, rows are cached and written once 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -17,6 +18,32 @@ from eventsourcing.persistence import Tracking
 from infra.views.codec import Codec, Parsed
 from projections.read_views import ReadViews
 from projections.rows import Doc
+
+
+@dataclass(frozen=True)
+class Advance(Tracking):
+    """A run's tracking record, with the position the run follows: written only if the views
+    still stand exactly there. Runners in several processes (or workers during a rebalance)
+    may compute runs from the same position; a plain tracking record refuses only a run that
+    ends at or before the stored position, so one that overlaps it (applied through 10 by
+    another, this one from 1 to 12) was applied twice. Now it is refused whole."""
+
+    after: int = 0
+
+
+def refused_because(tracking: Tracking, done: int | None) -> str | None:
+    """Why a run's tracking record may not be written over the stored position `done`."""
+    stored = done or 0
+    if isinstance(tracking, Advance) and stored != tracking.after:
+        return (
+            f"{tracking.application_name} stands at {stored}, not at {tracking.after} "
+            f"where this run begins: applied by another runner meanwhile"
+        )
+    if stored >= tracking.notification_id:
+        name, position = tracking.application_name, tracking.notification_id
+        return f"{name} is at {stored} already, past {position}: applied by another runner"
+    return None
+
 
 Key = tuple[str, str]
 Run = tuple[Sequence[tuple[int, Any]], Tracking]  # events (position, event), then their tracking

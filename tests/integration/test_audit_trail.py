@@ -354,6 +354,24 @@ class TestAuditTrailOnSQLite(AuditTrailContract):
         path = tmp_path / "store.sqlite"
         return Settings(database_url=f"sqlite:///{path}"), SQLiteTamper(path)
 
+    def test_the_database_refuses_to_replace_events_and_links(self) -> None:
+        """SQLite's REPLACE deletes the colliding row without firing DELETE triggers."""
+        build_app(self.settings).close()
+        t = self.tamper
+        statements = [
+            f"INSERT OR REPLACE INTO {t.events} SELECT originator_id, originator_version, "
+            f"topic, X'00' FROM {t.events} LIMIT 1",
+            f"REPLACE INTO {t.chain} SELECT position, prev_position, originator_id, "
+            f"originator_version, zeroblob(32) FROM {t.chain} LIMIT 1",
+            f"INSERT INTO {t.chain} SELECT position, prev_position, originator_id, "
+            f"originator_version, hash FROM {t.chain} WHERE position = 3 "
+            "ON CONFLICT DO UPDATE SET hash = zeroblob(32)",
+        ]
+        for statement in statements:
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                self.raw_with_triggers(statement)
+        assert check(self.settings).intact
+
     def raw_with_triggers(self, statement: str) -> None:
         conn = sqlite3.connect(self.settings.sqlite_path)
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from uuid import uuid4
 
+from domain.access import Access
 from domain.check import Conclusion, Finding, Method, Outcome, Source, SourceRole
 from domain.consent import Consent
 from domain.investigation import Investigation
@@ -157,3 +158,28 @@ def test_a_finding_recorded_after_consent_was_withdrawn_is_found(sqlite_app: Bac
 
     assert (found.position, found.rule) == (position, "finding outside consent or scope")
     assert "withdrawn" in found.detail
+
+
+def test_a_break_glass_read_without_active_consent_is_found(sqlite_app: Backcheck) -> None:
+    """Break glass opens values to compliance only under an active consent naming the purpose,
+    as the decision point's forbid policies say: a justification is recorded, it is no waiver."""
+    app = sqlite_app
+    candidate = s.register(app)  # no consent asked, none given
+    read = Access.record(
+        candidate_id=candidate,
+        principal="compliance:zhou",
+        role="compliance",
+        purpose="looking into a complaint",
+        view="profile",
+        returned=("user.name",),
+        withheld=(),
+        outcome="allowed",
+        policy_ids=("compliance-reads-values-only-with-recorded-break-glass",),
+        policy_set_hash="0" * 64,
+        consent_ids=(),
+        break_glass="a complaint from the candidate needs the record",
+    )
+    position = write_around_the_domain(app, read)
+
+    (found,) = violations(app)
+    assert (found.position, found.rule) == (position, "access outside consent")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from domain.check import SourceRole
@@ -128,3 +130,32 @@ def test_the_timeline_names_who_read_handed_over_and_erased(sqlite_app: Backchec
     by_event = {e.event: e for e in entries}
     assert by_event["DataDisclosure.DataDisclosed"].who == "compliance:zhou"
     assert by_event["Candidate.Erased"].who == "dpo:li"
+
+
+def test_a_read_is_decided_at_the_moment_its_record_carries(
+    sqlite_app: Backcheck, clock: FakeClock
+) -> None:
+    """The decision point and `audit check` judge a read at one moment. With a clock that
+    moves on every call (as a real one does), the read's record carries the moment the use
+    case began (the first tick); a consent in force from the second must not allow it."""
+    candidate_id = s.register(sqlite_app)
+    consent_id = s.request_consent(sqlite_app, candidate_id)
+    s.grant_consent(sqlite_app, consent_id, valid_from=clock.now + timedelta(seconds=2))
+    ticking = clock.now
+
+    def tick() -> datetime:
+        nonlocal ticking
+        ticking += timedelta(seconds=1)
+        return ticking
+
+    sqlite_app.clock = tick
+    read = ReadProfile(
+        candidate_id=candidate_id, principal=s.RECRUITER, role=Role.RECRUITER, purpose=s.PURPOSE
+    )
+
+    with pytest.raises(AccessRefusedError, match="no-read-without-active-consent"):
+        sqlite_app.read_profile(read)
+    assert list(sqlite_app.violations()) == []
+    # a moment later the consent is in force: allowed, and the check agrees
+    assert sqlite_app.read_profile(read).outcome == "allowed"
+    assert list(sqlite_app.violations()) == []

@@ -204,6 +204,35 @@ def test_a_refused_read_is_recorded_then_refused(
     assert (recorded.outcome, recorded.returned) == ("refused", ())
 
 
+@pytest.mark.parametrize(
+    ("principal", "role"),
+    [
+        (s.RECRUITER, Role.RECRUITER),
+        (s.INVESTIGATOR, Role.INVESTIGATOR),
+    ],
+    ids=["recruiter", "investigator"],
+)
+def test_break_glass_from_anyone_but_compliance_is_refused_whole_and_recorded(
+    sqlite_app: Backcheck, principal: str, role: Role
+) -> None:
+    """Without the justification each of them reads some fields (the test above); stating one
+    is not theirs to do: nothing is returned, and the refusal is recorded with it."""
+    st = candidate_with_a_secret_claim(sqlite_app)
+    why = "I just need to see it all, urgently"
+
+    with pytest.raises(AccessRefusedError, match="break-glass-is-for-compliance-only"):
+        read(sqlite_app, st, principal, role, break_glass=why)
+
+    (recorded,) = accesses(sqlite_app, st.candidate_id)
+    assert (recorded.principal, recorded.outcome, recorded.returned) == (
+        principal,
+        "refused",
+        (),
+    )
+    assert recorded.break_glass == why
+    assert recorded.policy_ids == ("break-glass-is-for-compliance-only",)
+
+
 def decrypted_categories(app: Backcheck, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The category of every personal value decrypted from now on (the one place values are
     decrypted: event store and views alike)."""

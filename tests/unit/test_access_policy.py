@@ -12,7 +12,7 @@ import pytest
 
 from infra.access.cedar import DEFAULT_DENY, CedarDecisionPoint, default_policy_text
 from infra.config import ConfigError
-from services.access import READ_ACCESS_LOG, READ_CONSENTS, AccessRequest, Role
+from services.access import BREAK_GLASS, READ_ACCESS_LOG, READ_CONSENTS, AccessRequest, Role
 
 PURPOSE = "pre-employment screening"
 GENERAL, CONFIDENTIAL = "user.contact.email", "user.employment.evaluation"
@@ -237,6 +237,22 @@ def test_the_readme_lists_every_policy_in_force() -> None:
     """The policy table in README.md is what a compliance officer reads first: it must name
     exactly the policies the decision point loads."""
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    listed = set(re.findall(r"^  \| `([a-z0-9-]+)` \| read", readme, re.MULTILINE))
+    listed = set(re.findall(r"^  \| `([a-z0-9-]+)` \| (?:read|break-glass)", readme, re.MULTILINE))
 
     assert listed == set(re.findall(r'@id\("([^"]+)"\)', default_policy_text()))
+
+
+@pytest.mark.parametrize("role", list(Role), ids=[r.value for r in Role])
+def test_only_compliance_may_break_the_glass(pdp: CedarDecisionPoint, role: Role) -> None:
+    decision = pdp.decide_view(BREAK_GLASS, ask(role, break_glass="court order 2026-117"))
+
+    if role is Role.COMPLIANCE:
+        assert (decision.allowed, decision.policy_ids) == (
+            True,
+            ("compliance-may-break-the-glass",),
+        )
+    else:
+        assert (decision.allowed, decision.policy_ids) == (
+            False,
+            ("break-glass-is-for-compliance-only",),
+        )

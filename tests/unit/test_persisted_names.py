@@ -25,6 +25,7 @@ from infra.kafka.intake import DLQ_TOPIC
 from infra.kafka.relay_store import RELAY_STATE_TABLE
 from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC
 from infra.kafka.worker import STREAM_VIEWS_TABLE
+from infra.privacy.keystore import KEY_CHECK_SCHEME, KEY_CHECK_TABLE
 from infra.views.postgres import PostgresViewStore
 from projections.events import stored_event_types
 from projections.read_views import ReadViews
@@ -88,6 +89,8 @@ POLICY_IDS = (
     "hiring-manager-reads-only-what-was-disclosed-to-them",
     "candidate-reads-own-data",
     "compliance-reads-values-only-with-recorded-break-glass",
+    "compliance-may-break-the-glass",
+    "break-glass-is-for-compliance-only",
     "no-read-without-active-consent",
     "no-read-for-a-purpose-the-consent-does-not-name",
     "sensitive-and-consent-required-data-only-when-the-consent-names-it",
@@ -99,7 +102,9 @@ POLICY_IDS = (
     "investigator-reads-consents-of-assigned-cases",
     "compliance-reads-consent-registers",
 )
-POLICY_SET_HASH = "b3de90e28e56c202b479223441224462988816ecb2dbb54f77868cbcdb224e90"
+# Changed deliberately with the break-glass policies (issue 17, defect 13): access events
+# recorded before carry the old hash b3de90e2…, those after this one.
+POLICY_SET_HASH = "a131e678c39688f3fcbc32d5cf3987e262eca27e0fbe4c26483fc1c0fed12117"
 
 
 def _concrete_domain_events() -> set[str]:
@@ -158,6 +163,11 @@ def test_kafka_topics_tables_and_the_views_tracking_name_are_unchanged() -> None
     assert (RELAY_STATE_TABLE, STREAM_VIEWS_TABLE) == (
         "backcheck_relay_state",
         "backcheck_stream_views",
+    )
+    # the master key's check value: where it is kept, and the label its HMAC is taken over
+    assert (KEY_CHECK_TABLE, KEY_CHECK_SCHEME) == (
+        "backcheck_key_check",
+        "hmac-sha256:backcheck master key check v1",
     )
     # The in-process views track under "<app>.views.v<projection version>": a new version
     # rebuilds every view, so it changes only on purpose (and this line with it).

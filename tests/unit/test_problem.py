@@ -4,6 +4,7 @@ machine reads, the exit code a script reads, and the line a person reads."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import typer
@@ -17,6 +18,7 @@ from infra.cli.common import fail
 from infra.config import ConfigError
 from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
 from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
+from infra.privacy.keystore import WrongMasterKeyError
 from infra.problem import ProblemDetails, problem_for
 
 
@@ -57,6 +59,14 @@ class ConsentMissingError(RuleBrokenError):
             500,
             78,
             "Configuration error (config): BACKCHECK_X: bad",
+        ),
+        (
+            WrongMasterKeyError("it unwraps 0 of the store's 3 data keys", Path("k")),
+            500,
+            77,
+            "Wrong master key (wrong-master-key): BACKCHECK_MASTER_KEY_FILE: the key in k is "
+            "not this store's master key (it unwraps 0 of the store's 3 data keys); nothing "
+            "was written: point BACKCHECK_MASTER_KEY_FILE at the key the store was made with",
         ),
         (NotFoundError("no c"), 404, 4, "Not found (NotFound): no c"),
         (ForbiddenError("refused"), 403, 5, "Forbidden (Forbidden): refused"),

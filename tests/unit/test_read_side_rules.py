@@ -168,5 +168,11 @@ def test_the_statuses_the_views_store_are_the_domain_enums_texts() -> None:
         "EXPIRED": "expired",
     }
     assert [s.value for s in ConsentStage] == ["requested", "granted", "withdrawn", "expired"]
-    assert [s.value for s in AccessOutcome] == ["allowed", "partial", "refused", "disclosed"]
+    assert [s.value for s in AccessOutcome] == [
+        "allowed",
+        "partial",
+        "refused",
+        "disclosed",
+        "failed",
+    ]
     assert Flag.AMENDED.value == "amended"

@@ -1,0 +1,65 @@
+"""The data keys held against the stored records, for `audit verify`.
+
+Only a recorded erasure may make a personal value unreadable (services/shredding.py): a data
+key that values in the store were sealed with, gone without a `Candidate.Erased` of its
+subject or a `Candidate.TierShredded` of its tier, was deleted around the application. Like
+the rest of verification this reads the raw tables: envelopes name their tier in the clear,
+the key table is only listed (nothing is unwrapped), so no master key is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from uuid import UUID
+
+import orjson
+
+from infra.privacy.envelope import sealed_tiers
+from infra.privacy.erasures import ERASED_TOPIC, SHREDDED_TOPIC
+from services.shredding import KeyFinding, KeyLedger, Pair, Recorded
+
+_ERASED = ERASED_TOPIC.encode()
+_SHREDDED = SHREDDED_TOPIC.encode()
+ERASURE_TOPICS = frozenset({_ERASED, _SHREDDED})
+SEALED = b'"sealed"'  # in a record's state: it may hold an envelope
+
+# the subjects' erasures as stored now: erased or not, and the tiers shredded
+Erasures = Callable[[Iterable[UUID]], dict[UUID, tuple[bool, set[str]]]]
+
+
+def note(
+    ledger: KeyLedger, position: int, originator_id: bytes, topic: bytes, state: bytes
+) -> None:
+    """One stored record into the ledger: an erasure, a retention run, or sealed values. (A
+    verifier reading many records calls it only for those whose topic is in ERASURE_TOPICS or
+    whose state holds SEALED: most records are neither.)"""
+    if topic == _ERASED:
+        ledger.see_erasure(UUID(bytes=originator_id), Recorded(position))
+    elif topic == _SHREDDED:
+        tier = str(orjson.loads(state)["tier"])
+        ledger.see_shred(UUID(bytes=originator_id), tier, Recorded(position))
+    elif SEALED in state:
+        parsed = orjson.loads(state)
+        subject = parsed.get("candidate_id") if isinstance(parsed, dict) else None
+        tiers = sealed_tiers(parsed) if subject else set()
+        if tiers:
+            ledger.see_values(position, UUID(str(subject)), tiers)
+
+
+def missing_keys(ledger: KeyLedger, held: set[Pair], erasures: Erasures) -> list[KeyFinding]:
+    """Keys of values in the records that are gone with nothing recorded to destroy them.
+
+    The records are read before the keys, and the subjects' erasures again after them: a
+    key destroyed meanwhile was destroyed after its erasure was recorded, so is not missing."""
+    found = ledger.missing(held)
+    if not found:
+        return found
+    now = erasures({f.candidate_id for f in found})
+    return [
+        f
+        for f in found
+        if not (
+            now.get(f.candidate_id, (False, set()))[0]
+            or f.tiers[0] in now.get(f.candidate_id, (False, set()))[1]
+        )
+    ]

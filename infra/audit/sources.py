@@ -1,0 +1,228 @@
+"""The stored records and chain links, read straight from the database's tables (SQLite file
+or PostgreSQL schema), for verification and evidence bundles: not through the application,
+so nothing is decoded and no key is needed. Also the key table's (subject, tier) rows and a
+subject's erasures as stored, for the key check (keys.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+
+from infra.audit.chain import GENESIS, Head
+from infra.config import Settings
+from infra.privacy.erasures import erasures_in
+from infra.store.server import store_error
+from services.shredding import Pair
+
+Record = tuple[int, bytes, int, bytes, bytes]  # position, id (16 bytes), version, topic, state
+StoredLink = tuple[int, int, bytes, int, bytes]  # position, prev position, id, version, hash
+BATCH = 20_000
+
+
+class RecordSource(AbstractContextManager["RecordSource"], Protocol):
+    def count(self) -> int: ...
+    def head(self) -> Head: ...
+    def records(self, start: int = 1, stop: int | None = None) -> Iterator[Record]: ...
+    def links(self, start: int = 1, stop: int | None = None) -> Iterator[StoredLink]: ...
+    def position_of(self, originator_id: bytes, version: int) -> int | None: ...
+    def head_before(self, position: int) -> Head: ...
+    def last_position(self) -> int: ...
+    def held_keys(self) -> set[Pair]: ...
+    def erasures(self, subjects: Iterable[UUID]) -> dict[UUID, tuple[bool, set[str]]]: ...
+
+
+class SQLiteSource:
+    def __init__(self, path: str, events: str = "stored_events", chain: str = "stored_chain"):
+        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        self.events, self.chain = events, chain
+
+    def __enter__(self) -> SQLiteSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()
+
+    def count(self) -> int:
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM {self.events}").fetchone()[0])
+
+    def head(self) -> Head:
+        row = self.conn.execute(
+            f"SELECT position, hash FROM {self.chain} ORDER BY position DESC LIMIT 1"
+        ).fetchone()
+        return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
+
+    def last_position(self) -> int:
+        row = self.conn.execute(
+            f"SELECT MAX(x) FROM (SELECT MAX(rowid) AS x FROM {self.events} "
+            f"UNION ALL SELECT MAX(position) FROM {self.chain})"
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def head_before(self, position: int) -> Head:
+        row = self.conn.execute(
+            f"SELECT position, hash FROM {self.chain} WHERE position < ? "
+            "ORDER BY position DESC LIMIT 1",
+            (position,),
+        ).fetchone()
+        return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
+
+    def _range(self, column: str, start: int, stop: int | None) -> tuple[str, tuple[int, ...]]:
+        if stop is None:
+            return f"WHERE {column} >= ?", (start,)
+        return f"WHERE {column} >= ? AND {column} <= ?", (start, stop)
+
+    def records(self, start: int = 1, stop: int | None = None) -> Iterator[Record]:
+        where, params = self._range("rowid", start, stop)
+        cursor = self.conn.execute(
+            f"SELECT rowid, originator_id, originator_version, CAST(topic AS BLOB), "
+            "CAST(state AS BLOB) "
+            f"FROM {self.events} {where} ORDER BY rowid",
+            params,
+        )
+        fromhex = bytes.fromhex  # ids are stored as 32 hex digits
+        for pos, oid, ver, topic, state in cursor:
+            yield pos, fromhex(oid), ver, topic, state
+
+    def links(self, start: int = 1, stop: int | None = None) -> Iterator[StoredLink]:
+        where, params = self._range("position", start, stop)
+        cursor = self.conn.execute(
+            f"SELECT position, prev_position, originator_id, originator_version, hash "
+            f"FROM {self.chain} {where} ORDER BY position",
+            params,
+        )
+        fromhex = bytes.fromhex
+        for pos, prev, oid, ver, h in cursor:
+            yield pos, prev, fromhex(oid), ver, h
+
+    def position_of(self, originator_id: bytes, version: int) -> int | None:
+        row = self.conn.execute(
+            f"SELECT rowid FROM {self.events} WHERE originator_id = ? AND originator_version = ?",
+            (UUID(bytes=originator_id).hex, version),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def held_keys(self) -> set[Pair]:
+        try:
+            rows = self.conn.execute("SELECT subject, tier FROM backcheck_keys").fetchall()
+        except sqlite3.OperationalError:  # no key table: a store that never sealed a value
+            return set()
+        return {(UUID(subject), tier) for subject, tier in rows}
+
+    def erasures(self, subjects: Iterable[UUID]) -> dict[UUID, tuple[bool, set[str]]]:
+        query = f"SELECT topic, CAST(state AS BLOB) FROM {self.events} WHERE originator_id = ?"
+        return {s: erasures_in(self.conn.execute(query, (s.hex,)).fetchall()) for s in subjects}
+
+
+class PostgresSource:
+    def __init__(
+        self, conninfo: str, schema: str, prefix: str = "backcheck", where: str = "PostgreSQL"
+    ):
+        try:
+            self.conn = psycopg.connect(conninfo)
+        except psycopg.OperationalError as e:
+            raise store_error(e, where) from None
+        self.conn.read_only = True
+        self.schema = sql.Identifier(schema)
+        self.events = sql.Identifier(f"{prefix}_events")
+        self.chain = sql.Identifier(f"{prefix}_chain")
+
+    def __enter__(self) -> PostgresSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()
+
+    def _q(self, text: str) -> sql.Composed:
+        return sql.SQL(text).format(schema=self.schema, events=self.events, chain=self.chain)
+
+    def count(self) -> int:
+        row = self.conn.execute(self._q("SELECT COUNT(*) FROM {schema}.{events}")).fetchone()
+        return int(row[0]) if row else 0
+
+    def head(self) -> Head:
+        row = self.conn.execute(
+            self._q("SELECT position, hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1")
+        ).fetchone()
+        return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
+
+    def last_position(self) -> int:
+        row = self.conn.execute(
+            self._q(
+                "SELECT GREATEST((SELECT MAX(notification_id) FROM {schema}.{events}), "
+                "(SELECT MAX(position) FROM {schema}.{chain}))"
+            )
+        ).fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def head_before(self, position: int) -> Head:
+        row = self.conn.execute(
+            self._q(
+                "SELECT position, hash FROM {schema}.{chain} WHERE position < %s "
+                "ORDER BY position DESC LIMIT 1"
+            ),
+            (position,),
+        ).fetchone()
+        return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
+
+    def _stream(self, query: sql.Composed, params: tuple[int, ...]) -> Iterator[tuple[Any, ...]]:
+        with self.conn.cursor(name=f"audit_{id(query)}") as cursor:
+            cursor.itersize = BATCH
+            cursor.execute(query, params)
+            yield from cursor
+
+    def records(self, start: int = 1, stop: int | None = None) -> Iterator[Record]:
+        query = self._q(
+            "SELECT notification_id, originator_id, originator_version, "
+            "convert_to(topic, 'UTF8'), state FROM {schema}.{events} "
+            "WHERE notification_id >= %s AND notification_id <= %s ORDER BY notification_id"
+        )
+        for pos, oid, ver, topic, state in self._stream(query, (start, stop or 2**62)):
+            yield pos, oid.bytes, ver, bytes(topic), bytes(state)
+
+    def links(self, start: int = 1, stop: int | None = None) -> Iterator[StoredLink]:
+        query = self._q(
+            "SELECT position, prev_position, originator_id, originator_version, hash "
+            "FROM {schema}.{chain} WHERE position >= %s AND position <= %s ORDER BY position"
+        )
+        for pos, prev, oid, ver, h in self._stream(query, (start, stop or 2**62)):
+            yield pos, prev, oid.bytes, ver, bytes(h)
+
+    def position_of(self, originator_id: bytes, version: int) -> int | None:
+        row = self.conn.execute(
+            self._q(
+                "SELECT notification_id FROM {schema}.{events} "
+                "WHERE originator_id = %s AND originator_version = %s"
+            ),
+            (UUID(bytes=originator_id), version),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def held_keys(self) -> set[Pair]:
+        query = self._q("SELECT subject, tier FROM {schema}.backcheck_keys")
+        try:
+            rows = self.conn.execute(query).fetchall()
+        except psycopg.errors.UndefinedTable:  # a store that never sealed a value
+            self.conn.rollback()
+            return set()
+        return {(UUID(subject), tier) for subject, tier in rows}
+
+    def erasures(self, subjects: Iterable[UUID]) -> dict[UUID, tuple[bool, set[str]]]:
+        query = self._q("SELECT topic, state FROM {schema}.{events} WHERE originator_id = %s")
+        return {
+            s: erasures_in((t, bytes(b)) for t, b in self.conn.execute(query, (s,)).fetchall())
+            for s in subjects
+        }
+
+
+def open_source(settings: Settings) -> RecordSource:
+    if settings.backend == "sqlite":
+        return SQLiteSource(str(settings.sqlite_path))
+    return PostgresSource(
+        settings.postgres_conninfo(), settings.postgres_schema, where=settings.describe()
+    )

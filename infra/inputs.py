@@ -1,0 +1,53 @@
+"""A command's input as the command line takes it: typed in, `@FILE`, or `-` for stdin, read
+up to a bound.
+
+No command is larger than MAX_INPUT_BYTES: more is refused without reading further, so
+`@/dev/zero` or an endless pipe costs one buffer, not the machine's memory. A file that cannot
+be read (missing, a directory, not permitted) is refused in one line naming it.
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+from pathlib import Path
+
+MAX_INPUT_BYTES = 1_048_576  # 1 MiB: far above any command's bounded schema
+
+
+class InputError(ValueError):
+    """Input that cannot be taken: the message names where it came from and the rule."""
+
+
+def _why(error: OSError) -> str:
+    if error.errno == errno.ENOENT:
+        return "no such file"
+    if error.errno == errno.EISDIR:
+        return "a directory, not a file"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return "not permitted to read it"
+    return error.strerror or str(error)
+
+
+def _bounded(data: bytes, where: str) -> bytes:
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputError(
+            f"{where}: more than {MAX_INPUT_BYTES:,} bytes; a command is at most 1 MiB"
+        )
+    return data
+
+
+def read_input(given: str, what: str = "PAYLOAD") -> bytes:
+    """The bytes `given` stands for: the text itself, the content of `@FILE`, or stdin for
+    `-`; at most MAX_INPUT_BYTES, else InputError (as for a file that cannot be read)."""
+    if given == "-":
+        return _bounded(sys.stdin.buffer.read(MAX_INPUT_BYTES + 1), f"{what} (stdin)")
+    if not given.startswith("@"):
+        return _bounded(given.encode("utf-8", "surrogateescape"), what)
+    path = Path(given[1:])
+    where = f"{what} @{path}"
+    try:
+        with path.open("rb") as source:
+            return _bounded(source.read(MAX_INPUT_BYTES + 1), where)
+    except OSError as e:
+        raise InputError(f"{where}: {_why(e)}") from None

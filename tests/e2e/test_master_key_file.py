@@ -1,0 +1,129 @@
+"""The master key file as a user gets it wrong (issue 17, defects 1 and 13): a write command
+started with another store's key is refused in one line with its own exit code, and the store
+is left as it was; a key file others may read is refused with the chmod that fixes it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_URL
+from tests.e2e.test_cli import run
+
+EX_NOPERM = 77  # the master key is not this store's
+EX_CONFIG = 78
+
+REGISTER = json.dumps({"name": "Li Lei", "email": "li@example.cn", "actor": "hr:li.na"})
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """A store with one candidate in it, on each backend; its key where backcheck made it."""
+    env = {"BACKCHECK_DATA_DIR": str(tmp_path / "data")}
+    if request.param == "postgres":
+        env["BACKCHECK_DATABASE_URL"] = f"{PG_URL}?schema={request.getfixturevalue('pg_schema')}"
+    made = run(env, "do", "register-candidate", REGISTER.replace("Li Lei", "Zhou Min"))
+    assert made.returncode == 0, made.stderr
+    return env
+
+
+def key_rows(env: dict[str, str]) -> list[tuple[str, str, bytes]]:
+    query = "SELECT subject, tier, wrapped FROM backcheck_keys ORDER BY subject, tier"
+    if "BACKCHECK_DATABASE_URL" not in env:
+        with sqlite3.connect(Path(env["BACKCHECK_DATA_DIR"], "backcheck.sqlite")) as conn:
+            return [(s, t, bytes(w)) for s, t, w in conn.execute(query)]
+    import psycopg
+
+    schema = env["BACKCHECK_DATABASE_URL"].rpartition("schema=")[2]
+    with psycopg.connect(PG_URL, options=f"-c search_path={schema}") as conn:
+        return [(s, t, bytes(w)) for s, t, w in conn.execute(query)]
+
+
+def events(env: dict[str, str]) -> int:
+    listed = run(env, "events", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return len(listed.stdout.splitlines())
+
+
+def refused(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refusal is, with no traceback."""
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_write_with_another_key_file_is_refused_and_the_store_is_unchanged(
+    store: dict[str, str], tmp_path: Path
+) -> None:
+    other = tmp_path / "other.key"
+    other.write_bytes(bytes(range(32)).hex().encode() + b"\n")
+    other.chmod(0o600)
+    before = (events(store), key_rows(store))
+
+    result = run(
+        {**store, "BACKCHECK_MASTER_KEY_FILE": str(other)}, "do", "register-candidate", REGISTER
+    )
+
+    line = refused(result)
+    assert result.returncode == EX_NOPERM
+    assert f"the key in {other} is not this store's master key" in line
+    assert (events(store), key_rows(store)) == before
+    for command in (("audit", "check"), ("views", "rebuild")):  # the store still works
+        after = run(store, *command)
+        assert after.returncode == 0, after.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("events",),
+        ("views", "rebuild"),
+        ("audit", "check"),
+        ("relay", "--once"),
+        ("worker",),
+        ("ingest",),
+    ],
+    ids=" ".join,
+)
+def test_every_way_into_the_store_refuses_another_key(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    env = {"BACKCHECK_DATA_DIR": str(tmp_path / "data")}
+    assert run(env, "do", "register-candidate", REGISTER).returncode == 0
+    other = tmp_path / "other.key"
+    other.write_bytes(bytes(range(32)).hex().encode() + b"\n")
+    other.chmod(0o600)
+    wrong = {
+        **env,
+        "BACKCHECK_MASTER_KEY_FILE": str(other),
+        "BACKCHECK_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+    }
+
+    result = run(wrong, *command)
+
+    assert result.returncode == EX_NOPERM, result.stderr
+    assert "is not this store's master key" in refused(result)
+
+
+def test_a_key_file_others_may_read_is_refused_with_the_chmod_that_fixes_it(
+    store: dict[str, str],
+) -> None:
+    key = Path(store["BACKCHECK_DATA_DIR"], "keys", "master.key")
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600  # as backcheck made it
+    before = (events(store), key_rows(store))
+    key.chmod(0o644)
+
+    result = run(store, "do", "register-candidate", REGISTER)
+
+    line = refused(result)
+    assert result.returncode == EX_CONFIG
+    assert line.endswith(f"chmod 600 {key}")
+    key.chmod(0o600)
+    assert (events(store), key_rows(store)) == before
