@@ -163,3 +163,15 @@ def test_each_decision_record_has_its_parts_and_is_in_the_index() -> None:
         for part in ("Context", "Decision", "Consequences", "Where in the code"):
             assert f"\n## {part}\n" in text, f"{record.name}: no '{part}' section"
         assert f"]({record.name})" in index, f"{record.name} is not in the index"
+
+
+def test_every_test_the_changelog_names_exists() -> None:
+    """Each fix in the changelog names the test that failed before it: that test is there."""
+    text = (ROOT / "docs" / "changelog.md").read_text()
+    named = re.findall(r"(tests/[\w/]+\.py)((?:::[\w\[\]]+)*)", text)
+    assert len(named) > 20
+    for path, names in named:
+        source = (ROOT / path).read_text()
+        for name in filter(None, names.split("::")):
+            found = rf"(def|class) {re.escape(name.split('[')[0])}\b"
+            assert re.search(found, source), f"{path}::{name}"
