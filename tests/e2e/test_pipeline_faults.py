@@ -3,7 +3,7 @@ points), the relay and a worker (`backcheck` processes, SIGKILLed at random betw
 all die again and again while commands keep coming. Then, with one relay and one worker left to
 finish: every acknowledged command is stored once, the chain verifies, the views equal a
 rebuild, every event reached Kafka (each position, under one id, however often it was resent),
-and the worker's views equal the in-process ones. `FAULT_ROUNDS` (default 6) sets the rounds."""
+and the worker's views equal the in-process ones. `FAULT_ROUNDS` (default 8) sets the rounds."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from tests.kafka import (
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 3
-ROUNDS = int(os.environ.get("FAULT_ROUNDS", "6"))
+ROUNDS = int(os.environ.get("FAULT_ROUNDS", "8"))
 
 
 def test_writers_relay_and_worker_killed_at_random_lose_nothing(

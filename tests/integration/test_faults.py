@@ -1,6 +1,6 @@
 """Writers SIGKILLed at random points, on both backends: every acknowledged command is stored
 exactly once, the chain verifies, the read views equal a rebuild, and every erasure that was
-started is finished by running it again. `FAULT_KILLS` (default 60 per backend) sets how many;
+started is finished by running it again. `FAULT_KILLS` (default 100 per backend) sets how many;
 `bench/faults.py` runs thousands."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from infra.config import Settings
 from services.dto import EraseSubject
 from tests.faults import Journal, assert_nothing_lost, kill_writers
 
-KILLS = int(os.environ.get("FAULT_KILLS", "60"))
+KILLS = int(os.environ.get("FAULT_KILLS", "100"))
 
 
 def test_writers_killed_at_random_lose_no_acknowledged_command(
