@@ -27,13 +27,19 @@ from infra.audit.checkpoint import CheckpointError
 from infra.audit.evidence import BundleError
 from infra.audit.outputs import OutputPathError
 from infra.config import ConfigError
+from infra.http.errors import PortUnavailableError
 from infra.inputs import InputError
 from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
 from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
 from infra.privacy.keystore import WrongMasterKeyError
 from infra.store.filelock import AlreadyRunningError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
-from services.errors import DataKeyMissingError
+from services.errors import (
+    DataKeyMissingError,
+    OutsideAssignmentsError,
+    UseCaseNotPermittedError,
+    VersionMismatchError,
+)
 
 # Exit codes from BSD sysexits.h where one fits; the domain's own below 64.
 EX_DATAERR = 65  # the store's data is damaged: a data key gone without a recorded erasure
@@ -197,6 +203,14 @@ _TABLE: tuple[_Row, ...] = (
     _Row(BundleError, 422, "Evidence bundle unusable", 2, "bundle", lead=""),
     _Row(OutputPathError, 409, "Output refused", EX_CANTCREAT, "output-path", lead="not written"),
     _Row(DataKeyMissingError, 500, "Data key missing", EX_DATAERR, "data-key-missing"),
+    _Row(
+        PortUnavailableError,
+        503,
+        "Port unavailable",
+        EX_UNAVAILABLE,
+        "port-unavailable",
+        lead="not serving",
+    ),
     _Row(AlreadyRunningError, 409, "Already running", EX_TEMPFAIL, "busy", lead="not started"),
     # the store's drivers' errors, wrapped by the library or not, told by what caused them
     _Row(
@@ -235,6 +249,9 @@ _TABLE: tuple[_Row, ...] = (
         detail=_server_lost,
         when=_server_gone,
     ),
+    _Row(UseCaseNotPermittedError, 403, "Forbidden", 5, "use-case-not-permitted"),
+    _Row(OutsideAssignmentsError, 403, "Forbidden", 5, "outside-assignments"),
+    _Row(VersionMismatchError, 412, "Precondition failed", 3, "version-mismatch"),
     _Row(NotFoundError, 404, "Not found", 4),
     _Row(ForbiddenError, 403, "Forbidden", 5),
     _Row(RuleBrokenError, 409, "Rule broken", 3),

@@ -14,7 +14,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from services import dto
+from services.access import Role
 from services.application import Backcheck
+from services.errors import UseCaseNotPermittedError
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,19 @@ class UseCase:
         command = self.command.model_validate(payload)
         handler: Callable[[dto.Command], BaseModel] = getattr(app, self.method)
         return handler(command)
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        """The roles whose authenticated principals may run it (reads: every role, the access
+        policies deciding what each gets)."""
+        return _ROLES.get(self.name, frozenset(Role))
+
+    def permit(self, role: Role) -> None:
+        """Refuses a principal whose role may not run this use case (nothing is recorded)."""
+        if role not in self.roles:
+            raise UseCaseNotPermittedError(
+                self.name, role.value, sorted(r.value for r in self.roles)
+            )
 
     @property
     def summary(self) -> str:
@@ -77,3 +92,46 @@ _TABLE: tuple[tuple[str, type[dto.Command], str], ...] = (
 )
 
 USE_CASES: dict[str, UseCase] = {name: UseCase(name, cmd, m) for name, cmd, m in _TABLE}
+
+
+_R = Role
+_RECRUITING = frozenset({_R.RECRUITER, _R.SERVICE})
+_INVESTIGATING = frozenset({_R.INVESTIGATOR})
+_CANDIDATE = frozenset({_R.CANDIDATE})
+_COMPLIANCE = frozenset({_R.COMPLIANCE})
+# Who may run each command, by the role of the authenticated principal (over HTTP; the CLI's
+# operators and the command topic's services are trusted as before). Reads are not listed.
+_ROLES: dict[str, frozenset[Role]] = {
+    "register-candidate": _RECRUITING,
+    "submit-claims": _RECRUITING | _CANDIDATE,
+    "request-erasure": _RECRUITING | _CANDIDATE | _COMPLIANCE,
+    "erase-subject": _COMPLIANCE,
+    "request-consent": _RECRUITING,
+    "grant-consent": _CANDIDATE | {_R.SERVICE},
+    "withdraw-consent": _CANDIDATE | _COMPLIANCE | {_R.SERVICE},
+    "expire-consent": _RECRUITING | _COMPLIANCE,
+    "plan-investigation": _RECRUITING,
+    "notify-candidate": _RECRUITING,
+    "start-investigation": _RECRUITING | _INVESTIGATING,
+    "resume-investigation": _RECRUITING,
+    "assign-investigator": _RECRUITING,
+    "record-finding": _INVESTIGATING,
+    "conclude-check": _INVESTIGATING,
+    "raise-dispute": _CANDIDATE,
+    "resolve-dispute": _INVESTIGATING | _COMPLIANCE,
+    "give-feedback": _CANDIDATE,
+    "answer-feedback": _INVESTIGATING | _RECRUITING,
+    "complete-investigation": _INVESTIGATING,
+    "cancel-investigation": _RECRUITING | _COMPLIANCE,
+    "compile-report": _INVESTIGATING | _RECRUITING,
+    "review-report": frozenset({_R.REVIEWER}),
+    "share-report": _RECRUITING,
+    "dispute-report": _CANDIDATE,
+    "reject-report-dispute": frozenset({_R.REVIEWER}) | _INVESTIGATING,
+    "amend-report": frozenset({_R.REVIEWER}) | _INVESTIGATING,
+    "reissue-report": _RECRUITING,
+    "disclose-report": _RECRUITING,
+    "place-legal-hold": _COMPLIANCE,
+    "release-legal-hold": _COMPLIANCE,
+    "destroy-report": _COMPLIANCE,
+}

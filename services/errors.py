@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from domain.errors import NotFoundError, RuleBrokenError
+from domain.errors import DomainError, NotFoundError, RuleBrokenError
 
 
 class AggregateMissingError(NotFoundError):
@@ -74,3 +74,47 @@ class DataKeyMissingError(RuntimeError):
     def recorded(self) -> DataKeyMissingError:
         """The same error, saying that the read it stopped was recorded."""
         return DataKeyMissingError(self.candidate_id, self.tier, attempt_recorded=True)
+
+
+class UseCaseNotPermittedError(DomainError):
+    """An authenticated principal asked for a use case its role may not run (403); nothing
+    was recorded, since nothing was read or changed."""
+
+    def __init__(self, name: str, role: str, roles: list[str]) -> None:
+        super().__init__(
+            f"{name!r} may not be run by a principal in the role {role!r}; it is for: "
+            f"{', '.join(roles)}",
+            name=name,
+            role=role,
+            roles=roles,
+        )
+
+
+class VersionMismatchError(DomainError):
+    """`If-Match` named a version the aggregate is no longer at (412); nothing was recorded."""
+
+    def __init__(self, aggregate_id: object, expected: int, actual: int) -> None:
+        super().__init__(
+            f"{aggregate_id} is at version {actual}, not {expected} as If-Match says: someone "
+            "changed it since you read it; nothing was recorded — read it again and decide anew",
+            aggregate_id=aggregate_id,
+            expected=expected,
+            actual=actual,
+        )
+
+
+class OutsideAssignmentsError(DomainError):
+    """A principal scoped to some subjects tried to change another's data (403); nothing
+    was recorded."""
+
+    def __init__(self, principal: str, subject: object) -> None:
+        super().__init__(
+            f"{principal} may act only on the subjects it is assigned to; candidate {subject} "
+            "is not one of them, and nothing was recorded",
+            principal=principal,
+            candidate_id=subject,
+        )
+
+
+class AuthenticationError(Exception):  # TEMPORARY until h18-principals lands
+    pass

@@ -56,16 +56,18 @@ class CommandIntake:
         app: Backcheck,
         scopes: Mapping[str, frozenset[str]] | None = None,
         retries: int = 3,
+        refused: Mapping[str, str] = NOT_FROM_SERVICES,
     ) -> None:
         self.app = app
         self.scopes = scopes
         self.retries = retries
+        self.refused = refused  # use case -> why it is not taken on this channel
 
     def use_case(self, delivery: Delivery) -> UseCase:
         found = USE_CASES.get(delivery.command_type)
         if found is None:
             raise UnknownUseCaseError(delivery.command_type)
-        why = NOT_FROM_SERVICES.get(found.name)
+        why = self.refused.get(found.name)
         if why is not None:
             raise NotAcceptedFromServicesError(found.name, why)
         if self.scopes is not None and found.name not in self.scopes.get(delivery.source, ()):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -20,7 +20,13 @@ from domain.intake import CommandReceipt
 from domain.retention import RetentionSchedule
 from domain.subject import recorded_at, recording_time
 from services.access import DecisionPoint
-from services.errors import AggregateMissingError, ConcurrentChangeError
+from services.errors import (
+    AggregateMissingError,
+    ConcurrentChangeError,
+    OutsideAssignmentsError,
+    VersionMismatchError,
+)
+from services.identity import current_identity
 from services.ports import KeyStore, ReadModel, ReceiptSigner
 from services.reaction import Reaction, default_reactions
 
@@ -86,6 +92,20 @@ class Receiving:
 
 
 _receiving: ContextVar[Receiving | None] = ContextVar("receiving", default=None)
+_expected: ContextVar[dict[UUID, int] | None] = ContextVar("expected", default=None)
+
+
+@contextmanager
+def expecting(versions: dict[UUID, int]) -> Iterator[None]:
+    """While inside, loading one of these aggregates at another version refuses the use case
+    (`VersionMismatchError`): a client's `If-Match`, checked where the use case decides, so
+    nothing written between the client's read and this write goes unnoticed (a write after
+    the load collides in the store, as every concurrent write does)."""
+    token = _expected.set(versions)
+    try:
+        yield
+    finally:
+        _expected.reset(token)
 
 
 def receiving_now() -> bool:
@@ -140,7 +160,16 @@ class UnitOfWork(Application[UUID]):
             raise AggregateMissingError(kind, aggregate_id) from None
         if not isinstance(aggregate, cls):
             raise AggregateMissingError(kind, aggregate_id)
+        expected = _expected.get()
+        wanted = None if expected is None else expected.get(aggregate_id)
+        if wanted is not None and aggregate.version != wanted:
+            raise VersionMismatchError(aggregate_id, wanted, aggregate.version)
         return aggregate
+
+    def version_of(self, aggregate_id: UUID) -> int | None:
+        """The aggregate's current version (None: no such aggregate), without loading it."""
+        last = self.recorder.select_events(aggregate_id, desc=True, limit=1)
+        return last[0].originator_version if last else None
 
     def of_subject(self, cls: type[A], candidate_id: UUID) -> list[A]:
         """The subject's consents, investigations or reports, found through the views."""
@@ -234,6 +263,7 @@ class UnitOfWork(Application[UUID]):
                 for changed in reaction.react(event, load):
                     reacted[changed.id] = changed
                     queue.extend(e for e in changed.pending_events if id(e) not in seen)
+        self._within_assignments(touched.values())
         receiving = _receiving.get()
         receipt = self._receipt(receiving, aggregates) if receiving is not None else None
         if receipt is not None:
@@ -246,6 +276,18 @@ class UnitOfWork(Application[UUID]):
             receiving.receipt = receipt.id
         self.views.observe([(r.notification.id, r.domain_event) for r in recordings])
         return list(reacted.values())
+
+    @staticmethod
+    def _within_assignments(aggregates: Iterable[Aggregate]) -> None:
+        """A principal scoped to some subjects (a candidate's portal link, a token issued with
+        assignments) changes nothing about anyone else: the whole write is refused."""
+        identity = current_identity()
+        if identity is None or not identity.assignments:
+            return
+        for aggregate in aggregates:
+            subject = getattr(aggregate, "candidate_id", None)
+            if subject is not None and subject not in identity.assignments:
+                raise OutsideAssignmentsError(identity.principal, subject)
 
     @staticmethod
     def _receipt(receiving: Receiving, aggregates: tuple[Aggregate, ...]) -> CommandReceipt:

@@ -11,6 +11,7 @@ from infra.cli import (  # noqa: F401
     kafka,
     read,
     retention,
+    serve,
     subject,
     use_case,
     views,

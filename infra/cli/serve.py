@@ -1,0 +1,74 @@
+"""`backcheck serve`: the HTTP API on the configured store."""
+
+from __future__ import annotations
+
+import socket
+from typing import Annotated
+
+import typer
+
+from infra.cli.common import app, console, fail, open_app
+from infra.http.bodies import DEFAULT_MAX_BODY
+from infra.http.errors import PortUnavailableError
+from infra.terminal import markup_safe
+
+
+def _bound(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise PortUnavailableError(
+            e.errno, f"cannot serve on {host}:{port}: {e.strerror or e}"
+        ) from None
+    return sock
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="the address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="the port (0: any free one)")] = 8000,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="first run the demo story, so there is data to see")
+    ] = False,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1024, max=64 * 1024 * 1024, help="the largest request body")
+    ] = DEFAULT_MAX_BODY,
+) -> None:
+    """Serve the HTTP API on the configured store until stopped (Ctrl-C or SIGTERM)."""
+    import uvicorn
+
+    from infra.http.app import create_app
+    from infra.http.auth import Authenticator
+    from infra.http.idempotency import kept_answers
+
+    try:
+        sock = _bound(host, port)
+        application, settings = open_app()
+        if demo:
+            from infra.demo import tell_story
+
+            tell_story(application)
+        sqlite = settings.sqlite_path if settings.backend == "sqlite" else None
+        kept = kept_answers(
+            settings.backend,
+            sqlite,
+            settings.postgres_conninfo() if sqlite is None else "",
+            settings.postgres_schema if sqlite is None else "",
+        )
+    except Exception as e:
+        fail(e)
+    where = sock.getsockname()
+    base = f"http://{host if ':' not in host else f'[{host}]'}:{where[1]}"
+    console.print(f"[dim]store: {markup_safe(settings.describe())}[/]")
+    console.print(f"backcheck serving on {base}")
+    console.print(f"  API        {base}/v1  (OpenAPI: {base}/openapi.json)")
+    http = create_app(application, Authenticator(application), kept, max_body_bytes=max_body_bytes)
+    server = uvicorn.Server(uvicorn.Config(http, log_level="warning", access_log=False))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        kept.close()

@@ -1,0 +1,113 @@
+"""The HTTP application: the API's routes on one backcheck application.
+
+No page or document it serves loads anything from another host: the OpenAPI document is at
+`/openapi.json` (the interactive pages of FastAPI fetch their scripts from a CDN, so they are
+off), the dashboard and the portal are served from this package.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version as _installed
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from infra.http.auth import Authenticator, Unauthenticated
+from infra.http.bodies import DEFAULT_MAX_BODY, BodyLimit
+from infra.http.idempotency import IdempotencyStore
+from infra.http.problems import PROBLEMS_DOC, install, problem_response
+from infra.http.routes import PROBLEMS, Api
+from services.application import Backcheck
+from services.identity import Identity
+
+DESCRIPTION = (
+    """\
+Employment background checks under written consent, every personal read recorded.
+
+Authenticate every request with `Authorization: Bearer <token>`: an API token from
+`backcheck principals add`, a candidate's portal link token, or (where configured) an OIDC
+access token. Your role and assignments come from the token alone.
+
+Errors are RFC 9457 problems (`application/problem+json`) with an absolute `type`, the rule
+and, for invalid input, each field with its rule. Commands take an `Idempotency-Key`; answers
+about one resource carry its version as `ETag`, which a command's `If-Match` may name.
+"""
+    + PROBLEMS_DOC
+)
+
+
+def version() -> str:
+    return _installed("backcheck")
+
+
+class Me(BaseModel):
+    principal: str
+    role: str
+    authentication: str
+    assignments: list[str]
+
+
+def create_app(
+    application: Backcheck,
+    authenticator: Authenticator,
+    kept: IdempotencyStore,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+) -> FastAPI:
+    app = FastAPI(
+        title="backcheck",
+        version=version(),
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_tags=[
+            {"name": "candidates", "description": "candidates, their claims and erasure"},
+            {"name": "consents", "description": "consents asked for, granted, withdrawn"},
+            {"name": "investigations", "description": "checks, findings, feedback, disputes"},
+            {"name": "reports", "description": "reports, reviews, disclosures, legal hold"},
+            {"name": "session", "description": "who you are signed in as"},
+        ],
+    )
+    install(app)
+
+    async def on_unauthenticated(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, Unauthenticated)
+        return problem_response(
+            401,
+            "Unauthenticated",
+            "unauthenticated",
+            error.detail,
+            request,
+            {"WWW-Authenticate": error.challenge()},
+        )
+
+    app.add_exception_handler(Unauthenticated, on_unauthenticated)
+    Api(application, authenticator, kept).install(app)
+
+    def me(request: Request) -> Me:
+        identity: Identity = authenticator(request)
+        return Me(
+            principal=identity.principal,
+            role=identity.role.value,
+            authentication=identity.authentication.value,
+            assignments=sorted(str(a) for a in identity.assignments),
+        )
+
+    app.add_api_route(
+        "/v1/me",
+        me,
+        methods=["GET"],
+        tags=["session"],
+        response_model=Me,
+        responses={401: PROBLEMS[401]},
+        summary="who the bearer token signs you in as",
+    )
+
+    def root() -> dict[str, Any]:
+        return {"api": "/v1", "openapi": "/openapi.json", "version": version()}
+
+    app.add_api_route("/", root, methods=["GET"], include_in_schema=False)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    return app

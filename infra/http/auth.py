@@ -1,0 +1,76 @@
+"""Who is calling: the bearer credential of every request, verified, never asserted.
+
+An API token (`bck_…`, issued by `backcheck principals add`, or a candidate's portal link) is
+checked against its principal's recorded hash; with OIDC configured, any other bearer is a
+JWT checked against the identity provider's keys (infra/http/oidc.py). What the caller may do
+comes from the verified identity alone: no header, query parameter or body field names a role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from services.application import Backcheck
+from services.errors import AuthenticationError
+from services.identity import Identity
+
+TOKEN_PREFIX = "bck_"
+MAX_CREDENTIAL = 8192  # a JWT with many claims stays well below this
+PORTAL_COOKIE = "backcheck_portal"
+
+
+class Unauthenticated(Exception):  # noqa: N818  (answered as 401, never raised to a user)
+    def __init__(self, detail: str, presented: bool) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.presented = presented
+
+    def challenge(self) -> str:
+        challenge = 'Bearer realm="backcheck"'
+        if self.presented:
+            challenge += ', error="invalid_token"'
+        return challenge
+
+
+# A JWT verifier: the bearer credential -> the identity it proves (raises AuthenticationError).
+JwtVerifier = Callable[[str], Identity]
+
+
+@dataclass(eq=False)
+class Authenticator:
+    application: Backcheck
+    oidc: JwtVerifier | None = None
+
+    def credential(self, request: Request) -> str:
+        header = request.headers.get("authorization")
+        if header is None:
+            cookie = request.cookies.get(PORTAL_COOKIE)
+            if cookie:  # the portal page, opened from its link, keeps the token in a cookie
+                return cookie
+            raise Unauthenticated("no credential: send `Authorization: Bearer <token>`", False)
+        scheme, _, value = header.partition(" ")
+        value = value.strip()
+        if scheme.lower() != "bearer" or not value:
+            raise Unauthenticated("the Authorization header must be `Bearer <token>`", True)
+        if len(value) > MAX_CREDENTIAL:
+            raise Unauthenticated(f"the bearer credential is over {MAX_CREDENTIAL} bytes", True)
+        return value
+
+    def identify(self, credential: str) -> Identity:
+        try:
+            if credential.startswith(TOKEN_PREFIX):
+                return self.application.authenticate(credential)
+            if self.oidc is not None:
+                return self.oidc(credential)
+        except AuthenticationError as e:
+            raise Unauthenticated(str(e), True) from None
+        raise Unauthenticated(
+            "not a backcheck token, and no OIDC issuer is configured (BACKCHECK_OIDC_ISSUER)",
+            True,
+        )
+
+    def __call__(self, request: Request) -> Identity:
+        return self.identify(self.credential(request))

@@ -1,0 +1,163 @@
+"""`Idempotency-Key`: a command sent again with the same key gets the first answer back.
+
+Two guarantees, kept apart. Never a second event: a keyed command is applied as a delivered
+command (services/intake.py) whose receipt — source `http:<principal>`, the key as command id —
+is stored in the same write as its events, so a second application collides and records
+nothing. The same answer: the first response is kept here, in a table beside the store (on
+SQLite a file next to it, on PostgreSQL a table in the store's schema), for `ttl` (24 hours by
+default); a retry within it is answered from it, marked `Idempotent-Replayed: true`. A key
+sent again with another request is refused (422); a retry after the kept answer expired, or
+one racing the first, finds the receipt and is answered 409 with when it was applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import orjson
+import psycopg
+from psycopg import sql
+
+MAX_KEY = 200
+TTL = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Kept:
+    fingerprint: str
+    status: int
+    body: bytes
+    location: str | None
+    created_at: datetime
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """What makes two requests the same request: method, path and body."""
+    return hashlib.sha256(orjson.dumps([method, path, body.decode("utf-8", "replace")])).hexdigest()
+
+
+class IdempotencyStore(Protocol):
+    def get(self, principal: str, key: str) -> Kept | None: ...
+
+    def put(self, principal: str, key: str, kept: Kept) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SQLiteIdempotency:
+    """The kept answers in a SQLite file of their own (the store's writer lock stays free)."""
+
+    def __init__(self, path: Path, ttl: timedelta = TTL) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS idempotency (principal TEXT NOT NULL, key TEXT NOT "
+            "NULL, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body BLOB NOT NULL, "
+            "location TEXT, created_at TEXT NOT NULL, PRIMARY KEY (principal, key))"
+        )
+
+    def get(self, principal: str, key: str) -> Kept | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT fingerprint, status, body, location, created_at FROM idempotency "
+                "WHERE principal = ? AND key = ?",
+                (principal, key),
+            ).fetchone()
+        if row is None:
+            return None
+        kept = Kept(row[0], row[1], bytes(row[2]), row[3], datetime.fromisoformat(row[4]))
+        return kept if datetime.now(UTC) - kept.created_at < self.ttl else None
+
+    def put(self, principal: str, key: str, kept: Kept) -> None:
+        expired = (datetime.now(UTC) - self.ttl).isoformat()
+        with self._lock:
+            self._db.execute("DELETE FROM idempotency WHERE created_at < ?", (expired,))
+            self._db.execute(
+                "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    principal,
+                    key,
+                    kept.fingerprint,
+                    kept.status,
+                    kept.body,
+                    kept.location,
+                    kept.created_at.isoformat(),
+                ),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class PostgresIdempotency:
+    """The kept answers in a table in the store's schema."""
+
+    def __init__(self, conninfo: str, schema: str, ttl: timedelta = TTL) -> None:
+        self.ttl = ttl
+        self.conninfo = conninfo
+        self.table = sql.Identifier(schema, "backcheck_http_idempotency")
+        self._lock = threading.Lock()
+        self._db = psycopg.connect(conninfo, autocommit=True)
+        self._db.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (principal text NOT NULL, key text NOT NULL, "
+                "fingerprint text NOT NULL, status integer NOT NULL, body bytea NOT NULL, "
+                "location text, created_at timestamptz NOT NULL, PRIMARY KEY (principal, key))"
+            ).format(self.table)
+        )
+
+    def get(self, principal: str, key: str) -> Kept | None:
+        with self._lock:
+            row = self._db.execute(
+                sql.SQL(
+                    "SELECT fingerprint, status, body, location, created_at FROM {} "
+                    "WHERE principal = %s AND key = %s AND created_at > %s"
+                ).format(self.table),
+                (principal, key, datetime.now(UTC) - self.ttl),
+            ).fetchone()
+        return None if row is None else Kept(row[0], row[1], bytes(row[2]), row[3], row[4])
+
+    def put(self, principal: str, key: str, kept: Kept) -> None:
+        with self._lock:
+            self._db.execute(
+                sql.SQL("DELETE FROM {} WHERE created_at < %s").format(self.table),
+                (datetime.now(UTC) - self.ttl,),
+            )
+            self._db.execute(
+                sql.SQL(
+                    "INSERT INTO {} VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT "
+                    "(principal, key) DO NOTHING"
+                ).format(self.table),
+                (
+                    principal,
+                    key,
+                    kept.fingerprint,
+                    kept.status,
+                    kept.body,
+                    kept.location,
+                    kept.created_at,
+                ),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def kept_answers(
+    backend: str, sqlite_store: Path | None, conninfo: str, schema: str
+) -> IdempotencyStore:
+    """The store of kept answers beside the event store: a file next to a SQLite store, a
+    table in a PostgreSQL store's schema."""
+    if backend == "sqlite" and sqlite_store is not None:
+        return SQLiteIdempotency(sqlite_store.with_name(f"{sqlite_store.name}.http-answers"))
+    return PostgresIdempotency(conninfo, schema)

@@ -1,0 +1,371 @@
+"""The API's routes, made from the one table (infra/http/table.py) and the use cases' DTOs.
+
+A command's body is its DTO without the path's ids and without `actor`: both are filled in
+here, the actor from the authenticated principal. A read's principal and role come from the
+principal too; the request states only its purpose (and, for compliance, a break-glass
+justification). Every route answers its errors as problem+json (infra/http/problems.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cache
+from typing import Annotated, Any, get_type_hints
+from uuid import UUID
+
+import orjson
+from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request, Response
+from pydantic import BaseModel, StringConstraints, create_model
+from starlette.concurrency import run_in_threadpool
+
+from infra.http.auth import Authenticator
+from infra.http.idempotency import MAX_KEY, IdempotencyStore, Kept, fingerprint
+from infra.http.problems import PROBLEM_JSON, error_response, problem_response
+from infra.http.table import COMMANDS, READS, CommandRoute, ReadRoute
+from services import dto
+from services.application import Backcheck
+from services.catalogue import USE_CASES, UseCase
+from services.identity import Identity, acting_as
+from services.intake import CommandIntake
+from services.unit import Delivery, expecting
+
+# Applied without a receipt even when keyed: erasure destroys keys after its write, and a
+# retry must finish it (the use case resumes an erasure cut off), not be refused.
+_NO_RECEIPT = frozenset({"erase-subject"})
+_FILLED = frozenset({"actor", "principal", "role"})
+Purpose = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+]
+BreakGlass = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=10, max_length=2000)
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=MAX_KEY,
+        pattern=r"^[\x21-\x7e]+$",
+        description="a key of your own for this command: sent again, the command is not "
+        "applied twice and the first answer comes back",
+    ),
+]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=40,
+        description='the ETag you read (`"<version>"`): refused with 412 if the resource '
+        "changed since",
+    ),
+]
+_PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "a problem (RFC 9457)"}
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    s: _PROBLEM for s in (401, 403, 404, 409, 412, 413, 422, 503)
+}
+
+
+_POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD
+
+
+def etag(version: int | None) -> str | None:
+    return None if version is None else f'"{version}"'
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    text = if_match.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise ValueError(f'If-Match: {if_match!r} is not an ETag this API gave ("<version>")')
+    return int(text)
+
+
+@cache
+def body_model(use_case: UseCase, path_ids: tuple[str, ...]) -> type[BaseModel]:
+    """The command's DTO without what the request does not send: the path's ids, the actor."""
+    command = use_case.command
+    fields: dict[str, Any] = {
+        name: (info.annotation, info)
+        for name, info in command.model_fields.items()
+        if name not in _FILLED and name not in path_ids
+    }
+    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        command.__name__ + "Body", __base__=dto.Command, __doc__=command.__doc__, **fields
+    )
+    return model
+
+
+def result_model(use_case: UseCase) -> Any:
+    return get_type_hints(getattr(Backcheck, use_case.method))["return"]
+
+
+class Api:
+    """Builds the routes on one application, authenticator and store of kept answers."""
+
+    def __init__(
+        self, application: Backcheck, authenticator: Authenticator, kept: IdempotencyStore
+    ) -> None:
+        self.application = application
+        self.authenticator = authenticator
+        self.kept = kept
+        self.intake = CommandIntake(application, refused={})
+
+    # --- commands -------------------------------------------------------------------------
+
+    def run_command(
+        self,
+        route: CommandRoute,
+        request: Request,
+        identity: Identity,
+        body: BaseModel | None,
+        ids: dict[str, UUID],
+        key: str | None,
+        if_match: str | None,
+        raw: bytes,
+    ) -> Response:
+        use_case = USE_CASES[route.use_case]
+        if key is not None:
+            kept = self.kept.get(identity.principal, key)
+            if kept is not None:
+                return self._replayed(request, kept, raw)
+        try:
+            expected = _expected_version(if_match)
+        except ValueError as e:
+            return problem_response(422, "Invalid input", "if-match", str(e), request)
+        try:
+            use_case.permit(identity.role)
+            target = next(iter(ids.values()), None)
+            payload = {
+                **(body.model_dump(mode="json", exclude_unset=True) if body else {}),
+                **{k: str(v) for k, v in ids.items()},
+                "actor": identity.principal,
+            }
+            versions = {target: expected} if target is not None and expected is not None else {}
+            with acting_as(identity), expecting(versions):
+                if key is not None and use_case.name not in _NO_RECEIPT:
+                    delivery = Delivery(f"http:{identity.principal}", key, use_case.name, "http")
+                    result = self.intake.apply(delivery, payload)
+                else:
+                    result = use_case.run(self.application, payload)
+        except Exception as e:
+            return error_response(request, e)
+        return self._answer(route, request, identity, result, key, raw)
+
+    def _answer(
+        self,
+        route: CommandRoute,
+        request: Request,
+        identity: Identity,
+        result: BaseModel,
+        key: str | None,
+        raw: bytes,
+    ) -> Response:
+        content = result.model_dump(mode="json")
+        location = route.created.format(**content) if route.created else None
+        status = 201 if location else 200
+        body = orjson.dumps(content)
+        headers = {"Location": location} if location else {}
+        target = self._target(route, content, request)
+        if (tag := etag(self.application.version_of(target) if target else None)) is not None:
+            headers["ETag"] = tag
+        if key is not None:
+            kept = Kept(
+                fingerprint(request.method, request.url.path, raw),
+                status,
+                body,
+                location,
+                datetime.now(UTC),
+            )
+            self.kept.put(identity.principal, key, kept)
+        return Response(body, status, headers, media_type="application/json")
+
+    @staticmethod
+    def _target(route: CommandRoute, content: dict[str, Any], request: Request) -> UUID | None:
+        """The aggregate the command changed (or created): its version is the ETag."""
+        if route.created:
+            field = route.created.rsplit("{", 1)[1].rstrip("}")
+            return UUID(str(content[field]))
+        first = route.path_ids[0] if route.path_ids else None
+        return UUID(request.path_params[first]) if first else None
+
+    @staticmethod
+    def _replayed(request: Request, kept: Kept, raw: bytes) -> Response:
+        if kept.fingerprint != fingerprint(request.method, request.url.path, raw):
+            return problem_response(
+                422,
+                "Idempotency key reused",
+                "idempotency-key-reused",
+                "this Idempotency-Key was sent before with another request; a key names one "
+                "command: use a new key for a new command",
+                request,
+            )
+        headers = {"Idempotent-Replayed": "true"}
+        if kept.location:
+            headers["Location"] = kept.location
+        return Response(kept.body, kept.status, headers, media_type="application/json")
+
+    def command_endpoint(self, route: CommandRoute) -> Callable[..., Response]:
+        use_case = USE_CASES[route.use_case]
+        model = body_model(use_case, route.path_ids)
+        required = any(f.is_required() for f in model.model_fields.values())
+        api = self
+
+        async def endpoint(request: Request, **params: Any) -> Response:
+            raw = await request.body()
+            identity: Identity = params.pop("identity")
+            body: BaseModel | None = params.pop("body", None)
+            key: str | None = params.pop("idempotency_key", None)
+            if_match: str | None = params.pop("if_match", None)
+            return await run_in_threadpool(
+                api.run_command, route, request, identity, body, params, key, if_match, raw
+            )
+
+        parameters = [
+            inspect.Parameter(
+                "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
+            ),
+            inspect.Parameter(
+                "identity",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[Identity, Depends(self.authenticator)],
+            ),
+            *[
+                inspect.Parameter(
+                    name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[UUID, Path()]
+                )
+                for name in route.path_ids
+            ],
+            inspect.Parameter(
+                "body",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[model if required else model | None, Body()],
+                **({} if required else {"default": None}),
+            ),
+            inspect.Parameter(
+                "idempotency_key",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=IdempotencyKey,
+                default=None,
+            ),
+            inspect.Parameter(
+                "if_match", inspect.Parameter.KEYWORD_ONLY, annotation=IfMatch, default=None
+            ),
+        ]
+        endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        endpoint.__name__ = use_case.method
+        endpoint.__doc__ = use_case.summary
+        return endpoint
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def run_read(
+        self,
+        route: ReadRoute,
+        request: Request,
+        identity: Identity,
+        ids: dict[str, UUID],
+        purpose: str,
+        break_glass: str | None,
+    ) -> Response:
+        use_case = USE_CASES[route.use_case]
+        payload: dict[str, Any] = {
+            **{k: str(v) for k, v in ids.items()},
+            "principal": identity.principal,
+            "role": identity.role.value,
+            "purpose": purpose,
+        }
+        if break_glass is not None:
+            payload["break_glass"] = break_glass
+        try:
+            with acting_as(identity):
+                result = use_case.run(self.application, payload)
+        except Exception as e:
+            return error_response(request, e)
+        headers: dict[str, str] = {"Cache-Control": "no-store"}
+        target = next(iter(ids.values()))
+        if (tag := etag(self.application.version_of(target))) is not None:
+            headers["ETag"] = tag
+        return Response(result.model_dump_json(), 200, headers, media_type="application/json")
+
+    def read_endpoint(self, route: ReadRoute) -> Callable[..., Response]:
+        use_case = USE_CASES[route.use_case]
+        ids = tuple(p.split("}")[0] for p in route.path.split("{")[1:])
+        api = self
+
+        def endpoint(request: Request, **params: Any) -> Response:
+            identity: Identity = params.pop("identity")
+            purpose: str = params.pop("purpose")
+            glass: str | None = params.pop("break_glass", None)
+            return api.run_read(route, request, identity, params, purpose, glass)
+
+        parameters = [
+            inspect.Parameter(
+                "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
+            ),
+            inspect.Parameter(
+                "identity",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[Identity, Depends(self.authenticator)],
+            ),
+            *[
+                inspect.Parameter(
+                    name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[UUID, Path()]
+                )
+                for name in ids
+            ],
+            inspect.Parameter(
+                "purpose",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[
+                    Purpose, Query(description="why you read it; recorded with the read")
+                ],
+            ),
+        ]
+        if route.values:
+            parameters.append(
+                inspect.Parameter(
+                    "break_glass",
+                    inspect.Parameter.KEYWORD_ONLY,
+                    annotation=Annotated[
+                        BreakGlass | None,
+                        Query(description="compliance only: the justification to record"),
+                    ],
+                    default=None,
+                )
+            )
+        endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        endpoint.__name__ = use_case.method
+        endpoint.__doc__ = use_case.summary
+        return endpoint
+
+    def install(self, app: FastAPI) -> None:
+        for route in COMMANDS:
+            use_case = USE_CASES[route.use_case]
+            app.add_api_route(
+                route.path,
+                self.command_endpoint(route),
+                methods=["POST"],
+                tags=[route.tag],
+                status_code=201 if route.created else 200,
+                response_model=result_model(use_case),
+                responses=PROBLEMS,
+                summary=use_case.name,
+                description=f"{use_case.summary}\n\nRoles: "
+                + ", ".join(sorted(r.value for r in use_case.roles)),
+            )
+        for read in READS:
+            use_case = USE_CASES[read.use_case]
+            app.add_api_route(
+                read.path,
+                self.read_endpoint(read),
+                methods=["GET"],
+                tags=[read.tag],
+                response_model=result_model(use_case),
+                responses=PROBLEMS,
+                summary=use_case.name,
+                description=f"{use_case.summary}\n\nDecided by the access policies, redacted "
+                "per category, recorded before it is answered.",
+            )

@@ -1,0 +1,100 @@
+"""Which use case answers which method and path: the API's one table.
+
+Each command is `POST` on the resource it changes; the path's ids are the command's own fields
+of the same name (never sent twice), and `actor` is the authenticated principal (never sent at
+all). A command that creates a resource answers 201 with its `Location`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CommandRoute:
+    path: str
+    use_case: str
+    tag: str
+    created: str | None = None  # "/v1/…/{id field}": a new resource, answered 201 with Location
+
+    @property
+    def path_ids(self) -> tuple[str, ...]:
+        return tuple(p.split("}")[0] for p in self.path.split("{")[1:])
+
+
+@dataclass(frozen=True)
+class ReadRoute:
+    path: str
+    use_case: str
+    tag: str
+    values: bool  # a read of personal values (may state a break-glass justification)
+
+
+_C = "candidates"
+_K = "consents"
+_I = "investigations"
+_R = "reports"
+
+COMMANDS: tuple[CommandRoute, ...] = (
+    CommandRoute("/v1/candidates", "register-candidate", _C, "/v1/candidates/{candidate_id}"),
+    CommandRoute("/v1/candidates/{candidate_id}/claims", "submit-claims", _C),
+    CommandRoute("/v1/candidates/{candidate_id}/erasure-request", "request-erasure", _C),
+    CommandRoute("/v1/candidates/{candidate_id}/erasure", "erase-subject", _C),
+    CommandRoute(
+        "/v1/candidates/{candidate_id}/consents", "request-consent", _K, "/v1/consents/{consent_id}"
+    ),
+    CommandRoute("/v1/consents/{consent_id}/grant", "grant-consent", _K),
+    CommandRoute("/v1/consents/{consent_id}/withdrawal", "withdraw-consent", _K),
+    CommandRoute("/v1/consents/{consent_id}/expiry", "expire-consent", _K),
+    CommandRoute(
+        "/v1/investigations", "plan-investigation", _I, "/v1/investigations/{investigation_id}"
+    ),
+    CommandRoute("/v1/investigations/{investigation_id}/notice", "notify-candidate", _I),
+    CommandRoute("/v1/investigations/{investigation_id}/start", "start-investigation", _I),
+    CommandRoute("/v1/investigations/{investigation_id}/resumption", "resume-investigation", _I),
+    CommandRoute("/v1/investigations/{investigation_id}/investigators", "assign-investigator", _I),
+    CommandRoute("/v1/investigations/{investigation_id}/findings", "record-finding", _I),
+    CommandRoute(
+        "/v1/investigations/{investigation_id}/checks/{check_id}/conclusion", "conclude-check", _I
+    ),
+    CommandRoute("/v1/investigations/{investigation_id}/disputes", "raise-dispute", _I),
+    CommandRoute(
+        "/v1/investigations/{investigation_id}/disputes/{dispute_id}/resolution",
+        "resolve-dispute",
+        _I,
+    ),
+    CommandRoute("/v1/investigations/{investigation_id}/feedback", "give-feedback", _I),
+    CommandRoute(
+        "/v1/investigations/{investigation_id}/feedback/{feedback_id}/answer",
+        "answer-feedback",
+        _I,
+    ),
+    CommandRoute("/v1/investigations/{investigation_id}/completion", "complete-investigation", _I),
+    CommandRoute("/v1/investigations/{investigation_id}/cancellation", "cancel-investigation", _I),
+    CommandRoute(
+        "/v1/investigations/{investigation_id}/report",
+        "compile-report",
+        _R,
+        "/v1/reports/{report_id}",
+    ),
+    CommandRoute("/v1/reports/{report_id}/review", "review-report", _R),
+    CommandRoute("/v1/reports/{report_id}/sharing", "share-report", _R),
+    CommandRoute("/v1/reports/{report_id}/disputes", "dispute-report", _R),
+    CommandRoute(
+        "/v1/reports/{report_id}/disputes/{dispute_id}/rejection", "reject-report-dispute", _R
+    ),
+    CommandRoute("/v1/reports/{report_id}/amendments", "amend-report", _R),
+    CommandRoute("/v1/reports/{report_id}/reissue", "reissue-report", _R),
+    CommandRoute("/v1/reports/{report_id}/disclosures", "disclose-report", _R),
+    CommandRoute("/v1/reports/{report_id}/legal-hold", "place-legal-hold", _R),
+    CommandRoute("/v1/reports/{report_id}/legal-hold/release", "release-legal-hold", _R),
+    CommandRoute("/v1/reports/{report_id}/destruction", "destroy-report", _R),
+)
+
+READS: tuple[ReadRoute, ...] = (
+    ReadRoute("/v1/candidates/{candidate_id}/profile", "read-profile", _C, values=True),
+    ReadRoute("/v1/candidates/{candidate_id}/consents", "read-consents", _K, values=False),
+    ReadRoute("/v1/candidates/{candidate_id}/access-log", "read-access-log", _C, values=False),
+    ReadRoute("/v1/investigations/{investigation_id}", "read-investigation", _I, values=True),
+    ReadRoute("/v1/reports/{report_id}", "read-report", _R, values=True),
+)
