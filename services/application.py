@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from services.audit_reads import AuditReads
 from services.candidates import CandidateUseCases
 from services.consents import ConsentUseCases
 from services.history import HistoryQueries
 from services.investigations import InvestigationUseCases
-from services.queries import QueryUseCases
 from services.reports import ReportUseCases
 from services.retention import RetentionUseCases
 
@@ -16,7 +16,7 @@ class Backcheck(
     ConsentUseCases,
     InvestigationUseCases,
     ReportUseCases,
-    QueryUseCases,
+    AuditReads,
     RetentionUseCases,
     HistoryQueries,
 ):

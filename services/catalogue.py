@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services import dto
+from services import audit_reads, dto
 from services.access import Role
 from services.application import Backcheck
 from services.errors import UseCaseNotPermittedError
@@ -89,6 +89,8 @@ _TABLE: tuple[tuple[str, type[dto.Command], str], ...] = (
     ("read-investigation", dto.ReadInvestigation, "read_investigation"),
     ("read-access-log", dto.ReadAccessLog, "read_access_log"),
     ("read-consents", dto.ReadConsents, "read_consents"),
+    ("read-timeline", audit_reads.ReadTimeline, "read_timeline"),
+    ("read-as-of", audit_reads.ReadAsOf, "read_as_of"),
 )
 
 USE_CASES: dict[str, UseCase] = {name: UseCase(name, cmd, m) for name, cmd, m in _TABLE}

@@ -38,6 +38,8 @@ NOT_FROM_SERVICES: dict[str, str] = {
     "read-investigation": _READ,
     "read-access-log": _READ,
     "read-consents": _READ,
+    "read-timeline": _READ,
+    "read-as-of": _READ,
     "erase-subject": "erasure destroys the subject's keys after its write, which a redelivery "
     "must not skip; a compliance officer runs `backcheck subject erase` (a service may send "
     "request-erasure)",

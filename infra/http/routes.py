@@ -9,7 +9,7 @@ justification). Every route answers its errors as problem+json (infra/http/probl
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, get_type_hints
@@ -35,13 +35,20 @@ from services.unit import Delivery, expecting
 # retry must finish it (the use case resumes an erasure cut off), not be refused.
 _NO_RECEIPT = frozenset({"erase-subject"})
 _FILLED = frozenset({"actor", "principal", "role"})
-Purpose = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
-]
-BreakGlass = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=10, max_length=2000)
-]
+_QUERY_HELP = {
+    "purpose": "why you read it; recorded with the read",
+    "break_glass": "compliance only: the justification to record with the read",
+}
+
+
+def _query_type(annotation: Any, required: bool) -> Any:
+    """A query parameter's type: times and ids as such, text bounded (its DTO checks the
+    rest and names the field)."""
+    base = annotation if annotation in (datetime, UUID, bool, int) else _Bounded
+    return base if required else base | None
+
+
+_Bounded = Annotated[str, StringConstraints(max_length=2000)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -92,7 +99,7 @@ def body_model(use_case: UseCase, path_ids: tuple[str, ...]) -> type[BaseModel]:
         for name, info in command.model_fields.items()
         if name not in _FILLED and name not in path_ids
     }
-    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    model: type[BaseModel] = create_model(
         command.__name__ + "Body", __base__=dto.Command, __doc__=command.__doc__, **fields
     )
     return model
@@ -207,7 +214,7 @@ class Api:
             headers["Location"] = kept.location
         return Response(kept.body, kept.status, headers, media_type="application/json")
 
-    def command_endpoint(self, route: CommandRoute) -> Callable[..., Response]:
+    def command_endpoint(self, route: CommandRoute) -> Callable[..., Awaitable[Response]]:
         use_case = USE_CASES[route.use_case]
         model = body_model(use_case, route.path_ids)
         required = any(f.is_required() for f in model.model_fields.values())
@@ -267,18 +274,15 @@ class Api:
         request: Request,
         identity: Identity,
         ids: dict[str, UUID],
-        purpose: str,
-        break_glass: str | None,
+        query: dict[str, Any],
     ) -> Response:
         use_case = USE_CASES[route.use_case]
         payload: dict[str, Any] = {
+            **{k: v for k, v in query.items() if v is not None},
             **{k: str(v) for k, v in ids.items()},
             "principal": identity.principal,
             "role": identity.role.value,
-            "purpose": purpose,
         }
-        if break_glass is not None:
-            payload["break_glass"] = break_glass
         try:
             with acting_as(identity):
                 result = use_case.run(self.application, payload)
@@ -291,20 +295,24 @@ class Api:
         return Response(result.model_dump_json(), 200, headers, media_type="application/json")
 
     def read_endpoint(self, route: ReadRoute) -> Callable[..., Response]:
+        """A GET whose query parameters are the read's own fields (purpose, and what else it
+        takes), checked by its DTO as any transport's command is."""
         use_case = USE_CASES[route.use_case]
         ids = tuple(p.split("}")[0] for p in route.path.split("{")[1:])
+        fields = {
+            name: info
+            for name, info in use_case.command.model_fields.items()
+            if name not in _FILLED and name not in ids
+        }
         api = self
 
         def endpoint(request: Request, **params: Any) -> Response:
             identity: Identity = params.pop("identity")
-            purpose: str = params.pop("purpose")
-            glass: str | None = params.pop("break_glass", None)
-            return api.run_read(route, request, identity, params, purpose, glass)
+            query = {name: params.pop(name) for name in fields}
+            return api.run_read(route, request, identity, params, query)
 
         parameters = [
-            inspect.Parameter(
-                "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
-            ),
+            inspect.Parameter("request", _POSITIONAL, annotation=Request),
             inspect.Parameter(
                 "identity",
                 inspect.Parameter.KEYWORD_ONLY,
@@ -316,26 +324,19 @@ class Api:
                 )
                 for name in ids
             ],
-            inspect.Parameter(
-                "purpose",
-                inspect.Parameter.KEYWORD_ONLY,
-                annotation=Annotated[
-                    Purpose, Query(description="why you read it; recorded with the read")
-                ],
-            ),
-        ]
-        if route.values:
-            parameters.append(
+            *[
                 inspect.Parameter(
-                    "break_glass",
+                    name,
                     inspect.Parameter.KEYWORD_ONLY,
                     annotation=Annotated[
-                        BreakGlass | None,
-                        Query(description="compliance only: the justification to record"),
+                        _query_type(info.annotation, info.is_required()),
+                        Query(description=_QUERY_HELP.get(name, info.description)),
                     ],
-                    default=None,
+                    **({} if info.is_required() else {"default": None}),
                 )
-            )
+                for name, info in fields.items()
+            ],
+        ]
         endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
         endpoint.__name__ = use_case.method
         endpoint.__doc__ = use_case.summary

@@ -34,6 +34,7 @@ _C = "candidates"
 _K = "consents"
 _I = "investigations"
 _R = "reports"
+_A = "compliance"
 
 COMMANDS: tuple[CommandRoute, ...] = (
     CommandRoute("/v1/candidates", "register-candidate", _C, "/v1/candidates/{candidate_id}"),
@@ -95,6 +96,8 @@ READS: tuple[ReadRoute, ...] = (
     ReadRoute("/v1/candidates/{candidate_id}/profile", "read-profile", _C, values=True),
     ReadRoute("/v1/candidates/{candidate_id}/consents", "read-consents", _K, values=False),
     ReadRoute("/v1/candidates/{candidate_id}/access-log", "read-access-log", _C, values=False),
+    ReadRoute("/v1/candidates/{candidate_id}/timeline", "read-timeline", _A, values=False),
+    ReadRoute("/v1/candidates/{candidate_id}/as-of", "read-as-of", _A, values=False),
     ReadRoute("/v1/investigations/{investigation_id}", "read-investigation", _I, values=True),
     ReadRoute("/v1/reports/{report_id}", "read-report", _R, values=True),
 )
