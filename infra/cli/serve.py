@@ -49,8 +49,11 @@ def serve(
         sock = _bound(host, port)
         application, settings = open_app()
         if demo:
+            from infra.audit.checkpoint import key_pair
             from infra.demo import tell_story
 
+            if settings.signing_key is None:  # evidence bundles sign a checkpoint
+                key_pair(settings.signing_key_path.parent)
             tell_story(application)
         sqlite = settings.sqlite_path if settings.backend == "sqlite" else None
         kept = kept_answers(
@@ -66,7 +69,13 @@ def serve(
     console.print(f"[dim]store: {markup_safe(settings.describe())}[/]")
     console.print(f"backcheck serving on {base}")
     console.print(f"  API        {base}/v1  (OpenAPI: {base}/openapi.json)")
-    http = create_app(application, Authenticator(application), kept, max_body_bytes=max_body_bytes)
+    http = create_app(
+        application,
+        Authenticator(application),
+        kept,
+        settings=settings,
+        max_body_bytes=max_body_bytes,
+    )
     server = uvicorn.Server(uvicorn.Config(http, log_level="warning", access_log=False))
     try:
         server.run(sockets=[sock])

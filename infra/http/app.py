@@ -14,6 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from infra.config import Settings
+from infra.http import compliance
 from infra.http.auth import Authenticator, Unauthenticated
 from infra.http.bodies import DEFAULT_MAX_BODY, BodyLimit
 from infra.http.idempotency import IdempotencyStore
@@ -54,8 +56,11 @@ def create_app(
     authenticator: Authenticator,
     kept: IdempotencyStore,
     *,
+    settings: Settings | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
 ) -> FastAPI:
+    """The API on `application`; with `settings` (the store's files: its checkpoints and
+    signing key) the compliance routes that read the store's files too."""
     app = FastAPI(
         title="backcheck",
         version=version(),
@@ -85,6 +90,8 @@ def create_app(
 
     app.add_exception_handler(Unauthenticated, on_unauthenticated)
     Api(application, authenticator, kept).install(app)
+    if settings is not None:
+        compliance.install(app, application, authenticator, settings)
 
     def me(request: Request) -> Me:
         identity: Identity = authenticator(request)

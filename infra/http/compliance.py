@@ -1,0 +1,170 @@
+"""Compliance over HTTP: the store's own verification, the rule check, the case overview as
+of a moment, and one subject's evidence bundle as a download.
+
+Each is for compliance officers alone (403 for anyone else). The per-subject ones are recorded
+reads or disclosures (the timeline and as-of reads in infra/http/table.py; the evidence bundle
+records its DataDisclosed before it exists). Verification and the check replay the whole
+store: they answer once it is done, as `backcheck audit verify` and `audit check` do.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import orjson
+from fastapi import Depends, FastAPI, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from infra.audit.trail import StoreVerification, evidence_export, keep_checkpoint
+from infra.config import Settings
+from infra.http.auth import Authenticator
+from infra.http.problems import error_response
+from infra.http.routes import PROBLEMS
+from services.access import Role
+from services.application import Backcheck
+from services.dto import Text
+from services.errors import UseCaseNotPermittedError
+from services.evidence import ExportEvidence
+from services.identity import Identity, acting_as
+
+TAG = "compliance"
+
+
+class EvidenceRequest(BaseModel):
+    """Who receives the bundle and why: recorded as the disclosure."""
+
+    model_config = {"extra": "forbid"}
+    recipient: Text = Field(examples=["county court case 2026-114"])
+    purpose: Text = Field(examples=["legal proceedings"])
+
+
+class Violations(BaseModel):
+    events: int
+    violations: list[dict[str, Any]]
+
+
+def _compliance_only(identity: Identity, what: str) -> None:
+    if identity.role is not Role.COMPLIANCE:
+        raise UseCaseNotPermittedError(what, identity.role.value, [Role.COMPLIANCE.value])
+
+
+def install(
+    app: FastAPI, application: Backcheck, authenticator: Authenticator, settings: Settings
+) -> None:
+    signed_in = Depends(authenticator)
+
+    def verification(request: Request, identity: Identity = signed_in) -> Response:
+        try:
+            _compliance_only(identity, "audit-verify")
+            with StoreVerification(settings, workers=1) as run:
+                verdict = run.run()
+        except Exception as e:
+            return error_response(request, e)
+        body = {**verdict.as_dict(), "skipped": [str(p) for p in run.skipped]}
+        return _json(body)
+
+    def violations(request: Request, identity: Identity = signed_in) -> Response:
+        try:
+            _compliance_only(identity, "audit-check")
+            found = list(application.violations())
+            events = application.recorder.max_notification_id() or 0
+        except Exception as e:
+            return error_response(request, e)
+        rows = [
+            {**v.__dict__, "aggregate_id": str(v.aggregate_id), "candidate_id": str(v.candidate_id)}
+            for v in found
+        ]
+        return _json(Violations(events=events, violations=rows).model_dump(mode="json"))
+
+    def as_of(
+        request: Request,
+        at: Annotated[datetime, Query(description="the moment, ISO 8601 with its offset")],
+        identity: Identity = signed_in,
+    ) -> Response:
+        try:
+            _compliance_only(identity, "audit-as-of")
+            rows = application.as_of(at)
+        except Exception as e:
+            return error_response(request, e)
+        return _json({"at": at.isoformat(), "cases": rows})
+
+    def evidence(
+        request: Request, candidate_id: UUID, body: EvidenceRequest, identity: Identity = signed_in
+    ) -> Response:
+        try:
+            _compliance_only(identity, "export-evidence")
+            with acting_as(identity):
+                exported = evidence_export(application, settings).export(
+                    ExportEvidence(
+                        candidate_id=candidate_id,
+                        recipient=body.recipient,
+                        purpose=body.purpose,
+                        actor=identity.principal,
+                    )
+                )
+            keep_checkpoint(settings, exported.checkpoint_position, exported.checkpoint)
+        except Exception as e:
+            return error_response(request, e)
+        name = f"evidence-{candidate_id}-{exported.checkpoint_position}.bundle"
+        return Response(
+            exported.bundle,
+            200,
+            {
+                "Content-Disposition": f'attachment; filename="{name}"',
+                "X-Disclosure-Id": str(exported.disclosure_id),
+                "Cache-Control": "no-store",
+            },
+            media_type="application/octet-stream",
+        )
+
+    problems: dict[int | str, dict[str, Any]] = {s: PROBLEMS[s] for s in (401, 403, 404, 422, 503)}
+    app.add_api_route(
+        "/v1/audit/verification",
+        verification,
+        methods=["GET"],
+        tags=[TAG],
+        responses=problems,
+        summary="audit-verify",
+        description="Recompute the hash chain over every stored event and hold it to the "
+        "signed checkpoints kept with the store: `intact`, the head, the first bad position.",
+    )
+    app.add_api_route(
+        "/v1/audit/violations",
+        violations,
+        methods=["GET"],
+        tags=[TAG],
+        response_model=Violations,
+        responses=problems,
+        summary="audit-check",
+        description="Replay the whole stream: every broken rule with its position.",
+    )
+    app.add_api_route(
+        "/v1/audit/as-of",
+        as_of,
+        methods=["GET"],
+        tags=[TAG],
+        responses=problems,
+        summary="audit-as-of",
+        description="Every case's overview (ids and statuses, no personal value) as it stood "
+        "at a moment, rebuilt from the events up to then.",
+    )
+    app.add_api_route(
+        "/v1/candidates/{candidate_id}/evidence",
+        evidence,
+        methods=["POST"],
+        tags=[TAG],
+        responses={
+            200: {"content": {"application/octet-stream": {}}, "description": "the bundle"},
+            **problems,
+        },
+        summary="export-evidence",
+        description="One subject's events with chain proofs and a checkpoint signed now, as "
+        "a download. A disclosure of personal data: recorded (DataDisclosed) before the "
+        "bundle exists; its id is in `X-Disclosure-Id`.",
+    )
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(body), 200, media_type="application/json")
