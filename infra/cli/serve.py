@@ -49,7 +49,7 @@ def serve(
         sock = _bound(host, port)
         application, settings = open_app()
         if demo:
-            from infra.audit.checkpoint import key_pair
+            from infra.audit.trail import key_pair
             from infra.demo import tell_story
 
             if settings.signing_key is None:  # evidence bundles sign a checkpoint
