@@ -1,0 +1,101 @@
+"""The HTTP API on a real store, with principals issued through the real use cases: for the
+API tests. A client signs in as one of them by name (`as_`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from fastapi.testclient import TestClient
+
+from infra.config import Settings
+from infra.http.app import create_app
+from infra.http.auth import Authenticator
+from infra.http.idempotency import PostgresIdempotency, SQLiteIdempotency, kept_answers
+from services.access import Role
+from services.application import Backcheck
+from services.dto import AddPrincipal, IssuePortalLink
+from tests.story import INVESTIGATOR, RECRUITER, REVIEWER
+
+COMPLIANCE = "compliance:wu.min"
+PROBLEM_PREFIX = "tag:backcheck.invalid,2026:problems/"
+
+STAFF = {
+    RECRUITER: Role.RECRUITER,
+    INVESTIGATOR: Role.INVESTIGATOR,
+    REVIEWER: Role.REVIEWER,
+    COMPLIANCE: Role.COMPLIANCE,
+}
+
+
+@dataclass
+class Served:
+    app: Backcheck
+    client: TestClient
+    kept: SQLiteIdempotency | PostgresIdempotency
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def issue(self, name: str, role: Role, assignments: tuple[UUID, ...] = ()) -> str:
+        issued = self.app.add_principal(
+            AddPrincipal(name=name, role=role, assignments=list(assignments), actor="operator")
+        )
+        self.tokens[name] = issued.token
+        return issued.token
+
+    def portal(self, candidate_id: UUID) -> str:
+        issued = self.app.issue_portal_link(
+            IssuePortalLink(candidate_id=candidate_id, actor=RECRUITER)
+        )
+        self.tokens[f"candidate:{candidate_id}"] = issued.token
+        return issued.token
+
+    def as_(self, name: str, **headers: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[name]}", **headers}
+
+    def post(self, name: str, path: str, body: Any = None, **headers: str) -> Any:
+        return self.client.post(path, json=body, headers=self.as_(name, **headers))
+
+    def get(self, name: str, path: str, **params: Any) -> Any:
+        return self.client.get(path, params=params, headers=self.as_(name))
+
+    def head(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+
+@contextmanager
+def served(app: Backcheck, settings: Settings) -> Iterator[Served]:
+    """The API on `app` (built on `settings`), staff principals issued."""
+    sqlite = settings.sqlite_path if settings.backend == "sqlite" else None
+    kept = kept_answers(
+        settings.backend,
+        sqlite,
+        "" if sqlite else settings.postgres_conninfo(),
+        "" if sqlite else settings.postgres_schema,
+    )
+    http = create_app(app, Authenticator(app), kept, settings=settings)
+    try:
+        with TestClient(http, raise_server_exceptions=True) as client:
+            assert isinstance(kept, SQLiteIdempotency | PostgresIdempotency)
+            api = Served(app, client, kept)
+            for name, role in STAFF.items():
+                api.issue(name, role)
+            yield api
+    finally:
+        kept.close()
+
+
+def problem(response: Any, status: int, kind: str | None = None) -> dict[str, Any]:
+    """The response is an RFC 9457 problem of `status` (and `kind`): returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"].startswith(PROBLEM_PREFIX), body["type"]
+    assert body["title"]
+    assert body["detail"]
+    if kind is not None:
+        assert body["type"] == PROBLEM_PREFIX + kind, body
+    return body

@@ -1,0 +1,231 @@
+"""The HTTP API on both backends: every error class as problem+json, commands applied once per
+Idempotency-Key, If-Match against the aggregate's version, and every read recorded under the
+authenticated principal (never one the request names)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+
+from infra.bootstrap import build_app
+from infra.config import Settings
+from services.access import Role
+from services.dto import ReadAccessLog
+from tests.conftest import FakeClock
+from tests.http import COMPLIANCE, Served, problem, served
+from tests.story import (
+    DOCUMENT_SHA256,
+    INVESTIGATOR,
+    PURPOSE,
+    RECRUITER,
+    terms_in,
+)
+
+
+@pytest.fixture
+def api(settings: Settings, clock: FakeClock) -> Iterator[Served]:
+    app = build_app(settings, clock=clock)
+    try:
+        with served(app, settings) as api:
+            yield api
+    finally:
+        app.close()
+
+
+def register(api: Served, name: str = "Li Lei") -> str:
+    r = api.post(RECRUITER, "/v1/candidates", {"name": name, "email": "li.lei@example.com"})
+    assert r.status_code == 201, r.text
+    return str(r.json()["candidate_id"])
+
+
+def consented(api: Served) -> tuple[str, str]:
+    """A candidate who granted, from their portal link, the consent a recruiter asked for."""
+    candidate = register(api)
+    asked = api.post(
+        RECRUITER,
+        f"/v1/candidates/{candidate}/consents",
+        {"terms": terms_in().model_dump(mode="json")},
+    )
+    assert asked.status_code == 201, asked.text
+    consent = asked.json()["consent_id"]
+    api.portal(candidate)
+    start = api.app.clock()
+    granted = api.post(
+        f"candidate:{candidate}",
+        f"/v1/consents/{consent}/grant",
+        {
+            "terms": terms_in().model_dump(mode="json"),
+            "document_sha256": DOCUMENT_SHA256,
+            "signature_method": "e-signature",
+            "valid_from": start.isoformat(),
+            "valid_until": (start + timedelta(days=90)).isoformat(),
+        },
+    )
+    assert granted.status_code == 200, granted.text
+    return candidate, consent
+
+
+def access_log(api: Served, candidate: str) -> list[dict[str, object]]:
+    log = api.app.read_access_log(
+        ReadAccessLog(
+            candidate_id=candidate, principal=COMPLIANCE, role=Role.COMPLIANCE, purpose="audit"
+        )
+    )
+    return [e.model_dump(mode="json") for e in log.entries]
+
+
+def test_a_creation_answers_201_with_its_location_and_version(api: Served) -> None:
+    r = api.post(RECRUITER, "/v1/candidates", {"name": "Li Lei"})
+    assert r.status_code == 201, r.text
+    candidate = r.json()["candidate_id"]
+    assert r.headers["location"] == f"/v1/candidates/{candidate}"
+    assert r.headers["etag"] == '"1"'
+
+
+def test_a_read_is_recorded_under_the_authenticated_principal(api: Served) -> None:
+    candidate, _ = consented(api)
+    r = api.get(RECRUITER, f"/v1/candidates/{candidate}/profile", purpose=PURPOSE)
+    assert r.status_code == 200, r.text
+    assert r.json()["outcome"] in ("allowed", "partial")
+    reads = [e for e in access_log(api, candidate) if e["view"] == "profile"]
+    assert [(e["principal"], e["role"], e["authentication"]) for e in reads] == [
+        (RECRUITER, "recruiter", "token")
+    ]
+
+
+def test_no_credential_or_a_bad_one_is_401_with_a_challenge(api: Served) -> None:
+    bare = api.client.post("/v1/candidates", json={"name": "Li Lei"})
+    assert problem(bare, 401, "unauthenticated")
+    assert bare.headers["www-authenticate"] == 'Bearer realm="backcheck"'
+    for header in (
+        "Bearer bck_" + "0" * 32 + "_" + "A" * 43,  # well formed, no such principal
+        "Bearer not-a-token",
+        "Basic dXNlcjpwYXNz",
+        "Bearer " + api.tokens[RECRUITER][:-1] + "B",  # one character changed
+    ):
+        r = api.client.post("/v1/candidates", json={"name": "x"}, headers={"Authorization": header})
+        body = problem(r, 401, "unauthenticated")
+        assert api.tokens[RECRUITER] not in body["detail"]
+        assert 'error="invalid_token"' in r.headers["www-authenticate"]
+    assert api.head() == 4  # the four principals issued, nothing else
+
+
+def test_a_revoked_token_signs_no_one_in(api: Served) -> None:
+    from services.dto import RevokePrincipal
+
+    assert api.get(RECRUITER, "/v1/me").status_code == 200
+    api.app.revoke_principal(RevokePrincipal(name=RECRUITER, reason="left", actor="operator"))
+    problem(api.get(RECRUITER, "/v1/me"), 401, "unauthenticated")
+
+
+def test_a_refused_read_is_403_and_recorded(api: Served) -> None:
+    candidate = register(api)  # no consent: the recruiter may not read the profile
+    r = api.get(RECRUITER, f"/v1/candidates/{candidate}/profile", purpose=PURPOSE)
+    body = problem(r, 403, "AccessRefused")
+    assert "recorded" in body["detail"]
+    refused = [e for e in access_log(api, candidate) if e["outcome"] == "refused"]
+    assert [(e["principal"], e["authentication"]) for e in refused] == [(RECRUITER, "token")]
+
+
+def test_a_role_that_may_not_run_a_command_is_403_and_nothing_is_recorded(api: Served) -> None:
+    head = api.head()
+    problem(api.post(INVESTIGATOR, "/v1/candidates", {"name": "x"}), 403, "use-case-not-permitted")
+    assert api.head() == head
+
+
+def test_an_unknown_id_is_404(api: Served) -> None:
+    r = api.get(INVESTIGATOR, f"/v1/investigations/{uuid4()}", purpose=PURPOSE)
+    problem(r, 404)
+    problem(api.client.get("/v1/nowhere", headers=api.as_(RECRUITER)), 404, "not-found")
+
+
+def test_a_broken_rule_is_409_and_records_nothing(api: Served) -> None:
+    candidate = register(api)
+    first = api.post(RECRUITER, f"/v1/candidates/{candidate}/erasure-request", {"reason": "asked"})
+    assert first.status_code == 200, first.text
+    head = api.head()
+    again = api.post(RECRUITER, f"/v1/candidates/{candidate}/erasure-request", {"reason": "again"})
+    body = problem(again, 409, "ErasureAlreadyRequested")
+    assert body["rule"] == "ErasureAlreadyRequested"
+    assert api.head() == head
+
+
+def test_if_match_on_another_version_is_412_and_the_right_one_applies(api: Served) -> None:
+    candidate = register(api)
+    path = f"/v1/candidates/{candidate}/erasure-request"
+    head = api.head()
+    stale = api.post(RECRUITER, path, {"reason": "asked"}, **{"If-Match": '"7"'})
+    body = problem(stale, 412, "version-mismatch")
+    assert "version 1, not 7" in body["detail"]
+    assert api.head() == head
+    fresh = api.post(RECRUITER, path, {"reason": "asked"}, **{"If-Match": '"1"'})
+    assert fresh.status_code == 200, fresh.text
+    assert fresh.headers["etag"] == '"2"'
+    problem(api.post(RECRUITER, path, {"reason": "x"}, **{"If-Match": "yesterday"}), 422)
+
+
+def test_a_body_over_the_limit_is_413(api: Served) -> None:
+    head = api.head()
+    r = api.client.post(
+        "/v1/candidates",
+        content=b'{"name": "' + b"x" * 2_000_000 + b'"}',
+        headers=api.as_(RECRUITER, **{"content-type": "application/json"}),
+    )
+    problem(r, 413, "body-too-large")
+    assert api.head() == head
+
+
+def test_invalid_input_is_422_naming_each_field_and_rule(api: Served) -> None:
+    r = api.post(RECRUITER, "/v1/candidates", {"name": "", "email": "x" * 3000, "nick": "y"})
+    body = problem(r, 422, "validation")
+    rules = {(e["field"], e["rule"]) for e in body["errors"]}
+    assert rules == {
+        ("name", "string_too_short"),
+        ("email", "string_too_long"),
+        ("nick", "extra_forbidden"),
+    }
+    bad_json = api.client.post(
+        "/v1/candidates",
+        content=b"{not json",
+        headers=api.as_(RECRUITER, **{"content-type": "application/json"}),
+    )
+    problem(bad_json, 422, "validation")
+
+
+def test_an_idempotency_key_applies_a_command_once_and_replays_its_answer(api: Served) -> None:
+    body = {"name": "Li Lei"}
+    first = api.post(RECRUITER, "/v1/candidates", body, **{"Idempotency-Key": "ats-7"})
+    assert first.status_code == 201, first.text
+    head = api.head()
+    again = api.post(RECRUITER, "/v1/candidates", body, **{"Idempotency-Key": "ats-7"})
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["location"] == first.headers["location"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert api.head() == head
+    other = api.post(RECRUITER, "/v1/candidates", {"name": "Wu"}, **{"Idempotency-Key": "ats-7"})
+    problem(other, 422, "idempotency-key-reused")
+    assert api.head() == head
+
+
+def test_a_key_whose_kept_answer_expired_is_still_never_applied_twice(api: Served) -> None:
+    """The kept answers are a convenience; the receipt stored with the events is the guard."""
+    body = {"name": "Li Lei"}
+    first = api.post(RECRUITER, "/v1/candidates", body, **{"Idempotency-Key": "ats-8"})
+    assert first.status_code == 201, first.text
+    head = api.head()
+    api.kept.ttl = timedelta(0)  # the kept answer has expired
+    again = api.post(RECRUITER, "/v1/candidates", body, **{"Idempotency-Key": "ats-8"})
+    problem(again, 409, "CommandAlreadyApplied")
+    assert api.head() == head
+
+
+def test_the_same_key_from_two_principals_is_two_commands(api: Served) -> None:
+    api.issue("hr:zhou", Role.RECRUITER)
+    a = api.post(RECRUITER, "/v1/candidates", {"name": "A"}, **{"Idempotency-Key": "k"})
+    b = api.post("hr:zhou", "/v1/candidates", {"name": "B"}, **{"Idempotency-Key": "k"})
+    assert a.status_code == b.status_code == 201
+    assert a.json()["candidate_id"] != b.json()["candidate_id"]
