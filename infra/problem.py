@@ -33,7 +33,7 @@ from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
 from infra.privacy.keystore import WrongMasterKeyError
 from infra.store.filelock import AlreadyRunningError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
-from services.errors import DataKeyMissingError
+from services.errors import AuthenticationError, DataKeyMissingError
 
 # Exit codes from BSD sysexits.h where one fits; the domain's own below 64.
 EX_DATAERR = 65  # the store's data is damaged: a data key gone without a recorded erasure
@@ -41,7 +41,9 @@ EX_UNAVAILABLE = 69
 EX_CANTCREAT = 73  # an output file refused or not writable (existing, the store's own, no room)
 EX_IOERR = 74  # a file or the store could not be read or written (disk full, I/O error)
 EX_TEMPFAIL = 75  # busy: another relay or demo runs, the store is locked; try again
-EX_NOPERM = 77  # the master key is not the store's: a key to find, not a setting to correct
+# the master key is not the store's (a key to find, not a setting to correct); a token that
+# establishes no one (unknown, revoked, expired)
+EX_NOPERM = 77
 EX_CONFIG = 78
 
 
@@ -235,6 +237,7 @@ _TABLE: tuple[_Row, ...] = (
         detail=_server_lost,
         when=_server_gone,
     ),
+    _Row(AuthenticationError, 401, "Unauthenticated", EX_NOPERM, "unauthenticated"),
     _Row(NotFoundError, 404, "Not found", 4),
     _Row(ForbiddenError, 403, "Forbidden", 5),
     _Row(RuleBrokenError, 409, "Rule broken", 3),

@@ -74,6 +74,10 @@ _TABLE: tuple[tuple[str, type[dto.Command], str], ...] = (
     ("read-investigation", dto.ReadInvestigation, "read_investigation"),
     ("read-access-log", dto.ReadAccessLog, "read_access_log"),
     ("read-consents", dto.ReadConsents, "read_consents"),
+    ("add-principal", dto.AddPrincipal, "add_principal"),
+    ("rotate-principal", dto.RotatePrincipal, "rotate_principal"),
+    ("revoke-principal", dto.RevokePrincipal, "revoke_principal"),
+    ("issue-portal-link", dto.IssuePortalLink, "issue_portal_link"),
 )
 
 USE_CASES: dict[str, UseCase] = {name: UseCase(name, cmd, m) for name, cmd, m in _TABLE}
