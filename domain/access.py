@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import AggregateCreated, event
@@ -29,7 +30,51 @@ class AccessOutcome(StrEnum):
     FAILED = "failed"  # decided, but nothing returned: a value it needed could not be opened
 
 
+class Authentication(StrEnum):
+    """How the principal named in an access or disclosure record was known to be who it is."""
+
+    TOKEN = "token"  # an API token a principal holds (domain/principal.py)
+    OIDC = "oidc"  # a bearer token signed by the configured identity provider
+    PORTAL = "portal-link"  # a candidate's portal link
+    OPERATOR = "operator"  # the command line on the store's own machine: stated, not verified
+    ASSERTED = "asserted"  # the actor a command on the Kafka topic names (senders unsigned)
+
+
+def _authentication(value: str) -> str:
+    try:
+        return Authentication(value).value
+    except ValueError:
+        known = ", ".join(a.value for a in Authentication)
+        raise InvalidInputError(f"field 'authentication': one of {known}") from None
+
+
+class AuthenticationSinceV2(SubjectAggregate.Created):
+    """A record whose v1 did not say how its principal was authenticated: v1 records were all
+    made on the operator's command line (nothing else could read), so they replay as such."""
+
+    class_version = 2
+
+    @classmethod
+    def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+        state["authentication"] = Authentication.OPERATOR.value
+
+
 class Access(TimeOrderedIds, SubjectAggregate):
+    class Recorded(AuthenticationSinceV2):
+        principal: str
+        role: str
+        purpose: str
+        view: str
+        returned: tuple[str, ...]
+        withheld: tuple[str, ...]
+        tiers: tuple[str, ...]
+        outcome: str
+        policy_ids: tuple[str, ...]
+        policy_set_hash: str
+        consent_ids: tuple[UUID, ...]
+        break_glass: str | None
+        authentication: str
+
     @classmethod
     def record(
         cls,
@@ -45,6 +90,8 @@ class Access(TimeOrderedIds, SubjectAggregate):
         policy_set_hash: str,
         consent_ids: tuple[UUID, ...],
         break_glass: str | None = None,
+        *,
+        authentication: str,
     ) -> Access:
         if not purpose.strip():
             raise InvalidInputError("field 'purpose': every read states its purpose")
@@ -66,6 +113,7 @@ class Access(TimeOrderedIds, SubjectAggregate):
             policy_set_hash=policy_set_hash,
             consent_ids=consent_ids,
             break_glass=break_glass,
+            authentication=_authentication(authentication),
         )
 
     @event("Recorded")
@@ -84,9 +132,11 @@ class Access(TimeOrderedIds, SubjectAggregate):
         policy_set_hash: str,
         consent_ids: tuple[UUID, ...],
         break_glass: str | None,
+        authentication: str,
     ) -> None:
         self.candidate_id = candidate_id
         self.principal = principal
+        self.authentication = authentication
         self.role = role
         self.purpose = purpose
         self.view = view
@@ -95,7 +145,7 @@ class Access(TimeOrderedIds, SubjectAggregate):
         self.outcome = outcome
 
 
-_RECORDED: type[AggregateCreated] = Access.Recorded  # type: ignore[attr-defined]
+_RECORDED: type[AggregateCreated] = Access.Recorded
 
 
 @functools.lru_cache(maxsize=1024)
@@ -108,6 +158,14 @@ class DataDisclosure(TimeOrderedIds, SubjectAggregate):
     """Personal data handed over outside the read path (an evidence export, a file sent):
     who handed what (categories, never values) to whom, for which purpose, by which channel."""
 
+    class DataDisclosed(AuthenticationSinceV2):
+        disclosed_by: str
+        recipient: str
+        purpose: str
+        channel: str
+        categories: tuple[str, ...]
+        authentication: str
+
     @classmethod
     def record(
         cls,
@@ -117,6 +175,8 @@ class DataDisclosure(TimeOrderedIds, SubjectAggregate):
         purpose: str,
         channel: str,
         categories: tuple[str, ...],
+        *,
+        authentication: str,
     ) -> DataDisclosure:
         for name, value in (("recipient", recipient), ("purpose", purpose)):
             if not value.strip():
@@ -128,6 +188,7 @@ class DataDisclosure(TimeOrderedIds, SubjectAggregate):
             purpose=purpose,
             channel=channel,
             categories=tuple(sorted(set(categories))),
+            authentication=_authentication(authentication),
         )
 
     @event("DataDisclosed")
@@ -139,9 +200,11 @@ class DataDisclosure(TimeOrderedIds, SubjectAggregate):
         purpose: str,
         channel: str,
         categories: tuple[str, ...],
+        authentication: str,
     ) -> None:
         self.candidate_id = candidate_id
         self.disclosed_by = disclosed_by
+        self.authentication = authentication
         self.recipient = recipient
         self.purpose = purpose
         self.channel = channel

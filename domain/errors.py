@@ -470,3 +470,32 @@ class LegalHoldError(RuleBrokenError):
             "is released",
             report_id=report_id,
         )
+
+
+# --- principals ------------------------------------------------------------------------------
+
+
+class InvalidPrincipalError(InvalidInputError):
+    """A principal's name, kind, assignments or token hash outside what the domain accepts."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"field {field!r}: {rule}", field=field, rule=rule)
+
+
+class PrincipalAlreadyExistsError(RuleBrokenError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"principal {name!r} exists already; a name is given once (rotate its token with "
+            "`backcheck principals rotate`, or choose another name)",
+            name=name,
+        )
+
+
+class PrincipalRevokedError(RuleBrokenError):
+    def __init__(self, name: str, action: str) -> None:
+        super().__init__(
+            f"principal {name!r} was revoked; a revoked principal cannot {action} (revocation "
+            "is final: add a principal under another name)",
+            name=name,
+            action=action,
+        )

@@ -36,6 +36,7 @@ from infra.views.postgres import postgres_views
 from infra.views.runner import ViewRunner
 from infra.views.sqlite import sqlite_views
 from services.application import Backcheck
+from services.identity import AssignedDecisions
 from services.unit import Clock, Collaborators, system_clock
 
 
@@ -71,7 +72,8 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
             keys=keys,
             signer=signer,
             views=views,
-            decision_point=CedarDecisionPoint(),
+            # a principal assigned to some candidates reads about them alone
+            decision_point=AssignedDecisions(CedarDecisionPoint()),
             retention=retention,
         )
 

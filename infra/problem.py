@@ -35,6 +35,7 @@ from infra.privacy.keystore import WrongMasterKeyError
 from infra.store.filelock import AlreadyRunningError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
 from services.errors import (
+    AuthenticationError,
     DataKeyMissingError,
     OutsideAssignmentsError,
     UseCaseNotPermittedError,
@@ -47,7 +48,9 @@ EX_UNAVAILABLE = 69
 EX_CANTCREAT = 73  # an output file refused or not writable (existing, the store's own, no room)
 EX_IOERR = 74  # a file or the store could not be read or written (disk full, I/O error)
 EX_TEMPFAIL = 75  # busy: another relay or demo runs, the store is locked; try again
-EX_NOPERM = 77  # the master key is not the store's: a key to find, not a setting to correct
+# the master key is not the store's (a key to find, not a setting to correct); a token that
+# establishes no one (unknown, revoked, expired)
+EX_NOPERM = 77
 EX_CONFIG = 78
 
 
@@ -252,6 +255,7 @@ _TABLE: tuple[_Row, ...] = (
     _Row(UseCaseNotPermittedError, 403, "Forbidden", 5, "use-case-not-permitted"),
     _Row(OutsideAssignmentsError, 403, "Forbidden", 5, "outside-assignments"),
     _Row(VersionMismatchError, 412, "Precondition failed", 3, "version-mismatch"),
+    _Row(AuthenticationError, 401, "Unauthenticated", EX_NOPERM, "unauthenticated"),
     _Row(NotFoundError, 404, "Not found", 4),
     _Row(ForbiddenError, 403, "Forbidden", 5),
     _Row(RuleBrokenError, 409, "Rule broken", 3),

@@ -2,7 +2,8 @@
 
 One row per access record or disclosure, keyed by the record and its version, ordered by the
 event's place in the notification log (two reads can carry the same timestamp). It names
-categories, never values.
+categories, never values, and how each reader was authenticated (a report's disclosure is a
+command, not a read: its row says none).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def log_read(rows: Rows, event: Any, position: int) -> None:
         event,
         position,
         principal=event.principal,
+        authentication=event.authentication,
         role=event.role,
         purpose=event.purpose,
         view=event.view,
@@ -40,6 +42,7 @@ def log_data_disclosure(rows: Rows, event: Any, position: int) -> None:
         event,
         position,
         principal=event.disclosed_by,
+        authentication=event.authentication,
         role=DISCLOSURE_ROLE,
         purpose=event.purpose,
         view=f"{event.channel} to {event.recipient}",
@@ -57,6 +60,7 @@ def log_report_disclosure(rows: Rows, event: Any, position: int) -> None:
         event,
         position,
         principal=d.disclosed_by,
+        authentication=None,
         role=DISCLOSURE_ROLE,
         purpose=d.purpose,
         view=f"report edition {d.edition} to {d.recipient} ({d.recipient_role})",

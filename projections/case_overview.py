@@ -149,6 +149,7 @@ class CaseOverview:
             ev.AccessRecorded,
             ev.DataDisclosed,
             ev.CommandApplied,
+            *ev.PRINCIPAL_EVENTS,
         }
     )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 
+from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
 from domain.access import Access, DataDisclosure
@@ -19,10 +20,11 @@ from domain.candidate import Candidate
 from domain.consent import Consent
 from domain.intake import CommandReceipt
 from domain.investigation import Investigation
+from domain.principal import Principal
 from domain.report import Report
-from domain.subject import SubjectAggregate
 
-EventClass = type[SubjectAggregate.Event]
+# Most events are about a data subject (domain/subject.py); a principal's are not.
+EventClass = type[Aggregate.Event]
 
 # The classes declared by `@event("...")` are made when their aggregate class is: attributes
 # mypy cannot see (hence each `type: ignore[attr-defined]`), checked at import all the same.
@@ -65,16 +67,33 @@ LegalHoldPlaced: EventClass = Report.LegalHoldPlaced  # type: ignore[attr-define
 LegalHoldReleased: EventClass = Report.LegalHoldReleased  # type: ignore[attr-defined]
 ReportDestroyed: EventClass = Report.Destroyed  # type: ignore[attr-defined]
 
-AccessRecorded: EventClass = Access.Recorded  # type: ignore[attr-defined]
-DataDisclosed: EventClass = DataDisclosure.DataDisclosed  # type: ignore[attr-defined]
+AccessRecorded: EventClass = Access.Recorded
+DataDisclosed: EventClass = DataDisclosure.DataDisclosed
 CommandApplied: EventClass = CommandReceipt.Applied  # type: ignore[attr-defined]
+
+PrincipalAdded: EventClass = Principal.Added  # type: ignore[attr-defined]
+PrincipalTokenRotated: EventClass = Principal.TokenRotated  # type: ignore[attr-defined]
+PrincipalRevoked: EventClass = Principal.Revoked  # type: ignore[attr-defined]
+# A principal's events are about no data subject: no subject's view or row changes with them.
+PRINCIPAL_EVENTS: frozenset[EventClass] = frozenset(
+    {PrincipalAdded, PrincipalTokenRotated, PrincipalRevoked}
+)
 
 # Events that change nothing but the access log: no read decision rests on them.
 LOG_ONLY_EVENTS: tuple[EventClass, ...] = (AccessRecorded, DataDisclosed)
 
 
 # Every aggregate whose events the store holds.
-AGGREGATES = (Candidate, Consent, Investigation, Report, Access, DataDisclosure, CommandReceipt)
+AGGREGATES: tuple[type[Aggregate], ...] = (
+    Candidate,
+    Consent,
+    Investigation,
+    Report,
+    Access,
+    DataDisclosure,
+    CommandReceipt,
+    Principal,
+)
 
 
 @functools.cache

@@ -27,7 +27,9 @@ from services.dto import (
     ValueRead,
 )
 from services.facts import check_categories, consent_status_of, item_categories
+from services.identity import authentication_now
 from services.ports import ReadModel
+from services.unit import receiving_now
 
 Doc = dict[str, Any]
 
@@ -40,6 +42,7 @@ def access_entries(views: ReadModel, key: str) -> list[AccessEntry]:
             access_id=UUID(e["access_id"]),
             at=datetime.fromisoformat(e["at"]),
             principal=e["principal"],
+            authentication=e["authentication"],
             role=e["role"],
             purpose=e["purpose"],
             view=e["view"],
@@ -76,6 +79,7 @@ def access_record(
         policy_set_hash=decision.policy_set_hash,
         consent_ids=request.consent_ids,
         break_glass=cmd.break_glass,
+        authentication=authentication_now(receiving_now()),
     )
 
 

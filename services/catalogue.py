@@ -91,6 +91,10 @@ _TABLE: tuple[tuple[str, type[dto.Command], str], ...] = (
     ("read-consents", dto.ReadConsents, "read_consents"),
     ("read-timeline", audit_reads.ReadTimeline, "read_timeline"),
     ("read-as-of", audit_reads.ReadAsOf, "read_as_of"),
+    ("add-principal", dto.AddPrincipal, "add_principal"),
+    ("rotate-principal", dto.RotatePrincipal, "rotate_principal"),
+    ("revoke-principal", dto.RevokePrincipal, "revoke_principal"),
+    ("issue-portal-link", dto.IssuePortalLink, "issue_portal_link"),
 )
 
 USE_CASES: dict[str, UseCase] = {name: UseCase(name, cmd, m) for name, cmd, m in _TABLE}

@@ -7,7 +7,7 @@ enforced by the aggregates and raise domain errors.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 from pydantic import (
@@ -23,6 +23,7 @@ from pydantic import (
 from domain.candidate import ClaimKind
 from domain.check import CheckType, Method, Outcome, SourceRole
 from domain.consent import SignatureMethod
+from domain.principal import MAX_ASSIGNMENTS, MAX_NAME, NAME_RULE
 from services.access import Role
 from services.text import LINES, ordinary_text
 
@@ -582,6 +583,11 @@ class AccessEntry(Result):
     access_id: UUID
     at: datetime
     principal: str
+    authentication: str | None = Field(
+        description="how the principal was authenticated: token, oidc, portal-link, operator "
+        "(the command line on the store's machine: stated, not verified) or asserted (a "
+        "service's command); none for a report's disclosure, which is a command, not a read"
+    )
     role: str
     purpose: str
     view: str
@@ -655,3 +661,74 @@ class EventRecord(Result):
     version: int
     timestamp: datetime
     data: dict[str, object]
+
+
+# --- principals -----------------------------------------------------------------------------
+
+PrincipalName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_NAME, pattern=NAME_RULE),
+    Field(description="e.g. 'hr:li.na', 'svc:ats'; lower case, given once"),
+]
+ValidDays = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=3650,
+        description="days the token is valid; none: until rotated or revoked (a portal link: 30)",
+    ),
+]
+
+
+class AddPrincipal(Command):
+    name: PrincipalName
+    role: Role
+    kind: Literal["staff", "service"] = "staff"
+    assignments: list[UUID] = Field(
+        default_factory=list,
+        max_length=MAX_ASSIGNMENTS,
+        description="the candidates this principal may read about; none: not confined",
+    )
+    valid_days: ValidDays = None
+    actor: Actor
+
+
+class RotatePrincipal(Command):
+    name: PrincipalName
+    valid_days: ValidDays = None
+    actor: Actor
+
+
+class RevokePrincipal(Command):
+    name: PrincipalName
+    reason: Text
+    actor: Actor
+
+
+class IssuePortalLink(Command):
+    candidate_id: UUID
+    valid_days: int = Field(default=30, ge=1, le=365, description="days the link is valid")
+    actor: Actor
+
+
+class PrincipalResult(Result):
+    """A principal as listed: never its token, nor the token's hash."""
+
+    name: str
+    principal_id: UUID
+    kind: str = Field(description="staff, service or portal (a candidate's link)")
+    role: str
+    assignments: list[UUID] = Field(description="the candidates it may read about; none: any")
+    expires_at: datetime | None
+    revoked: bool
+    revoked_reason: str | None
+    added_by: str
+    added_at: datetime
+    version: int
+
+
+class PrincipalIssued(PrincipalResult):
+    token: str = Field(
+        description="the principal's token, shown this once: only its SHA-256 is stored; "
+        "send it as `Authorization: Bearer <token>`"
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from domain.errors import DomainError, NotFoundError, RuleBrokenError
+from domain.errors import DomainError, InvalidInputError, NotFoundError, RuleBrokenError
 
 
 class AggregateMissingError(NotFoundError):
@@ -50,6 +50,32 @@ class CommandAlreadyAppliedError(RuleBrokenError):
             command_type=command_type,
             applied_at=applied_at,
             channel=channel,
+        )
+
+
+class UnknownPrincipalError(NotFoundError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"no principal named {name!r}; `backcheck principals list` shows them", name=name
+        )
+
+
+class AuthenticationError(DomainError):
+    """A credential that does not establish who is calling: unknown, revoked or expired.
+    The message says which, never repeating the credential."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, reason=reason)
+
+
+class SetByAuthenticationError(InvalidInputError):
+    """A read under an authenticated identity that states another principal or role."""
+
+    def __init__(self, field: str, stated: str, authenticated: str) -> None:
+        super().__init__(
+            f"field {field!r}: set by authentication; the request said {stated!r}, the "
+            f"credential is {authenticated!r} (leave it out, or send the credential's own)",
+            field=field,
         )
 
 
@@ -114,7 +140,3 @@ class OutsideAssignmentsError(DomainError):
             principal=principal,
             candidate_id=subject,
         )
-
-
-class AuthenticationError(Exception):  # TEMPORARY until h18-principals lands
-    pass

@@ -1,4 +1,12 @@
-"""PLACEHOLDER (lead's local copy until h18-principals lands; never committed)."""
+"""Who is calling, as established by authentication, for the use cases run on their behalf.
+
+An entry point that authenticates a caller (an API token, an OIDC bearer, a portal link) runs
+the use case inside `acting_as(identity)`. Under an identity, a read's principal and role are
+the identity's, never what the request states (`check_reader`); the access record says how
+the principal was authenticated (`authentication_now`); and a principal assigned to some
+candidates reads only theirs (`AssignedDecisions`). Without one, the caller is the operator on
+the store's own machine, and is recorded as such.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +15,39 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from uuid import UUID
 
-from services.access import Role
+from domain.access import Authentication
+from services.access import (
+    AccessDecision,
+    AccessRequest,
+    DecisionPoint,
+    Role,
+    ViewDecision,
+)
+from services.dto import Reader
+from services.errors import SetByAuthenticationError
 
+__all__ = [
+    "ASSIGNMENTS_POLICY",
+    "AssignedDecisions",
+    "Authentication",
+    "Identity",
+    "acting_as",
+    "authentication_now",
+    "check_reader",
+    "current_identity",
+]
 
-class Authentication(StrEnum):
-    TOKEN = "token"
-    OIDC = "oidc"
-    PORTAL = "portal-link"
-    OPERATOR = "operator"
-    ASSERTED = "asserted"
+# Named in the record of every read it refuses (tests/unit/test_persisted_names.py).
+ASSIGNMENTS_POLICY = "principal-assignments"
 
 
 @dataclass(frozen=True)
 class Identity:
+    """An authenticated caller: its principal's name and role, how it was authenticated, the
+    candidates it is confined to (none: not confined), and when its credential expires."""
+
     principal: str
     role: Role
     authentication: Authentication
@@ -30,17 +55,79 @@ class Identity:
     expires_at: datetime | None = None
 
 
-_current: ContextVar[Identity | None] = ContextVar("identity", default=None)
+_identity: ContextVar[Identity | None] = ContextVar("identity", default=None)
 
 
 @contextmanager
 def acting_as(identity: Identity) -> Iterator[None]:
-    token = _current.set(identity)
+    """Use cases called inside run on behalf of `identity`."""
+    token = _identity.set(identity)
     try:
         yield
     finally:
-        _current.reset(token)
+        _identity.reset(token)
 
 
 def current_identity() -> Identity | None:
-    return _current.get()
+    """The authenticated caller of the running use case; None: the operator's command line."""
+    return _identity.get()
+
+
+def authentication_now(receiving: bool) -> Authentication:
+    """How the caller of the running use case was authenticated, for its access records: the
+    identity's way; else a delivered command's actor (`receiving`) is asserted by its sender;
+    else it is the operator on the store's machine."""
+    identity = _identity.get()
+    if identity is not None:
+        return identity.authentication
+    return Authentication.ASSERTED if receiving else Authentication.OPERATOR
+
+
+def check_reader(command: object) -> None:
+    """Under an identity, a read's principal and role are the identity's: a command stating
+    others is refused (the HTTP layer fills them in from the identity; this is the second
+    line of defence)."""
+    identity = _identity.get()
+    if identity is None or not isinstance(command, Reader):
+        return
+    if command.principal != identity.principal:
+        raise SetByAuthenticationError("principal", command.principal, identity.principal)
+    if command.role is not identity.role:
+        raise SetByAuthenticationError("role", command.role.value, identity.role.value)
+
+
+class AssignedDecisions:
+    """The decision point for principals confined to the candidates they are assigned to:
+    a read about anyone else is refused by `principal-assignments` (and recorded, as every
+    refusal is); any other read is decided by the inner decision point."""
+
+    def __init__(self, inner: DecisionPoint) -> None:
+        self.inner = inner
+        self.policy_set_hash = inner.policy_set_hash
+
+    @staticmethod
+    def _outside(request: AccessRequest) -> bool:
+        identity = _identity.get()
+        return (
+            identity is not None
+            and bool(identity.assignments)
+            and request.subject not in identity.assignments
+        )
+
+    def decide(self, request: AccessRequest) -> AccessDecision:
+        if not self._outside(request):
+            return self.inner.decide(request)
+        categories = tuple(dict.fromkeys(request.categories))
+        because = (ASSIGNMENTS_POLICY,)
+        return AccessDecision(
+            allowed=(),
+            withheld=categories,
+            policy_ids=because,
+            policy_set_hash=self.inner.policy_set_hash,
+            reasons=dict.fromkeys(categories, because),
+        )
+
+    def decide_view(self, action: str, request: AccessRequest) -> ViewDecision:
+        if not self._outside(request):
+            return self.inner.decide_view(action, request)
+        return ViewDecision(False, (ASSIGNMENTS_POLICY,), self.inner.policy_set_hash)

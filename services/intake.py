@@ -31,6 +31,11 @@ _READ = (
     "a read returns personal data to a person who states a purpose, and is recorded as their "
     "access; a command topic has no one to answer"
 )
+_TOKEN = (
+    "a token is shown once to whoever asks for it, and a command topic has no one to hand "
+    "it to; nor may whoever can write to the topic give principals access (an operator runs "
+    "`backcheck principals`)"
+)
 NOT_FROM_SERVICES: dict[str, str] = {
     "read-profile": _READ,
     "read-profiles": _READ,
@@ -40,6 +45,11 @@ NOT_FROM_SERVICES: dict[str, str] = {
     "read-consents": _READ,
     "read-timeline": _READ,
     "read-as-of": _READ,
+    "add-principal": _TOKEN,
+    "rotate-principal": _TOKEN,
+    "issue-portal-link": _TOKEN,
+    "revoke-principal": "principals are managed by an operator (`backcheck principals "
+    "revoke`) or an authenticated caller, never by an asserted one",
     "erase-subject": "erasure destroys the subject's keys after its write, which a redelivery "
     "must not skip; a compliance officer runs `backcheck subject erase` (a service may send "
     "request-erasure)",

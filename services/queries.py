@@ -63,6 +63,7 @@ from services.dto import (
 )
 from services.errors import AggregateMissingError, DataKeyMissingError
 from services.facts import access_request, investigation_categories, report_categories
+from services.identity import authentication_now
 from services.ports import ReadModel
 from services.unit import UnitOfWork, receiving_now, use_case
 
@@ -320,7 +321,13 @@ class QueryUseCases(UnitOfWork):
             f.category for claim in profile["claims"] for f in claim["fields"]
         ]
         disclosure = DataDisclosure.record(
-            cmd.candidate_id, cmd.actor, cmd.recipient, cmd.purpose, cmd.channel, tuple(categories)
+            cmd.candidate_id,
+            cmd.actor,
+            cmd.recipient,
+            cmd.purpose,
+            cmd.channel,
+            tuple(categories),
+            authentication=authentication_now(receiving_now()),
         )
         self.commit(disclosure)
         return disclosure.id
@@ -355,6 +362,7 @@ class QueryUseCases(UnitOfWork):
                 policy_ids=decision.policy_ids,
                 policy_set_hash=decision.policy_set_hash,
                 consent_ids=request.consent_ids,
+                authentication=authentication_now(receiving_now()),
             )
             answered = answer(views, key) if decision.allowed else None
             return [access], (access.id, decision, answered)

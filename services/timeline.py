@@ -40,6 +40,9 @@ _WHO_FIELDS = (
     "placed_by",
     "released_by",
     "destroyed_by",
+    "added_by",  # a principal's events (never a subject's timeline; described all the same)
+    "rotated_by",
+    "revoked_by",
 )
 _BY_THE_CANDIDATE: frozenset[EventClass] = frozenset(
     {ev.FeedbackGiven, ev.DisputeRaised, ev.ReportDisputed}
@@ -173,6 +176,16 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
     ev.LegalHoldPlaced: lambda e: f"placed a legal hold: {e.reason}",
     ev.LegalHoldReleased: lambda e: "released the legal hold",
     ev.ReportDestroyed: lambda e: f"destroyed the report: {e.reason}",
+    ev.PrincipalAdded: lambda e: (
+        f"added the {e.kind} principal {e.name!r} as {e.role}"
+        + (f", assigned to {len(e.assignments)} candidate(s)" if e.assignments else "")
+        + (f", token valid until {e.expires_at:%Y-%m-%d %H:%M}" if e.expires_at else "")
+    ),
+    ev.PrincipalTokenRotated: lambda e: (
+        "gave the principal a new token (the old one is refused)"
+        + (f", valid until {e.expires_at:%Y-%m-%d %H:%M}" if e.expires_at else "")
+    ),
+    ev.PrincipalRevoked: lambda e: f"revoked the principal: {e.reason}",
 }
 
 

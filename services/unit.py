@@ -26,7 +26,7 @@ from services.errors import (
     OutsideAssignmentsError,
     VersionMismatchError,
 )
-from services.identity import current_identity
+from services.identity import check_reader, current_identity
 from services.ports import KeyStore, ReadModel, ReceiptSigner
 from services.reaction import Reaction, default_reactions
 
@@ -39,10 +39,13 @@ Clock = Callable[[], datetime]
 
 
 def use_case(method: Callable[Concatenate[U, C, P], R]) -> Callable[Concatenate[U, C, P], R]:
-    """Runs a use case at one moment of the application's clock: its events carry that time."""
+    """Runs a use case at one moment of the application's clock: its events carry that time.
+    Under an authenticated identity, a read stating another principal or role is refused
+    (services/identity.py: check_reader)."""
 
     @functools.wraps(method)
     def run(self: U, command: C, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        check_reader(command)
         with recorded_at(self.clock()):
             return method(self, command, *args, **kwargs)
 

@@ -178,6 +178,7 @@ def test_a_break_glass_read_without_active_consent_is_found(sqlite_app: Backchec
         policy_set_hash="0" * 64,
         consent_ids=(),
         break_glass="a complaint from the candidate needs the record",
+        authentication="operator",
     )
     position = write_around_the_domain(app, read)
 

@@ -446,6 +446,7 @@ def test_audit_check_flags_an_access_outside_consent(sqlite_app: Backcheck) -> N
         ("recruiter-reads-general-of-own-candidates",),
         "x",
         (st.consent_id,),
+        authentication="operator",
     )
     app.save(forged)  # written around the query service, as a buggy reader would
 

@@ -21,6 +21,7 @@ from infra.store.recorder import chained, datastore_of
 from infra.store.transcoder import typed_mapper
 from infra.views.runner import ViewRunner
 from services.application import Backcheck
+from services.identity import AssignedDecisions
 from services.unit import Collaborators
 
 
@@ -40,7 +41,8 @@ def test_a_built_application_has_every_collaborator_on_its_own_store(tmp_path: P
         assert isinstance(app.keys, SQLKeyStore)
         assert isinstance(app.signer, FileKeySigner)
         assert isinstance(app.views, ViewRunner)
-        assert isinstance(app.decision_point, CedarDecisionPoint)
+        assert isinstance(app.decision_point, AssignedDecisions)
+        assert isinstance(app.decision_point.inner, CedarDecisionPoint)
         assert app.retention.days[Tier.SECRET] == 30
         assert typed_mapper(app.mapper).sealer is not None
         assert app.views.log is chained(app.recorder)  # the views follow the app's own log

@@ -19,6 +19,8 @@ from eventsourcing.domain import DomainEvent
 from eventsourcing.utils import resolve_topic
 
 import domain
+from domain.access import Authentication
+from domain.principal import PRINCIPAL_NAMESPACE, portal_name, principal_id
 from infra.access.cedar import CedarDecisionPoint
 from infra.config import Settings
 from infra.kafka.intake import DLQ_TOPIC
@@ -30,6 +32,8 @@ from infra.views.postgres import PostgresViewStore
 from projections.events import stored_event_types
 from projections.read_views import ReadViews
 from services.application import Backcheck
+from services.identity import ASSIGNMENTS_POLICY
+from services.principals import new_token, token_hash
 
 STORED_EVENT_TOPICS = frozenset(
     {
@@ -66,6 +70,10 @@ STORED_EVENT_TOPICS = frozenset(
         "domain.investigation:Investigation.Resumed",
         "domain.investigation:Investigation.Started",
         "domain.investigation:Investigation.Suspended",
+        "domain.principal:Principal.Added",
+        "domain.principal:Principal.Created",
+        "domain.principal:Principal.Revoked",
+        "domain.principal:Principal.TokenRotated",
         "domain.report:Report.Amended",
         "domain.report:Report.Approved",
         "domain.report:Report.ChangesRequested",
@@ -171,5 +179,28 @@ def test_kafka_topics_tables_and_the_views_tracking_name_are_unchanged() -> None
     )
     # The in-process views track under "<app>.views.v<projection version>": a new version
     # rebuilds every view, so it changes only on purpose (and this line with it).
-    assert f"{Backcheck.name}.views.v{ReadViews.version}" == "Backcheck.views.v3"
+    assert f"{Backcheck.name}.views.v{ReadViews.version}" == "Backcheck.views.v4"
     assert "backcheck_views" in inspect.signature(PostgresViewStore).parameters["table"].default
+
+
+def test_principal_ids_token_layout_and_authentication_names_are_unchanged() -> None:
+    # a principal's id is derived from its name: issued principals are found under it
+    assert str(PRINCIPAL_NAMESPACE) == "8c4f6a1e-2d3b-5f70-9a8e-4b1c7d2e9f03"
+    assert str(principal_id("hr:li.na")) == "b72a9311-460b-518e-915c-38b43ed0104a"
+    subject = principal_id("x")
+    assert portal_name(subject) == f"candidate:{subject}"
+    # a token names its principal; the store keeps the SHA-256 hex of all of it
+    token = new_token(subject)
+    assert re.fullmatch(rf"bck_{subject.hex}_[A-Za-z0-9_-]{{43}}", token)
+    assert token_hash("bck_x") == (
+        "3e4567e10f92c0188cb141302f2564fd1f024f14a4bc8872c23a79fab13345c7"
+    )
+    # recorded in access events, and in refusals by assignment
+    assert [a.value for a in Authentication] == [
+        "token",
+        "oidc",
+        "portal-link",
+        "operator",
+        "asserted",
+    ]
+    assert ASSIGNMENTS_POLICY == "principal-assignments"

@@ -46,9 +46,16 @@ def test_access_records_and_disclosures_are_made_with_them() -> None:
         (),
         "h",
         (),
+        authentication="operator",
     )
     disclosure = DataDisclosure.record(
-        uuid4(), "recruiter:wang", "manager:li", "screening", "email", ("user.name",)
+        uuid4(),
+        "recruiter:wang",
+        "manager:li",
+        "screening",
+        "email",
+        ("user.name",),
+        authentication="operator",
     )
 
     assert isinstance(access.id, UUID)

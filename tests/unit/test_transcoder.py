@@ -16,7 +16,7 @@ from uuid import uuid4
 
 import orjson
 import pytest
-from eventsourcing.domain import DomainEvent
+from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import StoredEvent
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -28,9 +28,9 @@ from domain.classification import PersonalField
 from domain.consent import Consent, SignatureMethod
 from domain.errors import DomainError
 from domain.investigation import Investigation
+from domain.principal import Principal
 from domain.report import Amendment, Report
 from domain.screening import screen
-from domain.subject import SubjectAggregate
 from infra.store.transcoder import (
     EventTooLargeError,
     OrjsonTranscoder,
@@ -55,13 +55,14 @@ from tests.story import (
     terms,
 )
 
-AGGREGATES: tuple[type[SubjectAggregate], ...] = (
+AGGREGATES: tuple[type[Aggregate], ...] = (
     Candidate,
     Consent,
     Investigation,
     Report,
     Access,
     DataDisclosure,
+    Principal,
 )
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -114,7 +115,7 @@ def declared_event_classes() -> set[type]:
         for cls in AGGREGATES
         for key, value in vars(cls).items()
         if isinstance(value, type)
-        and issubclass(value, SubjectAggregate.Event)
+        and issubclass(value, cls.Event)
         and key not in ("Event", "Created")
     }
 
@@ -242,6 +243,7 @@ def every_event() -> list[DomainEvent]:
         ("recruiter-reads-general-of-own-candidates",),
         "f" * 64,
         (consent.id,),
+        authentication="token",
     ).collect_events()
     events += DataDisclosure.record(
         candidate.id,
@@ -250,7 +252,20 @@ def every_event() -> list[DomainEvent]:
         "inspection",
         "evidence bundle",
         ("user.name", "user.contact.email"),
+        authentication="operator",
     ).collect_events()
+    portal = Principal.add(
+        f"candidate:{candidate.id}",
+        "candidate",
+        "portal",
+        (candidate.id,),
+        "a" * 64,
+        NOW + timedelta(days=30),
+        "hr:li.na",
+    )
+    portal.rotate("b" * 64, NOW.astimezone(SHANGHAI) + timedelta(days=7), "hr:li.na")
+    portal.revoke("link forwarded by mistake", "hr:li.na")
+    events += portal.collect_events()
     return events
 
 

@@ -1,0 +1,188 @@
+"""Principals: who may call backcheck from outside its own machine, and with which token.
+
+A principal is a staff member, another service, or a candidate's portal link. It holds a role,
+optionally the candidates it is assigned to (its reads are confined to them), and the SHA-256
+of its current token — never the token, which is shown once to whoever asked for it. Issuing,
+rotating and revoking are events in the same store and hash chain as everything else, so who
+could act as whom, and since when, is as provable as what they did.
+
+A principal is not about a data subject: it holds no candidate's personal data (a portal
+link's principal names its candidate by id only), so it is an aggregate of its own, outside
+the per-subject encryption. Its id is derived from its name: a name is given once.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate, datetime_now_with_tzinfo, event
+
+from domain.errors import InvalidPrincipalError, PrincipalRevokedError
+from domain.subject import recording_time
+
+# Fixed for ever: the ids of principals already issued are derived from it.
+PRINCIPAL_NAMESPACE = UUID("8c4f6a1e-2d3b-5f70-9a8e-4b1c7d2e9f03")
+MAX_NAME = 120
+MAX_ASSIGNMENTS = 50
+NAME_RULE = r"^[a-z0-9][a-z0-9._:@-]*$"
+_NAME = re.compile(NAME_RULE)
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+CANDIDATE_ROLE = "candidate"  # the role a portal link reads in; no other principal holds it
+PORTAL_PREFIX = "candidate:"  # a portal link's principal is named candidate:<candidate id>
+
+
+class PrincipalKind(StrEnum):
+    """A person on staff, another service, or a candidate's portal link."""
+
+    STAFF = "staff"
+    SERVICE = "service"
+    PORTAL = "portal"
+
+
+def principal_id(name: str) -> UUID:
+    """The one id the principal `name` is stored under."""
+    return uuid5(PRINCIPAL_NAMESPACE, name)
+
+
+def portal_name(candidate_id: UUID) -> str:
+    """The name of a candidate's portal-link principal: `candidate:<id>`, which is also who
+    the access policies take to be the candidate reading their own data."""
+    return f"{PORTAL_PREFIX}{candidate_id}"
+
+
+def check_name(name: str) -> None:
+    if not 1 <= len(name) <= MAX_NAME:
+        raise InvalidPrincipalError("name", f"1 to {MAX_NAME} characters")
+    if not _NAME.match(name):
+        raise InvalidPrincipalError(
+            "name",
+            "lower-case letters, digits and . _ : @ -, starting with a letter or digit "
+            "(e.g. hr:li.na, svc:ats)",
+        )
+
+
+def _check_hash(token_hash: str) -> None:
+    if not _SHA256_HEX.match(token_hash):
+        raise InvalidPrincipalError("token_hash", "the SHA-256 of the token, 64 hex digits")
+
+
+def _check_expiry(kind: PrincipalKind, expires_at: datetime | None) -> None:
+    if expires_at is None:
+        if kind is PrincipalKind.PORTAL:
+            raise InvalidPrincipalError("expires_at", "a portal link always expires")
+    elif expires_at.tzinfo is None:
+        raise InvalidPrincipalError("expires_at", "a time with its UTC offset")
+
+
+class Principal(Aggregate):
+    class Event(Aggregate.Event):
+        @staticmethod
+        def create_timestamp() -> datetime:
+            # the moment of the use case that issued it (domain/subject.py: recorded_at)
+            return recording_time() or datetime_now_with_tzinfo()
+
+    class Created(Event, Aggregate.Created):
+        pass
+
+    @classmethod
+    def add(
+        cls,
+        name: str,
+        role: str,
+        kind: str,
+        assignments: tuple[UUID, ...],
+        token_hash: str,
+        expires_at: datetime | None,
+        added_by: str,
+    ) -> Principal:
+        """A principal with its first token. A portal link is the candidate's own: role
+        candidate, assigned to that one candidate, and it expires; no other principal holds
+        the candidate role. Assignments confine every read to those candidates."""
+        check_name(name)
+        try:
+            kind_ = PrincipalKind(kind)
+        except ValueError:
+            raise InvalidPrincipalError("kind", "one of staff, service, portal") from None
+        if not role.strip():
+            raise InvalidPrincipalError("role", "a principal reads in a role")
+        unique = tuple(dict.fromkeys(assignments))
+        if len(unique) > MAX_ASSIGNMENTS:
+            raise InvalidPrincipalError("assignments", f"at most {MAX_ASSIGNMENTS} candidates")
+        if kind_ is PrincipalKind.PORTAL:
+            if role != CANDIDATE_ROLE or len(unique) != 1 or name != portal_name(unique[0]):
+                raise InvalidPrincipalError(
+                    "kind",
+                    "a portal link is candidate:<id>, in the candidate role, assigned to "
+                    "that candidate alone",
+                )
+        elif role == CANDIDATE_ROLE:
+            raise InvalidPrincipalError(
+                "role", "candidates sign in with their portal link (issue-portal-link)"
+            )
+        _check_hash(token_hash)
+        _check_expiry(kind_, expires_at)
+        return cls._create(
+            cls.Added,  # type: ignore[attr-defined]
+            name=name,
+            role=role,
+            assignments=unique,
+            token_hash=token_hash,
+            expires_at=expires_at,
+            kind=kind_.value,
+            added_by=added_by,
+        )
+
+    @staticmethod
+    def create_id(name: str) -> UUID:
+        return principal_id(name)
+
+    @event("Added")
+    def __init__(
+        self,
+        name: str,
+        role: str,
+        assignments: tuple[UUID, ...],
+        token_hash: str,
+        expires_at: datetime | None,
+        kind: str,
+        added_by: str,
+    ) -> None:
+        self.name = name
+        self.role = role
+        self.assignments = assignments
+        self.token_hash = token_hash
+        self.expires_at = expires_at
+        self.kind = kind
+        self.added_by = added_by
+        self.revoked: str | None = None  # the reason, once revoked
+
+    def rotate(self, token_hash: str, expires_at: datetime | None, rotated_by: str) -> None:
+        """A new token in place of the old, which is refused from now on."""
+        if self.revoked is not None:
+            raise PrincipalRevokedError(self.name, "be given a new token")
+        _check_hash(token_hash)
+        _check_expiry(PrincipalKind(self.kind), expires_at)
+        self._rotated(token_hash=token_hash, expires_at=expires_at, rotated_by=rotated_by)
+
+    @event("TokenRotated")
+    def _rotated(self, token_hash: str, expires_at: datetime | None, rotated_by: str) -> None:
+        self.token_hash = token_hash
+        self.expires_at = expires_at
+
+    def revoke(self, reason: str, revoked_by: str) -> None:
+        """Its token is refused from now on, for good."""
+        if self.revoked is not None:
+            raise PrincipalRevokedError(self.name, "be revoked again")
+        if not reason.strip():
+            raise InvalidPrincipalError("reason", "a revocation states why")
+        self._revoked(reason=reason, revoked_by=revoked_by)
+
+    @event("Revoked")
+    def _revoked(self, reason: str, revoked_by: str) -> None:
+        self.revoked = reason
+
+    def expired_at(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at

@@ -1,0 +1,195 @@
+"""Principals and their tokens: issued, rotated, revoked, listed, and checked on every call.
+
+A token names its principal and carries a secret: `bck_<principal id, 32 hex>_<43 url-safe
+characters>`. It is shown once, to whoever asked for it; the store keeps only its SHA-256, in
+the principal's events. Checking a token parses it, loads its principal by the id it names,
+and compares the hashes in constant time: an unknown, superseded, revoked or expired token
+establishes no one. Nothing about a token is ever said back but why it was refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+
+from domain.access import Authentication
+from domain.candidate import Candidate
+from domain.errors import PrincipalAlreadyExistsError
+from domain.principal import Principal, PrincipalKind, portal_name, principal_id
+from services.access import Role
+from services.dto import (
+    AddPrincipal,
+    IssuePortalLink,
+    PrincipalIssued,
+    PrincipalResult,
+    RevokePrincipal,
+    RotatePrincipal,
+)
+from services.errors import AggregateMissingError, AuthenticationError, UnknownPrincipalError
+from services.identity import Identity
+from services.unit import UnitOfWork, use_case
+
+TOKEN_PREFIX = "bck_"
+_TOKEN = re.compile(r"^bck_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
+_MAX_TOKEN = 80  # longer is no token of ours: refused before anything is parsed
+PORTAL_DAYS = 30  # a portal link rotated without saying for how long
+_ADDED = get_topic(Principal.Added)  # type: ignore[attr-defined]
+
+
+def new_token(principal: UUID) -> str:
+    """A fresh token for the principal with this id: 256 bits of secret after its id."""
+    return f"{TOKEN_PREFIX}{principal.hex}_{secrets.token_urlsafe(32)}"
+
+
+def token_hash(token: str) -> str:
+    """What the store keeps of a token: the SHA-256 of all of it, in hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def principal_result(principal: Principal) -> PrincipalResult:
+    return PrincipalResult(
+        name=principal.name,
+        principal_id=principal.id,
+        kind=principal.kind,
+        role=principal.role,
+        assignments=sorted(principal.assignments),
+        expires_at=principal.expires_at,
+        revoked=principal.revoked is not None,
+        revoked_reason=principal.revoked,
+        added_by=principal.added_by,
+        added_at=principal.created_on,
+        version=principal.version,
+    )
+
+
+def _issued(principal: Principal, token: str) -> PrincipalIssued:
+    return PrincipalIssued(**principal_result(principal).model_dump(), token=token)
+
+
+class PrincipalUseCases(UnitOfWork):
+    def _expiry(self, days: int | None) -> datetime | None:
+        return self.now() + timedelta(days=days) if days is not None else None
+
+    def _principal(self, name: str) -> Principal:
+        try:
+            return self.load(Principal, principal_id(name))
+        except AggregateMissingError:
+            raise UnknownPrincipalError(name) from None
+
+    @use_case
+    def add_principal(self, cmd: AddPrincipal) -> PrincipalIssued:
+        """A staff member or another service gets a principal and its first token, shown once:
+        only the token's SHA-256 is stored. A name is given once; the candidates it is
+        assigned to must be registered, and its reads are confined to them."""
+        pid = principal_id(cmd.name)
+        if self.exists(pid):
+            raise PrincipalAlreadyExistsError(cmd.name)
+        for candidate_id in dict.fromkeys(cmd.assignments):
+            self.load(Candidate, candidate_id)
+        token = new_token(pid)
+        principal = Principal.add(
+            cmd.name,
+            cmd.role.value,
+            cmd.kind,
+            tuple(cmd.assignments),
+            token_hash(token),
+            self._expiry(cmd.valid_days),
+            cmd.actor,
+        )
+        self.commit(principal)
+        return _issued(principal, token)
+
+    @use_case
+    def rotate_principal(self, cmd: RotatePrincipal) -> PrincipalIssued:
+        """A principal gets a new token, shown once; the old one is refused from then on.
+        A revoked principal gets none."""
+        principal = self._principal(cmd.name)
+        days = cmd.valid_days
+        if days is None and principal.kind == PrincipalKind.PORTAL:
+            days = PORTAL_DAYS
+        token = new_token(principal.id)
+        principal.rotate(token_hash(token), self._expiry(days), cmd.actor)
+        self.commit(principal)
+        return _issued(principal, token)
+
+    @use_case
+    def revoke_principal(self, cmd: RevokePrincipal) -> PrincipalResult:
+        """A principal's token is refused from now on, for good: a revoked principal is never
+        given a token again."""
+        principal = self._principal(cmd.name)
+        principal.revoke(cmd.reason, cmd.actor)
+        self.commit(principal)
+        return principal_result(principal)
+
+    @use_case
+    def issue_portal_link(self, cmd: IssuePortalLink) -> PrincipalIssued:
+        """A candidate's portal link: a token for the principal candidate:<id>, in the
+        candidate role, confined to that candidate, expiring after `valid_days`. Issued again,
+        the link is replaced (the old one is refused) with a new expiry; a revoked link is
+        not issued again."""
+        self.load(Candidate, cmd.candidate_id)
+        name = portal_name(cmd.candidate_id)
+        pid = principal_id(name)
+        token = new_token(pid)
+        expires_at = self._expiry(cmd.valid_days)
+        if self.exists(pid):
+            principal = self.load(Principal, pid)
+            principal.rotate(token_hash(token), expires_at, cmd.actor)
+        else:
+            principal = Principal.add(
+                name,
+                Role.CANDIDATE.value,
+                PrincipalKind.PORTAL.value,
+                (cmd.candidate_id,),
+                token_hash(token),
+                expires_at,
+                cmd.actor,
+            )
+        self.commit(principal)
+        return _issued(principal, token)
+
+    def list_principals(self) -> list[PrincipalResult]:
+        """Every principal, by name, revoked ones too: never a token or its hash."""
+        ids: list[UUID] = []
+        start = 1
+        while True:
+            page = self.recorder.select_notifications(start=start, limit=500, topics=[_ADDED])
+            if not page:
+                break
+            ids.extend(UUID(str(n.originator_id)) for n in page)
+            start = page[-1].id + 1
+        found = [principal_result(self.load(Principal, i)) for i in dict.fromkeys(ids)]
+        return sorted(found, key=lambda p: p.name)
+
+    def authenticate(self, token: str) -> Identity:
+        """Who a token establishes: its principal's name, role and assignments, as of now.
+        Refused (AuthenticationError, saying why and never repeating the token): a token
+        that is not one of ours, names no principal or not its current token; a revoked
+        principal's; an expired one."""
+        parsed = _TOKEN.match(token) if len(token) <= _MAX_TOKEN else None
+        if parsed is None:
+            raise AuthenticationError("unknown token")
+        try:
+            principal = self.load(Principal, UUID(hex=parsed[1]))
+        except AggregateMissingError:
+            raise AuthenticationError("unknown token") from None
+        if not hmac.compare_digest(principal.token_hash, token_hash(token)):
+            raise AuthenticationError("unknown token")
+        if principal.revoked is not None:
+            raise AuthenticationError("token revoked")
+        if principal.expired_at(self.now()):
+            raise AuthenticationError("token expired")
+        portal = principal.kind == PrincipalKind.PORTAL
+        return Identity(
+            principal=principal.name,
+            role=Role(principal.role),
+            authentication=Authentication.PORTAL if portal else Authentication.TOKEN,
+            assignments=frozenset(principal.assignments),
+            expires_at=principal.expires_at,
+        )
