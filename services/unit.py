@@ -16,6 +16,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError, Recording
 from eventsourcing.utils import EnvType
 
+from domain.access import Access
 from domain.intake import CommandReceipt
 from domain.retention import RetentionSchedule
 from domain.subject import recorded_at, recording_time
@@ -283,11 +284,15 @@ class UnitOfWork(Application[UUID]):
     @staticmethod
     def _within_assignments(aggregates: Iterable[Aggregate]) -> None:
         """A principal scoped to some subjects (a candidate's portal link, a token issued with
-        assignments) changes nothing about anyone else: the whole write is refused."""
+        assignments) changes nothing about anyone else: the whole write is refused. Access
+        records are the exception: a read outside the scope is refused by the decision point
+        (services/identity.py), and that refusal is recorded like any other."""
         identity = current_identity()
         if identity is None or not identity.assignments:
             return
         for aggregate in aggregates:
+            if isinstance(aggregate, Access):
+                continue
             subject = getattr(aggregate, "candidate_id", None)
             if subject is not None and subject not in identity.assignments:
                 raise OutsideAssignmentsError(identity.principal, subject)

@@ -59,7 +59,7 @@ def consented(api: Served) -> tuple[str, str]:
         {
             "terms": terms_in().model_dump(mode="json"),
             "document_sha256": DOCUMENT_SHA256,
-            "signature_method": "e-signature",
+            "signature_method": "e_signature",
             "valid_from": start.isoformat(),
             "valid_until": (start + timedelta(days=90)).isoformat(),
         },

@@ -1,0 +1,116 @@
+"""Impersonation is impossible: what a caller may do comes from its token alone. A candidate's
+portal link tries every way a request could name someone else — headers, query parameters,
+body fields — and gets nothing more than the link allows; every access it makes is recorded
+under the link's principal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from uuid import UUID
+
+import pytest
+
+from infra.bootstrap import build_app
+from infra.config import Settings
+from services.access import Role
+from services.dto import ReadAccessLog
+from tests.conftest import FakeClock
+from tests.http import COMPLIANCE, Served, problem, served
+from tests.story import RECRUITER
+
+FORGED_HEADERS = {
+    "X-Role": "compliance",
+    "X-Principal": COMPLIANCE,
+    "X-Forwarded-User": COMPLIANCE,
+    "X-Remote-User": COMPLIANCE,
+    "Role": "compliance",
+}
+FORGED_QUERY = {"role": "compliance", "principal": COMPLIANCE, "as": COMPLIANCE}
+
+
+@pytest.fixture
+def api(settings: Settings, clock: FakeClock) -> Iterator[Served]:
+    app = build_app(settings, clock=clock)
+    try:
+        with served(app, settings) as api:
+            yield api
+    finally:
+        app.close()
+
+
+def two_candidates(api: Served) -> tuple[UUID, UUID]:
+    ids = []
+    for name in ("Li Lei", "Han Meimei"):
+        r = api.post(RECRUITER, "/v1/candidates", {"name": name, "email": "x@example.com"})
+        assert r.status_code == 201, r.text
+        ids.append(UUID(r.json()["candidate_id"]))
+    return ids[0], ids[1]
+
+
+def log_of(api: Served, candidate: UUID) -> list[tuple[str, str, str, str]]:
+    entries = api.app.read_access_log(
+        ReadAccessLog(
+            candidate_id=candidate, principal=COMPLIANCE, role=Role.COMPLIANCE, purpose="audit"
+        )
+    ).entries
+    return [(e.principal, e.role, e.authentication or "", e.outcome) for e in entries]
+
+
+def test_forged_headers_and_query_parameters_change_nothing(api: Served) -> None:
+    mine, other = two_candidates(api)
+    api.portal(mine)
+    me = f"candidate:{mine}"
+    headers = api.as_(me, **FORGED_HEADERS)
+    who = api.client.get("/v1/me", params=FORGED_QUERY, headers=headers)
+    assert who.status_code == 200, who.text
+    assert who.json() == {
+        "principal": me,
+        "role": "candidate",
+        "authentication": "portal-link",
+        "assignments": [str(mine)],
+    }
+    # another candidate's access log: compliance may read it, this link may not
+    r = api.client.get(
+        f"/v1/candidates/{other}/access-log",
+        params={**FORGED_QUERY, "purpose": "audit"},
+        headers=headers,
+    )
+    assert "principal-assignments" in problem(r, 403, "AccessRefused")["detail"]
+    # a store-wide compliance route
+    problem(api.client.get("/v1/audit/violations", headers=headers), 403, "use-case-not-permitted")
+    # what was recorded names the link, never the forged names
+    assert log_of(api, other)[0][:3] == (me, "candidate", "portal-link")
+    assert all(entry[0] != COMPLIANCE for entry in log_of(api, other)[:-1])
+
+
+def test_forged_body_fields_are_refused_and_record_nothing(api: Served) -> None:
+    mine, _ = two_candidates(api)
+    api.portal(mine)
+    me = f"candidate:{mine}"
+    head = api.head()
+    for forged in ({"actor": COMPLIANCE}, {"principal": COMPLIANCE}, {"role": "compliance"}):
+        r = api.post(me, f"/v1/candidates/{mine}/erasure-request", {"reason": "x", **forged})
+        body = problem(r, 422, "validation")
+        assert body["errors"][0]["rule"] == "extra_forbidden"
+    assert api.head() == head
+
+
+def test_a_portal_link_changes_nothing_about_another_candidate(api: Served) -> None:
+    mine, other = two_candidates(api)
+    api.portal(mine)
+    head = api.head()
+    r = api.post(f"candidate:{mine}", f"/v1/candidates/{other}/erasure-request", {"reason": "x"})
+    problem(r, 403, "outside-assignments")
+    assert api.head() == head
+    own = api.post(f"candidate:{mine}", f"/v1/candidates/{mine}/erasure-request", {"reason": "x"})
+    assert own.status_code == 200, own.text
+
+
+def test_a_token_scoped_to_some_candidates_reads_no_other(api: Served) -> None:
+    mine, other = two_candidates(api)
+    api.issue("compliance:scoped", Role.COMPLIANCE, assignments=(mine,))
+    ok = api.get("compliance:scoped", f"/v1/candidates/{mine}/access-log", purpose="audit")
+    assert ok.status_code == 200, ok.text
+    refused = api.get("compliance:scoped", f"/v1/candidates/{other}/access-log", purpose="audit")
+    problem(refused, 403)
+    assert ("compliance:scoped", "compliance", "token", "refused") in log_of(api, other)
