@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 from typing import Annotated
 
 import typer
 
 from infra.cli.common import app, console, fail, open_app
+from infra.config import Settings
 from infra.http.bodies import DEFAULT_MAX_BODY
 from infra.http.errors import PortUnavailableError
 from infra.terminal import markup_safe
+from services.application import Backcheck
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """Asked to stop once the server has stopped: nothing left to do."""
+
+
+def _seeded(application: Backcheck, settings: Settings) -> dict[str, str]:
+    """The demo story on the store (one demo at a time), the checkpoint key pair evidence
+    bundles are signed with, and tokens to look at it with."""
+    from infra.audit.trail import key_pair
+    from infra.cli.demo import _lock_path
+    from infra.demo import tell_story
+    from infra.demo.access import demo_tokens
+    from infra.store.filelock import running_alone
+
+    if settings.signing_key is None:
+        key_pair(settings.signing_key_path.parent)
+    with running_alone(_lock_path(settings), "demo"):
+        told = tell_story(application)
+    return demo_tokens(application, told.consent.candidate_id)
 
 
 def _bound(host: str, port: int) -> socket.socket:
@@ -19,11 +42,10 @@ def _bound(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(2048)  # connections wait from now on, while the story is told
     except OSError as e:
         sock.close()
-        raise PortUnavailableError(
-            e.errno, f"cannot serve on {host}:{port}: {e.strerror or e}"
-        ) from None
+        raise PortUnavailableError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
     return sock
 
 
@@ -45,16 +67,12 @@ def serve(
     from infra.http.auth import Authenticator
     from infra.http.idempotency import kept_answers
 
+    tokens: dict[str, str] = {}
     try:
         sock = _bound(host, port)
         application, settings = open_app()
         if demo:
-            from infra.audit.trail import key_pair
-            from infra.demo import tell_story
-
-            if settings.signing_key is None:  # evidence bundles sign a checkpoint
-                key_pair(settings.signing_key_path.parent)
-            tell_story(application)
+            tokens = _seeded(application, settings)
         sqlite = settings.sqlite_path if settings.backend == "sqlite" else None
         kept = kept_answers(
             settings.backend,
@@ -69,6 +87,12 @@ def serve(
     console.print(f"[dim]store: {markup_safe(settings.describe())}[/]")
     console.print(f"backcheck serving on {base}")
     console.print(f"  API        {base}/v1  (OpenAPI: {base}/openapi.json)")
+    for name, token in tokens.items():
+        console.print(f"  token of {markup_safe(name)}: {token}")
+    if tokens:
+        console.print(
+            "  [dim](each shown this once; send it as `Authorization: Bearer <token>`)[/]"
+        )
     http = create_app(
         application,
         Authenticator(application),
@@ -77,6 +101,10 @@ def serve(
         max_body_bytes=max_body_bytes,
     )
     server = uvicorn.Server(uvicorn.Config(http, log_level="warning", access_log=False))
+    # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again under the
+    # handler it found: with this one, that ends the command normally (exit 0)
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _stopped)
     try:
         server.run(sockets=[sock])
     finally:

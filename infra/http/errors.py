@@ -3,5 +3,5 @@
 from __future__ import annotations
 
 
-class PortUnavailableError(OSError):
+class PortUnavailableError(Exception):
     """The address to serve on cannot be bound (in use, not ours, not allowed)."""

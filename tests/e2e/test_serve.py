@@ -1,0 +1,115 @@
+"""`backcheck serve` as a user runs it: a real uvicorn process on loopback, on SQLite and on
+PostgreSQL. `--demo` seeds the story and prints tokens to look at it with; those tokens work
+over real HTTP; SIGTERM stops it at once with exit 0 and no traceback; a port in use is one
+line and exit 69."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from infra.config import Settings
+from infra.problem import EX_UNAVAILABLE
+from tests.e2e.test_cli import BACKCHECK
+
+STARTS_WITHIN = 90.0  # the demo story is told first
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKCHECK_")}
+    env["BACKCHECK_DATA_DIR"] = str(settings.data_dir)
+    if settings.database_url:
+        env["BACKCHECK_DATABASE_URL"] = settings.database_url
+    env["COLUMNS"] = "300"
+    return env
+
+
+class Server:
+    def __init__(self, settings: Settings, *args: str, log: Path) -> None:
+        self.log = log
+        self.out = log.with_suffix(".out")
+        with log.open("wb") as err, self.out.open("wb") as out:
+            self.process = subprocess.Popen(
+                [*BACKCHECK, "serve", "--port", "0", *args],
+                env=environment(settings),
+                stdout=out,
+                stderr=err,
+            )
+        self.base = self._wait_for_banner()
+
+    def _wait_for_banner(self) -> str:
+        deadline = time.monotonic() + STARTS_WITHIN
+        while time.monotonic() < deadline:
+            found = re.search(r"serving on (http://\S+)", self.out.read_text())
+            if found:
+                return found.group(1)
+            if self.process.poll() is not None:
+                pytest.fail(f"serve exited {self.process.returncode}: {self.log.read_text()}")
+            time.sleep(0.2)
+        pytest.fail("serve printed no URL in time")
+
+    def tokens(self) -> dict[str, str]:
+        return dict(re.findall(r"token of (\S+): (bck_\S+)", self.out.read_text()))
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=15)
+
+
+def test_serve_demo_answers_over_http_and_stops_on_sigterm(
+    settings: Settings, tmp_path: Path
+) -> None:
+    server = Server(settings, "--demo", log=tmp_path / "serve.log")
+    try:
+        tokens = server.tokens()
+        assert set(tokens) >= {"compliance:demo", "hr:demo"}
+        portal = [name for name in tokens if name.startswith("candidate:")]
+        assert len(portal) == 1
+        with httpx.Client(base_url=server.base, timeout=30) as client:
+            me = client.get("/v1/me", headers={"Authorization": f"Bearer {tokens['hr:demo']}"})
+            assert me.status_code == 200, me.text
+            assert me.json()["role"] == "recruiter"
+            candidate = portal[0].removeprefix("candidate:")
+            log = client.get(
+                f"/v1/candidates/{candidate}/access-log",
+                params={"purpose": "see who read my data"},
+                headers={"Authorization": f"Bearer {tokens[portal[0]]}"},
+            )
+            assert log.status_code == 200, log.text
+            assert log.json()["entries"], "the demo's reads of her data are in her log"
+            bare = client.get("/v1/me")
+            assert bare.status_code == 401
+            assert bare.headers["content-type"] == "application/problem+json"
+            spec = client.get("/openapi.json")
+            assert spec.status_code == 200
+            assert "/v1/candidates/{candidate_id}/profile" in spec.json()["paths"]
+    finally:
+        code = server.stop()
+    assert code == 0, server.log.read_text()
+    assert "Traceback" not in server.log.read_text()
+
+
+def test_a_port_in_use_is_one_line_and_exit_69(settings: Settings, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [*BACKCHECK, "serve", "--port", str(port)],
+            env=environment(settings),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == EX_UNAVAILABLE, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"not serving: cannot serve on 127.0.0.1:{port}")
