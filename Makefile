@@ -1,11 +1,12 @@
-# Two entry points (see README): `make demo` runs the main job, `make test` runs every check.
+# Two entry points (see README): `make serve` runs the main job (the demo story, served over
+# HTTP), `make test` runs every check. `make demo` tells the story in the terminal only.
 # Both create the virtual environment on first use and refresh it when pyproject.toml changes.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit install clean
+.PHONY: serve demo test lint typecheck unit install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +15,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/backcheck serve --demo
 
 demo: $(STAMP)
 	$(BIN)/backcheck demo
