@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from domain.errors import DomainError, InvalidInputError, NotFoundError, RuleBrokenError
+from domain.errors import (
+    DomainError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    RuleBrokenError,
+)
 
 
 class AggregateMissingError(NotFoundError):
@@ -66,6 +72,18 @@ class AuthenticationError(DomainError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason, reason=reason)
+
+
+class OutsideAssignmentsError(ForbiddenError):
+    """A command by a principal confined to some candidates, about another candidate."""
+
+    def __init__(self, principal: str, candidate_id: UUID) -> None:
+        super().__init__(
+            f"{principal!r} acts only on the candidates it is assigned to, and candidate "
+            f"{candidate_id} is not one of them; nothing was recorded",
+            principal=principal,
+            candidate_id=candidate_id,
+        )
 
 
 class SetByAuthenticationError(InvalidInputError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -16,12 +16,13 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError, Recording
 from eventsourcing.utils import EnvType
 
+from domain.access import Access
 from domain.intake import CommandReceipt
 from domain.retention import RetentionSchedule
 from domain.subject import recorded_at, recording_time
 from services.access import DecisionPoint
-from services.errors import AggregateMissingError, ConcurrentChangeError
-from services.identity import check_reader
+from services.errors import AggregateMissingError, ConcurrentChangeError, OutsideAssignmentsError
+from services.identity import check_reader, current_identity
 from services.ports import KeyStore, ReadModel, ReceiptSigner
 from services.reaction import Reaction, default_reactions
 
@@ -95,6 +96,24 @@ _receiving: ContextVar[Receiving | None] = ContextVar("receiving", default=None)
 def receiving_now() -> bool:
     """Whether the running use case applies a delivered command (see `receiving`)."""
     return _receiving.get() is not None
+
+
+def _within_assignments(aggregates: Iterable[Aggregate]) -> None:
+    """A principal confined to some candidates changes nothing about anyone else (reactions
+    included). Access records are the exception: a read outside the assignments is refused by
+    the decision point (`AssignedDecisions`) and that refusal is recorded; and reads are saved
+    in batches, each decided in its own reader's context, not this one."""
+    identity = current_identity()
+    if identity is None or not identity.assignments:
+        return
+    for aggregate in aggregates:
+        subject = getattr(aggregate, "candidate_id", None)
+        if (
+            isinstance(subject, UUID)
+            and subject not in identity.assignments
+            and not isinstance(aggregate, Access)
+        ):
+            raise OutsideAssignmentsError(identity.principal, subject)
 
 
 class ReceiptError(RuntimeError):
@@ -238,6 +257,7 @@ class UnitOfWork(Application[UUID]):
                 for changed in reaction.react(event, load):
                     reacted[changed.id] = changed
                     queue.extend(e for e in changed.pending_events if id(e) not in seen)
+        _within_assignments(touched.values())
         receiving = _receiving.get()
         receipt = self._receipt(receiving, aggregates) if receiving is not None else None
         if receipt is not None:

@@ -24,6 +24,7 @@ from services.access import Role
 from services.application import Backcheck
 from services.dto import (
     AddPrincipal,
+    GiveFeedback,
     IssuePortalLink,
     ReadAccessLog,
     ReadProfile,
@@ -34,6 +35,7 @@ from services.dto import (
 from services.errors import (
     AggregateMissingError,
     AuthenticationError,
+    OutsideAssignmentsError,
     SetByAuthenticationError,
     UnknownPrincipalError,
 )
@@ -429,3 +431,27 @@ def test_a_principal_reads_only_the_candidates_it_is_assigned_to(app: Backcheck)
     ]
     assert refusals[1].view == "access log"
     assert ASSIGNMENTS_POLICY not in refusals[2].policy_ids
+
+
+def test_a_confined_principal_changes_nothing_about_other_candidates(app: Backcheck) -> None:
+    mine = s.investigation_under_way(app)
+    theirs = s.investigation_under_way(app, "Han Meimei")
+    link = app.issue_portal_link(IssuePortalLink(candidate_id=mine.candidate_id, actor="hr:li"))
+    before = app.recorder.max_notification_id()
+
+    with acting_as(app.authenticate(link.token)):
+        with pytest.raises(OutsideAssignmentsError, match="nothing was recorded") as refused:
+            app.give_feedback(
+                GiveFeedback(
+                    investigation_id=theirs.investigation, text="not mine", actor=s.CANDIDATE
+                )
+            )
+        assert app.recorder.max_notification_id() == before
+        app.give_feedback(
+            GiveFeedback(investigation_id=mine.investigation, text="mine", actor=s.CANDIDATE)
+        )
+
+    problem = problem_for(refused.value)
+    assert problem is not None
+    assert (problem.status, problem.exit_code) == (403, 5)
+    assert app.recorder.max_notification_id() == (before or 0) + 1
