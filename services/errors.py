@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from domain.errors import DomainError, InvalidInputError, NotFoundError, RuleBrokenError
+from domain.errors import (
+    DomainError,
+    InvalidInputError,
+    NotFoundError,
+    RuleBrokenError,
+)
 
 
 class AggregateMissingError(NotFoundError):

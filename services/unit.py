@@ -117,6 +117,24 @@ def receiving_now() -> bool:
     return _receiving.get() is not None
 
 
+def _within_assignments(aggregates: Iterable[Aggregate]) -> None:
+    """A principal confined to some candidates changes nothing about anyone else (reactions
+    included). Access records are the exception: a read outside the assignments is refused by
+    the decision point (`AssignedDecisions`) and that refusal is recorded; and reads are saved
+    in batches, each decided in its own reader's context, not this one."""
+    identity = current_identity()
+    if identity is None or not identity.assignments:
+        return
+    for aggregate in aggregates:
+        subject = getattr(aggregate, "candidate_id", None)
+        if (
+            isinstance(subject, UUID)
+            and subject not in identity.assignments
+            and not isinstance(aggregate, Access)
+        ):
+            raise OutsideAssignmentsError(identity.principal, subject)
+
+
 class ReceiptError(RuntimeError):
     """A bug, not a refusal: a use case run for a delivered command must write exactly once,
     about one data subject, so its receipt can go with that write."""
@@ -267,7 +285,7 @@ class UnitOfWork(Application[UUID]):
                 for changed in reaction.react(event, load):
                     reacted[changed.id] = changed
                     queue.extend(e for e in changed.pending_events if id(e) not in seen)
-        self._within_assignments(touched.values())
+        _within_assignments(touched.values())
         receiving = _receiving.get()
         receipt = self._receipt(receiving, aggregates) if receiving is not None else None
         if receipt is not None:
@@ -280,22 +298,6 @@ class UnitOfWork(Application[UUID]):
             receiving.receipt = receipt.id
         self.views.observe([(r.notification.id, r.domain_event) for r in recordings])
         return list(reacted.values())
-
-    @staticmethod
-    def _within_assignments(aggregates: Iterable[Aggregate]) -> None:
-        """A principal scoped to some subjects (a candidate's portal link, a token issued with
-        assignments) changes nothing about anyone else: the whole write is refused. Access
-        records are the exception: a read outside the scope is refused by the decision point
-        (services/identity.py), and that refusal is recorded like any other."""
-        identity = current_identity()
-        if identity is None or not identity.assignments:
-            return
-        for aggregate in aggregates:
-            if isinstance(aggregate, Access):
-                continue
-            subject = getattr(aggregate, "candidate_id", None)
-            if subject is not None and subject not in identity.assignments:
-                raise OutsideAssignmentsError(identity.principal, subject)
 
     @staticmethod
     def _receipt(receiving: Receiving, aggregates: tuple[Aggregate, ...]) -> CommandReceipt:

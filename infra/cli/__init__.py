@@ -9,6 +9,7 @@ from infra.cli import (  # noqa: F401
     demo,
     events,
     kafka,
+    principals,
     read,
     retention,
     serve,

@@ -93,12 +93,15 @@ def subject_access_log(
     )
     if log is None:
         return
-    table = Table("when (UTC)", "who", "role", "purpose", "view", "outcome", "withheld")
+    table = Table(
+        "when (UTC)", "who", "authenticated by", "role", "purpose", "view", "outcome", "withheld"
+    )
     for e in log.entries:
         table.add_row(
             *cells(
                 e.at.strftime("%Y-%m-%d %H:%M:%S"),
                 e.principal,
+                e.authentication or "—",
                 e.role,
                 e.purpose,
                 e.view,

@@ -256,9 +256,29 @@ def test_a_type_that_names_no_use_case_is_unknown(
             {"candidate_id": str(uuid4()), "reason": "asked", "actor": "compliance"},
             "backcheck subject erase",
         ),
+        (
+            "add-principal",
+            {"name": "svc:intruder", "role": "compliance", "actor": "svc:ats"},
+            "a token is shown once to whoever asks for it",
+        ),
+        (
+            "issue-portal-link",
+            {"candidate_id": str(uuid4()), "actor": "svc:ats"},
+            "a command topic has no one to hand it to",
+        ),
+        (
+            "rotate-principal",
+            {"name": "hr:li.na", "actor": "svc:ats"},
+            "a token is shown once to whoever asks for it",
+        ),
+        (
+            "revoke-principal",
+            {"name": "hr:li.na", "reason": "spite", "actor": "svc:ats"},
+            "never by an asserted one",
+        ),
     ],
 )
-def test_reads_and_erasure_are_not_taken_from_services(
+def test_reads_erasure_and_principals_are_not_taken_from_services(
     intake: CommandIntake,
     settings: Settings,
     command_type: str,

@@ -13,6 +13,7 @@ from uuid import uuid4
 import orjson
 from eventsourcing.persistence import StoredEvent
 
+from domain.access import Access, DataDisclosure
 from domain.check import CheckType, Method, PlannedCheck
 from domain.consent import Consent, SignatureMethod
 from domain.investigation import Investigation
@@ -21,6 +22,8 @@ from infra.audit.verification import open_source, verify
 from infra.config import Settings
 from services.application import Backcheck
 from tests import story as s
+
+DataDisclosed = DataDisclosure.DataDisclosed
 
 
 def as_v1(app: Backcheck, event: object, actor_field: str) -> StoredEvent:
@@ -134,3 +137,49 @@ def test_v1_free_text_replays_as_a_classified_personal_value(sqlite_app: Backche
     assert list(app.load(Investigation, story.investigation).feedback.values()) == [
         ("When will you call my referees?", None)
     ]
+
+
+def test_v1_access_and_disclosure_records_replay_as_the_operators(sqlite_app: Backcheck) -> None:
+    """Before principals were authenticated, every read and hand-over was made on the
+    operator's command line: records stored then say so when read back, in the store and in
+    the access log."""
+    app = sqlite_app
+    st = s.consented_candidate(app)
+    candidate_id = st.candidate_id
+    with recorded_at(app.clock()):  # read while the consent is in force
+        read = Access.record(
+            candidate_id,
+            s.RECRUITER,
+            "recruiter",
+            s.PURPOSE,
+            "profile",
+            ("user.name",),
+            (),
+            "allowed",
+            ("recruiter-reads-general-of-own-candidates",),
+            "0" * 64,
+            (st.consent_id,),
+            authentication="token",
+        )
+        handed = DataDisclosure.record(
+            candidate_id,
+            s.RECRUITER,
+            "regulator",
+            "inspection",
+            "email",
+            ("user.name",),
+            authentication="token",
+        )
+    # given both stored by v1 code: no authentication, no class_version
+    app.recorder.insert_events(
+        [as_v1(app, e, "authentication") for a in (read, handed) for e in a.collect_events()]
+    )
+
+    replayed = [e for _, e in app.replay() if isinstance(e, Access.Recorded | DataDisclosed)]
+    assert [e.authentication for e in replayed] == ["operator", "operator"]
+    log = app.recorded_accesses(candidate_id)
+    assert [(e.outcome, e.authentication) for e in log] == [
+        ("allowed", "operator"),
+        ("disclosed", "operator"),
+    ]
+    assert list(app.violations()) == []

@@ -1,0 +1,158 @@
+"""Rules the Principal aggregate enforces: a bounded name given once (its id derived from it),
+a portal link that is the candidate's own and expires, no candidate role outside a portal
+link, at most 50 assignments, and revocation that is final."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+
+from domain.errors import InvalidPrincipalError, PrincipalRevokedError
+from domain.principal import (
+    MAX_ASSIGNMENTS,
+    Principal,
+    portal_name,
+    principal_id,
+)
+from tests.story import NOW, RECRUITER, refuses
+
+HASH = "a" * 64
+OTHER_HASH = "b" * 64
+
+
+def staff(name: str = "hr:li.na", **overrides: object) -> Principal:
+    values: dict[str, object] = {
+        "name": name,
+        "role": "recruiter",
+        "kind": "staff",
+        "assignments": (),
+        "token_hash": HASH,
+        "expires_at": None,
+        "added_by": "operator",
+    }
+    values.update(overrides)
+    return Principal.add(**values)  # type: ignore[arg-type]
+
+
+def test_a_principal_is_stored_under_the_id_its_name_gives() -> None:
+    principal = staff()
+
+    assert principal.id == principal_id("hr:li.na")
+    assert (principal.name, principal.role, principal.kind) == ("hr:li.na", "recruiter", "staff")
+    assert principal.token_hash == HASH
+    assert principal.revoked is None
+    assert [type(e).__qualname__ for e in principal.collect_events()] == ["Principal.Added"]
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("", "1 to 120 characters"),
+        ("x" * 121, "1 to 120 characters"),
+        ("HR:Li", "lower-case letters"),
+        ("-hr", "starting with a letter or digit"),
+        ("hr li", "lower-case letters"),
+        ("hr/li", "lower-case letters"),
+    ],
+)
+def test_a_name_outside_the_rule_is_refused_naming_the_field(name: str, rule: str) -> None:
+    with refuses(None, InvalidPrincipalError, "'name'", rule):
+        staff(name)
+
+
+def test_a_name_of_120_characters_is_accepted() -> None:
+    assert staff("a" * 120).name == "a" * 120
+
+
+def test_an_unknown_kind_is_refused() -> None:
+    with refuses(None, InvalidPrincipalError, "'kind'"):
+        staff(kind="robot")
+
+
+def test_more_than_fifty_assignments_are_refused_and_repeats_count_once() -> None:
+    many = tuple(uuid4() for _ in range(MAX_ASSIGNMENTS + 1))
+    with refuses(None, InvalidPrincipalError, "'assignments'", "at most 50"):
+        staff(assignments=many)
+
+    one = uuid4()
+    assert staff(assignments=(one, one, *many[:49])).assignments == (one, *many[:49])
+
+
+def test_only_a_portal_link_holds_the_candidate_role() -> None:
+    with refuses(None, InvalidPrincipalError, "'role'", "portal link"):
+        staff(role="candidate")
+
+
+def test_a_portal_link_is_the_candidates_own_and_expires() -> None:
+    subject, other = uuid4(), uuid4()
+    portal = {
+        "name": portal_name(subject),
+        "role": "candidate",
+        "kind": "portal",
+        "assignments": (subject,),
+        "expires_at": NOW + timedelta(days=30),
+    }
+    assert staff(**portal).assignments == (subject,)
+
+    for wrong in (
+        {"assignments": (other,)},
+        {"assignments": (subject, other)},
+        {"role": "recruiter"},
+        {"name": portal_name(other)},
+    ):
+        with refuses(None, InvalidPrincipalError, "'kind'", "candidate:<id>"):
+            staff(**{**portal, **wrong})
+    with refuses(None, InvalidPrincipalError, "'expires_at'", "always expires"):
+        staff(**{**portal, "expires_at": None})
+
+
+def test_an_expiry_without_its_offset_and_a_hash_that_is_no_sha256_are_refused() -> None:
+    with refuses(None, InvalidPrincipalError, "'expires_at'"):
+        staff(expires_at=datetime(2026, 4, 1))  # naive, on purpose
+    with refuses(None, InvalidPrincipalError, "'token_hash'"):
+        staff(token_hash="bck_" + "0" * 60)
+
+
+def test_rotating_replaces_the_hash_and_the_expiry() -> None:
+    principal = staff()
+    later = datetime(2026, 6, 1, tzinfo=UTC)
+
+    principal.rotate(OTHER_HASH, later, RECRUITER)
+
+    assert (principal.token_hash, principal.expires_at) == (OTHER_HASH, later)
+    assert principal.expired_at(later)
+    assert not principal.expired_at(later - timedelta(seconds=1))
+
+
+def test_a_revoked_principal_is_neither_rotated_nor_revoked_again() -> None:
+    principal = staff()
+    principal.revoke("left the company", RECRUITER)
+    assert principal.revoked == "left the company"
+
+    with refuses(principal, PrincipalRevokedError, "hr:li.na", "new token"):
+        principal.rotate(OTHER_HASH, None, RECRUITER)
+    with refuses(principal, PrincipalRevokedError, "revoked again"):
+        principal.revoke("again", RECRUITER)
+    assert principal.token_hash == HASH
+
+
+def test_a_revocation_states_why() -> None:
+    principal = staff()
+    with refuses(principal, InvalidPrincipalError, "'reason'"):
+        principal.revoke("  ", RECRUITER)
+
+
+def test_a_principal_replays_from_its_events() -> None:
+    principal = staff(assignments=(uuid4(),))
+    principal.rotate(OTHER_HASH, NOW, RECRUITER)
+    principal.revoke("rotated out", RECRUITER)
+    events = principal.collect_events()
+
+    replayed = None
+    for e in events:
+        replayed = e.mutate(replayed)
+
+    assert isinstance(replayed, Principal)
+    assert vars(replayed) == vars(principal)
