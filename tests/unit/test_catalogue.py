@@ -36,5 +36,7 @@ def test_no_read_is_taken_from_the_command_topic() -> None:
         "read-investigation",
         "read-access-log",
         "read-consents",
+        "read-timeline",
+        "read-as-of",
     }
     assert reads <= NOT_FROM_SERVICES.keys()
