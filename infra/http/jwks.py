@@ -189,6 +189,7 @@ class KeySet:
     fetches: int = 0  # how many times the source was read (tests and diagnostics)
     _keys: dict[str | None, list[dict[str, Any]]] | None = field(default=None, repr=False)
     _fetched_at: float | None = field(default=None, repr=False)
+    _failure: str = field(default="", repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _may_fetch(self, now: float) -> bool:
@@ -210,13 +211,13 @@ class KeySet:
             if (missing or stale) and self._may_fetch(now):
                 try:
                     self._fetch(now)
-                except AuthenticationError:
+                except AuthenticationError as e:
+                    self._failure = str(e)
                     if self._keys is None:
                         raise
             if self._keys is None:
                 raise AuthenticationError(
-                    f"the identity provider's key set from {self.source.describe()} is not "
-                    "fetched yet (the last attempt failed); try again in a minute"
+                    f"{self._failure}; the next attempt is at most a minute away"
                 )
             if kid is None:
                 return [k for keys in self._keys.values() for k in keys]
