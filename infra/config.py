@@ -18,6 +18,18 @@ BACKCHECK_KAFKA_PARTITIONS partitions of the topics backcheck creates when missi
 BACKCHECK_MAX_EVENT_BYTES  the most bytes one stored event may take (default 900000): a command
                         whose event would be larger is refused (exit 2), so every event fits in
                         one Kafka message, below the broker's default limit of 1 MiB
+BACKCHECK_OIDC_ISSUER   staff may sign in with an OIDC bearer token from this issuer (its `iss`);
+                        unset: API tokens only. With it, the next two are required:
+BACKCHECK_OIDC_AUDIENCE the audience (`aud`) tokens must be meant for
+BACKCHECK_OIDC_JWKS     the issuer's public keys: an https URL (http only to the loopback
+                        interface) or the path of a JWKS file
+BACKCHECK_OIDC_ROLE_MAP the provider's roles/groups to backcheck staff roles, required with an
+                        issuer, e.g. "hr-staff=recruiter,auditors=compliance"
+BACKCHECK_OIDC_ROLE_CLAIM       the claim holding them (default "roles"; a dotted path reaches
+                        into nested claims, e.g. "realm_access.roles")
+BACKCHECK_OIDC_PRINCIPAL_CLAIM  the claim naming the person (default "sub"): principal oidc:<it>
+BACKCHECK_OIDC_ASSIGNMENTS_CLAIM  a claim listing the candidate ids a token is scoped to
+                        (default unset: tokens are not scoped)
 """
 
 from __future__ import annotations
@@ -28,12 +40,21 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.access import Role
+
 POSTGRES_CONNECT_TIMEOUT = 5  # seconds libpq may take to reach each address of the host
 # An event's stored state is the value of its Kafka message. Kafka's default limit for one
 # message (message.max.bytes, max.message.bytes) is 1 MiB; the key, the CloudEvents headers and
 # the record's framing take well under 1 KiB of the rest.
 MAX_EVENT_BYTES = 900_000
 MIN_EVENT_BYTES = 1024
+MAX_OIDC_SETTING = 2048  # an issuer URL, an audience, a claim name
+MAX_ROLE_MAP_ENTRIES = 100
+# The roles an OIDC token may carry: staff. Candidates sign in with their portal link,
+# services with an API token or signed messages.
+OIDC_STAFF_ROLES = frozenset(
+    {Role.RECRUITER, Role.INVESTIGATOR, Role.REVIEWER, Role.HIRING_MANAGER, Role.COMPLIANCE}
+)
 
 
 class ConfigError(ValueError):
@@ -66,6 +87,83 @@ def parse_bootstrap(text: str) -> str:
     if not servers:
         raise ConfigError("BACKCHECK_KAFKA_BOOTSTRAP: empty; give HOST:PORT[,HOST:PORT]")
     return ",".join(servers)
+
+
+def parse_role_map(text: str) -> dict[str, Role]:
+    """GROUP=ROLE[,GROUP=ROLE]: each of the provider's role or group names to one backcheck
+    staff role (a name may hold "=": the role is after the last one)."""
+    variable = "BACKCHECK_OIDC_ROLE_MAP"
+    staff = ", ".join(sorted(OIDC_STAFF_ROLES))
+    mapping: dict[str, Role] = {}
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if len(parts) > MAX_ROLE_MAP_ENTRIES:
+        raise ConfigError(f"{variable}: over {MAX_ROLE_MAP_ENTRIES} entries")
+    for part in parts:
+        group, sep, role = part.rpartition("=")
+        group, role = group.strip(), role.strip()
+        if not sep or not group or len(group) > 256:
+            raise ConfigError(
+                f"{variable}: {part[:300]!r} is not GROUP=ROLE "
+                "(e.g. hr-staff=recruiter,auditors=compliance)"
+            )
+        if role not in OIDC_STAFF_ROLES:
+            raise ConfigError(
+                f"{variable}: {role[:64]!r} (for {group!r}) is not a backcheck staff role; use "
+                f"one of {staff} (candidates sign in with their portal link, services with an "
+                "API token)"
+            )
+        if mapping.get(group, Role(role)) != role:
+            raise ConfigError(f"{variable}: {group!r} is mapped to two roles")
+        mapping[group] = Role(role)
+    if not mapping:
+        raise ConfigError(f"{variable}: empty; map at least one group, e.g. hr-staff=recruiter")
+    return mapping
+
+
+def _oidc_text(variable: str) -> str | None:
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return None
+    if len(text) > MAX_OIDC_SETTING or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ConfigError(
+            f"{variable}: over {MAX_OIDC_SETTING} characters or holds control characters"
+        )
+    return text
+
+
+def oidc_from_env() -> dict[str, object]:
+    """The BACKCHECK_OIDC_* settings: all or nothing around the issuer."""
+    names = (
+        *("ISSUER", "AUDIENCE", "JWKS", "ROLE_MAP"),
+        *("ROLE_CLAIM", "PRINCIPAL_CLAIM", "ASSIGNMENTS_CLAIM"),
+    )
+    given = {name: _oidc_text(f"BACKCHECK_OIDC_{name}") for name in names}
+    if given["ISSUER"] is None:
+        stray = [f"BACKCHECK_OIDC_{n}" for n, v in given.items() if v is not None]
+        if stray:
+            raise ConfigError(
+                f"{', '.join(stray)}: set, but BACKCHECK_OIDC_ISSUER is not; set the issuer "
+                "too, or unset these"
+            )
+        return {}
+    missing = [f"BACKCHECK_OIDC_{n}" for n in ("AUDIENCE", "JWKS", "ROLE_MAP") if not given[n]]
+    if missing:
+        raise ConfigError(
+            f"{', '.join(missing)}: required with BACKCHECK_OIDC_ISSUER (the audience tokens "
+            "name, where the issuer's keys are, and which of its roles are which staff role)"
+        )
+    values: dict[str, object] = {
+        "oidc_issuer": given["ISSUER"],
+        "oidc_audience": given["AUDIENCE"],
+        "oidc_jwks": given["JWKS"],
+        "oidc_role_map": parse_role_map(given["ROLE_MAP"] or ""),
+    }
+    for name in ("ROLE_CLAIM", "PRINCIPAL_CLAIM", "ASSIGNMENTS_CLAIM"):
+        if (claim := given[name]) is not None:
+            if len(claim) > 256:
+                raise ConfigError(f"BACKCHECK_OIDC_{name}: a claim name of over 256 characters")
+            values[f"oidc_{name.lower()}"] = claim
+    return values
 
 
 def file_setting(variable: str, path: Path, what: str) -> Path:
@@ -107,6 +205,13 @@ class Settings(BaseModel):
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="host:port[,host:port]")
     kafka_partitions: int = Field(default=6, ge=1)
     max_event_bytes: int = Field(default=MAX_EVENT_BYTES, ge=MIN_EVENT_BYTES)
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks: str | None = None
+    oidc_role_map: dict[str, Role] = Field(default_factory=dict)
+    oidc_role_claim: str = "roles"
+    oidc_principal_claim: str = "sub"
+    oidc_assignments_claim: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -138,6 +243,7 @@ class Settings(BaseModel):
                     f"least {MIN_EVENT_BYTES} (default {MAX_EVENT_BYTES})"
                 )
             values["max_event_bytes"] = int(text)
+        values |= oidc_from_env()
         return cls.model_validate(values)
 
     @property

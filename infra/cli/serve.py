@@ -66,11 +66,13 @@ def serve(
     from infra.http.app import create_app
     from infra.http.auth import Authenticator
     from infra.http.idempotency import kept_answers
+    from infra.http.oidc import oidc_verifier
 
     tokens: dict[str, str] = {}
     try:
         sock = _bound(host, port)
         application, settings = open_app()
+        oidc = oidc_verifier(settings)
         if demo:
             tokens = _seeded(application, settings)
         sqlite = settings.sqlite_path if settings.backend == "sqlite" else None
@@ -87,6 +89,8 @@ def serve(
     console.print(f"[dim]store: {markup_safe(settings.describe())}[/]")
     console.print(f"backcheck serving on {base}")
     console.print(f"  API        {base}/v1  (OpenAPI: {base}/openapi.json)")
+    if oidc is not None:
+        console.print(f"  OIDC: {markup_safe(oidc.describe())}")
     for name, token in tokens.items():
         console.print(f"  token of {markup_safe(name)}: {token}")
     if tokens:
@@ -95,7 +99,7 @@ def serve(
         )
     http = create_app(
         application,
-        Authenticator(application),
+        Authenticator(application, oidc=oidc),
         kept,
         settings=settings,
         max_body_bytes=max_body_bytes,
