@@ -6,6 +6,7 @@ from services.candidates import CandidateUseCases
 from services.consents import ConsentUseCases
 from services.history import HistoryQueries
 from services.investigations import InvestigationUseCases
+from services.lists import ListQueries
 from services.queries import QueryUseCases
 from services.reports import ReportUseCases
 from services.retention import RetentionUseCases
@@ -19,5 +20,6 @@ class Backcheck(
     QueryUseCases,
     RetentionUseCases,
     HistoryQueries,
+    ListQueries,
 ):
     """Composed from one mixin per aggregate; all share one store and one unit of work."""
