@@ -154,8 +154,9 @@ class Listing:
             ev.CandidateErased: self._stage(CandidateStage.ERASED),
             ev.InvestigationPlanned: self.investigation_planned,
             ev.InvestigationStarted: self.investigation_started,
-            ev.InvestigationResumed: self.investigation_started,
-            ev.InvestigationSuspended: status("investigation", InvestigationStatus.SUSPENDED),
+            ev.InvestigationResumed: self.investigation_resumed,
+            ev.InvestigationSuspended: self.investigation_suspended,
+            ev.DisputeResolved: self.dispute_resolved,
             ev.InvestigationCompleted: status("investigation", InvestigationStatus.COMPLETED),
             ev.InvestigationCancelled: status("investigation", InvestigationStatus.CANCELLED),
             ev.ReportCompiled: self.report_compiled,
@@ -248,6 +249,7 @@ class Listing:
             "planned_at": at,
             "status_since": at,
             "due_by": stamp(event.due_by),
+            "suspended_from": None,  # the status a suspended investigation resumes to
         }
         self._write("investigation", rows, event.candidate_id, doc)
         # planning moves no candidate on: the investigation has yet to start
@@ -256,6 +258,37 @@ class Listing:
     def investigation_started(self, event: Any, rows: Rows) -> None:
         self._status("investigation", InvestigationStatus.IN_PROGRESS)(event, rows)
         self._candidate(event, rows, CandidateStage.INVESTIGATING)
+
+    def investigation_suspended(self, event: Any, rows: Rows) -> None:
+        def change(doc: Doc) -> None:
+            doc.update(suspended_from=doc["status"], status=InvestigationStatus.SUSPENDED.value)
+
+        self._change("investigation", event.originator_id, event, rows, change)
+
+    def investigation_resumed(self, event: Any, rows: Rows) -> None:
+        """Back to the status it was suspended from: planned, or in progress."""
+        doc = rows.get(entry_view("investigation"), str(event.originator_id))
+        if doc is None:
+            return
+        to = doc["suspended_from"] or InvestigationStatus.IN_PROGRESS.value
+
+        def change(doc: Doc) -> None:
+            doc.update(suspended_from=None, status=to)
+
+        self._change("investigation", event.originator_id, event, rows, change)
+        if to == InvestigationStatus.IN_PROGRESS.value:
+            self._candidate(event, rows, CandidateStage.INVESTIGATING)
+
+    def dispute_resolved(self, event: Any, rows: Rows) -> None:
+        """An upheld dispute reopens its check: a completed investigation is in progress again."""
+        if not event.upheld:
+            return
+
+        def change(doc: Doc) -> None:
+            if doc["status"] == InvestigationStatus.COMPLETED.value:
+                doc["status"] = InvestigationStatus.IN_PROGRESS.value
+
+        self._change("investigation", event.originator_id, event, rows, change)
 
     # --- reports --------------------------------------------------------------------------
 

@@ -1,0 +1,148 @@
+"""Errors as RFC 9457 problem+json: one body for every failure an HTTP client can meet.
+
+The status, title and kind come from the problem table the command line reports by
+(infra/problem.py); the `type` is an absolute URI naming the kind, stable across hosts:
+`tag:backcheck.invalid,2026:problems/<kind>` (RFC 4151 tag URIs: names, not links). Invalid
+input lists each field with the rule it broke. Anything the table does not know is a bug:
+logged with its traceback on the server, answered as a 500 problem without one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import DomainError
+from infra.problem import problem_for
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "tag:backcheck.invalid,2026:problems/"
+log = logging.getLogger("backcheck.http")
+
+
+PROBLEMS_DOC = """
+Problem types (each `tag:backcheck.invalid,2026:problems/` followed by the kind):
+
+| status | kind | when |
+|---|---|---|
+| 401 | `unauthenticated` | no bearer token, or one that is unknown, revoked or expired |
+| 403 | `AccessRefused` | the access policies refused the read; the refusal is recorded |
+| 403 | `use-case-not-permitted` | your role may not run this command |
+| 403 | `outside-assignments` | your token is scoped to other subjects |
+| 404 | `not-found`, `AggregateMissing`, … | no such resource |
+| 409 | the rule's name, e.g. `ConsentNotActive` | a business rule refused the command |
+| 409 | `CommandAlreadyApplied` | this Idempotency-Key's command was applied before |
+| 412 | `version-mismatch` | `If-Match` names a version the resource is no longer at |
+| 413 | `body-too-large` | the body is over the server's limit |
+| 422 | `validation` (with `errors`: field, rule, message), `idempotency-key-reused` | |
+| 503 | `store-unreachable`, `store-busy` | try again (`Retry-After`) |
+"""
+
+
+def problem_type(kind: str) -> str:
+    return TYPE_PREFIX + kind
+
+
+def problem_response(
+    status: int,
+    title: str,
+    kind: str,
+    detail: str,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": problem_type(kind),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field(location: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in location]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "(body)"
+
+
+def field_errors(errors: list[Any]) -> list[dict[str, str]]:
+    """Each broken field with its rule (pydantic's error type) and what it says."""
+    return [
+        {"field": _field(e.get("loc", ())), "rule": str(e.get("type", "")), "message": e["msg"]}
+        for e in errors
+    ]
+
+
+def invalid(request: Request, errors: list[dict[str, str]]) -> JSONResponse:
+    detail = "; ".join(f"field {e['field']}: {e['message']}" for e in errors)
+    return problem_response(
+        422, "Invalid input", "validation", detail, request, rule="validation", errors=errors
+    )
+
+
+def error_response(request: Request, error: Exception) -> JSONResponse:
+    """The problem for an expected error, by its row in the problem table; a 500 for a bug."""
+    if isinstance(error, ValidationError):
+        return invalid(request, field_errors(list(error.errors())))
+    problem = problem_for(error)
+    if problem is None:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return problem_response(
+            500,
+            "Internal error",
+            "internal",
+            "the server met an error it does not know; nothing about it is in this answer, "
+            "and it is in the server's log",
+            request,
+        )
+    headers = {"Retry-After": "5"} if problem.status == 503 else None
+    details = error.details if isinstance(error, DomainError) else {}
+    return problem_response(
+        problem.status,
+        problem.title,
+        problem.type,
+        problem.detail,
+        request,
+        headers,
+        rule=problem.type,
+        field=details.get("field") if isinstance(details.get("field"), str) else None,
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Every error the framework or the use cases raise, answered as problem+json."""
+
+    async def on_request_invalid(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        return invalid(request, field_errors(list(error.errors())))
+
+    async def on_http(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        kind = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http")
+        return problem_response(
+            error.status_code,
+            "Not found" if error.status_code == 404 else str(error.detail),
+            kind,
+            "no such resource" if error.status_code == 404 else str(error.detail),
+            request,
+            dict(error.headers) if error.headers else None,
+        )
+
+    async def on_error(request: Request, error: Exception) -> JSONResponse:
+        return error_response(request, error)
+
+    app.add_exception_handler(RequestValidationError, on_request_invalid)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_error)
