@@ -12,14 +12,16 @@ name, email, organisation, purpose or free text; no principal either), and its s
 candidate, as in every view. When an item's status changes, its row leaves the old status's
 view and enters the new one; its place in `all` stays.
 
-Investigations are listed by the domain's InvestigationStatus, reports by its ReportStatus (a
-report awaits review while it is a `draft`: review approves or sends back only a draft).
+Investigations are listed by the domain's InvestigationStatus, moved as the aggregate moves
+(resumed to the status it was suspended from; in progress again when a dispute is upheld after
+it completed), reports by its ReportStatus (a report awaits review while it is a `draft`:
+review approves or sends back only a draft).
 Candidates are listed by their stage in the pipeline (`CandidateStage`), read from events:
 
     registered          registered; nothing asked of them yet
     consent requested   a consent was asked for
     consented           a consent was granted
-    investigating       an investigation started (or resumed)
+    investigating       an investigation started (or resumed, in progress)
     reported            a report was compiled
     consent withdrawn   the candidate withdrew a consent
     erasure requested   the candidate asked for erasure
