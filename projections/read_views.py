@@ -5,6 +5,8 @@
     investigation  an investigation's status, team and the data categories its checks touch
     report         a report's status, edition, items (outcome and flags), disclosures, hold
     access         the subject's access log: reads, refusals and disclosures (no values)
+    list:…         paged lists of candidates, investigations, reports by status (no values;
+                   projections/listing.py)
 
 Built from events alone, never by loading aggregates; every handler is a pure function of the
 event and the current row, so the views rebuilt from the start of the log come out identical.
@@ -26,13 +28,14 @@ from projections import events as ev
 from projections.access_log import LOG_VIEW, log_data_disclosure, log_read, log_report_disclosure
 from projections.documents import iso, keyed, plain, shred_nested, shred_profile
 from projections.events import LOG_ONLY_EVENTS, EventClass
+from projections.listing import LIST_VIEWS, Listing
 from projections.rows import Doc, Rows
 
 __all__ = ["LOG_ONLY_EVENTS", "LOG_VIEW", "PLAIN_VIEWS", "VIEWS", "ReadViews", "plain"]
 
 VIEWS = ("profile", "consent", "investigation", "report", LOG_VIEW)
 # Views whose rows never hold a personal value: the access log names categories, not values.
-PLAIN_VIEWS = frozenset({LOG_VIEW})
+PLAIN_VIEWS = frozenset({LOG_VIEW}) | LIST_VIEWS
 
 Handler = Callable[[Any, Rows], None]
 
@@ -51,13 +54,15 @@ class ReadViews:
     change a view, and `ignores` those that change none (tests hold the two to the domain)."""
 
     # Bumped whenever what a row holds changes: views of another version are rebuilt.
-    version = 4  # 4: the access log names how each reader was authenticated
+    # 4: the access log names how each reader was authenticated; the list views (listing.py)
+    version = 4
     ignores: frozenset[EventClass] = frozenset(
         {ev.CandidateNotified, ev.CommandApplied, *ev.PRINCIPAL_EVENTS}
     )
 
     def __init__(self) -> None:
         self.position = 0
+        self.listing = Listing()  # every event it lists by is one handled here too
         self.handlers: dict[EventClass, Handler] = {
             ev.CandidateRegistered: self.candidate_registered,
             ev.ClaimsSubmitted: self.claims_submitted,
@@ -103,6 +108,7 @@ class ReadViews:
         handler = self.handlers.get(type(event))
         if handler is not None:
             handler(event, rows)
+            self.listing.process(event, rows)
 
     # --- profile --------------------------------------------------------------------------
 

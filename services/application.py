@@ -7,6 +7,7 @@ from services.candidates import CandidateUseCases
 from services.consents import ConsentUseCases
 from services.history import HistoryQueries
 from services.investigations import InvestigationUseCases
+from services.lists import ListQueries
 from services.principals import PrincipalUseCases
 from services.reports import ReportUseCases
 from services.retention import RetentionUseCases
@@ -21,5 +22,6 @@ class Backcheck(
     RetentionUseCases,
     HistoryQueries,
     PrincipalUseCases,
+    ListQueries,
 ):
     """Composed from one mixin per aggregate; all share one store and one unit of work."""

@@ -69,4 +69,12 @@ class ReadModel(Protocol):
         passes an empty set: nothing is decrypted)."""
         ...
 
+    def page(
+        self, view: str, after: str | None, limit: int, opening: frozenset[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """At most `limit` rows of `view` whose key comes after `after` (from the first when
+        None), in key order; a page costs what its rows do, not what the view holds (the list
+        views, projections/listing.py, are keyed for it)."""
+        ...
+
     def close(self) -> None: ...

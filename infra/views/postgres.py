@@ -43,6 +43,9 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
         templates = {
             "one": "SELECT subject::text, doc::text FROM {}.{} WHERE view=%s AND key=%s",
             "subject": "SELECT key, doc::text FROM {}.{} WHERE subject=%s AND view=%s ORDER BY key",
+            # a range of the primary key, in its order: a page costs what its rows do
+            "page": "SELECT key, subject::text, doc::text FROM {}.{} "
+            "WHERE view=%s AND key>%s ORDER BY key LIMIT %s",
             "upsert": "INSERT INTO {}.{} VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (view, key) "
             "DO UPDATE SET subject=excluded.subject, doc=excluded.doc",
             "delete": "DELETE FROM {}.{} WHERE view=%s AND key=%s",
@@ -121,6 +124,12 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
         with self.datastore.transaction(commit=False) as curs:
             found = _PostgresReads(curs, self.sql).select_subject(view, subject)
         return [Parsed.of(key, subject, data) for key, data in found]
+
+    def page_parsed(self, view: str, after: str | None, limit: int) -> list[Parsed]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.sql["page"], (view, after or "", limit))
+            found = [(r["key"], r["subject"], r["doc"]) for r in curs.fetchall()]
+        return [Parsed.of(key, subject, data) for key, subject, data in found]
 
     def dump(self) -> list[Dumped]:
         with self.datastore.transaction(commit=False) as curs:

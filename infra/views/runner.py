@@ -245,6 +245,16 @@ class ViewRunner:
         codec = self.store.codec
         return [row.open(view, codec, opening) for row in found]
 
+    def page(
+        self, view: str, after: str | None, limit: int, opening: frozenset[str] | None = None
+    ) -> list[Doc]:
+        """Read from the store each time, never cached: a page is one indexed range read, and
+        keeping pages would mean dropping them on every change to any row of their view."""
+        codec = self.store.codec
+        return [
+            row.open(view, codec, opening) for row in self.store.page_parsed(view, after, limit)
+        ]
+
     def close(self) -> None:
         """Applies what this process committed since the last batch, then lets go."""
         try:

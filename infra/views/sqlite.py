@@ -24,6 +24,10 @@ from infra.views.runner import Decode, Log, ViewRunner
 from infra.views.store import BatchRows, Dumped, Key, Run, refused_because
 from projections.read_views import ReadViews
 
+# A page of one view: a range of the primary key (view, key), read in its order, so a page
+# costs what its rows do, however many the view holds (tests/integration/test_lists.py).
+PAGE_SQL = "SELECT key, subject, doc FROM view_rows WHERE view=? AND key>? ORDER BY key LIMIT ?"
+
 
 class SQLiteViewStore(SQLiteTrackingRecorder):
     """Views in their own SQLite file next to the event store: rebuildable, so writes are not
@@ -122,6 +126,12 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
         with self.datastore.transaction(commit=False) as c:
             found = _SQLiteReads(c).select_subject(view, subject)
         return [Parsed.of(key, subject, data) for key, data in found]
+
+    def page_parsed(self, view: str, after: str | None, limit: int) -> list[Parsed]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(PAGE_SQL, (view, after or "", limit))
+            found = [(r[0], r[1], r[2]) for r in c.fetchall()]
+        return [Parsed.of(key, subject, data) for key, subject, data in found]
 
     def dump(self) -> list[Dumped]:
         with self.datastore.transaction(commit=False) as c:

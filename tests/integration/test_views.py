@@ -22,6 +22,7 @@ from infra.config import Settings
 from infra.demo import tell_story
 from infra.store.recorder import chained
 from infra.views.runner import ViewRunner
+from projections.listing import KINDS, LIST_VIEWS, entry_view, list_view
 from projections.read_views import VIEWS, ReadViews
 from projections.rows import MemoryRows
 from services.access import Role
@@ -109,7 +110,15 @@ class ViewStoreContract(ABC):
         built = runner.store.dump()
 
         assert built == reference(demo_app)
-        assert {view for view, *_ in built} == set(VIEWS)
+        named = {view for view, *_ in built}
+        assert named - LIST_VIEWS == set(VIEWS)
+        # the lists: each kind's entries and `all` list, and the list of each status an item is in
+        entries = [(k, doc) for view, _, _, doc in built for k in KINDS if view == entry_view(k)]
+        assert named & LIST_VIEWS == (
+            {entry_view(k) for k in KINDS}
+            | {list_view(k) for k in KINDS}
+            | {list_view(k, doc["status"]) for k, doc in entries}
+        )
         assert runner.position == demo_app.recorder.max_notification_id()
 
     def test_answers_through_the_cache_equal_the_rows_as_stored(self, demo_app: Backcheck) -> None:

@@ -1,0 +1,165 @@
+"""Lists over HTTP: candidates, investigations and reports, a page at a time, by status.
+
+    GET /v1/candidates?status=&cursor=&limit=           by stage in the pipeline
+    GET /v1/investigations?status=&cursor=&limit=       by InvestigationStatus
+    GET /v1/reports?status=&awaiting_review=&cursor=&limit=   by ReportStatus; the review queue
+
+Each answers `{"items": [...], "next_cursor": ..., "limit": ...}` and, when there is a next
+page, an RFC 8288 `Link: <…?cursor=…>; rel="next"` header: the same request with the next
+page's cursor. The role the list is decided on comes from the authenticated identity, never
+from the request; the rules (who may list, what a cursor is) are the use cases'
+(services/lists.py), and every error is a problem (infra/http/problems.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, FastAPI, Query, Request, Response
+
+from domain.investigation import InvestigationStatus
+from domain.report import ReportStatus
+from infra.http.problems import PROBLEM_JSON, error_response
+from services.access import Role
+from services.application import Backcheck
+from services.lists import (
+    MAX_CURSOR,
+    MAX_LIMIT,
+    CandidateItem,
+    CandidateStage,
+    InvestigationItem,
+    ListCandidates,
+    ListInvestigations,
+    ListReports,
+    Page,
+    ReportItem,
+)
+
+
+class Authenticated(Protocol):
+    """What a list needs of the caller's verified identity (services/identity.py)."""
+
+    @property
+    def role(self) -> Role: ...
+
+
+Authenticate = Callable[[Request], Authenticated]
+
+_PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "a problem (RFC 9457)"}
+PROBLEMS: dict[int | str, dict[str, Any]] = {s: _PROBLEM for s in (401, 403, 422, 503)}
+NEXT = {
+    "Link": {
+        "description": 'the next page, as `<url>; rel="next"` (RFC 8288); absent on the last',
+        "schema": {"type": "string"},
+    }
+}
+
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_CURSOR,
+        description="the `next_cursor` of the page before (opaque); none for the first page",
+        examples=["MjAyNi0wMy0wMlQwOTowMDowMC4wMDAwMDBafDAxOTU"],
+    ),
+]
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page", examples=[50])]
+
+
+def _answer(request: Request, page_of: Callable[[], Page[Any]]) -> Response:
+    try:
+        page = page_of()
+    except Exception as e:
+        return error_response(request, e)
+    headers = {"Cache-Control": "no-store"}
+    if page.next_cursor is not None:
+        following = request.url.include_query_params(cursor=page.next_cursor)
+        headers["Link"] = f'<{following}>; rel="next"'
+    return Response(page.model_dump_json(), 200, headers, media_type="application/json")
+
+
+def install(app: FastAPI, application: Backcheck, authenticator: Authenticate) -> None:
+    """The three list routes on `app`, answered by `application` for the identity
+    `authenticator` verifies (a FastAPI dependency)."""
+    signed_in = Depends(authenticator)
+
+    def candidates(
+        request: Request,
+        status: Annotated[
+            CandidateStage | None,
+            Query(description="only candidates at this stage", examples=["consented"]),
+        ] = None,
+        cursor: CursorQuery = None,
+        limit: LimitQuery = 50,
+        identity: Authenticated = signed_in,
+    ) -> Response:
+        """Candidates by their stage in the pipeline, in the order they reached it (all of
+        them, in the order they were registered, without `status`). Ids, stages, times and
+        counts only: no personal value."""
+        return _answer(
+            request,
+            lambda: application.list_candidates(
+                ListCandidates(status=status, cursor=cursor, limit=limit), identity.role
+            ),
+        )
+
+    def investigations(
+        request: Request,
+        status: Annotated[
+            InvestigationStatus | None,
+            Query(description="only investigations in this status", examples=["in progress"]),
+        ] = None,
+        cursor: CursorQuery = None,
+        limit: LimitQuery = 50,
+        identity: Authenticated = signed_in,
+    ) -> Response:
+        """Investigations by status, in the order they took it (all of them, in the order
+        they were planned, without `status`). Ids, statuses, check types, times and counts."""
+        return _answer(
+            request,
+            lambda: application.list_investigations(
+                ListInvestigations(status=status, cursor=cursor, limit=limit), identity.role
+            ),
+        )
+
+    def reports(
+        request: Request,
+        status: Annotated[
+            ReportStatus | None,
+            Query(description="only reports in this status", examples=["approved"]),
+        ] = None,
+        awaiting_review: Annotated[
+            bool,
+            Query(description="only reports awaiting review (drafts), longest waiting first"),
+        ] = False,
+        cursor: CursorQuery = None,
+        limit: LimitQuery = 50,
+        identity: Authenticated = signed_in,
+    ) -> Response:
+        """Reports by status, in the order they took it (all of them, in the order they were
+        compiled, without `status`); `awaiting_review=true` is the review queue."""
+        return _answer(
+            request,
+            lambda: application.list_reports(
+                ListReports(
+                    status=status, awaiting_review=awaiting_review, cursor=cursor, limit=limit
+                ),
+                identity.role,
+            ),
+        )
+
+    routes: list[tuple[str, Callable[..., Response], Any, str]] = [
+        ("/v1/candidates", candidates, Page[CandidateItem], "candidates"),
+        ("/v1/investigations", investigations, Page[InvestigationItem], "investigations"),
+        ("/v1/reports", reports, Page[ReportItem], "reports"),
+    ]
+    for path, endpoint, model, tag in routes:
+        app.add_api_route(
+            path,
+            endpoint,
+            methods=["GET"],
+            tags=[tag],
+            response_model=model,
+            responses={200: {"headers": NEXT}, **PROBLEMS},
+            summary=f"list {tag}",
+        )

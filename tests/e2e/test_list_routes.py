@@ -1,0 +1,167 @@
+"""The list routes over HTTP (infra/http/lists.py) on a real store: pages linked by RFC 8288
+`Link` headers that keep the filters, and every error a problem naming its field.
+
+The routes are mounted on a small FastAPI app of the test's own, with the problem handlers
+of infra/http/problems.py and an authenticator that maps a bearer token to a role (the API's
+real authenticator is tested with the API); everything behind the route is the real one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.testclient import TestClient
+
+from infra.http import lists, problems
+from services.access import Role
+from services.application import Backcheck
+from tests import story as s
+
+TOKENS = {
+    "recruiter-token": Role.RECRUITER,
+    "reviewer-token": Role.REVIEWER,
+    "candidate-token": Role.CANDIDATE,
+}
+NAMES = ("Zq Routeone", "Zq Routetwo", "Zq Routethree", "Zq Drafted", "Zq Approved")
+PROBLEM = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class Signed:
+    principal: str
+    role: Role
+
+
+def authenticate(request: Request) -> Signed:
+    token = request.headers.get("authorization", "").removeprefix("Bearer ")
+    if token not in TOKENS:
+        raise HTTPException(401, "no such token")
+    return Signed(token, TOKENS[token])
+
+
+@pytest.fixture
+def client(sqlite_app: Backcheck) -> Iterator[TestClient]:
+    for name in NAMES[:3]:
+        s.register(sqlite_app, name)
+    s.compiled_report(sqlite_app, NAMES[3])
+    s.approved_report(sqlite_app, NAMES[4])
+    app = FastAPI()
+    problems.install(app)
+    lists.install(app, sqlite_app, authenticate)
+    with TestClient(app) as http:
+        yield http
+
+
+def get(client: TestClient, url: str, token: str = "recruiter-token") -> Any:
+    return client.get(url, headers={"Authorization": f"Bearer {token}"})
+
+
+def follow(client: TestClient, url: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every item, page by page along the `Link: rel="next"` headers; and the pages' URLs."""
+    items: list[dict[str, Any]] = []
+    urls = [url]
+    while True:
+        answer = get(client, urls[-1])
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        items += body["items"]
+        link = answer.headers.get("link")
+        if body["next_cursor"] is None:
+            assert link is None
+            return items, urls
+        found = re.fullmatch(r'<(http://testserver/[^>]+)>; rel="next"', link)
+        assert found is not None, link
+        assert f"cursor={body['next_cursor']}" in found.group(1)
+        urls.append(found.group(1))
+
+
+def test_pages_link_to_the_next_one_keeping_the_filters_until_the_last(
+    client: TestClient,
+) -> None:
+    whole = get(client, "/v1/candidates?limit=200").json()
+    assert len(whole["items"]) == 5
+    assert whole["next_cursor"] is None
+    assert whole["limit"] == 200
+
+    items, urls = follow(client, "/v1/candidates?limit=2")
+
+    assert items == whole["items"]
+    assert len(urls) == 3
+    assert all("limit=2" in url for url in urls)
+    reported, urls = follow(client, "/v1/candidates?status=reported&limit=1")
+    assert [i["status"] for i in reported] == ["reported", "reported"]
+    assert all("status=reported" in url for url in urls[1:])
+
+
+def test_the_review_queue_and_the_lists_by_status(client: TestClient) -> None:
+    queue = get(client, "/v1/reports?awaiting_review=true", "reviewer-token").json()["items"]
+    approved = get(client, "/v1/reports?status=approved", "reviewer-token").json()["items"]
+    completed = get(client, "/v1/investigations?status=completed").json()["items"]
+
+    assert [r["status"] for r in queue] == ["draft"]
+    assert [r["status"] for r in approved] == ["approved"]
+    assert len(completed) == 2
+    assert {i["check_types"][0] for i in completed} == {"employment"}
+
+
+def test_no_answer_holds_a_personal_value(client: TestClient) -> None:
+    for url in ("/v1/candidates", "/v1/investigations", "/v1/reports"):
+        text = get(client, url).text
+        for value in (*NAMES, "li.lei@example.com", s.EMPLOYER, s.PURPOSE, s.RECRUITER):
+            assert value not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/v1/candidates?cursor=not-ours", "cursor"),
+        ("/v1/investigations?cursor=" + "A" * 201, "cursor"),
+        ("/v1/reports?cursor=%00", "cursor"),
+        ("/v1/candidates?limit=0", "limit"),
+        ("/v1/candidates?limit=201", "limit"),
+        ("/v1/investigations?status=finished", "status"),
+        ("/v1/reports?awaiting_review=true&status=approved", "awaiting_review"),
+    ],
+)
+def test_bad_input_is_a_422_problem_naming_the_field(
+    client: TestClient, url: str, field: str
+) -> None:
+    answer = get(client, url)
+
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == PROBLEM
+    body = answer.json()
+    assert body["type"].startswith("tag:backcheck.invalid,2026:problems/")
+    named = [body.get("field")] + [e["field"] for e in body.get("errors", [])]
+    assert field in named, body
+
+
+def test_a_candidate_is_refused_with_a_403_problem(client: TestClient) -> None:
+    for url in ("/v1/candidates", "/v1/investigations", "/v1/reports?awaiting_review=true"):
+        answer = get(client, url, "candidate-token")
+
+        assert answer.status_code == 403, answer.text
+        assert answer.headers["content-type"] == PROBLEM
+        body = answer.json()
+        assert body["status"] == 403
+        assert "role 'candidate' may not list" in body["detail"]
+        assert "items" not in body
+
+
+def test_the_openapi_document_declares_the_filters_the_link_header_and_the_problems(
+    client: TestClient,
+) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+
+    for path in ("/v1/candidates", "/v1/investigations", "/v1/reports"):
+        route = paths[path]["get"]
+        params = {p["name"] for p in route["parameters"]}
+        assert {"status", "cursor", "limit"} <= params
+        assert "Link" in route["responses"]["200"]["headers"]
+        assert {"401", "403", "422"} <= set(route["responses"])
+    assert "awaiting_review" in {p["name"] for p in paths["/v1/reports"]["get"]["parameters"]}
