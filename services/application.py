@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.candidates import CandidateUseCases
 from services.consents import ConsentUseCases
+from services.dashboard import DashboardQueries
 from services.history import HistoryQueries
 from services.investigations import InvestigationUseCases
 from services.queries import QueryUseCases
@@ -17,6 +18,7 @@ class Backcheck(
     InvestigationUseCases,
     ReportUseCases,
     QueryUseCases,
+    DashboardQueries,
     RetentionUseCases,
     HistoryQueries,
 ):
