@@ -21,27 +21,35 @@ Every handler is a pure function of the event and the current rows, so the views
 the start of the log come out identical; rows hold ids, statuses, categories, staff principals
 and policy ids, never a value a candidate gave or one recorded about them. Per-day series keep
 the last `DAYS_KEPT` days (of the newest event seen), and every mapping keyed by a name
-(principal, policy) at most `MAX_NAMES` entries, the rest counted under `OTHER`: the rows
-stay small however large the store grows, so a summary is a few key lookups.
+(principal, policy) at most `MAX_NAMES` entries, the rest counted under `OTHER`
+(projections/tally.py): the rows stay small however large the store grows, so a summary
+is a few key lookups.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 from uuid import UUID
 
 from domain.access import AccessOutcome
-from domain.classification import PersonalField
 from domain.investigation import InvestigationStatus
 from domain.report import ReportStatus
 from projections import events as ev
 from projections import histogram as hist
 from projections.events import LOG_ONLY_EVENTS, EventClass
 from projections.rows import Doc, Rows
+from projections.tally import (
+    bump,
+    day_of,
+    hours_between,
+    keep_recent,
+    quiet,
+    tally,
+    tiers_in,
+)
 
 DASHBOARD_VIEW = "dashboard"
 CASE_VIEW = "dashboard_case"
@@ -59,9 +67,6 @@ AGGREGATES = (
 )
 # The aggregate rows belong to no candidate: they are kept under the nil subject.
 NO_SUBJECT = UUID(int=0)
-DAYS_KEPT = 90
-MAX_NAMES = 500
-OTHER = "(other)"
 INVESTIGATION = "investigation"  # the turnaround histogram of whole investigations
 _OPEN = (InvestigationStatus.PLANNED.value, InvestigationStatus.IN_PROGRESS.value)
 # Not activity on a case (as in projections/case_overview.py, which retention decides on):
@@ -81,40 +86,6 @@ _REPORT_STATUS: dict[EventClass, ReportStatus] = {
 }
 
 Handler = Callable[[Any, Rows], None]
-
-
-def day_of(moment: datetime) -> str:
-    return moment.astimezone(UTC).date().isoformat()
-
-
-def hours_between(start: str, end: datetime) -> float:
-    return (end - datetime.fromisoformat(start)).total_seconds() / 3600
-
-
-def bump(counts: dict[str, Any], key: str, n: int = 1, *, bounded: bool = False) -> None:
-    """Adds `n` to counts[key], dropping a count that reaches zero; `bounded`: a new key past
-    MAX_NAMES is counted under OTHER instead."""
-    if bounded and key not in counts and len(counts) >= MAX_NAMES:
-        key = OTHER
-    value = counts.get(key, 0) + n
-    if value:
-        counts[key] = value
-    else:
-        counts.pop(key, None)
-
-
-def tiers_in(value: Any) -> set[str]:
-    """The tiers of the personal values anywhere in an event's state (their categories say,
-    whether or not the value can still be read)."""
-    if isinstance(value, PersonalField):
-        return {value.tier.value}
-    if isinstance(value, dict):
-        return {t for v in value.values() for t in tiers_in(v)}
-    if isinstance(value, tuple | list):
-        return {t for v in value for t in tiers_in(v)}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {t for f in dataclasses.fields(value) for t in tiers_in(getattr(value, f.name))}
-    return set()
 
 
 class Dashboard:
@@ -207,7 +178,7 @@ class Dashboard:
         def change(doc: Doc) -> None:
             days = doc.setdefault("days", {})
             bump(days.setdefault(day, {}), what, n)
-            _keep_recent(days)
+            keep_recent(days)
 
         self._change(rows, "daily", change)
 
@@ -224,9 +195,9 @@ class Dashboard:
             "tiers": [],
             "shredded": [],
         }
-        before = _quiet(doc)
+        before = quiet(doc)
         change(doc)
-        after = _quiet(doc)
+        after = quiet(doc)
         rows.put(CASE_VIEW, key, subject, doc)
         if before != after:
 
@@ -455,40 +426,14 @@ class Dashboard:
 
         def change(doc: Doc) -> None:
             bump(doc, "total")
-            _tally(doc, principal, policies)
+            tally(doc, principal, policies)
             days = doc.setdefault("days", {})
-            _tally(days.setdefault(day, {}), principal, policies)
+            tally(days.setdefault(day, {}), principal, policies)
             bump(days[day], "total")
-            _keep_recent(days)
+            keep_recent(days)
 
         self._change(rows, "refusals", change)
         self._daily(rows, event.timestamp, "refused")
 
     def data_disclosed(self, event: Any, rows: Rows) -> None:
         self._count(rows, "access", "by_outcome", AccessOutcome.DISCLOSED.value)
-
-
-def _tally(doc: Doc, principal: str, policies: list[str]) -> None:
-    bump(doc.setdefault("by_principal", {}), principal, bounded=True)
-    for policy in policies:
-        bump(doc.setdefault("by_policy", {}), policy, bounded=True)
-
-
-def _keep_recent(days: dict[str, Any]) -> None:
-    """Only the last DAYS_KEPT days, counted back from the newest day seen."""
-    if len(days) <= DAYS_KEPT:
-        return
-    newest = date.fromisoformat(max(days))
-    cut = (newest - timedelta(days=DAYS_KEPT - 1)).isoformat()
-    for day in [d for d in days if d < cut]:
-        del days[day]
-
-
-def _quiet(doc: Doc) -> list[tuple[str, str]]:
-    """(tier, day the case went quiet) for each tier retention will shred of a candidate whose
-    case is quiet: not erased, no investigation planned or running, the tier held and not
-    shredded yet (the rule of services/retention.py)."""
-    if doc["erased"] or doc["open"] or doc["last_activity"] is None:
-        return []
-    day = day_of(datetime.fromisoformat(doc["last_activity"]))
-    return [(tier, day) for tier in doc["tiers"] if tier not in doc["shredded"]]

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from projections import histogram as hist
-from projections.dashboard import DAYS_KEPT, MAX_NAMES, OTHER, _keep_recent, bump
+from projections.tally import DAYS_KEPT, MAX_NAMES, OTHER, bump, keep_recent
 
 STEP = 2 ** (1 / hist.STEPS_PER_DOUBLING)
 
@@ -78,7 +78,7 @@ def test_names_past_the_bound_are_counted_together_and_only_recent_days_are_kept
     days = {f"2026-01-{d:02d}": {"total": 1} for d in range(1, 32)}
     days |= {f"2026-03-{d:02d}": {"total": 1} for d in range(1, 32)}
     days |= {f"2026-04-{d:02d}": {"total": 1} for d in range(1, 31)}
-    _keep_recent(days)
+    keep_recent(days)
     # the 90 days up to the newest: 2026-01-31 .. 2026-04-30 (February had none)
     assert min(days) == "2026-01-31"
     assert max(days) == "2026-04-30"
