@@ -32,6 +32,7 @@ from infra.privacy.sealing import Sealer
 from infra.store.recorder import chained, datastore_of
 from infra.store.server import check_server
 from infra.store.transcoder import typed_mapper
+from infra.views.dashboard import postgres_dashboard, sqlite_dashboard
 from infra.views.postgres import postgres_views
 from infra.views.runner import ViewRunner
 from infra.views.sqlite import sqlite_views
@@ -65,6 +66,11 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
             mapper.sealer = sealer
             mapper.max_event_bytes = settings.max_event_bytes
             views = build_views(settings, store, sealer)
+            try:
+                dashboard = build_dashboard(settings, store)
+            except BaseException:
+                views.close()
+                raise
         except BaseException:
             keys.close()
             raise
@@ -72,6 +78,7 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
             keys=keys,
             signer=signer,
             views=views,
+            dashboard=dashboard,
             # a principal assigned to some candidates reads about them alone
             decision_point=AssignedDecisions(CedarDecisionPoint()),
             retention=retention,
@@ -113,6 +120,18 @@ def build_views(settings: Settings, store: Application[UUID], sealer: Sealer) ->
         events = (datastore.pool.db_name, log.events_table_name)
         return sqlite_views(log, decode, store.name, str(settings.views_path), sealer, events)
     return postgres_views(log, decode, store.name, datastore, sealer)
+
+
+def build_dashboard(settings: Settings, store: Application[UUID]) -> ViewRunner:
+    """The dashboard's views (counts only), kept by a runner of their own on the store's log:
+    on SQLite a file of their own next to the store, on PostgreSQL tables beside the events."""
+    log = chained(store.recorder)
+    datastore = datastore_of(log)
+    decode = store.mapper.to_domain_event
+    if isinstance(datastore, SQLiteDatastore):
+        events = (datastore.pool.db_name, log.events_table_name)
+        return sqlite_dashboard(log, decode, store.name, str(settings.dashboard_path), events)
+    return postgres_dashboard(log, decode, store.name, datastore)
 
 
 def retention_schedule(days: dict[str, int]) -> RetentionSchedule:

@@ -314,6 +314,12 @@ class Settings(BaseModel):
         return store.with_name(f"{store.stem}.views{store.suffix or '.sqlite'}")
 
     @property
+    def dashboard_path(self) -> Path:
+        """The embedded dashboard views (counts only): a rebuildable SQLite file of their own."""
+        store = self.sqlite_path
+        return store.with_name(f"{store.stem}.dashboard{store.suffix or '.sqlite'}")
+
+    @property
     def relay_state_path(self) -> Path:
         """The relay's position on the embedded store: a SQLite file of its own, so recording
         it never takes the store's write lock from the writers."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.audit_reads import AuditReads
 from services.candidates import CandidateUseCases
 from services.consents import ConsentUseCases
+from services.dashboard import DashboardQueries
 from services.history import HistoryQueries
 from services.investigations import InvestigationUseCases
 from services.lists import ListQueries
@@ -19,6 +20,7 @@ class Backcheck(
     InvestigationUseCases,
     ReportUseCases,
     AuditReads,
+    DashboardQueries,
     RetentionUseCases,
     HistoryQueries,
     PrincipalUseCases,

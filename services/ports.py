@@ -78,3 +78,11 @@ class ReadModel(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class DashboardModel(ReadModel, Protocol):
+    """The dashboard's views (projections/dashboard.py): read views that also say how far
+    they have applied the log, for the dashboard's projection lag."""
+
+    @property
+    def position(self) -> int: ...

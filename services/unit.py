@@ -28,7 +28,7 @@ from services.errors import (
     VersionMismatchError,
 )
 from services.identity import check_reader, current_identity
-from services.ports import KeyStore, ReadModel, ReceiptSigner
+from services.ports import DashboardModel, KeyStore, ReadModel, ReceiptSigner
 from services.reaction import Reaction, default_reactions
 
 A = TypeVar("A", bound=Aggregate)
@@ -61,13 +61,15 @@ def system_clock() -> datetime:
 class Collaborators:
     """What the use cases need besides the event store, every one of them present: the data
     keys personal values are sealed with, the erasure receipts' signer, the read views, the
-    access decision point, and how long each tier of personal data is kept."""
+    access decision point, and how long each tier of personal data is kept; and the
+    dashboard's views (counts only), if this application keeps them."""
 
     keys: KeyStore
     signer: ReceiptSigner
     views: ReadModel
     decision_point: DecisionPoint
     retention: RetentionSchedule
+    dashboard: DashboardModel | None = None
 
 
 # Builds the collaborators on the application's own event store, once it is open: the key
@@ -166,6 +168,7 @@ class UnitOfWork(Application[UUID]):
         self.views: ReadModel = made.views
         self.decision_point: DecisionPoint = made.decision_point
         self.retention: RetentionSchedule = made.retention
+        self.dashboard_views: DashboardModel | None = made.dashboard
 
     def now(self) -> datetime:
         """The one moment the running use case is decided at: the time its events carry.
@@ -219,7 +222,11 @@ class UnitOfWork(Application[UUID]):
             return
         self._closed = True
         try:
-            self.views.close()
+            try:
+                self.views.close()
+            finally:
+                if self.dashboard_views is not None:
+                    self.dashboard_views.close()
         finally:
             self.keys.close()
             super().close()
@@ -296,7 +303,10 @@ class UnitOfWork(Application[UUID]):
             raise ConcurrentChangeError([str(a) for a in touched]) from None
         if receiving is not None and receipt is not None:
             receiving.receipt = receipt.id
-        self.views.observe([(r.notification.id, r.domain_event) for r in recordings])
+        committed = [(r.notification.id, r.domain_event) for r in recordings]
+        self.views.observe(committed)
+        if self.dashboard_views is not None:
+            self.dashboard_views.observe(committed)
         return list(reacted.values())
 
     @staticmethod

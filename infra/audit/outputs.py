@@ -39,6 +39,7 @@ def protected_paths(settings: Settings) -> list[Path]:
         for store in (
             settings.sqlite_path,
             settings.views_path,
+            settings.dashboard_path,
             settings.relay_state_path,
             settings.stream_views_path,
         ):

@@ -45,13 +45,15 @@ class Unopened(PersonalField):
 
 class Codec:
     """Rows to stored bytes and back; personal fields sealed per subject, view and row.
-    Without a sealer it writes and reads only rows without personal values."""
+    Without a sealer it writes and reads only rows without personal values. `plain_views`
+    names the views declared to hold none: a personal value found in one is refused."""
 
-    def __init__(self, sealer: Sealer | None) -> None:
+    def __init__(self, sealer: Sealer | None, plain_views: frozenset[str] = PLAIN_VIEWS) -> None:
         self.sealer = sealer
+        self.plain_views = plain_views
 
     def encode(self, view: str, key: str, subject: str, doc: Doc) -> bytes:
-        if view in PLAIN_VIEWS:
+        if view in self.plain_views:
             # nothing to seal, so no walk through the row looking for it; a personal value
             # found here after all is refused, never written in plaintext
             return orjson.dumps(doc, option=orjson.OPT_PASSTHROUGH_DATACLASS, default=_unsealed)

@@ -13,8 +13,7 @@ from infra.privacy.sealing import Sealer
 from infra.store.ddl import SerialisedTrackingDDL, serialise_ddl
 from infra.views.codec import Codec, Parsed
 from infra.views.runner import Decode, Log, ViewRunner
-from infra.views.store import BatchRows, Dumped, Key, Run, refused_because
-from projections.read_views import ReadViews
+from infra.views.store import BatchRows, Dumped, Key, Projection, Run, refused_because
 
 # Advisory locks of the view writers: this number ("bckv" in ASCII), then the tracked name's hash.
 VIEWS_LOCK = 0x62636B76
@@ -88,11 +87,11 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
         super()._create_table(curs)
 
     def apply(
-        self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: ReadViews
+        self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: Projection
     ) -> set[Key]:
         return self.apply_tracked([(events, tracking)], projection)
 
-    def apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:
+    def apply_tracked(self, runs: Sequence[Run], projection: Projection) -> set[Key]:
         with self.datastore.transaction(commit=True) as curs:
             # one writer per tracked name at a time (in name order: no deadlock), and a run
             # another process applied, any of it, meanwhile is refused before it is projected

@@ -12,7 +12,7 @@ from eventsourcing.persistence import IntegrityError, Notification
 from eventsourcing.utils import get_topic
 
 from infra.views.codec import Parsed
-from infra.views.store import Advance, Key, Progress, ViewStore
+from infra.views.store import Advance, Key, Progress, Projection, ViewStore
 from projections.read_views import LOG_ONLY_EVENTS, LOG_VIEW, ReadViews
 from projections.rows import Doc
 
@@ -63,18 +63,22 @@ class ViewRunner:
         log: Log,
         decode: Decode,
         store: ViewStore,
-        projection: ReadViews | None = None,
+        projection: Projection | None = None,
         on_close: Callable[[], None] | None = None,
         head: Callable[[], int | None] | None = None,
         topics: Callable[[int, int], list[str]] | None = None,
+        log_views: frozenset[str] = frozenset({LOG_VIEW}),
     ) -> None:
+        """`log_views`: the views access records change (their cached rows are dropped when
+        another process applied nothing else)."""
         self.log = log
         self.decode = decode
         self.head = head or log.max_notification_id
         self.topics = topics or self._topics_in_log
         self.store = store
         self.on_close = on_close
-        self.projection = projection or ReadViews()
+        self.projection: Projection = projection or ReadViews()
+        self.log_views = log_views
         # Tracked under the projection's version: rows of another version are rebuilt.
         self.name = f"{app_name}.views.v{self.projection.version}"
         if store.max_tracking_id(self.name) is None and store.counts():
@@ -174,7 +178,7 @@ class ViewRunner:
             return
         if self._log_only(self._position, stored):
             for cache in (self._rows, self._lists):
-                for key in [k for k in cache if k[0] == LOG_VIEW]:
+                for key in [k for k in cache if k[0] in self.log_views]:
                     cache.pop(key, None)
         else:
             self._rows.clear()

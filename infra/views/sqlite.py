@@ -21,8 +21,7 @@ from infra.store.pool import Datastore
 from infra.store.statements import chunks, values
 from infra.views.codec import Codec, Parsed
 from infra.views.runner import Decode, Log, ViewRunner
-from infra.views.store import BatchRows, Dumped, Key, Run, refused_because
-from projections.read_views import ReadViews
+from infra.views.store import BatchRows, Dumped, Key, Projection, Run, refused_because
 
 # A page of one view: a range of the primary key (view, key), read in its order, so a page
 # costs what its rows do, however many the view holds (tests/integration/test_lists.py).
@@ -75,15 +74,15 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
         ]
 
     def apply(
-        self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: ReadViews
+        self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: Projection
     ) -> set[Key]:
         return self.apply_tracked([(events, tracking)], projection)
 
-    def apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:
+    def apply_tracked(self, runs: Sequence[Run], projection: Projection) -> set[Key]:
         with self.writer_lock.held():
             return self._apply_tracked(runs, projection)
 
-    def _apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:
+    def _apply_tracked(self, runs: Sequence[Run], projection: Projection) -> set[Key]:
         with self.datastore.get_connection(commit=True) as conn:
             conn.cursor().execute("PRAGMA synchronous=NORMAL")  # per connection, outside a txn
             with _WriteTransaction(conn, commit=True) as c, c:

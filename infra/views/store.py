@@ -16,8 +16,16 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 
 from infra.views.codec import Codec, Parsed
-from projections.read_views import ReadViews
-from projections.rows import Doc
+from projections.rows import Doc, Rows
+
+
+class Projection(Protocol):
+    """What a store applies events with: the read views (projections/read_views.py) or the
+    dashboard (projections/dashboard.py). Its version names what its rows hold."""
+
+    version: int
+
+    def process(self, event: Any, rows: Rows, position: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -59,13 +67,13 @@ class ViewStore(Protocol):
     def create_table(self) -> None: ...
 
     def apply(
-        self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: ReadViews
+        self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: Projection
     ) -> set[Key]:
         """The events projected and written with their tracking record, in one transaction;
         returns (view, subject) of the rows that changed."""
         ...
 
-    def apply_tracked(self, runs: Sequence[Run], projection: ReadViews) -> set[Key]:
+    def apply_tracked(self, runs: Sequence[Run], projection: Projection) -> set[Key]:
         """Several runs of events, each with its own tracking record (a worker's partitions),
         in one transaction: all applied, or none."""
         ...
@@ -159,7 +167,7 @@ class BatchRows:
             else:
                 yield view, key, row[0], self.codec.encode(view, key, row[0], row[1])
 
-    def project(self, runs: Sequence[Run], projection: ReadViews) -> None:
+    def project(self, runs: Sequence[Run], projection: Projection) -> None:
         """Every run's events through the projection, into this batch."""
         for events, _ in runs:
             for position, event in events:

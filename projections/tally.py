@@ -1,0 +1,75 @@
+"""The small counting rules the dashboard's rows are kept by: days, bounded name counts, the
+tiers an event holds values of, and where a quiet case stands for retention."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from domain.classification import PersonalField
+from projections.rows import Doc
+
+DAYS_KEPT = 90
+MAX_NAMES = 500
+OTHER = "(other)"
+
+
+def day_of(moment: datetime) -> str:
+    return moment.astimezone(UTC).date().isoformat()
+
+
+def hours_between(start: str, end: datetime) -> float:
+    return (end - datetime.fromisoformat(start)).total_seconds() / 3600
+
+
+def bump(counts: dict[str, Any], key: str, n: int = 1, *, bounded: bool = False) -> None:
+    """Adds `n` to counts[key], dropping a count that reaches zero; `bounded`: a new key past
+    MAX_NAMES is counted under OTHER instead."""
+    if bounded and key not in counts and len(counts) >= MAX_NAMES:
+        key = OTHER
+    value = counts.get(key, 0) + n
+    if value:
+        counts[key] = value
+    else:
+        counts.pop(key, None)
+
+
+def tiers_in(value: Any) -> set[str]:
+    """The tiers of the personal values anywhere in an event's state (their categories say,
+    whether or not the value can still be read)."""
+    if isinstance(value, PersonalField):
+        return {value.tier.value}
+    if isinstance(value, dict):
+        return {t for v in value.values() for t in tiers_in(v)}
+    if isinstance(value, tuple | list):
+        return {t for v in value for t in tiers_in(v)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {t for f in dataclasses.fields(value) for t in tiers_in(getattr(value, f.name))}
+    return set()
+
+
+def tally(doc: Doc, principal: str, policies: list[str]) -> None:
+    bump(doc.setdefault("by_principal", {}), principal, bounded=True)
+    for policy in policies:
+        bump(doc.setdefault("by_policy", {}), policy, bounded=True)
+
+
+def keep_recent(days: dict[str, Any]) -> None:
+    """Only the last DAYS_KEPT days, counted back from the newest day seen."""
+    if len(days) <= DAYS_KEPT:
+        return
+    newest = date.fromisoformat(max(days))
+    cut = (newest - timedelta(days=DAYS_KEPT - 1)).isoformat()
+    for day in [d for d in days if d < cut]:
+        del days[day]
+
+
+def quiet(doc: Doc) -> list[tuple[str, str]]:
+    """(tier, day the case went quiet) for each tier retention will shred of a candidate whose
+    case is quiet: not erased, no investigation planned or running, the tier held and not
+    shredded yet (the rule of services/retention.py)."""
+    if doc["erased"] or doc["open"] or doc["last_activity"] is None:
+        return []
+    day = day_of(datetime.fromisoformat(doc["last_activity"]))
+    return [(tier, day) for tier in doc["tiers"] if tier not in doc["shredded"]]
