@@ -149,7 +149,8 @@ def test_a_candidate_is_refused_with_a_403_problem(client: TestClient) -> None:
         assert answer.headers["content-type"] == PROBLEM
         body = answer.json()
         assert body["status"] == 403
-        assert "role 'candidate' may not list" in body["detail"]
+        assert "may not be run by a principal in the role 'candidate'" in body["detail"]
+        assert body["type"].endswith("/use-case-not-permitted")
         assert "items" not in body
 
 

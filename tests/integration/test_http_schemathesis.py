@@ -84,8 +84,8 @@ def test_every_operation_answers_within_its_document(served_schema: Any) -> None
     """Each operation in turn, its cases drawn by Hypothesis from the operation's schema
     (schemathesis' own pytest plugin does not run on this pytest, so the loop is here)."""
     operations = [result.ok() for result in served_schema.get_all_operations()]
-    # every command and read of the table, who-am-I, and the four compliance routes
-    assert len(operations) == len(COMMANDS) + len(READS) + 1 + 4
+    # every command and read of the table, who-am-I, the four compliance routes, three lists
+    assert len(operations) == len(COMMANDS) + len(READS) + 1 + 4 + 3
     for operation in operations:
 
         @given(case=operation.as_strategy())
