@@ -16,10 +16,11 @@ from pydantic import BaseModel
 
 from infra.config import Settings
 from infra.http import compliance, lists
-from infra.http.auth import Authenticator, Unauthenticated
+from infra.http.auth import Authenticator, Unanswerable, Unauthenticated
 from infra.http.bodies import DEFAULT_MAX_BODY, BodyLimit
+from infra.http.breaker import BreakerGate, StoreBreaker
 from infra.http.idempotency import IdempotencyStore
-from infra.http.problems import PROBLEMS_DOC, install, problem_response
+from infra.http.problems import PROBLEMS_DOC, error_response, install, problem_response
 from infra.http.routes import PROBLEMS, Api
 from services.application import Backcheck
 from services.identity import Identity
@@ -88,7 +89,12 @@ def create_app(
             {"WWW-Authenticate": error.challenge()},
         )
 
+    async def on_unanswerable(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, Unanswerable)
+        return error_response(request, error.error)
+
     app.add_exception_handler(Unauthenticated, on_unauthenticated)
+    app.add_exception_handler(Unanswerable, on_unanswerable)
     Api(application, authenticator, kept).install(app)
     lists.install(app, application, authenticator)
     if settings is not None:
@@ -118,4 +124,8 @@ def create_app(
 
     app.add_api_route("/", root, methods=["GET"], include_in_schema=False)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    if settings is not None and settings.backend == "postgres":
+        breaker = StoreBreaker(settings.postgres_conninfo(), settings.describe())
+        app.state.breaker = breaker
+        app.add_middleware(BreakerGate, breaker=breaker)
     return app

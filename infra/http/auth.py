@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from infra.problem import problem_for
 from services.application import Backcheck
 from services.errors import AuthenticationError
 from services.identity import Identity
@@ -33,6 +34,15 @@ class Unauthenticated(Exception):  # noqa: N818  (answered as 401, never raised 
         if self.presented:
             challenge += ', error="invalid_token"'
         return challenge
+
+
+class Unanswerable(Exception):  # noqa: N818  (answered by its error's problem)
+    """Who is calling could not be checked: the store (or the identity provider) failed. The
+    request is answered with `error`'s problem (a 503 when the store is unreachable)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 # A JWT verifier: the bearer credential -> the identity it proves (raises AuthenticationError).
@@ -67,6 +77,10 @@ class Authenticator:
                 return self.oidc(credential)
         except AuthenticationError as e:
             raise Unauthenticated(str(e), True) from None
+        except Exception as e:
+            if problem_for(e) is None:
+                raise  # a bug: the server's log has it
+            raise Unanswerable(e) from e
         raise Unauthenticated(
             "not a backcheck token, and no OIDC issuer is configured (BACKCHECK_OIDC_ISSUER)",
             True,

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 import psycopg
@@ -107,7 +107,7 @@ class PostgresIdempotency:
         self.table = sql.Identifier(schema, "backcheck_http_idempotency")
         self._lock = threading.Lock()
         self._db = psycopg.connect(conninfo, autocommit=True)
-        self._db.execute(
+        self._connection().execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (principal text NOT NULL, key text NOT NULL, "
                 "fingerprint text NOT NULL, status integer NOT NULL, body bytea NOT NULL, "
@@ -115,24 +115,35 @@ class PostgresIdempotency:
             ).format(self.table)
         )
 
+    def _connection(self) -> psycopg.Connection[Any]:
+        """The connection, made again if the server dropped it (a restart, a network cut)."""
+        if self._db.closed or self._db.broken:
+            self._db = psycopg.connect(self.conninfo, autocommit=True)
+        return self._db
+
     def get(self, principal: str, key: str) -> Kept | None:
         with self._lock:
-            row = self._db.execute(
-                sql.SQL(
-                    "SELECT fingerprint, status, body, location, created_at FROM {} "
-                    "WHERE principal = %s AND key = %s AND created_at > %s"
-                ).format(self.table),
-                (principal, key, datetime.now(UTC) - self.ttl),
-            ).fetchone()
+            row = (
+                self._connection()
+                .execute(
+                    sql.SQL(
+                        "SELECT fingerprint, status, body, location, created_at FROM {} "
+                        "WHERE principal = %s AND key = %s AND created_at > %s"
+                    ).format(self.table),
+                    (principal, key, datetime.now(UTC) - self.ttl),
+                )
+                .fetchone()
+            )
         return None if row is None else Kept(row[0], row[1], bytes(row[2]), row[3], row[4])
 
     def put(self, principal: str, key: str, kept: Kept) -> None:
         with self._lock:
-            self._db.execute(
+            db = self._connection()
+            db.execute(
                 sql.SQL("DELETE FROM {} WHERE created_at < %s").format(self.table),
                 (datetime.now(UTC) - self.ttl,),
             )
-            self._db.execute(
+            db.execute(
                 sql.SQL(
                     "INSERT INTO {} VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT "
                     "(principal, key) DO NOTHING"

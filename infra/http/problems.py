@@ -96,6 +96,9 @@ def error_response(request: Request, error: Exception) -> JSONResponse:
     """The problem for an expected error, by its row in the problem table; a 500 for a bug."""
     if isinstance(error, ValidationError):
         return invalid(request, field_errors(list(error.errors())))
+    breaker = getattr(request.app.state, "breaker", None)
+    if breaker is not None:
+        breaker.saw(error)  # infra/http/breaker.py: a store gone is said at once from now on
     problem = problem_for(error)
     if problem is None:
         log.exception("unexpected error on %s %s", request.method, request.url.path)

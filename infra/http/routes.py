@@ -134,10 +134,12 @@ class Api:
         raw: bytes,
     ) -> Response:
         use_case = USE_CASES[route.use_case]
-        if key is not None:
-            kept = self.kept.get(identity.principal, key)
-            if kept is not None:
-                return self._replayed(request, kept, raw)
+        try:
+            kept = self.kept.get(identity.principal, key) if key is not None else None
+        except Exception as e:
+            return error_response(request, e)
+        if kept is not None:
+            return self._replayed(request, kept, raw)
         try:
             expected = _expected_version(if_match)
         except ValueError as e:
