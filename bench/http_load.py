@@ -12,8 +12,9 @@ same time; and the dashboard summary's latency over HTTP. One store, one run.
   3. The raw eventsourcing baseline on its own store: get an aggregate and save one event
      (the storage part of a recorded read), same clients.
   4. Over HTTP: `backcheck serve` on the same store, in a process of its own; `--clients`
-     client threads, each with a keep-alive connection, GET /v1/candidates/{id}/profile while
-     one more POSTs /v1/candidates — the same mix. Authentication (the token's principal
+     keep-alive connections (asyncio streams: a load generator lighter than the server, so
+     the server is what is measured) GET /v1/candidates/{id}/profile while one more POSTs
+     /v1/candidates — the same mix. Authentication (the token's principal
      loaded and its hash compared) is part of every request.
   5. The dashboard summary: `--summaries` sequential GETs of /v1/dashboard/summary if the
      server has that route (else the in-process `dashboard_summary()`), p50 and p99.
@@ -26,6 +27,7 @@ size).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import re
@@ -37,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 from uuid import UUID
 
 import httpx
@@ -105,24 +108,41 @@ def serve(settings: Settings) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("backcheck serve did not start")
 
 
+async def _reads_over(host: str, port: int, token: str, clients: int, picks: list[UUID]) -> float:
+    """`clients` keep-alive connections on asyncio streams, each sending the next read as
+    soon as the last answered: a load generator light enough not to be what is measured
+    (httpx in threads spends more time per request than the server)."""
+    queue = list(reversed(picks))
+    query = urlencode({"purpose": story.PURPOSE})
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while queue:
+                candidate_id = queue.pop()
+                writer.write(
+                    f"GET /v1/candidates/{candidate_id}/profile?{query} HTTP/1.1\r\n"
+                    f"Host: {host}\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+                )
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = int(re.search(rb"(?i)content-length: (\d+)", head)[1])  # type: ignore[index]
+                body = await reader.readexactly(length)
+                if status != 200:
+                    raise RuntimeError(f"read answered {status}: {body[:200]!r}")
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(clients)))
+    return len(picks) / (time.perf_counter() - started)
+
+
 def http_reads(base: str, token: str, clients: int, picks: list[UUID]) -> float:
-    headers = {"Authorization": f"Bearer {token}"}
-    local = threading.local()
-
-    def client() -> httpx.Client:
-        if not hasattr(local, "client"):
-            local.client = httpx.Client(base_url=base, headers=headers, timeout=60)
-        return local.client  # type: ignore[no-any-return]
-
-    def read(candidate_id: UUID) -> object:
-        r = client().get(
-            f"/v1/candidates/{candidate_id}/profile", params={"purpose": story.PURPOSE}
-        )
-        if r.status_code != 200:
-            raise RuntimeError(f"read answered {r.status_code}: {r.text[:200]}")
-        return r
-
-    return run(clients, picks, read)
+    where = urlsplit(base)
+    return asyncio.run(
+        _reads_over(where.hostname or "127.0.0.1", where.port or 80, token, clients, picks)
+    )
 
 
 def summaries(get: Callable[[], object], n: int) -> tuple[float, float]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib.metadata import version as _installed
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -100,8 +100,7 @@ def create_app(
     if settings is not None:
         compliance.install(app, application, authenticator, settings)
 
-    def me(request: Request) -> Me:
-        identity: Identity = authenticator(request)
+    def me(identity: Identity = Depends(authenticator)) -> Me:
         return Me(
             principal=identity.principal,
             role=identity.role.value,
