@@ -100,7 +100,9 @@ def create_app(
     if settings is not None:
         compliance.install(app, application, authenticator, settings)
 
-    def me(identity: Identity = Depends(authenticator)) -> Me:
+    signed_in = Depends(authenticator)
+
+    def me(identity: Identity = signed_in) -> Me:
         return Me(
             principal=identity.principal,
             role=identity.role.value,
