@@ -14,6 +14,7 @@ import hmac
 import re
 import secrets
 from datetime import datetime, timedelta
+from functools import cached_property
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
@@ -38,6 +39,7 @@ from services.unit import UnitOfWork, use_case
 TOKEN_PREFIX = "bck_"
 _TOKEN = re.compile(r"^bck_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
 _MAX_TOKEN = 80  # longer is no token of ours: refused before anything is parsed
+_VERIFIED = 4096  # tokens remembered as checked (by hash), at most
 PORTAL_DAYS = 30  # a portal link rotated without saying for how long
 _ADDED = get_topic(Principal.Added)  # type: ignore[attr-defined]
 
@@ -175,21 +177,41 @@ class PrincipalUseCases(UnitOfWork):
         parsed = _TOKEN.match(token) if len(token) <= _MAX_TOKEN else None
         if parsed is None:
             raise AuthenticationError("unknown token")
+        principal_id, digest = UUID(hex=parsed[1]), token_hash(token)
+        known = self._verified.get(digest)
+        if known is not None and self.version_of(principal_id) == known[0]:
+            # checked before, and the principal has not changed since (a rotation or a
+            # revocation is a new version): only the expiry can have passed
+            identity = known[1]
+            if identity.expires_at is not None and identity.expires_at <= self.now():
+                raise AuthenticationError("token expired")
+            return identity
         try:
-            principal = self.load(Principal, UUID(hex=parsed[1]))
+            principal = self.load(Principal, principal_id)
         except AggregateMissingError:
             raise AuthenticationError("unknown token") from None
-        if not hmac.compare_digest(principal.token_hash, token_hash(token)):
+        if not hmac.compare_digest(principal.token_hash, digest):
             raise AuthenticationError("unknown token")
         if principal.revoked is not None:
             raise AuthenticationError("token revoked")
         if principal.expired_at(self.now()):
             raise AuthenticationError("token expired")
         portal = principal.kind == PrincipalKind.PORTAL
-        return Identity(
+        identity = Identity(
             principal=principal.name,
             role=Role(principal.role),
             authentication=Authentication.PORTAL if portal else Authentication.TOKEN,
             assignments=frozenset(principal.assignments),
             expires_at=principal.expires_at,
         )
+        if len(self._verified) >= _VERIFIED:
+            self._verified.clear()  # bounded; the next calls fill it again
+        self._verified[digest] = (principal.version, identity)
+        return identity
+
+    @cached_property
+    def _verified(self) -> dict[str, tuple[int, Identity]]:
+        """Tokens checked, by their hash: the principal's version then, and who it was. A
+        token is taken from here only while its principal is still at that version, which
+        one indexed look-up tells without reading its events."""
+        return {}

@@ -86,8 +86,7 @@ class Authenticator:
             True,
         )
 
-    async def __call__(self, request: Request) -> Identity:
-        """As a FastAPI dependency: on the event loop, not a worker thread (a token is checked
-        in well under a millisecond: its principal's few events read by id; an OIDC key set
-        is fetched at most once a minute)."""
+    def __call__(self, request: Request) -> Identity:
+        """As a FastAPI dependency, in a worker thread: checking a token reads the store,
+        which must not hold up the event loop while a write is being made durable."""
         return self.identify(self.credential(request))
