@@ -210,15 +210,16 @@ COMMANDS: dict[str, tuple[str, JSON]] = {
     ),
 }
 
-# The read's query values, by parameter: (summary, value).
+# The read's query values, by parameter: (summary, value). A read of personal values is
+# for a purpose the candidate's consent names.
 _PURPOSES = {
-    "read-profile": ("the recruiter handling him", PURPOSE),
+    "read-profile": ("a purpose his consent names", PURPOSE),
     "read-consents": ("before planning a check", "which consent applies"),
     "read-access-log": ("an audit of who read about him", "audit"),
     "read-timeline": ("an audit of his case", "audit"),
     "read-as-of": ("a complaint about a past decision", "complaint review"),
-    "read-investigation": ("the investigator's own case", "investigation"),
-    "read-report": ("the reviewer's review", "report review"),
+    "read-investigation": ("a purpose his consent names", PURPOSE),
+    "read-report": ("a purpose his consent names", PURPOSE),
 }
 BREAK_GLASS = (
     "compliance only, recorded with the read",
@@ -259,20 +260,112 @@ def _problem(status: int, title: str, kind: str, detail: str, path: str, **more:
     }
 
 
-_CONSENTS = "/v1/candidates/5f0c3a1e-8b2d-4c6a-9e71-0d4b2a7c9f10/consents"
-_PROFILE = "/v1/candidates/5f0c3a1e-8b2d-4c6a-9e71-0d4b2a7c9f10/profile"
-_START = "/v1/investigations/0e4d8c2b-7a61-4f3e-9b05-3c8a1d6e2f54/start"
+_CANDIDATE = f"/v1/candidates/{CANDIDATE_ID}"
+_INVESTIGATION = "/v1/investigations/0e4d8c2b-7a61-4f3e-9b05-3c8a1d6e2f54"
+_UNKNOWN = "/v1/candidates/7d2e9f40-1b3c-4a5d-8e6f-9a0b1c2d3e65"
 
-# status -> (summary, problem body)
+# status -> (summary, problem body), as the API answers them
 PROBLEMS: dict[int, tuple[str, JSON]] = {
-    401: ("no token", _problem(401, "Unauthenticated", "unauthenticated", "", _CONSENTS)),
-    403: ("a refused read (recorded)", _problem(403, "Forbidden", "AccessRefused", "", _PROFILE)),
-    404: ("no such candidate", _problem(404, "Not found", "AggregateMissing", "", _CONSENTS)),
-    409: ("consent not in force", _problem(409, "Rule", "ConsentNotActive", "", _START)),
-    412: ("changed since read", _problem(412, "Changed", "version-mismatch", "", _START)),
-    413: ("body too large", _problem(413, "Too large", "body-too-large", "", _CONSENTS)),
-    422: ("a field breaks its rule", _problem(422, "Invalid input", "validation", "", _CONSENTS)),
-    503: ("store down", _problem(503, "Unavailable", "store-unreachable", "", _CONSENTS)),
+    401: (
+        "no bearer token",
+        _problem(
+            401,
+            "Unauthenticated",
+            "unauthenticated",
+            "no credential: send `Authorization: Bearer <token>`",
+            f"{_CANDIDATE}/consents",
+        ),
+    ),
+    403: (
+        "a read the access policies refused (the refusal is recorded)",
+        _problem(
+            403,
+            "Forbidden",
+            "AccessRefused",
+            f"reading the profile of candidate {CANDIDATE_ID} was refused "
+            "(no-read-without-active-consent); the refusal was recorded",
+            f"{_CANDIDATE}/profile",
+            rule="AccessRefused",
+        ),
+    ),
+    404: (
+        "no such candidate",
+        _problem(
+            404,
+            "Not found",
+            "AggregateMissing",
+            "no candidate with id 7d2e9f40-1b3c-4a5d-8e6f-9a0b1c2d3e65; check the id (list "
+            "with `backcheck events`)",
+            f"{_UNKNOWN}/consents",
+            rule="AggregateMissing",
+        ),
+    ),
+    409: (
+        "a business rule refused the command",
+        _problem(
+            409,
+            "Rule broken",
+            "ConsentNotActive",
+            f"consent {CONSENT_ID} is requested, not active; a new, granted consent is needed",
+            f"{_INVESTIGATION}/start",
+            rule="ConsentNotActive",
+        ),
+    ),
+    412: (
+        "If-Match names a version the resource is no longer at",
+        _problem(
+            412,
+            "Precondition failed",
+            "version-mismatch",
+            f"{CANDIDATE_ID} is at version 3, not 2 as If-Match says: someone changed it "
+            "since you read it; nothing was recorded — read it again and decide anew",
+            f"{_CANDIDATE}/erasure-request",
+            rule="version-mismatch",
+        ),
+    ),
+    413: (
+        "the body is over the server's limit",
+        _problem(
+            413,
+            "Body too large",
+            "body-too-large",
+            "the request body is over 1,048,576 bytes (or its Content-Length is not a "
+            "number); nothing was read or recorded",
+            f"{_CANDIDATE}/claims",
+        ),
+    ),
+    422: (
+        "a field breaks its rule",
+        _problem(
+            422,
+            "Invalid input",
+            "validation",
+            "field terms.check_types.0: Input should be 'identity', 'education', "
+            "'employment', 'reference', 'credential', 'criminal_record', 'drug_test' or "
+            "'health'",
+            f"{_CANDIDATE}/consents",
+            rule="validation",
+            errors=[
+                {
+                    "field": "terms.check_types.0",
+                    "rule": "enum",
+                    "message": "Input should be 'identity', 'education', 'employment', "
+                    "'reference', 'credential', 'criminal_record', 'drug_test' or 'health'",
+                }
+            ],
+        ),
+    ),
+    503: (
+        "the store is away: try again after Retry-After",
+        _problem(
+            503,
+            "Store unreachable",
+            "store-unreachable",
+            "PostgreSQL at db.internal:5432 does not answer: connection refused; answered "
+            "without trying while the server is away (it is tried again every second)",
+            f"{_CANDIDATE}/consents",
+        ),
+    ),
 }
 
 
