@@ -1,7 +1,7 @@
 """The OpenAPI document's examples: one request body per command, query values per read, one
 problem per status.
 
-Hand-written, and one story: recruiter Li Na checks Li Lei's employment at Acme Logistics
+Hand-written, and one story: recruiter Li Na checks Li Lei's employment at Harbour Systems
 under his written consent; his former supervisor confirms it by phone; he asks a question
 and disputes a date; the report is reviewed, shared, amended, disclosed to the hiring manager,
 held for a tribunal, destroyed; he is erased. tests/integration/test_http_examples.py posts
@@ -20,7 +20,6 @@ from fastapi.openapi.models import Example
 from domain.candidate import ClaimKind
 from domain.check import CheckType, Method, Outcome, SourceRole
 from domain.consent import SignatureMethod
-from infra.http.problems import problem_type
 
 JSON = dict[str, Any]
 
@@ -32,7 +31,7 @@ REPORT_DISPUTE_ID = "e2b7a9d1-6c4f-4f13-a0d8-9b5e1c7a3d43"  # dispute-report's a
 PLACEHOLDERS = (CANDIDATE_ID, CONSENT_ID, CHECK_ID, REPORT_DISPUTE_ID)
 
 PURPOSE = "pre-employment screening"
-EMPLOYER = "Acme Logistics"
+EMPLOYER = "Harbour Systems Ltd"
 INVESTIGATOR = "investigator:wang.fang"
 
 TERMS: JSON = {
@@ -52,7 +51,7 @@ COMMANDS: dict[str, tuple[str, JSON]] = {
         {"name": "Li Lei", "email": "li.lei@example.com", "phone": "+86 138 0013 8000"},
     ),
     "submit-claims": (
-        "his employment at Acme Logistics, under his consent",
+        "his employment at Harbour Systems, under his consent",
         {
             "claims": [
                 {
@@ -66,7 +65,7 @@ COMMANDS: dict[str, tuple[str, JSON]] = {
                         {
                             "name": "title",
                             "category": "user.employment.title",
-                            "value": "Senior Engineer",
+                            "value": "Backend Engineer",
                         },
                         {
                             "name": "dates",
@@ -112,7 +111,7 @@ COMMANDS: dict[str, tuple[str, JSON]] = {
         "what will be checked, how and how long it takes",
         {
             "purpose": PURPOSE,
-            "process": "phone calls to your former supervisor and HR at Acme Logistics",
+            "process": "phone calls to your former supervisor and HR at Harbour Systems",
             "content": "employment dates, job title, performance",
             "time_required": "five working days",
             "channel": "email",
@@ -135,7 +134,7 @@ COMMANDS: dict[str, tuple[str, JSON]] = {
             },
             "method": Method.PHONE,
             "outcome": Outcome.CONFIRMED,
-            "notes": "Confirms Senior Engineer, 2019-07 to 2025-12; would rehire.",
+            "notes": "Confirms Backend Engineer, 2019-07 to 2025-12; would rehire.",
         },
     ),
     "conclude-check": ("confirmed by two independent sources", {"outcome": Outcome.CONFIRMED}),
@@ -249,127 +248,109 @@ def query_value(use_case: str, parameter: str) -> Any:
     return None if examples is None else examples["example"].get("value")
 
 
-def _problem(status: int, title: str, kind: str, detail: str, path: str, **more: Any) -> JSON:
-    return {
-        "type": problem_type(kind),
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": path,
-        **more,
-    }
+# --- answers --------------------------------------------------------------------------------
 
+INVESTIGATION_ID = "0e4d8c2b-7a61-4f3e-9b05-3c8a1d6e2f54"
+REPORT_ID = "7b1e6f3a-2c9d-4e5b-8a07-d4f2c1b9e376"
+_ACCESS_ID = "4c7a2e91-5d3b-4f80-a6e2-1b9d8c3f7a87"
 
-_CANDIDATE = f"/v1/candidates/{CANDIDATE_ID}"
-_INVESTIGATION = "/v1/investigations/0e4d8c2b-7a61-4f3e-9b05-3c8a1d6e2f54"
-_UNKNOWN = "/v1/candidates/7d2e9f40-1b3c-4a5d-8e6f-9a0b1c2d3e65"
-
-# status -> (summary, problem body), as the API answers them
-PROBLEMS: dict[int, tuple[str, JSON]] = {
-    401: (
-        "no bearer token",
-        _problem(
-            401,
-            "Unauthenticated",
-            "unauthenticated",
-            "no credential: send `Authorization: Bearer <token>`",
-            f"{_CANDIDATE}/consents",
-        ),
+# A few commands' and reads' answers: name -> (summary, body).
+RESULTS: dict[str, tuple[str, JSON]] = {
+    "register-candidate": (
+        "registered: no claims yet",
+        {
+            "candidate_id": CANDIDATE_ID,
+            "claim_ids": [],
+            "categories": ["user.contact.email", "user.contact.phone", "user.name"],
+            "erasure_requested": False,
+            "version": 1,
+        },
     ),
-    403: (
-        "a read the access policies refused (the refusal is recorded)",
-        _problem(
-            403,
-            "Forbidden",
-            "AccessRefused",
-            f"reading the profile of candidate {CANDIDATE_ID} was refused "
-            "(no-read-without-active-consent); the refusal was recorded",
-            f"{_CANDIDATE}/profile",
-            rule="AccessRefused",
-        ),
+    "request-consent": (
+        "asked for; the candidate's portal link grants it",
+        {
+            "consent_id": CONSENT_ID,
+            "candidate_id": CANDIDATE_ID,
+            "status": "requested",
+            "purposes": [PURPOSE],
+            "check_types": [CheckType.EMPLOYMENT, CheckType.REFERENCE],
+            "categories": [],
+            "valid_until": None,
+            "suspended_investigations": [],
+        },
     ),
-    404: (
-        "no such candidate",
-        _problem(
-            404,
-            "Not found",
-            "AggregateMissing",
-            "no candidate with id 7d2e9f40-1b3c-4a5d-8e6f-9a0b1c2d3e65; check the id (list "
-            "with `backcheck events`)",
-            f"{_UNKNOWN}/consents",
-            rule="AggregateMissing",
-        ),
-    ),
-    409: (
-        "a business rule refused the command",
-        _problem(
-            409,
-            "Rule broken",
-            "ConsentNotActive",
-            f"consent {CONSENT_ID} is requested, not active; a new, granted consent is needed",
-            f"{_INVESTIGATION}/start",
-            rule="ConsentNotActive",
-        ),
-    ),
-    412: (
-        "If-Match names a version the resource is no longer at",
-        _problem(
-            412,
-            "Precondition failed",
-            "version-mismatch",
-            f"{CANDIDATE_ID} is at version 3, not 2 as If-Match says: someone changed it "
-            "since you read it; nothing was recorded — read it again and decide anew",
-            f"{_CANDIDATE}/erasure-request",
-            rule="version-mismatch",
-        ),
-    ),
-    413: (
-        "the body is over the server's limit",
-        _problem(
-            413,
-            "Body too large",
-            "body-too-large",
-            "the request body is over 1,048,576 bytes (or its Content-Length is not a "
-            "number); nothing was read or recorded",
-            f"{_CANDIDATE}/claims",
-        ),
-    ),
-    422: (
-        "a field breaks its rule",
-        _problem(
-            422,
-            "Invalid input",
-            "validation",
-            "field terms.check_types.0: Input should be 'identity', 'education', "
-            "'employment', 'reference', 'credential', 'criminal_record', 'drug_test' or "
-            "'health'",
-            f"{_CANDIDATE}/consents",
-            rule="validation",
-            errors=[
+    "plan-investigation": (
+        "planned: the candidate is told before it starts",
+        {
+            "investigation_id": INVESTIGATION_ID,
+            "candidate_id": CANDIDATE_ID,
+            "consent_id": CONSENT_ID,
+            "status": "planned",
+            "notified": False,
+            "checks": [
                 {
-                    "field": "terms.check_types.0",
-                    "rule": "enum",
-                    "message": "Input should be 'identity', 'education', 'employment', "
-                    "'reference', 'credential', 'criminal_record', 'drug_test' or 'health'",
+                    "check_id": CHECK_ID,
+                    "check_type": CheckType.EMPLOYMENT,
+                    "methods": [Method.PHONE, Method.EMAIL],
+                    "findings": 0,
+                    "conclusion": None,
                 }
             ],
-        ),
+            "open_disputes": [],
+            "investigators": [INVESTIGATOR],
+        },
     ),
-    503: (
-        "the store is away: try again after Retry-After",
-        _problem(
-            503,
-            "Store unreachable",
-            "store-unreachable",
-            "PostgreSQL at db.internal:5432 does not answer: connection refused; answered "
-            "without trying while the server is away (it is tried again every second)",
-            f"{_CANDIDATE}/consents",
-        ),
+    "compile-report": (
+        "a draft, to be reviewed by someone else",
+        {
+            "report_id": REPORT_ID,
+            "candidate_id": CANDIDATE_ID,
+            "investigation_id": INVESTIGATION_ID,
+            "status": "draft",
+            "edition": 1,
+            "items": [
+                {
+                    "check_id": CHECK_ID,
+                    "check_type": CheckType.EMPLOYMENT,
+                    "outcome": Outcome.CONFIRMED,
+                    "source_roles": [SourceRole.DIRECT_SUPERVISOR, SourceRole.HR],
+                    "flags": [],
+                    "has_note": False,
+                }
+            ],
+            "open_disputes": [],
+            "disclosures": 0,
+            "legal_hold": False,
+        },
+    ),
+    "read-consents": (
+        "his consent, in force, relied on by one investigation",
+        {
+            "candidate_id": CANDIDATE_ID,
+            "access_id": _ACCESS_ID,
+            "outcome": "allowed",
+            "consents": [
+                {
+                    "consent_id": CONSENT_ID,
+                    "status": "active",
+                    "requested_by": "hr:li.na",
+                    "requested_at": "2026-03-02T09:00:00Z",
+                    "terms": TERMS,
+                    "valid_from": "2026-03-02T09:00:00Z",
+                    "valid_until": "2026-05-31T09:00:00Z",
+                    "withdrawn_at": None,
+                    "relied_on_by": [INVESTIGATION_ID],
+                }
+            ],
+        },
     ),
 }
 
 
-def problem(status: int) -> dict[str, Example]:
-    """The `examples` of a problem response of `status`."""
-    summary, value = PROBLEMS[status]
-    return {str(value["type"]).rsplit("/", 1)[1]: Example(summary=summary, value=value)}
+def answer(use_case: str, status: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses` entry with the answer's example, if it has one."""
+    if use_case not in RESULTS:
+        return {}
+    summary, value = RESULTS[use_case]
+    shown = {"example": Example(summary=summary, value=value)}
+    return {status: {"content": {"application/json": {"examples": shown}}}}

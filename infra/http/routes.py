@@ -20,7 +20,7 @@ from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request, Respon
 from pydantic import BaseModel, StringConstraints, create_model
 from starlette.concurrency import run_in_threadpool
 
-from infra.http import examples
+from infra.http import examples, problem_examples
 from infra.http.auth import Authenticator
 from infra.http.idempotency import MAX_KEY, IdempotencyStore, Kept, fingerprint
 from infra.http.problems import PROBLEM_JSON, error_response, problem_response
@@ -71,7 +71,7 @@ IfMatch = Annotated[
 ]
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     s: {
-        "content": {PROBLEM_JSON: {"examples": examples.problem(s)}},
+        "content": {PROBLEM_JSON: {"examples": problem_examples.problem(s)}},
         "description": "a problem (RFC 9457)",
     }
     for s in (401, 403, 404, 409, 412, 413, 422, 503)
@@ -364,7 +364,10 @@ class Api:
                 tags=[route.tag],
                 status_code=201 if route.created else 200,
                 response_model=result_model(use_case),
-                responses=PROBLEMS,
+                responses={
+                    **PROBLEMS,
+                    **examples.answer(use_case.name, 201 if route.created else 200),
+                },
                 summary=use_case.name,
                 description=f"{use_case.summary}\n\nRoles: "
                 + ", ".join(sorted(r.value for r in use_case.roles)),
@@ -377,7 +380,7 @@ class Api:
                 methods=["GET"],
                 tags=[read.tag],
                 response_model=result_model(use_case),
-                responses=PROBLEMS,
+                responses={**PROBLEMS, **examples.answer(use_case.name, 200)},
                 summary=use_case.name,
                 description=f"{use_case.summary}\n\nDecided by the access policies, redacted "
                 "per category, recorded before it is answered.",

@@ -17,12 +17,13 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from pydantic import TypeAdapter
 
 from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.http import examples
+from infra.http import examples, problem_examples
 from infra.http.problems import PROBLEM_JSON, problem_type
-from infra.http.routes import body_model
+from infra.http.routes import body_model, result_model
 from infra.http.table import COMMANDS, READS
 from infra.problem import problem_for
 from infra.store.server import StoreUnreachableError
@@ -95,6 +96,17 @@ def test_every_command_has_a_body_example_valid_against_its_own_body(
         for example in shown.values():
             assert example["summary"]
             model.model_validate(example["value"])
+
+
+def test_the_answers_shown_are_valid_answers(document: dict[str, Any]) -> None:
+    routes = {r.use_case: (r.path, "post", "201" if r.created else "200") for r in COMMANDS}
+    routes |= {r.use_case: (r.path, "get", "200") for r in READS}
+    for use_case, (summary, value) in examples.RESULTS.items():
+        path, method, status = routes[use_case]
+        content = document["paths"][path][method]["responses"][status]["content"]
+        assert content["application/json"]["schema"], use_case  # beside the answer's schema
+        assert content["application/json"]["examples"]["example"]["summary"] == summary
+        TypeAdapter(result_model(USE_CASES[use_case])).validate_python(value)
 
 
 def test_every_operation_with_a_body_shows_an_example(document: dict[str, Any]) -> None:
@@ -174,6 +186,8 @@ class Teller:
         if not changes:
             self.ran.add(use_case)
         answer: dict[str, Any] = r.json()
+        if not changes:
+            _like_its_example(use_case, answer)
         return answer
 
     def read(self, who: str, use_case: str, *parameters: str) -> dict[str, Any]:
@@ -183,6 +197,7 @@ class Teller:
         assert r.status_code == 200, (use_case, who, r.text)
         answer: dict[str, Any] = r.json()
         assert answer["outcome"] != "refused", (use_case, answer)
+        _like_its_example(use_case, answer)
         return answer
 
     def have(self, placeholder: str | None = None, **ids: Any) -> None:
@@ -190,6 +205,16 @@ class Teller:
             self.ids[name] = str(value)
             if placeholder is not None:
                 self.put_in[placeholder] = str(value)
+
+
+def _like_its_example(use_case: str, answer: dict[str, Any]) -> None:
+    """An answer shown in the document has the real answer's members, status and outcome."""
+    if use_case not in examples.RESULTS:
+        return
+    _, shown = examples.RESULTS[use_case]
+    assert set(shown) == set(answer), use_case
+    for member in ("status", "outcome", "edition", "notified", "legal_hold"):
+        assert shown.get(member) == answer.get(member), (use_case, member)
 
 
 def _put_in(value: Any, ids: dict[str, str]) -> Any:
@@ -231,7 +256,7 @@ def test_the_examples_run_as_one_background_check(api: Served) -> None:
     under_way(tell)
     tell(RECRUITER, "assign-investigator")
     tell(INVESTIGATOR, "record-finding")
-    second = {"role": "hr", "reference": "ref-hr-1", "organisation": "Acme Logistics"}
+    second = {"role": "hr", "reference": "ref-hr-1", "organisation": examples.EMPLOYER}
     tell(INVESTIGATOR, "record-finding", source=second, method="email")
     tell(INVESTIGATOR, "conclude-check")
 
@@ -333,7 +358,7 @@ def test_each_problem_example_is_what_the_api_answers_for_its_status(api: Served
     )
     for status, response in sorted(answered.items()):
         real = problem(response, status)
-        _, shown = examples.PROBLEMS[status]
+        _, shown = problem_examples.PROBLEMS[status]
         assert set(shown) == set(real), status
         for member in ("type", "title", "status", "rule"):
             assert shown.get(member) == real.get(member), (status, member)
@@ -341,7 +366,7 @@ def test_each_problem_example_is_what_the_api_answers_for_its_status(api: Served
             (e["field"], e["rule"]) for e in real.get("errors", [])
         ]
     # 503 needs PostgreSQL gone (tests/integration/test_http_store_down.py): the table's row
-    _, away = examples.PROBLEMS[503]
+    _, away = problem_examples.PROBLEMS[503]
     row = problem_for(StoreUnreachableError("PostgreSQL at db.internal:5432 does not answer"))
     assert row is not None
     assert (away["type"], away["title"], away["status"]) == (problem_type(row.type), row.title, 503)
