@@ -20,6 +20,7 @@ from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request, Respon
 from pydantic import BaseModel, StringConstraints, create_model
 from starlette.concurrency import run_in_threadpool
 
+from infra.http import examples, problem_examples
 from infra.http.auth import Authenticator
 from infra.http.idempotency import MAX_KEY, IdempotencyStore, Kept, fingerprint
 from infra.http.problems import PROBLEM_JSON, error_response, problem_response
@@ -68,9 +69,12 @@ IfMatch = Annotated[
         "changed since",
     ),
 ]
-_PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "a problem (RFC 9457)"}
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    s: _PROBLEM for s in (401, 403, 404, 409, 412, 413, 422, 503)
+    s: {
+        "content": {PROBLEM_JSON: {"examples": problem_examples.problem(s)}},
+        "description": "a problem (RFC 9457)",
+    }
+    for s in (401, 403, 404, 409, 412, 413, 422, 503)
 }
 
 
@@ -250,7 +254,10 @@ class Api:
             inspect.Parameter(
                 "body",
                 inspect.Parameter.KEYWORD_ONLY,
-                annotation=Annotated[model if required else model | None, Body()],
+                annotation=Annotated[
+                    model if required else model | None,
+                    Body(openapi_examples=examples.body(use_case.name)),
+                ],
                 **({} if required else {"default": None}),
             ),
             inspect.Parameter(
@@ -332,7 +339,10 @@ class Api:
                     inspect.Parameter.KEYWORD_ONLY,
                     annotation=Annotated[
                         _query_type(info.annotation, info.is_required()),
-                        Query(description=_QUERY_HELP.get(name, info.description)),
+                        Query(
+                            description=_QUERY_HELP.get(name, info.description),
+                            openapi_examples=examples.query(use_case.name, name),
+                        ),
                     ],
                     **({} if info.is_required() else {"default": None}),
                 )
@@ -354,7 +364,10 @@ class Api:
                 tags=[route.tag],
                 status_code=201 if route.created else 200,
                 response_model=result_model(use_case),
-                responses=PROBLEMS,
+                responses={
+                    **PROBLEMS,
+                    **examples.answer(use_case.name, 201 if route.created else 200),
+                },
                 summary=use_case.name,
                 description=f"{use_case.summary}\n\nRoles: "
                 + ", ".join(sorted(r.value for r in use_case.roles)),
@@ -367,7 +380,7 @@ class Api:
                 methods=["GET"],
                 tags=[read.tag],
                 response_model=result_model(use_case),
-                responses=PROBLEMS,
+                responses={**PROBLEMS, **examples.answer(use_case.name, 200)},
                 summary=use_case.name,
                 description=f"{use_case.summary}\n\nDecided by the access policies, redacted "
                 "per category, recorded before it is answered.",
