@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Body, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from infra.audit.trail import StoreVerification, evidence_export, keep_checkpoint
@@ -38,6 +38,15 @@ class EvidenceRequest(BaseModel):
     model_config = {"extra": "forbid"}
     recipient: Text = Field(examples=["county court case 2026-114"])
     purpose: Text = Field(examples=["legal proceedings"])
+
+
+EVIDENCE_EXAMPLE = {
+    "example": {
+        "summary": "a bundle for the court hearing Li Lei's claim",
+        "value": {"recipient": "county court case 2026-114", "purpose": "legal proceedings"},
+    }
+}
+AT_EXAMPLE = {"example": {"summary": "the end of 2026", "value": "2026-12-31T23:59:59+00:00"}}
 
 
 class Violations(BaseModel):
@@ -80,7 +89,10 @@ def install(
 
     def as_of(
         request: Request,
-        at: Annotated[datetime, Query(description="the moment, ISO 8601 with its offset")],
+        at: Annotated[
+            datetime,
+            Query(description="the moment, ISO 8601 with its offset", openapi_examples=AT_EXAMPLE),
+        ],
         identity: Identity = signed_in,
     ) -> Response:
         try:
@@ -91,7 +103,10 @@ def install(
         return _json({"at": at.isoformat(), "cases": rows})
 
     def evidence(
-        request: Request, candidate_id: UUID, body: EvidenceRequest, identity: Identity = signed_in
+        request: Request,
+        candidate_id: UUID,
+        body: Annotated[EvidenceRequest, Body(openapi_examples=EVIDENCE_EXAMPLE)],
+        identity: Identity = signed_in,
     ) -> Response:
         try:
             _compliance_only(identity, "export-evidence")

@@ -20,7 +20,8 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 
 from domain.investigation import InvestigationStatus
 from domain.report import ReportStatus
-from infra.http.problems import PROBLEM_JSON, error_response
+from infra.http.problems import error_response
+from infra.http.routes import PROBLEMS as ROUTE_PROBLEMS
 from services.access import Role
 from services.application import Backcheck
 from services.lists import (
@@ -46,8 +47,7 @@ class Authenticated(Protocol):
 
 Authenticate = Callable[[Request], Authenticated]
 
-_PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "a problem (RFC 9457)"}
-PROBLEMS: dict[int | str, dict[str, Any]] = {s: _PROBLEM for s in (401, 403, 422, 503)}
+PROBLEMS: dict[int | str, dict[str, Any]] = {s: ROUTE_PROBLEMS[s] for s in (401, 403, 422, 503)}
 NEXT = {
     "Link": {
         "description": 'the next page, as `<url>; rel="next"` (RFC 8288); absent on the last',
