@@ -12,9 +12,13 @@ from services.lists import ListQueries
 from services.principals import PrincipalUseCases
 from services.reports import ReportUseCases
 from services.retention import RetentionUseCases
+from services.subject_export import SubjectExports
+from services.visibility import VisibilityQueries
 
 
 class Backcheck(
+    SubjectExports,
+    VisibilityQueries,
     CandidateUseCases,
     ConsentUseCases,
     InvestigationUseCases,

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services import audit_reads, dto
+from services import audit_reads, dto, subject_export
 from services.access import Role
 from services.application import Backcheck
 from services.errors import UseCaseNotPermittedError
@@ -95,6 +95,7 @@ _TABLE: tuple[tuple[str, type[dto.Command], str], ...] = (
     ("rotate-principal", dto.RotatePrincipal, "rotate_principal"),
     ("revoke-principal", dto.RevokePrincipal, "revoke_principal"),
     ("issue-portal-link", dto.IssuePortalLink, "issue_portal_link"),
+    ("export-subject-data", subject_export.ExportSubjectData, "export_subject_data"),
 )
 
 USE_CASES: dict[str, UseCase] = {name: UseCase(name, cmd, m) for name, cmd, m in _TABLE}
@@ -140,4 +141,5 @@ _ROLES: dict[str, frozenset[Role]] = {
     "place-legal-hold": _COMPLIANCE,
     "release-legal-hold": _COMPLIANCE,
     "destroy-report": _COMPLIANCE,
+    "export-subject-data": _CANDIDATE | _COMPLIANCE,
 }

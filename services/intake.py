@@ -50,6 +50,9 @@ NOT_FROM_SERVICES: dict[str, str] = {
     "issue-portal-link": _TOKEN,
     "revoke-principal": "principals are managed by an operator (`backcheck principals "
     "revoke`) or an authenticated caller, never by an asserted one",
+    "export-subject-data": "an access package hands the subject's personal data over, and a "
+    "command topic has no one to hand it to (the candidate downloads it from the portal; an "
+    "operator runs `backcheck subject export`)",
     "erase-subject": "erasure destroys the subject's keys after its write, which a redelivery "
     "must not skip; a compliance officer runs `backcheck subject erase` (a service may send "
     "request-erasure)",

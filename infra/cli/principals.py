@@ -125,6 +125,8 @@ def principals_portal_link(
         fail(e, as_json)
         return
     _issued(result, as_json, "portal link for")
+    if not as_json:  # the fragment never reaches the server's logs
+        err.print(f"the candidate opens: <server>/portal#token={result.token}", highlight=False)
 
 
 @principals_cli.command("revoke")

@@ -93,8 +93,11 @@ def serve(
     console.print(f"  API        {base}/v1  (OpenAPI: {base}/openapi.json)")
     if oidc is not None:
         console.print(f"  OIDC: {markup_safe(oidc.describe())}")
+    console.print(f"  portal     {base}/portal  (a candidate opens it from their link)")
     for name, token in tokens.items():
         console.print(f"  token of {markup_safe(name)}: {token}")
+        if name.startswith("candidate:"):
+            console.print(f"  portal link of {markup_safe(name)}: {base}/portal#token={token}")
     if tokens:
         console.print(
             "  [dim](each shown this once; send it as `Authorization: Bearer <token>`)[/]"

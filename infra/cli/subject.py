@@ -1,9 +1,10 @@
 """A data subject's rights and records: `subject erase`, `subject access-log`,
-`subject consents`."""
+`subject consents`, `subject export`."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
@@ -24,7 +25,8 @@ from infra.cli.common import (
 from infra.terminal import cells, json_text, markup_safe
 
 subject_cli = typer.Typer(
-    help="A data subject's rights and records: erasure, their access log, their consents."
+    help="A data subject's rights and records: erasure, their access log, their consents, "
+    "their access package."
 )
 app.add_typer(subject_cli, name="subject")
 
@@ -154,3 +156,52 @@ def subject_consents(
         )
     console.print(table)
     console.print(f"{len(register.consents)} consent(s); recorded as access {register.access_id}")
+
+
+@subject_cli.command("export")
+def subject_export(
+    candidate_id: Annotated[UUID, typer.Argument(help="the candidate (data subject)")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="the package file (default: access-package-ID.json here)"),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="replace an existing --out file (never the store's files, keys or checkpoints)",
+        ),
+    ] = False,
+    actor: Annotated[str, typer.Option(help="who makes it, on the candidate's behalf")] = (
+        "compliance"
+    ),
+) -> None:
+    """Write the candidate's access package (GDPR Art. 15/20, PIPL Art. 45): every value held
+    about them, their consents, investigations, reports, timeline and access log, as JSON.
+    Handing it over is a disclosure: recorded before it is assembled, once the file is known
+    to be writable (a refused --out records nothing)."""
+    from infra.audit.outputs import check_directory, check_output, free_name, write_output
+    from infra.config import Settings
+    from services.subject_export import ExportSubjectData
+
+    try:
+        settings = Settings.from_env()
+        if out is None:
+            check_directory(Path.cwd())
+        else:
+            check_output(settings, out, force=force)  # first: then record, then write
+        application, settings = open_app()
+        package = application.export_subject_data(
+            parsed(ExportSubjectData, candidate_id=candidate_id, actor=actor)
+        )
+        path = out or free_name(Path(), f"access-package-{candidate_id}", ".json")
+        data = package.model_dump_json(indent=2).encode()
+        write_output(settings, path, data, force=force)
+    except Exception as e:
+        fail(e)
+        return
+    console.print(
+        f"access package of {candidate_id}: {markup_safe(path)} ({len(data):,} bytes; "
+        f"{len(package.access_log.entries)} access entries); recorded as disclosure "
+        f"{package.disclosure_id}"
+    )

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from infra.config import Settings
-from infra.http import compliance, lists
+from infra.http import compliance, lists, portal
 from infra.http.auth import Authenticator, Unanswerable, Unauthenticated
 from infra.http.bodies import DEFAULT_MAX_BODY, BodyLimit
 from infra.http.breaker import BreakerGate, StoreBreaker
@@ -97,6 +97,7 @@ def create_app(
     app.add_exception_handler(Unanswerable, on_unanswerable)
     Api(application, authenticator, kept).install(app)
     lists.install(app, application, authenticator)
+    portal.install(app, application, authenticator)
     if settings is not None:
         compliance.install(app, application, authenticator, settings)
 

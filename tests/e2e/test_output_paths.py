@@ -177,3 +177,29 @@ def test_an_export_into_a_place_no_file_can_be_made_records_nothing(
     assert directory[0] == EX_CANTCREAT
     assert "is a directory" in directory[1]
     assert disclosures(officer) == before
+
+
+def test_a_subject_export_to_an_existing_file_is_refused_and_records_nothing(
+    officer: dict[str, str], tmp_path: Path
+) -> None:
+    """`subject export` writes the access package; an --out it may not write is refused
+    before the disclosure is recorded, and with --force the package replaces the file."""
+    existing = tmp_path / "package.json"
+    existing.write_text("someone's notes\n")
+    before = disclosures(officer)
+    subject = subject_of(officer)
+
+    refused = run(officer, "subject", "export", subject, "--out", str(existing))
+    assert refused.returncode == EX_CANTCREAT, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert existing.read_text() == "someone's notes\n"
+    assert disclosures(officer) == before
+
+    made = run(officer, "subject", "export", subject, "--out", str(existing), "--force")
+    assert made.returncode == 0, made.stderr
+    package = json.loads(existing.read_text())
+    assert package["candidate_id"] == subject
+    assert package["format"] == "backcheck.subject-data.v1"
+    assert any(f["value"] for f in package["profile"]["fields"])
+    assert package["disclosure_id"] in {e["access_id"] for e in package["access_log"]["entries"]}
+    assert disclosures(officer) == before + 1

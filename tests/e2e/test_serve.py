@@ -88,6 +88,12 @@ def test_serve_demo_answers_over_http_and_stops_on_sigterm(
             bare = client.get("/v1/me")
             assert bare.status_code == 401
             assert bare.headers["content-type"] == "application/problem+json"
+            link = re.search(r"portal link of (\S+): (http\S+)", server.out.read_text())
+            assert link is not None
+            assert link.group(2) == f"{server.base}/portal#token={tokens[portal[0]]}"
+            page = client.get("/portal")  # the fragment stays in the browser
+            assert page.status_code == 200
+            assert "default-src 'self'" in page.headers["content-security-policy"]
             spec = client.get("/openapi.json")
             assert spec.status_code == 200
             assert "/v1/candidates/{candidate_id}/profile" in spec.json()["paths"]

@@ -33,7 +33,7 @@ RECORDED_READS = {
     "read_consents",
 }
 VALUE_READS = {"read_profile", "read_report", "read_investigation"}
-DISCLOSURES = {"evidence"}
+DISCLOSURES = {"evidence", "access_package"}  # recorded as DataDisclosed first
 
 
 @pytest.fixture
@@ -103,6 +103,8 @@ def assert_recorded(api: Served, operation: dict[str, Any], r: Any, candidate: A
     if summary.startswith(tuple(DISCLOSURES)) or "evidence" in summary:
         disclosure = r.headers["x-disclosure-id"]
         assert disclosure, summary
+        recorded = {e.access_id for e in api.app.recorded_accesses(UUID(str(candidate)))}
+        assert UUID(disclosure) in recorded, summary
         return
     assert summary.split("_v1")[0] in RECORDED_READS, f"{summary} answered a personal value"
     body = r.json()

@@ -40,3 +40,12 @@ def test_no_read_is_taken_from_the_command_topic() -> None:
         "read-as-of",
     }
     assert reads <= NOT_FROM_SERVICES.keys()
+
+
+def test_the_access_package_is_not_taken_from_the_command_topic() -> None:
+    """An access package hands the subject's data over: a topic has no one to hand it to."""
+    from services.intake import NOT_FROM_SERVICES
+
+    assert "export-subject-data" in USE_CASES
+    assert "export-subject-data" in NOT_FROM_SERVICES
+    assert {r.value for r in USE_CASES["export-subject-data"].roles} == {"candidate", "compliance"}

@@ -1,0 +1,173 @@
+"""The candidate portal: a page the candidate opens from their link, and its session.
+
+The link is `/portal#token=<portal link token>`: a fragment never reaches the server or its
+logs (`?token=` works too). The page reads it, exchanges it for a session
+(`POST /portal/session` with the token as bearer), and takes it out of the address bar. The
+session is a cookie holding the link token, `HttpOnly` (no script reads it), `SameSite=Strict`
+(no other site's page sends it), `Secure` over https, expiring with the link; the token is
+checked on every call as a bearer token is, so a revoked or expired link ends the session
+too. Only a portal link opens a session: a staff or service token is refused (403).
+
+Cross-site requests: beside SameSite, every API call authenticated by the cookie, and every
+session call, must carry `X-Backcheck-Portal: 1`, a header a form or link on another site
+cannot send (and a script there could only with a CORS preflight, which is never granted).
+Reads count too: each is a recorded event.
+
+The page (infra/http/static/portal.*) is served with a `default-src 'self'` content security
+policy: no inline script, nothing from another host, no build step; it calls the API's
+routes like any client.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from infra.http import subject
+from infra.http.auth import PORTAL_COOKIE, Authenticator, Unauthenticated
+from infra.http.problems import problem_response
+from services.access import Role
+from services.application import Backcheck
+from services.identity import Authentication
+
+PORTAL_HEADER = "X-Backcheck-Portal"
+SESSION = "/portal/session"
+CSP = (
+    "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
+    "object-src 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+ASSETS = {
+    "portal.js": "text/javascript; charset=utf-8",
+    "portal.css": "text/css; charset=utf-8",
+}
+
+
+def asset(name: str) -> bytes:
+    return resources.files("infra.http").joinpath("static", name).read_bytes()
+
+
+class PortalSession(BaseModel):
+    principal: str
+    candidate_id: str
+    expires_at: datetime | None
+
+
+class PortalRequestCheck:
+    """Refuses (403) a cookie-authenticated API call, or a session call, without the portal's
+    header: what another site's page could make a browser send with the cookie."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    @staticmethod
+    def _needs_header(scope: Scope) -> bool:
+        path: str = scope["path"]
+        if path.startswith(SESSION):
+            return True
+        if not path.startswith("/v1/"):
+            return False
+        names = {k.lower() for k, _ in scope["headers"]}
+        if b"authorization" in names:
+            return False  # a bearer token: no browser attaches one by itself
+        cookies = b"; ".join(v for k, v in scope["headers"] if k.lower() == b"cookie")
+        return f"{PORTAL_COOKIE}=".encode() in cookies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._needs_header(scope):
+            await self.app(scope, receive, send)
+            return
+        sent = dict(scope["headers"]).get(PORTAL_HEADER.lower().encode())
+        if sent == b"1":
+            await self.app(scope, receive, send)
+            return
+        response = problem_response(
+            403,
+            "Portal header missing",
+            "portal-header-missing",
+            f"a call made with the portal's session cookie must send `{PORTAL_HEADER}: 1` "
+            "(the portal page does); without it, it could have come from another site",
+        )
+        await response(scope, receive, send)
+
+
+def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) -> None:
+    """The portal's page, its assets and session, the header check, and the subject's own
+    routes (infra/http/subject.py)."""
+    subject.install(app, application, authenticator)
+    app.add_middleware(PortalRequestCheck)
+
+    def page() -> Response:
+        return Response(asset("portal.html"), 200, PAGE_HEADERS, media_type="text/html")
+
+    def static(name: str) -> Response:
+        media = ASSETS.get(name)
+        if media is None:
+            return problem_response(404, "Not found", "not-found", "no such file")
+        return Response(asset(name), 200, PAGE_HEADERS, media_type=media)
+
+    def open_session(request: Request) -> Response:
+        if "authorization" not in request.headers:
+            raise Unauthenticated("send the portal link token as `Authorization: Bearer`", False)
+        identity = authenticator(request)
+        if identity.role is not Role.CANDIDATE or identity.authentication is not (
+            Authentication.PORTAL
+        ):
+            return problem_response(
+                403,
+                "Not a portal link",
+                "not-a-portal-link",
+                "only a candidate's portal link opens a portal session; staff and services "
+                "send their token as `Authorization: Bearer` to the API",
+                request,
+            )
+        token = authenticator.credential(request)
+        body = PortalSession(
+            principal=identity.principal,
+            candidate_id=",".join(sorted(str(a) for a in identity.assignments)),
+            expires_at=identity.expires_at,
+        )
+        response = Response(body.model_dump_json(), 200, {"Cache-Control": "no-store"})
+        response.media_type = "application/json"
+        response.headers["content-type"] = "application/json"
+        left: int | None = None
+        if identity.expires_at is not None:
+            left = max(0, int((identity.expires_at - application.clock()).total_seconds()))
+        response.set_cookie(
+            PORTAL_COOKIE,
+            token,
+            max_age=left,
+            path="/",
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    def close_session(request: Request) -> Response:
+        response = Response(status_code=204)
+        response.delete_cookie(
+            PORTAL_COOKIE,
+            path="/",
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    hidden: dict[str, Any] = {"include_in_schema": False}
+    app.add_api_route("/portal", page, methods=["GET"], **hidden)
+    app.add_api_route("/portal/static/{name}", static, methods=["GET"], **hidden)
+    app.add_api_route(SESSION, open_session, methods=["POST"], **hidden)
+    app.add_api_route(SESSION, close_session, methods=["DELETE"], **hidden)

@@ -1,0 +1,168 @@
+"""A data subject's access package (GDPR Art. 15 and 20, PIPL Art. 45): everything held about
+one candidate, machine-readable, for the candidate.
+
+The package carries the subject's personal values, so handing it over is a disclosure like
+any other: it is recorded first (`DataDisclosed` to the candidate, channel "access package"),
+and if that record cannot be stored no package is made. It is then assembled through the
+recorded read path, read as the subject reads their own data (each read recorded too, with
+a purpose naming who made the package): the profile, the consent register, each
+investigation with the candidate's feedback and disputes and the answers, each report, the
+timeline, and last the access log, so the package shows its own disclosure and reads. The
+candidate asks for their own; compliance makes one on their behalf; the operator's command
+line too (`backcheck subject export`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import Field
+
+from domain.principal import portal_name
+from domain.report import ReportStatus
+from services.access import Role
+from services.audit_reads import AuditReads, ReadTimeline, TimelineView
+from services.dto import (
+    AccessLogView,
+    Actor,
+    Command,
+    ConsentRegisterView,
+    InvestigationView,
+    ProfileView,
+    ReadAccessLog,
+    ReadConsents,
+    ReadInvestigation,
+    ReadProfile,
+    ReadReport,
+    RecordDisclosure,
+    ReportView,
+    Result,
+)
+from services.errors import (
+    OutsideAssignmentsError,
+    SetByAuthenticationError,
+    UseCaseNotPermittedError,
+)
+from services.facts import SEALED
+from services.identity import Authentication, Identity, acting_as, current_identity
+from services.unit import use_case
+
+CHANNEL = "access package"
+FORMAT = "backcheck.subject-data.v1"
+BASIS = "GDPR Art. 15 (right of access) and Art. 20 (data portability); PIPL Art. 45"
+PURPOSE = "access package for the data subject"
+_MAKERS = (Role.CANDIDATE, Role.COMPLIANCE)
+
+
+class ExportSubjectData(Command):
+    candidate_id: UUID
+    actor: Actor
+
+
+class SubjectDataPackage(Result):
+    format: str = Field(description="this document's format and version")
+    basis: str = Field(description="the rights it answers")
+    candidate_id: UUID
+    disclosure_id: UUID = Field(description="the recorded disclosure of this package")
+    made_at: datetime
+    made_by: str
+    profile: ProfileView
+    consents: ConsentRegisterView
+    investigations: list[InvestigationView]
+    reports: list[ReportView]
+    timeline: TimelineView
+    access_log: AccessLogView = Field(
+        description="every access and disclosure, this package's own included"
+    )
+
+
+def check_maker(identity: Identity | None, cmd: ExportSubjectData) -> None:
+    """The candidate gets their own package, compliance anyone's (on their behalf); anyone
+    else, or a candidate asking for another's, is refused before anything is recorded."""
+    if identity is None:
+        return
+    if cmd.actor != identity.principal:
+        raise SetByAuthenticationError("actor", cmd.actor, identity.principal)
+    if identity.role is Role.COMPLIANCE:
+        return
+    if identity.role is not Role.CANDIDATE:
+        raise UseCaseNotPermittedError(
+            "export-subject-data", identity.role.value, [r.value for r in _MAKERS]
+        )
+    if identity.principal != portal_name(cmd.candidate_id):
+        raise OutsideAssignmentsError(identity.principal, cmd.candidate_id)
+
+
+class SubjectExports(AuditReads):
+    @use_case
+    def export_subject_data(self, cmd: ExportSubjectData) -> SubjectDataPackage:
+        """A candidate's access package (GDPR Art. 15/20, PIPL Art. 45): the disclosure to the
+        candidate is recorded before the package is assembled, then everything held about
+        them is read as they read their own data, each read recorded. The candidate asks for
+        their own, compliance on their behalf; nobody else.
+
+        The reads are made as the subject (principal candidate:<id>, role candidate) whoever
+        asks, since the package is what the subject may see; their purpose names who made it,
+        and the disclosure names who handed it over."""
+        caller = current_identity()
+        check_maker(caller, cmd)
+        subject = portal_name(cmd.candidate_id)
+        disclosure_id = self.record_disclosure(  # first: no record, no package
+            RecordDisclosure(
+                candidate_id=cmd.candidate_id,
+                recipient=subject,
+                purpose=PURPOSE,
+                channel=CHANNEL,
+                actor=cmd.actor,
+            )
+        )
+        purpose = PURPOSE if cmd.actor == subject else f"{PURPOSE}, made by {cmd.actor}"
+        as_subject = Identity(
+            principal=subject,
+            role=Role.CANDIDATE,
+            authentication=caller.authentication if caller else Authentication.OPERATOR,
+            assignments=frozenset({cmd.candidate_id}),
+        )
+        whose = cmd.candidate_id
+        me = {"principal": subject, "role": Role.CANDIDATE, "purpose": purpose}
+        mine = {**me, "candidate_id": whose}
+        key = str(whose)
+        with acting_as(as_subject):
+            profile = self.read_profile(ReadProfile.model_validate(mine))
+            consents = self.read_consents(ReadConsents.model_validate(mine))
+            views = self.read_model()
+            investigation_ids = [
+                UUID(i["investigation_id"]) for i in views.of_subject("investigation", key, SEALED)
+            ]
+            report_ids = [
+                UUID(r["report_id"])
+                for r in views.of_subject("report", key, SEALED)
+                if ReportStatus(r["status"]) is not ReportStatus.DESTROYED
+            ]
+            investigations = [
+                self.read_investigation(
+                    ReadInvestigation.model_validate({**me, "investigation_id": i})
+                )
+                for i in investigation_ids
+            ]
+            reports = [
+                self.read_report(ReadReport.model_validate({**me, "report_id": r}))
+                for r in report_ids
+            ]
+            timeline = self.read_timeline(ReadTimeline.model_validate(mine))
+            access_log = self.read_access_log(ReadAccessLog.model_validate(mine))
+        return SubjectDataPackage(
+            format=FORMAT,
+            basis=BASIS,
+            candidate_id=cmd.candidate_id,
+            disclosure_id=disclosure_id,
+            made_at=self.now(),
+            made_by=cmd.actor,
+            profile=profile,
+            consents=consents,
+            investigations=investigations,
+            reports=reports,
+            timeline=timeline,
+            access_log=access_log,
+        )

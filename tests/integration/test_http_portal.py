@@ -1,0 +1,378 @@
+"""The candidate portal on both backends: the link exchanged for an HttpOnly, SameSite=Strict
+session (portal links only, while they are valid), cookie calls refused without the portal's
+header, consent granted and withdrawn from the page's own calls, who sees what equal to what
+each reader really reads, and the access package: every value and every access, its own
+disclosure recorded first, for the candidate alone (or compliance on their behalf)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from infra.bootstrap import build_app
+from infra.config import Settings
+from services.access import Role
+from services.dto import (
+    ClaimIn,
+    PersonalFieldIn,
+    ReadAccessLog,
+    RevokePrincipal,
+    SubmitClaims,
+)
+from tests.conftest import FakeClock
+from tests.http import COMPLIANCE, Served, problem, served
+from tests.story import (
+    DOCUMENT_SHA256,
+    HIRING_MANAGER,
+    PURPOSE,
+    RECRUITER,
+    REVIEWER,
+    disclose,
+    register,
+    request_consent,
+    shared_report,
+    terms_in,
+)
+
+PORTAL = {"X-Backcheck-Portal": "1"}
+MY_PURPOSE = "my own data (portal)"
+
+
+@pytest.fixture
+def api(settings: Settings, clock: FakeClock) -> Iterator[Served]:
+    app = build_app(settings, clock=clock)
+    try:
+        with served(app, settings) as api:
+            yield api
+    finally:
+        app.close()
+
+
+def sign_in(api: Served, candidate: UUID) -> Any:
+    """Opens the portal's session from the candidate's link, as the page does."""
+    token = api.portal(candidate)
+    return api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {token}", **PORTAL}
+    )
+
+
+def access_log(api: Served, candidate: UUID) -> list[dict[str, Any]]:
+    log = api.app.read_access_log(
+        ReadAccessLog(
+            candidate_id=candidate, principal=COMPLIANCE, role=Role.COMPLIANCE, purpose="audit"
+        )
+    )
+    return [e.model_dump(mode="json") for e in log.entries]
+
+
+def with_employment_claims(api: Served, candidate: UUID) -> None:
+    api.app.submit_claims(
+        SubmitClaims(
+            candidate_id=candidate,
+            claims=[
+                ClaimIn(
+                    kind="employment",
+                    fields=[
+                        PersonalFieldIn(
+                            name="employer", category="user.employment.employer", value="Acme"
+                        ),
+                        PersonalFieldIn(
+                            name="title", category="user.employment.title", value="Engineer"
+                        ),
+                    ],
+                )
+            ],
+            actor=RECRUITER,
+        )
+    )
+
+
+# --- the session --------------------------------------------------------------------------
+
+
+def test_the_link_opens_an_http_only_strict_session_that_expires_with_it(api: Served) -> None:
+    candidate = register(api.app)
+    opened = sign_in(api, candidate)
+    assert opened.status_code == 200, opened.text
+    assert opened.json()["principal"] == f"candidate:{candidate}"
+    cookie = opened.headers["set-cookie"]
+    assert cookie.startswith(f"backcheck_portal={api.tokens[f'candidate:{candidate}']};")
+    attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
+    assert {"httponly", "samesite=strict", "path=/"} <= attributes
+    assert "secure" not in attributes  # plain http on the test client; https sets it
+    assert "max-age=2592000" in attributes  # the link's 30 days, no more
+
+    me = api.client.get("/v1/me", headers=PORTAL)  # the cookie alone signs in
+    assert me.status_code == 200, me.text
+    assert me.json()["principal"] == f"candidate:{candidate}"
+    assert me.json()["authentication"] == "portal-link"
+
+
+def test_over_https_the_session_cookie_is_secure(api: Served) -> None:
+    candidate = register(api.app)
+    token = api.portal(candidate)
+    opened = api.client.post(
+        "https://testserver/portal/session",
+        headers={"Authorization": f"Bearer {token}", **PORTAL},
+    )
+    assert opened.status_code == 200, opened.text
+    assert "secure" in {a.strip().lower() for a in opened.headers["set-cookie"].split(";")}
+
+
+def test_a_staff_token_opens_no_portal_session(api: Served) -> None:
+    refused = api.client.post("/portal/session", headers=api.as_(RECRUITER, **PORTAL))
+    problem(refused, 403, "not-a-portal-link")
+    assert "set-cookie" not in refused.headers
+
+
+def test_an_expired_or_revoked_link_opens_no_session_and_ends_one(
+    api: Served, clock: FakeClock
+) -> None:
+    candidate = register(api.app)
+    assert sign_in(api, candidate).status_code == 200
+    api.app.revoke_principal(
+        RevokePrincipal(name=f"candidate:{candidate}", reason="sent to a wrong address", actor="op")
+    )
+    problem(api.client.get("/v1/me", headers=PORTAL), 401, "unauthenticated")  # the cookie too
+    revoked = api.client.post(
+        "/portal/session", headers=api.as_(f"candidate:{candidate}", **PORTAL)
+    )
+    problem(revoked, 401, "unauthenticated")
+    assert "revoked" in revoked.json()["detail"]
+
+    other = register(api.app, "Han Meimei")
+    token = api.portal(other)
+    clock.advance(days=31)
+    expired = api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {token}", **PORTAL}
+    )
+    problem(expired, 401, "unauthenticated")
+    assert "expired" in expired.json()["detail"]
+    assert "set-cookie" not in expired.headers
+
+
+def test_signing_out_clears_the_cookie(api: Served) -> None:
+    candidate = register(api.app)
+    assert sign_in(api, candidate).status_code == 200
+    out = api.client.delete("/portal/session", headers=PORTAL)
+    assert out.status_code == 204
+    cleared = out.headers["set-cookie"]
+    assert cleared.startswith("backcheck_portal=")
+    assert "max-age=0" in cleared.lower()
+    problem(api.client.get("/v1/me", headers=PORTAL), 401, "unauthenticated")
+
+
+def test_a_cookie_call_without_the_portal_header_is_refused_and_records_nothing(
+    api: Served,
+) -> None:
+    candidate = register(api.app)
+    consent = request_consent(api.app, candidate)
+    assert sign_in(api, candidate).status_code == 200
+    head = api.head()
+    withdraw = f"/v1/consents/{consent}/withdrawal"
+    problem(api.client.post(withdraw, json={"reason": "x"}), 403, "portal-header-missing")
+    read = f"/v1/candidates/{candidate}/access-log?purpose=x"
+    problem(api.client.get(read), 403, "portal-header-missing")
+    problem(api.client.delete("/portal/session"), 403, "portal-header-missing")
+    assert api.head() == head
+    # a bearer token is no browser's doing: no header needed
+    api.client.cookies.clear()
+    assert (
+        api.get(
+            f"candidate:{candidate}", f"/v1/candidates/{candidate}/consents", purpose=MY_PURPOSE
+        ).status_code
+        == 200
+    )
+
+
+# --- consent from the portal --------------------------------------------------------------
+
+
+def test_the_candidate_grants_then_withdraws_consent_from_the_portal(api: Served) -> None:
+    candidate = register(api.app)
+    consent = request_consent(api.app, candidate)
+    assert sign_in(api, candidate).status_code == 200
+    start = api.app.clock()
+    narrower = terms_in(check_types=["employment"])  # less than asked: allowed
+    granted = api.client.post(
+        f"/v1/consents/{consent}/grant",
+        json={
+            "terms": narrower.model_dump(mode="json"),
+            "document_sha256": DOCUMENT_SHA256,
+            "signature_method": "clickwrap",
+            "valid_from": start.isoformat(),
+            "valid_until": (start + timedelta(days=90)).isoformat(),
+        },
+        headers=PORTAL,
+    )
+    assert granted.status_code == 200, granted.text
+    assert granted.json()["status"] == "active"
+
+    withdrawn = api.client.post(
+        f"/v1/consents/{consent}/withdrawal", json={"reason": "changed my mind"}, headers=PORTAL
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    register_now = api.client.get(
+        f"/v1/candidates/{candidate}/consents", params={"purpose": MY_PURPOSE}, headers=PORTAL
+    ).json()
+    assert [c["status"] for c in register_now["consents"]] == ["withdrawn"]
+    who = {e.event: e.who for e in api.app.timeline(candidate) if e.aggregate_id == consent}
+    assert who["Consent.Granted"] == f"candidate:{candidate}"
+    assert who["Consent.Withdrawn"] == f"candidate:{candidate}"
+
+
+# --- who sees what ------------------------------------------------------------------------
+
+
+def test_who_sees_what_is_what_each_reader_really_reads(api: Served) -> None:
+    story = shared_report(api.app)
+    candidate = story.candidate_id
+    with_employment_claims(api, candidate)
+    disclose(api.app, story)
+    api.issue(HIRING_MANAGER, Role.HIRING_MANAGER)
+    api.portal(candidate)
+    head = api.head()
+    asked = api.get(f"candidate:{candidate}", f"/v1/candidates/{candidate}/visibility")
+    assert asked.status_code == 200, asked.text
+    assert api.head() == head  # decided, not recorded: no value was read
+    view = asked.json()
+    assert view["purposes"] == [PURPOSE]
+    stand_in = {"reviewer": REVIEWER, "compliance": COMPLIANCE}
+
+    for reader in view["readers"]:
+        name = reader["principal"] or stand_in[reader["role"]]
+        read = api.get(name, f"/v1/candidates/{candidate}/profile", purpose=PURPOSE)
+        if read.status_code == 403:
+            really: set[str] = set()
+        else:
+            assert read.status_code == 200, read.text
+            really = {f["category"] for f in read.json()["fields"] if not f["withheld"]}
+        assert set(reader["allowed"]) == really, reader
+        assert set(reader["withheld"]).isdisjoint(really)
+
+    by_role = {r["role"] for r in view["readers"]}
+    assert by_role == {
+        "recruiter",
+        "investigator",
+        "reviewer",
+        "hiring_manager",
+        "compliance",
+        "candidate",
+    }
+    manager = next(r for r in view["readers"] if r["role"] == "hiring_manager")
+    assert set(manager["allowed"]) == {"user.employment.employer", "user.employment.title"}
+    assert "user.name" in manager["withheld"]
+    assert {c["kind"] for c in view["cases"]} == {"investigation", "report"}
+
+
+def test_only_the_candidate_and_compliance_see_who_sees_what(api: Served) -> None:
+    candidate = register(api.app)
+    other = register(api.app, "Han Meimei")
+    api.portal(other)
+    path = f"/v1/candidates/{candidate}/visibility"
+    problem(api.get(f"candidate:{other}", path), 403, "outside-assignments")
+    problem(api.get(RECRUITER, path), 403, "use-case-not-permitted")
+    assert api.get(COMPLIANCE, path).status_code == 200
+
+
+# --- the access package -------------------------------------------------------------------
+
+
+def test_the_access_package_holds_every_value_and_every_access_its_disclosure_first(
+    api: Served,
+) -> None:
+    story = shared_report(api.app)
+    candidate = story.candidate_id
+    assert api.get(RECRUITER, f"/v1/candidates/{candidate}/profile", purpose=PURPOSE)
+    assert sign_in(api, candidate).status_code == 200
+
+    got = api.client.post(f"/v1/candidates/{candidate}/access-package", headers=PORTAL)
+    assert got.status_code == 200, got.text
+    assert got.headers["content-disposition"] == (
+        f'attachment; filename="access-package-{candidate}.json"'
+    )
+    package = got.json()
+    disclosure = package["disclosure_id"]
+    assert got.headers["x-disclosure-id"] == disclosure
+
+    values = {f["name"]: f["value"] for f in package["profile"]["fields"]}
+    assert values == {"name": "Li Lei", "email": "li.lei@example.com"}
+    assert [i["investigation_id"] for i in package["investigations"]] == [str(story.investigation)]
+    assert [r["report_id"] for r in package["reports"]] == [str(story.report)]
+    assert all(not item["withheld"] for item in package["reports"][0]["items"])
+    assert package["consents"]["consents"][0]["status"] == "active"
+    assert package["timeline"]["entries"]
+
+    entries = package["access_log"]["entries"]
+    ids = [e["access_id"] for e in entries]
+    everything = [e["access_id"] for e in access_log(api, candidate)]  # read after, by compliance
+    assert ids == [i for i in everything if i != package["access_log"]["access_id"]]
+    mine = entries[ids.index(disclosure)]
+    assert mine["outcome"] == "disclosed"
+    assert mine["principal"] == f"candidate:{candidate}"
+    assert mine["view"] == f"access package to candidate:{candidate}"
+    assert ids.index(disclosure) < ids.index(package["profile"]["access_id"])
+    assert any(e["principal"] == RECRUITER for e in entries)
+
+
+def test_a_candidate_gets_no_one_elses_package_and_nothing_is_recorded(api: Served) -> None:
+    candidate = register(api.app)
+    other = register(api.app, "Han Meimei")
+    assert sign_in(api, other).status_code == 200
+    head = api.head()
+    path = f"/v1/candidates/{candidate}/access-package"
+    problem(api.client.post(path, headers=PORTAL), 403, "outside-assignments")
+    api.client.cookies.clear()
+    problem(api.post(RECRUITER, path), 403, "use-case-not-permitted")
+    problem(api.post(f"candidate:{other}", f"/v1/candidates/{UUID(int=7)}/access-package"), 403)
+    assert api.head() == head
+
+
+def test_compliance_makes_the_package_on_the_candidates_behalf(api: Served) -> None:
+    candidate = register(api.app)
+    got = api.post(COMPLIANCE, f"/v1/candidates/{candidate}/access-package")
+    assert got.status_code == 200, got.text
+    package = got.json()
+    entries = {e["access_id"]: e for e in package["access_log"]["entries"]}
+    disclosure = entries[package["disclosure_id"]]
+    assert (disclosure["principal"], disclosure["authentication"]) == (COMPLIANCE, "token")
+    profile = entries[package["profile"]["access_id"]]
+    assert profile["principal"] == f"candidate:{candidate}"
+    assert profile["purpose"].endswith(f"made by {COMPLIANCE}")
+    assert package["profile"]["fields"][0]["value"] == "Li Lei"
+
+
+# --- the page -----------------------------------------------------------------------------
+
+
+def test_the_pages_are_served_with_a_strict_policy_and_load_nothing_from_elsewhere(
+    api: Served,
+) -> None:
+    page = api.client.get("/portal")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    html = page.text
+    linked = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert "/portal/static/portal.js" in linked
+    assert "/portal/static/portal.css" in linked
+    assert all(url.startswith(("/portal/", "#")) for url in linked), linked
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)  # no inline script
+    assert not re.search(r"\son[a-z]+=", html)  # no inline handler
+    assert "style=" not in html
+    for path in ("/portal", "/portal/static/portal.js", "/portal/static/portal.css"):
+        served_file = api.client.get(path)
+        assert served_file.status_code == 200, path
+        policy = served_file.headers["content-security-policy"]
+        assert "default-src 'self'" in policy
+        assert "frame-ancestors 'none'" in policy
+        assert served_file.headers["x-content-type-options"] == "nosniff"
+        assert served_file.headers["referrer-policy"] == "no-referrer"
+        assert "://" not in served_file.text, path
+    assert 'data-testid="consent-withdraw"' in html
+    assert api.client.get("/portal/static/../app.py").status_code == 404
+    assert api.client.get("/portal/static/dashboard.js").status_code == 404
