@@ -68,7 +68,9 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
             media_type="application/json",
         )
 
-    problems: dict[int | str, dict[str, Any]] = {s: PROBLEMS[s] for s in (401, 403, 404, 503)}
+    problems: dict[int | str, dict[str, Any]] = {
+        s: PROBLEMS[s] for s in (401, 403, 404, 409, 422, 503)
+    }
     app.add_api_route(
         "/v1/candidates/{candidate_id}/visibility",
         visibility,
