@@ -24,9 +24,9 @@ from infra.store.recorder import chained
 from infra.views.runner import ViewRunner
 from projections.access_log import NO_POLICY, REFUSAL_PREFIX, refusal_view
 from projections.listing import KINDS, LIST_VIEWS, entry_view, list_view
-from projections.tally import day_of
 from projections.read_views import VIEWS, ReadViews
 from projections.rows import MemoryRows
+from projections.tally import day_of
 from services.access import Role
 from services.application import Backcheck
 from services.dto import ReadProfile, WithdrawConsent
