@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from infra.config import Settings
-from infra.http import compliance, lists
+from infra.http import compliance, dashboard, lists
 from infra.http.auth import Authenticator, Unauthenticated
 from infra.http.bodies import DEFAULT_MAX_BODY, BodyLimit
 from infra.http.idempotency import IdempotencyStore
@@ -91,6 +91,7 @@ def create_app(
     app.add_exception_handler(Unauthenticated, on_unauthenticated)
     Api(application, authenticator, kept).install(app)
     lists.install(app, application, authenticator)
+    dashboard.install(app, application, authenticator, settings=settings)
     if settings is not None:
         compliance.install(app, application, authenticator, settings)
 
