@@ -61,7 +61,9 @@
     table.append(el("caption", {}, title));
     const head = el("tr");
     for (const h of heads) head.append(el("th", { scope: "col" }, h));
-    table.append(el("thead")).append(head);
+    const thead = el("thead");
+    thead.append(head);
+    table.append(thead);
     const body = el("tbody");
     for (const row of rows) {
       const tr = el("tr");
@@ -97,7 +99,10 @@
     rows.forEach(([label, value], i) => {
       const y = top + i * rowH;
       const w = value ? Math.max(2, (value / max) * barMax) : 0;
-      svg.append(svgEl("text", { x: labelW - 8, y: y + 15, class: "label", "text-anchor": "end" }, label));
+      const short = label.length > 28 ? label.slice(0, 27) + "…" : label;
+      const text = svgEl("text", { x: labelW - 8, y: y + 15, class: "label", "text-anchor": "end" }, short);
+      if (short !== label) text.append(svgEl("title", {}, label));
+      svg.append(text);
       svg.append(svgEl("rect", {
         x: labelW, y: y + 3, width: w, height: rowH - 6, class: "bar",
         "data-testid": "bar-" + id + "-" + slug(label), "data-value": value === null ? "" : value,
@@ -333,6 +338,7 @@
         }
       } catch (error) {
         if (signal.aborted) return;
+        console.error("dashboard stream:", error);
       }
       status(`reconnecting in ${Math.round(wait / 1000)} s`, "reconnecting");
       await new Promise((resolve) => setTimeout(resolve, wait));
@@ -358,6 +364,8 @@
   }
 
   async function signIn(candidate) {
+    if (controller) controller.abort(); // one stream per tab
+    controller = null;
     token = candidate;
     const r = await api("/v1/me").catch(() => null);
     if (!r || !r.ok) {
