@@ -4,18 +4,49 @@ One row per access record or disclosure, keyed by the record and its version, or
 event's place in the notification log (two reads can carry the same timestamp). It names
 categories, never values, and how each reader was authenticated (a report's disclosure is a
 command, not a read: its row says none).
+
+The refused reads are listed once more, by day, for the dashboard's drill-down from a bar of
+refusals to the reads behind it. Each filter the drill-down offers is a view of its own, so a
+page of it is one range of the views' primary key, whatever else was refused that day:
+
+    list:refusal:<day>                                  every read refused that day
+    list:refusal:<day>|principal=<p>                    those of principal p
+    list:refusal:<day>|policy=<q>                       those decided by policy q
+    list:refusal:<day>|principal=<p>|policy=<q>         both
+
+keyed "<time>|<access id>" (fixed-width UTC, as the list views are: projections/listing.py).
+A refusal no policy named is listed under policy `(none)`, as the dashboard counts it. Names
+are percent-encoded in view names, so no principal or policy id can pass for another filter.
+A read refused under k policies has 2 + 2k rows. They hold what the access log's row does:
+ids, principal, role, purpose, view, categories and policy ids, never a value.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from domain.access import AccessOutcome
 from projections.documents import iso
+from projections.listing import stamp
 from projections.rows import Rows
+from projections.tally import day_of
 
 LOG_VIEW = "access"  # who read what, when, why: the access log
 DISCLOSURE_ROLE = "disclosure"  # the role a hand-over is logged under (it is not a reader's)
+REFUSAL_PREFIX = "list:refusal:"  # the refused reads by day (and principal, and policy)
+NO_POLICY = "(none)"  # the policy a refusal that named none is counted and listed under
+
+
+def refusal_view(day: str, principal: str | None = None, policy: str | None = None) -> str:
+    """The view listing the reads refused on `day` (YYYY-MM-DD, UTC), of `principal` and
+    decided by `policy` when given."""
+    view = REFUSAL_PREFIX + day
+    if principal is not None:
+        view += "|principal=" + quote(principal, safe=":@")
+    if policy is not None:
+        view += "|policy=" + quote(policy, safe="")
+    return view
 
 
 def log_read(rows: Rows, event: Any, position: int) -> None:
@@ -33,6 +64,31 @@ def log_read(rows: Rows, event: Any, position: int) -> None:
         withheld=list(event.withheld),
         outcome=event.outcome,
     )
+
+
+def list_refusal(rows: Rows, event: Any, position: int) -> None:
+    """An `Access.Recorded` that was refused, in each refusal list it belongs to."""
+    if event.outcome != AccessOutcome.REFUSED.value:
+        return
+    policies = [str(p) for p in event.policy_ids]
+    doc = {
+        "access_id": str(event.originator_id),
+        "candidate_id": str(event.candidate_id),
+        "at": stamp(event.timestamp),
+        "position": position,
+        "principal": event.principal,
+        "role": event.role,
+        "authentication": event.authentication,
+        "purpose": event.purpose,
+        "view": event.view,
+        "withheld": list(event.withheld),
+        "policy_ids": policies,
+    }
+    key = f"{doc['at']}|{doc['access_id']}"
+    day = day_of(event.timestamp)
+    for principal in (None, str(event.principal)):
+        for policy in (None, *(policies or [NO_POLICY])):
+            rows.put(refusal_view(day, principal, policy), key, event.candidate_id, dict(doc))
 
 
 def log_data_disclosure(rows: Rows, event: Any, position: int) -> None:

@@ -39,6 +39,7 @@ from domain.investigation import InvestigationStatus
 from domain.report import ReportStatus
 from projections import events as ev
 from projections import histogram as hist
+from projections.access_log import NO_POLICY
 from projections.events import LOG_ONLY_EVENTS, EventClass
 from projections.rows import Doc, Rows
 from projections.tally import (
@@ -421,7 +422,7 @@ class Dashboard:
         if outcome != AccessOutcome.REFUSED.value:
             return
         principal = str(event.principal)
-        policies = [str(p) for p in event.policy_ids] or ["(none)"]
+        policies = [str(p) for p in event.policy_ids] or [NO_POLICY]
         day = day_of(event.timestamp)
 
         def change(doc: Doc) -> None:

@@ -7,6 +7,7 @@
     access         the subject's access log: reads, refusals and disclosures (no values)
     list:…         paged lists of candidates, investigations, reports by status (no values;
                    projections/listing.py)
+    list:refusal:… the refused reads by day, principal and policy (no values; access_log.py)
 
 Built from events alone, never by loading aggregates; every handler is a pure function of the
 event and the current row, so the views rebuilt from the start of the log come out identical.
@@ -25,17 +26,34 @@ from domain.classification import Tier
 from domain.investigation import InvestigationStatus
 from domain.report import Flag, ReportStatus
 from projections import events as ev
-from projections.access_log import LOG_VIEW, log_data_disclosure, log_read, log_report_disclosure
+from projections.access_log import (
+    LOG_VIEW,
+    REFUSAL_PREFIX,
+    list_refusal,
+    log_data_disclosure,
+    log_read,
+    log_report_disclosure,
+)
 from projections.documents import iso, keyed, plain, shred_nested, shred_profile
 from projections.events import LOG_ONLY_EVENTS, EventClass
 from projections.listing import LIST_VIEWS, Listing
 from projections.rows import Doc, Rows
 
-__all__ = ["LOG_ONLY_EVENTS", "LOG_VIEW", "PLAIN_VIEWS", "VIEWS", "ReadViews", "plain"]
+__all__ = [
+    "LOG_ONLY_EVENTS",
+    "LOG_VIEW",
+    "PLAIN_PREFIXES",
+    "PLAIN_VIEWS",
+    "VIEWS",
+    "ReadViews",
+    "plain",
+]
 
 VIEWS = ("profile", "consent", "investigation", "report", LOG_VIEW)
 # Views whose rows never hold a personal value: the access log names categories, not values.
 PLAIN_VIEWS = frozenset({LOG_VIEW}) | LIST_VIEWS
+# ... and the views named per day (and principal, policy), known by the start of their name.
+PLAIN_PREFIXES = (REFUSAL_PREFIX,)
 
 Handler = Callable[[Any, Rows], None]
 
@@ -55,7 +73,8 @@ class ReadViews:
 
     # Bumped whenever what a row holds changes: views of another version are rebuilt.
     # 4: the access log names how each reader was authenticated; the list views (listing.py)
-    version = 4
+    # 5: the refused reads listed by day, principal and policy (access_log.py)
+    version = 5
     ignores: frozenset[EventClass] = frozenset(
         {ev.CandidateNotified, ev.CommandApplied, *ev.PRINCIPAL_EVENTS}
     )
@@ -97,7 +116,7 @@ class ReadViews:
             ev.LegalHoldPlaced: self.legal_hold_placed,
             ev.LegalHoldReleased: self.legal_hold_released,
             ev.ReportDestroyed: self.report_destroyed,
-            ev.AccessRecorded: lambda event, rows: log_read(rows, event, self.position),
+            ev.AccessRecorded: self.access_recorded,
             ev.DataDisclosed: lambda event, rows: log_data_disclosure(rows, event, self.position),
         }
 
@@ -109,6 +128,10 @@ class ReadViews:
         if handler is not None:
             handler(event, rows)
             self.listing.process(event, rows)
+
+    def access_recorded(self, event: Any, rows: Rows) -> None:
+        log_read(rows, event, self.position)
+        list_refusal(rows, event, self.position)
 
     # --- profile --------------------------------------------------------------------------
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from services.audit_reads import AuditReads
 from services.candidates import CandidateUseCases
 from services.consents import ConsentUseCases
-from services.dashboard import DashboardQueries
 from services.history import HistoryQueries
 from services.investigations import InvestigationUseCases
 from services.lists import ListQueries
 from services.principals import PrincipalUseCases
+from services.refusals import RefusalQueries
 from services.reports import ReportUseCases
 from services.retention import RetentionUseCases
 from services.subject_export import SubjectExports
@@ -24,7 +24,7 @@ class Backcheck(
     InvestigationUseCases,
     ReportUseCases,
     AuditReads,
-    DashboardQueries,
+    RefusalQueries,  # and the dashboard's queries (services/dashboard.py)
     RetentionUseCases,
     HistoryQueries,
     PrincipalUseCases,

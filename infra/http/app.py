@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from infra.config import Settings
-from infra.http import compliance, lists, portal
+from infra.http import compliance, dashboard, lists, portal
 from infra.http.auth import Authenticator, Unanswerable, Unauthenticated
 from infra.http.bodies import DEFAULT_MAX_BODY, BodyLimit
 from infra.http.breaker import BreakerGate, StoreBreaker
@@ -98,6 +98,7 @@ def create_app(
     Api(application, authenticator, kept).install(app)
     lists.install(app, application, authenticator)
     portal.install(app, application, authenticator)
+    dashboard.install(app, application, authenticator, settings=settings)
     if settings is not None:
         compliance.install(app, application, authenticator, settings)
 

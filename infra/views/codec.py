@@ -25,7 +25,7 @@ from domain.classification import ERASED_VALUE, KEY_MISSING_VALUE, WITHHELD_VALU
 from infra.privacy import envelope
 from infra.privacy.envelope import Envelope, Where
 from infra.privacy.sealing import Context, Sealer
-from projections.read_views import PLAIN_VIEWS
+from projections.read_views import PLAIN_PREFIXES, PLAIN_VIEWS
 from projections.rows import Doc
 from services.errors import DataKeyMissingError
 
@@ -46,14 +46,21 @@ class Unopened(PersonalField):
 class Codec:
     """Rows to stored bytes and back; personal fields sealed per subject, view and row.
     Without a sealer it writes and reads only rows without personal values. `plain_views`
-    names the views declared to hold none: a personal value found in one is refused."""
+    names the views declared to hold none, and `plain_prefixes` the start of the names of
+    those named per value (a day): a personal value found in one is refused."""
 
-    def __init__(self, sealer: Sealer | None, plain_views: frozenset[str] = PLAIN_VIEWS) -> None:
+    def __init__(
+        self,
+        sealer: Sealer | None,
+        plain_views: frozenset[str] = PLAIN_VIEWS,
+        plain_prefixes: tuple[str, ...] = PLAIN_PREFIXES,
+    ) -> None:
         self.sealer = sealer
         self.plain_views = plain_views
+        self.plain_prefixes = plain_prefixes
 
     def encode(self, view: str, key: str, subject: str, doc: Doc) -> bytes:
-        if view in self.plain_views:
+        if view in self.plain_views or view.startswith(self.plain_prefixes):
             # nothing to seal, so no walk through the row looking for it; a personal value
             # found here after all is refused, never written in plaintext
             return orjson.dumps(doc, option=orjson.OPT_PASSTHROUGH_DATACLASS, default=_unsealed)

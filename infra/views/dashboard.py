@@ -54,7 +54,7 @@ class _OwnLog:
 
 
 def _codec() -> Codec:
-    return Codec(None, plain_views=DASHBOARD_VIEWS)
+    return Codec(None, plain_views=DASHBOARD_VIEWS, plain_prefixes=())
 
 
 def sqlite_dashboard(

@@ -22,9 +22,11 @@ from infra.config import Settings
 from infra.demo import tell_story
 from infra.store.recorder import chained
 from infra.views.runner import ViewRunner
+from projections.access_log import NO_POLICY, REFUSAL_PREFIX, refusal_view
 from projections.listing import KINDS, LIST_VIEWS, entry_view, list_view
 from projections.read_views import VIEWS, ReadViews
 from projections.rows import MemoryRows
+from projections.tally import day_of
 from services.access import Role
 from services.application import Backcheck
 from services.dto import ReadProfile, WithdrawConsent
@@ -111,7 +113,21 @@ class ViewStoreContract(ABC):
 
         assert built == reference(demo_app)
         named = {view for view, *_ in built}
-        assert named - LIST_VIEWS == set(VIEWS)
+        refusal_views = {view for view in named if view.startswith(REFUSAL_PREFIX)}
+        assert named - LIST_VIEWS - refusal_views == set(VIEWS)
+        # the refused reads: listed by their day, and by principal and policy within it
+        refused = [
+            e
+            for _, e in demo_app.replay()
+            if type(e).__qualname__ == "Access.Recorded" and e.outcome == "refused"
+        ]
+        assert refused  # the story has reads refused
+        assert refusal_views == {
+            refusal_view(day_of(e.timestamp), principal, policy)
+            for e in refused
+            for principal in (None, e.principal)
+            for policy in (None, *(e.policy_ids or [NO_POLICY]))
+        }
         # the lists: each kind's entries and `all` list, and the list of each status an item is in
         entries = [(k, doc) for view, _, _, doc in built for k in KINDS if view == entry_view(k)]
         assert named & LIST_VIEWS == (

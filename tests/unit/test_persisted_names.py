@@ -179,7 +179,7 @@ def test_kafka_topics_tables_and_the_views_tracking_name_are_unchanged() -> None
     )
     # The in-process views track under "<app>.views.v<projection version>": a new version
     # rebuilds every view, so it changes only on purpose (and this line with it).
-    assert f"{Backcheck.name}.views.v{ReadViews.version}" == "Backcheck.views.v4"
+    assert f"{Backcheck.name}.views.v{ReadViews.version}" == "Backcheck.views.v5"
     assert "backcheck_views" in inspect.signature(PostgresViewStore).parameters["table"].default
 
 

@@ -1,0 +1,140 @@
+"""Who may see the dashboard, and the refused reads behind one of its bars.
+
+The dashboard (services/dashboard.py) holds counts, ids, statuses, check types, days and
+policy ids: staff business, for recruiters, investigators, reviewers and compliance officers;
+a candidate, a hiring manager or an internal service is refused. Which colleague was refused
+how often is compliance's business alone: to every other role the refusals come without
+their principals (totals and policies stay).
+
+The drill-down lists the reads refused on one day, of one principal or under one policy when
+asked: who tried to read whom, across subjects. That is the compliance officer's question,
+so only compliance may ask it. It names candidates by id and readers by principal, never a
+personal value, so it is no read of personal data and leaves no access record (as the lists
+do); it is gated, never recorded. Each filter is a view of its own (projections/access_log.py),
+so a page costs what its rows do, however many reads were refused that day.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import Field, StringConstraints
+
+from domain.principal import MAX_NAME, NAME_RULE
+from projections.access_log import NO_POLICY, refusal_view
+from services.access import Role
+from services.dashboard import ChainHealth, DashboardQueries, DashboardSummary
+from services.dto import Command, Result
+from services.errors import UseCaseNotPermittedError
+from services.lists import MAX_CURSOR, MAX_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
+
+__all__ = [
+    "DASHBOARD_ROLES",
+    "DRILL_DOWN_ROLES",
+    "MAX_POLICY",
+    "NO_POLICY",
+    "DashboardNotPermittedError",
+    "RefusalPage",
+    "RefusalQueries",
+    "RefusedRead",
+    "RefusedReads",
+]
+
+DASHBOARD_ROLES = (Role.RECRUITER, Role.INVESTIGATOR, Role.REVIEWER, Role.COMPLIANCE)
+DRILL_DOWN_ROLES = (Role.COMPLIANCE,)
+MAX_POLICY = 200  # a policy's @id (infra/access/policies): far shorter in practice
+# A policy id as the refusals name it: any text without control characters, or `(none)`.
+POLICY_RULE = r"^[^\x00-\x1f\x7f]+$"
+
+
+class DashboardNotPermittedError(UseCaseNotPermittedError):
+    """A role that may not see the dashboard (or its drill-down) asked for it (403); nothing
+    was read, so nothing is recorded."""
+
+    def __init__(self, name: str, role: str, roles: tuple[Role, ...]) -> None:
+        super().__init__(name, role, [r.value for r in roles])
+
+
+class RefusedReads(Command):
+    """The reads refused on `day` (UTC), of `principal` and under `policy` when given."""
+
+    day: date = Field(description="the day (UTC) of the dashboard's bar, YYYY-MM-DD")
+    principal: (
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME, pattern=NAME_RULE)]
+        | None
+    ) = Field(default=None, description="only this principal's refused reads")
+    policy: (
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_POLICY, pattern=POLICY_RULE)]
+        | None
+    ) = Field(default=None, description=f"only those this policy decided (`{NO_POLICY}`: none)")
+    cursor: Cursor = None
+    limit: Limit = 50
+
+
+class RefusedRead(Result):
+    """One refused read, as the access log recorded it: who, how signed in, why, which view
+    of which candidate, and the policies that refused it. No value."""
+
+    access_id: UUID
+    candidate_id: UUID
+    at: datetime
+    position: int = Field(description="the access event's place in the log")
+    principal: str
+    role: str
+    authentication: str
+    purpose: str
+    view: str
+    withheld: list[str] = Field(description="the data categories it asked for, refused")
+    policy_ids: list[str] = Field(description="the policies that decided it (none: empty)")
+
+
+class RefusalPage(Result):
+    """One page of a day's refused reads, and the cursor of the next (None: the last)."""
+
+    day: date
+    principal: str | None
+    policy: str | None
+    items: list[RefusedRead] = Field(max_length=MAX_LIMIT)
+    next_cursor: str | None = Field(default=None, max_length=MAX_CURSOR)
+    limit: int
+
+
+class RefusalQueries(DashboardQueries):
+    def dashboard_for(self, role: Role, chain: ChainHealth | None = None) -> DashboardSummary:
+        """The dashboard summary, for staff only; refusals by principal for compliance only."""
+        if role not in DASHBOARD_ROLES:
+            raise DashboardNotPermittedError("dashboard", role.value, DASHBOARD_ROLES)
+        summary = self.dashboard_summary(chain)
+        if role in DRILL_DOWN_ROLES:
+            return summary
+        refusals = summary.refusals.model_copy(
+            update={
+                "by_principal": {},
+                "days": [d.model_copy(update={"by_principal": {}}) for d in summary.refusals.days],
+            }
+        )
+        return summary.model_copy(update={"refusals": refusals})
+
+    def refused_reads(self, query: RefusedReads, role: Role) -> RefusalPage:
+        """The reads refused on a day (of a principal, under a policy), oldest first, a page
+        at a time; compliance only."""
+        if role not in DRILL_DOWN_ROLES:
+            raise DashboardNotPermittedError("dashboard-refusals", role.value, DRILL_DOWN_ROLES)
+        after = decode_cursor(query.cursor)
+        view = refusal_view(query.day.isoformat(), query.principal, query.policy)
+        found = self.read_model().page(view, after, query.limit + 1, frozenset())
+        rows = found[: query.limit]
+        following = None
+        if len(found) > query.limit:
+            last = rows[-1]
+            following = encode_cursor(f"{last['at']}|{last['access_id']}")
+        return RefusalPage(
+            day=query.day,
+            principal=query.principal,
+            policy=query.policy,
+            items=[RefusedRead.model_validate(row) for row in rows],
+            next_cursor=following,
+            limit=query.limit,
+        )
