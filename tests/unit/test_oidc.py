@@ -11,6 +11,7 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -135,14 +136,21 @@ def test_a_nested_role_claim_is_reached_by_its_dotted_path(
     assert verifier(token).role is Role.COMPLIANCE
 
 
+@dataclass(frozen=True)
+class Since:
+    """A claim's time as seconds from the moment the test runs."""
+
+    seconds: int
+
+
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
         ({"iss": "https://evil.example.com"}, f"not issued by {ISSUER}"),
         ({"aud": "another-app"}, f"not meant for audience {AUDIENCE}"),
-        ({"exp": int(time.time()) - 120}, "has expired"),
-        ({"nbf": int(time.time()) + 120}, "not valid yet"),
-        ({"iat": int(time.time()) + 120}, "not valid yet"),
+        ({"exp": Since(-120)}, "has expired"),
+        ({"nbf": Since(120)}, "not valid yet"),
+        ({"iat": Since(120)}, "not valid yet"),
         ({"exp": None}, "no 'exp' claim"),
         ({"aud": None}, "no 'aud' claim"),
         ({"roles": None}, "no backcheck role in claim 'roles': the token has no such claim"),
@@ -158,7 +166,9 @@ def test_a_nested_role_claim_is_reached_by_its_dotted_path(
 def test_a_token_breaking_a_rule_is_refused_saying_which(
     verifier: OidcVerifier, key: rsa.RSAPrivateKey, changes: dict[str, Any], reason: str
 ) -> None:
-    assert reason in refused(verifier, sign(key, **changes))
+    now = int(time.time())  # times relative to when the test runs, not when it was collected
+    claims = {k: now + v.seconds if isinstance(v, Since) else v for k, v in changes.items()}
+    assert reason in refused(verifier, sign(key, **claims))
 
 
 def test_clock_skew_within_the_leeway_is_accepted(
