@@ -93,6 +93,7 @@ def serve(
     console.print(f"  API        {base}/v1  (OpenAPI: {base}/openapi.json)")
     if oidc is not None:
         console.print(f"  OIDC: {markup_safe(oidc.describe())}")
+    console.print(f"  dashboard  {base}/dashboard  (sign in with a staff token)")
     console.print(f"  portal     {base}/portal  (a candidate opens it from their link)")
     for name, token in tokens.items():
         console.print(f"  token of {markup_safe(name)}: {token}")

@@ -44,6 +44,7 @@ Problem types (each `tag:backcheck.invalid,2026:problems/` followed by the kind)
 | 413 | `body-too-large` | the body is over the server's limit |
 | 422 | `validation` (with `errors`: field, rule, message), `idempotency-key-reused` | |
 | 503 | `store-unreachable`, `store-busy` | try again (`Retry-After`) |
+| 503 | `too-many-streams` | the dashboard's live streams are all taken; try again (`Retry-After`) |
 """
 
 

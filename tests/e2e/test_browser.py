@@ -1,0 +1,162 @@
+"""The dashboard and the portal in a real browser (Debian's chromium, headless, driven by
+Playwright) against a real `backcheck serve --demo`: a compliance officer signs in, the numbers
+on the page are the projection's, a chart moves when an event is committed, a refused-read bar
+drills down to the reads behind it; the demo candidate opens their link and withdraws their
+consent. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from infra.config import Settings
+from tests.e2e.test_serve import Server
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+WAIT_MS = 15_000
+
+
+def require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium under CI")
+    pytest.skip("Debian's chromium is not installed (`apt-get install chromium`)")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], str]]:
+    """A served demo store: its base URL, the tokens it printed, the portal link."""
+    require_chromium()
+    data = tmp_path_factory.mktemp("browser")
+    settings = Settings(database_url=f"sqlite:///{data / 'store.sqlite'}", data_dir=data)
+    server = Server(settings, "--demo", log=data / "serve.log")
+    try:
+        links = dict(re.findall(r"portal link of (\S+): (http\S+)", server.out.read_text()))
+        assert len(links) == 1, server.out.read_text()
+        yield server.base, server.tokens(), next(iter(links.values()))
+    finally:
+        assert server.stop() == 0
+        assert "Traceback" not in server.log.read_text()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        yield chromium
+        chromium.close()
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def value(page: Any, testid: str) -> str:
+    return str(page.get_by_test_id(testid).text_content()).strip()
+
+
+def test_the_dashboard_shows_the_projection_live_and_drills_down(
+    demo: tuple[str, dict[str, str], str], browser: Any
+) -> None:
+    base, tokens, _ = demo
+    compliance = {"Authorization": f"Bearer {tokens['compliance:demo']}"}
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/dashboard")
+    page.get_by_test_id("token-input").fill(tokens["compliance:demo"])
+    page.get_by_test_id("sign-in").click()
+    page.wait_for_selector('[data-testid=status][data-state="live"]', timeout=WAIT_MS)
+    assert value(page, "who") == "compliance:demo (compliance)"
+
+    # the numbers shown are the projection's
+    with httpx.Client(base_url=base, timeout=30) as client:
+        summary = client.get("/v1/dashboard/summary", headers=compliance).json()
+    candidates = summary["pipeline"]["candidates"]
+    for status, n in candidates.items():
+        slug = re.sub(r"[^a-z0-9]+", "-", status.lower()).strip("-")
+        bar = page.get_by_test_id(f"bar-candidates-{slug}")
+        assert bar.get_attribute("data-value") == str(n), status
+    assert value(page, "stat-refusals") == str(summary["refusals"]["total"])
+    shot(page, "dashboard")
+
+    # a new event moves the chart while the page is open
+    registered = int(candidates.get("registered", 0))
+    head = int(value(page, "stat-head"))
+    with httpx.Client(base_url=base, timeout=30) as client:
+        made = client.post(
+            "/v1/candidates",
+            json={"name": "Zhou Xun", "email": "zx@example.com"},
+            headers={"Authorization": f"Bearer {tokens['hr:demo']}"},
+        )
+    assert made.status_code == 201, made.text
+    page.wait_for_function(
+        "([h]) => Number(document.querySelector('[data-testid=stat-head]').textContent) > h",
+        arg=[head],
+        timeout=WAIT_MS,
+    )
+    bar = page.get_by_test_id("bar-candidates-registered")
+    page.wait_for_function(
+        "([n]) => Number(document.querySelector("
+        "'[data-testid=bar-candidates-registered]').dataset.value) === n",
+        arg=[registered + 1],
+        timeout=WAIT_MS,
+    )
+    assert bar.get_attribute("data-value") == str(registered + 1)
+    shot(page, "dashboard-after-an-event")
+
+    # a day's refused reads, drilled down to the reads behind the bar
+    refused_days = [
+        b
+        for b in page.locator("[data-testid^=bar-refusals-daily-]").all()
+        if b.get_attribute("data-value") not in (None, "0")
+    ]
+    assert refused_days, "the demo's refused reads show as a bar"
+    expected = int(refused_days[-1].get_attribute("data-value") or 0)
+    refused_days[-1].click()
+    page.wait_for_selector("[data-testid=refusal-row]", timeout=WAIT_MS)
+    assert page.get_by_test_id("refusal-row").count() == expected
+    shot(page, "dashboard-drill-down")
+    assert not errors, errors
+
+
+def test_the_candidate_withdraws_consent_from_the_portal(
+    demo: tuple[str, dict[str, str], str], browser: Any
+) -> None:
+    _, _, link = demo
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(link)
+    page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
+    assert page.url.endswith("/portal"), "the token left the address bar"
+    assert value(page, "portal-principal").startswith("candidate:")
+    active = page.locator('[data-testid=consent][data-status="active"]')
+    assert active.count() >= 1, "the demo candidate has a consent in force"
+    consent_id = active.first.get_attribute("data-consent-id")
+    shot(page, "portal")
+    active.first.get_by_test_id("consent-withdraw").click()
+    page.wait_for_selector(
+        f'[data-testid=consent][data-consent-id="{consent_id}"][data-status="withdrawn"]',
+        timeout=WAIT_MS,
+    )
+    assert "withdrawn" in value(page, "portal-message").lower()
+    assert page.get_by_test_id("access-entry").count() >= 1
+    shot(page, "portal-after-withdrawal")
+    assert not errors, errors
