@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from projections.access_log import REFUSAL_PREFIX
+from projections.listing import LIST_VIEWS
 from tests.conftest import PG_URL
 
 BACKCHECK = [sys.executable, "-m", "infra.cli"]
@@ -194,7 +196,18 @@ def test_the_views_report_where_they_stand_and_rebuild_identically(store: dict[s
     assert before.returncode == rebuilt.returncode == after.returncode == 0
     status = json.loads(before.stdout)
     assert status["position"] == status["head"] > 40  # the demo's own writes were all applied
-    assert set(status["rows"]) == {"profile", "consent", "investigation", "report", "access"}
+    rows = set(status["rows"])
+    # the five read views, the list views the demo's cases fill, its refused reads by day
+    refusals = {v for v in rows if v.startswith(REFUSAL_PREFIX)}
+    assert rows - LIST_VIEWS - refusals == {
+        "profile",
+        "consent",
+        "investigation",
+        "report",
+        "access",
+    }
+    assert refusals, "the demo's refused reads are listed by day"
+    assert rows & LIST_VIEWS, "the demo's cases are listed"
     assert json.loads(after.stdout) == status
     assert f"rebuilt from {status['head']} events" in rebuilt.stdout
 
