@@ -156,7 +156,12 @@ def test_the_candidate_withdraws_consent_from_the_portal(
         f'[data-testid=consent][data-consent-id="{consent_id}"][data-status="withdrawn"]',
         timeout=WAIT_MS,
     )
-    assert "withdrawn" in value(page, "portal-message").lower()
+    # the page says so once it has loaded everything again (the consent list redraws first)
+    page.wait_for_function(
+        "() => /withdrawn/i.test("
+        "document.querySelector('[data-testid=portal-message]').textContent)",
+        timeout=WAIT_MS,
+    )
     assert page.get_by_test_id("access-entry").count() >= 1
     shot(page, "portal-after-withdrawal")
     assert not errors, errors
