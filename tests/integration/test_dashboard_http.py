@@ -72,14 +72,19 @@ def refuse(api: Served, candidate_id: UUID, principal: str = SNOOP, n: int = 1) 
 
 
 def refused_events(api: Served, day: str) -> list[Any]:
-    """The refused reads of `day` as the log holds them, in the order they were recorded."""
-    return [
-        e
-        for _, e in api.app.replay()
-        if type(e).__qualname__ == "Access.Recorded"
-        and e.outcome == AccessOutcome.REFUSED.value
-        and day_of(e.timestamp) == day
-    ]
+    """The refused reads of `day` as the log holds them, oldest first as the drill-down lists
+    them: by time, reads recorded at the same moment (a test clock stands still) by access id
+    (time-ordered ids are random within a millisecond, so the log's order may differ)."""
+    return sorted(
+        (
+            e
+            for _, e in api.app.replay()
+            if type(e).__qualname__ == "Access.Recorded"
+            and e.outcome == AccessOutcome.REFUSED.value
+            and day_of(e.timestamp) == day
+        ),
+        key=lambda e: (e.timestamp, str(e.originator_id)),
+    )
 
 
 def drill(api: Served, day: str, limit: int = 50, **filters: str) -> list[dict[str, Any]]:
