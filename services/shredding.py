@@ -18,15 +18,14 @@ records (infra/audit/keys.py).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from domain.classification import PersonalField
 from projections import events as ev
+from projections.tally import tiers_in
 
 Pair = tuple[UUID, str]  # (subject, tier): one data key
 
@@ -163,16 +162,3 @@ class KeyLedger:
                 )
             )
         return sorted(found, key=lambda f: f.position)
-
-
-def tiers_in(value: Any) -> set[str]:
-    """The tiers of the personal values anywhere in `value` (an event's state)."""
-    if isinstance(value, PersonalField):
-        return {value.tier.value}
-    if isinstance(value, dict):
-        return {t for v in value.values() for t in tiers_in(v)}
-    if isinstance(value, tuple | list):
-        return {t for v in value for t in tiers_in(v)}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {t for f in dataclasses.fields(value) for t in tiers_in(getattr(value, f.name))}
-    return set()

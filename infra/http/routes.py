@@ -237,20 +237,7 @@ class Api:
             )
 
         parameters = [
-            inspect.Parameter(
-                "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
-            ),
-            inspect.Parameter(
-                "identity",
-                inspect.Parameter.KEYWORD_ONLY,
-                annotation=Annotated[Identity, Depends(self.authenticator)],
-            ),
-            *[
-                inspect.Parameter(
-                    name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[UUID, Path()]
-                )
-                for name in route.path_ids
-            ],
+            *self._caller_and_ids(route.path_ids),
             inspect.Parameter(
                 "body",
                 inspect.Parameter.KEYWORD_ONLY,
@@ -307,7 +294,7 @@ class Api:
         """A GET whose query parameters are the read's own fields (purpose, and what else it
         takes), checked by its DTO as any transport's command is."""
         use_case = USE_CASES[route.use_case]
-        ids = tuple(p.split("}")[0] for p in route.path.split("{")[1:])
+        ids = route.path_ids
         fields = {
             name: info
             for name, info in use_case.command.model_fields.items()
@@ -321,18 +308,7 @@ class Api:
             return api.run_read(route, request, identity, params, query)
 
         parameters = [
-            inspect.Parameter("request", _POSITIONAL, annotation=Request),
-            inspect.Parameter(
-                "identity",
-                inspect.Parameter.KEYWORD_ONLY,
-                annotation=Annotated[Identity, Depends(self.authenticator)],
-            ),
-            *[
-                inspect.Parameter(
-                    name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[UUID, Path()]
-                )
-                for name in ids
-            ],
+            *self._caller_and_ids(ids),
             *[
                 inspect.Parameter(
                     name,
@@ -353,6 +329,23 @@ class Api:
         endpoint.__name__ = use_case.method
         endpoint.__doc__ = use_case.summary
         return endpoint
+
+    def _caller_and_ids(self, ids: tuple[str, ...]) -> list[inspect.Parameter]:
+        """What every endpoint takes first: the request, the verified caller, the path's ids."""
+        return [
+            inspect.Parameter("request", _POSITIONAL, annotation=Request),
+            inspect.Parameter(
+                "identity",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Annotated[Identity, Depends(self.authenticator)],
+            ),
+            *[
+                inspect.Parameter(
+                    name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[UUID, Path()]
+                )
+                for name in ids
+            ],
+        ]
 
     def install(self, app: FastAPI) -> None:
         for route in COMMANDS:

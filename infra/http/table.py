@@ -10,6 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def path_ids(path: str) -> tuple[str, ...]:
+    """The ids a path names, in order: `/v1/a/{x}/b/{y}` -> ("x", "y")."""
+    return tuple(p.split("}")[0] for p in path.split("{")[1:])
+
+
 @dataclass(frozen=True)
 class CommandRoute:
     path: str
@@ -19,7 +24,7 @@ class CommandRoute:
 
     @property
     def path_ids(self) -> tuple[str, ...]:
-        return tuple(p.split("}")[0] for p in self.path.split("{")[1:])
+        return path_ids(self.path)
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,10 @@ class ReadRoute:
     use_case: str
     tag: str
     values: bool  # a read of personal values (may state a break-glass justification)
+
+    @property
+    def path_ids(self) -> tuple[str, ...]:
+        return path_ids(self.path)
 
 
 _C = "candidates"
