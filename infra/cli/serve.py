@@ -69,6 +69,7 @@ def serve(
     from infra.http.auth import Authenticator
     from infra.http.idempotency import kept_answers
     from infra.http.oidc import oidc_verifier
+    from infra.http.wire import JoinedHttpTools
 
     tokens: dict[str, str] = {}
     try:
@@ -110,7 +111,11 @@ def serve(
         settings=settings,
         max_body_bytes=max_body_bytes,
     )
-    server = uvicorn.Server(uvicorn.Config(http, log_level="warning", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            http, http=JoinedHttpTools, loop="uvloop", log_level="warning", access_log=False
+        )
+    )
     # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again under the
     # handler it found: with this one, that ends the command normally (exit 0)
     for stop in (signal.SIGTERM, signal.SIGINT):
@@ -118,4 +123,5 @@ def serve(
     try:
         server.run(sockets=[sock])
     finally:
+        http.state.workers.close()
         kept.close()

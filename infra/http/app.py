@@ -7,16 +7,18 @@ off), the dashboard and the portal are served from this package.
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.metadata import version as _installed
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from infra.config import Settings
 from infra.http import compliance, dashboard, lists, portal
-from infra.http.auth import Authenticator, Unanswerable, Unauthenticated
+from infra.http.auth import PORTAL_COOKIE, Authenticator, Unanswerable, Unauthenticated
 from infra.http.bodies import DEFAULT_MAX_BODY, BodyLimit
 from infra.http.breaker import BreakerGate, StoreBreaker
 from infra.http.idempotency import IdempotencyStore
@@ -41,8 +43,9 @@ about one resource carry its version as `ETag`, which a command's `If-Match` may
 )
 
 
+@cache
 def version() -> str:
-    return _installed("backcheck")
+    return _installed("backcheck")  # reads the installed metadata: once
 
 
 class Me(BaseModel):
@@ -50,6 +53,43 @@ class Me(BaseModel):
     role: str
     authentication: str
     assignments: list[str]
+
+
+SECURITY_SCHEMES = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "an API token (`bck_…`), a candidate's portal link token, or an OIDC "
+        "access token where an issuer is configured",
+    },
+    "portalSession": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": PORTAL_COOKIE,
+        "description": "the candidate's portal session (set by `POST /portal/session`); "
+        "calls made with it also send `X-Backcheck-Portal: 1`",
+    },
+}
+
+
+def _with_security(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, declaring how to authenticate: every operation that can answer
+    401 takes the bearer token or the portal's session cookie."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+        )
+        document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+        for operations in document["paths"].values():
+            for operation in operations.values():
+                if "401" in operation.get("responses", {}):
+                    operation["security"] = [{"bearer": []}, {"portalSession": []}]
+        app.openapi_schema = document
+    return app.openapi_schema
 
 
 def create_app(
@@ -68,6 +108,8 @@ def create_app(
         description=DESCRIPTION,
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry hooks: off (asked on every request otherwise)
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         openapi_tags=[
             {"name": "candidates", "description": "candidates, their claims and erasure"},
             {"name": "consents", "description": "consents asked for, granted, withdrawn"},
@@ -95,7 +137,9 @@ def create_app(
 
     app.add_exception_handler(Unauthenticated, on_unauthenticated)
     app.add_exception_handler(Unanswerable, on_unanswerable)
-    Api(application, authenticator, kept).install(app)
+    api = Api(application, authenticator, kept)
+    api.install(app)
+    app.state.workers = api.workers  # closed by whoever serves the app
     lists.install(app, application, authenticator)
     portal.install(app, application, authenticator)
     dashboard.install(app, application, authenticator, settings=settings)
@@ -126,6 +170,7 @@ def create_app(
         return {"api": "/v1", "openapi": "/openapi.json", "version": version()}
 
     app.add_api_route("/", root, methods=["GET"], include_in_schema=False)
+    app.openapi = lambda: _with_security(app)  # type: ignore[method-assign]
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     if settings is not None and settings.backend == "postgres":
         breaker = StoreBreaker(settings.postgres_conninfo(), settings.describe())

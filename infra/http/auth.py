@@ -86,6 +86,12 @@ class Authenticator:
             True,
         )
 
+    async def presented(self, request: Request) -> str:
+        """The bearer credential, taken from the request on the event loop (no store read):
+        a route that checks it in the same worker thread as the work it asks for leaves the
+        loop once per request, not twice."""
+        return self.credential(request)
+
     def __call__(self, request: Request) -> Identity:
         """As a FastAPI dependency, in a worker thread: checking a token reads the store,
         which must not hold up the event loop while a write is being made durable."""

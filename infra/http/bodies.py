@@ -27,9 +27,13 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await self._refuse(scope, send)
+            return
+        if b"transfer-encoding" not in headers and (declared is None or declared == b"0"):
+            await self.app(scope, receive, send)  # no body (RFC 9112 6.3): nothing to bound
             return
         seen = 0
         started = False
