@@ -21,7 +21,7 @@ from infra.demo import tell_story
 from infra.kafka.cloudevent import BadEventMessageError
 from infra.kafka.projection import Record, StreamProjection, Target
 from infra.kafka.recovery import GapRecovery
-from infra.kafka.worker import _until_done
+from infra.kafka.worker import _until_done, worker_targets
 from infra.views.codec import Codec
 from infra.views.kept import KEPT
 from infra.views.runner import ViewRunner
@@ -30,7 +30,7 @@ from infra.views.store import Dumped
 from projections.dashboard import CASE_VIEW, DASHBOARD_VIEW
 from projections.read_views import ReadViews
 from services.application import Backcheck
-from tests.conftest import FakeClock
+from tests.conftest import PG_URL, FakeClock
 
 PARTITIONS = 3
 
@@ -424,3 +424,42 @@ def test_a_batch_the_view_store_fails_is_applied_again_not_passed_over(
     failed = "applying 5 messages failed (OperationalError: database is locked); trying again"
     assert caplog.text.count(failed) == 2
     assert "Traceback" not in caplog.text  # one line each
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgresql_lose_no_count_of_the_dashboard(
+    pg_schema: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    """On PostgreSQL workers lock only the partitions they apply, so two apply at once. The
+    dashboard's counts are read, changed and written back by both candidates' partitions: it
+    is applied one writer at a time (`shared_rows`), or a count would be lost."""
+    settings = Settings(database_url=f"{PG_URL}?schema={pg_schema}", data_dir=tmp_path)
+    app = build_app(settings, clock=clock)
+    try:
+        tell_story(app)
+        tell_story(app)  # four candidates: more runs of either partition to collide
+        expected = in_process(app)
+        records = messages(app)
+        workers = [StreamProjection(app, worker_targets(app, settings)) for _ in range(2)]
+        errors: list[BaseException] = []
+
+        def work(worker: StreamProjection, partitions: set[int]) -> None:
+            try:
+                for record in (r for r in records if r.partition in partitions):
+                    worker.apply([record])  # one transaction each: as many chances to collide
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [
+            threading.Thread(target=work, args=(workers[0], {0, 2})),
+            threading.Thread(target=work, args=(workers[1], {1})),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert errors == []
+        assert [target.store.dump() for target in workers[0].targets] == expected
+    finally:
+        app.close()
