@@ -32,10 +32,10 @@ from infra.privacy.sealing import Sealer
 from infra.store.recorder import chained, datastore_of
 from infra.store.server import check_server
 from infra.store.transcoder import typed_mapper
-from infra.views.dashboard import postgres_dashboard, sqlite_dashboard
-from infra.views.postgres import postgres_views
+from infra.views.kept import DASHBOARD, KEPT, READ
+from infra.views.postgres import postgres_runner
 from infra.views.runner import ViewRunner
-from infra.views.sqlite import sqlite_views
+from infra.views.sqlite import sqlite_runner
 from services.application import Backcheck
 from services.identity import AssignedDecisions
 from services.unit import Clock, Collaborators, system_clock
@@ -65,20 +65,15 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
             mapper = typed_mapper(store.mapper)
             mapper.sealer = sealer
             mapper.max_event_bytes = settings.max_event_bytes
-            views = build_views(settings, store, sealer)
-            try:
-                dashboard = build_dashboard(settings, store)
-            except BaseException:
-                views.close()
-                raise
+            runners = build_views(settings, store, sealer)
         except BaseException:
             keys.close()
             raise
         return Collaborators(
             keys=keys,
             signer=signer,
-            views=views,
-            dashboard=dashboard,
+            views=runners[READ.name],
+            dashboard=runners[DASHBOARD.name],
             # a principal assigned to some candidates reads about them alone
             decision_point=AssignedDecisions(CedarDecisionPoint()),
             retention=retention,
@@ -110,28 +105,31 @@ def build_keystore(
         ) from None
 
 
-def build_views(settings: Settings, store: Application[UUID], sealer: Sealer) -> ViewRunner:
-    """The in-process views on the store's log: on SQLite a file of their own next to the
-    store, on PostgreSQL tables beside the events on the store's pool."""
+def build_views(
+    settings: Settings, store: Application[UUID], sealer: Sealer
+) -> dict[str, ViewRunner]:
+    """A runner for each of the kept views (`KEPT`, infra/views/kept.py), by name, on the
+    store's log: on SQLite each on a file of its own next to the store, on PostgreSQL on
+    tables of its own beside the events, on the store's pool. If one cannot be opened, those
+    opened before it are closed again."""
     log = chained(store.recorder)
     datastore = datastore_of(log)
     decode = store.mapper.to_domain_event
-    if isinstance(datastore, SQLiteDatastore):
-        events = (datastore.pool.db_name, log.events_table_name)
-        return sqlite_views(log, decode, store.name, str(settings.views_path), sealer, events)
-    return postgres_views(log, decode, store.name, datastore, sealer)
-
-
-def build_dashboard(settings: Settings, store: Application[UUID]) -> ViewRunner:
-    """The dashboard's views (counts only), kept by a runner of their own on the store's log:
-    on SQLite a file of their own next to the store, on PostgreSQL tables beside the events."""
-    log = chained(store.recorder)
-    datastore = datastore_of(log)
-    decode = store.mapper.to_domain_event
-    if isinstance(datastore, SQLiteDatastore):
-        events = (datastore.pool.db_name, log.events_table_name)
-        return sqlite_dashboard(log, decode, store.name, str(settings.dashboard_path), events)
-    return postgres_dashboard(log, decode, store.name, datastore)
+    runners: dict[str, ViewRunner] = {}
+    try:
+        for kept in KEPT:
+            if isinstance(datastore, SQLiteDatastore):
+                events = (datastore.pool.db_name, log.events_table_name)
+                path = str(kept.path(settings))
+                runner = sqlite_runner(kept, log, decode, store.name, path, sealer, events)
+            else:
+                runner = postgres_runner(kept, log, decode, store.name, datastore, sealer)
+            runners[kept.name] = runner
+    except BaseException:
+        for opened in runners.values():
+            opened.close()
+        raise
+    return runners
 
 
 def retention_schedule(days: dict[str, int]) -> RetentionSchedule:

@@ -332,6 +332,12 @@ class Settings(BaseModel):
         store = self.sqlite_path
         return store.with_name(f"{store.stem}.stream-views{store.suffix or '.sqlite'}")
 
+    @property
+    def stream_dashboard_path(self) -> Path:
+        """The projection workers' dashboard views on the embedded store: a file of their own."""
+        store = self.sqlite_path
+        return store.with_name(f"{store.stem}.stream-dashboard{store.suffix or '.sqlite'}")
+
     def store_env(self) -> dict[str, str]:
         """The eventsourcing environment for this store (persistence module and its settings)."""
         env = {

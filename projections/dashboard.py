@@ -94,7 +94,12 @@ class Dashboard:
     move a count beyond the daily event count and the case's last activity."""
 
     # Bumped whenever what a row holds changes: views of another version are rebuilt.
-    version = 1
+    # 2: days older than the last DAYS_KEPT dropped however few days are held (tally.py)
+    version = 2
+    # The aggregate rows count every candidate's events: a worker keeping them per partition
+    # applies one partition's run at a time (and the counts commute: any interleaving of the
+    # partitions gives the same rows, see `keep_recent` and `MAX_NAMES` in tally.py).
+    shared_rows = True
 
     def __init__(self) -> None:
         self.handlers: dict[EventClass, Handler] = {

@@ -75,6 +75,9 @@ class ReadViews:
     # 4: the access log names how each reader was authenticated; the list views (listing.py)
     # 5: the refused reads listed by day, principal and policy (access_log.py)
     version = 5
+    # Every row belongs to the subject of the events that change it: a worker applies each
+    # partition's candidates apart from the others'.
+    shared_rows = False
     ignores: frozenset[EventClass] = frozenset(
         {ev.CandidateNotified, ev.CommandApplied, *ev.PRINCIPAL_EVENTS}
     )

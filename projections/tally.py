@@ -25,7 +25,9 @@ def hours_between(start: str, end: datetime) -> float:
 
 def bump(counts: dict[str, Any], key: str, n: int = 1, *, bounded: bool = False) -> None:
     """Adds `n` to counts[key], dropping a count that reaches zero; `bounded`: a new key past
-    MAX_NAMES is counted under OTHER instead."""
+    MAX_NAMES is counted under OTHER instead. Which names those are depends on the order they
+    came in: past the bound, the workers' counts (each partition at its own pace) may name
+    other principals than the in-process runner's, with the same totals."""
     if bounded and key not in counts and len(counts) >= MAX_NAMES:
         key = OTHER
     value = counts.get(key, 0) + n
@@ -56,8 +58,10 @@ def tally(doc: Doc, principal: str, policies: list[str]) -> None:
 
 
 def keep_recent(days: dict[str, Any]) -> None:
-    """Only the last DAYS_KEPT days, counted back from the newest day seen."""
-    if len(days) <= DAYS_KEPT:
+    """Only the last DAYS_KEPT days, counted back from the newest day seen, however few days
+    are held: so the days kept do not depend on the order events came in (a projection worker
+    applies each partition's events at its own pace), only on which events came."""
+    if not days:
         return
     newest = date.fromisoformat(max(days))
     cut = (newest - timedelta(days=DAYS_KEPT - 1)).isoformat()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -170,6 +170,13 @@ class UnitOfWork(Application[UUID]):
         self.retention: RetentionSchedule = made.retention
         self.dashboard_views: DashboardModel | None = made.dashboard
 
+    @property
+    def kept_views(self) -> list[ReadModel]:
+        """Every view model this application keeps from its log, the read views first: each
+        is told what this process committed, and closed with the application."""
+        dashboard = [] if self.dashboard_views is None else [self.dashboard_views]
+        return [self.views, *dashboard]
+
     def now(self) -> datetime:
         """The one moment the running use case is decided at: the time its events carry.
         Every rule a use case checks against the time (a consent's window, what is due)
@@ -221,15 +228,11 @@ class UnitOfWork(Application[UUID]):
         if self.__dict__.get("_closed"):
             return
         self._closed = True
-        try:
-            try:
-                self.views.close()
-            finally:
-                if self.dashboard_views is not None:
-                    self.dashboard_views.close()
-        finally:
-            self.keys.close()
-            super().close()
+        with ExitStack() as closing:  # each closed, whichever fails: the store last
+            closing.callback(super().close)
+            closing.callback(self.keys.close)
+            for model in reversed(self.kept_views):
+                closing.callback(model.close)
 
     def replay(self, start: int = 1) -> Iterator[tuple[int, Any]]:
         """(position, domain event) for every stored event, in notification-log order."""
@@ -304,9 +307,8 @@ class UnitOfWork(Application[UUID]):
         if receiving is not None and receipt is not None:
             receiving.receipt = receipt.id
         committed = [(r.notification.id, r.domain_event) for r in recordings]
-        self.views.observe(committed)
-        if self.dashboard_views is not None:
-            self.dashboard_views.observe(committed)
+        for model in self.kept_views:
+            model.observe(committed)
         return list(reacted.values())
 
     @staticmethod

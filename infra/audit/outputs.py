@@ -42,6 +42,7 @@ def protected_paths(settings: Settings) -> list[Path]:
             settings.dashboard_path,
             settings.relay_state_path,
             settings.stream_views_path,
+            settings.stream_dashboard_path,
         ):
             paths.append(store)
             paths.extend(Path(f"{store}{suffix}") for suffix in ("-wal", "-shm", "-journal"))

@@ -138,11 +138,13 @@ def worker(
         int, typer.Option(min=1, help="how long a rebalance waits for members to rejoin")
     ] = 300_000,
 ) -> None:
-    """Run a projection worker: build the read views from the Kafka events topic (faust).
+    """Run a projection worker: build the read views and the dashboard from the Kafka events
+    topic (faust).
 
-    Several workers share the topic's partitions in one consumer group. Views go to
+    Several workers share the topic's partitions in one consumer group. The read views go to
     `backcheck_stream_views` on PostgreSQL, or `<store>.stream-views.sqlite` on the embedded
-    store; each partition's progress is kept with the rows, so redelivery changes nothing.
+    store, the dashboard to `backcheck_stream_dashboard` or `<store>.stream-dashboard.sqlite`;
+    each partition's progress is kept with the rows, so redelivery changes nothing.
     Stops on SIGINT/SIGTERM.
     """
     options = WorkerOptions(

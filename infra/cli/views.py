@@ -1,13 +1,16 @@
-"""The read views: `views status`, `views rebuild`."""
+"""The kept views (infra/views/kept.py): `views status`, `views rebuild`."""
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Annotated, Any
 
 import orjson
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from infra.cli.common import (
     app,
@@ -16,19 +19,48 @@ from infra.cli.common import (
     fail,
     open_app,
 )
+from infra.config import Settings
 from infra.terminal import cells
+from infra.views.kept import KEPT, kept_named
 from infra.views.runner import ViewRunner
-from projections.read_views import VIEWS
 from services.application import Backcheck
 
-views_cli = typer.Typer(help="The read views: where they stand; rebuilding them from the log.")
+views_cli = typer.Typer(
+    help="The kept views (the read views, the dashboard): where they stand; rebuilding them."
+)
 app.add_typer(views_cli, name="views")
 
 
-def _runner(application: Backcheck) -> ViewRunner:
-    if not isinstance(application.views, ViewRunner):
-        raise RuntimeError("this application has no read views")
-    return application.views
+def _runners(application: Backcheck) -> list[ViewRunner]:
+    """The application's runner of each of the kept views (infra/views/kept.py), in order."""
+    runners = [model for model in application.kept_views if isinstance(model, ViewRunner)]
+    if not runners:
+        raise RuntimeError("this application keeps no views")
+    return runners
+
+
+def _in_process(application: Backcheck, head: int) -> dict[str, Any]:
+    """Each runner's tracking name, position, lag behind the log's head, and rows per view."""
+    return {
+        runner.kept.name: {
+            "tracking": runner.name,
+            "position": runner.position,
+            "behind": max(head - runner.position, 0),
+            "rows": runner.store.counts(),
+        }
+        for runner in _runners(application)
+    }
+
+
+def _of_workers(application: Backcheck, settings: Settings) -> dict[str, Any]:
+    """Each of the kept views as the workers keep them: each partition's position, and rows."""
+    from infra.kafka.worker import worker_store
+
+    found: dict[str, Any] = {}
+    for kept in KEPT:
+        store = worker_store(kept, application, settings)
+        found[kept.name] = {"partitions": store.progress(), "rows": store.counts()}
+    return found
 
 
 @views_cli.command("status")
@@ -38,76 +70,90 @@ def views_status(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="as JSON")] = False,
 ) -> None:
-    """How far the views have applied the log, and how many rows each holds."""
+    """How far each of the kept views (the read views, the dashboard) has applied the log,
+    how far behind its head it is, and how many rows each view holds."""
     try:
         application, settings = open_app()
         head = application.recorder.max_notification_id() or 0
-        if stream:
-            from infra.kafka.worker import worker_views
-
-            store = worker_views(application, settings)
-            status: dict[str, Any] = {
-                "head": head,
-                "partitions": store.progress(),
-                "rows": store.counts(),
-            }
-        else:
-            runner = _runner(application)
-            status = {"position": runner.position, "head": head, "rows": runner.store.counts()}
+        kept = _of_workers(application, settings) if stream else _in_process(application, head)
     except Exception as e:
         fail(e, as_json)
         return
     if as_json:
-        sys.stdout.write(orjson.dumps(status).decode() + "\n")
+        sys.stdout.write(orjson.dumps({"head": head, "kept": kept}).decode() + "\n")
         return
     if stream:
-        console.print(f"workers' views; the log's head is at {head}")
-        parts = Table("topic/partition", "last position applied")
-        for name, position in status["partitions"].items():
-            parts.add_row(*cells(name, position))
-        console.print(parts)
+        _print_workers(head, kept)
     else:
-        behind = head - status["position"]
-        console.print(
-            f"views at position {status['position']} of {head}"
-            + (
-                f" ([yellow]{behind} behind[/]; any read catches up first)"
-                if behind
-                else " (current)"
-            )
-        )
-    table = Table("view", "rows")
-    for view in VIEWS:
-        table.add_row(*cells(view, status["rows"].get(view, 0)))
+        _print_in_process(head, kept)
+    table = Table("views", "view", "rows")
+    for entry in KEPT:
+        rows = kept[entry.name]["rows"]
+        for view in entry.listed:
+            table.add_row(*cells(entry.name, view, rows.get(view, 0)))
     console.print(table)
+
+
+def _print_in_process(head: int, kept: dict[str, Any]) -> None:
+    console.print(f"the log's head is at {head}")
+    table = Table("views", "tracked as", "position", "behind")
+    for name, status in kept.items():
+        behind = status["behind"]
+        lag = Text(f"{behind} (caught up on the next read)", style="yellow") if behind else "0"
+        table.add_row(*cells(name, status["tracking"], status["position"]), lag)
+    console.print(table)
+
+
+def _print_workers(head: int, kept: dict[str, Any]) -> None:
+    console.print(f"workers' views; the log's head is at {head}")
+    parts = Table("views", "topic/partition", "last position applied")
+    for name, status in kept.items():
+        for partition, position in status["partitions"].items():
+            parts.add_row(*cells(name, partition, position))
+    console.print(parts)
 
 
 @views_cli.command("rebuild")
 def views_rebuild(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="which views: views, dashboard (default: every one)"),
+    ] = None,
     batch: Annotated[int, typer.Option(min=1, help="events per transaction")] = 500,
 ) -> None:
-    """Drop every view row and build them again from the start of the log (identical rows)."""
-    import time
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
+    """Drop the rows of the kept views (the read views, the dashboard; or those named) and
+    build them again from the start of the log: the same rows as kept incrementally."""
+    try:
+        chosen = {kept.name for kept in kept_named(names or [])}
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="NAMES") from None
     try:
         application, _ = open_app()
-        runner = _runner(application)
-        started = time.perf_counter()
-        columns = (TextColumn("rebuilding views"), BarColumn(), MofNCompleteColumn())
-        with Progress(*columns, console=err, transient=True) as bar:
-            task = bar.add_task("rebuild", total=application.recorder.max_notification_id() or 0)
-            position = runner.rebuild(
-                batch=batch,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-        rows = runner.store.counts()
+        done = [
+            _rebuild(application, runner, batch)
+            for runner in _runners(application)
+            if runner.kept.name in chosen
+        ]
     except Exception as e:
         fail(e)
         return
+    for line in done:
+        console.print(line)
+
+
+def _rebuild(application: Backcheck, runner: ViewRunner, batch: int) -> str:
+    """Rebuilds one runner's views with a progress bar; what it did, in one line."""
+    started = time.perf_counter()
+    name = runner.kept.name
+    columns = (TextColumn(f"rebuilding {name}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(name, total=application.recorder.max_notification_id() or 0)
+        position = runner.rebuild(
+            batch=batch,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    rows = runner.store.counts()
     elapsed = time.perf_counter() - started
-    console.print(
-        f"rebuilt from {position} events in {elapsed:.1f} s: "
-        + ", ".join(f"{view} {rows.get(view, 0)}" for view in VIEWS)
+    return f"rebuilt {name} from {position} events in {elapsed:.1f} s: " + ", ".join(
+        f"{view} {rows.get(view, 0)}" for view in runner.kept.listed
     )

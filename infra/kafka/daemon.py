@@ -32,7 +32,7 @@ from infra.kafka.topics import (
     dead_letter_topic,
     ensure_topics,
 )
-from infra.kafka.worker import WorkerOptions, projection_app, worker_views
+from infra.kafka.worker import WorkerOptions, projection_app, worker_targets
 from services.application import Backcheck
 from services.intake import CommandIntake
 
@@ -113,18 +113,19 @@ class ProjectionWorker:
 def projection_worker(
     application: Backcheck, settings: Settings, options: WorkerOptions
 ) -> Iterator[ProjectionWorker]:
-    """A projection worker on the store's stream views (`worker_views`), watching for
-    partitions that stall below what the relay recorded it delivered."""
+    """A projection worker keeping each of the kept views in its workers' store
+    (`worker_targets`), watching for partitions that stall below what the relay recorded it
+    delivered."""
     resolved = replace(
         options,
         bootstrap=_bootstrap(settings, options.bootstrap),
         partitions=options.partitions or settings.kafka_partitions,
         datadir=options.datadir or str(settings.data_dir / "faust" / options.group),
     )
-    store = worker_views(application, settings)
+    targets = worker_targets(application, settings)
     relayed = RelayState(application, settings, f"relay:{options.topic}")
     try:
-        projection = StreamProjection(application, store, topic=options.topic)
+        projection = StreamProjection(application, targets, topic=options.topic)
         watch = StallWatch(projection, lambda: relayed.load()[1])  # what the relay delivered
         yield ProjectionWorker(projection, resolved, watch)
     finally:

@@ -1,7 +1,8 @@
-"""The projection as the workers run it: relay messages applied to a view store, once each.
+"""The projections as the workers run them: relay messages applied to view stores, once each.
 
-A worker runs the *same* projection as the in-process runner (`projections/read_views.py`)
-through the same view stores (`infra/views/runner.py`), into a table of its own. A message is
+A worker runs the *same* projections as the in-process runners, one target for each of the
+kept views (`infra/views/kept.py`: the read views, the dashboard), through the same view stores
+(`infra/views/store.py`), into stores of their own. A message is
 the stored event as the relay published it (`infra/kafka/cloudevent.py`); it is turned back
 into the domain event with the store's mapper, so sealed personal values open only while the
 subject's keys exist.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -36,9 +37,8 @@ from infra.kafka.cloudevent import (
     incoming_event,
 )
 from infra.kafka.topics import EVENTS_TOPIC
-from infra.views.store import Advance, ViewStore
+from infra.views.store import Advance, Projection, ViewStore
 from projections.events import stored_event_types
-from projections.read_views import ReadViews
 
 OnBad = Callable[["Record", BadEventMessageError], None]
 
@@ -77,33 +77,53 @@ class GapError(RuntimeError):
     """Events are missing before a message: applying it would skip them."""
 
 
+@dataclass
+class Target:
+    """One of the kept views as a worker keeps them (infra/views/kept.py): their store, their
+    projection, and how far each partition's events have been applied there (read from the
+    store's tracking records when first asked)."""
+
+    store: ViewStore
+    projection: Projection
+    positions: dict[int, int] = field(default_factory=dict)  # partition -> last position
+
+    def applied(self, name: str, partition: int) -> int:
+        if partition not in self.positions:
+            self.positions[partition] = self.store.max_tracking_id(name) or 0
+        return self.positions[partition]
+
+
 class StreamProjection:
-    """Applies batches of relay messages to a view store, once each (idempotent)."""
+    """Applies batches of relay messages to each of its targets (the read views, the
+    dashboard), once each (idempotent). Each target tracks every partition apart, in its own
+    store: one may stand behind another (added later, or rebuilt), and is filled from the
+    partition read again (a gap), while the others pass over what they hold."""
 
     def __init__(
-        self,
-        app: Application[UUID],
-        store: ViewStore,
-        topic: str = EVENTS_TOPIC,
-        projection: ReadViews | None = None,
+        self, app: Application[UUID], targets: Sequence[Target], topic: str = EVENTS_TOPIC
     ) -> None:
+        if not targets:
+            raise ValueError("a stream projection needs at least one target")
         self.app = app
-        self.store = store
+        self.targets = list(targets)
         self.topic = topic
-        self.projection = projection or ReadViews()
-        self._applied: dict[int, int] = {}  # partition -> highest log position applied
         self._lock = threading.Lock()
-        self.applied_events = 0
+        self.applied_events = 0  # log positions applied to at least one target
         self.partitions_applied: set[int] = set()
+
+    @property
+    def store(self) -> ViewStore:
+        """The first target's store (in a worker, the read views')."""
+        return self.targets[0].store
 
     def tracking_name(self, partition: int) -> str:
         return f"{self.topic}/{partition}"
 
     def applied(self, partition: int) -> int:
-        if partition not in self._applied:
-            found = self.store.max_tracking_id(self.tracking_name(partition))
-            self._applied[partition] = found or 0
-        return self._applied[partition]
+        """How far every target holds the partition's events: a partition is read again (a
+        gap, a stall) until the one furthest behind has them."""
+        name = self.tracking_name(partition)
+        return min(target.applied(name, partition) for target in self.targets)
 
     def apply(
         self,
@@ -111,15 +131,16 @@ class StreamProjection:
         on_bad: OnBad | None = None,
         on_gap: Callable[[int, str], None] | None = None,
     ) -> int:
-        """Applies what is new in `records`, every partition of the batch in one transaction
-        (with each partition's tracking record); returns how many events that was.
+        """Applies what is new in `records` to each target, every partition of the batch in
+        one transaction per target (with each partition's tracking record); returns how many
+        events that was (each counted once, however many targets took it).
 
         A record that is not a relay message (its headers wrong, its type none of the domain's,
         its value no JSON) goes to `on_bad` with the reason; it is passed over. A record whose
-        previous position on the partition was not applied (messages lost or skipped before
-        it) is not applied, nor is anything after it on that partition in this batch: the
-        partition goes to `on_gap` with the reason, to be read again. Without the handlers,
-        both are errors (a gap raised once the rest of the batch is applied)."""
+        previous position on the partition was not applied to a target (messages lost or
+        skipped before it) is not applied there, nor is anything after it on that partition in
+        this batch: the partition goes to `on_gap` with the reason, to be read again. Without
+        the handlers, both are errors (a gap raised once the rest of the batch is applied)."""
         by_partition: dict[int, list[Record]] = {}
         for record in records:
             by_partition.setdefault(record.partition, []).append(record)
@@ -128,9 +149,16 @@ class StreamProjection:
                 partition: self._decode(found, on_bad)
                 for partition, found in sorted(by_partition.items())
             }
-            done, gaps, bad = self._apply_decoded(decoded)
-        self.applied_events += done
-        for record, error in bad:
+            events = _Events(self.app)
+            gaps: dict[int, str] = {}
+            positions: set[int] = set()
+            for target in self.targets:
+                done, found = self._apply_decoded(target, decoded, events)
+                positions |= done
+                for partition, gap in found.items():
+                    gaps.setdefault(partition, gap)
+        self.applied_events += len(positions)
+        for record, error in events.bad:
             if on_bad is None:
                 raise error
             on_bad(record, error)
@@ -138,7 +166,7 @@ class StreamProjection:
             if on_gap is None:
                 raise GapError(gap)
             on_gap(partition, gap)
-        return done
+        return len(positions)
 
     @staticmethod
     def _decode(
@@ -155,50 +183,51 @@ class StreamProjection:
         return decoded
 
     def _apply_decoded(
-        self, decoded: dict[int, list[tuple[Record, IncomingEvent]]]
-    ) -> tuple[int, dict[int, str], list[tuple[Record, BadEventMessageError]]]:
-        """(events applied, the gap of each partition that has one, the records passed over
-        as not the relay's)."""
+        self,
+        target: Target,
+        decoded: dict[int, list[tuple[Record, IncomingEvent]]],
+        events: _Events,
+    ) -> tuple[set[int], dict[int, str]]:
+        """(the log positions applied to `target`, the gap of each partition that has one)."""
         for attempt in (1, 2):
             runs: list[tuple[list[tuple[int, Any]], Tracking]] = []
             gaps: dict[int, str] = {}
             reached: dict[int, int] = {}
-            bad: list[tuple[Record, BadEventMessageError]] = []
             for partition, items in decoded.items():
-                start = self.applied(partition)
-                events, last, gap = self._new_events(partition, items, bad)
-                if events:
-                    runs.append((events, Advance(self.tracking_name(partition), last, start)))
+                name = self.tracking_name(partition)
+                start = target.applied(name, partition)
+                new, last, gap = self._new_events(partition, start, items, events)
+                if new:
+                    runs.append((new, Advance(name, last, start)))
                     reached[partition] = last
                 if gap is not None:
                     gaps[partition] = gap
             if runs:
                 try:
-                    self.store.apply_tracked(runs, self.projection)
+                    target.store.apply_tracked(runs, target.projection)
                 except IntegrityError:
                     # another worker applied one of these partitions meanwhile (a rebalance in
                     # flight): what it applied is in the views; read how far it got, apply the rest
                     for partition in reached:
-                        self._applied.pop(partition, None)
+                        target.positions.pop(partition, None)
                     if attempt == 2:
                         raise
                     continue
-                self._applied.update(reached)
+                target.positions.update(reached)
                 self.partitions_applied.update(reached)
-            return sum(len(events) for events, _ in runs), gaps, bad
+            return {position for new, _ in runs for position, _ in new}, gaps
         raise AssertionError("unreachable: the second attempt returns or raises")
 
+    @staticmethod
     def _new_events(
-        self,
         partition: int,
+        last: int,
         items: list[tuple[Record, IncomingEvent]],
-        bad: list[tuple[Record, BadEventMessageError]],
+        events: _Events,
     ) -> tuple[list[tuple[int, Any]], int, str | None]:
-        """The events of `items` past what the partition's views hold, up to a gap if there is
-        one: (events, the last position among them, the gap). A value that is no stored event's
-        goes to `bad`."""
-        last = self.applied(partition)
-        events: list[tuple[int, Any]] = []
+        """The events of `items` past `last`, where a target holds the partition, up to a gap
+        if there is one: (events, the last position among them, the gap)."""
+        new: list[tuple[int, Any]] = []
         for record, (position, previous, stored) in items:
             if position <= last:
                 continue  # delivered before: already in the views
@@ -207,12 +236,34 @@ class StreamProjection:
                     f"partition {partition} offset {record.offset}: position {position} "
                     f"follows {previous}, but this partition's views stand at {last}"
                 )
-                return events, last, gap
-            try:
-                event = self.app.mapper.to_domain_event(stored)
-            except MapperDeserialisationError as e:
-                bad.append((record, BadEventMessageError(f"{record.where}: {e}")))
+                return new, last, gap
+            event = events.of(record, position, stored)
+            if event is None:
                 continue
-            events.append((position, event))
+            new.append((position, event))
             last = position
-        return events, last, None
+        return new, last, None
+
+
+class _Events:
+    """The domain events of one batch, each turned back from its stored form once, whatever
+    number of targets take it; a value that is no stored event's is noted once, in `bad`."""
+
+    def __init__(self, app: Application[UUID]) -> None:
+        self.app = app
+        self.found: dict[int, Any] = {}
+        self.bad: list[tuple[Record, BadEventMessageError]] = []
+        self.refused: set[int] = set()
+
+    def of(self, record: Record, position: int, stored: Any) -> Any:
+        """The event at `position` (None: its value is no stored event's)."""
+        if position in self.refused:
+            return None
+        if position not in self.found:
+            try:
+                self.found[position] = self.app.mapper.to_domain_event(stored)
+            except MapperDeserialisationError as e:
+                self.refused.add(position)
+                self.bad.append((record, BadEventMessageError(f"{record.where}: {e}")))
+                return None
+        return self.found[position]

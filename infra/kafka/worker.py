@@ -1,4 +1,5 @@
-"""Projection workers: the read views built from the Kafka events topic, in faust.
+"""Projection workers: the kept views (the read views, the dashboard) built from the Kafka
+events topic, in faust.
 
 Each worker of the consumer group takes some partitions of `backcheck.events.v1` and applies
 what arrives with a `StreamProjection` (`infra/kafka/projection.py`), in batches, off the event
@@ -23,14 +24,14 @@ from eventsourcing.postgres import PostgresDatastore
 
 from infra.config import Settings
 from infra.kafka.cloudevent import BadEventMessageError
-from infra.kafka.projection import Record, StreamProjection
+from infra.kafka.projection import Record, StreamProjection, Target
 from infra.kafka.recovery import GapRecovery, PartitionReader, StallWatch
 from infra.kafka.streams import RAW, faust_app, off_the_loop, until_done
 from infra.kafka.topics import EVENTS_TOPIC, dead_letter_topic
 from infra.store.pool import Datastore
 from infra.store.recorder import datastore_of
 from infra.store.transcoder import typed_mapper
-from infra.views.codec import Codec
+from infra.views.kept import KEPT, READ, Kept
 from infra.views.postgres import PostgresViewStore
 from infra.views.sqlite import SQLiteViewStore
 from infra.views.store import ViewStore
@@ -38,24 +39,36 @@ from infra.views.store import ViewStore
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-STREAM_VIEWS_TABLE = "backcheck_stream_views"
+STREAM_VIEWS_TABLE = READ.stream_table
 
 
-def worker_views(app: Application[UUID], settings: Settings) -> ViewStore:
-    """Where the workers write their views: on PostgreSQL the table `backcheck_stream_views`
-    (tracking in `backcheck_stream_views_tracking`) beside the store; on the embedded store a
-    SQLite file of their own next to it. Never the in-process runner's views."""
+def worker_store(kept: Kept, app: Application[UUID], settings: Settings) -> ViewStore:
+    """Where the workers keep `kept` (infra/views/kept.py): on PostgreSQL its stream table
+    (`backcheck_stream_views`, `backcheck_stream_dashboard`; tracking in `<table>_tracking`)
+    beside the store; on the embedded store a SQLite file of its own next to it. Never the
+    in-process runner's."""
     assert app.mapper is not None
-    codec = Codec(typed_mapper(app.mapper).sealer)
+    codec = kept.codec(typed_mapper(app.mapper).sealer)
     store: SQLiteViewStore | PostgresViewStore
     if settings.backend == "postgres":
         datastore = datastore_of(app.recorder)
         assert isinstance(datastore, PostgresDatastore)
-        store = PostgresViewStore(datastore, codec, table=STREAM_VIEWS_TABLE)
+        store = PostgresViewStore(datastore, codec, table=kept.stream_table)
     else:
-        store = SQLiteViewStore(Datastore(str(settings.stream_views_path), lock_timeout=10), codec)
+        path = str(kept.stream_path(settings))
+        store = SQLiteViewStore(Datastore(path, lock_timeout=10), codec)
     store.create_table()
     return store
+
+
+def worker_views(app: Application[UUID], settings: Settings) -> ViewStore:
+    """The workers' read views (`worker_store` of the read views)."""
+    return worker_store(READ, app, settings)
+
+
+def worker_targets(app: Application[UUID], settings: Settings) -> list[Target]:
+    """What a worker keeps: each of the kept views, in its workers' store."""
+    return [Target(worker_store(kept, app, settings), kept.projection()) for kept in KEPT]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from infra.privacy.sealing import Sealer
 from infra.store.ddl import SerialisedTrackingDDL, serialise_ddl
 from infra.views.codec import Codec, Parsed
+from infra.views.kept import Kept
 from infra.views.runner import Decode, Log, ViewRunner
 from infra.views.store import BatchRows, Dumped, Key, Projection, Run, refused_because
 
@@ -27,6 +28,7 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
     ) -> None:
         super().__init__(datastore, tracking_table_name=f"{table}_tracking")
         self.codec = codec
+        self.table = table
         self.check_identifier_length(table)
         schema, rows = Identifier(datastore.schema), Identifier(table)
         self.sql_create_statements += [
@@ -93,9 +95,15 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
 
     def apply_tracked(self, runs: Sequence[Run], projection: Projection) -> set[Key]:
         with self.datastore.transaction(commit=True) as curs:
-            # one writer per tracked name at a time (in name order: no deadlock), and a run
-            # another process applied, any of it, meanwhile is refused before it is projected
-            names = sorted({tracking.application_name for _, tracking in runs})
+            # one writer per tracked name at a time (in name order: no deadlock), or one for
+            # the whole table when rows are shared between them (read, changed, written back:
+            # two at once would lose a count); and a run another process applied, any of it,
+            # meanwhile is refused before it is projected
+            names = (
+                [self.table]
+                if projection.shared_rows
+                else sorted({tracking.application_name for _, tracking in runs})
+            )
             for name in names:
                 curs.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (VIEWS_LOCK, name))
             for _, tracking in runs:
@@ -168,11 +176,16 @@ class _PostgresReads:
         return [(r["key"], r["doc"]) for r in self.curs.fetchall()]
 
 
-def postgres_views(
-    log: Log, decode: Decode, name: str, datastore: PostgresDatastore, sealer: Sealer
+def postgres_runner(
+    kept: Kept,
+    log: Log,
+    decode: Decode,
+    name: str,
+    datastore: PostgresDatastore,
+    sealer: Sealer | None,
 ) -> ViewRunner:
-    """The in-process runner on views beside the events, sharing the store's connection pool
-    (closed with the application)."""
-    store = PostgresViewStore(datastore, Codec(sealer))
+    """The in-process runner of `kept` on its table beside the events, sharing the store's
+    connection pool (closed with the application)."""
+    store = PostgresViewStore(datastore, kept.codec(sealer), table=kept.table)
     store.create_table()
-    return ViewRunner(name, log, decode, store)
+    return ViewRunner(name, log, decode, store, kept)

@@ -12,8 +12,9 @@ from eventsourcing.persistence import IntegrityError, Notification
 from eventsourcing.utils import get_topic
 
 from infra.views.codec import Parsed
+from infra.views.kept import READ, Kept
 from infra.views.store import Advance, Key, Progress, Projection, ViewStore
-from projections.read_views import LOG_ONLY_EVENTS, LOG_VIEW, ReadViews
+from projections.read_views import LOG_ONLY_EVENTS
 from projections.rows import Doc
 
 Decode = Callable[[Notification], Any]  # a stored record → its domain event (the app's mapper)
@@ -63,24 +64,25 @@ class ViewRunner:
         log: Log,
         decode: Decode,
         store: ViewStore,
-        projection: Projection | None = None,
+        kept: Kept = READ,
         on_close: Callable[[], None] | None = None,
         head: Callable[[], int | None] | None = None,
         topics: Callable[[int, int], list[str]] | None = None,
-        log_views: frozenset[str] = frozenset({LOG_VIEW}),
     ) -> None:
-        """`log_views`: the views access records change (their cached rows are dropped when
-        another process applied nothing else)."""
-        self.log = log
+        """`kept`: which of the kept views (`kept.py`) this runner keeps."""
+        self.kept = kept
+        self.log = log if kept.decisions else _OwnLog(log)
         self.decode = decode
         self.head = head or log.max_notification_id
         self.topics = topics or self._topics_in_log
         self.store = store
         self.on_close = on_close
-        self.projection: Projection = projection or ReadViews()
-        self.log_views = log_views
+        self.projection: Projection = kept.projection()
+        # the views access records change: their cached rows are dropped when another
+        # process applied nothing else
+        self.log_views = kept.log_views
         # Tracked under the projection's version: rows of another version are rebuilt.
-        self.name = f"{app_name}.views.v{self.projection.version}"
+        self.name = kept.tracking_name(app_name, self.projection.version)
         if store.max_tracking_id(self.name) is None and store.counts():
             store.clear()
         self._lock = threading.Lock()
@@ -267,3 +269,32 @@ class ViewRunner:
         finally:
             if self.on_close is not None:
                 self.on_close()
+
+
+class _OwnLog:
+    """The application's log as the runner of views no read decision rests on reads it: the
+    recorder's note of what this process wrote is the read views' (they forget it once caught
+    up), so not shared."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self.written: dict[int, str] = {}
+
+    def max_notification_id(self) -> int | None:
+        return self.log.max_notification_id()
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        return self.log.select_notifications(
+            start, limit, stop, topics, inclusive_of_start=inclusive_of_start
+        )
+
+    def forget_written(self, through: int) -> None:
+        return None

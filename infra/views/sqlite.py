@@ -20,6 +20,7 @@ from infra.store.filelock import for_database
 from infra.store.pool import Datastore
 from infra.store.statements import chunks, values
 from infra.views.codec import Codec, Parsed
+from infra.views.kept import Kept
 from infra.views.runner import Decode, Log, ViewRunner
 from infra.views.store import BatchRows, Dumped, Key, Projection, Run, refused_because
 
@@ -231,13 +232,19 @@ class SQLiteHead:
             self.opened.clear()
 
 
-def sqlite_views(
-    log: Log, decode: Decode, name: str, path: str, sealer: Sealer, events: tuple[str, str]
+def sqlite_runner(
+    kept: Kept,
+    log: Log,
+    decode: Decode,
+    name: str,
+    path: str,
+    sealer: Sealer | None,
+    events: tuple[str, str],
 ) -> ViewRunner:
-    """The in-process runner on a views file at `path`, for the log of the SQLite event store
-    `events` (its file name, its table)."""
+    """The in-process runner of `kept` on a views file at `path`, for the log of the SQLite
+    event store `events` (its file name, its table)."""
     datastore = Datastore(path, lock_timeout=10)
-    store = SQLiteViewStore(datastore, Codec(sealer))
+    store = SQLiteViewStore(datastore, kept.codec(sealer))
     store.create_table()
     head = SQLiteHead(*events)
 
@@ -245,4 +252,4 @@ def sqlite_views(
         head.close()
         datastore.close()
 
-    return ViewRunner(name, log, decode, store, on_close=close, head=head, topics=head.topics)
+    return ViewRunner(name, log, decode, store, kept, on_close=close, head=head, topics=head.topics)

@@ -21,9 +21,13 @@ from projections.rows import Doc, Rows
 
 class Projection(Protocol):
     """What a store applies events with: the read views (projections/read_views.py) or the
-    dashboard (projections/dashboard.py). Its version names what its rows hold."""
+    dashboard (projections/dashboard.py). Its version names what its rows hold.
+    `shared_rows`: whether events of different subjects change the same rows (the
+    dashboard's counts), so runs tracked apart (a worker's partitions) must still be applied
+    one at a time."""
 
     version: int
+    shared_rows: bool
 
     def process(self, event: Any, rows: Rows, position: int) -> None: ...
 

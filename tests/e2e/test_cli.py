@@ -8,11 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 
+from infra.bootstrap import build_app
+from infra.config import Settings
+from infra.views.runner import ViewRunner
+from infra.views.store import Dumped
 from projections.access_log import REFUSAL_PREFIX
+from projections.dashboard import CASE_VIEW, DASHBOARD_VIEW, Dashboard
 from projections.listing import LIST_VIEWS
+from projections.read_views import ReadViews
+from services.dto import RequestErasure
 from tests.conftest import PG_URL
 
 BACKCHECK = [sys.executable, "-m", "infra.cli"]
@@ -186,17 +194,35 @@ def test_the_demo_runs_on_postgresql_with_one_setting(pg_schema: str) -> None:
     assert len(events.stdout.splitlines()) >= 30
 
 
+def kept_rows(env: dict[str, str]) -> dict[str, list[Dumped]]:
+    """The rows of each of the kept views as the store's files hold them now, read here."""
+    app = build_app(Settings(data_dir=Path(env["BACKCHECK_DATA_DIR"])))
+    try:
+        runners = [model for model in app.kept_views if isinstance(model, ViewRunner)]
+        return {runner.kept.name: runner.store.dump() for runner in runners}
+    finally:
+        app.close()
+
+
 def test_the_views_report_where_they_stand_and_rebuild_identically(store: dict[str, str]) -> None:
     assert run(store, "demo").returncode == 0
 
     before = run(store, "views", "status", "--json")
+    built = kept_rows(store)
     rebuilt = run(store, "views", "rebuild", "--batch", "7")
     after = run(store, "views", "status", "--json")
 
-    assert before.returncode == rebuilt.returncode == after.returncode == 0
+    assert before.returncode == rebuilt.returncode == after.returncode == 0, rebuilt.stderr
     status = json.loads(before.stdout)
-    assert status["position"] == status["head"] > 40  # the demo's own writes were all applied
-    rows = set(status["rows"])
+    head = status["head"]
+    assert head > 40
+    kept = status["kept"]
+    assert list(kept) == ["views", "dashboard"]
+    assert kept["views"]["tracking"] == f"Backcheck.views.v{ReadViews.version}"
+    assert kept["dashboard"]["tracking"] == f"Backcheck.dashboard.views.v{Dashboard.version}"
+    for name in kept:  # the demo's own writes were all applied, by both
+        assert (kept[name]["position"], kept[name]["behind"]) == (head, 0), name
+    rows = set(kept["views"]["rows"])
     # the five read views, the list views the demo's cases fill, its refused reads by day
     refusals = {v for v in rows if v.startswith(REFUSAL_PREFIX)}
     assert rows - LIST_VIEWS - refusals == {
@@ -208,8 +234,56 @@ def test_the_views_report_where_they_stand_and_rebuild_identically(store: dict[s
     }
     assert refusals, "the demo's refused reads are listed by day"
     assert rows & LIST_VIEWS, "the demo's cases are listed"
+    assert set(kept["dashboard"]["rows"]) == {DASHBOARD_VIEW, CASE_VIEW}
     assert json.loads(after.stdout) == status
-    assert f"rebuilt from {status['head']} events" in rebuilt.stdout
+    assert built["dashboard"], "the demo moved the dashboard's counts"
+    assert kept_rows(store) == built  # row for row, the dashboard's as the read views'
+    assert f"rebuilt views from {head} events" in rebuilt.stdout
+    assert f"rebuilt dashboard from {head} events" in rebuilt.stdout
+
+
+def test_the_views_status_shows_each_views_own_position_and_lag(store: dict[str, str]) -> None:
+    """Another process wrote and applied it to its read views alone (the dashboard applies
+    it later, here when the process ends): the status tells the two apart."""
+    subject = demo_ids(store)["candidate_id"]
+    was = json.loads(run(store, "views", "status", "--json").stdout)["head"]
+    app = build_app(Settings(data_dir=Path(store["BACKCHECK_DATA_DIR"])))
+    try:
+        erasure = RequestErasure(candidate_id=UUID(subject), reason="asked", actor="hr:li.na")
+        app.request_erasure(erasure)
+        app.views.catch_up()
+        lagging = run(store, "views", "status", "--json")
+        shown = run(store, "views", "status")
+    finally:
+        app.close()  # applies it to the dashboard too
+    caught_up = run(store, "views", "status", "--json")
+
+    assert lagging.returncode == shown.returncode == caught_up.returncode == 0, shown.stderr
+    status = json.loads(lagging.stdout)
+    head = status["head"]
+    kept = status["kept"]
+    assert head > was
+    assert (kept["views"]["position"], kept["views"]["behind"]) == (head, 0)
+    assert (kept["dashboard"]["position"], kept["dashboard"]["behind"]) == (was, head - was)
+    (dashboard,) = [line for line in shown.stdout.splitlines() if "dashboard.views" in line]
+    assert f" {was} " in dashboard
+    assert f"{head - was} (caught up on the next read)" in dashboard
+    assert f"the log's head is at {head}" in shown.stdout
+    after = json.loads(caught_up.stdout)["kept"]
+    assert [(k["position"], k["behind"]) for k in after.values()] == [(head, 0), (head, 0)]
+
+
+def test_the_views_rebuild_takes_the_views_to_rebuild_by_name(store: dict[str, str]) -> None:
+    assert run(store, "demo").returncode == 0
+
+    dashboard = run(store, "views", "rebuild", "dashboard")
+    unknown = run(store, "views", "rebuild", "dashbord")
+
+    assert dashboard.returncode == 0, dashboard.stderr
+    assert "rebuilt dashboard from" in dashboard.stdout
+    assert "rebuilt views" not in dashboard.stdout
+    assert unknown.returncode == 2
+    assert "dashbord: no such views; the kept views are views, dashboard" in unknown.stderr
 
 
 def test_the_candidate_reads_who_accessed_them_and_a_recruiter_may_not(

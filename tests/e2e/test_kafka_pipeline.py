@@ -1,6 +1,7 @@
 """The scale-out path end to end, every part a process of its own as deployed:
-`backcheck demo` → store → `backcheck relay` → Kafka (Tansu) → two `backcheck worker`s → views,
-compared row for row with the views the in-process runner builds from the same store.
+`backcheck demo` → store → `backcheck relay` → Kafka (Tansu) → two `backcheck worker`s → views
+(the read views and the dashboard), compared row for row with the views the in-process runners
+build from the same store.
 
 The outage test kills the relay mid-stream (SIGKILL: no flush, no clean shutdown) and stops the
 broker while the store goes on. Tansu keeps topics in memory, so the restarted broker starts
@@ -26,9 +27,12 @@ from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.kafka.relay_store import RelayState
 from infra.kafka.topics import ensure_topics
-from infra.kafka.worker import worker_views
+from infra.kafka.worker import worker_store
+from infra.views.kept import KEPT
 from infra.views.runner import ViewRunner
+from infra.views.store import Dumped, ViewStore
 from projections.access_log import REFUSAL_PREFIX
+from projections.dashboard import CASE_VIEW, DASHBOARD_VIEW
 from projections.listing import LIST_VIEWS
 from projections.read_views import VIEWS
 from services.application import Backcheck
@@ -61,19 +65,27 @@ def demo(settings: Settings) -> None:
     subprocess.run([BACKCHECK, "demo"], env=store_env(settings), check=True, capture_output=True)
 
 
-def in_process_views(settings: Settings) -> list[tuple[str, str, str, object]]:
-    """The views the in-process runner builds from the store as it is now."""
+def in_process_views(settings: Settings) -> list[list[Dumped]]:
+    """The rows of each of the kept views (the read views, the dashboard) as the in-process
+    runners build them from the store as it is now."""
     app = build_app(settings)
     try:
-        assert isinstance(app.views, ViewRunner)
-        app.views.catch_up()
-        return app.views.store.dump()
+        runners = [model for model in app.kept_views if isinstance(model, ViewRunner)]
+        assert [runner.kept for runner in runners] == list(KEPT)
+        for runner in runners:
+            runner.catch_up()
+        return [runner.store.dump() for runner in runners]
     finally:
         app.close()
 
 
-def views_match(settings: Settings, stream: object) -> bool:
-    return stream.dump() == in_process_views(settings)  # type: ignore[attr-defined]
+def workers_views(app: Backcheck, settings: Settings) -> list[ViewStore]:
+    """Each of the kept views as the workers keep them."""
+    return [worker_store(kept, app, settings) for kept in KEPT]
+
+
+def views_match(settings: Settings, streams: list[ViewStore]) -> bool:
+    return [stream.dump() for stream in streams] == in_process_views(settings)
 
 
 @dataclass
@@ -81,7 +93,7 @@ class RelayedStore:
     """A store with the demo in it, the views the workers write, and how far the relay got."""
 
     app: Backcheck
-    stream: object  # the workers' view store
+    streams: list[ViewStore]  # the workers' stores: the read views', the dashboard's
     state: RelayState
     head: int  # the log's last position once the demos had run
 
@@ -98,7 +110,7 @@ def relayed_store(settings: Settings, topic: str, demos: int) -> Iterator[Relaye
     state = RelayState(app, settings, f"relay:{topic}")
     try:
         head = app.recorder.max_notification_id() or 0
-        yield RelayedStore(app, worker_views(app, settings), state, head)
+        yield RelayedStore(app, workers_views(app, settings), state, head)
     finally:
         state.close()
         app.close()
@@ -109,8 +121,11 @@ def where_things_stand(store: RelayedStore, bootstrap: str, topic: str) -> str:
     recorded, and what the broker holds."""
     position, last = store.state.load()
     views = {
-        p: store.stream.max_tracking_id(f"{topic}/{p}")  # type: ignore[attr-defined]
-        for p in sorted(set(range(PARTITIONS)) | set(last))
+        kept.name: {
+            p: stream.max_tracking_id(f"{topic}/{p}")
+            for p in sorted(set(range(PARTITIONS)) | set(last))
+        }
+        for kept, stream in zip(KEPT, store.streams, strict=True)
     }
     return (
         f"log head {store.app.recorder.max_notification_id()}; relay recorded {position}, "
@@ -158,16 +173,17 @@ def test_the_demo_through_relay_broker_and_two_workers_gives_the_in_process_view
     processes.start(relay_command(kafka_broker.bootstrap, topic, PARTITIONS), name="relay")
     demo(settings)  # a second story while the relay follows the log
     app = build_app(settings)
-    stream = worker_views(app, settings)
+    streams = workers_views(app, settings)
     try:
-        wait_for(lambda: views_match(settings, stream), 120, "equal views", processes)
+        wait_for(lambda: views_match(settings, streams), 120, "equal views", processes)
         head = app.recorder.max_notification_id()
-        rows = stream.dump()
+        rows, dashboard = [stream.dump() for stream in streams]
     finally:
         app.close()
     outputs = processes.stop()
 
-    assert rows == in_process_views(settings)
+    assert [rows, dashboard] == in_process_views(settings)
+    assert {view for view, *_ in dashboard} == {DASHBOARD_VIEW, CASE_VIEW}
     views = {view for view, *_ in rows}
     refusals = {v for v in views if v.startswith(REFUSAL_PREFIX)}
     # the five read views, the list views the demo's cases fill, its refused reads by day
@@ -176,7 +192,7 @@ def test_the_demo_through_relay_broker_and_two_workers_gives_the_in_process_view
     assert views & LIST_VIEWS, "the demo's cases are listed by the workers too"
     applied = [int(o.split("applied ")[1].split()[0]) for o in outputs if "worker stopped" in o]
     assert len(applied) == 2
-    assert sum(applied) == head
+    assert sum(applied) == head  # each event counted once, though read views and dashboard took it
 
 
 def test_relay_killed_and_broker_restarted_lose_nothing_and_the_views_stay_identical(
@@ -191,7 +207,7 @@ def test_relay_killed_and_broker_restarted_lose_nothing_and_the_views_stay_ident
         broker.start()
         processes.start(relay_command(broker.bootstrap, topic, PARTITIONS), "relay")
         wait_for(
-            lambda: views_match(settings, store.stream),
+            lambda: views_match(settings, store.streams),
             180,
             "equal views again",
             processes,
@@ -229,7 +245,7 @@ def test_a_lost_topic_back_with_another_partition_count_holds_the_relay_until_re
     with relayed_store(settings, topic, demos=2) as store:
         start_two_workers(processes, broker.bootstrap, topic, group)
         processes.start(relay_command(broker.bootstrap, topic, PARTITIONS), "relay")
-        wait_for(lambda: views_match(settings, store.stream), 120, "equal views", processes)
+        wait_for(lambda: views_match(settings, store.streams), 120, "equal views", processes)
         processes.kill("relay")
         broker.stop()
         demo(settings)
@@ -254,7 +270,7 @@ def test_a_lost_topic_back_with_another_partition_count_holds_the_relay_until_re
         finally:
             admin.close()
         wait_for(
-            lambda: views_match(settings, store.stream),
+            lambda: views_match(settings, store.streams),
             150,
             "equal views again",
             processes,
@@ -284,7 +300,7 @@ def test_a_relay_killed_mid_stream_sends_again_only_what_it_had_not_recorded(
         wait_for(
             lambda: store.relayed() == head, 60, "the restarted relay to reach the head", processes
         )
-        wait_for(lambda: views_match(settings, store.stream), 120, "equal views", processes)
+        wait_for(lambda: views_match(settings, store.streams), 120, "equal views", processes)
     processes.stop()
 
     received = every_record(kafka_broker.bootstrap, topic)

@@ -3,7 +3,8 @@ points), the relay and a worker (`backcheck` processes, SIGKILLed at random betw
 all die again and again while commands keep coming. Then, with one relay and one worker left to
 finish: every acknowledged command is stored once, the chain verifies, the views equal a
 rebuild, every event reached Kafka (each position, under one id, however often it was resent),
-and the worker's views equal the in-process ones. `FAULT_ROUNDS` (default 8) sets the rounds."""
+and the worker's views (the read views, the dashboard) equal the in-process ones.
+`FAULT_ROUNDS` (default 8) sets the rounds."""
 
 from __future__ import annotations
 
@@ -17,8 +18,7 @@ import pytest
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.kafka.relay_store import RelayState
-from infra.kafka.worker import worker_views
-from tests.e2e.test_kafka_pipeline import views_match
+from tests.e2e.test_kafka_pipeline import views_match, workers_views
 from tests.faults import Journal, assert_nothing_lost, kill_writers
 from tests.kafka import (
     Broker,
@@ -63,11 +63,11 @@ def test_writers_relay_and_worker_killed_at_random_lose_nothing(
                 processes.start(command, name)
         app = build_app(settings)
         state = RelayState(app, settings, f"relay:{topic}")
-        stream = worker_views(app, settings)
+        streams = workers_views(app, settings)  # the read views', the dashboard's
         try:
             head = app.recorder.max_notification_id() or 0
             wait_for(lambda: state.load()[0] == head, 120, "the relay to reach the head", processes)
-            wait_for(lambda: views_match(settings, stream), 180, "equal views", processes)
+            wait_for(lambda: views_match(settings, streams), 180, "equal views", processes)
             assert_nothing_lost(app, settings, Journal.read(journals))
             ids = {
                 position: f"{e.originator_id}:{e.originator_version}"

@@ -19,14 +19,18 @@ from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import tell_story
 from infra.kafka.cloudevent import BadEventMessageError
-from infra.kafka.projection import Record, StreamProjection
+from infra.kafka.projection import Record, StreamProjection, Target
 from infra.kafka.recovery import GapRecovery
-from infra.kafka.worker import _until_done
+from infra.kafka.worker import _until_done, worker_targets
 from infra.views.codec import Codec
+from infra.views.kept import KEPT
 from infra.views.runner import ViewRunner
 from infra.views.sqlite import SQLiteViewStore
+from infra.views.store import Dumped
+from projections.dashboard import CASE_VIEW, DASHBOARD_VIEW
+from projections.read_views import ReadViews
 from services.application import Backcheck
-from tests.conftest import FakeClock
+from tests.conftest import PG_URL, FakeClock
 
 PARTITIONS = 3
 
@@ -102,7 +106,9 @@ def test_the_workers_projection_equals_the_in_process_views_row_for_row(
     assert isinstance(demo_app.views, ViewRunner)
     demo_app.views.catch_up()
     records = messages(demo_app)
-    stream = StreamProjection(demo_app, stream_store(demo_app, tmp_path / f"s{seed}.sqlite"))
+    stream = StreamProjection(
+        demo_app, [Target(stream_store(demo_app, tmp_path / f"s{seed}.sqlite"), ReadViews())]
+    )
 
     applied = sum(stream.apply(batch) for batch in interleaved(records, seed))
 
@@ -110,12 +116,88 @@ def test_the_workers_projection_equals_the_in_process_views_row_for_row(
     assert stream.store.dump() == demo_app.views.store.dump()
 
 
+def kept_targets(app: Backcheck, folder: Path) -> list[Target]:
+    """Each of the kept views in a store of its own, as a worker keeps them (worker_targets)."""
+    assert app.mapper is not None
+    sealer = app.mapper.sealer  # type: ignore[attr-defined]
+    targets = []
+    for kept in KEPT:
+        store = SQLiteViewStore(
+            SQLiteDatastore(str(folder / f"{kept.name}.sqlite")), kept.codec(sealer)
+        )
+        store.create_table()
+        targets.append(Target(store, kept.projection()))
+    return targets
+
+
+def in_process(app: Backcheck) -> list[list[Dumped]]:
+    """The rows of each of the kept views as the application's runners keep them."""
+    runners = [model for model in app.kept_views if isinstance(model, ViewRunner)]
+    assert [runner.kept for runner in runners] == list(KEPT)
+    for runner in runners:
+        runner.catch_up()
+    return [runner.store.dump() for runner in runners]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_workers_dashboard_equals_the_in_process_one_whatever_the_interleaving(
+    demo_app: Backcheck, tmp_path: Path, seed: int
+) -> None:
+    """The dashboard's counts are changed by both candidates' partitions, each applied at its
+    own pace: the rows come out as the runner's, which applied the log in order."""
+    expected = in_process(demo_app)
+    records = messages(demo_app)
+    stream = StreamProjection(demo_app, kept_targets(demo_app, tmp_path))
+
+    applied = sum(stream.apply(batch) for batch in interleaved(records, seed))
+
+    assert applied == len(records)  # each event counted once, though both targets took it
+    assert {r.partition for r in records} >= {0, 1}
+    assert [target.store.dump() for target in stream.targets] == expected
+    dashboard = {view for view, *_ in expected[1]}
+    assert dashboard == {DASHBOARD_VIEW, CASE_VIEW}
+
+
+def test_a_dashboard_a_worker_lacks_is_filled_from_its_partitions_read_again(
+    demo_app: Backcheck, tmp_path: Path
+) -> None:
+    """Workers that kept the read views alone, restarted keeping the dashboard too: its store
+    stands at nothing, so the next message of each partition shows a gap there (not in the read
+    views, which take it); read again from its start, the partition fills the dashboard."""
+    expected = in_process(demo_app)
+    records = messages(demo_app)
+    read, dashboard = kept_targets(demo_app, tmp_path)
+    half = len(records) // 2
+    StreamProjection(demo_app, [read]).apply(records[:half])
+    stream = StreamProjection(demo_app, [Target(read.store, ReadViews()), dashboard])
+    broker = Partition(records)
+    recovery = GapRecovery(stream, broker, clock=Clock())
+    gaps: dict[int, str] = {}
+
+    stream.apply(records[half:], on_gap=gaps.__setitem__)
+    assert read.store.dump() == expected[0]  # the read views took the rest at once
+    held = {r.partition for r in records[:half]}
+    assert held
+    assert set(gaps) == held
+    # nothing of those partitions in the dashboard yet (one first seen in the rest has all)
+    assert not {stream.tracking_name(p) for p in held} & set(dashboard.store.progress())
+    for partition, reason in gaps.items():
+        recovery.hold(partition, reason)
+    recovery.recover()
+
+    assert recovery.held == {}
+    assert [read.store.dump(), dashboard.store.dump()] == expected
+
+
 def test_a_message_delivered_again_changes_nothing(demo_app: Backcheck, tmp_path: Path) -> None:
     records = messages(demo_app)
-    stream = StreamProjection(demo_app, stream_store(demo_app, tmp_path / "s.sqlite"))
+    stream = StreamProjection(
+        demo_app, [Target(stream_store(demo_app, tmp_path / "s.sqlite"), ReadViews())]
+    )
     stream.apply(records)
     before = stream.store.dump()
-    restarted = StreamProjection(demo_app, stream.store)  # a new worker on the same views
+    # a new worker on the same views
+    restarted = StreamProjection(demo_app, [Target(stream.store, ReadViews())])
 
     assert restarted.apply(records[len(records) // 2 :]) == 0
     assert restarted.apply(records) == 0
@@ -125,7 +207,9 @@ def test_a_message_delivered_again_changes_nothing(demo_app: Backcheck, tmp_path
 def test_a_message_without_the_relays_headers_is_refused_with_the_reason(
     demo_app: Backcheck, tmp_path: Path
 ) -> None:
-    stream = StreamProjection(demo_app, stream_store(demo_app, tmp_path / "s.sqlite"))
+    stream = StreamProjection(
+        demo_app, [Target(stream_store(demo_app, tmp_path / "s.sqlite"), ReadViews())]
+    )
     bad = Record(partition=1, offset=7, value=b"{}", headers={"ce_id": b"x:1"})
 
     with pytest.raises(BadEventMessageError, match="partition 1 offset 7: no ce_position"):
@@ -141,7 +225,9 @@ def test_a_message_after_lost_ones_is_held_back_until_they_arrive(
     records = messages(demo_app)
     first = [r for r in records if r.partition == records[0].partition]
     lost = first[3]  # a broker lost it, or a consumer skipped it
-    stream = StreamProjection(demo_app, stream_store(demo_app, tmp_path / "s.sqlite"))
+    stream = StreamProjection(
+        demo_app, [Target(stream_store(demo_app, tmp_path / "s.sqlite"), ReadViews())]
+    )
     gaps: list[tuple[int, str]] = []
 
     applied = stream.apply([r for r in records if r is not lost], on_gap=lambda *g: gaps.append(g))
@@ -199,7 +285,9 @@ def test_a_held_partition_read_again_applies_a_late_message_where_it_belongs(
     first = [r for r in records if r.partition == records[0].partition]
     lost = first[3]
     on_broker = [r for r in records if r is not lost]
-    stream = StreamProjection(demo_app, stream_store(demo_app, tmp_path / "s.sqlite"))
+    stream = StreamProjection(
+        demo_app, [Target(stream_store(demo_app, tmp_path / "s.sqlite"), ReadViews())]
+    )
     clock = Clock()
     broker = Partition(on_broker)
     recovery = GapRecovery(stream, broker, retry=1.0, max_retry=4.0, clock=clock)
@@ -249,7 +337,9 @@ def test_a_held_partition_is_read_again_at_once_when_its_views_move_on(
     records = messages(demo_app)
     first = [r for r in records if r.partition == records[0].partition]
     lost = first[3]
-    stream = StreamProjection(demo_app, stream_store(demo_app, tmp_path / "s.sqlite"))
+    stream = StreamProjection(
+        demo_app, [Target(stream_store(demo_app, tmp_path / "s.sqlite"), ReadViews())]
+    )
     clock = Clock()
     broker = Partition([r for r in records if r is not lost])
     recovery = GapRecovery(stream, broker, retry=30.0, clock=clock)
@@ -271,7 +361,9 @@ def test_a_held_partition_is_read_again_at_once_when_its_views_move_on(
 def test_a_partition_taken_by_another_worker_is_no_longer_held_here(
     demo_app: Backcheck, tmp_path: Path
 ) -> None:
-    stream = StreamProjection(demo_app, stream_store(demo_app, tmp_path / "s.sqlite"))
+    stream = StreamProjection(
+        demo_app, [Target(stream_store(demo_app, tmp_path / "s.sqlite"), ReadViews())]
+    )
     broker = Partition(messages(demo_app))
     recovery = GapRecovery(stream, broker, clock=Clock())
     recovery.hold(1, "a gap")
@@ -290,7 +382,10 @@ def test_two_workers_writing_one_views_file_wait_for_each_other(
     demo_app.views.catch_up()
     records = messages(demo_app)
     path = tmp_path / "shared.sqlite"
-    workers = [StreamProjection(demo_app, stream_store(demo_app, path)) for _ in range(2)]
+    workers = [
+        StreamProjection(demo_app, [Target(stream_store(demo_app, path), ReadViews())])
+        for _ in range(2)
+    ]
     errors: list[BaseException] = []
 
     def work(worker: StreamProjection, partitions: set[int]) -> None:
@@ -329,3 +424,42 @@ def test_a_batch_the_view_store_fails_is_applied_again_not_passed_over(
     failed = "applying 5 messages failed (OperationalError: database is locked); trying again"
     assert caplog.text.count(failed) == 2
     assert "Traceback" not in caplog.text  # one line each
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgresql_lose_no_count_of_the_dashboard(
+    pg_schema: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    """On PostgreSQL workers lock only the partitions they apply, so two apply at once. The
+    dashboard's counts are read, changed and written back by both candidates' partitions: it
+    is applied one writer at a time (`shared_rows`), or a count would be lost."""
+    settings = Settings(database_url=f"{PG_URL}?schema={pg_schema}", data_dir=tmp_path)
+    app = build_app(settings, clock=clock)
+    try:
+        tell_story(app)
+        tell_story(app)  # four candidates: more runs of either partition to collide
+        expected = in_process(app)
+        records = messages(app)
+        workers = [StreamProjection(app, worker_targets(app, settings)) for _ in range(2)]
+        errors: list[BaseException] = []
+
+        def work(worker: StreamProjection, partitions: set[int]) -> None:
+            try:
+                for record in (r for r in records if r.partition in partitions):
+                    worker.apply([record])  # one transaction each: as many chances to collide
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [
+            threading.Thread(target=work, args=(workers[0], {0, 2})),
+            threading.Thread(target=work, args=(workers[1], {1})),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert errors == []
+        assert [target.store.dump() for target in workers[0].targets] == expected
+    finally:
+        app.close()

@@ -1,6 +1,7 @@
 """Projection workers against a real broker: two `backcheck worker` processes in one consumer
-group share the partitions and build the same views as the in-process runner, row for row; a
-message that is not the relay's goes to the events dead-letter topic with its reason."""
+group share the partitions and build the same views as the in-process runners (the read views
+and the dashboard), row for row; a message that is not the relay's goes to the events
+dead-letter topic with its reason."""
 
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ from infra.config import Settings
 from infra.demo import tell_story
 from infra.kafka.projection import Record
 from infra.kafka.topics import dead_letter_topic, ensure_topics
-from infra.kafka.worker import worker_views
+from infra.kafka.worker import worker_store, worker_views
+from infra.views.kept import KEPT
 from infra.views.runner import ViewRunner
+from infra.views.store import Dumped
+from projections.dashboard import CASE_VIEW, DASHBOARD_VIEW
 from services.application import Backcheck
 from tests.conftest import FakeClock
 from tests.integration.test_stream_projection import PARTITIONS, messages
@@ -72,22 +76,25 @@ def test_two_workers_share_the_partitions_and_build_the_in_process_views(
 ) -> None:
     topic, group = topic_name("backcheck.events"), topic_name("views")
     ensure_topics(kafka_broker.bootstrap, PARTITIONS, topic, dead_letter_topic(topic))
-    assert isinstance(demo_app.views, ViewRunner)
-    demo_app.views.catch_up()
-    expected = demo_app.views.store.dump()
-    stream = worker_views(demo_app, settings)
+    runners = [model for model in demo_app.kept_views if isinstance(model, ViewRunner)]
+    for runner in runners:
+        runner.catch_up()
+    expected = [runner.store.dump() for runner in runners]  # the read views, the dashboard
+    stores = [worker_store(kept, demo_app, settings) for kept in KEPT]
+
+    def dumps() -> list[list[Dumped]]:
+        return [store.dump() for store in stores]
 
     for _ in range(2):
         workers.start(worker_command(kafka_broker.bootstrap, topic, group, PARTITIONS))
     time.sleep(2 * GROUP_SETTINGS["session_timeout_ms"] / 1000)  # both in the group
     sent = publish(kafka_broker.bootstrap, topic, demo_app)
-    wait_for(
-        lambda: stream.dump() == expected, 90, "the workers' views to equal the runner's", workers
-    )
+    wait_for(lambda: dumps() == expected, 90, "the workers' views to equal the runners'", workers)
     outputs = workers.stop()
 
     assert sent == demo_app.recorder.max_notification_id()
-    assert stream.dump() == expected
+    assert dumps() == expected
+    assert {view for view, *_ in dumps()[1]} == {DASHBOARD_VIEW, CASE_VIEW}
     applied = [int(out.split("applied ")[1].split()[0]) for out in outputs if "applied " in out]
     assert len(applied) == 2, outputs
     assert sum(applied) == sent  # each event applied by exactly one worker
@@ -106,9 +113,11 @@ def test_two_workers_share_the_partitions_and_build_the_in_process_views(
     last = {}  # the last log position relayed to each partition
     for record in messages(demo_app):
         last[f"{topic}/{record.partition}"] = int(record.headers["ce_position"])
-    assert status["partitions"] == last
-    assert status["rows"] == demo_app.views.store.counts()
     assert status["head"] == sent
+    assert list(status["kept"]) == [kept.name for kept in KEPT]
+    for runner, kept in zip(runners, status["kept"].values(), strict=True):
+        assert kept["partitions"] == last  # each partition's position, in each store
+        assert kept["rows"] == runner.store.counts()
 
 
 def test_a_message_that_is_not_the_relays_goes_to_the_dead_letter_topic(

@@ -4,6 +4,8 @@ most one bucket step above it; and the dashboard's bounded counts."""
 from __future__ import annotations
 
 import math
+from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -84,3 +86,22 @@ def test_names_past_the_bound_are_counted_together_and_only_recent_days_are_kept
     assert max(days) == "2026-04-30"
     assert len(days) == 1 + 31 + 30
     assert DAYS_KEPT == 90
+
+
+def test_the_days_kept_are_the_same_whatever_order_the_events_came_in() -> None:
+    """A projection worker applies each partition at its own pace: an event of an old day may
+    come after the newest day was seen (and the old days dropped). It is dropped too."""
+    first = date(2026, 1, 1)
+
+    def kept(order: list[int]) -> dict[str, Any]:
+        days: dict[str, Any] = {}
+        for offset in order:
+            day = (first + timedelta(days=offset)).isoformat()
+            bump(days.setdefault(day, {}), "events")
+            keep_recent(days)
+        return days
+
+    in_log_order = kept([*range(91), 5, 200])
+    late = kept([*range(91), 200, 5])  # day 5's second event on a partition behind the other
+
+    assert in_log_order == late == {(first + timedelta(days=200)).isoformat(): {"events": 1}}

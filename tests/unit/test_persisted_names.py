@@ -28,6 +28,7 @@ from infra.kafka.relay_store import RELAY_STATE_TABLE
 from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC
 from infra.kafka.worker import STREAM_VIEWS_TABLE
 from infra.privacy.keystore import KEY_CHECK_SCHEME, KEY_CHECK_TABLE
+from infra.views.kept import KEPT
 from infra.views.postgres import PostgresViewStore
 from projections.events import stored_event_types
 from projections.read_views import ReadViews
@@ -181,6 +182,41 @@ def test_kafka_topics_tables_and_the_views_tracking_name_are_unchanged() -> None
     # rebuilds every view, so it changes only on purpose (and this line with it).
     assert f"{Backcheck.name}.views.v{ReadViews.version}" == "Backcheck.views.v5"
     assert "backcheck_views" in inspect.signature(PostgresViewStore).parameters["table"].default
+
+
+def test_the_kept_views_tables_files_and_tracking_names_are_unchanged() -> None:
+    """Each of the kept views (infra/views/kept.py) is found by these names, in process and in
+    the workers' stores; a new projection version rebuilds that one alone, on purpose."""
+    settings = Settings(data_dir=Path("/data"))
+    found = [
+        (
+            kept.name,
+            kept.tracking_name(Backcheck.name, kept.projection().version),
+            kept.table,
+            kept.stream_table,
+            kept.path(settings).name,
+            kept.stream_path(settings).name,
+        )
+        for kept in KEPT
+    ]
+    assert found == [
+        (
+            "views",
+            "Backcheck.views.v5",
+            "backcheck_views",
+            "backcheck_stream_views",
+            "backcheck.views.sqlite",
+            "backcheck.stream-views.sqlite",
+        ),
+        (
+            "dashboard",
+            "Backcheck.dashboard.views.v2",
+            "backcheck_dashboard",
+            "backcheck_stream_dashboard",
+            "backcheck.dashboard.sqlite",
+            "backcheck.stream-dashboard.sqlite",
+        ),
+    ]
 
 
 def test_principal_ids_token_layout_and_authentication_names_are_unchanged() -> None:

@@ -1,0 +1,103 @@
+"""The views the application keeps: one entry in `KEPT` for each projection with a store of
+its own. Every entry is kept the same way, so a new one needs nothing else:
+
+    in process  a runner on the store's log (`runner.py`), beside the store: a SQLite file
+                next to the event store, or a table of its own on PostgreSQL
+    by workers  the projection workers' store of it (`infra/kafka/worker.py`), tracked per
+                partition of the events topic
+    operators   `views status` shows each one's position and lag, `views rebuild` rebuilds
+                each (or those named)
+
+    views      the read views the query service answers from (projections/read_views.py):
+               personal values sealed with the subject's keys
+    dashboard  the dashboard's counts (projections/dashboard.py): no sealer at all, so no
+               personal value can be written into it; its aggregate rows are changed by
+               every candidate's events, so the workers apply them one writer at a time
+               (`Projection.shared_rows`)
+
+Each has its own tracking name and version, so one is rebuilt without the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.config import Settings
+from infra.privacy.sealing import Sealer
+from infra.views.codec import Codec
+from infra.views.store import Projection
+from projections.access_log import LOG_VIEW
+from projections.dashboard import CASE_VIEW, DASHBOARD_VIEW, DASHBOARD_VIEWS, Dashboard
+from projections.read_views import PLAIN_PREFIXES, PLAIN_VIEWS, VIEWS, ReadViews
+
+
+@dataclass(frozen=True)
+class Kept:
+    """One projection kept in a store of its own."""
+
+    name: str  # as `views status` and `views rebuild` name it
+    projection: Callable[[], Projection]
+    listed: tuple[str, ...]  # the views `views status` counts rows of by name
+    log_views: frozenset[str]  # the views access records change (runner.py's cache)
+    sealed: bool  # its rows may hold personal values, sealed; else none can be written
+    plain_views: frozenset[str]  # views declared to hold no personal value
+    plain_prefixes: tuple[str, ...]  # ... and those named per value (a day), by prefix
+    tracking: str  # the runner tracks as "<app><tracking>.views.v<version>"
+    path: Callable[[Settings], Path]  # the runner's SQLite file
+    table: str  # the runner's PostgreSQL table
+    stream_path: Callable[[Settings], Path]  # the workers' SQLite file
+    stream_table: str  # the workers' PostgreSQL table
+    # Read decisions rest on it: its runner has the recorder's note of what this process wrote
+    # (the runner of the others reads the log alone: the note is forgotten once caught up).
+    decisions: bool = False
+
+    def codec(self, sealer: Sealer | None) -> Codec:
+        return Codec(sealer if self.sealed else None, self.plain_views, self.plain_prefixes)
+
+    def tracking_name(self, app_name: str, version: int) -> str:
+        return f"{app_name}{self.tracking}.views.v{version}"
+
+
+READ = Kept(
+    name="views",
+    projection=ReadViews,
+    listed=VIEWS,
+    log_views=frozenset({LOG_VIEW}),
+    sealed=True,
+    plain_views=PLAIN_VIEWS,
+    plain_prefixes=PLAIN_PREFIXES,
+    tracking="",
+    path=lambda settings: settings.views_path,
+    table="backcheck_views",
+    stream_path=lambda settings: settings.stream_views_path,
+    stream_table="backcheck_stream_views",
+    decisions=True,
+)
+DASHBOARD = Kept(
+    name="dashboard",
+    projection=Dashboard,
+    listed=(DASHBOARD_VIEW, CASE_VIEW),
+    log_views=DASHBOARD_VIEWS,  # every access record moves a count
+    sealed=False,
+    plain_views=DASHBOARD_VIEWS,
+    plain_prefixes=(),
+    tracking=".dashboard",
+    path=lambda settings: settings.dashboard_path,
+    table="backcheck_dashboard",
+    stream_path=lambda settings: settings.stream_dashboard_path,
+    stream_table="backcheck_stream_dashboard",
+)
+KEPT: tuple[Kept, ...] = (READ, DASHBOARD)
+
+
+def kept_named(names: list[str]) -> list[Kept]:
+    """The entries of `KEPT` named (all of them for none), in `KEPT`'s order; an unknown name
+    is a ValueError naming the known ones."""
+    known = {kept.name: kept for kept in KEPT}
+    if unknown := [name for name in names if name not in known]:
+        raise ValueError(
+            f"{', '.join(unknown)}: no such views; the kept views are {', '.join(known)}"
+        )
+    return [kept for kept in KEPT if not names or kept.name in names]
