@@ -132,10 +132,15 @@ PATH_IDS = frozenset(
 )
 
 
+# Lists whose items call their own id `id`: the path parameter it is, by the list's name
+# (an investigation's feedback and disputes, services/dto.py ExchangeView).
+ITEM_IDS = {"feedback": "feedback_id", "disputes": "dispute_id"}
+
+
 def answer_ids(model: Any) -> dict[str, str]:
     """Where an answer of `model` names an id some path takes, as JSON pointers: its own field
-    of that name, else the first item's of a list it holds (`/checks/0/check_id`); the first
-    place found wins."""
+    of that name, else the first item's of a list it holds (`/checks/0/check_id`, and
+    `/feedback/0/id` by ITEM_IDS); the first place found wins."""
     held: dict[str, str] = {}
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         return held
@@ -147,6 +152,8 @@ def answer_ids(model: Any) -> dict[str, str]:
             for inner in item.model_fields:
                 if inner in PATH_IDS:
                     held.setdefault(inner, f"/{name}/0/{inner}")
+                elif inner == "id" and name in ITEM_IDS:
+                    held.setdefault(ITEM_IDS[name], f"/{name}/0/id")
     return held
 
 

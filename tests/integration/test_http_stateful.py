@@ -188,9 +188,9 @@ def test_scenarios_following_the_documents_links_answer_within_it(demo: Demo) ->
 
 # --- the links themselves ---------------------------------------------------------------------
 
-# No answer names these ids in a field of their name (feedback and disputes are listed by
-# `id`), so nothing links to the operations that take them.
-UNLINKED = {"resolve-dispute", "answer-feedback", "reject-report-dispute"}
+# No answer names a report dispute's id (a report's open disputes are in no answer that
+# links: its compilation's are none yet), so nothing links to their rejection.
+UNLINKED = {"reject-report-dispute"}
 
 
 def test_the_served_document_with_its_links_is_valid_openapi_3_1(demo: Demo) -> None:
