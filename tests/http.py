@@ -3,15 +3,20 @@ API tests. A client signs in as one of them by name (`as_`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from infra.audit.trail import key_pair
+from infra.bootstrap import build_app
 from infra.config import Settings
+from infra.demo import tell_story
 from infra.http.app import create_app
 from infra.http.auth import Authenticator
 from infra.http.idempotency import PostgresIdempotency, SQLiteIdempotency, kept_answers
@@ -99,3 +104,49 @@ def problem(response: Any, status: int, kind: str | None = None) -> dict[str, An
     if kind is not None:
         assert body["type"] == PROBLEM_PREFIX + kind, body
     return body
+
+
+@dataclass
+class Demo:
+    """The API on a store the demo story filled: a token per principal (the candidate's is the
+    demo candidate's portal link), their roles, and an id of the demo's per path parameter."""
+
+    http: FastAPI
+    tokens: dict[str, str]
+    roles: dict[str, Role]
+    known: dict[str, str]
+
+
+@contextmanager
+def demo_served(data: Path, staff: Mapping[str, Role]) -> Iterator[Demo]:
+    """The API on a new store in `data` the demo story filled, `staff` (name -> role) issued
+    tokens: what schemathesis runs against."""
+    store = Settings(database_url=f"sqlite:///{data / 'store.sqlite'}", data_dir=data)
+    key_pair(store.signing_key_path.parent)
+    app = build_app(store)
+    kept = SQLiteIdempotency(data / "answers.sqlite")
+    try:
+        told = tell_story(app)
+        roles = {**staff, "candidate": Role.CANDIDATE}
+        tokens = {
+            name: app.add_principal(AddPrincipal(name=name, role=role, actor="op")).token
+            for name, role in staff.items()
+        }
+        tokens["candidate"] = app.issue_portal_link(
+            IssuePortalLink(candidate_id=told.consent.candidate_id, actor="op")
+        ).token
+        ids = told.as_json()
+        known = {
+            "candidate_id": str(ids["candidate_id"]),
+            "consent_id": str(ids["consent_id"]),
+            "investigation_id": str(ids["investigation_id"]),
+            "report_id": str(ids["report_id"]),
+            "check_id": str(ids["employment_check_id"]),
+            "dispute_id": str(ids["dispute_id"]),
+            "feedback_id": str(ids["feedback_id"]),
+        }
+        http = create_app(app, Authenticator(app), kept, settings=store)
+        yield Demo(http, tokens, roles, known)
+    finally:
+        kept.close()
+        app.close()

@@ -22,6 +22,7 @@ from domain.investigation import InvestigationStatus
 from domain.report import ReportStatus
 from infra.http.problems import error_response
 from infra.http.routes import PROBLEMS as ROUTE_PROBLEMS
+from infra.http.table import answer_ids, links
 from services.access import Role
 from services.application import Backcheck
 from services.lists import (
@@ -160,6 +161,7 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticate) -
             methods=["GET"],
             tags=[tag],
             response_model=model,
-            responses={200: {"headers": NEXT}, **PROBLEMS},
+            # a page's first item links to the operations on it (infra/http/table.py)
+            responses={200: {"headers": NEXT, "links": links(answer_ids(model))}, **PROBLEMS},
             summary=f"list {tag}",
         )

@@ -127,6 +127,13 @@ def error_response(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+_NOT_UTF8 = {
+    "field": "(body)",
+    "rule": "json_invalid",
+    "message": "the body is not JSON: JSON is text in UTF-8 (RFC 8259), and these bytes are not",
+}
+
+
 def install(app: FastAPI) -> None:
     """Every error the framework or the use cases raise, answered as problem+json."""
 
@@ -136,6 +143,10 @@ def install(app: FastAPI) -> None:
 
     async def on_http(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
+        if isinstance(error.__cause__, UnicodeDecodeError):
+            # FastAPI's 400 for a JSON body it cannot decode as text: invalid input, as a
+            # body that is not JSON at all is (422, json_invalid)
+            return invalid(request, [_NOT_UTF8])
         kind = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http")
         return problem_response(
             error.status_code,

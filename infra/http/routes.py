@@ -24,7 +24,7 @@ from infra.http import examples, problem_examples
 from infra.http.auth import Authenticator
 from infra.http.idempotency import MAX_KEY, IdempotencyStore, Kept, fingerprint
 from infra.http.problems import PROBLEM_JSON, error_response, problem_response
-from infra.http.table import COMMANDS, READS, CommandRoute, ReadRoute
+from infra.http.table import COMMANDS, READS, CommandRoute, ReadRoute, answer_ids, links
 from infra.http.workers import Workers
 from services import dto
 from services.application import Backcheck
@@ -130,6 +130,20 @@ class DirectRoute(APIRoute):
     def get_route_handler(self) -> Direct:
         direct: Direct = getattr(self.endpoint, "direct")  # noqa: B009  (set by read_endpoint)
         return direct
+
+
+def linked(
+    route: CommandRoute | ReadRoute, status: int, responses: dict[int | str, dict[str, Any]]
+) -> dict[int | str, dict[str, Any]]:
+    """`responses` with the links of the answer (infra/http/table.py): a creation's and a
+    read's, the answers that name ids first; another command answers about the resource its
+    path already names."""
+    if isinstance(route, CommandRoute) and not route.created:
+        return responses
+    found = links(answer_ids(result_model(USE_CASES[route.use_case])), route.path_ids)
+    if not found:
+        return responses
+    return {**responses, status: {**responses.get(status, {}), "links": found}}
 
 
 class Api:
@@ -391,10 +405,11 @@ class Api:
                 tags=[route.tag],
                 status_code=201 if route.created else 200,
                 response_model=result_model(use_case),
-                responses={
-                    **PROBLEMS,
-                    **examples.answer(use_case.name, 201 if route.created else 200),
-                },
+                responses=linked(
+                    route,
+                    201 if route.created else 200,
+                    {**PROBLEMS, **examples.answer(use_case.name, 201 if route.created else 200)},
+                ),
                 summary=use_case.name,
                 description=f"{use_case.summary}\n\nRoles: "
                 + ", ".join(sorted(r.value for r in use_case.roles)),
@@ -408,7 +423,7 @@ class Api:
                 methods=["GET"],
                 tags=[read.tag],
                 response_model=result_model(use_case),
-                responses={**PROBLEMS, **examples.answer(use_case.name, 200)},
+                responses=linked(read, 200, {**PROBLEMS, **examples.answer(use_case.name, 200)}),
                 summary=use_case.name,
                 description=f"{use_case.summary}\n\nDecided by the access policies, redacted "
                 "per category, recorded before it is answered.",

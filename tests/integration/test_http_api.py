@@ -195,6 +195,24 @@ def test_invalid_input_is_422_naming_each_field_and_rule(api: Served) -> None:
     problem(bad_json, 422, "validation")
 
 
+def test_a_json_body_that_is_not_utf8_is_422_not_an_undocumented_400(api: Served) -> None:
+    """Found by the stateful schemathesis run: FastAPI answered 400 ("There was an error
+    parsing the body"), a status no operation documents, for bytes that cannot be text."""
+    head = api.head()
+    for path in ("/v1/candidates", f"/v1/consents/{uuid4()}/expiry"):  # body required, optional
+        r = api.client.post(
+            path,
+            content=b"\x1d\xef\xbf\xbdl\x10\xff",
+            headers=api.as_(RECRUITER, **{"content-type": "application/json"}),
+        )
+        body = problem(r, 422, "validation")
+        assert body["errors"] == [
+            {"field": "(body)", "rule": "json_invalid", "message": body["errors"][0]["message"]}
+        ]
+        assert "UTF-8" in body["errors"][0]["message"]
+    assert api.head() == head
+
+
 def test_an_idempotency_key_applies_a_command_once_and_replays_its_answer(api: Served) -> None:
     body = {"name": "Li Lei"}
     first = api.post(RECRUITER, "/v1/candidates", body, **{"Idempotency-Key": "ats-7"})

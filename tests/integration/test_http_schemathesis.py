@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import pytest
 import schemathesis
@@ -21,16 +19,9 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from infra.audit.trail import key_pair
-from infra.bootstrap import build_app
-from infra.config import Settings
-from infra.demo import tell_story
-from infra.http.app import create_app
-from infra.http.auth import Authenticator
-from infra.http.idempotency import SQLiteIdempotency
 from infra.http.table import COMMANDS, READS
 from services.access import Role
-from services.dto import AddPrincipal, IssuePortalLink
+from tests.http import demo_served
 from tests.story import PURPOSE
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "12"))
@@ -40,44 +31,21 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
+STAFF = {
+    "hr:st": Role.RECRUITER,
+    "compliance:st": Role.COMPLIANCE,
+    "investigator:st": Role.INVESTIGATOR,
+}
 TOKENS: dict[str, str] = {}
 KNOWN: dict[str, str] = {}  # path parameter -> an id of the demo's
 
 
 @pytest.fixture(scope="module")
 def served_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    data = tmp_path_factory.mktemp("schemathesis")
-    store = Settings(database_url=f"sqlite:///{data / 'store.sqlite'}", data_dir=data)
-    key_pair(store.signing_key_path.parent)
-    app = build_app(store)
-    told = tell_story(app)
-    for name, role in (
-        ("hr:st", Role.RECRUITER),
-        ("compliance:st", Role.COMPLIANCE),
-        ("investigator:st", Role.INVESTIGATOR),
-    ):
-        TOKENS[name] = app.add_principal(AddPrincipal(name=name, role=role, actor="op")).token
-    ids = told.as_json()
-    KNOWN.update(
-        candidate_id=str(ids["candidate_id"]),
-        consent_id=str(ids["consent_id"]),
-        investigation_id=str(ids["investigation_id"]),
-        report_id=str(ids["report_id"]),
-        check_id=str(ids["employment_check_id"]),
-        dispute_id=str(ids["dispute_id"]),
-        feedback_id=str(ids["feedback_id"]),
-    )
-    candidate: UUID = told.consent.candidate_id
-    TOKENS["candidate"] = app.issue_portal_link(
-        IssuePortalLink(candidate_id=candidate, actor="op")
-    ).token
-    kept = SQLiteIdempotency(Path(data) / "answers.sqlite")
-    http = create_app(app, Authenticator(app), kept, settings=store)
-    try:
-        yield schemathesis.openapi.from_asgi("/openapi.json", http)
-    finally:
-        kept.close()
-        app.close()
+    with demo_served(tmp_path_factory.mktemp("schemathesis"), STAFF) as demo:
+        TOKENS.update(demo.tokens)
+        KNOWN.update(demo.known)
+        yield schemathesis.openapi.from_asgi("/openapi.json", demo.http)
 
 
 def test_every_operation_answers_within_its_document(served_schema: Any) -> None:
