@@ -66,6 +66,7 @@ IfMatch = Annotated[
     Header(
         alias="If-Match",
         max_length=40,
+        pattern=r'^\s*(\*|(W/)?"[0-9]{1,18}")\s*$',
         description='the ETag you read (`"<version>"`): refused with 412 if the resource '
         "changed since",
     ),
