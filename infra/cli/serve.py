@@ -12,6 +12,7 @@ from infra.cli.common import app, console, fail, open_app
 from infra.config import Settings
 from infra.http.bodies import DEFAULT_MAX_BODY
 from infra.http.errors import PortUnavailableError
+from infra.http.link import portal_link
 from infra.terminal import markup_safe
 from services.application import Backcheck
 
@@ -98,7 +99,8 @@ def serve(
     for name, token in tokens.items():
         console.print(f"  token of {markup_safe(name)}: {token}")
         if name.startswith("candidate:"):
-            console.print(f"  portal link of {markup_safe(name)}: {base}/portal#token={token}")
+            link = portal_link(base, token)
+            console.print(f"  portal link of {markup_safe(name)}: {link}")
     if tokens:
         console.print(
             "  [dim](each shown this once; send it as `Authorization: Bearer <token>`)[/]"
