@@ -510,7 +510,8 @@ def _applied_once(apps: list[Backcheck], settings: Settings, rounds: int = 5) ->
         done = [r for r in results if not isinstance(r, Exception)]
         assert len(done) == 1, results
         assert len(duplicates) == len(apps) - 1, results
-        assert head(settings)[0] == count_before + 2  # one consent requested, one receipt
+        # one consent requested, the candidate's portal link (added, then rotated), one receipt
+        assert head(settings)[0] == count_before + 3
     assert len(consents_of(apps[0], candidate)) == rounds
     assert apps[0].exists(receipt_id(ATS, "race-0"))
     assert isinstance(apps[0].load(CommandReceipt, receipt_id(ATS, "race-0")), CommandReceipt)

@@ -18,7 +18,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import tell_story
-from infra.kafka.cloudevent import BadEventMessageError
+from infra.kafka.cloudevent import BadEventMessageError, outgoing_event
 from infra.kafka.projection import Record, StreamProjection
 from infra.kafka.recovery import GapRecovery
 from infra.kafka.worker import _until_done
@@ -43,8 +43,9 @@ def demo_app(tmp_path: Path, clock: FakeClock) -> Iterator[Backcheck]:
 
 
 def messages(app: Backcheck) -> list[Record]:
-    """The log as the relay publishes it: keyed by candidate, so one candidate's events share
-    a partition and keep their order; offsets count per partition. Candidates go to the
+    """The log as the relay publishes it: keyed by candidate (an event about no candidate, a
+    portal link's principal, by its own id: the relay's key), so one candidate's events share
+    a partition and keep their order; offsets count per partition. Keys go to the
     partitions in the order they first appear (the relay hashes the key), so the demo's two
     candidates are always on different partitions: a hash puts them together one run in three."""
     offsets = [0] * PARTITIONS
@@ -52,8 +53,8 @@ def messages(app: Backcheck) -> list[Record]:
     partition_of: dict[str, int] = {}
     found = []
     for n in app.recorder.select_notifications(start=1, limit=10_000):
-        candidate = str(app.mapper.transcoder.decode(n.state)["candidate_id"])
-        partition = partition_of.setdefault(candidate, len(partition_of) % PARTITIONS)
+        key = outgoing_event(n.id, str(n.originator_id), n.originator_version, n.topic, n.state).key
+        partition = partition_of.setdefault(key.decode(), len(partition_of) % PARTITIONS)
         found.append(
             Record(
                 partition=partition,
