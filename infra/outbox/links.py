@@ -44,6 +44,15 @@ class LinkOutbox:
         try:
             self.outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.directory.mkdir(mode=0o700, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise LinkDeliveryError(
+                f"cannot make the directory {self.directory}: a file is in the way"
+            ) from None
+        except OSError as e:
+            raise LinkDeliveryError(
+                f"cannot make the directory {self.directory}: {e.strerror or e}"
+            ) from None
+        try:
             _write_whole(path, orjson.dumps(document, option=orjson.OPT_INDENT_2))
         except OSError as e:
             raise LinkDeliveryError(f"cannot write {path}: {e.strerror or e}") from None
