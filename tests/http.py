@@ -62,7 +62,8 @@ class Served:
         assert self.outbox is not None, "served without settings: no outbox"
         sent = json.loads((self.outbox / FOLDER / f"{candidate_id}.json").read_bytes())
         assert sent["candidate_id"] == str(candidate_id)
-        _, _, token = sent["url"].partition("/portal#token=")
+        url: str = sent["url"]
+        _, _, token = url.partition("/portal#token=")
         self.tokens[f"candidate:{candidate_id}"] = token
         return token
 

@@ -61,7 +61,7 @@ def sent(settings: Settings, candidate: UUID) -> Path:
 
 def token_in(settings: Settings, candidate: UUID) -> str:
     """The token of the link sent to the candidate, as whoever sends it on reads it."""
-    url = json.loads(sent(settings, candidate).read_bytes())["url"]
+    url: str = json.loads(sent(settings, candidate).read_bytes())["url"]
     base, _, token = url.partition("/portal#token=")
     assert base == PUBLIC_URL
     return token
