@@ -23,6 +23,7 @@ from infra.bootstrap import build_app
 from infra.config import PUBLIC_URL, Settings
 from infra.http import examples
 from infra.outbox.links import FOLDER
+from infra.store.transcoder import EventTooLargeError
 from services.access import Role
 from services.application import Backcheck
 from services.dto import (
@@ -34,6 +35,7 @@ from services.dto import (
 )
 from services.errors import AuthenticationError
 from services.identity import ASSIGNMENTS_POLICY, acting_as
+from services.ports import PortalLink
 from services.principals import PORTAL_DAYS
 from tests import story as s
 from tests.conftest import FakeClock
@@ -265,3 +267,32 @@ def test_no_token_is_in_the_http_answer_or_any_event(settings: Settings, clock: 
     for found in (shown, events):
         assert token not in found
         assert secret not in found
+
+
+def test_a_request_the_store_refuses_records_no_link_and_sends_none(
+    settings: Settings, clock: FakeClock
+) -> None:
+    # given: a store that takes no event over 1024 bytes, and a request whose event is larger
+    small = settings.model_copy(update={"max_event_bytes": 1024})
+    app = build_app(small, clock=clock)
+    try:
+        candidate = s.register(app)
+        asked = s.terms_in(purposes=[f"purpose {n}: " + "x" * 40 for n in range(30)])
+        before = app.recorder.max_notification_id()
+        # when
+        with pytest.raises(EventTooLargeError):
+            app.request_consent(
+                RequestConsent(candidate_id=candidate, terms=asked, actor=s.RECRUITER)
+            )
+        # then: neither the request nor the link was written, and nothing was sent
+        assert app.recorder.max_notification_id() == before
+        assert not app.exists(principal_id(portal_name(candidate)))
+        assert not sent(small, candidate).exists()
+    finally:
+        app.close()
+
+
+def test_a_link_on_its_way_shows_no_token_when_printed() -> None:
+    link = PortalLink(UUID(int=7), "bck_" + "0" * 32 + "_" + "s" * 43, datetime(2026, 4, 1))
+    assert "bck_" not in repr(link)
+    assert "sss" not in str(link)
