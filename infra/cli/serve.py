@@ -96,6 +96,11 @@ def serve(
         console.print(f"  OIDC: {markup_safe(oidc.describe())}")
     console.print(f"  dashboard  {base}/dashboard  (sign in with a staff token)")
     console.print(f"  portal     {base}/portal  (a candidate opens it from their link)")
+    if settings.public_url != base:  # the links sent with consent requests open that one
+        console.print(
+            f"  [dim]portal links sent with consent requests open "
+            f"{markup_safe(settings.public_url)}/portal (BACKCHECK_PUBLIC_URL)[/]"
+        )
     for name, token in tokens.items():
         console.print(f"  token of {markup_safe(name)}: {token}")
         if name.startswith("candidate:"):
