@@ -3,12 +3,13 @@
 The order matters and is kept here: the event store is opened first (by the application's
 constructor), then the key store (on SQLite through the store's own connection pool), the
 sealer on the store's mapper (asking the store which erasures are recorded), and the views on
-the store's log; the signer, the access policy
-and the retention periods need nothing of the store.
+the store's log; the signer, the access policy, the retention periods and the outbox portal
+links are written to need nothing of the store.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -20,6 +21,8 @@ from domain.retention import RetentionSchedule
 from infra.access.cedar import CedarDecisionPoint
 from infra.audit.checkpoint import FileKeySigner
 from infra.config import ConfigError, Settings, file_setting
+from infra.http.link import portal_link
+from infra.outbox.links import LinkOutbox
 from infra.privacy.erasures import RecordedErasures
 from infra.privacy.keystore import (
     SQLKeyStore,
@@ -56,6 +59,7 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
     signer = FileKeySigner(
         settings.signing_key_path, create_if_missing=settings.signing_key is None
     )
+    links = LinkOutbox(settings.outbox_dir, partial(portal_link, settings.public_url))
 
     def wiring(store: Application[UUID]) -> Collaborators:
         keys = build_keystore(settings, datastore_of(store.recorder))
@@ -77,6 +81,7 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
             # a principal assigned to some candidates reads about them alone
             decision_point=AssignedDecisions(CedarDecisionPoint()),
             retention=retention,
+            links=links,
         )
 
     return Backcheck(store_env, wiring, clock=clock)

@@ -18,6 +18,9 @@ BACKCHECK_KAFKA_PARTITIONS partitions of the topics backcheck creates when missi
 BACKCHECK_MAX_EVENT_BYTES  the most bytes one stored event may take (default 900000): a command
                         whose event would be larger is refused (exit 2), so every event fits in
                         one Kafka message, below the broker's default limit of 1 MiB
+BACKCHECK_PUBLIC_URL    the address candidates reach `backcheck serve` at, scheme://host[:port]
+                        (default http://127.0.0.1:8000): the portal links sent out when consent
+                        is requested open <it>/portal (written to DATA_DIR/outbox/portal-links)
 BACKCHECK_OIDC_ISSUER   staff may sign in with an OIDC bearer token from this issuer (its `iss`);
                         unset: API tokens only. With it, the next two are required:
 BACKCHECK_OIDC_AUDIENCE the audience (`aud`) tokens must be meant for
@@ -49,6 +52,8 @@ POSTGRES_CONNECT_TIMEOUT = 5  # seconds libpq may take to reach each address of 
 MAX_EVENT_BYTES = 900_000
 MIN_EVENT_BYTES = 1024
 MAX_OIDC_SETTING = 2048  # an issuer URL, an audience, a claim name
+PUBLIC_URL = "http://127.0.0.1:8000"  # where `backcheck serve` listens unless told otherwise
+MAX_PUBLIC_URL = 2048
 MAX_ROLE_MAP_ENTRIES = 100
 # The roles an OIDC token may carry: staff. Candidates sign in with their portal link,
 # services with an API token or signed messages.
@@ -166,6 +171,33 @@ def oidc_from_env() -> dict[str, object]:
     return values
 
 
+def parse_public_url(text: str) -> str:
+    """scheme://host[:port] with scheme http or https, and nothing after it: the portal is
+    served at /portal of the server's root (a trailing / is dropped)."""
+    variable = "BACKCHECK_PUBLIC_URL"
+    text = text.strip()
+    if len(text) > MAX_PUBLIC_URL or any(ord(c) < 33 or ord(c) == 127 for c in text):
+        raise ConfigError(
+            f"{variable}: over {MAX_PUBLIC_URL} characters, or holds spaces or control characters"
+        )
+    url = urlsplit(text)
+    try:
+        _ = url.port  # a port that is not a number raises here
+    except ValueError:
+        raise ConfigError(f"{variable}: {text[:300]!r} has a port that is not a number") from None
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ConfigError(
+            f"{variable}: {text[:300]!r} is not http(s)://HOST[:PORT] "
+            "(e.g. https://backcheck.example.com)"
+        )
+    if url.path not in ("", "/") or url.query or url.fragment or url.username is not None:
+        raise ConfigError(
+            f"{variable}: {text[:300]!r} holds more than scheme://HOST[:PORT]; the portal is "
+            "served at /portal of the server's root"
+        )
+    return f"{url.scheme}://{url.netloc}"
+
+
 def file_setting(variable: str, path: Path, what: str) -> Path:
     """A setting that names a file to be read or made: refused (ConfigError, naming the
     variable) when it names a directory, or when a file stands where its directory must be."""
@@ -212,6 +244,7 @@ class Settings(BaseModel):
     oidc_role_claim: str = "roles"
     oidc_principal_claim: str = "sub"
     oidc_assignments_claim: str | None = None
+    public_url: str = Field(default=PUBLIC_URL, description="scheme://host[:port]")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -243,6 +276,8 @@ class Settings(BaseModel):
                     f"least {MIN_EVENT_BYTES} (default {MAX_EVENT_BYTES})"
                 )
             values["max_event_bytes"] = int(text)
+        if text := os.environ.get("BACKCHECK_PUBLIC_URL"):
+            values["public_url"] = parse_public_url(text)
         values |= oidc_from_env()
         return cls.model_validate(values)
 
@@ -282,6 +317,11 @@ class Settings(BaseModel):
     @property
     def checkpoints_dir(self) -> Path:
         return self.data_dir / "checkpoints"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """What backcheck hands on for another program to send: candidates' portal links."""
+        return self.data_dir / "outbox"
 
     @property
     def backend(self) -> str:

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from uuid import UUID
 
 from domain.candidate import Candidate
 from domain.consent import Consent, ConsentTerms
+from domain.errors import PrincipalRevokedError
 from domain.investigation import Investigation
 from services.dto import (
     ConsentResult,
     ConsentTermsIn,
     ExpireConsent,
     GrantConsent,
+    PortalLinkSent,
     RequestConsent,
     WithdrawConsent,
 )
+from services.ports import LinkDeliveryError, PortalLink
+from services.principals import PORTAL_DAYS, portal_principal
 from services.unit import UnitOfWork, use_case
+
+_REVOKED = (
+    "the candidate's portal link was revoked, and a revoked link is never issued again: no "
+    "link was issued; tell the candidate another way"
+)
 
 
 def terms_from(t: ConsentTermsIn) -> ConsentTerms:
@@ -32,7 +42,10 @@ def terms_from(t: ConsentTermsIn) -> ConsentTerms:
 
 class ConsentUseCases(UnitOfWork):
     def consent_result(
-        self, consent: Consent, suspended: list[UUID] | None = None
+        self,
+        consent: Consent,
+        suspended: list[UUID] | None = None,
+        link: PortalLinkSent | None = None,
     ) -> ConsentResult:
         scope = consent.scope_at(self.now())
         return ConsentResult(
@@ -44,16 +57,47 @@ class ConsentUseCases(UnitOfWork):
             categories=list(scope.terms.categories),
             valid_until=consent.valid_until,
             suspended_investigations=suspended or [],
+            portal_link=link,
         )
 
     @use_case
     def request_consent(self, cmd: RequestConsent) -> ConsentResult:
-        """Written consent is asked for before anything else; prohibited data is never asked."""
+        """Written consent is asked for before anything else; prohibited data is never asked.
+
+        The candidate is sent their portal link with the request, to read and grant it there:
+        issued (or replaced: the old one is refused from then on) in the same write as the
+        request, and handed on only once both are recorded, so a link never opens a request
+        that was not made. A revoked link is never issued again; the consent is asked for all
+        the same. A link that cannot be handed on leaves the request recorded, and says so."""
         candidate = self.load(Candidate, cmd.candidate_id)
         candidate.require_collectable()
         consent = Consent.request(candidate.id, terms_from(cmd.terms), cmd.actor)
-        self.commit(consent)
-        return self.consent_result(consent)
+        expires_at = self.now() + timedelta(days=PORTAL_DAYS)
+        try:
+            principal, token = portal_principal(self, candidate.id, expires_at, cmd.actor)
+        except PrincipalRevokedError:
+            self.commit(consent)
+            return self.consent_result(
+                consent, link=PortalLinkSent(status="revoked", detail=_REVOKED, expires_at=None)
+            )
+        # the consent first: a delivered command's receipt is about the subject of the first
+        self.commit(consent, principal)
+        link = PortalLink(candidate.id, token, expires_at)
+        return self.consent_result(consent, link=self._hand_on(link))
+
+    def _hand_on(self, link: PortalLink) -> PortalLinkSent:
+        """The committed link, handed to the link delivery: where it went, or why it did not
+        (the request stands either way)."""
+        try:
+            where = self.links.deliver(link)
+        except LinkDeliveryError as e:
+            return PortalLinkSent(
+                status="undelivered",
+                detail=f"the link was issued but could not be delivered: {e}; issue it again "
+                f"with `backcheck principals portal-link {link.candidate_id}`",
+                expires_at=link.expires_at,
+            )
+        return PortalLinkSent(status="delivered", detail=where, expires_at=link.expires_at)
 
     @use_case
     def grant_consent(self, cmd: GrantConsent) -> ConsentResult:

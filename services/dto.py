@@ -205,6 +205,19 @@ class ExpireConsent(Command):
     actor: Actor
 
 
+class PortalLinkSent(Result):
+    """What became of the candidate's portal link when their consent was asked for: never
+    the token, which goes to the candidate alone."""
+
+    status: Literal["delivered", "undelivered", "revoked"] = Field(
+        description="delivered: issued (or replaced) and handed on; undelivered: issued but "
+        "it could not be handed on (issue it again with `backcheck principals portal-link`); "
+        "revoked: the candidate's link was revoked, so none was issued"
+    )
+    detail: str = Field(description="where the link went, or why it did not")
+    expires_at: datetime | None = Field(description="when the issued link stops working")
+
+
 class ConsentResult(Result):
     consent_id: UUID
     candidate_id: UUID
@@ -214,6 +227,10 @@ class ConsentResult(Result):
     categories: list[str]
     valid_until: datetime | None
     suspended_investigations: list[UUID] = Field(default_factory=list)
+    portal_link: PortalLinkSent | None = Field(
+        default=None,
+        description="when consent is requested: what became of the candidate's portal link",
+    )
 
 
 # --- investigations -------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -86,3 +88,29 @@ class DashboardModel(ReadModel, Protocol):
 
     @property
     def position(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class PortalLink:
+    """A candidate's portal link on its way to them: the token is the secret that opens the
+    portal, so it is left out of this object's repr (a log line or a traceback showing the
+    link shows no token)."""
+
+    candidate_id: UUID
+    token: str = field(repr=False)
+    expires_at: datetime
+
+
+class LinkDeliveryError(Exception):
+    """A portal link could not be handed on (a full disk, a directory that cannot be
+    written); the message says why, never the token."""
+
+
+class LinkDelivery(Protocol):
+    """Hands a candidate their portal link, once the link is committed (an outbox file a
+    mailer sends on, a mail server)."""
+
+    def deliver(self, link: PortalLink) -> str:
+        """Hands the link on; returns where it went, said without the token. Raises
+        LinkDeliveryError when it could not."""
+        ...

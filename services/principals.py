@@ -74,6 +74,32 @@ def _issued(principal: Principal, token: str) -> PrincipalIssued:
     return PrincipalIssued(**principal_result(principal).model_dump(), token=token)
 
 
+def portal_principal(
+    uow: UnitOfWork, candidate_id: UUID, expires_at: datetime, actor: str
+) -> tuple[Principal, str]:
+    """The candidate's portal-link principal with a new token, for the caller to commit (with
+    whatever else its use case writes): added the first time, rotated after, so once committed
+    the old token is refused. A revoked link is not issued again (PrincipalRevokedError,
+    raised before anything changes). The caller has loaded the candidate."""
+    name = portal_name(candidate_id)
+    pid = principal_id(name)
+    token = new_token(pid)
+    if uow.exists(pid):
+        principal = uow.load(Principal, pid)
+        principal.rotate(token_hash(token), expires_at, actor)
+    else:
+        principal = Principal.add(
+            name,
+            Role.CANDIDATE.value,
+            PrincipalKind.PORTAL.value,
+            (candidate_id,),
+            token_hash(token),
+            expires_at,
+            actor,
+        )
+    return principal, token
+
+
 class PrincipalUseCases(UnitOfWork):
     def _expiry(self, days: int | None) -> datetime | None:
         return self.now() + timedelta(days=days) if days is not None else None
@@ -136,23 +162,8 @@ class PrincipalUseCases(UnitOfWork):
         the link is replaced (the old one is refused) with a new expiry; a revoked link is
         not issued again."""
         self.load(Candidate, cmd.candidate_id)
-        name = portal_name(cmd.candidate_id)
-        pid = principal_id(name)
-        token = new_token(pid)
-        expires_at = self._expiry(cmd.valid_days)
-        if self.exists(pid):
-            principal = self.load(Principal, pid)
-            principal.rotate(token_hash(token), expires_at, cmd.actor)
-        else:
-            principal = Principal.add(
-                name,
-                Role.CANDIDATE.value,
-                PrincipalKind.PORTAL.value,
-                (cmd.candidate_id,),
-                token_hash(token),
-                expires_at,
-                cmd.actor,
-            )
+        expires_at = self.now() + timedelta(days=cmd.valid_days)
+        principal, token = portal_principal(self, cmd.candidate_id, expires_at, cmd.actor)
         self.commit(principal)
         return _issued(principal, token)
 

@@ -28,7 +28,7 @@ from services.errors import (
     VersionMismatchError,
 )
 from services.identity import check_reader, current_identity
-from services.ports import DashboardModel, KeyStore, ReadModel, ReceiptSigner
+from services.ports import DashboardModel, KeyStore, LinkDelivery, ReadModel, ReceiptSigner
 from services.reaction import Reaction, default_reactions
 
 A = TypeVar("A", bound=Aggregate)
@@ -61,14 +61,16 @@ def system_clock() -> datetime:
 class Collaborators:
     """What the use cases need besides the event store, every one of them present: the data
     keys personal values are sealed with, the erasure receipts' signer, the read views, the
-    access decision point, and how long each tier of personal data is kept; and the
-    dashboard's views (counts only), if this application keeps them."""
+    access decision point, how long each tier of personal data is kept, and where candidates'
+    portal links go; and the dashboard's views (counts only), if this application keeps
+    them."""
 
     keys: KeyStore
     signer: ReceiptSigner
     views: ReadModel
     decision_point: DecisionPoint
     retention: RetentionSchedule
+    links: LinkDelivery
     dashboard: DashboardModel | None = None
 
 
@@ -168,6 +170,7 @@ class UnitOfWork(Application[UUID]):
         self.views: ReadModel = made.views
         self.decision_point: DecisionPoint = made.decision_point
         self.retention: RetentionSchedule = made.retention
+        self.links: LinkDelivery = made.links
         self.dashboard_views: DashboardModel | None = made.dashboard
 
     @property

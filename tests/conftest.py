@@ -104,7 +104,9 @@ def demo_app(settings: Settings, clock: FakeClock) -> Iterator[Backcheck]:
 
 @pytest.fixture
 def sqlite_app(tmp_path: Path, clock: FakeClock) -> Iterator[Backcheck]:
-    app = build_app(Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}"), clock=clock)
+    """A store, its keys and its outbox (portal links) in `tmp_path`."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+    app = build_app(settings, clock=clock)
     yield app
     app.close()
 
@@ -124,8 +126,10 @@ def pg_schema() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_app(pg_schema: str, clock: FakeClock) -> Iterator[Backcheck]:
-    app = build_app(Settings(database_url=f"{PG_URL}?schema={pg_schema}"), clock=clock)
+def pg_app(pg_schema: str, clock: FakeClock, tmp_path: Path) -> Iterator[Backcheck]:
+    """A store in a schema of its own; its keys and outbox (portal links) in `tmp_path`."""
+    settings = Settings(database_url=f"{PG_URL}?schema={pg_schema}", data_dir=tmp_path)
+    app = build_app(settings, clock=clock)
     yield app
     app.close()
 

@@ -3,6 +3,7 @@ API tests. A client signs in as one of them by name (`as_`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from infra.demo import tell_story
 from infra.http.app import create_app
 from infra.http.auth import Authenticator
 from infra.http.idempotency import PostgresIdempotency, SQLiteIdempotency, kept_answers
+from infra.outbox.links import FOLDER
 from services.access import Role
 from services.application import Backcheck
 from services.dto import AddPrincipal, IssuePortalLink
@@ -42,6 +44,7 @@ class Served:
     client: TestClient
     kept: SQLiteIdempotency | PostgresIdempotency
     tokens: dict[str, str] = field(default_factory=dict)
+    outbox: Path | None = None  # where portal links are sent (the settings' outbox)
 
     def issue(self, name: str, role: Role, assignments: tuple[UUID, ...] = ()) -> str:
         issued = self.app.add_principal(
@@ -56,6 +59,17 @@ class Served:
         )
         self.tokens[f"candidate:{candidate_id}"] = issued.token
         return issued.token
+
+    def sent_link(self, candidate_id: UUID) -> str:
+        """The portal link token sent to the candidate with their latest consent request,
+        read from the outbox as a mailer would: from now on they sign in with it."""
+        assert self.outbox is not None, "served without settings: no outbox"
+        sent = json.loads((self.outbox / FOLDER / f"{candidate_id}.json").read_bytes())
+        assert sent["candidate_id"] == str(candidate_id)
+        url: str = sent["url"]
+        _, _, token = url.partition("/portal#token=")
+        self.tokens[f"candidate:{candidate_id}"] = token
+        return token
 
     def as_(self, name: str, **headers: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[name]}", **headers}
@@ -84,7 +98,7 @@ def served(app: Backcheck, settings: Settings) -> Iterator[Served]:
     try:
         with TestClient(http, raise_server_exceptions=True) as client:
             assert isinstance(kept, SQLiteIdempotency | PostgresIdempotency)
-            api = Served(app, client, kept)
+            api = Served(app, client, kept, outbox=settings.outbox_dir)
             for name, role in STAFF.items():
                 api.issue(name, role)
             yield api

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from infra.cli.common import _Json, app, console, err, fail, open_app, parsed
+from infra.http.link import portal_link
 from infra.terminal import cells, dim, markup_safe, visible
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def principals_portal_link(
     from services.dto import IssuePortalLink
 
     try:
-        application, _ = open_app()
+        application, settings = open_app()
         result = application.issue_portal_link(
             parsed(IssuePortalLink, candidate_id=candidate_id, valid_days=valid_days, actor=actor)
         )
@@ -126,7 +127,8 @@ def principals_portal_link(
         return
     _issued(result, as_json, "portal link for")
     if not as_json:  # the fragment never reaches the server's logs
-        err.print(f"the candidate opens: <server>/portal#token={result.token}", highlight=False)
+        link = portal_link(settings.public_url, result.token)
+        err.print(f"the candidate opens: {link}", highlight=False)
 
 
 @principals_cli.command("revoke")

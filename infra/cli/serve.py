@@ -12,6 +12,7 @@ from infra.cli.common import app, console, fail, open_app
 from infra.config import Settings
 from infra.http.bodies import DEFAULT_MAX_BODY
 from infra.http.errors import PortUnavailableError
+from infra.http.link import portal_link
 from infra.terminal import markup_safe
 from services.application import Backcheck
 
@@ -96,10 +97,16 @@ def serve(
         console.print(f"  OIDC: {markup_safe(oidc.describe())}")
     console.print(f"  dashboard  {base}/dashboard  (sign in with a staff token)")
     console.print(f"  portal     {base}/portal  (a candidate opens it from their link)")
+    if settings.public_url != base:  # the links sent with consent requests open that one
+        console.print(
+            f"  [dim]portal links sent with consent requests open "
+            f"{markup_safe(settings.public_url)}/portal (BACKCHECK_PUBLIC_URL)[/]"
+        )
     for name, token in tokens.items():
         console.print(f"  token of {markup_safe(name)}: {token}")
         if name.startswith("candidate:"):
-            console.print(f"  portal link of {markup_safe(name)}: {base}/portal#token={token}")
+            link = portal_link(base, token)
+            console.print(f"  portal link of {markup_safe(name)}: {link}")
     if tokens:
         console.print(
             "  [dim](each shown this once; send it as `Authorization: Bearer <token>`)[/]"

@@ -267,7 +267,7 @@ RESULTS: dict[str, tuple[str, JSON]] = {
         },
     ),
     "request-consent": (
-        "asked for; the candidate's portal link grants it",
+        "asked for; the candidate's portal link, sent with the request, grants it",
         {
             "consent_id": CONSENT_ID,
             "candidate_id": CANDIDATE_ID,
@@ -277,6 +277,11 @@ RESULTS: dict[str, tuple[str, JSON]] = {
             "categories": [],
             "valid_until": None,
             "suspended_investigations": [],
+            "portal_link": {
+                "status": "delivered",
+                "detail": f"outbox/portal-links/{CANDIDATE_ID}.json",
+                "expires_at": "2026-04-01T09:00:00Z",
+            },
         },
     ),
     "plan-investigation": (

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from infra.http import subject
 from infra.http.auth import PORTAL_COOKIE, Authenticator, Unauthenticated
+from infra.http.link import PORTAL_PATH
 from infra.http.problems import problem_response
 from services.access import Role
 from services.application import Backcheck
@@ -167,7 +168,7 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
         return response
 
     hidden: dict[str, Any] = {"include_in_schema": False}
-    app.add_api_route("/portal", page, methods=["GET"], **hidden)
+    app.add_api_route(PORTAL_PATH, page, methods=["GET"], **hidden)
     app.add_api_route("/portal/static/{name}", static, methods=["GET"], **hidden)
     app.add_api_route(SESSION, open_session, methods=["POST"], **hidden)
     app.add_api_route(SESSION, close_session, methods=["DELETE"], **hidden)

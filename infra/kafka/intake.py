@@ -165,6 +165,15 @@ def _report(message: CommandMessage, decision: IntakeDecision) -> None:
         log.warning("%s was applied before its offset was committed; passed over", message.channel)
     elif decision.applied:
         log.info("applied %s from %s", decision.command_type, message.channel)
+        link = (decision.result or {}).get("portal_link") or {}
+        if link.get("status") not in (None, "delivered"):  # nobody else reads the answer
+            log.warning(
+                "%s from %s: the candidate's portal link was not sent (%s): %s",
+                decision.command_type,
+                message.channel,
+                link.get("status"),
+                link.get("detail"),
+            )
     else:
         log.warning("dead-lettered %s: %s: %s", message.channel, decision.reason, decision.error)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -13,6 +14,7 @@ from infra.bootstrap import build_app
 from infra.config import Settings
 from services.errors import AuthenticationError
 from services.principals import token_hash
+from tests.commands import request_consent
 from tests.e2e.test_cli import run
 
 
@@ -127,3 +129,47 @@ def test_a_candidates_portal_link_is_issued_and_replaced(store: dict[str, str]) 
     )
     assert authenticate(store, first.stdout.strip()) == "unknown token"
     assert authenticate(store, link["token"]) == f"candidate:{candidate}"
+
+
+def test_requesting_consent_sends_the_link_and_says_so_when_it_cannot(
+    store: dict[str, str],
+) -> None:
+    registered = run(
+        store, "do", "register-candidate", '{"name": "Zhou Min", "actor": "hr:li"}', "--json"
+    )
+    assert registered.returncode == 0, registered.stderr
+    candidate = json.loads(registered.stdout)["candidate_id"]
+    command = json.dumps(request_consent(UUID(candidate)))
+    outbox = Path(store["BACKCHECK_DATA_DIR"]) / "outbox" / "portal-links"
+
+    asked = run(store, "do", "request-consent", command)
+
+    assert asked.returncode == 0, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert answer["portal_link"]["status"] == "delivered"
+    assert answer["portal_link"]["detail"] == f"outbox/portal-links/{candidate}.json"
+    link = json.loads((outbox / f"{candidate}.json").read_bytes())["url"]
+    assert link.startswith("http://127.0.0.1:8000/portal#token=bck_")
+    token = link.partition("#token=")[2]
+    assert token not in asked.stdout + asked.stderr
+    assert authenticate(store, token) == f"candidate:{candidate}"
+
+    # the link's file cannot be written (a directory stands in its place): the consent is
+    # asked for all the same, exit 0, and the answer says how to send the link
+    (outbox / f"{candidate}.json").unlink()
+    (outbox / f"{candidate}.json").mkdir()
+    again = run(store, "do", "request-consent", command)
+
+    assert again.returncode == 0, again.stderr
+    assert again.stderr == ""
+    answer = json.loads(again.stdout)
+    assert answer["status"] == "requested"
+    assert answer["portal_link"]["status"] == "undelivered"
+    assert f"backcheck principals portal-link {candidate}" in answer["portal_link"]["detail"]
+    assert authenticate(store, token) == "unknown token"  # replaced, though not delivered
+    resent = run(store, "principals", "portal-link", candidate)
+    assert resent.returncode == 0, resent.stderr
+    assert authenticate(store, resent.stdout.strip()) == f"candidate:{candidate}"
+    assert f"the candidate opens: http://127.0.0.1:8000/portal#token={resent.stdout.strip()}" in (
+        resent.stderr
+    )

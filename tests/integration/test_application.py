@@ -34,6 +34,7 @@ from domain.errors import (
     RefereeNotPermittedError,
     SelfReviewError,
 )
+from domain.principal import portal_name, principal_id
 from services.application import Backcheck
 from services.dto import (
     ClaimIn,
@@ -377,6 +378,7 @@ class ApplicationContract:
         assert [(e.aggregate, e.event) for e in app.iter_events()] == [
             ("Candidate", "Registered"),
             ("Consent", "Requested"),
+            ("Principal", "Added"),  # the candidate's portal link, sent with the request
             ("Consent", "Granted"),
             ("Investigation", "Planned"),
             ("Consent", "ReliedUpon"),
@@ -542,15 +544,23 @@ class ApplicationContract:
             for aggregate_id in (s.candidate_id, s.consent_id, s.investigation_id, s.report_id)
             if aggregate_id is not None
         }
+        # and their portal links, sent when consent was asked for: principals, which hold no
+        # personal data and name no subject (domain/principal.py)
+        links = {principal_id(portal_name(s.candidate_id)) for s in (first, second)}
         # when
         events = list(app.iter_events())
         # then: each event carries the candidate its aggregate is about
         assert len(events) == position(app)
         for e in events:
+            if e.originator_id in links:
+                assert (e.aggregate, e.event) == ("Principal", "Added")
+                assert "candidate_id" not in e.data
+                continue
             assert e.data["candidate_id"] == str(subject[e.originator_id]), (e.aggregate, e.event)
+        assert {e.originator_id for e in events if e.aggregate == "Principal"} == links
         # and one subject's history is exactly their events
         mine = list(app.iter_events(candidate_id=second.candidate_id))
-        assert mine == [e for e in events if subject[e.originator_id] == second.candidate_id]
+        assert mine == [e for e in events if subject.get(e.originator_id) == second.candidate_id]
         assert {e.aggregate for e in mine} == {"Candidate", "Consent", "Investigation"}
 
     def test_claims_needing_consent_are_collected_under_a_consent_naming_them(

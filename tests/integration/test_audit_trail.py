@@ -144,16 +144,16 @@ class AuditTrailContract(ABC):
 
     def test_a_changed_record_is_named_at_its_position(self) -> None:
         t = self.tamper
-        _oid, _ver, _topic, state = self.record(7)
+        _oid, _ver, _topic, state = self.record(8)  # the recruiter cancels the first plan
         forged = bytes(state).replace(b'"hr:li.na"', b'"hr:xx.xx"')
         assert forged != bytes(state)
-        t.sql(f"UPDATE {t.events} SET state = ? WHERE {t.position} = ?", (forged, 7))
+        t.sql(f"UPDATE {t.events} SET state = ? WHERE {t.position} = ?", (forged, 8))
 
         verdict = check(self.settings)
 
         assert not verdict.intact
         assert verdict.first is not None
-        assert (verdict.first.position, verdict.first.kind) == (7, "changed")
+        assert (verdict.first.position, verdict.first.kind) == (8, "changed")
 
     def test_a_deleted_record_is_missing_at_its_position(self) -> None:
         t = self.tamper

@@ -18,7 +18,7 @@ from infra.audit.verification import open_source
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.kafka.cloudevent import DeadLetterReason
-from infra.kafka.intake import CommandMessage, IntakeDecision, decide
+from infra.kafka.intake import CommandMessage, IntakeDecision, _report, decide
 from services.application import Backcheck
 from services.dto import RequestConsent
 from services.errors import CommandAlreadyAppliedError, ConcurrentChangeError
@@ -510,7 +510,8 @@ def _applied_once(apps: list[Backcheck], settings: Settings, rounds: int = 5) ->
         done = [r for r in results if not isinstance(r, Exception)]
         assert len(done) == 1, results
         assert len(duplicates) == len(apps) - 1, results
-        assert head(settings)[0] == count_before + 2  # one consent requested, one receipt
+        # one consent requested, the candidate's portal link (added, then rotated), one receipt
+        assert head(settings)[0] == count_before + 3
     assert len(consents_of(apps[0], candidate)) == rounds
     assert apps[0].exists(receipt_id(ATS, "race-0"))
     assert isinstance(apps[0].load(CommandReceipt, receipt_id(ATS, "race-0")), CommandReceipt)
@@ -552,3 +553,25 @@ def test_a_delivered_command_may_write_only_once(
             app.request_consent(command)
 
     assert head(settings) == before
+
+
+def test_a_request_whose_link_cannot_be_sent_is_applied_and_the_intake_says_so(
+    intake: CommandIntake, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: a file where the outbox's folder of links must be
+    candidate = _registered(intake)
+    settings.outbox_dir.mkdir(parents=True, exist_ok=True)
+    (settings.outbox_dir / "portal-links").write_text("in the way")
+    sent = message(body(request_consent(candidate)), headers("request-consent", "consent-9"))
+    # when
+    with caplog.at_level("INFO", logger="backcheck.intake"):
+        decision = applied(intake, sent)
+        _report(sent, decision)
+    # then: applied, with its receipt, and the log says the link was not sent and why
+    assert decision.result is not None
+    assert decision.result["portal_link"]["status"] == "undelivered"
+    assert len(consents_of(intake.app, candidate)) == 1
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "the candidate's portal link was not sent (undelivered)" in warning.getMessage()
+    assert f"backcheck principals portal-link {candidate}" in warning.getMessage()
+    assert "bck_" not in caplog.text

@@ -20,6 +20,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
+from domain.principal import portal_name, principal_id
 from infra.audit.verification import open_source, verify
 from infra.bootstrap import build_app
 from infra.config import Settings
@@ -335,7 +336,21 @@ def test_good_commands_are_applied_once_and_each_bad_one_is_dead_lettered_with_i
             ("Consent", "Requested"),
             ("CommandReceipt", "Applied"),
         ]
-        assert app.recorder.max_notification_id() == 10
+        # and the portal link sent with each consent request: a principal, about no subject
+        links = [
+            (e.event, e.originator_id) for e in app.iter_events() if e.aggregate == "Principal"
+        ]
+        assert links == [
+            ("Added", principal_id(portal_name(zhou))),
+            ("Added", principal_id(portal_name(wang))),
+        ]
+        assert app.recorder.max_notification_id() == 12
+        # handed on by the intake process, as any process that requests consent does
+        for candidate in (zhou, wang):
+            sent = intake.settings.outbox_dir / "portal-links" / f"{candidate}.json"
+            assert f"/portal#token=bck_{principal_id(portal_name(candidate)).hex}_" in (
+                sent.read_text()
+            )
         assert app.get_consent(consent).status == "active"
         receipts = [
             (e.data["source"], e.data["command_type"])
@@ -354,7 +369,7 @@ def test_good_commands_are_applied_once_and_each_bad_one_is_dead_lettered_with_i
         with open_source(intake.settings) as source:
             verdict = verify(source, [])
         assert verdict.intact, verdict.problems
-        assert verdict.checked == 10
+        assert verdict.checked == 12
     finally:
         app.close()
 

@@ -230,12 +230,13 @@ def _put_in(value: Any, ids: dict[str, str]) -> Any:
 
 
 def consented(api: Served, tell: Teller) -> str:
-    """Registered, asked, granted from his portal link: returns the candidate's principal."""
+    """Registered, asked, granted from the portal link sent with the request: returns the
+    candidate's principal."""
     tell.have(
         examples.CANDIDATE_ID, candidate_id=tell(RECRUITER, "register-candidate")["candidate_id"]
     )
     tell.have(examples.CONSENT_ID, consent_id=tell(RECRUITER, "request-consent")["consent_id"])
-    api.portal(UUID(tell.ids["candidate_id"]))
+    api.sent_link(UUID(tell.ids["candidate_id"]))
     candidate = f"candidate:{tell.ids['candidate_id']}"
     tell(candidate, "grant-consent")
     return candidate
@@ -310,6 +311,7 @@ def test_the_examples_run_as_a_withdrawal_a_new_consent_and_a_cancellation(
     withdrawn = tell(liu_yang, "withdraw-consent")
     assert withdrawn["suspended_investigations"] == [tell.ids["investigation_id"]]
     tell.have(examples.CONSENT_ID, consent_id=tell(RECRUITER, "request-consent")["consent_id"])
+    api.sent_link(UUID(tell.ids["candidate_id"]))  # the new request came with a new link
     tell(liu_yang, "grant-consent")
     assert tell(RECRUITER, "resume-investigation")["status"] == "in progress"
     assert tell(RECRUITER, "cancel-investigation")["status"] == "cancelled"

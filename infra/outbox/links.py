@@ -1,0 +1,74 @@
+"""Portal links handed on as files: DATA_DIR/outbox/portal-links/<candidate id>.json.
+
+The embedded default of the link delivery (services/ports.py: LinkDelivery): a mailer, or an
+operator, takes each file and sends the candidate their link. A file holds the candidate's id,
+the link (its token in the URL's fragment) and when it expires. It is the owner's alone (mode
+600, in directories of mode 700), and written whole or not at all: to a temporary file in the
+same directory, then renamed over the candidate's previous link, which stopped working when
+this one was issued. Anything that keeps it from being written is a LinkDeliveryError naming
+the file and the reason, never the token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from services.ports import LinkDeliveryError, PortalLink
+
+FOLDER = "portal-links"
+
+
+class LinkOutbox:
+    """Writes each portal link to `<outbox>/portal-links/<candidate id>.json`; `url` forms
+    the link a token opens (infra/http/link.py, on the configured public URL)."""
+
+    def __init__(self, outbox: Path, url: Callable[[str], str]) -> None:
+        self.outbox = outbox
+        self.directory = outbox / FOLDER
+        self.url = url
+
+    def deliver(self, link: PortalLink) -> str:
+        name = f"{link.candidate_id}.json"
+        path = self.directory / name
+        document = {
+            "candidate_id": str(link.candidate_id),
+            "url": self.url(link.token),
+            "expires_at": link.expires_at.isoformat(),
+        }
+        try:
+            self.outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise LinkDeliveryError(
+                f"cannot make the directory {self.directory}: a file is in the way"
+            ) from None
+        except OSError as e:
+            raise LinkDeliveryError(
+                f"cannot make the directory {self.directory}: {e.strerror or e}"
+            ) from None
+        try:
+            _write_whole(path, orjson.dumps(document, option=orjson.OPT_INDENT_2))
+        except OSError as e:
+            raise LinkDeliveryError(f"cannot write {path}: {e.strerror or e}") from None
+        return f"{self.outbox.name}/{FOLDER}/{name}"
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """`data` at `path`, or the file there untouched: written to a temporary file of mode 600
+    beside it, made durable, then renamed into place."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
