@@ -6,7 +6,8 @@ the link (its token in the URL's fragment) and when it expires. It is the owner'
 600, in directories of mode 700), and written whole or not at all: to a temporary file in the
 same directory, then renamed over the candidate's previous link, which stopped working when
 this one was issued. Anything that keeps it from being written is a LinkDeliveryError naming
-the file and the reason, never the token.
+the file (under the data directory, never its absolute path: the answer may go to a caller
+over HTTP) and the reason, never the token.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class LinkOutbox:
     def deliver(self, link: PortalLink) -> str:
         name = f"{link.candidate_id}.json"
         path = self.directory / name
+        shown = f"{self.outbox.name}/{FOLDER}"  # as the answer names it
         document = {
             "candidate_id": str(link.candidate_id),
             "url": self.url(link.token),
@@ -46,17 +48,17 @@ class LinkOutbox:
             self.directory.mkdir(mode=0o700, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             raise LinkDeliveryError(
-                f"cannot make the directory {self.directory}: a file is in the way"
+                f"cannot make the directory {shown}: a file is in the way"
             ) from None
         except OSError as e:
             raise LinkDeliveryError(
-                f"cannot make the directory {self.directory}: {e.strerror or e}"
+                f"cannot make the directory {shown}: {e.strerror or e}"
             ) from None
         try:
             _write_whole(path, orjson.dumps(document, option=orjson.OPT_INDENT_2))
         except OSError as e:
-            raise LinkDeliveryError(f"cannot write {path}: {e.strerror or e}") from None
-        return f"{self.outbox.name}/{FOLDER}/{name}"
+            raise LinkDeliveryError(f"cannot write {shown}/{name}: {e.strerror or e}") from None
+        return f"{shown}/{name}"
 
 
 def _write_whole(path: Path, data: bytes) -> None:
