@@ -8,9 +8,11 @@ Each store is built through the real use cases, as the application writes it: ba
 checks run to the end (registered, consented, planned, notified, started, findings, concluded,
 completed; some disputed), at hours apart on the application's clock so the turnaround
 histograms fill, then caseload reads (pages of up to 200 profiles, each read decided by Cedar
-and recorded), a third of them refused, spread over 120 days (so both stores fill the 90-day
-series the summary carries), until the log holds N events. A line on stderr every ~10 s
-tells how far the build is (its phase, events so far of N, the rate, the phase's time left). Then
+and recorded) spread over 120 days (so both stores fill the 90-day series the summary
+carries), until the log holds N events. Half the reads are refused: a third of the pages are
+read by analysts for marketing, and the recruiter's own in the last 30 days, once the
+candidates' 90-day consents have lapsed. A line on stderr every ~10 s tells how far the
+build is (its phase, events so far of N, the rate, the phase's time left). Then
 `dashboard_summary()` is called `--calls` times on the open application (with the chain's
 health read from the kept checkpoints, as the CLI does) and p50/p99 are printed for both
 stores, with the ratio of the larger store's p99 to the smaller's. The summary reads a fixed
@@ -19,8 +21,8 @@ handful of rows by key, so the ratio stays near 1 (issue #18: p99 < 50 ms at 1M 
 `--keep DIR` (SQLite only): the larger store is built in DIR and reused by the next run that
 asks for no more events than it holds, so a 1M-event store is built once. DIR/bench-store.json
 says whether the build finished (and how many events, in how long, up to which moment of the
-application's clock); a store whose build was interrupted is removed and built again, and a
-DIR holding anything else is refused.
+application's clock); a store whose build was interrupted, or that holds fewer events than
+asked for, is removed and built again; a DIR holding anything else is refused.
 
 `--http`: then the larger store is served by `backcheck serve --port 0` in a process of its
 own (bench/http_load.py's `serve`), a compliance principal is given a token, and
