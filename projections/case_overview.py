@@ -45,6 +45,7 @@ class InvestigationRow:
     checks: int
     concluded: int = 0
     open_disputes: int = 0
+    suspended_from: InvestigationStatus | None = None
 
 
 @dataclass
@@ -101,11 +102,10 @@ class CaseRow:
         }
 
 
-# Events whose only effect on an investigation or report is its status.
+# Events whose only effect on an investigation or report is its status (suspension and
+# resumption keep where work was, below).
 _INVESTIGATION_STATUS: dict[EventClass, InvestigationStatus] = {
     ev.InvestigationStarted: InvestigationStatus.IN_PROGRESS,
-    ev.InvestigationSuspended: InvestigationStatus.SUSPENDED,
-    ev.InvestigationResumed: InvestigationStatus.IN_PROGRESS,
     ev.InvestigationCompleted: InvestigationStatus.COMPLETED,
     ev.InvestigationCancelled: InvestigationStatus.CANCELLED,
 }
@@ -169,6 +169,8 @@ class CaseOverview:
                 cls: partial(self.investigation_status, status)
                 for cls, status in _INVESTIGATION_STATUS.items()
             },
+            ev.InvestigationSuspended: self.investigation_suspended,
+            ev.InvestigationResumed: self.investigation_resumed,
             ev.CheckConcluded: self.check_concluded,
             ev.DisputeRaised: self.dispute_raised,
             ev.DisputeResolved: self.dispute_resolved,
@@ -227,6 +229,16 @@ class CaseOverview:
 
     def investigation_status(self, status: InvestigationStatus, row: CaseRow, event: Any) -> None:
         row.investigations[event.originator_id].status = status
+
+    def investigation_suspended(self, row: CaseRow, event: Any) -> None:
+        inv = row.investigations[event.originator_id]
+        inv.suspended_from, inv.status = inv.status, InvestigationStatus.SUSPENDED
+
+    def investigation_resumed(self, row: CaseRow, event: Any) -> None:
+        """Work goes back to where it was suspended from: planned, or in progress."""
+        inv = row.investigations[event.originator_id]
+        inv.status = inv.suspended_from or InvestigationStatus.IN_PROGRESS
+        inv.suspended_from = None
 
     def check_concluded(self, row: CaseRow, event: Any) -> None:
         row.investigations[event.originator_id].concluded += 1

@@ -57,11 +57,10 @@ PLAIN_PREFIXES = (REFUSAL_PREFIX,)
 
 Handler = Callable[[Any, Rows], None]
 
-# Events whose only effect on the investigation view is its status (and time of change).
+# Events whose only effect on the investigation view is its status (and time of change);
+# suspension and resumption keep where work was, below.
 _INVESTIGATION_STATUS: dict[EventClass, InvestigationStatus] = {
     ev.InvestigationStarted: InvestigationStatus.IN_PROGRESS,
-    ev.InvestigationResumed: InvestigationStatus.IN_PROGRESS,
-    ev.InvestigationSuspended: InvestigationStatus.SUSPENDED,
     ev.InvestigationCompleted: InvestigationStatus.COMPLETED,
     ev.InvestigationCancelled: InvestigationStatus.CANCELLED,
 }
@@ -74,7 +73,9 @@ class ReadViews:
     # Bumped whenever what a row holds changes: views of another version are rebuilt.
     # 4: the access log names how each reader was authenticated; the list views (listing.py)
     # 5: the refused reads listed by day, principal and policy (access_log.py)
-    version = 5
+    # 6: an investigation resumes to where it was suspended from, and an upheld dispute
+    #    reopens a completed one (as the domain does)
+    version = 6
     # Every row belongs to the subject of the events that change it: a worker applies each
     # partition's candidates apart from the others'.
     shared_rows = False
@@ -104,6 +105,8 @@ class ReadViews:
             ev.FeedbackAnswered: self.feedback_answered,
             ev.DisputeRaised: self.dispute_raised,
             ev.DisputeResolved: self.dispute_resolved,
+            ev.InvestigationSuspended: self.investigation_suspended,
+            ev.InvestigationResumed: self.investigation_resumed,
             **{
                 cls: partial(self.investigation_status, status)
                 for cls, status in _INVESTIGATION_STATUS.items()
@@ -319,6 +322,25 @@ class ReadViews:
             dispute.update(response=event.response, upheld=event.upheld)
             if event.upheld:
                 doc["checks"][dispute["check_id"]]["concluded"] = None
+                if doc["status"] == InvestigationStatus.COMPLETED.value:
+                    doc["status"] = InvestigationStatus.IN_PROGRESS.value  # verified again
+
+        self._investigation(event, rows, change)
+
+    def investigation_suspended(self, event: Any, rows: Rows) -> None:
+        def change(doc: Doc) -> None:
+            doc["suspended_from"] = doc["status"]
+            doc["status"] = InvestigationStatus.SUSPENDED.value
+
+        self._investigation(event, rows, change)
+
+    def investigation_resumed(self, event: Any, rows: Rows) -> None:
+        """Work goes back to where it was suspended from: planned, or in progress."""
+
+        def change(doc: Doc) -> None:
+            back = doc.pop("suspended_from", None) or InvestigationStatus.IN_PROGRESS.value
+            doc["status"] = back
+            doc["consent_id"] = str(event.scope.consent_id)  # the consent it goes on under
 
         self._investigation(event, rows, change)
 
