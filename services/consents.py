@@ -18,8 +18,8 @@ from services.dto import (
     RequestConsent,
     WithdrawConsent,
 )
-from services.ports import LinkDeliveryError, PortalLink
-from services.principals import PORTAL_DAYS, portal_principal
+from services.ports import PortalLink
+from services.principals import PORTAL_DAYS, hand_on, portal_principal
 from services.unit import UnitOfWork, use_case
 
 _REVOKED = (
@@ -83,21 +83,7 @@ class ConsentUseCases(UnitOfWork):
         # the consent first: a delivered command's receipt is about the subject of the first
         self.commit(consent, principal)
         link = PortalLink(candidate.id, token, expires_at)
-        return self.consent_result(consent, link=self._hand_on(link))
-
-    def _hand_on(self, link: PortalLink) -> PortalLinkSent:
-        """The committed link, handed to the link delivery: where it went, or why it did not
-        (the request stands either way)."""
-        try:
-            where = self.links.deliver(link)
-        except LinkDeliveryError as e:
-            return PortalLinkSent(
-                status="undelivered",
-                detail=f"the link was issued but could not be delivered: {e}; issue it again "
-                f"with `backcheck principals portal-link {link.candidate_id}`",
-                expires_at=link.expires_at,
-            )
-        return PortalLinkSent(status="delivered", detail=where, expires_at=link.expires_at)
+        return self.consent_result(consent, link=hand_on(self, link))
 
     @use_case
     def grant_consent(self, cmd: GrantConsent) -> ConsentResult:

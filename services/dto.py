@@ -749,3 +749,11 @@ class PrincipalIssued(PrincipalResult):
         description="the principal's token, shown this once: only its SHA-256 is stored; "
         "send it as `Authorization: Bearer <token>`"
     )
+
+
+class PortalLinkIssued(PrincipalIssued):
+    """A candidate's portal link issued by hand: its token shown this once to whoever issued
+    it, and the link handed to the link delivery too (what waits there is the one that
+    works)."""
+
+    sent: PortalLinkSent

@@ -27,6 +27,8 @@ from services.access import Role
 from services.dto import (
     AddPrincipal,
     IssuePortalLink,
+    PortalLinkIssued,
+    PortalLinkSent,
     PrincipalIssued,
     PrincipalResult,
     RevokePrincipal,
@@ -34,6 +36,7 @@ from services.dto import (
 )
 from services.errors import AggregateMissingError, AuthenticationError, UnknownPrincipalError
 from services.identity import Identity
+from services.ports import LinkDeliveryError, PortalLink
 from services.unit import UnitOfWork, use_case
 
 TOKEN_PREFIX = "bck_"
@@ -100,6 +103,21 @@ def portal_principal(
     return principal, token
 
 
+def hand_on(uow: UnitOfWork, link: PortalLink) -> PortalLinkSent:
+    """A committed portal link, handed to the link delivery: where it went, or why it did not
+    (what was recorded stands either way)."""
+    try:
+        where = uow.links.deliver(link)
+    except LinkDeliveryError as e:
+        return PortalLinkSent(
+            status="undelivered",
+            detail=f"the link was issued but could not be delivered: {e}; issue it again "
+            f"with `backcheck principals portal-link {link.candidate_id}`",
+            expires_at=link.expires_at,
+        )
+    return PortalLinkSent(status="delivered", detail=where, expires_at=link.expires_at)
+
+
 class PrincipalUseCases(UnitOfWork):
     def _expiry(self, days: int | None) -> datetime | None:
         return self.now() + timedelta(days=days) if days is not None else None
@@ -156,16 +174,19 @@ class PrincipalUseCases(UnitOfWork):
         return principal_result(principal)
 
     @use_case
-    def issue_portal_link(self, cmd: IssuePortalLink) -> PrincipalIssued:
+    def issue_portal_link(self, cmd: IssuePortalLink) -> PortalLinkIssued:
         """A candidate's portal link: a token for the principal candidate:<id>, in the
         candidate role, confined to that candidate, expiring after `valid_days`. Issued again,
         the link is replaced (the old one is refused) with a new expiry; a revoked link is
-        not issued again."""
+        not issued again. Once recorded, it is handed to the link delivery as the one sent
+        with a consent request is, so what waits there to be sent is always the link that
+        works."""
         self.load(Candidate, cmd.candidate_id)
         expires_at = self.now() + timedelta(days=cmd.valid_days)
         principal, token = portal_principal(self, cmd.candidate_id, expires_at, cmd.actor)
         self.commit(principal)
-        return _issued(principal, token)
+        sent = hand_on(self, PortalLink(cmd.candidate_id, token, expires_at))
+        return PortalLinkIssued(**_issued(principal, token).model_dump(), sent=sent)
 
     def list_principals(self) -> list[PrincipalResult]:
         """Every principal, by name, revoked ones too: never a token or its hash."""

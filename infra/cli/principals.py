@@ -129,6 +129,11 @@ def principals_portal_link(
     if not as_json:  # the fragment never reaches the server's logs
         link = portal_link(settings.public_url, result.token)
         err.print(f"the candidate opens: {link}", highlight=False)
+        sent = result.sent
+        if sent.status == "delivered":
+            err.print(f"sent to the link delivery: {markup_safe(sent.detail)}")
+        else:  # issued and shown above all the same: the operator can pass it on
+            err.print(Text(f"not sent: {sent.detail}", style="yellow"))
 
 
 @principals_cli.command("revoke")

@@ -28,6 +28,7 @@ from services.access import Role
 from services.application import Backcheck
 from services.dto import (
     ConsentResult,
+    IssuePortalLink,
     ReadProfile,
     RequestConsent,
     RequestErasure,
@@ -161,6 +162,24 @@ def test_asking_again_replaces_the_link_and_the_old_one_is_refused(
         ("Principal", "TokenRotated"),
     ]
     assert len(app.of_subject(Consent, candidate)) == 2
+
+
+def test_a_link_issued_by_hand_replaces_the_one_waiting_to_be_sent(
+    app: Backcheck, settings: Settings
+) -> None:
+    # given: the link sent with the request waits in the outbox
+    candidate = s.register(app)
+    ask(app, candidate)
+    waiting = token_in(settings, candidate)
+    # when: an operator issues the link again
+    issued = app.issue_portal_link(IssuePortalLink(candidate_id=candidate, actor="op"))
+    # then: the outbox holds the new link, the one that works; the old one is refused
+    assert issued.sent.status == "delivered"
+    assert issued.sent.detail == f"outbox/portal-links/{candidate}.json"
+    assert token_in(settings, candidate) == issued.token
+    assert app.authenticate(issued.token).principal == portal_name(candidate)
+    with pytest.raises(AuthenticationError, match="unknown token"):
+        app.authenticate(waiting)
 
 
 def test_a_revoked_link_is_not_sent_again_and_the_consent_is_still_asked_for(
