@@ -27,6 +27,14 @@ from infra.views.store import BatchRows, Dumped, Key, Projection, Run, refused_b
 # A page of one view: a range of the primary key (view, key), read in its order, so a page
 # costs what its rows do, however many the view holds (tests/integration/test_lists.py).
 PAGE_SQL = "SELECT key, subject, doc FROM view_rows WHERE view=? AND key>? ORDER BY key LIMIT ?"
+# One subject's rows of a view, by the subject index, named: without statistics SQLite takes
+# the primary key's `view=?` instead and walks every row of the view (at a million events,
+# 60 ms for a candidate's one consent, on every read decided). In a WITHOUT ROWID table the
+# index holds the primary key after its own columns, so the rows come in key order, unsorted.
+SUBJECT_SQL = (
+    "SELECT key, doc FROM view_rows INDEXED BY view_rows_by_subject "
+    "WHERE subject=? AND view=? ORDER BY key"
+)
 
 
 class SQLiteViewStore(SQLiteTrackingRecorder):
@@ -187,10 +195,7 @@ class _SQLiteReads:
         return (row[0], row[1]) if row else None
 
     def select_subject(self, view: str, subject: str) -> list[tuple[str, bytes]]:
-        self.c.execute(
-            "SELECT key, doc FROM view_rows WHERE subject=? AND view=? ORDER BY key",
-            (subject, view),
-        )
+        self.c.execute(SUBJECT_SQL, (subject, view))
         return [(r[0], r[1]) for r in self.c.fetchall()]
 
 
