@@ -70,7 +70,8 @@ for line in lines:
         code = 0
     except SystemExit as e:
         code = e.code or 0
-    loaded = {m for m in sys.modules if m in heavy or m.startswith(tuple(h + "." for h in heavy))}
+    modules = set(sys.modules)
+    loaded = {h for h in heavy if h in modules or any(m.startswith(h + ".") for m in modules)}
     found[" ".join(line)] = {"exit": code, "loaded": sorted(loaded - seen)}
     seen |= loaded
 with open(report, "w") as out:
