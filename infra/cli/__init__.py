@@ -1,5 +1,7 @@
 """The `backcheck` command line: one module per command group, each command parse, call one
-use case or query, print. Importing a group module registers its commands on the app."""
+use case or query, print. Importing a group module registers its commands on the app, and
+every start imports them all: so a group module imports at its top only typer, rich and light
+helpers, and each command imports the adapters it runs (tests/e2e/test_startup.py)."""
 
 from __future__ import annotations
 

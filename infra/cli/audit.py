@@ -1,4 +1,7 @@
-"""The compliance officer's tools: `audit keygen|checkpoint|verify|export|timeline|as-of|check`."""
+"""The compliance officer's tools: `audit keygen|checkpoint|verify|export|timeline|as-of|check`.
+
+The tamper-evidence adapter (signatures, the store's drivers) is imported by the command that
+uses it, so that `backcheck audit --help` loads none of it."""
 
 from __future__ import annotations
 
@@ -8,30 +11,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from domain.errors import NotFoundError
-from infra.audit.outputs import check_directory
-from infra.audit.trail import (
-    StoreVerification,
-    check_evidence_output,
-    evidence_export,
-    file_evidence,
-    key_pair,
-    sign_head,
-    verify_bundle_file,
-)
-from infra.audit.verification import Verdict
 from infra.cli.common import app, console, err, fail, open_app, parsed
-from infra.config import Settings
 from infra.terminal import cells, markup_safe, visible
-from services.evidence import ExportEvidence
+
+if TYPE_CHECKING:
+    from infra.audit.verification import Verdict
 
 audit = typer.Typer(help="The compliance officer's tools: verify, checkpoint, replay, export.")
 app.add_typer(audit, name="audit")
@@ -52,6 +44,10 @@ def keygen(
     ] = False,
 ) -> None:
     """Create the Ed25519 key pair that signs checkpoints (an existing pair is kept)."""
+    from infra.audit.outputs import check_directory
+    from infra.audit.trail import key_pair
+    from infra.config import Settings
+
     try:
         directory = out or Settings.from_env().signing_key_path.parent
         check_directory(directory)  # a file where the directory should be: refused, exit 73
@@ -91,6 +87,8 @@ def checkpoint(
     force: _Force = False,
 ) -> None:
     """Sign the chain head (position, hash, time) for an outside witness to keep."""
+    from infra.audit.trail import sign_head
+
     try:
         application, settings = open_app()  # the store and its tables exist from here on
         application.close()
@@ -127,6 +125,9 @@ def verify(
 ) -> None:
     """Recompute the hash chain over every stored event and hold it to the signed checkpoints;
     exit 0 when intact, 1 otherwise."""
+    from infra.audit.trail import StoreVerification
+    from infra.config import Settings
+
     if bundle is not None:
         _verify_bundle(bundle, public_key, as_json)
         return
@@ -182,6 +183,8 @@ def _report(verdict: Verdict, skipped: list[str], as_json: bool) -> None:
 def _bar(what: str, total: int, *, hidden: bool) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr while a large store is read; small ones finish before it
     would be seen."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
     columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     hide = hidden or total < 50_000
     description = "[progress.description]{task.description}"
@@ -191,6 +194,9 @@ def _bar(what: str, total: int, *, hidden: bool) -> Iterator[Callable[[int], Non
 
 
 def _verify_bundle(path: Path, public_key: Path | None, as_json: bool) -> None:
+    from infra.audit.trail import verify_bundle_file
+    from infra.config import Settings
+
     try:
         verdict = verify_bundle_file(path, public_key or Settings.from_env().verify_key_path)
     except Exception as e:
@@ -227,6 +233,10 @@ def audit_export(
     """Export one subject's events with chain proofs and a checkpoint signed now. The export
     is a disclosure of personal data: it is recorded (DataDisclosed) before the file exists,
     once the file is known to be writable (a refused --out records nothing)."""
+    from infra.audit.trail import check_evidence_output, evidence_export, file_evidence
+    from infra.config import Settings
+    from services.evidence import ExportEvidence
+
     try:
         settings = Settings.from_env()
         check_evidence_output(settings, out, force=force)  # first: then record, then write

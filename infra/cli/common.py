@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from importlib.metadata import version
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import orjson
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 from rich.text import Text
 
-from infra.bootstrap import build_app
-from infra.config import Settings
-from infra.problem import problem_for
 from infra.terminal import visible
-from services.application import Backcheck
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from infra.config import Settings
+    from infra.problem import ProblemDetails
+    from services.application import Backcheck
 
 app = typer.Typer(
     name="backcheck",
@@ -46,9 +47,15 @@ console = _console()
 err = _console(stderr=True)
 
 
+def _print_version() -> None:
+    from importlib.metadata import version  # reads the installed metadata: only when asked
+
+    console.print(f"backcheck {version('backcheck')}")
+
+
 def _version(asked: bool) -> None:
     if asked:
-        console.print(f"backcheck {version('backcheck')}")
+        _print_version()
         raise typer.Exit(0)
 
 
@@ -64,12 +71,22 @@ def _options(
     pass
 
 
+@app.command("version")
+def show_version() -> None:
+    """Print the installed version (the same as --version)."""
+    _print_version()
+
+
 _opened: list[Backcheck] = []
 
 
 def open_app() -> tuple[Backcheck, Settings]:
     """The application on the configured store; closed when the command ends
-    (`close_opened`)."""
+    (`close_opened`). The composition root is imported here, by the commands that open the
+    store, so that `--help` and `--version` load no driver, policy engine or cipher."""
+    from infra.bootstrap import build_app
+    from infra.config import Settings
+
     settings = Settings.from_env()
     application = build_app(settings)
     _opened.append(application)
@@ -86,7 +103,7 @@ def close_opened() -> None:
         try:
             application.close()
         except Exception as e:
-            problem = problem_for(e)
+            problem = _problem(e)
             if problem is None:
                 raise
             err.print(
@@ -98,11 +115,19 @@ def close_opened() -> None:
             )
 
 
+def _problem(error: Exception) -> ProblemDetails | None:
+    """The error's row in the problem table. The table names every adapter's errors, so it is
+    imported when a command fails, not by every command's start."""
+    from infra.problem import problem_for
+
+    return problem_for(error)
+
+
 def fail(error: Exception, as_json: bool = False) -> NoReturn:
     """Reports an expected error by its row in the problem table (infra/problem.py) and exits
     with its code: one line on stderr, or with --json the problem object on stdout. Any other
     error is a bug and is raised again."""
-    problem = problem_for(error)
+    problem = _problem(error)
     if problem is None:
         raise error
     if as_json:
@@ -122,8 +147,8 @@ _BreakGlass = Annotated[
     str | None, typer.Option(help="compliance only: the justification to record")
 ]
 _Json = Annotated[bool, typer.Option("--json", help="the answer as one JSON object")]
-View = TypeVar("View", bound=BaseModel)
-Model = TypeVar("Model", bound=BaseModel)
+View = TypeVar("View", bound="BaseModel")
+Model = TypeVar("Model", bound="BaseModel")
 
 
 def parsed(model: type[Model], **fields: Any) -> Model:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from infra.cli.common import app, console, fail, open_app
 from infra.terminal import cells
-from services.dashboard import DashboardSummary
+
+if TYPE_CHECKING:
+    from services.dashboard import DashboardSummary
 
 _TOP = 10  # principals and policies shown per table (--json has them all)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -20,9 +20,11 @@ from infra.cli.common import (
     fail,
     open_app,
 )
-from infra.config import Settings
 from infra.store.filelock import running_alone
 from infra.terminal import markup_safe
+
+if TYPE_CHECKING:
+    from infra.config import Settings
 
 
 @app.command()
@@ -35,6 +37,7 @@ def demo(
     ] = False,
 ) -> None:
     """Run a complete screening story on the configured store and print what happened."""
+    from infra.config import Settings
     from infra.demo import DemoFailedError, run_demo, tell_story
 
     try:

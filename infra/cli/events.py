@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
-from pydantic import BaseModel
 from rich.table import Table
 
 from domain.errors import NotFoundError
@@ -20,6 +19,9 @@ from infra.cli.common import (
     open_app,
 )
 from infra.terminal import cells, json_text, markup_safe
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 @app.command()

@@ -1,34 +1,24 @@
 """Kafka: `relay`, `worker`, `ingest`, `send-command`. Each chooses its daemon's options and
-tells the outcome; the wiring is `infra/kafka/daemon.py`'s."""
+tells the outcome; the wiring is `infra/kafka/daemon.py`'s, imported by the command that runs
+it (the Kafka client, faust and the use cases are not loaded by any other command's start)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, closing
-from typing import Annotated, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from infra.cli.common import app, console, err, fail, open_app
-from infra.config import Settings, parse_bootstrap
 from infra.inputs import read_input
-from infra.kafka.daemon import (
-    IntakeOptions,
-    RelayOptions,
-    command_intake,
-    projection_worker,
-    relay_daemon,
-)
-from infra.kafka.intake import DLQ_TOPIC
-from infra.kafka.intake import send_command as send
-from infra.kafka.relay import PartitionCountError, Relay
-from infra.kafka.topics import COMMANDS_TOPIC
-from infra.kafka.worker import WorkerOptions
 from infra.terminal import markup_safe
-from services.application import Backcheck
-from services.catalogue import USE_CASES
+
+if TYPE_CHECKING:
+    from infra.config import Settings
+    from infra.kafka.relay import Relay
+    from services.application import Backcheck
 
 
 class _Daemon(Protocol):
@@ -73,6 +63,8 @@ def relay(
     --once an unavailable broker is waited for; with --once it is an error (exit 69). An event
     larger than the broker takes goes to the dead-letter topic instead, with the reason.
     """
+    from infra.kafka.daemon import RelayOptions, relay_daemon
+
     options = RelayOptions(
         bootstrap=bootstrap_servers or "",
         topic=topic,
@@ -101,6 +93,10 @@ def relay(
 
 def _publish(relay_: Relay, once: bool) -> int:
     """Runs the relay, its progress as a bar on a terminal, each new reason to wait said."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from infra.kafka.relay import PartitionCountError
+
     columns = (TextColumn("publishing"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task("relay", total=relay_.head())
@@ -147,6 +143,9 @@ def worker(
     each partition's progress is kept with the rows, so redelivery changes nothing.
     Stops on SIGINT/SIGTERM.
     """
+    from infra.kafka.daemon import projection_worker
+    from infra.kafka.worker import WorkerOptions
+
     options = WorkerOptions(
         bootstrap=bootstrap_servers or "",
         topic=topic,
@@ -208,6 +207,10 @@ def ingest(
 ) -> None:
     """Apply commands from other services: consume the command topic, one use case per
     message, applied once; what cannot be applied goes to the dead-letter topic with why."""
+    from infra.kafka.daemon import IntakeOptions, command_intake
+    from infra.kafka.intake import DLQ_TOPIC
+    from infra.kafka.topics import COMMANDS_TOPIC
+
     options = IntakeOptions(
         bootstrap=bootstrap_servers or "",
         group=group,
@@ -248,6 +251,8 @@ def _run(
 
 def _scopes(items: list[str]) -> dict[str, frozenset[str]] | None:
     """--scope SOURCE=USE-CASE[,USE-CASE] options as what each source may ask for."""
+    from services.catalogue import USE_CASES
+
     scopes: dict[str, frozenset[str]] | None = None
     for item in items:
         source, sep, names = item.partition("=")
@@ -281,6 +286,10 @@ def send_command(
     ] = None,
 ) -> None:
     """Send one command to the command topic as a CloudEvent (for operators and tests)."""
+    from infra.config import Settings, parse_bootstrap
+    from infra.kafka.intake import send_command as send
+    from infra.kafka.topics import COMMANDS_TOPIC
+
     command_id = command_id or str(uuid.uuid4())
     topic = topic or COMMANDS_TOPIC
     try:

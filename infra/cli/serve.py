@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import signal
 import socket
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from infra.cli.common import app, console, fail, open_app
-from infra.config import Settings
-from infra.http.bodies import DEFAULT_MAX_BODY
 from infra.http.errors import PortUnavailableError
 from infra.http.link import portal_link
 from infra.terminal import markup_safe
-from services.application import Backcheck
+
+if TYPE_CHECKING:
+    from infra.config import Settings
+    from services.application import Backcheck
 
 
 def _stopped(signum: int, frame: object) -> None:
@@ -60,14 +61,18 @@ def serve(
         bool, typer.Option("--demo", help="first run the demo story, so there is data to see")
     ] = False,
     max_body_bytes: Annotated[
-        int, typer.Option(min=1024, max=64 * 1024 * 1024, help="the largest request body")
-    ] = DEFAULT_MAX_BODY,
+        int | None,
+        typer.Option(
+            min=1024, max=64 * 1024 * 1024, help="the largest request body (default: 1 MiB)"
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API on the configured store until stopped (Ctrl-C or SIGTERM)."""
     import uvicorn
 
     from infra.http.app import create_app
     from infra.http.auth import Authenticator
+    from infra.http.bodies import DEFAULT_MAX_BODY
     from infra.http.idempotency import kept_answers
     from infra.http.oidc import oidc_verifier
     from infra.http.wire import JoinedHttpTools
@@ -116,7 +121,7 @@ def serve(
         Authenticator(application, oidc=oidc),
         kept,
         settings=settings,
-        max_body_bytes=max_body_bytes,
+        max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY,
     )
     server = uvicorn.Server(
         uvicorn.Config(

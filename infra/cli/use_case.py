@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 from typer.core import TyperCommand
 
-from domain.classification import CATEGORIES
 from infra.cli.common import (
     app,
     console,
@@ -20,7 +19,6 @@ from infra.cli.common import (
 )
 from infra.inputs import MAX_INPUT_BYTES, InputError, read_input
 from infra.terminal import cells
-from services.catalogue import USE_CASES
 
 
 class _ProblemsAsJson(TyperCommand):
@@ -53,6 +51,8 @@ def do_use_case(
     ] = False,
 ) -> None:
     """Run one use case with a JSON command and print its result as JSON."""
+    from services.catalogue import USE_CASES
+
     try:
         found = USE_CASES.get(use_case)
         if found is None:
@@ -82,6 +82,8 @@ def use_cases(
     ] = None,
 ) -> None:
     """List the use cases `backcheck do` can run (or print one command's JSON schema)."""
+    from services.catalogue import USE_CASES
+
     if schema:
         if schema not in USE_CASES:
             raise typer.BadParameter(f"unknown use case {schema!r}", param_hint="--schema")
@@ -96,6 +98,8 @@ def use_cases(
 @app.command()
 def categories() -> None:
     """List the data categories and the tier each belongs to."""
+    from domain.classification import CATEGORIES
+
     table = Table("category", "tier", "what")
     for c in CATEGORIES.values():
         table.add_row(*cells(c.key, c.tier.value, c.description))

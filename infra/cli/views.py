@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -19,11 +18,12 @@ from infra.cli.common import (
     fail,
     open_app,
 )
-from infra.config import Settings
 from infra.terminal import cells
-from infra.views.kept import KEPT, kept_named
-from infra.views.runner import ViewRunner
-from services.application import Backcheck
+
+if TYPE_CHECKING:
+    from infra.config import Settings
+    from infra.views.runner import ViewRunner
+    from services.application import Backcheck
 
 views_cli = typer.Typer(
     help="The kept views (the read views, the dashboard): where they stand; rebuilding them."
@@ -33,6 +33,8 @@ app.add_typer(views_cli, name="views")
 
 def _runners(application: Backcheck) -> list[ViewRunner]:
     """The application's runner of each of the kept views (infra/views/kept.py), in order."""
+    from infra.views.runner import ViewRunner
+
     runners = [model for model in application.kept_views if isinstance(model, ViewRunner)]
     if not runners:
         raise RuntimeError("this application keeps no views")
@@ -55,6 +57,7 @@ def _in_process(application: Backcheck, head: int) -> dict[str, Any]:
 def _of_workers(application: Backcheck, settings: Settings) -> dict[str, Any]:
     """Each of the kept views as the workers keep them: each partition's position, and rows."""
     from infra.kafka.worker import worker_store
+    from infra.views.kept import KEPT
 
     found: dict[str, Any] = {}
     for kept in KEPT:
@@ -72,6 +75,8 @@ def views_status(
 ) -> None:
     """How far each of the kept views (the read views, the dashboard) has applied the log,
     how far behind its head it is, and how many rows each view holds."""
+    from infra.views.kept import KEPT
+
     try:
         application, settings = open_app()
         head = application.recorder.max_notification_id() or 0
@@ -123,6 +128,8 @@ def views_rebuild(
 ) -> None:
     """Drop the rows of the kept views (the read views, the dashboard; or those named) and
     build them again from the start of the log: the same rows as kept incrementally."""
+    from infra.views.kept import kept_named
+
     try:
         chosen = {kept.name for kept in kept_named(names or [])}
     except ValueError as e:
@@ -143,6 +150,8 @@ def views_rebuild(
 
 def _rebuild(application: Backcheck, runner: ViewRunner, batch: int) -> str:
     """Rebuilds one runner's views with a progress bar; what it did, in one line."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     started = time.perf_counter()
     name = runner.kept.name
     columns = (TextColumn(f"rebuilding {name}"), BarColumn(), MofNCompleteColumn())
