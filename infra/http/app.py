@@ -12,7 +12,6 @@ from importlib.metadata import version as _installed
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -72,24 +71,15 @@ SECURITY_SCHEMES = {
 }
 
 
-def _with_security(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, declaring how to authenticate: every operation that can answer
-    401 takes the bearer token or the portal's session cookie."""
-    if app.openapi_schema is None:
-        document = get_openapi(
-            title=app.title,
-            version=app.version,
-            description=app.description,
-            routes=app.routes,
-            tags=app.openapi_tags,
-        )
-        document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
-        for operations in document["paths"].values():
-            for operation in operations.values():
-                if "401" in operation.get("responses", {}):
-                    operation["security"] = [{"bearer": []}, {"portalSession": []}]
-        app.openapi_schema = document
-    return app.openapi_schema
+def _declare_security(document: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI's document, saying how to authenticate: every operation that can answer 401
+    takes the bearer token or the portal's session cookie."""
+    document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            if "401" in operation.get("responses", {}):
+                operation["security"] = [{"bearer": []}, {"portalSession": []}]
+    return document
 
 
 def create_app(
@@ -170,7 +160,14 @@ def create_app(
         return {"api": "/v1", "openapi": "/openapi.json", "version": version()}
 
     app.add_api_route("/", root, methods=["GET"], include_in_schema=False)
-    app.openapi = lambda: _with_security(app)  # type: ignore[method-assign]
+    made = app.openapi  # FastAPI's own, which keeps the document once made
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _declare_security(made())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     if settings is not None and settings.backend == "postgres":
         breaker = StoreBreaker(settings.postgres_conninfo(), settings.describe())

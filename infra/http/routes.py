@@ -345,14 +345,15 @@ class Api:
         }
         api = self
 
-        async def endpoint(request: Request, **params: Any) -> Response:
-            raise NotImplementedError  # documents the route; `direct` serves it (DirectRoute)
-
         async def direct(request: Request) -> Response:
             credential = api.authenticator.credential(request)
             query = {k: v for k, v in request.query_params.items() if k in fields}
             ids = {name: request.path_params[name] for name in route.path_ids}
             return await api.offload(api.run_read, route, request, credential, ids, query)
+
+        async def endpoint(request: Request, **params: Any) -> Response:
+            """Its signature documents the route; served, it is `direct` (DirectRoute)."""
+            return await direct(request)
 
         parameters = [
             *self._caller_and_ids(ids),

@@ -167,6 +167,22 @@ def test_if_match_on_another_version_is_412_and_the_right_one_applies(api: Serve
     problem(api.post(RECRUITER, path, {"reason": "x"}, **{"If-Match": "yesterday"}), 422)
 
 
+def test_the_document_says_how_to_authenticate_every_operation_that_can_answer_401(
+    api: Served,
+) -> None:
+    document = api.client.get("/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
+    assert (schemes["portalSession"]["type"], schemes["portalSession"]["in"]) == (
+        "apiKey",
+        "cookie",
+    )
+    operations = [op for ops in document["paths"].values() for op in ops.values()]
+    guarded = [op for op in operations if "401" in op["responses"]]
+    assert len(guarded) > 40
+    assert all(op["security"] == [{"bearer": []}, {"portalSession": []}] for op in guarded)
+
+
 def test_a_body_over_the_limit_is_413(api: Served) -> None:
     head = api.head()
     r = api.client.post(

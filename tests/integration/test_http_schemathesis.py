@@ -12,25 +12,14 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import (
-    content_type_conformance,
-    not_a_server_error,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from infra.http.table import COMMANDS, READS
 from services.access import Role
+from tests.conformance import CHECKS
 from tests.http import demo_served
 from tests.story import PURPOSE
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "12"))
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
 STAFF = {
     "hr:st": Role.RECRUITER,
     "compliance:st": Role.COMPLIANCE,

@@ -25,30 +25,19 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis.errors import Flaky
-from schemathesis.checks import (
-    content_type_conformance,
-    not_a_server_error,
-    response_schema_conformance,
-    status_code_conformance,
-)
 from schemathesis.generation.stateful import run_state_machine_as_test
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
 from infra.http.table import COMMANDS, READS, CommandRoute, ReadRoute
 from services.access import Role
 from services.catalogue import USE_CASES
+from tests.conformance import CHECKS
 from tests.http import Demo, demo_served
 from tests.story import PURPOSE
 
 SCENARIOS = int(os.environ.get("SCHEMATHESIS_SCENARIOS", "100"))
 STEPS = int(os.environ.get("SCHEMATHESIS_STEPS", "12"))
 SEED = int(os.environ.get("SCHEMATHESIS_SEED", "0"))  # the first suite's; another explores anew
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
 STAFF = {
     "hr:sf": Role.RECRUITER,
     "investigator:sf": Role.INVESTIGATOR,

@@ -23,6 +23,28 @@ def runner_of(app: Backcheck) -> ViewRunner:
     return app.views
 
 
+def postgres_plan(
+    app: Backcheck, schema: str, view: str, query: str, params: tuple[object, ...]
+) -> str:
+    """The plan of the view store's `query` once 40,000 more rows (of `view`, an SQL
+    expression of n) are in and analysed: the planner has a choice to make."""
+    s.register(app)
+    store = runner_of(app).store
+    assert isinstance(store, PostgresViewStore)
+    table = psycopg.sql.Identifier(schema, "backcheck_views")
+    with store.datastore.transaction(commit=True) as curs:
+        curs.execute(
+            psycopg.sql.SQL(
+                "INSERT INTO {} SELECT " + view + ", lpad(n::text, 12, '0'), "
+                "gen_random_uuid(), '{{}}'::jsonb FROM generate_series(1, 40000) AS n"
+            ).format(table)
+        )
+        curs.execute(psycopg.sql.SQL("ANALYZE {}").format(table))
+    with store.datastore.transaction(commit=False) as curs:
+        curs.execute(psycopg.sql.SQL("EXPLAIN ") + store.sql[query], params)
+        return " / ".join(str(next(iter(row.values()))) for row in curs.fetchall())
+
+
 def test_a_page_on_sqlite_is_a_search_of_the_primary_key(sqlite_app: Backcheck) -> None:
     s.register(sqlite_app)
     store = runner_of(sqlite_app).store
@@ -40,26 +62,10 @@ def test_a_page_on_sqlite_is_a_search_of_the_primary_key(sqlite_app: Backcheck) 
 def test_a_page_on_postgres_is_a_scan_of_the_primary_key_index(
     pg_app: Backcheck, pg_schema: str
 ) -> None:
-    s.register(pg_app)
-    store = runner_of(pg_app).store
-    assert isinstance(store, PostgresViewStore)
-    with store.datastore.transaction(commit=True) as curs:
-        # rows of many other lists, so that the planner has a choice to make
-        curs.execute(
-            psycopg.sql.SQL(
-                "INSERT INTO {}.backcheck_views SELECT 'list:candidate:' || (n % 20), "
-                "lpad(n::text, 12, '0'), gen_random_uuid(), '{{}}'::jsonb "
-                "FROM generate_series(1, 40000) AS n"
-            ).format(psycopg.sql.Identifier(pg_schema))
-        )
-        curs.execute(
-            psycopg.sql.SQL("ANALYZE {}.backcheck_views").format(psycopg.sql.Identifier(pg_schema))
-        )
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(
-            psycopg.sql.SQL("EXPLAIN ") + store.sql["page"], (list_view("candidate"), "", 51)
-        )
-        plan = " / ".join(str(next(iter(row.values()))) for row in curs.fetchall())
+    # rows of many other lists, so that the planner has a choice to make
+    plan = postgres_plan(
+        pg_app, pg_schema, "'list:candidate:' || (n % 20)", "page", (list_view("candidate"), "", 51)
+    )
 
     assert "Index Scan using backcheck_views_pkey" in plan, plan
     assert "Seq Scan" not in plan, plan
@@ -88,24 +94,8 @@ def test_one_subjects_rows_on_sqlite_are_a_search_of_the_subject_index(
 def test_one_subjects_rows_on_postgres_are_a_search_of_the_subject_index(
     pg_app: Backcheck, pg_schema: str
 ) -> None:
-    s.register(pg_app)
-    store = runner_of(pg_app).store
-    assert isinstance(store, PostgresViewStore)
-    with store.datastore.transaction(commit=True) as curs:
-        # many subjects' rows of the same view, so that the planner has a choice to make
-        curs.execute(
-            psycopg.sql.SQL(
-                "INSERT INTO {}.backcheck_views SELECT 'consent', "
-                "lpad(n::text, 12, '0'), gen_random_uuid(), '{{}}'::jsonb "
-                "FROM generate_series(1, 40000) AS n"
-            ).format(psycopg.sql.Identifier(pg_schema))
-        )
-        curs.execute(
-            psycopg.sql.SQL("ANALYZE {}.backcheck_views").format(psycopg.sql.Identifier(pg_schema))
-        )
-    with store.datastore.transaction(commit=False) as curs:
-        curs.execute(psycopg.sql.SQL("EXPLAIN ") + store.sql["subject"], (uuid4(), "consent"))
-        plan = " / ".join(str(next(iter(row.values()))) for row in curs.fetchall())
+    # many subjects' rows of the same view, so that the planner has a choice to make
+    plan = postgres_plan(pg_app, pg_schema, "'consent'", "subject", (uuid4(), "consent"))
 
     assert "backcheck_views_by_subject" in plan, plan
     assert "Seq Scan" not in plan, plan

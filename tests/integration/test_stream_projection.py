@@ -46,6 +46,29 @@ def demo_app(tmp_path: Path, clock: FakeClock) -> Iterator[Backcheck]:
     app.close()
 
 
+def apply_at_once(workers: list[StreamProjection], records: list[Record]) -> list[BaseException]:
+    """Partitions 0 and 2 applied by the first worker while the second applies 1, in
+    threads, a record per transaction (as many chances to collide); what either raised."""
+    errors: list[BaseException] = []
+
+    def work(worker: StreamProjection, partitions: set[int]) -> None:
+        try:
+            for record in (r for r in records if r.partition in partitions):
+                worker.apply([record])
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [
+        threading.Thread(target=work, args=(workers[0], {0, 2})),
+        threading.Thread(target=work, args=(workers[1], {1})),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 def messages(app: Backcheck) -> list[Record]:
     """The log as the relay publishes it: keyed by candidate (an event about no candidate, a
     portal link's principal, by its own id: the relay's key), so one candidate's events share
@@ -389,25 +412,7 @@ def test_two_workers_writing_one_views_file_wait_for_each_other(
         StreamProjection(demo_app, [Target(stream_store(demo_app, path), ReadViews())])
         for _ in range(2)
     ]
-    errors: list[BaseException] = []
-
-    def work(worker: StreamProjection, partitions: set[int]) -> None:
-        try:
-            for record in (r for r in records if r.partition in partitions):
-                worker.apply([record])  # one transaction each: as many chances to collide
-        except BaseException as e:
-            errors.append(e)
-
-    threads = [
-        threading.Thread(target=work, args=(workers[0], {0, 2})),
-        threading.Thread(target=work, args=(workers[1], {1})),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
+    assert apply_at_once(workers, records) == []
     assert workers[0].store.dump() == demo_app.views.store.dump()
 
 
@@ -444,25 +449,7 @@ def test_two_workers_on_postgresql_lose_no_count_of_the_dashboard(
         expected = in_process(app)
         records = messages(app)
         workers = [StreamProjection(app, worker_targets(app, settings)) for _ in range(2)]
-        errors: list[BaseException] = []
-
-        def work(worker: StreamProjection, partitions: set[int]) -> None:
-            try:
-                for record in (r for r in records if r.partition in partitions):
-                    worker.apply([record])  # one transaction each: as many chances to collide
-            except BaseException as e:
-                errors.append(e)
-
-        threads = [
-            threading.Thread(target=work, args=(workers[0], {0, 2})),
-            threading.Thread(target=work, args=(workers[1], {1})),
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-        assert errors == []
+        assert apply_at_once(workers, records) == []
         assert [target.store.dump() for target in workers[0].targets] == expected
     finally:
         app.close()
