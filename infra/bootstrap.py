@@ -82,6 +82,7 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
             decision_point=AssignedDecisions(CedarDecisionPoint()),
             retention=retention,
             links=links,
+            subjects=chained(store.recorder),
         )
 
     return Backcheck(store_env, wiring, clock=clock)

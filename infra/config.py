@@ -408,7 +408,9 @@ class Settings(BaseModel):
             "POSTGRES_USER": unquote(url.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             "POSTGRES_ENABLE_DB_FUNCTIONS": "no",
-            "APPLICATION_RECORDER_TOPIC": "infra.store.recorder:ChainedPostgresApplicationRecorder",
+            "APPLICATION_RECORDER_TOPIC": (
+                "infra.store.postgres_recorder:ChainedPostgresApplicationRecorder"
+            ),
         }
         if "schema" in query:
             env["POSTGRES_SCHEMA"] = query["schema"][0]

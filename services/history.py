@@ -44,10 +44,8 @@ def redacted(value: Any) -> Any:
 class HistoryQueries(UnitOfWork):
     def iter_events(self, candidate_id: UUID | None = None) -> Iterator[EventRecord]:
         """Every stored event in notification-log order, optionally for one data subject."""
-        for position, event in self.replay():
+        for position, event in self.replay(subject=candidate_id):
             state = dict(vars(event))
-            if candidate_id is not None and state.get("candidate_id") != candidate_id:
-                continue
             aggregate, _, name = type(event).__qualname__.rpartition(".")
             originator_id = state.pop("originator_id")
             version = state.pop("originator_version")
@@ -65,12 +63,12 @@ class HistoryQueries(UnitOfWork):
 
     def timeline(self, candidate_id: UUID) -> Iterator[TimelineEntry]:
         """What happened to one candidate: who, what, when, under which consent."""
-        return timeline(self.replay(), candidate_id)
+        return timeline(self.replay(subject=candidate_id), candidate_id)
 
     def as_of(self, moment: datetime, candidate_id: UUID | None = None) -> list[dict[str, Any]]:
         """The case overview as it stood at `moment`, rebuilt from the events up to then."""
         view = CaseOverview()
-        for position, event in self.replay():
+        for position, event in self.replay(subject=candidate_id):
             if event.timestamp <= moment:
                 view.process(position, event)
         rows = [r for r in view.rows.values() if candidate_id in (None, r.candidate_id)]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
+
+from eventsourcing.persistence import Notification
 
 
 class KeyStore(Protocol):
@@ -27,6 +30,17 @@ class KeyStore(Protocol):
 
     def close(self) -> None:
         """Releases its connections."""
+        ...
+
+
+class SubjectLog(Protocol):
+    """The event log read by data subject: the positions and records of one subject's events,
+    found by an index kept with the events, so their cost does not grow with the log."""
+
+    def select_subject_notifications(
+        self, subject: UUID, start: int = 1, limit: int = 500
+    ) -> Sequence[Notification]:
+        """The stored events naming `subject`, from position `start` on, in log order."""
         ...
 
 

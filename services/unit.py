@@ -28,7 +28,14 @@ from services.errors import (
     VersionMismatchError,
 )
 from services.identity import check_reader, current_identity
-from services.ports import DashboardModel, KeyStore, LinkDelivery, ReadModel, ReceiptSigner
+from services.ports import (
+    DashboardModel,
+    KeyStore,
+    LinkDelivery,
+    ReadModel,
+    ReceiptSigner,
+    SubjectLog,
+)
 from services.reaction import Reaction, default_reactions
 
 A = TypeVar("A", bound=Aggregate)
@@ -61,9 +68,9 @@ def system_clock() -> datetime:
 class Collaborators:
     """What the use cases need besides the event store, every one of them present: the data
     keys personal values are sealed with, the erasure receipts' signer, the read views, the
-    access decision point, how long each tier of personal data is kept, and where candidates'
-    portal links go; and the dashboard's views (counts only), if this application keeps
-    them."""
+    access decision point, how long each tier of personal data is kept, where candidates'
+    portal links go, and the log read by data subject; and the dashboard's views (counts
+    only), if this application keeps them."""
 
     keys: KeyStore
     signer: ReceiptSigner
@@ -71,6 +78,7 @@ class Collaborators:
     decision_point: DecisionPoint
     retention: RetentionSchedule
     links: LinkDelivery
+    subjects: SubjectLog
     dashboard: DashboardModel | None = None
 
 
@@ -171,6 +179,7 @@ class UnitOfWork(Application[UUID]):
         self.decision_point: DecisionPoint = made.decision_point
         self.retention: RetentionSchedule = made.retention
         self.links: LinkDelivery = made.links
+        self.subjects: SubjectLog = made.subjects
         self.dashboard_views: DashboardModel | None = made.dashboard
 
     @property
@@ -237,10 +246,16 @@ class UnitOfWork(Application[UUID]):
             for model in reversed(self.kept_views):
                 closing.callback(model.close)
 
-    def replay(self, start: int = 1) -> Iterator[tuple[int, Any]]:
-        """(position, domain event) for every stored event, in notification-log order."""
+    def replay(self, start: int = 1, subject: UUID | None = None) -> Iterator[tuple[int, Any]]:
+        """(position, domain event) for every stored event, in notification-log order; or,
+        given a data subject, for those naming that subject alone (read by the subject
+        index: the cost is the subject's events, not the log's)."""
         while True:
-            page = self.recorder.select_notifications(start=start, limit=500)
+            page = (
+                self.recorder.select_notifications(start=start, limit=500)
+                if subject is None
+                else self.subjects.select_subject_notifications(subject, start, 500)
+            )
             if not page:
                 return
             for n in page:

@@ -7,29 +7,46 @@ notification ids in commit order), so concurrent writers cannot fork the chain.
 
 UPDATE, DELETE (and TRUNCATE on PostgreSQL) of events or links are refused by triggers in the
 database itself. Concurrent writers are grouped into one transaction (infra/store/group_commit.py).
+Each also keeps the subject index (infra/store/subjects.py) in that transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
-from psycopg import Cursor
-from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
 
 from infra.audit.chain import GENESIS, ChainBrokenError, Head, extend
-from infra.store.ddl import serialise_ddl
 from infra.store.filelock import for_database
 from infra.store.group_commit import GroupCommit
 from infra.store.statements import chunks, values
+from infra.store.subjects import backfill, index_rows, subjects_table
+
+if TYPE_CHECKING:
+    from eventsourcing.postgres import PostgresDatastore
+
+    from infra.store.postgres_recorder import ChainedPostgresApplicationRecorder
 
 APPEND_ONLY = "is append-only"
+
+
+class Chained(GroupCommit):
+    """What both backends' recorders (this module's, and infra/store/postgres_recorder.py's,
+    imported only for a PostgreSQL store) add to the library's: the chain, the subject
+    index, group commit."""
+
+    chain_table_name: str
+    subjects_table_name: str
+
+    def select_subject_notifications(
+        self, subject: UUID, start: int = 1, limit: int = 500
+    ) -> list[Notification]:
+        """The events about `subject` from position `start` on, in log order, by the index."""
+        raise NotImplementedError
 
 
 def _check_head(head: Head, last_event_before: int | None, first_new: int) -> None:
@@ -41,11 +58,17 @@ def _check_head(head: Head, last_event_before: int | None, first_new: int) -> No
         )
 
 
-class ChainedSQLiteApplicationRecorder(GroupCommit, SQLiteApplicationRecorder):
+class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"
+        self.subjects_table_name = subjects_table(events_table_name)
         super().__init__(datastore, events_table_name)
         self.writer_lock = for_database(datastore.pool.db_name)
+        self._subject_statement = (
+            f"SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state "
+            f"FROM {self.subjects_table_name} s JOIN {events_table_name} e ON e.rowid = s.position "
+            "WHERE s.subject = ? AND s.position >= ? ORDER BY s.position LIMIT ?"
+        )
 
     def exclusive(self) -> AbstractContextManager[Any]:
         """Writers of other processes on the same file wait in the kernel, not in SQLite's
@@ -62,7 +85,12 @@ class ChainedSQLiteApplicationRecorder(GroupCommit, SQLiteApplicationRecorder):
             "originator_version INTEGER NOT NULL, "
             "hash BLOB NOT NULL)"
         )
-        for table in (self.events_table_name, self.chain_table_name):
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {self.subjects_table_name} ("
+            "subject BLOB NOT NULL, position INTEGER NOT NULL, "
+            "PRIMARY KEY (subject, position)) WITHOUT ROWID"
+        )
+        for table in (self.events_table_name, self.chain_table_name, self.subjects_table_name):
             for op in ("UPDATE", "DELETE"):
                 statements.append(
                     f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_{op.lower()} "
@@ -80,6 +108,7 @@ class ChainedSQLiteApplicationRecorder(GroupCommit, SQLiteApplicationRecorder):
                 "originator_id = NEW.originator_id AND originator_version = NEW.originator_version",
             ),
             (self.chain_table_name, "position = NEW.position"),
+            (self.subjects_table_name, "subject = NEW.subject AND position = NEW.position"),
         ):
             statements.append(
                 f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_replace "
@@ -87,6 +116,51 @@ class ChainedSQLiteApplicationRecorder(GroupCommit, SQLiteApplicationRecorder):
                 f"BEGIN SELECT RAISE(ABORT, '{table} {APPEND_ONLY}: REPLACE refused'); END"
             )
         return statements
+
+    def _create_table(self, c: SQLiteCursor) -> None:
+        """The tables, and for a store written before the subject index, the index filled in
+        from the log, in the same transaction."""
+        c.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+            (self.subjects_table_name,),
+        )
+        indexed = c.fetchone() is not None
+        super()._create_table(c)
+        if not indexed:
+
+            def read_after(position: int, limit: int) -> list[tuple[int, bytes]]:
+                c.execute(
+                    f"SELECT rowid, state FROM {self.events_table_name} "
+                    "WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                    (position, limit),
+                )
+                return [(row[0], row[1]) for row in c.fetchall()]
+
+            backfill(read_after, lambda rows: self._insert_subjects(c, rows))
+
+    def _insert_subjects(self, c: SQLiteCursor, rows: list[tuple[UUID, int]]) -> None:
+        for chunk in chunks(rows, 2):
+            c.execute(
+                f"INSERT INTO {self.subjects_table_name} {values(2, len(chunk))}",
+                [value for subject, position in chunk for value in (subject.bytes, position)],
+            )
+
+    def select_subject_notifications(
+        self, subject: UUID, start: int = 1, limit: int = 500
+    ) -> list[Notification]:
+        """The events about `subject` from position `start` on, in log order, by the index."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(self._subject_statement, (subject.bytes, start, limit))
+            return [
+                Notification(
+                    id=row[0],
+                    originator_id=self.convert_originator_id(row[1]),
+                    originator_version=row[2],
+                    topic=row[3],
+                    state=row[4],
+                )
+                for row in c.fetchall()
+            ]
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -133,6 +207,7 @@ class ChainedSQLiteApplicationRecorder(GroupCommit, SQLiteApplicationRecorder):
                     )
                 ],
             )
+        self._insert_subjects(c, index_rows(ids, (s.state for s in stored_events)))
         return ids
 
     @property
@@ -151,126 +226,25 @@ def _event_row(s: StoredEvent) -> tuple[str, int, str, bytes]:
     return oid, s.originator_version, s.topic, s.state
 
 
-class ChainedPostgresApplicationRecorder(GroupCommit, PostgresApplicationRecorder):
-    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
-        super().__init__(datastore, events_table_name=events_table_name)
-        self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"
-        self.check_identifier_length(self.chain_table_name)
-        schema = Identifier(self.datastore.schema)
-        chain = Identifier(self.chain_table_name)
-        refuse = Identifier(f"{self.chain_table_name}_refuse_change")
-        self.sql_create_statements += [
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {schema}.{chain} ("
-                "position bigint PRIMARY KEY, "
-                "prev_position bigint NOT NULL, "
-                "originator_id uuid NOT NULL, "
-                "originator_version bigint NOT NULL, "
-                "hash bytea NOT NULL)"
-            ).format(schema=schema, chain=chain),
-            SQL(
-                "CREATE OR REPLACE FUNCTION {schema}.{refuse}() RETURNS trigger "
-                "LANGUAGE plpgsql AS $$ BEGIN "
-                "RAISE EXCEPTION '% " + APPEND_ONLY + ": % refused', TG_TABLE_NAME, TG_OP "
-                "USING ERRCODE = 'insufficient_privilege'; END $$"
-            ).format(schema=schema, refuse=refuse),
-        ]
-        for table in (self.events_table_name, self.chain_table_name):
-            self.sql_create_statements += [
-                SQL(
-                    "CREATE OR REPLACE TRIGGER {name} BEFORE UPDATE OR DELETE ON {schema}.{table} "
-                    "FOR EACH ROW EXECUTE FUNCTION {schema}.{refuse}()"
-                ).format(
-                    name=Identifier(f"{table}_append_only"),
-                    schema=schema,
-                    table=Identifier(table),
-                    refuse=refuse,
-                ),
-                SQL(
-                    "CREATE OR REPLACE TRIGGER {name} BEFORE TRUNCATE ON {schema}.{table} "
-                    "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}()"
-                ).format(
-                    name=Identifier(f"{table}_no_truncate"),
-                    schema=schema,
-                    table=Identifier(table),
-                    refuse=refuse,
-                ),
-            ]
-        self.select_head_statement = SQL(
-            "SELECT position, hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
-        ).format(schema=schema, chain=chain)
-        self.select_last_before_statement = SQL(
-            "SELECT MAX(notification_id) AS last FROM {schema}.{table} WHERE notification_id < %s"
-        ).format(schema=schema, table=Identifier(self.events_table_name))
-        self.insert_links_statement = SQL(
-            "INSERT INTO {schema}.{chain} VALUES (%s, %s, %s, %s, %s)"
-        ).format(schema=schema, chain=chain)
-
-    def create_table(self) -> None:
-        """The library makes its composite type first, in a transaction of its own, and only
-        tolerates finding it made (DuplicateObject): two processes making it at the same moment
-        collide on the catalogue instead (UniqueViolation). Made here under the DDL lock, once;
-        the library's attempt then finds it."""
-        with self.datastore.transaction(commit=True) as curs:
-            serialise_ddl(curs)
-            # the catalogue read as a table (a snapshot taken after the lock), not through
-            # to_regtype: that looks in this session's catalogue cache, which may still hold
-            # "no such type" from before another process made it
-            curs.execute(
-                "SELECT count(*) AS found FROM pg_type t JOIN pg_namespace n "
-                "ON n.oid = t.typnamespace WHERE n.nspname = %s AND t.typname = %s",
-                (self.datastore.schema, self.stored_event_type_name),
-            )
-            row = curs.fetchone()
-            if row is not None and row["found"] == 0:
-                for statement in self.sql_create_statements:
-                    if "CREATE TYPE" in statement.as_string():
-                        curs.execute(statement, prepare=False)
-        super().create_table()
-
-    def _create_table(self, curs: Cursor[DictRow]) -> None:
-        serialise_ddl(curs)
-        super()._create_table(curs)
-
-    def _fetch_ids_after_insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        if not ids:
-            return ids
-        ids = sorted(ids)
-        curs.execute(self.select_head_statement)
-        row = curs.fetchone()
-        head = Head(row["position"], bytes(row["hash"])) if row else Head(0, GENESIS)
-        curs.execute(self.select_last_before_statement, (ids[0],))
-        last = curs.fetchone()
-        _check_head(head, last["last"] if last else None, ids[0])
-        links = extend(
-            head,
-            [
-                (i, _uuid(s.originator_id), s.originator_version, s.topic, s.state)
-                for i, s in zip(ids, stored_events, strict=True)
-            ],
-        )
-        curs.executemany(self.insert_links_statement, [tuple(x) for x in links])
-        return ids
-
-
 def _uuid(originator_id: UUID | str) -> UUID:
     return originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
 
 
-ChainedRecorder = ChainedSQLiteApplicationRecorder | ChainedPostgresApplicationRecorder
+if TYPE_CHECKING:
+    ChainedRecorder: TypeAlias = (
+        ChainedSQLiteApplicationRecorder | ChainedPostgresApplicationRecorder
+    )
 
 
 def chained(recorder: ApplicationRecorder) -> ChainedRecorder:
     """The application's recorder as infra/config.py has the library make it: chained, with
     group commit (and its note of what this process wrote)."""
-    if isinstance(recorder, ChainedSQLiteApplicationRecorder | ChainedPostgresApplicationRecorder):
-        return recorder
+    if isinstance(recorder, Chained):
+        return cast("ChainedRecorder", recorder)
     raise TypeError(
         f"{type(recorder).__name__} is not a backcheck recorder; the store's environment names "
-        "one of infra/store/recorder.py (infra/config.py: APPLICATION_RECORDER_TOPIC)"
+        "one of infra/store/recorder.py or infra/store/postgres_recorder.py (infra/config.py: "
+        "APPLICATION_RECORDER_TOPIC)"
     )
 
 

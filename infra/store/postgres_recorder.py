@@ -1,0 +1,192 @@
+"""The PostgreSQL event recorder: the library's, chained and indexed by subject like the
+SQLite one (infra/store/recorder.py, whose module text says what both do). A module of its own
+so that a SQLite store never loads psycopg.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from infra.audit.chain import GENESIS, Head, extend
+from infra.store.ddl import serialise_ddl
+from infra.store.recorder import APPEND_ONLY, Chained, _check_head, _uuid
+from infra.store.subjects import backfill, index_rows, subjects_table
+
+
+class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"
+        self.subjects_table_name = subjects_table(events_table_name)
+        self.check_identifier_length(self.chain_table_name)
+        self.check_identifier_length(self.subjects_table_name)
+        schema = Identifier(self.datastore.schema)
+        chain = Identifier(self.chain_table_name)
+        subjects = Identifier(self.subjects_table_name)
+        events = Identifier(self.events_table_name)
+        refuse = Identifier(f"{self.chain_table_name}_refuse_change")
+        self.sql_create_statements += [
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{chain} ("
+                "position bigint PRIMARY KEY, "
+                "prev_position bigint NOT NULL, "
+                "originator_id uuid NOT NULL, "
+                "originator_version bigint NOT NULL, "
+                "hash bytea NOT NULL)"
+            ).format(schema=schema, chain=chain),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{subjects} ("
+                "subject uuid NOT NULL, position bigint NOT NULL, "
+                "PRIMARY KEY (subject, position))"
+            ).format(schema=schema, subjects=subjects),
+            SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.{refuse}() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION '% " + APPEND_ONLY + ": % refused', TG_TABLE_NAME, TG_OP "
+                "USING ERRCODE = 'insufficient_privilege'; END $$"
+            ).format(schema=schema, refuse=refuse),
+        ]
+        for table in (self.events_table_name, self.chain_table_name, self.subjects_table_name):
+            self.sql_create_statements += [
+                SQL(
+                    "CREATE OR REPLACE TRIGGER {name} BEFORE UPDATE OR DELETE ON {schema}.{table} "
+                    "FOR EACH ROW EXECUTE FUNCTION {schema}.{refuse}()"
+                ).format(
+                    name=Identifier(f"{table}_append_only"),
+                    schema=schema,
+                    table=Identifier(table),
+                    refuse=refuse,
+                ),
+                SQL(
+                    "CREATE OR REPLACE TRIGGER {name} BEFORE TRUNCATE ON {schema}.{table} "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}()"
+                ).format(
+                    name=Identifier(f"{table}_no_truncate"),
+                    schema=schema,
+                    table=Identifier(table),
+                    refuse=refuse,
+                ),
+            ]
+        self.select_head_statement = SQL(
+            "SELECT position, hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
+        ).format(schema=schema, chain=chain)
+        self.select_last_before_statement = SQL(
+            "SELECT MAX(notification_id) AS last FROM {schema}.{table} WHERE notification_id < %s"
+        ).format(schema=schema, table=Identifier(self.events_table_name))
+        self.insert_links_statement = SQL(
+            "INSERT INTO {schema}.{chain} VALUES (%s, %s, %s, %s, %s)"
+        ).format(schema=schema, chain=chain)
+        self.insert_subjects_statement = SQL(
+            "INSERT INTO {schema}.{subjects} SELECT * FROM unnest(%s::uuid[], %s::bigint[])"
+        ).format(schema=schema, subjects=subjects)
+        self.select_subject_statement = SQL(
+            "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM {schema}.{subjects} s JOIN {schema}.{events} e "
+            "ON e.notification_id = s.position "
+            "WHERE s.subject = %s AND s.position >= %s ORDER BY s.position LIMIT %s"
+        ).format(schema=schema, subjects=subjects, events=events)
+        self.select_states_after_statement = SQL(
+            "SELECT notification_id, state FROM {schema}.{events} "
+            "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        ).format(schema=schema, events=events)
+        self.lock_events_statement = SQL("LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE").format(
+            schema=schema, events=events
+        )
+
+    def create_table(self) -> None:
+        """The library makes its composite type first, in a transaction of its own, and only
+        tolerates finding it made (DuplicateObject): two processes making it at the same moment
+        collide on the catalogue instead (UniqueViolation). Made here under the DDL lock, once;
+        the library's attempt then finds it."""
+        with self.datastore.transaction(commit=True) as curs:
+            serialise_ddl(curs)
+            # the catalogue read as a table (a snapshot taken after the lock), not through
+            # to_regtype: that looks in this session's catalogue cache, which may still hold
+            # "no such type" from before another process made it
+            curs.execute(
+                "SELECT count(*) AS found FROM pg_type t JOIN pg_namespace n "
+                "ON n.oid = t.typnamespace WHERE n.nspname = %s AND t.typname = %s",
+                (self.datastore.schema, self.stored_event_type_name),
+            )
+            row = curs.fetchone()
+            if row is not None and row["found"] == 0:
+                for statement in self.sql_create_statements:
+                    if "CREATE TYPE" in statement.as_string():
+                        curs.execute(statement, prepare=False)
+        super().create_table()
+
+    def _create_table(self, curs: Cursor[DictRow]) -> None:
+        """Under the set-up lock: the tables, and for a store written before the subject index,
+        the index filled in from the log in the same transaction (writers held off meanwhile
+        by the lock every insert of the library takes)."""
+        serialise_ddl(curs)
+        curs.execute(
+            "SELECT count(*) AS found FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+            (self.datastore.schema, self.subjects_table_name),
+        )
+        row = curs.fetchone()
+        indexed = row is not None and row["found"] > 0
+        super()._create_table(curs)
+        if not indexed:
+            curs.execute(self.lock_events_statement)
+
+            def read_after(position: int, limit: int) -> list[tuple[int, bytes]]:
+                curs.execute(self.select_states_after_statement, (position, limit))
+                return [(r["notification_id"], bytes(r["state"])) for r in curs.fetchall()]
+
+            backfill(read_after, lambda rows: self._insert_subjects(curs, rows))
+
+    def _insert_subjects(self, curs: Cursor[DictRow], rows: list[tuple[UUID, int]]) -> None:
+        if rows:
+            subjects, positions = zip(*rows, strict=True)
+            curs.execute(self.insert_subjects_statement, (list(subjects), list(positions)))
+
+    def select_subject_notifications(
+        self, subject: UUID, start: int = 1, limit: int = 500
+    ) -> list[Notification]:
+        """The events about `subject` from position `start` on, in log order, by the index."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_subject_statement, (subject, start, limit), prepare=True)
+            return [
+                Notification(
+                    id=row["notification_id"],
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if not ids:
+            return ids
+        ids = sorted(ids)
+        curs.execute(self.select_head_statement)
+        row = curs.fetchone()
+        head = Head(row["position"], bytes(row["hash"])) if row else Head(0, GENESIS)
+        curs.execute(self.select_last_before_statement, (ids[0],))
+        last = curs.fetchone()
+        _check_head(head, last["last"] if last else None, ids[0])
+        links = extend(
+            head,
+            [
+                (i, _uuid(s.originator_id), s.originator_version, s.topic, s.state)
+                for i, s in zip(ids, stored_events, strict=True)
+            ],
+        )
+        curs.executemany(self.insert_links_statement, [tuple(x) for x in links])
+        self._insert_subjects(curs, index_rows(ids, (s.state for s in stored_events)))
+        return ids
