@@ -73,6 +73,9 @@ COMPLIANCE = "compliance:dashboard-bench"
 TARGET_MS = 50
 
 
+READS_DAYS = 120  # the reads of a build are spread over this many days of its clock
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -160,7 +163,7 @@ def build(settings: Settings, events: int) -> tuple[Backcheck, float, FakeClock]
     # the reads spread over 120 days, so both stores fill the 90-day series alike: what is
     # compared is the cost of the store's size, not of the series' length (bounded anyway)
     pages = max(1, (events - (app.recorder.max_notification_id() or 0)) // len(candidates))
-    step = timedelta(days=120) / pages
+    step = timedelta(days=READS_DAYS) / pages
     page = 0
     while (head := app.recorder.max_notification_id() or 0) < events:
         progress.tick("reads", head, events)

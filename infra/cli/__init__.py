@@ -8,6 +8,7 @@ from __future__ import annotations
 # Importing a group module registers its commands on the app.
 from infra.cli import (  # noqa: F401
     audit,
+    bench,
     dashboard,
     demo,
     events,

@@ -1,0 +1,199 @@
+"""Commands per second against the raw `eventsourcing` library saving the same events, on the
+same backend, with 1 and 4 writers (issue #19: >= 0.8x the raw rate).
+
+    .venv/bin/python bench/commands.py [--commands 1200] [--writers 1 4] [--runs 3]
+                                       [--postgres URL]
+
+Two commands, each measured through the use case as a service calls it in process (DTO checked,
+aggregate loaded, rules, events sealed with the subject's data key, chained, indexed by subject,
+one write; concurrent writers share transactions, infra/store/group_commit.py):
+- `register`: registering a candidate, one event with a name and an e-mail address; the first
+  command about a subject, so it also makes the subject's data key;
+- `claims`: a claim of two personal fields submitted about a registered candidate (its key
+  exists: one key lookup, the candidate loaded, one event).
+The baseline, in the same run and on a store of its own on the same backend: a stock
+`Application` on the library's own persistence saving the same events' values in clear (a
+`Person` created with the name and address; then loaded and given the claim). Each figure is
+the median of `--runs` runs with its min and max, events per second, and the ratio of ours to
+the raw rate measured beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
+from machine import speed_line
+from scratch import scratch_store
+
+from infra.bootstrap import build_app
+from infra.config import Settings
+from services.application import Backcheck
+from services.dto import ClaimIn, PersonalFieldIn, RegisterCandidate, SubmitClaims
+
+NAME, EMAIL = "Li Lei", "li.lei@example.com"
+FIELDS = (
+    ("employer", "user.employment.employer", "Acme Logistics Ltd"),
+    ("title", "user.employment.title", "Warehouse supervisor"),
+)
+ACTOR = "recruiter:bench"
+
+
+class Person(Aggregate):
+    @event("Registered")
+    def __init__(self, name: str, email: str) -> None:
+        self.name, self.email = name, email
+
+    @event("ClaimsSubmitted")
+    def submit(self, claim_id: UUID, fields: list[dict[str, str]]) -> None:
+        pass
+
+
+class Ours:
+    def __init__(self, settings: Settings) -> None:
+        self.app: Backcheck = build_app(settings)
+
+    def register(self) -> UUID:
+        return self.app.register_candidate(
+            RegisterCandidate(name=NAME, email=EMAIL, actor=ACTOR)
+        ).candidate_id
+
+    def claims(self, subject: UUID) -> None:
+        fields = [PersonalFieldIn(name=n, category=c, value=v) for n, c, v in FIELDS]
+        self.app.submit_claims(
+            SubmitClaims(
+                candidate_id=subject,
+                claims=[ClaimIn(kind="employment", fields=fields)],
+                actor=ACTOR,
+            )
+        )
+
+    def close(self) -> None:
+        self.app.close()
+
+
+class Raw:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.app = Application[UUID](env=env)
+
+    def register(self) -> UUID:
+        person = Person(NAME, EMAIL)
+        self.app.save(person)
+        return person.id
+
+    def claims(self, subject: UUID) -> None:
+        person: Person = self.app.repository.get(subject)
+        person.submit(uuid.uuid4(), [{"name": n, "category": c, "value": v} for n, c, v in FIELDS])
+        self.app.save(person)
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def raw_env(settings: Settings, work: Path) -> dict[str, str]:
+    """The stock library's persistence on the same backend: a file of its own next to ours, or
+    tables of its own in our schema (the library names them after the application)."""
+    if settings.backend == "sqlite":
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(work / "raw.sqlite"),
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+    env = {k: v for k, v in settings.store_env().items() if k.startswith("POSTGRES_")}
+    return env | {"PERSISTENCE_MODULE": "eventsourcing.postgres"}
+
+
+def in_threads(writers: int, items: list[Any], work: Callable[[Any], object]) -> float:
+    """Items per second with `writers` threads sharing the items."""
+    shares = [items[i::writers] for i in range(writers)]
+    errors: list[BaseException] = []
+
+    def writer(share: list[Any]) -> None:
+        try:
+            for item in share:
+                work(item)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(share,)) for share in shares]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return len(items) / elapsed
+
+
+def one_round(side: Ours | Raw, commands: int, writers: int) -> dict[str, float]:
+    """Events per second of each command (one event each) with `writers` threads."""
+    registered: list[UUID] = []
+    lock = threading.Lock()
+
+    def register(_: int) -> None:
+        subject = side.register()
+        with lock:
+            registered.append(subject)
+
+    rate = in_threads(writers, list(range(commands)), register)
+    return {"register": rate, "claims": in_threads(writers, registered, side.claims)}
+
+
+@contextmanager
+def sides(postgres: str | None) -> Iterator[tuple[Ours, Raw]]:
+    with scratch_store("commands-", postgres) as settings:
+        ours, raw = Ours(settings), Raw(raw_env(settings, settings.data_dir))
+        try:
+            ours.register()  # warmed: the first write makes tables and keys
+            raw.register()
+            yield ours, raw
+        finally:
+            ours.close()
+            raw.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commands", type=int, default=1200, help="of each kind, each round")
+    parser.add_argument("--writers", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--postgres", help="PostgreSQL URL (default: embedded SQLite)")
+    args = parser.parse_args()
+    backend = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"commands against the raw library ({backend}, {args.commands} of each a round)")
+    print(f"  machine: {speed_line()}", flush=True)
+    for writers in args.writers:
+        got: dict[str, dict[str, list[float]]] = {"ours": {}, "raw": {}}
+        for _ in range(args.runs):
+            with sides(args.postgres) as (ours, raw):  # fresh stores: every run the same size
+                for name, side in (("raw", raw), ("ours", ours)):
+                    for kind, rate in one_round(side, args.commands, writers).items():
+                        got[name].setdefault(kind, []).append(rate)
+        for kind in ("register", "claims"):
+            o, r = got["ours"][kind], got["raw"][kind]
+            ratio = statistics.median(o) / statistics.median(r)
+            print(
+                f"  {writers} writer(s), {kind:<8} ours {statistics.median(o):7.0f} events/s "
+                f"(min {min(o):.0f}, max {max(o):.0f}); raw {statistics.median(r):7.0f} "
+                f"(min {min(r):.0f}, max {max(r):.0f}); ratio {ratio:.2f} "
+                f"(target >= 0.8: {'met' if ratio >= 0.8 else 'NOT met'})",
+                flush=True,
+            )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

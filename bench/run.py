@@ -1,0 +1,89 @@
+"""The benchmark suite: every figure of issue #19's targets, each the median of N runs with min,
+max and the ratio against its baseline measured in the same run.
+
+    python -m bench [--quick] [--sizes 50000 200000 1000000] [--runs 3] [--json FILE]
+                    [--results FILE] [--postgres URL] [--seed 1]
+
+The stores are built once through the real code and kept (bench/stores.py: in .bench-stores/
+of the checkout, or BACKCHECK_BENCH_STORES). The full run measures stores of 50k, 200k and 1M
+events and writes bench/RESULTS.md with bench/scaling.svg; the first full run builds the 1M
+store (about 15 minutes on a quiet 2-core machine). `--quick` measures two small stores with
+fewer runs and shorter rounds: every figure appears, in under two minutes; `make test` runs it
+once (tests/e2e/test_bench_quick.py). Exit 0 whether or not targets are met: the figures and
+their verdicts are the output; 2 for bad arguments; 1 if a measurement itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from figures import command_figures, help_figure, kafka_figures, store_figures
+from stores import store
+from suite import Figure, meta, write_json, write_results
+
+FULL_SIZES = [50_000, 200_000, 1_000_000]
+QUICK_SIZES = [1_500, 4_000]
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small stores, one run each")
+    parser.add_argument("--sizes", type=int, nargs="+", help="events in each store measured")
+    parser.add_argument("--runs", type=int, help="runs of each figure (default 3; quick 1)")
+    parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="write this Markdown table (default on a full run: bench/RESULTS.md)",
+    )
+    parser.add_argument("--postgres", help="also measure commands on this PostgreSQL URL")
+    parser.add_argument("--seed", type=int, default=1, help="of the subjects and reads picked")
+    args = parser.parse_args(argv)
+    if args.runs is not None and not 1 <= args.runs <= 50:
+        parser.error("--runs: between 1 and 50")
+    if args.sizes and any(not 500 <= s <= 10_000_000 for s in args.sizes):
+        parser.error("--sizes: each between 500 and 10,000,000 events")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    quick = args.quick
+    sizes = sorted(set(args.sizes or (QUICK_SIZES if quick else FULL_SIZES)))
+    runs = args.runs or (1 if quick else 3)
+    results = args.results or (RESULTS if not quick and sizes == FULL_SIZES else None)
+    figures: list[Figure] = []
+
+    def show(found: list[Figure]) -> None:
+        for f in found:
+            print(f"  {f.line()}", flush=True)
+        figures.extend(found)
+
+    print(f"backcheck benchmark suite ({'quick' if quick else 'full'}; {runs} run(s) a figure)")
+    try:
+        for size in sizes:
+            settings, kept = store(size)
+            print(f"store of {size:,} events ({settings.describe()}):", flush=True)
+            show(store_figures(settings, kept, runs, 300 if quick else 4000, args.seed))
+        print("commands against the raw library:", flush=True)
+        show(command_figures(runs, 100 if quick else 1200, args.postgres))
+        print("Kafka:", flush=True)
+        show(kafka_figures(runs, 500 if quick else 20_000, 3 if quick else 20, 500))
+        print("startup:", flush=True)
+        show([help_figure(runs)])
+    except KeyboardInterrupt:
+        print("interrupted: figures so far are above", file=sys.stderr)
+        return 130
+    described = meta(runs, quick)
+    if args.json:
+        write_json(args.json, figures, described)
+        print(f"wrote {args.json}")
+    if results:
+        chart = write_results(results, figures, described)
+        print(f"wrote {results} and {chart}")
+    missed = [f.name for f in figures if f.met is False]
+    print(f"{len(figures)} figures; targets missed: {', '.join(missed) if missed else 'none'}")
+    return 0
