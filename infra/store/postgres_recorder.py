@@ -75,14 +75,16 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
                     refuse=refuse,
                 ),
             ]
+        # the chain's head and the log's last record before the new ones, in one statement
         self.select_head_statement = SQL(
-            "SELECT position, hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
-        ).format(schema=schema, chain=chain)
-        self.select_last_before_statement = SQL(
-            "SELECT MAX(notification_id) AS last FROM {schema}.{table} WHERE notification_id < %s"
-        ).format(schema=schema, table=Identifier(self.events_table_name))
+            "SELECT (SELECT MAX(notification_id) FROM {schema}.{events} "
+            "WHERE notification_id < %s) AS last, c.position, c.hash FROM (SELECT 1) AS one "
+            "LEFT JOIN LATERAL (SELECT position, hash FROM {schema}.{chain} "
+            "ORDER BY position DESC LIMIT 1) AS c ON true"
+        ).format(schema=schema, events=events, chain=chain)
         self.insert_links_statement = SQL(
-            "INSERT INTO {schema}.{chain} VALUES (%s, %s, %s, %s, %s)"
+            "INSERT INTO {schema}.{chain} SELECT * FROM "
+            "unnest(%s::bigint[], %s::bigint[], %s::uuid[], %s::bigint[], %s::bytea[])"
         ).format(schema=schema, chain=chain)
         self.insert_subjects_statement = SQL(
             "INSERT INTO {schema}.{subjects} SELECT * FROM unnest(%s::uuid[], %s::bigint[])"
@@ -148,7 +150,9 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
     def _insert_subjects(self, curs: Cursor[DictRow], rows: list[tuple[UUID, int]]) -> None:
         if rows:
             subjects, positions = zip(*rows, strict=True)
-            curs.execute(self.insert_subjects_statement, (list(subjects), list(positions)))
+            curs.execute(
+                self.insert_subjects_statement, (list(subjects), list(positions)), prepare=True
+            )
 
     def select_subject_notifications(
         self, subject: UUID, start: int = 1, limit: int = 500
@@ -174,12 +178,12 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
         if not ids:
             return ids
         ids = sorted(ids)
-        curs.execute(self.select_head_statement)
+        curs.execute(self.select_head_statement, (ids[0],), prepare=True)
         row = curs.fetchone()
-        head = Head(row["position"], bytes(row["hash"])) if row else Head(0, GENESIS)
-        curs.execute(self.select_last_before_statement, (ids[0],))
-        last = curs.fetchone()
-        _check_head(head, last["last"] if last else None, ids[0])
+        assert row is not None  # one row, always
+        found = row["position"] is not None
+        head = Head(row["position"], bytes(row["hash"])) if found else Head(0, GENESIS)
+        _check_head(head, row["last"], ids[0])
         links = extend(
             head,
             [
@@ -187,6 +191,7 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
                 for i, s in zip(ids, stored_events, strict=True)
             ],
         )
-        curs.executemany(self.insert_links_statement, [tuple(x) for x in links])
+        columns = [list(column) for column in zip(*links, strict=True)]
+        curs.execute(self.insert_links_statement, columns, prepare=True)
         self._insert_subjects(curs, index_rows(ids, (s.state for s in stored_events)))
         return ids
