@@ -80,8 +80,15 @@ def in_a_process(command: list[str], env: dict[str, str]) -> tuple[float, float]
 
 
 def store_figures(
-    settings: Settings, kept: dict[str, object], runs: int, reads: int, seed: int
+    settings: Settings,
+    kept: dict[str, object],
+    runs: int,
+    reads: int,
+    seed: int,
+    whole_runs: int,
 ) -> list[Figure]:
+    """The figures of one store; those that read the whole store (each in a process of its
+    own) `whole_runs` times, the others `runs` times."""
     rng = random.Random(seed)
     # read as at the start of the build's reads, while every candidate's 90-day consent holds
     # (the build ends 120 days of reads later, when they have all lapsed: a read then is
@@ -118,7 +125,7 @@ def store_figures(
         ("audit check", ["audit", "check"], "< 60 s at 1M, RSS < 500 MB", lambda s: s < 60),
         ("views rebuild", ["views", "rebuild"], "< 60 s at 1M", lambda s: s < 60),
     ):
-        timed = [in_a_process([BACKCHECK, *command], env) for _ in range(runs)]
+        timed = [in_a_process([BACKCHECK, *command], env) for _ in range(whole_runs)]
         out.append(
             Figure(
                 name,

@@ -33,6 +33,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small stores, one run each")
     parser.add_argument("--sizes", type=int, nargs="+", help="events in each store measured")
     parser.add_argument("--runs", type=int, help="runs of each figure (default 3; quick 1)")
+    parser.add_argument(
+        "--whole-store-runs",
+        type=int,
+        help="runs of audit verify, audit check and views rebuild, which read the whole store "
+        "(default 1: at 1M events one views rebuild takes many minutes)",
+    )
     parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
     parser.add_argument(
         "--results",
@@ -42,8 +48,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--postgres", help="also measure commands on this PostgreSQL URL")
     parser.add_argument("--seed", type=int, default=1, help="of the subjects and reads picked")
     args = parser.parse_args(argv)
-    if args.runs is not None and not 1 <= args.runs <= 50:
-        parser.error("--runs: between 1 and 50")
+    for name in ("runs", "whole_store_runs"):
+        value = getattr(args, name)
+        if value is not None and not 1 <= value <= 50:
+            parser.error(f"--{name.replace('_', '-')}: between 1 and 50")
     if args.sizes and any(not 500 <= s <= 10_000_000 for s in args.sizes):
         parser.error("--sizes: each between 500 and 10,000,000 events")
     return args
@@ -67,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         for size in sizes:
             settings, kept = store(size)
             print(f"store of {size:,} events ({settings.describe()}):", flush=True)
-            show(store_figures(settings, kept, runs, 300 if quick else 4000, args.seed))
+            reads = 300 if quick else 4000
+            show(store_figures(settings, kept, runs, reads, args.seed, args.whole_store_runs or 1))
         print("commands against the raw library:", flush=True)
         show(command_figures(runs, 100 if quick else 1200, args.postgres))
         print("Kafka:", flush=True)
