@@ -32,7 +32,7 @@ from relay_throughput import raw_round, relay_round
 from scratch import running_broker, scratch_store
 from subject_history import early_subjects
 from subject_history import figures as subject_figures
-from suite import Figure, repeat
+from suite import Check, Figure, repeat
 
 from infra.bootstrap import build_app
 from infra.config import Settings
@@ -64,6 +64,14 @@ def raw_log_read(app: Backcheck) -> float:
     while page := app.recorder.select_notifications(start=start, limit=1000):
         start = page[-1].id + 1
     return time.perf_counter() - started
+
+
+AT_SCALE = 1_000_000
+
+
+def at_scale(head: int, within: Check) -> Check | None:
+    """A target stated at 1M events is judged on a store that large, not on smaller ones."""
+    return within if head >= AT_SCALE else None
 
 
 def in_a_process(command: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -112,7 +120,7 @@ def store_figures(
                 "library reading as many events",
                 "< 100 ms at 1M events, within 2x of 50k",
                 head,
-            ).judge(lambda ms: ms < 100)
+            ).judge(at_scale(head, lambda ms: ms < 100))
             for key, label in (("events", "events --subject"), ("timeline", "audit timeline"))
         ]
         out.append(reads_figure(app, candidates(app), rng, runs, reads, head))
@@ -121,9 +129,14 @@ def store_figures(
         app.close()
     env = store_env(settings)
     for name, command, target, within in (
-        ("audit verify", ["audit", "verify"], "< 10 s at 1M", lambda s: s < 10),
-        ("audit check", ["audit", "check"], "< 60 s at 1M, RSS < 500 MB", lambda s: s < 60),
-        ("views rebuild", ["views", "rebuild"], "< 60 s at 1M", lambda s: s < 60),
+        ("audit verify", ["audit", "verify"], "< 10 s at 1M", at_scale(head, lambda s: s < 10)),
+        (
+            "audit check",
+            ["audit", "check"],
+            "< 60 s at 1M, linear from 50k",
+            at_scale(head, lambda s: s < 60),
+        ),
+        ("views rebuild", ["views", "rebuild"], "< 60 s at 1M", at_scale(head, lambda s: s < 60)),
     ):
         timed = [in_a_process([BACKCHECK, *command], env) for _ in range(whole_runs)]
         out.append(
