@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: figures so far are above", file=sys.stderr)
         return 130
-    described = meta(runs, quick)
+    described = meta(runs, args.whole_store_runs or 1, quick)
     if args.json:
         write_json(args.json, figures, described)
         print(f"wrote {args.json}")
