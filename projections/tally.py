@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from domain.classification import PersonalField
 from projections.rows import Doc
@@ -40,15 +41,30 @@ def bump(counts: dict[str, Any], key: str, n: int = 1, *, bounded: bool = False)
 def tiers_in(value: Any) -> set[str]:
     """The tiers of the personal values anywhere in an event's state (their categories say,
     whether or not the value can still be read)."""
+    found: set[str] = set()
+    _gather_tiers(value, found)
+    return found
+
+
+# What most of an event's state is made of, and none of them holds a personal value: looked
+# for first, since every event of the log is searched (`audit check`, the dashboard).
+_PLAIN = (str, int, float, UUID, datetime, date, type(None))
+
+
+def _gather_tiers(value: Any, found: set[str]) -> None:
     if isinstance(value, PersonalField):
-        return {value.tier.value}
-    if isinstance(value, dict):
-        return {t for v in value.values() for t in tiers_in(v)}
-    if isinstance(value, tuple | list):
-        return {t for v in value for t in tiers_in(v)}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {t for f in dataclasses.fields(value) for t in tiers_in(getattr(value, f.name))}
-    return set()
+        found.add(value.tier.value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            if not isinstance(v, _PLAIN):
+                _gather_tiers(v, found)
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            if not isinstance(v, _PLAIN):
+                _gather_tiers(v, found)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            _gather_tiers(getattr(value, f.name), found)
 
 
 def tally(doc: Doc, principal: str, policies: list[str]) -> None:

@@ -13,9 +13,10 @@ from domain.investigation import Investigation
 from domain.report import Disclosure, Report
 from domain.subject import recorded_at
 from infra.demo import tell_story
+from services.access import Role
 from services.application import Backcheck
-from services.compliance import Violation
-from services.dto import DisputeReport, PlanInvestigation, PlannedCheckIn
+from services.compliance import StreamCheck, Violation, check_stream
+from services.dto import DisputeReport, PlanInvestigation, PlannedCheckIn, ReadProfiles
 from tests import story as s
 
 
@@ -35,6 +36,35 @@ def test_a_clean_demo_store_has_no_violations(sqlite_app: Backcheck) -> None:
 
     assert violations(sqlite_app) == []
     assert sqlite_app.recorder.max_notification_id() > 40  # type: ignore[operator]
+
+
+def test_the_check_over_recorded_reads_holds_the_cases_not_the_reads(
+    sqlite_app: Backcheck,
+) -> None:
+    """Issue 19: a store in use is mostly access records; the check judges each and keeps
+    none, so what it holds is the same however many reads the store has recorded."""
+    app = sqlite_app
+    stories = [s.consented_candidate(app, f"Candidate {n}") for n in range(4)]
+    before = StreamCheck()
+    assert list(check_stream(app.replay(), before)) == []
+    for page in range(50):
+        app.read_profiles(
+            ReadProfiles(
+                candidate_ids=[story.candidate_id for story in stories],
+                principal=s.RECRUITER if page % 2 else "growth:analyst",
+                role=Role.RECRUITER,
+                purpose=s.PURPOSE if page % 2 else "marketing",  # half of them refused
+            )
+        )
+    after = StreamCheck()
+
+    assert list(check_stream(app.replay(), after)) == []
+
+    reads = [e for _, e in app.replay() if isinstance(e, Access.Recorded)]
+    assert len(reads) == 200
+    assert after.held.keys() == before.held.keys()
+    assert all(story.consent_id in after.held for story in stories)
+    assert not any(isinstance(a, Access) for a in after.held.values())
 
 
 def test_a_check_started_without_active_consent_is_found(sqlite_app: Backcheck) -> None:

@@ -1,18 +1,22 @@
 """The turnaround histogram: bounded, and its percentiles never below the true value and at
-most one bucket step above it; and the dashboard's bounded counts."""
+most one bucket step above it; and the dashboard's bounded counts, and the tiers an event
+holds values of."""
 
 from __future__ import annotations
 
 import math
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from domain.classification import PersonalField
 from projections import histogram as hist
-from projections.tally import DAYS_KEPT, MAX_NAMES, OTHER, bump, keep_recent
+from projections.tally import DAYS_KEPT, MAX_NAMES, OTHER, bump, keep_recent, tiers_in
 
 STEP = 2 ** (1 / hist.STEPS_PER_DOUBLING)
 
@@ -105,3 +109,36 @@ def test_the_days_kept_are_the_same_whatever_order_the_events_came_in() -> None:
     late = kept([*range(91), 200, 5])  # day 5's second event on a partition behind the other
 
     assert in_log_order == late == {(first + timedelta(days=200)).isoformat(): {"events": 1}}
+
+
+@dataclass(frozen=True)
+class Held:
+    label: str
+    value: PersonalField | None
+
+
+def test_the_tiers_of_values_are_found_however_deep_and_plain_state_holds_none() -> None:
+    """Every event of the log is searched (`audit check`, the dashboard): plain values are
+    passed over quickly, personal ones found inside dicts, tuples, lists and dataclasses."""
+    name = PersonalField("name", "user.name", "Li Lei")
+    plain = {
+        "originator_id": uuid4(),
+        "timestamp": datetime(2026, 3, 2, tzinfo=UTC),
+        "day": date(2026, 3, 2),
+        "returned": ("user.name", "user.health.mental"),
+        "count": 3,
+        "share": 0.5,
+        "note": None,
+        "held": Held("nothing", None),
+    }
+    nested = {
+        **plain,
+        "claims": [
+            {"fields": (Held("exam", PersonalField("drug", "user.health.drug_test", "x")),)}
+        ],
+        "evaluation": Held("ref", PersonalField("eval", "user.employment.evaluation", "good")),
+    }
+
+    assert tiers_in(plain) == set()
+    assert tiers_in(name) == {"general"}
+    assert tiers_in({**nested, "name": name}) == {"general", "confidential", "secret"}
