@@ -21,7 +21,7 @@ from pathlib import Path
 
 from figures import command_figures, help_figure, kafka_figures, store_figures
 from stores import store
-from suite import Figure, meta, write_json, write_results
+from suite import Figure, meta, read_json, write_json, write_results
 
 FULL_SIZES = [50_000, 200_000, 1_000_000]
 QUICK_SIZES = [1_500, 4_000]
@@ -45,6 +45,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="write this Markdown table (default on a full run: bench/RESULTS.md)",
     )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: write the --results table (default bench/RESULTS.md) from the "
+        "figures a run wrote with --json",
+    )
     parser.add_argument("--postgres", help="also measure commands on this PostgreSQL URL")
     parser.add_argument("--seed", type=int, default=1, help="of the subjects and reads picked")
     args = parser.parse_args(argv)
@@ -59,6 +66,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.render:
+        try:
+            figures, described = read_json(args.render)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            print(f"--render {args.render}: not the figures of a run ({e})", file=sys.stderr)
+            return 2
+        results = args.results or RESULTS
+        chart = write_results(results, figures, described)
+        print(f"wrote {results} and {chart} from {args.render}")
+        return 0
     quick = args.quick
     sizes = sorted(set(args.sizes or (QUICK_SIZES if quick else FULL_SIZES)))
     runs = args.runs or (1 if quick else 3)

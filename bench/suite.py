@@ -14,7 +14,7 @@ import platform
 import statistics
 import subprocess
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -176,8 +176,20 @@ def write_results(path: Path, figures: list[Figure], meta: dict[str, object]) ->
     chart = path.with_name("scaling.svg")
     chart.write_text(scaling_svg(by_store, sizes))
     lines += ["", "## Scaling", "", f"![time against store size]({chart.name})", ""]
+    misses = path.with_name("misses.md")
+    if misses.is_file():  # written by hand: each missed target's profile and its fix
+        lines += [misses.read_text().rstrip(), ""]
     path.write_text("\n".join(lines))
     return chart
+
+
+def read_json(path: Path) -> tuple[list[Figure], dict[str, object]]:
+    """The figures and the description of a run written by `write_json`."""
+    found = json.loads(path.read_text())
+    known = {f.name for f in fields(Figure)}
+    figures = [Figure(**{k: v for k, v in f.items() if k in known}) for f in found.pop("figures")]
+    found.setdefault("whole_store_runs", 1)  # runs written before it was told
+    return figures, found
 
 
 def _cell(f: Figure) -> str:
