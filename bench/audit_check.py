@@ -11,7 +11,9 @@ use is). It is built in the folder PREFIX-N and kept there: a later run reuses i
 bench/dashboard.py `--keep`). Then `backcheck audit check --json` runs on it in a process of
 its own, as an operator runs it; the wall time and the peak resident memory of that process
 (the kernel's count for it alone, from `os.wait4`) are printed for each store, with the
-seconds per 100k events, so linear growth shows as a steady figure.
+seconds per 100k events, so linear growth shows as a steady figure. The stores are built in
+processes of their own too, and this one never opens the application: a child's peak
+counts from its parent's size at the fork, so a large parent would hide a small check.
 
 Target (issue #19): under 60 s at 1M events, peak RSS under 500 MB, linear from 50k to 1M.
 """
@@ -26,18 +28,24 @@ import sys
 import time
 from pathlib import Path
 
-from dashboard import kept_store, open_store
 from machine import speed_line
-
-from infra.config import Settings
 
 BACKCHECK = Path(sys.executable).parent / "backcheck"
 TARGET_SECONDS_1M = 60
 TARGET_RSS_MB = 500
 
 
-def build(folder: Path, events: int) -> Settings:
-    """The store of at least `events` events in `folder`, built now or reused."""
+def build(folder: Path, events: int) -> None:
+    """The store of at least `events` events in `folder`, built now or reused (in a process
+    of its own: see the module's docstring)."""
+    command = [sys.executable, __file__, "--build-in", str(folder), "--events", str(events)]
+    if subprocess.run(command).returncode != 0:
+        raise SystemExit(f"building the store in {folder} failed (above)")
+
+
+def build_here(folder: Path, events: int) -> None:
+    from dashboard import kept_store, open_store
+
     settings, kept = kept_store(folder, events)
     app, came = open_store(settings, events, folder, kept)
     try:
@@ -45,15 +53,15 @@ def build(folder: Path, events: int) -> Settings:
     finally:
         app.close()
     print(f"  store {folder}: {head:,} events, {came}", flush=True)
-    return settings
 
 
-def audit_check(settings: Settings) -> dict[str, float]:
-    """One `backcheck audit check --json` on the store: its summary, seconds and peak RSS."""
+def audit_check(folder: Path) -> dict[str, float]:
+    """One `backcheck audit check --json` on the store kept in `folder` (as bench/dashboard.py
+    keeps it): its summary, seconds and peak RSS."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BACKCHECK_")}
-    env["BACKCHECK_DATABASE_URL"] = str(settings.database_url)
-    env["BACKCHECK_DATA_DIR"] = str(settings.data_dir)
-    out = Path(settings.data_dir) / "audit-check.out"
+    env["BACKCHECK_DATABASE_URL"] = f"sqlite:///{folder / 'store.sqlite'}"
+    env["BACKCHECK_DATA_DIR"] = str(folder)
+    out = folder / "audit-check.out"
     started = time.perf_counter()
     with out.open("wb") as sink:
         process = subprocess.Popen(
@@ -79,18 +87,26 @@ def audit_check(settings: Settings) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", type=Path, required=True, help="stores kept in PREFIX-N")
+    parser.add_argument("--keep", type=Path, help="stores kept in PREFIX-N (required)")
     parser.add_argument("--events", type=int, nargs="+", default=[50_000, 200_000])
     parser.add_argument("--only-build", action="store_true", help="build the stores, no check")
+    parser.add_argument("--build-in", type=Path, help=argparse.SUPPRESS)  # one store, here
     args = parser.parse_args()
+    if args.build_in is not None:
+        build_here(args.build_in, args.events[0])
+        return
+    if args.keep is None:
+        parser.error("--keep PREFIX: where the stores are built and kept")
     print("audit check: time and peak memory by store size (SQLite)")
     print(f"  machine: {speed_line()}", flush=True)
-    stores = [(n, build(Path(f"{args.keep}-{n}"), n)) for n in sorted(args.events)]
+    folders = [Path(f"{args.keep}-{n}") for n in sorted(args.events)]
+    for folder, n in zip(folders, sorted(args.events), strict=True):
+        build(folder, n)
     if args.only_build:
         return
     runs = []
-    for _, settings in stores:
-        run = audit_check(settings)
+    for folder in folders:
+        run = audit_check(folder)
         runs.append(run)
         print(
             f"  {run['events']:,.0f} events: {run['seconds']:.1f} s "
