@@ -10,10 +10,10 @@ links are written to need nothing of the store.
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
 from domain.classification import Tier
@@ -33,15 +33,16 @@ from infra.privacy.keystore import (
 )
 from infra.privacy.sealing import Sealer
 from infra.store.recorder import chained, datastore_of
-from infra.store.server import check_server
 from infra.store.transcoder import typed_mapper
 from infra.views.kept import DASHBOARD, KEPT, READ
-from infra.views.postgres import postgres_runner
 from infra.views.runner import ViewRunner
 from infra.views.sqlite import sqlite_runner
 from services.application import Backcheck
 from services.identity import AssignedDecisions
 from services.unit import Clock, Collaborators, system_clock
+
+if TYPE_CHECKING:
+    from eventsourcing.postgres import PostgresDatastore
 
 
 def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> Backcheck:
@@ -53,6 +54,8 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
     )
     if settings.backend == "postgres":
         # told at once, in one line, rather than after the library's pool gave up waiting
+        from infra.store.server import check_server  # PostgreSQL's driver, for it alone
+
         check_server(settings.postgres_conninfo(), settings.describe())
     store_env = settings.store_env()  # the store's own path first, then the key's
     file_setting("BACKCHECK_MASTER_KEY_FILE", settings.master_key_path, "master key")
@@ -129,6 +132,8 @@ def build_views(
                 path = str(kept.path(settings))
                 runner = sqlite_runner(kept, log, decode, store.name, path, sealer, events)
             else:
+                from infra.views.postgres import postgres_runner
+
                 runner = postgres_runner(kept, log, decode, store.name, datastore, sealer)
             runners[kept.name] = runner
     except BaseException:

@@ -24,7 +24,6 @@ from infra.audit.chain import GENESIS, Head, LinkInput, link_many
 from infra.audit.checkpoint import Checkpoint
 from infra.audit.keys import ERASURE_TOPICS, SEALED, missing_keys, note
 from infra.audit.sources import (
-    PostgresSource,
     Record,
     RecordSource,
     SQLiteSource,
@@ -34,7 +33,7 @@ from infra.audit.sources import (
 from services.shredding import KeyLedger
 
 # the sources are read from here too
-__all__ = ["PostgresSource", "RecordSource", "SQLiteSource", "open_source", "verify"]
+__all__ = ["RecordSource", "SQLiteSource", "open_source", "verify"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,119 @@
+"""The stored records and chain links read straight from a PostgreSQL schema's tables (the
+`RecordSource` of infra/audit/sources.py, whose text says what a source is for); a module of
+its own so that an audit of a SQLite store never loads psycopg."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+
+from infra.audit.chain import GENESIS, Head
+from infra.audit.sources import BATCH, Record, StoredLink
+from infra.privacy.erasures import erasures_in
+from infra.store.server import store_error
+from services.shredding import Pair
+
+
+class PostgresSource:
+    def __init__(
+        self, conninfo: str, schema: str, prefix: str = "backcheck", where: str = "PostgreSQL"
+    ):
+        try:
+            self.conn = psycopg.connect(conninfo)
+        except psycopg.OperationalError as e:
+            raise store_error(e, where) from None
+        self.conn.read_only = True
+        self.schema = sql.Identifier(schema)
+        self.events = sql.Identifier(f"{prefix}_events")
+        self.chain = sql.Identifier(f"{prefix}_chain")
+
+    def __enter__(self) -> PostgresSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()
+
+    def _q(self, text: str) -> sql.Composed:
+        return sql.SQL(text).format(schema=self.schema, events=self.events, chain=self.chain)
+
+    def count(self) -> int:
+        row = self.conn.execute(self._q("SELECT COUNT(*) FROM {schema}.{events}")).fetchone()
+        return int(row[0]) if row else 0
+
+    def head(self) -> Head:
+        row = self.conn.execute(
+            self._q("SELECT position, hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1")
+        ).fetchone()
+        return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
+
+    def last_position(self) -> int:
+        row = self.conn.execute(
+            self._q(
+                "SELECT GREATEST((SELECT MAX(notification_id) FROM {schema}.{events}), "
+                "(SELECT MAX(position) FROM {schema}.{chain}))"
+            )
+        ).fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def head_before(self, position: int) -> Head:
+        row = self.conn.execute(
+            self._q(
+                "SELECT position, hash FROM {schema}.{chain} WHERE position < %s "
+                "ORDER BY position DESC LIMIT 1"
+            ),
+            (position,),
+        ).fetchone()
+        return Head(row[0], bytes(row[1])) if row else Head(0, GENESIS)
+
+    def _stream(self, query: sql.Composed, params: tuple[int, ...]) -> Iterator[tuple[Any, ...]]:
+        with self.conn.cursor(name=f"audit_{id(query)}") as cursor:
+            cursor.itersize = BATCH
+            cursor.execute(query, params)
+            yield from cursor
+
+    def records(self, start: int = 1, stop: int | None = None) -> Iterator[Record]:
+        query = self._q(
+            "SELECT notification_id, originator_id, originator_version, "
+            "convert_to(topic, 'UTF8'), state FROM {schema}.{events} "
+            "WHERE notification_id >= %s AND notification_id <= %s ORDER BY notification_id"
+        )
+        for pos, oid, ver, topic, state in self._stream(query, (start, stop or 2**62)):
+            yield pos, oid.bytes, ver, bytes(topic), bytes(state)
+
+    def links(self, start: int = 1, stop: int | None = None) -> Iterator[StoredLink]:
+        query = self._q(
+            "SELECT position, prev_position, originator_id, originator_version, hash "
+            "FROM {schema}.{chain} WHERE position >= %s AND position <= %s ORDER BY position"
+        )
+        for pos, prev, oid, ver, h in self._stream(query, (start, stop or 2**62)):
+            yield pos, prev, oid.bytes, ver, bytes(h)
+
+    def position_of(self, originator_id: bytes, version: int) -> int | None:
+        row = self.conn.execute(
+            self._q(
+                "SELECT notification_id FROM {schema}.{events} "
+                "WHERE originator_id = %s AND originator_version = %s"
+            ),
+            (UUID(bytes=originator_id), version),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def held_keys(self) -> set[Pair]:
+        query = self._q("SELECT subject, tier FROM {schema}.backcheck_keys")
+        try:
+            rows = self.conn.execute(query).fetchall()
+        except psycopg.errors.UndefinedTable:  # a store that never sealed a value
+            self.conn.rollback()
+            return set()
+        return {(UUID(subject), tier) for subject, tier in rows}
+
+    def erasures(self, subjects: Iterable[UUID]) -> dict[UUID, tuple[bool, set[str]]]:
+        query = self._q("SELECT topic, state FROM {schema}.{events} WHERE originator_id = %s")
+        return {
+            s: erasures_in((t, bytes(b)) for t, b in self.conn.execute(query, (s,)).fetchall())
+            for s in subjects
+        }
