@@ -13,14 +13,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from email.message import Message
+from functools import cache
 from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
 from fastapi import Header, Request
-from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError
+from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError, create_model
 
 from infra.http.idempotency import MAX_KEY
+from services import dto
+from services.catalogue import UseCase
 
 KEY_HEADER = "Idempotency-Key"
 IF_MATCH_HEADER = "If-Match"
@@ -57,6 +60,38 @@ _HEADERS: dict[str, TypeAdapter[str]] = {
     ),
 }
 _ID: TypeAdapter[UUID] = TypeAdapter(UUID)
+# What no request sends: filled in from the authenticated principal (infra/http/routes.py).
+FILLED = frozenset({"actor", "principal", "role"})
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The version an `If-Match` names (None: `*`, or none sent)."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    text = if_match.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise ValueError(f'If-Match: {if_match!r} is not an ETag this API gave ("<version>")')
+    return int(text)
+
+
+@cache
+def body_model(use_case: UseCase, path_ids: tuple[str, ...]) -> type[BaseModel]:
+    """The command's DTO without what the request does not send: the path's ids, the actor."""
+    command = use_case.command
+    fields: dict[str, Any] = {
+        name: (info.annotation, info)
+        for name, info in command.model_fields.items()
+        if name not in FILLED and name not in path_ids
+    }
+    model: type[BaseModel] = create_model(
+        command.__name__ + "Body", __base__=dto.Command, __doc__=command.__doc__, **fields
+    )
+    return model
+
+
+def required_body(model: type[BaseModel]) -> bool:
+    """Whether the command needs a body: some field of it is required."""
+    return any(f.is_required() for f in model.model_fields.values())
 
 
 @dataclass(frozen=True)

@@ -11,22 +11,25 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
-from functools import cache
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
 from fastapi import Body, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, StringConstraints, create_model
+from pydantic import BaseModel, StringConstraints
 
 from infra.http import examples, problem_examples
 from infra.http.auth import Authenticator
 from infra.http.command_input import (
+    FILLED,
     IdempotencyKey,
     IfMatch,
     InvalidCommandInput,
+    body_model,
+    expected_version,
     read_command,
+    required_body,
 )
 from infra.http.idempotency import IdempotencyStore, Kept, fingerprint
 from infra.http.problems import (
@@ -36,11 +39,10 @@ from infra.http.problems import (
     invalid,
     problem_response,
 )
-from infra.http.table import COMMANDS, READS, CommandRoute, ReadRoute, answer_ids, links
+from infra.http.table import COMMANDS, READS, CommandRoute, ReadRoute, linked, result_model
 from infra.http.workers import Workers
-from services import dto
 from services.application import Backcheck
-from services.catalogue import USE_CASES, UseCase
+from services.catalogue import USE_CASES
 from services.identity import Identity, acting_as
 from services.intake import CommandIntake
 from services.unit import Delivery, expecting
@@ -48,7 +50,6 @@ from services.unit import Delivery, expecting
 # Applied without a receipt even when keyed: erasure destroys keys after its write, and a
 # retry must finish it (the use case resumes an erasure cut off), not be refused.
 _NO_RECEIPT = frozenset({"erase-subject"})
-_FILLED = frozenset({"actor", "principal", "role"})
 _QUERY_HELP = {
     "purpose": "why you read it; recorded with the read",
     "break_glass": "compliance only: the justification to record with the read",
@@ -82,39 +83,6 @@ def etag(version: int | None) -> str | None:
     return None if version is None else f'"{version}"'
 
 
-def _expected_version(if_match: str | None) -> int | None:
-    if if_match is None or if_match.strip() == "*":
-        return None
-    text = if_match.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise ValueError(f'If-Match: {if_match!r} is not an ETag this API gave ("<version>")')
-    return int(text)
-
-
-@cache
-def body_model(use_case: UseCase, path_ids: tuple[str, ...]) -> type[BaseModel]:
-    """The command's DTO without what the request does not send: the path's ids, the actor."""
-    command = use_case.command
-    fields: dict[str, Any] = {
-        name: (info.annotation, info)
-        for name, info in command.model_fields.items()
-        if name not in _FILLED and name not in path_ids
-    }
-    model: type[BaseModel] = create_model(
-        command.__name__ + "Body", __base__=dto.Command, __doc__=command.__doc__, **fields
-    )
-    return model
-
-
-def _required(model: type[BaseModel]) -> bool:
-    """Whether the command needs a body: some field of it is required."""
-    return any(f.is_required() for f in model.model_fields.values())
-
-
-def result_model(use_case: UseCase) -> Any:
-    return get_type_hints(getattr(Backcheck, use_case.method))["return"]
-
-
 Direct = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
@@ -130,20 +98,6 @@ class DirectRoute(APIRoute):
     def get_route_handler(self) -> Direct:
         direct: Direct = getattr(self.endpoint, "direct")  # noqa: B009  (set by the Api)
         return direct
-
-
-def linked(
-    route: CommandRoute | ReadRoute, status: int, responses: dict[int | str, dict[str, Any]]
-) -> dict[int | str, dict[str, Any]]:
-    """`responses` with the links of the answer (infra/http/table.py): a creation's and a
-    read's, the answers that name ids first; another command answers about the resource its
-    path already names."""
-    if isinstance(route, CommandRoute) and not route.created:
-        return responses
-    found = links(answer_ids(result_model(USE_CASES[route.use_case])), route.path_ids)
-    if not found:
-        return responses
-    return {**responses, status: {**responses.get(status, {}), "links": found}}
 
 
 class Api:
@@ -180,7 +134,7 @@ class Api:
             return error_response(request, e)
         model = body_model(use_case, route.path_ids)
         try:
-            sent = read_command(request, raw, route.path_ids, model, _required(model))
+            sent = read_command(request, raw, route.path_ids, model, required_body(model))
         except InvalidCommandInput as e:
             return invalid(request, field_errors(e.errors))
         key, body, ids = sent.key, sent.body, sent.ids
@@ -191,7 +145,7 @@ class Api:
         if kept is not None:
             return self._replayed(request, kept, raw)
         try:
-            expected = _expected_version(sent.if_match)
+            expected = expected_version(sent.if_match)
         except ValueError as e:
             return problem_response(422, "Invalid input", "if-match", str(e), request)
         try:
@@ -271,7 +225,7 @@ class Api:
         to `run_command`, which parses nothing before the token is checked."""
         use_case = USE_CASES[route.use_case]
         model = body_model(use_case, route.path_ids)
-        required = _required(model)
+        required = required_body(model)
         api = self
 
         async def direct(request: Request) -> Response:
@@ -347,7 +301,7 @@ class Api:
         fields = {
             name: info
             for name, info in use_case.command.model_fields.items()
-            if name not in _FILLED and name not in ids
+            if name not in FILLED and name not in ids
         }
         api = self
 

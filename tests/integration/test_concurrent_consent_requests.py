@@ -22,6 +22,8 @@ from infra.bootstrap import build_app
 from infra.config import Settings
 from services.application import Backcheck
 from services.dto import ConsentResult, RequestConsent, RequestErasure
+from services.intake import CommandIntake
+from services.unit import Delivery
 from tests import story as s
 from tests.conftest import FakeClock
 from tests.http import Served, served
@@ -128,6 +130,46 @@ def test_a_request_whose_if_match_no_longer_holds_is_refused_not_decided_again(
     with expecting({candidate: read_at}), pytest.raises(VersionMismatchError):
         asking(app, candidate)()
     assert app.recorder.max_notification_id() == head
+
+
+def delivered(app: Backcheck, candidate: UUID, command_id: str) -> Callable[[], Any]:
+    """The consent request as the command topic delivers it (services/intake.py)."""
+    payload = {
+        "candidate_id": str(candidate),
+        "terms": s.terms_in().model_dump(mode="json"),
+        "actor": s.RECRUITER,
+    }
+    delivery = Delivery("ats", command_id, "request-consent", "backcheck.commands.v1/0@7")
+    return lambda: CommandIntake(app).apply(delivery, payload)
+
+
+def test_two_requests_from_the_command_topic_at_once_are_both_applied(app: Backcheck) -> None:
+    candidate = s.register(app)
+    meet_before_writing(app)
+
+    results = together(delivered(app, candidate, "c-1"), delivered(app, candidate, "c-2"))
+
+    assert all(isinstance(r, ConsentResult) for r in results), results
+    assert len({r.consent_id for r in results if isinstance(r, ConsentResult)}) == 2
+    assert link_version(app, candidate) == 2
+
+
+def test_one_command_delivered_twice_at_once_is_applied_once(app: Backcheck) -> None:
+    """The collision on the link comes with one on the command's receipt, which its caller
+    did name: that is no internal matter, and deciding it again would make a second
+    consent. One delivery is applied; the other is told it was."""
+    candidate = s.register(app)
+    meet_before_writing(app)
+    head = app.recorder.max_notification_id() or 0
+
+    results = together(delivered(app, candidate, "c-1"), delivered(app, candidate, "c-1"))
+
+    assert sorted(type(r).__name__ for r in results) == [
+        "CommandAlreadyAppliedError",
+        "ConsentResult",
+    ], results
+    assert link_version(app, candidate) == 1
+    assert app.recorder.max_notification_id() == head + 3  # consent, link, receipt: once
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from infra.config import Settings
 from infra.http import routes
 from services.dto import RevokePrincipal
 from tests.conftest import FakeClock
-from tests.http import Served, problem, served
+from tests.http import COMPLIANCE, Served, problem, served
 from tests.story import INVESTIGATOR, RECRUITER, register, request_consent
 
 PORTAL = {"X-Backcheck-Portal": "1"}
@@ -182,3 +182,23 @@ def test_the_portal_cookie_is_a_credential_only_with_the_portal_header(api: Serv
     )
     after = api.client.post(path, content=NOT_JSON, headers={**JSON, **PORTAL})
     problem(after, 401, "unauthenticated")
+
+
+def test_the_evidence_export_checks_its_caller_before_its_body_too(api: Served) -> None:
+    """The one route FastAPI itself serves with a body (infra/http/compliance.py)."""
+    candidate = register(api.app)
+    path = f"/v1/candidates/{candidate}/evidence"
+    head = api.head()
+    problem(api.client.post(path, content=NOT_JSON, headers=JSON), 401, "unauthenticated")
+    wrong = {**JSON, "Authorization": "Bearer bck_" + "0" * 32 + "_" + "A" * 43}
+    problem(api.client.post(path, content=NOT_JSON, headers=wrong), 401, "unauthenticated")
+    problem(
+        api.client.post("/v1/candidates/x/evidence", content=NOT_JSON, headers=JSON),
+        401,
+        "unauthenticated",
+    )
+    refused = api.client.post(path, content=NOT_JSON, headers=api.as_(RECRUITER, **JSON))
+    problem(refused, 403, "use-case-not-permitted")
+    told = api.client.post(path, content=NOT_JSON, headers=api.as_(COMPLIANCE, **JSON))
+    assert [e["rule"] for e in problem(told, 422, "validation")["errors"]] == ["json_invalid"]
+    assert api.head() == head
