@@ -39,25 +39,39 @@ def app(settings: Settings, clock: FakeClock) -> Iterator[Backcheck]:
     application.close()
 
 
-def meet_before_writing(app: Backcheck, parties: int = 2) -> list[int]:
-    """Holds each thread's first look-up of whether an aggregate exists (the portal link's, in
-    a consent request) until `parties` threads have made theirs: every one of them has then
-    decided on the same stored state before any writes. Later look-ups (a retry) pass. The
-    store is the real one; returns how many look-ups were made."""
+def meet_before_writing(app: Backcheck, candidate: UUID, parties: int = 2) -> list[int]:
+    """Holds each thread at its last look at the candidate's portal link before it writes
+    (a consent request finds none and adds it, or loads it and rotates it) until `parties`
+    threads have looked: every one of them has then decided on the same stored state before
+    any writes. Later looks (a retry) pass. The store is the real one; returns the thread of
+    each look-up of whether the link exists (one per try)."""
     barrier = threading.Barrier(parties, timeout=30)
+    link = principal_id(portal_name(candidate))
     met: set[int] = set()
     calls: list[int] = []
-    exists = app.exists
+    exists, load = app.exists, app.load
 
-    def meeting(aggregate_id: UUID) -> bool:
-        found = exists(aggregate_id)
-        calls.append(threading.get_ident())
-        if threading.get_ident() not in met:
+    def meet() -> None:
+        if threading.get_ident() not in met and len(met) < parties:
             met.add(threading.get_ident())
             barrier.wait()
+
+    def looking(aggregate_id: UUID) -> bool:
+        found = exists(aggregate_id)
+        if aggregate_id == link:
+            calls.append(threading.get_ident())
+            if not found:
+                meet()
         return found
 
-    app.exists = meeting  # type: ignore[method-assign]
+    def loading(cls: type[Any], aggregate_id: UUID) -> Any:
+        found = load(cls, aggregate_id)
+        if aggregate_id == link:
+            meet()
+        return found
+
+    app.exists = looking  # type: ignore[method-assign]
+    app.load = loading  # type: ignore[method-assign]
     return calls
 
 
@@ -97,7 +111,7 @@ def test_two_consent_requests_at_once_are_both_recorded_and_the_last_link_works(
     if linked_before:
         asking(app, candidate)()
     before = link_version(app, candidate) if linked_before else 0
-    looked = meet_before_writing(app)
+    looked = meet_before_writing(app, candidate)
 
     results = together(asking(app, candidate), asking(app, candidate))
 
@@ -145,7 +159,7 @@ def delivered(app: Backcheck, candidate: UUID, command_id: str) -> Callable[[], 
 
 def test_two_requests_from_the_command_topic_at_once_are_both_applied(app: Backcheck) -> None:
     candidate = s.register(app)
-    meet_before_writing(app)
+    meet_before_writing(app, candidate)
 
     results = together(delivered(app, candidate, "c-1"), delivered(app, candidate, "c-2"))
 
@@ -159,7 +173,7 @@ def test_one_command_delivered_twice_at_once_is_applied_once(app: Backcheck) -> 
     did name: that is no internal matter, and deciding it again would make a second
     consent. One delivery is applied; the other is told it was."""
     candidate = s.register(app)
-    meet_before_writing(app)
+    meet_before_writing(app, candidate)
     head = app.recorder.max_notification_id() or 0
 
     results = together(delivered(app, candidate, "c-1"), delivered(app, candidate, "c-1"))
@@ -187,7 +201,7 @@ def test_two_consent_requests_over_http_at_once_are_both_201(api: Served) -> Non
     same write), one with the candidate's ETag as If-Match: the collision on the link is
     decided again for either, the receipt and the If-Match still holding."""
     candidate = s.register(api.app)
-    meet_before_writing(api.app)
+    meet_before_writing(api.app, candidate)
     path = f"/v1/candidates/{candidate}/consents"
     body = {"terms": s.terms_in().model_dump(mode="json")}
     head = api.head()
