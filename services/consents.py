@@ -80,9 +80,11 @@ class ConsentUseCases(UnitOfWork):
             return self.consent_result(
                 consent, link=PortalLinkSent(status="revoked", detail=_REVOKED, expires_at=None)
             )
-        # the consent first: a delivered command's receipt is about the subject of the first
-        self.commit(consent, principal)
-        link = PortalLink(candidate.id, token, expires_at)
+        # the consent first: a delivered command's receipt is about the subject of the first;
+        # the link is the use case's own (its caller named the candidate): a collision on it
+        # alone is decided again
+        self.commit(consent, principal, internal=(principal,))
+        link = PortalLink(candidate.id, token, expires_at, principal.version)
         return self.consent_result(consent, link=hand_on(self, link))
 
     @use_case

@@ -30,6 +30,12 @@ class ConcurrentChangeError(RuleBrokenError):
         )
 
 
+class InternalConflictError(ConcurrentChangeError):
+    """A write collided only with a concurrent change to an aggregate the use case writes on
+    its own account (services/unit.py: `commit`'s `internal`): the use case decides again on
+    a fresh load (`use_case`); answered as any concurrent change once its tries are spent."""
+
+
 class UnknownUseCaseError(NotFoundError):
     def __init__(self, name: str) -> None:
         super().__init__(

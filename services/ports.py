@@ -113,6 +113,9 @@ class PortalLink:
     candidate_id: UUID
     token: str = field(repr=False)
     expires_at: datetime
+    # the version of the candidate's link principal this token was issued at: of two links
+    # handed on out of order (two requests at once), the later one is what stays
+    version: int = 0
 
 
 class LinkDeliveryError(Exception):
@@ -125,6 +128,7 @@ class LinkDelivery(Protocol):
     mailer sends on, a mail server)."""
 
     def deliver(self, link: PortalLink) -> str:
-        """Hands the link on; returns where it went, said without the token. Raises
-        LinkDeliveryError when it could not."""
+        """Hands the link on; returns where it went, said without the token. A link older
+        (by `version`) than the one last handed on for the candidate is not handed on over
+        it: that one replaced it. Raises LinkDeliveryError when it could not."""
         ...

@@ -184,8 +184,9 @@ class PrincipalUseCases(UnitOfWork):
         self.load(Candidate, cmd.candidate_id)
         expires_at = self.now() + timedelta(days=cmd.valid_days)
         principal, token = portal_principal(self, cmd.candidate_id, expires_at, cmd.actor)
-        self.commit(principal)
-        sent = hand_on(self, PortalLink(cmd.candidate_id, token, expires_at))
+        self.commit(principal, internal=(principal,))  # named by its candidate, not by itself
+        link = PortalLink(cmd.candidate_id, token, expires_at, principal.version)
+        sent = hand_on(self, link)
         return PortalLinkIssued(**_issued(principal, token).model_dump(), sent=sent)
 
     def list_principals(self) -> list[PrincipalResult]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ from services.access import DecisionPoint
 from services.errors import (
     AggregateMissingError,
     ConcurrentChangeError,
+    InternalConflictError,
     OutsideAssignmentsError,
     VersionMismatchError,
 )
@@ -46,16 +47,35 @@ P = ParamSpec("P")
 Clock = Callable[[], datetime]
 
 
+# How many times a use case is decided again after its write collided only with a concurrent
+# change to what it writes on its own account (see `UnitOfWork.commit`'s `internal`).
+INTERNAL_RETRIES = 3
+
+
 def use_case(method: Callable[Concatenate[U, C, P], R]) -> Callable[Concatenate[U, C, P], R]:
     """Runs a use case at one moment of the application's clock: its events carry that time.
     Under an authenticated identity, a read stating another principal or role is refused
-    (services/identity.py: check_reader)."""
+    (services/identity.py: check_reader).
+
+    A write that collided only with a concurrent change to an aggregate the use case writes
+    on its own account, one its caller never named (a candidate's portal link, issued with a
+    consent request), is decided again, the same command on a fresh load, up to
+    INTERNAL_RETRIES times: the caller could do nothing about it but send the command again.
+    Each try loads afresh, so an `If-Match` the caller sent is held to the new state too
+    (`expecting`), and a collision on anything the caller did name stays theirs to hear."""
 
     @functools.wraps(method)
     def run(self: U, command: C, /, *args: P.args, **kwargs: P.kwargs) -> R:
         check_reader(command)
-        with recorded_at(self.clock()):
-            return method(self, command, *args, **kwargs)
+        tries = 0
+        while True:
+            try:
+                with recorded_at(self.clock()):
+                    return method(self, command, *args, **kwargs)
+            except InternalConflictError as e:
+                tries += 1
+                if tries > INTERNAL_RETRIES:
+                    raise ConcurrentChangeError(list(e.details["aggregate_ids"])) from None
 
     return run
 
@@ -288,10 +308,17 @@ class UnitOfWork(Application[UUID]):
         finally:
             _receiving.reset(token)
 
-    def commit(self, *aggregates: Aggregate) -> list[Aggregate]:
+    def commit(
+        self, *aggregates: Aggregate, internal: Collection[Aggregate] = ()
+    ) -> list[Aggregate]:
         """Save the aggregates and whatever the reactions changed, in one write.
         A delivered command's receipt (see `receiving`) is saved in the same write, so a
         second delivery of it conflicts with the receipt and records nothing.
+
+        `internal`: aggregates among them the use case writes on its own account, which its
+        command does not name. A write that collides with a concurrent change to these alone
+        raises InternalConflictError, which `use_case` decides again; any other collision is
+        a ConcurrentChangeError for the caller.
 
         Returns the aggregates the reactions changed, so callers can report them."""
         touched: dict[UUID, Aggregate] = {a.id: a for a in aggregates}
@@ -318,10 +345,19 @@ class UnitOfWork(Application[UUID]):
         receipt = self._receipt(receiving, aggregates) if receiving is not None else None
         if receipt is not None:
             touched[receipt.id] = receipt
+        loaded_at = {
+            a.id: a.pending_events[0].originator_version - 1
+            for a in touched.values()
+            if a.pending_events
+        }
         try:
             recordings = self._save(list(touched.values()))
         except RecordConflictError:
-            raise ConcurrentChangeError([str(a) for a in touched]) from None
+            ids = [str(a) for a in touched]
+            moved = {i for i, v in loaded_at.items() if (self.version_of(i) or 0) != v}
+            if moved and moved <= {a.id for a in internal}:
+                raise InternalConflictError(ids) from None
+            raise ConcurrentChangeError(ids) from None
         if receiving is not None and receipt is not None:
             receiving.receipt = receipt.id
         committed = [(r.notification.id, r.domain_event) for r in recordings]

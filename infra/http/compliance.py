@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from infra.audit.trail import StoreVerification, evidence_export, keep_checkpoint
 from infra.config import Settings
-from infra.http.auth import Authenticator
+from infra.http.auth import Authenticator, checked_first
 from infra.http.problems import error_response
 from infra.http.routes import PROBLEMS
 from services.access import Role
@@ -165,9 +165,12 @@ def install(
         description="Every case's overview (ids and statuses, no personal value) as it stood "
         "at a moment, rebuilt from the events up to then.",
     )
-    app.add_api_route(
+    app.router.add_api_route(
         "/v1/candidates/{candidate_id}/evidence",
         evidence,
+        route_class_override=checked_first(
+            authenticator, lambda identity: _compliance_only(identity, "export-evidence")
+        ),
         methods=["POST"],
         tags=[TAG],
         responses={

@@ -11,24 +11,38 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
-from functools import cache
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
-from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request, Response
+from fastapi import Body, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, StringConstraints, create_model
+from pydantic import BaseModel, StringConstraints
 
 from infra.http import examples, problem_examples
 from infra.http.auth import Authenticator
-from infra.http.idempotency import MAX_KEY, IdempotencyStore, Kept, fingerprint
-from infra.http.problems import PROBLEM_JSON, error_response, problem_response
-from infra.http.table import COMMANDS, READS, CommandRoute, ReadRoute, answer_ids, links
+from infra.http.command_input import (
+    FILLED,
+    IdempotencyKey,
+    IfMatch,
+    InvalidCommandInput,
+    body_model,
+    expected_version,
+    read_command,
+    required_body,
+)
+from infra.http.idempotency import IdempotencyStore, Kept, fingerprint
+from infra.http.problems import (
+    PROBLEM_JSON,
+    error_response,
+    field_errors,
+    invalid,
+    problem_response,
+)
+from infra.http.table import COMMANDS, READS, CommandRoute, ReadRoute, linked, result_model
 from infra.http.workers import Workers
-from services import dto
 from services.application import Backcheck
-from services.catalogue import USE_CASES, UseCase
+from services.catalogue import USE_CASES
 from services.identity import Identity, acting_as
 from services.intake import CommandIntake
 from services.unit import Delivery, expecting
@@ -36,7 +50,6 @@ from services.unit import Delivery, expecting
 # Applied without a receipt even when keyed: erasure destroys keys after its write, and a
 # retry must finish it (the use case resumes an erasure cut off), not be refused.
 _NO_RECEIPT = frozenset({"erase-subject"})
-_FILLED = frozenset({"actor", "principal", "role"})
 _QUERY_HELP = {
     "purpose": "why you read it; recorded with the read",
     "break_glass": "compliance only: the justification to record with the read",
@@ -51,26 +64,6 @@ def _query_type(annotation: Any, required: bool) -> Any:
 
 
 _Bounded = Annotated[str, StringConstraints(max_length=2000)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=MAX_KEY,
-        pattern=r"^[\x21-\x7e]+$",
-        description="a key of your own for this command: sent again, the command is not "
-        "applied twice and the first answer comes back",
-    ),
-]
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        max_length=40,
-        pattern=r'^\s*(\*|(W/)?"[0-9]{1,18}")\s*$',
-        description='the ETag you read (`"<version>"`): refused with 412 if the resource '
-        "changed since",
-    ),
-]
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     s: {
         "content": {PROBLEM_JSON: {"examples": problem_examples.problem(s)}},
@@ -90,61 +83,21 @@ def etag(version: int | None) -> str | None:
     return None if version is None else f'"{version}"'
 
 
-def _expected_version(if_match: str | None) -> int | None:
-    if if_match is None or if_match.strip() == "*":
-        return None
-    text = if_match.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise ValueError(f'If-Match: {if_match!r} is not an ETag this API gave ("<version>")')
-    return int(text)
-
-
-@cache
-def body_model(use_case: UseCase, path_ids: tuple[str, ...]) -> type[BaseModel]:
-    """The command's DTO without what the request does not send: the path's ids, the actor."""
-    command = use_case.command
-    fields: dict[str, Any] = {
-        name: (info.annotation, info)
-        for name, info in command.model_fields.items()
-        if name not in _FILLED and name not in path_ids
-    }
-    model: type[BaseModel] = create_model(
-        command.__name__ + "Body", __base__=dto.Command, __doc__=command.__doc__, **fields
-    )
-    return model
-
-
-def result_model(use_case: UseCase) -> Any:
-    return get_type_hints(getattr(Backcheck, use_case.method))["return"]
-
-
 Direct = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 class DirectRoute(APIRoute):
     """A route documented from its endpoint's signature (parameters, types, examples) but
-    served by the endpoint's `direct` handler, which hands the path and query to the use
+    served by the endpoint's `direct` handler. A read's hands the path and query to the use
     case's DTO as they came: the DTO checks them (naming the field and the rule) as for any
     transport, so FastAPI's own per-parameter solving, a sixth of an audited read's time
-    over HTTP, is not done first."""
+    over HTTP, is not done first. A command's checks its caller's token before it parses
+    anything of the request (infra/http/command_input.py): without a valid token it is a 401,
+    whatever the body."""
 
     def get_route_handler(self) -> Direct:
-        direct: Direct = getattr(self.endpoint, "direct")  # noqa: B009  (set by read_endpoint)
+        direct: Direct = getattr(self.endpoint, "direct")  # noqa: B009  (set by the Api)
         return direct
-
-
-def linked(
-    route: CommandRoute | ReadRoute, status: int, responses: dict[int | str, dict[str, Any]]
-) -> dict[int | str, dict[str, Any]]:
-    """`responses` with the links of the answer (infra/http/table.py): a creation's and a
-    read's, the answers that name ids first; another command answers about the resource its
-    path already names."""
-    if isinstance(route, CommandRoute) and not route.created:
-        return responses
-    found = links(answer_ids(result_model(USE_CASES[route.use_case])), route.path_ids)
-    if not found:
-        return responses
-    return {**responses, status: {**responses.get(status, {}), "links": found}}
 
 
 class Api:
@@ -168,18 +121,23 @@ class Api:
     # --- commands -------------------------------------------------------------------------
 
     def run_command(
-        self,
-        route: CommandRoute,
-        request: Request,
-        credential: str,
-        body: BaseModel | None,
-        ids: dict[str, UUID],
-        key: str | None,
-        if_match: str | None,
-        raw: bytes,
+        self, route: CommandRoute, request: Request, credential: str, raw: bytes
     ) -> Response:
+        """The command, in a worker thread: its caller identified and permitted first, only
+        then its request read (a caller without a valid token is told 401 and nothing about
+        the body), its kept answer replayed or the use case run."""
         use_case = USE_CASES[route.use_case]
         identity = self.authenticator.identify(credential)
+        try:
+            use_case.permit(identity.role)
+        except Exception as e:
+            return error_response(request, e)
+        model = body_model(use_case, route.path_ids)
+        try:
+            sent = read_command(request, raw, route.path_ids, model, required_body(model))
+        except InvalidCommandInput as e:
+            return invalid(request, field_errors(e.errors))
+        key, body, ids = sent.key, sent.body, sent.ids
         try:
             kept = self.kept.get(identity.principal, key) if key is not None else None
         except Exception as e:
@@ -187,11 +145,10 @@ class Api:
         if kept is not None:
             return self._replayed(request, kept, raw)
         try:
-            expected = _expected_version(if_match)
+            expected = expected_version(sent.if_match)
         except ValueError as e:
             return problem_response(422, "Invalid input", "if-match", str(e), request)
         try:
-            use_case.permit(identity.role)
             target = next(iter(ids.values()), None)
             payload = {
                 **(body.model_dump(mode="json", exclude_unset=True) if body else {}),
@@ -263,20 +220,22 @@ class Api:
         return Response(kept.body, kept.status, headers, media_type="application/json")
 
     def command_endpoint(self, route: CommandRoute) -> Callable[..., Awaitable[Response]]:
+        """A POST whose body is the command's DTO less what the request does not send; served
+        direct (DirectRoute): the credential taken, the body read as bytes, and both handed
+        to `run_command`, which parses nothing before the token is checked."""
         use_case = USE_CASES[route.use_case]
         model = body_model(use_case, route.path_ids)
-        required = any(f.is_required() for f in model.model_fields.values())
+        required = required_body(model)
         api = self
 
-        async def endpoint(request: Request, **params: Any) -> Response:
+        async def direct(request: Request) -> Response:
+            credential = api.authenticator.credential(request)  # none: 401, the body unread
             raw = await request.body()
-            credential: str = params.pop("credential")
-            body: BaseModel | None = params.pop("body", None)
-            key: str | None = params.pop("idempotency_key", None)
-            if_match: str | None = params.pop("if_match", None)
-            return await api.offload(
-                api.run_command, route, request, credential, body, params, key, if_match, raw
-            )
+            return await api.offload(api.run_command, route, request, credential, raw)
+
+        async def endpoint(request: Request, **params: Any) -> Response:
+            """Its signature documents the route; served, it is `direct` (DirectRoute)."""
+            return await direct(request)
 
         parameters = [
             *self._caller_and_ids(route.path_ids),
@@ -302,6 +261,7 @@ class Api:
         endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
         endpoint.__name__ = use_case.method
         endpoint.__doc__ = use_case.summary
+        endpoint.direct = direct  # type: ignore[attr-defined]
         return endpoint
 
     # --- reads ----------------------------------------------------------------------------
@@ -341,7 +301,7 @@ class Api:
         fields = {
             name: info
             for name, info in use_case.command.model_fields.items()
-            if name not in _FILLED and name not in ids
+            if name not in FILLED and name not in ids
         }
         api = self
 
@@ -400,9 +360,10 @@ class Api:
     def install(self, app: FastAPI) -> None:
         for route in COMMANDS:
             use_case = USE_CASES[route.use_case]
-            app.add_api_route(
+            app.router.add_api_route(
                 route.path,
                 self.command_endpoint(route),
+                route_class_override=DirectRoute,
                 methods=["POST"],
                 tags=[route.tag],
                 status_code=201 if route.created else 200,

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any, get_args, get_type_hints
 
 from pydantic import BaseModel
+
+from services.application import Backcheck
+from services.catalogue import USE_CASES, UseCase
 
 
 def path_ids(path: str) -> tuple[str, ...]:
@@ -186,3 +189,22 @@ def links(held: Mapping[str, str], taken: Collection[str] = ()) -> dict[str, dic
             link["requestBody"] = {i: f"$response.body#{held[i]}" for i in body}
         found[route.use_case] = link
     return found
+
+
+def result_model(use_case: UseCase) -> Any:
+    """What the use case answers: the route's response model."""
+    return get_type_hints(getattr(Backcheck, use_case.method))["return"]
+
+
+def linked(
+    route: CommandRoute | ReadRoute, status: int, responses: dict[int | str, dict[str, Any]]
+) -> dict[int | str, dict[str, Any]]:
+    """`responses` with the links of the answer (`links`): a creation's and a
+    read's, the answers that name ids first; another command answers about the resource its
+    path already names."""
+    if isinstance(route, CommandRoute) and not route.created:
+        return responses
+    found = links(answer_ids(result_model(USE_CASES[route.use_case])), route.path_ids)
+    if not found:
+        return responses
+    return {**responses, status: {**responses.get(status, {}), "links": found}}

@@ -8,14 +8,22 @@ same directory, then renamed over the candidate's previous link, which stopped w
 this one was issued. Anything that keeps it from being written is a LinkDeliveryError naming
 the file (under the data directory, never its absolute path: the answer may go to a caller
 over HTTP) and the reason, never the token.
+
+Two links for one candidate issued at once (two consent requests) may reach the outbox in the
+other order than they were recorded. The file also holds the link's `version` (its
+principal's, services/ports.py), and a link never replaces a later one: the file is read,
+compared and replaced holding a lock (`outbox/.portal-links.lock`, `flock`, so between
+processes too), and what stays is the link that works.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -33,6 +41,7 @@ class LinkOutbox:
         self.outbox = outbox
         self.directory = outbox / FOLDER
         self.url = url
+        self._mutex = threading.Lock()  # flock does not exclude this process's other threads
 
     def deliver(self, link: PortalLink) -> str:
         name = f"{link.candidate_id}.json"
@@ -42,6 +51,7 @@ class LinkOutbox:
             "candidate_id": str(link.candidate_id),
             "url": self.url(link.token),
             "expires_at": link.expires_at.isoformat(),
+            "version": link.version,
         }
         try:
             self.outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -55,10 +65,36 @@ class LinkOutbox:
                 f"cannot make the directory {shown}: {e.strerror or e}"
             ) from None
         try:
-            _write_whole(path, orjson.dumps(document, option=orjson.OPT_INDENT_2))
+            with self._locked():
+                if _version_in(path) > link.version:
+                    return f"{shown}/{name} (replaced there by a later link, the one that works)"
+                _write_whole(path, orjson.dumps(document, option=orjson.OPT_INDENT_2))
         except OSError as e:
             raise LinkDeliveryError(f"cannot write {shown}/{name}: {e.strerror or e}") from None
         return f"{shown}/{name}"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The outbox's links to one writer at a time, in this process and between processes."""
+        with self._mutex:
+            lock = os.open(
+                self.outbox / f".{FOLDER}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(lock)  # lets the lock go
+
+
+def _version_in(path: Path) -> int:
+    """The version of the link a file holds: 0 for none, or one written before versions
+    were (or that cannot be read: it is replaced)."""
+    try:
+        version = orjson.loads(path.read_bytes()).get("version", 0)
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return 0
+    return version if isinstance(version, int) else 0
 
 
 def _write_whole(path: Path, data: bytes) -> None:

@@ -22,7 +22,7 @@ from domain.principal import portal_name, principal_id
 from infra.bootstrap import build_app
 from infra.config import PUBLIC_URL, Settings
 from infra.http import examples
-from infra.outbox.links import FOLDER
+from infra.outbox.links import FOLDER, LinkOutbox
 from infra.store.transcoder import EventTooLargeError
 from services.access import Role
 from services.application import Backcheck
@@ -121,7 +121,8 @@ def test_asking_for_consent_sends_the_candidate_a_link_to_their_own_data_alone(
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(settings.outbox_dir.stat().st_mode) == 0o700
     document = json.loads(path.read_bytes())
-    assert set(document) == {"candidate_id", "url", "expires_at"}
+    assert set(document) == {"candidate_id", "url", "expires_at", "version"}
+    assert document["version"] == 1  # the link principal's first version
     assert document["candidate_id"] == str(candidate)
     assert datetime.fromisoformat(document["expires_at"]) == expires
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
@@ -316,3 +317,24 @@ def test_a_link_on_its_way_shows_no_token_when_printed() -> None:
     link = PortalLink(UUID(int=7), "bck_" + "0" * 32 + "_" + "s" * 43, datetime(2026, 4, 1))
     assert "bck_" not in repr(link)
     assert "sss" not in str(link)
+
+
+def test_a_link_reaching_the_outbox_after_a_later_one_does_not_replace_it(
+    tmp_path: Path,
+) -> None:
+    """Two links issued at once may be handed on in the other order than they were recorded;
+    the one that stays is the later, the one that works."""
+    outbox = LinkOutbox(tmp_path / "outbox", lambda token: f"{PUBLIC_URL}/portal#token={token}")
+    candidate = UUID(int=7)
+    later = PortalLink(candidate, "bck_" + "0" * 32 + "_" + "L" * 43, datetime(2026, 4, 2), 3)
+    earlier = PortalLink(candidate, "bck_" + "0" * 32 + "_" + "E" * 43, datetime(2026, 4, 1), 2)
+    assert outbox.deliver(later) == f"outbox/portal-links/{candidate}.json"
+    kept = outbox.deliver(earlier)
+    assert kept.startswith(f"outbox/portal-links/{candidate}.json (replaced there by a later")
+    document = json.loads((outbox.directory / f"{candidate}.json").read_bytes())
+    assert (document["url"].endswith("L" * 43), document["version"]) == (True, 3)
+    newer = PortalLink(candidate, "bck_" + "0" * 32 + "_" + "N" * 43, datetime(2026, 4, 3), 4)
+    assert outbox.deliver(newer) == f"outbox/portal-links/{candidate}.json"
+    document = json.loads((outbox.directory / f"{candidate}.json").read_bytes())
+    assert (document["url"].endswith("N" * 43), document["version"]) == (True, 4)
+    assert [p.name for p in outbox.directory.iterdir()] == [f"{candidate}.json"]
