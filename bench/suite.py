@@ -243,6 +243,17 @@ def scaling_svg(figures: list[Figure], sizes: list[int]) -> str:
         f'<text x="{(left + w - right) / 2}" y="{h - 10}" text-anchor="middle">events in the '
         "store (log scale); each line relative to its smallest store</text>",
     ]
+    if len(xs) >= 2:  # what a cost proportional to the store would draw
+        grow = min(hi, xs[-1] / xs[0])
+        end = xs[0] * grow
+        out.append(
+            f'<line x1="{px(xs[0]):.1f}" y1="{py(1):.1f}" x2="{px(end):.1f}" y2="{py(grow):.1f}" '
+            'stroke="#bbb" stroke-width="1"/>'
+        )
+        out.append(
+            f'<text x="{px(end) - 4:.1f}" y="{py(grow) - 6:.1f}" text-anchor="end" fill="#888">'
+            "proportional to the store</text>"
+        )
     for size in xs:
         out.append(
             f'<text x="{px(size):.1f}" y="{h - bottom + 16}" text-anchor="middle">{size:,}</text>'
