@@ -43,8 +43,9 @@ from infra.config import Settings
 from infra.kafka.cloudevent import (
     SOURCE,
     OutgoingEvent,
+    event_headers,
+    event_key,
     outgoing_event,
-    previous_position,
     unpublishable_event,
 )
 from infra.kafka.message_limit import KAFKA_MESSAGE_BYTES, MessageLimit
@@ -80,13 +81,23 @@ class _StopRequestedError(Exception):
     """The relay was told to stop, and the broker has not answered since."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Page:
     start: int
     end: int
     last: dict[int, int]  # the last position sent to each partition, this page included
     futures: list[Any]  # one an event: published, or (`dead` of them) its dead letter
     dead: int = 0
+    answered: int = 0  # how many of `futures`, from the first, the broker has answered
+
+    def all_answered(self) -> bool:
+        """Whether the broker has answered every message of the page (acknowledged or
+        refused), looking on from where the last look stopped: each future is seen about once."""
+        futures, answered = self.futures, self.answered
+        while answered < len(futures) and futures[answered].is_done:
+            answered += 1
+        self.answered = answered
+        return answered == len(futures)
 
 
 def message_of(notification: Notification, source: str = SOURCE) -> OutgoingEvent:
@@ -159,6 +170,7 @@ class Relay:
         try:
             self.state = RelayState(app, settings, f"relay:{topic}")
             self._position, self._last = self.state.load()
+            self._recorded = self._position
             self._sent_through, self._sent_last = self._position, dict(self._last)
         except Exception:
             self.lock.release()
@@ -226,6 +238,7 @@ class Relay:
                 self._position, self._last = 0, {}
                 self._sent_through, self._sent_last = 0, {}
                 self.state.save(0, {})
+                self._recorded = 0
             self._producer = producer
         return self._producer
 
@@ -249,26 +262,26 @@ class Relay:
         last = dict(self._sent_last)
         futures = []
         dead = 0
-        send, topic, source, partition_of = producer.send, self.topic, self.source, self.partition
+        send, topic, source = producer.send, self.topic, self.source
+        known, partition_of = self._partition_of, self.partition
+        fits = self.limit.surely_fits(source)
         for position, originator, version, type_, state in found:
-            message = outgoing_event(position, originator, version, type_, state, source)
-            partition = partition_of(message.key)
-            message.headers.append(previous_position(last.get(partition, 0)))
-            too_large = self.limit.too_large(message, source)
-            if too_large is not None:
-                futures.append(self._dead_letter(message, partition, position, too_large))
-                dead += 1
-                continue
-            last[partition] = position
-            futures.append(
-                send(
-                    topic,
-                    key=message.key,
-                    value=message.value,
-                    headers=message.headers,
-                    partition=partition,
-                )
+            key = event_key(originator, state)
+            partition = known.get(key)
+            if partition is None:
+                partition = partition_of(key)
+            headers = event_headers(
+                position, originator, version, type_, state, key, last.get(partition, 0), source
             )
+            if len(state) > fits:
+                message = OutgoingEvent(key, state, headers)
+                too_large = self.limit.too_large(message, source)
+                if too_large is not None:
+                    futures.append(self._dead_letter(message, partition, position, too_large))
+                    dead += 1
+                    continue
+            last[partition] = position
+            futures.append(send(topic, key=key, value=state, headers=headers, partition=partition))
         self._sent_through, self._sent_last = found[-1][0], last
         return _Page(start, found[-1][0], last, futures, dead)
 
@@ -287,15 +300,15 @@ class Relay:
         )
 
     def _settle(self, page: _Page) -> None:
-        """Waits for the broker's acknowledgement of every message of the page, then records
-        the page's position. A refusal or a timeout: nothing recorded, sent again later. Told
-        to stop and no answer for `STOP_WAIT` seconds: `_StopRequestedError`, nothing recorded
-        (sent again when the relay restarts)."""
+        """Waits for the broker's acknowledgement of every message of the page, then takes the
+        page's position as acknowledged (recorded by `_record`). A refusal or a timeout: nothing
+        taken, sent again later. Told to stop and no answer for `STOP_WAIT` seconds:
+        `_StopRequestedError`, nothing taken (sent again when the relay restarts)."""
         from kafka.errors import KafkaError, KafkaTimeoutError
 
         deadline = time.monotonic() + self.delivery_timeout + 5
         try:
-            for future in page.futures:
+            for future in page.futures[page.answered :]:
                 while not future.is_done:
                     now = time.monotonic()
                     if self._given_up(now):
@@ -304,7 +317,9 @@ class Relay:
                         raise KafkaTimeoutError(f"no answer in {self.delivery_timeout + 5:.0f} s")
                     with contextlib.suppress(KafkaTimeoutError):
                         future.get(timeout=min(deadline - now, 0.2))
-                future.get(timeout=0)  # raises its failure, if it failed
+            for future in page.futures:
+                if future.exception is not None:
+                    raise future.exception
         except KafkaError as e:
             self._drop_producer()
             self._sent_through, self._sent_last = self._position, dict(self._last)
@@ -312,10 +327,16 @@ class Relay:
                 f"the broker did not acknowledge events {page.start}..{page.end} ({e}); "
                 f"the relay stays at position {self._position} and sends them again"
             ) from e
-        self.state.save(page.end, page.last)
         self._position, self._last = page.end, page.last
         self.sent += len(page.futures) - page.dead
         self.dead_lettered += page.dead
+
+    def _record(self) -> None:
+        """Records the position acknowledged, if it moved since it was last recorded (once
+        for pages acknowledged together)."""
+        if self._position != self._recorded:
+            self.state.save(self._position, self._last)
+            self._recorded = self._position
 
     def _given_up(self, now: float) -> bool:
         """Whether the relay was told to stop `STOP_WAIT` seconds ago or more."""
@@ -337,21 +358,24 @@ class Relay:
         except _StopRequestedError:
             self._sent_through, self._sent_last = self._position, dict(self._last)
             return 0
+        self._record()
         return len(page.futures)
 
     def publish(self, in_flight: int = 4) -> int:
         """Publishes up to the head, pages sent while earlier ones await their acknowledgement
         (at most `in_flight` pages unacknowledged); positions recorded in order as they are
-        acknowledged. Returns how many events."""
+        acknowledged, never past a page with a message not acknowledged. Returns how many
+        events."""
         before = self.sent
         pending: deque[_Page] = deque()
         try:
             while not self.stop.is_set():
-                while pending and all(f.is_done for f in pending[0].futures):
+                while pending and pending[0].all_answered():
                     self._settle(pending.popleft())
                 if len(pending) >= in_flight:
                     self._settle(pending.popleft())
                     continue
+                self._record()
                 page = self._send_page()
                 if page is None:
                     break
@@ -360,9 +384,8 @@ class Relay:
                 self._settle(pending.popleft())
         except _StopRequestedError:  # what is unacknowledged is sent again when the relay restarts
             self._sent_through, self._sent_last = self._position, dict(self._last)
-        except RelayFailedError:
-            pending.clear()
-            raise
+        finally:  # what was acknowledged before a failure or a stop
+            self._record()
         return self.sent - before
 
     def run(
