@@ -2,10 +2,12 @@
 
 It follows the notification log from the position it last recorded, publishes each event with
 kafka-python's idempotent producer (acks=all) and records the position of a page of events only
-once the broker has acknowledged all of it (with the last position sent to each partition:
-`RelayState`, beside the store). A crash or an outage therefore loses nothing; on restart the
-relay sends again at most the page that was not acknowledged, and the projection workers absorb
-those duplicates (they track positions).
+once the broker has acknowledged all of it and every page before it (with the last position
+sent to each partition: `RelayState`, beside the store; pages acknowledged together in one
+save). Pages are sent while earlier ones await their acknowledgement (`publish`: up to four
+unacknowledged), so reading the store overlaps the broker's round trips. A crash or an outage
+therefore loses nothing; on restart the relay sends again at most the pages that were in flight,
+and the projection workers absorb those duplicates (they track positions).
 
 A message is the stored event as it is in the store, in CloudEvents 1.0 binary mode (the
 headers are `infra/kafka/cloudevent.py`'s): the candidate id as key, the stored state, personal
