@@ -32,7 +32,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -83,23 +83,34 @@ class _StopRequestedError(Exception):
     """The relay was told to stop, and the broker has not answered since."""
 
 
+LOOK_EVERY = 500  # messages sent between looks at which earlier ones the broker has answered
+
+
 @dataclass
 class _Page:
     start: int
     end: int
     last: dict[int, int]  # the last position sent to each partition, this page included
-    futures: list[Any]  # one an event: published, or (`dead` of them) its dead letter
+    futures: list[Any]  # of its messages not yet seen answered: published, or dead letters
+    count: int = 0  # its messages: events published, and (`dead` of them) dead letters
     dead: int = 0
-    answered: int = 0  # how many of `futures`, from the first, the broker has answered
+    refusal: BaseException | None = None  # the first refusal seen among them
 
     def all_answered(self) -> bool:
         """Whether the broker has answered every message of the page (acknowledged or
-        refused), looking on from where the last look stopped: each future is seen about once."""
-        futures, answered = self.futures, self.answered
-        while answered < len(futures) and futures[answered].is_done:
+        refused). The futures seen answered are let go, a refusal kept: each is looked at
+        about once, and none outlives its answer for long (kept until the page is settled,
+        they would be most of what the garbage collector has to look at)."""
+        futures = self.futures
+        answered = 0
+        for future in futures:
+            if not future.is_done:
+                break
+            if future.exception is not None and self.refusal is None:
+                self.refusal = future.exception
             answered += 1
-        self.answered = answered
-        return answered == len(futures)
+        del futures[:answered]
+        return not futures
 
 
 def message_of(notification: Notification, source: str = SOURCE) -> OutgoingEvent:
@@ -254,19 +265,20 @@ class Relay:
             self._partition_of[key] = found
         return found
 
-    def _send_page(self) -> _Page | None:
-        """Sends the page after what was sent last, without waiting for the broker."""
+    def _send_page(self, in_flight: Sequence[_Page] = ()) -> _Page | None:
+        """Sends the page after what was sent last, without waiting for the broker; every
+        `LOOK_EVERY` messages, lets go of what the broker answered of it and of `in_flight`."""
         producer = self._connect()
         start = self._sent_through + 1
         found = log_rows(self.app, self.state.postgres, start, self.page)
         if not found:
             return None
-        last = dict(self._sent_last)
-        futures = []
-        dead = 0
+        page = _Page(start, found[-1][0], dict(self._sent_last), [])
+        last, futures = page.last, page.futures
         send, topic, source = producer.send, self.topic, self.source
         known, partition_of = self._partition_of, self.partition
         fits = self.limit.surely_fits(source)
+        look = LOOK_EVERY
         for position, originator, version, type_, state in found:
             key = event_key(originator, state)
             partition = known.get(key)
@@ -280,12 +292,19 @@ class Relay:
                 too_large = self.limit.too_large(message, source)
                 if too_large is not None:
                     futures.append(self._dead_letter(message, partition, position, too_large))
-                    dead += 1
+                    page.dead += 1
                     continue
             last[partition] = position
             futures.append(send(topic, key=key, value=state, headers=headers, partition=partition))
-        self._sent_through, self._sent_last = found[-1][0], last
-        return _Page(start, found[-1][0], last, futures, dead)
+            look -= 1
+            if not look:
+                look = LOOK_EVERY
+                for earlier in in_flight:
+                    earlier.all_answered()
+                page.all_answered()
+        page.count = len(found)
+        self._sent_through, self._sent_last = page.end, last
+        return page
 
     def _dead_letter(self, message: OutgoingEvent, partition: int, position: int, why: str) -> Any:
         """Sends the dead letter of an event too large to publish, instead of the event (the
@@ -310,7 +329,7 @@ class Relay:
 
         deadline = time.monotonic() + self.delivery_timeout + 5
         try:
-            for future in page.futures[page.answered :]:
+            for future in page.futures:
                 while not future.is_done:
                     now = time.monotonic()
                     if self._given_up(now):
@@ -319,9 +338,9 @@ class Relay:
                         raise KafkaTimeoutError(f"no answer in {self.delivery_timeout + 5:.0f} s")
                     with contextlib.suppress(KafkaTimeoutError):
                         future.get(timeout=min(deadline - now, 0.2))
-            for future in page.futures:
-                if future.exception is not None:
-                    raise future.exception
+            page.all_answered()  # all are, by now: takes in the refusals of those waited for
+            if page.refusal is not None:
+                raise page.refusal
         except KafkaError as e:
             self._drop_producer()
             self._sent_through, self._sent_last = self._position, dict(self._last)
@@ -330,7 +349,7 @@ class Relay:
                 f"the relay stays at position {self._position} and sends them again"
             ) from e
         self._position, self._last = page.end, page.last
-        self.sent += len(page.futures) - page.dead
+        self.sent += page.count - page.dead
         self.dead_lettered += page.dead
 
     def _record(self) -> None:
@@ -361,7 +380,7 @@ class Relay:
             self._sent_through, self._sent_last = self._position, dict(self._last)
             return 0
         self._record()
-        return len(page.futures)
+        return page.count
 
     def publish(self, in_flight: int = 4) -> int:
         """Publishes up to the head, pages sent while earlier ones await their acknowledgement
@@ -378,7 +397,7 @@ class Relay:
                     self._settle(pending.popleft())
                     continue
                 self._record()
-                page = self._send_page()
+                page = self._send_page(pending)
                 if page is None:
                     break
                 pending.append(page)
