@@ -22,6 +22,7 @@ from domain.classification import PersonalField
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import tell_story
+from infra.kafka import relay as relay_module
 from infra.kafka.cloudevent import DeadLetterReason, dead_letter_of
 from infra.kafka.relay import PartitionCountError, Relay, RelayBusyError, RelayFailedError
 from infra.kafka.topics import dead_letter_topic, ensure_topics
@@ -262,13 +263,21 @@ class _ProducerRefusingOne:
         self.producer.close(timeout=timeout)
 
 
+@pytest.mark.parametrize("look_every", [2, relay_module.LOOK_EVERY])
 def test_a_refused_send_among_pages_in_flight_holds_the_position_before_it_and_nothing_is_lost(
-    kafka_broker: Broker, demo_app: Backcheck, settings: Settings
+    kafka_broker: Broker,
+    demo_app: Backcheck,
+    settings: Settings,
+    look_every: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Pages are sent while earlier ones await their acknowledgement: one message of the third
     page refused after the fourth and fifth pages were acknowledged, the position recorded
     stays at the end of the second page; a restarted relay sends from there, so every event
-    arrives, and only events after the recorded position may arrive twice."""
+    arrives, and only events after the recorded position may arrive twice. (Looking at the
+    answers every 2 messages, the refusal is seen while later pages are sent, and the answered
+    futures let go; every 500, only when the page is settled.)"""
+    monkeypatch.setattr(relay_module, "LOOK_EVERY", look_every)
     topic = topic_name("backcheck.events")
     head = demo_app.recorder.max_notification_id() or 0
     assert head > 40
