@@ -83,7 +83,7 @@ class _StopRequestedError(Exception):
     """The relay was told to stop, and the broker has not answered since."""
 
 
-LOOK_EVERY = 500  # messages sent between looks at which earlier ones the broker has answered
+LOOK_EVERY = 100  # messages sent between looks at which earlier ones the broker has answered
 
 
 @dataclass

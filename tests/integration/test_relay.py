@@ -276,7 +276,7 @@ def test_a_refused_send_among_pages_in_flight_holds_the_position_before_it_and_n
     stays at the end of the second page; a restarted relay sends from there, so every event
     arrives, and only events after the recorded position may arrive twice. (Looking at the
     answers every 2 messages, the refusal is seen while later pages are sent, and the answered
-    futures let go; every 500, only when the page is settled.)"""
+    futures let go; every LOOK_EVERY (100), only when the page of 5 is settled.)"""
     monkeypatch.setattr(relay_module, "LOOK_EVERY", look_every)
     topic = topic_name("backcheck.events")
     head = demo_app.recorder.max_notification_id() or 0
