@@ -59,9 +59,10 @@ def relay(
 
     Follows the log from the position it recorded last, until SIGINT/SIGTERM; the position of a
     page is recorded only once the broker acknowledged all of it (acks=all, idempotent
-    producer), so a crash or an outage loses nothing and resends at most that page. Without
-    --once an unavailable broker is waited for; with --once it is an error (exit 69). An event
-    larger than the broker takes goes to the dead-letter topic instead, with the reason.
+    producer), so a crash or an outage loses nothing and resends at most the pages in flight
+    (four). Without --once an unavailable broker is waited for; with --once it is an error
+    (exit 69). An event larger than the broker takes goes to the dead-letter topic instead,
+    with the reason.
     """
     from infra.kafka.daemon import RelayOptions, relay_daemon
 

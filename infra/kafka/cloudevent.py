@@ -83,31 +83,51 @@ def outgoing_event(
 ) -> OutgoingEvent:
     """The message of one stored event, from its columns; `ce_prevposition` is added once its
     partition is known (`previous_position`)."""
+    key = event_key(originator, state)
+    return OutgoingEvent(
+        key, state, event_headers(position, originator, version, topic, state, key, None, source)
+    )
+
+
+def event_key(originator: str, state: bytes) -> bytes:
+    """The key of a stored event's message: the candidate it is about (`ce_subject`)."""
     start = state.find(_CANDIDATE)
     if start >= 0:
-        candidate = state[start + 16 : start + 52]  # 16 = len(_CANDIDATE), a UUID's 36 after
-    else:  # not the transcoder's usual layout: read it properly
-        found = orjson.loads(state).get("candidate_id")
-        candidate = str(found or originator).encode()
+        return state[start + 16 : start + 52]  # 16 = len(_CANDIDATE), a UUID's 36 after
+    found = orjson.loads(state).get("candidate_id")  # not the transcoder's usual layout
+    return str(found or originator).encode()
+
+
+def event_headers(
+    position: int,
+    originator: str,
+    version: int,
+    topic: str,
+    state: bytes,
+    key: bytes,
+    previous: int | None,
+    source: str = SOURCE,
+) -> Headers:
+    """The headers of a stored event's message, `key` its `event_key`; `ce_prevposition` last,
+    if `previous` is given. (Built in one go: the relay builds one for each event it sends.)"""
     start = state.find(_TIME)
     if start >= 0:
         when = state[start + 13 : state.index(b'"', start + 13)]  # 13 = len(_TIME)
     else:
         when = str(orjson.loads(state).get("timestamp", "")).encode()
-    return OutgoingEvent(
-        candidate,
-        state,
-        [
-            _SPECVERSION,
-            ("ce_id", b"%s:%d" % (originator.encode(), version)),
-            _constant("ce_type", topic),
-            _constant("ce_source", source),
-            ("ce_subject", candidate),
-            ("ce_time", when),
-            ("ce_position", b"%d" % position),
-            _CONTENT_TYPE,
-        ],
-    )
+    headers = [
+        _SPECVERSION,
+        ("ce_id", b"%s:%d" % (originator.encode(), version)),
+        _constant("ce_type", topic),
+        _constant("ce_source", source),
+        ("ce_subject", key),
+        ("ce_time", when),
+        ("ce_position", b"%d" % position),
+        _CONTENT_TYPE,
+    ]
+    if previous is not None:
+        headers.append(("ce_prevposition", b"%d" % previous))
+    return headers
 
 
 def previous_position(previous: int) -> tuple[str, bytes]:

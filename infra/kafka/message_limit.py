@@ -75,12 +75,18 @@ class MessageLimit:
         self._found, self._roomy = True, room
         return self._bytes
 
+    def surely_fits(self, source: str) -> int:
+        """The length of a value up to which a message with this source surely fits (its size
+        need not be measured)."""
+        self.bytes()
+        return self._roomy - len(source)
+
     def too_large(self, message: OutgoingEvent, source: str) -> str | None:
         """Why `message` is larger than the broker takes, or None (measured only when its
         value comes near the limit: the measure costs microseconds)."""
-        limit = self.bytes()
-        if len(message.value) <= self._roomy - len(source):
+        if len(message.value) <= self.surely_fits(source):
             return None
+        limit = self.bytes()
         size = message_bytes(message)
         if size <= limit:
             return None

@@ -2,10 +2,12 @@
 
 It follows the notification log from the position it last recorded, publishes each event with
 kafka-python's idempotent producer (acks=all) and records the position of a page of events only
-once the broker has acknowledged all of it (with the last position sent to each partition:
-`RelayState`, beside the store). A crash or an outage therefore loses nothing; on restart the
-relay sends again at most the page that was not acknowledged, and the projection workers absorb
-those duplicates (they track positions).
+once the broker has acknowledged all of it and every page before it (with the last position
+sent to each partition: `RelayState`, beside the store; pages acknowledged together in one
+save). Pages are sent while earlier ones await their acknowledgement (`publish`: up to four
+unacknowledged), so reading the store overlaps the broker's round trips. A crash or an outage
+therefore loses nothing; on restart the relay sends again at most the pages that were in flight,
+and the projection workers absorb those duplicates (they track positions).
 
 A message is the stored event as it is in the store, in CloudEvents 1.0 binary mode (the
 headers are `infra/kafka/cloudevent.py`'s): the candidate id as key, the stored state, personal
@@ -30,7 +32,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,8 +45,9 @@ from infra.config import Settings
 from infra.kafka.cloudevent import (
     SOURCE,
     OutgoingEvent,
+    event_headers,
+    event_key,
     outgoing_event,
-    previous_position,
     unpublishable_event,
 )
 from infra.kafka.message_limit import KAFKA_MESSAGE_BYTES, MessageLimit
@@ -80,13 +83,34 @@ class _StopRequestedError(Exception):
     """The relay was told to stop, and the broker has not answered since."""
 
 
-@dataclass(frozen=True)
+LOOK_EVERY = 100  # messages sent between looks at which earlier ones the broker has answered
+
+
+@dataclass
 class _Page:
     start: int
     end: int
     last: dict[int, int]  # the last position sent to each partition, this page included
-    futures: list[Any]  # one an event: published, or (`dead` of them) its dead letter
+    futures: list[Any]  # of its messages not yet seen answered: published, or dead letters
+    count: int = 0  # its messages: events published, and (`dead` of them) dead letters
     dead: int = 0
+    refusal: BaseException | None = None  # the first refusal seen among them
+
+    def all_answered(self) -> bool:
+        """Whether the broker has answered every message of the page (acknowledged or
+        refused). The futures seen answered are let go, a refusal kept: each is looked at
+        about once, and none outlives its answer for long (kept until the page is settled,
+        they would be most of what the garbage collector has to look at)."""
+        futures = self.futures
+        answered = 0
+        for future in futures:
+            if not future.is_done:
+                break
+            if future.exception is not None and self.refusal is None:
+                self.refusal = future.exception
+            answered += 1
+        del futures[:answered]
+        return not futures
 
 
 def message_of(notification: Notification, source: str = SOURCE) -> OutgoingEvent:
@@ -159,6 +183,7 @@ class Relay:
         try:
             self.state = RelayState(app, settings, f"relay:{topic}")
             self._position, self._last = self.state.load()
+            self._recorded = self._position
             self._sent_through, self._sent_last = self._position, dict(self._last)
         except Exception:
             self.lock.release()
@@ -226,6 +251,7 @@ class Relay:
                 self._position, self._last = 0, {}
                 self._sent_through, self._sent_last = 0, {}
                 self.state.save(0, {})
+                self._recorded = 0
             self._producer = producer
         return self._producer
 
@@ -239,38 +265,46 @@ class Relay:
             self._partition_of[key] = found
         return found
 
-    def _send_page(self) -> _Page | None:
-        """Sends the page after what was sent last, without waiting for the broker."""
+    def _send_page(self, in_flight: Sequence[_Page] = ()) -> _Page | None:
+        """Sends the page after what was sent last, without waiting for the broker; every
+        `LOOK_EVERY` messages, lets go of what the broker answered of it and of `in_flight`."""
         producer = self._connect()
         start = self._sent_through + 1
         found = log_rows(self.app, self.state.postgres, start, self.page)
         if not found:
             return None
-        last = dict(self._sent_last)
-        futures = []
-        dead = 0
-        send, topic, source, partition_of = producer.send, self.topic, self.source, self.partition
+        page = _Page(start, found[-1][0], dict(self._sent_last), [])
+        last, futures = page.last, page.futures
+        send, topic, source = producer.send, self.topic, self.source
+        known, partition_of = self._partition_of, self.partition
+        fits = self.limit.surely_fits(source)
+        look = LOOK_EVERY
         for position, originator, version, type_, state in found:
-            message = outgoing_event(position, originator, version, type_, state, source)
-            partition = partition_of(message.key)
-            message.headers.append(previous_position(last.get(partition, 0)))
-            too_large = self.limit.too_large(message, source)
-            if too_large is not None:
-                futures.append(self._dead_letter(message, partition, position, too_large))
-                dead += 1
-                continue
-            last[partition] = position
-            futures.append(
-                send(
-                    topic,
-                    key=message.key,
-                    value=message.value,
-                    headers=message.headers,
-                    partition=partition,
-                )
+            key = event_key(originator, state)
+            partition = known.get(key)
+            if partition is None:
+                partition = partition_of(key)
+            headers = event_headers(
+                position, originator, version, type_, state, key, last.get(partition, 0), source
             )
-        self._sent_through, self._sent_last = found[-1][0], last
-        return _Page(start, found[-1][0], last, futures, dead)
+            if len(state) > fits:
+                message = OutgoingEvent(key, state, headers)
+                too_large = self.limit.too_large(message, source)
+                if too_large is not None:
+                    futures.append(self._dead_letter(message, partition, position, too_large))
+                    page.dead += 1
+                    continue
+            last[partition] = position
+            futures.append(send(topic, key=key, value=state, headers=headers, partition=partition))
+            look -= 1
+            if not look:
+                look = LOOK_EVERY
+                for earlier in in_flight:
+                    earlier.all_answered()
+                page.all_answered()
+        page.count = len(found)
+        self._sent_through, self._sent_last = page.end, last
+        return page
 
     def _dead_letter(self, message: OutgoingEvent, partition: int, position: int, why: str) -> Any:
         """Sends the dead letter of an event too large to publish, instead of the event (the
@@ -287,10 +321,10 @@ class Relay:
         )
 
     def _settle(self, page: _Page) -> None:
-        """Waits for the broker's acknowledgement of every message of the page, then records
-        the page's position. A refusal or a timeout: nothing recorded, sent again later. Told
-        to stop and no answer for `STOP_WAIT` seconds: `_StopRequestedError`, nothing recorded
-        (sent again when the relay restarts)."""
+        """Waits for the broker's acknowledgement of every message of the page, then takes the
+        page's position as acknowledged (recorded by `_record`). A refusal or a timeout: nothing
+        taken, sent again later. Told to stop and no answer for `STOP_WAIT` seconds:
+        `_StopRequestedError`, nothing taken (sent again when the relay restarts)."""
         from kafka.errors import KafkaError, KafkaTimeoutError
 
         deadline = time.monotonic() + self.delivery_timeout + 5
@@ -304,7 +338,9 @@ class Relay:
                         raise KafkaTimeoutError(f"no answer in {self.delivery_timeout + 5:.0f} s")
                     with contextlib.suppress(KafkaTimeoutError):
                         future.get(timeout=min(deadline - now, 0.2))
-                future.get(timeout=0)  # raises its failure, if it failed
+            page.all_answered()  # all are, by now: takes in the refusals of those waited for
+            if page.refusal is not None:
+                raise page.refusal
         except KafkaError as e:
             self._drop_producer()
             self._sent_through, self._sent_last = self._position, dict(self._last)
@@ -312,10 +348,16 @@ class Relay:
                 f"the broker did not acknowledge events {page.start}..{page.end} ({e}); "
                 f"the relay stays at position {self._position} and sends them again"
             ) from e
-        self.state.save(page.end, page.last)
         self._position, self._last = page.end, page.last
-        self.sent += len(page.futures) - page.dead
+        self.sent += page.count - page.dead
         self.dead_lettered += page.dead
+
+    def _record(self) -> None:
+        """Records the position acknowledged, if it moved since it was last recorded (once
+        for pages acknowledged together)."""
+        if self._position != self._recorded:
+            self.state.save(self._position, self._last)
+            self._recorded = self._position
 
     def _given_up(self, now: float) -> bool:
         """Whether the relay was told to stop `STOP_WAIT` seconds ago or more."""
@@ -337,22 +379,25 @@ class Relay:
         except _StopRequestedError:
             self._sent_through, self._sent_last = self._position, dict(self._last)
             return 0
-        return len(page.futures)
+        self._record()
+        return page.count
 
     def publish(self, in_flight: int = 4) -> int:
         """Publishes up to the head, pages sent while earlier ones await their acknowledgement
         (at most `in_flight` pages unacknowledged); positions recorded in order as they are
-        acknowledged. Returns how many events."""
+        acknowledged, never past a page with a message not acknowledged. Returns how many
+        events."""
         before = self.sent
         pending: deque[_Page] = deque()
         try:
             while not self.stop.is_set():
-                while pending and all(f.is_done for f in pending[0].futures):
+                while pending and pending[0].all_answered():
                     self._settle(pending.popleft())
                 if len(pending) >= in_flight:
                     self._settle(pending.popleft())
                     continue
-                page = self._send_page()
+                self._record()
+                page = self._send_page(pending)
                 if page is None:
                     break
                 pending.append(page)
@@ -360,9 +405,8 @@ class Relay:
                 self._settle(pending.popleft())
         except _StopRequestedError:  # what is unacknowledged is sent again when the relay restarts
             self._sent_through, self._sent_last = self._position, dict(self._last)
-        except RelayFailedError:
-            pending.clear()
-            raise
+        finally:  # what was acknowledged before a failure or a stop
+            self._record()
         return self.sent - before
 
     def run(

@@ -165,9 +165,11 @@ def log_rows(app: Application[UUID], postgres: bool, start: int, limit: int) -> 
             curs.execute(query, (start, limit))
             return curs.fetchall()  # type: ignore[no-any-return]
     with recorder.datastore.transaction(commit=False) as c:
-        c.execute(
+        cursor = c.sqlite_cursor
+        cursor.row_factory = None  # plain tuples: no sqlite3.Row per event
+        cursor.execute(
             "SELECT rowid, originator_id, originator_version, topic, state "
             f"FROM {table} WHERE rowid >= ? ORDER BY rowid LIMIT ?",
             (start, limit),
         )
-        return [(r[0], _dashed(r[1]), r[2], r[3], r[4]) for r in c.fetchall()]
+        return [(p, _dashed(o), v, t, s) for p, o, v, t, s in cursor.fetchall()]

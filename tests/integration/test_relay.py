@@ -4,20 +4,25 @@ not recorded; one relay per store and topic."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import orjson
 import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
 from cloudevents.core.formats.json import JSONFormat
+from kafka.errors import NotEnoughReplicasError
+from kafka.future import Future
 
 from domain.candidate import Candidate
 from domain.classification import PersonalField
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import tell_story
+from infra.kafka import relay as relay_module
 from infra.kafka.cloudevent import DeadLetterReason, dead_letter_of
 from infra.kafka.relay import PartitionCountError, Relay, RelayBusyError, RelayFailedError
 from infra.kafka.topics import dead_letter_topic, ensure_topics
@@ -223,6 +228,84 @@ def test_a_relay_that_died_before_recording_an_acknowledged_page_sends_only_that
     received = read_topic(kafka_broker.bootstrap, topic, expect=head + 10)
     positions = sorted(int(dict(r.headers)["ce_position"]) for r in received)
     assert positions == sorted([*range(1, head + 1), *range(11, 21)])  # events 11..20 twice
+
+
+class _HeldSend(Future):  # type: ignore[misc]  # (kafka-python is untyped)
+    """A send the broker has not answered yet."""
+
+    def get(self, timeout: float | None = None) -> object:
+        if self.exception is not None:
+            raise self.exception
+        return self.value
+
+
+class _ProducerRefusingOne:
+    """The relay's producer, but the message at log position `refused` never reaches the
+    broker: its send is held, and refused once the message at `refused_when` was sent and every
+    send before it acknowledged (so pages after the refused one are on the broker by then)."""
+
+    def __init__(self, producer: Any, refused: int, refused_when: int) -> None:
+        self.producer = producer
+        self.refused, self.refused_when = refused, refused_when
+        self.held = _HeldSend()
+
+    def send(self, topic: str, **message: Any) -> Any:
+        position = int(dict(message["headers"])["ce_position"])
+        if position == self.refused:
+            return self.held
+        sent = self.producer.send(topic, **message)
+        if position == self.refused_when:
+            self.producer.flush()
+            self.held.failure(NotEnoughReplicasError("refused by the broker"))
+        return sent
+
+    def close(self, timeout: float | None = None) -> None:
+        self.producer.close(timeout=timeout)
+
+
+@pytest.mark.parametrize("look_every", [2, relay_module.LOOK_EVERY])
+def test_a_refused_send_among_pages_in_flight_holds_the_position_before_it_and_nothing_is_lost(
+    kafka_broker: Broker,
+    demo_app: Backcheck,
+    settings: Settings,
+    look_every: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pages are sent while earlier ones await their acknowledgement: one message of the third
+    page refused after the fourth and fifth pages were acknowledged, the position recorded
+    stays at the end of the second page; a restarted relay sends from there, so every event
+    arrives, and only events after the recorded position may arrive twice. (Looking at the
+    answers every 2 messages, the refusal is seen while later pages are sent, and the answered
+    futures let go; every LOOK_EVERY (100), only when the page of 5 is settled.)"""
+    monkeypatch.setattr(relay_module, "LOOK_EVERY", look_every)
+    topic = topic_name("backcheck.events")
+    head = demo_app.recorder.max_notification_id() or 0
+    assert head > 40
+    relay = relay_for(demo_app, settings, kafka_broker, topic, page=5)
+    relay._producer = _ProducerRefusingOne(relay.connect(), refused=13, refused_when=23)
+    try:
+        with pytest.raises(RelayFailedError, match=r"did not acknowledge events 11\.\.15"):
+            relay.publish(in_flight=4)
+        assert relay.position == 10
+    finally:
+        relay.close()
+    acknowledged = {
+        int(dict(r.headers)["ce_position"]) for r in every_record(kafka_broker.bootstrap, topic)
+    }
+    assert set(range(1, 23)) - acknowledged == {13}  # pages after it were on the broker
+
+    restarted = relay_for(demo_app, settings, kafka_broker, topic, page=5)
+    try:
+        assert restarted.position == 10  # as recorded: not past the refused send
+        assert restarted.run(once=True) == head - 10
+        assert restarted.position == head
+    finally:
+        restarted.close()
+    received = every_record(kafka_broker.bootstrap, topic)
+    counts = Counter(int(dict(r.headers)["ce_position"]) for r in received)
+    assert set(counts) == set(range(1, head + 1))  # no gap
+    assert counts[13] == 1
+    assert all(n == 1 for p, n in counts.items() if p <= 10)  # nothing recorded sent again
 
 
 def test_an_event_too_large_for_the_broker_is_dead_lettered_and_the_rest_published(
