@@ -172,7 +172,8 @@ def write_results(path: Path, figures: list[Figure], meta: dict[str, object]) ->
                 else ""
             )
             ratio = f"{f.ratio:.2f}" if f.ratio is not None else ""
-            lines.append(f"| {f.name} | {_cell(f)} | {base} | {ratio} | {_target(f)} |")
+            name = f"{f.name} ({f.note})" if f.note else f.name
+            lines.append(f"| {name} | {_cell(f)} | {base} | {ratio} | {_target(f)} |")
     chart = path.with_name("scaling.svg")
     chart.write_text(scaling_svg(by_store, sizes))
     lines += ["", "## Scaling", "", f"![time against store size]({chart.name})", ""]
