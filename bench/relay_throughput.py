@@ -31,7 +31,8 @@ from scratch import running_broker, scratch_store
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.kafka.cloudevent import previous_position
-from infra.kafka.relay import Relay, message_of, producer_settings
+from infra.kafka.relay import Relay
+from infra.kafka.relay_pages import message_of, producer_settings
 from infra.kafka.topics import ensure_topics
 from services.dto import RegisterCandidate
 

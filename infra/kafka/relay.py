@@ -33,13 +33,11 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import Notification
 
 from infra.config import Settings
 from infra.kafka.cloudevent import (
@@ -47,10 +45,10 @@ from infra.kafka.cloudevent import (
     OutgoingEvent,
     event_headers,
     event_key,
-    outgoing_event,
     unpublishable_event,
 )
-from infra.kafka.message_limit import KAFKA_MESSAGE_BYTES, MessageLimit
+from infra.kafka.message_limit import MessageLimit
+from infra.kafka.relay_pages import LOOK_EVERY, Page, producer_settings
 from infra.kafka.relay_store import RelayLock, log_rows
 from infra.kafka.relay_store import RelayState as RelayState  # where the CLI and tests find it
 from infra.kafka.topics import (
@@ -81,69 +79,6 @@ STOP_WAIT = 2.0  # seconds the relay, told to stop, still waits for pages in fli
 
 class _StopRequestedError(Exception):
     """The relay was told to stop, and the broker has not answered since."""
-
-
-LOOK_EVERY = 100  # messages sent between looks at which earlier ones the broker has answered
-
-
-@dataclass
-class _Page:
-    start: int
-    end: int
-    last: dict[int, int]  # the last position sent to each partition, this page included
-    futures: list[Any]  # of its messages not yet seen answered: published, or dead letters
-    count: int = 0  # its messages: events published, and (`dead` of them) dead letters
-    dead: int = 0
-    refusal: BaseException | None = None  # the first refusal seen among them
-
-    def all_answered(self) -> bool:
-        """Whether the broker has answered every message of the page (acknowledged or
-        refused). The futures seen answered are let go, a refusal kept: each is looked at
-        about once, and none outlives its answer for long (kept until the page is settled,
-        they would be most of what the garbage collector has to look at)."""
-        futures = self.futures
-        answered = 0
-        for future in futures:
-            if not future.is_done:
-                break
-            if future.exception is not None and self.refusal is None:
-                self.refusal = future.exception
-            answered += 1
-        del futures[:answered]
-        return not futures
-
-
-def message_of(notification: Notification, source: str = SOURCE) -> OutgoingEvent:
-    """The Kafka message of one stored event, without `ce_prevposition` (its partition decides
-    it)."""
-    return outgoing_event(
-        notification.id,
-        str(notification.originator_id),
-        notification.originator_version,
-        notification.topic,
-        notification.state,
-        source,
-    )
-
-
-def producer_settings(
-    bootstrap: str, delivery_timeout: float = 30.0, max_message_bytes: int = KAFKA_MESSAGE_BYTES
-) -> dict[str, Any]:
-    """The producer the relay uses (and the benchmark's raw baseline with it): a page not
-    acknowledged within `delivery_timeout` seconds fails, and is sent again."""
-    delivery_ms = int(delivery_timeout * 1000)
-    return {
-        "bootstrap_servers": bootstrap.split(","),
-        "acks": "all",
-        "enable_idempotence": True,
-        "linger_ms": 5,
-        "batch_size": 256 * 1024,
-        "max_in_flight_requests_per_connection": 5,
-        "request_timeout_ms": min(10_000, delivery_ms // 2),
-        "delivery_timeout_ms": delivery_ms,
-        "max_request_size": max_message_bytes,
-        "client_id": "backcheck-relay",
-    }
 
 
 class Relay:
@@ -265,7 +200,7 @@ class Relay:
             self._partition_of[key] = found
         return found
 
-    def _send_page(self, in_flight: Sequence[_Page] = ()) -> _Page | None:
+    def _send_page(self, in_flight: Sequence[Page] = ()) -> Page | None:
         """Sends the page after what was sent last, without waiting for the broker; every
         `LOOK_EVERY` messages, lets go of what the broker answered of it and of `in_flight`."""
         producer = self._connect()
@@ -273,7 +208,7 @@ class Relay:
         found = log_rows(self.app, self.state.postgres, start, self.page)
         if not found:
             return None
-        page = _Page(start, found[-1][0], dict(self._sent_last), [])
+        page = Page(start, found[-1][0], dict(self._sent_last), [])
         last, futures = page.last, page.futures
         send, topic, source = producer.send, self.topic, self.source
         known, partition_of = self._partition_of, self.partition
@@ -320,7 +255,7 @@ class Relay:
             self.dead_topic, key=letter.key, value=letter.value, headers=letter.headers
         )
 
-    def _settle(self, page: _Page) -> None:
+    def _settle(self, page: Page) -> None:
         """Waits for the broker's acknowledgement of every message of the page, then takes the
         page's position as acknowledged (recorded by `_record`). A refusal or a timeout: nothing
         taken, sent again later. Told to stop and no answer for `STOP_WAIT` seconds:
@@ -388,7 +323,7 @@ class Relay:
         acknowledged, never past a page with a message not acknowledged. Returns how many
         events."""
         before = self.sent
-        pending: deque[_Page] = deque()
+        pending: deque[Page] = deque()
         try:
             while not self.stop.is_set():
                 while pending and pending[0].all_answered():

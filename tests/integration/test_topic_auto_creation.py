@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from infra.kafka.relay import producer_settings
+from infra.kafka.relay_pages import producer_settings
 from infra.kafka.topics import (
     kafka_consumer,
     kafka_producer,
