@@ -41,6 +41,7 @@ from collections.abc import Callable
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
+from typing import TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -58,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ has the s
 from tests import story
 
 OneRead = Callable[[UUID], object]  # one read of the candidate with this id
+T = TypeVar("T")
 
 
 class Person(Aggregate):
@@ -72,15 +74,16 @@ class Read(Aggregate):
         self.subject = subject
 
 
-def run(clients: int, picks: list[UUID], read: OneRead) -> float:
-    """Reads per second with `clients` threads sharing the picks."""
+def run(clients: int, picks: list[T], read: Callable[[T], object]) -> float:
+    """Calls per second of `read` over `picks` with `clients` threads sharing them (reads
+    here; the commands bench's writes too)."""
     shares = [picks[i::clients] for i in range(clients)]
     errors: list[BaseException] = []
 
-    def client(share: list[UUID]) -> None:
+    def client(share: list[T]) -> None:
         try:
-            for candidate_id in share:
-                read(candidate_id)
+            for pick in share:
+                read(pick)
         except BaseException as e:
             errors.append(e)
 

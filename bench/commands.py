@@ -24,14 +24,13 @@ import argparse
 import statistics
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
+from access_reads import run
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from machine import speed_line
@@ -114,30 +113,6 @@ def raw_env(settings: Settings, work: Path) -> dict[str, str]:
     return env | {"PERSISTENCE_MODULE": "eventsourcing.postgres"}
 
 
-def in_threads(writers: int, items: list[Any], work: Callable[[Any], object]) -> float:
-    """Items per second with `writers` threads sharing the items."""
-    shares = [items[i::writers] for i in range(writers)]
-    errors: list[BaseException] = []
-
-    def writer(share: list[Any]) -> None:
-        try:
-            for item in share:
-                work(item)
-        except BaseException as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=writer, args=(share,)) for share in shares]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise errors[0]
-    return len(items) / elapsed
-
-
 def one_round(side: Ours | Raw, commands: int, writers: int) -> dict[str, float]:
     """Events per second of each command (one event each) with `writers` threads."""
     registered: list[UUID] = []
@@ -148,8 +123,8 @@ def one_round(side: Ours | Raw, commands: int, writers: int) -> dict[str, float]
         with lock:
             registered.append(subject)
 
-    rate = in_threads(writers, list(range(commands)), register)
-    return {"register": rate, "claims": in_threads(writers, registered, side.claims)}
+    rate = run(writers, list(range(commands)), register)
+    return {"register": rate, "claims": run(writers, registered, side.claims)}
 
 
 @contextmanager

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -23,6 +24,9 @@ from infra.bootstrap import build_app
 from infra.config import Settings
 from services.application import Backcheck
 from tests.tracebacks import refuse_traceback
+
+if TYPE_CHECKING:
+    from tests.http import Served
 
 PG_URL = os.environ.get("BACKCHECK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -132,6 +136,19 @@ def pg_app(pg_schema: str, clock: FakeClock, tmp_path: Path) -> Iterator[Backche
     app = build_app(settings, clock=clock)
     yield app
     app.close()
+
+
+@pytest.fixture
+def api(settings: Settings, clock: FakeClock) -> Iterator[Served]:
+    """The HTTP API served (in process, through its ASGI app) on the `settings` store."""
+    from tests.http import served
+
+    app = build_app(settings, clock=clock)
+    try:
+        with served(app, settings) as api:
+            yield api
+    finally:
+        app.close()
 
 
 from tests.kafka import kafka_broker, own_kafka_broker  # noqa: E402, F401  (fixtures)

@@ -37,16 +37,11 @@ APPEND_ONLY = "is append-only"
 class Chained(GroupCommit):
     """What both backends' recorders (this module's, and infra/store/postgres_recorder.py's,
     imported only for a PostgreSQL store) add to the library's: the chain, the subject
-    index, group commit."""
+    index (each reads it with its own `select_subject_notifications`, the `SubjectLog` port
+    of services/ports.py), group commit."""
 
     chain_table_name: str
     subjects_table_name: str
-
-    def select_subject_notifications(
-        self, subject: UUID, start: int = 1, limit: int = 500
-    ) -> list[Notification]:
-        """The events about `subject` from position `start` on, in log order, by the index."""
-        raise NotImplementedError
 
 
 def _check_head(head: Head, last_event_before: int | None, first_new: int) -> None:

@@ -26,7 +26,7 @@ from services.intake import CommandIntake
 from services.unit import Delivery
 from tests import story as s
 from tests.conftest import FakeClock
-from tests.http import Served, served
+from tests.http import Served
 from tests.integration.test_portal_links import token_in
 
 T = TypeVar("T")
@@ -184,16 +184,6 @@ def test_one_command_delivered_twice_at_once_is_applied_once(app: Backcheck) -> 
     ], results
     assert link_version(app, candidate) == 1
     assert app.recorder.max_notification_id() == head + 3  # consent, link, receipt: once
-
-
-@pytest.fixture
-def api(settings: Settings, clock: FakeClock) -> Iterator[Served]:
-    application = build_app(settings, clock=clock)
-    try:
-        with served(application, settings) as api:
-            yield api
-    finally:
-        application.close()
 
 
 def test_two_consent_requests_over_http_at_once_are_both_201(api: Served) -> None:

@@ -4,18 +4,12 @@ authenticated principal (never one the request names)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from uuid import uuid4
 
-import pytest
-
-from infra.bootstrap import build_app
-from infra.config import Settings
 from services.access import Role
 from services.dto import ReadAccessLog
-from tests.conftest import FakeClock
-from tests.http import COMPLIANCE, Served, problem, served
+from tests.http import COMPLIANCE, Served, problem
 from tests.story import (
     DOCUMENT_SHA256,
     INVESTIGATOR,
@@ -23,16 +17,6 @@ from tests.story import (
     RECRUITER,
     terms_in,
 )
-
-
-@pytest.fixture
-def api(settings: Settings, clock: FakeClock) -> Iterator[Served]:
-    app = build_app(settings, clock=clock)
-    try:
-        with served(app, settings) as api:
-            yield api
-    finally:
-        app.close()
 
 
 def register(api: Served, name: str = "Li Lei") -> str:

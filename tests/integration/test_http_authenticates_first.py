@@ -7,18 +7,14 @@ a caller who may run it is told, with 422, which field broke which rule."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
 
 import pytest
 
-from infra.bootstrap import build_app
-from infra.config import Settings
 from infra.http import routes
 from services.dto import RevokePrincipal
-from tests.conftest import FakeClock
-from tests.http import COMPLIANCE, Served, problem, served
+from tests.http import COMPLIANCE, Served, problem
 from tests.story import INVESTIGATOR, RECRUITER, register, request_consent
 
 PORTAL = {"X-Backcheck-Portal": "1"}
@@ -34,16 +30,6 @@ MALFORMED = (
     ("/v1/candidates/not-an-id/consents", NOT_JSON),
     (f"/v1/consents/{uuid4()}/expiry", NOT_JSON),
 )
-
-
-@pytest.fixture
-def api(settings: Settings, clock: FakeClock) -> Iterator[Served]:
-    app = build_app(settings, clock=clock)
-    try:
-        with served(app, settings) as api:
-            yield api
-    finally:
-        app.close()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ expire-consent.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -19,7 +18,6 @@ from uuid import UUID, uuid4
 import pytest
 from pydantic import TypeAdapter
 
-from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.http import examples, problem_examples
 from infra.http.problems import PROBLEM_JSON, problem_type
@@ -30,7 +28,7 @@ from infra.store.server import StoreUnreachableError
 from services.access import Role
 from services.catalogue import USE_CASES
 from tests.conftest import FakeClock
-from tests.http import COMPLIANCE, STAFF, Served, problem, served
+from tests.http import COMPLIANCE, STAFF, Served, problem
 from tests.story import INVESTIGATOR, RECRUITER, REVIEWER
 
 ROUTES = {route.use_case: route for route in COMMANDS}
@@ -61,16 +59,6 @@ LIU_YANG = {
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
-
-
-@pytest.fixture
-def api(settings: Settings, clock: FakeClock) -> Iterator[Served]:
-    app = build_app(settings, clock=clock)
-    try:
-        with served(app, settings) as api:
-            yield api
-    finally:
-        app.close()
 
 
 @pytest.fixture

@@ -5,17 +5,11 @@ under the link's principal."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from uuid import UUID
 
-import pytest
-
-from infra.bootstrap import build_app
-from infra.config import Settings
 from services.access import Role
 from services.dto import ReadAccessLog
-from tests.conftest import FakeClock
-from tests.http import COMPLIANCE, Served, problem, served
+from tests.http import COMPLIANCE, Served, problem
 from tests.story import RECRUITER
 
 FORGED_HEADERS = {
@@ -26,16 +20,6 @@ FORGED_HEADERS = {
     "Role": "compliance",
 }
 FORGED_QUERY = {"role": "compliance", "principal": COMPLIANCE, "as": COMPLIANCE}
-
-
-@pytest.fixture
-def api(settings: Settings, clock: FakeClock) -> Iterator[Served]:
-    app = build_app(settings, clock=clock)
-    try:
-        with served(app, settings) as api:
-            yield api
-    finally:
-        app.close()
 
 
 def two_candidates(api: Served) -> tuple[UUID, UUID]:

@@ -7,15 +7,10 @@ disclosure recorded first, for the candidate alone (or compliance on their behal
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-import pytest
-
-from infra.bootstrap import build_app
-from infra.config import Settings
 from services.access import Role
 from services.dto import (
     ClaimIn,
@@ -25,7 +20,7 @@ from services.dto import (
     SubmitClaims,
 )
 from tests.conftest import FakeClock
-from tests.http import COMPLIANCE, Served, problem, served
+from tests.http import COMPLIANCE, Served, problem
 from tests.story import (
     DOCUMENT_SHA256,
     HIRING_MANAGER,
@@ -41,16 +36,6 @@ from tests.story import (
 
 PORTAL = {"X-Backcheck-Portal": "1"}
 MY_PURPOSE = "my own data (portal)"
-
-
-@pytest.fixture
-def api(settings: Settings, clock: FakeClock) -> Iterator[Served]:
-    app = build_app(settings, clock=clock)
-    try:
-        with served(app, settings) as api:
-            yield api
-    finally:
-        app.close()
 
 
 def sign_in(api: Served, candidate: UUID) -> Any:

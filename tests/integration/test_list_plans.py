@@ -5,6 +5,7 @@ and of 1M."""
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import uuid4
 
 import psycopg
@@ -21,6 +22,13 @@ from tests import story as s
 def runner_of(app: Backcheck) -> ViewRunner:
     assert isinstance(app.views, ViewRunner)
     return app.views
+
+
+def sqlite_plan(datastore: Any, query: str, params: tuple[object, ...]) -> str:
+    """SQLite's plan of `query`, its steps joined."""
+    with datastore.transaction(commit=False) as c:
+        c.execute(f"EXPLAIN QUERY PLAN {query}", params)
+        return " / ".join(str(row[3]) for row in c.fetchall())
 
 
 def postgres_plan(
@@ -49,9 +57,7 @@ def test_a_page_on_sqlite_is_a_search_of_the_primary_key(sqlite_app: Backcheck) 
     s.register(sqlite_app)
     store = runner_of(sqlite_app).store
     assert isinstance(store, SQLiteViewStore)
-    with store.datastore.transaction(commit=False) as c:
-        c.execute(f"EXPLAIN QUERY PLAN {PAGE_SQL}", (list_view("candidate"), "", 51))
-        plan = " / ".join(str(row[3]) for row in c.fetchall())
+    plan = sqlite_plan(store.datastore, PAGE_SQL, (list_view("candidate"), "", 51))
 
     assert "SEARCH view_rows USING PRIMARY KEY (view=? AND key>?)" in plan, plan
     assert "SCAN" not in plan, plan
@@ -81,9 +87,7 @@ def test_one_subjects_rows_on_sqlite_are_a_search_of_the_subject_index(
     s.register(sqlite_app)
     store = runner_of(sqlite_app).store
     assert isinstance(store, SQLiteViewStore)
-    with store.datastore.transaction(commit=False) as c:
-        c.execute(f"EXPLAIN QUERY PLAN {SUBJECT_SQL}", (str(uuid4()), "consent"))
-        plan = " / ".join(str(row[3]) for row in c.fetchall())
+    plan = sqlite_plan(store.datastore, SUBJECT_SQL, (str(uuid4()), "consent"))
 
     assert "USING INDEX view_rows_by_subject (subject=? AND view=?)" in plan, plan
     assert "SCAN" not in plan, plan

@@ -19,6 +19,7 @@ from infra.store.subjects import subject_of
 from services.application import Backcheck
 from tests import story as s
 from tests.conftest import PG_URL, FakeClock
+from tests.integration.test_list_plans import sqlite_plan
 
 
 def scanned(app: Backcheck, subject: UUID) -> list[int]:
@@ -173,9 +174,7 @@ def test_one_subjects_events_on_sqlite_are_a_search_of_the_index(sqlite_app: Bac
     recorder = sqlite_app.recorder
     assert isinstance(recorder, ChainedSQLiteApplicationRecorder)
     s.register(sqlite_app)
-    with recorder.datastore.transaction(commit=False) as c:
-        c.execute(f"EXPLAIN QUERY PLAN {recorder._subject_statement}", (uuid4().bytes, 1, 500))
-        plan = " / ".join(str(row[3]) for row in c.fetchall())
+    plan = sqlite_plan(recorder.datastore, recorder._subject_statement, (uuid4().bytes, 1, 500))
 
     assert "SEARCH s USING PRIMARY KEY (subject=? AND position>?)" in plan, plan
     assert "SEARCH e USING INTEGER PRIMARY KEY (rowid=?)" in plan, plan
