@@ -58,6 +58,7 @@ from infra.kafka.topics import (
     ensure_topics,
     kafka_producer,
     topic_is_empty,
+    unanswered,
 )
 
 
@@ -160,9 +161,7 @@ class Relay:
                 count = len(producer.partitions_for(self.topic))
                 empty = topic_is_empty(self.bootstrap, self.topic)
             except KafkaTimeoutError:
-                raise BrokerUnavailableError(
-                    f"no Kafka broker answered at {self.bootstrap}"
-                ) from None
+                raise BrokerUnavailableError(unanswered(self.bootstrap)) from None
             if count != self.partitions:
                 close_producer(producer, timeout=1)
                 raise PartitionCountError(

@@ -8,8 +8,11 @@ services; each has a dead-letter topic where what could not be used goes, with i
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 from typing import Any
+
+from infra.config import KafkaSecurity, Settings
 
 EVENTS_TOPIC = "backcheck.events.v1"
 COMMANDS_TOPIC = "backcheck.commands.v1"
@@ -22,11 +25,35 @@ COMMANDS_TOPIC = "backcheck.commands.v1"
 _NO_AUTO_CREATE: dict[str, bool] = {"allow_auto_create_topics": False}
 
 
+@functools.cache
+def broker_security() -> KafkaSecurity:
+    """TLS and SASL for every Kafka client this process makes: the settings', read once."""
+    return Settings.load().kafka_security
+
+
+def secured(config: dict[str, Any]) -> dict[str, Any]:
+    """A kafka-python client's settings with the broker's TLS and SASL settings added."""
+    return {**broker_security().client_settings(), **config}
+
+
+def unanswered(bootstrap: str) -> str:
+    """Why no broker answered, with how it was asked: a broker that refuses the TLS handshake
+    or the credentials looks to the client like one that does not answer."""
+    security = broker_security()
+    if security.protocol == "PLAINTEXT":
+        return f"no Kafka broker answered at {bootstrap}"
+    return (
+        f"no Kafka broker answered at {bootstrap} over {security.describe()}: check that its "
+        "listener speaks that protocol, that BACKCHECK_KAFKA_SSL_CAFILE holds its CA, and the "
+        "credentials"
+    )
+
+
 def kafka_producer(**config: Any) -> Any:
     """A kafka-python producer that never asks the broker to create a topic."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(**config, **_NO_AUTO_CREATE)
+    producer = KafkaProducer(**secured(config), **_NO_AUTO_CREATE)
     _no_auto_create(producer._metadata)
     return producer
 
@@ -48,7 +75,7 @@ def kafka_consumer(**config: Any) -> Any:
     """A kafka-python consumer that never asks the broker to create a topic."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(**config, **_NO_AUTO_CREATE)
+    consumer = KafkaConsumer(**secured(config), **_NO_AUTO_CREATE)
     _no_auto_create(consumer._client.cluster)
     return consumer
 
@@ -127,12 +154,16 @@ def _admin(bootstrap: str) -> Any:
         raise BrokerUnavailableError(f"no Kafka broker answered at {bootstrap}")
     try:
         return KafkaAdminClient(
-            bootstrap_servers=bootstrap.split(","),
-            client_id="backcheck-admin",
-            request_timeout_ms=10_000,
+            **secured(
+                {
+                    "bootstrap_servers": bootstrap.split(","),
+                    "client_id": "backcheck-admin",
+                    "request_timeout_ms": 10_000,
+                }
+            )
         )
     except KafkaTimeoutError:
-        raise BrokerUnavailableError(f"no Kafka broker answered at {bootstrap}") from None
+        raise BrokerUnavailableError(unanswered(bootstrap)) from None
 
 
 def message_size_limit(bootstrap: str, topic: str) -> tuple[int, str] | None:

@@ -37,7 +37,7 @@ def test_every_backcheck_setting_in_compose_is_read_and_accepted_by_the_configur
         assert set(environment) <= read, (name, set(environment) - read)
         for key, value in environment.items():
             monkeypatch.setenv(key, str(value))
-        settings = infra.config.Settings.from_env()
+        settings = infra.config.Settings.load()
         assert settings.backend == "postgres"
         assert settings.kafka_bootstrap == "kafka:9092"
         assert settings.postgres_conninfo()  # the URL parses
