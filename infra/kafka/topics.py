@@ -13,6 +13,7 @@ import socket
 from typing import Any
 
 from infra.config import KafkaSecurity, Settings
+from infra.kafka.refusal import KafkaRefusedError, refusal
 
 EVENTS_TOPIC = "backcheck.events.v1"
 COMMANDS_TOPIC = "backcheck.commands.v1"
@@ -36,16 +37,26 @@ def secured(config: dict[str, Any]) -> dict[str, Any]:
     return {**broker_security().client_settings(), **config}
 
 
-def unanswered(bootstrap: str) -> str:
-    """Why no broker answered, with how it was asked: a broker that refuses the TLS handshake
-    or the credentials looks to the client like one that does not answer."""
+def unanswered(bootstrap: str, error: Exception | None = None) -> Exception:
+    """What a client that could not bootstrap (`error`: kafka-python's) met: a broker that
+    refuses it (its TLS, its credentials: `KafkaRefusedError`, for good), or none answering
+    (`BrokerUnavailableError`, waited for), said with how it was asked."""
+    from kafka.errors import AuthorizationError, SaslAuthenticationFailedError
+
     security = broker_security()
+    if isinstance(error, SaslAuthenticationFailedError | AuthorizationError):
+        return KafkaRefusedError(
+            f"the Kafka broker at {bootstrap} refused {security.describe()}: {error}; check "
+            "BACKCHECK_KAFKA_SASL_USERNAME and BACKCHECK_KAFKA_SASL_PASSWORD"
+        )
+    refused = refusal(bootstrap, security)
+    if refused is not None:
+        return refused
     if security.protocol == "PLAINTEXT":
-        return f"no Kafka broker answered at {bootstrap}"
-    return (
-        f"no Kafka broker answered at {bootstrap} over {security.describe()}: check that its "
-        "listener speaks that protocol, that BACKCHECK_KAFKA_SSL_CAFILE holds its CA, and the "
-        "credentials"
+        return BrokerUnavailableError(f"no Kafka broker answered at {bootstrap}")
+    return BrokerUnavailableError(
+        f"no Kafka broker answered at {bootstrap} over {security.describe()}: a broker that "
+        "refuses the credentials can look the same; check them"
     )
 
 
@@ -148,7 +159,7 @@ def reachable(bootstrap: str, timeout: float = 2.0) -> bool:
 
 def _admin(bootstrap: str) -> Any:
     from kafka.admin import KafkaAdminClient
-    from kafka.errors import KafkaTimeoutError
+    from kafka.errors import AuthorizationError, KafkaTimeoutError, SaslAuthenticationFailedError
 
     if not reachable(bootstrap):
         raise BrokerUnavailableError(f"no Kafka broker answered at {bootstrap}")
@@ -162,8 +173,8 @@ def _admin(bootstrap: str) -> Any:
                 }
             )
         )
-    except KafkaTimeoutError:
-        raise BrokerUnavailableError(unanswered(bootstrap)) from None
+    except (KafkaTimeoutError, SaslAuthenticationFailedError, AuthorizationError) as e:
+        raise unanswered(bootstrap, e) from None
 
 
 def message_size_limit(bootstrap: str, topic: str) -> tuple[int, str] | None:
