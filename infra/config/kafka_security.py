@@ -21,15 +21,17 @@ touches Kafka does not need them.
 
 from __future__ import annotations
 
-import ssl
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from infra.config.parsing import ConfigError
 from infra.config.sources import Sources
+
+if TYPE_CHECKING:
+    import ssl
 
 MAX_USERNAME = 256
 MAX_PASSWORD = 1024
@@ -142,6 +144,8 @@ class KafkaSecurity(BaseModel):
         """The TLS context for clients that take one (faust's): None without TLS."""
         if not self.protocol.tls:
             return None
+        import ssl  # 20 ms: only for a process that speaks TLS
+
         self.check_files()
         context = ssl.create_default_context(cafile=_text(self.ssl_cafile))
         if self.ssl_certfile is not None:

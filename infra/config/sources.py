@@ -21,22 +21,19 @@ the variable.
 
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
-
-from pydantic import create_model
-from pydantic_settings import (
-    BaseSettings,
-    SecretsSettingsSource,
-    TomlConfigSettingsSource,
-)
+from typing import TYPE_CHECKING, Any
 
 from infra.config.parsing import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings
 
 PREFIX = "BACKCHECK_"
 CONFIG_FILE = "BACKCHECK_CONFIG_FILE"
@@ -100,12 +97,17 @@ def _key(variable: str) -> str:
     return variable.removeprefix(PREFIX).lower()
 
 
-# The model pydantic-settings reads into: one optional text per setting, named by its key.
-_Raw: type[BaseSettings] = create_model(  # type: ignore[call-overload]
-    "_Raw",
-    __base__=BaseSettings,
-    **{_key(variable): (str | None, None) for variable in VARIABLES},
-)
+@functools.cache
+def _raw() -> type[BaseSettings]:
+    """The model pydantic-settings reads into: one optional text per setting, named by its
+    key. Made, and pydantic-settings imported (80 ms), only where a file or secrets are set."""
+    from pydantic import create_model
+    from pydantic_settings import BaseSettings
+
+    model: type[BaseSettings] = create_model(  # type: ignore[call-overload]
+        "_Raw", __base__=BaseSettings, **{_key(v): (str | None, None) for v in VARIABLES}
+    )
+    return model
 
 
 @dataclass(frozen=True)
@@ -184,9 +186,11 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def _from_secrets(directory: Path) -> dict[str, str]:
+    from pydantic_settings import SecretsSettingsSource
+
     try:
         found = SecretsSettingsSource(
-            _Raw, secrets_dir=directory, env_prefix=PREFIX, case_sensitive=False
+            _raw(), secrets_dir=directory, env_prefix=PREFIX, case_sensitive=False
         )()
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{SECRETS_DIR}: cannot read {directory}: {e}") from None
@@ -194,11 +198,13 @@ def _from_secrets(directory: Path) -> dict[str, str]:
 
 
 def _from_file(path: Path) -> dict[str, str]:
+    from pydantic_settings import TomlConfigSettingsSource
+
     where = f"{CONFIG_FILE} {path}"
     try:
         if path.stat().st_size > MAX_CONFIG_FILE:
             raise ConfigError(f"{where}: over {MAX_CONFIG_FILE} bytes")
-        found = TomlConfigSettingsSource(_Raw, toml_file=path)()
+        found = TomlConfigSettingsSource(_raw(), toml_file=path)()
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{where}: not TOML: {e}") from None
     except (OSError, UnicodeDecodeError) as e:
