@@ -33,6 +33,12 @@ BACKCHECK_OIDC_ROLE_CLAIM       the claim holding them (default "roles"; a dotte
 BACKCHECK_OIDC_PRINCIPAL_CLAIM  the claim naming the person (default "sub"): principal oidc:<it>
 BACKCHECK_OIDC_ASSIGNMENTS_CLAIM  a claim listing the candidate ids a token is scoped to
                         (default unset: tokens are not scoped)
+BACKCHECK_SCHEDULE_RETENTION       when `backcheck scheduler` runs each duty: "every N<unit>"
+BACKCHECK_SCHEDULE_CONSENT_EXPIRY  (unit s, m, h or d; 1m to 31d; slots aligned to midnight
+BACKCHECK_SCHEDULE_CHECKPOINT      UTC) or "off"; defaults every 1d, every 1h, every 1h
+BACKCHECK_SCHEDULE_LEASE  how long a claimed run is held before another scheduler may take it
+                        over, "N<unit>", 1m to 7d (default 1h): longer than the longest run
+BACKCHECK_SCHEDULER_ID  who a scheduler is in the runs it records (default HOST:PID)
 """
 
 from __future__ import annotations
@@ -171,6 +177,50 @@ def oidc_from_env() -> dict[str, object]:
     return values
 
 
+# --- scheduled duties (`backcheck scheduler`, services/schedule.py) --------------------------
+SCHEDULES = {  # duty -> (variable, default)
+    "retention": ("BACKCHECK_SCHEDULE_RETENTION", "every 1d"),
+    "consent-expiry": ("BACKCHECK_SCHEDULE_CONSENT_EXPIRY", "every 1h"),
+    "checkpoint": ("BACKCHECK_SCHEDULE_CHECKPOINT", "every 1h"),
+}
+DEFAULT_LEASE = 3600
+MAX_SCHEDULER_ID = 200
+
+
+def schedule_from_env() -> dict[str, object]:
+    """The BACKCHECK_SCHEDULE_* settings and BACKCHECK_SCHEDULER_ID, checked (ConfigError
+    naming the variable and the rule)."""
+    from services.schedule import (
+        MAX_LEASE,
+        MIN_LEASE,
+        ScheduleFormatError,
+        parse_duration,
+        parse_every,
+    )
+
+    every: dict[str, int] = {}
+    values: dict[str, object] = {"schedules": every}
+    try:
+        for duty, (variable, default) in SCHEDULES.items():
+            chosen = parse_every(os.environ.get(variable, "").strip() or default)
+            if chosen is not None:
+                every[duty] = chosen.seconds
+        variable = "BACKCHECK_SCHEDULE_LEASE"
+        if text := os.environ.get(variable, "").strip():
+            rule = "N<unit>, unit s, m, h or d (e.g. 1h)"
+            values["schedule_lease"] = parse_duration(text, MIN_LEASE, MAX_LEASE, rule)
+    except ScheduleFormatError as e:
+        raise ConfigError(f"{variable}: {e}") from None
+    if runner := os.environ.get("BACKCHECK_SCHEDULER_ID", "").strip():
+        if len(runner) > MAX_SCHEDULER_ID or any(ord(c) < 32 or ord(c) == 127 for c in runner):
+            raise ConfigError(
+                f"BACKCHECK_SCHEDULER_ID: over {MAX_SCHEDULER_ID} characters or holds control "
+                "characters"
+            )
+        values["scheduler_id"] = runner
+    return values
+
+
 def parse_public_url(text: str) -> str:
     """scheme://host[:port] with scheme http or https, and nothing after it: the portal is
     served at /portal of the server's root (a trailing / is dropped)."""
@@ -245,6 +295,12 @@ class Settings(BaseModel):
     oidc_principal_claim: str = "sub"
     oidc_assignments_claim: str | None = None
     public_url: str = Field(default=PUBLIC_URL, description="scheme://host[:port]")
+    # duty -> seconds between its slots; a duty left out is off (schedule_from_env)
+    schedules: dict[str, int] = Field(
+        default_factory=lambda: {"retention": 86400, "consent-expiry": 3600, "checkpoint": 3600}
+    )
+    schedule_lease: int = Field(default=DEFAULT_LEASE, ge=60)
+    scheduler_id: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -279,6 +335,7 @@ class Settings(BaseModel):
         if text := os.environ.get("BACKCHECK_PUBLIC_URL"):
             values["public_url"] = parse_public_url(text)
         values |= oidc_from_env()
+        values |= schedule_from_env()
         return cls.model_validate(values)
 
     @property

@@ -1,0 +1,80 @@
+"""The consent-expiry sweep: record as expired every granted consent whose window has passed.
+
+A consent past its `valid_until` already allows nothing (its status is computed at each
+decision), but until its expiry is recorded, the investigations relying on it are not
+suspended and the registers show it granted. The sweep records each such expiry, with its
+reaction (the investigations suspended), one consent per write: a consent withdrawn in the
+meantime is left as it is, and a sweep cut off halfway is finished by the next.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.consent import Consent
+from domain.errors import RuleBrokenError
+from projections.case_overview import CaseOverview, ConsentStage
+from services.unit import UnitOfWork, use_case
+
+MAX_LISTED = 1000  # expired consents named in one result; the count is always whole
+
+
+class ExpireDueConsents(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dry_run: bool = Field(default=False, description="list what is due; change nothing")
+
+
+class ConsentExpiryResult(BaseModel):
+    dry_run: bool
+    expired: int = Field(description="consents recorded as expired (due, with --dry-run)")
+    skipped: int = Field(description="due, but changed by someone else meanwhile: left as is")
+    consent_ids: list[UUID] = Field(max_length=MAX_LISTED)
+    suspended_investigations: int
+
+
+class ConsentExpiryUseCases(UnitOfWork):
+    def consents_due_to_expire(self, now: datetime) -> list[UUID]:
+        """Every consent granted with a window that has ended by `now` and not yet recorded
+        as expired (or withdrawn), from the case overview rebuilt from the log."""
+        view = CaseOverview()
+        for position, event in self.replay():
+            view.process(position, event)
+        return [
+            consent_id
+            for row in view.rows.values()
+            for consent_id, consent in row.consents.items()
+            if consent.stage is ConsentStage.GRANTED
+            and consent.valid_until is not None
+            and consent.valid_until <= now
+        ]
+
+    @use_case
+    def expire_due_consents(self, cmd: ExpireDueConsents) -> ConsentExpiryResult:
+        """A consent past its validity window is recorded as expired, with the same effect as
+        a withdrawal on the investigations relying on it (they are suspended)."""
+        due = self.consents_due_to_expire(self.now())
+        expired: list[UUID] = []
+        skipped = suspended = 0
+        for consent_id in due:
+            if cmd.dry_run:
+                expired.append(consent_id)
+                continue
+            try:
+                consent = self.load(Consent, consent_id)
+                consent.expire(self.now())
+                suspended += len(self.commit(consent))
+            except RuleBrokenError:  # a ConcurrentChangeError too
+                skipped += 1  # withdrawn or expired by someone else since the overview was read
+                continue
+            expired.append(consent_id)
+        return ConsentExpiryResult(
+            dry_run=cmd.dry_run,
+            expired=len(expired),
+            skipped=skipped,
+            consent_ids=expired[:MAX_LISTED],
+            suspended_investigations=suspended,
+        )
