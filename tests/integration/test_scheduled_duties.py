@@ -5,12 +5,15 @@ over once its lease has ended."""
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from eventsourcing.utils import get_topic
 
-from domain.duty import Outcome
+from domain.duty import DutyRun, Outcome
 from infra.audit.trail import key_pair
 from infra.audit.verification import open_source, verify
 from infra.bootstrap import build_app
@@ -18,7 +21,17 @@ from infra.config import Settings
 from infra.scheduling import duty_scheduler
 from projections import events as ev
 from services.application import Backcheck
-from services.schedule import DutyScheduler, Every, ScheduledDuty, Status, recorded_runs
+from services.consent_expiry import ExpireDueConsents
+from services.dto import WithdrawConsent
+from services.errors import ConcurrentChangeError
+from services.schedule import (
+    DutyScheduler,
+    Every,
+    RunReport,
+    ScheduledDuty,
+    Status,
+    recorded_runs,
+)
 from tests import story
 from tests.conftest import FakeClock
 from tests.scheduling import claim_and_hang, schedule_in_a_process
@@ -230,5 +243,112 @@ def test_a_duty_that_fails_is_recorded_as_failed_and_runs_again_in_its_next_slot
         clock.advance(hours=1)
         assert [r.status for r in scheduler.run_due()] == [Status.RAN]
         assert [r.outcome for r in recorded_runs(app)] == [Outcome.FAILED, Outcome.SUCCEEDED]
+    finally:
+        app.close()
+
+
+def test_the_store_refuses_a_second_claim_of_the_same_duty_in_the_same_slot(
+    settings: Settings, clock: FakeClock
+) -> None:
+    """What decides between schedulers: the run's id is derived from (duty, slot), and the
+    store writes its first version once."""
+    one, two = (build_app(settings, clock=clock) for _ in range(2))
+    try:
+        slot = Every(3600).slot(clock())
+        one.commit(DutyRun.claim("retention", slot, "host-a:1", clock(), timedelta(hours=1)))
+        second = DutyRun.claim("retention", slot, "host-b:2", clock(), timedelta(hours=1))
+
+        with pytest.raises(ConcurrentChangeError):
+            two.commit(second)
+        assert two.load(DutyRun, second.id).runner == "host-a:1"
+    finally:
+        one.close()
+        two.close()
+
+
+def test_schedulers_in_threads_at_a_barrier_run_each_duty_once_in_every_slot(
+    settings: Settings, clock: FakeClock
+) -> None:
+    """Three schedulers, each on its own connections to one store, released together in each
+    of five slots: every duty's action is called once per slot, whoever wins."""
+    schedulers, rounds = 3, 5
+    calls: Counter[tuple[str, object]] = Counter()
+    counting = threading.Lock()
+
+    def action(duty: str) -> Callable[[], dict[str, int]]:
+        def run() -> dict[str, int]:
+            with counting:
+                calls[(duty, Every(3600).slot(clock()))] += 1
+            return {"calls": 1}
+
+        return run
+
+    apps = [build_app(settings, clock=clock) for _ in range(schedulers)]
+    reports: list[list[RunReport]] = [[] for _ in apps]
+    errors: list[str] = []
+    start = threading.Barrier(schedulers + 1)
+    done = threading.Barrier(schedulers + 1)
+
+    def schedule(n: int) -> None:
+        duties = [ScheduledDuty(d, Every(3600), action(d)) for d in DUTIES]
+        scheduler = DutyScheduler(apps[n], duties, f"host-{n}:1", timedelta(hours=1))
+        for _ in range(rounds):
+            start.wait(60)
+            try:
+                reports[n].extend(scheduler.run_due())
+            except Exception as e:  # reported to the test, which fails on it
+                errors.append(repr(e))
+            done.wait(60)
+
+    threads = [threading.Thread(target=schedule, args=(n,)) for n in range(schedulers)]
+    try:
+        for t in threads:
+            t.start()
+        for _ in range(rounds):
+            start.wait(60)
+            done.wait(60)
+            clock.advance(hours=1)
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        assert len(calls) == rounds * len(DUTIES)
+        assert set(calls.values()) == {1}
+        statuses = Counter(r.status for rs in reports for r in rs)
+        assert statuses[Status.RAN] == rounds * len(DUTIES)
+        assert statuses[Status.RAN] + statuses[Status.DONE] + statuses[Status.HELD] == (
+            schedulers * rounds * len(DUTIES)
+        )
+        runs = list(recorded_runs(apps[0]))
+        assert len(runs) == rounds * len(DUTIES)
+        assert {(len(r.runners), r.outcome) for r in runs} == {(1, Outcome.SUCCEEDED)}
+    finally:
+        for app in apps:
+            app.close()
+
+
+def test_the_consent_expiry_sweep_records_each_ended_consent_once_and_suspends_its_work(
+    settings: Settings, clock: FakeClock
+) -> None:
+    app = build_app(settings, clock=clock)
+    try:
+        under_way = story.investigation_under_way(app, "Li Lei")
+        withdrawn = story.consented_candidate(app, "Han Meimei")
+        app.withdraw_consent(
+            WithdrawConsent(consent_id=withdrawn.consent_id, reason="no", actor=story.CANDIDATE)
+        )
+        clock.advance(days=story.VALID_FOR.days - 1)
+        assert app.consents_due_to_expire(clock()) == []
+        clock.advance(days=1)
+
+        dry = app.expire_due_consents(ExpireDueConsents(dry_run=True))
+        assert (dry.expired, dry.consent_ids) == (1, [under_way.consent_id])
+        assert stored(app)["Consent.Expired"] == 0
+        swept = app.expire_due_consents(ExpireDueConsents())
+
+        assert (swept.expired, swept.skipped, swept.suspended_investigations) == (1, 0, 1)
+        assert app.get_consent(under_way.consent_id).status == "expired"
+        assert app.expire_due_consents(ExpireDueConsents()).expired == 0  # once
+        assert stored(app)["Consent.Expired"] == 1
+        assert stored(app)["Investigation.Suspended"] == 1
     finally:
         app.close()
