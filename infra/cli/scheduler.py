@@ -62,6 +62,10 @@ def scheduler(
         )
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, stopping)
+        # TODO(issue 20 item 5, branch `operable`): start the shared health/metrics server
+        # here. Live: the loop below ticks. Ready: the store answered on the last tick.
+        # Metrics: runs by duty and status (each report), seconds since each duty's last
+        # succeeded run, the checkpoint's age.
         told: set[tuple[object, str, int]] = set()
         while not stop.is_set():
             for report in scheduled.run_due(stopping=stop.is_set):
