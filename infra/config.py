@@ -187,6 +187,14 @@ DEFAULT_LEASE = 3600
 MAX_SCHEDULER_ID = 200
 
 
+def default_schedules() -> dict[str, int]:
+    """Each duty's default schedule (`SCHEDULES`), in seconds."""
+    from services.schedule import parse_every
+
+    chosen = {duty: parse_every(default) for duty, (_, default) in SCHEDULES.items()}
+    return {duty: every.seconds for duty, every in chosen.items() if every is not None}
+
+
 def schedule_from_env() -> dict[str, object]:
     """The BACKCHECK_SCHEDULE_* settings and BACKCHECK_SCHEDULER_ID, checked (ConfigError
     naming the variable and the rule)."""
@@ -296,9 +304,7 @@ class Settings(BaseModel):
     oidc_assignments_claim: str | None = None
     public_url: str = Field(default=PUBLIC_URL, description="scheme://host[:port]")
     # duty -> seconds between its slots; a duty left out is off (schedule_from_env)
-    schedules: dict[str, int] = Field(
-        default_factory=lambda: {"retention": 86400, "consent-expiry": 3600, "checkpoint": 3600}
-    )
+    schedules: dict[str, int] = Field(default_factory=lambda: default_schedules())
     schedule_lease: int = Field(default=DEFAULT_LEASE, ge=60)
     scheduler_id: str | None = None
 

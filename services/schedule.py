@@ -195,7 +195,8 @@ class DutyScheduler:
             if run.finished:
                 return self._report(run, Status.DONE)
             if run.held_at(now):
-                return self._report(run, Status.HELD, f"claimed until {run.lease_until:%H:%M:%S}")
+                held = f"attempt {run.attempt}, held until {run.lease_until:%Y-%m-%dT%H:%M:%SZ}"
+                return self._report(run, Status.HELD, held)
             run.take_over(self.runner, now, self.lease)
             try:
                 self.app.commit(run)

@@ -66,12 +66,13 @@ def scheduler(
         # here. Live: the loop below ticks. Ready: the store answered on the last tick.
         # Metrics: runs by duty and status (each report), seconds since each duty's last
         # succeeded run, the checkpoint's age.
-        told: set[tuple[object, str, int]] = set()
+        told: dict[str, tuple[object, str, int]] = {}  # duty -> what was said of it last
         while not stop.is_set():
             for report in scheduled.run_due(stopping=stop.is_set):
                 bad = bad or report.status in (Status.FAILED, Status.LOST)
-                if (report.run_id, report.status, report.attempt) not in told:
-                    told.add((report.run_id, report.status, report.attempt))
+                said = (report.run_id, report.status.value, report.attempt)
+                if told.get(report.duty) != said:  # each change once, not each tick
+                    told[report.duty] = said
                     _tell(report, as_json)
             if once:
                 break
