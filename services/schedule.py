@@ -178,7 +178,8 @@ class DutyScheduler:
         try:
             counts, outcome, detail = duty.run(), Outcome.SUCCEEDED, ""
         except Exception as e:  # recorded as the run's outcome; the next slot runs it again
-            counts, outcome, detail = {}, Outcome.FAILED, f"{type(e).__name__}: {e}"
+            error = " ".join(str(e).split())  # one line, as the record and the output show it
+            counts, outcome, detail = {}, Outcome.FAILED, f"{type(e).__name__}: {error}"
         return self._finish(claimed, outcome, counts, detail)
 
     def _claim(self, duty: str, slot: datetime, now: datetime) -> DutyRun | RunReport:
@@ -195,7 +196,8 @@ class DutyScheduler:
             if run.finished:
                 return self._report(run, Status.DONE)
             if run.held_at(now):
-                held = f"attempt {run.attempt}, held until {run.lease_until:%Y-%m-%dT%H:%M:%SZ}"
+                until = run.lease_until.astimezone(UTC)
+                held = f"attempt {run.attempt}, held until {until:%Y-%m-%dT%H:%M:%SZ}"
                 return self._report(run, Status.HELD, held)
             run.take_over(self.runner, now, self.lease)
             try:
