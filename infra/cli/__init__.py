@@ -17,6 +17,7 @@ from infra.cli import (  # noqa: F401
     principals,
     read,
     retention,
+    scheduler,
     serve,
     subject,
     use_case,

@@ -80,6 +80,7 @@ def _variables() -> list[str]:
 def _defaults(settings: Settings) -> dict[str, str]:
     """What an unset setting stands at, where it has a value."""
     from domain.retention import RetentionSchedule
+    from infra.config import SCHEDULES
 
     return {
         "BACKCHECK_DATABASE_URL": f"sqlite:///{settings.sqlite_path}",
@@ -97,7 +98,8 @@ def _defaults(settings: Settings) -> dict[str, str]:
         "BACKCHECK_PUBLIC_URL": settings.public_url,
         "BACKCHECK_OIDC_ROLE_CLAIM": settings.oidc_role_claim,
         "BACKCHECK_OIDC_PRINCIPAL_CLAIM": settings.oidc_principal_claim,
-    }
+        "BACKCHECK_SCHEDULE_LEASE": f"{settings.schedule_lease}s",
+    } | {variable: default for variable, default in SCHEDULES.values()}
 
 
 def _shown(sources: Sources, settings: Settings, variable: str) -> tuple[str | None, str]:

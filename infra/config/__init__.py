@@ -40,6 +40,12 @@ BACKCHECK_OIDC_ASSIGNMENTS_CLAIM  a claim listing the candidate ids a token is s
                         (default unset: tokens are not scoped)
 BACKCHECK_KAFKA_SECURITY_PROTOCOL and BACKCHECK_KAFKA_SSL_* / BACKCHECK_KAFKA_SASL_*: how the
                         Kafka clients reach a secured broker (infra/config/kafka_security.py)
+BACKCHECK_SCHEDULE_RETENTION       when `backcheck scheduler` runs each duty: "every N<unit>"
+BACKCHECK_SCHEDULE_CONSENT_EXPIRY  (unit s, m, h or d; 1m to 31d; slots aligned to midnight
+BACKCHECK_SCHEDULE_CHECKPOINT      UTC) or "off"; defaults every 1d, every 1h, every 1h
+BACKCHECK_SCHEDULE_LEASE  how long a claimed run is held before another scheduler may take it
+                        over, "N<unit>", 1m to 7d (default 1h): longer than the longest run
+BACKCHECK_SCHEDULER_ID  who a scheduler is in the runs it records (default HOST:PID)
 """
 
 from __future__ import annotations
@@ -52,18 +58,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from infra.config.kafka_security import KafkaSecurity
 from infra.config.parsing import (
+    DEFAULT_LEASE,
     MAX_EVENT_BYTES,
     MIN_EVENT_BYTES,
     OIDC_STAFF_ROLES,
     POSTGRES_CONNECT_TIMEOUT,
     PUBLIC_URL,
+    SCHEDULES,
     ConfigError,
     default_data_dir,
+    default_schedules,
     file_setting,
     oidc_settings,
     parse_bootstrap,
     parse_public_url,
     parse_retention,
+    schedule_settings,
 )
 from infra.config.sources import Sources
 from services.access import Role
@@ -72,6 +82,7 @@ __all__ = [
     "MAX_EVENT_BYTES",
     "OIDC_STAFF_ROLES",
     "PUBLIC_URL",
+    "SCHEDULES",
     "ConfigError",
     "KafkaSecurity",
     "Settings",
@@ -105,6 +116,10 @@ class Settings(BaseModel):
     oidc_assignments_claim: str | None = None
     public_url: str = Field(default=PUBLIC_URL, description="scheme://host[:port]")
     kafka_security: KafkaSecurity = Field(default_factory=KafkaSecurity)
+    # duty -> seconds between its slots; a duty left out is off (schedule_settings)
+    schedules: dict[str, int] = Field(default_factory=lambda: default_schedules())
+    schedule_lease: int = Field(default=DEFAULT_LEASE, ge=60)
+    scheduler_id: str | None = None
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -147,6 +162,7 @@ class Settings(BaseModel):
             values["public_url"] = parse_public_url(text)
         values |= oidc_settings(env)
         values["kafka_security"] = KafkaSecurity.read(sources)
+        values |= schedule_settings(env)
         return cls.model_validate(values)
 
     @property

@@ -136,6 +136,58 @@ def oidc_settings(get: Callable[[str], str | None]) -> dict[str, object]:
     return values
 
 
+# --- scheduled duties (`backcheck scheduler`, services/schedule.py) --------------------------
+SCHEDULES = {  # duty -> (variable, default)
+    "retention": ("BACKCHECK_SCHEDULE_RETENTION", "every 1d"),
+    "consent-expiry": ("BACKCHECK_SCHEDULE_CONSENT_EXPIRY", "every 1h"),
+    "checkpoint": ("BACKCHECK_SCHEDULE_CHECKPOINT", "every 1h"),
+}
+DEFAULT_LEASE = 3600
+MAX_SCHEDULER_ID = 200
+
+
+def default_schedules() -> dict[str, int]:
+    """Each duty's default schedule (`SCHEDULES`), in seconds."""
+    from services.schedule import parse_every
+
+    chosen = {duty: parse_every(default) for duty, (_, default) in SCHEDULES.items()}
+    return {duty: every.seconds for duty, every in chosen.items() if every is not None}
+
+
+def schedule_settings(get: Callable[[str], str | None]) -> dict[str, object]:
+    """The BACKCHECK_SCHEDULE_* settings and BACKCHECK_SCHEDULER_ID (`get` gives a variable's
+    text), checked (ConfigError naming the variable and the rule)."""
+    from services.schedule import (
+        MAX_LEASE,
+        MIN_LEASE,
+        ScheduleFormatError,
+        parse_duration,
+        parse_every,
+    )
+
+    every: dict[str, int] = {}
+    values: dict[str, object] = {"schedules": every}
+    try:
+        for duty, (variable, default) in SCHEDULES.items():
+            chosen = parse_every((get(variable) or "").strip() or default)
+            if chosen is not None:
+                every[duty] = chosen.seconds
+        variable = "BACKCHECK_SCHEDULE_LEASE"
+        if text := (get(variable) or "").strip():
+            rule = "N<unit>, unit s, m, h or d (e.g. 1h)"
+            values["schedule_lease"] = parse_duration(text, MIN_LEASE, MAX_LEASE, rule)
+    except ScheduleFormatError as e:
+        raise ConfigError(f"{variable}: {e}") from None
+    if runner := (get("BACKCHECK_SCHEDULER_ID") or "").strip():
+        if len(runner) > MAX_SCHEDULER_ID or any(ord(c) < 32 or ord(c) == 127 for c in runner):
+            raise ConfigError(
+                f"BACKCHECK_SCHEDULER_ID: over {MAX_SCHEDULER_ID} characters or holds control "
+                "characters"
+            )
+        values["scheduler_id"] = runner
+    return values
+
+
 def parse_public_url(text: str) -> str:
     """scheme://host[:port] with scheme http or https, and nothing after it: the portal is
     served at /portal of the server's root (a trailing / is dropped)."""

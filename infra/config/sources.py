@@ -81,6 +81,11 @@ VARIABLES: dict[str, Variable] = {
     "BACKCHECK_OIDC_ROLE_CLAIM": Variable("the claim holding the roles (default roles)"),
     "BACKCHECK_OIDC_PRINCIPAL_CLAIM": Variable("the claim naming the person (default sub)"),
     "BACKCHECK_OIDC_ASSIGNMENTS_CLAIM": Variable("a claim listing the candidates a token reads"),
+    "BACKCHECK_SCHEDULE_RETENTION": Variable("when the scheduler runs retention"),
+    "BACKCHECK_SCHEDULE_CONSENT_EXPIRY": Variable("when the scheduler ends expired consents"),
+    "BACKCHECK_SCHEDULE_CHECKPOINT": Variable("when the scheduler signs a checkpoint"),
+    "BACKCHECK_SCHEDULE_LEASE": Variable("how long a claimed scheduled run is held"),
+    "BACKCHECK_SCHEDULER_ID": Variable("who a scheduler is in the runs it records"),
 }
 
 

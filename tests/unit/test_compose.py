@@ -78,7 +78,9 @@ def test_the_secure_profile_s_broker_speaks_sasl_ssl_as_its_clients_do() -> None
 def test_every_backcheck_command_in_compose_exists_and_parses_its_flags() -> None:
     cli = get_command(app)
     services = backcheck_services()
-    assert {"init", "backcheck", "relay", "worker-1", "worker-2", "ingest"} <= set(services)
+    assert {"init", "backcheck", "relay", "worker-1", "worker-2", "ingest", "scheduler"} <= set(
+        services
+    )
     for name, service in services.items():
         words = list(service["command"])
         command: Any = cli
