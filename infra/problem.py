@@ -54,6 +54,15 @@ EX_NOPERM = 77
 EX_CONFIG = 78
 
 
+# A problem's `type` is an absolute URI naming its kind, stable across hosts (RFC 4151 tag
+# URIs: names, not links); the HTTP API's problem+json and the command outcomes share it.
+TYPE_PREFIX = "tag:backcheck.invalid,2026:problems/"
+
+
+def problem_type(kind: str) -> str:
+    return TYPE_PREFIX + kind
+
+
 @dataclass(frozen=True)
 class ProblemDetails:
     """RFC 9457 problem details, and the exit code and one line a command reports it with."""

@@ -69,7 +69,7 @@ ReportDestroyed: EventClass = Report.Destroyed  # type: ignore[attr-defined]
 
 AccessRecorded: EventClass = Access.Recorded
 DataDisclosed: EventClass = DataDisclosure.DataDisclosed
-CommandApplied: EventClass = CommandReceipt.Applied  # type: ignore[attr-defined]
+CommandApplied: EventClass = CommandReceipt.Applied
 
 PrincipalAdded: EventClass = Principal.Added  # type: ignore[attr-defined]
 PrincipalTokenRotated: EventClass = Principal.TokenRotated  # type: ignore[attr-defined]

@@ -194,6 +194,12 @@ def ingest(
         str | None,
         typer.Option(help="the dead-letter topic (default: backcheck.commands.dlq.v1)"),
     ] = None,
+    outcomes_topic: Annotated[
+        str | None,
+        typer.Option(
+            help="where each command is answered (default: backcheck.command-outcomes.v1)"
+        ),
+    ] = None,
     scope: Annotated[
         list[str] | None,
         typer.Option(
@@ -207,10 +213,11 @@ def ingest(
     loglevel: Annotated[str, typer.Option(help="faust's log level")] = "warn",
 ) -> None:
     """Apply commands from other services: consume the command topic, one use case per
-    message, applied once; what cannot be applied goes to the dead-letter topic with why."""
+    message, applied once; what cannot be applied goes to the dead-letter topic with why.
+    Every command is answered on the outcomes topic: accepted (its events) or refused."""
     from infra.kafka.daemon import IntakeOptions, command_intake
     from infra.kafka.intake import DLQ_TOPIC
-    from infra.kafka.topics import COMMANDS_TOPIC
+    from infra.kafka.topics import COMMANDS_TOPIC, OUTCOMES_TOPIC
 
     options = IntakeOptions(
         bootstrap=bootstrap_servers or "",
@@ -218,6 +225,7 @@ def ingest(
         partitions=partitions or 0,
         topic=topic or COMMANDS_TOPIC,
         dlq_topic=dlq_topic or DLQ_TOPIC,
+        outcomes_topic=outcomes_topic or OUTCOMES_TOPIC,
         scopes=_scopes(scope or []),
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=heartbeat_interval_ms,
