@@ -21,6 +21,7 @@ from domain.consent import Consent
 from domain.intake import CommandReceipt
 from domain.investigation import Investigation
 from domain.principal import Principal
+from domain.redrive import DeadLetterRedrive
 from domain.report import Report
 
 # Most events are about a data subject (domain/subject.py); a principal's are not.
@@ -79,6 +80,11 @@ PRINCIPAL_EVENTS: frozenset[EventClass] = frozenset(
     {PrincipalAdded, PrincipalTokenRotated, PrincipalRevoked}
 )
 
+LetterRedriven: EventClass = DeadLetterRedrive.Redriven  # type: ignore[attr-defined]
+LetterRedrivenAgain: EventClass = DeadLetterRedrive.RedrivenAgain  # type: ignore[attr-defined]
+# An operator's redrives of dead letters: about no data subject either.
+OPERATOR_EVENTS: frozenset[EventClass] = frozenset({LetterRedriven, LetterRedrivenAgain})
+
 # Events that change nothing but the access log: no read decision rests on them.
 LOG_ONLY_EVENTS: tuple[EventClass, ...] = (AccessRecorded, DataDisclosed)
 
@@ -93,6 +99,7 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     DataDisclosure,
     CommandReceipt,
     Principal,
+    DeadLetterRedrive,
 )
 
 

@@ -33,6 +33,7 @@ _WHO_FIELDS = (
     "resolved_by",
     "completed_by",
     "cancelled_by",
+    "redriven_by",
     "author",
     "reviewer",
     "shared_by",
@@ -186,6 +187,11 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
         + (f", valid until {e.expires_at:%Y-%m-%d %H:%M}" if e.expires_at else "")
     ),
     ev.PrincipalRevoked: lambda e: f"revoked the principal: {e.reason}",
+    ev.LetterRedriven: lambda e: (
+        f"sent the dead letter {e.letter} (command {e.command_id!r}, {e.command_type}) back "
+        f"to {e.to_topic}"
+    ),
+    ev.LetterRedrivenAgain: lambda e: f"sent the dead letter back to {e.to_topic} again",
 }
 
 
