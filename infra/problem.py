@@ -29,6 +29,7 @@ from infra.audit.outputs import OutputPathError
 from infra.config import ConfigError
 from infra.http.errors import PortUnavailableError
 from infra.inputs import InputError
+from infra.kafka.dead_letters import DeadLetterNotFoundError
 from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
 from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
 from infra.privacy.keystore import WrongMasterKeyError
@@ -202,6 +203,7 @@ _TABLE: tuple[_Row, ...] = (
         lead="Kafka unavailable",
     ),
     _Row(MissingTopicError, 503, "Kafka topic missing", EX_UNAVAILABLE, "topic-missing"),
+    _Row(DeadLetterNotFoundError, 404, "Not found", 4, "dead-letter-not-found", lead=""),
     _Row(RelayBusyError, 409, "Relay busy", EX_TEMPFAIL, "relay-busy", lead="relay not started"),
     _Row(
         PartitionCountError,

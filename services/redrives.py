@@ -15,7 +15,7 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
-from domain.redrive import MAX_TEXT, DeadLetterRedrive, redrive_id
+from domain.redrive import MAX_TEXT, DeadLetterRedrive, LetterAlreadyRedrivenError, redrive_id
 from services.dto import Actor, Command, Result
 from services.errors import AggregateMissingError
 from services.unit import UnitOfWork, use_case
@@ -69,3 +69,12 @@ class RedriveUseCases(UnitOfWork):
             except AggregateMissingError:
                 continue
         return found
+
+    def refuse_redriven(self, letters: Iterable[str]) -> None:
+        """LetterAlreadyRedrivenError for the first of these letters sent back before."""
+        for letter in letters:
+            try:
+                redrive = self.load(DeadLetterRedrive, redrive_id(letter))
+            except AggregateMissingError:
+                continue
+            raise LetterAlreadyRedrivenError(letter, redrive.times, redrive.last_by)

@@ -11,6 +11,7 @@ from infra.cli import (  # noqa: F401
     bench,
     dashboard,
     demo,
+    dlq,
     events,
     kafka,
     principals,
