@@ -9,11 +9,13 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
+import orjson
 import pytest
+from eventsourcing.persistence import StoredEvent
 
-from domain.intake import receipt_id
+from domain.intake import CommandReceipt, receipt_id
 from domain.principal import portal_name, principal_id
 from infra.bootstrap import build_app
 from infra.config import Settings
@@ -208,3 +210,32 @@ def test_a_message_that_is_no_command_is_answered_with_what_could_be_read_of_it(
     bare_headers, bare_body = answer(bare, decide(intake, bare))
     assert "ce_correlationid" not in bare_headers
     assert bare_body["command"]["channel"] == "backcheck.commands.v1/0@0"
+
+
+def test_a_receipt_stored_before_v2_is_answered_with_itself_alone(app: Backcheck) -> None:
+    # given: a command applied by v1 code, whose receipt named no events
+    candidate = uuid4()
+    intake = CommandIntake(app)
+    decide(intake, message(body(register(candidate)), headers("register-candidate"), offset=0))
+    channel = "backcheck.commands.v1/0@7"
+    old = CommandReceipt.record(candidate, ATS, "old-1", "register-candidate", "hr:li.na", channel)
+    stored = app.mapper.to_stored_event(old.collect_events()[0])
+    state = orjson.loads(stored.state)
+    assert state.pop("class_version") == 2
+    del state["events"]
+    app.recorder.insert_events(
+        [StoredEvent(stored.originator_id, 1, stored.topic, orjson.dumps(state))]
+    )
+    assert app.load(CommandReceipt, old.id).events == ()  # upcast: none named
+    # when: its message comes again
+    sent = message(body(register(candidate)), headers("register-candidate", "old-1"), offset=7)
+    decision = decide(intake, sent)
+    _, found = answer(sent, decision)
+    # then: accepted, naming the receipt and its position, and no events it cannot know
+    assert decision.redelivered
+    assert found["events"] == []
+    assert found["receipt"] == {"id": f"{old.id}:1", "position": positions_of(app)[old.id]}
+
+
+def positions_of(app: Backcheck) -> dict[UUID, int]:
+    return {n.originator_id: n.id for n in app.recorder.select_notifications(start=1, limit=1000)}
