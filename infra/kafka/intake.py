@@ -176,7 +176,9 @@ def _message_of(event: Any) -> CommandMessage:
 
 def _report(message: CommandMessage, decision: IntakeDecision) -> None:
     if decision.redelivered:
-        log.warning("%s was applied before its offset was committed; passed over", message.channel)
+        log.warning(
+            "%s was applied before its offset was committed; answered again", message.channel
+        )
     elif decision.applied:
         log.info("applied %s from %s", decision.command_type, message.channel)
         link = (decision.result or {}).get("portal_link") or {}
