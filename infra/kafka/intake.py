@@ -64,9 +64,10 @@ log = logging.getLogger("backcheck.intake")
 @dataclass(frozen=True)
 class IntakeDecision:
     """Applied (`result` holds the use case's result), already applied by this very message
-    (a redelivery: nothing to do), or dead-lettered with a reason and an error (`cause`: the
-    exception that said why, if one did). `stored`: (event id, position) of the events the
-    command stored, its receipt's last (applied, redelivered, or a duplicate's first)."""
+    (a redelivery: nothing to apply, answered again), or dead-lettered with a reason and an
+    error (`cause`: the exception that said why, if one did). `stored`: (event id, position)
+    of the events the command stored, its receipt's last (applied, redelivered, or a
+    duplicate's first)."""
 
     command_type: str | None
     reason: DeadLetterReason | None = None
