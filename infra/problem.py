@@ -31,7 +31,7 @@ from infra.http.errors import PortUnavailableError
 from infra.inputs import InputError
 from infra.kafka.dead_letters import DeadLetterNotFoundError
 from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
-from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
+from infra.kafka.topics import BrokerUnavailableError, MissingTopicError, OutcomeTimeoutError
 from infra.privacy.keystore import WrongMasterKeyError
 from infra.store.filelock import AlreadyRunningError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
@@ -204,6 +204,7 @@ _TABLE: tuple[_Row, ...] = (
     ),
     _Row(MissingTopicError, 503, "Kafka topic missing", EX_UNAVAILABLE, "topic-missing"),
     _Row(DeadLetterNotFoundError, 404, "Not found", 4, "dead-letter-not-found", lead=""),
+    _Row(OutcomeTimeoutError, 504, "No answer", EX_TEMPFAIL, "outcome-timeout", lead=""),
     _Row(RelayBusyError, 409, "Relay busy", EX_TEMPFAIL, "relay-busy", lead="relay not started"),
     _Row(
         PartitionCountError,

@@ -4,16 +4,18 @@ it (the Kafka client, faust and the use cases are not loaded by any other comman
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, closing
 from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
 
 import typer
+from rich.text import Text
 
 from infra.cli.common import app, console, err, fail, open_app
 from infra.inputs import read_input
-from infra.terminal import markup_safe
+from infra.terminal import markup_safe, visible
 
 if TYPE_CHECKING:
     from infra.config import Settings
@@ -293,10 +295,21 @@ def send_command(
     topic: Annotated[
         str | None, typer.Option(help="the command topic (default: backcheck.commands.v1)")
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(min=0, help="seconds to wait for the answer and print it (0: do not wait)"),
+    ] = 0,
+    outcomes_topic: Annotated[
+        str, typer.Option(help="where the answer comes")
+    ] = "backcheck.command-outcomes.v1",
 ) -> None:
-    """Send one command to the command topic as a CloudEvent (for operators and tests)."""
+    """Send one command to the command topic as a CloudEvent (for operators and tests).
+
+    With --wait, print its answer from the outcomes topic as JSON; exit 0 accepted, else as a
+    refusal of that kind would (2 invalid, 3 a rule, 4 not found, 5 forbidden), 75 no answer."""
     from infra.config import Settings, parse_bootstrap
     from infra.kafka.intake import send_command as send
+    from infra.kafka.outcome import OutcomeWatch
     from infra.kafka.topics import COMMANDS_TOPIC
 
     command_id = command_id or str(uuid.uuid4())
@@ -304,15 +317,44 @@ def send_command(
     try:
         data = read_input(payload)
         bootstrap = parse_bootstrap(bootstrap_servers or Settings.from_env().kafka_bootstrap)
-        send(
-            bootstrap,
-            topic,
-            command_type,
-            command_id,
-            source,
-            data,
-            key=key.encode() if key else None,
-        )
+        watch = OutcomeWatch(bootstrap, outcomes_topic) if wait else None
+        try:
+            partition, offset = send(
+                bootstrap,
+                topic,
+                command_type,
+                command_id,
+                source,
+                data,
+                key=key.encode() if key else None,
+            )
+            answer = watch.wait(f"{topic}/{partition}@{offset}", wait) if watch else None
+        finally:
+            if watch is not None:
+                watch.close()
     except Exception as e:
         fail(e)
     console.print(markup_safe(f"sent {command_type} {command_id} from {source} to {topic}"))
+    if answer is not None:
+        _answered(answer[1])
+
+
+_REFUSED_EXIT = {400: 2, 422: 2, 409: 3, 412: 3, 404: 4, 403: 5, 401: 5}
+
+
+def _answered(body: dict[str, object]) -> None:
+    """The answer on stdout as JSON; a refusal also in one line, and as the exit code."""
+    import orjson
+
+    sys.stdout.write(orjson.dumps(body).decode() + "\n")
+    if body.get("outcome") == "accepted":
+        return
+    problem = body.get("problem")
+    problem = problem if isinstance(problem, dict) else {}
+    err.print(
+        Text.assemble(
+            (f"refused ({visible(problem.get('rule'))})", "red"),
+            f": {visible(problem.get('detail'))}",
+        )
+    )
+    raise typer.Exit(_REFUSED_EXIT.get(int(problem.get("status") or 0), 1))

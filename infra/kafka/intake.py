@@ -284,9 +284,10 @@ def send_command(
     source: str,
     document: bytes,
     key: bytes | None = None,
-) -> None:
+) -> tuple[int, int]:
     """Sends one command to the command topic as a CloudEvent, as another service would, and
-    waits until the broker has it. A missing topic is refused, not made here."""
+    waits until the broker has it: (partition, offset) where it went. A missing topic is
+    refused, not made here."""
     if missing_topics(bootstrap, topic):
         raise MissingTopicError(
             f"no topic {topic} on {bootstrap}: `backcheck ingest` creates it (with "
@@ -295,6 +296,7 @@ def send_command(
     producer = kafka_producer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     try:
         headers = command_headers(command_type, command_id, source, datetime.now(UTC))
-        producer.send(topic, key=key, value=document, headers=headers).get(timeout=30)
+        sent = producer.send(topic, key=key, value=document, headers=headers).get(timeout=30)
+        return sent.partition, sent.offset
     finally:
         producer.close()

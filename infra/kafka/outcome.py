@@ -39,6 +39,12 @@ from pydantic import ValidationError
 
 from domain.errors import DomainError
 from infra.kafka.cloudevent import DeadLetterReason, Headers, command_correlation, outcome_headers
+from infra.kafka.topics import (
+    MissingTopicError,
+    OutcomeTimeoutError,
+    kafka_consumer,
+    missing_topics,
+)
 from infra.problem import problem_for, problem_type
 from infra.store.recorder import chained
 
@@ -192,3 +198,52 @@ def outcome_of(
             }
     headers = outcome_headers(outcome_id(message, correlation), decision.applied, now, correlation)
     return Outcome(message.key, orjson.dumps(body), headers)
+
+
+# --- a sender waiting for its answer (`backcheck send-command --wait`) ----------------------
+
+
+class OutcomeWatch:
+    """Where the outcomes topic ends, noted before a command is sent; then the answer to that
+    command, found by the place its message took (`command.channel`)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        from kafka import TopicPartition
+
+        if topic in missing_topics(bootstrap, topic):  # BrokerUnavailableError if none answers
+            raise MissingTopicError(
+                f"no topic {topic} on {bootstrap}: `backcheck ingest` creates it when it starts"
+            )
+        self.topic = topic
+        self._consumer = kafka_consumer(
+            bootstrap_servers=bootstrap.split(","), enable_auto_commit=False
+        )
+        numbers = sorted(self._consumer.partitions_for_topic(topic) or ())
+        self._partitions = [TopicPartition(topic, n) for n in numbers]
+        self._since = self._consumer.end_offsets(self._partitions)
+
+    def wait(self, channel: str, timeout: float) -> tuple[dict[str, bytes], dict[str, Any]]:
+        """The headers and body of the answer to the command sent to `channel`
+        (topic/partition@offset), or OutcomeTimeoutError."""
+        import time
+
+        self._consumer.assign(self._partitions)
+        for partition, offset in self._since.items():
+            self._consumer.seek(partition, offset)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for records in self._consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    try:
+                        body = orjson.loads(record.value)
+                    except orjson.JSONDecodeError:
+                        continue
+                    if isinstance(body, dict) and body.get("command", {}).get("channel") == channel:
+                        return dict(record.headers or ()), body
+        raise OutcomeTimeoutError(
+            f"no answer to the command at {channel} on {self.topic} within {timeout:g} s "
+            "(is `backcheck ingest` running?); it may still be applied: look for it there"
+        )
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -101,6 +101,10 @@ class MissingTopicError(RuntimeError):
     """The broker has no such topic, and it is not ours to create here."""
 
 
+class OutcomeTimeoutError(TimeoutError):
+    """No answer to a command on the outcomes topic within the time given."""
+
+
 def dead_letter_topic(topic: str) -> str:
     """backcheck.events.v1 -> backcheck.events.dlq.v1; any other name gets `.dlq` appended."""
     stem, dot, version = topic.rpartition(".")

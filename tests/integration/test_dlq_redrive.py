@@ -23,6 +23,7 @@ from kafka.admin import KafkaAdminClient
 
 from infra.bootstrap import build_app
 from infra.config import Settings
+from infra.kafka.topics import ensure_topics
 from services.application import Backcheck
 from tests.commands import body, headers, register, request_consent
 from tests.kafka import BACKCHECK, GROUP_SETTINGS, Broker, every_record, topic_name
@@ -292,3 +293,57 @@ def test_an_unknown_letter_and_a_broker_down_are_one_line_each_with_their_exit_c
     missing = pipeline.dlq("list", "--topic", "backcheck.nothing.here")
     assert missing.returncode == 69
     assert "no topic backcheck.nothing.here" in one_line(missing)
+
+
+def test_a_sender_waiting_for_its_answer_reads_it_with_the_exit_code_of_its_outcome(
+    pipeline: Pipeline,
+) -> None:
+    def send(command_type: str, document: dict[str, Any], *more: str) -> Any:
+        return subprocess.run(
+            [
+                BACKCHECK,
+                "send-command",
+                command_type,
+                json.dumps(document),
+                *("--topic", pipeline.commands, "--outcomes-topic", pipeline.outcomes),
+                *("--bootstrap-servers", pipeline.bootstrap, "--source", "ats.example"),
+                *more,
+            ],
+            env=pipeline.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    candidate = uuid4()
+    accepted = send("register-candidate", register(candidate), "--wait", "60", "--id", "w-1")
+    assert accepted.returncode == 0, accepted.stderr
+    answer = json.loads(accepted.stdout.splitlines()[-1])
+    assert answer["outcome"] == "accepted"
+    assert answer["command"]["id"] == "w-1"
+    assert answer["events"][0]["id"] == f"{candidate}:1"
+
+    refused = send("request-consent", request_consent(uuid4()), "--wait", "60", "--id", "w-2")
+    assert refused.returncode == 4  # as `backcheck do` would exit for something missing
+    assert json.loads(refused.stdout.splitlines()[-1])["problem"]["rule"] == "AggregateMissing"
+    assert one_line(refused).startswith("refused (AggregateMissing): no candidate with id")
+
+    # a command topic nobody reads: no answer, said in one line
+    unread = topic_name("backcheck.commands")
+    ensure_topics(pipeline.bootstrap, 1, unread)
+    silent = subprocess.run(
+        [
+            BACKCHECK,
+            "send-command",
+            "register-candidate",
+            json.dumps(register(uuid4())),
+            *("--topic", unread, "--outcomes-topic", pipeline.outcomes),
+            *("--bootstrap-servers", pipeline.bootstrap, "--wait", "2"),
+        ],
+        env=pipeline.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert silent.returncode == 75
+    assert "no answer to the command at" in one_line(silent)
