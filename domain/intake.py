@@ -5,10 +5,15 @@ its receipt is stored in the same write as the events the command caused, under 
 from the sender and the sender's command id. A second delivery of the same command collides
 with that receipt and records nothing. The receipt is also a fact for the audit trail — who
 sent what, on behalf of whom, when, through which channel — and never holds a personal value.
+
+Since v2 it also names the events stored with it (`originator id:version`, the ids the relay
+publishes them under), so the answer to a redelivered command (the outcomes topic,
+infra/kafka/outcome.py) lists the same events the first answer did.
 """
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import event
@@ -32,6 +37,21 @@ def receipt_id(source: str, command_id: str) -> UUID:
 
 
 class CommandReceipt(SubjectAggregate):
+    class Applied(SubjectAggregate.Created):
+        """v1 did not name the events stored with it: they replay as unknown (none)."""
+
+        class_version = 2
+        source: str
+        command_id: str
+        command_type: str
+        actor: str
+        channel: str
+        events: tuple[str, ...]
+
+        @classmethod
+        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+            state["events"] = []
+
     @classmethod
     def record(
         cls,
@@ -41,6 +61,7 @@ class CommandReceipt(SubjectAggregate):
         command_type: str,
         actor: str,
         channel: str,
+        events: tuple[str, ...] = (),
     ) -> CommandReceipt:
         for name, value in (("source", source), ("command_id", command_id)):
             if not value.strip():
@@ -52,13 +73,14 @@ class CommandReceipt(SubjectAggregate):
             command_type=command_type,
             actor=actor,
             channel=channel,
+            events=events,
         )
 
     @staticmethod
     def create_id(source: str, command_id: str) -> UUID:
         return receipt_id(source, command_id)
 
-    @event("Applied")
+    @event(Applied)
     def __init__(
         self,
         candidate_id: UUID,
@@ -67,6 +89,7 @@ class CommandReceipt(SubjectAggregate):
         command_type: str,
         actor: str,
         channel: str,
+        events: tuple[str, ...],
     ) -> None:
         self.candidate_id = candidate_id
         self.source = source
@@ -74,3 +97,4 @@ class CommandReceipt(SubjectAggregate):
         self.command_type = command_type
         self.actor = actor
         self.channel = channel
+        self.events = events  # "originator id:version" of each event stored with it

@@ -29,9 +29,10 @@ from infra.audit.outputs import OutputPathError
 from infra.config import ConfigError
 from infra.http.errors import PortUnavailableError
 from infra.inputs import InputError
+from infra.kafka.dead_letters import DeadLetterNotFoundError
 from infra.kafka.refusal import KafkaRefusedError
 from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
-from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
+from infra.kafka.topics import BrokerUnavailableError, MissingTopicError, OutcomeTimeoutError
 from infra.privacy.keystore import WrongMasterKeyError
 from infra.store.filelock import AlreadyRunningError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
@@ -53,6 +54,15 @@ EX_TEMPFAIL = 75  # busy: another relay or demo runs, the store is locked; try a
 # establishes no one (unknown, revoked, expired)
 EX_NOPERM = 77
 EX_CONFIG = 78
+
+
+# A problem's `type` is an absolute URI naming its kind, stable across hosts (RFC 4151 tag
+# URIs: names, not links); the HTTP API's problem+json and the command outcomes share it.
+TYPE_PREFIX = "tag:backcheck.invalid,2026:problems/"
+
+
+def problem_type(kind: str) -> str:
+    return TYPE_PREFIX + kind
 
 
 @dataclass(frozen=True)
@@ -195,6 +205,8 @@ _TABLE: tuple[_Row, ...] = (
         lead="Kafka unavailable",
     ),
     _Row(MissingTopicError, 503, "Kafka topic missing", EX_UNAVAILABLE, "topic-missing"),
+    _Row(DeadLetterNotFoundError, 404, "Not found", 4, "dead-letter-not-found", lead=""),
+    _Row(OutcomeTimeoutError, 504, "No answer", EX_TEMPFAIL, "outcome-timeout", lead=""),
     _Row(RelayBusyError, 409, "Relay busy", EX_TEMPFAIL, "relay-busy", lead="relay not started"),
     _Row(
         PartitionCountError,

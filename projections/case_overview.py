@@ -151,6 +151,7 @@ class CaseOverview:
             ev.CommandApplied,
             *ev.PRINCIPAL_EVENTS,
             *ev.DUTY_EVENTS,
+            *ev.OPERATOR_EVENTS,
         }
     )
 

@@ -22,6 +22,7 @@ from domain.duty import DutyRun
 from domain.intake import CommandReceipt
 from domain.investigation import Investigation
 from domain.principal import Principal
+from domain.redrive import DeadLetterRedrive
 from domain.report import Report
 
 # Most events are about a data subject (domain/subject.py); a principal's are not.
@@ -70,7 +71,7 @@ ReportDestroyed: EventClass = Report.Destroyed  # type: ignore[attr-defined]
 
 AccessRecorded: EventClass = Access.Recorded
 DataDisclosed: EventClass = DataDisclosure.DataDisclosed
-CommandApplied: EventClass = CommandReceipt.Applied  # type: ignore[attr-defined]
+CommandApplied: EventClass = CommandReceipt.Applied
 
 PrincipalAdded: EventClass = Principal.Added  # type: ignore[attr-defined]
 PrincipalTokenRotated: EventClass = Principal.TokenRotated  # type: ignore[attr-defined]
@@ -85,6 +86,10 @@ DutyTakenOver: EventClass = DutyRun.TakenOver  # type: ignore[attr-defined]
 DutyFinished: EventClass = DutyRun.Finished  # type: ignore[attr-defined]
 # A scheduled duty's runs (domain/duty.py) are about no data subject either.
 DUTY_EVENTS: frozenset[EventClass] = frozenset({DutyClaimed, DutyTakenOver, DutyFinished})
+LetterRedriven: EventClass = DeadLetterRedrive.Redriven  # type: ignore[attr-defined]
+LetterRedrivenAgain: EventClass = DeadLetterRedrive.RedrivenAgain  # type: ignore[attr-defined]
+# An operator's redrives of dead letters: about no data subject either.
+OPERATOR_EVENTS: frozenset[EventClass] = frozenset({LetterRedriven, LetterRedrivenAgain})
 
 # Events that change nothing but the access log: no read decision rests on them.
 LOG_ONLY_EVENTS: tuple[EventClass, ...] = (AccessRecorded, DataDisclosed)
@@ -101,6 +106,7 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     CommandReceipt,
     Principal,
     DutyRun,
+    DeadLetterRedrive,
 )
 
 

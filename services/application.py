@@ -10,6 +10,7 @@ from services.history import HistoryQueries
 from services.investigations import InvestigationUseCases
 from services.lists import ListQueries
 from services.principals import PrincipalUseCases
+from services.redrives import RedriveUseCases
 from services.refusals import RefusalQueries
 from services.reports import ReportUseCases
 from services.retention import RetentionUseCases
@@ -31,5 +32,6 @@ class Backcheck(
     HistoryQueries,
     PrincipalUseCases,
     ListQueries,
+    RedriveUseCases,  # an operator's redrives of dead letters (`backcheck dlq redrive`)
 ):
     """Composed from one mixin per aggregate; all share one store and one unit of work."""

@@ -11,6 +11,7 @@ worker racing the first — finds the receipt, or collides with it, and records 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -57,6 +58,15 @@ NOT_FROM_SERVICES: dict[str, str] = {
     "must not skip; a compliance officer runs `backcheck subject erase` (a service may send "
     "request-erasure)",
 }
+
+
+@dataclass(frozen=True)
+class AppliedCommand:
+    """What applying a delivered command did: the use case's result, and (event id, log
+    position) of every event stored in its write, its receipt's last."""
+
+    result: BaseModel
+    stored: tuple[tuple[str, int], ...]
 
 
 class CommandIntake:
@@ -106,7 +116,21 @@ class CommandIntake:
             receipt.channel,
         )
 
+    def stored_by(self, delivery: Delivery) -> tuple[str, ...] | None:
+        """The ids of the events an applied command stored, its receipt's last, as its receipt
+        names them (a receipt stored before v2 names only itself); None: not applied."""
+        receipt_key = receipt_id(delivery.source, delivery.command_id)
+        try:
+            receipt = self.app.load(CommandReceipt, receipt_key)
+        except AggregateMissingError:
+            return None
+        return (*receipt.events, f"{receipt_key}:1")
+
     def apply(self, delivery: Delivery, payload: Any) -> BaseModel:
+        """`apply_delivered`'s result alone."""
+        return self.apply_delivered(delivery, payload).result
+
+    def apply_delivered(self, delivery: Delivery, payload: Any) -> AppliedCommand:
         """Runs the command once. Raises pydantic's ValidationError for a command its DTO
         refuses, a DomainError for a rule it breaks, CommandAlreadyAppliedError when it was
         applied before; in each case nothing is recorded.
@@ -133,5 +157,5 @@ class CommandIntake:
                 raise ReceiptError(
                     f"{use_case.name} returned without saving; a delivered command writes once"
                 )
-            return result
+            return AppliedCommand(result, receiving.stored)
         raise AssertionError("unreachable: the last attempt returns or raises")

@@ -33,6 +33,7 @@ _WHO_FIELDS = (
     "resolved_by",
     "completed_by",
     "cancelled_by",
+    "redriven_by",
     "author",
     "reviewer",
     "shared_by",
@@ -191,6 +192,11 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
         f"{e.runner} took over the run from {e.previous_runner} (attempt {e.attempt})"
     ),
     ev.DutyFinished: lambda e: f"{e.runner} finished the run: {e.outcome}",
+    ev.LetterRedriven: lambda e: (
+        f"sent the dead letter {e.letter} (command {e.command_id!r}, {e.command_type}) back "
+        f"to {e.to_topic}"
+    ),
+    ev.LetterRedrivenAgain: lambda e: f"sent the dead letter back to {e.to_topic} again",
 }
 
 

@@ -120,11 +120,14 @@ class Delivery:
 
 @dataclass
 class Receiving:
-    """A delivered command being applied; `receipt` is set once its receipt is committed."""
+    """A delivered command being applied; `receipt` is set once its receipt is committed, and
+    `stored` then holds (event id, log position) of every event of that write, the receipt's
+    last (an event id is `originator id:version`, as the relay publishes it)."""
 
     delivery: Delivery
     actor: str
     receipt: UUID | None = None
+    stored: tuple[tuple[str, int], ...] = ()
 
 
 _receiving: ContextVar[Receiving | None] = ContextVar("receiving", default=None)
@@ -342,7 +345,10 @@ class UnitOfWork(Application[UUID]):
                     queue.extend(e for e in changed.pending_events if id(e) not in seen)
         _within_assignments(touched.values())
         receiving = _receiving.get()
-        receipt = self._receipt(receiving, aggregates) if receiving is not None else None
+        receipt = None
+        if receiving is not None:
+            caused = [f"{e.originator_id}:{e.originator_version}" for e in _pending(touched)]
+            receipt = self._receipt(receiving, aggregates, tuple(caused))
         if receipt is not None:
             touched[receipt.id] = receipt
         loaded_at = {
@@ -360,13 +366,22 @@ class UnitOfWork(Application[UUID]):
             raise ConcurrentChangeError(ids) from None
         if receiving is not None and receipt is not None:
             receiving.receipt = receipt.id
+            receiving.stored = tuple(
+                (
+                    f"{r.domain_event.originator_id}:{r.domain_event.originator_version}",
+                    r.notification.id,
+                )
+                for r in recordings
+            )
         committed = [(r.notification.id, r.domain_event) for r in recordings]
         for model in self.kept_views:
             model.observe(committed)
         return list(reacted.values())
 
     @staticmethod
-    def _receipt(receiving: Receiving, aggregates: tuple[Aggregate, ...]) -> CommandReceipt:
+    def _receipt(
+        receiving: Receiving, aggregates: tuple[Aggregate, ...], caused: tuple[str, ...]
+    ) -> CommandReceipt:
         if receiving.receipt is not None:
             raise ReceiptError(
                 f"{receiving.delivery.command_type} wrote twice for command "
@@ -380,5 +395,11 @@ class UnitOfWork(Application[UUID]):
             )
         d = receiving.delivery
         return CommandReceipt.record(
-            subject, d.source, d.command_id, d.command_type, receiving.actor, d.channel
+            subject, d.source, d.command_id, d.command_type, receiving.actor, d.channel, caused
         )
+
+
+def _pending(aggregates: dict[UUID, Aggregate]) -> Iterator[Any]:
+    """The events about to be saved, in the order `_save` collects them."""
+    for aggregate in aggregates.values():
+        yield from aggregate.pending_events

@@ -12,6 +12,7 @@ from infra.cli import (  # noqa: F401
     config,
     dashboard,
     demo,
+    dlq,
     events,
     kafka,
     principals,

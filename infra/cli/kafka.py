@@ -4,16 +4,18 @@ it (the Kafka client, faust and the use cases are not loaded by any other comman
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, closing
 from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
 
 import typer
+from rich.text import Text
 
 from infra.cli.common import app, console, err, fail, open_app
 from infra.inputs import read_input
-from infra.terminal import markup_safe
+from infra.terminal import markup_safe, visible
 
 if TYPE_CHECKING:
     from infra.config import Settings
@@ -194,6 +196,12 @@ def ingest(
         str | None,
         typer.Option(help="the dead-letter topic (default: backcheck.commands.dlq.v1)"),
     ] = None,
+    outcomes_topic: Annotated[
+        str | None,
+        typer.Option(
+            help="where each command is answered (default: backcheck.command-outcomes.v1)"
+        ),
+    ] = None,
     scope: Annotated[
         list[str] | None,
         typer.Option(
@@ -207,10 +215,11 @@ def ingest(
     loglevel: Annotated[str, typer.Option(help="faust's log level")] = "warn",
 ) -> None:
     """Apply commands from other services: consume the command topic, one use case per
-    message, applied once; what cannot be applied goes to the dead-letter topic with why."""
+    message, applied once; what cannot be applied goes to the dead-letter topic with why.
+    Every command is answered on the outcomes topic: accepted (its events) or refused."""
     from infra.kafka.daemon import IntakeOptions, command_intake
     from infra.kafka.intake import DLQ_TOPIC
-    from infra.kafka.topics import COMMANDS_TOPIC
+    from infra.kafka.topics import COMMANDS_TOPIC, OUTCOMES_TOPIC
 
     options = IntakeOptions(
         bootstrap=bootstrap_servers or "",
@@ -218,6 +227,7 @@ def ingest(
         partitions=partitions or 0,
         topic=topic or COMMANDS_TOPIC,
         dlq_topic=dlq_topic or DLQ_TOPIC,
+        outcomes_topic=outcomes_topic or OUTCOMES_TOPIC,
         scopes=_scopes(scope or []),
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=heartbeat_interval_ms,
@@ -285,10 +295,21 @@ def send_command(
     topic: Annotated[
         str | None, typer.Option(help="the command topic (default: backcheck.commands.v1)")
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(min=0, help="seconds to wait for the answer and print it (0: do not wait)"),
+    ] = 0,
+    outcomes_topic: Annotated[
+        str, typer.Option(help="where the answer comes")
+    ] = "backcheck.command-outcomes.v1",
 ) -> None:
-    """Send one command to the command topic as a CloudEvent (for operators and tests)."""
+    """Send one command to the command topic as a CloudEvent (for operators and tests).
+
+    With --wait, print its answer from the outcomes topic as JSON; exit 0 accepted, else as a
+    refusal of that kind would (2 invalid, 3 a rule, 4 not found, 5 forbidden), 75 no answer."""
     from infra.config import Settings, parse_bootstrap
     from infra.kafka.intake import send_command as send
+    from infra.kafka.outcome import OutcomeWatch
     from infra.kafka.topics import COMMANDS_TOPIC
 
     command_id = command_id or str(uuid.uuid4())
@@ -296,15 +317,44 @@ def send_command(
     try:
         data = read_input(payload)
         bootstrap = parse_bootstrap(bootstrap_servers or Settings.load().kafka_bootstrap)
-        send(
-            bootstrap,
-            topic,
-            command_type,
-            command_id,
-            source,
-            data,
-            key=key.encode() if key else None,
-        )
+        watch = OutcomeWatch(bootstrap, outcomes_topic) if wait else None
+        try:
+            partition, offset = send(
+                bootstrap,
+                topic,
+                command_type,
+                command_id,
+                source,
+                data,
+                key=key.encode() if key else None,
+            )
+            answer = watch.wait(f"{topic}/{partition}@{offset}", wait) if watch else None
+        finally:
+            if watch is not None:
+                watch.close()
     except Exception as e:
         fail(e)
     console.print(markup_safe(f"sent {command_type} {command_id} from {source} to {topic}"))
+    if answer is not None:
+        _answered(answer[1])
+
+
+_REFUSED_EXIT = {400: 2, 422: 2, 409: 3, 412: 3, 404: 4, 403: 5, 401: 5}
+
+
+def _answered(body: dict[str, object]) -> None:
+    """The answer on stdout as JSON; a refusal also in one line, and as the exit code."""
+    import orjson
+
+    sys.stdout.write(orjson.dumps(body).decode() + "\n")
+    if body.get("outcome") == "accepted":
+        return
+    problem = body.get("problem")
+    problem = problem if isinstance(problem, dict) else {}
+    err.print(
+        Text.assemble(
+            (f"refused ({visible(problem.get('rule'))})", "red"),
+            f": {visible(problem.get('detail'))}",
+        )
+    )
+    raise typer.Exit(_REFUSED_EXIT.get(int(problem.get("status") or 0), 1))

@@ -20,9 +20,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import DomainError
 from infra.problem import problem_for
+from infra.problem import problem_type as problem_type
 
 PROBLEM_JSON = "application/problem+json"
-TYPE_PREFIX = "tag:backcheck.invalid,2026:problems/"
 log = logging.getLogger("backcheck.http")
 
 
@@ -46,10 +46,6 @@ Problem types (each `tag:backcheck.invalid,2026:problems/` followed by the kind)
 | 503 | `store-unreachable`, `store-busy` | try again (`Retry-After`) |
 | 503 | `too-many-streams` | the dashboard's live streams are all taken; try again (`Retry-After`) |
 """
-
-
-def problem_type(kind: str) -> str:
-    return TYPE_PREFIX + kind
 
 
 def problem_response(

@@ -27,6 +27,14 @@ A command (other services and `backcheck send-command` write it, the intake read
 service), `ce_type` (a use case), `ce_time` (optional), `content-type: application/json`;
 the value is the command as JSON.
 
+A command's outcome (the intake writes it to `backcheck.command-outcomes.v1`, keyed as the
+command was): `ce_specversion`, `ce_id` (the same for every answer to the same message),
+`ce_source` (/backcheck), `ce_type` (`backcheck.command.accepted.v1` or
+`backcheck.command.refused.v1`), `ce_time`, `content-type: application/json`, and the
+correlation as extension attributes: `ce_correlationid` and `ce_correlationsource` (the
+command's `ce_id` and `ce_source`) and `ce_commandtype` (its `ce_type`), each left out when
+the command did not carry it readably. The body is infra/kafka/outcome.py's.
+
 A dead letter is the message as it came, key, value and headers unchanged and in order, with
 `dlq_reason` (one of `DeadLetterReason`), `dlq_error`, where it came from (`dlq_topic`,
 `dlq_partition`, `dlq_offset`) and when (`dlq_time`) after them. An event the relay could not
@@ -272,6 +280,49 @@ def incoming_command(headers: Sequence[tuple[str, bytes]], value: bytes | None) 
     except orjson.JSONDecodeError as e:
         raise MalformedCommandError(f"the value is not JSON: {e}") from None
     return IncomingCommand(found["ce_source"], found["ce_id"], found["ce_type"], document)
+
+
+# --- command outcomes: the intake writes, the sending service reads ------------------------
+
+ACCEPTED = "backcheck.command.accepted.v1"
+REFUSED = "backcheck.command.refused.v1"
+_CORRELATION = (
+    ("ce_id", "ce_correlationid"),
+    ("ce_source", "ce_correlationsource"),
+    ("ce_type", "ce_commandtype"),
+)
+
+
+def command_correlation(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
+    """What of a command's `ce_id`, `ce_source` and `ce_type` can be read, malformed or not
+    (the first of each name, UTF-8, not empty, at most MAX_ID_LENGTH characters)."""
+    found: dict[str, str] = {}
+    for name, raw in headers:
+        if name in found or name not in ("ce_id", "ce_source", "ce_type"):
+            continue
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            continue
+        if text and len(text) <= MAX_ID_LENGTH:
+            found[name] = text
+    return found
+
+
+def outcome_headers(
+    outcome_id: str, accepted: bool, time: datetime, command: Mapping[str, str]
+) -> Headers:
+    """The headers of a command's outcome; `command` is its `command_correlation`."""
+    headers = [
+        _SPECVERSION,
+        ("ce_id", outcome_id.encode()),
+        ("ce_source", SOURCE.encode()),
+        ("ce_type", (ACCEPTED if accepted else REFUSED).encode()),
+        ("ce_time", time.astimezone(UTC).isoformat().encode()),
+        _CONTENT_TYPE,
+    ]
+    headers += [(ext, command[name].encode()) for name, ext in _CORRELATION if name in command]
+    return headers
 
 
 # --- dead letters: the intake, the workers and the relay write them --------------------------

@@ -28,6 +28,7 @@ from infra.kafka.streams import run_faust
 from infra.kafka.topics import (
     COMMANDS_TOPIC,
     EVENTS_TOPIC,
+    OUTCOMES_TOPIC,
     BrokerUnavailableError,
     dead_letter_topic,
     ensure_topics,
@@ -142,6 +143,7 @@ class IntakeOptions:
     partitions: int = 0  # of the topics, if they are created here
     topic: str = COMMANDS_TOPIC
     dlq_topic: str = DLQ_TOPIC
+    outcomes_topic: str = OUTCOMES_TOPIC
     scopes: dict[str, frozenset[str]] | None = None  # source -> use cases; None: every one
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
@@ -170,7 +172,7 @@ def command_intake(
     bootstrap = _bootstrap(settings, options.bootstrap)
     partitions = options.partitions or settings.kafka_partitions
     intake = CommandIntake(application, options.scopes)
-    ensure_topics(bootstrap, partitions, options.topic, options.dlq_topic)
+    ensure_topics(bootstrap, partitions, options.topic, options.dlq_topic, options.outcomes_topic)
     faust_dir = settings.data_dir / "faust" / options.group
     faust_dir.mkdir(parents=True, exist_ok=True)
     app = intake_app(
@@ -179,6 +181,7 @@ def command_intake(
         group=options.group,
         topic=options.topic,
         dlq_topic=options.dlq_topic,
+        outcomes_topic=options.outcomes_topic,
         partitions=partitions,
         consumer_settings={
             "session_timeout_ms": options.session_timeout_ms,

@@ -5,12 +5,16 @@ mode (`infra/kafka/cloudevent.py`): `ce_type` names a use case from `backcheck u
 value is the command as JSON. Each message becomes one use-case call (`services/intake.py`),
 applied once per (ce_source, ce_id).
 
-A message that cannot be applied goes to `backcheck.commands.dlq.v1` as a dead letter: its
+Every message is answered on `backcheck.command-outcomes.v1` (infra/kafka/outcome.py):
+accepted, with the events it stored, or refused, with the problem. A message that cannot be
+applied goes to `backcheck.commands.dlq.v1` as a dead letter: its
 original key, value and headers unchanged, with why (`dlq_reason`, one of `DeadLetterReason`),
 `dlq_error`, where it came from and when. Nothing is dropped: the worker moves past a message
 only once it is applied or its dead letter is acknowledged by the broker. A failure that is
 nobody's message (the store unreachable, a bug) is neither: the worker retries that message, so
-the commands behind it wait rather than being lost.
+the commands behind it wait rather than being lost. The answer is sent after the write or the
+dead letter, and before the offset is committed: a redelivered message is answered again, the
+same way (its receipt names the events it stored).
 
 `decide` holds every decision about one message and needs no broker.
 """
@@ -37,9 +41,11 @@ from infra.kafka.cloudevent import (
     dead_letter_headers,
     incoming_command,
 )
+from infra.kafka.outcome import DeadLetterPlace, Stored, outcome_of, stored_events
 from infra.kafka.streams import RAW, faust_app, off_the_loop, until_done
 from infra.kafka.topics import (
     COMMANDS_TOPIC,
+    OUTCOMES_TOPIC,
     MissingTopicError,
     dead_letter_topic,
     kafka_producer,
@@ -58,13 +64,18 @@ log = logging.getLogger("backcheck.intake")
 @dataclass(frozen=True)
 class IntakeDecision:
     """Applied (`result` holds the use case's result), already applied by this very message
-    (a redelivery: nothing to do), or dead-lettered with a reason and an error."""
+    (a redelivery: nothing to apply, answered again), or dead-lettered with a reason and an
+    error (`cause`: the exception that said why, if one did). `stored`: (event id, position)
+    of the events the command stored, its receipt's last (applied, redelivered, or a
+    duplicate's first)."""
 
     command_type: str | None
     reason: DeadLetterReason | None = None
     error: str | None = None
     result: dict[str, Any] | None = None
     redelivered: bool = False
+    stored: Stored = ()
+    cause: Exception | None = None
 
     @property
     def applied(self) -> bool:
@@ -122,20 +133,24 @@ def decide(intake: CommandIntake, message: CommandMessage) -> IntakeDecision:
         return IntakeDecision(None, DeadLetterReason.MALFORMED, str(e))
     kind = delivery.command_type
     try:
-        result = intake.apply(delivery, document)
+        applied = intake.apply_delivered(delivery, document)
     except ValidationError as e:
-        return IntakeDecision(kind, DeadLetterReason.INVALID, _detail(e))
+        return IntakeDecision(kind, DeadLetterReason.INVALID, _detail(e), cause=e)
     except UnknownUseCaseError as e:
-        return IntakeDecision(kind, DeadLetterReason.UNKNOWN_TYPE, str(e))
+        return IntakeDecision(kind, DeadLetterReason.UNKNOWN_TYPE, str(e), cause=e)
     except CommandAlreadyAppliedError as e:
+        before = stored_events(intake.app, intake.stored_by(delivery) or ())
         if e.details.get("channel") == message.channel:
-            return IntakeDecision(kind, redelivered=True)  # this very message, delivered again
-        return IntakeDecision(kind, DeadLetterReason.DUPLICATE, str(e))
+            # this very message, delivered again: answered again, the same way
+            return IntakeDecision(kind, redelivered=True, stored=before)
+        return IntakeDecision(kind, DeadLetterReason.DUPLICATE, str(e), stored=before, cause=e)
     except InvalidInputError as e:
-        return IntakeDecision(kind, DeadLetterReason.INVALID, _detail(e))
+        return IntakeDecision(kind, DeadLetterReason.INVALID, _detail(e), cause=e)
     except DomainError as e:
-        return IntakeDecision(kind, DeadLetterReason.REFUSED, _detail(e))
-    return IntakeDecision(kind, result=result.model_dump(mode="json"))
+        return IntakeDecision(kind, DeadLetterReason.REFUSED, _detail(e), cause=e)
+    return IntakeDecision(
+        kind, result=applied.result.model_dump(mode="json"), stored=applied.stored
+    )
 
 
 def _detail(error: Exception) -> str:
@@ -162,7 +177,9 @@ def _message_of(event: Any) -> CommandMessage:
 
 def _report(message: CommandMessage, decision: IntakeDecision) -> None:
     if decision.redelivered:
-        log.warning("%s was applied before its offset was committed; passed over", message.channel)
+        log.warning(
+            "%s was applied before its offset was committed; answered again", message.channel
+        )
     elif decision.applied:
         log.info("applied %s from %s", decision.command_type, message.channel)
         link = (decision.result or {}).get("portal_link") or {}
@@ -184,6 +201,7 @@ def intake_app(
     group: str = "backcheck-intake",
     topic: str = COMMANDS_TOPIC,
     dlq_topic: str = DLQ_TOPIC,
+    outcomes_topic: str = OUTCOMES_TOPIC,
     partitions: int = 6,
     consumer_settings: dict[str, Any] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -207,14 +225,25 @@ def intake_app(
     )
     commands = app.topic(topic, partitions=partitions, **RAW)
     dead_letters = app.topic(dlq_topic, partitions=partitions, **RAW)
+    outcomes = app.topic(outcomes_topic, partitions=partitions, **RAW)
     store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-store")
 
-    async def send_dead_letter(message: CommandMessage, decision: IntakeDecision) -> None:
+    async def send_dead_letter(
+        message: CommandMessage, decision: IntakeDecision
+    ) -> DeadLetterPlace:
         sent = await dead_letters.send(
             key=message.key,
             value=message.value,
             headers=message.dead_letter_headers(decision, clock()),
         )
+        metadata = await sent  # acknowledged by the broker
+        return DeadLetterPlace(dlq_topic, metadata.partition, metadata.offset)
+
+    async def send_outcome(
+        message: CommandMessage, decision: IntakeDecision, placed: DeadLetterPlace | None
+    ) -> None:
+        answer = outcome_of(message, decision, clock(), placed)
+        sent = await outcomes.send(key=answer.key, value=answer.value, headers=answer.headers)
         await sent  # acknowledged by the broker
 
     async def ingest(stream: Any) -> None:
@@ -227,13 +256,20 @@ def intake_app(
                 retry_delay,
             )
             _report(message, decision)
+            placed = None
             if not decision.applied:
-                await until_done(
+                placed = await until_done(
                     functools.partial(send_dead_letter, message, decision),
                     f"dead-lettering {message.channel}",
                     log,
                     retry_delay,
                 )
+            await until_done(
+                functools.partial(send_outcome, message, decision, placed),
+                f"answering {message.channel}",
+                log,
+                retry_delay,
+            )
             # Only now does faust count the message as handled (its offset may be committed).
 
     app.agent(commands)(ingest)
@@ -248,9 +284,10 @@ def send_command(
     source: str,
     document: bytes,
     key: bytes | None = None,
-) -> None:
+) -> tuple[int, int]:
     """Sends one command to the command topic as a CloudEvent, as another service would, and
-    waits until the broker has it. A missing topic is refused, not made here."""
+    waits until the broker has it: (partition, offset) where it went. A missing topic is
+    refused, not made here."""
     if missing_topics(bootstrap, topic):
         raise MissingTopicError(
             f"no topic {topic} on {bootstrap}: `backcheck ingest` creates it (with "
@@ -259,6 +296,7 @@ def send_command(
     producer = kafka_producer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     try:
         headers = command_headers(command_type, command_id, source, datetime.now(UTC))
-        producer.send(topic, key=key, value=document, headers=headers).get(timeout=30)
+        sent = producer.send(topic, key=key, value=document, headers=headers).get(timeout=30)
+        return sent.partition, sent.offset
     finally:
         producer.close()

@@ -3,6 +3,8 @@
 Topics are versioned (design §4): `backcheck.events.v1` carries every stored event (the relay
 publishes, projection workers consume), `backcheck.commands.v1` commands from internal
 services; each has a dead-letter topic where what could not be used goes, with its reason.
+`backcheck.command-outcomes.v1` answers each command (accepted or refused), keyed as the
+command was; the intake creates it with the command topic and its dead letters.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from infra.kafka.refusal import KafkaRefusedError, refusal
 
 EVENTS_TOPIC = "backcheck.events.v1"
 COMMANDS_TOPIC = "backcheck.commands.v1"
+OUTCOMES_TOPIC = "backcheck.command-outcomes.v1"
 
 
 # A topic is made only by `ensure_topics`, with the partitions configured. A client that
@@ -134,6 +137,10 @@ class BrokerUnavailableError(RuntimeError):
 
 class MissingTopicError(RuntimeError):
     """The broker has no such topic, and it is not ours to create here."""
+
+
+class OutcomeTimeoutError(TimeoutError):
+    """No answer to a command on the outcomes topic within the time given."""
 
 
 def dead_letter_topic(topic: str) -> str:

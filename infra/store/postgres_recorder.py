@@ -99,6 +99,11 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
             "SELECT notification_id, state FROM {schema}.{events} "
             "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
         ).format(schema=schema, events=events)
+        self.select_positions_statement = SQL(
+            "SELECT e.notification_id, e.originator_id, e.originator_version "
+            "FROM {schema}.{events} e JOIN unnest(%s::uuid[], %s::bigint[]) AS k(id, version) "
+            "ON e.originator_id = k.id AND e.originator_version = k.version"
+        ).format(schema=schema, events=events)
         self.lock_events_statement = SQL("LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE").format(
             schema=schema, events=events
         )
@@ -170,6 +175,19 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
                 )
                 for row in curs.fetchall()
             ]
+
+    def positions_of(self, events: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], int]:
+        """The log position of each stored event named by (originator id, version), by the
+        events' primary key; an event not stored is left out."""
+        if not events:
+            return {}
+        ids, versions = zip(*events, strict=True)
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_positions_statement, (list(ids), list(versions)))
+            return {
+                (row["originator_id"], row["originator_version"]): row["notification_id"]
+                for row in curs.fetchall()
+            }
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

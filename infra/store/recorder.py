@@ -157,6 +157,25 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
                 for row in c.fetchall()
             ]
 
+    def positions_of(self, events: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], int]:
+        """The log position of each stored event named by (originator id, version), by the
+        events' primary key; an event not stored is left out."""
+        found: dict[tuple[UUID, int], int] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for originator, version in events:
+                c.execute(self._position_statement, (originator.hex, version))
+                row = c.fetchone()
+                if row is not None:
+                    found[(originator, version)] = row[0]
+        return found
+
+    @property
+    def _position_statement(self) -> str:
+        return (
+            f"SELECT rowid FROM {self.events_table_name} "
+            "WHERE originator_id = ? AND originator_version = ?"
+        )
+
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:

@@ -99,6 +99,7 @@ def test_a_command_is_applied_with_its_receipt_in_the_same_write(
         "command_type": "register-candidate",
         "actor": "hr:li.na",
         "channel": "backcheck.commands.v1/0@0",
+        "events": [f"{candidate}:1"],  # what the command stored with it (v2)
     }
     assert receipt.timestamp == events[0].timestamp == NOW
     assert head(settings)[0] == 2

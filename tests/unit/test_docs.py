@@ -17,7 +17,7 @@ from typer.main import get_command
 
 from infra.access.cedar import CedarDecisionPoint
 from infra.cli import app
-from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC, dead_letter_topic
+from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC, OUTCOMES_TOPIC, dead_letter_topic
 from projections.read_views import ReadViews
 from services.application import Backcheck
 
@@ -146,6 +146,7 @@ def test_the_architecture_page_states_the_persisted_names_the_code_uses() -> Non
         COMMANDS_TOPIC,
         dead_letter_topic(COMMANDS_TOPIC),
         dead_letter_topic(EVENTS_TOPIC),
+        OUTCOMES_TOPIC,
         f"{Backcheck.name}.views.v{ReadViews.version}",
         CedarDecisionPoint().policy_set_hash,
     )

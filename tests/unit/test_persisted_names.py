@@ -23,13 +23,18 @@ import domain
 from domain.access import Authentication
 from domain.duty import DUTY_NAMESPACE, run_id
 from domain.principal import PRINCIPAL_NAMESPACE, portal_name, principal_id
+from domain.redrive import REDRIVE_NAMESPACE
 from infra.access.cedar import CedarDecisionPoint
 from infra.config import Settings
+from infra.kafka.cloudevent import ACCEPTED, REFUSED
+from infra.kafka.dead_letters import REDRIVEN_FROM
 from infra.kafka.intake import DLQ_TOPIC
+from infra.kafka.outcome import OUTCOME_NAMESPACE
 from infra.kafka.relay_store import RELAY_STATE_TABLE
-from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC
+from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC, OUTCOMES_TOPIC
 from infra.kafka.worker import STREAM_VIEWS_TABLE
 from infra.privacy.keystore import KEY_CHECK_SCHEME, KEY_CHECK_TABLE
+from infra.problem import TYPE_PREFIX
 from infra.views.kept import KEPT
 from infra.views.postgres import PostgresViewStore
 from projections.events import stored_event_types
@@ -62,6 +67,9 @@ STORED_EVENT_TOPICS = frozenset(
         "domain.duty:DutyRun.TakenOver",
         "domain.intake:CommandReceipt.Applied",
         "domain.intake:CommandReceipt.Created",
+        "domain.redrive:DeadLetterRedrive.Created",
+        "domain.redrive:DeadLetterRedrive.Redriven",
+        "domain.redrive:DeadLetterRedrive.RedrivenAgain",
         "domain.investigation:Investigation.Cancelled",
         "domain.investigation:Investigation.CandidateNotified",
         "domain.investigation:Investigation.CheckConcluded",
@@ -253,3 +261,14 @@ def test_principal_ids_token_layout_and_authentication_names_are_unchanged() -> 
         "asserted",
     ]
     assert ASSIGNMENTS_POLICY == "principal-assignments"
+
+
+def test_command_outcomes_and_redrives_keep_their_names() -> None:
+    """Senders subscribe to the outcomes topic, dispatch on its types and match problem types;
+    an outcome's id and a redrive's aggregate id are derived from these namespaces."""
+    assert OUTCOMES_TOPIC == "backcheck.command-outcomes.v1"
+    assert (ACCEPTED, REFUSED) == ("backcheck.command.accepted.v1", "backcheck.command.refused.v1")
+    assert TYPE_PREFIX == "tag:backcheck.invalid,2026:problems/"
+    assert str(OUTCOME_NAMESPACE) == "3b8f4f0e-2c1d-4b7a-9e55-6a0d3c9e7f12"
+    assert str(REDRIVE_NAMESPACE) == "8a2e6f5c-1b3d-4e7f-a9c0-5d4b3a2f1e60"
+    assert REDRIVEN_FROM == "backcheck_redriven_from"

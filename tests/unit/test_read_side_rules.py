@@ -68,7 +68,7 @@ def names(classes: Iterable[type]) -> list[str]:
 
 
 def test_the_domain_declares_the_events_the_read_side_was_written_for() -> None:
-    assert len(DOMAIN_EVENTS) == 44
+    assert len(DOMAIN_EVENTS) == 46
     assert {a.__name__ for a in aggregates()} == {
         "Access",
         "Candidate",
@@ -76,6 +76,7 @@ def test_the_domain_declares_the_events_the_read_side_was_written_for() -> None:
         "Consent",
         "DataDisclosure",
         "DutyRun",
+        "DeadLetterRedrive",
         "Investigation",
         "Principal",
         "Report",
