@@ -9,6 +9,7 @@ from __future__ import annotations
 from infra.cli import (  # noqa: F401
     audit,
     bench,
+    contract,
     dashboard,
     demo,
     events,
