@@ -2,7 +2,8 @@
 
 A consumer that read `backcheck.consent.granted.v2` yesterday must read it today. So the
 fingerprint of every message's schemas (headers, payload and key, every `$ref` in them followed:
-a change in a shared shape changes each message that holds it) is committed, by message and
+a change in a shared shape changes each message that holds it; descriptions and titles left
+out, since rewording them changes no message) is committed, by message and
 version, in docs/contract/fingerprints.json, and a test compares it with the code's. An entry
 is never rewritten: `backcheck contract --record-fingerprints FILE` adds the missing ones (a new
 event, a new version) and refuses to change one, saying how to bump the version instead.
@@ -24,13 +25,23 @@ from typing import Any
 MAX_DEPTH = 64  # refs followed inside one another (the document's shapes nest a few deep)
 
 
-def _inlined(node: Any, document: Mapping[str, Any], depth: int = 0) -> Any:
+# Words about a schema, not rules of it: rewording them changes no message.
+ANNOTATIONS = frozenset({"description", "title", "examples", "$comment", "summary"})
+_NAMED = frozenset({"properties", "patternProperties"})  # their keys are names, not keywords
+
+
+def _inlined(node: Any, document: Mapping[str, Any], depth: int = 0, names: bool = False) -> Any:
+    """`node` with every `$ref` replaced by what it points at, annotations left out."""
     if depth > MAX_DEPTH:
         raise ValueError("the contract's $refs nest deeper than 64: a shape that holds itself?")
     if isinstance(node, dict):
-        if "$ref" in node:
+        if "$ref" in node and not names:
             return _inlined(resolve(document, node["$ref"]), document, depth + 1)
-        return {k: _inlined(v, document, depth) for k, v in node.items()}
+        return {
+            k: _inlined(v, document, depth, k in _NAMED and not names)
+            for k, v in node.items()
+            if names or k not in ANNOTATIONS
+        }
     if isinstance(node, list):
         return [_inlined(v, document, depth) for v in node]
     return node

@@ -21,6 +21,13 @@ from infra.kafka.cloudevent import (
 
 JsonSchema = dict[str, Any]
 
+REASONS = (
+    "why it was set aside: one of "
+    + ", ".join(f"`{reason.value}`" for reason in DeadLetterReason)
+    + " (an open set: a reason added later is a new value here, so treat one you do not know "
+    "as a refusal)"
+)
+
 _POSITION = {"type": "string", "pattern": "^[1-9][0-9]*$"}
 _TIME = {"type": "string", "format": "date-time"}
 
@@ -94,7 +101,7 @@ def command_headers(use_case: str) -> JsonSchema:
 def dead_letter_headers(what: str) -> JsonSchema:
     """A dead letter's own headers, after the original message's (`what` names them)."""
     descriptions = {
-        "dlq_reason": {"enum": [reason.value for reason in DeadLetterReason]},
+        "dlq_reason": _text(REASONS),
         "dlq_error": _text("why, on one line: the field and the rule where one is known"),
         "dlq_topic": _text("the topic the message was on (or was to go to)"),
         "dlq_partition": {"type": "string", "pattern": "^[0-9]+$"},

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from infra.kafka.cloudevent import DeadLetterReason
+from infra.contract.headers import REASONS
 
 OUTCOMES_TOPIC = "backcheck.command-outcomes.v1"
 ACCEPTED = "backcheck.command.accepted.v1"
@@ -72,7 +72,7 @@ class CommandRefused(_Model):
 
     outcome: Literal["refused"]
     command: CommandAnswered
-    reason: DeadLetterReason
+    reason: str = Field(description=REASONS)
     problem: Problem
     events: list[StoredEventRef] | None = None
     receipt: StoredEventRef | None = None

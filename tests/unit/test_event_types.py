@@ -3,7 +3,9 @@ a stored event of an older class version goes out upcast, one already current un
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from uuid import uuid4
 
 import orjson
@@ -12,6 +14,7 @@ from domain.subject import UNRECORDED_ACTOR
 from infra.kafka.event_types import PUBLIC_NAMES, accepted_types, event_types, published
 from projections.events import stored_event_types
 
+FINGERPRINTS = Path(__file__).resolve().parents[2] / "docs" / "contract" / "fingerprints.json"
 GRANTED = "domain.consent:Consent.Granted"  # class_version 2: v1 did not record who acted
 
 
@@ -52,3 +55,14 @@ def test_a_current_state_goes_out_as_stored_an_older_one_upcast() -> None:
         "recorded_by": UNRECORDED_ACTOR,
         "class_version": 2,
     }
+
+
+def test_a_name_once_published_is_published_still() -> None:
+    """Every event name with a recorded fingerprint (docs/contract/fingerprints.json) is still
+    a public name, at a version the workers take: a name is never renamed or dropped."""
+    recorded = json.loads(FINGERPRINTS.read_text())
+    accepted = accepted_types()
+    names = [key.partition("/")[2] for key in recorded if key.startswith("backcheck.events.v1/")]
+    assert len(names) >= len(PUBLIC_NAMES)
+    for name in names:
+        assert name in accepted, f"{name} was published and is no longer taken"
