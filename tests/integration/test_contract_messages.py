@@ -5,6 +5,7 @@ which a projection worker reads as the store would."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from jsonschema import Draft7Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+from domain.investigation import STATEMENT
 from domain.subject import UNRECORDED_ACTOR
 from infra.config import Settings
 from infra.contract.asyncapi import asyncapi_document
@@ -28,6 +30,8 @@ pytestmark = pytest.mark.kafka
 
 DOCUMENT = "urn:backcheck:contract"
 GRANTED = "domain.consent:Consent.Granted"
+FEEDBACK = "domain.investigation:Investigation.FeedbackGiven"
+FEEDBACK_TEXT = "The dates of my second job are right; the registrar has them wrong."
 FORMATS = FormatChecker()
 
 
@@ -100,27 +104,61 @@ def test_every_message_of_the_demo_is_valid_against_its_published_schema(
     assert all(name.startswith("backcheck.") for name in seen)
 
 
+def stored_as_v1(app: Backcheck, topic: str, v1: Callable[[dict[str, Any]], None]) -> StoredEvent:
+    """An event of `topic` as v1 code would have stored it (`v1` takes v2's fields away),
+    stored after the demo's: a copy of the demo's first such event, at a version of its own."""
+    model = next(n for n in app.recorder.select_notifications(1, 10_000) if n.topic == topic)
+    state = orjson.loads(model.state)
+    assert state.pop("class_version") == 2
+    v1(state)
+    version = model.originator_version + 100
+    old = StoredEvent(model.originator_id, version, topic, orjson.dumps(state))
+    app.recorder.insert_events([old])
+    return old
+
+
+def published_as(received: list[Any], stored: StoredEvent) -> Any:
+    ce_id = f"{stored.originator_id}:{stored.originator_version}".encode()
+    (record,) = [r for r in received if dict(r.headers)["ce_id"] == ce_id]
+    return record
+
+
+def read_by_a_worker(app: Backcheck, record: Any, topic: str) -> Any:
+    """The event as a projection worker reads the message: its public name mapped back to
+    the stored topic, the state through the store's mapper."""
+    incoming = Record(record.partition, record.offset, record.value, dict(record.headers)).event()
+    assert incoming.stored.topic == topic
+    event = app.mapper.to_domain_event(incoming.stored)
+    assert type(event) is event_types()[topic].cls
+    return event
+
+
 def test_an_event_stored_by_older_code_is_published_upcast_and_read_as_the_store_reads_it(
     kafka_broker: Broker, demo_app: Backcheck, settings: Settings
 ) -> None:
     app = demo_app
-    granted = next(n for n in app.recorder.select_notifications(1, 10_000) if n.topic == GRANTED)
-    state = orjson.loads(granted.state)
-    assert state.pop("class_version") == 2
-    del state["recorded_by"]  # what v1 code stored: no actor, no class_version
-    version = granted.originator_version + 100
-    old = StoredEvent(granted.originator_id, version, GRANTED, orjson.dumps(state))
-    app.recorder.insert_events([old])
+    granted = stored_as_v1(app, GRANTED, lambda state: state.pop("recorded_by"))  # no actor
+    feedback = stored_as_v1(app, FEEDBACK, plain_feedback)  # its text as a plain string
 
     received = relayed(app, settings, kafka_broker)
-    ce_id = f"{old.originator_id}:{old.originator_version}".encode()
-    (record,) = [r for r in received if dict(r.headers)["ce_id"] == ce_id]
 
-    assert Contract().check(record) == "backcheck.consent.granted.v2"
+    contract = Contract()
+    record = published_as(received, granted)
+    assert contract.check(record) == "backcheck.consent.granted.v2"
     sent = orjson.loads(record.value)
-    assert sent == {**state, "recorded_by": UNRECORDED_ACTOR, "class_version": 2}
-    incoming = Record(record.partition, record.offset, record.value, dict(record.headers)).event()
-    assert incoming.stored.topic == GRANTED  # the worker maps the public name back
-    event = app.mapper.to_domain_event(incoming.stored)
-    assert type(event) is event_types()[GRANTED].cls
-    assert event.recorded_by == UNRECORDED_ACTOR
+    assert sent == {
+        **orjson.loads(granted.state),
+        "recorded_by": UNRECORDED_ACTOR,
+        "class_version": 2,
+    }
+    assert read_by_a_worker(app, record, GRANTED).recorded_by == UNRECORDED_ACTOR
+
+    record = published_as(received, feedback)
+    assert contract.check(record) == "backcheck.investigation.feedback-given.v2"
+    text = orjson.loads(record.value)["text"]
+    assert text == {"name": "feedback", "category": STATEMENT, "value": FEEDBACK_TEXT}
+    assert read_by_a_worker(app, record, FEEDBACK).text.value == FEEDBACK_TEXT
+
+
+def plain_feedback(state: dict[str, Any]) -> None:
+    state["text"] = FEEDBACK_TEXT
