@@ -186,6 +186,11 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
         + (f", valid until {e.expires_at:%Y-%m-%d %H:%M}" if e.expires_at else "")
     ),
     ev.PrincipalRevoked: lambda e: f"revoked the principal: {e.reason}",
+    ev.DutyClaimed: lambda e: f"{e.runner} claimed the {e.duty} run of {e.slot:%Y-%m-%d %H:%M}",
+    ev.DutyTakenOver: lambda e: (
+        f"{e.runner} took over the run from {e.previous_runner} (attempt {e.attempt})"
+    ),
+    ev.DutyFinished: lambda e: f"{e.runner} finished the run: {e.outcome}",
 }
 
 

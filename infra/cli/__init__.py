@@ -9,6 +9,7 @@ from __future__ import annotations
 from infra.cli import (  # noqa: F401
     audit,
     bench,
+    config,
     contract,
     dashboard,
     demo,
@@ -17,6 +18,7 @@ from infra.cli import (  # noqa: F401
     principals,
     read,
     retention,
+    scheduler,
     serve,
     subject,
     use_case,

@@ -295,7 +295,7 @@ def send_command(
     topic = topic or COMMANDS_TOPIC
     try:
         data = read_input(payload)
-        bootstrap = parse_bootstrap(bootstrap_servers or Settings.from_env().kafka_bootstrap)
+        bootstrap = parse_bootstrap(bootstrap_servers or Settings.load().kafka_bootstrap)
         send(
             bootstrap,
             topic,

@@ -9,9 +9,8 @@ unacknowledged), so reading the store overlaps the broker's round trips. A crash
 therefore loses nothing; on restart the relay sends again at most the pages that were in flight,
 and the projection workers absorb those duplicates (they track positions).
 
-A message is the stored event in CloudEvents 1.0 binary mode (the headers are
-`infra/kafka/cloudevent.py`'s): the candidate id as key, the stored state, personal values still
-sealed, as value, its type's public name and shape (`infra/kafka/event_types.py`: upcast).
+A message is a stored event as a CloudEvent (`cloudevent.py`), keyed by candidate, personal values
+sealed, under its type's public name and in its current version (`event_types.py`: upcast).
 
 The relay picks each message's partition itself (CRC-32 of the key). If it finds the topic
 empty although it had published to it, the broker has lost it (deleted, or a broker without
@@ -59,6 +58,7 @@ from infra.kafka.topics import (
     ensure_topics,
     kafka_producer,
     topic_is_empty,
+    unanswered,
 )
 
 
@@ -149,7 +149,11 @@ class Relay:
         return self._connect()
 
     def _connect(self) -> Any:
-        from kafka.errors import KafkaTimeoutError
+        from kafka.errors import (
+            AuthorizationError,
+            KafkaTimeoutError,
+            SaslAuthenticationFailedError,
+        )
 
         if self._producer is None:
             ensure_topics(self.bootstrap, self.partitions, self.topic, self.dead_topic)
@@ -160,10 +164,8 @@ class Relay:
                 )
                 count = len(producer.partitions_for(self.topic))
                 empty = topic_is_empty(self.bootstrap, self.topic)
-            except KafkaTimeoutError:
-                raise BrokerUnavailableError(
-                    f"no Kafka broker answered at {self.bootstrap}"
-                ) from None
+            except (KafkaTimeoutError, SaslAuthenticationFailedError, AuthorizationError) as e:
+                raise unanswered(self.bootstrap, e) from None
             if count != self.partitions:
                 close_producer(producer, timeout=1)
                 raise PartitionCountError(
