@@ -10,6 +10,7 @@ from infra.cli import (  # noqa: F401
     audit,
     bench,
     config,
+    contract,
     dashboard,
     demo,
     dlq,

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from infra.config import Settings
-from infra.http import compliance, dashboard, lists, portal
+from infra.http import compliance, contract, dashboard, lists, portal
 from infra.http.auth import PORTAL_COOKIE, Authenticator, Unanswerable, Unauthenticated
 from infra.http.bodies import DEFAULT_MAX_BODY, BodyLimit
 from infra.http.breaker import BreakerGate, StoreBreaker
@@ -106,6 +106,7 @@ def create_app(
             {"name": "investigations", "description": "checks, findings, feedback, disputes"},
             {"name": "reports", "description": "reports, reviews, disclosures, legal hold"},
             {"name": "session", "description": "who you are signed in as"},
+            {"name": "contract", "description": "the Kafka topics' AsyncAPI document"},
         ],
     )
     install(app)
@@ -133,6 +134,7 @@ def create_app(
     lists.install(app, application, authenticator)
     portal.install(app, application, authenticator)
     dashboard.install(app, application, authenticator, settings=settings)
+    contract.install(app)
     if settings is not None:
         compliance.install(app, application, authenticator, settings)
 

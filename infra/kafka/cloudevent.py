@@ -11,8 +11,8 @@ An event (the relay writes it, the projection workers read it):
                    keys, so erasure (destroying the keys) reaches the copies in Kafka too
     ce_specversion 1.0
     ce_id          {originator id}:{version}, stable: the same event always has the same id
-    ce_type        the event's topic, e.g. domain.candidate:Candidate.Registered: one of the
-                   domain's event types, looked up, never imported
+    ce_type        the event type's public name and version, e.g.
+                   backcheck.consent.granted.v2 (`event_types.py`: the one table of them)
     ce_source      /backcheck (or the relay's --source)
     ce_subject     the candidate id
     ce_time        when the event happened (RFC 3339)
@@ -47,7 +47,7 @@ the topic.
 from __future__ import annotations
 
 import functools
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -166,15 +166,17 @@ def _required(headers: Mapping[str, bytes], name: str, where: str) -> bytes:
 
 
 def incoming_event(
-    headers: Mapping[str, bytes], value: bytes, where: str, types: Container[str]
+    headers: Mapping[str, bytes], value: bytes, where: str, types: Mapping[str, str]
 ) -> IncomingEvent:
     """The log position, the previous position on the partition and the stored event of a
     relay message; `where` (its partition and offset) names it in the error. Its `ce_type` must
-    be one of `types` (the domain's event types), or the reason is `unknown-type`."""
+    be one of `types` (the public names the workers take, each with the stored topic it stands
+    for: `infra/kafka/event_types.py`), or the reason is `unknown-type`."""
     ce_id = _required(headers, "ce_id", where).decode(errors="replace")
     ce_position = _required(headers, "ce_position", where)
     ce_type = _required(headers, "ce_type", where).decode(errors="replace")
-    if ce_type not in types:
+    topic = types.get(ce_type)
+    if topic is None:
         shown = ce_type if len(ce_type) <= 120 else f"{ce_type[:120]}..."
         raise BadEventMessageError(
             f"{where}: ce_type {shown!r} is no event type of backcheck's domain",
@@ -188,7 +190,7 @@ def incoming_event(
         stored = StoredEvent(
             originator_id=UUID(originator),
             originator_version=int(version),
-            topic=ce_type,
+            topic=topic,
             state=value,
         )
     except ValueError as e:

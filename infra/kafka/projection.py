@@ -36,9 +36,9 @@ from infra.kafka.cloudevent import (
     dead_letter_headers,
     incoming_event,
 )
+from infra.kafka.event_types import accepted_types
 from infra.kafka.topics import EVENTS_TOPIC
 from infra.views.store import Advance, Projection, ViewStore
-from projections.events import stored_event_types
 
 OnBad = Callable[["Record", BadEventMessageError], None]
 
@@ -59,7 +59,7 @@ class Record:
     def event(self) -> IncomingEvent:
         """The relayed event this message is, or BadEventMessageError (one whose type is none
         of the domain's among them)."""
-        return incoming_event(self.headers, self.value, self.where, stored_event_types())
+        return incoming_event(self.headers, self.value, self.where, accepted_types())
 
     def dead_letter_headers(
         self,

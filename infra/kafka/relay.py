@@ -9,9 +9,8 @@ unacknowledged), so reading the store overlaps the broker's round trips. A crash
 therefore loses nothing; on restart the relay sends again at most the pages that were in flight,
 and the projection workers absorb those duplicates (they track positions).
 
-A message is the stored event as it is in the store, in CloudEvents 1.0 binary mode (the
-headers are `infra/kafka/cloudevent.py`'s): the candidate id as key, the stored state, personal
-values still sealed, as value.
+A message is a stored event as a CloudEvent (`cloudevent.py`), keyed by candidate, personal values
+sealed, under its type's public name and in its current version (`event_types.py`: upcast).
 
 The relay picks each message's partition itself (CRC-32 of the key). If it finds the topic
 empty although it had published to it, the broker has lost it (deleted, or a broker without
@@ -47,6 +46,7 @@ from infra.kafka.cloudevent import (
     event_key,
     unpublishable_event,
 )
+from infra.kafka.event_types import published
 from infra.kafka.message_limit import MessageLimit
 from infra.kafka.relay_pages import LOOK_EVERY, Page, producer_settings
 from infra.kafka.relay_store import RelayLock, log_rows
@@ -214,10 +214,11 @@ class Relay:
         page = Page(start, found[-1][0], dict(self._sent_last), [])
         last, futures = page.last, page.futures
         send, topic, source = producer.send, self.topic, self.source
-        known, partition_of = self._partition_of, self.partition
+        known, partition_of, public = self._partition_of, self.partition, published
         fits = self.limit.surely_fits(source)
         look = LOOK_EVERY
-        for position, originator, version, type_, state in found:
+        for position, originator, version, topic_, stored in found:
+            type_, state = public(topic_, stored)  # its public name, its current version
             key = event_key(originator, state)
             partition = known.get(key)
             if partition is None:

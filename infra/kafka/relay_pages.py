@@ -10,6 +10,7 @@ from typing import Any
 from eventsourcing.persistence import Notification
 
 from infra.kafka.cloudevent import SOURCE, OutgoingEvent, outgoing_event
+from infra.kafka.event_types import published
 from infra.kafka.message_limit import KAFKA_MESSAGE_BYTES
 
 LOOK_EVERY = 100  # messages sent between looks at which earlier ones the broker has answered
@@ -44,13 +45,14 @@ class Page:
 
 def message_of(notification: Notification, source: str = SOURCE) -> OutgoingEvent:
     """The Kafka message of one stored event, without `ce_prevposition` (its partition decides
-    it)."""
+    it): its public type, its state in the current version (`infra/kafka/event_types.py`)."""
+    ce_type, state = published(notification.topic, notification.state)
     return outgoing_event(
         notification.id,
         str(notification.originator_id),
         notification.originator_version,
-        notification.topic,
-        notification.state,
+        ce_type,
+        state,
         source,
     )
 

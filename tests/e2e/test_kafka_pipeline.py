@@ -233,7 +233,7 @@ def test_relay_killed_and_broker_restarted_lose_nothing_and_the_views_stay_ident
         # about no candidate, by its own id
         subject = orjson.loads(record.value).get("candidate_id")
         if subject is None:
-            assert headers["ce_type"].startswith(b"domain.principal:Principal."), headers
+            assert headers["ce_type"].startswith(b"backcheck.principal."), headers
             subject = headers["ce_id"].decode().partition(":")[0]
         assert subject.encode() == record.key
         last[record.key] = (record.partition, position)

@@ -27,15 +27,16 @@ from tests.commands import headers, message
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TOPIC = "domain.candidate:Candidate.Registered"
+PUBLIC = "backcheck.candidate.registered.v1"  # its public name (infra/kafka/event_types.py)
 
 
-def test_an_event_the_relay_writes_reads_back_as_the_stored_event() -> None:
+def test_an_event_the_relay_writes_reads_back_as_the_stored_event_of_its_public_type() -> None:
     originator, candidate = uuid4(), uuid4()
     state = orjson.dumps({"candidate_id": str(candidate), "timestamp": NOW.isoformat()})
-    sent = outgoing_event(42, str(originator), 3, TOPIC, state)
+    sent = outgoing_event(42, str(originator), 3, PUBLIC, state)
     sent.headers.append(previous_position(17))
 
-    read = incoming_event(dict(sent.headers), sent.value, "partition 0 offset 5", {TOPIC})
+    read = incoming_event(dict(sent.headers), sent.value, "partition 0 offset 5", {PUBLIC: TOPIC})
 
     assert sent.key == str(candidate).encode()
     assert (read.position, read.previous) == (42, 17)
@@ -61,7 +62,7 @@ def test_an_event_of_no_known_type_is_dead_lettered_as_unknown_type() -> None:
     sent = outgoing_event(42, str(uuid4()), 3, "os:system", state)
 
     with pytest.raises(BadEventMessageError) as refused:
-        incoming_event(dict(sent.headers), sent.value, "partition 0 offset 5", {TOPIC})
+        incoming_event(dict(sent.headers), sent.value, "partition 0 offset 5", {PUBLIC: TOPIC})
 
     assert refused.value.reason is DeadLetterReason.UNKNOWN_TYPE
     assert str(refused.value) == (
