@@ -245,6 +245,7 @@ class Settings(BaseModel):
     oidc_principal_claim: str = "sub"
     oidc_assignments_claim: str | None = None
     public_url: str = Field(default=PUBLIC_URL, description="scheme://host[:port]")
+    sender_key: Path | None = None  # the private key `send-command` signs with
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -278,6 +279,8 @@ class Settings(BaseModel):
             values["max_event_bytes"] = int(text)
         if text := os.environ.get("BACKCHECK_PUBLIC_URL"):
             values["public_url"] = parse_public_url(text)
+        if key := os.environ.get("BACKCHECK_SENDER_KEY"):
+            values["sender_key"] = Path(key).expanduser()
         values |= oidc_from_env()
         return cls.model_validate(values)
 

@@ -12,6 +12,7 @@ from services.principals import PrincipalUseCases
 from services.refusals import RefusalQueries
 from services.reports import ReportUseCases
 from services.retention import RetentionUseCases
+from services.senders import SenderUseCases
 from services.subject_export import SubjectExports
 from services.visibility import VisibilityQueries
 
@@ -28,6 +29,7 @@ class Backcheck(
     RetentionUseCases,
     HistoryQueries,
     PrincipalUseCases,
+    SenderUseCases,
     ListQueries,
 ):
     """Composed from one mixin per aggregate; all share one store and one unit of work."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, closing
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
 
 import typer
@@ -201,13 +202,29 @@ def ingest(
             "source); without any, every source may send every write use case"
         ),
     ] = None,
+    accept_unsigned: Annotated[
+        bool,
+        typer.Option(
+            "--accept-unsigned",
+            help="take commands without ce_keyid/ce_signature as before senders were checked "
+            "(the topic's ACLs alone decide who writes); signed ones are checked all the same",
+        ),
+    ] = False,
+    max_clock_skew: Annotated[
+        int,
+        typer.Option(min=1, help="seconds a signed command's ce_time may be off the clock"),
+    ] = 300,
     session_timeout_ms: Annotated[int, typer.Option(min=1)] = 10_000,
     heartbeat_interval_ms: Annotated[int, typer.Option(min=1)] = 3_000,
     max_poll_interval_ms: Annotated[int, typer.Option(min=1)] = 300_000,
     loglevel: Annotated[str, typer.Option(help="faust's log level")] = "warn",
 ) -> None:
     """Apply commands from other services: consume the command topic, one use case per
-    message, applied once; what cannot be applied goes to the dead-letter topic with why."""
+    message, applied once; what cannot be applied goes to the dead-letter topic with why.
+    Each command must be signed by a registered sender (`backcheck principals add --kind
+    service --public-key`) within its use cases and the actors it may act for."""
+    from datetime import timedelta
+
     from infra.kafka.daemon import IntakeOptions, command_intake
     from infra.kafka.intake import DLQ_TOPIC
     from infra.kafka.topics import COMMANDS_TOPIC
@@ -219,6 +236,8 @@ def ingest(
         topic=topic or COMMANDS_TOPIC,
         dlq_topic=dlq_topic or DLQ_TOPIC,
         scopes=_scopes(scope or []),
+        accept_unsigned=accept_unsigned,
+        max_skew=timedelta(seconds=max_clock_skew),
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=heartbeat_interval_ms,
         max_poll_interval_ms=max_poll_interval_ms,
@@ -277,7 +296,17 @@ def send_command(
         str, typer.Argument(help="the command as JSON, @FILE to read it from a file, - for stdin")
     ] = "-",
     command_id: Annotated[str, typer.Option("--id", help="the command's id (ce_id)")] = "",
-    source: Annotated[str, typer.Option(help="the sending service (ce_source)")] = "backcheck-cli",
+    source: Annotated[
+        str, typer.Option(help="the sending service (ce_source): the sender principal's name")
+    ] = "backcheck-cli",
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--signing-key",
+            help="the sender's private key (PEM, from `principals keygen`) to sign with "
+            "(default: BACKCHECK_SENDER_KEY; neither: sent unsigned)",
+        ),
+    ] = None,
     key: Annotated[str | None, typer.Option(help="message key: the candidate id, if known")] = None,
     bootstrap_servers: Annotated[
         str | None, typer.Option(help="host:port[,...] (default: BACKCHECK_KAFKA_BOOTSTRAP)")
@@ -286,16 +315,21 @@ def send_command(
         str | None, typer.Option(help="the command topic (default: backcheck.commands.v1)")
     ] = None,
 ) -> None:
-    """Send one command to the command topic as a CloudEvent (for operators and tests)."""
+    """Send one command to the command topic as a CloudEvent, signed with the sender's key
+    (for operators and tests)."""
     from infra.config import Settings, parse_bootstrap
     from infra.kafka.intake import send_command as send
+    from infra.kafka.senders import CommandSigner
     from infra.kafka.topics import COMMANDS_TOPIC
 
     command_id = command_id or str(uuid.uuid4())
     topic = topic or COMMANDS_TOPIC
     try:
         data = read_input(payload)
-        bootstrap = parse_bootstrap(bootstrap_servers or Settings.from_env().kafka_bootstrap)
+        settings = Settings.from_env()
+        bootstrap = parse_bootstrap(bootstrap_servers or settings.kafka_bootstrap)
+        key_file = signing_key or settings.sender_key
+        signer = CommandSigner.from_file(key_file) if key_file is not None else None
         send(
             bootstrap,
             topic,
@@ -304,7 +338,9 @@ def send_command(
             source,
             data,
             key=key.encode() if key else None,
+            signer=signer,
         )
     except Exception as e:
         fail(e)
-    console.print(markup_safe(f"sent {command_type} {command_id} from {source} to {topic}"))
+    signed = f", signed with key {signer.key_id}" if signer is not None else ", unsigned"
+    console.print(markup_safe(f"sent {command_type} {command_id} from {source} to {topic}{signed}"))

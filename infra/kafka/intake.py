@@ -37,6 +37,7 @@ from infra.kafka.cloudevent import (
     dead_letter_headers,
     incoming_command,
 )
+from infra.kafka.senders import CommandSigner, SenderCheck
 from infra.kafka.streams import RAW, faust_app, off_the_loop, until_done
 from infra.kafka.topics import (
     COMMANDS_TOPIC,
@@ -108,14 +109,22 @@ def delivery_of(message: CommandMessage) -> tuple[Delivery, Any]:
     return delivery, command.document
 
 
-def decide(intake: CommandIntake, message: CommandMessage) -> IntakeDecision:
+def decide(
+    intake: CommandIntake, message: CommandMessage, senders: SenderCheck | None = None
+) -> IntakeDecision:
     """Applies one command message, or says why it goes to the dead-letter topic.
 
-    Checked in this order, the first problem deciding: headers and JSON (malformed), the
+    Checked in this order, the first problem deciding: its sender, signature, time and scope,
+    before anything is parsed (`senders`, infra/kafka/senders.py; refusals recorded there), the
+    headers and JSON (malformed), the
     command type (unknown-type; a read or another use case not taken from services is
     refused), the command's schema (invalid), an earlier application (duplicate), the rules
     (refused; data the domain cannot accept is invalid). Errors that are nobody's message —
     the store unreachable, a bug — are raised, not decided: the message is tried again."""
+    if senders is not None:
+        refused = senders.check(message.headers, message.value, message.channel)
+        if refused is not None:
+            return IntakeDecision(refused.command_type, refused.reason, refused.error)
     try:
         delivery, document = delivery_of(message)
     except MalformedCommandError as e:
@@ -248,9 +257,11 @@ def send_command(
     source: str,
     document: bytes,
     key: bytes | None = None,
+    signer: CommandSigner | None = None,
 ) -> None:
     """Sends one command to the command topic as a CloudEvent, as another service would, and
-    waits until the broker has it. A missing topic is refused, not made here."""
+    waits until the broker has it, signed with `signer`'s key if given. A missing topic is
+    refused, not made here."""
     if missing_topics(bootstrap, topic):
         raise MissingTopicError(
             f"no topic {topic} on {bootstrap}: `backcheck ingest` creates it (with "
@@ -259,6 +270,8 @@ def send_command(
     producer = kafka_producer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     try:
         headers = command_headers(command_type, command_id, source, datetime.now(UTC))
+        if signer is not None:
+            headers = signer.headers(headers, document)
         producer.send(topic, key=key, value=document, headers=headers).get(timeout=30)
     finally:
         producer.close()

@@ -31,6 +31,7 @@ from domain.investigation import Investigation
 from domain.principal import Principal
 from domain.report import Amendment, Report
 from domain.screening import screen
+from domain.sender import SenderRefusal
 from infra.store.transcoder import (
     EventTooLargeError,
     OrjsonTranscoder,
@@ -63,6 +64,7 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     Access,
     DataDisclosure,
     Principal,
+    SenderRefusal,
 )
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -266,6 +268,16 @@ def every_event() -> list[DomainEvent]:
     portal.rotate("b" * 64, NOW.astimezone(SHANGHAI) + timedelta(days=7), "hr:li.na")
     portal.revoke("link forwarded by mistake", "hr:li.na")
     events += portal.collect_events()
+    ats = Principal.add("svc:ats", "service", "service", (), "c" * 64, None, "operator")
+    ats.issue_sender_key("A" * 43 + "=", ("register-candidate",), ("self",), "operator")
+    ats.issue_sender_key(
+        "B" * 43 + "=", ("register-candidate", "submit-claims"), ("hr:li.na",), "operator"
+    )
+    ats.revoke_sender_key("key left on a laptop", "operator")
+    events += ats.collect_events()
+    events += SenderRefusal.record(
+        "backcheck.commands.v1/0@7", "unsigned", "no ce_keyid", "svc:ats", "c-1", "t", "", "d" * 64
+    ).collect_events()
     return events
 
 
