@@ -215,13 +215,6 @@ class SenderUseCases(UnitOfWork):
     def _senders(self) -> dict[str, tuple[int, Sender | None]]:
         return {}
 
-    def sender_refusal(self, channel: str) -> SenderRefusal | None:
-        """The refusal recorded of the message at `channel`, if there is one."""
-        try:
-            return self.load(SenderRefusal, refusal_id(channel))
-        except AggregateMissingError:
-            return None
-
     def record_sender_refusal(
         self,
         channel: str,

@@ -139,6 +139,11 @@ def decide(
     except CommandAlreadyAppliedError as e:
         if e.details.get("channel") == message.channel:
             return IntakeDecision(kind, redelivered=True)  # this very message, delivered again
+        if senders is not None and senders.signed(message.headers):  # verified: its sender's
+            replay = senders.replayed(
+                message.headers, message.value, message.channel, str(e.details.get("channel"))
+            )
+            return IntakeDecision(kind, replay.reason, replay.error)
         return IntakeDecision(kind, DeadLetterReason.DUPLICATE, str(e))
     except InvalidInputError as e:
         return IntakeDecision(kind, DeadLetterReason.INVALID, _detail(e))

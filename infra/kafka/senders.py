@@ -34,6 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ KEYID = "ce_keyid"
 SIGNATURE = "ce_signature"
 LABEL = b"backcheck-command-signature-v1"
 DEFAULT_SKEW = timedelta(minutes=5)
+RECHECK = 1.0  # seconds a sender's principal is taken as it was last read
 _SIGNED = ("ce_id", "ce_source", "ce_type", "ce_time")
 _READ = frozenset((*_SIGNED, KEYID, SIGNATURE))
 _SHOWN = 120  # characters of a sender's header repeated in an error, at most
@@ -172,13 +174,16 @@ class SenderRefusal:
 def _plain(raw: bytes | None) -> str:
     """A header as text fit to repeat: decoded, control characters replaced, bounded."""
     text = (raw or b"").decode("utf-8", errors="replace").strip()
-    text = "".join("?" if unicodedata.category(c).startswith("C") else c for c in text)
+    if not text.isprintable():
+        text = "".join("?" if unicodedata.category(c).startswith("C") else c for c in text)
     return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}..."
 
 
 class SenderCheck:
     """Checks a command message's sender, signature, time, freshness and scope.
 
+    `recheck`: seconds a sender's principal, once read, is taken as it was: a rotation or a
+    revocation is seen by the intake within that long (one indexed read a message otherwise).
     `accept_unsigned`: a message with neither signature header is left to the intake as it
     was before senders were checked (for a topic whose ACLs alone decide who writes, while its
     senders move to signing); a message with either header is checked all the same."""
@@ -189,12 +194,29 @@ class SenderCheck:
         max_skew: timedelta = DEFAULT_SKEW,
         accept_unsigned: bool = False,
         clock: Callable[[], datetime] | None = None,
+        recheck: float = RECHECK,
     ) -> None:
         self.app = app
         self.max_skew = max_skew
         self.accept_unsigned = accept_unsigned
         self.clock = clock or app.clock
+        self.recheck = recheck
         self._keys: dict[str, Ed25519PublicKey] = {}
+        self._senders: dict[str, tuple[float, Sender | None]] = {}
+
+    def sender(self, name: str) -> Sender | None:
+        """The sender as its principal stands, asked of the store again once `recheck`
+        seconds have passed since it last was (a rotation or a revocation is a new version of
+        the principal, seen then)."""
+        now = time.monotonic()
+        known = self._senders.get(name)
+        if known is not None and now - known[0] < self.recheck:
+            return known[1]
+        found = self.app.sender(name)
+        if len(self._senders) >= _KEYS_KEPT:
+            self._senders.clear()
+        self._senders[name] = (now, found)
+        return found
 
     def check(
         self, headers: Sequence[tuple[str, bytes]], value: bytes | None, channel: str
@@ -213,9 +235,6 @@ class SenderCheck:
                 )
         if KEYID not in found and SIGNATURE not in found and self.accept_unsigned:
             return None
-        before = self.app.sender_refusal(channel)
-        if before is not None:  # this very message, refused before: refused again, as then
-            return SenderRefusal(DeadLetterReason(before.reason), before.error, before.command_type)
         refused = self._refusal(found, value or b"", channel)
         if refused is None:
             return None
@@ -230,7 +249,7 @@ class SenderCheck:
                 f"no {KEYID} and {SIGNATURE} headers: every command is signed with its "
                 "sender's key (`backcheck send-command --signing-key`)"
             )
-        sender = self.app.sender(source) if source else None
+        sender = self.sender(source) if source else None
         if sender is None:
             return DeadLetterReason.UNKNOWN_SENDER, (
                 f"ce_source {source!r} is no service holding a sender key (`backcheck "
@@ -241,24 +260,57 @@ class SenderCheck:
                 f"ce_signature does not verify with {sender.name}'s current sender key "
                 f"{sender.key_id} ({KEYID} {_plain(found[KEYID])!r})"
             )
-        applied_from = self._applied_from(sender, _plain(found.get("ce_id")))
+        kind = _plain(found.get("ce_type"))
+        refused = (
+            self._timing(found.get("ce_time"))
+            or self._scope(sender, kind)
+            or self._actor(sender, value)
+        )
+        if refused is None:
+            return None  # a replay of it is found by the intake, which reads its receipt anyway
+        command_id = _plain(found.get("ce_id"))
+        applied_from = self._applied_from(sender, command_id)
         if applied_from == channel:
             return None  # this very message, applied and delivered again: the intake passes
         if applied_from is not None:
-            return DeadLetterReason.REPLAYED, (
-                f"ce_id {_plain(found.get('ce_id'))!r} from {sender.name} was applied from "
-                f"{applied_from}; a command is taken once (a new command has a new ce_id)"
+            return DeadLetterReason.REPLAYED, self._replay_error(
+                sender.name, command_id, applied_from
             )
-        timing = self._timing(found.get("ce_time"))
-        if timing is not None:
-            return timing
-        kind = _plain(found.get("ce_type"))
-        if kind not in sender.use_cases:
-            return DeadLetterReason.OUT_OF_SCOPE, (
-                f"ce_type {kind!r} is not among the use cases {sender.name} may send "
-                f"({', '.join(sorted(sender.use_cases))})"
-            )
-        return self._actor(sender, value)
+        return refused
+
+    def signed(self, headers: Sequence[tuple[str, bytes]]) -> bool:
+        """Whether the message carries a signature (one `check` passed: a verified one)."""
+        return any(name in (KEYID, SIGNATURE) for name, _ in headers)
+
+    def replayed(
+        self,
+        headers: Sequence[tuple[str, bytes]],
+        value: bytes | None,
+        channel: str,
+        applied_from: str,
+    ) -> SenderRefusal:
+        """The refusal, recorded, of a signed command applied before from `applied_from`."""
+        found = dict(reversed(headers))
+        error = self._replay_error(
+            _plain(found.get("ce_source")), _plain(found.get("ce_id")), applied_from
+        )
+        return self._refuse(found, value, channel, DeadLetterReason.REPLAYED, error)
+
+    @staticmethod
+    def _replay_error(source: str, command_id: str, applied_from: str) -> str:
+        return (
+            f"ce_id {command_id!r} from {source} was applied from {applied_from}; a command is "
+            "taken once (a new command has a new ce_id)"
+        )
+
+    @staticmethod
+    def _scope(sender: Sender, kind: str) -> tuple[DeadLetterReason, str] | None:
+        if kind in sender.use_cases:
+            return None
+        return DeadLetterReason.OUT_OF_SCOPE, (
+            f"ce_type {kind!r} is not among the use cases {sender.name} may send "
+            f"({', '.join(sorted(sender.use_cases))})"
+        )
 
     def _verified(self, sender: Sender, found: dict[str, bytes], value: bytes) -> bool:
         if found[KEYID].strip() != sender.key_id.encode():

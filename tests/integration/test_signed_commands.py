@@ -5,6 +5,7 @@ reason of its own, and the only thing written is the refusal — which the chain
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from uuid import uuid4
@@ -12,6 +13,7 @@ from uuid import uuid4
 import pytest
 
 from domain.errors import InvalidPrincipalError
+from domain.sender import SenderRefusal, refusal_id
 from infra.audit.verification import open_source, verify
 from infra.bootstrap import build_app
 from infra.config import Settings
@@ -54,7 +56,8 @@ class Intake:
     def __init__(self, app: Backcheck, accept_unsigned: bool = False) -> None:
         self.app = app
         self.intake = CommandIntake(app)
-        self.senders = SenderCheck(app, accept_unsigned=accept_unsigned)
+        # recheck 0: each message sees the principal as it stands (a revocation at once)
+        self.senders = SenderCheck(app, accept_unsigned=accept_unsigned, recheck=0)
         self.offset = 0
 
     def decide(self, value: bytes, header_list: list[tuple[str, bytes]]) -> IntakeDecision:
@@ -117,8 +120,7 @@ def test_an_unsigned_command_is_refused_and_only_its_refusal_recorded(
 
     assert "no ce_keyid and ce_signature headers" in error
     assert list(app.iter_events(candidate)) == []
-    refusal = app.sender_refusal("backcheck.commands.v1/0@1")
-    assert refusal is not None
+    refusal = app.load(SenderRefusal, refusal_id("backcheck.commands.v1/0@1"))
     assert (refusal.reason, refusal.source, refusal.command_type) == (
         "unsigned",
         ATS_SENDER,
@@ -208,19 +210,40 @@ def test_a_command_sent_beyond_the_clock_skew_is_refused(
     assert said in error
 
 
-def test_a_refused_message_delivered_again_is_refused_again_for_the_same_reason(
-    intake: Intake, app: Backcheck, clock: FakeClock, ats: Registered
+def test_a_refused_message_delivered_again_is_refused_again_and_recorded_once(
+    intake: Intake, app: Backcheck, ats: Registered
 ) -> None:
     value = body(register(uuid4()))
     msg = message(value, ats.signed("register-candidate", value, time=NOW + timedelta(minutes=6)))
     assert intake.again(msg).reason is DeadLetterReason.FUTURE
-    clock.advance(minutes=5)  # its time is within the skew now, but it was refused
     before = head_position(app)
 
     again = intake.again(msg)
 
     assert again.reason is DeadLetterReason.FUTURE
     assert written_since(app, before) == []
+
+
+def test_an_applied_message_delivered_again_after_its_senders_scope_shrank_is_passed_over(
+    intake: Intake, app: Backcheck, clock: FakeClock, ats: Registered
+) -> None:
+    value = body(register(uuid4()))
+    msg = message(value, ats.signed("register-candidate", value), offset=50)
+    assert intake.again(msg).applied
+    app.issue_sender_key(
+        IssueSenderKey(
+            name=ATS_SENDER,
+            public_key=public_text(ats.signer.private.public_key()),
+            use_cases=["request-consent"],
+            acts_for=["self"],
+            actor="operator",
+        )
+    )
+    clock.advance(minutes=10)
+
+    again = intake.again(msg)
+
+    assert again.redelivered
 
 
 def test_a_use_case_outside_the_senders_scope_is_refused(
@@ -319,3 +342,19 @@ def test_a_sender_is_given_only_use_cases_of_the_table_accepted_from_services(
         register_sender(app, "svc:greedy", use_cases=["register-candidate", use_case])
 
     assert app.sender("svc:greedy") is None
+
+
+def test_the_intake_sees_a_revocation_once_its_recheck_has_passed(
+    app: Backcheck, ats: Registered
+) -> None:
+    intake = Intake(app)
+    intake.senders = SenderCheck(app, recheck=0.2)
+    value = body({**register(uuid4()), "actor": ATS_SENDER})
+    assert intake.decide(value, ats.signed("register-candidate", value)).applied
+    app.revoke_sender_key(RevokeSenderKey(name=ATS_SENDER, reason="leaked", actor="operator"))
+    time.sleep(0.3)
+    other = body({**register(uuid4()), "actor": ATS_SENDER})
+
+    decision = intake.decide(other, ats.signed("register-candidate", other))
+
+    assert decision.reason is DeadLetterReason.UNKNOWN_SENDER
