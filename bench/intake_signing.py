@@ -112,8 +112,8 @@ def measure(runs: int, commands: int, postgres: str | None = None) -> Rates:
     signer = CommandSigner(Ed25519PrivateKey.generate())
     rates = Rates()
     with ExitStack() as stack:
-        a = stack.enter_context(scratch_store("intake-signed-", postgres))
-        b = stack.enter_context(scratch_store("intake-unsigned-", postgres))
+        a = stack.enter_context(scratch_store("intake_signed-", postgres))
+        b = stack.enter_context(scratch_store("intake_unsigned-", postgres))
         ours = sender_app(build_app(a), signer)
         stack.callback(ours.close)
         theirs = build_app(b)
@@ -145,7 +145,8 @@ def main() -> int:
     if not 10 <= args.commands <= 100_000 or not 1 <= args.runs <= 50:
         parser.error("--commands 10..100000, --runs 1..50")
     rates = measure(args.runs, args.commands, args.postgres)
-    print(f"backend: {'PostgreSQL' if args.postgres else 'SQLite'}; {args.commands} per round")
+    where = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"{where}; {args.commands} commands a round")
     for name, values in (
         ("signed (signing + intake)", rates.signed),
         ("verified (intake alone)", rates.verified),
