@@ -118,8 +118,11 @@ def _check_scope(use_cases: tuple[str, ...], acts_for: tuple[str, ...]) -> None:
             "acts_for", f"1 to {MAX_ACTS_FOR} principals it may act for (self: itself)"
         )
     for name in acts_for:
-        if name != SELF:
-            check_name(name)
+        if name != SELF and not (len(name) <= MAX_NAME and _NAME.match(name)):
+            shown = name if len(name) <= 40 else f"{name[:40]}..."
+            raise InvalidPrincipalError(
+                "acts_for", f"{shown!r} is no principal's name (e.g. hr:li.na), nor self"
+            )
 
 
 class Principal(Aggregate):

@@ -52,7 +52,7 @@ def test_a_revoked_service_is_given_no_sender_key() -> None:
         ("QUJD", ("register-candidate",), ("self",), "public_key"),
         (KEY, (), ("self",), "use_cases"),
         (KEY, ("register-candidate",), (), "acts_for"),
-        (KEY, ("register-candidate",), ("Not A Name",), "name"),
+        (KEY, ("register-candidate",), ("Not A Name",), "acts_for"),
         (KEY, ("register-candidate",), tuple(f"p{n}" for n in range(MAX_ACTS_FOR + 1)), "acts_for"),
     ],
 )
