@@ -240,6 +240,7 @@ def signing_figure(runs: int, commands: int) -> Figure:
     included) against unsigned ones, in turns on two stores (bench/intake_signing.py)."""
     rates = signing_measure(runs, commands)
     verified = statistics.median(rates.verified) / statistics.median(rates.unsigned)
+    signing, checking = rates.shares()
     figure = Figure(
         "intake, signed commands",
         "commands/s",
@@ -247,7 +248,8 @@ def signing_figure(runs: int, commands: int) -> Figure:
         rates.unsigned,
         "unsigned intake",
         ">= 0.9x unsigned",
-        note=f"SQLite; verifying alone {verified:.2f}x",
+        note=f"SQLite; verifying alone {verified:.2f}x; counted directly, signing "
+        f"{signing:.1%} and checking {checking:.1%} of an unsigned command's time",
     )
     figure.met = (figure.ratio or 0) >= 0.9
     return figure
