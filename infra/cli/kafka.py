@@ -212,7 +212,9 @@ def ingest(
     ] = False,
     max_clock_skew: Annotated[
         int,
-        typer.Option(min=1, help="seconds a signed command's ce_time may be off the clock"),
+        typer.Option(
+            min=1, max=86_400, help="seconds a signed command's ce_time may be off the clock"
+        ),
     ] = 300,
     session_timeout_ms: Annotated[int, typer.Option(min=1)] = 10_000,
     heartbeat_interval_ms: Annotated[int, typer.Option(min=1)] = 3_000,
