@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 
 def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> Backcheck:
-    settings = settings or Settings.from_env()
+    settings = settings or Settings.load()
     retention = (
         retention_schedule(settings.retention_days)
         if settings.retention_days is not None

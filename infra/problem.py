@@ -29,6 +29,7 @@ from infra.audit.outputs import OutputPathError
 from infra.config import ConfigError
 from infra.http.errors import PortUnavailableError
 from infra.inputs import InputError
+from infra.kafka.refusal import KafkaRefusedError
 from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
 from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
 from infra.privacy.keystore import WrongMasterKeyError
@@ -176,6 +177,7 @@ _TABLE: tuple[_Row, ...] = (
     _Row(WrongMasterKeyError, 500, "Wrong master key", EX_NOPERM, "wrong-master-key"),
     _Row(StoreUnreachableError, 503, "Store unreachable", EX_UNAVAILABLE, "store-unreachable"),
     _Row(StoreMisconfiguredError, 500, "Store misconfigured", EX_CONFIG, "store-misconfigured"),
+    _Row(KafkaRefusedError, 503, "Kafka refused", EX_NOPERM, "kafka-refused", lead="Kafka refused"),
     _Row(
         BrokerUnavailableError,
         503,

@@ -150,6 +150,7 @@ class CaseOverview:
             ev.DataDisclosed,
             ev.CommandApplied,
             *ev.PRINCIPAL_EVENTS,
+            *ev.DUTY_EVENTS,
         }
     )
 

@@ -18,6 +18,7 @@ from eventsourcing.utils import get_topic
 from domain.access import Access, DataDisclosure
 from domain.candidate import Candidate
 from domain.consent import Consent
+from domain.duty import DutyRun
 from domain.intake import CommandReceipt
 from domain.investigation import Investigation
 from domain.principal import Principal
@@ -93,6 +94,12 @@ PRINCIPAL_EVENTS: frozenset[EventClass] = frozenset(
     }
 )
 
+DutyClaimed: EventClass = DutyRun.Claimed  # type: ignore[attr-defined]
+DutyTakenOver: EventClass = DutyRun.TakenOver  # type: ignore[attr-defined]
+DutyFinished: EventClass = DutyRun.Finished  # type: ignore[attr-defined]
+# A scheduled duty's runs (domain/duty.py) are about no data subject either.
+DUTY_EVENTS: frozenset[EventClass] = frozenset({DutyClaimed, DutyTakenOver, DutyFinished})
+
 # Events that change nothing but the access log: no read decision rests on them.
 LOG_ONLY_EVENTS: tuple[EventClass, ...] = (AccessRecorded, DataDisclosed)
 
@@ -108,6 +115,7 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     CommandReceipt,
     Principal,
     SenderRefusal,
+    DutyRun,
 )
 
 

@@ -80,7 +80,7 @@ class ReadViews:
     # partition's candidates apart from the others'.
     shared_rows = False
     ignores: frozenset[EventClass] = frozenset(
-        {ev.CandidateNotified, ev.CommandApplied, *ev.PRINCIPAL_EVENTS}
+        {ev.CandidateNotified, ev.CommandApplied, *ev.PRINCIPAL_EVENTS, *ev.DUTY_EVENTS}
     )
 
     def __init__(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.audit_reads import AuditReads
 from services.candidates import CandidateUseCases
+from services.consent_expiry import ConsentExpiryUseCases
 from services.consents import ConsentUseCases
 from services.history import HistoryQueries
 from services.investigations import InvestigationUseCases
@@ -22,6 +23,7 @@ class Backcheck(
     VisibilityQueries,
     CandidateUseCases,
     ConsentUseCases,
+    ConsentExpiryUseCases,
     InvestigationUseCases,
     ReportUseCases,
     AuditReads,

@@ -195,6 +195,11 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
     ),
     ev.SenderKeyRevoked: lambda e: f"revoked the service's sender key: {e.reason}",
     ev.SenderRefused: lambda e: f"refused a command from {e.source!r} ({e.reason}): {e.error}",
+    ev.DutyClaimed: lambda e: f"{e.runner} claimed the {e.duty} run of {e.slot:%Y-%m-%d %H:%M}",
+    ev.DutyTakenOver: lambda e: (
+        f"{e.runner} took over the run from {e.previous_runner} (attempt {e.attempt})"
+    ),
+    ev.DutyFinished: lambda e: f"{e.runner} finished the run: {e.outcome}",
 }
 
 

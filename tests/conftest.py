@@ -30,6 +30,13 @@ if TYPE_CHECKING:
 
 PG_URL = os.environ.get("BACKCHECK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
+# The tests choose every setting themselves: none of the settings of the machine they run on (a
+# developer's BACKCHECK_DATABASE_URL, config file or secrets) may reach them, or a test would
+# read or write that store. The tests' own variables (BACKCHECK_TEST_*, _BENCH_*) stay.
+for _variable in [v for v in os.environ if v.startswith("BACKCHECK_")]:
+    if not _variable.startswith(("BACKCHECK_TEST_", "BACKCHECK_BENCH_")):
+        del os.environ[_variable]
+
 
 class FakeClock:
     """A clock the test moves by hand."""

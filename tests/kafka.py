@@ -64,9 +64,14 @@ def require_kafka() -> str:
 class Broker:
     """One Tansu broker process on 127.0.0.1; `stop()` and `start()` again on the same port."""
 
-    def __init__(self, binary: str, log_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, binary: str, log_dir: Path, port: int | None = None, advertise: int | None = None
+    ) -> None:
         self.binary = binary
         self.port = port or _free_port()
+        # where clients are told to connect: the broker's own port, or a front's (tests/tls.py)
+        self.advertised = advertise or self.port
+        self.extra: list[str] = []  # more of the broker's flags, e.g. --authentication
         self.log_path = log_dir / f"tansu-{self.port}.log"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -88,11 +93,12 @@ class Broker:
                     "--listener-url",
                     url,
                     "--advertised-listener-url",
-                    url,
+                    f"tcp://127.0.0.1:{self.advertised}",
                     "--storage-engine",
                     "memory://tansu/",
                     "--cluster-id",
                     f"backcheck-test-{self.port}",
+                    *self.extra,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from infra.cli import (  # noqa: F401
     audit,
     bench,
+    config,
     dashboard,
     demo,
     events,
@@ -16,6 +17,7 @@ from infra.cli import (  # noqa: F401
     principals,
     read,
     retention,
+    scheduler,
     serve,
     subject,
     use_case,

@@ -49,7 +49,7 @@ def keygen(
     from infra.config import Settings
 
     try:
-        directory = out or Settings.from_env().signing_key_path.parent
+        directory = out or Settings.load().signing_key_path.parent
         check_directory(directory)  # a file where the directory should be: refused, exit 73
         pair = key_pair(directory, replace=force)
     except Exception as e:
@@ -132,7 +132,7 @@ def verify(
         _verify_bundle(bundle, public_key, as_json)
         return
     try:
-        settings = Settings.from_env()
+        settings = Settings.load()
         with (
             StoreVerification(settings, checkpoint_files, public_key, workers) as verification,
             _bar("verifying", verification.total, hidden=as_json) as progress,
@@ -198,7 +198,7 @@ def _verify_bundle(path: Path, public_key: Path | None, as_json: bool) -> None:
     from infra.config import Settings
 
     try:
-        verdict = verify_bundle_file(path, public_key or Settings.from_env().verify_key_path)
+        verdict = verify_bundle_file(path, public_key or Settings.load().verify_key_path)
     except Exception as e:
         fail(e, as_json)
         return
@@ -238,7 +238,7 @@ def audit_export(
     from services.evidence import ExportEvidence
 
     try:
-        settings = Settings.from_env()
+        settings = Settings.load()
         check_evidence_output(settings, out, force=force)  # first: then record, then write
         application, settings = open_app()
         exported = evidence_export(application, settings).export(

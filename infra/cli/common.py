@@ -87,7 +87,7 @@ def open_app() -> tuple[Backcheck, Settings]:
     from infra.bootstrap import build_app
     from infra.config import Settings
 
-    settings = Settings.from_env()
+    settings = Settings.load()
     application = build_app(settings)
     _opened.append(application)
     return application, settings

@@ -41,7 +41,7 @@ def demo(
     from infra.demo import DemoFailedError, run_demo, tell_story
 
     try:
-        with running_alone(_lock_path(Settings.from_env()), "demo"):
+        with running_alone(_lock_path(Settings.load()), "demo"):
             application, settings = open_app()
             if as_json:
                 told = tell_story(application)

@@ -328,7 +328,7 @@ def send_command(
     topic = topic or COMMANDS_TOPIC
     try:
         data = read_input(payload)
-        settings = Settings.from_env()
+        settings = Settings.load()
         bootstrap = parse_bootstrap(bootstrap_servers or settings.kafka_bootstrap)
         key_file = signing_key or settings.sender_key
         signer = CommandSigner.from_file(key_file) if key_file is not None else None

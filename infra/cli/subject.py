@@ -185,7 +185,7 @@ def subject_export(
     from services.subject_export import ExportSubjectData
 
     try:
-        settings = Settings.from_env()
+        settings = Settings.load()
         if out is None:
             check_directory(Path.cwd())
         else:

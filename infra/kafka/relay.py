@@ -58,6 +58,7 @@ from infra.kafka.topics import (
     ensure_topics,
     kafka_producer,
     topic_is_empty,
+    unanswered,
 )
 
 
@@ -148,7 +149,11 @@ class Relay:
         return self._connect()
 
     def _connect(self) -> Any:
-        from kafka.errors import KafkaTimeoutError
+        from kafka.errors import (
+            AuthorizationError,
+            KafkaTimeoutError,
+            SaslAuthenticationFailedError,
+        )
 
         if self._producer is None:
             ensure_topics(self.bootstrap, self.partitions, self.topic, self.dead_topic)
@@ -159,10 +164,8 @@ class Relay:
                 )
                 count = len(producer.partitions_for(self.topic))
                 empty = topic_is_empty(self.bootstrap, self.topic)
-            except KafkaTimeoutError:
-                raise BrokerUnavailableError(
-                    f"no Kafka broker answered at {self.bootstrap}"
-                ) from None
+            except (KafkaTimeoutError, SaslAuthenticationFailedError, AuthorizationError) as e:
+                raise unanswered(self.bootstrap, e) from None
             if count != self.partitions:
                 close_producer(producer, timeout=1)
                 raise PartitionCountError(

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from infra.kafka.shutdown import exit_at_deadline
-from infra.kafka.topics import refuse_topic_auto_creation
+from infra.kafka.topics import broker_security, refuse_topic_auto_creation
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ def faust_app(
     return faust.App(
         group,
         broker=f"kafka://{bootstrap}",
+        broker_credentials=faust_credentials(),
         store="memory://",
         datadir=datadir,
         web_enabled=False,
@@ -64,6 +65,25 @@ def faust_app(
         stream_wait_empty=wait_empty,
         **timeouts,
     )
+
+
+def faust_credentials() -> Any:
+    """The broker's TLS and SASL settings as faust takes them (None: PLAINTEXT), the same as
+    every other client's (`broker_security`)."""
+    import faust
+
+    security = broker_security()
+    context = security.ssl_context()
+    if security.protocol.sasl:
+        return faust.SASLCredentials(
+            username=security.sasl_username,
+            password=secret.get_secret_value() if (secret := security.sasl_password) else None,
+            mechanism=security.sasl_mechanism and security.sasl_mechanism.value,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
 
 
 def _logging_config() -> dict[str, Any]:

@@ -8,8 +8,12 @@ services; each has a dead-letter topic where what could not be used goes, with i
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 from typing import Any
+
+from infra.config import KafkaSecurity, Settings
+from infra.kafka.refusal import KafkaRefusedError, refusal
 
 EVENTS_TOPIC = "backcheck.events.v1"
 COMMANDS_TOPIC = "backcheck.commands.v1"
@@ -22,11 +26,45 @@ COMMANDS_TOPIC = "backcheck.commands.v1"
 _NO_AUTO_CREATE: dict[str, bool] = {"allow_auto_create_topics": False}
 
 
+@functools.cache
+def broker_security() -> KafkaSecurity:
+    """TLS and SASL for every Kafka client this process makes: the settings', read once."""
+    return Settings.load().kafka_security
+
+
+def secured(config: dict[str, Any]) -> dict[str, Any]:
+    """A kafka-python client's settings with the broker's TLS and SASL settings added."""
+    return {**broker_security().client_settings(), **config}
+
+
+def unanswered(bootstrap: str, error: Exception | None = None) -> Exception:
+    """What a client that could not bootstrap (`error`: kafka-python's) met: a broker that
+    refuses it (its TLS, its credentials: `KafkaRefusedError`, for good), or none answering
+    (`BrokerUnavailableError`, waited for), said with how it was asked."""
+    from kafka.errors import AuthorizationError, SaslAuthenticationFailedError
+
+    security = broker_security()
+    if isinstance(error, SaslAuthenticationFailedError | AuthorizationError):
+        return KafkaRefusedError(
+            f"the Kafka broker at {bootstrap} refused {security.describe()}: {error}; check "
+            "BACKCHECK_KAFKA_SASL_USERNAME and BACKCHECK_KAFKA_SASL_PASSWORD"
+        )
+    refused = refusal(bootstrap, security)
+    if refused is not None:
+        return refused
+    if security.protocol == "PLAINTEXT":
+        return BrokerUnavailableError(f"no Kafka broker answered at {bootstrap}")
+    return BrokerUnavailableError(
+        f"no Kafka broker answered at {bootstrap} over {security.describe()}: a broker that "
+        "refuses the credentials can look the same; check them"
+    )
+
+
 def kafka_producer(**config: Any) -> Any:
     """A kafka-python producer that never asks the broker to create a topic."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(**config, **_NO_AUTO_CREATE)
+    producer = KafkaProducer(**secured(config), **_NO_AUTO_CREATE)
     _no_auto_create(producer._metadata)
     return producer
 
@@ -48,7 +86,7 @@ def kafka_consumer(**config: Any) -> Any:
     """A kafka-python consumer that never asks the broker to create a topic."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(**config, **_NO_AUTO_CREATE)
+    consumer = KafkaConsumer(**secured(config), **_NO_AUTO_CREATE)
     _no_auto_create(consumer._client.cluster)
     return consumer
 
@@ -121,18 +159,22 @@ def reachable(bootstrap: str, timeout: float = 2.0) -> bool:
 
 def _admin(bootstrap: str) -> Any:
     from kafka.admin import KafkaAdminClient
-    from kafka.errors import KafkaTimeoutError
+    from kafka.errors import AuthorizationError, KafkaTimeoutError, SaslAuthenticationFailedError
 
     if not reachable(bootstrap):
         raise BrokerUnavailableError(f"no Kafka broker answered at {bootstrap}")
     try:
         return KafkaAdminClient(
-            bootstrap_servers=bootstrap.split(","),
-            client_id="backcheck-admin",
-            request_timeout_ms=10_000,
+            **secured(
+                {
+                    "bootstrap_servers": bootstrap.split(","),
+                    "client_id": "backcheck-admin",
+                    "request_timeout_ms": 10_000,
+                }
+            )
         )
-    except KafkaTimeoutError:
-        raise BrokerUnavailableError(f"no Kafka broker answered at {bootstrap}") from None
+    except (KafkaTimeoutError, SaslAuthenticationFailedError, AuthorizationError) as e:
+        raise unanswered(bootstrap, e) from None
 
 
 def message_size_limit(bootstrap: str, topic: str) -> tuple[int, str] | None:

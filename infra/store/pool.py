@@ -8,7 +8,7 @@ afresh every time: about a third of the CPU a one-event write cost on this machi
 them, with room for the statements they use.
 
 `PERSISTENCE_MODULE=infra.store.pool:Factory` makes the library's SQLite factory use them
-for the event store (infra/config.py); the views, the relay's state and the workers' views
+for the event store (infra/config); the views, the relay's state and the workers' views
 open a `Datastore` of this module directly.
 """
 

@@ -232,13 +232,13 @@ if TYPE_CHECKING:
 
 
 def chained(recorder: ApplicationRecorder) -> ChainedRecorder:
-    """The application's recorder as infra/config.py has the library make it: chained, with
+    """The application's recorder as infra/config has the library make it: chained, with
     group commit (and its note of what this process wrote)."""
     if isinstance(recorder, Chained):
         return cast("ChainedRecorder", recorder)
     raise TypeError(
         f"{type(recorder).__name__} is not a backcheck recorder; the store's environment names "
-        "one of infra/store/recorder.py or infra/store/postgres_recorder.py (infra/config.py: "
+        "one of infra/store/recorder.py or infra/store/postgres_recorder.py (infra/config: "
         "APPLICATION_RECORDER_TOPIC)"
     )
 

@@ -37,7 +37,7 @@ class StoreMisconfiguredError(StoreUnavailableError):
 def check_server(conninfo: str, where: str) -> None:
     """Connects once to the server `conninfo` names (`where`, as a person would read it), or
     raises the error that says why not. How long it may take is in `conninfo`
-    (`connect_timeout`, infra/config.py). A server that answered but cannot take us just now
+    (`connect_timeout`, infra/config). A server that answered but cannot take us just now
     (all connection slots taken, starting up) is left to the library's pool, which waits for
     it as before."""
     try:

@@ -158,11 +158,11 @@ def _largest_field(state: dict[str, Any]) -> str:
 
 
 def typed_mapper(mapper: Mapper[UUID]) -> TypedMapper:
-    """The application's mapper as infra/config.py has the library make it (MAPPER_TOPIC)."""
+    """The application's mapper as infra/config has the library make it (MAPPER_TOPIC)."""
     if not isinstance(mapper, TypedMapper):
         raise TypeError(
             f"{type(mapper).__name__} is not infra/store/transcoder.py's TypedMapper; the "
-            "store's environment names it (infra/config.py: MAPPER_TOPIC)"
+            "store's environment names it (infra/config: MAPPER_TOPIC)"
         )
     return mapper
 

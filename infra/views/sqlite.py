@@ -1,4 +1,4 @@
-"""Views on SQLite: a file of their own next to the event store (infra/config.py names it)."""
+"""Views on SQLite: a file of their own next to the event store (infra/config names it)."""
 
 from __future__ import annotations
 

@@ -29,24 +29,58 @@ def backcheck_services() -> dict[str, dict[str, Any]]:
 
 
 def test_every_backcheck_setting_in_compose_is_read_and_accepted_by_the_configuration(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    read = set(re.findall(r"BACKCHECK_[A-Z_]+", Path(infra.config.__file__).read_text()))
+    from infra.config.sources import CONFIG_FILE, SECRETS_DIR, VARIABLES
+
     for name, service in backcheck_services().items():
-        environment = service["environment"]
-        assert set(environment) <= read, (name, set(environment) - read)
+        environment = dict(service["environment"])
+        assert set(environment) <= set(VARIABLES) | {CONFIG_FILE, SECRETS_DIR}, name
+        if SECRETS_DIR in environment:  # the pki volume's, made by the `pki` service
+            assert environment[SECRETS_DIR] == "/pki/secrets"
+            environment[SECRETS_DIR] = str(tmp_path)
+            (tmp_path / "BACKCHECK_KAFKA_SASL_PASSWORD").write_text("made-by-pki")
         for key, value in environment.items():
             monkeypatch.setenv(key, str(value))
-        settings = infra.config.Settings.from_env()
+        settings = infra.config.Settings.load()
         assert settings.backend == "postgres"
-        assert settings.kafka_bootstrap == "kafka:9092"
         assert settings.postgres_conninfo()  # the URL parses
+        security = settings.kafka_security
+        if "secure" in service.get("profiles", []):
+            assert settings.kafka_bootstrap == "kafka-secure:9094", name
+            assert security.describe() == "SASL_SSL, PLAIN as backcheck"
+            assert security.ssl_cafile == Path("/pki/ca.pem")
+            assert security.sasl_password is not None
+            assert security.sasl_password.get_secret_value() == "made-by-pki"
+        else:
+            assert settings.kafka_bootstrap == "kafka:9092", name
+            assert security.describe() == "PLAINTEXT"
+        for key in environment:
+            monkeypatch.delenv(key)
+
+
+def test_the_secure_profile_s_broker_speaks_sasl_ssl_as_its_clients_do() -> None:
+    services = compose()["services"]
+    broker = services["kafka-secure"]["environment"]
+    listener, _, port = broker["KAFKA_ADVERTISED_LISTENERS"].partition("://")[2].partition(":")
+    assert f"{listener}:{port}" == "kafka-secure:9094"
+    assert "SECURE:SASL_SSL" in broker["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+    assert broker["KAFKA_SASL_ENABLED_MECHANISMS"] == "PLAIN"
+    assert "SSL" not in broker["KAFKA_ADVERTISED_LISTENERS"]  # the image's start script
+    secure = [n for n, s in backcheck_services().items() if "secure" in s.get("profiles", [])]
+    assert sorted(secure) == ["ingest-secure", "relay-secure"]
+    pki = services["pki"]["command"][0]
+    assert "secrets/BACKCHECK_KAFKA_SASL_PASSWORD" in pki
+    for name in secure:
+        assert services[name]["depends_on"]["kafka-secure"] == {"condition": "service_healthy"}
 
 
 def test_every_backcheck_command_in_compose_exists_and_parses_its_flags() -> None:
     cli = get_command(app)
     services = backcheck_services()
-    assert {"init", "backcheck", "relay", "worker-1", "worker-2", "ingest"} <= set(services)
+    assert {"init", "backcheck", "relay", "worker-1", "worker-2", "ingest", "scheduler"} <= set(
+        services
+    )
     for name, service in services.items():
         words = list(service["command"])
         command: Any = cli
@@ -59,7 +93,11 @@ def test_every_backcheck_command_in_compose_exists_and_parses_its_flags() -> Non
 
 
 def test_two_projection_workers_share_one_consumer_group() -> None:
-    workers = [s["command"] for n, s in backcheck_services().items() if n.startswith("worker-")]
+    workers = [
+        s["command"]
+        for n, s in backcheck_services().items()
+        if n.startswith("worker-") and "profiles" not in s
+    ]
     assert len(workers) == 2
     assert workers[0] == workers[1]
     assert workers[0][0] == "worker"

@@ -33,7 +33,7 @@ def configure(env: pytest.MonkeyPatch, **values: str) -> None:
 def config_error(env: pytest.MonkeyPatch, **values: str) -> str:
     configure(env, **values)
     with pytest.raises(ConfigError) as e:
-        Settings.from_env()
+        Settings.load()
     problem = problem_for(e.value)
     assert problem is not None
     assert problem.exit_code == 78
@@ -50,7 +50,7 @@ def full(jwks: str) -> dict[str, str]:
 
 
 def test_no_issuer_means_no_oidc(env: pytest.MonkeyPatch) -> None:
-    settings = Settings.from_env()
+    settings = Settings.load()
     assert settings.oidc_issuer is None
     assert oidc_verifier(settings) is None
 
@@ -59,7 +59,7 @@ def test_a_full_configuration_makes_a_verifier(env: pytest.MonkeyPatch, tmp_path
     jwks = tmp_path / "jwks.json"
     jwks.write_text('{"keys": []}')
     configure(env, **full(str(jwks)), role_claim="groups", principal_claim="email")
-    settings = Settings.from_env()
+    settings = Settings.load()
     assert settings.oidc_role_map == {
         "hr-staff": Role.RECRUITER,
         "auditors": Role.COMPLIANCE,
@@ -130,7 +130,7 @@ def test_a_key_set_location_is_checked_when_the_verifier_is_made(
     env: pytest.MonkeyPatch, jwks: str, rule: str
 ) -> None:
     configure(env, **full(jwks))
-    settings = Settings.from_env()
+    settings = Settings.load()
     with pytest.raises(ConfigError) as e:
         oidc_verifier(settings)
     assert str(e.value).startswith("BACKCHECK_OIDC_JWKS: ")

@@ -12,6 +12,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from eventsourcing.utils import resolve_topic
 
 import domain
 from domain.access import Authentication
+from domain.duty import DUTY_NAMESPACE, run_id
 from domain.principal import PRINCIPAL_NAMESPACE, portal_name, principal_id, sender_key_id
 from domain.sender import REFUSAL_NAMESPACE, refusal_id
 from infra.access.cedar import CedarDecisionPoint
@@ -56,6 +58,10 @@ STORED_EVENT_TOPICS = frozenset(
         "domain.consent:Consent.ReliedUpon",
         "domain.consent:Consent.Requested",
         "domain.consent:Consent.Withdrawn",
+        "domain.duty:DutyRun.Claimed",
+        "domain.duty:DutyRun.Created",
+        "domain.duty:DutyRun.Finished",
+        "domain.duty:DutyRun.TakenOver",
         "domain.intake:CommandReceipt.Applied",
         "domain.intake:CommandReceipt.Created",
         "domain.investigation:Investigation.Cancelled",
@@ -237,6 +243,13 @@ def test_sender_key_ids_refusal_ids_and_the_signature_layout_are_unchanged() -> 
         b"30:backcheck-command-signature-v1,3:c-1,7:svc:ats,1:t,0:,2:{},"
     )
     assert (KEYID, SIGNATURE) == ("ce_keyid", "ce_signature")
+
+
+def test_duty_run_ids_are_unchanged() -> None:
+    # a run's id is derived from its duty and slot: every scheduler must derive the same one
+    assert str(DUTY_NAMESPACE) == "3f6f0c52-88a1-4d0e-b7c5-2a9d41e6c7b8"
+    slot = datetime(2026, 12, 3, 22, 0, tzinfo=UTC)
+    assert str(run_id("retention", slot)) == "49c55e63-c74b-58a5-b54a-9012fa5bc323"
 
 
 def test_principal_ids_token_layout_and_authentication_names_are_unchanged() -> None:

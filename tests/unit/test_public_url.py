@@ -46,9 +46,9 @@ def test_anything_else_is_refused_naming_the_variable(given: str, says: str) -> 
 
 def test_the_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BACKCHECK_PUBLIC_URL", raising=False)
-    assert Settings.from_env().public_url == PUBLIC_URL == "http://127.0.0.1:8000"
+    assert Settings.load().public_url == PUBLIC_URL == "http://127.0.0.1:8000"
     monkeypatch.setenv("BACKCHECK_PUBLIC_URL", "https://hr.example.com/")
-    assert Settings.from_env().public_url == "https://hr.example.com"
+    assert Settings.load().public_url == "https://hr.example.com"
 
 
 def test_the_link_puts_the_token_in_the_fragment_of_the_portals_address() -> None:

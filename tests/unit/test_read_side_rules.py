@@ -68,13 +68,14 @@ def names(classes: Iterable[type]) -> list[str]:
 
 
 def test_the_domain_declares_the_events_the_read_side_was_written_for() -> None:
-    assert len(DOMAIN_EVENTS) == 45
+    assert len(DOMAIN_EVENTS) == 48
     assert {a.__name__ for a in aggregates()} == {
         "Access",
         "Candidate",
         "CommandReceipt",
         "Consent",
         "DataDisclosure",
+        "DutyRun",
         "Investigation",
         "Principal",
         "Report",

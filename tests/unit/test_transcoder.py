@@ -26,6 +26,7 @@ from domain.candidate import Candidate, Claim, ClaimKind, ErasureReceipt
 from domain.check import CheckType, Method, Outcome, SourceRole
 from domain.classification import PersonalField
 from domain.consent import Consent, SignatureMethod
+from domain.duty import DutyRun
 from domain.errors import DomainError
 from domain.investigation import Investigation
 from domain.principal import Principal
@@ -65,6 +66,7 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     DataDisclosure,
     Principal,
     SenderRefusal,
+    DutyRun,
 )
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -278,6 +280,10 @@ def every_event() -> list[DomainEvent]:
     events += SenderRefusal.record(
         "backcheck.commands.v1/0@7", "unsigned", "no ce_keyid", "svc:ats", "c-1", "t", "", "d" * 64
     ).collect_events()
+    run = DutyRun.claim("retention", NOW, "host-a:101", NOW, timedelta(hours=1))
+    run.take_over("host-b:202", NOW + timedelta(hours=2), timedelta(hours=1))
+    run.finish("host-b:202", 2, NOW + timedelta(hours=2, minutes=3), "succeeded", {"shredded": 3})
+    events += run.collect_events()
     return events
 
 

@@ -1,4 +1,9 @@
-"""The one place that reads configuration from the environment.
+"""The one place that reads configuration.
+
+Each setting is an environment variable, which may also be given as a file in the secrets
+directory or a key of the configuration file (infra/config/sources.py: BACKCHECK_SECRETS_DIR,
+BACKCHECK_CONFIG_FILE; the environment wins, then the secrets, then the file).
+`backcheck config show` prints the effective settings, where each came from, secrets masked.
 
 BACKCHECK_DATABASE_URL  where the event store lives:
                           sqlite:///path/to/file.sqlite                     (embedded default)
@@ -21,6 +26,7 @@ BACKCHECK_MAX_EVENT_BYTES  the most bytes one stored event may take (default 900
 BACKCHECK_PUBLIC_URL    the address candidates reach `backcheck serve` at, scheme://host[:port]
                         (default http://127.0.0.1:8000): the portal links sent out when consent
                         is requested open <it>/portal (written to DATA_DIR/outbox/portal-links)
+BACKCHECK_SENDER_KEY    the Ed25519 private key (PEM) `send-command` signs commands with
 BACKCHECK_OIDC_ISSUER   staff may sign in with an OIDC bearer token from this issuer (its `iss`);
                         unset: API tokens only. With it, the next two are required:
 BACKCHECK_OIDC_AUDIENCE the audience (`aud`) tokens must be meant for
@@ -33,194 +39,59 @@ BACKCHECK_OIDC_ROLE_CLAIM       the claim holding them (default "roles"; a dotte
 BACKCHECK_OIDC_PRINCIPAL_CLAIM  the claim naming the person (default "sub"): principal oidc:<it>
 BACKCHECK_OIDC_ASSIGNMENTS_CLAIM  a claim listing the candidate ids a token is scoped to
                         (default unset: tokens are not scoped)
+BACKCHECK_KAFKA_SECURITY_PROTOCOL and BACKCHECK_KAFKA_SSL_* / BACKCHECK_KAFKA_SASL_*: how the
+                        Kafka clients reach a secured broker (infra/config/kafka_security.py)
+BACKCHECK_SCHEDULE_RETENTION       when `backcheck scheduler` runs each duty: "every N<unit>"
+BACKCHECK_SCHEDULE_CONSENT_EXPIRY  (unit s, m, h or d; 1m to 31d; slots aligned to midnight
+BACKCHECK_SCHEDULE_CHECKPOINT      UTC) or "off"; defaults every 1d, every 1h, every 1h
+BACKCHECK_SCHEDULE_LEASE  how long a claimed run is held before another scheduler may take it
+                        over, "N<unit>", 1m to 7d (default 1h): longer than the longest run
+BACKCHECK_SCHEDULER_ID  who a scheduler is in the runs it records (default HOST:PID)
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from infra.config.kafka_security import KafkaSecurity
+from infra.config.parsing import (
+    DEFAULT_LEASE,
+    MAX_EVENT_BYTES,
+    MIN_EVENT_BYTES,
+    OIDC_STAFF_ROLES,
+    POSTGRES_CONNECT_TIMEOUT,
+    PUBLIC_URL,
+    SCHEDULES,
+    ConfigError,
+    default_data_dir,
+    default_schedules,
+    file_setting,
+    oidc_settings,
+    parse_bootstrap,
+    parse_public_url,
+    parse_retention,
+    schedule_settings,
+)
+from infra.config.sources import Sources
 from services.access import Role
 
-POSTGRES_CONNECT_TIMEOUT = 5  # seconds libpq may take to reach each address of the host
-# An event's stored state is the value of its Kafka message. Kafka's default limit for one
-# message (message.max.bytes, max.message.bytes) is 1 MiB; the key, the CloudEvents headers and
-# the record's framing take well under 1 KiB of the rest.
-MAX_EVENT_BYTES = 900_000
-MIN_EVENT_BYTES = 1024
-MAX_OIDC_SETTING = 2048  # an issuer URL, an audience, a claim name
-PUBLIC_URL = "http://127.0.0.1:8000"  # where `backcheck serve` listens unless told otherwise
-MAX_PUBLIC_URL = 2048
-MAX_ROLE_MAP_ENTRIES = 100
-# The roles an OIDC token may carry: staff. Candidates sign in with their portal link,
-# services with an API token or signed messages.
-OIDC_STAFF_ROLES = frozenset(
-    {Role.RECRUITER, Role.INVESTIGATOR, Role.REVIEWER, Role.HIRING_MANAGER, Role.COMPLIANCE}
-)
-
-
-class ConfigError(ValueError):
-    """A setting is present but cannot be used; the message names the variable and the rule."""
-
-
-def parse_retention(text: str) -> dict[str, int]:
-    days: dict[str, int] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        tier, sep, number = part.partition("=")
-        if not sep or not number.strip().isdigit():
-            raise ConfigError(
-                f"BACKCHECK_RETENTION_DAYS: {part!r} is not TIER=DAYS "
-                "(e.g. secret=180,confidential=365,general=730)"
-            )
-        days[tier.strip()] = int(number)
-    return days
-
-
-def parse_bootstrap(text: str) -> str:
-    """host:port[,host:port]: each server with a host and a numeric port."""
-    servers = [part.strip() for part in text.split(",") if part.strip()]
-    for server in servers:
-        host, sep, port = server.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ConfigError(
-                f"BACKCHECK_KAFKA_BOOTSTRAP: {server!r} is not HOST:PORT "
-                "(e.g. 127.0.0.1:9092 or kafka-1:9092,kafka-2:9092)"
-            )
-    if not servers:
-        raise ConfigError("BACKCHECK_KAFKA_BOOTSTRAP: empty; give HOST:PORT[,HOST:PORT]")
-    return ",".join(servers)
-
-
-def parse_role_map(text: str) -> dict[str, Role]:
-    """GROUP=ROLE[,GROUP=ROLE]: each of the provider's role or group names to one backcheck
-    staff role (a name may hold "=": the role is after the last one)."""
-    variable = "BACKCHECK_OIDC_ROLE_MAP"
-    staff = ", ".join(sorted(OIDC_STAFF_ROLES))
-    mapping: dict[str, Role] = {}
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if len(parts) > MAX_ROLE_MAP_ENTRIES:
-        raise ConfigError(f"{variable}: over {MAX_ROLE_MAP_ENTRIES} entries")
-    for part in parts:
-        group, sep, role = part.rpartition("=")
-        group, role = group.strip(), role.strip()
-        if not sep or not group or len(group) > 256:
-            raise ConfigError(
-                f"{variable}: {part[:300]!r} is not GROUP=ROLE "
-                "(e.g. hr-staff=recruiter,auditors=compliance)"
-            )
-        if role not in OIDC_STAFF_ROLES:
-            raise ConfigError(
-                f"{variable}: {role[:64]!r} (for {group!r}) is not a backcheck staff role; use "
-                f"one of {staff} (candidates sign in with their portal link, services with an "
-                "API token)"
-            )
-        if mapping.get(group, Role(role)) != role:
-            raise ConfigError(f"{variable}: {group!r} is mapped to two roles")
-        mapping[group] = Role(role)
-    if not mapping:
-        raise ConfigError(f"{variable}: empty; map at least one group, e.g. hr-staff=recruiter")
-    return mapping
-
-
-def _oidc_text(variable: str) -> str | None:
-    text = os.environ.get(variable, "").strip()
-    if not text:
-        return None
-    if len(text) > MAX_OIDC_SETTING or any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise ConfigError(
-            f"{variable}: over {MAX_OIDC_SETTING} characters or holds control characters"
-        )
-    return text
-
-
-def oidc_from_env() -> dict[str, object]:
-    """The BACKCHECK_OIDC_* settings: all or nothing around the issuer."""
-    names = (
-        *("ISSUER", "AUDIENCE", "JWKS", "ROLE_MAP"),
-        *("ROLE_CLAIM", "PRINCIPAL_CLAIM", "ASSIGNMENTS_CLAIM"),
-    )
-    given = {name: _oidc_text(f"BACKCHECK_OIDC_{name}") for name in names}
-    if given["ISSUER"] is None:
-        stray = [f"BACKCHECK_OIDC_{n}" for n, v in given.items() if v is not None]
-        if stray:
-            raise ConfigError(
-                f"{', '.join(stray)}: set, but BACKCHECK_OIDC_ISSUER is not; set the issuer "
-                "too, or unset these"
-            )
-        return {}
-    missing = [f"BACKCHECK_OIDC_{n}" for n in ("AUDIENCE", "JWKS", "ROLE_MAP") if not given[n]]
-    if missing:
-        raise ConfigError(
-            f"{', '.join(missing)}: required with BACKCHECK_OIDC_ISSUER (the audience tokens "
-            "name, where the issuer's keys are, and which of its roles are which staff role)"
-        )
-    values: dict[str, object] = {
-        "oidc_issuer": given["ISSUER"],
-        "oidc_audience": given["AUDIENCE"],
-        "oidc_jwks": given["JWKS"],
-        "oidc_role_map": parse_role_map(given["ROLE_MAP"] or ""),
-    }
-    for name in ("ROLE_CLAIM", "PRINCIPAL_CLAIM", "ASSIGNMENTS_CLAIM"):
-        if (claim := given[name]) is not None:
-            if len(claim) > 256:
-                raise ConfigError(f"BACKCHECK_OIDC_{name}: a claim name of over 256 characters")
-            values[f"oidc_{name.lower()}"] = claim
-    return values
-
-
-def parse_public_url(text: str) -> str:
-    """scheme://host[:port] with scheme http or https, and nothing after it: the portal is
-    served at /portal of the server's root (a trailing / is dropped)."""
-    variable = "BACKCHECK_PUBLIC_URL"
-    text = text.strip()
-    if len(text) > MAX_PUBLIC_URL or any(ord(c) < 33 or ord(c) == 127 for c in text):
-        raise ConfigError(
-            f"{variable}: over {MAX_PUBLIC_URL} characters, or holds spaces or control characters"
-        )
-    url = urlsplit(text)
-    try:
-        _ = url.port  # a port that is not a number raises here
-    except ValueError:
-        raise ConfigError(f"{variable}: {text[:300]!r} has a port that is not a number") from None
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise ConfigError(
-            f"{variable}: {text[:300]!r} is not http(s)://HOST[:PORT] "
-            "(e.g. https://backcheck.example.com)"
-        )
-    if url.path not in ("", "/") or url.query or url.fragment or url.username is not None:
-        raise ConfigError(
-            f"{variable}: {text[:300]!r} holds more than scheme://HOST[:PORT]; the portal is "
-            "served at /portal of the server's root"
-        )
-    return f"{url.scheme}://{url.netloc}"
-
-
-def file_setting(variable: str, path: Path, what: str) -> Path:
-    """A setting that names a file to be read or made: refused (ConfigError, naming the
-    variable) when it names a directory, or when a file stands where its directory must be."""
-    if path.is_dir():
-        raise ConfigError(f"{variable}: {path} is a directory; name the {what} file")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise ConfigError(
-            f"{variable}: cannot make the directory {path.parent} for the {what}: a file is in "
-            "the way"
-        ) from None
-    except OSError as e:
-        raise ConfigError(
-            f"{variable}: cannot make the directory {path.parent} for the {what}: {e.strerror or e}"
-        ) from None
-    return path
-
-
-def default_data_dir() -> Path:
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
-    return base / "backcheck"
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "OIDC_STAFF_ROLES",
+    "PUBLIC_URL",
+    "SCHEDULES",
+    "ConfigError",
+    "KafkaSecurity",
+    "Settings",
+    "Sources",
+    "file_setting",
+    "parse_bootstrap",
+    "parse_public_url",
+]
 
 
 class Settings(BaseModel):
@@ -245,43 +116,57 @@ class Settings(BaseModel):
     oidc_principal_claim: str = "sub"
     oidc_assignments_claim: str | None = None
     public_url: str = Field(default=PUBLIC_URL, description="scheme://host[:port]")
+    kafka_security: KafkaSecurity = Field(default_factory=KafkaSecurity)
+    # duty -> seconds between its slots; a duty left out is off (schedule_settings)
+    schedules: dict[str, int] = Field(default_factory=lambda: default_schedules())
+    schedule_lease: int = Field(default=DEFAULT_LEASE, ge=60)
+    scheduler_id: str | None = None
     sender_key: Path | None = None  # the private key `send-command` signs with
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The effective settings: the environment (os.environ unless given), the secrets
+        directory and the configuration file (see infra/config/sources.py)."""
+        return cls.from_sources(Sources.read(environ))
+
+    @classmethod
+    def from_sources(cls, sources: Sources) -> Settings:
+        env = sources.get
         values: dict[str, object] = {}
-        if url := os.environ.get("BACKCHECK_DATABASE_URL"):
+        if url := env("BACKCHECK_DATABASE_URL"):
             values["database_url"] = url
-        if data_dir := os.environ.get("BACKCHECK_DATA_DIR"):
+        if data_dir := env("BACKCHECK_DATA_DIR"):
             values["data_dir"] = Path(data_dir).expanduser()
-        if key := os.environ.get("BACKCHECK_SIGNING_KEY"):
+        if key := env("BACKCHECK_SIGNING_KEY"):
             values["signing_key"] = Path(key).expanduser()
-        if key := os.environ.get("BACKCHECK_VERIFY_KEY"):
+        if key := env("BACKCHECK_VERIFY_KEY"):
             values["verify_key"] = Path(key).expanduser()
-        if key := os.environ.get("BACKCHECK_MASTER_KEY_FILE"):
+        if key := env("BACKCHECK_MASTER_KEY_FILE"):
             values["master_key_file"] = Path(key).expanduser()
-        if text := os.environ.get("BACKCHECK_RETENTION_DAYS"):
+        if text := env("BACKCHECK_RETENTION_DAYS"):
             values["retention_days"] = parse_retention(text)
-        if servers := os.environ.get("BACKCHECK_KAFKA_BOOTSTRAP"):
+        if servers := env("BACKCHECK_KAFKA_BOOTSTRAP"):
             values["kafka_bootstrap"] = parse_bootstrap(servers)
-        if text := os.environ.get("BACKCHECK_KAFKA_PARTITIONS"):
+        if text := env("BACKCHECK_KAFKA_PARTITIONS"):
             if not text.strip().isdigit() or int(text) < 1:
                 raise ConfigError(
                     f"BACKCHECK_KAFKA_PARTITIONS: {text!r} is not a whole number of at least 1"
                 )
             values["kafka_partitions"] = int(text)
-        if text := os.environ.get("BACKCHECK_MAX_EVENT_BYTES"):
+        if text := env("BACKCHECK_MAX_EVENT_BYTES"):
             if not text.strip().isdigit() or int(text) < MIN_EVENT_BYTES:
                 raise ConfigError(
                     f"BACKCHECK_MAX_EVENT_BYTES: {text!r} is not a whole number of bytes of at "
                     f"least {MIN_EVENT_BYTES} (default {MAX_EVENT_BYTES})"
                 )
             values["max_event_bytes"] = int(text)
-        if text := os.environ.get("BACKCHECK_PUBLIC_URL"):
+        if text := env("BACKCHECK_PUBLIC_URL"):
             values["public_url"] = parse_public_url(text)
-        if key := os.environ.get("BACKCHECK_SENDER_KEY"):
+        values |= oidc_settings(env)
+        values["kafka_security"] = KafkaSecurity.read(sources)
+        values |= schedule_settings(env)
+        if key := env("BACKCHECK_SENDER_KEY"):
             values["sender_key"] = Path(key).expanduser()
-        values |= oidc_from_env()
         return cls.model_validate(values)
 
     @property

@@ -1,0 +1,240 @@
+"""How each setting's text is read: the rules, and errors that name the variable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from services.access import Role
+
+POSTGRES_CONNECT_TIMEOUT = 5  # seconds libpq may take to reach each address of the host
+# An event's stored state is the value of its Kafka message. Kafka's default limit for one
+# message (message.max.bytes, max.message.bytes) is 1 MiB; the key, the CloudEvents headers and
+# the record's framing take well under 1 KiB of the rest.
+MAX_EVENT_BYTES = 900_000
+MIN_EVENT_BYTES = 1024
+MAX_OIDC_SETTING = 2048  # an issuer URL, an audience, a claim name
+PUBLIC_URL = "http://127.0.0.1:8000"  # where `backcheck serve` listens unless told otherwise
+MAX_PUBLIC_URL = 2048
+MAX_ROLE_MAP_ENTRIES = 100
+# The roles an OIDC token may carry: staff. Candidates sign in with their portal link,
+# services with an API token or signed messages.
+OIDC_STAFF_ROLES = frozenset(
+    {Role.RECRUITER, Role.INVESTIGATOR, Role.REVIEWER, Role.HIRING_MANAGER, Role.COMPLIANCE}
+)
+
+
+class ConfigError(ValueError):
+    """A setting is present but cannot be used; the message names the variable and the rule."""
+
+
+def parse_retention(text: str) -> dict[str, int]:
+    days: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        tier, sep, number = part.partition("=")
+        if not sep or not number.strip().isdigit():
+            raise ConfigError(
+                f"BACKCHECK_RETENTION_DAYS: {part!r} is not TIER=DAYS "
+                "(e.g. secret=180,confidential=365,general=730)"
+            )
+        days[tier.strip()] = int(number)
+    return days
+
+
+def parse_bootstrap(text: str) -> str:
+    """host:port[,host:port]: each server with a host and a numeric port."""
+    servers = [part.strip() for part in text.split(",") if part.strip()]
+    for server in servers:
+        host, sep, port = server.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ConfigError(
+                f"BACKCHECK_KAFKA_BOOTSTRAP: {server!r} is not HOST:PORT "
+                "(e.g. 127.0.0.1:9092 or kafka-1:9092,kafka-2:9092)"
+            )
+    if not servers:
+        raise ConfigError("BACKCHECK_KAFKA_BOOTSTRAP: empty; give HOST:PORT[,HOST:PORT]")
+    return ",".join(servers)
+
+
+def parse_role_map(text: str) -> dict[str, Role]:
+    """GROUP=ROLE[,GROUP=ROLE]: each of the provider's role or group names to one backcheck
+    staff role (a name may hold "=": the role is after the last one)."""
+    variable = "BACKCHECK_OIDC_ROLE_MAP"
+    staff = ", ".join(sorted(OIDC_STAFF_ROLES))
+    mapping: dict[str, Role] = {}
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if len(parts) > MAX_ROLE_MAP_ENTRIES:
+        raise ConfigError(f"{variable}: over {MAX_ROLE_MAP_ENTRIES} entries")
+    for part in parts:
+        group, sep, role = part.rpartition("=")
+        group, role = group.strip(), role.strip()
+        if not sep or not group or len(group) > 256:
+            raise ConfigError(
+                f"{variable}: {part[:300]!r} is not GROUP=ROLE "
+                "(e.g. hr-staff=recruiter,auditors=compliance)"
+            )
+        if role not in OIDC_STAFF_ROLES:
+            raise ConfigError(
+                f"{variable}: {role[:64]!r} (for {group!r}) is not a backcheck staff role; use "
+                f"one of {staff} (candidates sign in with their portal link, services with an "
+                "API token)"
+            )
+        if mapping.get(group, Role(role)) != role:
+            raise ConfigError(f"{variable}: {group!r} is mapped to two roles")
+        mapping[group] = Role(role)
+    if not mapping:
+        raise ConfigError(f"{variable}: empty; map at least one group, e.g. hr-staff=recruiter")
+    return mapping
+
+
+def _oidc_text(get: Callable[[str], str | None], variable: str) -> str | None:
+    text = (get(variable) or "").strip()
+    if not text:
+        return None
+    if len(text) > MAX_OIDC_SETTING or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ConfigError(
+            f"{variable}: over {MAX_OIDC_SETTING} characters or holds control characters"
+        )
+    return text
+
+
+def oidc_settings(get: Callable[[str], str | None]) -> dict[str, object]:
+    """The BACKCHECK_OIDC_* settings (`get` gives a variable's text): all or nothing around the
+    issuer."""
+    names = (
+        *("ISSUER", "AUDIENCE", "JWKS", "ROLE_MAP"),
+        *("ROLE_CLAIM", "PRINCIPAL_CLAIM", "ASSIGNMENTS_CLAIM"),
+    )
+    given = {name: _oidc_text(get, f"BACKCHECK_OIDC_{name}") for name in names}
+    if given["ISSUER"] is None:
+        stray = [f"BACKCHECK_OIDC_{n}" for n, v in given.items() if v is not None]
+        if stray:
+            raise ConfigError(
+                f"{', '.join(stray)}: set, but BACKCHECK_OIDC_ISSUER is not; set the issuer "
+                "too, or unset these"
+            )
+        return {}
+    missing = [f"BACKCHECK_OIDC_{n}" for n in ("AUDIENCE", "JWKS", "ROLE_MAP") if not given[n]]
+    if missing:
+        raise ConfigError(
+            f"{', '.join(missing)}: required with BACKCHECK_OIDC_ISSUER (the audience tokens "
+            "name, where the issuer's keys are, and which of its roles are which staff role)"
+        )
+    values: dict[str, object] = {
+        "oidc_issuer": given["ISSUER"],
+        "oidc_audience": given["AUDIENCE"],
+        "oidc_jwks": given["JWKS"],
+        "oidc_role_map": parse_role_map(given["ROLE_MAP"] or ""),
+    }
+    for name in ("ROLE_CLAIM", "PRINCIPAL_CLAIM", "ASSIGNMENTS_CLAIM"):
+        if (claim := given[name]) is not None:
+            if len(claim) > 256:
+                raise ConfigError(f"BACKCHECK_OIDC_{name}: a claim name of over 256 characters")
+            values[f"oidc_{name.lower()}"] = claim
+    return values
+
+
+# --- scheduled duties (`backcheck scheduler`, services/schedule.py) --------------------------
+SCHEDULES = {  # duty -> (variable, default)
+    "retention": ("BACKCHECK_SCHEDULE_RETENTION", "every 1d"),
+    "consent-expiry": ("BACKCHECK_SCHEDULE_CONSENT_EXPIRY", "every 1h"),
+    "checkpoint": ("BACKCHECK_SCHEDULE_CHECKPOINT", "every 1h"),
+}
+DEFAULT_LEASE = 3600
+MAX_SCHEDULER_ID = 200
+
+
+def default_schedules() -> dict[str, int]:
+    """Each duty's default schedule (`SCHEDULES`), in seconds."""
+    from services.schedule import parse_every
+
+    chosen = {duty: parse_every(default) for duty, (_, default) in SCHEDULES.items()}
+    return {duty: every.seconds for duty, every in chosen.items() if every is not None}
+
+
+def schedule_settings(get: Callable[[str], str | None]) -> dict[str, object]:
+    """The BACKCHECK_SCHEDULE_* settings and BACKCHECK_SCHEDULER_ID (`get` gives a variable's
+    text), checked (ConfigError naming the variable and the rule)."""
+    from services.schedule import (
+        MAX_LEASE,
+        MIN_LEASE,
+        ScheduleFormatError,
+        parse_duration,
+        parse_every,
+    )
+
+    every: dict[str, int] = {}
+    values: dict[str, object] = {"schedules": every}
+    try:
+        for duty, (variable, default) in SCHEDULES.items():
+            chosen = parse_every((get(variable) or "").strip() or default)
+            if chosen is not None:
+                every[duty] = chosen.seconds
+        variable = "BACKCHECK_SCHEDULE_LEASE"
+        if text := (get(variable) or "").strip():
+            rule = "N<unit>, unit s, m, h or d (e.g. 1h)"
+            values["schedule_lease"] = parse_duration(text, MIN_LEASE, MAX_LEASE, rule)
+    except ScheduleFormatError as e:
+        raise ConfigError(f"{variable}: {e}") from None
+    if runner := (get("BACKCHECK_SCHEDULER_ID") or "").strip():
+        if len(runner) > MAX_SCHEDULER_ID or any(ord(c) < 32 or ord(c) == 127 for c in runner):
+            raise ConfigError(
+                f"BACKCHECK_SCHEDULER_ID: over {MAX_SCHEDULER_ID} characters or holds control "
+                "characters"
+            )
+        values["scheduler_id"] = runner
+    return values
+
+
+def parse_public_url(text: str) -> str:
+    """scheme://host[:port] with scheme http or https, and nothing after it: the portal is
+    served at /portal of the server's root (a trailing / is dropped)."""
+    variable = "BACKCHECK_PUBLIC_URL"
+    text = text.strip()
+    if len(text) > MAX_PUBLIC_URL or any(ord(c) < 33 or ord(c) == 127 for c in text):
+        raise ConfigError(
+            f"{variable}: over {MAX_PUBLIC_URL} characters, or holds spaces or control characters"
+        )
+    url = urlsplit(text)
+    try:
+        _ = url.port  # a port that is not a number raises here
+    except ValueError:
+        raise ConfigError(f"{variable}: {text[:300]!r} has a port that is not a number") from None
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ConfigError(
+            f"{variable}: {text[:300]!r} is not http(s)://HOST[:PORT] "
+            "(e.g. https://backcheck.example.com)"
+        )
+    if url.path not in ("", "/") or url.query or url.fragment or url.username is not None:
+        raise ConfigError(
+            f"{variable}: {text[:300]!r} holds more than scheme://HOST[:PORT]; the portal is "
+            "served at /portal of the server's root"
+        )
+    return f"{url.scheme}://{url.netloc}"
+
+
+def file_setting(variable: str, path: Path, what: str) -> Path:
+    """A setting that names a file to be read or made: refused (ConfigError, naming the
+    variable) when it names a directory, or when a file stands where its directory must be."""
+    if path.is_dir():
+        raise ConfigError(f"{variable}: {path} is a directory; name the {what} file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(
+            f"{variable}: cannot make the directory {path.parent} for the {what}: a file is in "
+            "the way"
+        ) from None
+    except OSError as e:
+        raise ConfigError(
+            f"{variable}: cannot make the directory {path.parent} for the {what}: {e.strerror or e}"
+        ) from None
+    return path
+
+
+def default_data_dir() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "backcheck"
