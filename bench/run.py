@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from figures import command_figures, help_figure, kafka_figures, store_figures
+from figures import command_figures, help_figure, kafka_figures, signing_figure, store_figures
 from stores import store
 from suite import Figure, meta, read_json, write_json, write_results
 
@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             show(store_figures(settings, kept, runs, reads, args.seed, args.whole_store_runs or 1))
         print("commands against the raw library:", flush=True)
         show(command_figures(runs, 100 if quick else 1200, args.postgres))
+        print("signed commands:", flush=True)
+        show([signing_figure(runs, 100 if quick else 1000)])
         print("Kafka:", flush=True)
         show(kafka_figures(runs, 500 if quick else 20_000, 3 if quick else 20, 500))
         print("startup:", flush=True)

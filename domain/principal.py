@@ -9,10 +9,19 @@ could act as whom, and since when, is as provable as what they did.
 A principal is not about a data subject: it holds no candidate's personal data (a portal
 link's principal names its candidate by id only), so it is an aggregate of its own, outside
 the per-subject encryption. Its id is derived from its name: a name is given once.
+
+A service principal may also hold a sender key: the Ed25519 public key its commands on the
+Kafka command topic are signed with, the use cases it may send there and the principals it may
+act for (`self`: itself). Issuing, rotating and revoking that key are events too, so which
+service could send what, on whose behalf and since when, is on the record as its token is.
+The intake checks every command against it (infra/kafka/senders.py).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -30,6 +39,9 @@ MAX_ASSIGNMENTS = 50
 NAME_RULE = r"^[a-z0-9][a-z0-9._:@-]*$"
 _NAME = re.compile(NAME_RULE)
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+MAX_SENDER_USE_CASES = 64
+MAX_ACTS_FOR = 50
+SELF = "self"  # in `acts_for`: the service may name itself as the command's actor
 CANDIDATE_ROLE = "candidate"  # the role a portal link reads in; no other principal holds it
 PORTAL_PREFIX = "candidate:"  # a portal link's principal is named candidate:<candidate id>
 
@@ -75,6 +87,42 @@ def _check_expiry(kind: PrincipalKind, expires_at: datetime | None) -> None:
             raise InvalidPrincipalError("expires_at", "a portal link always expires")
     elif expires_at.tzinfo is None:
         raise InvalidPrincipalError("expires_at", "a time with its UTC offset")
+
+
+def sender_key_id(public_key: str) -> str:
+    """The id a sender key is named by in `ce_keyid`: the first 16 bytes of the SHA-256 of
+    the raw 32-byte public key, in hex. It is the key's own fingerprint, so a sender can compute
+    it and a key issued twice keeps its id."""
+    return hashlib.sha256(_raw_public_key(public_key)).hexdigest()[:32]
+
+
+def _raw_public_key(public_key: str) -> bytes:
+    try:
+        raw = base64.b64decode(public_key, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise InvalidPrincipalError(
+            "public_key", "an Ed25519 public key: its 32 raw bytes in base64 (44 characters)"
+        )
+    return raw
+
+
+def _check_scope(use_cases: tuple[str, ...], acts_for: tuple[str, ...]) -> None:
+    if not 1 <= len(use_cases) <= MAX_SENDER_USE_CASES:
+        raise InvalidPrincipalError(
+            "use_cases", f"a sender may send 1 to {MAX_SENDER_USE_CASES} use cases"
+        )
+    if not 1 <= len(acts_for) <= MAX_ACTS_FOR:
+        raise InvalidPrincipalError(
+            "acts_for", f"1 to {MAX_ACTS_FOR} principals it may act for (self: itself)"
+        )
+    for name in acts_for:
+        if name != SELF and not (len(name) <= MAX_NAME and _NAME.match(name)):
+            shown = name if len(name) <= 40 else f"{name[:40]}..."
+            raise InvalidPrincipalError(
+                "acts_for", f"{shown!r} is no principal's name (e.g. hr:li.na), nor self"
+            )
 
 
 class Principal(Aggregate):
@@ -158,6 +206,10 @@ class Principal(Aggregate):
         self.kind = kind
         self.added_by = added_by
         self.revoked: str | None = None  # the reason, once revoked
+        self.sender_key: str | None = None  # base64 Ed25519 public key; None: sends nothing
+        self.sender_key_id: str | None = None
+        self.sender_use_cases: tuple[str, ...] = ()
+        self.sender_acts_for: tuple[str, ...] = ()
 
     def rotate(self, token_hash: str, expires_at: datetime | None, rotated_by: str) -> None:
         """A new token in place of the old, which is refused from now on."""
@@ -186,3 +238,69 @@ class Principal(Aggregate):
 
     def expired_at(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
+
+    def issue_sender_key(
+        self, public_key: str, use_cases: tuple[str, ...], acts_for: tuple[str, ...], by: str
+    ) -> None:
+        """A service's key for signing commands, with the use cases it may send and whom it
+        may act for; a key in place of an earlier one is a rotation (the old key's signatures
+        are refused from then on). Only a service that is not revoked sends commands. Which
+        use cases exist is the use-case table's to say (services/senders.py checks it)."""
+        if self.revoked is not None:
+            raise PrincipalRevokedError(self.name, "be given a sender key")
+        if self.kind != PrincipalKind.SERVICE:
+            raise InvalidPrincipalError("kind", "only a service principal sends commands")
+        key_id = sender_key_id(public_key)
+        uses, acts = tuple(dict.fromkeys(use_cases)), tuple(dict.fromkeys(acts_for))
+        _check_scope(uses, acts)
+        if self.sender_key is None:
+            self._sender_key_issued(
+                public_key=public_key, key_id=key_id, use_cases=uses, acts_for=acts, by=by
+            )
+        else:
+            self._sender_key_rotated(
+                public_key=public_key,
+                key_id=key_id,
+                use_cases=uses,
+                acts_for=acts,
+                by=by,
+                replaced=self.sender_key_id,
+            )
+
+    @event("SenderKeyIssued")
+    def _sender_key_issued(
+        self,
+        public_key: str,
+        key_id: str,
+        use_cases: tuple[str, ...],
+        acts_for: tuple[str, ...],
+        by: str,
+    ) -> None:
+        self.sender_key, self.sender_key_id = public_key, key_id
+        self.sender_use_cases, self.sender_acts_for = tuple(use_cases), tuple(acts_for)
+
+    @event("SenderKeyRotated")
+    def _sender_key_rotated(
+        self,
+        public_key: str,
+        key_id: str,
+        use_cases: tuple[str, ...],
+        acts_for: tuple[str, ...],
+        by: str,
+        replaced: str | None,
+    ) -> None:
+        self.sender_key, self.sender_key_id = public_key, key_id
+        self.sender_use_cases, self.sender_acts_for = tuple(use_cases), tuple(acts_for)
+
+    def revoke_sender_key(self, reason: str, by: str) -> None:
+        """Its commands are refused from now on (its token, if any, still works)."""
+        if self.sender_key is None:
+            raise InvalidPrincipalError("sender_key", f"{self.name} holds no sender key")
+        if not reason.strip():
+            raise InvalidPrincipalError("reason", "a revocation states why")
+        self._sender_key_revoked(key_id=self.sender_key_id, reason=reason, by=by)
+
+    @event("SenderKeyRevoked")
+    def _sender_key_revoked(self, key_id: str | None, reason: str, by: str) -> None:
+        self.sender_key = self.sender_key_id = None
+        self.sender_use_cases = self.sender_acts_for = ()

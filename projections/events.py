@@ -24,6 +24,7 @@ from domain.investigation import Investigation
 from domain.principal import Principal
 from domain.redrive import DeadLetterRedrive
 from domain.report import Report
+from domain.sender import SenderRefusal
 
 # Most events are about a data subject (domain/subject.py); a principal's are not.
 EventClass = type[Aggregate.Event]
@@ -76,9 +77,22 @@ CommandApplied: EventClass = CommandReceipt.Applied
 PrincipalAdded: EventClass = Principal.Added  # type: ignore[attr-defined]
 PrincipalTokenRotated: EventClass = Principal.TokenRotated  # type: ignore[attr-defined]
 PrincipalRevoked: EventClass = Principal.Revoked  # type: ignore[attr-defined]
-# A principal's events are about no data subject: no subject's view or row changes with them.
+SenderKeyIssued: EventClass = Principal.SenderKeyIssued  # type: ignore[attr-defined]
+SenderKeyRotated: EventClass = Principal.SenderKeyRotated  # type: ignore[attr-defined]
+SenderKeyRevoked: EventClass = Principal.SenderKeyRevoked  # type: ignore[attr-defined]
+SenderRefused: EventClass = SenderRefusal.Refused  # type: ignore[attr-defined]
+# A principal's events, and the refusals of senders, are about no data subject: no subject's
+# view or row changes with them.
 PRINCIPAL_EVENTS: frozenset[EventClass] = frozenset(
-    {PrincipalAdded, PrincipalTokenRotated, PrincipalRevoked}
+    {
+        PrincipalAdded,
+        PrincipalTokenRotated,
+        PrincipalRevoked,
+        SenderKeyIssued,
+        SenderKeyRotated,
+        SenderKeyRevoked,
+        SenderRefused,
+    }
 )
 
 DutyClaimed: EventClass = DutyRun.Claimed  # type: ignore[attr-defined]
@@ -105,6 +119,7 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     DataDisclosure,
     CommandReceipt,
     Principal,
+    SenderRefusal,
     DutyRun,
     DeadLetterRedrive,
 )

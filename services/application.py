@@ -14,6 +14,7 @@ from services.redrives import RedriveUseCases
 from services.refusals import RefusalQueries
 from services.reports import ReportUseCases
 from services.retention import RetentionUseCases
+from services.senders import SenderUseCases
 from services.subject_export import SubjectExports
 from services.visibility import VisibilityQueries
 
@@ -31,6 +32,7 @@ class Backcheck(
     RetentionUseCases,
     HistoryQueries,
     PrincipalUseCases,
+    SenderUseCases,
     ListQueries,
     RedriveUseCases,  # an operator's redrives of dead letters (`backcheck dlq redrive`)
 ):

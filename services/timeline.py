@@ -187,6 +187,15 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
         + (f", valid until {e.expires_at:%Y-%m-%d %H:%M}" if e.expires_at else "")
     ),
     ev.PrincipalRevoked: lambda e: f"revoked the principal: {e.reason}",
+    ev.SenderKeyIssued: lambda e: (
+        f"gave the service sender key {e.key_id}: may send {', '.join(e.use_cases)}"
+    ),
+    ev.SenderKeyRotated: lambda e: (
+        f"gave the service sender key {e.key_id} in place of {e.replaced}: may send "
+        f"{', '.join(e.use_cases)}"
+    ),
+    ev.SenderKeyRevoked: lambda e: f"revoked the service's sender key: {e.reason}",
+    ev.SenderRefused: lambda e: f"refused a command from {e.source!r} ({e.reason}): {e.error}",
     ev.DutyClaimed: lambda e: f"{e.runner} claimed the {e.duty} run of {e.slot:%Y-%m-%d %H:%M}",
     ev.DutyTakenOver: lambda e: (
         f"{e.runner} took over the run from {e.previous_runner} (attempt {e.attempt})"

@@ -8,6 +8,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, closing
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
 
 import typer
@@ -209,6 +210,20 @@ def ingest(
             "source); without any, every source may send every write use case"
         ),
     ] = None,
+    accept_unsigned: Annotated[
+        bool,
+        typer.Option(
+            "--accept-unsigned",
+            help="take commands without ce_keyid/ce_signature as before senders were checked "
+            "(the topic's ACLs alone decide who writes); signed ones are checked all the same",
+        ),
+    ] = False,
+    max_clock_skew: Annotated[
+        int,
+        typer.Option(
+            min=1, max=86_400, help="seconds a signed command's ce_time may be off the clock"
+        ),
+    ] = 300,
     session_timeout_ms: Annotated[int, typer.Option(min=1)] = 10_000,
     heartbeat_interval_ms: Annotated[int, typer.Option(min=1)] = 3_000,
     max_poll_interval_ms: Annotated[int, typer.Option(min=1)] = 300_000,
@@ -216,7 +231,12 @@ def ingest(
 ) -> None:
     """Apply commands from other services: consume the command topic, one use case per
     message, applied once; what cannot be applied goes to the dead-letter topic with why.
-    Every command is answered on the outcomes topic: accepted (its events) or refused."""
+    Every command is answered on the outcomes topic: accepted (its events) or refused.
+
+    Each command must be signed by a registered sender (`backcheck principals add --kind
+    service --public-key`) within its use cases and the actors it may act for."""
+    from datetime import timedelta
+
     from infra.kafka.daemon import IntakeOptions, command_intake
     from infra.kafka.intake import DLQ_TOPIC
     from infra.kafka.topics import COMMANDS_TOPIC, OUTCOMES_TOPIC
@@ -229,6 +249,8 @@ def ingest(
         dlq_topic=dlq_topic or DLQ_TOPIC,
         outcomes_topic=outcomes_topic or OUTCOMES_TOPIC,
         scopes=_scopes(scope or []),
+        accept_unsigned=accept_unsigned,
+        max_skew=timedelta(seconds=max_clock_skew),
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=heartbeat_interval_ms,
         max_poll_interval_ms=max_poll_interval_ms,
@@ -287,7 +309,17 @@ def send_command(
         str, typer.Argument(help="the command as JSON, @FILE to read it from a file, - for stdin")
     ] = "-",
     command_id: Annotated[str, typer.Option("--id", help="the command's id (ce_id)")] = "",
-    source: Annotated[str, typer.Option(help="the sending service (ce_source)")] = "backcheck-cli",
+    source: Annotated[
+        str, typer.Option(help="the sending service (ce_source): the sender principal's name")
+    ] = "backcheck-cli",
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--signing-key",
+            help="the sender's private key (PEM, from `principals keygen`) to sign with "
+            "(default: BACKCHECK_SENDER_KEY; neither: sent unsigned)",
+        ),
+    ] = None,
     key: Annotated[str | None, typer.Option(help="message key: the candidate id, if known")] = None,
     bootstrap_servers: Annotated[
         str | None, typer.Option(help="host:port[,...] (default: BACKCHECK_KAFKA_BOOTSTRAP)")
@@ -303,20 +335,25 @@ def send_command(
         str, typer.Option(help="where the answer comes")
     ] = "backcheck.command-outcomes.v1",
 ) -> None:
-    """Send one command to the command topic as a CloudEvent (for operators and tests).
+    """Send one command to the command topic as a CloudEvent, signed with the sender's key
+    (for operators and tests).
 
     With --wait, print its answer from the outcomes topic as JSON; exit 0 accepted, else as a
     refusal of that kind would (2 invalid, 3 a rule, 4 not found, 5 forbidden), 75 no answer."""
     from infra.config import Settings, parse_bootstrap
     from infra.kafka.intake import send_command as send
     from infra.kafka.outcome import OutcomeWatch
+    from infra.kafka.senders import CommandSigner
     from infra.kafka.topics import COMMANDS_TOPIC
 
     command_id = command_id or str(uuid.uuid4())
     topic = topic or COMMANDS_TOPIC
     try:
         data = read_input(payload)
-        bootstrap = parse_bootstrap(bootstrap_servers or Settings.load().kafka_bootstrap)
+        settings = Settings.load()
+        bootstrap = parse_bootstrap(bootstrap_servers or settings.kafka_bootstrap)
+        key_file = signing_key or settings.sender_key
+        signer = CommandSigner.from_file(key_file) if key_file is not None else None
         watch = OutcomeWatch(bootstrap, outcomes_topic) if wait else None
         try:
             partition, offset = send(
@@ -327,6 +364,7 @@ def send_command(
                 source,
                 data,
                 key=key.encode() if key else None,
+                signer=signer,
             )
             answer = watch.wait(f"{topic}/{partition}@{offset}", wait) if watch else None
         finally:
@@ -334,7 +372,8 @@ def send_command(
                 watch.close()
     except Exception as e:
         fail(e)
-    console.print(markup_safe(f"sent {command_type} {command_id} from {source} to {topic}"))
+    signed = f", signed with key {signer.key_id}" if signer is not None else ", unsigned"
+    console.print(markup_safe(f"sent {command_type} {command_id} from {source} to {topic}{signed}"))
     if answer is not None:
         _answered(answer[1])
 

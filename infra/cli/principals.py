@@ -15,6 +15,14 @@ from rich.table import Table
 from rich.text import Text
 
 from infra.cli.common import _Json, app, console, err, fail, open_app, parsed
+from infra.cli.senders import (
+    ActsForOption,
+    PublicKeyOption,
+    UseCasesOption,
+    add_sender,
+    register_sender_commands,
+    show_sender_key,
+)
 from infra.http.link import portal_link
 from infra.terminal import cells, dim, markup_safe, visible
 
@@ -36,6 +44,7 @@ _Days = Annotated[
 
 
 def _issued(result: PrincipalIssued, as_json: bool, verb: str) -> None:
+    """The principal issued, its token alone on stdout (with --json: the whole result)."""
     if as_json:
         sys.stdout.write(result.model_dump_json() + "\n")
         return
@@ -64,12 +73,24 @@ def principals_add(
     ] = None,
     kind: Annotated[str, typer.Option(help="staff or service")] = "staff",
     valid_days: _Days = None,
+    public_key: PublicKeyOption = None,
+    use_cases: UseCasesOption = None,
+    acts_for: ActsForOption = None,
     actor: _Actor = "operator",
     as_json: _Json = False,
 ) -> None:
-    """Add a principal and print its first token, once."""
+    """Add a principal and print its first token, once. A service given --public-key also
+    sends commands on the command topic, signed with that key (see `principals keygen`)."""
     from services.dto import AddPrincipal
 
+    if public_key is not None or use_cases or acts_for:
+        sender = add_sender(
+            name, role, kind, valid_days, public_key, use_cases, acts_for, actor, as_json
+        )
+        _issued(sender, as_json, "added")
+        if not as_json:
+            show_sender_key(sender.sender)
+        return
     try:
         application, _ = open_app()
         result = application.add_principal(
@@ -191,3 +212,6 @@ def principals_list(as_json: _Json = False) -> None:
         )
     console.print(table)
     console.print(f"{len(found)} principal(s)")
+
+
+register_sender_commands(principals_cli)

@@ -26,6 +26,7 @@ BACKCHECK_MAX_EVENT_BYTES  the most bytes one stored event may take (default 900
 BACKCHECK_PUBLIC_URL    the address candidates reach `backcheck serve` at, scheme://host[:port]
                         (default http://127.0.0.1:8000): the portal links sent out when consent
                         is requested open <it>/portal (written to DATA_DIR/outbox/portal-links)
+BACKCHECK_SENDER_KEY    the Ed25519 private key (PEM) `send-command` signs commands with
 BACKCHECK_OIDC_ISSUER   staff may sign in with an OIDC bearer token from this issuer (its `iss`);
                         unset: API tokens only. With it, the next two are required:
 BACKCHECK_OIDC_AUDIENCE the audience (`aud`) tokens must be meant for
@@ -120,6 +121,7 @@ class Settings(BaseModel):
     schedules: dict[str, int] = Field(default_factory=lambda: default_schedules())
     schedule_lease: int = Field(default=DEFAULT_LEASE, ge=60)
     scheduler_id: str | None = None
+    sender_key: Path | None = None  # the private key `send-command` signs with
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -163,6 +165,8 @@ class Settings(BaseModel):
         values |= oidc_settings(env)
         values["kafka_security"] = KafkaSecurity.read(sources)
         values |= schedule_settings(env)
+        if key := env("BACKCHECK_SENDER_KEY"):
+            values["sender_key"] = Path(key).expanduser()
         return cls.model_validate(values)
 
     @property

@@ -91,10 +91,28 @@ def command_headers(use_case: str) -> JsonSchema:
             "ce_id": _text("the sender's id of the command: applied once per source", **bounded),
             "ce_source": _text("the sending service", **bounded),
             "ce_type": {"const": use_case, "description": "the use case"},
-            "ce_time": {**_TIME, "description": "when it was sent (optional)"},
+            "ce_time": {
+                **_TIME,
+                "description": "when it was sent; the intake refuses it beyond its clock skew "
+                "(300 s by default) either way",
+            },
             "content-type": JSON_CONTENT,
+            "ce_keyid": _text(
+                "the sender key's id: the first 16 bytes of the SHA-256 of the raw 32-byte "
+                "Ed25519 public key, in hex",
+                pattern="^[0-9a-f]{32}$",
+            ),
+            "ce_signature": _text(
+                "base64 (standard, padded) of the Ed25519 signature of netstring("
+                '"backcheck-command-signature-v1") + netstring(ce_id) + netstring(ce_source) '
+                "+ netstring(ce_type) + netstring(ce_time) + netstring(value), where "
+                "netstring(b) is `<len(b) in decimal>:<b>,` over the bytes as sent (an absent "
+                "ce_time is empty)",
+                pattern="^[A-Za-z0-9+/]{86}==$",
+            ),
         },
-        optional=("ce_time",),
+        # an intake run with --accept-unsigned takes a message with neither signature header
+        optional=("ce_time", "ce_keyid", "ce_signature"),
     )
 
 

@@ -25,7 +25,8 @@ An event (the relay writes it, the projection workers read it):
 A command (other services and `backcheck send-command` write it, the intake reads it):
 `ce_specversion` 1.0, `ce_id` (the sender's id for the command), `ce_source` (the sending
 service), `ce_type` (a use case), `ce_time` (optional), `content-type: application/json`;
-the value is the command as JSON.
+the value is the command as JSON. A signed command carries `ce_keyid` and `ce_signature`
+too (`infra/kafka/senders.py` writes and reads them).
 
 A command's outcome (the intake writes it to `backcheck.command-outcomes.v1`, keyed as the
 command was): `ce_specversion`, `ce_id` (the same for every answer to the same message),
@@ -339,6 +340,15 @@ class DeadLetterReason(StrEnum):
     REFUSED = "refused"  # a rule refused it, or it is not accepted from services
     DUPLICATE = "duplicate"  # the same ce_source + ce_id was already applied
     TOO_LARGE = "too-large"  # the relay's: an event larger than the broker takes a message
+    # The intake's refusals of senders it cannot trust (infra/kafka/senders.py):
+    UNSIGNED = "unsigned"  # no ce_signature / ce_keyid
+    UNKNOWN_SENDER = "unknown-sender"  # ce_source is no service holding a sender key
+    BAD_SIGNATURE = "bad-signature"  # not signed with the sender's current key
+    EXPIRED = "expired"  # ce_time older than the allowed clock skew (or none)
+    FUTURE = "future"  # ce_time later than the allowed clock skew
+    REPLAYED = "replayed"  # the same ce_source + ce_id was applied from another message
+    OUT_OF_SCOPE = "out-of-scope"  # a use case the sender may not send
+    ACTOR_NOT_ALLOWED = "actor-not-allowed"  # an actor the sender may not act for
 
 
 @dataclass(frozen=True)

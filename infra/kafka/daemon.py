@@ -13,6 +13,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from infra.kafka.projection import StreamProjection
 from infra.kafka.recovery import StallWatch
 from infra.kafka.relay import Relay
 from infra.kafka.relay_store import RelayState
+from infra.kafka.senders import DEFAULT_SKEW, SenderCheck
 from infra.kafka.shutdown import exit_at_deadline
 from infra.kafka.streams import run_faust
 from infra.kafka.topics import (
@@ -145,6 +147,8 @@ class IntakeOptions:
     dlq_topic: str = DLQ_TOPIC
     outcomes_topic: str = OUTCOMES_TOPIC
     scopes: dict[str, frozenset[str]] | None = None  # source -> use cases; None: every one
+    accept_unsigned: bool = False  # messages with no signature headers: as before senders
+    max_skew: timedelta = DEFAULT_SKEW  # how far a command's ce_time may be from the clock
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
     max_poll_interval_ms: int = 300_000
@@ -172,11 +176,12 @@ def command_intake(
     bootstrap = _bootstrap(settings, options.bootstrap)
     partitions = options.partitions or settings.kafka_partitions
     intake = CommandIntake(application, options.scopes)
+    senders = SenderCheck(application, options.max_skew, options.accept_unsigned)
     ensure_topics(bootstrap, partitions, options.topic, options.dlq_topic, options.outcomes_topic)
     faust_dir = settings.data_dir / "faust" / options.group
     faust_dir.mkdir(parents=True, exist_ok=True)
     app = intake_app(
-        functools.partial(decide, intake),
+        functools.partial(decide, intake, senders=senders),
         bootstrap,
         group=options.group,
         topic=options.topic,

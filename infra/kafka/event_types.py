@@ -85,6 +85,9 @@ PUBLIC_NAMES: Mapping[str, str] = {
     "domain.principal:Principal.Added": "backcheck.principal.added",
     "domain.principal:Principal.Created": "backcheck.principal.created",
     "domain.principal:Principal.Revoked": "backcheck.principal.revoked",
+    "domain.principal:Principal.SenderKeyIssued": "backcheck.principal.sender-key-issued",
+    "domain.principal:Principal.SenderKeyRevoked": "backcheck.principal.sender-key-revoked",
+    "domain.principal:Principal.SenderKeyRotated": "backcheck.principal.sender-key-rotated",
     "domain.principal:Principal.TokenRotated": "backcheck.principal.token-rotated",
     "domain.redrive:DeadLetterRedrive.Created": "backcheck.dead-letter-redrive.created",
     "domain.redrive:DeadLetterRedrive.Redriven": "backcheck.dead-letter-redrive.redriven",
@@ -103,6 +106,8 @@ PUBLIC_NAMES: Mapping[str, str] = {
     "domain.report:Report.LegalHoldPlaced": "backcheck.report.legal-hold-placed",
     "domain.report:Report.LegalHoldReleased": "backcheck.report.legal-hold-released",
     "domain.report:Report.SharedWithCandidate": "backcheck.report.shared-with-candidate",
+    "domain.sender:SenderRefusal.Created": "backcheck.sender-refusal.created",
+    "domain.sender:SenderRefusal.Refused": "backcheck.sender-refusal.refused",
 }
 
 

@@ -42,6 +42,7 @@ from infra.kafka.cloudevent import (
     incoming_command,
 )
 from infra.kafka.outcome import DeadLetterPlace, Stored, outcome_of, stored_events
+from infra.kafka.senders import CommandSigner, SenderCheck
 from infra.kafka.streams import RAW, faust_app, off_the_loop, until_done
 from infra.kafka.topics import (
     COMMANDS_TOPIC,
@@ -119,14 +120,22 @@ def delivery_of(message: CommandMessage) -> tuple[Delivery, Any]:
     return delivery, command.document
 
 
-def decide(intake: CommandIntake, message: CommandMessage) -> IntakeDecision:
+def decide(
+    intake: CommandIntake, message: CommandMessage, senders: SenderCheck | None = None
+) -> IntakeDecision:
     """Applies one command message, or says why it goes to the dead-letter topic.
 
-    Checked in this order, the first problem deciding: headers and JSON (malformed), the
+    Checked in this order, the first problem deciding: its sender, signature, time and scope,
+    before anything is parsed (`senders`, infra/kafka/senders.py; refusals recorded there), the
+    headers and JSON (malformed), the
     command type (unknown-type; a read or another use case not taken from services is
     refused), the command's schema (invalid), an earlier application (duplicate), the rules
     (refused; data the domain cannot accept is invalid). Errors that are nobody's message —
     the store unreachable, a bug — are raised, not decided: the message is tried again."""
+    if senders is not None:
+        refused = senders.check(message.headers, message.value, message.channel)
+        if refused is not None:
+            return IntakeDecision(refused.command_type, refused.reason, refused.error)
     try:
         delivery, document = delivery_of(message)
     except MalformedCommandError as e:
@@ -143,6 +152,11 @@ def decide(intake: CommandIntake, message: CommandMessage) -> IntakeDecision:
         if e.details.get("channel") == message.channel:
             # this very message, delivered again: answered again, the same way
             return IntakeDecision(kind, redelivered=True, stored=before)
+        if senders is not None and senders.signed(message.headers):  # verified: its sender's
+            replay = senders.replayed(
+                message.headers, message.value, message.channel, str(e.details.get("channel"))
+            )
+            return IntakeDecision(kind, replay.reason, replay.error, stored=before, cause=e)
         return IntakeDecision(kind, DeadLetterReason.DUPLICATE, str(e), stored=before, cause=e)
     except InvalidInputError as e:
         return IntakeDecision(kind, DeadLetterReason.INVALID, _detail(e), cause=e)
@@ -284,6 +298,7 @@ def send_command(
     source: str,
     document: bytes,
     key: bytes | None = None,
+    signer: CommandSigner | None = None,
 ) -> tuple[int, int]:
     """Sends one command to the command topic as a CloudEvent, as another service would, and
     waits until the broker has it: (partition, offset) where it went. A missing topic is
@@ -296,6 +311,8 @@ def send_command(
     producer = kafka_producer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     try:
         headers = command_headers(command_type, command_id, source, datetime.now(UTC))
+        if signer is not None:
+            headers = signer.headers(headers, document)
         sent = producer.send(topic, key=key, value=document, headers=headers).get(timeout=30)
         return sent.partition, sent.offset
     finally:

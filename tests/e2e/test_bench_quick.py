@@ -32,6 +32,7 @@ ONCE = {
         for backend in ("SQLite", "PostgreSQL")
         for w in (1, 4)
     },
+    "intake, signed commands": True,
     "relay": True,
     "projection lag p99 at 500 events/s": False,
     "backcheck --help": True,

@@ -185,7 +185,13 @@ def test_the_intake_whose_broker_went_away_stops_when_asked(
     own_kafka_broker: Broker, story: Story, daemons: list[Daemon], tmp_path: Path
 ) -> None:
     app, settings = story
-    command = [BACKCHECK, "ingest", "--bootstrap-servers", own_kafka_broker.bootstrap]
+    command = [
+        BACKCHECK,
+        "ingest",
+        "--bootstrap-servers",
+        own_kafka_broker.bootstrap,
+        "--accept-unsigned",  # its commands are unsigned: senders are not what this is about
+    ]
     intake = Daemon(command, store_env(settings), tmp_path / "intake.log")
     daemons.append(intake)
     before = app.recorder.max_notification_id() or 0

@@ -22,8 +22,9 @@ from eventsourcing.utils import resolve_topic
 import domain
 from domain.access import Authentication
 from domain.duty import DUTY_NAMESPACE, run_id
-from domain.principal import PRINCIPAL_NAMESPACE, portal_name, principal_id
+from domain.principal import PRINCIPAL_NAMESPACE, portal_name, principal_id, sender_key_id
 from domain.redrive import REDRIVE_NAMESPACE
+from domain.sender import REFUSAL_NAMESPACE, refusal_id
 from infra.access.cedar import CedarDecisionPoint
 from infra.config import Settings
 from infra.kafka.cloudevent import ACCEPTED, REFUSED
@@ -31,6 +32,7 @@ from infra.kafka.dead_letters import REDRIVEN_FROM
 from infra.kafka.intake import DLQ_TOPIC
 from infra.kafka.outcome import OUTCOME_NAMESPACE
 from infra.kafka.relay_store import RELAY_STATE_TABLE
+from infra.kafka.senders import KEYID, SIGNATURE, signed_bytes
 from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC, OUTCOMES_TOPIC
 from infra.kafka.worker import STREAM_VIEWS_TABLE
 from infra.privacy.keystore import KEY_CHECK_SCHEME, KEY_CHECK_TABLE
@@ -88,6 +90,9 @@ STORED_EVENT_TOPICS = frozenset(
         "domain.principal:Principal.Added",
         "domain.principal:Principal.Created",
         "domain.principal:Principal.Revoked",
+        "domain.principal:Principal.SenderKeyIssued",
+        "domain.principal:Principal.SenderKeyRevoked",
+        "domain.principal:Principal.SenderKeyRotated",
         "domain.principal:Principal.TokenRotated",
         "domain.report:Report.Amended",
         "domain.report:Report.Approved",
@@ -101,6 +106,8 @@ STORED_EVENT_TOPICS = frozenset(
         "domain.report:Report.LegalHoldPlaced",
         "domain.report:Report.LegalHoldReleased",
         "domain.report:Report.SharedWithCandidate",
+        "domain.sender:SenderRefusal.Created",
+        "domain.sender:SenderRefusal.Refused",
     }
 )
 
@@ -231,6 +238,19 @@ def test_the_kept_views_tables_files_and_tracking_names_are_unchanged() -> None:
             "backcheck.stream-dashboard.sqlite",
         ),
     ]
+
+
+def test_sender_key_ids_refusal_ids_and_the_signature_layout_are_unchanged() -> None:
+    # senders put the key id in ce_keyid; refusals are found by where the message was
+    assert sender_key_id("A" * 43 + "=") == "66687aadf862bd776c8fc18b8e9f8e20"
+    assert str(REFUSAL_NAMESPACE) == "0b7e4f2a-93c1-5d8e-a6f4-2c9d1e3b7a50"
+    assert str(refusal_id("backcheck.commands.v1/0@0")) == "18cbfe45-461c-54a3-a031-0f60662cfedf"
+    # what senders sign: a published layout (infra/kafka/senders.py)
+    found = {"ce_id": b"c-1", "ce_source": b"svc:ats", "ce_type": b"t", "ce_time": b""}
+    assert signed_bytes(found, b"{}") == (
+        b"30:backcheck-command-signature-v1,3:c-1,7:svc:ats,1:t,0:,2:{},"
+    )
+    assert (KEYID, SIGNATURE) == ("ce_keyid", "ce_signature")
 
 
 def test_duty_run_ids_are_unchanged() -> None:

@@ -32,6 +32,7 @@ from domain.investigation import Investigation
 from domain.principal import Principal
 from domain.report import Amendment, Report
 from domain.screening import screen
+from domain.sender import SenderRefusal
 from infra.store.transcoder import (
     EventTooLargeError,
     OrjsonTranscoder,
@@ -64,6 +65,7 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     Access,
     DataDisclosure,
     Principal,
+    SenderRefusal,
     DutyRun,
 )
 SHANGHAI = timezone(timedelta(hours=8))
@@ -268,6 +270,16 @@ def every_event() -> list[DomainEvent]:
     portal.rotate("b" * 64, NOW.astimezone(SHANGHAI) + timedelta(days=7), "hr:li.na")
     portal.revoke("link forwarded by mistake", "hr:li.na")
     events += portal.collect_events()
+    ats = Principal.add("svc:ats", "service", "service", (), "c" * 64, None, "operator")
+    ats.issue_sender_key("A" * 43 + "=", ("register-candidate",), ("self",), "operator")
+    ats.issue_sender_key(
+        "B" * 43 + "=", ("register-candidate", "submit-claims"), ("hr:li.na",), "operator"
+    )
+    ats.revoke_sender_key("key left on a laptop", "operator")
+    events += ats.collect_events()
+    events += SenderRefusal.record(
+        "backcheck.commands.v1/0@7", "unsigned", "no ce_keyid", "svc:ats", "c-1", "t", "", "d" * 64
+    ).collect_events()
     run = DutyRun.claim("retention", NOW, "host-a:101", NOW, timedelta(hours=1))
     run.take_over("host-b:202", NOW + timedelta(hours=2), timedelta(hours=1))
     run.finish("host-b:202", 2, NOW + timedelta(hours=2, minutes=3), "succeeded", {"shredded": 3})

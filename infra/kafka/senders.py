@@ -1,0 +1,407 @@
+"""Signed commands: who sent a message on the command topic, checked before anything else.
+
+Whoever can write to the command topic could otherwise name any `ce_source` and any `actor`.
+So each service that sends commands is a registered principal holding a sender key
+(`backcheck principals add ... --public-key`, services/senders.py), and signs every command
+with the private half. The intake checks the signature before it parses the body, then that
+the message is fresh, not a replay, and asks only for what the sender may: its use cases, on
+behalf of whom it may act. A message that fails is dead-lettered with a reason of its own and
+the refusal is recorded in the store (domain/sender.py); nothing else changes.
+
+The signature (this module writes and reads it). Two headers beside the CloudEvent's own:
+
+    ce_keyid      the sender key's id: the first 16 bytes of the SHA-256 of the raw 32-byte
+                  Ed25519 public key, in hex (`domain.principal.sender_key_id`)
+    ce_signature  base64 (standard alphabet, padded) of the 64-byte Ed25519 signature of
+
+    netstring("backcheck-command-signature-v1") + netstring(ce_id) + netstring(ce_source)
+      + netstring(ce_type) + netstring(ce_time) + netstring(value)
+
+where netstring(b) is `<len(b) in decimal>:<b>,` over the header values' bytes exactly as sent
+(an absent ce_time is the empty string) and the message value as sent. Length prefixes make the
+string unambiguous whatever bytes a field holds; the leading label keeps a signature made for
+anything else from passing as one of these. The Kafka key is not signed: it only chooses the
+partition (a command names its candidate in its body).
+
+Replays: a command applied from one message (its receipt, domain/intake.py) is refused when it
+comes again from another message (`replayed`); the very same message delivered again is left
+to the intake, which passes over it. A message's `ce_time` must be within `max_skew` of the
+intake's clock, so a captured message is good only that long, and within it, once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import time
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from domain.intake import CommandReceipt, receipt_id
+from domain.principal import SELF, sender_key_id
+from infra.inputs import InputError
+from infra.kafka.cloudevent import DeadLetterReason, Headers
+from services.application import Backcheck
+from services.errors import AggregateMissingError
+from services.senders import Sender
+
+KEYID = "ce_keyid"
+SIGNATURE = "ce_signature"
+LABEL = b"backcheck-command-signature-v1"
+DEFAULT_SKEW = timedelta(minutes=5)
+RECHECK = 1.0  # seconds a sender's principal is taken as it was last read
+_SIGNED = ("ce_id", "ce_source", "ce_type", "ce_time")
+_READ = frozenset((*_SIGNED, KEYID, SIGNATURE))
+_SHOWN = 120  # characters of a sender's header repeated in an error, at most
+_KEYS_KEPT = 1024
+
+
+def _netstring(data: bytes) -> bytes:
+    return b"%d:%s," % (len(data), data)
+
+
+def signed_bytes(found: Mapping[str, bytes], value: bytes) -> bytes:
+    """The byte string a command's signature is over (the module's docstring): `found` holds
+    the first value of each header by name."""
+    parts = (LABEL, *(found.get(name, b"") for name in _SIGNED), value)
+    return b"".join(_netstring(part) for part in parts)
+
+
+# --- keys and signing: the sender's side ------------------------------------------------------
+
+
+class SenderKeyError(InputError):
+    """A key file that holds no Ed25519 key of the kind expected."""
+
+
+def new_key_pair() -> tuple[bytes, str]:
+    """A fresh sender key: the private key as PEM (PKCS #8, unencrypted) and the public key
+    as base64 of its 32 raw bytes."""
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return pem, public_text(private.public_key())
+
+
+def public_text(key: Ed25519PublicKey) -> str:
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def public_key_of(path: Path) -> str:
+    """The public key in `path` (PEM, or base64 of the 32 raw bytes) as base64 raw bytes."""
+    data = _read(path, "public key")
+    if data.lstrip().startswith(b"-----BEGIN"):
+        try:
+            key = serialization.load_pem_public_key(data)
+        except ValueError as e:
+            raise SenderKeyError(f"{path}: not a PEM public key ({e})") from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise SenderKeyError(f"{path}: a PEM public key, but not Ed25519")
+        return public_text(key)
+    try:
+        raw = base64.b64decode(data.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise SenderKeyError(
+            f"{path}: neither a PEM public key nor base64 of an Ed25519 key's 32 raw bytes"
+        )
+    return base64.b64encode(raw).decode()
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SenderKeyError(f"cannot read the {what} {path}: {e.strerror}") from None
+    if len(data) > 16_384:
+        raise SenderKeyError(f"{path}: larger than any {what} file")
+    return data
+
+
+class CommandSigner:
+    """Signs commands with a sender's private key."""
+
+    def __init__(self, private: Ed25519PrivateKey) -> None:
+        self.private = private
+        self.key_id = sender_key_id(public_text(private.public_key()))
+
+    @classmethod
+    def from_file(cls, path: Path) -> CommandSigner:
+        """The private key in `path`: PEM (PKCS #8, unencrypted), as `keygen` writes it."""
+        try:
+            key = serialization.load_pem_private_key(_read(path, "private key"), password=None)
+        except (ValueError, TypeError) as e:
+            raise SenderKeyError(f"{path}: not an unencrypted PEM private key ({e})") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise SenderKeyError(f"{path}: a private key, but not Ed25519")
+        return cls(key)
+
+    def headers(self, headers: Sequence[tuple[str, bytes]], value: bytes) -> Headers:
+        """A command's headers with its `ce_keyid` and `ce_signature` after them."""
+        found = dict(reversed(headers))  # the first of each name, as the intake reads them
+        signature = self.private.sign(signed_bytes(found, value))
+        return [
+            *headers,
+            (KEYID, self.key_id.encode()),
+            (SIGNATURE, base64.b64encode(signature)),
+        ]
+
+
+# --- verifying: the intake's side -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SenderRefusal:
+    """Why a message is refused before the intake trusts it."""
+
+    reason: DeadLetterReason
+    error: str
+    command_type: str | None
+
+
+def _plain(raw: bytes | None) -> str:
+    """A header as text fit to repeat: decoded, control characters replaced, bounded."""
+    text = (raw or b"").decode("utf-8", errors="replace").strip()
+    if not text.isprintable():
+        text = "".join("?" if unicodedata.category(c).startswith("C") else c for c in text)
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}..."
+
+
+class SenderCheck:
+    """Checks a command message's sender, signature, time, freshness and scope.
+
+    `recheck`: seconds a sender's principal, once read, is taken as it was: a rotation or a
+    revocation is seen by the intake within that long (one indexed read a message otherwise).
+    `accept_unsigned`: a message with neither signature header is left to the intake as it
+    was before senders were checked (for a topic whose ACLs alone decide who writes, while its
+    senders move to signing); a message with either header is checked all the same."""
+
+    def __init__(
+        self,
+        app: Backcheck,
+        max_skew: timedelta = DEFAULT_SKEW,
+        accept_unsigned: bool = False,
+        clock: Callable[[], datetime] | None = None,
+        recheck: float = RECHECK,
+    ) -> None:
+        self.app = app
+        self.max_skew = max_skew
+        self.accept_unsigned = accept_unsigned
+        self.clock = clock or app.clock
+        self.recheck = recheck
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._senders: dict[str, tuple[float, Sender | None]] = {}
+
+    def sender(self, name: str) -> Sender | None:
+        """The sender as its principal stands, asked of the store again once `recheck`
+        seconds have passed since it last was (a rotation or a revocation is a new version of
+        the principal, seen then)."""
+        now = time.monotonic()
+        known = self._senders.get(name)
+        if known is not None and now - known[0] < self.recheck:
+            return known[1]
+        found = self.app.sender(name)
+        if len(self._senders) >= _KEYS_KEPT:
+            self._senders.clear()
+        self._senders[name] = (now, found)
+        return found
+
+    def check(
+        self, headers: Sequence[tuple[str, bytes]], value: bytes | None, channel: str
+    ) -> SenderRefusal | None:
+        """None when the message may go on to the intake; else why not, recorded."""
+        found: dict[str, bytes] = {}
+        for name, raw in headers:
+            if name in _READ and found.setdefault(name, raw) != raw:
+                return self._refuse(
+                    found,
+                    value,
+                    channel,
+                    DeadLetterReason.MALFORMED,
+                    f"header {name} is given twice, with different values; a signed command "
+                    "has one of each",
+                )
+        if KEYID not in found and SIGNATURE not in found and self.accept_unsigned:
+            return None
+        refused = self._refusal(found, value or b"", channel)
+        if refused is None:
+            return None
+        return self._refuse(found, value, channel, *refused)
+
+    def _refusal(
+        self, found: dict[str, bytes], value: bytes, channel: str
+    ) -> tuple[DeadLetterReason, str] | None:
+        source = _plain(found.get("ce_source"))
+        if KEYID not in found or SIGNATURE not in found:
+            return DeadLetterReason.UNSIGNED, (
+                f"no {KEYID} and {SIGNATURE} headers: every command is signed with its "
+                "sender's key (`backcheck send-command --signing-key`)"
+            )
+        sender = self.sender(source) if source else None
+        if sender is None:
+            return DeadLetterReason.UNKNOWN_SENDER, (
+                f"ce_source {source!r} is no service holding a sender key (`backcheck "
+                "principals add NAME --kind service --public-key FILE`)"
+            )
+        if not self._verified(sender, found, value):
+            return DeadLetterReason.BAD_SIGNATURE, (
+                f"ce_signature does not verify with {sender.name}'s current sender key "
+                f"{sender.key_id} ({KEYID} {_plain(found[KEYID])!r})"
+            )
+        kind = _plain(found.get("ce_type"))
+        refused = (
+            self._timing(found.get("ce_time"))
+            or self._scope(sender, kind)
+            or self._actor(sender, value)
+        )
+        if refused is None:
+            return None  # a replay of it is found by the intake, which reads its receipt anyway
+        command_id = _plain(found.get("ce_id"))
+        applied_from = self._applied_from(sender, command_id)
+        if applied_from == channel:
+            return None  # this very message, applied and delivered again: the intake passes
+        if applied_from is not None:
+            return DeadLetterReason.REPLAYED, self._replay_error(
+                sender.name, command_id, applied_from
+            )
+        return refused
+
+    def signed(self, headers: Sequence[tuple[str, bytes]]) -> bool:
+        """Whether the message carries a signature (one `check` passed: a verified one)."""
+        return any(name in (KEYID, SIGNATURE) for name, _ in headers)
+
+    def replayed(
+        self,
+        headers: Sequence[tuple[str, bytes]],
+        value: bytes | None,
+        channel: str,
+        applied_from: str,
+    ) -> SenderRefusal:
+        """The refusal, recorded, of a signed command applied before from `applied_from`."""
+        found = dict(reversed(headers))
+        error = self._replay_error(
+            _plain(found.get("ce_source")), _plain(found.get("ce_id")), applied_from
+        )
+        return self._refuse(found, value, channel, DeadLetterReason.REPLAYED, error)
+
+    @staticmethod
+    def _replay_error(source: str, command_id: str, applied_from: str) -> str:
+        return (
+            f"ce_id {command_id!r} from {source} was applied from {applied_from}; a command is "
+            "taken once (a new command has a new ce_id)"
+        )
+
+    @staticmethod
+    def _scope(sender: Sender, kind: str) -> tuple[DeadLetterReason, str] | None:
+        if kind in sender.use_cases:
+            return None
+        return DeadLetterReason.OUT_OF_SCOPE, (
+            f"ce_type {kind!r} is not among the use cases {sender.name} may send "
+            f"({', '.join(sorted(sender.use_cases))})"
+        )
+
+    def _verified(self, sender: Sender, found: dict[str, bytes], value: bytes) -> bool:
+        if found[KEYID].strip() != sender.key_id.encode():
+            return False
+        try:
+            signature = base64.b64decode(found[SIGNATURE].strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        key = self._keys.get(sender.public_key)
+        if key is None:
+            if len(self._keys) >= _KEYS_KEPT:
+                self._keys.clear()
+            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(sender.public_key))
+            self._keys[sender.public_key] = key
+        try:
+            key.verify(signature, signed_bytes(found, value))
+        except InvalidSignature:
+            return False
+        return True
+
+    def _timing(self, raw: bytes | None) -> tuple[DeadLetterReason, str] | None:
+        skew = int(self.max_skew.total_seconds())
+        if not raw:
+            return DeadLetterReason.EXPIRED, (
+                "no ce_time: a signed command carries the time it was sent (RFC 3339), and is "
+                f"taken within {skew} s of it"
+            )
+        try:
+            sent = datetime.fromisoformat(raw.decode().strip())
+        except (UnicodeDecodeError, ValueError):
+            sent = None
+        if sent is None or sent.tzinfo is None:
+            return DeadLetterReason.MALFORMED, (
+                f"ce_time {_plain(raw)!r} is not an RFC 3339 time with its offset"
+            )
+        now = self.clock()
+        if sent < now - self.max_skew:
+            return DeadLetterReason.EXPIRED, (
+                f"ce_time {sent.isoformat()} is more than {skew} s before the intake's clock "
+                f"({now.isoformat()}): send it again, signed anew"
+            )
+        if sent > now + self.max_skew:
+            return DeadLetterReason.FUTURE, (
+                f"ce_time {sent.isoformat()} is more than {skew} s after the intake's clock "
+                f"({now.isoformat()}): the sender's clock is ahead"
+            )
+        return None
+
+    def _applied_from(self, sender: Sender, command_id: str) -> str | None:
+        """Where the command with this id from this sender was applied from, if it was."""
+        try:
+            receipt = self.app.load(CommandReceipt, receipt_id(sender.name, command_id))
+        except AggregateMissingError:
+            return None
+        return str(receipt.channel)
+
+    def _actor(self, sender: Sender, value: bytes) -> tuple[DeadLetterReason, str] | None:
+        try:
+            document = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None  # the intake says why it is malformed
+        actor = document.get("actor") if isinstance(document, dict) else None
+        if not isinstance(actor, str) or not actor.strip():
+            return DeadLetterReason.ACTOR_NOT_ALLOWED, (
+                f"field 'actor': a command from {sender.name} names whom it acts for"
+            )
+        actor = actor.strip()
+        if actor in sender.acts_for or (actor == sender.name and SELF in sender.acts_for):
+            return None
+        return DeadLetterReason.ACTOR_NOT_ALLOWED, (
+            f"field 'actor': {sender.name} may not act for {_plain(actor.encode())!r} (it acts "
+            f"for {', '.join(sorted(sender.acts_for))})"
+        )
+
+    def _refuse(
+        self,
+        found: dict[str, bytes],
+        value: bytes | None,
+        channel: str,
+        reason: DeadLetterReason,
+        error: str,
+    ) -> SenderRefusal:
+        kind = _plain(found.get("ce_type"))
+        self.app.record_sender_refusal(
+            channel,
+            reason.value,
+            error,
+            _plain(found.get("ce_source")),
+            _plain(found.get("ce_id")),
+            kind,
+            _plain(found.get(KEYID)),
+            hashlib.sha256(value or b"").hexdigest(),
+        )
+        return SenderRefusal(reason, error, kind or None)
