@@ -4,9 +4,10 @@ it (the Kafka client, faust and the use cases are not loaded by any other comman
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractContextManager, closing
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, closing, contextmanager
 from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
 
 import typer
@@ -18,11 +19,30 @@ from infra.terminal import markup_safe
 if TYPE_CHECKING:
     from infra.config import Settings
     from infra.kafka.relay import Relay
+    from infra.ops.health import HealthServer
     from services.application import Backcheck
+
+_log = logging.getLogger("backcheck.relay")
 
 
 class _Daemon(Protocol):
     def run(self) -> int: ...
+
+    def checks(self, max_lag: int) -> dict[str, Callable[[], str | None]]: ...
+
+
+HealthPort = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=65535,
+        help="serve /healthz, /readyz and /metrics on this port (0: any free one; default: off)",
+    ),
+]
+ReadyMaxLag = Annotated[
+    int,
+    typer.Option(min=0, help="/readyz fails while the lag exceeds this many events (0: no bound)"),
+]
 
 
 Options = TypeVar("Options")
@@ -54,6 +74,8 @@ def relay(
             help="the largest message the broker takes (default: what it reports, else 1048588)",
         ),
     ] = None,
+    health_port: HealthPort = None,
+    ready_max_lag: ReadyMaxLag = 10_000,
 ) -> None:
     """Publish every stored event, in log order, to the Kafka events topic.
 
@@ -62,9 +84,11 @@ def relay(
     producer), so a crash or an outage loses nothing and resends at most the pages in flight
     (four). Without --once an unavailable broker is waited for; with --once it is an error
     (exit 69). An event larger than the broker takes goes to the dead-letter topic instead,
-    with the reason.
+    with the reason. With --health-port, health, readiness and metrics are served there.
     """
-    from infra.kafka.daemon import RelayOptions, relay_daemon
+    from infra.kafka.daemon import RelayOptions, readiness_checks, relay_daemon
+    from infra.ops import logs
+    from infra.ops.health import serve_health
 
     options = RelayOptions(
         bootstrap=bootstrap_servers or "",
@@ -75,14 +99,17 @@ def relay(
         max_message_bytes=max_message_bytes or 0,
     )
     try:
+        logs.configure()
         application, settings = open_app()
         with closing(application), relay_daemon(application, settings, options) as relay_:
             err.print(
                 f"[dim]relay of {markup_safe(settings.describe())} to {markup_safe(topic)} on "
                 f"{markup_safe(relay_.bootstrap)}, from position {relay_.position}[/]"
             )
-            relay_.on_notice = lambda text: err.print(f"[yellow]{markup_safe(text)}[/]")
-            sent = _publish(relay_, once)
+            relay_.on_notice = lambda text: _log.warning("%s", text)
+            checks = readiness_checks(settings, relay_.bootstrap, lambda: relay_.lag, ready_max_lag)
+            with _serving(serve_health(health_port, checks)):
+                sent = _publish(relay_, once)
             position, dead = relay_.position, relay_.dead_lettered
     except Exception as e:
         fail(e)
@@ -104,12 +131,32 @@ def _publish(relay_: Relay, once: bool) -> int:
         return relay_.run(
             once=once,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
-            on_retry=lambda e: err.print(
-                f"[yellow]not publishing:[/] {markup_safe(e)}"
-                if isinstance(e, PartitionCountError)
-                else f"[yellow]waiting for the broker:[/] {markup_safe(e)}"
+            on_retry=lambda e: _log.warning(
+                "not publishing: %s" if isinstance(e, PartitionCountError) else _waiting(e), e
             ),
         )
+
+
+def _waiting(error: Exception) -> str:
+    """What the relay waits for, as a log format taking the error."""
+    from infra.kafka.relay import RelayFailedError
+    from infra.kafka.topics import BrokerUnavailableError
+
+    if isinstance(error, RelayFailedError | BrokerUnavailableError):
+        return "waiting for the broker: %s"
+    return "waiting for the store: %s"
+
+
+@contextmanager
+def _serving(server: HealthServer | None) -> Iterator[None]:
+    """The health server (if any) for as long as the daemon runs."""
+    try:
+        if server is not None:
+            err.print(f"[dim]health on port {server.port}: /healthz /readyz /metrics[/]")
+        yield
+    finally:
+        if server is not None:
+            server.close()
 
 
 @app.command()
@@ -134,6 +181,8 @@ def worker(
     max_poll_interval_ms: Annotated[
         int, typer.Option(min=1, help="how long a rebalance waits for members to rejoin")
     ] = 300_000,
+    health_port: HealthPort = None,
+    ready_max_lag: ReadyMaxLag = 10_000,
 ) -> None:
     """Run a projection worker: build the read views and the dashboard from the Kafka events
     topic (faust).
@@ -164,6 +213,7 @@ def worker(
             f"worker of group {group} on {running.options.bootstrap}; "
             f"views in {settings.describe()}"
         ),
+        (health_port, ready_max_lag),
     )
     projection = worker_.projection
     err.print(
@@ -205,6 +255,7 @@ def ingest(
     heartbeat_interval_ms: Annotated[int, typer.Option(min=1)] = 3_000,
     max_poll_interval_ms: Annotated[int, typer.Option(min=1)] = 300_000,
     loglevel: Annotated[str, typer.Option(help="faust's log level")] = "warn",
+    health_port: HealthPort = None,
 ) -> None:
     """Apply commands from other services: consume the command topic, one use case per
     message, applied once; what cannot be applied goes to the dead-letter topic with why."""
@@ -230,6 +281,7 @@ def ingest(
         lambda settings, running: (
             f"store: {settings.describe()}; commands from {options.topic} at {running.bootstrap}"
         ),
+        (health_port, 0),
     )
     raise typer.Exit(code)
 
@@ -238,14 +290,19 @@ def _run(
     daemon: Callable[[Backcheck, Settings, Options], AbstractContextManager[Running]],
     options: Options,
     started: Callable[[Settings, Running], str],
+    health: tuple[int | None, int],
 ) -> tuple[Running, int]:
-    """Opens the daemon on the configured store, says what runs where, runs it until
+    """Opens the daemon on the configured store, says what runs where, serves its health on
+    the port of `health` (port, the readiness's lag bound) if any, runs it until
     SIGINT/SIGTERM; (the daemon, its exit code)."""
+    from infra.ops.health import serve_health
+
     try:
         application, settings = open_app()
         with closing(application), daemon(application, settings, options) as running:
             err.print(f"[dim]{markup_safe(started(settings, running))}[/]")
-            return running, running.run()
+            with _serving(serve_health(health[0], running.checks(health[1]))):
+                return running, running.run()
     except Exception as e:
         fail(e)
 
