@@ -10,6 +10,7 @@ With `--once` nothing is waited out: the first failure is the command's error.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -71,13 +72,17 @@ def follow(
     return relay.sent
 
 
+def _pause(relay: Relay, seconds: float) -> None:
+    relay.stop.wait(seconds)
+
+
 def _publish_retrying(relay: Relay, first: float, waiting: Callable[[RetryCallState], None]) -> int:
     """`relay.publish()`, tried again while it fails in a way `waits_out`, until told to stop."""
     for attempt in Retrying(
         retry=retry_if_exception(waits_out),
         wait=backoff(first),
         stop=stop_when_event_set(relay.stop),
-        sleep=lambda seconds: None if relay.stop.wait(seconds) else None,  # woken by a stop
+        sleep=functools.partial(_pause, relay),  # woken by a stop
         before_sleep=waiting,
         reraise=True,
     ):
