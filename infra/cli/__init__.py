@@ -12,6 +12,7 @@ from infra.cli import (  # noqa: F401
     dashboard,
     demo,
     events,
+    health,
     kafka,
     principals,
     read,

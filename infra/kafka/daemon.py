@@ -34,7 +34,7 @@ from infra.kafka.topics import (
     reachable,
 )
 from infra.kafka.worker import WorkerOptions, projection_app, worker_targets
-from infra.ops.health import Check, lag_check, store_check
+from infra.ops.health import Check, lag_check, settings_store_check
 from services.application import Backcheck
 from services.intake import CommandIntake
 
@@ -57,17 +57,6 @@ def readiness_checks(
     if lag is not None:
         checks["lag"] = lag_check(lag, max_lag, "the lag")
     return checks
-
-
-def settings_store_check(settings: Settings) -> Check:
-    """`store_check` of the configured store."""
-    postgres = settings.backend == "postgres"
-    return store_check(
-        settings.backend,
-        settings.postgres_conninfo() if postgres else "",
-        None if postgres else settings.sqlite_path,
-        settings.describe(),
-    )
 
 
 # --- the relay ----------------------------------------------------------------------------

@@ -29,6 +29,8 @@ from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from infra.config import Settings
+
 Check = Callable[[], str | None]
 
 log = logging.getLogger("backcheck.health")
@@ -69,6 +71,17 @@ def store_check(backend: str, conninfo: str, sqlite_path: Path | None, where: st
         return None
 
     return check
+
+
+def settings_store_check(settings: Settings) -> Check:
+    """`store_check` of the configured store."""
+    postgres = settings.backend == "postgres"
+    return store_check(
+        settings.backend,
+        settings.postgres_conninfo() if postgres else "",
+        None if postgres else settings.sqlite_path,
+        settings.describe(),
+    )
 
 
 def lag_check(lag: Callable[[], int], bound: int, what: str) -> Check:
