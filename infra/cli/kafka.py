@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
-from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, Protocol, TypeVar
 
 import typer
 
@@ -112,7 +112,7 @@ def relay(
                 sent = _publish(relay_, once)
             position, dead = relay_.position, relay_.dead_lettered
     except Exception as e:
-        fail(e)
+        _fail_daemon("the relay", e)
     also = f"; {dead} too large, dead-lettered to {relay_.dead_topic}" if dead else ""
     console.print(
         f"published {sent} events to {markup_safe(topic)}; position {position}{markup_safe(also)}"
@@ -135,6 +135,22 @@ def _publish(relay_: Relay, once: bool) -> int:
                 "not publishing: %s" if isinstance(e, PartitionCountError) else _waiting(e), e
             ),
         )
+
+
+def _fail_daemon(process: str, error: Exception) -> NoReturn:
+    """An expected error as every command reports it (`fail`); any other is a bug, which a
+    daemon does not retry: one line naming it, exit 70 (its traceback at debug level)."""
+    from infra.ops.retry import EX_SOFTWARE
+    from infra.problem import problem_for
+
+    if problem_for(error) is not None:
+        fail(error)
+    _log.debug("%s failed", process, exc_info=error)
+    err.print(
+        f"[red]{markup_safe(process)} stopped:[/] a bug, not retried "
+        f"({type(error).__name__}: {markup_safe(error)}); fix it and start it again"
+    )
+    raise typer.Exit(EX_SOFTWARE)
 
 
 def _waiting(error: Exception) -> str:
@@ -304,7 +320,7 @@ def _run(
             with _serving(serve_health(health[0], running.checks(health[1]))):
                 return running, running.run()
     except Exception as e:
-        fail(e)
+        _fail_daemon(f"backcheck {daemon.__name__.replace('_', ' ')}", e)
 
 
 def _scopes(items: list[str]) -> dict[str, frozenset[str]] | None:

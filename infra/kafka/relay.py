@@ -369,8 +369,9 @@ class Relay:
         head (the head asked of the store at most once a second)."""
         now = time.monotonic()
         if done or now - self._observed >= 1.0:
-            self._head = self.head()
             self._observed = now
+            with contextlib.suppress(Exception):  # the store away: said by the next page read
+                self._head = self.head()
         metrics.relayed(self.topic, done, self._position, max(self._head, self._position))
 
     @property

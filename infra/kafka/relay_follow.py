@@ -10,6 +10,7 @@ With `--once` nothing is waited out: the first failure is the command's error.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from infra.kafka.relay import PartitionCountError, RelayFailedError
 from infra.kafka.topics import BrokerUnavailableError
 from infra.ops import metrics
 from infra.ops.retry import backoff, is_transient
+from infra.store.recorder import datastore_of
 
 if TYPE_CHECKING:
     from infra.kafka.relay import Relay
@@ -47,6 +49,7 @@ def follow(
 
     def waiting(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
+        _drop_lost_connections(relay)
         if isinstance(error, Exception) and str(error) != said[0]:
             said[0] = str(error)
             if on_retry is not None:
@@ -70,6 +73,17 @@ def follow(
             break
         relay.stop.wait(poll)
     return relay.sent
+
+
+def _drop_lost_connections(relay: Relay) -> None:
+    """On PostgreSQL, the pool's idle connections checked and the lost ones dropped, so the
+    next try gets a live one (rather than one stale connection per try, each a backoff)."""
+    from eventsourcing.postgres import PostgresDatastore
+
+    datastore = datastore_of(relay.app.recorder)
+    if isinstance(datastore, PostgresDatastore):
+        with contextlib.suppress(Exception):  # the server still away: the next try says so
+            datastore.pool.check()
 
 
 def _pause(relay: Relay, seconds: float) -> None:

@@ -66,7 +66,9 @@ def formatter(stream: TextIO) -> logging.Formatter:
 
 def configure(level: int | str = logging.INFO, stream: TextIO | None = None) -> None:
     """The root logger writes to `stream` (standard error) in the format that suits it,
-    replacing handlers set before (once per process; calling again changes nothing more)."""
+    replacing handlers set before (once per process; calling again changes nothing more):
+    backcheck's own loggers from `level`, the libraries' (Kafka clients, uvicorn) from
+    warnings up."""
     out = stream or sys.stderr
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter(out))
@@ -74,4 +76,6 @@ def configure(level: int | str = logging.INFO, stream: TextIO | None = None) -> 
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level)
+    root.setLevel(logging.WARNING)
+    for ours in ("backcheck", "infra"):
+        logging.getLogger(ours).setLevel(level)

@@ -76,10 +76,6 @@ READ_DECISIONS = Counter(
 CHAIN_VERIFICATIONS = Counter(
     "backcheck_chain_verifications", "hash chain verifications, by result", ["result"]
 )
-CHECKPOINT_AGE = Gauge(
-    "backcheck_checkpoint_age_seconds",
-    "seconds since the newest kept signed checkpoint was written (-1: none kept)",
-)
 RETRIES = Counter(
     "backcheck_transient_retries",
     "transient failures waited out and tried again, by operation",
@@ -130,9 +126,20 @@ def retried(operation: str) -> None:
     RETRIES.labels(_operations(operation)).inc()
 
 
+_checkpoint_age: list[Gauge] = []  # made by the first process part that watches checkpoints
+
+
 def watch_checkpoints(directory: Path, now: Callable[[], float]) -> None:
     """Checkpoint age, read from `directory` when scraped: the newest kept checkpoint file's
-    age (its modification time: it is written once, when it is signed)."""
+    age (its modification time: it is written once, when it is signed). Only the processes
+    that watch the checkpoints (the HTTP server, the scheduler) export it."""
+    if not _checkpoint_age:
+        _checkpoint_age.append(
+            Gauge(
+                "backcheck_checkpoint_age_seconds",
+                "seconds since the newest kept signed checkpoint was written (-1: none kept)",
+            )
+        )
 
     def age() -> float:
         try:
@@ -141,4 +148,4 @@ def watch_checkpoints(directory: Path, now: Callable[[], float]) -> None:
             newest = None
         return -1.0 if newest is None else max(now() - newest, 0.0)
 
-    CHECKPOINT_AGE.set_function(age)
+    _checkpoint_age[0].set_function(age)
