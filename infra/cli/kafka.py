@@ -154,13 +154,14 @@ def _fail_daemon(process: str, error: Exception) -> NoReturn:
 
 
 def _waiting(error: Exception) -> str:
-    """What the relay waits for, as a log format taking the error."""
-    from infra.kafka.relay import RelayFailedError
-    from infra.kafka.topics import BrokerUnavailableError
+    """What the relay waits for, as a log format taking the error: the store when the error
+    is the store's (its problem type says so), else the broker."""
+    from infra.problem import problem_for
 
-    if isinstance(error, RelayFailedError | BrokerUnavailableError):
-        return "waiting for the broker: %s"
-    return "waiting for the store: %s"
+    problem = problem_for(error)
+    if problem is not None and problem.type.startswith("store-"):
+        return "waiting for the store: %s"
+    return "waiting for the broker: %s"
 
 
 @contextmanager

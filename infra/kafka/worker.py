@@ -28,7 +28,7 @@ from infra.kafka.projection import Record, StreamProjection, Target
 from infra.kafka.recovery import GapRecovery, PartitionReader, StallWatch
 from infra.kafka.streams import RAW, faust_app, off_the_loop, until_done
 from infra.kafka.topics import EVENTS_TOPIC, dead_letter_topic
-from infra.ops import metrics
+from infra.ops import logs, metrics
 from infra.store.pool import Datastore
 from infra.store.recorder import datastore_of
 from infra.store.transcoder import typed_mapper
@@ -219,7 +219,8 @@ def projection_app(
                 recovery.hold(partition, reason)
             await partitions.read_held_again()
             for record, error in bad:
-                logger.error("dead-lettered: %s", error)
+                ce_id = record.headers.get("ce_id", b"")[:200].decode(errors="replace")
+                logger.error("dead-lettered: %s", error, extra=logs.ids(ce_id or None))
                 now = datetime.now(UTC)
                 headers = record.dead_letter_headers(
                     str(error), projection.topic, now, error.reason
