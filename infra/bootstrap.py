@@ -22,6 +22,7 @@ from infra.access.cedar import CedarDecisionPoint
 from infra.audit.checkpoint import FileKeySigner
 from infra.config import ConfigError, Settings, file_setting
 from infra.http.link import portal_link
+from infra.ops.decisions import CountedDecisions
 from infra.outbox.links import LinkOutbox
 from infra.privacy.erasures import RecordedErasures
 from infra.privacy.keystore import (
@@ -81,8 +82,9 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
             signer=signer,
             views=runners[READ.name],
             dashboard=runners[DASHBOARD.name],
-            # a principal assigned to some candidates reads about them alone
-            decision_point=AssignedDecisions(CedarDecisionPoint()),
+            # a principal assigned to some candidates reads about them alone; every decision
+            # counted (the read decisions metric)
+            decision_point=CountedDecisions(AssignedDecisions(CedarDecisionPoint())),
             retention=retention,
             links=links,
             subjects=chained(store.recorder),

@@ -32,6 +32,7 @@ from infra.audit.evidence import BundleError, BundleVerdict, export_bundle, veri
 from infra.audit.outputs import check_directory, check_output, free_name, write_output
 from infra.audit.verification import Problem, Verdict, open_source, verify
 from infra.config import Settings
+from infra.ops import metrics
 from services.application import Backcheck
 from services.evidence import Bundle, BundleRequest, EvidenceExport, ExportedEvidence
 
@@ -185,6 +186,7 @@ class StoreVerification:
         )
         verdict.problems.extend(self.refused)
         verdict.checkpoints += len(self.refused)
+        metrics.chain_verified(verdict.intact)
         return verdict
 
     def __enter__(self) -> StoreVerification:

@@ -15,6 +15,7 @@ from infra.cli import (  # noqa: F401
     demo,
     dlq,
     events,
+    health,
     kafka,
     principals,
     read,

@@ -4,12 +4,13 @@ it (the Kafka client, faust and the use cases are not loaded by any other comman
 
 from __future__ import annotations
 
+import logging
 import sys
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractContextManager, closing
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, Protocol, TypeVar
 
 import typer
 from rich.text import Text
@@ -21,11 +22,30 @@ from infra.terminal import markup_safe, visible
 if TYPE_CHECKING:
     from infra.config import Settings
     from infra.kafka.relay import Relay
+    from infra.ops.health import HealthServer
     from services.application import Backcheck
+
+_log = logging.getLogger("backcheck.relay")
 
 
 class _Daemon(Protocol):
     def run(self) -> int: ...
+
+    def checks(self, max_lag: int) -> dict[str, Callable[[], str | None]]: ...
+
+
+HealthPort = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=65535,
+        help="serve /healthz, /readyz and /metrics on this port (0: any free one; default: off)",
+    ),
+]
+ReadyMaxLag = Annotated[
+    int,
+    typer.Option(min=0, help="/readyz fails while the lag exceeds this many events (0: no bound)"),
+]
 
 
 Options = TypeVar("Options")
@@ -57,6 +77,8 @@ def relay(
             help="the largest message the broker takes (default: what it reports, else 1048588)",
         ),
     ] = None,
+    health_port: HealthPort = None,
+    ready_max_lag: ReadyMaxLag = 10_000,
 ) -> None:
     """Publish every stored event, in log order, to the Kafka events topic.
 
@@ -65,9 +87,11 @@ def relay(
     producer), so a crash or an outage loses nothing and resends at most the pages in flight
     (four). Without --once an unavailable broker is waited for; with --once it is an error
     (exit 69). An event larger than the broker takes goes to the dead-letter topic instead,
-    with the reason.
+    with the reason. With --health-port, health, readiness and metrics are served there.
     """
-    from infra.kafka.daemon import RelayOptions, relay_daemon
+    from infra.kafka.daemon import RelayOptions, readiness_checks, relay_daemon
+    from infra.ops import logs
+    from infra.ops.health import serve_health
 
     options = RelayOptions(
         bootstrap=bootstrap_servers or "",
@@ -78,17 +102,20 @@ def relay(
         max_message_bytes=max_message_bytes or 0,
     )
     try:
+        logs.configure()
         application, settings = open_app()
         with closing(application), relay_daemon(application, settings, options) as relay_:
             err.print(
                 f"[dim]relay of {markup_safe(settings.describe())} to {markup_safe(topic)} on "
                 f"{markup_safe(relay_.bootstrap)}, from position {relay_.position}[/]"
             )
-            relay_.on_notice = lambda text: err.print(f"[yellow]{markup_safe(text)}[/]")
-            sent = _publish(relay_, once)
+            relay_.on_notice = lambda text: _log.warning("%s", text)
+            checks = readiness_checks(settings, relay_.bootstrap, lambda: relay_.lag, ready_max_lag)
+            with _serving(serve_health(health_port, checks)):
+                sent = _publish(relay_, once)
             position, dead = relay_.position, relay_.dead_lettered
     except Exception as e:
-        fail(e)
+        _fail_daemon("the relay", e)
     also = f"; {dead} too large, dead-lettered to {relay_.dead_topic}" if dead else ""
     console.print(
         f"published {sent} events to {markup_safe(topic)}; position {position}{markup_safe(also)}"
@@ -107,12 +134,49 @@ def _publish(relay_: Relay, once: bool) -> int:
         return relay_.run(
             once=once,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
-            on_retry=lambda e: err.print(
-                f"[yellow]not publishing:[/] {markup_safe(e)}"
-                if isinstance(e, PartitionCountError)
-                else f"[yellow]waiting for the broker:[/] {markup_safe(e)}"
+            on_retry=lambda e: _log.warning(
+                "not publishing: %s" if isinstance(e, PartitionCountError) else _waiting(e), e
             ),
         )
+
+
+def _fail_daemon(process: str, error: Exception) -> NoReturn:
+    """An expected error as every command reports it (`fail`); any other is a bug, which a
+    daemon does not retry: one line naming it, exit 70 (its traceback at debug level)."""
+    from infra.ops.retry import EX_SOFTWARE
+    from infra.problem import problem_for
+
+    if problem_for(error) is not None:
+        fail(error)
+    _log.debug("%s failed", process, exc_info=error)
+    err.print(
+        f"[red]{markup_safe(process)} stopped:[/] a bug, not retried "
+        f"({type(error).__name__}: {markup_safe(error)}); fix it and start it again"
+    )
+    raise typer.Exit(EX_SOFTWARE)
+
+
+def _waiting(error: Exception) -> str:
+    """What the relay waits for, as a log format taking the error: the store when the error
+    is the store's (its problem type says so), else the broker."""
+    from infra.problem import problem_for
+
+    problem = problem_for(error)
+    if problem is not None and problem.type.startswith("store-"):
+        return "waiting for the store: %s"
+    return "waiting for the broker: %s"
+
+
+@contextmanager
+def _serving(server: HealthServer | None) -> Iterator[None]:
+    """The health server (if any) for as long as the daemon runs."""
+    try:
+        if server is not None:
+            err.print(f"[dim]health on port {server.port}: /healthz /readyz /metrics[/]")
+        yield
+    finally:
+        if server is not None:
+            server.close()
 
 
 @app.command()
@@ -137,6 +201,8 @@ def worker(
     max_poll_interval_ms: Annotated[
         int, typer.Option(min=1, help="how long a rebalance waits for members to rejoin")
     ] = 300_000,
+    health_port: HealthPort = None,
+    ready_max_lag: ReadyMaxLag = 10_000,
 ) -> None:
     """Run a projection worker: build the read views and the dashboard from the Kafka events
     topic (faust).
@@ -167,6 +233,7 @@ def worker(
             f"worker of group {group} on {running.options.bootstrap}; "
             f"views in {settings.describe()}"
         ),
+        (health_port, ready_max_lag),
     )
     projection = worker_.projection
     err.print(
@@ -228,6 +295,7 @@ def ingest(
     heartbeat_interval_ms: Annotated[int, typer.Option(min=1)] = 3_000,
     max_poll_interval_ms: Annotated[int, typer.Option(min=1)] = 300_000,
     loglevel: Annotated[str, typer.Option(help="faust's log level")] = "warn",
+    health_port: HealthPort = None,
 ) -> None:
     """Apply commands from other services: consume the command topic, one use case per
     message, applied once; what cannot be applied goes to the dead-letter topic with why.
@@ -262,6 +330,7 @@ def ingest(
         lambda settings, running: (
             f"store: {settings.describe()}; commands from {options.topic} at {running.bootstrap}"
         ),
+        (health_port, 0),
     )
     raise typer.Exit(code)
 
@@ -270,16 +339,21 @@ def _run(
     daemon: Callable[[Backcheck, Settings, Options], AbstractContextManager[Running]],
     options: Options,
     started: Callable[[Settings, Running], str],
+    health: tuple[int | None, int],
 ) -> tuple[Running, int]:
-    """Opens the daemon on the configured store, says what runs where, runs it until
+    """Opens the daemon on the configured store, says what runs where, serves its health on
+    the port of `health` (port, the readiness's lag bound) if any, runs it until
     SIGINT/SIGTERM; (the daemon, its exit code)."""
+    from infra.ops.health import serve_health
+
     try:
         application, settings = open_app()
         with closing(application), daemon(application, settings, options) as running:
             err.print(f"[dim]{markup_safe(started(settings, running))}[/]")
-            return running, running.run()
+            with _serving(serve_health(health[0], running.checks(health[1]))):
+                return running, running.run()
     except Exception as e:
-        fail(e)
+        _fail_daemon(f"backcheck {daemon.__name__.replace('_', ' ')}", e)
 
 
 def _scopes(items: list[str]) -> dict[str, frozenset[str]] | None:

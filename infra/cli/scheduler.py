@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -32,6 +33,12 @@ def scheduler(
         float, typer.Option(min=1.0, max=3600.0, help="seconds between looks at what is due")
     ] = TICK,
     as_json: Annotated[bool, typer.Option("--json", help="each run as one JSON line")] = False,
+    health_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="serve /healthz, /readyz (the store answers) and /metrics here"
+        ),
+    ] = None,
 ) -> None:
     """Run retention, consent expiry and signed checkpoints on their schedules
     (BACKCHECK_SCHEDULE_*), each run recorded in the store.
@@ -41,6 +48,8 @@ def scheduler(
     (its holder died) is taken over. Runs until SIGINT/SIGTERM (a duty running then is given
     8 s to end); exit 1 if, with --once, a run failed or was taken over before it ended."""
     from infra.kafka.shutdown import exit_at_deadline
+    from infra.ops import metrics
+    from infra.ops.health import serve_health, settings_store_check
     from infra.scheduling import duty_scheduler
     from services.schedule import Every, Status
 
@@ -62,14 +71,15 @@ def scheduler(
         )
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, stopping)
-        # TODO(issue 20 item 5, branch `operable`): start the shared health/metrics server
-        # here. Live: the loop below ticks. Ready: the store answered on the last tick.
-        # Metrics: runs by duty and status (each report), seconds since each duty's last
-        # succeeded run, the checkpoint's age.
+        # live: this process answers; ready: the store answers; metrics: runs by duty and
+        # status, the newest checkpoint's age
+        metrics.watch_checkpoints(settings.checkpoints_dir, time.time)
+        health = serve_health(health_port, {"store": settings_store_check(settings)})
         told: dict[str, tuple[object, str, int]] = {}  # duty -> what was said of it last
         while not stop.is_set():
             for report in scheduled.run_due(stopping=stop.is_set):
                 bad = bad or report.status in (Status.FAILED, Status.LOST)
+                metrics.scheduled_run(report.duty, report.status.value)
                 said = (report.run_id, report.status.value, report.attempt)
                 if told.get(report.duty) != said:  # each change once, not each tick
                     told[report.duty] = said
@@ -77,6 +87,8 @@ def scheduler(
             if once:
                 break
             stop.wait(tick)
+        if health is not None:
+            health.close()
     except Exception as e:
         fail(e, as_json)
     if once and bad:

@@ -76,6 +76,7 @@ def serve(
     from infra.http.idempotency import kept_answers
     from infra.http.oidc import oidc_verifier
     from infra.http.wire import JoinedHttpTools
+    from infra.ops import logs
 
     tokens: dict[str, str] = {}
     try:
@@ -102,6 +103,7 @@ def serve(
         console.print(f"  OIDC: {markup_safe(oidc.describe())}")
     console.print(f"  dashboard  {base}/dashboard  (sign in with a staff token)")
     console.print(f"  portal     {base}/portal  (a candidate opens it from their link)")
+    console.print(f"  health     {base}/healthz  {base}/readyz  {base}/metrics")
     if settings.public_url != base:  # the links sent with consent requests open that one
         console.print(
             f"  [dim]portal links sent with consent requests open "
@@ -123,9 +125,15 @@ def serve(
         settings=settings,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY,
     )
+    logs.configure()  # JSON lines off a terminal (infra/ops/logs.py), uvicorn's included
     server = uvicorn.Server(
         uvicorn.Config(
-            http, http=JoinedHttpTools, loop="uvloop", log_level="warning", access_log=False
+            http,
+            http=JoinedHttpTools,
+            loop="uvloop",
+            log_level="warning",
+            access_log=False,
+            log_config=None,
         )
     )
     # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again under the

@@ -20,6 +20,7 @@ from infra.http import compliance, contract, dashboard, lists, portal
 from infra.http.auth import PORTAL_COOKIE, Authenticator, Unanswerable, Unauthenticated
 from infra.http.bodies import DEFAULT_MAX_BODY, BodyLimit
 from infra.http.breaker import BreakerGate, StoreBreaker
+from infra.http.health import install_health
 from infra.http.idempotency import IdempotencyStore
 from infra.http.problems import PROBLEMS_DOC, error_response, install, problem_response
 from infra.http.routes import PROBLEMS, Api
@@ -171,8 +172,10 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    breaker: StoreBreaker | None = None
     if settings is not None and settings.backend == "postgres":
         breaker = StoreBreaker(settings.postgres_conninfo(), settings.describe())
         app.state.breaker = breaker
         app.add_middleware(BreakerGate, breaker=breaker)
+    install_health(app, application, settings, breaker)
     return app

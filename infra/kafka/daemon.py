@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -34,14 +34,32 @@ from infra.kafka.topics import (
     BrokerUnavailableError,
     dead_letter_topic,
     ensure_topics,
+    reachable,
 )
 from infra.kafka.worker import WorkerOptions, projection_app, worker_targets
+from infra.ops.health import Check, lag_check, settings_store_check
 from services.application import Backcheck
 from services.intake import CommandIntake
 
 
 def _bootstrap(settings: Settings, chosen: str) -> str:
     return parse_bootstrap(chosen or settings.kafka_bootstrap)
+
+
+def readiness_checks(
+    settings: Settings, bootstrap: str, lag: Callable[[], int] | None = None, max_lag: int = 0
+) -> dict[str, Check]:
+    """What a daemon's `/readyz` asks (`infra/ops/health.py`): the store answers, a broker
+    accepts connections at `bootstrap`, and (with `lag`) the lag is at most `max_lag`."""
+
+    def broker() -> str | None:
+        found = reachable(bootstrap, timeout=2)
+        return None if found else f"no Kafka broker answered at {bootstrap}"
+
+    checks = {"store": settings_store_check(settings), "broker": broker}
+    if lag is not None:
+        checks["lag"] = lag_check(lag, max_lag, "the lag")
+    return checks
 
 
 # --- the relay ----------------------------------------------------------------------------
@@ -89,13 +107,22 @@ def relay_daemon(
 # --- a projection worker ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class ProjectionWorker:
     """One worker of the consumer group, wired: `run` until SIGINT/SIGTERM."""
 
     projection: StreamProjection
     options: WorkerOptions  # with the settings' bootstrap, partitions and data folder
     watch: StallWatch
+    settings: Settings
+    _app: Any = None
+
+    def lag(self) -> int:
+        """The largest lag of a partition this worker holds, when last measured (every 2 s)."""
+        return 0 if self._app is None else int(self._app.backcheck_partitions.lag)
+
+    def checks(self, max_lag: int) -> dict[str, Check]:
+        return readiness_checks(self.settings, self.options.bootstrap, self.lag, max_lag)
 
     def run(self) -> int:
         """Runs the worker; returns its exit code."""
@@ -108,7 +135,7 @@ class ProjectionWorker:
             ) from None
         if options.datadir:
             Path(options.datadir).mkdir(parents=True, exist_ok=True)
-        app = projection_app(self.projection, options, self.watch)
+        self._app = app = projection_app(self.projection, options, self.watch)
         return run_faust(app, loglevel="warning", redirect_stdouts=False)
 
 
@@ -130,7 +157,7 @@ def projection_worker(
     try:
         projection = StreamProjection(application, targets, topic=options.topic)
         watch = StallWatch(projection, lambda: relayed.load()[1])  # what the relay delivered
-        yield ProjectionWorker(projection, resolved, watch)
+        yield ProjectionWorker(projection, resolved, watch, settings)
     finally:
         relayed.close()
 
@@ -162,6 +189,11 @@ class IntakeWorker:
     app: Any  # the faust app
     bootstrap: str
     options: IntakeOptions
+    settings: Settings
+
+    def checks(self, max_lag: int) -> dict[str, Check]:
+        """The store and the broker (the command topic's lag is the broker's to tell)."""
+        return readiness_checks(self.settings, self.bootstrap)
 
     def run(self) -> int:
         """Runs the worker; returns its exit code."""
@@ -195,4 +227,4 @@ def command_intake(
         },
         datadir=str(faust_dir),  # as the workers', not in the working directory
     )
-    yield IntakeWorker(app, bootstrap, options)
+    yield IntakeWorker(app, bootstrap, options, settings)

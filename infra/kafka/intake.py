@@ -11,10 +11,11 @@ applied goes to `backcheck.commands.dlq.v1` as a dead letter: its
 original key, value and headers unchanged, with why (`dlq_reason`, one of `DeadLetterReason`),
 `dlq_error`, where it came from and when. Nothing is dropped: the worker moves past a message
 only once it is applied or its dead letter is acknowledged by the broker. A failure that is
-nobody's message (the store unreachable, a bug) is neither: the worker retries that message, so
-the commands behind it wait rather than being lost. The answer is sent after the write or the
-dead letter, and before the offset is committed: a redelivered message is answered again, the
-same way (its receipt names the events it stored).
+nobody's message (the store unreachable, the broker away) is neither: the worker retries that
+message with backoff and jitter, so the commands behind it wait rather than being lost; a bug
+stops the worker with one line and exit code 70 (`infra/ops/retry.py`). The answer is sent after
+the write or the dead letter, and before the offset is committed: a redelivered message is
+answered again, the same way (its receipt names the events it stored).
 
 `decide` holds every decision about one message and needs no broker.
 """
@@ -52,6 +53,7 @@ from infra.kafka.topics import (
     kafka_producer,
     missing_topics,
 )
+from infra.ops import logs, metrics
 from infra.problem import problem_for
 from services.errors import CommandAlreadyAppliedError, UnknownUseCaseError
 from services.intake import CommandIntake
@@ -190,12 +192,19 @@ def _message_of(event: Any) -> CommandMessage:
 
 
 def _report(message: CommandMessage, decision: IntakeDecision) -> None:
+    """One log line for the message (with its command id as `event_id` and `correlation_id`,
+    when it has one), and its count by outcome."""
+    extra = logs.ids(*([_header(message, "ce_id")] * 2))
     if decision.redelivered:
+        metrics.command("redelivered")
         log.warning(
-            "%s was applied before its offset was committed; answered again", message.channel
+            "%s was applied before its offset was committed; answered again",
+            message.channel,
+            extra=extra,
         )
     elif decision.applied:
-        log.info("applied %s from %s", decision.command_type, message.channel)
+        metrics.command("applied")
+        log.info("applied %s from %s", decision.command_type, message.channel, extra=extra)
         link = (decision.result or {}).get("portal_link") or {}
         if link.get("status") not in (None, "delivered"):  # nobody else reads the answer
             log.warning(
@@ -204,9 +213,28 @@ def _report(message: CommandMessage, decision: IntakeDecision) -> None:
                 message.channel,
                 link.get("status"),
                 link.get("detail"),
+                extra=extra,
             )
     else:
-        log.warning("dead-lettered %s: %s: %s", message.channel, decision.reason, decision.error)
+        metrics.command("dead-lettered")
+        log.warning(
+            "dead-lettered %s: %s: %s",
+            message.channel,
+            decision.reason,
+            decision.error,
+            extra=extra,
+        )
+
+
+def _header(message: CommandMessage, name: str) -> str | None:
+    """A header's value as text, at most 200 characters (None: absent or not text)."""
+    for key, value in message.headers:
+        if key == name:
+            try:
+                return value[:200].decode()
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 def intake_app(
@@ -259,6 +287,8 @@ def intake_app(
         answer = outcome_of(message, decision, clock(), placed)
         sent = await outcomes.send(key=answer.key, value=answer.value, headers=answer.headers)
         await sent  # acknowledged by the broker
+        if decision.reason is not None:  # the one place a command's dead letter is counted
+            metrics.dead_letter(dlq_topic, decision.reason.value)
 
     async def ingest(stream: Any) -> None:
         async for event in stream.events():
@@ -268,6 +298,7 @@ def intake_app(
                 f"deciding the command at {message.channel}",
                 log,
                 retry_delay,
+                process="the command intake",
             )
             _report(message, decision)
             placed = None
@@ -277,6 +308,7 @@ def intake_app(
                     f"dead-lettering {message.channel}",
                     log,
                     retry_delay,
+                    process="the command intake",
                 )
             await until_done(
                 functools.partial(send_outcome, message, decision, placed),

@@ -41,6 +41,7 @@ from eventsourcing.application import Application
 from infra.config import Settings
 from infra.kafka.cloudevent import (
     SOURCE,
+    DeadLetterReason,
     OutgoingEvent,
     event_headers,
     event_key,
@@ -52,7 +53,6 @@ from infra.kafka.relay_pages import LOOK_EVERY, Page, producer_settings
 from infra.kafka.relay_store import RelayLock, log_rows
 from infra.kafka.relay_store import RelayState as RelayState  # where the CLI and tests find it
 from infra.kafka.topics import (
-    BrokerUnavailableError,
     close_producer,
     dead_letter_topic,
     ensure_topics,
@@ -60,6 +60,7 @@ from infra.kafka.topics import (
     topic_is_empty,
     unanswered,
 )
+from infra.ops import metrics
 
 
 class RelayBusyError(RuntimeError):
@@ -132,6 +133,7 @@ class Relay:
         self.sent = 0
         self.dead_lettered = 0
         self._producer: Any = None
+        self._head, self._observed = self._position, 0.0
 
     def _notice(self, text: str) -> None:
         self.on_notice(text)
@@ -290,6 +292,8 @@ class Relay:
         self._position, self._last = page.end, page.last
         self.sent += page.count - page.dead
         self.dead_lettered += page.dead
+        for _ in range(page.dead):  # acknowledged: the one place the relay's are counted
+            metrics.dead_letter(self.dead_topic, DeadLetterReason.TOO_LARGE.value)
 
     def _record(self) -> None:
         """Records the position acknowledged, if it moved since it was last recorded (once
@@ -357,34 +361,26 @@ class Relay:
         progress: Callable[[int, int], None] | None = None,
         on_retry: Callable[[Exception], None] | None = None,
     ) -> int:
-        """Publishes up to the head (`once`), or follows the log until `stop` is set.
-        Without `once`, an unavailable broker (or a topic with another partition count) is
-        waited for, its reason passed to `on_retry` once until it changes or a try succeeds;
-        with `once`, it is an error."""
-        target = self.head()
-        if once:
-            self._connect()  # the topic exists, the broker answers: or say so now
-        reason = ""  # why the last try failed, said once (not once a `retry`) until it changes
-        while not self.stop.is_set():
-            try:
-                done = self.publish()
-            except (RelayFailedError, BrokerUnavailableError, PartitionCountError) as e:
-                if once:
-                    raise
-                if on_retry is not None and str(e) != reason:
-                    on_retry(e)
-                reason = str(e)
-                self.stop.wait(retry)
-                continue
-            reason = ""
-            if progress is not None:
-                progress(self.position, max(target, self.position))
-            if done:
-                continue
-            if once:
-                break
-            self.stop.wait(poll)
-        return self.sent
+        """Publishes up to the head (`once`), or follows the log until `stop` is set
+        (`infra/kafka/relay_follow.py`); returns how many events it published."""
+        from infra.kafka.relay_follow import follow
+
+        return follow(self, once, poll, retry, progress, on_retry)
+
+    def observe(self, done: int) -> None:
+        """The relay's metrics: events relayed, its position and its lag behind the log's
+        head (the head asked of the store at most once a second)."""
+        now = time.monotonic()
+        if done or now - self._observed >= 1.0:
+            self._observed = now
+            with contextlib.suppress(Exception):  # the store away: said by the next page read
+                self._head = self.head()
+        metrics.relayed(self.topic, done, self._position, max(self._head, self._position))
+
+    @property
+    def lag(self) -> int:
+        """Events stored beyond what the broker acknowledged, when last observed."""
+        return max(self._head - self._position, 0)
 
     def _drop_producer(self) -> None:
         if self._producer is not None:

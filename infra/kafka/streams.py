@@ -12,6 +12,7 @@ from typing import Any, TypeVar, cast
 
 from infra.kafka.shutdown import exit_at_deadline
 from infra.kafka.topics import broker_security, refuse_topic_auto_creation
+from infra.ops import retry
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
@@ -87,11 +88,14 @@ def faust_credentials() -> Any:
 
 
 def _logging_config() -> dict[str, Any]:
-    """faust's logging, coloured only when its stream is a terminal: mode's coloured formatter
-    asks standard output whether it is one, but the log goes to standard error."""
+    """faust's logging: on a terminal coloured (mode's coloured formatter asks standard output
+    whether it is one, but the log goes to standard error); off one, JSON lines
+    (`infra/ops/logs.py`)."""
     from mode.utils.logging import DEFAULT_FORMATTERS
 
-    colored = {**cast(dict[str, Any], DEFAULT_FORMATTERS["colored"]), "stream": sys.stderr}
+    colored: dict[str, Any] = {"()": "infra.ops.logs.Json"}  # JSON lines off a terminal
+    if sys.stderr.isatty():
+        colored = {**cast(dict[str, Any], DEFAULT_FORMATTERS["colored"]), "stream": sys.stderr}
     return {"merge": True, "formatters": {"colored": colored}}
 
 
@@ -138,21 +142,19 @@ async def until_done(
     what: str,
     log: logging.Logger,
     first_delay: float = 1.0,
+    process: str = "the faust worker",
 ) -> T:
-    """Tries `attempt` until it succeeds. A failure here is nobody's message (the store locked
-    or unreachable): moving on would drop the message, so it is tried again after a pause,
-    doubling up to 30 s, and the worker stays up (shutdown cancels the wait). Each failure
-    is one line; its traceback only at debug level."""
-    delay = first_delay
-    while True:
-        try:
-            return await attempt()
-        except Exception as e:
-            kind = type(e).__name__
-            log.error("%s failed (%s: %s); trying again in %.0f s", what, kind, e, delay)
-            log.debug("%s failed", what, exc_info=True)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+    """Tries `attempt` until it succeeds, as long as it fails transiently (`infra/ops/retry.py`:
+    the store locked or unreachable, the broker away): moving on would drop the message, so it
+    is tried again after a pause, with backoff and jitter up to 30 s, and the worker stays up
+    (shutdown cancels the wait). Each failure is one line; its traceback only at debug level.
+    Any other failure is a bug: the worker stops at once with one line and exit code 70, the
+    message not committed (delivered again once it is fixed), rather than retry it forever."""
+    try:
+        return await retry.until_done(attempt, what, log, first_delay)
+    except Exception as e:
+        retry.stop_on_bug(process, what, e)
+        raise  # not reached: stop_on_bug exits
 
 
 def off_the_loop(work: Callable[[], T], executor: Any = None) -> Callable[[], Awaitable[T]]:

@@ -28,6 +28,7 @@ from infra.kafka.projection import Record, StreamProjection, Target
 from infra.kafka.recovery import GapRecovery, PartitionReader, StallWatch
 from infra.kafka.streams import RAW, faust_app, off_the_loop, until_done
 from infra.kafka.topics import EVENTS_TOPIC, dead_letter_topic
+from infra.ops import logs, metrics
 from infra.store.pool import Datastore
 from infra.store.recorder import datastore_of
 from infra.store.transcoder import typed_mapper
@@ -110,8 +111,11 @@ def _fetch_max_wait(seconds: float) -> None:
 async def _until_done(work: Callable[[], T], what: str, first_delay: float = 1.0) -> T:
     """Runs `work` off the event loop until it succeeds. A failure here is the view store's
     (locked, unreachable), not a message's: the batch is applied again after a pause,
-    doubling up to 30 s, never passed over (applying is idempotent), and the worker stays up."""
-    return await until_done(off_the_loop(work), what, logger, first_delay)
+    with backoff and jitter up to 30 s, never passed over (applying is idempotent), and the
+    worker stays up. A bug stops the worker (`infra/kafka/streams.py` `until_done`)."""
+    return await until_done(
+        off_the_loop(work), what, logger, first_delay, process="the projection worker"
+    )
 
 
 class _Partitions:
@@ -125,6 +129,7 @@ class _Partitions:
         self.recovery = recovery
         self.watch = watch
         self.mine: set[int] = set()
+        self.lag = 0  # the largest lag of a partition held, when last looked (`observe`)
 
     async def assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
         mine = sorted(tp.partition for tp in assigned if tp.topic == self.topic)
@@ -147,6 +152,18 @@ class _Partitions:
         )
         for partition, reason in stalled.items():
             self.recovery.hold(partition, reason)
+        await _until_done(self.observe, "measuring the views' positions")
+
+    def observe(self) -> None:
+        """The metrics of each partition held: its views' position, their lag behind what the
+        relay delivered there."""
+        if self.watch is None:
+            return
+        mine = sorted(self.mine)
+        delivered = self.watch.delivered()
+        held = {p: self.recovery.projection.applied(p) for p in mine}
+        metrics.view_positions(self.topic, held, {p: delivered.get(p, 0) for p in mine})
+        self.lag = max((delivered.get(p, 0) - held[p] for p in mine), default=0)
 
     async def read_held_again(self) -> None:
         if self.recovery.held:
@@ -173,13 +190,15 @@ def projection_app(
         wait_empty=False,  # a batch being retried is read again after a restart, applied once
     )
     events = app.topic(projection.topic, **RAW)
-    dead = app.topic(dead_letter_topic(projection.topic), **RAW)
+    dead_topic = dead_letter_topic(projection.topic)
+    dead = app.topic(dead_topic, **RAW)
     recovery = GapRecovery(projection, PartitionReader(options.bootstrap, projection.topic))
     partitions = _Partitions(projection, recovery, watch)
     app.on_partitions_assigned.connect(partitions.assigned)
     app.on_partitions_revoked.connect(partitions.revoked)
     app.timer(interval=2.0)(partitions.read_stalled_again)
     app.timer(interval=1.0)(partitions.read_held_again)
+    app.backcheck_partitions = partitions  # for its health checks (`infra/kafka/daemon.py`)
 
     async def project(stream: Any) -> None:
         async for batch in stream.take_events(options.batch, within=options.within):
@@ -200,12 +219,14 @@ def projection_app(
                 recovery.hold(partition, reason)
             await partitions.read_held_again()
             for record, error in bad:
-                logger.error("dead-lettered: %s", error)
+                ce_id = record.headers.get("ce_id", b"")[:200].decode(errors="replace")
+                logger.error("dead-lettered: %s", error, extra=logs.ids(ce_id or None))
                 now = datetime.now(UTC)
                 headers = record.dead_letter_headers(
                     str(error), projection.topic, now, error.reason
                 )
                 await dead.send(value=record.value, headers=headers)
+                metrics.dead_letter(dead_topic, error.reason)
 
     app.agent(events, name="project")(project)
     return app

@@ -128,3 +128,33 @@ def test_the_image_runs_backcheck_from_the_project_sources() -> None:
         assert (ROOT / source).exists(), source
     for service in backcheck_services().values():
         assert service["build"] == "."
+
+
+def test_every_service_has_a_health_check() -> None:
+    for name, service in compose()["services"].items():
+        check = service.get("healthcheck")
+        assert check is not None, f"{name}: no healthcheck"
+        assert not check.get("disable"), name
+        assert check["test"][0] in ("CMD", "CMD-SHELL"), (name, check["test"])
+        for key in ("interval", "timeout", "retries"):
+            assert key in check, (name, key)
+
+
+def test_each_backcheck_health_check_asks_the_port_its_process_serves_health_on() -> None:
+    """The image has no curl: a check runs `backcheck health --url …/readyz` (or a command of
+    the CLI), parsed here as the CLI parses it, against the port the service's own command
+    serves health on (--health-port, or serve's --port)."""
+    cli = get_command(app)
+    for name, service in backcheck_services().items():
+        test = service["healthcheck"]["test"]
+        assert test[:2] == ["CMD", "backcheck"], (name, test)
+        command = cli.commands[test[2]]  # type: ignore[attr-defined]
+        command.make_context(test[2], list(test[3:]))  # raises on an unknown flag or value
+        if test[2] != "health":
+            continue
+        words = service["command"]
+        flag = "--port" if words[0] == "serve" else "--health-port"
+        assert flag in words, f"{name}: {words} serves no health"
+        port = words[words.index(flag) + 1]
+        url = test[test.index("--url") + 1]
+        assert url == f"http://127.0.0.1:{port}/readyz", (name, url)
