@@ -79,7 +79,8 @@ def scheduler(
         while not stop.is_set():
             for report in scheduled.run_due(stopping=stop.is_set):
                 bad = bad or report.status in (Status.FAILED, Status.LOST)
-                metrics.scheduled_run(report.duty, report.status.value)
+                if report.status in (Status.RAN, Status.FAILED, Status.LOST):  # its own runs
+                    metrics.scheduled_run(report.duty, report.status.value)
                 said = (report.run_id, report.status.value, report.attempt)
                 if told.get(report.duty) != said:  # each change once, not each tick
                     told[report.duty] = said

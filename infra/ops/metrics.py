@@ -124,7 +124,7 @@ def chain_verified(intact: bool) -> None:
 
 SCHEDULED_RUNS = Counter(
     "backcheck_scheduled_runs",
-    "scheduled duties' runs this scheduler saw end, by duty and status",
+    "scheduled duties' runs this scheduler ran, by duty and how they ended (ran, failed, lost)",
     ["duty", "status"],
 )
 

@@ -131,3 +131,38 @@ def test_the_scheduler_stops_on_sigterm_and_sigint_with_exit_0_and_no_traceback(
         assert code == 0, log.read_text()
         assert time.monotonic() - started < WITHIN
         assert "Traceback" not in log.read_text()
+
+
+def test_the_scheduler_serves_health_and_counts_its_runs(tmp_path: Path) -> None:
+    import socket
+
+    from tests.scrape import get, metric, ready
+
+    env = run_env({"BACKCHECK_DATA_DIR": str(tmp_path)})
+    assert run(env, "audit", "keygen").returncode == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "scheduler.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*BACKCHECK, "scheduler", "--tick", "1", "--health-port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while metric(base, "backcheck_scheduled_runs_total") < 3 and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.2)
+        assert get(f"{base}/healthz")[0] == 200
+        status, checks = ready(base)
+        assert status == 200, checks
+        assert metric(base, "backcheck_scheduled_runs_total", status="ran") == 3
+        assert metric(base, "backcheck_scheduled_runs_total", duty="checkpoint") == 1
+        assert metric(base, "backcheck_checkpoint_age_seconds") >= 0  # the run just wrote one
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=WITHIN)
