@@ -60,6 +60,17 @@ class RedriveUseCases(UnitOfWork):
         self.commit(redrive)
         return RedriveRecorded(letter=cmd.letter, times=redrive.times)
 
+    def redrive_recorded(self, letter: str, command_source: str, command_id: str) -> bool:
+        """Whether an operator recorded sending `letter` back, and it was this command (its
+        source and id as the letter's headers said)."""
+        if not letter or len(letter) > 1000:
+            return False
+        try:
+            redrive = self.load(DeadLetterRedrive, redrive_id(letter))
+        except AggregateMissingError:
+            return False
+        return (redrive.command_source, redrive.command_id) == (command_source, command_id)
+
     def redriven(self, letters: Iterable[str]) -> dict[str, int]:
         """How often each of these letters was sent back (those never sent back left out)."""
         found = {}

@@ -50,6 +50,7 @@ from domain.intake import CommandReceipt, receipt_id
 from domain.principal import SELF, sender_key_id
 from infra.inputs import InputError
 from infra.kafka.cloudevent import DeadLetterReason, Headers
+from infra.kafka.dead_letters import REDRIVEN_FROM
 from services.application import Backcheck
 from services.errors import AggregateMissingError
 from services.senders import Sender
@@ -60,7 +61,7 @@ LABEL = b"backcheck-command-signature-v1"
 DEFAULT_SKEW = timedelta(minutes=5)
 RECHECK = 1.0  # seconds a sender's principal is taken as it was last read
 _SIGNED = ("ce_id", "ce_source", "ce_type", "ce_time")
-_READ = frozenset((*_SIGNED, KEYID, SIGNATURE))
+_READ = frozenset((*_SIGNED, KEYID, SIGNATURE, REDRIVEN_FROM))
 _SHOWN = 120  # characters of a sender's header repeated in an error, at most
 _KEYS_KEPT = 1024
 
@@ -261,11 +262,11 @@ class SenderCheck:
                 f"{sender.key_id} ({KEYID} {_plain(found[KEYID])!r})"
             )
         kind = _plain(found.get("ce_type"))
-        refused = (
-            self._timing(found.get("ce_time"))
-            or self._scope(sender, kind)
-            or self._actor(sender, value)
-        )
+        timing = self._timing(found.get("ce_time"))
+        expired = timing is not None and timing[0] is DeadLetterReason.EXPIRED
+        if expired and self._redrive_recorded(found, sender.name):
+            timing = None  # sent back by an operator, recorded: still applied only once
+        refused = timing or self._scope(sender, kind) or self._actor(sender, value)
         if refused is None:
             return None  # a replay of it is found by the intake, which reads its receipt anyway
         command_id = _plain(found.get("ce_id"))
@@ -330,6 +331,18 @@ class SenderCheck:
         except InvalidSignature:
             return False
         return True
+
+    def _redrive_recorded(self, found: dict[str, bytes], source: str) -> bool:
+        """A dead letter an operator sent back (`backcheck dlq redrive`, recorded first)
+        comes after the sender's time, by design: its freshness is the redrive's record, for
+        this very command (its source and id, signed), not its ce_time."""
+        letter = found.get(REDRIVEN_FROM)
+        if not letter:
+            return False
+        command_id = (found.get("ce_id") or b"").decode("utf-8", errors="replace").strip()
+        return self.app.redrive_recorded(
+            letter.decode("utf-8", errors="replace").strip(), source, command_id
+        )
 
     def _timing(self, raw: bytes | None) -> tuple[DeadLetterReason, str] | None:
         skew = int(self.max_skew.total_seconds())

@@ -358,3 +358,45 @@ def test_the_intake_sees_a_revocation_once_its_recheck_has_passed(
     decision = intake.decide(other, ats.signed("register-candidate", other))
 
     assert decision.reason is DeadLetterReason.UNKNOWN_SENDER
+
+
+def test_a_signed_dead_letter_an_operator_sent_back_is_applied_past_the_clock_skew(
+    intake: Intake, app: Backcheck, ats: Registered
+) -> None:
+    """`backcheck dlq redrive` sends a letter back hours after its sender signed it: the
+    redrive's record in the store, for this very command, stands for its freshness."""
+    from infra.kafka.dead_letters import REDRIVEN_FROM
+    from services.redrives import RecordRedrive
+
+    value = body(register(uuid4()))
+    late = ats.signed("register-candidate", value, "ats-late", time=NOW - timedelta(hours=2))
+    letter = "backcheck.commands.dlq.v1/0@7"
+    redriven = [*late, (REDRIVEN_FROM, letter.encode())]
+
+    # the header alone is nobody's word: without a recorded redrive, it is stale
+    refused(intake, value, redriven, DeadLetterReason.EXPIRED)
+
+    def record(command_id: str, at: str) -> None:
+        app.record_redrive(
+            RecordRedrive(
+                letter=at,
+                command_id=command_id,
+                command_source=ats.name,
+                command_type="register-candidate",
+                to_topic="backcheck.commands.v1",
+                actor="operator",
+            )
+        )
+
+    # a redrive recorded for another command at that place does not vouch for this one
+    record("ats-other", letter)
+    refused(intake, value, redriven, DeadLetterReason.EXPIRED)
+
+    elsewhere = "backcheck.commands.dlq.v1/1@3"
+    record("ats-late", elsewhere)
+    decision = intake.decide(value, [*late, (REDRIVEN_FROM, elsewhere.encode())])
+    assert decision.applied, f"{decision.reason}: {decision.error}"
+
+    # and once applied, the same letter sent back again is a replay, not a second application
+    again = intake.decide(value, [*late, (REDRIVEN_FROM, elsewhere.encode())])
+    assert again.reason is DeadLetterReason.REPLAYED
