@@ -10,6 +10,7 @@ tested there is the refusal.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -201,7 +202,13 @@ def test_a_sasl_broker_that_refuses_the_login_is_waited_for_with_one_line_naming
         broker.stop()
     stderr = log.read_text()
     assert relay.returncode == 0, stderr
-    waiting = [line for line in stderr.splitlines() if "waiting for the broker" in line]
+    # off a terminal each line is a JSON log record (infra/ops/logs.py)
+    records = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    waiting = [
+        r["message"]
+        for r in records
+        if r["logger"] == "backcheck.relay" and "waiting for the broker" in r["message"]
+    ]
     assert waiting == [
         f"waiting for the broker: no Kafka broker answered at {broker.bootstrap} over "
         "SASL_PLAINTEXT, SCRAM-SHA-256 as relay: a broker that refuses the credentials can look "
