@@ -158,3 +158,27 @@ def test_each_backcheck_health_check_asks_the_port_its_process_serves_health_on(
         port = words[words.index(flag) + 1]
         url = test[test.index("--url") + 1]
         assert url == f"http://127.0.0.1:{port}/readyz", (name, url)
+
+
+def test_docker_compose_accepts_the_file_with_every_profile() -> None:
+    """`docker-compose config` (Debian's, which needs no Docker engine) parses and checks the
+    file against the compose schema, the secure profile's services included."""
+    import os
+    import shutil
+    import subprocess
+
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        reason = "no docker-compose (Debian's package; .ci/run installs it)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true requires it: {reason}")
+        pytest.skip(reason)
+    checked = subprocess.run(
+        [binary, "--profile", "secure", "config", "--services"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert set(checked.stdout.split()) == set(compose()["services"])
