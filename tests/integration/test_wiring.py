@@ -16,6 +16,7 @@ from infra.access.cedar import CedarDecisionPoint
 from infra.audit.checkpoint import FileKeySigner
 from infra.bootstrap import build_app
 from infra.config import ConfigError, Settings
+from infra.ops.decisions import CountedDecisions
 from infra.privacy.keystore import SQLKeyStore
 from infra.store.recorder import chained, datastore_of
 from infra.store.transcoder import typed_mapper
@@ -41,8 +42,10 @@ def test_a_built_application_has_every_collaborator_on_its_own_store(tmp_path: P
         assert isinstance(app.keys, SQLKeyStore)
         assert isinstance(app.signer, FileKeySigner)
         assert isinstance(app.views, ViewRunner)
-        assert isinstance(app.decision_point, AssignedDecisions)
-        assert isinstance(app.decision_point.inner, CedarDecisionPoint)
+        # Cedar decides, within the principal's assignments, each decision counted (metrics)
+        assert isinstance(app.decision_point, CountedDecisions)
+        assert isinstance(app.decision_point.inner, AssignedDecisions)
+        assert isinstance(app.decision_point.inner.inner, CedarDecisionPoint)
         assert app.retention.days[Tier.SECRET] == 30
         assert typed_mapper(app.mapper).sealer is not None
         assert app.views.log is chained(app.recorder)  # the views follow the app's own log
