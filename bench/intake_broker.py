@@ -1,0 +1,200 @@
+"""What signing costs the command intake as it runs: `backcheck ingest` processes on a real
+broker, signed commands against unsigned ones (issue 20: signing and verifying < 10% of intake
+throughput), measured in one run.
+
+    .venv/bin/python bench/intake_broker.py [--commands 400] [--rounds 4] [--postgres URL]
+
+Two intakes run side by side, each a `backcheck ingest` process on a store and topics of its
+own, on one Tansu broker on 127.0.0.1: one takes only signed commands (the sender registered
+with its key, use case and actor), the other runs with `--accept-unsigned` and is sent
+unsigned ones. A round sends `--commands` register-candidate commands to one of them — signed
+by the sender as they are sent, when signed — and times from the first send to the last
+command's answer read from that intake's outcomes topic: the sender's signing, the broker both
+ways, the sender check, the command applied with its receipt, the outcome sent and
+acknowledged. The two take turns, each starting every other round, so the machine's other load
+falls on both; every answer must be `accepted`.
+
+Printed: the median commands per second of each and their ratio, signed to unsigned (target
+>= 0.9). bench/intake_signing.py measures the same check without the broker, where the store's
+work alone is the denominator: it shows the check's own cost, which this run puts in its place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from intake_signing import ACTOR, SENDER, sender_app
+from kafka import KafkaConsumer, KafkaProducer
+from scratch import running_broker, scratch_store
+
+from infra.bootstrap import build_app
+from infra.config import Settings
+from infra.kafka.cloudevent import ACCEPTED, command_headers
+from infra.kafka.senders import CommandSigner
+from tests.kafka import BACKCHECK, GROUP_SETTINGS, Processes, store_env
+
+PARTITIONS = 3
+ANSWERED_WITHIN = 120.0  # seconds a round may take before the bench gives up
+
+
+class Intake:
+    """One `backcheck ingest` process with its topics, and a sender for it."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        bootstrap: str,
+        signer: CommandSigner | None,
+        processes: Processes,
+    ) -> None:
+        self.name, self.signer, self.bootstrap = name, signer, bootstrap
+        self.signing = 0.0  # seconds the sender spent signing, in this process
+        tag = uuid.uuid4().hex[:8]
+        self.topic = f"bench.commands.{name}.{tag}"
+        self.outcomes = f"bench.outcomes.{name}.{tag}"
+        processes.env = store_env(settings) | {
+            "BACKCHECK_KAFKA_BOOTSTRAP": bootstrap,
+            "BACKCHECK_KAFKA_PARTITIONS": str(PARTITIONS),
+        }
+        processes.start(
+            [
+                BACKCHECK,
+                "ingest",
+                *("--topic", self.topic, "--outcomes-topic", self.outcomes),
+                *("--dlq-topic", f"bench.dlq.{name}.{tag}", "--group", f"bench-{tag}"),
+                *(["--accept-unsigned"] if signer is None else []),
+                *(f"--{k[:-3].replace('_', '-')}-ms={v}" for k, v in GROUP_SETTINGS.items()),
+            ],
+            name=name,
+        )
+        self.pid = processes.running[name][0].pid
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+        self.answers = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=f"bench-answers-{tag}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        self.answers.subscribe([self.outcomes])
+
+    def round(self, commands: int) -> float:
+        """Seconds from the first of `commands` sent to the last one answered."""
+        started = time.perf_counter()
+        for _ in range(commands):
+            candidate = str(uuid.uuid4())
+            value = orjson.dumps(
+                {"candidate_id": candidate, "name": "Li Lei", "email": "li@x.cn", "actor": ACTOR}
+            )
+            headers = command_headers("register-candidate", candidate, SENDER, datetime.now(UTC))
+            if self.signer is not None:
+                signing = time.perf_counter()
+                headers = self.signer.headers(headers, value)
+                self.signing += time.perf_counter() - signing
+            self.producer.send(self.topic, key=candidate.encode(), value=value, headers=headers)
+        self.producer.flush()
+        self._await_answers(commands, started)
+        return time.perf_counter() - started
+
+    def _await_answers(self, commands: int, started: float) -> None:
+        answered = 0
+        while answered < commands:
+            if time.perf_counter() - started > ANSWERED_WITHIN:
+                sys.exit(f"{self.name}: {answered} of {commands} commands answered in time")
+            for records in self.answers.poll(timeout_ms=200).values():
+                for record in records:
+                    kind = dict(record.headers).get("ce_type", b"").decode()
+                    if kind != ACCEPTED:
+                        sys.exit(f"{self.name}: a command was refused: {record.value!r}")
+                    answered += 1
+
+    def cpu(self) -> float:
+        """CPU seconds the intake process has used (user and system, Linux /proc)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def warm(self, commands: int) -> None:
+        """The process up, its consumer assigned, its first commands applied."""
+        self.round(commands)
+
+    def close(self) -> None:
+        self.producer.close()
+        self.answers.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commands", type=int, default=400, help="commands per round")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds of each")
+    parser.add_argument("--postgres", help="measure on this PostgreSQL URL instead of SQLite")
+    args = parser.parse_args()
+    if not 10 <= args.commands <= 20_000 or not 1 <= args.rounds <= 50:
+        parser.error("--commands 10..20000, --rounds 1..50")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    signer = CommandSigner(Ed25519PrivateKey.generate())
+    rates: dict[str, list[float]] = {"signed": [], "unsigned": []}
+    cpu: dict[str, list[float]] = {"signed": [], "unsigned": []}  # µs a command
+    with ExitStack() as stack:
+        signed_store = stack.enter_context(scratch_store("intake_e2e_signed-", args.postgres))
+        unsigned_store = stack.enter_context(scratch_store("intake_e2e_unsigned-", args.postgres))
+        registering = sender_app(build_app(signed_store), signer)
+        registering.close()  # the intake process is the store's writer from here on
+        broker = stack.enter_context(running_broker(signed_store.data_dir))
+        intakes = []
+        for name, settings, sender in (
+            ("signed", signed_store, signer),
+            ("unsigned", unsigned_store, None),
+        ):
+            processes = Processes({}, Path(settings.data_dir))
+            stack.callback(processes.stop)
+            intake = Intake(name, settings, broker.bootstrap, sender, processes)
+            stack.callback(intake.close)
+            intakes.append(intake)
+        for intake in intakes:
+            intake.warm(50)
+        for n in range(args.rounds):
+            for intake in intakes if n % 2 == 0 else reversed(intakes):
+                used, signing = intake.cpu(), intake.signing
+                rates[intake.name].append(args.commands / intake.round(args.commands))
+                spent = intake.cpu() - used + intake.signing - signing
+                cpu[intake.name].append(spent / args.commands * 1e6)
+                print(
+                    f"round {n + 1}: {intake.name} {rates[intake.name][-1]:,.0f} commands/s, "
+                    f"{cpu[intake.name][-1]:,.0f} us of CPU a command"
+                )
+    where = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"{where}; {args.commands} commands a round, {args.rounds} rounds of each")
+    for name, values in rates.items():
+        print(
+            f"{name}: {statistics.median(values):,.0f} commands/s "
+            f"(min {min(values):,.0f}, max {max(values):,.0f})"
+        )
+    ratio = statistics.median(rates["signed"]) / statistics.median(rates["unsigned"])
+    verdict = "met" if ratio >= 0.9 else "NOT met"
+    print(
+        f"signing + verifying: ratio {ratio:.3f} to unsigned (cost {1 - ratio:.1%}); "
+        f">= 0.9: {verdict}"
+    )
+    signed_cpu, unsigned_cpu = (statistics.median(cpu[name]) for name in ("signed", "unsigned"))
+    share = signed_cpu / unsigned_cpu - 1
+    print(
+        f"CPU a command (the intake's, plus the sender's signing): signed {signed_cpu:,.0f} us, "
+        f"unsigned {unsigned_cpu:,.0f} us: signing + verifying {share:.1%} more; < 10%: "
+        f"{'met' if share < 0.1 else 'NOT met'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.exit(main())
