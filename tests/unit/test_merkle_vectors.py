@@ -103,7 +103,9 @@ def test_the_published_inclusion_proofs_verify(index: int, size: int, proof: lis
     check_inclusion(index, size, leaf_hash(LEAVES[index]), hashes, _root(size))
 
 
-def _inclusion_probes(index: int, size: int, proof: list[bytes]) -> list[tuple[str, tuple[Any, ...]]]:
+def _inclusion_probes(
+    index: int, size: int, proof: list[bytes]
+) -> list[tuple[str, tuple[Any, ...]]]:
     leaf, root = leaf_hash(LEAVES[index]), _root(size)
     probes = [
         ("index+1", (index + 1, size, leaf, proof, root)),
