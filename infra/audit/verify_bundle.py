@@ -237,9 +237,9 @@ def check_signed(note: Note, key: Key, what: str) -> None:
 
 
 def cosigned_at(note: Note, witness: Key) -> int | None:
-    """The time of the witness's good cosignature; None if it has none; InvalidError if bad."""
-    found = witness.signatures(note)
-    for signature in found:
+    """The time of the witness's cosignature; None if it has none; Invalid if one is bad."""
+    times = []
+    for signature in witness.signatures(note):
         (timestamp,) = struct.unpack(">Q", signature[:8]) if len(signature) == 72 else (-1,)
         if not 0 <= timestamp < 2**63:
             raise InvalidError(f"checkpoint: the cosignature by {witness.name} is malformed")
@@ -250,8 +250,8 @@ def cosigned_at(note: Note, witness: Key) -> int | None:
             raise InvalidError(
                 f"checkpoint: the cosignature by {witness.name} does not verify"
             ) from None
-        return int(timestamp)
-    return None
+        times.append(int(timestamp))
+    return max(times) if times else None
 
 
 def parse_checkpoint(note: Note, what: str) -> tuple[str, int, bytes]:
