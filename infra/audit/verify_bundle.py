@@ -283,7 +283,8 @@ def field(obj: Any, name: str, kind: type, where: str) -> Any:
         raise InvalidError(f"{where}: no {name!r}")
     value = obj[name]
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise InvalidError(f"{where}.{name}: not a {kind.__name__}")
+        named = {int: "an integer", str: "a string", list: "a list"}.get(kind, kind.__name__)
+        raise InvalidError(f"{where}.{name}: not {named}")
     return value
 
 

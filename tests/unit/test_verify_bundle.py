@@ -10,7 +10,9 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -316,3 +318,35 @@ def test_a_file_that_is_no_bundle_is_refused_in_one_line(
         (b"backcheck.evidence.v2\n" + b"[" * 100_000 + b"\n\n\xe2\x80\x94 a AAAAAAA=\n", "deep"),
     ]:
         assert message in refused(run(tmp_path, data, *keys(records)))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda b: b["records"][0].pop("leaf_index"), "records[0]: no 'leaf_index'"),
+        (
+            lambda b: b["records"][0].update(version="1"),
+            "record 0 (position 7, leaf 3).version: not an integer",
+        ),
+        (lambda b: b["records"][0].update(originator_id="x"), "originator_id is not a UUID"),
+        (
+            lambda b: b["records"][1].update(state="AB=="),
+            "record 1 (position 21, leaf 10): state: not canonical",
+        ),
+        (lambda b: b["records"].insert(1, b["records"][0]), "record 1: leaf 3 is not after"),
+        (lambda b: b["records"][1].update(leaf_index=10**6), "outside a tree of size 40"),
+        (lambda b: b["records"].clear(), "must hold 1 to 100000 records"),
+        (lambda b: b.update(subject="someone"), "body.subject: not a UUID"),
+        (lambda b: b.update(consistency={}), "body.consistency: not a list"),
+    ],
+)
+def test_a_malformed_body_names_the_field(
+    log: tuple[Log, uuid.UUID], change: Callable[[dict[str, Any]], object], message: str
+) -> None:
+    records, subject = log
+    body: dict[str, Any] = _body(records.bundle(subject))
+    change(body)
+    key = verifier.Key(records.key.verifier.vkey)
+    with pytest.raises(verifier.InvalidError) as refused_with:
+        verifier.verify(_reseal(records, body), key, [], 0, [])
+    assert message in str(refused_with.value)
