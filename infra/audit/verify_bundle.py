@@ -48,6 +48,7 @@ MAX_RECORDS = 100_000
 MAX_PROOF = 64
 MAX_TOPIC = 1024
 MAX_WITNESSES = 64
+MAX_NAME = 256
 ED25519, COSIGNATURE_V1 = 0x01, 0x04
 
 
@@ -57,6 +58,11 @@ class InvalidError(Exception):
 
 class UnusableError(Exception):
     """An argument, key or file cannot be used at all."""
+
+
+def shown(text: str) -> str:
+    """Text from the bundle as printed: as is if printable, else escaped (no terminal tricks)."""
+    return text if text.isprintable() else ascii(text)
 
 
 def sha256(data: bytes) -> bytes:
@@ -187,7 +193,9 @@ class Key:
         self.type, self.raw = material[0], material[1:]
         self.public_key = Ed25519PublicKey.from_public_bytes(self.raw)
         self.id = sha256(self.name.encode() + b"\n" + material)[:4]
-        if hex_id != self.id.hex() or not self.name or " " in self.name:
+        if not self.name.isprintable() or " " in self.name or not 0 < len(self.name) <= MAX_NAME:
+            raise UnusableError(f"verifier key {self.name!a}: not a key name")
+        if hex_id != self.id.hex():
             raise UnusableError(f"verifier key {self.name}: key id {hex_id} does not match the key")
 
     def signatures(self, note: Note) -> list[bytes]:
@@ -210,15 +218,18 @@ class Note:
         self.signatures: list[tuple[str, bytes, bytes]] = []
         for n, line in enumerate(lines, 1):
             name, space, encoded = line[len(DASH) :].partition(" ")
-            if not line.startswith(DASH) or not space or not name or "+" in name:
+            bad_name = "+" in name or any(c.isspace() for c in name)
+            if not line.startswith(DASH) or not space or not 0 < len(name) <= MAX_NAME or bad_name:
                 raise InvalidError(f"{what}: signature line {n} is not '— <key name> <signature>'")
-            raw = b64(encoded, f"{what}: signature line {n} ({name})")
+            raw = b64(encoded, f"{what}: signature line {n} ({shown(name)})")
             if len(raw) < 5:
-                raise InvalidError(f"{what}: signature line {n} ({name}) is too short")
+                raise InvalidError(f"{what}: signature line {n} ({shown(name)}) is too short")
             self.signatures.append((name, raw[:4], raw[4:]))
 
     def names(self) -> str:
-        return ", ".join(f"{name} ({kid.hex()})" for name, kid, _ in self.signatures) or "none"
+        return (
+            ", ".join(f"{shown(name)} ({kid.hex()})" for name, kid, _ in self.signatures) or "none"
+        )
 
 
 def check_signed(note: Note, key: Key, what: str) -> None:
@@ -265,6 +276,8 @@ def parse_checkpoint(note: Note, what: str) -> tuple[str, int, bytes]:
         )
     if len(size) > 20 or int(size) >= 2**64:
         raise InvalidError(f"{what}: tree size is over 2^64 - 1")
+    if len(lines[0]) > MAX_NAME:
+        raise InvalidError(f"{what}: origin over {MAX_NAME} characters")
     return lines[0], int(size), b64(lines[2], f"{what}: root hash", 32)
 
 
@@ -297,6 +310,8 @@ def hashes(value: Any, where: str) -> list[bytes]:
 def check_record(i: int, record: Any, size: int, root: bytes) -> int:
     where = f"records[{i}]"
     position = field(record, "position", int, where)
+    if not 0 <= position < 2**63:
+        raise InvalidError(f"{where}.position: not 0 to 2^63 - 1")
     index: int = field(record, "leaf_index", int, where)
     where = f"record {i} (position {position}, leaf {index})"
     try:
@@ -373,7 +388,7 @@ def verify(
     pinned = f"; consistent with {len(previous)} previous checkpoint(s)" if previous else ""
     return (
         f"valid: {len(records)} record(s) of subject {subject} in checkpoint "
-        f"{origin} size {size}, signed by {key.name}{witnessed}{pinned}"
+        f"{shown(origin)} size {size}, signed by {key.name}{witnessed}{pinned}"
     )
 
 

@@ -184,3 +184,12 @@ def test_a_verifier_key_that_does_not_hold_together_is_refused(text: str) -> Non
         parse_vkey(text)
     with pytest.raises(verify_bundle.UnusableError):
         verify_bundle.Key(text)
+
+
+def test_a_signer_name_that_could_trick_a_terminal_is_shown_escaped() -> None:
+    note = verify_bundle.Note("text\n\n\u2014 evil\u202eexample AAAAAAA=\n", "note")
+    trusted = verify_bundle.Key(SPEC_VKEY)
+
+    with pytest.raises(verify_bundle.InvalidError) as refused:
+        verify_bundle.check_signed(note, trusted, "note")
+    assert "'evil\\u202eexample' (00000000)" in str(refused.value)
