@@ -47,11 +47,13 @@ def key_id(name: str, signature_type: int, public_key: bytes) -> bytes:
     return hashlib.sha256(name.encode() + b"\n" + bytes([signature_type]) + public_key).digest()[:4]
 
 
-def check_name(name: str) -> str:
+def check_name(name: str, *, ours: bool = False) -> str:
+    """A key name as the format allows it: 1 to 256 characters, no space, no plus. Names we
+    give our own keys must also be printable."""
     if not name or len(name) > MAX_NAME:
         raise NoteError(f"key name must be 1 to {MAX_NAME} characters")
-    if "+" in name or any(c.isspace() for c in name) or not name.isprintable():
-        raise NoteError(f"key name {name!r} has a space, a plus or a control character")
+    if "+" in name or any(c.isspace() for c in name) or (ours and not name.isprintable()):
+        raise NoteError(f"key name {name!a} has a space, a plus or an unprintable character")
     return name
 
 
@@ -150,7 +152,7 @@ def parse_vkey(text: str) -> Verifier:
     if len(parts) != 3 or len(text) > MAX_NAME + 100:
         raise NoteError("verifier key must be <name>+<hex key id>+<base64 key>")
     name, hex_id, encoded = parts
-    check_name(name)
+    check_name(name, ours=True)
     material = b64decode(encoded, "verifier key")
     if len(material) != 33 or material[0] not in (ED25519, COSIGNATURE_V1):
         raise NoteError("verifier key is not an Ed25519 key (type 0x01) or cosigner (0x04)")
@@ -168,7 +170,8 @@ class Signer:
 
     @property
     def verifier(self) -> Verifier:
-        return Verifier(check_name(self.name), self.signature_type, self.private_key.public_key())
+        name = check_name(self.name, ours=True)
+        return Verifier(name, self.signature_type, self.private_key.public_key())
 
 
 def sign(text: str, signer: Signer) -> Note:

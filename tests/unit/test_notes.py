@@ -8,6 +8,8 @@ import struct
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from infra.audit import verify_bundle
 from infra.audit.notes import (
@@ -193,3 +195,31 @@ def test_a_signer_name_that_could_trick_a_terminal_is_shown_escaped() -> None:
     with pytest.raises(verify_bundle.InvalidError) as refused:
         verify_bundle.check_signed(note, trusted, "note")
     assert "'evil\\u202eexample' (00000000)" in str(refused.value)
+
+
+_names = st.text(
+    st.characters(
+        blacklist_categories=("Cc", "Cs", "Cn", "Co", "Cf", "Z"), blacklist_characters="+"
+    ),
+    min_size=1,
+    max_size=40,
+).filter(lambda n: not any(c.isspace() for c in n))
+_texts = st.lists(
+    st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=60), min_size=1, max_size=6
+).map(lambda lines: "\n".join(lines) + "\n")
+
+
+@given(_texts, _names)
+def test_any_note_round_trips_and_both_readers_verify_it(text: str, name: str) -> None:
+    signer = Signer(name, _KEY)
+    note = sign(text, signer)
+    written = str(note)
+
+    assert parse_note(written) == note
+    assert verify(parse_note(written), [parse_vkey(signer.verifier.vkey)]) == [signer.verifier]
+    verify_bundle.check_signed(
+        verify_bundle.Note(written, "note"), verify_bundle.Key(signer.verifier.vkey), "note"
+    )
+
+
+_KEY = Ed25519PrivateKey.generate()
