@@ -7,9 +7,10 @@ A bundle is a signed note (c2sp.org/signed-note) by the log's key, whose text is
     {"checkpoint": "<signed checkpoint note>", "records": [...], ...}   canonical JSON
 
 Each record carries its stored fields (so its digest can be recomputed), its leaf index and
-its RFC 9162 inclusion proof against the checkpoint; nothing about anyone else's events but
-the proof's hashes. Consistency proofs from older checkpoints let a holder of one of them
-check that the log has not forked since.
+its RFC 9162 inclusion proof against the checkpoint, as indexes into one table of the distinct
+proof hashes (a subject's events are often near each other: their paths share the upper
+nodes); nothing about anyone else's events but those hashes. Consistency proofs from older
+checkpoints let a holder of one of them check that the log has not forked since.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ def write_bundle(
     """The bundle's bytes: the body, sealed by the log's key (`signer`, type 0x01)."""
     parse_checkpoint(checkpoint.text)
     parse_note(str(checkpoint))
+    ordered = sorted(records, key=lambda r: r.leaf_index)
+    table: dict[bytes, int] = {}  # each distinct proof hash once: the records' paths share many
+    for r in ordered:
+        for h in r.inclusion_proof:
+            table.setdefault(h, len(table))
     body = {
         "subject": str(subject),
         "exported_at": exported_at.isoformat(),
@@ -79,10 +85,11 @@ def write_bundle(
                 "version": r.version,
                 "topic": r.topic,
                 "state": _b64(r.state),
-                "inclusion_proof": [_b64(h) for h in r.inclusion_proof],
+                "inclusion_proof": [table[h] for h in r.inclusion_proof],
             }
-            for r in sorted(records, key=lambda r: r.leaf_index)
+            for r in ordered
         ],
+        "proof_hashes": [_b64(h) for h in table],
         "consistency": [
             {"old_size": c.old_size, "new_size": c.new_size, "proof": [_b64(h) for h in c.proof]}
             for c in consistency

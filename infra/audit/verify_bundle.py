@@ -307,7 +307,7 @@ def hashes(value: Any, where: str) -> list[bytes]:
     return [b64(h, f"{where}[{i}]", 32) for i, h in enumerate(value)]
 
 
-def check_record(i: int, record: Any, size: int, root: bytes) -> int:
+def check_record(i: int, record: Any, size: int, root: bytes, table: list[bytes]) -> int:
     where = f"records[{i}]"
     position = field(record, "position", int, where)
     if not 0 <= position < 2**63:
@@ -323,10 +323,16 @@ def check_record(i: int, record: Any, size: int, root: bytes) -> int:
     if not 0 <= version < 2**64 or len(topic) > MAX_TOPIC or b"\0" in topic:
         raise InvalidError(f"{where}: version or topic out of range")
     state = b64(field(record, "state", str, where), f"{where}: state")
-    proof = hashes(field(record, "inclusion_proof", list, where), f"{where}: inclusion_proof")
+    steps = field(record, "inclusion_proof", list, where)
+    if len(steps) > MAX_PROOF or not all(
+        isinstance(n, int) and not isinstance(n, bool) and 0 <= n < len(table) for n in steps
+    ):
+        raise InvalidError(
+            f"{where}: inclusion_proof is not at most {MAX_PROOF} indexes into proof_hashes"
+        )
     leaf = leaf_hash(record_digest(originator, version, topic, state))
     try:
-        check_inclusion(index, size, leaf, proof, root)
+        check_inclusion(index, size, leaf, [table[n] for n in steps], root)
     except InvalidError as e:
         raise InvalidError(f"{where}: {e}") from None
     return index
@@ -370,14 +376,21 @@ def verify(
     records = field(body, "records", list, "body")
     if not 0 < len(records) <= MAX_RECORDS:
         raise InvalidError(f"body.records: must hold 1 to {MAX_RECORDS} records")
+    listed = field(body, "proof_hashes", list, "body")
+    if len(listed) > MAX_PROOF * len(records):
+        raise InvalidError("body.proof_hashes: more hashes than the proofs can use")
+    table = [b64(h, f"body.proof_hashes[{n}]", 32) for n, h in enumerate(listed)]
     last = -1
     for i, record in enumerate(records):
-        index = check_record(i, record, size, root)
+        index = check_record(i, record, size, root, table)
         if index <= last:
             raise InvalidError(
                 f"record {i}: leaf {index} is not after the previous record's {last}"
             )
         last = index
+    unused = set(range(len(table))) - {n for r in records for n in r["inclusion_proof"]}
+    if unused:
+        raise InvalidError(f"body.proof_hashes[{min(unused)}]: used by no inclusion proof")
     proofs = body.get("consistency", [])
     if not isinstance(proofs, list) or len(proofs) > MAX_SIGNATURES:
         raise InvalidError(f"body.consistency: not a list of at most {MAX_SIGNATURES} proofs")

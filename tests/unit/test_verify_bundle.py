@@ -338,6 +338,10 @@ def test_a_file_that_is_no_bundle_is_refused_in_one_line(
         (lambda b: b["records"].clear(), "must hold 1 to 100000 records"),
         (lambda b: b.update(subject="someone"), "body.subject: not a UUID"),
         (lambda b: b.update(consistency={}), "body.consistency: not a list"),
+        (lambda b: b["records"][2]["inclusion_proof"].append(10**6), "indexes into proof_hashes"),
+        (lambda b: b["records"][2]["inclusion_proof"].append("0"), "indexes into proof_hashes"),
+        (lambda b: b["proof_hashes"].append("A" * 43 + "="), "]: used by no inclusion proof"),
+        (lambda b: b["proof_hashes"].__setitem__(3, "AAAA"), "proof_hashes[3]: 3 bytes, not 32"),
     ],
 )
 def test_a_malformed_body_names_the_field(
