@@ -191,7 +191,10 @@ class Key:
                 f"verifier key {self.name}: not an Ed25519 key of type 0x01 or 0x04"
             )
         self.type, self.raw = material[0], material[1:]
-        self.public_key = Ed25519PublicKey.from_public_bytes(self.raw)
+        try:
+            self.public_key = Ed25519PublicKey.from_public_bytes(self.raw)
+        except ValueError:
+            raise UnusableError(f"verifier key {self.name}: not an Ed25519 public key") from None
         self.id = sha256(self.name.encode() + b"\n" + material)[:4]
         if not self.name.isprintable() or " " in self.name or not 0 < len(self.name) <= MAX_NAME:
             raise UnusableError(f"verifier key {self.name!a}: not a key name")
