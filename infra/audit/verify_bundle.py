@@ -366,6 +366,7 @@ def verify(
         subject = str(uuid.UUID(field(body, "subject", str, "body")))
     except ValueError:
         raise InvalidError("body.subject: not a UUID") from None
+    field(body, "exported_at", str, "body")
     checkpoint = Note(field(body, "checkpoint", str, "body"), "checkpoint")
     origin, size, root = parse_checkpoint(checkpoint, "checkpoint")
     check_signed(checkpoint, key, "checkpoint")
@@ -397,6 +398,12 @@ def verify(
     proofs = body.get("consistency", [])
     if not isinstance(proofs, list) or len(proofs) > MAX_SIGNATURES:
         raise InvalidError(f"body.consistency: not a list of at most {MAX_SIGNATURES} proofs")
+    for n, entry in enumerate(proofs):
+        where = f"body.consistency[{n}]"
+        old, new = field(entry, "old_size", int, where), field(entry, "new_size", int, where)
+        if not 0 < old < new or size not in (old, new):
+            raise InvalidError(f"{where}: sizes {old} to {new} do not fit a checkpoint of {size}")
+        hashes(field(entry, "proof", list, where), f"{where}.proof")
     for source, text in previous:
         check_previous(source, text, key, origin, size, root, proofs)
     check_signed(bundle, key, "bundle")

@@ -354,3 +354,54 @@ def test_a_malformed_body_names_the_field(
     with pytest.raises(verifier.InvalidError) as refused_with:
         verifier.verify(_reseal(records, body), key, [], 0, [])
     assert message in str(refused_with.value)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=6,
+)
+_VALID = a_log(12)
+
+
+def _paths(obj: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [at] if at else []
+    children = (
+        obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    )
+    for k, v in children:
+        found += _paths(v, (*at, k))
+    return found
+
+
+@given(st.data(), _json)
+def test_any_value_swapped_anywhere_in_the_body_is_refused_in_words(
+    data: st.DataObject, value: object
+) -> None:
+    """Resealed with the log's key, so only what the proofs cover is refused: the record's
+    fields, its leaf and proof, the checkpoint, the subject; the position and the export time
+    are the log operator's word."""
+    records, subject = _VALID
+    body: dict[str, Any] = _body(records.bundle(subject))
+    where = data.draw(st.sampled_from([p for p in _paths(body) if p[0] != "timeline"]))
+    parent: Any = body
+    for k in where[:-1]:
+        parent = parent[k]
+    if parent[where[-1]] == value:
+        return
+    parent[where[-1]] = value
+    key = verifier.Key(records.key.verifier.vkey)
+    operators_word = where == ("exported_at",) and isinstance(value, str)
+    operators_word |= (
+        where[0] == "records"
+        and where[-1] == "position"
+        and type(value) is int
+        and 0 <= value < 2**63
+    )
+    operators_word |= where == ("consistency",) and value == []
+    try:
+        verifier.verify(_reseal(records, body), key, [], 0, [])
+    except verifier.InvalidError:
+        assert not operators_word
+    else:
+        assert operators_word, f"{where} = {value!r} was accepted"
