@@ -50,6 +50,10 @@ KEY_CHECK_TABLE = "backcheck_key_check"
 # The check value's scheme, stored beside it: a later scheme is a new row, never a changed one.
 KEY_CHECK_SCHEME = "hmac-sha256:backcheck master key check v1"
 
+# Added to stores made before rotation: the key id that wrapped `wrapped` (none: the store's
+# key then), and during a rotation the new key's wrapping beside it (infra/privacy/rotation.py)
+ROTATION_COLUMNS = (("master", "TEXT"), ("next_wrapped", "BYTEA"), ("next_master", "TEXT"))
+
 log = logging.getLogger(__name__)
 
 
@@ -170,7 +174,7 @@ class SQLKeyStore:
         tables = (
             "CREATE TABLE IF NOT EXISTS backcheck_keys ("
             "subject TEXT NOT NULL, tier TEXT NOT NULL, wrapped BYTEA NOT NULL, "
-            "master TEXT, PRIMARY KEY (subject, tier))",
+            "master TEXT, next_wrapped BYTEA, next_master TEXT, PRIMARY KEY (subject, tier))",
             f"CREATE TABLE IF NOT EXISTS {KEY_CHECK_TABLE} ("
             "scheme TEXT PRIMARY KEY, kcv BYTEA NOT NULL)",
         )
@@ -182,15 +186,21 @@ class SQLKeyStore:
                 for table in tables:
                     conn.execute(table.replace("BYTEA", "BLOB"))
                 columns = conn.execute("PRAGMA table_info(backcheck_keys)").fetchall()
-                if "master" not in {str(c[1]) for c in columns}:  # a store made before
-                    conn.execute("ALTER TABLE backcheck_keys ADD COLUMN master TEXT")
+                have = {str(c[1]) for c in columns}
+                for column, kind in ROTATION_COLUMNS:  # a store made before
+                    if column not in have:
+                        kind = kind.replace("BYTEA", "BLOB")
+                        conn.execute(f"ALTER TABLE backcheck_keys ADD COLUMN {column} {kind}")
                 self._bind_master_key(conn)
             else:
                 with conn.transaction():
                     serialise_ddl(conn)
                     for table in tables:
                         conn.execute(table)
-                    conn.execute("ALTER TABLE backcheck_keys ADD COLUMN IF NOT EXISTS master TEXT")
+                    for column, kind in ROTATION_COLUMNS:
+                        conn.execute(
+                            f"ALTER TABLE backcheck_keys ADD COLUMN IF NOT EXISTS {column} {kind}"
+                        )
                     self._bind_master_key(conn)
 
     def _bind_master_key(self, conn: Any) -> None:
@@ -267,31 +277,40 @@ class SQLKeyStore:
             if row is None:
                 return None
         else:  # made unless it exists; if another process made it first, theirs is the key
-            with self._create() as conn:
-                # read under the writer lock: a rotation in this process switches it there
-                provider = self._provider
-                conn.execute(
-                    self._sql(
-                        "INSERT INTO backcheck_keys (subject, tier, wrapped, master) "
-                        f"SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM {KEY_CHECK_TABLE} "
-                        "WHERE scheme = ? AND kcv = ?) ON CONFLICT (subject, tier) DO NOTHING"
-                    ),
-                    (
-                        str(subject),
-                        tier,
-                        provider.wrap(os.urandom(32)),
-                        provider.key_id,
-                        provider.check_scheme,
-                        provider.check_value(),
-                    ),
-                )
-                row = conn.execute(select, (str(subject), tier)).fetchone()
+            for _ in range(2):  # again if a rotation in this process switched keys meanwhile
+                row, provider = self._make(subject, tier, select)
+                if row is not None or provider is self._provider:
+                    break
             if row is None:  # not made: the store is no longer bound to this key
                 raise self.wrong_key("the store was rotated to another master key since")
         key = self._unwrap(bytes(row[0]), row[1])
         with self._lock:
             self._cache[(subject, tier)] = (now, key)
         return key
+
+    def _make(self, subject: UUID, tier: str, select: str) -> tuple[Any, KeyProvider]:
+        """A data key made unless one exists (if another process made it first, theirs is the
+        key), wrapped by this store's key: inserted only while the store is bound to it."""
+        with self._create() as conn:
+            # read under the writer lock: a rotation in this process switches it there
+            provider = self._provider
+            conn.execute(
+                self._sql(
+                    "INSERT INTO backcheck_keys (subject, tier, wrapped, master) "
+                    f"SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM {KEY_CHECK_TABLE} "
+                    "WHERE scheme = ? AND kcv = ?) ON CONFLICT (subject, tier) DO NOTHING"
+                ),
+                (
+                    str(subject),
+                    tier,
+                    provider.wrap(os.urandom(32)),
+                    provider.key_id,
+                    provider.check_scheme,
+                    provider.check_value(),
+                ),
+            )
+            row = conn.execute(select, (str(subject), tier)).fetchone()
+            return row, provider
 
     def _unwrap(self, wrapped: bytes, master: str | None) -> bytes:
         provider = self._providers.get(master) if master else self._provider

@@ -58,7 +58,6 @@ class Pkcs11KeyProvider:
         self._p11 = p11 = _import()
         self.module, self.token_label, self.key_label = module, token_label, key_label
         self.created = False
-        self._lock = threading.Lock()  # a session serves one call at a time
         where = f"{module}"
         try:
             lib = p11.lib(str(module))
@@ -75,7 +74,9 @@ class Pkcs11KeyProvider:
         except p11.PKCS11Error as e:
             raise self._unreachable(e) from None
         try:
-            self._session = token.open(rw=True, user_pin=pin)
+            self._shared: _Shared | None = _Shared.open(token, module, token_label, pin)
+            self._session = self._shared.session
+            self._lock = self._shared.lock
         except (p11.exceptions.PinIncorrect, p11.exceptions.PinLenRange):
             raise ConfigError(
                 f"BACKCHECK_PKCS11_PIN: the token {token_label!r} ({where}) refused the PIN"
@@ -250,10 +251,45 @@ class Pkcs11KeyProvider:
         self._call(self._key.destroy)
 
     def close(self) -> None:
-        session, self._session = getattr(self, "_session", None), None
-        if session is not None:
-            with contextlib.suppress(self._p11.PKCS11Error):  # a token gone already
-                session.close()
+        shared: _Shared | None = getattr(self, "_shared", None)
+        self._shared = None
+        if shared is not None:
+            shared.release()
+
+
+class _Shared:
+    """One logged-in session per token in a process, shared by its providers (a rotation's old
+    and new key on one token): PKCS#11 logs in per application, not per session, and closing a
+    logged-in session logs every session of the token out."""
+
+    _open: dict[tuple[str, str], _Shared] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, key: tuple[str, str], session: Any) -> None:
+        self.key = key
+        self.session = session
+        self.lock = threading.Lock()  # a session serves one call at a time
+        self.users = 1
+
+    @classmethod
+    def open(cls, token: Any, module: Path, label: str, pin: str) -> _Shared:
+        key = (str(module), label)
+        with cls._guard:
+            shared = cls._open.get(key)
+            if shared is not None:
+                shared.users += 1
+                return shared
+            shared = cls._open[key] = cls(key, token.open(rw=True, user_pin=pin))
+            return shared
+
+    def release(self) -> None:
+        with self._guard:
+            self.users -= 1
+            if self.users:
+                return
+            del self._open[self.key]
+        with contextlib.suppress(Exception):  # a token gone already: nothing is left open
+            self.session.close()
 
 
 def check_label(setting: str, label: str) -> None:
