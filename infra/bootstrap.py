@@ -121,11 +121,12 @@ def build_keystore(
             provider.close()
             raise
         take_back(provider)
-        where = (
-            f"at {provider.path}"
-            if isinstance(provider, FileKeyProvider)
-            else f"({provider.describe()} was made just now)"
-        )
+        where = f"at {provider.path}" if isinstance(provider, FileKeyProvider) else ""
+        if not where:
+            from infra.privacy.pkcs11 import Pkcs11KeyProvider
+
+            assert isinstance(provider, Pkcs11KeyProvider)
+            where = f"labelled {provider.key_label!r} {provider.place()}"
         raise ConfigError(
             f"{provider.setting}: this store was made with a master key but there is no "
             f"master key {where}; point {provider.setting} at the store's key"

@@ -49,7 +49,7 @@ def _import() -> Any:
 
 class Pkcs11KeyProvider:
     kind = "pkcs11"
-    setting = "BACKCHECK_PKCS11_KEY_LABEL"
+    setting = "BACKCHECK_PKCS11_KEY_LABEL"  # the setting a key that is not the store's is in
     check_scheme = CHECK_SCHEME
 
     def __init__(
@@ -243,7 +243,10 @@ class Pkcs11KeyProvider:
         return value
 
     def describe(self) -> str:
-        return f"the key {self.key_label!r} on token {self.token_label!r} ({self.module})"
+        return f"the key {self.key_label!r} {self.place()}"
+
+    def place(self) -> str:
+        return f"on token {self.token_label!r} ({self.module})"
 
     def destroy_key(self) -> None:
         """Removes the key from the token: only a key made just now for a store that refused

@@ -16,7 +16,6 @@ from tests.conftest import PG_URL
 from tests.e2e.test_cli import run
 
 EX_CONFIG = 78  # every key fault: the master key is not this store's
-EX_CONFIG = 78
 
 REGISTER = json.dumps({"name": "Li Lei", "email": "li@example.cn", "actor": "hr:li.na"})
 
