@@ -4,6 +4,7 @@ rotation cut off midway is finished by running it again; both ends are recorded.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -223,3 +224,44 @@ def test_a_process_still_holding_the_old_key_is_refused_its_next_new_data_key(
     finally:
         stale.close()
     assert set(masters(settings)) == {new.key_id}
+
+
+def test_a_rotation_cut_off_after_its_switch_is_recorded_finished_by_running_it_again(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The store on the new key, the finish not recorded (a crash in between): the command
+    run again, with the old key configured or with it deleted, records the finish."""
+    from infra.privacy.rotation import _switch
+    from tests.e2e.test_cli import run
+
+    app = build_app(settings)
+    written = {
+        register(app, f"Switched Candidate {i}"): f"Switched Candidate {i}" for i in range(3)
+    }
+    new_path = tmp_path / "new.key"
+    new = FileKeyProvider.from_file(new_path, create=True)
+    app.commit(MasterKeyRotation.start(keys_of(app).provider.key_id, new.key_id, 3))
+    assert _switch(keys_of(app), keys_of(app).provider, new, set()) == 3
+    app.close()
+    env = {
+        "BACKCHECK_DATABASE_URL": str(settings.database_url),
+        "BACKCHECK_DATA_DIR": str(settings.data_dir),
+    }
+    settings.master_key_path.unlink()  # even with the old key gone
+    again = run(env, "keys", "rotate-master", "--to-key-file", str(new_path), "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) | {"rotation": None, "from_key": None} == {
+        "rotation": None,
+        "from_key": None,
+        "to_key": new.key_id,
+        "rewrapped": 0,
+        "unreadable": 0,
+        "resumed": True,
+    }
+    assert not settings.master_key_path.exists()  # no key was left made for the old place
+    app = build_app(settings.model_copy(update={"master_key_file": new_path}))
+    try:
+        assert app.load(MasterKeyRotation, rotation_id(new.key_id)).finished
+        opens(app, written)
+    finally:
+        app.close()
