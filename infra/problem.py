@@ -52,7 +52,7 @@ EX_IOERR = 74  # a file or the store could not be read or written (disk full, I/
 EX_TEMPFAIL = 75  # busy: another relay or demo runs, the store is locked; try again
 # a token that establishes no one (unknown, revoked, expired)
 EX_NOPERM = 77
-EX_CONFIG = 78
+EX_CONFIG = 78  # a setting that cannot be used; every master key fault (a key not the store's)
 
 
 # A problem's `type` is an absolute URI naming its kind, stable across hosts (RFC 4151 tag

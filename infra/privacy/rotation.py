@@ -89,9 +89,8 @@ def rotate_master(
         rotation.finish(rewrapped=0, unreadable=0)
         app.commit(rotation)
         return RotationReport(rid, rotation.from_key, new.key_id, 0, 0, resumed=True)
-    for master in _masters(keys):
-        if master not in (None, old.key_id, new.key_id):
-            raise RotationUnfinishedError(master)
+    for master in sorted(m for m in _masters(keys) if m not in (None, old.key_id, new.key_id)):
+        raise RotationUnfinishedError(master)
     pending = _pending(keys, new)
     resumed = False
     if app.exists(rid):
@@ -137,10 +136,11 @@ def _sql(keys: SQLKeyStore, text: str) -> str:
     return text.replace("?", keys.placeholder)
 
 
-def _masters(keys: SQLKeyStore) -> list[str | None]:
+def _masters(keys: SQLKeyStore) -> set[str | None]:
+    """Every key id that wraps a data key, or wraps one beside (an unfinished rotation's)."""
     with keys.transaction() as conn:
-        rows = conn.execute("SELECT DISTINCT master FROM backcheck_keys").fetchall()
-    return [None if r[0] is None else str(r[0]) for r in rows]
+        rows = conn.execute("SELECT DISTINCT master, next_master FROM backcheck_keys").fetchall()
+    return {None if v is None else str(v) for row in rows for v in row}
 
 
 # a row still to be wrapped by the new key (`?`: its id)

@@ -13,7 +13,7 @@ from uuid import UUID
 import pytest
 
 from domain.candidate import Candidate
-from domain.master_key import MasterKeyRotation, rotation_id
+from domain.master_key import MasterKeyRotation, RotationUnfinishedError, rotation_id
 from infra.bootstrap import build_app
 from infra.config import ConfigError, Settings
 from infra.privacy.keystore import SQLKeyStore, WrongMasterKeyError
@@ -182,6 +182,9 @@ def test_a_rotation_cut_off_midway_is_finished_by_running_it_again(
     opens(app, written)
     rotation = app.load(MasterKeyRotation, rotation_id(new.key_id))
     assert not rotation.finished
+    third = FileKeyProvider.from_file(tmp_path / "third.key", create=True)
+    with pytest.raises(RotationUnfinishedError, match=f"rotation to master key {new.key_id}"):
+        rotate_master(app, keys_of(app), third)
     report = rotate_master(app, keys_of(app), new)
     assert report.resumed
     assert report.rewrapped == 30 - 10
