@@ -148,6 +148,23 @@ def test_file_to_pkcs11_under_load(settings: Settings, softhsm: Token) -> None:
         app.close()
 
 
+def test_pkcs11_to_pkcs11_on_one_token_under_load(settings: Settings, softhsm: Token) -> None:
+    """Both keys on one token, in one process: the providers share its one logged-in session."""
+    old_settings = softhsm.settings(settings, key_label())
+    new_settings = softhsm.settings(settings, key_label())
+    new = Pkcs11KeyProvider.from_settings(new_settings, create=True)
+    written, app = rotate_under_load(old_settings, new, new_settings)
+    app.close()
+    old = Pkcs11KeyProvider.from_settings(old_settings, create=False)
+    old.destroy_key()  # the old key destroyed in the token
+    old.close()
+    app = build_app(new_settings)
+    try:
+        opens(app, written)
+    finally:
+        app.close()
+
+
 class FailingAfter(FileKeyProvider):
     """The new key's holder failing midway (a token pulled out, a process killed): after
     `n` wraps every wrap fails as an unreachable token does."""
