@@ -109,6 +109,8 @@ REGISTER = json.dumps({"name": "Li Lei", "actor": "hr:li.na"})
         ({"BACKCHECK_PKCS11_PIN": ""}, "BACKCHECK_PKCS11_PIN: required with"),
         ({"BACKCHECK_PKCS11_TOKEN_LABEL": "gone"}, "no token labelled 'gone'"),
         ({"BACKCHECK_PKCS11_MODULE": "/nowhere/libhsm.so"}, "cannot load the PKCS#11 module"),
+        # the token's store unreachable: the module does not initialise
+        ({"SOFTHSM2_CONF": "/nowhere/softhsm2.conf"}, "cannot load the PKCS#11 module"),
         ({"BACKCHECK_PKCS11_KEY_LABEL": "another"}, "no master key labelled 'another'"),
         ({"BACKCHECK_KEY_PROVIDER": "file"}, "there is no master key at"),
         ({"BACKCHECK_KEY_PROVIDER": "vault"}, "BACKCHECK_KEY_PROVIDER: 'vault' is not"),
