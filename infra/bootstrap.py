@@ -28,10 +28,10 @@ from infra.privacy.erasures import RecordedErasures
 from infra.privacy.keystore import (
     SQLKeyStore,
     WrongMasterKeyError,
-    load_master_key,
     postgres_keystore,
     sqlite_keystore,
 )
+from infra.privacy.providers import FileKeyProvider, KeyProvider, provider_from_settings
 from infra.privacy.sealing import Sealer
 from infra.store.recorder import chained, datastore_of
 from infra.store.transcoder import typed_mapper
@@ -46,7 +46,13 @@ if TYPE_CHECKING:
     from eventsourcing.postgres import PostgresDatastore
 
 
-def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> Backcheck:
+def build_app(
+    settings: Settings | None = None,
+    clock: Clock = system_clock,
+    provider: KeyProvider | None = None,
+) -> Backcheck:
+    """The application; its master key held by the configured provider unless `provider` is
+    given (a rotation that finds the store moved to its new key already)."""
     settings = settings or Settings.load()
     retention = (
         retention_schedule(settings.retention_days)
@@ -59,14 +65,15 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
 
         check_server(settings.postgres_conninfo(), settings.describe())
     store_env = settings.store_env()  # the store's own path first, then the key's
-    file_setting("BACKCHECK_MASTER_KEY_FILE", settings.master_key_path, "master key")
+    if settings.key_provider == "file" and provider is None:
+        file_setting("BACKCHECK_MASTER_KEY_FILE", settings.master_key_path, "master key")
     signer = FileKeySigner(
         settings.signing_key_path, create_if_missing=settings.signing_key is None
     )
     links = LinkOutbox(settings.outbox_dir, partial(portal_link, settings.public_url))
 
     def wiring(store: Application[UUID]) -> Collaborators:
-        keys = build_keystore(settings, datastore_of(store.recorder))
+        keys = build_keystore(settings, datastore_of(store.recorder), provider)
         try:
             # a value may read as erased only once an erasure is recorded in this store
             sealer = Sealer(keys, RecordedErasures(store.recorder.select_events).covers)
@@ -94,26 +101,51 @@ def build_app(settings: Settings | None = None, clock: Clock = system_clock) -> 
 
 
 def build_keystore(
-    settings: Settings, datastore: SQLiteDatastore | PostgresDatastore
+    settings: Settings,
+    datastore: SQLiteDatastore | PostgresDatastore,
+    provider: KeyProvider | None = None,
 ) -> SQLKeyStore:
-    """The key table beside the events: on SQLite through the store's own connection pool.
-    The key store refuses a master key that is not the store's before anything is written;
-    a key made just now, for a store that has one already, is taken back."""
-    path = settings.master_key_path
-    existed = path.exists()
-    master = load_master_key(path, create=True)
+    """The key table beside the events: on SQLite through the store's own connection pool,
+    its master key held by the configured provider (or `provider`, given by a rotation). The
+    key store refuses a master key that is not the store's before anything is written; a key
+    made just now, for a store that has one already, is taken back."""
+    made = False
+    if provider is None:
+        provider, made = provider_from_settings(settings, create=True)
     try:
         if isinstance(datastore, SQLiteDatastore):
-            return sqlite_keystore(datastore, master)
-        return postgres_keystore(settings.postgres_conninfo(), settings.postgres_schema, master)
-    except WrongMasterKeyError as e:
-        if existed:
-            raise WrongMasterKeyError(e.reason, path) from None
-        path.unlink(missing_ok=True)
+            return sqlite_keystore(datastore, provider)
+        return postgres_keystore(settings.postgres_conninfo(), settings.postgres_schema, provider)
+    except WrongMasterKeyError:
+        if not made:
+            provider.close()
+            raise
+        take_back(provider)
+        where = f"at {provider.path}" if isinstance(provider, FileKeyProvider) else ""
+        if not where:
+            from infra.privacy.pkcs11 import Pkcs11KeyProvider
+
+            assert isinstance(provider, Pkcs11KeyProvider)
+            where = f"labelled {provider.key_label!r} {provider.place()}"
         raise ConfigError(
-            f"BACKCHECK_MASTER_KEY_FILE: this store was made with a master key but there is no "
-            f"master key at {path}; point BACKCHECK_MASTER_KEY_FILE at the store's key"
+            f"{provider.setting}: this store was made with a master key but there is no "
+            f"master key {where}; point {provider.setting} at the store's key"
         ) from None
+    except BaseException:
+        provider.close()
+        raise
+
+
+def take_back(provider: KeyProvider) -> None:
+    """A master key made just now for a store that has another: removed again."""
+    if isinstance(provider, FileKeyProvider) and provider.path is not None:
+        provider.path.unlink(missing_ok=True)
+    elif provider.kind == "pkcs11":
+        from infra.privacy.pkcs11 import Pkcs11KeyProvider
+
+        assert isinstance(provider, Pkcs11KeyProvider)
+        provider.destroy_key()
+    provider.close()
 
 
 def build_views(

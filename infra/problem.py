@@ -50,10 +50,9 @@ EX_UNAVAILABLE = 69
 EX_CANTCREAT = 73  # an output file refused or not writable (existing, the store's own, no room)
 EX_IOERR = 74  # a file or the store could not be read or written (disk full, I/O error)
 EX_TEMPFAIL = 75  # busy: another relay or demo runs, the store is locked; try again
-# the master key is not the store's (a key to find, not a setting to correct); a token that
-# establishes no one (unknown, revoked, expired)
+# a token that establishes no one (unknown, revoked, expired)
 EX_NOPERM = 77
-EX_CONFIG = 78
+EX_CONFIG = 78  # a setting that cannot be used; every master key fault (a key not the store's)
 
 
 # A problem's `type` is an absolute URI naming its kind, stable across hosts (RFC 4151 tag
@@ -184,7 +183,7 @@ _TABLE: tuple[_Row, ...] = (
     _Row(ValidationError, 422, "Invalid input", 2, "validation", detail=_fields),
     _Row(InputError, 422, "Invalid input", 2, "input"),
     _Row(ConfigError, 500, "Configuration error", EX_CONFIG, "config"),
-    _Row(WrongMasterKeyError, 500, "Wrong master key", EX_NOPERM, "wrong-master-key"),
+    _Row(WrongMasterKeyError, 500, "Wrong master key", EX_CONFIG, "wrong-master-key"),
     _Row(StoreUnreachableError, 503, "Store unreachable", EX_UNAVAILABLE, "store-unreachable"),
     _Row(StoreMisconfiguredError, 500, "Store misconfigured", EX_CONFIG, "store-misconfigured"),
     _Row(KafkaRefusedError, 503, "Kafka refused", EX_NOPERM, "kafka-refused", lead="Kafka refused"),

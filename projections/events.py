@@ -21,6 +21,7 @@ from domain.consent import Consent
 from domain.duty import DutyRun
 from domain.intake import CommandReceipt
 from domain.investigation import Investigation
+from domain.master_key import MasterKeyRotation
 from domain.principal import Principal
 from domain.redrive import DeadLetterRedrive
 from domain.report import Report
@@ -102,8 +103,13 @@ DutyFinished: EventClass = DutyRun.Finished  # type: ignore[attr-defined]
 DUTY_EVENTS: frozenset[EventClass] = frozenset({DutyClaimed, DutyTakenOver, DutyFinished})
 LetterRedriven: EventClass = DeadLetterRedrive.Redriven  # type: ignore[attr-defined]
 LetterRedrivenAgain: EventClass = DeadLetterRedrive.RedrivenAgain  # type: ignore[attr-defined]
-# An operator's redrives of dead letters: about no data subject either.
-OPERATOR_EVENTS: frozenset[EventClass] = frozenset({LetterRedriven, LetterRedrivenAgain})
+RotationStarted: EventClass = MasterKeyRotation.Started  # type: ignore[attr-defined]
+RotationStartedAgain: EventClass = MasterKeyRotation.StartedAgain  # type: ignore[attr-defined]
+RotationFinished: EventClass = MasterKeyRotation.Finished  # type: ignore[attr-defined]
+# An operator's redrives of dead letters and master key rotations: about no data subject either.
+OPERATOR_EVENTS: frozenset[EventClass] = frozenset(
+    {LetterRedriven, LetterRedrivenAgain, RotationStarted, RotationStartedAgain, RotationFinished}
+)
 
 # Events that change nothing but the access log: no read decision rests on them.
 LOG_ONLY_EVENTS: tuple[EventClass, ...] = (AccessRecorded, DataDisclosed)
@@ -122,6 +128,7 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     SenderRefusal,
     DutyRun,
     DeadLetterRedrive,
+    MasterKeyRotation,
 )
 
 

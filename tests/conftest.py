@@ -158,4 +158,5 @@ def api(settings: Settings, clock: FakeClock) -> Iterator[Served]:
         app.close()
 
 
+from tests.hsm import softhsm  # noqa: E402, F401  (the SoftHSM2 token, a fixture)
 from tests.kafka import kafka_broker, own_kafka_broker  # noqa: E402, F401  (fixtures)

@@ -17,6 +17,7 @@ from infra.cli import (  # noqa: F401
     events,
     health,
     kafka,
+    keys,
     principals,
     read,
     retention,

@@ -88,6 +88,8 @@ def _defaults(settings: Settings) -> dict[str, str]:
         "BACKCHECK_SIGNING_KEY": str(settings.signing_key_path),
         "BACKCHECK_VERIFY_KEY": str(settings.verify_key_path),
         "BACKCHECK_MASTER_KEY_FILE": str(settings.master_key_path),
+        "BACKCHECK_KEY_PROVIDER": settings.key_provider,
+        "BACKCHECK_PKCS11_KEY_LABEL": settings.pkcs11_key_label,
         "BACKCHECK_RETENTION_DAYS": ",".join(
             f"{tier}={days}" for tier, days in RetentionSchedule().days.items()
         ),

@@ -18,6 +18,13 @@ BACKCHECK_RETENTION_DAYS   days each tier is kept once a case is quiet, e.g.
 BACKCHECK_MASTER_KEY_FILE  the master key (64 hex digits) that wraps every subject's data keys
                         (default: DATA_DIR/keys/master.key, created for a new store; mode 600,
                         the owner's alone; the store refuses any key but its own)
+BACKCHECK_KEY_PROVIDER  who holds the master key: file (the key file above, default) or pkcs11
+                        (an HSM through its PKCS#11 module; the key never leaves the token):
+BACKCHECK_PKCS11_MODULE the module's path, e.g. /usr/lib/softhsm/libsofthsm2.so
+BACKCHECK_PKCS11_TOKEN_LABEL  the token's label
+BACKCHECK_PKCS11_PIN    the token's user PIN (a secret: give it in the secrets directory)
+BACKCHECK_PKCS11_KEY_LABEL  the master key's label on the token (default backcheck-master; an
+                        AES-256 key, made non-extractable there for a new store)
 BACKCHECK_KAFKA_BOOTSTRAP  Kafka bootstrap servers, host:port[,host:port] (default 127.0.0.1:9092)
 BACKCHECK_KAFKA_PARTITIONS partitions of the topics backcheck creates when missing (default 6)
 BACKCHECK_MAX_EVENT_BYTES  the most bytes one stored event may take (default 900000): a command
@@ -53,6 +60,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -70,6 +78,7 @@ from infra.config.parsing import (
     default_data_dir,
     default_schedules,
     file_setting,
+    key_provider_settings,
     oidc_settings,
     parse_bootstrap,
     parse_public_url,
@@ -104,6 +113,11 @@ class Settings(BaseModel):
     signing_key: Path | None = None
     verify_key: Path | None = None
     master_key_file: Path | None = None
+    key_provider: Literal["file", "pkcs11"] = "file"
+    pkcs11_module: Path | None = None
+    pkcs11_token_label: str | None = None
+    pkcs11_pin: str | None = Field(default=None, repr=False)
+    pkcs11_key_label: str = "backcheck-master"
     retention_days: dict[str, int] | None = None
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="host:port[,host:port]")
     kafka_partitions: int = Field(default=6, ge=1)
@@ -143,6 +157,7 @@ class Settings(BaseModel):
             values["verify_key"] = Path(key).expanduser()
         if key := env("BACKCHECK_MASTER_KEY_FILE"):
             values["master_key_file"] = Path(key).expanduser()
+        values |= key_provider_settings(env)
         if text := env("BACKCHECK_RETENTION_DAYS"):
             values["retention_days"] = parse_retention(text)
         if servers := env("BACKCHECK_KAFKA_BOOTSTRAP"):

@@ -238,3 +238,32 @@ def default_data_dir() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "share"
     return base / "backcheck"
+
+
+def key_provider_settings(get: Callable[[str], str | None]) -> dict[str, object]:
+    """BACKCHECK_KEY_PROVIDER and the BACKCHECK_PKCS11_* settings; whether the PKCS#11 ones
+    are all there is asked when the provider is opened (infra/privacy/pkcs11.py)."""
+    values: dict[str, object] = {}
+    if (provider := get("BACKCHECK_KEY_PROVIDER")) is not None:
+        provider = provider.strip().lower()
+        if provider not in ("file", "pkcs11"):
+            raise ConfigError(
+                f"BACKCHECK_KEY_PROVIDER: {provider[:40]!r} is not a key provider; use file "
+                "(the key file, default) or pkcs11 (a token through its PKCS#11 module)"
+            )
+        values["key_provider"] = provider
+    if module := get("BACKCHECK_PKCS11_MODULE"):
+        values["pkcs11_module"] = Path(module.strip()).expanduser()
+    for name in ("TOKEN_LABEL", "KEY_LABEL"):
+        if (label := get(f"BACKCHECK_PKCS11_{name}")) is not None:
+            label = label.strip()
+            if not label or len(label) > 32 or any(ord(c) < 32 for c in label):
+                raise ConfigError(
+                    f"BACKCHECK_PKCS11_{name}: 1 to 32 characters, no control characters"
+                )
+            values[f"pkcs11_{name.lower()}"] = label
+    if (pin := get("BACKCHECK_PKCS11_PIN")) is not None:
+        if len(pin) > 256:
+            raise ConfigError("BACKCHECK_PKCS11_PIN: over 256 characters")
+        values["pkcs11_pin"] = pin.rstrip("\n")
+    return values

@@ -82,6 +82,12 @@ PUBLIC_NAMES: Mapping[str, str] = {
     "domain.investigation:Investigation.Resumed": "backcheck.investigation.resumed",
     "domain.investigation:Investigation.Started": "backcheck.investigation.started",
     "domain.investigation:Investigation.Suspended": "backcheck.investigation.suspended",
+    "domain.master_key:MasterKeyRotation.Created": "backcheck.master-key-rotation.created",
+    "domain.master_key:MasterKeyRotation.Finished": "backcheck.master-key-rotation.finished",
+    "domain.master_key:MasterKeyRotation.Started": "backcheck.master-key-rotation.started",
+    "domain.master_key:MasterKeyRotation.StartedAgain": (
+        "backcheck.master-key-rotation.started-again"
+    ),
     "domain.principal:Principal.Added": "backcheck.principal.added",
     "domain.principal:Principal.Created": "backcheck.principal.created",
     "domain.principal:Principal.Revoked": "backcheck.principal.revoked",

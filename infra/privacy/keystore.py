@@ -6,38 +6,54 @@ event and chain tables, this table is deletable on purpose: destroying a subject
 every copy of their personal values unreadable — in the store, in views, on Kafka — while the
 hash chain, which covers ciphertext, still verifies (crypto-shredding).
 
-The store is bound to its master key: a key check value (HMAC-SHA256 of a fixed label under
+The master key is held by a key provider (infra/privacy/providers.py: a key file, or a PKCS#11
+token that wraps and unwraps itself); the store sees wrap and unwrap calls, never the key. Each
+wrapped data key names the master that wrapped it (`master`, the provider's key id; none on a
+key wrapped before rotation existed: the store's key then).
+
+The store is bound to its master key: a key check value (an HMAC or CMAC of a fixed label under
 the key, never the key) is recorded in `backcheck_key_check` when the key store is first opened,
-and compared on every open after that, so another key is refused before it wraps anything.
+and compared on every open after that, so another key is refused before it wraps anything. A
+data key is made only while the key that wraps it is the store's (one statement), so once a
+rotation (infra/privacy/rotation.py) has moved the store to a new key, a process still holding
+the old one is refused in one line rather than wrapping keys no one could open.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import os
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap
 from eventsourcing.sqlite import SQLiteDatastore
 
-from infra.config import ConfigError
+from infra.privacy.providers import (  # noqa: F401  (where they were, for their callers)
+    KEY_CHECK_SCHEME,
+    key_check_value,
+    load_master_key,
+    refuse_shared,
+)
 from infra.store.ddl import serialise_ddl
 from infra.store.filelock import for_database
 
+if TYPE_CHECKING:
+    from infra.privacy.providers import KeyProvider
+
 CACHE_SECONDS = 30.0  # how long another process may still use a key after it was destroyed
 KEY_CHECK_TABLE = "backcheck_key_check"
-# The check value's scheme, stored beside it: a later scheme is a new row, never a changed one.
-KEY_CHECK_SCHEME = "hmac-sha256:backcheck master key check v1"
+
+# Added to stores made before rotation: the key id that wrapped `wrapped` (none: the store's
+# key then), and during a rotation the new key's wrapping beside it (infra/privacy/rotation.py)
+ROTATION_COLUMNS = (("master", "TEXT"), ("next_wrapped", "BYTEA"), ("next_master", "TEXT"))
 
 log = logging.getLogger(__name__)
 
@@ -47,76 +63,20 @@ class WrongMasterKeyError(Exception):
     anything is written, since a data key wrapped by it could never be opened with the
     store's own key."""
 
-    def __init__(self, reason: str, key_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        key_file: Path | None = None,
+        *,
+        setting: str = "BACKCHECK_MASTER_KEY_FILE",
+        key: str | None = None,
+    ) -> None:
         self.reason = reason
         self.key_file = key_file
-        key = f"the key in {key_file}" if key_file else "this key"
+        key = key or (f"the key in {key_file}" if key_file else "this key")
         super().__init__(
-            f"BACKCHECK_MASTER_KEY_FILE: {key} is not this store's master key ({reason}); "
-            "nothing was written: point BACKCHECK_MASTER_KEY_FILE at the key the store was "
-            "made with"
-        )
-
-
-def key_check_value(master_key: bytes) -> bytes:
-    """What the store keeps to know its master key again: an HMAC of a fixed label, equal for
-    the same key, different for another, and no help in finding the key."""
-    return hmac.new(master_key, KEY_CHECK_SCHEME.encode(), hashlib.sha256).digest()
-
-
-def load_master_key(path: Path, *, create: bool) -> bytes:
-    """32 raw bytes from a file of 64 hex digits; created (mode 600) on first use if allowed.
-    A file that others than its owner may read or write is refused, as ssh refuses such a
-    private key: whoever can read it can read every personal value in the store."""
-    try:
-        with path.open("rb") as f:
-            refuse_shared(path, os.fstat(f.fileno()).st_mode)
-            text = f.read(4096).decode("ascii", "replace").strip()  # a key is 65 bytes
-    except FileNotFoundError:
-        if not create:
-            raise ConfigError(
-                f"BACKCHECK_MASTER_KEY_FILE: no master key at {path}; without it no personal "
-                "value in this store can be read"
-            ) from None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = os.urandom(32)
-        # written aside, then linked into place: the link fails if another process (a relay
-        # and workers starting together) created the key first, and then its key is the one
-        draft = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # a draft left by a crash keeps its mode through O_TRUNC
-        with os.fdopen(fd, "w") as f:
-            f.write(key.hex() + "\n")
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            return load_master_key(path, create=False)
-        finally:
-            draft.unlink()
-        return key
-    except OSError as e:  # a directory, no permission to read it
-        raise ConfigError(
-            f"BACKCHECK_MASTER_KEY_FILE: {path} cannot be read: {e.strerror}"
-        ) from None
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        key = b""
-    if len(key) != 32:
-        raise ConfigError(f"{path}: a master key is 64 hex digits (32 bytes)")
-    return key
-
-
-def refuse_shared(path: Path, mode: int) -> None:
-    shared = stat.S_IMODE(mode) & 0o077
-    if shared:
-        who = " and ".join(
-            w for w, bits in (("its group", 0o070), ("everyone", 0o007)) if shared & bits
-        )
-        raise ConfigError(
-            f"BACKCHECK_MASTER_KEY_FILE: {path} may be read or written by {who} "
-            f"(mode {stat.S_IMODE(mode):04o}); a master key must be its owner's alone: "
-            f"chmod 600 {path}"
+            f"{setting}: {key} is not this store's master key ({reason}); nothing was written: "
+            f"point {setting} at the key the store was made with, or rotated to"
         )
 
 
@@ -134,7 +94,7 @@ class SQLKeyStore:
         self,
         connect: Callable[[], Any],
         placeholder: str,
-        master_key: bytes,
+        provider: KeyProvider,
         close: Callable[[], None] | None = None,
         read: Callable[[], Any] | None = None,
         create: Callable[[], Any] | None = None,
@@ -144,13 +104,16 @@ class SQLKeyStore:
         self._create = create or connect
         self._close = close
         self._p = placeholder
-        self._master = master_key
+        self._provider = provider
+        # the providers this process holds by key id: during a rotation in this process, the
+        # new one too, so its writers go on across the switch (infra/privacy/rotation.py)
+        self._providers = {provider.key_id: provider}
         self._cache: dict[tuple[UUID, str], tuple[float, bytes]] = {}
         self._lock = threading.Lock()
         tables = (
             "CREATE TABLE IF NOT EXISTS backcheck_keys ("
             "subject TEXT NOT NULL, tier TEXT NOT NULL, wrapped BYTEA NOT NULL, "
-            "PRIMARY KEY (subject, tier))",
+            "master TEXT, next_wrapped BYTEA, next_master TEXT, PRIMARY KEY (subject, tier))",
             f"CREATE TABLE IF NOT EXISTS {KEY_CHECK_TABLE} ("
             "scheme TEXT PRIMARY KEY, kcv BYTEA NOT NULL)",
         )
@@ -161,12 +124,22 @@ class SQLKeyStore:
             if placeholder == "?":
                 for table in tables:
                     conn.execute(table.replace("BYTEA", "BLOB"))
+                columns = conn.execute("PRAGMA table_info(backcheck_keys)").fetchall()
+                have = {str(c[1]) for c in columns}
+                for column, kind in ROTATION_COLUMNS:  # a store made before
+                    if column not in have:
+                        kind = kind.replace("BYTEA", "BLOB")
+                        conn.execute(f"ALTER TABLE backcheck_keys ADD COLUMN {column} {kind}")
                 self._bind_master_key(conn)
             else:
                 with conn.transaction():
                     serialise_ddl(conn)
                     for table in tables:
                         conn.execute(table)
+                    for column, kind in ROTATION_COLUMNS:
+                        conn.execute(
+                            f"ALTER TABLE backcheck_keys ADD COLUMN IF NOT EXISTS {column} {kind}"
+                        )
                     self._bind_master_key(conn)
 
     def _bind_master_key(self, conn: Any) -> None:
@@ -174,32 +147,41 @@ class SQLKeyStore:
         A store made before the check (data keys, no check value) is bound by a key that
         unwraps most of its data keys: where a wrong key was accepted before, the few keys it
         wrapped are not the store's."""
-        select = self._sql(f"SELECT kcv FROM {KEY_CHECK_TABLE} WHERE scheme = ?")
-        row = conn.execute(select, (KEY_CHECK_SCHEME,)).fetchone()
-        if row is None:
+        select = f"SELECT scheme, kcv FROM {KEY_CHECK_TABLE}"
+        rows = conn.execute(select).fetchall()
+        provider = self._provider
+        if not rows:
             self._prove_on_data_keys(conn)
             conn.execute(
                 self._sql(
                     f"INSERT INTO {KEY_CHECK_TABLE} (scheme, kcv) VALUES (?, ?) "
                     "ON CONFLICT (scheme) DO NOTHING"
                 ),
-                (KEY_CHECK_SCHEME, key_check_value(self._master)),
+                (provider.check_scheme, provider.check_value()),
             )
-            row = conn.execute(select, (KEY_CHECK_SCHEME,)).fetchone()
-        if not hmac.compare_digest(bytes(row[0]), key_check_value(self._master)):
-            raise WrongMasterKeyError("the store recorded another key's check value")
+            rows = conn.execute(select).fetchall()
+        if not any(
+            str(scheme) == provider.check_scheme
+            and hmac.compare_digest(bytes(kcv), provider.check_value())
+            for scheme, kcv in rows
+        ):
+            raise self.wrong_key("the store recorded another key's check value")
+
+    def wrong_key(self, reason: str) -> WrongMasterKeyError:
+        provider = self._provider
+        return WrongMasterKeyError(reason, setting=provider.setting, key=provider.describe())
 
     def _prove_on_data_keys(self, conn: Any) -> None:
         total = unwrapped = 0
         for (wrapped,) in conn.execute("SELECT wrapped FROM backcheck_keys").fetchall():
             total += 1
             try:
-                aes_key_unwrap(self._master, bytes(wrapped))
+                self._provider.unwrap(bytes(wrapped))
             except InvalidUnwrap:
                 continue
             unwrapped += 1
         if total and unwrapped * 2 <= total:
-            raise WrongMasterKeyError(f"it unwraps {unwrapped} of the store's {total} data keys")
+            raise self.wrong_key(f"it unwraps {unwrapped} of the store's {total} data keys")
         if unwrapped < total:
             log.warning(
                 "%d of this store's %d data keys were wrapped by another master key before "
@@ -211,6 +193,8 @@ class SQLKeyStore:
     def close(self) -> None:
         if self._close is not None:
             self._close()
+        for provider in self._providers.values():
+            provider.close()
 
     def _sql(self, text: str) -> str:
         return text.replace("?", self._p)
@@ -223,26 +207,80 @@ class SQLKeyStore:
             cached = self._cache.get((subject, tier))
             if cached and now - cached[0] < CACHE_SECONDS:
                 return cached[1]
-        select = self._sql("SELECT wrapped FROM backcheck_keys WHERE subject = ? AND tier = ?")
+        select = self._sql(
+            "SELECT wrapped, master FROM backcheck_keys WHERE subject = ? AND tier = ?"
+        )
         if not create:
             with self._read() as conn:
                 row = conn.execute(select, (str(subject), tier)).fetchone()
             if row is None:
                 return None
         else:  # made unless it exists; if another process made it first, theirs is the key
-            with self._create() as conn:
-                conn.execute(
-                    self._sql(
-                        "INSERT INTO backcheck_keys (subject, tier, wrapped) VALUES (?, ?, ?) "
-                        "ON CONFLICT (subject, tier) DO NOTHING"
-                    ),
-                    (str(subject), tier, aes_key_wrap(self._master, os.urandom(32))),
-                )
-                row = conn.execute(select, (str(subject), tier)).fetchone()
-        key = aes_key_unwrap(self._master, bytes(row[0]))
+            for _ in range(2):  # again if a rotation in this process switched keys meanwhile
+                row, provider = self._make(subject, tier, select)
+                if row is not None or provider is self._provider:
+                    break
+            if row is None:  # not made: the store is no longer bound to this key
+                raise self.wrong_key("the store was rotated to another master key since")
+        key = self._unwrap(bytes(row[0]), row[1])
         with self._lock:
             self._cache[(subject, tier)] = (now, key)
         return key
+
+    def _make(self, subject: UUID, tier: str, select: str) -> tuple[Any, KeyProvider]:
+        """A data key made unless one exists (if another process made it first, theirs is the
+        key), wrapped by this store's key: inserted only while the store is bound to it."""
+        with self._create() as conn:
+            # read under the writer lock: a rotation in this process switches it there
+            provider = self._provider
+            conn.execute(
+                self._sql(
+                    "INSERT INTO backcheck_keys (subject, tier, wrapped, master) "
+                    f"SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM {KEY_CHECK_TABLE} "
+                    "WHERE scheme = ? AND kcv = ?) ON CONFLICT (subject, tier) DO NOTHING"
+                ),
+                (
+                    str(subject),
+                    tier,
+                    provider.wrap(os.urandom(32)),
+                    provider.key_id,
+                    provider.check_scheme,
+                    provider.check_value(),
+                ),
+            )
+            row = conn.execute(select, (str(subject), tier)).fetchone()
+            return row, provider
+
+    def _unwrap(self, wrapped: bytes, master: str | None) -> bytes:
+        provider = self._providers.get(master) if master else self._provider
+        if provider is None:
+            raise self.wrong_key(f"a data key is wrapped by master key {master}")
+        try:
+            return provider.unwrap(wrapped)
+        except InvalidUnwrap:
+            raise self.wrong_key("a data key does not unwrap with it") from None
+
+    @property
+    def provider(self) -> KeyProvider:
+        return self._provider
+
+    def hold(self, provider: KeyProvider) -> None:
+        """Lets this process unwrap data keys wrapped by `provider` too (a rotation's new key)."""
+        self._providers[provider.key_id] = provider
+
+    def use(self, provider: KeyProvider) -> None:
+        """Wrap new data keys with `provider` from now on: called by a rotation under the
+        writer lock, in the transaction that binds the store to it."""
+        self.hold(provider)
+        self._provider = provider
+
+    def transaction(self) -> Any:
+        """A transaction on the key table that keeps this store's writers out (a rotation)."""
+        return self._connect()
+
+    @property
+    def placeholder(self) -> str:
+        return self._p
 
     def destroy(self, subject: UUID, tier: str | None = None) -> int:
         with self._lock:
@@ -287,7 +325,7 @@ class SQLKeyStore:
         return {(UUID(str(r[0])), str(r[1])) for r in rows}
 
 
-def sqlite_keystore(datastore: SQLiteDatastore, master_key: bytes) -> SQLKeyStore:
+def sqlite_keystore(datastore: SQLiteDatastore, provider: KeyProvider) -> SQLKeyStore:
     """On the event store's own connection pool: a key write waits for the store's writer in
     this process instead of sleeping in SQLite's busy handler (concurrent registrations had
     been slower than one at a time), and no connection is opened per lookup. Writers of
@@ -313,13 +351,13 @@ def sqlite_keystore(datastore: SQLiteDatastore, master_key: bytes) -> SQLKeyStor
     return SQLKeyStore(
         lambda: transaction(True),
         "?",
-        master_key,
+        provider,
         read=lambda: transaction(False),
         create=unflushed,
     )
 
 
-def postgres_keystore(conninfo: str, schema: str, master_key: bytes) -> SQLKeyStore:
+def postgres_keystore(conninfo: str, schema: str, provider: KeyProvider) -> SQLKeyStore:
     """On a small pool of its own: a new connection per key lookup cost ~10 ms a write."""
     from psycopg_pool import ConnectionPool
 
@@ -339,7 +377,7 @@ def postgres_keystore(conninfo: str, schema: str, master_key: bytes) -> SQLKeySt
             yield conn
 
     try:
-        return SQLKeyStore(pool.connection, "%s", master_key, close=pool.close, create=unflushed)
+        return SQLKeyStore(pool.connection, "%s", provider, close=pool.close, create=unflushed)
     except Exception:
         pool.close()
         raise

@@ -67,6 +67,10 @@ STORED_EVENT_TOPICS = frozenset(
         "domain.duty:DutyRun.Created",
         "domain.duty:DutyRun.Finished",
         "domain.duty:DutyRun.TakenOver",
+        "domain.master_key:MasterKeyRotation.Created",
+        "domain.master_key:MasterKeyRotation.Finished",
+        "domain.master_key:MasterKeyRotation.Started",
+        "domain.master_key:MasterKeyRotation.StartedAgain",
         "domain.intake:CommandReceipt.Applied",
         "domain.intake:CommandReceipt.Created",
         "domain.redrive:DeadLetterRedrive.Created",
@@ -292,3 +296,16 @@ def test_command_outcomes_and_redrives_keep_their_names() -> None:
     assert str(OUTCOME_NAMESPACE) == "3b8f4f0e-2c1d-4b7a-9e55-6a0d3c9e7f12"
     assert str(REDRIVE_NAMESPACE) == "8a2e6f5c-1b3d-4e7f-a9c0-5d4b3a2f1e60"
     assert REDRIVEN_FROM == "backcheck_redriven_from"
+
+
+def test_master_key_rotation_ids_columns_and_check_schemes_are_unchanged() -> None:
+    # a rotation's id is derived from the key it rotates to: a rerun finds the unfinished one
+    from domain.master_key import ROTATION_NAMESPACE, rotation_id
+    from infra.privacy.keystore import KEY_CHECK_SCHEME, ROTATION_COLUMNS
+    from infra.privacy.pkcs11 import CHECK_SCHEME
+
+    assert str(ROTATION_NAMESPACE) == "6b1d2f0e-57c4-4a8e-9c3b-0f7e2d9a4c61"
+    assert str(rotation_id("file:0011223344556677")) == "072de346-10fb-53a4-b14e-9f03026f8868"
+    assert [c for c, _ in ROTATION_COLUMNS] == ["master", "next_wrapped", "next_master"]
+    assert KEY_CHECK_SCHEME == "hmac-sha256:backcheck master key check v1"
+    assert CHECK_SCHEME == "aes-cmac:backcheck master key check v1"

@@ -63,10 +63,11 @@ class ConsentMissingError(RuleBrokenError):
         (
             WrongMasterKeyError("it unwraps 0 of the store's 3 data keys", Path("k")),
             500,
-            77,
+            78,
             "Wrong master key (wrong-master-key): BACKCHECK_MASTER_KEY_FILE: the key in k is "
             "not this store's master key (it unwraps 0 of the store's 3 data keys); nothing "
-            "was written: point BACKCHECK_MASTER_KEY_FILE at the key the store was made with",
+            "was written: point BACKCHECK_MASTER_KEY_FILE at the key the store was made with, "
+            "or rotated to",
         ),
         (NotFoundError("no c"), 404, 4, "Not found (NotFound): no c"),
         (ForbiddenError("refused"), 403, 5, "Forbidden (Forbidden): refused"),

@@ -1,0 +1,131 @@
+"""`backcheck keys rotate-master`: every data key rewrapped under a new master key
+(infra/privacy/rotation.py), recorded at its start and its end, resumable."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import orjson
+import typer
+
+from infra.cli.common import app, console, err, fail
+
+if TYPE_CHECKING:
+    from infra.config import Settings
+    from infra.privacy.providers import KeyProvider
+    from infra.privacy.rotation import RotationReport
+    from services.application import Backcheck
+
+keys_app = typer.Typer(help="The master key: rotate it.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("rotate-master")
+def rotate_master(
+    to_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--to-key-file",
+            help="the new master key file (made, mode 600, when it does not exist)",
+        ),
+    ] = None,
+    to_pkcs11_label: Annotated[
+        str | None,
+        typer.Option(
+            "--to-pkcs11-label",
+            help="the new key's label on the configured PKCS#11 token (made there, "
+            "non-extractable, when missing)",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the report as one JSON object")] = False,
+) -> None:
+    """Rewrap every data key under a new master key and bind the store to it; the store's
+    writers go on meanwhile. Run it again after a crash: it finishes what is left. Afterwards
+    point BACKCHECK_MASTER_KEY_FILE (or BACKCHECK_PKCS11_KEY_LABEL) at the new key, restart the
+    processes still holding the old one, and the old key may be destroyed."""
+    from infra.config import Settings
+    from infra.inputs import InputError
+
+    new: KeyProvider | None = None
+    application: Backcheck | None = None
+    try:
+        if (to_key_file is None) == (to_pkcs11_label is None):
+            raise InputError("give one of --to-key-file and --to-pkcs11-label")
+        settings = Settings.load()
+        new = _new_provider(settings, to_key_file, to_pkcs11_label)
+        application = _open(settings, new)
+        report = _rotate(application, new, show_progress=not as_json)
+    except Exception as e:
+        if application is None and new is not None:
+            new.close()
+        if application is not None:
+            application.close()
+        fail(e, as_json)
+    application.close()
+    if as_json:
+        sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
+        return
+    what = "finished an unfinished rotation" if report.resumed else "rotated"
+    console.print(
+        f"{what}: master key {report.from_key} -> {report.to_key}, {report.rewrapped} data "
+        "keys rewrapped"
+        + (
+            f", {report.unreadable} unreadable by either (left as they were)"
+            if report.unreadable
+            else ""
+        )
+    )
+    console.print(
+        "the store is bound to the new key: point the settings at it and restart the processes "
+        "still holding the old one; then the old key may be destroyed"
+    )
+
+
+def _new_provider(settings: Settings, path: Path | None, label: str | None) -> KeyProvider:
+    if path is not None:
+        from infra.config import file_setting
+        from infra.privacy.providers import FileKeyProvider
+
+        file_setting("--to-key-file", path, "master key")
+        return FileKeyProvider.from_file(path, create=True)
+    from infra.privacy.pkcs11 import Pkcs11KeyProvider
+
+    assert label is not None
+    return Pkcs11KeyProvider.at(settings, label, create=True)
+
+
+def _open(settings: Settings, new: KeyProvider) -> Backcheck:
+    """The application on the configured key; on the new one if the store is bound to it
+    already (a rotation cut off after its switch, whose old key may be gone)."""
+    from infra.bootstrap import build_app
+    from infra.config import ConfigError
+    from infra.privacy.keystore import WrongMasterKeyError
+
+    try:
+        return build_app(settings)
+    except (WrongMasterKeyError, ConfigError) as first:
+        try:
+            return build_app(settings, provider=new)
+        except WrongMasterKeyError:
+            raise first from None
+
+
+def _rotate(application: Backcheck, new: KeyProvider, *, show_progress: bool) -> RotationReport:
+    from infra.privacy.keystore import SQLKeyStore
+    from infra.privacy.rotation import rotate_master as rotate
+
+    keys = application.keys
+    assert isinstance(keys, SQLKeyStore)
+    if not (show_progress and err.is_terminal):
+        return rotate(application, keys, new)
+    from rich.progress import Progress
+
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("rewrapping data keys", total=None)
+
+        def progress(done: int, pending: int) -> None:
+            bar.update(task, completed=done, total=pending)
+
+        return rotate(application, keys, new, progress)

@@ -1,0 +1,224 @@
+"""`backcheck keys rotate-master`: every data key rewrapped under a new master key, while the
+store's writers go on.
+
+1. Recorded first: `MasterKeyRotation.Started` (domain/master_key.py; its id derived from the
+   new key, so a second run finds it and resumes).
+2. Each data key not yet wrapped by the new key is wrapped by it *beside* its wrapping by the
+   old (`next_wrapped`, `next_master`), in batches, one short transaction each that keeps the
+   writers out (the store's writer lock on SQLite, a table lock on PostgreSQL). The old
+   wrapping stays what every process reads, so processes still holding the old key read and
+   write as before. A row is matched by its old blob, so a key destroyed meanwhile stays
+   destroyed; a crash leaves the batches done, and a rerun picks up from the rows without.
+3. The switch: in one transaction, with the writers kept out, the data keys made by the
+   writers meanwhile get their new wrapping too, every new wrapping replaces the old, and the
+   store is bound to the new key (its check value replaces the old). A data key is only made
+   while the key wrapping it is the store's (one statement, infra/privacy/keystore.py), so
+   none wrapped by the old key can appear after it. The writers of this process go on with
+   the new key; another process still holding the old one is refused in one line (exit 78)
+   on its next new data key or unwrap: restart it with the new key.
+4. Recorded last: `MasterKeyRotation.Finished` with the counts. A crash between 3 and 4 leaves
+   the store on the new key; run the rotation again (configured with the new key or the old):
+   it records the finish.
+
+After that nothing is wrapped by the old key: it can be destroyed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap
+
+from domain.errors import RuleBrokenError
+from domain.master_key import MasterKeyRotation, RotationUnfinishedError, rotation_id
+from infra.privacy.keystore import KEY_CHECK_TABLE, SQLKeyStore
+from infra.privacy.providers import KeyProvider, same_key
+from services.unit import UnitOfWork
+
+BATCH = 200  # data keys rewrapped in one transaction: the writers wait for at most one batch
+
+Progress = Callable[[int, int], None]  # (done, pending)
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    rotation: UUID
+    from_key: str
+    to_key: str
+    rewrapped: int  # by this run
+    unreadable: int  # data keys the old key did not unwrap either: left as they were
+    resumed: bool  # an unfinished rotation was found and finished
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rotation": str(self.rotation),
+            "from_key": self.from_key,
+            "to_key": self.to_key,
+            "rewrapped": self.rewrapped,
+            "unreadable": self.unreadable,
+            "resumed": self.resumed,
+        }
+
+
+class AlreadyThatKeyError(RuleBrokenError):
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"the store's master key is {key_id} already: nothing to rotate")
+
+
+def rotate_master(
+    app: UnitOfWork,
+    keys: SQLKeyStore,
+    new: KeyProvider,
+    progress: Progress | None = None,
+    batch: int = BATCH,
+) -> RotationReport:
+    """Rewraps every data key of the store under `new` and binds the store to it (see the
+    module's doc), `batch` data keys a transaction; `progress(done, pending)` after each."""
+    old = keys.provider
+    rid = rotation_id(new.key_id)
+    if same_key(old, new):  # switched already: a run cut off before it recorded the finish
+        if not app.exists(rid):
+            raise AlreadyThatKeyError(new.key_id)
+        rotation = app.load(MasterKeyRotation, rid)
+        if rotation.finished:
+            raise AlreadyThatKeyError(new.key_id)
+        rotation.finish(rewrapped=0, unreadable=0)
+        app.commit(rotation)
+        return RotationReport(rid, rotation.from_key, new.key_id, 0, 0, resumed=True)
+    for master in sorted(m for m in _masters(keys) if m not in (None, old.key_id, new.key_id)):
+        raise RotationUnfinishedError(master)
+    pending = _pending(keys, new)
+    resumed = False
+    if app.exists(rid):
+        rotation = app.load(MasterKeyRotation, rid)
+        resumed = not rotation.again(old.key_id, pending)
+    else:
+        rotation = MasterKeyRotation.start(old.key_id, new.key_id, pending)
+    if not resumed:
+        app.commit(rotation)
+    keys.hold(new)  # this process reads keys already rewrapped with the new one
+    skipped: set[bytes] = set()
+    done = 0
+    while True:
+        moved = _rewrap(keys, old, new, skipped, batch)
+        done += moved
+        if progress is not None:
+            progress(done + len(skipped), max(pending, done + len(skipped)))
+        if moved == 0:
+            break
+    done += _switch(keys, old, new, skipped)
+    if progress is not None:
+        progress(max(pending, done + len(skipped)), max(pending, done + len(skipped)))
+    rotation.finish(rewrapped=done, unreadable=len(skipped))
+    app.commit(rotation)
+    return RotationReport(rid, old.key_id, new.key_id, done, len(skipped), resumed)
+
+
+@contextmanager
+def _writers_kept_out(keys: SQLKeyStore) -> Iterator[Any]:
+    """One transaction on the key table that no writer of the store can change meanwhile."""
+    with keys.transaction() as conn:
+        if keys.placeholder == "?":  # SQLite: under the store's writer lock
+            yield conn
+            return
+        with conn.transaction():
+            # no insert, update or delete by others until the commit; a writer's insert that
+            # waited for it then sees the store's binding as it is after it
+            conn.execute("LOCK TABLE backcheck_keys IN SHARE ROW EXCLUSIVE MODE")
+            yield conn
+
+
+def _sql(keys: SQLKeyStore, text: str) -> str:
+    return text.replace("?", keys.placeholder)
+
+
+def _masters(keys: SQLKeyStore) -> set[str | None]:
+    """Every key id that wraps a data key, or wraps one beside (an unfinished rotation's)."""
+    with keys.transaction() as conn:
+        rows = conn.execute("SELECT DISTINCT master, next_master FROM backcheck_keys").fetchall()
+    return {None if v is None else str(v) for row in rows for v in row}
+
+
+# a row still to be wrapped by the new key (`?`: its id)
+_PENDING = "(master IS NULL OR master <> ?) AND (next_master IS NULL OR next_master <> ?)"
+
+
+def _pending(keys: SQLKeyStore, new: KeyProvider) -> int:
+    with keys.transaction() as conn:
+        row = conn.execute(
+            _sql(keys, f"SELECT COUNT(*) FROM backcheck_keys WHERE {_PENDING}"),
+            (new.key_id, new.key_id),
+        ).fetchone()
+    return int(row[0])
+
+
+def _rewrap_rows(
+    conn: Any,
+    keys: SQLKeyStore,
+    old: KeyProvider,
+    new: KeyProvider,
+    skipped: set[bytes],
+    limit: int | None,
+) -> int:
+    """Wraps by `new`, beside the old wrapping, up to `limit` data keys without one."""
+    select = f"SELECT wrapped FROM backcheck_keys WHERE {_PENDING}"
+    args: tuple[Any, ...] = (new.key_id, new.key_id)
+    if limit is not None:  # the rows skipped stay selected: read past them
+        select += " LIMIT ?"
+        args += (limit + len(skipped),)
+    rows = conn.execute(_sql(keys, select), args).fetchall()
+    moved = 0
+    update = _sql(
+        keys, "UPDATE backcheck_keys SET next_wrapped = ?, next_master = ? WHERE wrapped = ?"
+    )
+    for (wrapped,) in rows:
+        blob = bytes(wrapped)
+        if blob in skipped:
+            continue
+        if limit is not None and moved >= limit:
+            break
+        try:
+            data_key = old.unwrap(blob)
+        except InvalidUnwrap:  # wrapped by another key before the store was bound to its own
+            skipped.add(blob)
+            continue
+        conn.execute(update, (new.wrap(data_key), new.key_id, blob))
+        moved += 1
+    return moved
+
+
+def _rewrap(
+    keys: SQLKeyStore, old: KeyProvider, new: KeyProvider, skipped: set[bytes], limit: int
+) -> int:
+    with _writers_kept_out(keys) as conn:
+        return _rewrap_rows(conn, keys, old, new, skipped, limit)
+
+
+def _switch(keys: SQLKeyStore, old: KeyProvider, new: KeyProvider, skipped: set[bytes]) -> int:
+    """The last data keys rewrapped and the store bound to `new`, in one transaction; this
+    process's writers wrap with `new` from then on."""
+    try:
+        with _writers_kept_out(keys) as conn:
+            moved = _rewrap_rows(conn, keys, old, new, skipped, None)
+            conn.execute(
+                _sql(
+                    keys,
+                    "UPDATE backcheck_keys SET wrapped = next_wrapped, master = next_master, "
+                    "next_wrapped = NULL, next_master = NULL WHERE next_master = ?",
+                ),
+                (new.key_id,),
+            )
+            conn.execute(f"DELETE FROM {KEY_CHECK_TABLE}")
+            conn.execute(
+                _sql(keys, f"INSERT INTO {KEY_CHECK_TABLE} (scheme, kcv) VALUES (?, ?)"),
+                (new.check_scheme, new.check_value()),
+            )
+            keys.use(new)  # before the writer lock is let go
+    except BaseException:
+        keys.use(old)
+        raise
+    return moved

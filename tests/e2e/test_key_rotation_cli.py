@@ -1,0 +1,170 @@
+"""`backcheck keys rotate-master` and the key faults as the commands report them (issue 21):
+a rotation from the command line, after which the old key file is deleted and every value
+reads with the new key; every key fault one line, exit 78, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from infra.bootstrap import build_app
+from infra.config import Settings
+from tests import story as s
+from tests.e2e.test_cli import run
+from tests.e2e.test_master_key_file import refused
+from tests.hsm import Token, key_label
+
+EX_CONFIG = 78
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    return {
+        "BACKCHECK_DATABASE_URL": str(settings.database_url),
+        "BACKCHECK_DATA_DIR": str(settings.data_dir),
+    }
+
+
+def with_candidate(settings: Settings) -> UUID:
+    app = build_app(settings)
+    try:
+        return s.consented_candidate(app, "Qian Duoduo").candidate_id
+    finally:
+        app.close()
+
+
+def read_name(env: dict[str, str], candidate_id: UUID) -> str:
+    read = run(
+        env,
+        *("read", "profile", str(candidate_id), "--as", s.RECRUITER, "--role", "recruiter"),
+        *("--purpose", s.PURPOSE, "--json"),
+    )
+    assert read.returncode == 0, read.stderr
+    return read.stdout
+
+
+def test_rotate_to_a_new_key_file_then_delete_the_old(settings: Settings, tmp_path: Path) -> None:
+    candidate_id = with_candidate(settings)
+    env = env_of(settings)
+    new = tmp_path / "rotated" / "master.key"
+
+    rotated = run(env, "keys", "rotate-master", "--to-key-file", str(new), "--json")
+
+    assert rotated.returncode == 0, rotated.stderr
+    report = json.loads(rotated.stdout)
+    assert report["rewrapped"] >= 1
+    assert report["to_key"].startswith("file:")
+    assert report["resumed"] is False
+    assert new.stat().st_mode & 0o777 == 0o600
+    settings.master_key_path.unlink()  # the old key destroyed
+    moved = {**env, "BACKCHECK_MASTER_KEY_FILE": str(new)}
+    assert "Qian Duoduo" in read_name(moved, candidate_id)
+    again = run(moved, "keys", "rotate-master", "--to-key-file", str(new))
+    assert again.returncode == 3  # the store's key already: nothing to rotate
+    assert "nothing to rotate" in refused(again)
+
+
+def test_rotate_to_a_key_in_the_token(settings: Settings, softhsm: Token) -> None:
+    candidate_id = with_candidate(settings)
+    label = key_label()
+    env = {**env_of(settings), **softhsm.env()}
+
+    rotated = run(env, "keys", "rotate-master", "--to-pkcs11-label", label)
+
+    assert rotated.returncode == 0, rotated.stderr
+    assert "rotated: master key file:" in rotated.stdout
+    settings.master_key_path.unlink()
+    on_token = {**env, "BACKCHECK_KEY_PROVIDER": "pkcs11", "BACKCHECK_PKCS11_KEY_LABEL": label}
+    assert "Qian Duoduo" in read_name(on_token, candidate_id)
+
+
+def test_a_rotation_needs_one_destination(settings: Settings) -> None:
+    result = run(env_of(settings), "keys", "rotate-master")
+    assert result.returncode == 2
+    assert "give one of --to-key-file and --to-pkcs11-label" in refused(result)
+
+
+@pytest.fixture
+def on_token(settings: Settings, softhsm: Token) -> dict[str, str]:
+    """A store whose master key is in the token, with a candidate in it."""
+    label = key_label()
+    with_candidate(softhsm.settings(settings, label))
+    return {
+        **env_of(settings),
+        **softhsm.env(),
+        "BACKCHECK_KEY_PROVIDER": "pkcs11",
+        "BACKCHECK_PKCS11_KEY_LABEL": label,
+    }
+
+
+REGISTER = json.dumps({"name": "Li Lei", "actor": "hr:li.na"})
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"BACKCHECK_PKCS11_PIN": "0000"}, "BACKCHECK_PKCS11_PIN: the token 'backcheck-test'"),
+        ({"BACKCHECK_PKCS11_PIN": ""}, "BACKCHECK_PKCS11_PIN: required with"),
+        ({"BACKCHECK_PKCS11_TOKEN_LABEL": "gone"}, "no token labelled 'gone'"),
+        ({"BACKCHECK_PKCS11_MODULE": "/nowhere/libhsm.so"}, "cannot load the PKCS#11 module"),
+        # the token's store unreachable: the module does not initialise
+        ({"SOFTHSM2_CONF": "/nowhere/softhsm2.conf"}, "cannot load the PKCS#11 module"),
+        ({"BACKCHECK_PKCS11_KEY_LABEL": "another"}, "no master key labelled 'another'"),
+        ({"BACKCHECK_KEY_PROVIDER": "file"}, "there is no master key at"),
+        ({"BACKCHECK_KEY_PROVIDER": "vault"}, "BACKCHECK_KEY_PROVIDER: 'vault' is not"),
+    ],
+)
+def test_a_key_fault_on_the_token_is_one_line_and_exit_78(
+    on_token: dict[str, str], change: dict[str, str], said: str
+) -> None:
+    env = {k: v for k, v in {**on_token, **change}.items() if v}
+    for command in (("do", "register-candidate", REGISTER), ("audit", "check")):
+        result = run(env, *command)
+        assert result.returncode == EX_CONFIG, result.stderr
+        assert said in refused(result)
+    machine = run(env, "do", "register-candidate", REGISTER, "--json")
+    assert machine.returncode == EX_CONFIG
+    assert "Traceback" not in machine.stderr
+
+
+def test_a_key_file_fault_is_one_line_and_exit_78(settings: Settings, tmp_path: Path) -> None:
+    with_candidate(settings)
+    env = env_of(settings)
+    other = tmp_path / "other.key"
+    other.write_text(bytes(range(32)).hex() + "\n")
+    other.chmod(0o600)
+    directory = tmp_path / "a-directory"
+    directory.mkdir()
+    cases = {
+        str(other): "is not this store's master key",
+        str(tmp_path / "missing.key"): "there is no master key at",
+        str(directory): str(directory),
+    }
+    for path, said in cases.items():
+        result = run(
+            {**env, "BACKCHECK_MASTER_KEY_FILE": path}, "do", "register-candidate", REGISTER
+        )
+        assert result.returncode == EX_CONFIG, result.stderr
+        assert said in refused(result)
+
+
+def test_config_show_masks_the_pin(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "BACKCHECK_PKCS11_PIN").write_text("from-the-secrets-4711\n")
+    shown = run(
+        {"BACKCHECK_DATA_DIR": str(tmp_path), "BACKCHECK_PKCS11_PIN": "in-the-env-0815"},
+        *("config", "show", "--json"),
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "0815" not in shown.stdout
+    pin = json.loads(shown.stdout)["settings"]["BACKCHECK_PKCS11_PIN"]
+    assert pin == {"value": "****", "from": "environment"}
+    secret = run(
+        {"BACKCHECK_DATA_DIR": str(tmp_path), "BACKCHECK_SECRETS_DIR": str(secrets)},
+        *("config", "show", "--json"),
+    )
+    assert "4711" not in secret.stdout
+    assert json.loads(secret.stdout)["settings"]["BACKCHECK_PKCS11_PIN"]["from"] == "secrets"
