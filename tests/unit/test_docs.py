@@ -127,7 +127,7 @@ def test_the_readme_cli_section_lists_every_command_with_options_it_takes() -> N
     assert listed == set(leaves), f"not in the README's CLI section: {set(leaves) - listed}"
     for name, line in usage:
         takes = {opt for param in leaves[name].params for opt in param.opts}
-        for option in re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", line.split(None, 1)[1]):
+        for option in re.findall(r"(?<![\w-])(--?[a-z][a-z0-9-]*)", line.split(None, 1)[1]):
             assert option in takes, f"`backcheck {name}` takes no {option}"
 
 
