@@ -21,6 +21,7 @@ from domain.consent import Consent
 from domain.duty import DutyRun
 from domain.intake import CommandReceipt
 from domain.investigation import Investigation
+from domain.migration import StoreMigration
 from domain.principal import Principal
 from domain.redrive import DeadLetterRedrive
 from domain.report import Report
@@ -102,8 +103,12 @@ DutyFinished: EventClass = DutyRun.Finished  # type: ignore[attr-defined]
 DUTY_EVENTS: frozenset[EventClass] = frozenset({DutyClaimed, DutyTakenOver, DutyFinished})
 LetterRedriven: EventClass = DeadLetterRedrive.Redriven  # type: ignore[attr-defined]
 LetterRedrivenAgain: EventClass = DeadLetterRedrive.RedrivenAgain  # type: ignore[attr-defined]
-# An operator's redrives of dead letters: about no data subject either.
-OPERATOR_EVENTS: frozenset[EventClass] = frozenset({LetterRedriven, LetterRedrivenAgain})
+StoreMigrated: EventClass = StoreMigration.Migrated  # type: ignore[attr-defined]
+# An operator's redrives of dead letters, and a store's migration record (the first event of
+# the store it was copied into): about no data subject either.
+OPERATOR_EVENTS: frozenset[EventClass] = frozenset(
+    {LetterRedriven, LetterRedrivenAgain, StoreMigrated}
+)
 
 # Events that change nothing but the access log: no read decision rests on them.
 LOG_ONLY_EVENTS: tuple[EventClass, ...] = (AccessRecorded, DataDisclosed)
@@ -122,6 +127,7 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     SenderRefusal,
     DutyRun,
     DeadLetterRedrive,
+    StoreMigration,
 )
 
 

@@ -206,6 +206,10 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
         f"to {e.to_topic}"
     ),
     ev.LetterRedrivenAgain: lambda e: f"sent the dead letter back to {e.to_topic} again",
+    ev.StoreMigrated: lambda e: (
+        f"copied {e.source_events} events of {e.source} (verified up to position "
+        f"{e.source_head_position}) into this store"
+    ),
 }
 
 

@@ -82,6 +82,8 @@ PUBLIC_NAMES: Mapping[str, str] = {
     "domain.investigation:Investigation.Resumed": "backcheck.investigation.resumed",
     "domain.investigation:Investigation.Started": "backcheck.investigation.started",
     "domain.investigation:Investigation.Suspended": "backcheck.investigation.suspended",
+    "domain.migration:StoreMigration.Created": "backcheck.store-migration.created",
+    "domain.migration:StoreMigration.Migrated": "backcheck.store-migration.migrated",
     "domain.principal:Principal.Added": "backcheck.principal.added",
     "domain.principal:Principal.Created": "backcheck.principal.created",
     "domain.principal:Principal.Revoked": "backcheck.principal.revoked",

@@ -69,6 +69,8 @@ STORED_EVENT_TOPICS = frozenset(
         "domain.duty:DutyRun.TakenOver",
         "domain.intake:CommandReceipt.Applied",
         "domain.intake:CommandReceipt.Created",
+        "domain.migration:StoreMigration.Created",
+        "domain.migration:StoreMigration.Migrated",
         "domain.redrive:DeadLetterRedrive.Created",
         "domain.redrive:DeadLetterRedrive.Redriven",
         "domain.redrive:DeadLetterRedrive.RedrivenAgain",
