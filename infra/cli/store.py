@@ -103,6 +103,13 @@ def _report(summary: Summary) -> None:
         )
     )
     console.print(Text(f"position map: {visible(summary.map_path)} ({summary.map_rows} rows)"))
+    if summary.new_checkpoint is not None:
+        console.print(
+            Text(
+                f"the new store's head is signed at position {summary.new_checkpoint.position} "
+                "(kept in its data directory's checkpoints)"
+            )
+        )
     if summary.left_behind:
         err.print(
             Text(

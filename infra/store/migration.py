@@ -34,7 +34,7 @@ from eventsourcing.persistence import Notification
 
 from domain.migration import StoreMigration
 from infra.audit.chain import Head
-from infra.audit.checkpoint import Checkpoint, generate_keys, load_private_key, sign
+from infra.audit.checkpoint import Checkpoint, generate_keys, load_private_key, read, sign
 from infra.audit.keys import ERASURE_TOPICS, SEALED, missing_keys, note
 from infra.audit.sources import open_source
 from infra.audit.trail import StoreVerification, keep_checkpoint
@@ -43,7 +43,7 @@ from infra.privacy.carrying import CarryingSealer, Tally
 from infra.privacy.erasures import RecordedErasures
 from infra.privacy.keystore import load_master_key
 from infra.store.migration_errors import SourceNotVerifiedError, TargetNotEmptyError
-from infra.store.migration_stores import Opened, open_store
+from infra.store.migration_stores import Opened, open_store, refuse_foreign_file
 from infra.store.position_map import Row, write_map
 from projections.events import StoreMigrated
 from services.shredding import KeyLedger
@@ -68,6 +68,7 @@ class Summary:
     values: Tally
     left_behind: int = 0  # events written to the old store after its head was taken
     key_missing_pairs: list[tuple[str, str]] = field(default_factory=list)
+    new_checkpoint: Checkpoint | None = None  # the new store's head, signed once copied
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +88,11 @@ class Summary:
             "values": self.values.as_dict(),
             "key_missing": [{"candidate_id": s, "tier": t} for s, t in self.key_missing_pairs],
             "left_behind": self.left_behind,
+            "new_checkpoint": (
+                {"position": self.new_checkpoint.position, "hash": self.new_checkpoint.hash}
+                if self.new_checkpoint
+                else None
+            ),
         }
 
 
@@ -127,6 +133,20 @@ def _signing_key(source: Settings) -> Ed25519PrivateKey:
     return load_private_key(path)
 
 
+def _new_checkpoint(target: Settings, source: Settings) -> Checkpoint:
+    """The new store's head signed now and kept in its data directory, where `audit verify`
+    on the new store holds its chain to it (the same when a finished copy is run again)."""
+    with open_source(target) as records:
+        head = records.head()
+    for path in sorted(target.checkpoints_dir.glob("*.json")):
+        kept = read(path)
+        if (kept.position, kept.hash) == (head.position, head.hash.hex()):
+            return kept
+    signed = sign(head, datetime.now(UTC), _signing_key(source))
+    keep_checkpoint(target, head.position, signed.to_json())
+    return signed
+
+
 def _ledger(source: Settings) -> tuple[KeyLedger, set[tuple[UUID, str]], int]:
     """What the old store's records say of its keys: erasures, shredded tiers, and the keys
     missing (values sealed with them, no erasure); and how many records it holds."""
@@ -163,6 +183,7 @@ def migrate(
     head, kept = _verified_head(source)
     ledger, missing, count = _ledger(source)
     master = load_master_key(source.master_key_path, create=False)
+    refuse_foreign_file(target)
     with contextlib.ExitStack() as stack:
         old = open_store(source, master)
         stack.callback(old.close)
@@ -204,6 +225,7 @@ def migrate(
             _signing_key(source),
         )
         left_behind = sum(len(page) for page in _pages(old, head.position, 2**62, 5_000))
+        new_checkpoint = _new_checkpoint(target, source)
         return Summary(
             source.describe(),
             target.describe(),
@@ -218,6 +240,7 @@ def migrate(
             sealer.tally,
             left_behind,
             sorted((str(s), t) for s, t in sealer.tally.missing_pairs),
+            new_checkpoint,
         )
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -17,6 +17,7 @@ from infra.config import ConfigError, Settings
 from infra.privacy.erasures import RecordedErasures
 from infra.privacy.keystore import SQLKeyStore, postgres_keystore, sqlite_keystore
 from infra.privacy.sealing import Sealer
+from infra.store.migration_errors import TargetNotEmptyError
 from infra.store.recorder import chained, datastore_of
 from infra.store.transcoder import TypedMapper, typed_mapper
 
@@ -120,3 +121,25 @@ def _ensure_schema(settings: Settings) -> None:
                 sql.Identifier(settings.postgres_schema)
             )
         )
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def refuse_foreign_file(target: Settings) -> None:
+    """A SQLite target that exists must be a database (a store begun by this migration, or an
+    empty one): any other file is refused before it is opened, and so never written."""
+    if target.backend != "sqlite":
+        return
+    path = target.sqlite_path
+    if path.is_dir():
+        raise ConfigError(f"--to: {path} is a directory; name the new store's file")
+    try:
+        with path.open("rb") as f:
+            start = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise ConfigError(f"--to: {path} cannot be read: {e.strerror}") from None
+    if start and start != SQLITE_HEADER:
+        raise TargetNotEmptyError(f"--to: {path} exists and is no SQLite store; name a new file")

@@ -373,6 +373,42 @@ def test_the_command_copies_and_says_so_in_json(
     again = run_cli(settings, "--to", to, "--to-data-dir", str(target.data_dir))
     assert again.returncode == 0, again.stderr
     assert "copied 1 event(s)" in again.stdout
+    # the new store, configured as an operator would, verifies with its kept checkpoint
+    env = {
+        "BACKCHECK_DATABASE_URL": to,
+        "BACKCHECK_DATA_DIR": str(target.data_dir),
+        "BACKCHECK_MASTER_KEY_FILE": str(settings.master_key_path),
+        "BACKCHECK_SIGNING_KEY": str(settings.signing_key_path),
+        "PATH": "/usr/bin:/bin",
+    }
+    verified = subprocess.run(
+        [*BACKCHECK, "audit", "verify", "--json"], env=env, capture_output=True, text=True
+    )
+    assert verified.returncode == 0, verified.stdout
+    verdict = json.loads(verified.stdout)
+    assert (verdict["intact"], verdict["checked"], verdict["checkpoints"]) == (True, 2, 1)
+    mapped_ok = subprocess.run(
+        [*BACKCHECK, "store", "verify-map", summary["map"]], env=env, capture_output=True, text=True
+    )
+    assert mapped_ok.returncode == 0, mapped_ok.stderr
+    assert "intact: 1 positions mapped" in mapped_ok.stdout
+
+
+def test_a_file_that_is_no_store_is_never_written(tmp_path: Path) -> None:
+    settings = sqlite_settings(tmp_path)
+    app = build_app(settings)
+    s.register(app)
+    app.close()
+    (tmp_path / "new").mkdir()
+    notes = tmp_path / "new" / "notes.txt"
+    notes.write_text("keep me")
+
+    result = run_cli(settings, "--to", f"sqlite:///{notes}")
+
+    assert result.returncode == 73, result.stderr
+    assert "exists and is no SQLite store" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert notes.read_text() == "keep me"
 
 
 @pytest.mark.parametrize(
