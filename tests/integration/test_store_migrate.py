@@ -5,8 +5,10 @@ positions to new; on each backend (SQLite → SQLite, PostgreSQL → PostgreSQL)
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -475,3 +477,51 @@ def test_a_sqlite_store_migrates_into_postgresql(
         assert verification.run().intact
     positions = {r[0]: r[1] for r in map_rows(summary.map_path)}
     assert new_dumps(target, clock) == mapped(old_views, positions)
+
+
+def test_a_migration_killed_midway_goes_on_when_run_again(tmp_path: Path) -> None:
+    settings = sqlite_settings(tmp_path)
+    app = build_app(settings)
+    for n in range(400):
+        s.register(app, f"Candidate {n}")
+    app.close()
+    new_store = tmp_path / "new" / "store.sqlite"
+    env = {"BACKCHECK_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    env["BACKCHECK_DATABASE_URL"] = settings.database_url or ""
+    args = [*BACKCHECK, "store", "migrate", "--to", f"sqlite:///{new_store}", "--batch", "2"]
+
+    def copied() -> int:
+        if not new_store.exists():
+            return 0
+        conn = sqlite3.connect(f"file:{new_store}?mode=ro", uri=True)
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0])
+        except sqlite3.OperationalError:  # the tables not made yet
+            return 0
+        finally:
+            conn.close()
+
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while copied() < 21 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.kill()  # SIGKILL: no cleanup, no exit handler
+    process.communicate()
+    cut = copied()
+    assert 21 <= cut < 401, "the copy was not cut off midway"
+
+    result = subprocess.run([*args, "--json"], env=env, capture_output=True, text=True)
+
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["events"] == 400
+    assert summary["copied"] == 400 - (cut - 1)
+    assert summary["resumed_after"] == cut - 1  # positions of the old store: one per event
+    conn = sqlite3.connect(new_store)
+    ids = conn.execute("SELECT originator_id, originator_version FROM stored_events").fetchall()
+    conn.close()
+    assert len(ids) == len(set(ids)) == 401
+    target = target_settings(settings, f"sqlite:///{new_store}", None)
+    with StoreVerification(target) as verification:
+        assert verification.run().intact
+    assert verify_map(Path(summary["map"]), load_public_key(settings.verify_key_path)).rows == 400
