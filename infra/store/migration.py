@@ -43,7 +43,7 @@ from infra.privacy.carrying import CarryingSealer, Tally
 from infra.privacy.erasures import RecordedErasures
 from infra.privacy.keystore import load_master_key
 from infra.store.migration_errors import SourceNotVerifiedError, TargetNotEmptyError
-from infra.store.migration_stores import Opened, open_store, refuse_foreign_file
+from infra.store.migration_stores import Opened, open_store, refuse_foreign_file, where
 from infra.store.position_map import Row, write_map
 from projections.events import StoreMigrated
 from services.shredding import KeyLedger
@@ -216,8 +216,8 @@ def migrate(
         rows = write_map(
             map_path,
             {
-                "source": source.describe(),
-                "target": target.describe(),
+                "source": where(source),
+                "target": where(target),
                 "source_head": {"position": head.position, "hash": head.hash.hex()},
                 "migration_record": {"id": str(record[0]), "position": record[1]},
             },
@@ -227,8 +227,8 @@ def migrate(
         left_behind = sum(len(page) for page in _pages(old, head.position, 2**62, 5_000))
         new_checkpoint = _new_checkpoint(target, source)
         return Summary(
-            source.describe(),
-            target.describe(),
+            where(source),
+            where(target),
             head,
             checkpoint,
             copied_before + copied,
@@ -262,7 +262,7 @@ def _record(
     if not first:
         checkpoint = _checkpoint(source, head, kept)
         migration = StoreMigration.record(
-            source.describe(),
+            where(source),
             head.position,
             head.hash.hex(),
             count,
@@ -275,16 +275,16 @@ def _record(
     notification = first[0]
     if notification.topic != MIGRATED_TOPIC:
         raise TargetNotEmptyError(
-            f"--to: {target.describe()} holds events already and is no copy begun by "
+            f"--to: {where(target)} holds events already and is no copy begun by "
             "`store migrate`; name a new, empty store"
         )
     event = new.mapper.to_domain_event(notification)
     recorded = Head(event.source_head_position, bytes.fromhex(event.source_head_hash))
     with open_source(source) as records:
         now = records.head_before(recorded.position + 1)
-    if now != recorded or event.source != source.describe():
+    if now != recorded or event.source != where(source):
         raise SourceNotVerifiedError(
-            f"--to: {target.describe()} holds a copy of another store, or of this one before "
+            f"--to: {where(target)} holds a copy of another store, or of this one before "
             f"its chain changed (copied up to position {recorded.position}); name a new store"
         )
     from infra.audit.checkpoint import parse

@@ -63,6 +63,14 @@ def target_settings(source: Settings, url: str, data_dir: Path | None) -> Settin
     return target
 
 
+def where(settings: Settings) -> str:
+    """A store's address as a person reads it, with no password: the file, or the server,
+    database and schema."""
+    if settings.backend == "sqlite":
+        return settings.describe()
+    return f"{settings.describe()} schema {settings.postgres_schema}"
+
+
 def _where(settings: Settings) -> tuple[str, ...]:
     if settings.backend == "sqlite":
         return ("sqlite", str(settings.sqlite_path.resolve()))

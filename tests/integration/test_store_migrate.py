@@ -20,6 +20,7 @@ import pytest
 from domain.access import Access
 from domain.candidate import Candidate
 from domain.classification import ERASED_VALUE
+from domain.investigation import Investigation
 from infra.audit.checkpoint import load_public_key, parse
 from infra.audit.trail import StoreVerification, sign_head
 from infra.bootstrap import build_app
@@ -34,7 +35,7 @@ from infra.views.runner import ViewRunner
 from projections.events import StoreMigrated
 from services.access import Role
 from services.application import Backcheck
-from services.dto import EraseSubject, ReadProfile
+from services.dto import EraseSubject, ReadProfile, RunRetention
 from services.errors import DataKeyMissingError
 from tests import story as s
 from tests.conftest import PG_URL, FakeClock, require_postgres
@@ -525,3 +526,34 @@ def test_a_migration_killed_midway_goes_on_when_run_again(tmp_path: Path) -> Non
     with StoreVerification(target) as verification:
         assert verification.run().intact
     assert verify_map(Path(summary["map"]), load_public_key(settings.verify_key_path)).rows == 400
+
+
+def test_a_tier_shredded_by_retention_stays_shredded_and_the_rest_is_sealed_anew(
+    settings: Settings, target: Settings, clock: FakeClock
+) -> None:
+    app = build_app(settings, clock=clock)
+    st = s.completed_investigation(app)
+    clock.advance(days=366)
+    shredded = app.run_retention(RunRetention()).shredded
+    assert [(i.candidate_id, i.tier) for i in shredded] == [(st.candidate_id, "confidential")]
+    old_views = dumps(app)
+    app.close()
+
+    summary = migrate(settings, target, "operator")
+
+    assert summary.values.erased > 0
+    assert summary.values.sealed > 0
+    assert key_rows(target) == {(st.candidate_id, "general")}  # no confidential key made
+    new_app = build_app(target, clock=clock)
+    try:
+        inv = new_app.load(Investigation, st.investigation)
+        notes = {f.notes.value for f in inv.findings.values() if f.notes is not None}
+        identity = {f.value for f in new_app.load(Candidate, st.candidate_id).identity}
+    finally:
+        new_app.close()
+    assert notes == {ERASED_VALUE}
+    assert ERASED_VALUE not in identity
+    positions = {r[0]: r[1] for r in map_rows(summary.map_path)}
+    assert new_dumps(target, clock) == mapped(old_views, positions)
+    with StoreVerification(target) as verification:
+        assert verification.run().intact
