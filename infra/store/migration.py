@@ -147,18 +147,16 @@ def _new_checkpoint(target: Settings, source: Settings) -> Checkpoint:
     return signed
 
 
-def _ledger(source: Settings) -> tuple[KeyLedger, set[tuple[UUID, str]], int]:
-    """What the old store's records say of its keys: erasures, shredded tiers, and the keys
-    missing (values sealed with them, no erasure); and how many records it holds."""
+def _ledger(source: Settings, stop: int) -> tuple[KeyLedger, set[tuple[UUID, str]]]:
+    """What the old store's records up to `stop` (the head copied up to) say of its keys:
+    erasures, shredded tiers, and the keys missing (values sealed with them, no erasure)."""
     ledger = KeyLedger()
-    count = 0
     with open_source(source) as records:
-        for position, oid, _, topic, state in records.records():
-            count += 1
+        for position, oid, _, topic, state in records.records(1, stop):
             if SEALED in state or topic in ERASURE_TOPICS:
                 note(ledger, position, oid, topic, state)
         gone = missing_keys(ledger, records.held_keys(), records.erasures)
-    return ledger, {(f.candidate_id, f.tiers[0]) for f in gone}, count
+    return ledger, {(f.candidate_id, f.tiers[0]) for f in gone}
 
 
 def _destroyed(ledger: KeyLedger) -> Callable[[UUID, str, int], bool]:
@@ -181,7 +179,6 @@ def migrate(
     """Copies the store `source` into the new store `target` (or goes on with a copy cut
     off), then writes the signed position map beside it."""
     head, kept = _verified_head(source)
-    ledger, missing, count = _ledger(source)
     master = load_master_key(source.master_key_path, create=False)
     refuse_foreign_file(target)
     with contextlib.ExitStack() as stack:
@@ -189,6 +186,10 @@ def migrate(
         stack.callback(old.close)
         new = open_store(target, master)
         stack.callback(new.close)
+        # on a copy begun earlier, the head is the one it began with (recorded first)
+        record, checkpoint, head = _record(source, target, new, old, head, kept, migrated_by)
+        total = _count_up_to(old, head.position)
+        ledger, missing = _ledger(source, head.position)  # what is after the head is not copied
         sealer = CarryingSealer(
             new.keys,
             RecordedErasures(new.app.recorder.select_events).covers,
@@ -196,11 +197,8 @@ def migrate(
             missing,
         )
         new.mapper.sealer = sealer
-        record, checkpoint, head = _record(source, target, new, old, head, kept, count, migrated_by)
         after = _resume_point(new, old, record)
-        total = _count_up_to(old, head.position)
-        done = new.recorder.max_notification_id() or 0
-        copied_before = _count_up_to(new, done) - 1
+        copied_before = _count_up_to(new, new.recorder.max_notification_id() or 0) - 1
         copied = 0
         for page in _pages(old, after, head.position, batch):
             stored = []
@@ -239,7 +237,7 @@ def migrate(
             rows,
             sealer.tally,
             left_behind,
-            sorted((str(s), t) for s, t in sealer.tally.missing_pairs),
+            sorted((str(s), t) for s, t in missing),
             new_checkpoint,
         )
     raise AssertionError("unreachable")  # pragma: no cover
@@ -252,7 +250,6 @@ def _record(
     old: Opened,
     head: Head,
     kept: list[Checkpoint],
-    count: int,
     migrated_by: str,
 ) -> tuple[tuple[UUID, int], Checkpoint, Head]:
     """The migration record: written first into an empty target; found again in one this
@@ -265,7 +262,7 @@ def _record(
             where(source),
             head.position,
             head.hash.hex(),
-            count,
+            _count_up_to(old, head.position),
             checkpoint.to_json(),
             migrated_by,
         )
