@@ -64,7 +64,7 @@ def migrate(
             disable=hidden,
             transient=True,
         ) as bar:
-            task = bar.add_task("copying", total=None)
+            task = bar.add_task("verifying, then copying", total=None)
             summary = run(
                 source,
                 target,
