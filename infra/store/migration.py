@@ -184,7 +184,7 @@ def migrate(
     with contextlib.ExitStack() as stack:
         old = open_store(source, master)
         stack.callback(old.close)
-        new = open_store(target, master)
+        new = open_store(target, master, setting="--to")
         stack.callback(new.close)
         # on a copy begun earlier, the head is the one it began with (recorded first)
         record, checkpoint, head = _record(source, target, new, old, head, kept, migrated_by)

@@ -96,13 +96,21 @@ class Opened:
             self.app.close()
 
 
-def open_store(settings: Settings, master: bytes) -> Opened:
+def open_store(settings: Settings, master: bytes, setting: str = "") -> Opened:
     """A store with its key table and the mapper that opens (and seals) its values; no views,
-    no use cases."""
+    no use cases. `setting`: what names the store, when not BACKCHECK_DATABASE_URL (the
+    target's --to): a refusal names it. A PostgreSQL target's schema is made if missing; its
+    database must exist."""
     if settings.backend == "postgres":
-        from infra.store.server import check_server
+        from infra.store.server import StoreMisconfiguredError, check_server
 
-        check_server(settings.postgres_conninfo(), settings.describe())
+        try:
+            check_server(settings.postgres_conninfo(), settings.describe())
+        except StoreMisconfiguredError as e:
+            if not setting:
+                raise
+            told = str(e).replace("BACKCHECK_DATABASE_URL", setting, 1)
+            raise StoreMisconfiguredError(told) from None
         _ensure_schema(settings)
     app = Store(settings.store_env())
     try:

@@ -448,6 +448,22 @@ def test_bad_targets_are_one_line_with_their_exit_code(
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.postgres
+def test_a_target_database_that_does_not_exist_is_named_by_its_option(tmp_path: Path) -> None:
+    require_postgres()
+    settings = sqlite_settings(tmp_path)
+    app = build_app(settings)
+    s.register(app)
+    app.close()
+    to = "postgresql://postgres@127.0.0.1:5432/no_such_db_zq?schema=s"
+
+    result = run_cli(settings, "--to", to, "--to-data-dir", str(tmp_path / "new"))
+
+    assert result.returncode == 78, result.stderr
+    assert "--to: PostgreSQL 127.0.0.1:5432/no_such_db_zq refused the connection" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_a_missing_master_key_is_one_line(tmp_path: Path) -> None:
     settings = sqlite_settings(tmp_path)
     app = build_app(settings)
