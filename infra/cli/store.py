@@ -127,18 +127,34 @@ def verify_map(
     public_key: Annotated[
         Path | None, typer.Option(help="the trusted checkpoint key (default: BACKCHECK_VERIFY_KEY)")
     ] = None,
+    store: Annotated[
+        bool,
+        typer.Option(
+            "--store",
+            help="also hold it to the configured store (the migrated one): its migration "
+            "record, the old checkpoint in it, and every row's event",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="the verdict as JSON")] = False,
 ) -> None:
-    """Check a migration's position map against its signature: exit 0 when it holds, 1 when
-    it was changed."""
+    """Check a migration's position map against its signature (and, with --store, against
+    the new store): exit 0 when it holds, 1 when it was changed."""
     from infra.audit.checkpoint import load_public_key
+    from infra.audit.sources import open_source
     from infra.config import Settings
+    from infra.store.migration_check import check_store
     from infra.store.position_map import PositionMapError
     from infra.store.position_map import verify_map as check
 
     try:
-        key = load_public_key(public_key or Settings.load().verify_key_path)
+        settings = Settings.load()
+        key = load_public_key(public_key or settings.verify_key_path)
         verdict = check(path, key)
+        if store:
+            with open_source(settings) as records:
+                problems = check_store(path, verdict, records, key)
+            if problems:
+                raise PositionMapError(f"the store is not the map's: {problems[0]}")
     except PositionMapError as e:
         if as_json:
             sys.stdout.write(orjson.dumps({"intact": False, "problem": str(e)}).decode() + "\n")
@@ -152,9 +168,10 @@ def verify_map(
         body = {"intact": True, "rows": verdict.rows, "key_id": verdict.key_id, **verdict.header}
         sys.stdout.write(orjson.dumps(body).decode() + "\n")
         return
+    held = ", and the store holds every one" if store else ""
     console.print(
         Text.assemble(
             ("intact", "green"),
-            f": {verdict.rows} positions mapped, signed by key {verdict.key_id}",
+            f": {verdict.rows} positions mapped, signed by key {verdict.key_id}{held}",
         )
     )

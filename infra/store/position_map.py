@@ -113,6 +113,13 @@ def _row(number: int, line: bytes) -> Row:
     return old, new, event_id, version
 
 
+def rows_of(path: Path) -> Iterator[Row]:
+    """The rows of a map, in order (check it with `verify_map` first)."""
+    for number, line in _lines(path):
+        if number > 1 and not line.startswith(b"{"):
+            yield _row(number, line)
+
+
 def verify_map(path: Path, public_key: Ed25519PublicKey) -> MapVerdict:
     """The map's rows held to its signature by the trusted key; PositionMapError naming the
     first line that is wrong otherwise. Positions rise on both sides, row after row."""

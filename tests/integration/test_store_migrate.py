@@ -21,15 +21,17 @@ from domain.access import Access
 from domain.candidate import Candidate
 from domain.classification import ERASED_VALUE
 from domain.investigation import Investigation
-from infra.audit.checkpoint import load_public_key, parse
+from infra.audit.checkpoint import load_private_key, load_public_key, parse
+from infra.audit.sources import open_source
 from infra.audit.trail import StoreVerification, sign_head
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.privacy.carrying import old_envelopes
 from infra.store.migration import migrate
+from infra.store.migration_check import check_store
 from infra.store.migration_errors import SourceNotVerifiedError, TargetNotEmptyError
 from infra.store.migration_stores import target_settings
-from infra.store.position_map import PositionMapError, verify_map
+from infra.store.position_map import PositionMapError, verify_map, write_map
 from infra.store.transcoder import typed_mapper
 from infra.views.runner import ViewRunner
 from projections.events import StoreMigrated
@@ -391,10 +393,14 @@ def test_the_command_copies_and_says_so_in_json(
     verdict = json.loads(verified.stdout)
     assert (verdict["intact"], verdict["checked"], verdict["checkpoints"]) == (True, 2, 1)
     mapped_ok = subprocess.run(
-        [*BACKCHECK, "store", "verify-map", summary["map"]], env=env, capture_output=True, text=True
+        [*BACKCHECK, "store", "verify-map", summary["map"], "--store"],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert mapped_ok.returncode == 0, mapped_ok.stderr
     assert "intact: 1 positions mapped" in mapped_ok.stdout
+    assert "and the store holds every one" in mapped_ok.stdout
 
 
 def test_a_file_that_is_no_store_is_never_written(tmp_path: Path) -> None:
@@ -573,3 +579,33 @@ def test_a_tier_shredded_by_retention_stays_shredded_and_the_rest_is_sealed_anew
     assert new_dumps(target, clock) == mapped(old_views, positions)
     with StoreVerification(target) as verification:
         assert verification.run().intact
+
+
+def test_a_map_signed_again_after_a_change_does_not_hold_against_the_store(
+    settings: Settings, target: Settings, clock: FakeClock
+) -> None:
+    app = build_app(settings, clock=clock)
+    s.register(app)
+    s.register(app, "Han Mei")
+    app.close()
+    summary = migrate(settings, target, "operator")
+    key = load_public_key(settings.verify_key_path)
+    with open_source(target) as records:
+        held = check_store(summary.map_path, verify_map(summary.map_path, key), records, key)
+    assert held == []
+    # whoever holds the signing key writes a map of their own: the signature holds, the store
+    # does not agree
+    lines = summary.map_path.read_text().splitlines()
+    header = json.loads(lines[0])
+    header.pop("type")
+    rows = [tuple(json.loads(line)) for line in lines[1:-1]]
+    swapped = [(rows[0][0], rows[0][1], rows[1][2], rows[1][3]), *rows[1:]]
+    write_map(summary.map_path, header, swapped, load_private_key(settings.signing_key_path))
+
+    verdict = verify_map(summary.map_path, key)
+    with open_source(target) as records:
+        problems = check_store(summary.map_path, verdict, records, key)
+
+    assert problems == [
+        f"old position {rows[0][0]}: position {rows[0][1]} holds another event than the map says"
+    ]
