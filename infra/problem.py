@@ -35,6 +35,7 @@ from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedEr
 from infra.kafka.topics import BrokerUnavailableError, MissingTopicError, OutcomeTimeoutError
 from infra.privacy.keystore import WrongMasterKeyError
 from infra.store.filelock import AlreadyRunningError
+from infra.store.migration_errors import SourceNotVerifiedError, TargetNotEmptyError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
 from services.errors import (
     AuthenticationError,
@@ -219,6 +220,22 @@ _TABLE: tuple[_Row, ...] = (
     _Row(BundleError, 422, "Evidence bundle unusable", 2, "bundle", lead=""),
     _Row(OutputPathError, 409, "Output refused", EX_CANTCREAT, "output-path", lead="not written"),
     _Row(DataKeyMissingError, 500, "Data key missing", EX_DATAERR, "data-key-missing"),
+    _Row(
+        TargetNotEmptyError,
+        409,
+        "Target not empty",
+        EX_CANTCREAT,
+        "migration-target",
+        lead="not migrated",
+    ),
+    _Row(
+        SourceNotVerifiedError,
+        409,
+        "Store does not verify",
+        EX_DATAERR,
+        "migration-source",
+        lead="not migrated",
+    ),
     _Row(
         PortUnavailableError,
         503,

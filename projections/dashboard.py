@@ -134,6 +134,8 @@ class Dashboard:
         }
 
     def process(self, event: Any, rows: Rows, position: int) -> None:
+        if type(event) is ev.StoreMigrated:
+            return  # the copy's own record, no activity: a migrated store counts as its source
         self._daily(rows, event.timestamp, "events")
         handler = self.handlers.get(type(event))
         if handler is not None:

@@ -22,6 +22,7 @@ from domain.duty import DutyRun
 from domain.intake import CommandReceipt
 from domain.investigation import Investigation
 from domain.master_key import MasterKeyRotation
+from domain.migration import StoreMigration
 from domain.principal import Principal
 from domain.redrive import DeadLetterRedrive
 from domain.report import Report
@@ -106,9 +107,18 @@ LetterRedrivenAgain: EventClass = DeadLetterRedrive.RedrivenAgain  # type: ignor
 RotationStarted: EventClass = MasterKeyRotation.Started  # type: ignore[attr-defined]
 RotationStartedAgain: EventClass = MasterKeyRotation.StartedAgain  # type: ignore[attr-defined]
 RotationFinished: EventClass = MasterKeyRotation.Finished  # type: ignore[attr-defined]
-# An operator's redrives of dead letters and master key rotations: about no data subject either.
+StoreMigrated: EventClass = StoreMigration.Migrated  # type: ignore[attr-defined]
+# An operator's redrives of dead letters, master key rotations, and a store's migration record
+# (the first event of the store it was copied into): about no data subject either.
 OPERATOR_EVENTS: frozenset[EventClass] = frozenset(
-    {LetterRedriven, LetterRedrivenAgain, RotationStarted, RotationStartedAgain, RotationFinished}
+    {
+        LetterRedriven,
+        LetterRedrivenAgain,
+        RotationStarted,
+        RotationStartedAgain,
+        RotationFinished,
+        StoreMigrated,
+    }
 )
 
 # Events that change nothing but the access log: no read decision rests on them.
@@ -129,6 +139,7 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     DutyRun,
     DeadLetterRedrive,
     MasterKeyRotation,
+    StoreMigration,
 )
 
 

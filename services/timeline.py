@@ -206,6 +206,20 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
         f"to {e.to_topic}"
     ),
     ev.LetterRedrivenAgain: lambda e: f"sent the dead letter back to {e.to_topic} again",
+    ev.RotationStarted: lambda e: (
+        f"began rewrapping {e.pending} data keys from master key {e.from_key} to {e.to_key}"
+    ),
+    ev.RotationStartedAgain: lambda e: (
+        f"began rewrapping {e.pending} data keys from master key {e.from_key} again"
+    ),
+    ev.RotationFinished: lambda e: (
+        f"bound the store to the new master key: {e.rewrapped} data keys rewrapped"
+        + (f", {e.unreadable} left unreadable as they were" if e.unreadable else "")
+    ),
+    ev.StoreMigrated: lambda e: (
+        f"copied {e.source_events} events of {e.source} (verified up to position "
+        f"{e.source_head_position}) into this store"
+    ),
 }
 
 

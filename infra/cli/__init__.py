@@ -23,6 +23,7 @@ from infra.cli import (  # noqa: F401
     retention,
     scheduler,
     serve,
+    store,
     subject,
     use_case,
     views,

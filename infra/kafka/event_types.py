@@ -88,6 +88,8 @@ PUBLIC_NAMES: Mapping[str, str] = {
     "domain.master_key:MasterKeyRotation.StartedAgain": (
         "backcheck.master-key-rotation.started-again"
     ),
+    "domain.migration:StoreMigration.Created": "backcheck.store-migration.created",
+    "domain.migration:StoreMigration.Migrated": "backcheck.store-migration.migrated",
     "domain.principal:Principal.Added": "backcheck.principal.added",
     "domain.principal:Principal.Created": "backcheck.principal.created",
     "domain.principal:Principal.Revoked": "backcheck.principal.revoked",

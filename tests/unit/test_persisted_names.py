@@ -73,6 +73,8 @@ STORED_EVENT_TOPICS = frozenset(
         "domain.master_key:MasterKeyRotation.StartedAgain",
         "domain.intake:CommandReceipt.Applied",
         "domain.intake:CommandReceipt.Created",
+        "domain.migration:StoreMigration.Created",
+        "domain.migration:StoreMigration.Migrated",
         "domain.redrive:DeadLetterRedrive.Created",
         "domain.redrive:DeadLetterRedrive.Redriven",
         "domain.redrive:DeadLetterRedrive.RedrivenAgain",
