@@ -11,7 +11,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.check import CheckSummary, Outcome
-from domain.classification import PersonalField
+from domain.classification import ORGANISATION, PersonalField, upcast_personal
 from domain.consent import ConsentScope
 from domain.errors import (
     DisputeAlreadyResolvedError,
@@ -55,14 +55,21 @@ class ReportItem:
     note: str = ""
 
 
+RECIPIENT_ORGANISATION = "recipient_organisation"
+
+
 @dataclass(frozen=True)
 class Disclosure:
+    """A report edition handed over. The recipient is a principal (in clear, as every
+    principal's id is); their organisation, when outside the employer, is one of the third
+    parties the candidate named: a personal value (sealed at rest, shredded on erasure)."""
+
     recipient: str
     recipient_role: str
     purpose: str
     edition: int
     disclosed_by: str
-    organisation: str | None = None  # None: inside the employer
+    organisation: PersonalField | None = None  # None: inside the employer
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,19 @@ class Report(SubjectAggregate):
                         "category": NOTE_CATEGORY,
                         "value": change["note"],
                     }
+
+    class Disclosed(SubjectAggregate.Event):
+        """v1 stored the recipient's organisation in clear; v2 as a personal value."""
+
+        class_version = 2
+        disclosure: Disclosure
+
+        @classmethod
+        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+            disclosure = state["disclosure"]
+            disclosure["organisation"] = upcast_personal(
+                disclosure.get("organisation"), RECIPIENT_ORGANISATION, ORGANISATION
+            )
 
     @classmethod
     def compile(
@@ -241,12 +261,17 @@ class Report(SubjectAggregate):
             raise InvalidInputError("field 'recipient': name the recipient", field="recipient")
         scope.require_active()
         scope.require_purpose(purpose)
-        scope.require_recipient(organisation)
+        held = (
+            None
+            if organisation is None
+            else PersonalField(RECIPIENT_ORGANISATION, ORGANISATION, organisation)
+        )
+        scope.require_recipient(held)
         self._disclose(
-            Disclosure(recipient, recipient_role, purpose, self.edition, disclosed_by, organisation)
+            Disclosure(recipient, recipient_role, purpose, self.edition, disclosed_by, held)
         )
 
-    @event("Disclosed")
+    @event(Disclosed)
     def _disclose(self, disclosure: Disclosure) -> None:
         self.disclosures.append(disclosure)
 

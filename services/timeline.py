@@ -145,8 +145,8 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
     ),
     ev.InvestigationStarted: lambda e: "started the checks",
     ev.FindingRecorded: lambda e: (
-        f"recorded a finding: {e.finding.outcome.value} from {e.finding.source.role.value} "
-        f"{e.finding.source.reference} ({e.finding.source.organisation}) by "
+        f"recorded a finding: {e.finding.outcome.value} from a {e.finding.source.role.value} "
+        f"(who and where: {e.finding.source.organisation.category}) by "
         f"{e.finding.method.value}"
         + (f"; notes of category {e.finding.notes.category}" if e.finding.notes else "")
     ),
@@ -168,7 +168,9 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
     ev.ChangesRequested: lambda e: "asked for changes to the report",
     ev.ReportDisclosed: lambda e: (
         f"disclosed edition {e.disclosure.edition} to {e.disclosure.recipient} "
-        f"({e.disclosure.recipient_role}) for {e.disclosure.purpose!r}"
+        f"({e.disclosure.recipient_role}"
+        + (", a third party the consent names" if e.disclosure.organisation else "")
+        + f") for {e.disclosure.purpose!r}"
     ),
     ev.SharedWithCandidate: lambda e: f"gave the candidate edition {e.edition}",
     ev.ReportDisputed: lambda e: "disputed an item of the report",
