@@ -109,10 +109,10 @@ def terms(**overrides: object) -> ConsentTerms:
     }
     values.update(overrides)
     # organisations given as names, held as the personal values the terms keep
-    for field, name in (("excluded_organisations", EXCLUDED), ("third_parties", THIRD_PARTY)):
-        given = values[field]
+    for key, name in (("excluded_organisations", EXCLUDED), ("third_parties", THIRD_PARTY)):
+        given = values[key]
         assert isinstance(given, tuple)
-        values[field] = organisations(name, given)
+        values[key] = organisations(name, given)
     return ConsentTerms(**values)  # type: ignore[arg-type]
 
 
