@@ -61,6 +61,7 @@ class SignatureMethod(StrEnum):
 
 
 EXCLUDED = "excluded_organisation"
+STATEMENT = "user.statement"  # the candidate's own words (a withdrawal's reason)
 THIRD_PARTY = "third_party"
 
 
@@ -240,10 +241,18 @@ class Consent(SubjectAggregate):
                 upcast_terms(state["terms"])
 
     class Withdrawn(ActorSinceV2):
+        """v3: the reason (the candidate's words, as a rule) is a personal value (v2: in
+        clear)."""
+
+        class_version = 3
         actor_field = "withdrawn_by"
-        reason: str
+        reason: PersonalField
         withdrawn_at: datetime
         withdrawn_by: str
+
+        @classmethod
+        def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
+            state["reason"] = upcast_personal(state.get("reason"), "reason", STATEMENT)
 
     class Expired(SubjectAggregate.Event):
         expired_at: datetime
@@ -339,10 +348,10 @@ class Consent(SubjectAggregate):
         status = self.status_at(withdrawn_at)
         if status in (ConsentStatus.WITHDRAWN, ConsentStatus.EXPIRED):
             raise ConsentNotActiveError(self.id, status.value)
-        self._withdraw(reason, withdrawn_at, withdrawn_by)
+        self._withdraw(PersonalField("reason", STATEMENT, reason), withdrawn_at, withdrawn_by)
 
     @event(Withdrawn)
-    def _withdraw(self, reason: str, withdrawn_at: datetime, withdrawn_by: str) -> None:
+    def _withdraw(self, reason: PersonalField, withdrawn_at: datetime, withdrawn_by: str) -> None:
         self.withdrawn_at = withdrawn_at
 
     def expire(self, now: datetime) -> None:

@@ -130,7 +130,7 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
         f"{e.document_sha256[:12]}…), valid {e.valid_from:%Y-%m-%d} to "
         f"{e.valid_until:%Y-%m-%d}: {_terms(e.terms)}"
     ),
-    ev.ConsentWithdrawn: lambda e: f"consent withdrawn: {e.reason}",
+    ev.ConsentWithdrawn: lambda e: f"consent withdrawn (reason: {e.reason.category})",
     ev.ConsentExpired: lambda e: "consent expired",
     ev.ConsentReliedUpon: lambda e: f"investigation {e.investigation_id} acts under this consent",
     ev.InvestigationPlanned: lambda e: (

@@ -179,7 +179,9 @@ def test_a_finding_recorded_after_consent_was_withdrawn_is_found(sqlite_app: Bac
     app = sqlite_app
     story = s.investigation_under_way(app)
     consent = app.load(Consent, story.consent_id)
-    consent._withdraw("changed my mind", app.clock(), s.CANDIDATE)
+    consent._withdraw(
+        PersonalField("reason", "user.statement", "changed my mind"), app.clock(), s.CANDIDATE
+    )
     write_around_the_domain(app, consent)  # the suspension policy never ran
     inv = app.load(Investigation, story.investigation)
     inv._record_finding(
