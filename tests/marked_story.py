@@ -8,15 +8,20 @@ left in clear. `tell(app)` runs the story through the use cases, as a deployment
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from uuid import UUID
 
+import psycopg
 import pytest
 
 from domain.candidate import ClaimKind
 from domain.check import CheckType, Method, Outcome, SourceRole
 from domain.errors import RefereeNotPermittedError
+from infra.config import Settings
 from services.application import Backcheck
 from services.dto import (
     AnswerFeedback,
@@ -42,6 +47,7 @@ from services.dto import (
     WithdrawConsent,
 )
 from tests import story as s
+from tests.conftest import PG_URL
 
 NAME = "ZQX-NAME-01"
 EMAIL_MARK = "zqx-mail-02"  # the email's local part: its address is EMAIL
@@ -101,6 +107,49 @@ def found_in(data: bytes | str) -> list[str]:
     """The markers `data` holds (case-insensitive: a store may fold case)."""
     text = (data.decode("utf-8", "replace") if isinstance(data, bytes) else data).casefold()
     return [m for m in MARKERS if m.casefold() in text]
+
+
+def raw_bytes(settings: Settings) -> bytes:
+    """Every byte the backend holds, as an attacker would read it. SQLite: the store, the
+    views and every other file in the data directory (the kept views, the workers' views,
+    the idempotency table, keys), write-ahead logs checkpointed into them and read as well.
+    PostgreSQL: every cell of every table in the store's schema (the store, the in-process
+    and the workers' views, the relay's state), and the data directory's files."""
+    if settings.backend == "postgres":
+        return _raw_postgres(settings.postgres_schema) + _read(settings.data_dir.rglob("*"))
+    path, views = settings.sqlite_path, settings.views_path
+    assert views.exists()
+    for db in {path, views, *settings.data_dir.glob("*.sqlite")}:
+        with sqlite3.connect(db) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return _read(
+        [
+            *settings.data_dir.rglob("*"),
+            *(f for db in (path, views) for f in (db, *db.parent.glob(db.name + "-*"))),
+        ]
+    )
+
+
+def _read(files: Iterable[Path]) -> bytes:
+    """The bytes of every file among `files` (each once)."""
+    return b"".join(f.read_bytes() for f in sorted(set(files)) if f.is_file())
+
+
+def _raw_postgres(schema: str) -> bytes:
+    with psycopg.connect(PG_URL) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            (schema,),
+        ).fetchall()
+        cells = [
+            cell
+            for (table,) in rows
+            for row in conn.execute(f'SELECT * FROM {schema}."{table}"').fetchall()
+            for cell in row
+        ]
+    return b"\n".join(
+        bytes(c) if isinstance(c, bytes | memoryview) else str(c).encode() for c in cells
+    )
 
 
 def tell(app: Backcheck) -> Marked:

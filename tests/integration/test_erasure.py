@@ -4,12 +4,10 @@ the hash chain still verifies, and the subject's non-personal history still repl
 from __future__ import annotations
 
 import base64
-import sqlite3
 from abc import ABC, abstractmethod
 from pathlib import Path
 from uuid import UUID
 
-import psycopg
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -209,17 +207,7 @@ class TestErasureOnSQLite(ErasureContract):
         return Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
 
     def raw_bytes(self) -> bytes:
-        """The store and the views files, with their write-ahead logs, and every other file
-        in the data directory (the kept views, the idempotency table, keys)."""
-        path = self.settings.sqlite_path
-        views = self.settings.views_path
-        assert views.exists()
-        for db in {path, views, *self.settings.data_dir.glob("*.sqlite")}:
-            with sqlite3.connect(db) as conn:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        files = {f for db in (path, views) for f in (db, *db.parent.glob(db.name + "-*"))}
-        files |= {f for f in self.settings.data_dir.rglob("*") if f.is_file()}
-        return b"".join(f.read_bytes() for f in sorted(files))
+        return ms.raw_bytes(self.settings)
 
 
 @pytest.mark.postgres
@@ -229,18 +217,4 @@ class TestErasureOnPostgres(ErasureContract):
         return Settings(database_url=f"{PG_URL}?schema={pg_schema}", data_dir=tmp_path)
 
     def raw_bytes(self) -> bytes:
-        schema = self.settings.postgres_schema
-        with psycopg.connect(PG_URL) as conn:
-            rows = conn.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-                (schema,),
-            ).fetchall()
-            cells = [
-                cell
-                for (table,) in rows
-                for row in conn.execute(f'SELECT * FROM {schema}."{table}"').fetchall()
-                for cell in row
-            ]
-        return b"\n".join(
-            bytes(c) if isinstance(c, bytes | memoryview) else str(c).encode() for c in cells
-        )
+        return ms.raw_bytes(self.settings)
