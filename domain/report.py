@@ -136,11 +136,19 @@ class Report(SubjectAggregate):
         answered_by: str
 
     class Amended(FreeTextSinceV2):
+        """v2: the notes are personal values; v3: the reason too (it answers the candidate's
+        dispute, as a rule in their words)."""
+
+        class_version = 3
         free_text = {}
         amendments: tuple[AmendedItem, ...]
-        reason: str
+        reason: PersonalField
         resolves: tuple[UUID, ...]
         amended_by: str
+
+        @classmethod
+        def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
+            state["reason"] = upcast_personal(state.get("reason"), "reason", CORRESPONDENCE)
 
         @classmethod
         def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
@@ -151,6 +159,29 @@ class Report(SubjectAggregate):
                         "category": NOTE_CATEGORY,
                         "value": change["note"],
                     }
+
+    class Approved(SubjectAggregate.Event):
+        """v1 stored the reviewer's comments in clear; v2 as a personal value (they speak
+        of the candidate's findings)."""
+
+        class_version = 2
+        reviewer: str
+        comments: PersonalField
+
+        @classmethod
+        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+            state["comments"] = upcast_personal(state.get("comments"), "comments", NOTE_CATEGORY)
+
+    class ChangesRequested(SubjectAggregate.Event):
+        """As Approved: v2 holds the comments as a personal value."""
+
+        class_version = 2
+        reviewer: str
+        comments: PersonalField
+
+        @classmethod
+        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+            state["comments"] = upcast_personal(state.get("comments"), "comments", NOTE_CATEGORY)
 
     class Disclosed(SubjectAggregate.Event):
         """v1 stored the recipient's organisation in clear; v2 as a personal value."""
@@ -228,18 +259,19 @@ class Report(SubjectAggregate):
             raise SelfReviewError(self.id, reviewer)
         if not approve and not comments.strip():
             raise InvalidInputError("field 'comments': say what must change", field="comments")
+        held = PersonalField("comments", NOTE_CATEGORY, comments)
         if approve:
-            self._approve(reviewer, comments)
+            self._approve(reviewer, held)
         else:
-            self._request_changes(reviewer, comments)
+            self._request_changes(reviewer, held)
 
-    @event("Approved")
-    def _approve(self, reviewer: str, comments: str) -> None:
+    @event(Approved)
+    def _approve(self, reviewer: str, comments: PersonalField) -> None:
         self.status = ReportStatus.APPROVED
         self.approved_by = reviewer
 
-    @event("ChangesRequested")
-    def _request_changes(self, reviewer: str, comments: str) -> None:
+    @event(ChangesRequested)
+    def _request_changes(self, reviewer: str, comments: PersonalField) -> None:
         self.status = ReportStatus.CHANGES_REQUESTED
 
     def disclose(
@@ -338,13 +370,13 @@ class Report(SubjectAggregate):
             AmendedItem(a.check_id, a.outcome, PersonalField("note", NOTE_CATEGORY, a.note))
             for a in amendments
         )
-        self._amend(recorded, reason, resolves, amended_by)
+        self._amend(recorded, PersonalField("reason", CORRESPONDENCE, reason), resolves, amended_by)
 
     @event(Amended)
     def _amend(
         self,
         amendments: tuple[AmendedItem, ...],
-        reason: str,
+        reason: PersonalField,
         resolves: tuple[UUID, ...],
         amended_by: str,
     ) -> None:

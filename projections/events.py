@@ -59,8 +59,8 @@ InvestigationCompleted: EventClass = Investigation.Completed  # type: ignore[att
 InvestigationCancelled: EventClass = Investigation.Cancelled  # type: ignore[attr-defined]
 
 ReportCompiled: EventClass = Report.Compiled  # type: ignore[attr-defined]
-ReportApproved: EventClass = Report.Approved  # type: ignore[attr-defined]
-ChangesRequested: EventClass = Report.ChangesRequested  # type: ignore[attr-defined]
+ReportApproved: EventClass = Report.Approved
+ChangesRequested: EventClass = Report.ChangesRequested
 ReportDisclosed: EventClass = Report.Disclosed
 SharedWithCandidate: EventClass = Report.SharedWithCandidate  # type: ignore[attr-defined]
 ReportDisputed: EventClass = Report.Disputed

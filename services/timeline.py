@@ -175,7 +175,7 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
     ev.SharedWithCandidate: lambda e: f"gave the candidate edition {e.edition}",
     ev.ReportDisputed: lambda e: "disputed an item of the report",
     ev.ReportDisputeRejected: lambda e: "answered the report dispute without changes",
-    ev.ReportAmended: lambda e: f"amended the report: {e.reason}",
+    ev.ReportAmended: lambda e: f"amended the report (reason: {e.reason.category})",
     ev.LegalHoldPlaced: lambda e: f"placed a legal hold: {e.reason}",
     ev.LegalHoldReleased: lambda e: "released the legal hold",
     ev.ReportDestroyed: lambda e: f"destroyed the report: {e.reason}",

@@ -24,6 +24,8 @@ from domain.errors import RefereeNotPermittedError
 from infra.config import Settings
 from services.application import Backcheck
 from services.dto import (
+    AmendmentIn,
+    AmendReport,
     AnswerFeedback,
     ClaimIn,
     CompileReport,
@@ -70,6 +72,11 @@ RESPONSE = "ZQX-RESPONSE-17 HR confirms the title"
 REPORT_DISPUTE = "ZQX-RDISPUTE-18 dates are wrong"
 REPORT_ANSWER = "ZQX-RANSWER-19 registry dates stand"
 WITHDRAWAL = "ZQX-WITHDRAW-21 found another job"
+# what staff write about the case, and may quote the candidate in
+CHANGES = "ZQX-COMMENT-22 say which title"
+AMENDMENT_NOTE = "ZQX-AMEND-23 title: senior engineer"
+AMENDMENT_REASON = "ZQX-REASON-24 as the candidate said"
+APPROVAL = "ZQX-COMMENT-25 fine now"
 
 MARKERS = (
     NAME,
@@ -91,6 +98,10 @@ MARKERS = (
     REPORT_DISPUTE,
     REPORT_ANSWER,
     WITHDRAWAL,
+    CHANGES,
+    AMENDMENT_NOTE,
+    AMENDMENT_REASON,
+    APPROVAL,
 )
 AGENT = "agent:aegis.case-officer"  # the third party's principal: a principal's id, in clear
 
@@ -155,8 +166,9 @@ def _raw_postgres(schema: str) -> bytes:
 def tell(app: Backcheck) -> Marked:
     """Register, consent with an exclusion and a third party, claims, findings from two
     referees (and one refused at the excluded organisation), feedback and its answer, a
-    dispute and its answer, a report disputed and answered, disclosed to the third party, and
-    the consent withdrawn with the candidate's reason."""
+    dispute and its answer, a report sent back with comments, amended, approved with
+    comments, disputed and answered, disclosed to the third party, and the consent withdrawn
+    with the candidate's reason."""
     candidate_id = app.register_candidate(
         RegisterCandidate(name=NAME, email=EMAIL, phone=PHONE, actor=s.RECRUITER)
     ).candidate_id
@@ -267,7 +279,22 @@ def tell(app: Backcheck) -> Marked:
     report_id = app.compile_report(
         CompileReport(investigation_id=investigation_id, actor=s.INVESTIGATOR)
     ).report_id
-    app.review_report(ReviewReport(report_id=report_id, approve=True, actor=s.REVIEWER))
+    app.review_report(
+        ReviewReport(report_id=report_id, approve=False, comments=CHANGES, actor=s.REVIEWER)
+    )
+    app.amend_report(
+        AmendReport(
+            report_id=report_id,
+            amendments=[
+                AmendmentIn(check_id=check.check_id, outcome=Outcome.CONFIRMED, note=AMENDMENT_NOTE)
+            ],
+            reason=AMENDMENT_REASON,
+            actor=s.INVESTIGATOR,
+        )
+    )
+    app.review_report(
+        ReviewReport(report_id=report_id, approve=True, comments=APPROVAL, actor=s.REVIEWER)
+    )
     app.share_report(ShareReport(report_id=report_id, actor=s.RECRUITER))
     disputed = DisputeReport(
         report_id=report_id,

@@ -167,7 +167,9 @@ def test_a_review_by_the_reports_own_author_is_found(sqlite_app: Backcheck) -> N
     story = s.compiled_report(app)
     report = app.load(Report, story.report)
     (author,) = report.authors
-    report._approve(author, "looks fine to me")
+    report._approve(
+        author, PersonalField("comments", "user.employment.evaluation", "looks fine to me")
+    )
     position = write_around_the_domain(app, report)
 
     (found,) = violations(app)

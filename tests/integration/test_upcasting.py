@@ -16,12 +16,13 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from domain.access import Access, DataDisclosure
-from domain.check import CheckType, Method, PlannedCheck, SourceRole
+from domain.check import CheckType, Method, Outcome, PlannedCheck, SourceRole
 from domain.classification import PersonalField
 from domain.consent import Consent, ConsentScope, SignatureMethod
 from domain.errors import RefereeNotPermittedError
-from domain.investigation import Investigation
-from domain.report import Report
+from domain.investigation import CORRESPONDENCE, STATEMENT, Investigation
+from domain.report import NOTE_CATEGORY as NOTE
+from domain.report import Amendment, Report
 from domain.subject import UNRECORDED_ACTOR, recorded_at
 from infra.audit.verification import open_source, verify
 from infra.config import Settings
@@ -340,3 +341,52 @@ def test_a_disclosure_with_its_organisation_in_clear_replays_as_a_personal_value
     assert [e.disclosure.organisation for e in replayed] == [
         PersonalField("recipient_organisation", "user.organisation", "Aegis Screening")
     ]
+
+
+def test_reasons_and_comments_stored_in_clear_replay_as_personal_values(
+    sqlite_app: Backcheck,
+) -> None:
+    """A consent withdrawal's reason (Consent.Withdrawn v2), a review's comments (Report.Approved
+    and ChangesRequested v1) and an amendment's reason (Report.Amended v2) were stored in
+    clear: they replay as the personal values the current versions hold."""
+    app = sqlite_app
+    story = s.compiled_report(app)
+    report = app.load(Report, story.report)
+    consent = app.load(Consent, story.consent_id)
+    with recorded_at(app.clock()):
+        report.review(s.REVIEWER, approve=False, comments="which dates?")
+        report.amend(
+            (Amendment(story.check_id, Outcome.CONFIRMED, "dates as HR said"),),
+            "the candidate's dispute",
+            (),
+            s.INVESTIGATOR,
+        )
+        report.review(s.REVIEWER, approve=True, comments="fine")
+        consent.withdraw("took another offer", app.clock(), s.CANDIDATE)
+    older = {
+        "Report.ChangesRequested": ("comments", 1),
+        "Report.Amended": ("reason", 2),
+        "Report.Approved": ("comments", 1),
+        "Consent.Withdrawn": ("reason", 2),
+    }
+    records = []
+    for e in [*report.collect_events(), *consent.collect_events()]:
+        stored, state = unsealed(app, e)
+        field, version = older[type(e).__qualname__]
+        state[field] = in_clear(state[field])
+        records.append(stored_as(stored, state, version))
+    app.recorder.insert_events(records)
+
+    replayed = [
+        (type(e).__qualname__, getattr(e, older[type(e).__qualname__][0]))
+        for _, e in app.replay()
+        if type(e).__qualname__ in older
+    ]
+    assert replayed == [
+        ("Report.ChangesRequested", PersonalField("comments", NOTE, "which dates?")),
+        ("Report.Amended", PersonalField("reason", CORRESPONDENCE, "the candidate's dispute")),
+        ("Report.Approved", PersonalField("comments", NOTE, "fine")),
+        ("Consent.Withdrawn", PersonalField("reason", STATEMENT, "took another offer")),
+    ]
+    assert app.load(Report, story.report).status.value == "approved"
+    assert list(app.violations()) == []
