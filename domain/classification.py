@@ -91,8 +91,8 @@ KEY_MISSING_VALUE = "\u27e8key missing\u27e9"
 CATEGORIES: dict[str, DataCategory] = {c.key: c for c in _CATEGORIES}
 
 # Where the values that tie the candidate to other people and organisations are classified
-# (0023): a finding's source, the consent's exclusions and third parties, a disclosure's
-# organisation.
+# (decision "everything identifying sealed"): a finding's source, the consent's exclusions
+# and third parties, a disclosure's organisation.
 ORGANISATION = "user.organisation"
 REFEREE = "user.reference.identity"
 # The values a rule cannot compare: erased, withheld from this reader, or with the key gone.

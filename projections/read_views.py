@@ -76,8 +76,8 @@ class ReadViews:
     # 6: an investigation resumes to where it was suspended from, and an upheld dispute
     #    reopens a completed one (as the domain does)
     # 7: consent terms, findings' sources and disclosures' organisations hold personal values
-    #    (0023): the consent register is shredded on erasure too; the access log names no
-    #    third party
+    #    (decision "everything identifying sealed"): the consent register is shredded on
+    #    erasure too; the access log names no third party
     version = 7
     # Every row belongs to the subject of the events that change it: a worker applies each
     # partition's candidates apart from the others'.

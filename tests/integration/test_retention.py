@@ -60,7 +60,7 @@ def test_a_withdrawn_consent_starts_the_clock(sqlite_app: Backcheck, clock: Fake
     shredded = sqlite_app.run_retention(RunRetention()).shredded
 
     # all this candidate had: general data, and the reason they gave for withdrawing (their
-    # own words: a confidential statement, sealed since 0023)
+    # own words: a confidential statement, sealed since issue 21)
     assert {i.tier for i in shredded} == {"general", "confidential"}
 
 

@@ -229,10 +229,10 @@ def test_v1_access_and_disclosure_records_replay_as_the_operators(sqlite_app: Ba
 def test_records_with_organisations_in_clear_replay_as_personal_values(
     sqlite_app: Backcheck,
 ) -> None:
-    """Before 0023, consent terms, a finding's source and a disclosure's organisation were
-    stored in clear (Consent.Requested v1, Granted v2, Investigation.Started v2,
-    FindingRecorded v1, Report.Disclosed v1): they replay as the personal values the current
-    versions hold, and the rules comparing them still work on them."""
+    """Before everything identifying was sealed (issue 21), consent terms, a finding's source
+    and a disclosure's organisation were stored in clear (Consent.Requested v1, Granted v2,
+    Investigation.Started v2, FindingRecorded v1, Report.Disclosed v1): they replay as the
+    personal values the current versions hold, and the rules comparing them still work."""
     app = sqlite_app
     candidate_id = s.register(app)
     with recorded_at(app.clock()):
