@@ -14,7 +14,7 @@ from enum import StrEnum
 from itertools import combinations
 from uuid import UUID
 
-from domain.classification import PersonalField
+from domain.classification import ORGANISATION, REFEREE, PersonalField, readable
 
 
 class CheckType(StrEnum):
@@ -94,12 +94,23 @@ class PlannedCheck:
 
 @dataclass(frozen=True)
 class Source:
-    """Who or what a finding came from. `reference` is a pseudonymous handle (e.g. "ref-2"),
-    so the same witness is recognised across findings without storing who they are here."""
+    """Who or what a finding came from. `reference` is a handle (e.g. "ref-2"), so the same
+    witness is recognised across findings; it and the organisation are personal values
+    (sealed at rest, shredded on erasure): together they tie the candidate to a place and a
+    person. Only the role stays in clear."""
 
     role: SourceRole
-    reference: str
-    organisation: str
+    reference: PersonalField
+    organisation: PersonalField
+
+    @classmethod
+    def of(cls, role: SourceRole, reference: str, organisation: str) -> Source:
+        """A source from the values given for it, classified."""
+        return cls(
+            role,
+            PersonalField("source_reference", REFEREE, reference),
+            PersonalField("source_organisation", ORGANISATION, organisation),
+        )
 
 
 @dataclass(frozen=True)
@@ -146,7 +157,11 @@ def corroborates(findings: list[Finding]) -> bool:
     """≥2 independent sources of different roles, or one authoritative source."""
     if any(f.source.role.is_authoritative for f in findings):
         return True
-    witnesses = {(f.source.role, f.source.reference) for f in findings}
+    # A witness whose handle can no longer be read (erased) cannot be told apart from
+    # another: it corroborates nothing (fails closed).
+    witnesses = {
+        (f.source.role, f.source.reference.value) for f in findings if readable(f.source.reference)
+    }
     # Two different people (references) in two different roles; one person in two roles
     # is still one witness.
     return any(

@@ -51,6 +51,12 @@ _CATEGORIES = (
     DataCategory("user.employment.dates", Tier.GENERAL, "employment dates"),
     DataCategory("user.credential", Tier.GENERAL, "professional qualifications"),
     DataCategory("user.reference.contact", Tier.GENERAL, "how to reach a named referee"),
+    DataCategory("user.reference.identity", Tier.GENERAL, "who a referee is: name or handle"),
+    DataCategory(
+        "user.organisation",
+        Tier.GENERAL,
+        "organisations the candidate's case names: sources, exclusions, third parties",
+    ),
     # confidential: need-to-know inside the company
     DataCategory("user.government_id", Tier.CONFIDENTIAL, "ID document numbers"),
     DataCategory("user.health.job_relevant", Tier.CONFIDENTIAL, "health relevant to the job"),
@@ -83,6 +89,14 @@ WITHHELD_VALUE = "\u27e8withheld\u27e9"
 KEY_MISSING_VALUE = "\u27e8key missing\u27e9"
 
 CATEGORIES: dict[str, DataCategory] = {c.key: c for c in _CATEGORIES}
+
+# Where the values that tie the candidate to other people and organisations are classified
+# (decision "everything identifying sealed"): a finding's source, the consent's exclusions
+# and third parties, a disclosure's organisation.
+ORGANISATION = "user.organisation"
+REFEREE = "user.reference.identity"
+# The values a rule cannot compare: erased, withheld from this reader, or with the key gone.
+UNREADABLE_VALUES = frozenset({ERASED_VALUE, WITHHELD_VALUE, KEY_MISSING_VALUE})
 
 
 def category(key: str, *, field: str = "category") -> DataCategory:
@@ -128,3 +142,17 @@ class PersonalField:
     @property
     def tier(self) -> Tier:
         return tier_of(self.category)
+
+
+def readable(value: PersonalField) -> bool:
+    """Whether a rule may compare this value: not erased, withheld or unreadable (a rule that
+    meets such a value refuses: it fails closed)."""
+    return value.value not in UNREADABLE_VALUES
+
+
+def upcast_personal(value: object, name: str, category: str) -> object:
+    """A value stored in clear by an older event version, as the personal value the current
+    version holds (an upcaster's step); anything else as it is."""
+    if isinstance(value, str):
+        return {"name": name, "category": category, "value": value}
+    return value

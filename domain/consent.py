@@ -8,15 +8,24 @@ be contacted, whether conversations may be recorded, for how long, and with whom
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
 
 from domain.check import CheckType, SourceRole
-from domain.classification import CATEGORIES, refuse_prohibited
+from domain.classification import (
+    CATEGORIES,
+    ORGANISATION,
+    PersonalField,
+    readable,
+    refuse_prohibited,
+    upcast_personal,
+)
 from domain.errors import (
     ConsentBelongsToAnotherCandidateError,
     ConsentDoesNotCoverCheckError,
@@ -26,6 +35,7 @@ from domain.errors import (
     ConsentNotPendingError,
     InvalidInputError,
     InvalidValidityWindowError,
+    PersonalValueUnreadableError,
     PurposeNotConsentedError,
     RecordingNotConsentedError,
     RefereeNotPermittedError,
@@ -50,17 +60,44 @@ class SignatureMethod(StrEnum):
     CLICKWRAP = "clickwrap"
 
 
+EXCLUDED = "excluded_organisation"
+STATEMENT = "user.statement"  # the candidate's own words (a withdrawal's reason)
+THIRD_PARTY = "third_party"
+
+
+def organisations(name: str, values: Iterable[str]) -> tuple[PersonalField, ...]:
+    """Organisations named in consent terms, as the personal values the terms hold."""
+    return tuple(PersonalField(name, ORGANISATION, v) for v in values)
+
+
 @dataclass(frozen=True)
 class ConsentTerms:
-    """The scope a consent is asked for, or granted with."""
+    """The scope a consent is asked for, or granted with. The organisations it names (those
+    the candidate excluded from contact, usually their current employer, and the third
+    parties a report may go to) are personal values: sealed at rest, shredded on erasure."""
 
     purposes: tuple[str, ...]
     check_types: tuple[CheckType, ...]
     categories: tuple[str, ...]
     referee_roles: tuple[SourceRole, ...]
-    excluded_organisations: tuple[str, ...] = ()
+    excluded_organisations: tuple[PersonalField, ...] = ()
     recording_allowed: bool = False
-    third_parties: tuple[str, ...] = ()
+    third_parties: tuple[PersonalField, ...] = ()
+
+
+def upcast_terms(terms: dict[str, Any]) -> None:
+    """Terms stored before their organisations were personal values (names in clear), as
+    they are now (an upcaster's step, in place)."""
+    for field, name in (("excluded_organisations", EXCLUDED), ("third_parties", THIRD_PARTY)):
+        terms[field] = [upcast_personal(v, name, ORGANISATION) for v in terms.get(field, ())]
+
+
+def _folded(consent_id: UUID, field: str, values: tuple[PersonalField, ...]) -> set[str]:
+    """The names, case-folded, for comparing; a name that can no longer be read (erased, or
+    withheld) is refused rather than taken as matching nothing: fail closed."""
+    if not all(readable(v) for v in values):
+        raise PersonalValueUnreadableError(consent_id, field)
+    return {v.value.strip().casefold() for v in values}
 
 
 @dataclass(frozen=True)
@@ -76,16 +113,16 @@ class ConsentScope:
         if self.status is not ConsentStatus.ACTIVE:
             raise ConsentNotActiveError(self.consent_id, self.status.value)
 
-    def require_recipient(self, organisation: str | None) -> None:
+    def require_recipient(self, organisation: PersonalField | None) -> None:
         """Inside the employer a report may go to whoever needs it for the purpose; to another
-        organisation only if the consent names it as a third party (seed 002)."""
+        organisation only if the consent names it as a third party (seed 002). Compared on
+        the opened values; an erased one on either side refuses (fail closed)."""
         if organisation is None:
             return
-        named = {t.casefold() for t in self.terms.third_parties}
-        if organisation.strip().casefold() not in named:
-            raise ThirdPartyNotConsentedError(
-                self.consent_id, organisation, list(self.terms.third_parties)
-            )
+        named = _folded(self.consent_id, "third_parties", self.terms.third_parties)
+        (given,) = _folded(self.consent_id, "recipient_organisation", (organisation,))
+        if given not in named:
+            raise ThirdPartyNotConsentedError(self.consent_id, len(named))
 
     def require_candidate(self, candidate_id: UUID) -> None:
         if self.candidate_id != candidate_id:
@@ -115,14 +152,19 @@ class ConsentScope:
         if purpose not in self.terms.purposes:
             raise PurposeNotConsentedError(self.consent_id, purpose)
 
-    def require_referee(self, role: SourceRole, organisation: str) -> None:
+    def require_referee(self, role: SourceRole, organisation: PersonalField) -> None:
+        """A referee of a consented role, at no organisation the candidate excluded; compared
+        on the opened values, and an erased one on either side refuses (fail closed)."""
         if not role.is_referee:
             return
         if role not in self.terms.referee_roles:
             raise RefereeNotPermittedError(self.consent_id, role.value)
-        excluded = {o.casefold() for o in self.terms.excluded_organisations}
-        if organisation.casefold() in excluded:
-            raise RefereeNotPermittedError(self.consent_id, role.value, organisation)
+        excluded = _folded(
+            self.consent_id, "excluded_organisations", self.terms.excluded_organisations
+        )
+        (given,) = _folded(self.consent_id, "source.organisation", (organisation,))
+        if given in excluded:
+            raise RefereeNotPermittedError(self.consent_id, role.value, excluded_organisation=True)
 
     def require_recording(self) -> None:
         if not self.terms.recording_allowed:
@@ -169,8 +211,22 @@ def _extra(granted: tuple[object, ...], requested: tuple[object, ...]) -> list[s
 
 
 class Consent(SubjectAggregate):
+    class Requested(SubjectAggregate.Created):
+        """v1 stored the organisations its terms name in clear; v2 as personal values."""
+
+        class_version = 2
+        terms: ConsentTerms
+        requested_by: str
+
+        @classmethod
+        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+            upcast_terms(state["terms"])
+
     # Declared explicitly because reactions (services/reaction.py) match them by type.
     class Granted(ActorSinceV2):
+        """v3: the organisations its terms name are personal values (v2: in clear)."""
+
+        class_version = 3
         actor_field = "recorded_by"
         terms: ConsentTerms
         document_sha256: str
@@ -179,11 +235,24 @@ class Consent(SubjectAggregate):
         valid_until: datetime
         recorded_by: str
 
+        @classmethod
+        def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
+            if isinstance(state.get("terms"), dict):
+                upcast_terms(state["terms"])
+
     class Withdrawn(ActorSinceV2):
+        """v3: the reason (the candidate's words, as a rule) is a personal value (v2: in
+        clear)."""
+
+        class_version = 3
         actor_field = "withdrawn_by"
-        reason: str
+        reason: PersonalField
         withdrawn_at: datetime
         withdrawn_by: str
+
+        @classmethod
+        def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
+            state["reason"] = upcast_personal(state.get("reason"), "reason", STATEMENT)
 
     class Expired(SubjectAggregate.Event):
         expired_at: datetime
@@ -194,7 +263,7 @@ class Consent(SubjectAggregate):
         _check_terms(terms)
         return cls(candidate_id=candidate_id, terms=terms, requested_by=requested_by)
 
-    @event("Requested")
+    @event(Requested)
     def __init__(self, candidate_id: UUID, terms: ConsentTerms, requested_by: str) -> None:
         self.candidate_id = candidate_id
         self.requested = terms
@@ -235,18 +304,27 @@ class Consent(SubjectAggregate):
             ("check types", terms.check_types, asked.check_types),
             ("categories", terms.categories, asked.categories),
             ("referee roles", terms.referee_roles, asked.referee_roles),
-            ("third parties", terms.third_parties, asked.third_parties),
         ):
             extra = _extra(granted, requested)
             if extra:
                 raise ConsentGrantExceedsRequestError(self.id, scope, extra)
+        # Organisations are compared by name, and never named in the refusal (it may be kept
+        # where the candidate's erasure does not reach: a command's outcome, a log).
+        named = _folded(self.id, "third_parties", asked.third_parties)
+        extra_parties = _folded(self.id, "third_parties", terms.third_parties) - named
+        if extra_parties:
+            raise ConsentGrantExceedsRequestError(
+                self.id, "third parties", [f"{len(extra_parties)} organisation(s) not asked for"]
+            )
         if terms.recording_allowed and not asked.recording_allowed:
             raise ConsentGrantExceedsRequestError(self.id, "permissions", ["recording"])
         # Dropping an exclusion the request made would let referees there be contacted.
-        kept = {o.casefold() for o in terms.excluded_organisations}
-        dropped = sorted(o for o in asked.excluded_organisations if o.casefold() not in kept)
+        kept = _folded(self.id, "excluded_organisations", terms.excluded_organisations)
+        dropped = _folded(self.id, "excluded_organisations", asked.excluded_organisations) - kept
         if dropped:
-            raise ConsentGrantExceedsRequestError(self.id, "referee organisations", dropped)
+            raise ConsentGrantExceedsRequestError(
+                self.id, "referee organisations", [f"{len(dropped)} exclusion(s) dropped"]
+            )
         self._grant(terms, document_sha256, signature_method, valid_from, valid_until, recorded_by)
 
     @event(Granted)
@@ -270,10 +348,10 @@ class Consent(SubjectAggregate):
         status = self.status_at(withdrawn_at)
         if status in (ConsentStatus.WITHDRAWN, ConsentStatus.EXPIRED):
             raise ConsentNotActiveError(self.id, status.value)
-        self._withdraw(reason, withdrawn_at, withdrawn_by)
+        self._withdraw(PersonalField("reason", STATEMENT, reason), withdrawn_at, withdrawn_by)
 
     @event(Withdrawn)
-    def _withdraw(self, reason: str, withdrawn_at: datetime, withdrawn_by: str) -> None:
+    def _withdraw(self, reason: PersonalField, withdrawn_at: datetime, withdrawn_by: str) -> None:
         self.withdrawn_at = withdrawn_at
 
     def expire(self, now: datetime) -> None:

@@ -305,17 +305,36 @@ class MethodNotInPlanError(RuleBrokenError):
 
 
 class RefereeNotPermittedError(RuleBrokenError):
-    def __init__(self, consent_id: object, role: str, organisation: str | None = None) -> None:
+    """The organisation is never named: a refusal is kept where erasure does not reach (a
+    command's outcome, a log), and the organisation is the candidate's personal data."""
+
+    def __init__(
+        self, consent_id: object, role: str, *, excluded_organisation: bool = False
+    ) -> None:
         what = (
-            f"referees at {organisation!r} (the candidate excluded that organisation)"
-            if organisation
+            "referees at the source's organisation (the candidate excluded it)"
+            if excluded_organisation
             else f"a referee in the role {role!r}"
         )
         super().__init__(
             f"consent {consent_id} does not allow contacting {what}",
             consent_id=consent_id,
             role=role,
-            organisation=organisation,
+            excluded_organisation=excluded_organisation,
+        )
+
+
+class PersonalValueUnreadableError(RuleBrokenError):
+    """A rule compares personal values (organisations) and one of them can no longer be read:
+    erased with the candidate's keys, or their tier shredded. The rule refuses (fails closed)
+    rather than take an erased value as matching nothing."""
+
+    def __init__(self, consent_id: object, field: str) -> None:
+        super().__init__(
+            f"field {field!r}: consent {consent_id}'s rule compares organisations, and a value "
+            "it needs was erased (the candidate's personal data is shredded): refused",
+            consent_id=consent_id,
+            field=field,
         )
 
 
@@ -366,14 +385,15 @@ class ChecksStillOpenError(RuleBrokenError):
 
 
 class ThirdPartyNotConsentedError(RuleBrokenError):
-    def __init__(self, consent_id: object, organisation: str, consented: list[str]) -> None:
-        named = ", ".join(consented) if consented else "none"
+    """Neither the organisation nor the consented third parties are named (see
+    RefereeNotPermittedError)."""
+
+    def __init__(self, consent_id: object, consented: int) -> None:
         super().__init__(
-            f"field 'recipient_organisation': {organisation!r} is outside the employer and not "
-            f"a third party named in consent {consent_id} (named: {named}); personal data goes "
-            "to no other organisation without the candidate's consent",
+            "field 'recipient_organisation': the organisation is outside the employer and not "
+            f"a third party named in consent {consent_id} ({consented} named); personal data "
+            "goes to no other organisation without the candidate's consent",
             consent_id=consent_id,
-            organisation=organisation,
             consented=consented,
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -17,8 +18,8 @@ from domain.check import (
     PlannedCheck,
     corroborates,
 )
-from domain.classification import PersonalField, admit
-from domain.consent import ConsentScope
+from domain.classification import ORGANISATION, REFEREE, PersonalField, admit, upcast_personal
+from domain.consent import ConsentScope, upcast_terms
 from domain.errors import (
     CandidateNotNotifiedError,
     CheckAlreadyConcludedError,
@@ -108,20 +109,48 @@ class Investigation(SubjectAggregate):
         response: PersonalField
         resolved_by: str
 
+    class FindingRecorded(SubjectAggregate.Event):
+        """v1 stored the source's reference and organisation in clear; v2 as personal values."""
+
+        class_version = 2
+        finding: Finding
+
+        @classmethod
+        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+            source = state["finding"]["source"]
+            source["reference"] = upcast_personal(source["reference"], "source_reference", REFEREE)
+            source["organisation"] = upcast_personal(
+                source["organisation"], "source_organisation", ORGANISATION
+            )
+
     class CandidateNotified(ActorSinceV2):
         actor_field = "notified_by"
         notice: Notice
         notified_by: str
 
     class Started(ActorSinceV2):
+        """v3: the organisations the scope's terms name are personal values (v2: in clear)."""
+
+        class_version = 3
         actor_field = "started_by"
         scope: ConsentScope
         started_by: str
 
+        @classmethod
+        def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
+            upcast_terms(state["scope"]["terms"])
+
     class Resumed(ActorSinceV2):
+        """v3: the organisations the scope's terms name are personal values (v2: in clear)."""
+
+        class_version = 3
         actor_field = "resumed_by"
         scope: ConsentScope
         resumed_by: str
+
+        @classmethod
+        def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
+            upcast_terms(state["scope"]["terms"])
 
     @classmethod
     def plan(
@@ -251,7 +280,7 @@ class Investigation(SubjectAggregate):
             screen("notes", finding.notes.value, scope.categories)
         self._record_finding(finding)
 
-    @event("FindingRecorded")
+    @event(FindingRecorded)
     def _record_finding(self, finding: Finding) -> None:
         self.findings[finding.finding_id] = finding
 
@@ -430,7 +459,7 @@ class Investigation(SubjectAggregate):
             basis = [self.findings[f] for f in conclusion.basis]
             on_check = self._standing_findings(check_id)
             roles = tuple(sorted({f.source.role for f in basis}))
-            sources = len({f.source.reference for f in basis})  # one person is one source
+            sources = len({f.source.reference.value for f in basis})  # one person is one source
             out.append(
                 CheckSummary(
                     check_id=check_id,

@@ -11,7 +11,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.check import CheckSummary, Outcome
-from domain.classification import PersonalField
+from domain.classification import ORGANISATION, PersonalField, upcast_personal
 from domain.consent import ConsentScope
 from domain.errors import (
     DisputeAlreadyResolvedError,
@@ -55,14 +55,21 @@ class ReportItem:
     note: str = ""
 
 
+RECIPIENT_ORGANISATION = "recipient_organisation"
+
+
 @dataclass(frozen=True)
 class Disclosure:
+    """A report edition handed over. The recipient is a principal (in clear, as every
+    principal's id is); their organisation, when outside the employer, is one of the third
+    parties the candidate named: a personal value (sealed at rest, shredded on erasure)."""
+
     recipient: str
     recipient_role: str
     purpose: str
     edition: int
     disclosed_by: str
-    organisation: str | None = None  # None: inside the employer
+    organisation: PersonalField | None = None  # None: inside the employer
 
 
 @dataclass(frozen=True)
@@ -129,11 +136,19 @@ class Report(SubjectAggregate):
         answered_by: str
 
     class Amended(FreeTextSinceV2):
+        """v2: the notes are personal values; v3: the reason too (it answers the candidate's
+        dispute, as a rule in their words)."""
+
+        class_version = 3
         free_text = {}
         amendments: tuple[AmendedItem, ...]
-        reason: str
+        reason: PersonalField
         resolves: tuple[UUID, ...]
         amended_by: str
+
+        @classmethod
+        def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
+            state["reason"] = upcast_personal(state.get("reason"), "reason", CORRESPONDENCE)
 
         @classmethod
         def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
@@ -144,6 +159,42 @@ class Report(SubjectAggregate):
                         "category": NOTE_CATEGORY,
                         "value": change["note"],
                     }
+
+    class Approved(SubjectAggregate.Event):
+        """v1 stored the reviewer's comments in clear; v2 as a personal value (they speak
+        of the candidate's findings)."""
+
+        class_version = 2
+        reviewer: str
+        comments: PersonalField
+
+        @classmethod
+        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+            state["comments"] = upcast_personal(state.get("comments"), "comments", NOTE_CATEGORY)
+
+    class ChangesRequested(SubjectAggregate.Event):
+        """As Approved: v2 holds the comments as a personal value."""
+
+        class_version = 2
+        reviewer: str
+        comments: PersonalField
+
+        @classmethod
+        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+            state["comments"] = upcast_personal(state.get("comments"), "comments", NOTE_CATEGORY)
+
+    class Disclosed(SubjectAggregate.Event):
+        """v1 stored the recipient's organisation in clear; v2 as a personal value."""
+
+        class_version = 2
+        disclosure: Disclosure
+
+        @classmethod
+        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+            disclosure = state["disclosure"]
+            disclosure["organisation"] = upcast_personal(
+                disclosure.get("organisation"), RECIPIENT_ORGANISATION, ORGANISATION
+            )
 
     @classmethod
     def compile(
@@ -208,18 +259,19 @@ class Report(SubjectAggregate):
             raise SelfReviewError(self.id, reviewer)
         if not approve and not comments.strip():
             raise InvalidInputError("field 'comments': say what must change", field="comments")
+        held = PersonalField("comments", NOTE_CATEGORY, comments)
         if approve:
-            self._approve(reviewer, comments)
+            self._approve(reviewer, held)
         else:
-            self._request_changes(reviewer, comments)
+            self._request_changes(reviewer, held)
 
-    @event("Approved")
-    def _approve(self, reviewer: str, comments: str) -> None:
+    @event(Approved)
+    def _approve(self, reviewer: str, comments: PersonalField) -> None:
         self.status = ReportStatus.APPROVED
         self.approved_by = reviewer
 
-    @event("ChangesRequested")
-    def _request_changes(self, reviewer: str, comments: str) -> None:
+    @event(ChangesRequested)
+    def _request_changes(self, reviewer: str, comments: PersonalField) -> None:
         self.status = ReportStatus.CHANGES_REQUESTED
 
     def disclose(
@@ -241,12 +293,17 @@ class Report(SubjectAggregate):
             raise InvalidInputError("field 'recipient': name the recipient", field="recipient")
         scope.require_active()
         scope.require_purpose(purpose)
-        scope.require_recipient(organisation)
+        held = (
+            None
+            if organisation is None
+            else PersonalField(RECIPIENT_ORGANISATION, ORGANISATION, organisation)
+        )
+        scope.require_recipient(held)
         self._disclose(
-            Disclosure(recipient, recipient_role, purpose, self.edition, disclosed_by, organisation)
+            Disclosure(recipient, recipient_role, purpose, self.edition, disclosed_by, held)
         )
 
-    @event("Disclosed")
+    @event(Disclosed)
     def _disclose(self, disclosure: Disclosure) -> None:
         self.disclosures.append(disclosure)
 
@@ -313,13 +370,13 @@ class Report(SubjectAggregate):
             AmendedItem(a.check_id, a.outcome, PersonalField("note", NOTE_CATEGORY, a.note))
             for a in amendments
         )
-        self._amend(recorded, reason, resolves, amended_by)
+        self._amend(recorded, PersonalField("reason", CORRESPONDENCE, reason), resolves, amended_by)
 
     @event(Amended)
     def _amend(
         self,
         amendments: tuple[AmendedItem, ...],
-        reason: str,
+        reason: PersonalField,
         resolves: tuple[UUID, ...],
         amended_by: str,
     ) -> None:

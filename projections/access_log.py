@@ -119,7 +119,11 @@ def log_report_disclosure(rows: Rows, event: Any, position: int) -> None:
         authentication=None,
         role=DISCLOSURE_ROLE,
         purpose=d.purpose,
-        view=f"report edition {d.edition} to {d.recipient} ({d.recipient_role})",
+        # the recipient is a principal; their organisation (a third party) is the candidate's
+        # personal data, and this view holds none: it says only that there was one
+        view=f"report edition {d.edition} to {d.recipient} ({d.recipient_role}"
+        + (", a third party" if d.organisation is not None else "")
+        + ")",
         returned=[],
         withheld=[],
         outcome=AccessOutcome.DISCLOSED.value,

@@ -75,7 +75,10 @@ class ReadViews:
     # 5: the refused reads listed by day, principal and policy (access_log.py)
     # 6: an investigation resumes to where it was suspended from, and an upheld dispute
     #    reopens a completed one (as the domain does)
-    version = 6
+    # 7: consent terms, findings' sources and disclosures' organisations hold personal values
+    #    (decision "everything identifying sealed"): the consent register is shredded on
+    #    erasure too; the access log names no third party
+    version = 7
     # Every row belongs to the subject of the events that change it: a worker applies each
     # partition's candidates apart from the others'.
     shared_rows = False
@@ -193,7 +196,7 @@ class ReadViews:
         self._shred_cases(event, rows, None)
 
     def _shred_cases(self, event: Any, rows: Rows, tier: Tier | None) -> None:
-        for view in ("investigation", "report"):
+        for view in ("consent", "investigation", "report"):
             for row_key, doc in keyed(rows, view, event.candidate_id):
                 shred_nested(doc, tier)
                 rows.put(view, row_key, event.candidate_id, doc)

@@ -196,6 +196,18 @@ def report_view(
     )
 
 
+def _opened_terms(terms: Doc) -> Doc:
+    """Consent terms as answered: the organisations they name (personal values, opened for
+    the read) as their names; ⟨erased⟩ once erased."""
+    return {
+        **terms,
+        **{
+            field: [v.value if isinstance(v, PersonalField) else v for v in terms.get(field, [])]
+            for field in ("excluded_organisations", "third_parties")
+        },
+    }
+
+
 def consent_entry(doc: Doc, now: datetime) -> ConsentEntry:
     def at(name: str) -> datetime | None:
         return datetime.fromisoformat(doc[name]) if doc[name] else None
@@ -205,7 +217,7 @@ def consent_entry(doc: Doc, now: datetime) -> ConsentEntry:
         status=consent_status_of(doc, now).value,
         requested_by=doc["requested_by"],
         requested_at=datetime.fromisoformat(doc["requested_at"]),
-        terms=ConsentTermsView.model_validate(doc["terms"]),
+        terms=ConsentTermsView.model_validate(_opened_terms(doc["terms"])),
         valid_from=at("valid_from"),
         valid_until=at("valid_until"),
         withdrawn_at=at("withdrawn_at"),

@@ -23,8 +23,9 @@ from eventsourcing.domain import Aggregate, AggregateCreated
 
 from domain.access import Access, DataDisclosure
 from domain.check import Outcome, corroborates
+from domain.classification import readable
 from domain.consent import Consent, ConsentStatus
-from domain.errors import DomainError
+from domain.errors import DomainError, PersonalValueUnreadableError
 from domain.intake import CommandReceipt
 from domain.investigation import Investigation, InvestigationStatus
 from domain.report import Report, ReportStatus
@@ -73,6 +74,8 @@ def _finding(event: Any, inv: Investigation, aggregates: dict[UUID, Aggregate]) 
     try:
         scope.require_active()
         scope.require_referee(event.finding.source.role, event.finding.source.organisation)
+    except PersonalValueUnreadableError:
+        return None  # erased with the candidate: what it named can no longer be judged
     except DomainError as e:
         return f"finding recorded outside consent: {e}"
     return None
@@ -85,6 +88,8 @@ def _concluded(event: Any, inv: Investigation, aggregates: dict[UUID, Aggregate]
         return "concluded on findings that were never recorded"
     if conclusion.outcome is Outcome.UNVERIFIABLE:
         return None if basis else "concluded 'unverifiable' without any attempt recorded"
+    if not all(readable(f.source.reference) for f in basis):
+        return None  # erased with the candidate: who the witnesses were can no longer be told
     if any(f.outcome is not conclusion.outcome for f in basis):
         return f"concluded {conclusion.outcome.value!r} on findings that say otherwise"
     if not corroborates(basis):
@@ -126,6 +131,8 @@ def _disclosed(event: Any, report: Report, aggregates: dict[UUID, Aggregate]) ->
         scope.require_active()
         scope.require_purpose(event.disclosure.purpose)
         scope.require_recipient(event.disclosure.organisation)
+    except PersonalValueUnreadableError:
+        return None  # erased with the candidate: what it named can no longer be judged
     except DomainError as e:
         return f"disclosed outside consent: {e}"
     return None

@@ -6,7 +6,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from domain.candidate import Candidate
-from domain.consent import Consent, ConsentTerms
+from domain.consent import EXCLUDED, THIRD_PARTY, Consent, ConsentTerms, organisations
 from domain.errors import PrincipalRevokedError
 from domain.investigation import Investigation
 from services.dto import (
@@ -34,9 +34,9 @@ def terms_from(t: ConsentTermsIn) -> ConsentTerms:
         check_types=tuple(t.check_types),
         categories=tuple(t.categories),
         referee_roles=tuple(t.referee_roles),
-        excluded_organisations=tuple(t.excluded_organisations),
+        excluded_organisations=organisations(EXCLUDED, t.excluded_organisations),
         recording_allowed=t.recording_allowed,
-        third_parties=tuple(t.third_parties),
+        third_parties=organisations(THIRD_PARTY, t.third_parties),
     )
 
 

@@ -131,7 +131,7 @@ class InvestigationUseCases(UnitOfWork):
             Finding(
                 finding_id=cmd.finding_id,
                 check_id=cmd.check_id,
-                source=Source(cmd.source.role, cmd.source.reference, cmd.source.organisation),
+                source=Source.of(cmd.source.role, cmd.source.reference, cmd.source.organisation),
                 method=cmd.method,
                 outcome=cmd.outcome,
                 recorded_by=cmd.actor,

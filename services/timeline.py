@@ -130,7 +130,7 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
         f"{e.document_sha256[:12]}…), valid {e.valid_from:%Y-%m-%d} to "
         f"{e.valid_until:%Y-%m-%d}: {_terms(e.terms)}"
     ),
-    ev.ConsentWithdrawn: lambda e: f"consent withdrawn: {e.reason}",
+    ev.ConsentWithdrawn: lambda e: f"consent withdrawn (reason: {e.reason.category})",
     ev.ConsentExpired: lambda e: "consent expired",
     ev.ConsentReliedUpon: lambda e: f"investigation {e.investigation_id} acts under this consent",
     ev.InvestigationPlanned: lambda e: (
@@ -145,8 +145,8 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
     ),
     ev.InvestigationStarted: lambda e: "started the checks",
     ev.FindingRecorded: lambda e: (
-        f"recorded a finding: {e.finding.outcome.value} from {e.finding.source.role.value} "
-        f"{e.finding.source.reference} ({e.finding.source.organisation}) by "
+        f"recorded a finding: {e.finding.outcome.value} from a {e.finding.source.role.value} "
+        f"(who and where: {e.finding.source.organisation.category}) by "
         f"{e.finding.method.value}"
         + (f"; notes of category {e.finding.notes.category}" if e.finding.notes else "")
     ),
@@ -168,12 +168,14 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
     ev.ChangesRequested: lambda e: "asked for changes to the report",
     ev.ReportDisclosed: lambda e: (
         f"disclosed edition {e.disclosure.edition} to {e.disclosure.recipient} "
-        f"({e.disclosure.recipient_role}) for {e.disclosure.purpose!r}"
+        f"({e.disclosure.recipient_role}"
+        + (", a third party the consent names" if e.disclosure.organisation else "")
+        + f") for {e.disclosure.purpose!r}"
     ),
     ev.SharedWithCandidate: lambda e: f"gave the candidate edition {e.edition}",
     ev.ReportDisputed: lambda e: "disputed an item of the report",
     ev.ReportDisputeRejected: lambda e: "answered the report dispute without changes",
-    ev.ReportAmended: lambda e: f"amended the report: {e.reason}",
+    ev.ReportAmended: lambda e: f"amended the report (reason: {e.reason.category})",
     ev.LegalHoldPlaced: lambda e: f"placed a legal hold: {e.reason}",
     ev.LegalHoldReleased: lambda e: "released the legal hold",
     ev.ReportDestroyed: lambda e: f"destroyed the report: {e.reason}",

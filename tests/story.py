@@ -23,7 +23,16 @@ from eventsourcing.domain import Aggregate
 from domain.candidate import Candidate, Claim, ClaimKind
 from domain.check import CheckType, Finding, Method, Outcome, PlannedCheck, Source, SourceRole
 from domain.classification import PersonalField
-from domain.consent import Consent, ConsentScope, ConsentStatus, ConsentTerms, SignatureMethod
+from domain.consent import (
+    EXCLUDED,
+    THIRD_PARTY,
+    Consent,
+    ConsentScope,
+    ConsentStatus,
+    ConsentTerms,
+    SignatureMethod,
+    organisations,
+)
 from domain.errors import DomainError
 from domain.investigation import Investigation, Notice
 from services.application import Backcheck
@@ -99,6 +108,11 @@ def terms(**overrides: object) -> ConsentTerms:
         "third_parties": (),
     }
     values.update(overrides)
+    # organisations given as names, held as the personal values the terms keep
+    for key, name in (("excluded_organisations", EXCLUDED), ("third_parties", THIRD_PARTY)):
+        given = values[key]
+        assert isinstance(given, tuple)
+        values[key] = organisations(name, given)
     return ConsentTerms(**values)  # type: ignore[arg-type]
 
 
@@ -201,7 +215,7 @@ def finding(
     return Finding(
         finding_id=uuid4(),
         check_id=check_id,
-        source=Source(role, reference or f"ref-{uuid4().hex[:6]}", organisation),
+        source=Source.of(role, reference or f"ref-{uuid4().hex[:6]}", organisation),
         method=method,
         outcome=outcome,
         recorded_by=recorded_by,

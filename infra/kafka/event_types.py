@@ -5,7 +5,7 @@ event store needs that, and it must never change (tests/unit/test_persisted_name
 name for other services: it moves with the code, and it says nothing of the version of the
 event's shape. On the events topic each event's `ce_type` is its public name instead,
 
-    backcheck.<aggregate>.<event>.v<class_version>     e.g. backcheck.consent.granted.v2
+    backcheck.<aggregate>.<event>.v<class_version>     e.g. backcheck.consent.granted.v3
 
 the base written once in `PUBLIC_NAMES` below (a test holds every stored topic to exactly one,
 and no two to the same), the version the event class's current `class_version` (eventsourcing's,

@@ -8,6 +8,7 @@ from uuid import uuid4
 
 from domain.access import Access
 from domain.check import Conclusion, Finding, Method, Outcome, Source, SourceRole
+from domain.classification import PersonalField
 from domain.consent import Consent
 from domain.investigation import Investigation
 from domain.report import Disclosure, Report
@@ -140,7 +141,14 @@ def test_a_report_disclosed_to_an_organisation_the_consent_does_not_name_is_foun
     with recorded_at(app.clock()):  # while the consent is in force: only the recipient is wrong
         report._disclose(
             Disclosure(
-                "analyst", "buyer", s.PURPOSE, 1, s.RECRUITER, organisation="Data Broker Ltd"
+                "analyst",
+                "buyer",
+                s.PURPOSE,
+                1,
+                s.RECRUITER,
+                organisation=PersonalField(
+                    "recipient_organisation", "user.organisation", "Data Broker Ltd"
+                ),
             )
         )
     position = write_around_the_domain(app, report)
@@ -149,7 +157,9 @@ def test_a_report_disclosed_to_an_organisation_the_consent_does_not_name_is_foun
 
     assert found.position == position
     assert found.rule == "report disclosed with an open dispute or outside consent"
-    assert "Data Broker Ltd" in found.detail
+    assert "not a third party named in consent" in found.detail
+    # the report of it names no organisation: the candidate's personal data stays sealed
+    assert "Data Broker" not in found.detail
 
 
 def test_a_review_by_the_reports_own_author_is_found(sqlite_app: Backcheck) -> None:
@@ -157,7 +167,9 @@ def test_a_review_by_the_reports_own_author_is_found(sqlite_app: Backcheck) -> N
     story = s.compiled_report(app)
     report = app.load(Report, story.report)
     (author,) = report.authors
-    report._approve(author, "looks fine to me")
+    report._approve(
+        author, PersonalField("comments", "user.employment.evaluation", "looks fine to me")
+    )
     position = write_around_the_domain(app, report)
 
     (found,) = violations(app)
@@ -169,14 +181,16 @@ def test_a_finding_recorded_after_consent_was_withdrawn_is_found(sqlite_app: Bac
     app = sqlite_app
     story = s.investigation_under_way(app)
     consent = app.load(Consent, story.consent_id)
-    consent._withdraw("changed my mind", app.clock(), s.CANDIDATE)
+    consent._withdraw(
+        PersonalField("reason", "user.statement", "changed my mind"), app.clock(), s.CANDIDATE
+    )
     write_around_the_domain(app, consent)  # the suspension policy never ran
     inv = app.load(Investigation, story.investigation)
     inv._record_finding(
         Finding(
             uuid4(),
             story.check_id,
-            Source(SourceRole.HR, "ref-1", s.EMPLOYER),
+            Source.of(SourceRole.HR, "ref-1", s.EMPLOYER),
             Method.PHONE,
             Outcome.CONFIRMED,
             s.INVESTIGATOR,

@@ -9,12 +9,13 @@ from uuid import uuid4
 
 import pytest
 
+from domain.classification import ERASED_VALUE
 from domain.errors import AccessRefusedError
 from infra.bootstrap import build_app
 from infra.config import Settings
 from services.access import Role
 from services.application import Backcheck
-from services.dto import ConsentRegisterView, ReadConsents, WithdrawConsent
+from services.dto import ConsentRegisterView, EraseSubject, ReadConsents, WithdrawConsent
 from services.errors import AggregateMissingError
 from tests import story as s
 from tests.conftest import FakeClock
@@ -111,3 +112,29 @@ def test_the_register_of_an_unknown_candidate_is_not_found_and_nothing_recorded(
         read(app, s.Story(uuid4(), uuid4()), "compliance:zhou", Role.COMPLIANCE)
 
     assert app.recorder.max_notification_id() == stored
+
+
+def test_the_organisations_it_names_read_as_given_and_erased_after_the_erasure(
+    app: Backcheck,
+) -> None:
+    """The consent's organisations are sealed personal values (issue 21): the register opens
+    them for those who may read it, and once the candidate is erased they read erased."""
+    candidate_id = s.register(app)
+    terms = s.terms_in(excluded_organisations=["Nimbus Tech"], third_parties=["Aegis Screening"])
+    consent_id = s.request_consent(app, candidate_id, terms)
+    st = s.Story(candidate_id, consent_id)
+    me = f"candidate:{candidate_id}"
+
+    (entry,) = read(app, st, me, Role.CANDIDATE).consents
+    assert (entry.terms.excluded_organisations, entry.terms.third_parties) == (
+        ["Nimbus Tech"],
+        ["Aegis Screening"],
+    )
+
+    app.erase_subject(EraseSubject(candidate_id=candidate_id, reason="request", actor="dpo"))
+
+    (entry,) = read(app, st, "compliance:dpo", Role.COMPLIANCE).consents
+    assert (entry.terms.excluded_organisations, entry.terms.third_parties) == (
+        [ERASED_VALUE],
+        [ERASED_VALUE],
+    )

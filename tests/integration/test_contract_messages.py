@@ -16,6 +16,7 @@ from jsonschema import Draft7Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+from domain.classification import ORGANISATION
 from domain.investigation import STATEMENT
 from domain.subject import UNRECORDED_ACTOR
 from infra.config import Settings
@@ -23,6 +24,7 @@ from infra.contract.asyncapi import asyncapi_document
 from infra.kafka.event_types import event_types
 from infra.kafka.projection import Record
 from infra.kafka.relay import Relay
+from infra.store.transcoder import typed_mapper
 from services.application import Backcheck
 from tests.kafka import Broker, every_record, topic_name
 
@@ -105,11 +107,21 @@ def test_every_message_of_the_demo_is_valid_against_its_published_schema(
 
 
 def stored_as_v1(app: Backcheck, topic: str, v1: Callable[[dict[str, Any]], None]) -> StoredEvent:
-    """An event of `topic` as v1 code would have stored it (`v1` takes v2's fields away),
-    stored after the demo's: a copy of the demo's first such event, at a version of its own."""
+    """An event of `topic` as v1 code would have stored it (`v1` takes the later versions'
+    fields away, and turns what they hold as personal values back into text), stored after
+    the demo's: a copy of the demo's first such event, at a version of its own. v1 sealed
+    nothing of it (a sealed value is bound to its event's version: it would not open here),
+    so its personal values are stored in clear, as a store written then holds them."""
     model = next(n for n in app.recorder.select_notifications(1, 10_000) if n.topic == topic)
-    state = orjson.loads(model.state)
-    assert state.pop("class_version") == 2
+    sealer = typed_mapper(app.mapper).sealer
+    assert sealer is not None
+    state = sealer.open_state(
+        event_types()[topic].cls,
+        orjson.loads(model.state),
+        model.originator_id,
+        model.originator_version,
+    )
+    assert state.pop("class_version") == event_types()[topic].version
     v1(state)
     version = model.originator_version + 100
     old = StoredEvent(model.originator_id, version, topic, orjson.dumps(state))
@@ -137,19 +149,27 @@ def test_an_event_stored_by_older_code_is_published_upcast_and_read_as_the_store
     kafka_broker: Broker, demo_app: Backcheck, settings: Settings
 ) -> None:
     app = demo_app
-    granted = stored_as_v1(app, GRANTED, lambda state: state.pop("recorded_by"))  # no actor
+    granted = stored_as_v1(app, GRANTED, v1_granted)  # no actor, organisations as text
     feedback = stored_as_v1(app, FEEDBACK, plain_feedback)  # its text as a plain string
 
     received = relayed(app, settings, kafka_broker)
 
     contract = Contract()
     record = published_as(received, granted)
-    assert contract.check(record) == "backcheck.consent.granted.v2"
+    assert contract.check(record) == "backcheck.consent.granted.v3"
     sent = orjson.loads(record.value)
+    old = orjson.loads(granted.state)
+    assert old["terms"]["excluded_organisations"] == ["Nimbus Tech"]  # the demo's, as text
     assert sent == {
-        **orjson.loads(granted.state),
+        **old,
+        "terms": {
+            **old["terms"],
+            "excluded_organisations": [
+                {"name": "excluded_organisation", "category": ORGANISATION, "value": "Nimbus Tech"}
+            ],
+        },
         "recorded_by": UNRECORDED_ACTOR,
-        "class_version": 2,
+        "class_version": 3,
     }
     assert read_by_a_worker(app, record, GRANTED).recorded_by == UNRECORDED_ACTOR
 
@@ -158,6 +178,12 @@ def test_an_event_stored_by_older_code_is_published_upcast_and_read_as_the_store
     text = orjson.loads(record.value)["text"]
     assert text == {"name": "feedback", "category": STATEMENT, "value": FEEDBACK_TEXT}
     assert read_by_a_worker(app, record, FEEDBACK).text.value == FEEDBACK_TEXT
+
+
+def v1_granted(state: dict[str, Any]) -> None:
+    state.pop("recorded_by")
+    for field in ("excluded_organisations", "third_parties"):
+        state["terms"][field] = [value["value"] for value in state["terms"][field]]
 
 
 def plain_feedback(state: dict[str, Any]) -> None:

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from domain.candidate import Candidate
+from domain.check import SourceRole
 from domain.classification import ERASED_VALUE
-from domain.errors import PersonalDataShreddedError
+from domain.errors import PersonalDataShreddedError, PersonalValueUnreadableError
 from infra.bootstrap import build_app
 from infra.config import Settings
 from services.application import Backcheck
@@ -24,6 +25,7 @@ from services.dto import (
     PersonalFieldIn,
     RunRetention,
     SubmitClaims,
+    WithdrawConsent,
 )
 from tests import story as s
 from tests.conftest import FakeClock
@@ -52,6 +54,46 @@ def test_feedback_after_the_erasure_is_refused_and_the_history_still_replays(
     assert not app.keys.has_keys(st.candidate_id)
     assert list(app.violations()) == []
     assert {f.value for f in app.load(Candidate, st.candidate_id).identity} == {ERASED_VALUE}
+
+
+def test_a_withdrawal_or_a_finding_after_the_erasure_is_refused_and_nothing_stored(
+    app: Backcheck,
+) -> None:
+    """A withdrawal's reason and a finding's source are personal values (issue 21): after
+    the erasure neither can be recorded (a consent that excluded organisations refuses the
+    finding earlier still: they can no longer be read, tests/unit/test_investigation_rules.py)."""
+    st = s.investigation_under_way(app)
+    app.erase_subject(EraseSubject(candidate_id=st.candidate_id, reason="asked", actor="dpo"))
+    before = app.recorder.max_notification_id()
+
+    with pytest.raises(PersonalDataShreddedError, match="confidential"):
+        app.withdraw_consent(
+            WithdrawConsent(consent_id=st.consent_id, reason="no longer", actor=s.CANDIDATE)
+        )
+    with pytest.raises(PersonalDataShreddedError, match="general"):
+        s.record_finding(app, st, SourceRole.HR)
+
+    assert app.recorder.max_notification_id() == before
+    assert not app.keys.has_keys(st.candidate_id)
+    assert list(app.violations()) == []
+
+
+def test_a_referee_finding_under_erased_exclusions_is_refused_fail_closed(app: Backcheck) -> None:
+    candidate_id = s.register(app)
+    terms = s.terms_in(excluded_organisations=["Nimbus Tech"])
+    consent_id = s.request_consent(app, candidate_id, terms)
+    s.grant_consent(app, consent_id, terms)
+    st = s.plan(app, s.Story(candidate_id, consent_id))
+    s.notify(app, st)
+    s.start(app, st)
+    app.erase_subject(EraseSubject(candidate_id=candidate_id, reason="asked", actor="dpo"))
+    before = app.recorder.max_notification_id()
+
+    with pytest.raises(PersonalValueUnreadableError, match="'excluded_organisations'"):
+        s.record_finding(app, st, SourceRole.HR, organisation="Elsewhere Ltd")
+
+    assert app.recorder.max_notification_id() == before
+    assert list(app.violations()) == []
 
 
 def test_a_claim_of_a_shredded_tier_is_refused_and_the_older_values_still_read_erased(

@@ -59,7 +59,9 @@ def test_a_withdrawn_consent_starts_the_clock(sqlite_app: Backcheck, clock: Fake
 
     shredded = sqlite_app.run_retention(RunRetention()).shredded
 
-    assert {i.tier for i in shredded} == {"general"}  # all this candidate had was general data
+    # all this candidate had: general data, and the reason they gave for withdrawing (their
+    # own words: a confidential statement, sealed since issue 21)
+    assert {i.tier for i in shredded} == {"general", "confidential"}
 
 
 def test_a_legal_hold_keeps_everything_and_a_dry_run_changes_nothing(

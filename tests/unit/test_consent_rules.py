@@ -134,7 +134,7 @@ def test_a_grant_may_narrow_the_request() -> None:
             {},
             {"third_parties": ("Data Broker Ltd",)},
             "third parties",
-            "Data Broker Ltd",
+            "1 organisation(s) not asked for",  # never by name (test below)
             id="third-parties",
         ),
         pytest.param({}, {"recording_allowed": True}, "permissions", "recording", id="recording"),
@@ -142,7 +142,7 @@ def test_a_grant_may_narrow_the_request() -> None:
             {"excluded_organisations": ("Current Employer Inc",)},
             {"excluded_organisations": ()},
             "referee organisations",
-            "Current Employer Inc",
+            "1 exclusion(s) dropped",  # never by name (test below)
             id="dropped-exclusion",
         ),
     ],
@@ -158,6 +158,29 @@ def test_a_grant_never_widens_the_request(
     assert info.value.scope == scope
     assert info.value.extra == [extra]
     assert consent.status_at(NOW) is ConsentStatus.REQUESTED
+
+
+@pytest.mark.parametrize(
+    ("asked", "given", "name"),
+    [
+        ({}, {"third_parties": ("Data Broker Ltd",)}, "data broker"),
+        (
+            {"excluded_organisations": ("Current Employer Inc",)},
+            {"excluded_organisations": ()},
+            "current employer",
+        ),
+    ],
+)
+def test_a_refused_grant_names_no_organisation(
+    asked: dict[str, object], given: dict[str, object], name: str
+) -> None:
+    """A refusal is kept where erasure does not reach (a command's outcome): the candidate's
+    organisations are never in it."""
+    consent = new_consent(terms(**asked))
+    with refuses(consent, ConsentGrantExceedsRequestError) as info:
+        grant(consent, terms(**{**asked, **given}))
+    assert name not in str(info.value).casefold()
+    assert name not in repr(info.value.details).casefold()
 
 
 def test_a_grant_may_add_excluded_organisations() -> None:

@@ -10,7 +10,7 @@ from uuid import uuid4
 import pytest
 
 from domain.check import CheckType, Method, Outcome, PlannedCheck, SourceRole
-from domain.classification import PersonalField
+from domain.classification import ERASED_VALUE, PersonalField
 from domain.consent import ConsentScope, ConsentStatus
 from domain.errors import (
     CandidateNotNotifiedError,
@@ -32,6 +32,7 @@ from domain.errors import (
     NegativeConclusionNeedsSecondSourceError,
     NoAttemptRecordedError,
     OpenDisputeError,
+    PersonalValueUnreadableError,
     ProhibitedCategoryError,
     PurposeNotConsentedError,
     RecordingNotConsentedError,
@@ -284,10 +285,22 @@ def test_findings_never_come_from_an_organisation_the_consent_excludes() -> None
     # written differently from the consent, still the same organisation
     excluded = finding(only_check(inv), SourceRole.HR, organisation="CURRENT EMPLOYER INC")
     assert inv.scope is not None
-    with refuses(
-        inv, RefereeNotPermittedError, inv.scope.consent_id, "CURRENT EMPLOYER INC", "excluded"
-    ):
+    with refuses(inv, RefereeNotPermittedError, inv.scope.consent_id, "excluded") as info:
         inv.record_finding(excluded, inv.scope)
+    # the refusal names no organisation: it is kept where erasure does not reach
+    assert "current employer" not in str(info.value).casefold()
+    assert "current employer" not in repr(info.value.details).casefold()
+
+
+def test_an_erased_exclusion_refuses_every_referee_finding() -> None:
+    """Fail closed: once the consent's organisations are erased, no referee's organisation
+    can be told apart from them, so no referee finding is taken."""
+    inv = started_investigation(excluded_organisations=(ERASED_VALUE,))
+    assert inv.scope is not None
+    with refuses(inv, PersonalValueUnreadableError, "'excluded_organisations'", "erased"):
+        inv.record_finding(
+            finding(only_check(inv), SourceRole.HR, organisation="Elsewhere Ltd"), inv.scope
+        )
 
 
 @pytest.mark.parametrize("role", [SourceRole.REGISTRAR, SourceRole.OFFICIAL_DOCUMENT])
