@@ -4,7 +4,7 @@ its own so that an audit of a SQLite store never loads psycopg."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -12,9 +12,11 @@ import psycopg
 from psycopg import sql
 
 from infra.audit.chain import GENESIS, Head
+from infra.audit.merkle import Key
 from infra.audit.sources import BATCH, Record, StoredLink
 from infra.privacy.erasures import erasures_in
 from infra.store.server import store_error
+from infra.store.tree import postgres_nodes, tree_tables
 from services.shredding import Pair
 
 
@@ -30,6 +32,12 @@ class PostgresSource:
         self.schema = sql.Identifier(schema)
         self.events = sql.Identifier(f"{prefix}_events")
         self.chain = sql.Identifier(f"{prefix}_chain")
+        self.schema_name = schema
+        self.leaves_name, self.tree_name = tree_tables(f"{prefix}_events")
+        self.leaves_id, self.tree_id = (
+            sql.Identifier(self.leaves_name),
+            sql.Identifier(self.tree_name),
+        )
 
     def __enter__(self) -> PostgresSource:
         return self
@@ -38,7 +46,13 @@ class PostgresSource:
         self.conn.close()
 
     def _q(self, text: str) -> sql.Composed:
-        return sql.SQL(text).format(schema=self.schema, events=self.events, chain=self.chain)
+        return sql.SQL(text).format(
+            schema=self.schema,
+            events=self.events,
+            chain=self.chain,
+            leaves=self.leaves_id,
+            tree=self.tree_id,
+        )
 
     def count(self) -> int:
         row = self.conn.execute(self._q("SELECT COUNT(*) FROM {schema}.{events}")).fetchone()
@@ -117,3 +131,33 @@ class PostgresSource:
             s: erasures_in((t, bytes(b)) for t, b in self.conn.execute(query, (s,)).fetchall())
             for s in subjects
         }
+
+    def tree_nodes(self, keys: Sequence[Key]) -> dict[Key, bytes]:
+        def execute(statement: Any, params: Sequence[object]) -> list[tuple[object, ...]]:
+            return self.conn.execute(statement, params).fetchall()
+
+        return postgres_nodes(execute, self.schema_name, self.leaves_name, self.tree_name)(keys)
+
+    def tree_end(self) -> tuple[int, int]:
+        row = self.conn.execute(
+            self._q("SELECT idx, position FROM {schema}.{leaves} ORDER BY idx DESC LIMIT 1")
+        ).fetchone()
+        return (int(row[0]) + 1, int(row[1])) if row else (0, 0)
+
+    def leaf_index(self, position: int) -> int | None:
+        row = self.conn.execute(
+            self._q("SELECT idx FROM {schema}.{leaves} WHERE position = %s"), (position,)
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def leaves(self, start: int = 0) -> Iterator[tuple[int, int, bytes]]:
+        query = self._q(
+            "SELECT idx, position, hash FROM {schema}.{leaves} WHERE idx >= %s ORDER BY idx"
+        )
+        for idx, pos, h in self._stream(query, (start,)):
+            yield idx, pos, bytes(h)
+
+    def tree_level(self, level: int) -> Iterator[tuple[int, bytes]]:
+        query = self._q("SELECT idx, hash FROM {schema}.{tree} WHERE level = %s ORDER BY idx")
+        for idx, h in self._stream(query, (level,)):
+            yield idx, bytes(h)

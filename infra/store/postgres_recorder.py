@@ -16,9 +16,11 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from infra.audit.chain import GENESIS, Head, extend
+from infra.audit.merkle import NodeSource
 from infra.store.ddl import serialise_ddl
 from infra.store.recorder import APPEND_ONLY, Chained, _check_head, _uuid
 from infra.store.subjects import backfill, index_rows, subjects_table
+from infra.store.tree import LeafRow, NodeRow, TreeEnd, grow, postgres_nodes, tree_tables
 
 
 class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
@@ -26,8 +28,15 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"
         self.subjects_table_name = subjects_table(events_table_name)
-        self.check_identifier_length(self.chain_table_name)
-        self.check_identifier_length(self.subjects_table_name)
+        self.leaves_table_name, self.tree_table_name = tree_tables(events_table_name)
+        for name in (
+            self.chain_table_name,
+            self.subjects_table_name,
+            self.leaves_table_name,
+            self.tree_table_name,
+        ):
+            self.check_identifier_length(name)
+        leaves, tree = Identifier(self.leaves_table_name), Identifier(self.tree_table_name)
         schema = Identifier(self.datastore.schema)
         chain = Identifier(self.chain_table_name)
         subjects = Identifier(self.subjects_table_name)
@@ -48,13 +57,23 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
                 "PRIMARY KEY (subject, position))"
             ).format(schema=schema, subjects=subjects),
             SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{leaves} ("
+                "idx bigint PRIMARY KEY, position bigint NOT NULL UNIQUE, hash bytea NOT NULL)"
+            ).format(schema=schema, leaves=leaves),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{tree} ("
+                "level smallint NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL, "
+                "PRIMARY KEY (level, idx))"
+            ).format(schema=schema, tree=tree),
+            SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{refuse}() RETURNS trigger "
                 "LANGUAGE plpgsql AS $$ BEGIN "
                 "RAISE EXCEPTION '% " + APPEND_ONLY + ": % refused', TG_TABLE_NAME, TG_OP "
                 "USING ERRCODE = 'insufficient_privilege'; END $$"
             ).format(schema=schema, refuse=refuse),
         ]
-        for table in (self.events_table_name, self.chain_table_name, self.subjects_table_name):
+        tables = (self.events_table_name, self.chain_table_name, self.subjects_table_name)
+        for table in (*tables, self.leaves_table_name, self.tree_table_name):
             self.sql_create_statements += [
                 SQL(
                     "CREATE OR REPLACE TRIGGER {name} BEFORE UPDATE OR DELETE ON {schema}.{table} "
@@ -75,13 +94,25 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
                     refuse=refuse,
                 ),
             ]
-        # the chain's head and the log's last record before the new ones, in one statement
+        # the chain's head, the log's last record before the new ones and the tree's last
+        # leaf, in one statement
         self.select_head_statement = SQL(
             "SELECT (SELECT MAX(notification_id) FROM {schema}.{events} "
-            "WHERE notification_id < %s) AS last, c.position, c.hash FROM (SELECT 1) AS one "
+            "WHERE notification_id < %s) AS last, c.position, c.hash, "
+            "l.idx AS leaf, l.position AS leaf_position FROM (SELECT 1) AS one "
             "LEFT JOIN LATERAL (SELECT position, hash FROM {schema}.{chain} "
-            "ORDER BY position DESC LIMIT 1) AS c ON true"
-        ).format(schema=schema, events=events, chain=chain)
+            "ORDER BY position DESC LIMIT 1) AS c ON true "
+            "LEFT JOIN LATERAL (SELECT idx, position FROM {schema}.{leaves} "
+            "ORDER BY idx DESC LIMIT 1) AS l ON true"
+        ).format(schema=schema, events=events, chain=chain, leaves=leaves)
+        self.insert_leaves_statement = SQL(
+            "INSERT INTO {schema}.{leaves} SELECT * FROM "
+            "unnest(%s::bigint[], %s::bigint[], %s::bytea[])"
+        ).format(schema=schema, leaves=leaves)
+        self.insert_nodes_statement = SQL(
+            "INSERT INTO {schema}.{tree} SELECT * FROM "
+            "unnest(%s::smallint[], %s::bigint[], %s::bytea[])"
+        ).format(schema=schema, tree=tree)
         self.insert_links_statement = SQL(
             "INSERT INTO {schema}.{chain} SELECT * FROM "
             "unnest(%s::bigint[], %s::bigint[], %s::uuid[], %s::bigint[], %s::bytea[])"
@@ -202,14 +233,38 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
         found = row["position"] is not None
         head = Head(row["position"], bytes(row["hash"])) if found else Head(0, GENESIS)
         _check_head(head, row["last"], ids[0])
+        digests: list[bytes] = []
         links = extend(
             head,
             [
                 (i, _uuid(s.originator_id), s.originator_version, s.topic, s.state)
                 for i, s in zip(ids, stored_events, strict=True)
             ],
+            digests,
         )
         columns = [list(column) for column in zip(*links, strict=True)]
         curs.execute(self.insert_links_statement, columns, prepare=True)
         self._insert_subjects(curs, index_rows(ids, (s.state for s in stored_events)))
+        leaf = row["leaf"]
+        end = TreeEnd(-1, 0) if leaf is None else TreeEnd(leaf, row["leaf_position"])
+        if end.current(head.position):
+            self.insert_tree(curs, *grow(end, self.tree_nodes(curs), ids, digests))
         return ids
+
+    def tree_nodes(self, curs: Cursor[DictRow]) -> NodeSource:
+        return postgres_nodes(
+            lambda q, p: [tuple(r.values()) for r in curs.execute(q, p).fetchall()],
+            self.datastore.schema,
+            self.leaves_table_name,
+            self.tree_table_name,
+        )
+
+    def insert_tree(
+        self, curs: Cursor[DictRow], leaves: list[LeafRow], nodes: list[NodeRow]
+    ) -> None:
+        for statement, rows in (
+            (self.insert_leaves_statement, leaves),
+            (self.insert_nodes_statement, nodes),
+        ):
+            if rows:
+                curs.execute(statement, [list(c) for c in zip(*rows, strict=True)], prepare=True)

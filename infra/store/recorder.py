@@ -21,10 +21,21 @@ from eventsourcing.persistence import ApplicationRecorder, Notification, StoredE
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
 from infra.audit.chain import GENESIS, ChainBrokenError, Head, extend
+from infra.audit.merkle import NodeSource
 from infra.store.filelock import for_database
 from infra.store.group_commit import GroupCommit
 from infra.store.statements import chunks, values
 from infra.store.subjects import backfill, index_rows, subjects_table
+from infra.store.tree import (
+    LeafRow,
+    NodeRow,
+    TreeEnd,
+    grow,
+    sqlite_ddl,
+    sqlite_nodes,
+    sqlite_replace_keys,
+    tree_tables,
+)
 
 if TYPE_CHECKING:
     from eventsourcing.postgres import PostgresDatastore
@@ -42,6 +53,8 @@ class Chained(GroupCommit):
 
     chain_table_name: str
     subjects_table_name: str
+    leaves_table_name: str
+    tree_table_name: str
 
 
 def _check_head(head: Head, last_event_before: int | None, first_new: int) -> None:
@@ -57,6 +70,7 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"
         self.subjects_table_name = subjects_table(events_table_name)
+        self.leaves_table_name, self.tree_table_name = tree_tables(events_table_name)
         super().__init__(datastore, events_table_name)
         self.writer_lock = for_database(datastore.pool.db_name)
         self._subject_statement = (
@@ -85,7 +99,9 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
             "subject BLOB NOT NULL, position INTEGER NOT NULL, "
             "PRIMARY KEY (subject, position)) WITHOUT ROWID"
         )
-        for table in (self.events_table_name, self.chain_table_name, self.subjects_table_name):
+        statements += sqlite_ddl(self.leaves_table_name, self.tree_table_name)
+        tables = (self.events_table_name, self.chain_table_name, self.subjects_table_name)
+        for table in (*tables, self.leaves_table_name, self.tree_table_name):
             for op in ("UPDATE", "DELETE"):
                 statements.append(
                     f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_{op.lower()} "
@@ -104,6 +120,7 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
             ),
             (self.chain_table_name, "position = NEW.position"),
             (self.subjects_table_name, "subject = NEW.subject AND position = NEW.position"),
+            *sqlite_replace_keys(self.leaves_table_name, self.tree_table_name),
         ):
             statements.append(
                 f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_replace "
@@ -196,15 +213,17 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
             last = c.lastrowid
             ids.extend(range(last - len(chunk) + 1, last + 1))
         c.execute(self._head_statement, (ids[0],))
-        before, position, hash_ = c.fetchone()
+        before, position, hash_, last_leaf, last_leaf_position = c.fetchone()
         head = Head(position, hash_) if position is not None else Head(0, GENESIS)
         _check_head(head, before, ids[0])
+        digests: list[bytes] = []
         links = extend(
             head,
             [
                 (i, _uuid(s.originator_id), s.originator_version, s.topic, s.state)
                 for i, s in zip(ids, stored_events, strict=True)
             ],
+            digests,
         )
         for chunk_of_links in chunks(links, 5):
             c.execute(
@@ -222,15 +241,39 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
                 ],
             )
         self._insert_subjects(c, index_rows(ids, (s.state for s in stored_events)))
+        end = TreeEnd(-1, 0) if last_leaf is None else TreeEnd(last_leaf, last_leaf_position)
+        if end.current(head.position):
+            self._insert_tree(c, *grow(end, self.tree_nodes(c), ids, digests))
         return ids
+
+    def tree_nodes(self, c: SQLiteCursor) -> NodeSource:
+        def execute(statement: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+            c.execute(statement, params)
+            return list(c.fetchall())
+
+        return sqlite_nodes(execute, self.leaves_table_name, self.tree_table_name)
+
+    def _insert_tree(self, c: SQLiteCursor, leaves: list[LeafRow], nodes: list[NodeRow]) -> None:
+        for table, rows in ((self.leaves_table_name, leaves), (self.tree_table_name, nodes)):
+            for chunk in chunks(rows, 3):
+                c.execute(
+                    f"INSERT INTO {table} {values(3, len(chunk))}",
+                    [value for row in chunk for value in row],
+                )
 
     @property
     def _head_statement(self) -> str:
-        chain, events = self.chain_table_name, self.events_table_name
+        chain, events, leaves = (
+            self.chain_table_name,
+            self.events_table_name,
+            self.leaves_table_name,
+        )
         return (
             f"SELECT (SELECT MAX(rowid) FROM {events} WHERE rowid < ?), "
             f"(SELECT position FROM {chain} ORDER BY position DESC LIMIT 1), "
-            f"(SELECT hash FROM {chain} ORDER BY position DESC LIMIT 1)"
+            f"(SELECT hash FROM {chain} ORDER BY position DESC LIMIT 1), "
+            f"(SELECT MAX(idx) FROM {leaves}), "
+            f"(SELECT position FROM {leaves} ORDER BY idx DESC LIMIT 1)"
         )
 
 
