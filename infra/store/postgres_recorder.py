@@ -21,6 +21,7 @@ from infra.store.ddl import serialise_ddl
 from infra.store.recorder import APPEND_ONLY, Chained, _check_head, _uuid
 from infra.store.subjects import backfill, index_rows, subjects_table
 from infra.store.tree import LeafRow, NodeRow, TreeEnd, grow, postgres_nodes, tree_tables
+from infra.store.tree_backfill import BACKFILL_BATCH, backfill_rows
 
 
 class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
@@ -105,6 +106,21 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
             "LEFT JOIN LATERAL (SELECT idx, position FROM {schema}.{leaves} "
             "ORDER BY idx DESC LIMIT 1) AS l ON true"
         ).format(schema=schema, events=events, chain=chain, leaves=leaves)
+        self.select_tree_end_statement = SQL(
+            "SELECT idx, position FROM {schema}.{leaves} ORDER BY idx DESC LIMIT 1"
+        ).format(schema=schema, leaves=leaves)
+        self.select_link_statement = SQL(
+            "SELECT hash FROM {schema}.{chain} WHERE position = %s"
+        ).format(schema=schema, chain=chain)
+        self.select_chained_after_statement = SQL(
+            "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state, "
+            "c.prev_position, c.hash FROM {schema}.{events} e LEFT JOIN {schema}.{chain} c "
+            "ON c.position = e.notification_id WHERE e.notification_id > %s "
+            "ORDER BY e.notification_id LIMIT %s"
+        ).format(schema=schema, events=events, chain=chain)
+        self.count_after_statement = SQL(
+            "SELECT COUNT(*) AS n FROM {schema}.{events} WHERE notification_id > %s"
+        ).format(schema=schema, events=events)
         self.insert_leaves_statement = SQL(
             "INSERT INTO {schema}.{leaves} SELECT * FROM "
             "unnest(%s::bigint[], %s::bigint[], %s::bytea[])"
@@ -268,3 +284,34 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
         ):
             if rows:
                 curs.execute(statement, [list(c) for c in zip(*rows, strict=True)], prepare=True)
+
+    def backfill_tree(self, limit: int = BACKFILL_BATCH) -> tuple[int, int]:
+        """One batch of the tree's backfill (infra/store/tree_backfill.py), in a write
+        transaction of its own, writers held off by their table lock: (leaves added, records
+        still without a leaf)."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.lock_events_statement)
+            curs.execute(self.select_tree_end_statement)
+            row = curs.fetchone()
+            end = TreeEnd(row["idx"], row["position"]) if row else TreeEnd(-1, 0)
+            curs.execute(self.select_link_statement, (end.last_position,))
+            link = curs.fetchone()
+            curs.execute(self.select_chained_after_statement, (end.last_position, limit))
+            records = [
+                (
+                    r["notification_id"],
+                    r["originator_id"].bytes,
+                    r["originator_version"],
+                    r["topic"].encode(),
+                    bytes(r["state"]),
+                    r["prev_position"],
+                    None if r["hash"] is None else bytes(r["hash"]),
+                )
+                for r in curs.fetchall()
+            ]
+            prev = bytes(link["hash"]) if link else None
+            self.insert_tree(curs, *backfill_rows(end, prev, records, self.tree_nodes(curs)))
+            after = records[-1][0] if records else end.last_position
+            curs.execute(self.count_after_statement, (after,))
+            counted = curs.fetchone()
+            return len(records), int(counted["n"]) if counted else 0

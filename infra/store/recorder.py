@@ -36,6 +36,7 @@ from infra.store.tree import (
     sqlite_replace_keys,
     tree_tables,
 )
+from infra.store.tree_backfill import BACKFILL_BATCH, backfill_rows
 
 if TYPE_CHECKING:
     from eventsourcing.postgres import PostgresDatastore
@@ -260,6 +261,33 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
                     f"INSERT INTO {table} {values(3, len(chunk))}",
                     [value for row in chunk for value in row],
                 )
+
+    def backfill_tree(self, limit: int = BACKFILL_BATCH) -> tuple[int, int]:
+        """One batch of the tree's backfill (infra/store/tree_backfill.py), in a write
+        transaction of its own: (leaves added, records still without a leaf)."""
+        leaves, chain = self.leaves_table_name, self.chain_table_name
+        with self.exclusive(), self.datastore.transaction(commit=True) as c:
+            c.execute(f"SELECT idx, position FROM {leaves} ORDER BY idx DESC LIMIT 1")
+            row = c.fetchone()
+            end = TreeEnd(row[0], row[1]) if row else TreeEnd(-1, 0)
+            c.execute(f"SELECT hash FROM {chain} WHERE position = ?", (end.last_position,))
+            link = c.fetchone()
+            c.execute(
+                "SELECT e.rowid, e.originator_id, e.originator_version, CAST(e.topic AS BLOB), "
+                "CAST(e.state AS BLOB), c.prev_position, c.hash "
+                f"FROM {self.events_table_name} e LEFT JOIN {chain} c ON c.position = e.rowid "
+                "WHERE e.rowid > ? ORDER BY e.rowid LIMIT ?",
+                (end.last_position, limit),
+            )
+            records = [
+                (pos, bytes.fromhex(oid), ver, topic, state, prev, h)
+                for pos, oid, ver, topic, state, prev, h in c.fetchall()
+            ]
+            rows = backfill_rows(end, link[0] if link else None, records, self.tree_nodes(c))
+            self._insert_tree(c, *rows)
+            after = records[-1][0] if records else end.last_position
+            c.execute(f"SELECT COUNT(*) FROM {self.events_table_name} WHERE rowid > ?", (after,))
+            return len(records), int(c.fetchone()[0])
 
     @property
     def _head_statement(self) -> str:
