@@ -20,7 +20,15 @@ from infra.audit.merkle import NodeSource
 from infra.store.ddl import serialise_ddl
 from infra.store.recorder import APPEND_ONLY, Chained, _check_head, _uuid
 from infra.store.subjects import backfill, index_rows, subjects_table
-from infra.store.tree import LeafRow, NodeRow, TreeEnd, grow, postgres_nodes, tree_tables
+from infra.store.tree import (
+    FrontierCache,
+    LeafRow,
+    NodeRow,
+    TreeEnd,
+    grow,
+    postgres_nodes,
+    tree_tables,
+)
 from infra.store.tree_backfill import BACKFILL_BATCH, backfill_rows
 
 
@@ -30,6 +38,7 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
         self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"
         self.subjects_table_name = subjects_table(events_table_name)
         self.leaves_table_name, self.tree_table_name = tree_tables(events_table_name)
+        self.frontier = FrontierCache()
         for name in (
             self.chain_table_name,
             self.subjects_table_name,
@@ -100,10 +109,11 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
         self.select_head_statement = SQL(
             "SELECT (SELECT MAX(notification_id) FROM {schema}.{events} "
             "WHERE notification_id < %s) AS last, c.position, c.hash, "
-            "l.idx AS leaf, l.position AS leaf_position FROM (SELECT 1) AS one "
+            "l.idx AS leaf, l.position AS leaf_position, l.hash AS leaf_hash "
+            "FROM (SELECT 1) AS one "
             "LEFT JOIN LATERAL (SELECT position, hash FROM {schema}.{chain} "
             "ORDER BY position DESC LIMIT 1) AS c ON true "
-            "LEFT JOIN LATERAL (SELECT idx, position FROM {schema}.{leaves} "
+            "LEFT JOIN LATERAL (SELECT idx, position, hash FROM {schema}.{leaves} "
             "ORDER BY idx DESC LIMIT 1) AS l ON true"
         ).format(schema=schema, events=events, chain=chain, leaves=leaves)
         self.select_tree_end_statement = SQL(
@@ -262,10 +272,20 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
         curs.execute(self.insert_links_statement, columns, prepare=True)
         self._insert_subjects(curs, index_rows(ids, (s.state for s in stored_events)))
         leaf = row["leaf"]
-        end = TreeEnd(-1, 0) if leaf is None else TreeEnd(leaf, row["leaf_position"])
-        if end.current(head.position):
-            self.insert_tree(curs, *grow(end, self.tree_nodes(curs), ids, digests))
+        end = (
+            TreeEnd(-1, 0)
+            if leaf is None
+            else TreeEnd(leaf, row["leaf_position"], bytes(row["leaf_hash"]))
+        )
+        self.extend_tree(curs, end, head, ids, digests)
         return ids
+
+    def extend_tree(
+        self, curs: Cursor[DictRow], end: TreeEnd, head: Head, ids: list[int], digests: list[bytes]
+    ) -> None:
+        """The new records' leaves and the nodes they complete, when the tree is current."""
+        if end.current(head.position):
+            self.insert_tree(curs, *grow(end, self.tree_nodes(curs), ids, digests, self.frontier))
 
     def tree_nodes(self, curs: Cursor[DictRow]) -> NodeSource:
         return postgres_nodes(

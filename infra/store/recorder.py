@@ -27,6 +27,7 @@ from infra.store.group_commit import GroupCommit
 from infra.store.statements import chunks, values
 from infra.store.subjects import backfill, index_rows, subjects_table
 from infra.store.tree import (
+    FrontierCache,
     LeafRow,
     NodeRow,
     TreeEnd,
@@ -72,6 +73,7 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
         self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"
         self.subjects_table_name = subjects_table(events_table_name)
         self.leaves_table_name, self.tree_table_name = tree_tables(events_table_name)
+        self.frontier = FrontierCache()
         super().__init__(datastore, events_table_name)
         self.writer_lock = for_database(datastore.pool.db_name)
         self._subject_statement = (
@@ -214,7 +216,7 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
             last = c.lastrowid
             ids.extend(range(last - len(chunk) + 1, last + 1))
         c.execute(self._head_statement, (ids[0],))
-        before, position, hash_, last_leaf, last_leaf_position = c.fetchone()
+        before, position, hash_, last_leaf, last_leaf_position, last_leaf_hash = c.fetchone()
         head = Head(position, hash_) if position is not None else Head(0, GENESIS)
         _check_head(head, before, ids[0])
         digests: list[bytes] = []
@@ -242,10 +244,20 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
                 ],
             )
         self._insert_subjects(c, index_rows(ids, (s.state for s in stored_events)))
-        end = TreeEnd(-1, 0) if last_leaf is None else TreeEnd(last_leaf, last_leaf_position)
-        if end.current(head.position):
-            self._insert_tree(c, *grow(end, self.tree_nodes(c), ids, digests))
+        end = (
+            TreeEnd(-1, 0)
+            if last_leaf is None
+            else TreeEnd(last_leaf, last_leaf_position, last_leaf_hash)
+        )
+        self._extend_tree(c, end, head, ids, digests)
         return ids
+
+    def _extend_tree(
+        self, c: SQLiteCursor, end: TreeEnd, head: Head, ids: list[int], digests: list[bytes]
+    ) -> None:
+        """The new records' leaves and the nodes they complete, when the tree is current."""
+        if end.current(head.position):
+            self._insert_tree(c, *grow(end, self.tree_nodes(c), ids, digests, self.frontier))
 
     def tree_nodes(self, c: SQLiteCursor) -> NodeSource:
         def execute(statement: str, params: Sequence[object]) -> list[tuple[object, ...]]:
@@ -301,7 +313,8 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
             f"(SELECT position FROM {chain} ORDER BY position DESC LIMIT 1), "
             f"(SELECT hash FROM {chain} ORDER BY position DESC LIMIT 1), "
             f"(SELECT MAX(idx) FROM {leaves}), "
-            f"(SELECT position FROM {leaves} ORDER BY idx DESC LIMIT 1)"
+            f"(SELECT position FROM {leaves} ORDER BY idx DESC LIMIT 1), "
+            f"(SELECT hash FROM {leaves} ORDER BY idx DESC LIMIT 1)"
         )
 
 

@@ -34,11 +34,12 @@ def tree_tables(events_table_name: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class TreeEnd:
-    """The tree's last leaf as read in the write's transaction: (its index, its position),
-    or (-1, 0) for an empty tree."""
+    """The tree's last leaf as read in the write's transaction: its index, its position and
+    hash, or (-1, 0, None) for an empty tree."""
 
     last_index: int
     last_position: int
+    last_hash: bytes | None = None
 
     @property
     def size(self) -> int:
@@ -49,11 +50,36 @@ class TreeEnd:
         return self.last_position == chain_head_position
 
 
+class FrontierCache:
+    """The right edge of the tree as this process last wrote it, so that a write need not read
+    it back: used only when the tree read in the write's transaction ends in the same leaf at
+    the same index (a leaf hash names one record, stored once), else loaded from the store.
+    A write that rolls back leaves an entry no later tree matches."""
+
+    def __init__(self) -> None:
+        self._kept: tuple[int, bytes | None, tuple[tuple[int, bytes], ...]] | None = None
+
+    def frontier(self, end: TreeEnd, nodes: NodeSource) -> Frontier:
+        kept = self._kept
+        if kept is not None and kept[0] == end.size and kept[1] == end.last_hash:
+            frontier = Frontier(0)
+            frontier.size, frontier.stack = end.size, list(kept[2])
+            return frontier
+        return Frontier.load(end.size, nodes)
+
+    def keep(self, frontier: Frontier, last_hash: bytes | None) -> None:
+        self._kept = (frontier.size, last_hash, tuple(frontier.stack))
+
+
 def grow(
-    end: TreeEnd, nodes: NodeSource, positions: Sequence[int], digests: Sequence[bytes]
+    end: TreeEnd,
+    nodes: NodeSource,
+    positions: Sequence[int],
+    digests: Sequence[bytes],
+    cache: FrontierCache | None = None,
 ) -> tuple[list[LeafRow], list[NodeRow]]:
     """The rows that append records (positions, record digests) to the stored tree."""
-    frontier = Frontier.load(end.size, nodes)
+    frontier = cache.frontier(end, nodes) if cache else Frontier.load(end.size, nodes)
     leaves: list[LeafRow] = []
     completed: list[NodeRow] = []
     index = end.size
@@ -62,6 +88,8 @@ def grow(
         leaves.append((index, position, h))
         frontier.append(h, completed)
         index += 1
+    if cache is not None:
+        cache.keep(frontier, leaves[-1][2] if leaves else end.last_hash)
     return leaves, completed
 
 

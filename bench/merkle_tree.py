@@ -1,0 +1,187 @@
+"""The Merkle tree over the log (issue #22): what it costs to append, how fast the backfill builds
+it over an existing store, and how fast proofs are built and verified on a large tree.
+
+    .venv/bin/python bench/merkle_tree.py [--events 3000] [--writers 1 4] [--runs 3]
+                                          [--store 200000] [--proofs 2000] [--postgres URL]
+
+Appending: the same stored events (a 250-byte state each) written through three recorders on
+stores of their own, in turns, in the same run: the raw `eventsourcing` library's recorder, ours
+with the chain alone (the tree step left out), and ours with chain and tree — one event a
+transaction, with 1 writer and with 4 (group commit). Events per second, median of `--runs`.
+
+Tree: a store of `--store` events written with the chain alone (10,000 a transaction), then
+`backfill_tree` over it, timed (each record checked against its link); then `--proofs` random
+inclusion proofs (a record's position to its leaf, O(log n) nodes in one statement) and
+consistency proofs against the whole tree, built from the stored tree and verified by
+RFC 9162's algorithms. Medians in microseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
+from infra.audit import merkle
+from infra.audit.log_tree import LogTree
+from infra.audit.sources import SQLiteSource
+from infra.store.recorder import ChainedSQLiteApplicationRecorder
+
+STATE = b'{"candidate_id":"%s","name":"sealed:' + b"x" * 180 + b'","actor":"recruiter:bench"}'
+
+
+class ChainAlone(ChainedSQLiteApplicationRecorder):
+    """Ours without the tree step: the chain (and subject index) as before the tree."""
+
+    def _extend_tree(self, *args: Any) -> None:
+        pass
+
+
+def events(n: int) -> list[StoredEvent]:
+    return [
+        StoredEvent(uuid.uuid4(), 1, "bench:Event", STATE % uuid.uuid4().hex.encode())
+        for _ in range(n)
+    ]
+
+
+def recorder(kind: str, work: Path) -> Any:
+    datastore = SQLiteDatastore(str(work / f"{kind}.sqlite"))
+    cls = {
+        "raw": SQLiteApplicationRecorder,
+        "chain": ChainAlone,
+        "tree": ChainedSQLiteApplicationRecorder,
+    }[kind]
+    r = cls(datastore, "stored_events")
+    r.create_table()
+    return r
+
+
+def append_rate(rec: Any, batch: list[StoredEvent], writers: int) -> float:
+    """Events per second, one event a call, `writers` threads."""
+    parts = [batch[i::writers] for i in range(writers)]
+
+    def write(part: list[StoredEvent]) -> None:
+        for e in part:
+            rec.insert_events([e])
+
+    threads = [threading.Thread(target=write, args=(p,)) for p in parts]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(batch) / (time.perf_counter() - started)
+
+
+def appending(n: int, writers: int, runs: int) -> dict[str, list[float]]:
+    rates: dict[str, list[float]] = {"raw": [], "chain": [], "tree": []}
+    for _ in range(runs):
+        work = Path(tempfile.mkdtemp(prefix="bench-tree-"))
+        recs = {kind: recorder(kind, work) for kind in rates}
+        for kind in recs:  # warm, then in turns
+            recs[kind].insert_events(events(50))
+        for kind in ("raw", "chain", "tree"):
+            rates[kind].append(append_rate(recs[kind], events(n), writers))
+    return rates
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    """Median microseconds of `fn`."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1e6
+
+
+def tree_figures(size: int, proofs: int, rng: random.Random) -> dict[str, float]:
+    work = Path(tempfile.mkdtemp(prefix="bench-tree-"))
+    rec = recorder("chain", work)
+    started = time.perf_counter()
+    for start in range(0, size, 10_000):
+        rec.insert_events(events(min(10_000, size - start)))
+    written = time.perf_counter() - started
+    tree = ChainedSQLiteApplicationRecorder(rec.datastore, "stored_events")
+    started = time.perf_counter()
+    while tree.backfill_tree(50_000)[0]:
+        pass
+    backfill = time.perf_counter() - started
+    with SQLiteSource(str(work / "chain.sqlite")) as source:
+        log = LogTree(source)
+        n = log.size
+        assert n == size
+        head = log.tree_head(n)
+        positions = [rng.randint(1, n) for _ in range(proofs)]
+        olds = [rng.randint(1, n - 1) for _ in range(proofs)]
+        it = iter(positions)
+        inclusion = timed(lambda: log.prove(next(it), n), proofs)
+        built = [log.prove(p, n) for p in positions[:200]]
+        it2 = iter(built * (proofs // 200 + 1))
+
+        def check_one() -> None:
+            p = next(it2)
+            assert merkle.verify_inclusion(p.index, n, p.leaf, p.path, head.root)
+
+        verify_inclusion = timed(check_one, proofs)
+        it3 = iter(olds)
+        consistency = timed(lambda: log.consistency_proof(next(it3), n), proofs)
+        pairs = [(m, log.tree_head(m).root, log.consistency_proof(m, n)) for m in olds[:200]]
+        it4 = iter(pairs * (proofs // 200 + 1))
+
+        def check_two() -> None:
+            m, old_root, proof = next(it4)
+            assert merkle.verify_consistency(m, n, old_root, head.root, proof)
+
+        verify_consistency = timed(check_two, proofs)
+        tree_head = timed(lambda: log.tree_head(rng.randint(1, n)), proofs)
+    return {
+        "store written (chain alone), s": written,
+        "backfill, s": backfill,
+        "backfill, events/s": size / backfill,
+        "tree head of any size, us": tree_head,
+        "inclusion proof built, us": inclusion,
+        "inclusion proof verified, us": verify_inclusion,
+        "consistency proof built, us": consistency,
+        "consistency proof verified, us": verify_consistency,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--writers", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--store", type=int, default=200_000)
+    parser.add_argument("--proofs", type=int, default=2000)
+    args = parser.parse_args()
+    for writers in args.writers:
+        rates = appending(args.events, writers, args.runs)
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        print(
+            f"append, SQLite, {writers} writer(s), {args.events} events x {args.runs} runs: "
+            f"raw {med['raw']:,.0f}/s, chain alone {med['chain']:,.0f}/s, chain+tree "
+            f"{med['tree']:,.0f}/s; tree/chain {med['tree'] / med['chain']:.3f}x "
+            f"(cost {med['chain'] / med['tree'] - 1:+.1%}), "
+            f"tree/raw {med['tree'] / med['raw']:.3f}x"
+        )
+    if args.store:
+        for name, value in tree_figures(args.store, args.proofs, random.Random(22)).items():
+            print(f"tree [{args.store:,} events]: {name}: {value:,.1f}")
+
+
+if __name__ == "__main__":
+    main()
