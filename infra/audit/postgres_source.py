@@ -16,7 +16,7 @@ from infra.audit.merkle import Key
 from infra.audit.sources import BATCH, Record, StoredLink
 from infra.privacy.erasures import erasures_in
 from infra.store.server import store_error
-from infra.store.tree import postgres_nodes, tree_tables
+from infra.store.tree import find_leaf, postgres_nodes, tree_table
 from services.shredding import Pair
 
 
@@ -33,11 +33,8 @@ class PostgresSource:
         self.events = sql.Identifier(f"{prefix}_events")
         self.chain = sql.Identifier(f"{prefix}_chain")
         self.schema_name = schema
-        self.leaves_name, self.tree_name = tree_tables(f"{prefix}_events")
-        self.leaves_id, self.tree_id = (
-            sql.Identifier(self.leaves_name),
-            sql.Identifier(self.tree_name),
-        )
+        self.tree_name = tree_table(f"{prefix}_events")
+        self.tree_id = sql.Identifier(self.tree_name)
 
     def __enter__(self) -> PostgresSource:
         return self
@@ -50,7 +47,6 @@ class PostgresSource:
             schema=self.schema,
             events=self.events,
             chain=self.chain,
-            leaves=self.leaves_id,
             tree=self.tree_id,
         )
 
@@ -136,23 +132,30 @@ class PostgresSource:
         def execute(statement: Any, params: Sequence[object]) -> list[tuple[object, ...]]:
             return self.conn.execute(statement, params).fetchall()
 
-        return postgres_nodes(execute, self.schema_name, self.leaves_name, self.tree_name)(keys)
+        return postgres_nodes(execute, self.schema_name, self.tree_name)(keys)
 
     def tree_end(self) -> tuple[int, int]:
         row = self.conn.execute(
-            self._q("SELECT idx, position FROM {schema}.{leaves} ORDER BY idx DESC LIMIT 1")
+            self._q(
+                "SELECT idx, position FROM {schema}.{tree} WHERE level = 0 "
+                "ORDER BY idx DESC LIMIT 1"
+            )
         ).fetchone()
         return (int(row[0]) + 1, int(row[1])) if row else (0, 0)
 
     def leaf_index(self, position: int) -> int | None:
-        row = self.conn.execute(
-            self._q("SELECT idx FROM {schema}.{leaves} WHERE position = %s"), (position,)
-        ).fetchone()
-        return int(row[0]) if row else None
+        query = self._q("SELECT position FROM {schema}.{tree} WHERE level = 0 AND idx = %s")
+
+        def position_of(index: int) -> int | None:
+            row = self.conn.execute(query, (index,)).fetchone()
+            return int(row[0]) if row else None
+
+        return find_leaf(position, *self.tree_end(), position_of)
 
     def leaves(self, start: int = 0) -> Iterator[tuple[int, int, bytes]]:
         query = self._q(
-            "SELECT idx, position, hash FROM {schema}.{leaves} WHERE idx >= %s ORDER BY idx"
+            "SELECT idx, position, hash FROM {schema}.{tree} WHERE level = 0 AND idx >= %s "
+            "ORDER BY idx"
         )
         for idx, pos, h in self._stream(query, (start,)):
             yield idx, pos, bytes(h)

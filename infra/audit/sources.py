@@ -15,7 +15,7 @@ from infra.audit.chain import GENESIS, Head
 from infra.audit.merkle import Key
 from infra.config import Settings
 from infra.privacy.erasures import erasures_in
-from infra.store.tree import sqlite_nodes, tree_tables
+from infra.store.tree import find_leaf, sqlite_nodes, tree_table
 from services.shredding import Pair
 
 Record = tuple[int, bytes, int, bytes, bytes]  # position, id (16 bytes), version, topic, state
@@ -45,7 +45,7 @@ class SQLiteSource:
     def __init__(self, path: str, events: str = "stored_events", chain: str = "stored_chain"):
         self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         self.events, self.chain = events, chain
-        self.leaves_table, self.tree_table = tree_tables(events)
+        self.tree_table = tree_table(events)
 
     def __enter__(self) -> SQLiteSource:
         return self
@@ -127,23 +127,27 @@ class SQLiteSource:
         def execute(statement: str, params: Sequence[object]) -> list[tuple[object, ...]]:
             return self.conn.execute(statement, params).fetchall()
 
-        return sqlite_nodes(execute, self.leaves_table, self.tree_table)(keys)
+        return sqlite_nodes(execute, self.tree_table)(keys)
 
     def tree_end(self) -> tuple[int, int]:
         row = self.conn.execute(
-            f"SELECT idx, position FROM {self.leaves_table} ORDER BY idx DESC LIMIT 1"
+            f"SELECT idx, position FROM {self.tree_table} WHERE level = 0 ORDER BY idx DESC LIMIT 1"
         ).fetchone()
         return (int(row[0]) + 1, int(row[1])) if row else (0, 0)
 
     def leaf_index(self, position: int) -> int | None:
-        row = self.conn.execute(
-            f"SELECT idx FROM {self.leaves_table} WHERE position = ?", (position,)
-        ).fetchone()
-        return int(row[0]) if row else None
+        query = f"SELECT position FROM {self.tree_table} WHERE level = 0 AND idx = ?"
+
+        def position_of(index: int) -> int | None:
+            row = self.conn.execute(query, (index,)).fetchone()
+            return int(row[0]) if row else None
+
+        return find_leaf(position, *self.tree_end(), position_of)
 
     def leaves(self, start: int = 0) -> Iterator[tuple[int, int, bytes]]:
         yield from self.conn.execute(
-            f"SELECT idx, position, hash FROM {self.leaves_table} WHERE idx >= ? ORDER BY idx",
+            f"SELECT idx, position, hash FROM {self.tree_table} WHERE level = 0 AND idx >= ? "
+            "ORDER BY idx",
             (start,),
         )
 

@@ -20,15 +20,7 @@ from infra.audit.merkle import NodeSource
 from infra.store.ddl import serialise_ddl
 from infra.store.recorder import APPEND_ONLY, Chained, _check_head, _uuid
 from infra.store.subjects import backfill, index_rows, subjects_table
-from infra.store.tree import (
-    FrontierCache,
-    LeafRow,
-    NodeRow,
-    TreeEnd,
-    grow,
-    postgres_nodes,
-    tree_tables,
-)
+from infra.store.tree import FrontierCache, TreeEnd, TreeRow, grow, postgres_nodes, tree_table
 from infra.store.tree_backfill import BACKFILL_BATCH, backfill_rows
 
 
@@ -37,16 +29,11 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"
         self.subjects_table_name = subjects_table(events_table_name)
-        self.leaves_table_name, self.tree_table_name = tree_tables(events_table_name)
+        self.tree_table_name = tree_table(events_table_name)
         self.frontier = FrontierCache()
-        for name in (
-            self.chain_table_name,
-            self.subjects_table_name,
-            self.leaves_table_name,
-            self.tree_table_name,
-        ):
+        for name in (self.chain_table_name, self.subjects_table_name, self.tree_table_name):
             self.check_identifier_length(name)
-        leaves, tree = Identifier(self.leaves_table_name), Identifier(self.tree_table_name)
+        tree = Identifier(self.tree_table_name)
         schema = Identifier(self.datastore.schema)
         chain = Identifier(self.chain_table_name)
         subjects = Identifier(self.subjects_table_name)
@@ -67,13 +54,9 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
                 "PRIMARY KEY (subject, position))"
             ).format(schema=schema, subjects=subjects),
             SQL(
-                "CREATE TABLE IF NOT EXISTS {schema}.{leaves} ("
-                "idx bigint PRIMARY KEY, position bigint NOT NULL UNIQUE, hash bytea NOT NULL)"
-            ).format(schema=schema, leaves=leaves),
-            SQL(
                 "CREATE TABLE IF NOT EXISTS {schema}.{tree} ("
                 "level smallint NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL, "
-                "PRIMARY KEY (level, idx))"
+                "position bigint, PRIMARY KEY (level, idx))"
             ).format(schema=schema, tree=tree),
             SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{refuse}() RETURNS trigger "
@@ -83,7 +66,7 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
             ).format(schema=schema, refuse=refuse),
         ]
         tables = (self.events_table_name, self.chain_table_name, self.subjects_table_name)
-        for table in (*tables, self.leaves_table_name, self.tree_table_name):
+        for table in (*tables, self.tree_table_name):
             self.sql_create_statements += [
                 SQL(
                     "CREATE OR REPLACE TRIGGER {name} BEFORE UPDATE OR DELETE ON {schema}.{table} "
@@ -113,12 +96,12 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
             "FROM (SELECT 1) AS one "
             "LEFT JOIN LATERAL (SELECT position, hash FROM {schema}.{chain} "
             "ORDER BY position DESC LIMIT 1) AS c ON true "
-            "LEFT JOIN LATERAL (SELECT idx, position, hash FROM {schema}.{leaves} "
-            "ORDER BY idx DESC LIMIT 1) AS l ON true"
-        ).format(schema=schema, events=events, chain=chain, leaves=leaves)
+            "LEFT JOIN LATERAL (SELECT idx, position, hash FROM {schema}.{tree} "
+            "WHERE level = 0 ORDER BY idx DESC LIMIT 1) AS l ON true"
+        ).format(schema=schema, events=events, chain=chain, tree=tree)
         self.select_tree_end_statement = SQL(
-            "SELECT idx, position FROM {schema}.{leaves} ORDER BY idx DESC LIMIT 1"
-        ).format(schema=schema, leaves=leaves)
+            "SELECT idx, position FROM {schema}.{tree} WHERE level = 0 ORDER BY idx DESC LIMIT 1"
+        ).format(schema=schema, tree=tree)
         self.select_link_statement = SQL(
             "SELECT hash FROM {schema}.{chain} WHERE position = %s"
         ).format(schema=schema, chain=chain)
@@ -131,13 +114,9 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
         self.count_after_statement = SQL(
             "SELECT COUNT(*) AS n FROM {schema}.{events} WHERE notification_id > %s"
         ).format(schema=schema, events=events)
-        self.insert_leaves_statement = SQL(
-            "INSERT INTO {schema}.{leaves} SELECT * FROM "
-            "unnest(%s::bigint[], %s::bigint[], %s::bytea[])"
-        ).format(schema=schema, leaves=leaves)
-        self.insert_nodes_statement = SQL(
+        self.insert_tree_statement = SQL(
             "INSERT INTO {schema}.{tree} SELECT * FROM "
-            "unnest(%s::smallint[], %s::bigint[], %s::bytea[])"
+            "unnest(%s::smallint[], %s::bigint[], %s::bytea[], %s::bigint[])"
         ).format(schema=schema, tree=tree)
         self.insert_links_statement = SQL(
             "INSERT INTO {schema}.{chain} SELECT * FROM "
@@ -285,25 +264,19 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
     ) -> None:
         """The new records' leaves and the nodes they complete, when the tree is current."""
         if end.current(head.position):
-            self.insert_tree(curs, *grow(end, self.tree_nodes(curs), ids, digests, self.frontier))
+            self.insert_tree(curs, grow(end, self.tree_nodes(curs), ids, digests, self.frontier))
 
     def tree_nodes(self, curs: Cursor[DictRow]) -> NodeSource:
         return postgres_nodes(
             lambda q, p: [tuple(r.values()) for r in curs.execute(q, p).fetchall()],
             self.datastore.schema,
-            self.leaves_table_name,
             self.tree_table_name,
         )
 
-    def insert_tree(
-        self, curs: Cursor[DictRow], leaves: list[LeafRow], nodes: list[NodeRow]
-    ) -> None:
-        for statement, rows in (
-            (self.insert_leaves_statement, leaves),
-            (self.insert_nodes_statement, nodes),
-        ):
-            if rows:
-                curs.execute(statement, [list(c) for c in zip(*rows, strict=True)], prepare=True)
+    def insert_tree(self, curs: Cursor[DictRow], rows: list[TreeRow]) -> None:
+        if rows:
+            columns = [list(c) for c in zip(*rows, strict=True)]
+            curs.execute(self.insert_tree_statement, columns, prepare=True)
 
     def backfill_tree(self, limit: int = BACKFILL_BATCH) -> tuple[int, int]:
         """One batch of the tree's backfill (infra/store/tree_backfill.py), in a write
@@ -330,7 +303,7 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
                 for r in curs.fetchall()
             ]
             prev = bytes(link["hash"]) if link else None
-            self.insert_tree(curs, *backfill_rows(end, prev, records, self.tree_nodes(curs)))
+            self.insert_tree(curs, backfill_rows(end, prev, records, self.tree_nodes(curs)))
             after = records[-1][0] if records else end.last_position
             curs.execute(self.count_after_statement, (after,))
             counted = curs.fetchone()

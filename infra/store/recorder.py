@@ -28,14 +28,12 @@ from infra.store.statements import chunks, values
 from infra.store.subjects import backfill, index_rows, subjects_table
 from infra.store.tree import (
     FrontierCache,
-    LeafRow,
-    NodeRow,
     TreeEnd,
+    TreeRow,
     grow,
     sqlite_ddl,
     sqlite_nodes,
-    sqlite_replace_keys,
-    tree_tables,
+    tree_table,
 )
 from infra.store.tree_backfill import BACKFILL_BATCH, backfill_rows
 
@@ -55,7 +53,6 @@ class Chained(GroupCommit):
 
     chain_table_name: str
     subjects_table_name: str
-    leaves_table_name: str
     tree_table_name: str
 
 
@@ -72,7 +69,7 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"
         self.subjects_table_name = subjects_table(events_table_name)
-        self.leaves_table_name, self.tree_table_name = tree_tables(events_table_name)
+        self.tree_table_name = tree_table(events_table_name)
         self.frontier = FrontierCache()
         super().__init__(datastore, events_table_name)
         self.writer_lock = for_database(datastore.pool.db_name)
@@ -102,9 +99,9 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
             "subject BLOB NOT NULL, position INTEGER NOT NULL, "
             "PRIMARY KEY (subject, position)) WITHOUT ROWID"
         )
-        statements += sqlite_ddl(self.leaves_table_name, self.tree_table_name)
+        statements.append(sqlite_ddl(self.tree_table_name))
         tables = (self.events_table_name, self.chain_table_name, self.subjects_table_name)
-        for table in (*tables, self.leaves_table_name, self.tree_table_name):
+        for table in (*tables, self.tree_table_name):
             for op in ("UPDATE", "DELETE"):
                 statements.append(
                     f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_{op.lower()} "
@@ -123,7 +120,7 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
             ),
             (self.chain_table_name, "position = NEW.position"),
             (self.subjects_table_name, "subject = NEW.subject AND position = NEW.position"),
-            *sqlite_replace_keys(self.leaves_table_name, self.tree_table_name),
+            (self.tree_table_name, "level = NEW.level AND idx = NEW.idx"),
         ):
             statements.append(
                 f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_replace "
@@ -257,29 +254,28 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
     ) -> None:
         """The new records' leaves and the nodes they complete, when the tree is current."""
         if end.current(head.position):
-            self._insert_tree(c, *grow(end, self.tree_nodes(c), ids, digests, self.frontier))
+            self._insert_tree(c, grow(end, self.tree_nodes(c), ids, digests, self.frontier))
 
     def tree_nodes(self, c: SQLiteCursor) -> NodeSource:
         def execute(statement: str, params: Sequence[object]) -> list[tuple[object, ...]]:
             c.execute(statement, params)
             return list(c.fetchall())
 
-        return sqlite_nodes(execute, self.leaves_table_name, self.tree_table_name)
+        return sqlite_nodes(execute, self.tree_table_name)
 
-    def _insert_tree(self, c: SQLiteCursor, leaves: list[LeafRow], nodes: list[NodeRow]) -> None:
-        for table, rows in ((self.leaves_table_name, leaves), (self.tree_table_name, nodes)):
-            for chunk in chunks(rows, 3):
-                c.execute(
-                    f"INSERT INTO {table} {values(3, len(chunk))}",
-                    [value for row in chunk for value in row],
-                )
+    def _insert_tree(self, c: SQLiteCursor, rows: list[TreeRow]) -> None:
+        for chunk in chunks(rows, 4):
+            c.execute(
+                f"INSERT INTO {self.tree_table_name} {values(4, len(chunk))}",
+                [value for row in chunk for value in row],
+            )
 
     def backfill_tree(self, limit: int = BACKFILL_BATCH) -> tuple[int, int]:
         """One batch of the tree's backfill (infra/store/tree_backfill.py), in a write
         transaction of its own: (leaves added, records still without a leaf)."""
-        leaves, chain = self.leaves_table_name, self.chain_table_name
+        tree, chain = self.tree_table_name, self.chain_table_name
         with self.exclusive(), self.datastore.transaction(commit=True) as c:
-            c.execute(f"SELECT idx, position FROM {leaves} ORDER BY idx DESC LIMIT 1")
+            c.execute(f"SELECT idx, position FROM {tree} WHERE level = 0 ORDER BY idx DESC LIMIT 1")
             row = c.fetchone()
             end = TreeEnd(row[0], row[1]) if row else TreeEnd(-1, 0)
             c.execute(f"SELECT hash FROM {chain} WHERE position = ?", (end.last_position,))
@@ -296,25 +292,20 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
                 for pos, oid, ver, topic, state, prev, h in c.fetchall()
             ]
             rows = backfill_rows(end, link[0] if link else None, records, self.tree_nodes(c))
-            self._insert_tree(c, *rows)
+            self._insert_tree(c, rows)
             after = records[-1][0] if records else end.last_position
             c.execute(f"SELECT COUNT(*) FROM {self.events_table_name} WHERE rowid > ?", (after,))
             return len(records), int(c.fetchone()[0])
 
     @property
     def _head_statement(self) -> str:
-        chain, events, leaves = (
-            self.chain_table_name,
-            self.events_table_name,
-            self.leaves_table_name,
-        )
+        chain, events, tree = self.chain_table_name, self.events_table_name, self.tree_table_name
+        last_leaf = f"FROM {tree} WHERE level = 0 ORDER BY idx DESC LIMIT 1"
         return (
             f"SELECT (SELECT MAX(rowid) FROM {events} WHERE rowid < ?), "
             f"(SELECT position FROM {chain} ORDER BY position DESC LIMIT 1), "
             f"(SELECT hash FROM {chain} ORDER BY position DESC LIMIT 1), "
-            f"(SELECT MAX(idx) FROM {leaves}), "
-            f"(SELECT position FROM {leaves} ORDER BY idx DESC LIMIT 1), "
-            f"(SELECT hash FROM {leaves} ORDER BY idx DESC LIMIT 1)"
+            f"(SELECT idx {last_leaf}), (SELECT position {last_leaf}), (SELECT hash {last_leaf})"
         )
 
 

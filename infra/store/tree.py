@@ -1,17 +1,22 @@
 """The Merkle tree over the log, as stored: written by the recorders in the insert's transaction.
 
-Two append-only tables beside the chain (infra/audit/merkle.py says what the tree is):
+One append-only table beside the chain (infra/audit/merkle.py says what the tree is):
 
-    PREFIX_leaves  (idx, position, hash)   leaf idx is the record at `position`; hash = level 0
-    PREFIX_tree    (level, idx, hash)      every complete subtree of level >= 1
+    PREFIX_tree (level, idx, hash, position)
 
-A write reads the tree's last leaf with the chain's head, loads the right edge of the tree
-(at most log2 n stored nodes, one statement), appends the new records' leaf hashes and stores
-the leaves and each node they complete: about two rows a record. The tree is written only
-while it is *current* — its last leaf is the chain's head. A store chained before the tree
-existed has none until `backcheck audit tree-backfill` (infra/audit/backfill.py) builds it a
-batch at a time; writers meanwhile leave it to the backfill, which catches up under the
-writer lock, each batch in a transaction of its own.
+holds every complete subtree, keyed by (level, idx); level 0 are the leaves, each with the
+position of its record (the others have none). Positions grow with leaf indices, so the leaf
+of a position is found by a binary search over at most the log's gaps (`find_leaf`), without
+an index of its own.
+
+A write reads the tree's last leaf with the chain's head, takes the right edge of the tree
+(kept from this process's last write, else at most log2 n stored nodes read in one
+statement), appends the new records' leaf hashes and stores the leaves and each node they
+complete, in one statement: about two rows a record. The tree is written only while it is
+*current* — its last leaf is the chain's head. A store chained before the tree existed has
+none until `backcheck audit tree-backfill` (tree_backfill.py) builds it a batch at a time;
+writers meanwhile leave it to the backfill, which catches up under the writer lock, each
+batch in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -22,14 +27,12 @@ from typing import Any
 
 from infra.audit.merkle import Frontier, Key, NodeSource, leaf_hash
 
-LeafRow = tuple[int, int, bytes]  # idx, position, hash
-NodeRow = tuple[int, int, bytes]  # level, idx, hash
+TreeRow = tuple[int, int, bytes, int | None]  # level, idx, hash, position (leaves only)
 
 
-def tree_tables(events_table_name: str) -> tuple[str, str]:
-    """`stored_events` → (`stored_leaves`, `stored_tree`), as the chain is `stored_chain`."""
-    prefix = events_table_name.removesuffix("_events")
-    return f"{prefix}_leaves", f"{prefix}_tree"
+def tree_table(events_table_name: str) -> str:
+    """`stored_events` → `stored_tree`, as the chain is `stored_chain`."""
+    return events_table_name.removesuffix("_events") + "_tree"
 
 
 @dataclass(frozen=True)
@@ -77,71 +80,75 @@ def grow(
     positions: Sequence[int],
     digests: Sequence[bytes],
     cache: FrontierCache | None = None,
-) -> tuple[list[LeafRow], list[NodeRow]]:
+) -> list[TreeRow]:
     """The rows that append records (positions, record digests) to the stored tree."""
     frontier = cache.frontier(end, nodes) if cache else Frontier.load(end.size, nodes)
-    leaves: list[LeafRow] = []
-    completed: list[NodeRow] = []
+    rows: list[TreeRow] = []
+    completed: list[tuple[int, int, bytes]] = []
     index = end.size
+    h = end.last_hash
     for position, d in zip(positions, digests, strict=True):
         h = leaf_hash(d)
-        leaves.append((index, position, h))
+        rows.append((0, index, h, position))
         frontier.append(h, completed)
+        rows.extend((level, i, node, None) for level, i, node in completed)
+        completed.clear()
         index += 1
     if cache is not None:
-        cache.keep(frontier, leaves[-1][2] if leaves else end.last_hash)
-    return leaves, completed
+        cache.keep(frontier, h)
+    return rows
 
 
-def split_keys(keys: Sequence[Key]) -> tuple[list[int], list[Key]]:
-    """Level-0 keys (in the leaves table) apart from the others (in the tree table)."""
-    return [i for level, i in keys if level == 0], [k for k in keys if k[0] > 0]
+def find_leaf(
+    position: int, size: int, last_position: int, position_of: Callable[[int], int | None]
+) -> int | None:
+    """The index of the leaf of the record at `position`, or None. Positions start at 1 and
+    grow with indices, so leaf i sits at position >= i + 1, and at most `last_position - size`
+    positions are missing before any: a binary search over that many (one look-up when the
+    log has no gaps, as on SQLite)."""
+    if not 0 < position <= last_position or size == 0:
+        return None
+    gaps = last_position - size
+    lo, hi = max(0, position - 1 - gaps), min(size - 1, position - 1)
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        at = position_of(mid)
+        if at is None:
+            return None
+        if at == position:
+            return mid
+        if at < position:
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    return None
 
 
 # --- SQLite ------------------------------------------------------------------------------------
 
 
-def sqlite_ddl(leaves: str, tree: str) -> list[str]:
-    return [
-        f"CREATE TABLE IF NOT EXISTS {leaves} ("
-        "idx INTEGER PRIMARY KEY, position INTEGER NOT NULL UNIQUE, hash BLOB NOT NULL)",
+def sqlite_ddl(tree: str) -> str:
+    return (
         f"CREATE TABLE IF NOT EXISTS {tree} ("
-        "level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, "
-        "PRIMARY KEY (level, idx)) WITHOUT ROWID",
-    ]
-
-
-def sqlite_replace_keys(leaves: str, tree: str) -> list[tuple[str, str]]:
-    """What an insert into each table must not collide with (see the recorder's triggers)."""
-    return [
-        (leaves, "idx = NEW.idx OR position = NEW.position"),
-        (tree, "level = NEW.level AND idx = NEW.idx"),
-    ]
+        "level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, position INTEGER, "
+        "PRIMARY KEY (level, idx)) WITHOUT ROWID"
+    )
 
 
 Execute = Callable[[str, Sequence[object]], list[tuple[object, ...]]]
 
 
-def sqlite_nodes(execute: Execute, leaves: str, tree: str) -> NodeSource:
+def sqlite_nodes(execute: Execute, tree: str) -> NodeSource:
     """The stored hashes of the keys asked, in one statement."""
 
     def fetch(keys: Sequence[Key]) -> dict[Key, bytes]:
         if not keys:
             return {}
-        level0, upper = split_keys(keys)
-        parts, params = [], []
-        if level0:
-            parts.append(
-                f"SELECT 0, idx, hash FROM {leaves} WHERE idx IN ({','.join('?' * len(level0))})"
-            )
-            params += level0
-        if upper:
-            parts.append(
-                f"SELECT level, idx, hash FROM {tree} WHERE "
-                + " OR ".join(["(level = ? AND idx = ?)"] * len(upper))
-            )
-            params += [v for key in upper for v in key]
-        rows = execute(" UNION ALL ".join(parts), params)
+        rows = execute(
+            f"SELECT level, idx, hash FROM {tree} WHERE "
+            + " OR ".join(["(level = ? AND idx = ?)"] * len(keys)),
+            [v for key in keys for v in key],
+        )
         return {(int(lv), int(i)): bytes(h) for lv, i, h in rows}  # type: ignore[call-overload]
 
     return fetch
@@ -152,22 +159,20 @@ def sqlite_nodes(execute: Execute, leaves: str, tree: str) -> NodeSource:
 PgExecute = Callable[[Any, Sequence[object]], list[tuple[object, ...]]]
 
 
-def postgres_nodes(execute: PgExecute, schema: str, leaves: str, tree: str) -> NodeSource:
+def postgres_nodes(execute: PgExecute, schema: str, tree: str) -> NodeSource:
     """The stored hashes of the keys asked, in one statement (keys joined as arrays)."""
     from psycopg.sql import SQL, Identifier
 
     statement = SQL(
-        "SELECT 0::smallint, idx, hash FROM {schema}.{leaves} WHERE idx = ANY(%s::bigint[]) "
-        "UNION ALL SELECT t.level, t.idx, t.hash FROM {schema}.{tree} t "
+        "SELECT t.level, t.idx, t.hash FROM {schema}.{tree} t "
         "JOIN unnest(%s::smallint[], %s::bigint[]) AS k(level, idx) "
         "ON t.level = k.level AND t.idx = k.idx"
-    ).format(schema=Identifier(schema), leaves=Identifier(leaves), tree=Identifier(tree))
+    ).format(schema=Identifier(schema), tree=Identifier(tree))
 
     def fetch(keys: Sequence[Key]) -> dict[Key, bytes]:
         if not keys:
             return {}
-        level0, upper = split_keys(keys)
-        rows = execute(statement, [level0, [lv for lv, _ in upper], [i for _, i in upper]])
+        rows = execute(statement, [[lv for lv, _ in keys], [i for _, i in keys]])
         return {(int(lv), int(i)): bytes(h) for lv, i, h in rows}  # type: ignore[call-overload]
 
     return fetch

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from infra.audit.chain import GENESIS, chain_step, digest
 from infra.audit.merkle import NodeSource
-from infra.store.tree import LeafRow, NodeRow, TreeEnd, grow
+from infra.store.tree import TreeEnd, TreeRow, grow
 
 BACKFILL_BATCH = 20_000
 
@@ -30,7 +30,7 @@ class TreeBackfillError(RuntimeError):
 
 def backfill_rows(
     end: TreeEnd, prev_link: bytes | None, records: Sequence[ChainedRecord], nodes: NodeSource
-) -> tuple[list[LeafRow], list[NodeRow]]:
+) -> list[TreeRow]:
     """The tree rows for `records` (the next ones after the tree's last leaf, in log order),
     each checked against the chain first. `prev_link` is the chain's hash at the tree's last
     leaf (None for an empty tree)."""

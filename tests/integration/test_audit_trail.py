@@ -238,8 +238,7 @@ class AuditTrailContract(ABC):
     def rebuild_tree(self) -> None:
         """And the Merkle tree over the log, rebuilt over the records as they now are."""
         t = self.tamper
-        for table in ("_leaves", "_tree"):
-            t.sql(f"DELETE FROM {t.chain.removesuffix('_chain') + table}")
+        t.sql(f"DELETE FROM {t.chain.removesuffix('_chain')}_tree")
         app = build_app(self.settings)
         try:
             while chained(app.recorder).backfill_tree(1000)[0]:

@@ -108,7 +108,7 @@ def test_the_database_refuses_to_change_the_tree(settings: Settings, story: None
     recorder = chained(app.recorder)
     app.close()
     schema = settings.postgres_schema if settings.backend == "postgres" else ""
-    for table in (recorder.leaves_table_name, recorder.tree_table_name):
+    for table in (recorder.tree_table_name,):
         for statement in (f"UPDATE {table} SET hash = hash", f"DELETE FROM {table}"):
             if settings.backend == "sqlite":
                 with (
@@ -131,7 +131,11 @@ def test_a_changed_tree_node_is_named_by_audit_verify(
     with open_source(settings) as source:
         first_position = positions(source)[index << level]
     if level == 0:
-        sql(settings, "UPDATE stored_leaves SET hash = ? WHERE idx = ?", (bytes(32), index))
+        sql(
+            settings,
+            "UPDATE stored_tree SET hash = ? WHERE level = 0 AND idx = ?",
+            (bytes(32), index),
+        )
     else:
         sql(
             settings,
@@ -158,12 +162,10 @@ def drop_tree(settings: Settings) -> None:
     """The store as the version before the tree left it."""
     if settings.backend == "sqlite":
         with sqlite3.connect(settings.sqlite_path) as db:
-            db.execute("DROP TABLE stored_leaves")
             db.execute("DROP TABLE stored_tree")
         return
     with psycopg.connect(PG_URL, autocommit=True) as conn:
-        for table in ("backcheck_leaves", "backcheck_tree"):
-            conn.execute(f"DROP TABLE {settings.postgres_schema}.{table}")
+        conn.execute(f"DROP TABLE {settings.postgres_schema}.backcheck_tree")
 
 
 def register(app: Backcheck, n: int) -> None:

@@ -193,3 +193,21 @@ def test_proofs_outside_the_tree_are_refused() -> None:
         merkle.consistency_proof(9, 8, TREE)
     with pytest.raises(ProofError, match="lacks node level 0 index 8"):
         merkle.inclusion_proof(0, 9, TREE)
+
+
+def test_the_leaf_of_a_position_is_found_over_the_logs_gaps() -> None:
+    from infra.store.tree import find_leaf
+
+    looked: list[int] = []
+    for gaps in ([], [3], [2, 3, 4, 9, 10, 30], list(range(5, 60, 2))):
+        positions = [p for p in range(1, 80) if p not in gaps]
+
+        def position_of(index: int, positions: list[int] = positions) -> int | None:
+            looked.append(index)
+            return positions[index] if index < len(positions) else None
+
+        for p in range(0, 82):
+            looked.clear()
+            expected = positions.index(p) if p in positions else None
+            assert find_leaf(p, len(positions), positions[-1], position_of) == expected
+            assert len(looked) <= max(1, len(gaps).bit_length() + 1)
