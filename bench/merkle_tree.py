@@ -2,12 +2,15 @@
 it over an existing store, and how fast proofs are built and verified on a large tree.
 
     .venv/bin/python bench/merkle_tree.py [--events 3000] [--writers 1 4] [--runs 3]
-                                          [--store 200000] [--proofs 2000] [--postgres URL]
+                                          [--commands 1500] [--store 200000] [--proofs 2000]
 
 Appending: the same stored events (a 250-byte state each) written through three recorders on
 stores of their own, in turns, in the same run: the raw `eventsourcing` library's recorder, ours
 with the chain alone (the tree step left out), and ours with chain and tree — one event a
 transaction, with 1 writer and with 4 (group commit). Events per second, median of `--runs`.
+
+Commands: registering candidates through the use case on three stores (raw library, chain
+alone, chain and tree), in turns of 50, commands a second.
 
 Tree: a store of `--store` events written with the chain alone (10,000 a transaction), then
 `backfill_tree` over it, timed (each record checked against its link); then `--proofs` random
@@ -69,8 +72,9 @@ def recorder(kind: str, work: Path) -> Any:
     return r
 
 
-def append_rate(rec: Any, batch: list[StoredEvent], writers: int) -> float:
-    """Events per second, one event a call, `writers` threads."""
+def append_round(rec: Any, batch: list[StoredEvent], writers: int) -> tuple[float, float]:
+    """Seconds of wall clock and of this process's CPU to write `batch`, one event a call,
+    with `writers` threads."""
     parts = [batch[i::writers] for i in range(writers)]
 
     def write(part: list[StoredEvent]) -> None:
@@ -78,24 +82,72 @@ def append_rate(rec: Any, batch: list[StoredEvent], writers: int) -> float:
             rec.insert_events([e])
 
     threads = [threading.Thread(target=write, args=(p,)) for p in parts]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return len(batch) / (time.perf_counter() - started)
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
-def appending(n: int, writers: int, runs: int) -> dict[str, list[float]]:
-    rates: dict[str, list[float]] = {"raw": [], "chain": [], "tree": []}
+KINDS = ("raw", "chain", "tree")
+
+
+def appending(n: int, writers: int, runs: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Per run and side: events/s (wall) and CPU microseconds an event. The sides take turns
+    a hundred events at a time (the order rotating), so that a machine shared with other
+    work slows each alike."""
+    out: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in KINDS}
     for _ in range(runs):
         work = Path(tempfile.mkdtemp(prefix="bench-tree-"))
-        recs = {kind: recorder(kind, work) for kind in rates}
-        for kind in recs:  # warm, then in turns
-            recs[kind].insert_events(events(50))
-        for kind in ("raw", "chain", "tree"):
-            rates[kind].append(append_rate(recs[kind], events(n), writers))
-    return rates
+        recs = {kind: recorder(kind, work) for kind in KINDS}
+        for rec in recs.values():  # warm
+            rec.insert_events(events(50))
+        wall = dict.fromkeys(KINDS, 0.0)
+        cpu = dict.fromkeys(KINDS, 0.0)
+        for turn in range(max(1, n // 100)):
+            order = KINDS[turn % 3 :] + KINDS[: turn % 3]
+            for kind in order:
+                w, c = append_round(recs[kind], events(100), writers)
+                wall[kind] += w
+                cpu[kind] += c
+        done = max(1, n // 100) * 100
+        for kind in KINDS:
+            out[kind][0].append(done / wall[kind])
+            out[kind][1].append(cpu[kind] / done * 1e6)
+    return out
+
+
+def commanding(n: int, runs: int) -> dict[str, list[float]]:
+    """Registering candidates through the use case (bench/commands.py's `register`: DTO,
+    rules, the name and address sealed, chained, indexed, one write) on three stores: the
+    raw library saving the same values, ours with the chain alone, ours with chain and tree.
+    Commands a second, sides in turns of 50."""
+    from commands import Ours, Raw, raw_env
+    from scratch import scratch_store
+
+    from infra.store.recorder import chained
+
+    out: dict[str, list[float]] = {k: [] for k in KINDS}
+    for _ in range(runs):
+        with scratch_store("bench-tree-") as one, scratch_store("bench-tree-") as two:
+            sides = {"raw": Raw(raw_env(one, one.data_dir)), "chain": Ours(one), "tree": Ours(two)}
+            recorder = chained(sides["chain"].app.recorder)
+            recorder._extend_tree = lambda *args: None  # type: ignore[method-assign]
+            try:
+                wall = dict.fromkeys(KINDS, 0.0)
+                for turn in range(max(1, n // 50)):
+                    for kind in KINDS[turn % 3 :] + KINDS[: turn % 3]:
+                        started = time.perf_counter()
+                        for _ in range(50):
+                            sides[kind].register()
+                        wall[kind] += time.perf_counter() - started
+            finally:
+                for side in sides.values():
+                    side.close()
+            for kind in KINDS:
+                out[kind].append(max(1, n // 50) * 50 / wall[kind])
+    return out
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:
@@ -163,20 +215,35 @@ def tree_figures(size: int, proofs: int, rng: random.Random) -> dict[str, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=3000)
-    parser.add_argument("--writers", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--writers", type=int, nargs="*", default=[1, 4])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--commands", type=int, default=1500)
     parser.add_argument("--store", type=int, default=200_000)
     parser.add_argument("--proofs", type=int, default=2000)
     args = parser.parse_args()
     for writers in args.writers:
-        rates = appending(args.events, writers, args.runs)
-        med = {k: statistics.median(v) for k, v in rates.items()}
+        got = appending(args.events, writers, args.runs)
+        rate = {k: statistics.median(v[0]) for k, v in got.items()}
+        cpu = {k: statistics.median(v[1]) for k, v in got.items()}
         print(
             f"append, SQLite, {writers} writer(s), {args.events} events x {args.runs} runs: "
-            f"raw {med['raw']:,.0f}/s, chain alone {med['chain']:,.0f}/s, chain+tree "
-            f"{med['tree']:,.0f}/s; tree/chain {med['tree'] / med['chain']:.3f}x "
-            f"(cost {med['chain'] / med['tree'] - 1:+.1%}), "
-            f"tree/raw {med['tree'] / med['raw']:.3f}x"
+            f"raw {rate['raw']:,.0f}/s, chain alone {rate['chain']:,.0f}/s, chain+tree "
+            f"{rate['tree']:,.0f}/s; tree/chain {rate['tree'] / rate['chain']:.3f}x "
+            f"(cost {rate['chain'] / rate['tree'] - 1:+.1%}), "
+            f"tree/raw {rate['tree'] / rate['raw']:.3f}x"
+        )
+        print(
+            f"  CPU an event: raw {cpu['raw']:.0f} us, chain alone {cpu['chain']:.0f} us, "
+            f"chain+tree {cpu['tree']:.0f} us (cost {cpu['tree'] / cpu['chain'] - 1:+.1%})"
+        )
+    if args.commands:
+        rates = {k: statistics.median(v) for k, v in commanding(args.commands, args.runs).items()}
+        print(
+            f"register commands, SQLite, 1 writer, {args.commands} x {args.runs} runs: raw "
+            f"{rates['raw']:,.0f}/s, chain alone {rates['chain']:,.0f}/s, chain+tree "
+            f"{rates['tree']:,.0f}/s; tree/chain {rates['tree'] / rates['chain']:.3f}x "
+            f"(cost {rates['chain'] / rates['tree'] - 1:+.1%}), "
+            f"tree/raw {rates['tree'] / rates['raw']:.3f}x"
         )
     if args.store:
         for name, value in tree_figures(args.store, args.proofs, random.Random(22)).items():

@@ -213,12 +213,12 @@ class Frontier:
     def append(self, leaf: bytes, out: list[tuple[int, int, bytes]]) -> None:
         """Adds a leaf hash; (level, index, hash) of every node it completes (level >= 1)
         goes to `out`."""
-        stack = self.stack
+        stack, sha = self.stack, _sha256
         level, h = 0, leaf
         self.size += 1
         n = self.size
         while stack and stack[-1][0] == level:
-            h = node_hash(stack.pop()[1], h)
+            h = sha(b"\x01" + stack.pop()[1] + h).digest()
             level += 1
             out.append((level, (n >> level) - 1, h))
         stack.append((level, h))

@@ -112,7 +112,7 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
             "ORDER BY e.notification_id LIMIT %s"
         ).format(schema=schema, events=events, chain=chain)
         self.count_after_statement = SQL(
-            "SELECT COUNT(*) AS n FROM {schema}.{events} WHERE notification_id > %s"
+            "SELECT GREATEST(COALESCE(MAX(notification_id), 0) - %s, 0) AS n FROM {schema}.{events}"
         ).format(schema=schema, events=events)
         self.insert_tree_statement = SQL(
             "INSERT INTO {schema}.{tree} SELECT * FROM "
@@ -280,8 +280,8 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
 
     def backfill_tree(self, limit: int = BACKFILL_BATCH) -> tuple[int, int]:
         """One batch of the tree's backfill (infra/store/tree_backfill.py), in a write
-        transaction of its own, writers held off by their table lock: (leaves added, records
-        still without a leaf)."""
+        transaction of its own, writers held off by their table lock: (leaves added, positions
+        after the last leaf: records left to add but for the log's gaps)."""
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(self.lock_events_statement)
             curs.execute(self.select_tree_end_statement)

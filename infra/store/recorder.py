@@ -272,7 +272,8 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
 
     def backfill_tree(self, limit: int = BACKFILL_BATCH) -> tuple[int, int]:
         """One batch of the tree's backfill (infra/store/tree_backfill.py), in a write
-        transaction of its own: (leaves added, records still without a leaf)."""
+        transaction of its own: (leaves added, positions after the last leaf: records left
+        to add but for the log's gaps)."""
         tree, chain = self.tree_table_name, self.chain_table_name
         with self.exclusive(), self.datastore.transaction(commit=True) as c:
             c.execute(f"SELECT idx, position FROM {tree} WHERE level = 0 ORDER BY idx DESC LIMIT 1")
@@ -294,8 +295,8 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
             rows = backfill_rows(end, link[0] if link else None, records, self.tree_nodes(c))
             self._insert_tree(c, rows)
             after = records[-1][0] if records else end.last_position
-            c.execute(f"SELECT COUNT(*) FROM {self.events_table_name} WHERE rowid > ?", (after,))
-            return len(records), int(c.fetchone()[0])
+            c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
+            return len(records), max(0, int(c.fetchone()[0] or 0) - after)
 
     @property
     def _head_statement(self) -> str:

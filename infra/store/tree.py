@@ -21,11 +21,12 @@ batch in a transaction of its own.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from infra.audit.merkle import Frontier, Key, NodeSource, leaf_hash
+from infra.audit.merkle import Frontier, Key, NodeSource
 
 TreeRow = tuple[int, int, bytes, int | None]  # level, idx, hash, position (leaves only)
 
@@ -87,12 +88,15 @@ def grow(
     completed: list[tuple[int, int, bytes]] = []
     index = end.size
     h = end.last_hash
+    append, add, sha = frontier.append, rows.append, hashlib.sha256
     for position, d in zip(positions, digests, strict=True):
-        h = leaf_hash(d)
-        rows.append((0, index, h, position))
-        frontier.append(h, completed)
-        rows.extend((level, i, node, None) for level, i, node in completed)
-        completed.clear()
+        h = sha(b"\x00" + d).digest()  # merkle.leaf_hash, inlined: the backfill's inner loop
+        add((0, index, h, position))
+        append(h, completed)
+        if completed:
+            for level, i, node in completed:
+                add((level, i, node, None))
+            completed.clear()
         index += 1
     if cache is not None:
         cache.keep(frontier, h)

@@ -11,9 +11,10 @@ current, and from then on each writer extends it in the insert's transaction
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
-from infra.audit.chain import GENESIS, chain_step, digest
+from infra.audit.chain import GENESIS, LINK, RECORD_HEADER
 from infra.audit.merkle import NodeSource
 from infra.store.tree import TreeEnd, TreeRow, grow
 
@@ -41,14 +42,15 @@ def backfill_rows(
             "run `backcheck audit verify`"
         )
     positions, digests = [], []
+    sha, rpack, lpack = hashlib.sha256, RECORD_HEADER.pack, LINK.pack  # chain.py's, inlined
     for position, oid, version, topic, state, link_prev, link_hash in records:
         if link_hash is None or link_prev != prev_position:
             raise TreeBackfillError(
                 f"position {position}: the record has no chain link following position "
                 f"{prev_position}; run `backcheck audit verify`"
             )
-        d = digest(oid, version, topic, state)
-        if chain_step(prev_hash, position, prev_position, d) != link_hash:
+        d = sha(rpack(oid, version) + topic + b"\0" + state).digest()
+        if sha(lpack(prev_hash, position, prev_position, d)).digest() != link_hash:
             raise TreeBackfillError(
                 f"position {position}: the record differs from what was chained; "
                 "run `backcheck audit verify`"
