@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+from suite import Figure
 
 from infra.audit import merkle
 from infra.audit.log_tree import LogTree
@@ -99,23 +101,31 @@ def appending(n: int, writers: int, runs: int) -> dict[str, tuple[list[float], l
     work slows each alike."""
     out: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in KINDS}
     for _ in range(runs):
-        work = Path(tempfile.mkdtemp(prefix="bench-tree-"))
-        recs = {kind: recorder(kind, work) for kind in KINDS}
-        for rec in recs.values():  # warm
-            rec.insert_events(events(50))
-        wall = dict.fromkeys(KINDS, 0.0)
-        cpu = dict.fromkeys(KINDS, 0.0)
-        for turn in range(max(1, n // 100)):
-            order = KINDS[turn % 3 :] + KINDS[: turn % 3]
-            for kind in order:
-                w, c = append_round(recs[kind], events(100), writers)
-                wall[kind] += w
-                cpu[kind] += c
-        done = max(1, n // 100) * 100
-        for kind in KINDS:
-            out[kind][0].append(done / wall[kind])
-            out[kind][1].append(cpu[kind] / done * 1e6)
+        with tempfile.TemporaryDirectory(prefix="bench-tree-") as folder:
+            _append_run(Path(folder), n, writers, out)
     return out
+
+
+def _append_run(
+    work: Path, n: int, writers: int, out: dict[str, tuple[list[float], list[float]]]
+) -> None:
+    recs = {kind: recorder(kind, work) for kind in KINDS}
+    for rec in recs.values():  # warm
+        rec.insert_events(events(50))
+    wall = dict.fromkeys(KINDS, 0.0)
+    cpu = dict.fromkeys(KINDS, 0.0)
+    for turn in range(max(1, n // 100)):
+        order = KINDS[turn % 3 :] + KINDS[: turn % 3]
+        for kind in order:
+            w, c = append_round(recs[kind], events(100), writers)
+            wall[kind] += w
+            cpu[kind] += c
+    done = max(1, n // 100) * 100
+    for kind in KINDS:
+        out[kind][0].append(done / wall[kind])
+        out[kind][1].append(cpu[kind] / done * 1e6)
+    for rec in recs.values():
+        rec.datastore.close()
 
 
 def commanding(n: int, runs: int) -> dict[str, list[float]]:
@@ -147,6 +157,8 @@ def commanding(n: int, runs: int) -> dict[str, list[float]]:
                     side.close()
             for kind in KINDS:
                 out[kind].append(max(1, n // 50) * 50 / wall[kind])
+        for settings in (one, two):
+            shutil.rmtree(settings.data_dir, ignore_errors=True)
     return out
 
 
@@ -161,7 +173,11 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
 
 
 def tree_figures(size: int, proofs: int, rng: random.Random) -> dict[str, float]:
-    work = Path(tempfile.mkdtemp(prefix="bench-tree-"))
+    with tempfile.TemporaryDirectory(prefix="bench-tree-") as work:
+        return _tree_figures(Path(work), size, proofs, rng)
+
+
+def _tree_figures(work: Path, size: int, proofs: int, rng: random.Random) -> dict[str, float]:
     rec = recorder("chain", work)
     started = time.perf_counter()
     for start in range(0, size, 10_000):
@@ -210,6 +226,57 @@ def tree_figures(size: int, proofs: int, rng: random.Random) -> dict[str, float]
         "consistency proof built, us": consistency,
         "consistency proof verified, us": verify_consistency,
     }
+
+
+def suite_figures(runs: int, quick: bool) -> list[Figure]:
+    """The suite's figures (bench/run.py): appending and commands against the chain alone (the
+    raw library's rate in the note), the backfill and the proofs on one large tree."""
+    out: list[Figure] = []
+    for writers in (1, 4):
+        got = appending(300 if quick else 3000, writers, runs)
+        raw = statistics.median(got["raw"][0])
+        cpu = {k: statistics.median(v[1]) for k, v in got.items()}
+        figure = Figure(
+            f"append with the Merkle tree, SQLite, {writers} writer(s)",
+            "events/s",
+            got["tree"][0],
+            got["chain"][0],
+            "chain alone",
+            ">= 0.91x chain alone (<= 10% cost)",
+            note=f"raw eventsourcing {raw:,.0f}/s; CPU an event {cpu['tree']:.0f} us against "
+            f"{cpu['chain']:.0f} us",
+        )
+        figure.met = (figure.ratio or 0) >= 1 / 1.1
+        out.append(figure)
+    rates = commanding(150 if quick else 1500, runs)
+    figure = Figure(
+        "register commands with the Merkle tree, SQLite",
+        "commands/s",
+        rates["tree"],
+        rates["chain"],
+        "chain alone",
+        ">= 0.91x chain alone (<= 10% cost)",
+        note=f"raw eventsourcing {statistics.median(rates['raw']):,.0f}/s",
+    )
+    figure.met = (figure.ratio or 0) >= 1 / 1.1
+    out.append(figure)
+    size = 5_000 if quick else 1_000_000
+    tree = tree_figures(size, 200 if quick else 2000, random.Random(22))
+    backfill = Figure("tree backfill", "events/s", [tree["backfill, events/s"]], store=size)
+    backfill.target = ">= 33,334/s (1M in < 30 s)"
+    backfill.met = tree["backfill, events/s"] >= 33_334 if size >= 1_000_000 else None
+    out.append(backfill)
+    for name in (
+        "inclusion proof built",
+        "inclusion proof verified",
+        "consistency proof built",
+        "consistency proof verified",
+    ):
+        value = tree[f"{name}, us"]
+        figure = Figure(name, "us", [value], target="< 1,000 us", store=size)
+        figure.met = value < 1000 if size >= 1_000_000 else None
+        out.append(figure)
+    return out
 
 
 def main() -> None:
