@@ -16,7 +16,7 @@ from infra.audit.merkle import Key
 from infra.audit.sources import BATCH, Record, StoredLink
 from infra.privacy.erasures import erasures_in
 from infra.store.server import store_error
-from infra.store.tree import find_leaf, postgres_nodes, tree_table
+from infra.store.tree import TreeRow, find_leaf, postgres_nodes, tree_table
 from services.shredding import Pair
 
 
@@ -137,14 +137,14 @@ class PostgresSource:
     def tree_end(self) -> tuple[int, int]:
         row = self.conn.execute(
             self._q(
-                "SELECT idx, position FROM {schema}.{tree} WHERE level = 0 "
-                "ORDER BY idx DESC LIMIT 1"
+                "SELECT leaf, position FROM {schema}.{tree} WHERE level = 0 "
+                "ORDER BY leaf DESC LIMIT 1"
             )
         ).fetchone()
         return (int(row[0]) + 1, int(row[1])) if row else (0, 0)
 
     def leaf_index(self, position: int) -> int | None:
-        query = self._q("SELECT position FROM {schema}.{tree} WHERE level = 0 AND idx = %s")
+        query = self._q("SELECT position FROM {schema}.{tree} WHERE leaf = %s AND level = 0")
 
         def position_of(index: int) -> int | None:
             row = self.conn.execute(query, (index,)).fetchone()
@@ -152,15 +152,9 @@ class PostgresSource:
 
         return find_leaf(position, *self.tree_end(), position_of)
 
-    def leaves(self, start: int = 0) -> Iterator[tuple[int, int, bytes]]:
+    def tree_rows(self) -> Iterator[TreeRow]:
         query = self._q(
-            "SELECT idx, position, hash FROM {schema}.{tree} WHERE level = 0 AND idx >= %s "
-            "ORDER BY idx"
+            "SELECT leaf, level, hash, position FROM {schema}.{tree} ORDER BY leaf, level"
         )
-        for idx, pos, h in self._stream(query, (start,)):
-            yield idx, pos, bytes(h)
-
-    def tree_level(self, level: int) -> Iterator[tuple[int, bytes]]:
-        query = self._q("SELECT idx, hash FROM {schema}.{tree} WHERE level = %s ORDER BY idx")
-        for idx, h in self._stream(query, (level,)):
-            yield idx, bytes(h)
+        for leaf, level, h, position in self._stream(query, ()):
+            yield leaf, level, bytes(h), position

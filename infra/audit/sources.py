@@ -15,7 +15,7 @@ from infra.audit.chain import GENESIS, Head
 from infra.audit.merkle import Key
 from infra.config import Settings
 from infra.privacy.erasures import erasures_in
-from infra.store.tree import find_leaf, sqlite_nodes, tree_table
+from infra.store.tree import TreeRow, find_leaf, sqlite_nodes, tree_table
 from services.shredding import Pair
 
 Record = tuple[int, bytes, int, bytes, bytes]  # position, id (16 bytes), version, topic, state
@@ -37,8 +37,7 @@ class RecordSource(AbstractContextManager["RecordSource"], Protocol):
     def tree_nodes(self, keys: Sequence[Key]) -> dict[Key, bytes]: ...
     def tree_end(self) -> tuple[int, int]: ...  # (leaves stored, last leaf's position)
     def leaf_index(self, position: int) -> int | None: ...
-    def leaves(self, start: int = 0) -> Iterator[tuple[int, int, bytes]]: ...  # idx, pos, hash
-    def tree_level(self, level: int) -> Iterator[tuple[int, bytes]]: ...  # idx, hash (level>0)
+    def tree_rows(self) -> Iterator[TreeRow]: ...  # as stored, in (leaf, level) order
 
 
 class SQLiteSource:
@@ -131,12 +130,13 @@ class SQLiteSource:
 
     def tree_end(self) -> tuple[int, int]:
         row = self.conn.execute(
-            f"SELECT idx, position FROM {self.tree_table} WHERE level = 0 ORDER BY idx DESC LIMIT 1"
+            f"SELECT leaf, position FROM {self.tree_table} WHERE level = 0 "
+            "ORDER BY leaf DESC LIMIT 1"
         ).fetchone()
         return (int(row[0]) + 1, int(row[1])) if row else (0, 0)
 
     def leaf_index(self, position: int) -> int | None:
-        query = f"SELECT position FROM {self.tree_table} WHERE level = 0 AND idx = ?"
+        query = f"SELECT position FROM {self.tree_table} WHERE leaf = ? AND level = 0"
 
         def position_of(index: int) -> int | None:
             row = self.conn.execute(query, (index,)).fetchone()
@@ -144,16 +144,9 @@ class SQLiteSource:
 
         return find_leaf(position, *self.tree_end(), position_of)
 
-    def leaves(self, start: int = 0) -> Iterator[tuple[int, int, bytes]]:
+    def tree_rows(self) -> Iterator[TreeRow]:
         yield from self.conn.execute(
-            f"SELECT idx, position, hash FROM {self.tree_table} WHERE level = 0 AND idx >= ? "
-            "ORDER BY idx",
-            (start,),
-        )
-
-    def tree_level(self, level: int) -> Iterator[tuple[int, bytes]]:
-        yield from self.conn.execute(
-            f"SELECT idx, hash FROM {self.tree_table} WHERE level = ? ORDER BY idx", (level,)
+            f"SELECT leaf, level, hash, position FROM {self.tree_table} ORDER BY leaf, level"
         )
 
 

@@ -55,8 +55,8 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
             ).format(schema=schema, subjects=subjects),
             SQL(
                 "CREATE TABLE IF NOT EXISTS {schema}.{tree} ("
-                "level smallint NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL, "
-                "position bigint, PRIMARY KEY (level, idx))"
+                "leaf bigint NOT NULL, level smallint NOT NULL, hash bytea NOT NULL, "
+                "position bigint, PRIMARY KEY (leaf, level))"
             ).format(schema=schema, tree=tree),
             SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{refuse}() RETURNS trigger "
@@ -96,11 +96,12 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
             "FROM (SELECT 1) AS one "
             "LEFT JOIN LATERAL (SELECT position, hash FROM {schema}.{chain} "
             "ORDER BY position DESC LIMIT 1) AS c ON true "
-            "LEFT JOIN LATERAL (SELECT idx, position, hash FROM {schema}.{tree} "
-            "WHERE level = 0 ORDER BY idx DESC LIMIT 1) AS l ON true"
+            "LEFT JOIN LATERAL (SELECT leaf AS idx, position, hash FROM {schema}.{tree} "
+            "WHERE level = 0 ORDER BY leaf DESC LIMIT 1) AS l ON true"
         ).format(schema=schema, events=events, chain=chain, tree=tree)
         self.select_tree_end_statement = SQL(
-            "SELECT idx, position FROM {schema}.{tree} WHERE level = 0 ORDER BY idx DESC LIMIT 1"
+            "SELECT leaf AS idx, position FROM {schema}.{tree} WHERE level = 0 "
+            "ORDER BY leaf DESC LIMIT 1"
         ).format(schema=schema, tree=tree)
         self.select_link_statement = SQL(
             "SELECT hash FROM {schema}.{chain} WHERE position = %s"
@@ -116,7 +117,7 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
         ).format(schema=schema, events=events)
         self.insert_tree_statement = SQL(
             "INSERT INTO {schema}.{tree} SELECT * FROM "
-            "unnest(%s::smallint[], %s::bigint[], %s::bytea[], %s::bigint[])"
+            "unnest(%s::bigint[], %s::smallint[], %s::bytea[], %s::bigint[])"
         ).format(schema=schema, tree=tree)
         self.insert_links_statement = SQL(
             "INSERT INTO {schema}.{chain} SELECT * FROM "

@@ -120,7 +120,7 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
             ),
             (self.chain_table_name, "position = NEW.position"),
             (self.subjects_table_name, "subject = NEW.subject AND position = NEW.position"),
-            (self.tree_table_name, "level = NEW.level AND idx = NEW.idx"),
+            (self.tree_table_name, "leaf = NEW.leaf AND level = NEW.level"),
         ):
             statements.append(
                 f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_replace "
@@ -276,7 +276,9 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
         to add but for the log's gaps)."""
         tree, chain = self.tree_table_name, self.chain_table_name
         with self.exclusive(), self.datastore.transaction(commit=True) as c:
-            c.execute(f"SELECT idx, position FROM {tree} WHERE level = 0 ORDER BY idx DESC LIMIT 1")
+            c.execute(
+                f"SELECT leaf, position FROM {tree} WHERE level = 0 ORDER BY leaf DESC LIMIT 1"
+            )
             row = c.fetchone()
             end = TreeEnd(row[0], row[1]) if row else TreeEnd(-1, 0)
             c.execute(f"SELECT hash FROM {chain} WHERE position = ?", (end.last_position,))
@@ -301,12 +303,12 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
     @property
     def _head_statement(self) -> str:
         chain, events, tree = self.chain_table_name, self.events_table_name, self.tree_table_name
-        last_leaf = f"FROM {tree} WHERE level = 0 ORDER BY idx DESC LIMIT 1"
+        last_leaf = f"FROM {tree} WHERE level = 0 ORDER BY leaf DESC LIMIT 1"
         return (
             f"SELECT (SELECT MAX(rowid) FROM {events} WHERE rowid < ?), "
             f"(SELECT position FROM {chain} ORDER BY position DESC LIMIT 1), "
             f"(SELECT hash FROM {chain} ORDER BY position DESC LIMIT 1), "
-            f"(SELECT idx {last_leaf}), (SELECT position {last_leaf}), (SELECT hash {last_leaf})"
+            f"(SELECT leaf {last_leaf}), (SELECT position {last_leaf}), (SELECT hash {last_leaf})"
         )
 
 

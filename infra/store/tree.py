@@ -2,12 +2,15 @@
 
 One append-only table beside the chain (infra/audit/merkle.py says what the tree is):
 
-    PREFIX_tree (level, idx, hash, position)
+    PREFIX_tree (leaf, level, hash, position)
 
-holds every complete subtree, keyed by (level, idx); level 0 are the leaves, each with the
-position of its record (the others have none). Positions grow with leaf indices, so the leaf
-of a position is found by a binary search over at most the log's gaps (`find_leaf`), without
-an index of its own.
+holds every complete subtree: the node of `level` whose last leaf is `leaf` (merkle.py's node
+(level, i) has leaf = (i + 1)·2^level - 1). Level 0 are the leaves, each with the position
+of its record (the others have none). Keyed by (leaf, level), the rows sit in the order they
+are written — a leaf, then the nodes it completes — so that a write appends to one page of
+the table, and `audit verify` reads it once in that order. Positions grow with leaf indices,
+so the leaf of a position is found by a binary search over at most the log's gaps
+(`find_leaf`), without an index of its own.
 
 A write reads the tree's last leaf with the chain's head, takes the right edge of the tree
 (kept from this process's last write, else at most log2 n stored nodes read in one
@@ -28,7 +31,17 @@ from typing import Any
 
 from infra.audit.merkle import Frontier, Key, NodeSource
 
-TreeRow = tuple[int, int, bytes, int | None]  # level, idx, hash, position (leaves only)
+TreeRow = tuple[int, int, bytes, int | None]  # leaf, level, hash, position (leaves only)
+
+
+def row_key(key: Key) -> tuple[int, int]:
+    """merkle.py's (level, index) of a node as the table keys it: (its last leaf, level)."""
+    level, index = key
+    return ((index + 1) << level) - 1, level
+
+
+def node_key(leaf: int, level: int) -> Key:
+    return level, ((leaf + 1) >> level) - 1
 
 
 def tree_table(events_table_name: str) -> str:
@@ -91,11 +104,11 @@ def grow(
     append, add, sha = frontier.append, rows.append, hashlib.sha256
     for position, d in zip(positions, digests, strict=True):
         h = sha(b"\x00" + d).digest()  # merkle.leaf_hash, inlined: the backfill's inner loop
-        add((0, index, h, position))
+        add((index, 0, h, position))
         append(h, completed)
         if completed:
-            for level, i, node in completed:
-                add((level, i, node, None))
+            for level, _, node in completed:  # each ends at this leaf
+                add((index, level, node, None))
             completed.clear()
         index += 1
     if cache is not None:
@@ -134,8 +147,8 @@ def find_leaf(
 def sqlite_ddl(tree: str) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {tree} ("
-        "level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, position INTEGER, "
-        "PRIMARY KEY (level, idx)) WITHOUT ROWID"
+        "leaf INTEGER NOT NULL, level INTEGER NOT NULL, hash BLOB NOT NULL, position INTEGER, "
+        "PRIMARY KEY (leaf, level)) WITHOUT ROWID"
     )
 
 
@@ -149,11 +162,11 @@ def sqlite_nodes(execute: Execute, tree: str) -> NodeSource:
         if not keys:
             return {}
         rows = execute(
-            f"SELECT level, idx, hash FROM {tree} WHERE "
-            + " OR ".join(["(level = ? AND idx = ?)"] * len(keys)),
-            [v for key in keys for v in key],
+            f"SELECT leaf, level, hash FROM {tree} WHERE "
+            + " OR ".join(["(leaf = ? AND level = ?)"] * len(keys)),
+            [v for key in keys for v in row_key(key)],
         )
-        return {(int(lv), int(i)): bytes(h) for lv, i, h in rows}  # type: ignore[call-overload]
+        return {node_key(int(f), int(lv)): bytes(h) for f, lv, h in rows}  # type: ignore[call-overload]
 
     return fetch
 
@@ -168,15 +181,16 @@ def postgres_nodes(execute: PgExecute, schema: str, tree: str) -> NodeSource:
     from psycopg.sql import SQL, Identifier
 
     statement = SQL(
-        "SELECT t.level, t.idx, t.hash FROM {schema}.{tree} t "
-        "JOIN unnest(%s::smallint[], %s::bigint[]) AS k(level, idx) "
-        "ON t.level = k.level AND t.idx = k.idx"
+        "SELECT t.leaf, t.level, t.hash FROM {schema}.{tree} t "
+        "JOIN unnest(%s::bigint[], %s::smallint[]) AS k(leaf, level) "
+        "ON t.leaf = k.leaf AND t.level = k.level"
     ).format(schema=Identifier(schema), tree=Identifier(tree))
 
     def fetch(keys: Sequence[Key]) -> dict[Key, bytes]:
         if not keys:
             return {}
-        rows = execute(statement, [[lv for lv, _ in keys], [i for _, i in keys]])
-        return {(int(lv), int(i)): bytes(h) for lv, i, h in rows}  # type: ignore[call-overload]
+        wanted = [row_key(key) for key in keys]
+        rows = execute(statement, [[f for f, _ in wanted], [lv for _, lv in wanted]])
+        return {node_key(int(f), int(lv)): bytes(h) for f, lv, h in rows}  # type: ignore[call-overload]
 
     return fetch

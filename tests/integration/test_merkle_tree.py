@@ -130,18 +130,12 @@ def test_a_changed_tree_node_is_named_by_audit_verify(
 ) -> None:
     with open_source(settings) as source:
         first_position = positions(source)[index << level]
-    if level == 0:
-        sql(
-            settings,
-            "UPDATE stored_tree SET hash = ? WHERE level = 0 AND idx = ?",
-            (bytes(32), index),
-        )
-    else:
-        sql(
-            settings,
-            "UPDATE stored_tree SET hash = ? WHERE level = ? AND idx = ?",
-            (bytes(32), level, index),
-        )
+    last_leaf = ((index + 1) << level) - 1  # the table's key of node (level, index)
+    sql(
+        settings,
+        "UPDATE stored_tree SET hash = ? WHERE leaf = ? AND level = ?",
+        (bytes(32), last_leaf, level),
+    )
     verdict = check(settings)
     assert not verdict.intact
     (problem,) = verdict.problems
@@ -151,9 +145,11 @@ def test_a_changed_tree_node_is_named_by_audit_verify(
 
 
 def test_a_deleted_tree_node_is_named_missing(settings: Settings, story: None) -> None:
-    sql(settings, "DELETE FROM stored_tree WHERE level = ? AND idx = ?", (2, 4))
+    with open_source(settings) as source:
+        first_position = positions(source)[4 << 2]
+    sql(settings, "DELETE FROM stored_tree WHERE leaf = ? AND level = ?", ((5 << 2) - 1, 2))
     (problem,) = check(settings).problems
-    assert problem.kind == "tree"
+    assert (problem.kind, problem.position) == ("tree", first_position)
     assert "tree node level 2 index 4" in problem.detail
     assert "missing" in problem.detail
 
