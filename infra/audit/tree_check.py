@@ -11,10 +11,11 @@ not yet run) is named too: then the tree and the chain do not agree on what the 
 
 from __future__ import annotations
 
+import hashlib
 from array import array
 
-from infra.audit.chain import digest
-from infra.audit.merkle import Frontier, leaf_hash
+from infra.audit.chain import RECORD_HEADER
+from infra.audit.merkle import Frontier
 from infra.audit.sources import RecordSource
 
 KIND = "tree"
@@ -37,37 +38,54 @@ def check_tree(source: RecordSource) -> Found | None:
     stored = source.tree_rows()
     row = next(stored, None)
     completed: list[tuple[int, int, bytes]] = []
+    sha, rpack, grow = hashlib.sha256, RECORD_HEADER.pack, frontier.append  # chain.py's, inlined
     for position, oid, version, topic, state in source.records():
         index = len(positions)
         positions.append(position)
-        h = leaf_hash(digest(oid, version, topic, state))
-        completed.clear()
-        frontier.append(h, completed)
-        expected = [(0, h, position)] + [(level, node, None) for level, _, node in completed]
-        for level, hash_, at in expected:
-            first = positions[(((index + 1) >> level) - 1) << level]
-            if row is None or (row[0], row[1]) > (index, level):
-                if level == 0:
-                    return position, (
-                        f"the record has no tree leaf: the tree ends after {index} leaves "
-                        "(run `backcheck audit tree-backfill`)"
-                    )
-                return first, f"{_what(index, level, positions)} is missing"
-            if (row[0], row[1]) < (index, level):
-                return _covered(row, positions), (
-                    f"{_what(row[0], row[1], positions)} is stored but not part of the tree"
-                )
-            if row[2] != hash_:
-                detail = "the record's digest" if level == 0 else "the tree of the records"
-                return first, f"{_what(index, level, positions)} differs from {detail}"
-            if row[3] != at:
-                return first, f"tree leaf {index} names position {row[3]}, not this record's"
+        h = sha(b"\x00" + sha(rpack(oid, version) + topic + b"\0" + state).digest()).digest()
+        if row is not None and row[0] == index and row[1] == 0 and row[2] == h:
+            if row[3] != position:
+                return position, f"tree leaf {index} names position {row[3]}, not this record's"
             row = next(stored, None)
+        else:
+            return _departs(row, index, 0, h, positions)
+        grow(h, completed)
+        if completed:
+            for level, _, node in completed:
+                if row is not None and row[0] == index and row[1] == level and row[2] == node:
+                    row = next(stored, None)
+                else:
+                    return _departs(row, index, level, node, positions)
+            completed.clear()
     if row is not None:
         return _covered(row, positions), (
             f"{_what(row[0], row[1], positions)} covers records the log does not have"
         )
     return None
+
+
+def _departs(
+    row: tuple[int, int, bytes, int | None] | None,
+    index: int,
+    level: int,
+    expected: bytes,
+    positions: array[int],
+) -> Found:
+    """How the stored row (or its absence) departs from the row recomputed at this point."""
+    first = positions[(((index + 1) >> level) - 1) << level]
+    if row is None or (row[0], row[1]) > (index, level):
+        if level == 0:
+            return first, (
+                f"the record has no tree leaf: the tree ends after {index} leaves "
+                "(run `backcheck audit tree-backfill`)"
+            )
+        return first, f"{_what(index, level, positions)} is missing"
+    if (row[0], row[1]) < (index, level):
+        return _covered(row, positions), (
+            f"{_what(row[0], row[1], positions)} is stored but not part of the tree"
+        )
+    detail = "the record's digest" if level == 0 else "the tree of the records"
+    return first, f"{_what(index, level, positions)} differs from {detail}"
 
 
 def _covered(row: tuple[int, int, bytes, int | None], positions: array[int]) -> int:
