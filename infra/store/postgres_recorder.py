@@ -15,12 +15,19 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from infra.audit.chain import GENESIS, Head, extend
+from infra.audit.chain import GENESIS, Head, Link, extend
 from infra.audit.merkle import NodeSource
 from infra.store.ddl import serialise_ddl
 from infra.store.recorder import APPEND_ONLY, Chained, _check_head, _uuid
 from infra.store.subjects import backfill, index_rows, subjects_table
-from infra.store.tree import FrontierCache, TreeEnd, TreeRow, grow, postgres_nodes, tree_table
+from infra.store.tree import (
+    FrontierCache,
+    TreeEnd,
+    TreeRow,
+    extend_tree,
+    postgres_nodes,
+    tree_table,
+)
 from infra.store.tree_backfill import BACKFILL_BATCH, backfill_rows
 
 
@@ -92,11 +99,11 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
         self.select_head_statement = SQL(
             "SELECT (SELECT MAX(notification_id) FROM {schema}.{events} "
             "WHERE notification_id < %s) AS last, c.position, c.hash, "
-            "l.idx AS leaf, l.position AS leaf_position, l.hash AS leaf_hash "
+            "l.idx AS leaf, l.position AS leaf_position "
             "FROM (SELECT 1) AS one "
             "LEFT JOIN LATERAL (SELECT position, hash FROM {schema}.{chain} "
             "ORDER BY position DESC LIMIT 1) AS c ON true "
-            "LEFT JOIN LATERAL (SELECT leaf AS idx, position, hash FROM {schema}.{tree} "
+            "LEFT JOIN LATERAL (SELECT leaf AS idx, position FROM {schema}.{tree} "
             "WHERE level = 0 ORDER BY leaf DESC LIMIT 1) AS l ON true"
         ).format(schema=schema, events=events, chain=chain, tree=tree)
         self.select_tree_end_statement = SQL(
@@ -251,21 +258,31 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
         columns = [list(column) for column in zip(*links, strict=True)]
         curs.execute(self.insert_links_statement, columns, prepare=True)
         self._insert_subjects(curs, index_rows(ids, (s.state for s in stored_events)))
-        leaf = row["leaf"]
-        end = (
-            TreeEnd(-1, 0)
-            if leaf is None
-            else TreeEnd(leaf, row["leaf_position"], bytes(row["leaf_hash"]))
-        )
-        self.extend_tree(curs, end, head, ids, digests)
+        leaf = row["leaf"]  # read with the head: one round trip
+        end = TreeEnd(-1, 0) if leaf is None else TreeEnd(leaf, row["leaf_position"])
+        self.extend_tree(curs, end, head, links[-1], ids, digests)
         return ids
 
     def extend_tree(
-        self, curs: Cursor[DictRow], end: TreeEnd, head: Head, ids: list[int], digests: list[bytes]
+        self,
+        curs: Cursor[DictRow],
+        end: TreeEnd,
+        head: Head,
+        last: Link,
+        ids: list[int],
+        digests: list[bytes],
     ) -> None:
         """The new records' leaves and the nodes they complete, when the tree is current."""
-        if end.current(head.position):
-            self.insert_tree(curs, grow(end, self.tree_nodes(curs), ids, digests, self.frontier))
+        rows = extend_tree(
+            self.frontier,
+            (head.position, head.hash),
+            (last.position, last.hash),
+            lambda: end,
+            self.tree_nodes(curs),
+            ids,
+            digests,
+        )
+        self.insert_tree(curs, rows)
 
     def tree_nodes(self, curs: Cursor[DictRow]) -> NodeSource:
         return postgres_nodes(

@@ -20,7 +20,7 @@ from uuid import UUID
 from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
-from infra.audit.chain import GENESIS, ChainBrokenError, Head, extend
+from infra.audit.chain import GENESIS, ChainBrokenError, Head, Link, extend
 from infra.audit.merkle import NodeSource
 from infra.store.filelock import for_database
 from infra.store.group_commit import GroupCommit
@@ -30,7 +30,7 @@ from infra.store.tree import (
     FrontierCache,
     TreeEnd,
     TreeRow,
-    grow,
+    extend_tree,
     sqlite_ddl,
     sqlite_nodes,
     tree_table,
@@ -213,7 +213,7 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
             last = c.lastrowid
             ids.extend(range(last - len(chunk) + 1, last + 1))
         c.execute(self._head_statement, (ids[0],))
-        before, position, hash_, last_leaf, last_leaf_position, last_leaf_hash = c.fetchone()
+        before, position, hash_ = c.fetchone()
         head = Head(position, hash_) if position is not None else Head(0, GENESIS)
         _check_head(head, before, ids[0])
         digests: list[bytes] = []
@@ -241,20 +241,30 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
                 ],
             )
         self._insert_subjects(c, index_rows(ids, (s.state for s in stored_events)))
-        end = (
-            TreeEnd(-1, 0)
-            if last_leaf is None
-            else TreeEnd(last_leaf, last_leaf_position, last_leaf_hash)
-        )
-        self._extend_tree(c, end, head, ids, digests)
+        self._extend_tree(c, head, links[-1], ids, digests)
         return ids
 
     def _extend_tree(
-        self, c: SQLiteCursor, end: TreeEnd, head: Head, ids: list[int], digests: list[bytes]
+        self, c: SQLiteCursor, head: Head, last: Link, ids: list[int], digests: list[bytes]
     ) -> None:
         """The new records' leaves and the nodes they complete, when the tree is current."""
-        if end.current(head.position):
-            self._insert_tree(c, grow(end, self.tree_nodes(c), ids, digests, self.frontier))
+
+        def read_end() -> TreeEnd:
+            c.execute(self._tree_end_statement)
+            row = c.fetchone()
+            return TreeEnd(row[0], row[1]) if row else TreeEnd(-1, 0)
+
+        rows = extend_tree(
+            self.frontier,
+            (head.position, head.hash),
+            (last.position, last.hash),
+            read_end,
+            self.tree_nodes(c),
+            ids,
+            digests,
+        )
+        if rows:
+            self._insert_tree(c, rows)
 
     def tree_nodes(self, c: SQLiteCursor) -> NodeSource:
         def execute(statement: str, params: Sequence[object]) -> list[tuple[object, ...]]:
@@ -301,14 +311,19 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
             return len(records), max(0, int(c.fetchone()[0] or 0) - after)
 
     @property
+    def _tree_end_statement(self) -> str:
+        return (
+            f"SELECT leaf, position FROM {self.tree_table_name} WHERE level = 0 "
+            "ORDER BY leaf DESC LIMIT 1"
+        )
+
+    @property
     def _head_statement(self) -> str:
-        chain, events, tree = self.chain_table_name, self.events_table_name, self.tree_table_name
-        last_leaf = f"FROM {tree} WHERE level = 0 ORDER BY leaf DESC LIMIT 1"
+        chain, events = self.chain_table_name, self.events_table_name
         return (
             f"SELECT (SELECT MAX(rowid) FROM {events} WHERE rowid < ?), "
             f"(SELECT position FROM {chain} ORDER BY position DESC LIMIT 1), "
-            f"(SELECT hash FROM {chain} ORDER BY position DESC LIMIT 1), "
-            f"(SELECT leaf {last_leaf}), (SELECT position {last_leaf}), (SELECT hash {last_leaf})"
+            f"(SELECT hash FROM {chain} ORDER BY position DESC LIMIT 1)"
         )
 
 

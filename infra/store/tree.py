@@ -12,10 +12,10 @@ the table, and `audit verify` reads it once in that order. Positions grow with l
 so the leaf of a position is found by a binary search over at most the log's gaps
 (`find_leaf`), without an index of its own.
 
-A write reads the tree's last leaf with the chain's head, takes the right edge of the tree
-(kept from this process's last write, else at most log2 n stored nodes read in one
-statement), appends the new records' leaf hashes and stores the leaves and each node they
-complete, in one statement: about two rows a record. The tree is written only while it is
+A write takes the right edge of the tree from this process's last write when the chain's head
+is where that write left it, else reads the tree's last leaf and at most log2 n stored nodes
+(one statement each); it appends the new records' leaf hashes and stores the leaves and each
+node they complete, in one statement: about two rows a record. The tree is written only while it is
 *current* — its last leaf is the chain's head. A store chained before the tree existed has
 none until `backcheck audit tree-backfill` (tree_backfill.py) builds it a batch at a time;
 writers meanwhile leave it to the backfill, which catches up under the writer lock, each
@@ -51,12 +51,11 @@ def tree_table(events_table_name: str) -> str:
 
 @dataclass(frozen=True)
 class TreeEnd:
-    """The tree's last leaf as read in the write's transaction: its index, its position and
-    hash, or (-1, 0, None) for an empty tree."""
+    """The tree's last leaf as read in a write's transaction: its index and position, or
+    (-1, 0) for an empty tree."""
 
     last_index: int
     last_position: int
-    last_hash: bytes | None = None
 
     @property
     def size(self) -> int:
@@ -68,39 +67,33 @@ class TreeEnd:
 
 
 class FrontierCache:
-    """The right edge of the tree as this process last wrote it, so that a write need not read
-    it back: used only when the tree read in the write's transaction ends in the same leaf at
-    the same index (a leaf hash names one record, stored once), else loaded from the store.
-    A write that rolls back leaves an entry no later tree matches."""
+    """The right edge of the tree as this process's last write left it, with the chain head
+    that write ended at. When a new write finds the chain head there, the tree in the store is
+    that tree (tree rows and links are written in one transaction, and the head's hash names
+    the whole history before it), so neither the tree's end nor its edge need be read back.
+    A write that rolls back leaves an entry no later chain head matches."""
 
     def __init__(self) -> None:
-        self._kept: tuple[int, bytes | None, tuple[tuple[int, bytes], ...]] | None = None
+        self._kept: tuple[int, bytes, int, tuple[tuple[int, bytes], ...]] | None = None
 
-    def frontier(self, end: TreeEnd, nodes: NodeSource) -> Frontier:
+    def after(self, chain_head: tuple[int, bytes]) -> Frontier | None:
         kept = self._kept
-        if kept is not None and kept[0] == end.size and kept[1] == end.last_hash:
-            frontier = Frontier(0)
-            frontier.size, frontier.stack = end.size, list(kept[2])
-            return frontier
-        return Frontier.load(end.size, nodes)
+        if kept is None or (kept[0], kept[1]) != chain_head:
+            return None
+        frontier = Frontier(0)
+        frontier.size, frontier.stack = kept[2], list(kept[3])
+        return frontier
 
-    def keep(self, frontier: Frontier, last_hash: bytes | None) -> None:
-        self._kept = (frontier.size, last_hash, tuple(frontier.stack))
+    def keep(self, chain_head: tuple[int, bytes], frontier: Frontier) -> None:
+        self._kept = (chain_head[0], chain_head[1], frontier.size, tuple(frontier.stack))
 
 
-def grow(
-    end: TreeEnd,
-    nodes: NodeSource,
-    positions: Sequence[int],
-    digests: Sequence[bytes],
-    cache: FrontierCache | None = None,
-) -> list[TreeRow]:
-    """The rows that append records (positions, record digests) to the stored tree."""
-    frontier = cache.frontier(end, nodes) if cache else Frontier.load(end.size, nodes)
+def grow(frontier: Frontier, positions: Sequence[int], digests: Sequence[bytes]) -> list[TreeRow]:
+    """The rows that append records (positions, record digests) to the stored tree whose
+    right edge is `frontier` (extended in place)."""
     rows: list[TreeRow] = []
     completed: list[tuple[int, int, bytes]] = []
-    index = end.size
-    h = end.last_hash
+    index = frontier.size
     append, add, sha = frontier.append, rows.append, hashlib.sha256
     for position, d in zip(positions, digests, strict=True):
         h = sha(b"\x00" + d).digest()  # merkle.leaf_hash, inlined: the backfill's inner loop
@@ -111,8 +104,28 @@ def grow(
                 add((index, level, node, None))
             completed.clear()
         index += 1
-    if cache is not None:
-        cache.keep(frontier, h)
+    return rows
+
+
+def extend_tree(
+    cache: FrontierCache,
+    head: tuple[int, bytes],
+    new_head: tuple[int, bytes],
+    read_end: Callable[[], TreeEnd],
+    nodes: NodeSource,
+    positions: Sequence[int],
+    digests: Sequence[bytes],
+) -> list[TreeRow]:
+    """The tree rows of a write that moves the chain from `head` to `new_head` (position,
+    hash), none while the tree is not current (a backfill still to run)."""
+    frontier = cache.after(head)
+    if frontier is None:
+        end = read_end()
+        if not end.current(head[0]):
+            return []
+        frontier = Frontier.load(end.size, nodes)
+    rows = grow(frontier, positions, digests)
+    cache.keep(new_head, frontier)
     return rows
 
 

@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Sequence
 
 from infra.audit.chain import GENESIS, LINK, RECORD_HEADER
-from infra.audit.merkle import NodeSource
+from infra.audit.merkle import Frontier, NodeSource
 from infra.store.tree import TreeEnd, TreeRow, grow
 
 BACKFILL_BATCH = 20_000
@@ -58,4 +58,4 @@ def backfill_rows(
         positions.append(position)
         digests.append(d)
         prev_position, prev_hash = position, link_hash
-    return grow(end, nodes, positions, digests)
+    return grow(Frontier.load(end.size, nodes), positions, digests)
