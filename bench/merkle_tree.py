@@ -262,7 +262,8 @@ def suite_figures(runs: int, quick: bool) -> list[Figure]:
     out.append(figure)
     size = 5_000 if quick else 1_000_000
     tree = tree_figures(size, 200 if quick else 2000, random.Random(22))
-    backfill = Figure("tree backfill", "events/s", [tree["backfill, events/s"]], store=size)
+    where = f"a tree of {size:,} events"  # not one of the suite's stores: said in the note
+    backfill = Figure("tree backfill", "events/s", [tree["backfill, events/s"]], note=where)
     backfill.target = ">= 33,334/s (1M in < 30 s)"
     backfill.met = tree["backfill, events/s"] >= 33_334 if size >= 1_000_000 else None
     out.append(backfill)
@@ -273,7 +274,7 @@ def suite_figures(runs: int, quick: bool) -> list[Figure]:
         "consistency proof verified",
     ):
         value = tree[f"{name}, us"]
-        figure = Figure(name, "us", [value], target="< 1,000 us", store=size)
+        figure = Figure(name, "us", [value], target="< 1,000 us", note=where)
         figure.met = value < 1000 if size >= 1_000_000 else None
         out.append(figure)
     return out
