@@ -283,3 +283,38 @@ def test_concurrent_writers_keep_one_tree(settings: Settings, story: None) -> No
             frontier.append(leaf, [])
         assert tree.tree_head().root == frontier.root()
     assert check(settings).intact
+
+
+def test_a_write_that_rolls_back_leaves_the_tree_as_it_was(settings: Settings, story: None) -> None:
+    """A write refused (the library's optimistic-concurrency check: a version stored already)
+    leaves the tree, and the right edge the recorder keeps between writes, as they were."""
+    from uuid import uuid4
+
+    from eventsourcing.persistence import IntegrityError, StoredEvent
+
+    app = build_app(settings)
+    try:
+        recorder = chained(app.recorder)
+        state = b'{"note": "bench"}'
+        taken = uuid4()
+        recorder.insert_events([StoredEvent(taken, 1, "test:Event", state)])
+        with pytest.raises(IntegrityError):
+            recorder.insert_events(
+                [
+                    StoredEvent(uuid4(), 1, "test:Event", state),
+                    StoredEvent(taken, 1, "test:Event", state),  # stored already
+                ]
+            )
+        for _ in range(3):
+            recorder.insert_events([StoredEvent(uuid4(), 1, "test:Event", state)])
+    finally:
+        app.close()
+    with open_source(settings) as source:
+        leaves = recomputed(source)
+        frontier = merkle.Frontier()
+        for leaf in leaves:
+            frontier.append(leaf, [])
+        tree = LogTree(source)
+        assert tree.size == len(leaves)
+        assert tree.tree_head().root == frontier.root()
+    assert check(settings).intact

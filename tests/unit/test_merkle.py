@@ -211,3 +211,28 @@ def test_the_leaf_of_a_position_is_found_over_the_logs_gaps() -> None:
             expected = positions.index(p) if p in positions else None
             assert find_leaf(p, len(positions), positions[-1], position_of) == expected
             assert len(looked) <= max(1, len(gaps).bit_length() + 1)
+
+
+def test_a_kept_right_edge_is_used_only_after_the_chain_head_it_was_kept_with() -> None:
+    """The recorders' FrontierCache: a write whose transaction then rolled back kept an edge
+    with a chain head no later write finds, so the next write reads the tree back instead."""
+    from infra.store.tree import FrontierCache, TreeEnd, extend_tree
+
+    cache = FrontierCache()
+    reads: list[int] = []
+
+    def read_end() -> TreeEnd:
+        reads.append(1)
+        return TreeEnd(-1, 0)
+
+    digests = [bytes([i]) * 32 for i in range(3)]
+    rows = extend_tree(cache, (0, bytes(32)), (2, b"h2" * 16), read_end, TREE, [1, 2], digests[:2])
+    assert len(reads) == 1  # nothing kept yet: the tree's end read
+    assert [(leaf, level) for leaf, level, _, _ in rows] == [(0, 0), (1, 0), (1, 1)]
+    # the next write starts where that one ended: nothing read back
+    more = extend_tree(cache, (2, b"h2" * 16), (3, b"h3" * 16), read_end, TREE, [3], digests[2:])
+    assert len(reads) == 1
+    assert [(leaf, level) for leaf, level, _, _ in more] == [(2, 0)]
+    # a chain head the kept edge does not know (that write rolled back; another wrote): read
+    extend_tree(cache, (2, b"xx" * 16), (3, b"h3" * 16), read_end, TREE, [3], digests[2:])
+    assert len(reads) == 2
