@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from figures import command_figures, help_figure, kafka_figures, signing_figure, store_figures
+from merkle_tree import suite_figures as tree_figures
 from stores import store
 from suite import Figure, meta, read_json, write_json, write_results
 
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         show([signing_figure(runs, 100 if quick else 1000)])
         print("Kafka:", flush=True)
         show(kafka_figures(runs, 500 if quick else 20_000, 3 if quick else 20, 500))
+        print("Merkle tree over the log:", flush=True)
+        show(tree_figures(1 if quick else runs, quick))
         print("startup:", flush=True)
         show([help_figure(runs)])
     except KeyboardInterrupt:

@@ -37,6 +37,7 @@ from infra.privacy.keystore import WrongMasterKeyError
 from infra.store.filelock import AlreadyRunningError
 from infra.store.migration_errors import SourceNotVerifiedError, TargetNotEmptyError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
+from infra.store.tree_backfill import TreeBackfillError
 from services.errors import (
     AuthenticationError,
     DataKeyMissingError,
@@ -220,6 +221,7 @@ _TABLE: tuple[_Row, ...] = (
     _Row(BundleError, 422, "Evidence bundle unusable", 2, "bundle", lead=""),
     _Row(OutputPathError, 409, "Output refused", EX_CANTCREAT, "output-path", lead="not written"),
     _Row(DataKeyMissingError, 500, "Data key missing", EX_DATAERR, "data-key-missing"),
+    _Row(TreeBackfillError, 500, "Tree not built", EX_DATAERR, "tree-backfill", lead="stopped"),
     _Row(
         TargetNotEmptyError,
         409,

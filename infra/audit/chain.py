@@ -101,14 +101,20 @@ class Head:
     hash: bytes
 
 
-def extend(head: Head, records: list[tuple[int, UUID, int, str, bytes]]) -> list[Link]:
-    """Links for newly stored records (position, id, version, topic, state), in order."""
+def extend(
+    head: Head,
+    records: list[tuple[int, UUID, int, str, bytes]],
+    digests: list[bytes] | None = None,
+) -> list[Link]:
+    """Links for newly stored records (position, id, version, topic, state), in order; each
+    record's digest also goes to `digests` when given (the Merkle tree's leaves)."""
     links = []
     prev_hash, prev_position = head.hash, head.position
     for position, originator_id, version, topic, state in records:
-        h = link(
-            prev_hash, position, prev_position, originator_id.bytes, version, topic.encode(), state
-        )
+        d = digest(originator_id.bytes, version, topic.encode(), state)
+        if digests is not None:
+            digests.append(d)
+        h = chain_step(prev_hash, position, prev_position, d)
         links.append(Link(position, prev_position, originator_id, version, h))
         prev_hash, prev_position = h, position
     return links

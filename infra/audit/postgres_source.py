@@ -4,7 +4,7 @@ its own so that an audit of a SQLite store never loads psycopg."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -12,9 +12,11 @@ import psycopg
 from psycopg import sql
 
 from infra.audit.chain import GENESIS, Head
+from infra.audit.merkle import Key
 from infra.audit.sources import BATCH, Record, StoredLink
 from infra.privacy.erasures import erasures_in
 from infra.store.server import store_error
+from infra.store.tree import TreeRow, find_leaf, postgres_nodes, tree_table
 from services.shredding import Pair
 
 
@@ -30,6 +32,9 @@ class PostgresSource:
         self.schema = sql.Identifier(schema)
         self.events = sql.Identifier(f"{prefix}_events")
         self.chain = sql.Identifier(f"{prefix}_chain")
+        self.schema_name = schema
+        self.tree_name = tree_table(f"{prefix}_events")
+        self.tree_id = sql.Identifier(self.tree_name)
 
     def __enter__(self) -> PostgresSource:
         return self
@@ -38,7 +43,12 @@ class PostgresSource:
         self.conn.close()
 
     def _q(self, text: str) -> sql.Composed:
-        return sql.SQL(text).format(schema=self.schema, events=self.events, chain=self.chain)
+        return sql.SQL(text).format(
+            schema=self.schema,
+            events=self.events,
+            chain=self.chain,
+            tree=self.tree_id,
+        )
 
     def count(self) -> int:
         row = self.conn.execute(self._q("SELECT COUNT(*) FROM {schema}.{events}")).fetchone()
@@ -117,3 +127,34 @@ class PostgresSource:
             s: erasures_in((t, bytes(b)) for t, b in self.conn.execute(query, (s,)).fetchall())
             for s in subjects
         }
+
+    def tree_nodes(self, keys: Sequence[Key]) -> dict[Key, bytes]:
+        def execute(statement: Any, params: Sequence[object]) -> list[tuple[object, ...]]:
+            return self.conn.execute(statement, params).fetchall()
+
+        return postgres_nodes(execute, self.schema_name, self.tree_name)(keys)
+
+    def tree_end(self) -> tuple[int, int]:
+        row = self.conn.execute(
+            self._q(
+                "SELECT leaf, position FROM {schema}.{tree} WHERE level = 0 "
+                "ORDER BY leaf DESC LIMIT 1"
+            )
+        ).fetchone()
+        return (int(row[0]) + 1, int(row[1])) if row else (0, 0)
+
+    def leaf_index(self, position: int) -> int | None:
+        query = self._q("SELECT position FROM {schema}.{tree} WHERE leaf = %s AND level = 0")
+
+        def position_of(index: int) -> int | None:
+            row = self.conn.execute(query, (index,)).fetchone()
+            return int(row[0]) if row else None
+
+        return find_leaf(position, *self.tree_end(), position_of)
+
+    def tree_rows(self) -> Iterator[TreeRow]:
+        query = self._q(
+            "SELECT leaf, level, hash, position FROM {schema}.{tree} ORDER BY leaf, level"
+        )
+        for leaf, level, h, position in self._stream(query, ()):
+            yield leaf, level, bytes(h), position

@@ -6,14 +6,16 @@ subject's erasures as stored, for the key check (keys.py)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 from uuid import UUID
 
 from infra.audit.chain import GENESIS, Head
+from infra.audit.merkle import Key
 from infra.config import Settings
 from infra.privacy.erasures import erasures_in
+from infra.store.tree import TreeRow, find_leaf, sqlite_nodes, tree_table
 from services.shredding import Pair
 
 Record = tuple[int, bytes, int, bytes, bytes]  # position, id (16 bytes), version, topic, state
@@ -31,12 +33,18 @@ class RecordSource(AbstractContextManager["RecordSource"], Protocol):
     def last_position(self) -> int: ...
     def held_keys(self) -> set[Pair]: ...
     def erasures(self, subjects: Iterable[UUID]) -> dict[UUID, tuple[bool, set[str]]]: ...
+    # the Merkle tree (infra/store/tree.py)
+    def tree_nodes(self, keys: Sequence[Key]) -> dict[Key, bytes]: ...
+    def tree_end(self) -> tuple[int, int]: ...  # (leaves stored, last leaf's position)
+    def leaf_index(self, position: int) -> int | None: ...
+    def tree_rows(self) -> Iterator[TreeRow]: ...  # as stored, in (leaf, level) order
 
 
 class SQLiteSource:
     def __init__(self, path: str, events: str = "stored_events", chain: str = "stored_chain"):
         self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         self.events, self.chain = events, chain
+        self.tree_table = tree_table(events)
 
     def __enter__(self) -> SQLiteSource:
         return self
@@ -113,6 +121,33 @@ class SQLiteSource:
     def erasures(self, subjects: Iterable[UUID]) -> dict[UUID, tuple[bool, set[str]]]:
         query = f"SELECT topic, CAST(state AS BLOB) FROM {self.events} WHERE originator_id = ?"
         return {s: erasures_in(self.conn.execute(query, (s.hex,)).fetchall()) for s in subjects}
+
+    def tree_nodes(self, keys: Sequence[Key]) -> dict[Key, bytes]:
+        def execute(statement: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+            return self.conn.execute(statement, params).fetchall()
+
+        return sqlite_nodes(execute, self.tree_table)(keys)
+
+    def tree_end(self) -> tuple[int, int]:
+        row = self.conn.execute(
+            f"SELECT leaf, position FROM {self.tree_table} WHERE level = 0 "
+            "ORDER BY leaf DESC LIMIT 1"
+        ).fetchone()
+        return (int(row[0]) + 1, int(row[1])) if row else (0, 0)
+
+    def leaf_index(self, position: int) -> int | None:
+        query = f"SELECT position FROM {self.tree_table} WHERE leaf = ? AND level = 0"
+
+        def position_of(index: int) -> int | None:
+            row = self.conn.execute(query, (index,)).fetchone()
+            return int(row[0]) if row else None
+
+        return find_leaf(position, *self.tree_end(), position_of)
+
+    def tree_rows(self) -> Iterator[TreeRow]:
+        yield from self.conn.execute(
+            f"SELECT leaf, level, hash, position FROM {self.tree_table} ORDER BY leaf, level"
+        )
 
 
 def open_source(settings: Settings) -> RecordSource:

@@ -9,6 +9,8 @@ chained:
     changed     the record's bytes (or its link) differ from what was chained
     reordered   the record chained at this position now sits at another position
     checkpoint  a signed checkpoint disagrees with the chain (history rewritten, or cut short)
+    tree        the stored Merkle tree departs from the tree of the stored records' digests
+                (`tree_check.py`: the first leaf or node that does)
     key missing a data key values were sealed with is gone, and no erasure of it is recorded
                 (`keys.py`; checked once the chain and checkpoints hold)
 """
@@ -30,6 +32,8 @@ from infra.audit.sources import (
     StoredLink,
     open_source,
 )
+from infra.audit.tree_check import KIND as TREE
+from infra.audit.tree_check import check_tree
 from services.shredding import KeyLedger
 
 # the sources are read from here too
@@ -230,6 +234,9 @@ def verify(
                     f"the chain at this position differs from the checkpoint signed at {cp.time}",
                 )
             )
+    tree = check_tree(source)
+    if tree is not None:
+        verdict.problems.append(Problem(tree[0], TREE, tree[1]))
     if not verdict.problems:
         # The keys are held to the erasures the history records, so only once the history
         # itself holds: with records cut or changed, an erasure may be what is gone.

@@ -1,4 +1,5 @@
-"""The compliance officer's tools: `audit keygen|checkpoint|verify|export|timeline|as-of|check`.
+"""The compliance officer's tools: `audit keygen|checkpoint|verify|tree-backfill|export|timeline|
+as-of|check`.
 
 The tamper-evidence adapter (signatures, the store's drivers) is imported by the command that
 uses it, so that `backcheck audit --help` loads none of it."""
@@ -217,6 +218,33 @@ def _verify_bundle(path: Path, public_key: Path | None, as_json: bool) -> None:
         for problem in verdict.problems:
             err.print(Text(f"  {visible(problem)}"))
     raise typer.Exit(0 if verdict.intact else 1)
+
+
+@audit.command("tree-backfill")
+def tree_backfill(
+    batch: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="records a transaction (each commits)")
+    ] = 20_000,
+) -> None:
+    """Build the Merkle tree over a store chained before it existed, each record checked
+    against its chain link first; stop at any time and run again to resume. Writers keep
+    writing meanwhile; once it has caught up, they extend the tree themselves."""
+    from infra.store.recorder import chained
+
+    try:
+        application, _ = open_app()
+        recorder = chained(application.recorder)
+        added, left = recorder.backfill_tree(batch)
+        total, done = added + left, added
+        with _bar("building the tree", total, hidden=False) as progress:
+            while added:
+                progress(done)
+                added, left = recorder.backfill_tree(batch)
+                done += added
+    except Exception as e:
+        fail(e)
+        return
+    console.print(f"the tree covers the log: {done} leaves added")
 
 
 @audit.command("export")

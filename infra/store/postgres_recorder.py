@@ -15,10 +15,20 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from infra.audit.chain import GENESIS, Head, extend
+from infra.audit.chain import GENESIS, Head, Link, extend
+from infra.audit.merkle import NodeSource
 from infra.store.ddl import serialise_ddl
 from infra.store.recorder import APPEND_ONLY, Chained, _check_head, _uuid
 from infra.store.subjects import backfill, index_rows, subjects_table
+from infra.store.tree import (
+    FrontierCache,
+    TreeEnd,
+    TreeRow,
+    extend_tree,
+    postgres_nodes,
+    tree_table,
+)
+from infra.store.tree_backfill import BACKFILL_BATCH, backfill_rows
 
 
 class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
@@ -26,8 +36,11 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"
         self.subjects_table_name = subjects_table(events_table_name)
-        self.check_identifier_length(self.chain_table_name)
-        self.check_identifier_length(self.subjects_table_name)
+        self.tree_table_name = tree_table(events_table_name)
+        self.frontier = FrontierCache()
+        for name in (self.chain_table_name, self.subjects_table_name, self.tree_table_name):
+            self.check_identifier_length(name)
+        tree = Identifier(self.tree_table_name)
         schema = Identifier(self.datastore.schema)
         chain = Identifier(self.chain_table_name)
         subjects = Identifier(self.subjects_table_name)
@@ -48,13 +61,19 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
                 "PRIMARY KEY (subject, position))"
             ).format(schema=schema, subjects=subjects),
             SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{tree} ("
+                "leaf bigint NOT NULL, level smallint NOT NULL, hash bytea NOT NULL, "
+                "position bigint, PRIMARY KEY (leaf, level))"
+            ).format(schema=schema, tree=tree),
+            SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{refuse}() RETURNS trigger "
                 "LANGUAGE plpgsql AS $$ BEGIN "
                 "RAISE EXCEPTION '% " + APPEND_ONLY + ": % refused', TG_TABLE_NAME, TG_OP "
                 "USING ERRCODE = 'insufficient_privilege'; END $$"
             ).format(schema=schema, refuse=refuse),
         ]
-        for table in (self.events_table_name, self.chain_table_name, self.subjects_table_name):
+        tables = (self.events_table_name, self.chain_table_name, self.subjects_table_name)
+        for table in (*tables, self.tree_table_name):
             self.sql_create_statements += [
                 SQL(
                     "CREATE OR REPLACE TRIGGER {name} BEFORE UPDATE OR DELETE ON {schema}.{table} "
@@ -75,13 +94,38 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
                     refuse=refuse,
                 ),
             ]
-        # the chain's head and the log's last record before the new ones, in one statement
+        # the chain's head, the log's last record before the new ones and the tree's last
+        # leaf, in one statement
         self.select_head_statement = SQL(
             "SELECT (SELECT MAX(notification_id) FROM {schema}.{events} "
-            "WHERE notification_id < %s) AS last, c.position, c.hash FROM (SELECT 1) AS one "
+            "WHERE notification_id < %s) AS last, c.position, c.hash, "
+            "l.idx AS leaf, l.position AS leaf_position "
+            "FROM (SELECT 1) AS one "
             "LEFT JOIN LATERAL (SELECT position, hash FROM {schema}.{chain} "
-            "ORDER BY position DESC LIMIT 1) AS c ON true"
+            "ORDER BY position DESC LIMIT 1) AS c ON true "
+            "LEFT JOIN LATERAL (SELECT leaf AS idx, position FROM {schema}.{tree} "
+            "WHERE level = 0 ORDER BY leaf DESC LIMIT 1) AS l ON true"
+        ).format(schema=schema, events=events, chain=chain, tree=tree)
+        self.select_tree_end_statement = SQL(
+            "SELECT leaf AS idx, position FROM {schema}.{tree} WHERE level = 0 "
+            "ORDER BY leaf DESC LIMIT 1"
+        ).format(schema=schema, tree=tree)
+        self.select_link_statement = SQL(
+            "SELECT hash FROM {schema}.{chain} WHERE position = %s"
+        ).format(schema=schema, chain=chain)
+        self.select_chained_after_statement = SQL(
+            "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state, "
+            "c.prev_position, c.hash FROM {schema}.{events} e LEFT JOIN {schema}.{chain} c "
+            "ON c.position = e.notification_id WHERE e.notification_id > %s "
+            "ORDER BY e.notification_id LIMIT %s"
         ).format(schema=schema, events=events, chain=chain)
+        self.count_after_statement = SQL(
+            "SELECT GREATEST(COALESCE(MAX(notification_id), 0) - %s, 0) AS n FROM {schema}.{events}"
+        ).format(schema=schema, events=events)
+        self.insert_tree_statement = SQL(
+            "INSERT INTO {schema}.{tree} SELECT * FROM "
+            "unnest(%s::bigint[], %s::smallint[], %s::bytea[], %s::bigint[])"
+        ).format(schema=schema, tree=tree)
         self.insert_links_statement = SQL(
             "INSERT INTO {schema}.{chain} SELECT * FROM "
             "unnest(%s::bigint[], %s::bigint[], %s::uuid[], %s::bigint[], %s::bytea[])"
@@ -202,14 +246,83 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
         found = row["position"] is not None
         head = Head(row["position"], bytes(row["hash"])) if found else Head(0, GENESIS)
         _check_head(head, row["last"], ids[0])
+        digests: list[bytes] = []
         links = extend(
             head,
             [
                 (i, _uuid(s.originator_id), s.originator_version, s.topic, s.state)
                 for i, s in zip(ids, stored_events, strict=True)
             ],
+            digests,
         )
         columns = [list(column) for column in zip(*links, strict=True)]
         curs.execute(self.insert_links_statement, columns, prepare=True)
         self._insert_subjects(curs, index_rows(ids, (s.state for s in stored_events)))
+        leaf = row["leaf"]  # read with the head: one round trip
+        end = TreeEnd(-1, 0) if leaf is None else TreeEnd(leaf, row["leaf_position"])
+        self.extend_tree(curs, end, head, links[-1], ids, digests)
         return ids
+
+    def extend_tree(
+        self,
+        curs: Cursor[DictRow],
+        end: TreeEnd,
+        head: Head,
+        last: Link,
+        ids: list[int],
+        digests: list[bytes],
+    ) -> None:
+        """The new records' leaves and the nodes they complete, when the tree is current."""
+        rows = extend_tree(
+            self.frontier,
+            (head.position, head.hash),
+            (last.position, last.hash),
+            lambda: end,
+            self.tree_nodes(curs),
+            ids,
+            digests,
+        )
+        self.insert_tree(curs, rows)
+
+    def tree_nodes(self, curs: Cursor[DictRow]) -> NodeSource:
+        return postgres_nodes(
+            lambda q, p: [tuple(r.values()) for r in curs.execute(q, p).fetchall()],
+            self.datastore.schema,
+            self.tree_table_name,
+        )
+
+    def insert_tree(self, curs: Cursor[DictRow], rows: list[TreeRow]) -> None:
+        if rows:
+            columns = [list(c) for c in zip(*rows, strict=True)]
+            curs.execute(self.insert_tree_statement, columns, prepare=True)
+
+    def backfill_tree(self, limit: int = BACKFILL_BATCH) -> tuple[int, int]:
+        """One batch of the tree's backfill (infra/store/tree_backfill.py), in a write
+        transaction of its own, writers held off by their table lock: (leaves added, positions
+        after the last leaf: records left to add but for the log's gaps)."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.lock_events_statement)
+            curs.execute(self.select_tree_end_statement)
+            row = curs.fetchone()
+            end = TreeEnd(row["idx"], row["position"]) if row else TreeEnd(-1, 0)
+            curs.execute(self.select_link_statement, (end.last_position,))
+            link = curs.fetchone()
+            curs.execute(self.select_chained_after_statement, (end.last_position, limit))
+            records = [
+                (
+                    r["notification_id"],
+                    r["originator_id"].bytes,
+                    r["originator_version"],
+                    r["topic"].encode(),
+                    bytes(r["state"]),
+                    r["prev_position"],
+                    None if r["hash"] is None else bytes(r["hash"]),
+                )
+                for r in curs.fetchall()
+            ]
+            prev = bytes(link["hash"]) if link else None
+            self.insert_tree(curs, backfill_rows(end, prev, records, self.tree_nodes(curs)))
+            after = records[-1][0] if records else end.last_position
+            curs.execute(self.count_after_statement, (after,))
+            counted = curs.fetchone()
+            return len(records), int(counted["n"]) if counted else 0

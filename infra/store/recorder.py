@@ -20,11 +20,22 @@ from uuid import UUID
 from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
-from infra.audit.chain import GENESIS, ChainBrokenError, Head, extend
+from infra.audit.chain import GENESIS, ChainBrokenError, Head, Link, extend
+from infra.audit.merkle import NodeSource
 from infra.store.filelock import for_database
 from infra.store.group_commit import GroupCommit
 from infra.store.statements import chunks, values
 from infra.store.subjects import backfill, index_rows, subjects_table
+from infra.store.tree import (
+    FrontierCache,
+    TreeEnd,
+    TreeRow,
+    extend_tree,
+    sqlite_ddl,
+    sqlite_nodes,
+    tree_table,
+)
+from infra.store.tree_backfill import BACKFILL_BATCH, backfill_rows
 
 if TYPE_CHECKING:
     from eventsourcing.postgres import PostgresDatastore
@@ -42,6 +53,7 @@ class Chained(GroupCommit):
 
     chain_table_name: str
     subjects_table_name: str
+    tree_table_name: str
 
 
 def _check_head(head: Head, last_event_before: int | None, first_new: int) -> None:
@@ -57,6 +69,8 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"
         self.subjects_table_name = subjects_table(events_table_name)
+        self.tree_table_name = tree_table(events_table_name)
+        self.frontier = FrontierCache()
         super().__init__(datastore, events_table_name)
         self.writer_lock = for_database(datastore.pool.db_name)
         self._subject_statement = (
@@ -85,7 +99,9 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
             "subject BLOB NOT NULL, position INTEGER NOT NULL, "
             "PRIMARY KEY (subject, position)) WITHOUT ROWID"
         )
-        for table in (self.events_table_name, self.chain_table_name, self.subjects_table_name):
+        statements.append(sqlite_ddl(self.tree_table_name))
+        tables = (self.events_table_name, self.chain_table_name, self.subjects_table_name)
+        for table in (*tables, self.tree_table_name):
             for op in ("UPDATE", "DELETE"):
                 statements.append(
                     f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_{op.lower()} "
@@ -104,6 +120,7 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
             ),
             (self.chain_table_name, "position = NEW.position"),
             (self.subjects_table_name, "subject = NEW.subject AND position = NEW.position"),
+            (self.tree_table_name, "leaf = NEW.leaf AND level = NEW.level"),
         ):
             statements.append(
                 f"CREATE TRIGGER IF NOT EXISTS {table}_refuse_replace "
@@ -199,12 +216,14 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
         before, position, hash_ = c.fetchone()
         head = Head(position, hash_) if position is not None else Head(0, GENESIS)
         _check_head(head, before, ids[0])
+        digests: list[bytes] = []
         links = extend(
             head,
             [
                 (i, _uuid(s.originator_id), s.originator_version, s.topic, s.state)
                 for i, s in zip(ids, stored_events, strict=True)
             ],
+            digests,
         )
         for chunk_of_links in chunks(links, 5):
             c.execute(
@@ -222,7 +241,81 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
                 ],
             )
         self._insert_subjects(c, index_rows(ids, (s.state for s in stored_events)))
+        self._extend_tree(c, head, links[-1], ids, digests)
         return ids
+
+    def _extend_tree(
+        self, c: SQLiteCursor, head: Head, last: Link, ids: list[int], digests: list[bytes]
+    ) -> None:
+        """The new records' leaves and the nodes they complete, when the tree is current."""
+
+        def read_end() -> TreeEnd:
+            c.execute(self._tree_end_statement)
+            row = c.fetchone()
+            return TreeEnd(row[0], row[1]) if row else TreeEnd(-1, 0)
+
+        rows = extend_tree(
+            self.frontier,
+            (head.position, head.hash),
+            (last.position, last.hash),
+            read_end,
+            self.tree_nodes(c),
+            ids,
+            digests,
+        )
+        if rows:
+            self._insert_tree(c, rows)
+
+    def tree_nodes(self, c: SQLiteCursor) -> NodeSource:
+        def execute(statement: str, params: Sequence[object]) -> list[tuple[object, ...]]:
+            c.execute(statement, params)
+            return list(c.fetchall())
+
+        return sqlite_nodes(execute, self.tree_table_name)
+
+    def _insert_tree(self, c: SQLiteCursor, rows: list[TreeRow]) -> None:
+        for chunk in chunks(rows, 4):
+            c.execute(
+                f"INSERT INTO {self.tree_table_name} {values(4, len(chunk))}",
+                [value for row in chunk for value in row],
+            )
+
+    def backfill_tree(self, limit: int = BACKFILL_BATCH) -> tuple[int, int]:
+        """One batch of the tree's backfill (infra/store/tree_backfill.py), in a write
+        transaction of its own: (leaves added, positions after the last leaf: records left
+        to add but for the log's gaps)."""
+        tree, chain = self.tree_table_name, self.chain_table_name
+        with self.exclusive(), self.datastore.transaction(commit=True) as c:
+            c.execute(
+                f"SELECT leaf, position FROM {tree} WHERE level = 0 ORDER BY leaf DESC LIMIT 1"
+            )
+            row = c.fetchone()
+            end = TreeEnd(row[0], row[1]) if row else TreeEnd(-1, 0)
+            c.execute(f"SELECT hash FROM {chain} WHERE position = ?", (end.last_position,))
+            link = c.fetchone()
+            c.execute(
+                "SELECT e.rowid, e.originator_id, e.originator_version, CAST(e.topic AS BLOB), "
+                "CAST(e.state AS BLOB), c.prev_position, c.hash "
+                f"FROM {self.events_table_name} e LEFT JOIN {chain} c ON c.position = e.rowid "
+                "WHERE e.rowid > ? ORDER BY e.rowid LIMIT ?",
+                (end.last_position, limit),
+            )
+            records = [
+                (pos, bytes.fromhex(oid), ver, topic, state, prev, h)
+                for pos, oid, ver, topic, state, prev, h in c.fetchall()
+            ]
+            rows = backfill_rows(end, link[0] if link else None, records, self.tree_nodes(c))
+            self._insert_tree(c, rows)
+            after = records[-1][0] if records else end.last_position
+            c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
+            return len(records), max(0, int(c.fetchone()[0] or 0) - after)
+
+    @property
+    def _tree_end_statement(self) -> str:
+        return (
+            f"SELECT leaf, position FROM {self.tree_table_name} WHERE level = 0 "
+            "ORDER BY leaf DESC LIMIT 1"
+        )
 
     @property
     def _head_statement(self) -> str:

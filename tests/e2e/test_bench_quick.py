@@ -36,6 +36,14 @@ ONCE = {
     "relay": True,
     "projection lag p99 at 500 events/s": False,
     "backcheck --help": True,
+    "append with the Merkle tree, SQLite, 1 writer(s)": True,
+    "append with the Merkle tree, SQLite, 4 writer(s)": True,
+    "register commands with the Merkle tree, SQLite": True,
+    "tree backfill": False,
+    "inclusion proof built": False,
+    "inclusion proof verified": False,
+    "consistency proof built": False,
+    "consistency proof verified": False,
 }
 
 

@@ -26,6 +26,7 @@ from infra.audit.verification import Verdict, open_source, verify
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import tell_story
+from infra.store.recorder import chained
 from services.dto import RegisterCandidate
 from tests.conftest import PG_URL
 
@@ -232,6 +233,18 @@ class AuditTrailContract(ABC):
             if pos >= position:
                 t.sql(f"UPDATE {t.chain} SET hash = ? WHERE position = ?", (h, pos))
             prev = h
+        self.rebuild_tree()
+
+    def rebuild_tree(self) -> None:
+        """And the Merkle tree over the log, rebuilt over the records as they now are."""
+        t = self.tamper
+        t.sql(f"DELETE FROM {t.chain.removesuffix('_chain')}_tree")
+        app = build_app(self.settings)
+        try:
+            while chained(app.recorder).backfill_tree(1000)[0]:
+                pass
+        finally:
+            app.close()
 
     def test_history_rewritten_with_a_recomputed_chain_is_caught_by_a_signed_checkpoint(
         self,
@@ -257,6 +270,7 @@ class AuditTrailContract(ABC):
         last = checkpoint.position
         t.sql(f"DELETE FROM {t.events} WHERE {t.position} >= ?", (last - 2,))
         t.sql(f"DELETE FROM {t.chain} WHERE position >= ?", (last - 2,))
+        self.rebuild_tree()
 
         verdict = check(self.settings, [checkpoint])
 
