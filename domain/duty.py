@@ -24,10 +24,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate, datetime_now_with_tzinfo, event
+from eventsourcing.domain import event
 
 from domain.errors import InvalidInputError, RuleBrokenError
-from domain.subject import recording_time
+from domain.subject import RecordedAggregate
 
 # Fixed for ever: the ids of runs already recorded are derived from it.
 DUTY_NAMESPACE = UUID("3f6f0c52-88a1-4d0e-b7c5-2a9d41e6c7b8")
@@ -93,16 +93,7 @@ def _check_counts(counts: dict[str, int]) -> None:
             raise InvalidInputError("field 'counts': whole numbers of at least 0", field="counts")
 
 
-class DutyRun(Aggregate):
-    class Event(Aggregate.Event):
-        @staticmethod
-        def create_timestamp() -> datetime:
-            # the moment the scheduler decided at (domain/subject.py: recorded_at)
-            return recording_time() or datetime_now_with_tzinfo()
-
-    class Created(Event, Aggregate.Created):
-        pass
-
+class DutyRun(RecordedAggregate):
     @classmethod
     def claim(
         cls, duty: str, slot: datetime, runner: str, now: datetime, lease: timedelta

@@ -12,14 +12,13 @@ A rotation is about no data subject: it holds key ids and counts, never a person
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate, datetime_now_with_tzinfo, event
+from eventsourcing.domain import event
 
 from domain.errors import InvalidInputError, RuleBrokenError
-from domain.subject import recording_time
+from domain.subject import RecordedAggregate
 
 # Fixed for ever: the ids of rotations already recorded are derived from it.
 ROTATION_NAMESPACE = UUID("6b1d2f0e-57c4-4a8e-9c3b-0f7e2d9a4c61")
@@ -53,15 +52,7 @@ class RotationFinishedError(RuleBrokenError):
         )
 
 
-class MasterKeyRotation(Aggregate):
-    class Event(Aggregate.Event):
-        @staticmethod
-        def create_timestamp() -> datetime:
-            return recording_time() or datetime_now_with_tzinfo()
-
-    class Created(Event, Aggregate.Created):
-        pass
-
+class MasterKeyRotation(RecordedAggregate):
     @classmethod
     def start(cls, from_key: str, to_key: str, pending: int) -> MasterKeyRotation:
         """A rotation from `from_key` to `to_key` with `pending` data keys to rewrap."""

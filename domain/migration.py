@@ -15,14 +15,13 @@ subject: it holds positions, hashes, counts and the operator's name, never a per
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate, datetime_now_with_tzinfo, event
+from eventsourcing.domain import event
 
 from domain.errors import InvalidInputError
-from domain.subject import recording_time
+from domain.subject import RecordedAggregate
 
 # Fixed for ever: the ids of migrations already recorded are derived from it.
 MIGRATION_NAMESPACE = UUID("5b0d2c7e-94a1-4f3e-8c62-1e7a9d4b3f58")
@@ -42,15 +41,7 @@ def _check_text(name: str, value: str, limit: int) -> None:
         )
 
 
-class StoreMigration(Aggregate):
-    class Event(Aggregate.Event):
-        @staticmethod
-        def create_timestamp() -> datetime:
-            return recording_time() or datetime_now_with_tzinfo()
-
-    class Created(Event, Aggregate.Created):
-        pass
-
+class StoreMigration(RecordedAggregate):
     @classmethod
     def record(
         cls,

@@ -27,10 +27,10 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate, datetime_now_with_tzinfo, event
+from eventsourcing.domain import event
 
 from domain.errors import InvalidPrincipalError, PrincipalRevokedError
-from domain.subject import recording_time
+from domain.subject import RecordedAggregate
 
 # Fixed for ever: the ids of principals already issued are derived from it.
 PRINCIPAL_NAMESPACE = UUID("8c4f6a1e-2d3b-5f70-9a8e-4b1c7d2e9f03")
@@ -125,16 +125,7 @@ def _check_scope(use_cases: tuple[str, ...], acts_for: tuple[str, ...]) -> None:
             )
 
 
-class Principal(Aggregate):
-    class Event(Aggregate.Event):
-        @staticmethod
-        def create_timestamp() -> datetime:
-            # the moment of the use case that issued it (domain/subject.py: recorded_at)
-            return recording_time() or datetime_now_with_tzinfo()
-
-    class Created(Event, Aggregate.Created):
-        pass
-
+class Principal(RecordedAggregate):
     @classmethod
     def add(
         cls,

@@ -15,12 +15,11 @@ was on the topic, so the same message delivered again records nothing new.
 
 from __future__ import annotations
 
-from datetime import datetime
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate, datetime_now_with_tzinfo, event
+from eventsourcing.domain import event
 
-from domain.subject import recording_time
+from domain.subject import RecordedAggregate
 
 # Fixed for ever: the ids of refusals already recorded are derived from it.
 REFUSAL_NAMESPACE = UUID("0b7e4f2a-93c1-5d8e-a6f4-2c9d1e3b7a50")
@@ -37,15 +36,7 @@ def _bounded(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
-class SenderRefusal(Aggregate):
-    class Event(Aggregate.Event):
-        @staticmethod
-        def create_timestamp() -> datetime:
-            return recording_time() or datetime_now_with_tzinfo()
-
-    class Created(Event, Aggregate.Created):
-        pass
-
+class SenderRefusal(RecordedAggregate):
     @classmethod
     def record(
         cls,

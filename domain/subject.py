@@ -64,6 +64,20 @@ class TimeOrderedIds:
 UNRECORDED_ACTOR = "unrecorded (stored before v2 recorded who acted)"
 
 
+class RecordedAggregate(Aggregate):
+    """An aggregate about no data subject (a principal, a scheduled run, a rotation, …) whose
+    events are timed like every other: at the moment of the use case that records them
+    (`recorded_at`), not when the library makes them."""
+
+    class Event(Aggregate.Event):
+        @staticmethod
+        def create_timestamp() -> datetime:
+            return _recording_time.get() or datetime_now_with_tzinfo()
+
+    class Created(Event, Aggregate.Created):
+        pass
+
+
 class SubjectAggregate(Aggregate):
     """An aggregate whose every event carries the id of the candidate it is about.
 

@@ -154,7 +154,9 @@ def _concrete_domain_events() -> set[str]:
         topic = f"{cls.__module__}:{cls.__qualname__}"
         # Aggregates' base event classes and the upcasting mixins are never stored themselves.
         is_base = cls.__qualname__.endswith(".Event") or "." not in cls.__qualname__
-        is_base = is_base or cls.__qualname__.startswith("SubjectAggregate.")
+        is_base = is_base or cls.__qualname__.startswith(
+            ("SubjectAggregate.", "RecordedAggregate.")
+        )
         if cls.__module__.startswith("domain.") and not is_base:
             found.add(topic)
     return found

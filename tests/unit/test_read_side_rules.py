@@ -20,7 +20,7 @@ from domain.access import AccessOutcome
 from domain.consent import ConsentStatus
 from domain.investigation import InvestigationStatus
 from domain.report import Flag, ReportStatus
-from domain.subject import SubjectAggregate
+from domain.subject import RecordedAggregate, SubjectAggregate
 from projections import events
 from projections.case_overview import CaseOverview, ConsentStage
 from projections.events import EventClass
@@ -37,7 +37,7 @@ def aggregates() -> list[type[Aggregate]]:
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if (
                 issubclass(cls, Aggregate)
-                and cls is not SubjectAggregate
+                and cls not in (SubjectAggregate, RecordedAggregate)
                 and cls.__module__ == module.__name__
             ):
                 found.append(cls)
