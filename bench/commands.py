@@ -10,10 +10,14 @@ one write; concurrent writers share transactions, infra/store/group_commit.py):
 - `register`: registering a candidate, one event with a name and an e-mail address; the first
   command about a subject, so it also makes the subject's data key;
 - `claims`: a claim of two personal fields submitted about a registered candidate (its key
-  exists: one key lookup, the candidate loaded, one event).
+  exists: one key lookup, the candidate loaded, one event);
+- `consent`: a consent asked of a registered candidate whose terms name organisations it
+  excludes and a third party, each a sealed personal value (issue 21), with the portal link
+  issued to the candidate in the same write (two events) and handed to the outbox.
 The baseline, in the same run and on a store of its own on the same backend: a stock
 `Application` on the library's own persistence saving the same events' values in clear (a
-`Person` created with the name and address; then loaded and given the claim). Each figure is
+`Person` created with the name and address; then loaded and given the claim; a consent request
+and a link saved together). Each figure is
 the median of `--runs` runs with its min and max, events per second, and the ratio of ours to
 the raw rate measured beside it.
 """
@@ -39,7 +43,14 @@ from scratch import scratch_store
 from infra.bootstrap import build_app
 from infra.config import Settings
 from services.application import Backcheck
-from services.dto import ClaimIn, PersonalFieldIn, RegisterCandidate, SubmitClaims
+from services.dto import (
+    ClaimIn,
+    ConsentTermsIn,
+    PersonalFieldIn,
+    RegisterCandidate,
+    RequestConsent,
+    SubmitClaims,
+)
 
 NAME, EMAIL = "Li Lei", "li.lei@example.com"
 FIELDS = (
@@ -47,6 +58,13 @@ FIELDS = (
     ("title", "user.employment.title", "Warehouse supervisor"),
 )
 ACTOR = "recruiter:bench"
+TERMS = {
+    "purposes": ["employment screening"],
+    "check_types": ["employment", "reference"],
+    "referee_roles": ["direct_supervisor", "hr"],
+    "excluded_organisations": ["Nimbus Tech Ltd", "Acme Logistics (Shenzhen)"],
+    "third_parties": ["Verify Partners Co"],
+}
 
 
 class Person(Aggregate):
@@ -57,6 +75,18 @@ class Person(Aggregate):
     @event("ClaimsSubmitted")
     def submit(self, claim_id: UUID, fields: list[dict[str, str]]) -> None:
         pass
+
+
+class ConsentAsked(Aggregate):
+    @event("Requested")
+    def __init__(self, candidate_id: UUID, terms: dict[str, list[str]]) -> None:
+        self.candidate_id, self.terms = candidate_id, terms
+
+
+class Link(Aggregate):
+    @event("Added")
+    def __init__(self, candidate_id: UUID, token_hash: str, expires_at: str) -> None:
+        self.candidate_id, self.token_hash, self.expires_at = candidate_id, token_hash, expires_at
 
 
 class Ours:
@@ -78,6 +108,11 @@ class Ours:
             )
         )
 
+    def consent(self, subject: UUID) -> None:
+        self.app.request_consent(
+            RequestConsent(candidate_id=subject, terms=ConsentTermsIn(**TERMS), actor=ACTOR)
+        )
+
     def close(self) -> None:
         self.app.close()
 
@@ -95,6 +130,10 @@ class Raw:
         person: Person = self.app.repository.get(subject)
         person.submit(uuid.uuid4(), [{"name": n, "category": c, "value": v} for n, c, v in FIELDS])
         self.app.save(person)
+
+    def consent(self, subject: UUID) -> None:
+        asked = ConsentAsked(subject, TERMS)
+        self.app.save(asked, Link(subject, uuid.uuid4().hex * 2, "2027-01-01T00:00:00+00:00"))
 
     def close(self) -> None:
         self.app.close()
@@ -124,7 +163,11 @@ def one_round(side: Ours | Raw, commands: int, writers: int) -> dict[str, float]
             registered.append(subject)
 
     rate = run(writers, list(range(commands)), register)
-    return {"register": rate, "claims": run(writers, registered, side.claims)}
+    return {
+        "register": rate,
+        "claims": run(writers, registered, side.claims),
+        "consent": run(writers, registered, side.consent),
+    }
 
 
 @contextmanager
@@ -157,7 +200,7 @@ def main() -> None:
                 for name, side in (("raw", raw), ("ours", ours)):
                     for kind, rate in one_round(side, args.commands, writers).items():
                         got[name].setdefault(kind, []).append(rate)
-        for kind in ("register", "claims"):
+        for kind in ("register", "claims", "consent"):
             o, r = got["ours"][kind], got["raw"][kind]
             ratio = statistics.median(o) / statistics.median(r)
             print(

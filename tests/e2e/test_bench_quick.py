@@ -28,7 +28,7 @@ PER_STORE = {
 ONCE = {
     **{
         f"commands, {kind}, {backend}, {w} writer(s)": True
-        for kind in ("register", "claims")
+        for kind in ("register", "claims", "consent")
         for backend in ("SQLite", "PostgreSQL")
         for w in (1, 4)
     },
