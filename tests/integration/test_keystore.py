@@ -34,7 +34,7 @@ def test_making_a_key_on_sqlite_leaves_the_store_writer_flushing_every_commit(
 
     result = sqlite_app.register_candidate(RegisterCandidate(name="Zhou Min", actor="hr:li.na"))
 
-    assert keys_of(sqlite_app).tiers(result.candidate_id) == {"general"}
+    assert keys_of(sqlite_app).tiers(result.candidate_id) == {"user.name"}  # a key per category
     assert writer_synchronous(sqlite_app) == 2
 
 
