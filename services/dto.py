@@ -165,8 +165,9 @@ class FinishedShred(Result):
 
     candidate_id: UUID
     tier: str
-    category: str | None = Field(
-        default=None, description="the category whose key it is; none: the tier's own key"
+    keys: list[str] = Field(
+        default_factory=list,
+        description="the keys destroyed: categories', and the tier's own where it was left",
     )
     recorded_at: datetime | None
 

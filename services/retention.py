@@ -87,7 +87,7 @@ class RetentionUseCases(UnitOfWork):
             FinishedShred(
                 candidate_id=f.candidate_id,
                 tier=CATEGORIES[f.tiers[0]].tier.value if f.tiers[0] in CATEGORIES else f.tiers[0],
-                category=f.tiers[0] if f.tiers[0] in CATEGORIES else None,
+                keys=list(f.tiers),
                 recorded_at=ledger.shredded[(f.candidate_id, f.tiers[0])].at,
             )
             for f in ledger.unfinished(self.keys.held())
@@ -107,7 +107,7 @@ class RetentionUseCases(UnitOfWork):
         finished = self._unfinished(ledger)
         if not cmd.dry_run:
             for cut_off in finished:
-                self.keys.destroy(cut_off.candidate_id, cut_off.category or cut_off.tier)
+                self.keys.destroy(cut_off.candidate_id, tuple(cut_off.keys))
         due = self._due(view, self.now())
         shredded: list[DueShred] = []
         held: list[DueShred] = []
@@ -140,5 +140,4 @@ class RetentionUseCases(UnitOfWork):
             scopes = set(item.categories)
         self.commit(candidate)
         # a crash here leaves the keys recorded but not destroyed: the next run ends it
-        for scope in sorted(scopes & self.keys.tiers(item.candidate_id)):
-            self.keys.destroy(item.candidate_id, scope)
+        self.keys.destroy(item.candidate_id, tuple(sorted(scopes)))

@@ -30,7 +30,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from domain.classification import CATEGORIES, PersonalField
+from domain.classification import CATEGORIES, PersonalField, key_name
 from projections import events as ev
 
 Pair = tuple[UUID, str]  # (subject, scope): one data key
@@ -166,7 +166,8 @@ class KeyLedger:
                 position,
                 subject,
                 options,
-                f"the {' or '.join(options)} data key of candidate {subject} is gone, yet no "
+                f"the {' or '.join(map(key_name, options))} data key of candidate {subject} is "
+                f"gone, yet no "
                 f"erasure of the candidate or retention of that key is recorded; values sealed "
                 f"with it from position {position} on cannot be read",
             )
@@ -201,21 +202,26 @@ class KeyLedger:
         for (subject, scope), position in self.last.items():
             for o in _options(scope):
                 latest[(subject, o)] = max(latest.get((subject, o), 0), position)
+        left_by_run: dict[tuple[UUID, Recorded], list[str]] = {}  # one finding per run
         for (subject, tier), recorded in self.shredded.items():
             pair = (subject, tier)
             if subject in self.erased or pair not in held:
                 continue
             if latest.get(pair, 0) > recorded.position:  # a new key, for newer values
                 continue
+            left_by_run.setdefault((subject, recorded), []).append(tier)
+        for (subject, recorded), scopes in left_by_run.items():
+            left = sorted(scopes)
             found.append(
                 KeyFinding(
                     RETENTION_UNFINISHED,
                     recorded.position,
                     subject,
-                    (tier,),
-                    f"the {tier} data of candidate {subject} was shredded by retention "
-                    f"{recorded.said()}, but its key remains: run `backcheck retention run` "
-                    f"again to finish it",
+                    tuple(left),
+                    f"the {', '.join(map(key_name, left))} data of candidate {subject} was "
+                    f"shredded by retention {recorded.said()}, but "
+                    f"{'its key remains' if len(left) == 1 else 'their keys remain'}: run "
+                    f"`backcheck retention run` again to finish it",
                 )
             )
         return sorted(found, key=lambda f: f.position)

@@ -81,7 +81,7 @@ def retention_run(
         when = f"at {cut.recorded_at.isoformat()}" if cut.recorded_at else "earlier"
         done = "finishing it is due" if dry_run else "finished now"
         console.print(
-            f"retention of the {cut.category or cut.tier} data of {cut.candidate_id} was "
+            f"retention of the {cut.tier} data ({', '.join(cut.keys)}) of {cut.candidate_id} was "
             f"recorded {when} but not finished; {done}"
         )
 

@@ -244,19 +244,28 @@ class SQLKeyStore:
             self._cache[(subject, tier)] = (now, key)
         return key
 
-    def destroy(self, subject: UUID, tier: str | None = None) -> int:
+    def destroy(self, subject: UUID, tier: str | tuple[str, ...] | None = None) -> int:
+        """Destroys the subject's keys: all, one (a tier's or a category's: the `tier` column
+        holds either), or several in one statement (a shredding's keys go together)."""
+        scopes = (tier,) if isinstance(tier, str) else tier
+        if scopes == ():
+            return 0
         with self._lock:
-            for k in [k for k in self._cache if k[0] == subject and tier in (None, k[1])]:
-                del self._cache[k]
+            for k in [k for k in self._cache if k[0] == subject]:
+                if scopes is None or k[1] in scopes:
+                    del self._cache[k]
         with self._connect() as conn:
-            if tier is None:
+            if scopes is None:
                 cur = conn.execute(
                     self._sql("DELETE FROM backcheck_keys WHERE subject = ?"), (str(subject),)
                 )
             else:
+                marks = ", ".join("?" * len(scopes))
                 cur = conn.execute(
-                    self._sql("DELETE FROM backcheck_keys WHERE subject = ? AND tier = ?"),
-                    (str(subject), tier),
+                    self._sql(
+                        f"DELETE FROM backcheck_keys WHERE subject = ? AND tier IN ({marks})"
+                    ),
+                    (str(subject), *scopes),
                 )
             return int(cur.rowcount or 0)
 
