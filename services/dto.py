@@ -155,6 +155,11 @@ class DueShred(Result):
         description="every value of the tier (its own key and each category's); false: only "
         "the categories listed, whose own retention periods passed",
     )
+    tier_key_kept: bool = Field(
+        default=False,
+        description="the tier's own key, which sealed values before keys per category (some "
+        "may be of the categories listed), is kept until the tier goes whole",
+    )
     quiet_since: datetime
     due_at: datetime
 

@@ -76,6 +76,7 @@ class RetentionUseCases(UnitOfWork):
             tier=tier.value,
             categories=passed,
             whole_tier=False,
+            tier_key_kept=own_key,
             quiet_since=quiet,
             due_at=max(due[k] for k in passed),
         )

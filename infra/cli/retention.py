@@ -91,4 +91,6 @@ def _categories(item: DueShred) -> str:
     listed = ", ".join(item.categories)
     if item.whole_tier:
         return f"all of the tier ({listed})" if listed else "all of the tier"
+    if item.tier_key_kept:  # older values of these categories may be sealed with it
+        return f"{listed} (values sealed with the tier's own key go with the tier)"
     return listed
