@@ -113,10 +113,33 @@ class Sealer:
         if not names:
             return state
 
+        self._prepare_keys(state, names, ctx)
+
         def seal(value: PersonalField, path: str) -> Envelope:
             return self.seal_field(value, path, ctx)
 
         return {k: (envelope.seal_tree(v, k, seal) if k in names else v) for k, v in state.items()}
+
+    def _prepare_keys(self, state: dict[str, Any], names: frozenset[str], ctx: Context) -> None:
+        """The keys an event's values need, looked up together and the missing ones made in
+        one transaction (a key per category: an event may need a few new ones); a key a
+        recorded erasure destroyed is never made again (`seal_field` refuses it)."""
+        tiers: dict[str, str] = {}
+        for name in names & state.keys():
+            for value in _fields_in(state[name]):
+                if value.value != KEY_MISSING_VALUE:
+                    tier = tier_of(value.category).value
+                    tiers[value.category if self.by_category else tier] = tier
+        if not tiers:
+            return
+        subject = _subject_id(ctx[0])
+        held = self.keys.data_keys(subject, tiers.keys(), create=False)
+        missing = [s for s in tiers if s not in held]
+        for scope in missing:
+            if self.erased(subject, scope):
+                raise PersonalDataShreddedError(subject, scope, tiers[scope])
+        if missing:
+            self.keys.data_keys(subject, missing, create=True)
 
     def seal_field(self, value: PersonalField, path: str, ctx: Context) -> Envelope:
         """One value sealed for its place: `ctx` is (subject, place, version) and `path` the
@@ -177,3 +200,16 @@ class Sealer:
                 f"the sealed value at {path} of event {ctx[1]} v{ctx[2]} does not open with "
                 f"its subject's key: it was altered or moved"
             ) from None
+
+
+def _fields_in(value: Any) -> list[PersonalField]:
+    """The personal fields anywhere in a value, as `envelope.seal_tree` walks it."""
+    if isinstance(value, PersonalField):
+        return [value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [f for d in dataclasses.fields(value) for f in _fields_in(getattr(value, d.name))]
+    if isinstance(value, tuple | list):
+        return [f for v in value for f in _fields_in(v)]
+    if isinstance(value, dict):
+        return [f for v in value.values() for f in _fields_in(v)]
+    return []
