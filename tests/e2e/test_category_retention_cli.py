@@ -7,7 +7,7 @@ import json
 
 from infra.config import Settings
 from tests.e2e.test_cli import run
-from tests.e2e.test_interrupted_erasure import env_of, registered
+from tests.e2e.test_interrupted_erasure import env_of, killed, registered, unfinished
 from tests.keys import key_rows
 
 
@@ -39,6 +39,36 @@ def test_retention_and_erasure_list_the_categories_they_shredded(settings: Setti
     receipt = json.loads(erased.stdout)
     assert (receipt["categories_shredded"], receipt["tiers_shredded"]) == (["user.name"], [])
     assert text.returncode == 3  # erased already
+
+
+def test_a_category_shredding_killed_before_its_key_went_is_finished_by_the_next_run(
+    settings: Settings,
+) -> None:
+    candidates = registered(settings, "Li Lei", "Han Mei")
+    env = env_of(settings, BACKCHECK_RETENTION_CATEGORIES="user.contact.email=0")
+
+    killed(env, 2, "retention", "run")  # the first shredded, the second recorded only
+
+    emails = {s for s, key in key_rows(settings) if key == "user.contact.email"}
+    (cut_off,) = emails
+    (listed,) = unfinished(env)
+    assert (listed["rule"], listed["candidate_id"]) == (
+        "retention recorded but not finished",
+        str(cut_off),
+    )
+    assert "user.contact.email (general)" in listed["detail"]
+    again = run(env, "retention", "run", "--json")
+
+    assert again.returncode == 0, again.stderr
+    result = json.loads(again.stdout)
+    assert [(f["candidate_id"], f["keys"]) for f in result["finished"]] == [
+        (str(cut_off), ["user.contact.email"])
+    ]
+    assert result["shredded"] == []  # recorded once: nothing newly due
+    assert {key for _, key in key_rows(settings)} == {"user.name"}
+    assert {s for s, _ in key_rows(settings)} == set(candidates)  # every name kept
+    assert unfinished(env) == []
+    assert run(env, "audit", "verify").returncode == 0
 
 
 def test_the_erasure_report_names_the_categories_in_its_text(settings: Settings) -> None:
