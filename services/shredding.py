@@ -30,7 +30,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from domain.classification import CATEGORIES, PersonalField, key_name
+from domain.classification import CATEGORIES, KEY_MISSING_VALUE, PersonalField, key_name
 from projections import events as ev
 
 Pair = tuple[UUID, str]  # (subject, scope): one data key
@@ -82,28 +82,34 @@ def scopes_of_tier(tier: str) -> set[str]:
 _PLAIN = (str, int, float, UUID, datetime, date, type(None))  # most of a state: no value in it
 
 
-def options_in(value: Any) -> set[Options]:
+def options_in(value: Any) -> tuple[set[Options], set[Options]]:
     """(category, tier) of the personal values anywhere in a decoded event's state: either
-    key may have sealed each (a decoded value does not say which)."""
+    key may have sealed each (a decoded value does not say which); and of those among them
+    that could not be opened because their key is gone with nothing recorded (the sealer,
+    which read the envelope, decided that: they hold KEY_MISSING_VALUE)."""
     found: set[Options] = set()
-    _gather(value, found)
-    return found
+    gone: set[Options] = set()
+    _gather(value, found, gone)
+    return found, gone
 
 
-def _gather(value: Any, found: set[Options]) -> None:
+def _gather(value: Any, found: set[Options], gone: set[Options]) -> None:
     if isinstance(value, PersonalField):
-        found.add((value.category, value.tier.value))
+        option = (value.category, value.tier.value)
+        found.add(option)
+        if value.value == KEY_MISSING_VALUE:
+            gone.add(option)
     elif isinstance(value, dict):
         for v in value.values():
             if not isinstance(v, _PLAIN):
-                _gather(v, found)
+                _gather(v, found, gone)
     elif isinstance(value, list | tuple):
         for v in value:
             if not isinstance(v, _PLAIN):
-                _gather(v, found)
+                _gather(v, found, gone)
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
-            _gather(getattr(value, f.name), found)
+            _gather(getattr(value, f.name), found, gone)
 
 
 @dataclass
@@ -113,6 +119,9 @@ class KeyLedger:
 
     first: dict[Sealed, int] = field(default_factory=dict)  # first position holding a value
     last: dict[Sealed, int] = field(default_factory=dict)  # last position holding a value
+    # decoded values that could not be opened, their key gone with nothing recorded: first
+    # position, by (subject, (category, tier))
+    unreadable: dict[Sealed, int] = field(default_factory=dict)
     erased: dict[UUID, Recorded] = field(default_factory=dict)
     shredded: dict[Pair, Recorded] = field(default_factory=dict)
 
@@ -133,6 +142,8 @@ class KeyLedger:
         """Another part of the same stream, further on (parallel verification)."""
         for pair, position in other.first.items():
             self.first.setdefault(pair, position)
+        for pair, position in other.unreadable.items():
+            self.unreadable.setdefault(pair, position)
         self.last.update(other.last)
         for subject, recorded in other.erased.items():
             self.erased.setdefault(subject, recorded)
@@ -149,9 +160,11 @@ class KeyLedger:
                     self.see_shred(event.originator_id, scope, recorded)
             subject = getattr(event, "candidate_id", None)
             if isinstance(subject, UUID):
-                options = options_in(vars(event))
-                if options:
-                    self.see_values(position, subject, options)
+                options, gone = options_in(vars(event))
+                for option in options:  # where each key's values sit, for `unfinished`
+                    self.last[(subject, option)] = position
+                for option in gone:
+                    self.unreadable.setdefault((subject, option), position)
             yield position, event
 
     def covered(self, pair: Pair) -> bool:
@@ -159,7 +172,22 @@ class KeyLedger:
         return pair[0] in self.erased or pair in self.shredded
 
     def missing(self, held: set[Pair]) -> list[KeyFinding]:
-        """Keys of values in the stream that are gone with nothing recorded to destroy them."""
+        """Keys of values in the stream that are gone with nothing recorded to destroy them:
+        from stored records, each envelope's own key not held; from decoded events, the
+        values that could not be opened (values that were never sealed, as records written
+        before a field was classified hold, need no key)."""
+        stored = [
+            ((subject, (scope,)), position)
+            for (subject, scope), position in self.first.items()
+            if isinstance(scope, str)
+            and (subject, scope) not in held
+            and not self.covered((subject, scope))
+        ]
+        decoded = [
+            ((subject, _options(options)), position)
+            for (subject, options), position in self.unreadable.items()
+            if not any(self.covered((subject, o)) for o in _options(options))
+        ]
         return [
             KeyFinding(
                 MISSING,
@@ -167,14 +195,10 @@ class KeyLedger:
                 subject,
                 options,
                 f"the {' or '.join(map(key_name, options))} data key of candidate {subject} is "
-                f"gone, yet no "
-                f"erasure of the candidate or retention of that key is recorded; values sealed "
-                f"with it from position {position} on cannot be read",
+                f"gone, yet no erasure of the candidate or retention of that key is recorded; "
+                f"values sealed with it from position {position} on cannot be read",
             )
-            for (subject, options), position in sorted(
-                (((s, _options(k)), p) for (s, k), p in self.first.items()), key=lambda i: i[1]
-            )
-            if not any((subject, o) in held or self.covered((subject, o)) for o in options)
+            for (subject, options), position in sorted(stored + decoded, key=lambda i: i[1])
         ]
 
     def unfinished(self, held: set[Pair]) -> list[KeyFinding]:
