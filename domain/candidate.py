@@ -9,7 +9,14 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.classification import PersonalField, admit, refuse_prohibited
+from domain.classification import (
+    CATEGORIES,
+    PersonalField,
+    Tier,
+    admit,
+    refuse_prohibited,
+    tier_of,
+)
 from domain.errors import (
     AlreadyErasedError,
     CandidateErasedError,
@@ -18,6 +25,7 @@ from domain.errors import (
     ErasureAlreadyRequestedError,
     ErasureBlockedByLegalHoldError,
     InvalidInputError,
+    ProhibitedCategoryError,
 )
 from domain.subject import ActorSinceV2, SubjectAggregate
 
@@ -95,6 +103,7 @@ class Candidate(SubjectAggregate):
         self.erased = False
         self.erasure_receipt: ErasureReceipt | None = None
         self.shredded_tiers: set[str] = set()
+        self.shredded_categories: set[str] = set()
 
     def submit_claims(
         self,
@@ -142,6 +151,43 @@ class Candidate(SubjectAggregate):
     @event("TierShredded")
     def _shred_tier(self, tier: str, retention_days: int, quiet_since: datetime) -> None:
         self.shredded_tiers.add(tier)
+
+    def shred_categories(
+        self,
+        retention_days: dict[str, int],
+        quiet_since: datetime,
+        reports_on_hold: list[UUID],
+    ) -> None:
+        """Retention by category: the keys of these categories (each with the days it was
+        kept) are destroyed once their periods have passed; the rest of their tier stays."""
+        if not retention_days:
+            raise InvalidInputError("field 'categories': name at least one category to shred")
+        for key in retention_days:
+            if tier_of(key) is Tier.PROHIBITED:
+                raise ProhibitedCategoryError("categories", key)
+        if (
+            self.erased
+            or self.shredded_categories & retention_days.keys()
+            or self.shredded_tiers & {tier_of(k).value for k in retention_days}
+        ):
+            raise AlreadyErasedError(self.id)
+        if reports_on_hold:
+            raise ErasureBlockedByLegalHoldError(self.id, [str(r) for r in reports_on_hold])
+        days = dict(sorted(retention_days.items()))
+        self._shred_categories(tuple(days), days, quiet_since)
+
+    @event("CategoriesShredded")
+    def _shred_categories(
+        self, categories: tuple[str, ...], retention_days: dict[str, int], quiet_since: datetime
+    ) -> None:
+        self.shredded_categories.update(categories)
+
+    @property
+    def categories_shredded(self) -> set[str]:
+        """The categories no value of which can be read or recorded any more: those shredded
+        on their own, and those of a tier shredded whole."""
+        whole = {k for k, c in CATEGORIES.items() if c.tier.value in self.shredded_tiers}
+        return self.shredded_categories | whole
 
     def erase(
         self, reason: str, erased_by: str, reports_on_hold: list[UUID], receipt: ErasureReceipt

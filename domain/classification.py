@@ -110,6 +110,13 @@ def tier_of(key: str) -> Tier:
     return category(key).tier
 
 
+def key_name(scope: str) -> str:
+    """A data key's scope as a person reads it: a category with its tier
+    (`user.education (general)`), or a tier's own key (`general`)."""
+    found = CATEGORIES.get(scope)
+    return f"{scope} ({found.tier.value})" if found else scope
+
+
 def admit(field: str, key: str, consented_categories: frozenset[str]) -> DataCategory:
     """Admit one field of the given category at collection, or refuse it with the rule broken."""
     found = category(key, field=field)

@@ -114,17 +114,20 @@ class CandidateErasedError(RuleBrokenError):
 
 
 class PersonalDataShreddedError(RuleBrokenError):
-    """New personal data of a tier whose key a recorded erasure or retention run destroyed.
-    A new key under the same (subject, tier) would make every older value of that tier look
-    altered rather than erased, and break every replay of the subject: it is refused."""
+    """New personal data of a category (or a tier) whose key a recorded erasure or retention
+    run destroyed. A new key under the same (subject, category) would make every older value
+    of it look altered rather than erased, and break every replay of the subject: it is
+    refused. `scope` names the key: a category, or a tier; `tier`, the category's tier."""
 
-    def __init__(self, candidate_id: object, tier: str) -> None:
+    def __init__(self, candidate_id: object, scope: str, tier: str | None = None) -> None:
+        named = f"{scope} ({tier})" if tier and tier != scope else scope
         super().__init__(
-            f"candidate {candidate_id}'s {tier} personal data was erased (its key destroyed by "
-            f"a recorded erasure or retention run); no new {tier} value can be recorded for "
-            "them",
+            f"candidate {candidate_id}'s {named} personal data was erased (its key destroyed "
+            f"by a recorded erasure or retention run); no new {scope} value can be recorded "
+            "for them",
             candidate_id=candidate_id,
-            tier=tier,
+            tier=tier or scope,
+            **({"category": scope} if tier and tier != scope else {}),
         )
 
 

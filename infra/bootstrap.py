@@ -17,6 +17,7 @@ from eventsourcing.application import Application
 from eventsourcing.sqlite import SQLiteDatastore
 
 from domain.classification import Tier
+from domain.errors import InvalidInputError
 from domain.retention import RetentionSchedule
 from infra.access.cedar import CedarDecisionPoint
 from infra.audit.checkpoint import FileKeySigner
@@ -54,11 +55,7 @@ def build_app(
     """The application; its master key held by the configured provider unless `provider` is
     given (a rotation that finds the store moved to its new key already)."""
     settings = settings or Settings.load()
-    retention = (
-        retention_schedule(settings.retention_days)
-        if settings.retention_days is not None
-        else RetentionSchedule()
-    )
+    retention = retention_schedule(settings.retention_days, settings.retention_categories)
     if settings.backend == "postgres":
         # told at once, in one line, rather than after the library's pool gave up waiting
         from infra.store.server import check_server  # PostgreSQL's driver, for it alone
@@ -177,11 +174,21 @@ def build_views(
     return runners
 
 
-def retention_schedule(days: dict[str, int]) -> RetentionSchedule:
+def retention_schedule(
+    days: dict[str, int] | None, categories: dict[str, int] | None = None
+) -> RetentionSchedule:
+    """The tiers' periods (the defaults unless set) and the categories' own rules."""
+    tiers = RetentionSchedule().days
+    if days is not None:
+        try:
+            tiers = {Tier(tier): n for tier, n in days.items()}
+            RetentionSchedule(tiers)
+        except (ValueError, InvalidInputError) as e:
+            raise ConfigError(
+                f"BACKCHECK_RETENTION_DAYS: {e}; tiers are secret, consent_required, "
+                "confidential, general"
+            ) from None
     try:
-        return RetentionSchedule({Tier(tier): n for tier, n in days.items()})
-    except ValueError as e:
-        raise ConfigError(
-            f"BACKCHECK_RETENTION_DAYS: {e}; tiers are secret, consent_required, confidential, "
-            "general"
-        ) from None
+        return RetentionSchedule(tiers, dict(categories or {}))
+    except InvalidInputError as e:  # an unknown or a prohibited category, days out of range
+        raise ConfigError(f"BACKCHECK_RETENTION_CATEGORIES: {e}") from None

@@ -70,6 +70,7 @@ class CaseRow:
     last_activity: datetime | None = None  # reads and disclosures do not count
     erased: bool = False
     shredded_tiers: set[str] = field(default_factory=set)
+    shredded_categories: set[str] = field(default_factory=set)
 
     @property
     def case_open(self) -> bool:
@@ -120,7 +121,9 @@ _CONSENT_STAGE: dict[EventClass, ConsentStage] = {
 }
 # Events that are not activity on the case: reads, hand-overs, and retention's own shredding
 # (a quiet case must not wake itself up by being shredded).
-QUIET_EVENTS: frozenset[EventClass] = frozenset({*LOG_ONLY_EVENTS, ev.TierShredded})
+QUIET_EVENTS: frozenset[EventClass] = frozenset(
+    {*LOG_ONLY_EVENTS, ev.TierShredded, ev.CategoriesShredded}
+)
 
 Handler = Callable[[CaseRow, Any], None]
 
@@ -163,6 +166,7 @@ class CaseOverview:
             ev.ErasureRequested: self.erasure_requested,
             ev.CandidateErased: self.erased,
             ev.TierShredded: self.tier_shredded,
+            ev.CategoriesShredded: self.categories_shredded,
             ev.ConsentRequested: self.consent_requested,
             ev.ConsentGranted: self.consent_granted,
             **{cls: partial(self.consent_ended, stage) for cls, stage in _CONSENT_STAGE.items()},
@@ -210,6 +214,9 @@ class CaseOverview:
 
     def tier_shredded(self, row: CaseRow, event: Any) -> None:
         row.shredded_tiers.add(Tier(event.tier).value)
+
+    def categories_shredded(self, row: CaseRow, event: Any) -> None:
+        row.shredded_categories.update(str(c) for c in event.categories)
 
     # --- consents -----------------------------------------------------------------------------
 

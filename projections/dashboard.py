@@ -72,7 +72,9 @@ INVESTIGATION = "investigation"  # the turnaround histogram of whole investigati
 _OPEN = (InvestigationStatus.PLANNED.value, InvestigationStatus.IN_PROGRESS.value)
 # Not activity on a case (as in projections/case_overview.py, which retention decides on):
 # reads, hand-overs, and retention's own shredding.
-QUIET_EVENTS: frozenset[EventClass] = frozenset({*LOG_ONLY_EVENTS, ev.TierShredded})
+QUIET_EVENTS: frozenset[EventClass] = frozenset(
+    {*LOG_ONLY_EVENTS, ev.TierShredded, ev.CategoriesShredded}
+)
 
 _INVESTIGATION_STATUS: dict[EventClass, InvestigationStatus] = {
     ev.InvestigationStarted: InvestigationStatus.IN_PROGRESS,
@@ -107,6 +109,7 @@ class Dashboard:
             ev.ErasureRequested: self.erasure_requested,
             ev.CandidateErased: self.candidate_erased,
             ev.TierShredded: self.tier_shredded,
+            ev.CategoriesShredded: self.categories_shredded,
             ev.ConsentRequested: self.consent_requested,
             ev.ConsentGranted: partial(self.consent_stage, "granted"),
             ev.ConsentWithdrawn: partial(self.consent_stage, "withdrawn"),
@@ -250,6 +253,12 @@ class Dashboard:
             doc["shredded"] = sorted({*doc["shredded"], tier})
 
         self._candidate(rows, event.candidate_id, change)
+
+    def categories_shredded(self, event: Any, rows: Rows) -> None:
+        """Categories shredded on their own (the rest of their tier kept): counted by
+        category."""
+        for category in event.categories:
+            self._count(rows, "erasures", "categories_shredded", str(category))
 
     # --- consents -------------------------------------------------------------------------
 

@@ -41,13 +41,23 @@ def plain(value: Any) -> Any:
     return value
 
 
-def erase(fields: Iterable[PersonalField], tier: Tier | None = None) -> list[PersonalField]:
-    """The fields with every value of `tier` (of every tier when None) overwritten."""
+# What a shredding reaches: every value (None, an erasure), a tier's, or some categories'.
+Shred = Tier | frozenset[str] | None
+
+
+def _reached(f: PersonalField, which: Shred) -> bool:
+    if which is None:
+        return True
+    if isinstance(which, Tier):
+        return tier_of(f.category) is which
+    return f.category in which
+
+
+def erase(fields: Iterable[PersonalField], tier: Shred = None) -> list[PersonalField]:
+    """The fields with every value of `tier` (of every tier when None; of the categories
+    when a set of them) overwritten."""
     return [
-        PersonalField(f.name, f.category, ERASED_VALUE)
-        if tier is None or tier_of(f.category) is tier
-        else f
-        for f in fields
+        PersonalField(f.name, f.category, ERASED_VALUE) if _reached(f, tier) else f for f in fields
     ]
 
 
@@ -57,16 +67,20 @@ def keyed(rows: Rows, view: str, subject: UUID) -> list[tuple[str, Doc]]:
     return [(doc[id_field], doc) for doc in rows.of_subject(view, subject)]
 
 
-def shred_profile(doc: Doc, tier: Tier | None) -> None:
-    """Overwrites a profile's identity and claims of `tier` (all when None), noting the tier."""
+def shred_profile(doc: Doc, tier: Shred) -> None:
+    """Overwrites a profile's identity and claims of `tier` (all when None; of the categories
+    when a set of them), noting the tier or the categories."""
     doc["identity"] = erase(doc["identity"], tier)
     for claim in doc["claims"]:
         claim["fields"] = erase(claim["fields"], tier)
-    if tier is not None and tier.value not in doc["shredded_tiers"]:
+    if isinstance(tier, Tier) and tier.value not in doc["shredded_tiers"]:
         doc["shredded_tiers"] = sorted([*doc["shredded_tiers"], tier.value])
+    elif isinstance(tier, frozenset):
+        noted = doc.get("shredded_categories", [])
+        doc["shredded_categories"] = sorted({*noted, *tier})
 
 
-def shred_nested(value: Any, tier: Tier | None) -> Any:
+def shred_nested(value: Any, tier: Shred) -> Any:
     """Overwrites, in place, every personal field of the given tier (all when None)."""
     if isinstance(value, dict):
         for k, v in value.items():

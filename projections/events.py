@@ -37,6 +37,7 @@ CandidateRegistered: EventClass = Candidate.Registered  # type: ignore[attr-defi
 ClaimsSubmitted: EventClass = Candidate.ClaimsSubmitted
 ErasureRequested: EventClass = Candidate.ErasureRequested  # type: ignore[attr-defined]
 TierShredded: EventClass = Candidate.TierShredded  # type: ignore[attr-defined]
+CategoriesShredded: EventClass = Candidate.CategoriesShredded  # type: ignore[attr-defined]
 CandidateErased: EventClass = Candidate.Erased  # type: ignore[attr-defined]
 
 ConsentRequested: EventClass = Consent.Requested

@@ -34,7 +34,7 @@ from projections.access_log import (
     log_read,
     log_report_disclosure,
 )
-from projections.documents import iso, keyed, plain, shred_nested, shred_profile
+from projections.documents import Shred, iso, keyed, plain, shred_nested, shred_profile
 from projections.events import LOG_ONLY_EVENTS, EventClass
 from projections.listing import LIST_VIEWS, Listing
 from projections.rows import Doc, Rows
@@ -100,6 +100,7 @@ class ReadViews:
             ev.ClaimsSubmitted: self.claims_submitted,
             ev.ErasureRequested: self.erasure_requested,
             ev.TierShredded: self.tier_shredded,
+            ev.CategoriesShredded: self.categories_shredded,
             ev.CandidateErased: self.candidate_erased,
             ev.ConsentRequested: self.consent_requested,
             ev.ConsentGranted: self.consent_granted,
@@ -187,6 +188,11 @@ class ReadViews:
         self._profile(event, rows, lambda doc: shred_profile(doc, tier))
         self._shred_cases(event, rows, tier)
 
+    def categories_shredded(self, event: Any, rows: Rows) -> None:
+        categories = frozenset(str(c) for c in event.categories)
+        self._profile(event, rows, lambda doc: shred_profile(doc, categories))
+        self._shred_cases(event, rows, categories)
+
     def candidate_erased(self, event: Any, rows: Rows) -> None:
         def change(doc: Doc) -> None:
             shred_profile(doc, None)
@@ -195,7 +201,7 @@ class ReadViews:
         self._profile(event, rows, change)
         self._shred_cases(event, rows, None)
 
-    def _shred_cases(self, event: Any, rows: Rows, tier: Tier | None) -> None:
+    def _shred_cases(self, event: Any, rows: Rows, tier: Shred) -> None:
         for view in ("consent", "investigation", "report"):
             for row_key, doc in keyed(rows, view, event.candidate_id):
                 shred_nested(doc, tier)

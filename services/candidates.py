@@ -6,7 +6,7 @@ import json
 from uuid import UUID
 
 from domain.candidate import Candidate, Claim, ErasureReceipt
-from domain.classification import PersonalField
+from domain.classification import CATEGORIES, PersonalField
 from domain.consent import Consent
 from domain.errors import AlreadyErasedError, CandidateAlreadyRegisteredError
 from domain.report import Report
@@ -109,10 +109,13 @@ class CandidateUseCases(UnitOfWork):
         self.commit(candidate)
         # A crash from here until the keys are gone leaves the erasure recorded but not
         # finished: `audit check` lists it, and erasing the candidate again finishes it.
+        scopes = self.keys.tiers(candidate.id)
         destroyed = self.keys.destroy(candidate.id)
         return ErasureResult(
             candidate_id=candidate.id,
             keys_destroyed=destroyed,
+            categories_shredded=sorted(s for s in scopes if s in CATEGORIES),
+            tiers_shredded=sorted(s for s in scopes if s not in CATEGORIES),
             receipt_statement=statement,
             receipt_key_id=key_id,
             receipt_signature=signature,
@@ -126,9 +129,12 @@ class CandidateUseCases(UnitOfWork):
         receipt = candidate.erasure_receipt
         if receipt is None or not self.keys.has_keys(candidate.id):
             raise AlreadyErasedError(candidate.id)
+        scopes = self.keys.tiers(candidate.id)
         return ErasureResult(
             candidate_id=candidate.id,
             keys_destroyed=self.keys.destroy(candidate.id),
+            categories_shredded=sorted(s for s in scopes if s in CATEGORIES),
+            tiers_shredded=sorted(s for s in scopes if s not in CATEGORIES),
             receipt_statement=receipt.statement,
             receipt_key_id=receipt.key_id,
             receipt_signature=receipt.signature,

@@ -71,6 +71,10 @@ class Erasures(Result):
     completed: int
     pending: int
     tiers_shredded: Counts = Field(description="tiers shredded by retention, by tier")
+    categories_shredded: Counts = Field(
+        default_factory=dict,
+        description="categories shredded by retention on their own rule, by category",
+    )
     retention_due: Counts = Field(description="candidates due a shred by the end of today")
     retention_due_30_days: Counts = Field(description="due within the next 30 days")
 
@@ -202,6 +206,7 @@ class DashboardQueries(UnitOfWork):
             completed=completed,
             pending=row.get("pending", 0),
             tiers_shredded=dict(row.get("tiers_shredded", {})),
+            categories_shredded=dict(row.get("categories_shredded", {})),
             retention_due=due,
             retention_due_30_days=soon,
         )

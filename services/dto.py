@@ -118,6 +118,14 @@ class EraseSubject(Command):
 class ErasureResult(Result):
     candidate_id: UUID
     keys_destroyed: int
+    categories_shredded: list[str] = Field(
+        default_factory=list,
+        description="the categories whose keys were destroyed (values sealed before keys per "
+        "category are listed by their tier's key in tiers_shredded)",
+    )
+    tiers_shredded: list[str] = Field(
+        default_factory=list, description="the tiers whose own keys were destroyed"
+    )
     receipt_statement: str
     receipt_key_id: str
     receipt_signature: str
@@ -137,16 +145,35 @@ class RunRetention(Command):
 class DueShred(Result):
     candidate_id: UUID
     tier: str
+    categories: list[str] = Field(
+        default_factory=list,
+        description="the categories shredded: for a whole tier, those of it the candidate "
+        "had keys of (values sealed before keys per category went with the tier's own key)",
+    )
+    whole_tier: bool = Field(
+        default=True,
+        description="every value of the tier (its own key and each category's); false: only "
+        "the categories listed, whose own retention periods passed",
+    )
+    tier_key_kept: bool = Field(
+        default=False,
+        description="the tier's own key, which sealed values before keys per category (some "
+        "may be of the categories listed), is kept until the tier goes whole",
+    )
     quiet_since: datetime
     due_at: datetime
 
 
 class FinishedShred(Result):
-    """A tier retention recorded as shredded in an earlier run that stopped before its key
-    was destroyed; destroyed by this run (listed only, in a dry run)."""
+    """A key retention recorded as shredded in an earlier run that stopped before it was
+    destroyed; destroyed by this run (listed only, in a dry run)."""
 
     candidate_id: UUID
     tier: str
+    keys: list[str] = Field(
+        default_factory=list,
+        description="the keys destroyed: categories', and the tier's own where it was left",
+    )
     recorded_at: datetime | None
 
 

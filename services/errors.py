@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from domain.classification import key_name
 from domain.errors import (
     DomainError,
     InvalidInputError,
@@ -98,11 +99,11 @@ class DataKeyMissingError(RuntimeError):
 
     def __init__(self, candidate_id: object, tier: str, *, attempt_recorded: bool = False):
         self.candidate_id = candidate_id
-        self.tier = tier
+        self.tier = tier  # the key's scope: a category, or a tier's own key
         self.attempt_recorded = attempt_recorded
         super().__init__(
-            f"the {tier} data key of candidate {candidate_id} is gone, yet no erasure of the "
-            f"candidate or retention of that tier is recorded: the key table was altered "
+            f"the {key_name(tier)} data key of candidate {candidate_id} is gone, yet no erasure "
+            f"of the candidate or retention of that data is recorded: the key table was altered "
             f"outside backcheck; restore it from a backup (`backcheck audit verify` names "
             f"every key missing)"
             + ("; nothing was returned, and the attempt was recorded" if attempt_recorded else "")

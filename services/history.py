@@ -82,15 +82,17 @@ class HistoryQueries(UnitOfWork):
         yield from check_stream(ledger.observe(self.replay()))
         held = self.keys.held()  # after the stream: a key destroyed since is one it records
         findings = ledger.unfinished(held) + [
-            f for f in ledger.missing(held) if not self._erased_since(f.candidate_id, f.tiers[0])
+            f for f in ledger.missing(held) if not self._erased_since(f.candidate_id, f.tiers)
         ]
         for f in sorted(findings, key=lambda f: f.position):
             yield Violation(f.position, f.rule, f.candidate_id, f.candidate_id, f.detail)
 
-    def _erased_since(self, subject: UUID, tier: str) -> bool:
-        """Whether an erasure or retention of this key was recorded after the replay ended."""
+    def _erased_since(self, subject: UUID, scopes: tuple[str, ...]) -> bool:
+        """Whether an erasure or retention of this key (a tier's or a category's, whichever
+        sealed the values) was recorded after the replay ended."""
         try:
             candidate = self.load(Candidate, subject)
         except AggregateMissingError:
             return False
-        return candidate.erased or tier in candidate.shredded_tiers
+        gone = candidate.shredded_tiers | candidate.categories_shredded
+        return candidate.erased or any(s in gone for s in scopes)

@@ -14,18 +14,20 @@ from eventsourcing.persistence import Notification
 class KeyStore(Protocol):
     """Holds the per-subject data keys personal values are encrypted with."""
 
-    def destroy(self, subject: UUID, tier: str | None = None) -> int:
-        """Destroy the subject's data keys (of one tier, or all); returns how many."""
+    def destroy(self, subject: UUID, tier: str | tuple[str, ...] | None = None) -> int:
+        """Destroy the subject's data keys (one, several together, or all; each named by its
+        scope: a category, or a tier); returns how many."""
         ...
 
     def has_keys(self, subject: UUID) -> bool: ...
 
     def tiers(self, subject: UUID) -> set[str]:
-        """The tiers the subject has a data key for (i.e. personal values of)."""
+        """The scopes (categories, and tiers whose own keys sealed values before keys per
+        category) the subject has a data key for (i.e. personal values of)."""
         ...
 
     def held(self) -> set[tuple[UUID, str]]:
-        """(subject, tier) of every data key held."""
+        """(subject, scope) of every data key held."""
         ...
 
     def close(self) -> None:

@@ -49,7 +49,13 @@ _BY_THE_CANDIDATE: frozenset[EventClass] = frozenset(
     {ev.FeedbackGiven, ev.DisputeRaised, ev.ReportDisputed}
 )
 _BY_POLICY: frozenset[EventClass] = frozenset(
-    {ev.InvestigationSuspended, ev.ConsentExpired, ev.ConsentReliedUpon, ev.TierShredded}
+    {
+        ev.InvestigationSuspended,
+        ev.ConsentExpired,
+        ev.ConsentReliedUpon,
+        ev.TierShredded,
+        ev.CategoriesShredded,
+    }
 )
 
 
@@ -108,6 +114,12 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
     ev.TierShredded: lambda e: (
         f"shredded the {e.tier} personal data: {e.retention_days} days passed since the case "
         f"went quiet on {e.quiet_since:%Y-%m-%d}"
+    ),
+    ev.CategoriesShredded: lambda e: (
+        "shredded the personal data of "
+        + ", ".join(f"{c} ({e.retention_days.get(c, '?')} days)" for c in e.categories)
+        + f" passed since the case went quiet on {e.quiet_since:%Y-%m-%d}; the rest of the "
+        "tier stays"
     ),
     ev.CandidateErased: lambda e: (
         f"erased the candidate's personal data (keys destroyed): {e.reason}; receipt signed "

@@ -2,9 +2,10 @@
 
 Only a recorded erasure may make a personal value unreadable (services/shredding.py): a data
 key that values in the store were sealed with, gone without a `Candidate.Erased` of its
-subject or a `Candidate.TierShredded` of its tier, was deleted around the application. Like
-the rest of verification this reads the raw tables: envelopes name their tier in the clear,
-the key table is only listed (nothing is unwrapped), so no master key is needed.
+subject, a `Candidate.TierShredded` of its tier or a `Candidate.CategoriesShredded` naming its
+category, was deleted around the application. Like the rest of verification this reads the
+raw tables: envelopes name their key (a category's, or a tier's) in the clear, the key table
+is only listed (nothing is unwrapped), so no master key is needed.
 """
 
 from __future__ import annotations
@@ -14,16 +15,21 @@ from uuid import UUID
 
 import orjson
 
-from infra.privacy.envelope import sealed_tiers
-from infra.privacy.erasures import ERASED_TOPIC, SHREDDED_TOPIC
+from infra.privacy.envelope import sealed_scopes
+from infra.privacy.erasures import (
+    CATEGORIES_SHREDDED_TOPIC,
+    ERASED_TOPIC,
+    SHREDDED_TOPIC,
+    shredded_in,
+)
 from services.shredding import KeyFinding, KeyLedger, Pair, Recorded
 
 _ERASED = ERASED_TOPIC.encode()
-_SHREDDED = SHREDDED_TOPIC.encode()
-ERASURE_TOPICS = frozenset({_ERASED, _SHREDDED})
+_SHREDDED = frozenset({SHREDDED_TOPIC.encode(), CATEGORIES_SHREDDED_TOPIC.encode()})
+ERASURE_TOPICS = frozenset({_ERASED, *_SHREDDED})
 SEALED = b'"sealed"'  # in a record's state: it may hold an envelope
 
-# the subjects' erasures as stored now: erased or not, and the tiers shredded
+# the subjects' erasures as stored now: erased or not, and the keys (scopes) shredded
 Erasures = Callable[[Iterable[UUID]], dict[UUID, tuple[bool, set[str]]]]
 
 
@@ -35,15 +41,15 @@ def note(
     whose state holds SEALED: most records are neither.)"""
     if topic == _ERASED:
         ledger.see_erasure(UUID(bytes=originator_id), Recorded(position))
-    elif topic == _SHREDDED:
-        tier = str(orjson.loads(state)["tier"])
-        ledger.see_shred(UUID(bytes=originator_id), tier, Recorded(position))
+    elif topic in _SHREDDED:
+        for scope in shredded_in(topic, state):
+            ledger.see_shred(UUID(bytes=originator_id), scope, Recorded(position))
     elif SEALED in state:
         parsed = orjson.loads(state)
         subject = parsed.get("candidate_id") if isinstance(parsed, dict) else None
-        tiers = sealed_tiers(parsed) if subject else set()
-        if tiers:
-            ledger.see_values(position, UUID(str(subject)), tiers)
+        scopes = sealed_scopes(parsed) if subject else set()
+        if scopes:
+            ledger.see_values(position, UUID(str(subject)), scopes)
 
 
 def missing_keys(ledger: KeyLedger, held: set[Pair], erasures: Erasures) -> list[KeyFinding]:
@@ -55,11 +61,12 @@ def missing_keys(ledger: KeyLedger, held: set[Pair], erasures: Erasures) -> list
     if not found:
         return found
     now = erasures({f.candidate_id for f in found})
+    nothing: tuple[bool, set[str]] = (False, set())
     return [
         f
         for f in found
         if not (
-            now.get(f.candidate_id, (False, set()))[0]
-            or f.tiers[0] in now.get(f.candidate_id, (False, set()))[1]
+            now.get(f.candidate_id, nothing)[0]
+            or any(s in now.get(f.candidate_id, nothing)[1] for s in f.tiers)
         )
     ]

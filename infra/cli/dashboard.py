@@ -112,7 +112,8 @@ def _print(s: DashboardSummary) -> None:
     )
     console.print(
         f"erasures: {e.requested} requested, {e.completed} done, {e.pending} pending; "
-        f"tiers shredded: {_pairs(e.tiers_shredded)}; retention due now: "
+        f"tiers shredded: {_pairs(e.tiers_shredded)}; categories shredded: "
+        f"{_pairs(e.categories_shredded)}; retention due now: "
         f"{_pairs(e.retention_due)}, within 30 days: {_pairs(e.retention_due_30_days)}"
     )
 

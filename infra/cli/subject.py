@@ -64,6 +64,10 @@ def subject_erase(
             f"[green]erased[/] {candidate_id}: {result.keys_destroyed} data key(s) destroyed; "
             "their personal values now read as erased everywhere"
         )
+    if result.categories_shredded:
+        console.print(f"categories shredded: {', '.join(result.categories_shredded)}")
+    if result.tiers_shredded:  # keys of values sealed before keys per category
+        console.print(f"tier keys shredded: {', '.join(result.tiers_shredded)}")
     console.print(f"receipt (signed by key {markup_safe(result.receipt_key_id)}):")
     console.print(json_text(result.receipt_statement))
     console.print(f"signature: {markup_safe(result.receipt_signature)}")

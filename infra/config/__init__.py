@@ -83,6 +83,7 @@ from infra.config.parsing import (
     parse_bootstrap,
     parse_public_url,
     parse_retention,
+    parse_retention_categories,
     schedule_settings,
 )
 from infra.config.sources import Sources
@@ -119,6 +120,7 @@ class Settings(BaseModel):
     pkcs11_pin: str | None = Field(default=None, repr=False)
     pkcs11_key_label: str = "backcheck-master"
     retention_days: dict[str, int] | None = None
+    retention_categories: dict[str, int] | None = None
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="host:port[,host:port]")
     kafka_partitions: int = Field(default=6, ge=1)
     max_event_bytes: int = Field(default=MAX_EVENT_BYTES, ge=MIN_EVENT_BYTES)
@@ -160,6 +162,8 @@ class Settings(BaseModel):
         values |= key_provider_settings(env)
         if text := env("BACKCHECK_RETENTION_DAYS"):
             values["retention_days"] = parse_retention(text)
+        if text := env("BACKCHECK_RETENTION_CATEGORIES"):
+            values["retention_categories"] = parse_retention_categories(text)
         if servers := env("BACKCHECK_KAFKA_BOOTSTRAP"):
             values["kafka_bootstrap"] = parse_bootstrap(servers)
         if text := env("BACKCHECK_KAFKA_PARTITIONS"):

@@ -30,17 +30,33 @@ class ConfigError(ValueError):
     """A setting is present but cannot be used; the message names the variable and the rule."""
 
 
-def parse_retention(text: str) -> dict[str, int]:
+MAX_RETENTION_RULES = 100  # more than there are tiers and categories
+
+
+def parse_retention(
+    text: str,
+    variable: str = "BACKCHECK_RETENTION_DAYS",
+    form: str = "TIER=DAYS (e.g. secret=180,confidential=365,general=730)",
+) -> dict[str, int]:
     days: dict[str, int] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        tier, sep, number = part.partition("=")
-        if not sep or not number.strip().isdigit():
-            raise ConfigError(
-                f"BACKCHECK_RETENTION_DAYS: {part!r} is not TIER=DAYS "
-                "(e.g. secret=180,confidential=365,general=730)"
-            )
-        days[tier.strip()] = int(number)
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if len(parts) > MAX_RETENTION_RULES:
+        raise ConfigError(f"{variable}: over {MAX_RETENTION_RULES} entries")
+    for part in parts:
+        name, sep, number = part.partition("=")
+        if not sep or not number.strip().isdigit() or len(number.strip()) > 6:
+            raise ConfigError(f"{variable}: {part[:100]!r} is not {form}")
+        days[name.strip()] = int(number)
     return days
+
+
+def parse_retention_categories(text: str) -> dict[str, int]:
+    """CATEGORY=DAYS[,CATEGORY=DAYS]: a category's own period, in place of its tier's."""
+    return parse_retention(
+        text,
+        "BACKCHECK_RETENTION_CATEGORIES",
+        "CATEGORY=DAYS (e.g. user.reference.contact=365,user.education=1095)",
+    )
 
 
 def parse_bootstrap(text: str) -> str:

@@ -67,6 +67,9 @@ VARIABLES: dict[str, Variable] = {
     "BACKCHECK_PKCS11_PIN": Variable("the token's user PIN", secret=True),
     "BACKCHECK_PKCS11_KEY_LABEL": Variable("the master key's label on the token"),
     "BACKCHECK_RETENTION_DAYS": Variable("days each tier is kept once a case is quiet"),
+    "BACKCHECK_RETENTION_CATEGORIES": Variable(
+        "days a category is kept, in place of its tier's (user.education=1095)"
+    ),
     "BACKCHECK_KAFKA_BOOTSTRAP": Variable("Kafka bootstrap servers, HOST:PORT[,HOST:PORT]"),
     "BACKCHECK_KAFKA_PARTITIONS": Variable("partitions of the topics backcheck creates"),
     "BACKCHECK_KAFKA_SECURITY_PROTOCOL": Variable("PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),

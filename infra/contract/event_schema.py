@@ -33,9 +33,10 @@ _NOT_ON_THE_WIRE = frozenset({"originator_id", "originator_version"})
 
 _PERSONAL_VALUE: JsonSchema = {
     "description": "A personal value. Sealed (AES-GCM with the data subject's key for its "
+    "category when `key` is `category`, else, as sealed before keys per category, for its "
     "tier; the name and category stay readable, the value opens only inside backcheck and "
-    "never once the subject is erased), or, for free text stored by a version before the "
-    "field was classified, the value as it was stored then.",
+    "never once the subject is erased or its category shredded), or, for free text stored "
+    "by a version before the field was classified, the value as it was stored then.",
     "oneOf": [
         {
             "type": "object",
@@ -44,6 +45,11 @@ _PERSONAL_VALUE: JsonSchema = {
                 "name": {"type": "string"},
                 "category": {"type": "string"},
                 "tier": {"type": "string"},
+                "key": {
+                    "const": "category",
+                    "description": "sealed with the subject's key for the category; absent: "
+                    "for the tier",
+                },
                 "sealed": {"type": "string", "contentEncoding": "base64"},
             },
             "required": ["name", "category", "tier", "sealed"],

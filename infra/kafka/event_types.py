@@ -39,6 +39,7 @@ PUBLIC_NAMES: Mapping[str, str] = {
     "domain.access:Access.Recorded": "backcheck.access-log.access-recorded",
     "domain.access:DataDisclosure.Created": "backcheck.disclosure-log.created",
     "domain.access:DataDisclosure.DataDisclosed": "backcheck.disclosure-log.data-disclosed",
+    "domain.candidate:Candidate.CategoriesShredded": "backcheck.candidate.categories-shredded",
     "domain.candidate:Candidate.ClaimsSubmitted": "backcheck.candidate.claims-submitted",
     "domain.candidate:Candidate.Created": "backcheck.candidate.created",
     "domain.candidate:Candidate.Erased": "backcheck.candidate.erased",

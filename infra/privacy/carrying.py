@@ -38,7 +38,8 @@ from infra.privacy.keystore import SQLKeyStore
 from infra.privacy.sealing import Context, Sealer
 from services.errors import DataKeyMissingError
 
-# (subject, tier, old position) -> whether the old store records that value's key destroyed
+# (subject, scope, old position) -> whether the old store records that key (a category's or a
+# tier's) destroyed before that position
 Destroyed = Callable[[UUID, str, int], bool]
 
 
@@ -105,21 +106,33 @@ class CarryingSealer(Sealer):
         self._position = position
         self._carried = old_envelopes(state)
 
+    def _prepare_keys(self, state: dict[str, Any], names: frozenset[str], ctx: Context) -> None:
+        """No keys made ahead: a value carried or sealed for no one needs none, and a key made
+        for an erased subject would be one the erasure never destroyed (`seal_field` makes
+        each key the copy needs, on demand)."""
+
     def seal_field(self, value: PersonalField, path: str, ctx: Context) -> Envelope:
         tier = tier_of(value.category).value
         subject = UUID(ctx[0])
         carried = self._carried.get(path)
-        if self.destroyed(subject, tier, self._position) or value.value == ERASED_VALUE:
+        # the old store's key of the value: the carried envelope's; for a value it kept in
+        # clear, its category's or its tier's (either destroyed erases it)
+        scopes = (envelope.scope(carried),) if carried is not None else (value.category, tier)
+        gone = next((s for s in scopes if self.destroyed(subject, s, self._position)), None)
+        if gone is not None or value.value == ERASED_VALUE:
             self.tally.erased += 1
             if carried is not None:
                 return carried
             self.tally.erased_from_clear += 1
-            return _sealed_for_no_one(value, tier)
-        if (subject, tier) in self.missing or value.value == KEY_MISSING_VALUE:
-            if carried is None:  # a value in clear: sealing it would make the key they lack
-                raise DataKeyMissingError(subject, tier)
+            return _sealed_for_no_one(value, tier, by_category=gone == value.category)
+        # a value in clear is sealed with its category's key here: refused if that is a key
+        # the carried envelopes lack (making it would make them look altered, not missing)
+        lacking = scopes[0] if carried is not None else value.category
+        if (subject, lacking) in self.missing or value.value == KEY_MISSING_VALUE:
+            if carried is None:
+                raise DataKeyMissingError(subject, lacking)
             self.tally.key_missing += 1
-            self.tally.missing_pairs.add((subject, tier))
+            self.tally.missing_pairs.add((subject, lacking))
             return carried
         self.tally.sealed += 1
         if carried is None:
@@ -127,9 +140,9 @@ class CarryingSealer(Sealer):
         return super().seal_field(value, path, ctx)
 
 
-def _sealed_for_no_one(value: PersonalField, tier: str) -> Envelope:
+def _sealed_for_no_one(value: PersonalField, tier: str, *, by_category: bool) -> Envelope:
     """An envelope like any other, under a key made for it and dropped at once: no one can
     open it, and it is as long as the value (as every envelope is)."""
     nonce = os.urandom(12)
     blob = AESGCM(os.urandom(32)).encrypt(nonce, value.value.encode(), None)
-    return envelope.sealed(value, tier, nonce + blob)
+    return envelope.sealed(value, tier, nonce + blob, by_category=by_category)

@@ -2,12 +2,16 @@
 
 A `PersonalField` leaves memory as an envelope
 
-    {"name": ..., "category": ..., "tier": ..., "sealed": base64(nonce | ciphertext)}
+    {"name": ..., "category": ..., "tier": ..., "key": "category",
+     "sealed": base64(nonce | ciphertext)}
 
-in the event store, in the views and on Kafka alike. A view may also hold the marker of a
-value erased before it was written, `{"name": ..., "category": ..., "erased": true}`: it is
-kept as such, never sealed again (that would mint a new key for an erased subject); or of a
-value whose data key was gone, with no erasure recorded, when it was written,
+in the event store, in the views and on Kafka alike. `"key": "category"` says the value was
+sealed with the subject's data key for its category (decision "keys per category"); an
+envelope without it, as every envelope written before, was sealed with the key for its tier.
+A view may also hold the marker of a value erased before it was written,
+`{"name": ..., "category": ..., "erased": true}`: it is kept as such, never sealed again
+(that would mint a new key for an erased subject); or of a value whose data key was gone,
+with no erasure recorded, when it was written,
 `{"name": ..., "category": ..., "tier": ..., "unreadable": true}`: reading it fails.
 
 This module is the one owner of that format: it builds and recognises envelopes and walks a
@@ -30,14 +34,26 @@ SealOne = Callable[[PersonalField, str], Any]  # a value and its path → what i
 OpenOne = Callable[[Envelope, str], Any]  # an envelope and its path → what is read
 
 
-def sealed(field: PersonalField, tier: str, blob: bytes) -> Envelope:
-    """The envelope of one value: name and category readable, the value as `blob`."""
-    return {
-        "name": field.name,
-        "category": field.category,
-        "tier": tier,
-        "sealed": base64.b64encode(blob).decode(),
-    }
+KEY = "key"
+BY_CATEGORY = "category"
+
+
+def sealed(field: PersonalField, tier: str, blob: bytes, *, by_category: bool = False) -> Envelope:
+    """The envelope of one value: name and category readable, the value as `blob`, and which
+    of the subject's keys sealed it (the category's, or without `key` the tier's)."""
+    found: Envelope = {"name": field.name, "category": field.category, "tier": tier}
+    if by_category:
+        found[KEY] = BY_CATEGORY
+    found["sealed"] = base64.b64encode(blob).decode()
+    return found
+
+
+def scope(envelope: Envelope) -> str:
+    """The data key a sealed value was sealed with, as the key table names it: its category
+    (`user.education`), or its tier (`general`) for an envelope without `key`."""
+    if envelope.get(KEY) == BY_CATEGORY:
+        return str(envelope["category"])
+    return str(envelope["tier"])
 
 
 def erased(field: PersonalField) -> Envelope:
@@ -91,14 +107,14 @@ def locate(value: Any, where: Where = ()) -> list[Where]:
     return []
 
 
-def sealed_tiers(value: Any) -> set[str]:
-    """The tiers of the sealed envelopes anywhere in a parsed tree."""
+def sealed_scopes(value: Any) -> set[str]:
+    """The data keys (`scope`) of the sealed envelopes anywhere in a parsed tree."""
     if isinstance(value, dict):
         if "sealed" in value:
-            return {str(value["tier"])}
-        return {t for v in value.values() for t in sealed_tiers(v)}
+            return {scope(value)}
+        return {t for v in value.values() for t in sealed_scopes(v)}
     if isinstance(value, list):
-        return {t for v in value for t in sealed_tiers(v)}
+        return {t for v in value for t in sealed_scopes(v)}
     return set()
 
 

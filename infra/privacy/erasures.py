@@ -1,8 +1,10 @@
 """Which data keys may be gone: those a recorded erasure or retention run destroyed.
 
 Only a recorded event may make a personal value unreadable: `Candidate.Erased` for every key
-of the subject, `Candidate.TierShredded` for the key of one tier. A key missing without one
-was deleted around the application, and a value sealed with it must not read as "erased".
+of the subject, `Candidate.TierShredded` for the keys of one tier (its own and its
+categories'), `Candidate.CategoriesShredded` for the keys of the categories it names. A key
+missing without one was deleted around the application, and a value sealed with it must not
+read as "erased".
 
 The events are looked up as stored, by the subject's own stream (the candidate's id is the
 id of their Candidate aggregate), never decoded: decoding opens personal values, which is
@@ -21,27 +23,43 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
 from projections import events as ev
+from services.shredding import scopes_of_tier
 
 SelectEvents = Callable[[UUID], Sequence[StoredEvent]]
 
 ERASED_TOPIC = get_topic(ev.CandidateErased)
 SHREDDED_TOPIC = get_topic(ev.TierShredded)
+CATEGORIES_SHREDDED_TOPIC = get_topic(ev.CategoriesShredded)
+MAX_SHREDDED_CATEGORIES = 100  # more than there are categories: a longer list is not ours
+
+
+def shredded_in(topic: str | bytes, state: bytes) -> set[str]:
+    """The keys (scopes) a stored retention event destroyed; nothing for another event. Tiers
+    and categories are not personal: they are read from the state directly."""
+    name = topic.decode() if isinstance(topic, bytes) else topic
+    if name == SHREDDED_TOPIC:
+        return scopes_of_tier(str(orjson.loads(state)["tier"]))
+    if name == CATEGORIES_SHREDDED_TOPIC:
+        categories = orjson.loads(state)["categories"]
+        return {str(c) for c in categories[:MAX_SHREDDED_CATEGORIES]}
+    return set()
 
 
 def erasures_in(stored: Iterable[tuple[str, bytes]]) -> tuple[bool, set[str]]:
     """Whether a subject's stored events, as (topic, state), record their erasure, and which
-    tiers retention shredded (a tier is not personal: it is read from the state directly)."""
-    erased, tiers = False, set()
+    keys (tiers and categories) retention shredded."""
+    erased, scopes = False, set()
     for topic, state in stored:
         if topic == ERASED_TOPIC:
             erased = True
-        elif topic == SHREDDED_TOPIC:
-            tiers.add(str(orjson.loads(state)["tier"]))
-    return erased, tiers
+        else:
+            scopes |= shredded_in(topic, state)
+    return erased, scopes
 
 
 class RecordedErasures:
-    """`covers(subject, tier)`: whether a recorded erasure or retention run destroyed that key."""
+    """`covers(subject, scope)`: whether a recorded erasure or retention run destroyed that
+    key (a tier's or a category's)."""
 
     def __init__(self, select_events: SelectEvents) -> None:
         self._select = select_events
@@ -49,13 +67,13 @@ class RecordedErasures:
         self._shredded: set[tuple[UUID, str]] = set()
         self._lock = threading.Lock()
 
-    def covers(self, subject: UUID, tier: str) -> bool:
+    def covers(self, subject: UUID, scope: str) -> bool:
         with self._lock:
-            if subject in self._erased or (subject, tier) in self._shredded:
+            if subject in self._erased or (subject, scope) in self._shredded:
                 return True
-        erased, tiers = erasures_in((e.topic, e.state) for e in self._select(subject))
+        erased, scopes = erasures_in((e.topic, e.state) for e in self._select(subject))
         with self._lock:
             if erased:
                 self._erased.add(subject)
-            self._shredded.update((subject, t) for t in tiers)
-        return erased or tier in tiers
+            self._shredded.update((subject, s) for s in scopes)
+        return erased or scope in scopes

@@ -27,7 +27,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -200,56 +200,69 @@ class SQLKeyStore:
         return text.replace("?", self._p)
 
     def data_key(self, subject: UUID, tier: str, *, create: bool) -> bytes | None:
-        """The subject's key for this tier; made on first use when `create`; None if destroyed
-        (or never made)."""
+        """The subject's key for this tier (or category); made on first use when `create`
+        (if another process made it first, theirs is the key); None if destroyed (or never
+        made)."""
+        return self.data_keys(subject, (tier,), create=create).get(tier)
+
+    def data_keys(
+        self, subject: UUID, scopes: Collection[str], *, create: bool
+    ) -> dict[str, bytes]:
+        """Several keys of one subject (keys per category: an event's values may need a few),
+        looked up in one statement and, when `create`, the missing ones made in one
+        transaction rather than one each; those destroyed (or never made) are left out."""
         now = time.monotonic()
+        found: dict[str, bytes] = {}
+        wanted: list[str] = []
         with self._lock:
-            cached = self._cache.get((subject, tier))
-            if cached and now - cached[0] < CACHE_SECONDS:
-                return cached[1]
+            for scope in scopes:
+                cached = self._cache.get((subject, scope))
+                if cached and now - cached[0] < CACHE_SECONDS:
+                    found[scope] = cached[1]
+                else:
+                    wanted.append(scope)
+        if not wanted:
+            return found
+        marks = ", ".join("?" * len(wanted))
         select = self._sql(
-            "SELECT wrapped, master FROM backcheck_keys WHERE subject = ? AND tier = ?"
+            "SELECT tier, wrapped, master FROM backcheck_keys "
+            f"WHERE subject = ? AND tier IN ({marks})"
         )
         if not create:
             with self._read() as conn:
-                row = conn.execute(select, (str(subject), tier)).fetchone()
-            if row is None:
-                return None
-        else:  # made unless it exists; if another process made it first, theirs is the key
+                rows = conn.execute(select, (str(subject), *wanted)).fetchall()
+        else:
             for _ in range(2):  # again if a rotation in this process switched keys meanwhile
-                row, provider = self._make(subject, tier, select)
-                if row is not None or provider is self._provider:
+                rows, provider = self._make_many(subject, wanted, select)
+                if len(rows) == len(wanted) or provider is self._provider:
                     break
-            if row is None:  # not made: the store is no longer bound to this key
+            if len(rows) < len(wanted):  # not made: the store is no longer bound to this key
                 raise self.wrong_key("the store was rotated to another master key since")
-        key = self._unwrap(bytes(row[0]), row[1])
-        with self._lock:
-            self._cache[(subject, tier)] = (now, key)
-        return key
+        for scope, wrapped, master in rows:
+            key = self._unwrap(bytes(wrapped), master)
+            found[str(scope)] = key
+            with self._lock:
+                self._cache[(subject, str(scope))] = (now, key)
+        return found
 
-    def _make(self, subject: UUID, tier: str, select: str) -> tuple[Any, KeyProvider]:
-        """A data key made unless one exists (if another process made it first, theirs is the
-        key), wrapped by this store's key: inserted only while the store is bound to it."""
+    def _make_many(
+        self, subject: UUID, scopes: list[str], select: str
+    ) -> tuple[list[Any], KeyProvider]:
+        """Data keys made unless they exist (if another process made one first, theirs is the
+        key), wrapped by this store's key, in one transaction: inserted only while the store is
+        bound to it."""
         with self._create() as conn:
-            # read under the writer lock: a rotation in this process switches it there
-            provider = self._provider
-            conn.execute(
-                self._sql(
-                    "INSERT INTO backcheck_keys (subject, tier, wrapped, master) "
-                    f"SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM {KEY_CHECK_TABLE} "
-                    "WHERE scheme = ? AND kcv = ?) ON CONFLICT (subject, tier) DO NOTHING"
-                ),
-                (
-                    str(subject),
-                    tier,
-                    provider.wrap(os.urandom(32)),
-                    provider.key_id,
-                    provider.check_scheme,
-                    provider.check_value(),
-                ),
+            provider = self._provider  # read under the writer lock: a rotation switches it there
+            insert = self._sql(
+                "INSERT INTO backcheck_keys (subject, tier, wrapped, master) "
+                f"SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM {KEY_CHECK_TABLE} "
+                "WHERE scheme = ? AND kcv = ?) ON CONFLICT (subject, tier) DO NOTHING"
             )
-            row = conn.execute(select, (str(subject), tier)).fetchone()
-            return row, provider
+            check = (provider.check_scheme, provider.check_value())
+            for scope in scopes:
+                wrapped = provider.wrap(os.urandom(32))
+                conn.execute(insert, (str(subject), scope, wrapped, provider.key_id, *check))
+            return conn.execute(select, (str(subject), *scopes)).fetchall(), provider
 
     def _unwrap(self, wrapped: bytes, master: str | None) -> bytes:
         provider = self._providers.get(master) if master else self._provider
@@ -282,20 +295,25 @@ class SQLKeyStore:
     def placeholder(self) -> str:
         return self._p
 
-    def destroy(self, subject: UUID, tier: str | None = None) -> int:
+    def destroy(self, subject: UUID, tier: str | tuple[str, ...] | None = None) -> int:
+        """Destroys the subject's keys: all, one (a tier's or a category's: the `tier` column
+        holds either), or several in one statement (a shredding's keys go together)."""
+        scopes = (tier,) if isinstance(tier, str) else tier
+        if scopes == ():
+            return 0
         with self._lock:
-            for k in [k for k in self._cache if k[0] == subject and tier in (None, k[1])]:
-                del self._cache[k]
+            for k in [k for k in self._cache if k[0] == subject]:
+                if scopes is None or k[1] in scopes:
+                    del self._cache[k]
         with self._connect() as conn:
-            if tier is None:
+            if scopes is None:
                 cur = conn.execute(
                     self._sql("DELETE FROM backcheck_keys WHERE subject = ?"), (str(subject),)
                 )
             else:
-                cur = conn.execute(
-                    self._sql("DELETE FROM backcheck_keys WHERE subject = ? AND tier = ?"),
-                    (str(subject), tier),
-                )
+                marks = ", ".join("?" * len(scopes))
+                delete = f"DELETE FROM backcheck_keys WHERE subject = ? AND tier IN ({marks})"
+                cur = conn.execute(self._sql(delete), (str(subject), *scopes))
             return int(cur.rowcount or 0)
 
     def count(self) -> int:

@@ -1,9 +1,13 @@
-"""Sealing personal values inside events: AES-GCM per subject and tier, bound to their place.
+"""Sealing personal values inside events: AES-GCM per subject and category, bound to their
+place.
 
 Each `PersonalField` in an event is stored as an envelope (its format: `envelope.py`)
-encrypted with the subject's data key for the field's tier. The associated data binds the
-ciphertext to its subject, event (originator id and version) and path inside the event, so a
-sealed value cannot be moved to another person, event or field without failing to open.
+encrypted with the subject's data key for the field's category, so retention can shred one
+category and leave the rest of its tier (decision "keys per category"); envelopes written
+before were sealed with the key of the field's tier, and still open with it. The associated
+data binds the ciphertext to its subject, event (originator id and version) and path inside
+the event, so a sealed value cannot be moved to another person, event or field without
+failing to open.
 Names and categories stay readable: access events and audits name categories, never values.
 
 Once the subject's keys are destroyed an envelope opens to ERASED_VALUE; nothing else changes,
@@ -86,13 +90,18 @@ def _personal(
 
 
 class Sealer:
-    """Seals and opens personal values with their subject's data key for their tier, bound
-    to their subject, place and path (the associated data). `erased(subject, tier)` tells
-    whether a recorded erasure or retention run destroyed that key (`erasures.py`)."""
+    """Seals and opens personal values with their subject's data key for their category
+    (`by_category`, the default; else for their tier, as before), bound to their subject,
+    place and path (the associated data). `erased(subject, scope)` tells whether a recorded
+    erasure or retention run destroyed that key (`erasures.py`); a scope is a category or a
+    tier, as the key table and the envelope name it."""
 
-    def __init__(self, keys: SQLKeyStore, erased: Callable[[UUID, str], bool]) -> None:
+    def __init__(
+        self, keys: SQLKeyStore, erased: Callable[[UUID, str], bool], *, by_category: bool = True
+    ) -> None:
         self.keys = keys
         self.erased = erased
+        self.by_category = by_category
 
     def _aad(self, subject: str, originator_id: str, version: int, path: str) -> bytes:
         return f"{subject}|{originator_id}|{version}|{path}".encode()
@@ -104,30 +113,54 @@ class Sealer:
         if not names:
             return state
 
+        self._prepare_keys(state, names, ctx)
+
         def seal(value: PersonalField, path: str) -> Envelope:
             return self.seal_field(value, path, ctx)
 
         return {k: (envelope.seal_tree(v, k, seal) if k in names else v) for k, v in state.items()}
 
+    def _prepare_keys(self, state: dict[str, Any], names: frozenset[str], ctx: Context) -> None:
+        """The keys an event's values need, looked up together and the missing ones made in
+        one transaction (a key per category: an event may need a few new ones); a key a
+        recorded erasure destroyed is never made again (`seal_field` refuses it)."""
+        tiers: dict[str, str] = {}
+        for name in names & state.keys():
+            for value in _fields_in(state[name]):
+                if value.value != KEY_MISSING_VALUE:
+                    tier = tier_of(value.category).value
+                    tiers[value.category if self.by_category else tier] = tier
+        if not tiers:
+            return
+        subject = _subject_id(ctx[0])
+        held = self.keys.data_keys(subject, tiers.keys(), create=False)
+        missing = [s for s in tiers if s not in held]
+        for scope in missing:
+            if self.erased(subject, scope):
+                raise PersonalDataShreddedError(subject, scope, tiers[scope])
+        if missing:
+            self.keys.data_keys(subject, missing, create=True)
+
     def seal_field(self, value: PersonalField, path: str, ctx: Context) -> Envelope:
         """One value sealed for its place: `ctx` is (subject, place, version) and `path` the
         value's path inside that place (an event, or a view row)."""
         tier = tier_of(value.category).value
+        scope = value.category if self.by_category else tier
         if value.value == KEY_MISSING_VALUE:  # a value that could not be opened, carried on
-            raise DataKeyMissingError(ctx[0], tier)
+            raise DataKeyMissingError(ctx[0], scope)
         subject = _subject_id(ctx[0])
-        key = self.keys.data_key(subject, tier, create=False)
+        key = self.keys.data_key(subject, scope, create=False)
         if key is None:
             # made on demand, unless a recorded erasure destroyed it: a new key would make the
             # older values look altered, not erased (and break every replay of the subject)
-            if self.erased(subject, tier):
-                raise PersonalDataShreddedError(subject, tier)
-            key = self.keys.data_key(subject, tier, create=True)
+            if self.erased(subject, scope):
+                raise PersonalDataShreddedError(subject, scope, tier)
+            key = self.keys.data_key(subject, scope, create=True)
         if key is None:  # never: made on demand
-            raise RuntimeError(f"no data key made for {ctx[0]} ({tier})")
+            raise RuntimeError(f"no data key made for {ctx[0]} ({scope})")
         nonce = os.urandom(12)
         ciphertext = _cipher(key).encrypt(nonce, value.value.encode(), self._aad(*ctx, path))
-        return envelope.sealed(value, tier, nonce + ciphertext)
+        return envelope.sealed(value, tier, nonce + ciphertext, by_category=self.by_category)
 
     def open_state(
         self, event_class: type, state: dict[str, Any], originator_id: UUID | str, version: int
@@ -153,11 +186,12 @@ class Sealer:
         """The value inside one envelope; ERASED_VALUE once its subject's key is destroyed by
         a recorded erasure or retention run; DataKeyMissingError if it is gone without one."""
         subject = _subject_id(ctx[0])
-        key = self.keys.data_key(subject, sealed["tier"], create=False)
+        scope = envelope.scope(sealed)
+        key = self.keys.data_key(subject, scope, create=False)
         if key is None:
-            if self.erased(subject, sealed["tier"]):
+            if self.erased(subject, scope):
                 return ERASED_VALUE
-            raise DataKeyMissingError(subject, sealed["tier"])
+            raise DataKeyMissingError(subject, scope)
         raw = envelope.blob(sealed)
         try:
             return _cipher(key).decrypt(raw[:12], raw[12:], self._aad(*ctx, path)).decode()
@@ -166,3 +200,16 @@ class Sealer:
                 f"the sealed value at {path} of event {ctx[1]} v{ctx[2]} does not open with "
                 f"its subject's key: it was altered or moved"
             ) from None
+
+
+def _fields_in(value: Any) -> list[PersonalField]:
+    """The personal fields anywhere in a value, as `envelope.seal_tree` walks it."""
+    if isinstance(value, PersonalField):
+        return [value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [f for d in dataclasses.fields(value) for f in _fields_in(getattr(value, d.name))]
+    if isinstance(value, tuple | list):
+        return [f for v in value for f in _fields_in(v)]
+    if isinstance(value, dict):
+        return [f for v in value.values() for f in _fields_in(v)]
+    return []

@@ -160,10 +160,10 @@ def _ledger(source: Settings, stop: int) -> tuple[KeyLedger, set[tuple[UUID, str
 
 
 def _destroyed(ledger: KeyLedger) -> Callable[[UUID, str, int], bool]:
-    def destroyed(subject: UUID, tier: str, position: int) -> bool:
+    def destroyed(subject: UUID, scope: str, position: int) -> bool:
         if subject in ledger.erased:
             return True
-        shred = ledger.shredded.get((subject, tier))
+        shred = ledger.shredded.get((subject, scope))
         return shred is not None and position < shred.position
 
     return destroyed

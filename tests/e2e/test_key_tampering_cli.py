@@ -27,13 +27,13 @@ def env_of(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture
 def tampered(settings: Settings) -> tuple[dict[str, str], UUID]:
-    """A consented candidate whose general data key row was then deleted in the database."""
+    """A consented candidate whose name's data key row was then deleted in the database."""
     app = build_app(settings)
     try:
         candidate_id = s.consented_candidate(app).candidate_id
     finally:
         app.close()
-    delete_keys(settings, candidate_id, "general")
+    delete_keys(settings, candidate_id, "user.name")
     return env_of(settings), candidate_id
 
 
@@ -49,7 +49,7 @@ def test_a_read_fails_in_one_line_and_the_attempt_is_recorded(
     assert result.returncode == EX_DATAERR
     assert result.stdout == ""
     (line,) = result.stderr.strip().splitlines()
-    assert f"general data key of candidate {candidate_id} is gone" in line
+    assert f"user.name (general) data key of candidate {candidate_id} is gone" in line
     assert "⟨erased⟩" not in result.stdout + result.stderr
     assert machine.returncode == EX_DATAERR
     assert json.loads(machine.stdout)["type"] == "data-key-missing"
@@ -75,7 +75,7 @@ def test_verify_and_check_name_the_missing_key(tampered: tuple[dict[str, str], U
     assert verified.returncode == 1
     assert "TAMPERED" in verified.stderr
     assert "key missing" in verified.stderr
-    assert f"general data key of candidate {candidate_id}" in verified.stderr
+    assert f"user.name (general) data key of candidate {candidate_id}" in verified.stderr
     assert checked.returncode == 1
     *rows, summary = [json.loads(line) for line in checked.stdout.splitlines()]
     (row,) = rows

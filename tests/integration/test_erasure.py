@@ -89,7 +89,18 @@ class ErasureContract(ABC):
             EraseSubject(candidate_id=st.candidate_id, reason="candidate request", actor="dpo")
         )
 
-        assert result.keys_destroyed == 2  # general (identity) and confidential (notes)
+        # a key per category: identity (name, e-mail), the notes, the finding's source (its
+        # organisation and reference), the feedback and dispute
+        assert result.keys_destroyed == len(result.categories_shredded)
+        assert result.categories_shredded == [
+            "user.contact.email",
+            "user.employment.evaluation",
+            "user.name",
+            "user.organisation",
+            "user.reference.identity",
+            "user.statement",
+        ]
+        assert result.tiers_shredded == []  # no value was sealed with a tier's key
         views = app.read_model()
         profile, investigation = (
             views.get("profile", str(st.candidate_id)),

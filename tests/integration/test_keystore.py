@@ -34,7 +34,7 @@ def test_making_a_key_on_sqlite_leaves_the_store_writer_flushing_every_commit(
 
     result = sqlite_app.register_candidate(RegisterCandidate(name="Zhou Min", actor="hr:li.na"))
 
-    assert keys_of(sqlite_app).tiers(result.candidate_id) == {"general"}
+    assert keys_of(sqlite_app).tiers(result.candidate_id) == {"user.name"}  # a key per category
     assert writer_synchronous(sqlite_app) == 2
 
 
@@ -60,3 +60,26 @@ def test_making_a_key_on_postgres_defers_only_its_own_flush(pg_app: Backcheck) -
     assert key is not None
     assert keys.data_key(subject, "general", create=False) == key
     assert keys.tiers(subject) == {"general"}
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_an_events_keys_are_looked_up_and_made_together(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    app: Backcheck = request.getfixturevalue(f"{'sqlite' if backend == 'sqlite' else 'pg'}_app")
+    keys = keys_of(app)
+    subject = uuid4()
+    name = keys.data_key(subject, "user.name", create=True)
+    wanted = ("user.name", "user.education", "user.reference.contact")
+
+    assert keys.data_keys(subject, wanted, create=False) == {"user.name": name}
+    made = keys.data_keys(subject, wanted, create=True)
+
+    assert set(made) == set(wanted)
+    assert made["user.name"] == name  # an existing key is kept, never made again
+    assert keys.tiers(subject) == set(wanted)
+    keys.destroy(subject, ("user.education", "user.reference.contact"))
+    assert keys.data_keys(subject, wanted, create=False) == {"user.name": name}
+    assert keys.data_keys(subject, (), create=True) == {}

@@ -15,7 +15,7 @@ import pytest
 
 from domain.access import Access
 from domain.candidate import Candidate
-from domain.classification import ERASED_VALUE
+from domain.classification import ERASED_VALUE, Tier, tier_of
 from domain.investigation import Investigation
 from infra.audit.checkpoint import load_private_key, load_public_key, parse
 from infra.audit.sources import open_source
@@ -187,11 +187,15 @@ def test_values_whose_key_is_missing_are_carried_as_they_were(
     summary = migrate(settings, target, "operator")
 
     assert summary.values.key_missing == 2  # name and email
-    assert summary.key_missing_pairs == [(str(st.candidate_id), "general")]
+    assert summary.key_missing_pairs == [  # a key per category: both gone
+        (str(st.candidate_id), "user.contact.email"),
+        (str(st.candidate_id), "user.name"),
+    ]
     with StoreVerification(target) as verification:
         problems = verification.run().problems
-    assert [p.kind for p in problems] == ["key missing"]  # the chain holds; the key is named
-    assert str(st.candidate_id) in problems[0].detail
+    # the chain holds; each missing key (the name's, the e-mail's) is named
+    assert [p.kind for p in problems] == ["key missing", "key missing"]
+    assert all(str(st.candidate_id) in p.detail for p in problems)
     # the same envelopes, byte for byte, in the same event
     old_app, new_app = build_app(settings, clock=clock), build_app(target, clock=clock)
     try:
@@ -348,7 +352,9 @@ def test_a_tier_shredded_by_retention_stays_shredded_and_the_rest_is_sealed_anew
 
     assert summary.values.erased > 0
     assert summary.values.sealed > 0
-    assert key_rows(target) == {(st.candidate_id, "general")}  # no confidential key made
+    made = key_rows(target)  # a key per category of the general tier; no confidential key made
+    assert {subject for subject, _ in made} == {st.candidate_id}
+    assert {tier_of(category) for _, category in made} == {Tier.GENERAL}
     new_app = build_app(target, clock=clock)
     try:
         inv = new_app.load(Investigation, st.investigation)

@@ -51,6 +51,7 @@ STORED_EVENT_TOPICS = frozenset(
         "domain.access:Access.Recorded",
         "domain.access:DataDisclosure.Created",
         "domain.access:DataDisclosure.DataDisclosed",
+        "domain.candidate:Candidate.CategoriesShredded",
         "domain.candidate:Candidate.ClaimsSubmitted",
         "domain.candidate:Candidate.Created",
         "domain.candidate:Candidate.Erased",

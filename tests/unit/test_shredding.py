@@ -126,3 +126,28 @@ def test_a_value_an_event_could_not_open_is_kept_unreadable_in_a_view_never_eras
     assert withheld["identity"][0].value == WITHHELD_VALUE
     again = codec.decode("profile", subject, subject, stored)  # as the projection reads it
     assert codec.encode("profile", subject, subject, again) == stored
+
+
+def test_a_decoded_value_is_missing_only_when_it_could_not_be_opened() -> None:
+    """Replayed events name a value's category and tier, not the key that sealed it: the
+    sealer, which read the envelope, marks a value whose key is gone with nothing recorded.
+    A value never sealed (a record from before its field was classified) needs no key."""
+    from types import SimpleNamespace
+
+    found = KeyLedger()
+    gone = PersonalField("school", "user.education", KEY_MISSING_VALUE)
+    clear = PersonalField("employer", "user.employment.employer", "Acme")  # from clear text
+    events = [
+        (1, SimpleNamespace(candidate_id=LI, fields=(clear,))),
+        (2, SimpleNamespace(candidate_id=LI, fields=(gone,))),
+        (3, SimpleNamespace(candidate_id=HAN, fields=(clear,))),
+    ]
+
+    assert [p for p, _ in found.observe(iter(events))] == [1, 2, 3]
+    (missing,) = found.missing(set())  # no key held at all: only the unopened value counts
+
+    assert (missing.candidate_id, missing.position) == (LI, 2)
+    assert missing.tiers == ("user.education", "general")
+    assert "the user.education (general) or general data key" in missing.detail
+    found.see_shred(LI, "user.education", Recorded(4, AT))
+    assert found.missing(set()) == []  # a recorded shredding covers it

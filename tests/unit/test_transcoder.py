@@ -162,6 +162,7 @@ def every_event() -> list[DomainEvent]:
         "candidate",
     )
     candidate.request_erasure("not hired", "candidate")
+    candidate.shred_categories({"user.employment.title": 365}, NOW, [])
     candidate.shred_tier("secret", 180, NOW, [])
     candidate.erase("not hired", "dpo", [], ErasureReceipt('{"type":"receipt"}', "k1", "c2ln"))
     events += candidate.collect_events()
