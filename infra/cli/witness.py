@@ -20,7 +20,6 @@ from infra.terminal import markup_safe
 
 if TYPE_CHECKING:
     from infra.audit.notes import Signer, Verifier
-    from infra.config import Settings
 
 EXIT_ALARM = 1  # a fork or a rollback was found, or an alarm stands in the state directory
 PRIVATE = "PRIVATE+KEY+"
@@ -29,15 +28,6 @@ _Bootstrap = Annotated[
     str | None,
     typer.Option(help="Kafka bootstrap servers (default: BACKCHECK_KAFKA_BOOTSTRAP)"),
 ]
-
-
-def log_signer(settings: Settings) -> Signer:
-    """The log's note key: the checkpoint key, named by the log's origin."""
-    from infra.audit.checkpoint import load_private_key
-    from infra.audit.notes import Signer
-    from infra.kafka.checkpoints import log_origin
-
-    return Signer(log_origin(), load_private_key(settings.signing_key_path))
 
 
 def read_witness_key(path: Path) -> Signer:
@@ -135,7 +125,7 @@ def publish_checkpoint(bootstrap_servers: _Bootstrap = None) -> None:
 
     try:
         settings = Settings.load()
-        signer = log_signer(settings)
+        signer = checkpoints.log_signer(settings)
         with open_source(settings) as source:
             published, sent = checkpoints.publish_checkpoint(
                 LogTree(source),

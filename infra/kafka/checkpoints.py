@@ -41,6 +41,7 @@ from infra.audit.notes import (
     sign,
     verify,
 )
+from infra.config import Settings
 from infra.kafka.cloudevent import CONTENT_TYPE, Headers
 
 CHECKPOINTS_TOPIC = "backcheck.checkpoints.v1"
@@ -105,6 +106,13 @@ def log_origin() -> str:
     """The log's origin (its checkpoints' first line, its note key's name):
     BACKCHECK_LOG_ORIGIN, else `backcheck.local/log`."""
     return check_name(os.environ.get("BACKCHECK_LOG_ORIGIN", DEFAULT_ORIGIN)[:300], ours=True)
+
+
+def log_signer(settings: Settings) -> Signer:
+    """The log's note key: the checkpoint key (BACKCHECK_SIGNING_KEY), named by the origin."""
+    from infra.audit.checkpoint import load_private_key
+
+    return Signer(log_origin(), load_private_key(settings.signing_key_path))
 
 
 def headers(ce_type: str, ce_id: str, now: datetime) -> Headers:
@@ -234,3 +242,17 @@ def publish_checkpoint(
         return published, False
     target.publish(published, now)
     return published, True
+
+
+def publish_to_kafka(settings: Settings) -> tuple[int, bool]:
+    """The scheduler's checkpoint duty, with --publish-checkpoints: the store's tree head,
+    signed by the checkpoint key as the log's origin, published on the settings' broker;
+    (tree size, whether it was sent)."""
+    from infra.audit.sources import open_source
+
+    signer = log_signer(settings)
+    with open_source(settings) as source:
+        published, sent = publish_checkpoint(
+            LogTree(source), signer, settings.kafka_bootstrap, datetime.now(UTC)
+        )
+    return published.checkpoint.size, sent

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kafka import KafkaProducer
 from prometheus_client import REGISTRY
 
+from infra.audit.checkpoint import load_private_key
 from infra.audit.log_tree import LogTree
 from infra.audit.notes import (
     COSIGNATURE_V1,
@@ -37,6 +38,7 @@ from infra.kafka.checkpoints import (
     CHECKPOINTS_TOPIC,
     COSIGNATURES_TOPIC,
     CosignedCheckpoint,
+    decode,
     publish_checkpoint,
 )
 from infra.kafka.cloudevent import dead_letter_of
@@ -321,3 +323,39 @@ def test_a_restarted_witness_keeps_what_it_held(
     # read on from where it was: the first checkpoint is not judged twice, the second extends it
     assert [z for z, _ in cosignatures(own_kafka_broker, witness_key.verifier)] == [first, second]
     assert json.loads((directory / "state.json").read_text())["offsets"] == {"0": 2}
+
+
+def test_the_scheduler_publishes_checkpoints_for_the_witnesses(
+    settings: Settings, own_kafka_broker: Broker
+) -> None:
+    """`scheduler --once --publish-checkpoints`: the checkpoint duty's run publishes the tree
+    head, signed by the store's checkpoint key as the log's origin."""
+    key_pair(settings.keys_dir)
+    grow(settings, 2)
+    env = store_env(settings) | {
+        "BACKCHECK_LOG_ORIGIN": ORIGIN,
+        "BACKCHECK_KAFKA_BOOTSTRAP": own_kafka_broker.bootstrap,
+        "BACKCHECK_SCHEDULE_RETENTION": "off",
+        "BACKCHECK_SCHEDULE_CONSENT_EXPIRY": "off",
+        "BACKCHECK_SCHEDULE_CHECKPOINT": "every 1h",
+    }
+    done = subprocess.run(
+        [BACKCHECK, "scheduler", "--once", "--json", "--publish-checkpoints"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = json.loads(done.stdout.strip().splitlines()[-1])
+    assert run["status"] == "ran", run
+    assert run["counts"]["published"] == 1
+    (record,) = every_record(own_kafka_broker.bootstrap, CHECKPOINTS_TOPIC, quiet=0.5)
+    assert record.key == ORIGIN.encode()
+    published = decode(record.value)
+    size = run["counts"]["tree_size"]
+    assert published.checkpoint.size == size
+    with open_source(settings) as source:  # the run's own events came after it
+        assert published.checkpoint.root_hash == LogTree(source).tree_head(size).root
+    key = load_private_key(settings.signing_key_path)
+    assert verify(published.note, [Signer(ORIGIN, key).verifier])
