@@ -45,6 +45,7 @@ from infra.kafka.cloudevent import dead_letter_of
 from infra.kafka.topics import dead_letter_topic
 from infra.kafka.witness import WitnessFollower
 from tests import story as s
+from tests.integration.test_contract_messages import Contract
 from tests.kafka import BACKCHECK, Broker, every_record, store_env
 
 pytestmark = pytest.mark.kafka
@@ -146,6 +147,15 @@ def test_a_witness_follows_a_growing_log_and_cosigns_each_checkpoint(
         assert verify(kept, [log_key.verifier]) == [log_key.verifier]
         assert verify_cosignature(kept, witness_key.verifier) is not None
     assert every_record(own_kafka_broker.bootstrap, DLQ, quiet=0.5) == []
+    # every message on both topics is valid against the published contract
+    contract = Contract()
+    for topic in (CHECKPOINTS_TOPIC, COSIGNATURES_TOPIC):
+        for record in every_record(own_kafka_broker.bootstrap, topic, quiet=0.5):
+            headers = {name: raw.decode() for name, raw in record.headers}
+            for part, value in (("headers", headers), ("payload", json.loads(record.value))):
+                errors = list(contract.validator(headers["ce_type"], part).iter_errors(value))
+                assert not errors, f"{topic} {part}: {errors[:3]}"
+            assert record.key == ORIGIN.encode()
 
 
 def test_a_forked_log_is_caught(
