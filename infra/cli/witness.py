@@ -41,7 +41,7 @@ def read_witness_key(path: Path) -> Signer:
         text = path.read_text()[:1000].strip()
     except (OSError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: the witness key cannot be read ({e})") from None
-    parts = text.removeprefix(PRIVATE).split("+")
+    parts = text.removeprefix(PRIVATE).split("+", 2)
     try:
         if not text.startswith(PRIVATE) or len(parts) != 3:
             raise NoteError("not PRIVATE+KEY+<name>+<key id>+<key>")
@@ -66,12 +66,49 @@ def read_vkey(text: str) -> Verifier:
     from infra.audit.checkpoint import CheckpointError
     from infra.audit.notes import NoteError, parse_vkey
 
-    if "+" not in text and Path(text).is_file():
-        text = Path(text).read_text()[:1000]
+    if "+" not in text:
+        try:
+            text = Path(text).read_text()[:1000]
+        except (OSError, UnicodeDecodeError) as e:
+            raise CheckpointError(
+                f"--log-key: {text[:200]!r} is no vkey, and no file of one can be read there "
+                f"({getattr(e, 'strerror', None) or e}); `audit publish-checkpoint` prints it "
+                "and writes it to KEYS_DIR/log.vkey"
+            ) from None
     try:
         return parse_vkey(text.strip())
     except NoteError as e:
         raise CheckpointError(f"--log-key: {e}") from None
+
+
+def make_witness_key(out: Path, name: str) -> Signer:
+    """A new cosigning key in `out` (made with mode 600, never over an existing file)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from infra.audit.checkpoint import CheckpointError
+    from infra.audit.notes import COSIGNATURE_V1, NoteError, Signer, check_name
+
+    try:
+        check_name(name, ours=True)
+    except NoteError as e:
+        raise CheckpointError(f"--name: {e}") from None
+    key = Ed25519PrivateKey.generate()
+    signer = Signer(name, key, COSIGNATURE_V1)
+    seed = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    material = base64.b64encode(bytes([COSIGNATURE_V1]) + seed).decode()
+    text = f"{PRIVATE}{name}+{signer.verifier.key_id.hex()}+{material}\n"
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise CheckpointError(f"{out} exists already; move it away to make a new key") from None
+    except OSError as e:
+        raise CheckpointError(f"{out}: cannot be made: {e.strerror}") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return signer
 
 
 @audit.command("witness-keygen")
@@ -81,32 +118,8 @@ def witness_keygen(
 ) -> None:
     """Make a witness's Ed25519 cosigning key (mode 600) and print its verifier key (vkey),
     which a verifier passes as `--witness`."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from infra.audit.checkpoint import CheckpointError
-    from infra.audit.notes import COSIGNATURE_V1, NoteError, Signer, check_name
-
     try:
-        try:
-            check_name(name, ours=True)
-        except NoteError as e:
-            raise CheckpointError(f"--name: {e}") from None
-        key = Ed25519PrivateKey.generate()
-        signer = Signer(name, key, COSIGNATURE_V1)
-        seed = key.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
-        material = base64.b64encode(bytes([COSIGNATURE_V1]) + seed).decode()
-        text = f"{PRIVATE}{name}+{signer.verifier.key_id.hex()}+{material}\n"
-        try:
-            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise CheckpointError(f"{out} exists already; move it away to make a new key") from None
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        signer = make_witness_key(out, name)
     except Exception as e:
         fail(e)
     console.print(f"witness key: {markup_safe(out)}  (keep it secret; mode 600)")
@@ -117,7 +130,8 @@ def witness_keygen(
 def publish_checkpoint(bootstrap_servers: _Bootstrap = None) -> None:
     """Sign the stored tree's head as a C2SP checkpoint (origin BACKCHECK_LOG_ORIGIN) and
     publish it on backcheck.checkpoints.v1 with its consistency proof from the checkpoint
-    published last (not again when that one is the same); prints the log's vkey."""
+    published last (not again when that one is the same); prints the log's vkey (also kept
+    in the keys directory as log.vkey, for witnesses)."""
     from infra.audit.log_tree import LogTree
     from infra.audit.sources import open_source
     from infra.config import Settings
@@ -126,6 +140,7 @@ def publish_checkpoint(bootstrap_servers: _Bootstrap = None) -> None:
     try:
         settings = Settings.load()
         signer = checkpoints.log_signer(settings)
+        checkpoints.keep_log_vkey(settings, signer)
         with open_source(settings) as source:
             published, sent = checkpoints.publish_checkpoint(
                 LogTree(source),
@@ -149,6 +164,10 @@ def witness(
     log_key: Annotated[str, typer.Option(help="the log's verifier key (vkey), or a file of it")],
     key: Annotated[Path, typer.Option(help="the witness key file (audit witness-keygen)")],
     state: Annotated[Path, typer.Option(help="the witness's state directory")],
+    make_key: Annotated[
+        str | None,
+        typer.Option(help="make the key file if it is missing, the witness named so"),
+    ] = None,
     bootstrap_servers: _Bootstrap = None,
     health_port: Annotated[
         int | None,
@@ -175,6 +194,8 @@ def witness(
     configure()
     try:
         settings = Settings.load()
+        if make_key is not None and not key.exists():
+            make_witness_key(key, make_key)
         held = Witness(state, read_vkey(log_key), read_witness_key(key))
         standing = held.alarm_raised()
         if standing is not None:

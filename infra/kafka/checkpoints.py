@@ -115,6 +115,24 @@ def log_signer(settings: Settings) -> Signer:
     return Signer(log_origin(), load_private_key(settings.signing_key_path))
 
 
+LOG_VKEY = "log.vkey"
+
+
+def keep_log_vkey(settings: Settings, signer: Signer) -> None:
+    """Writes the log's verifier key to KEYS_DIR/log.vkey (public) when it is not there as it
+    is: what a witness on the same machines is given (`--log-key FILE`, compose)."""
+    path = settings.signing_key_path.parent / LOG_VKEY
+    text = signer.verifier.vkey + "\n"
+    try:
+        if path.read_text() == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    draft = path.with_name(f".{LOG_VKEY}.{os.getpid()}")
+    draft.write_text(text)
+    draft.replace(path)
+
+
 def headers(ce_type: str, ce_id: str, now: datetime) -> Headers:
     return [
         ("ce_specversion", b"1.0"),
@@ -251,6 +269,7 @@ def publish_to_kafka(settings: Settings) -> tuple[int, bool]:
     from infra.audit.sources import open_source
 
     signer = log_signer(settings)
+    keep_log_vkey(settings, signer)
     with open_source(settings) as source:
         published, sent = publish_checkpoint(
             LogTree(source), signer, settings.kafka_bootstrap, datetime.now(UTC)
