@@ -9,8 +9,9 @@ one error line, the ALARM file written in its state directory, and `follow` retu
 judgement (the command then exits 1) without cosigning it or anything after it.
 
 The message's place is recorded in the state (next offset per partition) only after it is
-dealt with; a witness killed in between reads it again: a checkpoint it cosigned already is
-HELD then, and its kept cosignature is published again (a duplicate, never a second one).
+dealt with (cosigned and published, or dead-lettered); a witness killed or cut off from the
+broker in between reads it again and judges it against the checkpoint it held before, so it
+cosigns it again (a second cosignature of the same checkpoint, with a later time: harmless).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from infra.kafka.checkpoints import (
 )
 from infra.kafka.cloudevent import DeadLetter, DeadLetterReason, dead_letter_headers
 from infra.kafka.topics import (
+    BrokerUnavailableError,
     close_producer,
     dead_letter_topic,
     ensure_topics,
@@ -137,28 +139,38 @@ class WitnessFollower:
         self.witness.passed(record.partition, record.offset)
         return judgement
 
+    def _send(self, topic: str, key: bytes | None, value: bytes, headers: list[Any]) -> None:
+        """Sends and waits for the broker's acknowledgement; a broker gone meanwhile ends the
+        witness (exit 69) before its state moves past the message, which it reads again."""
+        from kafka.errors import KafkaError
+
+        try:
+            self.producer.send(topic, key=key, value=value, headers=headers).get(timeout=30)
+        except KafkaError as e:
+            raise BrokerUnavailableError(
+                f"the broker at {self.bootstrap} did not take a message for {topic} "
+                f"({type(e).__name__}: {e})"
+            ) from None
+
     def _publish(self, cosigned: Note, record: Any) -> None:
         value = CosignedCheckpoint(checkpoint=str(cosigned), witness=self.witness.key.verifier.vkey)
         checkpoint = self.witness.held_checkpoint
         ce_id = f"{record.key.decode(errors='replace')[:300] if record.key else ''}/" + (
             f"{checkpoint.size}/{self.witness.key.name}" if checkpoint else ""
         )
-        self.producer.send(
+        self._send(
             self.cosignatures,
-            key=record.key,
-            value=value.model_dump_json().encode(),
-            headers=headers(COSIGNED_TYPE, ce_id, self.clock()),
-        ).get(timeout=30)
+            record.key,
+            value.model_dump_json().encode(),
+            headers(COSIGNED_TYPE, ce_id, self.clock()),
+        )
 
     def _dead_letter(self, record: Any, reason: DeadLetterReason, error: str) -> None:
         letter = DeadLetter(
             reason, error, record.topic, record.partition, record.offset, self.clock()
         )
         original = [(name, bytes(value or b"")) for name, value in record.headers or ()]
-        self.producer.send(
-            self.dead_letters,
-            key=record.key,
-            value=record.value,
-            headers=dead_letter_headers(original, letter),
-        ).get(timeout=30)
+        self._send(
+            self.dead_letters, record.key, record.value, dead_letter_headers(original, letter)
+        )
         metrics.dead_letter(self.dead_letters, reason.value)
