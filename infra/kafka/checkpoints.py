@@ -68,7 +68,7 @@ class CheckpointMessage(BaseModel):
     )
     old_size: int = Field(
         ge=0,
-        lt=2**64,
+        le=2**64 - 1,
         description="the tree size of the checkpoint published before this one (0: none)",
     )
     consistency_proof: list[Annotated[str, Field(pattern=_HASH)]] = Field(
