@@ -4,7 +4,9 @@ and the scheduler that runs them (services/schedule.py holds the rules: slots, c
     retention       the retention sweep (services/retention.py), shredding for real
     consent-expiry  the consent-expiry sweep (services/consent_expiry.py)
     checkpoint      a signed checkpoint of the chain head, kept in DATA_DIR/checkpoints of the
-                    machine whose scheduler ran it (infra/audit/trail.py: sign_head)
+                    machine whose scheduler ran it (infra/audit/trail.py: sign_head); with
+                    `scheduler --publish-checkpoints`, also the tree head as a C2SP checkpoint
+                    on backcheck.checkpoints.v1 for the witnesses (infra/kafka/checkpoints.py)
 
 Each returns what it did as counts, which the run's record keeps (never an id or a value of a
 data subject). The duties run in this order, each to its end, within one tick.
@@ -47,20 +49,28 @@ def _consent_expiry(app: Backcheck) -> Counts:
     }
 
 
-def _checkpoint(settings: Settings) -> Counts:
+def _checkpoint(settings: Settings, publish: bool) -> Counts:
     from infra.audit.trail import sign_head  # the signing key and the chain's reader
 
     signed, _ = sign_head(settings)
-    return {"position": signed.position}
+    if not publish:
+        return {"position": signed.position}
+    from infra.kafka.checkpoints import publish_to_kafka
+
+    size, sent = publish_to_kafka(settings)
+    return {"position": signed.position, "tree_size": size, "published": int(sent)}
 
 
-def scheduled_duties(app: Backcheck, settings: Settings) -> list[ScheduledDuty]:
+def scheduled_duties(
+    app: Backcheck, settings: Settings, *, publish_checkpoints: bool = False
+) -> list[ScheduledDuty]:
     """The duties the settings schedule (BACKCHECK_SCHEDULE_*), in the order of `SCHEDULES`;
-    one set "off" is left out."""
+    one set "off" is left out. `publish_checkpoints`: the checkpoint duty also publishes on
+    Kafka."""
     actions = {
         "retention": lambda: _retention(app),
         "consent-expiry": lambda: _consent_expiry(app),
-        "checkpoint": lambda: _checkpoint(settings),
+        "checkpoint": lambda: _checkpoint(settings, publish_checkpoints),
     }
     return [
         ScheduledDuty(duty, Every(settings.schedules[duty]), actions[duty])
@@ -69,10 +79,16 @@ def scheduled_duties(app: Backcheck, settings: Settings) -> list[ScheduledDuty]:
     ]
 
 
-def duty_scheduler(app: Backcheck, settings: Settings, clock: Clock | None = None) -> DutyScheduler:
+def duty_scheduler(
+    app: Backcheck,
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    publish_checkpoints: bool = False,
+) -> DutyScheduler:
     return DutyScheduler(
         app,
-        scheduled_duties(app, settings),
+        scheduled_duties(app, settings, publish_checkpoints=publish_checkpoints),
         runner_id(settings),
         timedelta(seconds=settings.schedule_lease),
         clock,

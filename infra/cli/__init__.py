@@ -27,6 +27,7 @@ from infra.cli import (  # noqa: F401
     subject,
     use_case,
     views,
+    witness,
 )
 from infra.cli.common import app, close_opened
 

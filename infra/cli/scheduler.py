@@ -39,6 +39,14 @@ def scheduler(
             min=0, max=65535, help="serve /healthz, /readyz (the store answers) and /metrics here"
         ),
     ] = None,
+    publish_checkpoints: Annotated[
+        bool,
+        typer.Option(
+            "--publish-checkpoints",
+            help="the checkpoint duty also publishes the tree head on backcheck.checkpoints.v1 "
+            "(BACKCHECK_KAFKA_BOOTSTRAP) for the witnesses",
+        ),
+    ] = False,
 ) -> None:
     """Run retention, consent expiry and signed checkpoints on their schedules
     (BACKCHECK_SCHEDULE_*), each run recorded in the store.
@@ -62,7 +70,7 @@ def scheduler(
     bad = False
     try:
         application, settings = open_app()
-        scheduled = duty_scheduler(application, settings)
+        scheduled = duty_scheduler(application, settings, publish_checkpoints=publish_checkpoints)
         plan = ", ".join(f"{d.name} {d.every}" for d in scheduled.duties) or "no duty (all off)"
         lease = str(Every(settings.schedule_lease)).removeprefix("every ")
         err.print(

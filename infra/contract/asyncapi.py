@@ -3,8 +3,8 @@
 Every topic backcheck reads or writes is a channel: the events (each event type at its public
 name and current version, `infra/kafka/event_types.py`), the commands (each use case other
 services may send, its payload the use case's pydantic command, `services/dto.py`), the command
-outcomes, and the two dead-letter topics. (Checkpoints are files and a witness export, not a
-topic: none is listed.) Each message has its headers' schema (`headers.py`), its payload's
+outcomes, the log's signed checkpoints and their witnesses' cosignatures, and the dead-letter
+topics. Each message has its headers' schema (`headers.py`), its payload's
 schema and its key's. Nothing here is written by hand per message: a new event class, a changed
 field or a new use case shows in the document the next time it is made, and in the schema
 fingerprints (`fingerprints.py`), which then ask for a version bump.
@@ -30,6 +30,14 @@ from infra.contract.outcome_schema import (
     REFUSED,
     CommandAccepted,
     CommandRefused,
+)
+from infra.kafka.checkpoints import (
+    CHECKPOINT_TYPE,
+    CHECKPOINTS_TOPIC,
+    COSIGNATURES_TOPIC,
+    COSIGNED_TYPE,
+    CheckpointMessage,
+    CosignedCheckpoint,
 )
 from infra.kafka.event_types import event_types
 from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC, dead_letter_topic
@@ -190,6 +198,51 @@ def _outcomes(doc: _Document) -> None:
     doc.operation("answerCommands", "send", "command-outcomes", "The intake answers every command.")
 
 
+def _checkpoints(doc: _Document) -> None:
+    key = _kafka_key("the log's origin (the checkpoint's first line)", uuid=False)
+    doc.channel(
+        "checkpoints",
+        CHECKPOINTS_TOPIC,
+        "The log's checkpoints as C2SP signed notes, each with the RFC 9162 consistency "
+        "proof from the checkpoint published before it, for witnesses to check and cosign.",
+        {
+            CHECKPOINT_TYPE: {
+                "title": CHECKPOINT_TYPE,
+                "summary": "a signed checkpoint (origin, tree size, root) and its proof",
+                "contentType": "application/json",
+                "headers": headers.checkpoint_headers(CHECKPOINT_TYPE),
+                "payload": doc.model(CheckpointMessage, "checkpoint."),
+                "bindings": key,
+            }
+        },
+    )
+    doc.operation(
+        "publishCheckpoints", "send", "checkpoints", "The scheduler (or an operator) publishes."
+    )
+    doc.channel(
+        "checkpoint-cosignatures",
+        COSIGNATURES_TOPIC,
+        "Each checkpoint a witness accepted, with its cosignature/v1 line: an exporter gathers "
+        "the lines of the witnesses it trusts.",
+        {
+            COSIGNED_TYPE: {
+                "title": COSIGNED_TYPE,
+                "summary": "a checkpoint note cosigned by one witness",
+                "contentType": "application/json",
+                "headers": headers.checkpoint_headers(COSIGNED_TYPE),
+                "payload": doc.model(CosignedCheckpoint, "checkpoint."),
+                "bindings": key,
+            }
+        },
+    )
+    doc.operation(
+        "cosignCheckpoints",
+        "send",
+        "checkpoint-cosignatures",
+        "Each witness (`backcheck audit witness`) cosigns what extends what it holds.",
+    )
+
+
 def _dead_letters(doc: _Document, channel: str, topic: str, what: str, writer: str) -> None:
     doc.channel(
         channel,
@@ -219,6 +272,7 @@ def asyncapi_document() -> Mapping[str, Any]:
     _events(doc)
     _commands(doc)
     _outcomes(doc)
+    _checkpoints(doc)
     _dead_letters(
         doc,
         "event-dead-letters",
@@ -233,6 +287,15 @@ def asyncapi_document() -> Mapping[str, Any]:
         COMMANDS_TOPIC,
         "commands malformed, of an unknown type, invalid, refused by a rule, or duplicates.",
         "The intake sets commands aside.",
+    )
+    _dead_letters(
+        doc,
+        "checkpoint-dead-letters",
+        CHECKPOINTS_TOPIC,
+        "checkpoints a witness would not cosign: malformed, not signed by the log's key "
+        "(bad-signature), proven from another size than it holds (unproven), and the alarms: "
+        "a fork or a rollback.",
+        "Each witness sets checkpoints aside.",
     )
     return {
         "asyncapi": ASYNCAPI_VERSION,

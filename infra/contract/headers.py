@@ -155,3 +155,20 @@ def outcome_headers(ce_type: str) -> JsonSchema:
         # left out when the command did not carry them readably (a malformed message)
         optional=("ce_correlationid", "ce_correlationsource", "ce_commandtype"),
     )
+
+
+def checkpoint_headers(ce_type: str) -> JsonSchema:
+    """A checkpoint's or a cosigned checkpoint's headers (infra/kafka/checkpoints.py)."""
+    return _headers(
+        {
+            "ce_specversion": SPECVERSION,
+            "ce_id": _text(
+                "`{origin}/{tree size}` for a checkpoint, `{origin}/{tree size}/{witness}` "
+                "for a cosigned one"
+            ),
+            "ce_source": {"const": "/backcheck"},
+            "ce_type": {"const": ce_type},
+            "ce_time": _TIME,
+            "content-type": JSON_CONTENT,
+        }
+    )

@@ -349,6 +349,10 @@ class DeadLetterReason(StrEnum):
     REPLAYED = "replayed"  # the same ce_source + ce_id was applied from another message
     OUT_OF_SCOPE = "out-of-scope"  # a use case the sender may not send
     ACTOR_NOT_ALLOWED = "actor-not-allowed"  # an actor the sender may not act for
+    # A witness's, on the checkpoints topic (infra/kafka/witness.py):
+    FORK = "fork"  # the same size with another root, or a consistency proof that fails
+    ROLLBACK = "rollback"  # a smaller tree than the checkpoint the witness holds
+    UNPROVEN = "unproven"  # its consistency proof is from another size than the one held
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,28 @@ def scheduled_run(duty: str, status: str) -> None:
     SCHEDULED_RUNS.labels(duty[:40], status[:20]).inc()
 
 
+WITNESS_CHECKPOINTS = Counter(
+    "backcheck_witness_checkpoints",
+    "checkpoints a witness judged, by finding (accepted, held, unproven, bad-signature, "
+    "malformed, fork, rollback)",
+    ["finding"],
+)
+WITNESS_ALARMS = Counter(
+    "backcheck_witness_alarms", "forks and rollbacks a witness found, by finding", ["finding"]
+)
+WITNESS_SIZE = Gauge(
+    "backcheck_witness_tree_size", "the tree size of the checkpoint a witness holds"
+)
+
+
+def witnessed(finding: str, size: int | None = None, alarm: bool = False) -> None:
+    WITNESS_CHECKPOINTS.labels(finding[:20]).inc()
+    if alarm:
+        WITNESS_ALARMS.labels(finding[:20]).inc()
+    if size is not None:
+        WITNESS_SIZE.set(size)
+
+
 def retried(operation: str) -> None:
     RETRIES.labels(_operations(operation)).inc()
 
