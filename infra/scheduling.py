@@ -3,8 +3,9 @@ and the scheduler that runs them (services/schedule.py holds the rules: slots, c
 
     retention       the retention sweep (services/retention.py), shredding for real
     consent-expiry  the consent-expiry sweep (services/consent_expiry.py)
-    checkpoint      a signed checkpoint of the chain head, kept in DATA_DIR/checkpoints of the
-                    machine whose scheduler ran it (infra/audit/trail.py: sign_head)
+    checkpoint      a signed checkpoint (a C2SP note) of the log's tree head, kept in
+                    DATA_DIR/checkpoints of the machine whose scheduler ran it
+                    (infra/audit/trail.py: sign_head)
 
 Each returns what it did as counts, which the run's record keeps (never an id or a value of a
 data subject). The duties run in this order, each to its end, within one tick.
@@ -51,7 +52,7 @@ def _checkpoint(settings: Settings) -> Counts:
     from infra.audit.trail import sign_head  # the signing key and the chain's reader
 
     signed, _ = sign_head(settings)
-    return {"position": signed.position}
+    return {"position": signed.position, "size": signed.size}
 
 
 def scheduled_duties(app: Backcheck, settings: Settings) -> list[ScheduledDuty]:

@@ -50,9 +50,10 @@ def keygen(
     from infra.config import Settings
 
     try:
-        directory = out or Settings.load().signing_key_path.parent
+        settings = Settings.load()
+        directory = out or settings.signing_key_path.parent
         check_directory(directory)  # a file where the directory should be: refused, exit 73
-        pair = key_pair(directory, replace=force)
+        pair = key_pair(directory, replace=force, origin=settings.origin)
     except Exception as e:
         fail(e)
         return
@@ -67,6 +68,7 @@ def keygen(
     console.print(
         f"public key:  {markup_safe(pair.public)}  (give it to whoever verifies checkpoints)"
     )
+    console.print(f"vkey:        {markup_safe(pair.vkey)}  (for verify_bundle.py --key)")
 
 
 # --out of a command that writes a file: an existing one only with --force, never the store's.
@@ -83,11 +85,12 @@ _Force = Annotated[
 def checkpoint(
     out: Annotated[
         Path | None,
-        typer.Option(help="where to write it (default: DATA_DIR/checkpoints/checkpoint-POS.json)"),
+        typer.Option(help="where to write it (default: DATA_DIR/checkpoints/checkpoint-N.note)"),
     ] = None,
     force: _Force = False,
 ) -> None:
-    """Sign the chain head (position, hash, time) for an outside witness to keep."""
+    """Sign the log's tree head (origin, tree size, root hash) as a C2SP checkpoint note, for
+    an outside witness to keep."""
     from infra.audit.trail import sign_head
 
     try:
@@ -97,7 +100,10 @@ def checkpoint(
     except Exception as e:
         fail(e)
         return
-    console.print(f"checkpoint at position {signed.position}, hash {signed.hash[:16]}…")
+    console.print(
+        f"checkpoint {markup_safe(signed.checkpoint.origin)}: {signed.size} records (up to "
+        f"position {signed.position}), root {signed.checkpoint.root_hash.hex()[:16]}…"
+    )
     console.print(f"written to {markup_safe(path)}")
 
 
