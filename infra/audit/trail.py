@@ -16,6 +16,7 @@ from types import TracebackType
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from infra.audit import verify_bundle as independent
 from infra.audit.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -26,7 +27,8 @@ from infra.audit.checkpoint import (
     load_public_key,
     parse,
 )
-from infra.audit.evidence import BundleError, BundleVerdict, export_bundle, verify_bundle
+from infra.audit.evidence import BundleError, BundleVerdict
+from infra.audit.evidence_v2 import make_bundle, read_bundle
 from infra.audit.log_checkpoint import SUFFIX as NOTE_SUFFIX
 from infra.audit.log_checkpoint import (
     SignedCheckpoint,
@@ -249,36 +251,42 @@ class StoreVerification:
         self.source.__exit__(kind, error, trace)
 
 
-def verify_bundle_file(path: Path, public_key: Path) -> BundleVerdict:
-    """An evidence bundle checked offline: nothing but the file and the trusted key."""
+def verify_bundle_file(path: Path, public_key: Path, settings: Settings) -> BundleVerdict:
+    """An evidence bundle (v2, or v1) checked offline: nothing but the file and the trusted
+    key; v2 by the independent verifier's algorithm (verify_bundle.py)."""
     key = load_public_key(public_key)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(independent.MAX_BUNDLE + 1)
     except OSError as e:
-        raise BundleError(str(e)) from None
-    return verify_bundle(data, key)
+        raise BundleError(f"{path}: {e.strerror or e}") from None
+    if len(data) > independent.MAX_BUNDLE:
+        raise BundleError(f"{path}: over {independent.MAX_BUNDLE} bytes")
+    return read_bundle(data, key, settings.origin)
 
 
 class SignedBundler:
-    """The evidence use case's bundler: bundles proven up to a checkpoint signed with the
-    store's key, read straight from the store's tables."""
+    """The evidence use case's bundler: v2 bundles of the subject's records with inclusion
+    proofs in the stored tree, against a checkpoint note signed now with the store's key (and,
+    with `consistency`, proofs from the checkpoints kept in DATA_DIR/checkpoints)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, consistency: bool = False) -> None:
         self.settings = settings
-        self.key = load_private_key(settings.signing_key_path)
+        self.signer = signer(settings)
+        self.consistency = consistency
 
     def bundle(self, request: BundleRequest) -> Bundle:
+        kept = kept_checkpoints(self.settings) if self.consistency else None
         with open_source(self.settings) as source:
-            data, checkpoint = export_bundle(
-                source, request.subject, request.positions, self.key, request.at, request.timeline
-            )
-        return Bundle(data, checkpoint.position, checkpoint.to_json())
+            return make_bundle(source, request, self.signer, kept)
 
 
-def evidence_export(app: Backcheck, settings: Settings) -> EvidenceExport:
+def evidence_export(
+    app: Backcheck, settings: Settings, *, consistency: bool = False
+) -> EvidenceExport:
     """The evidence use case on the application's store. The signing key is loaded here,
     before the use case runs: with no usable key, nothing is recorded as disclosed."""
-    return EvidenceExport(app, SignedBundler(settings))
+    return EvidenceExport(app, SignedBundler(settings, consistency=consistency))
 
 
 def check_evidence_output(settings: Settings, out: Path | None, *, force: bool = False) -> None:
@@ -296,11 +304,12 @@ def file_evidence(
     settings: Settings, exported: ExportedEvidence, out: Path | None, *, force: bool = False
 ) -> Path:
     """Writes the bundle (by default a new file evidence-SUBJECT-POS.bundle here) and keeps
-    its checkpoint with the store's others. `check_evidence_output` first, before the export
-    records the disclosure."""
+    its checkpoint note with the store's others. `check_evidence_output` first, before the
+    export records the disclosure."""
     path = out or free_name(
         Path(), f"evidence-{exported.candidate_id}-{exported.checkpoint_position}", ".bundle"
     )
     write_output(settings, path, exported.bundle, force=force)
-    keep_checkpoint(settings, exported.checkpoint_position, exported.checkpoint)
+    _, signed = parse_checkpoint_note(exported.checkpoint.encode(), "the bundle's checkpoint")
+    keep_checkpoint(settings, signed.size, exported.checkpoint, suffix=NOTE_SUFFIX)
     return path
