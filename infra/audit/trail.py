@@ -310,6 +310,11 @@ def file_evidence(
         Path(), f"evidence-{exported.candidate_id}-{exported.checkpoint_position}", ".bundle"
     )
     write_output(settings, path, exported.bundle, force=force)
-    _, signed = parse_checkpoint_note(exported.checkpoint.encode(), "the bundle's checkpoint")
-    keep_checkpoint(settings, signed.size, exported.checkpoint, suffix=NOTE_SUFFIX)
+    keep_bundle_checkpoint(settings, exported)
     return path
+
+
+def keep_bundle_checkpoint(settings: Settings, exported: ExportedEvidence) -> Path:
+    """Keeps the checkpoint note a bundle was proven in, with the store's others."""
+    _, signed = parse_checkpoint_note(exported.checkpoint.encode(), "the bundle's checkpoint")
+    return keep_checkpoint(settings, signed.size, exported.checkpoint, suffix=NOTE_SUFFIX)
