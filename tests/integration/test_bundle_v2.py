@@ -21,7 +21,7 @@ from infra.audit.checkpoint import load_private_key
 from infra.audit.evidence_v2 import make_bundle
 from infra.audit.log_checkpoint import signer, vkey
 from infra.audit.notes import parse_checkpoint, parse_note
-from infra.audit.sources import SQLiteSource
+from infra.audit.sources import SQLiteSource, open_source
 from infra.audit.trail import evidence_export, file_evidence, key_pair, sign_head
 from infra.bootstrap import build_app
 from infra.config import Settings
@@ -48,8 +48,9 @@ def run_verifier(
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    settings = Settings(data_dir=tmp_path / "data", log_origin="example.com/backcheck")
+def store(settings: Settings) -> Settings:
+    """The store on each backend (conftest's `settings`), the log named by an origin."""
+    settings = settings.model_copy(update={"log_origin": "example.com/backcheck"})
     key_pair(settings.keys_dir, origin=settings.origin)
     return settings
 
@@ -70,10 +71,10 @@ def exported(settings: Settings, tmp_path: Path, *, consistency: bool) -> tuple[
 
 
 def test_the_independent_verifier_accepts_an_exported_bundle_and_refuses_a_tampered_one(
-    settings: Settings, tmp_path: Path
+    store: Settings, tmp_path: Path
 ) -> None:
-    subject, bundle, previous = exported(settings, tmp_path, consistency=True)
-    public = vkey(settings, load_private_key(settings.signing_key_path).public_key())
+    subject, bundle, previous = exported(store, tmp_path, consistency=True)
+    public = vkey(store, load_private_key(store.signing_key_path).public_key())
     old = parse_checkpoint(parse_note(previous.read_bytes()).text)
 
     good = run_verifier(tmp_path, bundle, public, "--previous", str(previous))
@@ -92,18 +93,18 @@ def test_the_independent_verifier_accepts_an_exported_bundle_and_refuses_a_tampe
 
 
 def test_audit_verify_reads_a_v2_bundle_by_the_same_algorithm(
-    settings: Settings, tmp_path: Path
+    store: Settings, tmp_path: Path
 ) -> None:
     from infra.audit.trail import verify_bundle_file
 
-    subject, bundle, _ = exported(settings, tmp_path, consistency=False)
-    with SQLiteSource(str(settings.sqlite_path)) as source:
+    subject, bundle, _ = exported(store, tmp_path, consistency=False)
+    with open_source(store) as source:
         size = source.count()
-    verdict = verify_bundle_file(bundle, settings.verify_key_path, settings)
+    verdict = verify_bundle_file(bundle, store.verify_key_path, store)
     data = bytearray(bundle.read_bytes())
     data[len(data) // 2] ^= 0x01
     bundle.write_bytes(bytes(data))
-    broken = verify_bundle_file(bundle, settings.verify_key_path, settings)
+    broken = verify_bundle_file(bundle, store.verify_key_path, store)
 
     assert verdict.intact, verdict.problems
     assert (verdict.subject, verdict.events, verdict.checkpoint_position) == (str(subject), 2, size)
@@ -112,14 +113,16 @@ def test_audit_verify_reads_a_v2_bundle_by_the_same_algorithm(
 
 @pytest.mark.parametrize("n", [10_000, 100_000])
 def test_forty_events_spread_over_a_large_store_make_a_bundle_under_64_kb(
-    settings: Settings, tmp_path: Path, n: int
+    tmp_path: Path, n: int
 ) -> None:
+    store = Settings(data_dir=tmp_path / "data", log_origin="example.com/backcheck")
+    key_pair(store.keys_dir, origin=store.origin)
     subject = uuid4()
-    store = tmp_path / f"big-{n}.sqlite"
-    positions = spread_store(store, n, subject)
+    big = tmp_path / f"big-{n}.sqlite"
+    positions = spread_store(big, n, subject)
     request = BundleRequest(subject, positions, [], datetime.now(UTC))
-    with SQLiteSource(str(store)) as source:
-        made = make_bundle(source, request, signer(settings))
+    with SQLiteSource(str(big)) as source:
+        made = make_bundle(source, request, signer(store))
     bundle = tmp_path / "big.bundle"
     bundle.write_bytes(made.data)
     body = json.loads(made.data.split(b"\n")[1])
@@ -132,7 +135,5 @@ def test_forty_events_spread_over_a_large_store_make_a_bundle_under_64_kb(
         assert len(record["inclusion_proof"]) == expected <= depth
     assert 32 * len(body["proof_hashes"]) <= 40 * 32 * depth
     assert len(made.data) < 64 * 1024
-    verified = run_verifier(
-        tmp_path, bundle, vkey(settings, signer(settings).private_key.public_key())
-    )
+    verified = run_verifier(tmp_path, bundle, vkey(store, signer(store).private_key.public_key()))
     assert verified.returncode == 0, verified.stderr
