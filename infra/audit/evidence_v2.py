@@ -22,7 +22,17 @@ from infra.audit.evidence import BundleError, BundleVerdict, verify_bundle
 from infra.audit.log_checkpoint import ForkError, against_tree, parse_checkpoint_note, sign_tree
 from infra.audit.log_checkpoint import check_signature as check_note
 from infra.audit.log_tree import LogTree
-from infra.audit.notes import ED25519, Checkpoint, Signer, Verifier, parse_note
+from infra.audit.notes import (
+    DASH,
+    ED25519,
+    MAX_NAME,
+    MAX_SIGNATURES,
+    Checkpoint,
+    Signer,
+    Verifier,
+    check_name,
+    parse_note,
+)
 from infra.audit.sources import RecordSource
 from services.evidence import Bundle, BundleRequest
 
@@ -108,14 +118,17 @@ def is_v2(data: bytes) -> bool:
 
 def _vkey(data: bytes, public_key: Ed25519PublicKey, fallback: str) -> str:
     """The trusted key as a vkey, under the name the bundle's signature lines give it (the
-    trust is in the key; its name is the log's origin, whichever the exporter had)."""
-    try:
-        lines = parse_note(data).signatures
-    except ValueError:
-        lines = ()
-    for line in lines:
-        verifier = Verifier(line.name, ED25519, public_key)
-        if verifier.matches(line):
+    trust is in the key; its name is the log's origin, whichever the exporter had). Only the
+    signature block is read here: the verifier reads the whole bundle."""
+    block = data[data.rfind(b"\n\n") + 2 :][: MAX_SIGNATURES * (MAX_NAME + 200)]
+    for line in block.decode(errors="replace").splitlines()[:MAX_SIGNATURES]:
+        name = line.removeprefix(DASH).partition(" ")[0]
+        try:
+            verifier = Verifier(check_name(name, ours=True), ED25519, public_key)
+            signature = parse_note(f"x\n\n{line}\n").signatures[0]
+        except ValueError:
+            continue
+        if verifier.matches(signature):
             return verifier.vkey
     return Verifier(fallback, ED25519, public_key).vkey
 
