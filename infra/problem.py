@@ -25,6 +25,8 @@ from domain.errors import (
 )
 from infra.audit.checkpoint import CheckpointError
 from infra.audit.evidence import BundleError
+from infra.audit.log_checkpoint import ForkError
+from infra.audit.merkle import ProofError
 from infra.audit.outputs import OutputPathError
 from infra.config import ConfigError
 from infra.http.errors import PortUnavailableError
@@ -219,6 +221,8 @@ _TABLE: tuple[_Row, ...] = (
     ),
     _Row(CheckpointError, 422, "Checkpoint or key unusable", 2, "checkpoint", lead=""),
     _Row(BundleError, 422, "Evidence bundle unusable", 2, "bundle", lead=""),
+    _Row(ForkError, 409, "Checkpoints disagree", EX_DATAERR, "fork", lead="fork"),
+    _Row(ProofError, 422, "No such proof", 2, "proof", lead="no proof"),
     _Row(OutputPathError, 409, "Output refused", EX_CANTCREAT, "output-path", lead="not written"),
     _Row(DataKeyMissingError, 500, "Data key missing", EX_DATAERR, "data-key-missing"),
     _Row(TreeBackfillError, 500, "Tree not built", EX_DATAERR, "tree-backfill", lead="stopped"),

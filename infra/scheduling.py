@@ -3,10 +3,11 @@ and the scheduler that runs them (services/schedule.py holds the rules: slots, c
 
     retention       the retention sweep (services/retention.py), shredding for real
     consent-expiry  the consent-expiry sweep (services/consent_expiry.py)
-    checkpoint      a signed checkpoint of the chain head, kept in DATA_DIR/checkpoints of the
-                    machine whose scheduler ran it (infra/audit/trail.py: sign_head); with
-                    `scheduler --publish-checkpoints`, also the tree head as a C2SP checkpoint
-                    on backcheck.checkpoints.v1 for the witnesses (infra/kafka/checkpoints.py)
+    checkpoint      a signed checkpoint (a C2SP note) of the log's tree head, kept in
+                    DATA_DIR/checkpoints of the machine whose scheduler ran it
+                    (infra/audit/trail.py: sign_head); with `scheduler --publish-checkpoints`,
+                    also published on backcheck.checkpoints.v1 for the witnesses
+                    (infra/kafka/checkpoints.py)
 
 Each returns what it did as counts, which the run's record keeps (never an id or a value of a
 data subject). The duties run in this order, each to its end, within one tick.
@@ -53,12 +54,13 @@ def _checkpoint(settings: Settings, publish: bool) -> Counts:
     from infra.audit.trail import sign_head  # the signing key and the chain's reader
 
     signed, _ = sign_head(settings)
+    counts = {"position": signed.position, "size": signed.size}
     if not publish:
-        return {"position": signed.position}
+        return counts
     from infra.kafka.checkpoints import publish_to_kafka
 
     size, sent = publish_to_kafka(settings)
-    return {"position": signed.position, "tree_size": size, "published": int(sent)}
+    return counts | {"tree_size": size, "published": int(sent)}
 
 
 def scheduled_duties(

@@ -60,7 +60,7 @@ class ExportedEvidence(Result):
     disclosure_id: UUID
     events: int
     checkpoint_position: int
-    checkpoint: str  # the signed checkpoint document (JSON), for the store's own archive
+    checkpoint: str  # the signed checkpoint (a C2SP note), for the store's own archive
     bundle: bytes
 
 

@@ -143,14 +143,13 @@ class PostgresSource:
         ).fetchone()
         return (int(row[0]) + 1, int(row[1])) if row else (0, 0)
 
-    def leaf_index(self, position: int) -> int | None:
+    def leaf_position(self, index: int) -> int | None:
         query = self._q("SELECT position FROM {schema}.{tree} WHERE leaf = %s AND level = 0")
+        row = self.conn.execute(query, (index,)).fetchone()
+        return int(row[0]) if row else None
 
-        def position_of(index: int) -> int | None:
-            row = self.conn.execute(query, (index,)).fetchone()
-            return int(row[0]) if row else None
-
-        return find_leaf(position, *self.tree_end(), position_of)
+    def leaf_index(self, position: int) -> int | None:
+        return find_leaf(position, *self.tree_end(), self.leaf_position)
 
     def tree_rows(self) -> Iterator[TreeRow]:
         query = self._q(

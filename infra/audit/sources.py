@@ -37,6 +37,7 @@ class RecordSource(AbstractContextManager["RecordSource"], Protocol):
     def tree_nodes(self, keys: Sequence[Key]) -> dict[Key, bytes]: ...
     def tree_end(self) -> tuple[int, int]: ...  # (leaves stored, last leaf's position)
     def leaf_index(self, position: int) -> int | None: ...
+    def leaf_position(self, index: int) -> int | None: ...  # the record at leaf `index`
     def tree_rows(self) -> Iterator[TreeRow]: ...  # as stored, in (leaf, level) order
 
 
@@ -135,14 +136,13 @@ class SQLiteSource:
         ).fetchone()
         return (int(row[0]) + 1, int(row[1])) if row else (0, 0)
 
-    def leaf_index(self, position: int) -> int | None:
+    def leaf_position(self, index: int) -> int | None:
         query = f"SELECT position FROM {self.tree_table} WHERE leaf = ? AND level = 0"
+        row = self.conn.execute(query, (index,)).fetchone()
+        return int(row[0]) if row else None
 
-        def position_of(index: int) -> int | None:
-            row = self.conn.execute(query, (index,)).fetchone()
-            return int(row[0]) if row else None
-
-        return find_leaf(position, *self.tree_end(), position_of)
+    def leaf_index(self, position: int) -> int | None:
+        return find_leaf(position, *self.tree_end(), self.leaf_position)
 
     def tree_rows(self) -> Iterator[TreeRow]:
         yield from self.conn.execute(

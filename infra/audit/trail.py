@@ -10,13 +10,13 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from infra.audit import verify_bundle as independent
 from infra.audit.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -25,10 +25,24 @@ from infra.audit.checkpoint import (
     key_id,
     load_private_key,
     load_public_key,
-    read,
-    sign,
+    parse,
 )
-from infra.audit.evidence import BundleError, BundleVerdict, export_bundle, verify_bundle
+from infra.audit.evidence import BundleError, BundleVerdict
+from infra.audit.evidence_v2 import make_bundle, read_bundle
+from infra.audit.log_checkpoint import SUFFIX as NOTE_SUFFIX
+from infra.audit.log_checkpoint import (
+    SignedCheckpoint,
+    against_tree,
+    is_note,
+    parse_checkpoint_note,
+    sign_tree,
+    signed_by,
+    signer,
+)
+from infra.audit.log_checkpoint import check_signature as check_note_signature
+from infra.audit.log_tree import LogTree
+from infra.audit.notes import ED25519, Verifier
+from infra.audit.notes import Checkpoint as NoteCheckpoint
 from infra.audit.outputs import check_directory, check_output, free_name, write_output
 from infra.audit.verification import Problem, Verdict, open_source, verify
 from infra.config import Settings
@@ -47,9 +61,10 @@ class KeyPair:
     key_id: str
     made: bool  # False: the pair was there already and is kept
     replaced: Path | None = None  # the public key of the pair a new one replaced, kept aside
+    vkey: str = ""  # the verifier key line of the public key under the log's origin
 
 
-def key_pair(directory: Path, *, replace: bool = False) -> KeyPair:
+def key_pair(directory: Path, *, replace: bool = False, origin: str = "backcheck") -> KeyPair:
     """The checkpoint key pair in `directory`: made if there is none. An existing pair is kept,
     since what it signed verifies only against its public key, unless `replace`: then a new
     pair takes its place (each file at once) and the old public key is kept aside under its
@@ -59,7 +74,8 @@ def key_pair(directory: Path, *, replace: bool = False) -> KeyPair:
         key = load_private_key(private)
         if not public.exists():  # derived again from the private key, which is the pair
             public.write_bytes(_public_pem(key))
-        return KeyPair(private, public, key_id(key.public_key()), made=False)
+        vkey = Verifier(origin, ED25519, key.public_key()).vkey
+        return KeyPair(private, public, key_id(key.public_key()), made=False, vkey=vkey)
     old = _set_aside(private) if private.exists() else None
     directory.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".keygen-", dir=directory))
@@ -71,7 +87,9 @@ def key_pair(directory: Path, *, replace: bool = False) -> KeyPair:
         for leftover in staging.iterdir():
             leftover.unlink()
         staging.rmdir()
-    return KeyPair(private, public, key_id(load_public_key(public)), made=True, replaced=old)
+    made = load_public_key(public)
+    vkey = Verifier(origin, ED25519, made).vkey
+    return KeyPair(private, public, key_id(made), made=True, replaced=old, vkey=vkey)
 
 
 def _set_aside(private: Path) -> Path | None:
@@ -99,33 +117,36 @@ def keep_checkpoint(
     out: Path | None = None,
     *,
     force: bool = False,
+    suffix: str = ".json",
 ) -> Path:
     """Writes a signed checkpoint to `out`, by default into DATA_DIR/checkpoints, where
-    `audit verify` finds it (as checkpoint-POS.json, or checkpoint-POS-2.json… when a
-    checkpoint at that position is kept already: a kept one is never replaced)."""
+    `audit verify` finds it (as checkpoint-N.note or, v1, checkpoint-POS.json; a kept one is
+    never replaced: the same document is kept once, another beside it as checkpoint-N-2…)."""
     if out is None:
-        out = free_name(settings.checkpoints_dir, f"checkpoint-{position}", ".json")
+        out = settings.checkpoints_dir / f"checkpoint-{position}{suffix}"
+        if not (out.is_file() and out.read_bytes() == document.encode()):
+            out = free_name(settings.checkpoints_dir, f"checkpoint-{position}", suffix)
     return write_output(settings, out, document.encode(), force=force)
 
 
 def kept_checkpoints(settings: Settings) -> list[Path]:
-    return sorted(settings.checkpoints_dir.glob("*.json"))
+    directory = settings.checkpoints_dir
+    return sorted([*directory.glob("*.json"), *directory.glob(f"*{NOTE_SUFFIX}")])
 
 
 def sign_head(
     settings: Settings, out: Path | None = None, *, force: bool = False
-) -> tuple[Checkpoint, Path]:
-    """Signs the head of the store's chain now with the store's key and keeps the checkpoint.
-    The store must exist (the application creates it and its tables on first use). Where it
-    goes is checked first (`infra.audit.outputs`): an existing file is replaced only with
-    `force`, the store's own files, keys and kept checkpoints never."""
+) -> tuple[SignedCheckpoint, Path]:
+    """Signs the stored tree's head now as a C2SP checkpoint note with the store's key, under
+    the log's origin, and keeps it. The store must exist (the application creates it and its
+    tables on first use). Where it goes is checked first (`infra.audit.outputs`): an existing
+    file is replaced only with `force`, the store's own files, keys and kept checkpoints never."""
     check_checkpoint_output(settings, out, force=force)
-    key = load_private_key(settings.signing_key_path)
+    by = signer(settings)
     with open_source(settings) as source:
-        head = source.head()
-    checkpoint = sign(head, datetime.now(UTC), key)
-    return checkpoint, keep_checkpoint(
-        settings, head.position, checkpoint.to_json(), out, force=force
+        signed = sign_tree(LogTree(source), by)
+    return signed, keep_checkpoint(
+        settings, signed.size, str(signed.note), out, force=force, suffix=NOTE_SUFFIX
     )
 
 
@@ -135,6 +156,16 @@ def check_checkpoint_output(settings: Settings, out: Path | None, *, force: bool
         check_directory(settings.checkpoints_dir)
     else:
         check_output(settings, out, force=force)
+
+
+def _read_checkpoint(path: Path) -> bytes:
+    try:
+        with path.open("rb") as f:
+            return f.read(1 << 20)
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint file {path}") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: the checkpoint cannot be read: {e.strerror}") from None
 
 
 class StoreVerification:
@@ -153,12 +184,25 @@ class StoreVerification:
         kept = not checkpoint_files
         files = list(checkpoint_files or kept_checkpoints(settings))
         self.checkpoints: list[Checkpoint] = []
+        self.notes: list[tuple[Path, NoteCheckpoint]] = []
         self.refused: list[Problem] = []
         self.skipped: list[Path] = []
         if files:
             key = load_public_key(public_key or settings.verify_key_path)
             for path in files:
-                cp = read(path)
+                data = _read_checkpoint(path)
+                if is_note(data):
+                    note, signed = parse_checkpoint_note(data, str(path))
+                    if kept and not signed_by(note, signed, key):
+                        self.skipped.append(path)
+                        continue
+                    problem = check_note_signature(note, signed, key)
+                    if problem:
+                        self.refused.append(Problem(0, "checkpoint", f"{path}: {problem}"))
+                    else:
+                        self.notes.append((path, signed))
+                    continue
+                cp = parse(data.decode(errors="replace"), str(path))
                 if kept and cp.key_id != key_id(key):
                     self.skipped.append(path)
                     continue
@@ -185,7 +229,13 @@ class StoreVerification:
             workers=self.workers,
         )
         verdict.problems.extend(self.refused)
-        verdict.checkpoints += len(self.refused)
+        verdict.checkpoints += len(self.refused) + len(self.notes)
+        if self.notes:  # each note's root against the stored tree head of its size
+            tree = LogTree(self.source)
+            for path, signed in self.notes:
+                found = against_tree(signed, tree)
+                if found is not None:
+                    verdict.problems.append(Problem(found[0], "checkpoint", f"{path}: {found[1]}"))
         metrics.chain_verified(verdict.intact)
         return verdict
 
@@ -201,36 +251,42 @@ class StoreVerification:
         self.source.__exit__(kind, error, trace)
 
 
-def verify_bundle_file(path: Path, public_key: Path) -> BundleVerdict:
-    """An evidence bundle checked offline: nothing but the file and the trusted key."""
+def verify_bundle_file(path: Path, public_key: Path, settings: Settings) -> BundleVerdict:
+    """An evidence bundle (v2, or v1) checked offline: nothing but the file and the trusted
+    key; v2 by the independent verifier's algorithm (verify_bundle.py)."""
     key = load_public_key(public_key)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(independent.MAX_BUNDLE + 1)
     except OSError as e:
-        raise BundleError(str(e)) from None
-    return verify_bundle(data, key)
+        raise BundleError(f"{path}: {e.strerror or e}") from None
+    if len(data) > independent.MAX_BUNDLE:
+        raise BundleError(f"{path}: over {independent.MAX_BUNDLE} bytes")
+    return read_bundle(data, key, settings.origin)
 
 
 class SignedBundler:
-    """The evidence use case's bundler: bundles proven up to a checkpoint signed with the
-    store's key, read straight from the store's tables."""
+    """The evidence use case's bundler: v2 bundles of the subject's records with inclusion
+    proofs in the stored tree, against a checkpoint note signed now with the store's key (and,
+    with `consistency`, proofs from the checkpoints kept in DATA_DIR/checkpoints)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, consistency: bool = False) -> None:
         self.settings = settings
-        self.key = load_private_key(settings.signing_key_path)
+        self.signer = signer(settings)
+        self.consistency = consistency
 
     def bundle(self, request: BundleRequest) -> Bundle:
+        kept = kept_checkpoints(self.settings) if self.consistency else None
         with open_source(self.settings) as source:
-            data, checkpoint = export_bundle(
-                source, request.subject, request.positions, self.key, request.at, request.timeline
-            )
-        return Bundle(data, checkpoint.position, checkpoint.to_json())
+            return make_bundle(source, request, self.signer, kept)
 
 
-def evidence_export(app: Backcheck, settings: Settings) -> EvidenceExport:
+def evidence_export(
+    app: Backcheck, settings: Settings, *, consistency: bool = False
+) -> EvidenceExport:
     """The evidence use case on the application's store. The signing key is loaded here,
     before the use case runs: with no usable key, nothing is recorded as disclosed."""
-    return EvidenceExport(app, SignedBundler(settings))
+    return EvidenceExport(app, SignedBundler(settings, consistency=consistency))
 
 
 def check_evidence_output(settings: Settings, out: Path | None, *, force: bool = False) -> None:
@@ -248,11 +304,17 @@ def file_evidence(
     settings: Settings, exported: ExportedEvidence, out: Path | None, *, force: bool = False
 ) -> Path:
     """Writes the bundle (by default a new file evidence-SUBJECT-POS.bundle here) and keeps
-    its checkpoint with the store's others. `check_evidence_output` first, before the export
-    records the disclosure."""
+    its checkpoint note with the store's others. `check_evidence_output` first, before the
+    export records the disclosure."""
     path = out or free_name(
         Path(), f"evidence-{exported.candidate_id}-{exported.checkpoint_position}", ".bundle"
     )
     write_output(settings, path, exported.bundle, force=force)
-    keep_checkpoint(settings, exported.checkpoint_position, exported.checkpoint)
+    keep_bundle_checkpoint(settings, exported)
     return path
+
+
+def keep_bundle_checkpoint(settings: Settings, exported: ExportedEvidence) -> Path:
+    """Keeps the checkpoint note a bundle was proven in, with the store's others."""
+    _, signed = parse_checkpoint_note(exported.checkpoint.encode(), "the bundle's checkpoint")
+    return keep_checkpoint(settings, signed.size, exported.checkpoint, suffix=NOTE_SUFFIX)

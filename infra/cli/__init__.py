@@ -19,6 +19,7 @@ from infra.cli import (  # noqa: F401
     kafka,
     keys,
     principals,
+    proofs,
     read,
     retention,
     scheduler,

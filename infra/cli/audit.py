@@ -50,9 +50,10 @@ def keygen(
     from infra.config import Settings
 
     try:
-        directory = out or Settings.load().signing_key_path.parent
+        settings = Settings.load()
+        directory = out or settings.signing_key_path.parent
         check_directory(directory)  # a file where the directory should be: refused, exit 73
-        pair = key_pair(directory, replace=force)
+        pair = key_pair(directory, replace=force, origin=settings.origin)
     except Exception as e:
         fail(e)
         return
@@ -67,6 +68,7 @@ def keygen(
     console.print(
         f"public key:  {markup_safe(pair.public)}  (give it to whoever verifies checkpoints)"
     )
+    console.print(f"vkey:        {markup_safe(pair.vkey)}  (for verify_bundle.py --key)")
 
 
 # --out of a command that writes a file: an existing one only with --force, never the store's.
@@ -83,11 +85,12 @@ _Force = Annotated[
 def checkpoint(
     out: Annotated[
         Path | None,
-        typer.Option(help="where to write it (default: DATA_DIR/checkpoints/checkpoint-POS.json)"),
+        typer.Option(help="where to write it (default: DATA_DIR/checkpoints/checkpoint-N.note)"),
     ] = None,
     force: _Force = False,
 ) -> None:
-    """Sign the chain head (position, hash, time) for an outside witness to keep."""
+    """Sign the log's tree head (origin, tree size, root hash) as a C2SP checkpoint note, for
+    an outside witness to keep."""
     from infra.audit.trail import sign_head
 
     try:
@@ -97,7 +100,10 @@ def checkpoint(
     except Exception as e:
         fail(e)
         return
-    console.print(f"checkpoint at position {signed.position}, hash {signed.hash[:16]}…")
+    console.print(
+        f"checkpoint {markup_safe(signed.checkpoint.origin)}: {signed.size} records (up to "
+        f"position {signed.position}), root {signed.checkpoint.root_hash.hex()[:16]}…"
+    )
     console.print(f"written to {markup_safe(path)}")
 
 
@@ -199,7 +205,8 @@ def _verify_bundle(path: Path, public_key: Path | None, as_json: bool) -> None:
     from infra.config import Settings
 
     try:
-        verdict = verify_bundle_file(path, public_key or Settings.load().verify_key_path)
+        settings = Settings.load()
+        verdict = verify_bundle_file(path, public_key or settings.verify_key_path, settings)
     except Exception as e:
         fail(e, as_json)
         return
@@ -209,8 +216,8 @@ def _verify_bundle(path: Path, public_key: Path | None, as_json: bool) -> None:
         console.print(
             Text.assemble(
                 ("intact", "green"),
-                f": {verdict.events} events about {visible(verdict.subject)}, proven up to "
-                f"the signed checkpoint at position {verdict.checkpoint_position}",
+                f": {verdict.events} events about {visible(verdict.subject)}, proven in "
+                f"the signed checkpoint at {verdict.checkpoint_position}",
             )
         )
     else:
@@ -257,8 +264,15 @@ def audit_export(
     purpose: Annotated[str, typer.Option(help="why it is handed over")] = "compliance evidence",
     actor: Annotated[str, typer.Option(help="who is exporting")] = "compliance",
     force: _Force = False,
+    consistency: Annotated[
+        bool,
+        typer.Option(
+            "--consistency", help="add consistency proofs from the checkpoints kept (≤ 64)"
+        ),
+    ] = False,
 ) -> None:
-    """Export one subject's events with chain proofs and a checkpoint signed now. The export
+    """Export one subject's events with inclusion proofs in a checkpoint note signed now (a
+    backcheck.evidence.v2 bundle, checked by verify_bundle.py alone). The export
     is a disclosure of personal data: it is recorded (DataDisclosed) before the file exists,
     once the file is known to be writable (a refused --out records nothing)."""
     from infra.audit.trail import check_evidence_output, evidence_export, file_evidence
@@ -269,7 +283,7 @@ def audit_export(
         settings = Settings.load()
         check_evidence_output(settings, out, force=force)  # first: then record, then write
         application, settings = open_app()
-        exported = evidence_export(application, settings).export(
+        exported = evidence_export(application, settings, consistency=consistency).export(
             parsed(ExportEvidence, candidate_id=subject, recipient=to, purpose=purpose, actor=actor)
         )
         path = file_evidence(settings, exported, out, force=force)
@@ -277,7 +291,7 @@ def audit_export(
         fail(e)
         return
     console.print(
-        f"{exported.events} events about {subject}, proven up to the checkpoint at position "
+        f"{exported.events} events about {subject}, proven in the checkpoint up to position "
         f"{exported.checkpoint_position}: {markup_safe(path)} ({len(exported.bundle):,} bytes)"
     )
 

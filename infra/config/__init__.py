@@ -13,6 +13,10 @@ BACKCHECK_DATA_DIR      where the embedded SQLite store is created when no URL i
 BACKCHECK_SIGNING_KEY   Ed25519 private key (PEM) that signs checkpoints
                         (default: DATA_DIR/keys/checkpoint-signing.key)
 BACKCHECK_VERIFY_KEY    the public key a verifier trusts (default: next to the signing key)
+BACKCHECK_LOG_ORIGIN    the log's name in its checkpoints (C2SP signed notes) and the name of
+                        its key there: 1 to 256 printable characters, no space, no "+"
+                        (default: backcheck/ and 16 hex digits of SHA-256 of where the store is,
+                        so each store's checkpoints name it; set it before publishing any)
 BACKCHECK_RETENTION_DAYS   days each tier is kept once a case is quiet, e.g.
                         "secret=180,consent_required=365,confidential=365,general=730" (default)
 BACKCHECK_MASTER_KEY_FILE  the master key (64 hex digits) that wraps every subject's data keys
@@ -58,6 +62,7 @@ BACKCHECK_SCHEDULER_ID  who a scheduler is in the runs it records (default HOST:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -81,6 +86,7 @@ from infra.config.parsing import (
     key_provider_settings,
     oidc_settings,
     parse_bootstrap,
+    parse_origin,
     parse_public_url,
     parse_retention,
     parse_retention_categories,
@@ -113,6 +119,7 @@ class Settings(BaseModel):
     data_dir: Path = Field(default_factory=default_data_dir)
     signing_key: Path | None = None
     verify_key: Path | None = None
+    log_origin: str | None = None
     master_key_file: Path | None = None
     key_provider: Literal["file", "pkcs11"] = "file"
     pkcs11_module: Path | None = None
@@ -157,6 +164,8 @@ class Settings(BaseModel):
             values["signing_key"] = Path(key).expanduser()
         if key := env("BACKCHECK_VERIFY_KEY"):
             values["verify_key"] = Path(key).expanduser()
+        if origin := env("BACKCHECK_LOG_ORIGIN"):
+            values["log_origin"] = parse_origin(origin)
         if key := env("BACKCHECK_MASTER_KEY_FILE"):
             values["master_key_file"] = Path(key).expanduser()
         values |= key_provider_settings(env)
@@ -199,6 +208,20 @@ class Settings(BaseModel):
     @property
     def verify_key_path(self) -> Path:
         return self.verify_key or self.signing_key_path.with_suffix(".pub")
+
+    @property
+    def origin(self) -> str:
+        """The log's origin line in its checkpoints: BACKCHECK_LOG_ORIGIN, else derived from
+        where the store is (the SQLite file's absolute path, or PostgreSQL's host, port,
+        database and schema), so two stores never sign checkpoints under one name."""
+        if self.log_origin:
+            return self.log_origin
+        if self.backend == "sqlite":
+            where = f"sqlite:{self.sqlite_path.absolute()}"
+        else:
+            url = urlsplit(self.database_url or "")
+            where = f"postgres:{url.hostname}:{url.port or 5432}{url.path}:{self.postgres_schema}"
+        return "backcheck/" + hashlib.sha256(where.encode()).hexdigest()[:16]
 
     @property
     def master_key_path(self) -> Path:

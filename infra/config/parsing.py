@@ -283,3 +283,22 @@ def key_provider_settings(get: Callable[[str], str | None]) -> dict[str, object]
             raise ConfigError("BACKCHECK_PKCS11_PIN: over 256 characters")
         values["pkcs11_pin"] = pin.rstrip("\n")
     return values
+
+
+MAX_ORIGIN = 256
+
+
+def parse_origin(text: str) -> str:
+    """A log origin (c2sp.org/tlog-checkpoint), also its key's name in signed notes: 1 to 256
+    printable characters, no whitespace, no "+"."""
+    text = text.strip()
+    if (
+        not 0 < len(text) <= MAX_ORIGIN
+        or "+" in text
+        or any(c.isspace() or not c.isprintable() for c in text)
+    ):
+        raise ConfigError(
+            f"BACKCHECK_LOG_ORIGIN: {text[:300]!a} must be 1 to {MAX_ORIGIN} printable "
+            'characters with no space and no "+", e.g. example.com/backcheck'
+        )
+    return text

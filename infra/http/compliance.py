@@ -17,7 +17,7 @@ import orjson
 from fastapi import Body, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from infra.audit.trail import StoreVerification, evidence_export, keep_checkpoint
+from infra.audit.trail import StoreVerification, evidence_export, keep_bundle_checkpoint
 from infra.config import Settings
 from infra.http.auth import Authenticator, checked_first
 from infra.http.problems import error_response
@@ -119,7 +119,7 @@ def install(
                         actor=identity.principal,
                     )
                 )
-            keep_checkpoint(settings, exported.checkpoint_position, exported.checkpoint)
+            keep_bundle_checkpoint(settings, exported)
         except Exception as e:
             return error_response(request, e)
         name = f"evidence-{candidate_id}-{exported.checkpoint_position}.bundle"

@@ -35,7 +35,6 @@ from infra.audit.notes import (
     NoteError,
     Signer,
     Verifier,
-    check_name,
     parse_checkpoint,
     parse_note,
     sign,
@@ -49,7 +48,6 @@ COSIGNATURES_TOPIC = "backcheck.checkpoint-cosignatures.v1"
 CHECKPOINT_TYPE = "backcheck.checkpoint.v1"
 COSIGNED_TYPE = "backcheck.checkpoint.cosigned.v1"
 SOURCE = "/backcheck"
-DEFAULT_ORIGIN = "backcheck.local/log"
 MAX_PROOF = 64  # hashes: a consistency proof of trees below 2^64 leaves has fewer
 MAX_CHECKPOINT_NOTE = 64 * 1024  # a checkpoint with a few dozen cosignatures is well under
 _LOOK_BACK = 16  # messages read back from the topic's end to find the last checkpoint
@@ -102,17 +100,13 @@ class Published:
         return parse_checkpoint(self.note.text)
 
 
-def log_origin() -> str:
-    """The log's origin (its checkpoints' first line, its note key's name):
-    BACKCHECK_LOG_ORIGIN, else `backcheck.local/log`."""
-    return check_name(os.environ.get("BACKCHECK_LOG_ORIGIN", DEFAULT_ORIGIN)[:300], ours=True)
-
-
 def log_signer(settings: Settings) -> Signer:
-    """The log's note key: the checkpoint key (BACKCHECK_SIGNING_KEY), named by the origin."""
-    from infra.audit.checkpoint import load_private_key
+    """The log's note key: the checkpoint key (BACKCHECK_SIGNING_KEY), named by the log's
+    origin (BACKCHECK_LOG_ORIGIN, else derived from where the store is: `Settings.origin`),
+    as every checkpoint of the log is signed (infra/audit/log_checkpoint.py)."""
+    from infra.audit.log_checkpoint import signer
 
-    return Signer(log_origin(), load_private_key(settings.signing_key_path))
+    return signer(settings)
 
 
 LOG_VKEY = "log.vkey"

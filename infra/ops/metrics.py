@@ -176,7 +176,8 @@ def watch_checkpoints(directory: Path, now: Callable[[], float]) -> None:
 
     def age() -> float:
         try:
-            newest = max((p.stat().st_mtime for p in directory.glob("*.json")), default=None)
+            kept = [*directory.glob("*.json"), *directory.glob("*.note")]
+            newest = max((p.stat().st_mtime for p in kept), default=None)
         except OSError:
             newest = None
         return -1.0 if newest is None else max(now() - newest, 0.0)

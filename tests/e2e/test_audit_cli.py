@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.audit.notes import parse_checkpoint, parse_note
 from tests.e2e.test_cli import demo_ids, run
 
 
@@ -23,7 +24,8 @@ def officer(tmp_path: Path) -> dict[str, str]:
 def test_an_intact_store_verifies_against_its_signed_checkpoint(officer: dict[str, str]) -> None:
     signed = run(officer, "audit", "checkpoint")
     assert signed.returncode == 0, signed.stderr
-    checkpoint = next(Path(officer["BACKCHECK_DATA_DIR"], "checkpoints").glob("*.json"))
+    checkpoint = next(Path(officer["BACKCHECK_DATA_DIR"], "checkpoints").glob("*.note"))
+    signed = parse_checkpoint(parse_note(checkpoint.read_bytes()).text)
 
     result = run(officer, "audit", "verify", "--checkpoint", str(checkpoint), "--json")
 
@@ -31,7 +33,7 @@ def test_an_intact_store_verifies_against_its_signed_checkpoint(officer: dict[st
     verdict = json.loads(result.stdout)
     assert verdict["intact"] is True
     assert verdict["checkpoints"] == 1
-    assert verdict["checked"] == json.loads(checkpoint.read_text())["position"]
+    assert verdict["checked"] == signed.size  # every record, each a leaf of the signed tree
 
 
 def test_a_tampered_store_fails_verification_naming_the_first_bad_position(
@@ -56,9 +58,9 @@ def test_a_checkpoint_from_another_key_is_refused(officer: dict[str, str], tmp_p
         "BACKCHECK_SIGNING_KEY": str(tmp_path / "other" / "checkpoint-signing.key"),
     }
     assert run(other, "audit", "keygen", "--out", str(tmp_path / "other")).returncode == 0
-    assert run(other, "audit", "checkpoint", "--out", str(tmp_path / "cp.json")).returncode == 0
+    assert run(other, "audit", "checkpoint", "--out", str(tmp_path / "cp.note")).returncode == 0
 
-    result = run(officer, "audit", "verify", "-c", str(tmp_path / "cp.json"))
+    result = run(officer, "audit", "verify", "-c", str(tmp_path / "cp.note"))
 
     assert result.returncode == 1
     assert "not by the trusted key" in result.stderr

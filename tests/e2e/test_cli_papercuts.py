@@ -78,9 +78,10 @@ def test_keygen_force_replaces_the_pair_and_keeps_the_old_public_key_aside(
 
 
 def cut_short(store: dict[str, str]) -> None:
-    """Deletes the last event and its link, as someone with the database file could."""
+    """Deletes the last event, its link and its tree leaf with the nodes it completed, as
+    someone with the database file could: the store then agrees with itself."""
     with sqlite3.connect(Path(store["BACKCHECK_DATA_DIR"], "backcheck.sqlite")) as conn:
-        for table in ("stored_events", "stored_chain"):
+        for table in ("stored_events", "stored_chain", "stored_tree"):
             for (name,) in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,)
             ).fetchall():
@@ -91,6 +92,7 @@ def cut_short(store: dict[str, str]) -> None:
         conn.execute(
             "DELETE FROM stored_chain WHERE position = (SELECT MAX(position) FROM stored_chain)"
         )
+        conn.execute("DELETE FROM stored_tree WHERE leaf = (SELECT MAX(leaf) FROM stored_tree)")
 
 
 def test_verify_holds_the_store_to_the_checkpoints_it_keeps_without_being_told(
@@ -118,7 +120,7 @@ def test_verify_given_checkpoints_holds_the_store_to_those_only(store: dict[str,
     assert run(store, "audit", "checkpoint").returncode == 0
     register(store, "Liu Yang")
     assert run(store, "audit", "checkpoint").returncode == 0
-    kept = sorted(Path(store["BACKCHECK_DATA_DIR"], "checkpoints").glob("*.json"))
+    kept = sorted(Path(store["BACKCHECK_DATA_DIR"], "checkpoints").glob("*.note"))
 
     every = run(store, "audit", "verify", "--json")
     given = run(store, "audit", "verify", "-c", str(kept[0]), "--json")

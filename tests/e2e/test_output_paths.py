@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.audit.notes import parse_checkpoint, parse_note
 from tests.conftest import PG_URL
 from tests.e2e.test_cli import run
 
@@ -88,7 +89,7 @@ def test_an_export_with_force_replaces_the_file_with_a_bundle_that_verifies(
 def test_a_checkpoint_to_an_existing_file_is_refused_and_replaced_with_force(
     officer: dict[str, str], tmp_path: Path
 ) -> None:
-    existing = tmp_path / "witness.json"
+    existing = tmp_path / "witness.note"
     existing.write_text("the witness's own file\n")
 
     refused = run(officer, "audit", "checkpoint", "--out", str(existing))
@@ -100,10 +101,10 @@ def test_a_checkpoint_to_an_existing_file_is_refused_and_replaced_with_force(
     assert "--force to replace it" in refused.stderr
     assert unchanged == "the witness's own file\n"
     assert forced.returncode == 0, forced.stderr
-    checkpoint = json.loads(existing.read_text())
+    checkpoint = parse_checkpoint(parse_note(existing.read_bytes()).text)
     held = run(officer, "audit", "verify", "-c", str(existing), "--json")
     assert held.returncode == 0, held.stderr
-    assert json.loads(held.stdout)["checked"] == checkpoint["position"]
+    assert json.loads(held.stdout)["checked"] == checkpoint.size
 
 
 @pytest.mark.parametrize(
@@ -141,15 +142,15 @@ def test_the_stores_own_files_and_keys_are_never_an_output_even_with_force(
     assert verifies(env)
 
 
-def test_a_kept_checkpoint_is_never_overwritten_and_a_second_one_is_kept_beside_it(
+def test_a_kept_checkpoint_is_never_overwritten_and_the_same_note_is_kept_once(
     officer: dict[str, str],
 ) -> None:
     kept_dir = Path(officer["BACKCHECK_DATA_DIR"], "checkpoints")
     assert run(officer, "audit", "checkpoint").returncode == 0
-    (first,) = kept_dir.glob("*.json")
+    (first,) = kept_dir.glob("*.note")
     content = first.read_bytes()
 
-    again = run(officer, "audit", "checkpoint")  # the same head: a second signature
+    again = run(officer, "audit", "checkpoint")  # the same head: the same note (Ed25519)
     over = run(officer, "audit", "checkpoint", "--out", str(first), "--force")
     code, _ = export(officer, first, "--force")
 
@@ -157,7 +158,7 @@ def test_a_kept_checkpoint_is_never_overwritten_and_a_second_one_is_kept_beside_
     assert over.returncode == code == EX_CANTCREAT
     assert "kept checkpoint" in over.stderr
     assert first.read_bytes() == content
-    assert len(list(kept_dir.glob("*.json"))) == 2  # both signatures kept
+    assert list(kept_dir.glob("*.note")) == [first]  # the same note is kept once
     assert verifies(officer)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from domain.errors import NotFoundError
 from infra.audit.checkpoint import CheckpointError, load_public_key
-from infra.audit.evidence import verify_bundle
+from infra.audit.evidence_v2 import read_bundle
 from infra.audit.trail import evidence_export, key_pair
 from infra.bootstrap import build_app
 from infra.config import Settings
@@ -89,7 +89,7 @@ def test_the_store_key_bundle_verifies_offline(tmp_path: Path) -> None:
     exported = evidence_export(app, settings).export(export(subject))
     app.close()
 
-    verdict = verify_bundle(exported.bundle, load_public_key(settings.verify_key_path))
+    verdict = read_bundle(exported.bundle, load_public_key(settings.verify_key_path), "unused")
     assert verdict.intact, verdict.problems
     assert (verdict.subject, verdict.events) == (str(subject), 2)
     assert verdict.checkpoint_position == exported.checkpoint_position == 2

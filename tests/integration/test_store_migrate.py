@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,9 @@ from domain.access import Access
 from domain.candidate import Candidate
 from domain.classification import ERASED_VALUE, Tier, tier_of
 from domain.investigation import Investigation
-from infra.audit.checkpoint import load_private_key, load_public_key, parse
+from infra.audit.checkpoint import Checkpoint, load_private_key, load_public_key, parse, sign
 from infra.audit.sources import open_source
-from infra.audit.trail import StoreVerification, sign_head
+from infra.audit.trail import StoreVerification, keep_checkpoint
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.privacy.carrying import old_envelopes
@@ -102,11 +103,21 @@ def raw_states(settings: Settings) -> bytes:
     return found
 
 
+def kept_v1_checkpoint(settings: Settings) -> Checkpoint:
+    """A v1 JSON checkpoint of the chain head, kept as `audit checkpoint` kept them before
+    checkpoints became signed notes (the migration record still carries one)."""
+    with open_source(settings) as source:
+        head = source.head()
+    signed = sign(head, datetime.now(UTC), load_private_key(settings.signing_key_path))
+    keep_checkpoint(settings, head.position, signed.to_json())
+    return signed
+
+
 def test_a_migrated_store_verifies_proves_the_old_head_and_rebuilds_the_same_views(
     demo_app: Backcheck, settings: Settings, target: Settings, clock: FakeClock
 ) -> None:
-    # given the demo story (reads, disclosures, an erased candidate) and a kept checkpoint
-    checkpoint, _ = sign_head(settings)
+    # given the demo story (reads, disclosures, an erased candidate) and a kept v1 checkpoint
+    checkpoint = kept_v1_checkpoint(settings)
     old_views = dumps(demo_app)
     old = list(demo_app.replay())
 
