@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from infra.audit.notes import Note, Signer, parse_checkpoint, parse_note, sign
+from infra.audit.notes import MAX_BUNDLE_BYTES, Note, Signer, parse_checkpoint, parse_note, sign
 
 KIND = "backcheck.evidence.v2"
 
@@ -96,4 +96,4 @@ def write_bundle(
         ],
         "timeline": list(timeline),
     }
-    return str(sign(f"{KIND}\n{canonical(body)}\n", signer)).encode()
+    return str(sign(f"{KIND}\n{canonical(body)}\n", signer, MAX_BUNDLE_BYTES)).encode()

@@ -32,6 +32,7 @@ ED25519 = 0x01
 COSIGNATURE_V1 = 0x04
 DASH = "\u2014 "
 MAX_NOTE_BYTES = 1 << 20
+MAX_BUNDLE_BYTES = 64 << 20  # an evidence bundle is a note too, of up to 100,000 records
 MAX_SIGNATURES = 64
 MAX_NAME = 256
 MAX_TIMESTAMP = 2**63 - 1
@@ -94,16 +95,17 @@ class Note:
         return Note(self.text, self.signatures + tuple(added))
 
 
-def parse_note(data: str | bytes) -> Note:
+def parse_note(data: str | bytes, limit: int = MAX_NOTE_BYTES) -> Note:
+    """A note of at most `limit` bytes (a checkpoint's 1 MiB; an evidence bundle's 64 MiB)."""
     if isinstance(data, bytes):
-        if len(data) > MAX_NOTE_BYTES:
-            raise NoteError(f"note is over {MAX_NOTE_BYTES} bytes")
+        if len(data) > limit:
+            raise NoteError(f"note is over {limit} bytes")
         try:
             data = data.decode()
         except UnicodeDecodeError:
             raise NoteError("note is not UTF-8") from None
-    if len(data.encode()) > MAX_NOTE_BYTES:
-        raise NoteError(f"note is over {MAX_NOTE_BYTES} bytes")
+    if len(data.encode()) > limit:
+        raise NoteError(f"note is over {limit} bytes")
     if any(ord(c) < 0x20 and c != "\n" for c in data):
         raise NoteError("note has a control character other than newline")
     split = data.rfind("\n\n")
@@ -174,14 +176,15 @@ class Signer:
         return Verifier(name, self.signature_type, self.private_key.public_key())
 
 
-def sign(text: str, signer: Signer) -> Note:
-    """A note of `text` (which must end in a newline) signed by an Ed25519 note key."""
+def sign(text: str, signer: Signer, limit: int = MAX_NOTE_BYTES) -> Note:
+    """A note of `text` (which must end in a newline) signed by an Ed25519 note key; refused
+    over `limit` bytes."""
     if not text.endswith("\n"):
         raise NoteError("note text must be non-empty and end in a newline")
     verifier = signer.verifier
     payload = signer.private_key.sign(text.encode())
     note = Note(text, (Signature(verifier.name, verifier.key_id, payload),))
-    parse_note(str(note))  # refuses what the format cannot carry (control characters, size)
+    parse_note(str(note), limit)  # refuses what the format cannot carry (control characters, size)
     return note
 
 

@@ -206,9 +206,9 @@ class Key:
 
 
 class Note:
-    def __init__(self, data: str, what: str) -> None:
-        if len(data.encode()) > MAX_NOTE:
-            raise InvalidError(f"{what}: over {MAX_NOTE} bytes")
+    def __init__(self, data: str, what: str, limit: int = MAX_NOTE) -> None:
+        if len(data.encode()) > limit:
+            raise InvalidError(f"{what}: over {limit} bytes")
         if any(ord(c) < 0x20 and c != "\n" for c in data):
             raise InvalidError(f"{what}: a control character other than newline")
         split = data.rfind("\n\n")
@@ -352,7 +352,7 @@ def verify(
     if len(data) > MAX_BUNDLE:
         raise InvalidError(f"bundle: over {MAX_BUNDLE} bytes")
     try:
-        bundle = Note(data.decode(), "bundle")
+        bundle = Note(data.decode(), "bundle", MAX_BUNDLE)
     except UnicodeDecodeError as e:
         raise InvalidError(f"bundle: not UTF-8 (byte {e.start})") from None
     head, _, body_line = bundle.text.partition("\n")

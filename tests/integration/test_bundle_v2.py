@@ -25,7 +25,7 @@ from infra.audit.sources import SQLiteSource, open_source
 from infra.audit.trail import evidence_export, file_evidence, key_pair, sign_head
 from infra.bootstrap import build_app
 from infra.config import Settings
-from services.dto import RegisterCandidate
+from services.dto import ClaimIn, PersonalFieldIn, RegisterCandidate, SubmitClaims
 from services.evidence import BundleRequest, ExportEvidence
 from tests.bundles import spread_store
 
@@ -109,6 +109,41 @@ def test_audit_verify_reads_a_v2_bundle_by_the_same_algorithm(
     assert verdict.intact, verdict.problems
     assert (verdict.subject, verdict.events, verdict.checkpoint_position) == (str(subject), 2, size)
     assert not broken.intact
+
+
+def test_a_bundle_over_one_mib_is_exported_and_verifies(store: Settings, tmp_path: Path) -> None:
+    # a bundle is a note, but not a checkpoint: its bound is 64 MiB, not a checkpoint's 1 MiB
+    app = build_app(store)
+    subject = app.register_candidate(RegisterCandidate(name="Zhou Min", actor="hr:li")).candidate_id
+    fields = [
+        PersonalFieldIn(name=f"note_{n}", category="user.employment.experience", value="x" * 2000)
+        for n in range(8)
+    ]
+    for _ in range(50):  # 50 claims of 8 values of 2,000 characters, sealed: over 1 MiB
+        app.submit_claims(
+            SubmitClaims(
+                candidate_id=subject,
+                claims=[ClaimIn(kind="employment", fields=fields)],
+                actor="hr:li",
+            )
+        )
+    result = evidence_export(app, store, consistency=False).export(
+        ExportEvidence(
+            candidate_id=subject, recipient="court", purpose="case", actor="compliance:z"
+        )
+    )
+    app.close()
+    bundle = file_evidence(store, result, tmp_path / "evidence.bundle")
+    public = vkey(store, load_private_key(store.signing_key_path).public_key())
+
+    verified = run_verifier(tmp_path, bundle, public)
+
+    assert bundle.stat().st_size > 1 << 20
+    assert verified.returncode == 0, verified.stderr
+    assert f"valid: 52 record(s) of subject {subject}" in verified.stdout
+    from infra.audit.trail import verify_bundle_file
+
+    assert verify_bundle_file(bundle, store.verify_key_path, store).intact
 
 
 @pytest.mark.parametrize("n", [10_000, 100_000])
