@@ -157,6 +157,43 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
                 [value for subject, position in chunk for value in (subject.bytes, position)],
             )
 
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        """The library's read of one aggregate's events, as one statement outside a
+        transaction: a single SELECT reads one snapshot of the file by itself, and the
+        library's BEGIN and ROLLBACK around it took half the cost of a small read (an exists
+        check, an aggregate loaded, the erasure check before a key is made)."""
+        statement = self.select_events_statement
+        params: list[Any] = [
+            originator_id.hex if isinstance(originator_id, UUID) else originator_id
+        ]
+        if gt is not None:
+            statement += "AND originator_version>? "
+            params.append(gt)
+        if lte is not None:
+            statement += "AND originator_version<=? "
+            params.append(lte)
+        statement += (
+            "ORDER BY originator_version DESC " if desc else "ORDER BY originator_version ASC "
+        )
+        if limit is not None:
+            statement += "LIMIT ? "
+            params.append(limit)
+        with self.datastore.get_connection(commit=False) as conn:
+            cursor = conn.cursor()
+            with cursor as c:
+                c.execute(statement, params)
+                rows = c.fetchall()
+        convert = self.convert_originator_id
+        return [StoredEvent(convert(r[0]), r[1], r[2], r[3]) for r in rows]
+
     def select_subject_notifications(
         self, subject: UUID, start: int = 1, limit: int = 500
     ) -> list[Notification]:

@@ -34,6 +34,14 @@ def _context(view: str, key: str, subject: str) -> Context:
     return (subject, f"view:{view}:{key}", 0)
 
 
+# The values a batch opened, by object: (the value, the envelope it was opened from, its place).
+# A value written back unchanged to the place it was opened from keeps that envelope instead of
+# being sealed anew: a row rewritten for one new value (a profile given one more claim) costs one
+# encryption, not one per value it holds. A PersonalField is immutable, so the very same object
+# holds the very same name, category and value.
+Opened = dict[int, tuple[PersonalField, Envelope, tuple[Context, str]]]
+
+
 @dataclass(frozen=True)
 class Unopened(PersonalField):
     """A row's value whose data key is gone without a recorded erasure, as the projection
@@ -59,14 +67,20 @@ class Codec:
         self.plain_views = plain_views
         self.plain_prefixes = plain_prefixes
 
-    def encode(self, view: str, key: str, subject: str, doc: Doc) -> bytes:
+    def encode(
+        self, view: str, key: str, subject: str, doc: Doc, opened: Opened | None = None
+    ) -> bytes:
+        """`opened`: what `decode` opened in this batch (a value written back unchanged to its
+        place keeps its envelope)."""
         if view in self.plain_views or view.startswith(self.plain_prefixes):
             # nothing to seal, so no walk through the row looking for it; a personal value
             # found here after all is refused, never written in plaintext
             return orjson.dumps(doc, option=orjson.OPT_PASSTHROUGH_DATACLASS, default=_unsealed)
-        return orjson.dumps(self.seal(view, key, subject, doc))
+        return orjson.dumps(self.seal(view, key, subject, doc, opened))
 
-    def seal(self, view: str, key: str, subject: str, doc: Doc) -> Any:
+    def seal(
+        self, view: str, key: str, subject: str, doc: Doc, opened: Opened | None = None
+    ) -> Any:
         """The row as it is stored, before serialisation: every personal value an envelope."""
         ctx = _context(view, key, subject)
 
@@ -79,21 +93,53 @@ class Codec:
                 return envelope.unreadable(value, value.tier.value)
             if self.sealer is None:
                 raise RuntimeError("a view holding personal data needs a sealer")
-            return self.sealer.seal_field(value, path, ctx)
+            kept = self._kept(value, (ctx, path), opened)
+            return kept if kept is not None else self.sealer.seal_field(value, path, ctx)
 
         return envelope.seal_tree(doc, "doc", seal_one)
 
-    def decode(self, view: str, key: str, subject: str, data: bytes | str) -> Doc:
+    def _kept(
+        self, value: PersonalField, place: tuple[Context, str], opened: Opened | None
+    ) -> Envelope | None:
+        """The envelope `value` was opened from, if it goes back to the same place and that
+        envelope is sealed with the key a new one would be (its category's, not an older
+        envelope's tier key)."""
+        found = opened.get(id(value)) if opened is not None else None
+        if found is None or found[0] is not value or found[2] != place:
+            return None
+        assert self.sealer is not None
+        by_category = self.sealer.by_category
+        wanted = value.category if by_category else value.tier.value
+        sealed = found[1]
+        if (
+            envelope.scope(sealed) != wanted
+            or (sealed.get(envelope.KEY) is not None) != by_category
+        ):
+            return None
+        return sealed
+
+    def decode(
+        self, view: str, key: str, subject: str, data: bytes | str, noted: Opened | None = None
+    ) -> Doc:
         """A stored row as the projection changes it: every value opened, except one whose
-        key is gone without a recorded erasure, which stays sealed (`Unopened`)."""
+        key is gone without a recorded erasure, which stays sealed (`Unopened`). Each value
+        opened from an envelope is noted in `noted`, if given (see `encode`)."""
         ctx = _context(view, key, subject)
 
         def open_one(found: Envelope, where: str) -> Any:
             try:
-                return self.open_envelope(found, where, ctx)
+                value = self.open_envelope(found, where, ctx)
             except DataKeyMissingError:
                 place = (ctx, where)
                 return Unopened(found["name"], found["category"], KEY_MISSING_VALUE, found, place)
+            if (
+                noted is not None
+                and isinstance(value, PersonalField)
+                and envelope.is_sealed(found)
+                and value.value != ERASED_VALUE
+            ):
+                noted[id(value)] = (value, found, (ctx, where))
+            return value
 
         opened: Doc = envelope.open_tree(orjson.loads(data), "doc", open_one, markers=True)
         return opened

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 
-from infra.views.codec import Codec, Parsed
+from infra.views.codec import Codec, Opened, Parsed
 from projections.rows import Doc, Rows
 
 
@@ -122,6 +122,7 @@ class BatchRows:
         self.cache: dict[Key, tuple[str, Doc] | None] = {}
         self.changed: set[Key] = set()
         self.deleted_from: set[Key] = set()  # (view, subject) that lost a row
+        self.opened: Opened = {}  # values opened from the rows read (`Codec.encode`)
 
     def touched(self) -> set[Key]:
         """(view, subject) whose rows this batch changed."""
@@ -135,7 +136,9 @@ class BatchRows:
         if (view, key) not in self.cache:
             found = self.db.select_one(view, key)
             self.cache[(view, key)] = (
-                (found[0], self.codec.decode(view, key, found[0], found[1])) if found else None
+                (found[0], self.codec.decode(view, key, found[0], found[1], self.opened))
+                if found
+                else None
             )
         row = self.cache[(view, key)]
         return row[1] if row else None
@@ -156,7 +159,7 @@ class BatchRows:
         s = str(subject)
         for key, data in self.db.select_subject(view, s):
             if (view, key) not in self.cache:
-                self.cache[(view, key)] = (s, self.codec.decode(view, key, s, data))
+                self.cache[(view, key)] = (s, self.codec.decode(view, key, s, data, self.opened))
         return [
             row[1]
             for (v, _), row in sorted(self.cache.items())
@@ -169,7 +172,7 @@ class BatchRows:
             if row is None:
                 yield view, key, None, None
             else:
-                yield view, key, row[0], self.codec.encode(view, key, row[0], row[1])
+                yield view, key, row[0], self.codec.encode(view, key, row[0], row[1], self.opened)
 
     def project(self, runs: Sequence[Run], projection: Projection) -> None:
         """Every run's events through the projection, into this batch."""
