@@ -116,7 +116,7 @@ def accept(
             try:  # each line on its own: a witness may have cosigned it twice
                 at = verify_cosignature(Note(note.text, (signature,)), witness)
             except NoteError as e:
-                raise _refused(source, f"witness {witness.name}: {e}") from None
+                raise _refused(source, str(e)) from None
             if at is not None:
                 line = signature.line().removesuffix("\n")
                 found.append(Cosignature(checkpoint, witness_id(witness), line, at))
