@@ -45,7 +45,13 @@ VARIABLE = "BACKCHECK_WITNESS_KEYS"
 
 class CosignatureError(ValueError):
     """A cosignature refused, or a request for cosignatures that cannot be met as asked (more
-    witnesses required than are configured); the message says which and why."""
+    witnesses required than are configured); the message says which and why. `bad_signature`:
+    a configured witness's cosignature line that does not verify (else: not taken for another
+    reason)."""
+
+    def __init__(self, message: str, *, bad_signature: bool = False) -> None:
+        super().__init__(message)
+        self.bad_signature = bad_signature
 
 
 class NotCosignedError(Exception):
@@ -76,8 +82,8 @@ def configured(vkeys: Sequence[str]) -> list[Verifier]:
     return [parse_vkey(v) for v in vkeys]
 
 
-def _refused(source: str, why: str) -> CosignatureError:
-    return CosignatureError(f"{source}: refused: {why}")
+def _refused(source: str, why: str, *, bad_signature: bool = False) -> CosignatureError:
+    return CosignatureError(f"{source}: refused: {why}", bad_signature=bad_signature)
 
 
 def accept(
@@ -116,7 +122,7 @@ def accept(
             try:  # each line on its own: a witness may have cosigned it twice
                 at = verify_cosignature(Note(note.text, (signature,)), witness)
             except NoteError as e:
-                raise _refused(source, str(e)) from None
+                raise _refused(source, str(e), bad_signature=True) from None
             if at is not None:
                 line = signature.line().removesuffix("\n")
                 found.append(Cosignature(checkpoint, witness_id(witness), line, at))

@@ -2,10 +2,12 @@
 `backcheck.checkpoint-cosignatures.v1` into the store's cosignature table.
 
 Each message is checked as any cosignature is (infra/audit/cosignatures.py) and its lines of
-configured witnesses kept; one refused (not a checkpoint this store's key signed, no configured
-witness, a cosignature that does not verify) is logged with its place and reason, counted, and
-passed. A checkpoint the log's key signed that the stored tree contradicts is a fork: the
-collection stops there (ForkError, exit 65) and reads that message again next time.
+configured witnesses kept. One refused goes to `backcheck.checkpoint-cosignatures.dlq.v1` with
+its reason (`malformed`; `refused`: not a checkpoint this store's key signed, or no configured
+witness on it; `bad-signature`: a configured witness's line that does not verify), is logged
+with its place, counted, and passed. A checkpoint the log's key signed that the stored tree
+contradicts is a fork: dead-lettered with reason `fork`, and the collection stops there
+(ForkError, exit 65) after passing it.
 
 Where it got to on each partition (the next offset) is kept beside the store as the relay's
 place is (infra/kafka/relay_store.py's RelayState, named `cosignatures:TOPIC`), saved after each
@@ -28,7 +30,10 @@ from infra.audit.log_tree import LogTree
 from infra.audit.notes import NoteError, Verifier, parse_note
 from infra.audit.sources import RecordSource
 from infra.kafka.checkpoints import COSIGNATURES_TOPIC, CosignedCheckpoint
+from infra.kafka.cloudevent import DeadLetter, DeadLetterReason, dead_letter_headers
 from infra.kafka.relay_store import RelayState
+from infra.kafka.topics import BrokerUnavailableError, close_producer, dead_letter_topic
+from infra.ops import metrics
 
 log = logging.getLogger("backcheck.cosignatures")
 
@@ -57,9 +62,9 @@ def collect(
     `quiet` seconds (the broker's end offsets are not trusted: Tansu's fall short)."""
     from kafka import TopicPartition
 
-    from infra.kafka.topics import ensure_topics, kafka_consumer
+    from infra.kafka.topics import kafka_consumer
 
-    ensure_topics(bootstrap, 1, topic)
+    letters = DeadLetters(bootstrap, topic, clock)
     _, offsets = state.load()
     consumer = kafka_consumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
     done = Collected()
@@ -76,15 +81,52 @@ def collect(
             records = sorted(
                 (r for rs in batches.values() for r in rs), key=lambda r: (r.partition, r.offset)
             )
-            for record in records:
-                until = time.monotonic() + quiet
-                _one(record, store, source, log_key, witnesses, clock, done)
-                offsets[record.partition] = record.offset + 1
-            if records:
-                state.save(done.read, offsets)
+            try:
+                for record in records:
+                    until = time.monotonic() + quiet
+                    _one(record, store, source, log_key, witnesses, letters, done)
+                    offsets[record.partition] = record.offset + 1
+            finally:
+                if records:
+                    state.save(done.read, offsets)
     finally:
         consumer.close()
+        letters.close()
     return done
+
+
+class DeadLetters:
+    """The cosignatures topic's dead letters, each waited for (as the witness's are)."""
+
+    def __init__(self, bootstrap: str, topic: str, clock: Callable[[], datetime]) -> None:
+        from infra.kafka.topics import ensure_topics, kafka_producer
+
+        self.topic, self.clock = dead_letter_topic(topic), clock
+        self.bootstrap = bootstrap
+        ensure_topics(bootstrap, 1, topic, self.topic)
+        self.producer = kafka_producer(bootstrap_servers=bootstrap.split(","), acks="all")
+
+    def send(self, record: Any, reason: DeadLetterReason, error: str) -> None:
+        from kafka.errors import KafkaError
+
+        letter = DeadLetter(
+            reason, error[:2000], record.topic, record.partition, record.offset, self.clock()
+        )
+        original = [(name, bytes(value or b"")) for name, value in record.headers or ()]
+        try:
+            self.producer.send(
+                self.topic, key=record.key, value=record.value,
+                headers=dead_letter_headers(original, letter),
+            ).get(timeout=30)  # fmt: skip
+        except KafkaError as e:
+            raise BrokerUnavailableError(
+                f"the broker at {self.bootstrap} did not take a dead letter for {self.topic} "
+                f"({type(e).__name__}: {e})"
+            ) from None
+        metrics.dead_letter(self.topic, reason.value)
+
+    def close(self) -> None:
+        close_producer(self.producer, 10)
 
 
 def _one(
@@ -93,7 +135,7 @@ def _one(
     source: RecordSource,
     log_key: Verifier,
     witnesses: list[Verifier],
-    clock: Callable[[], datetime],
+    letters: DeadLetters,
     done: Collected,
 ) -> None:
     where = f"{record.topic}/{record.partition}@{record.offset}"
@@ -104,20 +146,26 @@ def _one(
         message = CosignedCheckpoint.model_validate_json(record.value)
         note = parse_note(message.checkpoint)
         found = accept(note, where, log_key, witnesses, LogTree(source))
-    except ForkError:
-        raise  # (a ValueError too) the store's data disagrees with its own key: stop
+    except ForkError as e:  # (a ValueError too) the store disagrees with its own key: stop
+        letters.send(record, DeadLetterReason.FORK, str(e))
+        raise
     except CosignatureError as e:
-        _refuse(done, str(e))
+        reason = DeadLetterReason.BAD_SIGNATURE if e.bad_signature else DeadLetterReason.REFUSED
+        _refuse(done, str(e), letters, record, reason)
         return
     except ValueError as e:  # not JSON, not the schema, not a note
-        _refuse(done, f"{where}: refused: malformed ({' '.join(str(e).split())[:300]})")
+        why = f"{where}: refused: malformed ({' '.join(str(e).split())[:300]})"
+        _refuse(done, why, letters, record, DeadLetterReason.MALFORMED)
         return
-    new = store.add(found, where, clock())
+    new = store.add(found, where, letters.clock())
     done.new += new
     done.held += len(found) - new
     log.info("%s: %d cosignature(s) kept, %d held already", where, new, len(found) - new)
 
 
-def _refuse(done: Collected, reason: str) -> None:
-    done.refused.append(reason)
-    log.warning("%s", reason)
+def _refuse(
+    done: Collected, why: str, letters: DeadLetters, record: Any, reason: DeadLetterReason
+) -> None:
+    letters.send(record, reason, why)
+    done.refused.append(why)
+    log.warning("%s", why)

@@ -15,23 +15,31 @@ from uuid import UUID
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from kafka import KafkaProducer
 
 from infra.audit.cosignature_store import CosignatureStore
 from infra.audit.log_checkpoint import signer
 from infra.audit.log_tree import LogTree
-from infra.audit.notes import COSIGNATURE_V1, Signer, cosign, parse_note, sign
+from infra.audit.notes import COSIGNATURE_V1, Note, Signer, cosign, parse_note, sign
 from infra.audit.sources import open_source
 from infra.audit.trail import key_pair
 from infra.audit.witness import Witness
 from infra.bootstrap import build_app
 from infra.cli.witness import make_witness_key
 from infra.config import Settings
-from infra.kafka.checkpoints import make_checkpoint, publish_checkpoint
+from infra.kafka.checkpoints import (
+    COSIGNATURES_TOPIC,
+    CosignedCheckpoint,
+    make_checkpoint,
+    publish_checkpoint,
+)
+from infra.kafka.cloudevent import dead_letter_of
+from infra.kafka.topics import dead_letter_topic
 from infra.kafka.witness import WitnessFollower
 from tests import story as s
 from tests.integration.test_bundle_v2 import run_verifier
 from tests.integration.test_witness import follow_until
-from tests.kafka import BACKCHECK, Broker, store_env
+from tests.kafka import BACKCHECK, Broker, every_record, store_env
 
 ORIGIN = "backcheck.test/log"
 
@@ -134,9 +142,31 @@ def test_two_witnesses_cosign_the_store_collects_and_the_bundle_demands_k_of_n(
     size = int(published.stdout.split(" size ")[1].split()[0])
     for follower in followers:
         assert follow_until(follower, size) is None
+    # on the topic too: something not JSON, and a checkpoint cosigned by no configured witness
+    nobody = Signer("witness.test/nobody", Ed25519PrivateKey.generate(), COSIGNATURE_V1)
+    kept_copy = followers[0].witness.cosigned(size)
+    assert kept_copy is not None
+    stranger = Note(kept_copy.text, (kept_copy.signatures[0], cosign(kept_copy, nobody, 1)))
+    producer = KafkaProducer(bootstrap_servers=own_kafka_broker.bootstrap)
+    try:
+        for value in (
+            b"{not json",
+            CosignedCheckpoint(checkpoint=str(stranger), witness=nobody.verifier.vkey)
+            .model_dump_json()
+            .encode(),
+        ):
+            producer.send(COSIGNATURES_TOPIC, key=ORIGIN.encode(), value=value).get(timeout=30)
+    finally:
+        producer.close()
     collected = backcheck(env, "collect-cosignatures", "--quiet", "1")
     assert collected.returncode == 0, collected.stderr
-    assert "2 cosignature(s) kept, 0 held already, 0 refused" in collected.stdout
+    assert "4 message(s) read: 2 cosignature(s) kept, 0 held already, 2 refused" in (
+        collected.stdout
+    )
+    assert "refused: malformed" in collected.stderr
+    assert "no cosignature by a configured witness" in collected.stderr
+    letters = every_record(own_kafka_broker.bootstrap, dead_letter_topic(COSIGNATURES_TOPIC))
+    assert [dead_letter_of(r.headers).reason.value for r in letters] == ["malformed", "refused"]
     again = backcheck(env, "collect-cosignatures", "--quiet", "1")
     assert "0 message(s) read" in again.stdout  # it reads on from where it stopped
     with CosignatureStore(store) as kept:
