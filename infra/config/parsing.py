@@ -304,7 +304,7 @@ def parse_origin(text: str) -> str:
     return text
 
 
-MAX_WITNESSES = 64  # as many as a verifier takes (verify_bundle.py's --witness)
+MAX_WITNESSES = 63  # a note holds 64 signature lines: the log's and 63 witnesses'.
 
 
 def parse_witness_keys(text: str) -> tuple[str, ...]:

@@ -115,7 +115,7 @@ def install(
             int | None,
             Query(
                 ge=1,
-                le=64,
+                le=63,
                 description="prove in the newest checkpoint this many configured witnesses "
                 "cosigned (BACKCHECK_WITNESS_KEYS), carrying their cosignatures; 409 when none "
                 "covers the subject's records (nothing is then recorded)",

@@ -84,7 +84,11 @@ def collect(
             try:
                 for record in records:
                     until = time.monotonic() + quiet
-                    _one(record, store, source, log_key, witnesses, letters, done)
+                    try:
+                        _one(record, store, source, log_key, witnesses, letters, done)
+                    except ForkError:
+                        offsets[record.partition] = record.offset + 1  # dead-lettered: passed
+                        raise
                     offsets[record.partition] = record.offset + 1
             finally:
                 if records:
