@@ -45,6 +45,12 @@ class CosignatureStore:
             self.lock = for_database(path)
             self.conn: Any = sqlite3.connect(path, timeout=10, isolation_level=None)
             self._p = "?"
+            self.table = TABLE
+            found = self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)
+            ).fetchone()
+            if found is not None:  # made with its triggers, in one transaction: nothing to write
+                return
             with self.lock.held():
                 self.conn.execute("BEGIN IMMEDIATE")
                 self.conn.execute(
@@ -57,7 +63,6 @@ class CosignatureStore:
                         f"SELECT RAISE(ABORT, '{TABLE} {APPEND_ONLY}: {op} refused'); END"
                     )
                 self.conn.execute("COMMIT")
-            self.table = TABLE
 
     def _open_postgres(self, settings: Settings) -> None:
         import psycopg
@@ -73,6 +78,14 @@ class CosignatureStore:
         schema = Identifier(settings.postgres_schema)
         table = SQL("{}.{}").format(schema, Identifier(TABLE))
         refuse = SQL("{}.{}").format(schema, Identifier(f"{TABLE}_refuse"))
+        self.table = table.as_string(self.conn)
+        found = self.conn.execute(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s",
+            (settings.postgres_schema, TABLE),
+        ).fetchone()
+        if found is not None:  # made with its triggers, in one transaction
+            return
         with self.conn.transaction():
             serialise_ddl(self.conn.cursor())
             self.conn.execute(SQL("CREATE TABLE IF NOT EXISTS {} (" + _COLUMNS + ")").format(table))
@@ -93,7 +106,6 @@ class CosignatureStore:
                         "FOR EACH " + each + " EXECUTE FUNCTION {}()"
                     ).format(Identifier(f"{TABLE}_{name}"), table, refuse)
                 )
-        self.table = table.as_string(self.conn)
 
     def close(self) -> None:
         self.conn.close()

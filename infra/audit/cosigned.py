@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from infra.audit.cosignature_store import CosignatureStore
 from infra.audit.cosignatures import (
     VARIABLE,
+    Cosignature,
     CosignatureError,
     NotCosignedError,
     configured,
@@ -46,6 +47,19 @@ class CosignedCheckpoints:
         """The newest checkpoint of at least `need` leaves cosigned by enough witnesses, as a
         note with their lines; NotCosignedError if there is none, ForkError if the store's
         tree contradicts it."""
+        lines = self._lines(tree, need)
+        checkpoint = lines[0].checkpoint
+        note = cosigned_note(sign(checkpoint.text(), self.signer), lines, self.witnesses)
+        if len(note.signatures) - 1 < self.required:
+            raise NotCosignedError(
+                f"the checkpoint of size {checkpoint.size} holds {len(note.signatures) - 1} "
+                f"usable cosignature(s), not {self.required}. To export, {ADVICE}"
+            )
+        position = tree.source.leaf_position(checkpoint.size - 1) or 0
+        return SignedCheckpoint(note, checkpoint, position)
+
+    def _lines(self, tree: LogTree, need: int) -> list[Cosignature]:
+        """The stored lines on the checkpoint `pick` takes, which the tree must hold."""
         ids = [witness_id(w) for w in self.witnesses]
         origin = self.signer.name
         with CosignatureStore(self.settings) as store:
@@ -63,14 +77,7 @@ class CosignedCheckpoints:
         found = against_tree(checkpoint, tree)
         if found is not None:
             raise ForkError(f"the cosigned checkpoint of size {checkpoint.size}: {found[1]}")
-        note = cosigned_note(sign(checkpoint.text(), self.signer), lines, self.witnesses)
-        if len(note.signatures) - 1 < self.required:
-            raise NotCosignedError(
-                f"the checkpoint of size {checkpoint.size} holds {len(note.signatures) - 1} "
-                f"usable cosignature(s), not {self.required}. To export, {ADVICE}"
-            )
-        position = tree.source.leaf_position(checkpoint.size - 1) or 0
-        return SignedCheckpoint(note, checkpoint, position)
+        return lines
 
     def check(self, positions: Sequence[int]) -> None:
         """Before an export records its disclosure: a cosigned checkpoint covers every one of
@@ -79,4 +86,4 @@ class CosignedCheckpoints:
             return  # the export says there is nothing to export
         with open_source(self.settings) as source:
             tree = LogTree(source)
-            self.pick(tree, tree.leaf_index(max(positions)) + 1)
+            self._lines(tree, tree.leaf_index(max(positions)) + 1)  # the lines: checked in pick
