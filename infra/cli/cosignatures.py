@@ -88,35 +88,15 @@ def collect_cosignatures(
     """Read the witnesses' cosigned checkpoints from backcheck.checkpoint-cosignatures.v1
     (from where the last collection stopped) and keep those of configured witnesses
     (BACKCHECK_WITNESS_KEYS) on checkpoints this store signed. Refused ones are named on
-    stderr and passed (exit 0: the topic is not ours to fix); a checkpoint of this log's key
-    that the store contradicts stops it (fork, exit 65)."""
-    from infra.audit.cosignature_store import CosignatureStore
-    from infra.audit.cosignatures import configured
-    from infra.audit.log_checkpoint import signer
-    from infra.audit.sources import open_source
-    from infra.kafka.checkpoints import COSIGNATURES_TOPIC
-    from infra.kafka.cosignature_collector import collect
-    from infra.kafka.relay_store import RelayState
+    stderr and go to backcheck.checkpoint-cosignatures.dlq.v1 with the reason (exit 0: the
+    topic is not ours to fix); a checkpoint of this log's key that the store contradicts
+    stops it (fork, exit 65). The scheduler's checkpoint duty does the same with
+    --publish-checkpoints when witnesses are configured."""
+    from infra.kafka.cosignature_collector import collect_into_store
 
     try:
         application, settings = open_app()
-        log_key = signer(settings).verifier
-        witnesses = configured(settings.witness_keys)
-        state = RelayState(application, settings, f"cosignatures:{COSIGNATURES_TOPIC}")
-        try:
-            with CosignatureStore(settings) as store, open_source(settings) as source:
-                done = collect(
-                    state,
-                    store,
-                    source,
-                    log_key,
-                    witnesses,
-                    bootstrap_servers or settings.kafka_bootstrap,
-                    lambda: datetime.now(UTC),
-                    quiet=quiet,
-                )
-        finally:
-            state.close()
+        done = collect_into_store(application, settings, bootstrap_servers, quiet)
     except Exception as e:
         fail(e)
     for reason in done.refused[:50]:

@@ -20,15 +20,19 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
 
 from infra.audit.cosignature_store import CosignatureStore
-from infra.audit.cosignatures import CosignatureError, accept
+from infra.audit.cosignatures import CosignatureError, accept, configured
 from infra.audit.log_checkpoint import ForkError
 from infra.audit.log_tree import LogTree
 from infra.audit.notes import NoteError, Verifier, parse_note
-from infra.audit.sources import RecordSource
+from infra.audit.sources import RecordSource, open_source
+from infra.config import Settings
 from infra.kafka.checkpoints import COSIGNATURES_TOPIC, CosignedCheckpoint
 from infra.kafka.cloudevent import DeadLetter, DeadLetterReason, dead_letter_headers
 from infra.kafka.relay_store import RelayState
@@ -173,3 +177,30 @@ def _refuse(
     letters.send(record, reason, why)
     done.refused.append(why)
     log.warning("%s", why)
+
+
+def collect_into_store(
+    app: Application[UUID], settings: Settings, bootstrap: str | None = None, quiet: float = 2.0
+) -> Collected:
+    """`audit collect-cosignatures`, and the scheduler's checkpoint duty with
+    --publish-checkpoints when witnesses are configured: the store's log key and configured
+    witnesses, its cosignature table and tree, the collector's place beside the store."""
+    from infra.audit.log_checkpoint import signer
+
+    log_key = signer(settings).verifier
+    witnesses = configured(settings.witness_keys)
+    state = RelayState(app, settings, f"cosignatures:{COSIGNATURES_TOPIC}")
+    try:
+        with CosignatureStore(settings) as store, open_source(settings) as source:
+            return collect(
+                state,
+                store,
+                source,
+                log_key,
+                witnesses,
+                bootstrap or settings.kafka_bootstrap,
+                lambda: datetime.now(UTC),
+                quiet=quiet,
+            )
+    finally:
+        state.close()

@@ -213,6 +213,42 @@ def test_two_witnesses_cosign_the_store_collects_and_the_bundle_demands_k_of_n(
 
 
 @pytest.mark.kafka
+def test_the_schedulers_checkpoint_duty_publishes_and_collects_what_came_back(
+    store: Settings,
+    own_kafka_broker: Broker,
+    witnesses: list[Signer],
+    followers: list[WitnessFollower],
+) -> None:
+    registered(store, ["Zhou Min"])
+    env = env_of(
+        store,
+        witnesses,
+        BACKCHECK_KAFKA_BOOTSTRAP=own_kafka_broker.bootstrap,
+        BACKCHECK_SCHEDULE_RETENTION="off",
+        BACKCHECK_SCHEDULE_CONSENT_EXPIRY="off",
+        BACKCHECK_SCHEDULE_CHECKPOINT="every 1h",
+    )
+    published = backcheck(env, "publish-checkpoint")
+    size = int(published.stdout.split(" size ")[1].split()[0])
+    for follower in followers:
+        assert follow_until(follower, size) is None
+    done = subprocess.run(
+        [BACKCHECK, "scheduler", "--once", "--json", "--publish-checkpoints"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = json.loads(done.stdout.strip().splitlines()[-1])
+    assert run["counts"]["cosignatures"] == 2, run
+    assert run["counts"]["cosignatures_refused"] == 0
+    with CosignatureStore(store) as kept:
+        lines = kept.newest(ORIGIN, [f"{w.name}+{w.verifier.key_id.hex()}" for w in witnesses], 2)
+    assert {c.checkpoint.size for c in lines} == {size}
+
+
+@pytest.mark.kafka
 def test_a_witness_trusting_a_checkpoint_sets_aside_what_came_before_and_alarms_on_a_fork(
     store: Settings, tmp_path: Path, own_kafka_broker: Broker, witnesses: list[Signer]
 ) -> None:
