@@ -24,6 +24,7 @@ from domain.errors import (
     RuleBrokenError,
 )
 from infra.audit.checkpoint import CheckpointError
+from infra.audit.cosignatures import CosignatureError, NotCosignedError
 from infra.audit.evidence import BundleError
 from infra.audit.log_checkpoint import ForkError
 from infra.audit.merkle import ProofError
@@ -220,6 +221,8 @@ _TABLE: tuple[_Row, ...] = (
         lead="relay stopped",
     ),
     _Row(CheckpointError, 422, "Checkpoint or key unusable", 2, "checkpoint", lead=""),
+    _Row(CosignatureError, 422, "Cosignature refused", 2, "cosignature", lead=""),
+    _Row(NotCosignedError, 409, "Not cosigned", EX_TEMPFAIL, "not-cosigned", lead="not exported"),
     _Row(BundleError, 422, "Evidence bundle unusable", 2, "bundle", lead=""),
     _Row(ForkError, 409, "Checkpoints disagree", EX_DATAERR, "fork", lead="fork"),
     _Row(ProofError, 422, "No such proof", 2, "proof", lead="no proof"),

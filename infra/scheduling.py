@@ -7,7 +7,9 @@ and the scheduler that runs them (services/schedule.py holds the rules: slots, c
                     DATA_DIR/checkpoints of the machine whose scheduler ran it
                     (infra/audit/trail.py: sign_head); with `scheduler --publish-checkpoints`,
                     also published on backcheck.checkpoints.v1 for the witnesses
-                    (infra/kafka/checkpoints.py)
+                    (infra/kafka/checkpoints.py), and with witnesses configured
+                    (BACKCHECK_WITNESS_KEYS) the cosignatures they sent back since
+                    collected into the store (infra/kafka/cosignature_collector.py)
 
 Each returns what it did as counts, which the run's record keeps (never an id or a value of a
 data subject). The duties run in this order, each to its end, within one tick.
@@ -50,7 +52,7 @@ def _consent_expiry(app: Backcheck) -> Counts:
     }
 
 
-def _checkpoint(settings: Settings, publish: bool) -> Counts:
+def _checkpoint(app: Backcheck, settings: Settings, publish: bool) -> Counts:
     from infra.audit.trail import sign_head  # the signing key and the chain's reader
 
     signed, _ = sign_head(settings)
@@ -60,7 +62,13 @@ def _checkpoint(settings: Settings, publish: bool) -> Counts:
     from infra.kafka.checkpoints import publish_to_kafka
 
     size, sent = publish_to_kafka(settings)
-    return counts | {"tree_size": size, "published": int(sent)}
+    counts |= {"tree_size": size, "published": int(sent)}
+    if not settings.witness_keys:
+        return counts
+    from infra.kafka.cosignature_collector import collect_into_store  # what came back since
+
+    collected = collect_into_store(app, settings, quiet=1.0)
+    return counts | {"cosignatures": collected.new, "cosignatures_refused": len(collected.refused)}
 
 
 def scheduled_duties(
@@ -68,11 +76,12 @@ def scheduled_duties(
 ) -> list[ScheduledDuty]:
     """The duties the settings schedule (BACKCHECK_SCHEDULE_*), in the order of `SCHEDULES`;
     one set "off" is left out. `publish_checkpoints`: the checkpoint duty also publishes on
-    Kafka."""
+    Kafka, and with witnesses configured (BACKCHECK_WITNESS_KEYS) collects the cosignatures
+    they have sent back since."""
     actions = {
         "retention": lambda: _retention(app),
         "consent-expiry": lambda: _consent_expiry(app),
-        "checkpoint": lambda: _checkpoint(settings, publish_checkpoints),
+        "checkpoint": lambda: _checkpoint(app, settings, publish_checkpoints),
     }
     return [
         ScheduledDuty(duty, Every(settings.schedules[duty]), actions[duty])

@@ -9,7 +9,7 @@ bundle by one algorithm. v1 bundles (evidence.py) are still read.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from uuid import UUID
 
@@ -19,7 +19,13 @@ from infra.audit import verify_bundle as independent
 from infra.audit.bundle import KIND, ConsistencyProof, ProvenRecord, write_bundle
 from infra.audit.checkpoint import CheckpointError
 from infra.audit.evidence import BundleError, BundleVerdict, verify_bundle
-from infra.audit.log_checkpoint import ForkError, against_tree, parse_checkpoint_note, sign_tree
+from infra.audit.log_checkpoint import (
+    ForkError,
+    SignedCheckpoint,
+    against_tree,
+    parse_checkpoint_note,
+    sign_tree,
+)
 from infra.audit.log_checkpoint import check_signature as check_note
 from infra.audit.log_tree import LogTree
 from infra.audit.notes import (
@@ -87,14 +93,26 @@ def make_bundle(
     request: BundleRequest,
     signer: Signer,
     kept: Sequence[Path] | None = None,
+    cosigned: Callable[[LogTree, int], SignedCheckpoint] | None = None,
 ) -> Bundle:
     """A v2 bundle of the subject's records proven in the whole stored tree, signed now; with
-    `kept`, consistency proofs from those checkpoints."""
+    `kept`, consistency proofs from those checkpoints. With `cosigned`, proven instead in the
+    checkpoint it picks (a witnessed one, infra/audit/cosigned.py) of at least the size that
+    holds every record but the newest (the export's own disclosure, recorded just before):
+    the records after that checkpoint are left out, and their timeline entries with them."""
     if not request.positions:
         raise BundleError(f"the store holds no events about candidate {request.subject}")
     tree = LogTree(source)
-    signed = sign_tree(tree, signer)
-    records = proven_records(source, tree, request.positions, signed.size)
+    positions, timeline = list(request.positions), list(request.timeline)
+    if cosigned is None:
+        signed = sign_tree(tree, signer)
+    else:
+        ordered = sorted(set(positions))
+        covered = ordered[:-1] or ordered
+        signed = cosigned(tree, tree.leaf_index(covered[-1]) + 1)
+        positions = [p for p in ordered if tree.leaf_index(p) < signed.size]
+        timeline = [t for t in timeline if t.get("position") in set(positions)]
+    records = proven_records(source, tree, positions, signed.size)
     proofs = (
         kept_consistency(tree, signed.checkpoint, kept, signer.private_key.public_key())
         if kept is not None
@@ -107,7 +125,7 @@ def make_bundle(
         records,
         signer,
         consistency=proofs,
-        timeline=request.timeline,
+        timeline=timeline,
     )
     return Bundle(data, signed.position, str(signed.note))
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from uuid import UUID
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -27,6 +28,7 @@ from infra.audit.checkpoint import (
     load_public_key,
     parse,
 )
+from infra.audit.cosigned import CosignedCheckpoints
 from infra.audit.evidence import BundleError, BundleVerdict
 from infra.audit.evidence_v2 import make_bundle, read_bundle
 from infra.audit.log_checkpoint import SUFFIX as NOTE_SUFFIX
@@ -268,25 +270,58 @@ def verify_bundle_file(path: Path, public_key: Path, settings: Settings) -> Bund
 class SignedBundler:
     """The evidence use case's bundler: v2 bundles of the subject's records with inclusion
     proofs in the stored tree, against a checkpoint note signed now with the store's key (and,
-    with `consistency`, proofs from the checkpoints kept in DATA_DIR/checkpoints)."""
+    with `consistency`, proofs from the checkpoints kept in DATA_DIR/checkpoints); with
+    `witnesses_required` K, against the newest checkpoint K configured witnesses cosigned,
+    carrying their cosignatures (infra/audit/cosigned.py)."""
 
-    def __init__(self, settings: Settings, *, consistency: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        consistency: bool = False,
+        witnesses_required: int | None = None,
+    ) -> None:
         self.settings = settings
         self.signer = signer(settings)
         self.consistency = consistency
+        self.cosigned = (
+            CosignedCheckpoints(settings, self.signer, witnesses_required)
+            if witnesses_required
+            else None
+        )
 
     def bundle(self, request: BundleRequest) -> Bundle:
         kept = kept_checkpoints(self.settings) if self.consistency else None
+        pick = self.cosigned.pick if self.cosigned is not None else None
         with open_source(self.settings) as source:
-            return make_bundle(source, request, self.signer, kept)
+            return make_bundle(source, request, self.signer, kept, pick)
 
 
 def evidence_export(
-    app: Backcheck, settings: Settings, *, consistency: bool = False
+    app: Backcheck,
+    settings: Settings,
+    *,
+    consistency: bool = False,
+    witnesses_required: int | None = None,
 ) -> EvidenceExport:
     """The evidence use case on the application's store. The signing key is loaded here,
-    before the use case runs: with no usable key, nothing is recorded as disclosed."""
-    return EvidenceExport(app, SignedBundler(settings, consistency=consistency))
+    before the use case runs: with no usable key, nothing is recorded as disclosed. With
+    `witnesses_required`, a cosigned checkpoint must cover the subject's records before the
+    disclosure is recorded (NotCosignedError otherwise, nothing recorded)."""
+    bundler = SignedBundler(
+        settings, consistency=consistency, witnesses_required=witnesses_required
+    )
+    return EvidenceExport(app, bundler)
+
+
+def check_cosigned(
+    app: Backcheck, settings: Settings, subject: UUID, witnesses_required: int | None
+) -> None:
+    """With `witnesses_required`: a checkpoint that many witnesses cosigned covers every
+    record of the subject now stored, or NotCosignedError before anything is recorded."""
+    if witnesses_required:
+        positions = [entry.position for entry in app.timeline(subject)]
+        CosignedCheckpoints(settings, signer(settings), witnesses_required).check(positions)
 
 
 def check_evidence_output(settings: Settings, out: Path | None, *, force: bool = False) -> None:

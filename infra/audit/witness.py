@@ -104,6 +104,7 @@ class Witness:
             (directory / COSIGNED).mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise CheckpointError(f"{directory}: the state directory cannot be made: {e}") from None
+        self.floor: int | None = None  # set by `trust` until the topic reaches its size
         self.held, self.offsets = self._load()
 
     def _load(self) -> tuple[Note | None, dict[int, int]]:
@@ -122,6 +123,7 @@ class Witness:
             if held is not None and parse_checkpoint(held.text).origin != self.log.name:
                 raise ValueError(f"it holds a checkpoint of another log than {self.log.name}")
             offsets = {int(p): int(o) for p, o in dict(data["offsets"]).items()}
+            self.floor = int(data["floor"]) if data.get("floor") is not None else None
         except (ValueError, KeyError, TypeError) as e:
             raise CheckpointError(f"{path}: not a witness state ({e})") from None
         return held, offsets
@@ -149,6 +151,13 @@ class Witness:
             return Judgement(Finding.BAD_SIGNATURE, f"checkpoint refused: {e}")
         held = self.held_checkpoint
         size = checkpoint.size
+        if self.floor is not None and size < self.floor:
+            return Judgement(
+                Finding.UNPROVEN,
+                f"size {size}: before the trusted checkpoint of size {self.floor}, which the "
+                "topic has not reached yet; not cosigned",
+                checkpoint,
+            )
         if held is None:
             return Judgement(
                 Finding.ACCEPTED, f"size {size}: the first, taken on trust", checkpoint
@@ -197,6 +206,12 @@ class Witness:
         self.held = note
         return cosigned
 
+    def reached(self, checkpoint: Checkpoint | None) -> None:
+        """The topic has reached the trusted size: from here on a smaller one is a rollback
+        (kept in the state by the next `passed`)."""
+        if checkpoint is not None and self.floor is not None and checkpoint.size >= self.floor:
+            self.floor = None
+
     def cosigned(self, size: int) -> Note | None:
         """The witness's own copy of the checkpoint of `size` it cosigned, if it did."""
         try:
@@ -208,12 +223,47 @@ class Witness:
         """The message at partition@offset is dealt with: the state (the held checkpoint and
         where to read on) is written at once."""
         self.offsets[partition] = offset + 1
+        _write_at_once(self.directory / STATE, self._state())
+
+    def _state(self) -> bytes:
         data = {
             "log": self.log.vkey,
             "checkpoint": str(self.held) if self.held is not None else None,
             "offsets": {str(p): o for p, o in sorted(self.offsets.items())},
+            "floor": self.floor,
         }
-        _write_at_once(self.directory / STATE, json.dumps(data, indent=2).encode() + b"\n")
+        return json.dumps(data, indent=2).encode() + b"\n"
+
+    def trust(self, note: Note, source: str) -> Judgement | None:
+        """Starts from a checkpoint the operator trusts (`audit witness --trust FILE`) rather
+        than the first the topic shows. A fresh witness holds it, and sets aside what the
+        topic carries before it reaches its size (history it cannot check; not an alarm);
+        from then on every checkpoint must extend it. A witness holding one already: the same
+        size with another root is a fork (the alarm's judgement is returned, not raised
+        here); a smaller one than trusted is refused (its state must go first); a larger one
+        was accepted since."""
+        judged = self.judge(note, 0, [])
+        if judged.finding is Finding.BAD_SIGNATURE or judged.checkpoint is None:
+            raise CheckpointError(f"--trust {source}: {judged.detail}")
+        trusted, held = judged.checkpoint, self.held_checkpoint
+        if held is None:
+            self.held, self.floor = note, trusted.size
+            _write_at_once(self.directory / STATE, self._state())
+            return None
+        if held.size == trusted.size and held.root_hash != trusted.root_hash:
+            return Judgement(
+                Finding.FORK,
+                f"fork: the trusted checkpoint {source} of size {trusted.size} has another "
+                "root than the one held",
+                trusted,
+            )
+        if held.size < trusted.size:
+            raise CheckpointError(
+                f"--trust {source}: the witness holds size {held.size}, older than the trusted "
+                f"size {trusted.size}, and cannot check one against the other; move its state "
+                f"directory {self.directory} away to start from the trusted checkpoint"
+            )
+        return None
 
     def raise_alarm(self, judgement: Judgement, where: str, now: datetime) -> None:
         text = json.dumps(

@@ -11,6 +11,7 @@ from infra.cli import (  # noqa: F401
     bench,
     config,
     contract,
+    cosignatures,
     dashboard,
     demo,
     dlq,

@@ -270,12 +270,29 @@ def audit_export(
             "--consistency", help="add consistency proofs from the checkpoints kept (≤ 64)"
         ),
     ] = False,
+    witnesses_required: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="prove in the newest checkpoint K of the configured witnesses "
+            "(BACKCHECK_WITNESS_KEYS) cosigned, carrying their cosignatures; exit 75 when "
+            "none covers the subject's records",
+            metavar="K",
+        ),
+    ] = None,
 ) -> None:
     """Export one subject's events with inclusion proofs in a checkpoint note signed now (a
-    backcheck.evidence.v2 bundle, checked by verify_bundle.py alone). The export
-    is a disclosure of personal data: it is recorded (DataDisclosed) before the file exists,
-    once the file is known to be writable (a refused --out records nothing)."""
-    from infra.audit.trail import check_evidence_output, evidence_export, file_evidence
+    backcheck.evidence.v2 bundle, checked by verify_bundle.py alone), or with
+    --witnesses-required K in the newest checkpoint K witnesses cosigned (records after it are
+    left out: the export's own disclosure among them). The export is a disclosure of personal
+    data: it is recorded (DataDisclosed) before the file exists, once the file is known to be
+    writable and, with K, a cosigned checkpoint to cover the records (else nothing is recorded)."""
+    from infra.audit.trail import (
+        check_cosigned,
+        check_evidence_output,
+        evidence_export,
+        file_evidence,
+    )
     from infra.config import Settings
     from services.evidence import ExportEvidence
 
@@ -283,7 +300,10 @@ def audit_export(
         settings = Settings.load()
         check_evidence_output(settings, out, force=force)  # first: then record, then write
         application, settings = open_app()
-        exported = evidence_export(application, settings, consistency=consistency).export(
+        check_cosigned(application, settings, subject, witnesses_required)
+        exported = evidence_export(
+            application, settings, consistency=consistency, witnesses_required=witnesses_required
+        ).export(
             parsed(ExportEvidence, candidate_id=subject, recipient=to, purpose=purpose, actor=actor)
         )
         path = file_evidence(settings, exported, out, force=force)

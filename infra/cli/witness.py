@@ -20,6 +20,7 @@ from infra.terminal import markup_safe
 
 if TYPE_CHECKING:
     from infra.audit.notes import Signer, Verifier
+    from infra.audit.witness import Witness
 
 EXIT_ALARM = 1  # a fork or a rollback was found, or an alarm stands in the state directory
 PRIVATE = "PRIVATE+KEY+"
@@ -159,6 +160,19 @@ def publish_checkpoint(bootstrap_servers: _Bootstrap = None) -> None:
     console.print(f"log key: {markup_safe(signer.verifier.vkey)}", soft_wrap=True)
 
 
+def _trust(held: Witness, path: Path) -> None:
+    """The witness starts from the trusted checkpoint; one contradicting what it holds is an
+    alarm (ALARM file, exit 1)."""
+    from infra.audit.log_checkpoint import read_note
+
+    note, _ = read_note(path)
+    judgement = held.trust(note, str(path))
+    if judgement is not None:
+        held.raise_alarm(judgement, f"--trust {path}", datetime.now(UTC))
+        err.print(f"ALARM: {markup_safe(judgement.detail)}", soft_wrap=True)
+        raise typer.Exit(EXIT_ALARM)
+
+
 @audit.command("witness")
 def witness(
     log_key: Annotated[str, typer.Option(help="the log's verifier key (vkey), or a file of it")],
@@ -173,9 +187,18 @@ def witness(
         int | None,
         typer.Option(min=0, max=65535, help="serve /healthz, /readyz and /metrics here"),
     ] = None,
+    trust: Annotated[
+        Path | None,
+        typer.Option(
+            help="a checkpoint note of the log to start from instead of the first the topic "
+            "shows (one that does not extend it is an alarm, as a fork)",
+            metavar="CHECKPOINT_FILE",
+        ),
+    ] = None,
 ) -> None:
-    """Follow backcheck.checkpoints.v1: cosign each checkpoint that extends the one held and
-    publish it on backcheck.checkpoint-cosignatures.v1. On a fork or a rollback: dead letter,
+    """Follow backcheck.checkpoints.v1: cosign each checkpoint that extends the one held (with
+    --trust, starting from that checkpoint) and publish it on
+    backcheck.checkpoint-cosignatures.v1. On a fork or a rollback: dead letter,
     metric, one error line, an ALARM file in --state, exit 1; it then will not start (exit 1)
     until an operator removes the ALARM file. Runs until SIGINT/SIGTERM."""
     from infra.audit.witness import Witness
@@ -205,6 +228,8 @@ def witness(
                 soft_wrap=True,
             )
             raise typer.Exit(EXIT_ALARM)
+        if trust is not None:
+            _trust(held, trust)
         follower = WitnessFollower(
             held, bootstrap_servers or settings.kafka_bootstrap, lambda: datetime.now(UTC)
         )

@@ -17,6 +17,9 @@ BACKCHECK_LOG_ORIGIN    the log's name in its checkpoints (C2SP signed notes) an
                         its key there: 1 to 256 printable characters, no space, no "+"
                         (default: backcheck/ and 16 hex digits of SHA-256 of where the store is,
                         so each store's checkpoints name it; set it before publishing any)
+BACKCHECK_WITNESS_KEYS  the witnesses whose cosignatures the store collects and exports carry:
+                        their vkeys (type 0x04, as `audit witness-keygen` prints them), by
+                        commas or spaces (default: none)
 BACKCHECK_RETENTION_DAYS   days each tier is kept once a case is quiet, e.g.
                         "secret=180,consent_required=365,confidential=365,general=730" (default)
 BACKCHECK_MASTER_KEY_FILE  the master key (64 hex digits) that wraps every subject's data keys
@@ -90,6 +93,7 @@ from infra.config.parsing import (
     parse_public_url,
     parse_retention,
     parse_retention_categories,
+    parse_witness_keys,
     schedule_settings,
 )
 from infra.config.sources import Sources
@@ -120,6 +124,7 @@ class Settings(BaseModel):
     signing_key: Path | None = None
     verify_key: Path | None = None
     log_origin: str | None = None
+    witness_keys: tuple[str, ...] = ()  # vkeys (type 0x04), checked by parse_witness_keys
     master_key_file: Path | None = None
     key_provider: Literal["file", "pkcs11"] = "file"
     pkcs11_module: Path | None = None
@@ -166,6 +171,8 @@ class Settings(BaseModel):
             values["verify_key"] = Path(key).expanduser()
         if origin := env("BACKCHECK_LOG_ORIGIN"):
             values["log_origin"] = parse_origin(origin)
+        if text := env("BACKCHECK_WITNESS_KEYS"):
+            values["witness_keys"] = parse_witness_keys(text)
         if key := env("BACKCHECK_MASTER_KEY_FILE"):
             values["master_key_file"] = Path(key).expanduser()
         values |= key_provider_settings(env)

@@ -302,3 +302,34 @@ def parse_origin(text: str) -> str:
             'characters with no space and no "+", e.g. example.com/backcheck'
         )
     return text
+
+
+MAX_WITNESSES = 63  # a note holds 64 signature lines: the log's and 63 witnesses'.
+
+
+def parse_witness_keys(text: str) -> tuple[str, ...]:
+    """Witness verifier keys (c2sp.org/signed-note vkeys of type 0x04, name+keyid+base64), by
+    commas or whitespace; each distinct, at most MAX_WITNESSES."""
+    from infra.audit.notes import COSIGNATURE_V1, NoteError, parse_vkey
+
+    variable = "BACKCHECK_WITNESS_KEYS"
+    given = [part for part in text.replace(",", " ").split() if part]
+    if len(given) > MAX_WITNESSES:
+        raise ConfigError(f"{variable}: over {MAX_WITNESSES} witnesses")
+    keys: list[str] = []
+    names: set[str] = set()
+    for n, part in enumerate(given, 1):
+        try:
+            verifier = parse_vkey(part)
+        except NoteError as e:
+            raise ConfigError(f"{variable}: witness {n} ({part[:80]!a}): {e}") from None
+        if verifier.signature_type != COSIGNATURE_V1:
+            raise ConfigError(
+                f"{variable}: witness {n} ({verifier.name}) is not a cosigner key (type 0x04); "
+                "`backcheck audit witness-keygen` prints one"
+            )
+        if verifier.name in names:
+            raise ConfigError(f"{variable}: witness {verifier.name} is named twice")
+        names.add(verifier.name)
+        keys.append(verifier.vkey)
+    return tuple(keys)

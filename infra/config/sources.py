@@ -61,6 +61,9 @@ VARIABLES: dict[str, Variable] = {
     "BACKCHECK_SIGNING_KEY": Variable("the Ed25519 private key (PEM) that signs checkpoints"),
     "BACKCHECK_VERIFY_KEY": Variable("the public key a verifier of checkpoints trusts"),
     "BACKCHECK_LOG_ORIGIN": Variable("the log's name in its signed checkpoints (C2SP notes)"),
+    "BACKCHECK_WITNESS_KEYS": Variable(
+        "the witnesses whose cosignatures the store collects: vkeys, by commas or spaces"
+    ),
     "BACKCHECK_MASTER_KEY_FILE": Variable("the master key that wraps every subject's data keys"),
     "BACKCHECK_KEY_PROVIDER": Variable("who holds the master key: file (default) or pkcs11"),
     "BACKCHECK_PKCS11_MODULE": Variable("the PKCS#11 module (the HSM vendor's library)"),

@@ -297,6 +297,16 @@ def asyncapi_document() -> Mapping[str, Any]:
         "a fork or a rollback.",
         "Each witness sets checkpoints aside.",
     )
+    _dead_letters(
+        doc,
+        "cosignature-dead-letters",
+        COSIGNATURES_TOPIC,
+        "cosigned checkpoints the store would not keep: malformed, not a checkpoint the "
+        "log's key signed or cosigned by no configured witness (refused), a configured "
+        "witness's cosignature that does not verify (bad-signature), or a checkpoint of the "
+        "log's key the store contradicts (fork).",
+        "`backcheck audit collect-cosignatures` sets cosigned checkpoints aside.",
+    )
     return {
         "asyncapi": ASYNCAPI_VERSION,
         "id": "urn:backcheck:kafka",

@@ -17,7 +17,12 @@ import orjson
 from fastapi import Body, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from infra.audit.trail import StoreVerification, evidence_export, keep_bundle_checkpoint
+from infra.audit.trail import (
+    StoreVerification,
+    check_cosigned,
+    evidence_export,
+    keep_bundle_checkpoint,
+)
 from infra.config import Settings
 from infra.http.auth import Authenticator, checked_first
 from infra.http.problems import error_response
@@ -106,12 +111,25 @@ def install(
         request: Request,
         candidate_id: UUID,
         body: Annotated[EvidenceRequest, Body(openapi_examples=EVIDENCE_EXAMPLE)],
+        witnesses_required: Annotated[
+            int | None,
+            Query(
+                ge=1,
+                le=63,
+                description="prove in the newest checkpoint this many configured witnesses "
+                "cosigned (BACKCHECK_WITNESS_KEYS), carrying their cosignatures; 409 when none "
+                "covers the subject's records (nothing is then recorded)",
+            ),
+        ] = None,
         identity: Identity = signed_in,
     ) -> Response:
         try:
             _compliance_only(identity, "export-evidence")
+            check_cosigned(application, settings, candidate_id, witnesses_required)
             with acting_as(identity):
-                exported = evidence_export(application, settings).export(
+                exported = evidence_export(
+                    application, settings, witnesses_required=witnesses_required
+                ).export(
                     ExportEvidence(
                         candidate_id=candidate_id,
                         recipient=body.recipient,
@@ -176,6 +194,7 @@ def install(
         responses={
             200: {"content": {"application/octet-stream": {}}, "description": "the bundle"},
             **problems,
+            409: PROBLEMS[409],
         },
         summary="export-evidence",
         description="One subject's events with chain proofs and a checkpoint signed now, as "

@@ -115,6 +115,8 @@ class WitnessFollower:
             return None
         judgement = self.witness.judge(published.note, published.old_size, published.proof)
         size = judgement.checkpoint.size if judgement.checkpoint else None
+        if judgement.finding is not Finding.BAD_SIGNATURE:
+            self.witness.reached(judgement.checkpoint)
         if judgement.alarm:
             self._dead_letter(record, _REASONS[judgement.finding], judgement.detail)
             metrics.witnessed(judgement.finding.value, alarm=True)
@@ -131,10 +133,11 @@ class WitnessFollower:
             self._publish(cosigned, record)
             metrics.witnessed(judgement.finding.value, size)
             log.info("%s: cosigned %s", where, judgement.detail)
-        else:  # HELD: what it cosigned before is sent again
+        else:  # HELD: what it cosigned before is sent again (the trusted one: cosigned now)
             kept = self.witness.cosigned(size or 0)
-            if kept is not None:
-                self._publish(kept, record)
+            if kept is None:
+                kept = self.witness.accept(published.note, self.clock())
+            self._publish(kept, record)
             metrics.witnessed(judgement.finding.value, size)
         self.witness.passed(record.partition, record.offset)
         return judgement

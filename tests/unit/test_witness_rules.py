@@ -131,3 +131,45 @@ def test_the_commands_refuse_unusable_keys_in_one_line(tmp_path: Path) -> None:
     assert "not a witness key" in bad.stderr
     for done in (again, missing, as_log, bad):
         assert "Traceback" not in done.stderr
+
+
+def test_a_trusted_checkpoint_is_held_and_what_comes_before_it_set_aside_until_reached(
+    tmp_path: Path, witness: Witness, log: Log
+) -> None:
+    trusted = log.checkpoint(10, cosigners=0)
+    assert witness.trust(trusted, "trusted.note") is None
+    witness.passed(0, 0)  # the state, floor and all, written and read back
+    again = Witness(witness.directory, witness.log, witness.key)
+    assert again.floor == 10
+    held = again.held_checkpoint
+    assert held is not None
+    assert held.size == 10
+    older = again.judge(log.checkpoint(4, cosigners=0), 0, [])
+    assert (older.finding, older.alarm) == (Finding.UNPROVEN, False)
+    assert older.detail.startswith("size 4: before the trusted checkpoint of size 10")
+    same = again.judge(trusted, 4, proof(log, 4, 10))
+    assert same.finding is Finding.HELD
+    again.reached(same.checkpoint)
+    assert again.floor is None
+    late = again.judge(log.checkpoint(4, cosigners=0), 0, [])
+    assert (late.finding, late.alarm) == (Finding.ROLLBACK, True)
+    assert again.judge(log.checkpoint(15, cosigners=0), 10, proof(log, 10, 15)).finding is (
+        Finding.ACCEPTED
+    )
+
+
+def test_a_trusted_checkpoint_the_held_one_contradicts_is_a_fork_and_an_older_state_refused(
+    witness: Witness, log: Log
+) -> None:
+    witness.accept(log.checkpoint(10, cosigners=0), NOW)
+    forked = witness.trust(log.forked(3).checkpoint(10, cosigners=0), "fork.note")
+    assert forked is not None
+    assert forked.finding is Finding.FORK
+    assert forked.detail.startswith("fork: the trusted checkpoint fork.note of size 10")
+    assert witness.trust(log.checkpoint(6, cosigners=0), "older.note") is None  # held since
+    with pytest.raises(CheckpointError, match="holds size 10, older than the trusted size 12"):
+        witness.trust(log.checkpoint(12, cosigners=0), "newer.note")
+    stranger = Log()
+    stranger.append(uuid.uuid4(), "t", b"x")
+    with pytest.raises(CheckpointError, match=r"--trust other\.note: checkpoint refused"):
+        witness.trust(stranger.checkpoint(1, cosigners=0), "other.note")
