@@ -306,14 +306,13 @@ class Api:
         }
         api = self
 
-        async def serve(request: Request, ids: dict[str, str]) -> Response:
-            """The read with the path's ids as they came: from FastAPI's router (`direct`)
-            or found ahead of it (infra/http/read_path.py)."""
+        async def serve(request: Request, found: dict[str, str]) -> Response:
+            """The read, its path's ids as they came (infra/http/read_path.py finds them)."""
             credential = api.authenticator.credential(request)
             # as Starlette's query_params would: blanks kept, the last of a repeated name
             sent = parse_qsl(request.scope["query_string"].decode("latin-1"), True)
             query = {k: v for k, v in sent if k in fields}
-            return await api.offload(api.run_read, route, request, credential, ids, query)
+            return await api.offload(api.run_read, route, request, credential, found, query)
 
         async def direct(request: Request) -> Response:
             return await serve(request, {name: request.path_params[name] for name in ids})
