@@ -11,18 +11,25 @@ from functools import cache
 from importlib.metadata import version as _installed
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from infra.config import Settings
 from infra.http import compliance, contract, dashboard, lists, portal
-from infra.http.auth import PORTAL_COOKIE, Authenticator, Unanswerable, Unauthenticated
+from infra.http.auth import (
+    PORTAL_COOKIE,
+    Authenticator,
+    Unanswerable,
+    Unauthenticated,
+    unauthenticated,
+)
 from infra.http.bodies import DEFAULT_MAX_BODY, BodyLimit
 from infra.http.breaker import BreakerGate, StoreBreaker
 from infra.http.health import install_health
 from infra.http.idempotency import IdempotencyStore
-from infra.http.problems import PROBLEMS_DOC, error_response, install, problem_response
+from infra.http.problems import PROBLEMS_DOC, error_response, install
+from infra.http.read_path import ReadPaths
 from infra.http.routes import PROBLEMS, Api
 from services.application import Backcheck
 from services.identity import Identity
@@ -112,16 +119,9 @@ def create_app(
     )
     install(app)
 
-    async def on_unauthenticated(request: Request, error: Exception) -> JSONResponse:
+    async def on_unauthenticated(request: Request, error: Exception) -> Response:
         assert isinstance(error, Unauthenticated)
-        return problem_response(
-            401,
-            "Unauthenticated",
-            "unauthenticated",
-            error.detail,
-            request,
-            {"WWW-Authenticate": error.challenge()},
-        )
+        return unauthenticated(request, error)
 
     async def on_unanswerable(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, Unanswerable)
@@ -131,6 +131,10 @@ def create_app(
     app.add_exception_handler(Unanswerable, on_unanswerable)
     api = Api(application, authenticator, kept)
     api.install(app)
+    # The table's reads found ahead of the router (infra/http/read_path.py). Added first, so
+    # innermost of the middleware: the portal's check, the body limit and the breaker's gate,
+    # added after it, still see every request first.
+    app.add_middleware(ReadPaths, routes=app.router.routes)
     app.state.workers = api.workers  # closed by whoever serves the app
     lists.install(app, application, authenticator)
     portal.install(app, application, authenticator)

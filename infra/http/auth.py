@@ -16,7 +16,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from infra.http.problems import error_response
+from infra.http.problems import error_response, problem_response
 from infra.problem import problem_for
 from services.application import Backcheck
 from services.errors import AuthenticationError
@@ -38,6 +38,18 @@ class Unauthenticated(Exception):  # noqa: N818  (answered as 401, never raised 
         if self.presented:
             challenge += ', error="invalid_token"'
         return challenge
+
+
+def unauthenticated(request: Request, error: Unauthenticated) -> Response:
+    """The answer to a caller who is not identified: 401, saying how to authenticate."""
+    return problem_response(
+        401,
+        "Unauthenticated",
+        "unauthenticated",
+        error.detail,
+        request,
+        {"WWW-Authenticate": error.challenge()},
+    )
 
 
 class Unanswerable(Exception):  # noqa: N818  (answered by its error's problem)

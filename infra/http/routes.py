@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 from uuid import UUID
 
 import orjson
@@ -305,11 +306,16 @@ class Api:
         }
         api = self
 
-        async def direct(request: Request) -> Response:
+        async def serve(request: Request, found: dict[str, str]) -> Response:
+            """The read, its path's ids as they came (infra/http/read_path.py finds them)."""
             credential = api.authenticator.credential(request)
-            query = {k: v for k, v in request.query_params.items() if k in fields}
-            ids = {name: request.path_params[name] for name in route.path_ids}
-            return await api.offload(api.run_read, route, request, credential, ids, query)
+            # as Starlette's query_params would: blanks kept, the last of a repeated name
+            sent = parse_qsl(request.scope["query_string"].decode("latin-1"), True)
+            query = {k: v for k, v in sent if k in fields}
+            return await api.offload(api.run_read, route, request, credential, found, query)
+
+        async def direct(request: Request) -> Response:
+            return await serve(request, {name: request.path_params[name] for name in ids})
 
         async def endpoint(request: Request, **params: Any) -> Response:
             """Its signature documents the route; served, it is `direct` (DirectRoute)."""
@@ -337,6 +343,7 @@ class Api:
         endpoint.__name__ = use_case.method
         endpoint.__doc__ = use_case.summary
         endpoint.direct = direct  # type: ignore[attr-defined]
+        endpoint.read = serve  # type: ignore[attr-defined]
         return endpoint
 
     def _caller_and_ids(self, ids: tuple[str, ...]) -> list[inspect.Parameter]:
