@@ -8,6 +8,7 @@ from uuid import uuid4
 
 import pytest
 
+from infra.privacy import key_pools
 from infra.privacy.keystore import SQLKeyStore
 from infra.store.recorder import datastore_of
 from services.application import Backcheck
@@ -48,13 +49,26 @@ def test_a_key_write_that_fails_on_sqlite_still_restores_the_flush(sqlite_app: B
 @pytest.mark.postgres
 def test_making_a_key_on_postgres_defers_only_its_own_flush(pg_app: Backcheck) -> None:
     keys = keys_of(pg_app)
-    subject = uuid4()
+    subject, provider = uuid4(), keys.provider
+    args = {
+        "subject": str(subject),
+        "master": provider.key_id,
+        "tiers": ["general"],
+        "wrapped": [provider.wrap(bytes(32))],
+        "scheme": provider.check_scheme,
+        "kcv": provider.check_value(),
+    }
 
-    with keys._create() as conn:
-        inside = conn.execute("SHOW synchronous_commit").fetchone()[0]
+    with keys._connect() as conn:
+        with conn.transaction(force_rollback=True):  # the statement's own transaction, kept
+            made = conn.execute(key_pools._MAKE, args).fetchall()
+            inside = conn.execute("SHOW synchronous_commit").fetchone()[0]
+        after = conn.execute("SHOW synchronous_commit").fetchone()[0]
     key = keys.data_key(subject, "general", create=True)
 
-    assert inside == "off"
+    assert [row[0] for row in made] == ["general"]
+    assert inside == "off"  # its commit does not wait for the flush
+    assert after == "on"  # every other write on the pool still does
     with keys._connect() as conn:
         assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
     assert key is not None
