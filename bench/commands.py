@@ -4,7 +4,7 @@ same backend, with 1 and 4 writers (issue #19: >= 0.8x the raw rate).
     .venv/bin/python bench/commands.py [--commands 1200] [--writers 1 4] [--runs 3]
                                        [--postgres URL]
 
-Two commands, each measured through the use case as a service calls it in process (DTO checked,
+The commands, each measured through the use case as a service calls it in process (DTO checked,
 aggregate loaded, rules, events sealed with the subject's data key, chained, indexed by subject,
 one write; concurrent writers share transactions, infra/store/group_commit.py):
 - `register`: registering a candidate, one event with a name and an e-mail address; the first
@@ -13,7 +13,10 @@ one write; concurrent writers share transactions, infra/store/group_commit.py):
   exists: one key lookup, the candidate loaded, one event);
 - `consent`: a consent asked of a registered candidate whose terms name organisations it
   excludes and a third party, each a sealed personal value (issue 21), with the portal link
-  issued to the candidate in the same write (two events) and handed to the outbox.
+  issued to the candidate in the same write (two events) and handed to the outbox;
+- `consent+d`: the same consent, of other registered candidates, against the raw library
+  saving the same and handing the link to the same outbox (a file written and synced, as
+  ours): the outbox's flush is the link's delivery, which `consent`'s raw side does not do.
 The baseline, in the same run and on a store of its own on the same backend: a stock
 `Application` on the library's own persistence saving the same events' values in clear (a
 `Person` created with the name and address; then loaded and given the claim; a consent request
@@ -31,6 +34,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -42,6 +46,7 @@ from scratch import scratch_store
 
 from infra.bootstrap import build_app
 from infra.config import Settings
+from infra.outbox.links import LinkOutbox
 from services.application import Backcheck
 from services.dto import (
     ClaimIn,
@@ -51,6 +56,8 @@ from services.dto import (
     RequestConsent,
     SubmitClaims,
 )
+from services.ports import PortalLink
+from services.principals import new_token, token_hash
 
 NAME, EMAIL = "Li Lei", "li.lei@example.com"
 FIELDS = (
@@ -118,8 +125,9 @@ class Ours:
 
 
 class Raw:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], links: LinkOutbox | None = None) -> None:
         self.app = Application[UUID](env=env)
+        self.links = links
 
     def register(self) -> UUID:
         person = Person(NAME, EMAIL)
@@ -134,6 +142,15 @@ class Raw:
     def consent(self, subject: UUID) -> None:
         asked = ConsentAsked(subject, TERMS)
         self.app.save(asked, Link(subject, uuid.uuid4().hex * 2, "2027-01-01T00:00:00+00:00"))
+
+    def consent_delivered(self, subject: UUID) -> None:
+        """The same, and the link handed to the same outbox as ours (a file written and
+        synced): what a store that issues links must do besides saving, sealed or not."""
+        token = new_token(subject)
+        link = Link(subject, token_hash(token), "2027-01-01T00:00:00+00:00")
+        self.app.save(ConsentAsked(subject, TERMS), link)
+        assert self.links is not None, "a raw side made without an outbox delivers nothing"
+        self.links.deliver(PortalLink(subject, token, datetime(2027, 1, 1, tzinfo=UTC), 1))
 
     def close(self) -> None:
         self.app.close()
@@ -170,10 +187,18 @@ def one_round(side: Ours | Raw, commands: int, writers: int) -> dict[str, float]
     }
 
 
+def delivered_round(side: Ours | Raw, commands: int, writers: int) -> float:
+    """`consent+d`: consents asked of candidates registered for them (not timed), ours the
+    same command, the raw side saving the same and delivering the link too."""
+    fresh = [side.register() for _ in range(commands)]
+    return run(writers, fresh, side.consent if isinstance(side, Ours) else side.consent_delivered)
+
+
 @contextmanager
 def sides(postgres: str | None) -> Iterator[tuple[Ours, Raw]]:
     with scratch_store("commands-", postgres) as settings:
-        ours, raw = Ours(settings), Raw(raw_env(settings, settings.data_dir))
+        links = LinkOutbox(settings.data_dir / "raw-outbox", lambda token: f"#token={token}")
+        ours, raw = Ours(settings), Raw(raw_env(settings, settings.data_dir), links)
         try:
             ours.register()  # warmed: the first write makes tables and keys
             raw.register()
@@ -198,9 +223,11 @@ def main() -> None:
         for _ in range(args.runs):
             with sides(args.postgres) as (ours, raw):  # fresh stores: every run the same size
                 for name, side in (("raw", raw), ("ours", ours)):
-                    for kind, rate in one_round(side, args.commands, writers).items():
+                    rates = one_round(side, args.commands, writers)
+                    rates["consent+d"] = delivered_round(side, args.commands, writers)
+                    for kind, rate in rates.items():
                         got[name].setdefault(kind, []).append(rate)
-        for kind in ("register", "claims", "consent"):
+        for kind in ("register", "claims", "consent", "consent+d"):
             o, r = got["ours"][kind], got["raw"][kind]
             ratio = statistics.median(o) / statistics.median(r)
             print(

@@ -26,11 +26,10 @@ from infra.http.link import portal_link
 from infra.ops.decisions import CountedDecisions
 from infra.outbox.links import LinkOutbox
 from infra.privacy.erasures import RecordedErasures
+from infra.privacy.key_pools import postgres_keystore, sqlite_keystore
 from infra.privacy.keystore import (
     SQLKeyStore,
     WrongMasterKeyError,
-    postgres_keystore,
-    sqlite_keystore,
 )
 from infra.privacy.providers import FileKeyProvider, KeyProvider, provider_from_settings
 from infra.privacy.sealing import Sealer

@@ -87,10 +87,9 @@ def portal_principal(
     name = portal_name(candidate_id)
     pid = principal_id(name)
     token = new_token(pid)
-    if uow.exists(pid):
+    try:  # loaded when it exists: one look-up, not "exists?" then the load
         principal = uow.load(Principal, pid)
-        principal.rotate(token_hash(token), expires_at, actor)
-    else:
+    except AggregateMissingError:
         principal = Principal.add(
             name,
             Role.CANDIDATE.value,
@@ -100,6 +99,8 @@ def portal_principal(
             expires_at,
             actor,
         )
+    else:
+        principal.rotate(token_hash(token), expires_at, actor)
     return principal, token
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,8 +53,9 @@ class LinkOutbox:
             "version": link.version,
         }
         try:
-            self.outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.directory.mkdir(mode=0o700, exist_ok=True)
+            if not self.directory.is_dir():  # one look, not two mkdirs, once it exists
+                self.outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self.directory.mkdir(mode=0o700, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             raise LinkDeliveryError(
                 f"cannot make the directory {shown}: a file is in the way"
@@ -99,10 +99,15 @@ def _version_in(path: Path) -> int:
 
 def _write_whole(path: Path, data: bytes) -> None:
     """`data` at `path`, or the file there untouched: written to a temporary file of mode 600
-    beside it, made durable, then renamed into place."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    beside it, made durable, then renamed into place. The temporary file's name is fixed: the
+    caller holds the outbox's lock, so no one else writes it meanwhile (one left by a crash is
+    written over), and no name is drawn and tried as `mkstemp` does."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    handle = os.open(temporary, flags, 0o600)
     try:
         with os.fdopen(handle, "wb") as out:
+            os.fchmod(out.fileno(), 0o600)  # one left behind by a crash keeps its mode
             out.write(data)
             out.flush()
             os.fsync(out.fileno())

@@ -35,7 +35,7 @@ from domain.classification import ERASED_VALUE, KEY_MISSING_VALUE, PersonalField
 from infra.privacy import envelope
 from infra.privacy.envelope import Envelope
 from infra.privacy.keystore import SQLKeyStore
-from infra.privacy.sealing import Context, Sealer
+from infra.privacy.sealing import Context, Erasures, Sealer
 from services.errors import DataKeyMissingError
 
 # (subject, scope, old position) -> whether the old store records that key (a category's or a
@@ -91,7 +91,7 @@ class CarryingSealer(Sealer):
     def __init__(
         self,
         keys: SQLKeyStore,
-        erased: Callable[[UUID, str], bool],
+        erased: Erasures,
         destroyed: Destroyed,
         missing: set[tuple[UUID, str]],
     ) -> None:

@@ -67,13 +67,16 @@ class RecordedErasures:
         self._shredded: set[tuple[UUID, str]] = set()
         self._lock = threading.Lock()
 
-    def covers(self, subject: UUID, scope: str) -> bool:
+    def covers(self, subject: UUID, scope: str, *more: str) -> bool:
+        """Whether any of the scopes named was destroyed: the subject's stream read once for
+        all of them (an event's new keys are checked together)."""
+        asked = (scope, *more)
         with self._lock:
-            if subject in self._erased or (subject, scope) in self._shredded:
+            if subject in self._erased or any((subject, s) in self._shredded for s in asked):
                 return True
         erased, scopes = erasures_in((e.topic, e.state) for e in self._select(subject))
         with self._lock:
             if erased:
                 self._erased.add(subject)
             self._shredded.update((subject, s) for s in scopes)
-        return erased or scope in scopes
+        return erased or not scopes.isdisjoint(asked)

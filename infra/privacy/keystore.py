@@ -24,17 +24,14 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap
-from eventsourcing.sqlite import SQLiteDatastore
 
 from infra.privacy.providers import (  # noqa: F401  (where they were, for their callers)
     KEY_CHECK_SCHEME,
@@ -43,7 +40,6 @@ from infra.privacy.providers import (  # noqa: F401  (where they were, for their
     refuse_shared,
 )
 from infra.store.ddl import serialise_ddl
-from infra.store.filelock import for_database
 
 if TYPE_CHECKING:
     from infra.privacy.providers import KeyProvider
@@ -56,6 +52,11 @@ KEY_CHECK_TABLE = "backcheck_key_check"
 ROTATION_COLUMNS = (("master", "TEXT"), ("next_wrapped", "BYTEA"), ("next_master", "TEXT"))
 
 log = logging.getLogger(__name__)
+
+# Makes a subject's data keys (scopes, wrapped keys, the provider wrapping them) in one
+# statement unless they exist, only while the store is bound to the provider's key, without
+# waiting for the flush; returns (scope, wrapped, master) of each key the subject now has.
+MakeKeys = Callable[[UUID, list[str], list[bytes], "KeyProvider"], list[Any]]
 
 
 class WrongMasterKeyError(Exception):
@@ -98,8 +99,10 @@ class SQLKeyStore:
         close: Callable[[], None] | None = None,
         read: Callable[[], Any] | None = None,
         create: Callable[[], Any] | None = None,
+        make: MakeKeys | None = None,
     ):
         self._connect = connect
+        self._make = make
         self._read = read or connect
         self._create = create or connect
         self._close = close
@@ -251,6 +254,14 @@ class SQLKeyStore:
         """Data keys made unless they exist (if another process made one first, theirs is the
         key), wrapped by this store's key, in one transaction: inserted only while the store is
         bound to it."""
+        if self._make is not None:  # in one statement (PostgreSQL: one round trip)
+            provider = self._provider
+            made = [provider.wrap(os.urandom(32)) for _ in scopes]
+            rows = self._make(subject, scopes, made, provider)
+            if len(rows) < len(scopes):  # one made by another writer after the statement began
+                with self._read() as conn:
+                    rows = conn.execute(select, (str(subject), *scopes)).fetchall()
+            return rows, provider
         with self._create() as conn:
             provider = self._provider  # read under the writer lock: a rotation switches it there
             insert = self._sql(
@@ -341,61 +352,3 @@ class SQLKeyStore:
         with self._read() as conn:
             rows = conn.execute("SELECT subject, tier FROM backcheck_keys").fetchall()
         return {(UUID(str(r[0])), str(r[1])) for r in rows}
-
-
-def sqlite_keystore(datastore: SQLiteDatastore, provider: KeyProvider) -> SQLKeyStore:
-    """On the event store's own connection pool: a key write waits for the store's writer in
-    this process instead of sleeping in SQLite's busy handler (concurrent registrations had
-    been slower than one at a time), and no connection is opened per lookup. Writers of
-    other processes are kept apart by the store's writer lock (infra/store/filelock.py)."""
-    lock = for_database(datastore.pool.db_name)
-
-    @contextmanager
-    def transaction(commit: bool) -> Iterator[sqlite3.Cursor]:
-        with lock.held() if commit else nullcontext(), datastore.transaction(commit=commit) as c:
-            yield c.sqlite_cursor
-
-    @contextmanager
-    def unflushed() -> Iterator[sqlite3.Cursor]:
-        # the safety level can only change outside a transaction, on the pool's writer
-        with lock.held(), datastore.get_connection(commit=True) as conn:
-            conn.cursor().execute("PRAGMA synchronous=NORMAL")  # WAL written, not flushed
-            try:
-                with conn.transaction(commit=True) as curs:
-                    yield curs.sqlite_cursor
-            finally:
-                conn.cursor().execute("PRAGMA synchronous=FULL")  # the library's default
-
-    return SQLKeyStore(
-        lambda: transaction(True),
-        "?",
-        provider,
-        read=lambda: transaction(False),
-        create=unflushed,
-    )
-
-
-def postgres_keystore(conninfo: str, schema: str, provider: KeyProvider) -> SQLKeyStore:
-    """On a small pool of its own: a new connection per key lookup cost ~10 ms a write."""
-    from psycopg_pool import ConnectionPool
-
-    pool: ConnectionPool[Any] = ConnectionPool(
-        conninfo,
-        min_size=1,
-        max_size=4,
-        kwargs={"autocommit": True, "options": f"-c search_path={schema}"},
-        open=True,
-        name="backcheck-keys",
-    )
-
-    @contextmanager
-    def unflushed() -> Iterator[Any]:
-        with pool.connection() as conn, conn.transaction():
-            conn.execute("SET LOCAL synchronous_commit TO off")
-            yield conn
-
-    try:
-        return SQLKeyStore(pool.connection, "%s", provider, close=pool.close, create=unflushed)
-    except Exception:
-        pool.close()
-        raise

@@ -23,9 +23,8 @@ import dataclasses
 import functools
 import os
 import typing
-from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
@@ -52,6 +51,13 @@ def _subject_id(subject: str) -> UUID:
     """A subject's id from the text every sealed value's context carries (parsed once: a
     read opens several values of the same subject)."""
     return UUID(subject)
+
+
+class Erasures(Protocol):
+    """Whether a recorded erasure or retention run destroyed any of the subject's keys named
+    (`erasures.py`: RecordedErasures.covers)."""
+
+    def __call__(self, subject: UUID, scope: str, /, *more: str) -> bool: ...
 
 
 class SealBrokenError(ValueError):
@@ -96,9 +102,7 @@ class Sealer:
     erasure or retention run destroyed that key (`erasures.py`); a scope is a category or a
     tier, as the key table and the envelope name it."""
 
-    def __init__(
-        self, keys: SQLKeyStore, erased: Callable[[UUID, str], bool], *, by_category: bool = True
-    ) -> None:
+    def __init__(self, keys: SQLKeyStore, erased: Erasures, *, by_category: bool = True) -> None:
         self.keys = keys
         self.erased = erased
         self.by_category = by_category
@@ -135,9 +139,10 @@ class Sealer:
         subject = _subject_id(ctx[0])
         held = self.keys.data_keys(subject, tiers.keys(), create=False)
         missing = [s for s in tiers if s not in held]
-        for scope in missing:
-            if self.erased(subject, scope):
-                raise PersonalDataShreddedError(subject, scope, tiers[scope])
+        if missing and self.erased(subject, *missing):  # one look for all; which, if any
+            for scope in missing:
+                if self.erased(subject, scope):
+                    raise PersonalDataShreddedError(subject, scope, tiers[scope])
         if missing:
             self.keys.data_keys(subject, missing, create=True)
 

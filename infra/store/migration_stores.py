@@ -15,7 +15,8 @@ from eventsourcing.sqlite import SQLiteDatastore
 
 from infra.config import ConfigError, Settings
 from infra.privacy.erasures import RecordedErasures
-from infra.privacy.keystore import SQLKeyStore, postgres_keystore, sqlite_keystore
+from infra.privacy.key_pools import postgres_keystore, sqlite_keystore
+from infra.privacy.keystore import SQLKeyStore
 from infra.privacy.providers import KeyProvider
 from infra.privacy.sealing import Sealer
 from infra.store.migration_errors import TargetNotEmptyError

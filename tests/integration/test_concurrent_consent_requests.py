@@ -44,33 +44,27 @@ def meet_before_writing(app: Backcheck, candidate: UUID, parties: int = 2) -> li
     (a consent request finds none and adds it, or loads it and rotates it) until `parties`
     threads have looked: every one of them has then decided on the same stored state before
     any writes. Later looks (a retry) pass. The store is the real one; returns the thread of
-    each look-up of whether the link exists (one per try)."""
+    each look-up of the link (one per try: it is loaded, or found missing)."""
     barrier = threading.Barrier(parties, timeout=30)
     link = principal_id(portal_name(candidate))
     met: set[int] = set()
     calls: list[int] = []
-    exists, load = app.exists, app.load
+    load = app.load
 
     def meet() -> None:
         if threading.get_ident() not in met and len(met) < parties:
             met.add(threading.get_ident())
             barrier.wait()
 
-    def looking(aggregate_id: UUID) -> bool:
-        found = exists(aggregate_id)
-        if aggregate_id == link:
-            calls.append(threading.get_ident())
-            if not found:
-                meet()
-        return found
-
     def loading(cls: type[Any], aggregate_id: UUID) -> Any:
-        found = load(cls, aggregate_id)
-        if aggregate_id == link:
+        if aggregate_id != link:
+            return load(cls, aggregate_id)
+        calls.append(threading.get_ident())  # the one look at the link a try makes
+        try:
+            return load(cls, aggregate_id)
+        finally:  # found (to rotate) or missing (to add)
             meet()
-        return found
 
-    app.exists = looking  # type: ignore[method-assign]
     app.load = loading  # type: ignore[method-assign]
     return calls
 

@@ -4,11 +4,14 @@ store as durable as before."""
 
 from __future__ import annotations
 
-from uuid import uuid4
+from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 
+from infra.privacy import key_pools
 from infra.privacy.keystore import SQLKeyStore
+from infra.privacy.providers import KeyProvider
 from infra.store.recorder import datastore_of
 from services.application import Backcheck
 from services.dto import RegisterCandidate
@@ -48,13 +51,26 @@ def test_a_key_write_that_fails_on_sqlite_still_restores_the_flush(sqlite_app: B
 @pytest.mark.postgres
 def test_making_a_key_on_postgres_defers_only_its_own_flush(pg_app: Backcheck) -> None:
     keys = keys_of(pg_app)
-    subject = uuid4()
+    subject, provider = uuid4(), keys.provider
+    args = {
+        "subject": str(subject),
+        "master": provider.key_id,
+        "tiers": ["general"],
+        "wrapped": [provider.wrap(bytes(32))],
+        "scheme": provider.check_scheme,
+        "kcv": provider.check_value(),
+    }
 
-    with keys._create() as conn:
-        inside = conn.execute("SHOW synchronous_commit").fetchone()[0]
+    with keys._connect() as conn:
+        with conn.transaction(force_rollback=True):  # the statement's own transaction, kept
+            made = conn.execute(key_pools._MAKE, args).fetchall()
+            inside = conn.execute("SHOW synchronous_commit").fetchone()[0]
+        after = conn.execute("SHOW synchronous_commit").fetchone()[0]
     key = keys.data_key(subject, "general", create=True)
 
-    assert inside == "off"
+    assert [row[0] for row in made] == ["general"]
+    assert inside == "off"  # its commit does not wait for the flush
+    assert after == "on"  # every other write on the pool still does
     with keys._connect() as conn:
         assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
     assert key is not None
@@ -83,3 +99,36 @@ def test_an_events_keys_are_looked_up_and_made_together(
     keys.destroy(subject, ("user.education", "user.reference.contact"))
     assert keys.data_keys(subject, wanted, create=False) == {"user.name": name}
     assert keys.data_keys(subject, (), create=True) == {}
+
+
+@pytest.mark.postgres
+def test_a_key_another_writer_made_while_ours_was_being_made_is_the_key(
+    pg_app: Backcheck,
+) -> None:
+    """Their insert committed after our statement began: ours skipped the row (it exists) and
+    our statement's snapshot did not show it; it is read again, and theirs is the key."""
+    keys = keys_of(pg_app)
+    subject, provider = uuid4(), keys.provider
+    theirs = bytes(range(32))
+    make = keys._make
+    assert make is not None
+
+    def made_by_another_first(
+        who: UUID, tiers: list[str], wrapped: list[bytes], by: KeyProvider
+    ) -> list[Any]:
+        with keys._connect() as conn:
+            conn.execute(
+                "INSERT INTO backcheck_keys (subject, tier, wrapped, master) "
+                "VALUES (%s, %s, %s, %s)",
+                (str(who), tiers[0], provider.wrap(theirs), provider.key_id),
+            )
+        made = make(who, tiers, wrapped, by)
+        return [row for row in made if row[0] != tiers[0]]  # as our snapshot showed them
+
+    keys._make = made_by_another_first
+
+    got = keys.data_keys(subject, ("user.name", "user.email"), create=True)
+
+    assert got["user.name"] == theirs
+    assert set(got) == {"user.name", "user.email"}
+    assert keys.data_key(subject, "user.name", create=False) == theirs

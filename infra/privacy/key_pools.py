@@ -1,0 +1,101 @@
+"""The key store (infra/privacy/keystore.py) on each backend's connections: on SQLite the event
+store's own pool, on PostgreSQL a small pool of its own."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.sqlite import SQLiteDatastore
+
+from infra.privacy.keystore import KEY_CHECK_TABLE, SQLKeyStore
+from infra.store.filelock import for_database
+
+if TYPE_CHECKING:
+    from infra.privacy.providers import KeyProvider
+
+# A new subject's keys in one statement, one round trip where a transaction of their own took
+# five and more: inserted unless they exist and only while the store is bound to the wrapping
+# key, committed without waiting for the flush (the transaction's own setting: the events
+# sealed with them commit after, and their flush carries the keys' records with it), and read
+# back with those made before.
+_MAKE = (
+    "WITH made AS (INSERT INTO backcheck_keys (subject, tier, wrapped, master) "
+    "SELECT %(subject)s, k.tier, k.wrapped, %(master)s "
+    "FROM unnest(%(tiers)s::text[], %(wrapped)s::bytea[]) AS k(tier, wrapped) "
+    "WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL "
+    f"AND EXISTS (SELECT 1 FROM {KEY_CHECK_TABLE} WHERE scheme = %(scheme)s AND kcv = %(kcv)s) "
+    "ON CONFLICT (subject, tier) DO NOTHING RETURNING tier, wrapped, master) "
+    "SELECT tier, wrapped, master FROM made UNION ALL "
+    "SELECT tier, wrapped, master FROM backcheck_keys WHERE subject = %(subject)s "
+    "AND tier = ANY(%(tiers)s) AND tier NOT IN (SELECT tier FROM made)"
+)
+
+
+def sqlite_keystore(datastore: SQLiteDatastore, provider: KeyProvider) -> SQLKeyStore:
+    """On the event store's own connection pool: a key write waits for the store's writer in
+    this process instead of sleeping in SQLite's busy handler (concurrent registrations had
+    been slower than one at a time), and no connection is opened per lookup. Writers of
+    other processes are kept apart by the store's writer lock (infra/store/filelock.py)."""
+    lock = for_database(datastore.pool.db_name)
+
+    @contextmanager
+    def transaction(commit: bool) -> Iterator[sqlite3.Cursor]:
+        with lock.held() if commit else nullcontext(), datastore.transaction(commit=commit) as c:
+            yield c.sqlite_cursor
+
+    @contextmanager
+    def unflushed() -> Iterator[sqlite3.Cursor]:
+        # the safety level can only change outside a transaction, on the pool's writer
+        with lock.held(), datastore.get_connection(commit=True) as conn:
+            conn.cursor().execute("PRAGMA synchronous=NORMAL")  # WAL written, not flushed
+            try:
+                with conn.transaction(commit=True) as curs:
+                    yield curs.sqlite_cursor
+            finally:
+                conn.cursor().execute("PRAGMA synchronous=FULL")  # the library's default
+
+    return SQLKeyStore(
+        lambda: transaction(True),
+        "?",
+        provider,
+        read=lambda: transaction(False),
+        create=unflushed,
+    )
+
+
+def postgres_keystore(conninfo: str, schema: str, provider: KeyProvider) -> SQLKeyStore:
+    """On a small pool of its own: a new connection per key lookup cost ~10 ms a write."""
+    from psycopg_pool import ConnectionPool
+
+    pool: ConnectionPool[Any] = ConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=4,
+        kwargs={"autocommit": True, "options": f"-c search_path={schema}"},
+        open=True,
+        name="backcheck-keys",
+    )
+
+    def make(
+        subject: UUID, tiers: list[str], wrapped: list[bytes], provider: KeyProvider
+    ) -> list[Any]:
+        args = {
+            "subject": str(subject),
+            "master": provider.key_id,
+            "tiers": tiers,
+            "wrapped": wrapped,
+            "scheme": provider.check_scheme,
+            "kcv": provider.check_value(),
+        }
+        with pool.connection() as conn:
+            return list(conn.execute(_MAKE, args).fetchall())
+
+    try:
+        return SQLKeyStore(pool.connection, "%s", provider, close=pool.close, make=make)
+    except Exception:
+        pool.close()
+        raise
