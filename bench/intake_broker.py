@@ -44,6 +44,7 @@ from tests.kafka import BACKCHECK, GROUP_SETTINGS, Processes, store_env
 
 PARTITIONS = 3
 ANSWERED_WITHIN = 120.0  # seconds a round may take before the bench gives up
+ANSWER_WAIT_MS = 10  # the longest the bench's answers consumer leaves a fetch at the broker
 
 
 class Intake:
@@ -79,11 +80,15 @@ class Intake:
         )
         self.pid = processes.running[name][0].pid
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+        # Answers read as soon as they are there: with the client's default long poll (500
+        # ms) Tansu answered this consumer's fetches about every 260 ms and held the intakes'
+        # own sends meanwhile, so a round's time was mostly these waits (the bimodal rates).
         self.answers = KafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=f"bench-answers-{tag}",
             auto_offset_reset="earliest",
             enable_auto_commit=False,
+            fetch_max_wait_ms=ANSWER_WAIT_MS,
         )
         self.answers.subscribe([self.outcomes])
 
@@ -147,8 +152,9 @@ def main() -> int:
     with ExitStack() as stack:
         signed_store = stack.enter_context(scratch_store("intake_e2e_signed-", args.postgres))
         unsigned_store = stack.enter_context(scratch_store("intake_e2e_unsigned-", args.postgres))
-        registering = sender_app(build_app(signed_store), signer)
-        registering.close()  # the intake process is the store's writer from here on
+        for store in (signed_store, unsigned_store):  # both made alike, the sender in each
+            registering = sender_app(build_app(store), signer)
+            registering.close()  # the intake process is the store's writer from here on
         broker = stack.enter_context(running_broker(signed_store.data_dir))
         intakes = []
         for name, settings, sender in (
