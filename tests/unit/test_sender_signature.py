@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
+from nacl.signing import VerifyKey
 
 from domain.principal import sender_key_id
 from infra.kafka.cloudevent import command_headers
@@ -23,6 +24,7 @@ from infra.kafka.senders import (
     public_key_of,
     signed_bytes,
 )
+from infra.kafka.senders import verifies as intake_verifies
 from tests.story import NOW
 
 VALUE = b'{"actor": "hr:li.na"}'
@@ -80,6 +82,27 @@ def test_the_signed_bytes_cannot_be_shifted_between_attributes() -> None:
     other = {"ce_id": b"a", "ce_source": b"b:c", "ce_type": b"t", "ce_time": b""}
 
     assert signed_bytes(one, b"") != signed_bytes(other, b"")
+
+
+def test_the_intake_verifies_exactly_what_cryptography_verifies(
+    keys: tuple[Path, str],
+) -> None:
+    """The intake checks with libsodium what senders sign with OpenSSL: the same RFC 8032
+    signatures, good ones taken, any change refused."""
+    found = signed(CommandSigner.from_file(keys[0]))
+    key = VerifyKey(base64.b64decode(keys[1]))
+    signature = base64.b64decode(found[SIGNATURE])
+    data = signed_bytes(found, VALUE)
+    other = Ed25519PrivateKey.generate()
+
+    assert intake_verifies(key, signature, data)
+    assert verifies(keys[1], found, VALUE)
+    assert not intake_verifies(key, signature, data + b" ")
+    assert not intake_verifies(key, bytes([signature[0] ^ 1]) + signature[1:], data)
+    assert not intake_verifies(key, other.sign(data), data)
+    assert not intake_verifies(key, signature[:63], data)  # not 64 bytes
+    assert not intake_verifies(key, b"", data)
+    assert not intake_verifies(VerifyKey(bytes(32)), signature, data)  # a small-order key
 
 
 def test_a_public_key_is_read_as_keygen_writes_it_or_as_pem(
