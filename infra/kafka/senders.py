@@ -82,7 +82,7 @@ def verifies(key: VerifyKey, signature: bytes, data: bytes) -> bool:
     """Whether `signature` is `key`'s Ed25519 signature of `data` (RFC 8032, as signed with
     `cryptography`). Checked with libsodium (PyNaCl), which takes under half the time
     OpenSSL takes through `cryptography` for one verification: it is the intake's one cost
-    per signed command (decision record 00XX). A signature of another length, a key that is
+    per signed command (decision record 0035). A signature of another length, a key that is
     no curve point, or one of small order (never a key `new_key_pair` makes) fail alike."""
     try:
         key.verify(data, signature)
