@@ -226,13 +226,44 @@ def test_a_kept_right_edge_is_used_only_after_the_chain_head_it_was_kept_with() 
         return TreeEnd(-1, 0)
 
     digests = [bytes([i]) * 32 for i in range(3)]
-    rows = extend_tree(cache, (0, bytes(32)), (2, b"h2" * 16), read_end, TREE, [1, 2], digests[:2])
+    rows = extend_tree(cache, (0, bytes(32)), (2, b"h2" * 16), read_end, _tree, [1, 2], digests[:2])
     assert len(reads) == 1  # nothing kept yet: the tree's end read
     assert [(leaf, level) for leaf, level, _, _ in rows] == [(0, 0), (1, 0), (1, 1)]
     # the next write starts where that one ended: nothing read back
-    more = extend_tree(cache, (2, b"h2" * 16), (3, b"h3" * 16), read_end, TREE, [3], digests[2:])
+    more = extend_tree(cache, (2, b"h2" * 16), (3, b"h3" * 16), read_end, _tree, [3], digests[2:])
     assert len(reads) == 1
     assert [(leaf, level) for leaf, level, _, _ in more] == [(2, 0)]
     # a chain head the kept edge does not know (that write rolled back; another wrote): read
-    extend_tree(cache, (2, b"xx" * 16), (3, b"h3" * 16), read_end, TREE, [3], digests[2:])
+    extend_tree(cache, (2, b"xx" * 16), (3, b"h3" * 16), read_end, _tree, [3], digests[2:])
     assert len(reads) == 2
+
+
+def test_a_right_edge_handed_out_is_not_kept_until_its_write_has_its_rows() -> None:
+    """The edge is extended in place: a write that fails between taking it and keeping it
+    again (here: fewer digests than positions, after the first leaf went in) must not leave
+    it, half grown, for the next write at the same chain head, which reads the tree back."""
+    from infra.store.tree import FrontierCache, TreeEnd, extend_tree
+
+    cache = FrontierCache()
+    ends = [TreeEnd(-1, 0)]
+    reads: list[int] = []
+
+    def read_end() -> TreeEnd:
+        reads.append(1)
+        return ends[-1]
+
+    d = [bytes([i]) * 32 for i in range(3)]
+    h1 = (1, b"h1" * 16)
+    extend_tree(cache, (0, bytes(32)), h1, read_end, lambda: TREE, [1], d[:1])
+    ends.append(TreeEnd(0, 1))  # as stored: TREE's leaf 0 at position 1
+    with pytest.raises(ValueError, match="shorter"):
+        extend_tree(cache, h1, (3, b"h3" * 16), read_end, lambda: TREE, [2, 3], d[1:2])
+    assert len(reads) == 1
+    rows = extend_tree(cache, h1, (2, b"h2" * 16), read_end, lambda: TREE, [2], d[1:2])
+    assert len(reads) == 2  # read back, not the failed write's half-grown edge
+    leaf = merkle.leaf_hash(d[1])
+    assert rows == [(1, 0, leaf, 2), (1, 1, merkle.node_hash(TREE.nodes[(0, 0)], leaf), None)]
+
+
+def _tree() -> MemoryTree:
+    return TREE
