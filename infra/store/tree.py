@@ -88,15 +88,13 @@ class FrontierCache:
         self._head, self._frontier = chain_head, frontier
 
 
-def grow(frontier: Frontier, positions: Sequence[int], digests: Sequence[bytes]) -> list[TreeRow]:
-    """The rows that append records (positions, record digests) to the stored tree whose
-    right edge is `frontier` (extended in place): each leaf, then the nodes it completes.
-    merkle.Frontier.append's steps, inlined: this is every write's and the backfill's inner
-    loop."""
+def _grow_python(
+    stack: list[tuple[int, bytes]], index: int, positions: Sequence[int], digests: Sequence[bytes]
+) -> list[TreeRow]:
+    """The reference: merkle.Frontier.append's steps, inlined (every write's and the
+    backfill's inner loop)."""
     rows: list[TreeRow] = []
-    add, sha, stack = rows.append, hashlib.sha256, frontier.stack
-    push, pop = stack.append, stack.pop
-    index = frontier.size
+    add, sha, push, pop = rows.append, hashlib.sha256, stack.append, stack.pop
     for position, d in zip(positions, digests, strict=True):
         h = sha(b"\x00" + d).digest()  # merkle.leaf_hash
         add((index, 0, h, position))
@@ -107,7 +105,30 @@ def grow(frontier: Frontier, positions: Sequence[int], digests: Sequence[bytes])
             add((index, level, h, None))
         push((level, h))
         index += 1
-    frontier.size = index
+    return rows
+
+
+Grow = Callable[[list[tuple[int, bytes]], int, Sequence[int], Sequence[bytes]], list[TreeRow]]
+
+
+def _accelerator() -> Grow | None:
+    """The C core's (infra/audit/_chain.c, ADR 0010), when it was built at install."""
+    try:
+        from infra.audit._chain import tree_grow
+    except ImportError:  # pragma: no cover - depends on the machine that installed us
+        return None
+    return tree_grow
+
+
+_grow_c = _accelerator()
+_grow: Grow = _grow_c or _grow_python
+
+
+def grow(frontier: Frontier, positions: Sequence[int], digests: Sequence[bytes]) -> list[TreeRow]:
+    """The rows that append records (positions, record digests) to the stored tree whose
+    right edge is `frontier` (extended in place): each leaf, then the nodes it completes."""
+    rows = _grow(frontier.stack, frontier.size, positions, digests)
+    frontier.size += len(digests)
     return rows
 
 
