@@ -6,7 +6,8 @@ it over an existing store, and how fast proofs are built and verified on a large
 
 Appending: the same stored events (a 250-byte state each) written through three recorders on
 stores of their own, in turns, in the same run: the raw `eventsourcing` library's recorder, ours
-with the chain alone (the tree step left out), and ours with chain and tree — one event a
+with the chain alone (the tree step left out), and ours with chain and tree (ours on the
+application's datastore, infra/store/pool.py) — one event a
 transaction, with 1 writer and with 4 (group commit). Events per second, median of `--runs`.
 
 Commands: registering candidates through the use case on three stores (raw library, chain
@@ -43,6 +44,7 @@ from suite import Figure
 from infra.audit import merkle
 from infra.audit.log_tree import LogTree
 from infra.audit.sources import SQLiteSource
+from infra.store.pool import Datastore
 from infra.store.recorder import ChainedSQLiteApplicationRecorder
 
 STATE = b'{"candidate_id":"%s","name":"sealed:' + b"x" * 180 + b'","actor":"recruiter:bench"}'
@@ -63,7 +65,11 @@ def events(n: int) -> list[StoredEvent]:
 
 
 def recorder(kind: str, work: Path) -> Any:
-    datastore = SQLiteDatastore(str(work / f"{kind}.sqlite"))
+    """The raw library's recorder on its own datastore; ours on the datastore the application
+    gives them (infra/store/pool.py: prepared statements kept, as `PERSISTENCE_MODULE` has
+    it), or each statement would be prepared afresh every write, the tree's as well."""
+    path = str(work / f"{kind}.sqlite")
+    datastore = SQLiteDatastore(path) if kind == "raw" else Datastore(path)
     cls = {
         "raw": SQLiteApplicationRecorder,
         "chain": ChainAlone,

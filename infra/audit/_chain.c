@@ -86,8 +86,85 @@ done:
     return out;
 }
 
+/* tree_grow(stack, index, positions, digests) -> rows: infra.store.tree.grow's steps. Appends the
+ * records' leaves (SHA-256(0x00 | digest)) from leaf `index` on to the tree whose right edge is
+ * `stack` (a list of (level, hash), largest first; popped and pushed in place), and returns the
+ * rows to store: (leaf, 0, hash, position) for each leaf, then (leaf, level, hash, None) for each
+ * node it completes (SHA-256(0x01 | left | right)). Python's `grow` is the reference. */
+static PyObject *tree_grow(PyObject *self, PyObject *args) {
+    PyObject *stack, *positions, *digests;
+    long long index;
+    if (!PyArg_ParseTuple(args, "O!LOO", &PyList_Type, &stack, &index, &positions, &digests)) return NULL;
+    PyObject *pos = PySequence_Fast(positions, "positions must be a sequence");
+    if (!pos) return NULL;
+    PyObject *dig = PySequence_Fast(digests, "digests must be a sequence");
+    if (!dig) { Py_DECREF(pos); return NULL; }
+    PyObject *rows = NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(pos);
+    if (PySequence_Fast_GET_SIZE(dig) != n) {
+        PyErr_SetString(PyExc_ValueError, "tree_grow: as many digests as positions expected");
+        goto done;
+    }
+    rows = PyList_New(0);
+    if (!rows) goto done;
+    for (Py_ssize_t i = 0; i < n; i++, index++) {
+        const unsigned char *d;
+        Py_ssize_t len;
+        unsigned char buf[65], h[32];
+        if (bytes_of(PySequence_Fast_GET_ITEM(dig, i), 32, &d, &len) < 0) goto fail;
+        buf[0] = 0;
+        memcpy(buf + 1, d, 32);
+        SHA256(buf, 33, h);
+        PyObject *hash = PyBytes_FromStringAndSize((const char *)h, 32);
+        if (!hash) goto fail;
+        PyObject *row = Py_BuildValue("(LiOO)", index, 0, hash, PySequence_Fast_GET_ITEM(pos, i));
+        if (!row || PyList_Append(rows, row) < 0) { Py_XDECREF(row); Py_DECREF(hash); goto fail; }
+        Py_DECREF(row);
+        long level = 0;
+        for (;;) {
+            Py_ssize_t top = PyList_GET_SIZE(stack);
+            if (top == 0) break;
+            PyObject *edge = PyList_GET_ITEM(stack, top - 1);
+            if (!PyTuple_Check(edge) || PyTuple_GET_SIZE(edge) != 2) {
+                PyErr_SetString(PyExc_TypeError, "tree_grow: the edge holds (level, hash) tuples");
+                Py_DECREF(hash);
+                goto fail;
+            }
+            long edge_level = PyLong_AsLong(PyTuple_GET_ITEM(edge, 0));
+            if (edge_level == -1 && PyErr_Occurred()) { Py_DECREF(hash); goto fail; }
+            if (edge_level != level) break;
+            const unsigned char *left;
+            if (bytes_of(PyTuple_GET_ITEM(edge, 1), 32, &left, &len) < 0) { Py_DECREF(hash); goto fail; }
+            buf[0] = 1;
+            memcpy(buf + 1, left, 32);
+            memcpy(buf + 33, h, 32);
+            SHA256(buf, 65, h);
+            if (PyList_SetSlice(stack, top - 1, top, NULL) < 0) { Py_DECREF(hash); goto fail; }
+            Py_DECREF(hash);
+            hash = PyBytes_FromStringAndSize((const char *)h, 32);
+            if (!hash) goto fail;
+            level++;
+            row = Py_BuildValue("(LlOO)", index, level, hash, Py_None);
+            if (!row || PyList_Append(rows, row) < 0) { Py_XDECREF(row); Py_DECREF(hash); goto fail; }
+            Py_DECREF(row);
+        }
+        PyObject *edge = Py_BuildValue("(lN)", level, hash); /* takes hash's reference */
+        if (!edge) goto fail;
+        if (PyList_Append(stack, edge) < 0) { Py_DECREF(edge); goto fail; }
+        Py_DECREF(edge);
+    }
+    goto done;
+fail:
+    Py_CLEAR(rows);
+done:
+    Py_DECREF(pos);
+    Py_DECREF(dig);
+    return rows;
+}
+
 static PyMethodDef methods[] = {
     {"link_many", link_many, METH_O, "Links of the chain for (prev, pos, prev_pos, id, version, topic, state) tuples."},
+    {"tree_grow", tree_grow, METH_VARARGS, "Leaves and completed nodes of the Merkle tree, from record digests (infra.store.tree.grow)."},
     {NULL, NULL, 0, NULL},
 };
 

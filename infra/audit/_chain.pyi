@@ -1,4 +1,15 @@
-# The C core of infra/audit/chain.py (infra/audit/_chain.c): its signature, for type checkers.
+# The C core of infra/audit/chain.py (infra/audit/_chain.c): its signatures, for type checkers.
+
+from collections.abc import Sequence
 
 def link_many(items: list[tuple[bytes, int, int, bytes, int, bytes, bytes]], /) -> list[bytes]:
     """Links of the chain for (prev, pos, prev_pos, id, version, topic, state) tuples."""
+
+def tree_grow(
+    stack: list[tuple[int, bytes]],
+    index: int,
+    positions: Sequence[int],
+    digests: Sequence[bytes],
+    /,
+) -> list[tuple[int, int, bytes, int | None]]:
+    """Leaves and completed nodes of the Merkle tree from record digests (tree.grow)."""

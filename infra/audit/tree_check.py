@@ -15,7 +15,6 @@ import hashlib
 from array import array
 
 from infra.audit.chain import RECORD_HEADER
-from infra.audit.merkle import Frontier
 from infra.audit.sources import RecordSource
 
 KIND = "tree"
@@ -33,15 +32,16 @@ def _what(leaf: int, level: int, positions: array[int]) -> str:
 
 def check_tree(source: RecordSource) -> Found | None:
     """The first place the stored tree departs from the tree of the stored records, if any."""
-    frontier = Frontier()
     positions: array[int] = array("q")
     stored = source.tree_rows()
     row = next(stored, None)
-    completed: list[tuple[int, int, bytes]] = []
-    sha, rpack, grow = hashlib.sha256, RECORD_HEADER.pack, frontier.append  # chain.py's, inlined
-    for position, oid, version, topic, state in source.records():
-        index = len(positions)
-        positions.append(position)
+    # chain.py's digest and merkle.py's leaf and node hashes and Frontier.append, inlined:
+    # this loop runs once a record
+    sha, rpack, keep = hashlib.sha256, RECORD_HEADER.pack, positions.append
+    stack: list[tuple[int, bytes]] = []
+    push, pop = stack.append, stack.pop
+    for index, (position, oid, version, topic, state) in enumerate(source.records()):
+        keep(position)
         h = sha(b"\x00" + sha(rpack(oid, version) + topic + b"\0" + state).digest()).digest()
         if row is not None and row[0] == index and row[1] == 0 and row[2] == h:
             if row[3] != position:
@@ -49,14 +49,15 @@ def check_tree(source: RecordSource) -> Found | None:
             row = next(stored, None)
         else:
             return _departs(row, index, 0, h, positions)
-        grow(h, completed)
-        if completed:
-            for level, _, node in completed:
-                if row is not None and row[0] == index and row[1] == level and row[2] == node:
-                    row = next(stored, None)
-                else:
-                    return _departs(row, index, level, node, positions)
-            completed.clear()
+        level = 0
+        while stack and stack[-1][0] == level:
+            h = sha(b"\x01" + pop()[1] + h).digest()
+            level += 1
+            if row is not None and row[0] == index and row[1] == level and row[2] == h:
+                row = next(stored, None)
+            else:
+                return _departs(row, index, level, h, positions)
+        push((level, h))
     if row is not None:
         return _covered(row, positions), (
             f"{_what(row[0], row[1], positions)} covers records the log does not have"

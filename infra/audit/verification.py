@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from infra.audit.chain import GENESIS, Head, LinkInput, link_many
@@ -33,7 +33,7 @@ from infra.audit.sources import (
     open_source,
 )
 from infra.audit.tree_check import KIND as TREE
-from infra.audit.tree_check import check_tree
+from infra.audit.tree_check import Found, check_tree
 from services.shredding import KeyLedger
 
 # the sources are read from here too
@@ -202,7 +202,7 @@ def verify(
     bounds[-1] = (bounds[-1][0], None)  # the last chunk takes whatever sits beyond
     if workers > 1 and opener is not None and len(bounds) > 1:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        with pool:
+        with pool, ThreadPoolExecutor(1) as beside:
             parts: Iterator[_Part] = pool.map(
                 _verify_chunk,
                 [opener] * len(bounds),
@@ -210,11 +210,17 @@ def verify(
                 [hi for _, hi in bounds],
                 [keys] * len(bounds),
             )
+            # The tree's pass (one process, hashing in Python) runs while the workers check
+            # the chain, on a connection of its own; started only now that every chunk is
+            # submitted and the workers forked, so no fork copies its thread half-way.
+            tree_checked = beside.submit(_check_tree_with, opener)
             merged, ledger = _merge(verdict, parts, progress)
+            tree = tree_checked.result()
     else:
         merged, ledger = _merge(
             verdict, (_verify_range(source, lo, hi, keys) for lo, hi in bounds), progress
         )
+        tree = check_tree(source)
     for position, cp in pinned.items():
         stored = merged.get(position)
         if stored is None:
@@ -234,7 +240,6 @@ def verify(
                     f"the chain at this position differs from the checkpoint signed at {cp.time}",
                 )
             )
-    tree = check_tree(source)
     if tree is not None:
         verdict.problems.append(Problem(tree[0], TREE, tree[1]))
     if not verdict.problems:
@@ -243,6 +248,11 @@ def verify(
         for gone in missing_keys(ledger, source.held_keys(), source.erasures):
             verdict.problems.append(Problem(gone.position, "key missing", gone.detail))
     return verdict
+
+
+def _check_tree_with(opener: Callable[[], RecordSource]) -> Found | None:
+    with opener() as source:
+        return check_tree(source)
 
 
 def _merge(

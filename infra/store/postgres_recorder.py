@@ -278,7 +278,7 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
             (head.position, head.hash),
             (last.position, last.hash),
             lambda: end,
-            self.tree_nodes(curs),
+            lambda: self.tree_nodes(curs),
             ids,
             digests,
         )

@@ -296,7 +296,7 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
             (head.position, head.hash),
             (last.position, last.hash),
             read_end,
-            self.tree_nodes(c),
+            lambda: self.tree_nodes(c),
             ids,
             digests,
         )
@@ -311,11 +311,10 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
         return sqlite_nodes(execute, self.tree_table_name)
 
     def _insert_tree(self, c: SQLiteCursor, rows: list[TreeRow]) -> None:
-        for chunk in chunks(rows, 4):
-            c.execute(
-                f"INSERT INTO {self.tree_table_name} {values(4, len(chunk))}",
-                [value for row in chunk for value in row],
-            )
+        """One statement, run for each row: a multi-row INSERT into a table its own trigger
+        reads (the REPLACE refusal) is first copied to a temporary table by SQLite, which
+        costs a write of a leaf and its node more than the rows themselves."""
+        c.executemany(self._insert_tree_statement, rows)
 
     def backfill_tree(self, limit: int = BACKFILL_BATCH) -> tuple[int, int]:
         """One batch of the tree's backfill (infra/store/tree_backfill.py), in a write
@@ -346,6 +345,10 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
             after = records[-1][0] if records else end.last_position
             c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
             return len(records), max(0, int(c.fetchone()[0] or 0) - after)
+
+    @property
+    def _insert_tree_statement(self) -> str:
+        return f"INSERT INTO {self.tree_table_name} VALUES (?, ?, ?, ?)"
 
     @property
     def _tree_end_statement(self) -> str:

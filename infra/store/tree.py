@@ -71,39 +71,64 @@ class FrontierCache:
     that write ended at. When a new write finds the chain head there, the tree in the store is
     that tree (tree rows and links are written in one transaction, and the head's hash names
     the whole history before it), so neither the tree's end nor its edge need be read back.
-    A write that rolls back leaves an entry no later chain head matches."""
+    The edge is handed out to be extended in place and is not kept meanwhile: a write that
+    fails before keeping it again leaves nothing, and one whose transaction then rolls back
+    leaves an entry no later chain head matches."""
 
     def __init__(self) -> None:
-        self._kept: tuple[int, bytes, int, tuple[tuple[int, bytes], ...]] | None = None
+        self._head: tuple[int, bytes] | None = None
+        self._frontier: Frontier | None = None
 
-    def after(self, chain_head: tuple[int, bytes]) -> Frontier | None:
-        kept = self._kept
-        if kept is None or (kept[0], kept[1]) != chain_head:
-            return None
-        frontier = Frontier(0)
-        frontier.size, frontier.stack = kept[2], list(kept[3])
-        return frontier
+    def take(self, chain_head: tuple[int, bytes]) -> Frontier | None:
+        """The edge kept with `chain_head`, or None; either way nothing is kept after."""
+        frontier, self._frontier = self._frontier, None
+        return frontier if frontier is not None and self._head == chain_head else None
 
     def keep(self, chain_head: tuple[int, bytes], frontier: Frontier) -> None:
-        self._kept = (chain_head[0], chain_head[1], frontier.size, tuple(frontier.stack))
+        self._head, self._frontier = chain_head, frontier
+
+
+def _grow_python(
+    stack: list[tuple[int, bytes]], index: int, positions: Sequence[int], digests: Sequence[bytes]
+) -> list[TreeRow]:
+    """The reference: merkle.Frontier.append's steps, inlined (every write's and the
+    backfill's inner loop)."""
+    rows: list[TreeRow] = []
+    add, sha, push, pop = rows.append, hashlib.sha256, stack.append, stack.pop
+    for position, d in zip(positions, digests, strict=True):
+        h = sha(b"\x00" + d).digest()  # merkle.leaf_hash
+        add((index, 0, h, position))
+        level = 0
+        while stack and stack[-1][0] == level:
+            h = sha(b"\x01" + pop()[1] + h).digest()  # merkle.node_hash
+            level += 1
+            add((index, level, h, None))
+        push((level, h))
+        index += 1
+    return rows
+
+
+Grow = Callable[[list[tuple[int, bytes]], int, Sequence[int], Sequence[bytes]], list[TreeRow]]
+
+
+def _accelerator() -> Grow | None:
+    """The C core's (infra/audit/_chain.c, ADR 0010), when it was built at install."""
+    try:
+        from infra.audit._chain import tree_grow
+    except ImportError:  # pragma: no cover - depends on the machine that installed us
+        return None
+    return tree_grow
+
+
+_grow_c = _accelerator()
+_grow: Grow = _grow_c or _grow_python
 
 
 def grow(frontier: Frontier, positions: Sequence[int], digests: Sequence[bytes]) -> list[TreeRow]:
     """The rows that append records (positions, record digests) to the stored tree whose
-    right edge is `frontier` (extended in place)."""
-    rows: list[TreeRow] = []
-    completed: list[tuple[int, int, bytes]] = []
-    index = frontier.size
-    append, add, sha = frontier.append, rows.append, hashlib.sha256
-    for position, d in zip(positions, digests, strict=True):
-        h = sha(b"\x00" + d).digest()  # merkle.leaf_hash, inlined: the backfill's inner loop
-        add((index, 0, h, position))
-        append(h, completed)
-        if completed:
-            for level, _, node in completed:  # each ends at this leaf
-                add((index, level, node, None))
-            completed.clear()
-        index += 1
+    right edge is `frontier` (extended in place): each leaf, then the nodes it completes."""
+    rows = _grow(frontier.stack, frontier.size, positions, digests)
+    frontier.size += len(digests)
     return rows
 
 
@@ -112,18 +137,20 @@ def extend_tree(
     head: tuple[int, bytes],
     new_head: tuple[int, bytes],
     read_end: Callable[[], TreeEnd],
-    nodes: NodeSource,
+    nodes: Callable[[], NodeSource],
     positions: Sequence[int],
     digests: Sequence[bytes],
 ) -> list[TreeRow]:
     """The tree rows of a write that moves the chain from `head` to `new_head` (position,
-    hash), none while the tree is not current (a backfill still to run)."""
-    frontier = cache.after(head)
+    hash), none while the tree is not current (a backfill still to run). The tree's end and
+    edge are read (`read_end`, then the edge's nodes from `nodes()`) only when the cache
+    does not hold the edge at `head`."""
+    frontier = cache.take(head)
     if frontier is None:
         end = read_end()
         if not end.current(head[0]):
             return []
-        frontier = Frontier.load(end.size, nodes)
+        frontier = Frontier.load(end.size, nodes())
     rows = grow(frontier, positions, digests)
     cache.keep(new_head, frontier)
     return rows

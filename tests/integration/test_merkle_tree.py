@@ -5,6 +5,7 @@ the tree getting it from a backfill that can be interrupted and resumed."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import subprocess
 import sys
@@ -67,8 +68,15 @@ def sql(settings: Settings, statement: str, params: tuple[object, ...] = ()) -> 
 
 
 def check(settings: Settings) -> Verdict:
+    """Verify in one pass, and again over two processes (the tree's pass then runs beside
+    them, on a connection of its own): same verdict."""
     with open_source(settings) as source:
-        return verify(source)
+        whole = verify(source)
+        parallel = verify(
+            source, opener=functools.partial(open_source, settings), workers=2, chunk=7
+        )
+    assert parallel.as_dict() == whole.as_dict()
+    return whole
 
 
 def test_the_stored_tree_is_the_recomputed_tree_at_every_size(

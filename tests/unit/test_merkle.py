@@ -226,13 +226,84 @@ def test_a_kept_right_edge_is_used_only_after_the_chain_head_it_was_kept_with() 
         return TreeEnd(-1, 0)
 
     digests = [bytes([i]) * 32 for i in range(3)]
-    rows = extend_tree(cache, (0, bytes(32)), (2, b"h2" * 16), read_end, TREE, [1, 2], digests[:2])
+    rows = extend_tree(cache, (0, bytes(32)), (2, b"h2" * 16), read_end, _tree, [1, 2], digests[:2])
     assert len(reads) == 1  # nothing kept yet: the tree's end read
     assert [(leaf, level) for leaf, level, _, _ in rows] == [(0, 0), (1, 0), (1, 1)]
     # the next write starts where that one ended: nothing read back
-    more = extend_tree(cache, (2, b"h2" * 16), (3, b"h3" * 16), read_end, TREE, [3], digests[2:])
+    more = extend_tree(cache, (2, b"h2" * 16), (3, b"h3" * 16), read_end, _tree, [3], digests[2:])
     assert len(reads) == 1
     assert [(leaf, level) for leaf, level, _, _ in more] == [(2, 0)]
     # a chain head the kept edge does not know (that write rolled back; another wrote): read
-    extend_tree(cache, (2, b"xx" * 16), (3, b"h3" * 16), read_end, TREE, [3], digests[2:])
+    extend_tree(cache, (2, b"xx" * 16), (3, b"h3" * 16), read_end, _tree, [3], digests[2:])
     assert len(reads) == 2
+
+
+def test_a_right_edge_handed_out_is_not_kept_until_its_write_has_its_rows() -> None:
+    """The edge is extended in place: a write that fails between taking it and keeping it
+    again (here: a digest that is not bytes, after the first leaf went in) must not leave
+    it, half grown, for the next write at the same chain head, which reads the tree back."""
+    from infra.store.tree import FrontierCache, TreeEnd, extend_tree
+
+    cache = FrontierCache()
+    ends = [TreeEnd(-1, 0)]
+    reads: list[int] = []
+
+    def read_end() -> TreeEnd:
+        reads.append(1)
+        return ends[-1]
+
+    d = [bytes([i]) * 32 for i in range(3)]
+    h1 = (1, b"h1" * 16)
+    extend_tree(cache, (0, bytes(32)), h1, read_end, lambda: TREE, [1], d[:1])
+    ends.append(TreeEnd(0, 1))  # as stored: TREE's leaf 0 at position 1
+    bad: list[bytes] = [d[1], 5]  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        extend_tree(cache, h1, (3, b"h3" * 16), read_end, lambda: TREE, [2, 3], bad)
+    assert len(reads) == 1
+    rows = extend_tree(cache, h1, (2, b"h2" * 16), read_end, lambda: TREE, [2], d[1:2])
+    assert len(reads) == 2  # read back, not the failed write's half-grown edge
+    leaf = merkle.leaf_hash(d[1])
+    assert rows == [(1, 0, leaf, 2), (1, 1, merkle.node_hash(TREE.nodes[(0, 0)], leaf), None)]
+
+
+def _tree() -> MemoryTree:
+    return TREE
+
+
+@pytest.mark.parametrize("start", [0, 1, 5, 6, 7, 8, 1023, 0b1011011])
+def test_the_c_core_grows_the_tree_as_the_python_reference_does(start: int) -> None:
+    """infra/audit/_chain.c's tree_grow against tree.py's reference: the same rows, and the
+    same right edge left, from trees of several sizes, a leaf at a time and many at once."""
+    from infra.store import tree
+
+    if tree._grow_c is None:
+        pytest.skip("the C core was not built on this machine")
+    digests = [hashlib.sha256(b"record %d" % i).digest() for i in range(start + 40)]
+    edge = Frontier()
+    for h in digests[:start]:
+        edge.append(merkle.leaf_hash(h), [])
+    for batch in ([1] * 20, [7, 13]):
+        c_stack, py_stack = list(edge.stack), list(edge.stack)
+        index = start
+        for n in batch:
+            positions = list(range(index + 1, index + n + 1))
+            part = digests[index : index + n]
+            c_rows = tree._grow_c(c_stack, index, positions, part)
+            assert c_rows == tree._grow_python(py_stack, index, positions, part)
+            assert c_stack == py_stack
+            index += n
+
+
+def test_the_c_core_refuses_digests_it_cannot_hash() -> None:
+    from infra.store import tree
+
+    if tree._grow_c is None:
+        pytest.skip("the C core was not built on this machine")
+    with pytest.raises(ValueError, match="32 bytes"):
+        tree._grow_c([], 0, [1], [b"short"])
+    with pytest.raises(ValueError, match="as many digests as positions"):
+        tree._grow_c([], 0, [1, 2], [bytes(32)])
+    with pytest.raises(TypeError, match="bytes"):
+        tree._grow_c([], 0, [1], ["not bytes"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="tuples"):
+        tree._grow_c([0], 0, [1], [bytes(32)])  # type: ignore[list-item]
