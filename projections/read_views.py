@@ -38,20 +38,23 @@ from projections.documents import Shred, iso, keyed, plain, shred_nested, shred_
 from projections.events import LOG_ONLY_EVENTS, EventClass
 from projections.listing import LIST_VIEWS, Listing
 from projections.rows import Doc, Rows
+from projections.versions import PRINCIPAL_CHANGES, PRINCIPAL_VIEW, keep_version, principal_changed
 
 __all__ = [
     "LOG_ONLY_EVENTS",
     "LOG_VIEW",
     "PLAIN_PREFIXES",
     "PLAIN_VIEWS",
+    "PRINCIPAL_VIEW",
     "VIEWS",
     "ReadViews",
     "plain",
 ]
 
-VIEWS = ("profile", "consent", "investigation", "report", LOG_VIEW)
-# Views whose rows never hold a personal value: the access log names categories, not values.
-PLAIN_VIEWS = frozenset({LOG_VIEW}) | LIST_VIEWS
+VIEWS = ("profile", "consent", "investigation", "report", LOG_VIEW, PRINCIPAL_VIEW)
+# Views whose rows never hold a personal value: the access log names categories, not values;
+# a principal's row, its version alone.
+PLAIN_VIEWS = frozenset({LOG_VIEW, PRINCIPAL_VIEW}) | LIST_VIEWS
 # ... and the views named per day (and principal, policy), known by the start of their name.
 PLAIN_PREFIXES = (REFUSAL_PREFIX,)
 
@@ -78,15 +81,16 @@ class ReadViews:
     # 7: consent terms, findings' sources and disclosures' organisations hold personal values
     #    (decision "everything identifying sealed"): the consent register is shredded on
     #    erasure too; the access log names no third party
-    version = 7
+    # 8: a profile's, an investigation's and a report's row keep their aggregate's version,
+    #    and a principal has a row of its version (projections/versions.py)
+    version = 8
     # Every row belongs to the subject of the events that change it: a worker applies each
     # partition's candidates apart from the others'.
     shared_rows = False
     ignores: frozenset[EventClass] = frozenset(
         {
-            ev.CandidateNotified,
             ev.CommandApplied,
-            *ev.PRINCIPAL_EVENTS,
+            *(ev.PRINCIPAL_EVENTS - PRINCIPAL_CHANGES),
             *ev.DUTY_EVENTS,
             *ev.OPERATOR_EVENTS,
         }
@@ -134,6 +138,9 @@ class ReadViews:
             ev.ReportDestroyed: self.report_destroyed,
             ev.AccessRecorded: self.access_recorded,
             ev.DataDisclosed: lambda event, rows: log_data_disclosure(rows, event, self.position),
+            # only the investigation's version changes (`keep_version`)
+            ev.CandidateNotified: lambda event, rows: None,
+            **dict.fromkeys(PRINCIPAL_CHANGES, principal_changed),
         }
 
     def process(self, event: Any, rows: Rows, position: int) -> None:
@@ -144,6 +151,7 @@ class ReadViews:
         if handler is not None:
             handler(event, rows)
             self.listing.process(event, rows)
+            keep_version(event, rows)
 
     def access_recorded(self, event: Any, rows: Rows) -> None:
         log_read(rows, event, self.position)

@@ -23,6 +23,7 @@ from domain.access import Authentication
 from domain.candidate import Candidate
 from domain.errors import PrincipalAlreadyExistsError
 from domain.principal import Principal, PrincipalKind, portal_name, principal_id
+from projections.versions import PRINCIPAL_VIEW
 from services.access import Role
 from services.dto import (
     AddPrincipal,
@@ -213,7 +214,7 @@ class PrincipalUseCases(UnitOfWork):
             raise AuthenticationError("unknown token")
         principal_id, digest = UUID(hex=parsed[1]), token_hash(token)
         known = self._verified.get(digest)
-        if known is not None and self.version_of(principal_id) == known[0]:
+        if known is not None and self._principal_version(principal_id) == known[0]:
             # checked before, and the principal has not changed since (a rotation or a
             # revocation is a new version): only the expiry can have passed
             identity = known[1]
@@ -242,6 +243,15 @@ class PrincipalUseCases(UnitOfWork):
             self._verified.clear()  # bounded; the next calls fill it again
         self._verified[digest] = (principal.version, identity)
         return identity
+
+    def _principal_version(self, principal_id: UUID) -> int | None:
+        """The principal's version as its row in the views holds it, the views made current
+        with every write committed before this call, by any process (as before every read
+        decision): so a revocation or rotation committed anywhere is seen by the very next
+        request. The views' row cache makes this no store read at all while nothing was
+        written; the log's head is asked, as every read asks it anyway."""
+        row = self.read_model(deciding=True).get(PRINCIPAL_VIEW, str(principal_id))
+        return None if row is None else int(row["version"])
 
     @cached_property
     def _verified(self) -> dict[str, tuple[int, Identity]]:

@@ -65,6 +65,7 @@ from services.errors import AggregateMissingError, DataKeyMissingError
 from services.facts import access_request, investigation_categories, report_categories
 from services.identity import authentication_now
 from services.ports import ReadModel
+from services.shown import shows
 from services.unit import UnitOfWork, receiving_now, use_case
 
 Doc = dict[str, Any]
@@ -165,10 +166,11 @@ class QueryUseCases(UnitOfWork):
 
     def _read(
         self, cmd: ReadProfile | ReadProfiles, candidate_id: UUID, views: ReadModel
-    ) -> tuple[Access, ProfileView, list[str], Callable[[], Access]]:
+    ) -> tuple[Access, ProfileView, list[str], Callable[[], Access], Doc]:
         """Decides one read of `candidate_id`'s profile, asked by `cmd`'s principal, and
-        builds its access record and its answer (nothing saved), and how to record it as
-        failed instead. Raises _Unanswered if a value it may return cannot be opened."""
+        builds its access record and its answer (nothing saved), how to record it as failed
+        instead, and the row it answers from. Raises _Unanswered if a value it may return
+        cannot be opened."""
         # decided on the row with every value still sealed; then only what may be returned
         # is decrypted
         key = str(candidate_id)
@@ -212,7 +214,7 @@ class QueryUseCases(UnitOfWork):
                 "refused_because": reasons,
             }
         )
-        return access, view, reasons, failed
+        return access, view, reasons, failed, profile
 
     @use_case
     def read_profile(self, cmd: ReadProfile) -> ProfileView:
@@ -220,7 +222,8 @@ class QueryUseCases(UnitOfWork):
         this principal for this purpose under the consent in force; the read is recorded first."""
 
         def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[ProfileView, list[str]]]:
-            access, view, reasons, _ = self._read(cmd, cmd.candidate_id, views)
+            access, view, reasons, _, row = self._read(cmd, cmd.candidate_id, views)
+            shows(row)  # the version of exactly what is answered
             return [access], (view, reasons)
 
         view, reasons = self._recorded(decide)  # durably recorded first; fails closed
@@ -274,6 +277,7 @@ class QueryUseCases(UnitOfWork):
                 lambda: access_record(cmd, subject, view, request, decision, failed=True),
             )
             access = access_record(cmd, subject, view, request, decision)
+            shows(opened or report)
             return [access], (opened or report, categories, decision, access.id)
 
         report, categories, decision, access_id = self._recorded(decide)
@@ -305,6 +309,7 @@ class QueryUseCases(UnitOfWork):
             )
             access = access_record(cmd, subject, view, request, decision)
             doc = opened if opened is not None else sealed
+            shows(doc)
             return [access], (doc, subject, categories, decision, access.id)
 
         doc, subject, categories, decision, access_id = self._recorded(decide)
@@ -348,6 +353,7 @@ class QueryUseCases(UnitOfWork):
         def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:
             key = str(cmd.candidate_id)
             profile = self._profile(views, cmd.candidate_id, opening=frozenset(), key=key)
+            shows(profile)  # the subject's version, as the views held it when decided
             request = self._facts(cmd, cmd.candidate_id, (), views, profile)
             decision = decision_point.decide_view(action, request)
             access = Access.record(

@@ -46,6 +46,7 @@ from services.application import Backcheck
 from services.catalogue import USE_CASES
 from services.identity import Identity, acting_as
 from services.intake import CommandIntake
+from services.shown import showing
 from services.unit import Delivery, expecting
 
 # Applied without a receipt even when keyed: erasure destroys keys after its write, and a
@@ -284,13 +285,14 @@ class Api:
             "role": identity.role.value,
         }
         try:
-            with acting_as(identity):
+            with acting_as(identity), showing() as shown:
                 result = use_case.run(self.application, payload)
         except Exception as e:
             return error_response(request, e)
         headers: dict[str, str] = {"Cache-Control": "no-store"}
-        target = UUID(next(iter(ids.values())))  # the DTO took it as an id
-        if (tag := etag(self.application.version_of(target))) is not None:
+        # the version of what is answered, from the row it was answered from: never newer
+        # than the data shown, and no store read of its own (services/shown.py)
+        if (tag := etag(shown.version)) is not None:
             headers["ETag"] = tag
         return Response(result.model_dump_json(), 200, headers, media_type="application/json")
 

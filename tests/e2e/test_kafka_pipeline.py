@@ -186,7 +186,8 @@ def test_the_demo_through_relay_broker_and_two_workers_gives_the_in_process_view
     assert {view for view, *_ in dashboard} == {DASHBOARD_VIEW, CASE_VIEW}
     views = {view for view, *_ in rows}
     refusals = {v for v in views if v.startswith(REFUSAL_PREFIX)}
-    # the five read views, the list views the demo's cases fill, its refused reads by day
+    # the six read views (a principal's row among them), the list views the demo's cases
+    # fill, its refused reads by day
     assert views - LIST_VIEWS - refusals == set(VIEWS)
     assert refusals, "the demo's refused reads are listed by day by the workers too"
     assert views & LIST_VIEWS, "the demo's cases are listed by the workers too"
