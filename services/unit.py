@@ -147,6 +147,22 @@ def expecting(versions: dict[UUID, int]) -> Iterator[None]:
         _expected.reset(token)
 
 
+_written: ContextVar[dict[UUID, int] | None] = ContextVar("written", default=None)
+
+
+@contextmanager
+def noting_writes() -> Iterator[dict[UUID, int]]:
+    """While inside, each aggregate the use case saves is noted with the version it was
+    saved at: a command's answer carries the version it wrote (HTTP's `ETag`), not one read
+    after the write, which a concurrent change could have moved on."""
+    written: dict[UUID, int] = {}
+    token = _written.set(written)
+    try:
+        yield written
+    finally:
+        _written.reset(token)
+
+
 def receiving_now() -> bool:
     """Whether the running use case applies a delivered command (see `receiving`)."""
     return _receiving.get() is not None
@@ -297,6 +313,8 @@ class UnitOfWork(Application[UUID]):
             processing.events.extend(aggregate.collect_events())
             processing.aggregates[aggregate.id] = aggregate
         recordings = self._record(processing)
+        if (written := _written.get()) is not None:
+            written.update((a.id, a.version) for a in aggregates)
         self._notify(recordings)
         return recordings
 

@@ -47,7 +47,7 @@ from services.catalogue import USE_CASES
 from services.identity import Identity, acting_as
 from services.intake import CommandIntake
 from services.shown import showing
-from services.unit import Delivery, expecting
+from services.unit import Delivery, expecting, noting_writes
 
 # Applied without a receipt even when keyed: erasure destroys keys after its write, and a
 # retry must finish it (the use case resumes an erasure cut off), not be refused.
@@ -158,7 +158,7 @@ class Api:
                 "actor": identity.principal,
             }
             versions = {target: expected} if target is not None and expected is not None else {}
-            with acting_as(identity), expecting(versions):
+            with acting_as(identity), expecting(versions), noting_writes() as written:
                 if key is not None and use_case.name not in _NO_RECEIPT:
                     delivery = Delivery(f"http:{identity.principal}", key, use_case.name, "http")
                     result = self.intake.apply(delivery, payload)
@@ -166,7 +166,7 @@ class Api:
                     result = use_case.run(self.application, payload)
         except Exception as e:
             return error_response(request, e)
-        return self._answer(route, request, identity, result, key, raw)
+        return self._answer(route, request, identity, result, key, raw, written)
 
     def _answer(
         self,
@@ -176,6 +176,7 @@ class Api:
         result: BaseModel,
         key: str | None,
         raw: bytes,
+        written: dict[UUID, int],
     ) -> Response:
         content = result.model_dump(mode="json")
         location = route.created.format(**content) if route.created else None
@@ -183,7 +184,12 @@ class Api:
         body = orjson.dumps(content)
         headers = {"Location": location} if location else {}
         target = self._target(route, content, request)
-        if (tag := etag(self.application.version_of(target) if target else None)) is not None:
+        # the version this command wrote (services/unit.py: noting_writes); the store is asked
+        # only when the command wrote nothing to the target (a command delivered before)
+        version = written.get(target) if target else None
+        if version is None and target is not None:
+            version = self.application.version_of(target)
+        if (tag := etag(version)) is not None:
             headers["ETag"] = tag
         if key is not None:
             kept = Kept(

@@ -5,6 +5,7 @@ after the read was decided does not make the ETag newer than the data shown, and
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +14,7 @@ import pytest
 from services.dto import RequestErasure
 from tests import story as s
 from tests.http import COMPLIANCE, Served, problem
-from tests.integration.test_http_api import consented
+from tests.integration.test_http_api import consented, register
 from tests.story import PURPOSE, RECRUITER
 
 WHOLE_READS = ("consents", "access-log")
@@ -78,3 +79,56 @@ def test_each_aggregates_row_is_at_its_version_through_every_event(api: Served) 
         row = views.get(view, str(aggregate), frozenset())
         assert row is not None, view
         assert row["version"] == app.version_of(aggregate), view
+
+
+def test_a_commands_etag_is_the_version_it_wrote_even_when_another_write_follows_at_once(
+    api: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command's answer names the version its own write made, not one read after it:
+    a change that lands between the write and the answer (from another thread, as another
+    request would) does not make the answer's ETag newer than what the command did."""
+    candidate = register(api)
+    notify = api.app._notify
+    landed: list[int | None] = []
+
+    def then_another_write(recordings: Any) -> None:
+        notify(recordings)
+        if landed:
+            return  # the other write's own notification
+        landed.append(None)
+        other = threading.Thread(
+            target=api.app.request_erasure,
+            args=(RequestErasure(candidate_id=UUID(candidate), reason="asked", actor=RECRUITER),),
+        )
+        other.start()
+        other.join()
+        landed.append(api.app.version_of(UUID(candidate)))
+
+    monkeypatch.setattr(api.app, "_notify", then_another_write)
+    claims = {
+        "claims": [
+            {
+                "kind": "employment",
+                "fields": [
+                    {
+                        "name": "employer",
+                        "category": "user.employment.employer",
+                        "value": "Acme Logistics Ltd",
+                    }
+                ],
+            }
+        ]
+    }
+    answer = api.post(RECRUITER, f"/v1/candidates/{candidate}/claims", claims)
+    monkeypatch.undo()
+
+    assert answer.status_code == 200, answer.text
+    assert landed[-1] == 3  # registered 1, claims 2, then the erasure request: 3
+    assert answer.headers["etag"] == '"2"'
+    stale = api.post(
+        RECRUITER,
+        f"/v1/candidates/{candidate}/claims",
+        claims,
+        **{"If-Match": answer.headers["etag"]},
+    )
+    problem(stale, 412, "version-mismatch")
