@@ -25,15 +25,19 @@ static int bytes_of(PyObject *o, Py_ssize_t want, const unsigned char **p, Py_ss
     return 0;
 }
 
-/* link_many([(prev_hash, pos, prev_pos, originator_id, version, topic, state), ...]) -> [hash] */
-static PyObject *link_many(PyObject *self, PyObject *arg) {
+/* link_many([(prev_hash, pos, prev_pos, originator_id, version, topic, state), ...]) -> [hash];
+ * with `keep`, (links, digests): the records' digests too, in order, as one bytes object of 32
+ * bytes each (audit verify's tree pass builds the Merkle tree's leaves from them). */
+static PyObject *links_of(PyObject *arg, int keep) {
     PyObject *seq = PySequence_Fast(arg, "link_many expects a sequence of 7-tuples");
     if (!seq) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     item_t *items = PyMem_Malloc(sizeof(item_t) * (n ? n : 1));
     unsigned char *hashes = PyMem_Malloc(32 * (n ? n : 1));
+    PyObject *digests = keep ? PyBytes_FromStringAndSize(NULL, 32 * n) : NULL;
     PyObject *out = NULL;
-    if (!items || !hashes) { PyErr_NoMemory(); goto done; }
+    if (!items || !hashes || (keep && !digests)) { if (!PyErr_Occurred()) PyErr_NoMemory(); goto done; }
+    unsigned char *kept = keep ? (unsigned char *)PyBytes_AS_STRING(digests) : NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
         if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 7) {
@@ -70,6 +74,7 @@ static PyObject *link_many(PyObject *self, PyObject *arg) {
         be64(link + 40, it->prev_pos);
         memcpy(link + 48, digest, 32);
         SHA256(link, 80, hashes + 32 * i);
+        if (kept) memcpy(kept + 32 * i, digest, 32);
     }
     Py_END_ALLOW_THREADS
     out = PyList_New(n);
@@ -79,12 +84,18 @@ static PyObject *link_many(PyObject *self, PyObject *arg) {
         if (!h) { Py_CLEAR(out); goto done; }
         PyList_SET_ITEM(out, i, h);
     }
+    if (keep) out = Py_BuildValue("(NO)", out, digests);
 done:
     PyMem_Free(items);
     PyMem_Free(hashes);
+    Py_XDECREF(digests);
     Py_DECREF(seq);
     return out;
 }
+
+static PyObject *link_many(PyObject *self, PyObject *arg) { return links_of(arg, 0); }
+
+static PyObject *link_many_digests(PyObject *self, PyObject *arg) { return links_of(arg, 1); }
 
 /* tree_grow(stack, index, positions, digests) -> rows: infra.store.tree.grow's steps. Appends the
  * records' leaves (SHA-256(0x00 | digest)) from leaf `index` on to the tree whose right edge is
@@ -164,6 +175,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"link_many", link_many, METH_O, "Links of the chain for (prev, pos, prev_pos, id, version, topic, state) tuples."},
+    {"link_many_digests", link_many_digests, METH_O, "link_many's links, and the records' digests as one bytes object."},
     {"tree_grow", tree_grow, METH_VARARGS, "Leaves and completed nodes of the Merkle tree, from record digests (infra.store.tree.grow)."},
     {NULL, NULL, 0, NULL},
 };

@@ -5,6 +5,11 @@ from collections.abc import Sequence
 def link_many(items: list[tuple[bytes, int, int, bytes, int, bytes, bytes]], /) -> list[bytes]:
     """Links of the chain for (prev, pos, prev_pos, id, version, topic, state) tuples."""
 
+def link_many_digests(
+    items: list[tuple[bytes, int, int, bytes, int, bytes, bytes]], /
+) -> tuple[list[bytes], bytes]:
+    """link_many's links, and the records' digests as one bytes object (32 bytes each)."""
+
 def tree_grow(
     stack: list[tuple[int, bytes]],
     index: int,
