@@ -18,3 +18,14 @@ def tree_grow(
     /,
 ) -> list[tuple[int, int, bytes, int | None]]:
     """Leaves and completed nodes of the Merkle tree from record digests (tree.grow)."""
+
+def tree_matches(
+    stack: list[tuple[int, bytes]],
+    index: int,
+    positions: bytes,
+    digests: bytes,
+    stored: list[tuple[int, int, bytes, int | None]],
+    /,
+) -> bool:
+    """Whether `stored` is exactly tree_grow's rows for these records (array "q" positions,
+    32-byte digests); `stack` is updated as tree_grow would when it is."""

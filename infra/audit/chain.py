@@ -106,7 +106,8 @@ def _accelerator_digests() -> LinkManyDigests | None:
 
 _link_many_c = _accelerator()
 link_many: LinkMany = _link_many_c or _link_many_python
-link_many_digests: LinkManyDigests = _accelerator_digests() or _link_many_digests_python
+_link_many_digests_c = _accelerator_digests()
+link_many_digests: LinkManyDigests = _link_many_digests_c or _link_many_digests_python
 ACCELERATED = _link_many_c is not None
 
 

@@ -15,12 +15,24 @@ chain do not agree on what the log holds.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 
 from infra.audit.merkle import Frontier
 from infra.store.tree import TreeRow, grow
 
+
+def _accelerator() -> Matches | None:
+    """The C core's row check (infra/audit/_chain.c, ADR 0010), when it was built at install."""
+    try:
+        from infra.audit._chain import tree_matches
+    except ImportError:  # pragma: no cover - depends on the machine that installed us
+        return None
+    return tree_matches
+
+
+Matches = Callable[[list[tuple[int, bytes]], int, bytes, bytes, list[TreeRow]], bool]
+_matches = _accelerator()
 KIND = "tree"
 Found = tuple[int, str]  # position, detail
 
@@ -50,10 +62,19 @@ class TreeCheck:
             return
         first = len(self.positions)
         self.positions.frombytes(positions)
+        before, after = self.frontier.size, self.frontier.size + len(self.positions) - first
+        # n leaves complete n - popcount(n) nodes: the rows a tree of `after` leaves adds
+        count = after - before + (after - after.bit_count()) - (before - before.bit_count())
+        stored = list(islice(self.rows, count))
+        if _matches is not None:  # the C core checks the rows without building them
+            edge = list(self.frontier.stack)
+            if _matches(self.frontier.stack, before, positions, digests, stored):
+                self.frontier.size = after
+                return
+            self.frontier.stack[:] = edge  # they differ: rebuilt below to name where
         ds = [digests[i : i + 32] for i in range(0, len(digests), 32)]
         expected = grow(self.frontier, self.positions[first:], ds)
-        stored = list(islice(self.rows, len(expected)))
-        if stored != expected:  # the rows compare in C; walked one by one only when they differ
+        if stored != expected:
             self.found = self._departure(expected, stored)
 
     def _departure(self, expected: list[TreeRow], stored: list[TreeRow]) -> Found | None:
