@@ -68,7 +68,23 @@ def _link_many_python(items: list[LinkInput]) -> list[bytes]:
     ]
 
 
+def _link_many_digests_python(items: list[LinkInput]) -> tuple[list[bytes], bytes]:
+    """`link_many`'s links, and the records' digests in order as one bytes object (32 bytes
+    each): what `audit verify`'s tree pass builds the Merkle tree's leaves from."""
+    sha, rpack, lpack, nul = _sha256, RECORD_HEADER.pack, LINK.pack, b"\0"
+    digests = [
+        sha(rpack(oid, ver) + topic + nul + state).digest()
+        for _, _, _, oid, ver, topic, state in items
+    ]
+    links = [
+        sha(lpack(prev, pos, prev_pos, d)).digest()
+        for (prev, pos, prev_pos, *_), d in zip(items, digests, strict=True)
+    ]
+    return links, b"".join(digests)
+
+
 LinkMany = Callable[[list[LinkInput]], list[bytes]]
+LinkManyDigests = Callable[[list[LinkInput]], tuple[list[bytes], bytes]]
 
 
 def _accelerator() -> LinkMany | None:
@@ -80,8 +96,18 @@ def _accelerator() -> LinkMany | None:
     return accelerated
 
 
+def _accelerator_digests() -> LinkManyDigests | None:
+    try:
+        from infra.audit._chain import link_many_digests as accelerated
+    except ImportError:  # pragma: no cover - depends on the machine that installed us
+        return None
+    return accelerated
+
+
 _link_many_c = _accelerator()
 link_many: LinkMany = _link_many_c or _link_many_python
+_link_many_digests_c = _accelerator_digests()
+link_many_digests: LinkManyDigests = _link_many_digests_c or _link_many_digests_python
 ACCELERATED = _link_many_c is not None
 
 

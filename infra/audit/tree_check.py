@@ -1,22 +1,38 @@
-"""`audit verify`'s check of the Merkle tree: recomputed from the stored records' digests and
+"""`audit verify`'s check of the Merkle tree: rebuilt from the stored records' digests and
 compared with every stored leaf and node, naming the first disagreement.
 
-One pass over the records in log order and the tree's rows in key order (infra/store/tree.py:
-a leaf, then the nodes it completes — the order the recomputation makes them in): each row
-must be the one recomputed, with the same hash and, for a leaf, the record's position. A row
-missing, one for no record, or one that differs is named by the position of the first record
-it covers. A tree not built this far (a store chained before the tree, `audit tree-backfill`
-not yet run) is named too: then the tree and the chain do not agree on what the log holds.
+The chain's pass already computes every record's digest (the leaf's input), so it hands them
+here, range by range in log order, with the records' positions (`TreeCheck.feed`): this pass
+only builds the leaves and nodes from them (`infra.store.tree.grow`, in the C core when built)
+and walks the tree's rows in key order (infra/store/tree.py: a leaf, then the nodes it completes
+— the order the rebuild makes them in): each row must be the one rebuilt, with the same hash
+and, for a leaf, the record's position. A row missing, one for no record, or one that differs
+is named by the position of the first record it covers. A tree not built this far (a store
+chained before the tree, `audit tree-backfill` not yet run) is named too: then the tree and the
+chain do not agree on what the log holds.
 """
 
 from __future__ import annotations
 
-import hashlib
 from array import array
+from collections.abc import Callable, Iterator
+from itertools import islice
 
-from infra.audit.chain import RECORD_HEADER
-from infra.audit.sources import RecordSource
+from infra.audit.merkle import Frontier
+from infra.store.tree import TreeRow, grow
 
+
+def _accelerator() -> Matches | None:
+    """The C core's row check (infra/audit/_chain.c, ADR 0010), when it was built at install."""
+    try:
+        from infra.audit._chain import tree_matches
+    except ImportError:  # pragma: no cover - depends on the machine that installed us
+        return None
+    return tree_matches
+
+
+Matches = Callable[[list[tuple[int, bytes]], int, bytes, bytes, list[TreeRow]], bool]
+_matches = _accelerator()
 KIND = "tree"
 Found = tuple[int, str]  # position, detail
 
@@ -30,39 +46,58 @@ def _what(leaf: int, level: int, positions: array[int]) -> str:
     return f"tree node level {level} index {index} (leaves {first}..{leaf}{where})"
 
 
-def check_tree(source: RecordSource) -> Found | None:
-    """The first place the stored tree departs from the tree of the stored records, if any."""
-    positions: array[int] = array("q")
-    stored = source.tree_rows()
-    row = next(stored, None)
-    # chain.py's digest and merkle.py's leaf and node hashes and Frontier.append, inlined:
-    # this loop runs once a record
-    sha, rpack, keep = hashlib.sha256, RECORD_HEADER.pack, positions.append
-    stack: list[tuple[int, bytes]] = []
-    push, pop = stack.append, stack.pop
-    for index, (position, oid, version, topic, state) in enumerate(source.records()):
-        keep(position)
-        h = sha(b"\x00" + sha(rpack(oid, version) + topic + b"\0" + state).digest()).digest()
-        if row is not None and row[0] == index and row[1] == 0 and row[2] == h:
-            if row[3] != position:
-                return position, f"tree leaf {index} names position {row[3]}, not this record's"
-            row = next(stored, None)
-        else:
-            return _departs(row, index, 0, h, positions)
-        level = 0
-        while stack and stack[-1][0] == level:
-            h = sha(b"\x01" + pop()[1] + h).digest()
-            level += 1
-            if row is not None and row[0] == index and row[1] == level and row[2] == h:
-                row = next(stored, None)
-            else:
-                return _departs(row, index, level, h, positions)
-        push((level, h))
-    if row is not None:
-        return _covered(row, positions), (
-            f"{_what(row[0], row[1], positions)} covers records the log does not have"
-        )
-    return None
+class TreeCheck:
+    """The stored tree's rows (`RecordSource.tree_rows()`, in (leaf, level) order) checked
+    against the tree of the records fed in log order; `found` is the first departure."""
+
+    def __init__(self, rows: Iterator[TreeRow]) -> None:
+        self.rows = rows
+        self.frontier = Frontier()
+        self.positions: array[int] = array("q")
+        self.found: Found | None = None
+
+    def feed(self, positions: bytes, digests: bytes) -> None:
+        """The next records: their positions (array "q" bytes) and digests (32 bytes each)."""
+        if self.found is not None:
+            return
+        first = len(self.positions)
+        self.positions.frombytes(positions)
+        before, after = self.frontier.size, self.frontier.size + len(self.positions) - first
+        # n leaves complete n - popcount(n) nodes: the rows a tree of `after` leaves adds
+        count = after - before + (after - after.bit_count()) - (before - before.bit_count())
+        stored = list(islice(self.rows, count))
+        if _matches is not None:  # the C core checks the rows without building them
+            edge = list(self.frontier.stack)
+            if _matches(self.frontier.stack, before, positions, digests, stored):
+                self.frontier.size = after
+                return
+            self.frontier.stack[:] = edge  # they differ: rebuilt below to name where
+        ds = [digests[i : i + 32] for i in range(0, len(digests), 32)]
+        expected = grow(self.frontier, self.positions[first:], ds)
+        if stored != expected:
+            self.found = self._departure(expected, stored)
+
+    def _departure(self, expected: list[TreeRow], stored: list[TreeRow]) -> Found | None:
+        for at, (leaf, level, h, position) in enumerate(expected):
+            row = stored[at] if at < len(stored) else None
+            if row is None or row[0] != leaf or row[1] != level or row[2] != h:
+                return _departs(row, leaf, level, h, self.positions)
+            if level == 0 and row[3] != position:
+                return position or 0, f"tree leaf {leaf} names position {row[3]}, not this record's"
+        return None  # only a node's position column differs: it names nothing the tree proves
+
+    def result(self) -> Found | None:
+        """The first departure, once every record was fed; the stored rows left over, if any,
+        cover records the log does not have."""
+        row = next(self.rows, None) if self.found is None else None
+        if row is not None:
+            what = _what(row[0], row[1], self.positions)
+            detail = f"{what} covers records the log does not have"
+            self.found = _covered(row, self.positions), detail
+        close = getattr(self.rows, "close", None)
+        if close is not None:
+            close()
+        return self.found
 
 
 def _departs(

@@ -18,11 +18,12 @@ chained:
 from __future__ import annotations
 
 import multiprocessing
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from infra.audit.chain import GENESIS, Head, LinkInput, link_many
+from infra.audit.chain import GENESIS, Head, LinkInput, digest, link_many_digests
 from infra.audit.checkpoint import Checkpoint
 from infra.audit.keys import ERASURE_TOPICS, SEALED, missing_keys, note
 from infra.audit.sources import (
@@ -33,7 +34,7 @@ from infra.audit.sources import (
     open_source,
 )
 from infra.audit.tree_check import KIND as TREE
-from infra.audit.tree_check import Found, check_tree
+from infra.audit.tree_check import TreeCheck
 from services.shredding import KeyLedger
 
 # the sources are read from here too
@@ -86,6 +87,8 @@ class _Part:
     last: Head
     pinned_links: dict[int, bytes]
     keys: KeyLedger
+    positions: bytes  # every record's position, in order (array "q")
+    digests: bytes  # and its digest, 32 bytes each: the tree's leaves are built from them
 
 
 def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozenset[int]) -> _Part:
@@ -93,7 +96,8 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
 
     Each link is judged from the stored hash of its predecessor, so ranges are independent and
     can run in parallel; if every link holds, the stored chain equals a recomputation from
-    genesis, which is what checkpoints are compared with."""
+    genesis, which is what checkpoints are compared with. Every record's digest, computed on
+    the way, goes back with its position for the tree's pass (`tree_check.py`)."""
     problems: list[Problem] = []
     seen: dict[int, bytes] = {}
     keys = KeyLedger()
@@ -106,21 +110,33 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
     # Links are recomputed in batches (by the C accelerator when it is built).
     batch: list[LinkInput] = []
     expected: list[tuple[int, bytes]] = []
+    positions: array[int] = array("q")
+    digests = bytearray()
+    keep = positions.append
 
     def flush() -> None:
-        for (pos, stored), computed in zip(expected, link_many(batch), strict=True):
+        links, batch_digests = link_many_digests(batch)
+        for (pos, stored), computed in zip(expected, links, strict=True):
             if computed != stored:
                 problems.append(
                     Problem(pos, "changed", "the stored bytes differ from what was chained")
                 )
+        digests.extend(batch_digests)
         batch.clear()
         expected.clear()
+
+    def unchained(record: Record) -> None:
+        """A record hashed outside the batch (rare: the log departs here), kept in order."""
+        flush()
+        keep(record[0])
+        digests.extend(digest(*record[1:]))
 
     checked = 0
     while rec is not _NO_RECORD or lnk is not _NO_LINK:
         r_pos, l_pos = rec[0], lnk[0]
         if r_pos < l_pos:
             problems.append(Problem(r_pos, "inserted", "a record with no chain link"))
+            unchained(rec)
             rec = next(records, _NO_RECORD)
             checked += 1
             continue
@@ -156,7 +172,9 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
                 )
             else:
                 problems.append(Problem(pos, "changed", "a different record than was chained"))
+            unchained(rec)
         else:
+            keep(pos)
             batch.append((prev_hash, pos, l_prev, oid, ver, topic, state))
             expected.append((pos, l_hash))
             if len(batch) >= 10_000:
@@ -168,7 +186,15 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
         rec = next(records, _NO_RECORD)
         lnk = next(links, _NO_LINK)
     flush()
-    return _Part(problems, checked, Head(prev_pos, prev_hash), seen, keys)
+    return _Part(
+        problems,
+        checked,
+        Head(prev_pos, prev_hash),
+        seen,
+        keys,
+        positions.tobytes(),
+        bytes(digests),
+    )
 
 
 def _verify_chunk(
@@ -200,9 +226,12 @@ def verify(
         (lo, min(lo + chunk - 1, top)) for lo in range(1, top + 1, chunk)
     ] or [(1, None)]
     bounds[-1] = (bounds[-1][0], None)  # the last chunk takes whatever sits beyond
+    # The tree's pass takes each range's digests as it arrives, in log order, while the
+    # workers go on with the next ranges: the same pass whatever the split.
+    tree_check = TreeCheck(source.tree_rows())
     if workers > 1 and opener is not None and len(bounds) > 1:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        with pool, ThreadPoolExecutor(1) as beside:
+        with pool:
             parts: Iterator[_Part] = pool.map(
                 _verify_chunk,
                 [opener] * len(bounds),
@@ -210,17 +239,15 @@ def verify(
                 [hi for _, hi in bounds],
                 [keys] * len(bounds),
             )
-            # The tree's pass (one process, hashing in Python) runs while the workers check
-            # the chain, on a connection of its own; started only now that every chunk is
-            # submitted and the workers forked, so no fork copies its thread half-way.
-            tree_checked = beside.submit(_check_tree_with, opener)
-            merged, ledger = _merge(verdict, parts, progress)
-            tree = tree_checked.result()
+            merged, ledger = _merge(verdict, parts, progress, tree_check)
     else:
         merged, ledger = _merge(
-            verdict, (_verify_range(source, lo, hi, keys) for lo, hi in bounds), progress
+            verdict,
+            (_verify_range(source, lo, hi, keys) for lo, hi in bounds),
+            progress,
+            tree_check,
         )
-        tree = check_tree(source)
+    tree = tree_check.result()
     for position, cp in pinned.items():
         stored = merged.get(position)
         if stored is None:
@@ -250,13 +277,11 @@ def verify(
     return verdict
 
 
-def _check_tree_with(opener: Callable[[], RecordSource]) -> Found | None:
-    with opener() as source:
-        return check_tree(source)
-
-
 def _merge(
-    verdict: Verdict, parts: Iterable[_Part], progress: Callable[[int], None] | None
+    verdict: Verdict,
+    parts: Iterable[_Part],
+    progress: Callable[[int], None] | None,
+    tree_check: TreeCheck,
 ) -> tuple[dict[int, bytes], KeyLedger]:
     pinned_links: dict[int, bytes] = {}
     ledger = KeyLedger()
@@ -265,6 +290,7 @@ def _merge(
         verdict.checked += part.checked
         pinned_links.update(part.pinned_links)
         ledger.merge(part.keys)
+        tree_check.feed(part.positions, part.digests)
         verdict.head = part.last  # parts arrive in log order
         if progress is not None:
             progress(verdict.checked)

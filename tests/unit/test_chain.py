@@ -33,6 +33,17 @@ def test_the_c_core_computes_exactly_the_python_links(items: list[chain.LinkInpu
     assert chain._link_many_c(items) == chain._link_many_python(items)
 
 
+@given(st.lists(link_inputs, max_size=20))
+def test_the_links_come_with_the_records_digests_in_order(items: list[chain.LinkInput]) -> None:
+    """What audit verify's chain pass hands the tree pass: the same links, and every record's
+    digest as one bytes object, from the Python definition and from the C core alike."""
+    links = [chain.link(*item) for item in items]
+    digests = b"".join(chain.digest(*item[3:]) for item in items)
+    assert chain._link_many_digests_python(items) == (links, digests)
+    if chain._link_many_digests_c is not None:
+        assert chain._link_many_digests_c(items) == (links, digests)
+
+
 def test_the_c_core_is_built_where_ci_runs() -> None:
     if os.environ.get("CI", "").lower() != "true":
         pytest.skip("only CI insists on the accelerator; elsewhere the Python core is used")
