@@ -223,7 +223,8 @@ def test_the_views_report_where_they_stand_and_rebuild_identically(store: dict[s
     for name in kept:  # the demo's own writes were all applied, by both
         assert (kept[name]["position"], kept[name]["behind"]) == (head, 0), name
     rows = set(kept["views"]["rows"])
-    # the five read views, the list views the demo's cases fill, its refused reads by day
+    # the six read views (the principals' versions among them: the token check reads them),
+    # the list views the demo's cases fill, its refused reads by day
     refusals = {v for v in rows if v.startswith(REFUSAL_PREFIX)}
     assert rows - LIST_VIEWS - refusals == {
         "profile",
@@ -231,6 +232,7 @@ def test_the_views_report_where_they_stand_and_rebuild_identically(store: dict[s
         "investigation",
         "report",
         "access",
+        "principal",
     }
     assert refusals, "the demo's refused reads are listed by day"
     assert rows & LIST_VIEWS, "the demo's cases are listed"
