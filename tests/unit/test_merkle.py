@@ -12,6 +12,7 @@ import pytest
 
 from infra.audit import merkle
 from infra.audit.merkle import Frontier, Key, ProofError
+from tests.c_core import require_c_core
 
 LEAVES = [bytes.fromhex(h) for h in ("", "00", "10", "2021", "3031", "40414243",
           "5051525354555657", "606162636465666768696a6b6c6d6e6f")]  # fmt: skip
@@ -276,8 +277,7 @@ def test_the_c_core_grows_the_tree_as_the_python_reference_does(start: int) -> N
     same right edge left, from trees of several sizes, a leaf at a time and many at once."""
     from infra.store import tree
 
-    if tree._grow_c is None:
-        pytest.skip("the C core was not built on this machine")
+    grow = require_c_core(tree._grow_c)
     digests = [hashlib.sha256(b"record %d" % i).digest() for i in range(start + 40)]
     edge = Frontier()
     for h in digests[:start]:
@@ -288,7 +288,7 @@ def test_the_c_core_grows_the_tree_as_the_python_reference_does(start: int) -> N
         for n in batch:
             positions = list(range(index + 1, index + n + 1))
             part = digests[index : index + n]
-            c_rows = tree._grow_c(c_stack, index, positions, part)
+            c_rows = grow(c_stack, index, positions, part)
             assert c_rows == tree._grow_python(py_stack, index, positions, part)
             assert c_stack == py_stack
             index += n
@@ -297,13 +297,12 @@ def test_the_c_core_grows_the_tree_as_the_python_reference_does(start: int) -> N
 def test_the_c_core_refuses_digests_it_cannot_hash() -> None:
     from infra.store import tree
 
-    if tree._grow_c is None:
-        pytest.skip("the C core was not built on this machine")
+    grow = require_c_core(tree._grow_c)
     with pytest.raises(ValueError, match="32 bytes"):
-        tree._grow_c([], 0, [1], [b"short"])
+        grow([], 0, [1], [b"short"])
     with pytest.raises(ValueError, match="as many digests as positions"):
-        tree._grow_c([], 0, [1, 2], [bytes(32)])
+        grow([], 0, [1, 2], [bytes(32)])
     with pytest.raises(TypeError, match="bytes"):
-        tree._grow_c([], 0, [1], ["not bytes"])  # type: ignore[list-item]
+        grow([], 0, [1], ["not bytes"])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="tuples"):
-        tree._grow_c([0], 0, [1], [bytes(32)])  # type: ignore[list-item]
+        grow([0], 0, [1], [bytes(32)])  # type: ignore[list-item]

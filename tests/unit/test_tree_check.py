@@ -14,6 +14,7 @@ from infra.audit import tree_check
 from infra.audit.merkle import Frontier
 from infra.audit.tree_check import Found, TreeCheck
 from infra.store.tree import TreeRow, grow
+from tests.c_core import require_c_core
 
 N = 37
 POSITIONS = [3 * i + 2 for i in range(N)]  # gaps, as a PostgreSQL sequence leaves
@@ -29,8 +30,8 @@ def _check(
 ) -> Found | None:
     if not c_core:
         mp.setattr(tree_check, "_matches", None)
-    elif tree_check._matches is None:
-        pytest.skip("the C core was not built on this machine")
+    else:
+        require_c_core(tree_check._matches)
     stored: Iterator[TreeRow] = iter(rows)
     check = TreeCheck(stored)
     for lo, hi in zip([0, *cuts], [*cuts, N], strict=True):
@@ -96,9 +97,7 @@ def test_a_tampered_tree_is_named_with_where(
 def test_the_c_core_matches_exactly_the_rows_grow_builds() -> None:
     """tree_matches says yes to grow's rows and leaves grow's edge; no to any row changed,
     missing or extra, a node's position included."""
-    if tree_check._matches is None:
-        pytest.skip("the C core was not built on this machine")
-    match = tree_check._matches
+    match = require_c_core(tree_check._matches)
     edge = Frontier()
     grow(edge, POSITIONS[:11], DIGESTS[:11])
     positions, digests = array("q", POSITIONS[11:]).tobytes(), b"".join(DIGESTS[11:])
