@@ -38,6 +38,7 @@ from services.ports import (
     SubjectLog,
 )
 from services.reaction import Reaction, default_reactions
+from services.versions import expected_version, note_written
 
 A = TypeVar("A", bound=Aggregate)
 U = TypeVar("U", bound="UnitOfWork")
@@ -131,36 +132,6 @@ class Receiving:
 
 
 _receiving: ContextVar[Receiving | None] = ContextVar("receiving", default=None)
-_expected: ContextVar[dict[UUID, int] | None] = ContextVar("expected", default=None)
-
-
-@contextmanager
-def expecting(versions: dict[UUID, int]) -> Iterator[None]:
-    """While inside, loading one of these aggregates at another version refuses the use case
-    (`VersionMismatchError`): a client's `If-Match`, checked where the use case decides, so
-    nothing written between the client's read and this write goes unnoticed (a write after
-    the load collides in the store, as every concurrent write does)."""
-    token = _expected.set(versions)
-    try:
-        yield
-    finally:
-        _expected.reset(token)
-
-
-_written: ContextVar[dict[UUID, int] | None] = ContextVar("written", default=None)
-
-
-@contextmanager
-def noting_writes() -> Iterator[dict[UUID, int]]:
-    """While inside, each aggregate the use case saves is noted with the version it was
-    saved at: a command's answer carries the version it wrote (HTTP's `ETag`), not one read
-    after the write, which a concurrent change could have moved on."""
-    written: dict[UUID, int] = {}
-    token = _written.set(written)
-    try:
-        yield written
-    finally:
-        _written.reset(token)
 
 
 def receiving_now() -> bool:
@@ -243,8 +214,7 @@ class UnitOfWork(Application[UUID]):
             raise AggregateMissingError(kind, aggregate_id) from None
         if not isinstance(aggregate, cls):
             raise AggregateMissingError(kind, aggregate_id)
-        expected = _expected.get()
-        wanted = None if expected is None else expected.get(aggregate_id)
+        wanted = expected_version(aggregate_id)
         if wanted is not None and aggregate.version != wanted:
             raise VersionMismatchError(aggregate_id, wanted, aggregate.version)
         return aggregate
@@ -313,8 +283,7 @@ class UnitOfWork(Application[UUID]):
             processing.events.extend(aggregate.collect_events())
             processing.aggregates[aggregate.id] = aggregate
         recordings = self._record(processing)
-        if (written := _written.get()) is not None:
-            written.update((a.id, a.version) for a in aggregates)
+        note_written(aggregates)
         self._notify(recordings)
         return recordings
 

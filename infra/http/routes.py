@@ -47,7 +47,8 @@ from services.catalogue import USE_CASES
 from services.identity import Identity, acting_as
 from services.intake import CommandIntake
 from services.shown import showing
-from services.unit import Delivery, expecting, noting_writes
+from services.unit import Delivery
+from services.versions import expecting, noting_writes
 
 # Applied without a receipt even when keyed: erasure destroys keys after its write, and a
 # retry must finish it (the use case resumes an erasure cut off), not be refused.
@@ -184,7 +185,7 @@ class Api:
         body = orjson.dumps(content)
         headers = {"Location": location} if location else {}
         target = self._target(route, content, request)
-        # the version this command wrote (services/unit.py: noting_writes); the store is asked
+        # the version this command wrote (services/versions.py: noting_writes); the store is asked
         # only when the command wrote nothing to the target (a command delivered before)
         version = written.get(target) if target else None
         if version is None and target is not None:

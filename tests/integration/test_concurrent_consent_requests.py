@@ -128,7 +128,7 @@ def test_a_request_whose_if_match_no_longer_holds_is_refused_not_decided_again(
     """The collision retried is on what the caller did not address; the candidate it did
     address, changed since its read, still refuses it."""
     from services.errors import VersionMismatchError
-    from services.unit import expecting
+    from services.versions import expecting
 
     candidate = s.register(app)
     read_at = app.version_of(candidate)
