@@ -2,7 +2,7 @@
 broker, signed commands against unsigned ones (issue 20: signing and verifying < 10% of intake
 throughput), measured in one run.
 
-    .venv/bin/python bench/intake_broker.py [--commands 200] [--rounds 8] [--postgres URL]
+    .venv/bin/python bench/intake_broker.py [--commands 200] [--rounds 12] [--postgres URL]
 
 Two intakes run side by side, each a `backcheck ingest` process on a store and topics of its
 own, on one Tansu broker on 127.0.0.1: one takes only signed commands (the sender registered
@@ -15,9 +15,12 @@ the command applied with its receipt, the outcome sent and acknowledged. The two
 each starting every other round, so the machine's other load falls on both; every answer
 must be `accepted`. Both stores are made alike, the sender registered in each.
 
-Printed: the median commands per second of each and their ratio, signed to unsigned (target
->= 0.9). bench/intake_signing.py measures the same check without the broker, where the store's
-work alone is the denominator: it shows the check's own cost, which this run puts in its place.
+Printed: the median commands per second of each and their ratio, signed to unsigned; and the
+median of each round's ratio (its two rates measured back to back), which the verdict is on
+(target >= 0.9): the machine's load moves a round's rate by more than signing costs, and the
+ratio of one round's pair leaves most of it out. bench/intake_signing.py measures the same
+check without the broker, where the store's work alone is the denominator: it shows the
+check's own cost, which this run puts in its place.
 """
 
 from __future__ import annotations
@@ -150,7 +153,7 @@ class Intake:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commands", type=int, default=200, help="commands per round")
-    parser.add_argument("--rounds", type=int, default=8, help="rounds of each")
+    parser.add_argument("--rounds", type=int, default=12, help="rounds of each")
     parser.add_argument("--postgres", help="measure on this PostgreSQL URL instead of SQLite")
     args = parser.parse_args()
     if not 10 <= args.commands <= 20_000 or not 1 <= args.rounds <= 50:
@@ -197,10 +200,17 @@ def main() -> int:
             f"(min {min(values):,.0f}, max {max(values):,.0f})"
         )
     ratio = statistics.median(rates["signed"]) / statistics.median(rates["unsigned"])
-    verdict = "met" if ratio >= 0.9 else "NOT met"
+    # each round's two rates were measured back to back, so their ratio leaves out the load
+    # that moves from one round to the next (an unsigned-against-unsigned run of this bench
+    # gave 0.97-1.03 for the medians' ratio, rounds moving 170-370 commands/s)
+    paired = statistics.median(
+        s / u for s, u in zip(rates["signed"], rates["unsigned"], strict=True)
+    )
+    print(f"signing + verifying: medians' ratio {ratio:.3f} to unsigned (cost {1 - ratio:.1%})")
+    verdict = "met" if paired >= 0.9 else "NOT met"
     print(
-        f"signing + verifying: ratio {ratio:.3f} to unsigned (cost {1 - ratio:.1%}); "
-        f">= 0.9: {verdict}"
+        f"signing + verifying: ratio {paired:.3f} to unsigned, the median of the rounds' "
+        f"(cost {1 - paired:.1%}); >= 0.9: {verdict}"
     )
     signed_cpu, unsigned_cpu = (statistics.median(cpu[name]) for name in ("signed", "unsigned"))
     share = signed_cpu / unsigned_cpu - 1

@@ -45,7 +45,7 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
+from nacl.signing import SigningKey, VerifyKey
 
 from domain.intake import CommandReceipt, receipt_id
 from domain.principal import SELF, sender_key_id
@@ -146,11 +146,16 @@ def _read(path: Path, what: str) -> bytes:
 
 
 class CommandSigner:
-    """Signs commands with a sender's private key."""
+    """Signs commands with a sender's private key.
+
+    The key is read with `cryptography` (PEM), and signs with libsodium (PyNaCl): Ed25519
+    signatures are deterministic (RFC 8032), so both give the same bytes, and libsodium's
+    takes about 20 us where OpenSSL's takes 35 (decision record 0035, as for verifying)."""
 
     def __init__(self, private: Ed25519PrivateKey) -> None:
         self.private = private
         self.key_id = sender_key_id(public_text(private.public_key()))
+        self._signing = SigningKey(private.private_bytes_raw())
 
     @classmethod
     def from_file(cls, path: Path) -> CommandSigner:
@@ -166,7 +171,7 @@ class CommandSigner:
     def headers(self, headers: Sequence[tuple[str, bytes]], value: bytes) -> Headers:
         """A command's headers with its `ce_keyid` and `ce_signature` after them."""
         found = dict(reversed(headers))  # the first of each name, as the intake reads them
-        signature = self.private.sign(signed_bytes(found, value))
+        signature = self._signing.sign(signed_bytes(found, value)).signature
         return [
             *headers,
             (KEYID, self.key_id.encode()),

@@ -136,3 +136,18 @@ def test_a_key_that_is_no_ed25519_key_is_refused_in_one_line(tmp_path: Path) -> 
         public_key_of(tmp_path / "junk.pub")
     with pytest.raises(SenderKeyError, match="cannot read the private key"):
         CommandSigner.from_file(tmp_path / "missing.key")
+
+
+def test_libsodiums_signature_is_the_one_openssl_makes_and_verifies() -> None:
+    """The signer signs with libsodium: Ed25519 is deterministic (RFC 8032), so the signature
+    is byte for byte the one `cryptography` (OpenSSL) makes with the same key, and verifies
+    with its public key; a sender signing with any RFC 8032 library is read alike."""
+    private = Ed25519PrivateKey.generate()
+    headers = command_headers("register-candidate", "c-1", "svc:ats", NOW)
+    signed = dict(CommandSigner(private).headers(headers, VALUE))
+    signature = base64.b64decode(signed[SIGNATURE])
+    data = signed_bytes(dict(reversed(headers)), VALUE)
+    assert signature == private.sign(data)
+    private.public_key().verify(signature, data)  # raises InvalidSignature if not
+    with pytest.raises(InvalidSignature):
+        private.public_key().verify(signature, data + b" ")
