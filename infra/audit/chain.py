@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from uuid import UUID
 
+from infra.audit.c_core import accelerated
+
 GENESIS = bytes(32)
 RECORD_HEADER = struct.Struct(">16sQ")
 LINK = struct.Struct(">32sQQ32s")
@@ -85,28 +87,9 @@ def _link_many_digests_python(items: list[LinkInput]) -> tuple[list[bytes], byte
 
 LinkMany = Callable[[list[LinkInput]], list[bytes]]
 LinkManyDigests = Callable[[list[LinkInput]], tuple[list[bytes], bytes]]
-
-
-def _accelerator() -> LinkMany | None:
-    """The C core (infra/audit/_chain.c), built at install when a compiler and OpenSSL exist."""
-    try:
-        from infra.audit._chain import link_many as accelerated
-    except ImportError:  # pragma: no cover - depends on the machine that installed us
-        return None
-    return accelerated
-
-
-def _accelerator_digests() -> LinkManyDigests | None:
-    try:
-        from infra.audit._chain import link_many_digests as accelerated
-    except ImportError:  # pragma: no cover - depends on the machine that installed us
-        return None
-    return accelerated
-
-
-_link_many_c = _accelerator()
+_link_many_c: LinkMany | None = accelerated("link_many")
 link_many: LinkMany = _link_many_c or _link_many_python
-_link_many_digests_c = _accelerator_digests()
+_link_many_digests_c: LinkManyDigests | None = accelerated("link_many_digests")
 link_many_digests: LinkManyDigests = _link_many_digests_c or _link_many_digests_python
 ACCELERATED = _link_many_c is not None
 

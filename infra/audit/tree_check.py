@@ -18,21 +18,12 @@ from array import array
 from collections.abc import Callable, Iterator
 from itertools import islice
 
+from infra.audit.c_core import accelerated
 from infra.audit.merkle import Frontier
 from infra.store.tree import TreeRow, grow
 
-
-def _accelerator() -> Matches | None:
-    """The C core's row check (infra/audit/_chain.c, ADR 0010), when it was built at install."""
-    try:
-        from infra.audit._chain import tree_matches
-    except ImportError:  # pragma: no cover - depends on the machine that installed us
-        return None
-    return tree_matches
-
-
 Matches = Callable[[list[tuple[int, bytes]], int, bytes, bytes, list[TreeRow]], bool]
-_matches = _accelerator()
+_matches: Matches | None = accelerated("tree_matches")  # the C core's row check
 KIND = "tree"
 Found = tuple[int, str]  # position, detail
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from infra.audit.c_core import accelerated
 from infra.audit.merkle import Frontier, Key, NodeSource
 
 TreeRow = tuple[int, int, bytes, int | None]  # leaf, level, hash, position (leaves only)
@@ -109,18 +110,7 @@ def _grow_python(
 
 
 Grow = Callable[[list[tuple[int, bytes]], int, Sequence[int], Sequence[bytes]], list[TreeRow]]
-
-
-def _accelerator() -> Grow | None:
-    """The C core's (infra/audit/_chain.c, ADR 0010), when it was built at install."""
-    try:
-        from infra.audit._chain import tree_grow
-    except ImportError:  # pragma: no cover - depends on the machine that installed us
-        return None
-    return tree_grow
-
-
-_grow_c = _accelerator()
+_grow_c: Grow | None = accelerated("tree_grow")  # the C core's, when built
 _grow: Grow = _grow_c or _grow_python
 
 

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from infra.audit import chain
+from tests.c_core import require_c_core
 
 link_inputs = st.tuples(
     st.binary(min_size=32, max_size=32),
@@ -28,9 +29,7 @@ def test_the_batch_definition_is_link_applied_item_by_item(items: list[chain.Lin
 
 @given(st.lists(link_inputs, max_size=20))
 def test_the_c_core_computes_exactly_the_python_links(items: list[chain.LinkInput]) -> None:
-    if chain._link_many_c is None:
-        pytest.skip("the C core is not built on this machine (no compiler or OpenSSL headers)")
-    assert chain._link_many_c(items) == chain._link_many_python(items)
+    assert require_c_core(chain._link_many_c)(items) == chain._link_many_python(items)
 
 
 @given(st.lists(link_inputs, max_size=20))
@@ -40,8 +39,12 @@ def test_the_links_come_with_the_records_digests_in_order(items: list[chain.Link
     links = [chain.link(*item) for item in items]
     digests = b"".join(chain.digest(*item[3:]) for item in items)
     assert chain._link_many_digests_python(items) == (links, digests)
-    if chain._link_many_digests_c is not None:
-        assert chain._link_many_digests_c(items) == (links, digests)
+
+
+@given(st.lists(link_inputs, max_size=20))
+def test_the_c_core_hands_back_the_same_links_and_digests(items: list[chain.LinkInput]) -> None:
+    links, digests = chain._link_many_digests_python(items)
+    assert require_c_core(chain._link_many_digests_c)(items) == (links, digests)
 
 
 def test_the_c_core_is_built_where_ci_runs() -> None:
@@ -51,12 +54,11 @@ def test_the_c_core_is_built_where_ci_runs() -> None:
 
 
 def test_the_c_core_refuses_malformed_items_instead_of_reading_past_them() -> None:
-    if chain._link_many_c is None:
-        pytest.skip("the C core is not built on this machine")
+    link_many = require_c_core(chain._link_many_c)
     with pytest.raises(ValueError, match="32 bytes"):
-        chain._link_many_c([(b"short", 1, 0, bytes(16), 1, b"t", b"s")])
+        link_many([(b"short", 1, 0, bytes(16), 1, b"t", b"s")])
     with pytest.raises(TypeError, match="7-tuple"):
-        chain._link_many_c([(bytes(32), 1, 0)])
+        link_many([(bytes(32), 1, 0)])
 
 
 def test_a_chain_extends_from_its_head() -> None:
