@@ -43,7 +43,7 @@ from scratch import running_broker, scratch_store
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.kafka.cloudevent import ACCEPTED, command_headers
-from infra.kafka.senders import CommandSigner
+from infra.kafka.signatures import CommandSigner
 from tests.kafka import BACKCHECK, GROUP_SETTINGS, Processes, store_env
 
 PARTITIONS = 3

@@ -7,7 +7,7 @@ Each round sends `--commands` register-candidate commands through `decide`, the 
 whole work on a message once the consumer has it: the command parsed and validated, the
 candidate registered with the command's receipt in one write. Signed rounds also pay for what
 signing adds on both sides: the sender building the signature (Ed25519 over the netstrings,
-infra/kafka/senders.py), and the intake checking it before anything else — the sender's
+infra/kafka/signatures.py), and the intake checking it before anything else — the sender's
 principal looked up (again once a second), the signature verified, the time, the scope and the
 actor checked (a replay is found by the receipt the intake reads anyway). Unsigned rounds are
 the intake as it was (no sender check). The two run on two stores of their own and take turns
@@ -41,7 +41,8 @@ from scratch import scratch_store
 from infra.bootstrap import build_app
 from infra.kafka.cloudevent import command_headers
 from infra.kafka.intake import CommandMessage, decide
-from infra.kafka.senders import CommandSigner, SenderCheck, SenderRefusal, public_text
+from infra.kafka.senders import SenderCheck, SenderRefusal
+from infra.kafka.signatures import CommandSigner, public_text
 from services.application import Backcheck
 from services.intake import CommandIntake
 from services.senders import AddSender

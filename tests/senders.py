@@ -9,7 +9,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from infra.kafka.senders import CommandSigner, public_text
+from infra.kafka.signatures import CommandSigner, public_text
 from services.application import Backcheck
 from services.senders import AddSender
 from tests.commands import headers

@@ -417,7 +417,7 @@ def send_command(
     from infra.config import Settings, parse_bootstrap
     from infra.kafka.intake import send_command as send
     from infra.kafka.outcome import OutcomeWatch
-    from infra.kafka.senders import CommandSigner
+    from infra.kafka.signatures import CommandSigner
     from infra.kafka.topics import COMMANDS_TOPIC
 
     command_id = command_id or str(uuid.uuid4())

@@ -4,7 +4,7 @@
 A sender's private key stays with the sender: `keygen` writes it to a file of the operator's
 choosing (readable by its owner alone) and the public key beside it; only the public key is
 given to backcheck, and recorded with the use cases the sender may send and whom it may act
-for (infra/kafka/senders.py describes the signature).
+for (infra/kafka/signatures.py describes the signature).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def _names(text: str | None, option: str) -> list[str]:
 
 
 def _public_key(path: Path | None) -> str:
-    from infra.kafka.senders import public_key_of
+    from infra.kafka.signatures import public_key_of
 
     if path is None:
         raise typer.BadParameter(
@@ -121,7 +121,7 @@ def register_sender_commands(principals_cli: typer.Typer) -> None:
         """Make a sender key pair: the private key to FILE (owner-only), the public key to
         FILE.pub; prints the key id. Neither file is overwritten."""
         from infra.audit.outputs import OutputPathError
-        from infra.kafka.senders import new_key_pair
+        from infra.kafka.signatures import new_key_pair
 
         pem, public = new_key_pair()
         public_path = private_key.with_name(private_key.name + ".pub")

@@ -26,7 +26,7 @@ A command (other services and `backcheck send-command` write it, the intake read
 `ce_specversion` 1.0, `ce_id` (the sender's id for the command), `ce_source` (the sending
 service), `ce_type` (a use case), `ce_time` (optional), `content-type: application/json`;
 the value is the command as JSON. A signed command carries `ce_keyid` and `ce_signature`
-too (`infra/kafka/senders.py` writes and reads them).
+too (`infra/kafka/signatures.py` writes and reads them).
 
 A command's outcome (the intake writes it to `backcheck.command-outcomes.v1`, keyed as the
 command was): `ce_specversion`, `ce_id` (the same for every answer to the same message),

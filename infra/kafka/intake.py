@@ -43,7 +43,8 @@ from infra.kafka.cloudevent import (
     incoming_command,
 )
 from infra.kafka.outcome import DeadLetterPlace, Stored, outcome_of, stored_events
-from infra.kafka.senders import CommandSigner, SenderCheck
+from infra.kafka.senders import SenderCheck
+from infra.kafka.signatures import CommandSigner
 from infra.kafka.streams import RAW, faust_app, off_the_loop, until_done
 from infra.kafka.topics import (
     COMMANDS_TOPIC,

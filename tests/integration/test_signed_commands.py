@@ -19,7 +19,8 @@ from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.kafka.cloudevent import DeadLetterReason
 from infra.kafka.intake import CommandMessage, IntakeDecision, decide
-from infra.kafka.senders import SenderCheck, public_text
+from infra.kafka.senders import SenderCheck
+from infra.kafka.signatures import public_text
 from services.application import Backcheck
 from services.intake import CommandIntake
 from services.senders import IssueSenderKey, RevokeSenderKey

@@ -32,7 +32,7 @@ from infra.kafka.dead_letters import REDRIVEN_FROM
 from infra.kafka.intake import DLQ_TOPIC
 from infra.kafka.outcome import OUTCOME_NAMESPACE
 from infra.kafka.relay_store import RELAY_STATE_TABLE
-from infra.kafka.senders import KEYID, SIGNATURE, signed_bytes
+from infra.kafka.signatures import KEYID, SIGNATURE, signed_bytes
 from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC, OUTCOMES_TOPIC
 from infra.kafka.worker import STREAM_VIEWS_TABLE
 from infra.privacy.keystore import KEY_CHECK_SCHEME, KEY_CHECK_TABLE
@@ -254,7 +254,7 @@ def test_sender_key_ids_refusal_ids_and_the_signature_layout_are_unchanged() -> 
     assert sender_key_id("A" * 43 + "=") == "66687aadf862bd776c8fc18b8e9f8e20"
     assert str(REFUSAL_NAMESPACE) == "0b7e4f2a-93c1-5d8e-a6f4-2c9d1e3b7a50"
     assert str(refusal_id("backcheck.commands.v1/0@0")) == "18cbfe45-461c-54a3-a031-0f60662cfedf"
-    # what senders sign: a published layout (infra/kafka/senders.py)
+    # what senders sign: a published layout (infra/kafka/signatures.py)
     found = {"ce_id": b"c-1", "ce_source": b"svc:ats", "ce_type": b"t", "ce_time": b""}
     assert signed_bytes(found, b"{}") == (
         b"30:backcheck-command-signature-v1,3:c-1,7:svc:ats,1:t,0:,2:{},"

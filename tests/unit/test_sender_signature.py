@@ -15,7 +15,7 @@ from nacl.signing import VerifyKey
 
 from domain.principal import sender_key_id
 from infra.kafka.cloudevent import command_headers
-from infra.kafka.senders import (
+from infra.kafka.signatures import (
     KEYID,
     SIGNATURE,
     CommandSigner,
@@ -24,7 +24,7 @@ from infra.kafka.senders import (
     public_key_of,
     signed_bytes,
 )
-from infra.kafka.senders import verifies as intake_verifies
+from infra.kafka.signatures import verifies as intake_verifies
 from tests.story import NOW
 
 VALUE = b'{"actor": "hr:li.na"}'
