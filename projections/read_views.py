@@ -24,7 +24,6 @@ from typing import Any
 
 from domain.classification import Tier
 from domain.investigation import InvestigationStatus
-from domain.report import Flag, ReportStatus
 from projections import events as ev
 from projections.access_log import (
     LOG_VIEW,
@@ -32,11 +31,11 @@ from projections.access_log import (
     list_refusal,
     log_data_disclosure,
     log_read,
-    log_report_disclosure,
 )
 from projections.documents import Shred, iso, keyed, plain, shred_nested, shred_profile
 from projections.events import LOG_ONLY_EVENTS, EventClass
 from projections.listing import LIST_VIEWS, Listing
+from projections.report_view import ReportHandlers
 from projections.rows import Doc, Rows
 from projections.versions import PRINCIPAL_CHANGES, PRINCIPAL_VIEW, keep_version, principal_changed
 
@@ -69,7 +68,7 @@ _INVESTIGATION_STATUS: dict[EventClass, InvestigationStatus] = {
 }
 
 
-class ReadViews:
+class ReadViews(ReportHandlers):
     """Applies one event to the rows it concerns; `handlers` names, by class, the events that
     change a view, and `ignores` those that change none (tests hold the two to the domain)."""
 
@@ -369,105 +368,3 @@ class ReadViews:
 
     def investigation_status(self, status: InvestigationStatus, event: Any, rows: Rows) -> None:
         self._investigation(event, rows, lambda doc: doc.update(status=status.value))
-
-    # --- reports --------------------------------------------------------------------------
-
-    def _report(self, event: Any, rows: Rows, change: Callable[[Doc], None]) -> None:
-        key = str(event.originator_id)
-        doc = rows.get("report", key)
-        if doc is None:
-            return
-        change(doc)
-        rows.put("report", key, event.candidate_id, doc)
-
-    def report_compiled(self, event: Any, rows: Rows) -> None:
-        doc: Doc = {
-            "report_id": str(event.originator_id),
-            "candidate_id": str(event.candidate_id),
-            "investigation_id": str(event.investigation_id),
-            "consent_id": str(event.consent_id),
-            "purposes": list(event.purposes),
-            "status": ReportStatus.DRAFT.value,
-            "edition": 1,
-            "author": event.author,
-            "approved_by": None,
-            "items": {
-                str(i.check_id): {
-                    "check_type": i.check_type,
-                    "outcome": i.outcome.value,
-                    "source_roles": list(i.source_roles),
-                    "source_count": i.source_count,
-                    "flags": [f.value for f in i.flags],
-                    "note": None,
-                }
-                for i in event.items
-            },
-            "disclosures": [],
-            "shared_edition": 0,
-            "disputes": {},
-            "legal_hold": None,
-        }
-        rows.put("report", str(event.originator_id), event.candidate_id, doc)
-
-    def report_approved(self, event: Any, rows: Rows) -> None:
-        def change(doc: Doc) -> None:
-            doc.update(status=ReportStatus.APPROVED.value, approved_by=event.reviewer)
-
-        self._report(event, rows, change)
-
-    def changes_requested(self, event: Any, rows: Rows) -> None:
-        self._report(
-            event, rows, lambda doc: doc.update(status=ReportStatus.CHANGES_REQUESTED.value)
-        )
-
-    def report_disclosed(self, event: Any, rows: Rows) -> None:
-        disclosure = plain(event.disclosure)
-        self._report(event, rows, lambda doc: doc["disclosures"].append(disclosure))
-        log_report_disclosure(rows, event, self.position)
-
-    def shared_with_candidate(self, event: Any, rows: Rows) -> None:
-        self._report(event, rows, lambda doc: doc.update(shared_edition=event.edition))
-
-    def report_disputed(self, event: Any, rows: Rows) -> None:
-        def change(doc: Doc) -> None:
-            doc["disputes"][str(event.dispute_id)] = {
-                "check_id": str(event.check_id),
-                "statement": event.statement,
-                "response": None,
-                "resolved": False,
-            }
-
-        self._report(event, rows, change)
-
-    def report_dispute_rejected(self, event: Any, rows: Rows) -> None:
-        def change(doc: Doc) -> None:
-            doc["disputes"][str(event.dispute_id)].update(response=event.response, resolved=True)
-
-        self._report(event, rows, change)
-
-    def report_amended(self, event: Any, rows: Rows) -> None:
-        def change(doc: Doc) -> None:
-            for a in event.amendments:
-                item = doc["items"][str(a.check_id)]
-                item.update(outcome=a.outcome.value, note=a.note)
-                if Flag.AMENDED.value not in item["flags"]:
-                    item["flags"].append(Flag.AMENDED.value)
-            for dispute_id in event.resolves:
-                doc["disputes"][str(dispute_id)]["resolved"] = True
-            doc.update(
-                status=ReportStatus.DRAFT.value, approved_by=None, edition=doc["edition"] + 1
-            )
-
-        self._report(event, rows, change)
-
-    def legal_hold_placed(self, event: Any, rows: Rows) -> None:
-        self._report(event, rows, lambda doc: doc.update(legal_hold=event.reason))
-
-    def legal_hold_released(self, event: Any, rows: Rows) -> None:
-        self._report(event, rows, lambda doc: doc.update(legal_hold=None))
-
-    def report_destroyed(self, event: Any, rows: Rows) -> None:
-        def change(doc: Doc) -> None:
-            doc.update(status=ReportStatus.DESTROYED.value, items={}, disputes={})
-
-        self._report(event, rows, change)
