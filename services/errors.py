@@ -114,6 +114,20 @@ class DataKeyMissingError(RuntimeError):
         return DataKeyMissingError(self.candidate_id, self.tier, attempt_recorded=True)
 
 
+class DataKeyRaceError(RuntimeError):
+    """A data key made for a write was made first by another writer (another thread or
+    process, sealing the same subject's first value of a category at the same moment): the
+    write rolled back, nothing of it is stored, and it is tried again with the key stored."""
+
+    def __init__(self, candidate_id: object, scope: str) -> None:
+        self.candidate_id = candidate_id
+        self.scope = scope
+        super().__init__(
+            f"the {key_name(scope)} data key of candidate {candidate_id} was made by another "
+            "writer at the same moment; nothing was written, try the write again"
+        )
+
+
 class UseCaseNotPermittedError(DomainError):
     """An authenticated principal asked for a use case its role may not run (403); nothing
     was recorded, since nothing was read or changed."""

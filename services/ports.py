@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -32,6 +33,12 @@ class KeyStore(Protocol):
 
     def close(self) -> None:
         """Releases its connections."""
+        ...
+
+    def with_the_write(self) -> AbstractContextManager[None]:
+        """While inside, in this thread, a data key made for the events being saved is stored
+        in their own transaction, not one of its own; a save that another writer beat to the
+        same key raises DataKeyRaceError, having stored nothing."""
         ...
 
 

@@ -24,6 +24,7 @@ from services.access import DecisionPoint
 from services.errors import (
     AggregateMissingError,
     ConcurrentChangeError,
+    DataKeyRaceError,
     InternalConflictError,
     OutsideAssignmentsError,
     VersionMismatchError,
@@ -51,6 +52,8 @@ Clock = Callable[[], datetime]
 # How many times a use case is decided again after its write collided only with a concurrent
 # change to what it writes on its own account (see `UnitOfWork.commit`'s `internal`).
 INTERNAL_RETRIES = 3
+# tries of a write whose new data key another writer made first (the key is theirs the next time)
+KEY_RACE_TRIES = 3
 
 
 def use_case(method: Callable[Concatenate[U, C, P], R]) -> Callable[Concatenate[U, C, P], R]:
@@ -282,7 +285,14 @@ class UnitOfWork(Application[UUID]):
         for aggregate in aggregates:
             processing.events.extend(aggregate.collect_events())
             processing.aggregates[aggregate.id] = aggregate
-        recordings = self._record(processing)
+        for attempt in range(1, KEY_RACE_TRIES + 1):
+            try:
+                with self.keys.with_the_write():  # new data keys stored with the events
+                    recordings = self._record(processing)
+                break
+            except DataKeyRaceError:
+                if attempt == KEY_RACE_TRIES:  # never seen: a new subject's keys race once
+                    raise
         note_written(aggregates)
         self._notify(recordings)
         return recordings

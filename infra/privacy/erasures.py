@@ -30,6 +30,7 @@ SelectEvents = Callable[[UUID], Sequence[StoredEvent]]
 ERASED_TOPIC = get_topic(ev.CandidateErased)
 SHREDDED_TOPIC = get_topic(ev.TierShredded)
 CATEGORIES_SHREDDED_TOPIC = get_topic(ev.CategoriesShredded)
+ERASURE_TOPICS = (ERASED_TOPIC, SHREDDED_TOPIC, CATEGORIES_SHREDDED_TOPIC)  # what destroys keys
 MAX_SHREDDED_CATEGORIES = 100  # more than there are categories: a longer list is not ours
 
 

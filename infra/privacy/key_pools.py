@@ -48,6 +48,12 @@ def sqlite_keystore(datastore: SQLiteDatastore, provider: KeyProvider) -> SQLKey
             yield c.sqlite_cursor
 
     @contextmanager
+    def reading() -> Iterator[sqlite3.Cursor]:
+        # a lookup is one SELECT: one snapshot of the file by itself, no BEGIN and ROLLBACK
+        with datastore.get_connection(commit=False) as conn, conn.cursor() as cursor:
+            yield cursor
+
+    @contextmanager
     def unflushed() -> Iterator[sqlite3.Cursor]:
         # the safety level can only change outside a transaction, on the pool's writer
         with lock.held(), datastore.get_connection(commit=True) as conn:
@@ -62,8 +68,9 @@ def sqlite_keystore(datastore: SQLiteDatastore, provider: KeyProvider) -> SQLKey
         lambda: transaction(True),
         "?",
         provider,
-        read=lambda: transaction(False),
-        create=unflushed,
+        read=reading,
+        create=unflushed,  # a key made outside a write (the recorder stores those made in one)
+        with_the_write=True,
     )
 
 

@@ -26,7 +26,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -40,6 +42,7 @@ from infra.privacy.providers import (  # noqa: F401  (where they were, for their
     refuse_shared,
 )
 from infra.store.ddl import serialise_ddl
+from services.errors import DataKeyRaceError
 
 if TYPE_CHECKING:
     from infra.privacy.providers import KeyProvider
@@ -81,6 +84,34 @@ class WrongMasterKeyError(Exception):
         )
 
 
+@dataclass(frozen=True)
+class NewKey:
+    """A data key made for events being saved, stored in their own transaction: the recorder
+    calls `insert` with its cursor (infra/store/recorder.py), under the store's writer lock."""
+
+    subject: UUID
+    scope: str
+    wrapped: bytes
+    provider: KeyProvider
+    key: bytes = field(repr=False)
+    store: SQLKeyStore = field(repr=False, compare=False)
+
+    def insert(self, cursor: Any) -> None:
+        self.store._insert_new(cursor, self)
+
+
+class _Making:
+    """The keys made in one thread's write (`SQLKeyStore.with_the_write`): found by the
+    lookups of that write alone until it commits."""
+
+    __slots__ = ("absent", "made", "unattached")
+
+    def __init__(self) -> None:
+        self.made: dict[tuple[UUID, str], NewKey] = {}
+        self.unattached: list[NewKey] = []
+        self.absent: set[tuple[UUID, str]] = set()  # looked up in this write, not stored
+
+
 class SQLKeyStore:
     """The key table, on the same database as the events (SQLite file or PostgreSQL).
 
@@ -89,7 +120,15 @@ class SQLKeyStore:
     be flushed on its own: it is made just before the first events sealed with it are written,
     to the same database, and the commit of those events flushes the log (SQLite's WAL,
     PostgreSQL's WAL) up to and including the key. If they never commit, nothing uses the key.
-    That saves a flush per new subject and tier."""
+    That saves a flush per new subject and tier.
+
+    On SQLite (`with_the_write`) a key made while events are saved goes further: it is not
+    written on its own at all, but carried by the event it seals to the recorder and inserted
+    in the events' transaction (`with_the_write()`, `take_made`, NewKey.insert): one write
+    transaction a new subject, not two, and a write that fails leaves no key behind. Another
+    writer may have stored the same key meanwhile; the insert then refuses the write
+    (DataKeyRaceError, nothing stored) and the unit of work makes it again, with theirs.
+    PostgreSQL makes its keys in one statement of their own (`make`)."""
 
     def __init__(
         self,
@@ -100,8 +139,13 @@ class SQLKeyStore:
         read: Callable[[], Any] | None = None,
         create: Callable[[], Any] | None = None,
         make: MakeKeys | None = None,
+        with_the_write: bool = False,
     ):
         self._connect = connect
+        # new keys made in the events' own transaction (the recorder inserts them) when the
+        # recorder does so; else in one of their own, before the events (`create`, `make`)
+        self._with_the_write = with_the_write
+        self._making = threading.local()
         self._make = make
         self._read = read or connect
         self._create = create or connect
@@ -226,14 +270,35 @@ class SQLKeyStore:
                     wanted.append(scope)
         if not wanted:
             return found
-        marks = ", ".join("?" * len(wanted))
+        making: _Making | None = getattr(self._making, "now", None)
+        if making is not None:  # in a write: the keys made for it first
+            for scope in list(wanted):
+                new = making.made.get((subject, scope))
+                if new is not None:
+                    found[scope] = new.key
+                    wanted.remove(scope)
+            if not wanted:
+                return found
+        unknown = wanted
+        if making is not None and create:  # those this write found absent a moment ago
+            unknown = [s for s in wanted if (subject, s) not in making.absent]
+        marks = ", ".join("?" * len(unknown))
         select = self._sql(
             "SELECT tier, wrapped, master FROM backcheck_keys "
             f"WHERE subject = ? AND tier IN ({marks})"
         )
-        if not create:
-            with self._read() as conn:
-                rows = conn.execute(select, (str(subject), *wanted)).fetchall()
+        if not create or making is not None:
+            rows = []
+            if unknown:
+                with self._read() as conn:
+                    rows = conn.execute(select, (str(subject), *unknown)).fetchall()
+            if making is not None:
+                stored = {str(r[0]) for r in rows}
+                missing = [s for s in wanted if s not in stored]
+                if create:  # stored with the events that need them, not on their own
+                    found.update(self._make_with_the_write(making, subject, missing))
+                else:
+                    making.absent.update((subject, s) for s in missing)
         else:
             for _ in range(2):  # again if a rotation in this process switched keys meanwhile
                 rows, provider = self._make_many(subject, wanted, select)
@@ -247,6 +312,87 @@ class SQLKeyStore:
             with self._lock:
                 self._cache[(subject, str(scope))] = (now, key)
         return found
+
+    @contextmanager
+    def with_the_write(self) -> Iterator[None]:
+        """While inside, a data key this thread makes is not stored at once: it is handed to
+        the events being mapped (`take_made`) and stored in their transaction; kept for later
+        lookups once the write is over without an error, forgotten otherwise. Outside, or on a
+        key store whose recorder stores no keys, keys are made in a transaction of their own."""
+        if not self._with_the_write or getattr(self._making, "now", None) is not None:
+            yield
+            return
+        making = self._making.now = _Making()
+        try:
+            yield
+        finally:
+            self._making.now = None
+        now = time.monotonic()  # committed (an error leaves them behind, never stored)
+        with self._lock:
+            for (subject, scope), new in making.made.items():
+                self._cache[(subject, scope)] = (now, new.key)
+
+    def making_with_the_write(self) -> bool:
+        """Whether a key this thread makes now is stored with the events being saved (and
+        checked against recorded erasures there, by the recorder)."""
+        return getattr(self._making, "now", None) is not None
+
+    def take_made(self) -> tuple[NewKey, ...]:
+        """The keys made in this thread's write since it was last asked: for the event just
+        mapped to carry to the recorder."""
+        making: _Making | None = getattr(self._making, "now", None)
+        if making is None or not making.unattached:
+            return ()
+        taken = tuple(making.unattached)
+        making.unattached.clear()
+        return taken
+
+    def _make_with_the_write(
+        self, making: _Making, subject: UUID, scopes: list[str]
+    ) -> dict[str, bytes]:
+        provider = self._provider
+        made: dict[str, bytes] = {}
+        for scope in scopes:
+            key = os.urandom(32)
+            new = NewKey(subject, scope, provider.wrap(key), provider, key, self)
+            making.made[(subject, scope)] = new
+            making.unattached.append(new)
+            made[scope] = key
+        return made
+
+    def _insert_new(self, cursor: Any, new: NewKey) -> None:
+        """A key made for the events being inserted, in their transaction: inserted only
+        while the store is bound to the key that wrapped it, and only if no other writer made
+        the subject's key for that scope first (else the write is refused, to be tried again
+        with theirs: values sealed with this one could never be opened)."""
+        if new.provider is not self._provider:  # a rotation in this process switched keys
+            raise DataKeyRaceError(new.subject, new.scope)
+        provider = new.provider
+        raw = getattr(cursor, "sqlite_cursor", cursor)
+        raw.execute(
+            self._sql(
+                "INSERT INTO backcheck_keys (subject, tier, wrapped, master) "
+                f"SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM {KEY_CHECK_TABLE} "
+                "WHERE scheme = ? AND kcv = ?) ON CONFLICT (subject, tier) DO NOTHING"
+            ),
+            (
+                str(new.subject),
+                new.scope,
+                new.wrapped,
+                provider.key_id,
+                provider.check_scheme,
+                provider.check_value(),
+            ),
+        )
+        if raw.rowcount == 1:
+            return
+        raw.execute(
+            self._sql("SELECT 1 FROM backcheck_keys WHERE subject = ? AND tier = ?"),
+            (str(new.subject), new.scope),
+        )
+        if raw.fetchone() is not None:
+            raise DataKeyRaceError(new.subject, new.scope)
+        raise self.wrong_key("the store was rotated to another master key since")
 
     def _make_many(
         self, subject: UUID, scopes: list[str], select: str

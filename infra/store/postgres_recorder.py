@@ -237,6 +237,9 @@ class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if any(getattr(s, "new_keys", ()) for s in stored_events):
+            # its key store makes keys in a statement of their own (infra/privacy/key_pools.py)
+            raise RuntimeError("data keys carried to the PostgreSQL recorder would not be stored")
         if not ids:
             return ids
         ids = sorted(ids)

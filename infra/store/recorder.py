@@ -20,8 +20,11 @@ from uuid import UUID
 from eventsourcing.persistence import ApplicationRecorder, Notification, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
+from domain.classification import CATEGORIES
+from domain.errors import PersonalDataShreddedError
 from infra.audit.chain import GENESIS, ChainBrokenError, Head, Link, extend
 from infra.audit.merkle import NodeSource
+from infra.privacy.erasures import ERASURE_TOPICS, erasures_in
 from infra.store.filelock import for_database
 from infra.store.group_commit import GroupCommit
 from infra.store.statements import chunks, values
@@ -77,6 +80,11 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
             f"SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state "
             f"FROM {self.subjects_table_name} s JOIN {events_table_name} e ON e.rowid = s.position "
             "WHERE s.subject = ? AND s.position >= ? ORDER BY s.position LIMIT ?"
+        )
+        # a subject's recorded erasure and retention runs (its candidate's own stream)
+        self._erasures_statement = (
+            f"SELECT topic, state FROM {events_table_name} WHERE originator_id = ? "
+            f"AND topic IN ({', '.join('?' * len(ERASURE_TOPICS))})"
         )
 
     def exclusive(self) -> AbstractContextManager[Any]:
@@ -238,6 +246,7 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
         before them in one SELECT, the links in one INSERT."""
         if not stored_events:
             return []
+        self._insert_new_keys(c, stored_events)  # first: a key refused refuses the write
         ids: list[int] = []
         for chunk in chunks(stored_events, 4):
             c.execute(
@@ -280,6 +289,27 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
         self._insert_subjects(c, index_rows(ids, (s.state for s in stored_events)))
         self._extend_tree(c, head, links[-1], ids, digests)
         return ids
+
+    def _insert_new_keys(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> None:
+        """The data keys made to seal these events (infra/privacy/keystore.py: NewKey), stored
+        in their transaction, under the writer lock: each only if no erasure or retention run
+        destroyed its subject's key of that scope since it was made (checked here, where no
+        erasure can commit before the events: made earlier, a key would outlive an erasure
+        recorded in between), and only if no other writer stored it first (DataKeyRaceError:
+        the write is made again, with theirs)."""
+        new = [k for s in stored_events for k in getattr(s, "new_keys", ())]
+        if not new:
+            return
+        for subject in {k.subject for k in new}:
+            c.execute(self._erasures_statement, (subject.hex, *ERASURE_TOPICS))
+            erased, shredded = erasures_in((str(t), bytes(s)) for t, s in c.fetchall())
+            for key in new:
+                if key.subject == subject and (erased or key.scope in shredded):
+                    known = CATEGORIES.get(key.scope)  # a category's key (else a tier's)
+                    tier = known.tier.value if known else None
+                    raise PersonalDataShreddedError(subject, key.scope, tier)
+        for key in new:
+            key.insert(c)
 
     def _extend_tree(
         self, c: SQLiteCursor, head: Head, last: Link, ids: list[int], digests: list[bytes]

@@ -42,6 +42,15 @@ Convert = Callable[[Any], Any]
 _HANDLED_BY_MAPPER = frozenset({"originator_id", "originator_version"})
 
 
+@dataclasses.dataclass(frozen=True)
+class KeyedStoredEvent(StoredEvent):
+    """A stored event carrying the data keys made to seal it, for the recorder to store in
+    the event's own transaction (infra/privacy/keystore.py: SQLKeyStore.with_the_write;
+    infra/store/recorder.py: `_insert_new_keys`)."""
+
+    new_keys: tuple[Any, ...] = ()
+
+
 class OrjsonTranscoder(Transcoder):
     def encode(self, obj: Any) -> bytes:
         return orjson.dumps(obj)
@@ -190,6 +199,15 @@ class TypedMapper(Mapper[UUID]):
         encoded = self.transcoder.encode(state)
         if self.max_event_bytes is not None:
             self._check_size(cls, state, encoded)
+        made = self.sealer.keys.take_made() if self.sealer is not None else ()
+        if made:  # the keys made to seal it, stored with it
+            return KeyedStoredEvent(
+                originator_id=originator_id,
+                originator_version=originator_version,
+                topic=get_topic(cls),
+                state=encoded,
+                new_keys=made,
+            )
         return StoredEvent(
             originator_id=originator_id,
             originator_version=originator_version,

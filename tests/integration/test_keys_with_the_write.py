@@ -1,0 +1,207 @@
+"""A data key made for a write is stored in the events' own transaction (SQLite): one commit a
+new subject, not two; a write that fails leaves no key behind; and a key another writer made
+first is theirs, the write tried again with it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from domain.candidate import Candidate
+from domain.errors import PersonalDataShreddedError
+from infra.bootstrap import build_app
+from infra.config import Settings
+from infra.privacy.keystore import SQLKeyStore, WrongMasterKeyError
+from infra.privacy.providers import FileKeyProvider
+from infra.store.recorder import ChainedSQLiteApplicationRecorder
+from services.application import Backcheck
+from services.dto import ConsentTermsIn, EraseSubject, RegisterCandidate, RequestConsent
+from services.errors import DataKeyRaceError
+
+ACTOR = "hr:li.na"
+
+
+def keys_of(app: Backcheck) -> SQLKeyStore:
+    assert isinstance(app.keys, SQLKeyStore)
+    return app.keys
+
+
+def events_of(app: Backcheck, subject: UUID) -> int:
+    return len(app.recorder.select_events(subject))
+
+
+def test_a_new_subjects_keys_commit_with_its_first_event_and_open_in_another_process(
+    sqlite_app: Backcheck, tmp_path: Path
+) -> None:
+    subject = uuid4()
+    sqlite_app.register_candidate(
+        RegisterCandidate(candidate_id=subject, name="Zhou Min", email="zm@x.cn", actor=ACTOR)
+    )
+
+    assert keys_of(sqlite_app).tiers(subject) == {"user.name", "user.contact.email"}
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+    other = build_app(settings)  # nothing cached: the keys as stored
+    try:
+        identity = other.load(Candidate, subject).identity
+        assert {f.name: f.value for f in identity} == {"name": "Zhou Min", "email": "zm@x.cn"}
+    finally:
+        other.close()
+
+
+def test_a_write_that_fails_after_its_keys_leaves_no_key_and_no_event(
+    sqlite_app: Backcheck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = keys_of(sqlite_app)
+    held = keys.count()
+    subject = uuid4()
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("the disk failed after the keys were inserted")
+
+    monkeypatch.setattr(ChainedSQLiteApplicationRecorder, "_insert_subjects", broken)
+    with pytest.raises(RuntimeError, match="disk failed"):
+        sqlite_app.register_candidate(
+            RegisterCandidate(candidate_id=subject, name="Wu", actor=ACTOR)
+        )
+    monkeypatch.undo()
+
+    assert keys.count() == held  # the key went with the events' transaction
+    assert keys.tiers(subject) == set()
+    assert events_of(sqlite_app, subject) == 0
+    # and nothing of the failed write is remembered: the next one makes and stores its own
+    sqlite_app.register_candidate(RegisterCandidate(candidate_id=subject, name="Wu", actor=ACTOR))
+    assert keys.tiers(subject) == {"user.name"}
+    assert {f.value for f in sqlite_app.load(Candidate, subject).identity} == {"Wu"}
+
+
+def test_a_key_another_writer_stored_first_is_the_key_and_the_write_is_tried_again(
+    sqlite_app: Backcheck, tmp_path: Path
+) -> None:
+    """Another process (a second application on the same file) stores the subject's name key
+    between our lookup, which found none, and our insert: ours is refused, nothing of it is
+    written, and the write made again seals with their key."""
+    keys = keys_of(sqlite_app)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+    other = build_app(settings)
+    subject = uuid4()
+    made = keys._make_with_the_write
+    calls: list[list[str]] = []
+
+    def another_writer_first(making: Any, who: UUID, scopes: list[str]) -> dict[str, bytes]:
+        calls.append(list(scopes))
+        if len(calls) == 1:  # the other process makes it now, in a transaction of its own
+            keys_of(other).data_keys(who, scopes, create=True)
+        return made(making, who, scopes)
+
+    try:
+        keys._make_with_the_write = another_writer_first  # type: ignore[method-assign,assignment]
+        sqlite_app.register_candidate(
+            RegisterCandidate(candidate_id=subject, name="Qian Yu", actor=ACTOR)
+        )
+        theirs = keys_of(other).data_key(subject, "user.name", create=False)
+    finally:
+        other.close()
+
+    assert calls == [["user.name"]]  # tried again: the second time the key was found stored
+    assert events_of(sqlite_app, subject) == 1  # one write stored, the refused one nothing
+    assert keys.data_key(subject, "user.name", create=False) == theirs
+    reopened = build_app(settings)
+    try:
+        assert [f.value for f in reopened.load(Candidate, subject).identity] == ["Qian Yu"]
+    finally:
+        reopened.close()
+
+
+def test_a_key_made_in_a_write_is_its_own_until_the_write_commits(sqlite_app: Backcheck) -> None:
+    keys = keys_of(sqlite_app)
+    subject = uuid4()
+    seen_elsewhere: list[bytes | None] = []
+
+    with keys.with_the_write():
+        assert keys.data_keys(subject, ("user.name",), create=False) == {}
+        mine = keys.data_key(subject, "user.name", create=True)
+        assert mine is not None
+        assert keys.data_key(subject, "user.name", create=False) == mine  # found by the write
+        (new,) = keys.take_made()
+        assert (new.subject, new.scope, new.key) == (subject, "user.name", mine)
+        assert keys.take_made() == ()  # handed over once, to one event
+        lookup = threading.Thread(
+            target=lambda: seen_elsewhere.append(keys.data_key(subject, "user.name", create=False))
+        )
+        lookup.start()
+        lookup.join()
+
+    assert seen_elsewhere == [None]  # another thread never sees a key not stored
+    assert keys.tiers(subject) == set()  # nothing stored it: no event carried it in
+
+
+def test_a_key_wrapped_by_a_master_key_the_store_left_is_refused_not_stored(
+    sqlite_app: Backcheck,
+) -> None:
+    """Made while this process held the store's master key; by the insert, a rotation in this
+    process has moved it to another: refused as a race (the write made again wraps its key
+    with the new master). And with the store bound to no key of this process at all (rotated
+    by another), refused in one line, as a wrong master key."""
+    keys = keys_of(sqlite_app)
+    subject = uuid4()
+    with keys.with_the_write():
+        keys.data_key(subject, "user.name", create=True)
+        (new,) = keys.take_made()
+    before = keys.provider
+    keys.use(FileKeyProvider(bytes(range(32))))
+    with keys.transaction() as conn, pytest.raises(DataKeyRaceError, match="another writer"):
+        new.insert(conn)
+    keys.use(before)
+    with keys.transaction() as conn:
+        conn.execute("DELETE FROM backcheck_key_check")
+        with pytest.raises(WrongMasterKeyError, match="rotated to another master key"):
+            new.insert(conn)
+    assert keys.tiers(subject) == set()
+
+
+def test_an_erasure_recorded_while_a_key_was_being_made_refuses_the_write(
+    sqlite_app: Backcheck, tmp_path: Path
+) -> None:
+    """Another process erases the candidate after our write made a key for their consent's
+    excluded organisations and before it was stored: checked in the events' transaction, the
+    key is refused with the write, rather than stored after the erasure destroyed the rest."""
+    keys = keys_of(sqlite_app)
+    subject = uuid4()
+    sqlite_app.register_candidate(
+        RegisterCandidate(candidate_id=subject, name="Sun Li", actor=ACTOR)
+    )
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+    other = build_app(settings)
+    made = keys._make_with_the_write
+
+    def erased_meanwhile(making: Any, who: UUID, scopes: list[str]) -> dict[str, bytes]:
+        got = made(making, who, scopes)
+        other.erase_subject(EraseSubject(candidate_id=who, reason="asked", actor="dpo"))
+        return got
+
+    terms = ConsentTermsIn(
+        purposes=["employment screening"],
+        check_types=["employment"],
+        excluded_organisations=["Nimbus Tech Ltd"],
+    )
+    try:
+        keys._make_with_the_write = erased_meanwhile  # type: ignore[method-assign,assignment]
+        with pytest.raises(PersonalDataShreddedError, match="erased"):
+            sqlite_app.request_consent(
+                RequestConsent(candidate_id=subject, terms=terms, actor=ACTOR)
+            )
+    finally:
+        other.close()
+
+    assert keys.tiers(subject) == set()  # the erasure's destroyed, ours never stored
+    stored = {s.topic.rsplit(".", 1)[-1] for s in sqlite_app.recorder.select_events(subject)}
+    assert stored == {"Registered", "Erased"}
+    assert not any("Consent" in str(s.topic) for s in notifications_of(sqlite_app, subject))
+
+
+def notifications_of(app: Backcheck, subject: UUID) -> list[Any]:
+    return list(app.subjects.select_subject_notifications(subject))
