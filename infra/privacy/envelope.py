@@ -123,9 +123,34 @@ def path_of(root: str, where: Where) -> str:
     return root + "".join(f".{step}" for step in where)
 
 
+# Values a tree walk passes over as they are: no path is built for them (building one for
+# every leaf was most of a walk's cost, and a view row is mostly such leaves).
+LEAF_TYPES = frozenset((str, int, float, bool, type(None)))
+
+
 def seal_tree(value: Any, path: str, seal_one: SealOne) -> Any:
     """`value` as stored: each PersonalField replaced by `seal_one(field, path)`, dataclasses
     as dicts, tuples as lists; everything else as it is."""
+    kind = type(value)
+    if kind in LEAF_TYPES:
+        return value
+    if kind is PersonalField:
+        return seal_one(value, path)
+    if kind is dict:
+        return {
+            k: v if type(v) in LEAF_TYPES else seal_tree(v, f"{path}.{k}", seal_one)
+            for k, v in value.items()
+        }
+    if kind is list or kind is tuple:
+        return [
+            v if type(v) in LEAF_TYPES else seal_tree(v, f"{path}.{i}", seal_one)
+            for i, v in enumerate(value)
+        ]
+    return _seal_other(value, path, seal_one)
+
+
+def _seal_other(value: Any, path: str, seal_one: SealOne) -> Any:
+    """The kinds `seal_tree` does not name exactly: subclasses, and dataclasses."""
     if isinstance(value, PersonalField):
         return seal_one(value, path)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -146,7 +171,15 @@ def open_tree(value: Any, path: str, open_one: OpenOne, *, markers: bool = False
     if isinstance(value, dict):
         if "sealed" in value or (markers and is_marker(value)):
             return open_one(value, path)
-        return {k: open_tree(v, f"{path}.{k}", open_one, markers=markers) for k, v in value.items()}
+        return {
+            k: v
+            if type(v) in LEAF_TYPES
+            else open_tree(v, f"{path}.{k}", open_one, markers=markers)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [open_tree(v, f"{path}.{i}", open_one, markers=markers) for i, v in enumerate(value)]
+        return [
+            v if type(v) in LEAF_TYPES else open_tree(v, f"{path}.{i}", open_one, markers=markers)
+            for i, v in enumerate(value)
+        ]
     return value

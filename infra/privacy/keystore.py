@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,7 +97,7 @@ class NewKey:
     store: SQLKeyStore = field(repr=False, compare=False)
 
     def insert(self, cursor: Any) -> None:
-        self.store._insert_new(cursor, self)
+        self.store.insert_made(cursor, (self,))
 
 
 class _Making:
@@ -360,38 +360,39 @@ class SQLKeyStore:
             made[scope] = key
         return made
 
-    def _insert_new(self, cursor: Any, new: NewKey) -> None:
-        """A key made for the events being inserted, in their transaction: inserted only
-        while the store is bound to the key that wrapped it, and only if no other writer made
-        the subject's key for that scope first (else the write is refused, to be tried again
-        with theirs: values sealed with this one could never be opened)."""
-        if new.provider is not self._provider:  # a rotation in this process switched keys
-            raise DataKeyRaceError(new.subject, new.scope)
-        provider = new.provider
+    def insert_made(self, cursor: Any, made: Sequence[NewKey]) -> None:
+        """Keys made for the events being inserted, in their transaction, in one statement:
+        inserted only while the store is bound to the key that wrapped them, and only if no
+        other writer made the subject's key for that scope first (else the write is refused,
+        to be tried again with theirs: values sealed with this one could never be opened)."""
+        for new in made:
+            if new.provider is not self._provider:  # a rotation in this process switched keys
+                raise DataKeyRaceError(new.subject, new.scope)
+        provider = self._provider
         raw = getattr(cursor, "sqlite_cursor", cursor)
+        rows = ", ".join(["(?, ?, ?, ?)"] * len(made))
         raw.execute(
             self._sql(
                 "INSERT INTO backcheck_keys (subject, tier, wrapped, master) "
-                f"SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM {KEY_CHECK_TABLE} "
+                f"SELECT * FROM (VALUES {rows}) WHERE EXISTS (SELECT 1 FROM {KEY_CHECK_TABLE} "
                 "WHERE scheme = ? AND kcv = ?) ON CONFLICT (subject, tier) DO NOTHING"
             ),
             (
-                str(new.subject),
-                new.scope,
-                new.wrapped,
-                provider.key_id,
+                *(v for k in made for v in (str(k.subject), k.scope, k.wrapped, provider.key_id)),
                 provider.check_scheme,
                 provider.check_value(),
             ),
         )
-        if raw.rowcount == 1:
+        if raw.rowcount == len(made):
             return
-        raw.execute(
-            self._sql("SELECT 1 FROM backcheck_keys WHERE subject = ? AND tier = ?"),
-            (str(new.subject), new.scope),
-        )
-        if raw.fetchone() is not None:
-            raise DataKeyRaceError(new.subject, new.scope)
+        for new in made:
+            raw.execute(
+                self._sql("SELECT wrapped FROM backcheck_keys WHERE subject = ? AND tier = ?"),
+                (str(new.subject), new.scope),
+            )
+            found = raw.fetchone()
+            if found is not None and bytes(found[0]) != new.wrapped:
+                raise DataKeyRaceError(new.subject, new.scope)
         raise self.wrong_key("the store was rotated to another master key since")
 
     def _make_many(

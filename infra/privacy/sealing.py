@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from domain.classification import ERASED_VALUE, KEY_MISSING_VALUE, PersonalField, tier_of
 from domain.errors import PersonalDataShreddedError
 from infra.privacy import envelope
-from infra.privacy.envelope import Envelope
+from infra.privacy.envelope import LEAF_TYPES, Envelope
 from infra.privacy.keystore import SQLKeyStore
 from services.errors import DataKeyMissingError
 
@@ -212,6 +212,8 @@ class Sealer:
 
 def _fields_in(value: Any) -> list[PersonalField]:
     """The personal fields anywhere in a value, as `envelope.seal_tree` walks it."""
+    if type(value) in LEAF_TYPES:
+        return []
     if isinstance(value, PersonalField):
         return [value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

@@ -308,8 +308,7 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
                     known = CATEGORIES.get(key.scope)  # a category's key (else a tier's)
                     tier = known.tier.value if known else None
                     raise PersonalDataShreddedError(subject, key.scope, tier)
-        for key in new:
-            key.insert(c)
+        new[0].store.insert_made(c, new)  # one key store: the application's
 
     def _extend_tree(
         self, c: SQLiteCursor, head: Head, last: Link, ids: list[int], digests: list[bytes]
