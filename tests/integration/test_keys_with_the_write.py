@@ -4,7 +4,9 @@ first is theirs, the write tried again with it."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -12,6 +14,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from domain.candidate import Candidate
+from domain.classification import ORGANISATION
+from domain.consent import Consent
 from domain.errors import PersonalDataShreddedError
 from infra.bootstrap import build_app
 from infra.config import Settings
@@ -205,3 +209,89 @@ def test_an_erasure_recorded_while_a_key_was_being_made_refuses_the_write(
 
 def notifications_of(app: Backcheck, subject: UUID) -> list[Any]:
     return list(app.subjects.select_subject_notifications(subject))
+
+
+def _ask_consents(args: tuple[str, int, list[str], float]) -> int:
+    """One process of the race below: a consent asked of each subject, naming an organisation
+    and a third party (the subject's first values of those categories); returns how many of
+    its writes another process beat to a key (each made again)."""
+    url, who, subjects, start_at = args
+    app = build_app(
+        Settings(database_url=url, data_dir=Path(url.removeprefix("sqlite:///")).parent)
+    )
+    keys = keys_of(app)
+    raced = [0]
+    insert = keys.insert_made
+
+    def counted(cursor: Any, made: Any) -> None:
+        try:
+            insert(cursor, made)
+        except DataKeyRaceError:
+            raced[0] += 1
+            raise
+
+    keys.insert_made = counted  # type: ignore[method-assign]
+    time.sleep(max(0.0, start_at - time.time()))  # all three together, whenever each started
+    try:
+        for subject in subjects:
+            terms = ConsentTermsIn(
+                purposes=["employment screening"],
+                check_types=["employment"],
+                excluded_organisations=[f"Org-{who}-{subject}"],
+                third_parties=[f"Party-{who}"],
+            )
+            app.request_consent(
+                RequestConsent(candidate_id=UUID(subject), terms=terms, actor=ACTOR)
+            )
+    finally:
+        app.close()
+    return raced[0]
+
+
+def test_processes_racing_for_subjects_first_keys_store_one_key_each_and_every_value_opens(
+    tmp_path: Path,
+) -> None:
+    """Three processes ask a consent of the same candidates at the same time, each the first
+    of its candidate naming organisations, so they race for the same new keys (and for the
+    candidate's portal link, which the unit of work decides again): under real concurrency
+    every write is stored, each subject ends with one key per category, and every value
+    opens with it. (Which race a refused write lost is the machine's timing; the test above
+    plays the key race alone, deterministically.)"""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+    app = build_app(settings)
+    subjects = [
+        str(app.register_candidate(RegisterCandidate(name=f"N{i}", actor=ACTOR)).candidate_id)
+        for i in range(60)
+    ]
+    app.close()
+
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        start_at = time.time() + 5  # the pool's processes up by then
+        url = str(settings.database_url)
+        raced = pool.map(_ask_consents, [(url, w, subjects, start_at) for w in range(3)])
+
+    reopened = build_app(settings)
+    try:
+        asked = {
+            e.originator_id
+            for _, e in reopened.replay()
+            if type(e).__qualname__ == "Consent.Requested"
+        }
+        values = [
+            f.value
+            for consent_id in asked
+            for consent in [reopened.load(Consent, consent_id)]
+            for f in (*consent.requested.excluded_organisations, *consent.requested.third_parties)
+        ]
+        held = keys_of(reopened).held()
+    finally:
+        reopened.close()
+    assert len(asked) == 3 * len(subjects)  # every write stored, raced or not
+    assert len(values) == 2 * len(asked)
+    assert all(v.startswith(("Org-", "Party-")) for v in values)  # each opens with its key
+    # one key per subject and category, whichever process's it is: the name's, and the one
+    # the organisations named by all three consents were sealed with
+    assert {(str(s), scope) for s, scope in held} == {
+        (s, scope) for s in subjects for scope in ("user.name", ORGANISATION)
+    }
+    print(f"writes made again after another process stored the key first: {sum(raced)}")
