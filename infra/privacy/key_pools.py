@@ -11,7 +11,8 @@ from uuid import UUID
 
 from eventsourcing.sqlite import SQLiteDatastore
 
-from infra.privacy.keystore import KEY_CHECK_TABLE, SQLKeyStore
+from infra.privacy.keystore import SQLKeyStore
+from infra.privacy.providers import KEY_CHECK_TABLE
 from infra.store.filelock import for_database
 
 if TYPE_CHECKING:

@@ -26,9 +26,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -37,18 +35,18 @@ from cryptography.hazmat.primitives.keywrap import InvalidUnwrap
 
 from infra.privacy.providers import (  # noqa: F401  (where they were, for their callers)
     KEY_CHECK_SCHEME,
+    KEY_CHECK_TABLE,
     key_check_value,
     load_master_key,
     refuse_shared,
 )
+from infra.privacy.write_keys import KeysWithTheWrite, Making
 from infra.store.ddl import serialise_ddl
-from services.errors import DataKeyRaceError
 
 if TYPE_CHECKING:
     from infra.privacy.providers import KeyProvider
 
 CACHE_SECONDS = 30.0  # how long another process may still use a key after it was destroyed
-KEY_CHECK_TABLE = "backcheck_key_check"
 
 # Added to stores made before rotation: the key id that wrapped `wrapped` (none: the store's
 # key then), and during a rotation the new key's wrapping beside it (infra/privacy/rotation.py)
@@ -84,35 +82,7 @@ class WrongMasterKeyError(Exception):
         )
 
 
-@dataclass(frozen=True)
-class NewKey:
-    """A data key made for events being saved, stored in their own transaction: the recorder
-    calls `insert` with its cursor (infra/store/recorder.py), under the store's writer lock."""
-
-    subject: UUID
-    scope: str
-    wrapped: bytes
-    provider: KeyProvider
-    key: bytes = field(repr=False)
-    store: SQLKeyStore = field(repr=False, compare=False)
-
-    def insert(self, cursor: Any) -> None:
-        self.store.insert_made(cursor, (self,))
-
-
-class _Making:
-    """The keys made in one thread's write (`SQLKeyStore.with_the_write`): found by the
-    lookups of that write alone until it commits."""
-
-    __slots__ = ("absent", "made", "unattached")
-
-    def __init__(self) -> None:
-        self.made: dict[tuple[UUID, str], NewKey] = {}
-        self.unattached: list[NewKey] = []
-        self.absent: set[tuple[UUID, str]] = set()  # looked up in this write, not stored
-
-
-class SQLKeyStore:
+class SQLKeyStore(KeysWithTheWrite):
     """The key table, on the same database as the events (SQLite file or PostgreSQL).
 
     `connect()` gives a connection for changes that must be durable when they return (a key
@@ -124,7 +94,7 @@ class SQLKeyStore:
 
     On SQLite (`with_the_write`) a key made while events are saved goes further: it is not
     written on its own at all, but carried by the event it seals to the recorder and inserted
-    in the events' transaction (`with_the_write()`, `take_made`, NewKey.insert): one write
+    in the events' transaction (infra/privacy/write_keys.py): one write
     transaction a new subject, not two, and a write that fails leaves no key behind. Another
     writer may have stored the same key meanwhile; the insert then refuses the write
     (DataKeyRaceError, nothing stored) and the unit of work makes it again, with theirs.
@@ -270,7 +240,7 @@ class SQLKeyStore:
                     wanted.append(scope)
         if not wanted:
             return found
-        making: _Making | None = getattr(self._making, "now", None)
+        making: Making | None = getattr(self._making, "now", None)
         if making is not None:  # in a write: the keys made for it first
             for scope in list(wanted):
                 new = making.made.get((subject, scope))
@@ -312,88 +282,6 @@ class SQLKeyStore:
             with self._lock:
                 self._cache[(subject, str(scope))] = (now, key)
         return found
-
-    @contextmanager
-    def with_the_write(self) -> Iterator[None]:
-        """While inside, a data key this thread makes is not stored at once: it is handed to
-        the events being mapped (`take_made`) and stored in their transaction; kept for later
-        lookups once the write is over without an error, forgotten otherwise. Outside, or on a
-        key store whose recorder stores no keys, keys are made in a transaction of their own."""
-        if not self._with_the_write or getattr(self._making, "now", None) is not None:
-            yield
-            return
-        making = self._making.now = _Making()
-        try:
-            yield
-        finally:
-            self._making.now = None
-        now = time.monotonic()  # committed (an error leaves them behind, never stored)
-        with self._lock:
-            for (subject, scope), new in making.made.items():
-                self._cache[(subject, scope)] = (now, new.key)
-
-    def making_with_the_write(self) -> bool:
-        """Whether a key this thread makes now is stored with the events being saved (and
-        checked against recorded erasures there, by the recorder)."""
-        return getattr(self._making, "now", None) is not None
-
-    def take_made(self) -> tuple[NewKey, ...]:
-        """The keys made in this thread's write since it was last asked: for the event just
-        mapped to carry to the recorder."""
-        making: _Making | None = getattr(self._making, "now", None)
-        if making is None or not making.unattached:
-            return ()
-        taken = tuple(making.unattached)
-        making.unattached.clear()
-        return taken
-
-    def _make_with_the_write(
-        self, making: _Making, subject: UUID, scopes: list[str]
-    ) -> dict[str, bytes]:
-        provider = self._provider
-        made: dict[str, bytes] = {}
-        for scope in scopes:
-            key = os.urandom(32)
-            new = NewKey(subject, scope, provider.wrap(key), provider, key, self)
-            making.made[(subject, scope)] = new
-            making.unattached.append(new)
-            made[scope] = key
-        return made
-
-    def insert_made(self, cursor: Any, made: Sequence[NewKey]) -> None:
-        """Keys made for the events being inserted, in their transaction, in one statement:
-        inserted only while the store is bound to the key that wrapped them, and only if no
-        other writer made the subject's key for that scope first (else the write is refused,
-        to be tried again with theirs: values sealed with this one could never be opened)."""
-        for new in made:
-            if new.provider is not self._provider:  # a rotation in this process switched keys
-                raise DataKeyRaceError(new.subject, new.scope)
-        provider = self._provider
-        raw = getattr(cursor, "sqlite_cursor", cursor)
-        rows = ", ".join(["(?, ?, ?, ?)"] * len(made))
-        raw.execute(
-            self._sql(
-                "INSERT INTO backcheck_keys (subject, tier, wrapped, master) "
-                f"SELECT * FROM (VALUES {rows}) WHERE EXISTS (SELECT 1 FROM {KEY_CHECK_TABLE} "
-                "WHERE scheme = ? AND kcv = ?) ON CONFLICT (subject, tier) DO NOTHING"
-            ),
-            (
-                *(v for k in made for v in (str(k.subject), k.scope, k.wrapped, provider.key_id)),
-                provider.check_scheme,
-                provider.check_value(),
-            ),
-        )
-        if raw.rowcount == len(made):
-            return
-        for new in made:
-            raw.execute(
-                self._sql("SELECT wrapped FROM backcheck_keys WHERE subject = ? AND tier = ?"),
-                (str(new.subject), new.scope),
-            )
-            found = raw.fetchone()
-            if found is not None and bytes(found[0]) != new.wrapped:
-                raise DataKeyRaceError(new.subject, new.scope)
-        raise self.wrong_key("the store was rotated to another master key since")
 
     def _make_many(
         self, subject: UUID, scopes: list[str], select: str

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 # The check value's scheme, stored beside it: a later scheme is a new row, never a changed one.
 KEY_CHECK_SCHEME = "hmac-sha256:backcheck master key check v1"
+KEY_CHECK_TABLE = "backcheck_key_check"  # where a store records its master key's check value
 KEY_ID_BYTES = 8  # of the check value: a name for the key, no help in finding it
 
 

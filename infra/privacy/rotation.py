@@ -35,8 +35,8 @@ from cryptography.hazmat.primitives.keywrap import InvalidUnwrap
 
 from domain.errors import RuleBrokenError
 from domain.master_key import MasterKeyRotation, RotationUnfinishedError, rotation_id
-from infra.privacy.keystore import KEY_CHECK_TABLE, SQLKeyStore
-from infra.privacy.providers import KeyProvider, same_key
+from infra.privacy.keystore import SQLKeyStore
+from infra.privacy.providers import KEY_CHECK_TABLE, KeyProvider, same_key
 from services.unit import UnitOfWork
 
 BATCH = 200  # data keys rewrapped in one transaction: the writers wait for at most one batch

@@ -291,7 +291,7 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
         return ids
 
     def _insert_new_keys(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> None:
-        """The data keys made to seal these events (infra/privacy/keystore.py: NewKey), stored
+        """The data keys made to seal these events (infra/privacy/write_keys.py: NewKey), stored
         in their transaction, under the writer lock: each only if no erasure or retention run
         destroyed its subject's key of that scope since it was made (checked here, where no
         erasure can commit before the events: made earlier, a key would outlive an erasure

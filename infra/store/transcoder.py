@@ -45,7 +45,7 @@ _HANDLED_BY_MAPPER = frozenset({"originator_id", "originator_version"})
 @dataclasses.dataclass(frozen=True)
 class KeyedStoredEvent(StoredEvent):
     """A stored event carrying the data keys made to seal it, for the recorder to store in
-    the event's own transaction (infra/privacy/keystore.py: SQLKeyStore.with_the_write;
+    the event's own transaction (infra/privacy/write_keys.py: KeysWithTheWrite.with_the_write;
     infra/store/recorder.py: `_insert_new_keys`)."""
 
     new_keys: tuple[Any, ...] = ()

@@ -158,12 +158,12 @@ def test_a_key_wrapped_by_a_master_key_the_store_left_is_refused_not_stored(
     before = keys.provider
     keys.use(FileKeyProvider(bytes(range(32))))
     with keys.transaction() as conn, pytest.raises(DataKeyRaceError, match="another writer"):
-        new.insert(conn)
+        keys.insert_made(conn, (new,))
     keys.use(before)
     with keys.transaction() as conn:
         conn.execute("DELETE FROM backcheck_key_check")
         with pytest.raises(WrongMasterKeyError, match="rotated to another master key"):
-            new.insert(conn)
+            keys.insert_made(conn, (new,))
     assert keys.tiers(subject) == set()
 
 
