@@ -19,6 +19,18 @@ class DomainError(Exception):
         for key, value in details.items():
             setattr(self, key, value)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as it is, not by calling the subclass's own `__init__` with `args` (which
+        holds only the message: a `ConcurrentChangeError` rebuilt that way took its message
+        for its list of ids). An error raised in a worker process reaches its parent so."""
+        return (_rebuilt, (type(self), self.message, self.details), self.__dict__)
+
+
+def _rebuilt(cls: type[DomainError], message: str, details: dict[str, Any]) -> DomainError:
+    error = cls.__new__(cls)
+    DomainError.__init__(error, message, **details)
+    return error
+
 
 class RuleBrokenError(DomainError):
     """A business rule refused the command; nothing was recorded."""

@@ -1,0 +1,58 @@
+"""Errors cross process boundaries pickled (a worker process's failure reaches its parent so):
+each comes back with the same message, details and class, whatever its own `__init__` takes."""
+
+from __future__ import annotations
+
+import pickle
+import uuid
+
+import pytest
+
+from domain.errors import AccessRefusedError, DomainError
+from services.errors import ConcurrentChangeError, InternalConflictError, UnknownUseCaseError
+
+
+def _every_domain_error() -> list[type[DomainError]]:
+    found, pending = [], [DomainError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConcurrentChangeError(["candidate-1", "consent-2"]),
+        InternalConflictError(["link-3"]),
+        AccessRefusedError(uuid.UUID(int=7), "profile", ["no consent", "not assigned"]),
+        UnknownUseCaseError("frobnicate"),
+        DomainError("plain", field="name", rule="at most 200 characters"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_an_error_pickled_comes_back_as_it_was(error: DomainError) -> None:
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is type(error)
+    assert str(back) == str(error)
+    assert back.message == error.message
+    assert back.details == error.details
+    assert back.__dict__ == error.__dict__
+
+
+def test_a_concurrent_change_keeps_its_ids_as_a_list() -> None:
+    back = pickle.loads(pickle.dumps(ConcurrentChangeError(["a1", "b2"])))
+    assert back.aggregate_ids == ["a1", "b2"]
+    assert str(back).startswith("someone else changed a1, b2 at the same moment")
+
+
+def test_every_domain_error_class_round_trips() -> None:
+    classes = _every_domain_error()
+    assert len(classes) > 20  # the walk reached the subclasses, not just the root
+    for cls in classes:
+        error = cls.__new__(cls)
+        DomainError.__init__(error, f"{cls.__name__} happened", subject="s-1", count=3)
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is cls, cls
+        assert (back.message, back.details) == (error.message, error.details), cls
