@@ -22,14 +22,13 @@ class DomainError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as it is, not by calling the subclass's own `__init__` with `args` (which
         holds only the message: a `ConcurrentChangeError` rebuilt that way took its message
-        for its list of ids). An error raised in a worker process reaches its parent so."""
-        return (_rebuilt, (type(self), self.message, self.details), self.__dict__)
+        for its list of ids). An error raised in a worker process reaches its parent so: made
+        without `__init__`, then given back its attributes (message, details and each detail)."""
+        return (_rebuilt, (type(self), self.message), self.__dict__)
 
 
-def _rebuilt(cls: type[DomainError], message: str, details: dict[str, Any]) -> DomainError:
-    error = cls.__new__(cls)
-    DomainError.__init__(error, message, **details)
-    return error
+def _rebuilt(cls: type[DomainError], message: str) -> DomainError:
+    return cls.__new__(cls, message)  # BaseException.__new__ sets `args`; pickle the rest
 
 
 class RuleBrokenError(DomainError):
