@@ -41,9 +41,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
     settings = Settings(database_url=f"sqlite:///{data / 'store.sqlite'}", data_dir=data)
     server = Server(settings, "--demo", log=data / "serve.log")
     try:
+        tokens = server.tokens()  # once the whole banner is printed
         links = dict(re.findall(r"portal link of (\S+): (http\S+)", server.out.read_text()))
         assert len(links) == 1, server.out.read_text()
-        yield server.base, server.tokens(), next(iter(links.values()))
+        yield server.base, tokens, next(iter(links.values()))
     finally:
         assert server.stop() == 0
         assert "Traceback" not in server.log.read_text()

@@ -57,7 +57,14 @@ class Server:
         pytest.fail("serve printed no URL in time")
 
     def tokens(self) -> dict[str, str]:
-        return dict(re.findall(r"token of (\S+): (bck_\S+)", self.out.read_text()))
+        """The tokens the banner shows, once it has printed its last line (the URL comes
+        first: read at once, the file may still hold only part of the tokens)."""
+        deadline = time.monotonic() + STARTS_WITHIN
+        while "each shown this once" not in (text := self.out.read_text()):
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                pytest.fail(f"serve printed no whole banner: {text}")
+            time.sleep(0.1)
+        return dict(re.findall(r"token of (\S+): (bck_\S+)", text))
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
