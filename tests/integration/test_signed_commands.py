@@ -401,3 +401,35 @@ def test_a_signed_dead_letter_an_operator_sent_back_is_applied_past_the_clock_sk
     # and once applied, the same letter sent back again is a replay, not a second application
     again = intake.decide(value, [*late, (REDRIVEN_FROM, elsewhere.encode())])
     assert again.reason is DeadLetterReason.REPLAYED
+
+
+# --- the signature decides first ---------------------------------------------------------------
+# A message whose signature does not verify is refused for that, whatever else is wrong with it
+# or would be decided of it: no other refusal is recorded, and nothing written.
+
+
+def test_a_forged_command_that_is_also_invalid_is_refused_for_its_signature(
+    intake: Intake, ats: Registered, esign: Registered
+) -> None:
+    value = body({**register(uuid4()), "email": "not an address"})
+    forged = esign.signed("register-candidate", value, source=ATS_SENDER)
+
+    refused(intake, value, forged, DeadLetterReason.BAD_SIGNATURE)
+
+
+@pytest.mark.parametrize("forger", ["another key", "the sender's key, another ce_id"])
+def test_a_forged_copy_of_an_applied_command_is_refused_for_its_signature_not_as_a_replay(
+    intake: Intake, app: Backcheck, ats: Registered, esign: Registered, forger: str
+) -> None:
+    candidate = uuid4()
+    value = body(register(candidate))
+    assert intake.decide(value, ats.signed("register-candidate", value, "c-9")).applied
+    if forger == "another key":
+        forged = esign.signed("register-candidate", value, "c-9", source=ATS_SENDER)
+    else:  # the right key id, a signature made for c-10: only verifying it tells
+        signed = ats.signed("register-candidate", value, "c-10")
+        forged = [(k, b"c-9" if k == "ce_id" else v) for k, v in signed]
+
+    refused(intake, value, forged, DeadLetterReason.BAD_SIGNATURE)
+
+    assert len(list(app.iter_events(candidate))) == 2  # the candidate and its one receipt
