@@ -90,6 +90,12 @@ def test_an_active_consent_reads_as_active_and_is_named_in_the_record(app: Backc
         (s.HIRING_MANAGER, Role.HIRING_MANAGER),
         (f"candidate:{uuid4()}", Role.CANDIDATE),
     ],
+    ids=[
+        "another recruiter",
+        "an unassigned investigator",
+        "the hiring manager",
+        "another candidate",
+    ],
 )
 def test_nobody_else_reads_it_and_the_refusal_is_recorded(
     app: Backcheck, principal: str, role: Role

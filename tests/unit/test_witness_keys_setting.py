@@ -32,6 +32,7 @@ def test_witness_keys_are_read_by_commas_or_spaces() -> None:
             "key id 00000000 does not match",
         ),
     ],
+    ids=["not a key", "not a cosigner key", "named twice", "wrong key id"],  # keys are random
 )
 def test_an_unusable_witness_key_is_refused_naming_it(text: str, said: str) -> None:
     with pytest.raises(ConfigError, match="BACKCHECK_WITNESS_KEYS") as refused:
