@@ -253,3 +253,51 @@ def test_the_relay_whose_broker_stopped_answering_stops_when_asked_and_loses_not
 
     assert again.returncode == 0, again.stderr
     assert {int(dict(r.headers)["ce_position"]) for r in received} == set(range(1, head + 1))
+
+
+def test_the_intake_stopped_in_a_burst_loses_no_command_and_applies_none_twice(
+    own_kafka_broker: Broker, story: Story, daemons: list[Daemon], tmp_path: Path
+) -> None:
+    """Asked to stop in the middle of a burst of commands, the intake finishes the message it
+    took or leaves it uncommitted: started again, it applies every command that was sent,
+    each once."""
+    from infra.kafka.cloudevent import command_headers
+    from infra.kafka.topics import kafka_producer
+
+    app, settings = story
+    command = [BACKCHECK, "ingest", "--bootstrap-servers", own_kafka_broker.bootstrap]
+    command.append("--accept-unsigned")  # senders are not what this is about
+    first = Daemon(command, store_env(settings), tmp_path / "intake-1.log")
+    daemons.append(first)
+    first.wait_for(
+        lambda: missing_topics(own_kafka_broker.bootstrap, COMMANDS_TOPIC) == set(), "its topics"
+    )
+    candidates = [uuid4() for _ in range(500)]  # more than it applies before it stops
+    producer = kafka_producer(bootstrap_servers=own_kafka_broker.bootstrap, acks="all")
+    for candidate in candidates:
+        headers = command_headers("register-candidate", str(candidate), ATS, app.clock())
+        value = body(register(candidate))
+        producer.send(COMMANDS_TOPIC, key=str(candidate).encode(), value=value, headers=headers)
+    producer.flush()
+    producer.close()
+
+    def applied() -> int:
+        return sum(1 for c in candidates if app.version_of(c) is not None)
+
+    first.wait_for(lambda: applied() > 0, "the first commands applied")
+    code, took = first.stop()
+    assert_stopped_cleanly(first, code, took)
+    stopped_at = applied()
+    assert stopped_at < len(candidates), "stopped after the burst: nothing was in flight"
+
+    second = Daemon(command, store_env(settings), tmp_path / "intake-2.log")
+    daemons.append(second)
+    second.wait_for(lambda: applied() == len(candidates), "every command applied", timeout=120)
+    code, took = second.stop()
+    assert_stopped_cleanly(second, code, took)
+
+    for candidate in candidates:  # each registered once, with its one receipt
+        assert [(e.aggregate, e.event) for e in app.iter_events(candidate)] == [
+            ("Candidate", "Registered"),
+            ("CommandReceipt", "Applied"),
+        ]
