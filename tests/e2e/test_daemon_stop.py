@@ -18,9 +18,16 @@ import pytest
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import tell_story
+from infra.kafka.cloudevent import command_headers
 from infra.kafka.intake import send_command
 from infra.kafka.relay_store import RelayState
-from infra.kafka.topics import COMMANDS_TOPIC, dead_letter_topic, ensure_topics, missing_topics
+from infra.kafka.topics import (
+    COMMANDS_TOPIC,
+    dead_letter_topic,
+    ensure_topics,
+    kafka_producer,
+    missing_topics,
+)
 from infra.kafka.worker import worker_store
 from infra.views.kept import KEPT
 from infra.views.runner import ViewRunner
@@ -261,19 +268,14 @@ def test_the_intake_stopped_in_a_burst_loses_no_command_and_applies_none_twice(
     """Asked to stop in the middle of a burst of commands, the intake finishes the message it
     took or leaves it uncommitted: started again, it applies every command that was sent,
     each once."""
-    from infra.kafka.cloudevent import command_headers
-    from infra.kafka.topics import kafka_producer
-
     app, settings = story
-    command = [BACKCHECK, "ingest", "--bootstrap-servers", own_kafka_broker.bootstrap]
-    command.append("--accept-unsigned")  # senders are not what this is about
+    bootstrap = own_kafka_broker.bootstrap
+    command = [BACKCHECK, "ingest", "--bootstrap-servers", bootstrap, "--accept-unsigned"]
     first = Daemon(command, store_env(settings), tmp_path / "intake-1.log")
     daemons.append(first)
-    first.wait_for(
-        lambda: missing_topics(own_kafka_broker.bootstrap, COMMANDS_TOPIC) == set(), "its topics"
-    )
+    first.wait_for(lambda: missing_topics(bootstrap, COMMANDS_TOPIC) == set(), "its topics")
     candidates = [uuid4() for _ in range(500)]  # more than it applies before it stops
-    producer = kafka_producer(bootstrap_servers=own_kafka_broker.bootstrap, acks="all")
+    producer = kafka_producer(bootstrap_servers=bootstrap, acks="all")
     for candidate in candidates:
         headers = command_headers("register-candidate", str(candidate), ATS, app.clock())
         value = body(register(candidate))
