@@ -56,9 +56,27 @@ def _texts(value: object, *, into_dicts: bool, at: str = "") -> Iterator[tuple[s
             yield from _texts(item, into_dicts=True, at=f"{at}[{key}]")
 
 
+def _not_utf8(char: str, at: str, position: int) -> PydanticCustomError:
+    """A lone surrogate: on a command line or in a file read with Python's surrogate escapes,
+    a byte that is not UTF-8 (0x80-0xFF becomes U+DC80-U+DCFF); said as that byte."""
+    code = ord(char)
+    what = (
+        f"byte 0x{code - 0xDC00:02X}, which is not UTF-8,"
+        if 0xDC80 <= code <= 0xDCFF
+        else f"lone surrogate U+{code:04X}, which UTF-8 cannot hold,"
+    )
+    return PydanticCustomError(
+        "not_utf8",
+        "{what}{at} at position {position}: text must be UTF-8",
+        {"what": what, "at": at and f" in {at}", "position": position},
+    )
+
+
 def _refuse_control_characters(value: object, pattern: re.Pattern[str], into_dicts: bool) -> None:
     for at, text in _texts(value, into_dicts=into_dicts):
         found = pattern.search(text)
+        if found and "\ud800" <= found.group() <= "\udfff":
+            raise _not_utf8(found.group(), at, found.start())
         if found:
             raise PydanticCustomError(
                 "control_character",

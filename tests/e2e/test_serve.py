@@ -104,6 +104,22 @@ def test_serve_demo_answers_over_http_and_stops_on_sigterm(
             spec = client.get("/openapi.json")
             assert spec.status_code == 200
             assert "/v1/candidates/{candidate_id}/profile" in spec.json()["paths"]
+            banner = server.out.read_text()
+            told = re.search(r"demo story run on the store: (\d+) steps, (\d+) of them", banner)
+            assert told is not None, banner
+            assert int(told.group(1)) > int(told.group(2)) > 0
+            # every address the banner gives a newcomer to open is there (the one needing a
+            # token says so: 401), none a 404; portal links are checked above
+            shown = {
+                url
+                for line in banner.splitlines()
+                if "portal link" not in line
+                for url in re.findall(r"http://\S+", line)
+            } - {server.base}
+            assert len(shown) >= 7, banner
+            for url in sorted(shown):
+                answer = client.get(url)
+                assert answer.status_code in (200, 401), (url, answer.status_code)
     finally:
         code = server.stop()
     assert code == 0, server.log.read_text()
