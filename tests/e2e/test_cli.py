@@ -218,6 +218,7 @@ def test_the_views_report_where_they_stand_and_rebuild_identically(store: dict[s
     after = run(store, "views", "status", "--json")
 
     assert before.returncode == rebuilt.returncode == after.returncode == 0, rebuilt.stderr
+    assert rebuilt.stderr == "", "piped, no bar and no blank line where it was"
     status = json.loads(before.stdout)
     head = status["head"]
     assert head > 40
