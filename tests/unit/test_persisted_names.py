@@ -240,7 +240,7 @@ def test_the_kept_views_tables_files_and_tracking_names_are_unchanged() -> None:
         ),
         (
             "dashboard",
-            "Backcheck.dashboard.views.v2",
+            "Backcheck.dashboard.views.v3",
             "backcheck_dashboard",
             "backcheck_stream_dashboard",
             "backcheck.dashboard.sqlite",
