@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import orjson
 import typer
 
-from infra.cli.common import app, console, err, fail
+from infra.cli.common import app, console, err, fail, load_settings
 
 if TYPE_CHECKING:
     from infra.config import Settings
@@ -45,7 +45,6 @@ def rotate_master(
     writers go on meanwhile. Run it again after a crash: it finishes what is left. Afterwards
     point BACKCHECK_MASTER_KEY_FILE (or BACKCHECK_PKCS11_KEY_LABEL) at the new key, restart the
     processes still holding the old one, and the old key may be destroyed."""
-    from infra.config import Settings
     from infra.inputs import InputError
 
     new: KeyProvider | None = None
@@ -53,7 +52,7 @@ def rotate_master(
     try:
         if (to_key_file is None) == (to_pkcs11_label is None):
             raise InputError("give one of --to-key-file and --to-pkcs11-label")
-        settings = Settings.load()
+        settings = load_settings()  # first: no new key made for a store that cannot open
         new = _new_provider(settings, to_key_file, to_pkcs11_label)
         application = _open(settings, new)
         report = _rotate(application, new, show_progress=not as_json)

@@ -135,13 +135,31 @@ def test_a_store_path_that_is_a_directory_is_a_configuration_error(
     )
 
 
-def test_a_data_directory_that_is_a_file_is_a_configuration_error(files: Path) -> None:
-    env = {"BACKCHECK_DATA_DIR": f"{files}/binary"}
+@pytest.mark.parametrize(
+    "command",
+    [("do", "register-candidate", CANDIDATE), ("info",), ("demo",), ("audit", "keygen")],
+    ids=["do", "info", "demo", "audit-keygen"],
+)
+@pytest.mark.parametrize(
+    ("data_dir", "why"),
+    [
+        ("{tmp}/binary", "a file is in the way"),
+        ("{tmp}/binary/data", "a file is in the way"),
+        ("/proc/backcheck", "No such file or directory"),  # no directory can be made there
+    ],
+    ids=["a-file", "under-a-file", "in-proc"],
+)
+def test_a_data_directory_that_cannot_be_made_is_a_configuration_error(
+    files: Path, command: tuple[str, ...], data_dir: str, why: str
+) -> None:
+    given = data_dir.format(tmp=files)
 
-    line = one_line(run(env, "do", "register-candidate", CANDIDATE), EX_CONFIG)
+    line = one_line(run({"BACKCHECK_DATA_DIR": given}, *command), EX_CONFIG)
 
-    assert line.startswith("Configuration error (config): BACKCHECK_DATA_DIR: cannot make ")
-    assert line.endswith("a file is in the way")
+    assert line == (
+        f"Configuration error (config): BACKCHECK_DATA_DIR: cannot make the directory {given} "
+        f"for the store's files and keys: {why}"
+    )
 
 
 @pytest.mark.parametrize(
