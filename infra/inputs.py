@@ -11,6 +11,9 @@ from __future__ import annotations
 import errno
 import sys
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 MAX_INPUT_BYTES = 1_048_576  # 1 MiB: far above any command's bounded schema
 
@@ -66,3 +69,14 @@ def read_file(path: Path, what: str) -> bytes:
     if len(data) > MAX_INPUT_BYTES:
         raise InputError(f"{where}: more than {MAX_INPUT_BYTES:,} bytes; too large to read")
     return data
+
+
+def json_object(data: bytes) -> dict[str, Any]:
+    """A command as given (`read_input`): a JSON object, else InputError naming PAYLOAD."""
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise InputError(f"PAYLOAD: not valid JSON: {e}") from None
+    if not isinstance(document, dict):
+        raise InputError("PAYLOAD: the command must be a JSON object")
+    return document
