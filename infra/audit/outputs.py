@@ -7,6 +7,8 @@ store's own files (the event store, its views and relay files, their WAL and loc
 key, or a checkpoint kept in DATA_DIR/checkpoints (a kept checkpoint may only be written again
 with the very same content). A file is written to a temporary file in its own directory, then
 renamed into place, so a crash leaves either the old file or the new one, never half of it.
+A document that holds nothing secret (the AsyncAPI contract, its fingerprints) is written in
+place with the umask's mode, once the same check of its directory passed.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def write_output(settings: Settings, path: Path, data: bytes, *, force: bool = F
     if kept and path.read_bytes() == data:
         return path
     check_output(settings, path, force=force)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     except OSError as e:
@@ -130,6 +132,36 @@ def write_output(settings: Settings, path: Path, data: bytes, *, force: bool = F
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
     return path
+
+
+def check_document(path: Path) -> None:
+    """Refuses `path` (OutputPathError) unless a document may be written there: not a
+    directory, and a directory it can be made in."""
+    if path.is_dir():
+        raise OutputPathError(f"{path} is a directory; name a file in it")
+    check_directory(path.parent)
+
+
+def write_document(path: Path, data: bytes) -> Path:
+    """Writes `data` to `path`, replacing a file there, for a document that holds nothing
+    secret and records nothing (the AsyncAPI contract, its fingerprints): with the umask's
+    mode, as any file the user writes, the directories it needs made. OutputPathError naming
+    the path when it cannot be written."""
+    check_document(path)
+    _make_parent(path)
+    try:
+        path.write_bytes(data)
+    except OSError as e:
+        raise OutputPathError(f"cannot write {path}: {e.strerror or e}") from None
+    return path
+
+
+def _make_parent(path: Path) -> None:
+    # a place no directory can be made in that the check could not see (/proc, as root)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputPathError(f"cannot write in {path.parent}: {e.strerror or e}") from None
 
 
 def _link_new(temporary: Path, path: Path) -> None:

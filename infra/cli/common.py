@@ -85,12 +85,23 @@ def open_app() -> tuple[Backcheck, Settings]:
     (`close_opened`). The composition root is imported here, by the commands that open the
     store, so that `--help` and `--version` load no driver, policy engine or cipher."""
     from infra.bootstrap import build_app
-    from infra.config import Settings
 
-    settings = Settings.load()
+    settings = load_settings()
     application = build_app(settings)
     _opened.append(application)
     return application, settings
+
+
+def load_settings() -> Settings:
+    """The configured settings, the directories they name made: one that cannot be is the
+    same configuration error (exit 78, naming its setting) whichever command meets it first,
+    rather than an unusable file named after whatever was to be made in it (the demo's lock,
+    a key)."""
+    from infra.config import Settings
+
+    settings = Settings.load()
+    settings.make_directories()
+    return settings
 
 
 def close_opened() -> None:

@@ -16,7 +16,7 @@ import typer
 from rich.text import Text
 
 from infra.cli.common import app, console, err, fail, open_app
-from infra.inputs import read_input
+from infra.inputs import json_object, read_input
 from infra.terminal import markup_safe, visible
 
 if TYPE_CHECKING:
@@ -424,6 +424,7 @@ def send_command(
     topic = topic or COMMANDS_TOPIC
     try:
         data = read_input(payload)
+        json_object(data)  # a command that is not a JSON object is refused here, broker or not
         settings = Settings.load()
         bootstrap = parse_bootstrap(bootstrap_servers or settings.kafka_bootstrap)
         key_file = signing_key or settings.sender_key

@@ -85,6 +85,7 @@ from infra.config.parsing import (
     ConfigError,
     default_data_dir,
     default_schedules,
+    directory_setting,
     file_setting,
     key_provider_settings,
     oidc_settings,
@@ -203,6 +204,21 @@ class Settings(BaseModel):
         if key := env("BACKCHECK_SENDER_KEY"):
             values["sender_key"] = Path(key).expanduser()
         return cls.model_validate(values)
+
+    def make_directories(self) -> None:
+        """Makes DATA_DIR and, on SQLite, the store's directory if they are missing: the store,
+        its keys, checkpoints, outbox and the demo's lock are kept there, so one that cannot
+        be made (a file in its way, a place where no directory can be made) is refused here,
+        naming its setting, before any of them is made (ConfigError, exit 78)."""
+        directory_setting("BACKCHECK_DATA_DIR", self.data_dir, "store's files and keys")
+        if self.backend == "sqlite":
+            self.sqlite_file()
+
+    def sqlite_file(self) -> Path:
+        """The SQLite store's file, its directory made (ConfigError naming the setting that
+        put it there if it cannot be)."""
+        variable = "BACKCHECK_DATABASE_URL" if self.database_url else "BACKCHECK_DATA_DIR"
+        return file_setting(variable, self.sqlite_path, "store")
 
     @property
     def keys_dir(self) -> Path:
@@ -323,11 +339,9 @@ class Settings(BaseModel):
             "IS_SNAPSHOTTING_ENABLED": "no",
         }
         if self.backend == "sqlite":
-            variable = "BACKCHECK_DATABASE_URL" if self.database_url else "BACKCHECK_DATA_DIR"
-            path = file_setting(variable, self.sqlite_path, "store")
             env |= {
                 "PERSISTENCE_MODULE": "infra.store.pool:Factory",  # statements kept
-                "SQLITE_DBNAME": str(path),
+                "SQLITE_DBNAME": str(self.sqlite_file()),
                 "SQLITE_LOCK_TIMEOUT": "10",
                 "APPLICATION_RECORDER_TOPIC": (
                     "infra.store.recorder:ChainedSQLiteApplicationRecorder"
