@@ -10,7 +10,7 @@ from uuid import UUID
 from services.access import Role
 from services.dto import ReadAccessLog
 from tests.http import COMPLIANCE, Served, problem
-from tests.story import RECRUITER
+from tests.story import RECRUITER, terms_in
 
 FORGED_HEADERS = {
     "X-Role": "compliance",
@@ -98,3 +98,22 @@ def test_a_token_scoped_to_some_candidates_reads_no_other(api: Served) -> None:
     refused = api.get("compliance:scoped", f"/v1/candidates/{other}/access-log", purpose="audit")
     problem(refused, 403)
     assert ("compliance:scoped", "compliance", "token", "refused") in log_of(api, other)
+
+
+def test_no_rule_about_another_candidate_is_told_to_a_scoped_principal(api: Served) -> None:
+    mine, other = two_candidates(api)
+    erased = api.post(RECRUITER, f"/v1/candidates/{other}/erasure-request", {"reason": "asked"})
+    assert erased.status_code == 200, erased.text
+    api.portal(mine)
+    api.issue("hr:scoped", Role.RECRUITER, assignments=(mine,))
+    head = api.head()
+    for principal, path, body in (
+        (f"candidate:{mine}", f"/v1/candidates/{other}/erasure-request", {"reason": "x"}),
+        ("hr:scoped", f"/v1/candidates/{other}/erasure-request", {"reason": "x"}),
+        ("hr:scoped", f"/v1/candidates/{other}/consents", {"terms": terms_in().model_dump()}),
+    ):
+        r = api.post(principal, path, body)
+        # the other candidate has asked for erasure: a rule would refuse with 409 saying so
+        detail = problem(r, 403, "outside-assignments")["detail"]
+        assert "erasure" not in detail, detail
+    assert api.head() == head
