@@ -109,6 +109,20 @@ class RegisterCandidate(Command):
     ) = None
     actor: Actor
 
+    @field_validator("candidate_id")
+    @classmethod
+    def _random(cls, candidate_id: UUID) -> UUID:
+        """An id the caller chooses is a random one (version 4): ids of the other versions
+        are derived from names (a principal's is `uuid5` of its name), so one chosen so
+        could take the id a principal or a candidate's portal link will need."""
+        if candidate_id.version != 4:
+            raise PydanticCustomError(
+                "uuid_version",
+                "a random (version 4) UUID, or none: ids derived from names belong to other "
+                "records",
+            )
+        return candidate_id
+
 
 class ClaimIn(Command):
     claim_id: UUID = Field(default_factory=uuid4)

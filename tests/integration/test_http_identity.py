@@ -5,8 +5,9 @@ under the link's principal."""
 
 from __future__ import annotations
 
-from uuid import UUID
+from uuid import UUID, uuid4
 
+from domain.principal import principal_id
 from services.access import Role
 from services.dto import ReadAccessLog
 from tests.http import COMPLIANCE, Served, problem
@@ -117,3 +118,21 @@ def test_no_rule_about_another_candidate_is_told_to_a_scoped_principal(api: Serv
         detail = problem(r, 403, "outside-assignments")["detail"]
         assert "erasure" not in detail, detail
     assert api.head() == head
+
+
+def test_a_candidate_cannot_take_the_id_a_principal_or_portal_link_will_need(api: Served) -> None:
+    mine, _ = two_candidates(api)
+    head = api.head()
+    for name in ("hr:newhire", f"candidate:{mine}"):  # a staff principal; mine's portal link
+        squat = api.post(
+            RECRUITER, "/v1/candidates", {"name": "Squat", "candidate_id": str(principal_id(name))}
+        )
+        errors = problem(squat, 422, "validation")["errors"]
+        assert [(e["field"], e["rule"]) for e in errors] == [("candidate_id", "uuid_version")]
+    assert api.head() == head
+    api.issue("hr:newhire", Role.RECRUITER)  # both ids are still free
+    api.portal(mine)
+    chosen = uuid4()
+    taken = api.post(RECRUITER, "/v1/candidates", {"name": "Ok", "candidate_id": str(chosen)})
+    assert taken.status_code == 201, taken.text
+    assert taken.json()["candidate_id"] == str(chosen)
