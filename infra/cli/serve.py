@@ -141,8 +141,12 @@ def serve(
             log_level="warning",
             access_log=False,
             log_config=None,
+            # a connection still busy this long after SIGTERM is cut (the dashboard's streams
+            # end themselves within a poll: infra/http/dashboard.py)
+            timeout_graceful_shutdown=10,
         )
     )
+    http.state.server = server
     # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again under the
     # handler it found: with this one, that ends the command normally (exit 0)
     for stop in (signal.SIGTERM, signal.SIGINT):

@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -142,3 +143,39 @@ def test_a_port_in_use_is_one_line_and_exit_69(settings: Settings, tmp_path: Pat
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"not serving: cannot serve on 127.0.0.1:{port}")
+
+
+def test_sigterm_stops_the_server_while_a_dashboard_stream_is_open(
+    settings: Settings, tmp_path: Path
+) -> None:
+    server = Server(settings, "--demo", log=tmp_path / "serve.log")
+    received: list[bytes] = []
+    try:
+        token = server.tokens()["compliance:demo"]
+        opened = threading.Event()
+
+        def follow() -> None:
+            headers = {"Authorization": f"Bearer {token}"}
+            with (
+                httpx.Client(base_url=server.base, timeout=60) as client,
+                client.stream("GET", "/v1/dashboard/stream", headers=headers) as answer,
+            ):
+                for chunk in answer.iter_bytes():
+                    received.append(chunk)
+                    opened.set()
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        assert opened.wait(30), "the stream sent its first summary"
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(timeout=20)
+        took = time.monotonic() - started
+        reader.join(timeout=10)
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+    assert code == 0, server.log.read_text()
+    assert took < 8, f"stopped {took:.1f} s after SIGTERM: the stream held it up"
+    assert b"event: stopping" in b"".join(received)
+    assert "Traceback" not in server.log.read_text()
