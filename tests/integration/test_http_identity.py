@@ -136,3 +136,16 @@ def test_a_candidate_cannot_take_the_id_a_principal_or_portal_link_will_need(api
     taken = api.post(RECRUITER, "/v1/candidates", {"name": "Ok", "candidate_id": str(chosen)})
     assert taken.status_code == 201, taken.text
     assert taken.json()["candidate_id"] == str(chosen)
+
+
+def test_a_scoped_token_lists_nothing_as_a_list_names_every_candidate(api: Served) -> None:
+    mine, other = two_candidates(api)
+    api.issue("hr:scoped", Role.RECRUITER, assignments=(mine,))
+    for path in ("/v1/candidates", "/v1/investigations", "/v1/reports"):
+        refused = api.get("hr:scoped", path)
+        detail = problem(refused, 403, "outside-assignments")["detail"]
+        assert "hr:scoped is scoped to some candidates" in detail
+        assert str(other) not in refused.text
+        assert api.get(RECRUITER, path).status_code == 200
+    listed = api.get(RECRUITER, "/v1/candidates").json()["items"]
+    assert {item["candidate_id"] for item in listed} >= {str(mine), str(other)}
