@@ -40,7 +40,15 @@ from infra.http.problems import (
     invalid,
     problem_response,
 )
-from infra.http.table import COMMANDS, READS, CommandRoute, ReadRoute, linked, result_model
+from infra.http.table import (
+    COMMANDS,
+    READS,
+    CommandRoute,
+    ReadRoute,
+    linked,
+    path_ids,
+    result_model,
+)
 from infra.http.workers import Workers
 from services.application import Backcheck
 from services.catalogue import USE_CASES
@@ -213,7 +221,7 @@ class Api:
     def _target(route: CommandRoute, content: dict[str, Any], request: Request) -> UUID | None:
         """The aggregate the command changed (or created): its version is the ETag."""
         if route.created:
-            field = route.created.rsplit("{", 1)[1].rstrip("}")
+            field = route.new_id or path_ids(route.created)[-1]
             return UUID(str(content[field]))
         first = route.path_ids[0] if route.path_ids else None
         return UUID(request.path_params[first]) if first else None
