@@ -89,7 +89,9 @@ def _answer(
     headers = {"Cache-Control": "no-store"}
     if page.next_cursor is not None:
         following = request.url.include_query_params(cursor=page.next_cursor)
-        headers["Link"] = f'<{following}>; rel="next"'
+        # a reference relative to the request (RFC 8288, 3986): not the URL the Host
+        # header names, which the client chooses
+        headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
     return Response(page.model_dump_json(), 200, headers, media_type="application/json")
 
 
