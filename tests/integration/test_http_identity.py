@@ -149,3 +149,18 @@ def test_a_scoped_token_lists_nothing_as_a_list_names_every_candidate(api: Serve
         assert api.get(RECRUITER, path).status_code == 200
     listed = api.get(RECRUITER, "/v1/candidates").json()["items"]
     assert {item["candidate_id"] for item in listed} >= {str(mine), str(other)}
+
+
+def test_two_authorization_headers_sign_no_one_in(api: Served) -> None:
+    mine, _ = two_candidates(api)
+    recruiter = api.as_(RECRUITER)["Authorization"]
+    compliance = api.as_(COMPLIANCE)["Authorization"]
+    for first, second in ((recruiter, compliance), (compliance, recruiter)):
+        r = api.client.get("/v1/me", headers=[("Authorization", first), ("Authorization", second)])
+        assert "2 Authorization headers" in problem(r, 401)["detail"]
+        read = api.client.get(
+            f"/v1/candidates/{mine}/access-log",
+            params={"purpose": "audit"},
+            headers=[("Authorization", first), ("Authorization", second)],
+        )
+        problem(read, 401)
