@@ -290,6 +290,17 @@ class Settings(BaseModel):
         head, tail = self._beside_store()
         return self.sqlite_path.with_name(f"{head}{name}{tail}")
 
+    def named_beside_store(self, filename: str) -> bool:
+        """Whether `filename` is one `beside_store` gives, whatever the NAME: the store's own
+        files are known by it even where their NAME changes (the projection workers', with
+        their projection's version)."""
+        head, tail = self._beside_store()
+        return (
+            len(filename) > len(head) + len(tail)
+            and filename.startswith(head)
+            and filename.endswith(tail)
+        )
+
     def _beside_store(self) -> tuple[str, str]:
         store = self.sqlite_path
         return f"{store.stem}.", store.suffix or ".sqlite"
@@ -309,16 +320,6 @@ class Settings(BaseModel):
         """The relay's position on the embedded store: a SQLite file of its own, so recording
         it never takes the store's write lock from the writers."""
         return self.beside_store("relay")
-
-    @property
-    def stream_views_path(self) -> Path:
-        """The projection workers' views on the embedded store: a SQLite file of their own."""
-        return self.beside_store("stream-views")
-
-    @property
-    def stream_dashboard_path(self) -> Path:
-        """The projection workers' dashboard views on the embedded store: a file of their own."""
-        return self.beside_store("stream-dashboard")
 
     def store_env(self) -> dict[str, str]:
         """The eventsourcing environment for this store (persistence module and its settings)."""
