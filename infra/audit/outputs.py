@@ -3,7 +3,8 @@ is recorded, and written whole or not at all.
 
 An output path is refused when it names a file that exists (unless `force`), a directory, or a
 place where no file can be made; it is refused even with `force` when it names one of the
-store's own files (the event store, its views and relay files, their WAL and lock files), a
+store's own files (the event store and every file named after it beside it: its views, the
+relay's state, the projection workers' stores of every version; their WAL and lock files), a
 key, or a checkpoint kept in DATA_DIR/checkpoints (a kept checkpoint may only be written again
 with the very same content). A file is written to a temporary file in its own directory, then
 renamed into place, so a crash leaves either the old file or the new one, never half of it.
@@ -21,6 +22,7 @@ from pathlib import Path
 from infra.config import Settings
 
 FORCE_HINT = "--force to replace it"
+_BESIDE = ("-wal", "-shm", "-journal", ".writer-lock")  # a SQLite file's own files
 
 
 class OutputPathError(Exception):
@@ -43,13 +45,24 @@ def protected_paths(settings: Settings) -> list[Path]:
             settings.views_path,
             settings.dashboard_path,
             settings.relay_state_path,
-            settings.stream_views_path,
-            settings.stream_dashboard_path,
         ):
             paths.append(store)
-            paths.extend(Path(f"{store}{suffix}") for suffix in ("-wal", "-shm", "-journal"))
-            paths.append(Path(f"{store}.writer-lock"))
+            paths.extend(Path(f"{store}{suffix}") for suffix in _BESIDE)
     return paths
+
+
+def _named_after_store(settings: Settings, path: Path) -> bool:
+    """Whether `path` is a file named after the embedded store beside it
+    (`Settings.beside_store`), or one of its WAL, journal and lock files. The projection
+    workers' stores are among them under a name that changes with their projection's version
+    (infra/views/kept.py, which this adapter does not import): whichever version's, and those
+    of earlier versions left in place, each is the store's own."""
+    if settings.backend != "sqlite" or not _same(path.parent, settings.sqlite_path.parent):
+        return False
+    name = path.name
+    for suffix in _BESIDE:
+        name = name.removesuffix(suffix)
+    return settings.named_beside_store(name)
 
 
 def _in_protected_dir(settings: Settings, path: Path) -> Path | None:
@@ -62,12 +75,13 @@ def _in_protected_dir(settings: Settings, path: Path) -> Path | None:
 
 def check_output(settings: Settings, path: Path, *, force: bool = False) -> None:
     """Refuses `path` (OutputPathError) unless a file may be written there now."""
-    for protected in protected_paths(settings):
-        if _same(path, protected):
-            raise OutputPathError(
-                f"{path} is one of the store's own files or keys; it is never overwritten "
-                "(name another file)"
-            )
+    if _named_after_store(settings, path) or any(
+        _same(path, protected) for protected in protected_paths(settings)
+    ):
+        raise OutputPathError(
+            f"{path} is one of the store's own files or keys; it is never overwritten "
+            "(name another file)"
+        )
     kept = _in_protected_dir(settings, path)
     if kept == settings.keys_dir and path.exists():
         raise OutputPathError(f"{path} is in the key directory; name another file")

@@ -208,9 +208,11 @@ def worker(
     topic (faust).
 
     Several workers share the topic's partitions in one consumer group. The read views go to
-    `backcheck_stream_views` on PostgreSQL, or `<store>.stream-views.sqlite` on the embedded
-    store, the dashboard to `backcheck_stream_dashboard` or `<store>.stream-dashboard.sqlite`;
-    each partition's progress is kept with the rows, so redelivery changes nothing.
+    `backcheck_stream_views_vN` on PostgreSQL, or `<store>.stream-views-vN.sqlite` on the
+    embedded store, the dashboard to `backcheck_stream_dashboard_vN` or
+    `<store>.stream-dashboard-vN.sqlite` (N: its projection's version; a new version starts
+    from an empty store, filled from each partition's start); each partition's progress is
+    kept with the rows, so redelivery changes nothing.
     Stops on SIGINT/SIGTERM.
     """
     from infra.kafka.daemon import projection_worker

@@ -300,36 +300,42 @@ class Settings(BaseModel):
             return Path(unquote(path[1:]))
         return self.data_dir / "backcheck.sqlite"
 
+    def beside_store(self, name: str) -> Path:
+        """The SQLite file `<store>.NAME.sqlite` beside the embedded store (its suffix if it
+        has one): each of the store's own files (views, the relay's state) is named so."""
+        head, tail = self._beside_store()
+        return self.sqlite_path.with_name(f"{head}{name}{tail}")
+
+    def named_beside_store(self, filename: str) -> bool:
+        """Whether `filename` is one `beside_store` gives, whatever the NAME: the store's own
+        files are known by it even where their NAME changes (the projection workers', with
+        their projection's version)."""
+        head, tail = self._beside_store()
+        return (
+            len(filename) > len(head) + len(tail)
+            and filename.startswith(head)
+            and filename.endswith(tail)
+        )
+
+    def _beside_store(self) -> tuple[str, str]:
+        store = self.sqlite_path
+        return f"{store.stem}.", store.suffix or ".sqlite"
+
     @property
     def views_path(self) -> Path:
         """The embedded read views: a rebuildable SQLite file next to the event store."""
-        store = self.sqlite_path
-        return store.with_name(f"{store.stem}.views{store.suffix or '.sqlite'}")
+        return self.beside_store("views")
 
     @property
     def dashboard_path(self) -> Path:
         """The embedded dashboard views (counts only): a rebuildable SQLite file of their own."""
-        store = self.sqlite_path
-        return store.with_name(f"{store.stem}.dashboard{store.suffix or '.sqlite'}")
+        return self.beside_store("dashboard")
 
     @property
     def relay_state_path(self) -> Path:
         """The relay's position on the embedded store: a SQLite file of its own, so recording
         it never takes the store's write lock from the writers."""
-        store = self.sqlite_path
-        return store.with_name(f"{store.stem}.relay{store.suffix or '.sqlite'}")
-
-    @property
-    def stream_views_path(self) -> Path:
-        """The projection workers' views on the embedded store: a SQLite file of their own."""
-        store = self.sqlite_path
-        return store.with_name(f"{store.stem}.stream-views{store.suffix or '.sqlite'}")
-
-    @property
-    def stream_dashboard_path(self) -> Path:
-        """The projection workers' dashboard views on the embedded store: a file of their own."""
-        store = self.sqlite_path
-        return store.with_name(f"{store.stem}.stream-dashboard{store.suffix or '.sqlite'}")
+        return self.beside_store("relay")
 
     def store_env(self) -> dict[str, str]:
         """The eventsourcing environment for this store (persistence module and its settings)."""
