@@ -169,7 +169,7 @@ def visible(views: Any, keys: list[str], sql: str) -> list[str]:
             c.execute(sql.format(",".join("?" * len(keys))), keys)
             return [row[0] for row in c.fetchall()]
     with views.datastore.transaction(commit=False) as curs:
-        table = f"{views.datastore.schema}.backcheck_stream_views"
+        table = f"{views.datastore.schema}.{views.table}"  # the version's (worker_store)
         curs.execute(f"SELECT key FROM {table} WHERE view='profile' AND key = ANY(%s)", (keys,))
         return [row["key"] for row in curs.fetchall()]
 

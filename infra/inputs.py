@@ -1,5 +1,5 @@
 """A command's input as the command line takes it: typed in, `@FILE`, or `-` for stdin, read
-up to a bound.
+up to a bound; and the files an option names for a command to read.
 
 No command is larger than MAX_INPUT_BYTES: more is refused without reading further, so
 `@/dev/zero` or an endless pipe costs one buffer, not the machine's memory. A file that cannot
@@ -11,6 +11,9 @@ from __future__ import annotations
 import errno
 import sys
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 MAX_INPUT_BYTES = 1_048_576  # 1 MiB: far above any command's bounded schema
 
@@ -51,3 +54,29 @@ def read_input(given: str, what: str = "PAYLOAD") -> bytes:
             return _bounded(source.read(MAX_INPUT_BYTES + 1), where)
     except OSError as e:
         raise InputError(f"{where}: {_why(e)}") from None
+
+
+def read_file(path: Path, what: str) -> bytes:
+    """The content of the file option `what` names, at most MAX_INPUT_BYTES: InputError
+    naming the option and the file when it cannot be read (missing, a directory, not
+    permitted) or is larger."""
+    where = f"{what} {path}"
+    try:
+        with path.open("rb") as source:
+            data = source.read(MAX_INPUT_BYTES + 1)
+    except OSError as e:
+        raise InputError(f"{where}: {_why(e)}") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputError(f"{where}: more than {MAX_INPUT_BYTES:,} bytes; too large to read")
+    return data
+
+
+def json_object(data: bytes) -> dict[str, Any]:
+    """A command as given (`read_input`): a JSON object, else InputError naming PAYLOAD."""
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise InputError(f"PAYLOAD: not valid JSON: {e}") from None
+    if not isinstance(document, dict):
+        raise InputError("PAYLOAD: the command must be a JSON object")
+    return document

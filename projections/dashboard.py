@@ -1,7 +1,9 @@
 """The dashboard views: counts and histograms of the whole store, never a personal value.
 
     dashboard       a handful of aggregate rows, each under a fixed key (`AGGREGATES`):
-                    pipeline     candidates, investigations and reports by current status
+                    pipeline     candidates, investigations and reports by current status,
+                                 each counted once: a candidate under their stage as the
+                                 candidates list has it (projections/listing.py)
                     checks       concluded checks by type and outcome, findings by method and
                                  outcome, disputes raised, resolved and upheld
                     turnaround   per check type (and for whole investigations) a bounded
@@ -15,7 +17,8 @@
                     access       reads and hand-overs by outcome
                     daily        per day: events, conclusions, completions, refusals
     dashboard_case  one small state row per candidate, consent, investigation and report
-                    (status, timestamps, check types): what moves a count when it changes
+                    (stage or status, timestamps, check types): what moves a count when it
+                    changes
 
 Every handler is a pure function of the event and the current rows, so the views rebuilt from
 the start of the log come out identical; rows hold ids, statuses, categories, staff principals
@@ -41,6 +44,7 @@ from projections import events as ev
 from projections import histogram as hist
 from projections.access_log import NO_POLICY
 from projections.events import LOG_ONLY_EVENTS, EventClass
+from projections.listing import STAGE_EVENTS, CandidateStage, next_stage, stage_reached
 from projections.rows import Doc, Rows
 from projections.tally import (
     bump,
@@ -97,7 +101,9 @@ class Dashboard:
 
     # Bumped whenever what a row holds changes: views of another version are rebuilt.
     # 2: days older than the last DAYS_KEPT dropped however few days are held (tally.py)
-    version = 2
+    # 3: a candidate counted once in the pipeline, under their current stage (the candidates
+    #    list's, projections/listing.py), not every registration and erasure ever
+    version = 3
     # The aggregate rows count every candidate's events: a worker keeping them per partition
     # applies one partition's run at a time (and the counts commute: any interleaving of the
     # partitions gives the same rows, see `keep_recent` and `MAX_NAMES` in tally.py).
@@ -143,6 +149,8 @@ class Dashboard:
         handler = self.handlers.get(type(event))
         if handler is not None:
             handler(event, rows)
+        if type(event) in STAGE_EVENTS:
+            self._stage(event, rows)
         subject = getattr(event, "candidate_id", None)
         if isinstance(subject, UUID) and type(event) not in QUIET_EVENTS:
             tiers = tiers_in(vars(event))
@@ -199,6 +207,7 @@ class Dashboard:
         """Changes a candidate's state row, and moves their place in the retention counts."""
         key = f"candidate:{subject}"
         doc = rows.get(CASE_VIEW, key) or {
+            "stage": None,  # None: never registered (nor listed)
             "last_activity": None,
             "open": [],
             "erased": False,
@@ -222,10 +231,36 @@ class Dashboard:
             self._change(rows, "retention", move)
 
     def candidate_registered(self, event: Any, rows: Rows) -> None:
-        self._count(rows, "pipeline", "candidates", "registered")
+        stage = CandidateStage.REGISTERED.value
+        self._candidate(rows, event.candidate_id, lambda doc: doc.update(stage=stage))
+        self._count(rows, "pipeline", "candidates", stage)
+
+    def _stage(self, event: Any, rows: Rows) -> None:
+        """The candidate moves to the stage the event brings them to, by the rules the
+        candidates list moves them by (projections/listing.py), and their count with them. An
+        investigation resumed has just been moved to where it resumes to."""
+        resumed_to: str | None = None
+        if type(event) is ev.InvestigationResumed:
+            found = rows.get(CASE_VIEW, f"investigation:{event.originator_id}")
+            resumed_to = found["status"] if found else None
+        reached = stage_reached(event, resumed_to)
+        if reached is None:
+            return
+        moved: list[tuple[str, str]] = []
+
+        def change(doc: Doc) -> None:
+            if doc["stage"] is not None:
+                stage = next_stage(CandidateStage(doc["stage"]), reached).value
+                moved.append((doc["stage"], stage))
+                doc["stage"] = stage
+
+        self._candidate(rows, event.candidate_id, change)
+        for before, after in moved:
+            if before != after:
+                self._count(rows, "pipeline", "candidates", before, n=-1)
+                self._count(rows, "pipeline", "candidates", after)
 
     def erasure_requested(self, event: Any, rows: Rows) -> None:
-        self._count(rows, "pipeline", "candidates", "erasure_requested")
         self._count(rows, "erasures", "requested")
         self._count(rows, "erasures", "pending")
         self._candidate(rows, event.candidate_id, lambda doc: doc.update(erasure_requested=True))
@@ -233,7 +268,6 @@ class Dashboard:
     def candidate_erased(self, event: Any, rows: Rows) -> None:
         """An erasure done: a request for it is no longer pending (one may be done unasked,
         by the retention rule or an operator)."""
-        self._count(rows, "pipeline", "candidates", "erased")
         self._count(rows, "erasures", "completed")
         asked: list[bool] = []
 

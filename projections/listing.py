@@ -32,6 +32,8 @@ candidate under investigation leaves them investigating. A withdrawal moves a ca
 `consent withdrawn` from any of them, and a consent asked or granted afterwards moves them on
 again. An erasure request overrides every stage and is left only for `erased`, which is final.
 An expired consent changes no stage (a consent expires in the normal course, after the report).
+The dashboard's pipeline counts candidates by the same stages, moved by the same rules
+(`stage_reached`, `next_stage`).
 
 Rows are a function of the event and the rows already there, like every view's: rebuilt from
 the start of the log, the lists come out identical.
@@ -102,6 +104,33 @@ def next_stage(current: CandidateStage, reached: CandidateStage) -> CandidateSta
     return reached if _PIPELINE[reached] > _PIPELINE[current] else current
 
 
+# The stage each event brings its candidate to (as far as `next_stage` lets them move): what
+# moves a candidate in these lists, and in the dashboard's pipeline (projections/dashboard.py).
+_REACHED: dict[EventClass, CandidateStage] = {
+    ev.ConsentRequested: CandidateStage.CONSENT_REQUESTED,
+    ev.ConsentGranted: CandidateStage.CONSENTED,
+    ev.ConsentWithdrawn: CandidateStage.CONSENT_WITHDRAWN,
+    ev.ErasureRequested: CandidateStage.ERASURE_REQUESTED,
+    ev.CandidateErased: CandidateStage.ERASED,
+    ev.InvestigationStarted: CandidateStage.INVESTIGATING,
+    ev.InvestigationResumed: CandidateStage.INVESTIGATING,
+    ev.ReportCompiled: CandidateStage.REPORTED,
+}
+STAGE_EVENTS = frozenset(_REACHED)
+
+
+def stage_reached(event: Any, resumed_to: str | None = None) -> CandidateStage | None:
+    """The stage `event` brings its candidate to, None if it moves no candidate. A resumed
+    investigation brings them to investigating only if it resumes in progress (`resumed_to`,
+    the status it resumes to): one resumed to planned has yet to start."""
+    if (
+        type(event) is ev.InvestigationResumed
+        and resumed_to != InvestigationStatus.IN_PROGRESS.value
+    ):
+        return None
+    return _REACHED.get(type(event))
+
+
 STATUSES: dict[str, tuple[str, ...]] = {
     "candidate": tuple(s.value for s in CandidateStage),
     "investigation": tuple(s.value for s in InvestigationStatus),
@@ -149,11 +178,16 @@ class Listing:
         status = self._status
         self.handlers: dict[EventClass, Handler] = {
             ev.CandidateRegistered: self.candidate_registered,
-            ev.ConsentRequested: self._stage(CandidateStage.CONSENT_REQUESTED),
-            ev.ConsentGranted: self._stage(CandidateStage.CONSENTED),
-            ev.ConsentWithdrawn: self._stage(CandidateStage.CONSENT_WITHDRAWN),
-            ev.ErasureRequested: self._stage(CandidateStage.ERASURE_REQUESTED),
-            ev.CandidateErased: self._stage(CandidateStage.ERASED),
+            **dict.fromkeys(
+                (
+                    ev.ConsentRequested,
+                    ev.ConsentGranted,
+                    ev.ConsentWithdrawn,
+                    ev.ErasureRequested,
+                    ev.CandidateErased,
+                ),
+                self.candidate_stage,
+            ),
             ev.InvestigationPlanned: self.investigation_planned,
             ev.InvestigationStarted: self.investigation_started,
             ev.InvestigationResumed: self.investigation_resumed,
@@ -223,8 +257,8 @@ class Listing:
         }
         self._write("candidate", rows, event.candidate_id, doc)
 
-    def _stage(self, reached: CandidateStage) -> Handler:
-        return lambda event, rows: self._candidate(event, rows, reached)
+    def candidate_stage(self, event: Any, rows: Rows) -> None:
+        self._candidate(event, rows, stage_reached(event))
 
     def _candidate(
         self, event: Any, rows: Rows, stage: CandidateStage | None, count: str | None = None
@@ -259,7 +293,7 @@ class Listing:
 
     def investigation_started(self, event: Any, rows: Rows) -> None:
         self._status("investigation", InvestigationStatus.IN_PROGRESS)(event, rows)
-        self._candidate(event, rows, CandidateStage.INVESTIGATING)
+        self._candidate(event, rows, stage_reached(event))
 
     def investigation_suspended(self, event: Any, rows: Rows) -> None:
         def change(doc: Doc) -> None:
@@ -278,8 +312,8 @@ class Listing:
             doc.update(suspended_from=None, status=to)
 
         self._change("investigation", event.originator_id, event, rows, change)
-        if to == InvestigationStatus.IN_PROGRESS.value:
-            self._candidate(event, rows, CandidateStage.INVESTIGATING)
+        if (reached := stage_reached(event, resumed_to=to)) is not None:
+            self._candidate(event, rows, reached)
 
     def dispute_resolved(self, event: Any, rows: Rows) -> None:
         """An upheld dispute reopens its check: a completed investigation is in progress again."""
@@ -309,7 +343,7 @@ class Listing:
             "status_since": at,
         }
         self._write("report", rows, event.candidate_id, doc)
-        self._candidate(event, rows, CandidateStage.REPORTED, "reports")
+        self._candidate(event, rows, stage_reached(event), "reports")
 
     def report_amended(self, event: Any, rows: Rows) -> None:
         def change(doc: Doc) -> None:

@@ -18,7 +18,7 @@ from pydantic import Field
 from domain.access import AccessOutcome
 from domain.errors import NotFoundError
 from services.access import READ_ACCESS_LOG
-from services.dto import Result, WholeViewRead
+from services.dto import Moment, Result, WholeViewRead
 from services.history import HistoryQueries
 from services.queries import QueryUseCases
 from services.timeline import TimelineEntry
@@ -36,7 +36,7 @@ class ReadAsOf(WholeViewRead):
     """The candidate's case (consents, investigations, reports and their statuses) as it
     stood at a moment, rebuilt from the events up to then."""
 
-    at: datetime = Field(description="the moment, ISO 8601 with its offset")
+    at: Moment = Field(description="the moment, ISO 8601 with its offset")
 
 
 class TimelineView(Result):

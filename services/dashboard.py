@@ -21,6 +21,7 @@ from pydantic import Field
 from domain.report import ReportStatus
 from projections import histogram as hist
 from projections.dashboard import AGGREGATES, DASHBOARD_VIEW, INVESTIGATION
+from projections.listing import CandidateStage
 from services.dto import Result
 from services.ports import DashboardModel
 from services.unit import UnitOfWork
@@ -41,7 +42,10 @@ class Turnaround(Result):
 
 
 class Pipeline(Result):
-    candidates: Counts = Field(description="registered, erasure_requested, erased")
+    """Each candidate, investigation and report counted once, under its current status: the
+    statuses `GET /v1/candidates`, `/v1/investigations` and `/v1/reports` list them by."""
+
+    candidates: Counts = Field(description=f"by current stage: {', '.join(CandidateStage)}")
     investigations: Counts = Field(description="by current status")
     reports: Counts = Field(description="by current status")
     reports_awaiting_review: int

@@ -6,12 +6,15 @@ enforced by the aggregates and raise domain errors.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -19,6 +22,7 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from domain.candidate import ClaimKind
 from domain.check import CheckType, Method, Outcome, SourceRole
@@ -45,6 +49,24 @@ Actor = Annotated[
     Field(description="who is acting, e.g. 'hr:li.na' or 'candidate'"),
 ]
 CategoryKey = Annotated[str, StringConstraints(max_length=100, pattern=r"^user(\.[a-z_]+)+$")]
+
+_ISO_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _iso_moment(value: object) -> object:
+    """A moment is given as ISO 8601 text (or as a datetime, in process): not a number,
+    which pydantic would take as Unix time, nor a date alone."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_MOMENT.match(value)):
+        return value
+    raise PydanticCustomError(
+        "iso_moment",
+        "an ISO 8601 date and time with its offset is expected, e.g. 2026-11-22T10:00:00+00:00",
+    )
+
+
+# A moment a caller gives: with its offset, or it is refused (pydantic's `timezone_aware`),
+# never stored as a naive time that no aware one can be compared with.
+Moment = Annotated[AwareDatetime, BeforeValidator(_iso_moment)]
 
 
 class Command(BaseModel):
@@ -86,6 +108,20 @@ class RegisterCandidate(Command):
         Annotated[str, StringConstraints(max_length=30, pattern=r"^\+?[0-9 ()-]{5,30}$")] | None
     ) = None
     actor: Actor
+
+    @field_validator("candidate_id")
+    @classmethod
+    def _random(cls, candidate_id: UUID) -> UUID:
+        """An id the caller chooses is a random one (version 4): ids of the other versions
+        are derived from names (a principal's is `uuid5` of its name), so one chosen so
+        could take the id a principal or a candidate's portal link will need."""
+        if candidate_id.version != 4:
+            raise PydanticCustomError(
+                "uuid_version",
+                "a random (version 4) UUID, or none: ids derived from names belong to other "
+                "records",
+            )
+        return candidate_id
 
 
 class ClaimIn(Command):
@@ -216,8 +252,8 @@ class GrantConsent(Command):
     terms: ConsentTermsIn
     document_sha256: Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-f]{64}$")]
     signature_method: SignatureMethod
-    valid_from: datetime
-    valid_until: datetime
+    valid_from: Moment
+    valid_until: Moment
     actor: Actor
 
 
@@ -276,7 +312,7 @@ class PlanInvestigation(Command):
     purpose: Text
     checks: list[PlannedCheckIn] = Field(min_length=1, max_length=MAX_CHECKS)
     investigators: list[Actor] = Field(min_length=1, max_length=MAX_TERMS)
-    due_by: datetime
+    due_by: Moment
     actor: Actor
 
 

@@ -166,3 +166,17 @@ class OutsideAssignmentsError(DomainError):
             principal=principal,
             candidate_id=subject,
         )
+
+
+class ScopedListError(OutsideAssignmentsError):
+    """A principal scoped to some candidates asked for a list (403): a list names every
+    candidate, and the scope says it may know of its own alone. Nothing was read."""
+
+    def __init__(self, principal: str, kind: str) -> None:
+        DomainError.__init__(
+            self,
+            f"{principal} is scoped to some candidates (its assignments), and the {kind} list "
+            "names every one: lists are for staff not so scoped; read each assigned candidate",
+            principal=principal,
+            kind=kind,
+        )

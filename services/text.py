@@ -27,8 +27,12 @@ LINES = SpansLines()
 
 # Control characters: C0 (NUL to U+001F), DEL, C1 (U+0080 to U+009F), and lone surrogates,
 # which no UTF-8 store can hold. PostgreSQL's jsonb refuses NUL outright.
-_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_SPANNING_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+# And the bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): they
+# make a record show in another order than it holds ("Trojan source"); the marks LRM and RLM,
+# which right-to-left names may need, stay.
+_BIDI = "\u202a-\u202e\u2066-\u2069"
+_ONE_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]")
+_SPANNING_LINES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]")
 
 
 def _marked(annotation: object) -> bool:
@@ -56,9 +60,38 @@ def _texts(value: object, *, into_dicts: bool, at: str = "") -> Iterator[tuple[s
             yield from _texts(item, into_dicts=True, at=f"{at}[{key}]")
 
 
+def _not_utf8(char: str, at: str, position: int) -> PydanticCustomError:
+    """A lone surrogate: on a command line or in a file read with Python's surrogate escapes,
+    a byte that is not UTF-8 (0x80-0xFF becomes U+DC80-U+DCFF); said as that byte."""
+    code = ord(char)
+    what = (
+        f"byte 0x{code - 0xDC00:02X}, which is not UTF-8,"
+        if 0xDC80 <= code <= 0xDCFF
+        else f"lone surrogate U+{code:04X}, which UTF-8 cannot hold,"
+    )
+    return PydanticCustomError(
+        "not_utf8",
+        "{what}{at} at position {position}: text must be UTF-8",
+        {"what": what, "at": at and f" in {at}", "position": position},
+    )
+
+
 def _refuse_control_characters(value: object, pattern: re.Pattern[str], into_dicts: bool) -> None:
     for at, text in _texts(value, into_dicts=into_dicts):
         found = pattern.search(text)
+        if found and "\ud800" <= found.group() <= "\udfff":
+            raise _not_utf8(found.group(), at, found.start())
+        if found and not found.group() < "\u202a":
+            raise PydanticCustomError(
+                "bidi_control",
+                "bidirectional control {char}{at} at position {position}: it would show the "
+                "text in another order than it is recorded",
+                {
+                    "char": f"U+{ord(found.group()):04X}",
+                    "at": at and f" in {at}",
+                    "position": found.start(),
+                },
+            )
         if found:
             raise PydanticCustomError(
                 "control_character",

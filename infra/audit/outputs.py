@@ -3,10 +3,13 @@ is recorded, and written whole or not at all.
 
 An output path is refused when it names a file that exists (unless `force`), a directory, or a
 place where no file can be made; it is refused even with `force` when it names one of the
-store's own files (the event store, its views and relay files, their WAL and lock files), a
+store's own files (the event store and every file named after it beside it: its views, the
+relay's state, the projection workers' stores of every version; their WAL and lock files), a
 key, or a checkpoint kept in DATA_DIR/checkpoints (a kept checkpoint may only be written again
 with the very same content). A file is written to a temporary file in its own directory, then
 renamed into place, so a crash leaves either the old file or the new one, never half of it.
+A document that holds nothing secret (the AsyncAPI contract, its fingerprints) is written in
+place with the umask's mode, once the same check of its directory passed.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from infra.config import Settings
 
 FORCE_HINT = "--force to replace it"
+_BESIDE = ("-wal", "-shm", "-journal", ".writer-lock")  # a SQLite file's own files
 
 
 class OutputPathError(Exception):
@@ -41,13 +45,24 @@ def protected_paths(settings: Settings) -> list[Path]:
             settings.views_path,
             settings.dashboard_path,
             settings.relay_state_path,
-            settings.stream_views_path,
-            settings.stream_dashboard_path,
         ):
             paths.append(store)
-            paths.extend(Path(f"{store}{suffix}") for suffix in ("-wal", "-shm", "-journal"))
-            paths.append(Path(f"{store}.writer-lock"))
+            paths.extend(Path(f"{store}{suffix}") for suffix in _BESIDE)
     return paths
+
+
+def _named_after_store(settings: Settings, path: Path) -> bool:
+    """Whether `path` is a file named after the embedded store beside it
+    (`Settings.beside_store`), or one of its WAL, journal and lock files. The projection
+    workers' stores are among them under a name that changes with their projection's version
+    (infra/views/kept.py, which this adapter does not import): whichever version's, and those
+    of earlier versions left in place, each is the store's own."""
+    if settings.backend != "sqlite" or not _same(path.parent, settings.sqlite_path.parent):
+        return False
+    name = path.name
+    for suffix in _BESIDE:
+        name = name.removesuffix(suffix)
+    return settings.named_beside_store(name)
 
 
 def _in_protected_dir(settings: Settings, path: Path) -> Path | None:
@@ -60,12 +75,13 @@ def _in_protected_dir(settings: Settings, path: Path) -> Path | None:
 
 def check_output(settings: Settings, path: Path, *, force: bool = False) -> None:
     """Refuses `path` (OutputPathError) unless a file may be written there now."""
-    for protected in protected_paths(settings):
-        if _same(path, protected):
-            raise OutputPathError(
-                f"{path} is one of the store's own files or keys; it is never overwritten "
-                "(name another file)"
-            )
+    if _named_after_store(settings, path) or any(
+        _same(path, protected) for protected in protected_paths(settings)
+    ):
+        raise OutputPathError(
+            f"{path} is one of the store's own files or keys; it is never overwritten "
+            "(name another file)"
+        )
     kept = _in_protected_dir(settings, path)
     if kept == settings.keys_dir and path.exists():
         raise OutputPathError(f"{path} is in the key directory; name another file")
@@ -110,7 +126,7 @@ def write_output(settings: Settings, path: Path, data: bytes, *, force: bool = F
     if kept and path.read_bytes() == data:
         return path
     check_output(settings, path, force=force)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     except OSError as e:
@@ -130,6 +146,36 @@ def write_output(settings: Settings, path: Path, data: bytes, *, force: bool = F
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
     return path
+
+
+def check_document(path: Path) -> None:
+    """Refuses `path` (OutputPathError) unless a document may be written there: not a
+    directory, and a directory it can be made in."""
+    if path.is_dir():
+        raise OutputPathError(f"{path} is a directory; name a file in it")
+    check_directory(path.parent)
+
+
+def write_document(path: Path, data: bytes) -> Path:
+    """Writes `data` to `path`, replacing a file there, for a document that holds nothing
+    secret and records nothing (the AsyncAPI contract, its fingerprints): with the umask's
+    mode, as any file the user writes, the directories it needs made. OutputPathError naming
+    the path when it cannot be written."""
+    check_document(path)
+    _make_parent(path)
+    try:
+        path.write_bytes(data)
+    except OSError as e:
+        raise OutputPathError(f"cannot write {path}: {e.strerror or e}") from None
+    return path
+
+
+def _make_parent(path: Path) -> None:
+    # a place no directory can be made in that the check could not see (/proc, as root)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputPathError(f"cannot write in {path.parent}: {e.strerror or e}") from None
 
 
 def _link_new(temporary: Path, path: Path) -> None:

@@ -5,6 +5,8 @@ helpers, and each command imports the adapters it runs (tests/e2e/test_startup.p
 
 from __future__ import annotations
 
+import sys
+
 # Importing a group module registers its commands on the app.
 from infra.cli import (  # noqa: F401
     audit,
@@ -31,11 +33,16 @@ from infra.cli import (  # noqa: F401
     views,
     witness,
 )
-from infra.cli.common import app, close_opened
+from infra.cli.common import app, close_opened, usage_error
 
 
 def main() -> None:
+    """Runs the command line; a mistyped one (an unknown option, a bad or missing argument) is
+    one line and exit 2 like any invalid input, not typer's usage box."""
     try:
-        app()
+        code = app(prog_name="backcheck", standalone_mode=False)  # a code if it exits early
+    except Exception as e:
+        code = usage_error(e)
     finally:
         close_opened()
+    sys.exit(code if isinstance(code, int) else 0)

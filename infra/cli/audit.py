@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from domain.errors import NotFoundError
-from infra.cli.common import app, console, err, fail, open_app, parsed
+from infra.cli.common import app, console, err, fail, load_settings, open_app, parsed
 from infra.terminal import cells, markup_safe, visible
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def keygen(
     from infra.config import Settings
 
     try:
-        settings = Settings.load()
+        settings = Settings.load() if out else load_settings()  # DATA_DIR/keys by default
         directory = out or settings.signing_key_path.parent
         check_directory(directory)  # a file where the directory should be: refused, exit 73
         pair = key_pair(directory, replace=force, origin=settings.origin)

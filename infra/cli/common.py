@@ -85,12 +85,23 @@ def open_app() -> tuple[Backcheck, Settings]:
     (`close_opened`). The composition root is imported here, by the commands that open the
     store, so that `--help` and `--version` load no driver, policy engine or cipher."""
     from infra.bootstrap import build_app
-    from infra.config import Settings
 
-    settings = Settings.load()
+    settings = load_settings()
     application = build_app(settings)
     _opened.append(application)
     return application, settings
+
+
+def load_settings() -> Settings:
+    """The configured settings, the directories they name made: one that cannot be is the
+    same configuration error (exit 78, naming its setting) whichever command meets it first,
+    rather than an unusable file named after whatever was to be made in it (the demo's lock,
+    a key)."""
+    from infra.config import Settings
+
+    settings = Settings.load()
+    settings.make_directories()
+    return settings
 
 
 def close_opened() -> None:
@@ -137,6 +148,45 @@ def fail(error: Exception, as_json: bool = False) -> NoReturn:
     else:
         err.print(Text(visible(problem.detail), style="red"))
     raise typer.Exit(problem.exit_code)
+
+
+_LONGEST_WORD_SHOWN = 80  # of a value typed, quoted back in an error
+
+
+def _shortened(message: str) -> str:
+    """`message` with each run of more than `_LONGEST_WORD_SHOWN` characters without a space
+    (a value typed, quoted back) cut, saying how long it was: the error stays one line."""
+    import re
+
+    def cut(found: re.Match[str]) -> str:
+        word = found.group(0)
+        return f"{word[:_LONGEST_WORD_SHOWN]}… ({len(word):,} characters)"
+
+    return re.sub(rf"\S{{{_LONGEST_WORD_SHOWN + 1},}}", cut, message)
+
+
+def usage_error(error: Exception) -> int:
+    """The exit code of a command line typer could not take (an unknown option, an argument
+    missing or of the wrong type), reported in one line as invalid input naming the command
+    and the parameter; `--help` for the rest. Any other error is raised again."""
+    from typer import _click
+
+    from infra.inputs import InputError
+
+    if isinstance(error, _click.exceptions.NoArgsIsHelpError):
+        return error.exit_code  # the help is printed already
+    if isinstance(error, typer.Abort):
+        err.print(Text("Aborted", style="red"))
+        return 1
+    if not isinstance(error, _click.exceptions.ClickException):
+        raise error
+    ctx = getattr(error, "ctx", None)
+    command = ctx.command_path if ctx is not None else "backcheck"
+    detail = f"{command}: {_shortened(error.format_message())} (see `{command} --help`)"
+    try:
+        fail(InputError(detail))
+    except typer.Exit as e:
+        return e.exit_code
 
 
 # The options every recorded read takes.

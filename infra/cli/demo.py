@@ -18,6 +18,7 @@ from infra.cli.common import (
     console,
     err,
     fail,
+    load_settings,
     open_app,
 )
 from infra.store.filelock import running_alone
@@ -37,11 +38,10 @@ def demo(
     ] = False,
 ) -> None:
     """Run a complete screening story on the configured store and print what happened."""
-    from infra.config import Settings
     from infra.demo import DemoFailedError, run_demo, tell_story
 
     try:
-        with running_alone(_lock_path(Settings.load()), "demo"):
+        with running_alone(_lock_path(load_settings()), "demo"):
             application, settings = open_app()
             if as_json:
                 told = tell_story(application)

@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from infra.cli.common import _Json, app, console, err, fail, open_app, parsed
+from infra.inputs import InputError
 from infra.terminal import cells, dim, json_text, markup_safe, visible
 
 if TYPE_CHECKING:
@@ -58,13 +59,26 @@ def _open(bootstrap_servers: str | None, topic: str) -> DeadLetters:
     return DeadLetters(bootstrap, topic)
 
 
+def _named(text: str | None, option: str) -> None:
+    """A letter named wrongly is refused before the broker is asked: exit 2, broker or not."""
+    from infra.kafka.dead_letters import LetterReferenceError, letter_named
+
+    if text is None:
+        return
+    try:
+        letter_named(text)
+    except LetterReferenceError as e:
+        raise InputError(f"{option}: {e}") from None
+
+
 def _where(text: str, letters: DeadLetters, option: str) -> tuple[int, int]:
+    """The letter `text` names on the topic (an offset alone: on a topic of one partition)."""
     from infra.kafka.dead_letters import LetterReferenceError, parse_letter
 
     try:
         return parse_letter(text, letters.partitions)
     except LetterReferenceError as e:
-        raise typer.BadParameter(str(e), param_hint=option) from None
+        raise InputError(f"{option}: {e}") from None
 
 
 def _summary(letter: Letter, redriven: int) -> dict[str, Any]:
@@ -94,6 +108,7 @@ def dlq_list(
     By partition, then offset; a page at most --limit long, the next starting at the letter
     printed after it (--from)."""
     try:
+        _named(start, "--from")
         letters = _open(bootstrap_servers, topic)
         try:
             first = _where(start, letters, "--from") if start else None
@@ -102,8 +117,6 @@ def dlq_list(
             letters.close()
         application, _ = open_app()
         redriven = application.redriven(letter.place for letter in page)
-    except typer.BadParameter:
-        raise
     except Exception as e:
         fail(e, as_json)
     rows = [_summary(letter, redriven.get(letter.place, 0)) for letter in page]
@@ -155,13 +168,12 @@ def dlq_show(
 ) -> None:
     """Show one dead letter whole: its key, every header in order, and its body."""
     try:
+        _named(letter, "LETTER")
         letters = _open(bootstrap_servers, topic)
         try:
             found = letters.one(*_where(letter, letters, "LETTER"))
         finally:
             letters.close()
-    except typer.BadParameter:
-        raise
     except Exception as e:
         fail(e, as_json)
     if as_json:
@@ -221,6 +233,9 @@ def dlq_redrive(
     from services.redrives import RecordRedrive
 
     try:
+        for text in letters_named or []:
+            _named(text, "LETTER")
+        _named(start, "--from")
         application, _ = open_app()
         letters = _open(bootstrap_servers, topic)
         try:
@@ -253,8 +268,6 @@ def dlq_redrive(
                 )
         finally:
             target.close()
-    except typer.BadParameter:
-        raise
     except Exception as e:
         fail(e)
     if not chosen:

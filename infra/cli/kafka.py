@@ -16,7 +16,7 @@ import typer
 from rich.text import Text
 
 from infra.cli.common import app, console, err, fail, open_app
-from infra.inputs import read_input
+from infra.inputs import json_object, read_input
 from infra.terminal import markup_safe, visible
 
 if TYPE_CHECKING:
@@ -208,9 +208,11 @@ def worker(
     topic (faust).
 
     Several workers share the topic's partitions in one consumer group. The read views go to
-    `backcheck_stream_views` on PostgreSQL, or `<store>.stream-views.sqlite` on the embedded
-    store, the dashboard to `backcheck_stream_dashboard` or `<store>.stream-dashboard.sqlite`;
-    each partition's progress is kept with the rows, so redelivery changes nothing.
+    `backcheck_stream_views_vN` on PostgreSQL, or `<store>.stream-views-vN.sqlite` on the
+    embedded store, the dashboard to `backcheck_stream_dashboard_vN` or
+    `<store>.stream-dashboard-vN.sqlite` (N: its projection's version; a new version starts
+    from an empty store, filled from each partition's start); each partition's progress is
+    kept with the rows, so redelivery changes nothing.
     Stops on SIGINT/SIGTERM.
     """
     from infra.kafka.daemon import projection_worker
@@ -424,6 +426,7 @@ def send_command(
     topic = topic or COMMANDS_TOPIC
     try:
         data = read_input(payload)
+        json_object(data)  # a command that is not a JSON object is refused here, broker or not
         settings = Settings.load()
         bootstrap = parse_bootstrap(bootstrap_servers or settings.kafka_bootstrap)
         key_file = signing_key or settings.sender_key

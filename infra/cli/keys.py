@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import orjson
 import typer
 
-from infra.cli.common import app, console, err, fail
+from infra.cli.common import app, console, err, fail, load_settings
 
 if TYPE_CHECKING:
     from infra.config import Settings
@@ -28,9 +28,16 @@ def rotate_master(
         Path | None,
         typer.Option(
             "--to-key-file",
-            help="the new master key file (made, mode 600, when it does not exist)",
+            help="the new master key file; a missing one is refused unless --new-key",
         ),
     ] = None,
+    new_key: Annotated[
+        bool,
+        typer.Option(
+            "--new-key",
+            help="make a new key at --to-key-file (mode 600) if there is none there",
+        ),
+    ] = False,
     to_pkcs11_label: Annotated[
         str | None,
         typer.Option(
@@ -44,8 +51,10 @@ def rotate_master(
     """Rewrap every data key under a new master key and bind the store to it; the store's
     writers go on meanwhile. Run it again after a crash: it finishes what is left. Afterwards
     point BACKCHECK_MASTER_KEY_FILE (or BACKCHECK_PKCS11_KEY_LABEL) at the new key, restart the
-    processes still holding the old one, and the old key may be destroyed."""
-    from infra.config import Settings
+    processes still holding the old one, and the old key may be destroyed.
+
+    A --to-key-file that does not exist is refused unless --new-key asks for a new key there:
+    a mistyped path must not become the store's key."""
     from infra.inputs import InputError
 
     new: KeyProvider | None = None
@@ -53,8 +62,10 @@ def rotate_master(
     try:
         if (to_key_file is None) == (to_pkcs11_label is None):
             raise InputError("give one of --to-key-file and --to-pkcs11-label")
-        settings = Settings.load()
-        new = _new_provider(settings, to_key_file, to_pkcs11_label)
+        if new_key and to_key_file is None:
+            raise InputError("--new-key goes with --to-key-file")
+        settings = load_settings()  # first: no new key made for a store that cannot open
+        new = _new_provider(settings, to_key_file, to_pkcs11_label, make=new_key)
         application = _open(settings, new)
         report = _rotate(application, new, show_progress=not as_json)
     except Exception as e:
@@ -83,13 +94,19 @@ def rotate_master(
     )
 
 
-def _new_provider(settings: Settings, path: Path | None, label: str | None) -> KeyProvider:
+def _new_provider(
+    settings: Settings, path: Path | None, label: str | None, *, make: bool
+) -> KeyProvider:
     if path is not None:
-        from infra.config import file_setting
+        from infra.config import ConfigError, file_setting
         from infra.privacy.providers import FileKeyProvider
 
+        if not make and not path.exists():
+            raise ConfigError(
+                f"--to-key-file: no master key at {path}; to make a new key there, add --new-key"
+            )
         file_setting("--to-key-file", path, "master key")
-        return FileKeyProvider.from_file(path, create=True)
+        return FileKeyProvider.from_file(path, create=make)
     from infra.privacy.pkcs11 import Pkcs11KeyProvider
 
     assert label is not None

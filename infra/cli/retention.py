@@ -35,7 +35,7 @@ def retention_run(
 
     try:
         application, _ = open_app()
-        with Progress(console=err, disable=as_json, transient=True) as bar:
+        with Progress(console=err, disable=as_json or not err.is_terminal, transient=True) as bar:
             task = bar.add_task("shredding" if not dry_run else "checking", total=None)
             result = application.run_retention(
                 RunRetention(dry_run=dry_run),
@@ -48,7 +48,7 @@ def retention_run(
         sys.stdout.write(result.model_dump_json() + "\n")
         return
     verb = "due" if dry_run else "shredded"
-    table = Table("candidate", "tier", "categories", "quiet since", "due at", "")
+    table = Table("candidate", "tier", "categories", "quiet since", "due at", "outcome")
     for item in result.shredded:
         table.add_row(
             *cells(
@@ -71,7 +71,8 @@ def retention_run(
                 Text("legal hold", style="yellow"),
             )
         )
-    console.print(table)
+    if table.rows:
+        console.print(table)
     whole = sum(1 for i in result.shredded if i.whole_tier)
     console.print(
         f"{whole} tier(s) and {len(result.shredded) - whole} category group(s) {verb}, "

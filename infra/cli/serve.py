@@ -24,7 +24,8 @@ def _stopped(signum: int, frame: object) -> None:
 
 def _seeded(application: Backcheck, settings: Settings) -> dict[str, str]:
     """The demo story on the store (one demo at a time), the checkpoint key pair evidence
-    bundles are signed with, and tokens to look at it with."""
+    bundles are signed with, and tokens to look at it with. The story runs silently (its
+    steps would push the URLs off the screen): one line says what it left in the store."""
     from infra.audit.trail import key_pair
     from infra.cli.demo import _lock_path
     from infra.demo import tell_story
@@ -35,6 +36,11 @@ def _seeded(application: Backcheck, settings: Settings) -> dict[str, str]:
         key_pair(settings.signing_key_path.parent)
     with running_alone(_lock_path(settings), "demo"):
         told = tell_story(application)
+    console.print(
+        f"demo story run on the store: {told.steps} steps, {len(told.refusals)} of them "
+        "refused by the rules, as the story means them to be (`backcheck demo` tells it "
+        "step by step)"
+    )
     return demo_tokens(application, told.consent.candidate_id)
 
 
@@ -98,7 +104,8 @@ def serve(
     base = f"http://{host if ':' not in host else f'[{host}]'}:{where[1]}"
     console.print(f"[dim]store: {markup_safe(settings.describe())}[/]")
     console.print(f"backcheck serving on {base}")
-    console.print(f"  API        {base}/v1  (OpenAPI: {base}/openapi.json)")
+    # /v1 itself is no resource: the document lists every route under it
+    console.print(f"  API        {base}/openapi.json  lists every /v1 route, e.g. {base}/v1/me")
     if oidc is not None:
         console.print(f"  OIDC: {markup_safe(oidc.describe())}")
     console.print(f"  dashboard  {base}/dashboard  (sign in with a staff token)")
@@ -134,8 +141,12 @@ def serve(
             log_level="warning",
             access_log=False,
             log_config=None,
+            # a connection still busy this long after SIGTERM is cut (the dashboard's streams
+            # end themselves within a poll: infra/http/dashboard.py)
+            timeout_graceful_shutdown=10,
         )
     )
+    http.state.server = server
     # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again under the
     # handler it found: with this one, that ends the command normally (exit 0)
     for stop in (signal.SIGTERM, signal.SIGINT):

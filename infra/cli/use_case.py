@@ -6,7 +6,6 @@ import json
 import sys
 from typing import Annotated, Any
 
-import orjson
 import typer
 from rich.table import Table
 from typer.core import TyperCommand
@@ -17,7 +16,7 @@ from infra.cli.common import (
     fail,
     open_app,
 )
-from infra.inputs import MAX_INPUT_BYTES, InputError, read_input
+from infra.inputs import MAX_INPUT_BYTES, InputError, json_object, read_input
 from infra.terminal import cells
 
 
@@ -57,22 +56,12 @@ def do_use_case(
         found = USE_CASES.get(use_case)
         if found is None:
             raise InputError(f"USE_CASE: unknown use case {use_case!r}; see `backcheck use-cases`")
-        document = _json_object(read_input(payload))
+        document = json_object(read_input(payload))
         application, _ = open_app()
         result = found.run(application, document)
     except Exception as e:
         fail(e, as_json)
     sys.stdout.write(result.model_dump_json() + "\n")
-
-
-def _json_object(data: bytes) -> dict[str, Any]:
-    try:
-        document = orjson.loads(data)
-    except orjson.JSONDecodeError as e:
-        raise InputError(f"PAYLOAD: not valid JSON: {e}") from None
-    if not isinstance(document, dict):
-        raise InputError("PAYLOAD: the command must be a JSON object")
-    return document
 
 
 @app.command("use-cases")

@@ -155,7 +155,8 @@ def _rebuild(application: Backcheck, runner: ViewRunner, batch: int) -> str:
     started = time.perf_counter()
     name = runner.kept.name
     columns = (TextColumn(f"rebuilding {name}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
+    # off a terminal no bar, and no blank line where it was
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task(name, total=application.recorder.max_notification_id() or 0)
         position = runner.rebuild(
             batch=batch,

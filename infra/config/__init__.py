@@ -85,6 +85,7 @@ from infra.config.parsing import (
     ConfigError,
     default_data_dir,
     default_schedules,
+    directory_setting,
     file_setting,
     key_provider_settings,
     oidc_settings,
@@ -204,6 +205,21 @@ class Settings(BaseModel):
             values["sender_key"] = Path(key).expanduser()
         return cls.model_validate(values)
 
+    def make_directories(self) -> None:
+        """Makes DATA_DIR and, on SQLite, the store's directory if they are missing: the store,
+        its keys, checkpoints, outbox and the demo's lock are kept there, so one that cannot
+        be made (a file in its way, a place where no directory can be made) is refused here,
+        naming its setting, before any of them is made (ConfigError, exit 78)."""
+        directory_setting("BACKCHECK_DATA_DIR", self.data_dir, "store's files and keys")
+        if self.backend == "sqlite":
+            self.sqlite_file()
+
+    def sqlite_file(self) -> Path:
+        """The SQLite store's file, its directory made (ConfigError naming the setting that
+        put it there if it cannot be)."""
+        variable = "BACKCHECK_DATABASE_URL" if self.database_url else "BACKCHECK_DATA_DIR"
+        return file_setting(variable, self.sqlite_path, "store")
+
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
@@ -284,36 +300,42 @@ class Settings(BaseModel):
             return Path(unquote(path[1:]))
         return self.data_dir / "backcheck.sqlite"
 
+    def beside_store(self, name: str) -> Path:
+        """The SQLite file `<store>.NAME.sqlite` beside the embedded store (its suffix if it
+        has one): each of the store's own files (views, the relay's state) is named so."""
+        head, tail = self._beside_store()
+        return self.sqlite_path.with_name(f"{head}{name}{tail}")
+
+    def named_beside_store(self, filename: str) -> bool:
+        """Whether `filename` is one `beside_store` gives, whatever the NAME: the store's own
+        files are known by it even where their NAME changes (the projection workers', with
+        their projection's version)."""
+        head, tail = self._beside_store()
+        return (
+            len(filename) > len(head) + len(tail)
+            and filename.startswith(head)
+            and filename.endswith(tail)
+        )
+
+    def _beside_store(self) -> tuple[str, str]:
+        store = self.sqlite_path
+        return f"{store.stem}.", store.suffix or ".sqlite"
+
     @property
     def views_path(self) -> Path:
         """The embedded read views: a rebuildable SQLite file next to the event store."""
-        store = self.sqlite_path
-        return store.with_name(f"{store.stem}.views{store.suffix or '.sqlite'}")
+        return self.beside_store("views")
 
     @property
     def dashboard_path(self) -> Path:
         """The embedded dashboard views (counts only): a rebuildable SQLite file of their own."""
-        store = self.sqlite_path
-        return store.with_name(f"{store.stem}.dashboard{store.suffix or '.sqlite'}")
+        return self.beside_store("dashboard")
 
     @property
     def relay_state_path(self) -> Path:
         """The relay's position on the embedded store: a SQLite file of its own, so recording
         it never takes the store's write lock from the writers."""
-        store = self.sqlite_path
-        return store.with_name(f"{store.stem}.relay{store.suffix or '.sqlite'}")
-
-    @property
-    def stream_views_path(self) -> Path:
-        """The projection workers' views on the embedded store: a SQLite file of their own."""
-        store = self.sqlite_path
-        return store.with_name(f"{store.stem}.stream-views{store.suffix or '.sqlite'}")
-
-    @property
-    def stream_dashboard_path(self) -> Path:
-        """The projection workers' dashboard views on the embedded store: a file of their own."""
-        store = self.sqlite_path
-        return store.with_name(f"{store.stem}.stream-dashboard{store.suffix or '.sqlite'}")
+        return self.beside_store("relay")
 
     def store_env(self) -> dict[str, str]:
         """The eventsourcing environment for this store (persistence module and its settings)."""
@@ -323,11 +345,9 @@ class Settings(BaseModel):
             "IS_SNAPSHOTTING_ENABLED": "no",
         }
         if self.backend == "sqlite":
-            variable = "BACKCHECK_DATABASE_URL" if self.database_url else "BACKCHECK_DATA_DIR"
-            path = file_setting(variable, self.sqlite_path, "store")
             env |= {
                 "PERSISTENCE_MODULE": "infra.store.pool:Factory",  # statements kept
-                "SQLITE_DBNAME": str(path),
+                "SQLITE_DBNAME": str(self.sqlite_file()),
                 "SQLITE_LOCK_TIMEOUT": "10",
                 "APPLICATION_RECORDER_TOPIC": (
                     "infra.store.recorder:ChainedSQLiteApplicationRecorder"

@@ -236,18 +236,25 @@ def file_setting(variable: str, path: Path, what: str) -> Path:
     variable) when it names a directory, or when a file stands where its directory must be."""
     if path.is_dir():
         raise ConfigError(f"{variable}: {path} is a directory; name the {what} file")
+    directory_setting(variable, path.parent, what)
+    return path
+
+
+def directory_setting(variable: str, directory: Path, what: str) -> Path:
+    """A directory a setting names, made if missing: refused (ConfigError, naming the
+    variable) when a file stands in its way or no directory can be made there."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise ConfigError(
-            f"{variable}: cannot make the directory {path.parent} for the {what}: a file is in "
+            f"{variable}: cannot make the directory {directory} for the {what}: a file is in "
             "the way"
         ) from None
     except OSError as e:
         raise ConfigError(
-            f"{variable}: cannot make the directory {path.parent} for the {what}: {e.strerror or e}"
+            f"{variable}: cannot make the directory {directory} for the {what}: {e.strerror or e}"
         ) from None
-    return path
+    return directory
 
 
 def default_data_dir() -> Path:

@@ -22,6 +22,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from infra.audit.outputs import write_document
+from infra.inputs import InputError, read_file
+
 MAX_DEPTH = 64  # refs followed inside one another (the document's shapes nest a few deep)
 
 
@@ -106,24 +109,37 @@ def differences(recorded: Mapping[str, str], current: Mapping[str, str]) -> list
     return lines
 
 
-def load(path: Path) -> dict[str, str]:
-    if not path.exists():
+class FingerprintChangedError(ValueError):
+    """A recorded fingerprint the code no longer matches: never rewritten (the message says
+    how to bump the version instead)."""
+
+
+def load(path: Path, *, what: str = "FILE", missing_ok: bool = False) -> dict[str, str]:
+    """The fingerprints recorded in `path` (none yet if it is missing and `missing_ok`).
+    InputError naming `what` (the option) and the file when it cannot be read or is not a
+    JSON object of message names to fingerprints."""
+    if missing_ok and not path.exists():
         return {}
-    found = json.loads(path.read_text())
+    data = read_file(path, what)
+    try:
+        found = json.loads(data)
+    except ValueError as e:  # not JSON, or not UTF-8
+        raise InputError(f"{what} {path}: not JSON ({e})") from None
     if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
-        raise ValueError(f"{path}: not a JSON object of message names to fingerprints")
+        raise InputError(f"{what} {path}: not a JSON object of message names to fingerprints")
     return found
 
 
-def record(path: Path, current: Mapping[str, str]) -> list[str]:
-    """Adds the missing fingerprints to `path`; returns those added. A changed one is refused
-    (ValueError with every change and how to bump), and nothing is written."""
-    recorded = load(path)
+def record(path: Path, current: Mapping[str, str], *, what: str = "FILE") -> list[str]:
+    """Adds the missing fingerprints to `path` (made if missing); returns those added. A
+    changed one is refused (FingerprintChangedError with every change and how to bump), and
+    nothing is written; a file that cannot be read is InputError, one that cannot be written
+    OutputPathError."""
+    recorded = load(path, what=what, missing_ok=True)
     changed = {key: fp for key, fp in current.items() if recorded.get(key, fp) != fp}
     if changed:
-        raise ValueError("; ".join(differences(recorded, changed)))
+        raise FingerprintChangedError("; ".join(differences(recorded, changed)))
     added = [key for key in current if key not in recorded]
     merged = dict(sorted({**recorded, **current}.items()))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(merged, indent=2) + "\n")
+    write_document(path, (json.dumps(merged, indent=2) + "\n").encode())
     return added

@@ -10,12 +10,17 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from rich.console import Console
+from rich.rule import Rule
 
 from domain import errors
 from infra.terminal import markup_safe
 from services.application import Backcheck
 
 T = TypeVar("T")
+
+# A chapter's rule spans the terminal; piped or redirected, where the console does not wrap
+# lines (infra/cli/common.py), a rule as wide as that would be 100,000 characters
+RULE_WIDTH_OFF_TERMINAL = 80
 
 
 class DemoFailedError(RuntimeError):
@@ -32,7 +37,8 @@ class Narrator:
         self.steps = 0
 
     def chapter(self, title: str) -> None:
-        self.out.rule(f"[bold]{markup_safe(title)}")
+        width = None if self.out.is_terminal else RULE_WIDTH_OFF_TERMINAL
+        self.out.print(Rule(f"[bold]{markup_safe(title)}"), width=width)
 
     def do(self, what: str, call: Callable[[], T]) -> T:
         result = call()

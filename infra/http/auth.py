@@ -77,6 +77,11 @@ class Authenticator:
             if cookie:  # the portal page, opened from its link, keeps the token in a cookie
                 return cookie
             raise Unauthenticated("no credential: send `Authorization: Bearer <token>`", False)
+        given = sum(1 for name, _ in request.scope["headers"] if name == b"authorization")
+        if given > 1:  # which would count is the client's guess: none does
+            raise Unauthenticated(
+                f"{given} Authorization headers: send one, `Bearer <token>`", True
+            )
         scheme, _, value = header.partition(" ")
         value = value.strip()
         if scheme.lower() != "bearer" or not value:

@@ -9,7 +9,6 @@ store: they answer once it is done, as `backcheck audit verify` and `audit check
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -29,7 +28,7 @@ from infra.http.problems import error_response
 from infra.http.routes import PROBLEMS
 from services.access import Role
 from services.application import Backcheck
-from services.dto import Text
+from services.dto import Moment, Text
 from services.errors import UseCaseNotPermittedError
 from services.evidence import ExportEvidence
 from services.identity import Identity, acting_as
@@ -95,7 +94,7 @@ def install(
     def as_of(
         request: Request,
         at: Annotated[
-            datetime,
+            Moment,
             Query(description="the moment, ISO 8601 with its offset", openapi_examples=AT_EXAMPLE),
         ],
         identity: Identity = signed_in,

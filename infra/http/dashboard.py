@@ -178,10 +178,10 @@ def install(
                 request,
                 {"Retry-After": "15"},
             )
-        return EventStream(_events(credential, identity, first), release)
+        return EventStream(_events(credential, identity, first, request.app.state), release)
 
     async def _events(
-        credential: str, identity: Identity, first: DashboardSummary
+        credential: str, identity: Identity, first: DashboardSummary, state: Any
     ) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         sent = first.lag.head
@@ -193,6 +193,11 @@ def install(
         # it for the connection's messages.
         while True:
             await asyncio.sleep(poll_seconds)
+            # the server stopping (`backcheck serve` sets `state.server`): a stream would keep
+            # it waiting for this connection to end, so it ends first
+            if getattr(getattr(state, "server", None), "should_exit", False):
+                yield event("stopping", _json({"detail": "the server is stopping"}))
+                return
             head = await to_thread.run_sync(application.recorder.max_notification_id)
             if (head or 0) != sent:
                 found = await to_thread.run_sync(summary_for, identity.role)
@@ -252,7 +257,9 @@ def install(
         headers = {"Cache-Control": "no-store"}
         if page.next_cursor is not None:
             following = request.url.include_query_params(cursor=page.next_cursor)
-            headers["Link"] = f'<{following}>; rel="next"'
+            # a reference relative to the request (RFC 8288, 3986): not the URL the Host
+            # header names, which the client chooses
+            headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
         return Response(page.model_dump_json(), 200, headers, media_type="application/json")
 
     app.add_api_route(

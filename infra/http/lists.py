@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Any, Protocol
+from uuid import UUID
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 
@@ -25,7 +26,9 @@ from infra.http.routes import PROBLEMS as ROUTE_PROBLEMS
 from infra.http.table import answer_ids, links
 from services.access import Role
 from services.application import Backcheck
+from services.errors import ScopedListError
 from services.lists import (
+    LIST_ROLES,
     MAX_CURSOR,
     MAX_LIMIT,
     CandidateItem,
@@ -43,7 +46,13 @@ class Authenticated(Protocol):
     """What a list needs of the caller's verified identity (services/identity.py)."""
 
     @property
+    def principal(self) -> str: ...
+
+    @property
     def role(self) -> Role: ...
+
+    @property
+    def assignments(self) -> frozenset[UUID]: ...
 
 
 Authenticate = Callable[[Request], Authenticated]
@@ -67,15 +76,22 @@ CursorQuery = Annotated[
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page", examples=[50])]
 
 
-def _answer(request: Request, page_of: Callable[[], Page[Any]]) -> Response:
+def _answer(
+    request: Request, identity: Authenticated, kind: str, page_of: Callable[[], Page[Any]]
+) -> Response:
     try:
+        # a role that may list, scoped (`--assign`): told so (any other role is told its own)
+        if identity.assignments and identity.role in LIST_ROLES:
+            raise ScopedListError(identity.principal, kind)
         page = page_of()
     except Exception as e:
         return error_response(request, e)
     headers = {"Cache-Control": "no-store"}
     if page.next_cursor is not None:
         following = request.url.include_query_params(cursor=page.next_cursor)
-        headers["Link"] = f'<{following}>; rel="next"'
+        # a reference relative to the request (RFC 8288, 3986): not the URL the Host
+        # header names, which the client chooses
+        headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
     return Response(page.model_dump_json(), 200, headers, media_type="application/json")
 
 
@@ -99,6 +115,8 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticate) -
         counts only: no personal value."""
         return _answer(
             request,
+            identity,
+            "candidate",
             lambda: application.list_candidates(
                 ListCandidates(status=status, cursor=cursor, limit=limit), identity.role
             ),
@@ -118,6 +136,8 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticate) -
         they were planned, without `status`). Ids, statuses, check types, times and counts."""
         return _answer(
             request,
+            identity,
+            "investigation",
             lambda: application.list_investigations(
                 ListInvestigations(status=status, cursor=cursor, limit=limit), identity.role
             ),
@@ -141,6 +161,8 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticate) -
         compiled, without `status`); `awaiting_review=true` is the review queue."""
         return _answer(
             request,
+            identity,
+            "report",
             lambda: application.list_reports(
                 ListReports(
                     status=status, awaiting_review=awaiting_review, cursor=cursor, limit=limit

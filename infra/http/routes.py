@@ -40,10 +40,19 @@ from infra.http.problems import (
     invalid,
     problem_response,
 )
-from infra.http.table import COMMANDS, READS, CommandRoute, ReadRoute, linked, result_model
+from infra.http.table import (
+    COMMANDS,
+    READS,
+    CommandRoute,
+    ReadRoute,
+    linked,
+    path_ids,
+    result_model,
+)
 from infra.http.workers import Workers
 from services.application import Backcheck
 from services.catalogue import USE_CASES
+from services.errors import OutsideAssignmentsError
 from services.identity import Identity, acting_as
 from services.intake import CommandIntake
 from services.shown import showing
@@ -141,6 +150,11 @@ class Api:
         except InvalidCommandInput as e:
             return invalid(request, field_errors(e.errors))
         key, body, ids = sent.key, sent.body, sent.ids
+        named = ids.get("candidate_id") or getattr(body, "candidate_id", None)
+        if identity.assignments and named is not None and named not in identity.assignments:
+            # before any rule: what a rule would say (erased, no consent, ...) is about a
+            # candidate this principal may not know anything of
+            return error_response(request, OutsideAssignmentsError(identity.principal, named))
         try:
             kept = self.kept.get(identity.principal, key) if key is not None else None
         except Exception as e:
@@ -207,7 +221,7 @@ class Api:
     def _target(route: CommandRoute, content: dict[str, Any], request: Request) -> UUID | None:
         """The aggregate the command changed (or created): its version is the ETag."""
         if route.created:
-            field = route.created.rsplit("{", 1)[1].rstrip("}")
+            field = route.new_id or path_ids(route.created)[-1]
             return UUID(str(content[field]))
         first = route.path_ids[0] if route.path_ids else None
         return UUID(request.path_params[first]) if first else None

@@ -31,7 +31,10 @@ class CommandRoute:
     path: str
     use_case: str
     tag: str
-    created: str | None = None  # "/v1/…/{id field}": a new resource, answered 201 with Location
+    created: str | None = None  # "/v1/…/{id field}…": a new resource, answered 201 with Location
+    # the answer's field naming the aggregate created (its version is the ETag): by default
+    # the last id of `created`
+    new_id: str | None = None
     body_ids: tuple[str, ...] = ()  # ids its body names that earlier answers give (linked)
 
     @property
@@ -58,12 +61,19 @@ _R = "reports"
 _A = "compliance"
 
 COMMANDS: tuple[CommandRoute, ...] = (
-    CommandRoute("/v1/candidates", "register-candidate", _C, "/v1/candidates/{candidate_id}"),
+    # a Location is a route that answers (a read, given its purpose), never a bare id
+    CommandRoute(
+        "/v1/candidates", "register-candidate", _C, "/v1/candidates/{candidate_id}/profile"
+    ),
     CommandRoute("/v1/candidates/{candidate_id}/claims", "submit-claims", _C),
     CommandRoute("/v1/candidates/{candidate_id}/erasure-request", "request-erasure", _C),
     CommandRoute("/v1/candidates/{candidate_id}/erasure", "erase-subject", _C),
     CommandRoute(
-        "/v1/candidates/{candidate_id}/consents", "request-consent", _K, "/v1/consents/{consent_id}"
+        "/v1/candidates/{candidate_id}/consents",
+        "request-consent",
+        _K,
+        "/v1/candidates/{candidate_id}/consents",
+        new_id="consent_id",
     ),
     CommandRoute("/v1/consents/{consent_id}/grant", "grant-consent", _K),
     CommandRoute("/v1/consents/{consent_id}/withdrawal", "withdraw-consent", _K),

@@ -54,28 +54,32 @@ class LetterReferenceError(ValueError):
     """Not PARTITION@OFFSET (or OFFSET on a one-partition topic)."""
 
 
-def parse_letter(text: str, partitions: list[int]) -> tuple[int, int]:
-    """(partition, offset) from `P@O`, or from `O` when the topic has one partition."""
+def letter_named(text: str) -> tuple[int | None, int]:
+    """(partition, offset) from `P@O`, (None, offset) from `O` alone: a name checked before
+    any broker is asked, which the topic's partitions are needed for only to complete."""
     head, at, tail = text.strip().partition("@")
     try:
-        if at:
-            partition, offset = int(head), int(tail)
-        elif len(partitions) == 1:
-            partition, offset = partitions[0], int(head)
-        else:
-            raise LetterReferenceError(
-                f"{text!r}: the topic has {len(partitions)} partitions; name a letter as "
-                "PARTITION@OFFSET (as `backcheck dlq list` shows it)"
-            )
-    except ValueError as e:
-        if isinstance(e, LetterReferenceError):
-            raise
+        partition, offset = (int(head), int(tail)) if at else (None, int(head))
+    except ValueError:
         raise LetterReferenceError(
             f"{text!r} is not PARTITION@OFFSET (e.g. 2@17; as `backcheck dlq list` shows it)"
         ) from None
-    if partition < 0 or offset < 0:
+    if (partition or 0) < 0 or offset < 0:
         raise LetterReferenceError(f"{text!r}: partitions and offsets are not negative")
     return partition, offset
+
+
+def parse_letter(text: str, partitions: list[int]) -> tuple[int, int]:
+    """(partition, offset) from `P@O`, or from `O` when the topic has one partition."""
+    partition, offset = letter_named(text)
+    if partition is not None:
+        return partition, offset
+    if len(partitions) != 1:
+        raise LetterReferenceError(
+            f"{text!r}: the topic has {len(partitions)} partitions; name a letter as "
+            "PARTITION@OFFSET (as `backcheck dlq list` shows it)"
+        )
+    return partitions[0], offset
 
 
 @dataclass(frozen=True)

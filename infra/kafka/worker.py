@@ -40,23 +40,26 @@ from infra.views.store import ViewStore
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-STREAM_VIEWS_TABLE = READ.stream_table
 
-
-def worker_store(kept: Kept, app: Application[UUID], settings: Settings) -> ViewStore:
-    """Where the workers keep `kept` (infra/views/kept.py): on PostgreSQL its stream table
-    (`backcheck_stream_views`, `backcheck_stream_dashboard`; tracking in `<table>_tracking`)
-    beside the store; on the embedded store a SQLite file of its own next to it. Never the
-    in-process runner's."""
+def worker_store(
+    kept: Kept, app: Application[UUID], settings: Settings, version: int | None = None
+) -> ViewStore:
+    """Where the workers keep `kept` (infra/views/kept.py) as `version` of its projection
+    (this code's, by default) makes it: on PostgreSQL its stream table beside the store
+    (`backcheck_stream_dashboard_v3`; tracking in `<table>_tracking`); on the embedded store
+    a SQLite file of its own next to it (`<store>.stream-dashboard-v3.sqlite`). Never the
+    in-process runner's. Named by version, so a new version's workers start from an empty
+    store, filled from each partition read again from its start, and never apply an event to
+    rows another version made."""
     assert app.mapper is not None
     codec = kept.codec(typed_mapper(app.mapper).sealer)
     store: SQLiteViewStore | PostgresViewStore
     if settings.backend == "postgres":
         datastore = datastore_of(app.recorder)
         assert isinstance(datastore, PostgresDatastore)
-        store = PostgresViewStore(datastore, codec, table=kept.stream_table)
+        store = PostgresViewStore(datastore, codec, table=kept.stream_table(version))
     else:
-        path = str(kept.stream_path(settings))
+        path = str(kept.stream_path(settings, version))
         store = SQLiteViewStore(Datastore(path, lock_timeout=10), codec)
     store.create_table()
     return store
@@ -68,8 +71,14 @@ def worker_views(app: Application[UUID], settings: Settings) -> ViewStore:
 
 
 def worker_targets(app: Application[UUID], settings: Settings) -> list[Target]:
-    """What a worker keeps: each of the kept views, in its workers' store."""
-    return [Target(worker_store(kept, app, settings), kept.projection()) for kept in KEPT]
+    """What a worker keeps: each of the kept views, in its workers' store of the version of
+    the projection that applies to it."""
+    targets = []
+    for kept in KEPT:
+        projection = kept.projection()
+        store = worker_store(kept, app, settings, projection.version)
+        targets.append(Target(store, projection))
+    return targets
 
 
 @dataclass(frozen=True)

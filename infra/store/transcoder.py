@@ -17,7 +17,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import Enum
 from functools import cache
 from typing import TYPE_CHECKING, Any, Union
@@ -108,7 +108,7 @@ def converter(tp: Any) -> Convert | None:
     if tp is UUID:
         return UUID
     if tp is datetime:
-        return datetime.fromisoformat
+        return _moment
     if tp is date:
         return date.fromisoformat
     if isinstance(tp, type) and issubclass(tp, Enum):
@@ -116,6 +116,14 @@ def converter(tp: Any) -> Convert | None:
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _dataclass(tp)
     return None
+
+
+def _moment(text: str) -> datetime:
+    """A stored time. One stored without its offset (commands took such times before they
+    required one) is read as UTC, the store's own clock: compared with an aware time, a naive
+    one raises, and every later read or rule of its aggregate would fail."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @cache

@@ -4,7 +4,8 @@ its own. Every entry is kept the same way, so a new one needs nothing else:
     in process  a runner on the store's log (`runner.py`), beside the store: a SQLite file
                 next to the event store, or a table of its own on PostgreSQL
     by workers  the projection workers' store of it (`infra/kafka/worker.py`), tracked per
-                partition of the events topic
+                partition of the events topic, named with the projection's version
+                (`stream_table`, `stream_path`)
     operators   `views status` shows each one's position and lag, `views rebuild` rebuilds
                 each (or those named)
 
@@ -15,7 +16,12 @@ its own. Every entry is kept the same way, so a new one needs nothing else:
                every candidate's events, so the workers apply them one writer at a time
                (`Projection.shared_rows`)
 
-Each has its own tracking name and version, so one is rebuilt without the other.
+Each has its own tracking name and version, so one is rebuilt without the other. A version
+names what the rows hold, so it names where they are kept: the runner's tracking name, the
+workers' store. Workers of a new version start from an empty store, filled from each partition
+read again from its start, never applying their events to rows another version made; the
+stores of earlier versions are left where they are, never written again (README: dropping
+them).
 """
 
 from __future__ import annotations
@@ -47,8 +53,8 @@ class Kept:
     tracking: str  # the runner tracks as "<app><tracking>.views.v<version>"
     path: Callable[[Settings], Path]  # the runner's SQLite file
     table: str  # the runner's PostgreSQL table
-    stream_path: Callable[[Settings], Path]  # the workers' SQLite file
-    stream_table: str  # the workers' PostgreSQL table
+    stream_table_stem: str  # the workers' PostgreSQL table, before its version: `stream_table`
+    stream_file_stem: str  # the workers' SQLite file, before its version: `stream_path`
     # Read decisions rest on it: its runner has the recorder's note of what this process wrote
     # (the runner of the others reads the log alone: the note is forgotten once caught up).
     decisions: bool = False
@@ -58,6 +64,22 @@ class Kept:
 
     def tracking_name(self, app_name: str, version: int) -> str:
         return f"{app_name}{self.tracking}.views.v{version}"
+
+    @property
+    def version(self) -> int:
+        """The version of the projection this code keeps it by."""
+        return self.projection().version
+
+    def stream_table(self, version: int | None = None) -> str:
+        """The workers' PostgreSQL table of the rows `version` (this code's, by default) made,
+        e.g. `backcheck_stream_dashboard_v3`; its tracking is in `<table>_tracking`."""
+        return f"{self.stream_table_stem}_v{self.version if version is None else version}"
+
+    def stream_path(self, settings: Settings, version: int | None = None) -> Path:
+        """The workers' SQLite file of the rows `version` (this code's, by default) made,
+        beside the embedded store, e.g. `<store>.stream-dashboard-v3.sqlite`."""
+        version = self.version if version is None else version
+        return settings.beside_store(f"{self.stream_file_stem}-v{version}")
 
 
 READ = Kept(
@@ -71,8 +93,8 @@ READ = Kept(
     tracking="",
     path=lambda settings: settings.views_path,
     table="backcheck_views",
-    stream_path=lambda settings: settings.stream_views_path,
-    stream_table="backcheck_stream_views",
+    stream_table_stem="backcheck_stream_views",
+    stream_file_stem="stream-views",
     decisions=True,
 )
 DASHBOARD = Kept(
@@ -86,8 +108,8 @@ DASHBOARD = Kept(
     tracking=".dashboard",
     path=lambda settings: settings.dashboard_path,
     table="backcheck_dashboard",
-    stream_path=lambda settings: settings.stream_dashboard_path,
-    stream_table="backcheck_stream_dashboard",
+    stream_table_stem="backcheck_stream_dashboard",
+    stream_file_stem="stream-dashboard",
 )
 KEPT: tuple[Kept, ...] = (READ, DASHBOARD)
 

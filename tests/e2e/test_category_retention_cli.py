@@ -21,6 +21,9 @@ def test_retention_and_erasure_list_the_categories_they_shredded(settings: Setti
     assert dry.returncode == 0, dry.stderr
     assert "user.contact.email" in dry.stdout
     assert "0 tier(s) and 1 category group(s) due" in dry.stdout
+    header = [cell.strip() for cell in dry.stdout.splitlines()[1].split("┃")[1:-1]]
+    assert header == ["candidate", "tier", "categories", "quiet since", "due at", "outcome"]
+    assert dry.stderr == ""
     assert shredded.returncode == 0, shredded.stderr
     (item,) = json.loads(shredded.stdout)["shredded"]
     assert item["candidate_id"] == str(candidate_id)

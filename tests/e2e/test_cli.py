@@ -105,6 +105,11 @@ def test_the_demo_prints_the_story_for_a_person_and_only_its_ids_as_json(
 
     assert told.returncode == 0, told.stderr
     assert len(told.stdout.splitlines()) > 43  # a line at least for each step
+    # piped, lines are not wrapped, but a chapter's rule is not as wide as that either
+    rules = [line for line in told.stdout.splitlines() if line.startswith("───")]
+    assert len(rules) == 10, told.stdout[:2000]
+    assert {len(line) for line in rules} == {80}
+    assert "1. The candidate is registered and asked for written consent" in rules[0]
     assert as_json.returncode == 0, as_json.stderr
     assert len(as_json.stdout.splitlines()) == 1
     ids = json.loads(as_json.stdout)
@@ -213,6 +218,7 @@ def test_the_views_report_where_they_stand_and_rebuild_identically(store: dict[s
     after = run(store, "views", "status", "--json")
 
     assert before.returncode == rebuilt.returncode == after.returncode == 0, rebuilt.stderr
+    assert rebuilt.stderr == "", "piped, no bar and no blank line where it was"
     status = json.loads(before.stdout)
     head = status["head"]
     assert head > 40

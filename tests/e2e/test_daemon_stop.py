@@ -29,7 +29,7 @@ from infra.kafka.topics import (
     missing_topics,
 )
 from infra.kafka.worker import worker_store
-from infra.views.kept import KEPT
+from infra.views.kept import KEPT, READ
 from infra.views.runner import ViewRunner
 from services.application import Backcheck
 from tests.commands import ATS, body, register
@@ -155,7 +155,7 @@ def test_a_worker_retrying_a_batch_its_views_cannot_take_stops_when_asked(
     app, settings = story
     topic = topic_name("backcheck.events")
     worker = start_worker(kafka_broker, settings, daemons, tmp_path / "worker.log", topic)
-    views = sqlite3.connect(settings.stream_views_path, isolation_level=None)
+    views = sqlite3.connect(READ.stream_path(settings), isolation_level=None)
     views.execute("BEGIN EXCLUSIVE")  # another process holds the worker's views
     try:
         publish(kafka_broker.bootstrap, topic, app)

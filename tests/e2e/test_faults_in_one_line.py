@@ -102,6 +102,28 @@ def test_a_payload_that_is_not_text_is_invalid_json(store: dict[str, str], files
     assert one_line(result, 2).startswith("Invalid input (input): PAYLOAD: not valid JSON: ")
 
 
+@pytest.mark.parametrize("command", ["do", "send-command"])
+@pytest.mark.parametrize(
+    ("payload", "said"),
+    [
+        ("{bad", "PAYLOAD: not valid JSON: unexpected character"),
+        ("[1]", "PAYLOAD: the command must be a JSON object"),
+    ],
+    ids=["not-json", "not-an-object"],
+)
+def test_a_command_that_is_not_a_json_object_is_refused_before_any_broker_is_asked(
+    store: dict[str, str], command: str, payload: str, said: str
+) -> None:
+    with socket.socket() as closed:  # a port no broker answers on: exit 69 if it were asked
+        closed.bind(("127.0.0.1", 0))
+        bootstrap = f"127.0.0.1:{closed.getsockname()[1]}"
+    env = store | {"BACKCHECK_KAFKA_BOOTSTRAP": bootstrap}
+
+    line = one_line(run(env, command, "register-candidate", payload), 2)
+
+    assert line.startswith(f"Invalid input (input): {said}")
+
+
 def test_do_json_answers_every_error_as_a_problem_object_on_stdout(
     store: dict[str, str], files: Path
 ) -> None:
@@ -135,13 +157,31 @@ def test_a_store_path_that_is_a_directory_is_a_configuration_error(
     )
 
 
-def test_a_data_directory_that_is_a_file_is_a_configuration_error(files: Path) -> None:
-    env = {"BACKCHECK_DATA_DIR": f"{files}/binary"}
+@pytest.mark.parametrize(
+    "command",
+    [("do", "register-candidate", CANDIDATE), ("info",), ("demo",), ("audit", "keygen")],
+    ids=["do", "info", "demo", "audit-keygen"],
+)
+@pytest.mark.parametrize(
+    ("data_dir", "why"),
+    [
+        ("{tmp}/binary", "a file is in the way"),
+        ("{tmp}/binary/data", "a file is in the way"),
+        ("/proc/backcheck", "No such file or directory"),  # no directory can be made there
+    ],
+    ids=["a-file", "under-a-file", "in-proc"],
+)
+def test_a_data_directory_that_cannot_be_made_is_a_configuration_error(
+    files: Path, command: tuple[str, ...], data_dir: str, why: str
+) -> None:
+    given = data_dir.format(tmp=files)
 
-    line = one_line(run(env, "do", "register-candidate", CANDIDATE), EX_CONFIG)
+    line = one_line(run({"BACKCHECK_DATA_DIR": given}, *command), EX_CONFIG)
 
-    assert line.startswith("Configuration error (config): BACKCHECK_DATA_DIR: cannot make ")
-    assert line.endswith("a file is in the way")
+    assert line == (
+        f"Configuration error (config): BACKCHECK_DATA_DIR: cannot make the directory {given} "
+        f"for the store's files and keys: {why}"
+    )
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,7 @@ def test_rotate_to_a_new_key_file_then_delete_the_old(settings: Settings, tmp_pa
     env = env_of(settings)
     new = tmp_path / "rotated" / "master.key"
 
-    rotated = run(env, "keys", "rotate-master", "--to-key-file", str(new), "--json")
+    rotated = run(env, "keys", "rotate-master", "--to-key-file", str(new), "--new-key", "--json")
 
     assert rotated.returncode == 0, rotated.stderr
     report = json.loads(rotated.stdout)
@@ -78,6 +78,30 @@ def test_rotate_to_a_key_in_the_token(settings: Settings, softhsm: Token) -> Non
     settings.master_key_path.unlink()
     on_token = {**env, "BACKCHECK_KEY_PROVIDER": "pkcs11", "BACKCHECK_PKCS11_KEY_LABEL": label}
     assert "Qian Duoduo" in read_name(on_token, candidate_id)
+
+
+def test_a_key_file_that_is_not_there_is_refused_unless_a_new_key_is_asked_for(
+    settings: Settings, tmp_path: Path
+) -> None:
+    candidate_id = with_candidate(settings)
+    env = env_of(settings)
+    mistyped = tmp_path / "no-such-dir" / "mastr.key"
+
+    result = run(env, "keys", "rotate-master", "--to-key-file", str(mistyped))
+
+    assert result.returncode == EX_CONFIG
+    assert refused(result) == (
+        f"Configuration error (config): --to-key-file: no master key at {mistyped}; to make a "
+        "new key there, add --new-key"
+    )
+    assert not mistyped.parent.exists()  # nothing made, not even its directory
+    assert "Qian Duoduo" in read_name(env, candidate_id)  # still on its own key
+
+
+def test_new_key_goes_with_a_key_file(settings: Settings) -> None:
+    result = run(env_of(settings), "keys", "rotate-master", "--to-pkcs11-label", "x", "--new-key")
+    assert result.returncode == 2
+    assert refused(result) == "Invalid input (input): --new-key goes with --to-key-file"
 
 
 def test_a_rotation_needs_one_destination(settings: Settings) -> None:

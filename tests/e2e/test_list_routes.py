@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import pytest
 from fastapi import FastAPI, HTTPException, Request
@@ -35,6 +36,7 @@ PROBLEM = "application/problem+json"
 class Signed:
     principal: str
     role: Role
+    assignments: frozenset[UUID] = frozenset()
 
 
 def authenticate(request: Request) -> Signed:
@@ -74,7 +76,7 @@ def follow(client: TestClient, url: str) -> tuple[list[dict[str, Any]], list[str
         if body["next_cursor"] is None:
             assert link is None
             return items, urls
-        found = re.fullmatch(r'<(http://testserver/[^>]+)>; rel="next"', link)
+        found = re.fullmatch(r'<(/v1/[^>]+)>; rel="next"', link)
         assert found is not None, link
         assert f"cursor={body['next_cursor']}" in found.group(1)
         urls.append(found.group(1))
@@ -166,3 +168,14 @@ def test_the_openapi_document_declares_the_filters_the_link_header_and_the_probl
         assert "Link" in route["responses"]["200"]["headers"]
         assert {"401", "403", "422"} <= set(route["responses"])
     assert "awaiting_review" in {p["name"] for p in paths["/v1/reports"]["get"]["parameters"]}
+
+
+def test_the_next_link_is_relative_whatever_host_the_client_names(client: TestClient) -> None:
+    answer = client.get(
+        "/v1/candidates?limit=1",
+        headers={"Authorization": "Bearer recruiter-token", "Host": "evil.example"},
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["link"].startswith("</v1/candidates?"), answer.headers["link"]
+    assert "evil.example" not in answer.headers["link"]

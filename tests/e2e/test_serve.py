@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -104,6 +105,22 @@ def test_serve_demo_answers_over_http_and_stops_on_sigterm(
             spec = client.get("/openapi.json")
             assert spec.status_code == 200
             assert "/v1/candidates/{candidate_id}/profile" in spec.json()["paths"]
+            banner = server.out.read_text()
+            told = re.search(r"demo story run on the store: (\d+) steps, (\d+) of them", banner)
+            assert told is not None, banner
+            assert int(told.group(1)) > int(told.group(2)) > 0
+            # every address the banner gives a newcomer to open is there (the one needing a
+            # token says so: 401), none a 404; portal links are checked above
+            shown = {
+                url
+                for line in banner.splitlines()
+                if "portal link" not in line
+                for url in re.findall(r"http://\S+", line)
+            } - {server.base}
+            assert len(shown) >= 7, banner
+            for url in sorted(shown):
+                answer = client.get(url)
+                assert answer.status_code in (200, 401), (url, answer.status_code)
     finally:
         code = server.stop()
     assert code == 0, server.log.read_text()
@@ -126,3 +143,39 @@ def test_a_port_in_use_is_one_line_and_exit_69(settings: Settings, tmp_path: Pat
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"not serving: cannot serve on 127.0.0.1:{port}")
+
+
+def test_sigterm_stops_the_server_while_a_dashboard_stream_is_open(
+    settings: Settings, tmp_path: Path
+) -> None:
+    server = Server(settings, "--demo", log=tmp_path / "serve.log")
+    received: list[bytes] = []
+    try:
+        token = server.tokens()["compliance:demo"]
+        opened = threading.Event()
+
+        def follow() -> None:
+            headers = {"Authorization": f"Bearer {token}"}
+            with (
+                httpx.Client(base_url=server.base, timeout=60) as client,
+                client.stream("GET", "/v1/dashboard/stream", headers=headers) as answer,
+            ):
+                for chunk in answer.iter_bytes():
+                    received.append(chunk)
+                    opened.set()
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        assert opened.wait(30), "the stream sent its first summary"
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(timeout=20)
+        took = time.monotonic() - started
+        reader.join(timeout=10)
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+    assert code == 0, server.log.read_text()
+    assert took < 8, f"stopped {took:.1f} s after SIGTERM: the stream held it up"
+    assert b"event: stopping" in b"".join(received)
+    assert "Traceback" not in server.log.read_text()

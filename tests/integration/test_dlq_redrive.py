@@ -298,6 +298,37 @@ def test_an_unknown_letter_and_a_broker_down_are_one_line_each_with_their_exit_c
     assert "no topic backcheck.nothing.here" in one_line(missing)
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("show", "bad"), "LETTER: 'bad' is not PARTITION@OFFSET (e.g. 2@17;"),
+        (("show", "1@-2"), "LETTER: '1@-2': partitions and offsets are not negative"),
+        (("list", "--from", "x@1"), "--from: 'x@1' is not PARTITION@OFFSET (e.g. 2@17;"),
+        (("redrive", "0@7", "1@x"), "LETTER: '1@x' is not PARTITION@OFFSET (e.g. 2@17;"),
+    ],
+    ids=["show", "show-negative", "list-from", "redrive"],
+)
+def test_a_letter_named_wrongly_is_refused_before_any_broker_is_asked(
+    tmp_path: Path, args: tuple[str, ...], said: str
+) -> None:
+    """No broker needed: none answers on the port, and the name is refused first (exit 2,
+    not 69 for the broker)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKCHECK_")}
+    env["BACKCHECK_DATA_DIR"] = str(tmp_path / "data")
+
+    refused = subprocess.run(
+        [BACKCHECK, "dlq", *args, "--bootstrap-servers", f"127.0.0.1:{_closed_port()}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert refused.returncode == 2, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert one_line(refused).startswith(f"Invalid input (input): {said}")
+
+
 def test_a_sender_waiting_for_its_answer_reads_it_with_the_exit_code_of_its_outcome(
     pipeline: Pipeline,
 ) -> None:

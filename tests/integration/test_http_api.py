@@ -65,8 +65,18 @@ def test_a_creation_answers_201_with_its_location_and_version(api: Served) -> No
     r = api.post(RECRUITER, "/v1/candidates", {"name": "Li Lei"})
     assert r.status_code == 201, r.text
     candidate = r.json()["candidate_id"]
-    assert r.headers["location"] == f"/v1/candidates/{candidate}"
+    assert r.headers["location"] == f"/v1/candidates/{candidate}/profile"
     assert r.headers["etag"] == '"1"'
+    # every Location answers: the profile and the consents, read for a purpose
+    asked = api.post(
+        RECRUITER, f"/v1/candidates/{candidate}/consents", {"terms": terms_in().model_dump()}
+    )
+    assert asked.status_code == 201, asked.text
+    assert asked.headers["location"] == f"/v1/candidates/{candidate}/consents"
+    for location in (r.headers["location"], asked.headers["location"]):
+        read = api.client.get(location, params={"purpose": PURPOSE}, headers=api.as_(COMPLIANCE))
+        assert read.status_code != 404, (location, read.text)
+        assert read.headers["content-type"].startswith("application/"), location
 
 
 def test_a_read_is_recorded_under_the_authenticated_principal(api: Served) -> None:

@@ -5,12 +5,13 @@ under the link's principal."""
 
 from __future__ import annotations
 
-from uuid import UUID
+from uuid import UUID, uuid4
 
+from domain.principal import principal_id
 from services.access import Role
 from services.dto import ReadAccessLog
 from tests.http import COMPLIANCE, Served, problem
-from tests.story import RECRUITER
+from tests.story import RECRUITER, terms_in
 
 FORGED_HEADERS = {
     "X-Role": "compliance",
@@ -98,3 +99,68 @@ def test_a_token_scoped_to_some_candidates_reads_no_other(api: Served) -> None:
     refused = api.get("compliance:scoped", f"/v1/candidates/{other}/access-log", purpose="audit")
     problem(refused, 403)
     assert ("compliance:scoped", "compliance", "token", "refused") in log_of(api, other)
+
+
+def test_no_rule_about_another_candidate_is_told_to_a_scoped_principal(api: Served) -> None:
+    mine, other = two_candidates(api)
+    erased = api.post(RECRUITER, f"/v1/candidates/{other}/erasure-request", {"reason": "asked"})
+    assert erased.status_code == 200, erased.text
+    api.portal(mine)
+    api.issue("hr:scoped", Role.RECRUITER, assignments=(mine,))
+    head = api.head()
+    for principal, path, body in (
+        (f"candidate:{mine}", f"/v1/candidates/{other}/erasure-request", {"reason": "x"}),
+        ("hr:scoped", f"/v1/candidates/{other}/erasure-request", {"reason": "x"}),
+        ("hr:scoped", f"/v1/candidates/{other}/consents", {"terms": terms_in().model_dump()}),
+    ):
+        r = api.post(principal, path, body)
+        # the other candidate has asked for erasure: a rule would refuse with 409 saying so
+        detail = problem(r, 403, "outside-assignments")["detail"]
+        assert "erasure" not in detail, detail
+    assert api.head() == head
+
+
+def test_a_candidate_cannot_take_the_id_a_principal_or_portal_link_will_need(api: Served) -> None:
+    mine, _ = two_candidates(api)
+    head = api.head()
+    for name in ("hr:newhire", f"candidate:{mine}"):  # a staff principal; mine's portal link
+        squat = api.post(
+            RECRUITER, "/v1/candidates", {"name": "Squat", "candidate_id": str(principal_id(name))}
+        )
+        errors = problem(squat, 422, "validation")["errors"]
+        assert [(e["field"], e["rule"]) for e in errors] == [("candidate_id", "uuid_version")]
+    assert api.head() == head
+    api.issue("hr:newhire", Role.RECRUITER)  # both ids are still free
+    api.portal(mine)
+    chosen = uuid4()
+    taken = api.post(RECRUITER, "/v1/candidates", {"name": "Ok", "candidate_id": str(chosen)})
+    assert taken.status_code == 201, taken.text
+    assert taken.json()["candidate_id"] == str(chosen)
+
+
+def test_a_scoped_token_lists_nothing_as_a_list_names_every_candidate(api: Served) -> None:
+    mine, other = two_candidates(api)
+    api.issue("hr:scoped", Role.RECRUITER, assignments=(mine,))
+    for path in ("/v1/candidates", "/v1/investigations", "/v1/reports"):
+        refused = api.get("hr:scoped", path)
+        detail = problem(refused, 403, "outside-assignments")["detail"]
+        assert "hr:scoped is scoped to some candidates" in detail
+        assert str(other) not in refused.text
+        assert api.get(RECRUITER, path).status_code == 200
+    listed = api.get(RECRUITER, "/v1/candidates").json()["items"]
+    assert {item["candidate_id"] for item in listed} >= {str(mine), str(other)}
+
+
+def test_two_authorization_headers_sign_no_one_in(api: Served) -> None:
+    mine, _ = two_candidates(api)
+    recruiter = api.as_(RECRUITER)["Authorization"]
+    compliance = api.as_(COMPLIANCE)["Authorization"]
+    for first, second in ((recruiter, compliance), (compliance, recruiter)):
+        r = api.client.get("/v1/me", headers=[("Authorization", first), ("Authorization", second)])
+        assert "2 Authorization headers" in problem(r, 401)["detail"]
+        read = api.client.get(
+            f"/v1/candidates/{mine}/access-log",
+            params={"purpose": "audit"},
+            headers=[("Authorization", first), ("Authorization", second)],
+        )
+        problem(read, 401)

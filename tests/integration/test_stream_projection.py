@@ -10,6 +10,8 @@ import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 import pytest
 from eventsourcing.persistence import OperationalError
@@ -21,14 +23,15 @@ from infra.demo import tell_story
 from infra.kafka.cloudevent import BadEventMessageError, outgoing_event
 from infra.kafka.projection import Record, StreamProjection, Target
 from infra.kafka.recovery import GapRecovery
-from infra.kafka.worker import _until_done, worker_targets
+from infra.kafka.worker import _until_done, worker_store, worker_targets
 from infra.views.codec import Codec
-from infra.views.kept import KEPT
+from infra.views.kept import DASHBOARD, KEPT, READ
 from infra.views.runner import ViewRunner
 from infra.views.sqlite import SQLiteViewStore
 from infra.views.store import Dumped
-from projections.dashboard import CASE_VIEW, DASHBOARD_VIEW
+from projections.dashboard import CASE_VIEW, DASHBOARD_VIEW, Dashboard
 from projections.read_views import ReadViews
+from projections.rows import Rows
 from services.application import Backcheck
 from tests.conftest import PG_URL, FakeClock
 
@@ -213,6 +216,75 @@ def test_a_dashboard_a_worker_lacks_is_filled_from_its_partitions_read_again(
 
     assert recovery.held == {}
     assert [read.store.dump(), dashboard.store.dump()] == expected
+
+
+class DashboardByVersion2(Dashboard):
+    """The dashboard as version 2 kept a candidate's state row: with no stage in it, and
+    none moved (version 3 moves a candidate's count by their stage)."""
+
+    version = 2
+
+    def process(self, event: Any, rows: Rows, position: int) -> None:
+        super().process(event, rows, position)
+        subject = getattr(event, "candidate_id", None)
+        if isinstance(subject, UUID) and (doc := rows.get(CASE_VIEW, f"candidate:{subject}")):
+            doc.pop("stage", None)
+            rows.put(CASE_VIEW, f"candidate:{subject}", subject, doc)
+
+    def _stage(self, event: Any, rows: Rows) -> None:
+        pass
+
+
+def test_workers_of_a_new_dashboard_version_fill_a_store_of_their_own_from_the_start(
+    settings: Settings, clock: FakeClock
+) -> None:
+    """Workers kept the dashboard by version 2 through part of the log, upgraded then to this
+    version. They never apply an event to the rows version 2 made (this version fails on
+    them): they keep it in this version's store, empty at first, so each partition shows a
+    gap there and is read again from its start; it ends as the in-process dashboard, and
+    version 2's store stays as it was. The read views, their version unchanged, go on."""
+    app = build_app(settings, clock=clock)
+    try:
+        tell_story(app)
+        expected = in_process(app)
+        records = messages(app)
+        last = {r.partition: i for i, r in enumerate(records)}
+        half = min(last.values())  # each partition still has a message to come
+        # given the workers' stores as version 2's workers left them
+        read = worker_store(READ, app, settings)
+        old = worker_store(DASHBOARD, app, settings, DashboardByVersion2.version)
+        by_version_2 = [Target(read, ReadViews()), Target(old, DashboardByVersion2())]
+        StreamProjection(app, by_version_2).apply(records[:half])
+        old_rows, old_progress, read_progress = old.dump(), old.progress(), read.progress()
+        assert old_rows
+        assert old_progress == read_progress != {}
+        with pytest.raises(KeyError, match="stage"):  # what this version makes of its rows
+            StreamProjection(app, [Target(old, Dashboard())]).apply(records[half:])
+
+        # when this version's workers start
+        stream = StreamProjection(app, worker_targets(app, settings))
+        current, dashboard = (target.store for target in stream.targets)
+        assert (dashboard.dump(), dashboard.progress()) == ([], {})
+        assert current.progress() == read_progress
+        broker = Partition(records)
+        recovery = GapRecovery(stream, broker, clock=Clock())
+        gaps: dict[int, str] = {}
+        stream.apply(records[half:], on_gap=gaps.__setitem__)
+        for partition, reason in gaps.items():
+            recovery.hold(partition, reason)
+        recovery.recover()
+
+        # then each partition read before was read again from its start, into the new store
+        held = {r.partition for r in records[:half]}
+        assert held
+        assert set(gaps) == held
+        assert broker.reads == len(held)
+        assert recovery.held == {}
+        assert [current.dump(), dashboard.dump()] == expected
+        assert old.dump() == old_rows
+        assert old.progress() == old_progress
+    finally:
+        app.close()
 
 
 def test_a_message_delivered_again_changes_nothing(demo_app: Backcheck, tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ from typer.main import get_command
 
 from infra.access.cedar import CedarDecisionPoint
 from infra.cli import app
+from infra.config import Settings
 from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC, OUTCOMES_TOPIC, dead_letter_topic
+from infra.views.kept import KEPT
 from projections.read_views import ReadViews
 from services.application import Backcheck
 
@@ -149,6 +151,9 @@ def test_the_architecture_page_states_the_persisted_names_the_code_uses() -> Non
         OUTCOMES_TOPIC,
         f"{Backcheck.name}.views.v{ReadViews.version}",
         CedarDecisionPoint().policy_set_hash,
+        # the workers' stores, named by this version of each projection
+        *(kept.stream_table() for kept in KEPT),
+        *(kept.stream_path(Settings(data_dir=Path("/data"))).name for kept in KEPT),
     )
     for name in names:
         assert f"`{name}`" in persisted, name

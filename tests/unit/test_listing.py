@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from domain.errors import InvalidInputError
+from projections import events as ev
 from projections.listing import (
     KEY,
     LIST_VIEWS,
+    STAGE_EVENTS,
     CandidateStage,
     Listing,
     list_view,
@@ -41,6 +43,12 @@ PIPELINE = [
 def test_every_event_the_lists_act_on_reaches_them_through_the_read_views() -> None:
     # ReadViews hands an event to the lists only when it handles it itself
     assert set(Listing().handlers) <= set(ReadViews().handlers)
+
+
+def test_every_event_that_moves_a_candidate_is_one_the_lists_act_on() -> None:
+    # the dashboard's pipeline moves on the same events, by the same rules
+    assert set(Listing().handlers) >= STAGE_EVENTS
+    assert ev.ConsentExpired not in STAGE_EVENTS  # a consent expires in the normal course
 
 
 def test_the_list_views_are_declared_to_hold_no_personal_value() -> None:

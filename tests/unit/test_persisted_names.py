@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from eventsourcing.domain import DomainEvent
+from eventsourcing.postgres import PostgresRecorder
 from eventsourcing.utils import resolve_topic
 
 import domain
@@ -34,10 +35,9 @@ from infra.kafka.outcome import OUTCOME_NAMESPACE
 from infra.kafka.relay_store import RELAY_STATE_TABLE
 from infra.kafka.signatures import KEYID, SIGNATURE, signed_bytes
 from infra.kafka.topics import COMMANDS_TOPIC, EVENTS_TOPIC, OUTCOMES_TOPIC
-from infra.kafka.worker import STREAM_VIEWS_TABLE
 from infra.privacy.keystore import KEY_CHECK_SCHEME, KEY_CHECK_TABLE
 from infra.problem import TYPE_PREFIX
-from infra.views.kept import KEPT
+from infra.views.kept import DASHBOARD, KEPT
 from infra.views.postgres import PostgresViewStore
 from projections.events import stored_event_types
 from projections.read_views import ReadViews
@@ -199,10 +199,7 @@ def test_kafka_topics_tables_and_the_views_tracking_name_are_unchanged() -> None
         "backcheck.commands.v1",
         "backcheck.commands.dlq.v1",
     )
-    assert (RELAY_STATE_TABLE, STREAM_VIEWS_TABLE) == (
-        "backcheck_relay_state",
-        "backcheck_stream_views",
-    )
+    assert RELAY_STATE_TABLE == "backcheck_relay_state"
     # the master key's check value: where it is kept, and the label its HMAC is taken over
     assert (KEY_CHECK_TABLE, KEY_CHECK_SCHEME) == (
         "backcheck_key_check",
@@ -216,14 +213,15 @@ def test_kafka_topics_tables_and_the_views_tracking_name_are_unchanged() -> None
 
 def test_the_kept_views_tables_files_and_tracking_names_are_unchanged() -> None:
     """Each of the kept views (infra/views/kept.py) is found by these names, in process and in
-    the workers' stores; a new projection version rebuilds that one alone, on purpose."""
+    the workers' stores; a new projection version rebuilds that one alone, on purpose, and
+    its workers start from a store named by that version."""
     settings = Settings(data_dir=Path("/data"))
     found = [
         (
             kept.name,
             kept.tracking_name(Backcheck.name, kept.projection().version),
             kept.table,
-            kept.stream_table,
+            kept.stream_table(),
             kept.path(settings).name,
             kept.stream_path(settings).name,
         )
@@ -234,19 +232,32 @@ def test_the_kept_views_tables_files_and_tracking_names_are_unchanged() -> None:
             "views",
             "Backcheck.views.v8",
             "backcheck_views",
-            "backcheck_stream_views",
+            "backcheck_stream_views_v8",
             "backcheck.views.sqlite",
-            "backcheck.stream-views.sqlite",
+            "backcheck.stream-views-v8.sqlite",
         ),
         (
             "dashboard",
-            "Backcheck.dashboard.views.v2",
+            "Backcheck.dashboard.views.v3",
             "backcheck_dashboard",
-            "backcheck_stream_dashboard",
+            "backcheck_stream_dashboard_v3",
             "backcheck.dashboard.sqlite",
-            "backcheck.stream-dashboard.sqlite",
+            "backcheck.stream-dashboard-v3.sqlite",
         ),
     ]
+
+
+def test_the_workers_store_of_each_version_has_a_name_postgresql_can_hold() -> None:
+    """An earlier version's store keeps its name (left in place, never written again); every
+    table a version's store makes on PostgreSQL (rows, tracking, index) is within its
+    identifiers' 63 bytes."""
+    settings = Settings(data_dir=Path("/data"))
+    assert DASHBOARD.stream_table(2) == "backcheck_stream_dashboard_v2"
+    assert DASHBOARD.stream_path(settings, 2).name == "backcheck.stream-dashboard-v2.sqlite"
+    for kept in KEPT:
+        table = kept.stream_table(kept.version + 1000)  # room for versions to come
+        names = [table, f"{table}_tracking", f"{table}_by_subject"]
+        assert max(len(name.encode()) for name in names) <= PostgresRecorder.MAX_IDENTIFIER_LEN
 
 
 def test_sender_key_ids_refusal_ids_and_the_signature_layout_are_unchanged() -> None:

@@ -130,7 +130,6 @@ REFUSED_EVERYWHERE = [
     "\u007f",
     "\u0085",
     "\u009b",
-    "\ud800",
 ]
 
 
@@ -161,3 +160,39 @@ def test_free_text_may_span_lines_and_nothing_else_may(char: str) -> None:
 def test_ordinary_text_in_any_script_is_accepted() -> None:
     registered = dto.RegisterCandidate(name="李雷 — Zoë O'Brien ✓", actor="hr:li.na")
     assert registered.name == "李雷 — Zoë O'Brien ✓"
+
+
+@pytest.mark.parametrize(
+    ("char", "said"),
+    [
+        ("\udcff", "byte 0xFF, which is not UTF-8, at position 1"),
+        ("\ud800", "lone surrogate U+D800, which UTF-8 cannot hold, at position 1"),
+    ],
+    ids=["escaped byte", "lone surrogate"],
+)
+def test_text_that_is_not_utf8_is_refused_as_such_everywhere(char: str, said: str) -> None:
+    ids = {"investigation_id": dto.uuid4(), "feedback_id": dto.uuid4()}
+    for field, document in (
+        ("answer", {**ids, "answer": f"a{char}b", "actor": "hr:li.na"}),
+        ("actor", {**ids, "answer": "ok", "actor": f"h{char}"}),
+    ):
+        error = refusal(dto.AnswerFeedback, document, (field,))
+        assert error["type"] == "not_utf8"
+        assert error["msg"] == f"{said}: text must be UTF-8"
+
+
+@pytest.mark.parametrize(
+    "char", ["\u202a", "\u202e", "\u2066", "\u2069"], ids=lambda c: f"U+{ord(c):04X}"
+)
+def test_bidirectional_controls_are_refused_and_the_marks_names_need_are_not(char: str) -> None:
+    ids = {"investigation_id": dto.uuid4(), "feedback_id": dto.uuid4()}
+    for field, document in (
+        ("answer", {**ids, "answer": f"paid{char}0001", "actor": "hr:li.na"}),
+        ("actor", {**ids, "answer": "ok", "actor": f"hr:{char}li"}),
+    ):
+        error = refusal(dto.AnswerFeedback, document, (field,))
+        assert error["type"] == "bidi_control"
+        assert error["msg"].startswith(f"bidirectional control U+{ord(char):04X} at position")
+    rtl_name = "\u05d3\u05e0\u05d4 \u200f\u05db\u05d4\u05df"
+    named = dto.RegisterCandidate(name=rtl_name, actor="hr:li.na")
+    assert "\u200f" in named.name  # RLM, which a right-to-left name may need, stays

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -381,3 +381,33 @@ def test_an_event_larger_than_the_bound_is_refused_with_its_largest_field() -> N
     assert refused.value.limit == 2_000
     assert "the Candidate.Registered event this command records would be" in str(refused.value)
     assert "its largest field is 'identity' (" in str(refused.value)
+
+
+def test_a_time_stored_without_its_offset_reads_as_utc() -> None:
+    # given: a grant stored before commands required an offset (its times naive)
+    consent = new_consent()
+    consent.grant(
+        consent.requested,
+        DOCUMENT_SHA256,
+        SignatureMethod.E_SIGNATURE,
+        NOW,
+        NOW + VALID_FOR,
+        "esign-service",
+    )
+    granted = consent.collect_events()[-1]
+    stored = mapper().to_stored_event(granted)
+    state = orjson.loads(stored.state)
+    naive = {
+        "valid_from": NOW.astimezone(UTC).replace(tzinfo=None).isoformat(),
+        "valid_until": (NOW + VALID_FOR).astimezone(UTC).replace(tzinfo=None).isoformat(),
+    }
+    old = dataclasses.replace(stored, state=orjson.dumps({**state, **naive}))
+
+    # when: it is read back
+    read = mapper().to_domain_event(old)
+
+    # then: as UTC, so it compares with any aware time (the rules' clock)
+    assert isinstance(read, Consent.Granted)
+    assert (read.valid_from, read.valid_until) == (NOW, NOW + VALID_FOR)
+    assert read.valid_from.utcoffset() == timedelta(0)
+    assert read.valid_from < NOW + timedelta(seconds=1)

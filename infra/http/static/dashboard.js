@@ -175,7 +175,7 @@
     setText("stat-generated", s.generated_at);
 
     const p = s.pipeline;
-    barChart("candidates", "Candidates", entries(p.candidates));
+    barChart("candidates", "Candidates by stage", entries(p.candidates));
     barChart("investigations", "Investigations by status", entries(p.investigations));
     barChart("reports", "Reports by status", entries(p.reports));
     setText("stat-awaiting-review", p.reports_awaiting_review);
