@@ -232,6 +232,7 @@ def test_an_idempotency_key_applies_a_command_once_and_replays_its_answer(api: S
     assert again.status_code == 201
     assert again.json() == first.json()
     assert again.headers["location"] == first.headers["location"]
+    assert again.headers["etag"] == first.headers["etag"] == '"1"'
     assert again.headers["idempotent-replayed"] == "true"
     assert api.head() == head
     other = api.post(RECRUITER, "/v1/candidates", {"name": "Wu"}, **{"Idempotency-Key": "ats-7"})
