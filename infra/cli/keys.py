@@ -35,15 +35,16 @@ def rotate_master(
         bool,
         typer.Option(
             "--new-key",
-            help="make a new key at --to-key-file (mode 600) if there is none there",
+            help="make the new key if there is none: at --to-key-file (mode 600), or under "
+            "--to-pkcs11-label on the token (non-extractable)",
         ),
     ] = False,
     to_pkcs11_label: Annotated[
         str | None,
         typer.Option(
             "--to-pkcs11-label",
-            help="the new key's label on the configured PKCS#11 token (made there, "
-            "non-extractable, when missing)",
+            help="the new key's label on the configured PKCS#11 token; a label not there is "
+            "refused unless --new-key",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="the report as one JSON object")] = False,
@@ -53,8 +54,9 @@ def rotate_master(
     point BACKCHECK_MASTER_KEY_FILE (or BACKCHECK_PKCS11_KEY_LABEL) at the new key, restart the
     processes still holding the old one, and the old key may be destroyed.
 
-    A --to-key-file that does not exist is refused unless --new-key asks for a new key there:
-    a mistyped path must not become the store's key."""
+    A --to-key-file that does not exist, or a --to-pkcs11-label not on the token, is refused
+    unless --new-key asks for a new key there: a mistyped path or label must not become the
+    store's key."""
     from infra.inputs import InputError
 
     new: KeyProvider | None = None
@@ -62,8 +64,6 @@ def rotate_master(
     try:
         if (to_key_file is None) == (to_pkcs11_label is None):
             raise InputError("give one of --to-key-file and --to-pkcs11-label")
-        if new_key and to_key_file is None:
-            raise InputError("--new-key goes with --to-key-file")
         settings = load_settings()  # first: no new key made for a store that cannot open
         new = _new_provider(settings, to_key_file, to_pkcs11_label, make=new_key)
         application = _open(settings, new)
@@ -107,10 +107,17 @@ def _new_provider(
             )
         file_setting("--to-key-file", path, "master key")
         return FileKeyProvider.from_file(path, create=make)
-    from infra.privacy.pkcs11 import Pkcs11KeyProvider
+    from infra.config import ConfigError
+    from infra.privacy.pkcs11 import KeyLabelMissingError, Pkcs11KeyProvider
 
     assert label is not None
-    return Pkcs11KeyProvider.at(settings, label, create=True)
+    try:
+        return Pkcs11KeyProvider.at(settings, label, create=make)
+    except KeyLabelMissingError:
+        raise ConfigError(
+            f"--to-pkcs11-label: no AES key labelled {label!r} on the configured token; to "
+            "make one there, add --new-key"
+        ) from None
 
 
 def _open(settings: Settings, new: KeyProvider) -> Backcheck:

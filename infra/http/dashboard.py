@@ -49,6 +49,7 @@ from services.refusals import MAX_POLICY, NO_POLICY, RefusalPage, RefusedReads
 
 TAG = "dashboard"
 MAX_STREAMS = 8  # each holds a connection and polls the log's head once a second
+MAX_STREAMS_EACH = 2  # of them, one principal's (a page open in two tabs)
 # The pages load their script and styles from here, and nothing from anywhere else.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -96,19 +97,28 @@ class EventStream(StreamingResponse):
 
 
 class Streams:
-    """How many streams are open, never more than `limit`."""
+    """How many streams are open, never more than `limit`, and never more than `each` of them
+    one principal's: one principal's tabs cannot take every slot from the others."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, each: int = MAX_STREAMS_EACH) -> None:
         self.limit = limit
+        self.each = each
         self.open = 0
+        self._mine: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def take(self) -> Callable[[], None] | None:
-        """A slot, and how to give it back (once); None when all are taken."""
+    def take(self, principal: str) -> Callable[[], None] | str:
+        """A slot, and how to give it back (once); or why there is none."""
         with self._lock:
+            if self._mine.get(principal, 0) >= self.each:
+                return (
+                    f"{principal} has {self.each} dashboard streams open, the most one "
+                    "principal may hold; close one (another tab?)"
+                )
             if self.open >= self.limit:
-                return None
+                return f"{self.limit} dashboard streams are open, the most this server keeps"
             self.open += 1
+            self._mine[principal] = self._mine.get(principal, 0) + 1
         given_back = threading.Event()
 
         def release() -> None:
@@ -116,6 +126,11 @@ class Streams:
                 if not given_back.is_set():
                     given_back.set()
                     self.open -= 1
+                    left = self._mine[principal] - 1
+                    if left:
+                        self._mine[principal] = left
+                    else:
+                        del self._mine[principal]
 
         return release
 
@@ -167,14 +182,13 @@ def install(
             raise
         except Exception as e:
             return error_response(request, e)
-        release = streams.take()
-        if release is None:
+        release = streams.take(identity.principal)
+        if isinstance(release, str):
             return problem_response(
                 503,
                 "Too many dashboard streams",
                 "too-many-streams",
-                f"{streams.limit} dashboard streams are open, the most this server keeps; "
-                "try again shortly, or read GET /v1/dashboard/summary",
+                f"{release}; try again shortly, or read GET /v1/dashboard/summary",
                 request,
                 {"Retry-After": "15"},
             )

@@ -35,6 +35,7 @@ class Kept:
     body: bytes
     location: str | None
     created_at: datetime
+    etag: str | None = None  # the answer's ETag, replayed with it (none kept before 12-05)
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -61,19 +62,23 @@ class SQLiteIdempotency:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS idempotency (principal TEXT NOT NULL, key TEXT NOT "
             "NULL, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body BLOB NOT NULL, "
-            "location TEXT, created_at TEXT NOT NULL, PRIMARY KEY (principal, key))"
+            "location TEXT, created_at TEXT NOT NULL, etag TEXT, PRIMARY KEY (principal, key))"
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(idempotency)")}
+        if "etag" not in columns:  # a file kept before answers kept their ETag
+            self._db.execute("ALTER TABLE idempotency ADD COLUMN etag TEXT")
 
     def get(self, principal: str, key: str) -> Kept | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT fingerprint, status, body, location, created_at FROM idempotency "
-                "WHERE principal = ? AND key = ?",
+                "SELECT fingerprint, status, body, location, created_at, etag FROM "
+                "idempotency WHERE principal = ? AND key = ?",
                 (principal, key),
             ).fetchone()
         if row is None:
             return None
-        kept = Kept(row[0], row[1], bytes(row[2]), row[3], datetime.fromisoformat(row[4]))
+        created = datetime.fromisoformat(row[4])
+        kept = Kept(row[0], row[1], bytes(row[2]), row[3], created, row[5])
         return kept if datetime.now(UTC) - kept.created_at < self.ttl else None
 
     def put(self, principal: str, key: str, kept: Kept) -> None:
@@ -81,7 +86,8 @@ class SQLiteIdempotency:
         with self._lock:
             self._db.execute("DELETE FROM idempotency WHERE created_at < ?", (expired,))
             self._db.execute(
-                "INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO idempotency (principal, key, fingerprint, status, "
+                "body, location, created_at, etag) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     principal,
                     key,
@@ -90,6 +96,7 @@ class SQLiteIdempotency:
                     kept.body,
                     kept.location,
                     kept.created_at.isoformat(),
+                    kept.etag,
                 ),
             )
 
@@ -111,8 +118,12 @@ class PostgresIdempotency:
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (principal text NOT NULL, key text NOT NULL, "
                 "fingerprint text NOT NULL, status integer NOT NULL, body bytea NOT NULL, "
-                "location text, created_at timestamptz NOT NULL, PRIMARY KEY (principal, key))"
+                "location text, created_at timestamptz NOT NULL, etag text, "
+                "PRIMARY KEY (principal, key))"
             ).format(self.table)
+        )
+        self._connection().execute(  # a table kept before answers kept their ETag
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS etag text").format(self.table)
         )
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -127,14 +138,14 @@ class PostgresIdempotency:
                 self._connection()
                 .execute(
                     sql.SQL(
-                        "SELECT fingerprint, status, body, location, created_at FROM {} "
+                        "SELECT fingerprint, status, body, location, created_at, etag FROM {} "
                         "WHERE principal = %s AND key = %s AND created_at > %s"
                     ).format(self.table),
                     (principal, key, datetime.now(UTC) - self.ttl),
                 )
                 .fetchone()
             )
-        return None if row is None else Kept(row[0], row[1], bytes(row[2]), row[3], row[4])
+        return None if row is None else Kept(row[0], row[1], bytes(row[2]), *row[3:6])
 
     def put(self, principal: str, key: str, kept: Kept) -> None:
         with self._lock:
@@ -145,7 +156,8 @@ class PostgresIdempotency:
             )
             db.execute(
                 sql.SQL(
-                    "INSERT INTO {} VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT "
+                    "INSERT INTO {} (principal, key, fingerprint, status, body, location, "
+                    "created_at, etag) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT "
                     "(principal, key) DO NOTHING"
                 ).format(self.table),
                 (
@@ -156,6 +168,7 @@ class PostgresIdempotency:
                     kept.body,
                     kept.location,
                     kept.created_at,
+                    kept.etag,
                 ),
             )
 

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from domain.errors import DomainError
 from infra.problem import problem_for
@@ -130,6 +131,20 @@ _NOT_UTF8 = {
 }
 
 
+def _allowed(request: Request) -> str:
+    """The methods every route of the path takes (Starlette names those of the first route
+    that matched it alone: `DELETE /v1/candidates` was told POST, though GET lists them)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if (
+            isinstance(route, Route)
+            and route.methods
+            and route.matches(request.scope)[0] != Match.NONE
+        ):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     """Every error the framework or the use cases raise, answered as problem+json."""
 
@@ -144,13 +159,16 @@ def install(app: FastAPI) -> None:
             # body that is not JSON at all is (422, json_invalid)
             return invalid(request, [_NOT_UTF8])
         kind = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http")
+        headers = dict(error.headers) if error.headers else {}
+        if error.status_code == 405:
+            headers["Allow"] = _allowed(request)
         return problem_response(
             error.status_code,
             "Not found" if error.status_code == 404 else str(error.detail),
             kind,
             "no such resource" if error.status_code == 404 else str(error.detail),
             request,
-            dict(error.headers) if error.headers else None,
+            headers or None,
         )
 
     async def on_error(request: Request, error: Exception) -> JSONResponse:

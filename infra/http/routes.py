@@ -213,6 +213,7 @@ class Api:
                 body,
                 location,
                 datetime.now(UTC),
+                headers.get("ETag"),
             )
             self.kept.put(identity.principal, key, kept)
         return Response(body, status, headers, media_type="application/json")
@@ -240,6 +241,8 @@ class Api:
         headers = {"Idempotent-Replayed": "true"}
         if kept.location:
             headers["Location"] = kept.location
+        if kept.etag:  # the version the command wrote, as the first answer said
+            headers["ETag"] = kept.etag
         return Response(kept.body, kept.status, headers, media_type="application/json")
 
     def command_endpoint(self, route: CommandRoute) -> Callable[..., Awaitable[Response]]:

@@ -47,6 +47,10 @@ def _import() -> Any:
     return pkcs11
 
 
+class KeyLabelMissingError(ConfigError):
+    """No AES key under the label on the token (and none to be made)."""
+
+
 class Pkcs11KeyProvider:
     kind = "pkcs11"
     setting = "BACKCHECK_PKCS11_KEY_LABEL"  # the setting a key that is not the store's is in
@@ -140,7 +144,7 @@ class Pkcs11KeyProvider:
             )
         except p11.exceptions.NoSuchKey:
             if not create:
-                raise ConfigError(
+                raise KeyLabelMissingError(
                     f"BACKCHECK_PKCS11_KEY_LABEL: no AES key labelled {self.key_label!r} on "
                     f"{place}; without it no personal value in this store can be read"
                 ) from None

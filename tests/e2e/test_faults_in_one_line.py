@@ -349,3 +349,22 @@ def test_a_postgresql_server_that_goes_away_is_unreachable(pg_schema: str, tmp_p
 
     line = one_line(result, EX_UNAVAILABLE)
     assert line.startswith("Store unreachable (store-unreachable): PostgreSQL stopped answering")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [("audit", "verify"), ("store", "migrate", "--to", "sqlite:///new.sqlite")],
+    ids=lambda line: " ".join(line[:2]),
+)
+def test_a_command_that_reads_a_store_that_is_not_there_says_where_it_looked(
+    store: dict[str, str], tmp_path: Path, line: tuple[str, ...]
+) -> None:
+    where = Path(store["BACKCHECK_DATA_DIR"], "backcheck.sqlite")
+
+    said = one_line(run(store, *line), EX_IOERR)
+
+    assert said == (
+        f"File unusable (file): {where}: no store there (BACKCHECK_DATABASE_URL, else "
+        "DATA_DIR/backcheck.sqlite)"
+    )
+    assert not where.exists()

@@ -71,7 +71,15 @@ def test_rotate_to_a_key_in_the_token(settings: Settings, softhsm: Token) -> Non
     label = key_label()
     env = {**env_of(settings), **softhsm.env()}
 
-    rotated = run(env, "keys", "rotate-master", "--to-pkcs11-label", label)
+    mistyped = run(env, "keys", "rotate-master", "--to-pkcs11-label", label)
+    assert mistyped.returncode == EX_CONFIG
+    assert refused(mistyped) == (
+        f"Configuration error (config): --to-pkcs11-label: no AES key labelled {label!r} on "
+        "the configured token; to make one there, add --new-key"
+    )
+    assert "Qian Duoduo" in read_name(env, candidate_id)  # still on its own key
+
+    rotated = run(env, "keys", "rotate-master", "--to-pkcs11-label", label, "--new-key")
 
     assert rotated.returncode == 0, rotated.stderr
     assert "rotated: master key file:" in rotated.stdout
@@ -96,12 +104,6 @@ def test_a_key_file_that_is_not_there_is_refused_unless_a_new_key_is_asked_for(
     )
     assert not mistyped.parent.exists()  # nothing made, not even its directory
     assert "Qian Duoduo" in read_name(env, candidate_id)  # still on its own key
-
-
-def test_new_key_goes_with_a_key_file(settings: Settings) -> None:
-    result = run(env_of(settings), "keys", "rotate-master", "--to-pkcs11-label", "x", "--new-key")
-    assert result.returncode == 2
-    assert refused(result) == "Invalid input (input): --new-key goes with --to-key-file"
 
 
 def test_a_rotation_needs_one_destination(settings: Settings) -> None:

@@ -261,7 +261,28 @@ def test_a_stream_past_the_limit_is_refused_with_a_503_problem(
 
         body = problem(refused, 503, "too-many-streams")
         assert refused.headers["retry-after"]
-        assert "1 dashboard streams" in body["detail"]
+        assert "1 dashboard streams are open" in body["detail"]
+
+
+def test_one_principal_holds_only_its_share_of_the_streams(
+    demo: tuple[Served, dict[str, Any]],
+) -> None:
+    api, _ = demo
+    assert (streams_of(api).limit, streams_of(api).each) == (8, 2)
+    with (
+        listening(api) as base,
+        httpx.Client(base_url=base, timeout=WAIT) as client,
+        client.stream("GET", "/v1/dashboard/stream", headers=api.as_(s.RECRUITER)) as first,
+        client.stream("GET", "/v1/dashboard/stream", headers=api.as_(s.RECRUITER)) as second,
+    ):
+        assert (first.status_code, second.status_code) == (200, 200)
+        third = client.get("/v1/dashboard/stream", headers=api.as_(s.RECRUITER))
+        body = problem(third, 503, "too-many-streams")
+        assert f"{s.RECRUITER} has 2 dashboard streams open" in body["detail"]
+        # the others still have theirs
+        with client.stream("GET", "/v1/dashboard/stream", headers=api.as_(COMPLIANCE)) as other:
+            assert other.status_code == 200
+            assert next(summaries(other))["lag"]["head"] == api.head()
 
 
 # --- the drill-down -------------------------------------------------------------------------

@@ -232,6 +232,7 @@ def test_an_idempotency_key_applies_a_command_once_and_replays_its_answer(api: S
     assert again.status_code == 201
     assert again.json() == first.json()
     assert again.headers["location"] == first.headers["location"]
+    assert again.headers["etag"] == first.headers["etag"] == '"1"'
     assert again.headers["idempotent-replayed"] == "true"
     assert api.head() == head
     other = api.post(RECRUITER, "/v1/candidates", {"name": "Wu"}, **{"Idempotency-Key": "ats-7"})
@@ -257,3 +258,15 @@ def test_the_same_key_from_two_principals_is_two_commands(api: Served) -> None:
     b = api.post("hr:zhou", "/v1/candidates", {"name": "B"}, **{"Idempotency-Key": "k"})
     assert a.status_code == b.status_code == 201
     assert a.json()["candidate_id"] != b.json()["candidate_id"]
+
+
+def test_a_method_no_route_of_the_path_takes_is_405_naming_those_they_take(api: Served) -> None:
+    candidate = register(api)
+    for path, allowed in (
+        ("/v1/candidates", "GET, POST"),  # the list and the registration: two routes
+        (f"/v1/candidates/{candidate}/consents", "GET, POST"),
+        (f"/v1/candidates/{candidate}/profile", "GET"),
+    ):
+        r = api.client.delete(path, headers=api.as_(RECRUITER))
+        problem(r, 405, "method-not-allowed")
+        assert r.headers["allow"] == allowed, path
