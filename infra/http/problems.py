@@ -43,7 +43,8 @@ Problem types (each `tag:backcheck.invalid,2026:problems/` followed by the kind)
 | 409 | `CommandAlreadyApplied` | this Idempotency-Key's command was applied before |
 | 412 | `version-mismatch` | `If-Match` names a version the resource is no longer at |
 | 413 | `body-too-large` | the body is over the server's limit |
-| 422 | `validation` (with `errors`: field, rule, message), `idempotency-key-reused` | |
+| 422 | `validation`, `InvalidInput` (a cursor, …): each with `errors` | field, rule, message |
+| 422 | `idempotency-key-reused` | the key was sent before with another request |
 | 503 | `store-unreachable`, `store-busy` | try again (`Retry-After`) |
 | 503 | `too-many-streams` | the dashboard's live streams are all taken; try again (`Retry-After`) |
 """
@@ -112,6 +113,14 @@ def error_response(request: Request, error: Exception) -> JSONResponse:
         )
     headers = {"Retry-After": "5"} if problem.status == 503 else None
     details = error.details if isinstance(error, DomainError) else {}
+    field = details.get("field") if isinstance(details.get("field"), str) else None
+    # invalid input always lists its fields as `errors`, whichever check found it (a cursor, a
+    # pair of filters, a stated principal): a client reads one shape for every 422
+    errors = (
+        [{"field": field, "rule": problem.type, "message": problem.detail}]
+        if field is not None and problem.status == 422
+        else None
+    )
     return problem_response(
         problem.status,
         problem.title,
@@ -120,7 +129,8 @@ def error_response(request: Request, error: Exception) -> JSONResponse:
         request,
         headers,
         rule=problem.type,
-        field=details.get("field") if isinstance(details.get("field"), str) else None,
+        field=field,
+        errors=errors,
     )
 
 
