@@ -160,9 +160,11 @@ class OutsideAssignmentsError(DomainError):
     was recorded."""
 
     def __init__(self, principal: str, subject: object) -> None:
+        # the candidate is not named: a command about a consent or an investigation would
+        # tell a scoped principal whose it is (`candidate_id` stays for the server's use)
         super().__init__(
-            f"{principal} may act only on the subjects it is assigned to; candidate {subject} "
-            "is not one of them, and nothing was recorded",
+            f"{principal} may act only on the subjects it is assigned to; this is about "
+            "another, and nothing was recorded",
             principal=principal,
             candidate_id=subject,
         )

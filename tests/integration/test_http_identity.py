@@ -164,3 +164,22 @@ def test_two_authorization_headers_sign_no_one_in(api: Served) -> None:
             headers=[("Authorization", first), ("Authorization", second)],
         )
         problem(read, 401)
+
+
+def test_a_refusal_about_another_candidates_consent_does_not_say_whose_it_is(
+    api: Served,
+) -> None:
+    mine, other = two_candidates(api)
+    asked = api.post(
+        RECRUITER, f"/v1/candidates/{other}/consents", {"terms": terms_in().model_dump()}
+    )
+    assert asked.status_code == 201, asked.text
+    consent = asked.json()["consent_id"]
+    api.portal(mine)
+    head = api.head()
+
+    r = api.post(f"candidate:{mine}", f"/v1/consents/{consent}/withdrawal", {"reason": "x"})
+
+    problem(r, 403, "outside-assignments")
+    assert str(other) not in r.text
+    assert api.head() == head
