@@ -26,7 +26,7 @@ from services.access import (
     ViewDecision,
 )
 from services.dto import Reader
-from services.errors import SetByAuthenticationError
+from services.errors import OutsideAssignmentsError, SetByAuthenticationError
 
 __all__ = [
     "ASSIGNMENTS_POLICY",
@@ -36,6 +36,7 @@ __all__ = [
     "acting_as",
     "authentication_now",
     "check_reader",
+    "check_scope",
     "current_identity",
 ]
 
@@ -94,6 +95,19 @@ def check_reader(command: object) -> None:
         raise SetByAuthenticationError("principal", command.principal, identity.principal)
     if command.role is not identity.role:
         raise SetByAuthenticationError("role", command.role.value, identity.role.value)
+
+
+def check_scope(command: object) -> None:
+    """Under an identity confined to some candidates, a command naming another is refused
+    before anything is loaded, so no rule's answer about that candidate (erased, no consent)
+    reaches the caller. Reads are decided by `AssignedDecisions` instead, which records the
+    refusal; what a command changes is checked again when it is saved (services/unit.py)."""
+    identity = _identity.get()
+    if identity is None or not identity.assignments or isinstance(command, Reader):
+        return
+    named = getattr(command, "candidate_id", None)
+    if isinstance(named, UUID) and named not in identity.assignments:
+        raise OutsideAssignmentsError(identity.principal, named)
 
 
 class AssignedDecisions:

@@ -29,7 +29,7 @@ from services.errors import (
     OutsideAssignmentsError,
     VersionMismatchError,
 )
-from services.identity import check_reader, current_identity
+from services.identity import check_reader, check_scope, current_identity
 from services.ports import (
     DashboardModel,
     KeyStore,
@@ -58,8 +58,9 @@ KEY_RACE_TRIES = 3
 
 def use_case(method: Callable[Concatenate[U, C, P], R]) -> Callable[Concatenate[U, C, P], R]:
     """Runs a use case at one moment of the application's clock: its events carry that time.
-    Under an authenticated identity, a read stating another principal or role is refused
-    (services/identity.py: check_reader).
+    Under an authenticated identity, a read stating another principal or role is refused,
+    and so is a command naming a candidate outside the identity's assignments
+    (services/identity.py: check_reader, check_scope).
 
     A write that collided only with a concurrent change to an aggregate the use case writes
     on its own account, one its caller never named (a candidate's portal link, issued with a
@@ -71,6 +72,7 @@ def use_case(method: Callable[Concatenate[U, C, P], R]) -> Callable[Concatenate[
     @functools.wraps(method)
     def run(self: U, command: C, /, *args: P.args, **kwargs: P.kwargs) -> R:
         check_reader(command)
+        check_scope(command)
         tries = 0
         while True:
             try:

@@ -52,7 +52,6 @@ from infra.http.table import (
 from infra.http.workers import Workers
 from services.application import Backcheck
 from services.catalogue import USE_CASES
-from services.errors import OutsideAssignmentsError
 from services.identity import Identity, acting_as
 from services.intake import CommandIntake
 from services.shown import showing
@@ -150,11 +149,6 @@ class Api:
         except InvalidCommandInput as e:
             return invalid(request, field_errors(e.errors))
         key, body, ids = sent.key, sent.body, sent.ids
-        named = ids.get("candidate_id") or getattr(body, "candidate_id", None)
-        if identity.assignments and named is not None and named not in identity.assignments:
-            # before any rule: what a rule would say (erased, no consent, ...) is about a
-            # candidate this principal may not know anything of
-            return error_response(request, OutsideAssignmentsError(identity.principal, named))
         try:
             kept = self.kept.get(identity.principal, key) if key is not None else None
         except Exception as e:
