@@ -49,11 +49,7 @@ def read_input(given: str, what: str = "PAYLOAD") -> bytes:
         return _bounded(given.encode("utf-8", "surrogateescape"), what)
     path = Path(given[1:])
     where = f"{what} @{path}"
-    try:
-        with path.open("rb") as source:
-            return _bounded(source.read(MAX_INPUT_BYTES + 1), where)
-    except OSError as e:
-        raise InputError(f"{where}: {_why(e)}") from None
+    return _bounded(_read_at_most(path, where), where)
 
 
 def read_file(path: Path, what: str) -> bytes:
@@ -61,14 +57,19 @@ def read_file(path: Path, what: str) -> bytes:
     naming the option and the file when it cannot be read (missing, a directory, not
     permitted) or is larger."""
     where = f"{what} {path}"
-    try:
-        with path.open("rb") as source:
-            data = source.read(MAX_INPUT_BYTES + 1)
-    except OSError as e:
-        raise InputError(f"{where}: {_why(e)}") from None
+    data = _read_at_most(path, where)
     if len(data) > MAX_INPUT_BYTES:
         raise InputError(f"{where}: more than {MAX_INPUT_BYTES:,} bytes; too large to read")
     return data
+
+
+def _read_at_most(path: Path, where: str) -> bytes:
+    """One byte more than MAX_INPUT_BYTES at most (so a caller sees it is too large)."""
+    try:
+        with path.open("rb") as source:
+            return source.read(MAX_INPUT_BYTES + 1)
+    except OSError as e:
+        raise InputError(f"{where}: {_why(e)}") from None
 
 
 def json_object(data: bytes) -> dict[str, Any]:
