@@ -81,7 +81,7 @@ def _refuse_control_characters(value: object, pattern: re.Pattern[str], into_dic
         found = pattern.search(text)
         if found and "\ud800" <= found.group() <= "\udfff":
             raise _not_utf8(found.group(), at, found.start())
-        if found and not found.group() < "\u202a":
+        if found and found.group() >= "\u202a":  # the bidirectional controls (`_BIDI`)
             raise PydanticCustomError(
                 "bidi_control",
                 "bidirectional control {char}{at} at position {position}: it would show the "

@@ -162,6 +162,18 @@ def test_ordinary_text_in_any_script_is_accepted() -> None:
     assert registered.name == "李雷 — Zoë O'Brien ✓"
 
 
+def refused_in_free_text_and_one_line(char: str) -> list[dict[str, Any]]:
+    """The errors for `char` one character into a free-text field and into a one-line one."""
+    ids = {"investigation_id": dto.uuid4(), "feedback_id": dto.uuid4()}
+    return [
+        refusal(dto.AnswerFeedback, document, (field,))
+        for field, document in (
+            ("answer", {**ids, "answer": f"a{char}b", "actor": "hr:li.na"}),
+            ("actor", {**ids, "answer": "ok", "actor": f"h{char}"}),
+        )
+    ]
+
+
 @pytest.mark.parametrize(
     ("char", "said"),
     [
@@ -171,12 +183,7 @@ def test_ordinary_text_in_any_script_is_accepted() -> None:
     ids=["escaped byte", "lone surrogate"],
 )
 def test_text_that_is_not_utf8_is_refused_as_such_everywhere(char: str, said: str) -> None:
-    ids = {"investigation_id": dto.uuid4(), "feedback_id": dto.uuid4()}
-    for field, document in (
-        ("answer", {**ids, "answer": f"a{char}b", "actor": "hr:li.na"}),
-        ("actor", {**ids, "answer": "ok", "actor": f"h{char}"}),
-    ):
-        error = refusal(dto.AnswerFeedback, document, (field,))
+    for error in refused_in_free_text_and_one_line(char):
         assert error["type"] == "not_utf8"
         assert error["msg"] == f"{said}: text must be UTF-8"
 
@@ -185,14 +192,12 @@ def test_text_that_is_not_utf8_is_refused_as_such_everywhere(char: str, said: st
     "char", ["\u202a", "\u202e", "\u2066", "\u2069"], ids=lambda c: f"U+{ord(c):04X}"
 )
 def test_bidirectional_controls_are_refused_and_the_marks_names_need_are_not(char: str) -> None:
-    ids = {"investigation_id": dto.uuid4(), "feedback_id": dto.uuid4()}
-    for field, document in (
-        ("answer", {**ids, "answer": f"paid{char}0001", "actor": "hr:li.na"}),
-        ("actor", {**ids, "answer": "ok", "actor": f"hr:{char}li"}),
-    ):
-        error = refusal(dto.AnswerFeedback, document, (field,))
+    for error in refused_in_free_text_and_one_line(char):
         assert error["type"] == "bidi_control"
-        assert error["msg"].startswith(f"bidirectional control U+{ord(char):04X} at position")
+        assert error["msg"] == (
+            f"bidirectional control U+{ord(char):04X} at position 1: it would show the text "
+            "in another order than it is recorded"
+        )
     rtl_name = "\u05d3\u05e0\u05d4 \u200f\u05db\u05d4\u05df"
     named = dto.RegisterCandidate(name=rtl_name, actor="hr:li.na")
     assert "\u200f" in named.name  # RLM, which a right-to-left name may need, stays
