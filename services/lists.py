@@ -34,7 +34,8 @@ from domain.report import ReportStatus
 from projections.listing import KEY, CandidateStage, key_of, list_view
 from services.access import Role
 from services.dto import MAX_CHECKS, Command, Result
-from services.errors import UseCaseNotPermittedError
+from services.errors import ScopedListError, UseCaseNotPermittedError
+from services.identity import current_identity
 from services.unit import UnitOfWork
 
 __all__ = [
@@ -226,6 +227,9 @@ class ListQueries(UnitOfWork):
         """The rows of one page of the `kind` list, and the next page's cursor."""
         if role not in LIST_ROLES:
             raise ListNotPermittedError(kind, role.value)
+        identity = current_identity()
+        if identity is not None and identity.assignments:  # a list names every candidate
+            raise ScopedListError(identity.principal, kind)
         after = decode_cursor(cursor)
         view = list_view(kind, status.value if status is not None else None)
         # one row more than asked for: whether there is a next page, without counting

@@ -14,8 +14,7 @@ from the request; the rules (who may list, what a cursor is) are the use cases'
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Protocol
-from uuid import UUID
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 
@@ -24,11 +23,9 @@ from domain.report import ReportStatus
 from infra.http.problems import error_response
 from infra.http.routes import PROBLEMS as ROUTE_PROBLEMS
 from infra.http.table import answer_ids, links
-from services.access import Role
 from services.application import Backcheck
-from services.errors import ScopedListError
+from services.identity import Identity, acting_as
 from services.lists import (
-    LIST_ROLES,
     MAX_CURSOR,
     MAX_LIMIT,
     CandidateItem,
@@ -41,21 +38,7 @@ from services.lists import (
     ReportItem,
 )
 
-
-class Authenticated(Protocol):
-    """What a list needs of the caller's verified identity (services/identity.py)."""
-
-    @property
-    def principal(self) -> str: ...
-
-    @property
-    def role(self) -> Role: ...
-
-    @property
-    def assignments(self) -> frozenset[UUID]: ...
-
-
-Authenticate = Callable[[Request], Authenticated]
+Authenticate = Callable[[Request], Identity]
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {s: ROUTE_PROBLEMS[s] for s in (401, 403, 422, 503)}
 NEXT = {
@@ -76,14 +59,10 @@ CursorQuery = Annotated[
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page", examples=[50])]
 
 
-def _answer(
-    request: Request, identity: Authenticated, kind: str, page_of: Callable[[], Page[Any]]
-) -> Response:
+def _answer(request: Request, identity: Identity, page_of: Callable[[], Page[Any]]) -> Response:
     try:
-        # a role that may list, scoped (`--assign`): told so (any other role is told its own)
-        if identity.assignments and identity.role in LIST_ROLES:
-            raise ScopedListError(identity.principal, kind)
-        page = page_of()
+        with acting_as(identity):  # the list's rules ask who (services/lists.py)
+            page = page_of()
     except Exception as e:
         return error_response(request, e)
     headers = {"Cache-Control": "no-store"}
@@ -108,7 +87,7 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticate) -
         ] = None,
         cursor: CursorQuery = None,
         limit: LimitQuery = 50,
-        identity: Authenticated = signed_in,
+        identity: Identity = signed_in,
     ) -> Response:
         """Candidates by their stage in the pipeline, in the order they reached it (all of
         them, in the order they were registered, without `status`). Ids, stages, times and
@@ -116,7 +95,6 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticate) -
         return _answer(
             request,
             identity,
-            "candidate",
             lambda: application.list_candidates(
                 ListCandidates(status=status, cursor=cursor, limit=limit), identity.role
             ),
@@ -130,14 +108,13 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticate) -
         ] = None,
         cursor: CursorQuery = None,
         limit: LimitQuery = 50,
-        identity: Authenticated = signed_in,
+        identity: Identity = signed_in,
     ) -> Response:
         """Investigations by status, in the order they took it (all of them, in the order
         they were planned, without `status`). Ids, statuses, check types, times and counts."""
         return _answer(
             request,
             identity,
-            "investigation",
             lambda: application.list_investigations(
                 ListInvestigations(status=status, cursor=cursor, limit=limit), identity.role
             ),
@@ -155,14 +132,13 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticate) -
         ] = False,
         cursor: CursorQuery = None,
         limit: LimitQuery = 50,
-        identity: Authenticated = signed_in,
+        identity: Identity = signed_in,
     ) -> Response:
         """Reports by status, in the order they took it (all of them, in the order they were
         compiled, without `status`); `awaiting_review=true` is the review queue."""
         return _answer(
             request,
             identity,
-            "report",
             lambda: application.list_reports(
                 ListReports(
                     status=status, awaiting_review=awaiting_review, cursor=cursor, limit=limit

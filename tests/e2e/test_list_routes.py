@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 import pytest
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 
+from domain.access import Authentication
 from infra.http import lists, problems
 from services.access import Role
 from services.application import Backcheck
+from services.identity import Identity
 from tests import story as s
 
 TOKENS = {
@@ -32,18 +32,11 @@ NAMES = ("Zq Routeone", "Zq Routetwo", "Zq Routethree", "Zq Drafted", "Zq Approv
 PROBLEM = "application/problem+json"
 
 
-@dataclass(frozen=True)
-class Signed:
-    principal: str
-    role: Role
-    assignments: frozenset[UUID] = frozenset()
-
-
-def authenticate(request: Request) -> Signed:
+def authenticate(request: Request) -> Identity:
     token = request.headers.get("authorization", "").removeprefix("Bearer ")
     if token not in TOKENS:
         raise HTTPException(401, "no such token")
-    return Signed(token, TOKENS[token])
+    return Identity(token, TOKENS[token], Authentication.TOKEN)
 
 
 @pytest.fixture
