@@ -37,10 +37,12 @@ from infra.kafka.refusal import KafkaRefusedError
 from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
 from infra.kafka.topics import BrokerUnavailableError, MissingTopicError, OutcomeTimeoutError
 from infra.privacy.keystore import WrongMasterKeyError
+from infra.privacy.sealing import SealBrokenError
 from infra.store.filelock import AlreadyRunningError
 from infra.store.migration_errors import SourceNotVerifiedError, TargetNotEmptyError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
 from infra.store.tree_backfill import TreeBackfillError
+from infra.views.integrity import ViewRowAlteredError
 from services.errors import (
     AuthenticationError,
     DataKeyMissingError,
@@ -228,6 +230,8 @@ _TABLE: tuple[_Row, ...] = (
     _Row(ProofError, 422, "No such proof", 2, "proof", lead="no proof"),
     _Row(OutputPathError, 409, "Output refused", EX_CANTCREAT, "output-path", lead="not written"),
     _Row(DataKeyMissingError, 500, "Data key missing", EX_DATAERR, "data-key-missing"),
+    _Row(SealBrokenError, 500, "Sealed value altered", EX_DATAERR, "seal-broken"),
+    _Row(ViewRowAlteredError, 500, "Views altered", EX_DATAERR, "views-altered"),
     _Row(TreeBackfillError, 500, "Tree not built", EX_DATAERR, "tree-backfill", lead="stopped"),
     _Row(
         TargetNotEmptyError,

@@ -9,6 +9,7 @@ from uuid import UUID
 import psycopg
 
 from infra.config import Settings
+from infra.views.integrity import ROWS_SCOPE, ROWS_SUBJECT
 from tests.conftest import PG_URL
 
 
@@ -27,8 +28,16 @@ def _run(settings: Settings, sql: str, params: tuple[str, ...]) -> list[tuple[st
 
 
 def key_rows(settings: Settings) -> set[tuple[UUID, str]]:
-    """(subject, tier) of every data key stored."""
-    return {(UUID(s), t) for s, t in _run(settings, "SELECT subject, tier FROM backcheck_keys", ())}
+    """(subject, tier) of every subject's data key stored: not the views' MAC key, which is
+    no one's (`views_key_stored`)."""
+    rows = _run(settings, "SELECT subject, tier FROM backcheck_keys", ())
+    return {(UUID(s), t) for s, t in rows if UUID(s) != ROWS_SUBJECT}
+
+
+def views_key_stored(settings: Settings) -> bool:
+    """Whether the key the view rows' MACs are made with is in the key table."""
+    sql = "SELECT subject, tier FROM backcheck_keys WHERE subject = ? AND tier = ?"
+    return bool(_run(settings, sql, (str(ROWS_SUBJECT), ROWS_SCOPE)))
 
 
 def delete_keys(settings: Settings, subject: UUID, tier: str | None = None) -> None:

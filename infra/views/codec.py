@@ -16,6 +16,7 @@ a rebuild completes.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from domain.classification import ERASED_VALUE, KEY_MISSING_VALUE, WITHHELD_VALU
 from infra.privacy import envelope
 from infra.privacy.envelope import Envelope, Where
 from infra.privacy.sealing import Context, Sealer
+from infra.views.integrity import RowSeal
 from projections.read_views import PLAIN_PREFIXES, PLAIN_VIEWS
 from projections.rows import Doc
 from services.errors import DataKeyMissingError
@@ -51,21 +53,53 @@ class Unopened(PersonalField):
     place: tuple[Context, str] = field(default=(("", "", 0), ""), compare=False)
 
 
+# A row as stored: keys sorted (a dataclass as the dict of its fields, sorted too), so the
+# document read back from PostgreSQL's jsonb can be put back byte for byte (`verified`).
+_STORED = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
 class Codec:
     """Rows to stored bytes and back; personal fields sealed per subject, view and row.
     Without a sealer it writes and reads only rows without personal values. `plain_views`
     names the views declared to hold none, and `plain_prefixes` the start of the names of
-    those named per value (a day): a personal value found in one is refused."""
+    those named per value (a day): a personal value found in one is refused. With `rows`,
+    every row is written with a MAC and read only if it matches (`integrity.py`)."""
 
     def __init__(
         self,
         sealer: Sealer | None,
         plain_views: frozenset[str] = PLAIN_VIEWS,
         plain_prefixes: tuple[str, ...] = PLAIN_PREFIXES,
+        rows: RowSeal | None = None,
     ) -> None:
         self.sealer = sealer
         self.plain_views = plain_views
         self.plain_prefixes = plain_prefixes
+        self.rows = rows
+
+    def mac(self, view: str, key: str, subject: str, data: bytes) -> bytes | None:
+        """The MAC a row written as `data` is stored with (None: this codec makes none)."""
+        return None if self.rows is None else self.rows.mac(view, key, subject, data)
+
+    def verified(
+        self,
+        view: str,
+        key: str,
+        subject: str,
+        data: bytes | str,
+        mac: bytes | None,
+        *,
+        exact: bool = True,
+    ) -> bytes | str:
+        """A stored row's document once its MAC is checked (ViewRowAlteredError if it does
+        not match). `exact`: the store gives back the very bytes written (SQLite); else the
+        document is put back in the form it was written in first (PostgreSQL's jsonb)."""
+        if self.rows is None:
+            return data
+        body = data if exact else orjson.dumps(orjson.loads(data), option=_STORED)
+        raw = body.encode() if isinstance(body, str) else body
+        self.rows.check(view, key, subject, raw, mac)
+        return body
 
     def encode(
         self, view: str, key: str, subject: str, doc: Doc, opened: Opened | None = None
@@ -75,8 +109,10 @@ class Codec:
         if view in self.plain_views or view.startswith(self.plain_prefixes):
             # nothing to seal, so no walk through the row looking for it; a personal value
             # found here after all is refused, never written in plaintext
-            return orjson.dumps(doc, option=orjson.OPT_PASSTHROUGH_DATACLASS, default=_unsealed)
-        return orjson.dumps(self.seal(view, key, subject, doc, opened))
+            return orjson.dumps(doc, option=_STORED, default=_unsealed)
+        return orjson.dumps(
+            self.seal(view, key, subject, doc, opened), option=_STORED, default=_fields
+        )
 
     def seal(
         self, view: str, key: str, subject: str, doc: Doc, opened: Opened | None = None
@@ -210,6 +246,13 @@ class Parsed:
                 continue
             parent[where[-1]] = codec.open_envelope(found, envelope.path_of("doc", where), ctx)
         return root
+
+
+def _fields(value: Any) -> Any:
+    """A dataclass in a sealed row as the dict of its fields (so its keys are sorted too)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    raise TypeError(f"{type(value).__name__} cannot be written in a view row")
 
 
 def _unsealed(value: Any) -> Any:

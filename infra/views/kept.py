@@ -28,11 +28,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from infra.config import Settings
 from infra.privacy.sealing import Sealer
 from infra.views.codec import Codec
+from infra.views.integrity import ROWS_SCOPE, ROWS_SUBJECT, RowSeal
 from infra.views.store import Projection
 from projections.access_log import LOG_VIEW
 from projections.dashboard import CASE_VIEW, DASHBOARD_VIEW, DASHBOARD_VIEWS, Dashboard
@@ -60,7 +62,10 @@ class Kept:
     decisions: bool = False
 
     def codec(self, sealer: Sealer | None) -> Codec:
-        return Codec(sealer if self.sealed else None, self.plain_views, self.plain_prefixes)
+        """Its rows' codec: sealing with `sealer` if it is `sealed`, and every row written
+        with a MAC under the key store's views key whatever it holds (`integrity.py`)."""
+        rows = None if sealer is None else RowSeal(partial(views_key, sealer))
+        return Codec(sealer if self.sealed else None, self.plain_views, self.plain_prefixes, rows)
 
     def tracking_name(self, app_name: str, version: int) -> str:
         return f"{app_name}{self.tracking}.views.v{version}"
@@ -80,6 +85,15 @@ class Kept:
         beside the embedded store, e.g. `<store>.stream-dashboard-v3.sqlite`."""
         version = self.version if version is None else version
         return settings.beside_store(f"{self.stream_file_stem}-v{version}")
+
+
+def views_key(sealer: Sealer) -> bytes:
+    """The key view rows' MACs are made with: a data key of the key store's own (made on
+    first use, wrapped by the master key like the subjects')."""
+    key = sealer.keys.data_key(ROWS_SUBJECT, ROWS_SCOPE, create=True)
+    if key is None:  # never: made on demand, and no erasure destroys it
+        raise RuntimeError("no key for the views' MACs")
+    return key
 
 
 READ = Kept(

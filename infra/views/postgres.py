@@ -34,7 +34,7 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
         self.sql_create_statements += [
             SQL(
                 "CREATE TABLE IF NOT EXISTS {schema}.{rows} (view text NOT NULL, "
-                "key text NOT NULL, subject uuid NOT NULL, doc jsonb NOT NULL, "
+                "key text NOT NULL, subject uuid NOT NULL, doc jsonb NOT NULL, mac bytea, "
                 "PRIMARY KEY (view, key))"
             ).format(schema=schema, rows=rows),
             SQL("CREATE INDEX IF NOT EXISTS {index} ON {schema}.{rows} (subject, view)").format(
@@ -42,15 +42,17 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
             ),
         ]
         templates = {
-            "one": "SELECT subject::text, doc::text FROM {}.{} WHERE view=%s AND key=%s",
-            "subject": "SELECT key, doc::text FROM {}.{} WHERE subject=%s AND view=%s ORDER BY key",
+            "one": "SELECT subject::text, doc::text, mac FROM {}.{} WHERE view=%s AND key=%s",
+            "subject": "SELECT key, doc::text, mac FROM {}.{} "
+            "WHERE subject=%s AND view=%s ORDER BY key",
             # a range of the primary key, in its order: a page costs what its rows do
-            "page": "SELECT key, subject::text, doc::text FROM {}.{} "
+            "page": "SELECT key, subject::text, doc::text, mac FROM {}.{} "
             "WHERE view=%s AND key>%s ORDER BY key LIMIT %s",
-            "upsert": "INSERT INTO {}.{} VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (view, key) "
-            "DO UPDATE SET subject=excluded.subject, doc=excluded.doc",
+            "upsert": "INSERT INTO {}.{} VALUES (%s, %s, %s, %s::jsonb, %s) "
+            "ON CONFLICT (view, key) "
+            "DO UPDATE SET subject=excluded.subject, doc=excluded.doc, mac=excluded.mac",
             "delete": "DELETE FROM {}.{} WHERE view=%s AND key=%s",
-            "dump": "SELECT view, key, subject::text, doc::text FROM {}.{} ORDER BY view, key",
+            "dump": "SELECT view, key, subject::text, doc::text, mac FROM {}.{} ORDER BY view, key",
             "clear": "DELETE FROM {}.{}",
             "counts": "SELECT view, COUNT(*) AS n FROM {}.{} GROUP BY view ORDER BY view",
         }
@@ -87,6 +89,26 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
             self.tracking_table_exists = True
             self.tracking_migration_previous = self.tracking_migration_current = 1
         super()._create_table(curs)
+        self._add_macs(curs)
+
+    def _add_macs(self, curs: Any) -> None:
+        """A table written before rows carried a MAC (`integrity.py`): its rows are dropped,
+        with their tracking, and the column added, in the set-up transaction; the runner
+        writes them again from the event store, each with its MAC."""
+        curs.execute(
+            "SELECT count(*) AS found FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s AND column_name = 'mac'",
+            (self.datastore.schema, self.table),
+        )
+        if curs.fetchone()["found"]:
+            return
+        curs.execute(self.sql["clear"])
+        curs.execute(self.sql["clear_tracking"])
+        curs.execute(
+            SQL("ALTER TABLE {}.{} ADD COLUMN mac bytea").format(
+                Identifier(self.datastore.schema), Identifier(self.table)
+            )
+        )
 
     def apply(
         self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: Projection
@@ -113,11 +135,11 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
                     raise IntegrityError(why)
             rows = BatchRows(_PostgresReads(curs, self.sql), self.codec)
             rows.project(runs, projection)
-            for view, key, subject, data in rows.dirty():
+            for view, key, subject, data, mac in rows.dirty():
                 if data is None:
                     curs.execute(self.sql["delete"], (view, key))
                 else:
-                    curs.execute(self.sql["upsert"], (view, key, subject, data.decode()))
+                    curs.execute(self.sql["upsert"], (view, key, subject, data.decode(), mac))
             for _, tracking in runs:
                 self._insert_tracking(curs, tracking)
         return rows.touched()
@@ -125,24 +147,36 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
     def get_parsed(self, view: str, key: str) -> Parsed | None:
         with self.datastore.transaction(commit=False) as curs:
             found = _PostgresReads(curs, self.sql).select_one(view, key)
-        return Parsed.of(key, *found) if found else None
+        return self._parsed(view, key, *found) if found else None
 
     def of_subject_parsed(self, view: str, subject: str) -> list[Parsed]:
         with self.datastore.transaction(commit=False) as curs:
             found = _PostgresReads(curs, self.sql).select_subject(view, subject)
-        return [Parsed.of(key, subject, data) for key, data in found]
+        return [self._parsed(view, key, subject, data, mac) for key, data, mac in found]
 
     def page_parsed(self, view: str, after: str | None, limit: int) -> list[Parsed]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self.sql["page"], (view, after or "", limit))
-            found = [(r["key"], r["subject"], r["doc"]) for r in curs.fetchall()]
-        return [Parsed.of(key, subject, data) for key, subject, data in found]
+            found = [(r["key"], r["subject"], r["doc"], r["mac"]) for r in curs.fetchall()]
+        return [self._parsed(view, key, subject, data, mac) for key, subject, data, mac in found]
+
+    def _parsed(
+        self, view: str, key: str, subject: str, data: bytes | str, mac: bytes | None
+    ) -> Parsed:
+        checked = self.codec.verified(view, key, subject, data, mac, exact=False)
+        return Parsed.of(key, subject, checked)
 
     def dump(self) -> list[Dumped]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self.sql["dump"])
-            found = [(r["view"], r["key"], r["subject"], r["doc"]) for r in curs.fetchall()]
-        return [(v, k, s, self.codec.decode(v, k, s, d)) for v, k, s, d in found]
+            found = [
+                (r["view"], r["key"], r["subject"], r["doc"], r["mac"]) for r in curs.fetchall()
+            ]
+        codec = self.codec
+        return [
+            (v, k, s, codec.decode(v, k, s, codec.verified(v, k, s, d, m, exact=False)))
+            for v, k, s, d, m in found
+        ]
 
     def counts(self) -> dict[str, int]:
         with self.datastore.transaction(commit=False) as curs:
@@ -162,18 +196,20 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
 
 
 class _PostgresReads:
+    exact = False  # jsonb gives a document back in its own layout
+
     def __init__(self, curs: Any, sql: dict[str, Composed]) -> None:
         self.curs = curs
         self.sql = sql
 
-    def select_one(self, view: str, key: str) -> tuple[str, bytes] | None:
+    def select_one(self, view: str, key: str) -> tuple[str, bytes, bytes | None] | None:
         self.curs.execute(self.sql["one"], (view, key))
         row = self.curs.fetchone()
-        return (row["subject"], row["doc"]) if row else None
+        return (row["subject"], row["doc"], row["mac"]) if row else None
 
-    def select_subject(self, view: str, subject: str) -> list[tuple[str, bytes]]:
+    def select_subject(self, view: str, subject: str) -> list[tuple[str, bytes, bytes | None]]:
         self.curs.execute(self.sql["subject"], (subject, view))
-        return [(r["key"], r["doc"]) for r in self.curs.fetchall()]
+        return [(r["key"], r["doc"], r["mac"]) for r in self.curs.fetchall()]
 
 
 def postgres_runner(

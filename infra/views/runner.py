@@ -3,6 +3,7 @@ application's notification log, and answers reads from them through a cache of p
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -12,10 +13,13 @@ from eventsourcing.persistence import IntegrityError, Notification
 from eventsourcing.utils import get_topic
 
 from infra.views.codec import Parsed
+from infra.views.integrity import ViewRowAlteredError
 from infra.views.kept import READ, Kept
 from infra.views.store import Advance, Key, Progress, Projection, ViewStore
 from projections.read_views import LOG_ONLY_EVENTS
 from projections.rows import Doc
+
+log = logging.getLogger(__name__)
 
 Decode = Callable[[Notification], Any]  # a stored record → its domain event (the app's mapper)
 
@@ -105,7 +109,14 @@ class ViewRunner:
                     self._pending[position] = event
             backlog = len(self._pending)
         if backlog >= self.max_pending:
-            self.catch_up()
+            try:
+                self.catch_up()
+            except ViewRowAlteredError as altered:
+                # The writes are committed: the command that made them succeeded, and must
+                # not answer as if it had failed (a client would send it again). The views
+                # stay behind, and every read, which catches them up first, fails closed
+                # with this error until they are rebuilt.
+                log.error("views not brought up to date after a write: %s", altered)
 
     def catch_up_for_decisions(self) -> int:
         head = self.head() or 0
@@ -266,6 +277,8 @@ class ViewRunner:
         try:
             if self._pending:
                 self.catch_up()
+        except ViewRowAlteredError as altered:  # as in `observe`: the writes are committed
+            log.error("views not brought up to date before closing: %s", altered)
         finally:
             if self.on_close is not None:
                 self.on_close()

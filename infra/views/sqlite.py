@@ -26,13 +26,15 @@ from infra.views.store import BatchRows, Dumped, Key, Projection, Run, refused_b
 
 # A page of one view: a range of the primary key (view, key), read in its order, so a page
 # costs what its rows do, however many the view holds (tests/integration/test_lists.py).
-PAGE_SQL = "SELECT key, subject, doc FROM view_rows WHERE view=? AND key>? ORDER BY key LIMIT ?"
+PAGE_SQL = (
+    "SELECT key, subject, doc, mac FROM view_rows WHERE view=? AND key>? ORDER BY key LIMIT ?"
+)
 # One subject's rows of a view, by the subject index, named: without statistics SQLite takes
 # the primary key's `view=?` instead and walks every row of the view (at a million events,
 # 60 ms for a candidate's one consent, on every read decided). In a WITHOUT ROWID table the
 # index holds the primary key after its own columns, so the rows come in key order, unsorted.
 SUBJECT_SQL = (
-    "SELECT key, doc FROM view_rows INDEXED BY view_rows_by_subject "
+    "SELECT key, doc, mac FROM view_rows INDEXED BY view_rows_by_subject "
     "WHERE subject=? AND view=? ORDER BY key"
 )
 
@@ -54,6 +56,22 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
         with self.writer_lock.held():
             self._restore_migration_marker()
             super().create_table()
+            self._add_macs()
+
+    def _add_macs(self) -> None:
+        """A views file written before rows carried a MAC (`integrity.py`): its rows are
+        dropped, with their tracking, and the column added; the runner writes them again from
+        the event store, each with its MAC (views are rebuildable; none is trusted unsealed)."""
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("SELECT name FROM pragma_table_info('view_rows')")
+            if "mac" in {r[0] for r in c.fetchall()}:
+                return
+            c.execute("DELETE FROM view_rows")
+            c.execute(
+                "DELETE FROM tracking WHERE application_name != ?",
+                (self.table_migration_identifier,),
+            )
+            c.execute("ALTER TABLE view_rows ADD COLUMN mac BLOB")
 
     def _restore_migration_marker(self) -> None:
         """A views file whose tracking table lost the library's migration marker (cleared by a
@@ -78,7 +96,8 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
         return [
             *super().construct_create_table_statements(),
             "CREATE TABLE IF NOT EXISTS view_rows (view TEXT NOT NULL, key TEXT NOT NULL, "
-            "subject TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (view, key)) WITHOUT ROWID",
+            "subject TEXT NOT NULL, doc BLOB NOT NULL, mac BLOB, PRIMARY KEY (view, key)) "
+            "WITHOUT ROWID",
             "CREATE INDEX IF NOT EXISTS view_rows_by_subject ON view_rows (subject, view)",
         ]
 
@@ -112,40 +131,47 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
                 raise IntegrityError(why)
 
     def _write(self, c: Any, rows: BatchRows) -> None:
-        upserts: list[tuple[str, str, str, bytes]] = []
-        for view, key, subject, data in rows.dirty():
+        upserts: list[tuple[str, str, str, bytes, bytes | None]] = []
+        for view, key, subject, data, mac in rows.dirty():
             if data is None or subject is None:
                 c.execute("DELETE FROM view_rows WHERE view=? AND key=?", (view, key))
             else:
-                upserts.append((view, key, subject, data))
-        for chunk in chunks(upserts, 4):  # each key once: dirty() yields a row's last state
+                upserts.append((view, key, subject, data, mac))
+        for chunk in chunks(upserts, 5):  # each key once: dirty() yields a row's last state
             c.execute(
-                f"INSERT INTO view_rows {values(4, len(chunk))} ON CONFLICT (view, key) "
-                "DO UPDATE SET subject=excluded.subject, doc=excluded.doc",
+                f"INSERT INTO view_rows {values(5, len(chunk))} ON CONFLICT (view, key) "
+                "DO UPDATE SET subject=excluded.subject, doc=excluded.doc, mac=excluded.mac",
                 [value for row in chunk for value in row],
             )
 
     def get_parsed(self, view: str, key: str) -> Parsed | None:
         with self.datastore.transaction(commit=False) as c:
             found = _SQLiteReads(c).select_one(view, key)
-        return Parsed.of(key, *found) if found else None
+        return self._parsed(view, key, *found) if found else None
 
     def of_subject_parsed(self, view: str, subject: str) -> list[Parsed]:
         with self.datastore.transaction(commit=False) as c:
             found = _SQLiteReads(c).select_subject(view, subject)
-        return [Parsed.of(key, subject, data) for key, data in found]
+        return [self._parsed(view, key, subject, data, mac) for key, data, mac in found]
 
     def page_parsed(self, view: str, after: str | None, limit: int) -> list[Parsed]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(PAGE_SQL, (view, after or "", limit))
-            found = [(r[0], r[1], r[2]) for r in c.fetchall()]
-        return [Parsed.of(key, subject, data) for key, subject, data in found]
+            found = [(r[0], r[1], r[2], r[3]) for r in c.fetchall()]
+        return [self._parsed(view, key, subject, data, mac) for key, subject, data, mac in found]
+
+    def _parsed(self, view: str, key: str, subject: str, data: bytes, mac: bytes | None) -> Parsed:
+        return Parsed.of(key, subject, self.codec.verified(view, key, subject, data, mac))
 
     def dump(self) -> list[Dumped]:
         with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT view, key, subject, doc FROM view_rows ORDER BY view, key")
+            c.execute("SELECT view, key, subject, doc, mac FROM view_rows ORDER BY view, key")
             found = [tuple(r) for r in c.fetchall()]
-        return [(v, k, s, self.codec.decode(v, k, s, d)) for v, k, s, d in found]
+        codec = self.codec
+        return [
+            (v, k, s, codec.decode(v, k, s, codec.verified(v, k, s, d, m)))
+            for v, k, s, d, m in found
+        ]
 
     def counts(self) -> dict[str, int]:
         with self.datastore.transaction(commit=False) as c:
@@ -186,17 +212,21 @@ class _WriteTransaction(SQLiteTransaction):
 
 
 class _SQLiteReads:
+    exact = True  # a document comes back as the bytes written
+
     def __init__(self, cursor: Any) -> None:
         self.c = cursor
 
-    def select_one(self, view: str, key: str) -> tuple[str, bytes] | None:
-        self.c.execute("SELECT subject, doc FROM view_rows WHERE view=? AND key=?", (view, key))
+    def select_one(self, view: str, key: str) -> tuple[str, bytes, bytes | None] | None:
+        self.c.execute(
+            "SELECT subject, doc, mac FROM view_rows WHERE view=? AND key=?", (view, key)
+        )
         row = self.c.fetchone()
-        return (row[0], row[1]) if row else None
+        return (row[0], row[1], row[2]) if row else None
 
-    def select_subject(self, view: str, subject: str) -> list[tuple[str, bytes]]:
+    def select_subject(self, view: str, subject: str) -> list[tuple[str, bytes, bytes | None]]:
         self.c.execute(SUBJECT_SQL, (subject, view))
-        return [(r[0], r[1]) for r in self.c.fetchall()]
+        return [(r[0], r[1], r[2]) for r in self.c.fetchall()]
 
 
 class SQLiteHead:

@@ -105,11 +105,14 @@ class ViewStore(Protocol):
 
 
 class RowReads(Protocol):
-    """The two reads a batch makes of the rows already stored, inside its transaction."""
+    """The two reads a batch makes of the rows already stored, inside its transaction, each
+    row with its MAC; `exact`: whether a document comes back as the very bytes written."""
 
-    def select_one(self, view: str, key: str) -> tuple[str, bytes] | None: ...
+    exact: bool
 
-    def select_subject(self, view: str, subject: str) -> list[tuple[str, bytes]]: ...
+    def select_one(self, view: str, key: str) -> tuple[str, bytes, bytes | None] | None: ...
+
+    def select_subject(self, view: str, subject: str) -> list[tuple[str, bytes, bytes | None]]: ...
 
 
 class BatchRows:
@@ -136,9 +139,7 @@ class BatchRows:
         if (view, key) not in self.cache:
             found = self.db.select_one(view, key)
             self.cache[(view, key)] = (
-                (found[0], self.codec.decode(view, key, found[0], found[1], self.opened))
-                if found
-                else None
+                (found[0], self._decode(view, key, found[0], found[1], found[2])) if found else None
             )
         row = self.cache[(view, key)]
         return row[1] if row else None
@@ -157,22 +158,31 @@ class BatchRows:
 
     def of_subject(self, view: str, subject: UUID) -> list[Doc]:
         s = str(subject)
-        for key, data in self.db.select_subject(view, s):
+        for key, data, mac in self.db.select_subject(view, s):
             if (view, key) not in self.cache:
-                self.cache[(view, key)] = (s, self.codec.decode(view, key, s, data, self.opened))
+                self.cache[(view, key)] = (s, self._decode(view, key, s, data, mac))
         return [
             row[1]
             for (v, _), row in sorted(self.cache.items())
             if v == view and row is not None and row[0] == s
         ]
 
-    def dirty(self) -> Iterator[tuple[str, str, str | None, bytes | None]]:
+    def _decode(self, view: str, key: str, subject: str, data: bytes, mac: bytes | None) -> Doc:
+        """A stored row as this batch changes it, once its MAC is checked: an altered row
+        stops the batch rather than being written back under a new MAC (`integrity.py`)."""
+        checked = self.codec.verified(view, key, subject, data, mac, exact=self.db.exact)
+        return self.codec.decode(view, key, subject, checked, self.opened)
+
+    def dirty(self) -> Iterator[tuple[str, str, str | None, bytes | None, bytes | None]]:
+        """(view, key, subject, document, MAC) of each row changed; a deleted row's last
+        three are None."""
         for view, key in sorted(self.changed):
             row = self.cache[(view, key)]
             if row is None:
-                yield view, key, None, None
+                yield view, key, None, None, None
             else:
-                yield view, key, row[0], self.codec.encode(view, key, row[0], row[1], self.opened)
+                data = self.codec.encode(view, key, row[0], row[1], self.opened)
+                yield view, key, row[0], data, self.codec.mac(view, key, row[0], data)
 
     def project(self, runs: Sequence[Run], projection: Projection) -> None:
         """Every run's events through the projection, into this batch."""
