@@ -27,14 +27,14 @@ def _seeded(application: Backcheck, settings: Settings) -> dict[str, str]:
     bundles are signed with, and tokens to look at it with. The story runs silently (its
     steps would push the URLs off the screen): one line says what it left in the store."""
     from infra.audit.trail import key_pair
-    from infra.cli.demo import _lock_path
+    from infra.cli.demo import lock_path
     from infra.demo import tell_story
     from infra.demo.access import demo_tokens
     from infra.store.filelock import running_alone
 
     if settings.signing_key is None:
         key_pair(settings.signing_key_path.parent)
-    with running_alone(_lock_path(settings), "demo"):
+    with running_alone(lock_path(settings), "demo"):
         told = tell_story(application)
     console.print(
         f"demo story run on the store: {told.steps} steps, {len(told.refusals)} of them "

@@ -317,6 +317,19 @@ class Settings(BaseModel):
             and filename.endswith(tail)
         )
 
+    def after_store(self, what: str) -> Path:
+        """`<store file>.WHAT` beside the embedded store: what the app keeps for the store that
+        is no store of its own (its writer lock, the HTTP server's kept answers, the demo's and
+        each relay's lock) is named so."""
+        store = self.sqlite_path
+        return store.with_name(f"{store.name}.{what}")
+
+    def named_after_store(self, filename: str) -> bool:
+        """Whether `filename` is one `after_store` gives, whatever WHAT (and so the SQLite
+        files of one of them, `…http-answers-wal`, too)."""
+        prefix = f"{self.sqlite_path.name}."
+        return len(filename) > len(prefix) and filename.startswith(prefix)
+
     def _beside_store(self) -> tuple[str, str]:
         store = self.sqlite_path
         return f"{store.stem}.", store.suffix or ".sqlite"
