@@ -81,6 +81,7 @@ def serve(
     from infra.http.bodies import DEFAULT_MAX_BODY
     from infra.http.idempotency import kept_answers
     from infra.http.oidc import oidc_verifier
+    from infra.http.sessions import portal_sessions
     from infra.http.wire import JoinedHttpTools
     from infra.ops import logs
 
@@ -98,6 +99,7 @@ def serve(
             settings.postgres_conninfo() if sqlite is None else "",
             settings.postgres_schema if sqlite is None else "",
         )
+        sessions = portal_sessions(settings)
     except Exception as e:
         fail(e)
     where = sock.getsockname()
@@ -127,7 +129,7 @@ def serve(
         )
     http = create_app(
         application,
-        Authenticator(application, oidc=oidc),
+        Authenticator(application, sessions, oidc=oidc),
         kept,
         settings=settings,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY,
@@ -156,3 +158,4 @@ def serve(
     finally:
         http.state.workers.close()
         kept.close()
+        sessions.close()
