@@ -212,8 +212,14 @@ class PrincipalUseCases(UnitOfWork):
         parsed = _TOKEN.match(token) if len(token) <= _MAX_TOKEN else None
         if parsed is None:
             raise AuthenticationError("unknown token")
-        principal_id, digest = UUID(hex=parsed[1]), token_hash(token)
-        known = self._verified.get(digest)
+        return self.authenticate_kept(UUID(hex=parsed[1]), token_hash(token))
+
+    def authenticate_kept(self, principal_id: UUID, digest: str) -> Identity:
+        """Who the token whose hash is `digest` establishes now, for what kept the hash and
+        not the token (a portal session keeps its link's: infra/http/sessions.py). Refused as
+        the token itself would be: a principal it is not, or no longer, the token of; revoked;
+        expired."""
+        known = self._verified.get((principal_id, digest))
         if known is not None and self._principal_version(principal_id) == known[0]:
             # checked before, and the principal has not changed since (a rotation or a
             # revocation is a new version): only the expiry can have passed
@@ -241,7 +247,7 @@ class PrincipalUseCases(UnitOfWork):
         )
         if len(self._verified) >= _VERIFIED:
             self._verified.clear()  # bounded; the next calls fill it again
-        self._verified[digest] = (principal.version, identity)
+        self._verified[principal_id, digest] = (principal.version, identity)
         return identity
 
     def _principal_version(self, principal_id: UUID) -> int | None:
@@ -254,8 +260,8 @@ class PrincipalUseCases(UnitOfWork):
         return None if row is None else int(row["version"])
 
     @cached_property
-    def _verified(self) -> dict[str, tuple[int, Identity]]:
-        """Tokens checked, by their hash: the principal's version then, and who it was. A
-        token is taken from here only while its principal is still at that version, which
-        one indexed look-up tells without reading its events."""
+    def _verified(self) -> dict[tuple[UUID, str], tuple[int, Identity]]:
+        """Tokens checked, by their principal and hash: the principal's version then, and who
+        it was. A token is taken from here only while its principal is still at that version,
+        which one indexed look-up tells without reading its events."""
         return {}

@@ -21,6 +21,7 @@ from infra.demo import tell_story
 from infra.http.app import create_app
 from infra.http.auth import Authenticator
 from infra.http.idempotency import PostgresIdempotency, SQLiteIdempotency, kept_answers
+from infra.http.sessions import PortalSessions, SQLiteSessionRows, portal_sessions
 from infra.outbox.links import FOLDER
 from services.access import Role
 from services.application import Backcheck
@@ -43,6 +44,7 @@ class Served:
     app: Backcheck
     client: TestClient
     kept: SQLiteIdempotency | PostgresIdempotency
+    sessions: PortalSessions
     tokens: dict[str, str] = field(default_factory=dict)
     outbox: Path | None = None  # where portal links are sent (the settings' outbox)
 
@@ -94,16 +96,18 @@ def served(app: Backcheck, settings: Settings) -> Iterator[Served]:
         "" if sqlite else settings.postgres_conninfo(),
         "" if sqlite else settings.postgres_schema,
     )
-    http = create_app(app, Authenticator(app), kept, settings=settings)
+    sessions = portal_sessions(settings)
+    http = create_app(app, Authenticator(app, sessions), kept, settings=settings)
     try:
         with TestClient(http, raise_server_exceptions=True) as client:
             assert isinstance(kept, SQLiteIdempotency | PostgresIdempotency)
-            api = Served(app, client, kept, outbox=settings.outbox_dir)
+            api = Served(app, client, kept, sessions, outbox=settings.outbox_dir)
             for name, role in STAFF.items():
                 api.issue(name, role)
             yield api
     finally:
         kept.close()
+        sessions.close()
 
 
 def problem(response: Any, status: int, kind: str | None = None) -> dict[str, Any]:
@@ -139,6 +143,7 @@ def demo_served(data: Path, staff: Mapping[str, Role]) -> Iterator[Demo]:
     key_pair(store.signing_key_path.parent)
     app = build_app(store)
     kept = SQLiteIdempotency(data / "answers.sqlite")
+    sessions = PortalSessions(SQLiteSessionRows(data / "answers.sqlite"))
     try:
         told = tell_story(app)
         roles = {**staff, "candidate": Role.CANDIDATE}
@@ -159,8 +164,9 @@ def demo_served(data: Path, staff: Mapping[str, Role]) -> Iterator[Demo]:
             "dispute_id": str(ids["dispute_id"]),
             "feedback_id": str(ids["feedback_id"]),
         }
-        http = create_app(app, Authenticator(app), kept, settings=store)
+        http = create_app(app, Authenticator(app, sessions), kept, settings=store)
         yield Demo(http, tokens, roles, known)
     finally:
         kept.close()
+        sessions.close()
         app.close()

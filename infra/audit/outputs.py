@@ -3,13 +3,16 @@ is recorded, and written whole or not at all.
 
 An output path is refused when it names a file that exists (unless `force`), a directory, or a
 place where no file can be made; it is refused even with `force` when it names one of the
-store's own files (the event store and every file named after it beside it: its views, the
-relay's state, the projection workers' stores of every version; their WAL and lock files), a
-key, or a checkpoint kept in DATA_DIR/checkpoints (a kept checkpoint may only be written again
-with the very same content). A file is written to a temporary file in its own directory, then
-renamed into place, so a crash leaves either the old file or the new one, never half of it.
-A document that holds nothing secret (the AsyncAPI contract, its fingerprints) is written in
-place with the umask's mode, once the same check of its directory passed.
+store's own files, a key, or a checkpoint kept in DATA_DIR/checkpoints (a kept checkpoint may
+only be written again with the very same content). The store's own files are known by their
+names beside it: the event store, every store named after it (`<store>.NAME.sqlite`: its
+views, the relay's state, the projection workers' stores of every version) and every file the
+app keeps for it (`<store file>.WHAT`: its writer lock, the kept HTTP answers and portal
+sessions, the demo's and the relays' locks), with their WAL, journal and lock files. A file
+is written to a temporary file in its own directory, then renamed into place, so a crash
+leaves either the old file or the new one, never half of it. A document that holds nothing
+secret (the AsyncAPI contract, its fingerprints) is written in place with the umask's mode,
+once the same check of its directory passed.
 """
 
 from __future__ import annotations
@@ -52,9 +55,11 @@ def protected_paths(settings: Settings) -> list[Path]:
 
 
 def _named_after_store(settings: Settings, path: Path) -> bool:
-    """Whether `path` is a file named after the embedded store beside it
-    (`Settings.beside_store`), or one of its WAL, journal and lock files. The projection
-    workers' stores are among them under a name that changes with their projection's version
+    """Whether `path` is a file named after the embedded store beside it: a store of its own
+    (`Settings.beside_store`) or one of its WAL, journal and lock files, or any file the app
+    keeps for the store (`Settings.after_store`: the kept HTTP answers and portal sessions,
+    the demo's and the relays' locks, and their own WAL files). The projection workers'
+    stores are among them under a name that changes with their projection's version
     (infra/views/kept.py, which this adapter does not import): whichever version's, and those
     of earlier versions left in place, each is the store's own."""
     if settings.backend != "sqlite" or not _same(path.parent, settings.sqlite_path.parent):
@@ -62,7 +67,7 @@ def _named_after_store(settings: Settings, path: Path) -> bool:
     name = path.name
     for suffix in _BESIDE:
         name = name.removesuffix(suffix)
-    return settings.named_beside_store(name)
+    return settings.named_beside_store(name) or settings.named_after_store(path.name)
 
 
 def _in_protected_dir(settings: Settings, path: Path) -> Path | None:

@@ -5,8 +5,6 @@ subject's erasures as stored, for the key check (keys.py)."""
 
 from __future__ import annotations
 
-import errno
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -17,6 +15,7 @@ from infra.audit.chain import GENESIS, Head
 from infra.audit.merkle import Key
 from infra.config import Settings
 from infra.privacy.erasures import erasures_in
+from infra.store.pool import existing_store
 from infra.store.tree import TreeRow, find_leaf, sqlite_nodes, tree_table
 from services.shredding import Pair
 
@@ -45,13 +44,7 @@ class RecordSource(AbstractContextManager["RecordSource"], Protocol):
 
 class SQLiteSource:
     def __init__(self, path: str, events: str = "stored_events", chain: str = "stored_chain"):
-        if not os.path.isfile(path):  # opened read-only, SQLite would say only that it cannot
-            raise FileNotFoundError(
-                errno.ENOENT,
-                "no store there (BACKCHECK_DATABASE_URL, else DATA_DIR/backcheck.sqlite)",
-                path,
-            )
-        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        self.conn = sqlite3.connect(f"file:{existing_store(path)}?mode=ro", uri=True)
         self.events, self.chain = events, chain
         self.tree_table = tree_table(events)
 

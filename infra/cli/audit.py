@@ -239,7 +239,7 @@ def tree_backfill(
     from infra.store.recorder import chained
 
     try:
-        application, _ = open_app()
+        application, _ = open_app(existing=True)
         recorder = chained(application.recorder)
         added, left = recorder.backfill_tree(batch)
         total, done = added + left, added
@@ -299,7 +299,7 @@ def audit_export(
     try:
         settings = Settings.load()
         check_evidence_output(settings, out, force=force)  # first: then record, then write
-        application, settings = open_app()
+        application, settings = open_app(existing=True)
         check_cosigned(application, settings, subject, witnesses_required)
         exported = evidence_export(
             application, settings, consistency=consistency, witnesses_required=witnesses_required
@@ -323,7 +323,7 @@ def audit_timeline(
 ) -> None:
     """Everything that happened to one candidate, in order: who, what, when, which consent."""
     try:
-        application, _ = open_app()
+        application, _ = open_app(existing=True)
         entries = list(application.timeline(subject))
         if not entries:
             raise NotFoundError(f"no events about candidate {subject} in the store")
@@ -364,7 +364,7 @@ def audit_as_of(
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     try:
-        application, _ = open_app()
+        application, _ = open_app(existing=True)
         rows = application.as_of(when, subject)
     except Exception as e:
         fail(e, as_json)
@@ -399,7 +399,7 @@ def audit_check(
 ) -> None:
     """Replay the whole stream and report every broken rule with its position (exit 1 if any)."""
     try:
-        application, _ = open_app()
+        application, _ = open_app(existing=True)
         found = list(application.violations())
         events = application.recorder.max_notification_id() or 0
     except Exception as e:

@@ -80,26 +80,35 @@ def show_version() -> None:
 _opened: list[Backcheck] = []
 
 
-def open_app() -> tuple[Backcheck, Settings]:
+def open_app(*, existing: bool = False) -> tuple[Backcheck, Settings]:
     """The application on the configured store; closed when the command ends
     (`close_opened`). The composition root is imported here, by the commands that open the
-    store, so that `--help` and `--version` load no driver, policy engine or cipher."""
+    store, so that `--help` and `--version` load no driver, policy engine or cipher.
+
+    `existing`: the command only reads the store (a check, a replay, a read, an export), so an
+    embedded store that is not there is said in one line naming where it was looked for
+    (exit 74, as `audit verify` says it), before anything is made: no empty store, key or
+    directory is left behind by a mistyped path."""
     from infra.bootstrap import build_app
 
-    settings = load_settings()
+    settings = load_settings(existing=existing)
     application = build_app(settings)
     _opened.append(application)
     return application, settings
 
 
-def load_settings() -> Settings:
+def load_settings(*, existing: bool = False) -> Settings:
     """The configured settings, the directories they name made: one that cannot be is the
     same configuration error (exit 78, naming its setting) whichever command meets it first,
     rather than an unusable file named after whatever was to be made in it (the demo's lock,
-    a key)."""
+    a key). `existing`: an embedded store that is not there is refused first (`open_app`)."""
     from infra.config import Settings
 
     settings = Settings.load()
+    if existing and settings.backend == "sqlite":
+        from infra.store.pool import existing_store
+
+        existing_store(settings.sqlite_path)  # before any directory is made for it
     settings.make_directories()
     return settings
 
@@ -212,7 +221,7 @@ def recorded_read(as_json: bool, read: Callable[[Backcheck], View]) -> View | No
     problem and exit code, and with --json the answer is printed here. Otherwise returns the
     answer for the command to show as tables."""
     try:
-        application, _ = open_app()
+        application, _ = open_app(existing=True)
         view = read(application)
     except Exception as e:
         fail(e, as_json)

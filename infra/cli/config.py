@@ -101,6 +101,8 @@ def _defaults(settings: Settings) -> dict[str, str]:
         "BACKCHECK_OIDC_ROLE_CLAIM": settings.oidc_role_claim,
         "BACKCHECK_OIDC_PRINCIPAL_CLAIM": settings.oidc_principal_claim,
         "BACKCHECK_SCHEDULE_LEASE": f"{settings.schedule_lease}s",
+        "BACKCHECK_PORTAL_SESSION_IDLE": f"{settings.portal_session_idle}s",
+        "BACKCHECK_PORTAL_SESSION_LIMIT": f"{settings.portal_session_limit}s",
     } | {variable: default for variable, default in SCHEDULES.values()}
 
 

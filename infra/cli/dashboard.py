@@ -31,7 +31,7 @@ def dashboard(
     from infra.views.runner import ViewRunner
 
     try:
-        application, settings = open_app()
+        application, settings = open_app(existing=True)
         if rebuild:
             runner = application.dashboard_views
             if not isinstance(runner, ViewRunner):

@@ -41,7 +41,7 @@ def demo(
     from infra.demo import DemoFailedError, run_demo, tell_story
 
     try:
-        with running_alone(_lock_path(load_settings()), "demo"):
+        with running_alone(lock_path(load_settings()), "demo"):
             application, settings = open_app()
             if as_json:
                 told = tell_story(application)
@@ -58,9 +58,8 @@ def demo(
         sys.stdout.write(orjson.dumps(told.as_json()).decode() + "\n")
 
 
-def _lock_path(settings: Settings) -> Path:
+def lock_path(settings: Settings) -> Path:
     """Beside the SQLite store; in the data directory for a PostgreSQL one."""
     if settings.backend == "sqlite":
-        store = settings.sqlite_path
-        return store.with_name(f"{store.name}.demo-lock")
+        return settings.after_store("demo-lock")
     return settings.data_dir / "demo.lock"

@@ -115,7 +115,7 @@ def dlq_list(
             page, following = letters.page(first, limit)
         finally:
             letters.close()
-        application, _ = open_app()
+        application, _ = open_app(existing=True)
         redriven = application.redriven(letter.place for letter in page)
     except Exception as e:
         fail(e, as_json)

@@ -34,7 +34,7 @@ def events(
 ) -> None:
     """List stored events in log order. Personal values are shown as their tier only."""
     try:
-        application, _ = open_app()
+        application, _ = open_app(existing=True)
         table = Table("pos", "time (UTC)", "aggregate", "event", "by / data")
         count = 0
         for record in application.iter_events(subject):
@@ -70,7 +70,7 @@ def _brief(data: dict[str, Any]) -> str:
 def show(aggregate_id: UUID) -> None:
     """Show the current state of a candidate, consent, investigation or report."""
     try:
-        application, _ = open_app()
+        application, _ = open_app(existing=True)
         getters: tuple[Callable[[UUID], BaseModel], ...] = (
             application.get_candidate,
             application.get_consent,

@@ -185,7 +185,7 @@ def principals_revoke(
 def principals_list(as_json: _Json = False) -> None:
     """Every principal, revoked ones too; never a token or its hash."""
     try:
-        application, _ = open_app()
+        application, _ = open_app(existing=True)
         found = application.list_principals()
     except Exception as e:
         fail(e, as_json)

@@ -58,7 +58,7 @@ def prove(
     try:
         if (event is None) == (position is None):
             raise ProofError("give one of --event ID or --position N")
-        _, settings = open_app()
+        _, settings = open_app(existing=True)
         key = load_public_key(public_key or settings.verify_key_path)
         fresh = None if checkpoint else sign_head(settings)
         with open_source(settings) as source:
@@ -104,7 +104,7 @@ def consistency(
     from infra.audit.verification import open_source
 
     try:
-        _, settings = open_app()
+        _, settings = open_app(existing=True)
         key = load_public_key(public_key or settings.verify_key_path)
         with open_source(settings) as source:
             tree = LogTree(source)

@@ -139,7 +139,7 @@ def duty_runs(
     from services.schedule import recorded_runs
 
     try:
-        application, _ = open_app()
+        application, _ = open_app(existing=True)
         runs = list(recorded_runs(application))
     except Exception as e:
         fail(e, as_json)

@@ -27,14 +27,14 @@ def _seeded(application: Backcheck, settings: Settings) -> dict[str, str]:
     bundles are signed with, and tokens to look at it with. The story runs silently (its
     steps would push the URLs off the screen): one line says what it left in the store."""
     from infra.audit.trail import key_pair
-    from infra.cli.demo import _lock_path
+    from infra.cli.demo import lock_path
     from infra.demo import tell_story
     from infra.demo.access import demo_tokens
     from infra.store.filelock import running_alone
 
     if settings.signing_key is None:
         key_pair(settings.signing_key_path.parent)
-    with running_alone(_lock_path(settings), "demo"):
+    with running_alone(lock_path(settings), "demo"):
         told = tell_story(application)
     console.print(
         f"demo story run on the store: {told.steps} steps, {len(told.refusals)} of them "
@@ -81,6 +81,7 @@ def serve(
     from infra.http.bodies import DEFAULT_MAX_BODY
     from infra.http.idempotency import kept_answers
     from infra.http.oidc import oidc_verifier
+    from infra.http.sessions import portal_sessions
     from infra.http.wire import JoinedHttpTools
     from infra.ops import logs
 
@@ -98,6 +99,7 @@ def serve(
             settings.postgres_conninfo() if sqlite is None else "",
             settings.postgres_schema if sqlite is None else "",
         )
+        sessions = portal_sessions(settings)
     except Exception as e:
         fail(e)
     where = sock.getsockname()
@@ -127,7 +129,7 @@ def serve(
         )
     http = create_app(
         application,
-        Authenticator(application, oidc=oidc),
+        Authenticator(application, sessions, oidc=oidc),
         kept,
         settings=settings,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY,
@@ -156,3 +158,4 @@ def serve(
     finally:
         http.state.workers.close()
         kept.close()
+        sessions.close()

@@ -194,7 +194,7 @@ def subject_export(
             check_directory(Path.cwd())
         else:
             check_output(settings, out, force=force)  # first: then record, then write
-        application, settings = open_app()
+        application, settings = open_app(existing=True)
         package = application.export_subject_data(
             parsed(ExportSubjectData, candidate_id=candidate_id, actor=actor)
         )

@@ -78,7 +78,7 @@ def views_status(
     from infra.views.kept import KEPT
 
     try:
-        application, settings = open_app()
+        application, settings = open_app(existing=True)
         head = application.recorder.max_notification_id() or 0
         kept = _of_workers(application, settings) if stream else _in_process(application, head)
     except Exception as e:
@@ -135,7 +135,7 @@ def views_rebuild(
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="NAMES") from None
     try:
-        application, _ = open_app()
+        application, _ = open_app(existing=True)
         done = [
             _rebuild(application, runner, batch)
             for runner in _runners(application)

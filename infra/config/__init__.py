@@ -41,6 +41,8 @@ BACKCHECK_PUBLIC_URL    the address candidates reach `backcheck serve` at, schem
                         (default http://127.0.0.1:8000): the portal links sent out when consent
                         is requested open <it>/portal (written to DATA_DIR/outbox/portal-links)
 BACKCHECK_SENDER_KEY    the Ed25519 private key (PEM) `send-command` signs commands with
+BACKCHECK_PORTAL_SESSION_IDLE, _LIMIT  a candidate's portal session ends this long after its
+                        last call (default 30m), and this long after it opened (default 8h)
 BACKCHECK_OIDC_ISSUER   staff may sign in with an OIDC bearer token from this issuer (its `iss`);
                         unset: API tokens only. With it, the next two are required:
 BACKCHECK_OIDC_AUDIENCE the audience (`aud`) tokens must be meant for
@@ -79,6 +81,7 @@ from infra.config.parsing import (
     MAX_EVENT_BYTES,
     MIN_EVENT_BYTES,
     OIDC_STAFF_ROLES,
+    PORTAL_SESSION,
     POSTGRES_CONNECT_TIMEOUT,
     PUBLIC_URL,
     SCHEDULES,
@@ -95,6 +98,7 @@ from infra.config.parsing import (
     parse_retention,
     parse_retention_categories,
     parse_witness_keys,
+    portal_session_settings,
     schedule_settings,
 )
 from infra.config.sources import Sources
@@ -151,6 +155,8 @@ class Settings(BaseModel):
     schedule_lease: int = Field(default=DEFAULT_LEASE, ge=60)
     scheduler_id: str | None = None
     sender_key: Path | None = None  # the private key `send-command` signs with
+    portal_session_idle: int = Field(default=PORTAL_SESSION["portal_session_idle"][1], ge=60)
+    portal_session_limit: int = Field(default=PORTAL_SESSION["portal_session_limit"][1], ge=60)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -201,6 +207,7 @@ class Settings(BaseModel):
         values |= oidc_settings(env)
         values["kafka_security"] = KafkaSecurity.read(sources)
         values |= schedule_settings(env)
+        values |= portal_session_settings(env)
         if key := env("BACKCHECK_SENDER_KEY"):
             values["sender_key"] = Path(key).expanduser()
         return cls.model_validate(values)
@@ -316,6 +323,17 @@ class Settings(BaseModel):
             and filename.startswith(head)
             and filename.endswith(tail)
         )
+
+    def after_store(self, what: str) -> Path:
+        """`<store file>.WHAT` beside the embedded store: what the app keeps for the store that
+        is no store of its own (its writer lock, the HTTP server's kept answers and portal
+        sessions, the demo's and each relay's lock) is named so."""
+        return self.sqlite_path.with_name(f"{self.sqlite_path.name}.{what}")
+
+    def named_after_store(self, filename: str) -> bool:
+        """Whether `filename` is one `after_store` gives, whatever WHAT (`…http-answers-wal`)."""
+        prefix = f"{self.sqlite_path.name}."
+        return len(filename) > len(prefix) and filename.startswith(prefix)
 
     def _beside_store(self) -> tuple[str, str]:
         store = self.sqlite_path

@@ -204,6 +204,30 @@ def schedule_settings(get: Callable[[str], str | None]) -> dict[str, object]:
     return values
 
 
+# --- the candidate portal's sessions (infra/http/sessions.py) --------------------------------
+PORTAL_SESSION = {  # setting -> (variable, default in seconds)
+    "portal_session_idle": ("BACKCHECK_PORTAL_SESSION_IDLE", 1800),
+    "portal_session_limit": ("BACKCHECK_PORTAL_SESSION_LIMIT", 8 * 3600),
+}
+MIN_PORTAL_SESSION, MAX_PORTAL_SESSION = 60, 30 * 86400
+
+
+def portal_session_settings(get: Callable[[str], str | None]) -> dict[str, object]:
+    """How long a portal session may go unused, and how long it may last however used:
+    `N<unit>` (s, m, h or d), 1m to 30d (ConfigError naming the variable otherwise)."""
+    from services.schedule import ScheduleFormatError, parse_duration
+
+    values: dict[str, object] = {}
+    for setting, (variable, _) in PORTAL_SESSION.items():
+        if text := (get(variable) or "").strip():
+            rule = "N<unit>, unit s, m, h or d (e.g. 30m)"
+            try:
+                values[setting] = parse_duration(text, MIN_PORTAL_SESSION, MAX_PORTAL_SESSION, rule)
+            except ScheduleFormatError as e:
+                raise ConfigError(f"{variable}: {e}") from None
+    return values
+
+
 def parse_public_url(text: str) -> str:
     """scheme://host[:port] with scheme http or https, and nothing after it: the portal is
     served at /portal of the server's root (a trailing / is dropped)."""

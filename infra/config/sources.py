@@ -99,6 +99,8 @@ VARIABLES: dict[str, Variable] = {
     "BACKCHECK_SCHEDULE_CHECKPOINT": Variable("when the scheduler signs a checkpoint"),
     "BACKCHECK_SCHEDULE_LEASE": Variable("how long a claimed scheduled run is held"),
     "BACKCHECK_SCHEDULER_ID": Variable("who a scheduler is in the runs it records"),
+    "BACKCHECK_PORTAL_SESSION_IDLE": Variable("how long a portal session may go unused"),
+    "BACKCHECK_PORTAL_SESSION_LIMIT": Variable("how long a portal session may last at most"),
 }
 
 

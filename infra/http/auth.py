@@ -2,8 +2,10 @@
 
 An API token (`bck_…`, issued by `backcheck principals add`, or a candidate's portal link) is
 checked against its principal's recorded hash; with OIDC configured, any other bearer is a
-JWT checked against the identity provider's keys (infra/http/oidc.py). What the caller may do
-comes from the verified identity alone: no header, query parameter or body field names a role.
+JWT checked against the identity provider's keys (infra/http/oidc.py). Without a bearer, the
+portal's session cookie signs its candidate in while the session lasts and the link it was
+opened with still would (infra/http/sessions.py). What the caller may do comes from the
+verified identity alone: no header, query parameter or body field names a role.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from domain.principal import principal_id
 from infra.http.problems import error_response, problem_response
+from infra.http.sessions import PortalSessions
 from infra.problem import problem_for
 from services.application import Backcheck
 from services.errors import AuthenticationError
@@ -65,17 +69,24 @@ class Unanswerable(Exception):  # noqa: N818  (answered by its error's problem)
 JwtVerifier = Callable[[str], Identity]
 
 
+class SessionCookie(str):
+    """A credential taken from the portal's cookie: a session's id, never a token."""
+
+    __slots__ = ()
+
+
 @dataclass(eq=False)
 class Authenticator:
     application: Backcheck
+    sessions: PortalSessions
     oidc: JwtVerifier | None = None
 
     def credential(self, request: Request) -> str:
         header = request.headers.get("authorization")
         if header is None:
             cookie = request.cookies.get(PORTAL_COOKIE)
-            if cookie:  # the portal page, opened from its link, keeps the token in a cookie
-                return cookie
+            if cookie:  # the portal page's session (infra/http/portal.py)
+                return SessionCookie(cookie)
             raise Unauthenticated("no credential: send `Authorization: Bearer <token>`", False)
         given = sum(1 for name, _ in request.scope["headers"] if name == b"authorization")
         if given > 1:  # which would count is the client's guess: none does
@@ -92,6 +103,8 @@ class Authenticator:
 
     def identify(self, credential: str) -> Identity:
         try:
+            if isinstance(credential, SessionCookie):
+                return self._in_session(credential)
             if credential.startswith(TOKEN_PREFIX):
                 return self.application.authenticate(credential)
             if self.oidc is not None:
@@ -106,6 +119,28 @@ class Authenticator:
             "not a backcheck token, and no OIDC issuer is configured (BACKCHECK_OIDC_ISSUER)",
             True,
         )
+
+    def _in_session(self, session_id: SessionCookie) -> Identity:
+        """The candidate the portal session signs in, while it lasts and the link it was
+        opened with still signs them in: a link revoked, replaced or expired since ends it."""
+        session = self.sessions.find(session_id, self.application.clock())
+        if session is None:
+            raise AuthenticationError(
+                "no portal session: signed out, unused too long or over; open the portal "
+                "from its link again"
+            )
+        try:
+            identity = self.application.authenticate_kept(
+                principal_id(session.principal), session.link_hash
+            )
+            if identity.principal != session.principal or {
+                str(a) for a in identity.assignments
+            } != {session.candidate_id}:
+                raise AuthenticationError("the portal session's link signs in someone else")
+        except AuthenticationError:
+            self.sessions.end(session_id)
+            raise
+        return identity
 
     async def presented(self, request: Request) -> str:
         """The bearer credential, taken from the request on the event loop (no store read):

@@ -26,6 +26,7 @@ from psycopg import sql
 
 MAX_KEY = 200
 TTL = timedelta(hours=24)
+ANSWERS = "http-answers"  # the SQLite file beside the store: `<store file>.http-answers`
 
 
 @dataclass(frozen=True)
@@ -183,5 +184,5 @@ def kept_answers(
     """The store of kept answers beside the event store: a file next to a SQLite store, a
     table in a PostgreSQL store's schema."""
     if backend == "sqlite" and sqlite_store is not None:
-        return SQLiteIdempotency(sqlite_store.with_name(f"{sqlite_store.name}.http-answers"))
+        return SQLiteIdempotency(sqlite_store.with_name(f"{sqlite_store.name}.{ANSWERS}"))
     return PostgresIdempotency(conninfo, schema)

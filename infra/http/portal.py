@@ -3,10 +3,16 @@
 The link is `/portal#token=<portal link token>`: a fragment never reaches the server or its
 logs (`?token=` works too). The page reads it, exchanges it for a session
 (`POST /portal/session` with the token as bearer), and takes it out of the address bar. The
-session is a cookie holding the link token, `HttpOnly` (no script reads it), `SameSite=Strict`
-(no other site's page sends it), `Secure` over https, expiring with the link; the token is
-checked on every call as a bearer token is, so a revoked or expired link ends the session
-too. Only a portal link opens a session: a staff or service token is refused (403).
+session is kept by the server (infra/http/sessions.py, decision 0040): the cookie holds a
+random session id, never the token, and is `HttpOnly` (no script reads it), `SameSite=Strict`
+(no other site's page sends it), `Secure` over https, expiring when the session must end: at
+the link's expiry, or 8 hours after it opened (BACKCHECK_PORTAL_SESSION_LIMIT), whichever is
+first. The server ends it sooner: 30 minutes after its last call
+(BACKCHECK_PORTAL_SESSION_IDLE), or as soon as the link it was opened with no longer signs in
+(revoked, replaced or expired: checked on every call). `DELETE /portal/session` deletes it,
+so a copy of the cookie taken before signing out signs no one in after. The link itself opens
+a new session as long as it is valid. Only a portal link opens a session: a staff or service
+token is refused (403).
 
 Cross-site requests: beside SameSite, every API call authenticated by the cookie, and every
 session call, must carry `X-Backcheck-Portal: 1`, a header a form or link on another site
@@ -25,7 +31,7 @@ from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from infra.http import subject
@@ -35,6 +41,7 @@ from infra.http.problems import problem_response
 from services.access import Role
 from services.application import Backcheck
 from services.identity import Authentication
+from services.principals import token_hash
 
 PORTAL_HEADER = "X-Backcheck-Portal"
 SESSION = "/portal/session"
@@ -62,7 +69,11 @@ def asset(name: str) -> bytes:
 class PortalSession(BaseModel):
     principal: str
     candidate_id: str
-    expires_at: datetime | None
+    expires_at: datetime = Field(
+        description="when the session ends at the latest: the link's expiry, or the longest "
+        "a session lasts after it opened, whichever is first"
+    )
+    idle_seconds: int = Field(description="the session also ends this long after its last call")
 
 
 class PortalRequestCheck:
@@ -134,21 +145,29 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
                 request,
             )
         token = authenticator.credential(request)
+        now = application.clock()
+        if replaced := request.cookies.get(PORTAL_COOKIE):
+            authenticator.sessions.end(replaced)  # one browser, one session: a fresh id
+        session_id, session = authenticator.sessions.open(
+            identity.principal,
+            ",".join(sorted(str(a) for a in identity.assignments)),
+            token_hash(token),
+            identity.expires_at,
+            now,
+        )
         body = PortalSession(
-            principal=identity.principal,
-            candidate_id=",".join(sorted(str(a) for a in identity.assignments)),
-            expires_at=identity.expires_at,
+            principal=session.principal,
+            candidate_id=session.candidate_id,
+            expires_at=session.ends_at,
+            idle_seconds=int(authenticator.sessions.idle.total_seconds()),
         )
         response = Response(body.model_dump_json(), 200, {"Cache-Control": "no-store"})
         response.media_type = "application/json"
         response.headers["content-type"] = "application/json"
-        left: int | None = None
-        if identity.expires_at is not None:
-            left = max(0, int((identity.expires_at - application.clock()).total_seconds()))
         response.set_cookie(
             PORTAL_COOKIE,
-            token,
-            max_age=left,
+            session_id,
+            max_age=max(0, int((session.ends_at - now).total_seconds())),
             path="/",
             secure=request.url.scheme == "https",
             httponly=True,
@@ -157,6 +176,10 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
         return response
 
     def close_session(request: Request) -> Response:
+        """Signs out: the session is deleted, so its id (the cookie, or a copy of it) signs no
+        one in from now on; the browser is told to drop the cookie."""
+        if session_id := request.cookies.get(PORTAL_COOKIE):
+            authenticator.sessions.end(session_id)
         response = Response(status_code=204)
         response.delete_cookie(
             PORTAL_COOKIE,

@@ -33,9 +33,7 @@ class RelayLock:
         """The lock of the store's relay to `topic`; None while another relay holds it."""
         if settings.backend == "postgres":
             return cls._advisory(settings, topic)
-        store = settings.sqlite_path
-        path = store.with_name(f"{store.name}.relay-{topic}.lock")
-        handle = path.open("a")
+        handle = settings.after_store(f"relay-{topic}.lock").open("a")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -14,7 +14,10 @@ open a `Datastore` of this module directly.
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from eventsourcing.persistence import InterfaceError
@@ -28,6 +31,17 @@ from eventsourcing.sqlite import (
 from eventsourcing.utils import Environment, EnvType
 
 STATEMENTS_KEPT = 64  # a connection's prepared statements, least recently used dropped
+NO_STORE = "no store there (BACKCHECK_DATABASE_URL, else DATA_DIR/backcheck.sqlite)"
+
+
+def existing_store(path: str | Path) -> str:
+    """`path`, once a SQLite store is there. What only reads a store (a verification, a
+    replay, a recorded read, an export) says where it looked, FileNotFoundError naming the
+    path (exit 74), rather than make an empty store there, or pass on SQLite's 'unable to open
+    database file' when it opens the file read-only."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(errno.ENOENT, NO_STORE, str(path))
+    return str(path)
 
 
 class CachingPool(SQLiteConnectionPool):

@@ -2,7 +2,8 @@
 Playwright) against a real `backcheck serve --demo`: a compliance officer signs in, the numbers
 on the page are the projection's, a chart moves when an event is committed, a refused-read bar
 drills down to the reads behind it; the demo candidate opens their link and withdraws their
-consent. Screenshots go to test-artifacts/."""
+consent, and signing out ends the session for a copy of its cookie too. Screenshots go to
+test-artifacts/."""
 
 from __future__ import annotations
 
@@ -165,4 +166,27 @@ def test_the_candidate_withdraws_consent_from_the_portal(
     )
     assert page.get_by_test_id("access-entry").count() >= 1
     shot(page, "portal-after-withdrawal")
+    assert not errors, errors
+
+
+def test_signing_out_in_the_portal_ends_the_session_for_a_copy_of_its_cookie(
+    demo: tuple[str, dict[str, str], str], browser: Any
+) -> None:
+    base, _, link = demo
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(link)
+    page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == "backcheck_portal"]
+    assert cookie["httpOnly"]
+    copied = {"Cookie": f"backcheck_portal={cookie['value']}", "X-Backcheck-Portal": "1"}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        assert client.get("/v1/me", headers=copied).status_code == 200
+
+        page.get_by_test_id("logout").click()
+        page.wait_for_selector("[data-testid=portal-signed-out]:not([hidden])", timeout=WAIT_MS)
+
+        assert client.get("/v1/me", headers=copied).status_code == 401
+    assert not [c for c in page.context.cookies() if c["name"] == "backcheck_portal"]
     assert not errors, errors

@@ -182,6 +182,7 @@ def test_a_broken_rule_exits_3_as_problem_json_and_stores_nothing(store: dict[st
 
 
 def test_an_unknown_id_exits_4(store: dict[str, str]) -> None:
+    assert run(store, "info").returncode == 0  # a store, without it (`show` makes none)
     result = run(store, "show", "00000000-0000-0000-0000-000000000001")
 
     assert result.returncode == 4

@@ -351,20 +351,45 @@ def test_a_postgresql_server_that_goes_away_is_unreachable(pg_schema: str, tmp_p
     assert line.startswith("Store unreachable (store-unreachable): PostgreSQL stopped answering")
 
 
+SOMEONE = "00000000-0000-4000-8000-000000000001"
+AS_CANDIDATE = ("--as", f"candidate:{SOMEONE}", "--role", "candidate", "--purpose", "mine")
+
+
 @pytest.mark.parametrize(
     "line",
-    [("audit", "verify"), ("store", "migrate", "--to", "sqlite:///new.sqlite")],
-    ids=lambda line: " ".join(line[:2]),
+    [
+        ("audit", "verify"),
+        ("store", "migrate", "--to", "sqlite:///new.sqlite"),
+        # what only reads the store (or rebuilds what is made from it) makes none
+        ("audit", "check"),
+        ("audit", "as-of", "2026-12-01T00:00:00+00:00"),
+        ("audit", "timeline", "--subject", SOMEONE),
+        ("audit", "export", "--subject", SOMEONE, "--out", "{tmp}/evidence.bundle"),
+        ("audit", "tree-backfill"),
+        ("audit", "prove", "--position", "1"),
+        ("events",),
+        ("show", SOMEONE),
+        ("views", "status"),
+        ("views", "rebuild"),
+        ("dashboard",),
+        ("read", "profile", SOMEONE, *AS_CANDIDATE),
+        ("subject", "access-log", SOMEONE, *AS_CANDIDATE),
+        ("subject", "export", SOMEONE, "--out", "{tmp}/package.json"),
+        ("principals", "list"),
+        ("duty-runs",),
+    ],
+    ids=lambda line: " ".join(word for word in line[:2] if not word.startswith("0")),
 )
 def test_a_command_that_reads_a_store_that_is_not_there_says_where_it_looked(
     store: dict[str, str], tmp_path: Path, line: tuple[str, ...]
 ) -> None:
     where = Path(store["BACKCHECK_DATA_DIR"], "backcheck.sqlite")
 
-    said = one_line(run(store, *line), EX_IOERR)
+    said = one_line(run(store, *(word.format(tmp=tmp_path) for word in line)), EX_IOERR)
 
     assert said == (
         f"File unusable (file): {where}: no store there (BACKCHECK_DATABASE_URL, else "
         "DATA_DIR/backcheck.sqlite)"
     )
     assert not where.exists()
+    assert not where.parent.exists(), "nothing is made for a store that is not there"

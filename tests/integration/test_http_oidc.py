@@ -19,6 +19,7 @@ from infra.http.app import create_app
 from infra.http.auth import Authenticator
 from infra.http.idempotency import SQLiteIdempotency, kept_answers
 from infra.http.oidc import OidcVerifier
+from infra.http.sessions import portal_sessions
 from services.access import Role
 from tests.conftest import FakeClock
 from tests.http import STAFF, Served, problem
@@ -48,15 +49,17 @@ def api(tmp_path: Path, clock: FakeClock, key: rsa.RSAPrivateKey) -> Iterator[Se
     app = build_app(settings, clock=clock)
     kept = kept_answers("sqlite", settings.sqlite_path, "", "")
     assert isinstance(kept, SQLiteIdempotency)
-    http = create_app(app, Authenticator(app, oidc=verifier), kept, settings=settings)
+    sessions = portal_sessions(settings)
+    http = create_app(app, Authenticator(app, sessions, oidc=verifier), kept, settings=settings)
     try:
         with TestClient(http, raise_server_exceptions=True) as client:
-            api = Served(app, client, kept)
+            api = Served(app, client, kept, sessions)
             for name, role in STAFF.items():
                 api.issue(name, role)
             yield api
     finally:
         kept.close()
+        sessions.close()
         app.close()
 
 

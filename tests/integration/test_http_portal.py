@@ -1,13 +1,14 @@
 """The candidate portal on both backends: the link exchanged for an HttpOnly, SameSite=Strict
-session (portal links only, while they are valid), cookie calls refused without the portal's
-header, consent granted and withdrawn from the page's own calls, who sees what equal to what
-each reader really reads, and the access package: every value and every access, its own
-disclosure recorded first, for the candidate alone (or compliance on their behalf)."""
+session that holds no token (portal links only, while they are valid; how a session ends:
+test_portal_sessions.py), cookie calls refused without the portal's header, consent granted
+and withdrawn from the page's own calls, who sees what equal to what each reader really
+reads, and the access package: every value and every access, its own disclosure recorded
+first, for the candidate alone (or compliance on their behalf)."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -80,17 +81,23 @@ def with_employment_claims(api: Served, candidate: UUID) -> None:
 # --- the session --------------------------------------------------------------------------
 
 
-def test_the_link_opens_an_http_only_strict_session_that_expires_with_it(api: Served) -> None:
+def test_the_link_opens_an_http_only_strict_session_that_holds_no_token(api: Served) -> None:
     candidate = register(api.app)
     opened = sign_in(api, candidate)
     assert opened.status_code == 200, opened.text
     assert opened.json()["principal"] == f"candidate:{candidate}"
     cookie = opened.headers["set-cookie"]
-    assert cookie.startswith(f"backcheck_portal={api.tokens[f'candidate:{candidate}']};")
+    token = api.tokens[f"candidate:{candidate}"]
+    # a session id of 256 random bits (infra/http/sessions.py), and nothing of the link
+    assert re.fullmatch(r"backcheck_portal=[A-Za-z0-9_-]{43}", cookie.split(";")[0]), cookie
+    assert token.rpartition("_")[2] not in cookie  # not even the link's secret
     attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
     assert {"httponly", "samesite=strict", "path=/"} <= attributes
     assert "secure" not in attributes  # plain http on the test client; https sets it
-    assert "max-age=2592000" in attributes  # the link's 30 days, no more
+    assert "max-age=28800" in attributes  # 8 hours (the link's 30 days are longer), no more
+    ends = datetime.fromisoformat(opened.json()["expires_at"])
+    assert ends == api.app.clock() + timedelta(hours=8)
+    assert opened.json()["idle_seconds"] == 1800
 
     me = api.client.get("/v1/me", headers=PORTAL)  # the cookie alone signs in
     assert me.status_code == 200, me.text

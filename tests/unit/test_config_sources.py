@@ -174,3 +174,21 @@ def test_config_show_refuses_a_bad_setting_in_one_line_with_exit_78(tmp_path: Pa
         "BACKCHECK_KAFKA_SECURITY_PROTOCOL is PLAINTEXT, which does not use it; choose a "
         "protocol that does (SASL_PLAINTEXT or SASL_SSL), or unset it"
     ]
+
+
+def test_the_portal_session_bounds_are_durations_within_a_minute_and_30_days() -> None:
+    default = Settings.from_sources(Sources.read({}))
+    chosen = Settings.from_sources(
+        Sources.read(
+            {"BACKCHECK_PORTAL_SESSION_IDLE": "10m", "BACKCHECK_PORTAL_SESSION_LIMIT": "2h"}
+        )
+    )
+
+    assert (default.portal_session_idle, default.portal_session_limit) == (1800, 8 * 3600)
+    assert (chosen.portal_session_idle, chosen.portal_session_limit) == (600, 7200)
+    for variable, text, said in [
+        ("BACKCHECK_PORTAL_SESSION_IDLE", "30s", "'30s' is outside 1m to 30d"),
+        ("BACKCHECK_PORTAL_SESSION_LIMIT", "forever", "'forever' is not N<unit>"),
+    ]:
+        with pytest.raises(ConfigError, match=f"^{variable}: {said}"):
+            Settings.from_sources(Sources.read({variable: text}))

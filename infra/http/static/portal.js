@@ -1,6 +1,6 @@
 // The candidate portal: opened from the link `/portal#token=…`, it exchanges the token for
-// an HttpOnly session cookie, takes the token out of the address bar, and from then on calls
-// the API like any client. Every call sends `X-Backcheck-Portal: 1` (the server refuses a
+// a session the server keeps (an HttpOnly cookie holding its id, never the token), takes the
+// token out of the address bar, and from then on calls the API like any client. Every call sends `X-Backcheck-Portal: 1` (the server refuses a
 // cookie call without it). Text from the server is only ever set as text, never as HTML.
 "use strict";
 
@@ -8,6 +8,7 @@
   const HEADERS = { "X-Backcheck-Portal": "1" };
   const PURPOSE = "my own data (portal)";
   const EXPIRES = "backcheck-portal-expires";
+  const IDLE = "backcheck-portal-idle";
   let candidate = null;
 
   const byId = (root, id) => root.querySelector(`[data-testid="${id}"]`);
@@ -87,6 +88,7 @@
     });
     const session = await response.json();
     sessionStorage.setItem(EXPIRES, session.expires_at || "");
+    sessionStorage.setItem(IDLE, `${Math.round(session.idle_seconds / 60)} minutes`);
   }
 
   async function signOut() {
@@ -94,6 +96,7 @@
       await call("DELETE", "/portal/session");
     } finally {
       sessionStorage.removeItem(EXPIRES);
+      sessionStorage.removeItem(IDLE);
       page("portal").hidden = true;
       page("session").hidden = true;
       page("portal-signed-out").hidden = false;
@@ -434,7 +437,8 @@
       }
       candidate = me.assignments[0];
       page("portal-principal").textContent = me.principal;
-      page("portal-expires").textContent = sessionStorage.getItem(EXPIRES) || "its expiry";
+      page("portal-expires").textContent = sessionStorage.getItem(EXPIRES) || "its end";
+      page("portal-idle").textContent = sessionStorage.getItem(IDLE) || "a while";
       page("session").hidden = false;
       page("portal").hidden = false;
       await loadAll();
