@@ -40,6 +40,7 @@ from infra.privacy.keystore import WrongMasterKeyError
 from infra.privacy.sealing import SealBrokenError
 from infra.store.filelock import AlreadyRunningError
 from infra.store.migration_errors import SourceNotVerifiedError, TargetNotEmptyError
+from infra.store.pool import NotAStoreError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
 from infra.store.tree_backfill import TreeBackfillError
 from infra.views.integrity import ViewRowAlteredError
@@ -169,8 +170,28 @@ def _always(_: Exception) -> bool:
     return True
 
 
-_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_IOERR = 5, 6, 8, 10
-_SQLITE_FULL, _SQLITE_CANTOPEN = 13, 14
+_SQLITE_ERROR, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_IOERR = 1, 5, 6, 8, 10
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 13, 14, 26
+
+
+def _not_a_store(error: Exception) -> bool:
+    """A file that is not an SQLite database, a damaged one, or one without the store's
+    tables (an empty file, another program's database)."""
+    code = _sqlite_code(error)
+    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return True
+    return code == _SQLITE_ERROR and "no such table" in str(error)
+
+
+def _store_damaged(error: Exception) -> str:
+    if _sqlite_code(error) == _SQLITE_ERROR:
+        what = f"it holds no backcheck store ({error})"
+    else:
+        what = f"it is not an SQLite database, or it is damaged ({error})"
+    return (
+        f"the store file cannot be used: {what}; check BACKCHECK_DATABASE_URL, or restore "
+        "the file from a backup"
+    )
 
 
 @dataclass(frozen=True)
@@ -276,6 +297,16 @@ _TABLE: tuple[_Row, ...] = (
         "store-full",
         detail=_store_full,
         when=_sqlite(_SQLITE_FULL),
+    ),
+    _Row(NotAStoreError, 500, "Not a store", EX_DATAERR, "not-a-store"),
+    _Row(
+        Exception,
+        500,
+        "Not a store",
+        EX_DATAERR,
+        "not-a-store",
+        detail=_store_damaged,
+        when=_not_a_store,
     ),
     _Row(
         Exception,

@@ -34,13 +34,38 @@ STATEMENTS_KEPT = 64  # a connection's prepared statements, least recently used 
 NO_STORE = "no store there (BACKCHECK_DATABASE_URL, else DATA_DIR/backcheck.sqlite)"
 
 
+class NotAStoreError(ValueError):
+    """A file where the store should be that is not one: not an SQLite database, damaged, or
+    without the store's events table (empty, or another program's database)."""
+
+    def __init__(self, path: str | Path, why: str) -> None:
+        self.path = str(path)
+        super().__init__(
+            f"{path} is not a backcheck store: {why}; check BACKCHECK_DATABASE_URL, or "
+            "restore the file from a backup"
+        )
+
+
 def existing_store(path: str | Path) -> str:
     """`path`, once a SQLite store is there. What only reads a store (a verification, a
     replay, a recorded read, an export) says where it looked, FileNotFoundError naming the
     path (exit 74), rather than make an empty store there, or pass on SQLite's 'unable to open
-    database file' when it opens the file read-only."""
+    database file' when it opens the file read-only; and NotAStoreError for a file that holds
+    no store, rather than add the store's tables to it."""
     if not os.path.isfile(path):
         raise FileNotFoundError(errno.ENOENT, NO_STORE, str(path))
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stored_events'"
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise NotAStoreError(path, f"not an SQLite database, or a damaged one ({e})") from None
+    if found is None:
+        raise NotAStoreError(path, "it holds no events table (an empty file, or another database)")
     return str(path)
 
 

@@ -1,0 +1,76 @@
+"""A file where the store should be that is not one — not an SQLite database, an empty file,
+another program's database — is told in one line, exit 65, naming it, by every command that
+only reads the store; and the file is left exactly as it was (no store's tables added to
+someone else's database). It used to be a traceback (`file is not a database`, `no such
+table: stored_events`) with exit 1, which `audit verify` documents as "tampered"."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from infra.problem import EX_DATAERR
+from tests.e2e.test_faults_in_one_line import AS_CANDIDATE, SOMEONE, one_line, run
+
+
+def junk(path: Path) -> None:
+    path.write_bytes(b"these are not the droids\n" * 40)
+
+
+def empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def another_database(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT)")
+        conn.execute("INSERT INTO orders (item) VALUES ('tea')")
+    conn.close()
+
+
+WHY = {
+    junk: "not an SQLite database, or a damaged one (file is not a database)",
+    empty: "it holds no events table (an empty file, or another database)",
+    another_database: "it holds no events table (an empty file, or another database)",
+}
+
+
+@pytest.mark.parametrize("make", [junk, empty, another_database], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "line",
+    [
+        ("audit", "verify"),
+        ("audit", "check"),
+        ("audit", "timeline", "--subject", SOMEONE),
+        ("events",),
+        ("show", SOMEONE),
+        ("views", "status"),
+        ("read", "profile", SOMEONE, *AS_CANDIDATE),
+        ("subject", "export", SOMEONE, "--out", "{tmp}/package.json"),
+    ],
+    ids=lambda line: " ".join(word for word in line[:2] if not word.startswith("0")),
+)
+def test_a_file_that_is_not_a_store_is_told_and_left_as_it_was(
+    tmp_path: Path, make: Callable[[Path], None], line: tuple[str, ...]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    where = data / "backcheck.sqlite"
+    make(where)
+    before = where.read_bytes()
+
+    said = one_line(
+        run({"BACKCHECK_DATA_DIR": str(data)}, *(w.format(tmp=tmp_path) for w in line)),
+        EX_DATAERR,
+    )
+
+    assert said == (
+        f"Not a store (not-a-store): {where} is not a backcheck store: {WHY[make]}; check "
+        "BACKCHECK_DATABASE_URL, or restore the file from a backup"
+    )
+    assert where.read_bytes() == before
+    assert not (tmp_path / "package.json").exists()
