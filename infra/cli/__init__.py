@@ -5,6 +5,7 @@ helpers, and each command imports the adapters it runs (tests/e2e/test_startup.p
 
 from __future__ import annotations
 
+import os
 import sys
 
 # Importing a group module registers its commands on the app.
@@ -36,9 +37,16 @@ from infra.cli import (  # noqa: F401
 from infra.cli.common import app, close_opened, usage_error
 
 
+# Every file and directory backcheck makes is its owner's alone: the store, the views, the
+# kept answers and sessions, keys, checkpoints, exports and the outbox hold personal data or
+# what protects it (SQLite's -wal and -shm files take the store file's mode).
+PRIVATE_UMASK = 0o077
+
+
 def main() -> None:
     """Runs the command line; a mistyped one (an unknown option, a bad or missing argument) is
     one line and exit 2 like any invalid input, not typer's usage box."""
+    os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)  # never looser than the caller's
     try:
         code = app(prog_name="backcheck", standalone_mode=False)  # a code if it exits early
     except Exception as e:
