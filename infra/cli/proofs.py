@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from infra.cli.audit import audit
-from infra.cli.common import console, fail, open_app
+from infra.cli.common import console, fail, load_settings
 from infra.terminal import markup_safe
 
 _Json = Annotated[bool, typer.Option("--json", help="the proof as one JSON object")]
@@ -58,7 +58,7 @@ def prove(
     try:
         if (event is None) == (position is None):
             raise ProofError("give one of --event ID or --position N")
-        _, settings = open_app(existing=True)
+        settings = load_settings(existing=True)  # the raw records: no master key needed
         key = load_public_key(public_key or settings.verify_key_path)
         fresh = None if checkpoint else sign_head(settings)
         with open_source(settings) as source:
@@ -104,7 +104,7 @@ def consistency(
     from infra.audit.verification import open_source
 
     try:
-        _, settings = open_app(existing=True)
+        settings = load_settings(existing=True)  # the raw records: no master key needed
         key = load_public_key(public_key or settings.verify_key_path)
         with open_source(settings) as source:
             tree = LogTree(source)

@@ -146,3 +146,20 @@ def test_bad_input_is_one_line_with_its_exit_code(officer: dict[str, str], tmp_p
         assert words in result.stderr, (name, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, (name, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_proofs_need_no_master_key(officer: dict[str, str], tmp_path: Path) -> None:
+    """A proof reads the records and the tree, never a personal value: a copy of the store
+    without its master key (given to an auditor) proves as the original does."""
+    old = checkpoint(officer, tmp_path / "old.note")
+    new = checkpoint(officer, tmp_path / "new.note")
+    master = Path(officer["BACKCHECK_DATA_DIR"], "keys", "master.key")
+    master.rename(tmp_path / "master.key.elsewhere")
+
+    proved = run(officer, "audit", "prove", "--position", "3", "--checkpoint", str(new))
+    linked = run(officer, "audit", "consistency", str(old), str(new))
+
+    assert proved.returncode == 0, proved.stderr
+    assert "the proof verifies" in proved.stdout
+    assert linked.returncode == 0, linked.stderr
+    assert not master.exists()  # none was made in its place
