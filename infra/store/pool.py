@@ -30,6 +30,8 @@ from eventsourcing.sqlite import (
 )
 from eventsourcing.utils import Environment, EnvType
 
+from infra.config.parsing import ConfigError
+
 STATEMENTS_KEPT = 64  # a connection's prepared statements, least recently used dropped
 NO_STORE = "no store there (BACKCHECK_DATABASE_URL, else DATA_DIR/backcheck.sqlite)"
 
@@ -52,6 +54,11 @@ def existing_store(path: str | Path) -> str:
     path (exit 74), rather than make an empty store there, or pass on SQLite's 'unable to open
     database file' when it opens the file read-only; and NotAStoreError for a file that holds
     no store, rather than add the store's tables to it."""
+    if os.path.isdir(path):  # a setting that cannot be used, as for a command that writes
+        raise ConfigError(
+            f"BACKCHECK_DATABASE_URL (else DATA_DIR/backcheck.sqlite): {path} is a directory; "
+            "name the store file"
+        )
     if not os.path.isfile(path):
         raise FileNotFoundError(errno.ENOENT, NO_STORE, str(path))
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.problem import EX_DATAERR
+from infra.problem import EX_CONFIG, EX_DATAERR
 from tests.e2e.test_faults_in_one_line import AS_CANDIDATE, SOMEONE, one_line, run
 
 
@@ -74,3 +74,19 @@ def test_a_file_that_is_not_a_store_is_told_and_left_as_it_was(
     )
     assert where.read_bytes() == before
     assert not (tmp_path / "package.json").exists()
+
+
+@pytest.mark.parametrize("line", [("audit", "verify"), ("audit", "check"), ("events",)])
+def test_a_store_path_that_is_a_directory_is_a_configuration_error(
+    tmp_path: Path, line: tuple[str, ...]
+) -> None:
+    """As README's exit 78 says, for a command that only reads as for one that writes."""
+    data = tmp_path / "data"
+    (data / "backcheck.sqlite").mkdir(parents=True)
+
+    said = one_line(run({"BACKCHECK_DATA_DIR": str(data)}, *line), EX_CONFIG)
+
+    assert said == (
+        "Configuration error (config): BACKCHECK_DATABASE_URL (else DATA_DIR/backcheck.sqlite): "
+        f"{data / 'backcheck.sqlite'} is a directory; name the store file"
+    )
