@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from infra.http.problems import error_response, problem_response
+from infra.http.request_shape import unsupported_media_type
 from infra.problem import problem_for
 from services.application import Backcheck
 from services.errors import AuthenticationError
@@ -132,8 +133,9 @@ def checked_first(
     """A route class for a route FastAPI serves that takes a body: the caller's token is
     checked (and `permit` asked of the identity) before FastAPI's handler parses anything of
     the request, so a caller without a valid token is told 401, and one not permitted 403,
-    whatever the body, and learns nothing of its rules. (The table's commands are served
-    direct and check first on their own: infra/http/routes.py.)"""
+    whatever the body, and learns nothing of its rules; then a body not said to be JSON is
+    415 (infra/http/request_shape.py). (The table's commands are served direct and check
+    first on their own: infra/http/routes.py.)"""
 
     class CheckedFirst(APIRoute):
         def get_route_handler(self) -> Handler:
@@ -148,6 +150,8 @@ def checked_first(
                         permit(identity)
                     except Exception as e:
                         return error_response(request, e)
+                if await request.body() and (refused := unsupported_media_type(request)):
+                    return refused
                 return await handler(request)
 
             return checked

@@ -12,7 +12,6 @@ once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.message import Message
 from functools import cache
 from typing import Annotated, Any
 from uuid import UUID
@@ -112,33 +111,16 @@ def _located(where: tuple[str, ...], error: ValidationError) -> list[dict[str, A
     return [{**e, "loc": (*where, *e["loc"])} for e in error.errors()]
 
 
-def _is_json(content_type: str | None) -> bool:
-    """A body without a type is taken as JSON, as FastAPI takes it; else `application/json`
-    or a `+json` type."""
-    if not content_type:
-        return True
-    message = Message()
-    message["content-type"] = content_type
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
-    )
-
-
-def _body(raw: bytes, content_type: str | None, model: type[BaseModel], required: bool) -> Any:
+def _body(raw: bytes, model: type[BaseModel], required: bool) -> Any:
     """The body as `model`, or None when none was sent (and none is needed); raises
-    InvalidCommandInput naming what is wrong with it."""
+    InvalidCommandInput naming what is wrong with it. (Its media type was checked before:
+    infra/http/request_shape.py.)"""
 
     def wrong(rule: str, message: str) -> InvalidCommandInput:
         return InvalidCommandInput([{"type": rule, "loc": ("body",), "msg": message}])
 
     data: Any = None
     if raw:
-        if not _is_json(content_type):
-            raise wrong(
-                "content_type",
-                f"the body must be JSON (Content-Type: application/json), not {content_type}",
-            )
         try:
             raw.decode()
         except UnicodeDecodeError:
@@ -182,7 +164,7 @@ def read_command(
             errors.extend(_located(("header", name), e))
     body: BaseModel | None = None
     try:
-        body = _body(raw, request.headers.get("content-type"), model, required)
+        body = _body(raw, model, required)
     except InvalidCommandInput as e:
         errors.extend(e.errors)
     if errors:

@@ -25,7 +25,7 @@ from infra.audit.trail import (
 from infra.config import Settings
 from infra.http.auth import Authenticator, checked_first
 from infra.http.problems import error_response
-from infra.http.routes import PROBLEMS
+from infra.http.routes import PROBLEMS, UNSUPPORTED
 from services.access import Role
 from services.application import Backcheck
 from services.dto import Moment, Text
@@ -194,6 +194,7 @@ def install(
             200: {"content": {"application/octet-stream": {}}, "description": "the bundle"},
             **problems,
             409: PROBLEMS[409],
+            **UNSUPPORTED,
         },
         summary="export-evidence",
         description="One subject's events with chain proofs and a checkpoint signed now, as "

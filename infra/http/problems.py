@@ -43,6 +43,7 @@ Problem types (each `tag:backcheck.invalid,2026:problems/` followed by the kind)
 | 409 | `CommandAlreadyApplied` | this Idempotency-Key's command was applied before |
 | 412 | `version-mismatch` | `If-Match` names a version the resource is no longer at |
 | 413 | `body-too-large` | the body is over the server's limit |
+| 415 | `unsupported-media-type` | a body sent without `Content-Type: application/json` |
 | 422 | `validation`, `InvalidInput` (a cursor, …): each with `errors` | field, rule, message |
 | 422 | `idempotency-key-reused` | the key was sent before with another request |
 | 503 | `store-unreachable`, `store-busy` | try again (`Retry-After`) |

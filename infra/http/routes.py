@@ -40,6 +40,7 @@ from infra.http.problems import (
     invalid,
     problem_response,
 )
+from infra.http.request_shape import unsupported_media_type
 from infra.http.table import (
     COMMANDS,
     READS,
@@ -81,6 +82,19 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
         "description": "a problem (RFC 9457)",
     }
     for s in (401, 403, 404, 409, 412, 413, 422, 503)
+}
+# A route that takes a body also answers 415, to a body not said to be JSON.
+UNSUPPORTED: dict[int | str, dict[str, Any]] = {
+    415: {
+        "content": {PROBLEM_JSON: {"examples": problem_examples.problem(415)}},
+        "description": "a problem (RFC 9457); `Accept-Post` names the media type taken",
+        "headers": {
+            "Accept-Post": {
+                "description": "the media type a body must be sent as",
+                "schema": {"type": "string", "examples": ["application/json"]},
+            }
+        },
+    }
 }
 
 
@@ -143,6 +157,8 @@ class Api:
             use_case.permit(identity.role)
         except Exception as e:
             return error_response(request, e)
+        if raw and (unsupported := unsupported_media_type(request)) is not None:
+            return unsupported  # a body not said to be JSON is not read at all
         model = body_model(use_case, route.path_ids)
         try:
             sent = read_command(request, raw, route.path_ids, model, required_body(model))
@@ -398,7 +414,11 @@ class Api:
                 responses=linked(
                     route,
                     201 if route.created else 200,
-                    {**PROBLEMS, **examples.answer(use_case.name, 201 if route.created else 200)},
+                    {
+                        **PROBLEMS,
+                        **UNSUPPORTED,
+                        **examples.answer(use_case.name, 201 if route.created else 200),
+                    },
                 ),
                 summary=use_case.name,
                 description=f"{use_case.summary}\n\nRoles: "
