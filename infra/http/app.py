@@ -26,6 +26,7 @@ from infra.http.auth import (
 )
 from infra.http.bodies import DEFAULT_MAX_BODY, BodyLimit
 from infra.http.breaker import BreakerGate, StoreBreaker
+from infra.http.head import HeadAsGet
 from infra.http.health import install_health
 from infra.http.idempotency import IdempotencyStore
 from infra.http.problems import PROBLEMS_DOC, error_response, install
@@ -182,4 +183,5 @@ def create_app(
         app.state.breaker = breaker
         app.add_middleware(BreakerGate, breaker=breaker)
     install_health(app, application, settings, breaker)
+    app.add_middleware(HeadAsGet)  # last, so outermost: everything inside sees the GET
     return app

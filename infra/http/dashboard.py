@@ -38,6 +38,7 @@ from starlette.types import Receive, Scope, Send
 from infra.audit.health import chain_health
 from infra.config import Settings
 from infra.http.auth import Authenticator, Unauthenticated
+from infra.http.head import is_head
 from infra.http.problems import PROBLEM_JSON, error_response, problem_response
 from infra.http.routes import PROBLEMS
 from services.access import Role
@@ -192,6 +193,9 @@ def install(
                 request,
                 {"Retry-After": "15"},
             )
+        if is_head(request.scope):  # the GET's status and headers; no event, no slot held
+            release()
+            return EventStream(_nothing(), lambda: None)
         return EventStream(_events(credential, identity, first, request.app.state), release)
 
     async def _events(
@@ -317,6 +321,11 @@ def _pages(app: FastAPI) -> None:
         app.add_api_route(
             f"/dashboard/{name}", page(name), methods=["GET"], include_in_schema=False
         )
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that ends at once
 
 
 def _json(value: Any) -> str:

@@ -144,7 +144,8 @@ _NOT_UTF8 = {
 
 def _allowed(request: Request) -> str:
     """The methods every route of the path takes (Starlette names those of the first route
-    that matched it alone: `DELETE /v1/candidates` was told POST, though GET lists them)."""
+    that matched it alone: `DELETE /v1/candidates` was told POST, though GET lists them);
+    HEAD wherever GET is (infra/http/head.py answers it)."""
     methods: set[str] = set()
     for route in request.app.router.routes:
         if (
@@ -153,6 +154,8 @@ def _allowed(request: Request) -> str:
             and route.matches(request.scope)[0] != Match.NONE
         ):
             methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")
     return ", ".join(sorted(methods))
 
 

@@ -263,9 +263,9 @@ def test_the_same_key_from_two_principals_is_two_commands(api: Served) -> None:
 def test_a_method_no_route_of_the_path_takes_is_405_naming_those_they_take(api: Served) -> None:
     candidate = register(api)
     for path, allowed in (
-        ("/v1/candidates", "GET, POST"),  # the list and the registration: two routes
-        (f"/v1/candidates/{candidate}/consents", "GET, POST"),
-        (f"/v1/candidates/{candidate}/profile", "GET"),
+        ("/v1/candidates", "GET, HEAD, POST"),  # the list and the registration: two routes
+        (f"/v1/candidates/{candidate}/consents", "GET, HEAD, POST"),
+        (f"/v1/candidates/{candidate}/profile", "GET, HEAD"),  # HEAD: wherever GET is
     ):
         r = api.client.delete(path, headers=api.as_(RECRUITER))
         problem(r, 405, "method-not-allowed")

@@ -1,11 +1,17 @@
-"""The API as RFC 9110 has HTTP, on both backends: a body's media type said and held to."""
+"""The API as RFC 9110 has HTTP, on both backends: a body's media type said and held to;
+HEAD answered as GET, recorded as GET."""
 
 from __future__ import annotations
 
-from uuid import uuid4
+from typing import Any
+from uuid import UUID, uuid4
 
-from tests.http import COMPLIANCE, Served, problem
-from tests.story import INVESTIGATOR, RECRUITER, register
+import httpx
+
+from services.access import Role
+from services.dto import ReadAccessLog
+from tests.http import COMPLIANCE, WAIT, Served, listening, problem
+from tests.story import INVESTIGATOR, PURPOSE, RECRUITER, consented_candidate, register
 
 NAME = b'{"name": "Li Lei"}'
 
@@ -75,3 +81,91 @@ def test_the_evidence_export_takes_json_alone_too(api: Served) -> None:
         problem(told, 415, "unsupported-media-type")
         assert told.headers["accept-post"] == "application/json"
     assert api.head() == head
+
+
+# --- HEAD -----------------------------------------------------------------------------------
+
+
+def reads_of(api: Served, candidate: UUID, view: str) -> list[tuple[str, str]]:
+    log = api.app.read_access_log(
+        ReadAccessLog(
+            candidate_id=candidate, principal=COMPLIANCE, role=Role.COMPLIANCE, purpose="audit"
+        )
+    )
+    return [(e.principal, e.outcome) for e in log.entries if e.view == view]
+
+
+def test_head_answers_as_get_without_the_body_and_is_recorded_as_the_read(api: Served) -> None:
+    candidate = consented_candidate(api.app).candidate_id
+    path = f"/v1/candidates/{candidate}/profile"
+    got = api.get(RECRUITER, path, purpose=PURPOSE)
+    assert got.status_code == 200, got.text
+    head = api.client.head(path, params={"purpose": PURPOSE}, headers=api.as_(RECRUITER))
+    assert head.status_code == 200
+    assert head.content == b""
+    for header in ("etag", "content-type", "cache-control"):
+        assert head.headers[header] == got.headers[header], header
+    # the answer told the reader something (they may read, and the version): recorded
+    assert reads_of(api, candidate, "profile") == [(RECRUITER, got.json()["outcome"])] * 2
+
+
+def test_a_refused_head_is_refused_and_recorded_as_its_get(api: Served) -> None:
+    candidate = register(api.app)  # no consent: the recruiter may not read the profile
+    path = f"/v1/candidates/{candidate}/profile"
+    head = api.client.head(path, params={"purpose": PURPOSE}, headers=api.as_(RECRUITER))
+    assert head.status_code == 403
+    assert head.headers["content-type"] == "application/problem+json"
+    assert head.content == b""
+    assert reads_of(api, candidate, "profile") == [(RECRUITER, "refused")]
+    assert api.client.head(path, params={"purpose": PURPOSE}).status_code == 401
+
+
+def test_head_is_answered_on_every_kind_of_get_route(api: Served) -> None:
+    for path, params in (
+        ("/v1/me", {}),
+        ("/v1/candidates", {}),
+        ("/v1/dashboard/summary", {}),
+        ("/v1/audit/violations", {}),
+        ("/openapi.json", {}),
+        ("/dashboard", {}),
+    ):
+        got = api.client.get(path, params=params, headers=api.as_(COMPLIANCE))
+        head = api.client.head(path, params=params, headers=api.as_(COMPLIANCE))
+        assert (head.status_code, head.content) == (got.status_code, b""), path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+
+
+def test_head_on_a_path_with_no_get_is_405_and_allow_says_so(api: Served) -> None:
+    candidate = register(api.app)
+    head = api.client.head(
+        f"/v1/candidates/{candidate}/erasure-request", headers=api.as_(RECRUITER)
+    )
+    assert (head.status_code, head.headers["allow"], head.content) == (405, "POST", b"")
+
+
+def test_head_on_the_dashboard_stream_opens_nothing(api: Served) -> None:
+    streams = api.client.app.state.dashboard_streams  # type: ignore[attr-defined]
+    head = api.client.head("/v1/dashboard/stream", headers=api.as_(COMPLIANCE))
+    assert head.status_code == 200
+    assert head.headers["content-type"].startswith("text/event-stream")
+    assert head.content == b""
+    assert streams.open == 0
+    api.issue("service:intake", Role.SERVICE)
+    refused = api.client.head("/v1/dashboard/stream", headers=api.as_("service:intake"))
+    assert (refused.status_code, refused.content) == (403, b"")
+
+
+def test_head_over_a_real_server_ends_its_answer_and_keeps_the_connection(api: Served) -> None:
+    """A server frames a HEAD's answer itself (no body, the GET's Content-Length): the next
+    request on the same connection is answered."""
+    candidate = consented_candidate(api.app).candidate_id
+    path = f"/v1/candidates/{candidate}/consents"
+    with listening(api) as base, httpx.Client(base_url=base, timeout=WAIT) as client:
+        answers: list[Any] = [
+            client.request(method, path, params={"purpose": PURPOSE}, headers=api.as_(RECRUITER))
+            for method in ("HEAD", "GET", "HEAD")
+        ]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert answers[0].content == answers[2].content == b""
+    assert answers[0].headers["etag"] == answers[1].headers["etag"]
+    assert answers[0].headers["content-length"] == str(len(answers[1].content))
