@@ -11,6 +11,7 @@ from domain.errors import (
     NotFoundError,
     RuleBrokenError,
 )
+from services.versions import Expected, WeakTag
 
 
 class AggregateMissingError(NotFoundError):
@@ -143,15 +144,26 @@ class UseCaseNotPermittedError(DomainError):
 
 
 class VersionMismatchError(DomainError):
-    """`If-Match` named a version the aggregate is no longer at (412); nothing was recorded."""
+    """`If-Match` named a version the aggregate is no longer at, or named it by a weak tag,
+    which never matches (412); nothing was recorded."""
 
-    def __init__(self, aggregate_id: object, expected: int, actual: int) -> None:
+    def __init__(self, aggregate_id: object, expected: Expected, actual: int) -> None:
+        weak = isinstance(expected, WeakTag)
+        message = (
+            "If-Match names a weak tag, and a weak tag never matches: If-Match compares tags "
+            "strongly (RFC 9110 13.1.1); nothing was recorded — send the ETag as it was "
+            'given, "<version>"'
+            if weak
+            else f"{aggregate_id} is at version {actual}, not {expected} as If-Match says: "
+            "someone changed it since you read it; nothing was recorded — read it again and "
+            "decide anew"
+        )
         super().__init__(
-            f"{aggregate_id} is at version {actual}, not {expected} as If-Match says: someone "
-            "changed it since you read it; nothing was recorded — read it again and decide anew",
+            message,
             aggregate_id=aggregate_id,
-            expected=expected,
+            expected=expected.version if isinstance(expected, WeakTag) else expected,
             actual=actual,
+            weak=weak,
         )
 
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError,
 from infra.http.idempotency import MAX_KEY
 from services import dto
 from services.catalogue import UseCase
+from services.versions import Expected, WeakTag
 
 KEY_HEADER = "Idempotency-Key"
 IF_MATCH_HEADER = "If-Match"
@@ -47,7 +48,8 @@ IfMatch = Annotated[
         max_length=_IF_MATCH_MAX,
         pattern=_IF_MATCH_PATTERN,
         description='the ETag you read (`"<version>"`): refused with 412 if the resource '
-        "changed since",
+        'changed since; a weak tag (`W/"<version>"`) never matches, and a command that '
+        "creates its resource takes none",
     ),
 ]
 _HEADERS: dict[str, TypeAdapter[str]] = {
@@ -63,14 +65,17 @@ _ID: TypeAdapter[UUID] = TypeAdapter(UUID)
 FILLED = frozenset({"actor", "principal", "role"})
 
 
-def expected_version(if_match: str | None) -> int | None:
-    """The version an `If-Match` names (None: `*`, or none sent)."""
+def expected_version(if_match: str | None) -> Expected | None:
+    """The version an `If-Match` names, a weak tag's as such (it matches none); None: `*`
+    (any current version: the use case finds the aggregate, or says it is not there), or none
+    sent."""
     if if_match is None or if_match.strip() == "*":
         return None
-    text = if_match.strip().removeprefix("W/").strip('"')
+    tag = if_match.strip()
+    text = tag.removeprefix("W/").strip('"')
     if not text.isdigit():
         raise ValueError(f'If-Match: {if_match!r} is not an ETag this API gave ("<version>")')
-    return int(text)
+    return WeakTag(int(text)) if tag.startswith("W/") else int(text)
 
 
 @cache

@@ -41,7 +41,8 @@ Problem types (each `tag:backcheck.invalid,2026:problems/` followed by the kind)
 | 404 | `not-found`, `AggregateMissing`, … | no such resource |
 | 409 | the rule's name, e.g. `ConsentNotActive` | a business rule refused the command |
 | 409 | `CommandAlreadyApplied` | this Idempotency-Key's command was applied before |
-| 412 | `version-mismatch` | `If-Match` names a version the resource is no longer at |
+| 412 | `version-mismatch` | `If-Match` names a version no longer current, or a weak tag |
+| 412 | `no-current-version` | `If-Match` on a command that creates its resource |
 | 413 | `body-too-large` | the body is over the server's limit |
 | 415 | `unsupported-media-type` | a body sent without `Content-Type: application/json` |
 | 422 | `validation`, `InvalidInput` (a cursor, …): each with `errors` | field, rule, message |

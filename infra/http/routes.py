@@ -104,6 +104,20 @@ _POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD
 WORKER_THREADS = 32
 
 
+def _nothing_to_match(request: Request) -> Response:
+    """If-Match on a command that creates its resource under no other: nothing it could name
+    is there yet, so the condition is false (RFC 9110 13.1.1: `*` too), not ignored."""
+    return problem_response(
+        412,
+        "Precondition failed",
+        "no-current-version",
+        "If-Match names a current version, and this command creates its resource: none is "
+        "there to match; nothing was recorded — send the command without If-Match",
+        request,
+        rule="no-current-version",
+    )
+
+
 def etag(version: int | None) -> str | None:
     return None if version is None else f'"{version}"'
 
@@ -175,8 +189,10 @@ class Api:
             expected = expected_version(sent.if_match)
         except ValueError as e:
             return problem_response(422, "Invalid input", "if-match", str(e), request)
+        target = next(iter(ids.values()), None)
+        if target is None and sent.if_match is not None:
+            return _nothing_to_match(request)
         try:
-            target = next(iter(ids.values()), None)
             payload = {
                 **(body.model_dump(mode="json", exclude_unset=True) if body else {}),
                 **{k: str(v) for k, v in ids.items()},

@@ -1,8 +1,9 @@
 """The API as RFC 9110 has HTTP, on both backends: a body's media type said and held to;
-HEAD answered as GET, recorded as GET."""
+HEAD answered as GET, recorded as GET; If-Match compared strongly, and never ignored."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -169,3 +170,55 @@ def test_head_over_a_real_server_ends_its_answer_and_keeps_the_connection(api: S
     assert answers[0].content == answers[2].content == b""
     assert answers[0].headers["etag"] == answers[1].headers["etag"]
     assert answers[0].headers["content-length"] == str(len(answers[1].content))
+
+
+# --- If-Match -------------------------------------------------------------------------------
+
+
+def test_a_weak_tag_in_if_match_never_matches_not_even_the_current_version(api: Served) -> None:
+    candidate = register(api.app)
+    path = f"/v1/candidates/{candidate}/erasure-request"
+    head = api.head()
+    weak = api.post(RECRUITER, path, {"reason": "asked"}, **{"If-Match": 'W/"1"'})
+    body = problem(weak, 412, "version-mismatch")
+    assert "weak tag" in body["detail"]
+    assert api.head() == head
+    strong = api.post(RECRUITER, path, {"reason": "asked"}, **{"If-Match": '"1"'})
+    assert strong.status_code == 200, strong.text
+
+
+def test_a_weak_tag_on_an_id_that_names_nothing_is_still_not_found(api: Served) -> None:
+    r = api.post(
+        RECRUITER,
+        f"/v1/candidates/{uuid4()}/erasure-request",
+        {"reason": "x"},
+        **{"If-Match": 'W/"1"'},
+    )
+    problem(r, 404)
+
+
+def test_if_match_on_a_creation_is_412_not_ignored(api: Served) -> None:
+    story = consented_candidate(api.app)
+    plan = {
+        "candidate_id": str(story.candidate_id),
+        "consent_id": str(story.consent_id),
+        "purpose": PURPOSE,
+        "checks": [{"check_type": "employment", "methods": ["phone"]}],
+        "investigators": [INVESTIGATOR],
+        "due_by": (api.app.clock() + timedelta(days=14)).isoformat(),
+    }
+    head = api.head()
+    for path, body in (("/v1/candidates", {"name": "Li Lei"}), ("/v1/investigations", plan)):
+        for tag in ("*", '"1"', 'W/"1"'):
+            r = api.post(RECRUITER, path, body, **{"If-Match": tag})
+            answer = problem(r, 412, "no-current-version")
+            assert "creates its resource" in answer["detail"], (path, tag)
+    assert api.head() == head
+    assert api.post(RECRUITER, "/v1/investigations", plan).status_code == 201
+
+
+def test_if_match_star_on_a_resource_that_is_there_applies(api: Served) -> None:
+    candidate = register(api.app)
+    path = f"/v1/candidates/{candidate}/erasure-request"
+    r = api.post(RECRUITER, path, {"reason": "asked"}, **{"If-Match": "*"})
+    assert r.status_code == 200, r.text
