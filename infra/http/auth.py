@@ -16,8 +16,8 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from infra.http.problems import error_response, problem_response
-from infra.http.request_shape import unsupported_media_type
+from infra.http.problems import error_response, field_errors, invalid, problem_response
+from infra.http.request_shape import duplicate_keys, unsupported_media_type
 from infra.problem import problem_for
 from services.application import Backcheck
 from services.errors import AuthenticationError
@@ -134,8 +134,8 @@ def checked_first(
     checked (and `permit` asked of the identity) before FastAPI's handler parses anything of
     the request, so a caller without a valid token is told 401, and one not permitted 403,
     whatever the body, and learns nothing of its rules; then a body not said to be JSON is
-    415 (infra/http/request_shape.py). (The table's commands are served direct and check
-    first on their own: infra/http/routes.py.)"""
+    415, and one naming a member twice 422 (infra/http/request_shape.py). (The table's
+    commands are served direct and check first on their own: infra/http/routes.py.)"""
 
     class CheckedFirst(APIRoute):
         def get_route_handler(self) -> Handler:
@@ -150,8 +150,11 @@ def checked_first(
                         permit(identity)
                     except Exception as e:
                         return error_response(request, e)
-                if await request.body() and (refused := unsupported_media_type(request)):
-                    return refused
+                if raw := await request.body():
+                    if refused := unsupported_media_type(request):
+                        return refused
+                    if repeated := duplicate_keys(raw):
+                        return invalid(request, field_errors(repeated))
                 return await handler(request)
 
             return checked

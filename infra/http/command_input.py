@@ -21,6 +21,7 @@ from fastapi import Header, Request
 from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError, create_model
 
 from infra.http.idempotency import MAX_KEY
+from infra.http.request_shape import duplicate_keys
 from services import dto
 from services.catalogue import UseCase
 from services.versions import Expected, WeakTag
@@ -137,6 +138,8 @@ def _body(raw: bytes, model: type[BaseModel], required: bool) -> Any:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
             raise wrong("json_invalid", f"the body is not JSON: {e}") from None
+        if repeated := duplicate_keys(raw):
+            raise InvalidCommandInput(repeated)
     if data is None:
         if required:
             raise wrong("missing", "Field required")

@@ -6,6 +6,11 @@
   and the server never guesses (a form or a text body was read as JSON, or refused as invalid
   JSON, before).
 
+- **An object names each member once.** `{"name": "a", "name": "b"}` is JSON a parser may
+  read either way (RFC 8259 4: names SHOULD be unique; most keep the last, some the first):
+  what the client meant and what was checked could differ. It is 422, rule `duplicate_key`,
+  the field the member's path (`terms.purposes`, `claims.0.fields.1.name`).
+
 Each route checks these only once its caller is known and permitted (a 401 or a 403 comes
 first, whatever the request looks like): the table's commands in infra/http/routes.py, the
 routes FastAPI serves through `checked_first` (infra/http/auth.py).
@@ -13,7 +18,9 @@ routes FastAPI serves through `checked_first` (infra/http/auth.py).
 
 from __future__ import annotations
 
+import json
 from email.message import Message
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -56,3 +63,50 @@ def unsupported_media_type(request: Request) -> JSONResponse | None:
         rule="unsupported-media-type",
         accepted=[JSON_MEDIA],
     )
+
+
+class _Members(dict[str, Any]):
+    """A JSON object as parsed, with the names it gave more than once."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def _members(pairs: list[tuple[str, Any]]) -> _Members:
+    members = _Members()
+    repeated: list[str] = []
+    for name, value in pairs:
+        if name in members and name not in repeated:
+            repeated.append(name)
+        members[name] = value
+    members.repeated = tuple(repeated)
+    return members
+
+
+def duplicate_keys(raw: bytes) -> list[dict[str, Any]]:
+    """Each member a JSON body names twice in one object, as a validation error (pydantic's
+    shape: `type`, `loc` under "body", `msg`); none for a body that is not JSON, which is
+    said where it is parsed."""
+    try:
+        parsed = json.loads(raw, object_pairs_hook=_members)
+    except ValueError:
+        return []
+    except RecursionError:  # deeper than this parser goes (orjson, which read it, goes further)
+        return [{"type": "json_invalid", "loc": ("body",), "msg": "the body nests too deeply"}]
+    found: list[dict[str, Any]] = []
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), parsed)]
+    while stack:  # by hand, not by recursion: as deep as the body goes
+        path, value = stack.pop()
+        if isinstance(value, _Members):
+            found += [
+                {
+                    "type": "duplicate_key",
+                    "loc": ("body", *path, name),
+                    "msg": f"{name!r} is given more than once in one object: name each member "
+                    "once (which one counts is not said by JSON)",
+                }
+                for name in value.repeated
+            ]
+            stack += [((*path, k), v) for k, v in reversed(value.items())]
+        elif isinstance(value, list):
+            stack += [((*path, i), v) for i, v in reversed(list(enumerate(value)))]
+    return found

@@ -1,5 +1,6 @@
 """The API as RFC 9110 has HTTP, on both backends: a body's media type said and held to;
-HEAD answered as GET, recorded as GET; If-Match compared strongly, and never ignored."""
+HEAD answered as GET, recorded as GET; If-Match compared strongly, and never ignored; a JSON
+object names each member once."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tests.http import COMPLIANCE, WAIT, Served, listening, problem
 from tests.story import INVESTIGATOR, PURPOSE, RECRUITER, consented_candidate, register
 
 NAME = b'{"name": "Li Lei"}'
+JSON = "application/json"
 
 
 def test_a_body_not_said_to_be_json_is_415_naming_the_type_taken(api: Served) -> None:
@@ -222,3 +224,46 @@ def test_if_match_star_on_a_resource_that_is_there_applies(api: Served) -> None:
     path = f"/v1/candidates/{candidate}/erasure-request"
     r = api.post(RECRUITER, path, {"reason": "asked"}, **{"If-Match": "*"})
     assert r.status_code == 200, r.text
+
+
+# --- a JSON body's members ------------------------------------------------------------------
+
+
+def duplicated(api: Served, path: str, raw: bytes, name: str = RECRUITER) -> list[Any]:
+    r = api.client.post(path, content=raw, headers=api.as_(name, **{"content-type": JSON}))
+    errors = problem(r, 422, "validation")["errors"]
+    return [(e["field"], e["rule"]) for e in errors]
+
+
+def test_a_member_named_twice_is_422_naming_its_path(api: Served) -> None:
+    candidate = register(api.app)
+    head = api.head()
+    assert duplicated(api, "/v1/candidates", b'{"name": "a", "name": "b"}') == [
+        ("name", "duplicate_key")
+    ]
+    # the same name, once escaped: the same member
+    assert duplicated(api, "/v1/candidates", b'{"name": "a", "n\\u0061me": "b"}') == [
+        ("name", "duplicate_key")
+    ]
+    nested = (
+        b'{"terms": {"purposes": ["pre-employment screening"], "purposes": ["marketing"],'
+        b' "check_types": ["employment"], "categories": []}}'
+    )
+    assert duplicated(api, f"/v1/candidates/{candidate}/consents", nested) == [
+        ("terms.purposes", "duplicate_key")
+    ]
+    in_a_list = (
+        b'{"claims": [{"kind": "employment", "fields": [{"name": "employer", "category": '
+        b'"user.employment", "value": "Acme", "value": "Initech"}]}]}'
+    )
+    assert duplicated(api, f"/v1/candidates/{candidate}/claims", in_a_list) == [
+        ("claims.0.fields.0.value", "duplicate_key")
+    ]
+    assert api.head() == head
+
+
+def test_the_evidence_export_refuses_a_member_named_twice_too(api: Served) -> None:
+    candidate = register(api.app)
+    raw = b'{"recipient": "county court", "recipient": "someone else", "purpose": "legal"}'
+    path = f"/v1/candidates/{candidate}/evidence"
+    assert duplicated(api, path, raw, COMPLIANCE) == [("recipient", "duplicate_key")]
