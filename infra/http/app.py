@@ -22,6 +22,7 @@ from infra.http.auth import (
     Authenticator,
     Unanswerable,
     Unauthenticated,
+    checked_first,
     unauthenticated,
 )
 from infra.http.bodies import DEFAULT_MAX_BODY, BodyLimit
@@ -154,13 +155,14 @@ def create_app(
             assignments=sorted(str(a) for a in identity.assignments),
         )
 
-    app.add_api_route(
+    app.router.add_api_route(
         "/v1/me",
         me,
+        route_class_override=checked_first(authenticator),
         methods=["GET"],
         tags=["session"],
         response_model=Me,
-        responses={401: PROBLEMS[401]},
+        responses={401: PROBLEMS[401], 422: PROBLEMS[422]},
         summary="who the bearer token signs you in as",
     )
 

@@ -3,10 +3,10 @@
 A command route is served direct (infra/http/routes.py): its credential is checked before
 anything in its body is parsed, so a caller without a valid token is told 401 and learns
 nothing of the body's rules, and the server spends no parsing on it. Then this module reads
-what FastAPI's own handler would have: the path's ids, the `Idempotency-Key` and `If-Match`
-headers and the JSON body, each checked by the same constraints the OpenAPI document
-declares, every broken one named with its field and rule (pydantic's error types), all at
-once.
+what FastAPI's own handler would have: the path's ids, the query (which a command leaves
+empty), the `Idempotency-Key` and `If-Match` headers and the JSON body, each checked by the
+same constraints the OpenAPI document declares, every broken one named with its field and
+rule (pydantic's error types), all at once.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from fastapi import Header, Request
 from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError, create_model
 
 from infra.http.idempotency import MAX_KEY
-from infra.http.request_shape import duplicate_keys
+from infra.http.request_shape import duplicate_keys, query_errors, query_pairs
 from services import dto
 from services.catalogue import UseCase
 from services.versions import Expected, WeakTag
@@ -170,6 +170,7 @@ def read_command(
             headers[name] = None if value is None else adapter.validate_python(value)
         except ValidationError as e:
             errors.extend(_located(("header", name), e))
+    errors.extend(query_errors(query_pairs(request), ()))  # a command takes none
     body: BaseModel | None = None
     try:
         body = _body(raw, model, required)

@@ -37,7 +37,7 @@ from starlette.types import Receive, Scope, Send
 
 from infra.audit.health import chain_health
 from infra.config import Settings
-from infra.http.auth import Authenticator, Unauthenticated
+from infra.http.auth import Authenticator, Unauthenticated, checked_first
 from infra.http.head import is_head
 from infra.http.problems import PROBLEM_JSON, error_response, problem_response
 from infra.http.routes import PROBLEMS
@@ -46,7 +46,14 @@ from services.application import Backcheck
 from services.dashboard import ChainHealth, DashboardSummary
 from services.identity import Identity
 from services.lists import MAX_CURSOR, MAX_LIMIT
-from services.refusals import MAX_POLICY, NO_POLICY, RefusalPage, RefusedReads
+from services.refusals import (
+    MAX_POLICY,
+    NO_POLICY,
+    RefusalPage,
+    RefusedReads,
+    check_dashboard,
+    check_drill_down,
+)
 
 TAG = "dashboard"
 MAX_STREAMS = 8  # each holds a connection and polls the log's head once a second
@@ -174,13 +181,10 @@ def install(
             found.model_dump_json(), 200, {"Cache-Control": "no-store"}, "application/json"
         )
 
-    async def stream(request: Request) -> Response:
+    async def stream(request: Request, identity: Identity = signed_in) -> Response:
+        credential = authenticator.credential(request)  # checked by the route: kept to recheck
         try:
-            credential = authenticator.credential(request)
-            identity = await to_thread.run_sync(authenticator.identify, credential)
             first = await to_thread.run_sync(summary_for, identity.role)
-        except Unauthenticated:
-            raise
         except Exception as e:
             return error_response(request, e)
         release = streams.take(identity.principal)
@@ -280,19 +284,30 @@ def install(
             headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
         return Response(page.model_dump_json(), 200, headers, media_type="application/json")
 
-    app.add_api_route(
+    staff = checked_first(authenticator, lambda identity: check_dashboard(identity.role))
+    app.router.add_api_route(
         "/v1/dashboard/summary",
         summary,
+        route_class_override=staff,
         methods=["GET"],
         tags=[TAG],
         response_model=DashboardSummary,
-        responses={401: PROBLEMS[401], 403: PROBLEMS[403], 503: PROBLEMS[503]},
+        responses={s: PROBLEMS[s] for s in (401, 403, 422, 503)},
         summary="the dashboard's numbers",
     )
-    app.add_api_route("/v1/dashboard/stream", stream, methods=["GET"], include_in_schema=False)
-    app.add_api_route(
+    app.router.add_api_route(
+        "/v1/dashboard/stream",
+        stream,
+        route_class_override=staff,
+        methods=["GET"],
+        include_in_schema=False,
+    )
+    app.router.add_api_route(
         "/v1/dashboard/refusals",
         refusals,
+        route_class_override=checked_first(
+            authenticator, lambda identity: check_drill_down(identity.role)
+        ),
         methods=["GET"],
         tags=[TAG],
         response_model=RefusalPage,

@@ -11,24 +11,35 @@
   what the client meant and what was checked could differ. It is 422, rule `duplicate_key`,
   the field the member's path (`terms.purposes`, `claims.0.fields.1.name`).
 
+- **The query names only what the operation takes, each once.** `?limt=5` was ignored (the
+  page came back at the default size, as if the limit had been read) and `?limit=5&limit=6`
+  took the last: both are 422, rule `unknown_parameter` or `repeated_parameter`, the field
+  the parameter's name. (Every query parameter of this API is one value.)
+
 Each route checks these only once its caller is known and permitted (a 401 or a 403 comes
-first, whatever the request looks like): the table's commands in infra/http/routes.py, the
-routes FastAPI serves through `checked_first` (infra/http/auth.py).
+first, whatever the request looks like): the table's commands and reads in
+infra/http/routes.py, the routes FastAPI serves through `checked_first` (infra/http/auth.py),
+and the one `/v1` route that needs no caller through `Shaped`.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Collection
 from email.message import Message
 from typing import Any
+from urllib.parse import parse_qsl
 
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
-from infra.http.problems import problem_response
+from infra.http.problems import field_errors, invalid, problem_response
 
 JSON_MEDIA = "application/json"
 _SHOWN = 100  # of a Content-Type quoted back: enough to recognise it
+_LISTED = 20  # query parameters refused in one answer, at most (a URL may name thousands)
 
 
 def is_json(content_type: str | None) -> bool:
@@ -110,3 +121,66 @@ def duplicate_keys(raw: bytes) -> list[dict[str, Any]]:
         elif isinstance(value, list):
             stack += [((*path, i), v) for i, v in reversed(list(enumerate(value)))]
     return found
+
+
+def query_pairs(request: Request) -> list[tuple[str, str]]:
+    """The query's parameters in order, as Starlette reads them (blanks kept, repeats too)."""
+    return parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+
+
+def query_errors(pairs: list[tuple[str, str]], taken: Collection[str]) -> list[dict[str, Any]]:
+    """Each parameter the operation does not take, or is given more than once, as a
+    validation error (`loc` under "query": its field is the parameter's name)."""
+    given = Counter(name for name, _ in pairs)
+    listed = sorted(taken)
+    found: list[dict[str, Any]] = []
+    for name, times in given.items():
+        if name not in taken:
+            rule = "unknown_parameter"
+            message = f"this operation takes no parameter {name!r}; " + (
+                f"it takes {', '.join(listed)}" if listed else "it takes none"
+            )
+        elif times > 1:
+            rule = "repeated_parameter"
+            message = f"{name!r} is given {times} times: give it once"
+        else:
+            continue
+        found.append({"type": rule, "loc": ("query", name), "msg": message})
+    return found[:_LISTED]
+
+
+def taken_by(route: APIRoute) -> frozenset[str]:
+    """The query parameters a route FastAPI serves takes: its own and its dependencies'."""
+    names: set[str] = set()
+    dependants = [route.dependant]
+    while dependants:
+        dependant = dependants.pop()
+        names.update(field.alias for field in dependant.query_params)
+        dependants.extend(dependant.dependencies)
+    return frozenset(names)
+
+
+async def refusal(request: Request, taken: Collection[str]) -> Response | None:
+    """What is wrong with the request's shape, as its problem: a body not said to be JSON
+    (415), else each unknown or repeated parameter and each member named twice (one 422
+    listing them all); None when nothing is."""
+    raw = await request.body()
+    if raw and (unsupported := unsupported_media_type(request)) is not None:
+        return unsupported
+    wrong = query_errors(query_pairs(request), taken) + (duplicate_keys(raw) if raw else [])
+    return invalid(request, field_errors(wrong)) if wrong else None
+
+
+class Shaped(APIRoute):
+    """A route FastAPI serves to anyone (no caller to check first): its request's shape is
+    checked before FastAPI's handler reads it."""
+
+    def get_route_handler(self) -> Any:
+        handler = super().get_route_handler()
+        taken = taken_by(self)
+
+        async def shaped(request: Request) -> Response:
+            refused = await refusal(request, taken)
+            return refused if refused is not None else await handler(request)
+
+        return shaped

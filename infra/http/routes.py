@@ -12,7 +12,6 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 from uuid import UUID
 
 import orjson
@@ -40,7 +39,7 @@ from infra.http.problems import (
     invalid,
     problem_response,
 )
-from infra.http.request_shape import unsupported_media_type
+from infra.http.request_shape import query_errors, query_pairs, unsupported_media_type
 from infra.http.table import (
     COMMANDS,
     READS,
@@ -324,12 +323,15 @@ class Api:
         request: Request,
         credential: str,
         ids: dict[str, str],
-        query: dict[str, str],
+        sent: list[tuple[str, str]],
+        taken: frozenset[str],
     ) -> Response:
         use_case = USE_CASES[route.use_case]
         identity = self.authenticator.identify(credential)
+        if wrong := query_errors(sent, taken):  # the caller known first: a 401 says nothing
+            return invalid(request, field_errors(wrong))
         payload: dict[str, Any] = {
-            **query,
+            **dict(sent),
             **ids,
             "principal": identity.principal,
             "role": identity.role.value,
@@ -358,13 +360,13 @@ class Api:
         }
         api = self
 
+        taken = frozenset(fields)
+
         async def serve(request: Request, found: dict[str, str]) -> Response:
             """The read, its path's ids as they came (infra/http/read_path.py finds them)."""
             credential = api.authenticator.credential(request)
-            # as Starlette's query_params would: blanks kept, the last of a repeated name
-            sent = parse_qsl(request.scope["query_string"].decode("latin-1"), True)
-            query = {k: v for k, v in sent if k in fields}
-            return await api.offload(api.run_read, route, request, credential, found, query)
+            sent = query_pairs(request)
+            return await api.offload(api.run_read, route, request, credential, found, sent, taken)
 
         async def direct(request: Request) -> Response:
             return await serve(request, {name: request.path_params[name] for name in ids})

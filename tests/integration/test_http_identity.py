@@ -41,12 +41,26 @@ def log_of(api: Served, candidate: UUID) -> list[tuple[str, str, str, str]]:
     return [(e.principal, e.role, e.authentication or "", e.outcome) for e in entries]
 
 
-def test_forged_headers_and_query_parameters_change_nothing(api: Served) -> None:
+def test_forged_headers_change_nothing_and_forged_query_parameters_are_refused(
+    api: Served,
+) -> None:
     mine, other = two_candidates(api)
     api.portal(mine)
     me = f"candidate:{mine}"
     headers = api.as_(me, **FORGED_HEADERS)
-    who = api.client.get("/v1/me", params=FORGED_QUERY, headers=headers)
+    # a query parameter no operation takes is refused (it was ignored): nothing decided
+    head = api.head()
+    for path, params in (
+        ("/v1/me", FORGED_QUERY),
+        (f"/v1/candidates/{other}/access-log", {**FORGED_QUERY, "purpose": "audit"}),
+    ):
+        forged = api.client.get(path, params=params, headers=headers)
+        errors = problem(forged, 422, "validation")["errors"]
+        assert {(e["field"], e["rule"]) for e in errors} == {
+            (name, "unknown_parameter") for name in FORGED_QUERY
+        }
+    assert api.head() == head
+    who = api.client.get("/v1/me", headers=headers)
     assert who.status_code == 200, who.text
     assert who.json() == {
         "principal": me,
@@ -56,9 +70,7 @@ def test_forged_headers_and_query_parameters_change_nothing(api: Served) -> None
     }
     # another candidate's access log: compliance may read it, this link may not
     r = api.client.get(
-        f"/v1/candidates/{other}/access-log",
-        params={**FORGED_QUERY, "purpose": "audit"},
-        headers=headers,
+        f"/v1/candidates/{other}/access-log", params={"purpose": "audit"}, headers=headers
     )
     assert "principal-assignments" in problem(r, 403, "AccessRefused")["detail"]
     # a store-wide compliance route

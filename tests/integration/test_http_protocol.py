@@ -1,9 +1,11 @@
 """The API as RFC 9110 has HTTP, on both backends: a body's media type said and held to;
 HEAD answered as GET, recorded as GET; If-Match compared strongly, and never ignored; a JSON
-object names each member once."""
+object names each member once; the query names only what an operation takes, once; who may
+ask, before what was asked."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -13,7 +15,14 @@ import httpx
 from services.access import Role
 from services.dto import ReadAccessLog
 from tests.http import COMPLIANCE, WAIT, Served, listening, problem
-from tests.story import INVESTIGATOR, PURPOSE, RECRUITER, consented_candidate, register
+from tests.story import (
+    INVESTIGATOR,
+    PURPOSE,
+    RECRUITER,
+    REVIEWER,
+    consented_candidate,
+    register,
+)
 
 NAME = b'{"name": "Li Lei"}'
 JSON = "application/json"
@@ -267,3 +276,93 @@ def test_the_evidence_export_refuses_a_member_named_twice_too(api: Served) -> No
     raw = b'{"recipient": "county court", "recipient": "someone else", "purpose": "legal"}'
     path = f"/v1/candidates/{candidate}/evidence"
     assert duplicated(api, path, raw, COMPLIANCE) == [("recipient", "duplicate_key")]
+
+
+# --- the query ------------------------------------------------------------------------------
+
+
+def fields_and_rules(response: Any) -> list[tuple[str, str]]:
+    return [(e["field"], e["rule"]) for e in problem(response, 422, "validation")["errors"]]
+
+
+def test_an_unknown_or_repeated_query_parameter_is_422_naming_it(api: Served) -> None:
+    typo = api.get(RECRUITER, "/v1/candidates", limt=5)
+    assert fields_and_rules(typo) == [("limt", "unknown_parameter")]
+    assert "cursor, limit, status" in typo.json()["errors"][0]["message"]
+    twice = api.client.get("/v1/candidates?limit=5&limit=6", headers=api.as_(RECRUITER))
+    assert fields_and_rules(twice) == [("limit", "repeated_parameter")]
+    command = api.client.post(
+        "/v1/candidates?dry_run=1", json={"name": "Li Lei"}, headers=api.as_(RECRUITER)
+    )
+    assert fields_and_rules(command) == [("dry_run", "unknown_parameter")]
+
+
+def test_a_read_with_a_stray_parameter_is_refused_before_it_is_decided(api: Served) -> None:
+    candidate = consented_candidate(api.app).candidate_id
+    path = f"/v1/candidates/{candidate}/profile"
+    head = api.head()
+    twice = api.client.get(
+        f"{path}?purpose=screening&purpose=marketing", headers=api.as_(RECRUITER)
+    )
+    assert fields_and_rules(twice) == [("purpose", "repeated_parameter")]
+    stray = api.get(RECRUITER, path, purpose=PURPOSE, break_glas="x")
+    assert fields_and_rules(stray) == [("break_glas", "unknown_parameter")]
+    assert api.head() == head  # nothing decided, nothing recorded
+    problem(api.client.get(f"{path}?purpose=x&purpose=y"), 401)  # the caller first
+
+
+def test_every_api_operation_refuses_a_parameter_it_does_not_take(api: Served) -> None:
+    candidate = register(api.app)
+    api.portal(candidate)
+    api.issue("service:intake", Role.SERVICE)
+    callers = (COMPLIANCE, RECRUITER, INVESTIGATOR, REVIEWER, "service:intake")
+    callers += (f"candidate:{candidate}",)
+    document = api.client.get("/openapi.json").json()
+    operations = [
+        (method, path)
+        for path, ops in document["paths"].items()
+        for method in ops
+        if path.startswith("/v1/")
+    ] + [("get", "/v1/dashboard/stream")]
+    assert len(operations) > 50
+    for method, path in operations:
+        url = re.sub(r"\{[a-z_]+\}", lambda _: str(uuid4()), path)
+        for caller in callers:
+            r = api.client.request(
+                method.upper(), url, params={"zzz": "1"}, headers=api.as_(caller)
+            )
+            if r.status_code != 403:
+                break
+        errors = problem(r, 422, "validation")["errors"]
+        assert ("zzz", "unknown_parameter") in [(e["field"], e["rule"]) for e in errors], url
+
+
+# --- who before what ------------------------------------------------------------------------
+
+
+def test_a_compliance_only_route_refuses_other_roles_before_judging_the_query(
+    api: Served,
+) -> None:
+    for path, params in (
+        ("/v1/audit/as-of", {"at": "yesterday"}),
+        ("/v1/audit/violations", {"verbose": "1"}),
+        ("/v1/audit/verification", {"at": "now"}),
+        ("/v1/dashboard/refusals", {"day": "soon", "limit": "0"}),
+    ):
+        refused = api.client.get(path, params=params, headers=api.as_(RECRUITER))
+        body = problem(refused, 403, "use-case-not-permitted")
+        assert "errors" not in body, path
+        told = api.client.get(path, params=params, headers=api.as_(COMPLIANCE))
+        problem(told, 422, "validation")
+
+
+def test_a_list_refuses_a_caller_who_may_not_list_before_judging_the_query(
+    api: Served,
+) -> None:
+    candidate = register(api.app)
+    api.portal(candidate)
+    api.issue("hr:scoped", Role.RECRUITER, assignments=(candidate,))
+    bad = {"limit": "0", "status": "nowhere"}
+    problem(api.get(f"candidate:{candidate}", "/v1/candidates", **bad), 403)
+    problem(api.get("hr:scoped", "/v1/reports", **bad), 403, "outside-assignments")
+    problem(api.get(RECRUITER, "/v1/candidates", **bad), 422, "validation")
