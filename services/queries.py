@@ -63,7 +63,7 @@ from services.dto import (
 )
 from services.errors import AggregateMissingError, DataKeyMissingError
 from services.facts import access_request, investigation_categories, report_categories
-from services.identity import authentication_now
+from services.identity import ASSIGNMENTS_POLICY, authentication_now, current_identity
 from services.ports import ReadModel
 from services.shown import shows
 from services.unit import UnitOfWork, receiving_now, use_case
@@ -78,14 +78,15 @@ Read = Slot[tuple[Context, Decide], Any]
 
 
 class _Unanswered(Exception):  # noqa: N818  (not an error of its own: it carries one)
-    """A read decided but not answered, because a value it was to return could not be opened:
-    its access records (outcome failed, nothing returned) are stored as any read's are, and
-    then the read fails with `cause`."""
+    """A read decided but not answered: a value it was to return could not be opened, or it
+    names a candidate outside its scoped principal's assignments that is not there. Its
+    access records (failed, or refused; nothing returned) are stored as any read's are, and
+    then the read fails with `error`."""
 
-    def __init__(self, accesses: list[Aggregate], cause: DataKeyMissingError) -> None:
-        super().__init__(str(cause))
+    def __init__(self, accesses: list[Aggregate], error: Exception) -> None:
+        super().__init__(str(error))
         self.accesses = accesses
-        self.cause = cause
+        self.error = error
 
 
 def _opened(open_values: Callable[[], T], failed: Callable[[], Access]) -> T:
@@ -94,7 +95,7 @@ def _opened(open_values: Callable[[], T], failed: Callable[[], Access]) -> T:
     try:
         return open_values()
     except DataKeyMissingError as missing:
-        raise _Unanswered([failed()], missing) from None
+        raise _Unanswered([failed()], missing.recorded()) from None
 
 
 class QueryUseCases(UnitOfWork):
@@ -112,7 +113,7 @@ class QueryUseCases(UnitOfWork):
                 accesses, answer = decide(self.read_model(deciding=True))
             except _Unanswered as unanswered:
                 self.commit(*unanswered.accesses)
-                raise unanswered.cause.recorded() from None
+                raise unanswered.error from None
             self.commit(*accesses)
             return answer
         return self.recorded_reads.submit((copy_context(), decide))
@@ -128,7 +129,7 @@ class QueryUseCases(UnitOfWork):
                 recorded, answer = context.run(decide, views)
             except _Unanswered as failed:  # recorded with the others, then it fails
                 accesses.extend(failed.accesses)
-                unanswered.append((read, failed.cause.recorded()))
+                unanswered.append((read, failed.error))
                 continue
             except Exception as error:  # this read's own fault (not found, invalid): alone
                 read.fail(error)
@@ -164,6 +165,31 @@ class QueryUseCases(UnitOfWork):
             raise AggregateMissingError("candidate", candidate_id)
         return profile
 
+    def _missing(self, cmd: Reader, candidate_id: UUID, view: str) -> Exception:
+        """What a read of a candidate the views do not hold raises. To a principal scoped
+        to other candidates, the refusal any read outside its assignments gets, recorded as
+        one (`principal-assignments`), so the answer does not tell whether the candidate
+        exists (and the attempt is in the trail either way); to anyone else, not found, and
+        nothing recorded: no one's data was asked for."""
+        identity = current_identity()
+        if identity is None or not identity.assignments or candidate_id in identity.assignments:
+            return AggregateMissingError("candidate", candidate_id)
+        refused = Access.record(
+            candidate_id=candidate_id,
+            principal=cmd.principal,
+            role=cmd.role.value,
+            purpose=cmd.purpose,
+            view=view,
+            returned=(),
+            withheld=(),
+            outcome=AccessOutcome.REFUSED,
+            policy_ids=(ASSIGNMENTS_POLICY,),
+            policy_set_hash=self.decision_point.policy_set_hash,
+            consent_ids=(),
+            authentication=authentication_now(receiving_now()),
+        )
+        return _Unanswered([refused], AccessRefusedError(candidate_id, view, [ASSIGNMENTS_POLICY]))
+
     def _read(
         self, cmd: ReadProfile | ReadProfiles, candidate_id: UUID, views: ReadModel
     ) -> tuple[Access, ProfileView, list[str], Callable[[], Access], Doc]:
@@ -174,7 +200,9 @@ class QueryUseCases(UnitOfWork):
         # decided on the row with every value still sealed; then only what may be returned
         # is decrypted
         key = str(candidate_id)
-        sealed = self._profile(views, candidate_id, opening=frozenset(), key=key)
+        sealed = views.get("profile", key, frozenset())
+        if sealed is None:
+            raise self._missing(cmd, candidate_id, "profile")
         categories = tuple(dict.fromkeys(f.category for _, f in profile_fields(sealed)))
         request = self._facts(cmd, candidate_id, categories, views, sealed)
         decision = decide_read(self.decision_point, request)
@@ -248,7 +276,7 @@ class QueryUseCases(UnitOfWork):
                     unanswered.append(failed)
             if unanswered:
                 accesses = [a for u in unanswered for a in u.accesses]
-                raise _Unanswered([*accesses, *(r[3]() for r in reads)], unanswered[0].cause)
+                raise _Unanswered([*accesses, *(r[3]() for r in reads)], unanswered[0].error)
             return [r[0] for r in reads], ProfilesView(profiles=[r[1] for r in reads])
 
         return self._recorded(decide)  # type: ignore[no-any-return]  # all recorded, or none
@@ -352,7 +380,9 @@ class QueryUseCases(UnitOfWork):
 
         def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:
             key = str(cmd.candidate_id)
-            profile = self._profile(views, cmd.candidate_id, opening=frozenset(), key=key)
+            profile = views.get("profile", key, frozenset())
+            if profile is None:
+                raise self._missing(cmd, cmd.candidate_id, view_name)
             shows(profile)  # the subject's version, as the views held it when decided
             request = self._facts(cmd, cmd.candidate_id, (), views, profile)
             decision = decision_point.decide_view(action, request)

@@ -195,3 +195,48 @@ def test_a_refusal_about_another_candidates_consent_does_not_say_whose_it_is(
     problem(r, 403, "outside-assignments")
     assert str(other) not in r.text
     assert api.head() == head
+
+
+def test_a_scoped_token_is_refused_alike_about_a_candidate_there_or_not(api: Served) -> None:
+    """To a token confined to some candidates, every other id is refused the same way, and
+    the refusal of a read is recorded the same way: whether a candidate exists is not told
+    (an unknown id was 404, a known one 403)."""
+    mine, other = two_candidates(api)
+    nobody = uuid4()
+    api.portal(mine)
+    api.issue("hr:scoped", Role.RECRUITER, assignments=(mine,))
+    api.issue("compliance:scoped", Role.COMPLIANCE, assignments=(mine,))
+    reads = {"purpose": "audit"}
+    for principal in (f"candidate:{mine}", "hr:scoped", "compliance:scoped"):
+        for method, path, params in (
+            ("GET", "profile", reads),
+            ("GET", "profile", {**reads, "break_glass": "a court order"}),
+            ("GET", "consents", reads),
+            ("GET", "access-log", reads),
+            ("GET", "timeline", reads),
+            ("GET", "as-of", {**reads, "at": "2030-01-01T00:00:00+00:00"}),
+            ("GET", "visibility", {}),
+            ("POST", "erasure-request", {}),
+            ("POST", "access-package", {}),
+        ):
+            answers = []
+            for candidate in (other, nobody):
+                r = api.client.request(
+                    method,
+                    f"/v1/candidates/{candidate}/{path}",
+                    params=params,
+                    json={"reason": "x"} if path == "erasure-request" else None,
+                    headers=api.as_(principal),
+                )
+                answers.append((r.status_code, r.text.replace(str(candidate), "ID")))
+            assert answers[0] == answers[1], (principal, path, answers)
+            assert answers[0][0] == 403, (principal, path, answers)
+    # the refused reads of the candidate who is not there are in the trail as the others are
+    recorded = {(e.principal, e.view, e.outcome) for e in api.app.recorded_accesses(nobody)}
+    assert ("hr:scoped", "profile", "refused") in recorded
+    assert ("compliance:scoped", "timeline", "refused") in recorded
+    assert ("hr:scoped", "profile", "refused") in {
+        (e.principal, e.view, e.outcome) for e in api.app.recorded_accesses(other)
+    }
+    # an unscoped reader is still told an unknown id is unknown, and nothing is recorded
+    problem(api.get(COMPLIANCE, f"/v1/candidates/{uuid4()}/profile", purpose="audit"), 404)
