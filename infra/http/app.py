@@ -83,12 +83,13 @@ SECURITY_SCHEMES = {
 
 def _declare_security(document: dict[str, Any]) -> dict[str, Any]:
     """FastAPI's document, saying how to authenticate: every operation that can answer 401
-    takes the bearer token or the portal's session cookie."""
+    takes the bearer token or the portal's session cookie, unless it says which it takes
+    (opening the portal's session takes the link's bearer token alone)."""
     document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
     for operations in document["paths"].values():
         for operation in operations.values():
             if "401" in operation.get("responses", {}):
-                operation["security"] = [{"bearer": []}, {"portalSession": []}]
+                operation.setdefault("security", [{"bearer": []}, {"portalSession": []}])
     return document
 
 

@@ -34,6 +34,7 @@ RECORDED_READS = {
 }
 VALUE_READS = {"read_profile", "read_report", "read_investigation"}
 DISCLOSURES = {"evidence", "access_package"}  # recorded as DataDisclosed first
+STREAM = "/v1/dashboard/stream"
 QUERY = {"purpose": PURPOSE, "at": "2030-01-01T00:00:00+00:00"}
 
 
@@ -77,6 +78,8 @@ def test_no_route_answers_a_personal_value_unrecorded(
     answered_with_values: list[str] = []
     calls = 0
     for path, operations in spec["paths"].items():
+        if path == STREAM:
+            continue  # it never ends; its events are the summary's, walked as its own route
         for method, operation in operations.items():
             for candidate in (told["candidate_id"], told["other_candidate_id"]):
                 url = fill(path, told, str(candidate))
