@@ -23,6 +23,18 @@ class AggregateMissingError(NotFoundError):
         )
 
 
+class CandidateIdTakenError(RuleBrokenError):
+    """The id chosen for a new candidate names a stored record of another kind. Which kind,
+    and anything of it, is not said: the id is simply not free."""
+
+    def __init__(self, candidate_id: UUID) -> None:
+        super().__init__(
+            f"the id {candidate_id} is taken: a record that is not a candidate holds it; "
+            "choose another id, or leave candidate_id out and one is made",
+            candidate_id=candidate_id,
+        )
+
+
 class ConcurrentChangeError(RuleBrokenError):
     def __init__(self, aggregate_ids: list[str]) -> None:
         super().__init__(

@@ -150,6 +150,27 @@ def test_a_candidate_cannot_take_the_id_a_principal_or_portal_link_will_need(api
     assert taken.json()["candidate_id"] == str(chosen)
 
 
+def test_an_id_a_record_of_another_kind_holds_is_taken_not_already_registered(
+    api: Served,
+) -> None:
+    mine, _ = two_candidates(api)
+    asked = api.post(
+        RECRUITER, f"/v1/candidates/{mine}/consents", {"terms": terms_in().model_dump()}
+    )
+    assert asked.status_code == 201, asked.text
+    consent = asked.json()["consent_id"]
+    head = api.head()
+    taken = api.post(RECRUITER, "/v1/candidates", {"name": "Squat", "candidate_id": consent})
+    body = problem(taken, 409, "CandidateIdTaken")
+    assert "already registered" not in body["detail"]
+    assert "is taken" in body["detail"]
+    assert str(mine) not in taken.text  # nothing of the record that holds it
+    assert "consent" not in body["detail"]
+    again = api.post(RECRUITER, "/v1/candidates", {"name": "Again", "candidate_id": str(mine)})
+    assert "already registered" in problem(again, 409, "CandidateAlreadyRegistered")["detail"]
+    assert api.head() == head
+
+
 def test_a_scoped_token_lists_nothing_as_a_list_names_every_candidate(api: Served) -> None:
     mine, other = two_candidates(api)
     api.issue("hr:scoped", Role.RECRUITER, assignments=(mine,))
