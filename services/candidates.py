@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
+
 from domain.candidate import Candidate, Claim, ErasureReceipt
 from domain.classification import CATEGORIES, PersonalField
 from domain.consent import Consent
@@ -18,7 +20,10 @@ from services.dto import (
     RequestErasure,
     SubmitClaims,
 )
+from services.errors import CandidateIdTakenError
 from services.unit import UnitOfWork, use_case
+
+_REGISTERED = get_topic(Candidate.Registered)  # type: ignore[attr-defined]
 
 
 def candidate_result(candidate: Candidate) -> CandidateResult:
@@ -36,14 +41,18 @@ def candidate_result(candidate: Candidate) -> CandidateResult:
 class CandidateUseCases(UnitOfWork):
     @use_case
     def register_candidate(self, cmd: RegisterCandidate) -> CandidateResult:
-        """A candidate is registered with minimal identity: name, and optionally email, phone."""
+        """A candidate is registered with minimal identity: name, and optionally email, phone,
+        under an id no record holds (a candidate's: already registered; another's: taken)."""
         identity = [PersonalField("name", "user.name", cmd.name)]
         if cmd.email:
             identity.append(PersonalField("email", "user.contact.email", cmd.email))
         if cmd.phone:
             identity.append(PersonalField("phone", "user.contact.phone", cmd.phone))
-        if self.exists(cmd.candidate_id):
-            raise CandidateAlreadyRegisteredError(cmd.candidate_id)
+        held = self.recorder.select_events(cmd.candidate_id, limit=1)
+        if held:  # by what its first event is, nothing of it opened
+            if held[0].topic == _REGISTERED:
+                raise CandidateAlreadyRegisteredError(cmd.candidate_id)
+            raise CandidateIdTakenError(cmd.candidate_id)
         candidate = Candidate.register(cmd.candidate_id, tuple(identity), cmd.actor)
         self.commit(candidate)
         return candidate_result(candidate)

@@ -11,6 +11,7 @@ from domain.errors import (
     NotFoundError,
     RuleBrokenError,
 )
+from services.versions import Expected, WeakTag
 
 
 class AggregateMissingError(NotFoundError):
@@ -19,6 +20,18 @@ class AggregateMissingError(NotFoundError):
             f"no {kind} with id {aggregate_id}; check the id (list with `backcheck events`)",
             kind=kind,
             aggregate_id=aggregate_id,
+        )
+
+
+class CandidateIdTakenError(RuleBrokenError):
+    """The id chosen for a new candidate names a stored record of another kind. Which kind,
+    and anything of it, is not said: the id is simply not free."""
+
+    def __init__(self, candidate_id: UUID) -> None:
+        super().__init__(
+            f"the id {candidate_id} is taken: a record that is not a candidate holds it; "
+            "choose another id, or leave candidate_id out and one is made",
+            candidate_id=candidate_id,
         )
 
 
@@ -143,15 +156,26 @@ class UseCaseNotPermittedError(DomainError):
 
 
 class VersionMismatchError(DomainError):
-    """`If-Match` named a version the aggregate is no longer at (412); nothing was recorded."""
+    """`If-Match` named a version the aggregate is no longer at, or named it by a weak tag,
+    which never matches (412); nothing was recorded."""
 
-    def __init__(self, aggregate_id: object, expected: int, actual: int) -> None:
+    def __init__(self, aggregate_id: object, expected: Expected, actual: int) -> None:
+        weak = isinstance(expected, WeakTag)
+        message = (
+            "If-Match names a weak tag, and a weak tag never matches: If-Match compares tags "
+            "strongly (RFC 9110 13.1.1); nothing was recorded — send the ETag as it was "
+            'given, "<version>"'
+            if weak
+            else f"{aggregate_id} is at version {actual}, not {expected} as If-Match says: "
+            "someone changed it since you read it; nothing was recorded — read it again and "
+            "decide anew"
+        )
         super().__init__(
-            f"{aggregate_id} is at version {actual}, not {expected} as If-Match says: someone "
-            "changed it since you read it; nothing was recorded — read it again and decide anew",
+            message,
             aggregate_id=aggregate_id,
-            expected=expected,
+            expected=expected.version if isinstance(expected, WeakTag) else expected,
             actual=actual,
+            weak=weak,
         )
 
 

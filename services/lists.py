@@ -35,7 +35,7 @@ from projections.listing import KEY, CandidateStage, key_of, list_view
 from services.access import Role
 from services.dto import MAX_CHECKS, Command, Result
 from services.errors import ScopedListError, UseCaseNotPermittedError
-from services.identity import current_identity
+from services.identity import Identity, current_identity
 from services.unit import UnitOfWork
 
 __all__ = [
@@ -75,6 +75,16 @@ class ListNotPermittedError(UseCaseNotPermittedError):
     def __init__(self, kind: str, role: str) -> None:
         super().__init__(f"list-{kind}s", role, sorted(r.value for r in LIST_ROLES))
         self.kind = kind
+
+
+def check_lister(kind: str, role: Role, identity: Identity | None) -> None:
+    """Who may list `kind`s: staff at work on cases, compliance, internal services; none of
+    them scoped to some candidates, as a list names every candidate. Asked before the query
+    is looked at, so a caller refused learns nothing of its rules."""
+    if role not in LIST_ROLES:
+        raise ListNotPermittedError(kind, role.value)
+    if identity is not None and identity.assignments:
+        raise ScopedListError(identity.principal, kind)
 
 
 # --- queries ------------------------------------------------------------------------------
@@ -225,11 +235,7 @@ class ListQueries(UnitOfWork):
         self, kind: str, status: StrEnum | None, cursor: str | None, limit: int, role: Role
     ) -> tuple[list[Doc], str | None]:
         """The rows of one page of the `kind` list, and the next page's cursor."""
-        if role not in LIST_ROLES:
-            raise ListNotPermittedError(kind, role.value)
-        identity = current_identity()
-        if identity is not None and identity.assignments:  # a list names every candidate
-            raise ScopedListError(identity.principal, kind)
+        check_lister(kind, role, current_identity())
         after = decode_cursor(cursor)
         view = list_view(kind, status.value if status is not None else None)
         # one row more than asked for: whether there is a next page, without counting

@@ -7,18 +7,12 @@ returned (fail closed). A refused read is recorded too, then refused; so is a re
 open a value it may return (its data key gone without a recorded erasure): recorded as
 failed, nothing returned, then it fails.
 
-Concurrent reads are decided and recorded together (services/batching.py): the first reader
-to arrive brings the views up to date once, decides every read queued behind it — each in its
-own caller's context, so each access event carries its own use case's time — and stores all
-their access events in one write. Nobody gets an answer before that write is durable; a read
-that fails to be decided fails alone; if the write fails, every read in it fails.
+How they are recorded, batched and fail closed, is services/recording.py's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import Context, copy_context
-from functools import cached_property
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -41,7 +35,6 @@ from services.answers import (
     profile_fields,
     report_view,
 )
-from services.batching import Batcher, Slot
 from services.dto import (
     AccessEntry,
     AccessLogView,
@@ -61,87 +54,21 @@ from services.dto import (
     ReportView,
     WholeViewRead,
 )
-from services.errors import AggregateMissingError, DataKeyMissingError
+from services.errors import AggregateMissingError
 from services.facts import access_request, investigation_categories, report_categories
-from services.identity import authentication_now
+from services.identity import ASSIGNMENTS_POLICY, authentication_now, current_identity
 from services.ports import ReadModel
+from services.recording import RecordedReads, Unanswered, open_or_fail
 from services.shown import shows
-from services.unit import UnitOfWork, receiving_now, use_case
+from services.unit import receiving_now, use_case
 
 Doc = dict[str, Any]
 ACCESS_LOG_VIEW = "access log"  # the view an access-log read names in its own record
 CONSENTS_VIEW = "consent register"
 T = TypeVar("T")
-# A read's decision, given the views: the access records to store, and what to answer with.
-Decide = Callable[[ReadModel], tuple[list[Aggregate], Any]]
-Read = Slot[tuple[Context, Decide], Any]
 
 
-class _Unanswered(Exception):  # noqa: N818  (not an error of its own: it carries one)
-    """A read decided but not answered, because a value it was to return could not be opened:
-    its access records (outcome failed, nothing returned) are stored as any read's are, and
-    then the read fails with `cause`."""
-
-    def __init__(self, accesses: list[Aggregate], cause: DataKeyMissingError) -> None:
-        super().__init__(str(cause))
-        self.accesses = accesses
-        self.cause = cause
-
-
-def _opened(open_values: Callable[[], T], failed: Callable[[], Access]) -> T:
-    """What `open_values` opens; if a value's key is gone without a recorded erasure, the
-    read is unanswered, and recorded as `failed()` says."""
-    try:
-        return open_values()
-    except DataKeyMissingError as missing:
-        raise _Unanswered([failed()], missing) from None
-
-
-class QueryUseCases(UnitOfWork):
-    @cached_property
-    def recorded_reads(self) -> Batcher[tuple[Context, Decide], Any]:
-        """Concurrent reads, decided and recorded a batch at a time."""
-        return Batcher(self._decide_and_record)
-
-    def _recorded(self, decide: Decide) -> Any:
-        """Decides a read on views current with every write committed before this call, and
-        stores its access records durably; returns the answer only after that."""
-        if receiving_now():
-            # a delivered command's receipt goes in this use case's own write, alone
-            try:
-                accesses, answer = decide(self.read_model(deciding=True))
-            except _Unanswered as unanswered:
-                self.commit(*unanswered.accesses)
-                raise unanswered.cause.recorded() from None
-            self.commit(*accesses)
-            return answer
-        return self.recorded_reads.submit((copy_context(), decide))
-
-    def _decide_and_record(self, reads: list[Read]) -> None:
-        views = self.read_model(deciding=True)  # after every read in the batch had started
-        decided: list[tuple[Read, Any]] = []
-        unanswered: list[tuple[Read, Exception]] = []
-        accesses: list[Aggregate] = []
-        for read in reads:
-            context, decide = read.item
-            try:
-                recorded, answer = context.run(decide, views)
-            except _Unanswered as failed:  # recorded with the others, then it fails
-                accesses.extend(failed.accesses)
-                unanswered.append((read, failed.cause.recorded()))
-                continue
-            except Exception as error:  # this read's own fault (not found, invalid): alone
-                read.fail(error)
-                continue
-            decided.append((read, answer))
-            accesses.extend(recorded)
-        if accesses:
-            self.commit(*accesses)  # durably recorded before anything is returned
-        for read, answer in decided:
-            read.succeed(answer)
-        for read, cause in unanswered:
-            read.fail(cause)
-
+class QueryUseCases(RecordedReads):
     def _facts(
         self,
         cmd: Reader,
@@ -164,17 +91,44 @@ class QueryUseCases(UnitOfWork):
             raise AggregateMissingError("candidate", candidate_id)
         return profile
 
+    def _missing(self, cmd: Reader, candidate_id: UUID, view: str) -> Exception:
+        """What a read of a candidate the views do not hold raises. To a principal scoped
+        to other candidates, the refusal any read outside its assignments gets, recorded as
+        one (`principal-assignments`), so the answer does not tell whether the candidate
+        exists (and the attempt is in the trail either way); to anyone else, not found, and
+        nothing recorded: no one's data was asked for."""
+        identity = current_identity()
+        if identity is None or not identity.assignments or candidate_id in identity.assignments:
+            return AggregateMissingError("candidate", candidate_id)
+        refused = Access.record(
+            candidate_id=candidate_id,
+            principal=cmd.principal,
+            role=cmd.role.value,
+            purpose=cmd.purpose,
+            view=view,
+            returned=(),
+            withheld=(),
+            outcome=AccessOutcome.REFUSED,
+            policy_ids=(ASSIGNMENTS_POLICY,),
+            policy_set_hash=self.decision_point.policy_set_hash,
+            consent_ids=(),
+            authentication=authentication_now(receiving_now()),
+        )
+        return Unanswered([refused], AccessRefusedError(candidate_id, view, [ASSIGNMENTS_POLICY]))
+
     def _read(
         self, cmd: ReadProfile | ReadProfiles, candidate_id: UUID, views: ReadModel
     ) -> tuple[Access, ProfileView, list[str], Callable[[], Access], Doc]:
         """Decides one read of `candidate_id`'s profile, asked by `cmd`'s principal, and
         builds its access record and its answer (nothing saved), how to record it as failed
-        instead, and the row it answers from. Raises _Unanswered if a value it may return
+        instead, and the row it answers from. Raises Unanswered if a value it may return
         cannot be opened."""
         # decided on the row with every value still sealed; then only what may be returned
         # is decrypted
         key = str(candidate_id)
-        sealed = self._profile(views, candidate_id, opening=frozenset(), key=key)
+        sealed = views.get("profile", key, frozenset())
+        if sealed is None:
+            raise self._missing(cmd, candidate_id, "profile")
         categories = tuple(dict.fromkeys(f.category for _, f in profile_fields(sealed)))
         request = self._facts(cmd, candidate_id, categories, views, sealed)
         decision = decide_read(self.decision_point, request)
@@ -185,7 +139,9 @@ class QueryUseCases(UnitOfWork):
 
         # (if the row changed in between, the newer one is shown: still only allowed values)
         profile = (
-            _opened(lambda: self._profile(views, candidate_id, opening=allowed, key=key), failed)
+            open_or_fail(
+                lambda: self._profile(views, candidate_id, opening=allowed, key=key), failed
+            )
             if allowed
             else sealed
         )
@@ -244,11 +200,11 @@ class QueryUseCases(UnitOfWork):
             for candidate_id in dict.fromkeys(cmd.candidate_ids):
                 try:
                     reads.append(self._read(cmd, candidate_id, views))
-                except _Unanswered as failed:
+                except Unanswered as failed:
                     unanswered.append(failed)
             if unanswered:
                 accesses = [a for u in unanswered for a in u.accesses]
-                raise _Unanswered([*accesses, *(r[3]() for r in reads)], unanswered[0].cause)
+                raise Unanswered([*accesses, *(r[3]() for r in reads)], unanswered[0].error)
             return [r[0] for r in reads], ProfilesView(profiles=[r[1] for r in reads])
 
         return self._recorded(decide)  # type: ignore[no-any-return]  # all recorded, or none
@@ -272,7 +228,7 @@ class QueryUseCases(UnitOfWork):
             decision = decide_read(decision_point, request)
             view = f"report {cmd.report_id}"
             allowed = frozenset(decision.allowed)
-            opened = _opened(  # only the notes it may return are decrypted
+            opened = open_or_fail(  # only the notes it may return are decrypted
                 lambda: views.get("report", str(cmd.report_id), allowed) if allowed else None,
                 lambda: access_record(cmd, subject, view, request, decision, failed=True),
             )
@@ -303,7 +259,7 @@ class QueryUseCases(UnitOfWork):
             decision = decide_read(decision_point, request)
             view = f"investigation {key}"
             allowed = frozenset(decision.allowed)
-            opened = _opened(
+            opened = open_or_fail(
                 lambda: views.get("investigation", key, allowed) if allowed else None,
                 lambda: access_record(cmd, subject, view, request, decision, failed=True),
             )
@@ -352,7 +308,9 @@ class QueryUseCases(UnitOfWork):
 
         def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:
             key = str(cmd.candidate_id)
-            profile = self._profile(views, cmd.candidate_id, opening=frozenset(), key=key)
+            profile = views.get("profile", key, frozenset())
+            if profile is None:
+                raise self._missing(cmd, cmd.candidate_id, view_name)
             shows(profile)  # the subject's version, as the views held it when decided
             request = self._facts(cmd, cmd.candidate_id, (), views, profile)
             decision = decision_point.decide_view(action, request)

@@ -40,6 +40,8 @@ __all__ = [
     "RefusalQueries",
     "RefusedRead",
     "RefusedReads",
+    "check_dashboard",
+    "check_drill_down",
 ]
 
 DASHBOARD_ROLES = (Role.RECRUITER, Role.INVESTIGATOR, Role.REVIEWER, Role.COMPLIANCE)
@@ -55,6 +57,19 @@ class DashboardNotPermittedError(UseCaseNotPermittedError):
 
     def __init__(self, name: str, role: str, roles: tuple[Role, ...]) -> None:
         super().__init__(name, role, [r.value for r in roles])
+
+
+def check_dashboard(role: Role) -> None:
+    """Staff at work on cases and compliance see the dashboard; no one else."""
+    if role not in DASHBOARD_ROLES:
+        raise DashboardNotPermittedError("dashboard", role.value, DASHBOARD_ROLES)
+
+
+def check_drill_down(role: Role) -> None:
+    """Compliance alone sees who was refused what, read by read. Asked before the query is
+    looked at, so a caller refused learns nothing of its rules."""
+    if role not in DRILL_DOWN_ROLES:
+        raise DashboardNotPermittedError("dashboard-refusals", role.value, DRILL_DOWN_ROLES)
 
 
 class RefusedReads(Command):
@@ -104,8 +119,7 @@ class RefusalPage(Result):
 class RefusalQueries(DashboardQueries):
     def dashboard_for(self, role: Role, chain: ChainHealth | None = None) -> DashboardSummary:
         """The dashboard summary, for staff only; refusals by principal for compliance only."""
-        if role not in DASHBOARD_ROLES:
-            raise DashboardNotPermittedError("dashboard", role.value, DASHBOARD_ROLES)
+        check_dashboard(role)
         summary = self.dashboard_summary(chain)
         if role in DRILL_DOWN_ROLES:
             return summary
@@ -120,8 +134,7 @@ class RefusalQueries(DashboardQueries):
     def refused_reads(self, query: RefusedReads, role: Role) -> RefusalPage:
         """The reads refused on a day (of a principal, under a policy), oldest first, a page
         at a time; compliance only."""
-        if role not in DRILL_DOWN_ROLES:
-            raise DashboardNotPermittedError("dashboard-refusals", role.value, DRILL_DOWN_ROLES)
+        check_drill_down(role)
         after = decode_cursor(query.cursor)
         view = refusal_view(query.day.isoformat(), query.principal, query.policy)
         found = self.read_model().page(view, after, query.limit + 1, frozenset())

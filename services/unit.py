@@ -39,7 +39,7 @@ from services.ports import (
     SubjectLog,
 )
 from services.reaction import Reaction, default_reactions
-from services.versions import expected_version, note_written
+from services.versions import WeakTag, expected_version, note_written
 
 A = TypeVar("A", bound=Aggregate)
 U = TypeVar("U", bound="UnitOfWork")
@@ -220,7 +220,7 @@ class UnitOfWork(Application[UUID]):
         if not isinstance(aggregate, cls):
             raise AggregateMissingError(kind, aggregate_id)
         wanted = expected_version(aggregate_id)
-        if wanted is not None and aggregate.version != wanted:
+        if wanted is not None and (isinstance(wanted, WeakTag) or aggregate.version != wanted):
             raise VersionMismatchError(aggregate_id, wanted, aggregate.version)
         return aggregate
 

@@ -8,19 +8,32 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-_expected: ContextVar[dict[UUID, int] | None] = ContextVar("expected", default=None)
+
+@dataclass(frozen=True)
+class WeakTag:
+    """A version named by a weak entity tag (`W/"3"`). If-Match compares tags strongly (RFC
+    9110 13.1.1): a weak tag matches no version, not even its own. Checked where the
+    aggregate is loaded all the same, so a missing one is still not found."""
+
+    version: int
+
+
+Expected = int | WeakTag
+_expected: ContextVar[dict[UUID, Expected] | None] = ContextVar("expected", default=None)
 
 
 @contextmanager
-def expecting(versions: dict[UUID, int]) -> Iterator[None]:
-    """While inside, loading one of these aggregates at another version refuses the use case
-    (`VersionMismatchError`): a client's `If-Match`, checked where the use case decides, so
-    nothing written between the client's read and this write goes unnoticed (a write after
-    the load collides in the store, as every concurrent write does)."""
+def expecting(versions: dict[UUID, Expected]) -> Iterator[None]:
+    """While inside, loading one of these aggregates at another version (or named by a weak
+    tag) refuses the use case (`VersionMismatchError`): a client's `If-Match`, checked where
+    the use case decides, so nothing written between the client's read and this write goes
+    unnoticed (a write after the load collides in the store, as every concurrent write
+    does)."""
     token = _expected.set(versions)
     try:
         yield
@@ -44,7 +57,7 @@ def noting_writes() -> Iterator[dict[UUID, int]]:
         _written.reset(token)
 
 
-def expected_version(aggregate_id: UUID) -> int | None:
+def expected_version(aggregate_id: UUID) -> Expected | None:
     """The version the running use case's caller expects of this aggregate, if any."""
     expected = _expected.get()
     return None if expected is None else expected.get(aggregate_id)

@@ -91,8 +91,14 @@ class _Reader:
 
 def check_asker(identity: Identity | None, candidate_id: UUID) -> None:
     """Who may ask who sees what: the candidate about themselves, compliance about anyone
-    (the operator's command line too). Anyone else is refused; nothing is recorded."""
-    if identity is None or identity.role is Role.COMPLIANCE:
+    (the operator's command line too) — a compliance token scoped to some candidates about
+    them alone. Anyone else is refused, before the candidate is looked up (so whether they
+    exist is not told either); nothing is recorded."""
+    if identity is None:
+        return
+    if identity.role is Role.COMPLIANCE:
+        if identity.assignments and candidate_id not in identity.assignments:
+            raise OutsideAssignmentsError(identity.principal, candidate_id)
         return
     if identity.role is not Role.CANDIDATE:
         raise UseCaseNotPermittedError(

@@ -4,6 +4,9 @@ API tests. A client signs in as one of them by name (`as_`)."""
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -29,6 +33,7 @@ from services.dto import AddPrincipal, IssuePortalLink
 from tests.story import INVESTIGATOR, RECRUITER, REVIEWER
 
 COMPLIANCE = "compliance:wu.min"
+WAIT = 10.0  # seconds a served test app is waited for at most
 PROBLEM_PREFIX = "tag:backcheck.invalid,2026:problems/"
 
 STAFF = {
@@ -108,6 +113,29 @@ def served(app: Backcheck, settings: Settings) -> Iterator[Served]:
     finally:
         kept.close()
         sessions.close()
+
+
+@contextmanager
+def listening(api: Served) -> Iterator[str]:
+    """The same HTTP application served by uvicorn on a loopback port: for what needs a real
+    connection (a stream the client can drop, a server's own framing of an answer)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(api.client.app, log_level="warning", lifespan="off", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + WAIT
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(WAIT)
+        sock.close()
 
 
 def problem(response: Any, status: int, kind: str | None = None) -> dict[str, Any]:

@@ -36,7 +36,6 @@ from infra.cli import (  # noqa: F401
 )
 from infra.cli.common import app, close_opened, usage_error
 
-
 # Every file and directory backcheck makes is its owner's alone: the store, the views, the
 # kept answers and sessions, keys, checkpoints, exports and the outbox hold personal data or
 # what protects it (SQLite's -wal and -shm files take the store file's mode).

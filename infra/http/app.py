@@ -22,10 +22,12 @@ from infra.http.auth import (
     Authenticator,
     Unanswerable,
     Unauthenticated,
+    checked_first,
     unauthenticated,
 )
 from infra.http.bodies import DEFAULT_MAX_BODY, BodyLimit
 from infra.http.breaker import BreakerGate, StoreBreaker
+from infra.http.head import HeadAsGet
 from infra.http.health import install_health
 from infra.http.idempotency import IdempotencyStore
 from infra.http.problems import PROBLEMS_DOC, error_response, install
@@ -81,12 +83,13 @@ SECURITY_SCHEMES = {
 
 def _declare_security(document: dict[str, Any]) -> dict[str, Any]:
     """FastAPI's document, saying how to authenticate: every operation that can answer 401
-    takes the bearer token or the portal's session cookie."""
+    takes the bearer token or the portal's session cookie, unless it says which it takes
+    (opening the portal's session takes the link's bearer token alone)."""
     document.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
     for operations in document["paths"].values():
         for operation in operations.values():
             if "401" in operation.get("responses", {}):
-                operation["security"] = [{"bearer": []}, {"portalSession": []}]
+                operation.setdefault("security", [{"bearer": []}, {"portalSession": []}])
     return document
 
 
@@ -153,13 +156,14 @@ def create_app(
             assignments=sorted(str(a) for a in identity.assignments),
         )
 
-    app.add_api_route(
+    app.router.add_api_route(
         "/v1/me",
         me,
+        route_class_override=checked_first(authenticator),
         methods=["GET"],
         tags=["session"],
         response_model=Me,
-        responses={401: PROBLEMS[401]},
+        responses={401: PROBLEMS[401], 422: PROBLEMS[422]},
         summary="who the bearer token signs you in as",
     )
 
@@ -182,4 +186,5 @@ def create_app(
         app.state.breaker = breaker
         app.add_middleware(BreakerGate, breaker=breaker)
     install_health(app, application, settings, breaker)
+    app.add_middleware(HeadAsGet)  # last, so outermost: everything inside sees the GET
     return app

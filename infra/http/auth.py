@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from domain.principal import principal_id
 from infra.http.problems import error_response, problem_response
+from infra.http.request_shape import refusal, taken_by
 from infra.http.sessions import PortalSessions
 from infra.problem import problem_for
 from services.application import Backcheck
@@ -164,15 +165,19 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 def checked_first(
     authenticator: Authenticator, permit: Callable[[Identity], None] | None = None
 ) -> type[APIRoute]:
-    """A route class for a route FastAPI serves that takes a body: the caller's token is
-    checked (and `permit` asked of the identity) before FastAPI's handler parses anything of
-    the request, so a caller without a valid token is told 401, and one not permitted 403,
-    whatever the body, and learns nothing of its rules. (The table's commands are served
-    direct and check first on their own: infra/http/routes.py.)"""
+    """A route class for the API's routes FastAPI serves: the caller's token is checked (and
+    `permit` asked of the identity: the route's role rule) before FastAPI's handler parses
+    anything of the request, so a caller without a valid token is told 401, and one not
+    permitted 403, whatever the body or the query, and learns nothing of their rules; then
+    the request's shape (infra/http/request_shape.py: 415 for a body not said to be JSON,
+    422 for an unknown or repeated parameter or a member named twice), and only then
+    FastAPI's own checks of each value. (The table's commands and reads are served direct and
+    check first on their own: infra/http/routes.py.)"""
 
     class CheckedFirst(APIRoute):
         def get_route_handler(self) -> Handler:
             handler = super().get_route_handler()
+            taken = taken_by(self)
 
             async def checked(request: Request) -> Response:
                 credential = authenticator.credential(request)
@@ -183,6 +188,8 @@ def checked_first(
                         permit(identity)
                     except Exception as e:
                         return error_response(request, e)
+                if (refused := await refusal(request, taken)) is not None:
+                    return refused
                 return await handler(request)
 
             return checked

@@ -1,7 +1,8 @@
 """Compliance over HTTP: the store's own verification, the rule check, the case overview as
 of a moment, and one subject's evidence bundle as a download.
 
-Each is for compliance officers alone (403 for anyone else). The per-subject ones are recorded
+Each is for compliance officers alone (403 for anyone else, before anything of the request
+is looked at: a caller refused learns none of its rules). The per-subject ones are recorded
 reads or disclosures (the timeline and as-of reads in infra/http/table.py; the evidence bundle
 records its DataDisclosed before it exists). Verification and the check replay the whole
 store: they answer once it is done, as `backcheck audit verify` and `audit check` do.
@@ -14,6 +15,7 @@ from uuid import UUID
 
 import orjson
 from fastapi import Body, Depends, FastAPI, Query, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from infra.audit.trail import (
@@ -25,7 +27,7 @@ from infra.audit.trail import (
 from infra.config import Settings
 from infra.http.auth import Authenticator, checked_first
 from infra.http.problems import error_response
-from infra.http.routes import PROBLEMS
+from infra.http.routes import PROBLEMS, UNSUPPORTED
 from services.access import Role
 from services.application import Backcheck
 from services.dto import Moment, Text
@@ -152,9 +154,15 @@ def install(
         )
 
     problems: dict[int | str, dict[str, Any]] = {s: PROBLEMS[s] for s in (401, 403, 404, 422, 503)}
-    app.add_api_route(
+
+    def only(what: str) -> type[APIRoute]:
+        """The route class of a compliance route: its caller's role before its request."""
+        return checked_first(authenticator, lambda identity: _compliance_only(identity, what))
+
+    app.router.add_api_route(
         "/v1/audit/verification",
         verification,
+        route_class_override=only("audit-verify"),
         methods=["GET"],
         tags=[TAG],
         responses=problems,
@@ -162,9 +170,10 @@ def install(
         description="Recompute the hash chain over every stored event and hold it to the "
         "signed checkpoints kept with the store: `intact`, the head, the first bad position.",
     )
-    app.add_api_route(
+    app.router.add_api_route(
         "/v1/audit/violations",
         violations,
+        route_class_override=only("audit-check"),
         methods=["GET"],
         tags=[TAG],
         response_model=Violations,
@@ -172,9 +181,10 @@ def install(
         summary="audit-check",
         description="Replay the whole stream: every broken rule with its position.",
     )
-    app.add_api_route(
+    app.router.add_api_route(
         "/v1/audit/as-of",
         as_of,
+        route_class_override=only("audit-as-of"),
         methods=["GET"],
         tags=[TAG],
         responses=problems,
@@ -185,15 +195,14 @@ def install(
     app.router.add_api_route(
         "/v1/candidates/{candidate_id}/evidence",
         evidence,
-        route_class_override=checked_first(
-            authenticator, lambda identity: _compliance_only(identity, "export-evidence")
-        ),
+        route_class_override=only("export-evidence"),
         methods=["POST"],
         tags=[TAG],
         responses={
             200: {"content": {"application/octet-stream": {}}, "description": "the bundle"},
             **problems,
             409: PROBLEMS[409],
+            **UNSUPPORTED,
         },
         summary="export-evidence",
         description="One subject's events with chain proofs and a checkpoint signed now, as "

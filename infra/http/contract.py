@@ -13,6 +13,8 @@ import orjson
 from fastapi import FastAPI, Response
 
 from infra.contract.asyncapi import asyncapi_document
+from infra.http.request_shape import Shaped
+from infra.http.routes import PROBLEMS
 
 PATH = "/v1/contract/asyncapi.json"
 
@@ -26,9 +28,10 @@ def install(app: FastAPI) -> None:
     def asyncapi() -> Response:
         return Response(_body(), media_type="application/json")
 
-    app.add_api_route(
+    app.router.add_api_route(
         PATH,
         asyncapi,
+        route_class_override=Shaped,  # no caller to check; its query is held to none
         methods=["GET"],
         tags=["contract"],
         summary="the AsyncAPI 3 document of the Kafka topics",
@@ -36,5 +39,5 @@ def install(app: FastAPI) -> None:
         "outcomes, dead letters), each message with the JSON Schema of its headers and "
         "payload, generated from the code. No authentication: the document holds no data, "
         "only the names and shapes of messages, the same for every store.",
-        responses={200: {"content": {"application/json": {}}}},
+        responses={200: {"content": {"application/json": {}}}, 422: PROBLEMS[422]},
     )

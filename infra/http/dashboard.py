@@ -10,9 +10,10 @@ the page that shows them.
                                    nothing from another host (infra/http/static/)
 
 Who may see what is the use cases' rule (services/refusals.py); the role comes from the
-verified credential alone. The stream is not in the OpenAPI document: it does not end, so
-nothing that walks the document can call it (its contract is above and in the README). It
-re-checks the credential every heartbeat and ends when it no longer signs in; at most
+verified credential alone. The stream is in the OpenAPI document like the rest, but it does
+not end: what walks the document calling each operation (schemathesis, the no-leak walk)
+leaves it out, and tests/integration/test_dashboard_http.py reads it over a real connection.
+It re-checks the credential every heartbeat and ends when it no longer signs in; at most
 `max_streams` are open at once, the next is refused with a 503 problem.
 
 The page sends the token as a Bearer header on every request, the stream's too: it reads the
@@ -37,7 +38,8 @@ from starlette.types import Receive, Scope, Send
 
 from infra.audit.health import chain_health
 from infra.config import Settings
-from infra.http.auth import Authenticator, Unauthenticated
+from infra.http.auth import Authenticator, Unauthenticated, checked_first
+from infra.http.head import is_head
 from infra.http.problems import PROBLEM_JSON, error_response, problem_response
 from infra.http.routes import PROBLEMS
 from services.access import Role
@@ -45,7 +47,14 @@ from services.application import Backcheck
 from services.dashboard import ChainHealth, DashboardSummary
 from services.identity import Identity
 from services.lists import MAX_CURSOR, MAX_LIMIT
-from services.refusals import MAX_POLICY, NO_POLICY, RefusalPage, RefusedReads
+from services.refusals import (
+    MAX_POLICY,
+    NO_POLICY,
+    RefusalPage,
+    RefusedReads,
+    check_dashboard,
+    check_drill_down,
+)
 
 TAG = "dashboard"
 MAX_STREAMS = 8  # each holds a connection and polls the log's head once a second
@@ -68,6 +77,13 @@ STATIC = {  # what the page is made of: name -> media type
     "dashboard.css": "text/css; charset=utf-8",
 }
 _REFUSED = {"content": {PROBLEM_JSON: {}}, "description": "a problem (RFC 9457)"}
+STREAM = (
+    "text/event-stream (an endless one): a `summary` event at once (`id:` the log's head, "
+    "`data:` the summary as one line of JSON), another each time the head moves, a "
+    "`: heartbeat` comment every 15 s otherwise; `signed-out` ends it when the token no "
+    "longer signs in, `stopping` when the server stops"
+)
+SAMPLE = 'id: 4812\nevent: summary\ndata: {"pipeline": {...}, "lag": {"head": 4812, ...}}\n\n'
 
 
 def _static(name: str) -> bytes:
@@ -83,6 +99,8 @@ def event(kind: str, data: str, ident: int | None = None) -> bytes:
 class EventStream(StreamingResponse):
     """A stream that gives its slot back however it ends: finished, cancelled, or never
     started (the client gone before the first byte)."""
+
+    media_type = "text/event-stream"  # what the OpenAPI document says the route answers
 
     def __init__(self, content: AsyncIterator[bytes], release: Callable[[], None]) -> None:
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -162,9 +180,8 @@ def install(
         chain's health and the projection's lag. Counts, ids and names of staff, never a
         personal value; for recruiters, investigators, reviewers and compliance officers.
 
-        The same, live: `GET /v1/dashboard/stream` (text/event-stream, not in this document
-        since it does not end) sends it as a `summary` event at once and again each time an
-        event is committed."""
+        The same, live: `GET /v1/dashboard/stream` sends it as a `summary` event at once and
+        again each time an event is committed."""
         try:
             found = summary_for(identity.role)
         except Exception as e:
@@ -173,13 +190,10 @@ def install(
             found.model_dump_json(), 200, {"Cache-Control": "no-store"}, "application/json"
         )
 
-    async def stream(request: Request) -> Response:
+    async def stream(request: Request, identity: Identity = signed_in) -> Response:
+        credential = authenticator.credential(request)  # checked by the route: kept to recheck
         try:
-            credential = authenticator.credential(request)
-            identity = await to_thread.run_sync(authenticator.identify, credential)
             first = await to_thread.run_sync(summary_for, identity.role)
-        except Unauthenticated:
-            raise
         except Exception as e:
             return error_response(request, e)
         release = streams.take(identity.principal)
@@ -192,6 +206,9 @@ def install(
                 request,
                 {"Retry-After": "15"},
             )
+        if is_head(request.scope):  # the GET's status and headers; no event, no slot held
+            release()
+            return EventStream(_nothing(), lambda: None)
         return EventStream(_events(credential, identity, first, request.app.state), release)
 
     async def _events(
@@ -276,19 +293,49 @@ def install(
             headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
         return Response(page.model_dump_json(), 200, headers, media_type="application/json")
 
-    app.add_api_route(
+    staff = checked_first(authenticator, lambda identity: check_dashboard(identity.role))
+    app.router.add_api_route(
         "/v1/dashboard/summary",
         summary,
+        route_class_override=staff,
         methods=["GET"],
         tags=[TAG],
         response_model=DashboardSummary,
-        responses={401: PROBLEMS[401], 403: PROBLEMS[403], 503: PROBLEMS[503]},
+        responses={s: PROBLEMS[s] for s in (401, 403, 422, 503)},
         summary="the dashboard's numbers",
     )
-    app.add_api_route("/v1/dashboard/stream", stream, methods=["GET"], include_in_schema=False)
-    app.add_api_route(
+    app.router.add_api_route(
+        "/v1/dashboard/stream",
+        stream,
+        route_class_override=staff,
+        response_class=EventStream,
+        status_code=200,
+        methods=["GET"],
+        tags=[TAG],
+        responses={
+            200: {"description": STREAM, "content": {"text/event-stream": {"example": SAMPLE}}},
+            401: PROBLEMS[401],
+            403: {**_REFUSED, "description": "a problem (RFC 9457): not staff"},
+            422: PROBLEMS[422],
+            503: {
+                **_REFUSED,
+                "description": "a problem (RFC 9457): `too-many-streams`, or "
+                "the store away; `Retry-After`",
+            },
+        },
+        summary="the dashboard's numbers, live (server-sent events)",
+        description="The summary of `GET /v1/dashboard/summary`, sent again whenever an event "
+        "is committed, for as long as the connection stays open. Read it with `fetch()`: "
+        f"`EventSource` cannot send the bearer token. At most {max_streams} streams are open "
+        f"at once, {MAX_STREAMS_EACH} of them one principal's: the next is 503 "
+        "`too-many-streams` with `Retry-After`. A `HEAD` answers the headers and opens none.",
+    )
+    app.router.add_api_route(
         "/v1/dashboard/refusals",
         refusals,
+        route_class_override=checked_first(
+            authenticator, lambda identity: check_drill_down(identity.role)
+        ),
         methods=["GET"],
         tags=[TAG],
         response_model=RefusalPage,
@@ -317,6 +364,11 @@ def _pages(app: FastAPI) -> None:
         app.add_api_route(
             f"/dashboard/{name}", page(name), methods=["GET"], include_in_schema=False
         )
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that ends at once
 
 
 def _json(value: Any) -> str:

@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 
 from domain.investigation import InvestigationStatus
 from domain.report import ReportStatus
+from infra.http.auth import Authenticator, checked_first
 from infra.http.problems import error_response
 from infra.http.routes import PROBLEMS as ROUTE_PROBLEMS
 from infra.http.table import answer_ids, links
@@ -36,9 +37,8 @@ from services.lists import (
     ListReports,
     Page,
     ReportItem,
+    check_lister,
 )
-
-Authenticate = Callable[[Request], Identity]
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {s: ROUTE_PROBLEMS[s] for s in (401, 403, 422, 503)}
 NEXT = {
@@ -74,9 +74,13 @@ def _answer(request: Request, identity: Identity, page_of: Callable[[], Page[Any
     return Response(page.model_dump_json(), 200, headers, media_type="application/json")
 
 
-def install(app: FastAPI, application: Backcheck, authenticator: Authenticate) -> None:
+def _lister(kind: str) -> Callable[[Identity], None]:
+    return lambda identity: check_lister(kind, identity.role, identity)
+
+
+def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) -> None:
     """The three list routes on `app`, answered by `application` for the identity
-    `authenticator` verifies (a FastAPI dependency)."""
+    `authenticator` verifies; the role rule asked before the query is looked at."""
     signed_in = Depends(authenticator)
 
     def candidates(
@@ -147,15 +151,22 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticate) -
             ),
         )
 
-    routes: list[tuple[str, Callable[..., Response], Any, str]] = [
-        ("/v1/candidates", candidates, Page[CandidateItem], "candidates"),
-        ("/v1/investigations", investigations, Page[InvestigationItem], "investigations"),
-        ("/v1/reports", reports, Page[ReportItem], "reports"),
+    routes: list[tuple[str, Callable[..., Response], Any, str, str]] = [
+        ("/v1/candidates", candidates, Page[CandidateItem], "candidates", "candidate"),
+        (
+            "/v1/investigations",
+            investigations,
+            Page[InvestigationItem],
+            "investigations",
+            "investigation",
+        ),
+        ("/v1/reports", reports, Page[ReportItem], "reports", "report"),
     ]
-    for path, endpoint, model, tag in routes:
-        app.add_api_route(
+    for path, endpoint, model, tag, kind in routes:
+        app.router.add_api_route(
             path,
             endpoint,
+            route_class_override=checked_first(authenticator, _lister(kind)),
             methods=["GET"],
             tags=[tag],
             response_model=model,

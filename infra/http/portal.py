@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from infra.http import subject
 from infra.http.auth import PORTAL_COOKIE, Authenticator, Unauthenticated
 from infra.http.link import PORTAL_PATH
-from infra.http.problems import problem_response
+from infra.http.problems import PROBLEM_JSON, problem_response
 from services.access import Role
 from services.application import Backcheck
 from services.identity import Authentication
@@ -60,6 +60,29 @@ ASSETS = {
     "portal.js": "text/javascript; charset=utf-8",
     "portal.css": "text/css; charset=utf-8",
 }
+
+
+# What the OpenAPI document says of the session's own routes (the page's are not in it).
+PORTAL_PARAMETER = {
+    "name": PORTAL_HEADER,
+    "in": "header",
+    "required": True,
+    "description": "`1`: no form or link on another site can send it",
+    "schema": {"type": "string", "enum": ["1"]},
+}
+COOKIE_SET = {
+    "description": f"`{PORTAL_COOKIE}=<the link token>; HttpOnly; SameSite=Strict; Path=/`, "
+    "`Max-Age` the link's time left, `Secure` over https",
+    "schema": {"type": "string"},
+}
+COOKIE_CLEARED = {
+    "description": f"`{PORTAL_COOKIE}` expired at once",
+    "schema": {"type": "string"},
+}
+
+
+def _problem(when: str) -> dict[str, Any]:
+    return {"content": {PROBLEM_JSON: {}}, "description": f"a problem (RFC 9457): {when}"}
 
 
 def asset(name: str) -> bytes:
@@ -193,5 +216,45 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
     hidden: dict[str, Any] = {"include_in_schema": False}
     app.add_api_route(PORTAL_PATH, page, methods=["GET"], **hidden)
     app.add_api_route("/portal/static/{name}", static, methods=["GET"], **hidden)
-    app.add_api_route(SESSION, open_session, methods=["POST"], **hidden)
-    app.add_api_route(SESSION, close_session, methods=["DELETE"], **hidden)
+    app.add_api_route(
+        SESSION,
+        open_session,
+        methods=["POST"],
+        tags=["session"],
+        response_model=PortalSession,
+        responses={
+            200: {
+                "description": "the session opened: who it signs in as, until when",
+                "headers": {"Set-Cookie": COOKIE_SET},
+            },
+            401: _problem("no bearer token, or a link unknown, revoked or expired"),
+            403: _problem("`not-a-portal-link`, or `portal-header-missing`"),
+            503: _problem("the store could not be asked (`Retry-After`)"),
+        },
+        summary="open the candidate's portal session",
+        description="Exchanges a candidate's portal link token, sent as `Authorization: "
+        f"Bearer`, for the session cookie `{PORTAL_COOKIE}` (`HttpOnly`, `SameSite=Strict`, "
+        "`Secure` over https, expiring with the link). Only a portal link opens one: a staff "
+        "or service token is 403 `not-a-portal-link`. The link is checked on every call "
+        "made with the cookie, so a revoked or expired link ends the session. Every call "
+        f"made with the cookie, and this one, sends `{PORTAL_HEADER}: 1` (403 "
+        "`portal-header-missing` otherwise).",
+        openapi_extra={"parameters": [PORTAL_PARAMETER], "security": [{"bearer": []}]},
+    )
+    app.add_api_route(
+        SESSION,
+        close_session,
+        methods=["DELETE"],
+        tags=["session"],
+        status_code=204,
+        response_class=Response,
+        responses={
+            204: {"description": "signed out", "headers": {"Set-Cookie": COOKIE_CLEARED}},
+            403: _problem("`portal-header-missing`"),
+        },
+        summary="sign out of the portal",
+        description=f"Clears the session cookie `{PORTAL_COOKIE}`; sends `{PORTAL_HEADER}: 1` "
+        "(403 `portal-header-missing` otherwise). The link token it held still works until "
+        "it expires or is revoked (`backcheck principals revoke`).",
+        openapi_extra={"parameters": [PORTAL_PARAMETER], "security": []},
+    )

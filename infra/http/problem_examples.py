@@ -97,6 +97,19 @@ PROBLEMS: dict[int, tuple[str, JSON]] = {
             f"{_CANDIDATE}/claims",
         ),
     ),
+    415: (
+        "a body not said to be JSON",
+        _problem(
+            415,
+            "Unsupported media type",
+            "unsupported-media-type",
+            "the body was sent as 'text/plain'; this API takes JSON: send it with "
+            "`Content-Type: application/json`. Nothing was read or recorded",
+            f"{_CANDIDATE}/consents",
+            rule="unsupported-media-type",
+            accepted=["application/json"],
+        ),
+    ),
     422: (
         "a field breaks its rule",
         _problem(

@@ -41,8 +41,10 @@ Problem types (each `tag:backcheck.invalid,2026:problems/` followed by the kind)
 | 404 | `not-found`, `AggregateMissing`, … | no such resource |
 | 409 | the rule's name, e.g. `ConsentNotActive` | a business rule refused the command |
 | 409 | `CommandAlreadyApplied` | this Idempotency-Key's command was applied before |
-| 412 | `version-mismatch` | `If-Match` names a version the resource is no longer at |
+| 412 | `version-mismatch` | `If-Match` names a version no longer current, or a weak tag |
+| 412 | `no-current-version` | `If-Match` on a command that creates its resource |
 | 413 | `body-too-large` | the body is over the server's limit |
+| 415 | `unsupported-media-type` | a body sent without `Content-Type: application/json` |
 | 422 | `validation`, `InvalidInput` (a cursor, …): each with `errors` | field, rule, message |
 | 422 | `idempotency-key-reused` | the key was sent before with another request |
 | 503 | `store-unreachable`, `store-busy` | try again (`Retry-After`) |
@@ -143,7 +145,8 @@ _NOT_UTF8 = {
 
 def _allowed(request: Request) -> str:
     """The methods every route of the path takes (Starlette names those of the first route
-    that matched it alone: `DELETE /v1/candidates` was told POST, though GET lists them)."""
+    that matched it alone: `DELETE /v1/candidates` was told POST, though GET lists them);
+    HEAD wherever GET is (infra/http/head.py answers it)."""
     methods: set[str] = set()
     for route in request.app.router.routes:
         if (
@@ -152,6 +155,8 @@ def _allowed(request: Request) -> str:
             and route.matches(request.scope)[0] != Match.NONE
         ):
             methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")
     return ", ".join(sorted(methods))
 
 

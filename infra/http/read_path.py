@@ -4,7 +4,7 @@ An audited read over HTTP cost more in the framework than in the read: FastAPI's
 the routes' patterns one after another, then its handler wrapped the request in an exit stack
 and the exception middleware's machinery, before the read's own handler ran. Every read of the
 table (infra/http/table.py) is a GET on a path of fixed words and ids, so it is found here by
-its segments and handed to the handler its DirectRoute serves (infra/http/routes.py): the same
+its segments and handed to the handler its DirectRoute serves (infra/http/read_routes.py): the same
 code, with the path's ids as they came (the read's DTO checks them and names the field).
 
 Everything else goes on to FastAPI as before, and so does any read whose paths some route

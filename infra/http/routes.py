@@ -3,27 +3,26 @@
 A command's body is its DTO without the path's ids and without `actor`: both are filled in
 here, the actor from the authenticated principal. A read's principal and role come from the
 principal too; the request states only its purpose (and, for compliance, a break-glass
-justification). Every route answers its errors as problem+json (infra/http/problems.py).
+justification): the reads are made in infra/http/read_routes.py, on what every route of the
+table shares (infra/http/endpoints.py). Every route answers its errors as problem+json
+(infra/http/problems.py).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 from uuid import UUID
 
 import orjson
-from fastapi import Body, Depends, FastAPI, Path, Query, Request, Response
-from fastapi.routing import APIRoute
-from pydantic import BaseModel, StringConstraints
+from fastapi import Body, FastAPI, Request, Response
+from pydantic import BaseModel
 
 from infra.http import examples, problem_examples
 from infra.http.auth import Authenticator
 from infra.http.command_input import (
-    FILLED,
     IdempotencyKey,
     IfMatch,
     InvalidCommandInput,
@@ -32,6 +31,7 @@ from infra.http.command_input import (
     read_command,
     required_body,
 )
+from infra.http.endpoints import DirectRoute, etag
 from infra.http.idempotency import IdempotencyStore, Kept, fingerprint
 from infra.http.problems import (
     PROBLEM_JSON,
@@ -40,41 +40,22 @@ from infra.http.problems import (
     invalid,
     problem_response,
 )
-from infra.http.table import (
-    COMMANDS,
-    READS,
-    CommandRoute,
-    ReadRoute,
-    linked,
-    path_ids,
-    result_model,
-)
-from infra.http.workers import Workers
+from infra.http.read_routes import ReadRoutes
+from infra.http.request_shape import unsupported_media_type
+from infra.http.table import COMMANDS, READS, CommandRoute, linked, path_ids, result_model
 from services.application import Backcheck
 from services.catalogue import USE_CASES
 from services.identity import Identity, acting_as
 from services.intake import CommandIntake
-from services.shown import showing
 from services.unit import Delivery
 from services.versions import expecting, noting_writes
+
+# (body_model and result_model: what the OpenAPI document is made from, for its tests)
+__all__ = ["PROBLEMS", "UNSUPPORTED", "Api", "body_model", "result_model"]
 
 # Applied without a receipt even when keyed: erasure destroys keys after its write, and a
 # retry must finish it (the use case resumes an erasure cut off), not be refused.
 _NO_RECEIPT = frozenset({"erase-subject"})
-_QUERY_HELP = {
-    "purpose": "why you read it; recorded with the read",
-    "break_glass": "compliance only: the justification to record with the read",
-}
-
-
-def _query_type(annotation: Any, required: bool) -> Any:
-    """A query parameter's type: times and ids as such, text bounded (its DTO checks the
-    rest and names the field)."""
-    base = annotation if annotation in (datetime, UUID, bool, int) else _Bounded
-    return base if required else base | None
-
-
-_Bounded = Annotated[str, StringConstraints(max_length=2000)]
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     s: {
         "content": {PROBLEM_JSON: {"examples": problem_examples.problem(s)}},
@@ -82,52 +63,45 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     }
     for s in (401, 403, 404, 409, 412, 413, 422, 503)
 }
+# A route that takes a body also answers 415, to a body not said to be JSON.
+UNSUPPORTED: dict[int | str, dict[str, Any]] = {
+    415: {
+        "content": {PROBLEM_JSON: {"examples": problem_examples.problem(415)}},
+        "description": "a problem (RFC 9457); `Accept-Post` names the media type taken",
+        "headers": {
+            "Accept-Post": {
+                "description": "the media type a body must be sent as",
+                "schema": {"type": "string", "examples": ["application/json"]},
+            }
+        },
+    }
+}
 
 
-_POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD
-# Threads a request's work runs in (its token checked, its use case run): enough for the
-# reads of many connections to be recorded in one group commit.
-WORKER_THREADS = 32
+def _nothing_to_match(request: Request) -> Response:
+    """If-Match on a command that creates its resource under no other: nothing it could name
+    is there yet, so the condition is false (RFC 9110 13.1.1: `*` too), not ignored."""
+    return problem_response(
+        412,
+        "Precondition failed",
+        "no-current-version",
+        "If-Match names a current version, and this command creates its resource: none is "
+        "there to match; nothing was recorded — send the command without If-Match",
+        request,
+        rule="no-current-version",
+    )
 
 
-def etag(version: int | None) -> str | None:
-    return None if version is None else f'"{version}"'
-
-
-Direct = Callable[[Request], Coroutine[Any, Any, Response]]
-
-
-class DirectRoute(APIRoute):
-    """A route documented from its endpoint's signature (parameters, types, examples) but
-    served by the endpoint's `direct` handler. A read's hands the path and query to the use
-    case's DTO as they came: the DTO checks them (naming the field and the rule) as for any
-    transport, so FastAPI's own per-parameter solving, a sixth of an audited read's time
-    over HTTP, is not done first. A command's checks its caller's token before it parses
-    anything of the request (infra/http/command_input.py): without a valid token it is a 401,
-    whatever the body."""
-
-    def get_route_handler(self) -> Direct:
-        direct: Direct = getattr(self.endpoint, "direct")  # noqa: B009  (set by the Api)
-        return direct
-
-
-class Api:
-    """Builds the routes on one application, authenticator and store of kept answers."""
+class Api(ReadRoutes):
+    """Builds the routes on one application, authenticator and store of kept answers: the
+    commands here, the reads in infra/http/read_routes.py."""
 
     def __init__(
         self, application: Backcheck, authenticator: Authenticator, kept: IdempotencyStore
     ) -> None:
-        self.application = application
-        self.authenticator = authenticator
+        super().__init__(application, authenticator)
         self.kept = kept
         self.intake = CommandIntake(application, refused={})
-        self.workers = Workers(WORKER_THREADS, "backcheck-http")
-
-    async def offload(self, work: Callable[..., Response], *args: Any) -> Response:
-        """`work(*args)` in a worker thread: the token's check and the use case in one hop
-        off the event loop (infra/http/workers.py)."""
-        response: Response = await self.workers.run(work, *args)
-        return response
 
     # --- commands -------------------------------------------------------------------------
 
@@ -143,6 +117,8 @@ class Api:
             use_case.permit(identity.role)
         except Exception as e:
             return error_response(request, e)
+        if raw and (unsupported := unsupported_media_type(request)) is not None:
+            return unsupported  # a body not said to be JSON is not read at all
         model = body_model(use_case, route.path_ids)
         try:
             sent = read_command(request, raw, route.path_ids, model, required_body(model))
@@ -159,8 +135,10 @@ class Api:
             expected = expected_version(sent.if_match)
         except ValueError as e:
             return problem_response(422, "Invalid input", "if-match", str(e), request)
+        target = next(iter(ids.values()), None)
+        if target is None and sent.if_match is not None:
+            return _nothing_to_match(request)
         try:
-            target = next(iter(ids.values()), None)
             payload = {
                 **(body.model_dump(mode="json", exclude_unset=True) if body else {}),
                 **{k: str(v) for k, v in ids.items()},
@@ -284,106 +262,6 @@ class Api:
         endpoint.direct = direct  # type: ignore[attr-defined]
         return endpoint
 
-    # --- reads ----------------------------------------------------------------------------
-
-    def run_read(
-        self,
-        route: ReadRoute,
-        request: Request,
-        credential: str,
-        ids: dict[str, str],
-        query: dict[str, str],
-    ) -> Response:
-        use_case = USE_CASES[route.use_case]
-        identity = self.authenticator.identify(credential)
-        payload: dict[str, Any] = {
-            **query,
-            **ids,
-            "principal": identity.principal,
-            "role": identity.role.value,
-        }
-        try:
-            with acting_as(identity), showing() as shown:
-                result = use_case.run(self.application, payload)
-        except Exception as e:
-            return error_response(request, e)
-        headers: dict[str, str] = {"Cache-Control": "no-store"}
-        # the version of what is answered, from the row it was answered from: never newer
-        # than the data shown, and no store read of its own (services/shown.py)
-        if (tag := etag(shown.version)) is not None:
-            headers["ETag"] = tag
-        return Response(result.model_dump_json(), 200, headers, media_type="application/json")
-
-    def read_endpoint(self, route: ReadRoute) -> Callable[..., Awaitable[Response]]:
-        """A GET whose query parameters are the read's own fields (purpose, and what else it
-        takes), checked by its DTO as any transport's command is."""
-        use_case = USE_CASES[route.use_case]
-        ids = route.path_ids
-        fields = {
-            name: info
-            for name, info in use_case.command.model_fields.items()
-            if name not in FILLED and name not in ids
-        }
-        api = self
-
-        async def serve(request: Request, found: dict[str, str]) -> Response:
-            """The read, its path's ids as they came (infra/http/read_path.py finds them)."""
-            credential = api.authenticator.credential(request)
-            # as Starlette's query_params would: blanks kept, the last of a repeated name
-            sent = parse_qsl(request.scope["query_string"].decode("latin-1"), True)
-            query = {k: v for k, v in sent if k in fields}
-            return await api.offload(api.run_read, route, request, credential, found, query)
-
-        async def direct(request: Request) -> Response:
-            return await serve(request, {name: request.path_params[name] for name in ids})
-
-        async def endpoint(request: Request, **params: Any) -> Response:
-            """Its signature documents the route; served, it is `direct` (DirectRoute)."""
-            return await direct(request)
-
-        parameters = [
-            *self._caller_and_ids(ids),
-            *[
-                inspect.Parameter(
-                    name,
-                    inspect.Parameter.KEYWORD_ONLY,
-                    annotation=Annotated[
-                        _query_type(info.annotation, info.is_required()),
-                        Query(
-                            description=_QUERY_HELP.get(name, info.description),
-                            openapi_examples=examples.query(use_case.name, name),
-                        ),
-                    ],
-                    **({} if info.is_required() else {"default": None}),
-                )
-                for name, info in fields.items()
-            ],
-        ]
-        endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-        endpoint.__name__ = use_case.method
-        endpoint.__doc__ = use_case.summary
-        endpoint.direct = direct  # type: ignore[attr-defined]
-        endpoint.read = serve  # type: ignore[attr-defined]
-        return endpoint
-
-    def _caller_and_ids(self, ids: tuple[str, ...]) -> list[inspect.Parameter]:
-        """What every endpoint takes first: the request, the caller's credential (checked in
-        the worker thread, with the work), the path's ids."""
-        return [
-            inspect.Parameter("request", _POSITIONAL, annotation=Request),
-            inspect.Parameter(
-                "credential",
-                inspect.Parameter.KEYWORD_ONLY,
-                annotation=Annotated[str, Depends(self.authenticator.presented)],
-            ),
-            *[
-                inspect.Parameter(
-                    name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[UUID, Path()]
-                )
-                for name in ids
-            ],
-        ]
-
     def install(self, app: FastAPI) -> None:
         for route in COMMANDS:
             use_case = USE_CASES[route.use_case]
@@ -398,7 +276,11 @@ class Api:
                 responses=linked(
                     route,
                     201 if route.created else 200,
-                    {**PROBLEMS, **examples.answer(use_case.name, 201 if route.created else 200)},
+                    {
+                        **PROBLEMS,
+                        **UNSUPPORTED,
+                        **examples.answer(use_case.name, 201 if route.created else 200),
+                    },
                 ),
                 summary=use_case.name,
                 description=f"{use_case.summary}\n\nRoles: "

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from fastapi import Depends, FastAPI, Request, Response
 
-from infra.http.auth import Authenticator
+from infra.http.auth import Authenticator, checked_first
 from infra.http.problems import error_response
 from infra.http.routes import PROBLEMS
 from services.application import Backcheck
@@ -71,9 +71,12 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
     problems: dict[int | str, dict[str, Any]] = {
         s: PROBLEMS[s] for s in (401, 403, 404, 409, 422, 503)
     }
-    app.add_api_route(
+    # the role rules need the candidate: asked in the handlers, after FastAPI's checks
+    checked = checked_first(authenticator)
+    app.router.add_api_route(
         "/v1/candidates/{candidate_id}/visibility",
         visibility,
+        route_class_override=checked,
         methods=["GET"],
         tags=[TAG],
         response_model=VisibilityView,
@@ -85,9 +88,10 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
         "from that reader now, with the deciding policies. Categories only, never a value, so "
         "it is not a recorded read. The candidate their own; compliance anyone's.",
     )
-    app.add_api_route(
+    app.router.add_api_route(
         "/v1/candidates/{candidate_id}/access-package",
         access_package,
+        route_class_override=checked,
         methods=["POST"],
         tags=[TAG],
         response_model=SubjectDataPackage,

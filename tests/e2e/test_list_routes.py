@@ -2,8 +2,8 @@
 `Link` headers that keep the filters, and every error a problem naming its field.
 
 The routes are mounted on a small FastAPI app of the test's own, with the problem handlers
-of infra/http/problems.py and an authenticator that maps a bearer token to a role (the API's
-real authenticator is tested with the API); everything behind the route is the real one.
+of infra/http/problems.py and an authenticator whose tokens map to roles (the API's real
+token check is tested with the API); everything behind the route is the real one.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 
 from domain.access import Authentication
 from infra.http import lists, problems
+from infra.http.auth import Authenticator
 from services.access import Role
 from services.application import Backcheck
 from services.identity import Identity
@@ -32,11 +33,13 @@ NAMES = ("Zq Routeone", "Zq Routetwo", "Zq Routethree", "Zq Drafted", "Zq Approv
 PROBLEM = "application/problem+json"
 
 
-def authenticate(request: Request) -> Identity:
-    token = request.headers.get("authorization", "").removeprefix("Bearer ")
-    if token not in TOKENS:
-        raise HTTPException(401, "no such token")
-    return Identity(token, TOKENS[token], Authentication.TOKEN)
+class ByToken(Authenticator):
+    """The API's authenticator, each token of TOKENS signing in as its role."""
+
+    def identify(self, credential: str) -> Identity:
+        if credential not in TOKENS:
+            raise HTTPException(401, "no such token")
+        return Identity(credential, TOKENS[credential], Authentication.TOKEN)
 
 
 @pytest.fixture
@@ -47,7 +50,7 @@ def client(sqlite_app: Backcheck) -> Iterator[TestClient]:
     s.approved_report(sqlite_app, NAMES[4])
     app = FastAPI()
     problems.install(app)
-    lists.install(app, sqlite_app, authenticate)
+    lists.install(app, sqlite_app, ByToken(sqlite_app))
     with TestClient(app) as http:
         yield http
 

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
-import uvicorn
 
 from domain.access import AccessOutcome
 from domain.errors import AccessRefusedError
@@ -34,7 +30,7 @@ from services.access import Role
 from services.dto import ReadProfile
 from tests import story as s
 from tests.conftest import FakeClock
-from tests.http import COMPLIANCE, Served, problem, served
+from tests.http import COMPLIANCE, Served, listening, problem, served
 from tests.integration.test_views import personal_values, reference
 
 SNOOP = "growth:ana.lind"
@@ -168,29 +164,6 @@ def test_without_a_token_the_dashboard_is_401_and_for_other_roles_403(
 
 
 # --- the stream -----------------------------------------------------------------------------
-
-
-@contextmanager
-def listening(api: Served) -> Iterator[str]:
-    """The same HTTP application served by uvicorn on a loopback port: a stream needs a real
-    connection (one the client can drop) and a client that can time out."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(api.client.app, log_level="warning", lifespan="off", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + WAIT
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(WAIT)
-        sock.close()
 
 
 def summaries(response: httpx.Response) -> Iterator[dict[str, Any]]:

@@ -171,10 +171,41 @@ def test_the_document_says_how_to_authenticate_every_operation_that_can_answer_4
         "apiKey",
         "cookie",
     )
-    operations = [op for ops in document["paths"].values() for op in ops.values()]
-    guarded = [op for op in operations if "401" in op["responses"]]
+    guarded = {
+        (path, method): op
+        for path, ops in document["paths"].items()
+        for method, op in ops.items()
+        if "401" in op["responses"]
+    }
     assert len(guarded) > 40
-    assert all(op["security"] == [{"bearer": []}, {"portalSession": []}] for op in guarded)
+    # opening the portal's session takes the link's token, never the cookie it sets
+    own = {("/portal/session", "post"): [{"bearer": []}]}
+    both = [{"bearer": []}, {"portalSession": []}]
+    assert all(op["security"] == own.get(key, both) for key, op in guarded.items())
+
+
+def test_the_document_has_the_dashboard_stream_and_the_portal_session(api: Served) -> None:
+    paths = api.client.get("/openapi.json").json()["paths"]
+    stream = paths["/v1/dashboard/stream"]
+    assert set(stream) == {"get"}
+    answers = stream["get"]["responses"]
+    assert set(answers["200"]["content"]) == {"text/event-stream"}
+    assert "summary" in answers["200"]["description"]
+    assert {"401", "403", "422", "503"} <= set(answers)
+    session = paths["/portal/session"]
+    assert set(session) == {"post", "delete"}  # no GET: /v1/me says who a session is
+    opened = session["post"]
+    assert opened["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PortalSession"
+    }
+    assert "Set-Cookie" in opened["responses"]["200"]["headers"]
+    assert {"401", "403", "503"} <= set(opened["responses"])
+    closed = session["delete"]
+    assert set(closed["responses"]) == {"204", "403"}
+    for operation in (opened, closed):
+        [header] = [p for p in operation["parameters"] if p["in"] == "header"]
+        assert (header["name"], header["required"]) == ("X-Backcheck-Portal", True)
+        assert operation["description"]
 
 
 def test_a_body_over_the_limit_is_413(api: Served) -> None:
@@ -263,9 +294,9 @@ def test_the_same_key_from_two_principals_is_two_commands(api: Served) -> None:
 def test_a_method_no_route_of_the_path_takes_is_405_naming_those_they_take(api: Served) -> None:
     candidate = register(api)
     for path, allowed in (
-        ("/v1/candidates", "GET, POST"),  # the list and the registration: two routes
-        (f"/v1/candidates/{candidate}/consents", "GET, POST"),
-        (f"/v1/candidates/{candidate}/profile", "GET"),
+        ("/v1/candidates", "GET, HEAD, POST"),  # the list and the registration: two routes
+        (f"/v1/candidates/{candidate}/consents", "GET, HEAD, POST"),
+        (f"/v1/candidates/{candidate}/profile", "GET, HEAD"),  # HEAD: wherever GET is
     ):
         r = api.client.delete(path, headers=api.as_(RECRUITER))
         problem(r, 405, "method-not-allowed")

@@ -334,6 +334,11 @@ def test_each_problem_example_is_what_the_api_answers_for_its_status(api: Served
             content=b'{"terms": "' + b"x" * 2_000_000 + b'"}',
             headers=api.as_(RECRUITER, **{"content-type": "application/json"}),
         ),
+        415: api.client.post(
+            f"/v1/candidates/{candidate}/consents",
+            content=b"terms",
+            headers=api.as_(RECRUITER, **{"content-type": "text/plain"}),
+        ),
         422: api.post(
             RECRUITER,
             f"/v1/candidates/{candidate}/consents",

@@ -41,12 +41,26 @@ def log_of(api: Served, candidate: UUID) -> list[tuple[str, str, str, str]]:
     return [(e.principal, e.role, e.authentication or "", e.outcome) for e in entries]
 
 
-def test_forged_headers_and_query_parameters_change_nothing(api: Served) -> None:
+def test_forged_headers_change_nothing_and_forged_query_parameters_are_refused(
+    api: Served,
+) -> None:
     mine, other = two_candidates(api)
     api.portal(mine)
     me = f"candidate:{mine}"
     headers = api.as_(me, **FORGED_HEADERS)
-    who = api.client.get("/v1/me", params=FORGED_QUERY, headers=headers)
+    # a query parameter no operation takes is refused (it was ignored): nothing decided
+    head = api.head()
+    for path, params in (
+        ("/v1/me", FORGED_QUERY),
+        (f"/v1/candidates/{other}/access-log", {**FORGED_QUERY, "purpose": "audit"}),
+    ):
+        forged = api.client.get(path, params=params, headers=headers)
+        errors = problem(forged, 422, "validation")["errors"]
+        assert {(e["field"], e["rule"]) for e in errors} == {
+            (name, "unknown_parameter") for name in FORGED_QUERY
+        }
+    assert api.head() == head
+    who = api.client.get("/v1/me", headers=headers)
     assert who.status_code == 200, who.text
     assert who.json() == {
         "principal": me,
@@ -56,9 +70,7 @@ def test_forged_headers_and_query_parameters_change_nothing(api: Served) -> None
     }
     # another candidate's access log: compliance may read it, this link may not
     r = api.client.get(
-        f"/v1/candidates/{other}/access-log",
-        params={**FORGED_QUERY, "purpose": "audit"},
-        headers=headers,
+        f"/v1/candidates/{other}/access-log", params={"purpose": "audit"}, headers=headers
     )
     assert "principal-assignments" in problem(r, 403, "AccessRefused")["detail"]
     # a store-wide compliance route
@@ -138,6 +150,27 @@ def test_a_candidate_cannot_take_the_id_a_principal_or_portal_link_will_need(api
     assert taken.json()["candidate_id"] == str(chosen)
 
 
+def test_an_id_a_record_of_another_kind_holds_is_taken_not_already_registered(
+    api: Served,
+) -> None:
+    mine, _ = two_candidates(api)
+    asked = api.post(
+        RECRUITER, f"/v1/candidates/{mine}/consents", {"terms": terms_in().model_dump()}
+    )
+    assert asked.status_code == 201, asked.text
+    consent = asked.json()["consent_id"]
+    head = api.head()
+    taken = api.post(RECRUITER, "/v1/candidates", {"name": "Squat", "candidate_id": consent})
+    body = problem(taken, 409, "CandidateIdTaken")
+    assert "already registered" not in body["detail"]
+    assert "is taken" in body["detail"]
+    assert str(mine) not in taken.text  # nothing of the record that holds it
+    assert "consent" not in body["detail"]
+    again = api.post(RECRUITER, "/v1/candidates", {"name": "Again", "candidate_id": str(mine)})
+    assert "already registered" in problem(again, 409, "CandidateAlreadyRegistered")["detail"]
+    assert api.head() == head
+
+
 def test_a_scoped_token_lists_nothing_as_a_list_names_every_candidate(api: Served) -> None:
     mine, other = two_candidates(api)
     api.issue("hr:scoped", Role.RECRUITER, assignments=(mine,))
@@ -183,3 +216,48 @@ def test_a_refusal_about_another_candidates_consent_does_not_say_whose_it_is(
     problem(r, 403, "outside-assignments")
     assert str(other) not in r.text
     assert api.head() == head
+
+
+def test_a_scoped_token_is_refused_alike_about_a_candidate_there_or_not(api: Served) -> None:
+    """To a token confined to some candidates, every other id is refused the same way, and
+    the refusal of a read is recorded the same way: whether a candidate exists is not told
+    (an unknown id was 404, a known one 403)."""
+    mine, other = two_candidates(api)
+    nobody = uuid4()
+    api.portal(mine)
+    api.issue("hr:scoped", Role.RECRUITER, assignments=(mine,))
+    api.issue("compliance:scoped", Role.COMPLIANCE, assignments=(mine,))
+    reads = {"purpose": "audit"}
+    for principal in (f"candidate:{mine}", "hr:scoped", "compliance:scoped"):
+        for method, path, params in (
+            ("GET", "profile", reads),
+            ("GET", "profile", {**reads, "break_glass": "a court order"}),
+            ("GET", "consents", reads),
+            ("GET", "access-log", reads),
+            ("GET", "timeline", reads),
+            ("GET", "as-of", {**reads, "at": "2030-01-01T00:00:00+00:00"}),
+            ("GET", "visibility", {}),
+            ("POST", "erasure-request", {}),
+            ("POST", "access-package", {}),
+        ):
+            answers = []
+            for candidate in (other, nobody):
+                r = api.client.request(
+                    method,
+                    f"/v1/candidates/{candidate}/{path}",
+                    params=params,
+                    json={"reason": "x"} if path == "erasure-request" else None,
+                    headers=api.as_(principal),
+                )
+                answers.append((r.status_code, r.text.replace(str(candidate), "ID")))
+            assert answers[0] == answers[1], (principal, path, answers)
+            assert answers[0][0] == 403, (principal, path, answers)
+    # the refused reads of the candidate who is not there are in the trail as the others are
+    recorded = {(e.principal, e.view, e.outcome) for e in api.app.recorded_accesses(nobody)}
+    assert ("hr:scoped", "profile", "refused") in recorded
+    assert ("compliance:scoped", "timeline", "refused") in recorded
+    assert ("hr:scoped", "profile", "refused") in {
+        (e.principal, e.view, e.outcome) for e in api.app.recorded_accesses(other)
+    }
+    # an unscoped reader is still told an unknown id is unknown, and nothing is recorded
+    problem(api.get(COMPLIANCE, f"/v1/candidates/{uuid4()}/profile", purpose="audit"), 404)

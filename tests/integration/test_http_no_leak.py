@@ -34,6 +34,8 @@ RECORDED_READS = {
 }
 VALUE_READS = {"read_profile", "read_report", "read_investigation"}
 DISCLOSURES = {"evidence", "access_package"}  # recorded as DataDisclosed first
+STREAM = "/v1/dashboard/stream"
+QUERY = {"purpose": PURPOSE, "at": "2030-01-01T00:00:00+00:00"}
 
 
 @pytest.fixture
@@ -76,11 +78,15 @@ def test_no_route_answers_a_personal_value_unrecorded(
     answered_with_values: list[str] = []
     calls = 0
     for path, operations in spec["paths"].items():
+        if path == STREAM:
+            continue  # it never ends; its events are the summary's, walked as its own route
         for method, operation in operations.items():
             for candidate in (told["candidate_id"], told["other_candidate_id"]):
                 url = fill(path, told, str(candidate))
                 for name in api.tokens:
-                    params = {"purpose": PURPOSE, "at": "2030-01-01T00:00:00+00:00"}
+                    # what the operation takes of these (it refuses any other parameter)
+                    taken = {p["name"] for p in operation.get("parameters", ())}
+                    params = {k: v for k, v in QUERY.items() if k in taken}
                     if method == "get":
                         r = api.client.get(url, params=params, headers=api.as_(name))
                     else:
