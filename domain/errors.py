@@ -179,8 +179,8 @@ class ConsentNotPendingError(RuleBrokenError):
 class ConsentGrantExceedsRequestError(RuleBrokenError):
     def __init__(self, consent_id: object, scope: str, extra: list[str]) -> None:
         super().__init__(
-            f"consent {consent_id}: the grant adds {scope} {', '.join(extra)} that were not "
-            "requested; the candidate can narrow a request, never widen it",
+            f"consent {consent_id}: the grant goes beyond the request's {scope}: "
+            f"{', '.join(extra)}; the candidate can narrow a request, never widen it",
             consent_id=consent_id,
             scope=scope,
             extra=extra,

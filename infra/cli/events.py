@@ -45,7 +45,7 @@ def events(
                     *cells(
                         record.position,
                         record.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
-                        f"{record.aggregate} {str(record.originator_id)[:8]}",
+                        f"{record.aggregate} {short_id(record.originator_id)}",
                         record.event,
                         _brief(record.data),
                     )
@@ -98,3 +98,10 @@ def info() -> None:
         console.print(f"events: {application.recorder.max_notification_id() or 0}")
     except Exception as e:
         fail(e)
+
+
+def short_id(id_: UUID) -> str:
+    """An id in a table cell: its first 8 hex digits, or, for a time-ordered id (version 7:
+    access records, disclosures, which begin with the time and so alike), its last 8."""
+    text = str(id_)
+    return f"…{text[-8:]}" if id_.version == 7 else text[:8]

@@ -157,6 +157,9 @@ def test_a_grant_never_widens_the_request(
         grant(consent, terms(**{**asked, **given}))
     assert info.value.scope == scope
     assert info.value.extra == [extra]
+    # said once, in order (it read "adds third parties 1 organisation(s) not asked for that
+    # were not requested")
+    assert f"the grant goes beyond the request's {scope}: {extra}; " in info.value.message
     assert consent.status_at(NOW) is ConsentStatus.REQUESTED
 
 
