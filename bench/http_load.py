@@ -276,7 +276,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=50)
     parser.add_argument("--reads", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--summaries", type=int, default=400)
+    parser.add_argument("--summaries", type=int, default=400, help="0: not measured")
     parser.add_argument("--commands", type=float, default=40, help="commands a second")
     parser.add_argument(
         "--rounds", type=int, default=3, help="rounds of each side, taking turns to go first"
@@ -321,7 +321,7 @@ def main() -> None:
                     alone, mixed, writes, app = in_process_round(
                         settings, picks, args.clients, args.commands, n
                     )
-                    if n == args.rounds - 1:
+                    if n == args.rounds - 1 and args.summaries:
                         local_summary = summaries(app.dashboard_summary, args.summaries)
                     app.close()
                 else:
@@ -377,6 +377,9 @@ def main() -> None:
         f"{med['http_alone'] / med['ours_alone']:.2f}; in process / raw: "
         f"{med['ours_alone'] / raw_rate:.2f}; HTTP / raw: {med['http_alone'] / raw_rate:.2f}"
     )
+    if not args.summaries:
+        print("dashboard summary: not measured (--summaries 0)")
+        return
     over_http = http_summary is not None
     shown = http_summary if http_summary is not None else local_summary
     where = "over HTTP" if over_http else "in process (the server has no summary route)"
