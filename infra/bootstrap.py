@@ -59,7 +59,7 @@ def build_app(
         # told at once, in one line, rather than after the library's pool gave up waiting
         from infra.store.server import check_server  # PostgreSQL's driver, for it alone
 
-        check_server(settings.postgres_conninfo(), settings.describe())
+        check_server(settings.postgres_conninfo(), settings.describe(), settings.postgres_schema)
     store_env = settings.store_env()  # the store's own path first, then the key's
     if settings.key_provider == "file" and provider is None:
         file_setting("BACKCHECK_MASTER_KEY_FILE", settings.master_key_path, "master key")

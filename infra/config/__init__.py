@@ -93,6 +93,7 @@ from infra.config.parsing import (
     key_provider_settings,
     oidc_settings,
     parse_bootstrap,
+    parse_database_url,
     parse_origin,
     parse_public_url,
     parse_retention,
@@ -169,7 +170,7 @@ class Settings(BaseModel):
         env = sources.get
         values: dict[str, object] = {}
         if url := env("BACKCHECK_DATABASE_URL"):
-            values["database_url"] = url
+            values["database_url"] = parse_database_url(url)
         if data_dir := env("BACKCHECK_DATA_DIR"):
             values["data_dir"] = Path(data_dir).expanduser()
         if key := env("BACKCHECK_SIGNING_KEY"):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from services.access import Role
 
@@ -364,3 +365,26 @@ def parse_witness_keys(text: str) -> tuple[str, ...]:
         names.add(verifier.name)
         keys.append(verifier.vkey)
     return tuple(keys)
+
+
+# A schema's name as the store's statements use it, unquoted: PostgreSQL folds an unquoted
+# name to lower case, so only a name it keeps as written is taken.
+_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def parse_database_url(url: str) -> str:
+    """BACKCHECK_DATABASE_URL, its PostgreSQL `schema` checked (ConfigError naming the rule):
+    a name the store's statements can use as it is written."""
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        return url
+    schemas = parse_qs(parts.query).get("schema", [])
+    if len(schemas) > 1:
+        raise ConfigError("BACKCHECK_DATABASE_URL: schema is given more than once")
+    if schemas and not _SCHEMA.fullmatch(schemas[0]):
+        raise ConfigError(
+            f"BACKCHECK_DATABASE_URL: schema {schemas[0]!r} cannot be used: lower-case letters, "
+            "digits and _, beginning with a letter or _, at most 63 (PostgreSQL folds other "
+            "names to lower case)"
+        )
+    return url

@@ -34,20 +34,30 @@ class StoreMisconfiguredError(StoreUnavailableError):
     """The server answered and refused the database, user or password (exit 78)."""
 
 
-def check_server(conninfo: str, where: str) -> None:
+def check_server(conninfo: str, where: str, schema: str = "public") -> None:
     """Connects once to the server `conninfo` names (`where`, as a person would read it), or
-    raises the error that says why not. How long it may take is in `conninfo`
+    raises the error that says why not, and makes sure the store's `schema` is there (the
+    store makes its tables, not the schema: a misspelt name would otherwise end in the
+    driver's traceback, or in tables made elsewhere). How long it may take is in `conninfo`
     (`connect_timeout`, infra/config). A server that answered but cannot take us just now
     (all connection slots taken, starting up) is left to the library's pool, which waits for
     it as before."""
     try:
-        with psycopg.connect(conninfo):
-            return
+        with psycopg.connect(conninfo) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)
+            ).fetchone()
     except psycopg.OperationalError as e:
         error = store_error(e, where)
         if isinstance(error, StoreUnreachableError) and "FATAL" in str(e):
             return  # it answered: busy, not gone
         raise error from None
+    if found is None:
+        raise StoreMisconfiguredError(
+            f"BACKCHECK_DATABASE_URL: {where} has no schema {schema!r}: create it "
+            f"(CREATE SCHEMA {schema}) or name one that exists; `backcheck store migrate` "
+            "makes its target's"
+        )
 
 
 def store_error(error: psycopg.OperationalError, where: str) -> StoreUnavailableError:
