@@ -30,7 +30,7 @@ from infra.audit.checkpoint import (
 )
 from infra.audit.cosigned import CosignedCheckpoints
 from infra.audit.evidence import BundleError, BundleVerdict
-from infra.audit.evidence_v2 import make_bundle, read_bundle
+from infra.audit.evidence_v2 import is_bundle, make_bundle, read_bundle
 from infra.audit.log_checkpoint import SUFFIX as NOTE_SUFFIX
 from infra.audit.log_checkpoint import (
     SignedCheckpoint,
@@ -264,6 +264,11 @@ def verify_bundle_file(path: Path, public_key: Path, settings: Settings) -> Bund
         raise BundleError(f"{path}: {e.strerror or e}") from None
     if len(data) > independent.MAX_BUNDLE:
         raise BundleError(f"{path}: over {independent.MAX_BUNDLE} bytes")
+    if not is_bundle(data):
+        raise BundleError(
+            f"{path}: not an evidence bundle (its first line is neither "
+            f"{independent.FORMAT!r} nor a backcheck.evidence.v1 body)"
+        )
     return read_bundle(data, key, settings.origin)
 
 

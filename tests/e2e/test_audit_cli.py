@@ -141,3 +141,31 @@ def test_as_of_rebuilds_the_overview_and_names_a_bad_time(officer: dict[str, str
     assert before.stdout == ""  # nothing had happened yet in 2000
     assert bad.returncode == 2
     assert "not an ISO 8601 time" in bad.stderr
+
+
+def test_a_file_that_is_no_bundle_is_unusable_input_exit_2_naming_it(tmp_path: Path) -> None:
+    env = {"BACKCHECK_DATA_DIR": str(tmp_path / "data")}
+    assert run(env, "audit", "keygen").returncode == 0
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
+
+    result = run(env, "audit", "verify", "--bundle", str(passwd))
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"Evidence bundle unusable (bundle): {passwd}: not an evidence bundle (its first line "
+        "is neither 'backcheck.evidence.v2' nor a backcheck.evidence.v1 body)\n"
+    )
+
+
+def test_a_checkpoint_file_that_is_not_there_is_named_with_the_usual_prefix(
+    officer: dict[str, str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nope.note"
+
+    result = run(officer, "audit", "verify", "-c", str(missing))
+
+    assert result.returncode == 2
+    assert (
+        result.stderr == f"Checkpoint or key unusable (checkpoint): no checkpoint file {missing}\n"
+    )
