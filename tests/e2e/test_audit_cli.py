@@ -169,3 +169,17 @@ def test_a_checkpoint_file_that_is_not_there_is_named_with_the_usual_prefix(
     assert (
         result.stderr == f"Checkpoint or key unusable (checkpoint): no checkpoint file {missing}\n"
     )
+
+
+def test_the_dashboard_shows_the_checkpoint_note_kept(officer: dict[str, str]) -> None:
+    assert run(officer, "audit", "checkpoint").returncode == 0
+    kept = next(Path(officer["BACKCHECK_DATA_DIR"], "checkpoints").glob("*.note"))
+    size = parse_checkpoint(parse_note(kept.read_bytes()).text).size
+
+    text = run(officer, "dashboard")
+    machine = run(officer, "dashboard", "--json")
+
+    assert text.returncode == 0, text.stderr
+    assert f"chain: last checkpoint at position {size} ({size} records)" in text.stdout
+    chain = json.loads(machine.stdout)["chain"]
+    assert (chain["last_checkpoint_position"], chain["last_checkpoint_size"]) == (size, size)
