@@ -30,6 +30,7 @@ from infra.cli import (  # noqa: F401
     store,
     subject,
     use_case,
+    verify,
     views,
     witness,
 )
