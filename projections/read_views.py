@@ -82,7 +82,10 @@ class ReadViews(ReportHandlers):
     #    erasure too; the access log names no third party
     # 8: a profile's, an investigation's and a report's row keep their aggregate's version,
     #    and a principal has a row of its version (projections/versions.py)
-    version = 8
+    # 9: the access log names the deciding policies, the consents relied on and a break-glass
+    #    justification, a disclosure's own id and no made-up role; a consent's row holds the
+    #    signed document's hash
+    version = 9
     # Every row belongs to the subject of the events that change it: a worker applies each
     # partition's candidates apart from the others'.
     shared_rows = False
@@ -236,6 +239,7 @@ class ReadViews(ReportHandlers):
             "withdrawn_at": None,
             "expired": False,
             "relied_on_by": [],
+            "document_sha256": None,
         }
         rows.put("consent", str(event.originator_id), event.candidate_id, doc)
 
@@ -247,6 +251,7 @@ class ReadViews(ReportHandlers):
             granted=True,
             valid_from=iso(event.valid_from),
             valid_until=iso(event.valid_until),
+            document_sha256=event.document_sha256,
         )
 
     def consent_withdrawn(self, event: Any, rows: Rows) -> None:
