@@ -24,6 +24,18 @@ A refusal no policy named is listed under policy `(none)`, as the dashboard coun
 are percent-encoded in view names, so no principal or policy id can pass for another filter.
 A read refused under k policies has 2 + 2k rows. They hold what the access log's row does:
 ids, principal, role, purpose, view, categories and policy ids, never a value.
+
+Every read and disclosure, across subjects, is listed by time for `audit reads` ("what did
+hr:anna see between T1 and T2"), the same way, each row the access log's with its candidate
+and its time as the key has it (fixed-width UTC, so a page ends at a moment by its text):
+
+    list:reads                                          every read and disclosure
+    list:reads|principal=<p>                            those of principal p
+    list:reads|refused                                  the refused reads
+    list:reads|principal=<p>|refused                    those of principal p
+
+so a read has 2 rows more (4 when refused), and a page of any of them, between two times, is
+one range of the primary key.
 """
 
 from __future__ import annotations
@@ -40,6 +52,7 @@ from projections.tally import day_of
 
 LOG_VIEW = "access"  # who read what, when, why: the access log
 REFUSAL_PREFIX = "list:refusal:"  # the refused reads by day (and principal, and policy)
+READS_PREFIX = "list:reads"  # every read and disclosure by time (and principal, refused)
 NO_POLICY = "(none)"  # the policy a refusal that named none is counted and listed under
 # A report disclosure's own id: uuid5 of "<report id>:<event version>" in this namespace.
 DISCLOSURE_NAMESPACE = UUID("5d0e8a3c-7b41-4f26-9c8e-1a2b3c4d5e6f")
@@ -54,6 +67,15 @@ def refusal_view(day: str, principal: str | None = None, policy: str | None = No
     if policy is not None:
         view += "|policy=" + quote(policy, safe="")
     return view
+
+
+def reads_view(principal: str | None = None, *, refused: bool = False) -> str:
+    """The view listing every read and disclosure by time, of `principal` when given, only
+    the refused reads when `refused`."""
+    view = READS_PREFIX
+    if principal is not None:
+        view += "|principal=" + quote(principal, safe=":@")
+    return view + "|refused" if refused else view
 
 
 def report_disclosure_id(report_id: UUID, version: int) -> UUID:
@@ -160,3 +182,11 @@ def _log(rows: Rows, event: Any, position: int, access_id: UUID, **entry: Any) -
     key = f"{event.originator_id}:{event.originator_version}"
     doc = {"access_id": str(access_id), "at": iso(event.timestamp), "position": position, **entry}
     rows.put(LOG_VIEW, key, event.candidate_id, doc)
+    when = stamp(event.timestamp)  # fixed width, as the key: a page ends at a time by its text
+    listed = {**doc, "at": when, "candidate_id": str(event.candidate_id)}
+    at = f"{when}|{access_id}"
+    refused = entry["outcome"] == AccessOutcome.REFUSED.value
+    for principal in (None, str(entry["principal"])):
+        for only_refused in (False, True) if refused else (False,):
+            view = reads_view(principal, refused=only_refused)
+            rows.put(view, at, event.candidate_id, dict(listed))

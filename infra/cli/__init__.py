@@ -24,6 +24,7 @@ from infra.cli import (  # noqa: F401
     principals,
     proofs,
     read,
+    reads,
     retention,
     scheduler,
     serve,
