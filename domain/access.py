@@ -2,7 +2,8 @@
 
 An access event says who read, in which role, for which purpose, about whom, which categories
 were returned and which withheld, what was decided and by which policies (and which policy
-set), and under which consents. It never holds a personal value.
+set), and under which consents (none for a refused read: it relied on nothing). It never
+holds a personal value.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class Access(TimeOrderedIds, SubjectAggregate):
             outcome=AccessOutcome(outcome).value,  # stored as its text
             policy_ids=policy_ids,
             policy_set_hash=policy_set_hash,
-            consent_ids=consent_ids,
+            consent_ids=relied_on(AccessOutcome(outcome).value, consent_ids),
             break_glass=break_glass,
             authentication=_authentication(authentication),
         )
@@ -146,6 +147,14 @@ class Access(TimeOrderedIds, SubjectAggregate):
 
 
 _RECORDED: type[AggregateCreated] = Access.Recorded
+
+
+def relied_on(outcome: str, consent_ids: tuple[UUID, ...]) -> tuple[UUID, ...]:
+    """The consents a read relied on: those in force it was decided under, none for a refused
+    read, which returned nothing. (Records made before this rule named, for a refusal, the
+    consents in force when it was refused; they are stored as they are, and read as relying
+    on none.)"""
+    return () if outcome == AccessOutcome.REFUSED.value else tuple(consent_ids)
 
 
 @functools.lru_cache(maxsize=1024)

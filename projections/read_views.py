@@ -27,6 +27,7 @@ from domain.investigation import InvestigationStatus
 from projections import events as ev
 from projections.access_log import (
     LOG_VIEW,
+    READS_PREFIX,
     REFUSAL_PREFIX,
     list_refusal,
     log_data_disclosure,
@@ -54,8 +55,9 @@ VIEWS = ("profile", "consent", "investigation", "report", LOG_VIEW, PRINCIPAL_VI
 # Views whose rows never hold a personal value: the access log names categories, not values;
 # a principal's row, its version alone.
 PLAIN_VIEWS = frozenset({LOG_VIEW, PRINCIPAL_VIEW}) | LIST_VIEWS
-# ... and the views named per day (and principal, policy), known by the start of their name.
-PLAIN_PREFIXES = (REFUSAL_PREFIX,)
+# ... and the views named per day (and principal, policy), or listing the reads by time
+# (and principal), known by the start of their name.
+PLAIN_PREFIXES = (REFUSAL_PREFIX, READS_PREFIX)
 
 Handler = Callable[[Any, Rows], None]
 
@@ -82,7 +84,11 @@ class ReadViews(ReportHandlers):
     #    erasure too; the access log names no third party
     # 8: a profile's, an investigation's and a report's row keep their aggregate's version,
     #    and a principal has a row of its version (projections/versions.py)
-    version = 8
+    # 9: the access log names the deciding policies, the consents relied on and a break-glass
+    #    justification, a disclosure's own id and no made-up role; every read and disclosure
+    #    is listed by time (and principal, refused: access_log.py); a consent's row holds the
+    #    signed document's hash
+    version = 9
     # Every row belongs to the subject of the events that change it: a worker applies each
     # partition's candidates apart from the others'.
     shared_rows = False
@@ -236,6 +242,7 @@ class ReadViews(ReportHandlers):
             "withdrawn_at": None,
             "expired": False,
             "relied_on_by": [],
+            "document_sha256": None,
         }
         rows.put("consent", str(event.originator_id), event.candidate_id, doc)
 
@@ -247,6 +254,7 @@ class ReadViews(ReportHandlers):
             granted=True,
             valid_from=iso(event.valid_from),
             valid_until=iso(event.valid_until),
+            document_sha256=event.document_sha256,
         )
 
     def consent_withdrawn(self, event: Any, rows: Rows) -> None:

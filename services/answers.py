@@ -34,24 +34,30 @@ from services.unit import receiving_now
 Doc = dict[str, Any]
 
 
+def access_entry(e: Doc) -> AccessEntry:
+    """One row of the access log (or of its lists by time) as answered."""
+    return AccessEntry(
+        access_id=UUID(e["access_id"]),
+        at=datetime.fromisoformat(e["at"]),
+        position=int(e["position"]),
+        principal=e["principal"],
+        authentication=e["authentication"],
+        role=e["role"],
+        purpose=e["purpose"],
+        view=e["view"],
+        returned=e["returned"],
+        withheld=e["withheld"],
+        outcome=e["outcome"],
+        break_glass=e["break_glass"],
+        policy_ids=e["policy_ids"],
+        consent_ids=[UUID(c) for c in e["consent_ids"]],
+    )
+
+
 def access_entries(views: ReadModel, key: str) -> list[AccessEntry]:
     """The access log's rows for one subject, in log order."""
     found = views.of_subject(LOG_VIEW, key)
-    return [
-        AccessEntry(
-            access_id=UUID(e["access_id"]),
-            at=datetime.fromisoformat(e["at"]),
-            principal=e["principal"],
-            authentication=e["authentication"],
-            role=e["role"],
-            purpose=e["purpose"],
-            view=e["view"],
-            returned=e["returned"],
-            withheld=e["withheld"],
-            outcome=e["outcome"],
-        )
-        for e in sorted(found, key=lambda e: int(e["position"]))
-    ]
+    return [access_entry(e) for e in sorted(found, key=lambda e: int(e["position"]))]
 
 
 def access_record(
@@ -222,4 +228,5 @@ def consent_entry(doc: Doc, now: datetime) -> ConsentEntry:
         valid_until=at("valid_until"),
         withdrawn_at=at("withdrawn_at"),
         relied_on_by=[UUID(i) for i in doc["relied_on_by"]],
+        document_sha256=doc["document_sha256"],
     )

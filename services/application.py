@@ -10,6 +10,7 @@ from services.history import HistoryQueries
 from services.investigations import InvestigationUseCases
 from services.lists import ListQueries
 from services.principals import PrincipalUseCases
+from services.read_log import ReadLogQueries
 from services.redrives import RedriveUseCases
 from services.refusals import RefusalQueries
 from services.reports import ReportUseCases
@@ -29,6 +30,7 @@ class Backcheck(
     ReportUseCases,
     AuditReads,
     RefusalQueries,  # and the dashboard's queries (services/dashboard.py)
+    ReadLogQueries,  # the recorded reads by time (`backcheck audit reads`)
     RetentionUseCases,
     HistoryQueries,
     PrincipalUseCases,

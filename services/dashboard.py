@@ -113,8 +113,17 @@ class ChainHealth(Result):
     """The last signed checkpoint of the chain, as kept for the outside witness. Nothing
     records a verification yet: `last_verified_at` stays None until something does."""
 
-    last_checkpoint_position: int | None = None
-    last_checkpoint_at: datetime | None = None
+    last_checkpoint_position: int | None = Field(
+        default=None, description="the last record it covers (none: no checkpoint kept)"
+    )
+    last_checkpoint_size: int | None = Field(
+        default=None,
+        description="the records its signed tree holds (a checkpoint note; none for the JSON "
+        "checkpoints kept before, which sign a position)",
+    )
+    last_checkpoint_at: datetime | None = Field(
+        default=None, description="when it was signed (a note: when it was kept)"
+    )
     last_checkpoint_age_seconds: float | None = None
     events_since_checkpoint: int | None = None
     last_verified_at: datetime | None = None
@@ -309,12 +318,11 @@ def _daily(row: dict[str, Any]) -> list[DailyPoint]:
 
 def _chain(chain: ChainHealth, head: int, now: datetime) -> ChainHealth:
     """The caller's checkpoint, with its age and the events written since, as of now."""
-    if chain.last_checkpoint_position is None:
-        return chain
+    position = chain.last_checkpoint_position
     age = (now - chain.last_checkpoint_at).total_seconds() if chain.last_checkpoint_at else None
     return chain.model_copy(
         update={
             "last_checkpoint_age_seconds": age,
-            "events_since_checkpoint": max(head - chain.last_checkpoint_position, 0),
+            "events_since_checkpoint": None if position is None else max(head - position, 0),
         }
     )

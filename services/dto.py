@@ -660,20 +660,36 @@ class RecordDisclosure(Command):
 
 
 class AccessEntry(Result):
-    access_id: UUID
+    access_id: UUID = Field(
+        description="the read's or disclosure's own id (a report's disclosure: uuid5 of the "
+        "report and its event's version)"
+    )
     at: datetime
+    position: int = Field(description="the event's place in the log (`audit prove --position`)")
     principal: str
     authentication: str | None = Field(
         description="how the principal was authenticated: token, oidc, portal-link, operator "
         "(the command line on the store's machine: stated, not verified) or asserted (a "
         "service's command); none for a report's disclosure, which is a command, not a read"
     )
-    role: str
+    role: str | None = Field(
+        description="the role the principal read in; none for a disclosure, whose event "
+        "records who handed the data over but not in which role"
+    )
     purpose: str
     view: str
-    returned: list[str]
+    returned: list[str] = Field(description="the data categories returned (or handed over)")
     withheld: list[str]
     outcome: str
+    break_glass: str | None = Field(
+        default=None, description="a break-glass read: the justification recorded"
+    )
+    policy_ids: list[str] = Field(default_factory=list, description="the deciding policies")
+    consent_ids: list[UUID] = Field(
+        default_factory=list,
+        description="the consents relied on (none for a refused read; a report's disclosure: "
+        "the consent the report was compiled under)",
+    )
 
 
 class WholeViewRead(Reader):
@@ -714,6 +730,9 @@ class ConsentEntry(Result):
     valid_until: datetime | None
     withdrawn_at: datetime | None
     relied_on_by: list[UUID] = Field(description="the investigations relying on it")
+    document_sha256: str | None = Field(
+        default=None, description="SHA-256 of the document the candidate signed; none before"
+    )
 
 
 class ConsentRegisterView(Result):

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from domain.access import Access, relied_on
 from domain.classification import PersonalField
 from domain.consent import Consent
 from projections import events as ev
@@ -258,6 +259,14 @@ def timeline(events: Iterator[tuple[int, Any]], candidate_id: UUID) -> Iterator[
             event=name,
             aggregate_id=event.originator_id,
             consent_id=getattr(event, "consent_id", None)
-            or next(iter(getattr(event, "consent_ids", ())), None)  # a read: the consent relied on
+            or next(iter(_relied_on(event)), None)  # a read: the consent relied on
             or consent_of.get(event.originator_id),
         )
+
+
+def _relied_on(event: Any) -> tuple[UUID, ...]:
+    """The consents a read relied on: none for a refusal, whatever a record made before the
+    rule named (domain/access.py `relied_on`)."""
+    if not isinstance(event, Access.Recorded):
+        return ()
+    return relied_on(event.outcome, event.consent_ids)

@@ -37,10 +37,7 @@ class CosignedCheckpoints:
     def __init__(self, settings: Settings, signer: Signer, required: int) -> None:
         self.witnesses = configured(settings.witness_keys)
         if not 1 <= required <= len(self.witnesses):
-            raise CosignatureError(
-                f"--witnesses-required {required}: must be 1 to the {len(self.witnesses)} "
-                f"witness(es) configured ({VARIABLE})"
-            )
+            raise CosignatureError(_not_required(required, len(self.witnesses)))
         self.settings, self.signer, self.required = settings, signer, required
 
     def pick(self, tree: LogTree, need: int) -> SignedCheckpoint:
@@ -87,3 +84,20 @@ class CosignedCheckpoints:
         with open_source(self.settings) as source:
             tree = LogTree(source)
             self._lines(tree, tree.leaf_index(max(positions)) + 1)  # the lines: checked in pick
+
+
+def _not_required(required: int, configured: int) -> str:
+    """Why `required` cosignatures cannot be asked of `configured` witnesses, and what to do."""
+    asked = f"--witnesses-required {required}"
+    if configured == 0:
+        return (
+            f"{asked}: no witness is configured ({VARIABLE} is empty), so no checkpoint can "
+            f"carry a cosignature; set {VARIABLE} to the witnesses' vkeys, or export without "
+            "--witnesses-required"
+        )
+    if required < 1:
+        return f"{asked}: ask for at least 1 cosignature, or export without --witnesses-required"
+    return (
+        f"{asked}: only {configured} witness(es) are configured ({VARIABLE}), so no checkpoint "
+        f"can carry {required} cosignatures; ask for 1 to {configured}, or configure more"
+    )

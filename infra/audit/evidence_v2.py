@@ -134,6 +134,13 @@ def is_v2(data: bytes) -> bool:
     return data.startswith(KIND.encode() + b"\n")
 
 
+def is_bundle(data: bytes) -> bool:
+    """An evidence bundle of either version, by its first line alone: v2's format line, or a
+    v1 body (a JSON object naming its kind). Anything else is no bundle to judge."""
+    first = data[: data.find(b"\n")] if b"\n" in data else data
+    return is_v2(data) or (first.startswith(b"{") and b'"type":"backcheck.evidence.v1"' in first)
+
+
 def _vkey(data: bytes, public_key: Ed25519PublicKey, fallback: str) -> str:
     """The trusted key as a vkey, under the name the bundle's signature lines give it (the
     trust is in the key; its name is the log's origin, whichever the exporter had). Only the

@@ -17,36 +17,31 @@ from uuid import UUID
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from infra.audit import holding
 from infra.audit import verify_bundle as independent
 from infra.audit.checkpoint import (
     Checkpoint,
     CheckpointError,
-    check_signature,
     generate_keys,
     key_id,
     load_private_key,
     load_public_key,
-    parse,
 )
 from infra.audit.cosigned import CosignedCheckpoints
 from infra.audit.evidence import BundleError, BundleVerdict
-from infra.audit.evidence_v2 import make_bundle, read_bundle
+from infra.audit.evidence_v2 import is_bundle, make_bundle, read_bundle
 from infra.audit.log_checkpoint import SUFFIX as NOTE_SUFFIX
 from infra.audit.log_checkpoint import (
     SignedCheckpoint,
-    against_tree,
-    is_note,
     parse_checkpoint_note,
     sign_tree,
-    signed_by,
     signer,
 )
-from infra.audit.log_checkpoint import check_signature as check_note_signature
 from infra.audit.log_tree import LogTree
 from infra.audit.notes import ED25519, Verifier
 from infra.audit.notes import Checkpoint as NoteCheckpoint
 from infra.audit.outputs import check_directory, check_output, free_name, write_output
-from infra.audit.verification import Problem, Verdict, open_source, verify
+from infra.audit.verification import Verdict, open_source, verify
 from infra.config import Settings
 from infra.ops import metrics
 from services.application import Backcheck
@@ -160,21 +155,13 @@ def check_checkpoint_output(settings: Settings, out: Path | None, *, force: bool
         check_output(settings, out, force=force)
 
 
-def _read_checkpoint(path: Path) -> bytes:
-    try:
-        with path.open("rb") as f:
-            return f.read(1 << 20)
-    except FileNotFoundError:
-        raise CheckpointError(f"no checkpoint file {path}") from None
-    except OSError as e:
-        raise CheckpointError(f"{path}: the checkpoint cannot be read: {e.strerror}") from None
-
-
 class StoreVerification:
     """The whole chain recomputed and held to trusted checkpoints: the files given, or else
-    every checkpoint kept in DATA_DIR/checkpoints. A checkpoint whose signature fails is a
-    problem of the verdict, not a reason to stop; one kept here but signed by another key (a
-    pair replaced by `keygen --force`) is skipped, and named in `skipped`."""
+    every checkpoint kept in DATA_DIR/checkpoints, each to the key that signed it (the trusted
+    key, or one `keygen --force` replaced, kept beside it: `holding.py`). A kept checkpoint
+    whose key is not found is not held, and named in the verdict (`unheld`, `skipped`); a
+    checkpoint given, or kept, whose signature does not verify cannot be used
+    (CheckpointError naming it, before anything is verified)."""
 
     def __init__(
         self,
@@ -185,34 +172,16 @@ class StoreVerification:
     ) -> None:
         kept = not checkpoint_files
         files = list(checkpoint_files or kept_checkpoints(settings))
-        self.checkpoints: list[Checkpoint] = []
-        self.notes: list[tuple[Path, NoteCheckpoint]] = []
-        self.refused: list[Problem] = []
-        self.skipped: list[Path] = []
+        found = holding.Checkpoints([], [], [])
         if files:
-            key = load_public_key(public_key or settings.verify_key_path)
-            for path in files:
-                data = _read_checkpoint(path)
-                if is_note(data):
-                    note, signed = parse_checkpoint_note(data, str(path))
-                    if kept and not signed_by(note, signed, key):
-                        self.skipped.append(path)
-                        continue
-                    problem = check_note_signature(note, signed, key)
-                    if problem:
-                        self.refused.append(Problem(0, "checkpoint", f"{path}: {problem}"))
-                    else:
-                        self.notes.append((path, signed))
-                    continue
-                cp = parse(data.decode(errors="replace"), str(path))
-                if kept and cp.key_id != key_id(key):
-                    self.skipped.append(path)
-                    continue
-                problem = check_signature(cp, key)
-                if problem:
-                    self.refused.append(Problem(cp.position, "checkpoint", f"{path}: {problem}"))
-                else:
-                    self.checkpoints.append(cp)
+            keyring = holding.Keyring.of(
+                public_key or settings.verify_key_path, retired=public_key is None
+            )
+            found = holding.load(files, keyring, kept=kept)
+        self.checkpoints: list[Checkpoint] = found.json
+        self.notes: list[tuple[Path, NoteCheckpoint]] = found.notes
+        self.unheld = found.unheld
+        self.skipped: list[Path] = [Path(u.checkpoint) for u in found.unheld]
         self.settings = settings
         self.source = open_source(settings)
         try:
@@ -229,15 +198,12 @@ class StoreVerification:
             progress,
             opener=functools.partial(open_source, self.settings),
             workers=self.workers,
+            sizes=[signed.size for _, signed in self.notes],
         )
-        verdict.problems.extend(self.refused)
-        verdict.checkpoints += len(self.refused) + len(self.notes)
-        if self.notes:  # each note's root against the stored tree head of its size
-            tree = LogTree(self.source)
-            for path, signed in self.notes:
-                found = against_tree(signed, tree)
-                if found is not None:
-                    verdict.problems.append(Problem(found[0], "checkpoint", f"{path}: {found[1]}"))
+        verdict.checkpoints += len(self.notes)
+        holding.hold_notes(verdict, self.notes, LogTree(self.source))
+        holding.bound(verdict)
+        verdict.unheld = list(self.unheld)
         metrics.chain_verified(verdict.intact)
         return verdict
 
@@ -264,6 +230,11 @@ def verify_bundle_file(path: Path, public_key: Path, settings: Settings) -> Bund
         raise BundleError(f"{path}: {e.strerror or e}") from None
     if len(data) > independent.MAX_BUNDLE:
         raise BundleError(f"{path}: over {independent.MAX_BUNDLE} bytes")
+    if not is_bundle(data):
+        raise BundleError(
+            f"{path}: not an evidence bundle (its first line is neither "
+            f"{independent.FORMAT!r} nor a backcheck.evidence.v1 body)"
+        )
     return read_bundle(data, key, settings.origin)
 
 

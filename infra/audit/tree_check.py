@@ -10,16 +10,21 @@ and, for a leaf, the record's position. A row missing, one for no record, or one
 is named by the position of the first record it covers. A tree not built this far (a store
 chained before the tree, `audit tree-backfill` not yet run) is named too: then the tree and the
 chain do not agree on what the log holds.
+
+On the way it keeps the root of the records' own tree at each size asked for (`heads`): the
+checkpoint notes are held to those, not to the stored tree, so a stored node changed alone is
+the tree's fault, never the records'; the tree is rebuilt on past a departure while a size
+asked for is still ahead.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
 from infra.audit.c_core import accelerated
-from infra.audit.merkle import Frontier
+from infra.audit.merkle import EMPTY_ROOT, Frontier
 from infra.store.tree import TreeRow, grow
 
 Matches = Callable[[list[tuple[int, bytes]], int, bytes, bytes, list[TreeRow]], bool]
@@ -39,17 +44,38 @@ def _what(leaf: int, level: int, positions: array[int]) -> str:
 
 class TreeCheck:
     """The stored tree's rows (`RecordSource.tree_rows()`, in (leaf, level) order) checked
-    against the tree of the records fed in log order; `found` is the first departure."""
+    against the tree of the records fed in log order; `found` is the first departure, and
+    `heads` the records' tree head (root, last record's position) at each of `sizes`."""
 
-    def __init__(self, rows: Iterator[TreeRow]) -> None:
+    def __init__(self, rows: Iterator[TreeRow], sizes: Iterable[int] = ()) -> None:
         self.rows = rows
         self.frontier = Frontier()
         self.positions: array[int] = array("q")
         self.found: Found | None = None
+        self.sizes = sorted(set(sizes))
+        self.heads: dict[int, tuple[bytes, int]] = {0: (EMPTY_ROOT, 0)} if 0 in self.sizes else {}
 
     def feed(self, positions: bytes, digests: bytes) -> None:
-        """The next records: their positions (array "q" bytes) and digests (32 bytes each)."""
+        """The next records: their positions (array "q" bytes) and digests (32 bytes each),
+        cut where a size asked for falls, so its head is taken there."""
+        start, count = self.frontier.size, len(digests) // 32
+        cuts = [size - start for size in self.sizes if start < size <= start + count]
+        at = 0
+        for cut in [*cuts, count]:
+            if cut > at:
+                self._feed(positions[at * 8 : cut * 8], digests[at * 32 : cut * 32])
+            at = cut
+            size = start + cut
+            if cut in cuts and self.frontier.size == size:
+                self.heads[size] = (self.frontier.root(), self.positions[size - 1])
+
+    def _feed(self, positions: bytes, digests: bytes) -> None:
         if self.found is not None:
+            if self.sizes and self.sizes[-1] > self.frontier.size:  # heads still to take
+                first = len(self.positions)
+                self.positions.frombytes(positions)
+                ds = [digests[i : i + 32] for i in range(0, len(digests), 32)]
+                grow(self.frontier, self.positions[first:], ds)
             return
         first = len(self.positions)
         self.positions.frombytes(positions)

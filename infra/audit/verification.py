@@ -8,7 +8,9 @@ chained:
     missing     a link whose record is gone, or a link naming a previous position that is gone
     changed     the record's bytes (or its link) differ from what was chained
     reordered   the record chained at this position now sits at another position
-    checkpoint  a signed checkpoint disagrees with the chain (history rewritten, or cut short)
+    checkpoint  a signed checkpoint disagrees with the records (history rewritten, or cut
+                short); where only the checkpoint's boundary can be proven, the problem says
+                so (`after`: the change lies after that position, up to the checkpoint's)
     tree        the stored Merkle tree departs from the tree of the stored records' digests
                 (`tree_check.py`: the first leaf or node that does)
     key missing a data key values were sealed with is gone, and no erasure of it is recorded
@@ -46,6 +48,18 @@ class Problem:
     position: int
     kind: str
     detail: str
+    # None: `position` is where the history departs. A number: only that the history up to
+    # `position` differs is proven, and the change lies after `after` (0: anywhere up to it).
+    after: int | None = None
+
+
+@dataclass(frozen=True)
+class Unheld:
+    """A kept checkpoint the chain could not be held to, and why (its key is not kept)."""
+
+    checkpoint: str
+    key_id: str
+    reason: str
 
 
 @dataclass
@@ -53,7 +67,10 @@ class Verdict:
     checked: int = 0
     head: Head = field(default_factory=lambda: Head(0, GENESIS))
     problems: list[Problem] = field(default_factory=list)
-    checkpoints: int = 0
+    checkpoints: int = 0  # held to the records (each holds, or is a problem)
+    unheld: list[Unheld] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)  # positions up to which a checkpoint holds
+    heads: dict[int, tuple[bytes, int]] = field(default_factory=dict)  # records' tree heads
 
     @property
     def intact(self) -> bool:
@@ -72,6 +89,7 @@ class Verdict:
             "checkpoints": self.checkpoints,
             "first_bad_position": first.position if first else None,
             "problems": [p.__dict__ for p in sorted(self.problems, key=lambda p: p.position)],
+            "unheld": [u.__dict__ for u in self.unheld],
         }
 
 
@@ -212,12 +230,14 @@ def verify(
     opener: Callable[[], RecordSource] | None = None,
     workers: int = 1,
     chunk: int = 100_000,
+    sizes: Iterable[int] = (),
 ) -> Verdict:
     """Recompute every link, compare with the stored chain and the given checkpoints.
 
     The log is cut into chunks of positions; with an `opener` (a picklable function that opens
     another connection to the same store) and `workers` > 1 the chunks run in parallel
-    processes. Results are merged in order, so the verdict does not depend on the split."""
+    processes. Results are merged in order, so the verdict does not depend on the split.
+    The records' own tree head at each of `sizes` is kept in `heads` (for checkpoint notes)."""
     verdict = Verdict(checkpoints=len(checkpoints))
     pinned = {c.position: c for c in checkpoints}
     keys = frozenset(pinned)
@@ -228,7 +248,7 @@ def verify(
     bounds[-1] = (bounds[-1][0], None)  # the last chunk takes whatever sits beyond
     # The tree's pass takes each range's digests as it arrives, in log order, while the
     # workers go on with the next ranges: the same pass whatever the split.
-    tree_check = TreeCheck(source.tree_rows())
+    tree_check = TreeCheck(source.tree_rows(), sizes)
     if workers > 1 and opener is not None and len(bounds) > 1:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
         with pool:
@@ -248,6 +268,7 @@ def verify(
             tree_check,
         )
     tree = tree_check.result()
+    verdict.heads = tree_check.heads
     for position, cp in pinned.items():
         stored = merged.get(position)
         if stored is None:
@@ -257,6 +278,7 @@ def verify(
                     "checkpoint",
                     f"the checkpoint signed at {cp.time} "
                     f"covers position {position}, which the chain no longer has",
+                    after=0,
                 )
             )
         elif stored.hex() != cp.hash:
@@ -264,9 +286,13 @@ def verify(
                 Problem(
                     position,
                     "checkpoint",
-                    f"the chain at this position differs from the checkpoint signed at {cp.time}",
+                    f"the history up to the checkpoint at {position} differs from what it "
+                    f"signed at {cp.time}",
+                    after=0,
                 )
             )
+        else:
+            verdict.held.append(position)
     if tree is not None:
         verdict.problems.append(Problem(tree[0], TREE, tree[1]))
     if not verdict.problems:

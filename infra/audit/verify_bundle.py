@@ -18,7 +18,8 @@ The formats and every check are specified in docs/proofs.md; in short, in this o
 6. the bundle's own signature by the log's key, over exactly its two lines.
 
 Exit 0: valid (one line on stdout). Exit 1: invalid (one line on stderr, naming what failed
-and where). Exit 2: the command line, a key or a file cannot be used.
+and where). Exit 2: the command line, a key or a file cannot be used, or the file is no
+bundle at all (its first line is not `backcheck.evidence.v2`).
 
 This module imports nothing of the project that made the bundle, on purpose.
 """
@@ -58,6 +59,12 @@ class InvalidError(Exception):
 
 class UnusableError(Exception):
     """An argument, key or file cannot be used at all."""
+
+
+class NotABundleError(InvalidError):
+    """The file is no evidence bundle at all: its first line is not the format's. (An
+    InvalidError still, so a verifier only judging bundles refuses it the same way; the
+    command line tells it apart: unusable input, exit 2.)"""
 
 
 def shown(text: str) -> str:
@@ -351,6 +358,8 @@ def verify(
     """Every check of docs/proofs.md in its order; the summary line, or InvalidError."""
     if len(data) > MAX_BUNDLE:
         raise InvalidError(f"bundle: over {MAX_BUNDLE} bytes")
+    if not data.startswith(FORMAT.encode() + b"\n"):
+        raise NotABundleError(f"not an evidence bundle: line 1 is not {FORMAT!r}")
     try:
         bundle = Note(data.decode(), "bundle", MAX_BUNDLE)
     except UnicodeDecodeError as e:
@@ -504,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         _fail(2, f"verify_bundle: {e}")
     try:
         print(verify(data, key, witnesses, required, previous))
+    except NotABundleError as e:
+        _fail(2, f"verify_bundle: {args.bundle}: {e}")
     except InvalidError as e:
         _fail(1, f"invalid: {e}")
     except RecursionError:

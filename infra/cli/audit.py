@@ -1,5 +1,5 @@
-"""The compliance officer's tools: `audit keygen|checkpoint|verify|tree-backfill|export|timeline|
-as-of|check`.
+"""The compliance officer's tools: `audit keygen|checkpoint|tree-backfill|export|timeline|as-of|
+check` (`audit verify` in verify.py, `audit reads` in reads.py, the proofs in proofs.py).
 
 The tamper-evidence adapter (signatures, the store's drivers) is imported by the command that
 uses it, so that `backcheck audit --help` loads none of it."""
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 from uuid import UUID
 
 import typer
@@ -21,10 +21,7 @@ from rich.text import Text
 
 from domain.errors import NotFoundError
 from infra.cli.common import app, console, err, fail, load_settings, open_app, parsed
-from infra.terminal import cells, markup_safe, visible
-
-if TYPE_CHECKING:
-    from infra.audit.verification import Verdict
+from infra.terminal import cells, markup_safe
 
 audit = typer.Typer(help="The compliance officer's tools: verify, checkpoint, replay, export.")
 app.add_typer(audit, name="audit")
@@ -107,87 +104,8 @@ def checkpoint(
     console.print(f"written to {markup_safe(path)}")
 
 
-@audit.command()
-def verify(
-    checkpoint_files: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--checkpoint",
-            "-c",
-            help="a signed checkpoint to hold the chain to (default: every one kept in "
-            "DATA_DIR/checkpoints)",
-        ),
-    ] = None,
-    public_key: Annotated[
-        Path | None, typer.Option(help="the trusted checkpoint key (default: BACKCHECK_VERIFY_KEY)")
-    ] = None,
-    bundle: Annotated[
-        Path | None, typer.Option(help="verify this evidence bundle offline, not the store")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="the verdict as JSON")] = False,
-    workers: Annotated[
-        int | None,
-        typer.Option(min=1, help="processes to verify with (default: all cores on large stores)"),
-    ] = None,
-) -> None:
-    """Recompute the hash chain over every stored event and hold it to the signed checkpoints;
-    exit 0 when intact, 1 otherwise."""
-    from infra.audit.trail import StoreVerification
-    from infra.config import Settings
-
-    if bundle is not None:
-        _verify_bundle(bundle, public_key, as_json)
-        return
-    try:
-        settings = Settings.load()
-        with (
-            StoreVerification(settings, checkpoint_files, public_key, workers) as verification,
-            _bar("verifying", verification.total, hidden=as_json) as progress,
-        ):
-            verdict = verification.run(progress)
-    except Exception as e:
-        fail(e, as_json)
-        return
-    _report(verdict, [str(path) for path in verification.skipped], as_json)
-
-
-def _report(verdict: Verdict, skipped: list[str], as_json: bool) -> None:
-    if as_json:
-        sys.stdout.write(
-            json.dumps(verdict.as_dict() | ({"skipped": skipped} if skipped else {})) + "\n"
-        )
-        raise typer.Exit(0 if verdict.intact else 1)
-    if skipped:
-        err.print(
-            Text(
-                f"{len(skipped)} kept checkpoint(s) signed by another key not used (verify them "
-                f"with that key's --public-key and -c): {visible(', '.join(skipped))}"
-            )
-        )
-    if verdict.intact:
-        console.print(
-            Text.assemble(
-                ("intact", "green"),
-                f": {verdict.checked} events, head {verdict.head.position} "
-                f"{verdict.head.hash.hex()[:16]}…, {verdict.checkpoints} checkpoint(s) hold",
-            )
-        )
-    else:
-        problems = sorted(verdict.problems, key=lambda p: p.position)
-        first = problems[0]
-        err.print(
-            Text.assemble(
-                ("TAMPERED", "red"),
-                f": first bad position {first.position}: {first.kind}: {visible(first.detail)}",
-            )
-        )
-        for p in problems[1:20]:
-            err.print(Text(f"  also at {p.position}: {p.kind}: {visible(p.detail)}"))
-    raise typer.Exit(0 if verdict.intact else 1)
-
-
 @contextmanager
-def _bar(what: str, total: int, *, hidden: bool) -> Iterator[Callable[[int], None]]:
+def progress_bar(what: str, total: int, *, hidden: bool) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr while a large store is read; small ones finish before it
     would be seen."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -198,33 +116,6 @@ def _bar(what: str, total: int, *, hidden: bool) -> Iterator[Callable[[int], Non
     with Progress(description, *columns, console=err, disable=hide, transient=True) as bar:
         task = bar.add_task(what, total=total)
         yield lambda done: bar.update(task, completed=done)
-
-
-def _verify_bundle(path: Path, public_key: Path | None, as_json: bool) -> None:
-    from infra.audit.trail import verify_bundle_file
-    from infra.config import Settings
-
-    try:
-        settings = Settings.load()
-        verdict = verify_bundle_file(path, public_key or settings.verify_key_path, settings)
-    except Exception as e:
-        fail(e, as_json)
-        return
-    if as_json:
-        sys.stdout.write(json.dumps({**verdict.__dict__, "intact": verdict.intact}) + "\n")
-    elif verdict.intact:
-        console.print(
-            Text.assemble(
-                ("intact", "green"),
-                f": {verdict.events} events about {visible(verdict.subject)}, proven in "
-                f"the signed checkpoint at {verdict.checkpoint_position}",
-            )
-        )
-    else:
-        err.print(Text.assemble(("NOT VALID", "red"), f": {visible(path)}"))
-        for problem in verdict.problems:
-            err.print(Text(f"  {visible(problem)}"))
-    raise typer.Exit(0 if verdict.intact else 1)
 
 
 @audit.command("tree-backfill")
@@ -243,7 +134,7 @@ def tree_backfill(
         recorder = chained(application.recorder)
         added, left = recorder.backfill_tree(batch)
         total, done = added + left, added
-        with _bar("building the tree", total, hidden=False) as progress:
+        with progress_bar("building the tree", total, hidden=False) as progress:
             while added:
                 progress(done)
                 added, left = recorder.backfill_tree(batch)

@@ -128,14 +128,20 @@ def _print(s: DashboardSummary) -> None:
         console.print(days)
 
     ch = s.chain
-    if ch.last_checkpoint_position is None:
-        console.print("chain: no checkpoint kept yet (`backcheck audit checkpoint`)")
-    else:
+    size = f" ({ch.last_checkpoint_size} records)" if ch.last_checkpoint_size is not None else ""
+    age = f"{(ch.last_checkpoint_age_seconds or 0) / 3600:.1f} h ago"
+    if ch.last_checkpoint_position is not None:
         console.print(
-            f"chain: last checkpoint at position {ch.last_checkpoint_position}, "
-            f"{(ch.last_checkpoint_age_seconds or 0) / 3600:.1f} h ago, "
+            f"chain: last checkpoint at position {ch.last_checkpoint_position}{size}, {age}, "
             f"{ch.events_since_checkpoint} event(s) since"
         )
+    elif ch.last_checkpoint_size is not None:  # a note the stored tree does not reach
+        console.print(
+            f"chain: last checkpoint of {ch.last_checkpoint_size} records, {age}; the stored "
+            "tree does not hold that many (`backcheck audit verify`)"
+        )
+    else:
+        console.print("chain: no checkpoint kept yet (`backcheck audit checkpoint`)")
     console.print("last verification: not recorded")
 
 

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import typer
@@ -23,6 +25,9 @@ from infra.cli.common import (
     recorded_read,
 )
 from infra.terminal import cells, json_text, markup_safe
+
+if TYPE_CHECKING:
+    from services.dto import AccessEntry, ConsentTermsView
 
 subject_cli = typer.Typer(
     help="A data subject's rights and records: erasure, their access log, their consents, "
@@ -99,24 +104,37 @@ def subject_access_log(
     )
     if log is None:
         return
-    table = Table(
-        "when (UTC)", "who", "authenticated by", "role", "purpose", "view", "outcome", "withheld"
-    )
-    for e in log.entries:
+    console.print(access_table(log.entries))
+    console.print(f"{len(log.entries)} entries; this read recorded as access {log.access_id}")
+
+
+def access_table(entries: Sequence[AccessEntry], candidates: Sequence[UUID] = ()) -> Table:
+    """Reads and disclosures as a table: who, how signed in, in which role, why, what was
+    returned and withheld, the outcome (a break-glass read marked), the deciding policies and
+    the consents relied on (by the start of their id); with `candidates`, whose data each
+    entry was (in the same order)."""
+    whose = ["candidate"] if candidates else []
+    table = Table("when (UTC)", *whose, "who", "authenticated by", "role", "purpose", "view")
+    for column in ("outcome", "returned", "withheld", "policies", "consents"):
+        table.add_column(column)
+    for n, e in enumerate(entries):
         table.add_row(
             *cells(
                 e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                *([str(candidates[n])[:8]] if candidates else []),
                 e.principal,
                 e.authentication or "—",
-                e.role,
+                e.role or "—",
                 e.purpose,
                 e.view,
-                e.outcome,
-                ", ".join(e.withheld),
+                f"{e.outcome} (break-glass)" if e.break_glass else e.outcome,
+                ", ".join(e.returned) or "—",
+                ", ".join(e.withheld) or "—",
+                ", ".join(e.policy_ids) or "—",
+                ", ".join(str(c)[:8] for c in e.consent_ids) or "—",
             )
         )
-    console.print(table)
-    console.print(f"{len(log.entries)} entries; this read recorded as access {log.access_id}")
+    return table
 
 
 @subject_cli.command("consents")
@@ -146,20 +164,44 @@ def subject_consents(
     )
     if register is None:
         return
-    table = Table("consent", "status", "purposes", "checks", "valid until", "relied on by")
+    table = Table("consent", "status", "purposes", "checks", "scope", "valid", "relied on by")
+    table.add_column("document (SHA-256)", overflow="fold")
     for c in register.consents:
         table.add_row(
             *cells(
                 c.consent_id,
-                c.status,
+                c.status + (f"\nwithdrawn {_day(c.withdrawn_at)}" if c.withdrawn_at else ""),
                 ", ".join(c.terms.purposes),
                 ", ".join(c.terms.check_types),
-                c.valid_until.strftime("%Y-%m-%d") if c.valid_until else "—",
+                _scope(c.terms),
+                f"from {_day(c.valid_from)}\nuntil {_day(c.valid_until)}",
                 len(c.relied_on_by),
+                c.document_sha256 or "— (not granted)",
             )
         )
     console.print(table)
     console.print(f"{len(register.consents)} consent(s); recorded as access {register.access_id}")
+
+
+def _day(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M") if at else "—"
+
+
+def _scope(terms: ConsentTermsView) -> str:
+    """What a consent covers beyond purposes and checks, a line each, "—" for none."""
+
+    def listed(values: Sequence[str]) -> str:
+        return ", ".join(values) or "—"
+
+    return "\n".join(
+        (
+            f"categories: {listed(terms.categories)}",
+            f"referees: {listed(terms.referee_roles)}",
+            f"excluded: {listed(terms.excluded_organisations)}",
+            f"third parties: {listed(terms.third_parties)}",
+            f"recording: {'allowed' if terms.recording_allowed else 'not allowed'}",
+        )
+    )
 
 
 @subject_cli.command("export")

@@ -345,6 +345,8 @@ RESULTS: dict[str, tuple[str, JSON]] = {
                     "valid_until": "2026-05-31T09:00:00Z",
                     "withdrawn_at": None,
                     "relied_on_by": [INVESTIGATION_ID],
+                    "document_sha256": "9f86d081884c7d659a2feaa0c55ad015"
+                    "a3bf4f1b2b0b822cd15d6c15b0f00a08",
                 }
             ],
         },

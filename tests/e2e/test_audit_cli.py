@@ -62,8 +62,12 @@ def test_a_checkpoint_from_another_key_is_refused(officer: dict[str, str], tmp_p
 
     result = run(officer, "audit", "verify", "-c", str(tmp_path / "cp.note"))
 
-    assert result.returncode == 1
+    # a checkpoint the trusted key did not sign is unusable input (as `audit prove` has it),
+    # not a verdict on the store
+    assert result.returncode == 2
     assert "not by the trusted key" in result.stderr
+    assert str(tmp_path / "cp.note") in result.stderr
+    assert "TAMPERED" not in result.stderr
 
 
 def test_an_evidence_bundle_verifies_offline_and_fails_when_changed(
@@ -141,3 +145,140 @@ def test_as_of_rebuilds_the_overview_and_names_a_bad_time(officer: dict[str, str
     assert before.stdout == ""  # nothing had happened yet in 2000
     assert bad.returncode == 2
     assert "not an ISO 8601 time" in bad.stderr
+
+
+def test_a_file_that_is_no_bundle_is_unusable_input_exit_2_naming_it(tmp_path: Path) -> None:
+    env = {"BACKCHECK_DATA_DIR": str(tmp_path / "data")}
+    assert run(env, "audit", "keygen").returncode == 0
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n")
+
+    result = run(env, "audit", "verify", "--bundle", str(passwd))
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"Evidence bundle unusable (bundle): {passwd}: not an evidence bundle (its first line "
+        "is neither 'backcheck.evidence.v2' nor a backcheck.evidence.v1 body)\n"
+    )
+
+
+def test_a_checkpoint_file_that_is_not_there_is_named_with_the_usual_prefix(
+    officer: dict[str, str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nope.note"
+
+    result = run(officer, "audit", "verify", "-c", str(missing))
+
+    assert result.returncode == 2
+    assert (
+        result.stderr == f"Checkpoint or key unusable (checkpoint): no checkpoint file {missing}\n"
+    )
+
+
+def test_the_dashboard_shows_the_checkpoint_note_kept(officer: dict[str, str]) -> None:
+    assert run(officer, "audit", "checkpoint").returncode == 0
+    kept = next(Path(officer["BACKCHECK_DATA_DIR"], "checkpoints").glob("*.note"))
+    size = parse_checkpoint(parse_note(kept.read_bytes()).text).size
+
+    text = run(officer, "dashboard")
+    machine = run(officer, "dashboard", "--json")
+
+    assert text.returncode == 0, text.stderr
+    assert f"chain: last checkpoint at position {size} ({size} records)" in text.stdout
+    chain = json.loads(machine.stdout)["chain"]
+    assert (chain["last_checkpoint_position"], chain["last_checkpoint_size"]) == (size, size)
+
+
+def test_after_keygen_force_the_old_checkpoints_hold_and_without_their_key_it_says_so(
+    officer: dict[str, str],
+) -> None:
+    keys = Path(officer["BACKCHECK_DATA_DIR"], "keys")
+    assert run(officer, "audit", "checkpoint").returncode == 0
+    assert run(officer, "audit", "keygen", "--force").returncode == 0
+
+    held = run(officer, "audit", "verify")
+    (old,) = keys.glob("checkpoint-signing-*.pub")
+    old.unlink()
+    alone = run(officer, "audit", "verify")
+    machine = run(officer, "audit", "verify", "--json")
+
+    assert held.returncode == 0, held.stderr
+    assert "1 checkpoint(s) hold" in held.stdout
+    assert alone.returncode == 0, alone.stderr
+    said = " ".join(alone.stdout.split())
+    assert said.startswith("intact, but no checkpoint could be held:")
+    assert "0 checkpoint(s) hold" in said
+    assert "1 kept checkpoint(s) not held" in said
+    assert "a history rewritten with a recomputed chain would not show" in said
+    assert "not held: " in said
+    verdict = json.loads(machine.stdout)
+    assert verdict["checkpoints"] == 0
+    assert len(verdict["unheld"]) == 1
+    assert "not by the trusted key" in verdict["unheld"][0]["reason"]
+
+
+def test_a_forged_checkpoint_given_is_unusable_input_not_a_tampered_store(
+    officer: dict[str, str], tmp_path: Path
+) -> None:
+    assert run(officer, "audit", "checkpoint", "--out", str(tmp_path / "cp.note")).returncode == 0
+    note = (tmp_path / "cp.note").read_text()
+    lines = note.split("\n")
+    lines[2] = ("B" if lines[2][0] != "B" else "C") + lines[2][1:]  # one character of the root
+    forged = tmp_path / "forged.note"
+    forged.write_text("\n".join(lines))
+
+    result = run(officer, "audit", "verify", "-c", str(forged))
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"Checkpoint or key unusable (checkpoint): {forged}: ")
+    assert "does not verify" in result.stderr
+    assert "TAMPERED" not in result.stderr
+
+
+def test_a_tree_node_changed_alone_is_reported_as_the_tree_not_the_records(
+    officer: dict[str, str],
+) -> None:
+    assert run(officer, "audit", "checkpoint").returncode == 0
+    db = Path(officer["BACKCHECK_DATA_DIR"], "backcheck.sqlite")
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TRIGGER stored_tree_refuse_update")
+        conn.execute("UPDATE stored_tree SET hash = zeroblob(32) WHERE level = 2 AND leaf = 7")
+
+    result = run(officer, "audit", "verify")
+
+    assert result.returncode == 1
+    said = " ".join(result.stderr.split())
+    assert said.startswith("TAMPERED: first bad position 5: tree: tree node level 2 index 1")
+    assert "rewritten" not in said
+    assert "checkpoint" not in said
+
+
+def test_a_checkpoint_boundary_is_told_as_such_not_as_the_first_bad_record(
+    officer: dict[str, str],
+) -> None:
+    from datetime import UTC, datetime
+
+    from infra.audit.chain import Head
+    from infra.audit.checkpoint import load_private_key, sign
+    from infra.audit.sources import SQLiteSource
+
+    data = Path(officer["BACKCHECK_DATA_DIR"])
+    key = load_private_key(data / "keys" / "checkpoint-signing.key")
+    with SQLiteSource(str(data / "backcheck.sqlite")) as source:
+        holds = sign(source.head_before(4), datetime.now(UTC), key)
+    differs = sign(Head(9, bytes(32)), datetime.now(UTC), key)  # signed over another history
+    (data / "checkpoints").mkdir(exist_ok=True)
+    (data / "checkpoints" / "checkpoint-3.json").write_text(holds.to_json())
+    (data / "checkpoints" / "checkpoint-9.json").write_text(differs.to_json())
+
+    result = run(officer, "audit", "verify")
+    machine = json.loads(run(officer, "audit", "verify", "--json").stdout)
+
+    assert result.returncode == 1
+    said = " ".join(result.stderr.split())
+    assert said.startswith(
+        "TAMPERED: checkpoint: the history up to the checkpoint at 9 differs from what it signed"
+    )
+    assert "the checkpoint at 3 holds, so the change lies after position 3" in said
+    assert "first bad position" not in said
+    assert machine["problems"][0]["after"] == 3

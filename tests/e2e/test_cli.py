@@ -16,7 +16,7 @@ from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.views.runner import ViewRunner
 from infra.views.store import Dumped
-from projections.access_log import REFUSAL_PREFIX
+from projections.access_log import READS_PREFIX, REFUSAL_PREFIX
 from projections.dashboard import CASE_VIEW, DASHBOARD_VIEW, Dashboard
 from projections.listing import LIST_VIEWS
 from projections.read_views import ReadViews
@@ -231,9 +231,10 @@ def test_the_views_report_where_they_stand_and_rebuild_identically(store: dict[s
         assert (kept[name]["position"], kept[name]["behind"]) == (head, 0), name
     rows = set(kept["views"]["rows"])
     # the six read views (the principals' versions among them: the token check reads them),
-    # the list views the demo's cases fill, its refused reads by day
+    # the list views the demo's cases fill, its refused reads by day, its reads by time
     refusals = {v for v in rows if v.startswith(REFUSAL_PREFIX)}
-    assert rows - LIST_VIEWS - refusals == {
+    reads = {v for v in rows if v.startswith(READS_PREFIX)}
+    assert rows - LIST_VIEWS - refusals - reads == {
         "profile",
         "consent",
         "investigation",
@@ -242,6 +243,7 @@ def test_the_views_report_where_they_stand_and_rebuild_identically(store: dict[s
         "principal",
     }
     assert refusals, "the demo's refused reads are listed by day"
+    assert {"list:reads", "list:reads|refused", "list:reads|principal=hr:li.na"} <= reads
     assert rows & LIST_VIEWS, "the demo's cases are listed"
     assert set(kept["dashboard"]["rows"]) == {DASHBOARD_VIEW, CASE_VIEW}
     assert json.loads(after.stdout) == status

@@ -212,9 +212,12 @@ def test_key_checkpoint_and_bundle_paths_that_are_directories_are_told(
     bundle = run(store, "audit", "verify", "--bundle", directory)
     key_dir = run(store, "audit", "keygen", "--out", f"{files}/binary")
 
-    assert one_line(signing, 2) == f"{directory}: the signing key cannot be read: Is a directory"
+    unusable = "Checkpoint or key unusable (checkpoint)"
+    assert one_line(signing, 2) == (
+        f"{unusable}: {directory}: the signing key cannot be read: Is a directory"
+    )
     assert one_line(checkpoint, 2) == (
-        f"{directory}: the checkpoint cannot be read: Is a directory"
+        f"{unusable}: {directory}: the checkpoint cannot be read: Is a directory"
     )
     assert "Is a directory" in one_line(bundle, 2)
     assert one_line(key_dir, EX_CANTCREAT) == (

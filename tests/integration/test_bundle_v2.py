@@ -172,3 +172,20 @@ def test_forty_events_spread_over_a_large_store_make_a_bundle_under_64_kb(
     assert len(made.data) < 64 * 1024
     verified = run_verifier(tmp_path, bundle, vkey(store, signer(store).private_key.public_key()))
     assert verified.returncode == 0, verified.stderr
+
+
+def test_a_file_that_is_no_bundle_is_unusable_input_not_an_invalid_bundle(
+    store: Settings, tmp_path: Path
+) -> None:
+    from infra.audit.evidence import BundleError
+    from infra.audit.trail import verify_bundle_file
+
+    passwd = tmp_path / "passwd"
+    passwd.write_bytes(b"root:x:0:0:root:/root:/bin/bash\n")
+    v1_looking = tmp_path / "old.bundle"
+    v1_looking.write_bytes(b'{"anchor":{},"type":"backcheck.evidence.v1"}\n{}\n')
+
+    with pytest.raises(BundleError, match=f"{passwd}: not an evidence bundle"):
+        verify_bundle_file(passwd, store.verify_key_path, store)
+    judged = verify_bundle_file(v1_looking, store.verify_key_path, store)  # a bundle: judged
+    assert not judged.intact

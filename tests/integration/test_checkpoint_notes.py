@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from domain.errors import NotFoundError
 from infra.audit import checkpoint as v1
 from infra.audit import merkle
+from infra.audit.checkpoint import CheckpointError
 from infra.audit.log_checkpoint import ForkError
 from infra.audit.log_tree import LogTree
 from infra.audit.merkle import ProofError
@@ -108,13 +109,17 @@ def test_a_note_signed_by_another_key_is_refused_and_a_kept_one_skipped(
     store.checkpoints_dir.mkdir(parents=True, exist_ok=True)
     (store.checkpoints_dir / "checkpoint-other.note").write_text(text)
 
-    intact, problems = verdict(store, [given])
+    with pytest.raises(CheckpointError) as refused:  # given: unusable input, not a tampered store
+        verdict(store, [given])
     with StoreVerification(store) as kept:
         skipped = kept.skipped
+        found = kept.run()
 
-    assert not intact
-    assert "not by the trusted key example.com/backcheck" in problems[0]
+    assert "not by the trusted key example.com/backcheck" in str(refused.value)
+    assert str(given) in str(refused.value)
     assert skipped == [store.checkpoints_dir / "checkpoint-other.note"]
+    assert found.intact
+    assert [u.checkpoint for u in found.unheld] == [str(skipped[0])]
 
 
 def test_proofs_from_the_stored_tree_against_held_notes_verify_on_each_backend(

@@ -98,7 +98,8 @@ def test_the_timeline_names_who_acted_and_under_which_consent(sqlite_app: Backch
 
 def test_the_timeline_names_who_read_handed_over_and_erased(sqlite_app: Backcheck) -> None:
     """Who saw what is the compliance officer's first question: every read names its reader
-    and the consent it relied on; disclosures and the erasure name who did them."""
+    and the consent it relied on (a refused read relied on none); disclosures and the erasure
+    name who did them."""
     st = s.investigation_under_way(sqlite_app)
     read = ReadProfile(
         candidate_id=st.candidate_id, principal=s.RECRUITER, role=Role.RECRUITER, purpose=s.PURPOSE
@@ -125,7 +126,7 @@ def test_the_timeline_names_who_read_handed_over_and_erased(sqlite_app: Backchec
     reads = [e for e in entries if e.event == "Access.Recorded"]
     assert [(e.who, e.consent_id) for e in reads] == [
         (s.RECRUITER, st.consent_id),
-        ("growth:wu.hao", st.consent_id),
+        ("growth:wu.hao", None),  # refused: it relied on no consent
     ]
     by_event = {e.event: e for e in entries}
     assert by_event["DataDisclosure.DataDisclosed"].who == "compliance:zhou"

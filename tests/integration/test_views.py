@@ -22,7 +22,13 @@ from infra.config import Settings
 from infra.demo import tell_story
 from infra.store.recorder import chained
 from infra.views.runner import ViewRunner
-from projections.access_log import NO_POLICY, REFUSAL_PREFIX, refusal_view
+from projections.access_log import (
+    NO_POLICY,
+    READS_PREFIX,
+    REFUSAL_PREFIX,
+    reads_view,
+    refusal_view,
+)
 from projections.listing import KINDS, LIST_VIEWS, entry_view, list_view
 from projections.read_views import VIEWS, ReadViews
 from projections.rows import MemoryRows
@@ -114,7 +120,8 @@ class ViewStoreContract(ABC):
         assert built == reference(demo_app)
         named = {view for view, *_ in built}
         refusal_views = {view for view in named if view.startswith(REFUSAL_PREFIX)}
-        assert named - LIST_VIEWS - refusal_views == set(VIEWS)
+        reads_views = {view for view in named if view.startswith(READS_PREFIX)}
+        assert named - LIST_VIEWS - refusal_views - reads_views == set(VIEWS)
         # the refused reads: listed by their day, and by principal and policy within it
         refused = [
             e
@@ -128,6 +135,17 @@ class ViewStoreContract(ABC):
             for principal in (None, e.principal)
             for policy in (None, *(e.policy_ids or [NO_POLICY]))
         }
+        # every read and disclosure listed by time: everyone's, and each principal's; the
+        # refused reads again in lists of their own
+        logged = [doc for view, _, _, doc in built if view == "access"]
+        assert reads_views == {
+            reads_view(principal, refused=refused_only)
+            for doc in logged
+            for principal in (None, doc["principal"])
+            for refused_only in ((False, True) if doc["outcome"] == "refused" else (False,))
+        }
+        listed = [doc for view, _, _, doc in built if view == reads_view()]
+        assert sorted(d["access_id"] for d in listed) == sorted(d["access_id"] for d in logged)
         # the lists: each kind's entries and `all` list, and the list of each status an item is in
         entries = [(k, doc) for view, _, _, doc in built for k in KINDS if view == entry_view(k)]
         assert named & LIST_VIEWS == (

@@ -207,7 +207,7 @@ def test_kafka_topics_tables_and_the_views_tracking_name_are_unchanged() -> None
     )
     # The in-process views track under "<app>.views.v<projection version>": a new version
     # rebuilds every view, so it changes only on purpose (and this line with it).
-    assert f"{Backcheck.name}.views.v{ReadViews.version}" == "Backcheck.views.v8"
+    assert f"{Backcheck.name}.views.v{ReadViews.version}" == "Backcheck.views.v9"
     assert "backcheck_views" in inspect.signature(PostgresViewStore).parameters["table"].default
 
 
@@ -230,11 +230,11 @@ def test_the_kept_views_tables_files_and_tracking_names_are_unchanged() -> None:
     assert found == [
         (
             "views",
-            "Backcheck.views.v8",
+            "Backcheck.views.v9",
             "backcheck_views",
-            "backcheck_stream_views_v8",
+            "backcheck_stream_views_v9",
             "backcheck.views.sqlite",
-            "backcheck.stream-views-v8.sqlite",
+            "backcheck.stream-views-v9.sqlite",
         ),
         (
             "dashboard",
@@ -325,3 +325,14 @@ def test_master_key_rotation_ids_columns_and_check_schemes_are_unchanged() -> No
     assert [c for c, _ in ROTATION_COLUMNS] == ["master", "next_wrapped", "next_master"]
     assert KEY_CHECK_SCHEME == "hmac-sha256:backcheck master key check v1"
     assert CHECK_SCHEME == "aes-cmac:backcheck master key check v1"
+
+
+def test_a_report_disclosures_id_in_the_access_log_is_unchanged() -> None:
+    # handed out as the entry's access_id, and derived again on every rebuild of the views
+    from uuid import UUID
+
+    from projections.access_log import DISCLOSURE_NAMESPACE, report_disclosure_id
+
+    assert str(DISCLOSURE_NAMESPACE) == "5d0e8a3c-7b41-4f26-9c8e-1a2b3c4d5e6f"
+    report = UUID("00000000-0000-4000-8000-000000000001")
+    assert str(report_disclosure_id(report, 7)) == "7f3508c2-bcfd-5e14-a4f3-3fc9bc701c1d"

@@ -12,7 +12,9 @@ from pydantic import BaseModel, ValidationError
 
 from domain.errors import DomainError, ForbiddenError, NotFoundError, RuleBrokenError
 from infra.audit.checkpoint import CheckpointError
+from infra.audit.cosignatures import CosignatureError
 from infra.audit.evidence import BundleError
+from infra.audit.merkle import ProofError
 from infra.audit.outputs import OutputPathError
 from infra.cli.common import fail
 from infra.config import ConfigError
@@ -46,8 +48,30 @@ class ConsentMissingError(RuleBrokenError):
         (RelayFailedError("not acknowledged"), 503, 69, "Kafka unavailable: not acknowledged"),
         (PartitionCountError("3, not 6"), 500, 78, "relay stopped: 3, not 6"),
         (MissingTopicError("no t"), 503, 69, "Kafka topic missing (topic-missing): no t"),
-        (CheckpointError("no signing key at k"), 422, 2, "no signing key at k"),
-        (BundleError("no events about c"), 422, 2, "no events about c"),
+        (
+            CheckpointError("no checkpoint file /tmp/nope.note"),
+            422,
+            2,
+            "Checkpoint or key unusable (checkpoint): no checkpoint file /tmp/nope.note",
+        ),
+        (
+            BundleError("no events about c"),
+            422,
+            2,
+            "Evidence bundle unusable (bundle): no events about c",
+        ),
+        (
+            ProofError("no record at position 9 is in the tree"),
+            422,
+            2,
+            "No such proof (proof): no record at position 9 is in the tree",
+        ),
+        (
+            CosignatureError("w.note: refused: not a checkpoint"),
+            422,
+            2,
+            "Cosignature refused (cosignature): w.note: refused: not a checkpoint",
+        ),
         (
             OutputPathError("b exists; --force to replace it"),
             409,

@@ -116,3 +116,37 @@ def test_the_c_core_matches_exactly_the_rows_grow_builds() -> None:
         assert not match(list(edge.stack), 11, positions, digests, wrong)
     with pytest.raises(ValueError, match="8 bytes a position"):
         match([], 0, b"1234", bytes(32), [])
+
+
+def _heads(
+    rows: list[TreeRow], cuts: list[int], sizes: list[int], c_core: bool, mp: pytest.MonkeyPatch
+) -> dict[int, tuple[bytes, int]]:
+    if not c_core:
+        mp.setattr(tree_check, "_matches", None)
+    check = TreeCheck(iter(rows), sizes)
+    for lo, hi in zip([0, *cuts], [*cuts, N], strict=True):
+        check.feed(array("q", POSITIONS[lo:hi]).tobytes(), b"".join(DIGESTS[lo:hi]))
+    check.result()
+    return check.heads
+
+
+def _records_head(size: int) -> tuple[bytes, int]:
+    edge = Frontier()
+    grow(edge, POSITIONS[:size], DIGESTS[:size])
+    return edge.root(), POSITIONS[size - 1] if size else 0
+
+
+@pytest.mark.parametrize("cuts", SPLITS)
+@pytest.mark.parametrize("c_core", [True, False])
+@pytest.mark.parametrize("tamper", [lambda rows: rows, _node_changed, _node_gone])
+def test_the_records_own_tree_heads_are_taken_at_the_sizes_asked_whatever_the_stored_tree(
+    cuts: list[int], c_core: bool, tamper: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpoint notes are held to these: a stored node changed or gone changes none."""
+    if c_core:
+        require_c_core(tree_check._matches)
+    sizes = [0, 1, 8, 9, 16, 30, N]
+
+    heads = _heads(tamper(_rows()), cuts, sizes, c_core, monkeypatch)  # type: ignore[operator]
+
+    assert heads == {size: _records_head(size) for size in sizes}

@@ -305,14 +305,31 @@ def test_unusable_arguments_exit_2_with_one_line(
     assert result.stderr.count("\n") == 1
 
 
-def test_a_file_that_is_no_bundle_is_refused_in_one_line(
+def test_a_file_that_is_no_bundle_is_unusable_input_naming_it(
     tmp_path: Path, log: tuple[Log, uuid.UUID]
 ) -> None:
     records, _ = log
+    for data in [
+        b"",
+        b"\xff\xfe",
+        b"root:x:0:0:root:/root:/bin/bash\n",
+        b"backcheck.evidence.v1\n{}\n\n\xe2\x80\x94 a AAAAAAA=\n",
+    ]:
+        result = run(tmp_path, data, *keys(records))
+
+        assert result.returncode == 2, result
+        assert result.stdout == ""
+        assert result.stderr == (
+            f"verify_bundle: {tmp_path / 'evidence.bundle'}: not an evidence bundle: "
+            "line 1 is not 'backcheck.evidence.v2'\n"
+        )
+
+
+def test_a_broken_bundle_is_refused_in_one_line(tmp_path: Path, log: tuple[Log, uuid.UUID]) -> None:
+    records, _ = log
     for data, message in [
-        (b"", "no blank line"),
-        (b"\xff\xfe", "not UTF-8"),
-        (b"backcheck.evidence.v1\n{}\n\n\xe2\x80\x94 a AAAAAAA=\n", "line 1 is not"),
+        (b"backcheck.evidence.v2\n", "no blank line"),
+        (b"backcheck.evidence.v2\n\xff\xfe", "not UTF-8"),
         (b"backcheck.evidence.v2\n{\n\n\xe2\x80\x94 a AAAAAAA=\n", "not JSON"),
         (b'backcheck.evidence.v2\n{"a":1,"a":2}\n\n\xe2\x80\x94 a AAAAAAA=\n', "twice"),
         (b"backcheck.evidence.v2\n" + b"[" * 100_000 + b"\n\n\xe2\x80\x94 a AAAAAAA=\n", "deep"),

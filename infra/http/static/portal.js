@@ -282,7 +282,7 @@
             e.at.replace("T", " ").slice(0, 19),
             e.principal,
             e.authentication || "—",
-            e.role,
+            e.role || "—",
             e.purpose,
             e.view,
             e.outcome,
