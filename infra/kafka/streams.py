@@ -148,8 +148,9 @@ async def until_done(
     the store locked or unreachable, the broker away): moving on would drop the message, so it
     is tried again after a pause, with backoff and jitter up to 30 s, and the worker stays up
     (shutdown cancels the wait). Each failure is one line; its traceback only at debug level.
-    Any other failure is a bug: the worker stops at once with one line and exit code 70, the
-    message not committed (delivered again once it is fixed), rather than retry it forever."""
+    Any other failure stops the worker at once with one line, the message not committed
+    (delivered again once it is fixed), rather than retry it forever: a known fault with its
+    own exit code (a master key rotated away, 78), anything else as a bug (70)."""
     try:
         return await retry.until_done(attempt, what, log, first_delay)
     except Exception as e:

@@ -108,13 +108,22 @@ async def until_done(
 def stop_on_bug(
     process: str, what: str, error: BaseException, exit_code: int = EX_SOFTWARE
 ) -> None:
-    """Stops the process at once with one line: `error` is a bug, not worth retrying. What it
-    was handling is not committed, so it is delivered again when the process restarts (after
-    the fix), and applied once."""
-    line = (
-        f"{process} stopped: {what} failed with a bug, not retried "
-        f"({type(error).__name__}: {error}); fix it and start it again\n"
-    )
+    """Stops the process at once with one line: `error` is not worth retrying. What it was
+    handling is not committed, so it is delivered again when the process restarts (after the
+    fix), and applied once. An error the problem table knows (a master key that is no longer
+    the store's after a rotation, a data key gone) is said as every command says it, with its
+    own exit code (78, 65); anything else is a bug (70)."""
+    from infra.problem import problem_for
+
+    problem = problem_for(error) if isinstance(error, Exception) else None
+    if problem is not None:
+        line = f"{process} stopped: {what} failed: {problem.line()}\n"
+        exit_code = problem.exit_code
+    else:
+        line = (
+            f"{process} stopped: {what} failed with a bug, not retried "
+            f"({type(error).__name__}: {error}); fix it and start it again\n"
+        )
     try:
         logging.getLogger("backcheck").critical(line.strip())
         sys.stderr.flush()

@@ -22,6 +22,7 @@ from infra.kafka.relay import RelayFailedError
 from infra.kafka.relay_follow import waits_out
 from infra.kafka.topics import BrokerUnavailableError
 from infra.ops.retry import EX_SOFTWARE, is_transient
+from infra.problem import EX_CONFIG
 from tests.conftest import PG_URL, require_postgres
 from tests.http import Served, served
 from tests.kafka import (
@@ -192,3 +193,43 @@ def test_a_bug_in_retried_work_stops_the_worker_with_one_line_and_exit_70() -> N
         "(TypeError: unsupported operand type(s) for +: 'int' and 'str')" in lines[0]
     )
     assert lines[0].startswith('{"time": ')  # a JSON line: standard error is no terminal
+
+
+_RETRIED_WRONG_KEY = """
+import asyncio, logging
+from infra.kafka.streams import until_done
+from infra.ops import logs
+from infra.privacy.keystore import WrongMasterKeyError
+
+logs.configure()
+
+async def attempt():
+    print("tried", flush=True)
+    raise WrongMasterKeyError(
+        "the store was rotated to another master key since",
+        setting="BACKCHECK_MASTER_KEY_FILE",
+        key="keys/master.key",
+    )
+
+asyncio.run(until_done(attempt, "applying 3 messages", logging.getLogger("backcheck.worker"),
+                       0.01, process="the projection worker"))
+print("carried on", flush=True)
+"""
+
+
+def test_a_known_fault_in_retried_work_stops_the_worker_with_its_own_line_and_code() -> None:
+    """After `keys rotate-master`, a worker still holding the old key is refused as README
+    says (exit 78, the master key's line), not reported as a bug (70)."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_RETRIED_WRONG_KEY)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=os.environ | {"PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == EX_CONFIG, done.stderr
+    assert done.stdout == "tried\n"
+    (line,) = done.stderr.strip().splitlines()
+    assert "the projection worker stopped: applying 3 messages failed: Wrong master key" in line
+    assert "a bug" not in line
