@@ -45,6 +45,9 @@ def show(
         derived = {
             "store": settings.describe(),
             "kafka": f"{settings.kafka_bootstrap} ({settings.kafka_security.describe()})",
+            # what an unset BACKCHECK_LOG_ORIGIN and BACKCHECK_SCHEDULER_ID stand for
+            "log origin": settings.origin,
+            "scheduler id": settings.scheduler_id or "this host's name and each process's id",
         }
     except Exception as e:
         fail(e, as_json)

@@ -158,6 +158,12 @@ def test_config_show_prints_each_setting_its_origin_and_masks_secrets(
     assert document["derived"]["kafka"] == (
         "file-host:9092 (SASL_PLAINTEXT, SCRAM-SHA-512 as relay-user)"
     )
+    # what the unset origin and scheduler id stand for (they showed "(none)" alone)
+    assert settings["BACKCHECK_LOG_ORIGIN"]["from"] == "default"
+    expected = Settings(database_url="postgresql://bc:x@db.example:5432/bc").origin
+    assert document["derived"]["log origin"] == expected
+    assert document["derived"]["log origin"].startswith("backcheck/")
+    assert document["derived"]["scheduler id"] == "this host's name and each process's id"
     table = _show(env)
     assert table.returncode == 0, table.stderr
     assert "marker" not in table.stdout
