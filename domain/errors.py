@@ -157,6 +157,17 @@ class AlreadyErasedError(RuleBrokenError):
         super().__init__(f"candidate {candidate_id} is already erased", candidate_id=candidate_id)
 
 
+class PortalClosedError(RuleBrokenError):
+    """An erased candidate's portal is closed for good: no link is issued for them again."""
+
+    def __init__(self, candidate_id: object) -> None:
+        super().__init__(
+            f"candidate {candidate_id} was erased: their portal is closed for good, and no "
+            "portal link is issued for them",
+            candidate_id=candidate_id,
+        )
+
+
 class ErasureAlreadyRequestedError(RuleBrokenError):
     def __init__(self, candidate_id: object) -> None:
         super().__init__(

@@ -18,6 +18,7 @@ from services.dto import (
     RequestErasure,
     SubmitClaims,
 )
+from services.principals import ERASED_REASON, open_portal, withdraw_link
 from services.unit import UnitOfWork, use_case
 
 
@@ -89,7 +90,7 @@ class CandidateUseCases(UnitOfWork):
         recorded but before every key was destroyed (a crash); a finished one is refused."""
         candidate = self.load(Candidate, cmd.candidate_id)
         if candidate.erased:
-            return self._finish_erasure(candidate)
+            return self._finish_erasure(candidate, cmd.actor)
         on_hold = [r.id for r in self.of_subject(Report, candidate.id) if r.legal_hold is not None]
         statement = json.dumps(
             {
@@ -106,12 +107,20 @@ class CandidateUseCases(UnitOfWork):
         key_id, signature = self.signer.sign(statement.encode())
         receipt = ErasureReceipt(statement, key_id, signature)
         candidate.erase(cmd.reason, cmd.actor, on_hold, receipt)
-        self.commit(candidate)
+        # the candidate's portal closed in the same write: an erased candidate signs in nowhere
+        portal = open_portal(self, candidate.id)
+        if portal is not None:
+            portal.revoke(ERASED_REASON, cmd.actor)
+            self.commit(candidate, portal, internal=(portal,))
+        else:
+            self.commit(candidate)
         # A crash from here until the keys are gone leaves the erasure recorded but not
         # finished: `audit check` lists it, and erasing the candidate again finishes it.
         scopes = self.keys.tiers(candidate.id)
         destroyed = self.keys.destroy(candidate.id)
         return ErasureResult(
+            portal_link_revoked=portal is not None,
+            portal_link_withdrawn=withdraw_link(self, candidate.id),
             candidate_id=candidate.id,
             keys_destroyed=destroyed,
             categories_shredded=sorted(s for s in scopes if s in CATEGORIES),
@@ -122,15 +131,23 @@ class CandidateUseCases(UnitOfWork):
             erased_at=self.now(),
         )
 
-    def _finish_erasure(self, candidate: Candidate) -> ErasureResult:
+    def _finish_erasure(self, candidate: Candidate, actor: str) -> ErasureResult:
         """An erasure recorded earlier: if it stopped before all the subject's keys were
-        destroyed (a crash between recording it and destroying them), they are destroyed now
-        and the receipt recorded then is returned; if it was finished, AlreadyErased."""
+        destroyed (a crash between recording it and destroying them), or was recorded before
+        erasure closed the candidate's portal (their link still signs in), what is left is
+        done now and the receipt recorded then is returned; if it was finished,
+        AlreadyErased."""
         receipt = candidate.erasure_receipt
-        if receipt is None or not self.keys.has_keys(candidate.id):
+        portal = open_portal(self, candidate.id)
+        if receipt is None or (portal is None and not self.keys.has_keys(candidate.id)):
             raise AlreadyErasedError(candidate.id)
+        if portal is not None:
+            portal.revoke(ERASED_REASON, actor)
+            self.commit(portal, internal=(portal,))
         scopes = self.keys.tiers(candidate.id)
         return ErasureResult(
+            portal_link_revoked=portal is not None,
+            portal_link_withdrawn=withdraw_link(self, candidate.id),
             candidate_id=candidate.id,
             keys_destroyed=self.keys.destroy(candidate.id),
             categories_shredded=sorted(s for s in scopes if s in CATEGORIES),

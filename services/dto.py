@@ -171,6 +171,16 @@ class ErasureResult(Result):
         description="the erasure was recorded earlier but stopped before its keys were "
         "destroyed; this run finished it (the receipt is the one recorded then)",
     )
+    portal_link_revoked: bool = Field(
+        default=False,
+        description="the candidate's portal link was revoked with the erasure (false: none was "
+        "issued, or it was revoked before)",
+    )
+    portal_link_withdrawn: str | None = Field(
+        default=None,
+        description="the link waiting to be sent that was taken back from the outbox (or why "
+        "it could not be); null when none was waiting",
+    )
 
 
 class RunRetention(Command):

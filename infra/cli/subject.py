@@ -68,6 +68,12 @@ def subject_erase(
         console.print(f"categories shredded: {', '.join(result.categories_shredded)}")
     if result.tiers_shredded:  # keys of values sealed before keys per category
         console.print(f"tier keys shredded: {', '.join(result.tiers_shredded)}")
+    if result.portal_link_revoked:
+        console.print(f"portal link revoked: candidate:{candidate_id} signs in nowhere")
+    if result.portal_link_withdrawn is not None:
+        console.print(
+            f"link waiting to be sent taken back: {markup_safe(result.portal_link_withdrawn)}"
+        )
     console.print(f"receipt (signed by key {markup_safe(result.receipt_key_id)}):")
     console.print(json_text(result.receipt_statement))
     console.print(f"signature: {markup_safe(result.receipt_signature)}")
