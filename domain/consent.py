@@ -40,6 +40,7 @@ from domain.errors import (
     RecordingNotConsentedError,
     RefereeNotPermittedError,
     ThirdPartyNotConsentedError,
+    ValidityWindowOverError,
 )
 from domain.subject import ActorSinceV2, SubjectAggregate
 
@@ -285,8 +286,11 @@ class Consent(SubjectAggregate):
         valid_from: datetime,
         valid_until: datetime,
         recorded_by: str,
+        *,
+        now: datetime,
     ) -> None:
-        """The signed grant may narrow the request, never widen it."""
+        """The signed grant may narrow the request, never widen it; its window must not be
+        over at `now`, when it is recorded (a grant born expired would use up the request)."""
         if self.granted is not None or self.withdrawn_at is not None:
             raise ConsentNotPendingError(self.id, self.status_at(valid_from).value)
         if not _SHA256_HEX.fullmatch(document_sha256):
@@ -297,6 +301,8 @@ class Consent(SubjectAggregate):
             )
         if valid_until <= valid_from:
             raise InvalidValidityWindowError(self.id)
+        if valid_until <= now:
+            raise ValidityWindowOverError(self.id, valid_until, now)
         _check_terms(terms)
         asked = self.requested
         for scope, granted, requested in (

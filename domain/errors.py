@@ -6,6 +6,7 @@ The HTTP/CLI layers map the three families below to responses in one place.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 
@@ -203,6 +204,22 @@ class InvalidValidityWindowError(InvalidInputError):
         super().__init__(
             f"consent {consent_id}: valid_until must be later than valid_from",
             consent_id=consent_id,
+            field="valid_until",
+        )
+
+
+class ValidityWindowOverError(InvalidInputError):
+    """A grant whose window has ended before it is recorded would be stored expired, using up
+    the request for nothing: it is refused, and the request stays open for a proper grant."""
+
+    def __init__(self, consent_id: object, valid_until: datetime, now: datetime) -> None:
+        super().__init__(
+            f"field 'valid_until': consent {consent_id}: a grant must still be valid when it "
+            f"is recorded; valid_until {valid_until.isoformat()} is not after now "
+            f"({now.isoformat()})",
+            consent_id=consent_id,
+            field="valid_until",
+            valid_until=valid_until,
         )
 
 

@@ -89,7 +89,8 @@ class ConsentUseCases(UnitOfWork):
 
     @use_case
     def grant_consent(self, cmd: GrantConsent) -> ConsentResult:
-        """The signed document's hash is recorded; the grant may narrow the request only."""
+        """The signed document's hash is recorded; the grant may narrow the request only, and
+        a window already over when it is recorded is refused (the request stays open)."""
         consent = self.load(Consent, cmd.consent_id)
         consent.grant(
             terms_from(cmd.terms),
@@ -98,6 +99,7 @@ class ConsentUseCases(UnitOfWork):
             cmd.valid_from,
             cmd.valid_until,
             cmd.actor,
+            now=self.now(),
         )
         self.commit(consent)
         return self.consent_result(consent)

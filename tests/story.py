@@ -142,6 +142,7 @@ def granted_consent(
         NOW,
         NOW + VALID_FOR,
         "esign-service",
+        now=NOW,
     )
     return consent
 

@@ -91,6 +91,7 @@ def test_v1_records_without_an_actor_replay_as_v2(sqlite_app: Backcheck) -> None
             app.clock(),
             app.clock() + timedelta(days=90),
             "esign-service",
+            now=app.clock(),
         )
         inv = Investigation.plan(
             candidate_id,
@@ -249,6 +250,7 @@ def test_records_with_organisations_in_clear_replay_as_personal_values(
             app.clock(),
             app.clock() + timedelta(days=90),
             "esign-service",
+            now=app.clock(),
         )
         check_id = uuid4()
         inv = Investigation.plan(

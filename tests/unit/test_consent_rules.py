@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
@@ -20,6 +20,7 @@ from domain.errors import (
     InvalidValidityWindowError,
     ProhibitedCategoryError,
     UnknownDataCategoryError,
+    ValidityWindowOverError,
 )
 from tests.story import (
     DOCUMENT_SHA256,
@@ -43,6 +44,7 @@ def grant(consent: Consent, given: ConsentTerms | None = None, **kwargs: object)
         "valid_from": NOW,
         "valid_until": UNTIL,
         "recorded_by": "esign-service",
+        "now": NOW,
     }
     values.update(kwargs)
     consent.grant(given or consent.requested, **values)  # type: ignore[arg-type]
@@ -219,6 +221,30 @@ def test_a_grant_needs_a_validity_window_that_ends_after_it_starts(until: object
     consent = new_consent()
     with refuses(consent, InvalidValidityWindowError, consent.id):
         grant(consent, valid_until=until)
+
+
+@pytest.mark.parametrize(
+    ("valid_from", "valid_until"),
+    [
+        (datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 6, 1, tzinfo=UTC)),
+        (NOW - VALID_FOR, NOW),  # ends the moment it is recorded
+    ],
+    ids=["in-the-past", "ends-now"],
+)
+def test_a_grant_whose_window_is_over_when_recorded_is_refused(
+    valid_from: datetime, valid_until: datetime
+) -> None:
+    consent = new_consent()
+    with refuses(consent, ValidityWindowOverError, consent.id, "valid_until") as info:
+        grant(consent, valid_from=valid_from, valid_until=valid_until)
+    assert info.value.field == "valid_until"
+    assert consent.status_at(NOW) is ConsentStatus.REQUESTED  # still open to a proper grant
+
+
+def test_a_grant_whose_window_started_in_the_past_and_goes_on_is_taken() -> None:
+    consent = new_consent()
+    grant(consent, valid_from=NOW - VALID_FOR, valid_until=NOW + timedelta(seconds=1))
+    assert consent.status_at(NOW) is ConsentStatus.ACTIVE
 
 
 def test_a_consent_is_granted_only_once() -> None:

@@ -154,6 +154,7 @@ def every_event() -> list[DomainEvent]:
         NOW.astimezone(SHANGHAI),
         (NOW + VALID_FOR).astimezone(SHANGHAI),
         "esign-service",
+        now=NOW,
     )
     candidate.submit_claims(
         (claim("user.criminal_history", "none"), claim("user.employment.title", "engineer")),
@@ -233,6 +234,7 @@ def every_event() -> list[DomainEvent]:
         NOW,
         NOW + VALID_FOR,
         "esign-service",
+        now=NOW,
     )
     expiring.expire(NOW + VALID_FOR)
     events += expiring.collect_events()
@@ -393,6 +395,7 @@ def test_a_time_stored_without_its_offset_reads_as_utc() -> None:
         NOW,
         NOW + VALID_FOR,
         "esign-service",
+        now=NOW,
     )
     granted = consent.collect_events()[-1]
     stored = mapper().to_stored_event(granted)
