@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from typing import Any
 from uuid import UUID
+
+from eventsourcing.utils import get_topic
+from pydantic import Field
 
 from domain.candidate import Candidate, Claim, ErasureReceipt
 from domain.classification import CATEGORIES, PersonalField
@@ -16,10 +21,31 @@ from services.dto import (
     ErasureResult,
     RegisterCandidate,
     RequestErasure,
+    Result,
     SubmitClaims,
 )
 from services.principals import ERASED_REASON, open_portal, withdraw_link
 from services.unit import UnitOfWork, use_case
+
+_REQUESTED = get_topic(Candidate.ErasureRequested)  # type: ignore[attr-defined]
+_ERASED = get_topic(Candidate.Erased)  # type: ignore[attr-defined]
+
+
+class ErasureStep(Result):
+    at: datetime = Field(description="when it was recorded")
+    position: int = Field(description="its position in the log")
+
+
+class ErasureSteps(Result):
+    requested: ErasureStep | None = Field(description="the erasure request; null: none")
+    erased: ErasureStep | None = Field(description="the erasure itself; null: not erased")
+
+
+class CandidateState(CandidateResult):
+    """A candidate as `show` tells it: with when (and where in the log) erasure was asked for
+    and done."""
+
+    erasure: ErasureSteps
 
 
 def candidate_result(candidate: Candidate) -> CandidateResult:
@@ -30,6 +56,7 @@ def candidate_result(candidate: Candidate) -> CandidateResult:
         claim_ids=list(candidate.claims),
         categories=sorted(categories),
         erasure_requested=candidate.erasure_requested,
+        erased=candidate.erased,
         version=candidate.version,
     )
 
@@ -159,5 +186,22 @@ class CandidateUseCases(UnitOfWork):
             resumed=True,
         )
 
-    def get_candidate(self, candidate_id: UUID) -> CandidateResult:
-        return candidate_result(self.load(Candidate, candidate_id))
+    def get_candidate(self, candidate_id: UUID) -> CandidateState:
+        """The candidate's state, with the steps of their erasure: found by the subject index
+        among their events by topic, and only those two opened."""
+        candidate = self.load(Candidate, candidate_id)
+        steps: dict[str, ErasureStep] = {}
+        start = 1
+        while candidate.erasure_requested or candidate.erased:
+            page = self.subjects.select_subject_notifications(candidate_id, start, 500)
+            if not page:
+                break
+            for n in page:
+                if n.topic in (_REQUESTED, _ERASED) and n.originator_id == candidate_id:
+                    event: Any = self.mapper.to_domain_event(n)
+                    steps[n.topic] = ErasureStep(at=event.timestamp, position=n.id)
+            start = page[-1].id + 1
+        return CandidateState(
+            **candidate_result(candidate).model_dump(),
+            erasure=ErasureSteps(requested=steps.get(_REQUESTED), erased=steps.get(_ERASED)),
+        )

@@ -235,6 +235,7 @@ class CandidateResult(Result):
     claim_ids: list[UUID]
     categories: list[str]
     erasure_requested: bool
+    erased: bool = False
     version: int
 
 

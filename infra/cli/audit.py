@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
@@ -377,8 +377,7 @@ def audit_as_of(
     for row in rows:
         table.add_row(
             *cells(
-                row["candidate_id"][:8]
-                + ("  (erasure requested)" if row["erasure_requested"] else ""),
+                row["candidate_id"][:8] + _erasure(row["erasure"]),
                 "\n".join(f"{k[:8]} {v}" for k, v in row["consents"].items()),
                 "\n".join(f"{k[:8]} {v}" for k, v in row["investigations"].items()),
                 "\n".join(f"{k[:8]} {v}" for k, v in row["reports"].items()),
@@ -386,6 +385,16 @@ def audit_as_of(
         )
     console.print(f"as of {when.isoformat()}")
     console.print(table)
+
+
+def _erasure(steps: dict[str, Any]) -> str:
+    """The steps of the candidate's erasure recorded by then, each with its position."""
+    shown = [
+        f"\n{label} at #{step['position']} {step['at'][:19]}"
+        for label, step in (("erasure requested", steps["requested"]), ("erased", steps["erased"]))
+        if step is not None
+    ]
+    return "".join(shown)
 
 
 @audit.command("check")

@@ -263,6 +263,7 @@ RESULTS: dict[str, tuple[str, JSON]] = {
             "claim_ids": [],
             "categories": ["user.contact.email", "user.contact.phone", "user.name"],
             "erasure_requested": False,
+            "erased": False,
             "version": 1,
         },
     ),
