@@ -16,7 +16,7 @@ that fails to be decided fails alone; if the write fails, every read in it fails
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import Context, copy_context
 from functools import cached_property
 from typing import Any, TypeVar
@@ -318,13 +318,16 @@ class QueryUseCases(UnitOfWork):
         return investigation_view(cmd.investigation_id, doc, subject, access_id, decision)
 
     @use_case
-    def record_disclosure(self, cmd: RecordDisclosure) -> UUID:
+    def record_disclosure(self, cmd: RecordDisclosure, categories: Iterable[str] = ()) -> UUID:
         """Personal data leaving outside the read path is recorded first, with every category
-        it carries; if the record cannot be stored, nothing may be handed over."""
+        it carries (the profile's, and those its caller names); if the record cannot be
+        stored, nothing may be handed over."""
         profile = self._profile(self.read_model(), cmd.candidate_id, opening=frozenset())
-        categories = [f.category for f in profile["identity"]] + [
-            f.category for claim in profile["claims"] for f in claim["fields"]
-        ]
+        categories = (
+            [f.category for f in profile["identity"]]
+            + [f.category for claim in profile["claims"] for f in claim["fields"]]
+            + list(categories)
+        )
         disclosure = DataDisclosure.record(
             cmd.candidate_id,
             cmd.actor,

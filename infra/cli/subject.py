@@ -187,7 +187,9 @@ def subject_export(
     ),
 ) -> None:
     """Write the candidate's access package (GDPR Art. 15/20, PIPL Art. 45): every value held
-    about them, their consents, investigations, reports, timeline and access log, as JSON.
+    about them (the events of their case, each value opened: findings with sources and notes,
+    reviewers' comments, withdrawal reasons, ...), their consents, investigations, reports,
+    timeline and access log, as JSON.
     Handing it over is a disclosure: recorded before it is assembled, once the file is known
     to be writable (a refused --out records nothing)."""
     from infra.audit.outputs import check_directory, check_output, free_name, write_output
