@@ -31,9 +31,9 @@ from services.dto import EventRecord, Moment, Reader, Result, WholeViewRead
 from services.history import HistoryQueries, event_record
 from services.identity import authentication_now
 from services.ports import ReadModel
-from services.queries import QueryUseCases
 from services.timeline import TimelineEntry
 from services.unit import receiving_now, use_case
+from services.whole_reads import WholeViewReads
 
 TIMELINE_VIEW = "timeline"
 AS_OF_VIEW = "case as of"
@@ -99,7 +99,7 @@ class EventsPage(Result):
     access_ids: list[UUID] = Field(description="the reads recorded, one per candidate shown")
 
 
-class AuditReads(QueryUseCases, HistoryQueries):
+class AuditReads(WholeViewReads, HistoryQueries):
     def _read_subjects(self, cmd: Reader, subjects: list[UUID], view_name: str) -> list[UUID]:
         """One read of each subject's `view_name`, decided as the access log is (the candidate
         their own, compliance anyone's), all recorded in one write before anything about them
