@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.domain import AggregateCreated, event
 
-from domain.classification import tier_of
+from domain.classification import CASE_NOTE, PersonalField, tier_of, upcast_personal
 from domain.errors import InvalidInputError
 from domain.subject import SubjectAggregate, TimeOrderedIds
 
@@ -40,6 +40,15 @@ class Authentication(StrEnum):
     ASSERTED = "asserted"  # the actor a command on the Kafka topic names (senders unsigned)
 
 
+JUSTIFICATION = "break_glass"
+
+
+def justification(text: str) -> PersonalField:
+    """A break-glass justification as the access record keeps it: a personal value of the
+    subject (it may well name them), sealed with their data and shredded with it."""
+    return PersonalField(JUSTIFICATION, CASE_NOTE, text)
+
+
 def _authentication(value: str) -> str:
     try:
         return Authentication(value).value
@@ -61,6 +70,10 @@ class AuthenticationSinceV2(SubjectAggregate.Created):
 
 class Access(TimeOrderedIds, SubjectAggregate):
     class Recorded(AuthenticationSinceV2):
+        """v3: a break-glass justification is a personal value of the subject (it may name
+        them), sealed and shredded with their data; v2 held it in clear."""
+
+        class_version = 3
         principal: str
         role: str
         purpose: str
@@ -72,8 +85,15 @@ class Access(TimeOrderedIds, SubjectAggregate):
         policy_ids: tuple[str, ...]
         policy_set_hash: str
         consent_ids: tuple[UUID, ...]
-        break_glass: str | None
+        break_glass: PersonalField | None
         authentication: str
+
+        @classmethod
+        def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
+            if state.get("break_glass") is not None:
+                state["break_glass"] = upcast_personal(
+                    state["break_glass"], JUSTIFICATION, CASE_NOTE
+                )
 
     @classmethod
     def record(
@@ -112,7 +132,7 @@ class Access(TimeOrderedIds, SubjectAggregate):
             policy_ids=policy_ids,
             policy_set_hash=policy_set_hash,
             consent_ids=consent_ids,
-            break_glass=break_glass,
+            break_glass=None if break_glass is None else justification(break_glass),
             authentication=_authentication(authentication),
         )
 
@@ -131,7 +151,7 @@ class Access(TimeOrderedIds, SubjectAggregate):
         policy_ids: tuple[str, ...],
         policy_set_hash: str,
         consent_ids: tuple[UUID, ...],
-        break_glass: str | None,
+        break_glass: PersonalField | None,
         authentication: str,
     ) -> None:
         self.candidate_id = candidate_id

@@ -158,6 +158,35 @@ class AlreadyErasedError(RuleBrokenError):
         super().__init__(f"candidate {candidate_id} is already erased", candidate_id=candidate_id)
 
 
+class TextNamesTheSubjectError(InvalidInputError):
+    """Text the audit keeps in clear (a read's or a disclosure's purpose) may not name the
+    candidate: it would outlive their erasure. Nothing is decided or recorded."""
+
+    def __init__(self, field: str, candidate_id: object) -> None:
+        super().__init__(
+            f"field {field!r}: it is kept in clear for the audit, after the candidate's "
+            f"erasure too, so it may not name candidate {candidate_id} (their name, e-mail, "
+            "phone or address); say why without it",
+            field=field,
+            candidate_id=candidate_id,
+        )
+
+
+class JustificationNotKeptError(InvalidInputError):
+    """A break-glass justification is sealed with the candidate's data; once that data's key
+    is gone (erasure, or retention of case notes) it cannot be recorded, nor is anything
+    left to break the glass for. Refused before anything is decided."""
+
+    def __init__(self, candidate_id: object) -> None:
+        super().__init__(
+            f"field 'break_glass': candidate {candidate_id}'s data was erased (or their case "
+            "notes shredded by retention), so a justification can no longer be recorded with "
+            "it; read without one",
+            field="break_glass",
+            candidate_id=candidate_id,
+        )
+
+
 class PortalClosedError(RuleBrokenError):
     """An erased candidate's portal is closed for good: no link is issued for them again."""
 

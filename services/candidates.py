@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 from pydantic import Field
 
-from domain.candidate import Candidate, Claim, ErasureReceipt
+from domain.candidate import Candidate, Claim, ErasureGround, ErasureReceipt
 from domain.classification import CATEGORIES, PersonalField
 from domain.consent import Consent
 from domain.errors import AlreadyErasedError, CandidateAlreadyRegisteredError
@@ -27,8 +27,8 @@ from services.dto import (
 from services.principals import ERASED_REASON, open_portal, withdraw_link
 from services.unit import UnitOfWork, use_case
 
-_REQUESTED = get_topic(Candidate.ErasureRequested)  # type: ignore[attr-defined]
-_ERASED = get_topic(Candidate.Erased)  # type: ignore[attr-defined]
+_REQUESTED = get_topic(Candidate.ErasureRequested)
+_ERASED = get_topic(Candidate.Erased)
 
 
 class ErasureStep(Result):
@@ -109,23 +109,26 @@ class CandidateUseCases(UnitOfWork):
     @use_case
     def erase_subject(self, cmd: EraseSubject) -> ErasureResult:
         """Crypto-shredding: record the erasure with a signed receipt, then destroy every data
-        key of the subject, so no copy of their personal values can be read again. The
+        key of the subject, so no copy of their personal values can be read again. Why is one
+        of the fixed grounds (`ErasureGround`), never free text. The
         history stays (who did what, when); the hash chain still verifies. A legal hold on any
         of their reports blocks it.
 
         Erasing an erased candidate again finishes an erasure that stopped after it was
         recorded but before every key was destroyed (a crash); a finished one is refused."""
+        ground = ErasureGround.given(cmd.reason)
         candidate = self.load(Candidate, cmd.candidate_id)
         if candidate.erased:
             return self._finish_erasure(candidate, cmd.actor)
         on_hold = [r.id for r in self.of_subject(Report, candidate.id) if r.legal_hold is not None]
         statement = json.dumps(
             {
-                "type": "backcheck.erasure-receipt.v1",
+                # v2: the ground, never free text (v1 carried the reason as typed)
+                "type": "backcheck.erasure-receipt.v2",
                 "candidate_id": str(candidate.id),
                 "erased_at": self.now().isoformat(),
                 "erased_by": cmd.actor,
-                "reason": cmd.reason,
+                "ground": ground.value,
                 "log_position_before": self.recorder.max_notification_id() or 0,
             },
             sort_keys=True,
@@ -133,7 +136,7 @@ class CandidateUseCases(UnitOfWork):
         )
         key_id, signature = self.signer.sign(statement.encode())
         receipt = ErasureReceipt(statement, key_id, signature)
-        candidate.erase(cmd.reason, cmd.actor, on_hold, receipt)
+        candidate.erase(ground, cmd.actor, on_hold, receipt)
         # the candidate's portal closed in the same write: an erased candidate signs in nowhere
         portal = open_portal(self, candidate.id)
         if portal is not None:

@@ -147,7 +147,12 @@ class RequestErasure(Command):
 
 class EraseSubject(Command):
     candidate_id: UUID
-    reason: Text
+    reason: Text = Field(
+        description="why, as one of the fixed grounds: candidate-request, consent-withdrawn, "
+        "retention-ended, unlawful-processing, legal-obligation (never free text: it could "
+        "name the candidate and would outlive them)",
+        examples=["candidate-request"],
+    )
     actor: Actor
 
 

@@ -49,9 +49,16 @@ from services.dto import (
     ReadProfiles,
     ReadReport,
     ReportView,
+    ValueRead,
 )
 from services.errors import AggregateMissingError, DataKeyMissingError
-from services.facts import access_request, investigation_categories, report_categories
+from services.facts import (
+    access_request,
+    investigation_categories,
+    report_categories,
+    require_justification_kept,
+    screen_purpose,
+)
 from services.ports import ReadModel
 from services.shown import shows
 from services.unit import UnitOfWork, receiving_now, use_case
@@ -138,7 +145,11 @@ class QueryUseCases(UnitOfWork):
         views: ReadModel,
         profile: Doc,
     ) -> AccessRequest:
-        return access_request(cmd, subject, categories, views, profile, self.now())
+        request = access_request(cmd, subject, categories, views, profile, self.now())
+        screen_purpose("purpose", cmd.purpose, subject, views, request.consented_purposes)
+        if isinstance(cmd, ValueRead) and cmd.break_glass is not None:
+            require_justification_kept(profile, subject)
+        return request
 
     def _profile(
         self,

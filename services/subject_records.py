@@ -12,8 +12,9 @@ from the events as stored, not field by field, so a value a later version of an 
 is in the package without a change here (tests/integration/test_subject_export.py holds every
 personal field the domain declares to it).
 
-Access and disclosure records are left out (the package's access log tells them), and so are
-delivered commands' receipts: they hold no value about the candidate.
+Of the other events about the candidate (access and disclosure records, delivered commands'
+receipts) only those holding a value of theirs are records too (a break-glass read's sealed
+justification); the package's access log tells the rest.
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ CASE = frozenset({"Candidate", "Consent", "Investigation", "Report"})
 class HeldRecord(Result):
     position: int = Field(description="the event's position in the log")
     at: datetime = Field(description="when it was recorded")
-    aggregate: str = Field(description="Candidate, Consent, Investigation or Report")
+    aggregate: str = Field(
+        description="Candidate, Consent, Investigation or Report (or Access: a break-glass "
+        "read's justification)"
+    )
     aggregate_id: UUID
     event: str = Field(description="what was recorded, e.g. FindingRecorded")
     data: dict[str, Any] = Field(
@@ -86,13 +90,16 @@ def held_records(
     found: set[str] = set()
     for position, event in replayed:
         aggregate, _, name = type(event).__qualname__.rpartition(".")
-        if aggregate not in CASE:
-            continue
         state = {
             k: v
             for k, v in vars(event).items()
             if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")
         }
+        held: set[str] = set()
+        data = _opened(state, held, subject)
+        if aggregate not in CASE and not _holds_personal(state):
+            continue
+        found |= held
         records.append(
             HeldRecord(
                 position=position,
@@ -100,7 +107,19 @@ def held_records(
                 aggregate=aggregate,
                 aggregate_id=event.originator_id,
                 event=name,
-                data=_opened(state, found, subject),
+                data=data,
             )
         )
     return records, found
+
+
+def _holds_personal(value: Any) -> bool:
+    if isinstance(value, PersonalField):
+        return True
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(_holds_personal(getattr(value, f.name)) for f in dataclasses.fields(value))
+    if isinstance(value, tuple | list | frozenset | set):
+        return any(_holds_personal(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_personal(v) for v in value.values())
+    return False

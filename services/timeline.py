@@ -110,7 +110,9 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
         f"submitted {len(e.claims)} claim(s): "
         + "; ".join(f"{c.kind.value} ({_categories(c.fields)})" for c in e.claims)
     ),
-    ev.ErasureRequested: lambda e: f"requested erasure: {e.reason}",
+    ev.ErasureRequested: lambda e: (
+        "requested erasure" + (f" (reason: {e.reason.category})" if e.reason is not None else "")
+    ),
     ev.TierShredded: lambda e: (
         f"shredded the {e.tier} personal data: {e.retention_days} days passed since the case "
         f"went quiet on {e.quiet_since:%Y-%m-%d}"
@@ -122,7 +124,7 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
         "tier stays"
     ),
     ev.CandidateErased: lambda e: (
-        f"erased the candidate's personal data (keys destroyed): {e.reason}; receipt signed "
+        f"erased the candidate's personal data (keys destroyed): {e.ground}; receipt signed "
         f"by key {e.receipt.key_id}"
     ),
     ev.AccessRecorded: lambda e: (

@@ -30,6 +30,7 @@ from services.dto import (
     RecordDisclosure,
     WholeViewRead,
 )
+from services.facts import screen_purpose
 from services.identity import authentication_now
 from services.ports import ReadModel
 from services.queries import ACCESS_LOG_VIEW, CONSENTS_VIEW, QueryUseCases
@@ -45,7 +46,9 @@ class WholeViewReads(QueryUseCases):
         """Personal data leaving outside the read path is recorded first, with every category
         it carries (the profile's, and those its caller names); if the record cannot be
         stored, nothing may be handed over."""
-        profile = self._profile(self.read_model(), cmd.candidate_id, opening=frozenset())
+        views = self.read_model()
+        profile = self._profile(views, cmd.candidate_id, opening=frozenset())
+        screen_purpose("purpose", cmd.purpose, cmd.candidate_id, views, frozenset())
         categories = (
             [f.category for f in profile["identity"]]
             + [f.category for claim in profile["claims"] for f in claim["fields"]]

@@ -34,7 +34,13 @@ app.add_typer(subject_cli, name="subject")
 @subject_cli.command("erase")
 def subject_erase(
     candidate_id: Annotated[UUID, typer.Argument(help="the candidate to erase")],
-    reason: Annotated[str, typer.Option(help="why: the candidate's request, a retention rule")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            help="why, one of: candidate-request, consent-withdrawn, retention-ended, "
+            "unlawful-processing, legal-obligation (a fixed ground, never free text)"
+        ),
+    ],
     actor: Annotated[str, typer.Option(help="who is erasing")] = "compliance",
     as_json: Annotated[bool, typer.Option("--json", help="the receipt as JSON")] = False,
 ) -> None:

@@ -205,7 +205,7 @@ COMMANDS: dict[str, tuple[str, JSON]] = {
     ),
     "erase-subject": (
         "his request, carried out (crypto-shredding)",
-        {"reason": "the candidate's erasure request (PIPL art. 47)"},
+        {"reason": "candidate-request"},
     ),
 }
 

@@ -91,7 +91,9 @@ def test_the_case_and_the_candidates_state_show_the_erasure_asked_for_and_done(
     app.request_erasure(RequestErasure(candidate_id=st.candidate_id, reason="x", actor="dpo"))
     asked, asked_at = app.recorder.max_notification_id(), clock.now
     clock.advance(days=1)
-    app.erase_subject(EraseSubject(candidate_id=st.candidate_id, reason="asked", actor="dpo"))
+    app.erase_subject(
+        EraseSubject(candidate_id=st.candidate_id, reason="candidate-request", actor="dpo")
+    )
     erased_at = clock.now
     erased = next(p for p, e in app.replay(subject=st.candidate_id) if type(e) is Candidate.Erased)
 
@@ -131,7 +133,7 @@ def test_the_case_and_the_candidates_state_show_the_erasure_asked_for_and_done(
 
 def test_an_erasure_without_a_request_is_shown_as_done(app: Backcheck, clock: FakeClock) -> None:
     candidate = s.register(app)
-    app.erase_subject(EraseSubject(candidate_id=candidate, reason="retention", actor="dpo"))
+    app.erase_subject(EraseSubject(candidate_id=candidate, reason="retention-ended", actor="dpo"))
 
     (case,) = app.as_of(clock.now, candidate)
     state = app.get_candidate(candidate)

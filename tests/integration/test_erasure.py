@@ -12,7 +12,7 @@ from uuid import UUID
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from domain.candidate import Candidate, ErasureReceipt
+from domain.candidate import Candidate, ErasureGround, ErasureReceipt
 from domain.check import SourceRole
 from domain.classification import ERASED_VALUE
 from domain.errors import (
@@ -194,19 +194,23 @@ class ErasureContract(ABC):
 
         with pytest.raises(ErasureBlockedByLegalHoldError, match=str(st.report)):
             app.erase_subject(
-                EraseSubject(candidate_id=st.candidate_id, reason="request", actor="dpo")
+                EraseSubject(candidate_id=st.candidate_id, reason="candidate-request", actor="dpo")
             )
 
         assert app.recorder.max_notification_id() == before
         assert app.keys is not None
         assert app.keys.has_keys(st.candidate_id)
         app.release_legal_hold(ReleaseLegalHold(report_id=st.report, actor="legal"))
-        app.erase_subject(EraseSubject(candidate_id=st.candidate_id, reason="request", actor="dpo"))
+        app.erase_subject(
+            EraseSubject(candidate_id=st.candidate_id, reason="candidate-request", actor="dpo")
+        )
         assert not app.keys.has_keys(st.candidate_id)
 
     def test_nothing_more_is_collected_about_an_erased_candidate(self, app: Backcheck) -> None:
         st = s.consented_candidate(app)
-        app.erase_subject(EraseSubject(candidate_id=st.candidate_id, reason="request", actor="dpo"))
+        app.erase_subject(
+            EraseSubject(candidate_id=st.candidate_id, reason="candidate-request", actor="dpo")
+        )
 
         with pytest.raises(CandidateErasedError):
             s.request_consent(app, st.candidate_id)
@@ -269,14 +273,15 @@ class ErasureContract(ABC):
         token = json.loads(waiting.read_bytes())["url"].partition("#token=")[2]
         candidate = app.load(Candidate, st.candidate_id)
         statement = json.dumps({"erased_at": app.clock().isoformat()})
-        candidate.erase("request", "dpo", [], ErasureReceipt(statement, "k", "s"))
+        receipt = ErasureReceipt(statement, "k", "s")
+        candidate.erase(ErasureGround.CANDIDATE_REQUEST, "dpo", [], receipt)
         app.commit(candidate)
         app.keys.destroy(st.candidate_id)
         assert app.authenticate(token).principal == portal_name(st.candidate_id)
 
         # when
         result = app.erase_subject(
-            EraseSubject(candidate_id=st.candidate_id, reason="again", actor="dpo")
+            EraseSubject(candidate_id=st.candidate_id, reason="candidate-request", actor="dpo")
         )
 
         # then
@@ -288,7 +293,7 @@ class ErasureContract(ABC):
             app.authenticate(token)
         with pytest.raises(AlreadyErasedError):  # and now it is finished
             app.erase_subject(
-                EraseSubject(candidate_id=st.candidate_id, reason="again", actor="dpo")
+                EraseSubject(candidate_id=st.candidate_id, reason="candidate-request", actor="dpo")
             )
 
     def test_a_sealed_value_cannot_be_moved_to_another_event(self, app: Backcheck) -> None:

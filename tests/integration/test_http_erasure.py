@@ -19,7 +19,9 @@ def test_an_erased_candidates_portal_link_signs_in_nowhere(api: Served) -> None:
     assert api.get(me, profile, purpose="my own data").status_code == 200
 
     # when
-    erased = api.post(COMPLIANCE, f"/v1/candidates/{candidate}/erasure", {"reason": "asked"})
+    erased = api.post(
+        COMPLIANCE, f"/v1/candidates/{candidate}/erasure", {"reason": "candidate-request"}
+    )
 
     # then
     assert erased.status_code == 200, erased.text

@@ -5,7 +5,8 @@ The fields are not listed here by hand: they are found in the domain's event cla
 field, nested or not, typed as a classified `PersonalField`), so a personal value a later
 event holds fails this test until the story plants a marker in it and the package carries it.
 The story is the marked one (tests/marked_story.py: every value distinctive), and then a
-second consent withdrawn from a running investigation, which resumes under a third."""
+second consent withdrawn from a running investigation, which resumes under a third, a
+compliance officer's break-glass read, and an erasure request."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ from domain.subject import SubjectAggregate
 from infra.bootstrap import build_app
 from infra.config import Settings
 from projections.events import stored_event_types
+from services.access import Role
 from services.application import Backcheck
-from services.dto import ResumeInvestigation, WithdrawConsent
+from services.dto import ReadProfile, RequestErasure, ResumeInvestigation, WithdrawConsent
 from services.subject_export import ExportSubjectData
 from tests import marked_story as ms
 from tests import story as s
@@ -34,7 +36,9 @@ from tests.conftest import FakeClock
 
 EXCLUDED_2, THIRD_2, WITHDRAWAL_2 = "ZQX-EXCL-31", "ZQX-THIRD-32", "ZQX-WITHDRAW-33 paused"
 EXCLUDED_3, THIRD_3 = "ZQX-EXCL-34", "ZQX-THIRD-35"
-MARKERS = (*ms.MARKERS, EXCLUDED_2, THIRD_2, WITHDRAWAL_2, EXCLUDED_3, THIRD_3)
+GLASS, ERASURE_REQUEST = "ZQX-GLASS-36 tribunal order", "ZQX-ERASE-37 not hired"
+MARKERS = (*ms.MARKERS, EXCLUDED_2, THIRD_2, WITHDRAWAL_2, EXCLUDED_3, THIRD_3, GLASS)
+MARKERS += (ERASURE_REQUEST,)
 
 
 def _paths(hint: Any, at: str, seen: frozenset[type]) -> Iterator[str]:
@@ -132,6 +136,18 @@ def test_the_access_package_holds_every_personal_value_the_domain_can_hold_about
     # given: a marker in every value of the candidate's case
     marked = ms.tell(app)
     resumed_under_a_third_consent(app, marked.candidate_id)
+    app.read_profile(
+        ReadProfile(
+            candidate_id=marked.candidate_id,
+            principal="compliance:wu.min",
+            role=Role.COMPLIANCE,
+            purpose=s.PURPOSE,
+            break_glass=GLASS,
+        )
+    )
+    app.request_erasure(
+        RequestErasure(candidate_id=marked.candidate_id, reason=ERASURE_REQUEST, actor="dpo")
+    )
     before = app.recorder.max_notification_id() or 0
 
     # when

@@ -22,7 +22,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from domain.access import Access, DataDisclosure
-from domain.candidate import Candidate, Claim, ClaimKind, ErasureReceipt
+from domain.candidate import Candidate, Claim, ClaimKind, ErasureGround, ErasureReceipt
 from domain.check import CheckType, Method, Outcome, SourceRole
 from domain.classification import PersonalField
 from domain.consent import Consent, SignatureMethod
@@ -165,7 +165,9 @@ def every_event() -> list[DomainEvent]:
     candidate.request_erasure("not hired", "candidate")
     candidate.shred_categories({"user.employment.title": 365}, NOW, [])
     candidate.shred_tier("secret", 180, NOW, [])
-    candidate.erase("not hired", "dpo", [], ErasureReceipt('{"type":"receipt"}', "k1", "c2ln"))
+    candidate.erase(
+        ErasureGround.RETENTION_ENDED, "dpo", [], ErasureReceipt('{"type":"receipt"}', "k1", "c2ln")
+    )
     events += candidate.collect_events()
 
     inv = planned_investigation(
