@@ -8,6 +8,7 @@ set), and under which consents. It never holds a personal value.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -38,6 +39,30 @@ class Authentication(StrEnum):
     PORTAL = "portal-link"  # a candidate's portal link
     OPERATOR = "operator"  # the command line on the store's own machine: stated, not verified
     ASSERTED = "asserted"  # the actor a command on the Kafka topic names (senders unsigned)
+    SIGNED = "signed-message"  # a command on the Kafka topic its sender's key signed, verified
+    UNKNOWN = "unknown"  # a command event recorded before events said how (never recorded new)
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """Who the caller of a command was known to be, and how (`Authentication`): recorded in
+    the command's events beside the actor the command names, which may be someone else (a
+    service acting for a candidate, or an operator typing a candidate's id)."""
+
+    principal: str
+    method: str
+
+
+# what a command event recorded before events said how reads as
+UNKNOWN_CALLER = Authenticated("unknown", Authentication.UNKNOWN.value)
+
+
+def upcast_authenticated(state: dict[str, Any]) -> None:
+    """An upcaster's step for a command event that gains `authenticated`: explicitly unknown."""
+    state["authenticated"] = {
+        "principal": UNKNOWN_CALLER.principal,
+        "method": UNKNOWN_CALLER.method,
+    }
 
 
 JUSTIFICATION = "break_glass"

@@ -20,7 +20,7 @@ from services.dto import (
 )
 from services.ports import PortalLink
 from services.principals import PORTAL_DAYS, hand_on, portal_principal
-from services.unit import UnitOfWork, use_case
+from services.unit import UnitOfWork, caller_now, use_case
 
 _REVOKED = (
     "the candidate's portal link was revoked, and a revoked link is never issued again: no "
@@ -100,6 +100,7 @@ class ConsentUseCases(UnitOfWork):
             cmd.valid_until,
             cmd.actor,
             now=self.now(),
+            authenticated=caller_now(),
         )
         self.commit(consent)
         return self.consent_result(consent)
@@ -108,7 +109,7 @@ class ConsentUseCases(UnitOfWork):
     def withdraw_consent(self, cmd: WithdrawConsent) -> ConsentResult:
         """Withdrawal is possible at any time and suspends the investigations relying on it."""
         consent = self.load(Consent, cmd.consent_id)
-        consent.withdraw(cmd.reason, self.now(), cmd.actor)
+        consent.withdraw(cmd.reason, self.now(), cmd.actor, caller_now())
         changed = self.commit(consent)
         return self.consent_result(consent, [a.id for a in changed if isinstance(a, Investigation)])
 

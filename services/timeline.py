@@ -252,11 +252,15 @@ def timeline(events: Iterator[tuple[int, Any]], candidate_id: UUID) -> Iterator[
         elif kind is ev.InvestigationResumed:
             consent_of[event.originator_id] = event.scope.consent_id
         describe = DESCRIPTIONS.get(kind)
+        what = describe(event) if describe else name.rpartition(".")[2]
+        caller = getattr(event, "authenticated", None)  # who `who` was known to be, and how
+        if caller is not None:
+            what += f" [authenticated: {caller.principal}, by {caller.method}]"
         yield TimelineEntry(
             position=position,
             time=event.timestamp,
             who=_who(event),
-            what=describe(event) if describe else name.rpartition(".")[2],
+            what=what,
             event=name,
             aggregate_id=event.originator_id,
             consent_id=getattr(event, "consent_id", None)

@@ -23,6 +23,7 @@ from domain.errors import (
     ValidityWindowOverError,
 )
 from tests.story import (
+    CALLER,
     DOCUMENT_SHA256,
     NOW,
     PURPOSE,
@@ -45,6 +46,7 @@ def grant(consent: Consent, given: ConsentTerms | None = None, **kwargs: object)
         "valid_until": UNTIL,
         "recorded_by": "esign-service",
         "now": NOW,
+        "authenticated": CALLER,
     }
     values.update(kwargs)
     consent.grant(given or consent.requested, **values)  # type: ignore[arg-type]
@@ -256,7 +258,7 @@ def test_a_consent_is_granted_only_once() -> None:
 
 def test_a_withdrawn_request_can_no_longer_be_granted() -> None:
     consent = new_consent()
-    consent.withdraw("changed my mind", NOW, "candidate")
+    consent.withdraw("changed my mind", NOW, "candidate", CALLER)
     with refuses(consent, ConsentNotPendingError, consent.id, "withdrawn"):
         grant(consent)
 
@@ -296,7 +298,7 @@ def test_a_scope_belongs_to_the_candidate_who_gave_it() -> None:
 def test_a_consent_can_be_withdrawn_at_any_time_while_in_force() -> None:
     consent = granted_consent()
     consent.collect_events()
-    consent.withdraw("no longer interested", NOW + timedelta(days=3), "candidate")
+    consent.withdraw("no longer interested", NOW + timedelta(days=3), "candidate", CALLER)
     (event,) = consent.collect_events()
     assert isinstance(event, Consent.Withdrawn)
     assert consent.status_at(NOW + timedelta(days=3)) is ConsentStatus.WITHDRAWN
@@ -306,21 +308,21 @@ def test_a_consent_can_be_withdrawn_at_any_time_while_in_force() -> None:
 
 def test_a_request_can_be_declined_by_withdrawing_it() -> None:
     consent = new_consent()
-    consent.withdraw("declined", NOW, "candidate")
+    consent.withdraw("declined", NOW, "candidate", CALLER)
     assert consent.status_at(NOW) is ConsentStatus.WITHDRAWN
 
 
 def test_a_consent_cannot_be_withdrawn_twice() -> None:
     consent = granted_consent()
-    consent.withdraw("no longer interested", NOW, "candidate")
+    consent.withdraw("no longer interested", NOW, "candidate", CALLER)
     with refuses(consent, ConsentNotActiveError, consent.id, "withdrawn"):
-        consent.withdraw("again", NOW + timedelta(hours=1), "candidate")
+        consent.withdraw("again", NOW + timedelta(hours=1), "candidate", CALLER)
 
 
 def test_an_expired_consent_cannot_be_withdrawn() -> None:
     consent = granted_consent()
     with refuses(consent, ConsentNotActiveError, consent.id, "expired") as info:
-        consent.withdraw("too late", UNTIL, "candidate")
+        consent.withdraw("too late", UNTIL, "candidate", CALLER)
     assert info.value.status == "expired"
 
 
@@ -360,7 +362,7 @@ def test_a_consent_expires_only_once() -> None:
 
 def test_a_withdrawn_consent_does_not_expire() -> None:
     consent = granted_consent()
-    consent.withdraw("no longer interested", NOW, "candidate")
+    consent.withdraw("no longer interested", NOW, "candidate", CALLER)
     with refuses(consent, ConsentNotActiveError, consent.id, "withdrawn"):
         consent.expire(UNTIL)
 

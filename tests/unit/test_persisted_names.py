@@ -302,6 +302,8 @@ def test_principal_ids_token_layout_and_authentication_names_are_unchanged() -> 
         "portal-link",
         "operator",
         "asserted",
+        "signed-message",
+        "unknown",
     ]
     assert ASSIGNMENTS_POLICY == "principal-assignments"
 

@@ -40,6 +40,7 @@ from infra.store.transcoder import (
     UnknownEventTypeError,
 )
 from tests.story import (
+    CALLER,
     DOCUMENT_SHA256,
     INVESTIGATOR,
     NOW,
@@ -155,6 +156,7 @@ def every_event() -> list[DomainEvent]:
         (NOW + VALID_FOR).astimezone(SHANGHAI),
         "esign-service",
         now=NOW,
+        authenticated=CALLER,
     )
     candidate.submit_claims(
         (claim("user.criminal_history", "none"), claim("user.employment.title", "engineer")),
@@ -213,7 +215,9 @@ def every_event() -> list[DomainEvent]:
     report_dispute = uuid4()
     report.dispute(report_dispute, employment, "my title was senior engineer")
     report.reject_dispute(report_dispute, "The contract says engineer.", RECRUITER)
-    report.disclose(scope, "manager:chen.jie", "hiring manager", PURPOSE, RECRUITER)
+    report.disclose(
+        scope, "manager:chen.jie", "hiring manager", PURPOSE, RECRUITER, authenticated=CALLER
+    )
     report.amend(
         (Amendment(criminal, Outcome.UNVERIFIABLE, "registry offline"),),
         "registry correction",
@@ -226,7 +230,7 @@ def every_event() -> list[DomainEvent]:
     report.destroy("retention period ended", RECRUITER)
     events += report.collect_events()
 
-    consent.withdraw("changed my mind", NOW + timedelta(days=1), "candidate")
+    consent.withdraw("changed my mind", NOW + timedelta(days=1), "candidate", CALLER)
     events += consent.collect_events()
     expiring = new_consent(candidate_id=candidate.id)
     expiring.grant(
@@ -237,6 +241,7 @@ def every_event() -> list[DomainEvent]:
         NOW + VALID_FOR,
         "esign-service",
         now=NOW,
+        authenticated=CALLER,
     )
     expiring.expire(NOW + VALID_FOR)
     events += expiring.collect_events()
@@ -398,6 +403,7 @@ def test_a_time_stored_without_its_offset_reads_as_utc() -> None:
         NOW + VALID_FOR,
         "esign-service",
         now=NOW,
+        authenticated=CALLER,
     )
     granted = consent.collect_events()[-1]
     stored = mapper().to_stored_event(granted)
