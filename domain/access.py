@@ -9,13 +9,14 @@ holds a personal value.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import AggregateCreated, event
 
-from domain.classification import tier_of
+from domain.classification import CASE_NOTE, PersonalField, tier_of, upcast_personal
 from domain.errors import InvalidInputError
 from domain.subject import SubjectAggregate, TimeOrderedIds
 
@@ -39,6 +40,39 @@ class Authentication(StrEnum):
     PORTAL = "portal-link"  # a candidate's portal link
     OPERATOR = "operator"  # the command line on the store's own machine: stated, not verified
     ASSERTED = "asserted"  # the actor a command on the Kafka topic names (senders unsigned)
+    SIGNED = "signed-message"  # a command on the Kafka topic its sender's key signed, verified
+    UNKNOWN = "unknown"  # a command event recorded before events said how (never recorded new)
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """Who the caller of a command was known to be, and how (`Authentication`): recorded in
+    the command's events beside the actor the command names, which may be someone else (a
+    service acting for a candidate, or an operator typing a candidate's id)."""
+
+    principal: str
+    method: str
+
+
+# what a command event recorded before events said how reads as
+UNKNOWN_CALLER = Authenticated("unknown", Authentication.UNKNOWN.value)
+
+
+def upcast_authenticated(state: dict[str, Any]) -> None:
+    """An upcaster's step for a command event that gains `authenticated`: explicitly unknown."""
+    state["authenticated"] = {
+        "principal": UNKNOWN_CALLER.principal,
+        "method": UNKNOWN_CALLER.method,
+    }
+
+
+JUSTIFICATION = "break_glass"
+
+
+def justification(text: str) -> PersonalField:
+    """A break-glass justification as the access record keeps it: a personal value of the
+    subject (it may well name them), sealed with their data and shredded with it."""
+    return PersonalField(JUSTIFICATION, CASE_NOTE, text)
 
 
 def _authentication(value: str) -> str:
@@ -62,6 +96,10 @@ class AuthenticationSinceV2(SubjectAggregate.Created):
 
 class Access(TimeOrderedIds, SubjectAggregate):
     class Recorded(AuthenticationSinceV2):
+        """v3: a break-glass justification is a personal value of the subject (it may name
+        them), sealed and shredded with their data; v2 held it in clear."""
+
+        class_version = 3
         principal: str
         role: str
         purpose: str
@@ -73,8 +111,15 @@ class Access(TimeOrderedIds, SubjectAggregate):
         policy_ids: tuple[str, ...]
         policy_set_hash: str
         consent_ids: tuple[UUID, ...]
-        break_glass: str | None
+        break_glass: PersonalField | None
         authentication: str
+
+        @classmethod
+        def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
+            if state.get("break_glass") is not None:
+                state["break_glass"] = upcast_personal(
+                    state["break_glass"], JUSTIFICATION, CASE_NOTE
+                )
 
     @classmethod
     def record(
@@ -113,7 +158,7 @@ class Access(TimeOrderedIds, SubjectAggregate):
             policy_ids=policy_ids,
             policy_set_hash=policy_set_hash,
             consent_ids=relied_on(AccessOutcome(outcome).value, consent_ids),
-            break_glass=break_glass,
+            break_glass=None if break_glass is None else justification(break_glass),
             authentication=_authentication(authentication),
         )
 
@@ -132,7 +177,7 @@ class Access(TimeOrderedIds, SubjectAggregate):
         policy_ids: tuple[str, ...],
         policy_set_hash: str,
         consent_ids: tuple[UUID, ...],
-        break_glass: str | None,
+        break_glass: PersonalField | None,
         authentication: str,
     ) -> None:
         self.candidate_id = candidate_id

@@ -5,17 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
 
 from domain.classification import (
+    CASE_NOTE,
     CATEGORIES,
     PersonalField,
     Tier,
     admit,
     refuse_prohibited,
     tier_of,
+    upcast_personal,
 )
 from domain.errors import (
     AlreadyErasedError,
@@ -42,6 +45,43 @@ class ClaimKind(StrEnum):
     PERSONAL = "personal"
 
 
+class ErasureGround(StrEnum):
+    """Why a candidate is erased, as the audit keeps it: one of a fixed set of grounds (GDPR
+    Art. 17(1), PIPL Art. 47), never free text, which could name the candidate and would
+    outlive them in clear (decision "free text about a subject sealed")."""
+
+    CANDIDATE_REQUEST = "candidate-request"  # the data subject asked
+    CONSENT_WITHDRAWN = "consent-withdrawn"  # the consent it rested on was withdrawn
+    RETENTION_ENDED = "retention-ended"  # no longer needed for the purpose
+    UNLAWFUL_PROCESSING = "unlawful-processing"  # it should never have been processed
+    LEGAL_OBLIGATION = "legal-obligation"  # a law or an order requires it
+    # what an erasure recorded before grounds reads as: its free text is never shown
+    UNRECORDED = "not recorded (stated as free text before v2)"
+
+    @classmethod
+    def given(cls, text: str) -> ErasureGround:
+        """The ground a command names (case, spaces and underscores as typed: `Candidate
+        request` is candidate-request); anything else is refused naming the field."""
+        wanted = "-".join(text.strip().casefold().replace("_", " ").split())
+        for ground in cls.chosen():
+            if ground.value == wanted:
+                return ground
+        raise cls.refusal()
+
+    @classmethod
+    def chosen(cls) -> list[ErasureGround]:
+        """The grounds an erasure may be recorded for."""
+        return [g for g in cls if g is not cls.UNRECORDED]
+
+    @classmethod
+    def refusal(cls) -> InvalidInputError:
+        return InvalidInputError(
+            f"field 'reason': an erasure's reason is one of {', '.join(cls.chosen())} (kept "
+            "as such for the audit; free text could name the candidate and outlive them)",
+            field="reason",
+        )
+
+
 @dataclass(frozen=True)
 class ErasureReceipt:
     """What an erasure did, signed, so the candidate can be given proof of it. No values."""
@@ -61,6 +101,33 @@ class Claim:
 
 
 class Candidate(SubjectAggregate):
+    class ErasureRequested(SubjectAggregate.Event):
+        """v2: the reason is a personal value of the subject (it may name them), sealed and
+        shredded with their data, or None when its category was shredded already (retention);
+        v1 held it in clear."""
+
+        class_version = 2
+        reason: PersonalField | None
+        requested_by: str
+
+        @classmethod
+        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+            state["reason"] = upcast_personal(state.get("reason"), "reason", CASE_NOTE)
+
+    class Erased(SubjectAggregate.Event):
+        """v2: why, as a fixed ground (`ErasureGround`); v1's free-text reason is dropped when
+        it is read (it may name the candidate; `store migrate` drops it from the bytes)."""
+
+        class_version = 2
+        ground: str
+        erased_by: str
+        receipt: ErasureReceipt
+
+        @classmethod
+        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+            state.pop("reason", None)
+            state["ground"] = ErasureGround.UNRECORDED.value
+
     class ClaimsSubmitted(ActorSinceV2):
         actor_field = "submitted_by"
         claims: tuple[Claim, ...]
@@ -190,27 +257,38 @@ class Candidate(SubjectAggregate):
         return self.shredded_categories | whole
 
     def erase(
-        self, reason: str, erased_by: str, reports_on_hold: list[UUID], receipt: ErasureReceipt
+        self,
+        ground: ErasureGround,
+        erased_by: str,
+        reports_on_hold: list[UUID],
+        receipt: ErasureReceipt,
     ) -> None:
-        """Erasure destroys the keys to every personal value; a legal hold blocks it."""
+        """Erasure destroys the keys to every personal value; a legal hold blocks it. Why is
+        kept as a fixed ground, never free text (`ErasureGround.given` reads a command's)."""
         if self.erased:
             raise AlreadyErasedError(self.id)
         if reports_on_hold:
             raise ErasureBlockedByLegalHoldError(self.id, [str(r) for r in reports_on_hold])
-        if not reason.strip():
-            raise InvalidInputError("field 'reason': say why (request, retention rule, ...)")
-        self._erase(reason, erased_by, receipt)
+        if ground is ErasureGround.UNRECORDED:
+            raise ErasureGround.refusal()
+        self._erase(ground.value, erased_by, receipt)
 
-    @event("Erased")
-    def _erase(self, reason: str, erased_by: str, receipt: ErasureReceipt) -> None:
+    @event(Erased)
+    def _erase(self, ground: str, erased_by: str, receipt: ErasureReceipt) -> None:
         self.erased = True
         self.erasure_receipt = receipt
 
     def request_erasure(self, reason: str, requested_by: str) -> None:
+        """The reason is sealed with the subject's data (it may name them); when its
+        category's key was shredded already by retention, it is not kept at all (no new
+        value of a shredded category can be), and the request stands all the same."""
         if self.erasure_requested:
             raise ErasureAlreadyRequestedError(self.id)
-        self._request_erasure(reason, requested_by)
+        kept = CASE_NOTE not in self.categories_shredded and not self.erased
+        self._request_erasure(
+            PersonalField("reason", CASE_NOTE, reason) if kept else None, requested_by
+        )
 
-    @event("ErasureRequested")
-    def _request_erasure(self, reason: str, requested_by: str) -> None:
+    @event(ErasureRequested)
+    def _request_erasure(self, reason: PersonalField | None, requested_by: str) -> None:
         self.erasure_requested = True

@@ -64,6 +64,12 @@ _CATEGORIES = (
     DataCategory("user.employment.experience", Tier.CONFIDENTIAL, "details of past experience"),
     DataCategory("user.statement", Tier.CONFIDENTIAL, "the candidate's feedback and disputes"),
     DataCategory("user.case_correspondence", Tier.CONFIDENTIAL, "answers given to the candidate"),
+    DataCategory(
+        "user.case_note",
+        Tier.CONFIDENTIAL,
+        "why someone acted on the candidate's case: a break-glass justification, the reason "
+        "an erasure was asked for",
+    ),
     # secret: within the responsibility of assigned people only; PIPL sensitive
     DataCategory("user.health.mental", Tier.SECRET, "mental status"),
     DataCategory("user.criminal_history", Tier.SECRET, "judicial and criminal records"),
@@ -95,6 +101,9 @@ CATEGORIES: dict[str, DataCategory] = {c.key: c for c in _CATEGORIES}
 # and third parties, a disclosure's organisation.
 ORGANISATION = "user.organisation"
 REFEREE = "user.reference.identity"
+# Free text someone writes of why they act on the case (decision "free text about a subject
+# sealed"): it may name the candidate, so it is theirs, and goes with their erasure.
+CASE_NOTE = "user.case_note"
 # The values a rule cannot compare: erased, withheld from this reader, or with the key gone.
 UNREADABLE_VALUES = frozenset({ERASED_VALUE, WITHHELD_VALUE, KEY_MISSING_VALUE})
 

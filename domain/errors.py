@@ -6,6 +6,7 @@ The HTTP/CLI layers map the three families below to responses in one place.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 
@@ -157,6 +158,46 @@ class AlreadyErasedError(RuleBrokenError):
         super().__init__(f"candidate {candidate_id} is already erased", candidate_id=candidate_id)
 
 
+class TextNamesTheSubjectError(InvalidInputError):
+    """Text the audit keeps in clear (a read's or a disclosure's purpose) may not name the
+    candidate: it would outlive their erasure. Nothing is decided or recorded."""
+
+    def __init__(self, field: str, candidate_id: object) -> None:
+        super().__init__(
+            f"field {field!r}: it is kept in clear for the audit, after the candidate's "
+            f"erasure too, so it may not name candidate {candidate_id} (their name, e-mail, "
+            "phone or address); say why without it",
+            field=field,
+            candidate_id=candidate_id,
+        )
+
+
+class JustificationNotKeptError(InvalidInputError):
+    """A break-glass justification is sealed with the candidate's data; once that data's key
+    is gone (erasure, or retention of case notes) it cannot be recorded, nor is anything
+    left to break the glass for. Refused before anything is decided."""
+
+    def __init__(self, candidate_id: object) -> None:
+        super().__init__(
+            f"field 'break_glass': candidate {candidate_id}'s data was erased (or their case "
+            "notes shredded by retention), so a justification can no longer be recorded with "
+            "it; read without one",
+            field="break_glass",
+            candidate_id=candidate_id,
+        )
+
+
+class PortalClosedError(RuleBrokenError):
+    """An erased candidate's portal is closed for good: no link is issued for them again."""
+
+    def __init__(self, candidate_id: object) -> None:
+        super().__init__(
+            f"candidate {candidate_id} was erased: their portal is closed for good, and no "
+            "portal link is issued for them",
+            candidate_id=candidate_id,
+        )
+
+
 class ErasureAlreadyRequestedError(RuleBrokenError):
     def __init__(self, candidate_id: object) -> None:
         super().__init__(
@@ -192,6 +233,22 @@ class InvalidValidityWindowError(InvalidInputError):
         super().__init__(
             f"consent {consent_id}: valid_until must be later than valid_from",
             consent_id=consent_id,
+            field="valid_until",
+        )
+
+
+class ValidityWindowOverError(InvalidInputError):
+    """A grant whose window has ended before it is recorded would be stored expired, using up
+    the request for nothing: it is refused, and the request stays open for a proper grant."""
+
+    def __init__(self, consent_id: object, valid_until: datetime, now: datetime) -> None:
+        super().__init__(
+            f"field 'valid_until': consent {consent_id}: a grant must still be valid when it "
+            f"is recorded; valid_until {valid_until.isoformat()} is not after now "
+            f"({now.isoformat()})",
+            consent_id=consent_id,
+            field="valid_until",
+            valid_until=valid_until,
         )
 
 

@@ -3,14 +3,14 @@ disclosed to named recipients, shared with the candidate, disputable, amendable,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from enum import StrEnum
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.check import CheckSummary, Outcome
+from domain.access import Authenticated, upcast_authenticated
+from domain.check import CheckSummary
 from domain.classification import ORGANISATION, PersonalField, upcast_personal
 from domain.consent import ConsentScope
 from domain.errors import (
@@ -25,98 +25,35 @@ from domain.errors import (
     UnknownReportItemError,
 )
 from domain.investigation import CORRESPONDENCE, STATEMENT
+from domain.report_parts import (
+    RECIPIENT_ORGANISATION,
+    AmendedItem,
+    Amendment,
+    Disclosure,
+    Flag,
+    ReportDispute,
+    ReportItem,
+    ReportStatus,
+    item_from,
+)
 from domain.screening import screen
 from domain.subject import FreeTextSinceV2, SubjectAggregate
 
-
-class ReportStatus(StrEnum):
-    DRAFT = "draft"
-    CHANGES_REQUESTED = "changes requested"
-    APPROVED = "approved"
-    DESTROYED = "destroyed"
-
-
-class Flag(StrEnum):
-    SINGLE_SOURCE = "single_source"
-    CONTESTED = "contested"
-    DISPUTED = "disputed"
-    POSSIBLY_BIASED = "possibly_biased"
-    AMENDED = "amended"
-
-
-@dataclass(frozen=True)
-class ReportItem:
-    check_id: UUID
-    check_type: str
-    outcome: Outcome
-    source_roles: tuple[str, ...]
-    source_count: int
-    flags: tuple[Flag, ...]
-    note: str = ""
-
-
-RECIPIENT_ORGANISATION = "recipient_organisation"
-
-
-@dataclass(frozen=True)
-class Disclosure:
-    """A report edition handed over. The recipient is a principal (in clear, as every
-    principal's id is); their organisation, when outside the employer, is one of the third
-    parties the candidate named: a personal value (sealed at rest, shredded on erasure)."""
-
-    recipient: str
-    recipient_role: str
-    purpose: str
-    edition: int
-    disclosed_by: str
-    organisation: PersonalField | None = None  # None: inside the employer
-
-
-@dataclass(frozen=True)
-class ReportDispute:
-    dispute_id: UUID
-    check_id: UUID
-    statement: str
-    resolved: bool = False
-
-
-def item_from(summary: CheckSummary) -> ReportItem:
-    flags = [
-        flag
-        for flag, on in (
-            (Flag.SINGLE_SOURCE, summary.single_source),
-            (Flag.CONTESTED, summary.contested),
-            (Flag.DISPUTED, summary.disputed),
-            (Flag.POSSIBLY_BIASED, summary.possibly_biased),
-        )
-        if on
-    ]
-    return ReportItem(
-        check_id=summary.check_id,
-        check_type=summary.check_type.value,
-        outcome=summary.outcome,
-        source_roles=tuple(r.value for r in summary.source_roles),
-        source_count=summary.source_count,
-        flags=tuple(flags),
-    )
-
-
-@dataclass(frozen=True)
-class Amendment:
-    """A change asked for: the note is free text, classified when the change is recorded."""
-
-    check_id: UUID
-    outcome: Outcome
-    note: str
-
-
-@dataclass(frozen=True)
-class AmendedItem:
-    """A change as recorded: the note is a personal value (sealed at rest)."""
-
-    check_id: UUID
-    outcome: Outcome
-    note: PersonalField
+# the parts live in domain/report_parts.py; named here too, where the rest of the code has
+# always found them
+__all__ = [
+    "NOTE_CATEGORY",
+    "RECIPIENT_ORGANISATION",
+    "AmendedItem",
+    "Amendment",
+    "Disclosure",
+    "Flag",
+    "Report",
+    "ReportDispute",
+    "ReportItem",
+    "ReportStatus",
+    "item_from",
+]
 
 
 NOTE_CATEGORY = "user.employment.evaluation"
@@ -184,10 +121,12 @@ class Report(SubjectAggregate):
             state["comments"] = upcast_personal(state.get("comments"), "comments", NOTE_CATEGORY)
 
     class Disclosed(SubjectAggregate.Event):
-        """v1 stored the recipient's organisation in clear; v2 as a personal value."""
+        """v1 stored the recipient's organisation in clear; v2 as a personal value; v3: who
+        disclosed it was authenticated how (`authenticated`), beside `disclosed_by`."""
 
-        class_version = 2
+        class_version = 3
         disclosure: Disclosure
+        authenticated: Authenticated
 
         @classmethod
         def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
@@ -195,6 +134,10 @@ class Report(SubjectAggregate):
             disclosure["organisation"] = upcast_personal(
                 disclosure.get("organisation"), RECIPIENT_ORGANISATION, ORGANISATION
             )
+
+        @classmethod
+        def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
+            upcast_authenticated(state)
 
     @classmethod
     def compile(
@@ -282,10 +225,13 @@ class Report(SubjectAggregate):
         purpose: str,
         disclosed_by: str,
         organisation: str | None = None,
+        *,
+        authenticated: Authenticated,
     ) -> None:
         """Only an approved report without open disputes goes out, to a named recipient, for a
         purpose the consent still allows; to another organisation only if the consent names
-        it as a third party."""
+        it as a third party. `authenticated` is who disclosed it, as authentication
+        established."""
         self._require_status(ReportStatus.APPROVED, "disclose")
         if self.open_disputes:
             raise OpenDisputeError(f"report {self.id}", self.open_disputes, "disclose it")
@@ -300,11 +246,12 @@ class Report(SubjectAggregate):
         )
         scope.require_recipient(held)
         self._disclose(
-            Disclosure(recipient, recipient_role, purpose, self.edition, disclosed_by, held)
+            Disclosure(recipient, recipient_role, purpose, self.edition, disclosed_by, held),
+            authenticated,
         )
 
     @event(Disclosed)
-    def _disclose(self, disclosure: Disclosure) -> None:
+    def _disclose(self, disclosure: Disclosure, authenticated: Authenticated) -> None:
         self.disclosures.append(disclosure)
 
     def share_with_candidate(self, shared_by: str) -> None:

@@ -111,3 +111,34 @@ def screen(field: str, text: str, consented_categories: frozenset[str] = frozens
                 raise ConsentRequiredForCategoryError(field, category)
             continue
         raise ProhibitedContentError(field, category, found.group(0))
+
+
+_DIGITS = re.compile(r"\D+")
+_SHORTEST_NAME = 2  # a value shorter than this is no one's name, and would match anything
+_PHONE_DIGITS = 7  # the last digits of a number that tell it
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def names_the_subject(text: str, values: tuple[str, ...]) -> bool:
+    """Whether free text kept in clear (a read's purpose) holds one of the subject's own
+    identifying values (`values`: their name, e-mail, phone, address as given): the whole of
+    a name or an address as words, an e-mail address or its part before the `@`, or a phone
+    number's last digits among the text's digits (`+86 139-1234-5678` in any spelling)."""
+    folded = _folded(text)
+    digits = _DIGITS.sub("", text)
+    for value in values:
+        wanted = [_folded(value)]
+        if "@" in value:
+            wanted.append(_folded(value.partition("@")[0]))
+        for word in wanted:
+            if len(word) >= _SHORTEST_NAME and re.search(
+                rf"(?<!\w){re.escape(word)}(?!\w)", folded
+            ):
+                return True
+        phone = _DIGITS.sub("", value)
+        if len(phone) >= _PHONE_DIGITS and phone[-_PHONE_DIGITS:] in digits:
+            return True
+    return False

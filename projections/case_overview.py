@@ -58,6 +58,17 @@ class ReportRow:
 _OPEN = frozenset({InvestigationStatus.PLANNED, InvestigationStatus.IN_PROGRESS})
 
 
+@dataclass(frozen=True)
+class Step:
+    """When a step of the candidate's erasure was recorded: its time and log position."""
+
+    at: datetime
+    position: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "position": self.position}
+
+
 @dataclass
 class CaseRow:
     candidate_id: UUID
@@ -69,6 +80,8 @@ class CaseRow:
     last_position: int = 0
     last_activity: datetime | None = None  # reads and disclosures do not count
     erased: bool = False
+    erasure_requested_step: Step | None = None
+    erased_step: Step | None = None
     shredded_tiers: set[str] = field(default_factory=set)
     shredded_categories: set[str] = field(default_factory=set)
 
@@ -89,6 +102,13 @@ class CaseRow:
             "candidate_id": str(self.candidate_id),
             "registered_at": self.registered_at.isoformat() if self.registered_at else None,
             "erasure_requested": self.erasure_requested,
+            "erased": self.erased,
+            # each step with its time and position, null until recorded: an erasure need not
+            # follow a request (compliance may erase on a retention rule)
+            "erasure": {
+                "requested": _step(self.erasure_requested_step),
+                "erased": _step(self.erased_step),
+            },
             "consents": {str(k): consent_status(v) for k, v in self.consents.items()},
             "investigations": {
                 str(k): f"{v.status.value} ({v.concluded}/{v.checks} checks concluded"
@@ -101,6 +121,10 @@ class CaseRow:
             },
             "last_position": self.last_position,
         }
+
+
+def _step(step: Step | None) -> dict[str, Any] | None:
+    return None if step is None else step.as_dict()
 
 
 # Events whose only effect on an investigation or report is its status (suspension and
@@ -208,9 +232,11 @@ class CaseOverview:
 
     def erasure_requested(self, row: CaseRow, event: Any) -> None:
         row.erasure_requested = True
+        row.erasure_requested_step = Step(event.timestamp, row.last_position)
 
     def erased(self, row: CaseRow, event: Any) -> None:
         row.erased = True
+        row.erased_step = Step(event.timestamp, row.last_position)
 
     def tier_shredded(self, row: CaseRow, event: Any) -> None:
         row.shredded_tiers.add(Tier(event.tier).value)

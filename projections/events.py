@@ -35,10 +35,10 @@ EventClass = type[Aggregate.Event]
 # mypy cannot see (hence each `type: ignore[attr-defined]`), checked at import all the same.
 CandidateRegistered: EventClass = Candidate.Registered  # type: ignore[attr-defined]
 ClaimsSubmitted: EventClass = Candidate.ClaimsSubmitted
-ErasureRequested: EventClass = Candidate.ErasureRequested  # type: ignore[attr-defined]
+ErasureRequested: EventClass = Candidate.ErasureRequested
 TierShredded: EventClass = Candidate.TierShredded  # type: ignore[attr-defined]
 CategoriesShredded: EventClass = Candidate.CategoriesShredded  # type: ignore[attr-defined]
-CandidateErased: EventClass = Candidate.Erased  # type: ignore[attr-defined]
+CandidateErased: EventClass = Candidate.Erased
 
 ConsentRequested: EventClass = Consent.Requested
 ConsentGranted: EventClass = Consent.Granted

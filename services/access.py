@@ -44,6 +44,9 @@ class AccessRequest:
     disclosed_categories: frozenset[str] = frozenset()  # what was disclosed to this principal
     is_subject: bool = False  # the candidate reading their own data
     break_glass: str | None = None  # a compliance officer's recorded justification
+    # where the values come from: the profile (the candidate's own values, claims among them),
+    # an investigation, or a report (what a check concluded, as it was disclosed)
+    view: str = "profile"
 
 
 @dataclass(frozen=True)

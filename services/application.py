@@ -16,11 +16,13 @@ from services.refusals import RefusalQueries
 from services.reports import ReportUseCases
 from services.retention import RetentionUseCases
 from services.senders import SenderUseCases
+from services.state_reads import StateReads
 from services.subject_export import SubjectExports
 from services.visibility import VisibilityQueries
 
 
 class Backcheck(
+    StateReads,  # `show`, over the use cases of each aggregate
     SubjectExports,
     VisibilityQueries,
     CandidateUseCases,

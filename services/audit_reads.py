@@ -5,6 +5,13 @@ when, under which consent; statuses), but whose history they are makes them the 
 business, as the access log is: they are decided by the same policy as the access log (the
 candidate their own, compliance anyone's) and recorded first, each under its own view name,
 so the subject's access log shows that someone replayed their history, and why.
+
+The same holds on the operator's command line (decision record 0006: every read of data about
+a subject is recorded; reading an access log is itself a read). `audit timeline`, `audit
+as-of`, `events` and `show` tell who was checked, when, by whom and why, though no value: they
+are read through these use cases, by the operator (authenticated as `operator`), never
+replayed unrecorded. Store-wide, each candidate shown gets a read of their own, all of them
+recorded in one write before anything about them is shown (`events` a page at a time).
 """
 
 from __future__ import annotations
@@ -13,19 +20,24 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
 from pydantic import Field
 
-from domain.access import AccessOutcome
-from domain.errors import NotFoundError
+from domain.access import Access, AccessOutcome
+from domain.candidate import Candidate
+from domain.errors import AccessRefusedError, NotFoundError
 from services.access import READ_ACCESS_LOG
-from services.dto import Moment, Result, WholeViewRead
-from services.history import HistoryQueries
-from services.queries import QueryUseCases
+from services.dto import EventRecord, Moment, Reader, Result, WholeViewRead
+from services.history import HistoryQueries, event_record
+from services.identity import authentication_now
+from services.ports import ReadModel
 from services.timeline import TimelineEntry
-from services.unit import use_case
+from services.unit import receiving_now, use_case
+from services.whole_reads import WholeViewReads
 
 TIMELINE_VIEW = "timeline"
 AS_OF_VIEW = "case as of"
+EVENTS_VIEW = "events"  # the stored events about them, values shown as their tier
 
 
 class ReadTimeline(WholeViewRead):
@@ -54,7 +66,120 @@ class AsOfView(Result):
     case: dict[str, Any] | None = Field(description="none: the candidate was not yet registered")
 
 
-class AuditReads(QueryUseCases, HistoryQueries):
+class ReadCasesAsOf(Reader):
+    """Every candidate's case as it stood at a moment: one read recorded per candidate shown."""
+
+    at: Moment = Field(description="the moment, ISO 8601 with its offset")
+
+
+class CasesAsOfView(Result):
+    at: datetime
+    access_ids: list[UUID] = Field(description="the reads recorded, one per candidate shown")
+    cases: list[dict[str, Any]]
+
+
+class ReadEvents(Reader):
+    """A page of the stored events (each personal value shown as its category and tier only),
+    of one candidate or of the whole store, from position `start` up to `until`."""
+
+    candidate_id: UUID | None = None
+    start: int = Field(default=1, ge=1)
+    until: int | None = Field(
+        default=None,
+        ge=0,
+        description="the last position to show: the head when the listing began, so the "
+        "reads it records are not listed (and recorded) in turn",
+    )
+    limit: int = Field(default=500, ge=1, le=500)
+
+
+class EventsPage(Result):
+    events: list[EventRecord]
+    next_start: int | None = Field(description="where the next page starts; null: no more")
+    access_ids: list[UUID] = Field(description="the reads recorded, one per candidate shown")
+
+
+class AuditReads(WholeViewReads, HistoryQueries):
+    def _read_subjects(self, cmd: Reader, subjects: list[UUID], view_name: str) -> list[UUID]:
+        """One read of each subject's `view_name`, decided as the access log is (the candidate
+        their own, compliance anyone's), all recorded in one write before anything about them
+        is shown; refused for one, refused for all (each refusal recorded). Returns their
+        access ids, in the order of `subjects`."""
+        decision_point = self.decision_point
+
+        def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:
+            accesses, refused = [], []
+            for subject in subjects:
+                profile = self._profile(views, subject, opening=frozenset())
+                request = self._facts(cmd, subject, (), views, profile)
+                decision = decision_point.decide_view(READ_ACCESS_LOG, request)
+                accesses.append(
+                    Access.record(
+                        candidate_id=subject,
+                        principal=cmd.principal,
+                        role=cmd.role.value,
+                        purpose=cmd.purpose,
+                        view=view_name,
+                        returned=(),
+                        withheld=(),
+                        outcome=decision.outcome,
+                        policy_ids=decision.policy_ids,
+                        policy_set_hash=decision.policy_set_hash,
+                        consent_ids=request.consent_ids,
+                        authentication=authentication_now(receiving_now()),
+                    )
+                )
+                if not decision.allowed:
+                    refused.append((subject, list(decision.policy_ids)))
+            return list(accesses), ([a.id for a in accesses], refused)
+
+        if not subjects:
+            return []
+        access_ids, refused = self._recorded(decide)  # recorded first; fails closed
+        if refused:
+            raise AccessRefusedError(refused[0][0], view_name, refused[0][1])
+        return access_ids  # type: ignore[no-any-return]
+
+    @use_case
+    def read_cases_as_of(self, cmd: ReadCasesAsOf) -> CasesAsOfView:
+        """Every candidate's case as it stood at a moment, rebuilt from the events up to then;
+        a read of each candidate shown is recorded first, all in one write."""
+        rows = self.as_of(cmd.at)
+        shown = [UUID(row["candidate_id"]) for row in rows]
+        access_ids = self._read_subjects(cmd, shown, AS_OF_VIEW)
+        return CasesAsOfView(at=cmd.at, access_ids=access_ids, cases=rows)
+
+    @use_case
+    def read_events(self, cmd: ReadEvents) -> EventsPage:
+        """A page of the stored events, each personal value shown as its tier only; a read of
+        each candidate the page is about is recorded first, all in one write."""
+        limit = cmd.limit
+        if cmd.until is not None:
+            limit = max(0, min(limit, cmd.until - cmd.start + 1))
+        found = (
+            []
+            if limit == 0
+            else self.recorder.select_notifications(start=cmd.start, limit=limit)
+            if cmd.candidate_id is None
+            else self.subjects.select_subject_notifications(cmd.candidate_id, cmd.start, limit)
+        )
+        page = [n for n in found if cmd.until is None or n.id <= cmd.until]
+        more = bool(page) and len(page) == limit and (cmd.until is None or page[-1].id < cmd.until)
+        if cmd.candidate_id is not None and not page and cmd.start == 1:
+            self.load(Candidate, cmd.candidate_id)  # an unknown candidate is not found
+        decoded = [(n.id, self.mapper.to_domain_event(n)) for n in page]
+        subjects = list(
+            dict.fromkeys(
+                s for _, e in decoded if isinstance(s := getattr(e, "candidate_id", None), UUID)
+            )
+        )
+        access_ids = self._read_subjects(cmd, subjects, EVENTS_VIEW)
+        return EventsPage(
+            events=[event_record(p, e) for p, e in decoded],
+            next_start=page[-1].id + 1 if more else None,
+            access_ids=access_ids,
+        )
+
     @use_case
     def read_timeline(self, cmd: ReadTimeline) -> TimelineView:
         """The subject's history, decided as the access log is and recorded first; then

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
+from pydantic import Field
 
-from domain.candidate import Candidate, Claim, ErasureReceipt
+from domain.candidate import Candidate, Claim, ErasureGround, ErasureReceipt
 from domain.classification import CATEGORIES, PersonalField
 from domain.consent import Consent
 from domain.errors import AlreadyErasedError, CandidateAlreadyRegisteredError
@@ -18,12 +21,33 @@ from services.dto import (
     ErasureResult,
     RegisterCandidate,
     RequestErasure,
+    Result,
     SubmitClaims,
 )
 from services.errors import CandidateIdTakenError
+from services.principals import ERASED_REASON, open_portal, withdraw_link
 from services.unit import UnitOfWork, use_case
 
 _REGISTERED = get_topic(Candidate.Registered)  # type: ignore[attr-defined]
+_REQUESTED = get_topic(Candidate.ErasureRequested)
+_ERASED = get_topic(Candidate.Erased)
+
+
+class ErasureStep(Result):
+    at: datetime = Field(description="when it was recorded")
+    position: int = Field(description="its position in the log")
+
+
+class ErasureSteps(Result):
+    requested: ErasureStep | None = Field(description="the erasure request; null: none")
+    erased: ErasureStep | None = Field(description="the erasure itself; null: not erased")
+
+
+class CandidateState(CandidateResult):
+    """A candidate as `show` tells it: with when (and where in the log) erasure was asked for
+    and done."""
+
+    erasure: ErasureSteps
 
 
 def candidate_result(candidate: Candidate) -> CandidateResult:
@@ -34,6 +58,7 @@ def candidate_result(candidate: Candidate) -> CandidateResult:
         claim_ids=list(candidate.claims),
         categories=sorted(categories),
         erasure_requested=candidate.erasure_requested,
+        erased=candidate.erased,
         version=candidate.version,
     )
 
@@ -90,23 +115,26 @@ class CandidateUseCases(UnitOfWork):
     @use_case
     def erase_subject(self, cmd: EraseSubject) -> ErasureResult:
         """Crypto-shredding: record the erasure with a signed receipt, then destroy every data
-        key of the subject, so no copy of their personal values can be read again. The
+        key of the subject, so no copy of their personal values can be read again. Why is one
+        of the fixed grounds (`ErasureGround`), never free text. The
         history stays (who did what, when); the hash chain still verifies. A legal hold on any
         of their reports blocks it.
 
         Erasing an erased candidate again finishes an erasure that stopped after it was
         recorded but before every key was destroyed (a crash); a finished one is refused."""
+        ground = ErasureGround.given(cmd.reason)
         candidate = self.load(Candidate, cmd.candidate_id)
         if candidate.erased:
-            return self._finish_erasure(candidate)
+            return self._finish_erasure(candidate, cmd.actor)
         on_hold = [r.id for r in self.of_subject(Report, candidate.id) if r.legal_hold is not None]
         statement = json.dumps(
             {
-                "type": "backcheck.erasure-receipt.v1",
+                # v2: the ground, never free text (v1 carried the reason as typed)
+                "type": "backcheck.erasure-receipt.v2",
                 "candidate_id": str(candidate.id),
                 "erased_at": self.now().isoformat(),
                 "erased_by": cmd.actor,
-                "reason": cmd.reason,
+                "ground": ground.value,
                 "log_position_before": self.recorder.max_notification_id() or 0,
             },
             sort_keys=True,
@@ -114,13 +142,21 @@ class CandidateUseCases(UnitOfWork):
         )
         key_id, signature = self.signer.sign(statement.encode())
         receipt = ErasureReceipt(statement, key_id, signature)
-        candidate.erase(cmd.reason, cmd.actor, on_hold, receipt)
-        self.commit(candidate)
+        candidate.erase(ground, cmd.actor, on_hold, receipt)
+        # the candidate's portal closed in the same write: an erased candidate signs in nowhere
+        portal = open_portal(self, candidate.id)
+        if portal is not None:
+            portal.revoke(ERASED_REASON, cmd.actor)
+            self.commit(candidate, portal, internal=(portal,))
+        else:
+            self.commit(candidate)
         # A crash from here until the keys are gone leaves the erasure recorded but not
         # finished: `audit check` lists it, and erasing the candidate again finishes it.
         scopes = self.keys.tiers(candidate.id)
         destroyed = self.keys.destroy(candidate.id)
         return ErasureResult(
+            portal_link_revoked=portal is not None,
+            portal_link_withdrawn=withdraw_link(self, candidate.id),
             candidate_id=candidate.id,
             keys_destroyed=destroyed,
             categories_shredded=sorted(s for s in scopes if s in CATEGORIES),
@@ -131,15 +167,23 @@ class CandidateUseCases(UnitOfWork):
             erased_at=self.now(),
         )
 
-    def _finish_erasure(self, candidate: Candidate) -> ErasureResult:
+    def _finish_erasure(self, candidate: Candidate, actor: str) -> ErasureResult:
         """An erasure recorded earlier: if it stopped before all the subject's keys were
-        destroyed (a crash between recording it and destroying them), they are destroyed now
-        and the receipt recorded then is returned; if it was finished, AlreadyErased."""
+        destroyed (a crash between recording it and destroying them), or was recorded before
+        erasure closed the candidate's portal (their link still signs in), what is left is
+        done now and the receipt recorded then is returned; if it was finished,
+        AlreadyErased."""
         receipt = candidate.erasure_receipt
-        if receipt is None or not self.keys.has_keys(candidate.id):
+        portal = open_portal(self, candidate.id)
+        if receipt is None or (portal is None and not self.keys.has_keys(candidate.id)):
             raise AlreadyErasedError(candidate.id)
+        if portal is not None:
+            portal.revoke(ERASED_REASON, actor)
+            self.commit(portal, internal=(portal,))
         scopes = self.keys.tiers(candidate.id)
         return ErasureResult(
+            portal_link_revoked=portal is not None,
+            portal_link_withdrawn=withdraw_link(self, candidate.id),
             candidate_id=candidate.id,
             keys_destroyed=self.keys.destroy(candidate.id),
             categories_shredded=sorted(s for s in scopes if s in CATEGORIES),
@@ -151,5 +195,22 @@ class CandidateUseCases(UnitOfWork):
             resumed=True,
         )
 
-    def get_candidate(self, candidate_id: UUID) -> CandidateResult:
-        return candidate_result(self.load(Candidate, candidate_id))
+    def get_candidate(self, candidate_id: UUID) -> CandidateState:
+        """The candidate's state, with the steps of their erasure: found by the subject index
+        among their events by topic, and only those two opened."""
+        candidate = self.load(Candidate, candidate_id)
+        steps: dict[str, ErasureStep] = {}
+        start = 1
+        while candidate.erasure_requested or candidate.erased:
+            page = self.subjects.select_subject_notifications(candidate_id, start, 500)
+            if not page:
+                break
+            for n in page:
+                if n.topic in (_REQUESTED, _ERASED) and n.originator_id == candidate_id:
+                    event: Any = self.mapper.to_domain_event(n)
+                    steps[n.topic] = ErasureStep(at=event.timestamp, position=n.id)
+            start = page[-1].id + 1
+        return CandidateState(
+            **candidate_result(candidate).model_dump(),
+            erasure=ErasureSteps(requested=steps.get(_REQUESTED), erased=steps.get(_ERASED)),
+        )

@@ -20,7 +20,7 @@ from services.dto import (
 )
 from services.ports import PortalLink
 from services.principals import PORTAL_DAYS, hand_on, portal_principal
-from services.unit import UnitOfWork, use_case
+from services.unit import UnitOfWork, caller_now, use_case
 
 _REVOKED = (
     "the candidate's portal link was revoked, and a revoked link is never issued again: no "
@@ -89,7 +89,8 @@ class ConsentUseCases(UnitOfWork):
 
     @use_case
     def grant_consent(self, cmd: GrantConsent) -> ConsentResult:
-        """The signed document's hash is recorded; the grant may narrow the request only."""
+        """The signed document's hash is recorded; the grant may narrow the request only, and
+        a window already over when it is recorded is refused (the request stays open)."""
         consent = self.load(Consent, cmd.consent_id)
         consent.grant(
             terms_from(cmd.terms),
@@ -98,6 +99,8 @@ class ConsentUseCases(UnitOfWork):
             cmd.valid_from,
             cmd.valid_until,
             cmd.actor,
+            now=self.now(),
+            authenticated=caller_now(),
         )
         self.commit(consent)
         return self.consent_result(consent)
@@ -106,7 +109,7 @@ class ConsentUseCases(UnitOfWork):
     def withdraw_consent(self, cmd: WithdrawConsent) -> ConsentResult:
         """Withdrawal is possible at any time and suspends the investigations relying on it."""
         consent = self.load(Consent, cmd.consent_id)
-        consent.withdraw(cmd.reason, self.now(), cmd.actor)
+        consent.withdraw(cmd.reason, self.now(), cmd.actor, caller_now())
         changed = self.commit(consent)
         return self.consent_result(consent, [a.id for a in changed if isinstance(a, Investigation)])
 

@@ -147,7 +147,12 @@ class RequestErasure(Command):
 
 class EraseSubject(Command):
     candidate_id: UUID
-    reason: Text
+    reason: Text = Field(
+        description="why, as one of the fixed grounds: candidate-request, consent-withdrawn, "
+        "retention-ended, unlawful-processing, legal-obligation (never free text: it could "
+        "name the candidate and would outlive them)",
+        examples=["candidate-request"],
+    )
     actor: Actor
 
 
@@ -170,6 +175,16 @@ class ErasureResult(Result):
         default=False,
         description="the erasure was recorded earlier but stopped before its keys were "
         "destroyed; this run finished it (the receipt is the one recorded then)",
+    )
+    portal_link_revoked: bool = Field(
+        default=False,
+        description="the candidate's portal link was revoked with the erasure (false: none was "
+        "issued, or it was revoked before)",
+    )
+    portal_link_withdrawn: str | None = Field(
+        default=None,
+        description="the link waiting to be sent that was taken back from the outbox (or why "
+        "it could not be); null when none was waiting",
     )
 
 
@@ -225,6 +240,7 @@ class CandidateResult(Result):
     claim_ids: list[UUID]
     categories: list[str]
     erasure_requested: bool
+    erased: bool = False
     version: int
 
 

@@ -13,13 +13,17 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from domain.candidate import IDENTITY_CATEGORIES
 from domain.check import CheckType
-from domain.classification import PersonalField
+from domain.classification import CASE_NOTE, PersonalField, readable, tier_of
 from domain.consent import ConsentStatus, consent_status
+from domain.errors import JustificationNotKeptError, TextNamesTheSubjectError
 from domain.investigation import InvestigationStatus
 from domain.report import ReportStatus
+from domain.screening import names_the_subject
 from services.access import AccessRequest, Role
 from services.dto import Reader, ValueRead
+from services.errors import DataKeyMissingError
 from services.ports import ReadModel
 
 Doc = dict[str, Any]
@@ -116,3 +120,37 @@ def investigation_categories(doc: Doc) -> set[str]:
     said = [(f["text"], f["answer"]) for f in doc["feedback"]]
     said += [(d["statement"], d["response"]) for d in doc["disputes"].values()]
     return found | {p.category for pair in said for p in pair if isinstance(p, PersonalField)}
+
+
+IDENTITY = frozenset(IDENTITY_CATEGORIES)
+
+
+def screen_purpose(
+    field: str, purpose: str, subject: UUID, views: ReadModel, kept: frozenset[str]
+) -> None:
+    """A purpose is kept in clear for the audit, after the subject's erasure too (decision
+    "free text about a subject sealed"): one naming the candidate (their name, e-mail, phone,
+    address) is refused before anything is decided or recorded. One of `kept` (the purposes
+    their consents in force name, in clear there already) is not looked at; any other is
+    compared with the candidate's identity values, opened in this process for that alone."""
+    if purpose in kept:
+        return
+    try:
+        row = views.get("profile", str(subject), IDENTITY)
+    except DataKeyMissingError:
+        return  # nothing to compare with; a read needing values fails on its own
+    values = tuple(f.value for f in row["identity"] if readable(f)) if row else ()
+    if names_the_subject(purpose, values):
+        raise TextNamesTheSubjectError(field, subject)
+
+
+def require_justification_kept(profile: Doc, subject: UUID) -> None:
+    """A break-glass justification is sealed with the subject's case notes: refused when
+    their key is gone (an erasure, retention of the category or its tier)."""
+    gone = (
+        profile.get("erased")
+        or CASE_NOTE in profile.get("shredded_categories", ())
+        or tier_of(CASE_NOTE).value in profile.get("shredded_tiers", ())
+    )
+    if gone:
+        raise JustificationNotKeptError(subject)

@@ -41,25 +41,32 @@ def redacted(value: Any) -> Any:
     return value
 
 
+def event_record(position: int, event: Any) -> EventRecord:
+    """A stored event as `events` shows it: its personal values as their category and tier."""
+    state = dict(vars(event))
+    aggregate, _, name = type(event).__qualname__.rpartition(".")
+    originator_id = state.pop("originator_id")
+    version = state.pop("originator_version")
+    timestamp = state.pop("timestamp")
+    state.pop("originator_topic", None)
+    return EventRecord(
+        position=position,
+        aggregate=aggregate,
+        event=name,
+        originator_id=originator_id,
+        version=version,
+        timestamp=timestamp,
+        data=redacted(state),
+    )
+
+
 class HistoryQueries(UnitOfWork):
     def iter_events(self, candidate_id: UUID | None = None) -> Iterator[EventRecord]:
-        """Every stored event in notification-log order, optionally for one data subject."""
+        """Every stored event in notification-log order, optionally for one data subject.
+        Not a read: nothing is recorded; the command line's `events` reads pages of them
+        through `read_events` (services/audit_reads.py), which records who they are about."""
         for position, event in self.replay(subject=candidate_id):
-            state = dict(vars(event))
-            aggregate, _, name = type(event).__qualname__.rpartition(".")
-            originator_id = state.pop("originator_id")
-            version = state.pop("originator_version")
-            timestamp = state.pop("timestamp")
-            state.pop("originator_topic", None)
-            yield EventRecord(
-                position=position,
-                aggregate=aggregate,
-                event=name,
-                originator_id=originator_id,
-                version=version,
-                timestamp=timestamp,
-                data=redacted(state),
-            )
+            yield event_record(position, event)
 
     def timeline(self, candidate_id: UUID) -> Iterator[TimelineEntry]:
         """What happened to one candidate: who, what, when, under which consent."""

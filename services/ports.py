@@ -141,3 +141,10 @@ class LinkDelivery(Protocol):
         (by `version`) than the one last handed on for the candidate is not handed on over
         it: that one replaced it. Raises LinkDeliveryError when it could not."""
         ...
+
+    def withdraw(self, candidate_id: UUID) -> str | None:
+        """Takes back the candidate's link waiting to be sent, whatever its version (their
+        portal was closed for good: the candidate was erased), so no one sends it on; returns
+        where it was, said without the token, or None when none was waiting. Raises
+        LinkDeliveryError when it could not."""
+        ...

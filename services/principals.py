@@ -21,7 +21,7 @@ from eventsourcing.utils import get_topic
 
 from domain.access import Authentication
 from domain.candidate import Candidate
-from domain.errors import PrincipalAlreadyExistsError
+from domain.errors import PortalClosedError, PrincipalAlreadyExistsError
 from domain.principal import Principal, PrincipalKind, portal_name, principal_id
 from projections.versions import PRINCIPAL_VIEW
 from services.access import Role
@@ -105,6 +105,30 @@ def portal_principal(
     return principal, token
 
 
+# Why an erased candidate's portal link was revoked: a fixed text, never the erasure's reason.
+ERASED_REASON = "the candidate was erased: their portal is closed for good"
+
+
+def open_portal(uow: UnitOfWork, candidate_id: UUID) -> Principal | None:
+    """The candidate's portal-link principal while it can still sign in (issued and not
+    revoked), for the caller to revoke and commit; None otherwise."""
+    try:
+        principal = uow.load(Principal, principal_id(portal_name(candidate_id)))
+    except AggregateMissingError:
+        return None
+    return principal if principal.revoked is None else None
+
+
+def withdraw_link(uow: UnitOfWork, candidate_id: UUID) -> str | None:
+    """The candidate's link waiting to be sent, taken back from the link delivery once their
+    portal was closed: where it was, or why it could not be (the link in it no longer works
+    either way); None when none was waiting."""
+    try:
+        return uow.links.withdraw(candidate_id)
+    except LinkDeliveryError as e:
+        return f"{e}; the link in it no longer works: delete it"
+
+
 def hand_on(uow: UnitOfWork, link: PortalLink) -> PortalLinkSent:
     """A committed portal link, handed to the link delivery: where it went, or why it did not
     (what was recorded stands either way)."""
@@ -182,8 +206,9 @@ class PrincipalUseCases(UnitOfWork):
         the link is replaced (the old one is refused) with a new expiry; a revoked link is
         not issued again. Once recorded, it is handed to the link delivery as the one sent
         with a consent request is, so what waits there to be sent is always the link that
-        works."""
-        self.load(Candidate, cmd.candidate_id)
+        works. An erased candidate's portal is closed for good: no link is issued."""
+        if self.load(Candidate, cmd.candidate_id).erased:
+            raise PortalClosedError(cmd.candidate_id)
         expires_at = self.now() + timedelta(days=cmd.valid_days)
         principal, token = portal_principal(self, cmd.candidate_id, expires_at, cmd.actor)
         self.commit(principal, internal=(principal,))  # named by its candidate, not by itself

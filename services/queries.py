@@ -13,49 +13,45 @@ How they are recorded, batched and fail closed, is services/recording.py's.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.access import Access, AccessOutcome, DataDisclosure
+from domain.access import Access, AccessOutcome
 from domain.classification import tier_of
 from domain.errors import AccessRefusedError
 from services.access import (
-    READ_ACCESS_LOG,
-    READ_CONSENTS,
     AccessRequest,
     decide_read,
 )
 from services.answers import (
-    access_entries,
     access_record,
-    consent_entry,
     investigation_view,
     profile_fields,
     report_view,
 )
 from services.dto import (
-    AccessEntry,
-    AccessLogView,
-    ConsentEntry,
-    ConsentRegisterView,
     InvestigationView,
     ProfilesView,
     ProfileView,
-    ReadAccessLog,
-    ReadConsents,
     Reader,
     ReadInvestigation,
     ReadProfile,
     ReadProfiles,
     ReadReport,
-    RecordDisclosure,
     ReportView,
-    WholeViewRead,
+    ValueRead,
 )
 from services.errors import AggregateMissingError
-from services.facts import access_request, investigation_categories, report_categories
+from services.facts import (
+    access_request,
+    investigation_categories,
+    report_categories,
+    require_justification_kept,
+    screen_purpose,
+)
 from services.identity import ASSIGNMENTS_POLICY, authentication_now, current_identity
 from services.ports import ReadModel
 from services.recording import RecordedReads, Unanswered, open_or_fail
@@ -77,7 +73,11 @@ class QueryUseCases(RecordedReads):
         views: ReadModel,
         profile: Doc,
     ) -> AccessRequest:
-        return access_request(cmd, subject, categories, views, profile, self.now())
+        request = access_request(cmd, subject, categories, views, profile, self.now())
+        screen_purpose("purpose", cmd.purpose, subject, views, request.consented_purposes)
+        if isinstance(cmd, ValueRead) and cmd.break_glass is not None:
+            require_justification_kept(profile, subject)
+        return request
 
     def _profile(
         self,
@@ -224,7 +224,7 @@ class QueryUseCases(RecordedReads):
             subject = UUID(report["candidate_id"])
             profile = self._profile(views, subject, opening=frozenset())
             categories = tuple(sorted(report_categories(report)))
-            request = self._facts(cmd, subject, categories, views, profile)
+            request = replace(self._facts(cmd, subject, categories, views, profile), view="report")
             decision = decide_read(decision_point, request)
             view = f"report {cmd.report_id}"
             allowed = frozenset(decision.allowed)
@@ -256,6 +256,7 @@ class QueryUseCases(RecordedReads):
             profile = self._profile(views, subject, opening=frozenset())
             categories = tuple(sorted(investigation_categories(sealed)))
             request = self._facts(cmd, subject, categories, views, profile)
+            request = replace(request, view="investigation")
             decision = decide_read(decision_point, request)
             view = f"investigation {key}"
             allowed = frozenset(decision.allowed)
@@ -272,112 +273,3 @@ class QueryUseCases(RecordedReads):
         if decision.outcome is AccessOutcome.REFUSED and categories:
             raise AccessRefusedError(subject, "investigation", decision.withheld_because)
         return investigation_view(cmd.investigation_id, doc, subject, access_id, decision)
-
-    @use_case
-    def record_disclosure(self, cmd: RecordDisclosure) -> UUID:
-        """Personal data leaving outside the read path is recorded first, with every category
-        it carries; if the record cannot be stored, nothing may be handed over."""
-        profile = self._profile(self.read_model(), cmd.candidate_id, opening=frozenset())
-        categories = [f.category for f in profile["identity"]] + [
-            f.category for claim in profile["claims"] for f in claim["fields"]
-        ]
-        disclosure = DataDisclosure.record(
-            cmd.candidate_id,
-            cmd.actor,
-            cmd.recipient,
-            cmd.purpose,
-            cmd.channel,
-            tuple(categories),
-            authentication=authentication_now(receiving_now()),
-        )
-        self.commit(disclosure)
-        return disclosure.id
-
-    def _read_whole(
-        self,
-        cmd: WholeViewRead,
-        action: str,
-        view_name: str,
-        answer: Callable[[ReadModel, str], T],
-    ) -> tuple[UUID, T]:
-        """A read of one of the subject's views taken whole (READ_ACCESS_LOG, READ_CONSENTS):
-        decided once for the view, recorded first like any other read (nothing returned,
-        nothing withheld: they hold no personal value), then answered by `answer(views, key)`.
-        Returns this read's access id and the answer."""
-        decision_point = self.decision_point
-
-        def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:
-            key = str(cmd.candidate_id)
-            profile = views.get("profile", key, frozenset())
-            if profile is None:
-                raise self._missing(cmd, cmd.candidate_id, view_name)
-            shows(profile)  # the subject's version, as the views held it when decided
-            request = self._facts(cmd, cmd.candidate_id, (), views, profile)
-            decision = decision_point.decide_view(action, request)
-            access = Access.record(
-                candidate_id=cmd.candidate_id,
-                principal=cmd.principal,
-                role=cmd.role.value,
-                purpose=cmd.purpose,
-                view=view_name,
-                returned=(),
-                withheld=(),
-                outcome=decision.outcome,
-                policy_ids=decision.policy_ids,
-                policy_set_hash=decision.policy_set_hash,
-                consent_ids=request.consent_ids,
-                authentication=authentication_now(receiving_now()),
-            )
-            answered = answer(views, key) if decision.allowed else None
-            return [access], (access.id, decision, answered)
-
-        access_id, decision, answered = self._recorded(decide)  # recorded first; fails closed
-        if not decision.allowed:
-            raise AccessRefusedError(cmd.candidate_id, view_name, list(decision.policy_ids))
-        return access_id, answered
-
-    @use_case
-    def read_access_log(self, cmd: ReadAccessLog) -> AccessLogView:
-        """Who read what about the candidate, when, why, what they were refused, and what was
-        handed over to whom: the candidate reads their own log, a compliance officer anyone's.
-        The log holds no personal values, but who looked at whom is the subject's business,
-        so this read is decided and recorded first like any other."""
-        # the log with every access record stored before this read (decisions need not wait
-        # for those, so the views caught up for deciding may not have applied them yet)
-        access_id, entries = self._read_whole(
-            cmd,
-            READ_ACCESS_LOG,
-            ACCESS_LOG_VIEW,
-            lambda _, key: access_entries(self.read_model(), key),
-        )
-        return AccessLogView(
-            candidate_id=cmd.candidate_id,
-            access_id=access_id,
-            outcome=AccessOutcome.ALLOWED,
-            entries=entries,
-        )
-
-    @use_case
-    def read_consents(self, cmd: ReadConsents) -> ConsentRegisterView:
-        """The candidate's consent register: what each consent asked and was granted for, and
-        whether it is in force now. The candidate, the recruiter handling them, an assigned
-        investigator and compliance read it, also once consent is withdrawn or expired; the
-        read is recorded first."""
-        now = self.now()
-
-        def register(views: ReadModel, key: str) -> list[ConsentEntry]:
-            return [consent_entry(doc, now) for doc in views.of_subject("consent", key)]
-
-        access_id, consents = self._read_whole(cmd, READ_CONSENTS, CONSENTS_VIEW, register)
-        return ConsentRegisterView(
-            candidate_id=cmd.candidate_id,
-            access_id=access_id,
-            outcome=AccessOutcome.ALLOWED,
-            consents=sorted(consents, key=lambda c: c.requested_at),
-        )
-
-    def recorded_accesses(self, candidate_id: UUID) -> list[AccessEntry]:
-        """The subject's access log as stored, for checks inside this process. Not a read: no
-        one is asking and nothing is recorded; every outside surface (CLI, commands) goes
-        through `read_access_log`."""
-        return access_entries(self.read_model(), str(candidate_id))

@@ -21,7 +21,7 @@ from services.dto import (
     ReviewReport,
     ShareReport,
 )
-from services.unit import UnitOfWork, use_case
+from services.unit import UnitOfWork, caller_now, use_case
 
 
 def report_result(report: Report) -> ReportResult:
@@ -81,6 +81,7 @@ class ReportUseCases(UnitOfWork):
             cmd.purpose,
             cmd.actor,
             organisation=cmd.recipient_organisation,
+            authenticated=caller_now(),
         )
         self.commit(report)
         return report_result(report)

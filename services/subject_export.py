@@ -7,9 +7,12 @@ and if that record cannot be stored no package is made. It is then assembled thr
 recorded read path, read as the subject reads their own data (each read recorded too, with
 a purpose naming who made the package): the profile, the consent register, each
 investigation with the candidate's feedback and disputes and the answers, each report, the
-timeline, and last the access log, so the package shows its own disclosure and reads. The
-candidate asks for their own; compliance makes one on their behalf; the operator's command
-line too (`backcheck subject export`).
+timeline, the records of their case (every value the store holds about them, opened:
+services/subject_records.py), and last the access log, so the package shows its own
+disclosure and reads. The records are read from the store before the disclosure, so that it
+names every category they carry; nothing of them leaves before it is stored. The candidate
+asks for their own; compliance makes one on their behalf; the operator's command line too
+(`backcheck subject export`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from uuid import UUID
 
 from pydantic import Field
 
+from domain.candidate import Candidate
 from domain.principal import portal_name
 from domain.report import ReportStatus
 from services.access import Role
@@ -46,6 +50,7 @@ from services.errors import (
 )
 from services.facts import SEALED
 from services.identity import Authentication, Identity, acting_as, current_identity
+from services.subject_records import HeldRecord, held_records
 from services.unit import use_case
 
 CHANNEL = "access package"
@@ -72,6 +77,11 @@ class SubjectDataPackage(Result):
     investigations: list[InvestigationView]
     reports: list[ReportView]
     timeline: TimelineView
+    records: list[HeldRecord] = Field(
+        description="every event of the candidate's case, in log order, with every value it "
+        "holds opened: findings with their sources and notes, reviewers' comments, withdrawal "
+        "reasons, amendments, disputes, feedback and the answers (services/subject_records.py)"
+    )
     access_log: AccessLogView = Field(
         description="every access and disclosure, this package's own included"
     )
@@ -108,6 +118,9 @@ class SubjectExports(AuditReads):
         caller = current_identity()
         check_maker(caller, cmd)
         subject = portal_name(cmd.candidate_id)
+        self.load(Candidate, cmd.candidate_id)  # not found: nothing recorded
+        # opened to be handed over only once the disclosure naming their categories is stored
+        records, categories = held_records(self.replay(subject=cmd.candidate_id), cmd.candidate_id)
         disclosure_id = self.record_disclosure(  # first: no record, no package
             RecordDisclosure(
                 candidate_id=cmd.candidate_id,
@@ -115,7 +128,8 @@ class SubjectExports(AuditReads):
                 purpose=PURPOSE,
                 channel=CHANNEL,
                 actor=cmd.actor,
-            )
+            ),
+            sorted(categories),
         )
         purpose = PURPOSE if cmd.actor == subject else f"{PURPOSE}, made by {cmd.actor}"
         as_subject = Identity(
@@ -164,5 +178,6 @@ class SubjectExports(AuditReads):
             investigations=investigations,
             reports=reports,
             timeline=timeline,
+            records=records,
             access_log=access_log,
         )

@@ -111,7 +111,9 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
         f"submitted {len(e.claims)} claim(s): "
         + "; ".join(f"{c.kind.value} ({_categories(c.fields)})" for c in e.claims)
     ),
-    ev.ErasureRequested: lambda e: f"requested erasure: {e.reason}",
+    ev.ErasureRequested: lambda e: (
+        "requested erasure" + (f" (reason: {e.reason.category})" if e.reason is not None else "")
+    ),
     ev.TierShredded: lambda e: (
         f"shredded the {e.tier} personal data: {e.retention_days} days passed since the case "
         f"went quiet on {e.quiet_since:%Y-%m-%d}"
@@ -123,7 +125,7 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
         "tier stays"
     ),
     ev.CandidateErased: lambda e: (
-        f"erased the candidate's personal data (keys destroyed): {e.reason}; receipt signed "
+        f"erased the candidate's personal data (keys destroyed): {e.ground}; receipt signed "
         f"by key {e.receipt.key_id}"
     ),
     ev.AccessRecorded: lambda e: (
@@ -251,11 +253,15 @@ def timeline(events: Iterator[tuple[int, Any]], candidate_id: UUID) -> Iterator[
         elif kind is ev.InvestigationResumed:
             consent_of[event.originator_id] = event.scope.consent_id
         describe = DESCRIPTIONS.get(kind)
+        what = describe(event) if describe else name.rpartition(".")[2]
+        caller = getattr(event, "authenticated", None)  # who `who` was known to be, and how
+        if caller is not None:
+            what += f" [authenticated: {caller.principal}, by {caller.method}]"
         yield TimelineEntry(
             position=position,
             time=event.timestamp,
             who=_who(event),
-            what=describe(event) if describe else name.rpartition(".")[2],
+            what=what,
             event=name,
             aggregate_id=event.originator_id,
             consent_id=getattr(event, "consent_id", None)

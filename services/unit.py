@@ -16,7 +16,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError, Recording
 from eventsourcing.utils import EnvType
 
-from domain.access import Access
+from domain.access import Access, Authenticated, Authentication
 from domain.intake import CommandReceipt
 from domain.retention import RetentionSchedule
 from domain.subject import recorded_at, recording_time
@@ -49,6 +49,7 @@ P = ParamSpec("P")
 Clock = Callable[[], datetime]
 
 
+OPERATOR = "operator"  # the principal of the command line on the store's own machine
 # How many times a use case is decided again after its write collided only with a concurrent
 # change to what it writes on its own account (see `UnitOfWork.commit`'s `internal`).
 INTERNAL_RETRIES = 3
@@ -116,12 +117,14 @@ Wiring = Callable[[Application[UUID]], Collaborators]
 @dataclass(frozen=True)
 class Delivery:
     """A command as another service delivered it: the sender, the sender's id for the
-    command, the use case it names, and where it came from (e.g. topic/partition@offset)."""
+    command, the use case it names, where it came from (e.g. topic/partition@offset), and how
+    the sender was known (`signed-message` once its signature verified; else `asserted`)."""
 
     source: str
     command_id: str
     command_type: str
     channel: str
+    authentication: Authentication = Authentication.ASSERTED
 
 
 @dataclass
@@ -142,6 +145,21 @@ _receiving: ContextVar[Receiving | None] = ContextVar("receiving", default=None)
 def receiving_now() -> bool:
     """Whether the running use case applies a delivered command (see `receiving`)."""
     return _receiving.get() is not None
+
+
+def caller_now() -> Authenticated:
+    """Who the caller of the running use case was known to be, and how, for its command's
+    events: an authenticated identity (token, OIDC, portal link); else a delivered command's
+    sender (its signature verified, or asserted); else the operator on the store's machine —
+    whatever actor the command names (an operator typing a candidate's id is the operator)."""
+    identity = current_identity()
+    if identity is not None:
+        return Authenticated(identity.principal, identity.authentication.value)
+    receiving = _receiving.get()
+    if receiving is not None:
+        delivery = receiving.delivery
+        return Authenticated(delivery.source, delivery.authentication.value)
+    return Authenticated(OPERATOR, Authentication.OPERATOR.value)
 
 
 def _within_assignments(aggregates: Iterable[Aggregate]) -> None:

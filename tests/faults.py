@@ -80,7 +80,9 @@ def write_until_killed(settings: Settings, journal: Path, seed: int) -> None:
             if len(mine) > 2 and rng.random() < 0.25:
                 gone = mine.pop(rng.randrange(len(mine) - 1))
                 ack(f"erasing {gone}")
-                app.erase_subject(EraseSubject(candidate_id=gone, reason="fault", actor="dpo"))
+                app.erase_subject(
+                    EraseSubject(candidate_id=gone, reason="candidate-request", actor="dpo")
+                )
                 ack(f"erased {gone}")
 
 

@@ -186,6 +186,8 @@ def story_of(app: Backcheck, clock: FakeClock) -> Told:
     clock.advance(minutes=1)
     app.request_erasure(RequestErasure(candidate_id=gone, reason=ERASURE, actor=s.CANDIDATE))
     clock.advance(minutes=1)
-    app.erase_subject(EraseSubject(candidate_id=gone, reason=ERASURE, actor="compliance:wu"))
+    app.erase_subject(
+        EraseSubject(candidate_id=gone, reason="candidate-request", actor="compliance:wu")
+    )
     told.stages[gone] = Stage.ERASED
     return told

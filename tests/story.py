@@ -20,6 +20,7 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.domain import Aggregate
 
+from domain.access import Authenticated
 from domain.candidate import Candidate, Claim, ClaimKind
 from domain.check import CheckType, Finding, Method, Outcome, PlannedCheck, Source, SourceRole
 from domain.classification import PersonalField
@@ -68,6 +69,8 @@ CANDIDATE = "candidate"
 HIRING_MANAGER = "manager:chen.jie"
 
 EMPLOYER = "Acme Ltd"
+# who the domain builders' commands were called by: the operator on the store's machine
+CALLER = Authenticated("operator", "operator")
 
 
 # --- then: a refusal ---------------------------------------------------------------------------
@@ -142,6 +145,8 @@ def granted_consent(
         NOW,
         NOW + VALID_FOR,
         "esign-service",
+        now=NOW,
+        authenticated=CALLER,
     )
     return consent
 

@@ -108,6 +108,7 @@ class CedarDecisionPoint:
             ("consent_active", request.consent_active),
             ("purpose_consented", request.purpose in request.consented_purposes),
             ("category_named", category in request.named_categories),
+            ("view", request.view),
         )
 
     def decide(self, request: AccessRequest) -> AccessDecision:

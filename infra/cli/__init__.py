@@ -11,6 +11,7 @@ import sys
 # Importing a group module registers its commands on the app.
 from infra.cli import (  # noqa: F401
     audit,
+    audit_history,
     bench,
     config,
     contract,

@@ -1,5 +1,6 @@
-"""The compliance officer's tools: `audit keygen|checkpoint|tree-backfill|export|timeline|as-of|
-check` (`audit verify` in verify.py, `audit reads` in reads.py, the proofs in proofs.py).
+"""The compliance officer's tools: `audit keygen|checkpoint|tree-backfill|export|check`
+(`audit verify` in verify.py, `audit reads` in reads.py, `timeline` and `as-of`, recorded reads
+of a subject's history, in audit_history.py, the proofs in proofs.py).
 
 The tamper-evidence adapter (signatures, the store's drivers) is imported by the command that
 uses it, so that `backcheck audit --help` loads none of it."""
@@ -10,7 +11,6 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
@@ -19,7 +19,6 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from domain.errors import NotFoundError
 from infra.cli.common import app, console, err, fail, load_settings, open_app, parsed
 from infra.terminal import cells, markup_safe
 
@@ -205,78 +204,6 @@ def audit_export(
         f"{exported.events} events about {subject}, proven in the checkpoint up to position "
         f"{exported.checkpoint_position}: {markup_safe(path)} ({len(exported.bundle):,} bytes)"
     )
-
-
-@audit.command("timeline")
-def audit_timeline(
-    subject: Annotated[UUID, typer.Option(help="the candidate (data subject)")],
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
-) -> None:
-    """Everything that happened to one candidate, in order: who, what, when, which consent."""
-    try:
-        application, _ = open_app(existing=True)
-        entries = list(application.timeline(subject))
-        if not entries:
-            raise NotFoundError(f"no events about candidate {subject} in the store")
-        if as_json:
-            for entry in entries:
-                sys.stdout.write(entry.model_dump_json() + "\n")
-            return
-        table = Table("pos", "when (UTC)", "who", "what", "consent")
-        for entry in entries:
-            table.add_row(
-                *cells(
-                    entry.position,
-                    entry.time.strftime("%Y-%m-%d %H:%M:%S"),
-                    entry.who,
-                    entry.what,
-                    str(entry.consent_id)[:8] if entry.consent_id else "-",
-                )
-            )
-        console.print(table)
-    except Exception as e:
-        fail(e, as_json)
-
-
-@audit.command("as-of")
-def audit_as_of(
-    moment: Annotated[str, typer.Argument(help="ISO 8601 time, e.g. 2026-11-22T10:00:00+00:00")],
-    subject: Annotated[UUID | None, typer.Option(help="only this candidate")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
-) -> None:
-    """Rebuild the case overview as it was at a moment, from the event store alone."""
-    try:
-        when = datetime.fromisoformat(moment)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{moment!r} is not an ISO 8601 time (e.g. 2026-11-22T10:00:00+00:00)",
-            param_hint="MOMENT",
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    try:
-        application, _ = open_app(existing=True)
-        rows = application.as_of(when, subject)
-    except Exception as e:
-        fail(e, as_json)
-        return
-    if as_json:
-        for row in rows:
-            sys.stdout.write(json.dumps(row) + "\n")
-        return
-    table = Table("candidate", "consents", "investigations", "reports")
-    for row in rows:
-        table.add_row(
-            *cells(
-                row["candidate_id"][:8]
-                + ("  (erasure requested)" if row["erasure_requested"] else ""),
-                "\n".join(f"{k[:8]} {v}" for k, v in row["consents"].items()),
-                "\n".join(f"{k[:8]} {v}" for k, v in row["investigations"].items()),
-                "\n".join(f"{k[:8]} {v}" for k, v in row["reports"].items()),
-            )
-        )
-    console.print(f"as of {when.isoformat()}")
-    console.print(table)
 
 
 @audit.command("check")

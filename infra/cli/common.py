@@ -206,6 +206,14 @@ _BreakGlass = Annotated[
     str | None, typer.Option(help="compliance only: the justification to record")
 ]
 _Json = Annotated[bool, typer.Option("--json", help="the answer as one JSON object")]
+# What a command about a subject's history (`events`, `show`, `audit timeline|as-of`) records
+# its read with: the operator reads as compliance, authenticated as `operator`.
+OPERATOR = "operator"
+_Operator = Annotated[
+    str, typer.Option("--as", help="who is reading (recorded, as authenticated by operator)")
+]
+_HistoryPurpose = Annotated[str, typer.Option(help="why; recorded with the read")]
+HISTORY_PURPOSE = "audit on the store's own machine"
 View = TypeVar("View", bound="BaseModel")
 Model = TypeVar("Model", bound="BaseModel")
 

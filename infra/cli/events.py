@@ -1,27 +1,28 @@
-"""Looking into the store: `events`, `show`, `info`."""
+"""Looking into the store: `events`, `show`, `info`. What `events` and `show` tell is about
+data subjects, so each is a recorded read of each candidate shown (services/audit_reads.py)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import typer
 from rich.table import Table
 
-from domain.errors import NotFoundError
 from infra.cli.common import (
+    HISTORY_PURPOSE,
+    OPERATOR,
+    _HistoryPurpose,
+    _Operator,
     app,
     console,
     fail,
     open_app,
+    parsed,
 )
 from infra.terminal import cells, json_text, markup_safe
-
-if TYPE_CHECKING:
-    from pydantic import BaseModel
 
 
 @app.command()
@@ -31,28 +32,49 @@ def events(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="stop after this many")] = None,
+    principal: _Operator = OPERATOR,
+    purpose: _HistoryPurpose = HISTORY_PURPOSE,
 ) -> None:
-    """List stored events in log order. Personal values are shown as their tier only."""
+    """List stored events in log order. Personal values are shown as their tier only. Who the
+    events are about is the subject's business: a read of each candidate shown is recorded
+    (by the operator, as compliance) before their events are listed, a page at a time."""
+    from services.access import Role
+    from services.audit_reads import ReadEvents
+
     try:
         application, _ = open_app(existing=True)
         table = Table("pos", "time (UTC)", "aggregate", "event", "by / data")
         count = 0
-        for record in application.iter_events(subject):
-            if as_json:
-                sys.stdout.write(record.model_dump_json() + "\n")
-            else:
-                table.add_row(
-                    *cells(
-                        record.position,
-                        record.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
-                        f"{record.aggregate} {short_id(record.originator_id)}",
-                        record.event,
-                        _brief(record.data),
-                    )
+        start: int | None = 1
+        until = application.recorder.max_notification_id() or 0  # not the reads it records
+        while start is not None and (limit is None or count < limit):
+            page = application.read_events(
+                parsed(
+                    ReadEvents,
+                    candidate_id=subject,
+                    start=start,
+                    until=until,
+                    limit=min(500, limit - count) if limit else 500,
+                    principal=principal,
+                    role=Role.COMPLIANCE,
+                    purpose=purpose,
                 )
-            count += 1
-            if limit and count >= limit:
-                break
+            )
+            for record in page.events:
+                if as_json:
+                    sys.stdout.write(record.model_dump_json() + "\n")
+                else:
+                    table.add_row(
+                        *cells(
+                            record.position,
+                            record.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+                            f"{record.aggregate} {short_id(record.originator_id)}",
+                            record.event,
+                            _brief(record.data),
+                        )
+                    )
+                count += 1
+            start = page.next_start
         if not as_json:
             console.print(table)
             console.print(f"{count} event(s)")
@@ -67,24 +89,29 @@ def _brief(data: dict[str, Any]) -> str:
 
 
 @app.command()
-def show(aggregate_id: UUID) -> None:
-    """Show the current state of a candidate, consent, investigation or report."""
+def show(
+    aggregate_id: UUID,
+    principal: _Operator = OPERATOR,
+    purpose: _HistoryPurpose = HISTORY_PURPOSE,
+) -> None:
+    """Show the current state of a candidate, consent, investigation or report (for a
+    candidate, with the steps of their erasure). A read of the candidate it is about is
+    recorded first (by the operator, as compliance)."""
+    from services.access import Role
+    from services.state_reads import ShowState
+
     try:
         application, _ = open_app(existing=True)
-        getters: tuple[Callable[[UUID], BaseModel], ...] = (
-            application.get_candidate,
-            application.get_consent,
-            application.get_investigation,
-            application.get_report,
+        result = application.show_state(
+            parsed(
+                ShowState,
+                aggregate_id=aggregate_id,
+                principal=principal,
+                role=Role.COMPLIANCE,
+                purpose=purpose,
+            )
         )
-        for get in getters:
-            try:
-                result = get(aggregate_id)
-            except NotFoundError:
-                continue
-            console.print(json_text(result.model_dump_json()))
-            return
-        raise NotFoundError(f"nothing with id {aggregate_id} in the store")
+        console.print(json_text(result.model_dump_json()))
     except Exception as e:
         fail(e)
 

@@ -39,7 +39,13 @@ app.add_typer(subject_cli, name="subject")
 @subject_cli.command("erase")
 def subject_erase(
     candidate_id: Annotated[UUID, typer.Argument(help="the candidate to erase")],
-    reason: Annotated[str, typer.Option(help="why: the candidate's request, a retention rule")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            help="why, one of: candidate-request, consent-withdrawn, retention-ended, "
+            "unlawful-processing, legal-obligation (a fixed ground, never free text)"
+        ),
+    ],
     actor: Annotated[str, typer.Option(help="who is erasing")] = "compliance",
     as_json: Annotated[bool, typer.Option("--json", help="the receipt as JSON")] = False,
 ) -> None:
@@ -73,6 +79,12 @@ def subject_erase(
         console.print(f"categories shredded: {', '.join(result.categories_shredded)}")
     if result.tiers_shredded:  # keys of values sealed before keys per category
         console.print(f"tier keys shredded: {', '.join(result.tiers_shredded)}")
+    if result.portal_link_revoked:
+        console.print(f"portal link revoked: candidate:{candidate_id} signs in nowhere")
+    if result.portal_link_withdrawn is not None:
+        console.print(
+            f"link waiting to be sent taken back: {markup_safe(result.portal_link_withdrawn)}"
+        )
     console.print(f"receipt (signed by key {markup_safe(result.receipt_key_id)}):")
     console.print(json_text(result.receipt_statement))
     console.print(f"signature: {markup_safe(result.receipt_signature)}")
@@ -223,7 +235,9 @@ def subject_export(
     ),
 ) -> None:
     """Write the candidate's access package (GDPR Art. 15/20, PIPL Art. 45): every value held
-    about them, their consents, investigations, reports, timeline and access log, as JSON.
+    about them (the events of their case, each value opened: findings with sources and notes,
+    reviewers' comments, withdrawal reasons, ...), their consents, investigations, reports,
+    timeline and access log, as JSON.
     Handing it over is a disclosure: recorded before it is assembled, once the file is known
     to be writable (a refused --out records nothing)."""
     from infra.audit.outputs import check_directory, check_output, free_name, write_output

@@ -205,7 +205,7 @@ COMMANDS: dict[str, tuple[str, JSON]] = {
     ),
     "erase-subject": (
         "his request, carried out (crypto-shredding)",
-        {"reason": "the candidate's erasure request (PIPL art. 47)"},
+        {"reason": "candidate-request"},
     ),
 }
 
@@ -263,6 +263,7 @@ RESULTS: dict[str, tuple[str, JSON]] = {
             "claim_ids": [],
             "categories": ["user.contact.email", "user.contact.phone", "user.name"],
             "erasure_requested": False,
+            "erased": False,
             "version": 1,
         },
     ),

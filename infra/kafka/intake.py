@@ -26,12 +26,13 @@ import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from domain.access import Authentication
 from domain.errors import DomainError, InvalidInputError
 from infra.kafka.cloudevent import (
     DeadLetter,
@@ -143,6 +144,9 @@ def decide(
         delivery, document = delivery_of(message)
     except MalformedCommandError as e:
         return IntakeDecision(None, DeadLetterReason.MALFORMED, str(e))
+    if senders is not None and senders.signed(message.headers):
+        # its signature verified above: its events say their caller was its sender, signed
+        delivery = replace(delivery, authentication=Authentication.SIGNED)
     kind = delivery.command_type
     try:
         applied = intake.apply_delivered(delivery, document)

@@ -14,6 +14,10 @@ other order than they were recorded. The file also holds the link's `version` (i
 principal's, services/ports.py), and a link never replaces a later one: the file is read,
 compared and replaced holding a lock (`outbox/.portal-links.lock`, `flock`, so between
 processes too), and what stays is the link that works.
+
+When the candidate is erased their portal is closed for good (its principal revoked), and the
+link waiting here is taken back (`withdraw`, under the same lock): a mailer must not send a
+link that opens nothing, to someone the store no longer knows.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from uuid import UUID
 
 import orjson
 
@@ -72,6 +77,20 @@ class LinkOutbox:
         except OSError as e:
             raise LinkDeliveryError(f"cannot write {shown}/{name}: {e.strerror or e}") from None
         return f"{shown}/{name}"
+
+    def withdraw(self, candidate_id: UUID) -> str | None:
+        name = f"{candidate_id}.json"
+        shown = f"{self.outbox.name}/{FOLDER}/{name}"
+        if not self.directory.is_dir():  # nothing was ever sent: no lock file made for it
+            return None
+        try:
+            with self._locked():
+                (self.directory / name).unlink()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise LinkDeliveryError(f"cannot remove {shown}: {e.strerror or e}") from None
+        return shown
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

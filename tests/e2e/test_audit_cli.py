@@ -134,8 +134,9 @@ def test_the_timeline_tells_who_did_what_under_which_consent(officer: dict[str, 
 
 def test_as_of_rebuilds_the_overview_and_names_a_bad_time(officer: dict[str, str]) -> None:
     now = run(officer, "audit", "as-of", "2999-01-01T00:00:00+00:00", "--json")
-    before = run(officer, "audit", "as-of", "2000-01-01T00:00:00", "--json")
+    before = run(officer, "audit", "as-of", "2000-01-01T00:00:00Z", "--json")
     bad = run(officer, "audit", "as-of", "yesterday-ish")
+    naive = run(officer, "audit", "as-of", "2000-01-01T00:00:00")  # which zone's midnight?
 
     assert now.returncode == 0, now.stderr
     rows = [json.loads(line) for line in now.stdout.splitlines()]
@@ -145,6 +146,8 @@ def test_as_of_rebuilds_the_overview_and_names_a_bad_time(officer: dict[str, str
     assert before.stdout == ""  # nothing had happened yet in 2000
     assert bad.returncode == 2
     assert "not an ISO 8601 time" in bad.stderr
+    assert naive.returncode == 2
+    assert "'2000-01-01T00:00:00' carries no offset: give one, e.g. " in naive.stderr
 
 
 def test_a_file_that_is_no_bundle_is_unusable_input_exit_2_naming_it(tmp_path: Path) -> None:

@@ -35,8 +35,10 @@ def test_retention_and_erasure_list_the_categories_they_shredded(settings: Setti
     assert {key for _, key in key_rows(settings)} == {"user.name"}  # the name's key stays
     assert run(env, "audit", "verify").returncode == 0
 
-    erased = run(env, "subject", "erase", str(candidate_id), "--reason", "asked", "--json")
-    text = run(env, "subject", "erase", str(candidate_id), "--reason", "asked")
+    erased = run(
+        env, "subject", "erase", str(candidate_id), "--reason", "candidate-request", "--json"
+    )
+    text = run(env, "subject", "erase", str(candidate_id), "--reason", "candidate-request")
 
     assert erased.returncode == 0, erased.stderr
     receipt = json.loads(erased.stdout)
@@ -78,7 +80,7 @@ def test_the_erasure_report_names_the_categories_in_its_text(settings: Settings)
     (candidate_id,) = registered(settings, "Han Mei")
     env = env_of(settings)
 
-    erased = run(env, "subject", "erase", str(candidate_id), "--reason", "asked")
+    erased = run(env, "subject", "erase", str(candidate_id), "--reason", "candidate-request")
 
     assert erased.returncode == 0, erased.stderr
     assert "categories shredded: user.contact.email, user.name" in erased.stdout

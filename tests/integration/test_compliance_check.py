@@ -122,7 +122,9 @@ def test_a_report_disclosed_with_an_open_dispute_is_found(sqlite_app: Backcheck)
         )
     )
     report = app.load(Report, story.report)
-    report._disclose(Disclosure("hiring-manager", "hiring manager", s.PURPOSE, 1, s.RECRUITER))
+    report._disclose(
+        Disclosure("hiring-manager", "hiring manager", s.PURPOSE, 1, s.RECRUITER), s.CALLER
+    )
     position = write_around_the_domain(app, report)
 
     (found,) = violations(app)
@@ -149,7 +151,8 @@ def test_a_report_disclosed_to_an_organisation_the_consent_does_not_name_is_foun
                 organisation=PersonalField(
                     "recipient_organisation", "user.organisation", "Data Broker Ltd"
                 ),
-            )
+            ),
+            s.CALLER,
         )
     position = write_around_the_domain(app, report)
 
@@ -182,7 +185,10 @@ def test_a_finding_recorded_after_consent_was_withdrawn_is_found(sqlite_app: Bac
     story = s.investigation_under_way(app)
     consent = app.load(Consent, story.consent_id)
     consent._withdraw(
-        PersonalField("reason", "user.statement", "changed my mind"), app.clock(), s.CANDIDATE
+        PersonalField("reason", "user.statement", "changed my mind"),
+        app.clock(),
+        s.CANDIDATE,
+        s.CALLER,
     )
     write_around_the_domain(app, consent)  # the suspension policy never ran
     inv = app.load(Investigation, story.investigation)

@@ -137,7 +137,9 @@ def test_the_organisations_it_names_read_as_given_and_erased_after_the_erasure(
         ["Aegis Screening"],
     )
 
-    app.erase_subject(EraseSubject(candidate_id=candidate_id, reason="request", actor="dpo"))
+    app.erase_subject(
+        EraseSubject(candidate_id=candidate_id, reason="candidate-request", actor="dpo")
+    )
 
     (entry,) = read(app, st, "compliance:dpo", Role.COMPLIANCE).consents
     assert (entry.terms.excluded_organisations, entry.terms.third_parties) == (

@@ -156,7 +156,7 @@ def test_an_event_stored_by_older_code_is_published_upcast_and_read_as_the_store
 
     contract = Contract()
     record = published_as(received, granted)
-    assert contract.check(record) == "backcheck.consent.granted.v3"
+    assert contract.check(record) == "backcheck.consent.granted.v4"
     sent = orjson.loads(record.value)
     old = orjson.loads(granted.state)
     assert old["terms"]["excluded_organisations"] == ["Nimbus Tech"]  # the demo's, as text
@@ -169,7 +169,8 @@ def test_an_event_stored_by_older_code_is_published_upcast_and_read_as_the_store
             ],
         },
         "recorded_by": UNRECORDED_ACTOR,
-        "class_version": 3,
+        "authenticated": {"principal": "unknown", "method": "unknown"},
+        "class_version": 4,
     }
     assert read_by_a_worker(app, record, GRANTED).recorded_by == UNRECORDED_ACTOR
 
@@ -182,6 +183,7 @@ def test_an_event_stored_by_older_code_is_published_upcast_and_read_as_the_store
 
 def v1_granted(state: dict[str, Any]) -> None:
     state.pop("recorded_by")
+    state.pop("authenticated")  # v4: how the caller was authenticated
     for field in ("excluded_organisations", "third_parties"):
         state["terms"][field] = [value["value"] for value in state["terms"][field]]
 

@@ -4,6 +4,7 @@ the hash chain still verifies, and the subject's non-personal history still repl
 from __future__ import annotations
 
 import base64
+import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 from uuid import UUID
@@ -11,23 +12,33 @@ from uuid import UUID
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from domain.candidate import Candidate
+from domain.candidate import Candidate, ErasureGround, ErasureReceipt
 from domain.check import SourceRole
 from domain.classification import ERASED_VALUE
-from domain.errors import CandidateErasedError, ErasureBlockedByLegalHoldError
+from domain.errors import (
+    AlreadyErasedError,
+    CandidateErasedError,
+    ErasureBlockedByLegalHoldError,
+    PortalClosedError,
+)
+from domain.principal import portal_name
 from infra.audit.verification import open_source, verify
 from infra.bootstrap import build_app
 from infra.config import Settings
+from infra.outbox.links import FOLDER
 from infra.privacy.sealing import SealBrokenError
 from projections.read_views import VIEWS
 from services.application import Backcheck
 from services.dto import (
     EraseSubject,
     GiveFeedback,
+    IssuePortalLink,
     LegalHold,
     RaiseDispute,
     ReleaseLegalHold,
 )
+from services.errors import AuthenticationError
+from services.principals import ERASED_REASON
 from tests import marked_story as ms
 from tests import story as s
 from tests.conftest import PG_URL, FakeClock
@@ -183,22 +194,107 @@ class ErasureContract(ABC):
 
         with pytest.raises(ErasureBlockedByLegalHoldError, match=str(st.report)):
             app.erase_subject(
-                EraseSubject(candidate_id=st.candidate_id, reason="request", actor="dpo")
+                EraseSubject(candidate_id=st.candidate_id, reason="candidate-request", actor="dpo")
             )
 
         assert app.recorder.max_notification_id() == before
         assert app.keys is not None
         assert app.keys.has_keys(st.candidate_id)
         app.release_legal_hold(ReleaseLegalHold(report_id=st.report, actor="legal"))
-        app.erase_subject(EraseSubject(candidate_id=st.candidate_id, reason="request", actor="dpo"))
+        app.erase_subject(
+            EraseSubject(candidate_id=st.candidate_id, reason="candidate-request", actor="dpo")
+        )
         assert not app.keys.has_keys(st.candidate_id)
 
     def test_nothing_more_is_collected_about_an_erased_candidate(self, app: Backcheck) -> None:
         st = s.consented_candidate(app)
-        app.erase_subject(EraseSubject(candidate_id=st.candidate_id, reason="request", actor="dpo"))
+        app.erase_subject(
+            EraseSubject(candidate_id=st.candidate_id, reason="candidate-request", actor="dpo")
+        )
 
         with pytest.raises(CandidateErasedError):
             s.request_consent(app, st.candidate_id)
+
+    def test_erasure_revokes_the_portal_link_and_takes_back_the_one_waiting_to_be_sent(
+        self, app: Backcheck
+    ) -> None:
+        # given: the consent request sent the candidate their link, and it signs in
+        st = s.consented_candidate(app)
+        waiting = self.settings.outbox_dir / FOLDER / f"{st.candidate_id}.json"
+        url = json.loads(waiting.read_bytes())["url"]
+        token = url.partition("#token=")[2]
+        portal = portal_name(st.candidate_id)
+        assert app.authenticate(token).principal == portal
+        before = app.recorder.max_notification_id() or 0
+
+        # when
+        result = app.erase_subject(
+            EraseSubject(candidate_id=st.candidate_id, reason="candidate request", actor="dpo")
+        )
+
+        # then: revoked in the erasure's own write, as any revocation is (an event), the file
+        # gone, and the token signs in nowhere
+        stored = [(type(e).__qualname__, e) for _, e in app.replay(start=before + 1)]
+        assert [name for name, _ in stored] == ["Candidate.Erased", "Principal.Revoked"]
+        assert stored[1][1].reason == ERASED_REASON
+        assert stored[1][1].revoked_by == "dpo"
+        assert result.portal_link_revoked
+        assert result.portal_link_withdrawn == f"outbox/{FOLDER}/{st.candidate_id}.json"
+        assert not waiting.exists()
+        with pytest.raises(AuthenticationError, match="token revoked"):
+            app.authenticate(token)
+        listed = {p.name: p for p in app.list_principals()}[portal]
+        assert listed.revoked
+        assert listed.revoked_reason == ERASED_REASON
+        with pytest.raises(PortalClosedError, match="closed for good"):
+            app.issue_portal_link(IssuePortalLink(candidate_id=st.candidate_id, actor="hr"))
+
+    def test_an_erased_candidate_who_never_had_a_link_is_issued_none(self, app: Backcheck) -> None:
+        candidate_id = s.register(app)
+        result = app.erase_subject(
+            EraseSubject(candidate_id=candidate_id, reason="candidate request", actor="dpo")
+        )
+        before = app.recorder.max_notification_id()
+
+        with pytest.raises(PortalClosedError, match=str(candidate_id)):
+            app.issue_portal_link(IssuePortalLink(candidate_id=candidate_id, actor="hr"))
+
+        assert not result.portal_link_revoked
+        assert result.portal_link_withdrawn is None
+        assert app.recorder.max_notification_id() == before
+
+    def test_erasing_again_closes_the_portal_an_earlier_erasure_left_open(
+        self, app: Backcheck
+    ) -> None:
+        # given: an erasure recorded before erasure revoked the link (its keys destroyed,
+        # its link still signing in and waiting in the outbox)
+        st = s.consented_candidate(app)
+        waiting = self.settings.outbox_dir / FOLDER / f"{st.candidate_id}.json"
+        token = json.loads(waiting.read_bytes())["url"].partition("#token=")[2]
+        candidate = app.load(Candidate, st.candidate_id)
+        statement = json.dumps({"erased_at": app.clock().isoformat()})
+        receipt = ErasureReceipt(statement, "k", "s")
+        candidate.erase(ErasureGround.CANDIDATE_REQUEST, "dpo", [], receipt)
+        app.commit(candidate)
+        app.keys.destroy(st.candidate_id)
+        assert app.authenticate(token).principal == portal_name(st.candidate_id)
+
+        # when
+        result = app.erase_subject(
+            EraseSubject(candidate_id=st.candidate_id, reason="candidate-request", actor="dpo")
+        )
+
+        # then
+        assert result.resumed
+        assert result.portal_link_revoked
+        assert result.keys_destroyed == 0
+        assert not waiting.exists()
+        with pytest.raises(AuthenticationError, match="token revoked"):
+            app.authenticate(token)
+        with pytest.raises(AlreadyErasedError):  # and now it is finished
+            app.erase_subject(
+                EraseSubject(candidate_id=st.candidate_id, reason="candidate-request", actor="dpo")
+            )
 
     def test_a_sealed_value_cannot_be_moved_to_another_event(self, app: Backcheck) -> None:
         candidate_id = s.register(app)

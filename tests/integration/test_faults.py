@@ -32,7 +32,9 @@ def test_writers_killed_at_random_lose_no_acknowledged_command(
         # an erasure cut off between its event and its keys is finished by running it again
         for candidate in journal.erasing:
             with suppress(AlreadyErasedError):  # recorded and finished before the kill
-                app.erase_subject(EraseSubject(candidate_id=candidate, reason="fault", actor="dpo"))
+                app.erase_subject(
+                    EraseSubject(candidate_id=candidate, reason="candidate-request", actor="dpo")
+                )
             assert not app.keys.has_keys(candidate), candidate
     finally:
         app.close()

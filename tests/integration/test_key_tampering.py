@@ -174,7 +174,9 @@ def test_erased_and_shredded_keys_read_as_erased_and_verify_clean(
 ) -> None:
     erased = s.consented_candidate(app, "Han Mei")
     quiet = s.completed_investigation(app)
-    app.erase_subject(EraseSubject(candidate_id=erased.candidate_id, reason="request", actor="dpo"))
+    app.erase_subject(
+        EraseSubject(candidate_id=erased.candidate_id, reason="candidate-request", actor="dpo")
+    )
     app = reopened(app, settings, clock)
     assert set(read_profile(app, erased.candidate_id).values()) == {ERASED_VALUE}
     clock.advance(days=366)
@@ -203,7 +205,7 @@ def test_a_subject_whose_key_was_deleted_can_still_be_erased_and_others_still_re
     with pytest.raises(DataKeyMissingError):
         read_profile(app, tampered.candidate_id)
     app.erase_subject(
-        EraseSubject(candidate_id=tampered.candidate_id, reason="request", actor="dpo")
+        EraseSubject(candidate_id=tampered.candidate_id, reason="candidate-request", actor="dpo")
     )
 
     assert key_problems(settings) == []

@@ -184,7 +184,7 @@ def test_an_erasure_recorded_while_a_key_was_being_made_refuses_the_write(
 
     def erased_meanwhile(making: Any, who: UUID, scopes: list[str]) -> dict[str, bytes]:
         got = made(making, who, scopes)
-        other.erase_subject(EraseSubject(candidate_id=who, reason="asked", actor="dpo"))
+        other.erase_subject(EraseSubject(candidate_id=who, reason="candidate-request", actor="dpo"))
         return got
 
     terms = ConsentTermsIn(

@@ -42,7 +42,9 @@ def test_feedback_after_the_erasure_is_refused_and_the_history_still_replays(
     app: Backcheck,
 ) -> None:
     st = s.investigation_under_way(app)
-    app.erase_subject(EraseSubject(candidate_id=st.candidate_id, reason="asked", actor="dpo"))
+    app.erase_subject(
+        EraseSubject(candidate_id=st.candidate_id, reason="candidate-request", actor="dpo")
+    )
     before = app.recorder.max_notification_id()
 
     with pytest.raises(PersonalDataShreddedError, match="confidential"):
@@ -63,7 +65,9 @@ def test_a_withdrawal_or_a_finding_after_the_erasure_is_refused_and_nothing_stor
     the erasure neither can be recorded (a consent that excluded organisations refuses the
     finding earlier still: they can no longer be read, tests/unit/test_investigation_rules.py)."""
     st = s.investigation_under_way(app)
-    app.erase_subject(EraseSubject(candidate_id=st.candidate_id, reason="asked", actor="dpo"))
+    app.erase_subject(
+        EraseSubject(candidate_id=st.candidate_id, reason="candidate-request", actor="dpo")
+    )
     before = app.recorder.max_notification_id()
 
     with pytest.raises(PersonalDataShreddedError, match="confidential"):
@@ -86,7 +90,9 @@ def test_a_referee_finding_under_erased_exclusions_is_refused_fail_closed(app: B
     st = s.plan(app, s.Story(candidate_id, consent_id))
     s.notify(app, st)
     s.start(app, st)
-    app.erase_subject(EraseSubject(candidate_id=candidate_id, reason="asked", actor="dpo"))
+    app.erase_subject(
+        EraseSubject(candidate_id=candidate_id, reason="candidate-request", actor="dpo")
+    )
     before = app.recorder.max_notification_id()
 
     with pytest.raises(PersonalValueUnreadableError, match="'excluded_organisations'"):

@@ -168,7 +168,9 @@ def test_values_kept_in_clear_are_sealed_and_an_erased_subjects_stay_erased(
     kept = s.register(app, f"{MARK} Kept")
     gone = s.register(app, f"{MARK} Gone")
     mapper.sealer = sealer
-    app.erase_subject(EraseSubject(candidate_id=gone, reason="asked", actor=s.RECRUITER))
+    app.erase_subject(
+        EraseSubject(candidate_id=gone, reason="candidate-request", actor=s.RECRUITER)
+    )
     app.close()
     assert MARK.encode() in raw_states(settings)  # the weakness the migration is for
 

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from domain.access import Access, DataDisclosure
+from domain.access import UNKNOWN_CALLER, Access, DataDisclosure
 from domain.check import CheckType, Method, Outcome, PlannedCheck, SourceRole
 from domain.classification import PersonalField
 from domain.consent import Consent, ConsentScope, SignatureMethod
@@ -91,6 +91,8 @@ def test_v1_records_without_an_actor_replay_as_v2(sqlite_app: Backcheck) -> None
             app.clock(),
             app.clock() + timedelta(days=90),
             "esign-service",
+            now=app.clock(),
+            authenticated=s.CALLER,
         )
         inv = Investigation.plan(
             candidate_id,
@@ -137,7 +139,7 @@ def test_new_records_are_stored_as_v2(sqlite_app: Backcheck, tmp_path: object) -
         for n in sqlite_app.recorder.select_notifications(start=1, limit=100)
     }
 
-    assert stored["Consent.Granted"]["class_version"] == 3
+    assert stored["Consent.Granted"]["class_version"] == 4
     assert stored["Investigation.Started"]["started_by"] == s.RECRUITER
     assert "class_version" not in stored["Investigation.Planned"]  # unchanged events stay v1
     assert story.investigation_id is not None
@@ -249,6 +251,8 @@ def test_records_with_organisations_in_clear_replay_as_personal_values(
             app.clock(),
             app.clock() + timedelta(days=90),
             "esign-service",
+            now=app.clock(),
+            authenticated=s.CALLER,
         )
         check_id = uuid4()
         inv = Investigation.plan(
@@ -329,15 +333,23 @@ def test_a_disclosure_with_its_organisation_in_clear_replays_as_a_personal_value
     )
     with recorded_at(app.clock()):
         report.disclose(
-            widened, "agent", "screening agency", s.PURPOSE, s.RECRUITER, "Aegis Screening"
+            widened,
+            "agent",
+            "screening agency",
+            s.PURPOSE,
+            s.RECRUITER,
+            "Aegis Screening",
+            authenticated=s.CALLER,
         )
     (disclosed,) = report.collect_events()
     stored, state = unsealed(app, disclosed)
-    assert state["class_version"] == 2
+    assert state["class_version"] == 3
+    del state["authenticated"]  # v1 and v2 did not say how the discloser was authenticated
     state["disclosure"]["organisation"] = in_clear(state["disclosure"]["organisation"])
     app.recorder.insert_events([stored_as(stored, state, 1)])
 
     replayed = [e for _, e in app.replay() if type(e).__qualname__ == "Report.Disclosed"]
+    assert [e.authenticated for e in replayed] == [UNKNOWN_CALLER]  # said so, explicitly
     assert [e.disclosure.organisation for e in replayed] == [
         PersonalField("recipient_organisation", "user.organisation", "Aegis Screening")
     ]
@@ -362,7 +374,7 @@ def test_reasons_and_comments_stored_in_clear_replay_as_personal_values(
             s.INVESTIGATOR,
         )
         report.review(s.REVIEWER, approve=True, comments="fine")
-        consent.withdraw("took another offer", app.clock(), s.CANDIDATE)
+        consent.withdraw("took another offer", app.clock(), s.CANDIDATE, s.CALLER)
     older = {
         "Report.ChangesRequested": ("comments", 1),
         "Report.Amended": ("reason", 2),

@@ -130,6 +130,22 @@ def test_secret_data_not_named_in_the_consent_is_refused_even_when_planned(
     assert decision.outcome == "partial"
 
 
+@pytest.mark.parametrize("view", ["profile", "investigation"])
+def test_a_hiring_manager_never_reads_a_secret_value_only_the_disclosed_reports_outcome(
+    pdp: CedarDecisionPoint, view: str
+) -> None:
+    disclosed = frozenset({GENERAL, SECRET})
+
+    values = pdp.decide(ask(Role.HIRING_MANAGER, disclosed_categories=disclosed, view=view))
+    report = pdp.decide(ask(Role.HIRING_MANAGER, disclosed_categories=disclosed, view="report"))
+
+    assert set(values.allowed) == {GENERAL}
+    assert values.reasons[SECRET] == (
+        "hiring-manager-reads-secret-data-only-in-the-disclosed-report",
+    )
+    assert set(report.allowed) == {GENERAL, SECRET}
+
+
 def test_a_refusal_no_policy_permits_is_named_as_such(pdp: CedarDecisionPoint) -> None:
     decision = pdp.decide(ask(Role.SERVICE, categories=(GENERAL,)))
 

@@ -6,7 +6,7 @@ from uuid import uuid4
 
 import pytest
 
-from domain.candidate import Candidate, Claim, ClaimKind
+from domain.candidate import Candidate, Claim, ClaimKind, ErasureGround
 from domain.classification import CATEGORIES, PersonalField, Tier
 from domain.errors import (
     CandidateErasedError,
@@ -18,7 +18,7 @@ from domain.errors import (
     ProhibitedCategoryError,
     UnknownDataCategoryError,
 )
-from tests.story import CANDIDATE, RECRUITER, claim, new_candidate, refuses
+from tests.story import CANDIDATE, NOW, RECRUITER, claim, new_candidate, refuses
 
 PROHIBITED = sorted(k for k, c in CATEGORIES.items() if c.tier is Tier.PROHIBITED)
 NEEDS_NAMED_CONSENT = sorted(k for k, c in CATEGORIES.items() if c.tier.needs_named_consent)
@@ -201,3 +201,38 @@ def test_erasure_is_requested_only_once() -> None:
     candidate.request_erasure("withdrew application", CANDIDATE)
     with refuses(candidate, ErasureAlreadyRequestedError, candidate.id):
         candidate.request_erasure("again", CANDIDATE)
+
+
+@pytest.mark.parametrize(
+    ("typed", "ground"),
+    [
+        ("candidate-request", ErasureGround.CANDIDATE_REQUEST),
+        ("Candidate request", ErasureGround.CANDIDATE_REQUEST),
+        (" RETENTION_ENDED ", ErasureGround.RETENTION_ENDED),
+        ("legal obligation", ErasureGround.LEGAL_OBLIGATION),
+    ],
+)
+def test_an_erasure_is_recorded_for_a_fixed_ground_as_typed(
+    typed: str, ground: ErasureGround
+) -> None:
+    assert ErasureGround.given(typed) is ground
+
+
+@pytest.mark.parametrize(
+    "typed", ["Li Lei asked by phone", "", "not recorded (stated as free text before v2)"]
+)
+def test_an_erasure_reason_in_free_text_is_refused_naming_the_field(typed: str) -> None:
+    with pytest.raises(InvalidInputError, match="field 'reason'") as refused:
+        ErasureGround.given(typed)
+    assert refused.value.field == "reason"
+
+
+def test_an_erasure_request_after_its_category_was_shredded_keeps_no_reason() -> None:
+    candidate = new_candidate()
+    candidate.shred_tier("confidential", 365, NOW, [])
+
+    candidate.request_erasure("Li Lei wants out", CANDIDATE)
+
+    (requested,) = candidate.collect_events()[-1:]
+    assert candidate.erasure_requested
+    assert requested.reason is None  # type: ignore[attr-defined]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
@@ -20,8 +20,10 @@ from domain.errors import (
     InvalidValidityWindowError,
     ProhibitedCategoryError,
     UnknownDataCategoryError,
+    ValidityWindowOverError,
 )
 from tests.story import (
+    CALLER,
     DOCUMENT_SHA256,
     NOW,
     PURPOSE,
@@ -43,6 +45,8 @@ def grant(consent: Consent, given: ConsentTerms | None = None, **kwargs: object)
         "valid_from": NOW,
         "valid_until": UNTIL,
         "recorded_by": "esign-service",
+        "now": NOW,
+        "authenticated": CALLER,
     }
     values.update(kwargs)
     consent.grant(given or consent.requested, **values)  # type: ignore[arg-type]
@@ -224,6 +228,30 @@ def test_a_grant_needs_a_validity_window_that_ends_after_it_starts(until: object
         grant(consent, valid_until=until)
 
 
+@pytest.mark.parametrize(
+    ("valid_from", "valid_until"),
+    [
+        (datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 6, 1, tzinfo=UTC)),
+        (NOW - VALID_FOR, NOW),  # ends the moment it is recorded
+    ],
+    ids=["in-the-past", "ends-now"],
+)
+def test_a_grant_whose_window_is_over_when_recorded_is_refused(
+    valid_from: datetime, valid_until: datetime
+) -> None:
+    consent = new_consent()
+    with refuses(consent, ValidityWindowOverError, consent.id, "valid_until") as info:
+        grant(consent, valid_from=valid_from, valid_until=valid_until)
+    assert info.value.field == "valid_until"
+    assert consent.status_at(NOW) is ConsentStatus.REQUESTED  # still open to a proper grant
+
+
+def test_a_grant_whose_window_started_in_the_past_and_goes_on_is_taken() -> None:
+    consent = new_consent()
+    grant(consent, valid_from=NOW - VALID_FOR, valid_until=NOW + timedelta(seconds=1))
+    assert consent.status_at(NOW) is ConsentStatus.ACTIVE
+
+
 def test_a_consent_is_granted_only_once() -> None:
     consent = granted_consent()
     with refuses(consent, ConsentNotPendingError, consent.id, "active") as info:
@@ -233,7 +261,7 @@ def test_a_consent_is_granted_only_once() -> None:
 
 def test_a_withdrawn_request_can_no_longer_be_granted() -> None:
     consent = new_consent()
-    consent.withdraw("changed my mind", NOW, "candidate")
+    consent.withdraw("changed my mind", NOW, "candidate", CALLER)
     with refuses(consent, ConsentNotPendingError, consent.id, "withdrawn"):
         grant(consent)
 
@@ -273,7 +301,7 @@ def test_a_scope_belongs_to_the_candidate_who_gave_it() -> None:
 def test_a_consent_can_be_withdrawn_at_any_time_while_in_force() -> None:
     consent = granted_consent()
     consent.collect_events()
-    consent.withdraw("no longer interested", NOW + timedelta(days=3), "candidate")
+    consent.withdraw("no longer interested", NOW + timedelta(days=3), "candidate", CALLER)
     (event,) = consent.collect_events()
     assert isinstance(event, Consent.Withdrawn)
     assert consent.status_at(NOW + timedelta(days=3)) is ConsentStatus.WITHDRAWN
@@ -283,21 +311,21 @@ def test_a_consent_can_be_withdrawn_at_any_time_while_in_force() -> None:
 
 def test_a_request_can_be_declined_by_withdrawing_it() -> None:
     consent = new_consent()
-    consent.withdraw("declined", NOW, "candidate")
+    consent.withdraw("declined", NOW, "candidate", CALLER)
     assert consent.status_at(NOW) is ConsentStatus.WITHDRAWN
 
 
 def test_a_consent_cannot_be_withdrawn_twice() -> None:
     consent = granted_consent()
-    consent.withdraw("no longer interested", NOW, "candidate")
+    consent.withdraw("no longer interested", NOW, "candidate", CALLER)
     with refuses(consent, ConsentNotActiveError, consent.id, "withdrawn"):
-        consent.withdraw("again", NOW + timedelta(hours=1), "candidate")
+        consent.withdraw("again", NOW + timedelta(hours=1), "candidate", CALLER)
 
 
 def test_an_expired_consent_cannot_be_withdrawn() -> None:
     consent = granted_consent()
     with refuses(consent, ConsentNotActiveError, consent.id, "expired") as info:
-        consent.withdraw("too late", UNTIL, "candidate")
+        consent.withdraw("too late", UNTIL, "candidate", CALLER)
     assert info.value.status == "expired"
 
 
@@ -337,7 +365,7 @@ def test_a_consent_expires_only_once() -> None:
 
 def test_a_withdrawn_consent_does_not_expire() -> None:
     consent = granted_consent()
-    consent.withdraw("no longer interested", NOW, "candidate")
+    consent.withdraw("no longer interested", NOW, "candidate", CALLER)
     with refuses(consent, ConsentNotActiveError, consent.id, "withdrawn"):
         consent.expire(UNTIL)
 

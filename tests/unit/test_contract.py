@@ -138,16 +138,16 @@ def test_a_changed_event_schema_asks_for_a_version_bump_and_is_not_recorded(
     recorded = tmp_path / "fingerprints.json"
     assert len(fp.record(recorded, fp.fingerprints(document))) == len(fp.fingerprints(document))
     before = recorded.read_text()
-    granted = document["components"]["schemas"]["backcheck.consent.granted.v3"]
+    granted = document["components"]["schemas"]["backcheck.consent.granted.v4"]
     granted["properties"]["recorded_by"] = {"type": "integer"}
     changed = fp.fingerprints(document)
 
     lines = fp.differences(fp.load(recorded), changed)
 
     assert lines == [
-        "backcheck.events.v1/backcheck.consent.granted.v3: its schema changed without a "
+        "backcheck.events.v1/backcheck.consent.granted.v4: its schema changed without a "
         "version bump: bump the `class_version` of the event class published as "
-        "backcheck.consent.granted.v3 and add its `upcast_vN_vN+1` (the relay publishes the "
+        "backcheck.consent.granted.v4 and add its `upcast_vN_vN+1` (the relay publishes the "
         "new version, old records upcast)"
     ]
     with pytest.raises(ValueError, match="changed without a version bump"):
@@ -159,11 +159,11 @@ def test_a_shared_shape_changed_changes_every_message_that_holds_it(
     document: dict[str, Any],
 ) -> None:
     before = fp.fingerprints(document)
-    terms = document["components"]["schemas"]["domain.consent.ConsentTerms"]
+    terms = document["components"]["schemas"]["domain.consent_terms.ConsentTerms"]
     terms["properties"]["purposes"] = {"type": "string"}
     after = fp.fingerprints(document)
     changed = {key.rpartition("/")[2] for key in before if before[key] != after[key]}
-    assert {"backcheck.consent.granted.v3", "backcheck.consent.requested.v2"} <= changed
+    assert {"backcheck.consent.granted.v4", "backcheck.consent.requested.v2"} <= changed
 
 
 def test_a_new_version_is_recorded_beside_the_old_one(tmp_path: Path) -> None:
@@ -182,7 +182,7 @@ def test_rewording_a_description_changes_no_fingerprint_a_property_named_so_does
 ) -> None:
     before = fp.fingerprints(document)
     schemas = document["components"]["schemas"]
-    schemas["backcheck.consent.granted.v3"]["description"] = "said otherwise"
+    schemas["backcheck.consent.granted.v4"]["description"] = "said otherwise"
     schemas["domain.PersonalValue"]["description"] = "said otherwise"
     assert fp.fingerprints(document) == before
 

@@ -26,7 +26,7 @@ def test_every_stored_topic_has_exactly_one_public_name_and_none_is_shared() -> 
 
 
 def test_a_public_name_carries_the_class_version() -> None:
-    assert event_types()[GRANTED].public == "backcheck.consent.granted.v3"
+    assert event_types()[GRANTED].public == "backcheck.consent.granted.v4"
     assert published("domain.candidate:Candidate.Registered", b"{}")[0] == (
         "backcheck.candidate.registered.v1"
     )
@@ -37,30 +37,32 @@ def test_workers_take_every_version_up_to_the_current_and_the_stored_topics() ->
     assert accepted["backcheck.consent.granted.v1"] == GRANTED
     assert accepted["backcheck.consent.granted.v2"] == GRANTED
     assert accepted["backcheck.consent.granted.v3"] == GRANTED
+    assert accepted["backcheck.consent.granted.v4"] == GRANTED
     assert accepted[GRANTED] == GRANTED
-    assert "backcheck.consent.granted.v4" not in accepted
+    assert "backcheck.consent.granted.v5" not in accepted
     assert "os:system" not in accepted
 
 
 def test_a_current_state_goes_out_as_stored_an_older_one_upcast() -> None:
-    current = orjson.dumps({"candidate_id": str(uuid4()), "recorded_by": "x", "class_version": 3})
-    spaced = current.replace(b'"class_version":3', b'"class_version": 3')  # PostgreSQL's jsonb
+    current = orjson.dumps({"candidate_id": str(uuid4()), "recorded_by": "x", "class_version": 4})
+    spaced = current.replace(b'"class_version":4', b'"class_version": 4')  # PostgreSQL's jsonb
     assert published(GRANTED, current)[1] is current
     assert published(GRANTED, spaced)[1] is spaced
 
     older = orjson.dumps({"candidate_id": str(uuid4()), "timestamp": "2026-01-01T00:00:00+00:00"})
     ce_type, sent = published(GRANTED, older)
-    assert ce_type == "backcheck.consent.granted.v3"
+    assert ce_type == "backcheck.consent.granted.v4"
     assert orjson.loads(sent) == {
         **orjson.loads(older),
         "recorded_by": UNRECORDED_ACTOR,
-        "class_version": 3,
+        "authenticated": {"principal": "unknown", "method": "unknown"},
+        "class_version": 4,
     }
     # a v2 record's terms name organisations in clear: v3 holds them as personal values
     terms = {"excluded_organisations": ["Acme"], "third_parties": ["Aegis"]}
     v2 = orjson.dumps({"recorded_by": "x", "terms": terms, "class_version": 2})
     ce_type, sent = published(GRANTED, v2)
-    assert ce_type == "backcheck.consent.granted.v3"
+    assert ce_type == "backcheck.consent.granted.v4"
     assert orjson.loads(sent)["terms"] == {
         "excluded_organisations": [
             {"name": "excluded_organisation", "category": "user.organisation", "value": "Acme"}

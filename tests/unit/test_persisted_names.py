@@ -131,6 +131,7 @@ POLICY_IDS = (
     "no-read-without-active-consent",
     "no-read-for-a-purpose-the-consent-does-not-name",
     "sensitive-and-consent-required-data-only-when-the-consent-names-it",
+    "hiring-manager-reads-secret-data-only-in-the-disclosed-report",
     "prohibited-data-never",
     "candidate-reads-own-access-log",
     "compliance-reads-access-logs",
@@ -140,8 +141,10 @@ POLICY_IDS = (
     "compliance-reads-consent-registers",
 )
 # Changed deliberately with the break-glass policies (issue 17, defect 13): access events
-# recorded before carry the old hash b3de90e2…, those after this one.
-POLICY_SET_HASH = "a131e678c39688f3fcbc32d5cf3987e262eca27e0fbe4c26483fc1c0fed12117"
+# recorded before carry the old hash b3de90e2…; and again when a hiring manager stopped
+# reading secret values outside the disclosed report (2026-12-05, eighth session): a131e678…
+# before, this one after.
+POLICY_SET_HASH = "94ee00dbe007191c123eab94b57eb6a6d7347b1c4002c957273bcae15ab630f6"
 
 
 def _concrete_domain_events() -> set[str]:
@@ -299,6 +302,8 @@ def test_principal_ids_token_layout_and_authentication_names_are_unchanged() -> 
         "portal-link",
         "operator",
         "asserted",
+        "signed-message",
+        "unknown",
     ]
     assert ASSIGNMENTS_POLICY == "principal-assignments"
 

@@ -27,6 +27,7 @@ from domain.errors import (
 )
 from domain.report import Amendment, Flag, Report, ReportStatus
 from tests.story import (
+    CALLER,
     HIRING_MANAGER,
     INVESTIGATOR,
     PURPOSE,
@@ -103,7 +104,9 @@ def disclose(
     purpose: str = PURPOSE,
     recipient: str = HIRING_MANAGER,
 ) -> None:
-    report.disclose(in_force or scope(), recipient, "hiring manager", purpose, RECRUITER)
+    report.disclose(
+        in_force or scope(), recipient, "hiring manager", purpose, RECRUITER, authenticated=CALLER
+    )
 
 
 # --- compiling ---------------------------------------------------------------------------------
@@ -250,7 +253,13 @@ def test_a_report_goes_to_another_organisation_only_if_the_consent_names_it() ->
         report, ThirdPartyNotConsentedError, "'recipient_organisation'", "1 named"
     ) as info:
         report.disclose(
-            in_force, "analyst", "buyer", PURPOSE, RECRUITER, organisation="Data Broker Ltd"
+            in_force,
+            "analyst",
+            "buyer",
+            PURPOSE,
+            RECRUITER,
+            organisation="Data Broker Ltd",
+            authenticated=CALLER,
         )
     assert info.value.consented == 1
     # neither organisation is named: a refusal is kept where erasure does not reach
@@ -265,6 +274,7 @@ def test_a_report_goes_to_another_organisation_only_if_the_consent_names_it() ->
         PURPOSE,
         RECRUITER,
         organisation="aegis screening",
+        authenticated=CALLER,
     )
     (event,) = report.collect_events()
     assert event.disclosure.organisation == PersonalField(

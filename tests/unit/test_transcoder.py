@@ -22,7 +22,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from domain.access import Access, DataDisclosure
-from domain.candidate import Candidate, Claim, ClaimKind, ErasureReceipt
+from domain.candidate import Candidate, Claim, ClaimKind, ErasureGround, ErasureReceipt
 from domain.check import CheckType, Method, Outcome, SourceRole
 from domain.classification import PersonalField
 from domain.consent import Consent, SignatureMethod
@@ -40,6 +40,7 @@ from infra.store.transcoder import (
     UnknownEventTypeError,
 )
 from tests.story import (
+    CALLER,
     DOCUMENT_SHA256,
     INVESTIGATOR,
     NOW,
@@ -154,6 +155,8 @@ def every_event() -> list[DomainEvent]:
         NOW.astimezone(SHANGHAI),
         (NOW + VALID_FOR).astimezone(SHANGHAI),
         "esign-service",
+        now=NOW,
+        authenticated=CALLER,
     )
     candidate.submit_claims(
         (claim("user.criminal_history", "none"), claim("user.employment.title", "engineer")),
@@ -164,7 +167,9 @@ def every_event() -> list[DomainEvent]:
     candidate.request_erasure("not hired", "candidate")
     candidate.shred_categories({"user.employment.title": 365}, NOW, [])
     candidate.shred_tier("secret", 180, NOW, [])
-    candidate.erase("not hired", "dpo", [], ErasureReceipt('{"type":"receipt"}', "k1", "c2ln"))
+    candidate.erase(
+        ErasureGround.RETENTION_ENDED, "dpo", [], ErasureReceipt('{"type":"receipt"}', "k1", "c2ln")
+    )
     events += candidate.collect_events()
 
     inv = planned_investigation(
@@ -210,7 +215,9 @@ def every_event() -> list[DomainEvent]:
     report_dispute = uuid4()
     report.dispute(report_dispute, employment, "my title was senior engineer")
     report.reject_dispute(report_dispute, "The contract says engineer.", RECRUITER)
-    report.disclose(scope, "manager:chen.jie", "hiring manager", PURPOSE, RECRUITER)
+    report.disclose(
+        scope, "manager:chen.jie", "hiring manager", PURPOSE, RECRUITER, authenticated=CALLER
+    )
     report.amend(
         (Amendment(criminal, Outcome.UNVERIFIABLE, "registry offline"),),
         "registry correction",
@@ -223,7 +230,7 @@ def every_event() -> list[DomainEvent]:
     report.destroy("retention period ended", RECRUITER)
     events += report.collect_events()
 
-    consent.withdraw("changed my mind", NOW + timedelta(days=1), "candidate")
+    consent.withdraw("changed my mind", NOW + timedelta(days=1), "candidate", CALLER)
     events += consent.collect_events()
     expiring = new_consent(candidate_id=candidate.id)
     expiring.grant(
@@ -233,6 +240,8 @@ def every_event() -> list[DomainEvent]:
         NOW,
         NOW + VALID_FOR,
         "esign-service",
+        now=NOW,
+        authenticated=CALLER,
     )
     expiring.expire(NOW + VALID_FOR)
     events += expiring.collect_events()
@@ -393,6 +402,8 @@ def test_a_time_stored_without_its_offset_reads_as_utc() -> None:
         NOW,
         NOW + VALID_FOR,
         "esign-service",
+        now=NOW,
+        authenticated=CALLER,
     )
     granted = consent.collect_events()[-1]
     stored = mapper().to_stored_event(granted)

@@ -1,0 +1,101 @@
+"""A report's parts: its status and flags, its items, a disclosure, a dispute, an amendment.
+Split from domain/report.py (the aggregate and its events), which re-exports them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID
+
+from domain.check import CheckSummary, Outcome
+from domain.classification import PersonalField
+
+
+class ReportStatus(StrEnum):
+    DRAFT = "draft"
+    CHANGES_REQUESTED = "changes requested"
+    APPROVED = "approved"
+    DESTROYED = "destroyed"
+
+
+class Flag(StrEnum):
+    SINGLE_SOURCE = "single_source"
+    CONTESTED = "contested"
+    DISPUTED = "disputed"
+    POSSIBLY_BIASED = "possibly_biased"
+    AMENDED = "amended"
+
+
+@dataclass(frozen=True)
+class ReportItem:
+    check_id: UUID
+    check_type: str
+    outcome: Outcome
+    source_roles: tuple[str, ...]
+    source_count: int
+    flags: tuple[Flag, ...]
+    note: str = ""
+
+
+RECIPIENT_ORGANISATION = "recipient_organisation"
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """A report edition handed over. The recipient is a principal (in clear, as every
+    principal's id is); their organisation, when outside the employer, is one of the third
+    parties the candidate named: a personal value (sealed at rest, shredded on erasure)."""
+
+    recipient: str
+    recipient_role: str
+    purpose: str
+    edition: int
+    disclosed_by: str
+    organisation: PersonalField | None = None  # None: inside the employer
+
+
+@dataclass(frozen=True)
+class ReportDispute:
+    dispute_id: UUID
+    check_id: UUID
+    statement: str
+    resolved: bool = False
+
+
+def item_from(summary: CheckSummary) -> ReportItem:
+    flags = [
+        flag
+        for flag, on in (
+            (Flag.SINGLE_SOURCE, summary.single_source),
+            (Flag.CONTESTED, summary.contested),
+            (Flag.DISPUTED, summary.disputed),
+            (Flag.POSSIBLY_BIASED, summary.possibly_biased),
+        )
+        if on
+    ]
+    return ReportItem(
+        check_id=summary.check_id,
+        check_type=summary.check_type.value,
+        outcome=summary.outcome,
+        source_roles=tuple(r.value for r in summary.source_roles),
+        source_count=summary.source_count,
+        flags=tuple(flags),
+    )
+
+
+@dataclass(frozen=True)
+class Amendment:
+    """A change asked for: the note is free text, classified when the change is recorded."""
+
+    check_id: UUID
+    outcome: Outcome
+    note: str
+
+
+@dataclass(frozen=True)
+class AmendedItem:
+    """A change as recorded: the note is a personal value (sealed at rest)."""
+
+    check_id: UUID
+    outcome: Outcome
+    note: PersonalField
