@@ -175,6 +175,7 @@ def test_piped_output_keeps_each_line_whole(store: dict[str, str]) -> None:
     unknown = "00000000-0000-0000-0000-000000000001"
 
     table = piped(store, "categories")
+    assert piped(store, "info").returncode == 0  # a store: `show` only reads one
     error = piped(store, "show", unknown)
 
     lines = table.stdout.splitlines()

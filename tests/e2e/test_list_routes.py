@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +18,10 @@ from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 
 from domain.access import Authentication
+from infra.config import Settings
 from infra.http import lists, problems
 from infra.http.auth import Authenticator
+from infra.http.sessions import portal_sessions
 from services.access import Role
 from services.application import Backcheck
 from services.identity import Identity
@@ -43,14 +46,15 @@ class ByToken(Authenticator):
 
 
 @pytest.fixture
-def client(sqlite_app: Backcheck) -> Iterator[TestClient]:
+def client(sqlite_app: Backcheck, tmp_path: Path) -> Iterator[TestClient]:
     for name in NAMES[:3]:
         s.register(sqlite_app, name)
     s.compiled_report(sqlite_app, NAMES[3])
     s.approved_report(sqlite_app, NAMES[4])
     app = FastAPI()
     problems.install(app)
-    lists.install(app, sqlite_app, ByToken(sqlite_app))
+    store = Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+    lists.install(app, sqlite_app, ByToken(sqlite_app, portal_sessions(store)))
     with TestClient(app) as http:
         yield http
 
