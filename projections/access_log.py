@@ -57,6 +57,11 @@ NO_POLICY = "(none)"  # the policy a refusal that named none is counted and list
 # A report disclosure's own id: uuid5 of "<report id>:<event version>" in this namespace.
 DISCLOSURE_NAMESPACE = UUID("5d0e8a3c-7b41-4f26-9c8e-1a2b3c4d5e6f")
 
+# The log names a break-glass read as such, never its justification: that is free text about
+# the candidate, sealed with their data in the event (decision 0041), and the log's rows hold
+# no personal value (PLAIN_VIEWS). The timeline and the events show it, opened, to who may.
+SEALED_JUSTIFICATION = "justified; the justification is sealed with the candidate's data"
+
 
 def refusal_view(day: str, principal: str | None = None, policy: str | None = None) -> str:
     """The view listing the reads refused on `day` (YYYY-MM-DD, UTC), of `principal` and
@@ -98,7 +103,7 @@ def log_read(rows: Rows, event: Any, position: int) -> None:
         returned=list(event.returned),
         withheld=list(event.withheld),
         outcome=event.outcome,
-        break_glass=event.break_glass,
+        break_glass=None if event.break_glass is None else SEALED_JUSTIFICATION,
         policy_ids=[str(p) for p in event.policy_ids],
         consent_ids=[str(c) for c in relied_on(event.outcome, event.consent_ids)],
     )

@@ -698,7 +698,9 @@ class AccessEntry(Result):
     withheld: list[str]
     outcome: str
     break_glass: str | None = Field(
-        default=None, description="a break-glass read: the justification recorded"
+        default=None,
+        description="a break-glass read: said as such; its justification is sealed with the "
+        "candidate's data (decision 0041), shown by the timeline, never in the log",
     )
     policy_ids: list[str] = Field(default_factory=list, description="the deciding policies")
     consent_ids: list[UUID] = Field(

@@ -31,7 +31,7 @@ from infra.kafka.worker import worker_store
 from infra.views.kept import KEPT
 from infra.views.runner import ViewRunner
 from infra.views.store import Dumped, ViewStore
-from projections.access_log import REFUSAL_PREFIX
+from projections.access_log import READS_PREFIX, REFUSAL_PREFIX
 from projections.dashboard import CASE_VIEW, DASHBOARD_VIEW
 from projections.listing import LIST_VIEWS
 from projections.read_views import VIEWS
@@ -186,9 +186,11 @@ def test_the_demo_through_relay_broker_and_two_workers_gives_the_in_process_view
     assert {view for view, *_ in dashboard} == {DASHBOARD_VIEW, CASE_VIEW}
     views = {view for view, *_ in rows}
     refusals = {v for v in views if v.startswith(REFUSAL_PREFIX)}
+    reads = {v for v in views if v.startswith(READS_PREFIX)}  # `audit reads`' lists
     # the six read views (a principal's row among them), the list views the demo's cases
     # fill, its refused reads by day
-    assert views - LIST_VIEWS - refusals == set(VIEWS)
+    assert views - LIST_VIEWS - refusals - reads == set(VIEWS)
+    assert READS_PREFIX in reads  # every read by time
     assert refusals, "the demo's refused reads are listed by day by the workers too"
     assert views & LIST_VIEWS, "the demo's cases are listed by the workers too"
     applied = [int(o.split("applied ")[1].split()[0]) for o in outputs if "worker stopped" in o]
