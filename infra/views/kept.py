@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from eventsourcing.persistence import InterfaceError, OperationalError
+
 from infra.config import Settings
 from infra.privacy.sealing import Sealer
 from infra.views.codec import Codec
@@ -87,10 +89,23 @@ class Kept:
         return settings.beside_store(f"{self.stream_file_stem}-v{version}")
 
 
+KEY_POOL_TRIES = 6  # the key store's PostgreSQL pool holds at most 4 connections
+
+
 def views_key(sealer: Sealer) -> bytes:
     """The key view rows' MACs are made with: a data key of the key store's own (made on
     first use, wrapped by the master key like the subjects')."""
-    key = sealer.keys.data_key(ROWS_SUBJECT, ROWS_SCOPE, create=True)
+    from psycopg import OperationalError as ConnectionLost  # only a store that has a server
+
+    for attempt in range(KEY_POOL_TRIES):
+        try:
+            key = sealer.keys.data_key(ROWS_SUBJECT, ROWS_SCOPE, create=True)
+            break
+        except (OperationalError, InterfaceError, ConnectionLost):
+            # fetched once a process, perhaps first after an outage: a pooled connection the
+            # server dropped meanwhile fails once and is replaced (as many as the pool holds)
+            if attempt == KEY_POOL_TRIES - 1:
+                raise
     if key is None:  # never: made on demand, and no erasure destroys it
         raise RuntimeError("no key for the views' MACs")
     return key
