@@ -23,16 +23,15 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 from pydantic import Field
 
-from domain.access import Access, AccessOutcome
+from domain.access import AccessOutcome
 from domain.candidate import Candidate
 from domain.errors import AccessRefusedError, NotFoundError
 from services.access import READ_ACCESS_LOG
 from services.dto import EventRecord, Moment, Reader, Result, WholeViewRead
 from services.history import HistoryQueries, event_record
-from services.identity import authentication_now
 from services.ports import ReadModel
 from services.timeline import TimelineEntry
-from services.unit import receiving_now, use_case
+from services.unit import use_case
 from services.whole_reads import WholeViewReads
 
 TIMELINE_VIEW = "timeline"
@@ -105,30 +104,15 @@ class AuditReads(WholeViewReads, HistoryQueries):
         their own, compliance anyone's), all recorded in one write before anything about them
         is shown; refused for one, refused for all (each refusal recorded). Returns their
         access ids, in the order of `subjects`."""
-        decision_point = self.decision_point
 
         def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:
             accesses, refused = [], []
             for subject in subjects:
                 profile = self._profile(views, subject, opening=frozenset())
-                request = self._facts(cmd, subject, (), views, profile)
-                decision = decision_point.decide_view(READ_ACCESS_LOG, request)
-                accesses.append(
-                    Access.record(
-                        candidate_id=subject,
-                        principal=cmd.principal,
-                        role=cmd.role.value,
-                        purpose=cmd.purpose,
-                        view=view_name,
-                        returned=(),
-                        withheld=(),
-                        outcome=decision.outcome,
-                        policy_ids=decision.policy_ids,
-                        policy_set_hash=decision.policy_set_hash,
-                        consent_ids=request.consent_ids,
-                        authentication=authentication_now(receiving_now()),
-                    )
+                access, decision = self._decide_view(
+                    cmd, subject, READ_ACCESS_LOG, view_name, views, profile
                 )
+                accesses.append(access)
                 if not decision.allowed:
                     refused.append((subject, list(decision.policy_ids)))
             return list(accesses), ([a.id for a in accesses], refused)

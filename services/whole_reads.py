@@ -27,13 +27,14 @@ from services.dto import (
     ConsentRegisterView,
     ReadAccessLog,
     ReadConsents,
+    Reader,
     RecordDisclosure,
     WholeViewRead,
 )
 from services.facts import screen_purpose
 from services.identity import authentication_now
 from services.ports import ReadModel
-from services.queries import ACCESS_LOG_VIEW, CONSENTS_VIEW, QueryUseCases
+from services.queries import ACCESS_LOG_VIEW, CONSENTS_VIEW, Doc, QueryUseCases
 from services.shown import shows
 from services.unit import receiving_now, use_case
 
@@ -66,6 +67,35 @@ class WholeViewReads(QueryUseCases):
         self.commit(disclosure)
         return disclosure.id
 
+    def _decide_view(
+        self,
+        cmd: Reader,
+        subject: UUID,
+        action: str,
+        view_name: str,
+        views: ReadModel,
+        profile: Doc,
+    ) -> tuple[Access, Any]:
+        """One read of a subject's view taken whole, decided for `action`, and its access
+        record (nothing returned, nothing withheld: the view holds no personal value)."""
+        request = self._facts(cmd, subject, (), views, profile)
+        decision = self.decision_point.decide_view(action, request)
+        access = Access.record(
+            candidate_id=subject,
+            principal=cmd.principal,
+            role=cmd.role.value,
+            purpose=cmd.purpose,
+            view=view_name,
+            returned=(),
+            withheld=(),
+            outcome=decision.outcome,
+            policy_ids=decision.policy_ids,
+            policy_set_hash=decision.policy_set_hash,
+            consent_ids=request.consent_ids,
+            authentication=authentication_now(receiving_now()),
+        )
+        return access, decision
+
     def _read_whole(
         self,
         cmd: WholeViewRead,
@@ -77,7 +107,6 @@ class WholeViewReads(QueryUseCases):
         decided once for the view, recorded first like any other read (nothing returned,
         nothing withheld: they hold no personal value), then answered by `answer(views, key)`.
         Returns this read's access id and the answer."""
-        decision_point = self.decision_point
 
         def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:
             key = str(cmd.candidate_id)
@@ -85,21 +114,8 @@ class WholeViewReads(QueryUseCases):
             if profile is None:
                 raise self._missing(cmd, cmd.candidate_id, view_name)
             shows(profile)  # the subject's version, as the views held it when decided
-            request = self._facts(cmd, cmd.candidate_id, (), views, profile)
-            decision = decision_point.decide_view(action, request)
-            access = Access.record(
-                candidate_id=cmd.candidate_id,
-                principal=cmd.principal,
-                role=cmd.role.value,
-                purpose=cmd.purpose,
-                view=view_name,
-                returned=(),
-                withheld=(),
-                outcome=decision.outcome,
-                policy_ids=decision.policy_ids,
-                policy_set_hash=decision.policy_set_hash,
-                consent_ids=request.consent_ids,
-                authentication=authentication_now(receiving_now()),
+            access, decision = self._decide_view(
+                cmd, cmd.candidate_id, action, view_name, views, profile
             )
             answered = answer(views, key) if decision.allowed else None
             return [access], (access.id, decision, answered)
