@@ -26,6 +26,7 @@ them).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -95,13 +96,16 @@ KEY_POOL_TRIES = 6  # the key store's PostgreSQL pool holds at most 4 connection
 def views_key(sealer: Sealer) -> bytes:
     """The key view rows' MACs are made with: a data key of the key store's own (made on
     first use, wrapped by the master key like the subjects')."""
-    from psycopg import OperationalError as ConnectionLost  # only a store that has a server
-
+    lost: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+    # psycopg's own, where a store with a server loaded it (importing it for an SQLite store
+    # cost every process that opens its views 150 ms)
+    if (psycopg := sys.modules.get("psycopg")) is not None:
+        lost = (*lost, psycopg.OperationalError)
     for attempt in range(KEY_POOL_TRIES):
         try:
             key = sealer.keys.data_key(ROWS_SUBJECT, ROWS_SCOPE, create=True)
             break
-        except (OperationalError, InterfaceError, ConnectionLost):
+        except lost:
             # fetched once a process, perhaps first after an outage: a pooled connection the
             # server dropped meanwhile fails once and is replaced (as many as the pool holds)
             if attempt == KEY_POOL_TRIES - 1:
