@@ -90,13 +90,21 @@ def faust_credentials() -> Any:
 def _logging_config() -> dict[str, Any]:
     """faust's logging: on a terminal coloured (mode's coloured formatter asks standard output
     whether it is one, but the log goes to standard error); off one, JSON lines
-    (`infra/ops/logs.py`)."""
+    (`infra/ops/logs.py`); either way a library's repeated message once a minute at most."""
     from mode.utils.logging import DEFAULT_FORMATTERS
 
     colored: dict[str, Any] = {"()": "infra.ops.logs.Json"}  # JSON lines off a terminal
     if sys.stderr.isatty():
         colored = {**cast(dict[str, Any], DEFAULT_FORMATTERS["colored"]), "stream": sys.stderr}
-    return {"merge": True, "formatters": {"colored": colored}}
+    # mode's own handler (its level left to the root logger's), the libraries' repeats held
+    # back (a worker whose broker went away wrote 74 lines a second of aiokafka's failures)
+    handler = {"class": "colorlog.StreamHandler", "formatter": "colored", "filters": ["repeats"]}
+    return {
+        "merge": True,
+        "formatters": {"colored": colored},
+        "filters": {"repeats": {"()": "infra.ops.logs.Repeats"}},
+        "handlers": {"default": handler},
+    }
 
 
 def run_faust(app: Any, loglevel: str, redirect_stdouts: bool = True) -> int:

@@ -6,6 +6,10 @@ A JSON line carries `time` (UTC, ISO 8601), `level`, `logger`, `message`, and `e
 `error` (the exception's type and text) when one is logged; a traceback only at debug level
 (`exc_text`). Every long-running process configures its logging here (`configure`), and faust's
 workers use `Json` as their formatter off a terminal (`infra/kafka/streams.py`).
+
+The libraries' lines go through `Repeats`: while the broker is away, the Kafka clients log the
+same few failures dozens of times a second (about 1,500 lines in 20 s from a worker), which
+buried the one line of ours saying what is wrong and filled the disk of whoever keeps the log.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 _KNOWN = ("event_id", "correlation_id")
 MAX_MESSAGE = 4000  # characters of one message kept in a line
+OURS = ("backcheck", "infra")  # our own loggers: never held back
+REPEAT_WINDOW = 60.0  # seconds a library's message is held back for after it was let through
 
 
 def ids(event_id: str | None = None, correlation_id: str | None = None) -> dict[str, Any]:
@@ -59,6 +66,38 @@ class Text(logging.Formatter):
         return f"{text} [{' '.join(known)}]" if known else text
 
 
+class Repeats(logging.Filter):
+    """A library's message (the same logger, level and text before its arguments are put in)
+    is let through once a `window`; its repeats meanwhile are counted, not written, and the
+    next one let through says how many there were. Our own loggers' lines all pass."""
+
+    MAX_KEPT = 1000  # messages counted at once; more and the counts start again
+
+    def __init__(self, window: float = REPEAT_WINDOW) -> None:
+        super().__init__()
+        self.window = window
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, int, str], list[float]] = {}  # → [let through at, held]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.partition(".")[0] in OURS:
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        with self._lock:
+            seen = self._seen.get(key)
+            if seen is not None and record.created - seen[0] < self.window:
+                seen[1] += 1
+                return False
+            if len(self._seen) >= self.MAX_KEPT:
+                self._seen.clear()
+            self._seen[key] = [record.created, 0]
+        if seen is not None and seen[1]:
+            took = record.created - seen[0]
+            record.msg = f"{record.getMessage()} (and {seen[1]:.0f} more like it in {took:.0f} s)"
+            record.args = None
+        return True
+
+
 def formatter(stream: TextIO) -> logging.Formatter:
     """JSON off a terminal, text on one."""
     return Text() if stream.isatty() else Json()
@@ -68,10 +107,11 @@ def configure(level: int | str = logging.INFO, stream: TextIO | None = None) -> 
     """The root logger writes to `stream` (standard error) in the format that suits it,
     replacing handlers set before (once per process; calling again changes nothing more):
     backcheck's own loggers from `level`, the libraries' (Kafka clients, uvicorn) from
-    warnings up."""
+    warnings up, each of their messages once a minute at most (`Repeats`)."""
     out = stream or sys.stderr
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter(out))
+    handler.addFilter(Repeats())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
