@@ -6,13 +6,17 @@ asking its sender. That puts a command on the topic that nobody sent just now, s
 is a fact for the audit trail: who sent which dead letter back, to where, when. And a letter is
 sent back once: redriving it again (the operator's `--force`) is its own, recorded, decision.
 
-One aggregate per dead letter, its id derived from where the letter lies (`letter`:
-`topic/partition@offset`), so two operators redriving the same letter at once collide in the
-store and only one of them sends it. About no data subject: a dead letter may name none.
+One aggregate per dead letter, its id derived from the letter's identity (`letter`:
+`topic/partition@offset#fingerprint`, infra/kafka/dead_letters.py), so two operators redriving
+the same letter at once collide in the store and only one of them sends it, and a new letter
+where an old one lay (its topic made again) is not taken for the old one. Redrives recorded
+before letters had fingerprints are under the place alone (`LetterKey`). About no data subject:
+a dead letter may name none.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -25,14 +29,43 @@ MAX_TEXT = 256  # a letter's place, its command's id, source and type, the actor
 
 
 def redrive_id(letter: str) -> UUID:
-    """The one id the redrives of the dead letter at `letter` are stored under."""
+    """The one id the redrives of the dead letter `letter` are stored under."""
     return uuid5(REDRIVE_NAMESPACE, letter)
+
+
+@dataclass(frozen=True)
+class LetterKey:
+    """How a dead letter's redrives are found: under its `identity` (place and fingerprint);
+    or, recorded before letters had fingerprints, under its `place` alone, which count only
+    for the same command (its `command_source` and `command_id`)."""
+
+    identity: str
+    place: str
+    command_source: str
+    command_id: str
+
+    def names(self) -> tuple[str, ...]:
+        return (self.identity, self.place) if self.place != self.identity else (self.identity,)
+
+    def is_of(self, key: str, redrive: DeadLetterRedrive) -> bool:
+        """Whether `redrive`, found under `key`, was of this letter."""
+        same_command = (redrive.command_source, redrive.command_id) == (
+            self.command_source[:MAX_TEXT],
+            self.command_id[:MAX_TEXT],
+        )
+        return key == self.identity or same_command
+
+
+def letter_key(letter: str, command_source: str, command_id: str) -> LetterKey:
+    """The key of a letter named by its identity (or, sent back before, by its place)."""
+    return LetterKey(letter, letter.partition("#")[0], command_source, command_id)
 
 
 class LetterAlreadyRedrivenError(RuleBrokenError):
     def __init__(self, letter: str, times: int, last_by: str) -> None:
+        place = letter.partition("#")[0]
         super().__init__(
-            f"the dead letter {letter} was redriven before ({times} time(s), last by "
+            f"the dead letter {place} was redriven before ({times} time(s), last by "
             f"{last_by}); it is sent back once: add --force to send it again",
             letter=letter,
             times=times,

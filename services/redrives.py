@@ -15,7 +15,14 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
-from domain.redrive import MAX_TEXT, DeadLetterRedrive, LetterAlreadyRedrivenError, redrive_id
+from domain.redrive import (
+    MAX_TEXT,
+    DeadLetterRedrive,
+    LetterAlreadyRedrivenError,
+    LetterKey,
+    letter_key,
+    redrive_id,
+)
 from services.dto import Actor, Command, Result
 from services.errors import AggregateMissingError
 from services.unit import UnitOfWork, use_case
@@ -25,7 +32,7 @@ _Said = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 
 
 class RecordRedrive(Command):
-    letter: _Name  # where the dead letter lies: topic/partition@offset
+    letter: _Name  # the dead letter's identity: topic/partition@offset#fingerprint
     command_id: _Said = ""  # the command's ce_id, ce_source and ce_type, as its headers say
     command_source: _Said = ""
     command_type: _Said = ""
@@ -44,9 +51,9 @@ class RedriveUseCases(UnitOfWork):
     def record_redrive(self, cmd: RecordRedrive) -> RedriveRecorded:
         """A dead letter is sent back once; again only when the operator forces it. Two
         operators redriving the same letter at once collide here: one of them is refused."""
-        try:
-            redrive = self.load(DeadLetterRedrive, redrive_id(cmd.letter))
-        except AggregateMissingError:
+        letter = letter_key(cmd.letter, cmd.command_source, cmd.command_id)
+        redrive = self._redrives_of(letter)
+        if redrive is None:
             redrive = DeadLetterRedrive.first(
                 cmd.letter,
                 cmd.command_id,
@@ -60,32 +67,42 @@ class RedriveUseCases(UnitOfWork):
         self.commit(redrive)
         return RedriveRecorded(letter=cmd.letter, times=redrive.times)
 
+    def _redrives_of(self, letter: LetterKey) -> DeadLetterRedrive | None:
+        """The redrives recorded of this letter, if any."""
+        for key in letter.names():
+            try:
+                redrive = self.load(DeadLetterRedrive, redrive_id(key))
+            except AggregateMissingError:
+                continue
+            if letter.is_of(key, redrive):
+                return redrive
+        return None
+
     def redrive_recorded(self, letter: str, command_source: str, command_id: str) -> bool:
-        """Whether an operator recorded sending `letter` back, and it was this command (its
-        source and id as the letter's headers said)."""
+        """Whether an operator recorded sending `letter` back (its identity; its place, sent
+        back before letters had fingerprints), and it was this command (its source and id as
+        the letter's headers said)."""
         if not letter or len(letter) > 1000:
             return False
-        try:
-            redrive = self.load(DeadLetterRedrive, redrive_id(letter))
-        except AggregateMissingError:
-            return False
-        return (redrive.command_source, redrive.command_id) == (command_source, command_id)
+        redrive = self._redrives_of(letter_key(letter, command_source, command_id))
+        return redrive is not None and (redrive.command_source, redrive.command_id) == (
+            command_source,
+            command_id,
+        )
 
-    def redriven(self, letters: Iterable[str]) -> dict[str, int]:
-        """How often each of these letters was sent back (those never sent back left out)."""
+    def redriven(self, letters: Iterable[LetterKey]) -> dict[str, int]:
+        """How often each of these letters was sent back, by identity (those never sent back
+        left out)."""
         found = {}
         for letter in letters:
-            try:
-                found[letter] = self.load(DeadLetterRedrive, redrive_id(letter)).times
-            except AggregateMissingError:
-                continue
+            redrive = self._redrives_of(letter)
+            if redrive is not None:
+                found[letter.identity] = redrive.times
         return found
 
-    def refuse_redriven(self, letters: Iterable[str]) -> None:
+    def refuse_redriven(self, letters: Iterable[LetterKey]) -> None:
         """LetterAlreadyRedrivenError for the first of these letters sent back before."""
         for letter in letters:
-            try:
-                redrive = self.load(DeadLetterRedrive, redrive_id(letter))
-            except AggregateMissingError:
-                continue
-            raise LetterAlreadyRedrivenError(letter, redrive.times, redrive.last_by)
+            redrive = self._redrives_of(letter)
+            if redrive is not None:
+                raise LetterAlreadyRedrivenError(letter.place, redrive.times, redrive.last_by)

@@ -116,10 +116,10 @@ def dlq_list(
         finally:
             letters.close()
         application, _ = open_app(existing=True)
-        redriven = application.redriven(letter.place for letter in page)
+        redriven = application.redriven(letter.redrives for letter in page)
     except Exception as e:
         fail(e, as_json)
-    rows = [_summary(letter, redriven.get(letter.place, 0)) for letter in page]
+    rows = [_summary(letter, redriven.get(letter.identity, 0)) for letter in page]
     if as_json:
         sys.stdout.write(orjson.dumps({"letters": rows, "next": following}).decode() + "\n")
         return
@@ -243,7 +243,7 @@ def dlq_redrive(
         finally:
             letters.close()
         if not force:  # nothing is sent if one of them was sent back before
-            application.refuse_redriven(letter.place for letter in chosen)
+            application.refuse_redriven(letter.redrives for letter in chosen)
         target = CommandTopic(letters.bootstrap, to_topic)
         try:
             for letter in chosen:
@@ -251,7 +251,7 @@ def dlq_redrive(
                 application.record_redrive(
                     parsed(
                         RecordRedrive,
-                        letter=letter.place,
+                        letter=letter.identity,
                         command_id=command.get("ce_id", ""),
                         command_source=command.get("ce_source", ""),
                         command_type=command.get("ce_type", ""),

@@ -11,20 +11,28 @@ beyond it (Tansu, the test broker, reports the first offset of the last batch + 
 the true end when that batch holds several messages; tests/kafka.py `every_record`).
 
 A letter goes back as it came (key, value, and the original headers in order, the dead
-letter's own `dlq_*` headers left behind) with `backcheck_redriven_from` naming the letter, so
-the intake applies it as the sender's command (its `ce_source` + `ce_id`; a refused command
-left no receipt) and anyone reading the topic can tell it was sent again.
+letter's own `dlq_*` headers left behind) with `backcheck_redriven_from` naming the letter
+(its `identity`), so the intake applies it as the sender's command (its `ce_source` +
+`ce_id`; a refused command left no receipt) and anyone reading the topic can tell it was sent
+again.
+
+A place is not a letter's identity for ever: a dead-letter topic deleted and made again (or a
+broker that lost its data) starts its offsets again, and a new letter lies where an old one
+lay. Its redrives are recorded under the place and a fingerprint of the letter itself
+(`identity`), so an old letter's redrive is never taken for a new one's.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from domain.redrive import LetterKey
 from infra.kafka.cloudevent import (
     DEAD_LETTER_HEADERS,
     DeadLetter,
@@ -102,6 +110,25 @@ class Letter:
     def place(self) -> str:
         """Where it lies, as a command's channel is written: topic/partition@offset."""
         return f"{self.topic}/{self.partition}@{self.offset}"
+
+    @property
+    def identity(self) -> str:
+        """Its place and a fingerprint of the letter (when it was written, its key, value and
+        headers): what its redrives are recorded under (services/redrives.py)."""
+        digest = hashlib.sha256()
+        parts = (str(self.timestamp_ms).encode(), self.key or b"", self.value or b"")
+        for part in (*parts, *(n.encode() + b"=" + v for n, v in self.headers)):
+            digest.update(b"%d:%s," % (len(part), part))
+        return f"{self.place}#{digest.hexdigest()[:16]}"
+
+    @property
+    def redrives(self) -> LetterKey:
+        """How its redrives are found (recorded under its identity, or before fingerprints,
+        under its place for the same command)."""
+        command = self.command
+        return LetterKey(
+            self.identity, self.place, command.get("ce_source", ""), command.get("ce_id", "")
+        )
 
     @property
     def command(self) -> dict[str, str]:
@@ -232,7 +259,7 @@ class CommandTopic:
         the broker's acknowledgement: (partition, offset) where it went."""
         from kafka.errors import KafkaError
 
-        headers = [*letter.original_headers(), (REDRIVEN_FROM, letter.place.encode())]
+        headers = [*letter.original_headers(), (REDRIVEN_FROM, letter.identity.encode())]
         try:
             sent = self._producer.send(
                 self.topic, key=letter.key, value=letter.value, headers=headers
