@@ -296,6 +296,15 @@ def ingest(
     session_timeout_ms: Annotated[int, typer.Option(min=1)] = 10_000,
     heartbeat_interval_ms: Annotated[int, typer.Option(min=1)] = 3_000,
     max_poll_interval_ms: Annotated[int, typer.Option(min=1)] = 300_000,
+    answer_timeout_ms: Annotated[
+        int,
+        typer.Option(
+            min=100,
+            max=600_000,
+            help="how long an answer (outcome, dead letter) may wait for the broker to take it "
+            "before it is sent again, its topic made again if the broker lost it",
+        ),
+    ] = 30_000,
     loglevel: Annotated[str, typer.Option(help="faust's log level")] = "warn",
     health_port: HealthPort = None,
 ) -> None:
@@ -325,6 +334,7 @@ def ingest(
         heartbeat_interval_ms=heartbeat_interval_ms,
         max_poll_interval_ms=max_poll_interval_ms,
         loglevel=loglevel,
+        answer_timeout_ms=answer_timeout_ms,
     )
     _, code = _run(
         command_intake,

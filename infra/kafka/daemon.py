@@ -180,6 +180,7 @@ class IntakeOptions:
     heartbeat_interval_ms: int = 3_000
     max_poll_interval_ms: int = 300_000
     loglevel: str = "warn"  # faust's
+    answer_timeout_ms: int = 30_000  # an answer the broker has not taken: sent again
 
 
 @dataclass(frozen=True)
@@ -226,5 +227,6 @@ def command_intake(
             "max_poll_interval_ms": options.max_poll_interval_ms,
         },
         datadir=str(faust_dir),  # as the workers', not in the working directory
+        answer_timeout=options.answer_timeout_ms / 1000,
     )
     yield IntakeWorker(app, bootstrap, options, settings)

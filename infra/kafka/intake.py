@@ -22,13 +22,14 @@ answered again, the same way (its receipt names the events it stored).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -54,6 +55,7 @@ from infra.kafka.topics import (
     dead_letter_topic,
     kafka_producer,
     missing_topics,
+    remade_if_lost,
 )
 from infra.ops import logs, metrics
 from infra.problem import problem_for
@@ -62,6 +64,11 @@ from services.intake import CommandIntake
 from services.unit import Delivery
 
 DLQ_TOPIC = dead_letter_topic(COMMANDS_TOPIC)  # backcheck.commands.dlq.v1
+# Seconds an answer (a dead letter, an outcome) may wait for the broker to take it: faust's
+# producer waits up to 20 minutes for a topic the broker does not have, so an intake whose
+# broker lost its answer topics answered nothing, silently, for that long.
+ANSWER_TIMEOUT = 30.0
+T = TypeVar("T")
 
 log = logging.getLogger("backcheck.intake")
 
@@ -254,12 +261,15 @@ def intake_app(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     retry_delay: float = 1.0,
     datadir: str | None = None,
+    answer_timeout: float = ANSWER_TIMEOUT,
 ) -> Any:
     """The faust application of one intake worker: one agent over the command topic.
 
     `intake` decides one message (`decide` bound to an application). It blocks on the store,
     so it runs on one thread of its own: the event loop stays free for the consumer's
-    heartbeats, and messages are still handled one at a time, in partition order."""
+    heartbeats, and messages are still handled one at a time, in partition order. An answer
+    the broker has not taken within `answer_timeout` seconds is sent again, after its topic is
+    made again if the broker lost it."""
     settings = consumer_settings or {}
     app = faust_app(
         group,
@@ -295,6 +305,20 @@ def intake_app(
         if decision.reason is not None:  # the one place a command's dead letter is counted
             metrics.dead_letter(dlq_topic, decision.reason.value)
 
+    def answering(topic: str, send: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+        async def attempt() -> T:
+            try:
+                return await asyncio.wait_for(send(), answer_timeout)
+            except Exception:  # retried by `until_done` if transient; the topic checked first
+                loop = asyncio.get_running_loop()
+                if await loop.run_in_executor(None, remade_if_lost, bootstrap, partitions, topic):
+                    log.warning(
+                        "the broker had lost %s: made again with %d partitions", topic, partitions
+                    )
+                raise
+
+        return attempt
+
     async def ingest(stream: Any) -> None:
         async for event in stream.events():
             message = _message_of(event)
@@ -309,14 +333,16 @@ def intake_app(
             placed = None
             if not decision.applied:
                 placed = await until_done(
-                    functools.partial(send_dead_letter, message, decision),
+                    answering(dlq_topic, functools.partial(send_dead_letter, message, decision)),
                     f"dead-lettering {message.channel}",
                     log,
                     retry_delay,
                     process="the command intake",
                 )
             await until_done(
-                functools.partial(send_outcome, message, decision, placed),
+                answering(
+                    outcomes_topic, functools.partial(send_outcome, message, decision, placed)
+                ),
                 f"answering {message.channel}",
                 log,
                 retry_delay,

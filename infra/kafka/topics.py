@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import socket
 from typing import Any
 
@@ -20,6 +21,8 @@ from infra.kafka.refusal import KafkaRefusedError, refusal
 EVENTS_TOPIC = "backcheck.events.v1"
 COMMANDS_TOPIC = "backcheck.commands.v1"
 OUTCOMES_TOPIC = "backcheck.command-outcomes.v1"
+
+_log = logging.getLogger(__name__)
 
 
 # A topic is made only by `ensure_topics`, with the partitions configured. A client that
@@ -221,6 +224,20 @@ def missing_topics(bootstrap: str, *names: str) -> set[str]:
         return set(names) - set(admin.list_topics())
     finally:
         admin.close()
+
+
+def remade_if_lost(bootstrap: str, partitions: int, topic: str) -> bool:
+    """Makes `topic` again, with `partitions` partitions, if the broker no longer has it (a
+    broker that lost its data, a topic deleted by hand): whether it did. Asked after a send to
+    it failed; a broker that does not answer now is left to the sender's next try."""
+    try:
+        if topic not in missing_topics(bootstrap, topic):
+            return False
+        ensure_topics(bootstrap, partitions, topic)
+    except Exception as e:  # the broker away: the send is tried again, and this with it
+        _log.debug("could not check %s on %s: %s", topic, bootstrap, e)
+        return False
+    return True
 
 
 def ensure_topics(bootstrap: str, partitions: int, *names: str) -> None:
