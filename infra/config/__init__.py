@@ -377,7 +377,7 @@ class Settings(BaseModel):
         url = urlsplit(self.database_url)
         query = parse_qs(url.query)
         env |= {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "infra.store.pg_pool:Factory",  # dead connections let go
             "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
             "POSTGRES_HOST": url.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(url.port or 5432),
