@@ -15,7 +15,8 @@ application, changelog of 2026-12-05).
 
 `PERSISTENCE_MODULE=infra.store.pg_pool:Factory` puts the event store's pool (the library's)
 under this rule (infra/config); the key store's pool is a `CheckedPool` (infra/privacy); the
-recorder tries its inserts and reads again at once (`AfterLostConnections`).
+recorder tries its inserts and reads again at once (`AfterLostConnections`), and knows its own
+write when a commit's answer was lost.
 """
 
 from __future__ import annotations
@@ -25,17 +26,20 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+from uuid import UUID
 
 import psycopg
 import psycopg_pool
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import ConnectionPool as LibraryPool
 from eventsourcing.postgres import (
     PostgresApplicationRecorder,
+    PostgresDatastore,
     PostgresFactory,
 )
 from eventsourcing.utils import Environment, EnvType
 from psycopg.pq import TransactionStatus
+from psycopg.sql import SQL, Identifier
 
 T = TypeVar("T")
 log = logging.getLogger("backcheck.store")
@@ -133,18 +137,35 @@ class AfterLostConnections:
     inserts and reads, tried first without its retries, which wait 0.2 s before each: a
     connection the server dropped is replaced, with its pool's other dead ones, as soon as it
     fails, so the next try works at once. Then, if it failed, as the library tries them (ten
-    times, 0.2 s apart)."""
+    times, 0.2 s apart).
+
+    An insert whose connection was lost, and that then collides with events stored byte for
+    byte as its own (their states hold their times and sealed values' random nonces: no
+    other write stores the same), had committed before the loss: the write is its own, and
+    it answers with their positions, as the commit would have, where the library's retry
+    raised a conflict with itself (a keyed command then answered 409
+    `CommandAlreadyApplied` on its first delivery)."""
+
+    datastore: PostgresDatastore
+    events_table_name: str
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        lost = False  # a connection lost in this call, which may have committed first
         for attempt in range(INSERT_TRIES):
             if attempt > 1:
                 time.sleep(RETRY_WAIT)
             try:
                 ids: Sequence[int] | None = _INSERT(self, stored_events, **kwargs)
                 return ids
-            except (OperationalError, InterfaceError):
+            except IntegrityError:
+                found = self.stored_before(stored_events) if lost else None
+                if found is None:
+                    raise
+                return found
+            except (OperationalError, InterfaceError) as error:
+                lost = lost or connection_lost(error)
                 if attempt == INSERT_TRIES - 1:
                     raise
         raise AssertionError("unreachable: the last try returns or raises")
@@ -161,6 +182,30 @@ class AfterLostConnections:
         retried = super().max_notification_id  # type: ignore[misc]
         return _first_at_once(_MAX_NOTIFICATION_ID, retried, self)
 
+    def stored_before(self, stored_events: Sequence[StoredEvent]) -> list[int] | None:
+        """The positions of `stored_events` if every one of them is stored as it is here (a
+        write of this process whose commit's answer was lost); None if any is not."""
+        if not stored_events:
+            return None
+        keys = [(_uuid(s.originator_id), s.originator_version) for s in stored_events]
+        statement = SQL(
+            "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM {schema}.{events} e JOIN unnest(%s::uuid[], %s::bigint[]) AS k(id, version) "
+            "ON e.originator_id = k.id AND e.originator_version = k.version"
+        ).format(
+            schema=Identifier(self.datastore.schema), events=Identifier(self.events_table_name)
+        )
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, ([k[0] for k in keys], [k[1] for k in keys]))
+            found = {(r["originator_id"], r["originator_version"]): r for r in curs.fetchall()}
+        positions = []
+        for key, stored in zip(keys, stored_events, strict=True):
+            row = found.get(key)
+            if row is None or bytes(row["state"]) != stored.state or row["topic"] != stored.topic:
+                return None
+            positions.append(int(row["notification_id"]))
+        return positions
+
 
 def _first_at_once(
     once: Callable[..., T], retried: Callable[..., T], recorder: Any, *args: Any, **kwargs: Any
@@ -169,6 +214,10 @@ def _first_at_once(
         return once(recorder, *args, **kwargs)
     except (OperationalError, InterfaceError):
         return retried(*args, **kwargs)
+
+
+def _uuid(originator_id: UUID | str) -> UUID:
+    return originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
 
 
 INSERT_TRIES = 11  # at once, then as the library tries (10 times, 0.2 s apart)
