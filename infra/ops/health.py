@@ -12,8 +12,9 @@ and the process's own loop, faust's or the relay's, is never held by a scrape):
 
 A check is a function returning None when all is well, or one line saying what is wrong; one
 that raises fails with the exception's text. Checks run when asked, each bounded by its own
-timeout (a store connect timeout, a broker socket timeout): a probe never hangs. `checks_of`
-builds the usual ones (the store reachable, the broker reachable, lag under a bound); the
+timeout (a store connect timeout, a broker socket timeout): a probe never hangs. Here are
+the usual ones (the store reachable, its master key the one this process holds, the broker
+reachable, lag under a bound); the
 HTTP server answers the same paths with the same `readiness` (`infra/http/app.py`).
 """
 
@@ -82,6 +83,24 @@ def settings_store_check(settings: Settings) -> Check:
         None if postgres else settings.sqlite_path,
         settings.describe(),
     )
+
+
+def master_key_check(keys: object, store: Check) -> Check | None:
+    """The store still bound to the master key this process holds (`keys`: the application's
+    key store; None when it has none of its own to check). Asked only once `store` passes: a
+    pool waiting for a server that is away would hold the probe."""
+    from infra.privacy.keystore import SQLKeyStore
+    from infra.privacy.rotation import master_key_problem
+
+    if not isinstance(keys, SQLKeyStore):
+        return None
+
+    def check() -> str | None:
+        if store() is not None:
+            return "not checked: the store does not answer"
+        return master_key_problem(keys)
+
+    return check
 
 
 def lag_check(lag: Callable[[], int], bound: int, what: str) -> Check:

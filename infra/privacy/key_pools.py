@@ -107,6 +107,9 @@ class PooledKeyStore(SQLKeyStore):
     def held(self) -> set[tuple[UUID, str]]:
         return once_more(super().held)
 
+    def key_checks(self) -> list[tuple[str, bytes]]:
+        return once_more(super().key_checks)
+
 
 def postgres_keystore(conninfo: str, schema: str, provider: KeyProvider) -> SQLKeyStore:
     """On a small pool of its own: a new connection per key lookup cost ~10 ms a write."""
