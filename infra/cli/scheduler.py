@@ -86,7 +86,7 @@ def scheduler(
         checks = {"store": settings_store_check(settings)}
         if (master_key := master_key_check(application.keys, checks["store"])) is not None:
             checks["master_key"] = master_key  # its duties (retention, erasure) open keys
-        health = serve_health(health_port, checks)
+        health = serve_health(health_port, checks, settings.health_host)
         told: dict[str, tuple[object, str, int]] = {}  # duty -> what was said of it last
         while not stop.is_set():
             for report in scheduled.run_due(stopping=stop.is_set):

@@ -31,6 +31,7 @@ from pathlib import Path
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from infra.config import Settings
+from infra.config.process import HEALTH_HOST
 
 Check = Callable[[], str | None]
 
@@ -118,7 +119,7 @@ def lag_check(lag: Callable[[], int], bound: int, what: str) -> Check:
 class HealthServer:
     """`/healthz`, `/readyz` and `/metrics` on `host:port`, answered from a daemon thread."""
 
-    def __init__(self, port: int, checks: Mapping[str, Check], host: str = "0.0.0.0") -> None:
+    def __init__(self, port: int, checks: Mapping[str, Check], host: str = HEALTH_HOST) -> None:
         self.checks = dict(checks)
         handler = _handler(self.checks)
         self.server = ThreadingHTTPServer((host, port), handler)
@@ -133,9 +134,11 @@ class HealthServer:
 
 
 def serve_health(
-    port: int | None, checks: Mapping[str, Check], host: str = "0.0.0.0"
+    port: int | None, checks: Mapping[str, Check], host: str = HEALTH_HOST
 ) -> HealthServer | None:
-    """The health server on `port`; None (nothing served) when `port` is None."""
+    """The health server on `host:port` (BACKCHECK_HEALTH_HOST: this machine alone unless
+    set; a health port says what the process reads and how far behind it is); None (nothing
+    served) when `port` is None."""
     if port is None:
         return None
     try:
