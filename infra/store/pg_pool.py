@@ -54,6 +54,8 @@ def connection_lost(error: BaseException) -> bool:
     that a statement failed on a working one (a timeout, a lock, a full disk)."""
     seen: BaseException | None = error
     while seen is not None:
+        if isinstance(seen, psycopg_pool.PoolTimeout):
+            return False  # no connection was had: trying again would wait as long again
         if isinstance(seen, psycopg.OperationalError):
             state = seen.sqlstate
             return state is None or state.startswith("08") or state in _GONE_STATES
