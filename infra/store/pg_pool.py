@@ -2,9 +2,10 @@
 
 When the server restarts or its backends are terminated, every idle connection of a pool is
 dead, and psycopg_pool learns it one connection at a time: each is handed to the next piece
-of work, which fails, and only then is it replaced. A process held 4 to 5 of them across its
-pools; the key store's were not retried, so the first commands after a restart failed one
-after another (3 to 4 of them, 1.3-1.5 s until the first one succeeded).
+of work, which fails, and only then is it replaced. A process holds several in each pool (the
+event store's, the key store's); the key store's lookups were not retried, so the first
+commands after a restart failed one after another (4 of them, 1.3 s until one succeeded;
+over HTTP the store breaker tripped, 503 for 4-6 s).
 
 Here a connection returned broken makes its pool check all its idle connections at once
 (psycopg_pool's `check`: one round trip each, the dead ones closed and replaced), and what
@@ -65,7 +66,7 @@ def connection_lost(error: BaseException) -> bool:
 
 def once_more(call: Callable[[], T]) -> T:
     """`call`, run again once if its connection was lost: by then its pool has replaced its
-    dead connections (`ChecksAll`). Only for what may safely run twice (nothing committed)."""
+    dead connections (`CheckedPool`). Only for what may safely run twice (nothing committed)."""
     try:
         return call()
     except Exception as error:
