@@ -75,3 +75,38 @@ class Cuttable:
     def close(self) -> None:
         if not self._cut:
             self.cut()
+
+
+# PostgreSQL's CommandComplete for a COMMIT: 'C', its length (4 + 7), the tag
+_COMMITTED = b"C\x00\x00\x00\x0bCOMMIT\x00"
+
+
+class CommitAnswerLost(Cuttable):
+    """A Cuttable that, once `lose_next_commit_answer()` was called, drops the server's answer
+    to the next COMMIT and closes that connection: the transaction is committed on the server
+    and its client sees the connection drop, as when a connection dies just after a commit."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self._armed = threading.Event()
+        self.lost = threading.Event()
+        super().__init__(target)
+
+    def lose_next_commit_answer(self) -> None:
+        self.lost.clear()
+        self._armed.set()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                if _COMMITTED in data and self._armed.is_set():
+                    self._armed.clear()
+                    self.lost.set()
+                    break  # committed on the server; its client never hears it
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()

@@ -1,19 +1,19 @@
 """Files the audit tools write (evidence bundles, signed checkpoints): checked before anything
 is recorded, and written whole or not at all.
 
-An output path is refused when it names a file that exists (unless `force`), a directory, or a
-place where no file can be made; it is refused even with `force` when it names one of the
-store's own files, a key, or a checkpoint kept in DATA_DIR/checkpoints (a kept checkpoint may
-only be written again with the very same content). The store's own files are known by their
-names beside it: the event store, every store named after it (`<store>.NAME.sqlite`: its
-views, the relay's state, the projection workers' stores of every version) and every file the
-app keeps for it (`<store file>.WHAT`: its writer lock, the kept HTTP answers and portal
-sessions, the demo's and the relays' locks), with their WAL, journal and lock files. A file
-is written to a temporary file in its own directory, then renamed into place, so a crash
-leaves either the old file or the new one, never half of it. A document that holds nothing
-secret (the AsyncAPI contract, its fingerprints) is written in place with the umask's mode,
-once the same check of its directory passed.
-"""
+An output path is refused when it names a file that exists (unless `force`), a directory, a
+file in a directory that does not exist (none is made for an output: a mistyped one would hide
+the file), or a place where no file can be made; it is refused even with `force` when it names
+one of the store's own files, a key, or a checkpoint kept in DATA_DIR/checkpoints (a kept
+checkpoint may only be written again with the very same content). The store's own files are
+known by their names beside it: the event store, every store named after it
+(`<store>.NAME.sqlite`: its views, the relay's state, the projection workers' stores of every
+version) and every file the app keeps for it (`<store file>.WHAT`: its writer lock, the kept
+HTTP answers and portal sessions, the demo's and the relays' locks), with their WAL, journal
+and lock files. A file is written to a temporary file in its own directory, then renamed into
+place, so a crash leaves either the old file or the new one, never half of it. A document that
+holds nothing secret (the AsyncAPI contract, its fingerprints) is written in place with the
+umask's mode, once the same check of its directory passed."""
 
 from __future__ import annotations
 
@@ -99,6 +99,12 @@ def check_output(settings: Settings, path: Path, *, force: bool = False) -> None
             )
         if not force:
             raise OutputPathError(f"{path} exists; {FORCE_HINT}, or name another file")
+    if not path.parent.exists() and not path.parent.is_symlink():
+        # not made for it: a mistyped directory would hold the file where no one looks
+        raise OutputPathError(
+            f"{path}: no directory {path.parent} (none is made for an output); make it "
+            "first, or name a file in a directory that exists"
+        )
     check_directory(path.parent)
 
 
@@ -124,14 +130,14 @@ def check_directory(directory: Path) -> None:
 
 
 def write_output(settings: Settings, path: Path, data: bytes, *, force: bool = False) -> Path:
-    """Writes `data` to `path` whole, once `check_output` allows it: a kept checkpoint with the
-    same content is left as it is. Without `force` an existing file is never replaced, even one
-    made since the check (the file is linked into place, which fails if the name is taken)."""
+    """Writes `data` to `path` whole, once `check_output` allows it (its directory is not made:
+    it must be there); a kept checkpoint with the same content is left as it is. Without
+    `force` an existing file is never replaced, even one made since the check (the file is
+    linked into place, which fails if the name is taken)."""
     kept = path.is_file() and not path.is_symlink() and _in_protected_dir(settings, path)
     if kept and path.read_bytes() == data:
         return path
     check_output(settings, path, force=force)
-    _make_parent(path)
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     except OSError as e:
@@ -176,11 +182,17 @@ def write_document(path: Path, data: bytes) -> Path:
 
 
 def _make_parent(path: Path) -> None:
+    make_directory(path.parent)
+
+
+def make_directory(directory: Path) -> None:
+    """`directory` and those above it, made if missing: for the app's own (DATA_DIR's
+    checkpoints) and documents, never an output's."""
     # a place no directory can be made in that the check could not see (/proc, as root)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OutputPathError(f"cannot write in {path.parent}: {e.strerror or e}") from None
+        raise OutputPathError(f"cannot write in {directory}: {e.strerror or e}") from None
 
 
 def _link_new(temporary: Path, path: Path) -> None:

@@ -40,7 +40,13 @@ from infra.audit.log_checkpoint import (
 from infra.audit.log_tree import LogTree
 from infra.audit.notes import ED25519, Verifier
 from infra.audit.notes import Checkpoint as NoteCheckpoint
-from infra.audit.outputs import check_directory, check_output, free_name, write_output
+from infra.audit.outputs import (
+    check_directory,
+    check_output,
+    free_name,
+    make_directory,
+    write_output,
+)
 from infra.audit.verification import Verdict, open_source, verify
 from infra.config import Settings
 from infra.ops import metrics
@@ -120,6 +126,7 @@ def keep_checkpoint(
     `audit verify` finds it (as checkpoint-N.note or, v1, checkpoint-POS.json; a kept one is
     never replaced: the same document is kept once, another beside it as checkpoint-N-2…)."""
     if out is None:
+        make_directory(settings.checkpoints_dir)  # the store's own: made on first use
         out = settings.checkpoints_dir / f"checkpoint-{position}{suffix}"
         if not (out.is_file() and out.read_bytes() == document.encode()):
             out = free_name(settings.checkpoints_dir, f"checkpoint-{position}", suffix)

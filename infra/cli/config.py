@@ -101,6 +101,7 @@ def _defaults(settings: Settings) -> dict[str, str]:
         "BACKCHECK_KAFKA_SECURITY_PROTOCOL": settings.kafka_security.protocol.value,
         "BACKCHECK_MAX_EVENT_BYTES": str(settings.max_event_bytes),
         "BACKCHECK_PUBLIC_URL": settings.public_url,
+        "BACKCHECK_HEALTH_HOST": settings.health_host,
         "BACKCHECK_OIDC_ROLE_CLAIM": settings.oidc_role_claim,
         "BACKCHECK_OIDC_PRINCIPAL_CLAIM": settings.oidc_principal_claim,
         "BACKCHECK_SCHEDULE_LEASE": f"{settings.schedule_lease}s",

@@ -111,7 +111,7 @@ def relay(
             )
             relay_.on_notice = lambda text: _log.warning("%s", text)
             checks = readiness_checks(settings, relay_.bootstrap, lambda: relay_.lag, ready_max_lag)
-            with _serving(serve_health(health_port, checks)):
+            with _serving(serve_health(health_port, checks, settings.health_host)):
                 sent = _publish(relay_, once)
             position, dead = relay_.position, relay_.dead_lettered
     except Exception as e:
@@ -362,7 +362,7 @@ def _run(
         application, settings = open_app()
         with closing(application), daemon(application, settings, options) as running:
             err.print(f"[dim]{markup_safe(started(settings, running))}[/]")
-            with _serving(serve_health(health[0], running.checks(health[1]))):
+            with _serving(serve_health(health[0], running.checks(health[1]), settings.health_host)):
                 return running, running.run()
     except Exception as e:
         _fail_daemon(f"backcheck {daemon.__name__.replace('_', ' ')}", e)

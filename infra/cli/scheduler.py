@@ -57,7 +57,7 @@ def scheduler(
     8 s to end); exit 1 if, with --once, a run failed or was taken over before it ended."""
     from infra.kafka.shutdown import exit_at_deadline
     from infra.ops import metrics
-    from infra.ops.health import serve_health, settings_store_check
+    from infra.ops.health import master_key_check, serve_health, settings_store_check
     from infra.scheduling import duty_scheduler
     from services.schedule import Every, Status
 
@@ -79,10 +79,14 @@ def scheduler(
         )
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, stopping)
-        # live: this process answers; ready: the store answers; metrics: runs by duty and
+        # live: this process answers; ready: the store answers, on this process's master
+        # key; metrics: runs by duty and
         # status, the newest checkpoint's age
         metrics.watch_checkpoints(settings.checkpoints_dir, time.time)
-        health = serve_health(health_port, {"store": settings_store_check(settings)})
+        checks = {"store": settings_store_check(settings)}
+        if (master_key := master_key_check(application.keys, checks["store"])) is not None:
+            checks["master_key"] = master_key  # its duties (retention, erasure) open keys
+        health = serve_health(health_port, checks, settings.health_host)
         told: dict[str, tuple[object, str, int]] = {}  # duty -> what was said of it last
         while not stop.is_set():
             for report in scheduled.run_due(stopping=stop.is_set):

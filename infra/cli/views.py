@@ -54,15 +54,32 @@ def _in_process(application: Backcheck, head: int) -> dict[str, Any]:
     }
 
 
-def _of_workers(application: Backcheck, settings: Settings) -> dict[str, Any]:
-    """Each of the kept views as the workers keep them: each partition's position, and rows."""
+def _of_workers(application: Backcheck, settings: Settings, head: int) -> dict[str, Any]:
+    """Each of the kept views as the workers keep them: each partition's position, how far it
+    is behind what the relay delivered there (None: no relay's record), and rows; and, under
+    `relays`, how far each relay got (how far behind the log's head)."""
+    from infra.kafka.relay_store import relayed
     from infra.kafka.worker import worker_store
     from infra.views.kept import KEPT
 
     found: dict[str, Any] = {}
+    relays: dict[str, Any] = {}
     for kept in KEPT:
         store = worker_store(kept, application, settings)
-        found[kept.name] = {"partitions": store.progress(), "rows": store.counts()}
+        partitions = store.progress()
+        behind: dict[str, int | None] = {}
+        for name, position in partitions.items():
+            topic, _, number = name.rpartition("/")
+            if topic not in relays:
+                relays[topic] = relayed(application, settings, topic)
+            state = relays[topic]
+            delivered = state[1].get(int(number), 0) if state and number.isdigit() else None
+            behind[name] = None if delivered is None else max(delivered - position, 0)
+        found[kept.name] = {"partitions": partitions, "behind": behind, "rows": store.counts()}
+    found["relays"] = {
+        topic: None if state is None else {"position": state[0], "behind": max(head - state[0], 0)}
+        for topic, state in relays.items()
+    }
     return found
 
 
@@ -80,15 +97,20 @@ def views_status(
     try:
         application, settings = open_app(existing=True)
         head = application.recorder.max_notification_id() or 0
-        kept = _of_workers(application, settings) if stream else _in_process(application, head)
+        if stream:
+            kept = _of_workers(application, settings, head)
+            relays = kept.pop("relays")
+        else:
+            kept, relays = _in_process(application, head), None
     except Exception as e:
         fail(e, as_json)
         return
     if as_json:
-        sys.stdout.write(orjson.dumps({"head": head, "kept": kept}).decode() + "\n")
+        shown = {"head": head, "kept": kept} | ({"relays": relays} if stream else {})
+        sys.stdout.write(orjson.dumps(shown).decode() + "\n")
         return
     if stream:
-        _print_workers(head, kept)
+        _print_workers(head, kept, relays or {})
     else:
         _print_in_process(head, kept)
     table = Table("views", "view", "rows")
@@ -109,12 +131,25 @@ def _print_in_process(head: int, kept: dict[str, Any]) -> None:
     console.print(table)
 
 
-def _print_workers(head: int, kept: dict[str, Any]) -> None:
+def _print_workers(head: int, kept: dict[str, Any], relays: dict[str, Any]) -> None:
     console.print(f"workers' views; the log's head is at {head}")
-    parts = Table("views", "topic/partition", "last position applied")
+    for topic, state in relays.items():
+        if state is None:
+            console.print(f"no relay to {topic} has recorded what it published")
+        else:
+            late = f", {state['behind']} behind the head" if state["behind"] else ""
+            console.print(f"the relay to {topic} has published up to {state['position']}{late}")
+    parts = Table("views", "topic/partition", "last position applied", "behind")
     for name, status in kept.items():
         for partition, position in status["partitions"].items():
-            parts.add_row(*cells(name, partition, position))
+            behind = status["behind"][partition]
+            if behind is None:
+                lag: str | Text = "?"
+            elif behind:
+                lag = Text(f"{behind} (delivered there, not yet applied)", style="yellow")
+            else:
+                lag = "0"
+            parts.add_row(*cells(name, partition, position), lag)
     console.print(parts)
 
 

@@ -235,7 +235,7 @@ def witness(
         )
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, stopping)
-        health = serve_health(health_port, {"alarm": held.alarm_raised})
+        health = serve_health(health_port, {"alarm": held.alarm_raised}, settings.health_host)
         try:
             found = follower.follow(stop.is_set)
         finally:

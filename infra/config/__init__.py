@@ -41,6 +41,8 @@ BACKCHECK_PUBLIC_URL    the address candidates reach `backcheck serve` at, schem
                         (default http://127.0.0.1:8000): the portal links sent out when consent
                         is requested open <it>/portal (written to DATA_DIR/outbox/portal-links)
 BACKCHECK_SENDER_KEY    the Ed25519 private key (PEM) `send-command` signs commands with
+BACKCHECK_HEALTH_HOST   where the daemons' --health-port listens (default 127.0.0.1: this
+                        machine alone; 0.0.0.0 for every interface, as in a container)
 BACKCHECK_PORTAL_SESSION_IDLE, _LIMIT  a candidate's portal session ends this long after its
                         last call (default 30m), and this long after it opened (default 8h)
 BACKCHECK_OIDC_ISSUER   staff may sign in with an OIDC bearer token from this issuer (its `iss`);
@@ -102,6 +104,7 @@ from infra.config.parsing import (
     portal_session_settings,
     schedule_settings,
 )
+from infra.config.process import HEALTH_HOST, process_settings
 from infra.config.sources import Sources
 from services.access import Role
 
@@ -142,6 +145,7 @@ class Settings(BaseModel):
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="host:port[,host:port]")
     kafka_partitions: int = Field(default=6, ge=1)
     max_event_bytes: int = Field(default=MAX_EVENT_BYTES, ge=MIN_EVENT_BYTES)
+    health_host: str = HEALTH_HOST  # where daemons' /healthz, /readyz, /metrics listen
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
     oidc_jwks: str | None = None
@@ -190,19 +194,7 @@ class Settings(BaseModel):
             values["retention_categories"] = parse_retention_categories(text)
         if servers := env("BACKCHECK_KAFKA_BOOTSTRAP"):
             values["kafka_bootstrap"] = parse_bootstrap(servers)
-        if text := env("BACKCHECK_KAFKA_PARTITIONS"):
-            if not text.strip().isdigit() or int(text) < 1:
-                raise ConfigError(
-                    f"BACKCHECK_KAFKA_PARTITIONS: {text!r} is not a whole number of at least 1"
-                )
-            values["kafka_partitions"] = int(text)
-        if text := env("BACKCHECK_MAX_EVENT_BYTES"):
-            if not text.strip().isdigit() or int(text) < MIN_EVENT_BYTES:
-                raise ConfigError(
-                    f"BACKCHECK_MAX_EVENT_BYTES: {text!r} is not a whole number of bytes of at "
-                    f"least {MIN_EVENT_BYTES} (default {MAX_EVENT_BYTES})"
-                )
-            values["max_event_bytes"] = int(text)
+        values |= process_settings(env)
         if text := env("BACKCHECK_PUBLIC_URL"):
             values["public_url"] = parse_public_url(text)
         values |= oidc_settings(env)
@@ -377,7 +369,7 @@ class Settings(BaseModel):
         url = urlsplit(self.database_url)
         query = parse_qs(url.query)
         env |= {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "infra.store.pg_pool:Factory",  # dead connections let go
             "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
             "POSTGRES_HOST": url.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(url.port or 5432),

@@ -87,6 +87,7 @@ VARIABLES: dict[str, Variable] = {
     "BACKCHECK_MAX_EVENT_BYTES": Variable("the most bytes one stored event may take"),
     "BACKCHECK_PUBLIC_URL": Variable("the address candidates reach `backcheck serve` at"),
     "BACKCHECK_SENDER_KEY": Variable("the private key (PEM) `send-command` signs commands with"),
+    "BACKCHECK_HEALTH_HOST": Variable("where the daemons' health ports listen (127.0.0.1)"),
     "BACKCHECK_OIDC_ISSUER": Variable("staff may sign in with OIDC tokens from this issuer"),
     "BACKCHECK_OIDC_AUDIENCE": Variable("the audience OIDC tokens must be meant for"),
     "BACKCHECK_OIDC_JWKS": Variable("the issuer's public keys: an https URL or a JWKS file"),

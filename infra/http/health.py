@@ -1,7 +1,8 @@
 """The HTTP server's own health, readiness and metrics, on its own port beside the API.
 
 `/healthz` answers while the server runs; `/readyz` checks the store answers (and, on
-PostgreSQL, that the breaker is closed: `infra/http/breaker.py`); `/metrics` is the process's
+PostgreSQL, that the breaker is closed: `infra/http/breaker.py`) and is still bound to the
+master key the server holds; `/metrics` is the process's
 Prometheus metrics (`infra/ops/metrics.py`): the read decisions it made, the chain
 verifications it ran, the age of the newest kept checkpoint. The same checks and bodies as
 every other process's (`infra/ops/health.py`). No lag bound: the read views are brought up
@@ -21,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from infra.config import Settings
 from infra.ops import metrics
-from infra.ops.health import Check, readiness, settings_store_check
+from infra.ops.health import Check, master_key_check, readiness, settings_store_check
 from services.application import Backcheck
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ def install_health(
         checks["store"] = store
     if breaker is not None:
         checks["breaker"] = lambda: breaker.reason
+    if (master_key := master_key_check(application.keys, checks["store"])) is not None:
+        checks["master_key"] = master_key
 
     def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})

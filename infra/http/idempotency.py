@@ -107,75 +107,73 @@ class SQLiteIdempotency:
 
 
 class PostgresIdempotency:
-    """The kept answers in a table in the store's schema."""
+    """The kept answers in a table in the store's schema, on a connection of their own, made
+    again if the server dropped it (a restart, a network cut); a lookup or a keeping that met
+    the drop is run once more (each may run twice: a keeping inserts unless kept)."""
 
     def __init__(self, conninfo: str, schema: str, ttl: timedelta = TTL) -> None:
+        from infra.store.pg_pool import KeptConnection
+
         self.ttl = ttl
         self.conninfo = conninfo
         self.table = sql.Identifier(schema, "backcheck_http_idempotency")
-        self._lock = threading.Lock()
-        self._db = psycopg.connect(conninfo, autocommit=True)
-        self._connection().execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (principal text NOT NULL, key text NOT NULL, "
-                "fingerprint text NOT NULL, status integer NOT NULL, body bytea NOT NULL, "
-                "location text, created_at timestamptz NOT NULL, etag text, "
-                "PRIMARY KEY (principal, key))"
-            ).format(self.table)
+        self._db = KeptConnection(conninfo)
+        self._db.run(
+            lambda db: db.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (principal text NOT NULL, key text NOT NULL, "
+                    "fingerprint text NOT NULL, status integer NOT NULL, body bytea NOT NULL, "
+                    "location text, created_at timestamptz NOT NULL, etag text, "
+                    "PRIMARY KEY (principal, key))"
+                ).format(self.table)
+            )
         )
-        self._connection().execute(  # a table kept before answers kept their ETag
-            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS etag text").format(self.table)
+        self._db.run(  # a table kept before answers kept their ETag
+            lambda db: db.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS etag text").format(self.table)
+            )
         )
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        """The connection, made again if the server dropped it (a restart, a network cut)."""
-        if self._db.closed or self._db.broken:
-            self._db = psycopg.connect(self.conninfo, autocommit=True)
-        return self._db
 
     def get(self, principal: str, key: str) -> Kept | None:
-        with self._lock:
-            row = (
-                self._connection()
-                .execute(
-                    sql.SQL(
-                        "SELECT fingerprint, status, body, location, created_at, etag FROM {} "
-                        "WHERE principal = %s AND key = %s AND created_at > %s"
-                    ).format(self.table),
-                    (principal, key, datetime.now(UTC) - self.ttl),
-                )
-                .fetchone()
-            )
+        row = self._db.run(
+            lambda db: db.execute(
+                sql.SQL(
+                    "SELECT fingerprint, status, body, location, created_at, etag FROM {} "
+                    "WHERE principal = %s AND key = %s AND created_at > %s"
+                ).format(self.table),
+                (principal, key, datetime.now(UTC) - self.ttl),
+            ).fetchone()
+        )
         return None if row is None else Kept(row[0], row[1], bytes(row[2]), *row[3:6])
 
     def put(self, principal: str, key: str, kept: Kept) -> None:
-        with self._lock:
-            db = self._connection()
-            db.execute(
-                sql.SQL("DELETE FROM {} WHERE created_at < %s").format(self.table),
-                (datetime.now(UTC) - self.ttl,),
-            )
-            db.execute(
-                sql.SQL(
-                    "INSERT INTO {} (principal, key, fingerprint, status, body, location, "
-                    "created_at, etag) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT "
-                    "(principal, key) DO NOTHING"
-                ).format(self.table),
-                (
-                    principal,
-                    key,
-                    kept.fingerprint,
-                    kept.status,
-                    kept.body,
-                    kept.location,
-                    kept.created_at,
-                    kept.etag,
-                ),
-            )
+        self._db.run(lambda db: self._put(db, principal, key, kept))
+
+    def _put(self, db: psycopg.Connection[Any], principal: str, key: str, kept: Kept) -> None:
+        db.execute(
+            sql.SQL("DELETE FROM {} WHERE created_at < %s").format(self.table),
+            (datetime.now(UTC) - self.ttl,),
+        )
+        db.execute(
+            sql.SQL(
+                "INSERT INTO {} (principal, key, fingerprint, status, body, location, "
+                "created_at, etag) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT "
+                "(principal, key) DO NOTHING"
+            ).format(self.table),
+            (
+                principal,
+                key,
+                kept.fingerprint,
+                kept.status,
+                kept.body,
+                kept.location,
+                kept.created_at,
+                kept.etag,
+            ),
+        )
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
 
 def kept_answers(

@@ -198,10 +198,11 @@ class PostgresSessionRows:
     """The sessions in a table in the store's schema."""
 
     def __init__(self, conninfo: str, schema: str) -> None:
+        from infra.store.pg_pool import KeptConnection
+
         self.conninfo = conninfo
         self.table = sql.Identifier(schema, TABLE)
-        self._lock = threading.Lock()
-        self._db = psycopg.connect(conninfo, autocommit=True)
+        self._db = KeptConnection(conninfo)
         self._run(
             "CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, principal text NOT NULL, "
             "candidate_id text NOT NULL, link_hash text NOT NULL, opened_at timestamptz NOT "
@@ -212,16 +213,20 @@ class PostgresSessionRows:
         self, statement: LiteralString, params: tuple[Any, ...] = (), one: bool = False
     ) -> Any:
         """`statement` (its table as `{}`), on the connection made again first if the server
-        dropped it (a restart, a network cut); with `one`, the row it answered, if any."""
-        with self._lock:
-            if self._db.closed or self._db.broken:
-                self._db = psycopg.connect(self.conninfo, autocommit=True)
-            done = self._db.execute(sql.SQL(statement).format(self.table), params)
+        dropped it (a restart, a network cut), and run once more if it met the drop (each may
+        run twice: a new session's key is random, inserted unless there); with `one`, the row
+        it answered, if any."""
+
+        def run(db: psycopg.Connection[Any]) -> Any:
+            done = db.execute(sql.SQL(statement).format(self.table), params)
             return done.fetchone() if one else None
+
+        return self._db.run(run)
 
     def insert(self, key: str, session: Session) -> None:
         self._run(
-            "INSERT INTO {} (key, " + _COLUMNS + ") VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            "INSERT INTO {} (key, " + _COLUMNS + ") VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (key) DO NOTHING",
             (
                 key,
                 session.principal,
@@ -247,8 +252,7 @@ class PostgresSessionRows:
         self._run("DELETE FROM {} WHERE ends_at <= %s OR last_seen <= %s", (now, now - idle))
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
 
 def portal_sessions(settings: Settings) -> PortalSessions:

@@ -37,7 +37,7 @@ from infra.kafka.topics import (
     reachable,
 )
 from infra.kafka.worker import WorkerOptions, projection_app, worker_targets
-from infra.ops.health import Check, lag_check, settings_store_check
+from infra.ops.health import Check, lag_check, master_key_check, settings_store_check
 from services.application import Backcheck
 from services.intake import CommandIntake
 
@@ -47,10 +47,16 @@ def _bootstrap(settings: Settings, chosen: str) -> str:
 
 
 def readiness_checks(
-    settings: Settings, bootstrap: str, lag: Callable[[], int] | None = None, max_lag: int = 0
+    settings: Settings,
+    bootstrap: str,
+    lag: Callable[[], int] | None = None,
+    max_lag: int = 0,
+    keys: object = None,
 ) -> dict[str, Check]:
     """What a daemon's `/readyz` asks (`infra/ops/health.py`): the store answers, a broker
-    accepts connections at `bootstrap`, and (with `lag`) the lag is at most `max_lag`."""
+    accepts connections at `bootstrap`, (with `lag`) the lag is at most `max_lag`, and (with
+    `keys`, for a daemon that opens sealed values) the store is still bound to its master
+    key."""
 
     def broker() -> str | None:
         found = reachable(bootstrap, timeout=2)
@@ -59,6 +65,8 @@ def readiness_checks(
     checks = {"store": settings_store_check(settings), "broker": broker}
     if lag is not None:
         checks["lag"] = lag_check(lag, max_lag, "the lag")
+    if (master_key := master_key_check(keys, checks["store"])) is not None:
+        checks["master_key"] = master_key
     return checks
 
 
@@ -115,6 +123,7 @@ class ProjectionWorker:
     options: WorkerOptions  # with the settings' bootstrap, partitions and data folder
     watch: StallWatch
     settings: Settings
+    keys: object = None  # the application's key store: the views' rows are sealed with it
     _app: Any = None
 
     def lag(self) -> int:
@@ -122,7 +131,8 @@ class ProjectionWorker:
         return 0 if self._app is None else int(self._app.backcheck_partitions.lag)
 
     def checks(self, max_lag: int) -> dict[str, Check]:
-        return readiness_checks(self.settings, self.options.bootstrap, self.lag, max_lag)
+        bootstrap = self.options.bootstrap
+        return readiness_checks(self.settings, bootstrap, self.lag, max_lag, self.keys)
 
     def run(self) -> int:
         """Runs the worker; returns its exit code."""
@@ -157,7 +167,7 @@ def projection_worker(
     try:
         projection = StreamProjection(application, targets, topic=options.topic)
         watch = StallWatch(projection, lambda: relayed.load()[1])  # what the relay delivered
-        yield ProjectionWorker(projection, resolved, watch, settings)
+        yield ProjectionWorker(projection, resolved, watch, settings, application.keys)
     finally:
         relayed.close()
 
@@ -191,10 +201,12 @@ class IntakeWorker:
     bootstrap: str
     options: IntakeOptions
     settings: Settings
+    keys: object = None  # the application's key store: the commands' values are sealed
 
     def checks(self, max_lag: int) -> dict[str, Check]:
-        """The store and the broker (the command topic's lag is the broker's to tell)."""
-        return readiness_checks(self.settings, self.bootstrap)
+        """The store, its master key and the broker (the command topic's lag is the broker's
+        to tell)."""
+        return readiness_checks(self.settings, self.bootstrap, keys=self.keys)
 
     def run(self) -> int:
         """Runs the worker; returns its exit code."""
@@ -229,4 +241,4 @@ def command_intake(
         datadir=str(faust_dir),  # as the workers', not in the working directory
         answer_timeout=options.answer_timeout_ms / 1000,
     )
-    yield IntakeWorker(app, bootstrap, options, settings)
+    yield IntakeWorker(app, bootstrap, options, settings, application.keys)

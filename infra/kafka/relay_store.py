@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import fcntl
+import sqlite3
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -115,7 +116,7 @@ class RelayState:
                 found = (one[0], one[1]) if one else None
         if found is None:
             return 0, {}
-        return int(found[0]), {int(k): int(v) for k, v in orjson.loads(found[1]).items()}
+        return _decoded(found)
 
     def save(self, position: int, last: dict[int, int]) -> None:
         data = orjson.dumps({str(k): v for k, v in sorted(last.items())}).decode()
@@ -133,6 +134,48 @@ class RelayState:
     def close(self) -> None:
         if not self.postgres:
             self.sqlite.close()  # on PostgreSQL the pool is the store's
+
+
+def _decoded(found: tuple[Any, Any]) -> tuple[int, dict[int, int]]:
+    return int(found[0]), {int(k): int(v) for k, v in orjson.loads(found[1]).items()}
+
+
+def relayed(
+    app: Application[UUID], settings: Settings, topic: str
+) -> tuple[int, dict[int, int]] | None:
+    """What the relay to `topic` recorded (as `RelayState.load`), read without making its
+    table or file (for a command that only reads); None if no relay to it has run."""
+    name = f"relay:{topic}"
+    found: tuple[Any, Any] | None
+    if settings.backend == "postgres":
+        from psycopg.sql import SQL, Identifier
+
+        datastore: Any = datastore_of(app.recorder)  # PostgreSQL's
+        schema, table = Identifier(datastore.schema), Identifier(RELAY_STATE_TABLE)
+        with datastore.transaction(commit=False) as curs:
+            curs.execute(
+                "SELECT to_regclass(%s) AS t", (f"{datastore.schema}.{RELAY_STATE_TABLE}",)
+            )
+            there = curs.fetchone()
+            if there is None or there["t"] is None:
+                return None
+            select = SQL("SELECT position, partitions::text AS p FROM {}.{} WHERE name = %s")
+            curs.execute(select.format(schema, table), (name,))
+            row = curs.fetchone()
+            found = (row["position"], row["p"]) if row else None
+    else:
+        if not settings.relay_state_path.is_file():
+            return None
+        conn = sqlite3.connect(f"file:{settings.relay_state_path}?mode=ro", uri=True)
+        try:
+            found = conn.execute(
+                "SELECT position, partitions FROM relay_state WHERE name = ?", (name,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # no table: made by no relay yet
+            return None
+        finally:
+            conn.close()
+    return None if found is None else _decoded(found)
 
 
 def _dashed(originator: str) -> str:

@@ -12,8 +12,9 @@ and the process's own loop, faust's or the relay's, is never held by a scrape):
 
 A check is a function returning None when all is well, or one line saying what is wrong; one
 that raises fails with the exception's text. Checks run when asked, each bounded by its own
-timeout (a store connect timeout, a broker socket timeout): a probe never hangs. `checks_of`
-builds the usual ones (the store reachable, the broker reachable, lag under a bound); the
+timeout (a store connect timeout, a broker socket timeout): a probe never hangs. Here are
+the usual ones (the store reachable, its master key the one this process holds, the broker
+reachable, lag under a bound); the
 HTTP server answers the same paths with the same `readiness` (`infra/http/app.py`).
 """
 
@@ -30,6 +31,7 @@ from pathlib import Path
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from infra.config import Settings
+from infra.config.process import HEALTH_HOST
 
 Check = Callable[[], str | None]
 
@@ -84,6 +86,24 @@ def settings_store_check(settings: Settings) -> Check:
     )
 
 
+def master_key_check(keys: object, store: Check) -> Check | None:
+    """The store still bound to the master key this process holds (`keys`: the application's
+    key store; None when it has none of its own to check). Asked only once `store` passes: a
+    pool waiting for a server that is away would hold the probe."""
+    from infra.privacy.keystore import SQLKeyStore
+    from infra.privacy.rotation import master_key_problem
+
+    if not isinstance(keys, SQLKeyStore):
+        return None
+
+    def check() -> str | None:
+        if store() is not None:
+            return "not checked: the store does not answer"
+        return master_key_problem(keys)
+
+    return check
+
+
 def lag_check(lag: Callable[[], int], bound: int, what: str) -> Check:
     """`what` (e.g. "relay lag") at most `bound` events; a bound of 0 checks nothing."""
 
@@ -99,7 +119,7 @@ def lag_check(lag: Callable[[], int], bound: int, what: str) -> Check:
 class HealthServer:
     """`/healthz`, `/readyz` and `/metrics` on `host:port`, answered from a daemon thread."""
 
-    def __init__(self, port: int, checks: Mapping[str, Check], host: str = "0.0.0.0") -> None:
+    def __init__(self, port: int, checks: Mapping[str, Check], host: str = HEALTH_HOST) -> None:
         self.checks = dict(checks)
         handler = _handler(self.checks)
         self.server = ThreadingHTTPServer((host, port), handler)
@@ -114,9 +134,11 @@ class HealthServer:
 
 
 def serve_health(
-    port: int | None, checks: Mapping[str, Check], host: str = "0.0.0.0"
+    port: int | None, checks: Mapping[str, Check], host: str = HEALTH_HOST
 ) -> HealthServer | None:
-    """The health server on `port`; None (nothing served) when `port` is None."""
+    """The health server on `host:port` (BACKCHECK_HEALTH_HOST: this machine alone unless
+    set; a health port says what the process reads and how far behind it is); None (nothing
+    served) when `port` is None."""
     if port is None:
         return None
     try:

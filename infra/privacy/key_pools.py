@@ -4,9 +4,9 @@ store's own pool, on PostgreSQL a small pool of its own."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.sqlite import SQLiteDatastore
@@ -17,6 +17,8 @@ from infra.store.filelock import for_database
 
 if TYPE_CHECKING:
     from infra.privacy.providers import KeyProvider
+
+T = TypeVar("T")
 
 # A new subject's keys in one statement, one round trip where a transaction of their own took
 # five and more: inserted unless they exist and only while the store is bound to the wrapping
@@ -75,11 +77,45 @@ def sqlite_keystore(datastore: SQLiteDatastore, provider: KeyProvider) -> SQLKey
     )
 
 
+def once_more(call: Callable[[], T]) -> T:
+    from infra.store.pg_pool import once_more as run  # psycopg's, for a PostgreSQL store alone
+
+    return run(call)
+
+
+class PooledKeyStore(SQLKeyStore):
+    """The key store on a PostgreSQL pool: a lookup whose pooled connection the server had
+    dropped (a restart, a terminated backend) is run once more on a fresh one, the pool's dead
+    connections let go meanwhile (infra/store/pg_pool.py). Each may run twice: a lookup reads,
+    and a key is made unless one exists (a second run returns the first run's). A
+    destruction is not retried (its count would be the second run's)."""
+
+    def data_keys(
+        self, subject: UUID, scopes: Collection[str], *, create: bool
+    ) -> dict[str, bytes]:
+        return once_more(lambda: SQLKeyStore.data_keys(self, subject, scopes, create=create))
+
+    def count(self) -> int:
+        return once_more(super().count)
+
+    def tiers(self, subject: UUID) -> set[str]:
+        return once_more(lambda: SQLKeyStore.tiers(self, subject))
+
+    def has_keys(self, subject: UUID) -> bool:
+        return once_more(lambda: SQLKeyStore.has_keys(self, subject))
+
+    def held(self) -> set[tuple[UUID, str]]:
+        return once_more(super().held)
+
+    def key_checks(self) -> list[tuple[str, bytes]]:
+        return once_more(super().key_checks)
+
+
 def postgres_keystore(conninfo: str, schema: str, provider: KeyProvider) -> SQLKeyStore:
     """On a small pool of its own: a new connection per key lookup cost ~10 ms a write."""
-    from psycopg_pool import ConnectionPool
+    from infra.store.pg_pool import CheckedPool
 
-    pool: ConnectionPool[Any] = ConnectionPool(
+    pool = CheckedPool(
         conninfo,
         min_size=1,
         max_size=4,
@@ -103,7 +139,7 @@ def postgres_keystore(conninfo: str, schema: str, provider: KeyProvider) -> SQLK
             return list(conn.execute(_MAKE, args).fetchall())
 
     try:
-        return SQLKeyStore(pool.connection, "%s", provider, close=pool.close, make=make)
+        return PooledKeyStore(pool.connection, "%s", provider, close=pool.close, make=make)
     except Exception:
         pool.close()
         raise

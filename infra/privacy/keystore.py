@@ -337,6 +337,12 @@ class SQLKeyStore(KeysWithTheWrite):
         """A transaction on the key table that keeps this store's writers out (a rotation)."""
         return self._connect()
 
+    def key_checks(self) -> list[tuple[str, bytes]]:
+        """(scheme, check value) of the master key the store is bound to."""
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT scheme, kcv FROM {KEY_CHECK_TABLE}").fetchall()
+        return [(str(scheme), bytes(kcv)) for scheme, kcv in rows]
+
     @property
     def placeholder(self) -> str:
         return self._p

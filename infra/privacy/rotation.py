@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from hmac import compare_digest as same_check
 from typing import Any
 from uuid import UUID
 
@@ -116,6 +117,24 @@ def rotate_master(
     rotation.finish(rewrapped=done, unreadable=len(skipped))
     app.commit(rotation)
     return RotationReport(rid, old.key_id, new.key_id, done, len(skipped), resumed)
+
+
+def master_key_problem(keys: SQLKeyStore) -> str | None:
+    """None while the store is bound to the master key this process holds; else why not, in
+    one line: a rotation run elsewhere moved the store to another key, and every new data key
+    and every unwrap is refused here (readiness: the process is up but cannot do its work)."""
+    provider = keys.provider
+    rows = keys.key_checks()
+    if not rows or any(
+        scheme == provider.check_scheme and same_check(kcv, provider.check_value())
+        for scheme, kcv in rows
+    ):
+        return None
+    return (
+        f"{provider.setting}: {provider.describe()} is not this store's master key: the "
+        "store's data keys do not open with it (rotated to another key since this process "
+        "started?); restart it with the store's key"
+    )
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from psycopg.sql import SQL, Identifier
 from infra.audit.chain import GENESIS, Head, Link, extend
 from infra.audit.merkle import NodeSource
 from infra.store.ddl import serialise_ddl
+from infra.store.pg_pool import AfterLostConnections
 from infra.store.recorder import APPEND_ONLY, Chained, _check_head, _uuid
 from infra.store.subjects import backfill, index_rows, subjects_table
 from infra.store.tree import (
@@ -31,7 +32,9 @@ from infra.store.tree import (
 from infra.store.tree_backfill import BACKFILL_BATCH, backfill_rows
 
 
-class ChainedPostgresApplicationRecorder(Chained, PostgresApplicationRecorder):
+class ChainedPostgresApplicationRecorder(
+    Chained, AfterLostConnections, PostgresApplicationRecorder
+):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         self.chain_table_name = events_table_name.removesuffix("_events") + "_chain"

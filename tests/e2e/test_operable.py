@@ -72,13 +72,15 @@ def test_every_process_answers_health_and_metrics_and_the_figures_move(
     ingest += ["--partitions", str(PARTITIONS), "--group", f"in-{uuid.uuid4().hex[:6]}"]
     running.start([*ingest, *group_settings, *health["ingest"]], "ingest")
 
-    # liveness and readiness of each daemon: the store answers, the broker answers
+    # liveness and readiness of each daemon: the store answers, the broker answers; those
+    # that open sealed values hold the store's master key
     for name in ("relay", "worker", "ingest"):
         wait_for(lambda n=name: get(f"{base[n]}/healthz")[0] == 200, 60, f"{name} /healthz")
         wait_for(lambda n=name: ready(base[n])[0] == 200, 60, f"{name} ready", running)
         checks = ready(base[name])[1]["checks"]
         assert checks["store"] == "ok", (name, checks)
         assert checks["broker"] == "ok", (name, checks)
+        assert checks.get("master_key") == (None if name == "relay" else "ok"), (name, checks)
 
     # the relay publishes the demo's events: its counter reaches the head, its lag 0
     first = head(settings)
@@ -103,7 +105,10 @@ def test_every_process_answers_health_and_metrics_and_the_figures_move(
     serve = [BACKCHECK, "serve", "--demo", "--port", str(ports["serve"])]
     running.start(serve, "serve")
     wait_for(lambda: get(f"{base['serve']}/healthz")[0] == 200, 90, "serve /healthz", running)
-    assert ready(base["serve"]) == (200, {"ready": True, "checks": {"store": "ok"}})
+    assert ready(base["serve"]) == (
+        200,
+        {"ready": True, "checks": {"store": "ok", "master_key": "ok"}},
+    )
     second = head(settings)
     assert second > first
     wait_for(
@@ -158,5 +163,5 @@ def test_a_health_port_already_taken_is_one_line_and_exit_69(
             timeout=60,
         )
     assert done.returncode == 69, done.stderr
-    assert f"cannot serve health on 0.0.0.0:{port}" in done.stderr
+    assert f"cannot serve health on 127.0.0.1:{port}" in done.stderr  # this machine alone
     assert "Traceback" not in done.stderr

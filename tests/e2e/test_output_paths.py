@@ -208,3 +208,31 @@ def test_a_subject_export_to_an_existing_file_is_refused_and_records_nothing(
     assert any(f["value"] for f in package["profile"]["fields"])
     assert package["disclosure_id"] in {e["access_id"] for e in package["access_log"]["entries"]}
     assert disclosures(officer) == before + 1
+
+
+def test_an_output_in_a_directory_that_does_not_exist_is_refused_and_nothing_is_made(
+    officer: dict[str, str], tmp_path: Path
+) -> None:
+    """A mistyped directory is not made for an output (the file would sit where no one looks):
+    `audit export`, `audit checkpoint` and `subject export` each refuse it in one line naming
+    it, exit 73, and record nothing."""
+    missing = tmp_path / "evidnce"  # meant: evidence/, which exists
+    (tmp_path / "evidence").mkdir()
+    before = disclosures(officer)
+    subject = subject_of(officer)
+
+    for words, out in (
+        (["audit", "export", "--subject", subject], missing / "e.bundle"),
+        (["audit", "checkpoint"], missing / "cp.note"),
+        (["subject", "export", subject], missing / "package.json"),
+    ):
+        refused = run(officer, *words, "--out", str(out))
+
+        assert refused.returncode == EX_CANTCREAT, (words, refused.stderr)
+        assert refused.stderr.splitlines() == [
+            f"not written: {out}: no directory {missing} (none is made for an output); make "
+            "it first, or name a file in a directory that exists"
+        ], words
+    assert not missing.exists()
+    assert disclosures(officer) == before
+    assert list((tmp_path / "evidence").iterdir()) == []

@@ -81,7 +81,10 @@ def test_the_server_is_not_ready_while_its_store_is_unreachable_and_ready_again_
     _, proxy = proxied
     answer = api.client.get("/readyz")
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"ready": True, "checks": {"store": "ok", "breaker": "ok"}}
+    assert answer.json() == {
+        "ready": True,
+        "checks": {"store": "ok", "breaker": "ok", "master_key": "ok"},
+    }
 
     proxy.cut()
     answer = api.client.get("/readyz")
@@ -89,6 +92,7 @@ def test_the_server_is_not_ready_while_its_store_is_unreachable_and_ready_again_
     body = answer.json()
     assert body["ready"] is False
     assert "does not answer" in body["checks"]["store"], body
+    assert body["checks"]["master_key"] == "not checked: the store does not answer"
     assert api.client.get("/healthz").status_code == 200  # alive: not to be restarted
 
     proxy.restore()

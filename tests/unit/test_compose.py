@@ -160,6 +160,15 @@ def test_each_backcheck_health_check_asks_the_port_its_process_serves_health_on(
         assert url == f"http://127.0.0.1:{port}/readyz", (name, url)
 
 
+def test_each_service_serving_health_listens_where_prometheus_can_scrape_it() -> None:
+    """Health ports listen on 127.0.0.1 unless BACKCHECK_HEALTH_HOST says otherwise;
+    Prometheus scrapes <service>:9100 from its own container, so compose says otherwise."""
+    for name, service in backcheck_services().items():
+        words = [str(w) for w in service.get("command", [])]
+        if "--health-port" in words:
+            assert service["environment"].get("BACKCHECK_HEALTH_HOST") == "0.0.0.0", name
+
+
 def test_docker_compose_accepts_the_file_with_every_profile() -> None:
     """`docker-compose config` (Debian's, which needs no Docker engine) parses and checks the
     file against the compose schema, the secure profile's services included."""

@@ -51,6 +51,7 @@ def test_a_file_of_the_same_name_elsewhere_or_named_otherwise_may_be_an_output(
 ) -> None:
     current = KEPT[0].stream_path(embedded)
     elsewhere = tmp_path / "exports" / current.name
+    elsewhere.parent.mkdir()  # an output's directory is never made for it
     for path in (elsewhere, Path(f"{current}.bundle"), tmp_path / "backcheck.bundle"):
         check_output(embedded, path, force=True)
 
