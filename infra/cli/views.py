@@ -59,12 +59,15 @@ def _of_workers(application: Backcheck, settings: Settings, head: int) -> dict[s
     is behind what the relay delivered there (None: no relay's record), and rows; and, under
     `relays`, how far each relay got (how far behind the log's head)."""
     from infra.kafka.relay_store import relayed
-    from infra.kafka.worker import worker_store
+    from infra.kafka.worker import worker_store, worker_store_made
     from infra.views.kept import KEPT
 
     found: dict[str, Any] = {}
     relays: dict[str, Any] = {}
     for kept in KEPT:
+        if not worker_store_made(kept, application, settings):  # reported, not made
+            found[kept.name] = {"made": False, "partitions": {}, "behind": {}, "rows": {}}
+            continue
         store = worker_store(kept, application, settings)
         partitions = store.progress()
         behind: dict[str, int | None] = {}
@@ -75,7 +78,12 @@ def _of_workers(application: Backcheck, settings: Settings, head: int) -> dict[s
             state = relays[topic]
             delivered = state[1].get(int(number), 0) if state and number.isdigit() else None
             behind[name] = None if delivered is None else max(delivered - position, 0)
-        found[kept.name] = {"partitions": partitions, "behind": behind, "rows": store.counts()}
+        found[kept.name] = {
+            "made": True,
+            "partitions": partitions,
+            "behind": behind,
+            "rows": store.counts(),
+        }
     found["relays"] = {
         topic: None if state is None else {"position": state[0], "behind": max(head - state[0], 0)}
         for topic, state in relays.items()
@@ -139,6 +147,11 @@ def _print_workers(head: int, kept: dict[str, Any], relays: dict[str, Any]) -> N
         else:
             late = f", {state['behind']} behind the head" if state["behind"] else ""
             console.print(f"the relay to {topic} has published up to {state['position']}{late}")
+    for name, status in kept.items():
+        if not status["made"]:
+            console.print(
+                f"no worker has kept the {name} on this store yet (`backcheck worker` keeps it)"
+            )
     parts = Table("views", "topic/partition", "last position applied", "behind")
     for name, status in kept.items():
         for partition, position in status["partitions"].items():

@@ -65,6 +65,23 @@ def worker_store(
     return store
 
 
+def worker_store_made(kept: Kept, app: Application[UUID], settings: Settings) -> bool:
+    """Whether a worker has made its store of `kept` here (this code's version): looked at
+    without making it, for what only reports on it (`backcheck views status --stream`)."""
+    if settings.backend != "postgres":
+        return kept.stream_path(settings).exists()
+    datastore = datastore_of(app.recorder)
+    assert isinstance(datastore, PostgresDatastore)
+    with datastore.transaction(commit=False) as curs:
+        curs.execute(
+            "SELECT count(*) AS found FROM information_schema.tables "
+            "WHERE table_schema = %s AND table_name = %s",
+            (datastore.schema, kept.stream_table()),
+        )
+        row = curs.fetchone()
+    return bool(row and row["found"])
+
+
 def worker_views(app: Application[UUID], settings: Settings) -> ViewStore:
     """The workers' read views (`worker_store` of the read views)."""
     return worker_store(READ, app, settings)

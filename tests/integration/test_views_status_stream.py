@@ -15,7 +15,7 @@ from infra.demo import tell_story
 from infra.kafka.projection import StreamProjection
 from infra.kafka.relay_store import RelayState
 from infra.kafka.topics import EVENTS_TOPIC
-from infra.kafka.worker import worker_targets
+from infra.kafka.worker import worker_store_made, worker_targets
 from infra.views.kept import KEPT
 from tests.conftest import FakeClock
 from tests.e2e.test_cli import run
@@ -80,3 +80,42 @@ def test_the_stream_status_says_how_far_each_partition_is_behind_what_the_relay_
     for line in rows:
         assert f" {applied} " in line
         assert f"{behind} (delivered there, not yet applied)" in line
+    for kept in KEPT:
+        assert status["kept"][kept.name]["made"] is True
+
+
+def test_the_stream_status_of_a_store_no_worker_ran_on_makes_nothing(
+    settings: Settings, clock: FakeClock
+) -> None:
+    """Reporting on the workers' views made them: four files beside an SQLite store (their
+    tables on PostgreSQL), from a command that only reads."""
+    app = build_app(settings, clock=clock)
+    try:
+        tell_story(app)
+    finally:
+        app.close()
+    env = {
+        "BACKCHECK_DATABASE_URL": settings.database_url or "",
+        "BACKCHECK_DATA_DIR": str(settings.data_dir),
+    }
+    files_before = sorted(p.name for p in settings.data_dir.iterdir())
+
+    listed = run(env, "views", "status", "--stream", "--json")
+    shown = run(env, "views", "status", "--stream")
+
+    assert listed.returncode == shown.returncode == 0, listed.stderr + shown.stderr
+    status = json.loads(listed.stdout)
+    for kept in KEPT:
+        assert status["kept"][kept.name] == {
+            "made": False,
+            "partitions": {},
+            "behind": {},
+            "rows": {},
+        }
+        assert f"no worker has kept the {kept.name} on this store yet" in shown.stdout
+    assert sorted(p.name for p in settings.data_dir.iterdir()) == files_before
+    app = build_app(settings, clock=clock)
+    try:  # nor, on PostgreSQL, their tables
+        assert not any(worker_store_made(kept, app, settings) for kept in KEPT)
+    finally:
+        app.close()
