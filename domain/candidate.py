@@ -256,6 +256,12 @@ class Candidate(SubjectAggregate):
         whole = {k for k, c in CATEGORIES.items() if c.tier.value in self.shredded_tiers}
         return self.shredded_categories | whole
 
+    @property
+    def case_notes_kept(self) -> bool:
+        """Whether free text about the candidate's case (`CASE_NOTE`) can still be recorded:
+        not once they are erased or that category is shredded (no new key is made for it)."""
+        return CASE_NOTE not in self.categories_shredded and not self.erased
+
     def erase(
         self,
         ground: ErasureGround,
@@ -284,9 +290,9 @@ class Candidate(SubjectAggregate):
         value of a shredded category can be), and the request stands all the same."""
         if self.erasure_requested:
             raise ErasureAlreadyRequestedError(self.id)
-        kept = CASE_NOTE not in self.categories_shredded and not self.erased
         self._request_erasure(
-            PersonalField("reason", CASE_NOTE, reason) if kept else None, requested_by
+            PersonalField("reason", CASE_NOTE, reason) if self.case_notes_kept else None,
+            requested_by,
         )
 
     @event(ErasureRequested)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -18,7 +16,14 @@ from domain.check import (
     PlannedCheck,
     corroborates,
 )
-from domain.classification import ORGANISATION, REFEREE, PersonalField, admit, upcast_personal
+from domain.classification import (
+    CASE_NOTE,
+    ORGANISATION,
+    REFEREE,
+    PersonalField,
+    admit,
+    upcast_personal,
+)
 from domain.consent import ConsentScope, upcast_terms
 from domain.errors import (
     CandidateNotNotifiedError,
@@ -41,44 +46,13 @@ from domain.errors import (
     UnknownDisputeError,
     UnknownFeedbackError,
 )
+from domain.investigation_parts import Dispute, InvestigationStatus, Notice
 from domain.screening import screen
 from domain.subject import ActorSinceV2, FreeTextSinceV2, SubjectAggregate
 
-
-class InvestigationStatus(StrEnum):
-    PLANNED = "planned"
-    IN_PROGRESS = "in progress"
-    SUSPENDED = "suspended"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True)
-class Notice:
-    """What the candidate is told before the checks start (seed 001 §04)."""
-
-    purpose: str
-    process: str
-    content: str
-    time_required: str
-    channel: str
-
-
-@dataclass(frozen=True)
-class Dispute:
-    dispute_id: UUID
-    check_id: UUID
-    statement: str
-    resolution: str | None = None
-    upheld: bool | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self.resolution is None
-
-
-_ACTIVE = (InvestigationStatus.IN_PROGRESS,)
-
+# the status, notice and dispute live in domain/investigation_parts.py; named here too, where
+# the rest of the code has always found them
+__all__ = ["Dispute", "Investigation", "InvestigationStatus", "Notice"]
 
 STATEMENT = "user.statement"
 CORRESPONDENCE = "user.case_correspondence"
@@ -122,6 +96,16 @@ class Investigation(SubjectAggregate):
             source["organisation"] = upcast_personal(
                 source["organisation"], "source_organisation", ORGANISATION
             )
+
+    class Cancelled(FreeTextSinceV2):
+        """v2: the reason is a personal value of the subject (staff may quote or name them in
+        it), sealed and shredded with their data, or None when the subject's case-note key
+        was gone already (erased, or shredded by retention): the cancellation stands, its
+        reason is not kept. v1 held it in clear."""
+
+        free_text = {"reason": ("reason", CASE_NOTE)}
+        reason: PersonalField | None
+        cancelled_by: str
 
     class CandidateNotified(ActorSinceV2):
         actor_field = "notified_by"
@@ -431,12 +415,16 @@ class Investigation(SubjectAggregate):
     def _complete(self, completed_by: str) -> None:
         self.status = InvestigationStatus.COMPLETED
 
-    def cancel(self, reason: str, cancelled_by: str) -> None:
+    def cancel(self, reason: str, cancelled_by: str, *, reason_kept: bool = True) -> None:
+        """The reason is sealed with the subject's data (decision 0041); `reason_kept` is
+        False when their case-note key is gone, and then the reason is not kept at all."""
         self._require_open("cancel")
-        self._cancel(reason, cancelled_by)
+        self._cancel(
+            PersonalField("reason", CASE_NOTE, reason) if reason_kept else None, cancelled_by
+        )
 
-    @event("Cancelled")
-    def _cancel(self, reason: str, cancelled_by: str) -> None:
+    @event(Cancelled)
+    def _cancel(self, reason: PersonalField | None, cancelled_by: str) -> None:
         self.status = InvestigationStatus.CANCELLED
 
     # --- for reports -------------------------------------------------------------------------

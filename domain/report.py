@@ -11,7 +11,13 @@ from eventsourcing.domain import event
 
 from domain.access import Authenticated, upcast_authenticated
 from domain.check import CheckSummary
-from domain.classification import ORGANISATION, PersonalField, upcast_personal
+from domain.classification import (
+    CASE_NOTE,
+    ERASED_VALUE,
+    ORGANISATION,
+    PersonalField,
+    upcast_personal,
+)
 from domain.consent import ConsentScope
 from domain.errors import (
     DisputeAlreadyResolvedError,
@@ -35,6 +41,7 @@ from domain.report_parts import (
     ReportItem,
     ReportStatus,
     item_from,
+    items_within,
 )
 from domain.screening import screen
 from domain.subject import FreeTextSinceV2, SubjectAggregate
@@ -90,35 +97,29 @@ class Report(SubjectAggregate):
         @classmethod
         def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
             for change in state["amendments"]:
-                if isinstance(change["note"], str):
-                    change["note"] = {
-                        "name": "note",
-                        "category": NOTE_CATEGORY,
-                        "value": change["note"],
-                    }
+                change["note"] = upcast_personal(change["note"], "note", NOTE_CATEGORY)
 
-    class Approved(SubjectAggregate.Event):
+    class Approved(FreeTextSinceV2):
         """v1 stored the reviewer's comments in clear; v2 as a personal value (they speak
         of the candidate's findings)."""
 
-        class_version = 2
+        free_text = {"comments": ("comments", NOTE_CATEGORY)}
         reviewer: str
         comments: PersonalField
 
-        @classmethod
-        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
-            state["comments"] = upcast_personal(state.get("comments"), "comments", NOTE_CATEGORY)
-
-    class ChangesRequested(SubjectAggregate.Event):
+    class ChangesRequested(FreeTextSinceV2):
         """As Approved: v2 holds the comments as a personal value."""
 
-        class_version = 2
+        free_text = {"comments": ("comments", NOTE_CATEGORY)}
         reviewer: str
         comments: PersonalField
 
-        @classmethod
-        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
-            state["comments"] = upcast_personal(state.get("comments"), "comments", NOTE_CATEGORY)
+    class LegalHoldPlaced(FreeTextSinceV2):
+        """v2: the reason sealed with the subject's data (v1: in clear); None: not kept."""
+
+        free_text = {"reason": ("reason", CASE_NOTE)}
+        reason: PersonalField | None
+        placed_by: str
 
     class Disclosed(SubjectAggregate.Event):
         """v1 stored the recipient's organisation in clear; v2 as a personal value; v3: who
@@ -150,13 +151,7 @@ class Report(SubjectAggregate):
         """Only concluded checks the consent still covers go into a report; every item is
         flagged where it rests on one source, sources disagreed, or the candidate disputed it."""
         scope.require_active()
-        items: list[ReportItem] = []
-        excluded: list[UUID] = []
-        for summary in summaries:
-            if summary.check_type in scope.terms.check_types:
-                items.append(item_from(summary))
-            else:
-                excluded.append(summary.check_id)
+        items, excluded = items_within(summaries, scope)
         if not items:
             raise InvalidInputError("a report needs at least one concluded check within consent")
         return cls(
@@ -164,8 +159,8 @@ class Report(SubjectAggregate):
             investigation_id=investigation_id,
             consent_id=scope.consent_id,
             purposes=scope.terms.purposes,
-            items=tuple(items),
-            excluded_checks=tuple(excluded),
+            items=items,
+            excluded_checks=excluded,
             author=author,
         )
 
@@ -193,7 +188,7 @@ class Report(SubjectAggregate):
         self.shared_edition = 0
         self.disclosures: list[Disclosure] = []
         self.disputes: dict[UUID, ReportDispute] = {}
-        self.legal_hold: str | None = None
+        self.legal_hold: PersonalField | None = None  # the reason, while on hold
 
     def review(self, reviewer: str, approve: bool, comments: str) -> None:
         """Four eyes: nobody reviews a report they wrote or amended."""
@@ -346,13 +341,16 @@ class Report(SubjectAggregate):
             raise ReportStateError(self.id, "in its first edition", "reissue (share it instead)")
         self.share_with_candidate(reissued_by)
 
-    def place_legal_hold(self, reason: str, placed_by: str) -> None:
+    def place_legal_hold(self, reason: str, placed_by: str, *, reason_kept: bool = True) -> None:
+        """`reason_kept`: False once the subject's case-note key is gone (decision 0041)."""
         self._require_not_destroyed("place a legal hold")
-        self._place_hold(reason, placed_by)
+        self._place_hold(
+            PersonalField("reason", CASE_NOTE, reason) if reason_kept else None, placed_by
+        )
 
-    @event("LegalHoldPlaced")
-    def _place_hold(self, reason: str, placed_by: str) -> None:
-        self.legal_hold = reason
+    @event(LegalHoldPlaced)
+    def _place_hold(self, reason: PersonalField | None, placed_by: str) -> None:
+        self.legal_hold = reason or PersonalField("reason", CASE_NOTE, ERASED_VALUE)
 
     def release_legal_hold(self, released_by: str) -> None:
         if self.legal_hold is None:

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from domain.check import CheckSummary, Outcome
 from domain.classification import PersonalField
+from domain.consent_terms import ConsentScope
 
 
 class ReportStatus(StrEnum):
@@ -81,6 +82,21 @@ def item_from(summary: CheckSummary) -> ReportItem:
         source_count=summary.source_count,
         flags=tuple(flags),
     )
+
+
+def items_within(
+    summaries: tuple[CheckSummary, ...], scope: ConsentScope
+) -> tuple[tuple[ReportItem, ...], tuple[UUID, ...]]:
+    """The items of the concluded checks whose type the consent still covers, and the ids of
+    those it no longer does (left out of the report)."""
+    items: list[ReportItem] = []
+    excluded: list[UUID] = []
+    for summary in summaries:
+        if summary.check_type in scope.terms.check_types:
+            items.append(item_from(summary))
+        else:
+            excluded.append(summary.check_id)
+    return tuple(items), tuple(excluded)
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ DisputeResolved: EventClass = Investigation.DisputeResolved
 InvestigationSuspended: EventClass = Investigation.Suspended  # type: ignore[attr-defined]
 InvestigationResumed: EventClass = Investigation.Resumed
 InvestigationCompleted: EventClass = Investigation.Completed  # type: ignore[attr-defined]
-InvestigationCancelled: EventClass = Investigation.Cancelled  # type: ignore[attr-defined]
+InvestigationCancelled: EventClass = Investigation.Cancelled
 
 ReportCompiled: EventClass = Report.Compiled  # type: ignore[attr-defined]
 ReportApproved: EventClass = Report.Approved
@@ -69,7 +69,7 @@ SharedWithCandidate: EventClass = Report.SharedWithCandidate  # type: ignore[att
 ReportDisputed: EventClass = Report.Disputed
 ReportDisputeRejected: EventClass = Report.DisputeRejected
 ReportAmended: EventClass = Report.Amended
-LegalHoldPlaced: EventClass = Report.LegalHoldPlaced  # type: ignore[attr-defined]
+LegalHoldPlaced: EventClass = Report.LegalHoldPlaced
 LegalHoldReleased: EventClass = Report.LegalHoldReleased  # type: ignore[attr-defined]
 ReportDestroyed: EventClass = Report.Destroyed  # type: ignore[attr-defined]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from domain.candidate import Candidate
 from domain.consent import Consent
 from domain.investigation import Investigation
 from domain.report import Amendment, Report
@@ -133,9 +134,11 @@ class ReportUseCases(UnitOfWork):
 
     @use_case
     def place_legal_hold(self, cmd: LegalHold) -> ReportResult:
-        """A legal hold, with its reason, blocks destruction and the subject's erasure."""
+        """A legal hold, with its reason, blocks destruction and the subject's erasure. The
+        reason is sealed with the candidate's data, or not kept once that is erased."""
         report = self.load(Report, cmd.report_id)
-        report.place_legal_hold(cmd.reason, cmd.actor)
+        kept = self.load(Candidate, report.candidate_id).case_notes_kept
+        report.place_legal_hold(cmd.reason, cmd.actor, reason_kept=kept)
         self.commit(report)
         return report_result(report)
 
