@@ -29,7 +29,22 @@ class AccessOutcome(StrEnum):
     PARTIAL = "partial"  # some categories returned, some withheld
     REFUSED = "refused"
     DISCLOSED = "disclosed"
-    FAILED = "failed"  # decided, but nothing returned: a value it needed could not be opened
+    FAILED = "failed"  # nothing returned: the data it needed could not be read (`ReadFailure`)
+
+
+class ReadFailure(StrEnum):
+    """Why a read failed (`AccessOutcome.FAILED`), as its record keeps it: the data it was to
+    use could not be trusted or opened, so nothing was returned. The names are the error
+    codes the one-line error and the problem document give (infra/problem.py)."""
+
+    DATA_KEY_MISSING = "data-key-missing"  # a data key gone with no erasure recorded
+    SEAL_BROKEN = "seal-broken"  # a sealed value that does not open with its subject's key
+    VIEWS_ALTERED = "views-altered"  # a view row that does not match its MAC
+    # a read of several candidates fails whole: those it could have answered say so
+    WITH_ANOTHER = "another-read-in-the-request-failed"
+    # what a failed read recorded before records said why reads as (all were data-key-missing
+    # then, but the record did not say so)
+    UNRECORDED = "not recorded (before v4)"
 
 
 class Authentication(StrEnum):
@@ -97,9 +112,10 @@ class AuthenticationSinceV2(SubjectAggregate.Created):
 class Access(TimeOrderedIds, SubjectAggregate):
     class Recorded(AuthenticationSinceV2):
         """v3: a break-glass justification is a personal value of the subject (it may name
-        them), sealed and shredded with their data; v2 held it in clear."""
+        them), sealed and shredded with their data; v2 held it in clear. v4: a failed read
+        says why (`failure`, a `ReadFailure`); None for any other outcome."""
 
-        class_version = 3
+        class_version = 4
         principal: str
         role: str
         purpose: str
@@ -113,6 +129,7 @@ class Access(TimeOrderedIds, SubjectAggregate):
         consent_ids: tuple[UUID, ...]
         break_glass: PersonalField | None
         authentication: str
+        failure: str | None
 
         @classmethod
         def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
@@ -120,6 +137,11 @@ class Access(TimeOrderedIds, SubjectAggregate):
                 state["break_glass"] = upcast_personal(
                     state["break_glass"], JUSTIFICATION, CASE_NOTE
                 )
+
+        @classmethod
+        def upcast_v3_v4(cls, state: dict[str, Any]) -> None:
+            failed = state.get("outcome") == AccessOutcome.FAILED.value
+            state["failure"] = ReadFailure.UNRECORDED.value if failed else None
 
     @classmethod
     def record(
@@ -138,9 +160,12 @@ class Access(TimeOrderedIds, SubjectAggregate):
         break_glass: str | None = None,
         *,
         authentication: str,
+        failure: str | None = None,
     ) -> Access:
         if not purpose.strip():
             raise InvalidInputError("field 'purpose': every read states its purpose")
+        if (failure is None) != (outcome != AccessOutcome.FAILED.value):
+            raise InvalidInputError("field 'failure': a failed read says why, no other does")
         # Made the library's explicit way (`_create` with the created-event class, as in its
         # own example models): the class call would first map positional arguments to
         # keywords, and access records are made once a read.
@@ -160,6 +185,7 @@ class Access(TimeOrderedIds, SubjectAggregate):
             consent_ids=relied_on(AccessOutcome(outcome).value, consent_ids),
             break_glass=None if break_glass is None else justification(break_glass),
             authentication=_authentication(authentication),
+            failure=None if failure is None else ReadFailure(failure).value,
         )
 
     @event("Recorded")
@@ -179,6 +205,7 @@ class Access(TimeOrderedIds, SubjectAggregate):
         consent_ids: tuple[UUID, ...],
         break_glass: PersonalField | None,
         authentication: str,
+        failure: str | None,
     ) -> None:
         self.candidate_id = candidate_id
         self.principal = principal

@@ -89,7 +89,7 @@ def report_disclosure_id(report_id: UUID, version: int) -> UUID:
 
 
 def log_read(rows: Rows, event: Any, position: int) -> None:
-    """An `Access.Recorded`: a read, allowed, partial, refused or failed."""
+    """An `Access.Recorded`: a read, allowed, partial, refused or failed (and why)."""
     _log(
         rows,
         event,
@@ -103,6 +103,7 @@ def log_read(rows: Rows, event: Any, position: int) -> None:
         returned=list(event.returned),
         withheld=list(event.withheld),
         outcome=event.outcome,
+        failure=event.failure,
         break_glass=None if event.break_glass is None else SEALED_JUSTIFICATION,
         policy_ids=[str(p) for p in event.policy_ids],
         consent_ids=[str(c) for c in relied_on(event.outcome, event.consent_ids)],
@@ -149,6 +150,7 @@ def log_data_disclosure(rows: Rows, event: Any, position: int) -> None:
         returned=list(event.categories),
         withheld=[],
         outcome=AccessOutcome.DISCLOSED.value,
+        failure=None,
         break_glass=None,
         policy_ids=[],
         consent_ids=[],
@@ -177,6 +179,7 @@ def log_report_disclosure(rows: Rows, event: Any, position: int) -> None:
         returned=[],
         withheld=[],
         outcome=AccessOutcome.DISCLOSED.value,
+        failure=None,
         break_glass=None,
         policy_ids=[],
         consent_ids=[report["consent_id"]] if report is not None else [],

@@ -119,7 +119,8 @@ class AuditReads(WholeViewReads, HistoryQueries):
 
         if not subjects:
             return []
-        access_ids, refused = self._recorded(decide)  # recorded first; fails closed
+        attempt = self._attempt(cmd, view_name, *subjects)
+        access_ids, refused = self._recorded(decide, attempt)  # recorded first; fails closed
         if refused:
             raise AccessRefusedError(refused[0][0], view_name, refused[0][1])
         return access_ids  # type: ignore[no-any-return]

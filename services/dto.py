@@ -697,6 +697,12 @@ class AccessEntry(Result):
     returned: list[str] = Field(description="the data categories returned (or handed over)")
     withheld: list[str]
     outcome: str
+    failure: str | None = Field(
+        default=None,
+        description="why a failed read returned nothing: data-key-missing, seal-broken or "
+        "views-altered (the data it was to use was damaged or altered outside backcheck), "
+        "another-read-in-the-request-failed; none for any other outcome",
+    )
     break_glass: str | None = Field(
         default=None,
         description="a break-glass read: said as such; its justification is sealed with the "

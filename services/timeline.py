@@ -136,6 +136,7 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
     ),
     ev.AccessRecorded: lambda e: (
         f"read the {e.view} as {e.role} for {e.purpose!r}: {e.outcome}"
+        + (f" ({e.failure})" if e.failure else "")
         + (f"; withheld {', '.join(e.withheld)}" if e.withheld else "")
     ),
     ev.DataDisclosed: lambda e: (

@@ -120,7 +120,8 @@ class WholeViewReads(QueryUseCases):
             answered = answer(views, key) if decision.allowed else None
             return [access], (access.id, decision, answered)
 
-        access_id, decision, answered = self._recorded(decide)  # recorded first; fails closed
+        attempt = self._attempt(cmd, view_name, cmd.candidate_id)
+        access_id, decision, answered = self._recorded(decide, attempt)  # recorded first
         if not decision.allowed:
             raise AccessRefusedError(cmd.candidate_id, view_name, list(decision.policy_ids))
         return access_id, answered

@@ -30,12 +30,13 @@ from uuid import UUID
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from domain.access import ReadFailure
 from domain.classification import ERASED_VALUE, KEY_MISSING_VALUE, PersonalField, tier_of
 from domain.errors import PersonalDataShreddedError
 from infra.privacy import envelope
 from infra.privacy.envelope import LEAF_TYPES, Envelope
 from infra.privacy.keystore import SQLKeyStore
-from services.errors import DataKeyMissingError
+from services.errors import DataKeyMissingError, StoredDataAlteredError
 
 Context = tuple[str, str, int]  # (subject, place: an event's originator id or a view row, version)
 
@@ -60,8 +61,10 @@ class Erasures(Protocol):
     def __call__(self, subject: UUID, scope: str, /, *more: str) -> bool: ...
 
 
-class SealBrokenError(ValueError):
+class SealBrokenError(ValueError, StoredDataAlteredError):
     """A sealed value does not open with its subject's key: it was moved or altered."""
+
+    failure = ReadFailure.SEAL_BROKEN.value
 
 
 @cache

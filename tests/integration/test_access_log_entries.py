@@ -98,6 +98,7 @@ def test_a_refused_read_relies_on_no_consent_and_an_older_record_reads_so_too(
         consent_ids=(st.consent_id,),
         break_glass=None,
         authentication="operator",
+        failure=None,
     )
     app.save(older)
 
