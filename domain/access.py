@@ -240,12 +240,21 @@ class DataDisclosure(TimeOrderedIds, SubjectAggregate):
     who handed what (categories, never values) to whom, for which purpose, by which channel."""
 
     class DataDisclosed(AuthenticationSinceV2):
+        """v3: the role the discloser acted in (`role`, their authenticated role); None on a
+        record made before disclosures said it."""
+
+        class_version = 3
         disclosed_by: str
+        role: str | None
         recipient: str
         purpose: str
         channel: str
         categories: tuple[str, ...]
         authentication: str
+
+        @classmethod
+        def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
+            state["role"] = None
 
     @classmethod
     def record(
@@ -258,6 +267,7 @@ class DataDisclosure(TimeOrderedIds, SubjectAggregate):
         categories: tuple[str, ...],
         *,
         authentication: str,
+        role: str,
     ) -> DataDisclosure:
         for name, value in (("recipient", recipient), ("purpose", purpose)):
             if not value.strip():
@@ -265,6 +275,7 @@ class DataDisclosure(TimeOrderedIds, SubjectAggregate):
         return cls(
             candidate_id=candidate_id,
             disclosed_by=disclosed_by,
+            role=role,
             recipient=recipient,
             purpose=purpose,
             channel=channel,
@@ -277,6 +288,7 @@ class DataDisclosure(TimeOrderedIds, SubjectAggregate):
         self,
         candidate_id: UUID,
         disclosed_by: str,
+        role: str | None,
         recipient: str,
         purpose: str,
         channel: str,
@@ -285,6 +297,7 @@ class DataDisclosure(TimeOrderedIds, SubjectAggregate):
     ) -> None:
         self.candidate_id = candidate_id
         self.disclosed_by = disclosed_by
+        self.role = role
         self.authentication = authentication
         self.recipient = recipient
         self.purpose = purpose

@@ -42,12 +42,12 @@ from domain.report_parts import (
     ReportStatus,
     item_from,
     items_within,
+    recipient_organisation,
 )
 from domain.screening import screen
 from domain.subject import FreeTextSinceV2, SubjectAggregate
 
-# the parts live in domain/report_parts.py; named here too, where the rest of the code has
-# always found them
+# the parts (domain/report_parts.py), named here too, where the rest of the code finds them
 __all__ = [
     "NOTE_CATEGORY",
     "RECIPIENT_ORGANISATION",
@@ -122,12 +122,13 @@ class Report(SubjectAggregate):
         placed_by: str
 
     class Disclosed(SubjectAggregate.Event):
-        """v1 stored the recipient's organisation in clear; v2 as a personal value; v3: who
-        disclosed it was authenticated how (`authenticated`), beside `disclosed_by`."""
+        """v2: the recipient's organisation a personal value (v1: in clear); v3: how who
+        disclosed it was authenticated (`authenticated`); v4: their role (`role`; v3: None)."""
 
-        class_version = 3
+        class_version = 4
         disclosure: Disclosure
         authenticated: Authenticated
+        role: str | None
 
         @classmethod
         def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
@@ -139,6 +140,10 @@ class Report(SubjectAggregate):
         @classmethod
         def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
             upcast_authenticated(state)
+
+        @classmethod
+        def upcast_v3_v4(cls, state: dict[str, Any]) -> None:
+            state["role"] = None
 
     @classmethod
     def compile(
@@ -222,11 +227,11 @@ class Report(SubjectAggregate):
         organisation: str | None = None,
         *,
         authenticated: Authenticated,
+        role: str,
     ) -> None:
         """Only an approved report without open disputes goes out, to a named recipient, for a
         purpose the consent still allows; to another organisation only if the consent names
-        it as a third party. `authenticated` is who disclosed it, as authentication
-        established."""
+        it as a third party. `authenticated` and `role`: who disclosed it, as authenticated."""
         self._require_status(ReportStatus.APPROVED, "disclose")
         if self.open_disputes:
             raise OpenDisputeError(f"report {self.id}", self.open_disputes, "disclose it")
@@ -234,19 +239,16 @@ class Report(SubjectAggregate):
             raise InvalidInputError("field 'recipient': name the recipient", field="recipient")
         scope.require_active()
         scope.require_purpose(purpose)
-        held = (
-            None
-            if organisation is None
-            else PersonalField(RECIPIENT_ORGANISATION, ORGANISATION, organisation)
-        )
+        held = recipient_organisation(organisation)
         scope.require_recipient(held)
         self._disclose(
             Disclosure(recipient, recipient_role, purpose, self.edition, disclosed_by, held),
             authenticated,
+            role,
         )
 
     @event(Disclosed)
-    def _disclose(self, disclosure: Disclosure, authenticated: Authenticated) -> None:
+    def _disclose(self, disclosure: Disclosure, authenticated: Authenticated, role: str) -> None:
         self.disclosures.append(disclosure)
 
     def share_with_candidate(self, shared_by: str) -> None:

@@ -8,7 +8,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from domain.check import CheckSummary, Outcome
-from domain.classification import PersonalField
+from domain.classification import ORGANISATION, PersonalField
 from domain.consent_terms import ConsentScope
 
 
@@ -39,6 +39,14 @@ class ReportItem:
 
 
 RECIPIENT_ORGANISATION = "recipient_organisation"
+
+
+def recipient_organisation(organisation: str | None) -> PersonalField | None:
+    """The organisation a report goes to outside the employer, as the personal value of the
+    candidate's it is (the third party their consent names); None: inside the employer."""
+    if organisation is None:
+        return None
+    return PersonalField(RECIPIENT_ORGANISATION, ORGANISATION, organisation)
 
 
 @dataclass(frozen=True)

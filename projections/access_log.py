@@ -7,8 +7,8 @@ command, not a read: its row says none), the policies that decided a read, the c
 relied on (none for a refusal: domain/access.py `relied_on`) and, for a break-glass read, the
 justification recorded. A disclosure's row has an id of its own: a `DataDisclosed` its
 record's; a report's disclosure, whose event is one of the report's, the uuid5 of the report
-and the event's version under DISCLOSURE_NAMESPACE. Neither event records in which role its
-principal acted, so a disclosure's role is none.
+and the event's version under DISCLOSURE_NAMESPACE. A disclosure's role is the one its
+principal acted in, as authenticated (none on a record made before disclosures said it).
 
 The refused reads are listed once more, by day, for the dashboard's drill-down from a bar of
 refusals to the reads behind it. Each filter the drill-down offers is a view of its own, so a
@@ -144,7 +144,7 @@ def log_data_disclosure(rows: Rows, event: Any, position: int) -> None:
         access_id=event.originator_id,
         principal=event.disclosed_by,
         authentication=event.authentication,
-        role=None,
+        role=event.role,
         purpose=event.purpose,
         view=f"{event.channel} to {event.recipient}",
         returned=list(event.categories),
@@ -169,7 +169,7 @@ def log_report_disclosure(rows: Rows, event: Any, position: int) -> None:
         access_id=report_disclosure_id(event.originator_id, event.originator_version),
         principal=d.disclosed_by,
         authentication=None,
-        role=None,
+        role=event.role,
         purpose=d.purpose,
         # the recipient is a principal; their organisation (a third party) is the candidate's
         # personal data, and this view holds none: it says only that there was one

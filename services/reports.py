@@ -22,7 +22,8 @@ from services.dto import (
     ReviewReport,
     ShareReport,
 )
-from services.unit import UnitOfWork, caller_now, use_case
+from services.identity import role_now
+from services.unit import UnitOfWork, caller_now, receiving_now, use_case
 
 
 def report_result(report: Report) -> ReportResult:
@@ -83,6 +84,7 @@ class ReportUseCases(UnitOfWork):
             cmd.actor,
             organisation=cmd.recipient_organisation,
             authenticated=caller_now(),
+            role=role_now(receiving_now()),
         )
         self.commit(report)
         return report_result(report)

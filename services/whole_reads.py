@@ -32,7 +32,7 @@ from services.dto import (
     WholeViewRead,
 )
 from services.facts import screen_purpose
-from services.identity import authentication_now
+from services.identity import authentication_now, role_now
 from services.ports import ReadModel
 from services.queries import ACCESS_LOG_VIEW, CONSENTS_VIEW, Doc, QueryUseCases
 from services.shown import shows
@@ -63,6 +63,7 @@ class WholeViewReads(QueryUseCases):
             cmd.channel,
             tuple(categories),
             authentication=authentication_now(receiving_now()),
+            role=role_now(receiving_now()),
         )
         self.commit(disclosure)
         return disclosure.id

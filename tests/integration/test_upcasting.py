@@ -212,6 +212,7 @@ def test_v1_access_and_disclosure_records_replay_as_the_operators(sqlite_app: Ba
             "email",
             ("user.name",),
             authentication="token",
+            role="recruiter",
         )
     # given both stored by v1 code: no authentication, no class_version
     app.recorder.insert_events(
@@ -340,11 +341,13 @@ def test_a_disclosure_with_its_organisation_in_clear_replays_as_a_personal_value
             s.RECRUITER,
             "Aegis Screening",
             authenticated=s.CALLER,
+            role="recruiter",
         )
     (disclosed,) = report.collect_events()
     stored, state = unsealed(app, disclosed)
-    assert state["class_version"] == 3
+    assert state["class_version"] == 4
     del state["authenticated"]  # v1 and v2 did not say how the discloser was authenticated
+    del state["role"]  # nor, before v4, in which role
     state["disclosure"]["organisation"] = in_clear(state["disclosure"]["organisation"])
     app.recorder.insert_events([stored_as(stored, state, 1)])
 

@@ -105,7 +105,13 @@ def disclose(
     recipient: str = HIRING_MANAGER,
 ) -> None:
     report.disclose(
-        in_force or scope(), recipient, "hiring manager", purpose, RECRUITER, authenticated=CALLER
+        in_force or scope(),
+        recipient,
+        "hiring manager",
+        purpose,
+        RECRUITER,
+        authenticated=CALLER,
+        role="recruiter",
     )
 
 
@@ -260,6 +266,7 @@ def test_a_report_goes_to_another_organisation_only_if_the_consent_names_it() ->
             RECRUITER,
             organisation="Data Broker Ltd",
             authenticated=CALLER,
+            role="recruiter",
         )
     assert info.value.consented == 1
     # neither organisation is named: a refusal is kept where erasure does not reach
@@ -275,6 +282,7 @@ def test_a_report_goes_to_another_organisation_only_if_the_consent_names_it() ->
         RECRUITER,
         organisation="aegis screening",
         authenticated=CALLER,
+        role="recruiter",
     )
     (event,) = report.collect_events()
     assert event.disclosure.organisation == PersonalField(

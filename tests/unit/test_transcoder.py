@@ -216,7 +216,13 @@ def every_event() -> list[DomainEvent]:
     report.dispute(report_dispute, employment, "my title was senior engineer")
     report.reject_dispute(report_dispute, "The contract says engineer.", RECRUITER)
     report.disclose(
-        scope, "manager:chen.jie", "hiring manager", PURPOSE, RECRUITER, authenticated=CALLER
+        scope,
+        "manager:chen.jie",
+        "hiring manager",
+        PURPOSE,
+        RECRUITER,
+        authenticated=CALLER,
+        role="recruiter",
     )
     report.amend(
         (Amendment(criminal, Outcome.UNVERIFIABLE, "registry offline"),),
@@ -267,6 +273,7 @@ def every_event() -> list[DomainEvent]:
         "evidence bundle",
         ("user.name", "user.contact.email"),
         authentication="operator",
+        role="compliance",
     ).collect_events()
     portal = Principal.add(
         f"candidate:{candidate.id}",
