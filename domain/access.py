@@ -9,13 +9,17 @@ holds a personal value.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import AggregateCreated, event
 
+from domain.caller import CALLER_UNKNOWN, ROLE_UNRECORDED
+from domain.caller import UNKNOWN_CALLER as UNKNOWN_CALLER  # named here too, where found before
+from domain.caller import Authenticated as Authenticated
+from domain.caller import Authentication as Authentication
+from domain.caller import upcast_authenticated as upcast_authenticated
 from domain.classification import CASE_NOTE, PersonalField, tier_of, upcast_personal
 from domain.errors import InvalidInputError
 from domain.subject import SubjectAggregate, TimeOrderedIds
@@ -45,40 +49,6 @@ class ReadFailure(StrEnum):
     # what a failed read recorded before records said why reads as (all were data-key-missing
     # then, but the record did not say so)
     UNRECORDED = "not recorded (before v4)"
-
-
-class Authentication(StrEnum):
-    """How the principal named in an access or disclosure record was known to be who it is."""
-
-    TOKEN = "token"  # an API token a principal holds (domain/principal.py)
-    OIDC = "oidc"  # a bearer token signed by the configured identity provider
-    PORTAL = "portal-link"  # a candidate's portal link
-    OPERATOR = "operator"  # the command line on the store's own machine: stated, not verified
-    ASSERTED = "asserted"  # the actor a command on the Kafka topic names (senders unsigned)
-    SIGNED = "signed-message"  # a command on the Kafka topic its sender's key signed, verified
-    UNKNOWN = "unknown"  # a command event recorded before events said how (never recorded new)
-
-
-@dataclass(frozen=True)
-class Authenticated:
-    """Who the caller of a command was known to be, and how (`Authentication`): recorded in
-    the command's events beside the actor the command names, which may be someone else (a
-    service acting for a candidate, or an operator typing a candidate's id)."""
-
-    principal: str
-    method: str
-
-
-# what a command event recorded before events said how reads as
-UNKNOWN_CALLER = Authenticated("unknown", Authentication.UNKNOWN.value)
-
-
-def upcast_authenticated(state: dict[str, Any]) -> None:
-    """An upcaster's step for a command event that gains `authenticated`: explicitly unknown."""
-    state["authenticated"] = {
-        "principal": UNKNOWN_CALLER.principal,
-        "method": UNKNOWN_CALLER.method,
-    }
 
 
 JUSTIFICATION = "break_glass"
@@ -241,9 +211,12 @@ class DataDisclosure(TimeOrderedIds, SubjectAggregate):
 
     class DataDisclosed(AuthenticationSinceV2):
         """v3: the role the discloser acted in (`role`, their authenticated role); None on a
-        record made before disclosures said it."""
+        record made before disclosures said it. v4: who called it, as authenticated
+        (`authenticated`, beside `authentication`, which says how `disclosed_by` was)."""
 
-        class_version = 3
+        class_version = 4
+        upcast_v3_v4 = CALLER_UNKNOWN
+        authenticated: Authenticated
         disclosed_by: str
         role: str | None
         recipient: str
@@ -252,9 +225,7 @@ class DataDisclosure(TimeOrderedIds, SubjectAggregate):
         categories: tuple[str, ...]
         authentication: str
 
-        @classmethod
-        def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
-            state["role"] = None
+        upcast_v2_v3 = ROLE_UNRECORDED
 
     @classmethod
     def record(

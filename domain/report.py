@@ -9,7 +9,8 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.access import Authenticated, upcast_authenticated
+from domain.access import Authenticated
+from domain.caller import CALLER_UNKNOWN, ROLE_UNRECORDED
 from domain.check import CheckSummary
 from domain.classification import (
     CASE_NOTE,
@@ -20,14 +21,12 @@ from domain.classification import (
 )
 from domain.consent import ConsentScope
 from domain.errors import (
-    DisputeAlreadyResolvedError,
     InvalidInputError,
     LegalHoldError,
     OpenDisputeError,
     ReportNotSharedWithCandidateError,
     ReportStateError,
     SelfReviewError,
-    UnknownDisputeError,
     UnknownReportItemError,
 )
 from domain.investigation import CORRESPONDENCE, STATEMENT
@@ -38,6 +37,7 @@ from domain.report_parts import (
     Disclosure,
     Flag,
     ReportDispute,
+    ReportGuards,
     ReportItem,
     ReportStatus,
     item_from,
@@ -45,7 +45,13 @@ from domain.report_parts import (
     recipient_organisation,
 )
 from domain.screening import screen
-from domain.subject import FreeTextSinceV2, SubjectAggregate
+from domain.subject import (
+    CalledSinceV2,
+    CreatedCalledSinceV2,
+    FreeTextCalledSinceV3,
+    FreeTextSinceV2,
+    SubjectAggregate,
+)
 
 # the parts (domain/report_parts.py), named here too, where the rest of the code finds them
 __all__ = [
@@ -66,14 +72,14 @@ __all__ = [
 NOTE_CATEGORY = "user.employment.evaluation"
 
 
-class Report(SubjectAggregate):
+class Report(ReportGuards, SubjectAggregate):
     class Disputed(FreeTextSinceV2):
         free_text = {"statement": ("statement", STATEMENT)}
         dispute_id: UUID
         check_id: UUID
         statement: PersonalField
 
-    class DisputeRejected(FreeTextSinceV2):
+    class DisputeRejected(FreeTextCalledSinceV3):
         free_text = {"response": ("response", CORRESPONDENCE)}
         dispute_id: UUID
         response: PersonalField
@@ -81,9 +87,11 @@ class Report(SubjectAggregate):
 
     class Amended(FreeTextSinceV2):
         """v2: the notes are personal values; v3: the reason too (it answers the candidate's
-        dispute, as a rule in their words)."""
+        dispute, as a rule in their words); v4: who called it, as authenticated."""
 
-        class_version = 3
+        class_version = 4
+        authenticated: Authenticated
+        upcast_v3_v4 = CALLER_UNKNOWN
         free_text = {}
         amendments: tuple[AmendedItem, ...]
         reason: PersonalField
@@ -99,23 +107,24 @@ class Report(SubjectAggregate):
             for change in state["amendments"]:
                 change["note"] = upcast_personal(change["note"], "note", NOTE_CATEGORY)
 
-    class Approved(FreeTextSinceV2):
-        """v1 stored the reviewer's comments in clear; v2 as a personal value (they speak
-        of the candidate's findings)."""
+    class Approved(FreeTextCalledSinceV3):
+        """v2: the reviewer's comments a personal value (they speak of the candidate's
+        findings; v1: in clear); v3: who called it, as authenticated."""
 
         free_text = {"comments": ("comments", NOTE_CATEGORY)}
         reviewer: str
         comments: PersonalField
 
-    class ChangesRequested(FreeTextSinceV2):
-        """As Approved: v2 holds the comments as a personal value."""
+    class ChangesRequested(FreeTextCalledSinceV3):
+        """As Approved: v2 holds the comments as a personal value; v3 who called it."""
 
         free_text = {"comments": ("comments", NOTE_CATEGORY)}
         reviewer: str
         comments: PersonalField
 
-    class LegalHoldPlaced(FreeTextSinceV2):
-        """v2: the reason sealed with the subject's data (v1: in clear); None: not kept."""
+    class LegalHoldPlaced(FreeTextCalledSinceV3):
+        """v2: the reason sealed with the subject's data (v1: in clear), None: not kept; v3:
+        who called it, as authenticated (`authenticated`)."""
 
         free_text = {"reason": ("reason", CASE_NOTE)}
         reason: PersonalField | None
@@ -137,13 +146,27 @@ class Report(SubjectAggregate):
                 disclosure.get("organisation"), RECIPIENT_ORGANISATION, ORGANISATION
             )
 
-        @classmethod
-        def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
-            upcast_authenticated(state)
+        upcast_v2_v3 = CALLER_UNKNOWN
+        upcast_v3_v4 = ROLE_UNRECORDED
 
-        @classmethod
-        def upcast_v3_v4(cls, state: dict[str, Any]) -> None:
-            state["role"] = None
+    class Compiled(CreatedCalledSinceV2):
+        investigation_id: UUID
+        consent_id: UUID
+        purposes: tuple[str, ...]
+        items: tuple[ReportItem, ...]
+        excluded_checks: tuple[UUID, ...]
+        author: str
+
+    class SharedWithCandidate(CalledSinceV2):
+        edition: int
+        shared_by: str
+
+    class LegalHoldReleased(CalledSinceV2):
+        released_by: str
+
+    class Destroyed(CalledSinceV2):
+        reason: str
+        destroyed_by: str
 
     @classmethod
     def compile(
@@ -169,7 +192,7 @@ class Report(SubjectAggregate):
             author=author,
         )
 
-    @event("Compiled")
+    @event(Compiled)
     def __init__(
         self,
         candidate_id: UUID,
@@ -258,7 +281,7 @@ class Report(SubjectAggregate):
             raise ReportStateError(self.id, f"edition {self.edition} already shared", "share")
         self._share(self.edition, shared_by)
 
-    @event("SharedWithCandidate")
+    @event(SharedWithCandidate)
     def _share(self, edition: int, shared_by: str) -> None:
         self.shared_edition = edition
 
@@ -359,7 +382,7 @@ class Report(SubjectAggregate):
             raise ReportStateError(self.id, "not on legal hold", "release a legal hold")
         self._release_hold(released_by)
 
-    @event("LegalHoldReleased")
+    @event(LegalHoldReleased)
     def _release_hold(self, released_by: str) -> None:
         self.legal_hold = None
 
@@ -370,27 +393,7 @@ class Report(SubjectAggregate):
             raise LegalHoldError(self.id)
         self._destroy(reason, destroyed_by)
 
-    @event("Destroyed")
+    @event(Destroyed)
     def _destroy(self, reason: str, destroyed_by: str) -> None:
         self.items = {}
         self.status = ReportStatus.DESTROYED
-
-    @property
-    def open_disputes(self) -> list[str]:
-        return [str(d.dispute_id) for d in self.disputes.values() if not d.resolved]
-
-    def _open_dispute(self, dispute_id: UUID) -> ReportDispute:
-        dispute = self.disputes.get(dispute_id)
-        if dispute is None:
-            raise UnknownDisputeError(f"report {self.id}", dispute_id)
-        if dispute.resolved:
-            raise DisputeAlreadyResolvedError(dispute_id)
-        return dispute
-
-    def _require_status(self, status: ReportStatus, action: str) -> None:
-        if self.status is not status:
-            raise ReportStateError(self.id, self.status.value, action)
-
-    def _require_not_destroyed(self, action: str) -> None:
-        if self.status is ReportStatus.DESTROYED:
-            raise ReportStateError(self.id, self.status.value, action)

@@ -10,6 +10,7 @@ from uuid import UUID
 from domain.check import CheckSummary, Outcome
 from domain.classification import ORGANISATION, PersonalField
 from domain.consent_terms import ConsentScope
+from domain.errors import DisputeAlreadyResolvedError, ReportStateError, UnknownDisputeError
 
 
 class ReportStatus(StrEnum):
@@ -123,3 +124,32 @@ class AmendedItem:
     check_id: UUID
     outcome: Outcome
     note: PersonalField
+
+
+class ReportGuards:
+    """A report's checks of its own state before it changes, mixed into the aggregate
+    (domain/report.py): the open disputes, a dispute still open, the status required."""
+
+    id: UUID
+    status: ReportStatus
+    disputes: dict[UUID, ReportDispute]
+
+    @property
+    def open_disputes(self) -> list[str]:
+        return [str(d.dispute_id) for d in self.disputes.values() if not d.resolved]
+
+    def _open_dispute(self, dispute_id: UUID) -> ReportDispute:
+        dispute = self.disputes.get(dispute_id)
+        if dispute is None:
+            raise UnknownDisputeError(f"report {self.id}", dispute_id)
+        if dispute.resolved:
+            raise DisputeAlreadyResolvedError(dispute_id)
+        return dispute
+
+    def _require_status(self, status: ReportStatus, action: str) -> None:
+        if self.status is not status:
+            raise ReportStateError(self.id, self.status.value, action)
+
+    def _require_not_destroyed(self, action: str) -> None:
+        if self.status is ReportStatus.DESTROYED:
+            raise ReportStateError(self.id, self.status.value, action)

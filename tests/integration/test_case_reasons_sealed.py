@@ -33,6 +33,7 @@ from tests.integration.test_upcasting import in_clear, stored_as, unsealed
 CANCEL = "ZQX-CANCEL-51 Li Lei took the offer from Acme, call +86 139 1234 5678"
 HOLD = "ZQX-HOLD-52 tribunal claim Li Lei v. Acme"
 MARKS = ("ZQX-CANCEL-51", "ZQX-HOLD-52")
+CALLER = "[authenticated: operator, by operator]"  # no identity: the operator's command line
 
 
 @pytest.fixture
@@ -95,8 +96,10 @@ def test_the_timeline_names_the_reasons_category_not_their_words(app: Backcheck)
 
     entries = [e.what for e in app.timeline(story.candidate_id)]
 
-    assert "cancelled the investigation (reason: user.case_note)" in entries
-    assert "placed a legal hold (reason: user.case_note)" in entries
+    said = "cancelled the investigation (reason: user.case_note)"
+    assert [e for e in entries if e.startswith(said)] == [f"{said} {CALLER}"]
+    held = "placed a legal hold (reason: user.case_note)"
+    assert [e for e in entries if e.startswith(held)] == [f"{held} {CALLER}"]
     assert marks_in(repr(entries)) == []
 
 

@@ -141,7 +141,8 @@ def test_new_records_are_stored_as_v2(sqlite_app: Backcheck, tmp_path: object) -
 
     assert stored["Consent.Granted"]["class_version"] == 4
     assert stored["Investigation.Started"]["started_by"] == s.RECRUITER
-    assert "class_version" not in stored["Investigation.Planned"]  # unchanged events stay v1
+    assert "class_version" not in stored["Consent.ReliedUpon"]  # unchanged events stay v1
+    assert stored["Investigation.Planned"]["class_version"] == 2  # who called it, since v2
     assert story.investigation_id is not None
 
 
