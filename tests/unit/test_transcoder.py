@@ -41,6 +41,7 @@ from infra.store.transcoder import (
 )
 from tests.story import (
     CALLER,
+    DISCLOSER,
     DOCUMENT_SHA256,
     INVESTIGATOR,
     NOW,
@@ -215,15 +216,7 @@ def every_event() -> list[DomainEvent]:
     report_dispute = uuid4()
     report.dispute(report_dispute, employment, "my title was senior engineer")
     report.reject_dispute(report_dispute, "The contract says engineer.", RECRUITER)
-    report.disclose(
-        scope,
-        "manager:chen.jie",
-        "hiring manager",
-        PURPOSE,
-        RECRUITER,
-        authenticated=CALLER,
-        role="recruiter",
-    )
+    report.disclose(scope, "manager:chen.jie", "hiring manager", PURPOSE, RECRUITER, **DISCLOSER)
     report.amend(
         (Amendment(criminal, Outcome.UNVERIFIABLE, "registry offline"),),
         "registry correction",
