@@ -167,10 +167,12 @@ class AuditReads(WholeViewReads, HistoryQueries):
 
     @use_case
     def read_timeline(self, cmd: ReadTimeline) -> TimelineView:
-        """The subject's history, decided as the access log is and recorded first; then
-        replayed from the store (the decision does not wait for the replay)."""
-        access_id, _ = self._read_whole(cmd, READ_ACCESS_LOG, TIMELINE_VIEW, _nothing)
-        entries = list(self.timeline(cmd.candidate_id))
+        """The subject's history, decided as the access log is, replayed from the store once
+        allowed, and recorded before it is answered: a replay that meets a value altered or
+        with its key gone is recorded as failed, for why (services/recording.py)."""
+        access_id, entries = self._read_whole(
+            cmd, READ_ACCESS_LOG, TIMELINE_VIEW, lambda _, __: list(self.timeline(cmd.candidate_id))
+        )
         if not entries:
             raise NotFoundError(f"no events about candidate {cmd.candidate_id} in the store")
         return TimelineView(
@@ -182,10 +184,11 @@ class AuditReads(WholeViewReads, HistoryQueries):
 
     @use_case
     def read_as_of(self, cmd: ReadAsOf) -> AsOfView:
-        """The subject's case as it stood at a moment, decided as the access log is and
-        recorded first."""
-        access_id, _ = self._read_whole(cmd, READ_ACCESS_LOG, AS_OF_VIEW, _nothing)
-        rows = self.as_of(cmd.at, cmd.candidate_id)
+        """The subject's case as it stood at a moment, decided as the access log is, rebuilt
+        once allowed, and recorded before it is answered (a failed rebuild as failed)."""
+        access_id, rows = self._read_whole(
+            cmd, READ_ACCESS_LOG, AS_OF_VIEW, lambda _, __: self.as_of(cmd.at, cmd.candidate_id)
+        )
         return AsOfView(
             candidate_id=cmd.candidate_id,
             access_id=access_id,
@@ -193,7 +196,3 @@ class AuditReads(WholeViewReads, HistoryQueries):
             at=cmd.at,
             case=rows[0] if rows else None,
         )
-
-
-def _nothing(_: object, __: str) -> None:
-    return None

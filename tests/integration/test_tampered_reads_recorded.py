@@ -25,6 +25,7 @@ from infra.problem import problem_for
 from infra.views.integrity import ViewRowAlteredError
 from services.access import Role
 from services.application import Backcheck
+from services.audit_reads import ReadTimeline
 from services.dto import ReadAccessLog, ReadInvestigation, ReadProfile
 from tests import story as s
 from tests.conftest import FakeClock
@@ -219,3 +220,26 @@ def test_records_from_before_failures_were_named_replay_without_one(
         ("failed", "not recorded (before v4)"),
         ("allowed", None),
     ]
+
+
+def test_a_timeline_that_meets_a_value_sealed_under_another_key_is_recorded_as_failed(
+    app: Backcheck, settings: Settings, clock: FakeClock
+) -> None:
+    # given: the candidate's name key replaced with another candidate's
+    st = s.consented_candidate(app, "Li Lei")
+    other = s.consented_candidate(app, "Wang Fang")
+    app.close()
+    swap_key(settings, st.candidate_id, other.candidate_id, "user.name")
+    app = build_app(settings, clock=clock)
+    try:
+        with pytest.raises(SealBrokenError) as failed:
+            app.read_timeline(ReadTimeline(candidate_id=st.candidate_id, **OFFICER))
+
+        # then: one record of the read, failed, for why (none saying it was allowed)
+        log = app.read_access_log(ReadAccessLog(candidate_id=st.candidate_id, **OFFICER))
+        assert [(e.view, e.outcome, e.failure) for e in log.entries] == [
+            ("timeline", "failed", "seal-broken")
+        ]
+        assert str(failed.value).endswith("nothing was returned, and the attempt was recorded")
+    finally:
+        app.close()
