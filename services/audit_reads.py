@@ -16,6 +16,7 @@ recorded in one write before anything about them is shown (`events` a page at a 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -30,6 +31,7 @@ from services.access import READ_ACCESS_LOG
 from services.dto import EventRecord, Moment, Reader, Result, WholeViewRead
 from services.history import HistoryQueries, event_record
 from services.ports import ReadModel
+from services.recording import READ_FAILURES, Unanswered, failure_of, recorded_failure
 from services.timeline import TimelineEntry
 from services.unit import use_case
 from services.whole_reads import WholeViewReads
@@ -152,7 +154,7 @@ class AuditReads(WholeViewReads, HistoryQueries):
         more = bool(page) and len(page) == limit and (cmd.until is None or page[-1].id < cmd.until)
         if cmd.candidate_id is not None and not page and cmd.start == 1:
             self.load(Candidate, cmd.candidate_id)  # an unknown candidate is not found
-        decoded = [(n.id, self.mapper.to_domain_event(n)) for n in page]
+        decoded = [(n.id, self._decoded(cmd, n)) for n in page]
         subjects = list(
             dict.fromkeys(
                 s for _, e in decoded if isinstance(s := getattr(e, "candidate_id", None), UUID)
@@ -164,6 +166,22 @@ class AuditReads(WholeViewReads, HistoryQueries):
             next_start=page[-1].id + 1 if more else None,
             access_ids=access_ids,
         )
+
+    def _decoded(self, cmd: ReadEvents, stored: Any) -> Any:
+        """A stored event, opened; one whose values are altered or whose key is gone fails the
+        page, recorded first as a failed read of its candidate (named in clear in it)."""
+        try:
+            return self.mapper.to_domain_event(stored)
+        except READ_FAILURES as error:
+            subject = cmd.candidate_id or json.loads(stored.state).get("candidate_id")
+            if subject is None:
+                raise
+            failed = Unanswered(
+                self._attempt(cmd, EVENTS_VIEW, UUID(str(subject)))(failure_of(error)),
+                recorded_failure(error),
+            )
+            self._commit_failed(failed)
+            raise failed.error from None
 
     @use_case
     def read_timeline(self, cmd: ReadTimeline) -> TimelineView:

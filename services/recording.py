@@ -76,10 +76,10 @@ def open_or_fail(open_values: Callable[[], T], failed: Callable[[str], Access]) 
     try:
         return open_values()
     except READ_FAILURES as error:
-        raise Unanswered([failed(_failure(error))], recorded_failure(error)) from None
+        raise Unanswered([failed(failure_of(error))], recorded_failure(error)) from None
 
 
-def _failure(error: Exception) -> str:
+def failure_of(error: Exception) -> str:
     return str(getattr(error, "failure"))  # noqa: B009  (READ_FAILURES all carry it)
 
 
@@ -128,7 +128,7 @@ class RecordedReads(UnitOfWork):
             if attempt is None:
                 raise
             try:
-                accesses = attempt(_failure(error))
+                accesses = attempt(failure_of(error))
             except Exception as why:  # the store cannot say whom it was about
                 raise unrecorded_failure(error, why) from None
             raise Unanswered(accesses, recorded_failure(error)) from None

@@ -25,7 +25,7 @@ from infra.problem import problem_for
 from infra.views.integrity import ViewRowAlteredError
 from services.access import Role
 from services.application import Backcheck
-from services.audit_reads import ReadTimeline
+from services.audit_reads import ReadEvents, ReadTimeline
 from services.dto import ReadAccessLog, ReadInvestigation, ReadProfile
 from tests import story as s
 from tests.conftest import FakeClock
@@ -241,5 +241,27 @@ def test_a_timeline_that_meets_a_value_sealed_under_another_key_is_recorded_as_f
             ("timeline", "failed", "seal-broken")
         ]
         assert str(failed.value).endswith("nothing was returned, and the attempt was recorded")
+    finally:
+        app.close()
+
+
+def test_a_page_of_events_that_meets_a_value_sealed_under_another_key_is_recorded_as_failed(
+    app: Backcheck, settings: Settings, clock: FakeClock
+) -> None:
+    st = s.consented_candidate(app, "Li Lei")
+    other = s.consented_candidate(app, "Wang Fang")
+    app.close()
+    swap_key(settings, st.candidate_id, other.candidate_id, "user.name")
+    app = build_app(settings, clock=clock)
+    try:
+        for subject in (st.candidate_id, None):  # the candidate's events, and everyone's
+            with pytest.raises(SealBrokenError):
+                app.read_events(ReadEvents(candidate_id=subject, **OFFICER))
+
+        log = app.read_access_log(ReadAccessLog(candidate_id=st.candidate_id, **OFFICER))
+        assert [(e.view, e.outcome, e.failure) for e in log.entries] == [
+            ("events", "failed", "seal-broken"),
+            ("events", "failed", "seal-broken"),
+        ]
     finally:
         app.close()
