@@ -31,7 +31,7 @@ from services.access import READ_ACCESS_LOG
 from services.dto import EventRecord, Moment, Reader, Result, WholeViewRead
 from services.history import HistoryQueries, event_record
 from services.ports import ReadModel
-from services.recording import READ_FAILURES, Unanswered, failure_of, recorded_failure
+from services.recording import READ_FAILURES
 from services.timeline import TimelineEntry
 from services.unit import use_case
 from services.whole_reads import WholeViewReads
@@ -176,12 +176,7 @@ class AuditReads(WholeViewReads, HistoryQueries):
             subject = cmd.candidate_id or json.loads(stored.state).get("candidate_id")
             if subject is None:
                 raise
-            failed = Unanswered(
-                self._attempt(cmd, EVENTS_VIEW, UUID(str(subject)))(failure_of(error)),
-                recorded_failure(error),
-            )
-            self._commit_failed(failed)
-            raise failed.error from None
+            raise self._record_failure(cmd, EVENTS_VIEW, UUID(str(subject)), error) from None
 
     @use_case
     def read_timeline(self, cmd: ReadTimeline) -> TimelineView:

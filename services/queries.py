@@ -12,6 +12,7 @@ How they are recorded, batched and fail closed, is services/recording.py's.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -57,7 +58,14 @@ from services.facts import (
 )
 from services.identity import ASSIGNMENTS_POLICY, authentication_now, current_identity
 from services.ports import ReadModel
-from services.recording import Attempt, RecordedReads, Unanswered, open_or_fail
+from services.recording import (
+    Attempt,
+    RecordedReads,
+    Unanswered,
+    failure_of,
+    open_or_fail,
+    recorded_failure,
+)
 from services.shown import shows
 from services.unit import receiving_now, use_case
 
@@ -128,6 +136,21 @@ class QueryUseCases(RecordedReads):
             return [failed_attempt(cmd, s, view, why, policy_set) for s in subjects]
 
         return attempt
+
+    def _record_failure(self, cmd: Reader, view: str, subject: UUID, error: Exception) -> Exception:
+        """A read of `subject` stopped by `error` (READ_FAILURES) outside a decision, recorded
+        as failed now; the error to raise, saying whether the record could be made."""
+        why = failure_of(error)
+        failed = Unanswered(self._attempt(cmd, view, subject)(why), recorded_failure(error))
+        self._commit_failed(failed)
+        return failed.error
+
+    def _stored_subject(self, aggregate_id: UUID) -> UUID | None:
+        """The candidate an aggregate's events are about, read in clear from its first stored
+        event (when opening it is what failed)."""
+        stored = self.recorder.select_events(aggregate_id, limit=1)
+        subject = json.loads(stored[0].state).get("candidate_id") if stored else None
+        return None if subject is None else UUID(str(subject))
 
     def _attempt_on(
         self, cmd: Reader, view: str, kind: type[Investigation | Report], aggregate_id: UUID

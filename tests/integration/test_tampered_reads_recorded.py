@@ -27,6 +27,8 @@ from services.access import Role
 from services.application import Backcheck
 from services.audit_reads import ReadEvents, ReadTimeline
 from services.dto import ReadAccessLog, ReadInvestigation, ReadProfile
+from services.state_reads import ShowState
+from services.subject_export import ExportSubjectData
 from tests import story as s
 from tests.conftest import FakeClock
 from tests.integration.test_upcasting import stored_as, unsealed
@@ -263,5 +265,32 @@ def test_a_page_of_events_that_meets_a_value_sealed_under_another_key_is_recorde
             ("events", "failed", "seal-broken"),
             ("events", "failed", "seal-broken"),
         ]
+    finally:
+        app.close()
+
+
+def test_a_state_or_an_access_package_that_meets_an_altered_value_is_recorded_as_failed(
+    app: Backcheck, settings: Settings, clock: FakeClock
+) -> None:
+    st = s.consented_candidate(app, "Li Lei")
+    other = s.consented_candidate(app, "Wang Fang")
+    app.close()
+    swap_key(settings, st.candidate_id, other.candidate_id, "user.name")
+    app = build_app(settings, clock=clock)
+    try:
+        with pytest.raises(SealBrokenError) as shown:
+            app.show_state(ShowState(aggregate_id=st.candidate_id, **OFFICER))
+        with pytest.raises(SealBrokenError) as exported:
+            app.export_subject_data(
+                ExportSubjectData(candidate_id=st.candidate_id, actor="compliance:wu.min")
+            )
+
+        log = app.read_access_log(ReadAccessLog(candidate_id=st.candidate_id, **OFFICER))
+        assert [(e.principal, e.view, e.outcome, e.failure) for e in log.entries] == [
+            ("compliance:wu.min", "state", "failed", "seal-broken"),
+            (f"candidate:{st.candidate_id}", "access package", "failed", "seal-broken"),
+        ]
+        for error in (shown.value, exported.value):
+            assert str(error).endswith("nothing was returned, and the attempt was recorded")
     finally:
         app.close()
