@@ -9,13 +9,17 @@ holds a personal value.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import AggregateCreated, event
 
+from domain.caller import CALLER_UNKNOWN, ROLE_UNRECORDED
+from domain.caller import UNKNOWN_CALLER as UNKNOWN_CALLER  # named here too, where found before
+from domain.caller import Authenticated as Authenticated
+from domain.caller import Authentication as Authentication
+from domain.caller import upcast_authenticated as upcast_authenticated
 from domain.classification import CASE_NOTE, PersonalField, tier_of, upcast_personal
 from domain.errors import InvalidInputError
 from domain.subject import SubjectAggregate, TimeOrderedIds
@@ -29,41 +33,22 @@ class AccessOutcome(StrEnum):
     PARTIAL = "partial"  # some categories returned, some withheld
     REFUSED = "refused"
     DISCLOSED = "disclosed"
-    FAILED = "failed"  # decided, but nothing returned: a value it needed could not be opened
+    FAILED = "failed"  # nothing returned: the data it needed could not be read (`ReadFailure`)
 
 
-class Authentication(StrEnum):
-    """How the principal named in an access or disclosure record was known to be who it is."""
+class ReadFailure(StrEnum):
+    """Why a read failed (`AccessOutcome.FAILED`), as its record keeps it: the data it was to
+    use could not be trusted or opened, so nothing was returned. The names are the error
+    codes the one-line error and the problem document give (infra/problem.py)."""
 
-    TOKEN = "token"  # an API token a principal holds (domain/principal.py)
-    OIDC = "oidc"  # a bearer token signed by the configured identity provider
-    PORTAL = "portal-link"  # a candidate's portal link
-    OPERATOR = "operator"  # the command line on the store's own machine: stated, not verified
-    ASSERTED = "asserted"  # the actor a command on the Kafka topic names (senders unsigned)
-    SIGNED = "signed-message"  # a command on the Kafka topic its sender's key signed, verified
-    UNKNOWN = "unknown"  # a command event recorded before events said how (never recorded new)
-
-
-@dataclass(frozen=True)
-class Authenticated:
-    """Who the caller of a command was known to be, and how (`Authentication`): recorded in
-    the command's events beside the actor the command names, which may be someone else (a
-    service acting for a candidate, or an operator typing a candidate's id)."""
-
-    principal: str
-    method: str
-
-
-# what a command event recorded before events said how reads as
-UNKNOWN_CALLER = Authenticated("unknown", Authentication.UNKNOWN.value)
-
-
-def upcast_authenticated(state: dict[str, Any]) -> None:
-    """An upcaster's step for a command event that gains `authenticated`: explicitly unknown."""
-    state["authenticated"] = {
-        "principal": UNKNOWN_CALLER.principal,
-        "method": UNKNOWN_CALLER.method,
-    }
+    DATA_KEY_MISSING = "data-key-missing"  # a data key gone with no erasure recorded
+    SEAL_BROKEN = "seal-broken"  # a sealed value that does not open with its subject's key
+    VIEWS_ALTERED = "views-altered"  # a view row that does not match its MAC
+    # a read of several candidates fails whole: those it could have answered say so
+    WITH_ANOTHER = "another-read-in-the-request-failed"
+    # what a failed read recorded before records said why reads as (all were data-key-missing
+    # then, but the record did not say so)
+    UNRECORDED = "not recorded (before v4)"
 
 
 JUSTIFICATION = "break_glass"
@@ -97,9 +82,10 @@ class AuthenticationSinceV2(SubjectAggregate.Created):
 class Access(TimeOrderedIds, SubjectAggregate):
     class Recorded(AuthenticationSinceV2):
         """v3: a break-glass justification is a personal value of the subject (it may name
-        them), sealed and shredded with their data; v2 held it in clear."""
+        them), sealed and shredded with their data; v2 held it in clear. v4: a failed read
+        says why (`failure`, a `ReadFailure`); None for any other outcome."""
 
-        class_version = 3
+        class_version = 4
         principal: str
         role: str
         purpose: str
@@ -113,6 +99,7 @@ class Access(TimeOrderedIds, SubjectAggregate):
         consent_ids: tuple[UUID, ...]
         break_glass: PersonalField | None
         authentication: str
+        failure: str | None
 
         @classmethod
         def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
@@ -120,6 +107,11 @@ class Access(TimeOrderedIds, SubjectAggregate):
                 state["break_glass"] = upcast_personal(
                     state["break_glass"], JUSTIFICATION, CASE_NOTE
                 )
+
+        @classmethod
+        def upcast_v3_v4(cls, state: dict[str, Any]) -> None:
+            failed = state.get("outcome") == AccessOutcome.FAILED.value
+            state["failure"] = ReadFailure.UNRECORDED.value if failed else None
 
     @classmethod
     def record(
@@ -138,9 +130,12 @@ class Access(TimeOrderedIds, SubjectAggregate):
         break_glass: str | None = None,
         *,
         authentication: str,
+        failure: str | None = None,
     ) -> Access:
         if not purpose.strip():
             raise InvalidInputError("field 'purpose': every read states its purpose")
+        if (failure is None) != (outcome != AccessOutcome.FAILED.value):
+            raise InvalidInputError("field 'failure': a failed read says why, no other does")
         # Made the library's explicit way (`_create` with the created-event class, as in its
         # own example models): the class call would first map positional arguments to
         # keywords, and access records are made once a read.
@@ -160,6 +155,7 @@ class Access(TimeOrderedIds, SubjectAggregate):
             consent_ids=relied_on(AccessOutcome(outcome).value, consent_ids),
             break_glass=None if break_glass is None else justification(break_glass),
             authentication=_authentication(authentication),
+            failure=None if failure is None else ReadFailure(failure).value,
         )
 
     @event("Recorded")
@@ -179,6 +175,7 @@ class Access(TimeOrderedIds, SubjectAggregate):
         consent_ids: tuple[UUID, ...],
         break_glass: PersonalField | None,
         authentication: str,
+        failure: str | None,
     ) -> None:
         self.candidate_id = candidate_id
         self.principal = principal
@@ -213,12 +210,22 @@ class DataDisclosure(TimeOrderedIds, SubjectAggregate):
     who handed what (categories, never values) to whom, for which purpose, by which channel."""
 
     class DataDisclosed(AuthenticationSinceV2):
+        """v3: the role the discloser acted in (`role`, their authenticated role); None on a
+        record made before disclosures said it. v4: who called it, as authenticated
+        (`authenticated`, beside `authentication`, which says how `disclosed_by` was)."""
+
+        class_version = 4
+        upcast_v3_v4 = CALLER_UNKNOWN
+        authenticated: Authenticated
         disclosed_by: str
+        role: str | None
         recipient: str
         purpose: str
         channel: str
         categories: tuple[str, ...]
         authentication: str
+
+        upcast_v2_v3 = ROLE_UNRECORDED
 
     @classmethod
     def record(
@@ -231,6 +238,7 @@ class DataDisclosure(TimeOrderedIds, SubjectAggregate):
         categories: tuple[str, ...],
         *,
         authentication: str,
+        role: str,
     ) -> DataDisclosure:
         for name, value in (("recipient", recipient), ("purpose", purpose)):
             if not value.strip():
@@ -238,6 +246,7 @@ class DataDisclosure(TimeOrderedIds, SubjectAggregate):
         return cls(
             candidate_id=candidate_id,
             disclosed_by=disclosed_by,
+            role=role,
             recipient=recipient,
             purpose=purpose,
             channel=channel,
@@ -250,6 +259,7 @@ class DataDisclosure(TimeOrderedIds, SubjectAggregate):
         self,
         candidate_id: UUID,
         disclosed_by: str,
+        role: str | None,
         recipient: str,
         purpose: str,
         channel: str,
@@ -258,6 +268,7 @@ class DataDisclosure(TimeOrderedIds, SubjectAggregate):
     ) -> None:
         self.candidate_id = candidate_id
         self.disclosed_by = disclosed_by
+        self.role = role
         self.authentication = authentication
         self.recipient = recipient
         self.purpose = purpose

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
+from domain.caller import CALLER_UNKNOWN, Authenticated
 from domain.classification import (
     CASE_NOTE,
     CATEGORIES,
@@ -104,11 +105,13 @@ class Candidate(SubjectAggregate):
     class ErasureRequested(SubjectAggregate.Event):
         """v2: the reason is a personal value of the subject (it may name them), sealed and
         shredded with their data, or None when its category was shredded already (retention);
-        v1 held it in clear."""
+        v1 held it in clear. v3: who called it, as authenticated (`authenticated`)."""
 
-        class_version = 2
+        class_version = 3
         reason: PersonalField | None
         requested_by: str
+        authenticated: Authenticated
+        upcast_v2_v3 = CALLER_UNKNOWN
 
         @classmethod
         def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
@@ -116,12 +119,15 @@ class Candidate(SubjectAggregate):
 
     class Erased(SubjectAggregate.Event):
         """v2: why, as a fixed ground (`ErasureGround`); v1's free-text reason is dropped when
-        it is read (it may name the candidate; `store migrate` drops it from the bytes)."""
+        it is read (it may name the candidate; `store migrate` drops it from the bytes). v3:
+        who called it, as authenticated (`authenticated`)."""
 
-        class_version = 2
+        class_version = 3
         ground: str
         erased_by: str
         receipt: ErasureReceipt
+        authenticated: Authenticated
+        upcast_v2_v3 = CALLER_UNKNOWN
 
         @classmethod
         def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
@@ -129,10 +135,24 @@ class Candidate(SubjectAggregate):
             state["ground"] = ErasureGround.UNRECORDED.value
 
     class ClaimsSubmitted(ActorSinceV2):
+        """v3: who called it, as authenticated (`authenticated`)."""
+
+        class_version = 3
         actor_field = "submitted_by"
         claims: tuple[Claim, ...]
         consent_id: UUID | None
         submitted_by: str
+        authenticated: Authenticated
+        upcast_v2_v3 = CALLER_UNKNOWN
+
+    class Registered(SubjectAggregate.Created):
+        """v2: who called it, as authenticated (`authenticated`)."""
+
+        class_version = 2
+        identity: tuple[PersonalField, ...]
+        registered_by: str
+        authenticated: Authenticated
+        upcast_v1_v2 = CALLER_UNKNOWN
 
     @staticmethod
     def create_id(candidate_id: UUID) -> UUID:
@@ -158,7 +178,7 @@ class Candidate(SubjectAggregate):
             raise InvalidInputError("field 'name': a candidate is registered with a name")
         return cls(candidate_id=candidate_id, identity=identity, registered_by=registered_by)
 
-    @event("Registered")
+    @event(Registered)
     def __init__(
         self, candidate_id: UUID, identity: tuple[PersonalField, ...], registered_by: str
     ) -> None:
@@ -256,6 +276,12 @@ class Candidate(SubjectAggregate):
         whole = {k for k, c in CATEGORIES.items() if c.tier.value in self.shredded_tiers}
         return self.shredded_categories | whole
 
+    @property
+    def case_notes_kept(self) -> bool:
+        """Whether free text about the candidate's case (`CASE_NOTE`) can still be recorded:
+        not once they are erased or that category is shredded (no new key is made for it)."""
+        return CASE_NOTE not in self.categories_shredded and not self.erased
+
     def erase(
         self,
         ground: ErasureGround,
@@ -284,9 +310,9 @@ class Candidate(SubjectAggregate):
         value of a shredded category can be), and the request stands all the same."""
         if self.erasure_requested:
             raise ErasureAlreadyRequestedError(self.id)
-        kept = CASE_NOTE not in self.categories_shredded and not self.erased
         self._request_erasure(
-            PersonalField("reason", CASE_NOTE, reason) if kept else None, requested_by
+            PersonalField("reason", CASE_NOTE, reason) if self.case_notes_kept else None,
+            requested_by,
         )
 
     @event(ErasureRequested)

@@ -68,7 +68,7 @@ _CATEGORIES = (
         "user.case_note",
         Tier.CONFIDENTIAL,
         "why someone acted on the candidate's case: a break-glass justification, the reason "
-        "an erasure was asked for",
+        "an erasure was asked for, an investigation was cancelled or a report put on hold",
     ),
     # secret: within the responsibility of assigned people only; PIPL sensitive
     DataCategory("user.health.mental", Tier.SECRET, "mental status"),

@@ -16,6 +16,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.access import Authenticated, upcast_authenticated
+from domain.caller import CALLER_UNKNOWN
 from domain.classification import PersonalField, refuse_prohibited, upcast_personal
 from domain.consent_terms import (
     EXCLUDED,
@@ -83,11 +84,14 @@ def _extra(granted: tuple[object, ...], requested: tuple[object, ...]) -> list[s
 
 class Consent(SubjectAggregate):
     class Requested(SubjectAggregate.Created):
-        """v1 stored the organisations its terms name in clear; v2 as personal values."""
+        """v1 stored the organisations its terms name in clear; v2 as personal values; v3:
+        who called it, as authenticated (`authenticated`)."""
 
-        class_version = 2
+        class_version = 3
         terms: ConsentTerms
         requested_by: str
+        authenticated: Authenticated
+        upcast_v2_v3 = CALLER_UNKNOWN
 
         @classmethod
         def upcast_v1_v2(cls, state: dict[str, Any]) -> None:

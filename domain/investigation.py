@@ -2,83 +2,68 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
 
+from domain.caller import CALLER_UNKNOWN, Authenticated
 from domain.check import (
     CheckSummary,
     Conclusion,
     Finding,
     Outcome,
     PlannedCheck,
-    corroborates,
 )
-from domain.classification import ORGANISATION, REFEREE, PersonalField, admit, upcast_personal
+from domain.classification import (
+    CASE_NOTE,
+    ORGANISATION,
+    REFEREE,
+    PersonalField,
+    admit,
+    upcast_personal,
+)
 from domain.consent import ConsentScope, upcast_terms
 from domain.errors import (
     CandidateNotNotifiedError,
     CheckAlreadyConcludedError,
     ChecksStillOpenError,
-    ConclusionNeedsCorroborationError,
     ConsentBelongsToAnotherInvestigationError,
     DisputeAlreadyResolvedError,
-    EmptyPlanError,
     FeedbackAlreadyAnsweredError,
     InvalidPlanError,
     InvestigationNotCompletedError,
     InvestigationStateError,
     InvestigatorNotAssignedError,
     MethodNotInPlanError,
-    NegativeConclusionNeedsSecondSourceError,
-    NoAttemptRecordedError,
     OpenDisputeError,
     UnknownCheckError,
     UnknownDisputeError,
     UnknownFeedbackError,
 )
+from domain.investigation_parts import (
+    Dispute,
+    InvestigationStatus,
+    Notice,
+    check_plan,
+    corroborated,
+    summary,
+)
 from domain.screening import screen
-from domain.subject import ActorSinceV2, FreeTextSinceV2, SubjectAggregate
+from domain.subject import (
+    ActorCalledSinceV3,
+    ActorSinceV2,
+    CalledSinceV2,
+    CreatedCalledSinceV2,
+    FreeTextCalledSinceV3,
+    FreeTextSinceV2,
+    SubjectAggregate,
+)
 
-
-class InvestigationStatus(StrEnum):
-    PLANNED = "planned"
-    IN_PROGRESS = "in progress"
-    SUSPENDED = "suspended"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-
-
-@dataclass(frozen=True)
-class Notice:
-    """What the candidate is told before the checks start (seed 001 §04)."""
-
-    purpose: str
-    process: str
-    content: str
-    time_required: str
-    channel: str
-
-
-@dataclass(frozen=True)
-class Dispute:
-    dispute_id: UUID
-    check_id: UUID
-    statement: str
-    resolution: str | None = None
-    upheld: bool | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self.resolution is None
-
-
-_ACTIVE = (InvestigationStatus.IN_PROGRESS,)
-
+# the status, notice and dispute live in domain/investigation_parts.py; named here too, where
+# the rest of the code has always found them
+__all__ = ["Dispute", "Investigation", "InvestigationStatus", "Notice"]
 
 STATEMENT = "user.statement"
 CORRESPONDENCE = "user.case_correspondence"
@@ -90,7 +75,7 @@ class Investigation(SubjectAggregate):
         feedback_id: UUID
         text: PersonalField
 
-    class FeedbackAnswered(FreeTextSinceV2):
+    class FeedbackAnswered(FreeTextCalledSinceV3):
         free_text = {"answer": ("answer", CORRESPONDENCE)}
         feedback_id: UUID
         answer: PersonalField
@@ -102,7 +87,7 @@ class Investigation(SubjectAggregate):
         check_id: UUID
         statement: PersonalField
 
-    class DisputeResolved(FreeTextSinceV2):
+    class DisputeResolved(FreeTextCalledSinceV3):
         free_text = {"response": ("response", CORRESPONDENCE)}
         dispute_id: UUID
         upheld: bool
@@ -110,10 +95,13 @@ class Investigation(SubjectAggregate):
         resolved_by: str
 
     class FindingRecorded(SubjectAggregate.Event):
-        """v1 stored the source's reference and organisation in clear; v2 as personal values."""
+        """v1 stored the source's reference and organisation in clear; v2 as personal values;
+        v3: who called it, as authenticated (`authenticated`)."""
 
-        class_version = 2
+        class_version = 3
         finding: Finding
+        authenticated: Authenticated
+        upcast_v2_v3 = CALLER_UNKNOWN
 
         @classmethod
         def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
@@ -123,15 +111,28 @@ class Investigation(SubjectAggregate):
                 source["organisation"], "source_organisation", ORGANISATION
             )
 
-    class CandidateNotified(ActorSinceV2):
+    class Cancelled(FreeTextCalledSinceV3):
+        """v2: the reason is a personal value of the subject (staff may quote or name them in
+        it), sealed and shredded with their data, or None when the subject's case-note key
+        was gone already (erased, or shredded by retention): the cancellation stands, its
+        reason is not kept. v1 held it in clear. v3: who called it (`authenticated`)."""
+
+        free_text = {"reason": ("reason", CASE_NOTE)}
+        reason: PersonalField | None
+        cancelled_by: str
+
+    class CandidateNotified(ActorCalledSinceV3):
         actor_field = "notified_by"
         notice: Notice
         notified_by: str
 
     class Started(ActorSinceV2):
-        """v3: the organisations the scope's terms name are personal values (v2: in clear)."""
+        """v3: the organisations the scope's terms name are personal values (v2: in clear);
+        v4: who called it, as authenticated (`authenticated`)."""
 
-        class_version = 3
+        class_version = 4
+        authenticated: Authenticated
+        upcast_v3_v4 = CALLER_UNKNOWN
         actor_field = "started_by"
         scope: ConsentScope
         started_by: str
@@ -141,9 +142,12 @@ class Investigation(SubjectAggregate):
             upcast_terms(state["scope"]["terms"])
 
     class Resumed(ActorSinceV2):
-        """v3: the organisations the scope's terms name are personal values (v2: in clear)."""
+        """v3: the organisations the scope's terms name are personal values (v2: in clear);
+        v4: who called it, as authenticated (`authenticated`)."""
 
-        class_version = 3
+        class_version = 4
+        authenticated: Authenticated
+        upcast_v3_v4 = CALLER_UNKNOWN
         actor_field = "resumed_by"
         scope: ConsentScope
         resumed_by: str
@@ -151,6 +155,24 @@ class Investigation(SubjectAggregate):
         @classmethod
         def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
             upcast_terms(state["scope"]["terms"])
+
+    class Planned(CreatedCalledSinceV2):
+        consent_id: UUID
+        purpose: str
+        checks: tuple[PlannedCheck, ...]
+        investigators: tuple[str, ...]
+        due_by: datetime
+        planned_by: str
+
+    class InvestigatorAssigned(CalledSinceV2):
+        investigator: str
+        assigned_by: str
+
+    class CheckConcluded(CalledSinceV2):
+        conclusion: Conclusion
+
+    class Completed(CalledSinceV2):
+        completed_by: str
 
     @classmethod
     def plan(
@@ -164,17 +186,7 @@ class Investigation(SubjectAggregate):
         planned_by: str,
     ) -> Investigation:
         """A plan comes first: purpose, checks with their methods, schedule and people."""
-        if not checks or not investigators:
-            raise EmptyPlanError()
-        if not purpose.strip():
-            raise InvalidPlanError("purpose", "state why the check is being done")
-        if len({c.check_id for c in checks}) != len(checks):
-            raise InvalidPlanError("checks", "check ids must be unique")
-        for c in checks:
-            if not c.methods:
-                raise InvalidPlanError(
-                    f"checks[{c.check_id}].methods", "each check needs at least one method"
-                )
+        check_plan(purpose, checks, investigators)
         return cls(
             candidate_id=candidate_id,
             consent_id=consent_id,
@@ -185,7 +197,7 @@ class Investigation(SubjectAggregate):
             planned_by=planned_by,
         )
 
-    @event("Planned")
+    @event(Planned)
     def __init__(
         self,
         candidate_id: UUID,
@@ -253,7 +265,7 @@ class Investigation(SubjectAggregate):
         self._require_open("assign an investigator")
         self._assign(investigator, assigned_by)
 
-    @event("InvestigatorAssigned")
+    @event(InvestigatorAssigned)
     def _assign(self, investigator: str, assigned_by: str) -> None:
         self.investigators.add(investigator)
 
@@ -293,28 +305,12 @@ class Investigation(SubjectAggregate):
             raise CheckAlreadyConcludedError(check_id)
         if concluded_by not in self.investigators:
             raise InvestigatorNotAssignedError(self.id, concluded_by)
-        on_check = self._standing_findings(check_id)
-        if outcome is Outcome.UNVERIFIABLE:
-            if not on_check:
-                raise NoAttemptRecordedError(check_id)
-            basis = on_check
-        else:
-            basis = [f for f in on_check if f.outcome is outcome]
-            if not corroborates(basis):
-                have = f"{len(basis)} agreeing source(s)" + (
-                    f" ({', '.join(sorted({f.source.role.value for f in basis}))})" if basis else ""
-                )
-                error = (
-                    NegativeConclusionNeedsSecondSourceError
-                    if outcome is Outcome.DISCREPANCY
-                    else ConclusionNeedsCorroborationError
-                )
-                raise error(check_id, outcome.value, have)
+        basis = corroborated(check_id, outcome, self._standing_findings(check_id))
         self._conclude(
             Conclusion(check_id, outcome, tuple(f.finding_id for f in basis), concluded_by)
         )
 
-    @event("CheckConcluded")
+    @event(CheckConcluded)
     def _conclude(self, conclusion: Conclusion) -> None:
         self.conclusions[conclusion.check_id] = conclusion
 
@@ -427,16 +423,20 @@ class Investigation(SubjectAggregate):
             raise ChecksStillOpenError(self.id, still_open)
         self._complete(completed_by)
 
-    @event("Completed")
+    @event(Completed)
     def _complete(self, completed_by: str) -> None:
         self.status = InvestigationStatus.COMPLETED
 
-    def cancel(self, reason: str, cancelled_by: str) -> None:
+    def cancel(self, reason: str, cancelled_by: str, *, reason_kept: bool = True) -> None:
+        """The reason is sealed with the subject's data (decision 0041); `reason_kept` is
+        False when their case-note key is gone, and then the reason is not kept at all."""
         self._require_open("cancel")
-        self._cancel(reason, cancelled_by)
+        self._cancel(
+            PersonalField("reason", CASE_NOTE, reason) if reason_kept else None, cancelled_by
+        )
 
-    @event("Cancelled")
-    def _cancel(self, reason: str, cancelled_by: str) -> None:
+    @event(Cancelled)
+    def _cancel(self, reason: PersonalField | None, cancelled_by: str) -> None:
         self.status = InvestigationStatus.CANCELLED
 
     # --- for reports -------------------------------------------------------------------------
@@ -454,26 +454,16 @@ class Investigation(SubjectAggregate):
     def summaries(self) -> tuple[CheckSummary, ...]:
         """Concluded checks with provenance and flags: single source, contested (sources
         disagreed), disputed by the candidate, possibly biased (a source flagged as such)."""
-        out = []
-        for check_id, conclusion in self.conclusions.items():
-            basis = [self.findings[f] for f in conclusion.basis]
-            on_check = self._standing_findings(check_id)
-            roles = tuple(sorted({f.source.role for f in basis}))
-            sources = len({f.source.reference.value for f in basis})  # one person is one source
-            out.append(
-                CheckSummary(
-                    check_id=check_id,
-                    check_type=self.checks[check_id].check_type,
-                    outcome=conclusion.outcome,
-                    source_roles=roles,
-                    source_count=sources,
-                    single_source=sources == 1,
-                    contested=len({f.outcome for f in on_check}) > 1,
-                    disputed=check_id in self.ever_disputed,
-                    possibly_biased=any(f.possible_bias for f in basis),
-                )
+        return tuple(
+            summary(
+                self.checks[check_id].check_type,
+                conclusion,
+                [self.findings[f] for f in conclusion.basis],
+                self._standing_findings(check_id),
+                disputed=check_id in self.ever_disputed,
             )
-        return tuple(out)
+            for check_id, conclusion in self.conclusions.items()
+        )
 
     # --- guards ------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import event
 
 from domain.errors import InvalidInputError
-from domain.subject import RecordedAggregate
+from domain.subject import RecordedAggregate, RecordedCreatedCalledSinceV2
 
 # Fixed for ever: the ids of migrations already recorded are derived from it.
 MIGRATION_NAMESPACE = UUID("5b0d2c7e-94a1-4f3e-8c62-1e7a9d4b3f58")
@@ -42,6 +42,16 @@ def _check_text(name: str, value: str, limit: int) -> None:
 
 
 class StoreMigration(RecordedAggregate):
+    class Migrated(RecordedCreatedCalledSinceV2):
+        """v2: who called it, as authenticated (`authenticated`, domain/caller.py)."""
+
+        source: str
+        source_head_position: int
+        source_head_hash: str
+        source_events: int
+        source_checkpoint: str
+        migrated_by: str
+
     @classmethod
     def record(
         cls,
@@ -65,7 +75,7 @@ class StoreMigration(RecordedAggregate):
                 "field 'source_head_hash': 64 hex digits", field="source_head_hash"
             )
         return cls._create(
-            cls.Migrated,  # type: ignore[attr-defined]
+            cls.Migrated,
             source=source,
             source_head_position=source_head_position,
             source_head_hash=source_head_hash,
@@ -78,7 +88,7 @@ class StoreMigration(RecordedAggregate):
     def create_id(source_head_position: int, source_head_hash: str, **_: Any) -> UUID:
         return migration_id(source_head_position, source_head_hash)
 
-    @event("Migrated")
+    @event(Migrated)
     def __init__(
         self,
         source: str,

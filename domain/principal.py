@@ -30,7 +30,11 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import event
 
 from domain.errors import InvalidPrincipalError, PrincipalRevokedError
-from domain.subject import RecordedAggregate
+from domain.subject import (
+    RecordedAggregate,
+    RecordedCalledSinceV2,
+    RecordedCreatedCalledSinceV2,
+)
 
 # Fixed for ever: the ids of principals already issued are derived from it.
 PRINCIPAL_NAMESPACE = UUID("8c4f6a1e-2d3b-5f70-9a8e-4b1c7d2e9f03")
@@ -126,6 +130,45 @@ def _check_scope(use_cases: tuple[str, ...], acts_for: tuple[str, ...]) -> None:
 
 
 class Principal(RecordedAggregate):
+    # v2 of each: who called it, as authenticated (`authenticated`, domain/caller.py)
+    class Added(RecordedCreatedCalledSinceV2):
+        name: str
+        role: str
+        assignments: tuple[UUID, ...]
+        token_hash: str
+        expires_at: datetime | None
+        kind: str
+        added_by: str
+
+    class TokenRotated(RecordedCalledSinceV2):
+        token_hash: str
+        expires_at: datetime | None
+        rotated_by: str
+
+    class Revoked(RecordedCalledSinceV2):
+        reason: str
+        revoked_by: str
+
+    class SenderKeyIssued(RecordedCalledSinceV2):
+        public_key: str
+        key_id: str
+        use_cases: tuple[str, ...]
+        acts_for: tuple[str, ...]
+        by: str
+
+    class SenderKeyRotated(RecordedCalledSinceV2):
+        public_key: str
+        key_id: str
+        use_cases: tuple[str, ...]
+        acts_for: tuple[str, ...]
+        by: str
+        replaced: str | None
+
+    class SenderKeyRevoked(RecordedCalledSinceV2):
+        key_id: str | None
+        reason: str
+        by: str
+
     @classmethod
     def add(
         cls,
@@ -164,7 +207,7 @@ class Principal(RecordedAggregate):
         _check_hash(token_hash)
         _check_expiry(kind_, expires_at)
         return cls._create(
-            cls.Added,  # type: ignore[attr-defined]
+            cls.Added,
             name=name,
             role=role,
             assignments=unique,
@@ -178,7 +221,7 @@ class Principal(RecordedAggregate):
     def create_id(name: str) -> UUID:
         return principal_id(name)
 
-    @event("Added")
+    @event(Added)
     def __init__(
         self,
         name: str,
@@ -210,7 +253,7 @@ class Principal(RecordedAggregate):
         _check_expiry(PrincipalKind(self.kind), expires_at)
         self._rotated(token_hash=token_hash, expires_at=expires_at, rotated_by=rotated_by)
 
-    @event("TokenRotated")
+    @event(TokenRotated)
     def _rotated(self, token_hash: str, expires_at: datetime | None, rotated_by: str) -> None:
         self.token_hash = token_hash
         self.expires_at = expires_at
@@ -223,7 +266,7 @@ class Principal(RecordedAggregate):
             raise InvalidPrincipalError("reason", "a revocation states why")
         self._revoked(reason=reason, revoked_by=revoked_by)
 
-    @event("Revoked")
+    @event(Revoked)
     def _revoked(self, reason: str, revoked_by: str) -> None:
         self.revoked = reason
 
@@ -258,7 +301,7 @@ class Principal(RecordedAggregate):
                 replaced=self.sender_key_id,
             )
 
-    @event("SenderKeyIssued")
+    @event(SenderKeyIssued)
     def _sender_key_issued(
         self,
         public_key: str,
@@ -270,7 +313,7 @@ class Principal(RecordedAggregate):
         self.sender_key, self.sender_key_id = public_key, key_id
         self.sender_use_cases, self.sender_acts_for = tuple(use_cases), tuple(acts_for)
 
-    @event("SenderKeyRotated")
+    @event(SenderKeyRotated)
     def _sender_key_rotated(
         self,
         public_key: str,
@@ -291,7 +334,7 @@ class Principal(RecordedAggregate):
             raise InvalidPrincipalError("reason", "a revocation states why")
         self._sender_key_revoked(key_id=self.sender_key_id, reason=reason, by=by)
 
-    @event("SenderKeyRevoked")
+    @event(SenderKeyRevoked)
     def _sender_key_revoked(self, key_id: str | None, reason: str, by: str) -> None:
         self.sender_key = self.sender_key_id = None
         self.sender_use_cases = self.sender_acts_for = ()

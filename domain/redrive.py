@@ -19,9 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
 from domain.errors import InvalidInputError, RuleBrokenError
+from domain.subject import (
+    RecordedAggregate,
+    RecordedCalledSinceV2,
+    RecordedCreatedCalledSinceV2,
+)
 
 # Fixed for ever: the ids of letters already redriven are derived from it.
 REDRIVE_NAMESPACE = UUID("8a2e6f5c-1b3d-4e7f-a9c0-5d4b3a2f1e60")
@@ -81,7 +86,20 @@ def _check(**texts: str) -> None:
             raise InvalidInputError(f"field {name!r}: at most {MAX_TEXT} characters", field=name)
 
 
-class DeadLetterRedrive(Aggregate):
+class DeadLetterRedrive(RecordedAggregate):
+    # v2 of each: who called it, as authenticated (`authenticated`, domain/caller.py)
+    class Redriven(RecordedCreatedCalledSinceV2):
+        letter: str
+        command_id: str
+        command_source: str
+        command_type: str
+        to_topic: str
+        redriven_by: str
+
+    class RedrivenAgain(RecordedCalledSinceV2):
+        to_topic: str
+        redriven_by: str
+
     @classmethod
     def first(
         cls,
@@ -108,7 +126,7 @@ class DeadLetterRedrive(Aggregate):
     def create_id(letter: str, **_: str) -> UUID:
         return redrive_id(letter)
 
-    @event("Redriven")
+    @event(Redriven)
     def __init__(
         self,
         letter: str,
@@ -132,7 +150,7 @@ class DeadLetterRedrive(Aggregate):
         _check(to_topic=to_topic, redriven_by=redriven_by)
         self._redriven_again(to_topic=to_topic, redriven_by=redriven_by)
 
-    @event("RedrivenAgain")
+    @event(RedrivenAgain)
     def _redriven_again(self, to_topic: str, redriven_by: str) -> None:
         self.times += 1
         self.last_by = redriven_by

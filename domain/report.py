@@ -9,19 +9,24 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.access import Authenticated, upcast_authenticated
+from domain.access import Authenticated
+from domain.caller import CALLER_UNKNOWN, ROLE_UNRECORDED
 from domain.check import CheckSummary
-from domain.classification import ORGANISATION, PersonalField, upcast_personal
+from domain.classification import (
+    CASE_NOTE,
+    ERASED_VALUE,
+    ORGANISATION,
+    PersonalField,
+    upcast_personal,
+)
 from domain.consent import ConsentScope
 from domain.errors import (
-    DisputeAlreadyResolvedError,
     InvalidInputError,
     LegalHoldError,
     OpenDisputeError,
     ReportNotSharedWithCandidateError,
     ReportStateError,
     SelfReviewError,
-    UnknownDisputeError,
     UnknownReportItemError,
 )
 from domain.investigation import CORRESPONDENCE, STATEMENT
@@ -32,15 +37,23 @@ from domain.report_parts import (
     Disclosure,
     Flag,
     ReportDispute,
+    ReportGuards,
     ReportItem,
     ReportStatus,
     item_from,
+    items_within,
+    recipient_organisation,
 )
 from domain.screening import screen
-from domain.subject import FreeTextSinceV2, SubjectAggregate
+from domain.subject import (
+    CalledSinceV2,
+    CreatedCalledSinceV2,
+    FreeTextCalledSinceV3,
+    FreeTextSinceV2,
+    SubjectAggregate,
+)
 
-# the parts live in domain/report_parts.py; named here too, where the rest of the code has
-# always found them
+# the parts (domain/report_parts.py), named here too, where the rest of the code finds them
 __all__ = [
     "NOTE_CATEGORY",
     "RECIPIENT_ORGANISATION",
@@ -59,14 +72,14 @@ __all__ = [
 NOTE_CATEGORY = "user.employment.evaluation"
 
 
-class Report(SubjectAggregate):
+class Report(ReportGuards, SubjectAggregate):
     class Disputed(FreeTextSinceV2):
         free_text = {"statement": ("statement", STATEMENT)}
         dispute_id: UUID
         check_id: UUID
         statement: PersonalField
 
-    class DisputeRejected(FreeTextSinceV2):
+    class DisputeRejected(FreeTextCalledSinceV3):
         free_text = {"response": ("response", CORRESPONDENCE)}
         dispute_id: UUID
         response: PersonalField
@@ -74,9 +87,11 @@ class Report(SubjectAggregate):
 
     class Amended(FreeTextSinceV2):
         """v2: the notes are personal values; v3: the reason too (it answers the candidate's
-        dispute, as a rule in their words)."""
+        dispute, as a rule in their words); v4: who called it, as authenticated."""
 
-        class_version = 3
+        class_version = 4
+        authenticated: Authenticated
+        upcast_v3_v4 = CALLER_UNKNOWN
         free_text = {}
         amendments: tuple[AmendedItem, ...]
         reason: PersonalField
@@ -90,43 +105,39 @@ class Report(SubjectAggregate):
         @classmethod
         def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
             for change in state["amendments"]:
-                if isinstance(change["note"], str):
-                    change["note"] = {
-                        "name": "note",
-                        "category": NOTE_CATEGORY,
-                        "value": change["note"],
-                    }
+                change["note"] = upcast_personal(change["note"], "note", NOTE_CATEGORY)
 
-    class Approved(SubjectAggregate.Event):
-        """v1 stored the reviewer's comments in clear; v2 as a personal value (they speak
-        of the candidate's findings)."""
+    class Approved(FreeTextCalledSinceV3):
+        """v2: the reviewer's comments a personal value (they speak of the candidate's
+        findings; v1: in clear); v3: who called it, as authenticated."""
 
-        class_version = 2
+        free_text = {"comments": ("comments", NOTE_CATEGORY)}
         reviewer: str
         comments: PersonalField
 
-        @classmethod
-        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
-            state["comments"] = upcast_personal(state.get("comments"), "comments", NOTE_CATEGORY)
+    class ChangesRequested(FreeTextCalledSinceV3):
+        """As Approved: v2 holds the comments as a personal value; v3 who called it."""
 
-    class ChangesRequested(SubjectAggregate.Event):
-        """As Approved: v2 holds the comments as a personal value."""
-
-        class_version = 2
+        free_text = {"comments": ("comments", NOTE_CATEGORY)}
         reviewer: str
         comments: PersonalField
 
-        @classmethod
-        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
-            state["comments"] = upcast_personal(state.get("comments"), "comments", NOTE_CATEGORY)
+    class LegalHoldPlaced(FreeTextCalledSinceV3):
+        """v2: the reason sealed with the subject's data (v1: in clear), None: not kept; v3:
+        who called it, as authenticated (`authenticated`)."""
+
+        free_text = {"reason": ("reason", CASE_NOTE)}
+        reason: PersonalField | None
+        placed_by: str
 
     class Disclosed(SubjectAggregate.Event):
-        """v1 stored the recipient's organisation in clear; v2 as a personal value; v3: who
-        disclosed it was authenticated how (`authenticated`), beside `disclosed_by`."""
+        """v2: the recipient's organisation a personal value (v1: in clear); v3: how who
+        disclosed it was authenticated (`authenticated`); v4: their role (`role`; v3: None)."""
 
-        class_version = 3
+        class_version = 4
         disclosure: Disclosure
         authenticated: Authenticated
+        role: str | None
 
         @classmethod
         def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
@@ -135,9 +146,27 @@ class Report(SubjectAggregate):
                 disclosure.get("organisation"), RECIPIENT_ORGANISATION, ORGANISATION
             )
 
-        @classmethod
-        def upcast_v2_v3(cls, state: dict[str, Any]) -> None:
-            upcast_authenticated(state)
+        upcast_v2_v3 = CALLER_UNKNOWN
+        upcast_v3_v4 = ROLE_UNRECORDED
+
+    class Compiled(CreatedCalledSinceV2):
+        investigation_id: UUID
+        consent_id: UUID
+        purposes: tuple[str, ...]
+        items: tuple[ReportItem, ...]
+        excluded_checks: tuple[UUID, ...]
+        author: str
+
+    class SharedWithCandidate(CalledSinceV2):
+        edition: int
+        shared_by: str
+
+    class LegalHoldReleased(CalledSinceV2):
+        released_by: str
+
+    class Destroyed(CalledSinceV2):
+        reason: str
+        destroyed_by: str
 
     @classmethod
     def compile(
@@ -150,13 +179,7 @@ class Report(SubjectAggregate):
         """Only concluded checks the consent still covers go into a report; every item is
         flagged where it rests on one source, sources disagreed, or the candidate disputed it."""
         scope.require_active()
-        items: list[ReportItem] = []
-        excluded: list[UUID] = []
-        for summary in summaries:
-            if summary.check_type in scope.terms.check_types:
-                items.append(item_from(summary))
-            else:
-                excluded.append(summary.check_id)
+        items, excluded = items_within(summaries, scope)
         if not items:
             raise InvalidInputError("a report needs at least one concluded check within consent")
         return cls(
@@ -164,12 +187,12 @@ class Report(SubjectAggregate):
             investigation_id=investigation_id,
             consent_id=scope.consent_id,
             purposes=scope.terms.purposes,
-            items=tuple(items),
-            excluded_checks=tuple(excluded),
+            items=items,
+            excluded_checks=excluded,
             author=author,
         )
 
-    @event("Compiled")
+    @event(Compiled)
     def __init__(
         self,
         candidate_id: UUID,
@@ -193,7 +216,7 @@ class Report(SubjectAggregate):
         self.shared_edition = 0
         self.disclosures: list[Disclosure] = []
         self.disputes: dict[UUID, ReportDispute] = {}
-        self.legal_hold: str | None = None
+        self.legal_hold: PersonalField | None = None  # the reason, while on hold
 
     def review(self, reviewer: str, approve: bool, comments: str) -> None:
         """Four eyes: nobody reviews a report they wrote or amended."""
@@ -227,11 +250,11 @@ class Report(SubjectAggregate):
         organisation: str | None = None,
         *,
         authenticated: Authenticated,
+        role: str,
     ) -> None:
         """Only an approved report without open disputes goes out, to a named recipient, for a
         purpose the consent still allows; to another organisation only if the consent names
-        it as a third party. `authenticated` is who disclosed it, as authentication
-        established."""
+        it as a third party. `authenticated` and `role`: who disclosed it, as authenticated."""
         self._require_status(ReportStatus.APPROVED, "disclose")
         if self.open_disputes:
             raise OpenDisputeError(f"report {self.id}", self.open_disputes, "disclose it")
@@ -239,19 +262,16 @@ class Report(SubjectAggregate):
             raise InvalidInputError("field 'recipient': name the recipient", field="recipient")
         scope.require_active()
         scope.require_purpose(purpose)
-        held = (
-            None
-            if organisation is None
-            else PersonalField(RECIPIENT_ORGANISATION, ORGANISATION, organisation)
-        )
+        held = recipient_organisation(organisation)
         scope.require_recipient(held)
         self._disclose(
             Disclosure(recipient, recipient_role, purpose, self.edition, disclosed_by, held),
             authenticated,
+            role,
         )
 
     @event(Disclosed)
-    def _disclose(self, disclosure: Disclosure, authenticated: Authenticated) -> None:
+    def _disclose(self, disclosure: Disclosure, authenticated: Authenticated, role: str) -> None:
         self.disclosures.append(disclosure)
 
     def share_with_candidate(self, shared_by: str) -> None:
@@ -261,7 +281,7 @@ class Report(SubjectAggregate):
             raise ReportStateError(self.id, f"edition {self.edition} already shared", "share")
         self._share(self.edition, shared_by)
 
-    @event("SharedWithCandidate")
+    @event(SharedWithCandidate)
     def _share(self, edition: int, shared_by: str) -> None:
         self.shared_edition = edition
 
@@ -346,20 +366,23 @@ class Report(SubjectAggregate):
             raise ReportStateError(self.id, "in its first edition", "reissue (share it instead)")
         self.share_with_candidate(reissued_by)
 
-    def place_legal_hold(self, reason: str, placed_by: str) -> None:
+    def place_legal_hold(self, reason: str, placed_by: str, *, reason_kept: bool = True) -> None:
+        """`reason_kept`: False once the subject's case-note key is gone (decision 0041)."""
         self._require_not_destroyed("place a legal hold")
-        self._place_hold(reason, placed_by)
+        self._place_hold(
+            PersonalField("reason", CASE_NOTE, reason) if reason_kept else None, placed_by
+        )
 
-    @event("LegalHoldPlaced")
-    def _place_hold(self, reason: str, placed_by: str) -> None:
-        self.legal_hold = reason
+    @event(LegalHoldPlaced)
+    def _place_hold(self, reason: PersonalField | None, placed_by: str) -> None:
+        self.legal_hold = reason or PersonalField("reason", CASE_NOTE, ERASED_VALUE)
 
     def release_legal_hold(self, released_by: str) -> None:
         if self.legal_hold is None:
             raise ReportStateError(self.id, "not on legal hold", "release a legal hold")
         self._release_hold(released_by)
 
-    @event("LegalHoldReleased")
+    @event(LegalHoldReleased)
     def _release_hold(self, released_by: str) -> None:
         self.legal_hold = None
 
@@ -370,27 +393,7 @@ class Report(SubjectAggregate):
             raise LegalHoldError(self.id)
         self._destroy(reason, destroyed_by)
 
-    @event("Destroyed")
+    @event(Destroyed)
     def _destroy(self, reason: str, destroyed_by: str) -> None:
         self.items = {}
         self.status = ReportStatus.DESTROYED
-
-    @property
-    def open_disputes(self) -> list[str]:
-        return [str(d.dispute_id) for d in self.disputes.values() if not d.resolved]
-
-    def _open_dispute(self, dispute_id: UUID) -> ReportDispute:
-        dispute = self.disputes.get(dispute_id)
-        if dispute is None:
-            raise UnknownDisputeError(f"report {self.id}", dispute_id)
-        if dispute.resolved:
-            raise DisputeAlreadyResolvedError(dispute_id)
-        return dispute
-
-    def _require_status(self, status: ReportStatus, action: str) -> None:
-        if self.status is not status:
-            raise ReportStateError(self.id, self.status.value, action)
-
-    def _require_not_destroyed(self, action: str) -> None:
-        if self.status is ReportStatus.DESTROYED:
-            raise ReportStateError(self.id, self.status.value, action)

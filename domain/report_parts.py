@@ -8,7 +8,9 @@ from enum import StrEnum
 from uuid import UUID
 
 from domain.check import CheckSummary, Outcome
-from domain.classification import PersonalField
+from domain.classification import ORGANISATION, PersonalField
+from domain.consent_terms import ConsentScope
+from domain.errors import DisputeAlreadyResolvedError, ReportStateError, UnknownDisputeError
 
 
 class ReportStatus(StrEnum):
@@ -38,6 +40,14 @@ class ReportItem:
 
 
 RECIPIENT_ORGANISATION = "recipient_organisation"
+
+
+def recipient_organisation(organisation: str | None) -> PersonalField | None:
+    """The organisation a report goes to outside the employer, as the personal value of the
+    candidate's it is (the third party their consent names); None: inside the employer."""
+    if organisation is None:
+        return None
+    return PersonalField(RECIPIENT_ORGANISATION, ORGANISATION, organisation)
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,21 @@ def item_from(summary: CheckSummary) -> ReportItem:
     )
 
 
+def items_within(
+    summaries: tuple[CheckSummary, ...], scope: ConsentScope
+) -> tuple[tuple[ReportItem, ...], tuple[UUID, ...]]:
+    """The items of the concluded checks whose type the consent still covers, and the ids of
+    those it no longer does (left out of the report)."""
+    items: list[ReportItem] = []
+    excluded: list[UUID] = []
+    for summary in summaries:
+        if summary.check_type in scope.terms.check_types:
+            items.append(item_from(summary))
+        else:
+            excluded.append(summary.check_id)
+    return tuple(items), tuple(excluded)
+
+
 @dataclass(frozen=True)
 class Amendment:
     """A change asked for: the note is free text, classified when the change is recorded."""
@@ -99,3 +124,32 @@ class AmendedItem:
     check_id: UUID
     outcome: Outcome
     note: PersonalField
+
+
+class ReportGuards:
+    """A report's checks of its own state before it changes, mixed into the aggregate
+    (domain/report.py): the open disputes, a dispute still open, the status required."""
+
+    id: UUID
+    status: ReportStatus
+    disputes: dict[UUID, ReportDispute]
+
+    @property
+    def open_disputes(self) -> list[str]:
+        return [str(d.dispute_id) for d in self.disputes.values() if not d.resolved]
+
+    def _open_dispute(self, dispute_id: UUID) -> ReportDispute:
+        dispute = self.disputes.get(dispute_id)
+        if dispute is None:
+            raise UnknownDisputeError(f"report {self.id}", dispute_id)
+        if dispute.resolved:
+            raise DisputeAlreadyResolvedError(dispute_id)
+        return dispute
+
+    def _require_status(self, status: ReportStatus, action: str) -> None:
+        if self.status is not status:
+            raise ReportStateError(self.id, self.status.value, action)
+
+    def _require_not_destroyed(self, action: str) -> None:
+        if self.status is ReportStatus.DESTROYED:
+            raise ReportStateError(self.id, self.status.value, action)

@@ -5,20 +5,24 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, datetime_now_with_tzinfo
 
+from domain.caller import CALLER_UNKNOWN, Authenticated, called_by, with_caller
+
+A = TypeVar("A", bound=Aggregate)
 _recording_time: ContextVar[datetime | None] = ContextVar("recording_time", default=None)
 
 
 @contextmanager
-def recorded_at(when: datetime) -> Iterator[None]:
-    """Events triggered inside carry `when` as their timestamp.
+def recorded_at(when: datetime, by: Authenticated | None = None) -> Iterator[None]:
+    """Events triggered inside carry `when` as their timestamp (and, given `by`, the command
+    events among them it as who called them: domain/caller.py).
 
     A command is decided at one moment, by the application's clock: the events it records
     carry that same moment, so replaying the history judges each event by the time at which
@@ -26,7 +30,8 @@ def recorded_at(when: datetime) -> Iterator[None]:
     """
     token = _recording_time.set(when)
     try:
-        yield
+        with called_by(by) if by is not None else nullcontext():
+            yield
     finally:
         _recording_time.reset(token)
 
@@ -77,6 +82,15 @@ class RecordedAggregate(Aggregate):
     class Created(Event, Aggregate.Created):
         pass
 
+    def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
+        with_caller(event_class, kwargs)
+        super().trigger_event(event_class, **kwargs)
+
+    @classmethod
+    def _create(cls: type[A], event_class: type[Any], *, id: Any = None, **kwargs: Any) -> A:
+        with_caller(event_class, kwargs)
+        return super()._create(event_class, id=id, **kwargs)
+
 
 class SubjectAggregate(Aggregate):
     """An aggregate whose every event carries the id of the candidate it is about.
@@ -99,7 +113,13 @@ class SubjectAggregate(Aggregate):
 
     def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
         kwargs.setdefault("candidate_id", self.candidate_id)
+        with_caller(event_class, kwargs)
         super().trigger_event(event_class, **kwargs)
+
+    @classmethod
+    def _create(cls: type[A], event_class: type[Any], *, id: Any = None, **kwargs: Any) -> A:
+        with_caller(event_class, kwargs)
+        return super()._create(event_class, id=id, **kwargs)
 
 
 class ActorSinceV2(SubjectAggregate.Event):
@@ -127,3 +147,55 @@ class FreeTextSinceV2(SubjectAggregate.Event):
         for field, (name, category) in cls.free_text.items():
             if isinstance(state.get(field), str):
                 state[field] = {"name": name, "category": category, "value": state[field]}
+
+
+# Command events that record who called them, as authenticated (`authenticated`, domain/caller.py),
+# from the version each of these bases names on; records from before read as unknown.
+
+
+class CalledSinceV2(SubjectAggregate.Event):
+    """A command event whose v1 did not say who called it, as authenticated."""
+
+    class_version = 2
+    authenticated: Authenticated
+    upcast_v1_v2 = CALLER_UNKNOWN
+
+
+class CreatedCalledSinceV2(SubjectAggregate.Created):
+    """As `CalledSinceV2`, for the event that creates its aggregate."""
+
+    class_version = 2
+    authenticated: Authenticated
+    upcast_v1_v2 = CALLER_UNKNOWN
+
+
+class ActorCalledSinceV3(ActorSinceV2):
+    """An `ActorSinceV2` whose v2 did not say who called it, as authenticated."""
+
+    class_version = 3
+    authenticated: Authenticated
+    upcast_v2_v3 = CALLER_UNKNOWN
+
+
+class FreeTextCalledSinceV3(FreeTextSinceV2):
+    """A `FreeTextSinceV2` whose v2 did not say who called it, as authenticated."""
+
+    class_version = 3
+    authenticated: Authenticated
+    upcast_v2_v3 = CALLER_UNKNOWN
+
+
+class RecordedCalledSinceV2(RecordedAggregate.Event):
+    """As `CalledSinceV2`, for an aggregate about no data subject (a principal, ...)."""
+
+    class_version = 2
+    authenticated: Authenticated
+    upcast_v1_v2 = CALLER_UNKNOWN
+
+
+class RecordedCreatedCalledSinceV2(RecordedAggregate.Created):
+    """As `CreatedCalledSinceV2`, for an aggregate about no data subject."""
+
+    class_version = 2
+    authenticated: Authenticated
+    upcast_v1_v2 = CALLER_UNKNOWN

@@ -7,8 +7,8 @@ command, not a read: its row says none), the policies that decided a read, the c
 relied on (none for a refusal: domain/access.py `relied_on`) and, for a break-glass read, the
 justification recorded. A disclosure's row has an id of its own: a `DataDisclosed` its
 record's; a report's disclosure, whose event is one of the report's, the uuid5 of the report
-and the event's version under DISCLOSURE_NAMESPACE. Neither event records in which role its
-principal acted, so a disclosure's role is none.
+and the event's version under DISCLOSURE_NAMESPACE. A disclosure's role is the one its
+principal acted in, as authenticated (none on a record made before disclosures said it).
 
 The refused reads are listed once more, by day, for the dashboard's drill-down from a bar of
 refusals to the reads behind it. Each filter the drill-down offers is a view of its own, so a
@@ -89,7 +89,7 @@ def report_disclosure_id(report_id: UUID, version: int) -> UUID:
 
 
 def log_read(rows: Rows, event: Any, position: int) -> None:
-    """An `Access.Recorded`: a read, allowed, partial, refused or failed."""
+    """An `Access.Recorded`: a read, allowed, partial, refused or failed (and why)."""
     _log(
         rows,
         event,
@@ -103,6 +103,7 @@ def log_read(rows: Rows, event: Any, position: int) -> None:
         returned=list(event.returned),
         withheld=list(event.withheld),
         outcome=event.outcome,
+        failure=event.failure,
         break_glass=None if event.break_glass is None else SEALED_JUSTIFICATION,
         policy_ids=[str(p) for p in event.policy_ids],
         consent_ids=[str(c) for c in relied_on(event.outcome, event.consent_ids)],
@@ -143,12 +144,13 @@ def log_data_disclosure(rows: Rows, event: Any, position: int) -> None:
         access_id=event.originator_id,
         principal=event.disclosed_by,
         authentication=event.authentication,
-        role=None,
+        role=event.role,
         purpose=event.purpose,
         view=f"{event.channel} to {event.recipient}",
         returned=list(event.categories),
         withheld=[],
         outcome=AccessOutcome.DISCLOSED.value,
+        failure=None,
         break_glass=None,
         policy_ids=[],
         consent_ids=[],
@@ -167,7 +169,7 @@ def log_report_disclosure(rows: Rows, event: Any, position: int) -> None:
         access_id=report_disclosure_id(event.originator_id, event.originator_version),
         principal=d.disclosed_by,
         authentication=None,
-        role=None,
+        role=event.role,
         purpose=d.purpose,
         # the recipient is a principal; their organisation (a third party) is the candidate's
         # personal data, and this view holds none: it says only that there was one
@@ -177,6 +179,7 @@ def log_report_disclosure(rows: Rows, event: Any, position: int) -> None:
         returned=[],
         withheld=[],
         outcome=AccessOutcome.DISCLOSED.value,
+        failure=None,
         break_glass=None,
         policy_ids=[],
         consent_ids=[report["consent_id"]] if report is not None else [],

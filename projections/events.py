@@ -33,7 +33,7 @@ EventClass = type[Aggregate.Event]
 
 # The classes declared by `@event("...")` are made when their aggregate class is: attributes
 # mypy cannot see (hence each `type: ignore[attr-defined]`), checked at import all the same.
-CandidateRegistered: EventClass = Candidate.Registered  # type: ignore[attr-defined]
+CandidateRegistered: EventClass = Candidate.Registered
 ClaimsSubmitted: EventClass = Candidate.ClaimsSubmitted
 ErasureRequested: EventClass = Candidate.ErasureRequested
 TierShredded: EventClass = Candidate.TierShredded  # type: ignore[attr-defined]
@@ -46,43 +46,43 @@ ConsentWithdrawn: EventClass = Consent.Withdrawn
 ConsentExpired: EventClass = Consent.Expired
 ConsentReliedUpon: EventClass = Consent.ReliedUpon  # type: ignore[attr-defined]
 
-InvestigationPlanned: EventClass = Investigation.Planned  # type: ignore[attr-defined]
+InvestigationPlanned: EventClass = Investigation.Planned
 CandidateNotified: EventClass = Investigation.CandidateNotified
-InvestigatorAssigned: EventClass = Investigation.InvestigatorAssigned  # type: ignore[attr-defined]
+InvestigatorAssigned: EventClass = Investigation.InvestigatorAssigned
 InvestigationStarted: EventClass = Investigation.Started
 FindingRecorded: EventClass = Investigation.FindingRecorded
-CheckConcluded: EventClass = Investigation.CheckConcluded  # type: ignore[attr-defined]
+CheckConcluded: EventClass = Investigation.CheckConcluded
 FeedbackGiven: EventClass = Investigation.FeedbackGiven
 FeedbackAnswered: EventClass = Investigation.FeedbackAnswered
 DisputeRaised: EventClass = Investigation.DisputeRaised
 DisputeResolved: EventClass = Investigation.DisputeResolved
 InvestigationSuspended: EventClass = Investigation.Suspended  # type: ignore[attr-defined]
 InvestigationResumed: EventClass = Investigation.Resumed
-InvestigationCompleted: EventClass = Investigation.Completed  # type: ignore[attr-defined]
-InvestigationCancelled: EventClass = Investigation.Cancelled  # type: ignore[attr-defined]
+InvestigationCompleted: EventClass = Investigation.Completed
+InvestigationCancelled: EventClass = Investigation.Cancelled
 
-ReportCompiled: EventClass = Report.Compiled  # type: ignore[attr-defined]
+ReportCompiled: EventClass = Report.Compiled
 ReportApproved: EventClass = Report.Approved
 ChangesRequested: EventClass = Report.ChangesRequested
 ReportDisclosed: EventClass = Report.Disclosed
-SharedWithCandidate: EventClass = Report.SharedWithCandidate  # type: ignore[attr-defined]
+SharedWithCandidate: EventClass = Report.SharedWithCandidate
 ReportDisputed: EventClass = Report.Disputed
 ReportDisputeRejected: EventClass = Report.DisputeRejected
 ReportAmended: EventClass = Report.Amended
-LegalHoldPlaced: EventClass = Report.LegalHoldPlaced  # type: ignore[attr-defined]
-LegalHoldReleased: EventClass = Report.LegalHoldReleased  # type: ignore[attr-defined]
-ReportDestroyed: EventClass = Report.Destroyed  # type: ignore[attr-defined]
+LegalHoldPlaced: EventClass = Report.LegalHoldPlaced
+LegalHoldReleased: EventClass = Report.LegalHoldReleased
+ReportDestroyed: EventClass = Report.Destroyed
 
 AccessRecorded: EventClass = Access.Recorded
 DataDisclosed: EventClass = DataDisclosure.DataDisclosed
 CommandApplied: EventClass = CommandReceipt.Applied
 
-PrincipalAdded: EventClass = Principal.Added  # type: ignore[attr-defined]
-PrincipalTokenRotated: EventClass = Principal.TokenRotated  # type: ignore[attr-defined]
-PrincipalRevoked: EventClass = Principal.Revoked  # type: ignore[attr-defined]
-SenderKeyIssued: EventClass = Principal.SenderKeyIssued  # type: ignore[attr-defined]
-SenderKeyRotated: EventClass = Principal.SenderKeyRotated  # type: ignore[attr-defined]
-SenderKeyRevoked: EventClass = Principal.SenderKeyRevoked  # type: ignore[attr-defined]
+PrincipalAdded: EventClass = Principal.Added
+PrincipalTokenRotated: EventClass = Principal.TokenRotated
+PrincipalRevoked: EventClass = Principal.Revoked
+SenderKeyIssued: EventClass = Principal.SenderKeyIssued
+SenderKeyRotated: EventClass = Principal.SenderKeyRotated
+SenderKeyRevoked: EventClass = Principal.SenderKeyRevoked
 SenderRefused: EventClass = SenderRefusal.Refused  # type: ignore[attr-defined]
 # A principal's events, and the refusals of senders, are about no data subject: no subject's
 # view or row changes with them.
@@ -103,12 +103,12 @@ DutyTakenOver: EventClass = DutyRun.TakenOver  # type: ignore[attr-defined]
 DutyFinished: EventClass = DutyRun.Finished  # type: ignore[attr-defined]
 # A scheduled duty's runs (domain/duty.py) are about no data subject either.
 DUTY_EVENTS: frozenset[EventClass] = frozenset({DutyClaimed, DutyTakenOver, DutyFinished})
-LetterRedriven: EventClass = DeadLetterRedrive.Redriven  # type: ignore[attr-defined]
-LetterRedrivenAgain: EventClass = DeadLetterRedrive.RedrivenAgain  # type: ignore[attr-defined]
+LetterRedriven: EventClass = DeadLetterRedrive.Redriven
+LetterRedrivenAgain: EventClass = DeadLetterRedrive.RedrivenAgain
 RotationStarted: EventClass = MasterKeyRotation.Started  # type: ignore[attr-defined]
 RotationStartedAgain: EventClass = MasterKeyRotation.StartedAgain  # type: ignore[attr-defined]
 RotationFinished: EventClass = MasterKeyRotation.Finished  # type: ignore[attr-defined]
-StoreMigrated: EventClass = StoreMigration.Migrated  # type: ignore[attr-defined]
+StoreMigrated: EventClass = StoreMigration.Migrated
 # An operator's redrives of dead letters, master key rotations, and a store's migration record
 # (the first event of the store it was copied into): about no data subject either.
 OPERATOR_EVENTS: frozenset[EventClass] = frozenset(

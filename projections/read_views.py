@@ -88,7 +88,10 @@ class ReadViews(ReportHandlers):
     #    justification, a disclosure's own id and no made-up role; every read and disclosure
     #    is listed by time (and principal, refused: access_log.py); a consent's row holds the
     #    signed document's hash
-    version = 9
+    # 10: a report's legal hold keeps its reason as a personal value, sealed with the
+    #    candidate's data (decision 0041, extended): rows before held it in clear; the access
+    #    log says why a failed read failed (`failure`)
+    version = 10
     # Every row belongs to the subject of the events that change it: a worker applies each
     # partition's candidates apart from the others'.
     shared_rows = False

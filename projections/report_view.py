@@ -106,7 +106,10 @@ class ReportHandlers:
         self._report(event, rows, change)
 
     def legal_hold_placed(self, event: Any, rows: Rows) -> None:
-        self._report(event, rows, lambda doc: doc.update(legal_hold=event.reason))
+        # the reason, sealed in the row with the candidate's data; when none was kept (their
+        # case-note key was gone), the row still says the report is on hold
+        held = event.reason if event.reason is not None else "(reason not kept)"
+        self._report(event, rows, lambda doc: doc.update(legal_hold=held))
 
     def legal_hold_released(self, event: Any, rows: Rows) -> None:
         self._report(event, rows, lambda doc: doc.update(legal_hold=None))

@@ -22,6 +22,7 @@ from services.dto import (
     ExchangeView,
     InvestigationCheckView,
     InvestigationView,
+    Reader,
     ReportItemView,
     ReportView,
     ValueRead,
@@ -48,6 +49,7 @@ def access_entry(e: Doc) -> AccessEntry:
         returned=e["returned"],
         withheld=e["withheld"],
         outcome=e["outcome"],
+        failure=e.get("failure"),
         break_glass=e["break_glass"],
         policy_ids=e["policy_ids"],
         consent_ids=[UUID(c) for c in e["consent_ids"]],
@@ -67,11 +69,11 @@ def access_record(
     request: AccessRequest,
     decision: AccessDecision,
     *,
-    failed: bool = False,
+    failed: str | None = None,
 ) -> Access:
     """The record of one read as decided: categories, outcome, policies; never a value.
-    `failed`: decided, but a value could not be opened, so nothing was returned (every
-    category is recorded as withheld, the outcome as failed)."""
+    `failed`: decided, but a value could not be opened (why: a `ReadFailure`), so nothing
+    was returned (every category is recorded as withheld, the outcome as failed)."""
     return Access.record(
         candidate_id=subject,
         principal=cmd.principal,
@@ -86,6 +88,27 @@ def access_record(
         consent_ids=request.consent_ids,
         break_glass=cmd.break_glass,
         authentication=authentication_now(receiving_now()),
+        failure=failed,
+    )
+
+
+def failed_attempt(cmd: Reader, subject: UUID, view: str, failure: str, policy_set: str) -> Access:
+    """The record of a read that failed before it was decided (the data it was to be decided
+    on was altered): nothing returned or withheld, no policy decided, no consent relied on."""
+    return Access.record(
+        candidate_id=subject,
+        principal=cmd.principal,
+        role=cmd.role.value,
+        purpose=cmd.purpose,
+        view=view,
+        returned=(),
+        withheld=(),
+        outcome=AccessOutcome.FAILED,
+        policy_ids=(),
+        policy_set_hash=policy_set,
+        consent_ids=(),
+        authentication=authentication_now(receiving_now()),
+        failure=failure,
     )
 
 

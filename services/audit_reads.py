@@ -16,6 +16,7 @@ recorded in one write before anything about them is shown (`events` a page at a 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -30,6 +31,7 @@ from services.access import READ_ACCESS_LOG
 from services.dto import EventRecord, Moment, Reader, Result, WholeViewRead
 from services.history import HistoryQueries, event_record
 from services.ports import ReadModel
+from services.recording import READ_FAILURES
 from services.timeline import TimelineEntry
 from services.unit import use_case
 from services.whole_reads import WholeViewReads
@@ -119,7 +121,8 @@ class AuditReads(WholeViewReads, HistoryQueries):
 
         if not subjects:
             return []
-        access_ids, refused = self._recorded(decide)  # recorded first; fails closed
+        attempt = self._attempt(cmd, view_name, *subjects)
+        access_ids, refused = self._recorded(decide, attempt)  # recorded first; fails closed
         if refused:
             raise AccessRefusedError(refused[0][0], view_name, refused[0][1])
         return access_ids  # type: ignore[no-any-return]
@@ -151,7 +154,7 @@ class AuditReads(WholeViewReads, HistoryQueries):
         more = bool(page) and len(page) == limit and (cmd.until is None or page[-1].id < cmd.until)
         if cmd.candidate_id is not None and not page and cmd.start == 1:
             self.load(Candidate, cmd.candidate_id)  # an unknown candidate is not found
-        decoded = [(n.id, self.mapper.to_domain_event(n)) for n in page]
+        decoded = [(n.id, self._decoded(cmd, n)) for n in page]
         subjects = list(
             dict.fromkeys(
                 s for _, e in decoded if isinstance(s := getattr(e, "candidate_id", None), UUID)
@@ -164,12 +167,25 @@ class AuditReads(WholeViewReads, HistoryQueries):
             access_ids=access_ids,
         )
 
+    def _decoded(self, cmd: ReadEvents, stored: Any) -> Any:
+        """A stored event, opened; one whose values are altered or whose key is gone fails the
+        page, recorded first as a failed read of its candidate (named in clear in it)."""
+        try:
+            return self.mapper.to_domain_event(stored)
+        except READ_FAILURES as error:
+            subject = cmd.candidate_id or json.loads(stored.state).get("candidate_id")
+            if subject is None:
+                raise
+            raise self._record_failure(cmd, EVENTS_VIEW, UUID(str(subject)), error) from None
+
     @use_case
     def read_timeline(self, cmd: ReadTimeline) -> TimelineView:
-        """The subject's history, decided as the access log is and recorded first; then
-        replayed from the store (the decision does not wait for the replay)."""
-        access_id, _ = self._read_whole(cmd, READ_ACCESS_LOG, TIMELINE_VIEW, _nothing)
-        entries = list(self.timeline(cmd.candidate_id))
+        """The subject's history, decided as the access log is, replayed from the store once
+        allowed, and recorded before it is answered: a replay that meets a value altered or
+        with its key gone is recorded as failed, for why (services/recording.py)."""
+        access_id, entries = self._read_whole(
+            cmd, READ_ACCESS_LOG, TIMELINE_VIEW, lambda _, __: list(self.timeline(cmd.candidate_id))
+        )
         if not entries:
             raise NotFoundError(f"no events about candidate {cmd.candidate_id} in the store")
         return TimelineView(
@@ -181,10 +197,11 @@ class AuditReads(WholeViewReads, HistoryQueries):
 
     @use_case
     def read_as_of(self, cmd: ReadAsOf) -> AsOfView:
-        """The subject's case as it stood at a moment, decided as the access log is and
-        recorded first."""
-        access_id, _ = self._read_whole(cmd, READ_ACCESS_LOG, AS_OF_VIEW, _nothing)
-        rows = self.as_of(cmd.at, cmd.candidate_id)
+        """The subject's case as it stood at a moment, decided as the access log is, rebuilt
+        once allowed, and recorded before it is answered (a failed rebuild as failed)."""
+        access_id, rows = self._read_whole(
+            cmd, READ_ACCESS_LOG, AS_OF_VIEW, lambda _, __: self.as_of(cmd.at, cmd.candidate_id)
+        )
         return AsOfView(
             candidate_id=cmd.candidate_id,
             access_id=access_id,
@@ -192,7 +209,3 @@ class AuditReads(WholeViewReads, HistoryQueries):
             at=cmd.at,
             case=rows[0] if rows else None,
         )
-
-
-def _nothing(_: object, __: str) -> None:
-    return None

@@ -28,7 +28,7 @@ from services.errors import CandidateIdTakenError
 from services.principals import ERASED_REASON, open_portal, withdraw_link
 from services.unit import UnitOfWork, use_case
 
-_REGISTERED = get_topic(Candidate.Registered)  # type: ignore[attr-defined]
+_REGISTERED = get_topic(Candidate.Registered)
 _REQUESTED = get_topic(Candidate.ErasureRequested)
 _ERASED = get_topic(Candidate.Erased)
 

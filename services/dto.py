@@ -688,15 +688,15 @@ class AccessEntry(Result):
         "(the command line on the store's machine: stated, not verified) or asserted (a "
         "service's command); none for a report's disclosure, which is a command, not a read"
     )
-    role: str | None = Field(
-        description="the role the principal read in; none for a disclosure, whose event "
-        "records who handed the data over but not in which role"
-    )
+    role: str | None = Field(description="the role it was read or disclosed in (or operator)")
     purpose: str
     view: str
     returned: list[str] = Field(description="the data categories returned (or handed over)")
     withheld: list[str]
     outcome: str
+    failure: str | None = Field(
+        default=None, description="why a failed read returned nothing (a code: seal-broken, ...)"
+    )
     break_glass: str | None = Field(
         default=None,
         description="a break-glass read: said as such; its justification is sealed with the "

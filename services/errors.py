@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
 from uuid import UUID
 
+from domain.access import ReadFailure
 from domain.classification import key_name
 from domain.errors import (
     DomainError,
@@ -12,6 +14,8 @@ from domain.errors import (
     RuleBrokenError,
 )
 from services.versions import Expected, WeakTag
+
+E = TypeVar("E", bound=BaseException)
 
 
 class AggregateMissingError(NotFoundError):
@@ -104,11 +108,35 @@ class SetByAuthenticationError(InvalidInputError):
         )
 
 
+class StoredDataAlteredError(Exception):
+    """Data a read was to use was altered outside backcheck (a view row that does not match
+    its MAC, a sealed value that does not open with its subject's key): the read fails with
+    nothing returned, and is recorded as failed for `failure` (a `ReadFailure`). The
+    adapters' errors (infra/views/integrity.py, infra/privacy/sealing.py) are of this kind."""
+
+    failure: str
+
+    def noted(self, note: str) -> StoredDataAlteredError:
+        """A copy of this error, its one line ending with `note` (whether the attempt is
+        recorded); a copy, since one error may stop several reads."""
+        return retold(self, f"{self}; {note}")
+
+
+def retold(error: E, line: str) -> E:
+    """A copy of `error` (its attributes too) whose message is `line`."""
+    told = type(error).__new__(type(error))
+    told.__dict__.update(error.__dict__)
+    told.args = (line,)
+    return told
+
+
 class DataKeyMissingError(RuntimeError):
     """A personal value cannot be opened: its data key is gone, yet no erasure of the subject
     and no retention of that tier is recorded. Only a recorded erasure may make a value
     unreadable; a key gone without one was deleted around the application (tampering or a
     damaged store), and nothing is shown in its place (never "erased")."""
+
+    failure = ReadFailure.DATA_KEY_MISSING.value
 
     def __init__(self, candidate_id: object, tier: str, *, attempt_recorded: bool = False):
         self.candidate_id = candidate_id

@@ -38,6 +38,7 @@ __all__ = [
     "check_reader",
     "check_scope",
     "current_identity",
+    "role_now",
 ]
 
 # Named in the record of every read it refuses (tests/unit/test_persisted_names.py).
@@ -82,6 +83,21 @@ def authentication_now(receiving: bool) -> Authentication:
     if identity is not None:
         return identity.authentication
     return Authentication.ASSERTED if receiving else Authentication.OPERATOR
+
+
+# The role a disclosure made on the operator's command line is recorded in: the operator is no
+# principal of the policies', and states no role for a command (as `authentication_now`).
+OPERATOR_ROLE = "operator"
+
+
+def role_now(receiving: bool) -> str:
+    """The role the caller of the running use case acts in, for the disclosures it records:
+    the identity's (a principal's role, set by authentication, never stated by the caller);
+    else a delivered command's sender, a service; else the operator on the store's machine."""
+    identity = _identity.get()
+    if identity is not None:
+        return identity.role.value
+    return Role.SERVICE.value if receiving else OPERATOR_ROLE
 
 
 def check_reader(command: object) -> None:

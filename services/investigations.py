@@ -194,9 +194,11 @@ class InvestigationUseCases(UnitOfWork):
 
     @use_case
     def cancel_investigation(self, cmd: CancelInvestigation) -> InvestigationResult:
-        """An open investigation may be cancelled, with the reason; nothing more is gathered."""
+        """An open investigation may be cancelled, with the reason; nothing more is gathered.
+        The reason is sealed with the candidate's data, or not kept once that is erased."""
         inv = self.load(Investigation, cmd.investigation_id)
-        inv.cancel(cmd.reason, cmd.actor)
+        kept = self.load(Candidate, inv.candidate_id).case_notes_kept
+        inv.cancel(cmd.reason, cmd.actor, reason_kept=kept)
         self.commit(inv)
         return investigation_result(inv)
 

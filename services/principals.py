@@ -45,7 +45,7 @@ _TOKEN = re.compile(r"^bck_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
 _MAX_TOKEN = 80  # longer is no token of ours: refused before anything is parsed
 _VERIFIED = 4096  # tokens remembered as checked (by hash), at most
 PORTAL_DAYS = 30  # a portal link rotated without saying for how long
-_ADDED = get_topic(Principal.Added)  # type: ignore[attr-defined]
+_ADDED = get_topic(Principal.Added)
 
 
 def new_token(principal: UUID) -> str:

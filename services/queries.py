@@ -12,6 +12,7 @@ How they are recorded, batched and fail closed, is services/recording.py's.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -19,15 +20,18 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.access import Access, AccessOutcome
+from domain.access import Access, AccessOutcome, ReadFailure
 from domain.classification import tier_of
 from domain.errors import AccessRefusedError
+from domain.investigation import Investigation
+from domain.report import Report
 from services.access import (
     AccessRequest,
     decide_read,
 )
 from services.answers import (
     access_record,
+    failed_attempt,
     investigation_view,
     profile_fields,
     report_view,
@@ -54,7 +58,14 @@ from services.facts import (
 )
 from services.identity import ASSIGNMENTS_POLICY, authentication_now, current_identity
 from services.ports import ReadModel
-from services.recording import RecordedReads, Unanswered, open_or_fail
+from services.recording import (
+    Attempt,
+    RecordedReads,
+    Unanswered,
+    failure_of,
+    open_or_fail,
+    recorded_failure,
+)
 from services.shown import shows
 from services.unit import receiving_now, use_case
 
@@ -116,9 +127,46 @@ class QueryUseCases(RecordedReads):
         )
         return Unanswered([refused], AccessRefusedError(candidate_id, view, [ASSIGNMENTS_POLICY]))
 
+    def _attempt(self, cmd: Reader, view: str, *subjects: UUID) -> Attempt:
+        """How a read of `subjects` that fails before it is decided is recorded: failed, for
+        why it failed, one record a subject (services/recording.py)."""
+        policy_set = self.decision_point.policy_set_hash
+
+        def attempt(why: str) -> list[Aggregate]:
+            return [failed_attempt(cmd, s, view, why, policy_set) for s in subjects]
+
+        return attempt
+
+    def _record_failure(self, cmd: Reader, view: str, subject: UUID, error: Exception) -> Exception:
+        """A read of `subject` stopped by `error` (READ_FAILURES) outside a decision, recorded
+        as failed now; the error to raise, saying whether the record could be made."""
+        why = failure_of(error)
+        failed = Unanswered(self._attempt(cmd, view, subject)(why), recorded_failure(error))
+        self._commit_failed(failed)
+        return failed.error
+
+    def _stored_subject(self, aggregate_id: UUID) -> UUID | None:
+        """The candidate an aggregate's events are about, read in clear from its first stored
+        event (when opening it is what failed)."""
+        stored = self.recorder.select_events(aggregate_id, limit=1)
+        subject = json.loads(stored[0].state).get("candidate_id") if stored else None
+        return None if subject is None else UUID(str(subject))
+
+    def _attempt_on(
+        self, cmd: Reader, view: str, kind: type[Investigation | Report], aggregate_id: UUID
+    ) -> Attempt:
+        """As `_attempt`, for a read of an investigation or a report: whom it is about is
+        taken from the event store, since the row that says so may be the altered one."""
+
+        def attempt(why: str) -> list[Aggregate]:
+            subject = self.load(kind, aggregate_id).candidate_id
+            return self._attempt(cmd, view, subject)(why)
+
+        return attempt
+
     def _read(
         self, cmd: ReadProfile | ReadProfiles, candidate_id: UUID, views: ReadModel
-    ) -> tuple[Access, ProfileView, list[str], Callable[[], Access], Doc]:
+    ) -> tuple[Access, ProfileView, list[str], Callable[[str], Access], Doc]:
         """Decides one read of `candidate_id`'s profile, asked by `cmd`'s principal, and
         builds its access record and its answer (nothing saved), how to record it as failed
         instead, and the row it answers from. Raises Unanswered if a value it may return
@@ -134,8 +182,8 @@ class QueryUseCases(RecordedReads):
         decision = decide_read(self.decision_point, request)
         allowed = frozenset(decision.allowed)
 
-        def failed() -> Access:
-            return access_record(cmd, candidate_id, "profile", request, decision, failed=True)
+        def failed(why: str) -> Access:
+            return access_record(cmd, candidate_id, "profile", request, decision, failed=why)
 
         # (if the row changed in between, the newer one is shown: still only allowed values)
         profile = (
@@ -182,7 +230,8 @@ class QueryUseCases(RecordedReads):
             shows(row)  # the version of exactly what is answered
             return [access], (view, reasons)
 
-        view, reasons = self._recorded(decide)  # durably recorded first; fails closed
+        attempt = self._attempt(cmd, "profile", cmd.candidate_id)
+        view, reasons = self._recorded(decide, attempt)  # durably recorded first; fails closed
         if view.outcome == AccessOutcome.REFUSED and reasons:
             raise AccessRefusedError(cmd.candidate_id, "profile", reasons)
         return view  # type: ignore[no-any-return]
@@ -204,10 +253,12 @@ class QueryUseCases(RecordedReads):
                     unanswered.append(failed)
             if unanswered:
                 accesses = [a for u in unanswered for a in u.accesses]
-                raise Unanswered([*accesses, *(r[3]() for r in reads)], unanswered[0].error)
+                why = ReadFailure.WITH_ANOTHER.value  # nothing returned: another read failed
+                raise Unanswered([*accesses, *(r[3](why) for r in reads)], unanswered[0].error)
             return [r[0] for r in reads], ProfilesView(profiles=[r[1] for r in reads])
 
-        return self._recorded(decide)  # type: ignore[no-any-return]  # all recorded, or none
+        attempt = self._attempt(cmd, "profile", *dict.fromkeys(cmd.candidate_ids))
+        return self._recorded(decide, attempt)  # type: ignore[no-any-return]  # all, or none
 
     @use_case
     def read_report(self, cmd: ReadReport) -> ReportView:
@@ -230,13 +281,14 @@ class QueryUseCases(RecordedReads):
             allowed = frozenset(decision.allowed)
             opened = open_or_fail(  # only the notes it may return are decrypted
                 lambda: views.get("report", str(cmd.report_id), allowed) if allowed else None,
-                lambda: access_record(cmd, subject, view, request, decision, failed=True),
+                lambda why: access_record(cmd, subject, view, request, decision, failed=why),
             )
             access = access_record(cmd, subject, view, request, decision)
             shows(opened or report)
             return [access], (opened or report, categories, decision, access.id)
 
-        report, categories, decision, access_id = self._recorded(decide)
+        attempt = self._attempt_on(cmd, f"report {cmd.report_id}", Report, cmd.report_id)
+        report, categories, decision, access_id = self._recorded(decide, attempt)
         return report_view(cmd.report_id, report, categories, decision, access_id)
 
     @use_case
@@ -262,14 +314,17 @@ class QueryUseCases(RecordedReads):
             allowed = frozenset(decision.allowed)
             opened = open_or_fail(
                 lambda: views.get("investigation", key, allowed) if allowed else None,
-                lambda: access_record(cmd, subject, view, request, decision, failed=True),
+                lambda why: access_record(cmd, subject, view, request, decision, failed=why),
             )
             access = access_record(cmd, subject, view, request, decision)
             doc = opened if opened is not None else sealed
             shows(doc)
             return [access], (doc, subject, categories, decision, access.id)
 
-        doc, subject, categories, decision, access_id = self._recorded(decide)
+        attempt = self._attempt_on(
+            cmd, f"investigation {cmd.investigation_id}", Investigation, cmd.investigation_id
+        )
+        doc, subject, categories, decision, access_id = self._recorded(decide, attempt)
         if decision.outcome is AccessOutcome.REFUSED and categories:
             raise AccessRefusedError(subject, "investigation", decision.withheld_because)
         return investigation_view(cmd.investigation_id, doc, subject, access_id, decision)

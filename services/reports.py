@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from domain.candidate import Candidate
 from domain.consent import Consent
 from domain.investigation import Investigation
 from domain.report import Amendment, Report
@@ -21,7 +22,8 @@ from services.dto import (
     ReviewReport,
     ShareReport,
 )
-from services.unit import UnitOfWork, caller_now, use_case
+from services.identity import role_now
+from services.unit import UnitOfWork, caller_now, receiving_now, use_case
 
 
 def report_result(report: Report) -> ReportResult:
@@ -82,6 +84,7 @@ class ReportUseCases(UnitOfWork):
             cmd.actor,
             organisation=cmd.recipient_organisation,
             authenticated=caller_now(),
+            role=role_now(receiving_now()),
         )
         self.commit(report)
         return report_result(report)
@@ -133,9 +136,11 @@ class ReportUseCases(UnitOfWork):
 
     @use_case
     def place_legal_hold(self, cmd: LegalHold) -> ReportResult:
-        """A legal hold, with its reason, blocks destruction and the subject's erasure."""
+        """A legal hold, with its reason, blocks destruction and the subject's erasure. The
+        reason is sealed with the candidate's data, or not kept once that is erased."""
         report = self.load(Report, cmd.report_id)
-        report.place_legal_hold(cmd.reason, cmd.actor)
+        kept = self.load(Candidate, report.candidate_id).case_notes_kept
+        report.place_legal_hold(cmd.reason, cmd.actor, reason_kept=kept)
         self.commit(report)
         return report_result(report)
 

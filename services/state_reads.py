@@ -18,6 +18,7 @@ from services.candidates import CandidateUseCases
 from services.consents import ConsentUseCases
 from services.dto import Reader
 from services.investigations import InvestigationUseCases
+from services.recording import READ_FAILURES
 from services.reports import ReportUseCases
 from services.unit import use_case
 
@@ -48,6 +49,11 @@ class StateReads(
                 state = get(cmd.aggregate_id)
             except NotFoundError:
                 continue
+            except READ_FAILURES as error:  # its events do not open: recorded as failed
+                subject = self._stored_subject(cmd.aggregate_id)
+                if subject is None:
+                    raise
+                raise self._record_failure(cmd, STATE_VIEW, subject, error) from None
             subject = getattr(state, "candidate_id", cmd.aggregate_id)
             self._read_subjects(cmd, [subject], STATE_VIEW)
             return state

@@ -50,10 +50,12 @@ from services.errors import (
 )
 from services.facts import SEALED
 from services.identity import Authentication, Identity, acting_as, current_identity
+from services.recording import READ_FAILURES
 from services.subject_records import HeldRecord, held_records
 from services.unit import use_case
 
 CHANNEL = "access package"
+PACKAGE_VIEW = CHANNEL  # the view a read that could not make the package names
 FORMAT = "backcheck.subject-data.v1"
 BASIS = "GDPR Art. 15 (right of access) and Art. 20 (data portability); PIPL Art. 45"
 PURPOSE = "access package for the data subject"
@@ -118,9 +120,18 @@ class SubjectExports(AuditReads):
         caller = current_identity()
         check_maker(caller, cmd)
         subject = portal_name(cmd.candidate_id)
-        self.load(Candidate, cmd.candidate_id)  # not found: nothing recorded
-        # opened to be handed over only once the disclosure naming their categories is stored
-        records, categories = held_records(self.replay(subject=cmd.candidate_id), cmd.candidate_id)
+        purpose = PURPOSE if cmd.actor == subject else f"{PURPOSE}, made by {cmd.actor}"
+        me = {"principal": subject, "role": Role.CANDIDATE, "purpose": purpose}
+        # opened to be handed over only once the disclosure naming their categories is stored;
+        # a value that does not open stops it, recorded as a failed read of theirs
+        try:
+            self.load(Candidate, cmd.candidate_id)  # not found: nothing recorded
+            records, categories = held_records(
+                self.replay(subject=cmd.candidate_id), cmd.candidate_id
+            )
+        except READ_FAILURES as error:
+            reader = ReadConsents.model_validate({**me, "candidate_id": cmd.candidate_id})
+            raise self._record_failure(reader, PACKAGE_VIEW, cmd.candidate_id, error) from None
         disclosure_id = self.record_disclosure(  # first: no record, no package
             RecordDisclosure(
                 candidate_id=cmd.candidate_id,
@@ -131,7 +142,6 @@ class SubjectExports(AuditReads):
             ),
             sorted(categories),
         )
-        purpose = PURPOSE if cmd.actor == subject else f"{PURPOSE}, made by {cmd.actor}"
         as_subject = Identity(
             principal=subject,
             role=Role.CANDIDATE,
@@ -139,7 +149,6 @@ class SubjectExports(AuditReads):
             assignments=frozenset({cmd.candidate_id}),
         )
         whose = cmd.candidate_id
-        me = {"principal": subject, "role": Role.CANDIDATE, "purpose": purpose}
         mine = {**me, "candidate_id": whose}
         key = str(whose)
         with acting_as(as_subject):

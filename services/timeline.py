@@ -97,6 +97,12 @@ def _categories(fields: tuple[PersonalField, ...]) -> str:
     return ", ".join(sorted({f.category for f in fields}))
 
 
+def _reason(reason: PersonalField | None) -> str:
+    """A reason sealed with the candidate's data, named by its category (the timeline is
+    the audit's: it shows no personal value), or that none was kept."""
+    return f" (reason: {reason.category})" if reason is not None else " (reason not kept)"
+
+
 def _terms(t: Any) -> str:
     return (
         f"purposes {', '.join(t.purposes)}; checks {', '.join(c.value for c in t.check_types)}"
@@ -130,6 +136,7 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
     ),
     ev.AccessRecorded: lambda e: (
         f"read the {e.view} as {e.role} for {e.purpose!r}: {e.outcome}"
+        + (f" ({e.failure})" if e.failure else "")
         + (f"; withheld {', '.join(e.withheld)}" if e.withheld else "")
     ),
     ev.DataDisclosed: lambda e: (
@@ -177,7 +184,7 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
     ev.InvestigationSuspended: lambda e: f"suspended the investigation: {e.reason}",
     ev.InvestigationResumed: lambda e: "resumed the investigation",
     ev.InvestigationCompleted: lambda e: "completed the investigation",
-    ev.InvestigationCancelled: lambda e: f"cancelled the investigation: {e.reason}",
+    ev.InvestigationCancelled: lambda e: "cancelled the investigation" + _reason(e.reason),
     ev.ReportCompiled: lambda e: f"compiled a report of {len(e.items)} item(s)",
     ev.ReportApproved: lambda e: "approved the report",
     ev.ChangesRequested: lambda e: "asked for changes to the report",
@@ -191,7 +198,7 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
     ev.ReportDisputed: lambda e: "disputed an item of the report",
     ev.ReportDisputeRejected: lambda e: "answered the report dispute without changes",
     ev.ReportAmended: lambda e: f"amended the report (reason: {e.reason.category})",
-    ev.LegalHoldPlaced: lambda e: f"placed a legal hold: {e.reason}",
+    ev.LegalHoldPlaced: lambda e: "placed a legal hold" + _reason(e.reason),
     ev.LegalHoldReleased: lambda e: "released the legal hold",
     ev.ReportDestroyed: lambda e: f"destroyed the report: {e.reason}",
     ev.PrincipalAdded: lambda e: (

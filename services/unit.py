@@ -77,7 +77,7 @@ def use_case(method: Callable[Concatenate[U, C, P], R]) -> Callable[Concatenate[
         tries = 0
         while True:
             try:
-                with recorded_at(self.clock()):
+                with recorded_at(self.clock(), by=caller_now()):
                     return method(self, command, *args, **kwargs)
             except InternalConflictError as e:
                 tries += 1

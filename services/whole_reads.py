@@ -32,7 +32,7 @@ from services.dto import (
     WholeViewRead,
 )
 from services.facts import screen_purpose
-from services.identity import authentication_now
+from services.identity import authentication_now, role_now
 from services.ports import ReadModel
 from services.queries import ACCESS_LOG_VIEW, CONSENTS_VIEW, Doc, QueryUseCases
 from services.shown import shows
@@ -63,6 +63,7 @@ class WholeViewReads(QueryUseCases):
             cmd.channel,
             tuple(categories),
             authentication=authentication_now(receiving_now()),
+            role=role_now(receiving_now()),
         )
         self.commit(disclosure)
         return disclosure.id
@@ -120,7 +121,8 @@ class WholeViewReads(QueryUseCases):
             answered = answer(views, key) if decision.allowed else None
             return [access], (access.id, decision, answered)
 
-        access_id, decision, answered = self._recorded(decide)  # recorded first; fails closed
+        attempt = self._attempt(cmd, view_name, cmd.candidate_id)
+        access_id, decision, answered = self._recorded(decide, attempt)  # recorded first
         if not decision.allowed:
             raise AccessRefusedError(cmd.candidate_id, view_name, list(decision.policy_ids))
         return access_id, answered

@@ -48,3 +48,15 @@ def delete_keys(settings: Settings, subject: UUID, tier: str | None = None) -> N
     else:
         sql = "DELETE FROM backcheck_keys WHERE subject = ? AND tier = ?"
         _run(settings, sql, (str(subject), tier))
+
+
+def swap_key(settings: Settings, subject: UUID, other: UUID, scope: str) -> None:
+    """Puts `other`'s wrapped data key of `scope` in `subject`'s row of that scope, as an
+    UPDATE typed into the database would: every column of the row but its subject and scope
+    copied (the key, the master key that wrapped it, any rotation's rewrapping)."""
+    columns = ("wrapped", "master", "next_wrapped", "next_master")
+    sets = ", ".join(
+        f"{c} = (SELECT {c} FROM backcheck_keys WHERE subject = ? AND tier = ?)" for c in columns
+    )
+    sql = f"UPDATE backcheck_keys SET {sets} WHERE subject = ? AND tier = ?"
+    _run(settings, sql, (*(str(other), scope) * len(columns), str(subject), scope))

@@ -71,6 +71,7 @@ HIRING_MANAGER = "manager:chen.jie"
 EMPLOYER = "Acme Ltd"
 # who the domain builders' commands were called by: the operator on the store's machine
 CALLER = Authenticated("operator", "operator")
+DISCLOSER = {"authenticated": CALLER, "role": "recruiter"}  # and the role they disclosed in
 
 
 # --- then: a refusal ---------------------------------------------------------------------------

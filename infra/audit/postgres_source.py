@@ -13,7 +13,7 @@ from psycopg import sql
 
 from infra.audit.chain import GENESIS, Head
 from infra.audit.merkle import Key
-from infra.audit.sources import BATCH, Record, StoredLink
+from infra.audit.sources import BATCH, KEY_ROWS, Record, StoredLink, WrappedKey, wrapped_key
 from infra.privacy.erasures import erasures_in
 from infra.store.server import store_error
 from infra.store.tree import TreeRow, find_leaf, postgres_nodes, tree_table
@@ -120,6 +120,14 @@ class PostgresSource:
             self.conn.rollback()
             return set()
         return {(UUID(subject), tier) for subject, tier in rows}
+
+    def wrapped_keys(self) -> list[WrappedKey]:
+        query = self._q(KEY_ROWS.replace("backcheck_keys", "{schema}.backcheck_keys"))
+        try:
+            return [wrapped_key(row) for row in self.conn.execute(query).fetchall()]
+        except psycopg.errors.UndefinedTable:  # a store that never sealed a value
+            self.conn.rollback()
+            return []
 
     def erasures(self, subjects: Iterable[UUID]) -> dict[UUID, tuple[bool, set[str]]]:
         query = self._q("SELECT topic, state FROM {schema}.{events} WHERE originator_id = %s")

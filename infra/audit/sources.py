@@ -21,6 +21,23 @@ from services.shredding import Pair
 
 Record = tuple[int, bytes, int, bytes, bytes]  # position, id (16 bytes), version, topic, state
 StoredLink = tuple[int, int, bytes, int, bytes]  # position, prev position, id, version, hash
+# a key row as stored: subject, scope, wrapped, master, next wrapped, next master (rotation)
+WrappedKey = tuple[UUID, str, bytes, str | None, bytes | None, str | None]
+KEY_ROWS = "SELECT subject, tier, wrapped, master, next_wrapped, next_master FROM backcheck_keys"
+
+
+def wrapped_key(row: tuple[object, ...]) -> WrappedKey:
+    subject, scope, wrapped, master, next_wrapped, next_master = row
+    return (
+        UUID(str(subject)),
+        str(scope),
+        bytes(wrapped),  # type: ignore[call-overload]
+        None if master is None else str(master),
+        None if next_wrapped is None else bytes(next_wrapped),  # type: ignore[call-overload]
+        None if next_master is None else str(next_master),
+    )
+
+
 BATCH = 20_000
 
 
@@ -33,6 +50,7 @@ class RecordSource(AbstractContextManager["RecordSource"], Protocol):
     def head_before(self, position: int) -> Head: ...
     def last_position(self) -> int: ...
     def held_keys(self) -> set[Pair]: ...
+    def wrapped_keys(self) -> list[WrappedKey]: ...
     def erasures(self, subjects: Iterable[UUID]) -> dict[UUID, tuple[bool, set[str]]]: ...
     # the Merkle tree (infra/store/tree.py)
     def tree_nodes(self, keys: Sequence[Key]) -> dict[Key, bytes]: ...
@@ -119,6 +137,12 @@ class SQLiteSource:
         except sqlite3.OperationalError:  # no key table: a store that never sealed a value
             return set()
         return {(UUID(subject), tier) for subject, tier in rows}
+
+    def wrapped_keys(self) -> list[WrappedKey]:
+        try:
+            return [wrapped_key(row) for row in self.conn.execute(KEY_ROWS).fetchall()]
+        except sqlite3.OperationalError:  # no key table: a store that never sealed a value
+            return []
 
     def erasures(self, subjects: Iterable[UUID]) -> dict[UUID, tuple[bool, set[str]]]:
         query = f"SELECT topic, CAST(state AS BLOB) FROM {self.events} WHERE originator_id = ?"

@@ -30,6 +30,7 @@ from infra.audit.checkpoint import (
 from infra.audit.cosigned import CosignedCheckpoints
 from infra.audit.evidence import BundleError, BundleVerdict
 from infra.audit.evidence_v2 import is_bundle, make_bundle, read_bundle
+from infra.audit.key_binding import altered_keys
 from infra.audit.log_checkpoint import SUFFIX as NOTE_SUFFIX
 from infra.audit.log_checkpoint import (
     SignedCheckpoint,
@@ -48,8 +49,9 @@ from infra.audit.outputs import (
     write_output,
 )
 from infra.audit.verification import Verdict, open_source, verify
-from infra.config import Settings
+from infra.config import ConfigError, Settings
 from infra.ops import metrics
+from infra.privacy.providers import KeyProvider, provider_from_settings
 from services.application import Backcheck
 from services.evidence import Bundle, BundleRequest, EvidenceExport, ExportedEvidence
 
@@ -199,20 +201,43 @@ class StoreVerification:
         self.workers = workers or ((os.cpu_count() or 1) if self.total >= 200_000 else 1)
 
     def run(self, progress: Callable[[int], None] | None = None) -> Verdict:
-        verdict = verify(
-            self.source,
-            self.checkpoints,
-            progress,
-            opener=functools.partial(open_source, self.settings),
-            workers=self.workers,
-            sizes=[signed.size for _, signed in self.notes],
-        )
+        provider, unchecked = self._master_key()
+        try:
+            verdict = verify(
+                self.source,
+                self.checkpoints,
+                progress,
+                opener=functools.partial(open_source, self.settings),
+                workers=self.workers,
+                sizes=[signed.size for _, signed in self.notes],
+                key_check=None
+                if provider is None
+                else lambda first: altered_keys(self.source, first, provider),
+            )
+        finally:
+            if provider is not None:
+                provider.close()
+        verdict.keys_unchecked = unchecked
         verdict.checkpoints += len(self.notes)
         holding.hold_notes(verdict, self.notes, LogTree(self.source))
         holding.bound(verdict)
         verdict.unheld = list(self.unheld)
         metrics.chain_verified(verdict.intact)
         return verdict
+
+    def _master_key(self) -> tuple[KeyProvider | None, str | None]:
+        """The store's master key, to hold each data key to its values (`key_binding.py`), or
+        why that cannot be done here: no master key where the settings point, or one that
+        wraps none of the store's keys."""
+        try:
+            provider, _ = provider_from_settings(self.settings, create=False)
+        except ConfigError as e:
+            return None, f"no master key to unwrap the data keys with ({e})"
+        masters = {m for row in self.source.wrapped_keys() for m in (row[3], row[5]) if m}
+        if masters and provider.key_id not in masters:
+            provider.close()
+            return None, f"the master key configured ({provider.key_id}) wraps none of the keys"
+        return provider, None
 
     def __enter__(self) -> StoreVerification:
         return self

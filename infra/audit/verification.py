@@ -15,6 +15,8 @@ chained:
                 (`tree_check.py`: the first leaf or node that does)
     key missing a data key values were sealed with is gone, and no erasure of it is recorded
                 (`keys.py`; checked once the chain and checkpoints hold)
+    key altered a data key that does not open the values sealed with it: its row replaced,
+                e.g. with another subject's (`key_binding.py`; with the master key only)
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 
 from infra.audit.chain import GENESIS, Head, LinkInput, digest, link_many_digests
 from infra.audit.checkpoint import Checkpoint
+from infra.audit.key_binding import KIND as KEY_ALTERED
 from infra.audit.keys import ERASURE_TOPICS, SEALED, missing_keys, note
 from infra.audit.sources import (
     Record,
@@ -37,7 +40,7 @@ from infra.audit.sources import (
 )
 from infra.audit.tree_check import KIND as TREE
 from infra.audit.tree_check import TreeCheck
-from services.shredding import KeyLedger
+from services.shredding import KeyLedger, Sealed
 
 # the sources are read from here too
 __all__ = ["RecordSource", "SQLiteSource", "open_source", "verify"]
@@ -71,6 +74,7 @@ class Verdict:
     unheld: list[Unheld] = field(default_factory=list)
     held: list[int] = field(default_factory=list)  # positions up to which a checkpoint holds
     heads: dict[int, tuple[bytes, int]] = field(default_factory=dict)  # records' tree heads
+    keys_unchecked: str | None = None  # why the keys were not held to their values, if not
 
     @property
     def intact(self) -> bool:
@@ -90,7 +94,7 @@ class Verdict:
             "first_bad_position": first.position if first else None,
             "problems": [p.__dict__ for p in sorted(self.problems, key=lambda p: p.position)],
             "unheld": [u.__dict__ for u in self.unheld],
-        }
+        } | ({"keys_unchecked": self.keys_unchecked} if self.keys_unchecked else {})
 
 
 # past the end of the records and of the links (never a real position)
@@ -231,13 +235,16 @@ def verify(
     workers: int = 1,
     chunk: int = 100_000,
     sizes: Iterable[int] = (),
+    key_check: Callable[[dict[Sealed, int]], list[tuple[int, str]]] | None = None,
 ) -> Verdict:
     """Recompute every link, compare with the stored chain and the given checkpoints.
 
     The log is cut into chunks of positions; with an `opener` (a picklable function that opens
     another connection to the same store) and `workers` > 1 the chunks run in parallel
     processes. Results are merged in order, so the verdict does not depend on the split.
-    The records' own tree head at each of `sizes` is kept in `heads` (for checkpoint notes)."""
+    The records' own tree head at each of `sizes` is kept in `heads` (for checkpoint notes).
+    `key_check`, given the first position sealed with each key, names the keys that do not
+    open their values (`key_binding.py`)."""
     verdict = Verdict(checkpoints=len(checkpoints))
     pinned = {c.position: c for c in checkpoints}
     keys = frozenset(pinned)
@@ -300,6 +307,8 @@ def verify(
         # itself holds: with records cut or changed, an erasure may be what is gone.
         for gone in missing_keys(ledger, source.held_keys(), source.erasures):
             verdict.problems.append(Problem(gone.position, "key missing", gone.detail))
+        for position, detail in key_check(ledger.first) if key_check else ():
+            verdict.problems.append(Problem(position, KEY_ALTERED, detail))
     return verdict
 
 

@@ -139,7 +139,9 @@ def access_table(entries: Sequence[AccessEntry], candidates: Sequence[UUID] = ()
                 e.role or "—",
                 e.purpose,
                 e.view,
-                f"{e.outcome} (break-glass)" if e.break_glass else e.outcome,
+                e.outcome
+                + (f" ({e.failure})" if e.failure else "")
+                + (" (break-glass)" if e.break_glass else ""),
                 ", ".join(e.returned) or "—",
                 ", ".join(e.withheld) or "—",
                 ", ".join(e.policy_ids) or "—",

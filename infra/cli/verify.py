@@ -91,6 +91,10 @@ def _report(verdict: Verdict, skipped: list[str], as_json: bool) -> None:
             err.print(Text(f"  also {_told(p, first=False)}"))
     if verdict.unheld:
         _unheld(verdict)
+    if verdict.keys_unchecked:
+        (console if verdict.intact else err).print(
+            Text(f"the data keys were not held to their values: {visible(verdict.keys_unchecked)}")
+        )
     raise typer.Exit(0 if verdict.intact else 1)
 
 

@@ -30,12 +30,13 @@ from uuid import UUID
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from domain.access import ReadFailure
 from domain.classification import ERASED_VALUE, KEY_MISSING_VALUE, PersonalField, tier_of
 from domain.errors import PersonalDataShreddedError
 from infra.privacy import envelope
 from infra.privacy.envelope import LEAF_TYPES, Envelope
 from infra.privacy.keystore import SQLKeyStore
-from services.errors import DataKeyMissingError
+from services.errors import DataKeyMissingError, StoredDataAlteredError
 
 Context = tuple[str, str, int]  # (subject, place: an event's originator id or a view row, version)
 
@@ -60,8 +61,10 @@ class Erasures(Protocol):
     def __call__(self, subject: UUID, scope: str, /, *more: str) -> bool: ...
 
 
-class SealBrokenError(ValueError):
+class SealBrokenError(ValueError, StoredDataAlteredError):
     """A sealed value does not open with its subject's key: it was moved or altered."""
+
+    failure = ReadFailure.SEAL_BROKEN.value
 
 
 @cache
@@ -108,7 +111,7 @@ class Sealer:
         self.by_category = by_category
 
     def _aad(self, subject: str, originator_id: str, version: int, path: str) -> bytes:
-        return f"{subject}|{originator_id}|{version}|{path}".encode()
+        return _aad(subject, originator_id, version, path)
 
     def seal_state(
         self, event_class: type, state: dict[str, Any], originator_id: UUID, version: int
@@ -200,14 +203,27 @@ class Sealer:
             if self.erased(subject, scope):
                 return ERASED_VALUE
             raise DataKeyMissingError(subject, scope)
-        raw = envelope.blob(sealed)
-        try:
-            return _cipher(key).decrypt(raw[:12], raw[12:], self._aad(*ctx, path)).decode()
-        except InvalidTag:
-            raise SealBrokenError(
-                f"the sealed value at {path} of event {ctx[1]} v{ctx[2]} does not open with "
-                f"its subject's key: it was altered or moved"
-            ) from None
+        if (opened := opened_with(key, sealed, path, ctx)) is not None:
+            return opened
+        raise SealBrokenError(
+            f"the sealed value at {path} of event {ctx[1]} v{ctx[2]} does not open with "
+            f"its subject's key: it was altered or moved"
+        )
+
+
+def _aad(subject: str, originator_id: str, version: int, path: str) -> bytes:
+    """What a sealed value is bound to: its subject, its place and version, its path."""
+    return f"{subject}|{originator_id}|{version}|{path}".encode()
+
+
+def opened_with(key: bytes, sealed: Envelope, path: str, ctx: Context) -> str | None:
+    """The value inside one envelope at `path` of the place `ctx` names, opened with `key`;
+    None if it does not open with it (the value, or the key, is not what was sealed there)."""
+    raw = envelope.blob(sealed)
+    try:
+        return _cipher(key).decrypt(raw[:12], raw[12:], _aad(*ctx, path)).decode()
+    except InvalidTag:
+        return None
 
 
 def _fields_in(value: Any) -> list[PersonalField]:

@@ -26,13 +26,18 @@ import threading
 from collections.abc import Callable
 from uuid import NAMESPACE_URL, uuid5
 
+from domain.access import ReadFailure
+from services.errors import StoredDataAlteredError
+
 # a version-5 id, so never a candidate's (theirs are version 4, services/dto.py)
 ROWS_SUBJECT = uuid5(NAMESPACE_URL, "urn:backcheck:views:rows")
 ROWS_SCOPE = "views.rows"
 
 
-class ViewRowAlteredError(RuntimeError):
+class ViewRowAlteredError(RuntimeError, StoredDataAlteredError):
     """A stored view row does not match its MAC: changed, moved or written outside backcheck."""
+
+    failure = ReadFailure.VIEWS_ALTERED.value
 
     def __init__(self, view: str, key: str, why: str) -> None:
         self.view = view

@@ -74,7 +74,7 @@ def test_the_access_log_text_shows_returned_categories_break_glass_policies_and_
     assert all(e["consent_ids"] == [] for e in refused)
     disclosed = [e for e in entries if e["outcome"] == "disclosed"]
     assert disclosed
-    assert all(e["role"] is None for e in disclosed)
+    assert all(e["role"] == "operator" for e in disclosed)  # made on the command line
     assert len({e["access_id"] for e in entries}) == len(entries)
 
 

@@ -98,6 +98,7 @@ def test_a_refused_read_relies_on_no_consent_and_an_older_record_reads_so_too(
         consent_ids=(st.consent_id,),
         break_glass=None,
         authentication="operator",
+        failure=None,
     )
     app.save(older)
 
@@ -118,7 +119,7 @@ def test_a_refused_read_relies_on_no_consent_and_an_older_record_reads_so_too(
     assert [v for v in app.violations() if v.rule == "access outside consent"] == []
 
 
-def test_each_disclosure_has_its_own_id_and_no_made_up_role(app: Backcheck) -> None:
+def test_each_disclosure_has_its_own_id_and_its_callers_role(app: Backcheck) -> None:
     st = s.shared_report(app)
     s.disclose(app, st)
     s.disclose(app, st, purpose=s.PURPOSE)
@@ -142,7 +143,7 @@ def test_each_disclosure_has_its_own_id_and_no_made_up_role(app: Backcheck) -> N
     ids = [e.access_id for e in disclosed]
     assert ids == [*(report_disclosure_id(st.report, v) for v in report_versions), handed]
     assert len(set(ids)) == 3
-    assert [e.role for e in disclosed] == [None, None, None]
+    assert [e.role for e in disclosed] == ["operator"] * 3  # no identity: the command line
     assert [e.consent_ids for e in disclosed] == [[st.consent_id], [st.consent_id], []]
 
 

@@ -123,7 +123,9 @@ def test_a_report_disclosed_with_an_open_dispute_is_found(sqlite_app: Backcheck)
     )
     report = app.load(Report, story.report)
     report._disclose(
-        Disclosure("hiring-manager", "hiring manager", s.PURPOSE, 1, s.RECRUITER), s.CALLER
+        Disclosure("hiring-manager", "hiring manager", s.PURPOSE, 1, s.RECRUITER),
+        s.CALLER,
+        "recruiter",
     )
     position = write_around_the_domain(app, report)
 
@@ -153,6 +155,7 @@ def test_a_report_disclosed_to_an_organisation_the_consent_does_not_name_is_foun
                 ),
             ),
             s.CALLER,
+            "recruiter",
         )
     position = write_around_the_domain(app, report)
 

@@ -6,7 +6,8 @@ field, nested or not, typed as a classified `PersonalField`), so a personal valu
 event holds fails this test until the story plants a marker in it and the package carries it.
 The story is the marked one (tests/marked_story.py: every value distinctive), and then a
 second consent withdrawn from a running investigation, which resumes under a third, a
-compliance officer's break-glass read, and an erasure request."""
+compliance officer's break-glass read, the resumed investigation cancelled, the report put on
+legal hold, and an erasure request."""
 
 from __future__ import annotations
 
@@ -28,7 +29,14 @@ from infra.config import Settings
 from projections.events import stored_event_types
 from services.access import Role
 from services.application import Backcheck
-from services.dto import ReadProfile, RequestErasure, ResumeInvestigation, WithdrawConsent
+from services.dto import (
+    CancelInvestigation,
+    LegalHold,
+    ReadProfile,
+    RequestErasure,
+    ResumeInvestigation,
+    WithdrawConsent,
+)
 from services.subject_export import ExportSubjectData
 from tests import marked_story as ms
 from tests import story as s
@@ -37,8 +45,9 @@ from tests.conftest import FakeClock
 EXCLUDED_2, THIRD_2, WITHDRAWAL_2 = "ZQX-EXCL-31", "ZQX-THIRD-32", "ZQX-WITHDRAW-33 paused"
 EXCLUDED_3, THIRD_3 = "ZQX-EXCL-34", "ZQX-THIRD-35"
 GLASS, ERASURE_REQUEST = "ZQX-GLASS-36 tribunal order", "ZQX-ERASE-37 not hired"
+CANCELLATION, HOLD = "ZQX-CANCEL-38 took another offer", "ZQX-HOLD-39 tribunal claim"
 MARKERS = (*ms.MARKERS, EXCLUDED_2, THIRD_2, WITHDRAWAL_2, EXCLUDED_3, THIRD_3, GLASS)
-MARKERS += (ERASURE_REQUEST,)
+MARKERS += (ERASURE_REQUEST, CANCELLATION, HOLD)
 
 
 def _paths(hint: Any, at: str, seen: frozenset[type]) -> Iterator[str]:
@@ -101,9 +110,9 @@ def app(settings: Settings, clock: FakeClock) -> Iterator[Backcheck]:
     application.close()
 
 
-def resumed_under_a_third_consent(app: Backcheck, candidate: UUID) -> None:
+def resumed_under_a_third_consent(app: Backcheck, candidate: UUID) -> UUID:
     """A second consent, a check started under it, the consent withdrawn (the investigation
-    suspended), a third consent, and the investigation resumed under it."""
+    suspended), a third consent, and the investigation resumed under it (its id)."""
 
     def consent(excluded: str, third: str) -> UUID:
         terms = s.terms_in(
@@ -128,6 +137,7 @@ def resumed_under_a_third_consent(app: Backcheck, candidate: UUID) -> None:
             actor=s.RECRUITER,
         )
     )
+    return story.investigation
 
 
 def test_the_access_package_holds_every_personal_value_the_domain_can_hold_about_them(
@@ -135,7 +145,11 @@ def test_the_access_package_holds_every_personal_value_the_domain_can_hold_about
 ) -> None:
     # given: a marker in every value of the candidate's case
     marked = ms.tell(app)
-    resumed_under_a_third_consent(app, marked.candidate_id)
+    resumed = resumed_under_a_third_consent(app, marked.candidate_id)
+    app.cancel_investigation(
+        CancelInvestigation(investigation_id=resumed, reason=CANCELLATION, actor=s.RECRUITER)
+    )
+    app.place_legal_hold(LegalHold(report_id=marked.report_id, reason=HOLD, actor="legal:he.yun"))
     app.read_profile(
         ReadProfile(
             candidate_id=marked.candidate_id,

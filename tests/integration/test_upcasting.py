@@ -141,7 +141,7 @@ def test_new_records_are_stored_as_v2(sqlite_app: Backcheck, tmp_path: object) -
 
     assert stored["Consent.Granted"]["class_version"] == 4
     assert stored["Investigation.Started"]["started_by"] == s.RECRUITER
-    assert "class_version" not in stored["Investigation.Planned"]  # unchanged events stay v1
+    assert "class_version" not in stored["Consent.ReliedUpon"]  # unchanged events stay v1
     assert story.investigation_id is not None
 
 
@@ -207,11 +207,10 @@ def test_v1_access_and_disclosure_records_replay_as_the_operators(sqlite_app: Ba
         handed = DataDisclosure.record(
             candidate_id,
             s.RECRUITER,
-            "regulator",
-            "inspection",
-            "email",
+            *("regulator", "inspection", "email"),  # to whom, why, how
             ("user.name",),
             authentication="token",
+            role="recruiter",
         )
     # given both stored by v1 code: no authentication, no class_version
     app.recorder.insert_events(
@@ -339,12 +338,12 @@ def test_a_disclosure_with_its_organisation_in_clear_replays_as_a_personal_value
             s.PURPOSE,
             s.RECRUITER,
             "Aegis Screening",
-            authenticated=s.CALLER,
+            **s.DISCLOSER,
         )
     (disclosed,) = report.collect_events()
     stored, state = unsealed(app, disclosed)
-    assert state["class_version"] == 3
-    del state["authenticated"]  # v1 and v2 did not say how the discloser was authenticated
+    assert state["class_version"] == 4
+    del state["authenticated"], state["role"]  # v1, v2: not how nor (till v4) in which role
     state["disclosure"]["organisation"] = in_clear(state["disclosure"]["organisation"])
     app.recorder.insert_events([stored_as(stored, state, 1)])
 

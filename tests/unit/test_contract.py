@@ -163,7 +163,7 @@ def test_a_shared_shape_changed_changes_every_message_that_holds_it(
     terms["properties"]["purposes"] = {"type": "string"}
     after = fp.fingerprints(document)
     changed = {key.rpartition("/")[2] for key in before if before[key] != after[key]}
-    assert {"backcheck.consent.granted.v4", "backcheck.consent.requested.v2"} <= changed
+    assert {"backcheck.consent.granted.v4", "backcheck.consent.requested.v3"} <= changed
 
 
 def test_a_new_version_is_recorded_beside_the_old_one(tmp_path: Path) -> None:
@@ -186,7 +186,7 @@ def test_rewording_a_description_changes_no_fingerprint_a_property_named_so_does
     schemas["domain.PersonalValue"]["description"] = "said otherwise"
     assert fp.fingerprints(document) == before
 
-    compiled = schemas["backcheck.report.compiled.v1"]["properties"]
+    compiled = schemas["backcheck.report.compiled.v2"]["properties"]
     compiled["description"] = {"type": "string"}  # a property, not an annotation
-    compiled_key = "backcheck.events.v1/backcheck.report.compiled.v1"
+    compiled_key = "backcheck.events.v1/backcheck.report.compiled.v2"
     assert fp.fingerprints(document)[compiled_key] != before[compiled_key]

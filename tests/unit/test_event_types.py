@@ -28,7 +28,7 @@ def test_every_stored_topic_has_exactly_one_public_name_and_none_is_shared() -> 
 def test_a_public_name_carries_the_class_version() -> None:
     assert event_types()[GRANTED].public == "backcheck.consent.granted.v4"
     assert published("domain.candidate:Candidate.Registered", b"{}")[0] == (
-        "backcheck.candidate.registered.v1"
+        "backcheck.candidate.registered.v2"
     )
 
 

@@ -57,6 +57,7 @@ def test_the_timeline_shows_no_consent_against_a_refusal_recorded_before_the_rul
         consent_ids=(CONSENT,),
         break_glass=None,
         authentication="operator",
+        failure=None,
     )
     (old,) = older.collect_events()
     allowed = recorded(candidate, "allowed")

@@ -27,7 +27,7 @@ from domain.errors import (
 )
 from domain.report import Amendment, Flag, Report, ReportStatus
 from tests.story import (
-    CALLER,
+    DISCLOSER,
     HIRING_MANAGER,
     INVESTIGATOR,
     PURPOSE,
@@ -105,7 +105,7 @@ def disclose(
     recipient: str = HIRING_MANAGER,
 ) -> None:
     report.disclose(
-        in_force or scope(), recipient, "hiring manager", purpose, RECRUITER, authenticated=CALLER
+        in_force or scope(), recipient, "hiring manager", purpose, RECRUITER, **DISCLOSER
     )
 
 
@@ -259,7 +259,7 @@ def test_a_report_goes_to_another_organisation_only_if_the_consent_names_it() ->
             PURPOSE,
             RECRUITER,
             organisation="Data Broker Ltd",
-            authenticated=CALLER,
+            **DISCLOSER,
         )
     assert info.value.consented == 1
     # neither organisation is named: a refusal is kept where erasure does not reach
@@ -274,7 +274,7 @@ def test_a_report_goes_to_another_organisation_only_if_the_consent_names_it() ->
         PURPOSE,
         RECRUITER,
         organisation="aegis screening",
-        authenticated=CALLER,
+        **DISCLOSER,
     )
     (event,) = report.collect_events()
     assert event.disclosure.organisation == PersonalField(

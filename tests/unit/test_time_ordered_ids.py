@@ -56,6 +56,7 @@ def test_access_records_and_disclosures_are_made_with_them() -> None:
         "email",
         ("user.name",),
         authentication="operator",
+        role="recruiter",
     )
 
     assert isinstance(access.id, UUID)

@@ -41,6 +41,7 @@ from infra.store.transcoder import (
 )
 from tests.story import (
     CALLER,
+    DISCLOSER,
     DOCUMENT_SHA256,
     INVESTIGATOR,
     NOW,
@@ -215,9 +216,7 @@ def every_event() -> list[DomainEvent]:
     report_dispute = uuid4()
     report.dispute(report_dispute, employment, "my title was senior engineer")
     report.reject_dispute(report_dispute, "The contract says engineer.", RECRUITER)
-    report.disclose(
-        scope, "manager:chen.jie", "hiring manager", PURPOSE, RECRUITER, authenticated=CALLER
-    )
+    report.disclose(scope, "manager:chen.jie", "hiring manager", PURPOSE, RECRUITER, **DISCLOSER)
     report.amend(
         (Amendment(criminal, Outcome.UNVERIFIABLE, "registry offline"),),
         "registry correction",
@@ -267,6 +266,7 @@ def every_event() -> list[DomainEvent]:
         "evidence bundle",
         ("user.name", "user.contact.email"),
         authentication="operator",
+        role="compliance",
     ).collect_events()
     portal = Principal.add(
         f"candidate:{candidate.id}",
