@@ -8,22 +8,23 @@ subject, event and path (the AES-GCM associated data, `sealing.py`), so a key op
 sealed for its row's subject and scope only if it is the key they were sealed with.
 
 So once the chain holds, each key row is unwrapped with the store's master key (its provider,
-as the store's own commands find it) and tried on the first stored value sealed with it (the
-position the key ledger noted while the chain was read). A key that does not unwrap, or does
-not open that value, is `key altered`: the detail names the candidate, the key and the value.
-Without the master key (verify run where it is not), this check is left out, and the verdict
-says so. One unwrap and one AES-GCM opening a key.
+as the store's own commands find it) and tried on the first stored value sealed with it (kept,
+with its place, while the chain was read: `Samples`, no record read again). A key that does not
+unwrap, or does not open that value, is `key altered`: the detail names the candidate, the key
+and the value. Without the master key (verify run where it is not), this check is left out,
+and the verdict says so. One unwrap and one AES-GCM opening a key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
 from uuid import UUID
 
-import orjson
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap
 
 from domain.classification import key_name
-from infra.audit.sources import RecordSource, WrappedKey
+from infra.audit.sources import WrappedKey
 from infra.privacy import envelope
 from infra.privacy.envelope import Envelope
 from infra.privacy.providers import KeyProvider
@@ -32,24 +33,40 @@ from services.shredding import Sealed
 
 KIND = "key altered"
 
+# the first value sealed with each key, by (subject, scope): its position, the record's
+# originator and version (the value's place), its path and its envelope
+Sample = tuple[int, bytes, int, str, Envelope]
+Samples = dict[Sealed, Sample]
+
+
+def take_samples(
+    samples: Samples, found: tuple[UUID, set[str], Any], position: int, oid: bytes, version: int
+) -> None:
+    """The first value of each of a record's keys not sampled yet (`found`: `keys.note`'s)."""
+    subject, scopes, parsed = found
+    if all((subject, scope) in samples for scope in scopes):
+        return
+    for scope, (path, sealed) in _first_envelopes(parsed).items():
+        samples.setdefault((subject, scope), (position, oid, version, path, sealed))
+
 
 def altered_keys(
-    source: RecordSource, first: dict[Sealed, int], provider: KeyProvider
+    rows: Iterable[WrappedKey], samples: Samples, provider: KeyProvider
 ) -> list[tuple[int, str]]:
     """(position, detail) of each held key that does not unwrap with `provider`'s master key
-    or does not open the first value sealed with it (`first`: that value's position, by
-    subject and scope); keys no stored value was sealed with are not looked at."""
+    or does not open the first value sealed with it; keys no stored value was sealed with are
+    not looked at."""
     found = []
-    for row in source.wrapped_keys():
+    for row in rows:
         subject, scope = row[0], row[1]
-        position = first.get((subject, scope))
-        if position is None:
+        sample = samples.get((subject, scope))
+        if sample is None:
             continue
-        why = _not_bound(source, row, position, provider)
+        why = _not_bound(row, sample, provider)
         if why is not None:
             found.append(
                 (
-                    position,
+                    sample[0],
                     f"the {key_name(scope)} data key of candidate {subject} {why}: its row in "
                     "the key table was replaced (another subject's key?) or altered outside "
                     "backcheck; restore the key table from a backup",
@@ -58,10 +75,8 @@ def altered_keys(
     return sorted(found)
 
 
-def _not_bound(
-    source: RecordSource, row: WrappedKey, position: int, provider: KeyProvider
-) -> str | None:
-    subject, scope, wrapped, master, next_wrapped, next_master = row
+def _not_bound(row: WrappedKey, sample: Sample, provider: KeyProvider) -> str | None:
+    subject, _, wrapped, master, next_wrapped, next_master = row
     if next_master == provider.key_id and next_wrapped is not None:
         wrapped = next_wrapped  # a rotation under way: the new key's wrapping
     elif master is not None and master != provider.key_id:
@@ -70,23 +85,19 @@ def _not_bound(
         key = provider.unwrap(wrapped)
     except InvalidUnwrap:
         return "does not unwrap with the store's master key"
-    for record in source.records(position, position):
-        _, originator_id, version, _, state = record
-        ctx = (str(subject), str(UUID(bytes=originator_id)), version)
-        for path, sealed in _envelopes(orjson.loads(state), scope):
-            if opened_with(key, sealed, path, ctx) is None:
-                return f"does not open the value sealed with it at {path} of position {position}"
-            return None  # one value is enough: a key opens all its values, or none
-    return None
+    position, oid, version, path, sealed = sample
+    ctx = (str(subject), str(UUID(bytes=oid)), version)
+    if opened_with(key, sealed, path, ctx) is None:
+        return f"does not open the value sealed with it at {path} of position {position}"
+    return None  # one value is enough: a key opens all its values, or none
 
 
-def _envelopes(state: object, scope: str) -> list[tuple[str, Envelope]]:
-    """(path, envelope) of each value in a record's state sealed with a key of `scope`."""
-    found: list[tuple[str, Envelope]] = []
+def _first_envelopes(state: object) -> dict[str, tuple[str, Envelope]]:
+    """The first (path, envelope) of each key (scope) a record's parsed state was sealed with."""
+    found: dict[str, tuple[str, Envelope]] = {}
 
     def collect(sealed: Envelope, path: str) -> Envelope:
-        if envelope.scope(sealed) == scope:
-            found.append((path, sealed))
+        found.setdefault(envelope.scope(sealed), (path, sealed))
         return sealed
 
     if isinstance(state, dict):

@@ -11,6 +11,7 @@ is only listed (nothing is unwrapped), so no master key is needed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -35,10 +36,11 @@ Erasures = Callable[[Iterable[UUID]], dict[UUID, tuple[bool, set[str]]]]
 
 def note(
     ledger: KeyLedger, position: int, originator_id: bytes, topic: bytes, state: bytes
-) -> None:
-    """One stored record into the ledger: an erasure, a retention run, or sealed values. (A
-    verifier reading many records calls it only for those whose topic is in ERASURE_TOPICS or
-    whose state holds SEALED: most records are neither.)"""
+) -> tuple[UUID, set[str], Any] | None:
+    """One stored record into the ledger: an erasure, a retention run, or sealed values; for
+    sealed values, their subject, their keys (scopes) and the parsed state. (A verifier reading
+    many records calls it only for those whose topic is in ERASURE_TOPICS or whose state holds
+    SEALED: most records are neither.)"""
     if topic == _ERASED:
         ledger.see_erasure(UUID(bytes=originator_id), Recorded(position))
     elif topic in _SHREDDED:
@@ -49,7 +51,10 @@ def note(
         subject = parsed.get("candidate_id") if isinstance(parsed, dict) else None
         scopes = sealed_scopes(parsed) if subject else set()
         if scopes:
-            ledger.see_values(position, UUID(str(subject)), scopes)
+            found = UUID(str(subject))
+            ledger.see_values(position, found, scopes)
+            return found, scopes, parsed
+    return None
 
 
 def missing_keys(ledger: KeyLedger, held: set[Pair], erasures: Erasures) -> list[KeyFinding]:

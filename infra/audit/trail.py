@@ -212,7 +212,7 @@ class StoreVerification:
                 sizes=[signed.size for _, signed in self.notes],
                 key_check=None
                 if provider is None
-                else lambda first: altered_keys(self.source, first, provider),
+                else lambda samples: altered_keys(self.source.wrapped_keys(), samples, provider),
             )
         finally:
             if provider is not None:

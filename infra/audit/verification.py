@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from infra.audit.chain import GENESIS, Head, LinkInput, digest, link_many_digests
 from infra.audit.checkpoint import Checkpoint
 from infra.audit.key_binding import KIND as KEY_ALTERED
+from infra.audit.key_binding import Samples, take_samples
 from infra.audit.keys import ERASURE_TOPICS, SEALED, missing_keys, note
 from infra.audit.sources import (
     Record,
@@ -40,7 +41,7 @@ from infra.audit.sources import (
 )
 from infra.audit.tree_check import KIND as TREE
 from infra.audit.tree_check import TreeCheck
-from services.shredding import KeyLedger, Sealed
+from services.shredding import KeyLedger
 
 # the sources are read from here too
 __all__ = ["RecordSource", "SQLiteSource", "open_source", "verify"]
@@ -109,6 +110,7 @@ class _Part:
     last: Head
     pinned_links: dict[int, bytes]
     keys: KeyLedger
+    samples: Samples  # the first value sealed with each key (`key_binding.py`)
     positions: bytes  # every record's position, in order (array "q")
     digests: bytes  # and its digest, 32 bytes each: the tree's leaves are built from them
 
@@ -123,6 +125,7 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
     problems: list[Problem] = []
     seen: dict[int, bytes] = {}
     keys = KeyLedger()
+    samples: Samples = {}
     start = source.head_before(lo)
     prev_pos, prev_hash = start.position, start.hash
     records = source.records(lo, hi)
@@ -171,7 +174,9 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
             continue
         pos, oid, ver, topic, state = rec
         if SEALED in state or topic in ERASURE_TOPICS:  # few records are: checked inline
-            note(keys, pos, oid, topic, state)
+            sealed = note(keys, pos, oid, topic, state)
+            if sealed is not None:
+                take_samples(samples, sealed, pos, oid, ver)
         _, l_prev, l_oid, l_ver, l_hash = lnk
         if l_prev != prev_pos:
             problems.append(
@@ -214,6 +219,7 @@ def _verify_range(source: RecordSource, lo: int, hi: int | None, pinned: frozens
         Head(prev_pos, prev_hash),
         seen,
         keys,
+        samples,
         positions.tobytes(),
         bytes(digests),
     )
@@ -235,7 +241,7 @@ def verify(
     workers: int = 1,
     chunk: int = 100_000,
     sizes: Iterable[int] = (),
-    key_check: Callable[[dict[Sealed, int]], list[tuple[int, str]]] | None = None,
+    key_check: Callable[[Samples], list[tuple[int, str]]] | None = None,
 ) -> Verdict:
     """Recompute every link, compare with the stored chain and the given checkpoints.
 
@@ -243,8 +249,8 @@ def verify(
     another connection to the same store) and `workers` > 1 the chunks run in parallel
     processes. Results are merged in order, so the verdict does not depend on the split.
     The records' own tree head at each of `sizes` is kept in `heads` (for checkpoint notes).
-    `key_check`, given the first position sealed with each key, names the keys that do not
-    open their values (`key_binding.py`)."""
+    `key_check`, given the first value sealed with each key, names the keys that do not open
+    it (`key_binding.py`)."""
     verdict = Verdict(checkpoints=len(checkpoints))
     pinned = {c.position: c for c in checkpoints}
     keys = frozenset(pinned)
@@ -266,9 +272,9 @@ def verify(
                 [hi for _, hi in bounds],
                 [keys] * len(bounds),
             )
-            merged, ledger = _merge(verdict, parts, progress, tree_check)
+            merged, ledger, samples = _merge(verdict, parts, progress, tree_check)
     else:
-        merged, ledger = _merge(
+        merged, ledger, samples = _merge(
             verdict,
             (_verify_range(source, lo, hi, keys) for lo, hi in bounds),
             progress,
@@ -307,7 +313,7 @@ def verify(
         # itself holds: with records cut or changed, an erasure may be what is gone.
         for gone in missing_keys(ledger, source.held_keys(), source.erasures):
             verdict.problems.append(Problem(gone.position, "key missing", gone.detail))
-        for position, detail in key_check(ledger.first) if key_check else ():
+        for position, detail in key_check(samples) if key_check else ():
             verdict.problems.append(Problem(position, KEY_ALTERED, detail))
     return verdict
 
@@ -317,16 +323,19 @@ def _merge(
     parts: Iterable[_Part],
     progress: Callable[[int], None] | None,
     tree_check: TreeCheck,
-) -> tuple[dict[int, bytes], KeyLedger]:
+) -> tuple[dict[int, bytes], KeyLedger, Samples]:
     pinned_links: dict[int, bytes] = {}
     ledger = KeyLedger()
+    samples: Samples = {}
     for part in parts:
         verdict.problems.extend(part.problems)
         verdict.checked += part.checked
         pinned_links.update(part.pinned_links)
         ledger.merge(part.keys)
+        for key, sample in part.samples.items():  # parts in log order: the first is kept
+            samples.setdefault(key, sample)
         tree_check.feed(part.positions, part.digests)
         verdict.head = part.last  # parts arrive in log order
         if progress is not None:
             progress(verdict.checked)
-    return pinned_links, ledger
+    return pinned_links, ledger, samples
