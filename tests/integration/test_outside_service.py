@@ -205,10 +205,10 @@ def test_an_outside_service_works_from_the_published_document_alone(
         }
         # the candidate registered, and the command's receipt (which names its subject)
         assert set(mine) == {
-            "backcheck.candidate.registered.v1",
+            "backcheck.candidate.registered.v2",
             "backcheck.command-receipt.applied.v2",
         }
-        registered = mine["backcheck.candidate.registered.v1"]
+        registered = mine["backcheck.candidate.registered.v2"]
         assert json.loads(registered.value)["candidate_id"] == candidate
         assert "Outside Service" not in registered.value.decode()  # the name travels sealed
     finally:
