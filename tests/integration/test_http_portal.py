@@ -19,6 +19,7 @@ from services.dto import (
     ReadAccessLog,
     RevokePrincipal,
     SubmitClaims,
+    WithdrawConsent,
 )
 from tests.conftest import FakeClock
 from tests.http import COMPLIANCE, Served, problem
@@ -368,3 +369,47 @@ def test_the_pages_are_served_with_a_strict_policy_and_load_nothing_from_elsewhe
     assert 'data-testid="consent-withdraw"' in html
     assert api.client.get("/portal/static/../app.py").status_code == 404
     assert api.client.get("/portal/static/dashboard.js").status_code == 404
+
+
+def test_commands_on_another_candidates_records_are_refused_alike_whatever_their_state(
+    api: Served,
+) -> None:
+    """A candidate who puts someone else's consent, investigation or report id in a command
+    learns nothing of it: the same 403 whether it is asked, active or withdrawn, and no rule's
+    answer about it (not active, wider than asked, no such check) ever reaches them."""
+    asked = register(api.app, "Han Meimei")
+    asked_consent = request_consent(api.app, asked)
+    other = shared_report(api.app, "Wang Fang")
+    api.app.withdraw_consent(
+        WithdrawConsent(
+            consent_id=other.consent_id, reason="no", actor=f"candidate:{other.candidate_id}"
+        )
+    )
+    me = register(api.app)
+    assert sign_in(api, me).status_code == 200
+    head = api.head()
+    start = api.app.clock()
+    wider = terms_in(check_types=["employment", "education", "criminal_record"])
+    grant = {
+        "terms": wider.model_dump(mode="json"),
+        "document_sha256": DOCUMENT_SHA256,
+        "signature_method": "clickwrap",
+        "valid_from": start.isoformat(),
+        "valid_until": (start + timedelta(days=90)).isoformat(),
+    }
+    dispute = {"check_id": str(UUID(int=9)), "statement": "not mine"}
+    for path, body in [
+        (f"/v1/consents/{asked_consent}/grant", grant),
+        (f"/v1/consents/{asked_consent}/withdrawal", {"reason": "x"}),
+        (f"/v1/consents/{other.consent_id}/withdrawal", {"reason": "x"}),
+        (f"/v1/consents/{other.consent_id}/grant", grant),
+        (f"/v1/investigations/{other.investigation_id}/feedback", {"text": "hello"}),
+        (f"/v1/investigations/{other.investigation_id}/disputes", dispute),
+        (f"/v1/reports/{other.report_id}/disputes", dispute),
+    ]:
+        refused = problem(
+            api.client.post(path, json=body, headers=PORTAL), 403, "outside-assignments"
+        )
+        assert str(other.candidate_id) not in refused["detail"], path
+        assert str(asked) not in refused["detail"], path
+    assert api.head() == head
