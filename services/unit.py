@@ -21,6 +21,7 @@ from domain.intake import CommandReceipt
 from domain.retention import RetentionSchedule
 from domain.subject import recorded_at, recording_time
 from services.access import DecisionPoint
+from services.dto import Reader
 from services.errors import (
     AggregateMissingError,
     ConcurrentChangeError,
@@ -29,7 +30,6 @@ from services.errors import (
     OutsideAssignmentsError,
     VersionMismatchError,
 )
-from services.dto import Reader
 from services.identity import check_reader, check_scope, current_identity
 from services.ports import (
     DashboardModel,
