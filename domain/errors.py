@@ -253,12 +253,14 @@ class ValidityWindowOverError(InvalidInputError):
 
 
 class ConsentNotActiveError(RuleBrokenError):
-    def __init__(self, consent_id: object, status: str) -> None:
-        super().__init__(
-            f"consent {consent_id} is {status}, not active; a new, granted consent is needed",
-            consent_id=consent_id,
-            status=status,
+    def __init__(self, consent_id: object, status: str, *, withdrawing: bool = False) -> None:
+        # withdrawing one already ended (a second click) is done, not a need for a new grant
+        message = (
+            f"consent {consent_id} is already {status}; nothing is left to withdraw"
+            if withdrawing
+            else f"consent {consent_id} is {status}, not active; a new, granted consent is needed"
         )
+        super().__init__(message, consent_id=consent_id, status=status)
 
 
 class ConsentNotExpiredError(RuleBrokenError):
