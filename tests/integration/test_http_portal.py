@@ -413,3 +413,20 @@ def test_commands_on_another_candidates_records_are_refused_alike_whatever_their
         assert str(other.candidate_id) not in refused["detail"], path
         assert str(asked) not in refused["detail"], path
     assert api.head() == head
+
+
+def test_reading_another_candidates_investigation_or_report_does_not_say_whose_it_is(
+    api: Served,
+) -> None:
+    """An investigation's or a report's id says nothing of whom it is about: the refusal a
+    candidate gets for someone else's names neither that person nor their id (the refusal is
+    recorded under that person, for them and compliance to see)."""
+    other = shared_report(api.app, "Wang Fang")
+    me = register(api.app)
+    assert sign_in(api, me).status_code == 200
+    for path in [f"/v1/investigations/{other.investigation_id}", f"/v1/reports/{other.report_id}"]:
+        refused = problem(api.client.get(path, params={"purpose": MY_PURPOSE}, headers=PORTAL), 403)
+        assert str(other.candidate_id) not in refused["detail"], refused
+        assert "principal-assignments" in refused["detail"]
+    refusals = [e for e in access_log(api, other.candidate_id) if e["outcome"] == "refused"]
+    assert [e["principal"] for e in refusals] == [f"candidate:{me}"] * 2
