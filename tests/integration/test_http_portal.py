@@ -430,3 +430,37 @@ def test_reading_another_candidates_investigation_or_report_does_not_say_whose_i
         assert "principal-assignments" in refused["detail"]
     refusals = [e for e in access_log(api, other.candidate_id) if e["outcome"] == "refused"]
     assert [e["principal"] for e in refusals] == [f"candidate:{me}"] * 2
+
+
+def test_a_link_that_no_longer_opens_the_portal_tells_the_candidate_why_and_what_to_do(
+    api: Served, clock: FakeClock
+) -> None:
+    """The page shows the candidate the problem's detail as it is: a link replaced by a newer
+    one, revoked or expired says so in words a candidate can act on, not `unknown token`."""
+    candidate = register(api.app)
+    first = api.portal(candidate)
+    opened = api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {first}", **PORTAL}
+    )
+    assert opened.status_code == 200
+    api.portal(candidate)  # issued again: the first link is replaced, its session ended
+    ended = problem(api.client.get("/v1/me", headers=PORTAL), 401, "unauthenticated")
+    assert "replaced by a newer one" in ended["detail"], ended
+    replaced = api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {first}", **PORTAL}
+    )
+    detail = problem(replaced, 401, "unauthenticated")["detail"]
+    assert "replaced by a newer one" in detail, detail
+    assert "latest link" in detail, detail
+    assert "token" not in detail, detail
+
+    other = register(api.app, "Han Meimei")
+    token = api.portal(other)
+    clock.advance(days=31)
+    expired = api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {token}", **PORTAL}
+    )
+    detail = problem(expired, 401, "unauthenticated")["detail"]
+    assert "link has expired" in detail, detail
+    assert "ask the recruiter" in detail, detail
+    assert "token" not in detail, detail
