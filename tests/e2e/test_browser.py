@@ -138,9 +138,11 @@ def test_the_dashboard_shows_the_projection_live_and_drills_down(
     assert not errors, errors
 
 
-def test_the_candidate_withdraws_consent_from_the_portal(
+def test_the_candidate_withdraws_consent_from_the_portal_once_with_a_double_click(
     demo: tuple[str, dict[str, str], str], browser: Any
 ) -> None:
+    """A double click (an impatient candidate) sends one withdrawal: no second one is sent
+    and refused, so the page shows the withdrawal and no error."""
     _, _, link = demo
     page = browser.new_page(viewport={"width": 1200, "height": 1000})
     errors: list[str] = []
@@ -153,7 +155,7 @@ def test_the_candidate_withdraws_consent_from_the_portal(
     assert active.count() >= 1, "the demo candidate has a consent in force"
     consent_id = active.first.get_attribute("data-consent-id")
     shot(page, "portal")
-    active.first.get_by_test_id("consent-withdraw").click()
+    active.first.get_by_test_id("consent-withdraw").dblclick()
     page.wait_for_selector(
         f'[data-testid=consent][data-consent-id="{consent_id}"][data-status="withdrawn"]',
         timeout=WAIT_MS,
@@ -164,6 +166,8 @@ def test_the_candidate_withdraws_consent_from_the_portal(
         "document.querySelector('[data-testid=portal-message]').textContent)",
         timeout=WAIT_MS,
     )
+    page.wait_for_timeout(500)  # a second withdrawal, had one been sent, has been answered
+    assert page.get_by_test_id("portal-error").is_hidden(), value(page, "portal-error")
     assert page.get_by_test_id("access-entry").count() >= 1
     shot(page, "portal-after-withdrawal")
     assert not errors, errors
@@ -189,4 +193,37 @@ def test_signing_out_in_the_portal_ends_the_session_for_a_copy_of_its_cookie(
 
         assert client.get("/v1/me", headers=copied).status_code == 401
     assert not [c for c in page.context.cookies() if c["name"] == "backcheck_portal"]
+    assert not errors, errors
+
+
+def test_the_candidate_asks_for_erasure_from_the_portal(
+    demo: tuple[str, dict[str, str], str], browser: Any
+) -> None:
+    """Run last: it ends with the demo candidate's erasure request. The portal has the erasure
+    request the API lets a candidate make, and the request is theirs in the timeline."""
+    base, tokens, link = demo
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(link)
+    page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
+    candidate = value(page, "portal-principal").removeprefix("candidate:")
+    page.get_by_test_id("erasure-reason").fill("I took another offer 🙂")
+    page.get_by_test_id("erasure-submit").click()
+    page.wait_for_function(
+        "() => /erasure request was recorded/i.test("
+        "document.querySelector('[data-testid=portal-message]').textContent)",
+        timeout=WAIT_MS,
+    )
+    assert page.get_by_test_id("portal-error").is_hidden(), value(page, "portal-error")
+    compliance = {"Authorization": f"Bearer {tokens['compliance:demo']}"}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        timeline = client.get(
+            f"/v1/candidates/{candidate}/timeline", params={"purpose": "audit"}, headers=compliance
+        )
+    assert timeline.status_code == 200, timeline.text
+    entries = timeline.json()["entries"]
+    (asked,) = [e for e in entries if e["event"] == "Candidate.ErasureRequested"]
+    assert asked["who"] == f"candidate:{candidate}"
+    shot(page, "portal-after-erasure-request")
     assert not errors, errors

@@ -413,7 +413,14 @@
     document.body.dataset.loaded = String(Date.now());
   }
 
+  // One action at a time: a double click on "Grant" or "Withdraw" sends one command, not a
+  // second one that the first has already made wrong (and whose refusal would then show).
+  let busy = false;
+
   async function act(action) {
+    if (busy) return;
+    busy = true;
+    document.body.setAttribute("aria-busy", "true");
     clearError();
     try {
       const message = await action();
@@ -422,12 +429,29 @@
     } catch (error) {
       fail(error);
       if (error instanceof Problem && error.status === 401) await signOut();
+    } finally {
+      busy = false;
+      document.body.removeAttribute("aria-busy");
     }
+  }
+
+  function erasureForm() {
+    const form = page("erasure-form");
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const reason = page("erasure-reason").value;
+      act(async () => {
+        await call("POST", `/v1/candidates/${candidate}/erasure-request`, { reason });
+        page("erasure-reason").value = "";
+        return "Your erasure request was recorded: nothing more is collected about you.";
+      });
+    });
   }
 
   async function start() {
     page("logout").addEventListener("click", () => signOut().catch(fail));
     page("download-package").addEventListener("click", () => act(downloadPackage));
+    erasureForm();
     const token = takeToken();
     try {
       if (token) await signIn(token);
