@@ -7,6 +7,7 @@ test-artifacts/."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -35,20 +36,26 @@ def require_chromium() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], str]]:
-    """A served demo store: its base URL, the tokens it printed, the portal link."""
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`backcheck serve --demo` on a store of its own (its data directory: the log's)."""
     require_chromium()
     data = tmp_path_factory.mktemp("browser")
     settings = Settings(database_url=f"sqlite:///{data / 'store.sqlite'}", data_dir=data)
     server = Server(settings, "--demo", log=data / "serve.log")
     try:
-        tokens = server.tokens()  # once the whole banner is printed
-        links = dict(re.findall(r"portal link of (\S+): (http\S+)", server.out.read_text()))
-        assert len(links) == 1, server.out.read_text()
-        yield server.base, tokens, next(iter(links.values()))
+        yield server
     finally:
         assert server.stop() == 0
         assert "Traceback" not in server.log.read_text()
+
+
+@pytest.fixture(scope="module")
+def demo(served: Server) -> tuple[str, dict[str, str], str]:
+    """A served demo store: its base URL, the tokens it printed, the portal link."""
+    tokens = served.tokens()  # once the whole banner is printed
+    links = dict(re.findall(r"portal link of (\S+): (http\S+)", served.out.read_text()))
+    assert len(links) == 1, served.out.read_text()
+    return served.base, tokens, next(iter(links.values()))
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +200,58 @@ def test_signing_out_in_the_portal_ends_the_session_for_a_copy_of_its_cookie(
 
         assert client.get("/v1/me", headers=copied).status_code == 401
     assert not [c for c in page.context.cookies() if c["name"] == "backcheck_portal"]
+    assert not errors, errors
+
+
+def test_a_candidate_declines_a_consent_request_from_the_portal(
+    served: Server, demo: tuple[str, dict[str, str], str], browser: Any
+) -> None:
+    """A request is declined by withdrawing it (the rules allow it); the page offers it beside
+    the grant, so a candidate who does not agree is not left with only "Grant"."""
+    base, tokens, _ = demo
+    staff = {"Authorization": f"Bearer {tokens['hr:demo']}"}
+    terms = {
+        "purposes": ["pre-employment screening"],
+        "check_types": ["education"],
+        "categories": [],
+        "referee_roles": [],
+        "excluded_organisations": [],
+        "recording_allowed": False,
+        "third_parties": [],
+    }
+    with httpx.Client(base_url=base, timeout=30) as client:
+        made = client.post(
+            "/v1/candidates", json={"name": "Han Meimei", "email": "han@example.cn"}, headers=staff
+        )
+        assert made.is_success, made.text
+        candidate = made.json()["candidate_id"]
+        asked = client.post(
+            f"/v1/candidates/{candidate}/consents", json={"terms": terms}, headers=staff
+        )
+        assert asked.is_success, asked.text
+        consent_id = asked.json()["consent_id"]
+    sent = served.log.parent / "outbox" / "portal-links" / f"{candidate}.json"
+    _, _, token = json.loads(sent.read_text())["url"].partition("#token=")
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/portal#token={token}")
+    page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
+    card = page.locator(f'[data-testid=consent][data-consent-id="{consent_id}"]')
+    assert card.get_attribute("data-status") == "requested"
+    decline = card.get_by_test_id("consent-withdraw")
+    assert "decline" in str(decline.text_content()).lower()
+    decline.click()
+    page.wait_for_selector(
+        f'[data-testid=consent][data-consent-id="{consent_id}"][data-status="withdrawn"]',
+        timeout=WAIT_MS,
+    )
+    page.wait_for_function(
+        "() => /declined/i.test("
+        "document.querySelector('[data-testid=portal-message]').textContent)",
+        timeout=WAIT_MS,
+    )
+    assert page.get_by_test_id("portal-error").is_hidden(), value(page, "portal-error")
     assert not errors, errors
 
 

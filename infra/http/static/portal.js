@@ -192,14 +192,20 @@
     form.hidden = false;
   }
 
-  function withdrawForm(card, consent) {
+  // A request not yet granted is declined by withdrawing it: the same command, other words.
+  function withdrawForm(card, consent, declining) {
     const form = byId(card, "withdraw-form");
+    if (declining) {
+      byId(form, "withdraw-label").textContent = "Why you decline (recorded)";
+      byId(form, "withdraw-reason").value = "I do not consent";
+      byId(form, "consent-withdraw").textContent = "Decline this request";
+    }
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const reason = byId(form, "withdraw-reason").value;
       act(async () => {
         await call("POST", `/v1/consents/${consent.consent_id}/withdrawal`, { reason });
-        return "Consent withdrawn.";
+        return declining ? "Consent request declined." : "Consent withdrawn.";
       });
     });
     form.hidden = false;
@@ -220,8 +226,11 @@
       byId(card, "consent-validity").textContent = consent.valid_until
         ? `valid ${consent.valid_from} until ${consent.valid_until}`
         : `asked by ${consent.requested_by} at ${consent.requested_at}`;
-      if (consent.status === "requested") grantForm(card, consent);
-      if (consent.status === "active" || consent.status === "not yet valid") withdrawForm(card, consent);
+      if (consent.status === "requested") {
+        grantForm(card, consent);
+        withdrawForm(card, consent, true);
+      }
+      if (consent.status === "active" || consent.status === "not yet valid") withdrawForm(card, consent, false);
       list.append(card);
     }
   }
