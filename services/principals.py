@@ -47,6 +47,7 @@ _MAX_TOKEN = 80  # longer is no token of ours: refused before anything is parsed
 UNKNOWN_TOKEN = "unknown token"
 TOKEN_REVOKED = "token revoked"
 TOKEN_EXPIRED = "token expired"
+PORTAL_ERASED = "token revoked: the candidate was erased"
 _VERIFIED = 4096  # tokens remembered as checked (by hash), at most
 PORTAL_DAYS = 30  # a portal link rotated without saying for how long
 _ADDED = get_topic(Principal.Added)
@@ -262,6 +263,8 @@ class PrincipalUseCases(UnitOfWork):
             raise AuthenticationError(UNKNOWN_TOKEN) from None
         if not hmac.compare_digest(principal.token_hash, digest):
             raise AuthenticationError(UNKNOWN_TOKEN)
+        if principal.revoked == ERASED_REASON:  # a fixed text, never a person's words
+            raise AuthenticationError(PORTAL_ERASED)
         if principal.revoked is not None:
             raise AuthenticationError(TOKEN_REVOKED)
         if principal.expired_at(self.now()):

@@ -26,7 +26,7 @@ from infra.problem import problem_for
 from services.application import Backcheck
 from services.errors import AuthenticationError
 from services.identity import Identity
-from services.principals import TOKEN_EXPIRED, TOKEN_REVOKED, UNKNOWN_TOKEN
+from services.principals import PORTAL_ERASED, TOKEN_EXPIRED, TOKEN_REVOKED, UNKNOWN_TOKEN
 
 TOKEN_PREFIX = "bck_"
 MAX_CREDENTIAL = 8192  # a JWT with many claims stays well below this
@@ -48,6 +48,10 @@ _LINK_REFUSALS = {
     TOKEN_REVOKED: (
         "this portal link was revoked and no longer opens your portal; if you still need "
         "it, ask the recruiter who contacted you"
+    ),
+    PORTAL_ERASED: (
+        "your personal data was erased, and with it this portal is closed for good; the "
+        "record of what was done remains, without your data"
     ),
 }
 
