@@ -203,6 +203,28 @@ def test_signing_out_in_the_portal_ends_the_session_for_a_copy_of_its_cookie(
     assert not errors, errors
 
 
+def test_the_portal_shows_a_cancelled_investigation_and_the_checks_it_planned(
+    demo: tuple[str, dict[str, str], str], browser: Any
+) -> None:
+    """The demo's first investigation, cancelled, planned a criminal record check: the
+    candidate sees it (read-only: it takes no feedback or dispute), as their data package
+    does, instead of it being left off the page."""
+    _, _, link = demo
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(link)
+    page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
+    cancelled = page.locator("[data-testid=investigation]").filter(
+        has=page.locator('[data-testid=investigation-status]:text-is("cancelled")')
+    )
+    assert cancelled.count() == 1
+    assert "criminal_record" in str(cancelled.get_by_test_id("investigation-checks").text_content())
+    assert cancelled.get_by_test_id("feedback-form").is_hidden()
+    assert cancelled.get_by_test_id("dispute-form").is_hidden()
+    assert not errors, errors
+
+
 def test_a_candidate_declines_a_consent_request_from_the_portal(
     served: Server, demo: tuple[str, dict[str, str], str], browser: Any
 ) -> None:

@@ -333,6 +333,13 @@
     }
     exchanges(byId(card, "feedback-list"), inv.feedback, "feedback");
     exchanges(byId(card, "dispute-list"), inv.disputes, "dispute");
+    if (inv.status === "cancelled") {
+      // shown, so the candidate sees every check that was planned about them; it takes
+      // no feedback or dispute any more
+      byId(card, "feedback-form").hidden = true;
+      byId(card, "dispute-form").hidden = true;
+      return card;
+    }
     byId(card, "feedback-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const text = byId(card, "feedback-text").value;
@@ -383,7 +390,7 @@
   async function loadCases(cases) {
     const investigations = page("investigation-list");
     const reports = page("report-list");
-    const invIds = cases.filter((c) => c.kind === "investigation" && c.status !== "cancelled").map((c) => c.id);
+    const invIds = cases.filter((c) => c.kind === "investigation").map((c) => c.id);
     const shared = cases.filter((c) => c.kind === "report" && c.shared_with_candidate && c.status !== "destroyed");
     investigations.replaceChildren(...(await Promise.all(invIds.map(loadInvestigation))));
     if (!invIds.length) investigations.append(el("p", "No investigation yet."));
