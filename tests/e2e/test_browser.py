@@ -225,6 +225,24 @@ def test_the_portal_shows_a_cancelled_investigation_and_the_checks_it_planned(
     assert not errors, errors
 
 
+def test_who_sees_what_names_a_role_in_general_as_any_of_it_never_anyone(
+    demo: tuple[str, dict[str, str], str], browser: Any
+) -> None:
+    """Reviewers and compliance officers in general (no one named) are "any reviewer", "any
+    compliance officer": "anyone" would tell the candidate everybody may read their data."""
+    _, _, link = demo
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    page.goto(link)
+    page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
+    general = page.locator('[data-testid=reader][data-principal=""]')
+    headings = sorted(
+        str(general.nth(i).locator("h3").text_content()) for i in range(general.count())
+    )
+    assert headings == ["any compliance officer", "any reviewer"], headings
+    named = page.locator('[data-testid=reader][data-role="hiring_manager"] h3').first
+    assert str(named.text_content()).endswith("(hiring manager)")
+
+
 def test_a_candidate_declines_a_consent_request_from_the_portal(
     served: Server, demo: tuple[str, dict[str, str], str], browser: Any
 ) -> None:

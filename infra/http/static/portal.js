@@ -253,6 +253,8 @@
     if (profile.erased) show("Your personal data was erased; the record of what happened remains.");
   }
 
+  const ROLE_NAMES = { compliance: "compliance officer", hiring_manager: "hiring manager" };
+
   async function loadVisibility() {
     const response = await call("GET", `/v1/candidates/${candidate}/visibility`);
     const view = await response.json();
@@ -266,7 +268,12 @@
         "data-role": reader.role,
         "data-principal": reader.principal || "",
       });
-      card.append(el("h3", `${reader.principal || "anyone"} (${reader.role})`));
+      // a role's readers in general (no one named): "any reviewer", never "anyone", which
+      // would read as if everybody could
+      const heading = reader.principal
+        ? `${reader.principal} (${reader.role.replace("_", " ")})`
+        : `any ${ROLE_NAMES[reader.role] || reader.role.replace("_", " ")}`;
+      card.append(el("h3", heading));
       card.append(el("p", reader.grounds.join("; "), { class: "dim" }));
       const allowed = el("p", undefined, { "data-testid": "reader-allowed", class: "allowed" });
       allowed.textContent = `sees: ${reader.allowed.join(", ") || "nothing"}`;
