@@ -307,6 +307,7 @@ def test_the_candidate_asks_for_erasure_from_the_portal(
     page.goto(link)
     page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
     candidate = value(page, "portal-principal").removeprefix("candidate:")
+    page.locator('nav a[href="#erasure"]').click()  # the page's menu leads to it
     page.get_by_test_id("erasure-reason").fill("I took another offer 🙂")
     page.get_by_test_id("erasure-submit").click()
     page.wait_for_function(
