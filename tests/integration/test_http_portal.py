@@ -464,3 +464,24 @@ def test_a_link_that_no_longer_opens_the_portal_tells_the_candidate_why_and_what
     assert "link has expired" in detail, detail
     assert "ask the recruiter" in detail, detail
     assert "token" not in detail, detail
+
+
+def test_a_body_that_is_not_a_json_object_is_told_so_without_naming_our_classes(
+    api: Served,
+) -> None:
+    """A list (or a string) where the command's object belongs: 422 naming the body and the
+    rule, not the server's class for it (`GiveFeedbackBody`)."""
+    story = shared_report(api.app)
+    assert sign_in(api, story.candidate_id).status_code == 200
+    for body in ([1, 2], "hello", 7):
+        refused = problem(
+            api.client.post(
+                f"/v1/investigations/{story.investigation_id}/feedback", json=body, headers=PORTAL
+            ),
+            422,
+            "validation",
+        )
+        assert refused["errors"] == [
+            {"field": "(body)", "rule": "model_type", "message": "must be a JSON object"}
+        ], refused
+        assert "Body" not in refused["detail"], refused
