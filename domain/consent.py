@@ -257,7 +257,7 @@ class Consent(SubjectAggregate):
         """Withdrawal is possible at any time while the consent is not already ended."""
         status = self.status_at(withdrawn_at)
         if status in (ConsentStatus.WITHDRAWN, ConsentStatus.EXPIRED):
-            raise ConsentNotActiveError(self.id, status.value)
+            raise ConsentNotActiveError(self.id, status.value, withdrawing=True)
         held = PersonalField("reason", STATEMENT, reason)
         self._withdraw(held, withdrawn_at, withdrawn_by, authenticated)
 

@@ -49,9 +49,14 @@ class ForbiddenError(DomainError):
 
 
 class AccessRefusedError(ForbiddenError):
-    def __init__(self, candidate_id: object, view: str, reasons: list[str]) -> None:
+    def __init__(
+        self, candidate_id: object, view: str, reasons: list[str], *, named: bool = True
+    ) -> None:
+        # `named=False`: the reader asked by the record's own id, and whom it is about is not
+        # theirs to learn (a candidate putting another's investigation id in the address)
+        whose = f"candidate {candidate_id}" if named else "a candidate you may not read"
         super().__init__(
-            f"reading the {view} of candidate {candidate_id} was refused "
+            f"reading the {view} of {whose} was refused "
             f"({'; '.join(reasons)}); the refusal was recorded",
             candidate_id=candidate_id,
             view=view,
@@ -253,12 +258,14 @@ class ValidityWindowOverError(InvalidInputError):
 
 
 class ConsentNotActiveError(RuleBrokenError):
-    def __init__(self, consent_id: object, status: str) -> None:
-        super().__init__(
-            f"consent {consent_id} is {status}, not active; a new, granted consent is needed",
-            consent_id=consent_id,
-            status=status,
+    def __init__(self, consent_id: object, status: str, *, withdrawing: bool = False) -> None:
+        # withdrawing one already ended (a second click) is done, not a need for a new grant
+        message = (
+            f"consent {consent_id} is already {status}; nothing is left to withdraw"
+            if withdrawing
+            else f"consent {consent_id} is {status}, not active; a new, granted consent is needed"
         )
+        super().__init__(message, consent_id=consent_id, status=status)
 
 
 class ConsentNotExpiredError(RuleBrokenError):

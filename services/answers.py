@@ -28,7 +28,7 @@ from services.dto import (
     ValueRead,
 )
 from services.facts import check_categories, consent_status_of, item_categories
-from services.identity import authentication_now
+from services.identity import ASSIGNMENTS_POLICY, authentication_now
 from services.ports import ReadModel
 from services.unit import receiving_now
 
@@ -213,7 +213,12 @@ def report_view(
     for the categories it may see)."""
     subject = UUID(report["candidate_id"])
     if decision.outcome is AccessOutcome.REFUSED and categories:
-        raise AccessRefusedError(subject, "report", decision.withheld_because)
+        raise AccessRefusedError(
+            subject,
+            "report",
+            decision.withheld_because,
+            named=ASSIGNMENTS_POLICY not in decision.withheld_because,
+        )
     return ReportView(
         report_id=report_id,
         candidate_id=subject,

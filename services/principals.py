@@ -43,6 +43,11 @@ from services.unit import UnitOfWork, use_case
 TOKEN_PREFIX = "bck_"
 _TOKEN = re.compile(r"^bck_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
 _MAX_TOKEN = 80  # longer is no token of ours: refused before anything is parsed
+# why a token signs no one in (the portal words them for the candidate: infra/http/auth.py)
+UNKNOWN_TOKEN = "unknown token"
+TOKEN_REVOKED = "token revoked"
+TOKEN_EXPIRED = "token expired"
+PORTAL_ERASED = "token revoked: the candidate was erased"
 _VERIFIED = 4096  # tokens remembered as checked (by hash), at most
 PORTAL_DAYS = 30  # a portal link rotated without saying for how long
 _ADDED = get_topic(Principal.Added)
@@ -236,7 +241,7 @@ class PrincipalUseCases(UnitOfWork):
         principal's; an expired one."""
         parsed = _TOKEN.match(token) if len(token) <= _MAX_TOKEN else None
         if parsed is None:
-            raise AuthenticationError("unknown token")
+            raise AuthenticationError(UNKNOWN_TOKEN)
         return self.authenticate_kept(UUID(hex=parsed[1]), token_hash(token))
 
     def authenticate_kept(self, principal_id: UUID, digest: str) -> Identity:
@@ -250,18 +255,20 @@ class PrincipalUseCases(UnitOfWork):
             # revocation is a new version): only the expiry can have passed
             identity = known[1]
             if identity.expires_at is not None and identity.expires_at <= self.now():
-                raise AuthenticationError("token expired")
+                raise AuthenticationError(TOKEN_EXPIRED)
             return identity
         try:
             principal = self.load(Principal, principal_id)
         except AggregateMissingError:
-            raise AuthenticationError("unknown token") from None
+            raise AuthenticationError(UNKNOWN_TOKEN) from None
         if not hmac.compare_digest(principal.token_hash, digest):
-            raise AuthenticationError("unknown token")
+            raise AuthenticationError(UNKNOWN_TOKEN)
+        if principal.revoked == ERASED_REASON:  # a fixed text, never a person's words
+            raise AuthenticationError(PORTAL_ERASED)
         if principal.revoked is not None:
-            raise AuthenticationError("token revoked")
+            raise AuthenticationError(TOKEN_REVOKED)
         if principal.expired_at(self.now()):
-            raise AuthenticationError("token expired")
+            raise AuthenticationError(TOKEN_EXPIRED)
         portal = principal.kind == PrincipalKind.PORTAL
         identity = Identity(
             principal=principal.name,

@@ -326,5 +326,10 @@ class QueryUseCases(RecordedReads):
         )
         doc, subject, categories, decision, access_id = self._recorded(decide, attempt)
         if decision.outcome is AccessOutcome.REFUSED and categories:
-            raise AccessRefusedError(subject, "investigation", decision.withheld_because)
+            raise AccessRefusedError(
+                subject,
+                "investigation",
+                decision.withheld_because,
+                named=ASSIGNMENTS_POLICY not in decision.withheld_because,
+            )
         return investigation_view(cmd.investigation_id, doc, subject, access_id, decision)

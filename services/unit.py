@@ -21,6 +21,7 @@ from domain.intake import CommandReceipt
 from domain.retention import RetentionSchedule
 from domain.subject import recorded_at, recording_time
 from services.access import DecisionPoint
+from services.dto import Reader
 from services.errors import (
     AggregateMissingError,
     ConcurrentChangeError,
@@ -74,15 +75,19 @@ def use_case(method: Callable[Concatenate[U, C, P], R]) -> Callable[Concatenate[
     def run(self: U, command: C, /, *args: P.args, **kwargs: P.kwargs) -> R:
         check_reader(command)
         check_scope(command)
+        commanding = _commanding.set(not isinstance(command, Reader))
         tries = 0
-        while True:
-            try:
-                with recorded_at(self.clock(), by=caller_now()):
-                    return method(self, command, *args, **kwargs)
-            except InternalConflictError as e:
-                tries += 1
-                if tries > INTERNAL_RETRIES:
-                    raise ConcurrentChangeError(list(e.details["aggregate_ids"])) from None
+        try:
+            while True:
+                try:
+                    with recorded_at(self.clock(), by=caller_now()):
+                        return method(self, command, *args, **kwargs)
+                except InternalConflictError as e:
+                    tries += 1
+                    if tries > INTERNAL_RETRIES:
+                        raise ConcurrentChangeError(list(e.details["aggregate_ids"])) from None
+        finally:
+            _commanding.reset(commanding)
 
     return run
 
@@ -140,6 +145,8 @@ class Receiving:
 
 
 _receiving: ContextVar[Receiving | None] = ContextVar("receiving", default=None)
+# set while a command (not a read) runs: what it loads is held to the caller's assignments
+_commanding: ContextVar[bool] = ContextVar("commanding", default=False)
 
 
 def receiving_now() -> bool:
@@ -160,6 +167,16 @@ def caller_now() -> Authenticated:
         delivery = receiving.delivery
         return Authenticated(delivery.source, delivery.authentication.value)
     return Authenticated(OPERATOR, Authentication.OPERATOR.value)
+
+
+def _loaded_within_assignments(aggregate: Aggregate) -> None:
+    """A command from a principal confined to some candidates that names another's consent,
+    investigation or report by its id is refused as soon as it is loaded, before any rule
+    is checked: a rule's answer (not active, wider than asked, no such check) would tell the
+    caller about someone else's records. Reads are decided, and recorded, by the decision
+    point instead (`AssignedDecisions`)."""
+    if _commanding.get():
+        _within_assignments((aggregate,))
 
 
 def _within_assignments(aggregates: Iterable[Aggregate]) -> None:
@@ -238,6 +255,7 @@ class UnitOfWork(Application[UUID]):
         if not isinstance(aggregate, cls):
             raise AggregateMissingError(kind, aggregate_id)
         wanted = expected_version(aggregate_id)
+        _loaded_within_assignments(aggregate)
         if wanted is not None and (isinstance(wanted, WeakTag) or aggregate.version != wanted):
             raise VersionMismatchError(aggregate_id, wanted, aggregate.version)
         return aggregate

@@ -26,10 +26,34 @@ from infra.problem import problem_for
 from services.application import Backcheck
 from services.errors import AuthenticationError
 from services.identity import Identity
+from services.principals import PORTAL_ERASED, TOKEN_EXPIRED, TOKEN_REVOKED, UNKNOWN_TOKEN
 
 TOKEN_PREFIX = "bck_"
 MAX_CREDENTIAL = 8192  # a JWT with many claims stays well below this
 PORTAL_COOKIE = "backcheck_portal"
+
+
+# A portal link refused, as its candidate reads it: an unknown token is most often an older
+# link, replaced when a newer one was issued (saying so tells a guesser nothing: any token
+# of the right shape that is not a current link gets the same words).
+_LINK_REFUSALS = {
+    UNKNOWN_TOKEN: (
+        "this link no longer opens your portal: it may have been replaced by a newer one "
+        "(only the latest link you were sent works) or copied incompletely; open the latest "
+        "link you received, or ask the recruiter who contacted you for a new one"
+    ),
+    TOKEN_EXPIRED: (
+        "this portal link has expired; ask the recruiter who contacted you for a new one"
+    ),
+    TOKEN_REVOKED: (
+        "this portal link was revoked and no longer opens your portal; if you still need "
+        "it, ask the recruiter who contacted you"
+    ),
+    PORTAL_ERASED: (
+        "your personal data was erased, and with it this portal is closed for good; the "
+        "record of what was done remains, without your data"
+    ),
+}
 
 
 class Unauthenticated(Exception):  # noqa: N818  (answered as 401, never raised to a user)
@@ -111,7 +135,10 @@ class Authenticator:
             if self.oidc is not None:
                 return self.oidc(credential)
         except AuthenticationError as e:
-            raise Unauthenticated(str(e), True) from None
+            why = str(e)
+            if isinstance(credential, SessionCookie):  # only the portal sends the cookie
+                why = _LINK_REFUSALS.get(why, why)
+            raise Unauthenticated(why, True) from None
         except Exception as e:
             if problem_for(e) is None:
                 raise  # a bug: the server's log has it
@@ -120,6 +147,17 @@ class Authenticator:
             "not a backcheck token, and no OIDC issuer is configured (BACKCHECK_OIDC_ISSUER)",
             True,
         )
+
+    def for_the_candidate(self, credential: str) -> Identity:
+        """`identify` for a portal link or session: a link that no longer signs in is refused
+        in words its candidate can act on (the page shows the detail as it is)."""
+        try:
+            return self.identify(credential)
+        except Unauthenticated as e:
+            worded = _LINK_REFUSALS.get(e.detail)
+            if worded is None:
+                raise
+            raise Unauthenticated(worded, e.presented) from None
 
     def _in_session(self, session_id: SessionCookie) -> Identity:
         """The candidate the portal session signs in, while it lasts and the link it was

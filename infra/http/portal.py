@@ -155,7 +155,7 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
     def open_session(request: Request) -> Response:
         if "authorization" not in request.headers:
             raise Unauthenticated("send the portal link token as `Authorization: Bearer`", False)
-        identity = authenticator(request)
+        identity = authenticator.for_the_candidate(authenticator.credential(request))
         if identity.role is not Role.CANDIDATE or identity.authentication is not (
             Authentication.PORTAL
         ):

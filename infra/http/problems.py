@@ -80,10 +80,18 @@ def _field(location: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "(body)"
 
 
+# pydantic's words for these name the server's own class ("… instance of GiveFeedbackBody")
+_WORDED = {"model_type": "must be a JSON object", "model_attributes_type": "must be a JSON object"}
+
+
 def field_errors(errors: list[Any]) -> list[dict[str, str]]:
     """Each broken field with its rule (pydantic's error type) and what it says."""
     return [
-        {"field": _field(e.get("loc", ())), "rule": str(e.get("type", "")), "message": e["msg"]}
+        {
+            "field": _field(e.get("loc", ())),
+            "rule": str(e.get("type", "")),
+            "message": _WORDED.get(str(e.get("type", "")), e["msg"]),
+        }
         for e in errors
     ]
 

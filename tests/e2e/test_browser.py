@@ -7,6 +7,7 @@ test-artifacts/."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -35,20 +36,26 @@ def require_chromium() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], str]]:
-    """A served demo store: its base URL, the tokens it printed, the portal link."""
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`backcheck serve --demo` on a store of its own (its data directory: the log's)."""
     require_chromium()
     data = tmp_path_factory.mktemp("browser")
     settings = Settings(database_url=f"sqlite:///{data / 'store.sqlite'}", data_dir=data)
     server = Server(settings, "--demo", log=data / "serve.log")
     try:
-        tokens = server.tokens()  # once the whole banner is printed
-        links = dict(re.findall(r"portal link of (\S+): (http\S+)", server.out.read_text()))
-        assert len(links) == 1, server.out.read_text()
-        yield server.base, tokens, next(iter(links.values()))
+        yield server
     finally:
         assert server.stop() == 0
         assert "Traceback" not in server.log.read_text()
+
+
+@pytest.fixture(scope="module")
+def demo(served: Server) -> tuple[str, dict[str, str], str]:
+    """A served demo store: its base URL, the tokens it printed, the portal link."""
+    tokens = served.tokens()  # once the whole banner is printed
+    links = dict(re.findall(r"portal link of (\S+): (http\S+)", served.out.read_text()))
+    assert len(links) == 1, served.out.read_text()
+    return served.base, tokens, next(iter(links.values()))
 
 
 @pytest.fixture(scope="module")
@@ -138,9 +145,11 @@ def test_the_dashboard_shows_the_projection_live_and_drills_down(
     assert not errors, errors
 
 
-def test_the_candidate_withdraws_consent_from_the_portal(
+def test_the_candidate_withdraws_consent_from_the_portal_once_with_a_double_click(
     demo: tuple[str, dict[str, str], str], browser: Any
 ) -> None:
+    """A double click (an impatient candidate) sends one withdrawal: no second one is sent
+    and refused, so the page shows the withdrawal and no error."""
     _, _, link = demo
     page = browser.new_page(viewport={"width": 1200, "height": 1000})
     errors: list[str] = []
@@ -153,7 +162,7 @@ def test_the_candidate_withdraws_consent_from_the_portal(
     assert active.count() >= 1, "the demo candidate has a consent in force"
     consent_id = active.first.get_attribute("data-consent-id")
     shot(page, "portal")
-    active.first.get_by_test_id("consent-withdraw").click()
+    active.first.get_by_test_id("consent-withdraw").dblclick()
     page.wait_for_selector(
         f'[data-testid=consent][data-consent-id="{consent_id}"][data-status="withdrawn"]',
         timeout=WAIT_MS,
@@ -164,6 +173,8 @@ def test_the_candidate_withdraws_consent_from_the_portal(
         "document.querySelector('[data-testid=portal-message]').textContent)",
         timeout=WAIT_MS,
     )
+    page.wait_for_timeout(500)  # a second withdrawal, had one been sent, has been answered
+    assert page.get_by_test_id("portal-error").is_hidden(), value(page, "portal-error")
     assert page.get_by_test_id("access-entry").count() >= 1
     shot(page, "portal-after-withdrawal")
     assert not errors, errors
@@ -189,4 +200,130 @@ def test_signing_out_in_the_portal_ends_the_session_for_a_copy_of_its_cookie(
 
         assert client.get("/v1/me", headers=copied).status_code == 401
     assert not [c for c in page.context.cookies() if c["name"] == "backcheck_portal"]
+    assert not errors, errors
+
+
+def test_the_portal_shows_a_cancelled_investigation_and_the_checks_it_planned(
+    demo: tuple[str, dict[str, str], str], browser: Any
+) -> None:
+    """The demo's first investigation, cancelled, planned a criminal record check: the
+    candidate sees it (read-only: it takes no feedback or dispute), as their data package
+    does, instead of it being left off the page."""
+    _, _, link = demo
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(link)
+    page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
+    cancelled = page.locator("[data-testid=investigation]").filter(
+        has=page.locator('[data-testid=investigation-status]:text-is("cancelled")')
+    )
+    assert cancelled.count() == 1
+    assert "criminal_record" in str(cancelled.get_by_test_id("investigation-checks").text_content())
+    assert cancelled.get_by_test_id("feedback-form").is_hidden()
+    assert cancelled.get_by_test_id("dispute-form").is_hidden()
+    assert not errors, errors
+
+
+def test_who_sees_what_names_a_role_in_general_as_any_of_it_never_anyone(
+    demo: tuple[str, dict[str, str], str], browser: Any
+) -> None:
+    """Reviewers and compliance officers in general (no one named) are "any reviewer", "any
+    compliance officer": "anyone" would tell the candidate everybody may read their data."""
+    _, _, link = demo
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    page.goto(link)
+    page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
+    general = page.locator('[data-testid=reader][data-principal=""]')
+    headings = sorted(
+        str(general.nth(i).locator("h3").text_content()) for i in range(general.count())
+    )
+    assert headings == ["any compliance officer", "any reviewer"], headings
+    named = page.locator('[data-testid=reader][data-role="hiring_manager"] h3').first
+    assert str(named.text_content()).endswith("(hiring manager)")
+
+
+def test_a_candidate_declines_a_consent_request_from_the_portal(
+    served: Server, demo: tuple[str, dict[str, str], str], browser: Any
+) -> None:
+    """A request is declined by withdrawing it (the rules allow it); the page offers it beside
+    the grant, so a candidate who does not agree is not left with only "Grant"."""
+    base, tokens, _ = demo
+    staff = {"Authorization": f"Bearer {tokens['hr:demo']}"}
+    terms = {
+        "purposes": ["pre-employment screening"],
+        "check_types": ["education"],
+        "categories": [],
+        "referee_roles": [],
+        "excluded_organisations": [],
+        "recording_allowed": False,
+        "third_parties": [],
+    }
+    with httpx.Client(base_url=base, timeout=30) as client:
+        made = client.post(
+            "/v1/candidates", json={"name": "Han Meimei", "email": "han@example.cn"}, headers=staff
+        )
+        assert made.is_success, made.text
+        candidate = made.json()["candidate_id"]
+        asked = client.post(
+            f"/v1/candidates/{candidate}/consents", json={"terms": terms}, headers=staff
+        )
+        assert asked.is_success, asked.text
+        consent_id = asked.json()["consent_id"]
+    sent = served.log.parent / "outbox" / "portal-links" / f"{candidate}.json"
+    _, _, token = json.loads(sent.read_text())["url"].partition("#token=")
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/portal#token={token}")
+    page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
+    card = page.locator(f'[data-testid=consent][data-consent-id="{consent_id}"]')
+    assert card.get_attribute("data-status") == "requested"
+    decline = card.get_by_test_id("consent-withdraw")
+    assert "decline" in str(decline.text_content()).lower()
+    decline.click()
+    page.wait_for_selector(
+        f'[data-testid=consent][data-consent-id="{consent_id}"][data-status="withdrawn"]',
+        timeout=WAIT_MS,
+    )
+    page.wait_for_function(
+        "() => /declined/i.test("
+        "document.querySelector('[data-testid=portal-message]').textContent)",
+        timeout=WAIT_MS,
+    )
+    assert page.get_by_test_id("portal-error").is_hidden(), value(page, "portal-error")
+    assert not errors, errors
+
+
+def test_the_candidate_asks_for_erasure_from_the_portal(
+    demo: tuple[str, dict[str, str], str], browser: Any
+) -> None:
+    """Run last: it ends with the demo candidate's erasure request. The portal has the erasure
+    request the API lets a candidate make, and the request is theirs in the timeline."""
+    base, tokens, link = demo
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(link)
+    page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
+    candidate = value(page, "portal-principal").removeprefix("candidate:")
+    page.locator('nav a[href="#erasure"]').click()  # the page's menu leads to it
+    page.get_by_test_id("erasure-reason").fill("I took another offer 🙂")
+    page.get_by_test_id("erasure-submit").click()
+    page.wait_for_function(
+        "() => /erasure request was recorded/i.test("
+        "document.querySelector('[data-testid=portal-message]').textContent)",
+        timeout=WAIT_MS,
+    )
+    assert page.get_by_test_id("portal-error").is_hidden(), value(page, "portal-error")
+    compliance = {"Authorization": f"Bearer {tokens['compliance:demo']}"}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        timeline = client.get(
+            f"/v1/candidates/{candidate}/timeline", params={"purpose": "audit"}, headers=compliance
+        )
+    assert timeline.status_code == 200, timeline.text
+    entries = timeline.json()["entries"]
+    (asked,) = [e for e in entries if e["event"] == "Candidate.ErasureRequested"]
+    assert asked["who"] == f"candidate:{candidate}"
+    shot(page, "portal-after-erasure-request")
     assert not errors, errors

@@ -37,3 +37,35 @@ def test_an_erased_candidates_portal_link_signs_in_nowhere(api: Served) -> None:
         problem(refused, 401, "unauthenticated")
         assert "revoked" in refused.json()["detail"]
     assert api.get(COMPLIANCE, "/v1/me").status_code == 200  # staff still sign in
+
+
+def test_the_portal_tells_an_erased_candidate_their_data_was_erased_not_to_ask_for_a_link(
+    api: Served,
+) -> None:
+    """A link closed by the erasure is not one a recruiter can issue again: the candidate
+    opening it, or using the session it opened, is told their data was erased and the portal
+    is closed for good, not to ask for a new link."""
+    candidate = register(api.app)
+    request_consent(api.app, candidate)
+    token = api.sent_link(candidate)
+    portal = {"X-Backcheck-Portal": "1"}
+    opened = api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {token}", **portal}
+    )
+    assert opened.status_code == 200, opened.text
+
+    erased = api.post(
+        COMPLIANCE, f"/v1/candidates/{candidate}/erasure", {"reason": "candidate-request"}
+    )
+    assert erased.status_code == 200, erased.text
+
+    in_session = problem(api.client.get("/v1/me", headers=portal), 401, "unauthenticated")
+    again = problem(
+        api.client.post("/portal/session", headers={"Authorization": f"Bearer {token}", **portal}),
+        401,
+        "unauthenticated",
+    )
+    for refused in (in_session, again):
+        assert "your personal data was erased" in refused["detail"], refused
+        assert "closed for good" in refused["detail"], refused
+        assert "ask the recruiter" not in refused["detail"], refused

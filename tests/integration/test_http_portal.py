@@ -19,6 +19,7 @@ from services.dto import (
     ReadAccessLog,
     RevokePrincipal,
     SubmitClaims,
+    WithdrawConsent,
 )
 from tests.conftest import FakeClock
 from tests.http import COMPLIANCE, Served, problem
@@ -368,3 +369,119 @@ def test_the_pages_are_served_with_a_strict_policy_and_load_nothing_from_elsewhe
     assert 'data-testid="consent-withdraw"' in html
     assert api.client.get("/portal/static/../app.py").status_code == 404
     assert api.client.get("/portal/static/dashboard.js").status_code == 404
+
+
+def test_commands_on_another_candidates_records_are_refused_alike_whatever_their_state(
+    api: Served,
+) -> None:
+    """A candidate who puts someone else's consent, investigation or report id in a command
+    learns nothing of it: the same 403 whether it is asked, active or withdrawn, and no rule's
+    answer about it (not active, wider than asked, no such check) ever reaches them."""
+    asked = register(api.app, "Han Meimei")
+    asked_consent = request_consent(api.app, asked)
+    other = shared_report(api.app, "Wang Fang")
+    api.app.withdraw_consent(
+        WithdrawConsent(
+            consent_id=other.consent_id, reason="no", actor=f"candidate:{other.candidate_id}"
+        )
+    )
+    me = register(api.app)
+    assert sign_in(api, me).status_code == 200
+    head = api.head()
+    start = api.app.clock()
+    wider = terms_in(check_types=["employment", "education", "criminal_record"])
+    grant = {
+        "terms": wider.model_dump(mode="json"),
+        "document_sha256": DOCUMENT_SHA256,
+        "signature_method": "clickwrap",
+        "valid_from": start.isoformat(),
+        "valid_until": (start + timedelta(days=90)).isoformat(),
+    }
+    dispute = {"check_id": str(UUID(int=9)), "statement": "not mine"}
+    for path, body in [
+        (f"/v1/consents/{asked_consent}/grant", grant),
+        (f"/v1/consents/{asked_consent}/withdrawal", {"reason": "x"}),
+        (f"/v1/consents/{other.consent_id}/withdrawal", {"reason": "x"}),
+        (f"/v1/consents/{other.consent_id}/grant", grant),
+        (f"/v1/investigations/{other.investigation_id}/feedback", {"text": "hello"}),
+        (f"/v1/investigations/{other.investigation_id}/disputes", dispute),
+        (f"/v1/reports/{other.report_id}/disputes", dispute),
+    ]:
+        refused = problem(
+            api.client.post(path, json=body, headers=PORTAL), 403, "outside-assignments"
+        )
+        assert str(other.candidate_id) not in refused["detail"], path
+        assert str(asked) not in refused["detail"], path
+    assert api.head() == head
+
+
+def test_reading_another_candidates_investigation_or_report_does_not_say_whose_it_is(
+    api: Served,
+) -> None:
+    """An investigation's or a report's id says nothing of whom it is about: the refusal a
+    candidate gets for someone else's names neither that person nor their id (the refusal is
+    recorded under that person, for them and compliance to see)."""
+    other = shared_report(api.app, "Wang Fang")
+    me = register(api.app)
+    assert sign_in(api, me).status_code == 200
+    for path in [f"/v1/investigations/{other.investigation_id}", f"/v1/reports/{other.report_id}"]:
+        refused = problem(api.client.get(path, params={"purpose": MY_PURPOSE}, headers=PORTAL), 403)
+        assert str(other.candidate_id) not in refused["detail"], refused
+        assert "principal-assignments" in refused["detail"]
+    refusals = [e for e in access_log(api, other.candidate_id) if e["outcome"] == "refused"]
+    assert [e["principal"] for e in refusals] == [f"candidate:{me}"] * 2
+
+
+def test_a_link_that_no_longer_opens_the_portal_tells_the_candidate_why_and_what_to_do(
+    api: Served, clock: FakeClock
+) -> None:
+    """The page shows the candidate the problem's detail as it is: a link replaced by a newer
+    one, revoked or expired says so in words a candidate can act on, not `unknown token`."""
+    candidate = register(api.app)
+    first = api.portal(candidate)
+    opened = api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {first}", **PORTAL}
+    )
+    assert opened.status_code == 200
+    api.portal(candidate)  # issued again: the first link is replaced, its session ended
+    ended = problem(api.client.get("/v1/me", headers=PORTAL), 401, "unauthenticated")
+    assert "replaced by a newer one" in ended["detail"], ended
+    replaced = api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {first}", **PORTAL}
+    )
+    detail = problem(replaced, 401, "unauthenticated")["detail"]
+    assert "replaced by a newer one" in detail, detail
+    assert "latest link" in detail, detail
+    assert "token" not in detail, detail
+
+    other = register(api.app, "Han Meimei")
+    token = api.portal(other)
+    clock.advance(days=31)
+    expired = api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {token}", **PORTAL}
+    )
+    detail = problem(expired, 401, "unauthenticated")["detail"]
+    assert "link has expired" in detail, detail
+    assert "ask the recruiter" in detail, detail
+    assert "token" not in detail, detail
+
+
+def test_a_body_that_is_not_a_json_object_is_told_so_without_naming_our_classes(
+    api: Served,
+) -> None:
+    """A list (or a string) where the command's object belongs: 422 naming the body and the
+    rule, not the server's class for it (`GiveFeedbackBody`)."""
+    story = shared_report(api.app)
+    assert sign_in(api, story.candidate_id).status_code == 200
+    for body in ([1, 2], "hello", 7):
+        refused = problem(
+            api.client.post(
+                f"/v1/investigations/{story.investigation_id}/feedback", json=body, headers=PORTAL
+            ),
+            422,
+            "validation",
+        )
+        assert refused["errors"] == [
+            {"field": "(body)", "rule": "model_type", "message": "must be a JSON object"}
+        ], refused
+        assert "Body" not in refused["detail"], refused

@@ -318,8 +318,11 @@ def test_a_request_can_be_declined_by_withdrawing_it() -> None:
 def test_a_consent_cannot_be_withdrawn_twice() -> None:
     consent = granted_consent()
     consent.withdraw("no longer interested", NOW, "candidate", CALLER)
-    with refuses(consent, ConsentNotActiveError, consent.id, "withdrawn"):
+    with refuses(consent, ConsentNotActiveError, consent.id, "already withdrawn") as info:
         consent.withdraw("again", NOW + timedelta(hours=1), "candidate", CALLER)
+    # a second click on "withdraw" is told it is done, not to get a new consent granted
+    assert "nothing is left to withdraw" in info.value.message
+    assert "new, granted consent" not in info.value.message
 
 
 def test_an_expired_consent_cannot_be_withdrawn() -> None:
@@ -327,6 +330,7 @@ def test_an_expired_consent_cannot_be_withdrawn() -> None:
     with refuses(consent, ConsentNotActiveError, consent.id, "expired") as info:
         consent.withdraw("too late", UNTIL, "candidate", CALLER)
     assert info.value.status == "expired"
+    assert "nothing is left to withdraw" in info.value.message
 
 
 # --- expiry ------------------------------------------------------------------------------------

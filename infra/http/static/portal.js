@@ -192,14 +192,20 @@
     form.hidden = false;
   }
 
-  function withdrawForm(card, consent) {
+  // A request not yet granted is declined by withdrawing it: the same command, other words.
+  function withdrawForm(card, consent, declining) {
     const form = byId(card, "withdraw-form");
+    if (declining) {
+      byId(form, "withdraw-label").textContent = "Why you decline (recorded)";
+      byId(form, "withdraw-reason").value = "I do not consent";
+      byId(form, "consent-withdraw").textContent = "Decline this request";
+    }
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const reason = byId(form, "withdraw-reason").value;
       act(async () => {
         await call("POST", `/v1/consents/${consent.consent_id}/withdrawal`, { reason });
-        return "Consent withdrawn.";
+        return declining ? "Consent request declined." : "Consent withdrawn.";
       });
     });
     form.hidden = false;
@@ -220,8 +226,11 @@
       byId(card, "consent-validity").textContent = consent.valid_until
         ? `valid ${consent.valid_from} until ${consent.valid_until}`
         : `asked by ${consent.requested_by} at ${consent.requested_at}`;
-      if (consent.status === "requested") grantForm(card, consent);
-      if (consent.status === "active" || consent.status === "not yet valid") withdrawForm(card, consent);
+      if (consent.status === "requested") {
+        grantForm(card, consent);
+        withdrawForm(card, consent, true);
+      }
+      if (consent.status === "active" || consent.status === "not yet valid") withdrawForm(card, consent, false);
       list.append(card);
     }
   }
@@ -244,6 +253,8 @@
     if (profile.erased) show("Your personal data was erased; the record of what happened remains.");
   }
 
+  const ROLE_NAMES = { compliance: "compliance officer", hiring_manager: "hiring manager" };
+
   async function loadVisibility() {
     const response = await call("GET", `/v1/candidates/${candidate}/visibility`);
     const view = await response.json();
@@ -257,7 +268,12 @@
         "data-role": reader.role,
         "data-principal": reader.principal || "",
       });
-      card.append(el("h3", `${reader.principal || "anyone"} (${reader.role})`));
+      // a role's readers in general (no one named): "any reviewer", never "anyone", which
+      // would read as if everybody could
+      const heading = reader.principal
+        ? `${reader.principal} (${reader.role.replace("_", " ")})`
+        : `any ${ROLE_NAMES[reader.role] || reader.role.replace("_", " ")}`;
+      card.append(el("h3", heading));
       card.append(el("p", reader.grounds.join("; "), { class: "dim" }));
       const allowed = el("p", undefined, { "data-testid": "reader-allowed", class: "allowed" });
       allowed.textContent = `sees: ${reader.allowed.join(", ") || "nothing"}`;
@@ -324,6 +340,13 @@
     }
     exchanges(byId(card, "feedback-list"), inv.feedback, "feedback");
     exchanges(byId(card, "dispute-list"), inv.disputes, "dispute");
+    if (inv.status === "cancelled") {
+      // shown, so the candidate sees every check that was planned about them; it takes
+      // no feedback or dispute any more
+      byId(card, "feedback-form").hidden = true;
+      byId(card, "dispute-form").hidden = true;
+      return card;
+    }
     byId(card, "feedback-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const text = byId(card, "feedback-text").value;
@@ -374,7 +397,7 @@
   async function loadCases(cases) {
     const investigations = page("investigation-list");
     const reports = page("report-list");
-    const invIds = cases.filter((c) => c.kind === "investigation" && c.status !== "cancelled").map((c) => c.id);
+    const invIds = cases.filter((c) => c.kind === "investigation").map((c) => c.id);
     const shared = cases.filter((c) => c.kind === "report" && c.shared_with_candidate && c.status !== "destroyed");
     investigations.replaceChildren(...(await Promise.all(invIds.map(loadInvestigation))));
     if (!invIds.length) investigations.append(el("p", "No investigation yet."));
@@ -413,7 +436,14 @@
     document.body.dataset.loaded = String(Date.now());
   }
 
+  // One action at a time: a double click on "Grant" or "Withdraw" sends one command, not a
+  // second one that the first has already made wrong (and whose refusal would then show).
+  let busy = false;
+
   async function act(action) {
+    if (busy) return;
+    busy = true;
+    document.body.setAttribute("aria-busy", "true");
     clearError();
     try {
       const message = await action();
@@ -422,12 +452,29 @@
     } catch (error) {
       fail(error);
       if (error instanceof Problem && error.status === 401) await signOut();
+    } finally {
+      busy = false;
+      document.body.removeAttribute("aria-busy");
     }
+  }
+
+  function erasureForm() {
+    const form = page("erasure-form");
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const reason = page("erasure-reason").value;
+      act(async () => {
+        await call("POST", `/v1/candidates/${candidate}/erasure-request`, { reason });
+        page("erasure-reason").value = "";
+        return "Your erasure request was recorded: nothing more is collected about you.";
+      });
+    });
   }
 
   async function start() {
     page("logout").addEventListener("click", () => signOut().catch(fail));
     page("download-package").addEventListener("click", () => act(downloadPackage));
+    erasureForm();
     const token = takeToken();
     try {
       if (token) await signIn(token);
