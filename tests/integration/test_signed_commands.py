@@ -289,6 +289,47 @@ def test_a_sender_may_name_itself_as_actor_when_it_acts_for_self(
     assert intake.decide(value, ats.signed("register-candidate", value)).applied
 
 
+def test_the_word_self_as_actor_is_refused_naming_how_the_sender_names_itself(
+    intake: Intake, ats: Registered
+) -> None:
+    """`self` in acts-for stands for the sender; taken as an actor it was recorded as
+    `registered_by: self`, a principal that is no one."""
+    candidate = uuid4()
+    value = body({**register(candidate), "actor": "self"})
+
+    error = refused(
+        intake, value, ats.signed("register-candidate", value), DeadLetterReason.ACTOR_NOT_ALLOWED
+    )
+
+    assert error == (
+        f"field 'actor': 'self' is no principal; a command {ATS_SENDER} sends for itself "
+        f"names it: {ATS_SENDER!r}"
+    )
+
+
+def test_a_value_that_is_no_object_is_refused_by_the_schema_not_for_its_actor(
+    intake: Intake, ats: Registered
+) -> None:
+    """A JSON array was refused as `actor-not-allowed`, 'names whom it acts for': a team
+    looked for an actor where the whole shape was wrong."""
+    value = b'[{"name": "Zhou Min", "actor": "hr:li.na"}]'
+
+    decision = intake.decide(value, ats.signed("register-candidate", value))
+
+    assert decision.reason is DeadLetterReason.INVALID, f"{decision.reason}: {decision.error}"
+    assert decision.error is not None and "valid dictionary" in decision.error
+
+
+def test_an_actor_that_is_no_text_is_refused_saying_so(intake: Intake, ats: Registered) -> None:
+    value = body({**register(uuid4()), "actor": 42})
+
+    error = refused(
+        intake, value, ats.signed("register-candidate", value), DeadLetterReason.ACTOR_NOT_ALLOWED
+    )
+
+    assert error == f"field 'actor': a text naming whom {ATS_SENDER} acts for, not int"
+
+
 def test_after_a_rotation_the_old_key_is_refused_and_after_revocation_every_key(
     intake: Intake, app: Backcheck, ats: Registered
 ) -> None:
