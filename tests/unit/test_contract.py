@@ -190,3 +190,22 @@ def test_rewording_a_description_changes_no_fingerprint_a_property_named_so_does
     compiled["description"] = {"type": "string"}  # a property, not an annotation
     compiled_key = "backcheck.events.v1/backcheck.report.compiled.v2"
     assert fp.fingerprints(document)[compiled_key] != before[compiled_key]
+
+
+def test_a_service_learns_the_data_categories_and_the_id_rule_from_the_document_alone(
+    document: dict[str, Any],
+) -> None:
+    """A category not among the known ones is refused (`UnknownDataCategory`), and a
+    candidate id that is no version 4 UUID too; the document said only `^user(\\.[a-z_]+)+$`
+    and `format: uuid`, and pointed nowhere a service can look (`backcheck categories` runs on
+    the operator's machine)."""
+    from domain.classification import CATEGORIES
+
+    schemas = document["components"]["schemas"]
+    category = schemas["command.PersonalFieldIn"]["properties"]["category"]["description"]
+    for key, known in CATEGORIES.items():
+        assert f"{key} ({known.tier.value})" in category
+    terms = schemas["command.ConsentTermsIn"]["properties"]["categories"]["items"]
+    assert terms["description"] == category
+    candidate_id = schemas["command.RegisterCandidate"]["properties"]["candidate_id"]
+    assert "version 4" in candidate_id["description"]
