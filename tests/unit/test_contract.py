@@ -209,3 +209,21 @@ def test_a_service_learns_the_data_categories_and_the_id_rule_from_the_document_
     assert terms["description"] == category
     candidate_id = schemas["command.RegisterCandidate"]["properties"]["candidate_id"]
     assert "version 4" in candidate_id["description"]
+
+
+def test_answers_and_dead_letters_say_their_key_may_be_null_and_their_value_empty(
+    document: dict[str, Any],
+) -> None:
+    """A command sent without a key is answered and dead-lettered without one, and a command
+    too large for its dead letter is dead-lettered without its value: a team validating what
+    it read found a null key where the document said only `type: string`."""
+    messages = document["components"]["messages"]
+    for name in (
+        "backcheck.command.accepted.v1",
+        "backcheck.command.refused.v1",
+        "dead-letter.command-dead-letters",
+    ):
+        key = messages[name]["bindings"]["kafka"]["key"]
+        assert "none (a null key) when" in key["description"], name
+    payload = messages["dead-letter.command-dead-letters"]["payload"]["description"]
+    assert "a command whose dead letter would be larger than a message may take" in payload
