@@ -65,6 +65,17 @@ Stored = tuple[tuple[str, int], ...]
 _REASONS: dict[str, tuple[int, str]] = {
     DeadLetterReason.MALFORMED.value: (400, "Malformed command"),
 }
+# The header (or body field) at fault in a sender's refusal: each is about one of them alone.
+_FIELDS: dict[str, str] = {
+    DeadLetterReason.UNSIGNED.value: "ce_signature",
+    DeadLetterReason.UNKNOWN_SENDER.value: "ce_source",
+    DeadLetterReason.BAD_SIGNATURE.value: "ce_signature",
+    DeadLetterReason.EXPIRED.value: "ce_time",
+    DeadLetterReason.FUTURE.value: "ce_time",
+    DeadLetterReason.REPLAYED.value: "ce_id",
+    DeadLetterReason.OUT_OF_SCOPE.value: "ce_type",
+    DeadLetterReason.ACTOR_NOT_ALLOWED.value: "actor",
+}
 
 
 @dataclass(frozen=True)
@@ -136,7 +147,7 @@ def problem_of(decision: IntakeDecision) -> dict[str, Any]:
             "status": status,
             "detail": _bounded(detail),
             "rule": kind,
-            "field": None,
+            "field": _FIELDS.get(kind),
         }
     body: dict[str, Any] = {
         "type": problem_type(problem.type),

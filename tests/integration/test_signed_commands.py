@@ -5,6 +5,7 @@ reason of its own, and the only thing written is the refusal — which the chain
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,6 +20,7 @@ from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.kafka.cloudevent import DeadLetterReason
 from infra.kafka.intake import CommandMessage, IntakeDecision, decide
+from infra.kafka.outcome import outcome_of
 from infra.kafka.senders import SenderCheck
 from infra.kafka.signatures import public_text
 from services.application import Backcheck
@@ -328,6 +330,38 @@ def test_an_actor_that_is_no_text_is_refused_saying_so(intake: Intake, ats: Regi
     )
 
     assert error == f"field 'actor': a text naming whom {ATS_SENDER} acts for, not int"
+
+
+def test_a_senders_refusal_is_answered_naming_the_header_or_field_at_fault(
+    intake: Intake, ats: Registered, clock: FakeClock
+) -> None:
+    """The answer's problem said `field: null` for every sender's refusal, though each is
+    about one header (or the actor) alone."""
+    value = body(register(uuid4()))
+    other_actor = body({**register(uuid4()), "actor": "hr:zhao.lei"})
+    unsigned = [
+        (n, v)
+        for n, v in ats.signed("register-candidate", value)
+        if n not in ("ce_keyid", "ce_signature")
+    ]
+    cases = {
+        "ce_signature": (value, unsigned),
+        "ce_source": (value, ats.signed("register-candidate", value, source="svc:nobody")),
+        "ce_time": (
+            value,
+            ats.signed("register-candidate", value, time=clock.now - timedelta(hours=1)),
+        ),
+        "ce_type": (value, ats.signed("destroy-report", value)),
+        "actor": (other_actor, ats.signed("register-candidate", other_actor)),
+    }
+    for offset, (field, (sent_value, header_list)) in enumerate(cases.items()):
+        sent = message(sent_value, header_list, offset=offset)
+        decision = intake.again(sent)
+        assert decision.reason is not None, field
+
+        problem = json.loads(outcome_of(sent, decision, clock.now, None).value)["problem"]
+
+        assert problem["field"] == field, (field, problem)
 
 
 def test_after_a_rotation_the_old_key_is_refused_and_after_revocation_every_key(
