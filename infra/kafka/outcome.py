@@ -73,6 +73,7 @@ _FIELDS: dict[str, str] = {
     DeadLetterReason.EXPIRED.value: "ce_time",
     DeadLetterReason.FUTURE.value: "ce_time",
     DeadLetterReason.REPLAYED.value: "ce_id",
+    DeadLetterReason.DUPLICATE.value: "ce_id",
     DeadLetterReason.OUT_OF_SCOPE.value: "ce_type",
     DeadLetterReason.ACTOR_NOT_ALLOWED.value: "actor",
 }
@@ -163,6 +164,8 @@ def problem_of(decision: IntakeDecision) -> dict[str, Any]:
         body["errors"] = errors
     elif isinstance(error, DomainError) and isinstance(error.details.get("field"), str):
         body["field"] = error.details["field"]
+    if body["field"] is None:
+        body["field"] = _FIELDS.get(str(reason))
     return body
 
 

@@ -363,6 +363,15 @@ def test_a_senders_refusal_is_answered_naming_the_header_or_field_at_fault(
 
         assert problem["field"] == field, (field, problem)
 
+    applied = ats.signed("register-candidate", value, "c-once")
+    assert intake.again(message(value, applied, offset=10)).applied
+    again = message(value, applied, offset=11)  # the same command from another message
+    decision = intake.again(again)
+    assert decision.reason is DeadLetterReason.REPLAYED
+    assert json.loads(outcome_of(again, decision, clock.now, None).value)["problem"]["field"] == (
+        "ce_id"
+    )
+
 
 def test_after_a_rotation_the_old_key_is_refused_and_after_revocation_every_key(
     intake: Intake, app: Backcheck, ats: Registered
