@@ -227,3 +227,17 @@ def test_answers_and_dead_letters_say_their_key_may_be_null_and_their_value_empt
         assert "none (a null key) when" in key["description"], name
     payload = messages["dead-letter.command-dead-letters"]["payload"]["description"]
     assert "a command whose dead letter would be larger than a message may take" in payload
+
+
+def test_a_commands_headers_say_what_a_signed_sender_must_send(
+    document: dict[str, Any],
+) -> None:
+    """The headers' schema leaves ce_time, ce_keyid and ce_signature optional (an intake run
+    with --accept-unsigned takes neither), and `ce_source` read "the sending service": a team
+    sent a CloudEvents source URI and no signature, both valid by the schema, both refused."""
+    header = document["components"]["messages"]["register-candidate"]["headers"]["properties"]
+    assert "principal holding a sender key" in header["ce_source"]["description"]
+    assert "`unknown-sender`" in header["ce_source"]["description"]
+    assert "Required of a signed command" in header["ce_time"]["description"]
+    assert "Required, with ce_signature" in header["ce_keyid"]["description"]
+    assert "Required, with ce_keyid" in header["ce_signature"]["description"]
