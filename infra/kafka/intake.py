@@ -132,8 +132,8 @@ class CommandMessage:
     ) -> tuple[bytes | None, Headers]:
         """The dead letter's value and headers. A message the broker took may not fit once the
         dead letter's headers are added, or may be larger than our producer sends: then its
-        value is left out (empty; said in `dlq_error`), since a letter that cannot be sent would stop
-        the intake at this message for good."""
+        value is left out (empty; said in `dlq_error`), since a letter that cannot be sent
+        would stop the intake at this message for good."""
         headers = self.dead_letter_headers(decision, now)
         size = len(self.key or b"") + len(self.value or b"")
         size += sum(len(name) + len(value) for name, value in headers)
@@ -315,9 +315,7 @@ def intake_app(
     async def send_dead_letter(
         message: CommandMessage, decision: IntakeDecision
     ) -> DeadLetterPlace:
-        value, headers = message.dead_letter(
-            decision, clock(), app.conf.producer_max_request_size
-        )
+        value, headers = message.dead_letter(decision, clock(), app.conf.producer_max_request_size)
         sent = await dead_letters.send(key=message.key, value=value, headers=headers)
         metadata = await sent  # acknowledged by the broker
         return DeadLetterPlace(dlq_topic, metadata.partition, metadata.offset)

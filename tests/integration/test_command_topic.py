@@ -517,8 +517,8 @@ def test_a_command_too_large_for_its_dead_letter_is_dead_lettered_without_its_va
         why = dict(letter.headers)
         assert why["dlq_reason"] == b"invalid"
         assert b"field name: String should have at most 2000 characters" in why["dlq_error"]
-        assert f"the value, {len(oversized):,} bytes, is not kept here".encode() in (
-            why["dlq_error"]
+        assert (
+            f"the value, {len(oversized):,} bytes, is not kept here".encode() in (why["dlq_error"])
         )
         assert letter.value in (None, b"")
         assert letter.key == str(big).encode()

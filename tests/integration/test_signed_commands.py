@@ -319,7 +319,8 @@ def test_a_value_that_is_no_object_is_refused_by_the_schema_not_for_its_actor(
     decision = intake.decide(value, ats.signed("register-candidate", value))
 
     assert decision.reason is DeadLetterReason.INVALID, f"{decision.reason}: {decision.error}"
-    assert decision.error is not None and "valid dictionary" in decision.error
+    assert decision.error is not None
+    assert "valid dictionary" in decision.error
 
 
 def test_an_actor_that_is_no_text_is_refused_saying_so(intake: Intake, ats: Registered) -> None:
