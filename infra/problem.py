@@ -32,7 +32,7 @@ from infra.audit.outputs import OutputPathError
 from infra.config import ConfigError
 from infra.http.errors import PortUnavailableError
 from infra.inputs import InputError
-from infra.kafka.dead_letters import DeadLetterNotFoundError
+from infra.kafka.dead_letters import DeadLetterNotFoundError, LetterWithoutValueError
 from infra.kafka.refusal import KafkaRefusedError
 from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
 from infra.kafka.topics import BrokerUnavailableError, MissingTopicError, OutcomeTimeoutError
@@ -233,6 +233,7 @@ _TABLE: tuple[_Row, ...] = (
     ),
     _Row(MissingTopicError, 503, "Kafka topic missing", EX_UNAVAILABLE, "topic-missing"),
     _Row(DeadLetterNotFoundError, 404, "Not found", 4, "dead-letter-not-found", lead=""),
+    _Row(LetterWithoutValueError, 409, "Nothing to send back", EX_DATAERR, "no-value", lead=""),
     _Row(OutcomeTimeoutError, 504, "No answer", EX_TEMPFAIL, "outcome-timeout", lead=""),
     _Row(RelayBusyError, 409, "Relay busy", EX_TEMPFAIL, "relay-busy", lead="relay not started"),
     _Row(
