@@ -11,6 +11,7 @@ import errno
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import psycopg_pool
@@ -102,11 +103,23 @@ def _rule(error: Exception) -> str:
     return type(error).__name__.removesuffix("Error")
 
 
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number"}
+
+
+def field_message(error: Any) -> str:
+    """One of a ValidationError's errors as its sender would say it: a command that is no JSON
+    object is told so, not pydantic's "a valid dictionary or instance of RegisterCandidate"."""
+    if error["type"] == "model_type" and not error["loc"]:
+        kind = _JSON_KINDS.get(type(error["input"]), "null" if error["input"] is None else "")
+        return f"the command is a JSON object of its fields, not {kind or 'this'}"
+    return str(error["msg"])
+
+
 def _fields(error: Exception) -> str:
     if not isinstance(error, ValidationError):
         return str(error)
     return "; ".join(
-        f"field {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+        f"field {'.'.join(str(p) for p in e['loc']) or '(body)'}: {field_message(e)}"
         for e in error.errors()
     )
 

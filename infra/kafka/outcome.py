@@ -45,7 +45,7 @@ from infra.kafka.topics import (
     kafka_consumer,
     missing_topics,
 )
-from infra.problem import problem_for, problem_type
+from infra.problem import field_message, problem_for, problem_type
 from infra.store.recorder import chained
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def _field_errors(error: ValidationError) -> list[dict[str, str]]:
         {
             "field": ".".join(str(p) for p in e["loc"]) or "(body)",
             "rule": e["type"],
-            "message": _bounded(e["msg"]),
+            "message": _bounded(field_message(e)),
         }
         for e in error.errors()[:MAX_ERRORS]
     ]
