@@ -71,7 +71,8 @@ class UnknownDataCategoryError(InvalidInputError):
     def __init__(self, field: str, category: str) -> None:
         super().__init__(
             f"field {field!r}: {category!r} is not a known data category; "
-            "use one of the categories listed by `backcheck categories`",
+            "use one of the categories listed by `backcheck categories` (and in the "
+            "`category` schema of the AsyncAPI and OpenAPI documents)",
             field=field,
             category=category,
         )

@@ -11,6 +11,7 @@ import errno
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import psycopg_pool
@@ -32,7 +33,7 @@ from infra.audit.outputs import OutputPathError
 from infra.config import ConfigError
 from infra.http.errors import PortUnavailableError
 from infra.inputs import InputError
-from infra.kafka.dead_letters import DeadLetterNotFoundError
+from infra.kafka.dead_letters import DeadLetterNotFoundError, LetterWithoutValueError
 from infra.kafka.refusal import KafkaRefusedError
 from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
 from infra.kafka.topics import BrokerUnavailableError, MissingTopicError, OutcomeTimeoutError
@@ -102,11 +103,23 @@ def _rule(error: Exception) -> str:
     return type(error).__name__.removesuffix("Error")
 
 
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number"}
+
+
+def field_message(error: Any) -> str:
+    """One of a ValidationError's errors as its sender would say it: a command that is no JSON
+    object is told so, not pydantic's "a valid dictionary or instance of RegisterCandidate"."""
+    if error["type"] == "model_type" and not error["loc"]:
+        kind = _JSON_KINDS.get(type(error["input"]), "null" if error["input"] is None else "")
+        return f"the command is a JSON object of its fields, not {kind or 'this'}"
+    return str(error["msg"])
+
+
 def _fields(error: Exception) -> str:
     if not isinstance(error, ValidationError):
         return str(error)
     return "; ".join(
-        f"field {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+        f"field {'.'.join(str(p) for p in e['loc']) or '(body)'}: {field_message(e)}"
         for e in error.errors()
     )
 
@@ -233,6 +246,7 @@ _TABLE: tuple[_Row, ...] = (
     ),
     _Row(MissingTopicError, 503, "Kafka topic missing", EX_UNAVAILABLE, "topic-missing"),
     _Row(DeadLetterNotFoundError, 404, "Not found", 4, "dead-letter-not-found", lead=""),
+    _Row(LetterWithoutValueError, 409, "Nothing to send back", EX_DATAERR, "no-value", lead=""),
     _Row(OutcomeTimeoutError, 504, "No answer", EX_TEMPFAIL, "outcome-timeout", lead=""),
     _Row(RelayBusyError, 409, "Relay busy", EX_TEMPFAIL, "relay-busy", lead="relay not started"),
     _Row(

@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from domain.candidate import ClaimKind
 from domain.check import CheckType, Method, Outcome, SourceRole
+from domain.classification import CATEGORIES
 from domain.consent import SignatureMethod
 from domain.principal import MAX_ASSIGNMENTS, MAX_NAME, NAME_RULE
 from services.access import Role
@@ -48,7 +49,17 @@ Actor = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     Field(description="who is acting, e.g. 'hr:li.na' or 'candidate'"),
 ]
-CategoryKey = Annotated[str, StringConstraints(max_length=100, pattern=r"^user(\.[a-z_]+)+$")]
+CategoryKey = Annotated[
+    str,
+    StringConstraints(max_length=100, pattern=r"^user(\.[a-z_]+)+$"),
+    # A service sees only the published schemas: the categories are named there, not only by
+    # `backcheck categories` on the operator's machine.
+    Field(
+        description="a data category, one of (tier): "
+        + ", ".join(f"{c.key} ({c.tier.value})" for c in CATEGORIES.values())
+        + "; prohibited ones are refused at collection"
+    ),
+]
 
 _ISO_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
@@ -98,7 +109,11 @@ class PersonalFieldIn(Command):
 
 
 class RegisterCandidate(Command):
-    candidate_id: UUID = Field(default_factory=uuid4)
+    candidate_id: UUID = Field(
+        default_factory=uuid4,
+        description="a random (version 4) UUID, or none to have one made; ids of other "
+        "versions are refused",
+    )
     name: Text
     email: (
         Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 dlq_cli = typer.Typer(
     help="Dead letters of the command topic: list them, show one, send them back after a fix "
-    "(each redrive recorded; exit 3 already redriven, 4 no such letter, 69 no broker)."
+    "(each redrive recorded; exit 3 already redriven, 4 no such letter, 65 a letter "
+    "without its value, 69 no broker)."
 )
 app.add_typer(dlq_cli, name="dlq")
 
@@ -229,7 +230,7 @@ def dlq_redrive(
     if not letters_named and reason is None and command_type is None:
         raise typer.BadParameter("name letters, or select them with --reason and/or --type")
     _check_reason(reason)
-    from infra.kafka.dead_letters import CommandTopic
+    from infra.kafka.dead_letters import CommandTopic, LetterWithoutValueError
     from services.redrives import RecordRedrive
 
     try:
@@ -242,6 +243,12 @@ def dlq_redrive(
             chosen = _chosen(letters, letters_named or [], reason, command_type, start, limit)
         finally:
             letters.close()
+        for letter in chosen:  # sent back empty, it would be refused, a signed one as forged
+            if not letter.value:
+                raise LetterWithoutValueError(
+                    f"letter {letter.ref} holds no value (its command was too large to keep: "
+                    "see its dlq_error); nothing was sent: its sender sends the command again"
+                )
         if not force:  # nothing is sent if one of them was sent back before
             application.refuse_redriven(letter.redrives for letter in chosen)
         target = CommandTopic(letters.bootstrap, to_topic)

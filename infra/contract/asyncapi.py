@@ -172,7 +172,9 @@ def _outcomes(doc: _Document) -> None:
             "location": "$message.header#/ce_correlationid",
             "description": "the command's ce_id",
         },
-        "bindings": _kafka_key("the command's key", uuid=False),
+        "bindings": _kafka_key(
+            "the command's key; none (a null key) when the command had none", uuid=False
+        ),
     }
     doc.channel(
         "command-outcomes",
@@ -256,9 +258,12 @@ def _dead_letters(doc: _Document, channel: str, topic: str, what: str, writer: s
                 "headers": headers.dead_letter_headers(f"those of a message on {topic}"),
                 "payload": {
                     "description": "the original value, unchanged (any bytes: it may be "
-                    "what was not JSON; empty for an event too large to publish)"
+                    "what was not JSON; empty for an event too large to publish, and for a "
+                    "command whose dead letter would be larger than a message may take)"
                 },
-                "bindings": _kafka_key("the original message's key", uuid=False),
+                "bindings": _kafka_key(
+                    "the original message's key; none (a null key) when it had none", uuid=False
+                ),
             }
         },
     )

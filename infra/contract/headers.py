@@ -89,17 +89,23 @@ def command_headers(use_case: str) -> JsonSchema:
         {
             "ce_specversion": SPECVERSION,
             "ce_id": _text("the sender's id of the command: applied once per source", **bounded),
-            "ce_source": _text("the sending service", **bounded),
+            "ce_source": _text(
+                "the sending service: the name of its principal holding a sender key, e.g. "
+                "`svc:ats` (any other is refused as `unknown-sender`)",
+                **bounded,
+            ),
             "ce_type": {"const": use_case, "description": "the use case"},
             "ce_time": {
                 **_TIME,
                 "description": "when it was sent; the intake refuses it beyond its clock skew "
-                "(300 s by default) either way",
+                "(300 s by default) either way. Required of a signed command (without it: "
+                "`expired`)",
             },
             "content-type": JSON_CONTENT,
             "ce_keyid": _text(
                 "the sender key's id: the first 16 bytes of the SHA-256 of the raw 32-byte "
-                "Ed25519 public key, in hex",
+                "Ed25519 public key, in hex. Required, with ce_signature (without them: "
+                "`unsigned`), unless the intake runs with --accept-unsigned",
                 pattern="^[0-9a-f]{32}$",
             ),
             "ce_signature": _text(
@@ -107,7 +113,7 @@ def command_headers(use_case: str) -> JsonSchema:
                 '"backcheck-command-signature-v1") + netstring(ce_id) + netstring(ce_source) '
                 "+ netstring(ce_type) + netstring(ce_time) + netstring(value), where "
                 "netstring(b) is `<len(b) in decimal>:<b>,` over the bytes as sent (an absent "
-                "ce_time is empty)",
+                "ce_time is empty). Required, with ce_keyid",
                 pattern="^[A-Za-z0-9+/]{86}==$",
             ),
         },

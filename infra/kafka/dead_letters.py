@@ -58,6 +58,10 @@ class DeadLetterNotFoundError(LookupError):
     """No dead letter where the operator pointed."""
 
 
+class LetterWithoutValueError(LookupError):
+    """A letter that holds no command to send back (its value was too large to keep)."""
+
+
 class LetterReferenceError(ValueError):
     """Not PARTITION@OFFSET (or OFFSET on a one-partition topic)."""
 

@@ -68,6 +68,8 @@ DLQ_TOPIC = dead_letter_topic(COMMANDS_TOPIC)  # backcheck.commands.dlq.v1
 # producer waits up to 20 minutes for a topic the broker does not have, so an intake whose
 # broker lost its answer topics answered nothing, silently, for that long.
 ANSWER_TIMEOUT = 30.0
+# Bytes a record batch adds to a message's key, value and headers (with room to spare).
+LETTER_OVERHEAD = 1024
 T = TypeVar("T")
 
 log = logging.getLogger("backcheck.intake")
@@ -109,14 +111,39 @@ class CommandMessage:
     def channel(self) -> str:
         return f"{self.topic}/{self.partition}@{self.offset}"
 
-    def dead_letter_headers(self, decision: IntakeDecision, now: datetime) -> Headers:
+    def dead_letter_headers(
+        self, decision: IntakeDecision, now: datetime, note: str = ""
+    ) -> Headers:
         """Its headers as a dead letter: the original ones, unchanged and in order, then why."""
         if decision.reason is None:
             raise ValueError("an applied command has no dead letter")
         letter = DeadLetter(
-            decision.reason, decision.error or "", self.topic, self.partition, self.offset, now
+            decision.reason,
+            (decision.error or "") + note,
+            self.topic,
+            self.partition,
+            self.offset,
+            now,
         )
         return dead_letter_headers(self.headers, letter)
+
+    def dead_letter(
+        self, decision: IntakeDecision, now: datetime, max_bytes: int
+    ) -> tuple[bytes | None, Headers]:
+        """The dead letter's value and headers. A message the broker took may not fit once the
+        dead letter's headers are added, or may be larger than our producer sends: then its
+        value is left out (empty; said in `dlq_error`), since a letter that cannot be sent
+        would stop the intake at this message for good."""
+        headers = self.dead_letter_headers(decision, now)
+        size = len(self.key or b"") + len(self.value or b"")
+        size += sum(len(name) + len(value) for name, value in headers)
+        if size + LETTER_OVERHEAD <= max_bytes:
+            return self.value, headers
+        note = (
+            f" (the value, {len(self.value or b''):,} bytes, is not kept here: the dead "
+            f"letter would be larger than the {max_bytes:,} bytes a message may take)"
+        )
+        return b"", self.dead_letter_headers(decision, now, note)
 
 
 def delivery_of(message: CommandMessage) -> tuple[Delivery, Any]:
@@ -288,11 +315,8 @@ def intake_app(
     async def send_dead_letter(
         message: CommandMessage, decision: IntakeDecision
     ) -> DeadLetterPlace:
-        sent = await dead_letters.send(
-            key=message.key,
-            value=message.value,
-            headers=message.dead_letter_headers(decision, clock()),
-        )
+        value, headers = message.dead_letter(decision, clock(), app.conf.producer_max_request_size)
+        sent = await dead_letters.send(key=message.key, value=value, headers=headers)
         metadata = await sent  # acknowledged by the broker
         return DeadLetterPlace(dlq_topic, metadata.partition, metadata.offset)
 

@@ -45,7 +45,7 @@ from infra.kafka.topics import (
     kafka_consumer,
     missing_topics,
 )
-from infra.problem import problem_for, problem_type
+from infra.problem import field_message, problem_for, problem_type
 from infra.store.recorder import chained
 
 if TYPE_CHECKING:
@@ -64,6 +64,18 @@ Stored = tuple[tuple[str, int], ...]
 # its command is read): their kind is the dead-letter reason.
 _REASONS: dict[str, tuple[int, str]] = {
     DeadLetterReason.MALFORMED.value: (400, "Malformed command"),
+}
+# The header (or body field) at fault in a sender's refusal: each is about one of them alone.
+_FIELDS: dict[str, str] = {
+    DeadLetterReason.UNSIGNED.value: "ce_signature",
+    DeadLetterReason.UNKNOWN_SENDER.value: "ce_source",
+    DeadLetterReason.BAD_SIGNATURE.value: "ce_signature",
+    DeadLetterReason.EXPIRED.value: "ce_time",
+    DeadLetterReason.FUTURE.value: "ce_time",
+    DeadLetterReason.REPLAYED.value: "ce_id",
+    DeadLetterReason.DUPLICATE.value: "ce_id",
+    DeadLetterReason.OUT_OF_SCOPE.value: "ce_type",
+    DeadLetterReason.ACTOR_NOT_ALLOWED.value: "actor",
 }
 
 
@@ -116,7 +128,7 @@ def _field_errors(error: ValidationError) -> list[dict[str, str]]:
         {
             "field": ".".join(str(p) for p in e["loc"]) or "(body)",
             "rule": e["type"],
-            "message": _bounded(e["msg"]),
+            "message": _bounded(field_message(e)),
         }
         for e in error.errors()[:MAX_ERRORS]
     ]
@@ -136,7 +148,7 @@ def problem_of(decision: IntakeDecision) -> dict[str, Any]:
             "status": status,
             "detail": _bounded(detail),
             "rule": kind,
-            "field": None,
+            "field": _FIELDS.get(kind),
         }
     body: dict[str, Any] = {
         "type": problem_type(problem.type),
@@ -152,6 +164,8 @@ def problem_of(decision: IntakeDecision) -> dict[str, Any]:
         body["errors"] = errors
     elif isinstance(error, DomainError) and isinstance(error.details.get("field"), str):
         body["field"] = error.details["field"]
+    if body["field"] is None:
+        body["field"] = _FIELDS.get(str(reason))
     return body
 
 

@@ -268,12 +268,26 @@ class SenderCheck:
             document = orjson.loads(value)
         except orjson.JSONDecodeError:
             return None  # the intake says why it is malformed
-        actor = document.get("actor") if isinstance(document, dict) else None
-        if not isinstance(actor, str) or not actor.strip():
+        if not isinstance(document, dict):
+            return None  # no command at all: its schema says so (invalid), naming no actor
+        actor = document.get("actor")
+        if actor is not None and not isinstance(actor, str):
+            return DeadLetterReason.ACTOR_NOT_ALLOWED, (
+                f"field 'actor': a text naming whom {sender.name} acts for, not "
+                f"{type(actor).__name__}"
+            )
+        if actor is None or not actor.strip():
             return DeadLetterReason.ACTOR_NOT_ALLOWED, (
                 f"field 'actor': a command from {sender.name} names whom it acts for"
             )
         actor = actor.strip()
+        if actor == SELF:
+            # `self` in a sender's acts-for stands for the sender; as an actor it would be
+            # recorded as a principal named "self", which is no one
+            return DeadLetterReason.ACTOR_NOT_ALLOWED, (
+                f"field 'actor': 'self' is no principal; a command {sender.name} sends for "
+                f"itself names it: {sender.name!r}"
+            )
         if actor in sender.acts_for or (actor == sender.name and SELF in sender.acts_for):
             return None
         return DeadLetterReason.ACTOR_NOT_ALLOWED, (

@@ -490,3 +490,40 @@ def test_a_worker_writes_no_escape_codes_where_its_output_is_no_terminal(intake:
     log = intake.log.read_text()
     assert "dead-lettered backcheck.commands" in log
     assert "\x1b" not in log, repr(log[-2000:])
+
+
+def test_a_command_too_large_for_its_dead_letter_is_dead_lettered_without_its_value(
+    intake: Intake,
+) -> None:
+    """The broker took it, but its dead letter (its bytes and the dlq_* headers) is more than a
+    message may take: it used to stop the intake at that message, for good (every restart
+    read it again), so no service's command was applied after it."""
+    intake.start()
+    big, zhou = uuid4(), uuid4()
+    oversized = body(register(big, "x" * 1_500_000))
+    producer = KafkaProducer(bootstrap_servers=intake.bootstrap, max_request_size=4_000_000)
+    sent = [
+        Sent(str(big).encode(), oversized, headers("register-candidate")),
+        Sent(str(zhou).encode(), body(register(zhou)), headers("register-candidate")),
+    ]
+    for m in sent:
+        producer.send(intake.topic, key=m.key, value=m.value, headers=m.headers)
+    producer.flush(timeout=30)
+    producer.close()
+    app = build_app(intake.settings)
+    try:
+        until(lambda: bool(events_of(app, zhou)), intake, "the command after the large one")
+        [letter] = intake.dead_letters(1)
+        why = dict(letter.headers)
+        assert why["dlq_reason"] == b"invalid"
+        assert b"field name: String should have at most 2000 characters" in why["dlq_error"]
+        assert (
+            f"the value, {len(oversized):,} bytes, is not kept here".encode() in (why["dlq_error"])
+        )
+        assert letter.value in (None, b"")
+        assert letter.key == str(big).encode()
+        assert [h for h in letter.headers if not h[0].startswith("dlq_")] == sent[0].headers
+        assert events_of(app, big) == []
+        assert all(w.process.poll() is None for w in intake.workers), intake.tail()
+    finally:
+        app.close()

@@ -384,3 +384,36 @@ def test_a_sender_waiting_for_its_answer_reads_it_with_the_exit_code_of_its_outc
     )
     assert silent.returncode == 75
     assert "no answer to the command at" in one_line(silent)
+
+
+def test_a_letter_kept_without_its_value_is_not_sent_back(
+    pipeline: Pipeline, app: Backcheck
+) -> None:
+    """A command too large for its dead letter is dead-lettered without its value: sent back,
+    the empty value was refused again (a signed one as a forgery, `bad-signature`, recorded
+    against its sender), and the redrive recorded as if it had been one."""
+    candidate = uuid4()
+    oversized = body(register(candidate, "x" * 1_500_000))
+    producer = KafkaProducer(bootstrap_servers=pipeline.bootstrap, max_request_size=4_000_000)
+    producer.send(
+        pipeline.commands,
+        key=str(candidate).encode(),
+        value=oversized,
+        headers=headers("register-candidate", "too-big"),
+    )
+    producer.flush(timeout=30)
+    producer.close()
+    [refused] = pipeline.answers(1)
+    letter = refused["dead_letter"]
+    name = f"{letter['partition']}@{letter['offset']}"
+    before = app.recorder.max_notification_id()
+
+    sent = pipeline.dlq("redrive", name)
+
+    assert sent.returncode == 65, sent.stderr
+    assert one_line(sent) == (
+        f"letter {name} holds no value (its command was too large to keep: see its "
+        "dlq_error); nothing was sent: its sender sends the command again"
+    )
+    assert app.recorder.max_notification_id() == before  # no redrive recorded
+    assert len(every_record(pipeline.bootstrap, pipeline.commands, quiet=1.0)) == 1

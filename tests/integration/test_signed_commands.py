@@ -5,6 +5,7 @@ reason of its own, and the only thing written is the refusal — which the chain
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,6 +20,7 @@ from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.kafka.cloudevent import DeadLetterReason
 from infra.kafka.intake import CommandMessage, IntakeDecision, decide
+from infra.kafka.outcome import outcome_of
 from infra.kafka.senders import SenderCheck
 from infra.kafka.signatures import public_text
 from services.application import Backcheck
@@ -287,6 +289,99 @@ def test_a_sender_may_name_itself_as_actor_when_it_acts_for_self(
     value = body({**register(uuid4()), "actor": ATS_SENDER})
 
     assert intake.decide(value, ats.signed("register-candidate", value)).applied
+
+
+def test_the_word_self_as_actor_is_refused_naming_how_the_sender_names_itself(
+    intake: Intake, ats: Registered
+) -> None:
+    """`self` in acts-for stands for the sender; taken as an actor it was recorded as
+    `registered_by: self`, a principal that is no one."""
+    candidate = uuid4()
+    value = body({**register(candidate), "actor": "self"})
+
+    error = refused(
+        intake, value, ats.signed("register-candidate", value), DeadLetterReason.ACTOR_NOT_ALLOWED
+    )
+
+    assert error == (
+        f"field 'actor': 'self' is no principal; a command {ATS_SENDER} sends for itself "
+        f"names it: {ATS_SENDER!r}"
+    )
+
+
+def test_a_value_that_is_no_object_is_refused_by_the_schema_not_for_its_actor(
+    intake: Intake, ats: Registered
+) -> None:
+    """A JSON array was refused as `actor-not-allowed`, 'names whom it acts for': a team
+    looked for an actor where the whole shape was wrong."""
+    value = b'[{"name": "Zhou Min", "actor": "hr:li.na"}]'
+
+    decision = intake.decide(value, ats.signed("register-candidate", value))
+
+    assert decision.reason is DeadLetterReason.INVALID, f"{decision.reason}: {decision.error}"
+    assert decision.error == (
+        "validation: field (body): the command is a JSON object of its fields, not an array"
+    )
+    sent = message(value, ats.signed("register-candidate", value), offset=99)
+    answer = json.loads(outcome_of(sent, intake.again(sent), NOW, None).value)
+    assert answer["problem"]["errors"] == [
+        {
+            "field": "(body)",
+            "rule": "model_type",
+            "message": "the command is a JSON object of its fields, not an array",
+        }
+    ]
+
+
+def test_an_actor_that_is_no_text_is_refused_saying_so(intake: Intake, ats: Registered) -> None:
+    value = body({**register(uuid4()), "actor": 42})
+
+    error = refused(
+        intake, value, ats.signed("register-candidate", value), DeadLetterReason.ACTOR_NOT_ALLOWED
+    )
+
+    assert error == f"field 'actor': a text naming whom {ATS_SENDER} acts for, not int"
+
+
+def test_a_senders_refusal_is_answered_naming_the_header_or_field_at_fault(
+    intake: Intake, ats: Registered, clock: FakeClock
+) -> None:
+    """The answer's problem said `field: null` for every sender's refusal, though each is
+    about one header (or the actor) alone."""
+    value = body(register(uuid4()))
+    other_actor = body({**register(uuid4()), "actor": "hr:zhao.lei"})
+    unsigned = [
+        (n, v)
+        for n, v in ats.signed("register-candidate", value)
+        if n not in ("ce_keyid", "ce_signature")
+    ]
+    cases = {
+        "ce_signature": (value, unsigned),
+        "ce_source": (value, ats.signed("register-candidate", value, source="svc:nobody")),
+        "ce_time": (
+            value,
+            ats.signed("register-candidate", value, time=clock.now - timedelta(hours=1)),
+        ),
+        "ce_type": (value, ats.signed("destroy-report", value)),
+        "actor": (other_actor, ats.signed("register-candidate", other_actor)),
+    }
+    for offset, (field, (sent_value, header_list)) in enumerate(cases.items()):
+        sent = message(sent_value, header_list, offset=offset)
+        decision = intake.again(sent)
+        assert decision.reason is not None, field
+
+        problem = json.loads(outcome_of(sent, decision, clock.now, None).value)["problem"]
+
+        assert problem["field"] == field, (field, problem)
+
+    applied = ats.signed("register-candidate", value, "c-once")
+    assert intake.again(message(value, applied, offset=10)).applied
+    again = message(value, applied, offset=11)  # the same command from another message
+    decision = intake.again(again)
+    assert decision.reason is DeadLetterReason.REPLAYED
+    assert json.loads(outcome_of(again, decision, clock.now, None).value)["problem"]["field"] == (
+        "ce_id"
+    )
 
 
 def test_after_a_rotation_the_old_key_is_refused_and_after_revocation_every_key(

@@ -190,3 +190,54 @@ def test_rewording_a_description_changes_no_fingerprint_a_property_named_so_does
     compiled["description"] = {"type": "string"}  # a property, not an annotation
     compiled_key = "backcheck.events.v1/backcheck.report.compiled.v2"
     assert fp.fingerprints(document)[compiled_key] != before[compiled_key]
+
+
+def test_a_service_learns_the_data_categories_and_the_id_rule_from_the_document_alone(
+    document: dict[str, Any],
+) -> None:
+    """A category not among the known ones is refused (`UnknownDataCategory`), and a
+    candidate id that is no version 4 UUID too; the document said only `^user(\\.[a-z_]+)+$`
+    and `format: uuid`, and pointed nowhere a service can look (`backcheck categories` runs on
+    the operator's machine)."""
+    from domain.classification import CATEGORIES
+
+    schemas = document["components"]["schemas"]
+    category = schemas["command.PersonalFieldIn"]["properties"]["category"]["description"]
+    for key, known in CATEGORIES.items():
+        assert f"{key} ({known.tier.value})" in category
+    terms = schemas["command.ConsentTermsIn"]["properties"]["categories"]["items"]
+    assert terms["description"] == category
+    candidate_id = schemas["command.RegisterCandidate"]["properties"]["candidate_id"]
+    assert "version 4" in candidate_id["description"]
+
+
+def test_answers_and_dead_letters_say_their_key_may_be_null_and_their_value_empty(
+    document: dict[str, Any],
+) -> None:
+    """A command sent without a key is answered and dead-lettered without one, and a command
+    too large for its dead letter is dead-lettered without its value: a team validating what
+    it read found a null key where the document said only `type: string`."""
+    messages = document["components"]["messages"]
+    for name in (
+        "backcheck.command.accepted.v1",
+        "backcheck.command.refused.v1",
+        "dead-letter.command-dead-letters",
+    ):
+        key = messages[name]["bindings"]["kafka"]["key"]
+        assert "none (a null key) when" in key["description"], name
+    payload = messages["dead-letter.command-dead-letters"]["payload"]["description"]
+    assert "a command whose dead letter would be larger than a message may take" in payload
+
+
+def test_a_commands_headers_say_what_a_signed_sender_must_send(
+    document: dict[str, Any],
+) -> None:
+    """The headers' schema leaves ce_time, ce_keyid and ce_signature optional (an intake run
+    with --accept-unsigned takes neither), and `ce_source` read "the sending service": a team
+    sent a CloudEvents source URI and no signature, both valid by the schema, both refused."""
+    header = document["components"]["messages"]["register-candidate"]["headers"]["properties"]
+    assert "principal holding a sender key" in header["ce_source"]["description"]
+    assert "`unknown-sender`" in header["ce_source"]["description"]
+    assert "Required of a signed command" in header["ce_time"]["description"]
+    assert "Required, with ce_signature" in header["ce_keyid"]["description"]
+    assert "Required, with ce_keyid" in header["ce_signature"]["description"]
