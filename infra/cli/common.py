@@ -80,7 +80,7 @@ def show_version() -> None:
 _opened: list[Backcheck] = []
 
 
-def open_app(*, existing: bool = False) -> tuple[Backcheck, Settings]:
+def open_app(*, existing: bool = False, serving: str | None = None) -> tuple[Backcheck, Settings]:
     """The application on the configured store; closed when the command ends
     (`close_opened`). The composition root is imported here, by the commands that open the
     store, so that `--help` and `--version` load no driver, policy engine or cipher.
@@ -88,10 +88,16 @@ def open_app(*, existing: bool = False) -> tuple[Backcheck, Settings]:
     `existing`: the command only reads the store (a check, a replay, a read, an export), so an
     embedded store that is not there is said in one line naming where it was looked for
     (exit 74, as `audit verify` says it), before anything is made: no empty store, key or
-    directory is left behind by a mistyped path."""
+    directory is left behind by a mistyped path.
+
+    `serving`: the address `backcheck serve` listens on; portal links then open it, unless
+    BACKCHECK_PUBLIC_URL says where they should (the default's port would be another one
+    under `--port 0` or any other port)."""
     from infra.bootstrap import build_app
 
     settings = load_settings(existing=existing)
+    if serving is not None and "public_url" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"public_url": serving})
     application = build_app(settings)
     _opened.append(application)
     return application, settings

@@ -44,6 +44,9 @@ def _seeded(application: Backcheck, settings: Settings) -> dict[str, str]:
     return demo_tokens(application, told.consent.candidate_id)
 
 
+WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # every address: none of them a link's
+
+
 def _bound(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP named, not left 0: asyncio sets TCP_NODELAY only on connections whose socket
@@ -88,7 +91,10 @@ def serve(
     tokens: dict[str, str] = {}
     try:
         sock = _bound(host, port)
-        application, settings = open_app()
+        served = f"http://{host if ':' not in host else f'[{host}]'}:{sock.getsockname()[1]}"
+        # links sent with consent requests open this server, unless it listens on every
+        # address (no one address to give) or BACKCHECK_PUBLIC_URL names the public one
+        application, settings = open_app(serving=None if host in WILDCARDS else served)
         oidc = oidc_verifier(settings)
         if demo:
             tokens = _seeded(application, settings)
@@ -102,8 +108,7 @@ def serve(
         sessions = portal_sessions(settings)
     except Exception as e:
         fail(e)
-    where = sock.getsockname()
-    base = f"http://{host if ':' not in host else f'[{host}]'}:{where[1]}"
+    base = served
     console.print(f"[dim]store: {markup_safe(settings.describe())}[/]")
     console.print(f"backcheck serving on {base}")
     # /v1 itself is no resource: the document lists every route under it

@@ -5,6 +5,7 @@ line and exit 69."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -99,6 +100,11 @@ def test_serve_demo_answers_over_http_and_stops_on_sigterm(
             link = re.search(r"portal link of (\S+): (http\S+)", server.out.read_text())
             assert link is not None
             assert link.group(2) == f"{server.base}/portal#token={tokens[portal[0]]}"
+            # the links the story's consent requests sent open this server too, not the
+            # default's port 8000 (no BACKCHECK_PUBLIC_URL is set)
+            sent = [json.loads(f.read_text())["url"] for f in settings.outbox_dir.rglob("*.json")]
+            assert sent, "the demo asks consents: their links are in the outbox"
+            assert all(url.startswith(f"{server.base}/portal#token=") for url in sent), sent
             page = client.get("/portal")  # the fragment stays in the browser
             assert page.status_code == 200
             assert "default-src 'self'" in page.headers["content-security-policy"]
