@@ -305,6 +305,16 @@ def ingest(
             "before it is sent again, its topic made again if the broker lost it",
         ),
     ] = 30_000,
+    topic_check_ms: Annotated[
+        int,
+        typer.Option(
+            min=100,
+            max=3_600_000,
+            help="how often the command topic is checked to be the one being read: a topic the "
+            "broker lost or made anew stops the intake (exit 75), which, started again, reads "
+            "it from its start",
+        ),
+    ] = 10_000,
     loglevel: Annotated[str, typer.Option(help="faust's log level")] = "warn",
     health_port: HealthPort = None,
 ) -> None:
@@ -335,6 +345,7 @@ def ingest(
         max_poll_interval_ms=max_poll_interval_ms,
         loglevel=loglevel,
         answer_timeout_ms=answer_timeout_ms,
+        topic_check_ms=topic_check_ms,
     )
     _, code = _run(
         command_intake,

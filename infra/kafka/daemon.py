@@ -19,6 +19,8 @@ from typing import Any
 
 from infra.config import Settings, parse_bootstrap
 from infra.kafka.cloudevent import SOURCE
+from infra.kafka.command_topic import RECORD as TOPIC_RECORD
+from infra.kafka.command_topic import CommandTopic, TopicWatch
 from infra.kafka.intake import DLQ_TOPIC, decide, intake_app
 from infra.kafka.projection import StreamProjection
 from infra.kafka.recovery import StallWatch
@@ -191,6 +193,7 @@ class IntakeOptions:
     max_poll_interval_ms: int = 300_000
     loglevel: str = "warn"  # faust's
     answer_timeout_ms: int = 30_000  # an answer the broker has not taken: sent again
+    topic_check_ms: int = 10_000  # how often the command topic is checked to be the same one
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,7 @@ class IntakeWorker:
     options: IntakeOptions
     settings: Settings
     keys: object = None  # the application's key store: the commands' values are sealed
+    watch: TopicWatch | None = None  # of the command topic: one lost or made anew stops it
 
     def checks(self, max_lag: int) -> dict[str, Check]:
         """The store, its master key and the broker (the command topic's lag is the broker's
@@ -209,8 +213,10 @@ class IntakeWorker:
         return readiness_checks(self.settings, self.bootstrap, keys=self.keys)
 
     def run(self) -> int:
-        """Runs the worker; returns its exit code."""
-        return run_faust(self.app, loglevel=self.options.loglevel)
+        """Runs the worker; returns its exit code (75: stopped on a command topic the broker
+        lost or made anew)."""
+        code = run_faust(self.app, loglevel=self.options.loglevel)
+        return code if self.watch is None else self.watch.exit_code(code)
 
 
 @contextmanager
@@ -225,6 +231,16 @@ def command_intake(
     ensure_topics(bootstrap, partitions, options.topic, options.dlq_topic, options.outcomes_topic)
     faust_dir = settings.data_dir / "faust" / options.group
     faust_dir.mkdir(parents=True, exist_ok=True)
+    # the command topic known by its id: one made anew is read from its start
+    command_topic = CommandTopic(
+        bootstrap,
+        options.topic,
+        options.group,
+        partitions,
+        faust_dir / TOPIC_RECORD,
+        settle_wait=options.session_timeout_ms / 1000 + 5,
+    )
+    watch = TopicWatch(command_topic, command_topic.settle(), options.topic_check_ms / 1000)
     app = intake_app(
         functools.partial(decide, intake, senders=senders),
         bootstrap,
@@ -240,5 +256,6 @@ def command_intake(
         },
         datadir=str(faust_dir),  # as the workers', not in the working directory
         answer_timeout=options.answer_timeout_ms / 1000,
+        topic_watch=watch,
     )
-    yield IntakeWorker(app, bootstrap, options, settings, application.keys)
+    yield IntakeWorker(app, bootstrap, options, settings, application.keys, watch)

@@ -44,6 +44,7 @@ from infra.kafka.cloudevent import (
     dead_letter_headers,
     incoming_command,
 )
+from infra.kafka.command_topic import TopicWatch
 from infra.kafka.outcome import DeadLetterPlace, Stored, outcome_of, stored_events
 from infra.kafka.senders import SenderCheck
 from infra.kafka.signatures import CommandSigner
@@ -289,6 +290,7 @@ def intake_app(
     retry_delay: float = 1.0,
     datadir: str | None = None,
     answer_timeout: float = ANSWER_TIMEOUT,
+    topic_watch: TopicWatch | None = None,
 ) -> Any:
     """The faust application of one intake worker: one agent over the command topic.
 
@@ -296,7 +298,8 @@ def intake_app(
     so it runs on one thread of its own: the event loop stays free for the consumer's
     heartbeats, and messages are still handled one at a time, in partition order. An answer
     the broker has not taken within `answer_timeout` seconds is sent again, after its topic is
-    made again if the broker lost it."""
+    made again if the broker lost it. With `topic_watch`, a command topic the broker lost or
+    made anew stops the intake (infra/kafka/command_topic.py)."""
     settings = consumer_settings or {}
     app = faust_app(
         group,
@@ -374,6 +377,15 @@ def intake_app(
             # Only now does faust count the message as handled (its offset may be committed).
 
     app.agent(commands)(ingest)
+    if topic_watch is not None:
+
+        async def watch_topic() -> None:
+            loop = asyncio.get_running_loop()
+            reason = await loop.run_in_executor(None, topic_watch.check)
+            if reason is not None:
+                topic_watch.stop(reason)
+
+        app.timer(interval=topic_watch.interval)(watch_topic)
     return app
 
 

@@ -167,7 +167,8 @@ def reachable(bootstrap: str, timeout: float = 2.0) -> bool:
     return False
 
 
-def _admin(bootstrap: str) -> Any:
+def kafka_admin(bootstrap: str) -> Any:
+    """An admin client of the broker at `bootstrap`, with its TLS and SASL settings."""
     from kafka.admin import KafkaAdminClient
     from kafka.errors import AuthorizationError, KafkaTimeoutError, SaslAuthenticationFailedError
 
@@ -200,7 +201,7 @@ def message_size_limit(bootstrap: str, topic: str) -> tuple[int, str] | None:
         value = entry.get("value") if isinstance(entry, dict) else entry
         return int(value) if value is not None and str(value).isdigit() else None
 
-    admin = _admin(bootstrap)
+    admin = kafka_admin(bootstrap)
     try:
         limit = configured(ConfigResourceType.TOPIC, topic, "max.message.bytes")
         if limit is not None:
@@ -219,7 +220,7 @@ def message_size_limit(bootstrap: str, topic: str) -> tuple[int, str] | None:
 
 def missing_topics(bootstrap: str, *names: str) -> set[str]:
     """Which of `names` the broker does not have."""
-    admin = _admin(bootstrap)
+    admin = kafka_admin(bootstrap)
     try:
         return set(names) - set(admin.list_topics())
     finally:
@@ -245,7 +246,7 @@ def ensure_topics(bootstrap: str, partitions: int, *names: str) -> None:
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = _admin(bootstrap)
+    admin = kafka_admin(bootstrap)
     try:
         missing = set(names) - set(admin.list_topics())
         if missing:
