@@ -243,13 +243,86 @@ def test_who_sees_what_names_a_role_in_general_as_any_of_it_never_anyone(
     assert str(named.text_content()).endswith("(hiring manager)")
 
 
+def asked_of_a_new_candidate(
+    served: Server, base: str, tokens: dict[str, str], name: str, terms: dict[str, Any]
+) -> tuple[str, str, str]:
+    """A candidate the recruiter registers and asks consent of: their id, the consent's id,
+    and the portal link token the request sent them."""
+    staff = {"Authorization": f"Bearer {tokens['hr:demo']}"}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        made = client.post(
+            "/v1/candidates", json={"name": name, "email": "han@example.cn"}, headers=staff
+        )
+        assert made.is_success, made.text
+        candidate = made.json()["candidate_id"]
+        asked = client.post(
+            f"/v1/candidates/{candidate}/consents", json={"terms": terms}, headers=staff
+        )
+        assert asked.is_success, asked.text
+    sent = served.log.parent / "outbox" / "portal-links" / f"{candidate}.json"
+    _, _, token = json.loads(sent.read_text())["url"].partition("#token=")
+    return candidate, asked.json()["consent_id"], token
+
+
+def test_the_candidate_grants_what_the_page_shows_and_its_hash_is_recorded(
+    served: Server, demo: tuple[str, dict[str, str], str], browser: Any
+) -> None:
+    """The page shows the SHA-256 of the terms the candidate ticks; the grant it sends is
+    taken (the server checks that hash against the same document: non-ASCII and quotes
+    included), and the consent records the hash the candidate was shown."""
+    base, tokens, _ = demo
+    terms = {
+        "purposes": ["pre-employment screening"],
+        "check_types": ["employment", "education"],
+        "categories": [],
+        "referee_roles": ["hr", "peer"],
+        "excluded_organisations": ['Beijing "Current" Employer Ltd.'],
+        "recording_allowed": True,
+        "third_parties": ["北京背调服务有限公司"],
+    }
+    candidate, consent_id, token = asked_of_a_new_candidate(
+        served, base, tokens, "Li Xiaoming", terms
+    )
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/portal#token={token}")
+    page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
+    card = page.locator(f'[data-testid=consent][data-consent-id="{consent_id}"]')
+    card.locator('input[data-term="check_types"][value="education"]').uncheck()
+    card.locator('input[data-term="referee_roles"][value="peer"]').uncheck()
+    page.wait_for_function(
+        "() => /^[0-9a-f]{64}$/.test(document.querySelector("
+        "'[data-testid=grant-document-sha256]').textContent)",
+        timeout=WAIT_MS,
+    )
+    page.wait_for_timeout(300)  # the hash of the last change
+    shown = value(card, "grant-document-sha256")
+    card.get_by_test_id("grant-agree").check()
+    card.get_by_test_id("consent-grant").click()
+    page.wait_for_selector(
+        f'[data-testid=consent][data-consent-id="{consent_id}"][data-status="active"]',
+        timeout=WAIT_MS,
+    )
+    assert page.get_by_test_id("portal-error").is_hidden(), value(page, "portal-error")
+    compliance = {"Authorization": f"Bearer {tokens['compliance:demo']}"}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        register = client.get(
+            f"/v1/candidates/{candidate}/consents", params={"purpose": "audit"}, headers=compliance
+        )
+    assert register.status_code == 200, register.text
+    (granted,) = register.json()["consents"]
+    assert granted["document_sha256"] == shown
+    assert granted["terms"]["check_types"] == ["employment"]
+    assert not errors, errors
+
+
 def test_a_candidate_declines_a_consent_request_from_the_portal(
     served: Server, demo: tuple[str, dict[str, str], str], browser: Any
 ) -> None:
     """A request is declined by withdrawing it (the rules allow it); the page offers it beside
     the grant, so a candidate who does not agree is not left with only "Grant"."""
     base, tokens, _ = demo
-    staff = {"Authorization": f"Bearer {tokens['hr:demo']}"}
     terms = {
         "purposes": ["pre-employment screening"],
         "check_types": ["education"],
@@ -259,19 +332,7 @@ def test_a_candidate_declines_a_consent_request_from_the_portal(
         "recording_allowed": False,
         "third_parties": [],
     }
-    with httpx.Client(base_url=base, timeout=30) as client:
-        made = client.post(
-            "/v1/candidates", json={"name": "Han Meimei", "email": "han@example.cn"}, headers=staff
-        )
-        assert made.is_success, made.text
-        candidate = made.json()["candidate_id"]
-        asked = client.post(
-            f"/v1/candidates/{candidate}/consents", json={"terms": terms}, headers=staff
-        )
-        assert asked.is_success, asked.text
-        consent_id = asked.json()["consent_id"]
-    sent = served.log.parent / "outbox" / "portal-links" / f"{candidate}.json"
-    _, _, token = json.loads(sent.read_text())["url"].partition("#token=")
+    _, consent_id, token = asked_of_a_new_candidate(served, base, tokens, "Han Meimei", terms)
     page = browser.new_page(viewport={"width": 1200, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))

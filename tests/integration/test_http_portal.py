@@ -7,14 +7,17 @@ first, for the candidate alone (or compliance on their behalf)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from services.access import Role
+from services.consents import portal_document
 from services.dto import (
     ClaimIn,
+    ConsentTermsIn,
     PersonalFieldIn,
     ReadAccessLog,
     RevokePrincipal,
@@ -46,6 +49,11 @@ def sign_in(api: Served, candidate: UUID) -> Any:
     return api.client.post(
         "/portal/session", headers={"Authorization": f"Bearer {token}", **PORTAL}
     )
+
+
+def shown_sha256(consent: UUID, terms: ConsentTermsIn) -> str:
+    """The SHA-256 the page shows of the document it has the candidate sign."""
+    return hashlib.sha256(portal_document(consent, terms).encode()).hexdigest()
 
 
 def access_log(api: Served, candidate: UUID) -> list[dict[str, Any]]:
@@ -196,7 +204,7 @@ def test_the_candidate_grants_then_withdraws_consent_from_the_portal(api: Served
         f"/v1/consents/{consent}/grant",
         json={
             "terms": narrower.model_dump(mode="json"),
-            "document_sha256": DOCUMENT_SHA256,
+            "document_sha256": shown_sha256(consent, narrower),
             "signature_method": "clickwrap",
             "valid_from": start.isoformat(),
             "valid_until": (start + timedelta(days=90)).isoformat(),
@@ -217,6 +225,68 @@ def test_the_candidate_grants_then_withdraws_consent_from_the_portal(api: Served
     who = {e.event: e.who for e in api.app.timeline(candidate) if e.aggregate_id == consent}
     assert who["Consent.Granted"] == f"candidate:{candidate}"
     assert who["Consent.Withdrawn"] == f"candidate:{candidate}"
+
+
+def test_a_portal_grant_signs_the_document_the_portal_shows_and_no_other(api: Served) -> None:
+    """The page shows the SHA-256 of the terms as the candidate grants them; a clickwrap grant
+    made with the link carrying any other well-formed hash is refused naming the field and
+    the rule, and nothing is recorded."""
+    candidate = register(api.app)
+    consent = request_consent(api.app, candidate)
+    assert sign_in(api, candidate).status_code == 200
+    start = api.app.clock()
+    narrower = terms_in(check_types=["employment"])
+    grant = {
+        "terms": narrower.model_dump(mode="json"),
+        "document_sha256": shown_sha256(consent, narrower),
+        "signature_method": "clickwrap",
+        "valid_from": start.isoformat(),
+        "valid_until": (start + timedelta(days=90)).isoformat(),
+    }
+    head = api.head()
+    wider_document = shown_sha256(consent, terms_in())  # the terms as asked, not as granted
+    for other in (DOCUMENT_SHA256, wider_document):
+        refused = problem(
+            api.client.post(
+                f"/v1/consents/{consent}/grant",
+                json=grant | {"document_sha256": other},
+                headers=PORTAL,
+            ),
+            422,
+            "GrantNotOfTheDocumentShown",
+        )
+        assert refused["field"] == "document_sha256"
+        assert [e["field"] for e in refused["errors"]] == ["document_sha256"]
+        assert "field 'document_sha256'" in refused["detail"]
+    assert api.head() == head
+
+    granted = api.client.post(f"/v1/consents/{consent}/grant", json=grant, headers=PORTAL)
+    assert granted.status_code == 200, granted.text
+    assert api.app.repository.get(consent).document_sha256 == grant["document_sha256"]
+
+
+def test_a_service_records_the_hash_of_a_document_signed_elsewhere_as_given(
+    api: Served,
+) -> None:
+    """An e-signature is a document backcheck never sees: its hash, given by the e-signature
+    service with its token, is recorded as it is."""
+    candidate = register(api.app)
+    consent = request_consent(api.app, candidate)
+    api.issue("svc:esign", Role.SERVICE)
+    start = api.app.clock()
+    granted = api.post(
+        "svc:esign",
+        f"/v1/consents/{consent}/grant",
+        {
+            "terms": terms_in().model_dump(mode="json"),
+            "document_sha256": DOCUMENT_SHA256,
+            "signature_method": "e_signature",
+            "valid_from": start.isoformat(),
+            "valid_until": (start + timedelta(days=90)).isoformat(),
+        },
+    )
+    assert granted.status_code == 200, granted.text
+    assert api.app.repository.get(consent).document_sha256 == DOCUMENT_SHA256
 
 
 # --- who sees what ------------------------------------------------------------------------

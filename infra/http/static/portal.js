@@ -138,6 +138,8 @@
     return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
   }
 
+  // The server builds the same text to check the hash (services/consents.py portal_document):
+  // the keys, their order and JSON.stringify's form are part of the document.
   function documentText(consentId, terms) {
     return JSON.stringify({ consent_id: consentId, terms, signature_method: "clickwrap" });
   }
