@@ -145,6 +145,36 @@ def test_the_dashboard_shows_the_projection_live_and_drills_down(
     assert not errors, errors
 
 
+ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\.\d{3,6}|\+00:00|Z\b")
+
+
+def assert_read_by_a_person(text: str) -> None:
+    """A moment shown as a person reads it: no ISO text, no microseconds, no offset."""
+    assert not ISO_MOMENT.search(text), text
+
+
+def test_the_portal_shows_moments_as_a_person_reads_them_the_exact_one_in_their_title(
+    demo: tuple[str, dict[str, str], str], browser: Any
+) -> None:
+    """The consents' windows, the access log and the session's end were shown as the API's
+    ISO text (`2026-12-05T09:14:03.123456+00:00`); each is a date and time now."""
+    _, _, link = demo
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    page.goto(link)
+    page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
+    shown = [
+        *page.get_by_test_id("consent-validity").all_text_contents(),
+        *page.locator("[data-testid=access-entry] td:first-child").all_text_contents(),
+        value(page, "portal-expires"),
+    ]
+    assert len(shown) >= 3
+    for text in shown:
+        assert_read_by_a_person(text)
+    exact = page.locator("[data-testid=consent-validity] time").first.get_attribute("title")
+    assert exact is not None
+    assert ISO_MOMENT.search(exact), "the exact moment, on hovering"
+
+
 def test_the_candidate_withdraws_consent_from_the_portal_once_with_a_double_click(
     demo: tuple[str, dict[str, str], str], browser: Any
 ) -> None:
@@ -377,6 +407,15 @@ def test_the_candidate_asks_for_erasure_from_the_portal(
         timeout=WAIT_MS,
     )
     assert page.get_by_test_id("portal-error").is_hidden(), value(page, "portal-error")
+    status = page.get_by_test_id("erasure-status")
+    assert status.get_attribute("data-state") == "pending"
+    assert "pending" in value(page, "erasure-status")
+    assert page.get_by_test_id("erasure-form").is_hidden(), "not offered twice"
+    assert_read_by_a_person(value(page, "erasure-status"))
+    page.reload()  # opened again later (the session's cookie): still pending, and since when
+    page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
+    assert page.get_by_test_id("erasure-status").get_attribute("data-state") == "pending"
+    asked_at = page.locator("[data-testid=erasure-status] time").get_attribute("datetime")
     compliance = {"Authorization": f"Bearer {tokens['compliance:demo']}"}
     with httpx.Client(base_url=base, timeout=30) as client:
         timeline = client.get(
@@ -386,5 +425,6 @@ def test_the_candidate_asks_for_erasure_from_the_portal(
     entries = timeline.json()["entries"]
     (asked,) = [e for e in entries if e["event"] == "Candidate.ErasureRequested"]
     assert asked["who"] == f"candidate:{candidate}"
+    assert asked_at == asked["time"]
     shot(page, "portal-after-erasure-request")
     assert not errors, errors

@@ -289,6 +289,43 @@ def test_a_service_records_the_hash_of_a_document_signed_elsewhere_as_given(
     assert api.app.repository.get(consent).document_sha256 == DOCUMENT_SHA256
 
 
+# --- erasure -------------------------------------------------------------------------------
+
+
+def test_the_candidate_reads_that_their_erasure_request_is_pending_and_since_when(
+    api: Served, clock: FakeClock
+) -> None:
+    """What the page shows of an erasure request: the profile says one is pending, and the
+    candidate's own timeline, which the page reads for it, says when it was asked for."""
+    candidate = register(api.app)
+    assert sign_in(api, candidate).status_code == 200
+
+    def profile() -> Any:
+        read = api.client.get(
+            f"/v1/candidates/{candidate}/profile", params={"purpose": MY_PURPOSE}, headers=PORTAL
+        )
+        assert read.status_code == 200, read.text
+        return read.json()
+
+    assert (profile()["erasure_requested"], profile()["erased"]) == (False, False)
+    clock.advance(minutes=7)
+    asked_at = api.app.clock()
+    asked = api.client.post(
+        f"/v1/candidates/{candidate}/erasure-request",
+        json={"reason": "I took another offer"},
+        headers=PORTAL,
+    )
+    assert asked.status_code == 200, asked.text
+
+    assert (profile()["erasure_requested"], profile()["erased"]) == (True, False)
+    timeline = api.client.get(
+        f"/v1/candidates/{candidate}/timeline", params={"purpose": MY_PURPOSE}, headers=PORTAL
+    )
+    assert timeline.status_code == 200, timeline.text
+    (entry,) = [e for e in timeline.json()["entries"] if e["event"] == "Candidate.ErasureRequested"]
+    assert datetime.fromisoformat(entry["time"]) == asked_at
+
+
 # --- who sees what ------------------------------------------------------------------------
 
 
