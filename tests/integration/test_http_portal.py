@@ -24,6 +24,7 @@ from services.dto import (
     SubmitClaims,
     WithdrawConsent,
 )
+from services.principals import token_hash
 from tests.conftest import FakeClock
 from tests.http import COMPLIANCE, Served, problem
 from tests.story import (
@@ -445,6 +446,47 @@ def test_compliance_makes_the_package_on_the_candidates_behalf(api: Served) -> N
     assert profile["principal"] == f"candidate:{candidate}"
     assert profile["purpose"].endswith(f"made by {COMPLIANCE}")
     assert package["profile"]["fields"][0]["value"] == "Li Lei"
+
+
+def test_the_package_lists_the_portal_links_issued_revoked_and_used_never_a_token(
+    api: Served,
+) -> None:
+    """The links are data about the candidate: who issued them and when, until when, who
+    revoked them and why, and each read made with one; the tokens and their hashes stay out."""
+    candidate = register(api.app)
+    request_consent(api.app, candidate)  # the request sends the first link
+    first = api.sent_link(candidate)
+    second = api.portal(candidate)  # issued again: the first is refused from now on
+    opened = api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {second}", **PORTAL}
+    )
+    assert opened.status_code == 200, opened.text
+    read = api.client.get(
+        f"/v1/candidates/{candidate}/profile", params={"purpose": MY_PURPOSE}, headers=PORTAL
+    )
+    assert read.status_code == 200, read.text
+    api.app.revoke_principal(
+        RevokePrincipal(name=f"candidate:{candidate}", reason="phone lost", actor=RECRUITER)
+    )
+
+    got = api.post(COMPLIANCE, f"/v1/candidates/{candidate}/access-package")
+
+    assert got.status_code == 200, got.text
+    links = got.json()["portal_links"]
+    assert links["principal"] == f"candidate:{candidate}"
+    assert [(e["event"], e["by"]) for e in links["events"]] == [
+        ("issued", RECRUITER),
+        ("issued again", RECRUITER),
+        ("revoked", RECRUITER),
+    ]
+    assert links["events"][0]["expires_at"] is not None
+    assert links["events"][2]["reason"] == "phone lost"
+    assert [(u["access_id"], u["view"]) for u in links["used"]] == [
+        (read.json()["access_id"], "profile")
+    ]
+    for token in (first, second):
+        assert token not in got.text
+        assert token_hash(token) not in got.text
 
 
 # --- the page -----------------------------------------------------------------------------
