@@ -234,6 +234,19 @@ class ConsentGrantExceedsRequestError(RuleBrokenError):
         )
 
 
+class GrantNotOfTheDocumentShownError(InvalidInputError):
+    """A clickwrap grant the candidate makes with their portal link signs the document the
+    portal showed them: its hash is that document's."""
+
+    def __init__(self, consent_id: object, field: str, rule: str) -> None:
+        super().__init__(
+            f"consent {consent_id}: field {field!r}: {rule}",
+            consent_id=consent_id,
+            field=field,
+            rule=rule,
+        )
+
+
 class InvalidValidityWindowError(InvalidInputError):
     def __init__(self, consent_id: object) -> None:
         super().__init__(

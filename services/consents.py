@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import timedelta
 from uuid import UUID
 
+from domain.caller import Authentication
 from domain.candidate import Candidate
-from domain.consent import EXCLUDED, THIRD_PARTY, Consent, ConsentTerms, organisations
-from domain.errors import PrincipalRevokedError
+from domain.consent import (
+    EXCLUDED,
+    THIRD_PARTY,
+    Consent,
+    ConsentTerms,
+    SignatureMethod,
+    organisations,
+)
+from domain.errors import GrantNotOfTheDocumentShownError, PrincipalRevokedError
 from domain.investigation import Investigation
 from services.dto import (
     ConsentResult,
@@ -26,6 +36,50 @@ _REVOKED = (
     "the candidate's portal link was revoked, and a revoked link is never issued again: no "
     "link was issued; tell the candidate another way"
 )
+
+
+# The terms' keys in the order the portal page writes them (infra/http/static/portal.js,
+# `chosenTerms`): the document's text, hence its hash, depends on it.
+_DOCUMENT_TERMS = (
+    "excluded_organisations",
+    "purposes",
+    "check_types",
+    "categories",
+    "referee_roles",
+    "third_parties",
+    "recording_allowed",
+)
+
+
+def portal_document(consent_id: UUID, terms: ConsentTermsIn) -> str:
+    """The document a candidate signs on the portal page: the terms as granted, with the
+    consent's id and the method, as `JSON.stringify` writes them (portal.js `documentText`,
+    whose SHA-256 the page shows before the candidate agrees): no spaces, non-ASCII as is."""
+    dumped = terms.model_dump(mode="json")
+    return json.dumps(
+        {
+            "consent_id": str(consent_id),
+            "terms": {key: dumped[key] for key in _DOCUMENT_TERMS},
+            "signature_method": SignatureMethod.CLICKWRAP.value,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _check_portal_clickwrap(cmd: GrantConsent) -> None:
+    """A clickwrap grant made with the candidate's portal link is the portal's clickwrap: it
+    signs the document the portal page showed, never a hash the caller picked (which no
+    document need match)."""
+    shown = hashlib.sha256(portal_document(cmd.consent_id, cmd.terms).encode()).hexdigest()
+    if cmd.document_sha256 != shown:
+        raise GrantNotOfTheDocumentShownError(
+            cmd.consent_id,
+            "document_sha256",
+            "a clickwrap grant made with the portal link signs the document the portal shows "
+            "for the terms granted (the consent's id, those terms and the method, as the page "
+            "writes them), and this is not its SHA-256; grant from the portal page",
+        )
 
 
 def terms_from(t: ConsentTermsIn) -> ConsentTerms:
@@ -90,8 +144,16 @@ class ConsentUseCases(UnitOfWork):
     @use_case
     def grant_consent(self, cmd: GrantConsent) -> ConsentResult:
         """The signed document's hash is recorded; the grant may narrow the request only, and
-        a window already over when it is recorded is refused (the request stays open)."""
+        a window already over when it is recorded is refused (the request stays open). A
+        clickwrap grant made with the candidate's portal link signs the document the portal
+        shows: a hash of any other is refused. A document signed elsewhere (an e-signature,
+        a wet-ink form) is one backcheck never sees: its hash is recorded as given."""
         consent = self.load(Consent, cmd.consent_id)
+        if (
+            cmd.signature_method == SignatureMethod.CLICKWRAP
+            and caller_now().method == Authentication.PORTAL.value
+        ):
+            _check_portal_clickwrap(cmd)
         consent.grant(
             terms_from(cmd.terms),
             cmd.document_sha256,

@@ -609,6 +609,11 @@ class ProfileView(Result):
     access_id: UUID
     outcome: str
     erased: bool
+    erasure_requested: bool = Field(
+        default=False,
+        description="the erasure of the candidate's data was asked for (pending while "
+        "`erased` is false)",
+    )
     fields: list[FieldView]
     refused_because: list[str] = Field(
         default_factory=list, description="why, when the outcome is refused (batch reads)"

@@ -203,6 +203,7 @@ class QueryUseCases(RecordedReads):
                 "access_id": access.id,
                 "outcome": decision.outcome,
                 "erased": profile["erased"],
+                "erasure_requested": bool(profile.get("erasure_requested")),
                 "fields": []
                 if refused
                 else [

@@ -22,6 +22,7 @@ from domain.principal import (
     MAX_ACTS_FOR,
     MAX_NAME,
     MAX_SENDER_USE_CASES,
+    SELF,
     Principal,
     PrincipalKind,
     principal_id,
@@ -147,6 +148,7 @@ class SenderUseCases(UnitOfWork):
         principal.issue_sender_key(
             cmd.public_key, tuple(cmd.use_cases), tuple(cmd.acts_for), cmd.actor
         )
+        self._check_acts_for(cmd.name, cmd.acts_for)
         self.commit(principal)
         return SenderIssued(
             **principal_result(principal).model_dump(), token=token, sender=sender_key(principal)
@@ -161,6 +163,7 @@ class SenderUseCases(UnitOfWork):
         principal.issue_sender_key(
             cmd.public_key, tuple(cmd.use_cases), tuple(cmd.acts_for), cmd.actor
         )
+        self._check_acts_for(cmd.name, cmd.acts_for)
         self.commit(principal)
         return sender_key(principal)
 
@@ -171,6 +174,19 @@ class SenderUseCases(UnitOfWork):
         principal.revoke_sender_key(cmd.reason, cmd.actor)
         self.commit(principal)
         return sender_key(principal)
+
+    def _check_acts_for(self, sender: str, acts_for: list[str]) -> None:
+        """Each principal a sender may act for is registered (or is the sender itself: self):
+        a name that is no one's would let the sender's commands be recorded as done by no one,
+        or by whoever is registered under that name later. Run after the principal checked
+        the names' form, before anything is saved."""
+        for name in acts_for:
+            if name not in (SELF, sender) and not self.exists(principal_id(name)):
+                raise InvalidPrincipalError(
+                    "acts_for",
+                    f"{name!r} is no registered principal; a sender acts for principals "
+                    "registered first (`backcheck principals list`), or for self",
+                )
 
     def _sender_principal(self, name: str) -> Principal:
         try:

@@ -8,22 +8,24 @@ recorded read path, read as the subject reads their own data (each read recorded
 a purpose naming who made the package): the profile, the consent register, each
 investigation with the candidate's feedback and disputes and the answers, each report, the
 timeline, the records of their case (every value the store holds about them, opened:
-services/subject_records.py), and last the access log, so the package shows its own
-disclosure and reads. The records are read from the store before the disclosure, so that it
-names every category they carry; nothing of them leaves before it is stored. The candidate
-asks for their own; compliance makes one on their behalf; the operator's command line too
-(`backcheck subject export`).
+services/subject_records.py), their portal links' history (issued, issued again, revoked,
+and each use the access log records; never a token or its hash), and last the access log,
+so the package shows its own disclosure and reads. The records are read from the store
+before the disclosure, so that it names every category they carry; nothing of them leaves
+before it is stored. The candidate asks for their own; compliance makes one on their
+behalf; the operator's command line too (`backcheck subject export`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import Field
 
 from domain.candidate import Candidate
-from domain.principal import portal_name
+from domain.principal import portal_name, principal_id
 from domain.report import ReportStatus
 from services.access import Role
 from services.audit_reads import AuditReads, ReadTimeline, TimelineView
@@ -84,8 +86,64 @@ class SubjectDataPackage(Result):
         "holds opened: findings with their sources and notes, reviewers' comments, withdrawal "
         "reasons, amendments, disputes, feedback and the answers (services/subject_records.py)"
     )
+    portal_links: PortalLinks = Field(
+        description="the candidate's portal links: issued, issued again, revoked, and used"
+    )
     access_log: AccessLogView = Field(
         description="every access and disclosure, this package's own included"
+    )
+
+
+class PortalLinkEvent(Result):
+    """What became of the candidate's portal link: never its token, nor the token's hash."""
+
+    event: Literal["issued", "issued again", "revoked"] = Field(
+        description="issued (the first link), issued again (a new token: the old one is "
+        "refused from then on), revoked (no link works from then on)"
+    )
+    at: datetime
+    by: str = Field(description="who issued or revoked it")
+    authenticated: str = Field(description="how they were known: token, operator, ...")
+    expires_at: datetime | None = Field(default=None, description="issued: until when")
+    reason: str | None = Field(default=None, description="revoked: why")
+
+
+class PortalLinkUse(Result):
+    at: datetime
+    access_id: UUID = Field(description="the access log's entry for it")
+    view: str
+    outcome: str
+
+
+class PortalLinks(Result):
+    principal: str = Field(description="the links' principal: candidate:<id>")
+    events: list[PortalLinkEvent] = Field(description="in the order they were recorded")
+    used: list[PortalLinkUse] = Field(
+        description="each read and disclosure made with a link (`authentication: "
+        "portal-link` in the access log); commands made with one are among `records`, "
+        "their `authenticated` naming portal-link"
+    )
+
+
+_LINK_EVENTS: dict[str, Literal["issued", "issued again", "revoked"]] = {
+    "Added": "issued",
+    "TokenRotated": "issued again",
+    "Revoked": "revoked",
+}
+
+
+def _link_event(event: Any) -> PortalLinkEvent | None:
+    kind = _LINK_EVENTS.get(type(event).__name__)
+    if kind is None:
+        return None  # a portal link holds no sender key: nothing else is recorded of it
+    by = getattr(event, "added_by", None) or getattr(event, "rotated_by", None)
+    return PortalLinkEvent(
+        event=kind,
+        at=event.timestamp,
+        by=by or event.revoked_by,
+        authenticated=event.authenticated.method,
+        expires_at=getattr(event, "expires_at", None),
+        reason=getattr(event, "reason", None),
     )
 
 
@@ -175,6 +233,7 @@ class SubjectExports(AuditReads):
             ]
             timeline = self.read_timeline(ReadTimeline.model_validate(mine))
             access_log = self.read_access_log(ReadAccessLog.model_validate(mine))
+        links = self._portal_links(subject, access_log)
         return SubjectDataPackage(
             format=FORMAT,
             basis=BASIS,
@@ -188,5 +247,21 @@ class SubjectExports(AuditReads):
             reports=reports,
             timeline=timeline,
             records=records,
+            portal_links=links,
             access_log=access_log,
+        )
+
+    def _portal_links(self, subject: str, access_log: AccessLogView) -> PortalLinks:
+        """The history of the candidate's portal links, from their principal's events (not
+        the subject's: a principal is about no subject), and each use the log records."""
+        stored = self.recorder.select_events(principal_id(subject))
+        events = [_link_event(self.mapper.to_domain_event(e)) for e in stored]
+        return PortalLinks(
+            principal=subject,
+            events=[e for e in events if e is not None],
+            used=[
+                PortalLinkUse(at=e.at, access_id=e.access_id, view=e.view, outcome=e.outcome)
+                for e in access_log.entries
+                if e.authentication == Authentication.PORTAL.value
+            ],
         )

@@ -9,8 +9,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from domain.principal import SELF, principal_id
 from infra.kafka.signatures import CommandSigner, public_text
 from services.application import Backcheck
+from services.dto import AddPrincipal
 from services.senders import AddSender
 from tests.commands import headers
 
@@ -50,15 +52,20 @@ def register_sender(
     acts_for: list[str] | None = None,
     **more: Any,
 ) -> Registered:
-    """A service principal with a sender key, registered as an operator would."""
+    """A service principal with a sender key, registered as an operator would: the staff it
+    acts for first (a sender acts for registered principals only)."""
     signer = new_signer()
+    acts_for = acts_for or ["hr:li.na", "self"]
+    for acted_for in acts_for:
+        if acted_for not in (SELF, name) and not app.exists(principal_id(acted_for)):
+            app.add_principal(AddPrincipal(name=acted_for, role="recruiter", actor="operator"))
     app.add_sender(
         AddSender(
             name=name,
             role="service",
             public_key=public_text(signer.private.public_key()),
             use_cases=use_cases or SENDER_USE_CASES,
-            acts_for=acts_for or ["hr:li.na", "self"],
+            acts_for=acts_for,
             actor="operator",
             **more,
         )

@@ -26,7 +26,11 @@ class _Model(BaseModel):
 class CommandAnswered(_Model):
     """The command answered, as it named itself (each left out, null, if it did not readably)."""
 
-    id: str | None = Field(description="its ce_id: the correlation id")
+    id: str | None = Field(
+        description="its ce_id, whole: the correlation id (null for an id past the contract's "
+        "bound, refused as malformed: it is never cut to fit, where a prefix could be another "
+        "command's)"
+    )
     source: str | None = Field(description="its ce_source")
     type: str | None = Field(description="its ce_type (the use case)")
     channel: str = Field(description="the channel it came by")

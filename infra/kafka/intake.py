@@ -40,6 +40,7 @@ from infra.kafka.cloudevent import (
     DeadLetterReason,
     Headers,
     MalformedCommandError,
+    command_correlation,
     command_headers,
     dead_letter_headers,
     incoming_command,
@@ -234,7 +235,9 @@ def _message_of(event: Any) -> CommandMessage:
 def _report(message: CommandMessage, decision: IntakeDecision) -> None:
     """One log line for the message (with its command id as `event_id` and `correlation_id`,
     when it has one), and its count by outcome."""
-    extra = logs.ids(*([_header(message, "ce_id")] * 2))
+    # the command's id whole, as its outcome carries it (command_correlation: up to the
+    # contract's bound); none for an id past it, rather than a prefix another id may share
+    extra = logs.ids(*([command_correlation(message.headers).get("ce_id")] * 2))
     if decision.redelivered:
         metrics.command("redelivered")
         log.warning(
@@ -264,17 +267,6 @@ def _report(message: CommandMessage, decision: IntakeDecision) -> None:
             decision.error,
             extra=extra,
         )
-
-
-def _header(message: CommandMessage, name: str) -> str | None:
-    """A header's value as text, at most 200 characters (None: absent or not text)."""
-    for key, value in message.headers:
-        if key == name:
-            try:
-                return value[:200].decode()
-            except UnicodeDecodeError:
-                return None
-    return None
 
 
 def intake_app(

@@ -145,6 +145,36 @@ def test_the_dashboard_shows_the_projection_live_and_drills_down(
     assert not errors, errors
 
 
+ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\.\d{3,6}|\+00:00|Z\b")
+
+
+def assert_read_by_a_person(text: str) -> None:
+    """A moment shown as a person reads it: no ISO text, no microseconds, no offset."""
+    assert not ISO_MOMENT.search(text), text
+
+
+def test_the_portal_shows_moments_as_a_person_reads_them_the_exact_one_in_their_title(
+    demo: tuple[str, dict[str, str], str], browser: Any
+) -> None:
+    """The consents' windows, the access log and the session's end were shown as the API's
+    ISO text (`2026-12-05T09:14:03.123456+00:00`); each is a date and time now."""
+    _, _, link = demo
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    page.goto(link)
+    page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
+    shown = [
+        *page.get_by_test_id("consent-validity").all_text_contents(),
+        *page.locator("[data-testid=access-entry] td:first-child").all_text_contents(),
+        value(page, "portal-expires"),
+    ]
+    assert len(shown) >= 3
+    for text in shown:
+        assert_read_by_a_person(text)
+    exact = page.locator("[data-testid=consent-validity] time").first.get_attribute("title")
+    assert exact is not None
+    assert ISO_MOMENT.search(exact), "the exact moment, on hovering"
+
+
 def test_the_candidate_withdraws_consent_from_the_portal_once_with_a_double_click(
     demo: tuple[str, dict[str, str], str], browser: Any
 ) -> None:
@@ -243,13 +273,86 @@ def test_who_sees_what_names_a_role_in_general_as_any_of_it_never_anyone(
     assert str(named.text_content()).endswith("(hiring manager)")
 
 
+def asked_of_a_new_candidate(
+    served: Server, base: str, tokens: dict[str, str], name: str, terms: dict[str, Any]
+) -> tuple[str, str, str]:
+    """A candidate the recruiter registers and asks consent of: their id, the consent's id,
+    and the portal link token the request sent them."""
+    staff = {"Authorization": f"Bearer {tokens['hr:demo']}"}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        made = client.post(
+            "/v1/candidates", json={"name": name, "email": "han@example.cn"}, headers=staff
+        )
+        assert made.is_success, made.text
+        candidate = made.json()["candidate_id"]
+        asked = client.post(
+            f"/v1/candidates/{candidate}/consents", json={"terms": terms}, headers=staff
+        )
+        assert asked.is_success, asked.text
+    sent = served.log.parent / "outbox" / "portal-links" / f"{candidate}.json"
+    _, _, token = json.loads(sent.read_text())["url"].partition("#token=")
+    return candidate, asked.json()["consent_id"], token
+
+
+def test_the_candidate_grants_what_the_page_shows_and_its_hash_is_recorded(
+    served: Server, demo: tuple[str, dict[str, str], str], browser: Any
+) -> None:
+    """The page shows the SHA-256 of the terms the candidate ticks; the grant it sends is
+    taken (the server checks that hash against the same document: non-ASCII and quotes
+    included), and the consent records the hash the candidate was shown."""
+    base, tokens, _ = demo
+    terms = {
+        "purposes": ["pre-employment screening"],
+        "check_types": ["employment", "education"],
+        "categories": [],
+        "referee_roles": ["hr", "peer"],
+        "excluded_organisations": ['Beijing "Current" Employer Ltd.'],
+        "recording_allowed": True,
+        "third_parties": ["北京背调服务有限公司"],
+    }
+    candidate, consent_id, token = asked_of_a_new_candidate(
+        served, base, tokens, "Li Xiaoming", terms
+    )
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/portal#token={token}")
+    page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
+    card = page.locator(f'[data-testid=consent][data-consent-id="{consent_id}"]')
+    card.locator('input[data-term="check_types"][value="education"]').uncheck()
+    card.locator('input[data-term="referee_roles"][value="peer"]').uncheck()
+    page.wait_for_function(
+        "() => /^[0-9a-f]{64}$/.test(document.querySelector("
+        "'[data-testid=grant-document-sha256]').textContent)",
+        timeout=WAIT_MS,
+    )
+    page.wait_for_timeout(300)  # the hash of the last change
+    shown = value(card, "grant-document-sha256")
+    card.get_by_test_id("grant-agree").check()
+    card.get_by_test_id("consent-grant").click()
+    page.wait_for_selector(
+        f'[data-testid=consent][data-consent-id="{consent_id}"][data-status="active"]',
+        timeout=WAIT_MS,
+    )
+    assert page.get_by_test_id("portal-error").is_hidden(), value(page, "portal-error")
+    compliance = {"Authorization": f"Bearer {tokens['compliance:demo']}"}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        register = client.get(
+            f"/v1/candidates/{candidate}/consents", params={"purpose": "audit"}, headers=compliance
+        )
+    assert register.status_code == 200, register.text
+    (granted,) = register.json()["consents"]
+    assert granted["document_sha256"] == shown
+    assert granted["terms"]["check_types"] == ["employment"]
+    assert not errors, errors
+
+
 def test_a_candidate_declines_a_consent_request_from_the_portal(
     served: Server, demo: tuple[str, dict[str, str], str], browser: Any
 ) -> None:
     """A request is declined by withdrawing it (the rules allow it); the page offers it beside
     the grant, so a candidate who does not agree is not left with only "Grant"."""
     base, tokens, _ = demo
-    staff = {"Authorization": f"Bearer {tokens['hr:demo']}"}
     terms = {
         "purposes": ["pre-employment screening"],
         "check_types": ["education"],
@@ -259,19 +362,7 @@ def test_a_candidate_declines_a_consent_request_from_the_portal(
         "recording_allowed": False,
         "third_parties": [],
     }
-    with httpx.Client(base_url=base, timeout=30) as client:
-        made = client.post(
-            "/v1/candidates", json={"name": "Han Meimei", "email": "han@example.cn"}, headers=staff
-        )
-        assert made.is_success, made.text
-        candidate = made.json()["candidate_id"]
-        asked = client.post(
-            f"/v1/candidates/{candidate}/consents", json={"terms": terms}, headers=staff
-        )
-        assert asked.is_success, asked.text
-        consent_id = asked.json()["consent_id"]
-    sent = served.log.parent / "outbox" / "portal-links" / f"{candidate}.json"
-    _, _, token = json.loads(sent.read_text())["url"].partition("#token=")
+    _, consent_id, token = asked_of_a_new_candidate(served, base, tokens, "Han Meimei", terms)
     page = browser.new_page(viewport={"width": 1200, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -316,6 +407,15 @@ def test_the_candidate_asks_for_erasure_from_the_portal(
         timeout=WAIT_MS,
     )
     assert page.get_by_test_id("portal-error").is_hidden(), value(page, "portal-error")
+    status = page.get_by_test_id("erasure-status")
+    assert status.get_attribute("data-state") == "pending"
+    assert "pending" in value(page, "erasure-status")
+    assert page.get_by_test_id("erasure-form").is_hidden(), "not offered twice"
+    assert_read_by_a_person(value(page, "erasure-status"))
+    page.reload()  # opened again later (the session's cookie): still pending, and since when
+    page.wait_for_selector("body[data-loaded]", timeout=WAIT_MS)
+    assert page.get_by_test_id("erasure-status").get_attribute("data-state") == "pending"
+    asked_at = page.locator("[data-testid=erasure-status] time").get_attribute("datetime")
     compliance = {"Authorization": f"Bearer {tokens['compliance:demo']}"}
     with httpx.Client(base_url=base, timeout=30) as client:
         timeline = client.get(
@@ -325,5 +425,6 @@ def test_the_candidate_asks_for_erasure_from_the_portal(
     entries = timeline.json()["entries"]
     (asked,) = [e for e in entries if e["event"] == "Candidate.ErasureRequested"]
     assert asked["who"] == f"candidate:{candidate}"
+    assert asked_at == asked["time"]
     shot(page, "portal-after-erasure-request")
     assert not errors, errors

@@ -43,6 +43,7 @@ def test_a_service_is_registered_rotated_and_revoked_as_a_sender(
 ) -> None:
     keygen(store, tmp_path / "a.key")
     new_id = keygen(store, tmp_path / "b.key")
+    assert run(store, "principals", "add", "hr:li.na", "--role", "recruiter").returncode == 0
     added = run(
         store,
         *("principals", "add", "svc:ats", "--role", "service", "--kind", "service"),
@@ -88,6 +89,32 @@ def test_a_sender_outside_what_may_be_registered_is_refused_in_one_line(
     assert said in refused.stderr
     assert "Traceback" not in refused.stderr
     assert "svc:ats" not in run(store, "principals", "list").stdout
+
+
+def test_a_sender_acts_for_registered_principals_only_and_a_refusal_writes_nothing(
+    store: dict[str, str], tmp_path: Path
+) -> None:
+    keygen(store, tmp_path / "a.key")
+    add = ("principals", "add", "svc:ats", "--role", "service", "--kind", "service")
+    scope = ("--public-key", str(tmp_path / "a.key.pub"), "--use-cases", "register-candidate")
+
+    refused = run(store, *add, *scope, "--acts-for", "hr:nobody,self")
+
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        "Invalid input (InvalidPrincipal): field 'acts_for': 'hr:nobody' is no registered "
+        "principal; a sender acts for principals registered first (`backcheck principals "
+        "list`), or for self"
+    ]
+    assert "svc:ats" not in run(store, "principals", "list").stdout
+
+    assert run(store, *add, *scope, "--acts-for", "self").returncode == 0
+    before = json.loads(run(store, "principals", "list", "--json").stdout)
+    rotated = run(store, "principals", "sender-key", "svc:ats", *scope, "--acts-for", "hr:nobody")
+
+    assert rotated.returncode == 2
+    assert "field 'acts_for': 'hr:nobody' is no registered principal" in rotated.stderr
+    assert json.loads(run(store, "principals", "list", "--json").stdout) == before
 
 
 def test_a_signing_key_that_cannot_be_read_is_one_line(store: dict[str, str]) -> None:

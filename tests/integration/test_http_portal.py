@@ -7,20 +7,24 @@ first, for the candidate alone (or compliance on their behalf)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from services.access import Role
+from services.consents import portal_document
 from services.dto import (
     ClaimIn,
+    ConsentTermsIn,
     PersonalFieldIn,
     ReadAccessLog,
     RevokePrincipal,
     SubmitClaims,
     WithdrawConsent,
 )
+from services.principals import token_hash
 from tests.conftest import FakeClock
 from tests.http import COMPLIANCE, Served, problem
 from tests.story import (
@@ -46,6 +50,11 @@ def sign_in(api: Served, candidate: UUID) -> Any:
     return api.client.post(
         "/portal/session", headers={"Authorization": f"Bearer {token}", **PORTAL}
     )
+
+
+def shown_sha256(consent: UUID, terms: ConsentTermsIn) -> str:
+    """The SHA-256 the page shows of the document it has the candidate sign."""
+    return hashlib.sha256(portal_document(consent, terms).encode()).hexdigest()
 
 
 def access_log(api: Served, candidate: UUID) -> list[dict[str, Any]]:
@@ -196,7 +205,7 @@ def test_the_candidate_grants_then_withdraws_consent_from_the_portal(api: Served
         f"/v1/consents/{consent}/grant",
         json={
             "terms": narrower.model_dump(mode="json"),
-            "document_sha256": DOCUMENT_SHA256,
+            "document_sha256": shown_sha256(consent, narrower),
             "signature_method": "clickwrap",
             "valid_from": start.isoformat(),
             "valid_until": (start + timedelta(days=90)).isoformat(),
@@ -217,6 +226,105 @@ def test_the_candidate_grants_then_withdraws_consent_from_the_portal(api: Served
     who = {e.event: e.who for e in api.app.timeline(candidate) if e.aggregate_id == consent}
     assert who["Consent.Granted"] == f"candidate:{candidate}"
     assert who["Consent.Withdrawn"] == f"candidate:{candidate}"
+
+
+def test_a_portal_grant_signs_the_document_the_portal_shows_and_no_other(api: Served) -> None:
+    """The page shows the SHA-256 of the terms as the candidate grants them; a clickwrap grant
+    made with the link carrying any other well-formed hash is refused naming the field and
+    the rule, and nothing is recorded."""
+    candidate = register(api.app)
+    consent = request_consent(api.app, candidate)
+    assert sign_in(api, candidate).status_code == 200
+    start = api.app.clock()
+    narrower = terms_in(check_types=["employment"])
+    grant = {
+        "terms": narrower.model_dump(mode="json"),
+        "document_sha256": shown_sha256(consent, narrower),
+        "signature_method": "clickwrap",
+        "valid_from": start.isoformat(),
+        "valid_until": (start + timedelta(days=90)).isoformat(),
+    }
+    head = api.head()
+    wider_document = shown_sha256(consent, terms_in())  # the terms as asked, not as granted
+    for other in (DOCUMENT_SHA256, wider_document):
+        refused = problem(
+            api.client.post(
+                f"/v1/consents/{consent}/grant",
+                json=grant | {"document_sha256": other},
+                headers=PORTAL,
+            ),
+            422,
+            "GrantNotOfTheDocumentShown",
+        )
+        assert refused["field"] == "document_sha256"
+        assert [e["field"] for e in refused["errors"]] == ["document_sha256"]
+        assert "field 'document_sha256'" in refused["detail"]
+    assert api.head() == head
+
+    granted = api.client.post(f"/v1/consents/{consent}/grant", json=grant, headers=PORTAL)
+    assert granted.status_code == 200, granted.text
+    assert api.app.repository.get(consent).document_sha256 == grant["document_sha256"]
+
+
+def test_a_service_records_the_hash_of_a_document_signed_elsewhere_as_given(
+    api: Served,
+) -> None:
+    """An e-signature is a document backcheck never sees: its hash, given by the e-signature
+    service with its token, is recorded as it is."""
+    candidate = register(api.app)
+    consent = request_consent(api.app, candidate)
+    api.issue("svc:esign", Role.SERVICE)
+    start = api.app.clock()
+    granted = api.post(
+        "svc:esign",
+        f"/v1/consents/{consent}/grant",
+        {
+            "terms": terms_in().model_dump(mode="json"),
+            "document_sha256": DOCUMENT_SHA256,
+            "signature_method": "e_signature",
+            "valid_from": start.isoformat(),
+            "valid_until": (start + timedelta(days=90)).isoformat(),
+        },
+    )
+    assert granted.status_code == 200, granted.text
+    assert api.app.repository.get(consent).document_sha256 == DOCUMENT_SHA256
+
+
+# --- erasure -------------------------------------------------------------------------------
+
+
+def test_the_candidate_reads_that_their_erasure_request_is_pending_and_since_when(
+    api: Served, clock: FakeClock
+) -> None:
+    """What the page shows of an erasure request: the profile says one is pending, and the
+    candidate's own timeline, which the page reads for it, says when it was asked for."""
+    candidate = register(api.app)
+    assert sign_in(api, candidate).status_code == 200
+
+    def profile() -> Any:
+        read = api.client.get(
+            f"/v1/candidates/{candidate}/profile", params={"purpose": MY_PURPOSE}, headers=PORTAL
+        )
+        assert read.status_code == 200, read.text
+        return read.json()
+
+    assert (profile()["erasure_requested"], profile()["erased"]) == (False, False)
+    clock.advance(minutes=7)
+    asked_at = api.app.clock()
+    asked = api.client.post(
+        f"/v1/candidates/{candidate}/erasure-request",
+        json={"reason": "I took another offer"},
+        headers=PORTAL,
+    )
+    assert asked.status_code == 200, asked.text
+
+    assert (profile()["erasure_requested"], profile()["erased"]) == (True, False)
+    timeline = api.client.get(
+        f"/v1/candidates/{candidate}/timeline", params={"purpose": MY_PURPOSE}, headers=PORTAL
+    )
+    assert timeline.status_code == 200, timeline.text
+    (entry,) = [e for e in timeline.json()["entries"] if e["event"] == "Candidate.ErasureRequested"]
+    assert datetime.fromisoformat(entry["time"]) == asked_at
 
 
 # --- who sees what ------------------------------------------------------------------------
@@ -338,6 +446,47 @@ def test_compliance_makes_the_package_on_the_candidates_behalf(api: Served) -> N
     assert profile["principal"] == f"candidate:{candidate}"
     assert profile["purpose"].endswith(f"made by {COMPLIANCE}")
     assert package["profile"]["fields"][0]["value"] == "Li Lei"
+
+
+def test_the_package_lists_the_portal_links_issued_revoked_and_used_never_a_token(
+    api: Served,
+) -> None:
+    """The links are data about the candidate: who issued them and when, until when, who
+    revoked them and why, and each read made with one; the tokens and their hashes stay out."""
+    candidate = register(api.app)
+    request_consent(api.app, candidate)  # the request sends the first link
+    first = api.sent_link(candidate)
+    second = api.portal(candidate)  # issued again: the first is refused from now on
+    opened = api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {second}", **PORTAL}
+    )
+    assert opened.status_code == 200, opened.text
+    read = api.client.get(
+        f"/v1/candidates/{candidate}/profile", params={"purpose": MY_PURPOSE}, headers=PORTAL
+    )
+    assert read.status_code == 200, read.text
+    api.app.revoke_principal(
+        RevokePrincipal(name=f"candidate:{candidate}", reason="phone lost", actor=RECRUITER)
+    )
+
+    got = api.post(COMPLIANCE, f"/v1/candidates/{candidate}/access-package")
+
+    assert got.status_code == 200, got.text
+    links = got.json()["portal_links"]
+    assert links["principal"] == f"candidate:{candidate}"
+    assert [(e["event"], e["by"]) for e in links["events"]] == [
+        ("issued", RECRUITER),
+        ("issued again", RECRUITER),
+        ("revoked", RECRUITER),
+    ]
+    assert links["events"][0]["expires_at"] is not None
+    assert links["events"][2]["reason"] == "phone lost"
+    assert [(u["access_id"], u["view"]) for u in links["used"]] == [
+        (read.json()["access_id"], "profile")
+    ]
+    for token in (first, second):
+        assert token not in got.text
+        assert token_hash(token) not in got.text
 
 
 # --- the page -----------------------------------------------------------------------------

@@ -27,6 +27,26 @@
     return tr;
   }
 
+  // A moment as a person reads it, in their own time zone: "5 Dec 2026, 14:03", never the
+  // ISO text with its microseconds; the exact moment stays in the element's title.
+  const DATES = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
+  function when(iso) {
+    if (!iso) return "—";
+    const moment = new Date(iso);
+    return Number.isNaN(moment.getTime()) ? String(iso) : DATES.format(moment);
+  }
+
+  function timeEl(iso, attrs) {
+    return el("time", when(iso), { datetime: iso || "", title: iso || "", ...(attrs || {}) });
+  }
+
+  function cellOf(node) {
+    const td = el("td");
+    td.append(node);
+    return td;
+  }
+
   function show(message) {
     page("portal-message").textContent = message || "";
   }
@@ -138,6 +158,8 @@
     return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
   }
 
+  // The server builds the same text to check the hash (services/consents.py portal_document):
+  // the keys, their order and JSON.stringify's form are part of the document.
   function documentText(consentId, terms) {
     return JSON.stringify({ consent_id: consentId, terms, signature_method: "clickwrap" });
   }
@@ -223,9 +245,12 @@
       byId(card, "consent-id").textContent = consent.consent_id;
       byId(card, "consent-status").textContent = consent.status;
       termsList(byId(card, "consent-terms"), consent.terms);
-      byId(card, "consent-validity").textContent = consent.valid_until
-        ? `valid ${consent.valid_from} until ${consent.valid_until}`
-        : `asked by ${consent.requested_by} at ${consent.requested_at}`;
+      const validity = byId(card, "consent-validity");
+      validity.replaceChildren(
+        ...(consent.valid_until
+          ? ["valid from ", timeEl(consent.valid_from), " until ", timeEl(consent.valid_until)]
+          : [`asked by ${consent.requested_by} on `, timeEl(consent.requested_at)]),
+      );
       if (consent.status === "requested") {
         grantForm(card, consent);
         withdrawForm(card, consent, true);
@@ -250,7 +275,40 @@
         }),
       );
     }
-    if (profile.erased) show("Your personal data was erased; the record of what happened remains.");
+    await showErasure(profile);
+  }
+
+  // What became of the candidate's erasure request: pending (the form is not offered again)
+  // or done, each with when, from their own timeline (read only once there is a request).
+  async function showErasure(profile) {
+    const status = page("erasure-status");
+    const form = page("erasure-form");
+    if (!profile.erasure_requested && !profile.erased) {
+      status.hidden = true;
+      form.hidden = false;
+      return;
+    }
+    const entries = (await read(`/v1/candidates/${candidate}/timeline`)).entries;
+    const last = (event) => entries.filter((e) => e.event === event).pop();
+    const asked = last("Candidate.ErasureRequested");
+    const erased = last("Candidate.Erased");
+    const parts = [];
+    if (asked) parts.push("Erasure of your data was asked for on ", timeEl(asked.time), ". ");
+    if (profile.erased) {
+      status.dataset.state = "done";
+      parts.push("Your personal data was erased");
+      if (erased) parts.push(" on ", timeEl(erased.time));
+      parts.push("; the record of what happened remains, without your data.");
+    } else {
+      status.dataset.state = "pending";
+      parts.push(
+        "It is pending: the compliance officer has yet to erase your personal data. Until " +
+          "then nothing more is collected about you, and this portal stays open.",
+      );
+    }
+    status.replaceChildren(...parts);
+    status.hidden = false;
+    form.hidden = true;
   }
 
   const ROLE_NAMES = { compliance: "compliance officer", hiring_manager: "hiring manager" };
@@ -295,7 +353,7 @@
       body.append(
         row(
           [
-            e.at.replace("T", " ").slice(0, 19),
+            cellOf(timeEl(e.at)),
             e.principal,
             e.authentication || "—",
             e.role || "—",
@@ -484,7 +542,8 @@
       }
       candidate = me.assignments[0];
       page("portal-principal").textContent = me.principal;
-      page("portal-expires").textContent = sessionStorage.getItem(EXPIRES) || "its end";
+      const expires = sessionStorage.getItem(EXPIRES);
+      page("portal-expires").replaceChildren(expires ? timeEl(expires) : "its end");
       page("portal-idle").textContent = sessionStorage.getItem(IDLE) || "a while";
       page("session").hidden = false;
       page("portal").hidden = false;
