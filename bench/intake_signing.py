@@ -43,7 +43,9 @@ from infra.kafka.cloudevent import command_headers
 from infra.kafka.intake import CommandMessage, decide
 from infra.kafka.senders import SenderCheck, SenderRefusal
 from infra.kafka.signatures import CommandSigner, public_text
+from services.access import Role
 from services.application import Backcheck
+from services.dto import AddPrincipal
 from services.intake import CommandIntake
 from services.senders import AddSender
 
@@ -102,6 +104,9 @@ class Side:
 
 
 def sender_app(app: Backcheck, signer: CommandSigner) -> Backcheck:
+    """`app` with the sender registered, and the recruiter it acts for (a sender acts only
+    for principals registered first)."""
+    app.add_principal(AddPrincipal(name=ACTOR, role=Role.RECRUITER, actor="operator"))
     app.add_sender(
         AddSender(
             name=SENDER,
