@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.kafka.topics import ensure_topics, kafka_admin
+from infra.kafka.topics import kafka_admin, remade_if_lost
 
 EX_TEMPFAIL = 75  # sysexits: start it again
 _UNKNOWN_TOPIC = 3  # Kafka's UNKNOWN_TOPIC_OR_PARTITION
@@ -108,12 +108,9 @@ class CommandTopic:
         except TopicUnknownError:
             return None, known  # the broker away: the consumer waits for it
         if found is None:
-            ensure_topics(self.bootstrap, self.partitions, self.topic)
-            return (
-                f"the broker had lost the command topic {self.topic}: made again with "
-                f"{self.partitions} partitions",
-                None,
-            )
+            made = remade_if_lost(self.bootstrap, self.partitions, self.topic)
+            again = f"made again with {self.partitions} partitions" if made else "made again"
+            return f"the broker had lost the command topic {self.topic}: {again}", None
         if known is not None and found[0] != known:
             return f"the command topic {self.topic} was made anew (its topic id changed)", None
         return None, found[0]
