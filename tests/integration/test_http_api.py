@@ -136,6 +136,35 @@ def test_an_unknown_id_is_404(api: Served) -> None:
     problem(api.client.get("/v1/nowhere", headers=api.as_(RECRUITER)), 404, "not-found")
 
 
+def test_an_unknown_id_sent_with_a_command_is_404_naming_the_field_that_held_it(
+    api: Served,
+) -> None:
+    """The id came in the path (its parameter's name is the field) or in the body; a 404
+    said `field` for neither, so a client could not tell which of its ids names nothing."""
+    in_path = api.post(
+        RECRUITER,
+        f"/v1/candidates/{uuid4()}/consents",
+        {"terms": terms_in().model_dump(mode="json")},
+    )
+    assert problem(in_path, 404, "AggregateMissing")["field"] == "candidate_id"
+    candidate = register(api)
+    in_body = api.post(
+        RECRUITER,
+        "/v1/investigations",
+        {
+            "candidate_id": candidate,
+            "consent_id": str(uuid4()),
+            "purpose": PURPOSE,
+            "checks": [{"check_type": "employment", "methods": ["phone"]}],
+            "investigators": [INVESTIGATOR],
+            "due_by": (api.app.clock() + timedelta(days=14)).isoformat(),
+        },
+    )
+    assert problem(in_body, 404, "AggregateMissing")["field"] == "consent_id"
+    read = api.get(INVESTIGATOR, f"/v1/investigations/{uuid4()}", purpose=PURPOSE)
+    assert problem(read, 404, "AggregateMissing")["field"] == "investigation_id"
+
+
 def test_a_broken_rule_is_409_and_records_nothing(api: Served) -> None:
     candidate = register(api)
     first = api.post(RECRUITER, f"/v1/candidates/{candidate}/erasure-request", {"reason": "asked"})
