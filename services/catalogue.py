@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from services import audit_reads, dto, subject_export
 from services.access import Role
 from services.application import Backcheck
-from services.errors import UseCaseNotPermittedError
+from services.errors import AggregateMissingError, UseCaseNotPermittedError
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,19 @@ class UseCase:
     method: str
 
     def run(self, app: Backcheck, payload: dict[str, Any]) -> BaseModel:
-        command = self.command.model_validate(payload)
+        return self.call(app, self.command.model_validate(payload))
+
+    def call(self, app: Backcheck, command: dto.Command) -> BaseModel:
+        """The use case on a validated command. A record it names that is not there is told
+        by the command's field that held its id (the unit of work knows only the id)."""
         handler: Callable[[dto.Command], BaseModel] = getattr(app, self.method)
-        return handler(command)
+        try:
+            return handler(command)
+        except AggregateMissingError as e:
+            named = e.held_by(command)
+            if named is e:
+                raise
+            raise named from None
 
     @property
     def roles(self) -> frozenset[Role]:

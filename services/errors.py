@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TypeVar
 from uuid import UUID
 
+from pydantic import BaseModel
+
 from domain.access import ReadFailure
 from domain.classification import key_name
 from domain.errors import (
@@ -19,12 +21,36 @@ E = TypeVar("E", bound=BaseException)
 
 
 class AggregateMissingError(NotFoundError):
-    def __init__(self, kind: str, aggregate_id: UUID) -> None:
+    """`field`: the command's field that held the id, when the caller sent it (named by
+    `UseCase.call`, which knows the command; the unit of work that finds it missing does not)."""
+
+    kind: str
+    aggregate_id: UUID
+
+    def __init__(self, kind: str, aggregate_id: UUID, field: str | None = None) -> None:
         super().__init__(
             f"no {kind} with id {aggregate_id}; check the id (list with `backcheck events`)",
             kind=kind,
             aggregate_id=aggregate_id,
+            **({} if field is None else {"field": field}),
         )
+
+    def held_by(self, command: BaseModel) -> AggregateMissingError:
+        """This error naming the field of `command` that holds its id (a list's item by its
+        index, as validation names it), or itself if none does: an id the use case found on
+        its own (a consent's candidate, a reaction's record) is no field of the caller's."""
+        if "field" in self.details:
+            return self
+        wanted = str(self.aggregate_id)
+        for name in type(command).model_fields:
+            held = getattr(command, name)
+            if isinstance(held, UUID | str) and str(held) == wanted:
+                return AggregateMissingError(self.kind, self.aggregate_id, name)
+            if isinstance(held, list | tuple):
+                for n, item in enumerate(held):
+                    if isinstance(item, UUID | str) and str(item) == wanted:
+                        return AggregateMissingError(self.kind, self.aggregate_id, f"{name}.{n}")
+        return self
 
 
 class CandidateIdTakenError(RuleBrokenError):

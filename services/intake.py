@@ -10,7 +10,7 @@ worker racing the first — finds the receipt, or collides with it, and records 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,7 +139,6 @@ class CommandIntake:
         times) unless the collision was with this command's own receipt."""
         use_case = self.use_case(delivery)
         command = use_case.command.model_validate(payload)
-        handler: Callable[[Any], BaseModel] = getattr(self.app, use_case.method)
         actor = str(getattr(command, "actor", ""))
         for attempt in range(self.retries + 1):
             duplicate = self.already_applied(delivery)
@@ -147,7 +146,7 @@ class CommandIntake:
                 raise duplicate
             try:
                 with self.app.receiving(delivery, actor) as receiving:
-                    result = handler(command)
+                    result = use_case.call(self.app, command)
             except ConcurrentChangeError:
                 if attempt == self.retries:
                     duplicate = self.already_applied(delivery)

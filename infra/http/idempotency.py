@@ -8,6 +8,11 @@ SQLite a file next to it, on PostgreSQL a table in the store's schema), for `ttl
 default); a retry within it is answered from it, marked `Idempotent-Replayed: true`. A key
 sent again with another request is refused (422); a retry after the kept answer expired, or
 one racing the first, finds the receipt and is answered 409 with when it was applied.
+
+The request is noted before its command is applied (`pending`: its fingerprint, no answer),
+so a retry after an answer lost between the commit and its keeping is known to be the same
+request, and answered as applied from the receipt (infra/http/applied_before.py, decision
+0047). An answer replaces the note; a note never replaces an answer.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from psycopg import sql
 MAX_KEY = 200
 TTL = timedelta(hours=24)
 ANSWERS = "http-answers"  # the SQLite file beside the store: `<store file>.http-answers`
+PENDING = 0  # the status of a request noted before its command is applied: no answer yet
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,18 @@ class Kept:
     location: str | None
     created_at: datetime
     etag: str | None = None  # the answer's ETag, replayed with it (none kept before 12-05)
+
+    @property
+    def pending(self) -> bool:
+        """Kept before its command was applied: what the request was, no answer yet."""
+        return self.status == PENDING
+
+
+def pending(fingerprint: str) -> Kept:
+    """The note kept of a keyed request before its command is applied: a retry after the
+    answer was lost is told whether it is the same request (infra/http/applied_before.py).
+    Kept answers replace it; it never replaces one."""
+    return Kept(fingerprint, PENDING, b"", None, datetime.now(UTC))
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -87,8 +105,11 @@ class SQLiteIdempotency:
         with self._lock:
             self._db.execute("DELETE FROM idempotency WHERE created_at < ?", (expired,))
             self._db.execute(
-                "INSERT OR REPLACE INTO idempotency (principal, key, fingerprint, status, "
-                "body, location, created_at, etag) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO idempotency (principal, key, fingerprint, status, body, location, "
+                "created_at, etag) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (principal, key) "
+                "DO UPDATE SET fingerprint = excluded.fingerprint, status = excluded.status, "
+                "body = excluded.body, location = excluded.location, created_at = "
+                "excluded.created_at, etag = excluded.etag WHERE idempotency.status = 0",
                 (
                     principal,
                     key,
@@ -158,8 +179,10 @@ class PostgresIdempotency:
             sql.SQL(
                 "INSERT INTO {} (principal, key, fingerprint, status, body, location, "
                 "created_at, etag) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT "
-                "(principal, key) DO NOTHING"
-            ).format(self.table),
+                "(principal, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = "
+                "excluded.status, body = excluded.body, location = excluded.location, "
+                "created_at = excluded.created_at, etag = excluded.etag WHERE {}.status = 0"
+            ).format(self.table, self.table),
             (
                 principal,
                 key,

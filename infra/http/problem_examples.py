@@ -61,6 +61,7 @@ PROBLEMS: dict[int, tuple[str, JSON]] = {
             "with `backcheck events`)",
             f"{_UNKNOWN}/consents",
             rule="AggregateMissing",
+            field="candidate_id",
         ),
     ),
     409: (

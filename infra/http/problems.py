@@ -38,9 +38,9 @@ Problem types (each `tag:backcheck.invalid,2026:problems/` followed by the kind)
 | 403 | `outside-assignments` | your token is scoped to other subjects |
 | 403 | `not-a-portal-link` | only a candidate's portal link opens a portal session |
 | 403 | `portal-header-missing` | a call with the portal's cookie lacks `X-Backcheck-Portal: 1` |
-| 404 | `not-found`, `AggregateMissing`, … | no such resource |
+| 404 | `not-found`, `AggregateMissing`, … | no such resource (`field`: what held its id) |
 | 409 | the rule's name, e.g. `ConsentNotActive` | a business rule refused the command |
-| 409 | `CommandAlreadyApplied` | this Idempotency-Key's command was applied before |
+| 409 | `CommandAlreadyApplied` | this key's command was applied (a retry after 24 h, or a race) |
 | 412 | `version-mismatch` | `If-Match` names a version no longer current, or a weak tag |
 | 412 | `no-current-version` | `If-Match` on a command that creates its resource |
 | 413 | `body-too-large` | the body is over the server's limit |

@@ -20,7 +20,7 @@ import orjson
 from fastapi import Body, FastAPI, Request, Response
 from pydantic import BaseModel
 
-from infra.http import examples, problem_examples
+from infra.http import applied_before, examples, problem_examples
 from infra.http.auth import Authenticator
 from infra.http.command_input import (
     IdempotencyKey,
@@ -32,19 +32,22 @@ from infra.http.command_input import (
     required_body,
 )
 from infra.http.endpoints import DirectRoute, etag
-from infra.http.idempotency import IdempotencyStore, Kept, fingerprint
+from infra.http.idempotency import IdempotencyStore, Kept, fingerprint, pending
 from infra.http.problems import (
     PROBLEM_JSON,
     error_response,
     field_errors,
     invalid,
+    log,
     problem_response,
 )
 from infra.http.read_routes import ReadRoutes
 from infra.http.request_shape import unsupported_media_type
 from infra.http.table import COMMANDS, READS, CommandRoute, linked, path_ids, result_model
+from infra.problem import problem_for
 from services.application import Backcheck
 from services.catalogue import USE_CASES
+from services.errors import CommandAlreadyAppliedError
 from services.identity import Identity, acting_as
 from services.intake import CommandIntake
 from services.unit import Delivery
@@ -92,6 +95,31 @@ def _nothing_to_match(request: Request) -> Response:
     )
 
 
+def _reused(request: Request) -> Response:
+    return problem_response(
+        422,
+        "Idempotency key reused",
+        "idempotency-key-reused",
+        "this Idempotency-Key was sent before with another request; a key names one "
+        "command: use a new key for a new command",
+        request,
+    )
+
+
+def _merged(*responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """`responses` entries of the same status merged, their content and headers too."""
+    found: dict[int | str, dict[str, Any]] = {}
+    for entries in responses:
+        for status, entry in entries.items():
+            into = found.setdefault(status, {})
+            for name, value in entry.items():
+                if isinstance(value, dict) and isinstance(into.get(name), dict):
+                    into[name] = {**into[name], **value}
+                else:
+                    into[name] = value
+    return found
+
+
 class Api(ReadRoutes):
     """Builds the routes on one application, authenticator and store of kept answers: the
     commands here, the reads in infra/http/read_routes.py."""
@@ -129,7 +157,7 @@ class Api(ReadRoutes):
             kept = self.kept.get(identity.principal, key) if key is not None else None
         except Exception as e:
             return error_response(request, e)
-        if kept is not None:
+        if kept is not None and not kept.pending:
             return self._replayed(request, kept, raw)
         try:
             expected = expected_version(sent.if_match)
@@ -138,6 +166,22 @@ class Api(ReadRoutes):
         target = next(iter(ids.values()), None)
         if target is None and sent.if_match is not None:
             return _nothing_to_match(request)
+        sent_as = fingerprint(request.method, request.url.path, raw)
+        delivery = None
+        if key is not None and use_case.name not in _NO_RECEIPT:
+            delivery = Delivery(f"http:{identity.principal}", key, use_case.name, "http")
+            try:
+                if (
+                    kept is not None
+                    and kept.fingerprint != sent_as
+                    and self.intake.stored_by(delivery) is not None  # the other one applied
+                ):
+                    return _reused(request)
+                # what this request is, kept before it is applied: a retry after its answer
+                # was lost is known for the same request (infra/http/applied_before.py)
+                self.kept.put(identity.principal, key, pending(sent_as))
+            except Exception as e:
+                return error_response(request, e)
         try:
             payload = {
                 **(body.model_dump(mode="json", exclude_unset=True) if body else {}),
@@ -146,11 +190,20 @@ class Api(ReadRoutes):
             }
             versions = {target: expected} if target is not None and expected is not None else {}
             with acting_as(identity), expecting(versions), noting_writes() as written:
-                if key is not None and use_case.name not in _NO_RECEIPT:
-                    delivery = Delivery(f"http:{identity.principal}", key, use_case.name, "http")
+                if delivery is not None:
                     result = self.intake.apply(delivery, payload)
                 else:
                     result = use_case.run(self.application, payload)
+        except CommandAlreadyAppliedError as e:
+            if delivery is None or kept is None or kept.fingerprint != sent_as:
+                # applied by a request not known to be this one (its key's note expired, or
+                # a racing request with another body): never answered as this one's
+                return error_response(request, e)
+            try:
+                stored = self.intake.stored_by(delivery) or ()
+                return applied_before.applied_before(self.application, route, request, e, stored)
+            except Exception as failed:
+                return error_response(request, failed)
         except Exception as e:
             return error_response(request, e)
         return self._answer(route, request, identity, result, key, raw, written)
@@ -187,7 +240,14 @@ class Api(ReadRoutes):
                 datetime.now(UTC),
                 headers.get("ETag"),
             )
-            self.kept.put(identity.principal, key, kept)
+            try:
+                self.kept.put(identity.principal, key, kept)
+            except Exception as e:
+                if problem_for(e) is None:
+                    raise  # a bug, not a store gone
+                # the command is applied and its answer is here: it is given, not a 503 for
+                # the keeping; a retry is answered from the receipt (applied_before)
+                log.warning("the answer to %s %s was not kept: %s", request.method, key, e)
         return Response(body, status, headers, media_type="application/json")
 
     @staticmethod
@@ -202,14 +262,7 @@ class Api(ReadRoutes):
     @staticmethod
     def _replayed(request: Request, kept: Kept, raw: bytes) -> Response:
         if kept.fingerprint != fingerprint(request.method, request.url.path, raw):
-            return problem_response(
-                422,
-                "Idempotency key reused",
-                "idempotency-key-reused",
-                "this Idempotency-Key was sent before with another request; a key names one "
-                "command: use a new key for a new command",
-                request,
-            )
+            return _reused(request)
         headers = {"Idempotent-Replayed": "true"}
         if kept.location:
             headers["Location"] = kept.location
@@ -276,11 +329,12 @@ class Api(ReadRoutes):
                 responses=linked(
                     route,
                     201 if route.created else 200,
-                    {
-                        **PROBLEMS,
-                        **UNSUPPORTED,
-                        **examples.answer(use_case.name, 201 if route.created else 200),
-                    },
+                    _merged(
+                        PROBLEMS,
+                        UNSUPPORTED,
+                        examples.answer(use_case.name, 201 if route.created else 200),
+                        applied_before.documented(201 if route.created else 200),
+                    ),
                 ),
                 summary=use_case.name,
                 description=f"{use_case.summary}\n\nRoles: "

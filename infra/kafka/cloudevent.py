@@ -225,7 +225,13 @@ def command_headers(command_type: str, command_id: str, source: str, time: datet
 
 
 class MalformedCommandError(ValueError):
-    """A message on the command topic that is no command event (headers or JSON)."""
+    """A message on the command topic that is no command event (headers or JSON); `field`
+    names what is at fault: a header (`ce_id`, `content-type`, ...) or `(body)`, the value
+    (as an invalid command names a body that is no JSON object)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -247,16 +253,19 @@ def _command_attributes(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
         try:
             text = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
-            raise MalformedCommandError(f"header {name} is not UTF-8") from None
+            raise MalformedCommandError(f"header {name} is not UTF-8", name) from None
         if name in found and found[name] != text:
-            raise MalformedCommandError(f"header {name} is given twice, with different values")
+            raise MalformedCommandError(
+                f"header {name} is given twice, with different values", name
+            )
         found[name] = text
     missing = [name for name in _REQUIRED if not found.get(name)]
     if missing:
         raise MalformedCommandError(
             f"missing or empty header(s) {', '.join(missing)}; a command is a CloudEvent in "
             f"binary mode: ce_specversion 1.0, ce_id, ce_source, ce_type, content-type "
-            f"{CONTENT_TYPE}"
+            f"{CONTENT_TYPE}",
+            missing[0],
         )
     return found
 
@@ -266,22 +275,26 @@ def incoming_command(headers: Sequence[tuple[str, bytes]], value: bytes | None) 
     found = _command_attributes(headers)
     for name in ("ce_id", "ce_source", "ce_type"):
         if len(found[name]) > MAX_ID_LENGTH:
-            raise MalformedCommandError(f"{name} is longer than {MAX_ID_LENGTH} characters")
+            raise MalformedCommandError(f"{name} is longer than {MAX_ID_LENGTH} characters", name)
     if found["ce_specversion"] != "1.0":
         raise MalformedCommandError(
-            f"ce_specversion {found['ce_specversion']!r}: only CloudEvents 1.0 is understood"
+            f"ce_specversion {found['ce_specversion']!r}: only CloudEvents 1.0 is understood",
+            "ce_specversion",
         )
     media_type = found["content-type"].split(";")[0].strip().lower()
     if media_type != CONTENT_TYPE:
         raise MalformedCommandError(
-            f"content-type {found['content-type']!r}: commands are {CONTENT_TYPE}"
+            f"content-type {found['content-type']!r}: commands are {CONTENT_TYPE}",
+            "content-type",
         )
     if value is None:
-        raise MalformedCommandError("no value: a command carries its JSON document as the value")
+        raise MalformedCommandError(
+            "no value: a command carries its JSON document as the value", "(body)"
+        )
     try:
         document = orjson.loads(value)
     except orjson.JSONDecodeError as e:
-        raise MalformedCommandError(f"the value is not JSON: {e}") from None
+        raise MalformedCommandError(f"the value is not JSON: {e}", "(body)") from None
     return IncomingCommand(found["ce_source"], found["ce_id"], found["ce_type"], document)
 
 

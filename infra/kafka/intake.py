@@ -81,9 +81,10 @@ log = logging.getLogger("backcheck.intake")
 class IntakeDecision:
     """Applied (`result` holds the use case's result), already applied by this very message
     (a redelivery: nothing to apply, answered again), or dead-lettered with a reason and an
-    error (`cause`: the exception that said why, if one did). `stored`: (event id, position)
-    of the events the command stored, its receipt's last (applied, redelivered, or a
-    duplicate's first)."""
+    error (`cause`: the exception that said why, if one did; `field`: the header or body at
+    fault in a message that is no command, which no exception of the table names). `stored`:
+    (event id, position) of the events the command stored, its receipt's last (applied,
+    redelivered, or a duplicate's first)."""
 
     command_type: str | None
     reason: DeadLetterReason | None = None
@@ -92,6 +93,7 @@ class IntakeDecision:
     redelivered: bool = False
     stored: Stored = ()
     cause: Exception | None = None
+    field: str | None = None
 
     @property
     def applied(self) -> bool:
@@ -179,7 +181,7 @@ def decide(
     try:
         delivery, document = delivery_of(message)
     except MalformedCommandError as e:
-        return IntakeDecision(None, DeadLetterReason.MALFORMED, str(e))
+        return IntakeDecision(None, DeadLetterReason.MALFORMED, str(e), field=e.field)
     if senders is not None and senders.signed(message.headers):
         # its signature verified above: its events say their caller was its sender, signed
         delivery = replace(delivery, authentication=Authentication.SIGNED)

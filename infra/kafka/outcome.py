@@ -148,7 +148,7 @@ def problem_of(decision: IntakeDecision) -> dict[str, Any]:
             "status": status,
             "detail": _bounded(detail),
             "rule": kind,
-            "field": _FIELDS.get(kind),
+            "field": decision.field or _FIELDS.get(kind),
         }
     body: dict[str, Any] = {
         "type": problem_type(problem.type),

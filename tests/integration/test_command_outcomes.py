@@ -24,7 +24,15 @@ from infra.kafka.intake import CommandMessage, IntakeDecision, decide
 from infra.kafka.outcome import DeadLetterPlace, outcome_of
 from services.application import Backcheck
 from services.intake import CommandIntake
-from tests.commands import ATS, body, headers, message, register, request_consent
+from tests.commands import (
+    ATS,
+    body,
+    grant_consent,
+    headers,
+    message,
+    register,
+    request_consent,
+)
 from tests.conftest import FakeClock
 
 PROBLEMS = "tag:backcheck.invalid,2026:problems/"
@@ -210,6 +218,72 @@ def test_a_message_that_is_no_command_is_answered_with_what_could_be_read_of_it(
     bare_headers, bare_body = answer(bare, decide(intake, bare))
     assert "ce_correlationid" not in bare_headers
     assert bare_body["command"]["channel"] == "backcheck.commands.v1/0@0"
+
+
+def test_a_command_naming_a_record_that_is_not_there_is_answered_naming_its_field(
+    app: Backcheck,
+) -> None:
+    """A consent id that names nothing was answered `"field": null`: the sender could not
+    tell which of its command's ids was at fault."""
+    intake = CommandIntake(app)
+    sent = message(body(grant_consent(uuid4(), SENT)), headers("grant-consent", "g-1"))
+
+    _, found = answer(sent, decide(intake, sent))
+
+    assert found["reason"] == "refused"
+    assert found["problem"]["rule"] == "AggregateMissing"
+    assert found["problem"]["status"] == 404
+    assert found["problem"]["field"] == "consent_id"
+
+
+MALFORMED_AT = [
+    ("ce_id", b"{}", [h for h in headers("register-candidate") if h[0] != "ce_id"]),
+    (
+        "ce_id",
+        b"{}",
+        [(k, b"x" * 257 if k == "ce_id" else v) for k, v in headers("register-candidate")],
+    ),
+    ("ce_type", b"{}", [h for h in headers("register-candidate") if h[0] != "ce_type"]),
+    ("ce_source", b"{}", [*headers("register-candidate"), ("ce_source", b"other.example")]),
+    (
+        "ce_specversion",
+        b"{}",
+        [(k, b"0.3" if k == "ce_specversion" else v) for k, v in headers("register-candidate")],
+    ),
+    (
+        "content-type",
+        b"{}",
+        [
+            (k, b"text/plain" if k == "content-type" else v)
+            for k, v in headers("register-candidate")
+        ],
+    ),
+    (
+        "content-type",
+        b"{}",
+        [(k, b"\xff" if k == "content-type" else v) for k, v in headers("register-candidate")],
+    ),
+    ("(body)", None, headers("register-candidate")),
+    ("(body)", b"{not json", headers("register-candidate")),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "header_list"),
+    MALFORMED_AT,
+    ids=[f"{f}-{n}" for n, (f, _, _) in enumerate(MALFORMED_AT)],
+)
+def test_a_malformed_command_is_answered_naming_the_header_or_the_body_at_fault(
+    app: Backcheck, field: str, value: bytes | None, header_list: list[tuple[str, bytes]]
+) -> None:
+    """A header missing, too long or wrong, or a value that is no JSON, was answered
+    `"field": null`, though the message's fault was in one of them."""
+    sent = message(value, header_list)
+
+    _, found = answer(sent, decide(CommandIntake(app), sent))
+
+    assert found["reason"] == "malformed"
+    assert found["problem"]["field"] == field
 
 
 def test_a_receipt_stored_before_v2_is_answered_with_itself_alone(app: Backcheck) -> None:

@@ -4,9 +4,14 @@ authenticated principal (never one the request names)."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from uuid import uuid4
 
+import pytest
+
+from infra.http.idempotency import Kept
+from infra.store.server import StoreUnreachableError
 from services.access import Role
 from services.dto import ReadAccessLog
 from tests.http import COMPLIANCE, Served, problem
@@ -134,6 +139,35 @@ def test_an_unknown_id_is_404(api: Served) -> None:
     r = api.get(INVESTIGATOR, f"/v1/investigations/{uuid4()}", purpose=PURPOSE)
     problem(r, 404)
     problem(api.client.get("/v1/nowhere", headers=api.as_(RECRUITER)), 404, "not-found")
+
+
+def test_an_unknown_id_sent_with_a_command_is_404_naming_the_field_that_held_it(
+    api: Served,
+) -> None:
+    """The id came in the path (its parameter's name is the field) or in the body; a 404
+    said `field` for neither, so a client could not tell which of its ids names nothing."""
+    in_path = api.post(
+        RECRUITER,
+        f"/v1/candidates/{uuid4()}/consents",
+        {"terms": terms_in().model_dump(mode="json")},
+    )
+    assert problem(in_path, 404, "AggregateMissing")["field"] == "candidate_id"
+    candidate = register(api)
+    in_body = api.post(
+        RECRUITER,
+        "/v1/investigations",
+        {
+            "candidate_id": candidate,
+            "consent_id": str(uuid4()),
+            "purpose": PURPOSE,
+            "checks": [{"check_type": "employment", "methods": ["phone"]}],
+            "investigators": [INVESTIGATOR],
+            "due_by": (api.app.clock() + timedelta(days=14)).isoformat(),
+        },
+    )
+    assert problem(in_body, 404, "AggregateMissing")["field"] == "consent_id"
+    read = api.get(INVESTIGATOR, f"/v1/investigations/{uuid4()}", purpose=PURPOSE)
+    assert problem(read, 404, "AggregateMissing")["field"] == "investigation_id"
 
 
 def test_a_broken_rule_is_409_and_records_nothing(api: Served) -> None:
@@ -280,6 +314,81 @@ def test_a_key_whose_kept_answer_expired_is_still_never_applied_twice(api: Serve
     api.kept.ttl = timedelta(0)  # the kept answer has expired
     again = api.post(RECRUITER, "/v1/candidates", body, **{"Idempotency-Key": "ats-8"})
     problem(again, 409, "CommandAlreadyApplied")
+    assert api.head() == head
+
+
+def _answers_lost_once(api: Served, monkeypatch: pytest.MonkeyPatch) -> list[Kept]:
+    """The kept answers' store goes away once, after a command's write and before its answer
+    is kept (as a server stopped there would leave it): the answer it was to keep is noted."""
+    keep, lost = api.kept.put, []
+
+    def put(principal: str, key: str, kept: Kept) -> None:
+        if kept.status >= 200 and not lost:
+            lost.append(kept)
+            raise StoreUnreachableError("the kept answers' store does not answer")
+        keep(principal, key, kept)
+
+    monkeypatch.setattr(api.kept, "put", put)
+    return lost
+
+
+def test_a_keyed_command_whose_answer_was_lost_after_its_write_is_answered_as_applied(
+    api: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its retry with the same key found the receipt and no kept answer, and was answered 409
+    CommandAlreadyApplied, though the write was that very request's."""
+    lost = _answers_lost_once(api, monkeypatch)
+    body = {"name": "Li Lei"}
+    first = api.post(RECRUITER, "/v1/candidates", body, **{"Idempotency-Key": "ats-9"})
+    assert first.status_code == 201, first.text  # answered, though its answer was not kept
+    candidate = json.loads(lost[0].body)["candidate_id"]  # the write was made
+    head = api.head()
+
+    again = api.post(RECRUITER, "/v1/candidates", body, **{"Idempotency-Key": "ats-9"})
+
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["location"] == f"/v1/candidates/{candidate}/profile"
+    assert again.headers["etag"] == '"1"'
+    answer = again.json()
+    assert answer["outcome"] == "applied-before"
+    assert answer["command_type"] == "register-candidate"
+    assert f"{candidate}:1" in [e["id"] for e in answer["events"]]
+    assert answer["receipt"]["id"].endswith(":1")
+    assert api.head() == head  # nothing applied again
+    assert api.post(RECRUITER, "/v1/candidates", body, **{"Idempotency-Key": "ats-9"}).json() == (
+        answer
+    )
+    other = api.post(RECRUITER, "/v1/candidates", {"name": "Wu"}, **{"Idempotency-Key": "ats-9"})
+    problem(other, 422, "idempotency-key-reused")
+    assert api.head() == head
+
+
+def test_a_keyed_command_on_a_path_whose_answer_was_lost_is_answered_with_its_route_s_status(
+    api: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    candidate = register(api)
+    lost = _answers_lost_once(api, monkeypatch)
+    terms = {"terms": terms_in().model_dump(mode="json")}
+    path = f"/v1/candidates/{candidate}/consents"
+    assert api.post(RECRUITER, path, terms, **{"Idempotency-Key": "q-1"}).status_code == 201
+    consent = json.loads(lost[0].body)["consent_id"]
+    erasure = f"/v1/candidates/{candidate}/erasure-request"
+    lost.clear()
+    reason = {"reason": "asked"}
+    assert api.post(RECRUITER, erasure, reason, **{"Idempotency-Key": "e-1"}).status_code == 200
+    head = api.head()
+
+    asked = api.post(RECRUITER, path, terms, **{"Idempotency-Key": "q-1"})
+    erased = api.post(RECRUITER, erasure, reason, **{"Idempotency-Key": "e-1"})
+
+    assert asked.status_code == 201, asked.text
+    assert asked.headers["location"] == f"/v1/candidates/{candidate}/consents"
+    assert f"{consent}:1" in [e["id"] for e in asked.json()["events"]]
+    assert erased.status_code == 200, erased.text
+    assert "location" not in erased.headers
+    assert erased.json()["outcome"] == "applied-before"
+    assert erased.headers["idempotent-replayed"] == "true"
     assert api.head() == head
 
 
