@@ -126,6 +126,8 @@ class SQLKeyStore(KeysWithTheWrite):
         # new one too, so its writers go on across the switch (infra/privacy/rotation.py)
         self._providers = {provider.key_id: provider}
         self._cache: dict[tuple[UUID, str], tuple[float, bytes]] = {}
+        # subjects whose keys were taken to be absent (`first`) when one was stored: looked up
+        self._refuted: set[UUID] = set()
         self._lock = threading.Lock()
         tables = (
             "CREATE TABLE IF NOT EXISTS backcheck_keys ("
@@ -223,11 +225,17 @@ class SQLKeyStore(KeysWithTheWrite):
         return self.data_keys(subject, (tier,), create=create).get(tier)
 
     def data_keys(
-        self, subject: UUID, scopes: Collection[str], *, create: bool
+        self, subject: UUID, scopes: Collection[str], *, create: bool, first: bool = False
     ) -> dict[str, bytes]:
         """Several keys of one subject (keys per category: an event's values may need a few),
         looked up in one statement and, when `create`, the missing ones made in one
-        transaction rather than one each; those destroyed (or never made) are left out."""
+        transaction rather than one each; those destroyed (or never made) are left out.
+
+        `first`: the keys are for the first event of the subject's own stream (their
+        registration). Inside a write, a key of a subject not yet registered is taken to be
+        absent without a lookup: the keys made for it are stored with that event, and one
+        stored after all (the guess wrong) refuses the write there (`insert_made`,
+        DataKeyRaceError), which is made again with a lookup."""
         now = time.monotonic()
         found: dict[str, bytes] = {}
         wanted: list[str] = []
@@ -252,6 +260,9 @@ class SQLKeyStore(KeysWithTheWrite):
         unknown = wanted
         if making is not None and create:  # those this write found absent a moment ago
             unknown = [s for s in wanted if (subject, s) not in making.absent]
+        elif making is not None and first and not self._was_refuted(subject):
+            unknown = []
+            making.guessed.update((subject, s) for s in wanted)
         marks = ", ".join("?" * len(unknown))
         select = self._sql(
             "SELECT tier, wrapped, master FROM backcheck_keys "

@@ -40,18 +40,21 @@ class NewKey:
     provider: KeyProvider
     key: bytes = field(repr=False)
     store: SQLKeyStore = field(repr=False, compare=False)
+    # made without a lookup, for a subject's first event (SQLKeyStore.data_keys, `first`)
+    guessed: bool = field(default=False, compare=False)
 
 
 class Making:
     """The keys made in one thread's write: found by the lookups of that write alone until
     it commits."""
 
-    __slots__ = ("absent", "made", "unattached")
+    __slots__ = ("absent", "guessed", "made", "unattached")
 
     def __init__(self) -> None:
         self.made: dict[tuple[UUID, str], NewKey] = {}
         self.unattached: list[NewKey] = []
         self.absent: set[tuple[UUID, str]] = set()  # looked up in this write, not stored
+        self.guessed: set[tuple[UUID, str]] = set()  # of them, taken as absent unasked
 
 
 class KeysWithTheWrite:
@@ -61,6 +64,7 @@ class KeysWithTheWrite:
     _making: threading.local
     _provider: KeyProvider
     _cache: dict[tuple[UUID, str], tuple[float, bytes]]
+    _refuted: set[UUID]
     _lock: threading.Lock
     _sql: Callable[[str], str]
     wrong_key: Callable[[str], WrongMasterKeyError]
@@ -84,6 +88,15 @@ class KeysWithTheWrite:
             for (subject, scope), new in making.made.items():
                 self._cache[(subject, scope)] = (now, new.key)
 
+    def _was_refuted(self, subject: UUID) -> bool:
+        """Whether keys taken to be absent for the subject's first event were found stored
+        (the write is being made again): once asked, it is looked up as any other."""
+        with self._lock:
+            if subject not in self._refuted:
+                return False
+            self._refuted.discard(subject)
+            return True
+
     def making_with_the_write(self) -> bool:
         """Whether a key this thread makes now is stored with the events being saved (and
         checked against recorded erasures there, by the recorder)."""
@@ -106,7 +119,8 @@ class KeysWithTheWrite:
         made: dict[str, bytes] = {}
         for scope in scopes:
             key = os.urandom(32)
-            new = NewKey(subject, scope, provider.wrap(key), provider, key, self)  # type: ignore[arg-type]
+            guessed = (subject, scope) in making.guessed
+            new = NewKey(subject, scope, provider.wrap(key), provider, key, self, guessed)  # type: ignore[arg-type]
             making.made[(subject, scope)] = new
             making.unattached.append(new)
             made[scope] = key
@@ -144,5 +158,8 @@ class KeysWithTheWrite:
             )
             found = raw.fetchone()
             if found is not None and bytes(found[0]) != new.wrapped:
+                if new.guessed:  # the write made again looks the subject's keys up
+                    with self._lock:
+                        self._refuted.add(new.subject)
                 raise DataKeyRaceError(new.subject, new.scope)
         raise self.wrong_key("the store was rotated to another master key since")

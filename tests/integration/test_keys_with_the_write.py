@@ -121,6 +121,73 @@ def test_a_key_another_writer_stored_first_is_the_key_and_the_write_is_tried_aga
         reopened.close()
 
 
+def test_a_new_subjects_first_event_makes_its_keys_without_looking_them_up(
+    sqlite_app: Backcheck,
+) -> None:
+    """A candidate registered is the first event of their own stream: no key of theirs can be
+    stored before it (one that is refuses the write, below), so none is asked for."""
+    keys = keys_of(sqlite_app)
+    sqlite_app.register_candidate(RegisterCandidate(name="Warm", actor=ACTOR))
+    read = keys._read
+    lookups: list[int] = []
+
+    def counted() -> Any:
+        lookups.append(1)
+        return read()
+
+    keys._read = counted
+    subject = sqlite_app.register_candidate(
+        RegisterCandidate(name="He Ping", email="hp@x.cn", actor=ACTOR)
+    ).candidate_id
+
+    assert lookups == []
+    assert keys.tiers(subject) == {"user.name", "user.contact.email"}
+    assert {f.value for f in sqlite_app.load(Candidate, subject).identity} == {
+        "He Ping",
+        "hp@x.cn",
+    }
+
+
+def test_a_key_stored_before_a_subjects_first_event_is_found_when_the_write_is_made_again(
+    sqlite_app: Backcheck, tmp_path: Path
+) -> None:
+    """The first event's keys are taken to be absent unasked; one stored after all (made on
+    its own by another process, before the candidate was registered) refuses that write, and
+    the write made again looks it up and seals with it: the subject keeps one key, theirs."""
+    keys = keys_of(sqlite_app)
+    subject = uuid4()
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+    first = build_app(settings)
+    try:
+        stored = keys_of(first).data_key(subject, "user.name", create=True)
+    finally:
+        first.close()
+    refused: list[DataKeyRaceError] = []
+    insert = keys.insert_made
+
+    def counted(cursor: Any, made: Any) -> None:
+        try:
+            insert(cursor, made)
+        except DataKeyRaceError as race:
+            refused.append(race)
+            raise
+
+    keys.insert_made = counted  # type: ignore[method-assign]
+    sqlite_app.register_candidate(
+        RegisterCandidate(candidate_id=subject, name="Lu Yan", actor=ACTOR)
+    )
+
+    assert len(refused) == 1  # the guess, refused once; the write made again stored
+    assert events_of(sqlite_app, subject) == 1
+    assert keys.tiers(subject) == {"user.name"}
+    other = build_app(settings)  # nothing cached: the key as stored
+    try:
+        assert keys_of(other).data_key(subject, "user.name", create=False) == stored
+        assert [f.value for f in other.load(Candidate, subject).identity] == ["Lu Yan"]
+    finally:
+        other.close()
+
+
 def test_a_key_made_in_a_write_is_its_own_until_the_write_commits(sqlite_app: Backcheck) -> None:
     keys = keys_of(sqlite_app)
     subject = uuid4()
