@@ -14,18 +14,19 @@ from uuid import UUID, uuid4
 import pytest
 
 from domain.candidate import Candidate
-from domain.classification import ORGANISATION
+from domain.classification import ORGANISATION, PersonalField
 from domain.consent import Consent
 from domain.errors import PersonalDataShreddedError
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.privacy.keystore import SQLKeyStore, WrongMasterKeyError
 from infra.privacy.providers import FileKeyProvider
+from infra.store import recorder as recorder_module
 from infra.store.recorder import ChainedSQLiteApplicationRecorder
 from infra.views.integrity import ROWS_SCOPE, ROWS_SUBJECT
 from services.application import Backcheck
 from services.dto import ConsentTermsIn, EraseSubject, RegisterCandidate, RequestConsent
-from services.errors import DataKeyRaceError
+from services.errors import ConcurrentChangeError, DataKeyRaceError
 
 ACTOR = "hr:li.na"
 
@@ -273,6 +274,55 @@ def test_an_erasure_recorded_while_a_key_was_being_made_refuses_the_write(
     stored = {s.topic.rsplit(".", 1)[-1] for s in sqlite_app.recorder.select_events(subject)}
     assert stored == {"Registered", "Erased"}
     assert not any("Consent" in str(s.topic) for s in notifications_of(sqlite_app, subject))
+
+
+def test_a_registrations_new_keys_are_not_checked_for_erasures_a_later_events_are(
+    sqlite_app: Backcheck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subject whose own stream begins in the write has no erasure recorded (one would be
+    in that stream, with which the write collides: below); a later event's keys are checked."""
+    checked: list[int] = []
+    check = recorder_module.erasures_in
+
+    def counted(stored: Any) -> tuple[bool, set[str]]:
+        checked.append(1)
+        return check(stored)
+
+    monkeypatch.setattr(recorder_module, "erasures_in", counted)
+    subject = sqlite_app.register_candidate(
+        RegisterCandidate(name="Tao Ran", email="tr@x.cn", actor=ACTOR)
+    ).candidate_id
+    assert checked == []
+    terms = ConsentTermsIn(
+        purposes=["employment screening"],
+        check_types=["employment"],
+        excluded_organisations=["Nimbus Tech Ltd"],
+    )
+    sqlite_app.request_consent(RequestConsent(candidate_id=subject, terms=terms, actor=ACTOR))
+    assert checked == [1]
+
+
+def test_registering_again_under_an_erased_candidates_id_stores_no_key_and_no_event(
+    sqlite_app: Backcheck,
+) -> None:
+    """Past the use case's check (as a write racing the erasure would be), a registration
+    under the id of a candidate since erased collides with their stream: refused whole, so no
+    new key outlives the erasure."""
+    subject = sqlite_app.register_candidate(
+        RegisterCandidate(name="Fang Yi", actor=ACTOR)
+    ).candidate_id
+    sqlite_app.erase_subject(
+        EraseSubject(candidate_id=subject, reason="candidate-request", actor="dpo")
+    )
+    keys = keys_of(sqlite_app)
+    held = events_of(sqlite_app, subject)
+    again = Candidate.register(subject, (PersonalField("name", "user.name", "Fang Yi"),), ACTOR)
+
+    with pytest.raises((ConcurrentChangeError, PersonalDataShreddedError)):
+        sqlite_app.commit(again)
+
+    assert keys.tiers(subject) == set()
+    assert events_of(sqlite_app, subject) == held
 
 
 def notifications_of(app: Backcheck, subject: UUID) -> list[Any]:
