@@ -236,7 +236,7 @@ def _fields_in(value: Any) -> list[PersonalField]:
     if isinstance(value, PersonalField):
         return [value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return [f for d in dataclasses.fields(value) for f in _fields_in(getattr(value, d.name))]
+        return [f for n in envelope.field_names(type(value)) for f in _fields_in(getattr(value, n))]
     if isinstance(value, tuple | list):
         return [f for v in value for f in _fields_in(v)]
     if isinstance(value, dict):
