@@ -48,13 +48,14 @@ class Making:
     """The keys made in one thread's write: found by the lookups of that write alone until
     it commits."""
 
-    __slots__ = ("absent", "guessed", "made", "unattached")
+    __slots__ = ("absent", "first", "guessed", "made", "unattached")
 
     def __init__(self) -> None:
         self.made: dict[tuple[UUID, str], NewKey] = {}
         self.unattached: list[NewKey] = []
         self.absent: set[tuple[UUID, str]] = set()  # looked up in this write, not stored
         self.guessed: set[tuple[UUID, str]] = set()  # of them, taken as absent unasked
+        self.first: set[UUID] = set()  # subjects whose own stream begins in this write
 
 
 class KeysWithTheWrite:
@@ -65,6 +66,8 @@ class KeysWithTheWrite:
     _provider: KeyProvider
     _cache: dict[tuple[UUID, str], tuple[float, bytes]]
     _refuted: set[UUID]
+    _registered: dict[UUID, float]
+    _note_registered: Callable[[set[UUID], float], None]
     _lock: threading.Lock
     _sql: Callable[[str], str]
     wrong_key: Callable[[str], WrongMasterKeyError]
@@ -87,6 +90,8 @@ class KeysWithTheWrite:
         with self._lock:
             for (subject, scope), new in making.made.items():
                 self._cache[(subject, scope)] = (now, new.key)
+        if making.first:  # their keys: those just made, no other
+            self._note_registered(making.first, now)
 
     def _was_refuted(self, subject: UUID) -> bool:
         """Whether keys taken to be absent for the subject's first event were found stored
@@ -161,5 +166,6 @@ class KeysWithTheWrite:
                 if new.guessed:  # the write made again looks the subject's keys up
                     with self._lock:
                         self._refuted.add(new.subject)
+                        self._registered.pop(new.subject, None)
                 raise DataKeyRaceError(new.subject, new.scope)
         raise self.wrong_key("the store was rotated to another master key since")

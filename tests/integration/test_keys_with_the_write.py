@@ -25,7 +25,15 @@ from infra.store import recorder as recorder_module
 from infra.store.recorder import ChainedSQLiteApplicationRecorder
 from infra.views.integrity import ROWS_SCOPE, ROWS_SUBJECT
 from services.application import Backcheck
-from services.dto import ConsentTermsIn, EraseSubject, RegisterCandidate, RequestConsent
+from services.dto import (
+    ClaimIn,
+    ConsentTermsIn,
+    EraseSubject,
+    PersonalFieldIn,
+    RegisterCandidate,
+    RequestConsent,
+    SubmitClaims,
+)
 from services.errors import ConcurrentChangeError, DataKeyRaceError
 
 ACTOR = "hr:li.na"
@@ -187,6 +195,75 @@ def test_a_key_stored_before_a_subjects_first_event_is_found_when_the_write_is_m
         assert [f.value for f in other.load(Candidate, subject).identity] == ["Lu Yan"]
     finally:
         other.close()
+
+
+def employer_claim(subject: UUID, employer: str) -> SubmitClaims:
+    field = PersonalFieldIn(name="employer", category="user.employment.employer", value=employer)
+    return SubmitClaims(
+        candidate_id=subject, claims=[ClaimIn(kind="employment", fields=[field])], actor=ACTOR
+    )
+
+
+def test_a_candidate_registered_here_a_moment_ago_has_new_keys_made_without_a_lookup(
+    sqlite_app: Backcheck,
+) -> None:
+    """The keys this process made at a registration were all the subject had: their first
+    claims, a moment later, find no other key to look up."""
+    keys = keys_of(sqlite_app)
+    subject = sqlite_app.register_candidate(
+        RegisterCandidate(name="Xu Jia", actor=ACTOR)
+    ).candidate_id
+    read = keys._read
+    lookups: list[int] = []
+
+    def counted() -> Any:
+        lookups.append(1)
+        return read()
+
+    keys._read = counted
+    sqlite_app.submit_claims(employer_claim(subject, "Acme Logistics"))
+
+    assert lookups == []
+    assert keys.tiers(subject) == {"user.name", "user.employment.employer"}
+
+
+def test_a_key_another_process_stored_since_the_registration_is_found_when_made_again(
+    sqlite_app: Backcheck, tmp_path: Path
+) -> None:
+    """Another process stored the subject's employer key after this one registered them: the
+    claims' write, which took it to be absent, is refused and made again with a lookup, and
+    seals with their key; the subject keeps one key of the category."""
+    keys = keys_of(sqlite_app)
+    subject = sqlite_app.register_candidate(
+        RegisterCandidate(name="Ma Lin", actor=ACTOR)
+    ).candidate_id
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+    other = build_app(settings)
+    try:
+        theirs = keys_of(other).data_key(subject, "user.employment.employer", create=True)
+    finally:
+        other.close()
+    refused: list[DataKeyRaceError] = []
+    insert = keys.insert_made
+
+    def counted(cursor: Any, made: Any) -> None:
+        try:
+            insert(cursor, made)
+        except DataKeyRaceError as race:
+            refused.append(race)
+            raise
+
+    keys.insert_made = counted  # type: ignore[method-assign]
+    sqlite_app.submit_claims(employer_claim(subject, "Nimbus Tech"))
+
+    assert len(refused) == 1
+    assert keys.data_key(subject, "user.employment.employer", create=False) == theirs
+    reopened = build_app(settings)
+    try:
+        (claim,) = reopened.load(Candidate, subject).claims.values()
+        assert [f.value for f in claim.fields] == ["Nimbus Tech"]
+    finally:
+        reopened.close()
 
 
 def test_a_key_made_in_a_write_is_its_own_until_the_write_commits(sqlite_app: Backcheck) -> None:
