@@ -165,7 +165,7 @@ class KeysWithTheWrite:
             if found is not None and bytes(found[0]) != new.wrapped:
                 if new.guessed:  # the write made again looks the subject's keys up
                     with self._lock:
-                        self._refuted.add(new.subject)
-                        self._registered.pop(new.subject, None)
+                        if self._registered.pop(new.subject, None) is None:  # a first event's
+                            self._refuted.add(new.subject)
                 raise DataKeyRaceError(new.subject, new.scope)
         raise self.wrong_key("the store was rotated to another master key since")
