@@ -228,19 +228,26 @@ class SQLKeyStore(KeysWithTheWrite):
         return self.data_keys(subject, (tier,), create=create).get(tier)
 
     def data_keys(
-        self, subject: UUID, scopes: Collection[str], *, create: bool, first: bool = False
+        self,
+        subject: UUID,
+        scopes: Collection[str],
+        *,
+        create: bool,
+        sealing: bool = False,
+        first: bool = False,
     ) -> dict[str, bytes]:
         """Several keys of one subject (keys per category: an event's values may need a few),
         looked up in one statement and, when `create`, the missing ones made in one
         transaction rather than one each; those destroyed (or never made) are left out.
 
-        `first`: the keys are for the first event of the subject's own stream (their
-        registration). Inside a write, a key of a subject not yet registered is taken to be
-        absent without a lookup: the keys made for it are stored with that event, and one
-        stored after all (the guess wrong) refuses the write there (`insert_made`,
-        DataKeyRaceError), which is made again with a lookup. So is a key not cached of a
-        subject this process registered less than CACHE_SECONDS ago (`with_the_write`): the
-        keys it made then were all the subject had."""
+        `sealing`: the keys are for an event being sealed in a write, which makes those found
+        missing and stores them with the event; `first`: that event is the first of the
+        subject's own stream (their registration). A key of a subject not yet registered is
+        then taken to be absent without a lookup, and so is a key not cached of a subject this
+        process registered less than CACHE_SECONDS ago (`with_the_write`: the keys it made
+        then were all the subject had). One stored after all (the guess wrong) refuses the
+        write where the keys are stored (`insert_made`, DataKeyRaceError), and the write made
+        again looks them up."""
         now = time.monotonic()
         found: dict[str, bytes] = {}
         wanted: list[str] = []
@@ -267,6 +274,7 @@ class SQLKeyStore(KeysWithTheWrite):
             unknown = [s for s in wanted if (subject, s) not in making.absent]
         elif (
             making is not None
+            and sealing
             and (first or self._all_cached(subject, now))
             and not self._was_refuted(subject)
         ):

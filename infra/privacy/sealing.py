@@ -146,7 +146,7 @@ class Sealer:
         # the first event of the subject's own stream (their registration): no key of theirs
         # is stored yet, unless the write is refused for it (SQLKeyStore.data_keys)
         first = ctx[2] == 1 and ctx[1] == ctx[0]
-        held = self.keys.data_keys(subject, tiers.keys(), create=False, first=first)
+        held = self.keys.data_keys(subject, tiers.keys(), create=False, sealing=True, first=first)
         missing = [s for s in tiers if s not in held]
         # made with the write, a key is checked against erasures where it is stored, in the
         # events' transaction (infra/store/recorder.py): refused there if need be, the same way

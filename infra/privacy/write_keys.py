@@ -40,7 +40,8 @@ class NewKey:
     provider: KeyProvider
     key: bytes = field(repr=False)
     store: SQLKeyStore = field(repr=False, compare=False)
-    # made without a lookup, for a subject's first event (SQLKeyStore.data_keys, `first`)
+    # made without a lookup: for a subject's first event, or one registered here a moment ago
+    # (SQLKeyStore.data_keys, `sealing`)
     guessed: bool = field(default=False, compare=False)
 
 
