@@ -24,7 +24,7 @@ from services.dto import (
     Result,
     SubmitClaims,
 )
-from services.errors import CandidateIdTakenError
+from services.errors import CandidateIdTakenError, ConcurrentChangeError
 from services.principals import ERASED_REASON, open_portal, withdraw_link
 from services.unit import UnitOfWork, use_case
 
@@ -73,14 +73,26 @@ class CandidateUseCases(UnitOfWork):
             identity.append(PersonalField("email", "user.contact.email", cmd.email))
         if cmd.phone:
             identity.append(PersonalField("phone", "user.contact.phone", cmd.phone))
-        held = self.recorder.select_events(cmd.candidate_id, limit=1)
+        # An id the caller chose is looked up first; one made for this command (a new random
+        # one) is not: a record holding it would refuse the write, and is then named alike.
+        chosen = "candidate_id" in cmd.model_fields_set
+        if chosen:
+            self._refuse_held(cmd.candidate_id)
+        candidate = Candidate.register(cmd.candidate_id, tuple(identity), cmd.actor)
+        try:
+            self.commit(candidate)
+        except ConcurrentChangeError:
+            if not chosen:
+                self._refuse_held(cmd.candidate_id)
+            raise
+        return candidate_result(candidate)
+
+    def _refuse_held(self, candidate_id: UUID) -> None:
+        held = self.recorder.select_events(candidate_id, limit=1)
         if held:  # by what its first event is, nothing of it opened
             if held[0].topic == _REGISTERED:
-                raise CandidateAlreadyRegisteredError(cmd.candidate_id)
-            raise CandidateIdTakenError(cmd.candidate_id)
-        candidate = Candidate.register(cmd.candidate_id, tuple(identity), cmd.actor)
-        self.commit(candidate)
-        return candidate_result(candidate)
+                raise CandidateAlreadyRegisteredError(candidate_id)
+            raise CandidateIdTakenError(candidate_id)
 
     @use_case
     def submit_claims(self, cmd: SubmitClaims) -> CandidateResult:

@@ -106,12 +106,17 @@ class CarryingSealer(Sealer):
         self._position = position
         self._carried = old_envelopes(state)
 
-    def _prepare_keys(self, state: dict[str, Any], names: frozenset[str], ctx: Context) -> None:
+    def _prepare_keys(
+        self, state: dict[str, Any], names: frozenset[str], ctx: Context
+    ) -> dict[str, bytes]:
         """No keys made ahead: a value carried or sealed for no one needs none, and a key made
         for an erased subject would be one the erasure never destroyed (`seal_field` makes
         each key the copy needs, on demand)."""
+        return {}
 
-    def seal_field(self, value: PersonalField, path: str, ctx: Context) -> Envelope:
+    def seal_field(
+        self, value: PersonalField, path: str, ctx: Context, keys: dict[str, bytes] | None = None
+    ) -> Envelope:
         tier = tier_of(value.category).value
         subject = UUID(ctx[0])
         carried = self._carried.get(path)
@@ -137,7 +142,7 @@ class CarryingSealer(Sealer):
         self.tally.sealed += 1
         if carried is None:
             self.tally.sealed_from_clear += 1
-        return super().seal_field(value, path, ctx)
+        return super().seal_field(value, path, ctx, keys)
 
 
 def _sealed_for_no_one(value: PersonalField, tier: str, *, by_category: bool) -> Envelope:

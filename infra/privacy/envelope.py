@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -149,14 +150,20 @@ def seal_tree(value: Any, path: str, seal_one: SealOne) -> Any:
     return _seal_other(value, path, seal_one)
 
 
+@functools.cache
+def field_names(cls: type) -> tuple[str, ...]:
+    """A dataclass's field names, in order (`dataclasses.fields`, asked once a class)."""
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def _seal_other(value: Any, path: str, seal_one: SealOne) -> Any:
     """The kinds `seal_tree` does not name exactly: subclasses, and dataclasses."""
     if isinstance(value, PersonalField):
         return seal_one(value, path)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
-            f.name: seal_tree(getattr(value, f.name), f"{path}.{f.name}", seal_one)
-            for f in dataclasses.fields(value)
+            name: seal_tree(getattr(value, name), f"{path}.{name}", seal_one)
+            for name in field_names(type(value))
         }
     if isinstance(value, tuple | list):
         return [seal_tree(v, f"{path}.{i}", seal_one) for i, v in enumerate(value)]

@@ -91,9 +91,19 @@ class PooledKeyStore(SQLKeyStore):
     destruction is not retried (its count would be the second run's)."""
 
     def data_keys(
-        self, subject: UUID, scopes: Collection[str], *, create: bool
+        self,
+        subject: UUID,
+        scopes: Collection[str],
+        *,
+        create: bool,
+        sealing: bool = False,
+        first: bool = False,
     ) -> dict[str, bytes]:
-        return once_more(lambda: SQLKeyStore.data_keys(self, subject, scopes, create=create))
+        return once_more(
+            lambda: SQLKeyStore.data_keys(
+                self, subject, scopes, create=create, sealing=sealing, first=first
+            )
+        )
 
     def count(self) -> int:
         return once_more(super().count)

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from infra.privacy.providers import KeyProvider
 
 CACHE_SECONDS = 30.0  # how long another process may still use a key after it was destroyed
+REGISTERED_KEPT = 10_000  # subjects registered lately, before those past CACHE_SECONDS go
 
 # Added to stores made before rotation: the key id that wrapped `wrapped` (none: the store's
 # key then), and during a rotation the new key's wrapping beside it (infra/privacy/rotation.py)
@@ -126,6 +127,10 @@ class SQLKeyStore(KeysWithTheWrite):
         # new one too, so its writers go on across the switch (infra/privacy/rotation.py)
         self._providers = {provider.key_id: provider}
         self._cache: dict[tuple[UUID, str], tuple[float, bytes]] = {}
+        # subjects whose keys were taken to be absent (`first`) when one was stored: looked up
+        self._refuted: set[UUID] = set()
+        # subjects registered by this process, and when: their keys then were those it made
+        self._registered: dict[UUID, float] = {}
         self._lock = threading.Lock()
         tables = (
             "CREATE TABLE IF NOT EXISTS backcheck_keys ("
@@ -223,11 +228,26 @@ class SQLKeyStore(KeysWithTheWrite):
         return self.data_keys(subject, (tier,), create=create).get(tier)
 
     def data_keys(
-        self, subject: UUID, scopes: Collection[str], *, create: bool
+        self,
+        subject: UUID,
+        scopes: Collection[str],
+        *,
+        create: bool,
+        sealing: bool = False,
+        first: bool = False,
     ) -> dict[str, bytes]:
         """Several keys of one subject (keys per category: an event's values may need a few),
         looked up in one statement and, when `create`, the missing ones made in one
-        transaction rather than one each; those destroyed (or never made) are left out."""
+        transaction rather than one each; those destroyed (or never made) are left out.
+
+        `sealing`: the keys are for an event being sealed in a write, which makes those found
+        missing and stores them with the event; `first`: that event is the first of the
+        subject's own stream (their registration). A key of a subject not yet registered is
+        then taken to be absent without a lookup, and so is a key not cached of a subject this
+        process registered less than CACHE_SECONDS ago (`with_the_write`: the keys it made
+        then were all the subject had). One stored after all (the guess wrong) refuses the
+        write where the keys are stored (`insert_made`, DataKeyRaceError), and the write made
+        again looks them up."""
         now = time.monotonic()
         found: dict[str, bytes] = {}
         wanted: list[str] = []
@@ -252,6 +272,16 @@ class SQLKeyStore(KeysWithTheWrite):
         unknown = wanted
         if making is not None and create:  # those this write found absent a moment ago
             unknown = [s for s in wanted if (subject, s) not in making.absent]
+        elif (
+            making is not None
+            and sealing
+            and (first or self._all_cached(subject, now))
+            and not self._was_refuted(subject)
+        ):
+            unknown = []
+            making.guessed.update((subject, s) for s in wanted)
+            if first:
+                making.first.add(subject)
         marks = ", ".join("?" * len(unknown))
         select = self._sql(
             "SELECT tier, wrapped, master FROM backcheck_keys "
@@ -282,6 +312,22 @@ class SQLKeyStore(KeysWithTheWrite):
             with self._lock:
                 self._cache[(subject, str(scope))] = (now, key)
         return found
+
+    def _note_registered(self, subjects: set[UUID], now: float) -> None:
+        """Subjects whose first event this process stored just now, with the keys it made."""
+        with self._lock:
+            if len(self._registered) > REGISTERED_KEPT:  # those past the window go
+                for old in [s for s, at in self._registered.items() if now - at >= CACHE_SECONDS]:
+                    del self._registered[old]
+            self._registered.update(dict.fromkeys(subjects, now))
+
+    def _all_cached(self, subject: UUID, now: float) -> bool:
+        """Whether the subject's keys cached are all it has, as far as this process knows:
+        registered here less than CACHE_SECONDS ago (the keys made then were all it had). A
+        key another process stored since refuses the write that took it to be absent."""
+        with self._lock:
+            registered = self._registered.get(subject)
+        return registered is not None and now - registered < CACHE_SECONDS
 
     def _make_many(
         self, subject: UUID, scopes: list[str], select: str
@@ -354,6 +400,7 @@ class SQLKeyStore(KeysWithTheWrite):
         if scopes == ():
             return 0
         with self._lock:
+            self._registered.pop(subject, None)
             for k in [k for k in self._cache if k[0] == subject]:
                 if scopes is None or k[1] in scopes:
                     del self._cache[k]

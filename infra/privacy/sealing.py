@@ -120,17 +120,20 @@ class Sealer:
         if not names:
             return state
 
-        self._prepare_keys(state, names, ctx)
+        keys = self._prepare_keys(state, names, ctx)
 
         def seal(value: PersonalField, path: str) -> Envelope:
-            return self.seal_field(value, path, ctx)
+            return self.seal_field(value, path, ctx, keys)
 
         return {k: (envelope.seal_tree(v, k, seal) if k in names else v) for k, v in state.items()}
 
-    def _prepare_keys(self, state: dict[str, Any], names: frozenset[str], ctx: Context) -> None:
+    def _prepare_keys(
+        self, state: dict[str, Any], names: frozenset[str], ctx: Context
+    ) -> dict[str, bytes]:
         """The keys an event's values need, looked up together and the missing ones made in
         one transaction (a key per category: an event may need a few new ones); a key a
-        recorded erasure destroyed is never made again (`seal_field` refuses it)."""
+        recorded erasure destroyed is never made again (`seal_field` refuses it). Returned by
+        scope, for the values to be sealed with without asking the key store again."""
         tiers: dict[str, str] = {}
         for name in names & state.keys():
             for value in _fields_in(state[name]):
@@ -138,9 +141,12 @@ class Sealer:
                     tier = tier_of(value.category).value
                     tiers[value.category if self.by_category else tier] = tier
         if not tiers:
-            return
+            return {}
         subject = _subject_id(ctx[0])
-        held = self.keys.data_keys(subject, tiers.keys(), create=False)
+        # the first event of the subject's own stream (their registration): no key of theirs
+        # is stored yet, unless the write is refused for it (SQLKeyStore.data_keys)
+        first = ctx[2] == 1 and ctx[1] == ctx[0]
+        held = self.keys.data_keys(subject, tiers.keys(), create=False, sealing=True, first=first)
         missing = [s for s in tiers if s not in held]
         # made with the write, a key is checked against erasures where it is stored, in the
         # events' transaction (infra/store/recorder.py): refused there if need be, the same way
@@ -150,17 +156,23 @@ class Sealer:
                 if self.erased(subject, scope):
                     raise PersonalDataShreddedError(subject, scope, tiers[scope])
         if missing:
-            self.keys.data_keys(subject, missing, create=True)
+            held = {**held, **self.keys.data_keys(subject, missing, create=True)}
+        return held
 
-    def seal_field(self, value: PersonalField, path: str, ctx: Context) -> Envelope:
+    def seal_field(
+        self, value: PersonalField, path: str, ctx: Context, keys: dict[str, bytes] | None = None
+    ) -> Envelope:
         """One value sealed for its place: `ctx` is (subject, place, version) and `path` the
-        value's path inside that place (an event, or a view row)."""
+        value's path inside that place (an event, or a view row); `keys`: the subject's keys
+        just looked up for it, by scope (else asked of the key store)."""
         tier = tier_of(value.category).value
         scope = value.category if self.by_category else tier
         if value.value == KEY_MISSING_VALUE:  # a value that could not be opened, carried on
             raise DataKeyMissingError(ctx[0], scope)
         subject = _subject_id(ctx[0])
-        key = self.keys.data_key(subject, scope, create=False)
+        key = keys.get(scope) if keys else None
+        if key is None:
+            key = self.keys.data_key(subject, scope, create=False)
         if key is None:
             # made on demand, unless a recorded erasure destroyed it: a new key would make the
             # older values look altered, not erased (and break every replay of the subject)
@@ -233,7 +245,7 @@ def _fields_in(value: Any) -> list[PersonalField]:
     if isinstance(value, PersonalField):
         return [value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return [f for d in dataclasses.fields(value) for f in _fields_in(getattr(value, d.name))]
+        return [f for n in envelope.field_names(type(value)) for f in _fields_in(getattr(value, n))]
     if isinstance(value, tuple | list):
         return [f for v in value for f in _fields_in(v)]
     if isinstance(value, dict):

@@ -40,18 +40,23 @@ class NewKey:
     provider: KeyProvider
     key: bytes = field(repr=False)
     store: SQLKeyStore = field(repr=False, compare=False)
+    # made without a lookup: for a subject's first event, or one registered here a moment ago
+    # (SQLKeyStore.data_keys, `sealing`)
+    guessed: bool = field(default=False, compare=False)
 
 
 class Making:
     """The keys made in one thread's write: found by the lookups of that write alone until
     it commits."""
 
-    __slots__ = ("absent", "made", "unattached")
+    __slots__ = ("absent", "first", "guessed", "made", "unattached")
 
     def __init__(self) -> None:
         self.made: dict[tuple[UUID, str], NewKey] = {}
         self.unattached: list[NewKey] = []
         self.absent: set[tuple[UUID, str]] = set()  # looked up in this write, not stored
+        self.guessed: set[tuple[UUID, str]] = set()  # of them, taken as absent unasked
+        self.first: set[UUID] = set()  # subjects whose own stream begins in this write
 
 
 class KeysWithTheWrite:
@@ -61,6 +66,9 @@ class KeysWithTheWrite:
     _making: threading.local
     _provider: KeyProvider
     _cache: dict[tuple[UUID, str], tuple[float, bytes]]
+    _refuted: set[UUID]
+    _registered: dict[UUID, float]
+    _note_registered: Callable[[set[UUID], float], None]
     _lock: threading.Lock
     _sql: Callable[[str], str]
     wrong_key: Callable[[str], WrongMasterKeyError]
@@ -83,6 +91,17 @@ class KeysWithTheWrite:
         with self._lock:
             for (subject, scope), new in making.made.items():
                 self._cache[(subject, scope)] = (now, new.key)
+        if making.first:  # their keys: those just made, no other
+            self._note_registered(making.first, now)
+
+    def _was_refuted(self, subject: UUID) -> bool:
+        """Whether keys taken to be absent for the subject's first event were found stored
+        (the write is being made again): once asked, it is looked up as any other."""
+        with self._lock:
+            if subject not in self._refuted:
+                return False
+            self._refuted.discard(subject)
+            return True
 
     def making_with_the_write(self) -> bool:
         """Whether a key this thread makes now is stored with the events being saved (and
@@ -106,7 +125,8 @@ class KeysWithTheWrite:
         made: dict[str, bytes] = {}
         for scope in scopes:
             key = os.urandom(32)
-            new = NewKey(subject, scope, provider.wrap(key), provider, key, self)  # type: ignore[arg-type]
+            guessed = (subject, scope) in making.guessed
+            new = NewKey(subject, scope, provider.wrap(key), provider, key, self, guessed)  # type: ignore[arg-type]
             making.made[(subject, scope)] = new
             making.unattached.append(new)
             made[scope] = key
@@ -144,5 +164,9 @@ class KeysWithTheWrite:
             )
             found = raw.fetchone()
             if found is not None and bytes(found[0]) != new.wrapped:
+                if new.guessed:  # the write made again looks the subject's keys up
+                    with self._lock:
+                        if self._registered.pop(new.subject, None) is None:  # a first event's
+                            self._refuted.add(new.subject)
                 raise DataKeyRaceError(new.subject, new.scope)
         raise self.wrong_key("the store was rotated to another master key since")

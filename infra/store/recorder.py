@@ -300,7 +300,15 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
         new = [k for s in stored_events for k in getattr(s, "new_keys", ())]
         if not new:
             return
-        for subject in {k.subject for k in new}:
+        # A subject whose own stream begins in this write has no erasure recorded: each is an
+        # event of that stream, whose first record this insert would then collide with
+        # (refused whole, the keys with it). A registration's keys are not checked again.
+        beginning = {
+            s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id
+            for s in stored_events
+            if s.originator_version == 1
+        }
+        for subject in {k.subject for k in new if k.subject.hex not in beginning}:
             c.execute(self._erasures_statement, (subject.hex, *ERASURE_TOPICS))
             erased, shredded = erasures_in((str(t), bytes(s)) for t, s in c.fetchall())
             for key in new:

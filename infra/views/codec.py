@@ -177,7 +177,10 @@ class Codec:
                 noted[id(value)] = (value, found, (ctx, where))
             return value
 
-        opened: Doc = envelope.open_tree(orjson.loads(data), "doc", open_one, markers=True)
+        parsed: Doc = orjson.loads(data)
+        if not envelope.may_hold_envelopes(data):  # nothing to open: no walk through it
+            return parsed
+        opened: Doc = envelope.open_tree(parsed, "doc", open_one, markers=True)
         return opened
 
     def open_envelope(self, found: Envelope, path: str, ctx: Context) -> Any:

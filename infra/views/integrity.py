@@ -21,6 +21,7 @@ layout, so there the document is put back in the codec's form before it is check
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import threading
 from collections.abc import Callable
@@ -60,18 +61,21 @@ class RowSeal:
 
     def __init__(self, key: Callable[[], bytes]) -> None:
         self._fetch = key
-        self._key: bytes | None = None
+        self._keyed: hmac.HMAC | None = None
         self._lock = threading.Lock()
 
-    def _secret(self) -> bytes:
-        if self._key is None:
+    def _keyed_mac(self) -> hmac.HMAC:
+        """The HMAC keyed once (its key's padding hashed once), copied for each row."""
+        if self._keyed is None:
             with self._lock:
-                if self._key is None:
-                    self._key = self._fetch()
-        return self._key
+                if self._keyed is None:
+                    self._keyed = hmac.new(self._fetch(), digestmod=hashlib.sha256)
+        return self._keyed
 
     def mac(self, view: str, key: str, subject: str, body: bytes) -> bytes:
-        return hmac.digest(self._secret(), _message(view, key, subject, body), "sha256")
+        keyed = self._keyed_mac().copy()
+        keyed.update(_message(view, key, subject, body))
+        return keyed.digest()
 
     def check(self, view: str, key: str, subject: str, body: bytes, mac: bytes | None) -> None:
         if mac is None:

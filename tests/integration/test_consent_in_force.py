@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,37 @@ def test_a_finding_is_refused_once_the_consent_window_has_passed(
     # when an investigator records a finding, then it is refused and nothing is stored
     with pytest.raises(ConsentNotActiveError, match="expired"):
         s.record_finding(sqlite_app, st, SourceRole.HR)
+    assert sqlite_app.recorder.max_notification_id() == before
+
+
+def test_a_candidate_registered_under_an_id_made_for_them_is_not_looked_up_first(
+    sqlite_app: Backcheck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new random id is held by no record; a registration under one reads nothing first."""
+    asked: list[object] = []
+    select = sqlite_app.recorder.select_events
+
+    def counted(originator_id: Any, **kwargs: Any) -> Any:
+        asked.append(originator_id)
+        return select(originator_id, **kwargs)
+
+    monkeypatch.setattr(sqlite_app.recorder, "select_events", counted)
+    made = sqlite_app.register_candidate(RegisterCandidate(name="Li Lei", actor=s.RECRUITER))
+
+    assert made.candidate_id not in asked
+
+
+def test_registering_again_under_an_id_made_for_the_first_is_refused_by_name(
+    sqlite_app: Backcheck,
+) -> None:
+    """The same command sent twice (its id made for it once): the second write collides with
+    the first, and is refused as a registration of that id, nothing written."""
+    command = RegisterCandidate(name="Li Lei", actor=s.RECRUITER)
+    first = sqlite_app.register_candidate(command)
+    before = sqlite_app.recorder.max_notification_id()
+
+    with pytest.raises(CandidateAlreadyRegisteredError, match=str(first.candidate_id)):
+        sqlite_app.register_candidate(command)
     assert sqlite_app.recorder.max_notification_id() == before
 
 

@@ -14,18 +14,27 @@ from uuid import UUID, uuid4
 import pytest
 
 from domain.candidate import Candidate
-from domain.classification import ORGANISATION
+from domain.classification import ORGANISATION, PersonalField
 from domain.consent import Consent
 from domain.errors import PersonalDataShreddedError
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.privacy.keystore import SQLKeyStore, WrongMasterKeyError
 from infra.privacy.providers import FileKeyProvider
+from infra.store import recorder as recorder_module
 from infra.store.recorder import ChainedSQLiteApplicationRecorder
 from infra.views.integrity import ROWS_SCOPE, ROWS_SUBJECT
 from services.application import Backcheck
-from services.dto import ConsentTermsIn, EraseSubject, RegisterCandidate, RequestConsent
-from services.errors import DataKeyRaceError
+from services.dto import (
+    ClaimIn,
+    ConsentTermsIn,
+    EraseSubject,
+    PersonalFieldIn,
+    RegisterCandidate,
+    RequestConsent,
+    SubmitClaims,
+)
+from services.errors import ConcurrentChangeError, DataKeyRaceError
 
 ACTOR = "hr:li.na"
 
@@ -121,6 +130,142 @@ def test_a_key_another_writer_stored_first_is_the_key_and_the_write_is_tried_aga
         reopened.close()
 
 
+def test_a_new_subjects_first_event_makes_its_keys_without_looking_them_up(
+    sqlite_app: Backcheck,
+) -> None:
+    """A candidate registered is the first event of their own stream: no key of theirs can be
+    stored before it (one that is refuses the write, below), so none is asked for."""
+    keys = keys_of(sqlite_app)
+    sqlite_app.register_candidate(RegisterCandidate(name="Warm", actor=ACTOR))
+    read = keys._read
+    lookups: list[int] = []
+
+    def counted() -> Any:
+        lookups.append(1)
+        return read()
+
+    keys._read = counted
+    subject = sqlite_app.register_candidate(
+        RegisterCandidate(name="He Ping", email="hp@x.cn", actor=ACTOR)
+    ).candidate_id
+
+    assert lookups == []
+    assert keys.tiers(subject) == {"user.name", "user.contact.email"}
+    assert {f.value for f in sqlite_app.load(Candidate, subject).identity} == {
+        "He Ping",
+        "hp@x.cn",
+    }
+
+
+def test_a_key_stored_before_a_subjects_first_event_is_found_when_the_write_is_made_again(
+    sqlite_app: Backcheck, tmp_path: Path
+) -> None:
+    """The first event's keys are taken to be absent unasked; one stored after all (made on
+    its own by another process, before the candidate was registered) refuses that write, and
+    the write made again looks it up and seals with it: the subject keeps one key, theirs."""
+    keys = keys_of(sqlite_app)
+    subject = uuid4()
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+    first = build_app(settings)
+    try:
+        stored = keys_of(first).data_key(subject, "user.name", create=True)
+    finally:
+        first.close()
+    refused: list[DataKeyRaceError] = []
+    insert = keys.insert_made
+
+    def counted(cursor: Any, made: Any) -> None:
+        try:
+            insert(cursor, made)
+        except DataKeyRaceError as race:
+            refused.append(race)
+            raise
+
+    keys.insert_made = counted  # type: ignore[method-assign]
+    sqlite_app.register_candidate(
+        RegisterCandidate(candidate_id=subject, name="Lu Yan", actor=ACTOR)
+    )
+
+    assert len(refused) == 1  # the guess, refused once; the write made again stored
+    assert events_of(sqlite_app, subject) == 1
+    assert keys.tiers(subject) == {"user.name"}
+    other = build_app(settings)  # nothing cached: the key as stored
+    try:
+        assert keys_of(other).data_key(subject, "user.name", create=False) == stored
+        assert [f.value for f in other.load(Candidate, subject).identity] == ["Lu Yan"]
+    finally:
+        other.close()
+
+
+def employer_claim(subject: UUID, employer: str) -> SubmitClaims:
+    field = PersonalFieldIn(name="employer", category="user.employment.employer", value=employer)
+    return SubmitClaims(
+        candidate_id=subject, claims=[ClaimIn(kind="employment", fields=[field])], actor=ACTOR
+    )
+
+
+def test_a_candidate_registered_here_a_moment_ago_has_new_keys_made_without_a_lookup(
+    sqlite_app: Backcheck,
+) -> None:
+    """The keys this process made at a registration were all the subject had: their first
+    claims, a moment later, find no other key to look up."""
+    keys = keys_of(sqlite_app)
+    subject = sqlite_app.register_candidate(
+        RegisterCandidate(name="Xu Jia", actor=ACTOR)
+    ).candidate_id
+    read = keys._read
+    lookups: list[int] = []
+
+    def counted() -> Any:
+        lookups.append(1)
+        return read()
+
+    keys._read = counted
+    sqlite_app.submit_claims(employer_claim(subject, "Acme Logistics"))
+
+    assert lookups == []
+    assert keys.tiers(subject) == {"user.name", "user.employment.employer"}
+
+
+def test_a_key_another_process_stored_since_the_registration_is_found_when_made_again(
+    sqlite_app: Backcheck, tmp_path: Path
+) -> None:
+    """Another process stored the subject's employer key after this one registered them: the
+    claims' write, which took it to be absent, is refused and made again with a lookup, and
+    seals with their key; the subject keeps one key of the category."""
+    keys = keys_of(sqlite_app)
+    subject = sqlite_app.register_candidate(
+        RegisterCandidate(name="Ma Lin", actor=ACTOR)
+    ).candidate_id
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+    other = build_app(settings)
+    try:
+        theirs = keys_of(other).data_key(subject, "user.employment.employer", create=True)
+    finally:
+        other.close()
+    refused: list[DataKeyRaceError] = []
+    insert = keys.insert_made
+
+    def counted(cursor: Any, made: Any) -> None:
+        try:
+            insert(cursor, made)
+        except DataKeyRaceError as race:
+            refused.append(race)
+            raise
+
+    keys.insert_made = counted  # type: ignore[method-assign]
+    sqlite_app.submit_claims(employer_claim(subject, "Nimbus Tech"))
+
+    assert len(refused) == 1
+    assert keys.data_key(subject, "user.employment.employer", create=False) == theirs
+    reopened = build_app(settings)
+    try:
+        (claim,) = reopened.load(Candidate, subject).claims.values()
+        assert [f.value for f in claim.fields] == ["Nimbus Tech"]
+    finally:
+        reopened.close()
+
+
 def test_a_key_made_in_a_write_is_its_own_until_the_write_commits(sqlite_app: Backcheck) -> None:
     keys = keys_of(sqlite_app)
     subject = uuid4()
@@ -206,6 +351,55 @@ def test_an_erasure_recorded_while_a_key_was_being_made_refuses_the_write(
     stored = {s.topic.rsplit(".", 1)[-1] for s in sqlite_app.recorder.select_events(subject)}
     assert stored == {"Registered", "Erased"}
     assert not any("Consent" in str(s.topic) for s in notifications_of(sqlite_app, subject))
+
+
+def test_a_registrations_new_keys_are_not_checked_for_erasures_a_later_events_are(
+    sqlite_app: Backcheck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subject whose own stream begins in the write has no erasure recorded (one would be
+    in that stream, with which the write collides: below); a later event's keys are checked."""
+    checked: list[int] = []
+    check = recorder_module.erasures_in
+
+    def counted(stored: Any) -> tuple[bool, set[str]]:
+        checked.append(1)
+        return check(stored)
+
+    monkeypatch.setattr(recorder_module, "erasures_in", counted)
+    subject = sqlite_app.register_candidate(
+        RegisterCandidate(name="Tao Ran", email="tr@x.cn", actor=ACTOR)
+    ).candidate_id
+    assert checked == []
+    terms = ConsentTermsIn(
+        purposes=["employment screening"],
+        check_types=["employment"],
+        excluded_organisations=["Nimbus Tech Ltd"],
+    )
+    sqlite_app.request_consent(RequestConsent(candidate_id=subject, terms=terms, actor=ACTOR))
+    assert checked == [1]
+
+
+def test_registering_again_under_an_erased_candidates_id_stores_no_key_and_no_event(
+    sqlite_app: Backcheck,
+) -> None:
+    """Past the use case's check (as a write racing the erasure would be), a registration
+    under the id of a candidate since erased collides with their stream: refused whole, so no
+    new key outlives the erasure."""
+    subject = sqlite_app.register_candidate(
+        RegisterCandidate(name="Fang Yi", actor=ACTOR)
+    ).candidate_id
+    sqlite_app.erase_subject(
+        EraseSubject(candidate_id=subject, reason="candidate-request", actor="dpo")
+    )
+    keys = keys_of(sqlite_app)
+    held = events_of(sqlite_app, subject)
+    again = Candidate.register(subject, (PersonalField("name", "user.name", "Fang Yi"),), ACTOR)
+
+    with pytest.raises((ConcurrentChangeError, PersonalDataShreddedError)):
+        sqlite_app.commit(again)
+
+    assert keys.tiers(subject) == set()
+    assert events_of(sqlite_app, subject) == held
 
 
 def notifications_of(app: Backcheck, subject: UUID) -> list[Any]:

@@ -3,11 +3,15 @@ personal value that turns up there anyway is refused, never written in plaintext
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import orjson
 import pytest
 
-from domain.classification import PersonalField
+from domain.classification import ERASED_VALUE, PersonalField
 from infra.views.codec import Codec
+from infra.views.integrity import RowSeal
 from projections.read_views import PLAIN_VIEWS
 
 ACCESS_ROW = {
@@ -49,3 +53,28 @@ def test_a_personal_value_in_a_plain_view_is_refused_not_written() -> None:
         codec.encode("access", "k", "s", leaked)
 
     assert "a personal value in a view declared to hold none" in str(refused.value.__cause__)
+
+
+def test_a_row_without_envelopes_reads_as_parsed_and_one_with_markers_is_still_opened() -> None:
+    """The opening walk is skipped only where the stored bytes hold nothing it would open."""
+    codec = Codec(sealer=None)
+    plain_row = orjson.dumps({"stage": "registered", "tiers": ["general"], "open": []})
+    erased = {"name": "name", "category": "user.name", "erased": True}
+    marked = orjson.dumps({"identity": [erased], "erased": False})
+
+    assert codec.decode("dashboard_case", "k", "s", plain_row) == orjson.loads(plain_row)
+    assert codec.decode("profile", "k", "s", marked)["identity"] == [
+        PersonalField("name", "user.name", ERASED_VALUE)
+    ]
+
+
+def test_a_rows_mac_is_hmac_sha256_of_its_length_prefixed_place_and_document() -> None:
+    """The stored format (infra/views/integrity.py): rows written before must still verify."""
+    key = bytes(range(32))
+    place = [b"profile", b"row-key", b"subject-id"]
+    message = b"".join(len(p).to_bytes(4, "big") + p for p in place) + b'{"a":1}'
+
+    made = RowSeal(lambda: key).mac("profile", "row-key", "subject-id", b'{"a":1}')
+
+    assert made == hmac.new(key, message, hashlib.sha256).digest()
+    assert RowSeal(lambda: key).mac("profile", "row-key", "subject-id", b'{"a":2}') != made
