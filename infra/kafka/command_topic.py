@@ -46,9 +46,9 @@ class TopicUnknownError(RuntimeError):
     """The broker did not say (it is away, or answered with an error other than no topic)."""
 
 
-def topic_id(bootstrap: str, topic: str) -> tuple[str, int] | None:
-    """The topic's id and partition count as the broker holds it, or None when the broker
-    says it has no such topic. Raises TopicUnknownError when the broker does not say."""
+def topic_id(bootstrap: str, topic: str) -> str | None:
+    """The topic's id as the broker holds it, or None when the broker says it has no such
+    topic. Raises TopicUnknownError when the broker does not say."""
     try:
         admin = kafka_admin(bootstrap)
     except Exception as e:
@@ -66,7 +66,7 @@ def topic_id(bootstrap: str, topic: str) -> tuple[str, int] | None:
         return None
     if found.get("error_code"):
         raise TopicUnknownError(f"the broker answered error {found['error_code']} about {topic}")
-    return str(found.get("topic_id")), len(found.get("partitions") or ())
+    return str(found.get("topic_id"))
 
 
 @dataclass(frozen=True)
@@ -87,12 +87,11 @@ class CommandTopic:
         """At start (the topic made already): the topic's id; read from its start if it is
         not the topic last read here. None: the broker did not say."""
         try:
-            found = topic_id(self.bootstrap, self.topic)
+            current = topic_id(self.bootstrap, self.topic)
         except TopicUnknownError:
             return None
-        if found is None:
+        if current is None:
             return None
-        current = found[0]
         last = self._last()
         if last is not None and last != current:
             self._from_the_start()
@@ -111,9 +110,9 @@ class CommandTopic:
             made = remade_if_lost(self.bootstrap, self.partitions, self.topic)
             again = f"made again with {self.partitions} partitions" if made else "made again"
             return f"the broker had lost the command topic {self.topic}: {again}", None
-        if known is not None and found[0] != known:
+        if known is not None and found != known:
             return f"the command topic {self.topic} was made anew (its topic id changed)", None
-        return None, found[0]
+        return None, found
 
     def _from_the_start(self) -> None:
         """The group's committed offsets dropped, so it reads the topic from its start (the
