@@ -37,7 +37,9 @@ from infra.cli import (  # noqa: F401
     views,
     witness,
 )
-from infra.cli.common import app, close_opened, usage_error
+from infra.cli.common import app, close_opened, one_line_summaries, usage_error
+
+one_line_summaries(app)  # every command registered above
 
 # Every file and directory backcheck makes is its owner's alone: the store, the views, the
 # kept answers and sessions, keys, checkpoints, exports and the outbox hold personal data or

@@ -3,6 +3,7 @@ error into its problem and exit code, and the options of a recorded read."""
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -28,6 +29,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def one_line_summaries(group: typer.Typer) -> None:
+    """Each command's line in its group's list of commands: its help's first paragraph, on
+    one line. Typer's rich help keeps a docstring's line breaks there, so a summary wrapped
+    in the source broke mid-sentence in `backcheck --help`; the command's own `--help`
+    reflows it already. A summary given explicitly is kept."""
+    for command in group.registered_commands:
+        if command.short_help is None:
+            text = command.help or inspect.getdoc(command.callback) or ""
+            command.short_help = " ".join(inspect.cleandoc(text).split("\n\n")[0].split())
+    for sub in group.registered_groups:
+        if isinstance(sub.typer_instance, typer.Typer):
+            one_line_summaries(sub.typer_instance)
+
 
 # Piped or redirected, a line stays whole for grep, cut and awk, and a table as wide as its
 # cells; at a terminal, both fit its width.

@@ -4,6 +4,7 @@ checkpoints it keeps, `audit check --json` answering on a clean store, whole lin
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sqlite3
@@ -12,6 +13,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+import typer
 
 from domain.classification import CATEGORIES
 from tests.e2e.test_cli import BACKCHECK, run
@@ -187,3 +189,38 @@ def test_piped_output_keeps_each_line_whole(store: dict[str, str]) -> None:
     (said,) = error.stderr.splitlines()
     assert len(said) > 80
     assert said.endswith(f"nothing with id {unknown} in the store")
+
+
+def _listed(group: typer.Typer, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], str]]:
+    """Each command of `group` and its subgroups: the words to run its group's help, and the
+    first paragraph of its docstring on one line (what its row in that list should say)."""
+    found = []
+    for command in group.registered_commands:
+        if command.hidden:
+            continue
+        text = command.help or inspect.getdoc(command.callback) or ""
+        found.append((path, " ".join(inspect.cleandoc(text).split("\n\n")[0].split())))
+    for sub in group.registered_groups:
+        assert isinstance(sub.typer_instance, typer.Typer)
+        found += _listed(sub.typer_instance, (*path, str(sub.name)))
+    return found
+
+
+def test_each_command_is_summarised_in_its_groups_help_on_one_unbroken_line() -> None:
+    # a docstring wrapped in the source broke its summary mid-sentence in the list
+    from infra.cli import app
+
+    expected = _listed(app, ())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKCHECK_")}
+    env["COLUMNS"] = "1000"  # wide enough for any summary on one line
+    helps = {
+        path: subprocess.run(
+            [*BACKCHECK, *path, "--help"], env=env, capture_output=True, text=True, timeout=120
+        )
+        for path in {p for p, _ in expected}
+    }
+    assert len(expected) > 40
+    for path, summary in expected:
+        shown = helps[path]
+        assert shown.returncode == 0, shown.stderr
+        assert any(summary in line for line in shown.stdout.splitlines()), (path, summary)
