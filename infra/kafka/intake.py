@@ -27,7 +27,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -150,14 +150,18 @@ class CommandMessage:
         return b"", self.dead_letter_headers(decision, now, note)
 
 
-def delivery_of(message: CommandMessage) -> tuple[Delivery, Any]:
-    """The delivery and the parsed JSON document of a command message."""
+def delivery_of(
+    message: CommandMessage, authentication: Authentication = Authentication.ASSERTED
+) -> tuple[Delivery, Any]:
+    """The delivery and the parsed JSON document of a command message; `authentication`:
+    how its sender is known (signed, once its signature verified)."""
     command = incoming_command(message.headers, message.value)
     delivery = Delivery(
         source=command.source,
         command_id=command.command_id,
         command_type=command.command_type,
         channel=message.channel,
+        authentication=authentication,
     )
     return delivery, command.document
 
@@ -174,17 +178,18 @@ def decide(
     refused), the command's schema (invalid), an earlier application (duplicate), the rules
     (refused; data the domain cannot accept is invalid). Errors that are nobody's message —
     the store unreachable, a bug — are raised, not decided: the message is tried again."""
+    signed = False
     if senders is not None:
         refused = senders.check(message.headers, message.value, message.channel)
         if refused is not None:
             return IntakeDecision(refused.command_type, refused.reason, refused.error)
+        signed = senders.signed(message.headers)
+    # its signature verified above: its events say their caller was its sender, signed
+    authentication = Authentication.SIGNED if signed else Authentication.ASSERTED
     try:
-        delivery, document = delivery_of(message)
+        delivery, document = delivery_of(message, authentication)
     except MalformedCommandError as e:
         return IntakeDecision(None, DeadLetterReason.MALFORMED, str(e), field=e.field)
-    if senders is not None and senders.signed(message.headers):
-        # its signature verified above: its events say their caller was its sender, signed
-        delivery = replace(delivery, authentication=Authentication.SIGNED)
     kind = delivery.command_type
     try:
         applied = intake.apply_delivered(delivery, document)
@@ -197,7 +202,7 @@ def decide(
         if e.details.get("channel") == message.channel:
             # this very message, delivered again: answered again, the same way
             return IntakeDecision(kind, redelivered=True, stored=before)
-        if senders is not None and senders.signed(message.headers):  # verified: its sender's
+        if senders is not None and signed:  # verified: its sender's
             replay = senders.replayed(
                 message.headers, message.value, message.channel, str(e.details.get("channel"))
             )

@@ -26,8 +26,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.bindings import crypto_sign, crypto_sign_BYTES, crypto_sign_seed_keypair
 from nacl.exceptions import BadSignatureError
-from nacl.signing import SigningKey, VerifyKey
+from nacl.signing import VerifyKey
 
 from domain.principal import sender_key_id
 from infra.inputs import InputError
@@ -39,15 +40,28 @@ LABEL = b"backcheck-command-signature-v1"
 SIGNED_HEADERS = ("ce_id", "ce_source", "ce_type", "ce_time")
 
 
-def _netstring(data: bytes) -> bytes:
-    return b"%d:%s," % (len(data), data)
+_LABELLED = b"%d:%s," % (len(LABEL), LABEL)
 
 
 def signed_bytes(found: Mapping[str, bytes], value: bytes) -> bytes:
     """The byte string a command's signature is over (the module's docstring): `found` holds
-    the first value of each header by name."""
-    parts = (LABEL, *(found.get(name, b"") for name in SIGNED_HEADERS), value)
-    return b"".join(_netstring(part) for part in parts)
+    the first value of each header by name. Written out as one format, not a join of
+    netstrings: both sides build it once a command, and this takes a third of the time."""
+    get = found.get  # in SIGNED_HEADERS' order
+    i, s, t, m = get("ce_id", b""), get("ce_source", b""), get("ce_type", b""), get("ce_time", b"")
+    return b"%s%d:%s,%d:%s,%d:%s,%d:%s,%d:%s," % (
+        _LABELLED,
+        len(i),
+        i,
+        len(s),
+        s,
+        len(t),
+        t,
+        len(m),
+        m,
+        len(value),
+        value,
+    )
 
 
 def verifies(key: VerifyKey, signature: bytes, data: bytes) -> bool:
@@ -127,7 +141,9 @@ class CommandSigner:
     def __init__(self, private: Ed25519PrivateKey) -> None:
         self.private = private
         self.key_id = sender_key_id(public_text(private.public_key()))
-        self._signing = SigningKey(private.private_bytes_raw())
+        # libsodium's 64-byte secret key (seed and public key), signed with directly:
+        # PyNaCl's SigningKey.sign also builds a SignedMessage of three copies, unused here
+        self._secret = crypto_sign_seed_keypair(private.private_bytes_raw())[1]
 
     @classmethod
     def from_file(cls, path: Path) -> CommandSigner:
@@ -143,7 +159,7 @@ class CommandSigner:
     def headers(self, headers: Sequence[tuple[str, bytes]], value: bytes) -> Headers:
         """A command's headers with its `ce_keyid` and `ce_signature` after them."""
         found = dict(reversed(headers))  # the first of each name, as the intake reads them
-        signature = self._signing.sign(signed_bytes(found, value)).signature
+        signature = crypto_sign(signed_bytes(found, value), self._secret)[:crypto_sign_BYTES]
         return [
             *headers,
             (KEYID, self.key_id.encode()),

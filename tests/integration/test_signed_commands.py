@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from uuid import uuid4
 
@@ -151,6 +151,26 @@ def test_a_command_changed_after_it_was_signed_is_refused(intake: Intake, ats: R
     signed = ats.signed("register-candidate", value)
 
     refused(intake, body(register(uuid4(), "Wang Fang")), signed, DeadLetterReason.BAD_SIGNATURE)
+
+
+@pytest.mark.parametrize(
+    "garbled",
+    [
+        lambda sig: b"not base64!",
+        lambda sig: sig[:-4],  # base64, but no longer 64 bytes
+        lambda sig: sig[:20] + b" " + sig[20:],  # a space inside
+        lambda sig: sig.rstrip(b"=") + b"AA==",  # the right length, other bytes
+        lambda sig: b"",
+    ],
+)
+def test_a_signature_that_is_no_base64_of_64_bytes_is_refused_as_one_that_does_not_verify(
+    intake: Intake, ats: Registered, garbled: Callable[[bytes], bytes]
+) -> None:
+    value = body(register(uuid4()))
+    signed = ats.signed("register-candidate", value)
+    changed = [(n, garbled(v) if n == "ce_signature" else v) for n, v in signed]
+
+    refused(intake, value, changed, DeadLetterReason.BAD_SIGNATURE)
 
 
 def test_a_command_from_a_service_that_holds_no_sender_key_is_refused(intake: Intake) -> None:

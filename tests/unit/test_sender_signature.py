@@ -11,13 +11,17 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
+from hypothesis import given
+from hypothesis import strategies as st
 from nacl.signing import VerifyKey
 
 from domain.principal import sender_key_id
 from infra.kafka.cloudevent import command_headers
 from infra.kafka.signatures import (
     KEYID,
+    LABEL,
     SIGNATURE,
+    SIGNED_HEADERS,
     CommandSigner,
     SenderKeyError,
     new_key_pair,
@@ -82,6 +86,20 @@ def test_the_signed_bytes_cannot_be_shifted_between_attributes() -> None:
     other = {"ce_id": b"a", "ce_source": b"b:c", "ce_type": b"t", "ce_time": b""}
 
     assert signed_bytes(one, b"") != signed_bytes(other, b"")
+
+
+@given(
+    st.dictionaries(st.sampled_from(("ce_id", "ce_source", "ce_type", "ce_time")), st.binary()),
+    st.binary(),
+)
+def test_the_signed_bytes_are_the_netstrings_of_the_label_each_signed_header_and_the_value(
+    found: dict[str, bytes], value: bytes
+) -> None:
+    """Built as one format for speed, they stay the layout the module's docstring publishes:
+    an absent header is the empty string."""
+    parts = (LABEL, *(found.get(name, b"") for name in SIGNED_HEADERS), value)
+
+    assert signed_bytes(found, value) == b"".join(b"%d:%s," % (len(p), p) for p in parts)
 
 
 def test_the_intake_verifies_exactly_what_cryptography_verifies(
