@@ -65,7 +65,8 @@ Stored = tuple[tuple[str, int], ...]
 _REASONS: dict[str, tuple[int, str]] = {
     DeadLetterReason.MALFORMED.value: (400, "Malformed command"),
 }
-# The header (or body field) at fault in a sender's refusal: each is about one of them alone.
+# The header (or body field) at fault in a refusal whose decision names none (the sender's
+# check names its own, infra/kafka/senders.py): each reason is about one of them alone.
 _FIELDS: dict[str, str] = {
     DeadLetterReason.UNSIGNED.value: "ce_signature",
     DeadLetterReason.UNKNOWN_SENDER.value: "ce_source",
@@ -165,7 +166,7 @@ def problem_of(decision: IntakeDecision) -> dict[str, Any]:
     elif isinstance(error, DomainError) and isinstance(error.details.get("field"), str):
         body["field"] = error.details["field"]
     if body["field"] is None:
-        body["field"] = _FIELDS.get(str(reason))
+        body["field"] = decision.field or _FIELDS.get(str(reason))
     return body
 
 
