@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +99,26 @@ class ProblemDetails:
         return f"{self.lead}: {self.detail}" if self.lead else self.detail
 
 
+# What a problem repeats of the sender's own text is bounded: a body's key names the field at
+# fault, and a key is whatever the sender wrote (a 1 MiB one fits in a body), as long as a
+# Kafka header a refusal repeats (infra/kafka/senders.py).
+MAX_FIELD = 120  # characters of a field's name, then "..."
+MAX_ERRORS = 50  # fields listed in an invalid input's problem; the rest are counted
+
+
+def field_name(location: Iterable[object]) -> str:
+    """A field's place as a problem names it: its path joined with dots (an item of a list by
+    its index), `(body)` for the body as a whole, cut at MAX_FIELD characters."""
+    text = ".".join(str(p) for p in location) or "(body)"
+    return text if len(text) <= MAX_FIELD else f"{text[:MAX_FIELD]}..."
+
+
+def unlisted(errors: Sized) -> str:
+    """What the detail of an invalid input adds for the fields past MAX_ERRORS (none: "")."""
+    more = len(errors) - MAX_ERRORS
+    return f"; and {more:,} more field(s) not listed" if more > 0 else ""
+
+
 def _rule(error: Exception) -> str:
     return type(error).__name__.removesuffix("Error")
 
@@ -118,10 +138,11 @@ def field_message(error: Any) -> str:
 def _fields(error: Exception) -> str:
     if not isinstance(error, ValidationError):
         return str(error)
-    return "; ".join(
-        f"field {'.'.join(str(p) for p in e['loc']) or '(body)'}: {field_message(e)}"
-        for e in error.errors()
+    errors = error.errors()
+    listed = "; ".join(
+        f"field {field_name(e['loc'])}: {field_message(e)}" for e in errors[:MAX_ERRORS]
     )
+    return listed + unlisted(errors)
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:

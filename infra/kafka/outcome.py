@@ -45,7 +45,7 @@ from infra.kafka.topics import (
     kafka_consumer,
     missing_topics,
 )
-from infra.problem import field_message, problem_for, problem_type
+from infra.problem import MAX_ERRORS, field_message, field_name, problem_for, problem_type
 from infra.store.recorder import chained
 
 if TYPE_CHECKING:
@@ -56,7 +56,6 @@ if TYPE_CHECKING:
 # Fixed for ever: an outcome's ce_id is derived from it, the same for every answer to a message.
 OUTCOME_NAMESPACE = UUID("3b8f4f0e-2c1d-4b7a-9e55-6a0d3c9e7f12")
 MAX_DETAIL = 2_000  # characters of a problem's detail
-MAX_ERRORS = 50  # fields listed in an invalid command's problem
 
 Stored = tuple[tuple[str, int], ...]
 
@@ -127,7 +126,7 @@ def _field_errors(error: ValidationError) -> list[dict[str, str]]:
     """Each broken field with its rule (pydantic's error type), as the HTTP API lists them."""
     return [
         {
-            "field": ".".join(str(p) for p in e["loc"]) or "(body)",
+            "field": field_name(e["loc"]),
             "rule": e["type"],
             "message": _bounded(field_message(e)),
         }
