@@ -84,16 +84,22 @@ class ProblemDetails:
     exit_code: int
     lead: str = ""
     """What the command line's report starts with, before `: detail` (none: the detail only)."""
+    field: str | None = None
+    """The field at fault, where one is known (`field_of`)."""
 
     def body(self) -> dict[str, object]:
-        """The problem as a machine reads it (a command's --json, an HTTP problem+json)."""
-        return {
+        """The problem as a machine reads it (a command's --json, an HTTP problem+json):
+        `field` where one is known, as the HTTP API's problem has it."""
+        found: dict[str, object] = {
             "status": self.status,
             "title": self.title,
             "type": self.type,
             "detail": self.detail,
             "exit_code": self.exit_code,
         }
+        if self.field is not None:
+            found["field"] = self.field
+        return found
 
     def line(self) -> str:
         return f"{self.lead}: {self.detail}" if self.lead else self.detail
@@ -375,6 +381,17 @@ _TABLE: tuple[_Row, ...] = (
 )
 
 
+def field_of(error: Exception) -> str | None:
+    """The field an error blames: a domain error's `field`, or invalid input's first field
+    (the one its detail starts with); None when it blames none."""
+    if isinstance(error, ValidationError):
+        errors = error.errors()
+        return field_name(errors[0]["loc"]) if errors else None
+    if isinstance(error, DomainError) and isinstance(error.details.get("field"), str):
+        return field_name([error.details["field"]])
+    return None
+
+
 def problem_for(error: Exception) -> ProblemDetails | None:
     """The problem report for an expected error; None for a bug (let it crash loudly)."""
     for row in _TABLE:
@@ -382,6 +399,12 @@ def problem_for(error: Exception) -> ProblemDetails | None:
             kind = row.type or _rule(error)
             lead = f"{row.title} ({kind})" if row.lead is None else row.lead
             return ProblemDetails(
-                row.status, row.title, kind, row.detail(error), row.exit_code, lead
+                row.status,
+                row.title,
+                kind,
+                row.detail(error),
+                row.exit_code,
+                lead,
+                field_of(error),
             )
     return None

@@ -19,7 +19,6 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
-from domain.errors import DomainError
 from infra.problem import MAX_ERRORS, field_name, problem_for, unlisted
 from infra.problem import problem_type as problem_type
 
@@ -124,8 +123,7 @@ def error_response(request: Request, error: Exception) -> JSONResponse:
             request,
         )
     headers = {"Retry-After": "5"} if problem.status == 503 else None
-    details = error.details if isinstance(error, DomainError) else {}
-    field = details.get("field") if isinstance(details.get("field"), str) else None
+    field = problem.field
     # invalid input always lists its fields as `errors`, whichever check found it (a cursor, a
     # pair of filters, a stated principal): a client reads one shape for every 422
     errors = (

@@ -37,7 +37,6 @@ from uuid import UUID, uuid5
 import orjson
 from pydantic import ValidationError
 
-from domain.errors import DomainError
 from infra.kafka.cloudevent import DeadLetterReason, Headers, command_correlation, outcome_headers
 from infra.kafka.topics import (
     MissingTopicError,
@@ -156,14 +155,10 @@ def problem_of(decision: IntakeDecision) -> dict[str, Any]:
         "status": problem.status,
         "detail": _bounded(problem.detail),
         "rule": problem.type,
-        "field": None,
+        "field": problem.field,
     }
     if isinstance(error, ValidationError):
-        errors = _field_errors(error)
-        body["field"] = errors[0]["field"] if errors else None
-        body["errors"] = errors
-    elif isinstance(error, DomainError) and isinstance(error.details.get("field"), str):
-        body["field"] = error.details["field"]
+        body["errors"] = _field_errors(error)
     if body["field"] is None:
         body["field"] = decision.field or _FIELDS.get(str(reason))
     return body

@@ -10,7 +10,13 @@ import pytest
 import typer
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from domain.errors import DomainError, ForbiddenError, NotFoundError, RuleBrokenError
+from domain.errors import (
+    DomainError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    RuleBrokenError,
+)
 from infra.audit.checkpoint import CheckpointError
 from infra.audit.cosignatures import CosignatureError
 from infra.audit.evidence import BundleError
@@ -181,3 +187,19 @@ def test_an_unknown_key_is_named_in_the_command_lines_problem_bounded_however_lo
         assert f"field {'k' * MAX_FIELD}...: Extra inputs are not permitted" in detail
         assert len(shown) < 10_000
         assert "; and 6 more field(s) not listed" in detail  # the long key, 55 more, 50 listed
+
+
+def test_with_json_the_problem_names_the_field_the_error_blames(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The HTTP problem said which field was at fault; the command line's `--json` did not."""
+    blamed = InvalidInputError("field 'purposes': name at least one purpose", field="purposes")
+    for error, field in ((blamed, "purposes"), (_validation_error(), "name")):
+        with pytest.raises(typer.Exit):
+            fail(error, as_json=True)
+
+        assert json.loads(capsys.readouterr().out)["field"] == field
+
+    with pytest.raises(typer.Exit):
+        fail(CheckpointError("no signing key at k"), as_json=True)
+    assert "field" not in json.loads(capsys.readouterr().out)  # none blamed: none named
