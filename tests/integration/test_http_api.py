@@ -17,10 +17,10 @@ from services.access import Role
 from services.dto import ReadAccessLog
 from tests.http import COMPLIANCE, Served, problem
 from tests.story import (
-    DOCUMENT_SHA256,
     INVESTIGATOR,
     PURPOSE,
     RECRUITER,
+    portal_grant,
     terms_in,
 )
 
@@ -46,13 +46,7 @@ def consented(api: Served) -> tuple[str, str]:
     granted = api.post(
         f"candidate:{candidate}",
         f"/v1/consents/{consent}/grant",
-        {
-            "terms": terms_in().model_dump(mode="json"),
-            "document_sha256": DOCUMENT_SHA256,
-            "signature_method": "e_signature",
-            "valid_from": start.isoformat(),
-            "valid_until": (start + timedelta(days=90)).isoformat(),
-        },
+        portal_grant(consent, start.isoformat(), (start + timedelta(days=90)).isoformat()),
     )
     assert granted.status_code == 200, granted.text
     return candidate, consent

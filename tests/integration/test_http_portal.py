@@ -266,6 +266,59 @@ def test_a_portal_grant_signs_the_document_the_portal_shows_and_no_other(api: Se
     assert api.app.repository.get(consent).document_sha256 == grant["document_sha256"]
 
 
+def test_a_candidate_grants_only_the_portals_document_whichever_method_they_claim(
+    api: Served,
+) -> None:
+    """The portal link sent straight to the API (a bearer token, no page) granted with
+    `e_signature` or `wet_ink` and any hash, which was recorded as the document the candidate
+    signed. A grant made with the link is the portal's clickwrap, of the document it shows:
+    another method is refused naming `signature_method`, and nothing is recorded; the
+    clickwrap of the shown document is taken the same way."""
+    candidate = register(api.app)
+    consent = request_consent(api.app, candidate)
+    me = f"candidate:{candidate}"
+    api.portal(candidate)
+    start = api.app.clock()
+    terms = terms_in()
+    grant = {
+        "terms": terms.model_dump(mode="json"),
+        "document_sha256": DOCUMENT_SHA256,
+        "valid_from": start.isoformat(),
+        "valid_until": (start + timedelta(days=90)).isoformat(),
+    }
+    head = api.head()
+    for method, sha256 in [
+        ("e_signature", DOCUMENT_SHA256),
+        ("wet_ink", DOCUMENT_SHA256),
+        ("e_signature", shown_sha256(consent, terms)),  # even the page's: not what it signs
+    ]:
+        refused = problem(
+            api.post(
+                me,
+                f"/v1/consents/{consent}/grant",
+                grant | {"signature_method": method, "document_sha256": sha256},
+            ),
+            422,
+            "GrantNotOfTheDocumentShown",
+        )
+        assert refused["field"] == "signature_method"
+        assert [e["field"] for e in refused["errors"]] == ["signature_method"]
+        assert f"not {method!r}" in refused["detail"]
+    clickwrap = grant | {"signature_method": "clickwrap"}
+    problem(
+        api.post(me, f"/v1/consents/{consent}/grant", clickwrap), 422, "GrantNotOfTheDocumentShown"
+    )
+    assert api.head() == head
+
+    granted = api.post(
+        me,
+        f"/v1/consents/{consent}/grant",
+        clickwrap | {"document_sha256": shown_sha256(consent, terms)},
+    )
+    assert granted.status_code == 200, granted.text
+    assert api.app.repository.get(consent).signature_method == "clickwrap"
+
+
 def test_a_service_records_the_hash_of_a_document_signed_elsewhere_as_given(
     api: Served,
 ) -> None:
