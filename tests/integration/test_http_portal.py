@@ -542,6 +542,54 @@ def test_the_package_lists_the_portal_links_issued_revoked_and_used_never_a_toke
         assert token_hash(token) not in got.text
 
 
+def test_the_package_lists_each_portal_sign_in_and_a_refused_one_records_nothing(
+    api: Served, clock: FakeClock
+) -> None:
+    """The candidate's sign-ins to the portal (each session opened with their link) are data
+    about them, and were recorded nowhere: the package listed every read and disclosure but
+    not when they signed in. Each is now recorded on the link's principal and listed, when
+    and until when, never a session id, a token or its hash; a session refused (a staff
+    token, a revoked link) records nothing."""
+    candidate = register(api.app)
+    first = sign_in(api, candidate)
+    assert first.status_code == 200, first.text
+    token = api.tokens[f"candidate:{candidate}"]
+    opened = api.app.clock()
+    clock.advance(hours=2)
+    again = api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {token}", **PORTAL}
+    )  # the same browser: its first session is replaced
+    assert again.status_code == 200, again.text
+    cookies = [r.headers["set-cookie"].split(";")[0].partition("=")[2] for r in (first, again)]
+
+    got = api.client.post(f"/v1/candidates/{candidate}/access-package", headers=PORTAL)
+
+    assert got.status_code == 200, got.text
+    signed_in = got.json()["portal_links"]["signed_in"]
+    assert [
+        (datetime.fromisoformat(s["at"]), datetime.fromisoformat(s["until"])) for s in signed_in
+    ] == [
+        (opened, opened + timedelta(hours=8)),
+        (opened + timedelta(hours=2), opened + timedelta(hours=10)),
+    ]
+    assert {s["authenticated"] for s in signed_in} == {"portal-link"}
+    for secret in (token, token_hash(token), *cookies):
+        assert secret not in got.text
+
+    head = api.head()
+    problem(api.client.post("/portal/session", headers=api.as_(RECRUITER, **PORTAL)), 403)
+    assert api.head() == head
+    api.app.revoke_principal(
+        RevokePrincipal(name=f"candidate:{candidate}", reason="phone lost", actor=RECRUITER)
+    )
+    head = api.head()
+    revoked = api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {token}", **PORTAL}
+    )
+    problem(revoked, 401, "unauthenticated")
+    assert api.head() == head
+
+
 # --- the page -----------------------------------------------------------------------------
 
 
