@@ -29,6 +29,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import event
 
+from domain.caller import Authenticated
 from domain.errors import InvalidPrincipalError, PrincipalRevokedError
 from domain.subject import (
     RecordedAggregate,
@@ -169,6 +170,15 @@ class Principal(RecordedAggregate):
         reason: str
         by: str
 
+    class SessionOpened(RecordedAggregate.Event):
+        """A portal link's candidate signed in: a portal session opened with the link
+        (infra/http/sessions.py), lasting until `ends_at` at the latest. Never the session's
+        id, nor the link's token or its hash. New in version 1, with its caller."""
+
+        ends_at: datetime
+        opened_by: str
+        authenticated: Authenticated
+
     @classmethod
     def add(
         cls,
@@ -269,6 +279,19 @@ class Principal(RecordedAggregate):
     @event(Revoked)
     def _revoked(self, reason: str, revoked_by: str) -> None:
         self.revoked = reason
+
+    def open_session(self, ends_at: datetime, opened_by: str) -> None:
+        """The candidate signed in with their portal link: a session opened, until `ends_at`
+        at the latest. Only a portal link opens one, and only while it is not revoked."""
+        if self.kind != PrincipalKind.PORTAL.value:
+            raise InvalidPrincipalError("kind", "only a candidate's portal link opens a session")
+        if self.revoked is not None:
+            raise PrincipalRevokedError(self.name, "open a portal session")
+        self._session_opened(ends_at=ends_at, opened_by=opened_by)
+
+    @event(SessionOpened)
+    def _session_opened(self, ends_at: datetime, opened_by: str) -> None:
+        pass  # nothing the principal decides by: the sign-in is on the record
 
     def expired_at(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,19 +84,45 @@ class ProblemDetails:
     exit_code: int
     lead: str = ""
     """What the command line's report starts with, before `: detail` (none: the detail only)."""
+    field: str | None = None
+    """The field at fault, where one is known (`field_of`)."""
 
     def body(self) -> dict[str, object]:
-        """The problem as a machine reads it (a command's --json, an HTTP problem+json)."""
-        return {
+        """The problem as a machine reads it (a command's --json, an HTTP problem+json):
+        `field` where one is known, as the HTTP API's problem has it."""
+        found: dict[str, object] = {
             "status": self.status,
             "title": self.title,
             "type": self.type,
             "detail": self.detail,
             "exit_code": self.exit_code,
         }
+        if self.field is not None:
+            found["field"] = self.field
+        return found
 
     def line(self) -> str:
         return f"{self.lead}: {self.detail}" if self.lead else self.detail
+
+
+# What a problem repeats of the sender's own text is bounded: a body's key names the field at
+# fault, and a key is whatever the sender wrote (a 1 MiB one fits in a body), as long as a
+# Kafka header a refusal repeats (infra/kafka/senders.py).
+MAX_FIELD = 120  # characters of a field's name, then "..."
+MAX_ERRORS = 50  # fields listed in an invalid input's problem; the rest are counted
+
+
+def field_name(location: Iterable[object]) -> str:
+    """A field's place as a problem names it: its path joined with dots (an item of a list by
+    its index), `(body)` for the body as a whole, cut at MAX_FIELD characters."""
+    text = ".".join(str(p) for p in location) or "(body)"
+    return text if len(text) <= MAX_FIELD else f"{text[:MAX_FIELD]}..."
+
+
+def unlisted(errors: Sized) -> str:
+    """What the detail of an invalid input adds for the fields past MAX_ERRORS (none: "")."""
+    more = len(errors) - MAX_ERRORS
+    return f"; and {more:,} more field(s) not listed" if more > 0 else ""
 
 
 def _rule(error: Exception) -> str:
@@ -118,10 +144,11 @@ def field_message(error: Any) -> str:
 def _fields(error: Exception) -> str:
     if not isinstance(error, ValidationError):
         return str(error)
-    return "; ".join(
-        f"field {'.'.join(str(p) for p in e['loc']) or '(body)'}: {field_message(e)}"
-        for e in error.errors()
+    errors = error.errors()
+    listed = "; ".join(
+        f"field {field_name(e['loc'])}: {field_message(e)}" for e in errors[:MAX_ERRORS]
     )
+    return listed + unlisted(errors)
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:
@@ -354,6 +381,17 @@ _TABLE: tuple[_Row, ...] = (
 )
 
 
+def field_of(error: Exception) -> str | None:
+    """The field an error blames: a domain error's `field`, or invalid input's first field
+    (the one its detail starts with); None when it blames none."""
+    if isinstance(error, ValidationError):
+        errors = error.errors()
+        return field_name(errors[0]["loc"]) if errors else None
+    if isinstance(error, DomainError) and isinstance(error.details.get("field"), str):
+        return field_name([error.details["field"]])
+    return None
+
+
 def problem_for(error: Exception) -> ProblemDetails | None:
     """The problem report for an expected error; None for a bug (let it crash loudly)."""
     for row in _TABLE:
@@ -361,6 +399,12 @@ def problem_for(error: Exception) -> ProblemDetails | None:
             kind = row.type or _rule(error)
             lead = f"{row.title} ({kind})" if row.lead is None else row.lead
             return ProblemDetails(
-                row.status, row.title, kind, row.detail(error), row.exit_code, lead
+                row.status,
+                row.title,
+                kind,
+                row.detail(error),
+                row.exit_code,
+                lead,
+                field_of(error),
             )
     return None

@@ -83,6 +83,7 @@ PrincipalRevoked: EventClass = Principal.Revoked
 SenderKeyIssued: EventClass = Principal.SenderKeyIssued
 SenderKeyRotated: EventClass = Principal.SenderKeyRotated
 SenderKeyRevoked: EventClass = Principal.SenderKeyRevoked
+PortalSessionOpened: EventClass = Principal.SessionOpened
 SenderRefused: EventClass = SenderRefusal.Refused  # type: ignore[attr-defined]
 # A principal's events, and the refusals of senders, are about no data subject: no subject's
 # view or row changes with them.
@@ -94,6 +95,7 @@ PRINCIPAL_EVENTS: frozenset[EventClass] = frozenset(
         SenderKeyIssued,
         SenderKeyRotated,
         SenderKeyRevoked,
+        PortalSessionOpened,
         SenderRefused,
     }
 )

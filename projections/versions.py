@@ -43,6 +43,7 @@ PRINCIPAL_CHANGES = frozenset(
         ev.SenderKeyIssued,
         ev.SenderKeyRotated,
         ev.SenderKeyRevoked,
+        ev.PortalSessionOpened,
     }
 )
 

@@ -67,10 +67,21 @@ def portal_document(consent_id: UUID, terms: ConsentTermsIn) -> str:
     )
 
 
-def _check_portal_clickwrap(cmd: GrantConsent) -> None:
-    """A clickwrap grant made with the candidate's portal link is the portal's clickwrap: it
-    signs the document the portal page showed, never a hash the caller picked (which no
-    document need match)."""
+def _check_portal_grant(cmd: GrantConsent) -> None:
+    """A grant made with the candidate's portal link, from the page or straight to the API, is
+    the portal's clickwrap: it signs the document the portal page showed, never a hash the
+    caller picked (which no document need match). A document signed elsewhere (an
+    e-signature, a wet-ink form) is attested by whoever saw it signed (the e-signature
+    service, the operator), not claimed by the candidate with a hash of their choosing."""
+    if cmd.signature_method != SignatureMethod.CLICKWRAP:
+        raise GrantNotOfTheDocumentShownError(
+            cmd.consent_id,
+            "signature_method",
+            f"a grant made with the portal link is a clickwrap of the document the portal "
+            f"shows, not {cmd.signature_method.value!r}: a document signed elsewhere is "
+            "recorded by whoever saw it signed (the e-signature service, the operator); grant "
+            "from the portal page",
+        )
     shown = hashlib.sha256(portal_document(cmd.consent_id, cmd.terms).encode()).hexdigest()
     if cmd.document_sha256 != shown:
         raise GrantNotOfTheDocumentShownError(
@@ -145,15 +156,13 @@ class ConsentUseCases(UnitOfWork):
     def grant_consent(self, cmd: GrantConsent) -> ConsentResult:
         """The signed document's hash is recorded; the grant may narrow the request only, and
         a window already over when it is recorded is refused (the request stays open). A
-        clickwrap grant made with the candidate's portal link signs the document the portal
-        shows: a hash of any other is refused. A document signed elsewhere (an e-signature,
-        a wet-ink form) is one backcheck never sees: its hash is recorded as given."""
+        grant made with the candidate's portal link is a clickwrap that signs the document
+        the portal shows: another method, or a hash of any other document, is refused. A
+        document signed elsewhere (an e-signature, a wet-ink form) is one backcheck never
+        sees: its hash, given by a service, staff or the operator, is recorded as given."""
         consent = self.load(Consent, cmd.consent_id)
-        if (
-            cmd.signature_method == SignatureMethod.CLICKWRAP
-            and caller_now().method == Authentication.PORTAL.value
-        ):
-            _check_portal_clickwrap(cmd)
+        if caller_now().method == Authentication.PORTAL.value:
+            _check_portal_grant(cmd)
         consent.grant(
             terms_from(cmd.terms),
             cmd.document_sha256,

@@ -848,6 +848,15 @@ class IssuePortalLink(Command):
     actor: Actor
 
 
+class RecordPortalSignIn(Command):
+    """The candidate signed in to the portal with their link: a session opened, lasting until
+    `ends_at` at the latest (the portal's own route records it; no transport sends it)."""
+
+    candidate_id: UUID
+    ends_at: datetime
+    actor: Actor
+
+
 class PrincipalResult(Result):
     """A principal as listed: never its token, nor the token's hash."""
 

@@ -32,6 +32,7 @@ from services.dto import (
     PortalLinkSent,
     PrincipalIssued,
     PrincipalResult,
+    RecordPortalSignIn,
     RevokePrincipal,
     RotatePrincipal,
 )
@@ -203,6 +204,18 @@ class PrincipalUseCases(UnitOfWork):
         principal.revoke(cmd.reason, cmd.actor)
         self.commit(principal)
         return principal_result(principal)
+
+    @use_case
+    def record_portal_sign_in(self, cmd: RecordPortalSignIn) -> None:
+        """A candidate's sign-in to the portal (a session opened with their link) is on the
+        record, as every use of the link is: on the link's principal, when and until when the
+        session lasts at the latest, never the session's id, the token or its hash. Only the
+        candidate's own link, not revoked, signs in."""
+        principal = self._principal(portal_name(cmd.candidate_id))
+        principal.open_session(cmd.ends_at, cmd.actor)
+        # the link's own record, which its caller did not name: a collision with another
+        # sign-in alone is decided again
+        self.commit(principal, internal=(principal,))
 
     @use_case
     def issue_portal_link(self, cmd: IssuePortalLink) -> PortalLinkIssued:

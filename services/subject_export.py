@@ -9,11 +9,12 @@ a purpose naming who made the package): the profile, the consent register, each
 investigation with the candidate's feedback and disputes and the answers, each report, the
 timeline, the records of their case (every value the store holds about them, opened:
 services/subject_records.py), their portal links' history (issued, issued again, revoked,
-and each use the access log records; never a token or its hash), and last the access log,
-so the package shows its own disclosure and reads. The records are read from the store
-before the disclosure, so that it names every category they carry; nothing of them leaves
-before it is stored. The candidate asks for their own; compliance makes one on their
-behalf; the operator's command line too (`backcheck subject export`).
+each sign-in to the portal and each use the access log records; never a token or its
+hash), and last the access log, so the package shows its own disclosure and reads. The
+records are read from the store before the disclosure, so that it names every category they
+carry; nothing of them leaves before it is stored. The candidate asks for their own;
+compliance makes one on their behalf; the operator's command line too (`backcheck subject
+export`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from uuid import UUID
 from pydantic import Field
 
 from domain.candidate import Candidate
-from domain.principal import portal_name, principal_id
+from domain.principal import Principal, portal_name, principal_id
 from domain.report import ReportStatus
 from services.access import Role
 from services.audit_reads import AuditReads, ReadTimeline, TimelineView
@@ -115,9 +116,21 @@ class PortalLinkUse(Result):
     outcome: str
 
 
+class PortalSignIn(Result):
+    """A portal session the candidate opened with their link: never its id, nor the link."""
+
+    at: datetime
+    until: datetime = Field(description="when the session ended at the latest")
+    authenticated: str = Field(description="how they were known: portal-link")
+
+
 class PortalLinks(Result):
     principal: str = Field(description="the links' principal: candidate:<id>")
     events: list[PortalLinkEvent] = Field(description="in the order they were recorded")
+    signed_in: list[PortalSignIn] = Field(
+        description="each portal session opened with a link (a sign-in), in the order they "
+        "were recorded"
+    )
     used: list[PortalLinkUse] = Field(
         description="each read and disclosure made with a link (`authentication: "
         "portal-link` in the access log); commands made with one are among `records`, "
@@ -254,11 +267,19 @@ class SubjectExports(AuditReads):
     def _portal_links(self, subject: str, access_log: AccessLogView) -> PortalLinks:
         """The history of the candidate's portal links, from their principal's events (not
         the subject's: a principal is about no subject), and each use the log records."""
-        stored = self.recorder.select_events(principal_id(subject))
-        events = [_link_event(self.mapper.to_domain_event(e)) for e in stored]
+        stored = [
+            self.mapper.to_domain_event(e)
+            for e in self.recorder.select_events(principal_id(subject))
+        ]
+        events = [_link_event(e) for e in stored]
         return PortalLinks(
             principal=subject,
             events=[e for e in events if e is not None],
+            signed_in=[
+                PortalSignIn(at=e.timestamp, until=e.ends_at, authenticated=e.authenticated.method)
+                for e in stored
+                if isinstance(e, Principal.SessionOpened)
+            ],
             used=[
                 PortalLinkUse(at=e.at, access_id=e.access_id, view=e.view, outcome=e.outcome)
                 for e in access_log.entries

@@ -45,6 +45,7 @@ _WHO_FIELDS = (
     "added_by",  # a principal's events (never a subject's timeline; described all the same)
     "rotated_by",
     "revoked_by",
+    "opened_by",
 )
 _BY_THE_CANDIDATE: frozenset[EventClass] = frozenset(
     {ev.FeedbackGiven, ev.DisputeRaised, ev.ReportDisputed}
@@ -219,6 +220,9 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
         f"{', '.join(e.use_cases)}"
     ),
     ev.SenderKeyRevoked: lambda e: f"revoked the service's sender key: {e.reason}",
+    ev.PortalSessionOpened: lambda e: (
+        f"signed in to the portal with the link (a session until {e.ends_at:%Y-%m-%d %H:%M})"
+    ),
     ev.SenderRefused: lambda e: f"refused a command from {e.source!r} ({e.reason}): {e.error}",
     ev.DutyClaimed: lambda e: f"{e.runner} claimed the {e.duty} run of {e.slot:%Y-%m-%d %H:%M}",
     ev.DutyTakenOver: lambda e: (

@@ -37,6 +37,7 @@ from domain.consent import (
 from domain.errors import DomainError
 from domain.investigation import Investigation, Notice
 from services.application import Backcheck
+from services.consents import portal_document
 from services.dto import (
     CompileReport,
     CompleteInvestigation,
@@ -280,6 +281,26 @@ def terms_in(**overrides: object) -> ConsentTermsIn:
     }
     values.update(overrides)
     return ConsentTermsIn.model_validate(values)
+
+
+def portal_sha256(consent_id: object, terms: ConsentTermsIn) -> str:
+    """The SHA-256 of the document the portal page shows for these terms, which a grant made
+    with the candidate's portal link signs (services/consents.py `portal_document`)."""
+    document = portal_document(UUID(str(consent_id)), terms)
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
+def portal_grant(consent_id: object, valid_from: str, valid_until: str) -> dict[str, object]:
+    """The body of a grant the candidate makes with their portal link: the portal's clickwrap
+    of the terms as asked (`terms_in()`)."""
+    terms = terms_in()
+    return {
+        "terms": terms.model_dump(mode="json"),
+        "document_sha256": portal_sha256(consent_id, terms),
+        "signature_method": "clickwrap",
+        "valid_from": valid_from,
+        "valid_until": valid_until,
+    }
 
 
 def register(app: Backcheck, name: str = "Li Lei") -> UUID:

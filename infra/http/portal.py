@@ -12,7 +12,9 @@ first. The server ends it sooner: 30 minutes after its last call
 (revoked, replaced or expired: checked on every call). `DELETE /portal/session` deletes it,
 so a copy of the cookie taken before signing out signs no one in after. The link itself opens
 a new session as long as it is valid. Only a portal link opens a session: a staff or service
-token is refused (403).
+token is refused (403). Each session opened is on the record (decision 0049): an event of the
+link's principal, when and until when, recorded before the cookie is given out, or the session
+is ended again.
 
 Cross-site requests: beside SameSite, every API call authenticated by the cookie, and every
 session call, must carry `X-Backcheck-Portal: 1`, a header a form or link on another site
@@ -29,6 +31,7 @@ from __future__ import annotations
 from datetime import datetime
 from importlib import resources
 from typing import Any
+from uuid import UUID
 
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, Field
@@ -40,7 +43,8 @@ from infra.http.link import PORTAL_PATH
 from infra.http.problems import PROBLEM_JSON, problem_response
 from services.access import Role
 from services.application import Backcheck
-from services.identity import Authentication
+from services.dto import RecordPortalSignIn
+from services.identity import Authentication, acting_as
 from services.principals import token_hash
 
 PORTAL_HEADER = "X-Backcheck-Portal"
@@ -178,6 +182,18 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
             identity.expires_at,
             now,
         )
+        try:  # on the record, or no session: a sign-in is a use of the link like any read
+            with acting_as(identity):
+                application.record_portal_sign_in(
+                    RecordPortalSignIn(
+                        candidate_id=UUID(session.candidate_id),
+                        ends_at=session.ends_at,
+                        actor=identity.principal,
+                    )
+                )
+        except BaseException:
+            authenticator.sessions.end(session_id)
+            raise
         body = PortalSession(
             principal=session.principal,
             candidate_id=session.candidate_id,

@@ -19,8 +19,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
-from domain.errors import DomainError
-from infra.problem import problem_for
+from infra.problem import MAX_ERRORS, field_name, problem_for, unlisted
 from infra.problem import problem_type as problem_type
 
 PROBLEM_JSON = "application/problem+json"
@@ -77,7 +76,7 @@ def _field(location: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in location]
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]
-    return ".".join(parts) or "(body)"
+    return field_name(parts)
 
 
 # pydantic's words for these name the server's own class ("… instance of GiveFeedbackBody")
@@ -97,9 +96,11 @@ def field_errors(errors: list[Any]) -> list[dict[str, str]]:
 
 
 def invalid(request: Request, errors: list[dict[str, str]]) -> JSONResponse:
-    detail = "; ".join(f"field {e['field']}: {e['message']}" for e in errors)
+    """The 422 of invalid input: its first MAX_ERRORS fields listed, the rest counted."""
+    listed = errors[:MAX_ERRORS]
+    detail = "; ".join(f"field {e['field']}: {e['message']}" for e in listed) + unlisted(errors)
     return problem_response(
-        422, "Invalid input", "validation", detail, request, rule="validation", errors=errors
+        422, "Invalid input", "validation", detail, request, rule="validation", errors=listed
     )
 
 
@@ -122,8 +123,7 @@ def error_response(request: Request, error: Exception) -> JSONResponse:
             request,
         )
     headers = {"Retry-After": "5"} if problem.status == 503 else None
-    details = error.details if isinstance(error, DomainError) else {}
-    field = details.get("field") if isinstance(details.get("field"), str) else None
+    field = problem.field
     # invalid input always lists its fields as `errors`, whichever check found it (a cursor, a
     # pair of filters, a stated principal): a client reads one shape for every 422
     errors = (

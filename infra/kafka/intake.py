@@ -82,7 +82,8 @@ class IntakeDecision:
     """Applied (`result` holds the use case's result), already applied by this very message
     (a redelivery: nothing to apply, answered again), or dead-lettered with a reason and an
     error (`cause`: the exception that said why, if one did; `field`: the header or body at
-    fault in a message that is no command, which no exception of the table names). `stored`:
+    fault in a message that is no command, or that its sender's check refused, which no
+    exception of the table names). `stored`:
     (event id, position) of the events the command stored, its receipt's last (applied,
     redelivered, or a duplicate's first)."""
 
@@ -182,7 +183,9 @@ def decide(
     if senders is not None:
         refused = senders.check(message.headers, message.value, message.channel)
         if refused is not None:
-            return IntakeDecision(refused.command_type, refused.reason, refused.error)
+            return IntakeDecision(
+                refused.command_type, refused.reason, refused.error, field=refused.field
+            )
         signed = senders.signed(message.headers)
     # its signature verified above: its events say their caller was its sender, signed
     authentication = Authentication.SIGNED if signed else Authentication.ASSERTED
@@ -206,7 +209,9 @@ def decide(
             replay = senders.replayed(
                 message.headers, message.value, message.channel, str(e.details.get("channel"))
             )
-            return IntakeDecision(kind, replay.reason, replay.error, stored=before, cause=e)
+            return IntakeDecision(
+                kind, replay.reason, replay.error, stored=before, cause=e, field=replay.field
+            )
         return IntakeDecision(kind, DeadLetterReason.DUPLICATE, str(e), stored=before, cause=e)
     except InvalidInputError as e:
         return IntakeDecision(kind, DeadLetterReason.INVALID, _detail(e), cause=e)

@@ -37,7 +37,6 @@ from uuid import UUID, uuid5
 import orjson
 from pydantic import ValidationError
 
-from domain.errors import DomainError
 from infra.kafka.cloudevent import DeadLetterReason, Headers, command_correlation, outcome_headers
 from infra.kafka.topics import (
     MissingTopicError,
@@ -45,7 +44,7 @@ from infra.kafka.topics import (
     kafka_consumer,
     missing_topics,
 )
-from infra.problem import field_message, problem_for, problem_type
+from infra.problem import MAX_ERRORS, field_message, field_name, problem_for, problem_type
 from infra.store.recorder import chained
 
 if TYPE_CHECKING:
@@ -56,7 +55,6 @@ if TYPE_CHECKING:
 # Fixed for ever: an outcome's ce_id is derived from it, the same for every answer to a message.
 OUTCOME_NAMESPACE = UUID("3b8f4f0e-2c1d-4b7a-9e55-6a0d3c9e7f12")
 MAX_DETAIL = 2_000  # characters of a problem's detail
-MAX_ERRORS = 50  # fields listed in an invalid command's problem
 
 Stored = tuple[tuple[str, int], ...]
 
@@ -65,7 +63,8 @@ Stored = tuple[tuple[str, int], ...]
 _REASONS: dict[str, tuple[int, str]] = {
     DeadLetterReason.MALFORMED.value: (400, "Malformed command"),
 }
-# The header (or body field) at fault in a sender's refusal: each is about one of them alone.
+# The header (or body field) at fault in a refusal whose decision names none (the sender's
+# check names its own, infra/kafka/senders.py): each reason is about one of them alone.
 _FIELDS: dict[str, str] = {
     DeadLetterReason.UNSIGNED.value: "ce_signature",
     DeadLetterReason.UNKNOWN_SENDER.value: "ce_source",
@@ -126,7 +125,7 @@ def _field_errors(error: ValidationError) -> list[dict[str, str]]:
     """Each broken field with its rule (pydantic's error type), as the HTTP API lists them."""
     return [
         {
-            "field": ".".join(str(p) for p in e["loc"]) or "(body)",
+            "field": field_name(e["loc"]),
             "rule": e["type"],
             "message": _bounded(field_message(e)),
         }
@@ -156,16 +155,12 @@ def problem_of(decision: IntakeDecision) -> dict[str, Any]:
         "status": problem.status,
         "detail": _bounded(problem.detail),
         "rule": problem.type,
-        "field": None,
+        "field": problem.field,
     }
     if isinstance(error, ValidationError):
-        errors = _field_errors(error)
-        body["field"] = errors[0]["field"] if errors else None
-        body["errors"] = errors
-    elif isinstance(error, DomainError) and isinstance(error.details.get("field"), str):
-        body["field"] = error.details["field"]
+        body["errors"] = _field_errors(error)
     if body["field"] is None:
-        body["field"] = _FIELDS.get(str(reason))
+        body["field"] = decision.field or _FIELDS.get(str(reason))
     return body
 
 

@@ -54,6 +54,10 @@ class SenderRefusal:
     reason: DeadLetterReason
     error: str
     command_type: str | None
+    field: str | None = None  # the header (or the body's field) at fault, as outcomes name it
+
+
+Refused = tuple[DeadLetterReason, str, str]  # the reason, the error, the header or field at fault
 
 
 def _plain(raw: bytes | None) -> str:
@@ -117,6 +121,7 @@ class SenderCheck:
                     DeadLetterReason.MALFORMED,
                     f"header {name} is given twice, with different values; a signed command "
                     "has one of each",
+                    name,
                 )
         if KEYID not in found and SIGNATURE not in found and self.accept_unsigned:
             return None
@@ -125,25 +130,30 @@ class SenderCheck:
             return None
         return self._refuse(found, value, channel, *refused)
 
-    def _refusal(
-        self, found: dict[str, bytes], value: bytes, channel: str
-    ) -> tuple[DeadLetterReason, str] | None:
+    def _refusal(self, found: dict[str, bytes], value: bytes, channel: str) -> Refused | None:
         source = _plain(found.get("ce_source"))
         if KEYID not in found or SIGNATURE not in found:
-            return DeadLetterReason.UNSIGNED, (
+            return (
+                DeadLetterReason.UNSIGNED,
                 f"no {KEYID} and {SIGNATURE} headers: every command is signed with its "
-                "sender's key (`backcheck send-command --signing-key`)"
+                "sender's key (`backcheck send-command --signing-key`)",
+                KEYID if SIGNATURE in found else SIGNATURE,
             )
         sender = self.sender(source) if source else None
         if sender is None:
-            return DeadLetterReason.UNKNOWN_SENDER, (
+            return (
+                DeadLetterReason.UNKNOWN_SENDER,
                 f"ce_source {source!r} is no service holding a sender key (`backcheck "
-                "principals add NAME --kind service --public-key FILE`)"
+                "principals add NAME --kind service --public-key FILE`)",
+                "ce_source",
             )
         if not self._verified(sender, found, value):
-            return DeadLetterReason.BAD_SIGNATURE, (
+            return (
+                DeadLetterReason.BAD_SIGNATURE,
                 f"ce_signature does not verify with {sender.name}'s current sender key "
-                f"{sender.key_id} ({KEYID} {_plain(found[KEYID])!r})"
+                f"{sender.key_id} ({KEYID} {_plain(found[KEYID])!r})",
+                # a key id not the sender's current one is what is wrong, whatever it signed
+                SIGNATURE if found[KEYID].strip() == sender.key_id.encode() else KEYID,
             )
         kind = _plain(found.get("ce_type"))
         timing = self._timing(found.get("ce_time"))
@@ -158,8 +168,10 @@ class SenderCheck:
         if applied_from == channel:
             return None  # this very message, applied and delivered again: the intake passes
         if applied_from is not None:
-            return DeadLetterReason.REPLAYED, self._replay_error(
-                sender.name, command_id, applied_from
+            return (
+                DeadLetterReason.REPLAYED,
+                self._replay_error(sender.name, command_id, applied_from),
+                "ce_id",
             )
         return refused
 
@@ -179,7 +191,7 @@ class SenderCheck:
         error = self._replay_error(
             _plain(found.get("ce_source")), _plain(found.get("ce_id")), applied_from
         )
-        return self._refuse(found, value, channel, DeadLetterReason.REPLAYED, error)
+        return self._refuse(found, value, channel, DeadLetterReason.REPLAYED, error, "ce_id")
 
     @staticmethod
     def _replay_error(source: str, command_id: str, applied_from: str) -> str:
@@ -189,12 +201,14 @@ class SenderCheck:
         )
 
     @staticmethod
-    def _scope(sender: Sender, kind: str) -> tuple[DeadLetterReason, str] | None:
+    def _scope(sender: Sender, kind: str) -> Refused | None:
         if kind in sender.use_cases:
             return None
-        return DeadLetterReason.OUT_OF_SCOPE, (
+        return (
+            DeadLetterReason.OUT_OF_SCOPE,
             f"ce_type {kind!r} is not among the use cases {sender.name} may send "
-            f"({', '.join(sorted(sender.use_cases))})"
+            f"({', '.join(sorted(sender.use_cases))})",
+            "ce_type",
         )
 
     def _verified(self, sender: Sender, found: dict[str, bytes], value: bytes) -> bool:
@@ -228,31 +242,39 @@ class SenderCheck:
             letter.decode("utf-8", errors="replace").strip(), source, command_id
         )
 
-    def _timing(self, raw: bytes | None) -> tuple[DeadLetterReason, str] | None:
+    def _timing(self, raw: bytes | None) -> Refused | None:
         skew = int(self.max_skew.total_seconds())
         if not raw:
-            return DeadLetterReason.EXPIRED, (
+            return (
+                DeadLetterReason.EXPIRED,
                 "no ce_time: a signed command carries the time it was sent (RFC 3339), and is "
-                f"taken within {skew} s of it"
+                f"taken within {skew} s of it",
+                "ce_time",
             )
         try:
             sent = datetime.fromisoformat(raw.decode().strip())
         except (UnicodeDecodeError, ValueError):
             sent = None
         if sent is None or sent.tzinfo is None:
-            return DeadLetterReason.MALFORMED, (
-                f"ce_time {_plain(raw)!r} is not an RFC 3339 time with its offset"
+            return (
+                DeadLetterReason.MALFORMED,
+                f"ce_time {_plain(raw)!r} is not an RFC 3339 time with its offset",
+                "ce_time",
             )
         now = self.clock()
         if sent < now - self.max_skew:
-            return DeadLetterReason.EXPIRED, (
+            return (
+                DeadLetterReason.EXPIRED,
                 f"ce_time {sent.isoformat()} is more than {skew} s before the intake's clock "
-                f"({now.isoformat()}): send it again, signed anew"
+                f"({now.isoformat()}): send it again, signed anew",
+                "ce_time",
             )
         if sent > now + self.max_skew:
-            return DeadLetterReason.FUTURE, (
+            return (
+                DeadLetterReason.FUTURE,
                 f"ce_time {sent.isoformat()} is more than {skew} s after the intake's clock "
-                f"({now.isoformat()}): the sender's clock is ahead"
+                f"({now.isoformat()}): the sender's clock is ahead",
+                "ce_time",
             )
         return None
 
@@ -264,7 +286,7 @@ class SenderCheck:
             return None
         return str(receipt.channel)
 
-    def _actor(self, sender: Sender, value: bytes) -> tuple[DeadLetterReason, str] | None:
+    def _actor(self, sender: Sender, value: bytes) -> Refused | None:
         try:
             document = orjson.loads(value)
         except orjson.JSONDecodeError:
@@ -273,27 +295,35 @@ class SenderCheck:
             return None  # no command at all: its schema says so (invalid), naming no actor
         actor = document.get("actor")
         if actor is not None and not isinstance(actor, str):
-            return DeadLetterReason.ACTOR_NOT_ALLOWED, (
+            return (
+                DeadLetterReason.ACTOR_NOT_ALLOWED,
                 f"field 'actor': a text naming whom {sender.name} acts for, not "
-                f"{type(actor).__name__}"
+                f"{type(actor).__name__}",
+                "actor",
             )
         if actor is None or not actor.strip():
-            return DeadLetterReason.ACTOR_NOT_ALLOWED, (
-                f"field 'actor': a command from {sender.name} names whom it acts for"
+            return (
+                DeadLetterReason.ACTOR_NOT_ALLOWED,
+                f"field 'actor': a command from {sender.name} names whom it acts for",
+                "actor",
             )
         actor = actor.strip()
         if actor == SELF:
             # `self` in a sender's acts-for stands for the sender; as an actor it would be
             # recorded as a principal named "self", which is no one
-            return DeadLetterReason.ACTOR_NOT_ALLOWED, (
+            return (
+                DeadLetterReason.ACTOR_NOT_ALLOWED,
                 f"field 'actor': 'self' is no principal; a command {sender.name} sends for "
-                f"itself names it: {sender.name!r}"
+                f"itself names it: {sender.name!r}",
+                "actor",
             )
         if actor in sender.acts_for or (actor == sender.name and SELF in sender.acts_for):
             return None
-        return DeadLetterReason.ACTOR_NOT_ALLOWED, (
+        return (
+            DeadLetterReason.ACTOR_NOT_ALLOWED,
             f"field 'actor': {sender.name} may not act for {_plain(actor.encode())!r} (it acts "
-            f"for {', '.join(sorted(sender.acts_for))})"
+            f"for {', '.join(sorted(sender.acts_for))})",
+            "actor",
         )
 
     def _refuse(
@@ -303,6 +333,7 @@ class SenderCheck:
         channel: str,
         reason: DeadLetterReason,
         error: str,
+        field: str,
     ) -> SenderRefusal:
         kind = _plain(found.get("ce_type"))
         self.app.record_sender_refusal(
@@ -315,4 +346,4 @@ class SenderCheck:
             _plain(found.get(KEYID)),
             hashlib.sha256(value or b"").hexdigest(),
         )
-        return SenderRefusal(reason, error, kind or None)
+        return SenderRefusal(reason, error, kind or None, field)

@@ -181,6 +181,48 @@ def test_a_broken_rule_exits_3_as_problem_json_and_stores_nothing(store: dict[st
     assert "events: 1" in run(store, "info").stdout
 
 
+def test_a_problem_as_json_names_the_field_at_fault_as_the_http_api_does(
+    store: dict[str, str],
+) -> None:
+    """`--json`'s problem object had no `field`, though the error named one: an invalid
+    command's first field (a list inside the command's terms too), or a domain error's field
+    (an id that names nothing). Nothing is stored for any of them."""
+    registered = run(store, "do", "register-candidate", '{"name": "Zhou Min", "actor": "hr"}')
+    candidate = json.loads(registered.stdout)["candidate_id"]
+    terms = {"purposes": ["hiring"], "check_types": ["employment"], "categories": []}
+    cases = [
+        (2, "email", "register-candidate", {"name": "Wang Fang", "email": "x", "actor": "hr"}),
+        (
+            4,
+            "consent_id",
+            "grant-consent",
+            {
+                "consent_id": "00000000-0000-0000-0000-000000000001",
+                "terms": terms,
+                "document_sha256": "ab" * 32,
+                "signature_method": "e_signature",
+                "valid_from": "2026-03-01T00:00:00+00:00",
+                "valid_until": "2026-09-01T00:00:00+00:00",
+                "actor": f"candidate:{candidate}",
+            },
+        ),
+        (
+            2,
+            "terms.purposes",
+            "request-consent",
+            {"candidate_id": candidate, "terms": {**terms, "purposes": []}, "actor": "hr"},
+        ),
+    ]
+    for code, field, use_case, command in cases:
+        result = run(store, "do", use_case, json.dumps(command), "--json")
+
+        assert result.returncode == code, (use_case, result.stdout, result.stderr)
+        problem = json.loads(result.stdout)
+        assert problem["field"] == field, problem
+        assert result.stderr == ""
+    assert "events: 1" in run(store, "info").stdout
+
+
 def test_an_unknown_id_exits_4(store: dict[str, str]) -> None:
     assert run(store, "info").returncode == 0  # a store, without it (`show` makes none)
     result = run(store, "show", "00000000-0000-0000-0000-000000000001")

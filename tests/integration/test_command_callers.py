@@ -7,6 +7,7 @@ link, a staff token over HTTP, a service's signed message. Records from before s
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -71,8 +72,8 @@ def test_the_portal_link_and_a_staff_token_are_recorded_as_such_over_http(api: S
     consent = s.request_consent(api.app, other)
     api.sent_link(other)
     me = f"candidate:{other}"
-    document = grant_consent(consent, api.app.clock())
-    del document["consent_id"], document["actor"]
+    now = api.app.clock()
+    document = s.portal_grant(consent, now.isoformat(), (now + timedelta(days=90)).isoformat())
 
     granted = api.post(me, f"/v1/consents/{consent}/grant", document)
     disclosed = api.post(

@@ -22,6 +22,7 @@ from infra.config import Settings
 from infra.kafka.cloudevent import ACCEPTED, REFUSED, DeadLetterReason
 from infra.kafka.intake import CommandMessage, IntakeDecision, decide
 from infra.kafka.outcome import DeadLetterPlace, outcome_of
+from infra.problem import MAX_FIELD
 from services.application import Backcheck
 from services.intake import CommandIntake
 from tests.commands import (
@@ -198,6 +199,28 @@ def test_an_invalid_command_is_answered_with_each_field_and_its_rule(app: Backch
         ("actor", "missing"),
     }
     assert "not-an-address" not in json.dumps(found)  # the values are never repeated
+
+
+def test_an_unknown_key_is_named_in_the_answer_bounded_however_long_it_is(
+    app: Backcheck,
+) -> None:
+    """A command's unknown key is the sender's text: a 1 MB one was repeated whole in the
+    answer's `field` and `errors`. It is cut at MAX_FIELD characters; nothing is recorded."""
+    intake = CommandIntake(app)
+    long_key = "k" * 1_000_000
+    sent = message(body({**register(uuid4()), long_key: 1}), headers("register-candidate"))
+    before = app.recorder.max_notification_id()
+
+    decision = decide(intake, sent)
+    _, found = answer(sent, decision)
+
+    problem = found["problem"]
+    assert (found["reason"], problem["rule"]) == ("invalid", "validation")
+    assert problem["field"] == "k" * MAX_FIELD + "..."
+    assert [e["field"] for e in problem["errors"]] == [problem["field"]]
+    assert len(json.dumps(found)) < 5_000
+    assert len(decision.error or "") < 1_000  # the dead letter's dlq_error
+    assert app.recorder.max_notification_id() == before
 
 
 def test_a_message_that_is_no_command_is_answered_with_what_could_be_read_of_it(

@@ -7,20 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.http import Served, problem
-from tests.story import DOCUMENT_SHA256, register, request_consent, terms_in
+from tests.story import portal_grant, register, request_consent
 
 
 def grant(api: Served, candidate: object, consent: object, valid_from: str, until: str) -> object:
     return api.post(
         f"candidate:{candidate}",
         f"/v1/consents/{consent}/grant",
-        {
-            "terms": terms_in().model_dump(mode="json"),
-            "document_sha256": DOCUMENT_SHA256,
-            "signature_method": "e_signature",
-            "valid_from": valid_from,
-            "valid_until": until,
-        },
+        portal_grant(consent, valid_from, until),
     )
 
 

@@ -11,15 +11,16 @@ from uuid import uuid4
 import pytest
 
 from infra.http.idempotency import Kept
+from infra.problem import MAX_ERRORS, MAX_FIELD
 from infra.store.server import StoreUnreachableError
 from services.access import Role
 from services.dto import ReadAccessLog
 from tests.http import COMPLIANCE, Served, problem
 from tests.story import (
-    DOCUMENT_SHA256,
     INVESTIGATOR,
     PURPOSE,
     RECRUITER,
+    portal_grant,
     terms_in,
 )
 
@@ -45,13 +46,7 @@ def consented(api: Served) -> tuple[str, str]:
     granted = api.post(
         f"candidate:{candidate}",
         f"/v1/consents/{consent}/grant",
-        {
-            "terms": terms_in().model_dump(mode="json"),
-            "document_sha256": DOCUMENT_SHA256,
-            "signature_method": "e_signature",
-            "valid_from": start.isoformat(),
-            "valid_until": (start + timedelta(days=90)).isoformat(),
-        },
+        portal_grant(consent, start.isoformat(), (start + timedelta(days=90)).isoformat()),
     )
     assert granted.status_code == 200, granted.text
     return candidate, consent
@@ -268,6 +263,26 @@ def test_invalid_input_is_422_naming_each_field_and_rule(api: Served) -> None:
         headers=api.as_(RECRUITER, **{"content-type": "application/json"}),
     )
     problem(bad_json, 422, "validation")
+
+
+def test_an_unknown_key_is_named_in_the_problem_bounded_however_long_it_is(api: Served) -> None:
+    """A body's unknown key is the sender's text: a 1 MB one was repeated whole, twice (in
+    `errors` and the detail). It is cut at MAX_FIELD characters, and past MAX_ERRORS fields
+    the rest are counted, not listed; nothing is recorded."""
+    head = api.head()
+    long_key = "k" * 1_000_000
+    extra = {f"unknown{i:03d}": 1 for i in range(MAX_ERRORS + 20)}
+
+    r = api.post(RECRUITER, "/v1/candidates", {long_key: 1, "name": "Li Lei", **extra})
+
+    body = problem(r, 422, "validation")
+    fields = [e["field"] for e in body["errors"]]
+    assert "k" * MAX_FIELD + "..." in fields
+    assert len(fields) == MAX_ERRORS
+    assert all(len(f) <= MAX_FIELD + 3 for f in fields)
+    assert len(r.content) < 20_000
+    assert body["detail"].endswith("more field(s) not listed")
+    assert api.head() == head
 
 
 def test_a_json_body_that_is_not_utf8_is_422_not_an_undocumented_400(api: Served) -> None:

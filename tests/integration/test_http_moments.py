@@ -12,7 +12,7 @@ import pytest
 
 from tests.http import COMPLIANCE, Served, problem
 from tests.integration.test_http_api import access_log, consented, register
-from tests.story import DOCUMENT_SHA256, PURPOSE, RECRUITER, terms_in
+from tests.story import PURPOSE, RECRUITER, portal_grant, terms_in
 
 NAIVE = "2026-12-05T00:00:00"
 REFUSED = [
@@ -37,13 +37,7 @@ def grant(api: Served, candidate: str, consent: str, valid_from: str, valid_unti
     return api.post(
         f"candidate:{candidate}",
         f"/v1/consents/{consent}/grant",
-        {
-            "terms": terms_in().model_dump(mode="json"),
-            "document_sha256": DOCUMENT_SHA256,
-            "signature_method": "e_signature",
-            "valid_from": valid_from,
-            "valid_until": valid_until,
-        },
+        portal_grant(consent, valid_from, valid_until),
     )
 
 

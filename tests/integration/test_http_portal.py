@@ -266,6 +266,59 @@ def test_a_portal_grant_signs_the_document_the_portal_shows_and_no_other(api: Se
     assert api.app.repository.get(consent).document_sha256 == grant["document_sha256"]
 
 
+def test_a_candidate_grants_only_the_portals_document_whichever_method_they_claim(
+    api: Served,
+) -> None:
+    """The portal link sent straight to the API (a bearer token, no page) granted with
+    `e_signature` or `wet_ink` and any hash, which was recorded as the document the candidate
+    signed. A grant made with the link is the portal's clickwrap, of the document it shows:
+    another method is refused naming `signature_method`, and nothing is recorded; the
+    clickwrap of the shown document is taken the same way."""
+    candidate = register(api.app)
+    consent = request_consent(api.app, candidate)
+    me = f"candidate:{candidate}"
+    api.portal(candidate)
+    start = api.app.clock()
+    terms = terms_in()
+    grant = {
+        "terms": terms.model_dump(mode="json"),
+        "document_sha256": DOCUMENT_SHA256,
+        "valid_from": start.isoformat(),
+        "valid_until": (start + timedelta(days=90)).isoformat(),
+    }
+    head = api.head()
+    for method, sha256 in [
+        ("e_signature", DOCUMENT_SHA256),
+        ("wet_ink", DOCUMENT_SHA256),
+        ("e_signature", shown_sha256(consent, terms)),  # even the page's: not what it signs
+    ]:
+        refused = problem(
+            api.post(
+                me,
+                f"/v1/consents/{consent}/grant",
+                grant | {"signature_method": method, "document_sha256": sha256},
+            ),
+            422,
+            "GrantNotOfTheDocumentShown",
+        )
+        assert refused["field"] == "signature_method"
+        assert [e["field"] for e in refused["errors"]] == ["signature_method"]
+        assert f"not {method!r}" in refused["detail"]
+    clickwrap = grant | {"signature_method": "clickwrap"}
+    problem(
+        api.post(me, f"/v1/consents/{consent}/grant", clickwrap), 422, "GrantNotOfTheDocumentShown"
+    )
+    assert api.head() == head
+
+    granted = api.post(
+        me,
+        f"/v1/consents/{consent}/grant",
+        clickwrap | {"document_sha256": shown_sha256(consent, terms)},
+    )
+    assert granted.status_code == 200, granted.text
+    assert api.app.repository.get(consent).signature_method == "clickwrap"
+
+
 def test_a_service_records_the_hash_of_a_document_signed_elsewhere_as_given(
     api: Served,
 ) -> None:
@@ -487,6 +540,54 @@ def test_the_package_lists_the_portal_links_issued_revoked_and_used_never_a_toke
     for token in (first, second):
         assert token not in got.text
         assert token_hash(token) not in got.text
+
+
+def test_the_package_lists_each_portal_sign_in_and_a_refused_one_records_nothing(
+    api: Served, clock: FakeClock
+) -> None:
+    """The candidate's sign-ins to the portal (each session opened with their link) are data
+    about them, and were recorded nowhere: the package listed every read and disclosure but
+    not when they signed in. Each is now recorded on the link's principal and listed, when
+    and until when, never a session id, a token or its hash; a session refused (a staff
+    token, a revoked link) records nothing."""
+    candidate = register(api.app)
+    first = sign_in(api, candidate)
+    assert first.status_code == 200, first.text
+    token = api.tokens[f"candidate:{candidate}"]
+    opened = api.app.clock()
+    clock.advance(hours=2)
+    again = api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {token}", **PORTAL}
+    )  # the same browser: its first session is replaced
+    assert again.status_code == 200, again.text
+    cookies = [r.headers["set-cookie"].split(";")[0].partition("=")[2] for r in (first, again)]
+
+    got = api.client.post(f"/v1/candidates/{candidate}/access-package", headers=PORTAL)
+
+    assert got.status_code == 200, got.text
+    signed_in = got.json()["portal_links"]["signed_in"]
+    assert [
+        (datetime.fromisoformat(s["at"]), datetime.fromisoformat(s["until"])) for s in signed_in
+    ] == [
+        (opened, opened + timedelta(hours=8)),
+        (opened + timedelta(hours=2), opened + timedelta(hours=10)),
+    ]
+    assert {s["authenticated"] for s in signed_in} == {"portal-link"}
+    for secret in (token, token_hash(token), *cookies):
+        assert secret not in got.text
+
+    head = api.head()
+    problem(api.client.post("/portal/session", headers=api.as_(RECRUITER, **PORTAL)), 403)
+    assert api.head() == head
+    api.app.revoke_principal(
+        RevokePrincipal(name=f"candidate:{candidate}", reason="phone lost", actor=RECRUITER)
+    )
+    head = api.head()
+    revoked = api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {token}", **PORTAL}
+    )
+    problem(revoked, 401, "unauthenticated")
+    assert api.head() == head
 
 
 # --- the page -----------------------------------------------------------------------------

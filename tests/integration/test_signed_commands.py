@@ -404,6 +404,52 @@ def test_a_senders_refusal_is_answered_naming_the_header_or_field_at_fault(
     )
 
 
+def test_each_senders_refusal_names_the_header_that_refused_it_and_writes_only_the_refusal(
+    intake: Intake, ats: Registered, clock: FakeClock
+) -> None:
+    """A refusal of the sender's check whose reason covers more than one header (a signature
+    without its key id, a key id not the sender's, a header given twice, a `ce_time` that is no
+    time) said `field: null`, or the other header: it names the one at fault; its reason is
+    unchanged, and nothing but the refusal is written."""
+    value = body(register(uuid4()))
+    signed = ats.signed("register-candidate", value)
+
+    def without(name: str) -> list[tuple[str, bytes]]:
+        return [(n, v) for n, v in signed if n != name]
+
+    def replaced(name: str, raw: bytes) -> list[tuple[str, bytes]]:
+        return [(n, raw if n == name else v) for n, v in signed]
+
+    untimed = [
+        (n, b"yesterday at noon" if n == "ce_time" else v)
+        for n, v in headers("register-candidate", source=ATS_SENDER)
+    ]
+    cases = [
+        ("ce_keyid", DeadLetterReason.UNSIGNED, value, without("ce_keyid")),
+        ("ce_signature", DeadLetterReason.UNSIGNED, value, without("ce_signature")),
+        ("ce_keyid", DeadLetterReason.BAD_SIGNATURE, value, replaced("ce_keyid", b"k-other")),
+        (
+            "ce_signature",
+            DeadLetterReason.BAD_SIGNATURE,
+            body(register(uuid4(), "Wang Fang")),  # changed after it was signed
+            signed,
+        ),
+        ("ce_type", DeadLetterReason.MALFORMED, value, [*signed, ("ce_type", b"destroy-report")]),
+        ("ce_time", DeadLetterReason.MALFORMED, value, ats.signer.headers(untimed, value)),
+    ]
+    for field, reason, sent_value, header_list in cases:
+        before = head_position(intake.app)
+        sent = message(sent_value, header_list, offset=intake.offset + 100)
+        intake.offset += 1
+
+        decision = intake.again(sent)
+
+        assert (decision.reason, decision.field) == (reason, field), decision.error
+        assert written_since(intake.app, before) == ["domain.sender:SenderRefusal.Refused"]
+        problem = json.loads(outcome_of(sent, decision, clock.now, None).value)["problem"]
+        assert (problem["field"], problem["rule"]) == (field, reason.value), problem
+
+
 def test_after_a_rotation_the_old_key_is_refused_and_after_revocation_every_key(
     intake: Intake, app: Backcheck, ats: Registered
 ) -> None:

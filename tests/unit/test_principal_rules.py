@@ -156,3 +156,27 @@ def test_a_principal_replays_from_its_events() -> None:
 
     assert isinstance(replayed, Principal)
     assert vars(replayed) == vars(principal)
+
+
+def test_only_a_portal_link_not_revoked_opens_a_portal_session() -> None:
+    subject = uuid4()
+    portal = staff(
+        name=portal_name(subject),
+        role="candidate",
+        kind="portal",
+        assignments=(subject,),
+        expires_at=NOW + timedelta(days=30),
+    )
+    portal.collect_events()
+
+    portal.open_session(NOW + timedelta(hours=8), portal_name(subject))
+
+    (opened,) = portal.collect_events()
+    assert isinstance(opened, Principal.SessionOpened)
+    assert (opened.ends_at, opened.opened_by) == (NOW + timedelta(hours=8), portal_name(subject))
+    member = staff()
+    with refuses(member, InvalidPrincipalError, "'kind'", "portal link"):
+        member.open_session(NOW, "hr:li.na")
+    portal.revoke("phone lost", RECRUITER)
+    with refuses(portal, PrincipalRevokedError, "portal session"):
+        portal.open_session(NOW, portal_name(subject))

@@ -8,9 +8,15 @@ from pathlib import Path
 
 import pytest
 import typer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from domain.errors import DomainError, ForbiddenError, NotFoundError, RuleBrokenError
+from domain.errors import (
+    DomainError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    RuleBrokenError,
+)
 from infra.audit.checkpoint import CheckpointError
 from infra.audit.cosignatures import CosignatureError
 from infra.audit.evidence import BundleError
@@ -21,10 +27,15 @@ from infra.config import ConfigError
 from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
 from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
 from infra.privacy.keystore import WrongMasterKeyError
-from infra.problem import ProblemDetails, problem_for
+from infra.problem import MAX_ERRORS, MAX_FIELD, ProblemDetails, problem_for
 
 
 class _Named(BaseModel):
+    name: int
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     name: int
 
 
@@ -153,3 +164,42 @@ def test_the_problem_body_has_the_rfc_9457_members_and_the_exit_code() -> None:
     problem = ProblemDetails(404, "Not found", "NotFound", "no c", 4, "Not found (NotFound)")
 
     assert set(problem.body()) == {"status", "title", "type", "detail", "exit_code"}
+
+
+def test_an_unknown_key_is_named_in_the_command_lines_problem_bounded_however_long_it_is(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`backcheck do` with a command whose unknown key is 1 MB long repeated it whole, on
+    stderr or in --json; past MAX_ERRORS fields, the rest are counted, not listed."""
+    long_key = "k" * 1_000_000
+    extra = {f"unknown{i:03d}": 1 for i in range(MAX_ERRORS + 5)}
+    try:
+        _Strict.model_validate({"name": 1, long_key: 1, **extra})
+    except ValidationError as e:
+        error = e
+    for as_json in (False, True):
+        with pytest.raises(typer.Exit):
+            fail(error, as_json=as_json)
+
+        said = capsys.readouterr()
+        shown = said.out if as_json else said.err
+        detail = json.loads(shown)["detail"] if as_json else shown
+        assert f"field {'k' * MAX_FIELD}...: Extra inputs are not permitted" in detail
+        assert len(shown) < 10_000
+        assert "; and 6 more field(s) not listed" in detail  # the long key, 55 more, 50 listed
+
+
+def test_with_json_the_problem_names_the_field_the_error_blames(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The HTTP problem said which field was at fault; the command line's `--json` did not."""
+    blamed = InvalidInputError("field 'purposes': name at least one purpose", field="purposes")
+    for error, field in ((blamed, "purposes"), (_validation_error(), "name")):
+        with pytest.raises(typer.Exit):
+            fail(error, as_json=True)
+
+        assert json.loads(capsys.readouterr().out)["field"] == field
+
+    with pytest.raises(typer.Exit):
+        fail(CheckpointError("no signing key at k"), as_json=True)
+    assert "field" not in json.loads(capsys.readouterr().out)  # none blamed: none named
