@@ -13,6 +13,9 @@ A view may also hold the marker of a value erased before it was written,
 (that would mint a new key for an erased subject); or of a value whose data key was gone,
 with no erasure recorded, when it was written,
 `{"name": ..., "category": ..., "tier": ..., "unreadable": true}`: reading it fails.
+A view row may also hold the very envelope an event was stored with (decision 0048), with
+where it was sealed: `"at": [event id, event version, path in the event]`; it is opened as
+it would be in that event (the subject is the row's), not as a value sealed for the row.
 
 This module is the one owner of that format: it builds and recognises envelopes and walks a
 value tree to seal or open them. What a value is sealed with, and how, is `sealing.py`'s.
@@ -37,6 +40,8 @@ OpenOne = Callable[[Envelope, str], Any]  # an envelope and its path → what is
 
 KEY = "key"
 BY_CATEGORY = "category"
+AT = "at"
+EventPlace = tuple[str, int, str]  # an event's originator id and version, a path inside it
 
 
 def sealed(field: PersonalField, tier: str, blob: bytes, *, by_category: bool = False) -> Envelope:
@@ -55,6 +60,19 @@ def scope(envelope: Envelope) -> str:
     if envelope.get(KEY) == BY_CATEGORY:
         return str(envelope["category"])
     return str(envelope["tier"])
+
+
+def placed(found: Envelope, originator_id: str, version: int, path: str) -> Envelope:
+    """An event's envelope as a view row keeps it: the same, saying where it was sealed."""
+    return {**found, AT: [originator_id, version, path]}
+
+
+def place_of(found: Envelope) -> EventPlace | None:
+    """Where an envelope a view row keeps from an event was sealed (None: sealed for the row)."""
+    at = found.get(AT)
+    if at is None:
+        return None
+    return str(at[0]), int(at[1]), str(at[2])
 
 
 def erased(field: PersonalField) -> Envelope:
