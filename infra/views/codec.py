@@ -67,6 +67,20 @@ class Unread(PersonalField):
     envelope: Envelope = field(default_factory=dict, compare=False)
     place: tuple[Context, str] = field(default=(("", "", 0), ""), compare=False)
 
+    @classmethod
+    def of(cls, found: Envelope, place: tuple[Context, str]) -> Unread:
+        """The same as `Unread(name, category, WITHHELD_VALUE, found, place)`, made without
+        the frozen dataclass's `__init__` (five `object.__setattr__`: half of the making)."""
+        made = object.__new__(cls)
+        made.__dict__.update(
+            name=found["name"],
+            category=found["category"],
+            value=WITHHELD_VALUE,
+            envelope=found,
+            place=place,
+        )
+        return made
+
 
 # A row as stored: keys sorted (a dataclass as the dict of its fields, sorted too), so the
 # document read back from PostgreSQL's jsonb can be put back byte for byte (`verified`).
@@ -228,7 +242,7 @@ class Codec:
 
         def open_one(found: Envelope, where: str) -> Any:
             if unread and self.sealer is not None and "sealed" in found:
-                return Unread(found["name"], found["category"], WITHHELD_VALUE, found, (ctx, where))
+                return Unread.of(found, (ctx, where))
             try:
                 value = self.open_envelope(found, where, ctx)
             except DataKeyMissingError:
@@ -246,7 +260,7 @@ class Codec:
         parsed: Doc = orjson.loads(data)
         if not envelope.may_hold_envelopes(data):  # nothing to open: no walk through it
             return parsed
-        opened: Doc = envelope.open_tree(parsed, "doc", open_one, markers=True)
+        opened: Doc = envelope.open_in_place(parsed, "doc", open_one, markers=True)
         return opened
 
     def open_envelope(self, found: Envelope, path: str, ctx: Context) -> Any:
