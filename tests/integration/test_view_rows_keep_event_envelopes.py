@@ -23,9 +23,9 @@ from services.dto import (
     ClaimIn,
     EraseSubject,
     PersonalFieldIn,
-    RegisterCandidate,
     SubmitClaims,
 )
+from tests import story as s
 from tests.conftest import FakeClock
 from tests.integration.test_view_row_macs import rows_of
 
@@ -39,18 +39,12 @@ def app(settings: Settings, clock: FakeClock) -> Iterator[Backcheck]:
     application.close()
 
 
-def registered(app: Backcheck, name: str = "Li Lei") -> UUID:
-    return app.register_candidate(
-        RegisterCandidate(name=name, email="li.lei@example.com", actor="recruiter:alice")
-    ).candidate_id
-
-
 def given_a_claim(app: Backcheck, candidate: UUID) -> None:
     app.submit_claims(
         SubmitClaims(
             candidate_id=candidate,
             claims=[ClaimIn(kind="employment", fields=[EMPLOYER])],
-            actor="recruiter:alice",
+            actor=s.RECRUITER,
         )
     )
 
@@ -74,7 +68,7 @@ def runner_of(app: Backcheck) -> ViewRunner:
 def test_a_registrations_profile_row_keeps_the_envelopes_its_event_was_stored_with(
     app: Backcheck, settings: Settings
 ) -> None:
-    candidate = registered(app)
+    candidate = s.register(app)
     runner_of(app).catch_up()
 
     event = stored_state(app, candidate, 1)["identity"]
@@ -90,7 +84,7 @@ def test_a_registrations_profile_row_keeps_the_envelopes_its_event_was_stored_wi
 def test_a_batch_changing_a_row_opens_and_seals_none_of_the_values_it_carries(
     app: Backcheck, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    candidate = registered(app)
+    candidate = s.register(app)
     runner_of(app).catch_up()
     before = profile_row(settings, candidate)["identity"]
     sealer = app.mapper.sealer  # type: ignore[attr-defined]
@@ -123,7 +117,7 @@ def test_an_events_envelope_written_into_another_subjects_row_is_sealed_anew_for
 ) -> None:
     """Bound to its subject, an event's envelope would not open in another's row: a value
     put there is sealed for that row, as before."""
-    candidate = registered(app)
+    candidate = s.register(app)
     sealer = app.mapper.sealer  # type: ignore[attr-defined]
     assert isinstance(sealer, Sealer)
     codec = Codec(sealer)
@@ -150,7 +144,7 @@ def test_an_events_envelope_written_into_another_subjects_row_is_sealed_anew_for
 def test_an_events_envelope_in_a_row_reads_as_erased_once_the_subject_is_erased(
     app: Backcheck, settings: Settings
 ) -> None:
-    candidate = registered(app)
+    candidate = s.register(app)
     given_a_claim(app, candidate)
     runner_of(app).catch_up()
     before = profile_row(settings, candidate)
