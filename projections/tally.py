@@ -63,14 +63,18 @@ def _gather_tiers(value: Any, found: set[str]) -> None:
         for v in value:
             if not isinstance(v, _PLAIN):
                 _gather_tiers(v, found)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for name in _field_names(type(value)):
+    else:
+        kind: type = type(value)
+        for name in _field_names(kind) or ():
             _gather_tiers(getattr(value, name), found)
 
 
 @functools.cache
-def _field_names(cls: type) -> tuple[str, ...]:
-    """A dataclass's field names (`dataclasses.fields` walks them anew on every call)."""
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """A dataclass type's field names, None for any other type (asked once a type:
+    `dataclasses.fields` walks them anew on every call)."""
+    if not dataclasses.is_dataclass(cls):
+        return None
     return tuple(f.name for f in dataclasses.fields(cls))
 
 

@@ -238,7 +238,7 @@ def stored_envelopes(
     subject = state.get("candidate_id")
     if subject is None:
         return []
-    ctx = (str(subject), str(state["originator_id"]), state["originator_version"])
+    ctx = (_text(subject), _text(state["originator_id"]), state["originator_version"])
     found: list[tuple[PersonalField, Envelope, Context, str]] = []
     for name in personal_fields_of(cls):
         if name in state and name in stored:
@@ -254,7 +254,7 @@ def _pair(
     found: list[tuple[PersonalField, Envelope, Context, str]],
 ) -> None:
     """The walk of `envelope.seal_tree` (the same paths) over a value and its stored form."""
-    kind = type(value)
+    kind: type = type(value)
     if kind in LEAF_TYPES:
         return
     if kind is list or kind is tuple:
@@ -276,14 +276,26 @@ def _pair(
             for k, v in value.items():
                 if k in stored and type(v) not in LEAF_TYPES:
                     _pair(v, stored[k], f"{path}.{k}", ctx, found)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+    elif (names := _dataclass_fields(kind)) is not None:
         if type(stored) is dict:
-            for name in envelope.field_names(type(value)):
+            for name in names:
                 if name in stored:
                     _pair(getattr(value, name), stored[name], f"{path}.{name}", ctx, found)
     elif isinstance(value, tuple | list) and type(stored) is list and len(stored) == len(value):
         for i, v in enumerate(value):
             _pair(v, stored[i], f"{path}.{i}", ctx, found)
+
+
+@functools.lru_cache(maxsize=4096)
+def _text(ident: UUID) -> str:
+    """An id's text as a context holds it (made once: several events of a batch name it)."""
+    return str(ident)
+
+
+@functools.cache
+def _dataclass_fields(cls: type) -> tuple[str, ...] | None:
+    """A dataclass type's field names (None for any other type), asked once a type."""
+    return envelope.field_names(cls) if dataclasses.is_dataclass(cls) else None
 
 
 def _aad(subject: str, originator_id: str, version: int, path: str) -> bytes:
