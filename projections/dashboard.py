@@ -45,7 +45,7 @@ from projections import histogram as hist
 from projections.access_log import NO_POLICY
 from projections.events import LOG_ONLY_EVENTS, EventClass
 from projections.listing import STAGE_EVENTS, CandidateStage, next_stage, stage_reached
-from projections.rows import Doc, Rows
+from projections.rows import Doc, Rows, ident
 from projections.tally import (
     bump,
     day_of,
@@ -196,8 +196,10 @@ class Dashboard:
 
         def change(doc: Doc) -> None:
             days = doc.setdefault("days", {})
+            new = day not in days
             bump(days.setdefault(day, {}), what, n)
-            keep_recent(days)
+            if new:  # else the days held are those held before, kept already
+                keep_recent(days)
 
         self._change(rows, "daily", change)
 
@@ -205,7 +207,7 @@ class Dashboard:
 
     def _candidate(self, rows: Rows, subject: UUID, change: Callable[[Doc], None]) -> None:
         """Changes a candidate's state row, and moves their place in the retention counts."""
-        key = f"candidate:{subject}"
+        key = f"candidate:{ident(subject)}"
         doc = rows.get(CASE_VIEW, key) or {
             "stage": None,  # None: never registered (nor listed)
             "last_activity": None,

@@ -51,7 +51,7 @@ from domain.investigation import InvestigationStatus
 from domain.report import ReportStatus
 from projections import events as ev
 from projections.events import EventClass
-from projections.rows import Doc, Rows
+from projections.rows import Doc, Rows, ident
 
 ALL = "all"
 KINDS = ("candidate", "investigation", "report")
@@ -248,7 +248,7 @@ class Listing:
     def candidate_registered(self, event: Any, rows: Rows) -> None:
         at = stamp(event.timestamp)
         doc: Doc = {
-            "candidate_id": str(event.candidate_id),
+            "candidate_id": ident(event.candidate_id),
             "status": CandidateStage.REGISTERED.value,
             "registered_at": at,
             "status_since": at,

@@ -37,7 +37,7 @@ from projections.documents import Shred, iso, keyed, plain, shred_nested, shred_
 from projections.events import LOG_ONLY_EVENTS, EventClass
 from projections.listing import LIST_VIEWS, Listing
 from projections.report_view import ReportHandlers
-from projections.rows import Doc, Rows
+from projections.rows import Doc, Rows, ident
 from projections.versions import PRINCIPAL_CHANGES, PRINCIPAL_VIEW, keep_version, principal_changed
 
 __all__ = [
@@ -91,7 +91,9 @@ class ReadViews(ReportHandlers):
     # 10: a report's legal hold keeps its reason as a personal value, sealed with the
     #    candidate's data (decision 0041, extended): rows before held it in clear; the access
     #    log says why a failed read failed (`failure`)
-    version = 10
+    # 11: a value keeps the envelope its event was stored with, saying where it was sealed
+    #    (decision 0048): rows before held it sealed for the row
+    version = 11
     # Every row belongs to the subject of the events that change it: a worker applies each
     # partition's candidates apart from the others'.
     shared_rows = False
@@ -168,15 +170,15 @@ class ReadViews(ReportHandlers):
     # --- profile --------------------------------------------------------------------------
 
     def _profile(self, event: Any, rows: Rows, change: Callable[[Doc], None]) -> None:
-        doc = rows.get("profile", str(event.candidate_id))
+        doc = rows.get("profile", ident(event.candidate_id))
         if doc is None:
             return
         change(doc)
-        rows.put("profile", str(event.candidate_id), event.candidate_id, doc)
+        rows.put("profile", ident(event.candidate_id), event.candidate_id, doc)
 
     def candidate_registered(self, event: Any, rows: Rows) -> None:
         doc: Doc = {
-            "candidate_id": str(event.candidate_id),
+            "candidate_id": ident(event.candidate_id),
             "registered_by": event.registered_by,
             "registered_at": iso(event.timestamp),
             "identity": list(event.identity),
@@ -185,7 +187,7 @@ class ReadViews(ReportHandlers):
             "erased": False,
             "shredded_tiers": [],
         }
-        rows.put("profile", str(event.candidate_id), event.candidate_id, doc)
+        rows.put("profile", ident(event.candidate_id), event.candidate_id, doc)
 
     def claims_submitted(self, event: Any, rows: Rows) -> None:
         def change(doc: Doc) -> None:

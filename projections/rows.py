@@ -10,11 +10,19 @@ worker. Documents are plain JSON values (str, int, float, bool, None, list, dict
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator
 from typing import Any, Protocol
 from uuid import UUID
 
 Doc = dict[str, Any]
+
+
+@functools.lru_cache(maxsize=4096)
+def ident(value: UUID) -> str:
+    """An id as rows hold it (its text): asked several times for each event applied (its
+    subject's rows, keys and documents), and a UUID's text is made anew on every `str`."""
+    return str(value)
 
 
 class Rows(Protocol):

@@ -4,6 +4,7 @@ tiers an event holds values of, and where a quiet case stands for retention."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -62,9 +63,19 @@ def _gather_tiers(value: Any, found: set[str]) -> None:
         for v in value:
             if not isinstance(v, _PLAIN):
                 _gather_tiers(v, found)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            _gather_tiers(getattr(value, f.name), found)
+    else:
+        kind: type = type(value)
+        for name in _field_names(kind) or ():
+            _gather_tiers(getattr(value, name), found)
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """A dataclass type's field names, None for any other type (asked once a type:
+    `dataclasses.fields` walks them anew on every call)."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def tally(doc: Doc, principal: str, policies: list[str]) -> None:

@@ -24,7 +24,7 @@ from domain.candidate import Candidate
 from domain.investigation import Investigation
 from domain.report import Report
 from projections import events as ev
-from projections.rows import Rows
+from projections.rows import Rows, ident
 
 PRINCIPAL_VIEW = "principal"
 
@@ -52,7 +52,7 @@ def keep_version(event: Any, rows: Rows) -> None:
     """The aggregate's row, if it has one, is at the event's version."""
     for base, view in OWN_ROWS:
         if isinstance(event, base):
-            key = str(event.originator_id)
+            key = ident(event.originator_id)
             doc = rows.get(view, key)
             if doc is not None and doc.get("version") != event.originator_version:
                 doc["version"] = event.originator_version

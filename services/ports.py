@@ -74,8 +74,9 @@ class ReadModel(Protocol):
         the access log) may be left for a later batch."""
         ...
 
-    def observe(self, committed: list[tuple[int, Any]]) -> None:
-        """(position, event) just committed by this process, so they need not be read back."""
+    def observe(self, committed: list[tuple[int, Any, bytes]]) -> None:
+        """(position, event, its stored state) just committed by this process, so they need
+        not be read back; the values the stored state seals are the views' too."""
         ...
 
     def get(

@@ -408,7 +408,7 @@ class UnitOfWork(Application[UUID]):
                 )
                 for r in recordings
             )
-        committed = [(r.notification.id, r.domain_event) for r in recordings]
+        committed = [(r.notification.id, r.domain_event, r.notification.state) for r in recordings]
         for model in self.kept_views:
             model.observe(committed)
         return list(reacted.values())

@@ -13,6 +13,9 @@ A view may also hold the marker of a value erased before it was written,
 (that would mint a new key for an erased subject); or of a value whose data key was gone,
 with no erasure recorded, when it was written,
 `{"name": ..., "category": ..., "tier": ..., "unreadable": true}`: reading it fails.
+A view row may also hold the very envelope an event was stored with (decision 0048), with
+where it was sealed: `"at": [event id, event version, path in the event]`; it is opened as
+it would be in that event (the subject is the row's), not as a value sealed for the row.
 
 This module is the one owner of that format: it builds and recognises envelopes and walks a
 value tree to seal or open them. What a value is sealed with, and how, is `sealing.py`'s.
@@ -37,6 +40,8 @@ OpenOne = Callable[[Envelope, str], Any]  # an envelope and its path → what is
 
 KEY = "key"
 BY_CATEGORY = "category"
+AT = "at"
+EventPlace = tuple[str, int, str]  # an event's originator id and version, a path inside it
 
 
 def sealed(field: PersonalField, tier: str, blob: bytes, *, by_category: bool = False) -> Envelope:
@@ -55,6 +60,19 @@ def scope(envelope: Envelope) -> str:
     if envelope.get(KEY) == BY_CATEGORY:
         return str(envelope["category"])
     return str(envelope["tier"])
+
+
+def placed(found: Envelope, originator_id: str, version: int, path: str) -> Envelope:
+    """An event's envelope as a view row keeps it: the same, saying where it was sealed."""
+    return {**found, AT: [originator_id, version, path]}
+
+
+def place_of(found: Envelope) -> EventPlace | None:
+    """Where an envelope a view row keeps from an event was sealed (None: sealed for the row)."""
+    at = found.get(AT)
+    if at is None:
+        return None
+    return str(at[0]), int(at[1]), str(at[2])
 
 
 def erased(field: PersonalField) -> Envelope:
@@ -190,3 +208,32 @@ def open_tree(value: Any, path: str, open_one: OpenOne, *, markers: bool = False
             for i, v in enumerate(value)
         ]
     return value
+
+
+def open_in_place(value: Any, path: str, open_one: OpenOne, *, markers: bool = False) -> Any:
+    """As `open_tree`, on a tree parsed for the purpose: its envelopes replaced where they
+    are, no container copied (a batch reads each row it changes: a walk that copied every
+    container was most of reading one)."""
+    if isinstance(value, dict) and ("sealed" in value or (markers and is_marker(value))):
+        return open_one(value, path)
+    _open_children(value, path, open_one, markers)
+    return value
+
+
+def _open_children(value: Any, path: str, open_one: OpenOne, markers: bool) -> None:
+    items: Any
+    if type(value) is dict:
+        items = value.items()
+    elif type(value) is list:
+        items = enumerate(value)
+    else:
+        return
+    for step, child in items:
+        kind = type(child)
+        if kind is dict:
+            if "sealed" in child or (markers and is_marker(child)):
+                value[step] = open_one(child, f"{path}.{step}")  # a value, in place: no resize
+            else:
+                _open_children(child, f"{path}.{step}", open_one, markers)
+        elif kind is list:
+            _open_children(child, f"{path}.{step}", open_one, markers)

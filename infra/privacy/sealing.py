@@ -223,6 +223,81 @@ class Sealer:
         )
 
 
+def stored_envelopes(
+    event: Any, stored: dict[str, Any]
+) -> list[tuple[PersonalField, Envelope, Context, str]]:
+    """Each personal value of a domain event with the envelope its stored state (`stored`, as
+    `seal_state` made it) holds for it, the place it is sealed for and its path there: a
+    view row may keep that envelope rather than seal the value again (decision 0048). Only
+    envelopes found where `seal_state` put the value, with its name and category; none for an
+    event stored at another class version (an upcast may have moved or changed a value)."""
+    cls: type = type(event)
+    if stored.get("class_version", 1) != getattr(cls, "class_version", 1):
+        return []
+    state = vars(event)
+    subject = state.get("candidate_id")
+    if subject is None:
+        return []
+    ctx = (_text(subject), _text(state["originator_id"]), state["originator_version"])
+    found: list[tuple[PersonalField, Envelope, Context, str]] = []
+    for name in personal_fields_of(cls):
+        if name in state and name in stored:
+            _pair(state[name], stored[name], name, ctx, found)
+    return found
+
+
+def _pair(
+    value: Any,
+    stored: Any,
+    path: str,
+    ctx: Context,
+    found: list[tuple[PersonalField, Envelope, Context, str]],
+) -> None:
+    """The walk of `envelope.seal_tree` (the same paths) over a value and its stored form."""
+    kind: type = type(value)
+    if kind in LEAF_TYPES:
+        return
+    if kind is list or kind is tuple:
+        if type(stored) is list and len(stored) == len(value):
+            for i, v in enumerate(value):
+                if type(v) not in LEAF_TYPES:
+                    _pair(v, stored[i], f"{path}.{i}", ctx, found)
+    elif isinstance(value, PersonalField):
+        if (
+            type(stored) is dict
+            and "sealed" in stored
+            and stored.get("name") == value.name
+            and stored.get("category") == value.category
+            and value.value not in (ERASED_VALUE, KEY_MISSING_VALUE)
+        ):
+            found.append((value, stored, ctx, path))
+    elif kind is dict:
+        if type(stored) is dict:
+            for k, v in value.items():
+                if k in stored and type(v) not in LEAF_TYPES:
+                    _pair(v, stored[k], f"{path}.{k}", ctx, found)
+    elif (names := _dataclass_fields(kind)) is not None:
+        if type(stored) is dict:
+            for name in names:
+                if name in stored:
+                    _pair(getattr(value, name), stored[name], f"{path}.{name}", ctx, found)
+    elif isinstance(value, tuple | list) and type(stored) is list and len(stored) == len(value):
+        for i, v in enumerate(value):
+            _pair(v, stored[i], f"{path}.{i}", ctx, found)
+
+
+@functools.lru_cache(maxsize=4096)
+def _text(ident: UUID) -> str:
+    """An id's text as a context holds it (made once: several events of a batch name it)."""
+    return str(ident)
+
+
+@functools.cache
+def _dataclass_fields(cls: type) -> tuple[str, ...] | None:
+    """A dataclass type's field names (None for any other type), asked once a type."""
+    return envelope.field_names(cls) if dataclasses.is_dataclass(cls) else None
+
+
 def _aad(subject: str, originator_id: str, version: int, path: str) -> bytes:
     """What a sealed value is bound to: its subject, its place and version, its path."""
     return f"{subject}|{originator_id}|{version}|{path}".encode()

@@ -25,7 +25,7 @@ import orjson
 from domain.classification import ERASED_VALUE, KEY_MISSING_VALUE, WITHHELD_VALUE, PersonalField
 from infra.privacy import envelope
 from infra.privacy.envelope import Envelope, Where
-from infra.privacy.sealing import Context, Sealer
+from infra.privacy.sealing import Context, Sealer, stored_envelopes
 from infra.views.integrity import RowSeal
 from projections.read_views import PLAIN_PREFIXES, PLAIN_VIEWS
 from projections.rows import Doc
@@ -41,6 +41,10 @@ def _context(view: str, key: str, subject: str) -> Context:
 # being sealed anew: a row rewritten for one new value (a profile given one more claim) costs one
 # encryption, not one per value it holds. A PersonalField is immutable, so the very same object
 # holds the very same name, category and value.
+# The values of the events a batch applies are noted too, with the envelope their event was
+# stored with, saying where (`envelope.placed`): written into any row of the event's subject,
+# a value keeps that envelope, sealed once for the event and never again for a row (decision
+# 0048); the row's MAC binds it to its row as it binds every other byte of the row.
 Opened = dict[int, tuple[PersonalField, Envelope, tuple[Context, str]]]
 
 
@@ -51,6 +55,31 @@ class Unopened(PersonalField):
 
     envelope: Envelope = field(default_factory=dict, compare=False)
     place: tuple[Context, str] = field(default=(("", "", 0), ""), compare=False)
+
+
+@dataclass(frozen=True)
+class Unread(PersonalField):
+    """A row's sealed value as a batch reads it (`Codec.decode(unread=True)`): not opened,
+    WITHHELD_VALUE, with the envelope it is sealed in and its place. Projections carry values
+    through, never read them: written back where it was (or, an event's envelope, into a row
+    of its subject) it keeps that envelope; anywhere else it is opened then and sealed anew."""
+
+    envelope: Envelope = field(default_factory=dict, compare=False)
+    place: tuple[Context, str] = field(default=(("", "", 0), ""), compare=False)
+
+    @classmethod
+    def of(cls, found: Envelope, place: tuple[Context, str]) -> Unread:
+        """The same as `Unread(name, category, WITHHELD_VALUE, found, place)`, made without
+        the frozen dataclass's `__init__` (five `object.__setattr__`: half of the making)."""
+        made = object.__new__(cls)
+        made.__dict__.update(
+            name=found["name"],
+            category=found["category"],
+            value=WITHHELD_VALUE,
+            envelope=found,
+            place=place,
+        )
+        return made
 
 
 # A row as stored: keys sorted (a dataclass as the dict of its fields, sorted too), so the
@@ -114,6 +143,20 @@ class Codec:
             self.seal(view, key, subject, doc, opened), option=_STORED, default=_fields
         )
 
+    def note_event(self, event: Any, stored: bytes | str, opened: Opened) -> None:
+        """Notes in `opened` each personal value of `event` with the envelope its stored state
+        `stored` (the bytes the event store holds) has for it: `encode` keeps that envelope."""
+        if self.sealer is None or not envelope.may_hold_envelopes(stored):
+            return
+        try:
+            state = orjson.loads(stored)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(state, dict):
+            return
+        for value, found, ctx, path in stored_envelopes(event, state):
+            opened[id(value)] = (value, envelope.placed(found, ctx[1], ctx[2], path), (ctx, path))
+
     def seal(
         self, view: str, key: str, subject: str, doc: Doc, opened: Opened | None = None
     ) -> Any:
@@ -121,6 +164,10 @@ class Codec:
         ctx = _context(view, key, subject)
 
         def seal_one(value: PersonalField, path: str) -> Envelope:
+            if type(value) is Unread:
+                if self._stays(value.envelope, value, value.place, (ctx, path)):
+                    return value.envelope  # as it was
+                value = self._read(value)
             if value.value == ERASED_VALUE:
                 return envelope.erased(value)
             if isinstance(value, Unopened) and value.place == (ctx, path):
@@ -137,32 +184,65 @@ class Codec:
     def _kept(
         self, value: PersonalField, place: tuple[Context, str], opened: Opened | None
     ) -> Envelope | None:
-        """The envelope `value` was opened from, if it goes back to the same place and that
-        envelope is sealed with the key a new one would be (its category's, not an older
+        """The envelope `value` was opened from, if it goes back to the same place (or it is
+        an event's envelope, `envelope.placed`, going into a row of the event's subject) and
+        that envelope is sealed with the key a new one would be (its category's, not an older
         envelope's tier key)."""
         found = opened.get(id(value)) if opened is not None else None
-        if found is None or found[0] is not value or found[2] != place:
+        if found is None or found[0] is not value:
             return None
+        return found[1] if self._stays(found[1], value, found[2], place) else None
+
+    def _stays(
+        self,
+        sealed: Envelope,
+        value: PersonalField,
+        was: tuple[Context, str],
+        place: tuple[Context, str],
+    ) -> bool:
+        """Whether `value`, sealed in `sealed` for the place `was`, keeps that envelope at
+        `place`: the same place (or an event's envelope in a row of the event's subject),
+        sealed with the key a new envelope would be."""
+        if was != place and (envelope.AT not in sealed or was[0][0] != place[0][0]):
+            return False
         assert self.sealer is not None
         by_category = self.sealer.by_category
         wanted = value.category if by_category else value.tier.value
-        sealed = found[1]
-        if (
-            envelope.scope(sealed) != wanted
-            or (sealed.get(envelope.KEY) is not None) != by_category
-        ):
-            return None
-        return sealed
+        return envelope.scope(sealed) == wanted and (
+            (sealed.get(envelope.KEY) is not None) == by_category
+        )
+
+    def _read(self, value: Unread) -> PersonalField:
+        """A value a batch read unopened, opened where it was (to be sealed for elsewhere)."""
+        ctx, path = value.place
+        try:
+            opened: PersonalField = self.open_envelope(value.envelope, path, ctx)
+        except DataKeyMissingError:
+            return Unopened(
+                value.name, value.category, KEY_MISSING_VALUE, value.envelope, value.place
+            )
+        return opened
 
     def decode(
-        self, view: str, key: str, subject: str, data: bytes | str, noted: Opened | None = None
+        self,
+        view: str,
+        key: str,
+        subject: str,
+        data: bytes | str,
+        noted: Opened | None = None,
+        *,
+        unread: bool = False,
     ) -> Doc:
         """A stored row as the projection changes it: every value opened, except one whose
         key is gone without a recorded erasure, which stays sealed (`Unopened`). Each value
-        opened from an envelope is noted in `noted`, if given (see `encode`)."""
+        opened from an envelope is noted in `noted`, if given (see `encode`). `unread`: no
+        sealed value opened at all, each an `Unread` (a batch's rows: `encode` opens one
+        only if it goes elsewhere)."""
         ctx = _context(view, key, subject)
 
         def open_one(found: Envelope, where: str) -> Any:
+            if unread and self.sealer is not None and "sealed" in found:
+                return Unread.of(found, (ctx, where))
             try:
                 value = self.open_envelope(found, where, ctx)
             except DataKeyMissingError:
@@ -180,7 +260,7 @@ class Codec:
         parsed: Doc = orjson.loads(data)
         if not envelope.may_hold_envelopes(data):  # nothing to open: no walk through it
             return parsed
-        opened: Doc = envelope.open_tree(parsed, "doc", open_one, markers=True)
+        opened: Doc = envelope.open_in_place(parsed, "doc", open_one, markers=True)
         return opened
 
     def open_envelope(self, found: Envelope, path: str, ctx: Context) -> Any:
@@ -189,6 +269,9 @@ class Codec:
         if envelope.is_sealed(found):
             if self.sealer is None:
                 return found  # left sealed: this codec cannot open it
+            at = envelope.place_of(found)
+            if at is not None:  # an event's envelope: opened as in that event
+                ctx, path = (ctx[0], at[0], at[1]), at[2]
             text = self.sealer.open_field(found, path, ctx)
             return PersonalField(found["name"], found["category"], text)
         if envelope.is_unreadable(found):

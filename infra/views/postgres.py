@@ -14,7 +14,7 @@ from infra.store.ddl import SerialisedTrackingDDL, serialise_ddl
 from infra.views.codec import Codec, Parsed
 from infra.views.kept import Kept
 from infra.views.runner import Decode, Log, ViewRunner
-from infra.views.store import BatchRows, Dumped, Key, Projection, Run, refused_because
+from infra.views.store import BatchRows, Dumped, Key, Projection, Run, Stored, refused_because
 
 # Advisory locks of the view writers: this number ("bckv" in ASCII), then the tracked name's hash.
 VIEWS_LOCK = 0x62636B76
@@ -111,11 +111,17 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
         )
 
     def apply(
-        self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: Projection
+        self,
+        events: Sequence[tuple[int, Any]],
+        tracking: Tracking,
+        projection: Projection,
+        stored: Stored | None = None,
     ) -> set[Key]:
-        return self.apply_tracked([(events, tracking)], projection)
+        return self.apply_tracked([(events, tracking)], projection, stored)
 
-    def apply_tracked(self, runs: Sequence[Run], projection: Projection) -> set[Key]:
+    def apply_tracked(
+        self, runs: Sequence[Run], projection: Projection, stored: Stored | None = None
+    ) -> set[Key]:
         with self.datastore.transaction(commit=True) as curs:
             # one writer per tracked name at a time (in name order: no deadlock), or one for
             # the whole table when rows are shared between them (read, changed, written back:
@@ -133,7 +139,7 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
                 why = refused_because(tracking, done)
                 if why is not None:
                     raise IntegrityError(why)
-            rows = BatchRows(_PostgresReads(curs, self.sql), self.codec)
+            rows = BatchRows(_PostgresReads(curs, self.sql), self.codec, stored)
             rows.project(runs, projection)
             for view, key, subject, data, mac in rows.dirty():
                 if data is None:

@@ -92,7 +92,8 @@ class ViewRunner:
         self._lock = threading.Lock()
         self._position = store.max_tracking_id(self.name) or 0
         self._pending_lock = threading.Lock()
-        self._pending: dict[int, Any] = {}  # committed here, not yet applied: position → event
+        # committed here, not yet applied: position → (event, its stored state)
+        self._pending: dict[int, tuple[Any, bytes]] = {}
         self._log_only_through = 0
         self._log_only_topics = {get_topic(cls) for cls in LOG_ONLY_EVENTS}
         self._rows: dict[Key, Parsed] = {}
@@ -102,11 +103,11 @@ class ViewRunner:
     def position(self) -> int:
         return self._position
 
-    def observe(self, committed: list[tuple[int, Any]]) -> None:
+    def observe(self, committed: list[tuple[int, Any, bytes]]) -> None:
         with self._pending_lock:
-            for position, event in committed:
+            for position, event, stored in committed:
                 if position > self._position:
-                    self._pending[position] = event
+                    self._pending[position] = (event, stored)
             backlog = len(self._pending)
         if backlog >= self.max_pending:
             try:
@@ -163,13 +164,13 @@ class ViewRunner:
                 self._adopt(self.store.max_tracking_id(self.name) or 0)
                 if self._position >= head:
                     break
-                events = self._next_batch(head, batch)
+                events, states = self._next_batch(head, batch)
                 if not events:
                     break
                 last = events[-1][0]
                 advance = Advance(self.name, last, after=self._position)
                 try:
-                    touched = self.store.apply(events, advance, self.projection)
+                    touched = self.store.apply(events, advance, self.projection, states)
                 except IntegrityError:
                     # Another runner on the same views (another process) applied some or all
                     # of this run meanwhile: take up from where it got to
@@ -206,18 +207,24 @@ class ViewRunner:
                 del self._pending[position]
         self.log.forget_written(through)
 
-    def _next_batch(self, head: int, batch: int) -> list[tuple[int, Any]]:
-        """The next events after the views' position: from memory when this process wrote
-        them all, else read back from the log (decoding only those not in memory)."""
+    def _next_batch(self, head: int, batch: int) -> tuple[list[tuple[int, Any]], dict[int, bytes]]:
+        """The next events after the views' position, with their stored states: from memory
+        when this process wrote them all, else read back from the log (decoding only those
+        not in memory)."""
         stop = min(head, self._position + batch)
         wanted = range(self._position + 1, stop + 1)
         with self._pending_lock:
-            known = [(p, self._pending.get(p)) for p in wanted]
-        if all(event is not None for _, event in known):
-            return known
+            known = {p: self._pending.get(p) for p in wanted}
+        if all(found is not None for found in known.values()):
+            return [(p, found[0]) for p, found in known.items() if found is not None], {
+                p: found[1] for p, found in known.items() if found is not None
+            }
         notes = self.log.select_notifications(start=self._position + 1, limit=batch, stop=head)
-        mine = dict(known)
-        return [(n.id, mine.get(n.id) or self.decode(n)) for n in notes]
+        events = []
+        for n in notes:
+            found = known.get(n.id)
+            events.append((n.id, found[0] if found is not None else self.decode(n)))
+        return events, {n.id: n.state for n in notes}
 
     def rebuild(self, batch: int = 500, progress: Progress | None = None) -> int:
         with self._lock:

@@ -22,7 +22,7 @@ from infra.store.statements import chunks, values
 from infra.views.codec import Codec, Parsed
 from infra.views.kept import Kept
 from infra.views.runner import Decode, Log, ViewRunner
-from infra.views.store import BatchRows, Dumped, Key, Projection, Run, refused_because
+from infra.views.store import BatchRows, Dumped, Key, Projection, Run, Stored, refused_because
 
 # A page of one view: a range of the primary key (view, key), read in its order, so a page
 # costs what its rows do, however many the view holds (tests/integration/test_lists.py).
@@ -102,20 +102,28 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
         ]
 
     def apply(
-        self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: Projection
+        self,
+        events: Sequence[tuple[int, Any]],
+        tracking: Tracking,
+        projection: Projection,
+        stored: Stored | None = None,
     ) -> set[Key]:
-        return self.apply_tracked([(events, tracking)], projection)
+        return self.apply_tracked([(events, tracking)], projection, stored)
 
-    def apply_tracked(self, runs: Sequence[Run], projection: Projection) -> set[Key]:
+    def apply_tracked(
+        self, runs: Sequence[Run], projection: Projection, stored: Stored | None = None
+    ) -> set[Key]:
         with self.writer_lock.held():
-            return self._apply_tracked(runs, projection)
+            return self._apply_tracked(runs, projection, stored)
 
-    def _apply_tracked(self, runs: Sequence[Run], projection: Projection) -> set[Key]:
+    def _apply_tracked(
+        self, runs: Sequence[Run], projection: Projection, stored: Stored | None
+    ) -> set[Key]:
         with self.datastore.get_connection(commit=True) as conn:
             conn.cursor().execute("PRAGMA synchronous=NORMAL")  # per connection, outside a txn
             with _WriteTransaction(conn, commit=True) as c, c:
                 self._refuse_applied(c, runs)
-                rows = BatchRows(_SQLiteReads(c), self.codec)
+                rows = BatchRows(_SQLiteReads(c), self.codec, stored)
                 rows.project(runs, projection)
                 self._write(c, rows)
                 for _, tracking in runs:

@@ -8,7 +8,7 @@ position in one transaction. Within one batch, rows are cached and written once 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
@@ -16,7 +16,7 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 
 from infra.views.codec import Codec, Opened, Parsed
-from projections.rows import Doc, Rows
+from projections.rows import Doc, Rows, ident
 
 
 class Projection(Protocol):
@@ -58,6 +58,9 @@ def refused_because(tracking: Tracking, done: int | None) -> str | None:
 
 
 Key = tuple[str, str]
+# The stored state of events a batch applies (the event store's bytes, values sealed), by
+# their position: a value they hold keeps its event's envelope in the views (`Codec.note_event`)
+Stored = Mapping[int, bytes | str]
 Run = tuple[Sequence[tuple[int, Any]], Tracking]  # events (position, event), then their tracking
 Progress = Callable[[int, int], None]
 Dumped = tuple[str, str, str, Doc]  # view, key, subject, row
@@ -71,13 +74,20 @@ class ViewStore(Protocol):
     def create_table(self) -> None: ...
 
     def apply(
-        self, events: Sequence[tuple[int, Any]], tracking: Tracking, projection: Projection
+        self,
+        events: Sequence[tuple[int, Any]],
+        tracking: Tracking,
+        projection: Projection,
+        stored: Stored | None = None,
     ) -> set[Key]:
         """The events projected and written with their tracking record, in one transaction;
-        returns (view, subject) of the rows that changed."""
+        returns (view, subject) of the rows that changed. `stored`: the stored state of
+        those events the caller has, by position."""
         ...
 
-    def apply_tracked(self, runs: Sequence[Run], projection: Projection) -> set[Key]:
+    def apply_tracked(
+        self, runs: Sequence[Run], projection: Projection, stored: Stored | None = None
+    ) -> set[Key]:
         """Several runs of events, each with its own tracking record (a worker's partitions),
         in one transaction: all applied, or none."""
         ...
@@ -119,9 +129,10 @@ class BatchRows:
     """The `Rows` a projection writes through during one batch: reads fall through to the
     database, writes stay in memory until `dirty()` is flushed with the tracking position."""
 
-    def __init__(self, db: RowReads, codec: Codec) -> None:
+    def __init__(self, db: RowReads, codec: Codec, stored: Stored | None = None) -> None:
         self.db = db
         self.codec = codec
+        self.stored = stored
         self.cache: dict[Key, tuple[str, Doc] | None] = {}
         self.changed: set[Key] = set()
         self.deleted_from: set[Key] = set()  # (view, subject) that lost a row
@@ -145,7 +156,7 @@ class BatchRows:
         return row[1] if row else None
 
     def put(self, view: str, key: str, subject: UUID, doc: Doc) -> None:
-        self.cache[(view, key)] = (str(subject), doc)
+        self.cache[(view, key)] = (ident(subject), doc)
         self.changed.add((view, key))
 
     def delete(self, view: str, key: str) -> None:
@@ -171,7 +182,7 @@ class BatchRows:
         """A stored row as this batch changes it, once its MAC is checked: an altered row
         stops the batch rather than being written back under a new MAC (`integrity.py`)."""
         checked = self.codec.verified(view, key, subject, data, mac, exact=self.db.exact)
-        return self.codec.decode(view, key, subject, checked, self.opened)
+        return self.codec.decode(view, key, subject, checked, self.opened, unread=True)
 
     def dirty(self) -> Iterator[tuple[str, str, str | None, bytes | None, bytes | None]]:
         """(view, key, subject, document, MAC) of each row changed; a deleted row's last
@@ -186,6 +197,9 @@ class BatchRows:
 
     def project(self, runs: Sequence[Run], projection: Projection) -> None:
         """Every run's events through the projection, into this batch."""
+        stored = self.stored or {}
         for events, _ in runs:
             for position, event in events:
+                if (state := stored.get(position)) is not None:
+                    self.codec.note_event(event, state, self.opened)
                 projection.process(event, self, position)

@@ -257,9 +257,11 @@ class ViewStoreContract(ABC):
             tried: list[int] = []  # the batches it went on to apply
             apply = runner.store.apply
 
-            def apply_then_the_other_catches_up(events: Any, tracking: Tracking, p: Any) -> Any:
+            def apply_then_the_other_catches_up(
+                events: Any, tracking: Tracking, p: Any, stored: Any = None
+            ) -> Any:
                 tried.append(tracking.notification_id)
-                touched = apply(events, tracking, p)
+                touched = apply(events, tracking, p, stored)
                 runner_of(second).catch_up()  # meanwhile, the other applies the rest
                 return touched
 

@@ -82,3 +82,27 @@ def test_opening_finds_each_envelope_at_the_path_it_was_sealed_at() -> None:
     got = envelope.open_tree(doc, "doc", lambda sealed, path: f"{sealed['sealed']}@{path}")
 
     assert got == {"a": 1, "b": [None, {"c": "x@doc.b.1.c"}], "d": "y@doc.d", "e": "text"}
+
+
+def test_opening_in_place_finds_what_opening_a_copy_finds_markers_too() -> None:
+    def doc() -> dict[str, Any]:
+        erased = {"name": "n", "category": "user.name", "erased": True}
+        return {
+            "a": 1,
+            "b": [None, {"c": {"sealed": "x"}}, [[{"sealed": "z"}]]],
+            "d": {"sealed": "y"},
+            "erased": False,  # a row's own flag, no marker
+            "m": [erased],
+        }
+
+    def open_one(found: dict[str, Any], path: str) -> str:
+        return f"{found.get('sealed', 'marker')}@{path}"
+
+    parsed = doc()
+    got = envelope.open_in_place(parsed, "doc", open_one, markers=True)
+
+    assert got is parsed  # no container copied
+    assert got == envelope.open_tree(doc(), "doc", open_one, markers=True)
+    assert got["b"][2] == [["z@doc.b.2.0.0"]]
+    assert got["m"] == ["marker@doc.m.0"]
+    assert envelope.open_in_place({"sealed": "r"}, "doc", open_one) == "r@doc"

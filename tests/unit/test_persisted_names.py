@@ -211,7 +211,7 @@ def test_kafka_topics_tables_and_the_views_tracking_name_are_unchanged() -> None
     )
     # The in-process views track under "<app>.views.v<projection version>": a new version
     # rebuilds every view, so it changes only on purpose (and this line with it).
-    assert f"{Backcheck.name}.views.v{ReadViews.version}" == "Backcheck.views.v10"
+    assert f"{Backcheck.name}.views.v{ReadViews.version}" == "Backcheck.views.v11"
     assert "backcheck_views" in inspect.signature(PostgresViewStore).parameters["table"].default
 
 
@@ -234,11 +234,11 @@ def test_the_kept_views_tables_files_and_tracking_names_are_unchanged() -> None:
     assert found == [
         (
             "views",
-            "Backcheck.views.v10",
+            "Backcheck.views.v11",
             "backcheck_views",
-            "backcheck_stream_views_v10",
+            "backcheck_stream_views_v11",
             "backcheck.views.sqlite",
-            "backcheck.stream-views-v10.sqlite",
+            "backcheck.stream-views-v11.sqlite",
         ),
         (
             "dashboard",

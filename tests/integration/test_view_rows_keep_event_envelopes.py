@@ -1,0 +1,161 @@
+"""A view row keeps the envelope a value's event was stored with, saying where it was sealed,
+and a batch opens none of the values it carries through a row it changes (decision 0048):
+the views' own sealing and opening were most of their cost on the write path. Every value
+still opens where it is, only in rows of its own subject, and not once its keys are gone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID, uuid4
+
+import orjson
+import pytest
+
+from domain.classification import ERASED_VALUE, PersonalField
+from infra.bootstrap import build_app
+from infra.config import Settings
+from infra.privacy.sealing import Sealer
+from infra.views.codec import Codec, Opened
+from infra.views.runner import ViewRunner
+from services.application import Backcheck
+from services.dto import (
+    ClaimIn,
+    EraseSubject,
+    PersonalFieldIn,
+    SubmitClaims,
+)
+from tests import story as s
+from tests.conftest import FakeClock
+from tests.integration.test_view_row_macs import rows_of
+
+EMPLOYER = PersonalFieldIn(name="employer", category="user.employment.employer", value="Acme")
+
+
+@pytest.fixture
+def app(settings: Settings, clock: FakeClock) -> Iterator[Backcheck]:
+    application = build_app(settings, clock=clock)
+    yield application
+    application.close()
+
+
+def given_a_claim(app: Backcheck, candidate: UUID) -> None:
+    app.submit_claims(
+        SubmitClaims(
+            candidate_id=candidate,
+            claims=[ClaimIn(kind="employment", fields=[EMPLOYER])],
+            actor=s.RECRUITER,
+        )
+    )
+
+
+def stored_state(app: Backcheck, candidate: UUID, version: int) -> dict[str, Any]:
+    [event] = [e for e in app.recorder.select_events(candidate) if e.originator_version == version]
+    state: dict[str, Any] = orjson.loads(event.state)
+    return state
+
+
+def profile_row(settings: Settings, candidate: UUID) -> dict[str, Any]:
+    [doc] = [orjson.loads(d) for k, _, d in rows_of(settings, "profile") if k == str(candidate)]
+    return doc  # type: ignore[no-any-return]
+
+
+def runner_of(app: Backcheck) -> ViewRunner:
+    assert isinstance(app.views, ViewRunner)
+    return app.views
+
+
+def test_a_registrations_profile_row_keeps_the_envelopes_its_event_was_stored_with(
+    app: Backcheck, settings: Settings
+) -> None:
+    candidate = s.register(app)
+    runner_of(app).catch_up()
+
+    event = stored_state(app, candidate, 1)["identity"]
+    row = profile_row(settings, candidate)["identity"]
+
+    assert [e["sealed"] for e in row] == [e["sealed"] for e in event]  # not sealed again
+    assert [e["at"] for e in row] == [[str(candidate), 1, f"identity.{i}"] for i in range(2)]
+    found = runner_of(app).get("profile", str(candidate))
+    assert found is not None
+    assert [f.value for f in found["identity"]] == ["Li Lei", "li.lei@example.com"]
+
+
+def test_a_batch_changing_a_row_opens_and_seals_none_of_the_values_it_carries(
+    app: Backcheck, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    candidate = s.register(app)
+    runner_of(app).catch_up()
+    before = profile_row(settings, candidate)["identity"]
+    sealer = app.mapper.sealer  # type: ignore[attr-defined]
+    assert isinstance(sealer, Sealer)
+    given_a_claim(app, candidate)  # the event sealed by the mapper, before the views apply it
+
+    calls: list[str] = []
+    monkeypatch.setattr(sealer, "open_field", lambda *a: calls.append("open") or "")
+    monkeypatch.setattr(sealer, "seal_field", lambda *a, **k: calls.append("seal") or {})
+    runner_of(app).catch_up()
+    monkeypatch.undo()
+
+    row = profile_row(settings, candidate)
+    assert calls == []
+    assert row["identity"] == before  # as it was
+    [claim] = row["claims"]
+    assert (
+        claim["fields"][0]["sealed"]
+        == stored_state(app, candidate, 2)["claims"][0]["fields"][0]["sealed"]
+    )
+    found = runner_of(app).get("profile", str(candidate))
+    assert found is not None
+    assert found["claims"][0]["fields"] == [
+        PersonalField("employer", "user.employment.employer", "Acme")
+    ]
+
+
+def test_an_events_envelope_written_into_another_subjects_row_is_sealed_anew_for_it(
+    app: Backcheck,
+) -> None:
+    """Bound to its subject, an event's envelope would not open in another's row: a value
+    put there is sealed for that row, as before."""
+    candidate = s.register(app)
+    sealer = app.mapper.sealer  # type: ignore[attr-defined]
+    assert isinstance(sealer, Sealer)
+    codec = Codec(sealer)
+    [(_, event)] = [
+        (n.id, app.mapper.to_domain_event(n))
+        for n in app.recorder.select_notifications(start=1, limit=100)
+        if n.originator_id == candidate
+    ]
+    [stored] = [e.state for e in app.recorder.select_events(candidate)]
+    noted: Opened = {}
+    codec.note_event(event, stored, noted)
+    name = event.identity[0]
+
+    own = orjson.loads(codec.encode("profile", "k", str(candidate), {"n": name}, noted))["n"]
+    other = str(uuid4())
+    theirs = orjson.loads(codec.encode("profile", "k", other, {"n": name}, noted))["n"]
+
+    assert "at" in own
+    assert "at" not in theirs
+    assert theirs["sealed"] != own["sealed"]
+    assert codec.decode("profile", "k", other, orjson.dumps({"n": theirs})) == {"n": name}
+
+
+def test_an_events_envelope_in_a_row_reads_as_erased_once_the_subject_is_erased(
+    app: Backcheck, settings: Settings
+) -> None:
+    candidate = s.register(app)
+    given_a_claim(app, candidate)
+    runner_of(app).catch_up()
+    before = profile_row(settings, candidate)
+    assert all("at" in f for f in before["identity"])
+
+    app.erase_subject(EraseSubject(candidate_id=candidate, reason="candidate request", actor="dpo"))
+    sealer = app.mapper.sealer  # type: ignore[attr-defined]
+    assert isinstance(sealer, Sealer)
+    row = Codec(sealer).decode("profile", str(candidate), str(candidate), orjson.dumps(before))
+    runner_of(app).catch_up()
+
+    values = [f.value for f in row["identity"]] + [f.value for f in row["claims"][0]["fields"]]
+    assert values == [ERASED_VALUE] * 3  # the envelopes kept from the events open no more
+    assert b'"sealed"' not in orjson.dumps(profile_row(settings, candidate))  # markers now
