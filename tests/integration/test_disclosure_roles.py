@@ -29,7 +29,9 @@ def disclosures_logged(
 ) -> list[tuple[str, str | None, str | None]]:
     """Each disclosure's entry in the access log: who, in which role, authenticated how."""
     log = app.read_access_log(ReadAccessLog(candidate_id=candidate_id, **OFFICER))
-    return [(e.principal, e.role, e.authentication) for e in log.entries if e.outcome == "disclosed"]
+    return [
+        (e.principal, e.role, e.authentication) for e in log.entries if e.outcome == "disclosed"
+    ]
 
 
 def test_a_report_disclosed_over_http_records_the_disclosers_role(api: Served) -> None:
