@@ -168,7 +168,9 @@ def log_report_disclosure(rows: Rows, event: Any, position: int) -> None:
         position,
         access_id=report_disclosure_id(event.originator_id, event.originator_version),
         principal=d.disclosed_by,
-        authentication=None,
+        # how its caller was authenticated (`unknown` for a disclosure recorded before
+        # events said: upcast so)
+        authentication=event.authenticated.method,
         role=event.role,
         purpose=d.purpose,
         # the recipient is a principal; their organisation (a third party) is the candidate's

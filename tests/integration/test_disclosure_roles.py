@@ -24,9 +24,14 @@ OFFICER = {"principal": COMPLIANCE, "role": Role.COMPLIANCE, "purpose": s.PURPOS
 HANDOVER = {"recipient": s.HIRING_MANAGER, "recipient_role": "hiring manager"}
 
 
-def disclosures_logged(app: Backcheck, candidate_id: UUID) -> list[tuple[str, str | None]]:
+def disclosures_logged(
+    app: Backcheck, candidate_id: UUID
+) -> list[tuple[str, str | None, str | None]]:
+    """Each disclosure's entry in the access log: who, in which role, authenticated how."""
     log = app.read_access_log(ReadAccessLog(candidate_id=candidate_id, **OFFICER))
-    return [(e.principal, e.role) for e in log.entries if e.outcome == "disclosed"]
+    return [
+        (e.principal, e.role, e.authentication) for e in log.entries if e.outcome == "disclosed"
+    ]
 
 
 def test_a_report_disclosed_over_http_records_the_disclosers_role(api: Served) -> None:
@@ -41,7 +46,7 @@ def test_a_report_disclosed_over_http_records_the_disclosers_role(api: Served) -
         e for _, e in api.app.replay(subject=st.candidate_id) if isinstance(e, Report.Disclosed)
     ]
     assert (disclosed.authenticated.principal, disclosed.role) == (s.RECRUITER, "recruiter")
-    assert disclosures_logged(api.app, st.candidate_id) == [(s.RECRUITER, "recruiter")]
+    assert disclosures_logged(api.app, st.candidate_id) == [(s.RECRUITER, "recruiter", "token")]
 
 
 def test_an_access_package_records_the_role_of_who_asked_for_it(api: Served) -> None:
@@ -60,7 +65,7 @@ def test_an_access_package_records_the_role_of_who_asked_for_it(api: Served) -> 
         "compliance",
         "token",
     )
-    assert disclosures_logged(api.app, st.candidate_id) == [(COMPLIANCE, "compliance")]
+    assert disclosures_logged(api.app, st.candidate_id) == [(COMPLIANCE, "compliance", "token")]
 
 
 def test_the_operators_disclosures_are_recorded_in_the_operator_role(api: Served) -> None:
@@ -73,8 +78,8 @@ def test_the_operators_disclosures_are_recorded_in_the_operator_role(api: Served
     )
 
     assert disclosures_logged(api.app, st.candidate_id) == [
-        (s.RECRUITER, "operator"),
-        ("compliance:wu.min", "operator"),
+        (s.RECRUITER, "operator", "operator"),
+        ("compliance:wu.min", "operator", "operator"),
     ]
 
 
