@@ -15,8 +15,10 @@ import pytest
 from domain.classification import ERASED_VALUE, PersonalField
 from infra.bootstrap import build_app
 from infra.config import Settings
+from infra.demo.story import tell_story
+from infra.privacy.envelope import Envelope
 from infra.privacy.sealing import Sealer
-from infra.views.codec import Codec, Opened
+from infra.views.codec import Codec, Opened, Unread
 from infra.views.runner import ViewRunner
 from services.application import Backcheck
 from services.dto import (
@@ -24,6 +26,7 @@ from services.dto import (
     EraseSubject,
     PersonalFieldIn,
     SubmitClaims,
+    WithdrawConsent,
 )
 from tests import story as s
 from tests.conftest import FakeClock
@@ -159,3 +162,49 @@ def test_an_events_envelope_in_a_row_reads_as_erased_once_the_subject_is_erased(
     values = [f.value for f in row["identity"]] + [f.value for f in row["claims"][0]["fields"]]
     assert values == [ERASED_VALUE] * 3  # the envelopes kept from the events open no more
     assert b'"sealed"' not in orjson.dumps(profile_row(settings, candidate))  # markers now
+
+
+def test_no_projection_reads_a_value_its_batch_carries_unopened(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch reads the rows it changes without opening their values (`Unread`, shown as
+    # withheld): a projection that read one would copy "withheld" where the value belongs.
+    # Every projection, over the whole story (erasure and disclosures in it), and rebuilt.
+    def read(value: Unread) -> str:
+        raise AssertionError(f"a projection read {value.name!r} from a row it carries unread")
+
+    monkeypatch.setattr(Unread, "value", property(read), raising=False)
+    made = Unread.of.__func__  # type: ignore[attr-defined]
+    carried: list[str] = []
+
+    def of(cls: type[Unread], found: Envelope, place: Any) -> Unread:
+        carried.append(found["name"])
+        return made(cls, found, place)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Unread, "of", classmethod(of))
+    found: Envelope = {"name": "employer", "category": EMPLOYER.category, "sealed": "x"}
+    with pytest.raises(AssertionError, match="carries unread"):
+        _ = Unread.of(found, (("profile", "k", 0), "doc")).value  # the guard holds
+    told = build_app(settings)
+    try:
+        ids = tell_story(told).as_json()
+    finally:
+        told.close()
+    # another process: the story's rows are read from the store, not from a cache
+    app = build_app(settings)
+    try:
+        candidate = UUID(str(ids["candidate_id"]))
+        given_a_claim(app, candidate)  # the profile row, its values carried
+        app.withdraw_consent(
+            WithdrawConsent(
+                consent_id=UUID(str(ids["consent_id"])), reason="moved on", actor=s.CANDIDATE
+            )
+        )  # the consent's row and the investigations it suspends
+        runners = [v for v in app.kept_views if isinstance(v, ViewRunner)]
+        assert len(runners) == 2  # the read views and the dashboard
+        for runner in runners:
+            runner.rebuild()
+    finally:
+        app.close()
+    # the batches did carry values unread: the profile's, the consent's terms'
+    assert {"name", "excluded_organisation"} <= set(carried[1:]), carried
