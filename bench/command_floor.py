@@ -134,35 +134,39 @@ def main() -> None:
     args = parser.parse_args()
     print(f"the floor of a sealed, chained command (SQLite, one writer, {args.commands} a run)")
     print(f"  machine: {speed_line()}", flush=True)
-    work = Path(tempfile.mkdtemp(prefix="command-floor-"))
-    settings = Settings(database_url=f"sqlite:///{work / 'store.sqlite'}", data_dir=work)
-    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(work / "raw.sqlite")}
-    sides: dict[str, Any] = {
-        "raw": Raw(env),
-        "sealed": Floor(work / "sealed.sqlite", SealedFactory),
-        "sealed+chained": Floor(work / "chained.sqlite", ChainedFactory),
-        "ours": Ours(settings),
-    }
-    got: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
-    try:
-        for side in sides.values():
-            side.register()  # warmed: tables made, keys and modules loaded
-        for run in range(args.runs):
-            names = list(sides) if run % 2 == 0 else list(reversed(sides))
-            for name in names:
-                got[name].append(timed(sides[name].register, args.commands))
-    finally:
-        for side in sides.values():
-            side.close()
-    raw = statistics.median(rate for rate, _ in got["raw"])
-    for name, runs in got.items():
-        rates = [rate for rate, _ in runs]
-        rate, cpu = statistics.median(rates), statistics.median(c for _, c in runs)
-        print(
-            f"  {name:<15} {rate:6.0f} events/s (min {min(rates):.0f}, max {max(rates):.0f}); "
-            f"CPU {cpu:4.0f} us a command; ratio to raw {rate / raw:.2f}",
-            flush=True,
-        )
+    with tempfile.TemporaryDirectory(prefix="command-floor-") as tmp:  # removed afterwards
+        work = Path(tmp)
+        settings = Settings(database_url=f"sqlite:///{work / 'store.sqlite'}", data_dir=work)
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(work / "raw.sqlite"),
+        }
+        sides: dict[str, Any] = {
+            "raw": Raw(env),
+            "sealed": Floor(work / "sealed.sqlite", SealedFactory),
+            "sealed+chained": Floor(work / "chained.sqlite", ChainedFactory),
+            "ours": Ours(settings),
+        }
+        got: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+        try:
+            for side in sides.values():
+                side.register()  # warmed: tables made, keys and modules loaded
+            for run in range(args.runs):
+                names = list(sides) if run % 2 == 0 else list(reversed(sides))
+                for name in names:
+                    got[name].append(timed(sides[name].register, args.commands))
+        finally:
+            for side in sides.values():
+                side.close()
+        raw = statistics.median(rate for rate, _ in got["raw"])
+        for name, runs in got.items():
+            rates = [rate for rate, _ in runs]
+            rate, cpu = statistics.median(rates), statistics.median(c for _, c in runs)
+            print(
+                f"  {name:<15} {rate:6.0f} events/s (min {min(rates):.0f}, max {max(rates):.0f}); "
+                f"CPU {cpu:4.0f} us a command; ratio to raw {rate / raw:.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

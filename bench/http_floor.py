@@ -161,62 +161,65 @@ def main() -> None:
     print(f"audited profile reads, {args.clients} clients, {args.commands:g} commands a second")
     print(f"  machine: {speed_line()}", flush=True)
     rng = random.Random(1)
-    work = Path(tempfile.mkdtemp(prefix="http-floor-"))
-    store = work / "store.sqlite"
-    settings = Settings(database_url=f"sqlite:///{store}", data_dir=work)
-    app = build_app(settings)
-    ids = [story.consented_candidate(app, f"Candidate {i}").candidate_id for i in range(50)]
-    recruiter = AddPrincipal(name=story.RECRUITER, role=Role.RECRUITER, actor="bench")
-    token = app.add_principal(recruiter).token
-    app.close()
-    picks = [rng.choice(ids) for _ in range(args.reads)]
+    with tempfile.TemporaryDirectory(prefix="http-floor-") as tmp:  # removed afterwards
+        work = Path(tmp)
+        store = work / "store.sqlite"
+        settings = Settings(database_url=f"sqlite:///{store}", data_dir=work)
+        app = build_app(settings)
+        ids = [story.consented_candidate(app, f"Candidate {i}").candidate_id for i in range(50)]
+        recruiter = AddPrincipal(name=story.RECRUITER, role=Role.RECRUITER, actor="bench")
+        token = app.add_principal(recruiter).token
+        app.close()
+        picks = [rng.choice(ids) for _ in range(args.reads)]
 
-    def in_process(n: int) -> float:
-        ours = build_app(settings)
-        try:
-            read = profile_read(ours)
-            read(picks[0])
+        def in_process(n: int) -> float:
+            ours = build_app(settings)
+            try:
+                read = profile_read(ours)
+                read(picks[0])
 
-            def register(i: int) -> object:
-                command = RegisterCandidate(name=f"New {n}.{i}", actor=story.RECRUITER)
-                return ours.register_candidate(command)
+                def register(i: int) -> object:
+                    command = RegisterCandidate(name=f"New {n}.{i}", actor=story.RECRUITER)
+                    return ours.register_candidate(command)
 
-            return with_writer(register, lambda: run(args.clients, picks, read), args.commands)[0]
-        finally:
-            ours.close()
+                return with_writer(register, lambda: run(args.clients, picks, read), args.commands)[
+                    0
+                ]
+            finally:
+                ours.close()
 
-    sides: dict[str, Callable[[int], float]] = {
-        "in process": in_process,
-        "thin HTTP": lambda n: over_http(
-            lambda: start_thin(store, args.clients),
-            token,
-            args.clients,
-            picks,
-            args.commands,
-            f"t{n}",
-        ),
-        "backcheck serve": lambda n: over_http(
-            lambda: serve(settings), token, args.clients, picks, args.commands, f"o{n}"
-        ),
-    }
-    got: dict[str, list[float]] = {name: [] for name in sides}
-    for n in range(args.rounds):
-        for name in list(sides) if n % 2 == 0 else list(reversed(sides)):
-            got[name].append(sides[name](n))
-        base = got["in process"][-1]
-        print(
-            f"  round {n + 1}: "
-            + ", ".join(f"{k} {v[-1]:,.0f}/s ({v[-1] / base:.2f})" for k, v in got.items()),
-            flush=True,
-        )
-    for name in ("thin HTTP", "backcheck serve"):
-        ratios = [a / b for a, b in zip(got[name], got["in process"], strict=True)]
-        print(
-            f"  {name}: {statistics.median(got[name]):,.0f} reads/s, the median of the rounds' "
-            f"ratios to in process {statistics.median(ratios):.2f} (min {min(ratios):.2f}, "
-            f"max {max(ratios):.2f})",
-            flush=True,
-        )
+        sides: dict[str, Callable[[int], float]] = {
+            "in process": in_process,
+            "thin HTTP": lambda n: over_http(
+                lambda: start_thin(store, args.clients),
+                token,
+                args.clients,
+                picks,
+                args.commands,
+                f"t{n}",
+            ),
+            "backcheck serve": lambda n: over_http(
+                lambda: serve(settings), token, args.clients, picks, args.commands, f"o{n}"
+            ),
+        }
+        got: dict[str, list[float]] = {name: [] for name in sides}
+        for n in range(args.rounds):
+            for name in list(sides) if n % 2 == 0 else list(reversed(sides)):
+                got[name].append(sides[name](n))
+            base = got["in process"][-1]
+            print(
+                f"  round {n + 1}: "
+                + ", ".join(f"{k} {v[-1]:,.0f}/s ({v[-1] / base:.2f})" for k, v in got.items()),
+                flush=True,
+            )
+        for name in ("thin HTTP", "backcheck serve"):
+            ratios = [a / b for a, b in zip(got[name], got["in process"], strict=True)]
+            print(
+                f"  {name}: {statistics.median(got[name]):,.0f} reads/s, the median of the rounds' "
+                f"ratios to in process {statistics.median(ratios):.2f} (min {min(ratios):.2f}, "
+                f"max {max(ratios):.2f})",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

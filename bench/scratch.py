@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import uuid
@@ -18,8 +19,15 @@ from tests.kafka import Broker, broker_binary
 @contextmanager
 def scratch_store(prefix: str, postgres: str | None = None) -> Iterator[Settings]:
     """A new SQLite store in a temporary folder, or a new schema on the PostgreSQL at
-    `postgres` (dropped afterwards); keys in the folder either way."""
+    `postgres`; keys in the folder either way; folder and schema removed afterwards."""
     work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield from _store_in(work, prefix, postgres)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # each run's store is tens of megabytes
+
+
+def _store_in(work: Path, prefix: str, postgres: str | None) -> Iterator[Settings]:
     if postgres is None:
         yield Settings(database_url=f"sqlite:///{work / 'store.sqlite'}", data_dir=work)
         return
