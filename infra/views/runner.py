@@ -4,6 +4,7 @@ application's notification log, and answers reads from them through a cache of p
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -280,9 +281,11 @@ class ViewRunner:
         ]
 
     def close(self) -> None:
-        """Applies what this process committed since the last batch, then lets go."""
+        """Applies what this process committed since the last batch, then lets go; but not
+        while the interpreter shuts down (an application never closed, collected at exit):
+        its modules are being torn down then, and the next open applies those events."""
         try:
-            if self._pending:
+            if self._pending and not sys.is_finalizing():
                 self.catch_up()
         except ViewRowAlteredError as altered:  # as in `observe`: the writes are committed
             log.error("views not brought up to date before closing: %s", altered)
