@@ -25,7 +25,6 @@ import hashlib
 import hmac
 import threading
 from collections.abc import Callable
-from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 from domain.access import ReadFailure
@@ -66,45 +65,27 @@ def _message(view: str, key: str, subject: str, body: bytes) -> bytes:
     )
 
 
-_BLOCK = 64  # SHA-256's block size, in bytes
-
-
-def _padded(key: bytes) -> tuple[Any, Any]:
-    """HMAC-SHA256's inner and outer hashes with the key's padding hashed (RFC 2104)."""
-    if len(key) > _BLOCK:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(_BLOCK, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-    return inner, outer
-
-
 class RowSeal:
     """Makes and checks the MACs of view rows; the key is fetched (made on first use) from
     `key()` once, then held for the life of the codec."""
 
     def __init__(self, key: Callable[[], bytes]) -> None:
         self._fetch = key
-        self._keyed: tuple[Any, Any] | None = None
+        self._keyed: hmac.HMAC | None = None
         self._lock = threading.Lock()
 
-    def _keyed_mac(self) -> tuple[Any, Any]:
-        """HMAC-SHA256 keyed once (its key's padding hashed once), its two hashes copied for
-        each row: the same MAC as `hmac`'s, at half the cost of copying an `hmac.HMAC`."""
+    def _keyed_mac(self) -> hmac.HMAC:
+        """HMAC-SHA256 keyed once, copied for each row."""
         if self._keyed is None:
             with self._lock:
                 if self._keyed is None:
-                    self._keyed = _padded(self._fetch())
+                    self._keyed = hmac.new(self._fetch(), digestmod=hashlib.sha256)
         return self._keyed
 
     def mac(self, view: str, key: str, subject: str, body: bytes) -> bytes:
-        inner_keyed, outer_keyed = self._keyed_mac()
-        inner = inner_keyed.copy()
-        inner.update(_message(view, key, subject, body))
-        outer = outer_keyed.copy()
-        outer.update(inner.digest())
-        mac: bytes = outer.digest()
-        return mac
+        keyed = self._keyed_mac().copy()
+        keyed.update(_message(view, key, subject, body))
+        return keyed.digest()
 
     def check(self, view: str, key: str, subject: str, body: bytes, mac: bytes | None) -> None:
         if mac is None:
