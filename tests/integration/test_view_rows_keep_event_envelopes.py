@@ -17,7 +17,8 @@ from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo.story import tell_story
 from infra.privacy.envelope import Envelope
-from infra.privacy.sealing import Sealer
+from infra.privacy.erasures import ERASURE_TOPICS
+from infra.privacy.sealing import Sealer, personal_fields_of, stored_envelopes
 from infra.views.codec import Codec, Opened, Unread
 from infra.views.runner import ViewRunner
 from services.application import Backcheck
@@ -208,3 +209,55 @@ def test_no_projection_reads_a_value_its_batch_carries_unopened(
         app.close()
     # the batches did carry values unread: the profile's, the consent's terms'
     assert {"name", "excluded_organisation"} <= set(carried[1:]), carried
+
+
+def sealed_paths(stored: Any, path: str) -> Iterator[str]:
+    """Where a stored state holds an envelope, found by reading the stored JSON alone."""
+    if isinstance(stored, dict):
+        if "sealed" in stored:
+            yield path
+            return
+        for key, value in stored.items():
+            yield from sealed_paths(value, f"{path}.{key}")
+    elif isinstance(stored, list):
+        for i, value in enumerate(stored):
+            yield from sealed_paths(value, f"{path}.{i}")
+
+
+def test_each_value_of_the_demos_events_is_paired_with_the_envelope_at_its_stored_path(
+    settings: Settings,
+) -> None:
+    """`stored_envelopes` walks an event as `seal_tree` did when it stored it, in a walk of
+    its own: should either change, a value would be paired with another's envelope, or with
+    none, and its rows would be sealed anew or not at all. Every envelope the demo's events
+    stored is found by it, at the same path, for the same value."""
+    app = build_app(settings)
+    try:
+        tell_story(app)
+        records = app.recorder.select_notifications(start=1, limit=100_000)
+        # a value whose keys an erasure destroyed opens as erased, and keeps no envelope
+        erased = {
+            orjson.loads(r.state)["candidate_id"] for r in records if r.topic in ERASURE_TOPICS
+        }
+        paired = 0
+        for record in records:
+            state = orjson.loads(record.state)
+            event = app.mapper.to_domain_event(record)
+            expected = {
+                path
+                for name in personal_fields_of(type(event))
+                if name in state
+                for path in sealed_paths(state[name], name)
+            }
+            found = stored_envelopes(event, state)
+            got = {path for *_, path in found}
+            if state.get("candidate_id") in erased:
+                assert got <= expected, type(event).__qualname__
+            else:
+                assert got == expected, type(event).__qualname__
+            for value, envelope, _, path in found:
+                assert (envelope["name"], envelope["category"]) == (value.name, value.category)
+            paired += len(found)
+    finally:
+        app.close()
+    assert paired >= 20  # the demo's events hold many sealed values; none was skipped
