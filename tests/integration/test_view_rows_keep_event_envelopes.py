@@ -255,7 +255,7 @@ def test_each_value_of_the_demos_events_is_paired_with_the_envelope_at_its_store
                 assert got <= expected, type(event).__qualname__
             else:
                 assert got == expected, type(event).__qualname__
-            for value, envelope, _, path in found:
+            for value, envelope, *_ in found:
                 assert (envelope["name"], envelope["category"]) == (value.name, value.category)
             paired += len(found)
     finally:
