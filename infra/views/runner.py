@@ -216,9 +216,10 @@ class ViewRunner:
         wanted = range(self._position + 1, stop + 1)
         with self._pending_lock:
             known = {p: self._pending.get(p) for p in wanted}
-        if all(found is not None for found in known.values()):
-            return [(p, found[0]) for p, found in known.items() if found is not None], {
-                p: found[1] for p, found in known.items() if found is not None
+        held = {p: found for p, found in known.items() if found is not None}
+        if len(held) == len(known):  # every one written by this process
+            return [(p, found[0]) for p, found in held.items()], {
+                p: found[1] for p, found in held.items()
             }
         notes = self.log.select_notifications(start=self._position + 1, limit=batch, stop=head)
         events = []
