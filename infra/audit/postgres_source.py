@@ -15,7 +15,7 @@ from infra.audit.chain import GENESIS, Head
 from infra.audit.merkle import Key
 from infra.audit.sources import BATCH, KEY_ROWS, Record, StoredLink, WrappedKey, wrapped_key
 from infra.privacy.erasures import erasures_in
-from infra.store.server import store_error
+from infra.store.server import StoreMisconfiguredError, store_error
 from infra.store.tree import TreeRow, find_leaf, postgres_nodes, tree_table
 from services.shredding import Pair
 
@@ -29,12 +29,40 @@ class PostgresSource:
         except psycopg.OperationalError as e:
             raise store_error(e, where) from None
         self.conn.read_only = True
+        try:
+            self._held(schema, f"{prefix}_events", where)
+        except BaseException:
+            self.conn.close()
+            raise
         self.schema = sql.Identifier(schema)
         self.events = sql.Identifier(f"{prefix}_events")
         self.chain = sql.Identifier(f"{prefix}_chain")
         self.schema_name = schema
         self.tree_name = tree_table(f"{prefix}_events")
         self.tree_id = sql.Identifier(self.tree_name)
+
+    def _held(self, schema: str, events: str, where: str) -> None:
+        """The schema is there and holds the store's events table, or the setting is refused
+        in one line (these records are read, never made: a schema without the table is not
+        the store that was meant, and the driver's UndefinedTable would be a traceback)."""
+        row = self.conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s), "
+            "EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s)",
+            (schema, schema, events),
+        ).fetchone()
+        self.conn.rollback()  # the read-only transaction the check opened
+        if row is None or not row[0]:
+            raise StoreMisconfiguredError(
+                f"BACKCHECK_DATABASE_URL: {where} has no schema {schema!r}: create it "
+                f"(CREATE SCHEMA {schema}) or name one that exists; `backcheck store migrate` "
+                "makes its target's"
+            )
+        if not row[1]:
+            raise StoreMisconfiguredError(
+                f"BACKCHECK_DATABASE_URL: {where} holds no store in schema {schema!r} (no "
+                f"table {events}): name the schema the store is in; a command that writes "
+                "(e.g. `backcheck info`) makes a new store there"
+            )
 
     def __enter__(self) -> PostgresSource:
         return self

@@ -374,8 +374,18 @@ _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 def parse_database_url(url: str) -> str:
     """BACKCHECK_DATABASE_URL, its PostgreSQL `schema` checked (ConfigError naming the rule):
-    a name the store's statements can use as it is written."""
-    parts = urlsplit(url)
+    a name the store's statements can use as it is written; and a host and port that can be
+    read (urllib would raise its ValueError whenever the store is named)."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number from 0 to 65535 raises here
+    except ValueError:
+        # not quoted back: what urllib took for a port may be part of a password
+        raise ConfigError(
+            "BACKCHECK_DATABASE_URL: its host or port cannot be read: a port is a number from "
+            "0 to 65535, an IPv6 host is written in [ ], and a / : @ in a password is "
+            "percent-encoded (e.g. postgresql://USER:PASSWORD@HOST:5432/DB)"
+        ) from None
     if not parts.scheme.startswith("postgres"):
         return url
     schemas = parse_qs(parts.query).get("schema", [])

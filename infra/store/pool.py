@@ -70,10 +70,73 @@ def existing_store(path: str | Path) -> str:
         finally:
             conn.close()
     except sqlite3.DatabaseError as e:
-        raise NotAStoreError(path, f"not an SQLite database, or a damaged one ({e})") from None
+        if damaged(e):
+            raise NotAStoreError(path, f"not an SQLite database, or a damaged one ({e})") from None
+        # the file is a store that cannot be opened here (read-only, not ours, a full disk):
+        # the same error as a command that writes meets, the file and why named
+        e.args = (f"{path}: {e}{why_unopened(path)}",)
+        raise
     if found is None:
         raise NotAStoreError(path, "it holds no events table (an empty file, or another database)")
     return str(path)
+
+
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # primary result codes: a damaged file, not a database
+
+
+class NotAViewsFileError(NotAStoreError):
+    """A file where the store's read views should be that is not an SQLite database, or a
+    damaged one. The views are made from the store's events, so nothing is lost with it."""
+
+    def __init__(self, path: str | Path, why: str) -> None:
+        self.path = str(path)
+        ValueError.__init__(
+            self,
+            f"{path}, the store's read views, is not an SQLite database, or a damaged one "
+            f"({why}); the views are made from the store's events: move the file aside and "
+            "run `backcheck views rebuild`",
+        )
+
+
+def damaged(error: BaseException) -> bool:
+    """Whether SQLite found the file behind `error` not a database, or damaged (the library
+    wraps sqlite3's errors, or not)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, sqlite3.Error):
+            code = getattr(seen, "sqlite_errorcode", None)
+            if code is not None and code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB):
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def why_unopened(path: str | Path) -> str:
+    """What the system says about a store file SQLite could not open, beyond SQLite's own
+    words ('unable to open database file', 'disk I/O error'): even to read a store in WAL mode
+    SQLite makes its `-shm` file beside it, so a directory that cannot be written, or a full
+    disk, stops a read too."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(path) and not os.access(path, os.R_OK):
+        return "; it cannot be read by this user"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"; its directory {folder} cannot be written (read-only, or not this user's), and "
+            "SQLite keeps its -wal and -shm files beside the store, also to read it"
+        )
+    try:
+        if os.statvfs(folder).f_bavail == 0:
+            return f"; the disk holding {folder} is full"
+    except OSError:
+        pass
+    return ""
+
+
+def _named(error: BaseException, path: str) -> None:
+    """`error`, an SQLite error about the file at `path`, says which file (its type and
+    result code stay as they were: they decide its problem, and whether waiting may cure it)."""
+    if not str(error).startswith(path):
+        error.args = (f"{path}: {error}{why_unopened(path)}",)
 
 
 class CachingPool(SQLiteConnectionPool):
@@ -90,12 +153,19 @@ class CachingPool(SQLiteConnectionPool):
                 timeout=self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
             )
         except (sqlite3.Error, TypeError) as e:
+            if isinstance(e, sqlite3.Error) and not self.is_sqlite_memory_mode:
+                _named(e, self.db_name)
             raise InterfaceError(e) from e
         if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
-            mode = c.execute("PRAGMA journal_mode").fetchone()[0]
-            if mode.lower() != "wal":
-                c.execute("PRAGMA journal_mode=WAL")
-                self.journal_mode_was_changed_to_wal = True
+            try:  # the first statement: where a file that cannot be used is found
+                mode = c.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode.lower() != "wal":
+                    c.execute("PRAGMA journal_mode=WAL")
+                    self.journal_mode_was_changed_to_wal = True
+            except sqlite3.Error as e:
+                c.close()
+                _named(e, self.db_name)
+                raise
             self.is_journal_mode_wal = True
         c.row_factory = sqlite3.Row
         return SQLiteConnection(sqlite_conn=c, max_age=self.max_age)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -15,9 +16,10 @@ from eventsourcing.sqlite import (
     SQLiteTransaction,
 )
 
+from infra.config.parsing import ConfigError
 from infra.privacy.sealing import Sealer
 from infra.store.filelock import for_database
-from infra.store.pool import Datastore
+from infra.store.pool import Datastore, NotAViewsFileError, damaged
 from infra.store.statements import chunks, values
 from infra.views.codec import Codec, Parsed
 from infra.views.kept import Kept
@@ -285,10 +287,25 @@ def sqlite_runner(
     events: tuple[str, str],
 ) -> ViewRunner:
     """The in-process runner of `kept` on a views file at `path`, for the log of the SQLite
-    event store `events` (its file name, its table)."""
+    event store `events` (its file name, its table). A views file that cannot be one (a
+    directory, a file that is not an SQLite database) is named, with what to do: the views
+    are made again from the events, where the store's own file would have to be restored."""
+    if os.path.isdir(path):
+        raise ConfigError(
+            f"BACKCHECK_DATABASE_URL (else DATA_DIR/backcheck.sqlite): {path} (the store's "
+            "read views, kept beside it) is a directory: move it away (the views are made "
+            "again from the store's events)"
+        )
     datastore = Datastore(path, lock_timeout=10)
     store = SQLiteViewStore(datastore, kept.codec(sealer))
-    store.create_table()
+    try:
+        store.create_table()
+    except Exception as e:
+        datastore.close()
+        if damaged(e):
+            why = str(e.__cause__ or e).removeprefix(f"{path}: ")
+            raise NotAViewsFileError(path, why) from None
+        raise
     head = SQLiteHead(*events)
 
     def close() -> None:

@@ -291,6 +291,43 @@ def test_a_full_disk_is_told_in_one_line_and_the_store_still_opens(tiny_disk: Pa
     assert run(env, "audit", "verify").returncode == 0
 
 
+@pytest.mark.parametrize(
+    "line",
+    [("audit", "verify"), ("audit", "check"), ("events",), ("do", "register-candidate", CANDIDATE)],
+    ids=lambda line: " ".join(line[:2]),
+)
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_a_store_that_cannot_be_opened_here_is_unusable_naming_it_not_damaged(
+    tiny_disk: Path, fault: str, line: tuple[str, ...]
+) -> None:
+    """A store on a read-only file system, or a full disk, cannot be read either (SQLite
+    makes its -shm file beside a WAL store to read it). The commands that only read used to
+    call it `not-a-store`, exit 65, 'restore the file from a backup', for a store that is
+    whole; the others said 'the store could not be read or written' naming no file."""
+    data = tiny_disk / "data"
+    env = {"BACKCHECK_DATA_DIR": str(data)}
+    assert run(env, "do", "register-candidate", CANDIDATE).returncode == 0
+    if fault == "read-only":
+        subprocess.run(["mount", "-o", "remount,ro", str(tiny_disk)], check=True)
+        why = f"its directory {data} cannot be written (read-only, or not this user's)"
+    else:
+        fill(tiny_disk, leave_kb=0)
+        why = f"the disk holding {data} is full"
+
+    said = one_line(run(env, *line), EX_IOERR)
+
+    store = data / "backcheck.sqlite"
+    assert said.startswith(
+        f"Store unusable (store-io): the store could not be read or written ({store}: "
+    ), said
+    assert why in said, said
+    if fault == "read-only":
+        subprocess.run(["mount", "-o", "remount,rw", str(tiny_disk)], check=True)
+    else:
+        (tiny_disk / "filler").unlink()
+    assert run(env, "audit", "verify").returncode == 0
+
+
 class Gatekeeper:
     """A TCP proxy to the PostgreSQL server that lets the first connections through (the
     command's check that the server answers) and closes every later one at once: a server

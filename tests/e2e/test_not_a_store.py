@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from infra.problem import EX_CONFIG, EX_DATAERR
-from tests.e2e.test_faults_in_one_line import AS_CANDIDATE, SOMEONE, one_line, run
+from tests.e2e.test_faults_in_one_line import AS_CANDIDATE, CANDIDATE, SOMEONE, one_line, run
 
 
 def junk(path: Path) -> None:
@@ -89,4 +89,50 @@ def test_a_store_path_that_is_a_directory_is_a_configuration_error(
     assert said == (
         "Configuration error (config): BACKCHECK_DATABASE_URL (else DATA_DIR/backcheck.sqlite): "
         f"{data / 'backcheck.sqlite'} is a directory; name the store file"
+    )
+
+
+@pytest.mark.parametrize("name", ["backcheck.views.sqlite", "backcheck.dashboard.sqlite"])
+@pytest.mark.parametrize(
+    "line",
+    [("do", "register-candidate", CANDIDATE), ("views", "status"), ("views", "rebuild")],
+    ids=lambda line: " ".join(line[:2]),
+)
+def test_a_views_file_that_is_not_one_is_named_with_what_to_do(
+    tmp_path: Path, name: str, line: tuple[str, ...]
+) -> None:
+    """It used to say 'the store file cannot be used … restore the file from a backup',
+    naming no file: the store itself is whole, and the views are made from its events."""
+    data = tmp_path / "data"
+    env = {"BACKCHECK_DATA_DIR": str(data)}
+    assert run(env, "do", "register-candidate", CANDIDATE).returncode == 0
+    views = data / name
+    junk(views)
+
+    said = one_line(run(env, *line), EX_DATAERR)
+
+    assert said == (
+        f"Not a store (not-a-store): {views}, the store's read views, is not an SQLite "
+        "database, or a damaged one (file is not a database); the views are made from the "
+        "store's events: move the file aside and run `backcheck views rebuild`"
+    )
+    views.rename(tmp_path / "aside")  # as it says
+    assert run(env, "views", "rebuild").returncode == 0
+    assert run(env, "audit", "verify").returncode == 0
+
+
+def test_a_views_file_that_is_a_directory_is_a_configuration_error(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {"BACKCHECK_DATA_DIR": str(data)}
+    assert run(env, "do", "register-candidate", CANDIDATE).returncode == 0
+    views = data / "backcheck.views.sqlite"
+    views.unlink()
+    views.mkdir()
+
+    said = one_line(run(env, "do", "register-candidate", CANDIDATE), EX_CONFIG)
+
+    assert said == (
+        "Configuration error (config): BACKCHECK_DATABASE_URL (else DATA_DIR/backcheck.sqlite): "
+        f"{views} (the store's read views, kept beside it) is a directory: move it away (the "
+        "views are made again from the store's events)"
     )
