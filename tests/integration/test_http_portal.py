@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from infra.http.auth import PORTAL_COOKIE
 from services.access import Role
 from services.consents import portal_document
 from services.dto import (
@@ -588,6 +589,67 @@ def test_the_package_lists_each_portal_sign_in_and_a_refused_one_records_nothing
     )
     problem(revoked, 401, "unauthenticated")
     assert api.head() == head
+
+
+def test_the_package_lists_each_portal_sign_out_and_one_without_a_session_records_nothing(
+    api: Served, clock: FakeClock
+) -> None:
+    """Signing out (`DELETE /portal/session`) ended the session and was recorded nowhere: the
+    package listed each sign-in but never when the candidate signed out. A sign-out of a
+    session that lasts is now recorded on the link's principal before the session is ended,
+    and listed beside the sign-ins: when, and when the session was opened, never a session
+    id, a token or its hash. Signing out with no such session (no cookie, one signed out
+    already, one whose link was revoked since) records nothing, and still answers 204."""
+    candidate = register(api.app)
+    first = sign_in(api, candidate)
+    assert first.status_code == 200, first.text
+    token = api.tokens[f"candidate:{candidate}"]
+    opened = api.app.clock()
+    copied = first.headers["set-cookie"].split(";")[0].partition("=")[2]
+    clock.advance(minutes=10)  # within the session's 30 minutes unused
+
+    out = api.client.delete("/portal/session", headers=PORTAL)
+
+    assert out.status_code == 204, out.text
+    assert PORTAL_COOKIE not in api.client.cookies
+    head = api.head()
+    assert api.client.delete("/portal/session", headers=PORTAL).status_code == 204
+    api.client.cookies.set(PORTAL_COOKIE, copied)  # a copy taken before signing out
+    assert api.client.delete("/portal/session", headers=PORTAL).status_code == 204
+    assert api.head() == head
+    api.client.cookies.clear()
+
+    clock.advance(hours=1)
+    again = api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {token}", **PORTAL}
+    )
+    assert again.status_code == 200, again.text
+    got = api.client.post(f"/v1/candidates/{candidate}/access-package", headers=PORTAL)
+
+    assert got.status_code == 200, got.text
+    links = got.json()["portal_links"]
+    assert [datetime.fromisoformat(s["at"]) for s in links["signed_in"]] == [
+        opened,
+        opened + timedelta(minutes=70),
+    ]
+    assert [
+        (datetime.fromisoformat(s["at"]), datetime.fromisoformat(s["session_opened_at"]))
+        for s in links["signed_out"]
+    ] == [(opened + timedelta(minutes=10), opened)]
+    assert {s["authenticated"] for s in links["signed_out"]} == {"portal-link"}
+    second = again.headers["set-cookie"].split(";")[0].partition("=")[2]
+    for secret in (token, token_hash(token), copied, second):
+        assert secret not in got.text
+
+    api.app.revoke_principal(
+        RevokePrincipal(name=f"candidate:{candidate}", reason="phone lost", actor=RECRUITER)
+    )
+    head = api.head()
+    assert api.client.delete("/portal/session", headers=PORTAL).status_code == 204
+    assert api.head() == head  # the session ended with its link: no sign-out to record
+    package = api.post(COMPLIANCE, f"/v1/candidates/{candidate}/access-package")
+    assert package.status_code == 200, package.text
+    assert len(package.json()["portal_links"]["signed_out"]) == 1
 
 
 # --- the page -----------------------------------------------------------------------------
