@@ -39,9 +39,15 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from infra.http import subject
-from infra.http.auth import PORTAL_COOKIE, Authenticator, SessionCookie, Unauthenticated
+from infra.http.auth import (
+    PORTAL_COOKIE,
+    Authenticator,
+    SessionCookie,
+    Unanswerable,
+    Unauthenticated,
+)
 from infra.http.link import PORTAL_PATH
-from infra.http.problems import PROBLEM_JSON, problem_response
+from infra.http.problems import PROBLEM_JSON, error_response, problem_response
 from services.access import Role
 from services.application import Backcheck
 from services.dto import RecordPortalSignIn, RecordPortalSignOut
@@ -240,12 +246,18 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
         cookie, or a copy of it) signs no one in from now on; the browser is told to drop the
         cookie. A sign-out that cannot be recorded ends the session all the same (access is
         never kept for the sake of its record), and is answered with the store's problem."""
+        response: Response = Response(status_code=204)
         if session_id := request.cookies.get(PORTAL_COOKIE):
             try:
                 record_sign_out(session_id)
-            finally:
+            except Unanswerable as e:  # who signs out could not be checked: the store's fault
+                response = error_response(request, e.error)
+            except Exception as e:  # not recorded: the store's problem (a bug: 500, logged)
+                response = error_response(request, e)
+            try:  # whether recorded or not: access is never kept for the sake of its record
                 authenticator.sessions.end(session_id)
-        response = Response(status_code=204)
+            except Exception as e:  # the sessions away too (on PostgreSQL, in the store)
+                response = error_response(request, e)
         response.delete_cookie(
             PORTAL_COOKIE,
             path="/",

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from infra.bootstrap import build_app
+from infra.config import Settings
 from infra.http.auth import PORTAL_COOKIE
 from services.access import Role
 from services.consents import portal_document
@@ -27,7 +31,7 @@ from services.dto import (
 )
 from services.principals import token_hash
 from tests.conftest import FakeClock
-from tests.http import COMPLIANCE, Served, problem
+from tests.http import COMPLIANCE, Served, problem, served
 from tests.story import (
     DOCUMENT_SHA256,
     HIRING_MANAGER,
@@ -650,6 +654,44 @@ def test_the_package_lists_each_portal_sign_out_and_one_without_a_session_record
     package = api.post(COMPLIANCE, f"/v1/candidates/{candidate}/access-package")
     assert package.status_code == 200, package.text
     assert len(package.json()["portal_links"]["signed_out"]) == 1
+
+
+def test_a_sign_out_that_cannot_be_recorded_still_ends_the_session(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Signing out while another process holds the store's lock (a backup, a sqlite3 shell
+    left open) cannot be recorded: it is answered with the store's problem, nothing is
+    recorded, and the session is ended all the same (the browser told to drop its cookie, and
+    a copy of it signing no one in after): access is never kept for the sake of its record.
+    (On SQLite, whose sessions are kept beside the store, not in it.)"""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+    app = build_app(settings, clock=clock)
+    try:
+        with served(app, settings) as api:
+            candidate = register(api.app)
+            opened = sign_in(api, candidate)
+            assert opened.status_code == 200, opened.text
+            session = opened.headers["set-cookie"].split(";")[0].partition("=")[2]
+            assert api.client.get("/v1/me", headers=PORTAL).status_code == 200  # signed in
+            head = api.head()
+            holder = sqlite3.connect(tmp_path / "store.sqlite", isolation_level=None)
+            holder.execute("BEGIN EXCLUSIVE")
+            try:
+                out = api.client.delete("/portal/session", headers=PORTAL)
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+
+            problem(out, 503, "store-busy")
+            assert out.headers["retry-after"] == "5"
+            assert PORTAL_COOKIE not in api.client.cookies  # told to drop it all the same
+            assert api.head() == head
+            after = api.client.get(
+                "/v1/me", headers={**PORTAL, "Cookie": f"{PORTAL_COOKIE}={session}"}
+            )
+            assert "no portal session" in problem(after, 401, "unauthenticated")["detail"]
+    finally:
+        app.close()
 
 
 # --- the page -----------------------------------------------------------------------------
