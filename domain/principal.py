@@ -49,6 +49,7 @@ MAX_ACTS_FOR = 50
 SELF = "self"  # in `acts_for`: the service may name itself as the command's actor
 CANDIDATE_ROLE = "candidate"  # the role a portal link reads in; no other principal holds it
 PORTAL_PREFIX = "candidate:"  # a portal link's principal is named candidate:<candidate id>
+SIGNED_OUT = "signed-out"  # why a portal session closed: the candidate signed out
 
 
 class PrincipalKind(StrEnum):
@@ -179,6 +180,17 @@ class Principal(RecordedAggregate):
         opened_by: str
         authenticated: Authenticated
 
+    class SessionClosed(RecordedAggregate.Event):
+        """A portal link's candidate signed out: the portal session opened at `opened_at` (as
+        the session kept it; its SessionOpened is recorded as it opens) was ended by them
+        (`reason`: signed-out). Never the session's id, nor the link's token or its hash. New
+        in version 1, with its caller."""
+
+        opened_at: datetime
+        reason: str
+        closed_by: str
+        authenticated: Authenticated
+
     @classmethod
     def add(
         cls,
@@ -292,6 +304,20 @@ class Principal(RecordedAggregate):
     @event(SessionOpened)
     def _session_opened(self, ends_at: datetime, opened_by: str) -> None:
         pass  # nothing the principal decides by: the sign-in is on the record
+
+    def close_session(self, opened_at: datetime, closed_by: str) -> None:
+        """The candidate signed out of the portal session opened at `opened_at`. Only a
+        portal link's session is closed; a link revoked since may still be signed out of (a
+        sign-out ends access, and is recorded as it happened)."""
+        if self.kind != PrincipalKind.PORTAL.value:
+            raise InvalidPrincipalError("kind", "only a candidate's portal link has sessions")
+        if opened_at.tzinfo is None:
+            raise InvalidPrincipalError("opened_at", "a time with its UTC offset")
+        self._session_closed(opened_at=opened_at, reason=SIGNED_OUT, closed_by=closed_by)
+
+    @event(SessionClosed)
+    def _session_closed(self, opened_at: datetime, reason: str, closed_by: str) -> None:
+        pass  # nothing the principal decides by: the sign-out is on the record
 
     def expired_at(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at

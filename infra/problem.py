@@ -107,22 +107,42 @@ class ProblemDetails:
 
 # What a problem repeats of the sender's own text is bounded: a body's key names the field at
 # fault, and a key is whatever the sender wrote (a 1 MiB one fits in a body), as long as a
-# Kafka header a refusal repeats (infra/kafka/senders.py).
+# Kafka header a refusal repeats (infra/kafka/senders.py); a message may quote what was sent
+# (a validator's words, a name that is no use case's). Each is cut, "..." marking the cut, by
+# the one owner of the problem's shape: the HTTP problem+json (infra/http/problems.py), a
+# command outcome (infra/kafka/outcome.py), and the command line's line and `--json`
+# (`problem_for`) all take them from here.
 MAX_FIELD = 120  # characters of a field's name, then "..."
+MAX_MESSAGE = 300  # characters of the message about one field (`errors[].message`), then "..."
+MAX_DETAIL = 2_000  # characters of a problem's `detail` (our own advice runs past 300), then "..."
 MAX_ERRORS = 50  # fields listed in an invalid input's problem; the rest are counted
+CUT = "..."
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text` whole, or its first `limit` characters and "..." (a message: MAX_MESSAGE)."""
+    return text if len(text) <= limit else f"{text[:limit]}{CUT}"
 
 
 def field_name(location: Iterable[object]) -> str:
     """A field's place as a problem names it: its path joined with dots (an item of a list by
     its index), `(body)` for the body as a whole, cut at MAX_FIELD characters."""
-    text = ".".join(str(p) for p in location) or "(body)"
-    return text if len(text) <= MAX_FIELD else f"{text[:MAX_FIELD]}..."
+    return bounded(".".join(str(p) for p in location) or "(body)", MAX_FIELD)
 
 
 def unlisted(errors: Sized) -> str:
     """What the detail of an invalid input adds for the fields past MAX_ERRORS (none: "")."""
     more = len(errors) - MAX_ERRORS
     return f"; and {more:,} more field(s) not listed" if more > 0 else ""
+
+
+def invalid_detail(listed: Iterable[tuple[str, str]], errors: Sized) -> str:
+    """The detail of an invalid input: `field F: message` for each (field, message) listed
+    (the first MAX_ERRORS of `errors`), each message cut at MAX_MESSAGE, the whole at
+    MAX_DETAIL with the count of fields not listed kept at its end."""
+    more = unlisted(errors)
+    text = "; ".join(f"field {field}: {bounded(message)}" for field, message in listed)
+    return bounded(text, MAX_DETAIL - len(CUT) - len(more)) + more
 
 
 def _rule(error: Exception) -> str:
@@ -145,10 +165,9 @@ def _fields(error: Exception) -> str:
     if not isinstance(error, ValidationError):
         return str(error)
     errors = error.errors()
-    listed = "; ".join(
-        f"field {field_name(e['loc'])}: {field_message(e)}" for e in errors[:MAX_ERRORS]
+    return invalid_detail(
+        ((field_name(e["loc"]), field_message(e)) for e in errors[:MAX_ERRORS]), errors
     )
-    return listed + unlisted(errors)
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:
@@ -402,7 +421,7 @@ def problem_for(error: Exception) -> ProblemDetails | None:
                 row.status,
                 row.title,
                 kind,
-                row.detail(error),
+                bounded(row.detail(error), MAX_DETAIL),
                 row.exit_code,
                 lead,
                 field_of(error),

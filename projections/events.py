@@ -84,6 +84,7 @@ SenderKeyIssued: EventClass = Principal.SenderKeyIssued
 SenderKeyRotated: EventClass = Principal.SenderKeyRotated
 SenderKeyRevoked: EventClass = Principal.SenderKeyRevoked
 PortalSessionOpened: EventClass = Principal.SessionOpened
+PortalSessionClosed: EventClass = Principal.SessionClosed
 SenderRefused: EventClass = SenderRefusal.Refused  # type: ignore[attr-defined]
 # A principal's events, and the refusals of senders, are about no data subject: no subject's
 # view or row changes with them.
@@ -96,6 +97,7 @@ PRINCIPAL_EVENTS: frozenset[EventClass] = frozenset(
         SenderKeyRotated,
         SenderKeyRevoked,
         PortalSessionOpened,
+        PortalSessionClosed,
         SenderRefused,
     }
 )

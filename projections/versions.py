@@ -44,6 +44,7 @@ PRINCIPAL_CHANGES = frozenset(
         ev.SenderKeyRotated,
         ev.SenderKeyRevoked,
         ev.PortalSessionOpened,
+        ev.PortalSessionClosed,
     }
 )
 

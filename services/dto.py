@@ -857,6 +857,15 @@ class RecordPortalSignIn(Command):
     actor: Actor
 
 
+class RecordPortalSignOut(Command):
+    """The candidate signed out of the portal: the session they opened at `opened_at` ended
+    (the portal's own route records it; no transport sends it)."""
+
+    candidate_id: UUID
+    opened_at: datetime
+    actor: Actor
+
+
 class PrincipalResult(Result):
     """A principal as listed: never its token, nor the token's hash."""
 

@@ -33,6 +33,7 @@ from services.dto import (
     PrincipalIssued,
     PrincipalResult,
     RecordPortalSignIn,
+    RecordPortalSignOut,
     RevokePrincipal,
     RotatePrincipal,
 )
@@ -215,6 +216,18 @@ class PrincipalUseCases(UnitOfWork):
         principal.open_session(cmd.ends_at, cmd.actor)
         # the link's own record, which its caller did not name: a collision with another
         # sign-in alone is decided again
+        self.commit(principal, internal=(principal,))
+
+    @use_case
+    def record_portal_sign_out(self, cmd: RecordPortalSignOut) -> None:
+        """A candidate's sign-out of the portal is on the record beside their sign-ins: on
+        the link's principal, when, and when the session they ended was opened; never the
+        session's id, the token or its hash. Only a portal link's session is signed out of."""
+        principal = self._principal(portal_name(cmd.candidate_id))
+        principal.close_session(cmd.opened_at, cmd.actor)
+        # as a sign-in: the link's own record, which its caller did not name; a write that
+        # collides with another change of it alone (a sign-in, a new link, a revocation) is
+        # decided again on it as it then is
         self.commit(principal, internal=(principal,))
 
     @use_case

@@ -9,12 +9,12 @@ a purpose naming who made the package): the profile, the consent register, each
 investigation with the candidate's feedback and disputes and the answers, each report, the
 timeline, the records of their case (every value the store holds about them, opened:
 services/subject_records.py), their portal links' history (issued, issued again, revoked,
-each sign-in to the portal and each use the access log records; never a token or its
-hash), and last the access log, so the package shows its own disclosure and reads. The
-records are read from the store before the disclosure, so that it names every category they
-carry; nothing of them leaves before it is stored. The candidate asks for their own;
-compliance makes one on their behalf; the operator's command line too (`backcheck subject
-export`).
+each sign-in to the portal and each sign-out, and each use the access log records; never a
+token or its hash), and last the access log, so the package shows its own disclosure and
+reads. The records are read from the store before the disclosure, so that it names every
+category they carry; nothing of them leaves before it is stored. The candidate asks for
+their own; compliance makes one on their behalf; the operator's command line too
+(`backcheck subject export`).
 """
 
 from __future__ import annotations
@@ -124,12 +124,27 @@ class PortalSignIn(Result):
     authenticated: str = Field(description="how they were known: portal-link")
 
 
+class PortalSignOut(Result):
+    """A portal session the candidate ended by signing out: never its id, nor the link."""
+
+    at: datetime
+    session_opened_at: datetime = Field(
+        description="when the session signed out of was opened (its sign-in's `at`)"
+    )
+    authenticated: str = Field(description="how they were known: portal-link")
+
+
 class PortalLinks(Result):
     principal: str = Field(description="the links' principal: candidate:<id>")
     events: list[PortalLinkEvent] = Field(description="in the order they were recorded")
     signed_in: list[PortalSignIn] = Field(
         description="each portal session opened with a link (a sign-in), in the order they "
         "were recorded"
+    )
+    signed_out: list[PortalSignOut] = Field(
+        description="each portal session the candidate ended by signing out, in the order "
+        "they were recorded (a session that ended otherwise, unused or at its longest, is "
+        "not listed: it ended at the latest at its sign-in's `until`)"
     )
     used: list[PortalLinkUse] = Field(
         description="each read and disclosure made with a link (`authentication: "
@@ -279,6 +294,15 @@ class SubjectExports(AuditReads):
                 PortalSignIn(at=e.timestamp, until=e.ends_at, authenticated=e.authenticated.method)
                 for e in stored
                 if isinstance(e, Principal.SessionOpened)
+            ],
+            signed_out=[
+                PortalSignOut(
+                    at=e.timestamp,
+                    session_opened_at=e.opened_at,
+                    authenticated=e.authenticated.method,
+                )
+                for e in stored
+                if isinstance(e, Principal.SessionClosed)
             ],
             used=[
                 PortalLinkUse(at=e.at, access_id=e.access_id, view=e.view, outcome=e.outcome)

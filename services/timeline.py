@@ -46,6 +46,7 @@ _WHO_FIELDS = (
     "rotated_by",
     "revoked_by",
     "opened_by",
+    "closed_by",
 )
 _BY_THE_CANDIDATE: frozenset[EventClass] = frozenset(
     {ev.FeedbackGiven, ev.DisputeRaised, ev.ReportDisputed}
@@ -222,6 +223,9 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
     ev.SenderKeyRevoked: lambda e: f"revoked the service's sender key: {e.reason}",
     ev.PortalSessionOpened: lambda e: (
         f"signed in to the portal with the link (a session until {e.ends_at:%Y-%m-%d %H:%M})"
+    ),
+    ev.PortalSessionClosed: lambda e: (
+        f"signed out of the portal (the session opened {e.opened_at:%Y-%m-%d %H:%M})"
     ),
     ev.SenderRefused: lambda e: f"refused a command from {e.source!r} ({e.reason}): {e.error}",
     ev.DutyClaimed: lambda e: f"{e.runner} claimed the {e.duty} run of {e.slot:%Y-%m-%d %H:%M}",

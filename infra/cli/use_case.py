@@ -50,12 +50,16 @@ def do_use_case(
     ] = False,
 ) -> None:
     """Run one use case with a JSON command and print its result as JSON."""
+    from infra.problem import MAX_FIELD, bounded
     from services.catalogue import USE_CASES
 
     try:
         found = USE_CASES.get(use_case)
         if found is None:
-            raise InputError(f"USE_CASE: unknown use case {use_case!r}; see `backcheck use-cases`")
+            raise InputError(
+                f"USE_CASE: unknown use case {bounded(use_case, MAX_FIELD)!r}; see "
+                "`backcheck use-cases`"
+            )
         document = json_object(read_input(payload))
         application, _ = open_app()
         result = found.run(application, document)

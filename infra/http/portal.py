@@ -14,7 +14,8 @@ so a copy of the cookie taken before signing out signs no one in after. The link
 a new session as long as it is valid. Only a portal link opens a session: a staff or service
 token is refused (403). Each session opened is on the record (decision 0049): an event of the
 link's principal, when and until when, recorded before the cookie is given out, or the session
-is ended again.
+is ended again. Each sign-out too (decision 0050): recorded before the session is deleted and
+the cookie cleared; one that cannot be recorded still ends the session.
 
 Cross-site requests: beside SameSite, every API call authenticated by the cookie, and every
 session call, must carry `X-Backcheck-Portal: 1`, a header a form or link on another site
@@ -38,12 +39,18 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from infra.http import subject
-from infra.http.auth import PORTAL_COOKIE, Authenticator, Unauthenticated
+from infra.http.auth import (
+    PORTAL_COOKIE,
+    Authenticator,
+    SessionCookie,
+    Unanswerable,
+    Unauthenticated,
+)
 from infra.http.link import PORTAL_PATH
-from infra.http.problems import PROBLEM_JSON, problem_response
+from infra.http.problems import PROBLEM_JSON, error_response, problem_response
 from services.access import Role
 from services.application import Backcheck
-from services.dto import RecordPortalSignIn
+from services.dto import RecordPortalSignIn, RecordPortalSignOut
 from services.identity import Authentication, acting_as
 from services.principals import token_hash
 
@@ -214,12 +221,43 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
         )
         return response
 
+    def record_sign_out(session_id: str) -> None:
+        """The sign-out on the record (decision 0050), when the cookie names a session that
+        lasts and whose link still signs its candidate in; nothing for one that has ended,
+        was never opened, or ended with its link (revoked, replaced, expired)."""
+        session = authenticator.sessions.find(session_id, application.clock())
+        if session is None:
+            return
+        try:
+            identity = authenticator.identify(SessionCookie(session_id))
+        except Unauthenticated:
+            return  # its link no longer signs in: the session ended with it
+        with acting_as(identity):
+            application.record_portal_sign_out(
+                RecordPortalSignOut(
+                    candidate_id=UUID(session.candidate_id),
+                    opened_at=session.opened_at,
+                    actor=identity.principal,
+                )
+            )
+
     def close_session(request: Request) -> Response:
-        """Signs out: the session is deleted, so its id (the cookie, or a copy of it) signs no
-        one in from now on; the browser is told to drop the cookie."""
+        """Signs out: the sign-out is recorded, then the session is deleted, so its id (the
+        cookie, or a copy of it) signs no one in from now on; the browser is told to drop the
+        cookie. A sign-out that cannot be recorded ends the session all the same (access is
+        never kept for the sake of its record), and is answered with the store's problem."""
+        response: Response = Response(status_code=204)
         if session_id := request.cookies.get(PORTAL_COOKIE):
-            authenticator.sessions.end(session_id)
-        response = Response(status_code=204)
+            try:
+                record_sign_out(session_id)
+            except Unanswerable as e:  # who signs out could not be checked: the store's fault
+                response = error_response(request, e.error)
+            except Exception as e:  # not recorded: the store's problem (a bug: 500, logged)
+                response = error_response(request, e)
+            try:  # whether recorded or not: access is never kept for the sake of its record
+                authenticator.sessions.end(session_id)
+            except Exception as e:  # the sessions away too (on PostgreSQL, in the store)
+                response = error_response(request, e)
         response.delete_cookie(
             PORTAL_COOKIE,
             path="/",
@@ -267,10 +305,20 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
         responses={
             204: {"description": "signed out", "headers": {"Set-Cookie": COOKIE_CLEARED}},
             403: _problem("`portal-header-missing`"),
+            503: _problem(
+                "the sign-out could not be recorded (`Retry-After`); the session is ended all "
+                "the same"
+            ),
         },
         summary="sign out of the portal",
-        description=f"Clears the session cookie `{PORTAL_COOKIE}`; sends `{PORTAL_HEADER}: 1` "
-        "(403 `portal-header-missing` otherwise). The link token it held still works until "
-        "it expires or is revoked (`backcheck principals revoke`).",
+        description="Records the sign-out on the link's principal (`Principal.SessionClosed`: "
+        "when, and when the session was opened; never the session's id), then ends the "
+        f"session the cookie `{PORTAL_COOKIE}` names and clears the cookie, so a copy of it "
+        "signs no one in after (401). A cookie naming no session that lasts records nothing "
+        "and is cleared all the same. Sends `"
+        f"{PORTAL_HEADER}: 1` (403 `portal-header-missing` otherwise). The portal link "
+        "still opens a new session until it expires or is revoked (`backcheck principals "
+        "revoke`); the candidate's access package lists each sign-out "
+        "(`portal_links.signed_out`).",
         openapi_extra={"parameters": [PORTAL_PARAMETER], "security": []},
     )

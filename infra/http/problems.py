@@ -19,7 +19,14 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
-from infra.problem import MAX_ERRORS, field_name, problem_for, unlisted
+from infra.problem import (
+    MAX_DETAIL,
+    MAX_ERRORS,
+    bounded,
+    field_name,
+    invalid_detail,
+    problem_for,
+)
 from infra.problem import problem_type as problem_type
 
 PROBLEM_JSON = "application/problem+json"
@@ -64,7 +71,7 @@ def problem_response(
         "type": problem_type(kind),
         "title": title,
         "status": status,
-        "detail": detail,
+        "detail": bounded(detail, MAX_DETAIL),  # it may quote what was sent
     }
     if request is not None:
         body["instance"] = request.url.path
@@ -84,12 +91,14 @@ _WORDED = {"model_type": "must be a JSON object", "model_attributes_type": "must
 
 
 def field_errors(errors: list[Any]) -> list[dict[str, str]]:
-    """Each broken field with its rule (pydantic's error type) and what it says."""
+    """Each broken field with its rule (pydantic's error type) and what it says, its message
+    cut at MAX_MESSAGE characters (it may quote what was sent; pydantic's `input` is never
+    repeated)."""
     return [
         {
             "field": _field(e.get("loc", ())),
             "rule": str(e.get("type", "")),
-            "message": _WORDED.get(str(e.get("type", "")), e["msg"]),
+            "message": bounded(_WORDED.get(str(e.get("type", "")), e["msg"])),
         }
         for e in errors
     ]
@@ -98,7 +107,7 @@ def field_errors(errors: list[Any]) -> list[dict[str, str]]:
 def invalid(request: Request, errors: list[dict[str, str]]) -> JSONResponse:
     """The 422 of invalid input: its first MAX_ERRORS fields listed, the rest counted."""
     listed = errors[:MAX_ERRORS]
-    detail = "; ".join(f"field {e['field']}: {e['message']}" for e in listed) + unlisted(errors)
+    detail = invalid_detail(((e["field"], e["message"]) for e in listed), errors)
     return problem_response(
         422, "Invalid input", "validation", detail, request, rule="validation", errors=listed
     )
@@ -127,7 +136,7 @@ def error_response(request: Request, error: Exception) -> JSONResponse:
     # invalid input always lists its fields as `errors`, whichever check found it (a cursor, a
     # pair of filters, a stated principal): a client reads one shape for every 422
     errors = (
-        [{"field": field, "rule": problem.type, "message": problem.detail}]
+        [{"field": field, "rule": problem.type, "message": bounded(problem.detail)}]
         if field is not None and problem.status == 422
         else None
     )

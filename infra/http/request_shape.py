@@ -112,8 +112,9 @@ def duplicate_keys(raw: bytes) -> list[dict[str, Any]]:
                 {
                     "type": "duplicate_key",
                     "loc": ("body", *path, name),
-                    "msg": f"{name!r} is given more than once in one object: name each member "
-                    "once (which one counts is not said by JSON)",
+                    # the member is named by the error's field (cut at MAX_FIELD), not again
+                    "msg": "given more than once in one object: name each member once (which "
+                    "one counts is not said by JSON)",
                 }
                 for name in value.repeated
             ]
@@ -137,12 +138,13 @@ def query_errors(pairs: list[tuple[str, str]], taken: Collection[str]) -> list[d
     for name, times in given.items():
         if name not in taken:
             rule = "unknown_parameter"
-            message = f"this operation takes no parameter {name!r}; " + (
+            # the parameter is named by the error's field (cut at MAX_FIELD), not here again
+            message = "this operation takes no such parameter; " + (
                 f"it takes {', '.join(listed)}" if listed else "it takes none"
             )
         elif times > 1:
             rule = "repeated_parameter"
-            message = f"{name!r} is given {times} times: give it once"
+            message = f"given {times} times: give it once"
         else:
             continue
         found.append({"type": rule, "loc": ("query", name), "msg": message})

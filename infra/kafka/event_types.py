@@ -97,6 +97,7 @@ PUBLIC_NAMES: Mapping[str, str] = {
     "domain.principal:Principal.SenderKeyIssued": "backcheck.principal.sender-key-issued",
     "domain.principal:Principal.SenderKeyRevoked": "backcheck.principal.sender-key-revoked",
     "domain.principal:Principal.SenderKeyRotated": "backcheck.principal.sender-key-rotated",
+    "domain.principal:Principal.SessionClosed": "backcheck.principal.session-closed",
     "domain.principal:Principal.SessionOpened": "backcheck.principal.session-opened",
     "domain.principal:Principal.TokenRotated": "backcheck.principal.token-rotated",
     "domain.redrive:DeadLetterRedrive.Created": "backcheck.dead-letter-redrive.created",

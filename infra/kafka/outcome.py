@@ -44,7 +44,15 @@ from infra.kafka.topics import (
     kafka_consumer,
     missing_topics,
 )
-from infra.problem import MAX_ERRORS, field_message, field_name, problem_for, problem_type
+from infra.problem import (
+    MAX_DETAIL,
+    MAX_ERRORS,
+    bounded,
+    field_message,
+    field_name,
+    problem_for,
+    problem_type,
+)
 from infra.store.recorder import chained
 
 if TYPE_CHECKING:
@@ -54,7 +62,6 @@ if TYPE_CHECKING:
 
 # Fixed for ever: an outcome's ce_id is derived from it, the same for every answer to a message.
 OUTCOME_NAMESPACE = UUID("3b8f4f0e-2c1d-4b7a-9e55-6a0d3c9e7f12")
-MAX_DETAIL = 2_000  # characters of a problem's detail
 
 Stored = tuple[tuple[str, int], ...]
 
@@ -117,17 +124,13 @@ def stored_events(app: Application[UUID], ids: Sequence[str]) -> Stored:
     )
 
 
-def _bounded(text: str) -> str:
-    return text if len(text) <= MAX_DETAIL else f"{text[:MAX_DETAIL]}..."
-
-
 def _field_errors(error: ValidationError) -> list[dict[str, str]]:
     """Each broken field with its rule (pydantic's error type), as the HTTP API lists them."""
     return [
         {
             "field": field_name(e["loc"]),
             "rule": e["type"],
-            "message": _bounded(field_message(e)),
+            "message": bounded(field_message(e)),
         }
         for e in error.errors()[:MAX_ERRORS]
     ]
@@ -145,7 +148,7 @@ def problem_of(decision: IntakeDecision) -> dict[str, Any]:
             "type": problem_type(kind),
             "title": title,
             "status": status,
-            "detail": _bounded(detail),
+            "detail": bounded(detail, MAX_DETAIL),
             "rule": kind,
             "field": decision.field or _FIELDS.get(kind),
         }
@@ -153,7 +156,7 @@ def problem_of(decision: IntakeDecision) -> dict[str, Any]:
         "type": problem_type(problem.type),
         "title": problem.title,
         "status": problem.status,
-        "detail": _bounded(problem.detail),
+        "detail": problem.detail,  # bounded by the problem table
         "rule": problem.type,
         "field": problem.field,
     }

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.problem import MAX_FIELD
 from tests.e2e.test_cli import run
 
 MISTYPED = [
@@ -55,6 +56,21 @@ def test_a_value_typed_too_long_is_cut_where_it_is_quoted_back(store: dict[str, 
     assert len(lines) == 1
     assert len(lines[0]) < 400, lines[0][:500]
     assert "'" + "a" * 79 + "… (100,002 characters) is not an ISO 8601 time" in lines[0]
+
+
+def test_a_use_case_name_typed_too_long_is_cut_where_it_is_quoted_back(
+    store: dict[str, str],
+) -> None:
+    """`backcheck do NAME` quoted an unknown NAME whole: 100 kB typed, 100 kB on one line (and
+    in `--json`'s detail). It is cut at MAX_FIELD characters, as a field's name is."""
+    for json_flag in ((), ("--json",)):
+        result = run(store, "do", "u" * 100_000, "{}", *json_flag)
+
+        assert result.returncode == 2, result.stderr[:500]
+        shown = (result.stdout if json_flag else result.stderr).strip()
+        assert len(shown.splitlines()) == 1
+        assert len(shown) < 400, shown[:500]
+        assert "USE_CASE: unknown use case '" + "u" * MAX_FIELD + "...'" in shown
 
 
 def test_help_and_the_bare_command_still_print_the_usage(store: dict[str, str]) -> None:

@@ -11,7 +11,7 @@ from uuid import uuid4
 import pytest
 
 from infra.http.idempotency import Kept
-from infra.problem import MAX_ERRORS, MAX_FIELD
+from infra.problem import MAX_DETAIL, MAX_ERRORS, MAX_FIELD, MAX_MESSAGE
 from infra.store.server import StoreUnreachableError
 from services.access import Role
 from services.dto import ReadAccessLog
@@ -230,7 +230,7 @@ def test_the_document_has_the_dashboard_stream_and_the_portal_session(api: Serve
     assert "Set-Cookie" in opened["responses"]["200"]["headers"]
     assert {"401", "403", "503"} <= set(opened["responses"])
     closed = session["delete"]
-    assert set(closed["responses"]) == {"204", "403"}
+    assert set(closed["responses"]) == {"204", "403", "503"}  # 503: the sign-out not recorded
     for operation in (opened, closed):
         [header] = [p for p in operation["parameters"] if p["in"] == "header"]
         assert (header["name"], header["required"]) == ("X-Backcheck-Portal", True)
@@ -282,6 +282,45 @@ def test_an_unknown_key_is_named_in_the_problem_bounded_however_long_it_is(api: 
     assert all(len(f) <= MAX_FIELD + 3 for f in fields)
     assert len(r.content) < 20_000
     assert body["detail"].endswith("more field(s) not listed")
+    assert api.head() == head
+
+
+def test_a_100_kb_string_sent_in_a_field_is_answered_with_a_small_problem(api: Served) -> None:
+    """A message may repeat what was sent: a member named twice, or a query parameter the
+    operation does not take, was quoted whole in its message, so a 100 kB name came back
+    twice (in `errors` and the detail). Each message is cut at MAX_MESSAGE characters and the
+    detail at MAX_DETAIL, the field still named (cut at MAX_FIELD) with its rule; a 100 kB
+    value is refused by the field's own bound; nothing is recorded."""
+    head = api.head()
+    long = "k" * 100_000
+    sent = {
+        "member named twice": api.client.post(
+            "/v1/candidates",
+            content=f'{{"name": "Li Lei", "{long}": 1, "{long}": 2}}'.encode(),
+            headers=api.as_(RECRUITER, **{"content-type": "application/json"}),
+        ),
+        "query parameter": api.client.get(
+            "/v1/candidates",
+            params={long[:50_000]: "1"},  # a URL's own bound: 64 kB in the test client
+            headers=api.as_(RECRUITER),
+        ),
+        "value": api.post(RECRUITER, "/v1/candidates", {"name": long}),
+    }
+    rules = {"member named twice": "duplicate_key", "query parameter": "unknown_parameter"}
+
+    for what, r in sent.items():
+        body = problem(r, 422, "validation")
+        assert len(r.content) < 2_000, (what, len(r.content))
+        [error] = body["errors"]
+        field = "name" if what == "value" else "k" * MAX_FIELD + "..."
+        assert error["field"] == field, what
+        assert error["rule"] == rules.get(what, "string_too_long"), what
+        assert len(error["message"]) <= MAX_MESSAGE + 3, what
+        assert body["detail"].startswith(f"field {field}: "), what
+        assert len(body["detail"]) <= MAX_DETAIL, what
+    assert "more than once" in sent["member named twice"].json()["errors"][0]["message"]
+    assert "takes no such parameter" in sent["query parameter"].json()["errors"][0]["message"]
+    assert "at most 2000 characters" in sent["value"].json()["errors"][0]["message"]
     assert api.head() == head
 
 

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from infra.bootstrap import build_app
+from infra.config import Settings
+from infra.http.auth import PORTAL_COOKIE
 from services.access import Role
 from services.consents import portal_document
 from services.dto import (
@@ -26,7 +31,7 @@ from services.dto import (
 )
 from services.principals import token_hash
 from tests.conftest import FakeClock
-from tests.http import COMPLIANCE, Served, problem
+from tests.http import COMPLIANCE, Served, problem, served
 from tests.story import (
     DOCUMENT_SHA256,
     HIRING_MANAGER,
@@ -588,6 +593,105 @@ def test_the_package_lists_each_portal_sign_in_and_a_refused_one_records_nothing
     )
     problem(revoked, 401, "unauthenticated")
     assert api.head() == head
+
+
+def test_the_package_lists_each_portal_sign_out_and_one_without_a_session_records_nothing(
+    api: Served, clock: FakeClock
+) -> None:
+    """Signing out (`DELETE /portal/session`) ended the session and was recorded nowhere: the
+    package listed each sign-in but never when the candidate signed out. A sign-out of a
+    session that lasts is now recorded on the link's principal before the session is ended,
+    and listed beside the sign-ins: when, and when the session was opened, never a session
+    id, a token or its hash. Signing out with no such session (no cookie, one signed out
+    already, one whose link was revoked since) records nothing, and still answers 204."""
+    candidate = register(api.app)
+    first = sign_in(api, candidate)
+    assert first.status_code == 200, first.text
+    token = api.tokens[f"candidate:{candidate}"]
+    opened = api.app.clock()
+    copied = first.headers["set-cookie"].split(";")[0].partition("=")[2]
+    clock.advance(minutes=10)  # within the session's 30 minutes unused
+
+    out = api.client.delete("/portal/session", headers=PORTAL)
+
+    assert out.status_code == 204, out.text
+    assert PORTAL_COOKIE not in api.client.cookies
+    head = api.head()
+    assert api.client.delete("/portal/session", headers=PORTAL).status_code == 204
+    api.client.cookies.set(PORTAL_COOKIE, copied)  # a copy taken before signing out
+    assert api.client.delete("/portal/session", headers=PORTAL).status_code == 204
+    assert api.head() == head
+    api.client.cookies.clear()
+
+    clock.advance(hours=1)
+    again = api.client.post(
+        "/portal/session", headers={"Authorization": f"Bearer {token}", **PORTAL}
+    )
+    assert again.status_code == 200, again.text
+    got = api.client.post(f"/v1/candidates/{candidate}/access-package", headers=PORTAL)
+
+    assert got.status_code == 200, got.text
+    links = got.json()["portal_links"]
+    assert [datetime.fromisoformat(s["at"]) for s in links["signed_in"]] == [
+        opened,
+        opened + timedelta(minutes=70),
+    ]
+    assert [
+        (datetime.fromisoformat(s["at"]), datetime.fromisoformat(s["session_opened_at"]))
+        for s in links["signed_out"]
+    ] == [(opened + timedelta(minutes=10), opened)]
+    assert {s["authenticated"] for s in links["signed_out"]} == {"portal-link"}
+    second = again.headers["set-cookie"].split(";")[0].partition("=")[2]
+    for secret in (token, token_hash(token), copied, second):
+        assert secret not in got.text
+
+    api.app.revoke_principal(
+        RevokePrincipal(name=f"candidate:{candidate}", reason="phone lost", actor=RECRUITER)
+    )
+    head = api.head()
+    assert api.client.delete("/portal/session", headers=PORTAL).status_code == 204
+    assert api.head() == head  # the session ended with its link: no sign-out to record
+    package = api.post(COMPLIANCE, f"/v1/candidates/{candidate}/access-package")
+    assert package.status_code == 200, package.text
+    assert len(package.json()["portal_links"]["signed_out"]) == 1
+
+
+def test_a_sign_out_that_cannot_be_recorded_still_ends_the_session(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Signing out while another process holds the store's lock (a backup, a sqlite3 shell
+    left open) cannot be recorded: it is answered with the store's problem, nothing is
+    recorded, and the session is ended all the same (the browser told to drop its cookie, and
+    a copy of it signing no one in after): access is never kept for the sake of its record.
+    (On SQLite, whose sessions are kept beside the store, not in it.)"""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+    app = build_app(settings, clock=clock)
+    try:
+        with served(app, settings) as api:
+            candidate = register(api.app)
+            opened = sign_in(api, candidate)
+            assert opened.status_code == 200, opened.text
+            session = opened.headers["set-cookie"].split(";")[0].partition("=")[2]
+            assert api.client.get("/v1/me", headers=PORTAL).status_code == 200  # signed in
+            head = api.head()
+            holder = sqlite3.connect(tmp_path / "store.sqlite", isolation_level=None)
+            holder.execute("BEGIN EXCLUSIVE")
+            try:
+                out = api.client.delete("/portal/session", headers=PORTAL)
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+
+            problem(out, 503, "store-busy")
+            assert out.headers["retry-after"] == "5"
+            assert PORTAL_COOKIE not in api.client.cookies  # told to drop it all the same
+            assert api.head() == head
+            after = api.client.get(
+                "/v1/me", headers={**PORTAL, "Cookie": f"{PORTAL_COOKIE}={session}"}
+            )
+            assert "no portal session" in problem(after, 401, "unauthenticated")["detail"]
+    finally:
+        app.close()
 
 
 # --- the page -----------------------------------------------------------------------------

@@ -100,6 +100,7 @@ STORED_EVENT_TOPICS = frozenset(
         "domain.principal:Principal.SenderKeyIssued",
         "domain.principal:Principal.SenderKeyRevoked",
         "domain.principal:Principal.SenderKeyRotated",
+        "domain.principal:Principal.SessionClosed",
         "domain.principal:Principal.SessionOpened",
         "domain.principal:Principal.TokenRotated",
         "domain.report:Report.Amended",

@@ -180,3 +180,35 @@ def test_only_a_portal_link_not_revoked_opens_a_portal_session() -> None:
     portal.revoke("phone lost", RECRUITER)
     with refuses(portal, PrincipalRevokedError, "portal session"):
         portal.open_session(NOW, portal_name(subject))
+
+
+def test_only_a_portal_links_session_is_signed_out_of_and_a_revocation_does_not_hide_it() -> None:
+    subject = uuid4()
+    portal = staff(
+        name=portal_name(subject),
+        role="candidate",
+        kind="portal",
+        assignments=(subject,),
+        expires_at=NOW + timedelta(days=30),
+    )
+    portal.open_session(NOW + timedelta(hours=8), portal_name(subject))
+    portal.collect_events()
+
+    portal.close_session(NOW, portal_name(subject))
+
+    (closed,) = portal.collect_events()
+    assert isinstance(closed, Principal.SessionClosed)
+    assert (closed.opened_at, closed.reason, closed.closed_by) == (
+        NOW,
+        "signed-out",
+        portal_name(subject),
+    )
+    member = staff()
+    with refuses(member, InvalidPrincipalError, "'kind'", "portal link"):
+        member.close_session(NOW, "hr:li.na")
+    with refuses(portal, InvalidPrincipalError, "'opened_at'", "UTC offset"):
+        portal.close_session(NOW.replace(tzinfo=None), portal_name(subject))
+    portal.revoke("phone lost", RECRUITER)
+    portal.collect_events()
+    portal.close_session(NOW, portal_name(subject))  # signed out as it was: recorded
+    assert [type(e).__qualname__ for e in portal.collect_events()] == ["Principal.SessionClosed"]

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 import typer
-from pydantic import BaseModel, ConfigDict, ValidationError
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from starlette.requests import Request
 
 from domain.errors import (
     DomainError,
@@ -24,10 +26,21 @@ from infra.audit.merkle import ProofError
 from infra.audit.outputs import OutputPathError
 from infra.cli.common import fail
 from infra.config import ConfigError
+from infra.http.problems import error_response, field_errors, invalid
+from infra.kafka.cloudevent import DeadLetterReason
+from infra.kafka.intake import IntakeDecision
+from infra.kafka.outcome import problem_of
 from infra.kafka.relay import PartitionCountError, RelayBusyError, RelayFailedError
 from infra.kafka.topics import BrokerUnavailableError, MissingTopicError
 from infra.privacy.keystore import WrongMasterKeyError
-from infra.problem import MAX_ERRORS, MAX_FIELD, ProblemDetails, problem_for
+from infra.problem import (
+    MAX_DETAIL,
+    MAX_ERRORS,
+    MAX_FIELD,
+    MAX_MESSAGE,
+    ProblemDetails,
+    problem_for,
+)
 
 
 class _Named(BaseModel):
@@ -203,3 +216,85 @@ def test_with_json_the_problem_names_the_field_the_error_blames(
     with pytest.raises(typer.Exit):
         fail(CheckpointError("no signing key at k"), as_json=True)
     assert "field" not in json.loads(capsys.readouterr().out)  # none blamed: none named
+
+
+class _Quoting(BaseModel):
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        raise ValueError(f"{value!r} is no name we know")  # quotes what was sent, whole
+
+
+def _request() -> Request:
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "scheme": "http",
+        "server": ("testserver", 80),
+        "path": "/v1/candidates",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [],
+        "app": FastAPI(),
+    }
+    return Request(scope)
+
+
+def test_a_message_quoting_what_was_sent_is_cut_in_every_problem(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A validator's message, or a rule's, may quote the value it refused: 100 kB sent came
+    back whole in the HTTP problem's `errors` and `detail`, the command line's line and
+    `--json`, and the dead letter's error (a command outcome cut it at 2,000 characters).
+    Each message about a field is cut at MAX_MESSAGE characters, each detail at MAX_DETAIL;
+    the field and the rule are still named. pydantic's own `input` is repeated nowhere."""
+    long = "x" * 100_000
+    try:
+        _Quoting.model_validate({"name": long})
+    except ValidationError as e:
+        invalid_input = e
+    refused = InvalidInputError(f"field 'name': {long!r} is taken", field="name")
+    cut = "field name: Value error, '" + "x" * (MAX_MESSAGE - len("Value error, '")) + "..."
+
+    # the command line: one line, or the problem as JSON
+    for as_json in (False, True):
+        for error in (invalid_input, refused):
+            with pytest.raises(typer.Exit):
+                fail(error, as_json=as_json)
+            said = capsys.readouterr()
+            shown = said.out if as_json else said.err
+            assert len(shown) < MAX_DETAIL + 200, len(shown)
+            detail = json.loads(shown)["detail"] if as_json else shown
+            assert "..." in detail
+            if error is invalid_input:
+                assert cut in detail
+                assert not as_json or json.loads(shown)["field"] == "name"
+
+    # HTTP: problem+json, invalid input field by field, and a rule's refusal
+    [listed] = field_errors(list(invalid_input.errors()))
+    assert (listed["field"], listed["rule"]) == ("name", "value_error")
+    assert len(listed["message"]) == MAX_MESSAGE + 3
+    for response, longest in (
+        (invalid(_request(), [listed]), MAX_MESSAGE),  # the value only as the message quotes it
+        (error_response(_request(), refused), MAX_DETAIL),
+    ):
+        body = json.loads(response.body)
+        assert len(response.body) < MAX_DETAIL + MAX_MESSAGE + 500, len(response.body)
+        assert [e["field"] for e in body["errors"]] == ["name"]
+        assert all(len(e["message"]) <= MAX_MESSAGE + 3 for e in body["errors"])
+        assert body["detail"].startswith("field ")
+        assert len(body["detail"]) <= MAX_DETAIL + 3
+        assert "x" * (longest + 1) not in response.body.decode()
+
+    # a command outcome, and the dead letter's error
+    decision = IntakeDecision("register-candidate", DeadLetterReason.INVALID, cause=invalid_input)
+    problem = problem_of(decision)
+    [error] = problem["errors"]
+    assert (error["field"], error["rule"]) == ("name", "value_error")
+    assert len(error["message"]) == MAX_MESSAGE + 3
+    assert problem["detail"].startswith(cut)
+    assert len(json.dumps(problem)) < MAX_DETAIL + MAX_MESSAGE + 500
+    details = [p.detail for p in (problem_for(invalid_input), problem_for(refused)) if p]
+    assert [len(d) <= MAX_DETAIL + 3 for d in details] == [True, True]

@@ -279,6 +279,7 @@ def every_event() -> list[DomainEvent]:
     )
     portal.rotate("b" * 64, NOW.astimezone(SHANGHAI) + timedelta(days=7), "hr:li.na")
     portal.open_session(NOW.astimezone(SHANGHAI) + timedelta(hours=8), portal.name)
+    portal.close_session(NOW.astimezone(SHANGHAI), portal.name)
     portal.revoke("link forwarded by mistake", "hr:li.na")
     events += portal.collect_events()
     ats = Principal.add("svc:ats", "service", "service", (), "c" * 64, None, "operator")
