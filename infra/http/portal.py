@@ -198,6 +198,9 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
                         actor=identity.principal,
                     )
                 )
+        except Exception as e:  # not recorded, so no session: the store's problem is the answer
+            authenticator.sessions.end(session_id)
+            return error_response(request, e)  # (a bug: 500, logged by it)
         except BaseException:
             authenticator.sessions.end(session_id)
             raise

@@ -694,6 +694,41 @@ def test_a_sign_out_that_cannot_be_recorded_still_ends_the_session(
         app.close()
 
 
+def test_a_sign_in_that_cannot_be_recorded_opens_no_session_and_is_answered_with_the_stores_problem(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Signing in while another process holds the store's lock cannot be recorded (decision
+    0049: on the record, or no session): the store's problem is the answer, no session is
+    opened and no cookie given; the server raises nothing past its answer (the test client
+    re-raises what a route lets through, as the server would log it as a traceback)."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+    app = build_app(settings, clock=clock)
+    try:
+        with served(app, settings) as api:
+            candidate = register(api.app)
+            token = api.portal(candidate)
+            head = api.head()
+            holder = sqlite3.connect(tmp_path / "store.sqlite", isolation_level=None)
+            holder.execute("BEGIN EXCLUSIVE")
+            try:
+                out = api.client.post(
+                    "/portal/session", headers={"Authorization": f"Bearer {token}", **PORTAL}
+                )
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+
+            problem(out, 503, "store-busy")
+            assert out.headers["retry-after"] == "5"
+            assert "set-cookie" not in out.headers
+            assert PORTAL_COOKIE not in api.client.cookies
+            assert api.head() == head
+            again = sign_in(api, candidate)  # the store back: the link signs in as before
+            assert again.status_code == 200, again.text
+    finally:
+        app.close()
+
+
 # --- the page -----------------------------------------------------------------------------
 
 
