@@ -1,5 +1,7 @@
 """The key store (infra/privacy/keystore.py) on each backend's connections: on SQLite the event
-store's own pool, on PostgreSQL a small pool of its own."""
+store's own pool, on PostgreSQL a small pool of its own. On both, the keys a write makes are
+stored by the recorder in the events' own transaction (infra/store/recorder.py:
+`insert_new_keys`)."""
 
 from __future__ import annotations
 
@@ -149,7 +151,15 @@ def postgres_keystore(conninfo: str, schema: str, provider: KeyProvider) -> SQLK
             return list(conn.execute(_MAKE, args).fetchall())
 
     try:
-        return PooledKeyStore(pool.connection, "%s", provider, close=pool.close, make=make)
+        return PooledKeyStore(
+            pool.connection,
+            "%s",
+            provider,
+            close=pool.close,
+            make=make,  # a key made outside a write (the recorder stores those made in one)
+            with_the_write=True,
+            schema=schema,
+        )
     except Exception:
         pool.close()
         raise

@@ -111,8 +111,12 @@ class SQLKeyStore(KeysWithTheWrite):
         create: Callable[[], Any] | None = None,
         make: MakeKeys | None = None,
         with_the_write: bool = False,
+        schema: str | None = None,
     ):
         self._connect = connect
+        # the key tables as the events' own connection names them (on PostgreSQL it has no
+        # search_path: the recorder names its schema), for the keys stored with a write
+        self._tables_in = f'"{schema}".' if schema else ""
         # new keys made in the events' own transaction (the recorder inserts them) when the
         # recorder does so; else in one of their own, before the events (`create`, `make`)
         self._with_the_write = with_the_write

@@ -71,6 +71,8 @@ class KeysWithTheWrite:
     _note_registered: Callable[[set[UUID], float], None]
     _lock: threading.Lock
     _sql: Callable[[str], str]
+    _tables_in: str
+    _p: str
     wrong_key: Callable[[str], WrongMasterKeyError]
 
     @contextmanager
@@ -141,13 +143,16 @@ class KeysWithTheWrite:
             if new.provider is not self._provider:  # a rotation in this process switched keys
                 raise DataKeyRaceError(new.subject, new.scope)
         provider = self._provider
-        raw = getattr(cursor, "sqlite_cursor", cursor)
+        raw = getattr(cursor, "sqlite_cursor", cursor)  # a cursor (or psycopg's connection)
+        sqlite = self._p == "?"
         rows = ", ".join(["(?, ?, ?, ?)"] * len(made))
-        raw.execute(
+        inserted = raw.execute(
             self._sql(
-                "INSERT INTO backcheck_keys (subject, tier, wrapped, master) "
-                f"SELECT * FROM (VALUES {rows}) WHERE EXISTS (SELECT 1 FROM {KEY_CHECK_TABLE} "
-                "WHERE scheme = ? AND kcv = ?) ON CONFLICT (subject, tier) DO NOTHING"
+                f"INSERT INTO {self._tables_in}backcheck_keys (subject, tier, wrapped, master) "
+                f"SELECT * FROM (VALUES {rows}) AS made WHERE EXISTS (SELECT 1 FROM "
+                f"{self._tables_in}{KEY_CHECK_TABLE} WHERE scheme = ? AND kcv = ?) "
+                "ON CONFLICT (subject, tier) DO NOTHING" + ("" if sqlite else " RETURNING tier")
+                # psycopg in a pipeline knows the count only from the rows it fetches
             ),
             (
                 *(v for k in made for v in (str(k.subject), k.scope, k.wrapped, provider.key_id)),
@@ -155,15 +160,23 @@ class KeysWithTheWrite:
                 provider.check_value(),
             ),
         )
-        if raw.rowcount == len(made):
+        if (inserted.rowcount if sqlite else len(inserted.fetchall())) == len(made):
             return
         for new in made:
-            raw.execute(
-                self._sql("SELECT wrapped FROM backcheck_keys WHERE subject = ? AND tier = ?"),
+            # a rotation in this process switched keys while the insert waited for it (on
+            # PostgreSQL the rotation's lock on the key table, not the writers' lock): the
+            # store is bound to the new key now, and the write is made again with it
+            if new.provider is not self._provider:
+                raise DataKeyRaceError(new.subject, new.scope)
+        for new in made:
+            found = raw.execute(
+                self._sql(
+                    f"SELECT wrapped FROM {self._tables_in}backcheck_keys "
+                    "WHERE subject = ? AND tier = ?"
+                ),
                 (str(new.subject), new.scope),
-            )
-            found = raw.fetchone()
-            if found is not None and bytes(found[0]) != new.wrapped:
+            ).fetchone()
+            if found is not None and bytes(found["wrapped"]) != new.wrapped:
                 if new.guessed:  # the write made again looks the subject's keys up
                     with self._lock:
                         if self._registered.pop(new.subject, None) is None:  # a first event's

@@ -160,7 +160,7 @@ class AfterLostConnections:
             if attempt > 1:
                 time.sleep(RETRY_WAIT)
             try:
-                ids: Sequence[int] | None = _INSERT(self, stored_events, **kwargs)
+                ids: Sequence[int] | None = _insert(self, stored_events, **kwargs)
                 return ids
             except IntegrityError:
                 found = self.stored_before(stored_events) if lost else None
@@ -226,8 +226,40 @@ def _uuid(originator_id: UUID | str) -> UUID:
 INSERT_TRIES = 11  # at once, then as the library tries (10 times, 0.2 s apart)
 RETRY_WAIT = 0.2
 
+
+def _insert(
+    recorder: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+) -> Sequence[int] | None:
+    """The library's insert (PostgresApplicationRecorder.insert_events, without its retries),
+    except that an error raised in the transaction rolls it back. The library's catches the
+    error inside its transaction, to raise it only once the pipeline is closed (psycopg warns
+    of an error leaving one), so an error of Python's own raised after the events' INSERT was
+    committed with them: a chain found broken (events stored unlinked), a data key refused
+    for an erasure recorded meanwhile (a value sealed for an erased subject stored). Here the
+    transaction is inside the pipeline, and the error is kept only outside the transaction."""
+    error: Exception | None = None
+    ids: Sequence[int] | None = None
+    with recorder.datastore.get_connection() as conn:
+        with conn.pipeline() as pipeline:
+            try:
+                with conn.transaction():
+                    with conn.cursor() as curs:
+                        recorder._insert_events(curs, stored_events, **kwargs)
+                    if stored_events:
+                        with conn.cursor() as curs:
+                            recorder._insert_stored_events(curs, stored_events, **kwargs)
+                            pipeline.sync()  # a conflict raised here, not at the commit
+                            ids = recorder._fetch_ids_after_insert_events(
+                                curs, stored_events, **kwargs
+                            )
+            except Exception as e:  # rolled back: raised once the pipeline is closed
+                error = e
+        if error is not None:
+            raise error  # inside: the datastore turns psycopg's errors into the library's
+    return ids
+
+
 # the library's methods without their retries
-_INSERT = PostgresApplicationRecorder.insert_events.__wrapped__
 _SELECT_EVENTS = PostgresApplicationRecorder.select_events.__wrapped__
 _SELECT_NOTIFICATIONS = PostgresApplicationRecorder.select_notifications.__wrapped__
 _MAX_NOTIFICATION_ID = PostgresApplicationRecorder.max_notification_id.__wrapped__

@@ -17,9 +17,10 @@ from psycopg.sql import SQL, Identifier
 
 from infra.audit.chain import GENESIS, Head, Link, extend
 from infra.audit.merkle import NodeSource
+from infra.privacy.erasures import ERASURE_TOPICS
 from infra.store.ddl import serialise_ddl
 from infra.store.pg_pool import AfterLostConnections
-from infra.store.recorder import APPEND_ONLY, Chained, _check_head, _uuid
+from infra.store.recorder import APPEND_ONLY, Chained, _check_head, _uuid, insert_new_keys
 from infra.store.subjects import backfill, index_rows, subjects_table
 from infra.store.tree import (
     FrontierCache,
@@ -109,6 +110,10 @@ class ChainedPostgresApplicationRecorder(
             "LEFT JOIN LATERAL (SELECT leaf AS idx, position FROM {schema}.{tree} "
             "WHERE level = 0 ORDER BY leaf DESC LIMIT 1) AS l ON true"
         ).format(schema=schema, events=events, chain=chain, tree=tree)
+        self.select_erasures_statement = SQL(
+            "SELECT topic, state FROM {schema}.{events} WHERE originator_id = %s "
+            "AND topic = ANY(%s)"
+        ).format(schema=schema, events=events)
         self.select_tree_end_statement = SQL(
             "SELECT leaf AS idx, position FROM {schema}.{tree} WHERE level = 0 "
             "ORDER BY leaf DESC LIMIT 1"
@@ -236,13 +241,18 @@ class ChainedPostgresApplicationRecorder(
                 for row in curs.fetchall()
             }
 
+    def _erasures(self, curs: Cursor[DictRow], subject: UUID) -> list[tuple[str, bytes]]:
+        """The subject's erasure records, read in the write's transaction."""
+        curs.execute(self.select_erasures_statement, (subject, list(ERASURE_TOPICS)), prepare=True)
+        return [(str(row["topic"]), bytes(row["state"])) for row in curs.fetchall()]
+
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        if any(getattr(s, "new_keys", ()) for s in stored_events):
-            # its key store makes keys in a statement of their own (infra/privacy/key_pools.py)
-            raise RuntimeError("data keys carried to the PostgreSQL recorder would not be stored")
+        # after the events' insert, under its lock on their table: an erasure committed
+        # before it is seen, one committed after it destroys these keys too
+        insert_new_keys(curs, stored_events, lambda subject: self._erasures(curs, subject))
         if not ids:
             return ids
         ids = sorted(ids)

@@ -12,7 +12,7 @@ Each also keeps the subject index (infra/store/subjects.py) in that transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from uuid import UUID
@@ -57,6 +57,35 @@ class Chained(GroupCommit):
     chain_table_name: str
     subjects_table_name: str
     tree_table_name: str
+
+
+def insert_new_keys(
+    cursor: Any,
+    stored_events: Sequence[StoredEvent],
+    erasures_of: Callable[[UUID], list[tuple[str, bytes]]],
+) -> None:
+    """The data keys made to seal these events (infra/privacy/write_keys.py: NewKey), stored
+    in their transaction, under the write lock (SQLite's writer lock, PostgreSQL's lock on the
+    events table): each only if no erasure or retention run destroyed its subject's key of
+    that scope since it was made (checked here, where no erasure can commit before the
+    events: made earlier, a key would outlive an erasure recorded in between; `erasures_of`
+    reads a subject's erasure records in this transaction), and only if no other writer
+    stored it first (DataKeyRaceError: the write is made again, with theirs)."""
+    new = [k for s in stored_events for k in getattr(s, "new_keys", ())]
+    if not new:
+        return
+    # A subject whose own stream begins in this write has no erasure recorded: each is an
+    # event of that stream, whose first record this insert would then collide with
+    # (refused whole, the keys with it). A registration's keys are not checked again.
+    beginning = {_uuid(s.originator_id) for s in stored_events if s.originator_version == 1}
+    for subject in {k.subject for k in new if k.subject not in beginning}:
+        erased, shredded = erasures_in(erasures_of(subject))
+        for key in new:
+            if key.subject == subject and (erased or key.scope in shredded):
+                known = CATEGORIES.get(key.scope)  # a category's key (else a tier's)
+                tier = known.tier.value if known else None
+                raise PersonalDataShreddedError(subject, key.scope, tier)
+    new[0].store.insert_made(cursor, new)  # one key store: the application's
 
 
 def _check_head(head: Head, last_event_before: int | None, first_new: int) -> None:
@@ -291,32 +320,11 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
         return ids
 
     def _insert_new_keys(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> None:
-        """The data keys made to seal these events (infra/privacy/write_keys.py: NewKey), stored
-        in their transaction, under the writer lock: each only if no erasure or retention run
-        destroyed its subject's key of that scope since it was made (checked here, where no
-        erasure can commit before the events: made earlier, a key would outlive an erasure
-        recorded in between), and only if no other writer stored it first (DataKeyRaceError:
-        the write is made again, with theirs)."""
-        new = [k for s in stored_events for k in getattr(s, "new_keys", ())]
-        if not new:
-            return
-        # A subject whose own stream begins in this write has no erasure recorded: each is an
-        # event of that stream, whose first record this insert would then collide with
-        # (refused whole, the keys with it). A registration's keys are not checked again.
-        beginning = {
-            s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id
-            for s in stored_events
-            if s.originator_version == 1
-        }
-        for subject in {k.subject for k in new if k.subject.hex not in beginning}:
+        def erasures_of(subject: UUID) -> list[tuple[str, bytes]]:
             c.execute(self._erasures_statement, (subject.hex, *ERASURE_TOPICS))
-            erased, shredded = erasures_in((str(t), bytes(s)) for t, s in c.fetchall())
-            for key in new:
-                if key.subject == subject and (erased or key.scope in shredded):
-                    known = CATEGORIES.get(key.scope)  # a category's key (else a tier's)
-                    tier = known.tier.value if known else None
-                    raise PersonalDataShreddedError(subject, key.scope, tier)
-        new[0].store.insert_made(c, new)  # one key store: the application's
+            return [(str(t), bytes(s)) for t, s in c.fetchall()]
+
+        insert_new_keys(c, stored_events, erasures_of)
 
     def _extend_tree(
         self, c: SQLiteCursor, head: Head, last: Link, ids: list[int], digests: list[bytes]
