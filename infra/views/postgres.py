@@ -141,11 +141,21 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
                     raise IntegrityError(why)
             rows = BatchRows(_PostgresReads(curs, self.sql), self.codec, stored)
             rows.project(runs, projection)
+            # in the rows' order, each run of upserts (or deletes) sent as one batch: psycopg's
+            # `executemany` pipelines it, where a statement each waited for its answer
+            kind: str | None = None
+            batch: list[tuple[Any, ...]] = []
             for view, key, subject, data, mac in rows.dirty():
-                if data is None:
-                    curs.execute(self.sql["delete"], (view, key))
-                else:
-                    curs.execute(self.sql["upsert"], (view, key, subject, data.decode(), mac))
+                this = "delete" if data is None else "upsert"
+                if this != kind and batch:
+                    curs.executemany(self.sql[kind or this], batch)
+                    batch = []
+                kind = this
+                batch.append(
+                    (view, key) if data is None else (view, key, subject, data.decode(), mac)
+                )
+            if kind is not None and batch:
+                curs.executemany(self.sql[kind], batch)
             for _, tracking in runs:
                 self._insert_tracking(curs, tracking)
         return rows.touched()
