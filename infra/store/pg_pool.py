@@ -17,10 +17,11 @@ application, changelog of 2026-12-05).
 `PERSISTENCE_MODULE=infra.store.pg_pool:Factory` puts the event store's pool (the library's)
 under this rule (infra/config); the key store's pool is a `CheckedPool` (infra/privacy); the
 recorder tries its inserts and reads again at once (`AfterLostConnections`), and knows its own
-write when a commit's answer was lost. The kept views, on the event store's pool, run each of
-their transactions under the same policy (`retried`, with tenacity: at once, then as the
-library tries), so a view's statement that is the first to meet a dead connection (a read
-under way at a restart, many at once) is not the request's failure.
+write when a commit's answer was lost. The kept views, on the event store's pool, and the key
+store run each of their transactions under the same policy (`retried`, with tenacity: at
+once, then as the library tries; decision 0051), so a view's statement that is the first to
+meet a dead connection (a read under way at a restart, many at once), or a key lookup whose
+fresh connection is dropped too, is not the request's failure.
 """
 
 from __future__ import annotations

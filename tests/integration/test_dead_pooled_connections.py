@@ -3,7 +3,8 @@ administrator does): the next commands and requests work, none fails on a dead p
 connection, and the breaker of the HTTP API never trips. That holds for the kept views too
 (read views, lists, dashboard: their statements share the event store's pool), also when a
 view's statement is the first to meet a dead connection: a read under way when the server
-drops them, many reads at once, `backcheck serve` under requests. Each read is recorded
+drops them, many reads at once, `backcheck serve` under requests; and commands (their keys
+made) while the server drops the connections again as they are made. Each read is recorded
 once, each command stored once.
 
 Real faults, not mocks: the process's backends are terminated with `pg_terminate_backend`,
@@ -15,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -334,3 +336,60 @@ def test_backcheck_serve_answers_every_request_while_the_server_drops_its_connec
         code = server.stop()
     assert code == 0, server.log.read_text()
     assert "Traceback" not in server.log.read_text()
+
+
+@contextmanager
+def dropping_over_and_over(terminate: Callable[[], int], seconds: float) -> Iterator[list[int]]:
+    """For `seconds`, the server drops every connection of the process, and each one made
+    again, every few ms (a failover that flaps, a restart under way); how many backends it
+    terminated each time. The block runs meanwhile, and is waited for."""
+    dropped: list[int] = []
+    until = time.monotonic() + seconds
+
+    def storm() -> None:
+        while time.monotonic() < until:
+            dropped.append(terminate())
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=storm)
+    thread.start()
+    try:
+        time.sleep(0.02)
+        yield dropped
+    finally:
+        thread.join()
+
+
+STORMS = 5
+
+
+def test_commands_and_a_read_while_the_server_drops_connections_over_and_over_are_stored_once(
+    app: Backcheck, terminate: Callable[[], int]
+) -> None:
+    story = s.investigation_under_way(app)
+    read_profile(app, story)
+    before = stored(app)
+    register(app)
+    one_command = stored(app) - before
+    failed: list[str] = []
+
+    def command() -> None:
+        try:
+            register(app)  # a new subject's keys made, its event stored
+        except Exception as error:
+            failed.append(f"{type(error).__name__}: {error}")
+
+    for _ in range(STORMS):
+        reads, head = recorded_reads(app, story.candidate_id), stored(app)
+        with dropping_over_and_over(terminate, 0.5) as dropped:
+            commands = [threading.Thread(target=command) for _ in range(4)]
+            for t in commands:
+                t.start()
+            profile = read_profile(app, story)  # the views caught up first
+            for t in commands:
+                t.join()
+        assert failed == []
+        assert sum(dropped) >= 4
+        assert profile.outcome == "allowed"
+        assert recorded_reads(app, story.candidate_id) == reads + 1
+        assert stored(app) == head + 4 * one_command + 1
