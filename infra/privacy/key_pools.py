@@ -79,18 +79,20 @@ def sqlite_keystore(datastore: SQLiteDatastore, provider: KeyProvider) -> SQLKey
     )
 
 
-def once_more(call: Callable[[], T]) -> T:
-    from infra.store.pg_pool import once_more as run  # psycopg's, for a PostgreSQL store alone
+def retried(call: Callable[[], T]) -> T:
+    from infra.store.pg_pool import retried as run  # psycopg's, for a PostgreSQL store alone
 
     return run(call)
 
 
 class PooledKeyStore(SQLKeyStore):
     """The key store on a PostgreSQL pool: a lookup whose pooled connection the server had
-    dropped (a restart, a terminated backend) is run once more on a fresh one, the pool's dead
-    connections let go meanwhile (infra/store/pg_pool.py). Each may run twice: a lookup reads,
-    and a key is made unless one exists (a second run returns the first run's). A
-    destruction is not retried (its count would be the second run's)."""
+    dropped (a restart, a terminated backend) is run again on a fresh one, the pool's dead
+    connections let go meanwhile: at once, then as the event store's recorder and the views
+    try theirs (infra/store/pg_pool.py, `retried`: a connection made anew may be dropped too
+    while the server comes back). Each may run again: a lookup reads, and a key is made
+    unless one exists (a second run returns the first run's). A destruction is not retried
+    (its count would be the second run's)."""
 
     def data_keys(
         self,
@@ -101,26 +103,26 @@ class PooledKeyStore(SQLKeyStore):
         sealing: bool = False,
         first: bool = False,
     ) -> dict[str, bytes]:
-        return once_more(
+        return retried(
             lambda: SQLKeyStore.data_keys(
                 self, subject, scopes, create=create, sealing=sealing, first=first
             )
         )
 
     def count(self) -> int:
-        return once_more(super().count)
+        return retried(super().count)
 
     def tiers(self, subject: UUID) -> set[str]:
-        return once_more(lambda: SQLKeyStore.tiers(self, subject))
+        return retried(lambda: SQLKeyStore.tiers(self, subject))
 
     def has_keys(self, subject: UUID) -> bool:
-        return once_more(lambda: SQLKeyStore.has_keys(self, subject))
+        return retried(lambda: SQLKeyStore.has_keys(self, subject))
 
     def held(self) -> set[tuple[UUID, str]]:
-        return once_more(super().held)
+        return retried(super().held)
 
     def key_checks(self) -> list[tuple[str, bytes]]:
-        return once_more(super().key_checks)
+        return retried(super().key_checks)
 
 
 def postgres_keystore(conninfo: str, schema: str, provider: KeyProvider) -> SQLKeyStore:

@@ -17,7 +17,11 @@ application, changelog of 2026-12-05).
 `PERSISTENCE_MODULE=infra.store.pg_pool:Factory` puts the event store's pool (the library's)
 under this rule (infra/config); the key store's pool is a `CheckedPool` (infra/privacy); the
 recorder tries its inserts and reads again at once (`AfterLostConnections`), and knows its own
-write when a commit's answer was lost.
+write when a commit's answer was lost. The kept views, on the event store's pool, and the key
+store run each of their transactions under the same policy (`retried`, with tenacity: at
+once, then as the library tries; decision 0052), so a view's statement that is the first to
+meet a dead connection (a read under way at a restart, many at once), or a key lookup whose
+fresh connection is dropped too, is not the request's failure.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from eventsourcing.postgres import (
 from eventsourcing.utils import Environment, EnvType
 from psycopg.pq import TransactionStatus
 from psycopg.sql import SQL, Identifier
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random
 
 T = TypeVar("T")
 log = logging.getLogger("backcheck.store")
@@ -62,6 +67,54 @@ def connection_lost(error: BaseException) -> bool:
             return state is None or state.startswith("08") or state in _GONE_STATES
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+# SQLSTATEs of a transaction the server rolled back so that another could go on: run again,
+# it works. 40001 serialization failure, 40P01 deadlock detected.
+_RUN_AGAIN_STATES = frozenset({"40001", "40P01"})
+
+
+def retry_safe(error: BaseException) -> bool:
+    """Whether a whole transaction that raised `error` may be run again, and should then
+    work: its connection was lost (`connection_lost`: nothing of it committed, or, if its
+    commit's answer was what was lost, the caller finds its own write), or the server rolled
+    it back as a serialization failure or a deadlock's victim. Anything else (a constraint, a
+    timeout, a full disk, a bug) is not."""
+    if connection_lost(error):
+        return True
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, psycopg.Error):
+            return seen.sqlstate in _RUN_AGAIN_STATES
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _trying_again(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    log.warning(
+        "a PostgreSQL transaction failed again (%s); try %d of %d in %.1f s",
+        error,
+        state.attempt_number + 2,
+        TRIES,
+        state.next_action.sleep if state.next_action is not None else 0.0,
+    )
+
+
+def retried(transaction: Callable[[], T]) -> T:
+    """`transaction` (one whole transaction: each try begins it anew), run again while it
+    fails `retry_safe`: at once, its pool having let go of its dead connections meanwhile
+    (`CheckedPool`), then `RETRY_WAIT` apart, `TRIES` in all, as the event store's recorder
+    tries its statements (`AfterLostConnections`); then its last error is raised, as any
+    other error is at once. The first try is made outside tenacity, which costs some 12 us
+    a call: the views' reads are hot."""
+    try:
+        return transaction()
+    except Exception as error:
+        if not retry_safe(error):
+            raise
+        log.warning("a PostgreSQL transaction failed (%s); trying again at once", error)
+    return _AGAIN.copy()(transaction)
 
 
 def once_more(call: Callable[[], T]) -> T:
@@ -156,7 +209,7 @@ class AfterLostConnections:
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         lost = False  # a connection lost in this call, which may have committed first
-        for attempt in range(INSERT_TRIES):
+        for attempt in range(TRIES):
             if attempt > 1:
                 time.sleep(RETRY_WAIT)
             try:
@@ -169,7 +222,7 @@ class AfterLostConnections:
                 return found
             except (OperationalError, InterfaceError) as error:
                 lost = lost or connection_lost(error)
-                if attempt == INSERT_TRIES - 1:
+                if attempt == TRIES - 1:
                     raise
         raise AssertionError("unreachable: the last try returns or raises")
 
@@ -223,7 +276,7 @@ def _uuid(originator_id: UUID | str) -> UUID:
     return originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
 
 
-INSERT_TRIES = 11  # at once, then as the library tries (10 times, 0.2 s apart)
+TRIES = 11  # at once, then as the library tries (10 times, 0.2 s apart)
 RETRY_WAIT = 0.2
 
 
@@ -258,6 +311,15 @@ def _insert(
             raise error  # inside: the datastore turns psycopg's errors into the library's
     return ids
 
+# `retried`'s tries after its first: the first of them at once (tenacity waits only between
+# its tries), then RETRY_WAIT apart, give or take 5% as the library waits
+_AGAIN = Retrying(
+    retry=retry_if_exception(retry_safe),
+    stop=stop_after_attempt(TRIES - 1),
+    wait=wait_random(RETRY_WAIT * 0.95, RETRY_WAIT * 1.05),
+    before_sleep=_trying_again,
+    reraise=True,
+)
 
 # the library's methods without their retries
 _SELECT_EVENTS = PostgresApplicationRecorder.select_events.__wrapped__

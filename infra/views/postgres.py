@@ -1,9 +1,16 @@
-"""Views on PostgreSQL: tables in the store's schema, beside the events, rows as jsonb."""
+"""Views on PostgreSQL: tables in the store's schema, beside the events, rows as jsonb.
+
+Each read and each batch is one transaction on the event store's pool, run again when the
+server dropped its connection (a restart, a failover, a terminated backend) or rolled it back
+to be run again: the event store's policy (`infra/store/pg_pool.py`, `retried`). A batch run
+again is projected again from its events; one whose commit's answer was lost is refused by its
+tracking record the second time, and the runner takes up from the stored position.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
@@ -11,10 +18,13 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from infra.privacy.sealing import Sealer
 from infra.store.ddl import SerialisedTrackingDDL, serialise_ddl
+from infra.store.pg_pool import retried
 from infra.views.codec import Codec, Parsed
 from infra.views.kept import Kept
 from infra.views.runner import Decode, Log, ViewRunner
 from infra.views.store import BatchRows, Dumped, Key, Projection, Run, Stored, refused_because
+
+T = TypeVar("T")
 
 # Advisory locks of the view writers: this number ("bckv" in ASCII), then the tracked name's hash.
 VIEWS_LOCK = 0x62636B76
@@ -122,6 +132,11 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
     def apply_tracked(
         self, runs: Sequence[Run], projection: Projection, stored: Stored | None = None
     ) -> set[Key]:
+        return retried(lambda: self._apply_tracked(runs, projection, stored))
+
+    def _apply_tracked(
+        self, runs: Sequence[Run], projection: Projection, stored: Stored | None
+    ) -> set[Key]:
         with self.datastore.transaction(commit=True) as curs:
             # one writer per tracked name at a time (in name order: no deadlock), or one for
             # the whole table when rows are shared between them (read, changed, written back:
@@ -160,21 +175,33 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
                 self._insert_tracking(curs, tracking)
         return rows.touched()
 
+    def max_tracking_id(self, application_name: str) -> int | None:
+        # the library's query, under our policy rather than its retries (any OperationalError,
+        # 0.2 s before the first)
+        found: int | None = retried(lambda: _MAX_TRACKING_ID(self, application_name))
+        return found
+
     def get_parsed(self, view: str, key: str) -> Parsed | None:
-        with self.datastore.transaction(commit=False) as curs:
-            found = _PostgresReads(curs, self.sql).select_one(view, key)
+        found = retried(lambda: self._read(lambda reads: reads.select_one(view, key)))
         return self._parsed(view, key, *found) if found else None
 
     def of_subject_parsed(self, view: str, subject: str) -> list[Parsed]:
-        with self.datastore.transaction(commit=False) as curs:
-            found = _PostgresReads(curs, self.sql).select_subject(view, subject)
+        found = retried(lambda: self._read(lambda reads: reads.select_subject(view, subject)))
         return [self._parsed(view, key, subject, data, mac) for key, data, mac in found]
 
     def page_parsed(self, view: str, after: str | None, limit: int) -> list[Parsed]:
+        found = retried(lambda: self._rows("page", (view, after or "", limit)))
+        return [self._parsed(view, r["key"], r["subject"], r["doc"], r["mac"]) for r in found]
+
+    def _read(self, select: Callable[[_PostgresReads], T]) -> T:
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self.sql["page"], (view, after or "", limit))
-            found = [(r["key"], r["subject"], r["doc"], r["mac"]) for r in curs.fetchall()]
-        return [self._parsed(view, key, subject, data, mac) for key, subject, data, mac in found]
+            return select(_PostgresReads(curs, self.sql))
+
+    def _rows(self, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """The rows `statement` (one of `self.sql`) selects, in a transaction of their own."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self.sql[statement], params)
+            return curs.fetchall()
 
     def _parsed(
         self, view: str, key: str, subject: str, data: bytes | str, mac: bytes | None
@@ -183,11 +210,10 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
         return Parsed.of(key, subject, checked)
 
     def dump(self) -> list[Dumped]:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self.sql["dump"])
-            found = [
-                (r["view"], r["key"], r["subject"], r["doc"], r["mac"]) for r in curs.fetchall()
-            ]
+        found = [
+            (r["view"], r["key"], r["subject"], r["doc"], r["mac"])
+            for r in retried(lambda: self._rows("dump"))
+        ]
         codec = self.codec
         return [
             (v, k, s, codec.decode(v, k, s, codec.verified(v, k, s, d, m, exact=False)))
@@ -195,20 +221,23 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
         ]
 
     def counts(self) -> dict[str, int]:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self.sql["counts"])
-            return {r["view"]: r["n"] for r in curs.fetchall()}
+        return {r["view"]: r["n"] for r in retried(lambda: self._rows("counts"))}
 
     def progress(self) -> dict[str, int]:
         """Each tracked name (a runner, or a worker's partition) and the position it reached."""
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self.sql["progress"])
-            return {r["name"]: r["position"] for r in curs.fetchall()}
+        return {r["name"]: r["position"] for r in retried(lambda: self._rows("progress"))}
 
     def clear(self) -> None:
+        retried(self._clear)
+
+    def _clear(self) -> None:
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(self.sql["clear"])
             curs.execute(self.sql["clear_tracking"])
+
+
+# the library's query without its retries (`max_tracking_id`)
+_MAX_TRACKING_ID = PostgresTrackingRecorder.max_tracking_id.__wrapped__
 
 
 class _PostgresReads:
