@@ -311,6 +311,7 @@ def _insert(
             raise error  # inside: the datastore turns psycopg's errors into the library's
     return ids
 
+
 # `retried`'s tries after its first: the first of them at once (tenacity waits only between
 # its tries), then RETRY_WAIT apart, give or take 5% as the library waits
 _AGAIN = Retrying(
