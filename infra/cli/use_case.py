@@ -50,12 +50,14 @@ def do_use_case(
     ] = False,
 ) -> None:
     """Run one use case with a JSON command and print its result as JSON."""
-    from infra.problem import MAX_FIELD, bounded
     from services.catalogue import USE_CASES
 
     try:
         found = USE_CASES.get(use_case)
         if found is None:
+            # only here: infra.problem loads every adapter's errors (psycopg's too)
+            from infra.problem import MAX_FIELD, bounded
+
             raise InputError(
                 f"USE_CASE: unknown use case {bounded(use_case, MAX_FIELD)!r}; see "
                 "`backcheck use-cases`"
