@@ -119,6 +119,7 @@ __all__ = [
     "Sources",
     "file_setting",
     "parse_bootstrap",
+    "parse_database_url",
     "parse_public_url",
 ]
 

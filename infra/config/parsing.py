@@ -372,28 +372,40 @@ def parse_witness_keys(text: str) -> tuple[str, ...]:
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
-def parse_database_url(url: str) -> str:
-    """BACKCHECK_DATABASE_URL, its PostgreSQL `schema` checked (ConfigError naming the rule):
-    a name the store's statements can use as it is written; and a host and port that can be
-    read (urllib would raise its ValueError whenever the store is named)."""
+def parse_database_url(url: str, variable: str = "BACKCHECK_DATABASE_URL") -> str:
+    """A store's address (BACKCHECK_DATABASE_URL, or `store migrate --to`), its PostgreSQL
+    `schema` checked (ConfigError naming `variable` and the rule): a name the store's
+    statements can use as it is written; a host and port that can be read (urllib would
+    raise its ValueError whenever the store is named); and no other query parameter, since
+    the store's connections are made from the URL's parts and would leave one out unseen (a
+    `sslmode=require` connecting in clear): libpq's own settings (PGSSLMODE, ...) are read
+    from the environment instead."""
     try:
         parts = urlsplit(url)
         _ = parts.port  # a port that is not a number from 0 to 65535 raises here
     except ValueError:
         # not quoted back: what urllib took for a port may be part of a password
         raise ConfigError(
-            "BACKCHECK_DATABASE_URL: its host or port cannot be read: a port is a number from "
+            f"{variable}: its host or port cannot be read: a port is a number from "
             "0 to 65535, an IPv6 host is written in [ ], and a / : @ in a password is "
             "percent-encoded (e.g. postgresql://USER:PASSWORD@HOST:5432/DB)"
         ) from None
     if not parts.scheme.startswith("postgres"):
         return url
-    schemas = parse_qs(parts.query).get("schema", [])
+    query = parse_qs(parts.query, keep_blank_values=True)
+    others = sorted(name for name in query if name != "schema")
+    if others:
+        raise ConfigError(
+            f"{variable}: the query parameter {others[0][:40]!r} is not taken (only schema "
+            "is): the store would connect without it; give libpq's settings in its "
+            "environment instead (e.g. PGSSLMODE=verify-full, PGSSLROOTCERT=FILE)"
+        )
+    schemas = query.get("schema", [])
     if len(schemas) > 1:
-        raise ConfigError("BACKCHECK_DATABASE_URL: schema is given more than once")
+        raise ConfigError(f"{variable}: schema is given more than once")
     if schemas and not _SCHEMA.fullmatch(schemas[0]):
         raise ConfigError(
-            f"BACKCHECK_DATABASE_URL: schema {schemas[0]!r} cannot be used: lower-case letters, "
+            f"{variable}: schema {schemas[0][:80]!r} cannot be used: lower-case letters, "
             "digits and _, beginning with a letter or _, at most 63 (PostgreSQL folds other "
             "names to lower case)"
         )

@@ -13,7 +13,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.sqlite import SQLiteDatastore
 
-from infra.config import ConfigError, Settings
+from infra.config import ConfigError, Settings, parse_database_url
 from infra.privacy.erasures import RecordedErasures
 from infra.privacy.key_pools import postgres_keystore, sqlite_keystore
 from infra.privacy.keystore import SQLKeyStore
@@ -39,6 +39,7 @@ def target_settings(source: Settings, url: str, data_dir: Path | None) -> Settin
             f"--to: {url[:80]!r} is no store address; use sqlite:///FILE or "
             "postgresql://USER@HOST:PORT/DB?schema=S"
         )
+    parse_database_url(url, "--to")  # its schema a name the store's statements can use
     if data_dir is None:
         if scheme != "sqlite":
             raise ConfigError("--to-data-dir: a PostgreSQL target needs a data directory")
