@@ -106,7 +106,7 @@ def _new_provider(
                 f"--to-key-file: no master key at {path}; to make a new key there, add --new-key"
             )
         file_setting("--to-key-file", path, "master key")
-        return FileKeyProvider.from_file(path, create=make)
+        return FileKeyProvider.from_file(path, create=make, setting="--to-key-file")
     from infra.config import ConfigError
     from infra.privacy.pkcs11 import KeyLabelMissingError, Pkcs11KeyProvider
 

@@ -67,18 +67,22 @@ def key_check_value(master_key: bytes) -> bytes:
     return hmac.new(master_key, KEY_CHECK_SCHEME.encode(), hashlib.sha256).digest()
 
 
-def load_master_key(path: Path, *, create: bool) -> bytes:
+def load_master_key(
+    path: Path, *, create: bool, setting: str = "BACKCHECK_MASTER_KEY_FILE"
+) -> bytes:
     """32 raw bytes from a file of 64 hex digits; created (mode 600) on first use if allowed.
     A file that others than its owner may read or write is refused, as ssh refuses such a
-    private key: whoever can read it can read every personal value in the store."""
+    private key: whoever can read it can read every personal value in the store. `setting`:
+    what named the file (a refusal names it), when not the store's own key setting (`keys
+    rotate-master --to-key-file`)."""
     try:
         with path.open("rb") as f:
-            refuse_shared(path, os.fstat(f.fileno()).st_mode)
+            refuse_shared(path, os.fstat(f.fileno()).st_mode, setting)
             text = f.read(4096).decode("ascii", "replace").strip()  # a key is 65 bytes
     except FileNotFoundError:
         if not create:
             raise ConfigError(
-                f"BACKCHECK_MASTER_KEY_FILE: no master key at {path}; without it no personal "
+                f"{setting}: no master key at {path}; without it no personal "
                 "value in this store can be read"
             ) from None
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,31 +97,29 @@ def load_master_key(path: Path, *, create: bool) -> bytes:
         try:
             os.link(draft, path)
         except FileExistsError:
-            return load_master_key(path, create=False)
+            return load_master_key(path, create=False, setting=setting)
         finally:
             draft.unlink()
         return key
     except OSError as e:  # a directory, no permission to read it
-        raise ConfigError(
-            f"BACKCHECK_MASTER_KEY_FILE: {path} cannot be read: {e.strerror}"
-        ) from None
+        raise ConfigError(f"{setting}: {path} cannot be read: {e.strerror}") from None
     try:
         key = bytes.fromhex(text)
     except ValueError:
         key = b""
     if len(key) != 32:
-        raise ConfigError(f"{path}: a master key is 64 hex digits (32 bytes)")
+        raise ConfigError(f"{setting}: {path}: a master key is 64 hex digits (32 bytes)")
     return key
 
 
-def refuse_shared(path: Path, mode: int) -> None:
+def refuse_shared(path: Path, mode: int, setting: str = "BACKCHECK_MASTER_KEY_FILE") -> None:
     shared = stat.S_IMODE(mode) & 0o077
     if shared:
         who = " and ".join(
             w for w, bits in (("its group", 0o070), ("everyone", 0o007)) if shared & bits
         )
         raise ConfigError(
-            f"BACKCHECK_MASTER_KEY_FILE: {path} may be read or written by {who} "
+            f"{setting}: {path} may be read or written by {who} "
             f"(mode {stat.S_IMODE(mode):04o}); a master key must be its owner's alone: "
             f"chmod 600 {path}"
         )
@@ -138,8 +140,10 @@ class FileKeyProvider:
         self._check = key_check_value(key)
 
     @classmethod
-    def from_file(cls, path: Path, *, create: bool) -> FileKeyProvider:
-        return cls(load_master_key(path, create=create), path)
+    def from_file(
+        cls, path: Path, *, create: bool, setting: str = "BACKCHECK_MASTER_KEY_FILE"
+    ) -> FileKeyProvider:
+        return cls(load_master_key(path, create=create, setting=setting), path)
 
     @property
     def key_id(self) -> str:

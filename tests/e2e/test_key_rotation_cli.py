@@ -106,6 +106,32 @@ def test_a_key_file_that_is_not_there_is_refused_unless_a_new_key_is_asked_for(
     assert "Qian Duoduo" in read_name(env, candidate_id)  # still on its own key
 
 
+@pytest.mark.parametrize(
+    ("text", "mode", "said"),
+    [
+        (bytes(range(32)).hex(), 0o644, "may be read or written by its group and everyone"),
+        ("not a key", 0o600, "a master key is 64 hex digits (32 bytes)"),
+    ],
+)
+def test_a_new_key_file_that_cannot_be_used_is_refused_naming_to_key_file(
+    settings: Settings, tmp_path: Path, text: str, mode: int, said: str
+) -> None:
+    candidate_id = with_candidate(settings)
+    env = env_of(settings)
+    new = tmp_path / "new.key"
+    new.write_text(text + "\n")
+    new.chmod(mode)
+
+    result = run(env, "keys", "rotate-master", "--to-key-file", str(new))
+
+    assert result.returncode == EX_CONFIG
+    line = refused(result)
+    # the option given, not the store's own key setting, which is fine
+    assert line.startswith(f"Configuration error (config): --to-key-file: {new}"), line
+    assert said in line
+    assert "Qian Duoduo" in read_name(env, candidate_id)  # still on its own key
+
+
 def test_a_rotation_needs_one_destination(settings: Settings) -> None:
     result = run(env_of(settings), "keys", "rotate-master")
     assert result.returncode == 2
