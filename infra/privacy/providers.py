@@ -18,6 +18,7 @@ Every fault of a provider is a `ConfigError` (exit 78) naming the setting and th
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import os
@@ -76,9 +77,21 @@ def load_master_key(
     what named the file (a refusal names it), when not the store's own key setting (`keys
     rotate-master --to-key-file`)."""
     try:
-        with path.open("rb") as f:
-            refuse_shared(path, os.fstat(f.fileno()).st_mode, setting)
-            text = f.read(4096).decode("ascii", "replace").strip()  # a key is 65 bytes
+        # not blocking: a pipe (or a device) at the key's path is refused, never waited on
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            if not stat.S_ISREG(mode):
+                raise ConfigError(
+                    f"{setting}: {path} is not a regular file (a pipe or a device); a master "
+                    "key is a file of 64 hex digits"
+                )
+            refuse_shared(path, mode, setting)
+            text = os.read(fd, 4096).decode("ascii", "replace").strip()  # a key is 65 bytes
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         if not create:
             raise ConfigError(

@@ -201,6 +201,21 @@ def test_a_master_key_file_that_is_no_key_is_a_configuration_error(
     assert line.endswith(said.format(tmp=files))
 
 
+def test_a_master_key_file_that_is_a_pipe_is_refused_not_waited_on(
+    store: dict[str, str], tmp_path: Path
+) -> None:
+    pipe = tmp_path / "master.key"
+    os.mkfifo(pipe, 0o600)  # nothing will ever write to it: reading it would wait for good
+    env = store | {"BACKCHECK_MASTER_KEY_FILE": str(pipe)}
+
+    line = one_line(run(env, "do", "register-candidate", CANDIDATE, timeout=20), EX_CONFIG)
+
+    assert line == (
+        f"Configuration error (config): BACKCHECK_MASTER_KEY_FILE: {pipe} is not a regular "
+        "file (a pipe or a device); a master key is a file of 64 hex digits"
+    )
+
+
 def test_key_checkpoint_and_bundle_paths_that_are_directories_are_told(
     store: dict[str, str], files: Path
 ) -> None:
