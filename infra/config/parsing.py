@@ -47,7 +47,13 @@ def parse_retention(
         name, sep, number = part.partition("=")
         if not sep or not number.strip().isdigit() or len(number.strip()) > 6:
             raise ConfigError(f"{variable}: {part[:100]!r} is not {form}")
-        days[name.strip()] = int(number)
+        name = name.strip()
+        if name in days:  # which of the two would count is nowhere written: neither does
+            raise ConfigError(
+                f"{variable}: {name[:100]!r} is given twice ({days[name]} and {int(number)} "
+                "days); give each once"
+            )
+        days[name] = int(number)
     return days
 
 

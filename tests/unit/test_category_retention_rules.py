@@ -149,6 +149,27 @@ def test_a_setting_that_is_not_category_days_is_refused_naming_the_variable(
 
 
 @pytest.mark.parametrize(
+    ("variable", "text"),
+    [
+        ("BACKCHECK_RETENTION_DAYS", "secret=180,general=730,secret=30"),
+        ("BACKCHECK_RETENTION_CATEGORIES", "user.education=1095, user.education =30"),
+    ],
+)
+def test_a_period_given_twice_is_refused_rather_than_the_last_one_kept(
+    tmp_path: Path, variable: str, text: str
+) -> None:
+    name = "secret" if variable.endswith("DAYS") else "user.education"
+    first = 180 if name == "secret" else 1095
+
+    with pytest.raises(ConfigError) as refused:
+        Settings.load({"BACKCHECK_DATA_DIR": str(tmp_path), variable: text})
+
+    assert str(refused.value) == (
+        f"{variable}: {name!r} is given twice ({first} and 30 days); give each once"
+    )
+
+
+@pytest.mark.parametrize(
     ("rules", "says"),
     [
         ({"user.shoe_size": 10}, "'user.shoe_size' is not a known data category"),
