@@ -43,7 +43,7 @@ def show(
         sources = Sources.read()
         settings = Settings.from_sources(sources)
         derived = {
-            "store": settings.describe(),
+            "store": settings.location(),
             "kafka": f"{settings.kafka_bootstrap} ({settings.kafka_security.describe()})",
             # what an unset BACKCHECK_LOG_ORIGIN and BACKCHECK_SCHEDULER_ID stand for
             "log origin": settings.origin,

@@ -121,7 +121,7 @@ def info() -> None:
     """Where the store is and how many events it holds."""
     try:
         application, settings = open_app()
-        console.print(f"store:  {markup_safe(settings.describe())}")
+        console.print(f"store:  {markup_safe(settings.location())}")
         console.print(f"events: {application.recorder.max_notification_id() or 0}")
     except Exception as e:
         fail(e)

@@ -390,3 +390,11 @@ class Settings(BaseModel):
             return f"SQLite {self.sqlite_path}"
         url = urlsplit(self.database_url or "")
         return f"PostgreSQL {url.hostname}:{url.port or 5432}{url.path}"
+
+    def location(self) -> str:
+        """Where the store is, as `info` and `config show` say it: the file, or the server,
+        database and schema (stores in two schemas of one database are two stores); never a
+        password."""
+        if self.backend == "sqlite":
+            return self.describe()
+        return f"{self.describe()} schema {self.postgres_schema}"

@@ -69,9 +69,7 @@ def target_settings(source: Settings, url: str, data_dir: Path | None) -> Settin
 def where(settings: Settings) -> str:
     """A store's address as a person reads it, with no password: the file, or the server,
     database and schema."""
-    if settings.backend == "sqlite":
-        return settings.describe()
-    return f"{settings.describe()} schema {settings.postgres_schema}"
+    return settings.location()
 
 
 def _where(settings: Settings) -> tuple[str, ...]:

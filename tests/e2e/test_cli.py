@@ -242,6 +242,18 @@ def test_the_demo_runs_on_postgresql_with_one_setting(pg_schema: str) -> None:
     assert len(events.stdout.splitlines()) >= 30
 
 
+@pytest.mark.postgres
+def test_info_and_config_show_name_the_postgresql_schema_the_store_is_in(pg_schema: str) -> None:
+    env = {"BACKCHECK_DATABASE_URL": f"{PG_URL}?schema={pg_schema}"}
+
+    info = run(env, "info")
+    shown = run(env, "config", "show", "--json")
+
+    assert info.returncode == 0, info.stderr
+    assert info.stdout.splitlines()[0].endswith(f"/test schema {pg_schema}")
+    assert json.loads(shown.stdout)["derived"]["store"].endswith(f"/test schema {pg_schema}")
+
+
 def kept_rows(env: dict[str, str]) -> dict[str, list[Dumped]]:
     """The rows of each of the kept views as the store's files hold them now, read here."""
     app = build_app(Settings(data_dir=Path(env["BACKCHECK_DATA_DIR"])))
