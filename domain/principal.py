@@ -23,13 +23,14 @@ import base64
 import binascii
 import hashlib
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import event
 
-from domain.caller import Authenticated
+from domain.caller import Authenticated, current_caller
 from domain.errors import InvalidPrincipalError, PrincipalRevokedError
 from domain.subject import (
     RecordedAggregate,
@@ -49,7 +50,36 @@ MAX_ACTS_FOR = 50
 SELF = "self"  # in `acts_for`: the service may name itself as the command's actor
 CANDIDATE_ROLE = "candidate"  # the role a portal link reads in; no other principal holds it
 PORTAL_PREFIX = "candidate:"  # a portal link's principal is named candidate:<candidate id>
-SIGNED_OUT = "signed-out"  # why a portal session closed: the candidate signed out
+# Why a portal session closed (`Principal.SessionClosed.reason`), stored: never renamed.
+SIGNED_OUT = "signed-out"  # the candidate signed out
+SESSION_IDLE = "idle"  # unused for the idle bound after its last call
+SESSION_EXPIRED = "expired"  # at its end: its link's expiry, or the longest a session lasts
+SESSION_REPLACED = "replaced"  # a new session opened in its browser while it lasted
+SESSION_ENDINGS = (SESSION_IDLE, SESSION_EXPIRED, SESSION_REPLACED)  # found, not signed out
+
+
+def session_ending(
+    opened_at: datetime,
+    last_call: datetime,
+    ends_at: datetime,
+    idle: timedelta,
+    link_ended_at: datetime | None,
+    replaced_at: datetime | None = None,
+) -> tuple[str, datetime] | None:
+    """How and when a portal session that was not signed out of ended, by its rules
+    (decision 0040): unused for `idle` after its last call (`idle`, at that call + `idle`),
+    at its end (`expired`, at `ends_at`: its link's expiry or its longest), or replaced by a
+    session opened in its browser while it lasted (`replaced`, then) — whichever came first.
+    None when its link stopped signing in before that (`link_ended_at`: revoked, or replaced
+    by a newer link): the session ended with its link, whose own event is its record
+    (decision 0050)."""
+    unused = last_call + idle
+    reason, ended = (SESSION_EXPIRED, ends_at) if ends_at <= unused else (SESSION_IDLE, unused)
+    if replaced_at is not None and replaced_at < ended:
+        reason, ended = SESSION_REPLACED, replaced_at
+    if link_ended_at is not None and link_ended_at < ended:
+        return None
+    return reason, ended
 
 
 class PrincipalKind(StrEnum):
@@ -181,15 +211,28 @@ class Principal(RecordedAggregate):
         authenticated: Authenticated
 
     class SessionClosed(RecordedAggregate.Event):
-        """A portal link's candidate signed out: the portal session opened at `opened_at` (as
-        the session kept it; its SessionOpened is recorded as it opens) was ended by them
-        (`reason`: signed-out). Never the session's id, nor the link's token or its hash. New
-        in version 1, with its caller."""
+        """A portal session of the link's candidate ended: the one opened at `opened_at` (as
+        the session kept it; its SessionOpened is recorded as it opens), at `ended_at`, for
+        `reason`. Signed out (`signed-out`): ended by the candidate (`closed_by`, and how they
+        were known), as it was recorded. Otherwise found ended by the portal's sessions, later
+        (the event's own time is when it was found): unused for the idle bound (`idle`), at
+        its end (`expired`), or replaced by a new session opened in its browser (`replaced`);
+        no one closed it (`closed_by` and `authenticated` None). Never the session's id, nor
+        the link's token or its hash. Version 2 records `ended_at`, and a session ended
+        otherwise than by signing out (decision 0056); a version 1 record is a sign-out, which
+        ended when it was recorded."""
+
+        class_version = 2
 
         opened_at: datetime
+        ended_at: datetime
         reason: str
-        closed_by: str
-        authenticated: Authenticated
+        closed_by: str | None
+        authenticated: Authenticated | None
+
+        @classmethod
+        def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+            state["ended_at"] = state["timestamp"]
 
     @classmethod
     def add(
@@ -305,19 +348,52 @@ class Principal(RecordedAggregate):
     def _session_opened(self, ends_at: datetime, opened_by: str) -> None:
         pass  # nothing the principal decides by: the sign-in is on the record
 
-    def close_session(self, opened_at: datetime, closed_by: str) -> None:
-        """The candidate signed out of the portal session opened at `opened_at`. Only a
-        portal link's session is closed; a link revoked since may still be signed out of (a
-        sign-out ends access, and is recorded as it happened)."""
+    def close_session(self, opened_at: datetime, closed_by: str, at: datetime) -> None:
+        """The candidate signed out, at `at`, of the portal session opened at `opened_at`.
+        Only a portal link's session is closed; a link revoked since may still be signed out
+        of (a sign-out ends access, and is recorded as it happened)."""
+        self._check_session(opened_at, at)
+        self._session_closed(
+            opened_at=opened_at,
+            ended_at=at,
+            reason=SIGNED_OUT,
+            closed_by=closed_by,
+            authenticated=current_caller(),
+        )
+
+    def end_session(self, opened_at: datetime, ended_at: datetime, reason: str) -> None:
+        """A portal session opened at `opened_at` was found ended otherwise than by signing
+        out (`session_ending` says how and when): recorded as it ended, by no one."""
+        if reason not in SESSION_ENDINGS:
+            raise InvalidPrincipalError("reason", f"one of {', '.join(SESSION_ENDINGS)}")
+        self._check_session(opened_at, ended_at)
+        self._session_closed(
+            opened_at=opened_at,
+            ended_at=ended_at,
+            reason=reason,
+            closed_by=None,
+            authenticated=None,
+        )
+
+    def _check_session(self, opened_at: datetime, ended_at: datetime) -> None:
         if self.kind != PrincipalKind.PORTAL.value:
             raise InvalidPrincipalError("kind", "only a candidate's portal link has sessions")
-        if opened_at.tzinfo is None:
-            raise InvalidPrincipalError("opened_at", "a time with its UTC offset")
-        self._session_closed(opened_at=opened_at, reason=SIGNED_OUT, closed_by=closed_by)
+        for field, moment in (("opened_at", opened_at), ("ended_at", ended_at)):
+            if moment.tzinfo is None:
+                raise InvalidPrincipalError(field, "a time with its UTC offset")
+        if ended_at < opened_at:
+            raise InvalidPrincipalError("ended_at", "a session ends after it opened")
 
     @event(SessionClosed)
-    def _session_closed(self, opened_at: datetime, reason: str, closed_by: str) -> None:
-        pass  # nothing the principal decides by: the sign-out is on the record
+    def _session_closed(
+        self,
+        opened_at: datetime,
+        ended_at: datetime,
+        reason: str,
+        closed_by: str | None,
+        authenticated: Authenticated | None,
+    ) -> None:
+        pass  # nothing the principal decides by: the session's end is on the record
 
     def expired_at(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at

@@ -21,7 +21,7 @@ from domain.errors import InvalidInputError
 from domain.retention import RetentionSchedule
 from infra.access.cedar import CedarDecisionPoint
 from infra.audit.checkpoint import FileKeySigner
-from infra.config import ConfigError, Settings, file_setting
+from infra.config import ConfigError, Settings
 from infra.http.link import portal_link
 from infra.ops.decisions import CountedDecisions
 from infra.outbox.links import LinkOutbox
@@ -31,7 +31,12 @@ from infra.privacy.keystore import (
     SQLKeyStore,
     WrongMasterKeyError,
 )
-from infra.privacy.providers import FileKeyProvider, KeyProvider, provider_from_settings
+from infra.privacy.providers import (
+    FileKeyProvider,
+    KeyProvider,
+    master_key_file,
+    provider_from_settings,
+)
 from infra.privacy.sealing import Sealer
 from infra.store.recorder import chained, datastore_of
 from infra.store.transcoder import typed_mapper
@@ -62,7 +67,7 @@ def build_app(
         check_server(settings.postgres_conninfo(), settings.describe(), settings.postgres_schema)
     store_env = settings.store_env()  # the store's own path first, then the key's
     if settings.key_provider == "file" and provider is None:
-        file_setting("BACKCHECK_MASTER_KEY_FILE", settings.master_key_path, "master key")
+        master_key_file(settings.master_key_path)
     signer = FileKeySigner(
         settings.signing_key_path, create_if_missing=settings.signing_key is None
     )

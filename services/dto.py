@@ -866,6 +866,31 @@ class RecordPortalSignOut(Command):
     actor: Actor
 
 
+MAX_SESSION_ENDS = 50  # portal sessions found ended, recorded in one write
+
+
+class PortalSessionEnd(Command):
+    """A portal session the portal's sessions found ended, as they kept it: whose, the
+    SHA-256 of the link it was opened with (what its principal's record keeps of the link:
+    to tell whether the link ended first), when it opened, its last call, when it was to end
+    at the latest, and when a new session replaced it in its browser (if one did)."""
+
+    candidate_id: UUID
+    link_sha256: Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-f]{64}$")]
+    opened_at: datetime
+    last_call: datetime
+    ends_at: datetime
+    replaced_at: datetime | None = None
+
+
+class RecordPortalSessionEnds(Command):
+    """Portal sessions found ended otherwise than by signing out, under the idle bound in
+    force (the portal's sessions record them; no transport sends it)."""
+
+    sessions: list[PortalSessionEnd] = Field(min_length=1, max_length=MAX_SESSION_ENDS)
+    idle_seconds: int = Field(ge=1)
+
+
 class PrincipalResult(Result):
     """A principal as listed: never its token, nor the token's hash."""
 

@@ -76,7 +76,9 @@ class ReadModel(Protocol):
 
     def observe(self, committed: list[tuple[int, Any, bytes]]) -> None:
         """(position, event, its stored state) just committed by this process, so they need
-        not be read back; the values the stored state seals are the views' too."""
+        not be read back; the values the stored state seals are the views' too. Never raises:
+        the events are committed, so a failure to apply them is said and left to the next
+        read (decision 0055), never the command's."""
         ...
 
     def get(

@@ -15,6 +15,7 @@ import re
 import secrets
 from datetime import datetime, timedelta
 from functools import cached_property
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
@@ -22,7 +23,13 @@ from eventsourcing.utils import get_topic
 from domain.access import Authentication
 from domain.candidate import Candidate
 from domain.errors import PortalClosedError, PrincipalAlreadyExistsError
-from domain.principal import Principal, PrincipalKind, portal_name, principal_id
+from domain.principal import (
+    Principal,
+    PrincipalKind,
+    portal_name,
+    principal_id,
+    session_ending,
+)
 from projections.versions import PRINCIPAL_VIEW
 from services.access import Role
 from services.dto import (
@@ -30,8 +37,10 @@ from services.dto import (
     IssuePortalLink,
     PortalLinkIssued,
     PortalLinkSent,
+    PortalSessionEnd,
     PrincipalIssued,
     PrincipalResult,
+    RecordPortalSessionEnds,
     RecordPortalSignIn,
     RecordPortalSignOut,
     RevokePrincipal,
@@ -53,6 +62,10 @@ PORTAL_ERASED = "token revoked: the candidate was erased"
 _VERIFIED = 4096  # tokens remembered as checked (by hash), at most
 PORTAL_DAYS = 30  # a portal link rotated without saying for how long
 _ADDED = get_topic(Principal.Added)
+# the events that give a principal its token (a portal link's), or take it away
+_LINK_GIVEN = frozenset({_ADDED, get_topic(Principal.TokenRotated)})
+_LINK_TAKEN = frozenset({get_topic(Principal.TokenRotated), get_topic(Principal.Revoked)})
+_LINK_EVENTS = _LINK_GIVEN | _LINK_TAKEN
 
 
 def new_token(principal: UUID) -> str:
@@ -224,11 +237,65 @@ class PrincipalUseCases(UnitOfWork):
         the link's principal, when, and when the session they ended was opened; never the
         session's id, the token or its hash. Only a portal link's session is signed out of."""
         principal = self._principal(portal_name(cmd.candidate_id))
-        principal.close_session(cmd.opened_at, cmd.actor)
+        principal.close_session(cmd.opened_at, cmd.actor, self.now())
         # as a sign-in: the link's own record, which its caller did not name; a write that
         # collides with another change of it alone (a sign-in, a new link, a revocation) is
         # decided again on it as it then is
         self.commit(principal, internal=(principal,))
+
+    @use_case
+    def record_portal_session_ends(self, cmd: RecordPortalSessionEnds) -> int:
+        """Portal sessions that ended otherwise than by signing out are on the record beside
+        the sign-outs, once found (decision 0056): on each link's principal, when the session
+        ended by its rules (unused, at its end, replaced in its browser) and why, the event's
+        own time being when it was found; never the session's id, the token or its hash. A
+        session whose link stopped signing in first (revoked, replaced) ended with its link,
+        whose own event records it: nothing more is recorded for it. All in one write; how
+        many were recorded."""
+        idle = timedelta(seconds=cmd.idle_seconds)
+        found: dict[UUID, Principal] = {}
+        recorded = 0
+        for session in cmd.sessions:
+            name = portal_name(session.candidate_id)
+            principal = found.get(principal_id(name)) or self._principal(name)
+            ending = session_ending(
+                session.opened_at,
+                session.last_call,
+                session.ends_at,
+                idle,
+                self._link_ended_at(principal, session),
+                session.replaced_at,
+            )
+            if ending is None:
+                continue
+            reason, ended_at = ending
+            principal.end_session(session.opened_at, ended_at, reason)
+            found[principal.id] = principal
+            recorded += 1
+        if found:
+            # the links' own records, which no caller named: a collision with another change
+            # of them alone (a sign-in) is decided again on them as they then are
+            self.commit(*found.values(), internal=tuple(found.values()))
+        return recorded
+
+    def _link_ended_at(self, principal: Principal, session: PortalSessionEnd) -> datetime | None:
+        """When the link a session was opened with stopped signing in (a newer link issued
+        in its place, or the principal revoked), from the principal's events; None while it
+        still signs in (its expiry is the session's own end)."""
+        if principal.token_hash == session.link_sha256 and principal.revoked is None:
+            return None
+        given = False  # whether the link in force is the session's
+        for stored in self.recorder.select_events(principal.id):
+            if stored.topic not in _LINK_EVENTS:
+                continue
+            event: Any = self.mapper.to_domain_event(stored)
+            if given and stored.topic in _LINK_TAKEN:
+                taken: datetime = event.timestamp
+                return taken
+            if stored.topic in _LINK_GIVEN:
+                given = event.token_hash == session.link_sha256
+        # a link this principal never held signs no one in: nothing to vouch for
+        return None if given else session.opened_at
 
     @use_case
     def issue_portal_link(self, cmd: IssuePortalLink) -> PortalLinkIssued:

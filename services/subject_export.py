@@ -26,7 +26,15 @@ from uuid import UUID
 from pydantic import Field
 
 from domain.candidate import Candidate
-from domain.principal import Principal, portal_name, principal_id
+from domain.principal import (
+    SESSION_EXPIRED,
+    SESSION_IDLE,
+    SESSION_REPLACED,
+    SIGNED_OUT,
+    Principal,
+    portal_name,
+    principal_id,
+)
 from domain.report import ReportStatus
 from services.access import Role
 from services.audit_reads import AuditReads, ReadTimeline, TimelineView
@@ -134,6 +142,32 @@ class PortalSignOut(Result):
     authenticated: str = Field(description="how they were known: portal-link")
 
 
+# why a portal session was found ended (domain/principal.py: SESSION_ENDINGS)
+Ending = Literal["idle", "expired", "replaced"]
+_ENDINGS: dict[str, Ending] = {
+    SESSION_IDLE: "idle",
+    SESSION_EXPIRED: "expired",
+    SESSION_REPLACED: "replaced",
+}
+
+
+class PortalSessionEnded(Result):
+    """A portal session that ended otherwise than by signing out, found ended and recorded
+    then (decision 0056): never its id, nor the link."""
+
+    ended_at: datetime = Field(description="when it ended, by its rules")
+    reason: Ending = Field(
+        description="idle: unused for the idle bound after its last call; expired: at its "
+        "end (the link's expiry, or the longest a session lasts); replaced: by a new session "
+        "opened in its browser"
+    )
+    session_opened_at: datetime = Field(description="when it was opened (its sign-in's `at`)")
+    recorded_at: datetime = Field(
+        description="when its end was found and recorded: at the next call made with its "
+        "cookie, the next sign-in to the portal, or the new session that replaced it"
+    )
+
+
 class PortalLinks(Result):
     principal: str = Field(description="the links' principal: candidate:<id>")
     events: list[PortalLinkEvent] = Field(description="in the order they were recorded")
@@ -143,8 +177,13 @@ class PortalLinks(Result):
     )
     signed_out: list[PortalSignOut] = Field(
         description="each portal session the candidate ended by signing out, in the order "
-        "they were recorded (a session that ended otherwise, unused or at its longest, is "
-        "not listed: it ended at the latest at its sign-in's `until`)"
+        "they were recorded"
+    )
+    sessions_ended: list[PortalSessionEnded] = Field(
+        description="each portal session that ended otherwise (unused, at its end, replaced "
+        "in its browser), in the order they were recorded: once found ended, with when it "
+        "ended; one not found ended yet, or that ended with its link (revoked or issued "
+        "again: in `events`), is not listed, and ended at the latest at its sign-in's `until`"
     )
     used: list[PortalLinkUse] = Field(
         description="each read and disclosure made with a link (`authentication: "
@@ -303,6 +342,18 @@ class SubjectExports(AuditReads):
                 )
                 for e in stored
                 if isinstance(e, Principal.SessionClosed)
+                and e.reason == SIGNED_OUT
+                and e.authenticated is not None
+            ],
+            sessions_ended=[
+                PortalSessionEnded(
+                    ended_at=e.ended_at,
+                    reason=_ENDINGS[e.reason],
+                    session_opened_at=e.opened_at,
+                    recorded_at=e.timestamp,
+                )
+                for e in stored
+                if isinstance(e, Principal.SessionClosed) and e.reason in _ENDINGS
             ],
             used=[
                 PortalLinkUse(at=e.at, access_id=e.access_id, view=e.view, outcome=e.outcome)

@@ -12,6 +12,7 @@ from uuid import UUID
 from domain.access import Access, relied_on
 from domain.classification import PersonalField
 from domain.consent import Consent
+from domain.principal import SESSION_EXPIRED, SESSION_IDLE, SESSION_REPLACED, SIGNED_OUT
 from projections import events as ev
 from projections.events import EventClass
 from services.dto import Result
@@ -110,6 +111,21 @@ def _terms(t: Any) -> str:
         f"purposes {', '.join(t.purposes)}; checks {', '.join(c.value for c in t.check_types)}"
         + (f"; named categories {', '.join(t.categories)}" if t.categories else "")
     )
+
+
+_SESSION_ENDED = {
+    SESSION_IDLE: "unused for too long",
+    SESSION_EXPIRED: "at its end",
+    SESSION_REPLACED: "replaced by a new session in its browser",
+}
+
+
+def _session_closed(e: Any) -> str:
+    opened = f"{e.opened_at:%Y-%m-%d %H:%M}"
+    if e.reason == SIGNED_OUT:
+        return f"signed out of the portal (the session opened {opened})"
+    how = _SESSION_ENDED.get(e.reason, e.reason)
+    return f"found the portal session opened {opened} ended: {how}, at {e.ended_at:%Y-%m-%d %H:%M}"
 
 
 # What each event says happened, in a compliance officer's words (tests hold it to the domain).
@@ -224,9 +240,7 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
     ev.PortalSessionOpened: lambda e: (
         f"signed in to the portal with the link (a session until {e.ends_at:%Y-%m-%d %H:%M})"
     ),
-    ev.PortalSessionClosed: lambda e: (
-        f"signed out of the portal (the session opened {e.opened_at:%Y-%m-%d %H:%M})"
-    ),
+    ev.PortalSessionClosed: _session_closed,
     ev.SenderRefused: lambda e: f"refused a command from {e.source!r} ({e.reason}): {e.error}",
     ev.DutyClaimed: lambda e: f"{e.runner} claimed the {e.duty} run of {e.slot:%Y-%m-%d %H:%M}",
     ev.DutyTakenOver: lambda e: (

@@ -137,9 +137,11 @@ def load_settings(*, existing: bool = False) -> Settings:
 
 def close_opened() -> None:
     """Closes what the command opened, rather than leave it to a destructor at exit: closing
-    applies what this process committed to the read views. If that fails (a full disk),
-    nothing is lost, since the views catch up on the next read: it is said in one line, and
-    the command's exit code stands."""
+    applies what this process committed to the kept views. If that fails (a full disk),
+    nothing is lost, since the views catch up on the next read: their runner says so in one
+    line (infra/views/runner.py, decision 0055), and the command's exit code stands. Should
+    the rest of closing fail (the key store, the store's connections), it is said here in one
+    line, and the exit code stands too: what the command recorded is recorded."""
     while _opened:
         application = _opened.pop()
         try:
@@ -150,8 +152,8 @@ def close_opened() -> None:
                 raise
             err.print(
                 Text(
-                    f"the read views were not brought up to date ({problem.title}: "
-                    f"{visible(e)}); they catch up on the next read",
+                    f"the store was not closed cleanly ({problem.title}: {visible(e)}); what "
+                    "the command recorded stands",
                     style="yellow",
                 )
             )

@@ -98,14 +98,14 @@ def _new_provider(
     settings: Settings, path: Path | None, label: str | None, *, make: bool
 ) -> KeyProvider:
     if path is not None:
-        from infra.config import ConfigError, file_setting
-        from infra.privacy.providers import FileKeyProvider
+        from infra.config import ConfigError
+        from infra.privacy.providers import FileKeyProvider, key_file_exists, master_key_file
 
-        if not make and not path.exists():
+        if not make and not key_file_exists(path, "--to-key-file"):
             raise ConfigError(
                 f"--to-key-file: no master key at {path}; to make a new key there, add --new-key"
             )
-        file_setting("--to-key-file", path, "master key")
+        master_key_file(path, "--to-key-file")
         return FileKeyProvider.from_file(path, create=make, setting="--to-key-file")
     from infra.config import ConfigError
     from infra.privacy.pkcs11 import KeyLabelMissingError, Pkcs11KeyProvider

@@ -15,7 +15,10 @@ a new session as long as it is valid. Only a portal link opens a session: a staf
 token is refused (403). Each session opened is on the record (decision 0049): an event of the
 link's principal, when and until when, recorded before the cookie is given out, or the session
 is ended again. Each sign-out too (decision 0050): recorded before the session is deleted and
-the cookie cleared; one that cannot be recorded still ends the session.
+the cookie cleared; one that cannot be recorded still ends the session. A session that ends
+otherwise (unused, at its end, replaced by a new one in its browser) is recorded once found
+ended, with when it ended (decision 0056): at the next call made with its cookie, at the next
+sign-in of anyone, or as a new session replaces it (infra/http/sessions.py).
 
 Cross-site requests: beside SameSite, every API call authenticated by the cookie, and every
 session call, must carry `X-Backcheck-Portal: 1`, a header a form or link on another site
@@ -48,9 +51,15 @@ from infra.http.auth import (
 )
 from infra.http.link import PORTAL_PATH
 from infra.http.problems import PROBLEM_JSON, error_response, problem_response
+from infra.http.sessions import Ended
 from services.access import Role
 from services.application import Backcheck
-from services.dto import RecordPortalSignIn, RecordPortalSignOut
+from services.dto import (
+    PortalSessionEnd,
+    RecordPortalSessionEnds,
+    RecordPortalSignIn,
+    RecordPortalSignOut,
+)
 from services.identity import Authentication, acting_as
 from services.principals import token_hash
 
@@ -154,6 +163,28 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
     subject.install(app, application, authenticator)
     app.add_middleware(PortalRequestCheck)
 
+    def record_ended(ended: list[Ended]) -> None:
+        """The ends of the portal sessions found ended, in one write (decision 0056): the
+        server found them, under no one's identity; never a session's id."""
+        application.record_portal_session_ends(
+            RecordPortalSessionEnds(
+                sessions=[
+                    PortalSessionEnd(
+                        candidate_id=UUID(e.session.candidate_id),
+                        link_sha256=e.session.link_hash,
+                        opened_at=e.session.opened_at,
+                        last_call=e.session.last_seen,
+                        ends_at=e.session.ends_at,
+                        replaced_at=e.replaced_at,
+                    )
+                    for e in ended
+                ],
+                idle_seconds=max(1, int(authenticator.sessions.idle.total_seconds())),
+            )
+        )
+
+    authenticator.sessions.record_ended = record_ended
+
     def page() -> Response:
         return Response(asset("portal.html"), 200, PAGE_HEADERS, media_type="text/html")
 
@@ -181,7 +212,7 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
         token = authenticator.credential(request)
         now = application.clock()
         if replaced := request.cookies.get(PORTAL_COOKIE):
-            authenticator.sessions.end(replaced)  # one browser, one session: a fresh id
+            authenticator.sessions.replace(replaced, now)  # one browser, one session: a fresh id
         session_id, session = authenticator.sessions.open(
             identity.principal,
             ",".join(sorted(str(a) for a in identity.assignments)),
@@ -317,8 +348,9 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
         description="Records the sign-out on the link's principal (`Principal.SessionClosed`: "
         "when, and when the session was opened; never the session's id), then ends the "
         f"session the cookie `{PORTAL_COOKIE}` names and clears the cookie, so a copy of it "
-        "signs no one in after (401). A cookie naming no session that lasts records nothing "
-        "and is cleared all the same. Sends `"
+        "signs no one in after (401). A cookie naming no session that lasts records no "
+        "sign-out (one found ended unused or at its end has that end recorded, decision "
+        "0056) and is cleared all the same. Sends `"
         f"{PORTAL_HEADER}: 1` (403 `portal-header-missing` otherwise). The portal link "
         "still opens a new session until it expires or is revoked (`backcheck principals "
         "revoke`); the candidate's access package lists each sign-out "

@@ -11,6 +11,14 @@ minute, so a session may end up to a minute before that); or when the candidate 
 which deletes it. Every call made with it checks the link too (infra/http/auth.py): a link
 revoked, replaced or expired since ends the session with it.
 
+A session that ends otherwise than by signing out is found ended later, and its end is then
+recorded (decision 0056) by whoever the portal installs as `record_ended`: at the next call
+made with its cookie; at the next sign-in of anyone, which first takes every session that has
+ended (`MAX_SWEPT` at a time); and when a new session is opened in its browser (`replace`).
+Each is taken out of the table as it is found, in one statement (`DELETE ... RETURNING`), so
+one finder alone records it, even with several servers on one table. One whose record fails
+(the store busy or away) is put back, ended, to be recorded when next found.
+
 The sessions are kept beside the kept `Idempotency-Key` answers (infra/http/idempotency.py): on
 SQLite in the table `portal_sessions` of the same file next to the store
 (`<store file>.http-answers`), on PostgreSQL in `backcheck_portal_sessions` in the store's
@@ -21,9 +29,11 @@ the hash of its id, and the hash of a link establishes no one without the link.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,11 +44,16 @@ from psycopg import sql
 
 from infra.config import Settings
 from infra.http.idempotency import ANSWERS
+from services.dto import MAX_SESSION_ENDS
+
+log = logging.getLogger(__name__)
 
 IDLE = timedelta(minutes=30)
 LIMIT = timedelta(hours=8)
 TOUCH = timedelta(minutes=1)  # a call moves the session's last call on at most this often
 MAX_ID = 256  # a cookie longer than this is no session id of ours: looked up not at all
+MAX_SWEPT = MAX_SESSION_ENDS  # sessions found ended a sign-in takes and records, at most
+MAX_ERROR_SHOWN = 300  # characters of an error's text in the line that says it
 TABLE = "backcheck_portal_sessions"  # on PostgreSQL, in the store's schema
 _COLUMNS = "principal, candidate_id, link_hash, opened_at, last_seen, ends_at"
 
@@ -58,6 +73,16 @@ class Session:
         return now < self.ends_at and now < self.last_seen + idle
 
 
+@dataclass(frozen=True)
+class Ended:
+    """A session taken out of the table as ended (`key`: the SHA-256 of its id), and when a
+    new session replaced it in its browser, if that is what ended it."""
+
+    key: str
+    session: Session
+    replaced_at: datetime | None = None
+
+
 class SessionRows(Protocol):
     """One backend's table of sessions, each by the SHA-256 of its id (`key`)."""
 
@@ -69,8 +94,11 @@ class SessionRows(Protocol):
 
     def delete(self, key: str) -> None: ...
 
-    def sweep(self, now: datetime, idle: timedelta) -> None:
-        """Deletes every session that has ended."""
+    def take(self, key: str) -> Session | None:
+        """Deletes the session, returning it if it was there: of two takers, one gets it."""
+
+    def take_ended(self, now: datetime, idle: timedelta, limit: int) -> list[tuple[str, Session]]:
+        """Deletes up to `limit` sessions that have ended, returning each (with its key)."""
 
     def close(self) -> None: ...
 
@@ -86,6 +114,9 @@ class PortalSessions:
     rows: SessionRows
     idle: timedelta = IDLE
     limit: timedelta = LIMIT
+    # records the sessions found ended (the portal installs it: infra/http/portal.py); none:
+    # they are deleted unrecorded
+    record_ended: Callable[[list[Ended]], None] | None = None
 
     def open(
         self,
@@ -96,13 +127,15 @@ class PortalSessions:
         now: datetime,
     ) -> tuple[str, Session]:
         """A new session for the link's principal and candidate: its id (given out once, to
-        be the cookie) and what is kept of it. Sessions that have ended are deleted first."""
+        be the cookie) and what is kept of it. Sessions that have ended (anyone's, up to
+        MAX_SWEPT) are taken out first, and their ends recorded."""
         ends = now + self.limit
         if link_expires is not None:
             ends = min(ends, link_expires)
         session_id = secrets.token_urlsafe(32)
         session = Session(principal, candidate_id, link_hash, now, now, ends)
-        self.rows.sweep(now, self.idle)
+        swept = self.rows.take_ended(now, self.idle, MAX_SWEPT)
+        self._recorded([Ended(key, ended) for key, ended in swept], now)
         self.rows.insert(_key(session_id), session)
         return session_id, session
 
@@ -116,19 +149,63 @@ class PortalSessions:
         if session is None:
             return None
         if not session.lasts(now, self.idle):
-            self.rows.delete(key)
+            taken = self.rows.take(key)  # None: another request took it meanwhile
+            if taken is not None:
+                self._recorded([Ended(key, taken)], now)
             return None
         if now - session.last_seen >= TOUCH:
             self.rows.touch(key, now)
         return session
 
     def end(self, session_id: str) -> None:
-        """Signs the session out: its id signs no one in from now on."""
+        """Signs the session out, or ends it with its link: its id signs no one in from now
+        on (the sign-out, the link's revocation or replacement, is recorded by its own
+        event)."""
         if session_id and len(session_id) <= MAX_ID:
             self.rows.delete(_key(session_id))
 
+    def replace(self, session_id: str, now: datetime) -> None:
+        """Ends the session `session_id` names, a new one being opened in its browser (one
+        browser, one session): its id signs no one in from now on, and its end is recorded
+        (replaced now, or as it had ended before)."""
+        if session_id and len(session_id) <= MAX_ID:
+            key = _key(session_id)
+            taken = self.rows.take(key)
+            if taken is not None:
+                self._recorded([Ended(key, taken, now)], now)
+
+    def _recorded(self, taken: list[Ended], now: datetime) -> None:
+        """`taken`'s ends recorded (`record_ended`). A record that fails (the store busy or
+        away) fails nothing else: it is said in one line, and each session that had ended by
+        its own rules is put back, to be recorded when next found (it signs no one in); one
+        replaced while it lasted is not (it would sign its cookie in again), and its end goes
+        unrecorded, bounded by its sign-in's `until`."""
+        if not taken or self.record_ended is None:
+            return
+        try:
+            self.record_ended(taken)
+        except Exception as error:
+            kept = [e for e in taken if not e.session.lasts(now, self.idle)]
+            log.error(
+                "the ends of %d portal session(s) found ended were not recorded (%s); %d put "
+                "back to be recorded when next found",
+                len(taken),
+                _one_line(error),
+                len(kept),
+            )
+            try:
+                for ended in kept:
+                    self.rows.insert(ended.key, ended.session)
+            except Exception as lost:
+                log.error("portal sessions found ended not put back (%s)", _one_line(lost))
+
     def close(self) -> None:
         self.rows.close()
+
+
+def _one_line(error: Exception) -> str:
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return text if len(text) <= MAX_ERROR_SHOWN else f"{text[:MAX_ERROR_SHOWN]}..."
 
 
 def _moment(seconds: float) -> datetime:
@@ -168,9 +245,23 @@ class SQLiteSessionRows:
             row = self._db.execute(
                 "SELECT " + _COLUMNS + " FROM portal_sessions WHERE key = ?", (key,)
             ).fetchone()
-        if row is None:
-            return None
-        return Session(row[0], row[1], row[2], _moment(row[3]), _moment(row[4]), _moment(row[5]))
+        return None if row is None else _session(row)
+
+    def take(self, key: str) -> Session | None:
+        with self._lock:
+            row = self._db.execute(
+                "DELETE FROM portal_sessions WHERE key = ? RETURNING " + _COLUMNS, (key,)
+            ).fetchone()
+        return None if row is None else _session(row)
+
+    def take_ended(self, now: datetime, idle: timedelta, limit: int) -> list[tuple[str, Session]]:
+        with self._lock:
+            rows = self._db.execute(
+                "DELETE FROM portal_sessions WHERE key IN (SELECT key FROM portal_sessions "
+                "WHERE ends_at <= ? OR last_seen <= ? LIMIT ?) RETURNING key, " + _COLUMNS,
+                (now.timestamp(), (now - idle).timestamp(), limit),
+            ).fetchall()
+        return [(row[0], _session(row[1:])) for row in rows]
 
     def touch(self, key: str, at: datetime) -> None:
         with self._lock:
@@ -182,16 +273,14 @@ class SQLiteSessionRows:
         with self._lock:
             self._db.execute("DELETE FROM portal_sessions WHERE key = ?", (key,))
 
-    def sweep(self, now: datetime, idle: timedelta) -> None:
-        with self._lock:
-            self._db.execute(
-                "DELETE FROM portal_sessions WHERE ends_at <= ? OR last_seen <= ?",
-                (now.timestamp(), (now - idle).timestamp()),
-            )
-
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _session(row: Any) -> Session:
+    """A session from its SQLite row (`_COLUMNS`, moments as seconds since the epoch)."""
+    return Session(row[0], row[1], row[2], _moment(row[3]), _moment(row[4]), _moment(row[5]))
 
 
 class PostgresSessionRows:
@@ -210,15 +299,23 @@ class PostgresSessionRows:
         )
 
     def _run(
-        self, statement: LiteralString, params: tuple[Any, ...] = (), one: bool = False
+        self,
+        statement: LiteralString,
+        params: tuple[Any, ...] = (),
+        one: bool = False,
+        every: bool = False,
     ) -> Any:
-        """`statement` (its table as `{}`), on the connection made again first if the server
-        dropped it (a restart, a network cut), and run once more if it met the drop (each may
-        run twice: a new session's key is random, inserted unless there); with `one`, the row
-        it answered, if any."""
+        """`statement` (its table as `{}`, or `{0}` where it names it twice), on the connection
+        made again first if the server dropped it (a restart, a network cut), and run once
+        more if it met the drop (each may run twice: a new session's key is random, inserted
+        unless there; a take whose answer was lost takes nothing the second time, and that
+        session's end goes unrecorded); with `one`, the row it answered, if any; with
+        `every`, all of them."""
 
         def run(db: psycopg.Connection[Any]) -> Any:
             done = db.execute(sql.SQL(statement).format(self.table), params)
+            if every:
+                return done.fetchall()
             return done.fetchone() if one else None
 
         return self._db.run(run)
@@ -248,8 +345,20 @@ class PostgresSessionRows:
     def delete(self, key: str) -> None:
         self._run("DELETE FROM {} WHERE key = %s", (key,))
 
-    def sweep(self, now: datetime, idle: timedelta) -> None:
-        self._run("DELETE FROM {} WHERE ends_at <= %s OR last_seen <= %s", (now, now - idle))
+    def take(self, key: str) -> Session | None:
+        row = self._run("DELETE FROM {} WHERE key = %s RETURNING " + _COLUMNS, (key,), one=True)
+        return None if row is None else Session(*row)
+
+    def take_ended(self, now: datetime, idle: timedelta, limit: int) -> list[tuple[str, Session]]:
+        # rows another server is taking meanwhile are skipped, not waited for: each is taken,
+        # and recorded, by one of them
+        rows = self._run(
+            "DELETE FROM {0} WHERE key IN (SELECT key FROM {0} WHERE ends_at <= %s OR "
+            "last_seen <= %s LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING key, " + _COLUMNS,
+            (now, now - idle, limit),
+            every=True,
+        )
+        return [(row[0], Session(*row[1:])) for row in rows]
 
     def close(self) -> None:
         self._db.close()

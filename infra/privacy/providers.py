@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
 
-from infra.config import ConfigError
+from infra.config import ConfigError, file_setting
 
 if TYPE_CHECKING:
     from infra.config import Settings
@@ -115,7 +115,7 @@ def load_master_key(
             draft.unlink()
         return key
     except OSError as e:  # a directory, no permission to read it
-        raise ConfigError(f"{setting}: {path} cannot be read: {e.strerror}") from None
+        raise _unreadable(setting, path, e) from None
     try:
         key = bytes.fromhex(text)
     except ValueError:
@@ -123,6 +123,31 @@ def load_master_key(
     if len(key) != 32:
         raise ConfigError(f"{setting}: {path}: a master key is 64 hex digits (32 bytes)")
     return key
+
+
+def master_key_file(path: Path, setting: str = "BACKCHECK_MASTER_KEY_FILE") -> Path:
+    """`path` as a master key file to be read or made (`file_setting`: not a directory, its
+    directory made if missing). A directory on the way that this user may not look in (the
+    data directory's `keys/` unreadable) is the key that cannot be read, as a key file that
+    cannot be read is: a configuration error naming `setting`, never a file fault."""
+    try:
+        return file_setting(setting, path, "master key")
+    except OSError as e:
+        raise _unreadable(setting, path, e) from None
+
+
+def key_file_exists(path: Path, setting: str = "BACKCHECK_MASTER_KEY_FILE") -> bool:
+    """Whether a master key file is at `path`; a directory on the way that cannot be looked
+    in is `master_key_file`'s configuration error (`Path.exists` raises it)."""
+    try:
+        return path.exists()
+    except OSError as e:
+        raise _unreadable(setting, path, e) from None
+
+
+def _unreadable(setting: str, path: Path, error: OSError) -> ConfigError:
+    """A master key that cannot be read, however: worded as `load_master_key` words it."""
+    return ConfigError(f"{setting}: {path} cannot be read: {error.strerror or error}")
 
 
 def refuse_shared(path: Path, mode: int, setting: str = "BACKCHECK_MASTER_KEY_FILE") -> None:
@@ -186,7 +211,7 @@ def provider_from_settings(settings: Settings, *, create: bool) -> tuple[KeyProv
         provider = Pkcs11KeyProvider.from_settings(settings, create=create)
         return provider, provider.created
     path = settings.master_key_path
-    existed = path.exists()
+    existed = key_file_exists(path)
     return FileKeyProvider.from_file(path, create=create), not existed
 
 

@@ -16,8 +16,9 @@ application, changelog of 2026-12-05).
 
 `PERSISTENCE_MODULE=infra.store.pg_pool:Factory` puts the event store's pool (the library's)
 under this rule (infra/config); the key store's pool is a `CheckedPool` (infra/privacy); the
-recorder tries its inserts and reads again at once (`AfterLostConnections`), and knows its own
-write when a commit's answer was lost. The kept views, on the event store's pool, and the key
+recorder tries its inserts and reads again at once (`AfterLostConnections`; its own reads, a
+subject's events and events' positions, under `retried`), and knows its own write when a
+commit's answer was lost. The kept views, on the event store's pool, and the key
 store run each of their transactions under the same policy (`retried`, with tenacity: at
 once, then as the library tries; decision 0052), so a view's statement that is the first to
 meet a dead connection (a read under way at a restart, many at once), or a key lookup whose

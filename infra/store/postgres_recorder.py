@@ -19,7 +19,7 @@ from infra.audit.chain import GENESIS, Head, Link, extend
 from infra.audit.merkle import NodeSource
 from infra.privacy.erasures import ERASURE_TOPICS
 from infra.store.ddl import serialise_ddl
-from infra.store.pg_pool import AfterLostConnections
+from infra.store.pg_pool import AfterLostConnections, retried
 from infra.store.recorder import APPEND_ONLY, Chained, _check_head, _uuid, insert_new_keys
 from infra.store.subjects import backfill, index_rows, subjects_table
 from infra.store.tree import (
@@ -214,32 +214,42 @@ class ChainedPostgresApplicationRecorder(
     def select_subject_notifications(
         self, subject: UUID, start: int = 1, limit: int = 500
     ) -> list[Notification]:
-        """The events about `subject` from position `start` on, in log order, by the index."""
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.select_subject_statement, (subject, start, limit), prepare=True)
-            return [
-                Notification(
-                    id=row["notification_id"],
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                )
-                for row in curs.fetchall()
-            ]
+        """The events about `subject` from position `start` on, in log order, by the index.
+        A read: run again after a lost connection, as the library's reads are (`retried`)."""
+
+        def read() -> list[Notification]:
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(self.select_subject_statement, (subject, start, limit), prepare=True)
+                return [
+                    Notification(
+                        id=row["notification_id"],
+                        originator_id=row["originator_id"],
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=bytes(row["state"]),
+                    )
+                    for row in curs.fetchall()
+                ]
+
+        return retried(read)
 
     def positions_of(self, events: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], int]:
         """The log position of each stored event named by (originator id, version), by the
-        events' primary key; an event not stored is left out."""
+        events' primary key; an event not stored is left out. A read: run again after a lost
+        connection (`retried`)."""
         if not events:
             return {}
         ids, versions = zip(*events, strict=True)
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.select_positions_statement, (list(ids), list(versions)))
-            return {
-                (row["originator_id"], row["originator_version"]): row["notification_id"]
-                for row in curs.fetchall()
-            }
+
+        def read() -> dict[tuple[UUID, int], int]:
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(self.select_positions_statement, (list(ids), list(versions)))
+                return {
+                    (row["originator_id"], row["originator_version"]): row["notification_id"]
+                    for row in curs.fetchall()
+                }
+
+        return retried(read)
 
     def _erasures(self, curs: Cursor[DictRow], subject: UUID) -> list[tuple[str, bytes]]:
         """The subject's erasure records, read in the write's transaction."""

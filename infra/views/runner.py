@@ -14,7 +14,6 @@ from eventsourcing.persistence import IntegrityError, Notification
 from eventsourcing.utils import get_topic
 
 from infra.views.codec import Parsed
-from infra.views.integrity import ViewRowAlteredError
 from infra.views.kept import READ, Kept
 from infra.views.store import Advance, Key, Progress, Projection, ViewStore
 from projections.read_views import LOG_ONLY_EVENTS
@@ -113,12 +112,8 @@ class ViewRunner:
         if backlog >= self.max_pending:
             try:
                 self.catch_up()
-            except ViewRowAlteredError as altered:
-                # The writes are committed: the command that made them succeeded, and must
-                # not answer as if it had failed (a client would send it again). The views
-                # stay behind, and every read, which catches them up first, fails closed
-                # with this error until they are rebuilt.
-                log.error("views not brought up to date after a write: %s", altered)
+            except Exception as error:  # the writes are committed: see `_left_behind`
+                self._left_behind(error, "after a write")
 
     def catch_up_for_decisions(self) -> int:
         head = self.head() or 0
@@ -288,11 +283,42 @@ class ViewRunner:
         try:
             if self._pending and not sys.is_finalizing():
                 self.catch_up()
-        except ViewRowAlteredError as altered:  # as in `observe`: the writes are committed
-            log.error("views not brought up to date before closing: %s", altered)
+        except Exception as error:  # as in `observe`: the writes are committed
+            self._left_behind(error, "before closing")
         finally:
             if self.on_close is not None:
                 self.on_close()
+
+    def _left_behind(self, error: Exception, when: str) -> None:
+        """The views could not be brought up to date over writes already committed (decision
+        0055): a view row altered outside backcheck, a views file or table that refuses the
+        write (a full disk, a read-only or damaged file), the store busy or gone past its
+        retries, a projection's bug. The writes stand, and so does the command that made them:
+        it must not answer as failed, or its caller would send it again. So the error is said
+        here, in one line, once, and not raised. What was held for the views is let go: they
+        read it back from the log, as after a crash, and the next read (which brings them up
+        to date first) meets the error again if it lasts, and fails closed with it; the next
+        writes try again only once `max_pending` more are held (not one failed batch per
+        command)."""
+        with self._pending_lock:
+            self._pending.clear()
+        log.error(
+            "the kept views %r were not brought up to date %s (%s); the writes stand, and the "
+            "views catch up at the next read",
+            self.kept.name,
+            when,
+            _one_line(error),
+        )
+
+
+MAX_ERROR_SHOWN = 500  # characters of an error's text in the line that says it
+
+
+def _one_line(error: Exception) -> str:
+    """`Type: text` of an error on one line (a driver's error may span several: its detail,
+    a hint), cut at MAX_ERROR_SHOWN characters."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return text if len(text) <= MAX_ERROR_SHOWN else f"{text[:MAX_ERROR_SHOWN]}..."
 
 
 class _OwnLog:

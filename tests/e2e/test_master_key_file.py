@@ -1,10 +1,14 @@
 """The master key file as a user gets it wrong (issue 17, defects 1 and 13): a write command
 started with another store's key is refused in one line with its own exit code, and the store
-is left as it was; a key file others may read is refused with the chmod that fixes it."""
+is left as it was; a key file others may read is refused with the chmod that fixes it; a key
+that cannot be read, its file or the `keys/` directory holding it, is the same configuration
+error."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -13,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PG_URL
-from tests.e2e.test_cli import run
+from tests.e2e.test_cli import BACKCHECK, run
 
 EX_CONFIG = 78  # every key fault: the master key is not this store's
 
@@ -127,3 +131,62 @@ def test_a_key_file_others_may_read_is_refused_with_the_chmod_that_fixes_it(
     assert line.endswith(f"chmod 600 {key}")
     key.chmod(0o600)
     assert (events(store), key_rows(store)) == before
+
+
+def as_a_user_file_modes_bind(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`backcheck` run as a user the files' modes hold to: run by root (as in the project's
+    containers), without root's power to read and search whatever the modes say
+    (`setpriv` drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the process it starts)."""
+    if os.geteuid() != 0:
+        return run(env, *args)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("run as root without setpriv (util-linux): file modes bind no process here")
+    prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("BACKCHECK_")}
+    environment.update(env, COLUMNS="200")
+    return subprocess.run(
+        [*prefix, *BACKCHECK, *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("unreadable", ["the keys directory", "the key file"])
+def test_a_master_key_that_cannot_be_read_is_a_configuration_error_whichever_cannot_be_read(
+    store: dict[str, str], unreadable: str
+) -> None:
+    """A key file this user may not read was a configuration error (exit 78, naming
+    BACKCHECK_MASTER_KEY_FILE), but the `keys/` directory holding it, unreadable, was `File
+    unusable (file)`, exit 74: a file fault, for the same key out of reach. Both are now the
+    one configuration error, for a write, a read and `info`; `audit verify` checks the chain
+    without the key in both, saying why."""
+    keys = Path(store["BACKCHECK_DATA_DIR"], "keys")
+    key = keys / "master.key"
+    shut = keys if unreadable == "the keys directory" else key
+    mode = stat.S_IMODE(shut.stat().st_mode)
+    shut.chmod(0)
+    try:
+        results = [
+            as_a_user_file_modes_bind(store, *line)
+            for line in (("do", "register-candidate", REGISTER), ("events",), ("info",))
+        ]
+        verified = as_a_user_file_modes_bind(store, "audit", "verify")
+    finally:
+        shut.chmod(mode)
+
+    for result in results:
+        assert result.returncode == EX_CONFIG, result.stderr
+        assert refused(result) == (
+            "Configuration error (config): BACKCHECK_MASTER_KEY_FILE: "
+            f"{key} cannot be read: Permission denied"
+        )
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.startswith("intact: 1 events"), verified.stdout
+    assert (
+        "the data keys were not held to their values: no master key to unwrap the data keys "
+        f"with (BACKCHECK_MASTER_KEY_FILE: {key} cannot be read: Permission denied)"
+    ) in verified.stdout
+    assert events(store) == 1  # nothing was written

@@ -136,6 +136,32 @@ def test_http_commands_and_reads_after_the_server_dropped_every_connection_are_a
         assert again.status_code == 201, again.text
 
 
+def test_a_subjects_events_and_events_positions_are_read_after_the_server_dropped_every_connection(
+    app: Backcheck, terminate: Callable[[], int]
+) -> None:
+    """The recorder's two reads of its own ran once on PostgreSQL, where the library's reads
+    are tried again (`AfterLostConnections`) and the views' and keys' transactions too
+    (decision 0052): a subject's events by the subject index (a timeline, a history, an
+    access package, an erasure) and events' log positions (a keyed request's retry answered
+    from its receipt, a command's outcome, a migration's map). The first to meet a dead
+    pooled connection failed with it; each is now run again as the others are."""
+    story = s.investigation_under_way(app)
+    theirs = app.subjects.select_subject_notifications(story.candidate_id)
+    events = [(UUID(str(n.originator_id)), n.originator_version) for n in theirs]
+    positions = app.recorder.positions_of(events)
+    assert len(theirs) >= 3
+    assert sorted(positions.values()) == [n.id for n in theirs]
+    at_once(lambda: register(app))  # the pools hold several connections, all to be dropped
+
+    assert terminate() >= 4
+    again = app.subjects.select_subject_notifications(story.candidate_id)  # the first to meet one
+    assert terminate() >= 1
+    found = app.recorder.positions_of(events)  # likewise
+
+    assert [(n.id, n.state) for n in again] == [(n.id, n.state) for n in theirs]
+    assert found == positions
+
+
 # --- the kept views' statements, the first to meet a dead connection ---------------------------
 
 

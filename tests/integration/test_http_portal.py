@@ -8,12 +8,15 @@ first, for the candidate alone (or compliance on their behalf)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+
+import pytest
 
 from infra.bootstrap import build_app
 from infra.config import Settings
@@ -656,6 +659,120 @@ def test_the_package_lists_each_portal_sign_out_and_one_without_a_session_record
     assert len(package.json()["portal_links"]["signed_out"]) == 1
 
 
+def cookie_of(answer: Any) -> str:
+    return str(answer.headers["set-cookie"].split(";")[0].partition("=")[2])
+
+
+def at(moment: str) -> datetime:
+    return datetime.fromisoformat(moment)
+
+
+def test_the_package_lists_each_portal_session_that_ended_unused_at_its_end_or_replaced(
+    api: Served, clock: FakeClock
+) -> None:
+    """A session that ended otherwise than by signing out left no record: the package listed
+    its sign-in and nothing after. Now each is recorded on the link's principal once found
+    ended (decision 0056), with when it ended by the session's rules and why, and listed in
+    `portal_links.sessions_ended` beside when it was found: unused for 30 minutes (found at
+    the next call made with its cookie), replaced by a new sign-in in its browser (found
+    then), at its end, 8 hours after it opened (found when anyone next signed in). Each
+    once; never a session id, a token or its hash."""
+    candidate = register(api.app)
+    token = api.portal(candidate)
+    link = {"Authorization": f"Bearer {token}", **PORTAL}
+    t0 = api.app.clock()
+
+    unused = api.client.post("/portal/session", headers=link)  # at t0
+    assert unused.status_code == 200, unused.text
+    clock.advance(minutes=5)
+    assert api.client.get("/v1/me", headers=PORTAL).status_code == 200  # its last call
+    clock.advance(minutes=40)
+    problem(api.client.get("/v1/me", headers=PORTAL), 401, "unauthenticated")  # found so
+    replaced = api.client.post("/portal/session", headers=link)  # at t0 + 45 min
+    assert replaced.status_code == 200, replaced.text
+    clock.advance(minutes=10)
+    longest = api.client.post("/portal/session", headers=link)  # the same browser
+    assert longest.status_code == 200, longest.text
+    for _ in range(23):  # in use to the end of its 8 hours, a call each 20 minutes
+        clock.advance(minutes=20)
+        assert api.client.get("/v1/me", headers=PORTAL).status_code == 200
+    clock.advance(minutes=80)
+    api.client.cookies.clear()
+    other = register(api.app, "Wang Fang")
+    assert sign_in(api, other).status_code == 200  # another browser: the ended are found
+    assert sign_in(api, other).status_code == 200  # and taken once
+
+    package = api.post(COMPLIANCE, f"/v1/candidates/{candidate}/access-package")
+
+    assert package.status_code == 200, package.text
+    links = package.json()["portal_links"]
+    assert [at(s["at"]) for s in links["signed_in"]] == [
+        t0,
+        t0 + timedelta(minutes=45),
+        t0 + timedelta(minutes=55),
+    ]
+    assert links["signed_out"] == []
+    assert [
+        (
+            at(s["session_opened_at"]),
+            at(s["ended_at"]),
+            s["reason"],
+            at(s["recorded_at"]),
+        )
+        for s in links["sessions_ended"]
+    ] == [
+        (t0, t0 + timedelta(minutes=35), "idle", t0 + timedelta(minutes=45)),
+        (
+            t0 + timedelta(minutes=45),
+            t0 + timedelta(minutes=55),
+            "replaced",
+            t0 + timedelta(minutes=55),
+        ),
+        (
+            t0 + timedelta(minutes=55),
+            t0 + timedelta(minutes=55, hours=8),
+            "expired",
+            t0 + timedelta(minutes=55, hours=9),
+        ),
+    ]
+    for secret in (token, token_hash(token), *map(cookie_of, (unused, replaced, longest))):
+        assert secret not in package.text
+
+
+def test_a_session_that_ended_with_its_link_records_no_end_of_its_own(
+    api: Served, clock: FakeClock
+) -> None:
+    """A session whose link stopped signing in first (issued again, revoked) ended with its
+    link, whose own event is in the package: nothing more is recorded for it when it is
+    found (decision 0050). One that had ended unused before its link was issued again is
+    recorded as it ended."""
+    candidate = register(api.app)
+    other = register(api.app, "Wang Fang")
+    t0 = api.app.clock()
+    assert sign_in(api, candidate).status_code == 200  # the first link, at t0
+    api.client.cookies.clear()
+    clock.advance(minutes=40)  # it ended unused at t0 + 30 min
+    assert sign_in(api, candidate).status_code == 200  # a new link: the first one replaced
+    api.client.cookies.clear()
+    clock.advance(minutes=10)
+    api.portal(candidate)  # issued again: the second session's link replaced at t0 + 50 min
+    clock.advance(minutes=30)  # it would have ended unused at t0 + 70 min
+    assert sign_in(api, other).status_code == 200  # finds it ended
+    api.client.cookies.clear()
+    head = api.head()
+    assert sign_in(api, other).status_code == 200  # nothing left to find
+    assert api.head() == head + 2  # the link issued again and its sign-in: nothing else
+
+    package = api.post(COMPLIANCE, f"/v1/candidates/{candidate}/access-package")
+
+    assert package.status_code == 200, package.text
+    links = package.json()["portal_links"]
+    assert [e["event"] for e in links["events"]] == ["issued", "issued again", "issued again"]
+    assert [(s["reason"], at(s["ended_at"])) for s in links["sessions_ended"]] == [
+        ("idle", t0 + timedelta(minutes=30))
+    ]
+
+
 def test_a_sign_out_that_cannot_be_recorded_still_ends_the_session(
     tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -692,6 +809,57 @@ def test_a_sign_out_that_cannot_be_recorded_still_ends_the_session(
             assert "no portal session" in problem(after, 401, "unauthenticated")["detail"]
     finally:
         app.close()
+
+
+def test_a_session_end_that_cannot_be_recorded_is_kept_and_recorded_when_next_found(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A session found ended while another process holds the store's lock: its end cannot
+    be recorded. The call is answered as for any ended session (401: it signs no one in,
+    recorded or not), one line says the end was not recorded, and the session is put back,
+    ended, so the next call made with its cookie records it, as it ended. (On SQLite, whose
+    sessions are kept beside the store.)"""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+    app = build_app(settings, clock=clock)
+    try:
+        with served(app, settings) as api:
+            candidate = register(api.app)
+            t0 = api.app.clock()
+            session = cookie_of(sign_in(api, candidate))
+            clock.advance(minutes=45)  # it ended unused at t0 + 30 min
+            head = api.head()
+            holder = sqlite3.connect(tmp_path / "store.sqlite", isolation_level=None)
+            holder.execute("BEGIN EXCLUSIVE")
+            try:
+                with caplog.at_level(logging.ERROR, logger="infra.http.sessions"):
+                    found = api.client.get("/v1/me", headers=PORTAL)
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+
+            assert "no portal session" in problem(found, 401, "unauthenticated")["detail"]
+            assert api.head() == head
+            said = [r.getMessage() for r in caplog.records if r.name == "infra.http.sessions"]
+            assert len(said) == 1, said
+            assert said[0].startswith(
+                "the ends of 1 portal session(s) found ended were not recorded ("
+            ), said[0]
+            assert said[0].endswith("; 1 put back to be recorded when next found"), said[0]
+            clock.advance(minutes=5)
+            again = api.client.get(
+                "/v1/me", headers={**PORTAL, "Cookie": f"{PORTAL_COOKIE}={session}"}
+            )
+            problem(again, 401, "unauthenticated")
+            assert api.head() == head + 1  # its end, recorded now
+            package = api.post(COMPLIANCE, f"/v1/candidates/{candidate}/access-package")
+    finally:
+        app.close()
+
+    assert package.status_code == 200, package.text
+    assert [
+        (at(s["ended_at"]), s["reason"], at(s["recorded_at"]))
+        for s in package.json()["portal_links"]["sessions_ended"]
+    ] == [(t0 + timedelta(minutes=30), "idle", t0 + timedelta(minutes=50))]
 
 
 def test_a_sign_in_that_cannot_be_recorded_opens_no_session_and_is_answered_with_the_stores_problem(

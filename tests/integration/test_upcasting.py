@@ -16,11 +16,13 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from domain.access import UNKNOWN_CALLER, Access, DataDisclosure
+from domain.caller import Authenticated
 from domain.check import CheckType, Method, Outcome, PlannedCheck, SourceRole
 from domain.classification import PersonalField
 from domain.consent import Consent, ConsentScope, SignatureMethod
 from domain.errors import RefereeNotPermittedError
 from domain.investigation import CORRESPONDENCE, STATEMENT, Investigation
+from domain.principal import Principal, portal_name, principal_id
 from domain.report import NOTE_CATEGORY as NOTE
 from domain.report import Amendment, Report
 from domain.subject import UNRECORDED_ACTOR, recorded_at
@@ -28,6 +30,8 @@ from infra.audit.verification import open_source, verify
 from infra.config import Settings
 from infra.store.transcoder import typed_mapper
 from services.application import Backcheck
+from services.dto import IssuePortalLink
+from services.subject_export import ExportSubjectData
 from tests import story as s
 
 DataDisclosed = DataDisclosure.DataDisclosed
@@ -401,3 +405,35 @@ def test_reasons_and_comments_stored_in_clear_replay_as_personal_values(
     ]
     assert app.load(Report, story.report).status.value == "approved"
     assert list(app.violations()) == []
+
+
+def test_a_v1_sign_out_replays_as_a_session_that_ended_as_it_was_recorded(
+    sqlite_app: Backcheck,
+) -> None:
+    """`Principal.SessionClosed` v1 was a sign-out, and said when it ended by its own time;
+    v2 records `ended_at` (a session found ended is recorded after it ended, decision 0056).
+    A v1 record replays as v2 with `ended_at` its own time, and is listed as a sign-out."""
+    app = sqlite_app
+    candidate_id = s.register(app)
+    app.issue_portal_link(IssuePortalLink(candidate_id=candidate_id, actor=s.RECRUITER))
+    portal = app.load(Principal, principal_id(portal_name(candidate_id)))
+    opened = app.clock()
+    signed_out = opened + timedelta(minutes=10)
+    with recorded_at(signed_out, by=Authenticated(portal.name, "portal-link")):
+        portal.close_session(opened, portal.name, signed_out)
+    (event,) = portal.collect_events()
+    stored, state = unsealed(app, event)
+    assert state["class_version"] == 2
+    del state["ended_at"]  # as v1 code stored it: no ended_at, no class_version
+    app.recorder.insert_events([stored_as(stored, state, 1)])
+
+    replayed = list(map(app.mapper.to_domain_event, app.recorder.select_events(portal.id)))
+    (closed,) = [e for e in replayed if isinstance(e, Principal.SessionClosed)]
+    assert (closed.opened_at, closed.ended_at, closed.timestamp) == (opened, signed_out, signed_out)
+    assert (closed.reason, closed.closed_by) == ("signed-out", portal.name)
+    assert closed.authenticated == Authenticated(portal.name, "portal-link")
+    package = app.export_subject_data(ExportSubjectData(candidate_id=candidate_id, actor="op"))
+    assert [(o.at, o.session_opened_at) for o in package.portal_links.signed_out] == [
+        (signed_out, opened)
+    ]
+    assert package.portal_links.sessions_ended == []

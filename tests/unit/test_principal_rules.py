@@ -15,6 +15,7 @@ from domain.principal import (
     Principal,
     portal_name,
     principal_id,
+    session_ending,
 )
 from tests.story import NOW, RECRUITER, refuses
 
@@ -194,21 +195,77 @@ def test_only_a_portal_links_session_is_signed_out_of_and_a_revocation_does_not_
     portal.open_session(NOW + timedelta(hours=8), portal_name(subject))
     portal.collect_events()
 
-    portal.close_session(NOW, portal_name(subject))
+    out = NOW + timedelta(minutes=10)
+    portal.close_session(NOW, portal_name(subject), out)
 
     (closed,) = portal.collect_events()
     assert isinstance(closed, Principal.SessionClosed)
-    assert (closed.opened_at, closed.reason, closed.closed_by) == (
+    assert (closed.opened_at, closed.ended_at, closed.reason, closed.closed_by) == (
         NOW,
+        out,
         "signed-out",
         portal_name(subject),
     )
     member = staff()
     with refuses(member, InvalidPrincipalError, "'kind'", "portal link"):
-        member.close_session(NOW, "hr:li.na")
+        member.close_session(NOW, "hr:li.na", out)
     with refuses(portal, InvalidPrincipalError, "'opened_at'", "UTC offset"):
-        portal.close_session(NOW.replace(tzinfo=None), portal_name(subject))
+        portal.close_session(NOW.replace(tzinfo=None), portal_name(subject), out)
     portal.revoke("phone lost", RECRUITER)
     portal.collect_events()
-    portal.close_session(NOW, portal_name(subject))  # signed out as it was: recorded
+    portal.close_session(NOW, portal_name(subject), out)  # signed out as it was: recorded
     assert [type(e).__qualname__ for e in portal.collect_events()] == ["Principal.SessionClosed"]
+
+
+IDLE = timedelta(minutes=30)
+
+
+def test_a_session_not_signed_out_of_ended_by_whichever_of_its_rules_came_first() -> None:
+    opened = NOW
+    last = NOW + timedelta(hours=2)  # its last call
+    longest = NOW + timedelta(hours=8)
+    assert session_ending(opened, last, longest, IDLE, None) == ("idle", last + IDLE)
+    late = NOW + timedelta(hours=7, minutes=45)
+    assert session_ending(opened, late, longest, IDLE, None) == ("expired", longest)
+    assert session_ending(opened, last, last + IDLE, IDLE, None) == ("expired", last + IDLE)
+    replaced = NOW + timedelta(hours=2, minutes=10)
+    assert session_ending(opened, last, longest, IDLE, None, replaced) == ("replaced", replaced)
+    after = NOW + timedelta(hours=3)  # a sign-in in its browser after it had ended unused
+    assert session_ending(opened, last, longest, IDLE, None, after) == ("idle", last + IDLE)
+
+
+def test_a_session_whose_link_stopped_first_ended_with_it_and_has_no_end_of_its_own() -> None:
+    opened, last, longest = NOW, NOW + timedelta(hours=2), NOW + timedelta(hours=8)
+    link_first = last + timedelta(minutes=10)
+    assert session_ending(opened, last, longest, IDLE, link_first) is None
+    link_after = last + IDLE + timedelta(minutes=1)
+    assert session_ending(opened, last, longest, IDLE, link_after) == ("idle", last + IDLE)
+
+
+def test_only_a_portal_links_session_is_found_ended_by_its_rules_and_by_no_one() -> None:
+    subject = uuid4()
+    portal = staff(
+        name=portal_name(subject),
+        role="candidate",
+        kind="portal",
+        assignments=(subject,),
+        expires_at=NOW + timedelta(days=30),
+    )
+    portal.collect_events()
+    ended = NOW + timedelta(minutes=30)
+
+    portal.end_session(NOW, ended, "idle")
+
+    (closed,) = portal.collect_events()
+    assert isinstance(closed, Principal.SessionClosed)
+    assert (closed.opened_at, closed.ended_at, closed.reason) == (NOW, ended, "idle")
+    assert (closed.closed_by, closed.authenticated) == (None, None)
+    with refuses(portal, InvalidPrincipalError, "'reason'", "idle, expired, replaced"):
+        portal.end_session(NOW, ended, "signed-out")  # a sign-out has its caller
+    with refuses(portal, InvalidPrincipalError, "'ended_at'", "after it opened"):
+        portal.end_session(NOW, NOW - timedelta(seconds=1), "expired")
+    with refuses(portal, InvalidPrincipalError, "'ended_at'", "UTC offset"):
+        portal.end_session(NOW, ended.replace(tzinfo=None), "idle")
+    member = staff()
+    with refuses(member, InvalidPrincipalError, "'kind'", "portal link"):
+        member.end_session(NOW, ended, "idle")

@@ -279,7 +279,12 @@ def every_event() -> list[DomainEvent]:
     )
     portal.rotate("b" * 64, NOW.astimezone(SHANGHAI) + timedelta(days=7), "hr:li.na")
     portal.open_session(NOW.astimezone(SHANGHAI) + timedelta(hours=8), portal.name)
-    portal.close_session(NOW.astimezone(SHANGHAI), portal.name)
+    portal.close_session(
+        NOW.astimezone(SHANGHAI), portal.name, NOW.astimezone(SHANGHAI) + timedelta(minutes=5)
+    )
+    portal.end_session(  # another, found ended unused: by no one
+        NOW.astimezone(SHANGHAI), NOW.astimezone(SHANGHAI) + timedelta(minutes=30), "idle"
+    )
     portal.revoke("link forwarded by mistake", "hr:li.na")
     events += portal.collect_events()
     ats = Principal.add("svc:ats", "service", "service", (), "c" * 64, None, "operator")
