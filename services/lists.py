@@ -8,17 +8,20 @@ staff business all the same: a candidate, or a hiring manager (who may see only 
 disclosed to them), is refused.
 
 A page names the cursor of the next one (`next_cursor`, None on the last page). Cursors are
-opaque to callers (base64url of the last row's key) and checked when they come back: one that
-is not a cursor of ours is invalid input naming the field `cursor`, never a 500 or an empty
-page. Paging follows the list's order (status lists: by when each item took its status;
-`all`: by when it was created, then by id), so an item that keeps its status is met exactly
-once however its page boundaries fall.
+opaque to callers (base64url of the last row's key and a digest of the list's view: the list
+and its filters) and checked when they come back: one that is not a cursor of ours, or is one
+of another list or of this list with other filters, is invalid input naming the field
+`cursor`, never a 500, an empty page or a page of the wrong list. Paging follows the list's
+order (status lists: by when each item took its status; `all`: by when it was created, then
+by id), so an item that keeps its status is met exactly once however its page boundaries
+fall.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -56,6 +59,7 @@ MAX_CURSOR = 200
 # Who may list: staff at work on cases, compliance, and internal services.
 LIST_ROLES = (Role.RECRUITER, Role.INVESTIGATOR, Role.REVIEWER, Role.COMPLIANCE, Role.SERVICE)
 _CURSOR = re.compile(r"[A-Za-z0-9_-]+")
+_TAG = re.compile(r"[0-9a-f]{12}")
 
 Cursor = Annotated[
     str | None,
@@ -165,19 +169,29 @@ class Page(BaseModel, Generic[Item]):
 # --- cursors ------------------------------------------------------------------------------
 
 
-def encode_cursor(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode()).rstrip(b"=").decode()
+def _list_tag(scope: str) -> str:
+    """A short digest of the list a cursor pages (its view: the list and its filters)."""
+    return hashlib.blake2b(scope.encode(), digest_size=6).hexdigest()
 
 
-def decode_cursor(cursor: str | None) -> str | None:
-    """The row key a cursor stands for; a cursor we did not give out is invalid input."""
+def encode_cursor(key: str, scope: str) -> str:
+    """The cursor of the page after the row `key` of the list `scope` (its view's name, and
+    any filter not in the name): bound to that list, refused by any other."""
+    raw = f"{key}|{_list_tag(scope)}"
+    return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str | None, scope: str) -> str | None:
+    """The row key a cursor of the list `scope` stands for; a cursor we did not give out, or
+    gave out for another list (or this list with other filters), is invalid input."""
     if cursor is None:
         return None
     try:
         if len(cursor) > MAX_CURSOR or not _CURSOR.fullmatch(cursor):
             raise ValueError
-        key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        if not KEY.fullmatch(key):
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        key, _, tag = raw.rpartition("|")
+        if not KEY.fullmatch(key) or not _TAG.fullmatch(tag):
             raise ValueError
     except (ValueError, binascii.Error):
         raise InvalidInputError(
@@ -185,6 +199,13 @@ def decode_cursor(cursor: str | None) -> str | None:
             "unchanged, or none for the first page",
             field="cursor",
         ) from None
+    if tag != _list_tag(scope):
+        raise InvalidInputError(
+            "field 'cursor': this cursor pages another list, or this list with other filters; "
+            "a cursor is taken only with the request whose page gave it out (same path and "
+            "filters): ask for this list's first page without one",
+            field="cursor",
+        )
     return key
 
 
@@ -236,11 +257,11 @@ class ListQueries(UnitOfWork):
     ) -> tuple[list[Doc], str | None]:
         """The rows of one page of the `kind` list, and the next page's cursor."""
         check_lister(kind, role, current_identity())
-        after = decode_cursor(cursor)
         view = list_view(kind, status.value if status is not None else None)
+        after = decode_cursor(cursor, view)
         # one row more than asked for: whether there is a next page, without counting
         found = self.read_model().page(view, after, limit + 1, frozenset())
         rows = found[:limit]
         if len(found) <= limit:
             return rows, None
-        return rows, encode_cursor(key_of(kind, rows[-1], by_status=status is not None))
+        return rows, encode_cursor(key_of(kind, rows[-1], by_status=status is not None), view)

@@ -65,11 +65,13 @@ class ReadLogQueries(UnitOfWork):
     def list_reads(self, query: ListReads) -> ReadsPage:
         """The recorded reads and disclosures of a period, oldest first: one range of their
         list view a page (at most `limit` rows and one more are read)."""
-        after = decode_cursor(query.cursor)
-        if query.since is not None:
-            after = max(after or "", stamp(query.since))
         end = stamp(query.until) if query.until is not None else None
         view = reads_view(query.principal, refused=query.refused)
+        start = stamp(query.since) if query.since is not None else None
+        listed = f"{view}|from={start or ''}|until={end or ''}"  # the list a cursor pages
+        after = decode_cursor(query.cursor, listed)
+        if start is not None:
+            after = max(after or "", start)
         found = self.read_model().page(view, after, query.limit + 1, frozenset())
         if end is not None:
             found = [row for row in found if row["at"] <= end]
@@ -77,7 +79,7 @@ class ReadLogQueries(UnitOfWork):
         following = None
         if len(found) > query.limit:
             last = rows[-1]
-            following = encode_cursor(f"{last['at']}|{last['access_id']}")
+            following = encode_cursor(f"{last['at']}|{last['access_id']}", listed)
         return ReadsPage(
             items=[
                 RecordedRead(

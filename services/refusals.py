@@ -135,14 +135,14 @@ class RefusalQueries(DashboardQueries):
         """The reads refused on a day (of a principal, under a policy), oldest first, a page
         at a time; compliance only."""
         check_drill_down(role)
-        after = decode_cursor(query.cursor)
         view = refusal_view(query.day.isoformat(), query.principal, query.policy)
+        after = decode_cursor(query.cursor, view)
         found = self.read_model().page(view, after, query.limit + 1, frozenset())
         rows = found[: query.limit]
         following = None
         if len(found) > query.limit:
             last = rows[-1]
-            following = encode_cursor(f"{last['at']}|{last['access_id']}")
+            following = encode_cursor(f"{last['at']}|{last['access_id']}", view)
         return RefusalPage(
             day=query.day,
             principal=query.principal,

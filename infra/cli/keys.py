@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -61,14 +62,25 @@ def rotate_master(
 
     new: KeyProvider | None = None
     application: Backcheck | None = None
+    made = _Made()
     try:
         if (to_key_file is None) == (to_pkcs11_label is None):
             raise InputError("give one of --to-key-file and --to-pkcs11-label")
         settings = load_settings()  # first: no new key made for a store that cannot open
-        new = _new_provider(settings, to_key_file, to_pkcs11_label, make=new_key)
-        application = _open(settings, new)
+        if new_key and _missing(settings, to_key_file, to_pkcs11_label):
+            # everything that can refuse the rotation is asked before the key is made, so a
+            # refused rotation leaves no key, file or folder behind
+            if to_key_file is not None:
+                made.plan(to_key_file)
+            application = _before_a_new_key(settings)
+            new = _new_provider(settings, to_key_file, to_pkcs11_label, make=True)
+        else:
+            new = _new_provider(settings, to_key_file, to_pkcs11_label, make=False)
+            application = _open(settings, new)
         report = _rotate(application, new, show_progress=not as_json)
     except Exception as e:
+        if made.files and not _started(application, new):
+            made.undo()  # refused before anything was wrapped by the key made for it
         if application is None and new is not None:
             new.close()
         if application is not None:
@@ -92,6 +104,87 @@ def rotate_master(
         "the store is bound to the new key: point the settings at it and restart the processes "
         "still holding the old one; then the old key may be destroyed"
     )
+
+
+class _Made:
+    """The key file and folders a `--new-key` run makes, to be removed if it is refused."""
+
+    def __init__(self) -> None:
+        self.files: list[Path] = []
+        self.folders: list[Path] = []
+
+    def plan(self, path: Path) -> None:
+        """Checks that `path` can be made (its nearest folder that exists is a folder this
+        user may write), and notes what making it will make."""
+        from infra.config import ConfigError
+
+        path = path.absolute()
+        missing = [p for p in path.parents if not p.exists()]
+        there = path.parents[len(missing)] if len(missing) < len(path.parents) else Path("/")
+        if not there.is_dir():
+            raise ConfigError(
+                f"--to-key-file: {there} is not a folder: no key can be made under it"
+            )
+        if not os.access(there, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"--to-key-file: {there} cannot be written by this user: no key can be made there"
+            )
+        self.files, self.folders = [path], missing  # the deepest folder first
+
+    def undo(self) -> None:
+        for file in self.files:
+            file.unlink(missing_ok=True)
+        for folder in self.folders:
+            try:
+                folder.rmdir()
+            except OSError:
+                return  # something else is in it now: left
+
+
+def _missing(settings: Settings, path: Path | None, label: str | None) -> bool:
+    """Whether the new key is not there yet (`--new-key` would make it)."""
+    if path is not None:
+        return not os.path.lexists(path)
+    from infra.privacy.pkcs11 import KeyLabelMissingError, Pkcs11KeyProvider
+
+    assert label is not None
+    try:
+        Pkcs11KeyProvider.at(settings, label, create=False).close()
+    except KeyLabelMissingError:
+        return True
+    return False
+
+
+def _before_a_new_key(settings: Settings) -> Backcheck:
+    """The application on the store's key, once nothing refuses a rotation to a key not made
+    yet: no rotation to another key is left unfinished."""
+    from infra.bootstrap import build_app
+    from infra.privacy.keystore import SQLKeyStore
+    from infra.privacy.rotation import refuse_unfinished
+
+    application = build_app(settings)
+    try:
+        assert isinstance(application.keys, SQLKeyStore)
+        refuse_unfinished(application.keys, None)
+    except BaseException:
+        application.close()
+        raise
+    return application
+
+
+def _started(application: Backcheck | None, new: KeyProvider | None) -> bool:
+    """Whether a rotation to `new` is recorded (so data keys may be wrapped by it): its key is
+    then kept whatever happened. Not known (the store gone meanwhile): taken as started."""
+    if new is None:
+        return False
+    if application is None:
+        return False
+    from domain.master_key import rotation_id
+
+    try:
+        return bool(application.exists(rotation_id(new.key_id)))
+    except Exception:
+        return True
 
 
 def _new_provider(

@@ -80,14 +80,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from infra.config.kafka_security import KafkaSecurity
 from infra.config.parsing import (
     DEFAULT_LEASE,
+    LIBPQ_SETTING,
     MAX_EVENT_BYTES,
     MIN_EVENT_BYTES,
     OIDC_STAFF_ROLES,
     PORTAL_SESSION,
-    POSTGRES_CONNECT_TIMEOUT,
     PUBLIC_URL,
     SCHEDULES,
     ConfigError,
+    conninfo,
     default_data_dir,
     default_schedules,
     directory_setting,
@@ -102,6 +103,7 @@ from infra.config.parsing import (
     parse_retention_categories,
     parse_witness_keys,
     portal_session_settings,
+    postgres_parameters,
     schedule_settings,
 )
 from infra.config.process import HEALTH_HOST, process_settings
@@ -252,17 +254,23 @@ class Settings(BaseModel):
         return self.master_key_file or self.keys_dir / "master.key"
 
     def postgres_conninfo(self) -> str:
+        """The libpq connection string of every connection the store makes outside the event
+        store's pool (which `store_env` gives the same parameters): the URL's parts and its
+        libpq parameters (sslmode, ...), `connect_timeout` unless it gives one."""
         env = self.store_env()
         parts = {
             "dbname": env["POSTGRES_DBNAME"],
             "host": env["POSTGRES_HOST"],
             "port": env["POSTGRES_PORT"],
             "user": env["POSTGRES_USER"],
-            "connect_timeout": str(POSTGRES_CONNECT_TIMEOUT),
         }
         if env["POSTGRES_PASSWORD"]:
             parts["password"] = env["POSTGRES_PASSWORD"]
-        return " ".join(f"{k}='{v}'" for k, v in parts.items())
+        return conninfo(parts | self.postgres_parameters())
+
+    def postgres_parameters(self) -> dict[str, str]:
+        """The libpq parameters the store URL gives (LIBPQ_PARAMETERS), with connect_timeout."""
+        return postgres_parameters(self.database_url or "")
 
     @property
     def postgres_schema(self) -> str:
@@ -383,6 +391,8 @@ class Settings(BaseModel):
         }
         if "schema" in query:
             env["POSTGRES_SCHEMA"] = query["schema"][0]
+        # the URL's libpq parameters, for the event store's pool (infra/store/pg_pool.py)
+        env[LIBPQ_SETTING] = conninfo(self.postgres_parameters())
         return env
 
     def describe(self) -> str:

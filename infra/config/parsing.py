@@ -11,6 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 from services.access import Role
 
 POSTGRES_CONNECT_TIMEOUT = 5  # seconds libpq may take to reach each address of the host
+# The store's environment entry that carries the URL's libpq parameters to the event store's
+# pool (infra/store/pg_pool.py `Factory`), as a connection string.
+LIBPQ_SETTING = "POSTGRES_LIBPQ_PARAMETERS"
 # An event's stored state is the value of its Kafka message. Kafka's default limit for one
 # message (message.max.bytes, max.message.bytes) is 1 MiB; the key, the CloudEvents headers and
 # the record's framing take well under 1 KiB of the rest.
@@ -378,14 +381,60 @@ def parse_witness_keys(text: str) -> tuple[str, ...]:
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_SESSION_ATTRS = ("any", "read-write", "read-only", "primary", "standby", "prefer-standby")
+_APPLICATION_NAME = re.compile(r"[\x20-\x7e]{1,63}")
+
+
+def _one_of(*choices: str) -> Callable[[str], str | None]:
+    return lambda value: None if value in choices else "one of " + ", ".join(choices)
+
+
+def _a_file(value: str) -> str | None:
+    return None if value and "\x00" not in value else "the path of a file"
+
+
+def _seconds(value: str) -> str | None:
+    return None if value.isdigit() and int(value) <= 3600 else "whole seconds from 0 to 3600"
+
+
+def _name(value: str) -> str | None:
+    return None if _APPLICATION_NAME.fullmatch(value) else "1 to 63 printable ASCII characters"
+
+
+# The libpq connection parameters a store URL may carry (as psql takes them), each with its
+# rule: passed to every connection the store makes (infra/config `postgres_conninfo`,
+# `postgres_parameters`). What is left out is left out on purpose: `options` (the store sets
+# each connection's search_path to its schema, and `-c` settings would change how its
+# statements run), and anything that carries a secret (`sslpassword`: a key's passphrase
+# would sit in the URL, shown wherever the URL is) or names another server (`host`, `port`,
+# `dbname`, `user`, `password`: the URL's own parts).
+LIBPQ_PARAMETERS: dict[str, Callable[[str], str | None]] = {
+    "sslmode": _one_of(*_SSLMODES),
+    "sslrootcert": _a_file,
+    "sslcert": _a_file,
+    "sslkey": _a_file,
+    "sslcrl": _a_file,
+    "connect_timeout": _seconds,
+    "application_name": _name,
+    "target_session_attrs": _one_of(*_SESSION_ATTRS),
+}
+_NOT_TAKEN = {
+    "options": "the store sets each connection's options itself (its schema's search_path); "
+    "give server settings to the role instead (ALTER ROLE ... SET ...)",
+    "sslpassword": "a passphrase does not belong in a URL; use a key file without one, "
+    "readable by the store's user alone",
+}
+
+
 def parse_database_url(url: str, variable: str = "BACKCHECK_DATABASE_URL") -> str:
-    """A store's address (BACKCHECK_DATABASE_URL, or `store migrate --to`), its PostgreSQL
-    `schema` checked (ConfigError naming `variable` and the rule): a name the store's
-    statements can use as it is written; a host and port that can be read (urllib would
-    raise its ValueError whenever the store is named); and no other query parameter, since
-    the store's connections are made from the URL's parts and would leave one out unseen (a
-    `sslmode=require` connecting in clear): libpq's own settings (PGSSLMODE, ...) are read
-    from the environment instead."""
+    """A store's address (BACKCHECK_DATABASE_URL, or `store migrate --to`), its query checked
+    (ConfigError naming `variable` and the rule): a PostgreSQL `schema` the store's statements
+    can use as it is written; a host and port that can be read (urllib would raise its
+    ValueError whenever the store is named); libpq's connection parameters of
+    LIBPQ_PARAMETERS, each once and by its rule, which every connection of the store is then
+    made with; and no other parameter, which the store would connect without (a misspelt
+    `ssl_mode=require` connecting in clear). Never quotes a password back."""
     try:
         parts = urlsplit(url)
         _ = parts.port  # a port that is not a number from 0 to 65535 raises here
@@ -399,16 +448,20 @@ def parse_database_url(url: str, variable: str = "BACKCHECK_DATABASE_URL") -> st
     if not parts.scheme.startswith("postgres"):
         return url
     query = parse_qs(parts.query, keep_blank_values=True)
-    others = sorted(name for name in query if name != "schema")
-    if others:
-        raise ConfigError(
-            f"{variable}: the query parameter {others[0][:40]!r} is not taken (only schema "
-            "is): the store would connect without it; give libpq's settings in its "
-            "environment instead (e.g. PGSSLMODE=verify-full, PGSSLROOTCERT=FILE)"
-        )
+    for name in sorted(query):
+        if name != "schema" and name not in LIBPQ_PARAMETERS:
+            why = _NOT_TAKEN.get(
+                name,
+                "the store would connect without it; taken: schema, " + ", ".join(LIBPQ_PARAMETERS),
+            )
+            raise ConfigError(f"{variable}: the query parameter {name[:40]!r} is not taken: {why}")
+        if len(query[name]) > 1:
+            raise ConfigError(f"{variable}: {name} is given more than once")
+        if name in LIBPQ_PARAMETERS and (rule := LIBPQ_PARAMETERS[name](query[name][0])):
+            raise ConfigError(
+                f"{variable}: {name} {query[name][0][:80]!r} cannot be used: it is {rule}"
+            )
     schemas = query.get("schema", [])
-    if len(schemas) > 1:
-        raise ConfigError(f"{variable}: schema is given more than once")
     if schemas and not _SCHEMA.fullmatch(schemas[0]):
         raise ConfigError(
             f"{variable}: schema {schemas[0][:80]!r} cannot be used: lower-case letters, "
@@ -416,3 +469,18 @@ def parse_database_url(url: str, variable: str = "BACKCHECK_DATABASE_URL") -> st
             "names to lower case)"
         )
     return url
+
+
+def postgres_parameters(url: str) -> dict[str, str]:
+    """The libpq connection parameters a checked store URL carries (LIBPQ_PARAMETERS), and
+    `connect_timeout` (POSTGRES_CONNECT_TIMEOUT unless the URL gives one)."""
+    query = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    given = {name: values[0] for name, values in query.items() if name in LIBPQ_PARAMETERS}
+    return {"connect_timeout": str(POSTGRES_CONNECT_TIMEOUT), **given}
+
+
+def conninfo(parameters: dict[str, str]) -> str:
+    """A libpq connection string of `parameters`, each value quoted as libpq reads it (a
+    quote or backslash in a password escaped)."""
+    quoted = (v.replace("\\", "\\\\").replace("'", "\\'") for v in parameters.values())
+    return " ".join(f"{k}='{v}'" for k, v in zip(parameters, quoted, strict=True))

@@ -31,6 +31,10 @@ IF_MATCH_HEADER = "If-Match"
 _KEY_PATTERN = r"^[\x21-\x7e]+$"
 _IF_MATCH_PATTERN = r'^\s*(\*|(W/)?"[0-9]{1,18}")\s*$'
 _IF_MATCH_MAX = 40
+_EMPTY_KEY = (
+    f"an {KEY_HEADER} is 1 to {MAX_KEY} visible ASCII characters: an empty one is refused, "
+    "not taken as no key (send no header for no key)"
+)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -166,6 +170,11 @@ def read_command(
     headers: dict[str, str | None] = {}
     for name, adapter in _HEADERS.items():
         value = request.headers.get(name)
+        if name == KEY_HEADER and value is not None and not value.strip():
+            # An empty key is a mistake, not a request for none: sent twice it would apply
+            # the command twice. Refused as the bounds are, naming the header and the rule.
+            errors.append({"type": "string_too_short", "loc": ("header", name), "msg": _EMPTY_KEY})
+            continue
         try:
             headers[name] = None if value is None else adapter.validate_python(value)
         except ValidationError as e:

@@ -90,8 +90,7 @@ def rotate_master(
         rotation.finish(rewrapped=0, unreadable=0)
         app.commit(rotation)
         return RotationReport(rid, rotation.from_key, new.key_id, 0, 0, resumed=True)
-    for master in sorted(m for m in _masters(keys) if m not in (None, old.key_id, new.key_id)):
-        raise RotationUnfinishedError(master)
+    refuse_unfinished(keys, new.key_id)
     pending = _pending(keys, new)
     resumed = False
     if app.exists(rid):
@@ -117,6 +116,16 @@ def rotate_master(
     rotation.finish(rewrapped=done, unreadable=len(skipped))
     app.commit(rotation)
     return RotationReport(rid, old.key_id, new.key_id, done, len(skipped), resumed)
+
+
+def refuse_unfinished(keys: SQLKeyStore, new_key: str | None) -> None:
+    """Raises RotationUnfinishedError if some data key is wrapped, or wrapped beside, by a key
+    that is neither the store's nor `new_key` (None: a key not made yet, which no rotation
+    can have started to): a rotation to it was cut off, and is finished (or abandoned)
+    first. Asked before a new key is made, so that a refused rotation makes nothing."""
+    current = keys.provider.key_id
+    for master in sorted(m for m in _masters(keys) if m not in (None, current, new_key)):
+        raise RotationUnfinishedError(master)
 
 
 def master_key_problem(keys: SQLKeyStore) -> str | None:

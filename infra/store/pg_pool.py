@@ -44,9 +44,12 @@ from eventsourcing.postgres import (
     PostgresFactory,
 )
 from eventsourcing.utils import Environment, EnvType
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg.sql import SQL, Identifier
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random
+
+from infra.config.parsing import LIBPQ_SETTING
 
 T = TypeVar("T")
 log = logging.getLogger("backcheck.store")
@@ -341,3 +344,8 @@ class Factory(PostgresFactory):
         if pool._opened:
             raise RuntimeError("the store's pool was opened before it could be checked")
         pool.__class__ = CheckedLibraryPool
+        # the store URL's libpq parameters (sslmode, application_name, ...), which the
+        # library's datastore does not take: each connection of its pool is made with them
+        if parameters := self.env.get(LIBPQ_SETTING):
+            assert isinstance(pool.kwargs, dict)
+            pool.kwargs.update(conninfo_to_dict(parameters))

@@ -5,7 +5,8 @@ The library's connection pool retries in the background and gives up after 30 se
 that refuses us, is told at once instead, as one of our errors: unreachable (nothing answers
 there: no server, a host that does not resolve, a port nobody listens on; worth trying
 again later) or misconfigured (a server answered and refused the database, the user or the
-password: trying again will not help until the setting is changed).
+password, or cannot give the TLS the settings ask for: trying again will not help until the
+setting is changed).
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ _REFUSED = re.compile(
     r"not permitted to log in",
     re.IGNORECASE,
 )
+# What libpq says when the TLS the settings ask for (the URL's sslmode, sslrootcert, ...,
+# or PGSSLMODE and the like) cannot be had with this server: the server answered, and no
+# retry helps until a setting changes, so it is a configuration fault too (exit 78), the
+# same whether the URL or the environment asked for it.
+_TLS_REFUSED = re.compile(
+    r"does not support SSL|SSL is not supported|certificate|private key|sslmode value|"
+    r"root cert|SSL error",
+    re.IGNORECASE,
+)
 
 
 class StoreUnavailableError(Exception):
@@ -31,7 +41,8 @@ class StoreUnreachableError(StoreUnavailableError):
 
 
 class StoreMisconfiguredError(StoreUnavailableError):
-    """The server answered and refused the database, user or password (exit 78)."""
+    """The server answered and refused the database, user or password, or cannot give the
+    TLS the settings ask for (exit 78)."""
 
 
 def check_server(conninfo: str, where: str, schema: str = "public") -> None:
@@ -63,6 +74,12 @@ def check_server(conninfo: str, where: str, schema: str = "public") -> None:
 def store_error(error: psycopg.OperationalError, where: str) -> StoreUnavailableError:
     """The driver's refusal to connect as one of our errors, in one line."""
     reason = _reason(str(error))
+    if _TLS_REFUSED.search(reason):
+        return StoreMisconfiguredError(
+            f"BACKCHECK_DATABASE_URL: {where} cannot be reached as the settings ask: "
+            f"{reason} (TLS is asked for by the URL's sslmode, sslrootcert, sslcert, sslkey, "
+            "or by PGSSLMODE and the like in the environment)"
+        )
     if _REFUSED.search(reason):
         return StoreMisconfiguredError(
             f"BACKCHECK_DATABASE_URL: {where} refused the connection: {reason}"

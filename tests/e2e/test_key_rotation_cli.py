@@ -11,11 +11,14 @@ from uuid import UUID
 import pytest
 
 from infra.bootstrap import build_app
-from infra.config import Settings
+from infra.config import ConfigError, Settings
+from infra.privacy.providers import FileKeyProvider
+from infra.privacy.rotation import rotate_master
 from tests import story as s
 from tests.e2e.test_cli import run
 from tests.e2e.test_master_key_file import refused
 from tests.hsm import Token, key_label
+from tests.integration.test_master_key_rotation import FailingAfter, keys_of
 
 EX_CONFIG = 78
 
@@ -220,3 +223,35 @@ def test_config_show_masks_the_pin(tmp_path: Path) -> None:
     )
     assert "4711" not in secret.stdout
     assert json.loads(secret.stdout)["settings"]["BACKCHECK_PKCS11_PIN"]["from"] == "secrets"
+
+
+def cut_off(settings: Settings, new_path: Path) -> str:
+    """A rotation of the store to a new key at `new_path`, cut off midway (some data keys
+    wrapped by it beside the old wrapping): the new key's id."""
+    app = build_app(settings)
+    try:
+        for i in range(6):
+            s.register(app, f"Cut Candidate {i}")
+        new = FileKeyProvider.from_file(new_path, create=True)
+        with pytest.raises(ConfigError, match="cannot be reached"):
+            rotate_master(app, keys_of(app), FailingAfter(new, 3), batch=2)
+        return new.key_id
+    finally:
+        app.close()
+
+
+def test_a_refused_rotation_to_a_new_key_makes_no_file_or_folder(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`--new-key` made the new key's folders and file, then the rotation was refused (another
+    one unfinished): a key no one would use, left beside the store's. What can refuse it is
+    asked first; a refused run leaves nothing behind."""
+    unfinished = cut_off(settings, tmp_path / "first.key")
+    env = env_of(settings)
+    new = tmp_path / "made" / "for" / "it" / "master.key"
+
+    result = run(env, "keys", "rotate-master", "--to-key-file", str(new), "--new-key")
+
+    assert result.returncode == 3, result.stderr
+    assert f"a rotation to master key {unfinished} is not finished" in refused(result)
+    assert not (tmp_path / "made").exists()

@@ -144,6 +144,35 @@ def test_bad_input_is_a_422_problem_naming_the_field(
     assert all({"field", "rule", "message"} <= e.keys() for e in body["errors"]), body
 
 
+def test_a_cursor_is_taken_only_by_the_list_and_filters_that_gave_it_out(
+    client: TestClient,
+) -> None:
+    """A `/v1/candidates` cursor was taken by `/v1/reports` as a place in the reports (every
+    list's keys have one form), and so by the same list under another status: the second
+    page of one list was a page of another from an arbitrary point. It is refused, 422 naming
+    `cursor`; the list that gave it out still takes it."""
+    cursor = get(client, "/v1/candidates?limit=1").json()["next_cursor"]
+    reported = get(client, "/v1/candidates?status=reported&limit=1").json()["next_cursor"]
+    assert cursor is not None
+    assert reported is not None
+
+    for url in (
+        f"/v1/reports?cursor={cursor}",
+        f"/v1/investigations?cursor={cursor}",
+        f"/v1/candidates?status=reported&cursor={cursor}",
+        f"/v1/candidates?cursor={reported}",
+        f"/v1/reports?awaiting_review=true&cursor={reported}",
+    ):
+        answer = get(client, url, "reviewer-token")
+        assert answer.status_code == 422, (url, answer.text)
+        assert answer.headers["content-type"] == PROBLEM
+        body = answer.json()
+        assert [e["field"] for e in body["errors"]] == ["cursor"]
+        assert "another list, or this list with other filters" in body["detail"]
+    assert get(client, f"/v1/candidates?limit=1&cursor={cursor}").status_code == 200
+    assert get(client, f"/v1/candidates?status=reported&cursor={reported}").status_code == 200
+
+
 def test_a_candidate_is_refused_with_a_403_problem(client: TestClient) -> None:
     for url in ("/v1/candidates", "/v1/investigations", "/v1/reports?awaiting_review=true"):
         answer = get(client, url, "candidate-token")

@@ -76,6 +76,17 @@ def test_the_reads_of_one_principal_between_two_moments_a_page_at_a_time(
     # each break-glass read said as such; its justification is sealed (decision 0041)
     assert sum(1 for r in everyone if r.break_glass == SEALED_JUSTIFICATION) == 5
     assert all(WHY not in str(r) for r in everyone)
+    # a cursor pages the reads it was given out for: not everyone's, not another period's
+    first = app.list_reads(ListReads(principal=s.RECRUITER, since=start, until=end, limit=2))
+    assert first.next_cursor is not None
+    for other in (
+        ListReads(since=start, until=end),
+        ListReads(principal=s.RECRUITER, since=start),
+        ListReads(principal=s.RECRUITER, since=start, until=end, refused=True),
+    ):
+        with pytest.raises(InvalidInputError, match="another list") as foreign:
+            app.list_reads(other.model_copy(update={"cursor": first.next_cursor}))
+        assert foreign.value.details == {"field": "cursor"}
 
 
 def test_a_moment_without_its_offset_or_a_cursor_not_given_out_is_refused(app: Backcheck) -> None:

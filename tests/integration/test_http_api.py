@@ -5,17 +5,19 @@ authenticated principal (never one the request names)."""
 from __future__ import annotations
 
 import json
+import socket
 from datetime import timedelta
 from uuid import uuid4
 
 import pytest
 
-from infra.http.idempotency import Kept
+from infra.http.command_input import KEY_HEADER
+from infra.http.idempotency import MAX_KEY, Kept
 from infra.problem import MAX_DETAIL, MAX_ERRORS, MAX_FIELD, MAX_MESSAGE
 from infra.store.server import StoreUnreachableError
 from services.access import Role
 from services.dto import ReadAccessLog
-from tests.http import COMPLIANCE, Served, problem
+from tests.http import COMPLIANCE, Served, listening, problem
 from tests.story import (
     INVESTIGATOR,
     PURPOSE,
@@ -443,6 +445,67 @@ def test_a_keyed_command_on_a_path_whose_answer_was_lost_is_answered_with_its_ro
     assert "location" not in erased.headers
     assert erased.json()["outcome"] == "applied-before"
     assert erased.headers["idempotent-replayed"] == "true"
+    assert api.head() == head
+
+
+def _raw_post(url: str, token: str, header: bytes) -> tuple[int, str]:
+    """POST a registration with `header` written as given (an HTTP client would not send a
+    value with spaces around it): the status and body uvicorn answers."""
+    body = b'{"name": "Li Lei"}'
+    host, _, port = url.removeprefix("http://").partition(":")
+    request = b"\r\n".join(
+        (
+            b"POST /v1/candidates HTTP/1.1",
+            b"Host: " + host.encode(),
+            b"Content-Type: application/json",
+            b"Authorization: Bearer " + token.encode(),
+            header,
+            b"Content-Length: " + str(len(body)).encode(),
+            b"Connection: close",
+            b"",
+            body,
+        )
+    )
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, text = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), text.decode()
+
+
+def test_an_empty_idempotency_key_is_refused_not_taken_as_no_key(api: Served) -> None:
+    """`Idempotency-Key:` with nothing after it (or only spaces) is a key gone missing, not a
+    command sent without one: taken as none, the same body sent twice would make two
+    candidates. It is refused as an over-long key is, 422 naming the header and the rule,
+    over a real connection too; nothing is applied."""
+    head = api.head()
+    body = {"name": "Li Lei"}
+
+    def refused(status: int, text: str) -> None:
+        assert status == 422, text
+        sent = json.loads(text)
+        assert sent["type"].endswith("/validation")
+        assert [(e["field"], e["rule"]) for e in sent["errors"]] == [
+            (KEY_HEADER, "string_too_short")
+        ]
+        assert "an empty one is refused, not taken as no key" in sent["detail"]
+
+    with listening(api) as url:
+        for value in (b"", b"   ", b"\t"):
+            for _ in range(2):
+                r = api.client.post(
+                    "/v1/candidates",
+                    json=body,
+                    headers=api.as_(RECRUITER, **{KEY_HEADER: value.decode()}),
+                )
+                refused(r.status_code, r.text)
+                refused(*_raw_post(url, api.tokens[RECRUITER], KEY_HEADER.encode() + b":" + value))
+    too_long = api.post(RECRUITER, "/v1/candidates", body, **{KEY_HEADER: "k" * (MAX_KEY + 1)})
+    assert [(e["field"], e["rule"]) for e in problem(too_long, 422, "validation")["errors"]] == [
+        (KEY_HEADER, "string_too_long")
+    ]
     assert api.head() == head
 
 

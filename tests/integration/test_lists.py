@@ -43,6 +43,8 @@ from tests import story as s
 from tests.conftest import FakeClock
 from tests.listing_story import Stage, Told, story_of
 
+ALL_CANDIDATES = list_view("candidate")
+
 
 def runner_of(app: Backcheck) -> ViewRunner:
     assert isinstance(app.views, ViewRunner)
@@ -206,10 +208,10 @@ class TestLists:
         for bad in (
             "not a cursor!",
             "%%%",
-            encode_cursor("hello"),
-            encode_cursor(good_key.replace("|", "/")),
-            encode_cursor(good_key + "x"),
-            encode_cursor(good_key)[:-3],
+            encode_cursor("hello", ALL_CANDIDATES),
+            encode_cursor(good_key.replace("|", "/"), ALL_CANDIDATES),
+            encode_cursor(good_key + "x", ALL_CANDIDATES),
+            encode_cursor(good_key, ALL_CANDIDATES)[:-3],
             first.next_cursor + "A",
             "ÿÿÿÿ",
         ):
@@ -224,7 +226,9 @@ class TestLists:
                 assert refused.value.details["field"] == "cursor", bad
                 assert "cursor" in refused.value.message
         # a well-formed key is a place in the list, whether or not a row has it
-        page = app.list_candidates(ListCandidates(cursor=encode_cursor(good_key)), Role.RECRUITER)
+        page = app.list_candidates(
+            ListCandidates(cursor=encode_cursor(good_key, ALL_CANDIDATES)), Role.RECRUITER
+        )
         assert len(page.items) == len(told.stages)
         with pytest.raises(ValidationError) as too_long:
             ListCandidates(cursor="A" * 201)

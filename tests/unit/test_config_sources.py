@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from urllib.parse import quote
 
 import orjson
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from infra.config import ConfigError, Settings
 from infra.config.sources import MAX_VALUE, VARIABLES, Origin, Sources
@@ -198,3 +200,17 @@ def test_the_portal_session_bounds_are_durations_within_a_minute_and_30_days() -
     ]:
         with pytest.raises(ConfigError, match=f"^{variable}: {said}"):
             Settings.from_sources(Sources.read({variable: text}))
+
+
+def test_a_password_with_a_quote_or_a_backslash_reaches_libpq_as_written() -> None:
+    """The connection string quoted each value in '…' without escaping it: a password with a
+    quote in it ended the value early (a malformed string, or another parameter)."""
+    password = "it's\\a' sslmode='disable"
+    url = f"postgresql://app:{quote(password, safe='')}@db:5432/hr?schema=hr&sslmode=verify-full"
+
+    parsed = conninfo_to_dict(Settings(database_url=url).postgres_conninfo())
+
+    assert parsed["password"] == password
+    assert parsed["sslmode"] == "verify-full"
+    assert parsed["connect_timeout"] == "5"
+    assert (parsed["host"], parsed["dbname"], parsed["user"]) == ("db", "hr", "app")

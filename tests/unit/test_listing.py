@@ -22,6 +22,7 @@ from projections.listing import (
 )
 from projections.read_views import PLAIN_VIEWS, ReadViews
 from services.lists import (
+    MAX_CURSOR,
     ListCandidates,
     ListInvestigations,
     ListReports,
@@ -98,14 +99,28 @@ def test_times_in_keys_sort_as_the_times_do_whatever_their_zone_and_precision() 
 def test_a_cursor_is_the_key_it_was_made_from() -> None:
     key = "2026-03-02T09:00:00.000000Z|01234567-89ab-cdef-0123-456789abcdef"
     assert KEY.fullmatch(key)
-    cursor = encode_cursor(key)
+    view = list_view("candidate")
+    cursor = encode_cursor(key, view)
     assert "=" not in cursor
-    assert decode_cursor(cursor) == key
-    assert decode_cursor(None) is None
-    for bad in ("", "+/==", encode_cursor(key.upper()), encode_cursor(key + "|")):
+    assert len(cursor) <= MAX_CURSOR
+    assert decode_cursor(cursor, view) == key
+    assert decode_cursor(None, view) is None
+    for bad in ("", "+/==", encode_cursor(key.upper(), view), encode_cursor(key + "|", view)):
         with pytest.raises(InvalidInputError) as refused:
-            decode_cursor(bad)
+            decode_cursor(bad, view)
         assert refused.value.details == {"field": "cursor"}
+
+
+def test_a_cursor_is_refused_by_every_list_but_the_one_that_gave_it_out() -> None:
+    """A `/v1/candidates` cursor was taken by `/v1/reports` (and by the same list under
+    another status) as a place in it: the key format is the same for every list."""
+    key = "2026-03-02T09:00:00.000000Z|01234567-89ab-cdef-0123-456789abcdef"
+    cursor = encode_cursor(key, list_view("candidate"))
+    for other in (list_view("report"), list_view("candidate", "submitted"), "reads"):
+        with pytest.raises(InvalidInputError) as refused:
+            decode_cursor(cursor, other)
+        assert refused.value.details == {"field": "cursor"}
+        assert "another list" in refused.value.message
 
 
 @pytest.mark.parametrize("query", [ListCandidates, ListInvestigations, ListReports])
