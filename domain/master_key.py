@@ -4,7 +4,9 @@ A rotation is recorded when it starts (from which key to which, by key id: a sho
 from the key's check value, never the key) and when it ends (how many data keys it rewrapped).
 Its id is derived from the key it rotates to, so running it again after a crash finds the
 unfinished one and finishes it. (A rotation to another key while one is unfinished is refused
-by the key store, which finds data keys wrapped by a key that is neither.)
+by the key store, which finds data keys wrapped by a key that is neither.) One whose new key is
+lost can only be given up: recorded as abandoned (how many data keys lose their wrapping by it),
+after which the store stays on its key and a rotation to another may start.
 
 A rotation is about no data subject: it holds key ids and counts, never a personal value.
 """
@@ -40,8 +42,20 @@ class RotationUnfinishedError(RuleBrokenError):
 
     def __init__(self, to_key: str) -> None:
         super().__init__(
-            f"a rotation to master key {to_key} is not finished; run it again to {to_key} first "
-            "(data keys already rewrapped open with that key alone)"
+            f"a rotation to master key {to_key} is not finished: run it again to {to_key} to "
+            "finish it, or, if that key is lost, give it up with `backcheck keys rotate-master "
+            "--abandon` (the store stays on its current key)",
+            to_key=to_key,
+        )
+
+
+class NothingToAbandonError(RuleBrokenError):
+    """Only a rotation left unfinished can be given up."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(
+            f"no rotation is unfinished: every data key is wrapped by the store's master key "
+            f"{key_id} alone; nothing to abandon"
         )
 
 
@@ -78,14 +92,16 @@ class MasterKeyRotation(RecordedAggregate):
         self.pending = pending
         self.rounds = 1
         self.finished = False
+        self.abandoned = False
         self.rewrapped = 0
         self.unreadable = 0
 
     def again(self, from_key: str, pending: int) -> bool:
         """Whether this is a new round (the store comes back to `to_key` after rotating away
-        from it): recorded as started again. An unfinished one is resumed (nothing recorded)."""
+        from it, or after the rotation to it was abandoned): recorded as started again. An
+        unfinished one is resumed (nothing recorded)."""
         _check_key("from_key", from_key)
-        if not self.finished:
+        if not self.finished and not self.abandoned:
             return False
         self._started_again(from_key=from_key, pending=pending)
         return True
@@ -96,6 +112,7 @@ class MasterKeyRotation(RecordedAggregate):
         self.pending = pending
         self.rounds += 1
         self.finished = False
+        self.abandoned = False
         self.rewrapped = 0
 
     def finish(self, rewrapped: int, unreadable: int) -> None:
@@ -112,3 +129,17 @@ class MasterKeyRotation(RecordedAggregate):
         self.finished = True
         self.rewrapped = rewrapped
         self.unreadable = unreadable
+
+    def abandon(self, cleared: int) -> None:
+        """Given up before its switch (its new key lost): the `cleared` data keys wrapped by
+        the new key beside the old lose that wrapping; the store stays on `from_key`."""
+        if self.finished:
+            raise RotationFinishedError(self.id, self.to_key)
+        if cleared < 0:
+            raise InvalidInputError("field 'cleared': a count", field="cleared")
+        self._abandoned(cleared=cleared)
+
+    @event("Abandoned")
+    def _abandoned(self, cleared: int) -> None:
+        self.abandoned = True
+        self.cleared = cleared

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from domain.classification import CATEGORIES, Tier, category
 from domain.errors import InvalidInputError
+from domain.screening import prohibited_topic
 
 ORDER = (Tier.SECRET, Tier.CONSENT_REQUIRED, Tier.CONFIDENTIAL, Tier.GENERAL)
 MAX_DAYS = 36_600  # a hundred years: beyond it a period is a typo
@@ -24,6 +25,27 @@ MAX_DAYS = 36_600  # a hundred years: beyond it a period is a typo
 
 def _defaults() -> dict[Tier, int]:
     return {Tier.SECRET: 180, Tier.CONSENT_REQUIRED: 365, Tier.CONFIDENTIAL: 365, Tier.GENERAL: 730}
+
+
+def _prohibited(given: str, key: str) -> str:
+    """Why a rule for `given`, which names the prohibited category `key`, cannot hold."""
+    named = f"{key!r}" if given == key else f"{given!r} names {key!r}, which"
+    return (
+        f"retention for {given}: {named} is a prohibited category "
+        f"({CATEGORIES[key].description}): prohibited data is never collected or kept, so it "
+        "has no retention period; leave it out"
+    )
+
+
+def _refuse_prohibited(given: str) -> None:
+    """A name that is no category's but mentions a prohibited topic (`user.religion`) is
+    refused as the prohibited category it names, not as an unknown one: what was meant is
+    prohibited, whatever it is called. (There are no aliases: it is not taken as that one.)"""
+    if given in CATEGORIES:
+        return
+    meant = prohibited_topic(given)
+    if meant is not None:
+        raise InvalidInputError(_prohibited(given, meant))
 
 
 @dataclass(frozen=True)
@@ -41,8 +63,9 @@ class RetentionSchedule:
             if not 0 <= days <= MAX_DAYS:
                 raise InvalidInputError(f"retention for {tier.value}: days must be 0 to {MAX_DAYS}")
         for key, days in self.categories.items():
+            _refuse_prohibited(key)
             if category(key, field="retention").tier is Tier.PROHIBITED:
-                raise InvalidInputError(f"retention for {key}: prohibited data is never kept")
+                raise InvalidInputError(_prohibited(key, key))
             if not 0 <= days <= MAX_DAYS:
                 raise InvalidInputError(f"retention for {key}: days must be 0 to {MAX_DAYS}")
 

@@ -113,6 +113,17 @@ def screen(field: str, text: str, consented_categories: frozenset[str] = frozens
         raise ProhibitedContentError(field, category, found.group(0))
 
 
+def prohibited_topic(name: str) -> str | None:
+    """The prohibited category a name for data mentions, read as the screen reads text (its
+    dots and underscores as spaces): `user.religion` mentions religion, which is
+    `user.demographic.religious_belief`. None if it mentions none."""
+    words = re.sub(r"[._]+", " ", name)
+    for category, pattern in _PATTERNS.items():
+        if category not in _CONSENT_REQUIRED and pattern.search(words):
+            return category
+    return None
+
+
 _DIGITS = re.compile(r"\D+")
 _SHORTEST_NAME = 2  # a value shorter than this is no one's name, and would match anything
 _PHONE_DIGITS = 7  # the last digits of a number that tell it

@@ -62,6 +62,10 @@ EX_TEMPFAIL = 75  # busy: another relay or demo runs, the store is locked; try a
 # a token that establishes no one (unknown, revoked, expired)
 EX_NOPERM = 77
 EX_CONFIG = 78  # a setting that cannot be used; every master key fault (a key not the store's)
+# The status of a configuration error (exit 78): the service cannot do its work as it is set up,
+# as its readiness says (503), until the setting is fixed (no Retry-After: waiting cures
+# nothing). Not 500, which says a bug: anything the table does not know.
+CONFIG_STATUS = 503
 
 
 # A problem's `type` is an absolute URI naming its kind, stable across hosts (RFC 4151 tag
@@ -269,10 +273,16 @@ class _Row:
 _TABLE: tuple[_Row, ...] = (
     _Row(ValidationError, 422, "Invalid input", 2, "validation", detail=_fields),
     _Row(InputError, 422, "Invalid input", 2, "input"),
-    _Row(ConfigError, 500, "Configuration error", EX_CONFIG, "config"),
-    _Row(WrongMasterKeyError, 500, "Wrong master key", EX_CONFIG, "wrong-master-key"),
+    _Row(ConfigError, CONFIG_STATUS, "Configuration error", EX_CONFIG, "config"),
+    _Row(WrongMasterKeyError, CONFIG_STATUS, "Wrong master key", EX_CONFIG, "wrong-master-key"),
     _Row(StoreUnreachableError, 503, "Store unreachable", EX_UNAVAILABLE, "store-unreachable"),
-    _Row(StoreMisconfiguredError, 500, "Store misconfigured", EX_CONFIG, "store-misconfigured"),
+    _Row(
+        StoreMisconfiguredError,
+        CONFIG_STATUS,
+        "Store misconfigured",
+        EX_CONFIG,
+        "store-misconfigured",
+    ),
     _Row(KafkaRefusedError, 503, "Kafka refused", EX_NOPERM, "kafka-refused", lead="Kafka refused"),
     _Row(
         BrokerUnavailableError,
@@ -297,7 +307,7 @@ _TABLE: tuple[_Row, ...] = (
     _Row(RelayBusyError, 409, "Relay busy", EX_TEMPFAIL, "relay-busy", lead="relay not started"),
     _Row(
         PartitionCountError,
-        500,
+        CONFIG_STATUS,
         "Partition count differs",
         EX_CONFIG,
         "partition-count",

@@ -112,6 +112,7 @@ LetterRedrivenAgain: EventClass = DeadLetterRedrive.RedrivenAgain
 RotationStarted: EventClass = MasterKeyRotation.Started  # type: ignore[attr-defined]
 RotationStartedAgain: EventClass = MasterKeyRotation.StartedAgain  # type: ignore[attr-defined]
 RotationFinished: EventClass = MasterKeyRotation.Finished  # type: ignore[attr-defined]
+RotationAbandoned: EventClass = MasterKeyRotation.Abandoned  # type: ignore[attr-defined]
 StoreMigrated: EventClass = StoreMigration.Migrated
 # An operator's redrives of dead letters, master key rotations, and a store's migration record
 # (the first event of the store it was copied into): about no data subject either.
@@ -122,6 +123,7 @@ OPERATOR_EVENTS: frozenset[EventClass] = frozenset(
         RotationStarted,
         RotationStartedAgain,
         RotationFinished,
+        RotationAbandoned,
         StoreMigrated,
     }
 )

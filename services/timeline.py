@@ -262,6 +262,10 @@ DESCRIPTIONS: dict[EventClass, Callable[[Any], str]] = {
         f"bound the store to the new master key: {e.rewrapped} data keys rewrapped"
         + (f", {e.unreadable} left unreadable as they were" if e.unreadable else "")
     ),
+    ev.RotationAbandoned: lambda e: (
+        f"gave up the rotation to its new master key (lost): {e.cleared} data keys' wrapping "
+        "by it cleared, the store left on its key"
+    ),
     ev.StoreMigrated: lambda e: (
         f"copied {e.source_events} events of {e.source} (verified up to position "
         f"{e.source_head_position}) into this store"

@@ -7,6 +7,7 @@ same text and key, the same signature) with each witness's stored cosignature li
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from infra.audit.cosignature_store import CosignatureStore
 from infra.audit.cosignatures import (
@@ -31,13 +32,35 @@ ADVICE = (
 )
 
 
+@dataclass(frozen=True)
+class Asked:
+    """How the caller asked for cosignatures, named back in its own transport's terms: the
+    command line's option, or the HTTP API's query parameter."""
+
+    name: str
+    query: bool = False
+
+    def of(self, required: int) -> str:
+        return f"{self.name}={required}" if self.query else f"{self.name} {required}"
+
+    @property
+    def without(self) -> str:
+        return f"without the {self.name} query parameter" if self.query else f"without {self.name}"
+
+
+BY_OPTION = Asked("--witnesses-required")  # `backcheck audit export`
+BY_QUERY = Asked("witnesses_required", query=True)  # POST /v1/candidates/{id}/evidence
+
+
 class CosignedCheckpoints:
     """Checkpoints cosigned by at least `required` of the configured witnesses."""
 
-    def __init__(self, settings: Settings, signer: Signer, required: int) -> None:
+    def __init__(
+        self, settings: Settings, signer: Signer, required: int, asked: Asked = BY_OPTION
+    ) -> None:
         self.witnesses = configured(settings.witness_keys)
         if not 1 <= required <= len(self.witnesses):
-            raise CosignatureError(_not_required(required, len(self.witnesses)))
+            raise CosignatureError(_not_required(required, len(self.witnesses), asked))
         self.settings, self.signer, self.required = settings, signer, required
 
     def pick(self, tree: LogTree, need: int) -> SignedCheckpoint:
@@ -86,17 +109,18 @@ class CosignedCheckpoints:
             self._lines(tree, tree.leaf_index(max(positions)) + 1)  # the lines: checked in pick
 
 
-def _not_required(required: int, configured: int) -> str:
-    """Why `required` cosignatures cannot be asked of `configured` witnesses, and what to do."""
-    asked = f"--witnesses-required {required}"
+def _not_required(required: int, configured: int, by: Asked) -> str:
+    """Why `required` cosignatures cannot be asked of `configured` witnesses, and what to do,
+    in the terms of the transport they were asked `by`."""
+    asked = by.of(required)
     if configured == 0:
         return (
             f"{asked}: no witness is configured ({VARIABLE} is empty), so no checkpoint can "
-            f"carry a cosignature; set {VARIABLE} to the witnesses' vkeys, or export without "
-            "--witnesses-required"
+            f"carry a cosignature; set {VARIABLE} to the witnesses' vkeys, or export "
+            f"{by.without}"
         )
     if required < 1:
-        return f"{asked}: ask for at least 1 cosignature, or export without --witnesses-required"
+        return f"{asked}: ask for at least 1 cosignature, or export {by.without}"
     return (
         f"{asked}: only {configured} witness(es) are configured ({VARIABLE}), so no checkpoint "
         f"can carry {required} cosignatures; ask for 1 to {configured}, or configure more"

@@ -27,7 +27,7 @@ from infra.audit.checkpoint import (
     load_private_key,
     load_public_key,
 )
-from infra.audit.cosigned import CosignedCheckpoints
+from infra.audit.cosigned import BY_OPTION, Asked, CosignedCheckpoints
 from infra.audit.evidence import BundleError, BundleVerdict
 from infra.audit.evidence_v2 import is_bundle, make_bundle, read_bundle
 from infra.audit.key_binding import altered_keys
@@ -283,12 +283,13 @@ class SignedBundler:
         *,
         consistency: bool = False,
         witnesses_required: int | None = None,
+        asked: Asked = BY_OPTION,
     ) -> None:
         self.settings = settings
         self.signer = signer(settings)
         self.consistency = consistency
         self.cosigned = (
-            CosignedCheckpoints(settings, self.signer, witnesses_required)
+            CosignedCheckpoints(settings, self.signer, witnesses_required, asked)
             if witnesses_required
             else None
         )
@@ -306,25 +307,32 @@ def evidence_export(
     *,
     consistency: bool = False,
     witnesses_required: int | None = None,
+    asked: Asked = BY_OPTION,
 ) -> EvidenceExport:
     """The evidence use case on the application's store. The signing key is loaded here,
     before the use case runs: with no usable key, nothing is recorded as disclosed. With
     `witnesses_required`, a cosigned checkpoint must cover the subject's records before the
-    disclosure is recorded (NotCosignedError otherwise, nothing recorded)."""
+    disclosure is recorded (NotCosignedError otherwise, nothing recorded); a refusal names
+    it as it was `asked` (the command line's option, the HTTP API's query parameter)."""
     bundler = SignedBundler(
-        settings, consistency=consistency, witnesses_required=witnesses_required
+        settings, consistency=consistency, witnesses_required=witnesses_required, asked=asked
     )
     return EvidenceExport(app, bundler)
 
 
 def check_cosigned(
-    app: Backcheck, settings: Settings, subject: UUID, witnesses_required: int | None
+    app: Backcheck,
+    settings: Settings,
+    subject: UUID,
+    witnesses_required: int | None,
+    asked: Asked = BY_OPTION,
 ) -> None:
     """With `witnesses_required`: a checkpoint that many witnesses cosigned covers every
     record of the subject now stored, or NotCosignedError before anything is recorded."""
     if witnesses_required:
         positions = [entry.position for entry in app.timeline(subject)]
-        CosignedCheckpoints(settings, signer(settings), witnesses_required).check(positions)
+        cosigned = CosignedCheckpoints(settings, signer(settings), witnesses_required, asked)
+        cosigned.check(positions)
 
 
 def check_evidence_output(settings: Settings, out: Path | None, *, force: bool = False) -> None:

@@ -4,19 +4,24 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import orjson
 import typer
+from rich.text import Text
 
 from infra.cli.common import app, console, err, fail, load_settings
 
 if TYPE_CHECKING:
     from infra.config import Settings
     from infra.privacy.providers import KeyProvider
-    from infra.privacy.rotation import RotationReport
+    from infra.privacy.rotation import AbandonReport, RotationReport
     from services.application import Backcheck
 
 keys_app = typer.Typer(help="The master key: rotate it.")
@@ -48,24 +53,38 @@ def rotate_master(
             "refused unless --new-key",
         ),
     ] = None,
+    abandon: Annotated[
+        bool,
+        typer.Option(
+            "--abandon",
+            help="give up the rotation left unfinished (its new key lost): the store stays on "
+            "its key, and may be rotated to another",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="the report as one JSON object")] = False,
 ) -> None:
     """Rewrap every data key under a new master key and bind the store to it; the store's
-    writers go on meanwhile. Run it again after a crash: it finishes what is left. Afterwards
-    point BACKCHECK_MASTER_KEY_FILE (or BACKCHECK_PKCS11_KEY_LABEL) at the new key, restart the
-    processes still holding the old one, and the old key may be destroyed.
+    writers go on meanwhile. Run it again after a crash or an interruption: it finishes what is
+    left. Afterwards point BACKCHECK_MASTER_KEY_FILE (or BACKCHECK_PKCS11_KEY_LABEL) at the new
+    key, restart the processes still holding the old one, and the old key may be destroyed.
 
     A --to-key-file that does not exist, or a --to-pkcs11-label not on the token, is refused
     unless --new-key asks for a new key there: a mistyped path or label must not become the
-    store's key."""
+    store's key. --abandon (alone) gives up a rotation cut off before it switched, whose new
+    key is lost: recorded, and every data key stays wrapped by the store's key."""
     from infra.inputs import InputError
 
+    if abandon:
+        if to_key_file is not None or to_pkcs11_label is not None or new_key:
+            fail(InputError("--abandon takes no new key: give it alone (with --json)"), as_json)
+        _abandon(as_json)
+        return
     new: KeyProvider | None = None
     application: Backcheck | None = None
     made = _Made()
     try:
         if (to_key_file is None) == (to_pkcs11_label is None):
-            raise InputError("give one of --to-key-file and --to-pkcs11-label")
+            raise InputError("give one of --to-key-file and --to-pkcs11-label (or --abandon)")
         settings = load_settings()  # first: no new key made for a store that cannot open
         if new_key and _missing(settings, to_key_file, to_pkcs11_label):
             # everything that can refuse the rotation is asked before the key is made, so a
@@ -77,14 +96,19 @@ def rotate_master(
         else:
             new = _new_provider(settings, to_key_file, to_pkcs11_label, make=False)
             application = _open(settings, new)
-        report = _rotate(application, new, show_progress=not as_json)
-    except Exception as e:
-        if made.files and not _started(application, new):
+        with _stopped_by_signals():
+            report = _rotate(application, new, show_progress=not as_json)
+    except (Exception, _Stopped) as e:
+        started = _started(application, new)
+        switched = _switched(application, new)
+        if made.files and not started:
             made.undo()  # refused before anything was wrapped by the key made for it
         if application is None and new is not None:
             new.close()
         if application is not None:
             application.close()
+        if isinstance(e, _Stopped):
+            _say_stopped(e, new, started=started, switched=switched)
         fail(e, as_json)
     application.close()
     if as_json:
@@ -103,6 +127,87 @@ def rotate_master(
     console.print(
         "the store is bound to the new key: point the settings at it and restart the processes "
         "still holding the old one; then the old key may be destroyed"
+    )
+
+
+class _Stopped(BaseException):
+    """SIGINT or SIGTERM during a rotation: not an `Exception`, so that nothing on the way
+    takes it for an error of its own; the transaction under way rolls back."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """SIGINT (Ctrl-C) and SIGTERM raise `_Stopped` in the rotation, which stops it between
+    two statements; the handlers before are restored after."""
+
+    def stop(signum: int, _: FrameType | None) -> None:
+        raise _Stopped(signum)
+
+    before = {n: signal.signal(n, stop) for n in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+
+
+def _switched(application: Backcheck | None, new: KeyProvider | None) -> bool:
+    """Whether this process bound the store to `new` (the rotation's switch committed)."""
+    if application is None or new is None:
+        return False
+    return bool(getattr(application.keys, "provider", None) is new)
+
+
+def _say_stopped(
+    stopped: _Stopped, new: KeyProvider | None, *, started: bool, switched: bool
+) -> NoReturn:
+    """One line, and exit 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
+    name = signal.Signals(stopped.signum).name
+    if switched and new is not None:
+        line = (
+            f"rotation stopped by {name} after the store was bound to master key {new.key_id}: "
+            "run the same command again to record its finish"
+        )
+    elif started and new is not None:
+        line = (
+            f"rotation stopped by {name}: the rotation to master key {new.key_id} is not "
+            "finished, the store is on its key as before; run the same command again to resume "
+            "it, or, if that key is lost, give it up with `backcheck keys rotate-master "
+            "--abandon`"
+        )
+    else:
+        line = f"rotation stopped by {name} before it started: nothing was rotated"
+    err.print(Text(line, style="red"))
+    raise typer.Exit(128 + stopped.signum)
+
+
+def _abandon(as_json: bool) -> None:
+    """`--abandon`: the unfinished rotation given up (infra/privacy/rotation.py)."""
+    from infra.bootstrap import build_app
+    from infra.privacy.keystore import SQLKeyStore
+    from infra.privacy.rotation import abandon_rotation
+
+    application: Backcheck | None = None
+    try:
+        application = build_app(load_settings())
+        assert isinstance(application.keys, SQLKeyStore)
+        report: AbandonReport = abandon_rotation(application, application.keys)
+    except Exception as e:
+        if application is not None:
+            application.close()
+        fail(e, as_json)
+    application.close()
+    if as_json:
+        sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
+        return
+    console.print(
+        f"abandoned: the rotation to master key {report.abandoned_key}, {report.cleared} data "
+        f"keys' wrapping by it cleared; every data key is wrapped by the store's key "
+        f"{report.key} alone, and the store may be rotated to another"
     )
 
 

@@ -18,6 +18,7 @@ from fastapi import Body, Depends, FastAPI, Query, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
+from infra.audit.cosigned import BY_QUERY
 from infra.audit.trail import (
     StoreVerification,
     check_cosigned,
@@ -126,10 +127,10 @@ def install(
     ) -> Response:
         try:
             _compliance_only(identity, "export-evidence")
-            check_cosigned(application, settings, candidate_id, witnesses_required)
+            check_cosigned(application, settings, candidate_id, witnesses_required, BY_QUERY)
             with acting_as(identity):
                 exported = evidence_export(
-                    application, settings, witnesses_required=witnesses_required
+                    application, settings, witnesses_required=witnesses_required, asked=BY_QUERY
                 ).export(
                     ExportEvidence(
                         candidate_id=candidate_id,

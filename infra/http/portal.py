@@ -153,6 +153,7 @@ class PortalRequestCheck:
             "portal-header-missing",
             f"a call made with the portal's session cookie must send `{PORTAL_HEADER}: 1` "
             "(the portal page does); without it, it could have come from another site",
+            Request(scope),  # its `instance`, as a route's problem has
         )
         await response(scope, receive, send)
 
@@ -188,10 +189,10 @@ def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) 
     def page() -> Response:
         return Response(asset("portal.html"), 200, PAGE_HEADERS, media_type="text/html")
 
-    def static(name: str) -> Response:
+    def static(name: str, request: Request) -> Response:
         media = ASSETS.get(name)
         if media is None:
-            return problem_response(404, "Not found", "not-found", "no such file")
+            return problem_response(404, "Not found", "not-found", "no such file", request)
         return Response(asset(name), 200, PAGE_HEADERS, media_type=media)
 
     def open_session(request: Request) -> Response:

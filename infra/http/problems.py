@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
 from infra.problem import (
+    EX_CONFIG,
     MAX_DETAIL,
     MAX_ERRORS,
     bounded,
@@ -55,6 +56,7 @@ Problem types (each `tag:backcheck.invalid,2026:problems/` followed by the kind)
 | 422 | `idempotency-key-reused` | the key was sent before with another request |
 | 503 | `store-unreachable`, `store-busy` | try again (`Retry-After`) |
 | 503 | `too-many-streams` | the dashboard's live streams are all taken; try again (`Retry-After`) |
+| 503 | `config`, `wrong-master-key`, … | the server's settings cannot be used; no `Retry-After` |
 """
 
 
@@ -131,7 +133,9 @@ def error_response(request: Request, error: Exception) -> JSONResponse:
             "and it is in the server's log",
             request,
         )
-    headers = {"Retry-After": "5"} if problem.status == 503 else None
+    # a configuration error is 503 too, but waiting cures nothing: no Retry-After
+    retry = problem.status == 503 and problem.exit_code != EX_CONFIG
+    headers = {"Retry-After": "5"} if retry else None
     field = problem.field
     # invalid input always lists its fields as `errors`, whichever check found it (a cursor, a
     # pair of filters, a stated principal): a client reads one shape for every 422

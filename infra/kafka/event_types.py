@@ -83,6 +83,7 @@ PUBLIC_NAMES: Mapping[str, str] = {
     "domain.investigation:Investigation.Resumed": "backcheck.investigation.resumed",
     "domain.investigation:Investigation.Started": "backcheck.investigation.started",
     "domain.investigation:Investigation.Suspended": "backcheck.investigation.suspended",
+    "domain.master_key:MasterKeyRotation.Abandoned": "backcheck.master-key-rotation.abandoned",
     "domain.master_key:MasterKeyRotation.Created": "backcheck.master-key-rotation.created",
     "domain.master_key:MasterKeyRotation.Finished": "backcheck.master-key-rotation.finished",
     "domain.master_key:MasterKeyRotation.Started": "backcheck.master-key-rotation.started",

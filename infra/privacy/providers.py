@@ -98,21 +98,15 @@ def load_master_key(
                 f"{setting}: no master key at {path}; without it no personal "
                 "value in this store can be read"
             ) from None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = os.urandom(32)
-        # written aside, then linked into place: the link fails if another process (a relay
-        # and workers starting together) created the key first, and then its key is the one
-        draft = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # a draft left by a crash keeps its mode through O_TRUNC
-        with os.fdopen(fd, "w") as f:
-            f.write(key.hex() + "\n")
         try:
-            os.link(draft, path)
+            key = _make_master_key(path)
         except FileExistsError:
             return load_master_key(path, create=False, setting=setting)
-        finally:
-            draft.unlink()
+        except OSError as e:  # its folder cannot be made or written (permission, disk full)
+            raise ConfigError(
+                f"{setting}: no master key at {path}, and none can be made in "
+                f"{path.parent}: {e.strerror or e}"
+            ) from None
         return key
     except OSError as e:  # a directory, no permission to read it
         raise _unreadable(setting, path, e) from None
@@ -122,6 +116,25 @@ def load_master_key(
         key = b""
     if len(key) != 32:
         raise ConfigError(f"{setting}: {path}: a master key is 64 hex digits (32 bytes)")
+    return key
+
+
+def _make_master_key(path: Path) -> bytes:
+    """A new master key at `path` (mode 600), its folder made; FileExistsError if another
+    process made one first (its key is then the one). Any other OSError: none was made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = os.urandom(32)
+    # written aside, then linked into place: the link fails if another process (a relay and
+    # workers starting together) created the key first, and then its key is the one
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)  # a draft left by a crash keeps its mode (O_TRUNC)
+            f.write(key.hex() + "\n")
+        os.link(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
     return key
 
 

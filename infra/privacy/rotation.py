@@ -21,6 +21,13 @@ store's writers go on.
    it records the finish.
 
 After that nothing is wrapped by the old key: it can be destroyed.
+
+A rotation cut off before its switch whose new key is then lost can neither be finished nor
+left (a rotation to another key is refused while one is unfinished): `abandon_rotation` gives
+it up. It records `MasterKeyRotation.Abandoned` first (so a run cut off after it is resumed by
+running it again, as a rotation is), then clears the new key's wrappings beside the old in one
+transaction that keeps the writers out. Every data key was, and stays, wrapped by the store's
+key alone; the store's binding is not touched (decision 0057).
 """
 
 from __future__ import annotations
@@ -35,7 +42,12 @@ from uuid import UUID
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap
 
 from domain.errors import RuleBrokenError
-from domain.master_key import MasterKeyRotation, RotationUnfinishedError, rotation_id
+from domain.master_key import (
+    MasterKeyRotation,
+    NothingToAbandonError,
+    RotationUnfinishedError,
+    rotation_id,
+)
 from infra.privacy.keystore import SQLKeyStore
 from infra.privacy.providers import KEY_CHECK_TABLE, KeyProvider, same_key
 from services.unit import UnitOfWork
@@ -62,6 +74,24 @@ class RotationReport:
             "rewrapped": self.rewrapped,
             "unreadable": self.unreadable,
             "resumed": self.resumed,
+        }
+
+
+@dataclass(frozen=True)
+class AbandonReport:
+    rotation: UUID
+    key: str  # the store's key, which every data key stays wrapped by
+    abandoned_key: str  # the unfinished rotation's new key
+    cleared: int  # data keys whose wrapping by it this run cleared
+    recorded: bool  # this run recorded the abandonment (not: a run cut off had)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rotation": str(self.rotation),
+            "key": self.key,
+            "abandoned_key": self.abandoned_key,
+            "cleared": self.cleared,
+            "recorded": self.recorded,
         }
 
 
@@ -128,6 +158,37 @@ def refuse_unfinished(keys: SQLKeyStore, new_key: str | None) -> None:
         raise RotationUnfinishedError(master)
 
 
+def abandon_rotation(app: UnitOfWork, keys: SQLKeyStore) -> AbandonReport:
+    """Gives up the rotation left unfinished before its switch (see the module's doc): the
+    data keys wrapped by its new key beside the store's lose that wrapping, so the store, on
+    its key as before, may be rotated to another. Refused if none is unfinished."""
+    current = keys.provider.key_id
+    targets = sorted(m for m in _next_masters(keys) if m != current)
+    if not targets:
+        raise NothingToAbandonError(current)
+    # one at most: a rotation to another key is refused while one is unfinished
+    to_key = targets[0]
+    rid = rotation_id(to_key)
+    recorded = False
+    if app.exists(rid):
+        rotation = app.load(MasterKeyRotation, rid)
+        if not rotation.abandoned:  # else a run cut off after recording it: clear the rest
+            rotation.abandon(cleared=_beside(keys, to_key))
+            app.commit(rotation)
+            recorded = True
+    with _writers_kept_out(keys) as conn:
+        cursor = conn.execute(
+            _sql(
+                keys,
+                "UPDATE backcheck_keys SET next_wrapped = NULL, next_master = NULL "
+                "WHERE next_master = ?",
+            ),
+            (to_key,),
+        )
+        cleared = max(int(cursor.rowcount), 0)
+    return AbandonReport(rid, current, to_key, cleared, recorded)
+
+
 def master_key_problem(keys: SQLKeyStore) -> str | None:
     """None while the store is bound to the master key this process holds; else why not, in
     one line: a rotation run elsewhere moved the store to another key, and every new data key
@@ -169,6 +230,24 @@ def _masters(keys: SQLKeyStore) -> set[str | None]:
     with keys.transaction() as conn:
         rows = conn.execute("SELECT DISTINCT master, next_master FROM backcheck_keys").fetchall()
     return {None if v is None else str(v) for row in rows for v in row}
+
+
+def _next_masters(keys: SQLKeyStore) -> set[str]:
+    """The keys that wrap a data key beside its wrapping: an unfinished rotation's new key."""
+    with keys.transaction() as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT next_master FROM backcheck_keys WHERE next_master IS NOT NULL"
+        ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def _beside(keys: SQLKeyStore, key_id: str) -> int:
+    """How many data keys `key_id` wraps beside their wrapping."""
+    with keys.transaction() as conn:
+        row = conn.execute(
+            _sql(keys, "SELECT COUNT(*) FROM backcheck_keys WHERE next_master = ?"), (key_id,)
+        ).fetchone()
+    return int(row[0])
 
 
 # a row still to be wrapped by the new key (`?`: its id)

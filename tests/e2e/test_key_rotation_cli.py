@@ -5,11 +5,13 @@ reads with the new key; every key fault one line, exit 78, never a traceback."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from uuid import UUID
 
 import pytest
 
+from domain.master_key import rotation_id
 from infra.bootstrap import build_app
 from infra.config import ConfigError, Settings
 from infra.privacy.providers import FileKeyProvider
@@ -18,7 +20,7 @@ from tests import story as s
 from tests.e2e.test_cli import run
 from tests.e2e.test_master_key_file import refused
 from tests.hsm import Token, key_label
-from tests.integration.test_master_key_rotation import FailingAfter, keys_of
+from tests.integration.test_master_key_rotation import FailingAfter, keys_of, masters
 
 EX_CONFIG = 78
 
@@ -255,3 +257,134 @@ def test_a_refused_rotation_to_a_new_key_makes_no_file_or_folder(
     assert result.returncode == 3, result.stderr
     assert f"a rotation to master key {unfinished} is not finished" in refused(result)
     assert not (tmp_path / "made").exists()
+
+
+def recorded(settings: Settings, rotation: str) -> list[str]:
+    """The events of a rotation, by name."""
+    app = build_app(settings)
+    try:
+        stored = app.recorder.select_events(rotation_id(rotation))
+        return [r.topic.rsplit(".", 1)[1] for r in stored]
+    finally:
+        app.close()
+
+
+def test_a_rotation_whose_new_key_is_lost_is_abandoned_and_another_can_start(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A rotation cut off midway whose new key is then lost: every later rotation was refused
+    ("run it again to ... first") with no way out. `--abandon` gives it up, recorded; every
+    data key stays wrapped by the store's key, and a rotation to another key goes through."""
+    candidate_id = with_candidate(settings)
+    lost_path = tmp_path / "lost.key"
+    lost = cut_off(settings, lost_path)
+    lost_path.unlink()
+    env = env_of(settings)
+    third = tmp_path / "third.key"
+    blocked = run(env, "keys", "rotate-master", "--to-key-file", str(third), "--new-key")
+    assert blocked.returncode == 3
+    said = refused(blocked)
+    assert f"run it again to {lost} to finish it" in said
+    assert "if that key is lost, give it up with `backcheck keys rotate-master --abandon`" in said
+
+    abandoned = run(env, "keys", "rotate-master", "--abandon", "--json")
+
+    assert abandoned.returncode == 0, abandoned.stderr
+    report = json.loads(abandoned.stdout)
+    assert report["abandoned_key"] == lost
+    assert report["cleared"] == 2  # the first batch of 2; the second rolled back
+    assert report["recorded"] is True
+    assert masters(settings, "next_master") == {None: sum(masters(settings).values())}
+    assert set(masters(settings)) == {report["key"]}  # the store's key alone, as before
+    assert recorded(settings, lost) == ["Started", "Abandoned"]
+    assert "Qian Duoduo" in read_name(env, candidate_id)
+    nothing = run(env, "keys", "rotate-master", "--abandon")
+    assert nothing.returncode == 3
+    assert refused(nothing).endswith(
+        f"no rotation is unfinished: every data key is wrapped by the store's master key "
+        f"{report['key']} alone; nothing to abandon"
+    )
+
+    rotated = run(env, "keys", "rotate-master", "--to-key-file", str(third), "--new-key")
+
+    assert rotated.returncode == 0, rotated.stderr
+    settings.master_key_path.unlink()
+    moved = {**env, "BACKCHECK_MASTER_KEY_FILE": str(third)}
+    assert "Qian Duoduo" in read_name(moved, candidate_id)
+    verified = run(moved, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "key altered" not in verified.stdout
+
+
+def test_abandon_takes_no_new_key(settings: Settings, tmp_path: Path) -> None:
+    result = run(
+        env_of(settings), "keys", "rotate-master", "--abandon", "--to-key-file", str(tmp_path)
+    )
+    assert result.returncode == 2
+    assert "--abandon takes no new key" in refused(result)
+
+
+# Sends the process its own signal from inside the new key's third wrap, then runs the CLI.
+_SIGNALLED = """
+import os, signal, sys
+from infra.privacy.providers import FileKeyProvider
+wrap, left = FileKeyProvider.wrap, [3]
+def signalled(self, data_key):
+    left[0] -= 1
+    if left[0] == 0:
+        os.kill(os.getpid(), signal.{signal})
+    return wrap(self, data_key)
+FileKeyProvider.wrap = signalled
+sys.argv = ["backcheck", *sys.argv[1:]]
+from infra.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize(("name", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_rotation_stopped_by_a_signal_says_in_one_line_how_to_resume_it(
+    settings: Settings, tmp_path: Path, name: str, code: int
+) -> None:
+    """Ctrl-C or SIGTERM midway was typer's "Aborted" (exit 1) or a silent death: one line
+    now says the rotation is unfinished, that running it again resumes it, and --abandon."""
+    import subprocess
+    import sys
+
+    candidate_id = with_candidate(settings)
+    app = build_app(settings)
+    try:
+        for i in range(4):
+            s.register(app, f"Signalled Candidate {i}")
+    finally:
+        app.close()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BACKCHECK_")}}
+    env.update(env_of(settings))
+    new = tmp_path / "new.key"
+    args = ["keys", "rotate-master", "--to-key-file", str(new), "--new-key"]
+
+    stopped = subprocess.run(
+        [sys.executable, "-c", _SIGNALLED.replace("{signal}", name), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert stopped.returncode == code, stopped.stderr
+    line = refused(stopped)
+    key_id = FileKeyProvider.from_file(new, create=False).key_id
+    assert line.startswith(
+        f"rotation stopped by {name}: the rotation to master key {key_id} is not finished"
+    )
+    assert "run the same command again to resume it" in line
+    assert "`backcheck keys rotate-master --abandon`" in line
+    old = FileKeyProvider.from_file(settings.master_key_path, create=False).key_id
+    assert set(masters(settings)) == {old}  # the store on its key as before
+
+    again = run(env_of(settings), *args, "--json")
+
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["resumed"] is True
+    settings.master_key_path.unlink()
+    moved = {**env_of(settings), "BACKCHECK_MASTER_KEY_FILE": str(new)}
+    assert "Qian Duoduo" in read_name(moved, candidate_id)

@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,20 +134,26 @@ def test_a_key_file_others_may_read_is_refused_with_the_chmod_that_fixes_it(
     assert (events(store), key_rows(store)) == before
 
 
-def as_a_user_file_modes_bind(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """`backcheck` run as a user the files' modes hold to: run by root (as in the project's
-    containers), without root's power to read and search whatever the modes say
-    (`setpriv` drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the process it starts)."""
-    if os.geteuid() != 0:
+def as_a_user_file_modes_bind(
+    env: dict[str, str], *args: str, python: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`backcheck` (`python`: the interpreter itself) run as a user the files' modes hold to:
+    run by root (as in the project's containers), without root's power to read and search
+    whatever the modes say (`setpriv` drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the
+    process it starts)."""
+    command = [sys.executable] if python else BACKCHECK
+    if os.geteuid() != 0 and not python:
         return run(env, *args)
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("run as root without setpriv (util-linux): file modes bind no process here")
-    prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("run as root without setpriv (util-linux): file modes bind no process here")
+        prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("BACKCHECK_")}
     environment.update(env, COLUMNS="200")
     return subprocess.run(
-        [*prefix, *BACKCHECK, *args],
+        [*prefix, *command, *args],
         env=environment,
         capture_output=True,
         text=True,
@@ -190,3 +197,50 @@ def test_a_master_key_that_cannot_be_read_is_a_configuration_error_whichever_can
         f"with (BACKCHECK_MASTER_KEY_FILE: {key} cannot be read: Permission denied)"
     ) in verified.stdout
     assert events(store) == 1  # nothing was written
+
+
+def test_a_master_key_that_cannot_be_made_is_a_configuration_error_naming_its_folder(
+    tmp_path: Path,
+) -> None:
+    """A new store whose `keys/` folder this user may not write: making the key's draft there
+    raised PermissionError out of `load_master_key`, past its configuration errors: `File
+    unusable (file): …/.master.key.PID: Permission denied`, exit 74, naming a file no one
+    asked for. Now one line naming the setting and the folder, exit 78; and a key folder that
+    cannot be made (its parent not writable) the same, from the provider itself."""
+    data = tmp_path / "data"
+    keys = data / "keys"
+    keys.mkdir(parents=True)
+    keys.chmod(0o500)
+    shut = tmp_path / "shut"
+    shut.mkdir()
+    shut.chmod(0o500)
+    made = shut / "keys" / "master.key"
+    try:
+        result = as_a_user_file_modes_bind({"BACKCHECK_DATA_DIR": str(data)}, "info")
+        direct = as_a_user_file_modes_bind(
+            {},
+            "-c",
+            "from pathlib import Path\n"
+            "from infra.config import ConfigError\n"
+            "from infra.privacy.providers import FileKeyProvider\n"
+            "try:\n"
+            f"    FileKeyProvider.from_file(Path({str(made)!r}), create=True)\n"
+            "except ConfigError as e:\n"
+            "    print(e)\n",
+            python=True,
+        )
+    finally:
+        keys.chmod(0o700)
+        shut.chmod(0o700)
+
+    assert result.returncode == EX_CONFIG, result.stderr
+    assert refused(result) == (
+        "Configuration error (config): BACKCHECK_MASTER_KEY_FILE: no master key at "
+        f"{keys / 'master.key'}, and none can be made in {keys}: Permission denied"
+    )
+    assert list(keys.iterdir()) == []  # no draft left
+    assert direct.returncode == 0, direct.stderr
+    assert direct.stdout.strip() == (
+        f"BACKCHECK_MASTER_KEY_FILE: no master key at {made}, and none can be made in "
+        f"{made.parent}: Permission denied"
+    )

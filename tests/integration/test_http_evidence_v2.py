@@ -81,3 +81,29 @@ def test_the_http_export_demands_witnesses_when_asked_and_records_nothing_withou
     summary = verify_bundle.verify(answer.content, key, [witnessed], 1, [])
     assert summary.startswith(f"valid: 1 record(s) of subject {subject}")
     assert summary.endswith("cosigned by witness.test/w1")
+
+
+def test_the_http_export_without_witnesses_configured_names_its_query_parameter(
+    tmp_path: Path,
+) -> None:
+    """The refusal named the command line's `--witnesses-required`, which an HTTP caller
+    never typed: it names the query parameter `witnesses_required` it sent."""
+    settings = Settings(data_dir=tmp_path / "data", log_origin="example.com/backcheck")
+    key_pair(settings.keys_dir, origin=settings.origin)
+    app = build_app(settings)
+    subject = app.register_candidate(RegisterCandidate(name="Zhou Min", actor="hr:li")).candidate_id
+    with served(app, settings) as api:
+        answer = api.client.post(
+            f"/v1/candidates/{subject}/evidence?witnesses_required=1",
+            json={"recipient": "court", "purpose": "proceedings"},
+            headers=api.as_(COMPLIANCE),
+        )
+    app.close()
+
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert detail.startswith(
+        "witnesses_required=1: no witness is configured (BACKCHECK_WITNESS_KEYS is empty)"
+    )
+    assert detail.endswith("or export without the witnesses_required query parameter")
+    assert "--witnesses-required" not in detail

@@ -177,6 +177,20 @@ def test_signing_out_clears_the_cookie(api: Served) -> None:
     problem(api.client.get("/v1/me", headers=PORTAL), 401, "unauthenticated")
 
 
+def test_the_portal_s_own_problems_name_their_instance_as_a_route_s_do(api: Served) -> None:
+    """README promises every problem an `instance`; the header check (a middleware, ahead of
+    the routes) and the portal's missing asset answered without one."""
+    candidate = register(api.app)
+    assert sign_in(api, candidate).status_code == 200
+    read = f"/v1/candidates/{candidate}/access-log"
+    header = problem(api.client.get(read, params={"purpose": "x"}), 403, "portal-header-missing")
+    assert header["instance"] == read
+    session = problem(api.client.delete("/portal/session"), 403, "portal-header-missing")
+    assert session["instance"] == "/portal/session"
+    asset = problem(api.client.get("/portal/static/nothing.js"), 404, "not-found")
+    assert asset["instance"] == "/portal/static/nothing.js"
+
+
 def test_a_cookie_call_without_the_portal_header_is_refused_and_records_nothing(
     api: Served,
 ) -> None:

@@ -183,6 +183,37 @@ def test_a_category_that_cannot_have_a_rule_is_refused_naming_the_variable(
         retention_schedule(None, rules)
 
 
+@pytest.mark.parametrize(
+    ("given", "meant", "what"),
+    [
+        ("user.religion", "user.demographic.religious_belief", "religious belief"),
+        ("user.blood_type", "user.health.blood_type", "blood type"),
+        ("user.demographic.religious_belief", "user.demographic.religious_belief", ""),
+    ],
+)
+def test_a_rule_for_a_prohibited_category_says_it_is_prohibited_and_names_it(
+    tmp_path: Path, given: str, meant: str, what: str
+) -> None:
+    """`user.religion=30` was refused as "not a known data category", as a typo would be,
+    though what it names is prohibited: it is refused as that, naming the category by its
+    key (and is not taken as it: there are no aliases)."""
+    settings = Settings.load(
+        {"BACKCHECK_DATA_DIR": str(tmp_path), "BACKCHECK_RETENTION_CATEGORIES": f"{given}=30"}
+    )
+
+    with pytest.raises(ConfigError) as refused:
+        retention_schedule(settings.retention_days, settings.retention_categories)
+
+    said = str(refused.value)
+    assert said.startswith(f"BACKCHECK_RETENTION_CATEGORIES: retention for {given}: ")
+    assert f"{meant!r}" in said
+    assert "is a prohibited category" in said
+    assert "prohibited data is never collected or kept" in said
+    assert "not a known data category" not in said
+    if what:
+        assert f"{given!r} names {meant!r}" in said
+
+
 def test_an_envelope_names_the_key_that_sealed_it() -> None:
     field = PersonalField("school", "user.education", "Tongji")
     old = envelope.sealed(field, "general", b"\x00" * 28)

@@ -68,6 +68,7 @@ STORED_EVENT_TOPICS = frozenset(
         "domain.duty:DutyRun.Created",
         "domain.duty:DutyRun.Finished",
         "domain.duty:DutyRun.TakenOver",
+        "domain.master_key:MasterKeyRotation.Abandoned",
         "domain.master_key:MasterKeyRotation.Created",
         "domain.master_key:MasterKeyRotation.Finished",
         "domain.master_key:MasterKeyRotation.Started",

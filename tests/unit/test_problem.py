@@ -70,7 +70,7 @@ class ConsentMissingError(RuleBrokenError):
         (RelayBusyError("another relay runs"), 409, 75, "relay not started: another relay runs"),
         (BrokerUnavailableError("no broker"), 503, 69, "Kafka unavailable: no broker"),
         (RelayFailedError("not acknowledged"), 503, 69, "Kafka unavailable: not acknowledged"),
-        (PartitionCountError("3, not 6"), 500, 78, "relay stopped: 3, not 6"),
+        (PartitionCountError("3, not 6"), 503, 78, "relay stopped: 3, not 6"),
         (MissingTopicError("no t"), 503, 69, "Kafka topic missing (topic-missing): no t"),
         (
             CheckpointError("no checkpoint file /tmp/nope.note"),
@@ -104,13 +104,13 @@ class ConsentMissingError(RuleBrokenError):
         ),
         (
             ConfigError("BACKCHECK_X: bad"),
-            500,
+            503,
             78,
             "Configuration error (config): BACKCHECK_X: bad",
         ),
         (
             WrongMasterKeyError("it unwraps 0 of the store's 3 data keys", Path("k")),
-            500,
+            503,
             78,
             "Wrong master key (wrong-master-key): BACKCHECK_MASTER_KEY_FILE: the key in k is "
             "not this store's master key (it unwraps 0 of the store's 3 data keys); nothing "
@@ -298,3 +298,27 @@ def test_a_message_quoting_what_was_sent_is_cut_in_every_problem(
     assert len(json.dumps(problem)) < MAX_DETAIL + MAX_MESSAGE + 500
     details = [p.detail for p in (problem_for(invalid_input), problem_for(refused)) if p]
     assert [len(d) <= MAX_DETAIL + 3 for d in details] == [True, True]
+
+
+def test_a_configuration_error_is_not_told_as_a_bug(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--json` told every configuration error `"status": 500`, the status the HTTP API gives
+    a bug (an error the table does not know). Each (exit 78) is 503 now, as the readiness of
+    a process that cannot work as configured is, and over HTTP without a Retry-After: waiting
+    cures nothing."""
+    from infra.store.server import StoreMisconfiguredError
+
+    for error in (
+        ConfigError("BACKCHECK_X: bad"),
+        WrongMasterKeyError("it unwraps 0 of the store's 3 data keys", Path("k")),
+        StoreMisconfiguredError("the server refused the password"),
+        PartitionCountError("3, not 6"),
+    ):
+        with pytest.raises(typer.Exit) as exited:
+            fail(error, as_json=True)
+        body = json.loads(capsys.readouterr().out)
+        assert (body["status"], body["exit_code"], exited.value.exit_code) == (503, 78, 78)
+        answer = error_response(_request(), error)
+        assert answer.status_code == 503
+        assert "retry-after" not in answer.headers
+    busy = error_response(_request(), BrokerUnavailableError("no broker"))
+    assert busy.headers["retry-after"] == "5"  # a broker away: waiting may cure it

@@ -68,7 +68,7 @@ def names(classes: Iterable[type]) -> list[str]:
 
 
 def test_the_domain_declares_the_events_the_read_side_was_written_for() -> None:
-    assert len(DOMAIN_EVENTS) == 57  # Principal.SessionClosed the newest
+    assert len(DOMAIN_EVENTS) == 58  # MasterKeyRotation.Abandoned the newest
     assert {a.__name__ for a in aggregates()} == {
         "Access",
         "Candidate",
