@@ -9,8 +9,11 @@ subject's keys exist.
 
 Tracking is per partition and by log position, written in the same transaction as the rows:
 a redelivered message (a restarted worker, a rebalance, the relay's resent tail) has a
-position at or below what its partition has applied, and changes nothing. Positions rather
-than offsets, because offsets start again if the broker loses a topic; log positions never do.
+position at or below what its partition has applied, and changes nothing. A run another
+worker applied first (two workers at once on one partition: a rebalance in flight, two groups
+on one store's views) is refused whole by its tracking record (`Advance`): what that worker
+applied is done, and the rest is applied from where it got. Positions rather than offsets,
+because offsets start again if the broker loses a topic; log positions never do.
 A message whose `ce_prevposition` is beyond what its partition's views hold follows a gap: it
 is not applied, and its partition is named to be read again (`infra/kafka/recovery.py`).
 """
@@ -189,9 +192,10 @@ class StreamProjection:
         events: _Events,
     ) -> tuple[set[int], dict[int, str]]:
         """(the log positions applied to `target`, the gap of each partition that has one)."""
-        for attempt in (1, 2):
+        while True:
             runs: list[tuple[list[tuple[int, Any]], Tracking]] = []
             gaps: dict[int, str] = {}
+            starts: dict[int, int] = {}
             reached: dict[int, int] = {}
             for partition, items in decoded.items():
                 name = self.tracking_name(partition)
@@ -199,6 +203,7 @@ class StreamProjection:
                 new, last, gap = self._new_events(partition, start, items, events)
                 if new:
                     runs.append((new, Advance(name, last, start)))
+                    starts[partition] = start
                     reached[partition] = last
                 if gap is not None:
                     gaps[partition] = gap
@@ -206,17 +211,26 @@ class StreamProjection:
                 try:
                     target.store.apply_tracked(runs, target.projection)
                 except IntegrityError:
-                    # another worker applied one of these partitions meanwhile (a rebalance in
-                    # flight): what it applied is in the views; read how far it got, apply the rest
-                    for partition in reached:
-                        target.positions.pop(partition, None)
-                    if attempt == 2:
+                    # another worker applied some of these partitions while this one waited
+                    # for the views (a rebalance in flight; two groups on one store's views):
+                    # what it applied is in them, done. Read how far it got and apply the rest,
+                    # as often as it has moved on again meanwhile; a refusal it does not
+                    # explain is raised
+                    if not self._moved_on(target, starts):
                         raise
                     continue
                 target.positions.update(reached)
                 self.partitions_applied.update(reached)
             return {position for new, _ in runs for position, _ in new}, gaps
-        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _moved_on(self, target: Target, starts: dict[int, int]) -> bool:
+        """Whether `target` holds any of these partitions at another position than the one
+        this worker's runs began from (`starts`), each read again from its store."""
+        moved = False
+        for partition, start in starts.items():
+            target.positions.pop(partition, None)
+            moved |= target.applied(self.tracking_name(partition), partition) != start
+        return moved
 
     @staticmethod
     def _new_events(

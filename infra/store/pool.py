@@ -9,7 +9,9 @@ them, with room for the statements they use.
 
 `PERSISTENCE_MODULE=infra.store.pool:Factory` makes the library's SQLite factory use them
 for the event store (infra/config); the views, the relay's state and the workers' views
-open a `Datastore` of this module directly.
+open a `Datastore` of this module directly. Processes opening a new file together (workers
+started at once) each put it in WAL mode, waiting for one another; a transaction that reads
+before it writes begins IMMEDIATE (`WriteTransaction`, decision 0053).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +30,10 @@ from eventsourcing.sqlite import (
     SQLITE3_DEFAULT_LOCK_TIMEOUT,
     SQLiteConnection,
     SQLiteConnectionPool,
+    SQLiteCursor,
     SQLiteDatastore,
     SQLiteFactory,
+    SQLiteTransaction,
 )
 from eventsourcing.utils import Environment, EnvType
 
@@ -81,6 +88,7 @@ def existing_store(path: str | Path) -> str:
     return str(path)
 
 
+SQLITE_BUSY = 5  # a primary result code: locked by another connection
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # primary result codes: a damaged file, not a database
 
 
@@ -158,10 +166,8 @@ class CachingPool(SQLiteConnectionPool):
             raise InterfaceError(e) from e
         if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
             try:  # the first statement: where a file that cannot be used is found
-                mode = c.execute("PRAGMA journal_mode").fetchone()[0]
-                if mode.lower() != "wal":
-                    c.execute("PRAGMA journal_mode=WAL")
-                    self.journal_mode_was_changed_to_wal = True
+                if not _in_wal_mode(c):
+                    self._switch_to_wal(c)
             except sqlite3.Error as e:
                 c.close()
                 _named(e, self.db_name)
@@ -169,6 +175,62 @@ class CachingPool(SQLiteConnectionPool):
             self.is_journal_mode_wal = True
         c.row_factory = sqlite3.Row
         return SQLiteConnection(sqlite_conn=c, max_age=self.max_age)
+
+    def _switch_to_wal(self, c: sqlite3.Connection) -> None:
+        """A file in rollback mode (a new one) put in WAL mode, waiting for others doing the
+        same. Processes opening a new file at once (workers started together on a new store)
+        each find it in rollback mode and switch it; a switch that meets another's is refused
+        at once ("database is locked": SQLite lets no connection that reads and wants to
+        write wait for another that may wait for it in turn). Tried again, for as long as
+        the lock timeout, until this or another's switch is done."""
+        deadline = time.monotonic() + (self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT)
+        while True:
+            try:
+                c.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as e:
+                if _result_code(e) != SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+                if _in_wal_mode(c):
+                    return  # another process switched it
+            else:
+                self.journal_mode_was_changed_to_wal = True
+                return
+
+
+def _in_wal_mode(c: sqlite3.Connection) -> bool:
+    return str(c.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal"
+
+
+def _result_code(error: sqlite3.Error) -> int | None:
+    """SQLite's primary result code of `error` (None if sqlite3 gave none)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
+
+
+class WriteTransaction(SQLiteTransaction):
+    """The library's transaction (its errors mapped the same way), begun IMMEDIATE: it takes
+    the file's write lock at once, waiting for it as long as the lock timeout allows. Begun
+    DEFERRED, a transaction that reads before it writes (a batch of view rows, the store's
+    set-up looking for its tables) is refused at once with "database is locked" if another
+    connection committed in between: SQLite cannot upgrade a stale snapshot to a write, so it
+    does not wait."""
+
+    def __enter__(self) -> SQLiteCursor:
+        cursor = self.connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        return cursor
+
+
+@contextmanager
+def write_transaction(datastore: SQLiteDatastore) -> Iterator[SQLiteCursor]:
+    """A `WriteTransaction` on the datastore's writer connection, committed at the end."""
+    with (
+        datastore.get_connection(commit=True) as conn,
+        WriteTransaction(conn, commit=True) as cursor,
+        cursor,
+    ):
+        yield cursor
 
 
 class Datastore(SQLiteDatastore):

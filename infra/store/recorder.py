@@ -27,6 +27,7 @@ from infra.audit.merkle import NodeSource
 from infra.privacy.erasures import ERASURE_TOPICS, erasures_in
 from infra.store.filelock import for_database
 from infra.store.group_commit import GroupCommit
+from infra.store.pool import write_transaction
 from infra.store.statements import chunks, values
 from infra.store.subjects import backfill, index_rows, subjects_table
 from infra.store.tree import (
@@ -165,6 +166,19 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
                 f"BEGIN SELECT RAISE(ABORT, '{table} {APPEND_ONLY}: REPLACE refused'); END"
             )
         return statements
+
+    def create_table(self) -> None:
+        """The library's set-up, as a writer of the store: under its writer lock, and begun
+        IMMEDIATE. Every process opening the store makes its tables (on a new store, all of
+        them at once: two workers started together); begun DEFERRED outside the lock, the
+        set-up read the schema, then its first CREATE found another process's set-up
+        committed since and was refused at once ("database is locked", a worker stopped
+        with exit 75), and it could refuse another process's write the same way."""
+        with self.datastore.get_connection(commit=False):
+            pass  # opened first: a store that cannot be opened here (a read-only directory, a
+            # full disk) is told as SQLite tells it, naming the store, not the lock file beside it
+        with self.writer_lock.held(), write_transaction(self.datastore) as c:
+            self._create_table(c)
 
     def _create_table(self, c: SQLiteCursor) -> None:
         """The tables, and for a store written before the subject index, the index filled in

@@ -9,17 +9,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, Tracking
-from eventsourcing.sqlite import (
-    SQLiteCursor,
-    SQLiteDatastore,
-    SQLiteTrackingRecorder,
-    SQLiteTransaction,
-)
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRecorder
 
 from infra.config.parsing import ConfigError
 from infra.privacy.sealing import Sealer
 from infra.store.filelock import for_database
-from infra.store.pool import Datastore, NotAViewsFileError, damaged
+from infra.store.pool import Datastore, NotAViewsFileError, WriteTransaction, damaged
 from infra.store.statements import chunks, values
 from infra.views.codec import Codec, Parsed
 from infra.views.kept import Kept
@@ -123,7 +118,7 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
     ) -> set[Key]:
         with self.datastore.get_connection(commit=True) as conn:
             conn.cursor().execute("PRAGMA synchronous=NORMAL")  # per connection, outside a txn
-            with _WriteTransaction(conn, commit=True) as c, c:
+            with WriteTransaction(conn, commit=True) as c, c:
                 self._refuse_applied(c, runs)
                 rows = BatchRows(_SQLiteReads(c), self.codec, stored)
                 rows.project(runs, projection)
@@ -206,19 +201,6 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
                 "DELETE FROM tracking WHERE application_name != ?",
                 (self.table_migration_identifier,),
             )
-
-
-class _WriteTransaction(SQLiteTransaction):
-    """The library's transaction (its errors mapped the same way), begun IMMEDIATE: it takes
-    the file's write lock at once, waiting for it as long as the lock timeout allows. Begun
-    DEFERRED, a batch reads rows first and then writes, and if another process (a second
-    worker on the same file) committed in between, SQLite refuses the write at once with
-    "database is locked" rather than waiting: it cannot upgrade a stale snapshot."""
-
-    def __enter__(self) -> SQLiteCursor:
-        cursor = self.connection.cursor()
-        cursor.execute("BEGIN IMMEDIATE")
-        return cursor
 
 
 class _SQLiteReads:

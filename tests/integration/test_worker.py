@@ -235,16 +235,6 @@ def test_a_worker_writes_no_escape_codes_where_its_output_is_no_terminal(
     producer.close()
     command = worker_command(kafka_broker.bootstrap, topic, topic_name("views"), PARTITIONS)
     to_file = workers.start(command, "to-file")  # standard output and error to a file
-    # one after the other: two workers applying the same message to one SQLite store at the
-    # same moment can stop one of them ("store busy", exit 75; an open defect, docs/changelog.md
-    # of 2026-12-05's twelfth session); this test is about what each writes where its output
-    # goes
-    wait_for(
-        lambda: "dead-lettered" in workers.output(to_file),
-        90,
-        "the first worker to log the message it dead-lettered",
-        workers,
-    )
     log = tmp_path / "stderr-only.log"
     terminal, other_end = pty.openpty()
     with log.open("wb") as stderr:  # standard output on a terminal, standard error to a file
