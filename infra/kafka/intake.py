@@ -54,6 +54,7 @@ from infra.kafka.topics import (
     COMMANDS_TOPIC,
     OUTCOMES_TOPIC,
     MissingTopicError,
+    broker_has_topic,
     dead_letter_topic,
     kafka_producer,
     missing_topics,
@@ -300,10 +301,12 @@ def intake_app(
 
     `intake` decides one message (`decide` bound to an application). It blocks on the store,
     so it runs on one thread of its own: the event loop stays free for the consumer's
-    heartbeats, and messages are still handled one at a time, in partition order. An answer
-    the broker has not taken within `answer_timeout` seconds is sent again, after its topic is
-    made again if the broker lost it. With `topic_watch`, a command topic the broker lost or
-    made anew stops the intake (infra/kafka/command_topic.py)."""
+    heartbeats, and messages are still handled one at a time, in partition order. Each answer
+    goes only to a topic the broker has just said it has: one it lost is made again first
+    (decision 0054). An answer the broker has not taken within `answer_timeout` seconds is
+    sent again, after its topic is made again if the broker lost it meanwhile. With
+    `topic_watch`, a command topic the broker lost or made anew stops the intake
+    (infra/kafka/command_topic.py)."""
     settings = consumer_settings or {}
     app = faust_app(
         group,
@@ -336,16 +339,26 @@ def intake_app(
         if decision.reason is not None:  # the one place a command's dead letter is counted
             metrics.dead_letter(dlq_topic, decision.reason.value)
 
+    async def remade(topic: str) -> bool:
+        loop = asyncio.get_running_loop()
+        made = await loop.run_in_executor(None, remade_if_lost, bootstrap, partitions, topic)
+        if made:
+            log.warning("the broker had lost %s: made again with %d partitions", topic, partitions)
+        return made
+
     def answering(topic: str, send: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
         async def attempt() -> T:
+            # The broker is asked for the topic before each answer: faust's producer sends to
+            # a topic it knew even once the broker lost it, and Tansu takes the answer into no
+            # topic, acknowledged (decision 0054).
+            client = app.producer._ensure_producer().client  # (faust has no public way to it)
+            kept = await asyncio.wait_for(broker_has_topic(client, topic), answer_timeout)
+            if not kept and not await remade(topic):
+                raise MissingTopicError(f"the broker has no topic {topic}; not made again yet")
             try:
                 return await asyncio.wait_for(send(), answer_timeout)
             except Exception:  # retried by `until_done` if transient; the topic checked first
-                loop = asyncio.get_running_loop()
-                if await loop.run_in_executor(None, remade_if_lost, bootstrap, partitions, topic):
-                    log.warning(
-                        "the broker had lost %s: made again with %d partitions", topic, partitions
-                    )
+                await remade(topic)
                 raise
 
         return attempt

@@ -227,6 +227,23 @@ def missing_topics(bootstrap: str, *names: str) -> set[str]:
         admin.close()
 
 
+async def broker_has_topic(client: Any, topic: str) -> bool:
+    """Whether the broker has `topic` now, asked through `client` (an aiokafka client) rather
+    than read from the metadata it keeps. A producer sends to a topic its metadata still holds
+    after the broker lost it, and a broker may take those records into no topic: Tansu
+    acknowledges them, nobody can read them, and once the topic is made again they stand in
+    the way of its next records (refused with UnknownError). False only when the broker says
+    it has no such topic; a broker that does not answer raises aiokafka's error."""
+    from aiokafka.errors import UnknownTopicOrPartitionError
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    answer = await client.send(
+        client.get_random_node(), MetadataRequest([topic], allow_auto_topic_creation=False)
+    )
+    unknown = UnknownTopicOrPartitionError.errno
+    return not any(error == unknown and name == topic for error, name, *_ in answer.topics)
+
+
 def remade_if_lost(bootstrap: str, partitions: int, topic: str) -> bool:
     """Makes `topic` again, with `partitions` partitions, if the broker no longer has it (a
     broker that lost its data, a topic deleted by hand): whether it did. Asked after a send to

@@ -1,7 +1,9 @@
 """The intake whose broker lost its answer topics (a broker that lost its data, the topics
 deleted by hand) makes them again and answers: before, faust's producer waited up to 20
 minutes for a topic the broker did not have, and every command meanwhile was applied and
-answered nothing, with no line in the log."""
+answered nothing, with no line in the log. Lost while the intake runs, after it has answered:
+its producer still knew the topics, sent to them, and Tansu acknowledged answers it kept in no
+topic (decision 0054)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,29 @@ def _topics(bootstrap: str) -> set[str]:
         return set(admin.list_topics())
     finally:
         admin.close()
+
+
+def _answers(bootstrap: str, outcomes: str, expect: int, timeout: float) -> dict[str, str]:
+    """Each command's outcome on `outcomes`, once `expect` are there (or the timeout passed)."""
+    deadline = time.monotonic() + timeout
+    answers: dict[str, str] = {}
+    while len(answers) < expect and time.monotonic() < deadline:
+        if outcomes in _topics(bootstrap):
+            for record in every_record(bootstrap, outcomes, quiet=1.0):
+                answer = json.loads(record.value)
+                answers[answer["command"]["id"]] = answer["outcome"]
+        time.sleep(0.5)
+    return answers
+
+
+def _send(bootstrap: str, topic: str, *commands: tuple[str, str, dict[str, object], str]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for kind, command_id, document, key in commands:
+        producer.send(
+            topic, key=key.encode(), value=body(document), headers=headers(kind, command_id)
+        )
+    producer.flush(timeout=30)
+    producer.close()
 
 
 def test_answer_topics_the_broker_lost_are_made_again_and_every_command_answered(
@@ -62,7 +87,13 @@ def test_answer_topics_the_broker_lost_are_made_again_and_every_command_answered
             assert intake.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.25)
-        # given: the broker loses both answer topics
+        # given: an intake that has answered (its producer knows the answer topics, as a
+        # running intake's does), and a broker that then loses both answer topics
+        before = uuid4()
+        _send(
+            bootstrap, commands, ("register-candidate", "reg-before", register(before), str(before))
+        )
+        assert _answers(bootstrap, outcomes, 1, 60) == {"reg-before": "accepted"}, log.read_text()
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         try:
             admin.delete_topics([outcomes, dead_letters])
@@ -72,29 +103,15 @@ def test_answer_topics_the_broker_lost_are_made_again_and_every_command_answered
 
         # when: a command that is applied and one that is refused arrive
         fine, early = uuid4(), uuid4()
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-        for kind, command_id, document, key in (
-            ("register-candidate", "reg-fine", register(fine), fine),
-            ("request-consent", "ask-early", request_consent(early), early),
-        ):
-            producer.send(
-                commands,
-                key=str(key).encode(),
-                value=body(document),
-                headers=headers(kind, command_id),
-            )
-        producer.flush(timeout=30)
-        producer.close()
+        _send(
+            bootstrap,
+            commands,
+            ("register-candidate", "reg-fine", register(fine), str(fine)),
+            ("request-consent", "ask-early", request_consent(early), str(early)),
+        )
 
         # then: both answer topics are made again, and each command is answered
-        deadline = time.monotonic() + 90
-        answers: dict[str, str] = {}
-        while len(answers) < 2 and time.monotonic() < deadline:
-            if outcomes in _topics(bootstrap):
-                for record in every_record(bootstrap, outcomes, quiet=1.0):
-                    answer = json.loads(record.value)
-                    answers[answer["command"]["id"]] = answer["outcome"]
-            time.sleep(0.5)
+        answers = _answers(bootstrap, outcomes, 2, 90)
         assert answers == {"reg-fine": "accepted", "ask-early": "refused"}, log.read_text()
         letters = every_record(bootstrap, dead_letters, quiet=1.0)
         assert [dict(r.headers)["ce_id"] for r in letters] == [b"ask-early"]
