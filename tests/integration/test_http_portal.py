@@ -108,7 +108,10 @@ def test_the_link_opens_an_http_only_strict_session_that_holds_no_token(api: Ser
     token = api.tokens[f"candidate:{candidate}"]
     # a session id of 256 random bits (infra/http/sessions.py), and nothing of the link
     assert re.fullmatch(r"backcheck_portal=[A-Za-z0-9_-]{43}", cookie.split(";")[0]), cookie
-    assert token.rpartition("_")[2] not in cookie  # not even the link's secret
+    # bck_<principal hex>_<secret>: the secret is 43 url-safe characters and may hold "_" itself
+    _, principal_hex, secret = token.split("_", 2)
+    assert len(secret) == 43, token
+    assert secret not in cookie and principal_hex not in cookie  # nothing of the link
     attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
     assert {"httponly", "samesite=strict", "path=/"} <= attributes
     assert "secure" not in attributes  # plain http on the test client; https sets it
