@@ -2,7 +2,7 @@
 
 Every topic backcheck reads or writes is a channel: the events (each event type at its public
 name and current version, `infra/kafka/event_types.py`), the commands (each use case other
-services may send, its payload the use case's pydantic command, `services/dto.py`), the command
+services may send, its payload the use case's pydantic command, `services/dto/`), the command
 outcomes, the log's signed checkpoints and their witnesses' cosignatures, and the dead-letter
 topics. Each message has its headers' schema (`headers.py`), its payload's
 schema and its key's. Nothing here is written by hand per message: a new event class, a changed

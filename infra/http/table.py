@@ -146,7 +146,7 @@ PATH_IDS = frozenset(
 
 
 # Lists whose items call their own id `id`: the path parameter it is, by the list's name
-# (an investigation's feedback and disputes, services/dto.py ExchangeView).
+# (an investigation's feedback and disputes, services/dto/reads.py ExchangeView).
 ITEM_IDS = {"feedback": "feedback_id", "disputes": "dispute_id"}
 
 

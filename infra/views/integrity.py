@@ -30,7 +30,7 @@ from uuid import NAMESPACE_URL, uuid5
 from domain.access import ReadFailure
 from services.errors import StoredDataAlteredError
 
-# a version-5 id, so never a candidate's (theirs are version 4, services/dto.py)
+# a version-5 id, so never a candidate's (theirs are version 4, services/dto/candidates.py)
 ROWS_SUBJECT = uuid5(NAMESPACE_URL, "urn:backcheck:views:rows")
 ROWS_SCOPE = "views.rows"
 

@@ -9,6 +9,7 @@ import types
 from collections.abc import Iterator
 from enum import Enum
 from typing import Annotated, Any, Union, get_args, get_origin
+from uuid import uuid4
 
 import pytest
 from pydantic import BaseModel, ValidationError
@@ -98,7 +99,7 @@ def test_a_nul_in_any_text_of_any_command_is_refused_naming_the_field(
 def test_the_refusal_reaches_people_as_invalid_input_naming_the_field() -> None:
     with pytest.raises(ValidationError) as refused:
         dto.RequestErasure.model_validate(
-            {"candidate_id": dto.uuid4(), "reason": "asked by email", "actor": "hr:li\u0000.na"}
+            {"candidate_id": uuid4(), "reason": "asked by email", "actor": "hr:li\u0000.na"}
         )
 
     problem = problem_for(refused.value)
@@ -136,8 +137,8 @@ REFUSED_EVERYWHERE = [
 @pytest.mark.parametrize("char", REFUSED_EVERYWHERE, ids=lambda c: f"U+{ord(c):04X}")
 def test_control_characters_are_refused_in_free_text_too(char: str) -> None:
     for document in (
-        {"investigation_id": dto.uuid4(), "feedback_id": dto.uuid4(), "answer": f"a{char}b"},
-        {"investigation_id": dto.uuid4(), "feedback_id": dto.uuid4(), "answer": f"ab{char}"},
+        {"investigation_id": uuid4(), "feedback_id": uuid4(), "answer": f"a{char}b"},
+        {"investigation_id": uuid4(), "feedback_id": uuid4(), "answer": f"ab{char}"},
     ):
         error = refusal(dto.AnswerFeedback, {**document, "actor": "hr:li.na"}, ("answer",))
         assert error["type"] == "control_character"
@@ -145,7 +146,7 @@ def test_control_characters_are_refused_in_free_text_too(char: str) -> None:
 
 @pytest.mark.parametrize("char", ["\t", "\n"], ids=["tab", "line feed"])
 def test_free_text_may_span_lines_and_nothing_else_may(char: str) -> None:
-    ids = {"investigation_id": dto.uuid4(), "feedback_id": dto.uuid4()}
+    ids = {"investigation_id": uuid4(), "feedback_id": uuid4()}
     answered = dto.AnswerFeedback.model_validate(
         {**ids, "answer": f"first{char}second", "actor": "hr:li.na"}
     )
@@ -164,7 +165,7 @@ def test_ordinary_text_in_any_script_is_accepted() -> None:
 
 def refused_in_free_text_and_one_line(char: str) -> list[dict[str, Any]]:
     """The errors for `char` one character into a free-text field and into a one-line one."""
-    ids = {"investigation_id": dto.uuid4(), "feedback_id": dto.uuid4()}
+    ids = {"investigation_id": uuid4(), "feedback_id": uuid4()}
     return [
         refusal(dto.AnswerFeedback, document, (field,))
         for field, document in (
