@@ -269,6 +269,14 @@ class Principal(RecordedAggregate):
             raise InvalidPrincipalError(
                 "role", "candidates sign in with their portal link (issue-portal-link)"
             )
+        elif name.startswith(PORTAL_PREFIX):
+            # the name the candidate's link is issued under: a staff principal so named
+            # would be rotated into it, handing the candidate a token in its role
+            raise InvalidPrincipalError(
+                "name",
+                f"{PORTAL_PREFIX}… names a candidate's portal link alone (issue-portal-link); "
+                "choose another name",
+            )
         _check_hash(token_hash)
         _check_expiry(kind_, expires_at)
         return cls._create(

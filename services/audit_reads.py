@@ -101,15 +101,21 @@ class EventsPage(Result):
 
 
 class AuditReads(WholeViewReads, HistoryQueries):
-    def _read_subjects(self, cmd: Reader, subjects: list[UUID], view_name: str) -> list[UUID]:
+    def _read_subjects(
+        self, cmd: Reader, subjects: list[UUID], view_name: str, held_only: bool = False
+    ) -> list[UUID]:
         """One read of each subject's `view_name`, decided as the access log is (the candidate
         their own, compliance anyone's), all recorded in one write before anything about them
         is shown; refused for one, refused for all (each refusal recorded). Returns their
-        access ids, in the order of `subjects`."""
+        access ids, in the order of `subjects`. `held_only`: an id no candidate holds is
+        passed over, not read (a listing shows a scoped token's refused read of such an id,
+        recorded under it: no one's data), where otherwise it is not found."""
 
         def decide(views: ReadModel) -> tuple[list[Aggregate], tuple[Any, ...]]:
             accesses, refused = [], []
             for subject in subjects:
+                if held_only and views.get("profile", str(subject), frozenset()) is None:
+                    continue
                 profile = self._profile(views, subject, opening=frozenset())
                 access, decision = self._decide_view(
                     cmd, subject, READ_ACCESS_LOG, view_name, views, profile
@@ -160,7 +166,9 @@ class AuditReads(WholeViewReads, HistoryQueries):
                 s for _, e in decoded if isinstance(s := getattr(e, "candidate_id", None), UUID)
             )
         )
-        access_ids = self._read_subjects(cmd, subjects, EVENTS_VIEW)
+        access_ids = self._read_subjects(
+            cmd, subjects, EVENTS_VIEW, held_only=cmd.candidate_id is None
+        )
         return EventsPage(
             events=[event_record(p, e) for p, e in decoded],
             next_start=page[-1].id + 1 if more else None,

@@ -73,12 +73,19 @@ class HistoryQueries(UnitOfWork):
         return timeline(self.replay(subject=candidate_id), candidate_id)
 
     def as_of(self, moment: datetime, candidate_id: UUID | None = None) -> list[dict[str, Any]]:
-        """The case overview as it stood at `moment`, rebuilt from the events up to then."""
+        """The case overview as it stood at `moment`, rebuilt from the events up to then: a
+        case for each candidate registered by then. An id no candidate held then has no case,
+        though events may name it (a scoped token's refused read of an id outside its
+        assignments is recorded under that id, whether a candidate holds it or not)."""
         view = CaseOverview()
         for position, event in self.replay(subject=candidate_id):
             if event.timestamp <= moment:
                 view.process(position, event)
-        rows = [r for r in view.rows.values() if candidate_id in (None, r.candidate_id)]
+        rows = [
+            r
+            for r in view.rows.values()
+            if r.registered_at is not None and candidate_id in (None, r.candidate_id)
+        ]
         return [r.as_dict(moment) for r in rows]
 
     def violations(self) -> Iterator[Violation]:

@@ -22,7 +22,7 @@ from eventsourcing.utils import get_topic
 
 from domain.access import Authentication
 from domain.candidate import Candidate
-from domain.errors import PortalClosedError, PrincipalAlreadyExistsError
+from domain.errors import InvalidPrincipalError, PortalClosedError, PrincipalAlreadyExistsError
 from domain.principal import (
     Principal,
     PrincipalKind,
@@ -121,6 +121,13 @@ def portal_principal(
             actor,
         )
     else:
+        if principal.kind != PrincipalKind.PORTAL:  # added before such names were refused
+            raise InvalidPrincipalError(
+                "name",
+                f"{name} is a {principal.kind} principal in the role {principal.role}, not "
+                "this candidate's portal link: no link is issued under it, which would hand the "
+                "candidate a token in that role; revoke it (`backcheck principals revoke`)",
+            )
         principal.rotate(token_hash(token), expires_at, actor)
     return principal, token
 

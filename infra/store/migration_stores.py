@@ -113,7 +113,13 @@ def open_store(settings: Settings, master: KeyProvider, setting: str = "") -> Op
             told = str(e).replace("BACKCHECK_DATABASE_URL", setting, 1)
             raise StoreMisconfiguredError(told) from None
         _ensure_schema(settings)
-    app = Store(settings.store_env())
+    try:
+        env = settings.store_env()  # a SQLite store's directory made here
+    except ConfigError as e:
+        if not setting:
+            raise
+        raise ConfigError(str(e).replace("BACKCHECK_DATABASE_URL", setting, 1)) from None
+    app = Store(env)
     try:
         datastore = datastore_of(app.recorder)
         if isinstance(datastore, SQLiteDatastore):

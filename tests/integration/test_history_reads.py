@@ -12,13 +12,15 @@ from uuid import UUID
 
 import pytest
 
-from domain.access import Access
+from domain.access import Access, Authentication
 from domain.errors import AccessRefusedError
 from infra.bootstrap import build_app
 from infra.config import Settings
 from services.access import Role
 from services.application import Backcheck
 from services.audit_reads import ReadAsOf, ReadCasesAsOf, ReadEvents, ReadTimeline
+from services.dto import ReadProfile
+from services.identity import ASSIGNMENTS_POLICY, Identity, acting_as
 from services.state_reads import ShowState
 from tests import story as s
 from tests.conftest import FakeClock
@@ -116,3 +118,33 @@ def test_a_look_the_policies_refuse_is_recorded_and_shows_nothing(app: Backcheck
 
     (read,) = recorded_since(app, before)
     assert (read.view, read.outcome, read.principal) == ("events", "refused", "growth:wu.hao")
+
+
+def test_a_read_of_an_id_no_candidate_holds_does_not_stop_the_store_wide_looks(
+    app: Backcheck, clock: FakeClock
+) -> None:
+    """A scoped token's read of an id outside its assignments is recorded under that id
+    whether a candidate holds it or not (so the token cannot tell which): the refusal is an
+    event about an id no candidate holds. `events` and `audit as-of` over the whole store list
+    it and go on, recording a read of each candidate shown, never one of that id, and showing
+    no case for it (review, fourteenth session: both stopped with AggregateMissing, exit 4)."""
+    mine = s.register(app)
+    nobody = UUID("00000000-0000-4000-8000-000000000000")
+    scoped = Identity("hr:scoped", Role.RECRUITER, Authentication.TOKEN, frozenset({mine}))
+    with acting_as(scoped), pytest.raises(AccessRefusedError, match=ASSIGNMENTS_POLICY):
+        app.read_profile(
+            ReadProfile(
+                candidate_id=nobody, principal="hr:scoped", role=Role.RECRUITER, purpose="x"
+            )
+        )
+    head = app.recorder.max_notification_id() or 0
+
+    page = app.read_events(ReadEvents(until=head, **OPERATOR))
+    cases = app.read_cases_as_of(ReadCasesAsOf(at=clock.now, **OPERATOR))
+
+    assert [e.position for e in page.events] == list(range(1, head + 1))
+    assert [(r.candidate_id, r.view) for r in recorded_since(app, head)] == [
+        (mine, "events"),
+        (mine, "case as of"),
+    ]
+    assert [UUID(c["candidate_id"]) for c in cases.cases] == [mine]

@@ -15,8 +15,13 @@ import psycopg
 import pytest
 
 from domain.access import Access, Authentication
-from domain.errors import AccessRefusedError, PrincipalAlreadyExistsError, PrincipalRevokedError
-from domain.principal import principal_id
+from domain.errors import (
+    AccessRefusedError,
+    InvalidPrincipalError,
+    PrincipalAlreadyExistsError,
+    PrincipalRevokedError,
+)
+from domain.principal import Principal, portal_name, principal_id
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.problem import problem_for
@@ -455,3 +460,31 @@ def test_a_confined_principal_changes_nothing_about_other_candidates(app: Backch
     assert problem is not None
     assert (problem.status, problem.exit_code) == (403, 5)
     assert app.recorder.max_notification_id() == (before or 0) + 1
+
+
+def test_no_link_is_issued_under_a_candidates_name_another_principal_holds(
+    app: Backcheck,
+) -> None:
+    """A store may hold a staff principal named candidate:<id> (added before such names were
+    the portal links' alone): issuing that candidate's link would rotate it, handing the
+    candidate a token in its role, unconfined. Refused, naming it; nothing is written
+    (review, fourteenth session)."""
+    candidate = s.register(app)
+    name = portal_name(candidate)
+    held = Principal._create(
+        Principal.Added,
+        name=name,
+        role="compliance",
+        assignments=(),
+        token_hash="a" * 64,
+        expires_at=None,
+        kind="staff",
+        added_by="operator",
+    )
+    app.save(held)
+    head = app.recorder.max_notification_id()
+
+    with pytest.raises(InvalidPrincipalError, match="not this candidate's portal link"):
+        app.issue_portal_link(IssuePortalLink(candidate_id=candidate, actor=s.RECRUITER))
+
+    assert app.recorder.max_notification_id() == head

@@ -223,3 +223,22 @@ def test_a_migration_killed_midway_goes_on_when_run_again(tmp_path: Path) -> Non
     with StoreVerification(target) as verification:
         assert verification.run().intact
     assert verify_map(Path(summary["map"]), load_public_key(settings.verify_key_path)).rows == 400
+
+
+def test_a_sqlite_target_whose_directory_cannot_be_made_is_named_by_its_option(
+    tmp_path: Path,
+) -> None:
+    """The refusal names `--to`, which put the file there, not BACKCHECK_DATABASE_URL, which
+    names the store being migrated (review, fourteenth session)."""
+    settings = sqlite_settings(tmp_path)
+    app = build_app(settings)
+    s.register(app)
+    app.close()
+    to = "sqlite:////proc/backcheck-no-such-dir/new/store.sqlite"  # nothing can be made there
+
+    result = run_cli(settings, "--to", to)
+
+    assert result.returncode == 78, result.stderr
+    assert result.stderr.startswith("Configuration error (config): --to: cannot make the directory")
+    assert "BACKCHECK_DATABASE_URL" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -86,6 +86,18 @@ def test_only_a_portal_link_holds_the_candidate_role() -> None:
         staff(role="candidate")
 
 
+def test_only_a_portal_link_is_named_candidate_colon() -> None:
+    """`candidate:<id>` is the name a candidate's portal link is issued under: a staff or
+    service principal so named would be rotated by the next link issued, handing the candidate
+    a token in its role (review, fourteenth session: `principals add candidate:ID --role
+    compliance`, then the candidate's link signed in as compliance, unconfined)."""
+    for kind in ("staff", "service"):
+        for name in (portal_name(uuid4()), "candidate:x"):
+            with refuses(None, InvalidPrincipalError, "'name'", "portal link"):
+                staff(name, kind=kind)
+    assert staff("candidates:hr").name == "candidates:hr"
+
+
 def test_a_portal_link_is_the_candidates_own_and_expires() -> None:
     subject, other = uuid4(), uuid4()
     portal = {
