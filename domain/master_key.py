@@ -50,13 +50,22 @@ class RotationUnfinishedError(RuleBrokenError):
 
 
 class NothingToAbandonError(RuleBrokenError):
-    """Only a rotation left unfinished can be given up."""
+    """Only a rotation left unfinished before its switch can be given up. One cut off after
+    it (`switched`: its key, the store's now) is finished by running it again."""
 
-    def __init__(self, key_id: str) -> None:
-        super().__init__(
-            f"no rotation is unfinished: every data key is wrapped by the store's master key "
-            f"{key_id} alone; nothing to abandon"
-        )
+    def __init__(self, key_id: str, switched: str | None = None) -> None:
+        if switched is None:
+            message = (
+                "no rotation is unfinished: every data key is wrapped by the store's master "
+                f"key {key_id} alone; nothing to abandon"
+            )
+        else:
+            message = (
+                f"the rotation to master key {switched} is not recorded as finished, but it "
+                f"switched the store to that key, the store's now: run it again to {switched} "
+                "to record its finish; nothing to abandon"
+            )
+        super().__init__(message)
 
 
 class RotationFinishedError(RuleBrokenError):

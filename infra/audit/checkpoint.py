@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -53,10 +54,11 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 def generate_keys(directory: Path, *, exist_ok: bool = False) -> tuple[Path, Path]:
     """A new Ed25519 key pair: the private key readable by the owner only.
 
-    Safe against processes making the key at once, and against a kill at any point: the key
-    is written aside and linked into place, which fails if another process linked theirs
-    first (then theirs is the key; with `exist_ok` that is no error). The public key is
-    derived from whichever private key is in place, and written by rename."""
+    Safe against processes or threads making the key at once, and against a kill at any point:
+    the key is written aside (under a name this call's alone) and linked into place, which
+    fails if another linked theirs first (then theirs is the key; with `exist_ok` that is no
+    error). The public key is derived from whichever private key is in place, and written by
+    rename."""
     directory.mkdir(parents=True, exist_ok=True)
     private_path = directory / "checkpoint-signing.key"
     public_path = directory / "checkpoint-signing.pub"
@@ -67,13 +69,12 @@ def generate_keys(directory: Path, *, exist_ok: bool = False) -> tuple[Path, Pat
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    draft = directory / f".{private_path.name}.{os.getpid()}"
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-        f.flush()
-        os.fsync(f.fileno())
+    fd, draft = tempfile.mkstemp(prefix=f".{private_path.name}.", dir=directory)  # mode 600
     try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+            f.flush()
+            os.fsync(f.fileno())
         os.link(draft, private_path)
     except FileExistsError:
         if not exist_ok:
@@ -81,16 +82,27 @@ def generate_keys(directory: Path, *, exist_ok: bool = False) -> tuple[Path, Pat
                 f"{private_path} exists already; move it away to make a new key"
             ) from None
     finally:
-        draft.unlink()
+        os.unlink(draft)
     public = load_private_key(private_path).public_key()
-    public_draft = directory / f".{public_path.name}.{os.getpid()}"
-    public_draft.write_bytes(
+    _replace_whole(
+        public_path,
         public.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        ),
     )
-    public_draft.replace(public_path)
     return private_path, public_path
+
+
+def _replace_whole(path: Path, data: bytes) -> None:
+    """`data` written aside, under a name this call's alone, then renamed over `path`."""
+    fd, draft = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(draft, path)
+    except BaseException:
+        os.unlink(draft)
+        raise
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:

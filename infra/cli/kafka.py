@@ -435,8 +435,9 @@ def send_command(
     """Send one command to the command topic as a CloudEvent, signed with the sender's key
     (for operators and tests).
 
-    With --wait, print its answer from the outcomes topic as JSON; exit 0 accepted, else as a
-    refusal of that kind would (2 invalid, 3 a rule, 4 not found, 5 forbidden), 75 no answer."""
+    With --wait, print its answer from the outcomes topic as JSON; exit 0 accepted, a refusal
+    with the code its problem's kind has (as `backcheck do` exits for it: 2 invalid, 3 a rule,
+    4 not found, 5 forbidden, 78 configuration, …), 75 no answer."""
     from infra.config import Settings, parse_bootstrap
     from infra.kafka.intake import send_command as send
     from infra.kafka.outcome import OutcomeWatch
@@ -476,12 +477,12 @@ def send_command(
         _answered(answer[1])
 
 
-_REFUSED_EXIT = {400: 2, 422: 2, 409: 3, 412: 3, 404: 4, 403: 5, 401: 5}
-
-
 def _answered(body: dict[str, object]) -> None:
-    """The answer on stdout as JSON; a refusal also in one line, and as the exit code."""
+    """The answer on stdout as JSON; a refusal also in one line, and as the exit code the
+    problem table gives its kind (`refusal_exit_code`), as `backcheck do` would exit."""
     import orjson
+
+    from infra.kafka.outcome import refusal_exit_code
 
     sys.stdout.write(orjson.dumps(body).decode() + "\n")
     if body.get("outcome") == "accepted":
@@ -494,4 +495,4 @@ def _answered(body: dict[str, object]) -> None:
             f": {visible(problem.get('detail'))}",
         )
     )
-    raise typer.Exit(_REFUSED_EXIT.get(int(problem.get("status") or 0), 1))
+    raise typer.Exit(refusal_exit_code(problem))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -122,9 +123,15 @@ def keep_log_vkey(settings: Settings, signer: Signer) -> None:
             return
     except (OSError, UnicodeDecodeError):
         pass
-    draft = path.with_name(f".{LOG_VKEY}.{os.getpid()}")
-    draft.write_text(text)
-    draft.replace(path)
+    # written aside under a name this call's alone (two threads of one process, each its own)
+    fd, draft = tempfile.mkstemp(prefix=f".{LOG_VKEY}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(draft, path)
+    except BaseException:
+        os.unlink(draft)
+        raise
 
 
 def headers(ce_type: str, ce_id: str, now: datetime) -> Headers:

@@ -28,7 +28,7 @@ finds it applied, and the answer is built again from its receipt, which names th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ from uuid import UUID, uuid5
 import orjson
 from pydantic import ValidationError
 
+from domain.errors import InvalidInputError
 from infra.kafka.cloudevent import DeadLetterReason, Headers, command_correlation, outcome_headers
 from infra.kafka.topics import (
     MissingTopicError,
@@ -45,8 +46,10 @@ from infra.kafka.topics import (
     missing_topics,
 )
 from infra.problem import (
+    _TABLE,
     MAX_DETAIL,
     MAX_ERRORS,
+    TYPE_PREFIX,
     bounded,
     field_message,
     field_name,
@@ -213,6 +216,32 @@ def outcome_of(
 
 
 # --- a sender waiting for its answer (`backcheck send-command --wait`) ----------------------
+
+EX_UNKNOWN_REFUSAL = 1  # a refusal of a kind the problem table does not know (a newer intake's)
+
+
+def refusal_exit_code(problem: Mapping[str, Any]) -> int:
+    """The exit code of a refusal as its answer's problem gives it: the code the problem
+    table gives its kind (the `type` URI's tail), as the command line exits for the same
+    error (`backcheck do`), whatever its HTTP status (a configuration error, 503, is 78; a
+    busy store, 503 too, 75). A broken rule's kind is the rule's name, no row's: the code of
+    the family its status names (404 not found 4, 403 forbidden 5, 409 a rule 3, 422 invalid
+    2). A refusal no error names (a dead-letter reason: a malformed message, a sender turned
+    away) is invalid input, 2; a kind the table does not know, 1."""
+    # The problem table (infra/problem.py) read row by row: it maps an error to its kind and
+    # code, and has no lookup by kind, which is all an answer holds of the error.
+    kind = str(problem.get("type") or "").removeprefix(TYPE_PREFIX)
+    for row in _TABLE:
+        if row.type is not None and row.type == kind:
+            return row.exit_code
+    if kind in {reason.value for reason in DeadLetterReason}:
+        return next(row.exit_code for row in _TABLE if row.family is InvalidInputError)
+    families = {row.status: row.exit_code for row in _TABLE if row.type is None}
+    return families.get(_status(problem.get("status")), EX_UNKNOWN_REFUSAL)
+
+
+def _status(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 class OutcomeWatch:

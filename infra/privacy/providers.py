@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -124,13 +125,14 @@ def _make_master_key(path: Path) -> bytes:
     process made one first (its key is then the one). Any other OSError: none was made."""
     path.parent.mkdir(parents=True, exist_ok=True)
     key = os.urandom(32)
-    # written aside, then linked into place: the link fails if another process (a relay and
-    # workers starting together) created the key first, and then its key is the one
-    draft = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # written aside, then linked into place: the link fails if another process or thread (a
+    # relay and workers starting together, two requests on a new store) created the key
+    # first, and then its key is the one. The draft's name is this call's alone (mode 600):
+    # with the process id alone, two threads wrote one draft, and one linked the other's key.
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    draft = Path(name)
     try:
         with os.fdopen(fd, "w") as f:
-            os.fchmod(f.fileno(), 0o600)  # a draft left by a crash keeps its mode (O_TRUNC)
             f.write(key.hex() + "\n")
         os.link(draft, path)
     finally:

@@ -27,7 +27,11 @@ left (a rotation to another key is refused while one is unfinished): `abandon_ro
 it up. It records `MasterKeyRotation.Abandoned` first (so a run cut off after it is resumed by
 running it again, as a rotation is), then clears the new key's wrappings beside the old in one
 transaction that keeps the writers out. Every data key was, and stays, wrapped by the store's
-key alone; the store's binding is not touched (decision 0057).
+key alone; the store's binding is not touched (decision 0057). A rotation cut off after its
+start was recorded but before its first batch wrapped anything leaves nothing in the key table
+to find it by: it is found by its events (started, neither finished nor abandoned, its key not
+the store's nor ever the store's since), and abandoned the same way, with nothing to clear
+(decision 0059).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from typing import Any
 from uuid import UUID
 
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap
+from eventsourcing.utils import get_topic
 
 from domain.errors import RuleBrokenError
 from domain.master_key import (
@@ -50,6 +55,7 @@ from domain.master_key import (
 )
 from infra.privacy.keystore import SQLKeyStore
 from infra.privacy.providers import KEY_CHECK_TABLE, KeyProvider, same_key
+from projections import events as ev
 from services.unit import UnitOfWork
 
 BATCH = 200  # data keys rewrapped in one transaction: the writers wait for at most one batch
@@ -161,13 +167,21 @@ def refuse_unfinished(keys: SQLKeyStore, new_key: str | None) -> None:
 def abandon_rotation(app: UnitOfWork, keys: SQLKeyStore) -> AbandonReport:
     """Gives up the rotation left unfinished before its switch (see the module's doc): the
     data keys wrapped by its new key beside the store's lose that wrapping, so the store, on
-    its key as before, may be rotated to another. Refused if none is unfinished."""
+    its key as before, may be rotated to another. One cut off before its first batch wraps
+    nothing: found in the log instead, recorded as abandoned with nothing to clear (decision
+    0059). Refused if none is unfinished before its switch."""
     current = keys.provider.key_id
     targets = sorted(m for m in _next_masters(keys) if m != current)
-    if not targets:
-        raise NothingToAbandonError(current)
-    # one at most: a rotation to another key is refused while one is unfinished
-    to_key = targets[0]
+    if targets:
+        # one at most: a rotation to another key is refused while one is unfinished
+        to_key = targets[0]
+    else:
+        unfinished = _unfinished_rounds(app)
+        cut = [r.to_key for r in unfinished if not r.switched and r.to_key != current]
+        if not cut:
+            here = [r.to_key for r in unfinished if r.to_key == current]
+            raise NothingToAbandonError(current, switched=here[0] if here else None)
+        to_key = cut[0]  # the first started; another is given up by running it again
     rid = rotation_id(to_key)
     recorded = False
     if app.exists(rid):
@@ -187,6 +201,48 @@ def abandon_rotation(app: UnitOfWork, keys: SQLKeyStore) -> AbandonReport:
         )
         cleared = max(int(cursor.rowcount), 0)
     return AbandonReport(rid, current, to_key, cleared, recorded)
+
+
+@dataclass
+class _Round:
+    """A rotation's latest round as its events in the log tell it."""
+
+    to_key: str
+    ended: bool = False  # finished or abandoned
+    switched: bool = False  # a later rotation started from `to_key`: the store was on it
+
+
+_ROUND_EVENTS = (
+    ev.RotationStarted,
+    ev.RotationStartedAgain,
+    ev.RotationFinished,
+    ev.RotationAbandoned,
+)
+
+
+def _unfinished_rounds(app: UnitOfWork) -> list[_Round]:
+    """The rotations recorded as started (or started again) and neither finished nor
+    abandoned since, in the order they started, read from their events alone (a few a
+    rotation). A rotation cut off before its first batch is one, though nothing in the key
+    table shows it; so is one cut off after its switch, whose key the store is on (or was, if
+    a later rotation started from it: `switched`)."""
+    topics = [get_topic(cls) for cls in _ROUND_EVENTS]
+    rounds: dict[UUID, _Round] = {}
+    start = 1
+    while page := app.recorder.select_notifications(start=start, limit=500, topics=topics):
+        for notification in page:
+            event: Any = app.mapper.to_domain_event(notification)
+            rid, kind = event.originator_id, type(event)
+            if kind is ev.RotationStarted or kind is ev.RotationStartedAgain:
+                for other in rounds.values():
+                    other.switched = other.switched or other.to_key == event.from_key
+                to_key = event.to_key if kind is ev.RotationStarted else rounds[rid].to_key
+                rounds.pop(rid, None)  # in the order of its latest start
+                rounds[rid] = _Round(to_key)
+            else:
+                rounds[rid].ended = True
+        start = page[-1].id + 1
+    return [r for r in rounds.values() if not r.ended]
 
 
 def master_key_problem(keys: SQLKeyStore) -> str | None:

@@ -324,11 +324,11 @@ def test_abandon_takes_no_new_key(settings: Settings, tmp_path: Path) -> None:
     assert "--abandon takes no new key" in refused(result)
 
 
-# Sends the process its own signal from inside the new key's third wrap, then runs the CLI.
+# Sends the process its own signal from inside the new key's Nth wrap, then runs the CLI.
 _SIGNALLED = """
 import os, signal, sys
 from infra.privacy.providers import FileKeyProvider
-wrap, left = FileKeyProvider.wrap, [3]
+wrap, left = FileKeyProvider.wrap, [{wraps}]
 def signalled(self, data_key):
     left[0] -= 1
     if left[0] == 0:
@@ -339,6 +339,12 @@ sys.argv = ["backcheck", *sys.argv[1:]]
 from infra.cli import main
 main()
 """
+
+
+def signalled_at(wraps: int, name: str) -> str:
+    """The command line run with the signal `name` sent from inside the new key's wrap
+    number `wraps` (the first batch's first: 1)."""
+    return _SIGNALLED.replace("{wraps}", str(wraps)).replace("{signal}", name)
 
 
 @pytest.mark.parametrize(("name", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
@@ -363,7 +369,7 @@ def test_a_rotation_stopped_by_a_signal_says_in_one_line_how_to_resume_it(
     args = ["keys", "rotate-master", "--to-key-file", str(new), "--new-key"]
 
     stopped = subprocess.run(
-        [sys.executable, "-c", _SIGNALLED.replace("{signal}", name), *args],
+        [sys.executable, "-c", signalled_at(3, name), *args],
         env=env,
         capture_output=True,
         text=True,
@@ -388,3 +394,57 @@ def test_a_rotation_stopped_by_a_signal_says_in_one_line_how_to_resume_it(
     settings.master_key_path.unlink()
     moved = {**env_of(settings), "BACKCHECK_MASTER_KEY_FILE": str(new)}
     assert "Qian Duoduo" in read_name(moved, candidate_id)
+
+
+def test_a_rotation_stopped_before_its_first_batch_is_abandoned_as_its_stop_line_says(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Stopped inside its first batch (rolled back), a rotation is recorded as started and
+    wraps nothing: its stop line says to give it up with --abandon if its key is lost, and
+    --abandon said `no rotation is unfinished` (exit 3), its start left unfinished in the log
+    for good. It is found by its events now, and abandoned with nothing to clear."""
+    import subprocess
+    import sys
+
+    candidate_id = with_candidate(settings)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BACKCHECK_")}}
+    env.update(env_of(settings))
+    new = tmp_path / "new.key"
+    args = ["keys", "rotate-master", "--to-key-file", str(new), "--new-key"]
+    stopped = subprocess.run(
+        [sys.executable, "-c", signalled_at(1, "SIGTERM"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert stopped.returncode == 143, stopped.stderr
+    lost = FileKeyProvider.from_file(new, create=False).key_id
+    assert "if that key is lost, give it up with `backcheck keys rotate-master --abandon`" in (
+        refused(stopped)
+    )
+    assert masters(settings, "next_master") == {None: sum(masters(settings).values())}
+    assert recorded(settings, lost) == ["Started"]
+    new.unlink()  # and then its key is lost
+
+    abandoned = run(env_of(settings), "keys", "rotate-master", "--abandon", "--json")
+
+    assert abandoned.returncode == 0, abandoned.stderr
+    report = json.loads(abandoned.stdout)
+    old = FileKeyProvider.from_file(settings.master_key_path, create=False).key_id
+    assert report == {
+        "rotation": str(rotation_id(lost)),
+        "key": old,
+        "abandoned_key": lost,
+        "cleared": 0,
+        "recorded": True,
+    }
+    assert recorded(settings, lost) == ["Started", "Abandoned"]
+    assert set(masters(settings)) == {old}
+    assert "Qian Duoduo" in read_name(env_of(settings), candidate_id)
+    nothing = run(env_of(settings), "keys", "rotate-master", "--abandon")
+    assert nothing.returncode == 3
+    assert refused(nothing).endswith(
+        f"no rotation is unfinished: every data key is wrapped by the store's master key "
+        f"{old} alone; nothing to abandon"
+    )

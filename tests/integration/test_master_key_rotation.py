@@ -13,7 +13,12 @@ from uuid import UUID
 import pytest
 
 from domain.candidate import Candidate
-from domain.master_key import MasterKeyRotation, RotationUnfinishedError, rotation_id
+from domain.master_key import (
+    MasterKeyRotation,
+    NothingToAbandonError,
+    RotationUnfinishedError,
+    rotation_id,
+)
 from infra.bootstrap import build_app
 from infra.config import ConfigError, Settings
 from infra.privacy.keystore import SQLKeyStore, WrongMasterKeyError
@@ -292,3 +297,66 @@ def test_a_rotation_cut_off_after_its_switch_is_recorded_finished_by_running_it_
         opens(app, written)
     finally:
         app.close()
+
+
+def test_a_rotation_cut_off_before_its_first_batch_is_abandoned_even_after_another_one(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Cut off before its first batch, a rotation wraps nothing: it refuses no other rotation,
+    and was left started in the log for good, `--abandon` finding nothing to give up. It is
+    found by its events, and abandoned with nothing to clear, after a rotation to another key
+    too; the rotation the store did switch to is never taken for it."""
+    from infra.privacy.rotation import abandon_rotation
+
+    app = build_app(settings)
+    try:
+        written = {register(app, f"Early Candidate {i}"): f"Early Candidate {i}" for i in range(3)}
+        lost = FileKeyProvider.from_file(tmp_path / "lost.key", create=True)
+        with pytest.raises(ConfigError, match="cannot be reached"):
+            rotate_master(app, keys_of(app), FailingAfter(lost, 0), batch=2)
+        assert masters(settings, "next_master") == {None: sum(masters(settings).values())}
+        other = FileKeyProvider.from_file(tmp_path / "other.key", create=True)
+        rotate_master(app, keys_of(app), other)  # not refused: nothing shows the first
+
+        report = abandon_rotation(app, keys_of(app))
+
+        assert report.as_dict() == {
+            "rotation": str(rotation_id(lost.key_id)),
+            "key": other.key_id,
+            "abandoned_key": lost.key_id,
+            "cleared": 0,
+            "recorded": True,
+        }
+        assert app.load(MasterKeyRotation, rotation_id(lost.key_id)).abandoned
+        assert app.load(MasterKeyRotation, rotation_id(other.key_id)).finished
+        with pytest.raises(NothingToAbandonError, match="no rotation is unfinished"):
+            abandon_rotation(app, keys_of(app))
+        opens(app, written)
+    finally:
+        app.close()
+
+
+def test_abandon_tells_a_rotation_cut_off_after_its_switch_to_record_its_finish(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The store on the new key, the finish not recorded: nothing to abandon (every data key
+    is wrapped by the new key, the store's), but `no rotation is unfinished` was not so; the
+    refusal says which one is, and how it is finished."""
+    from infra.privacy.rotation import _switch, abandon_rotation
+
+    app = build_app(settings)
+    register(app, "Switched Candidate")
+    new = FileKeyProvider.from_file(tmp_path / "new.key", create=True)
+    app.commit(MasterKeyRotation.start(keys_of(app).provider.key_id, new.key_id, 1))
+    _switch(keys_of(app), keys_of(app).provider, new, set())
+    try:
+        with pytest.raises(NothingToAbandonError) as refused:
+            abandon_rotation(app, keys_of(app))
+    finally:
+        app.close()
+
+    assert str(refused.value) == (
+        f"the rotation to master key {new.key_id} is not recorded as finished, but it switched "
+        f"the store to that key, the store's now: run it again to {new.key_id} to record its "
+        "finish; nothing to abandon"
+    )
