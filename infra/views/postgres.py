@@ -40,17 +40,11 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
         self.codec = codec
         self.table = table
         self.check_identifier_length(table)
+        # a rebuild's table aside (decision 0061), renamed over this one when complete
+        self.aside = f"{table}_aside"
+        self.check_identifier_length(f"{self.aside}_by_subject")
         schema, rows = Identifier(datastore.schema), Identifier(table)
-        self.sql_create_statements += [
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {schema}.{rows} (view text NOT NULL, "
-                "key text NOT NULL, subject uuid NOT NULL, doc jsonb NOT NULL, mac bytea, "
-                "PRIMARY KEY (view, key))"
-            ).format(schema=schema, rows=rows),
-            SQL("CREATE INDEX IF NOT EXISTS {index} ON {schema}.{rows} (subject, view)").format(
-                index=Identifier(f"{table}_by_subject"), schema=schema, rows=rows
-            ),
-        ]
+        self.sql_create_statements += _rows_table(schema, table, exists_ok=True)
         templates = {
             "one": "SELECT subject::text, doc::text, mac FROM {}.{} WHERE view=%s AND key=%s",
             "subject": "SELECT key, doc::text, mac FROM {}.{} "
@@ -70,6 +64,25 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
         self.sql: dict[str, Composed] = {
             name: SQL(text).format(schema, rows) for name, text in templates.items()
         }
+        aside = Identifier(self.aside)
+        self.aside_sql: dict[str, Composed] = {
+            name: SQL(templates[name]).format(schema, aside)
+            for name in ("one", "subject", "upsert", "delete")
+        }
+        self.sql["drop_aside"] = SQL("DROP TABLE IF EXISTS {}.{}").format(schema, aside)
+        # the live table dropped, the one aside renamed in its place with its two indexes
+        self.swap_sql = [
+            SQL("DROP TABLE {}.{}").format(schema, rows),
+            SQL("ALTER TABLE {}.{} RENAME TO {}").format(schema, aside, rows),
+            *(
+                SQL("ALTER INDEX {}.{} RENAME TO {}").format(
+                    schema, Identifier(f"{self.aside}_{end}"), Identifier(f"{table}_{end}")
+                )
+                for end in ("pkey", "by_subject")
+            ),
+        ]
+        self.schema = schema
+        self.schema_name = datastore.schema
         # the library's migration marker stays: without it the next open migrates again
         self.sql["clear_tracking"] = SQL(
             "DELETE FROM {}.{} WHERE application_name != '__migration__'"
@@ -156,24 +169,68 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
                     raise IntegrityError(why)
             rows = BatchRows(_PostgresReads(curs, self.sql), self.codec, stored)
             rows.project(runs, projection)
-            # in the rows' order, each run of upserts (or deletes) sent as one batch: psycopg's
-            # `executemany` pipelines it, where a statement each waited for its answer
-            kind: str | None = None
-            batch: list[tuple[Any, ...]] = []
-            for view, key, subject, data, mac in rows.dirty():
-                this = "delete" if data is None else "upsert"
-                if this != kind and batch:
-                    curs.executemany(self.sql[kind or this], batch)
-                    batch = []
-                kind = this
-                batch.append(
-                    (view, key) if data is None else (view, key, subject, data.decode(), mac)
-                )
-            if kind is not None and batch:
-                curs.executemany(self.sql[kind], batch)
+            _write(curs, rows, self.sql)
             for _, tracking in runs:
                 self._insert_tracking(curs, tracking)
         return rows.touched()
+
+    # --- a rebuild, aside ------------------------------------------------------------------
+
+    def start_aside(self) -> None:
+        def start() -> None:
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute(self.sql["drop_aside"])
+                for statement in _rows_table(self.schema, self.aside, exists_ok=False):
+                    curs.execute(statement)
+
+        retried(start)
+
+    def apply_aside(
+        self, events: Sequence[tuple[int, Any]], projection: Projection, stored: Stored
+    ) -> None:
+        def apply() -> None:
+            with self.datastore.transaction(commit=True) as curs:
+                rows = BatchRows(_PostgresReads(curs, self.aside_sql), self.codec, stored)
+                rows.project([(events, Tracking("", 0))], projection)
+                _write(curs, rows, self.aside_sql)
+
+        retried(apply)
+
+    def swap_aside(self, name: str, position: int) -> bool:
+        """As on SQLite (`sqlite.py`), under the locks every batch of the live rows takes
+        (the table's and the tracked name's), so no batch is applied to them meanwhile."""
+
+        def swap() -> bool:
+            with self.datastore.transaction(commit=True) as curs:
+                for lock in sorted({self.table, name}):
+                    curs.execute(
+                        "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (VIEWS_LOCK, lock)
+                    )
+                tracked = self._max_tracking_id(name, curs) or 0
+                if tracked > position:
+                    return False
+                curs.execute(
+                    "SELECT to_regclass(%s) AS aside", (f"{self.schema_name}.{self.aside}",)
+                )
+                found = curs.fetchone()
+                if found is not None and found["aside"] is None and tracked == position:
+                    return True  # swapped already: a retry after its commit's answer was lost
+                for statement in self.swap_sql:
+                    curs.execute(statement)
+                curs.execute(self.sql["clear_tracking"])
+                if position:
+                    self._insert_tracking(curs, Tracking(name, position))
+            return True
+
+        swapped: bool = retried(swap)
+        return swapped
+
+    def drop_aside(self) -> None:
+        retried(lambda: self._rows_done("drop_aside"))
+
+    def _rows_done(self, statement: str) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(self.sql[statement])
 
     def max_tracking_id(self, application_name: str) -> int | None:
         # the library's query, under our policy rather than its retries (any OperationalError,
@@ -234,6 +291,38 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(self.sql["clear"])
             curs.execute(self.sql["clear_tracking"])
+
+
+def _rows_table(schema: Identifier, table: str, *, exists_ok: bool) -> list[Composed]:
+    """The statements making a table of view rows and its subject index."""
+    rows = Identifier(table)
+    maybe = SQL("IF NOT EXISTS ") if exists_ok else SQL("")
+    return [
+        SQL(
+            "CREATE TABLE {maybe}{schema}.{rows} (view text NOT NULL, key text NOT NULL, "
+            "subject uuid NOT NULL, doc jsonb NOT NULL, mac bytea, PRIMARY KEY (view, key))"
+        ).format(maybe=maybe, schema=schema, rows=rows),
+        SQL("CREATE INDEX {maybe}{index} ON {schema}.{rows} (subject, view)").format(
+            maybe=maybe, index=Identifier(f"{table}_by_subject"), schema=schema, rows=rows
+        ),
+    ]
+
+
+def _write(curs: Any, rows: BatchRows, sql: dict[str, Composed]) -> None:
+    """The batch's changed rows written: in the rows' order, each run of upserts (or deletes)
+    sent as one batch (psycopg's `executemany` pipelines it, where a statement each waited
+    for its answer)."""
+    kind: str | None = None
+    batch: list[tuple[Any, ...]] = []
+    for view, key, subject, data, mac in rows.dirty():
+        this = "delete" if data is None else "upsert"
+        if this != kind and batch:
+            curs.executemany(sql[kind or this], batch)
+            batch = []
+        kind = this
+        batch.append((view, key) if data is None else (view, key, subject, data.decode(), mac))
+    if kind is not None and batch:
+        curs.executemany(sql[kind], batch)
 
 
 # the library's query without its retries (`max_tracking_id`)

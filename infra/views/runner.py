@@ -3,6 +3,7 @@ application's notification log, and answers reads from them through a cache of p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -224,13 +225,41 @@ class ViewRunner:
         return events, {n.id: n.state for n in notes}
 
     def rebuild(self, batch: int = 500, progress: Progress | None = None) -> int:
+        """The views made again from the start of the log, aside (decision 0061): readers,
+        here and in other processes, keep the complete views they had, kept current by their
+        runners, until the new ones hold every event those hold; then one transaction puts
+        the new ones in their place. Cut off, it leaves the views as they were."""
         with self._lock:
-            self.store.clear()
-            self._position = 0
+            self.store.start_aside()
+            try:
+                position = 0
+                while True:
+                    position = self._fill_aside(position, batch, progress)
+                    if self.store.swap_aside(self.name, position):
+                        break
+            except BaseException:
+                with contextlib.suppress(Exception):  # the error itself is what to say
+                    self.store.drop_aside()
+                raise
             self._log_only_through = 0
             self._rows.clear()
             self._lists.clear()
-        return self.catch_up(batch, progress)
+            self._advance(position)
+        return self.catch_up(batch)
+
+    def _fill_aside(self, position: int, batch: int, progress: Progress | None) -> int:
+        """The table aside brought from `position` up to the log's head: where it stands."""
+        head = self.head() or 0
+        while position < head:
+            notes = self.log.select_notifications(start=position + 1, limit=batch, stop=head)
+            if not notes:
+                break
+            events = [(n.id, self.decode(n)) for n in notes]
+            self.store.apply_aside(events, self.projection, {n.id: n.state for n in notes})
+            position = notes[-1].id
+            if progress is not None:
+                progress(position, head)
+        return position
 
     def _forget(self, touched: set[Key]) -> None:
         if len(self._rows) + len(self._lists) > self.max_cached:

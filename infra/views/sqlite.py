@@ -14,7 +14,13 @@ from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRe
 from infra.config.parsing import ConfigError
 from infra.privacy.sealing import Sealer
 from infra.store.filelock import for_database
-from infra.store.pool import Datastore, NotAViewsFileError, WriteTransaction, damaged
+from infra.store.pool import (
+    Datastore,
+    NotAViewsFileError,
+    WriteTransaction,
+    damaged,
+    write_transaction,
+)
 from infra.store.statements import chunks, values
 from infra.views.codec import Codec, Parsed
 from infra.views.kept import Kept
@@ -34,6 +40,19 @@ SUBJECT_SQL = (
     "SELECT key, doc, mac FROM view_rows INDEXED BY view_rows_by_subject "
     "WHERE subject=? AND view=? ORDER BY key"
 )
+
+
+# A rebuild writes into a table aside (`start_aside`), without the subject index, which it
+# makes once, in the swap that puts the table in the live one's place (`swap_aside`).
+ASIDE = "view_rows_aside"
+ROWS_COLUMNS = (
+    "(view TEXT NOT NULL, key TEXT NOT NULL, subject TEXT NOT NULL, doc BLOB NOT NULL, "
+    "mac BLOB, PRIMARY KEY (view, key)) WITHOUT ROWID"
+)
+SUBJECT_INDEX = "CREATE INDEX IF NOT EXISTS view_rows_by_subject ON view_rows (subject, view)"
+# The same in the table aside, which has no subject index while a rebuild fills it: the
+# view's range of the primary key, filtered (erasures alone ask, of the case views).
+ASIDE_SUBJECT_SQL = f"SELECT key, doc, mac FROM {ASIDE} WHERE view=? AND subject=? ORDER BY key"
 
 
 class SQLiteViewStore(SQLiteTrackingRecorder):
@@ -92,10 +111,8 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
-            "CREATE TABLE IF NOT EXISTS view_rows (view TEXT NOT NULL, key TEXT NOT NULL, "
-            "subject TEXT NOT NULL, doc BLOB NOT NULL, mac BLOB, PRIMARY KEY (view, key)) "
-            "WITHOUT ROWID",
-            "CREATE INDEX IF NOT EXISTS view_rows_by_subject ON view_rows (subject, view)",
+            f"CREATE TABLE IF NOT EXISTS view_rows {ROWS_COLUMNS}",
+            SUBJECT_INDEX,
         ]
 
     def apply(
@@ -135,19 +152,62 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
             if why is not None:
                 raise IntegrityError(why)
 
-    def _write(self, c: Any, rows: BatchRows) -> None:
+    def _write(self, c: Any, rows: BatchRows, table: str = "view_rows") -> None:
         upserts: list[tuple[str, str, str, bytes, bytes | None]] = []
         for view, key, subject, data, mac in rows.dirty():
             if data is None or subject is None:
-                c.execute("DELETE FROM view_rows WHERE view=? AND key=?", (view, key))
+                c.execute(f"DELETE FROM {table} WHERE view=? AND key=?", (view, key))
             else:
                 upserts.append((view, key, subject, data, mac))
         for chunk in chunks(upserts, 5):  # each key once: dirty() yields a row's last state
             c.execute(
-                f"INSERT INTO view_rows {values(5, len(chunk))} ON CONFLICT (view, key) "
+                f"INSERT INTO {table} {values(5, len(chunk))} ON CONFLICT (view, key) "
                 "DO UPDATE SET subject=excluded.subject, doc=excluded.doc, mac=excluded.mac",
                 [value for row in chunk for value in row],
             )
+
+    # --- a rebuild, aside ------------------------------------------------------------------
+
+    def start_aside(self) -> None:
+        """An empty table aside for a rebuild (one left by a rebuild cut off is dropped)."""
+        with self.writer_lock.held(), write_transaction(self.datastore) as c:
+            c.execute(f"DROP TABLE IF EXISTS {ASIDE}")
+            c.execute(f"CREATE TABLE {ASIDE} {ROWS_COLUMNS}")
+
+    def apply_aside(
+        self, events: Sequence[tuple[int, Any]], projection: Projection, stored: Stored
+    ) -> None:
+        """The events projected into the table aside, in one transaction; no tracking (the
+        swap records the position)."""
+        with self.writer_lock.held(), self.datastore.get_connection(commit=True) as conn:
+            conn.cursor().execute("PRAGMA synchronous=NORMAL")  # per connection, outside a txn
+            with WriteTransaction(conn, commit=True) as c, c:
+                rows = BatchRows(_SQLiteReads(c, ASIDE), self.codec, stored)
+                rows.project([(events, Tracking("", 0))], projection)
+                self._write(c, rows, ASIDE)
+
+    def swap_aside(self, name: str, position: int) -> bool:
+        """The table aside, holding every event through `position`, made the views, tracked
+        by `name` at `position`, in one transaction under the writer lock: readers see the old
+        rows until it commits, the new ones after. Not while another runner has applied past
+        `position` to the live rows (False: the rebuild catches up and asks again)."""
+        with self.writer_lock.held(), write_transaction(self.datastore) as c:
+            if (self._max_tracking_id(name, c) or 0) > position:
+                return False
+            c.execute("DROP TABLE view_rows")
+            c.execute(f"ALTER TABLE {ASIDE} RENAME TO view_rows")
+            c.execute(SUBJECT_INDEX)
+            c.execute(
+                "DELETE FROM tracking WHERE application_name != ?",
+                (self.table_migration_identifier,),
+            )
+            if position:
+                self._insert_tracking(c, Tracking(name, position))
+        return True
+
+    def drop_aside(self) -> None:
+        with self.writer_lock.held(), write_transaction(self.datastore) as c:
+            c.execute(f"DROP TABLE IF EXISTS {ASIDE}")
 
     def get_parsed(self, view: str, key: str) -> Parsed | None:
         with self.datastore.transaction(commit=False) as c:
@@ -206,18 +266,22 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
 class _SQLiteReads:
     exact = True  # a document comes back as the bytes written
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, table: str = "view_rows") -> None:
         self.c = cursor
+        self.table = table
 
     def select_one(self, view: str, key: str) -> tuple[str, bytes, bytes | None] | None:
         self.c.execute(
-            "SELECT subject, doc, mac FROM view_rows WHERE view=? AND key=?", (view, key)
+            f"SELECT subject, doc, mac FROM {self.table} WHERE view=? AND key=?", (view, key)
         )
         row = self.c.fetchone()
         return (row[0], row[1], row[2]) if row else None
 
     def select_subject(self, view: str, subject: str) -> list[tuple[str, bytes, bytes | None]]:
-        self.c.execute(SUBJECT_SQL, (subject, view))
+        if self.table == ASIDE:  # no subject index yet: the view's range of the primary key
+            self.c.execute(ASIDE_SUBJECT_SQL, (view, subject))
+        else:
+            self.c.execute(SUBJECT_SQL, (subject, view))
         return [(r[0], r[1], r[2]) for r in self.c.fetchall()]
 
 

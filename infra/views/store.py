@@ -113,6 +113,26 @@ class ViewStore(Protocol):
 
     def clear(self) -> None: ...
 
+    # A rebuild is written aside and swapped in (decision 0061): readers keep the complete
+    # views they had until the new ones are complete.
+
+    def start_aside(self) -> None:
+        """An empty table aside for a rebuild (one a rebuild cut off left is dropped)."""
+        ...
+
+    def apply_aside(
+        self, events: Sequence[tuple[int, Any]], projection: Projection, stored: Stored
+    ) -> None:
+        """The events projected into the table aside, in one transaction, untracked."""
+        ...
+
+    def swap_aside(self, name: str, position: int) -> bool:
+        """The table aside made the views, tracked by `name` at `position`, in one transaction;
+        False (nothing changed) when the live views are tracked past `position`."""
+        ...
+
+    def drop_aside(self) -> None: ...
+
 
 class RowReads(Protocol):
     """The two reads a batch makes of the rows already stored, inside its transaction, each

@@ -90,6 +90,10 @@ class ViewStoreContract(ABC):
         """Deletes every row of the views' tracking table, the library's migration marker
         with them, as `views rebuild` did before it kept the marker."""
 
+    @abstractmethod
+    def relations(self) -> set[str]:
+        """The names of the views' tables and indexes, as the backend lists them."""
+
     @pytest.fixture
     def app(self, backend: Settings, clock: FakeClock) -> Iterator[Backcheck]:
         self.settings = backend
@@ -210,6 +214,70 @@ class ViewStoreContract(ABC):
             assert runner_of(reopened).store.dump() == reference(reopened)
         finally:
             reopened.close()
+
+    # --- a rebuild is written aside and swapped in (decision 0061) -------------------------
+
+    def test_while_a_rebuild_runs_other_readers_keep_the_complete_views(
+        self, demo_app: Backcheck, other: Backcheck
+    ) -> None:
+        runner = runner_of(demo_app)
+        runner.catch_up()
+        before = runner.store.dump()
+        relations = self.relations()
+        midway: list[bool] = []
+
+        def read_meanwhile(at: int, head: int) -> None:
+            if at < head:  # another process's reads: every row, not the rebuild's first part
+                midway.append(runner_of(other).store.dump() == before)
+
+        runner.rebuild(batch=10, progress=read_meanwhile)
+
+        assert len(midway) > 3
+        assert all(midway)
+        assert runner.store.dump() == before
+        assert self.relations() == relations  # nothing left aside, the subject index made
+
+    def test_a_rebuild_cut_off_leaves_the_views_as_they_were(self, demo_app: Backcheck) -> None:
+        runner = runner_of(demo_app)
+        head = runner.catch_up()
+        before = runner.store.dump()
+        relations = self.relations()
+
+        class CutOffError(Exception):
+            pass
+
+        def cut(at: int, _head: int) -> None:
+            if at >= 30:
+                raise CutOffError
+
+        with pytest.raises(CutOffError):
+            runner.rebuild(batch=10, progress=cut)
+
+        assert runner.store.dump() == before
+        assert runner.store.max_tracking_id(runner.name) == head
+        assert self.relations() == relations  # the table aside dropped
+        assert runner.rebuild(batch=10) == head
+        assert runner.store.dump() == before
+
+    def test_what_another_runner_applied_during_a_rebuild_is_in_the_views_it_swaps_in(
+        self, demo_app: Backcheck, other: Backcheck
+    ) -> None:
+        runner = runner_of(demo_app)
+        runner.catch_up()
+        written: list[UUID] = []
+
+        def write_meanwhile(at: int, head: int) -> None:
+            if not written:  # committed and applied to the live views, past the rebuild's head
+                written.append(s.investigation_under_way(other).candidate_id)
+                runner_of(other).catch_up()
+                assert runner.store.max_tracking_id(runner.name) > head
+
+        position = runner.rebuild(batch=10, progress=write_meanwhile)
+
+        assert position == demo_app.recorder.max_notification_id()
+        assert runner.store.dump() == reference(demo_app)
+        assert runner_of(other).catch_up() == position  # takes up the swapped-in views
+        assert other.read_profile(recruiter_read(written[0])).outcome != "refused"
 
     def test_a_store_whose_migration_marker_a_rebuild_deleted_opens_again(
         self, app: Backcheck, clock: FakeClock
@@ -467,6 +535,10 @@ class TestViewsOnSQLite(ViewStoreContract):
         with sqlite3.connect(self.settings.views_path) as conn:
             conn.execute("DELETE FROM tracking")
 
+    def relations(self) -> set[str]:
+        with sqlite3.connect(self.settings.views_path) as conn:
+            return {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+
 
 @pytest.mark.postgres
 class TestViewsOnPostgres(ViewStoreContract):
@@ -486,3 +558,13 @@ class TestViewsOnPostgres(ViewStoreContract):
         schema = self.settings.postgres_schema
         with psycopg.connect(PG_URL) as conn:
             conn.execute(f"DELETE FROM {schema}.backcheck_views_tracking")
+
+    def relations(self) -> set[str]:
+        schema = self.settings.postgres_schema
+        with psycopg.connect(PG_URL) as conn:
+            rows = conn.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relname LIKE 'backcheck_views%%'",
+                (schema,),
+            )
+            return {r[0] for r in rows.fetchall()}
