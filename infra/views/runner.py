@@ -47,7 +47,7 @@ class Log(Protocol):
     recorder's note of what this process wrote lately (infra/store/group_commit.py), by
     position, known before any writer wakes up."""
 
-    written: dict[int, str]  # position → topic, until the views have caught up
+    written: dict[int, str]  # position → topic, until the views caught up or let it go
 
     def max_notification_id(self) -> int | None: ...
 
@@ -326,11 +326,17 @@ class ViewRunner:
         read it back from the log, as after a crash, and the next read (which brings them up
         to date first) meets the error again if it lasts, and fails closed with it; the next
         writes try again only once `max_pending` more are held (not one failed batch per
-        command)."""
+        command). So what is held for the views, and the recorder's note of it, stays below
+        one batch however long the fault lasts."""
         if isinstance(error, ViewsFailedError):
             error = error.error  # the store's own, as the line has always named it
         with self._pending_lock:
+            let_go = max(self._pending, default=0)
             self._pending.clear()
+        # and the recorder's note of those writes (their topics), kept only until the views
+        # are past them: read back from the log too, or it grows by a write each while the
+        # fault lasts and no read comes
+        self.log.forget_written(let_go)
         log.error(
             "the kept views %r were not brought up to date %s (%s); the writes stand, and the "
             "views catch up at the next read",
