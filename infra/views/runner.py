@@ -41,6 +41,9 @@ class ViewsFailedError(Exception):
         self.views = views
         self.error = error
 
+    def __reduce__(self) -> tuple[type[ViewsFailedError], tuple[str, Exception]]:
+        return type(self), (self.views, self.error)  # pickled whole, as every error crosses
+
 
 class Log(Protocol):
     """The application's log as the runner reads it: its head and its records, and the
