@@ -45,6 +45,7 @@ from infra.store.pool import NotAStoreError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
 from infra.store.tree_backfill import TreeBackfillError
 from infra.views.integrity import ViewRowAlteredError
+from infra.views.runner import ViewsFailedError
 from services.errors import (
     AuthenticationError,
     DataKeyMissingError,
@@ -218,6 +219,13 @@ def _server_lost(error: Exception) -> str:
     return (
         f"PostgreSQL stopped answering ({error}); a write under way may or may not have been "
         "recorded: look (`backcheck events`) before running it again"
+    )
+
+
+def _views_failed(error: Exception) -> str:
+    return (
+        f"{error}; what the log holds stands, and the views catch up at the next read once "
+        "the fault is gone (`backcheck views status` shows how far behind they are)"
     )
 
 
@@ -396,6 +404,10 @@ _TABLE: tuple[_Row, ...] = (
         detail=_server_lost,
         when=_server_gone,
     ),
+    # the kept views' store refused their catch-up for another reason (a table that refuses a
+    # row, a damaged views file): after the store's own rows above, which tell a busy, full,
+    # read-only or unreachable store by the cause, whichever store it is
+    _Row(ViewsFailedError, 500, "Views failed", EX_IOERR, "views-failed", detail=_views_failed),
     _Row(UseCaseNotPermittedError, 403, "Forbidden", 5, "use-case-not-permitted"),
     _Row(OutsideAssignmentsError, 403, "Forbidden", 5, "outside-assignments"),
     _Row(VersionMismatchError, 412, "Precondition failed", 3, "version-mismatch"),

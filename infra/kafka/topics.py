@@ -23,6 +23,7 @@ COMMANDS_TOPIC = "backcheck.commands.v1"
 OUTCOMES_TOPIC = "backcheck.command-outcomes.v1"
 
 _log = logging.getLogger(__name__)
+MAX_ERROR_SHOWN = 500  # characters of an error's text in a line that says it
 
 
 # A topic is made only by `ensure_topics`, with the partitions configured. A client that
@@ -253,7 +254,14 @@ def remade_if_lost(bootstrap: str, partitions: int, topic: str) -> bool:
             return False
         ensure_topics(bootstrap, partitions, topic)
     except Exception as e:  # the broker away: the send is tried again, and this with it
-        _log.debug("could not check %s on %s: %s", topic, bootstrap, e)
+        # said where an operator looks: the sends to the topic keep failing meanwhile
+        _log.warning(
+            "could not check whether the broker at %s still has the topic %s, or make it "
+            "again (%s); tried again at the next send",
+            bootstrap,
+            topic,
+            " ".join(f"{type(e).__name__}: {e}".split())[:MAX_ERROR_SHOWN],
+        )
         return False
     return True
 

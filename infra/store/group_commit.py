@@ -32,7 +32,8 @@ class GroupCommit:
         super().__init__(*args, **kwargs)
         self.group: Batcher[Sequence[StoredEvent], Sequence[int] | None] = Batcher(self._write)
         # Topics of what this process wrote, by position, until the views have caught up
-        # (see ViewRunner.catch_up_for_decisions): known before any writer wakes up.
+        # (see ViewRunner.catch_up_for_decisions), or let them go on failing to (to read them
+        # back from the log: `_left_behind`): known before any writer wakes up.
         self.written: dict[int, str] = {}
 
     def insert_events(
@@ -82,5 +83,7 @@ class GroupCommit:
             self.written.update(zip(ids, (e.topic for e in events), strict=True))
 
     def forget_written(self, through: int) -> None:
-        for position in [p for p in self.written if p <= through]:
+        # a copy of the keys first, in one step: another writer may note its write meanwhile
+        # (iterating the map itself would then raise, out of a write already committed)
+        for position in [p for p in list(self.written) if p <= through]:
             self.written.pop(position, None)

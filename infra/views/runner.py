@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, Notification
+from eventsourcing.persistence import IntegrityError, Notification, PersistenceError
 from eventsourcing.utils import get_topic
 
 from infra.views.codec import Parsed
@@ -25,12 +25,33 @@ log = logging.getLogger(__name__)
 Decode = Callable[[Notification], Any]  # a stored record → its domain event (the app's mapper)
 
 
+class ViewsFailedError(Exception):
+    """The kept views could not be brought up to date from the log: their store refused the
+    batch (a views table that refuses a row, a damaged or read-only views file, a full disk,
+    the store busy or gone), so what was asked of them cannot be answered (decision 0058).
+    The store's own error is `error` (and the cause): the problem table tells a busy, full or
+    unreachable store by it, and anything else as `views-failed`. The events stand; the views
+    catch up at the next read once the fault is gone. Not a row altered outside backcheck,
+    which is `ViewRowAlteredError` itself (a read stopped on it is recorded as failed)."""
+
+    def __init__(self, views: str, error: Exception) -> None:
+        super().__init__(
+            f"the kept views {views!r} could not be brought up to date from the log "
+            f"({_one_line(error)})"
+        )
+        self.views = views
+        self.error = error
+
+    def __reduce__(self) -> tuple[type[ViewsFailedError], tuple[str, Exception]]:
+        return type(self), (self.views, self.error)  # pickled whole, as every error crosses
+
+
 class Log(Protocol):
     """The application's log as the runner reads it: its head and its records, and the
     recorder's note of what this process wrote lately (infra/store/group_commit.py), by
     position, known before any writer wakes up."""
 
-    written: dict[int, str]  # position → topic, until the views have caught up
+    written: dict[int, str]  # position → topic, until the views caught up or let it go
 
     def max_notification_id(self) -> int | None: ...
 
@@ -158,7 +179,7 @@ class ViewRunner:
         with self._lock:
             while True:
                 # another process may have applied some of it (meanwhile): not again
-                self._adopt(self.store.max_tracking_id(self.name) or 0)
+                self._adopt(self._stored())
                 if self._position >= head:
                     break
                 events, states = self._next_batch(head, batch)
@@ -168,19 +189,28 @@ class ViewRunner:
                 advance = Advance(self.name, last, after=self._position)
                 try:
                     touched = self.store.apply(events, advance, self.projection, states)
-                except IntegrityError:
+                except IntegrityError as error:
                     # Another runner on the same views (another process) applied some or all
                     # of this run meanwhile: take up from where it got to
-                    stored = self.store.max_tracking_id(self.name) or 0
-                    if stored <= self._position:
-                        raise
+                    stored = self._stored()
+                    if stored <= self._position:  # no: the views' store refused the rows
+                        raise ViewsFailedError(self.kept.name, error) from error
                     self._adopt(stored)
                     continue
+                except PersistenceError as error:
+                    raise ViewsFailedError(self.kept.name, error) from error
                 self._forget(touched)
                 self._advance(last)
                 if progress is not None:
                     progress(self._position, head)
         return self._position
+
+    def _stored(self) -> int:
+        """Where the views' store says they stand (its error: `ViewsFailedError`)."""
+        try:
+            return self.store.max_tracking_id(self.name) or 0
+        except PersistenceError as error:
+            raise ViewsFailedError(self.kept.name, error) from error
 
     def _adopt(self, stored: int) -> None:
         """Views advanced by another runner: what this one cached may be stale (only the
@@ -328,9 +358,17 @@ class ViewRunner:
         read it back from the log, as after a crash, and the next read (which brings them up
         to date first) meets the error again if it lasts, and fails closed with it; the next
         writes try again only once `max_pending` more are held (not one failed batch per
-        command)."""
+        command). So what is held for the views, and the recorder's note of it, stays below
+        one batch however long the fault lasts."""
+        if isinstance(error, ViewsFailedError):
+            error = error.error  # the store's own, as the line has always named it
         with self._pending_lock:
+            let_go = max(self._pending, default=0)
             self._pending.clear()
+        # and the recorder's note of those writes (their topics), kept only until the views
+        # are past them: read back from the log too, or it grows by a write each while the
+        # fault lasts and no read comes
+        self.log.forget_written(let_go)
         log.error(
             "the kept views %r were not brought up to date %s (%s); the writes stand, and the "
             "views catch up at the next read",

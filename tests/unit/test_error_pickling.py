@@ -7,8 +7,10 @@ import pickle
 import uuid
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from domain.errors import AccessRefusedError, DomainError
+from infra.views.runner import ViewsFailedError
 from services.errors import ConcurrentChangeError, InternalConflictError, UnknownUseCaseError
 
 
@@ -56,3 +58,14 @@ def test_every_domain_error_class_round_trips() -> None:
         back = pickle.loads(pickle.dumps(error))
         assert type(back) is cls, cls
         assert (back.message, back.details) == (error.message, error.details), cls
+
+
+def test_a_views_fault_pickled_comes_back_naming_its_views_and_the_stores_error() -> None:
+    error = ViewsFailedError("dashboard", IntegrityError("the views refuse every row"))
+
+    back = pickle.loads(pickle.dumps(error))
+
+    assert type(back) is ViewsFailedError
+    assert str(back) == str(error)
+    assert back.views == "dashboard"
+    assert (type(back.error), str(back.error)) == (IntegrityError, "the views refuse every row")

@@ -4,6 +4,7 @@ machine reads, the exit code a script reads, and the line a person reads."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,7 @@ from infra.problem import (
     ProblemDetails,
     problem_for,
 )
+from infra.views.runner import ViewsFailedError
 
 
 class _Named(BaseModel):
@@ -322,3 +324,64 @@ def test_a_configuration_error_is_not_told_as_a_bug(capsys: pytest.CaptureFixtur
         assert "retry-after" not in answer.headers
     busy = error_response(_request(), BrokerUnavailableError("no broker"))
     assert busy.headers["retry-after"] == "5"  # a broker away: waiting may cure it
+
+
+def _refused_by_sqlite(tmp_path: Path, *, busy: bool) -> Exception:
+    """A real SQLite error of a views file: its table refusing a row (a trigger), or the file
+    locked by another connection (no timeout)."""
+    path = tmp_path / "views.sqlite"
+    setup = sqlite3.connect(path, isolation_level=None)
+    setup.execute("CREATE TABLE view_rows (key TEXT)")
+    setup.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON view_rows "
+        "BEGIN SELECT RAISE(ABORT, 'the views refuse every row'); END"
+    )
+    if busy:
+        setup.execute("BEGIN IMMEDIATE")  # held: the other connection cannot write
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        other.execute("INSERT INTO view_rows VALUES ('k')")
+    except sqlite3.Error as error:
+        return error
+    finally:
+        other.close()
+        setup.close()
+    raise AssertionError("written")
+
+
+def _views_failed(error: Exception) -> ViewsFailedError:
+    try:
+        raise ViewsFailedError("views", error) from error
+    except ViewsFailedError as failed:
+        return failed
+
+
+def test_views_that_cannot_catch_up_are_the_servers_fault_in_one_line(tmp_path: Path) -> None:
+    """Decision 0058: a views store refusing the rows is `views-failed`, 500, exit 74."""
+    refused = _views_failed(_refused_by_sqlite(tmp_path, busy=False))
+
+    problem = problem_for(refused)
+
+    assert problem is not None
+    assert (problem.status, problem.exit_code, problem.type) == (500, 74, "views-failed")
+    assert problem.line() == (
+        "Views failed (views-failed): the kept views 'views' could not be brought up to date "
+        "from the log (IntegrityError: the views refuse every row); what the log holds "
+        "stands, and the views catch up at the next read once the fault is gone (`backcheck "
+        "views status` shows how far behind they are)"
+    )
+    answered = error_response(_request(), refused)
+    assert answered.status_code == 500
+    assert "retry-after" not in answered.headers  # waiting alone cures nothing
+
+
+def test_views_whose_store_is_busy_are_told_by_the_cause_as_any_store(tmp_path: Path) -> None:
+    """A views store busy is `store-busy` (503, 75: try again), as the event store is, not
+    `views-failed`: the rows that tell a store by its cause come first."""
+    busy = _views_failed(_refused_by_sqlite(tmp_path, busy=True))
+
+    problem = problem_for(busy)
+
+    assert problem is not None
+    assert (problem.status, problem.exit_code, problem.type) == (503, 75, "store-busy")
+    assert "the kept views 'views' could not be brought up to date" in problem.detail
