@@ -40,6 +40,7 @@ one range of the primary key.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID, uuid5
@@ -68,10 +69,22 @@ def refusal_view(day: str, principal: str | None = None, policy: str | None = No
     decided by `policy` when given."""
     view = REFUSAL_PREFIX + day
     if principal is not None:
-        view += "|principal=" + quote(principal, safe=":@")
+        view += _principal_filter(principal)
     if policy is not None:
-        view += "|policy=" + quote(policy, safe="")
+        view += _policy_filter(policy)
     return view
+
+
+# Names are percent-encoded once each, not on every row of every read (a rebuild lists
+# millions; there are a few thousand principals and policies).
+@functools.lru_cache(maxsize=4096)
+def _principal_filter(principal: str) -> str:
+    return "|principal=" + quote(principal, safe=":@")
+
+
+@functools.lru_cache(maxsize=4096)
+def _policy_filter(policy: str) -> str:
+    return "|policy=" + quote(policy, safe="")
 
 
 def reads_view(principal: str | None = None, *, refused: bool = False) -> str:
@@ -79,7 +92,7 @@ def reads_view(principal: str | None = None, *, refused: bool = False) -> str:
     the refused reads when `refused`."""
     view = READS_PREFIX
     if principal is not None:
-        view += "|principal=" + quote(principal, safe=":@")
+        view += _principal_filter(principal)
     return view + "|refused" if refused else view
 
 
