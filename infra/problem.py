@@ -422,6 +422,26 @@ _TABLE: tuple[_Row, ...] = (
 )
 
 
+def kind_exit_code(kind: str) -> int | None:
+    """The exit code of the row of this kind (the `type` URI's tail an answer carries); None
+    when no row has it (a broken rule's kind is the rule's name)."""
+    return next(
+        (row.exit_code for row in _TABLE if row.type is not None and row.type == kind), None
+    )
+
+
+def status_exit_code(status: int) -> int | None:
+    """The exit code of the broken rules' family of this status (404 not found, 403
+    forbidden, 409 a rule, 422 invalid); None when no family has it."""
+    families = {row.status: row.exit_code for row in _TABLE if row.type is None}
+    return families.get(status)
+
+
+def family_exit_code(family: type[Exception]) -> int:
+    """The exit code of the first row of `family` (e.g. `InvalidInputError`'s, 2)."""
+    return next(row.exit_code for row in _TABLE if row.family is family)
+
+
 def field_of(error: Exception) -> str | None:
     """The field an error blames: a domain error's `field`, or invalid input's first field
     (the one its detail starts with); None when it blames none."""

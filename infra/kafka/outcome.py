@@ -46,15 +46,17 @@ from infra.kafka.topics import (
     missing_topics,
 )
 from infra.problem import (
-    _TABLE,
     MAX_DETAIL,
     MAX_ERRORS,
     TYPE_PREFIX,
     bounded,
+    family_exit_code,
     field_message,
     field_name,
+    kind_exit_code,
     problem_for,
     problem_type,
+    status_exit_code,
 )
 from infra.store.recorder import chained
 
@@ -228,16 +230,14 @@ def refusal_exit_code(problem: Mapping[str, Any]) -> int:
     the family its status names (404 not found 4, 403 forbidden 5, 409 a rule 3, 422 invalid
     2). A refusal no error names (a dead-letter reason: a malformed message, a sender turned
     away) is invalid input, 2; a kind the table does not know, 1."""
-    # The problem table (infra/problem.py) read row by row: it maps an error to its kind and
-    # code, and has no lookup by kind, which is all an answer holds of the error.
     kind = str(problem.get("type") or "").removeprefix(TYPE_PREFIX)
-    for row in _TABLE:
-        if row.type is not None and row.type == kind:
-            return row.exit_code
+    code = kind_exit_code(kind)
+    if code is not None:
+        return code
     if kind in {reason.value for reason in DeadLetterReason}:
-        return next(row.exit_code for row in _TABLE if row.family is InvalidInputError)
-    families = {row.status: row.exit_code for row in _TABLE if row.type is None}
-    return families.get(_status(problem.get("status")), EX_UNKNOWN_REFUSAL)
+        return family_exit_code(InvalidInputError)
+    code = status_exit_code(_status(problem.get("status")))
+    return EX_UNKNOWN_REFUSAL if code is None else code
 
 
 def _status(value: object) -> int:
