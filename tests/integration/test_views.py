@@ -22,6 +22,7 @@ from infra.config import Settings
 from infra.demo import tell_story
 from infra.store.recorder import chained
 from infra.views.runner import ViewRunner
+from infra.views.sqlite import RETIRED, ROWS_COLUMNS
 from projections.access_log import (
     NO_POLICY,
     READS_PREFIX,
@@ -524,6 +525,25 @@ class TestViewsOnSQLite(ViewStoreContract):
         with pytest.raises(IntegrityError, match="applied by another runner"):
             runner.store.apply(again, Tracking(runner.name, head), Counting())
         assert projected == []
+
+    def test_rows_a_cut_off_rebuild_left_retired_are_let_go_by_the_next(
+        self, demo_app: Backcheck
+    ) -> None:
+        """A swap retires the old rows and lets them go a batch at a time after it: a rebuild
+        cut off meanwhile leaves some, which the next one deletes before it starts."""
+        runner = runner_of(demo_app)
+        runner.catch_up()
+        before = runner.store.dump()
+        relations = self.relations()
+        with sqlite3.connect(self.settings.views_path) as conn:
+            conn.execute(f"CREATE TABLE {RETIRED} {ROWS_COLUMNS}")
+            conn.execute(f"INSERT INTO {RETIRED} SELECT * FROM view_rows")
+        assert RETIRED in self.relations()
+
+        runner.rebuild(batch=10)
+
+        assert self.relations() == relations
+        assert runner.store.dump() == before
 
     def raw_bytes(self) -> bytes:
         path = self.settings.views_path
