@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from infra.audit.chain import Head
+from infra.files import write_whole
 
 KIND = "backcheck.checkpoint.v1"
 
@@ -69,40 +68,21 @@ def generate_keys(directory: Path, *, exist_ok: bool = False) -> tuple[Path, Pat
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd, draft = tempfile.mkstemp(prefix=f".{private_path.name}.", dir=directory)  # mode 600
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(draft, private_path)
+        write_whole(private_path, pem, replace=False)  # mode 600
     except FileExistsError:
         if not exist_ok:
             raise CheckpointError(
                 f"{private_path} exists already; move it away to make a new key"
             ) from None
-    finally:
-        os.unlink(draft)
     public = load_private_key(private_path).public_key()
-    _replace_whole(
+    write_whole(
         public_path,
         public.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ),
     )
     return private_path, public_path
-
-
-def _replace_whole(path: Path, data: bytes) -> None:
-    """`data` written aside, under a name this call's alone, then renamed over `path`."""
-    fd, draft = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(draft, path)
-    except BaseException:
-        os.unlink(draft)
-        raise
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:

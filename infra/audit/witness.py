@@ -21,8 +21,6 @@ with another root, or a proof that fails, is a fork.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +41,7 @@ from infra.audit.notes import (
     parse_note,
     verify,
 )
+from infra.files import write_whole
 
 STATE = "state.json"
 ALARM = "ALARM"
@@ -71,24 +70,6 @@ class Judgement:
     @property
     def alarm(self) -> bool:
         return self.finding in ALARMS
-
-
-def _write_at_once(path: Path, data: bytes) -> None:
-    fd, draft = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(draft, path)
-    except BaseException:
-        Path(draft).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 class Witness:
@@ -202,7 +183,7 @@ class Witness:
         cosignature = cosign(note, self.key, int(now.timestamp()))
         cosigned = note.with_signatures([cosignature])
         size = parse_checkpoint(note.text).size
-        _write_at_once(self.directory / COSIGNED / f"{size}.note", str(cosigned).encode())
+        write_whole(self.directory / COSIGNED / f"{size}.note", str(cosigned).encode())
         self.held = note
         return cosigned
 
@@ -223,7 +204,7 @@ class Witness:
         """The message at partition@offset is dealt with: the state (the held checkpoint and
         where to read on) is written at once."""
         self.offsets[partition] = offset + 1
-        _write_at_once(self.directory / STATE, self._state())
+        write_whole(self.directory / STATE, self._state())
 
     def _state(self) -> bytes:
         data = {
@@ -248,7 +229,7 @@ class Witness:
         trusted, held = judged.checkpoint, self.held_checkpoint
         if held is None:
             self.held, self.floor = note, trusted.size
-            _write_at_once(self.directory / STATE, self._state())
+            write_whole(self.directory / STATE, self._state())
             return None
         if held.size == trusted.size and held.root_hash != trusted.root_hash:
             return Judgement(
@@ -276,4 +257,4 @@ class Witness:
             },
             indent=2,
         )
-        _write_at_once(self.directory / ALARM, text.encode() + b"\n")
+        write_whole(self.directory / ALARM, text.encode() + b"\n")

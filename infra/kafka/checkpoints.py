@@ -20,8 +20,6 @@ published again.
 from __future__ import annotations
 
 import base64
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +40,7 @@ from infra.audit.notes import (
     verify,
 )
 from infra.config import Settings
+from infra.files import write_whole
 from infra.kafka.cloudevent import CONTENT_TYPE, Headers
 
 CHECKPOINTS_TOPIC = "backcheck.checkpoints.v1"
@@ -123,15 +122,7 @@ def keep_log_vkey(settings: Settings, signer: Signer) -> None:
             return
     except (OSError, UnicodeDecodeError):
         pass
-    # written aside under a name this call's alone (two threads of one process, each its own)
-    fd, draft = tempfile.mkstemp(prefix=f".{LOG_VKEY}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(draft, path)
-    except BaseException:
-        os.unlink(draft)
-        raise
+    write_whole(path, text.encode())  # aside, under a name this call's alone (infra/files.py)
 
 
 def headers(ce_type: str, ce_id: str, now: datetime) -> Headers:

@@ -23,13 +23,13 @@ import hashlib
 import hmac
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
 
 from infra.config import ConfigError, file_setting
+from infra.files import write_whole
 
 if TYPE_CHECKING:
     from infra.config import Settings
@@ -125,18 +125,10 @@ def _make_master_key(path: Path) -> bytes:
     process made one first (its key is then the one). Any other OSError: none was made."""
     path.parent.mkdir(parents=True, exist_ok=True)
     key = os.urandom(32)
-    # written aside, then linked into place: the link fails if another process or thread (a
-    # relay and workers starting together, two requests on a new store) created the key
-    # first, and then its key is the one. The draft's name is this call's alone (mode 600):
-    # with the process id alone, two threads wrote one draft, and one linked the other's key.
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    draft = Path(name)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(key.hex() + "\n")
-        os.link(draft, path)
-    finally:
-        draft.unlink(missing_ok=True)
+    # written aside, then linked into place (infra/files.py): the link fails if another
+    # process or thread (a relay and workers starting together, two requests on a new store)
+    # created the key first, and then its key is the one.
+    write_whole(path, (key.hex() + "\n").encode(), replace=False)
     return key
 
 
