@@ -44,7 +44,7 @@ Problem types (each `tag:backcheck.invalid,2026:problems/` followed by the kind)
 | 403 | `use-case-not-permitted` | your role may not run this command |
 | 403 | `outside-assignments` | your token is scoped to other subjects |
 | 403 | `not-a-portal-link` | only a candidate's portal link opens a portal session |
-| 403 | `portal-header-missing` | a call with the portal's cookie lacks `X-Backcheck-Portal: 1` |
+| 403 | `portal-header-missing` | a cookie call, sign-in or sign-out lacks `X-Backcheck-Portal: 1` |
 | 404 | `not-found`, `AggregateMissing`, … | no such resource (`field`: what held its id) |
 | 409 | the rule's name, e.g. `ConsentNotActive` | a business rule refused the command |
 | 409 | `CommandAlreadyApplied` | this key's command was applied (a retry after 24 h, or a race) |
