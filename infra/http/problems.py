@@ -29,6 +29,7 @@ from infra.problem import (
     problem_for,
 )
 from infra.problem import problem_type as problem_type
+from services.errors import AggregateMissingError
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("backcheck.http")
@@ -115,10 +116,23 @@ def invalid(request: Request, errors: list[dict[str, str]]) -> JSONResponse:
     )
 
 
+# Where an API client finds the ids of each kind: the route that lists them (the command
+# line's words name `backcheck events`, a command of the operator's machine). A kind no route
+# lists is told no place.
+LISTED_OVER_HTTP = {
+    "candidate": "list with `GET /v1/candidates`",
+    "investigation": "list with `GET /v1/investigations`",
+    "report": "list with `GET /v1/reports`",
+    "consent": "list with `GET /v1/candidates/{candidate_id}/consents`",
+}
+
+
 def error_response(request: Request, error: Exception) -> JSONResponse:
     """The problem for an expected error, by its row in the problem table; a 500 for a bug."""
     if isinstance(error, ValidationError):
         return invalid(request, field_errors(list(error.errors())))
+    if isinstance(error, AggregateMissingError):
+        error = error.listed_by(LISTED_OVER_HTTP.get(error.kind))
     breaker = getattr(request.app.state, "breaker", None)
     if breaker is not None:
         breaker.saw(error)  # infra/http/breaker.py: a store gone is said at once from now on
