@@ -29,7 +29,9 @@ from domain.candidate import Candidate
 from domain.errors import AccessRefusedError, NotFoundError
 from services.access import READ_ACCESS_LOG
 from services.dto import EventRecord, Moment, Reader, Result, WholeViewRead
+from services.errors import ScopedListError
 from services.history import HistoryQueries, event_record
+from services.identity import current_identity
 from services.ports import ReadModel
 from services.recording import READ_FAILURES
 from services.timeline import TimelineEntry
@@ -39,6 +41,7 @@ from services.whole_reads import WholeViewReads
 TIMELINE_VIEW = "timeline"
 AS_OF_VIEW = "case as of"
 EVENTS_VIEW = "events"  # the stored events about them, values shown as their tier
+CASE_LIST = "case"  # the whole store's overview as of a moment, to a scoped caller: a list
 
 
 class ReadTimeline(WholeViewRead):
@@ -136,7 +139,12 @@ class AuditReads(WholeViewReads, HistoryQueries):
     @use_case
     def read_cases_as_of(self, cmd: ReadCasesAsOf) -> CasesAsOfView:
         """Every candidate's case as it stood at a moment, rebuilt from the events up to then;
-        a read of each candidate shown is recorded first, all in one write."""
+        a read of each candidate shown is recorded first, all in one write. It names every
+        candidate, as a list does: a caller scoped to some candidates is refused it before
+        anything is read (nothing recorded), never told of a candidate outside its scope."""
+        identity = current_identity()
+        if identity is not None and identity.assignments:
+            raise ScopedListError(identity.principal, CASE_LIST)
         rows = self.as_of(cmd.at)
         shown = [UUID(row["candidate_id"]) for row in rows]
         access_ids = self._read_subjects(cmd, shown, AS_OF_VIEW)

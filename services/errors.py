@@ -20,20 +20,43 @@ from services.versions import Expected, WeakTag
 E = TypeVar("E", bound=BaseException)
 
 
+# Where the operator finds the ids the store holds: the command line's words, the default.
+# A transport that has its own way to list them says that instead (`listed_by`).
+LISTED_ON_THE_COMMAND_LINE = "list with `backcheck events`"
+
+
 class AggregateMissingError(NotFoundError):
     """`field`: the command's field that held the id, when the caller sent it (named by
-    `UseCase.call`, which knows the command; the unit of work that finds it missing does not)."""
+    `UseCase.call`, which knows the command; the unit of work that finds it missing does not).
+    `listed`: where the caller finds the ids of that kind, in its transport's words (none:
+    nowhere to send them)."""
 
     kind: str
     aggregate_id: UUID
+    listed: str | None
 
-    def __init__(self, kind: str, aggregate_id: UUID, field: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        aggregate_id: UUID,
+        field: str | None = None,
+        *,
+        listed: str | None = LISTED_ON_THE_COMMAND_LINE,
+    ) -> None:
+        where = "" if listed is None else f" ({listed})"
         super().__init__(
-            f"no {kind} with id {aggregate_id}; check the id (list with `backcheck events`)",
+            f"no {kind} with id {aggregate_id}; check the id{where}",
             kind=kind,
             aggregate_id=aggregate_id,
             **({} if field is None else {"field": field}),
         )
+        self.listed = listed  # not a detail: how it is told, not what is missing
+
+    def listed_by(self, listed: str | None) -> AggregateMissingError:
+        """This error telling the caller where its transport lists the ids of its kind (the
+        HTTP API names its route: infra/http/problems.py), its field kept."""
+        field = self.details.get("field")
+        return AggregateMissingError(self.kind, self.aggregate_id, field, listed=listed)
 
     def held_by(self, command: BaseModel) -> AggregateMissingError:
         """This error naming the field of `command` that holds its id (a list's item by its
@@ -45,12 +68,15 @@ class AggregateMissingError(NotFoundError):
         for name in type(command).model_fields:
             held = getattr(command, name)
             if isinstance(held, UUID | str) and str(held) == wanted:
-                return AggregateMissingError(self.kind, self.aggregate_id, name)
+                return self._named(name)
             if isinstance(held, list | tuple):
                 for n, item in enumerate(held):
                     if isinstance(item, UUID | str) and str(item) == wanted:
-                        return AggregateMissingError(self.kind, self.aggregate_id, f"{name}.{n}")
+                        return self._named(f"{name}.{n}")
         return self
+
+    def _named(self, field: str) -> AggregateMissingError:
+        return AggregateMissingError(self.kind, self.aggregate_id, field, listed=self.listed)
 
 
 class CandidateIdTakenError(RuleBrokenError):

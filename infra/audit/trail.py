@@ -169,8 +169,9 @@ class StoreVerification:
     every checkpoint kept in DATA_DIR/checkpoints, each to the key that signed it (the trusted
     key, or one `keygen --force` replaced, kept beside it: `holding.py`). A kept checkpoint
     whose key is not found is not held, and named in the verdict (`unheld`, `skipped`); a
-    checkpoint given, or kept, whose signature does not verify cannot be used
-    (CheckpointError naming it, before anything is verified)."""
+    checkpoint given, or kept, whose signature does not verify cannot be used, nor can a
+    public key given that is no key, checkpoints or none (CheckpointError naming it, before
+    anything is verified)."""
 
     def __init__(
         self,
@@ -182,6 +183,10 @@ class StoreVerification:
         kept = not checkpoint_files
         files = list(checkpoint_files or kept_checkpoints(settings))
         found = holding.Checkpoints([], [], [])
+        if public_key is not None and not files:
+            # a key given is held to being one whatever the store holds, as with checkpoints
+            # (CheckpointError naming it): no checkpoint to hold is no reason to trust a file
+            load_public_key(public_key)
         if files:
             keyring = holding.Keyring.of(
                 public_key or settings.verify_key_path, retired=public_key is None

@@ -2,10 +2,12 @@
 of a moment, and one subject's evidence bundle as a download.
 
 Each is for compliance officers alone (403 for anyone else, before anything of the request
-is looked at: a caller refused learns none of its rules). The per-subject ones are recorded
-reads or disclosures (the timeline and as-of reads in infra/http/table.py; the evidence bundle
-records its DataDisclosed before it exists). Verification and the check replay the whole
-store: they answer once it is done, as `backcheck audit verify` and `audit check` do.
+is looked at: a caller refused learns none of its rules). The reads about subjects are
+recorded reads or disclosures: the timeline and as-of reads of one candidate are the table's
+(infra/http/table.py); the whole store's case overview as of a moment records a read of each
+candidate it shows, for the purpose given, as `backcheck audit as-of` does; the evidence
+bundle records its DataDisclosed before it exists. Verification and the check replay the
+whole store: they answer once it is done, as `backcheck audit verify` and `audit check` do.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from uuid import UUID
 import orjson
 from fastapi import Body, Depends, FastAPI, Query, Request, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from infra.audit.cosigned import BY_QUERY
 from infra.audit.trail import (
@@ -31,8 +33,9 @@ from infra.http.problems import error_response
 from infra.http.routes import PROBLEMS, UNSUPPORTED
 from services.access import Role
 from services.application import Backcheck
+from services.audit_reads import CASE_LIST, CasesAsOfView, ReadCasesAsOf
 from services.dto import Moment, Text
-from services.errors import UseCaseNotPermittedError
+from services.errors import ScopedListError, UseCaseNotPermittedError
 from services.evidence import ExportEvidence
 from services.identity import Identity, acting_as
 
@@ -54,6 +57,10 @@ EVIDENCE_EXAMPLE = {
     }
 }
 AT_EXAMPLE = {"example": {"summary": "the end of 2026", "value": "2026-12-31T23:59:59+00:00"}}
+PURPOSE_EXAMPLE = {"example": {"summary": "an audit of past decisions", "value": "audit"}}
+# a purpose as a read route takes it (infra/http/read_routes.py): bounded here, the rest
+# checked by the read's command, which names the field
+_Bounded = Annotated[str, StringConstraints(max_length=2000)]
 
 
 class Violations(BaseModel):
@@ -64,6 +71,14 @@ class Violations(BaseModel):
 def _compliance_only(identity: Identity, what: str) -> None:
     if identity.role is not Role.COMPLIANCE:
         raise UseCaseNotPermittedError(what, identity.role.value, [Role.COMPLIANCE.value])
+
+
+def _every_case(identity: Identity) -> None:
+    """The whole store's overview names every candidate, as a list does: for compliance
+    officers not scoped to some candidates (services/audit_reads.py asks it again)."""
+    _compliance_only(identity, "audit-as-of")
+    if identity.assignments:
+        raise ScopedListError(identity.principal, CASE_LIST)
 
 
 def install(
@@ -100,14 +115,33 @@ def install(
             Moment,
             Query(description="the moment, ISO 8601 with its offset", openapi_examples=AT_EXAMPLE),
         ],
+        purpose: Annotated[
+            _Bounded,
+            Query(
+                description="why you read it; recorded with the read of each candidate shown",
+                openapi_examples=PURPOSE_EXAMPLE,
+            ),
+        ],
         identity: Identity = signed_in,
     ) -> Response:
         try:
-            _compliance_only(identity, "audit-as-of")
-            rows = application.as_of(at)
+            _every_case(identity)
+            # the read `audit as-of` makes: one of each candidate shown, recorded first
+            with acting_as(identity):
+                read = application.read_cases_as_of(
+                    ReadCasesAsOf.model_validate(
+                        {
+                            "at": at,
+                            "principal": identity.principal,
+                            "role": identity.role,
+                            "purpose": purpose,
+                        }
+                    )
+                )
         except Exception as e:
             return error_response(request, e)
-        return _json({"at": at.isoformat(), "cases": rows})
+        access_ids = [str(i) for i in read.access_ids]
+        return _json({"at": at.isoformat(), "access_ids": access_ids, "cases": read.cases})
 
     def evidence(
         request: Request,
@@ -185,13 +219,17 @@ def install(
     app.router.add_api_route(
         "/v1/audit/as-of",
         as_of,
-        route_class_override=only("audit-as-of"),
+        route_class_override=checked_first(authenticator, _every_case),
         methods=["GET"],
         tags=[TAG],
+        response_model=CasesAsOfView,
         responses=problems,
         summary="audit-as-of",
         description="Every case's overview (ids and statuses, no personal value) as it stood "
-        "at a moment, rebuilt from the events up to then.",
+        "at a moment, rebuilt from the events up to then. Whose case it is is the subject's "
+        "business: a read of each candidate shown (view `case as of`) is recorded first, "
+        "under the caller and the `purpose` given, as `backcheck audit as-of` records; "
+        "`access_ids` names them.",
     )
     app.router.add_api_route(
         "/v1/candidates/{candidate_id}/evidence",

@@ -21,9 +21,9 @@ ended, with when it ended (decision 0056): at the next call made with its cookie
 sign-in of anyone, or as a new session replaces it (infra/http/sessions.py).
 
 Cross-site requests: beside SameSite, every API call authenticated by the cookie, and every
-session call, must carry `X-Backcheck-Portal: 1`, a header a form or link on another site
-cannot send (and a script there could only with a CORS preflight, which is never granted).
-Reads count too: each is a recorded event.
+session call (the sign-in, which brings no cookie, too), must carry `X-Backcheck-Portal: 1`,
+a header a form or link on another site cannot send (and a script there could only with a
+CORS preflight, which is never granted). Reads count too: each is a recorded event.
 
 The page (infra/http/static/portal.*) is served with a `default-src 'self'` content security
 policy: no inline script, nothing from another host, no build step; it calls the API's
@@ -151,11 +151,23 @@ class PortalRequestCheck:
             403,
             "Portal header missing",
             "portal-header-missing",
-            f"a call made with the portal's session cookie must send `{PORTAL_HEADER}: 1` "
-            "(the portal page does); without it, it could have come from another site",
+            f"{_call(scope)} must send `{PORTAL_HEADER}: 1` (the portal page does); without "
+            "it, it could have come from another site",
             Request(scope),  # its `instance`, as a route's problem has
         )
         await response(scope, receive, send)
+
+
+def _call(scope: Scope) -> str:
+    """What a request refused for want of the header did, in its refusal's words: a session
+    call needs it whether or not a cookie came with it (the sign-in brings none)."""
+    if not scope["path"].startswith(SESSION):
+        return "a call made with the portal's session cookie"
+    said = {"POST": "signing in to the portal", "DELETE": "signing out of the portal"}
+    method: str = scope["method"]
+    if method in said and scope["path"] == SESSION:
+        return f"{said[method]} (`{method} {SESSION}`)"
+    return f"a call to the portal's session (`{SESSION}`)"
 
 
 def install(app: FastAPI, application: Backcheck, authenticator: Authenticator) -> None:

@@ -58,7 +58,7 @@ PROBLEMS: dict[int, tuple[str, JSON]] = {
             "Not found",
             "AggregateMissing",
             "no candidate with id 7d2e9f40-1b3c-4a5d-8e6f-9a0b1c2d3e65; check the id (list "
-            "with `backcheck events`)",
+            "with `GET /v1/candidates`)",
             f"{_UNKNOWN}/consents",
             rule="AggregateMissing",
             field="candidate_id",

@@ -29,6 +29,7 @@ from infra.problem import (
     problem_for,
 )
 from infra.problem import problem_type as problem_type
+from services.errors import AggregateMissingError
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("backcheck.http")
@@ -44,7 +45,7 @@ Problem types (each `tag:backcheck.invalid,2026:problems/` followed by the kind)
 | 403 | `use-case-not-permitted` | your role may not run this command |
 | 403 | `outside-assignments` | your token is scoped to other subjects |
 | 403 | `not-a-portal-link` | only a candidate's portal link opens a portal session |
-| 403 | `portal-header-missing` | a call with the portal's cookie lacks `X-Backcheck-Portal: 1` |
+| 403 | `portal-header-missing` | a cookie call, sign-in or sign-out lacks `X-Backcheck-Portal: 1` |
 | 404 | `not-found`, `AggregateMissing`, … | no such resource (`field`: what held its id) |
 | 409 | the rule's name, e.g. `ConsentNotActive` | a business rule refused the command |
 | 409 | `CommandAlreadyApplied` | this key's command was applied (a retry after 24 h, or a race) |
@@ -116,10 +117,23 @@ def invalid(request: Request, errors: list[dict[str, str]]) -> JSONResponse:
     )
 
 
+# Where an API client finds the ids of each kind: the route that lists them (the command
+# line's words name `backcheck events`, a command of the operator's machine). A kind no route
+# lists is told no place.
+LISTED_OVER_HTTP = {
+    "candidate": "list with `GET /v1/candidates`",
+    "investigation": "list with `GET /v1/investigations`",
+    "report": "list with `GET /v1/reports`",
+    "consent": "list with `GET /v1/candidates/{candidate_id}/consents`",
+}
+
+
 def error_response(request: Request, error: Exception) -> JSONResponse:
     """The problem for an expected error, by its row in the problem table; a 500 for a bug."""
     if isinstance(error, ValidationError):
         return invalid(request, field_errors(list(error.errors())))
+    if isinstance(error, AggregateMissingError):
+        error = error.listed_by(LISTED_OVER_HTTP.get(error.kind))
     breaker = getattr(request.app.state, "breaker", None)
     if breaker is not None:
         breaker.saw(error)  # infra/http/breaker.py: a store gone is said at once from now on

@@ -178,6 +178,35 @@ def test_a_checkpoint_file_that_is_not_there_is_named_with_the_usual_prefix(
     )
 
 
+@pytest.mark.parametrize("given", ["passwd", "absent.pub"], ids=["not-a-key", "not-there"])
+def test_a_public_key_given_that_is_no_key_is_refused_whatever_the_store_holds(
+    officer: dict[str, str], tmp_path: Path, given: str
+) -> None:
+    """`--public-key` names the key to trust: one that is no key is unusable input (exit 2,
+    one line naming it) whether or not the store has checkpoints to hold to it (review,
+    fourteenth session: with none kept, it verified `intact`, exit 0)."""
+    key = tmp_path / given
+    if given == "passwd":
+        key.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    assert not Path(officer["BACKCHECK_DATA_DIR"], "checkpoints").exists()
+
+    none_kept = run(officer, "audit", "verify", "--public-key", str(key))
+    none_kept_json = run(officer, "audit", "verify", "--public-key", str(key), "--json")
+    assert run(officer, "audit", "checkpoint").returncode == 0
+    one_kept = run(officer, "audit", "verify", "--public-key", str(key))
+
+    assert (one_kept.returncode, one_kept.stdout) == (2, "")
+    assert one_kept.stderr.startswith("Checkpoint or key unusable (checkpoint): ")
+    assert str(key) in one_kept.stderr
+    assert (none_kept.returncode, none_kept.stdout, none_kept.stderr) == (
+        2,
+        "",
+        one_kept.stderr,
+    )
+    assert none_kept_json.returncode == 2
+    assert "intact" not in none_kept_json.stdout
+
+
 def test_the_dashboard_shows_the_checkpoint_note_kept(officer: dict[str, str]) -> None:
     assert run(officer, "audit", "checkpoint").returncode == 0
     kept = next(Path(officer["BACKCHECK_DATA_DIR"], "checkpoints").glob("*.note"))

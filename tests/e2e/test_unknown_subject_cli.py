@@ -46,7 +46,10 @@ def test_a_subject_the_store_never_saw_is_not_found(
     assert result.stdout == ""
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("Not found")
-    assert f"no candidate with id {unknown}" in line
+    # on the command line, the command that lists them (over HTTP, the route: test_http_api)
+    assert line.endswith(
+        f"no candidate with id {unknown}; check the id (list with `backcheck events`)"
+    )
     app = build_app(settings)
     try:
         assert app.recorder.max_notification_id() == head

@@ -20,6 +20,7 @@ from services.access import Role
 from services.application import Backcheck
 from services.audit_reads import ReadAsOf, ReadCasesAsOf, ReadEvents, ReadTimeline
 from services.dto import ReadProfile
+from services.errors import ScopedListError
 from services.identity import ASSIGNMENTS_POLICY, Identity, acting_as
 from services.state_reads import ShowState
 from tests import story as s
@@ -148,3 +149,25 @@ def test_a_read_of_an_id_no_candidate_holds_does_not_stop_the_store_wide_looks(
         (mine, "case as of"),
     ]
     assert [UUID(c["candidate_id"]) for c in cases.cases] == [mine]
+
+
+def test_the_whole_stores_case_overview_refuses_a_scoped_caller_before_reading_anyone(
+    app: Backcheck, clock: FakeClock
+) -> None:
+    """It names every candidate, as a list does: a caller confined to some candidates is
+    refused it whole (the HTTP route asks first; this is the use case's own line), nothing
+    recorded, no candidate named."""
+    mine, other = s.register(app), s.register(app, "Han Meimei")
+    scoped = Identity("compliance:scoped", Role.COMPLIANCE, Authentication.TOKEN, frozenset({mine}))
+    head = app.recorder.max_notification_id() or 0
+
+    with acting_as(scoped), pytest.raises(ScopedListError) as refused:
+        app.read_cases_as_of(
+            ReadCasesAsOf(
+                at=clock.now, principal="compliance:scoped", role=Role.COMPLIANCE, purpose="x"
+            )
+        )
+
+    assert str(other) not in str(refused.value)
+    assert str(mine) not in str(refused.value)
+    assert (app.recorder.max_notification_id() or 0) == head

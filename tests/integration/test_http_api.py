@@ -167,6 +167,32 @@ def test_an_unknown_id_sent_with_a_command_is_404_naming_the_field_that_held_it(
     assert problem(read, 404, "AggregateMissing")["field"] == "investigation_id"
 
 
+def test_an_unknown_id_is_told_over_http_with_the_route_that_lists_its_kind(
+    api: Served,
+) -> None:
+    """An API client is told where its API lists the ids of that kind, never a command of the
+    operator's machine (review, fourteenth session: every 404 said "list with `backcheck
+    events`")."""
+    nobody = uuid4()
+    answers = {
+        "candidate": api.get(COMPLIANCE, f"/v1/candidates/{nobody}/profile", purpose=PURPOSE),
+        "investigation": api.get(INVESTIGATOR, f"/v1/investigations/{nobody}", purpose=PURPOSE),
+        "report": api.get(COMPLIANCE, f"/v1/reports/{nobody}", purpose=PURPOSE),
+        "consent": api.post(RECRUITER, f"/v1/consents/{nobody}/expiry"),
+    }
+    listed = {
+        "candidate": "`GET /v1/candidates`",
+        "investigation": "`GET /v1/investigations`",
+        "report": "`GET /v1/reports`",
+        "consent": "`GET /v1/candidates/{candidate_id}/consents`",
+    }
+
+    for kind, answer in answers.items():
+        detail = problem(answer, 404, "AggregateMissing")["detail"]
+        assert detail == f"no {kind} with id {nobody}; check the id (list with {listed[kind]})"
+        assert "backcheck" not in detail
+
+
 def test_a_broken_rule_is_409_and_records_nothing(api: Served) -> None:
     candidate = register(api)
     first = api.post(RECRUITER, f"/v1/candidates/{candidate}/erasure-request", {"reason": "asked"})

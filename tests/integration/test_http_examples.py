@@ -11,6 +11,7 @@ expire-consent.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -327,10 +328,11 @@ def test_each_problem_example_is_what_the_api_answers_for_its_status(api: Served
     )
     candidate = tell.ids["candidate_id"]
     terms = examples.COMMANDS["request-consent"][1]
+    unknown = uuid4()
     answered = {
         401: api.client.post(f"/v1/candidates/{candidate}/consents", json=terms),
         403: api.get(RECRUITER, f"/v1/candidates/{candidate}/profile", purpose="screening"),
-        404: api.post(RECRUITER, f"/v1/candidates/{uuid4()}/consents", terms),
+        404: api.post(RECRUITER, f"/v1/candidates/{unknown}/consents", terms),
         412: api.post(
             RECRUITER, f"/v1/candidates/{candidate}/consents", terms, **{"If-Match": '"7"'}
         ),
@@ -366,6 +368,10 @@ def test_each_problem_example_is_what_the_api_answers_for_its_status(api: Served
         assert [(e["field"], e["rule"]) for e in shown.get("errors", [])] == [
             (e["field"], e["rule"]) for e in real.get("errors", [])
         ]
+    # the unknown id's detail word for word, its id aside: it says where the API lists them
+    shown_404 = problem_examples.PROBLEMS[404][1]["detail"]
+    real_404 = answered[404].json()["detail"].replace(str(unknown), "ID")
+    assert re.sub(r"[0-9a-f-]{36}", "ID", shown_404) == real_404
     # 503 needs PostgreSQL gone (tests/integration/test_http_store_down.py): the table's row
     _, away = problem_examples.PROBLEMS[503]
     row = problem_for(StoreUnreachableError("PostgreSQL at db.internal:5432 does not answer"))

@@ -91,7 +91,7 @@ def test_an_as_of_read_at_a_moment_without_offset_is_422_and_not_decided(
     head = api.head()
 
     refused = api.get(COMPLIANCE, f"/v1/candidates/{candidate}/as-of", purpose="audit", at=moment)
-    whole = api.get(COMPLIANCE, "/v1/audit/as-of", at=moment)
+    whole = api.get(COMPLIANCE, "/v1/audit/as-of", purpose="audit", at=moment)
 
     assert ("at", rule) in {(e["field"], e["rule"]) for e in problem(refused, 422)["errors"]}
     assert problem(whole, 422)["errors"][0]["field"] == "at"

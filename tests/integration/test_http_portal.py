@@ -218,6 +218,41 @@ def test_a_cookie_call_without_the_portal_header_is_refused_and_records_nothing(
     )
 
 
+def test_signing_in_or_out_without_the_portal_header_is_refused_in_words_for_what_was_sent(
+    api: Served,
+) -> None:
+    """The sign-in needs the header too, though it carries no cookie: its refusal says what
+    the request did (signing in, signing out), not that a cookie was sent (review, fourteenth
+    session: it spoke of "a call made with the portal's session cookie" to a request with
+    none)."""
+    candidate = register(api.app)
+    token = api.portal(candidate)
+    head = api.head()
+    assert not api.client.cookies
+
+    signing_in = api.client.post("/portal/session", headers={"Authorization": f"Bearer {token}"})
+    signing_out = api.client.delete("/portal/session")
+
+    assert problem(signing_in, 403, "portal-header-missing")["detail"] == (
+        "signing in to the portal (`POST /portal/session`) must send `X-Backcheck-Portal: 1` "
+        "(the portal page does); without it, it could have come from another site"
+    )
+    assert "set-cookie" not in signing_in.headers
+    assert problem(signing_out, 403, "portal-header-missing")["detail"] == (
+        "signing out of the portal (`DELETE /portal/session`) must send "
+        "`X-Backcheck-Portal: 1` (the portal page does); without it, it could have come from "
+        "another site"
+    )
+    assert api.head() == head, "no session was opened, so none was recorded"
+    # a call made with the cookie is still told of the cookie
+    assert sign_in(api, candidate).status_code == 200
+    read = f"/v1/candidates/{candidate}/access-log?purpose=x"
+    assert problem(api.client.get(read), 403, "portal-header-missing")["detail"] == (
+        "a call made with the portal's session cookie must send `X-Backcheck-Portal: 1` "
+        "(the portal page does); without it, it could have come from another site"
+    )
+
+
 # --- consent from the portal --------------------------------------------------------------
 
 
