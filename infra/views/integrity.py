@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import threading
 from collections.abc import Callable
+from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 from domain.access import ReadFailure
@@ -43,11 +44,22 @@ class ViewRowAlteredError(RuntimeError, StoredDataAlteredError):
     def __init__(self, view: str, key: str, why: str) -> None:
         self.view = view
         self.key = key
+        self.why = why
         super().__init__(
             f"the stored row {key!r} of view {view!r} {why}: the views were altered outside "
             f"backcheck; nothing was read from it. Rebuild them from the event store with "
             f"`backcheck views rebuild`"
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as it is (errors cross processes), not by calling `__init__` with `args`,
+        which hold the message, not the view, key and why: made again without it, then given
+        back its attributes. A copy `noted` (services/errors.py) keeps its own line so."""
+        return (_rebuilt, (type(self), *self.args), self.__dict__)
+
+
+def _rebuilt(cls: type[ViewRowAlteredError], *args: object) -> ViewRowAlteredError:
+    return cls.__new__(cls, *args)  # BaseException.__new__ sets `args`; pickle the rest
 
 
 def _message(view: str, key: str, subject: str, body: bytes) -> bytes:

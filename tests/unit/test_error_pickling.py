@@ -10,8 +10,10 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from domain.errors import AccessRefusedError, DomainError
+from infra.views.integrity import ViewRowAlteredError
 from infra.views.runner import ViewsFailedError
 from services.errors import ConcurrentChangeError, InternalConflictError, UnknownUseCaseError
+from services.recording import RECORDED
 
 
 def _every_domain_error() -> list[type[DomainError]]:
@@ -69,3 +71,26 @@ def test_a_views_fault_pickled_comes_back_naming_its_views_and_the_stores_error(
     assert str(back) == str(error)
     assert back.views == "dashboard"
     assert (type(back.error), str(back.error)) == (IntegrityError, "the views refuse every row")
+
+
+def test_an_altered_view_row_pickled_comes_back_naming_its_view_and_key() -> None:
+    error = ViewRowAlteredError("profile", "candidate-7", "does not match its MAC")
+
+    back = pickle.loads(pickle.dumps(error))
+
+    assert type(back) is ViewRowAlteredError
+    assert str(back) == str(error)
+    assert (back.view, back.key, back.why) == ("profile", "candidate-7", "does not match its MAC")
+    assert back.failure == error.failure
+    assert back.__dict__ == error.__dict__
+
+
+def test_an_altered_view_row_noted_as_recorded_keeps_its_note_when_pickled() -> None:
+    noted = ViewRowAlteredError("consent", "c-1", "has no MAC").noted(RECORDED)
+
+    back = pickle.loads(pickle.dumps(noted))
+
+    assert type(back) is ViewRowAlteredError
+    assert str(back) == str(noted)
+    assert str(back).endswith(f"; {RECORDED}")
+    assert (back.view, back.key, back.why) == ("consent", "c-1", "has no MAC")
