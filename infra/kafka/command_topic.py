@@ -99,20 +99,39 @@ class CommandTopic:
         return current
 
     def changed(self, known: str | None) -> tuple[str | None, str | None]:
-        """While running: why the intake must stop (the topic gone, and made again here; or
-        made anew elsewhere), or None while it is the topic `known`; and the topic's id as
-        the broker said it (None: it did not say)."""
+        """While running: why the intake must stop (the topic gone: made again here, by
+        another client meanwhile, or not at all; or made anew elsewhere), or None while it is
+        the topic `known`; and the topic's id as the broker said it (None: it did not say)."""
         try:
             found = topic_id(self.bootstrap, self.topic)
         except TopicUnknownError:
             return None, known  # the broker away: the consumer waits for it
         if found is None:
-            made = remade_if_lost(self.bootstrap, self.partitions, self.topic)
-            again = f"made again with {self.partitions} partitions" if made else "made again"
+            if remade_if_lost(self.bootstrap, self.partitions, self.topic):
+                again = f"made again with {self.partitions} partitions"
+            else:
+                again = self._not_made()
             return f"the broker had lost the command topic {self.topic}: {again}", None
         if known is not None and found != known:
             return f"the command topic {self.topic} was made anew (its topic id changed)", None
         return None, found
+
+    def _not_made(self) -> str:
+        """What became of a topic the broker lost that was not made again here: another
+        client made it meanwhile (a sender's, on first use), or the broker did not answer or
+        refused to make it (`remade_if_lost` said so in a line of its own). The intake stops
+        either way; started again, it makes the topic if it is still missing, and reads it
+        from its start."""
+        try:
+            again = topic_id(self.bootstrap, self.topic)
+        except TopicUnknownError:
+            again = None
+        if again is not None:
+            return "made again meanwhile by another client, not by this intake"
+        return (
+            "not made again, as the broker did not answer or refused to make it (the line "
+            "before says which); the intake makes it when started again"
+        )
 
     def _from_the_start(self) -> None:
         """The group's committed offsets dropped, so it reads the topic from its start (the

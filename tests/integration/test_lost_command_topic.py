@@ -10,6 +10,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -17,6 +18,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from infra.config import Settings
+from infra.kafka import command_topic
 from infra.kafka.command_topic import EX_TEMPFAIL, CommandTopic
 from tests.commands import body, headers, register
 from tests.kafka import BACKCHECK, GROUP_SETTINGS, Broker, every_record, topic_name
@@ -171,3 +173,80 @@ def test_a_command_topic_made_anew_under_its_name_is_told_from_the_one_read(
     assert reason == f"the command topic {name} was made anew (its topic id changed)"
     # the id read last is kept: an intake started now reads the new topic from its start
     assert json.loads((tmp_path / "record.json").read_text()) == {"topic": name, "id": known}
+
+
+def _lost(bootstrap: str, partitions: int, record: Path) -> tuple[CommandTopic, str]:
+    """A command topic the intake settled on, then lost by the broker (deleted)."""
+    name = topic_name("backcheck.commands")
+    admin = _admin(bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    finally:
+        admin.close()
+    topic = CommandTopic(bootstrap, name, "g", partitions, record, settle_wait=1)
+    known = topic.settle()
+    assert known is not None
+    admin = _admin(bootstrap)
+    try:
+        admin.delete_topics([name])
+        deadline = time.monotonic() + 30
+        while name in admin.list_topics():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        admin.close()
+    return topic, known
+
+
+def test_a_lost_command_topic_the_broker_did_not_make_again_is_not_said_made_again(
+    own_kafka_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker stops between the intake finding the topic gone and asking to make it:
+    `remade_if_lost` makes nothing (False). The reason the intake stops with said "made
+    again" all the same."""
+    bootstrap = own_kafka_broker.bootstrap
+    topic, known = _lost(bootstrap, 2, tmp_path / "record.json")
+    remade = command_topic.remade_if_lost
+
+    def broker_gone_first(*args: Any) -> bool:
+        own_kafka_broker.stop()
+        return remade(*args)
+
+    monkeypatch.setattr(command_topic, "remade_if_lost", broker_gone_first)
+
+    reason, now = topic.changed(known)
+
+    assert reason == (
+        f"the broker had lost the command topic {topic.topic}: not made again, as the broker "
+        "did not answer or refused to make it (the line before says which); the intake makes "
+        "it when started again"
+    )
+    assert now is None
+
+
+def test_a_lost_command_topic_another_client_made_again_is_said_made_by_it(
+    kafka_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender's client makes the topic again between the intake finding it gone and asking
+    to make it: the intake made nothing, and says who did."""
+    bootstrap = kafka_broker.bootstrap
+    topic, known = _lost(bootstrap, 2, tmp_path / "record.json")
+    remade = command_topic.remade_if_lost
+
+    def made_by_another_first(*args: Any) -> bool:
+        admin = _admin(bootstrap)
+        try:
+            admin.create_topics([NewTopic(topic.topic, num_partitions=1, replication_factor=1)])
+        finally:
+            admin.close()
+        return remade(*args)
+
+    monkeypatch.setattr(command_topic, "remade_if_lost", made_by_another_first)
+
+    reason, _ = topic.changed(known)
+
+    assert reason == (
+        f"the broker had lost the command topic {topic.topic}: made again meanwhile by "
+        "another client, not by this intake"
+    )
+    assert _topics(bootstrap)[topic.topic] == 1  # the other client's, with its partitions
