@@ -4,12 +4,16 @@ The status, title and kind come from the problem table the command line reports 
 (infra/problem.py); the `type` is an absolute URI naming the kind, stable across hosts:
 `tag:backcheck.invalid,2026:problems/<kind>` (RFC 4151 tag URIs: names, not links). Invalid
 input lists each field with the rule it broke. Anything the table does not know is a bug:
-logged with its traceback on the server, answered as a 500 problem without one.
+logged with its traceback on the server, answered as a 500 problem without one. A problem
+the table knows that is the server's (5xx: the views failed, the store full, busy or away) is
+logged too, one line at error level naming it, the request and the detail, no traceback: the
+client is told, and so is whoever runs the server.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -32,6 +36,7 @@ from infra.problem import problem_type as problem_type
 from services.errors import AggregateMissingError
 
 PROBLEM_JSON = "application/problem+json"
+MAX_LOGGED = 1_000  # characters of a problem's detail in the server's log line, then "..."
 log = logging.getLogger("backcheck.http")
 
 
@@ -62,15 +67,15 @@ Problem types (each `tag:backcheck.invalid,2026:problems/` followed by the kind)
 """
 
 
-def problem_response(
+def problem_body(
     status: int,
     title: str,
     kind: str,
     detail: str,
     request: Request | None = None,
-    headers: dict[str, str] | None = None,
     **extra: Any,
-) -> JSONResponse:
+) -> dict[str, Any]:
+    """A problem's members (RFC 9457), as `problem_response` answers them."""
     body: dict[str, Any] = {
         "type": problem_type(kind),
         "title": title,
@@ -80,6 +85,19 @@ def problem_response(
     if request is not None:
         body["instance"] = request.url.path
     body.update({k: v for k, v in extra.items() if v is not None})
+    return body
+
+
+def problem_response(
+    status: int,
+    title: str,
+    kind: str,
+    detail: str,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = problem_body(status, title, kind, detail, request, **extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -108,13 +126,17 @@ def field_errors(errors: list[Any]) -> list[dict[str, str]]:
     ]
 
 
-def invalid(request: Request, errors: list[dict[str, str]]) -> JSONResponse:
-    """The 422 of invalid input: its first MAX_ERRORS fields listed, the rest counted."""
+def _invalid_body(request: Request, errors: list[dict[str, str]]) -> dict[str, Any]:
     listed = errors[:MAX_ERRORS]
     detail = invalid_detail(((e["field"], e["message"]) for e in listed), errors)
-    return problem_response(
+    return problem_body(
         422, "Invalid input", "validation", detail, request, rule="validation", errors=listed
     )
+
+
+def invalid(request: Request, errors: list[dict[str, str]]) -> JSONResponse:
+    """The 422 of invalid input: its first MAX_ERRORS fields listed, the rest counted."""
+    return JSONResponse(_invalid_body(request, errors), status_code=422, media_type=PROBLEM_JSON)
 
 
 # Where an API client finds the ids of each kind: the route that lists them (the command
@@ -128,10 +150,23 @@ LISTED_OVER_HTTP = {
 }
 
 
-def error_response(request: Request, error: Exception) -> JSONResponse:
-    """The problem for an expected error, by its row in the problem table; a 500 for a bug."""
+@dataclass(frozen=True)
+class ErrorProblem:
+    """The problem an error is answered with: its status, its members, its headers."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] | None = None
+
+
+def error_problem(
+    request: Request, error: Exception, *, answered: str = "answered"
+) -> ErrorProblem:
+    """The problem for an expected error, by its row in the problem table; a 500 for a bug.
+    The server's own (5xx) is logged: a bug with its traceback, one the table knows in one
+    line naming the request, how it was `answered` and the problem."""
     if isinstance(error, ValidationError):
-        return invalid(request, field_errors(list(error.errors())))
+        return ErrorProblem(422, _invalid_body(request, field_errors(list(error.errors()))))
     if isinstance(error, AggregateMissingError):
         error = error.listed_by(LISTED_OVER_HTTP.get(error.kind))
     breaker = getattr(request.app.state, "breaker", None)
@@ -140,35 +175,56 @@ def error_response(request: Request, error: Exception) -> JSONResponse:
     problem = problem_for(error)
     if problem is None:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return problem_response(
+        return ErrorProblem(
             500,
-            "Internal error",
-            "internal",
-            "the server met an error it does not know; nothing about it is in this answer, "
-            "and it is in the server's log",
-            request,
+            problem_body(
+                500,
+                "Internal error",
+                "internal",
+                "the server met an error it does not know; nothing about it is in this "
+                "answer, and it is in the server's log",
+                request,
+            ),
+        )
+    if problem.status >= 500:
+        log.error(
+            "%s %s %s %d %s: %s",
+            request.method,
+            request.url.path,
+            answered,
+            problem.status,
+            problem.type,
+            bounded(" ".join(problem.detail.split()), MAX_LOGGED),  # one line
         )
     # a configuration error is 503 too, but waiting cures nothing: no Retry-After
     retry = problem.status == 503 and problem.exit_code != EX_CONFIG
-    headers = {"Retry-After": "5"} if retry else None
     field = problem.field
     # invalid input always lists its fields as `errors`, whichever check found it (a cursor, a
     # pair of filters, a stated principal): a client reads one shape for every 422
-    errors = (
+    listed = (
         [{"field": field, "rule": problem.type, "message": bounded(problem.detail)}]
         if field is not None and problem.status == 422
         else None
     )
-    return problem_response(
+    body = problem_body(
         problem.status,
         problem.title,
         problem.type,
         problem.detail,
         request,
-        headers,
         rule=problem.type,
         field=field,
-        errors=errors,
+        errors=listed,
+    )
+    return ErrorProblem(problem.status, body, {"Retry-After": "5"} if retry else None)
+
+
+def error_response(request: Request, error: Exception) -> JSONResponse:
+    """The problem for an expected error, by its row in the problem table; a 500 for a bug
+    (`error_problem`, which logs the server's own)."""
+    answer = error_problem(request, error)
+    return JSONResponse(
+        answer.body, status_code=answer.status, media_type=PROBLEM_JSON, headers=answer.headers
     )
 
 

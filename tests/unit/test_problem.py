@@ -4,6 +4,7 @@ machine reads, the exit code a script reads, and the line a person reads."""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from infra.audit.merkle import ProofError
 from infra.audit.outputs import OutputPathError
 from infra.cli.common import fail
 from infra.config import ConfigError
-from infra.http.problems import error_response, field_errors, invalid
+from infra.http.problems import MAX_LOGGED, error_response, field_errors, invalid
 from infra.kafka.cloudevent import DeadLetterReason
 from infra.kafka.intake import IntakeDecision
 from infra.kafka.outcome import problem_of
@@ -385,3 +386,37 @@ def test_views_whose_store_is_busy_are_told_by_the_cause_as_any_store(tmp_path: 
     assert problem is not None
     assert (problem.status, problem.exit_code, problem.type) == (503, 75, "store-busy")
     assert "the kept views 'views' could not be brought up to date" in problem.detail
+
+
+def test_the_servers_own_problem_is_one_bounded_line_in_its_log_and_the_clients_none(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 5xx the problem table knows (the views refused, the store busy) is logged at error
+    level: the request, the status and kind, the detail flattened to one line and cut at
+    MAX_LOGGED characters; no traceback. A 4xx is the client's to read, not logged."""
+    (tmp_path / "refused").mkdir()
+    (tmp_path / "busy").mkdir()
+    refused = _views_failed(_refused_by_sqlite(tmp_path / "refused", busy=False))
+    busy = _views_failed(_refused_by_sqlite(tmp_path / "busy", busy=True))
+    # a file the server could not open, its name of two lines and longer than a log line
+    with pytest.raises(FileNotFoundError) as missing:
+        (tmp_path / "gone" / "two\nlines" / (("x" * 200 + "/") * 10)).open()
+    long = missing.value
+
+    with caplog.at_level(logging.DEBUG, logger="backcheck.http"):
+        statuses = [
+            error_response(_request(), e).status_code
+            for e in (refused, busy, long, NotFoundError("no such candidate"))
+        ]
+
+    assert statuses == [500, 503, 500, 404]
+    lines = [r.getMessage() for r in caplog.records]
+    assert [r.levelno for r in caplog.records] == [logging.ERROR] * 3
+    assert [r.exc_info for r in caplog.records] == [None] * 3
+    said = "the kept views 'views' could not be brought up to date from the log"
+    assert lines[0].startswith(f"POST /v1/candidates answered 500 views-failed: {said} ")
+    assert lines[1].startswith("POST /v1/candidates answered 503 store-busy: another process ")
+    lead = "POST /v1/candidates answered 500 file: "
+    assert lines[2].startswith(f"{lead}{tmp_path}/gone/two lines/xxx")
+    assert len(lines[2]) == len(lead) + MAX_LOGGED + len("...")
+    assert all("\n" not in line for line in lines)
