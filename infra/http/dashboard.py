@@ -40,7 +40,7 @@ from infra.audit.health import chain_health
 from infra.config import Settings
 from infra.http.auth import Authenticator, Unauthenticated, checked_first
 from infra.http.head import is_head
-from infra.http.problems import PROBLEM_JSON, error_response, problem_response
+from infra.http.problems import PROBLEM_JSON, error_problem, error_response, problem_response
 from infra.http.routes import PROBLEMS
 from services.access import Role
 from services.application import Backcheck
@@ -81,7 +81,9 @@ STREAM = (
     "text/event-stream (an endless one): a `summary` event at once (`id:` the log's head, "
     "`data:` the summary as one line of JSON), another each time the head moves, a "
     "`: heartbeat` comment every 15 s otherwise; `signed-out` ends it when the token no "
-    "longer signs in, `stopping` when the server stops"
+    "longer signs in, `stopping` when the server stops, `problem` (`data:` the problem+json "
+    "the route would have answered, e.g. `views-failed`, `store-busy`) when the summary can "
+    "no longer be made"
 )
 SAMPLE = 'id: 4812\nevent: summary\ndata: {"pipeline": {...}, "lag": {"head": 4812, ...}}\n\n'
 
@@ -209,12 +211,13 @@ def install(
         if is_head(request.scope):  # the GET's status and headers; no event, no slot held
             release()
             return EventStream(_nothing(), lambda: None)
-        return EventStream(_events(credential, identity, first, request.app.state), release)
+        return EventStream(_events(request, credential, identity, first), release)
 
     async def _events(
-        credential: str, identity: Identity, first: DashboardSummary, state: Any
+        request: Request, credential: str, identity: Identity, first: DashboardSummary
     ) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
+        state = request.app.state
         sent = first.lag.head
         yield event("summary", first.model_dump_json(), sent)
         quiet_since = loop.time()
@@ -229,18 +232,29 @@ def install(
             if getattr(getattr(state, "server", None), "should_exit", False):
                 yield event("stopping", _json({"detail": "the server is stopping"}))
                 return
-            head = await to_thread.run_sync(application.recorder.max_notification_id)
-            if (head or 0) != sent:
-                found = await to_thread.run_sync(summary_for, identity.role)
+            found: DashboardSummary | None = None
+            again: Identity | None = None
+            try:
+                head = await to_thread.run_sync(application.recorder.max_notification_id)
+                if (head or 0) != sent:
+                    found = await to_thread.run_sync(summary_for, identity.role)
+                elif loop.time() - quiet_since >= heartbeat_seconds:
+                    # a revoked or expired credential ends the stream
+                    again = await to_thread.run_sync(authenticator.identify, credential)
+            except Unauthenticated as e:
+                yield event("signed-out", _json({"detail": e.detail}))
+                return
+            except Exception as e:
+                # what the route would have answered (the views failed, the store busy or
+                # away), sent as the stream's last event; the server's own logged in one line
+                told = error_problem(request, e, answered="ended its stream with")
+                yield event("problem", _json(told.body))
+                return
+            if found is not None:
                 sent = found.lag.head
                 yield event("summary", found.model_dump_json(), sent)
                 quiet_since = loop.time()
-            elif loop.time() - quiet_since >= heartbeat_seconds:
-                try:  # a revoked or expired credential ends the stream
-                    again = await to_thread.run_sync(authenticator.identify, credential)
-                except Unauthenticated as e:
-                    yield event("signed-out", _json({"detail": e.detail}))
-                    return
+            elif again is not None:
                 if again.role is not identity.role:
                     yield event("signed-out", _json({"detail": "the credential's role changed"}))
                     return

@@ -18,20 +18,25 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
 
+import httpx
 import pytest
 
 from infra.config import Settings
+from infra.http.dashboard import Streams
 from infra.ops.logs import Json
-from infra.views.kept import READ
+from infra.views.kept import DASHBOARD, READ
 from services.dto import RegisterCandidate
-from tests.http import PROBLEM_PREFIX, Served
+from tests.http import COMPLIANCE, PROBLEM_PREFIX, Served, listening
 from tests.integration.test_command_applied_views_behind import REFUSAL, refusing_rows
 from tests.story import RECRUITER
 
 HTTP_LOG = "backcheck.http"
+WAIT = 10.0  # seconds a test waits for the stream at most
 
 
 def _server_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -83,3 +88,101 @@ def test_a_clients_fault_writes_nothing_to_the_servers_log(
 
     assert [missing.status_code, unsigned.status_code, refused.status_code] == [404, 401, 403]
     assert _server_lines(caplog) == []
+
+
+# --- the dashboard's live stream ------------------------------------------------------------
+
+
+def events(response: httpx.Response) -> Iterator[tuple[str, str]]:
+    """Each event of a text/event-stream as (its name, its data), as they come, to its end."""
+    kind, data = "", []
+    for line in response.iter_lines():
+        if line.startswith(":"):
+            continue
+        if line.startswith("event:"):
+            kind = line.partition(":")[2].strip()
+        elif line.startswith("data:"):
+            data.append(line.partition(":")[2].strip())
+        elif line == "" and data:
+            yield kind, "".join(data)
+            kind, data = "", []
+
+
+def _streams(api: Served) -> Streams:
+    found = api.client.app.state.dashboard_streams  # type: ignore[attr-defined]
+    assert isinstance(found, Streams)
+    return found
+
+
+@pytest.fixture
+def every_log_line(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """`caplog`, hearing uvicorn's loggers too (they do not pass their lines to the root
+    logger): where a stream's unhandled error was logged, with its traceback."""
+    uvicorn = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error")]
+    for logger in uvicorn:
+        logger.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        for logger in uvicorn:
+            logger.removeHandler(caplog.handler)
+
+
+def test_a_views_fault_in_the_middle_of_the_stream_is_sent_as_its_last_event_and_logged_once(
+    api: Served, settings: Settings, every_log_line: pytest.LogCaptureFixture
+) -> None:
+    caplog = every_log_line
+    app = api.app
+    with (
+        listening(api) as base,
+        httpx.Client(base_url=base, timeout=WAIT) as client,
+        client.stream("GET", "/v1/dashboard/stream", headers=api.as_(COMPLIANCE)) as r,
+    ):
+        assert r.status_code == 200
+        told = events(r)
+        kind, first = next(told)
+        assert kind == "summary"
+        assert json.loads(first)["lag"]["head"] == api.head()
+
+        with refusing_rows(settings, DASHBOARD), caplog.at_level(logging.INFO):
+            # committed while the stream is open, held for the dashboard's views (under
+            # `max_pending`): the stream's next summary catches them up, and the views refuse
+            app.register_candidate(RegisterCandidate(name="Zhou Min", actor=RECRUITER))
+            started = time.monotonic()
+            rest = list(told)  # to the stream's end: it ends, and cleanly (no cut chunk)
+            assert time.monotonic() - started < WAIT
+            answered = api.get(COMPLIANCE, "/v1/dashboard/summary")  # the route, meanwhile
+
+    [(kind, data)] = rest
+    assert kind == "problem"
+    problem = json.loads(data)
+    assert problem["type"] == PROBLEM_PREFIX + "views-failed"
+    assert (problem["status"], problem["title"]) == (500, "Views failed")
+    assert problem["instance"] == "/v1/dashboard/stream"
+    assert problem["detail"].startswith(
+        "the kept views 'dashboard' could not be brought up to date from the log (IntegrityError: "
+    ), problem["detail"]
+    assert REFUSAL in problem["detail"]
+    # what the route answers while the fault lasts, but for the path it was asked at
+    assert answered.status_code == 500
+    assert answered.headers["content-type"].startswith("application/problem+json")
+    assert {**answered.json(), "instance": "/v1/dashboard/stream"} == problem
+
+    # one line for the stream (and one for the summary asked after it), no traceback
+    stream_line, summary_line = (
+        _one_line_without_traceback(r) for r in caplog.records if r.levelno >= logging.WARNING
+    )
+    assert stream_line["logger"] == summary_line["logger"] == HTTP_LOG
+    assert stream_line["message"] == (
+        f"GET /v1/dashboard/stream ended its stream with 500 views-failed: {problem['detail']}"
+    )
+    assert summary_line["message"].startswith("GET /v1/dashboard/summary answered 500 ")
+    # its slot given back
+    deadline = time.monotonic() + WAIT
+    while _streams(api).open:
+        assert time.monotonic() < deadline, "the stream kept its slot after it ended"
+        time.sleep(0.05)
+    # the fault gone, the stream opens again and the summary is caught up
+    summary = api.get(COMPLIANCE, "/v1/dashboard/summary")
+    assert summary.status_code == 200, summary.text
+    assert summary.json()["pipeline"]["candidates"] == {"registered": 1}
