@@ -8,6 +8,7 @@ or checkpoint) have their row here too; any other exception is a bug and crashes
 from __future__ import annotations
 
 import errno
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from infra.store.pool import NotAStoreError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
 from infra.store.tree_backfill import TreeBackfillError
 from infra.views.integrity import ViewRowAlteredError
+from infra.views.kept import KEPT
 from infra.views.runner import ViewsFailedError
 from services.errors import (
     AuthenticationError,
@@ -265,6 +267,53 @@ def _store_damaged(error: Exception) -> str:
     )
 
 
+# The kept views' own tables: in a views file beside an SQLite store (infra/views/sqlite.py),
+# or in a PostgreSQL store's schema (infra/views/postgres.py: each kept views' table, its
+# tracking and a rebuild's table aside). A store's tables are told apart from them: a store
+# without its own is `not-a-store`.
+_SQLITE_VIEWS_TABLES = frozenset({"view_rows", "view_rows_aside", "tracking"})
+_PG_VIEWS_TABLES = frozenset(
+    f"{kept.table}{end}" for kept in KEPT for end in ("", "_tracking", "_aside")
+)
+_SQLITE_MISSING = re.compile(r"no such table: (?:main\.)?(\w+)$")
+_PG_MISSING = re.compile(r'relation "(?:([^".]+)\.)?([^".]+)" does not exist')
+
+
+def _missing_views_table(error: BaseException) -> str | None:
+    """Which table of the kept views `error` says is missing, and where, as a phrase; None if
+    it says nothing of the kind (infra/store/pool.py names an SQLite file's missing table)."""
+    for cause in _causes(error):
+        if isinstance(cause, sqlite3.Error):
+            code = getattr(cause, "sqlite_errorcode", None)
+            found = _SQLITE_MISSING.search(str(cause))
+            if code is not None and code & 0xFF == _SQLITE_ERROR and found:
+                if found[1] not in _SQLITE_VIEWS_TABLES:
+                    return None
+                file = getattr(cause, "database", None)
+                where = f"the views file {file}" if file else "a views file beside the store"
+                return f"{where} lacks its table {found[1]}"
+        if isinstance(cause, psycopg.errors.UndefinedTable):
+            found = _PG_MISSING.search(cause.diag.message_primary or str(cause))
+            if found is None or found[2] not in _PG_VIEWS_TABLES:
+                return None
+            schema = f" of the schema {found[1]}" if found[1] else ""
+            return f"the views table {found[2]}{schema} is missing"
+    return None
+
+
+def _views_table_missing(error: Exception) -> bool:
+    return _missing_views_table(error) is not None
+
+
+def _views_without_table(error: Exception) -> str:
+    return (
+        f"{_missing_views_table(error)} (removed outside backcheck): the kept views cannot be "
+        "read or brought up to date without it. The event store is intact, and the views are "
+        "made from its events: `backcheck views rebuild` makes the table again with every "
+        "row (opening the store again would only make it empty, and leave the views wrong)"
+    )
+
+
 @dataclass(frozen=True)
 class _Row:
     family: type[Exception]
@@ -375,6 +424,17 @@ _TABLE: tuple[_Row, ...] = (
         "store-full",
         detail=_store_full,
         when=_sqlite(_SQLITE_FULL),
+    ),
+    # a table of the kept views gone (dropped by hand): the views', not the store's, whatever
+    # the driver's error (on SQLite the store's own "no such table" below, on PostgreSQL none)
+    _Row(
+        Exception,
+        500,
+        "Views failed",
+        EX_IOERR,
+        "views-failed",
+        detail=_views_without_table,
+        when=_views_table_missing,
     ),
     _Row(NotAStoreError, 500, "Not a store", EX_DATAERR, "not-a-store"),
     _Row(

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from eventsourcing.persistence import InterfaceError
@@ -140,11 +141,58 @@ def why_unopened(path: str | Path) -> str:
     return ""
 
 
+SQLITE_ERROR = 1  # a primary result code: SQL refused ("no such table: T", among others)
+NO_SUCH_TABLE = "no such table: "
+
+
+def named_missing_table(error: BaseException | None, path: str | None) -> None:
+    """`error`, if it is SQLite's saying a table is missing (`no such table: T`), says which
+    file lacks it too (and keeps the file as `database`): SQLite's words name the table only,
+    and the store and the views beside it are files of their own (infra/problem.py tells a
+    views file's missing table from the store's by it)."""
+    if (
+        path is not None
+        and isinstance(error, sqlite3.Error)
+        and _result_code(error) == SQLITE_ERROR
+        and str(error).startswith(NO_SUCH_TABLE)
+    ):
+        error.args = (f"{path}: {error}",)
+        setattr(error, "database", path)  # noqa: B010  (sqlite3's errors declare no such field)
+
+
 def _named(error: BaseException, path: str) -> None:
     """`error`, an SQLite error about the file at `path`, says which file (its type and
     result code stay as they were: they decide its problem, and whether waiting may cure it)."""
     if not str(error).startswith(path):
         error.args = (f"{path}: {error}{why_unopened(path)}",)
+
+
+class NamedTransaction(SQLiteTransaction):
+    """The library's transaction (its errors mapped the same way), a missing table's error
+    naming the file (`named_missing_table`): only when it fails, so it costs nothing else."""
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        if exc_val is not None:
+            named_missing_table(exc_val, getattr(self.connection, "db_name", None))
+        super().__exit__(exc_type, exc_val, exc_tb)
+
+
+class Connection(SQLiteConnection):
+    """The library's connection, knowing its file: its transactions are `NamedTransaction`s."""
+
+    def __init__(self, sqlite_conn: sqlite3.Connection, max_age: float | None, db_name: str):
+        super().__init__(sqlite_conn=sqlite_conn, max_age=max_age)
+        self.db_name = db_name
+
+    @contextmanager
+    def transaction(self, *, commit: bool) -> Iterator[SQLiteCursor]:
+        with NamedTransaction(self, commit=commit) as curs, curs:
+            yield curs
 
 
 class CachingPool(SQLiteConnectionPool):
@@ -174,7 +222,7 @@ class CachingPool(SQLiteConnectionPool):
                 raise
             self.is_journal_mode_wal = True
         c.row_factory = sqlite3.Row
-        return SQLiteConnection(sqlite_conn=c, max_age=self.max_age)
+        return Connection(c, self.max_age, self.db_name)
 
     def _switch_to_wal(self, c: sqlite3.Connection) -> None:
         """A file in rollback mode (a new one) put in WAL mode, waiting for others doing the
@@ -208,7 +256,7 @@ def _result_code(error: sqlite3.Error) -> int | None:
     return None if code is None else int(code) & 0xFF
 
 
-class WriteTransaction(SQLiteTransaction):
+class WriteTransaction(NamedTransaction):
     """The library's transaction (its errors mapped the same way), begun IMMEDIATE: it takes
     the file's write lock at once, waiting for it as long as the lock timeout allows. Begun
     DEFERRED, a transaction that reads before it writes (a batch of view rows, the store's
