@@ -267,37 +267,43 @@ def _store_damaged(error: Exception) -> str:
     )
 
 
-# The kept views' own tables: in a views file beside an SQLite store (infra/views/sqlite.py),
-# or in a PostgreSQL store's schema (infra/views/postgres.py: each kept views' table, its
-# tracking and a rebuild's table aside). A store's tables are told apart from them: a store
-# without its own is `not-a-store`.
-_SQLITE_VIEWS_TABLES = frozenset({"view_rows", "view_rows_aside", "tracking"})
-_PG_VIEWS_TABLES = frozenset(
-    f"{kept.table}{end}" for kept in KEPT for end in ("", "_tracking", "_aside")
-)
+# The kept views' own tables, by what each holds: in a views file beside an SQLite store
+# (infra/views/sqlite.py), or in a PostgreSQL store's schema (infra/views/postgres.py: each
+# kept views' table, its tracking, and a rebuild's table aside). A store's own tables are
+# told apart from them: a store without those is `not-a-store`.
+_ROWS, _TRACKING, _ASIDE = "rows", "tracking", "aside"
+_SQLITE_VIEWS_TABLES = {"view_rows": _ROWS, "tracking": _TRACKING, "view_rows_aside": _ASIDE}
+_PG_VIEWS_TABLES = {
+    f"{kept.table}{end}": held
+    for kept in KEPT
+    for end, held in (("", _ROWS), ("_tracking", _TRACKING), ("_aside", _ASIDE))
+}
 _SQLITE_MISSING = re.compile(r"no such table: (?:main\.)?(\w+)$")
 _PG_MISSING = re.compile(r'relation "(?:([^".]+)\.)?([^".]+)" does not exist')
 
 
-def _missing_views_table(error: BaseException) -> str | None:
-    """Which table of the kept views `error` says is missing, and where, as a phrase; None if
-    it says nothing of the kind (infra/store/pool.py names an SQLite file's missing table)."""
+def _missing_views_table(error: BaseException) -> tuple[str, str] | None:
+    """What the table of the kept views `error` says is missing held (`_ROWS`, `_TRACKING`,
+    `_ASIDE`), and which table it is, where, as a phrase; None if it says nothing of the kind
+    (infra/store/pool.py names the file of an SQLite table missing)."""
     for cause in _causes(error):
         if isinstance(cause, sqlite3.Error):
             code = getattr(cause, "sqlite_errorcode", None)
             found = _SQLITE_MISSING.search(str(cause))
             if code is not None and code & 0xFF == _SQLITE_ERROR and found:
-                if found[1] not in _SQLITE_VIEWS_TABLES:
+                held = _SQLITE_VIEWS_TABLES.get(found[1])
+                if held is None:
                     return None
                 file = getattr(cause, "database", None)
                 where = f"the views file {file}" if file else "a views file beside the store"
-                return f"{where} lacks its table {found[1]}"
+                return held, f"{where} lacks its table {found[1]}"
         if isinstance(cause, psycopg.errors.UndefinedTable):
             found = _PG_MISSING.search(cause.diag.message_primary or str(cause))
-            if found is None or found[2] not in _PG_VIEWS_TABLES:
+            held = _PG_VIEWS_TABLES.get(found[2]) if found else None
+            if found is None or held is None:
                 return None
             schema = f" of the schema {found[1]}" if found[1] else ""
-            return f"the views table {found[2]}{schema} is missing"
+            return held, f"the views table {found[2]}{schema} is missing"
     return None
 
 
@@ -305,13 +311,30 @@ def _views_table_missing(error: Exception) -> bool:
     return _missing_views_table(error) is not None
 
 
+_INTACT = "The event store is intact, and the views are made from its events: "
+_REMEDY = {
+    # the views' set-up makes a missing table again when a process opens them, but empty,
+    # while their tracking still says they hold every event: they would stay wrong
+    _ROWS: "the kept views cannot be read or brought up to date without it. "
+    + _INTACT
+    + "`backcheck views rebuild` makes the table again with every row (opening the store "
+    "again would only make it empty, and leave the views wrong)",
+    # made again empty on opening, the views then apply the log again from its start over
+    # the rows they hold (their handlers are idempotent): whole again
+    _TRACKING: "the kept views cannot tell how far they stand without it. "
+    + _INTACT
+    + "`backcheck views rebuild` makes it again with the views afresh (so does opening the "
+    "store again, restarting this process: the views then apply the log again from its "
+    "start)",
+    _ASIDE: "the rebuild writing into it stopped, and the views in use are as they were. "
+    + _INTACT
+    + "run `backcheck views rebuild` again",
+}
+
+
 def _views_without_table(error: Exception) -> str:
-    return (
-        f"{_missing_views_table(error)} (removed outside backcheck): the kept views cannot be "
-        "read or brought up to date without it. The event store is intact, and the views are "
-        "made from its events: `backcheck views rebuild` makes the table again with every "
-        "row (opening the store again would only make it empty, and leave the views wrong)"
-    )
+    held, where = _missing_views_table(error) or (_ROWS, "a table of the kept views is missing")
+    return f"{where} (removed outside backcheck): {_REMEDY[held]}"
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,12 @@ the server's log. Now either is `views-failed` naming the views file (or the tab
 schema), saying the event store is intact and that `backcheck views rebuild` makes the table
 again with its rows (decision 0062).
 
-Opening the store again does not cure it: the views' set-up makes the table again, empty,
-while their tracking still says they hold every event, so the views would stay wrong
-(reported, not changed here: infra/views/ is others' to change now).
+What cures it depends on the table. The rows' table: opening the store again does not, as
+the views' set-up makes it again empty while their tracking still says they hold every
+event, so the views would stay wrong (reported, not changed here: infra/views/ is others' to
+change now); `backcheck views rebuild` does. The tracking table: either does, since made
+again empty the views apply the log again from its start. A rebuild's table aside: the
+rebuild stopped, the views in use are whole; run it again.
 """
 
 from __future__ import annotations
@@ -24,22 +27,30 @@ import psycopg
 import pytest
 from eventsourcing.persistence import OperationalError
 
+from infra.bootstrap import build_app
 from infra.config import Settings
-from infra.problem import EX_DATAERR, problem_for
+from infra.problem import EX_DATAERR, EX_IOERR, problem_for
+from infra.store.pool import Datastore
 from infra.views.kept import DASHBOARD, READ, Kept
 from services.application import Backcheck
 from services.dto import RegisterCandidate
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, FakeClock
 from tests.e2e.test_cli import run
 from tests.http import COMPLIANCE, Served, problem
 from tests.integration.test_views_fault_reads import env_of
 from tests.story import RECRUITER
 
+INTACT = "The event store is intact, and the views are made from its events: "
 REMEDY = (
     " (removed outside backcheck): the kept views cannot be read or brought up to date "
-    "without it. The event store is intact, and the views are made from its events: "
-    "`backcheck views rebuild` makes the table again with every row (opening the store again "
-    "would only make it empty, and leave the views wrong)"
+    f"without it. {INTACT}`backcheck views rebuild` makes the table again with every row "
+    "(opening the store again would only make it empty, and leave the views wrong)"
+)
+TRACKING_REMEDY = (
+    " (removed outside backcheck): the kept views cannot tell how far they stand without it. "
+    f"{INTACT}`backcheck views rebuild` makes it again with the views afresh (so does opening "
+    "the store again, restarting this process: the views then apply the log again from its "
+    "start)"
 )
 
 
@@ -96,11 +107,14 @@ def test_a_views_table_dropped_by_hand_is_named_with_the_rebuild_that_makes_it_a
         assert answered.json()["pipeline"]["candidates"] == {"registered": 2}
 
 
-def test_a_views_tracking_table_dropped_by_hand_is_named_too(
-    api: Served, settings: Settings
+@pytest.mark.parametrize("remedy", ["rebuild", "reopen"])
+def test_a_views_tracking_table_dropped_by_hand_is_named_with_what_makes_it_again(
+    api: Served, settings: Settings, clock: FakeClock, remedy: str
 ) -> None:
     """The views' record of how far they stand is theirs too (`tracking` in the views file,
-    `<table>_tracking` on PostgreSQL): the runner asks it before catching up."""
+    `<table>_tracking` on PostgreSQL): the runner asks it before catching up. Made again
+    empty, the views apply the log again from its start, so here opening the store again
+    cures it too."""
     app = api.app
     assert api.get(COMPLIANCE, "/v1/dashboard/summary").status_code == 200
     if settings.backend == "sqlite":
@@ -117,7 +131,41 @@ def test_a_views_tracking_table_dropped_by_hand_is_named_too(
 
     answered = api.get(COMPLIANCE, "/v1/dashboard/summary")
 
-    assert problem(answered, 500, "views-failed")["detail"] == where + REMEDY
+    assert problem(answered, 500, "views-failed")["detail"] == where + TRACKING_REMEDY
+    if remedy == "rebuild":
+        rebuilt = run(env_of(settings), "views", "rebuild", DASHBOARD.name)
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        summary = app.dashboard_summary()
+    else:
+        reopened = build_app(settings, clock=clock)
+        try:
+            summary = reopened.dashboard_summary()
+        finally:
+            reopened.close()
+    assert summary.pipeline.candidates == {"registered": 1}  # each event applied once
+
+
+def test_a_rebuilds_table_aside_missing_is_named_and_the_views_in_use_are_not_blamed(
+    tmp_path: Path,
+) -> None:
+    """A rebuild's table aside removed while it writes (decision 0061): the rebuild stops,
+    the views in use are whole. Met here as a views file's datastore meets it."""
+    views = Datastore(str(tmp_path / "store.views.sqlite"))
+    try:
+        with pytest.raises(OperationalError) as stopped, views.transaction(commit=True) as c:
+            c.execute("INSERT INTO view_rows_aside VALUES ('dashboard', 'k')")
+    finally:
+        views.close()
+
+    told = problem_for(stopped.value)
+
+    assert told is not None
+    assert (told.type, told.status, told.exit_code) == ("views-failed", 500, EX_IOERR)
+    assert told.detail == (
+        f"the views file {tmp_path / 'store.views.sqlite'} lacks its table view_rows_aside "
+        "(removed outside backcheck): the rebuild writing into it stopped, and the views in "
+        f"use are as they were. {INTACT}run `backcheck views rebuild` again"
+    )
 
 
 def test_the_event_stores_own_table_missing_is_still_not_a_store_and_names_its_file(
