@@ -313,12 +313,13 @@ def _views_table_missing(error: Exception) -> bool:
 
 _INTACT = "The event store is intact, and the views are made from its events: "
 _REMEDY = {
-    # the views' set-up makes a missing table again when a process opens them, but empty,
-    # while their tracking still says they hold every event: they would stay wrong
+    # the views' set-up makes a missing table again when a process opens them, and drops
+    # their tracking with it: they apply the log again from its start
     _ROWS: "the kept views cannot be read or brought up to date without it. "
     + _INTACT
-    + "`backcheck views rebuild` makes the table again with every row (opening the store "
-    "again would only make it empty, and leave the views wrong)",
+    + "`backcheck views rebuild` makes the table again with every row (so does opening the "
+    "store again, restarting this process: the views then apply the log again from its "
+    "start)",
     # made again empty on opening, the views then apply the log again from its start over
     # the rows they hold (their handlers are idempotent): whole again
     _TRACKING: "the kept views cannot tell how far they stand without it. "

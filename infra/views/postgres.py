@@ -111,7 +111,17 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
                 self._insert_tracking(curs, Tracking(marker, 1))
             self.tracking_table_exists = True
             self.tracking_migration_previous = self.tracking_migration_current = 1
+        # the rows' table gone (dropped by hand) while the tracking still says how far the
+        # views stand: made again empty, its tracking goes too, and the log is applied again
+        curs.execute(
+            "SELECT to_regclass(%s) IS NULL AS rows_lost, to_regclass(%s) IS NOT NULL AS tracked",
+            (f"{self.schema_name}.{self.table}", f"{self.schema_name}.{self.tracking_table_name}"),
+        )
+        found = curs.fetchone()
+        lost = found is not None and found["rows_lost"] and found["tracked"]
         super()._create_table(curs)
+        if lost:
+            curs.execute(self.sql["clear_tracking"])
         self._add_macs(curs)
 
     def _add_macs(self, curs: Any) -> None:

@@ -72,8 +72,26 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
         could both create it and both record its migration, and the second would fail."""
         with self.writer_lock.held():
             self._restore_migration_marker()
+            lost = self._rows_table_lost()
             super().create_table()
+            if lost:  # made again empty: the views apply the log again from its start
+                with write_transaction(self.datastore) as c:
+                    c.execute(
+                        "DELETE FROM tracking WHERE application_name != ?",
+                        (self.table_migration_identifier,),
+                    )
             self._add_macs()
+
+    def _rows_table_lost(self) -> bool:
+        """Whether the rows' table is gone (dropped by hand) while the tracking table still
+        says how far the views stand: made again empty, the views would be tracked as holding
+        every event and hold none."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' "
+                "AND name IN ('view_rows', 'tracking')"
+            )
+            return {r[0] for r in c.fetchall()} == {"tracking"}
 
     def _add_macs(self) -> None:
         """A views file written before rows carried a MAC (`integrity.py`): its rows are

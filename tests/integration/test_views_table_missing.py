@@ -10,11 +10,11 @@ the server's log. Now either is `views-failed` naming the views file (or the tab
 schema), saying the event store is intact and that `backcheck views rebuild` makes the table
 again with its rows (decision 0062).
 
-What cures it depends on the table. The rows' table: opening the store again does not, as
-the views' set-up makes it again empty while their tracking still says they hold every
-event, so the views would stay wrong (reported, not changed here: infra/views/ is others' to
-change now); `backcheck views rebuild` does. The tracking table: either does, since made
-again empty the views apply the log again from its start. A rebuild's table aside: the
+What cures it: `backcheck views rebuild`, or opening the store again. The rows' table is
+made again empty on opening and, since its tracking would still say the views hold every
+event, the tracking is dropped with it (before, the views stayed empty and wrong: a profile
+read was "Not found", the dashboard counted one candidate of two); the tracking table made
+again empty, the views apply the log again from its start. A rebuild's table aside: the
 rebuild stopped, the views in use are whole; run it again.
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -32,8 +33,10 @@ from infra.config import Settings
 from infra.problem import EX_DATAERR, EX_IOERR, problem_for
 from infra.store.pool import Datastore
 from infra.views.kept import DASHBOARD, READ, Kept
+from services.access import Role
 from services.application import Backcheck
 from services.dto import RegisterCandidate
+from services.lists import ListCandidates
 from tests.conftest import PG_URL, FakeClock
 from tests.e2e.test_cli import run
 from tests.http import COMPLIANCE, Served, problem
@@ -44,7 +47,8 @@ INTACT = "The event store is intact, and the views are made from its events: "
 REMEDY = (
     " (removed outside backcheck): the kept views cannot be read or brought up to date "
     f"without it. {INTACT}`backcheck views rebuild` makes the table again with every row "
-    "(opening the store again would only make it empty, and leave the views wrong)"
+    "(so does opening the store again, restarting this process: the views then apply the log "
+    "again from its start)"
 )
 TRACKING_REMEDY = (
     " (removed outside backcheck): the kept views cannot tell how far they stand without it. "
@@ -78,8 +82,15 @@ def drop_rows_table(settings: Settings, kept: Kept) -> str:
     ],
     ids=["read-views", "dashboard"],
 )
+@pytest.mark.parametrize("remedy", ["rebuild", "reopen"])
 def test_a_views_table_dropped_by_hand_is_named_with_the_rebuild_that_makes_it_again(
-    api: Served, settings: Settings, kept: Kept, reader: str, path: str
+    api: Served,
+    settings: Settings,
+    clock: FakeClock,
+    kept: Kept,
+    reader: str,
+    path: str,
+    remedy: str,
 ) -> None:
     app = api.app
     created = api.post(RECRUITER, "/v1/candidates", {"name": "Li Lei"})
@@ -95,6 +106,20 @@ def test_a_views_table_dropped_by_hand_is_named_with_the_rebuild_that_makes_it_a
     assert body["detail"] == where + REMEDY
     assert "Retry-After" not in answered.headers  # waiting cures nothing
 
+    if remedy == "reopen":  # a process opening the store: the table made, the log applied
+        reopened = build_app(settings, clock=clock)
+        try:
+            if kept is READ:
+                page = reopened.list_candidates(ListCandidates(limit=10), Role.COMPLIANCE)
+                assert [c.candidate_id for c in page.items] == [
+                    UUID(created.json()["candidate_id"])
+                ]
+            else:
+                summary = reopened.dashboard_summary()
+                assert summary.pipeline.candidates == {"registered": 2}
+        finally:
+            reopened.close()
+        return
     # the remedy it names, run by the operator while the server runs
     rebuilt = run(env_of(settings), "views", "rebuild", kept.name)
     assert rebuilt.returncode == 0, rebuilt.stderr
