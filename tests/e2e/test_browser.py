@@ -18,7 +18,9 @@ import httpx
 import pytest
 
 from infra.config import Settings
+from infra.views.kept import DASHBOARD
 from tests.e2e.test_serve import Server
+from tests.integration.test_command_applied_views_behind import REFUSAL, refusing_rows
 
 pytestmark = pytest.mark.browser
 
@@ -143,6 +145,47 @@ def test_the_dashboard_shows_the_projection_live_and_drills_down(
     assert page.get_by_test_id("refusal-row").count() == expected
     shot(page, "dashboard-drill-down")
     assert not errors, errors
+
+
+def test_the_dashboard_says_the_servers_fault_and_goes_live_again_once_it_is_gone(
+    browser: Any, tmp_path: Path
+) -> None:
+    """A summary that can no longer be made ends the stream with a `problem` event (decision
+    0062): the page says the problem, tries again, and is live again once the fault is gone."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}", data_dir=tmp_path)
+    server = Server(settings, "--demo", log=tmp_path / "serve.log")
+    try:
+        tokens = server.tokens()
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{server.base}/dashboard")
+        page.get_by_test_id("token-input").fill(tokens["compliance:demo"])
+        page.get_by_test_id("sign-in").click()
+        page.wait_for_selector('[data-testid=status][data-state="live"]', timeout=WAIT_MS)
+
+        with refusing_rows(settings, DASHBOARD), httpx.Client(base_url=server.base) as client:
+            made = client.post(  # an event the dashboard's views must apply, and cannot
+                "/v1/candidates",
+                json={"name": "Zhou Xun"},
+                headers={"Authorization": f"Bearer {tokens['hr:demo']}"},
+                timeout=30,
+            )
+            assert made.status_code == 201, made.text
+            page.wait_for_selector('[data-testid=status][data-state="fault"]', timeout=WAIT_MS)
+            said = value(page, "status")
+            assert "Views failed" in said, said
+            assert REFUSAL in said, said
+            assert "trying again in" in said, said
+            shot(page, "dashboard-fault")
+
+        page.wait_for_selector('[data-testid=status][data-state="live"]', timeout=60_000)
+        assert not errors, errors
+    finally:
+        assert server.stop() == 0
+    log = server.log.read_text()
+    assert "Traceback" not in log
+    assert "views-failed" in log  # the server's own line
 
 
 ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\.\d{3,6}|\+00:00|Z\b")

@@ -14,6 +14,7 @@
   const SVG = () => $("svg-namespace").namespaceURI;
   let token = null;
   let controller = null; // aborts the stream on sign-out
+  let fault = null; // the server's last fault that ended the stream, said until a summary comes
   let updates = 0;
   let last = null; // the newest summary
   let drill = null; // {day, principal, policy, cursor}
@@ -340,7 +341,10 @@
         if (signal.aborted) return;
         console.error("dashboard stream:", error);
       }
-      status(`reconnecting in ${Math.round(wait / 1000)} s`, "reconnecting");
+      // the server's own fault ended the stream (a `problem` event): said, then tried again
+      const again = `trying again in ${Math.round(wait / 1000)} s`;
+      if (fault) status(`${fault}; ${again}`, "fault");
+      else status(`reconnecting in ${Math.round(wait / 1000)} s`, "reconnecting");
       await new Promise((resolve) => setTimeout(resolve, wait));
       wait = Math.min(wait * 2, 30000);
     }
@@ -358,7 +362,15 @@
       if (field === "event") kind = value;
       else if (field === "data") data.push(value);
     }
-    if (kind === "summary" && data.length) render(JSON.parse(data.join("\n")));
+    if (kind === "summary" && data.length) {
+      fault = null;
+      status("live", "live");
+      render(JSON.parse(data.join("\n")));
+    }
+    if (kind === "problem") {
+      const problem = JSON.parse(data.join("\n") || "{}");
+      fault = `the dashboard could not be updated (${problem.title || "a fault"}): ${problem.detail || ""}`;
+    }
     if (kind === "signed-out") return (JSON.parse(data.join("\n") || "{}").detail) || "signed out";
     return null;
   }
