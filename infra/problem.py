@@ -25,6 +25,7 @@ from domain.errors import (
     NotFoundError,
     RuleBrokenError,
 )
+from infra.audit.chain import ChainBrokenError
 from infra.audit.checkpoint import CheckpointError
 from infra.audit.cosignatures import CosignatureError, NotCosignedError
 from infra.audit.evidence import BundleError
@@ -44,6 +45,7 @@ from infra.store.filelock import AlreadyRunningError
 from infra.store.migration_errors import SourceNotVerifiedError, TargetNotEmptyError
 from infra.store.pool import NotAStoreError
 from infra.store.server import StoreMisconfiguredError, StoreUnreachableError
+from infra.store.transcoder import UnknownEventTypeError
 from infra.store.tree_backfill import TreeBackfillError
 from infra.views.integrity import ViewRowAlteredError
 from infra.views.kept import KEPT
@@ -231,6 +233,17 @@ def _views_failed(error: Exception) -> str:
     )
 
 
+def _chain_broken(error: Exception) -> str:
+    return f"{error}; nothing of this command was recorded"
+
+
+def _unknown_event_type(error: Exception) -> str:
+    return (
+        f"{error}: the store holds a record this backcheck cannot read, written by a newer "
+        "version of it or around its recorder (`backcheck audit verify` tells which)"
+    )
+
+
 def _file(error: Exception) -> str:
     """A file the command needed: which, and what is wrong with it, in the system's words."""
     if not isinstance(error, OSError):
@@ -404,6 +417,19 @@ _TABLE: tuple[_Row, ...] = (
     _Row(DataKeyMissingError, 500, "Data key missing", EX_DATAERR, "data-key-missing"),
     _Row(SealBrokenError, 500, "Sealed value altered", EX_DATAERR, "seal-broken"),
     _Row(ViewRowAlteredError, 500, "Views altered", EX_DATAERR, "views-altered"),
+    # the events' own transaction found records stored around the recorder and rolled back:
+    # the store's trail is damaged, not the caller's command: writing stops until it is verified
+    _Row(ChainBrokenError, 500, "Chain broken", EX_DATAERR, "chain-broken", detail=_chain_broken),
+    # a stored record no event of this backcheck: written by a newer version, or around the
+    # recorder; the views cannot apply it, so every read that catches them up meets it
+    _Row(
+        UnknownEventTypeError,
+        500,
+        "Unknown event type",
+        EX_DATAERR,
+        "unknown-event-type",
+        detail=_unknown_event_type,
+    ),
     _Row(TreeBackfillError, 500, "Tree not built", EX_DATAERR, "tree-backfill", lead="stopped"),
     _Row(
         TargetNotEmptyError,
