@@ -61,7 +61,7 @@ Problem types (each `tag:backcheck.invalid,2026:problems/` followed by the kind)
 | 422 | `validation`, `InvalidInput` (a cursor, …): each with `errors` | field, rule, message |
 | 422 | `idempotency-key-reused` | the key was sent before with another request |
 | 500 | `views-failed` | the kept views could not catch up, or lack a table; no `Retry-After` |
-| 500 | `chain-broken`, `unknown-event-type` | records stored around the recorder: run `audit verify` |
+| 500 | `chain-broken`, `unknown-event-type` | records stored around the recorder: `audit verify` |
 | 503 | `store-unreachable`, `store-busy` | try again (`Retry-After`) |
 | 503 | `too-many-streams` | the dashboard's live streams are all taken; try again (`Retry-After`) |
 | 503 | `config`, `wrong-master-key`, … | the server's settings cannot be used; no `Retry-After` |
