@@ -13,6 +13,7 @@ from domain.errors import (
     DomainError,
     InvalidInputError,
     NotFoundError,
+    PickledAsItIs,
     RuleBrokenError,
 )
 from services.versions import Expected, WeakTag
@@ -182,7 +183,7 @@ def retold(error: E, line: str) -> E:
     return told
 
 
-class DataKeyMissingError(RuntimeError):
+class DataKeyMissingError(PickledAsItIs, RuntimeError):
     """A personal value cannot be opened: its data key is gone, yet no erasure of the subject
     and no retention of that tier is recorded. Only a recorded erasure may make a value
     unreadable; a key gone without one was deleted around the application (tampering or a
@@ -207,7 +208,7 @@ class DataKeyMissingError(RuntimeError):
         return DataKeyMissingError(self.candidate_id, self.tier, attempt_recorded=True)
 
 
-class DataKeyRaceError(RuntimeError):
+class DataKeyRaceError(PickledAsItIs, RuntimeError):
     """A data key made for a write was made first by another writer (another thread or
     process, sealing the same subject's first value of a category at the same moment): the
     write rolled back, nothing of it is stored, and it is tried again with the key stored."""
