@@ -287,3 +287,20 @@ class ScopedListError(OutsideAssignmentsError):
             principal=principal,
             kind=kind,
         )
+
+
+class WholeStoreError(OutsideAssignmentsError):
+    """A principal scoped to some candidates asked for a look at the whole store (the chain's
+    verification, the rule check, the refused reads' drill-down): it tells of candidates
+    outside the scope (their ids, how many events the store holds), so it is refused (403)
+    before anything is read, naming no candidate; nothing is recorded."""
+
+    def __init__(self, principal: str, what: str) -> None:
+        DomainError.__init__(
+            self,
+            f"{principal} is scoped to some candidates (its assignments), and {what} covers "
+            "the whole store, every candidate in it: it is for compliance officers not so "
+            "scoped; read each assigned candidate by its own routes",
+            principal=principal,
+            what=what,
+        )
