@@ -32,6 +32,24 @@ def _rebuilt(cls: type[DomainError], message: str) -> DomainError:
     return cls.__new__(cls, message)  # BaseException.__new__ sets `args`; pickle the rest
 
 
+class PickledAsItIs:
+    """Mixed into an error of ours that is not a DomainError (a ValueError, a RuntimeError)
+    and whose `__init__` takes other arguments than its `args` (the message): pickled as
+    DomainError is, made again without `__init__` from its `args`, then given back its
+    attributes. Without it an error crossing processes (a verifier's or a rebuild's worker)
+    came back by calling `__init__` with its message alone: a TypeError for a missing
+    argument instead of the error, or the message wrapped in itself."""
+
+    args: tuple[Any, ...]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_made_again, (type(self), *self.args), self.__dict__)
+
+
+def _made_again(cls: type[BaseException], *args: Any) -> BaseException:
+    return cls.__new__(cls, *args)  # BaseException.__new__ sets `args`; pickle the rest
+
+
 class RuleBrokenError(DomainError):
     """A business rule refused the command; nothing was recorded."""
 

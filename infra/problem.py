@@ -51,6 +51,7 @@ from infra.views.integrity import ViewRowAlteredError
 from infra.views.kept import KEPT
 from infra.views.runner import ViewsFailedError
 from services.errors import (
+    AggregateMissingError,
     AuthenticationError,
     DataKeyMissingError,
     OutsideAssignmentsError,
@@ -550,6 +551,28 @@ def status_exit_code(status: int) -> int | None:
 def family_exit_code(family: type[Exception]) -> int:
     """The exit code of the first row of `family` (e.g. `InvalidInputError`'s, 2)."""
     return next(row.exit_code for row in _TABLE if row.family is family)
+
+
+# Where a client finds the ids of each kind: the API's route that lists them. The command
+# line's words (services/errors.py) name `backcheck events`, a command of the operator's
+# machine; whoever calls from elsewhere — a client of the HTTP API, a service whose command
+# the intake answers on the outcomes topic — is told the route instead. A kind no route
+# lists is told no place.
+LISTED_BY_ROUTE = {
+    "candidate": "list with `GET /v1/candidates`",
+    "investigation": "list with `GET /v1/investigations`",
+    "report": "list with `GET /v1/reports`",
+    "consent": "list with `GET /v1/candidates/{candidate_id}/consents`",
+}
+
+
+def told_away_from_the_store(error: Exception) -> Exception:
+    """`error` as a caller with no shell on the store's machine is told it (over HTTP, or on
+    the command outcomes topic): an unknown id names the route that lists ids of its kind;
+    any other error is itself."""
+    if isinstance(error, AggregateMissingError):
+        return error.listed_by(LISTED_BY_ROUTE.get(error.kind))
+    return error
 
 
 def field_of(error: Exception) -> str | None:

@@ -13,6 +13,7 @@ from domain.errors import (
     DomainError,
     InvalidInputError,
     NotFoundError,
+    PickledAsItIs,
     RuleBrokenError,
 )
 from services.versions import Expected, WeakTag
@@ -182,7 +183,7 @@ def retold(error: E, line: str) -> E:
     return told
 
 
-class DataKeyMissingError(RuntimeError):
+class DataKeyMissingError(PickledAsItIs, RuntimeError):
     """A personal value cannot be opened: its data key is gone, yet no erasure of the subject
     and no retention of that tier is recorded. Only a recorded erasure may make a value
     unreadable; a key gone without one was deleted around the application (tampering or a
@@ -207,7 +208,7 @@ class DataKeyMissingError(RuntimeError):
         return DataKeyMissingError(self.candidate_id, self.tier, attempt_recorded=True)
 
 
-class DataKeyRaceError(RuntimeError):
+class DataKeyRaceError(PickledAsItIs, RuntimeError):
     """A data key made for a write was made first by another writer (another thread or
     process, sealing the same subject's first value of a category at the same moment): the
     write rolled back, nothing of it is stored, and it is tried again with the key stored."""
@@ -285,4 +286,21 @@ class ScopedListError(OutsideAssignmentsError):
             "names every one: lists are for staff not so scoped; read each assigned candidate",
             principal=principal,
             kind=kind,
+        )
+
+
+class WholeStoreError(OutsideAssignmentsError):
+    """A principal scoped to some candidates asked for a look at the whole store (the chain's
+    verification, the rule check, the refused reads' drill-down): it tells of candidates
+    outside the scope (their ids, how many events the store holds), so it is refused (403)
+    before anything is read, naming no candidate; nothing is recorded."""
+
+    def __init__(self, principal: str, what: str) -> None:
+        DomainError.__init__(
+            self,
+            f"{principal} is scoped to some candidates (its assignments), and {what} covers "
+            "the whole store, every candidate in it: it is for compliance officers not so "
+            "scoped; read each assigned candidate by its own routes",
+            principal=principal,
+            what=what,
         )

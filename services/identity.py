@@ -26,7 +26,7 @@ from services.access import (
     ViewDecision,
 )
 from services.dto import Reader
-from services.errors import OutsideAssignmentsError, SetByAuthenticationError
+from services.errors import OutsideAssignmentsError, SetByAuthenticationError, WholeStoreError
 
 __all__ = [
     "ASSIGNMENTS_POLICY",
@@ -124,6 +124,15 @@ def check_scope(command: object) -> None:
     named = getattr(command, "candidate_id", None)
     if isinstance(named, UUID) and named not in identity.assignments:
         raise OutsideAssignmentsError(identity.principal, named)
+
+
+def check_whole_store(identity: Identity | None, what: str) -> None:
+    """A look at the whole store (`what`: the chain's verification, the rule check, the
+    refused reads' drill-down) tells of every candidate in it: refused to an identity scoped
+    to some candidates, before anything is read, naming none (decision 0063, as the lists and
+    the case overview refuse it: decision 0060)."""
+    if identity is not None and identity.assignments:
+        raise WholeStoreError(identity.principal, what)
 
 
 class AssignedDecisions:

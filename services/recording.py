@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from eventsourcing.domain import Aggregate
 
 from domain.access import Access
+from domain.errors import PickledAsItIs
 from services.batching import Batcher, Slot
 from services.errors import DataKeyMissingError, StoredDataAlteredError, retold
 from services.ports import ReadModel
@@ -37,7 +38,7 @@ READ_FAILURES: tuple[type[Exception], ...] = (StoredDataAlteredError, DataKeyMis
 RECORDED = "nothing was returned, and the attempt was recorded"
 
 
-class Unanswered(Exception):  # noqa: N818  (not an error of its own: it carries one)
+class Unanswered(PickledAsItIs, Exception):  # noqa: N818  (not an error of its own: it carries one)
     """A read decided but not answered: a value it was to return could not be opened, or it
     names a candidate outside its scoped principal's assignments that is not there. Its
     access records (failed, or refused; nothing returned) are stored as any read's are, and

@@ -28,6 +28,7 @@ from services.access import Role
 from services.dashboard import ChainHealth, DashboardQueries, DashboardSummary
 from services.dto import Command, Result
 from services.errors import UseCaseNotPermittedError
+from services.identity import Identity, check_whole_store
 from services.lists import MAX_CURSOR, MAX_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
 
 DASHBOARD_ROLES = (Role.RECRUITER, Role.INVESTIGATOR, Role.REVIEWER, Role.COMPLIANCE)
 DRILL_DOWN_ROLES = (Role.COMPLIANCE,)
+DRILL_DOWN = "the refused reads' drill-down"
 MAX_POLICY = 200  # a policy's @id (infra/access/policies): far shorter in practice
 # A policy id as the refusals name it: any text without control characters, or `(none)`.
 POLICY_RULE = r"^[^\x00-\x1f\x7f]+$"
@@ -65,11 +67,14 @@ def check_dashboard(role: Role) -> None:
         raise DashboardNotPermittedError("dashboard", role.value, DASHBOARD_ROLES)
 
 
-def check_drill_down(role: Role) -> None:
-    """Compliance alone sees who was refused what, read by read. Asked before the query is
-    looked at, so a caller refused learns nothing of its rules."""
+def check_drill_down(role: Role, identity: Identity | None = None) -> None:
+    """Compliance alone sees who was refused what, read by read; not a compliance officer
+    scoped to some candidates, as each read names its candidate (and its reader, a
+    candidate's portal link among them), across the store. Asked before the query is looked
+    at, so a caller refused learns nothing of its rules."""
     if role not in DRILL_DOWN_ROLES:
         raise DashboardNotPermittedError("dashboard-refusals", role.value, DRILL_DOWN_ROLES)
+    check_whole_store(identity, DRILL_DOWN)
 
 
 class RefusedReads(Command):
@@ -117,11 +122,15 @@ class RefusalPage(Result):
 
 
 class RefusalQueries(DashboardQueries):
-    def dashboard_for(self, role: Role, chain: ChainHealth | None = None) -> DashboardSummary:
-        """The dashboard summary, for staff only; refusals by principal for compliance only."""
+    def dashboard_for(
+        self, role: Role, chain: ChainHealth | None = None, identity: Identity | None = None
+    ) -> DashboardSummary:
+        """The dashboard summary, for staff only; refusals by principal for compliance only,
+        and not for an `identity` scoped to some candidates: a principal refused may be a
+        candidate's portal link, named `candidate:<id>` (counts name no one)."""
         check_dashboard(role)
         summary = self.dashboard_summary(chain)
-        if role in DRILL_DOWN_ROLES:
+        if role in DRILL_DOWN_ROLES and not (identity is not None and identity.assignments):
             return summary
         refusals = summary.refusals.model_copy(
             update={
@@ -131,10 +140,12 @@ class RefusalQueries(DashboardQueries):
         )
         return summary.model_copy(update={"refusals": refusals})
 
-    def refused_reads(self, query: RefusedReads, role: Role) -> RefusalPage:
+    def refused_reads(
+        self, query: RefusedReads, role: Role, identity: Identity | None = None
+    ) -> RefusalPage:
         """The reads refused on a day (of a principal, under a policy), oldest first, a page
-        at a time; compliance only."""
-        check_drill_down(role)
+        at a time; compliance officers not scoped to some candidates only."""
+        check_drill_down(role, identity)
         view = refusal_view(query.day.isoformat(), query.principal, query.policy)
         after = decode_cursor(query.cursor, view)
         found = self.read_model().page(view, after, query.limit + 1, frozenset())

@@ -16,6 +16,7 @@ import orjson
 import typer
 from rich.text import Text
 
+from domain.errors import PickledAsItIs
 from infra.cli.common import app, console, err, fail, load_settings
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def rotate_master(
     )
 
 
-class _Stopped(BaseException):
+class _Stopped(PickledAsItIs, BaseException):
     """SIGINT or SIGTERM during a rotation: not an `Exception`, so that nothing on the way
     takes it for an error of its own; the transaction under way rolls back."""
 

@@ -18,6 +18,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from domain.errors import PickledAsItIs
 from domain.principal import principal_id
 from infra.http.problems import error_response, problem_response
 from infra.http.request_shape import refusal, taken_by
@@ -56,7 +57,7 @@ _LINK_REFUSALS = {
 }
 
 
-class Unauthenticated(Exception):  # noqa: N818  (answered as 401, never raised to a user)
+class Unauthenticated(PickledAsItIs, Exception):  # noqa: N818  (answered as 401, never raised to a user)
     def __init__(self, detail: str, presented: bool) -> None:
         super().__init__(detail)
         self.detail = detail

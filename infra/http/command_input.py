@@ -20,6 +20,7 @@ import orjson
 from fastapi import Header, Request
 from pydantic import BaseModel, StringConstraints, TypeAdapter, ValidationError, create_model
 
+from domain.errors import PickledAsItIs
 from infra.http.idempotency import MAX_KEY
 from infra.http.request_shape import duplicate_keys, query_errors, query_pairs
 from services import dto
@@ -111,7 +112,7 @@ class CommandInput:
     if_match: str | None
 
 
-class InvalidCommandInput(Exception):  # noqa: N818  (answered as a 422 problem)
+class InvalidCommandInput(PickledAsItIs, Exception):  # noqa: N818  (answered as a 422 problem)
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         super().__init__(f"{len(errors)} invalid field(s)")
         self.errors = errors

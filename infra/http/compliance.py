@@ -2,7 +2,9 @@
 of a moment, and one subject's evidence bundle as a download.
 
 Each is for compliance officers alone (403 for anyone else, before anything of the request
-is looked at: a caller refused learns none of its rules). The reads about subjects are
+is looked at: a caller refused learns none of its rules); the whole store's looks (the
+verification, the check, the overview) for those not scoped to some candidates (decisions
+0060, 0063). The reads about subjects are
 recorded reads or disclosures: the timeline and as-of reads of one candidate are the table's
 (infra/http/table.py); the whole store's case overview as of a moment records a read of each
 candidate it shows, for the purpose given, as `backcheck audit as-of` does; the evidence
@@ -12,6 +14,7 @@ whole store: they answer once it is done, as `backcheck audit verify` and `audit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -37,7 +40,7 @@ from services.audit_reads import CASE_LIST, CasesAsOfView, ReadCasesAsOf
 from services.dto import Moment, Text
 from services.errors import ScopedListError, UseCaseNotPermittedError
 from services.evidence import ExportEvidence
-from services.identity import Identity, acting_as
+from services.identity import Identity, acting_as, check_whole_store
 
 TAG = "compliance"
 
@@ -73,6 +76,23 @@ def _compliance_only(identity: Identity, what: str) -> None:
         raise UseCaseNotPermittedError(what, identity.role.value, [Role.COMPLIANCE.value])
 
 
+# the whole store's looks a token scoped to some candidates is refused (decision 0063)
+_VERIFICATION = "the chain's verification"
+_CHECK = "the rule check"
+
+
+def _whole_store(what: str, look: str) -> Callable[[Identity], None]:
+    """The verification and the check replay every candidate's events and answer of the whole
+    store (its size, its head; violations and problems naming candidates): for compliance
+    officers not scoped to some candidates, as the overview below."""
+
+    def check(identity: Identity) -> None:
+        _compliance_only(identity, what)
+        check_whole_store(identity, look)
+
+    return check
+
+
 def _every_case(identity: Identity) -> None:
     """The whole store's overview names every candidate, as a list does: for compliance
     officers not scoped to some candidates (services/audit_reads.py asks it again)."""
@@ -85,10 +105,12 @@ def install(
     app: FastAPI, application: Backcheck, authenticator: Authenticator, settings: Settings
 ) -> None:
     signed_in = Depends(authenticator)
+    verifier = _whole_store("audit-verify", _VERIFICATION)
+    checker = _whole_store("audit-check", _CHECK)
 
     def verification(request: Request, identity: Identity = signed_in) -> Response:
         try:
-            _compliance_only(identity, "audit-verify")
+            verifier(identity)
             with StoreVerification(settings, workers=1) as run:
                 verdict = run.run()
         except Exception as e:
@@ -98,7 +120,7 @@ def install(
 
     def violations(request: Request, identity: Identity = signed_in) -> Response:
         try:
-            _compliance_only(identity, "audit-check")
+            checker(identity)
             found = list(application.violations())
             events = application.recorder.max_notification_id() or 0
         except Exception as e:
@@ -197,24 +219,28 @@ def install(
     app.router.add_api_route(
         "/v1/audit/verification",
         verification,
-        route_class_override=only("audit-verify"),
+        route_class_override=checked_first(authenticator, verifier),
         methods=["GET"],
         tags=[TAG],
         responses=problems,
         summary="audit-verify",
         description="Recompute the hash chain over every stored event and hold it to the "
-        "signed checkpoints kept with the store: `intact`, the head, the first bad position.",
+        "signed checkpoints kept with the store: `intact`, the head, the first bad position. "
+        "The whole store's: a token scoped to some candidates is refused it (403 "
+        "`outside-assignments`), before anything is read.",
     )
     app.router.add_api_route(
         "/v1/audit/violations",
         violations,
-        route_class_override=only("audit-check"),
+        route_class_override=checked_first(authenticator, checker),
         methods=["GET"],
         tags=[TAG],
         response_model=Violations,
         responses=problems,
         summary="audit-check",
-        description="Replay the whole stream: every broken rule with its position.",
+        description="Replay the whole stream: every broken rule with its position. The whole "
+        "store's: a token scoped to some candidates is refused it (403 "
+        "`outside-assignments`), before anything is read.",
     )
     app.router.add_api_route(
         "/v1/audit/as-of",

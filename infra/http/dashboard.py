@@ -42,7 +42,6 @@ from infra.http.auth import Authenticator, Unauthenticated, checked_first
 from infra.http.head import is_head
 from infra.http.problems import PROBLEM_JSON, error_problem, error_response, problem_response
 from infra.http.routes import PROBLEMS
-from services.access import Role
 from services.application import Backcheck
 from services.dashboard import ChainHealth, DashboardSummary
 from services.identity import Identity
@@ -173,8 +172,8 @@ def install(
     def chain() -> ChainHealth | None:
         return chain_health(settings) if settings is not None else None
 
-    def summary_for(role: Role) -> DashboardSummary:
-        return application.dashboard_for(role, chain())
+    def summary_for(identity: Identity) -> DashboardSummary:
+        return application.dashboard_for(identity.role, chain(), identity)
 
     def summary(request: Request, identity: Identity = signed_in) -> Response:
         """The dashboard: the pipeline, checks, turnaround, consents, erasures, refused reads
@@ -185,7 +184,7 @@ def install(
         The same, live: `GET /v1/dashboard/stream` sends it as a `summary` event at once and
         again each time an event is committed."""
         try:
-            found = summary_for(identity.role)
+            found = summary_for(identity)
         except Exception as e:
             return error_response(request, e)
         return Response(
@@ -195,7 +194,7 @@ def install(
     async def stream(request: Request, identity: Identity = signed_in) -> Response:
         credential = authenticator.credential(request)  # checked by the route: kept to recheck
         try:
-            first = await to_thread.run_sync(summary_for, identity.role)
+            first = await to_thread.run_sync(summary_for, identity)
         except Exception as e:
             return error_response(request, e)
         release = streams.take(identity.principal)
@@ -237,7 +236,7 @@ def install(
             try:
                 head = await to_thread.run_sync(application.recorder.max_notification_id)
                 if (head or 0) != sent:
-                    found = await to_thread.run_sync(summary_for, identity.role)
+                    found = await to_thread.run_sync(summary_for, identity)
                 elif loop.time() - quiet_since >= heartbeat_seconds:
                     # a revoked or expired credential ends the stream
                     again = await to_thread.run_sync(authenticator.identify, credential)
@@ -289,13 +288,16 @@ def install(
         and decided by `policy` when given, oldest first. Each names when, who (principal,
         role, how signed in), why (purpose), which view of which candidate (by id), the
         categories refused and the deciding policies: never a personal value. Compliance
-        officers only; nothing is recorded (nothing personal is read)."""
+        officers not scoped to some candidates only (each read names its candidate, across the
+        store: a scoped token is refused it, 403 `outside-assignments`); nothing is recorded
+        (nothing personal is read)."""
         try:
             page = application.refused_reads(
                 RefusedReads(
                     day=day, principal=principal, policy=policy, cursor=cursor, limit=limit
                 ),
                 identity.role,
+                identity,
             )
         except Exception as e:
             return error_response(request, e)
@@ -348,7 +350,7 @@ def install(
         "/v1/dashboard/refusals",
         refusals,
         route_class_override=checked_first(
-            authenticator, lambda identity: check_drill_down(identity.role)
+            authenticator, lambda identity: check_drill_down(identity.role, identity)
         ),
         methods=["GET"],
         tags=[TAG],

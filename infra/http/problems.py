@@ -31,9 +31,9 @@ from infra.problem import (
     field_name,
     invalid_detail,
     problem_for,
+    told_away_from_the_store,
 )
 from infra.problem import problem_type as problem_type
-from services.errors import AggregateMissingError
 
 PROBLEM_JSON = "application/problem+json"
 MAX_LOGGED = 1_000  # characters of a problem's detail in the server's log line, then "..."
@@ -140,17 +140,6 @@ def invalid(request: Request, errors: list[dict[str, str]]) -> JSONResponse:
     return JSONResponse(_invalid_body(request, errors), status_code=422, media_type=PROBLEM_JSON)
 
 
-# Where an API client finds the ids of each kind: the route that lists them (the command
-# line's words name `backcheck events`, a command of the operator's machine). A kind no route
-# lists is told no place.
-LISTED_OVER_HTTP = {
-    "candidate": "list with `GET /v1/candidates`",
-    "investigation": "list with `GET /v1/investigations`",
-    "report": "list with `GET /v1/reports`",
-    "consent": "list with `GET /v1/candidates/{candidate_id}/consents`",
-}
-
-
 @dataclass(frozen=True)
 class ErrorProblem:
     """The problem an error is answered with: its status, its members, its headers."""
@@ -168,8 +157,7 @@ def error_problem(
     line naming the request, how it was `answered` and the problem."""
     if isinstance(error, ValidationError):
         return ErrorProblem(422, _invalid_body(request, field_errors(list(error.errors()))))
-    if isinstance(error, AggregateMissingError):
-        error = error.listed_by(LISTED_OVER_HTTP.get(error.kind))
+    error = told_away_from_the_store(error)  # an unknown id: the route that lists its kind
     breaker = getattr(request.app.state, "breaker", None)
     if breaker is not None:
         breaker.saw(error)  # infra/http/breaker.py: a store gone is said at once from now on

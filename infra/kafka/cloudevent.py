@@ -58,6 +58,8 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import StoredEvent
 
+from domain.errors import PickledAsItIs
+
 SOURCE = "/backcheck"
 CONTENT_TYPE = "application/json"
 MAX_ID_LENGTH = 256  # a command's ce_id, ce_source and ce_type are kept in its receipt
@@ -224,7 +226,7 @@ def command_headers(command_type: str, command_id: str, source: str, time: datet
     ]
 
 
-class MalformedCommandError(ValueError):
+class MalformedCommandError(PickledAsItIs, ValueError):
     """A message on the command topic that is no command event (headers or JSON); `field`
     names what is at fault: a header (`ce_id`, `content-type`, ...) or `(body)`, the value
     (as an invalid command names a body that is no JSON object)."""

@@ -61,7 +61,7 @@ from infra.kafka.topics import (
     remade_if_lost,
 )
 from infra.ops import logs, metrics
-from infra.problem import problem_for
+from infra.problem import problem_for, told_away_from_the_store
 from services.errors import CommandAlreadyAppliedError, UnknownUseCaseError
 from services.intake import CommandIntake
 from services.unit import Delivery
@@ -217,7 +217,10 @@ def decide(
     except InvalidInputError as e:
         return IntakeDecision(kind, DeadLetterReason.INVALID, _detail(e), cause=e)
     except DomainError as e:
-        return IntakeDecision(kind, DeadLetterReason.REFUSED, _detail(e), cause=e)
+        # the sending service has no shell on this machine: an unknown id is told with the
+        # API's route that lists its kind, in the outcome and the dead letter alike
+        told = told_away_from_the_store(e)
+        return IntakeDecision(kind, DeadLetterReason.REFUSED, _detail(told), cause=told)
     return IntakeDecision(
         kind, result=applied.result.model_dump(mode="json"), stored=applied.stored
     )

@@ -33,6 +33,7 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap
 
+from domain.errors import PickledAsItIs
 from infra.privacy.providers import (  # noqa: F401  (where they were, for their callers)
     KEY_CHECK_SCHEME,
     KEY_CHECK_TABLE,
@@ -61,7 +62,7 @@ log = logging.getLogger(__name__)
 MakeKeys = Callable[[UUID, list[str], list[bytes], "KeyProvider"], list[Any]]
 
 
-class WrongMasterKeyError(Exception):
+class WrongMasterKeyError(PickledAsItIs, Exception):
     """The master key is not the one this store's data keys are wrapped with: refused before
     anything is written, since a data key wrapped by it could never be opened with the
     store's own key."""

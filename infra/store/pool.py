@@ -38,13 +38,14 @@ from eventsourcing.sqlite import (
 )
 from eventsourcing.utils import Environment, EnvType
 
+from domain.errors import PickledAsItIs
 from infra.config.parsing import ConfigError
 
 STATEMENTS_KEPT = 64  # a connection's prepared statements, least recently used dropped
 NO_STORE = "no store there (BACKCHECK_DATABASE_URL, else DATA_DIR/backcheck.sqlite)"
 
 
-class NotAStoreError(ValueError):
+class NotAStoreError(PickledAsItIs, ValueError):
     """A file where the store should be that is not one: not an SQLite database, damaged, or
     without the store's events table (empty, or another program's database)."""
 

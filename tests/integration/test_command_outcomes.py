@@ -259,6 +259,34 @@ def test_a_command_naming_a_record_that_is_not_there_is_answered_naming_its_fiel
     assert found["problem"]["field"] == "consent_id"
 
 
+def test_an_unknown_id_is_answered_with_the_route_that_lists_its_kind_not_a_shell_command(
+    app: Backcheck,
+) -> None:
+    """A service sending commands has no shell on the store's machine: its answer, and the
+    dead letter, name the API's route that lists ids of that kind, word for word as the HTTP
+    API's 404 does (review, fourteenth session: they said "list with `backcheck events`")."""
+    intake = CommandIntake(app)
+    nobody = uuid4()
+    sent = {
+        "candidate": message(body(request_consent(nobody)), headers("request-consent", "u-1")),
+        "consent": message(body(grant_consent(nobody, SENT)), headers("grant-consent", "u-2")),
+    }
+    listed = {
+        "candidate": "`GET /v1/candidates`",
+        "consent": "`GET /v1/candidates/{candidate_id}/consents`",
+    }
+
+    for kind, msg in sent.items():
+        decision = decide(intake, msg)
+        _, found = answer(msg, decision)
+
+        told = f"no {kind} with id {nobody}; check the id (list with {listed[kind]})"
+        assert found["problem"]["rule"] == "AggregateMissing"
+        assert found["problem"]["detail"] == told
+        assert decision.error == f"AggregateMissing: {told}"  # the dead letter's dlq_error
+        assert "backcheck events" not in json.dumps(found)
+
+
 MALFORMED_AT = [
     ("ce_id", b"{}", [h for h in headers("register-candidate") if h[0] != "ce_id"]),
     (
