@@ -20,7 +20,14 @@ from infra.audit.merkle import NodeSource
 from infra.privacy.erasures import ERASURE_TOPICS
 from infra.store.ddl import serialise_ddl
 from infra.store.pg_pool import AfterLostConnections, retried
-from infra.store.recorder import APPEND_ONLY, Chained, _check_head, _uuid, insert_new_keys
+from infra.store.recorder import (
+    APPEND_ONLY,
+    Chained,
+    _check_head,
+    _uuid,
+    insert_new_keys,
+    refuse_lost_events,
+)
 from infra.store.subjects import backfill, index_rows, subjects_table
 from infra.store.tree import (
     FrontierCache,
@@ -188,12 +195,30 @@ class ChainedPostgresApplicationRecorder(
         by the lock every insert of the library takes)."""
         serialise_ddl(curs)
         curs.execute(
-            "SELECT count(*) AS found FROM pg_class c JOIN pg_namespace n "
-            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
-            (self.datastore.schema, self.subjects_table_name),
+            "SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname IN (%s, %s, %s)",
+            (
+                self.datastore.schema,
+                self.subjects_table_name,
+                self.events_table_name,
+                self.chain_table_name,
+            ),
         )
-        row = curs.fetchone()
-        indexed = row is not None and row["found"] > 0
+        found = {row["name"] for row in curs.fetchall()}
+        if self.chain_table_name in found and self.events_table_name not in found:
+            schema = Identifier(self.datastore.schema)
+            curs.execute(
+                SQL("SELECT count(*) AS links FROM {}.{}").format(
+                    schema, Identifier(self.chain_table_name)
+                )
+            )
+            row = curs.fetchone()
+            refuse_lost_events(
+                f"the schema {self.datastore.schema}",
+                self.events_table_name,
+                row["links"] if row is not None else 0,
+            )
+        indexed = self.subjects_table_name in found
         super()._create_table(curs)
         if not indexed:
             curs.execute(self.lock_events_statement)

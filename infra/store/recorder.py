@@ -27,7 +27,7 @@ from infra.audit.merkle import NodeSource
 from infra.privacy.erasures import ERASURE_TOPICS, erasures_in
 from infra.store.filelock import for_database
 from infra.store.group_commit import GroupCommit
-from infra.store.pool import write_transaction
+from infra.store.pool import NotAStoreError, write_transaction
 from infra.store.statements import chunks, values
 from infra.store.subjects import backfill, index_rows, subjects_table
 from infra.store.tree import (
@@ -95,6 +95,18 @@ def _check_head(head: Head, last_event_before: int | None, first_new: int) -> No
             f"the chain ends at position {head.position} but the log has records up to "
             f"{last_event_before} before the new position {first_new}: records were written "
             "around the recorder; run `backcheck audit verify`"
+        )
+
+
+def refuse_lost_events(where: str, events_table: str, links: int) -> None:
+    """A store whose events table is gone (dropped outside backcheck) while its chain still
+    links records is refused, not given a new, empty events table: every command would read
+    an empty log without a word (only `audit verify`, and a write, would find it)."""
+    if links:
+        raise NotAStoreError(
+            where,
+            f"its events table {events_table} is gone while its chain links {links} records "
+            "(removed outside backcheck; nothing was made)",
         )
 
 
@@ -182,12 +194,16 @@ class ChainedSQLiteApplicationRecorder(Chained, SQLiteApplicationRecorder):
 
     def _create_table(self, c: SQLiteCursor) -> None:
         """The tables, and for a store written before the subject index, the index filled in
-        from the log, in the same transaction."""
+        from the log, in the same transaction; none over a chain whose records are gone."""
         c.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-            (self.subjects_table_name,),
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?, ?)",
+            (self.subjects_table_name, self.events_table_name, self.chain_table_name),
         )
-        indexed = c.fetchone() is not None
+        found = {row[0] for row in c.fetchall()}
+        if self.chain_table_name in found and self.events_table_name not in found:
+            c.execute(f"SELECT COUNT(*) FROM {self.chain_table_name}")
+            refuse_lost_events(self.datastore.pool.db_name, self.events_table_name, c.fetchone()[0])
+        indexed = self.subjects_table_name in found
         super()._create_table(c)
         if not indexed:
 
