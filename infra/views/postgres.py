@@ -9,7 +9,8 @@ tracking record the second time, and the runner takes up from the stored positio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -18,6 +19,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from infra.privacy.sealing import Sealer
 from infra.store.ddl import SerialisedTrackingDDL, serialise_ddl
+from infra.store.filelock import AlreadyRunningError
 from infra.store.pg_pool import retried
 from infra.views.codec import Codec, Parsed
 from infra.views.kept import Kept
@@ -185,6 +187,31 @@ class PostgresViewStore(SerialisedTrackingDDL, PostgresTrackingRecorder):
         return rows.touched()
 
     # --- a rebuild, aside ------------------------------------------------------------------
+
+    @contextmanager
+    def rebuilding(self) -> Iterator[None]:
+        """An advisory lock of the session, on a connection held for the rebuild (the server
+        lets it go if the process dies): a second rebuild would drop the first's table aside,
+        make it again and write into it too."""
+        with self.datastore.get_connection() as conn:
+            found = conn.execute(
+                "SELECT pg_try_advisory_lock(%s, hashtext(%s)) AS held",
+                (VIEWS_LOCK, f"{self.table}:rebuild"),
+            ).fetchone()
+            conn.commit()
+            if not (found and found["held"]):
+                raise AlreadyRunningError(
+                    f"another rebuild of the views {self.table} is running in the schema "
+                    f"{self.schema_name}; try again when it is done"
+                )
+            try:
+                yield
+            finally:
+                conn.execute(
+                    "SELECT pg_advisory_unlock(%s, hashtext(%s))",
+                    (VIEWS_LOCK, f"{self.table}:rebuild"),
+                )
+                conn.commit()
 
     def start_aside(self) -> None:
         def start() -> None:

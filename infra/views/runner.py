@@ -259,7 +259,7 @@ class ViewRunner:
         here and in other processes, keep the complete views they had, kept current by their
         runners, until the new ones hold every event those hold; then one transaction puts
         the new ones in their place. Cut off, it leaves the views as they were."""
-        with self._lock:
+        with self._lock, self.store.rebuilding():
             self.store.start_aside()
             try:
                 position = 0

@@ -6,6 +6,8 @@ import os
 import sqlite3
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -13,7 +15,7 @@ from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRe
 
 from infra.config.parsing import ConfigError
 from infra.privacy.sealing import Sealer
-from infra.store.filelock import for_database
+from infra.store.filelock import for_database, running_alone
 from infra.store.pool import (
     Datastore,
     NotAViewsFileError,
@@ -186,6 +188,15 @@ class SQLiteViewStore(SQLiteTrackingRecorder):
             )
 
     # --- a rebuild, aside ------------------------------------------------------------------
+
+    def rebuilding(self) -> AbstractContextManager[None]:
+        """A lock file beside the views file, held for the rebuild (the kernel lets it go if
+        the process dies): a second rebuild would drop the first's table aside, make it again
+        and write into it too."""
+        path = Path(f"{self.datastore.pool.db_name}.rebuild-lock")
+        return running_alone(
+            path, f"rebuild of the views in {path.name.removesuffix('.rebuild-lock')}"
+        )
 
     def start_aside(self) -> None:
         """An empty table aside for a rebuild (one left by a rebuild cut off is dropped)."""

@@ -9,6 +9,7 @@ position in one transaction. Within one batch, rows are cached and written once 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
@@ -115,6 +116,11 @@ class ViewStore(Protocol):
 
     # A rebuild is written aside and swapped in (decision 0061): readers keep the complete
     # views they had until the new ones are complete.
+
+    def rebuilding(self) -> AbstractContextManager[None]:
+        """Held while a rebuild runs: one at a time (two would write into one table aside);
+        another one already running is AlreadyRunningError, at once."""
+        ...
 
     def start_aside(self) -> None:
         """An empty table aside for a rebuild (one a rebuild cut off left is dropped)."""

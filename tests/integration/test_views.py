@@ -20,6 +20,7 @@ from domain.classification import ERASED_VALUE, WITHHELD_VALUE, PersonalField
 from infra.bootstrap import build_app
 from infra.config import Settings
 from infra.demo import tell_story
+from infra.store.filelock import AlreadyRunningError
 from infra.store.recorder import chained
 from infra.views.runner import ViewRunner
 from infra.views.sqlite import RETIRED, ROWS_COLUMNS
@@ -279,6 +280,30 @@ class ViewStoreContract(ABC):
         assert runner.store.dump() == reference(demo_app)
         assert runner_of(other).catch_up() == position  # takes up the swapped-in views
         assert other.read_profile(recruiter_read(written[0])).outcome != "refused"
+
+    def test_a_second_rebuild_while_one_runs_is_refused_at_once_and_the_first_completes(
+        self, demo_app: Backcheck, other: Backcheck
+    ) -> None:
+        """Two rebuilds at once would write into one table aside (the second drops the
+        first's, makes it again, and both fill it): the second is refused before it starts."""
+        runner = runner_of(demo_app)
+        runner.catch_up()
+        before = runner.store.dump()
+        refused: list[str] = []
+
+        def second_meanwhile(at: int, head: int) -> None:
+            if not refused:
+                with pytest.raises(AlreadyRunningError) as raised:
+                    runner_of(other).rebuild(batch=10)
+                refused.append(str(raised.value))
+
+        runner.rebuild(batch=10, progress=second_meanwhile)
+
+        assert refused
+        assert "rebuild" in refused[0]
+        assert "try again when it is done" in refused[0]
+        assert runner.store.dump() == before
+        assert runner_of(other).rebuild(batch=10) == runner.position  # once the first is done
 
     def test_a_store_whose_migration_marker_a_rebuild_deleted_opens_again(
         self, app: Backcheck, clock: FakeClock
